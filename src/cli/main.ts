@@ -1,0 +1,95 @@
+import { Command, Option } from 'commander';
+import { ROLES } from '../platform/http/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
+import { migrate } from '../platform/db/index.ts';
+import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
+import { createUser } from '../identity/users/index.ts';
+import { withTenant } from '../platform/db/index.ts';
+import { runServer } from '../server.ts';
+import { CliError, withDatabase } from './database-command.ts';
+
+function config(): Config {
+  return loadConfig(process.env);
+}
+
+const program = new Command('mercato')
+  .description('Mercato: event-driven commerce backend. Reads the same environment as the server (see README).')
+  .showHelpAfterError();
+
+program
+  .command('start')
+  .description('serve the API (embedded PGlite unless DATABASE_URL is set); applies migrations first')
+  .action(async () => {
+    await runServer(config());
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .action(async () => {
+    await withDatabase(config(), async (ctx) => {
+      const result = await migrate(ctx.db);
+      if (result.error) throw result.error;
+      console.log(
+        result.applied.length ? `applied ${result.applied.join(', ')}` : 'the database is up to date (migrations applied)',
+      );
+    });
+  });
+
+const tenants = program.command('tenants').description('manage tenants');
+tenants
+  .command('create')
+  .description('create a tenant and its first admin user')
+  .requiredOption('--slug <slug>', 'URL-safe id: lowercase letters, digits and dashes')
+  .requiredOption('--name <name>', 'display name')
+  .requiredOption('--admin-email <email>', "the tenant admin's email")
+  .requiredOption('--admin-password <password>', "the tenant admin's password (12 to 128 characters)")
+  .action(async (opts: { slug: string; name: string; adminEmail: string; adminPassword: string }) => {
+    await withDatabase(config(), async (_ctx, identity) => {
+      const { tenant, admin } = await createTenant(identity.deps.db, {
+        slug: opts.slug,
+        name: opts.name,
+        adminEmail: opts.adminEmail,
+        adminPassword: opts.adminPassword,
+      });
+      console.log(JSON.stringify({ ...tenant, admin: { id: admin.id, email: admin.email, role: admin.role } }, null, 2));
+    });
+  });
+
+const users = program.command('users').description('manage users');
+users
+  .command('create')
+  .description('create a user in a tenant')
+  .requiredOption('--tenant <slug>', 'tenant slug (use "platform" for a platform admin)')
+  .requiredOption('--email <email>', 'email')
+  .requiredOption('--password <password>', 'password (12 to 128 characters)')
+  .option('--name <name>', 'display name', '')
+  .addOption(new Option('--role <role>', 'role').choices([...ROLES]).default('customer'))
+  .action(async (opts: { tenant: string; email: string; password: string; name: string; role: (typeof ROLES)[number] }) => {
+    await withDatabase(config(), async (_ctx, identity) => {
+      const { db } = identity.deps;
+      const tenant = await findTenantBySlug(db, opts.tenant);
+      if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+      const user = await withTenant(db, tenant.id, (trx) =>
+        createUser(trx, {
+          tenantId: tenant.id,
+          email: opts.email,
+          password: opts.password,
+          name: opts.name || opts.email,
+          role: opts.role,
+        }),
+      );
+      console.log(JSON.stringify(user, null, 2));
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
+  else if (error instanceof CliError) console.error(error.message);
+  else if (error instanceof AppError) console.error(`${error.code}: ${error.message}`);
+  else console.error(error);
+  process.exit(1);
+}

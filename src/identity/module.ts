@@ -1,0 +1,51 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { AppContext, MercatoModule } from '../platform/index.ts';
+import type { Authenticator } from '../platform/http/index.ts';
+import { addressRoutes } from './addresses/index.ts';
+import { apiKeyRoutes, authenticateApiKey } from './api-keys/index.ts';
+import { authRoutes } from './auth/index.ts';
+import type { IdentityTables } from './tables.ts';
+import { tenantRoutes } from './tenants/index.ts';
+import { createTokenService, startRefreshTokenPurge, type TokenService } from './tokens/index.ts';
+import { profileRoutes, staffRoutes } from './users/index.ts';
+
+/** What identity's route plugins and services receive. */
+export type IdentityDeps = { ctx: AppContext; db: Kysely<IdentityTables>; tokens: TokenService };
+
+export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps: IdentityDeps };
+
+/** Tenants, users, sessions, API keys, roles and addresses. Call init() (via start) before serving. */
+export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
+  const db = ctx.db.kysely as Kysely<IdentityTables>;
+  const tokens = await createTokenService(ctx, db);
+  const deps: IdentityDeps = { ctx, db, tokens };
+  let stopPurge: (() => void) | undefined;
+  return {
+    name: 'identity',
+    deps,
+    authenticate: async (credential) =>
+      credential.kind === 'apiKey' || credential.token.startsWith('mk_')
+        ? authenticateApiKey(deps, credential.token)
+        : tokens.authenticate(credential.token),
+    async rootRoutes(app: FastifyInstance) {
+      app.get('/.well-known/jwks.json', { config: { rateLimit: false }, schema: { hide: true } }, async () =>
+        tokens.jwks(),
+      );
+    },
+    async routes(app: FastifyInstance) {
+      await app.register(tenantRoutes(deps));
+      await app.register(authRoutes(deps));
+      await app.register(profileRoutes(deps));
+      await app.register(staffRoutes(deps));
+      await app.register(addressRoutes(deps));
+      await app.register(apiKeyRoutes(deps));
+    },
+    async start() {
+      stopPurge = startRefreshTokenPurge(deps);
+    },
+    async stop() {
+      stopPurge?.();
+    },
+  };
+}

@@ -1,0 +1,236 @@
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+
+/** Every module Mercato can run in one process; MERCATO_MODULES picks a subset. */
+export const MODULES = ['identity'] as const;
+export type ModuleName = (typeof MODULES)[number];
+
+export type Config = {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  natsUrl: string | undefined;
+  modules: ModuleName[];
+  workers: number;
+  logLevel: string;
+  demo: boolean;
+  demoPassword: string | undefined;
+  bodyLimit: number;
+  corsOrigins: string[] | '*';
+  jwt: {
+    issuer: string;
+    audience: string;
+    accessTtlSeconds: number;
+    privateKey: string | undefined;
+  };
+  refreshTtlSeconds: number;
+  rateLimit: {
+    anonymousPerMinute: number;
+    authenticatedPerMinute: number;
+    loginPerIpPerMinute: number;
+    loginFailuresPerAccount: number;
+    loginLockSeconds: number;
+  };
+  purgeIntervalSeconds: number;
+  dbPoolSize: number;
+};
+
+/** One environment variable: its default and what it does. The README table is generated from this list. */
+export type Setting = { name: string; default: string; doc: string };
+
+export const SETTINGS: Setting[] = [
+  { name: 'HOST', default: '127.0.0.1', doc: 'Address the HTTP server listens on.' },
+  { name: 'PORT', default: '3000', doc: 'Port the HTTP server listens on (0 picks a free one).' },
+  {
+    name: 'MERCATO_DATA_DIR',
+    default: '.mercato',
+    doc: 'Directory of the embedded PGlite database; unused when DATABASE_URL is set.',
+  },
+  {
+    name: 'DATABASE_URL',
+    default: '(unset: embedded PGlite)',
+    doc: 'PostgreSQL 15+ connection string, e.g. postgres://user@127.0.0.1:5432/mercato.',
+  },
+  {
+    name: 'REDIS_URL',
+    default: '(unset)',
+    doc: 'Redis 7 URL; rate limits and login throttling are then shared by every process.',
+  },
+  {
+    name: 'NATS_URL',
+    default: '(unset)',
+    doc: 'NATS server with JetStream, e.g. nats://127.0.0.1:4222; checked by /health/ready.',
+  },
+  {
+    name: 'MERCATO_MODULES',
+    default: 'all',
+    doc: `Comma-separated modules this process runs (${MODULES.join(', ')}) or \`all\`.`,
+  },
+  {
+    name: 'MERCATO_WORKERS',
+    default: '1 embedded, one per core with DATABASE_URL',
+    doc: 'HTTP worker processes (node:cluster); embedded PGlite allows only 1.',
+  },
+  { name: 'LOG_LEVEL', default: 'info', doc: 'pino level: fatal, error, warn, info, debug, trace or silent.' },
+  { name: 'MERCATO_DEMO', default: 'true', doc: 'Seed the demo tenant and users on first start.' },
+  {
+    name: 'MERCATO_DEMO_PASSWORD',
+    default: '(generated, printed once)',
+    doc: 'Password of the demo users (at least 12 characters).',
+  },
+  { name: 'MERCATO_BODY_LIMIT', default: '1048576', doc: 'Largest request body in bytes; larger answers 413.' },
+  {
+    name: 'MERCATO_CORS_ORIGINS',
+    default: '*',
+    doc: 'Comma-separated origins allowed by CORS, `*` for any, empty for none.',
+  },
+  { name: 'MERCATO_JWT_ISSUER', default: 'mercato', doc: '`iss` of access tokens, checked on every request.' },
+  { name: 'MERCATO_JWT_AUDIENCE', default: 'mercato-api', doc: '`aud` of access tokens, checked on every request.' },
+  { name: 'MERCATO_ACCESS_TOKEN_TTL', default: '900', doc: 'Access token lifetime in seconds.' },
+  { name: 'MERCATO_REFRESH_TOKEN_TTL', default: '2592000', doc: 'Refresh token lifetime in seconds (30 days).' },
+  {
+    name: 'MERCATO_JWT_PRIVATE_KEY',
+    default: '(generated on first start, kept in the database)',
+    doc: 'Ed25519 private key as PKCS#8 PEM; its public half is published at /.well-known/jwks.json.',
+  },
+  {
+    name: 'MERCATO_RATE_LIMIT_ANONYMOUS',
+    default: '300',
+    doc: 'Requests per minute per IP on routes called without a credential.',
+  },
+  {
+    name: 'MERCATO_RATE_LIMIT_AUTHENTICATED',
+    default: '1200',
+    doc: 'Requests per minute per user or API key.',
+  },
+  { name: 'MERCATO_LOGIN_RATE_LIMIT', default: '30', doc: 'Login attempts per minute per IP.' },
+  {
+    name: 'MERCATO_LOGIN_MAX_FAILURES',
+    default: '5',
+    doc: 'Failed logins per account before it is throttled for MERCATO_LOGIN_LOCK_SECONDS.',
+  },
+  { name: 'MERCATO_LOGIN_LOCK_SECONDS', default: '900', doc: 'How long an account stays throttled.' },
+  {
+    name: 'MERCATO_PURGE_INTERVAL',
+    default: '3600',
+    doc: 'Seconds between purges of expired and revoked refresh tokens.',
+  },
+  { name: 'MERCATO_DB_POOL_SIZE', default: '20', doc: 'PostgreSQL connections per process.' },
+];
+
+/** A configuration value that cannot be used; the message names the variable and what it expects. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = read(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL (${protocols.join(' or ')}), got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+function modules(env: Env): ModuleName[] {
+  const raw = read(env, 'MERCATO_MODULES');
+  if (raw === undefined || raw === 'all') return [...MODULES];
+  const names = raw.split(',').map((s) => s.trim());
+  for (const name of names) {
+    if (!(MODULES as readonly string[]).includes(name)) {
+      throw new ConfigError(`MERCATO_MODULES must list modules from ${MODULES.join(', ')} or be "all", got "${name}"`);
+    }
+  }
+  return names as ModuleName[];
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const logLevel = read(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const demoPassword = read(env, 'MERCATO_DEMO_PASSWORD');
+  if (demoPassword !== undefined && demoPassword.length < 12) {
+    throw new ConfigError('MERCATO_DEMO_PASSWORD must be at least 12 characters');
+  }
+  const workers = integer(env, 'MERCATO_WORKERS', databaseUrl ? availableParallelism() : 1, 1, 256);
+  if (!databaseUrl && workers > 1) {
+    throw new ConfigError('MERCATO_WORKERS must be 1 without DATABASE_URL: embedded PGlite is one process');
+  }
+  const cors = read(env, 'MERCATO_CORS_ORIGINS');
+  const host = env['HOST'] === undefined ? '127.0.0.1' : (read(env, 'HOST') ?? '');
+  if (host === '') throw new ConfigError('HOST must be an address to listen on, got an empty value');
+  return {
+    host,
+    port: integer(env, 'PORT', 3000, 0, 65535),
+    dataDir: resolve(read(env, 'MERCATO_DATA_DIR') ?? '.mercato'),
+    databaseUrl,
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    natsUrl: url(env, 'NATS_URL', ['nats:', 'tls:']),
+    modules: modules(env),
+    workers,
+    logLevel,
+    demo: boolean(env, 'MERCATO_DEMO', true),
+    demoPassword,
+    bodyLimit: integer(env, 'MERCATO_BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    corsOrigins:
+      env['MERCATO_CORS_ORIGINS'] === undefined || cors === '*'
+        ? '*'
+        : (cors ?? '')
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+    jwt: {
+      issuer: read(env, 'MERCATO_JWT_ISSUER') ?? 'mercato',
+      audience: read(env, 'MERCATO_JWT_AUDIENCE') ?? 'mercato-api',
+      accessTtlSeconds: integer(env, 'MERCATO_ACCESS_TOKEN_TTL', 900, 30, 86_400),
+      privateKey: read(env, 'MERCATO_JWT_PRIVATE_KEY'),
+    },
+    refreshTtlSeconds: integer(env, 'MERCATO_REFRESH_TOKEN_TTL', 30 * 86_400, 60, 365 * 86_400),
+    rateLimit: {
+      anonymousPerMinute: integer(env, 'MERCATO_RATE_LIMIT_ANONYMOUS', 300, 1, 100_000_000),
+      authenticatedPerMinute: integer(env, 'MERCATO_RATE_LIMIT_AUTHENTICATED', 1200, 1, 100_000_000),
+      loginPerIpPerMinute: integer(env, 'MERCATO_LOGIN_RATE_LIMIT', 30, 1, 100_000_000),
+      loginFailuresPerAccount: integer(env, 'MERCATO_LOGIN_MAX_FAILURES', 5, 1, 100_000_000),
+      loginLockSeconds: integer(env, 'MERCATO_LOGIN_LOCK_SECONDS', 900, 1, 86_400),
+    },
+    purgeIntervalSeconds: integer(env, 'MERCATO_PURGE_INTERVAL', 3600, 1, 86_400),
+    dbPoolSize: integer(env, 'MERCATO_DB_POOL_SIZE', 20, 1, 1000),
+  };
+}

@@ -1,0 +1,1 @@
+export { type Config, ConfigError, loadConfig, MODULES, type ModuleName, SETTINGS, type Setting } from './config.ts';

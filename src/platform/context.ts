@@ -1,0 +1,30 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from './config/index.ts';
+import type { Database } from './db/index.ts';
+import type { CounterStore } from './http/counter-store.ts';
+import type { HealthCheck, Logger, Metrics } from './observability/index.ts';
+
+/** What every module receives: the shared resources of one process. Passed as an argument, never global. */
+export type AppContext = {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  metrics: Metrics;
+  redis: Redis | undefined;
+  nats: NatsConnection | undefined;
+  counters: CounterStore;
+};
+
+/** A module mounts its routes under /api/v1 and may run background jobs while the process lives. */
+export type MercatoModule = {
+  name: string;
+  /** Mounts routes; called inside a Fastify plugin prefixed with /api/v1. */
+  routes?(app: FastifyInstance): Promise<void>;
+  /** Routes outside /api/v1 (for example /.well-known/jwks.json). */
+  rootRoutes?(app: FastifyInstance): Promise<void>;
+  healthChecks?: HealthCheck[];
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+};

@@ -1,0 +1,13 @@
+export {
+  createPglite,
+  type Database,
+  type DatabaseOptions,
+  openDatabase,
+  openPglite,
+  openPostgres,
+  type PoolStats,
+  type ScriptRunner,
+} from './database.ts';
+export { DataDirInUseError, lockDataDir } from './data-dir-lock.ts';
+export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
+export { APP_ROLE, withSystem, withTenant } from './tenant-context.ts';

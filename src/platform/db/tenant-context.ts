@@ -1,0 +1,31 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+
+/** The NOLOGIN role every request transaction runs as; it owns no table and cannot bypass RLS. */
+export const APP_ROLE = 'mercato_app';
+
+/**
+ * Runs fn in a transaction scoped to one tenant: the role is switched to APP_ROLE and
+ * `app.tenant_id` set, both transaction-local, so row-level security holds even for a query
+ * that forgets its tenant filter. One statement sets both, to keep the round trips down.
+ */
+export async function withTenant<DB, T>(
+  db: Kysely<DB>,
+  tenantId: string,
+  fn: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
+      trx,
+    );
+    return fn(trx);
+  });
+}
+
+/**
+ * Runs fn in a transaction with the connecting (owner) role, outside any tenant. Only for
+ * platform work that has no tenant yet: resolving a tenant slug, a credential lookup by hash,
+ * creating a tenant, purge jobs.
+ */
+export async function withSystem<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(fn);
+}

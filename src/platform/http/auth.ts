@@ -1,0 +1,81 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from './errors.ts';
+
+export const ROLES = ['customer', 'staff', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** The slug of the tenant whose admins are platform admins (they create and list tenants). */
+export const PLATFORM_TENANT = 'platform';
+
+/** Who is calling: a signed-in user (access token) or a machine (API key). The tenant comes from here only. */
+export type Principal =
+  | { kind: 'user'; tenantId: string; tenantSlug: string; userId: string; role: Role; sessionId: string }
+  | { kind: 'apiKey'; tenantId: string; tenantSlug: string; apiKeyId: string; permissions: string[] };
+
+export type Credential = { kind: 'bearer' | 'apiKey'; token: string };
+
+/** Turns a credential into a principal, or throws AppError INVALID_TOKEN. Supplied by the identity module. */
+export type Authenticator = (credential: Credential) => Promise<Principal>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+/** Reads `Authorization: Bearer …` or `X-API-Key: …`; undefined when the request carries neither. */
+export function readCredential(request: FastifyRequest): Credential | undefined {
+  const apiKey = request.headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey !== '') return { kind: 'apiKey', token: apiKey };
+  const header = request.headers.authorization;
+  if (header === undefined || header === '') return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw new AppError('INVALID_TOKEN', 'Authorization header must be "Bearer <token>"');
+  return { kind: 'bearer', token: match[1]! };
+}
+
+type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+/** The principal of an authenticated request, or 401. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('UNAUTHENTICATED', 'this route needs an access token or API key');
+  return request.principal;
+}
+
+/** The signed-in user of the request, or 401/403 when there is none or the caller is an API key. */
+export function userOf(request: FastifyRequest): Extract<Principal, { kind: 'user' }> {
+  const principal = principalOf(request);
+  if (principal.kind !== 'user') throw new AppError('FORBIDDEN', 'this route needs a user, not an API key');
+  return principal;
+}
+
+/** preHandler: a signed-in user holding one of the roles (any role when none is named). */
+export function requireUser(...roles: Role[]): Guard {
+  return async (request) => {
+    const user = userOf(request);
+    if (roles.length > 0 && !roles.includes(user.role)) {
+      throw new AppError('FORBIDDEN', `this route needs role ${roles.join(' or ')}`);
+    }
+  };
+}
+
+/** preHandler: an admin user, or an API key granted the permission. */
+export function requirePermission(permission: string): Guard {
+  return async (request) => {
+    const principal = principalOf(request);
+    if (principal.kind === 'user' && principal.role === 'admin') return;
+    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    throw new AppError('FORBIDDEN', `this route needs permission ${permission}`);
+  };
+}
+
+/** preHandler: an admin of the platform tenant. */
+export const requirePlatformAdmin: Guard = async (request) => {
+  const user = userOf(request);
+  if (user.tenantSlug !== PLATFORM_TENANT || user.role !== 'admin') {
+    throw new AppError('FORBIDDEN', 'this route is for platform admins');
+  }
+};
+
+/** OpenAPI security requirement for routes that take a credential. */
+export const SECURED: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];

@@ -1,0 +1,65 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Fixed-window counters keyed by string, for throttles that count something other than
+ * requests (failed logins). In memory when embedded; in Redis when configured, so every
+ * process shares them.
+ */
+export type CounterStore = {
+  /** Adds one to key and returns the count in the current window and the seconds left in it. */
+  increment(key: string, windowSeconds: number): Promise<{ count: number; ttlSeconds: number }>;
+  peek(key: string): Promise<{ count: number; ttlSeconds: number }>;
+  reset(key: string): Promise<void>;
+};
+
+export function memoryCounterStore(now: () => number = Date.now): CounterStore {
+  const windows = new Map<string, { count: number; resetAt: number }>();
+  const live = (key: string) => {
+    const w = windows.get(key);
+    if (w && w.resetAt <= now()) {
+      windows.delete(key);
+      return undefined;
+    }
+    return w;
+  };
+  const view = (w: { count: number; resetAt: number } | undefined) =>
+    w ? { count: w.count, ttlSeconds: Math.max(1, Math.ceil((w.resetAt - now()) / 1000)) } : { count: 0, ttlSeconds: 0 };
+  const sweep = setInterval(() => {
+    for (const key of windows.keys()) live(key);
+  }, 60_000);
+  sweep.unref();
+  return {
+    async increment(key, windowSeconds) {
+      const w = live(key) ?? { count: 0, resetAt: now() + windowSeconds * 1000 };
+      w.count += 1;
+      windows.set(key, w);
+      return view(w);
+    },
+    async peek(key) {
+      return view(live(key));
+    },
+    async reset(key) {
+      windows.delete(key);
+    },
+  };
+}
+
+const INCREMENT = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('TTL', KEYS[1])}`;
+
+export function redisCounterStore(redis: Redis, prefix = 'mercato:counter:'): CounterStore {
+  return {
+    async increment(key, windowSeconds) {
+      const [count, ttl] = (await redis.eval(INCREMENT, 1, prefix + key, windowSeconds)) as [number, number];
+      return { count, ttlSeconds: Math.max(1, ttl) };
+    },
+    async peek(key) {
+      const [count, ttl] = await Promise.all([redis.get(prefix + key), redis.ttl(prefix + key)]);
+      return { count: Number(count ?? 0), ttlSeconds: Math.max(0, ttl) };
+    },
+    async reset(key) {
+      await redis.del(prefix + key);
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * The one error catalogue. Every error Mercato answers with has a stable `code`, an HTTP status
+ * and a title here; a route throws `new AppError('NOT_FOUND', 'user 42 not found')` and the
+ * error handler turns it into RFC 9457 application/problem+json.
+ */
+export const ERRORS = {
+  ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  NOT_FOUND: { status: 404, title: 'Resource not found' },
+  VALIDATION_FAILED: { status: 400, title: 'Request is invalid' },
+  MALFORMED_BODY: { status: 400, title: 'Request body is not valid JSON' },
+  UNAUTHENTICATED: { status: 401, title: 'Authentication required' },
+  INVALID_TOKEN: { status: 401, title: 'Credential is invalid or expired' },
+  INVALID_CREDENTIALS: { status: 401, title: 'Email or password is wrong' },
+  REFRESH_TOKEN_REUSED: { status: 401, title: 'Refresh token was already used; its session is revoked' },
+  FORBIDDEN: { status: 403, title: 'Not allowed' },
+  CONFLICT: { status: 409, title: 'Conflicts with the current state' },
+  EMAIL_TAKEN: { status: 409, title: 'Email already registered' },
+  TENANT_SLUG_TAKEN: { status: 409, title: 'Tenant slug already taken' },
+  IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency-Key was used with a different request' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  LOGIN_THROTTLED: { status: 429, title: 'Too many login attempts' },
+  INTERNAL: { status: 500, title: 'Internal error' },
+  SERVICE_UNAVAILABLE: { status: 503, title: 'Service unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** One failing field of a request, by JSON pointer into the request part named. */
+export type FieldError = { in: 'body' | 'query' | 'params' | 'headers'; pointer: string; message: string };
+
+export type ProblemExtras = { errors?: FieldError[]; retryAfterSeconds?: number; [key: string]: unknown };
+
+export class AppError extends Error {
+  override name = 'AppError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly extras: ProblemExtras;
+
+  constructor(code: ErrorCode, detail?: string, extras: ProblemExtras = {}, options?: { cause?: unknown }) {
+    super(detail ?? ERRORS[code].title, options);
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.extras = extras;
+  }
+}
+
+export type Problem = {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail: string;
+  instance?: string;
+  requestId?: string;
+  errors?: FieldError[];
+  [key: string]: unknown;
+};
+
+/** `type` URIs are stable URNs: a client may switch on them or on `code`. */
+export function problemType(code: ErrorCode): string {
+  return `urn:mercato:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}
+
+export function toProblem(error: AppError, instance?: string, requestId?: string): Problem {
+  const { retryAfterSeconds: _hidden, ...extras } = error.extras;
+  return {
+    type: problemType(error.code),
+    title: ERRORS[error.code].title,
+    status: error.status,
+    code: error.code,
+    detail: error.message,
+    ...(instance ? { instance } : {}),
+    ...(requestId ? { requestId } : {}),
+    ...extras,
+  };
+}

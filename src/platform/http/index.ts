@@ -1,0 +1,19 @@
+export { type AppOptions, buildApp } from './app.ts';
+export {
+  type Authenticator,
+  type Credential,
+  PLATFORM_TENANT,
+  type Principal,
+  principalOf,
+  ROLES,
+  type Role,
+  requirePermission,
+  requirePlatformAdmin,
+  requireUser,
+  SECURED,
+  userOf,
+} from './auth.ts';
+export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
+export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
+export { sendProblem } from './problem-handler.ts';
+export { parseTraceparent } from './request-id.ts';

@@ -1,0 +1,68 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, type FieldError, toProblem } from './errors.ts';
+
+type ValidationIssue = { instancePath?: string; message?: string; params?: Record<string, unknown>; keyword?: string };
+
+function fieldErrors(part: string, issues: ValidationIssue[]): FieldError[] {
+  const where = (['body', 'query', 'params', 'headers'].includes(part) ? part : 'body') as FieldError['in'];
+  return issues.map((issue) => {
+    let pointer = issue.instancePath ?? '';
+    // A missing property is reported on its parent; point at the property itself.
+    const missing = issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty'];
+    if (issue.keyword === 'required' && missing !== undefined) pointer += `/${[missing].flat().join(',')}`;
+    const extra = issue.params?.['additionalProperties'] ?? issue.params?.['additionalProperty'];
+    if (issue.keyword === 'additionalProperties' && extra !== undefined) pointer += `/${[extra].flat().join(',')}`;
+    return { in: where, pointer: pointer || '/', message: issue.message ?? 'is invalid' };
+  });
+}
+
+const FASTIFY_CODES: Record<string, AppError['code']> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED_BODY',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_BODY',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_BODY',
+};
+
+/** Maps anything thrown by a route, a hook or Fastify itself onto one AppError. */
+export function toAppError(error: FastifyError | Error): AppError {
+  if (error instanceof AppError) return error;
+  const fe = error as FastifyError & { validationContext?: string };
+  if (Array.isArray(fe.validation)) {
+    const errors = fieldErrors(fe.validationContext ?? 'body', fe.validation as ValidationIssue[]);
+    return new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  }
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new AppError(mapped, fe.message);
+  if (error instanceof SyntaxError || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new AppError('MALFORMED_BODY', 'request body is not valid JSON');
+  }
+  const status = fe.statusCode ?? 500;
+  if (status === 413) return new AppError('PAYLOAD_TOO_LARGE', fe.message);
+  if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', fe.message);
+  if (status === 404) return new AppError('NOT_FOUND', fe.message);
+  if (status >= 400 && status < 500) return new AppError('VALIDATION_FAILED', fe.message);
+  return new AppError('INTERNAL', 'an unexpected error occurred; the request id identifies it in the logs', {}, {
+    cause: error,
+  });
+}
+
+/** Sends an AppError as application/problem+json, with Retry-After when it has one. */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, appError: AppError): FastifyReply {
+  if (appError.extras.retryAfterSeconds !== undefined) {
+    reply.header('retry-after', String(Math.max(1, Math.ceil(appError.extras.retryAfterSeconds))));
+  }
+  if (appError.code === 'UNAUTHENTICATED' || appError.code === 'INVALID_TOKEN') {
+    reply.header('www-authenticate', 'Bearer');
+  }
+  return reply
+    .code(appError.status)
+    .type('application/problem+json')
+    .send(toProblem(appError, request.url.split('?')[0], String(request.id)));
+}
+
+export function problemErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const appError = toAppError(error);
+  if (appError.status >= 500) request.log.error({ err: appError.cause ?? error }, 'request failed');
+  return sendProblem(request, reply, appError);
+}

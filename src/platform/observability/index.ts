@@ -1,0 +1,3 @@
+export { checkReadiness, type HealthCheck, type ReadinessReport } from './health.ts';
+export { createLogger, type Logger } from './logger.ts';
+export { createMetrics, type Metrics } from './metrics.ts';

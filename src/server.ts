@@ -1,0 +1,129 @@
+import cluster from 'node:cluster';
+import type { FastifyInstance } from 'fastify';
+import { createIdentity } from './identity/index.ts';
+import { seedDemo } from './identity/demo.ts';
+import { lockDataDir, migrate } from './platform/db/index.ts';
+import { buildApp } from './platform/http/index.ts';
+import { type AppContext, type Config, closeContext, createContext, type MercatoModule } from './platform/index.ts';
+
+export type RunningServer = { app: FastifyInstance; ctx: AppContext; url: string; stop(): Promise<void> };
+
+/** The modules this process runs, in start order, per MERCATO_MODULES. */
+async function createModules(ctx: AppContext) {
+  const identity = await createIdentity(ctx);
+  const modules: MercatoModule[] = [];
+  if (ctx.config.modules.includes('identity')) modules.push(identity);
+  return { identity, modules };
+}
+
+/** Opens the database, applies migrations and seeds the demo data when asked; returns what to print. */
+async function prepare(ctx: AppContext): Promise<string[]> {
+  const result = await migrate(ctx.db);
+  if (result.error) throw result.error;
+  const lines: string[] = [];
+  if (result.applied.length > 0) lines.push(`Applied ${result.applied.length} migration(s).`);
+  if (ctx.config.demo) {
+    const identity = await createIdentity(ctx);
+    const seeded = await seedDemo(identity.deps, ctx.config.demoPassword);
+    if (seeded.created) {
+      lines.push(
+        'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
+        'and the platform admin admin@platform.test (tenant "platform").',
+        seeded.password && !ctx.config.demoPassword
+          ? `Their password, shown this once: ${seeded.password}`
+          : 'Their password is MERCATO_DEMO_PASSWORD.',
+      );
+    }
+  }
+  return lines;
+}
+
+/** Serves the API on config.host:config.port; stop() drains requests and closes every pool. */
+export async function startServer(config: Config, options: { prepare?: boolean } = {}): Promise<RunningServer> {
+  const release = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
+  let ctx: AppContext | undefined;
+  try {
+    ctx = await createContext(config);
+    const notes = options.prepare === false ? [] : await prepare(ctx);
+    const { identity, modules } = await createModules(ctx);
+    const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
+    await app.listen({ host: config.host, port: config.port });
+    for (const module of modules) await module.start?.();
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    for (const line of notes) console.log(line);
+    const running = ctx;
+    return {
+      app,
+      ctx,
+      url,
+      async stop() {
+        await app.close();
+        for (const module of [...modules].reverse()) await module.stop?.();
+        await closeContext(running);
+        release();
+      },
+    };
+  } catch (error) {
+    if (ctx) await closeContext(ctx);
+    release();
+    throw error;
+  }
+}
+
+function printBanner(url: string, config: Config) {
+  const where = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
+  console.log(`Mercato is serving on ${where}
+  API      ${url}/api/v1
+  Docs     ${url}/docs
+  OpenAPI  ${url}/openapi.json
+  Metrics  ${url}/metrics
+  Health   ${url}/health/ready`);
+}
+
+/** `mercato start`: one process, or a primary that prepares the database and forks MERCATO_WORKERS. */
+export async function runServer(config: Config): Promise<void> {
+  if (config.workers > 1 && cluster.isPrimary) {
+    const ctx = await createContext(config);
+    try {
+      for (const line of await prepare(ctx)) console.log(line);
+    } finally {
+      await closeContext(ctx);
+    }
+    let stopping = false;
+    for (let i = 0; i < config.workers; i++) cluster.fork();
+    cluster.on('exit', (worker, code) => {
+      if (stopping) return;
+      console.error(`worker ${worker.process.pid} exited with ${code}; starting another`);
+      cluster.fork();
+    });
+    const stop = () => {
+      stopping = true;
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    return;
+  }
+  const server = await startServer(config, { prepare: cluster.isPrimary });
+  if (cluster.isPrimary) printBanner(server.url, config);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.ctx.logger.info({ signal }, 'draining in-flight requests');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    server
+      .stop()
+      .then(() => process.exit(0))
+      .catch((error) => {
+        console.error(error);
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
