@@ -1,1 +1,2 @@
+export { configTable } from './config-table.ts';
 export { type Config, ConfigError, loadConfig, MODULES, type ModuleName, SETTINGS, type Setting } from './config.ts';

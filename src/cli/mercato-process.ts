@@ -1,0 +1,69 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/mercato.js', import.meta.url));
+
+export type MercatoProcess = {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the first output match, rejects if the process exits first. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  exited: Promise<number | null>;
+};
+
+/** Runs `mercato <args>` on the pinned Node in a child process, for tests and benchmarks. */
+export function runMercato(args: string[], env: Record<string, string | undefined>): MercatoProcess {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const listeners = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    text += chunk.toString();
+    for (const listener of listeners) listener();
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    output: () => text,
+    exited,
+    waitFor(pattern, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = text.match(pattern);
+          if (match) {
+            done();
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`timed out waiting for ${pattern}; output:\n${text}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        exited.then((code) => {
+          if (!listeners.has(check)) return;
+          done();
+          reject(new Error(`exited with ${code} before ${pattern}; output:\n${text}`));
+        });
+        check();
+      });
+    },
+  };
+}
+
+/** Runs a mercato command to completion and returns its exit code and output. */
+export async function mercato(args: string[], env: Record<string, string | undefined>) {
+  const run = runMercato(args, env);
+  const code = await run.exited;
+  return { code, output: run.output() };
+}

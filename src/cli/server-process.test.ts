@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/test-databases.ts';
+import { mercato, runMercato } from './mercato-process.ts';
+
+const PASSWORD = 'demo-password-1234';
+
+async function json(url: string, init?: RequestInit) {
+  const response = await fetch(url, init);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function login(base: string, tenant: string, email: string, password = PASSWORD) {
+  return json(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant, email, password }),
+  });
+}
+
+// Process tests start the real `mercato` command; the embedded shape is the default one.
+describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () => {
+  let dataDir: string;
+  const env = () => ({ MERCATO_DATA_DIR: dataDir, PORT: '0' });
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'mercato-data-'));
+  });
+  afterAll(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('seeds the demo on first start, prints the generated password once and the URLs', async () => {
+    const server = runMercato(['start'], env());
+    const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
+    const out = server.output();
+    const password = out.match(/shown this once: (\S+)/)?.[1];
+    expect(password).toBeDefined();
+    expect(out).toMatch(/Docs +http:\/\/127\.0\.0\.1:\d+\/docs/);
+    expect(out).toMatch(/Metrics +http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    expect((await login(base!, 'demo', 'admin@demo.test', password)).status).toBe(200);
+    expect((await login(base!, 'demo', 'customer@demo.test', password)).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(existsSync(join(dataDir, 'mercato.pid'))).toBe(false);
+
+    const again = runMercato(['start'], env());
+    await again.waitFor(/API +http/);
+    expect(again.output()).not.toMatch(/shown this once/);
+    again.child.kill('SIGINT');
+    expect(await again.exited).toBe(0);
+  });
+
+  it('says plainly that the data directory is in use when a command runs beside the server', async () => {
+    const server = runMercato(['start'], env());
+    await server.waitFor(/API +http/);
+    const result = await mercato(
+      ['tenants', 'create', '--slug', 'acme', '--name', 'Acme', '--admin-email', 'a@acme.test', '--admin-password', PASSWORD],
+      env(),
+    );
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`in use by a running Mercato (pid ${server.child.pid})`);
+    expect(result.output).toMatch(/stop that server/);
+    server.child.kill('SIGTERM');
+    await server.exited;
+
+    const created = await mercato(
+      ['tenants', 'create', '--slug', 'acme', '--name', 'Acme', '--admin-email', 'a@acme.test', '--admin-password', PASSWORD],
+      env(),
+    );
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.output)).toMatchObject({ slug: 'acme', admin: { email: 'a@acme.test', role: 'admin' } });
+    const user = await mercato(
+      ['users', 'create', '--tenant', 'acme', '--email', 'ops@acme.test', '--password', PASSWORD, '--role', 'operator'],
+      env(),
+    );
+    expect(user.code).toBe(0);
+    expect(JSON.parse(user.output)).toMatchObject({ email: 'ops@acme.test', role: 'operator' });
+  });
+
+  it('finishes a request in flight when it receives SIGTERM', async () => {
+    const server = runMercato(['start'], env());
+    const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+    // A login spends an argon2id hash (tens of milliseconds): still in flight when the signal lands.
+    const inFlight = login(base!, 'acme', 'a@acme.test');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    server.child.kill('SIGTERM');
+    expect((await inFlight).status).toBe(200);
+    expect(await server.exited).toBe(0);
+  });
+
+  it('keeps every acknowledged registration after kill -9 and takes over the stale lock', async () => {
+    const server = runMercato(['start'], env());
+    const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+    const emails = Array.from({ length: 8 }, (_, i) => `crash${i}@acme.test`);
+    const acknowledged = await Promise.all(
+      emails.map((email) =>
+        json(`${base}/api/v1/auth/register`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ tenant: 'acme', email, password: PASSWORD, name: 'Crash Test' }),
+        }),
+      ),
+    );
+    expect(acknowledged.map((r) => r.status)).toEqual(emails.map(() => 201));
+    server.child.kill('SIGKILL');
+    await server.exited;
+    expect(existsSync(join(dataDir, 'mercato.pid'))).toBe(true);
+
+    const restarted = runMercato(['start'], env());
+    const [, base2] = await restarted.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+    for (const email of emails) expect((await login(base2!, 'acme', email)).status).toBe(200);
+    restarted.child.kill('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+  });
+
+  it('stops with a message naming the variable when the configuration is bad', async () => {
+    const result = await mercato(['start'], { ...env(), PORT: 'eighty' });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain('Configuration error: PORT must be a whole number from 0 to 65535, got "eighty"');
+  });
+
+  it('answers --help for every command', async () => {
+    for (const args of [[], ['start'], ['migrate'], ['tenants', 'create'], ['users', 'create']]) {
+      const result = await mercato([...args, '--help'], env());
+      expect(result.code).toBe(0);
+      expect(result.output).toMatch(/Usage: mercato/);
+    }
+  });
+});
+
+describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL', () => {
+  it('runs the same migrations and serves with DATABASE_URL', async () => {
+    const database = await cloneTestDatabase();
+    try {
+      const migrated = await mercato(['migrate'], { DATABASE_URL: database.url });
+      expect(migrated.code).toBe(0);
+      const server = runMercato(['start'], { DATABASE_URL: database.url, PORT: '0', MERCATO_DEMO_PASSWORD: PASSWORD, MERCATO_WORKERS: '1' });
+      const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+      expect(server.output()).toContain('Mercato is serving on PostgreSQL');
+      expect((await login(base!, 'demo', 'admin@demo.test')).status).toBe(200);
+      const ready = await json(`${base}/health/ready`);
+      expect(ready).toMatchObject({ status: 200, body: { status: 'ready', checks: { postgres: 'up' } } });
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    } finally {
+      await database.drop();
+    }
+  });
+});
