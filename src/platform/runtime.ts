@@ -1,5 +1,5 @@
-import { connect as connectNats, type NatsConnection } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Redis } from 'ioredis';
 import type { Config } from './config/index.ts';
 import type { AppContext } from './context.ts';
 import { type Database, openDatabase } from './db/index.ts';
@@ -13,16 +13,27 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const db =
     overrides.db ??
-    (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize }));
+    (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.dbPoolSize,
+    }));
   let redis: Redis | undefined;
   let nats: NatsConnection | undefined;
   try {
+    // Clients are loaded only when configured, which keeps the embedded start fast.
     if (config.redisUrl) {
-      redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+      const { Redis } = await import('ioredis');
+      redis = new Redis(config.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 2,
+        enableOfflineQueue: true,
+      });
       redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
       await redis.connect();
     }
     if (config.natsUrl) {
+      const { connect: connectNats } = await import('@nats-io/transport-node');
       nats = await connectNats({
         servers: config.natsUrl,
         name: 'mercato',

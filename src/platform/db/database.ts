@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 
@@ -36,6 +36,8 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 /** Creates a PGlite instance, creating its directory when it is on disk. */
 export async function createPglite(dataDir: string, loadDataDir?: Blob): Promise<PGlite> {
   if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
+  // Loaded on demand: a process on PostgreSQL never pays for the WebAssembly build.
+  const { PGlite } = await import('@electric-sql/pglite');
   return PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
 }
 
