@@ -19,7 +19,9 @@ async function probe(name: string, url: string, suites: string, check: () => Pro
   try {
     await Promise.race([
       check(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer in ${TIMEOUT_MS} ms`)), TIMEOUT_MS)),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`no answer in ${TIMEOUT_MS} ms`)), TIMEOUT_MS),
+      ),
     ]);
     return { name, url, ok: true, suites };
   } catch (error) {
@@ -46,7 +48,11 @@ const probes = await Promise.all([
     await client.end();
   }),
   probe('Redis', redisUrl, 'Redis-backed rate limits and throttles', async () => {
-    const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const redis = new Redis(redisUrl, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     redis.on('error', () => {});
     try {
       await redis.connect();

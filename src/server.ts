@@ -1,10 +1,16 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
-import { createIdentity } from './identity/index.ts';
 import { seedDemo } from './identity/demo.ts';
+import { createIdentity } from './identity/index.ts';
 import { lockDataDir, migrate } from './platform/db/index.ts';
 import { buildApp } from './platform/http/index.ts';
-import { type AppContext, type Config, closeContext, createContext, type MercatoModule } from './platform/index.ts';
+import {
+  type AppContext,
+  type Config,
+  closeContext,
+  createContext,
+  type MercatoModule,
+} from './platform/index.ts';
 
 export type RunningServer = { app: FastifyInstance; ctx: AppContext; url: string; stop(): Promise<void> };
 
@@ -39,7 +45,10 @@ async function prepare(ctx: AppContext): Promise<string[]> {
 }
 
 /** Serves the API on config.host:config.port; stop() drains requests and closes every pool. */
-export async function startServer(config: Config, options: { prepare?: boolean } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  options: { prepare?: boolean } = {},
+): Promise<RunningServer> {
   const release = config.databaseUrl ? () => {} : lockDataDir(config.dataDir);
   let ctx: AppContext | undefined;
   try {

@@ -1,11 +1,9 @@
 import { Command, Option } from 'commander';
-import { ROLES } from '../platform/http/index.ts';
-import { AppError } from '../platform/http/index.ts';
-import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
-import { migrate } from '../platform/db/index.ts';
 import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
 import { createUser } from '../identity/users/index.ts';
-import { withTenant } from '../platform/db/index.ts';
+import { migrate, withTenant } from '../platform/db/index.ts';
+import { AppError, ROLES } from '../platform/http/index.ts';
+import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { CliError, withDatabase } from './database-command.ts';
 
@@ -14,7 +12,9 @@ function config(): Config {
 }
 
 const program = new Command('mercato')
-  .description('Mercato: event-driven commerce backend. Reads the same environment as the server (see README).')
+  .description(
+    'Mercato: event-driven commerce backend. Reads the same environment as the server (see README).',
+  )
   .showHelpAfterError();
 
 program
@@ -32,7 +32,9 @@ program
       const result = await migrate(ctx.db);
       if (result.error) throw result.error;
       console.log(
-        result.applied.length ? `applied ${result.applied.join(', ')}` : 'the database is up to date (migrations applied)',
+        result.applied.length
+          ? `applied ${result.applied.join(', ')}`
+          : 'the database is up to date (migrations applied)',
       );
     });
   });
@@ -53,7 +55,9 @@ tenants
         adminEmail: opts.adminEmail,
         adminPassword: opts.adminPassword,
       });
-      console.log(JSON.stringify({ ...tenant, admin: { id: admin.id, email: admin.email, role: admin.role } }, null, 2));
+      console.log(
+        JSON.stringify({ ...tenant, admin: { id: admin.id, email: admin.email, role: admin.role } }, null, 2),
+      );
     });
   });
 
@@ -66,23 +70,31 @@ users
   .requiredOption('--password <password>', 'password (12 to 128 characters)')
   .option('--name <name>', 'display name', '')
   .addOption(new Option('--role <role>', 'role').choices([...ROLES]).default('customer'))
-  .action(async (opts: { tenant: string; email: string; password: string; name: string; role: (typeof ROLES)[number] }) => {
-    await withDatabase(config(), async (_ctx, identity) => {
-      const { db } = identity.deps;
-      const tenant = await findTenantBySlug(db, opts.tenant);
-      if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
-      const user = await withTenant(db, tenant.id, (trx) =>
-        createUser(trx, {
-          tenantId: tenant.id,
-          email: opts.email,
-          password: opts.password,
-          name: opts.name || opts.email,
-          role: opts.role,
-        }),
-      );
-      console.log(JSON.stringify(user, null, 2));
-    });
-  });
+  .action(
+    async (opts: {
+      tenant: string;
+      email: string;
+      password: string;
+      name: string;
+      role: (typeof ROLES)[number];
+    }) => {
+      await withDatabase(config(), async (_ctx, identity) => {
+        const { db } = identity.deps;
+        const tenant = await findTenantBySlug(db, opts.tenant);
+        if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+        const user = await withTenant(db, tenant.id, (trx) =>
+          createUser(trx, {
+            tenantId: tenant.id,
+            email: opts.email,
+            password: opts.password,
+            name: opts.name || opts.email,
+            role: opts.role,
+          }),
+        );
+        console.log(JSON.stringify(user, null, 2));
+      });
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

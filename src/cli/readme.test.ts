@@ -27,32 +27,39 @@ describe('README', () => {
   });
 
   // The tour is run once, on the embedded shape it describes.
-  it.runIf(testDatabaseKind() === 'pglite')('API tour works as written against a started server', async () => {
-    const [start, ...blocks] = shellBlocks('## API tour', '## Configuration');
-    const password = start!.match(/MERCATO_DEMO_PASSWORD=(\S+)/)![1]!;
-    const dataDir = await mkdtemp(join(tmpdir(), 'mercato-readme-'));
-    const server = runMercato(['start'], { MERCATO_DATA_DIR: dataDir, PORT: '0', MERCATO_DEMO_PASSWORD: password });
-    try {
-      const [, host] = await server.waitFor(/API +http:\/\/([^\s/]+)\/api\/v1/, 120_000);
-      const script = blocks
-        .map((block, i) => `echo "<<<${i}>>>"\n${block.replaceAll('127.0.0.1:3000', host!)}`)
-        .join('\necho\n');
-      const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
-      const outputs = stdout.split(/<<<\d+>>>/).slice(1);
-      expect(outputs).toHaveLength(blocks.length);
-      const [profile, addresses, register, staff, tenant, problem] = outputs;
-      expect(profile).toContain('"email":"customer@demo.test"');
-      expect(addresses).toContain('"isDefault":true');
-      expect(register).toContain('"refreshToken"');
-      expect(staff).toContain('"role":"operator"');
-      expect(staff).toContain('"name":"warehouse sync"');
-      expect(tenant).toContain('"slug":"acme"');
-      expect(problem).toContain('"code":"UNAUTHENTICATED"');
-      for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
-    } finally {
-      server.child.kill('SIGTERM');
-      await server.exited;
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  });
+  it.runIf(testDatabaseKind() === 'pglite')(
+    'API tour works as written against a started server',
+    async () => {
+      const [start, ...blocks] = shellBlocks('## API tour', '## Configuration');
+      const password = start!.match(/MERCATO_DEMO_PASSWORD=(\S+)/)![1]!;
+      const dataDir = await mkdtemp(join(tmpdir(), 'mercato-readme-'));
+      const server = runMercato(['start'], {
+        MERCATO_DATA_DIR: dataDir,
+        PORT: '0',
+        MERCATO_DEMO_PASSWORD: password,
+      });
+      try {
+        const [, host] = await server.waitFor(/API +http:\/\/([^\s/]+)\/api\/v1/, 120_000);
+        const script = blocks
+          .map((block, i) => `echo "<<<${i}>>>"\n${block.replaceAll('127.0.0.1:3000', host!)}`)
+          .join('\necho\n');
+        const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
+        const outputs = stdout.split(/<<<\d+>>>/).slice(1);
+        expect(outputs).toHaveLength(blocks.length);
+        const [profile, addresses, register, staff, tenant, problem] = outputs;
+        expect(profile).toContain('"email":"customer@demo.test"');
+        expect(addresses).toContain('"isDefault":true');
+        expect(register).toContain('"refreshToken"');
+        expect(staff).toContain('"role":"operator"');
+        expect(staff).toContain('"name":"warehouse sync"');
+        expect(tenant).toContain('"slug":"acme"');
+        expect(problem).toContain('"code":"UNAUTHENTICATED"');
+        for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+        await rm(dataDir, { recursive: true, force: true });
+      }
+    },
+  );
 });

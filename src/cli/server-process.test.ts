@@ -58,7 +58,18 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
     const server = runMercato(['start'], env());
     await server.waitFor(/API +http/);
     const result = await mercato(
-      ['tenants', 'create', '--slug', 'acme', '--name', 'Acme', '--admin-email', 'a@acme.test', '--admin-password', PASSWORD],
+      [
+        'tenants',
+        'create',
+        '--slug',
+        'acme',
+        '--name',
+        'Acme',
+        '--admin-email',
+        'a@acme.test',
+        '--admin-password',
+        PASSWORD,
+      ],
       env(),
     );
     expect(result.code).toBe(1);
@@ -68,13 +79,38 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
     await server.exited;
 
     const created = await mercato(
-      ['tenants', 'create', '--slug', 'acme', '--name', 'Acme', '--admin-email', 'a@acme.test', '--admin-password', PASSWORD],
+      [
+        'tenants',
+        'create',
+        '--slug',
+        'acme',
+        '--name',
+        'Acme',
+        '--admin-email',
+        'a@acme.test',
+        '--admin-password',
+        PASSWORD,
+      ],
       env(),
     );
     expect(created.code).toBe(0);
-    expect(JSON.parse(created.output)).toMatchObject({ slug: 'acme', admin: { email: 'a@acme.test', role: 'admin' } });
+    expect(JSON.parse(created.output)).toMatchObject({
+      slug: 'acme',
+      admin: { email: 'a@acme.test', role: 'admin' },
+    });
     const user = await mercato(
-      ['users', 'create', '--tenant', 'acme', '--email', 'ops@acme.test', '--password', PASSWORD, '--role', 'operator'],
+      [
+        'users',
+        'create',
+        '--tenant',
+        'acme',
+        '--email',
+        'ops@acme.test',
+        '--password',
+        PASSWORD,
+        '--role',
+        'operator',
+      ],
       env(),
     );
     expect(user.code).toBe(0);
@@ -120,7 +156,9 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
   it('stops with a message naming the variable when the configuration is bad', async () => {
     const result = await mercato(['start'], { ...env(), PORT: 'eighty' });
     expect(result.code).toBe(1);
-    expect(result.output).toContain('Configuration error: PORT must be a whole number from 0 to 65535, got "eighty"');
+    expect(result.output).toContain(
+      'Configuration error: PORT must be a whole number from 0 to 65535, got "eighty"',
+    );
   });
 
   it('answers --help for every command', async () => {
@@ -138,7 +176,12 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL',
     try {
       const migrated = await mercato(['migrate'], { DATABASE_URL: database.url });
       expect(migrated.code).toBe(0);
-      const server = runMercato(['start'], { DATABASE_URL: database.url, PORT: '0', MERCATO_DEMO_PASSWORD: PASSWORD, MERCATO_WORKERS: '1' });
+      const server = runMercato(['start'], {
+        DATABASE_URL: database.url,
+        PORT: '0',
+        MERCATO_DEMO_PASSWORD: PASSWORD,
+        MERCATO_WORKERS: '1',
+      });
       const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
       expect(server.output()).toContain('Mercato is serving on PostgreSQL');
       expect((await login(base!, 'demo', 'admin@demo.test')).status).toBe(200);

@@ -4,7 +4,13 @@ import { ConfigError, loadConfig, SETTINGS } from './index.ts';
 describe('configuration', () => {
   it('starts embedded on 127.0.0.1:3000 with nothing set', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ host: '127.0.0.1', port: 3000, databaseUrl: undefined, workers: 1, demo: true });
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 3000,
+      databaseUrl: undefined,
+      workers: 1,
+      demo: true,
+    });
     expect(config.dataDir.endsWith('.mercato')).toBe(true);
     expect(config.bodyLimit).toBe(1024 * 1024);
   });

@@ -73,23 +73,43 @@ export const SETTINGS: Setting[] = [
     default: '1 embedded, one per core with DATABASE_URL',
     doc: 'HTTP worker processes (node:cluster); embedded PGlite allows only 1.',
   },
-  { name: 'LOG_LEVEL', default: 'info', doc: 'pino level: fatal, error, warn, info, debug, trace or silent.' },
+  {
+    name: 'LOG_LEVEL',
+    default: 'info',
+    doc: 'pino level: fatal, error, warn, info, debug, trace or silent.',
+  },
   { name: 'MERCATO_DEMO', default: 'true', doc: 'Seed the demo tenant and users on first start.' },
   {
     name: 'MERCATO_DEMO_PASSWORD',
     default: '(generated, printed once)',
     doc: 'Password of the demo users (at least 12 characters).',
   },
-  { name: 'MERCATO_BODY_LIMIT', default: '1048576', doc: 'Largest request body in bytes; larger answers 413.' },
+  {
+    name: 'MERCATO_BODY_LIMIT',
+    default: '1048576',
+    doc: 'Largest request body in bytes; larger answers 413.',
+  },
   {
     name: 'MERCATO_CORS_ORIGINS',
     default: '*',
     doc: 'Comma-separated origins allowed by CORS, `*` for any, empty for none.',
   },
-  { name: 'MERCATO_JWT_ISSUER', default: 'mercato', doc: '`iss` of access tokens, checked on every request.' },
-  { name: 'MERCATO_JWT_AUDIENCE', default: 'mercato-api', doc: '`aud` of access tokens, checked on every request.' },
+  {
+    name: 'MERCATO_JWT_ISSUER',
+    default: 'mercato',
+    doc: '`iss` of access tokens, checked on every request.',
+  },
+  {
+    name: 'MERCATO_JWT_AUDIENCE',
+    default: 'mercato-api',
+    doc: '`aud` of access tokens, checked on every request.',
+  },
   { name: 'MERCATO_ACCESS_TOKEN_TTL', default: '900', doc: 'Access token lifetime in seconds.' },
-  { name: 'MERCATO_REFRESH_TOKEN_TTL', default: '2592000', doc: 'Refresh token lifetime in seconds (30 days).' },
+  {
+    name: 'MERCATO_REFRESH_TOKEN_TTL',
+    default: '2592000',
+    doc: 'Refresh token lifetime in seconds (30 days).',
+  },
   {
     name: 'MERCATO_JWT_PRIVATE_KEY',
     default: '(generated on first start, kept in the database)',
@@ -170,7 +190,9 @@ function modules(env: Env): ModuleName[] {
   const names = raw.split(',').map((s) => s.trim());
   for (const name of names) {
     if (!(MODULES as readonly string[]).includes(name)) {
-      throw new ConfigError(`MERCATO_MODULES must list modules from ${MODULES.join(', ')} or be "all", got "${name}"`);
+      throw new ConfigError(
+        `MERCATO_MODULES must list modules from ${MODULES.join(', ')} or be "all", got "${name}"`,
+      );
     }
   }
   return names as ModuleName[];

@@ -1,3 +1,4 @@
+export { DataDirInUseError, lockDataDir } from './data-dir-lock.ts';
 export {
   createPglite,
   type Database,
@@ -8,6 +9,5 @@ export {
   type PoolStats,
   type ScriptRunner,
 } from './database.ts';
-export { DataDirInUseError, lockDataDir } from './data-dir-lock.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { APP_ROLE, withSystem, withTenant } from './tenant-context.ts';

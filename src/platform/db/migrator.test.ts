@@ -57,7 +57,9 @@ describe(`migrations on ${kind}`, () => {
     expect(first.applied[0]).toBe('0001_platform.sql');
     const second = await migrate(db);
     expect(second).toEqual({ applied: [] });
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from platform.migrations`.execute(db.kysely);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from platform.migrations`.execute(
+      db.kysely,
+    );
     expect(rows[0]!.n).toBe(first.applied.length);
   });
 
@@ -79,7 +81,9 @@ describe(`migrations on ${kind}`, () => {
     const result = await migrate(db, dir);
     expect(result.applied).toEqual(['0001_good.sql']);
     expect(result.error?.message).toMatch(/migration 0002_bad.sql failed/);
-    const { rows } = await sql<{ t: string | null }>`select to_regclass('public.half')::text as t`.execute(db.kysely);
+    const { rows } = await sql<{ t: string | null }>`select to_regclass('public.half')::text as t`.execute(
+      db.kysely,
+    );
     expect(rows[0]!.t).toBeNull();
     const ledger = await sql<{ version: number }>`select version from platform.migrations`.execute(db.kysely);
     expect(ledger.rows.map((r) => r.version)).toEqual([1]);

@@ -38,7 +38,9 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
             applied_at timestamptz not null default now()
           )`);
         const done = new Set(
-          (await runner.query<{ version: number }>('select version from platform.migrations')).map((r) => r.version),
+          (await runner.query<{ version: number }>('select version from platform.migrations')).map(
+            (r) => r.version,
+          ),
         );
         for (const m of migrations) {
           if (done.has(m.version)) continue;
@@ -46,7 +48,10 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
           await runner.exec('begin');
           try {
             // The ledger row goes first: a second migrator that slipped past the lock collides here.
-            await runner.query('insert into platform.migrations (version, name) values ($1, $2)', [m.version, m.name]);
+            await runner.query('insert into platform.migrations (version, name) values ($1, $2)', [
+              m.version,
+              m.name,
+            ]);
             await runner.exec(body);
             await runner.exec('commit');
           } catch (error) {

@@ -26,6 +26,9 @@ export async function withTenant<DB, T>(
  * platform work that has no tenant yet: resolving a tenant slug, a credential lookup by hash,
  * creating a tenant, purge jobs.
  */
-export async function withSystem<DB, T>(db: Kysely<DB>, fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+export async function withSystem<DB, T>(
+  db: Kysely<DB>,
+  fn: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
   return db.transaction().execute(fn);
 }
