@@ -62,6 +62,8 @@ export type ApiKeysTable = {
   prefix: string;
   key_hash: string;
   permissions: string[];
+  /** WAL namespaces the key may use (migration 0003). */
+  namespaces: Generated<string[]>;
   created_by: string | null;
   created_at: Timestamp;
   last_used_at: Timestamp | null;

@@ -1,0 +1,3 @@
+export { addressRoutes } from './address-routes.ts';
+export { type Address, type AddressType, getAddress, listAddresses } from './address-store.ts';
+export { COUNTRY_CODES, isCountryCode } from './countries.ts';

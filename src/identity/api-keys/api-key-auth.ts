@@ -1,0 +1,83 @@
+import { withSystem, withTenant } from '../../platform/db/index.ts';
+import { AppError, type Principal } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { sha256Hex } from '../tokens/index.ts';
+import { findApiKeyByHash, touchApiKey } from './api-key-store.ts';
+
+/**
+ * How long a successful lookup is reused. A revoked key therefore keeps working for at most
+ * this long in a process other than the one that revoked it (that one forgets it at once).
+ */
+export const API_KEY_CACHE_MS = 5_000;
+const CACHE_MAX_ENTRIES = 10_000;
+const TOUCH_EVERY_MS = 60_000;
+
+type ApiKeyPrincipal = Extract<Principal, { kind: 'apiKey' }>;
+type Cached = { principal: ApiKeyPrincipal; until: number };
+type ApiKeyCache = { byHash: Map<string, Cached>; touchedAt: Map<string, number> };
+
+// One cache per running identity module (tests run several apps in one process).
+const caches = new WeakMap<IdentityDeps, ApiKeyCache>();
+
+function cacheOf(deps: IdentityDeps): ApiKeyCache {
+  let cache = caches.get(deps);
+  if (!cache) {
+    cache = { byHash: new Map(), touchedAt: new Map() };
+    caches.set(deps, cache);
+  }
+  return cache;
+}
+
+/** Drops a key from this process's cache, so its revocation takes effect here immediately. */
+export function forgetApiKey(deps: IdentityDeps, apiKeyId: string): void {
+  const { byHash } = cacheOf(deps);
+  for (const [hash, entry] of byHash) if (entry.principal.apiKeyId === apiKeyId) byHash.delete(hash);
+}
+
+async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal> {
+  const grant = await withSystem(deps.db, (trx) => findApiKeyByHash(trx, hash));
+  if (!grant || grant.revoked || !grant.tenantActive)
+    throw new AppError('INVALID_TOKEN', 'API key is invalid or revoked');
+  return {
+    kind: 'apiKey',
+    tenantId: grant.tenantId,
+    tenantSlug: grant.tenantSlug,
+    apiKeyId: grant.id,
+    permissions: grant.permissions,
+  };
+}
+
+/** Last-use bookkeeping, at most once a minute per key and process (the SQL also guards across processes). */
+async function touch(
+  deps: IdentityDeps,
+  cache: ApiKeyCache,
+  principal: ApiKeyPrincipal,
+  now: number,
+): Promise<void> {
+  if (now - (cache.touchedAt.get(principal.apiKeyId) ?? 0) < TOUCH_EVERY_MS) return;
+  cache.touchedAt.set(principal.apiKeyId, now);
+  if (cache.touchedAt.size > CACHE_MAX_ENTRIES) cache.touchedAt.clear();
+  try {
+    await withTenant(deps.db, principal.tenantId, (trx) =>
+      touchApiKey(trx, principal.tenantId, principal.apiKeyId),
+    );
+  } catch (error) {
+    deps.ctx.logger.warn({ err: error, apiKeyId: principal.apiKeyId }, 'could not record API key use');
+  }
+}
+
+/** Turns an `mk_…` key into its principal; AppError INVALID_TOKEN when unknown or revoked. */
+export async function authenticateApiKey(deps: IdentityDeps, token: string): Promise<Principal> {
+  const hash = sha256Hex(token);
+  const cache = cacheOf(deps);
+  const now = Date.now();
+  let entry = cache.byHash.get(hash);
+  if (!entry || entry.until <= now) {
+    cache.byHash.delete(hash);
+    entry = { principal: await lookUp(deps, hash), until: now + API_KEY_CACHE_MS };
+    if (cache.byHash.size >= CACHE_MAX_ENTRIES) cache.byHash.clear();
+    cache.byHash.set(hash, entry);
+  }
+  await touch(deps, cache, entry.principal, now);
+  return entry.principal;
+}

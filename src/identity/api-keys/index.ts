@@ -1,0 +1,3 @@
+export { API_KEY_CACHE_MS, authenticateApiKey } from './api-key-auth.ts';
+export { apiKeyRoutes } from './api-key-routes.ts';
+export type { ApiKey } from './api-key-store.ts';

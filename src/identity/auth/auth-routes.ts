@@ -1,0 +1,146 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/index.ts';
+import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { findTenantBySlug } from '../tenants/index.ts';
+import { createUser } from '../users/index.ts';
+import { UserView } from '../users/user-schemas.ts';
+import {
+  IntrospectionView,
+  LoginBody,
+  RefreshBody,
+  RegisterBody,
+  TokenPairView,
+  ValidateBody,
+} from './auth-schemas.ts';
+import { createLoginThrottle } from './login-throttle.ts';
+import { signIn } from './sign-in.ts';
+
+const tags = ['auth'];
+
+// RFC 6749 §5.1: responses carrying tokens must not be cached.
+const noStore = (reply: FastifyReply) =>
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+
+/** POST /auth/register, /auth/login, /auth/refresh, /auth/logout and /auth/validate: public routes. */
+export function authRoutes(deps: IdentityDeps) {
+  const { config, counters } = deps.ctx;
+  const throttle = createLoginThrottle(counters, config.rateLimit);
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.post(
+      '/auth/register',
+      {
+        schema: {
+          tags,
+          summary: 'Create a customer account in a tenant',
+          description: 'The role is always customer; staff and admins are created by a tenant admin.',
+          body: RegisterBody,
+          response: { 201: UserView },
+        },
+      },
+      async (request, reply) => {
+        const { tenant: slug, email, password, name } = request.body;
+        const tenant = await findTenantBySlug(deps.db, slug);
+        // The platform tenant holds platform admins only; nobody signs up to it.
+        if (tenant?.status !== 'active' || tenant.slug === PLATFORM_TENANT) {
+          throw new AppError('NOT_FOUND', `tenant ${slug} not found`);
+        }
+        const user = await withTenant(deps.db, tenant.id, (trx) =>
+          createUser(trx, {
+            tenantId: tenant.id,
+            email: email.toLowerCase(),
+            password,
+            name,
+            role: 'customer',
+          }),
+        );
+        reply.code(201).header('location', '/api/v1/users/profile');
+        return user;
+      },
+    );
+
+    app.post(
+      '/auth/login',
+      {
+        config: {
+          rateLimit: {
+            max: config.rateLimit.loginPerIpPerMinute,
+            timeWindow: 60_000,
+            keyGenerator: (request) => `login-ip:${request.ip}`,
+          },
+        },
+        schema: {
+          tags,
+          summary: 'Sign in with email and password',
+          description:
+            'Every refusal is the same 401 INVALID_CREDENTIALS. Attempts are limited per IP per minute ' +
+            'and per account (429 LOGIN_THROTTLED with Retry-After); a successful sign-in clears the account count.',
+          body: LoginBody,
+          response: { 200: TokenPairView },
+        },
+      },
+      async (request, reply) => {
+        noStore(reply);
+        return signIn(deps, throttle, request.body);
+      },
+    );
+
+    app.post(
+      '/auth/refresh',
+      {
+        schema: {
+          tags,
+          summary: 'Trade a refresh token for a new pair',
+          description:
+            'Refresh tokens are single use. Presenting one that was already rotated or revoked revokes ' +
+            'the whole session and answers 401 REFRESH_TOKEN_REUSED.',
+          body: RefreshBody,
+          response: { 200: TokenPairView },
+        },
+      },
+      async (request, reply) => {
+        noStore(reply);
+        return deps.tokens.refresh(request.body.refreshToken);
+      },
+    );
+
+    app.post(
+      '/auth/logout',
+      {
+        schema: {
+          tags,
+          summary: 'End the session the refresh token belongs to',
+          description: 'Idempotent: an unknown or already revoked token also answers 204.',
+          body: RefreshBody,
+          response: { 204: Type.Null() },
+        },
+      },
+      async (request, reply) => {
+        await deps.tokens.revoke(request.body.refreshToken);
+        return reply.code(204).send(null);
+      },
+    );
+
+    app.post(
+      '/auth/validate',
+      {
+        schema: {
+          tags,
+          summary: 'Introspect an access token (RFC 7662 style)',
+          description:
+            'active is false for an invalid or expired token, or one whose session was logged out.',
+          body: ValidateBody,
+          response: { 200: IntrospectionView },
+        },
+      },
+      async (request, reply) => {
+        noStore(reply);
+        return deps.tokens.introspect(request.body.token);
+      },
+    );
+  };
+}

@@ -1,0 +1,33 @@
+import { withTenant } from '../../platform/db/index.ts';
+import { AppError } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { verifyPassword } from '../passwords.ts';
+import { findTenantBySlug } from '../tenants/index.ts';
+import type { TokenPair } from '../tokens/index.ts';
+import { findUserByEmail } from '../users/index.ts';
+import type { LoginThrottle } from './login-throttle.ts';
+
+const REFUSED = 'email or password is wrong';
+
+/**
+ * Checks a password and starts a session. Unknown tenant, unknown user, wrong password and
+ * disabled account all answer the same 401 after the same password-hash work.
+ */
+export async function signIn(
+  deps: IdentityDeps,
+  throttle: LoginThrottle,
+  input: { tenant: string; email: string; password: string },
+): Promise<TokenPair> {
+  await throttle.admit(input.tenant, input.email);
+  const tenant = await findTenantBySlug(deps.db, input.tenant);
+  const user =
+    tenant?.status === 'active'
+      ? await withTenant(deps.db, tenant.id, (trx) => findUserByEmail(trx, tenant.id, input.email))
+      : undefined;
+  // Hashing runs outside any transaction: embedded PGlite has one connection to share.
+  const passwordOk = await verifyPassword(user?.passwordHash, input.password);
+  if (!tenant || !user || !passwordOk || user.status !== 'active')
+    throw new AppError('INVALID_CREDENTIALS', REFUSED);
+  await throttle.succeeded(input.tenant, input.email);
+  return deps.tokens.issue(user, tenant);
+}

@@ -1,0 +1,74 @@
+import { randomInt } from 'node:crypto';
+import { withTenant } from '../platform/db/index.ts';
+import { AppError, PLATFORM_TENANT, type Role } from '../platform/http/index.ts';
+import type { IdentityDeps } from './module.ts';
+import { createTenant, findTenantBySlug } from './tenants/index.ts';
+import { createUser, findUserByEmail } from './users/index.ts';
+
+const DEMO_TENANT = { slug: 'demo', name: 'Demo Shop' };
+const DEMO_ADMIN = { email: 'admin@demo.test', name: 'Demo Admin' };
+const DEMO_CUSTOMER = { email: 'customer@demo.test', name: 'Demo Customer', role: 'customer' as Role };
+const PLATFORM_ADMIN = { email: 'admin@platform.test', name: 'Platform Admin', role: 'admin' as Role };
+const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+
+/** A random password of length characters from an unambiguous alphabet (about 5.8 bits each). */
+export function generatePassword(length = 20): string {
+  return Array.from({ length }, () => ALPHABET[randomInt(ALPHABET.length)]).join('');
+}
+
+/** Creates the user unless the tenant has that email already; true when it created one. */
+async function ensureUser(
+  deps: IdentityDeps,
+  tenantId: string,
+  user: { email: string; name: string; role: Role },
+  password: string,
+): Promise<boolean> {
+  return withTenant(deps.db, tenantId, async (trx) => {
+    if (await findUserByEmail(trx, tenantId, user.email)) return false;
+    await createUser(trx, { tenantId, password, ...user });
+    return true;
+  });
+}
+
+/** Swallows the conflict of another process seeding at the same moment. */
+async function unlessTaken(work: Promise<boolean>): Promise<boolean> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof AppError && (error.code === 'TENANT_SLUG_TAKEN' || error.code === 'EMAIL_TAKEN'))
+      return false;
+    throw error;
+  }
+}
+
+/**
+ * Seeds the demo tenant "demo" (admin@demo.test, customer@demo.test) and the platform admin
+ * admin@platform.test, each only when absent, so a second call creates nothing. The password
+ * is the given one or a generated one, returned so the server can print it once.
+ */
+export async function seedDemo(
+  deps: IdentityDeps,
+  password: string | undefined,
+): Promise<{ created: boolean; password?: string }> {
+  const secret = password ?? generatePassword();
+  let created = false;
+  const platform = await findTenantBySlug(deps.db, PLATFORM_TENANT);
+  if (!platform) throw new Error(`the ${PLATFORM_TENANT} tenant is missing: migrations have not run`);
+  created = (await unlessTaken(ensureUser(deps, platform.id, PLATFORM_ADMIN, secret))) || created;
+
+  let demo = await findTenantBySlug(deps.db, DEMO_TENANT.slug);
+  if (!demo) {
+    const tenantCreated = await unlessTaken(
+      createTenant(deps.db, {
+        ...DEMO_TENANT,
+        adminEmail: DEMO_ADMIN.email,
+        adminName: DEMO_ADMIN.name,
+        adminPassword: secret,
+      }).then(() => true),
+    );
+    created = tenantCreated || created;
+    demo = await findTenantBySlug(deps.db, DEMO_TENANT.slug);
+  }
+  if (demo) created = (await unlessTaken(ensureUser(deps, demo.id, DEMO_CUSTOMER, secret))) || created;
+  return created ? { created, password: secret } : { created };
+}

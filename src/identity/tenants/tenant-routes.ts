@@ -1,0 +1,99 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { AppError, PLATFORM_TENANT, requirePlatformAdmin } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
+import { IdParams, SECURITY } from '../users/user-schemas.ts';
+import { createTenant, findTenantById, listTenants } from './tenant-store.ts';
+
+const SLUG = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+
+const TenantBody = Type.Object(
+  {
+    slug: Type.String({ pattern: SLUG, description: 'Lowercase letters, digits and inner hyphens; 1..63' }),
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    adminEmail: Type.String({ format: 'email', maxLength: 254 }),
+    adminPassword: Type.String({ minLength: 12, maxLength: 128 }),
+    adminName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+const TenantView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  slug: Type.String(),
+  name: Type.String(),
+  status: Type.Enum(['active', 'suspended']),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+
+const CreatedTenant = Type.Object({
+  ...TenantView.properties,
+  admin: Type.Object({
+    id: Type.String({ format: 'uuid' }),
+    email: Type.String(),
+    role: Type.Literal('admin'),
+  }),
+});
+
+const base = { tags: ['tenants'], security: SECURITY };
+
+/** POST/GET /tenants and GET /tenants/{id}: tenant administration for platform admins. */
+export function tenantRoutes(deps: IdentityDeps) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
+    app.addHook('preValidation', requirePlatformAdmin);
+
+    app.post(
+      '/tenants',
+      {
+        schema: {
+          ...base,
+          summary: 'Create a tenant and its first admin',
+          body: TenantBody,
+          response: { 201: CreatedTenant },
+        },
+      },
+      async (request, reply) => {
+        const body = request.body;
+        if (body.slug === PLATFORM_TENANT) {
+          throw new AppError('VALIDATION_FAILED', `slug ${PLATFORM_TENANT} is reserved`, {
+            errors: [{ in: 'body', pointer: '/slug', message: 'is reserved' }],
+          });
+        }
+        const { tenant, admin } = await createTenant(deps.db, body);
+        reply.code(201).header('location', `/api/v1/tenants/${tenant.id}`);
+        return { ...tenant, admin: { id: admin.id, email: admin.email, role: 'admin' as const } };
+      },
+    );
+
+    app.get(
+      '/tenants',
+      {
+        schema: {
+          ...base,
+          summary: 'List tenants, oldest first',
+          querystring: Type.Object(PageQuery, { additionalProperties: false }),
+          response: { 200: PageOf(TenantView) },
+        },
+      },
+      async (request) => {
+        const { limit, after } = readPage(request.query);
+        return toPage(await listTenants(deps.db, limit + 1, after), limit);
+      },
+    );
+
+    app.get(
+      '/tenants/:id',
+      { schema: { ...base, summary: 'One tenant', params: IdParams, response: { 200: TenantView } } },
+      async (request) => {
+        const tenant = await findTenantById(deps.db, request.params.id);
+        if (!tenant) throw new AppError('NOT_FOUND', `tenant ${request.params.id} not found`);
+        return tenant;
+      },
+    );
+  };
+}

@@ -1,0 +1,120 @@
+import { type Kysely, type Selectable, sql } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import { APP_ROLE, withSystem } from '../../platform/db/index.ts';
+import { AppError } from '../../platform/http/index.ts';
+import type { IdentityTables, TenantsTable } from '../tables.ts';
+import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
+
+export type TenantStatus = 'active' | 'suspended';
+
+export type Tenant = {
+  id: string;
+  slug: string;
+  name: string;
+  status: TenantStatus;
+  createdAt: string;
+  updatedAt: string;
+};
+
+export type NewTenant = {
+  slug: string;
+  name: string;
+  adminEmail: string;
+  adminPassword: string;
+  adminName?: string;
+};
+
+const iso = (value: Date | string): string =>
+  value instanceof Date ? value.toISOString() : new Date(value).toISOString();
+
+/** Maps a tenants row onto the API shape. */
+export function toTenant(row: Selectable<TenantsTable>): Tenant {
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    status: row.status,
+    createdAt: iso(row.created_at),
+    updatedAt: iso(row.updated_at),
+  };
+}
+
+/** The tenant with that slug, or undefined. Runs as the system: no tenant is known yet. */
+export async function findTenantBySlug(
+  db: Kysely<IdentityTables>,
+  slug: string,
+): Promise<{ id: string; slug: string; name: string; status: TenantStatus } | undefined> {
+  return withSystem(db, (trx) =>
+    trx
+      .selectFrom('identity.tenants')
+      .select(['id', 'slug', 'name', 'status'])
+      .where('slug', '=', slug.toLowerCase())
+      .executeTakeFirst(),
+  );
+}
+
+/** The tenant with that id, or undefined. Runs as the system (platform admins look across tenants). */
+export async function findTenantById(db: Kysely<IdentityTables>, id: string): Promise<Tenant | undefined> {
+  const row = await withSystem(db, (trx) =>
+    trx.selectFrom('identity.tenants').selectAll().where('id', '=', id).executeTakeFirst(),
+  );
+  return row ? toTenant(row) : undefined;
+}
+
+/**
+ * Creates a tenant and its first admin in one transaction: the tenant row as the system (the
+ * app role may not insert tenants), then the admin under the new tenant's row-level security.
+ * A taken slug is TENANT_SLUG_TAKEN.
+ */
+export async function createTenant(
+  db: Kysely<IdentityTables>,
+  input: NewTenant,
+): Promise<{ tenant: Tenant; admin: User }> {
+  const slug = input.slug.toLowerCase();
+  try {
+    return await withSystem(db, async (trx) => {
+      const taken = await trx
+        .selectFrom('identity.tenants')
+        .select('id')
+        .where('slug', '=', slug)
+        .executeTakeFirst();
+      if (taken) throw new AppError('TENANT_SLUG_TAKEN', `tenant slug ${slug} is taken`);
+      const now = new Date();
+      const row = await trx
+        .insertInto('identity.tenants')
+        .values({ id: uuidv7(), slug, name: input.name, created_at: now, updated_at: now })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${row.id}, true)`.execute(
+        trx,
+      );
+      const admin = await createUser(trx, {
+        tenantId: row.id,
+        email: input.adminEmail,
+        password: input.adminPassword,
+        name: input.adminName ?? 'Administrator',
+        role: 'admin',
+      });
+      return { tenant: toTenant(row), admin };
+    });
+  } catch (error) {
+    if (isUniqueViolation(error)) {
+      throw new AppError('TENANT_SLUG_TAKEN', `tenant slug ${slug} is taken`, {}, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Up to limit tenants in creation order (UUIDv7 ids sort by time), after the id `after`. */
+export async function listTenants(
+  db: Kysely<IdentityTables>,
+  limit: number,
+  after: string | undefined,
+): Promise<Tenant[]> {
+  const rows = await withSystem(db, (trx) => {
+    let query = trx.selectFrom('identity.tenants').selectAll().orderBy('id').limit(limit);
+    if (after) query = query.where('id', '>', after);
+    return query.execute();
+  });
+  return rows.map(toTenant);
+}

@@ -1,0 +1,9 @@
+export { ACCESS_TOKEN_TYP, type VerifiedAccessToken } from './access-tokens.ts';
+export { randomToken, sha256Hex } from './opaque-tokens.ts';
+export { purgeRefreshTokens, startRefreshTokenPurge } from './refresh-token-purge.ts';
+export {
+  createTokenService,
+  type Introspection,
+  type TokenPair,
+  type TokenService,
+} from './token-service.ts';

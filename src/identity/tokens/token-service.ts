@@ -1,0 +1,174 @@
+import type { JWK } from 'jose';
+import type { Kysely } from 'kysely';
+import { uuidv7 } from 'uuidv7';
+import type { AppContext } from '../../platform/context.ts';
+import { withSystem, withTenant } from '../../platform/db/index.ts';
+import { AppError, type Principal, type Role } from '../../platform/http/index.ts';
+import type { IdentityTables } from '../tables.ts';
+import { createAccessTokenVerifier, signAccessToken, type VerifiedAccessToken } from './access-tokens.ts';
+import { randomToken, sha256Hex } from './opaque-tokens.ts';
+import {
+  findRefreshTokenByHash,
+  findSessionOwner,
+  insertRefreshToken,
+  isSessionActive,
+  markRotated,
+  REFRESH_TOKEN_PREFIX,
+  revokeFamily,
+} from './refresh-tokens.ts';
+import { loadSigningKeys } from './signing-keys.ts';
+
+export type TokenPair = { accessToken: string; refreshToken: string; tokenType: 'Bearer'; expiresIn: number };
+
+/** RFC 7662-style answer about an access token. */
+export type Introspection =
+  | { active: false }
+  | {
+      active: true;
+      sub: string;
+      tenantId: string;
+      tenant: string;
+      role: Role;
+      exp: number;
+      iat: number;
+      sessionId: string;
+    };
+
+export type TokenService = {
+  /** Verifies an access token in memory (no database access); throws AppError INVALID_TOKEN. */
+  authenticate(token: string): Promise<Principal>;
+  /** The public keys access tokens are verified with. */
+  jwks(): { keys: JWK[] };
+  /** Starts a session (a new refresh family unless familyId is given) and returns its first pair. */
+  issue(
+    user: { id: string; role: Role },
+    tenant: { id: string; slug: string },
+    familyId?: string,
+  ): Promise<TokenPair>;
+  /** Rotates a refresh token; a reused or revoked one revokes its family (REFRESH_TOKEN_REUSED). */
+  refresh(refreshToken: string): Promise<TokenPair>;
+  /** Revokes the session the refresh token belongs to; unknown tokens are ignored. */
+  revoke(refreshToken: string): Promise<void>;
+  /** Whether an access token is valid and its session still live. */
+  introspect(token: string): Promise<Introspection>;
+};
+
+type Rotation =
+  | { ok: true; user: { id: string; role: Role }; tenant: { id: string; slug: string } }
+  | { ok: false; code: 'REFRESH_TOKEN_REUSED' | 'INVALID_TOKEN'; detail: string };
+
+/** Builds the token service; loads (or creates, on first start) the signing keys. */
+export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTables>): Promise<TokenService> {
+  const keys = await loadSigningKeys(ctx, db);
+  const { jwt, refreshTtlSeconds } = ctx.config;
+  const jwks = { keys: keys.published };
+  const verify = createAccessTokenVerifier(keys, jwt);
+
+  async function pairFor(
+    user: { id: string; role: Role },
+    tenant: { id: string; slug: string },
+    familyId: string,
+    refreshToken: string,
+  ): Promise<TokenPair> {
+    const accessToken = await signAccessToken(keys, jwt, {
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      userId: user.id,
+      role: user.role,
+      sessionId: familyId,
+    });
+    return { accessToken, refreshToken, tokenType: 'Bearer', expiresIn: jwt.accessTtlSeconds };
+  }
+
+  const newRefresh = () => {
+    const token = randomToken(REFRESH_TOKEN_PREFIX);
+    return { token, hash: sha256Hex(token) };
+  };
+
+  return {
+    async authenticate(token) {
+      return (await verify(token)).principal;
+    },
+
+    jwks: () => jwks,
+
+    async issue(user, tenant, familyId = uuidv7()) {
+      const { token, hash } = newRefresh();
+      await withTenant(db, tenant.id, (trx) =>
+        insertRefreshToken(trx, {
+          tenantId: tenant.id,
+          userId: user.id,
+          familyId,
+          hash,
+          ttlSeconds: refreshTtlSeconds,
+        }),
+      );
+      return pairFor(user, tenant, familyId, token);
+    },
+
+    async refresh(refreshToken) {
+      const stored = await withSystem(db, (trx) => findRefreshTokenByHash(trx, sha256Hex(refreshToken)));
+      if (!stored) throw new AppError('INVALID_TOKEN', 'refresh token is not recognised');
+      if (stored.expiresAt.getTime() <= Date.now())
+        throw new AppError('INVALID_TOKEN', 'refresh token has expired');
+      const successor = newRefresh();
+      // The revocations below must commit, so failures are returned from the transaction, not thrown.
+      const rotation = await withTenant(db, stored.tenantId, async (trx): Promise<Rotation> => {
+        if (!(await markRotated(trx, stored.id))) {
+          await revokeFamily(trx, stored.familyId);
+          return {
+            ok: false,
+            code: 'REFRESH_TOKEN_REUSED',
+            detail: 'refresh token was already used; session revoked',
+          };
+        }
+        const owner = await findSessionOwner(trx, stored.userId);
+        if (owner?.status !== 'active' || owner.tenantStatus !== 'active') {
+          await revokeFamily(trx, stored.familyId);
+          return {
+            ok: false,
+            code: 'INVALID_TOKEN',
+            detail: 'the account of this session is no longer active',
+          };
+        }
+        await insertRefreshToken(trx, {
+          tenantId: stored.tenantId,
+          userId: stored.userId,
+          familyId: stored.familyId,
+          hash: successor.hash,
+          ttlSeconds: refreshTtlSeconds,
+        });
+        return { ok: true, user: owner, tenant: { id: owner.tenantId, slug: owner.tenantSlug } };
+      });
+      if (!rotation.ok) throw new AppError(rotation.code, rotation.detail);
+      return pairFor(rotation.user, rotation.tenant, stored.familyId, successor.token);
+    },
+
+    async revoke(refreshToken) {
+      const stored = await withSystem(db, (trx) => findRefreshTokenByHash(trx, sha256Hex(refreshToken)));
+      if (stored) await withTenant(db, stored.tenantId, (trx) => revokeFamily(trx, stored.familyId));
+    },
+
+    async introspect(token) {
+      let verified: VerifiedAccessToken;
+      try {
+        verified = await verify(token);
+      } catch {
+        return { active: false };
+      }
+      const { principal: p, issuedAt, expiresAt } = verified;
+      const live = await withTenant(db, p.tenantId, (trx) => isSessionActive(trx, p.sessionId, p.userId));
+      if (!live) return { active: false };
+      return {
+        active: true,
+        sub: p.userId,
+        tenantId: p.tenantId,
+        tenant: p.tenantSlug,
+        role: p.role,
+        exp: expiresAt,
+        iat: issuedAt,
+        sessionId: p.sessionId,
+      };
+    },
+  };
+}

@@ -1,0 +1,14 @@
+export { profileRoutes } from './profile-routes.ts';
+export { staffRoutes } from './staff-routes.ts';
+export {
+  createUser,
+  findUserByEmail,
+  findUserById,
+  type IdentityDb,
+  isUniqueViolation,
+  type NewUser,
+  normaliseEmail,
+  type User,
+  type UserCredentials,
+  type UserStatus,
+} from './user-store.ts';

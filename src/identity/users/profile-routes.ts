@@ -1,0 +1,80 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/index.ts';
+import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { Phone, SECURITY, UserView } from './user-schemas.ts';
+import { toUser } from './user-store.ts';
+
+// Email, role, status and tenant are not the user's to change here: unknown fields are a 400.
+const ProfileBody = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    phone: Type.Optional(Type.Union([Phone, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+const base = { tags: ['users'], security: SECURITY };
+
+/** GET and PUT /users/profile: the signed-in user's own account. */
+export function profileRoutes(deps: IdentityDeps) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      '/users/profile',
+      {
+        preValidation: requireUser(),
+        schema: { ...base, summary: 'The signed-in user', response: { 200: UserView } },
+      },
+      async (request) => {
+        const { tenantId, userId } = userOf(request);
+        // One primary-key lookup: this route is benchmarked against /health/live.
+        const row = await withTenant(deps.db, tenantId, (trx) =>
+          trx
+            .selectFrom('identity.users')
+            .selectAll()
+            .where('id', '=', userId)
+            .where('tenant_id', '=', tenantId)
+            .executeTakeFirst(),
+        );
+        if (!row) throw new AppError('NOT_FOUND', 'your account no longer exists');
+        return toUser(row);
+      },
+    );
+
+    app.put(
+      '/users/profile',
+      {
+        preValidation: requireUser(),
+        schema: {
+          ...base,
+          summary: 'Change your name or phone',
+          body: ProfileBody,
+          response: { 200: UserView },
+        },
+      },
+      async (request) => {
+        const { tenantId, userId } = userOf(request);
+        const { name, phone } = request.body;
+        const row = await withTenant(deps.db, tenantId, (trx) =>
+          trx
+            .updateTable('identity.users')
+            .set({
+              ...(name !== undefined ? { name } : {}),
+              ...(phone !== undefined ? { phone } : {}),
+              updated_at: new Date(),
+            })
+            .where('id', '=', userId)
+            .where('tenant_id', '=', tenantId)
+            .returningAll()
+            .executeTakeFirst(),
+        );
+        if (!row) throw new AppError('NOT_FOUND', 'your account no longer exists');
+        return toUser(row);
+      },
+    );
+  };
+}

@@ -1,0 +1,137 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/index.ts';
+import { requireUser, userOf } from '../../platform/http/index.ts';
+import type { IdentityDeps } from '../module.ts';
+import { PageOf, PageQuery, readPage, toPage } from './page-cursor.ts';
+import { changeRole, changeStatus, listUsers } from './staff-store.ts';
+import { IdParams, Phone, RoleSchema, SECURITY, StatusSchema, UserView } from './user-schemas.ts';
+import { createUser, getUserById } from './user-store.ts';
+
+// Customers sign themselves up through /auth/register; admins create the tenant's staff.
+const StaffRole = Type.Enum(['staff', 'operator', 'admin']);
+
+const StaffBody = Type.Object(
+  {
+    email: Type.String({ format: 'email', maxLength: 254 }),
+    password: Type.String({ minLength: 12, maxLength: 128 }),
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    role: StaffRole,
+    phone: Type.Optional(Type.Union([Phone, Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+const RoleBody = Type.Object({ role: RoleSchema }, { additionalProperties: false });
+const StatusBody = Type.Object({ status: StatusSchema }, { additionalProperties: false });
+const ListQuery = Type.Object(
+  { ...PageQuery, role: Type.Optional(RoleSchema), status: Type.Optional(StatusSchema) },
+  { additionalProperties: false },
+);
+
+const base = { tags: ['users'], security: SECURITY };
+
+/** POST/GET /users, GET /users/{id}, PUT /users/{id}/role and /status: tenant admins manage accounts. */
+export function staffRoutes(deps: IdentityDeps) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
+    const preValidation = requireUser('admin');
+
+    app.post(
+      '/users',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: 'Create a staff, operator or admin account',
+          body: StaffBody,
+          response: { 201: UserView },
+        },
+      },
+      async (request, reply) => {
+        const { tenantId } = userOf(request);
+        const user = await withTenant(deps.db, tenantId, (trx) =>
+          createUser(trx, { ...request.body, tenantId }),
+        );
+        reply.code(201).header('location', `/api/v1/users/${user.id}`);
+        return user;
+      },
+    );
+
+    app.get(
+      '/users',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: "List the tenant's users, oldest first",
+          querystring: ListQuery,
+          response: { 200: PageOf(UserView) },
+        },
+      },
+      async (request) => {
+        const { tenantId } = userOf(request);
+        const { limit, after } = readPage(request.query);
+        const { role, status } = request.query;
+        const rows = await withTenant(deps.db, tenantId, (trx) =>
+          listUsers(trx, tenantId, { role, status }, limit + 1, after),
+        );
+        return toPage(rows, limit);
+      },
+    );
+
+    app.get(
+      '/users/:id',
+      {
+        preValidation,
+        schema: { ...base, summary: 'One user of the tenant', params: IdParams, response: { 200: UserView } },
+      },
+      async (request) => {
+        const { tenantId } = userOf(request);
+        return withTenant(deps.db, tenantId, (trx) => getUserById(trx, tenantId, request.params.id));
+      },
+    );
+
+    app.put(
+      '/users/:id/role',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: "Change a user's role (not your own)",
+          params: IdParams,
+          body: RoleBody,
+          response: { 200: UserView },
+        },
+      },
+      async (request) => {
+        const { tenantId, userId } = userOf(request);
+        return withTenant(deps.db, tenantId, (trx) =>
+          changeRole(trx, tenantId, userId, request.params.id, request.body.role),
+        );
+      },
+    );
+
+    app.put(
+      '/users/:id/status',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: 'Enable or disable a user (not yourself); disabling signs them out',
+          params: IdParams,
+          body: StatusBody,
+          response: { 200: UserView },
+        },
+      },
+      async (request) => {
+        const { tenantId, userId } = userOf(request);
+        return withTenant(deps.db, tenantId, (trx) =>
+          changeStatus(trx, tenantId, userId, request.params.id, request.body.status),
+        );
+      },
+    );
+  };
+}

@@ -1,0 +1,43 @@
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { withTenant } from '../../platform/db/index.ts';
+import type { Role } from '../../platform/http/index.ts';
+import type { TestApp } from '../../platform/testing/index.ts';
+import { login, PASSWORD } from '../auth/auth-test-fixtures.ts';
+import { findTenantBySlug } from '../tenants/index.ts';
+import { createUser, type User } from './user-store.ts';
+
+/** Adds a user with the fixture password straight through the store. */
+export async function addUser(t: TestApp, tenantId: string, email: string, role: Role): Promise<User> {
+  return withTenant(t.identity.deps.db, tenantId, (trx) =>
+    createUser(trx, { tenantId, email, password: PASSWORD, name: email.split('@')[0]!, role }),
+  );
+}
+
+/** Signs in and returns the Authorization header for the account. */
+export async function bearer(t: TestApp, tenantSlug: string, email: string): Promise<Record<string, string>> {
+  const { accessToken } = await login(t.app, tenantSlug, email);
+  return { authorization: `Bearer ${accessToken}` };
+}
+
+/** A platform admin (admin of the `platform` tenant) and their Authorization header. */
+export async function platformAdmin(t: TestApp, email = 'root@platform.test') {
+  const platform = await findTenantBySlug(t.identity.deps.db, 'platform');
+  const user = await addUser(t, platform!.id, email, 'admin');
+  return { user, headers: await bearer(t, 'platform', email) };
+}
+
+/** Sends a JSON request through app.inject. */
+export function send(
+  app: FastifyInstance,
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  url: string,
+  headers: Record<string, string>,
+  payload?: unknown,
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method,
+    url,
+    headers,
+    ...(payload !== undefined ? { payload: payload as object } : {}),
+  });
+}
