@@ -26,6 +26,7 @@ async function createModules(ctx: AppContext) {
 async function prepare(ctx: AppContext): Promise<string[]> {
   const result = await migrate(ctx.db);
   if (result.error) throw result.error;
+  await ctx.db.enableRequestRole();
   const lines: string[] = [];
   if (result.applied.length > 0) lines.push(`Applied ${result.applied.length} migration(s).`);
   if (ctx.config.demo) {

@@ -27,6 +27,7 @@ export async function withDatabase<T>(
   try {
     const result = await migrate(ctx.db);
     if (result.error) throw result.error;
+    await ctx.db.enableRequestRole();
     return await fn(ctx, await createIdentity(ctx));
   } finally {
     await closeContext(ctx);

@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { APP_ROLE, withTenant } from '../platform/db/index.ts';
+import { APP_ROLE, requestRoleName, withTenant } from '../platform/db/index.ts';
 import { startTestApp, type TestApp, testDatabaseKind } from '../platform/testing/index.ts';
 import { createTestTenant, type TestTenant } from './auth/auth-test-fixtures.ts';
 import { addUser, bearer, send } from './users/user-test-fixtures.ts';
@@ -175,35 +174,37 @@ describe('row-level security under withTenant', () => {
   });
 
   // PGlite has one superuser session, so there `reset role` returns to a superuser: isolation in
-  // the embedded shape rests on every request running under withTenant. PostgreSQL can do better
-  // when the server logs in with a role that is only a member of mercato_app, shown here.
+  // the embedded shape rests on every request running under withTenant. On PostgreSQL, withTenant
+  // runs on a pool that logs in as the database's request role, a mere member of mercato_app.
   it.runIf(testDatabaseKind() === 'postgres')(
-    'a login role that is only a member of the app role stays filtered after reset role and cannot set role to the owner',
+    'serves requests with a login role that stays filtered after reset role and cannot become the owner',
     async () => {
-      const login = `mercato_test_login_${process.pid}_${Date.now()}`;
-      await sql.raw(`create role ${login} login in role ${APP_ROLE}`).execute(t.identity.deps.db);
-      const url = new URL(t.databaseUrl!);
-      url.username = login;
-      const client = new pg.Client({ connectionString: url.toString() });
-      await client.connect();
-      try {
-        await client.query('begin');
-        await client.query(`select set_config('role', $1, true), set_config('app.tenant_id', $2, true)`, [
-          APP_ROLE,
-          a.id,
-        ]);
-        await client.query('reset role');
-        const rows = await client.query('select tenant_id from identity.users');
-        expect(rows.rows.length).toBe(2);
-        expect(rows.rows.every((r) => r.tenant_id === a.id)).toBe(true);
-        const owner = (await client.query(`select tableowner from pg_tables where tablename = 'users'`))
-          .rows[0].tableowner;
-        await expect(client.query(`set role ${owner}`)).rejects.toThrow(/permission denied/);
-        await client.query('rollback');
-      } finally {
-        await client.end();
-        await sql.raw(`drop role ${login}`).execute(t.identity.deps.db);
-      }
+      const seen = await withTenant(t.identity.deps.db, a.id, async (trx) => {
+        await sql`reset role`.execute(trx);
+        const who = await sql<{ session_user: string; current_user: string; rolsuper: boolean }>`
+          select session_user, current_user, rolsuper from pg_roles where rolname = session_user`.execute(
+          trx,
+        );
+        const rows = await sql<{ tenant_id: string }>`select tenant_id from identity.users`.execute(trx);
+        return { who: who.rows[0]!, tenants: rows.rows.map((r) => r.tenant_id) };
+      });
+      expect(seen.who.session_user).toBe(requestRoleName(new URL(t.databaseUrl!).pathname.slice(1)));
+      expect(seen.who.rolsuper).toBe(false);
+      expect(seen.tenants.length).toBe(2);
+      expect(seen.tenants.every((id) => id === a.id)).toBe(true);
+
+      const escape = withTenant(t.identity.deps.db, a.id, async (trx) => {
+        const owner = await sql<{ tableowner: string }>`
+          select tableowner from pg_tables where schemaname = 'identity' and tablename = 'users'`.execute(
+          trx,
+        );
+        await sql.raw(`set role ${owner.rows[0]!.tableowner}`).execute(trx);
+      });
+      await expect(escape).rejects.toThrow(/permission denied/);
+      const secrets = withTenant(t.identity.deps.db, a.id, (trx) =>
+        sql`select password from platform.request_credentials`.execute(trx),
+      );
+      await expect(secrets).rejects.toThrow(/permission denied/);
     },
   );
 });

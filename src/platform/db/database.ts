@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { ensureRequestRole, RequestRoleError } from './request-role.ts';
+import { useRequestPool } from './tenant-context.ts';
 
 // int8 (bigint) and numeric come back as strings by default; counts and minor units fit in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -22,6 +24,12 @@ export type Database = {
   /** Runs fn with one dedicated raw connection (held for the whole call). */
   withScriptRunner<T>(fn: (runner: ScriptRunner) => Promise<T>): Promise<T>;
   poolStats(): PoolStats;
+  /**
+   * On PostgreSQL, routes withTenant transactions to a pool that logs in as this database's
+   * request role (see request-role.ts). False until migrations have created what it needs;
+   * a no-op on PGlite, which has one superuser session.
+   */
+  enableRequestRole(): Promise<boolean>;
   close(): Promise<void>;
 };
 
@@ -29,7 +37,16 @@ export type DatabaseOptions = { databaseUrl?: string | undefined; dataDir?: stri
 
 /** Opens PostgreSQL when databaseUrl is given, else PGlite in dataDir (in memory when dataDir is 'memory://'). */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 20);
+  if (options.databaseUrl) {
+    const db = openPostgres(options.databaseUrl, options.poolSize ?? 20);
+    try {
+      await db.enableRequestRole();
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+    return db;
+  }
   return openPglite(await createPglite(options.dataDir ?? 'memory://'));
 }
 
@@ -41,14 +58,47 @@ export async function createPglite(dataDir: string, loadDataDir?: Blob): Promise
   return PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
 }
 
-export function openPostgres(connectionString: string, poolSize: number): Database {
-  const pool = new pg.Pool({ connectionString, max: poolSize, idleTimeoutMillis: 30_000 });
+function createPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on the next checkout.
   });
+  return pool;
+}
+
+/**
+ * PostgreSQL with two pools: the owner's (migrations, withSystem; a quarter of poolSize) and,
+ * once enableRequestRole() ran, the request role's (withTenant; poolSize).
+ */
+export function openPostgres(connectionString: string, poolSize: number): Database {
+  const pool = createPool(connectionString, Math.max(2, Math.ceil(poolSize / 4)));
+  const kysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
+  let requests: { pool: pg.Pool; kysely: Kysely<unknown> } | undefined;
   return {
     kind: 'postgres',
-    kysely: new Kysely({ dialect: new PostgresDialect({ pool }) }),
+    kysely,
+    async enableRequestRole() {
+      if (requests) return true;
+      const url = await ensureRequestRole(connectionString);
+      if (!url) return false;
+      const requestPool = createPool(url, poolSize);
+      try {
+        await requestPool.query('select 1');
+      } catch (error) {
+        await requestPool.end();
+        throw new RequestRoleError(
+          `the request role could not log in: ${(error as Error).message}. Allow it in pg_hba.conf ` +
+            '(it logs in with a password, to the same host and database as DATABASE_URL)',
+          { cause: error },
+        );
+      }
+      requests = {
+        pool: requestPool,
+        kysely: new Kysely({ dialect: new PostgresDialect({ pool: requestPool }) }),
+      };
+      useRequestPool(kysely, requests.kysely);
+      return true;
+    },
     async withScriptRunner(fn) {
       const client = await pool.connect();
       try {
@@ -64,9 +114,14 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
         client.release();
       }
     },
-    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
+    poolStats: () => {
+      const p = requests?.pool ?? pool;
+      return { total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount };
+    },
     async close() {
-      await pool.end();
+      // Kysely ends a pool only if it ever ran a query on it; end whatever is still open.
+      await Promise.all([requests?.kysely.destroy(), kysely.destroy()]);
+      for (const p of [pool, requests?.pool]) if (p && !p.ended) await p.end();
     },
   };
 }
@@ -90,6 +145,7 @@ export function openPglite(pglite: PGlite): Database {
       );
     },
     poolStats: () => ({ total: 1, idle: 1, waiting: 0 }),
+    enableRequestRole: async () => false,
     async close() {
       await kysely.destroy();
       if (!pglite.closed) await pglite.close();

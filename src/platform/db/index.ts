@@ -10,4 +10,5 @@ export {
   type ScriptRunner,
 } from './database.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
+export { RequestRoleError, requestRoleName } from './request-role.ts';
 export { APP_ROLE, withSystem, withTenant } from './tenant-context.ts';

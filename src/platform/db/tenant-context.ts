@@ -3,17 +3,28 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 /** The NOLOGIN role every request transaction runs as; it owns no table and cannot bypass RLS. */
 export const APP_ROLE = 'mercato_app';
 
+// The owner's Kysely → the Kysely of the pool that logs in as the request role (PostgreSQL).
+const requestPools = new WeakMap<object, Kysely<unknown>>();
+
+/** Makes withTenant(owner, …) run on the request pool; called once the request role exists. */
+export function useRequestPool(owner: Kysely<unknown>, requests: Kysely<unknown>): void {
+  requestPools.set(owner, requests);
+}
+
 /**
  * Runs fn in a transaction scoped to one tenant: the role is switched to APP_ROLE and
  * `app.tenant_id` set, both transaction-local, so row-level security holds even for a query
  * that forgets its tenant filter. One statement sets both, to keep the round trips down.
+ * On PostgreSQL the transaction runs on the request pool, whose login role is only a member of
+ * APP_ROLE: even SQL that resets the role inside it stays under row-level security.
  */
 export async function withTenant<DB, T>(
   db: Kysely<DB>,
   tenantId: string,
   fn: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
-  return db.transaction().execute(async (trx) => {
+  const target = (requestPools.get(db) ?? db) as Kysely<DB>;
+  return target.transaction().execute(async (trx) => {
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
       trx,
     );

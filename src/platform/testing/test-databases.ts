@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createPglite, type Database, migrate, openPglite, openPostgres } from '../db/index.ts';
+import {
+  createPglite,
+  type Database,
+  migrate,
+  openPglite,
+  openPostgres,
+  requestRoleName,
+} from '../db/index.ts';
 
 /** Which database the current Vitest project runs against: set per project in vitest.config.ts. */
 export type TestDatabaseKind = 'pglite' | 'postgres';
@@ -13,7 +20,9 @@ export function testDatabaseKind(): TestDatabaseKind {
 
 /** Admin connection for creating test databases; MERCATO_TEST_DATABASE_URL overrides the local default. */
 export function testServerUrl(database = 'postgres'): string {
-  const url = new URL(process.env['MERCATO_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  const url = new URL(
+    process.env['MERCATO_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  );
   url.pathname = `/${database}`;
   return url.toString();
 }
@@ -62,7 +71,11 @@ export async function prepareTemplate(
 }
 
 /** A fresh, migrated database of its own for one test file; drop() removes it. */
-export async function cloneTestDatabase(): Promise<{ db: Database; url: string | undefined; drop(): Promise<void> }> {
+export async function cloneTestDatabase(): Promise<{
+  db: Database;
+  url: string | undefined;
+  drop(): Promise<void>;
+}> {
   if (testDatabaseKind() === 'pglite') {
     const pglite = await createPglite('memory://', new Blob([await readFile(inject('mercatoTemplate'))]));
     const db = openPglite(pglite);
@@ -73,12 +86,14 @@ export async function cloneTestDatabase(): Promise<{ db: Database; url: string |
   await adminQuery(`create database ${name} template ${template}`);
   const url = testServerUrl(name);
   const db = openPostgres(url, 10);
+  await db.enableRequestRole();
   return {
     db,
     url,
     async drop() {
       await db.close();
       await adminQuery(`drop database if exists ${name} with (force)`);
+      await adminQuery(`drop role if exists ${requestRoleName(name)}`);
     },
   };
 }
