@@ -3,16 +3,39 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Format, registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { AppError } from './errors.ts';
-import { problemErrorHandler, sendProblem } from './problem-handler.ts';
+import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
+import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { platformRoutes } from './platform-routes.ts';
 
 registerAjvFormats();
+// ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+Format.Set('uuid', (value) => UUID.test(value));
+
+/**
+ * The JSON pointer of the first string or key in value holding U+0000, which PostgreSQL text and
+ * jsonb cannot store (the insert would fail with a 500). Iterative: bodies may nest deeply.
+ */
+function nulPointer(value: unknown): string | undefined {
+  const pending: [unknown, string][] = [[value, '']];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, pointer] = next;
+    if (typeof item === 'string' && item.includes('\u0000')) return pointer;
+    if (item === null || typeof item !== 'object') continue;
+    for (const [key, child] of Object.entries(item)) {
+      const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      if (key.includes('\u0000')) return at;
+      pending.push([child, at]);
+    }
+  }
+  return undefined;
+}
 
 export type AppOptions = { authenticate: Authenticator; modules: MercatoModule[]; version?: string };
 
@@ -23,28 +46,53 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     loggerInstance: ctx.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
     genReqId: requestIdOf,
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
+    }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Every log line of a request, "incoming request" included, carries the caller's trace ids.
+    childLoggerFactory: (logger, bindings, opts, rawReq) =>
+      logger.child({ ...bindings, ...parseTraceparent(rawReq.headers.traceparent) }, opts),
+    // A path Fastify cannot route (bad percent-encoding, over-long parameter) is a problem too.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      return sendProblem(request, reply, toAppError(error));
+    },
   });
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Fastify parses text/plain by default; every Mercato route takes JSON, so text is a 415.
+  app.removeContentTypeParser('text/plain');
+  app.setValidatorCompiler((route) => {
+    const validate = TypeBoxValidatorCompiler(route);
+    return (value: unknown) => {
+      const at = nulPointer(value);
+      if (at === undefined) return validate(value);
+      const message = 'must not contain U+0000';
+      return { error: [{ keyword: 'nul', instancePath: at, schemaPath: '', params: {}, message }] };
+    };
+  });
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(request, reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
   app.decorateRequest('principal', undefined);
+  registerIdempotency(app, ctx.db.kysely);
+  const purge = setInterval(() => {
+    purgeIdempotencyKeys(ctx.db.kysely).catch((err) => app.log.warn({ err }, 'idempotency purge failed'));
+  }, 3_600_000);
+  purge.unref();
+  app.addHook('onClose', async () => clearInterval(purge));
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    const trace = parseTraceparent(request.headers.traceparent);
-    if (trace) request.log = request.log.child(trace);
     const credential = readCredential(request);
     if (credential) {
       request.principal = await options.authenticate(credential);
       const p = request.principal;
-      request.log = request.log.child({
+      // reply.log writes "request completed": it must carry the principal too.
+      request.log = reply.log = request.log.child({
         tenantId: p.tenantId,
         ...(p.kind === 'user' ? { userId: p.userId } : { apiKeyId: p.apiKeyId }),
       });
@@ -67,6 +115,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     global: true,
     hook: 'onRequest',
     enableDraftSpec: true,
+    // Fail open: a Redis outage must not turn every request into a 500; /health/ready reports it.
+    skipOnError: true,
     ...(ctx.redis ? { redis: ctx.redis, nameSpace: 'mercato:ratelimit:' } : {}),
     timeWindow: 60_000,
     max: (request) =>

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { AppError } from './errors.ts';
 
 /**
  * Fixed-window counters keyed by string, for throttles that count something other than
@@ -48,18 +49,30 @@ const INCREMENT = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('TTL', KEYS[1])}`;
 
+/** Runs a Redis call; a failure is a 503 with Retry-After, not a 500 (the throttles it backs fail closed). */
+async function shared<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    const detail = 'a shared counter is unavailable; retry shortly';
+    throw new AppError('SERVICE_UNAVAILABLE', detail, { retryAfterSeconds: 5 }, { cause: error });
+  }
+}
+
 export function redisCounterStore(redis: Redis, prefix = 'mercato:counter:'): CounterStore {
   return {
     async increment(key, windowSeconds) {
-      const [count, ttl] = (await redis.eval(INCREMENT, 1, prefix + key, windowSeconds)) as [number, number];
+      const reply = await shared(() => redis.eval(INCREMENT, 1, prefix + key, windowSeconds));
+      const [count, ttl] = reply as [number, number];
       return { count, ttlSeconds: Math.max(1, ttl) };
     },
     async peek(key) {
-      const [count, ttl] = await Promise.all([redis.get(prefix + key), redis.ttl(prefix + key)]);
+      const k = prefix + key;
+      const [count, ttl] = await shared(() => Promise.all([redis.get(k), redis.ttl(k)]));
       return { count: Number(count ?? 0), ttlSeconds: Math.max(0, ttl) };
     },
     async reset(key) {
-      await redis.del(prefix + key);
+      await shared(() => redis.del(prefix + key));
     },
   };
 }

@@ -4,7 +4,9 @@ import { AppError, type FieldError, toProblem } from './errors.ts';
 type ValidationIssue = { instancePath?: string; message?: string; params?: Record<string, unknown>; keyword?: string };
 
 function fieldErrors(part: string, issues: ValidationIssue[]): FieldError[] {
-  const where = (['body', 'query', 'params', 'headers'].includes(part) ? part : 'body') as FieldError['in'];
+  // Fastify names the query string part "querystring".
+  const named = part === 'querystring' ? 'query' : part;
+  const where = (['body', 'query', 'params', 'headers'].includes(named) ? named : 'body') as FieldError['in'];
   return issues.map((issue) => {
     let pointer = issue.instancePath ?? '';
     // A missing property is reported on its parent; point at the property itself.

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { type Kysely, sql } from 'kysely';
+import { AppError } from './errors.ts';
+
+const KEY = /^[\x21-\x7e]{1,255}$/;
+const TTL_HOURS = 24;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Set false on a POST that creates something but must never replay its answer (a one-time secret). */
+    idempotency?: boolean;
+  }
+  interface FastifyRequest {
+    idempotency: { scope: string; key: string } | undefined;
+  }
+}
+
+type Row = {
+  request_hash: string;
+  status_code: number | null;
+  content_type: string | null;
+  response: string | null;
+};
+
+function scopeOf(request: FastifyRequest): string {
+  const p = request.principal;
+  if (!p) return `ip:${request.ip}`;
+  return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`;
+}
+
+function fingerprint(request: FastifyRequest): string {
+  return createHash('sha256')
+    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
+    .digest('hex');
+}
+
+/**
+ * Honours `Idempotency-Key` on every POST route that answers 201: the first answer (2xx or 4xx)
+ * is stored and replayed to the same caller for the same key and body (with
+ * `Idempotent-Replayed: true`); the same key with another body is a 409, and so is a key whose
+ * first request is still running. A 5xx is not stored, so the caller may retry.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the table belongs to the platform, not to a module's types.
+export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void {
+  app.decorateRequest('idempotency', undefined);
+  app.addHook('preHandler', async (request, reply) => {
+    const header = request.headers['idempotency-key'];
+    const route = request.routeOptions;
+    if (header === undefined || request.method !== 'POST') return;
+    const schema = route.schema?.response as Record<string, unknown> | undefined;
+    if (!schema?.['201'] || route.config?.idempotency === false) return;
+    if (typeof header !== 'string' || !KEY.test(header)) {
+      throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 visible ASCII characters', {
+        errors: [
+          {
+            in: 'headers',
+            pointer: '/idempotency-key',
+            message: 'must be 1 to 255 visible ASCII characters',
+          },
+        ],
+      });
+    }
+    const scope = scopeOf(request);
+    const hash = fingerprint(request);
+    const inserted = await sql<{ key: string }>`
+      insert into platform.idempotency_keys (scope, key, request_hash, expires_at)
+      values (${scope}, ${header}, ${hash}, now() + make_interval(hours => ${TTL_HOURS}))
+      on conflict (scope, key) do update set
+        request_hash = excluded.request_hash, status_code = null, response = null, created_at = now(),
+        expires_at = excluded.expires_at
+        where platform.idempotency_keys.expires_at < now()
+          -- a claim whose request died with its process is abandoned after a minute
+          or (platform.idempotency_keys.status_code is null
+            and platform.idempotency_keys.created_at < now() - interval '60 seconds')
+      returning key`.execute(db);
+    if (inserted.rows.length === 1) {
+      request.idempotency = { scope, key: header };
+      return;
+    }
+    const { rows } = await sql<Row>`
+      select request_hash, status_code, content_type, response from platform.idempotency_keys
+      where scope = ${scope} and key = ${header}`.execute(db);
+    const first = rows[0];
+    if (!first || first.request_hash !== hash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
+    }
+    if (first.status_code === null) {
+      throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still being processed', {
+        retryAfterSeconds: 1,
+      });
+    }
+    reply.code(first.status_code).header('idempotent-replayed', 'true');
+    if (first.content_type) reply.type(first.content_type);
+    return reply.send(first.response);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const claim = request.idempotency;
+    if (!claim) return payload;
+    request.idempotency = undefined;
+    if (reply.statusCode >= 500 || reply.statusCode === 429) {
+      await sql`delete from platform.idempotency_keys where scope = ${claim.scope} and key = ${claim.key}`.execute(
+        db,
+      );
+    } else {
+      const contentType = reply.getHeader('content-type');
+      await sql`
+        update platform.idempotency_keys
+        set status_code = ${reply.statusCode}, content_type = ${typeof contentType === 'string' ? contentType : null},
+          response = ${typeof payload === 'string' ? payload : null}
+        where scope = ${claim.scope} and key = ${claim.key}`.execute(db);
+    }
+    return payload;
+  });
+}
+
+/** Deletes expired idempotency records; returns how many. */
+// biome-ignore lint/suspicious/noExplicitAny: see registerIdempotency.
+export async function purgeIdempotencyKeys(db: Kysely<any>): Promise<number> {
+  const result = await sql`delete from platform.idempotency_keys where expires_at < now()`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}

@@ -1,0 +1,120 @@
+import { Validator } from '@seriousme/openapi-schema-validator';
+import type { FastifyInstance } from 'fastify';
+import { uuidv7 } from 'uuidv7';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../testing/index.ts';
+
+type Operation = {
+  security?: Record<string, string[]>[];
+  parameters?: { in: string; name: string }[];
+  requestBody?: unknown;
+};
+type OpenApiDocument = { openapi: string; paths: Record<string, Record<string, Operation>> };
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
+
+/** "METHOD /path" for every route Fastify serves, read from printRoutes' tree (HEAD and OPTIONS left out). */
+function servedRoutes(app: FastifyInstance): string[] {
+  const stack: string[] = [];
+  const routes: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^([│├└─\s]*)(\S+) \(([A-Z, ]+)\)$/.exec(line);
+    if (!match) continue;
+    const depth = Math.floor(match[1]!.length / 4);
+    stack.length = depth;
+    stack.push(match[2]!);
+    const path = stack.join('');
+    for (const method of match[3]!.split(', ')) {
+      if (method !== 'HEAD' && method !== 'OPTIONS') routes.push(`${method} ${path}`);
+    }
+  }
+  return routes;
+}
+
+/** The OpenAPI path of a Fastify route: /users/:id becomes /users/{id}. */
+const openApiPath = (path: string) => path.replace(/:(\w+)/g, '{$1}');
+
+describe('/openapi.json', () => {
+  let t: TestApp;
+  let doc: OpenApiDocument;
+  const operations = () =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([method]) => METHODS.includes(method))
+        .map(([method, operation]) => ({ path, method, operation })),
+    );
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    doc = res.json();
+  });
+  afterAll(() => t?.close());
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    expect(doc.openapi).toBe('3.1.0');
+    const result = await new Validator().validate(doc as never);
+    if (!result.valid) console.error(JSON.stringify(result.errors, null, 2));
+    expect(result.valid).toBe(true);
+  });
+
+  it('documents every /api/v1 route the app serves, and nothing it does not', () => {
+    const served = servedRoutes(t.app)
+      .filter((route) => route.split(' ')[1]!.startsWith('/api/v1/'))
+      .map((route) => {
+        const [method, path] = route.split(' ');
+        return `${method} ${openApiPath(path!)}`;
+      });
+    expect(served.length).toBeGreaterThan(10);
+    const documented = operations()
+      .filter((o) => o.path.startsWith('/api/v1/'))
+      .map((o) => `${o.method.toUpperCase()} ${o.path}`);
+    expect(documented.sort()).toEqual(served.sort());
+  });
+
+  it('documents each path parameter of each route', () => {
+    for (const { path, method, operation } of operations()) {
+      const names = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+      const documented = (operation.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
+      expect(documented.sort(), `${method} ${path}`).toEqual(names.sort());
+    }
+  });
+
+  it('marks every route that needs a credential with security, and only those', async () => {
+    for (const { path, method, operation } of operations().filter((o) => o.path.startsWith('/api/v1/'))) {
+      const url = path.replace(/\{\w+\}/g, uuidv7());
+      const res = await t.app.inject({
+        method: method.toUpperCase() as 'GET',
+        url,
+        ...(operation.requestBody ? { payload: {} } : {}),
+      });
+      const where = `${method.toUpperCase()} ${path} answered ${res.statusCode}`;
+      if (operation.security) {
+        expect(operation.security, where).toEqual([{ bearerAuth: [] }, { apiKeyAuth: [] }]);
+        // Without a body to validate the guard answers; with one, validation may answer first.
+        if (operation.requestBody) expect([400, 401], where).toContain(res.statusCode);
+        else expect(res.statusCode, where).toBe(401);
+      } else {
+        expect(res.statusCode, where).not.toBe(401);
+        expect(path, where).toMatch(/^\/api\/v1\/auth\//);
+      }
+    }
+  });
+
+  it('declares the bearer and API key schemes the security requirements name', () => {
+    const schemes = (doc as unknown as { components: { securitySchemes: Record<string, unknown> } })
+      .components.securitySchemes;
+    expect(schemes['bearerAuth']).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    expect(schemes['apiKeyAuth']).toEqual({ type: 'apiKey', in: 'header', name: 'X-API-Key' });
+  });
+
+  it('serves the docs UI as HTML at /docs', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/docs' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.body).toContain('<html');
+    const initializer = await t.app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
+    expect(initializer.statusCode).toBe(200);
+  });
+});

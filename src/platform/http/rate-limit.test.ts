@@ -1,0 +1,176 @@
+import { randomInt } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTenant } from '../../identity/tenants/index.ts';
+import { startTestApp, type TestApp, testRedisUrl } from '../testing/index.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+/** An IP of its own per test, so counters (in memory or in a shared Redis) never mix between tests or runs. */
+const freshIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+
+/** A cheap public route: token introspection answers 200 { active: false } for any string. */
+const anonymousCall = (app: FastifyInstance, ip: string) =>
+  app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/validate',
+    remoteAddress: ip,
+    payload: { token: 'nothing' },
+  });
+
+describe('anonymous rate limit per IP', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ MERCATO_RATE_LIMIT_ANONYMOUS: '3' });
+  });
+  afterAll(() => t?.close());
+
+  it('counts down in RateLimit headers, then answers 429 with Retry-After as a problem', async () => {
+    const ip = freshIp();
+    for (const remaining of [2, 1, 0]) {
+      const res = await anonymousCall(t.app, ip);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['ratelimit-limit']).toBe('3');
+      expect(res.headers['ratelimit-remaining']).toBe(String(remaining));
+      expect(Number(res.headers['ratelimit-reset'])).toBeGreaterThan(0);
+    }
+    const refused = await anonymousCall(t.app, ip);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.json()).toMatchObject({
+      code: 'RATE_LIMITED',
+      status: 429,
+      requestId: refused.headers['x-request-id'],
+    });
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
+  });
+
+  it('keeps every IP on its own budget', async () => {
+    const noisy = freshIp();
+    for (let i = 0; i < 4; i++) await anonymousCall(t.app, noisy);
+    expect((await anonymousCall(t.app, noisy)).statusCode).toBe(429);
+    expect((await anonymousCall(t.app, freshIp())).statusCode).toBe(200);
+  });
+
+  it('never limits health, readiness, metrics or the OpenAPI document', async () => {
+    const ip = freshIp();
+    for (let i = 0; i < 4; i++) await anonymousCall(t.app, ip);
+    for (const url of ['/health/live', '/health/ready', '/metrics', '/openapi.json']) {
+      for (let i = 0; i < 5; i++) {
+        const res = await t.app.inject({ method: 'GET', url, remoteAddress: ip });
+        expect(res.statusCode, url).toBe(200);
+        expect(res.headers['ratelimit-limit'], url).toBeUndefined();
+      }
+    }
+  });
+});
+
+describe('authenticated rate limit per user', () => {
+  let t: TestApp;
+  let token: string;
+  beforeAll(async () => {
+    t = await startTestApp({ MERCATO_RATE_LIMIT_ANONYMOUS: '2', MERCATO_RATE_LIMIT_AUTHENTICATED: '5' });
+    await createTenant(t.identity.deps.db, {
+      slug: 'acme',
+      name: 'Acme',
+      adminEmail: 'admin@acme.test',
+      adminPassword: PASSWORD,
+    });
+    const login = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      payload: { tenant: 'acme', email: 'admin@acme.test', password: PASSWORD },
+    });
+    token = login.json().accessToken;
+  });
+  afterAll(() => t?.close());
+
+  const profile = (ip: string) =>
+    t.app.inject({
+      method: 'GET',
+      url: '/api/v1/users/profile',
+      remoteAddress: ip,
+      headers: { authorization: `Bearer ${token}` },
+    });
+
+  it('gives a signed-in user the authenticated budget, counted apart from the IP', async () => {
+    const ip = freshIp();
+    // The IP's anonymous budget is spent first; the user on that same IP is not affected.
+    await anonymousCall(t.app, ip);
+    await anonymousCall(t.app, ip);
+    expect((await anonymousCall(t.app, ip)).statusCode).toBe(429);
+
+    for (let i = 0; i < 5; i++) {
+      const res = await profile(ip);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['ratelimit-limit']).toBe('5');
+    }
+    const refused = await profile(ip);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().code).toBe('RATE_LIMITED');
+    expect(refused.headers['retry-after']).toBeDefined();
+
+    // The budget follows the user to another address, and that address's anonymous budget is untouched.
+    const elsewhere = freshIp();
+    expect((await profile(elsewhere)).statusCode).toBe(429);
+    expect((await anonymousCall(t.app, elsewhere)).statusCode).toBe(200);
+  });
+});
+
+describe.skipIf(!testRedisUrl())('rate limits shared through Redis', () => {
+  let a: TestApp;
+  let b: TestApp;
+  const ips: string[] = [];
+  beforeAll(async () => {
+    const env = { REDIS_URL: testRedisUrl()!, MERCATO_RATE_LIMIT_ANONYMOUS: '3' };
+    [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
+  });
+  afterAll(async () => {
+    if (ips.length > 0) await a?.ctx.redis?.del(...ips.map((ip) => `mercato:ratelimit:ip:${ip}`));
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  it('counts requests to two app instances against one limit', async () => {
+    const ip = freshIp();
+    ips.push(ip);
+    expect((await anonymousCall(a.app, ip)).headers['ratelimit-remaining']).toBe('2');
+    expect((await anonymousCall(b.app, ip)).headers['ratelimit-remaining']).toBe('1');
+    expect((await anonymousCall(a.app, ip)).headers['ratelimit-remaining']).toBe('0');
+    const refused = await anonymousCall(b.app, ip);
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+    expect((await anonymousCall(a.app, ip)).statusCode).toBe(429);
+  });
+
+  it('keeps serving without limits when Redis is gone, but refuses logins with 503 rather than guessing', async () => {
+    const t = await startTestApp({ REDIS_URL: testRedisUrl()!, MERCATO_RATE_LIMIT_ANONYMOUS: '3' });
+    try {
+      t.ctx.redis!.disconnect();
+      const ip = freshIp();
+      // Five calls against a limit of three: the limiter fails open instead of answering 500.
+      for (let i = 0; i < 5; i++) expect((await anonymousCall(t.app, ip)).statusCode).toBe(200);
+      const login = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        remoteAddress: ip,
+        payload: { tenant: 'acme', email: 'admin@acme.test', password: PASSWORD },
+      });
+      expect(login.statusCode).toBe(503);
+      expect(login.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(login.json().code).toBe('SERVICE_UNAVAILABLE');
+      expect(login.headers['retry-after']).toBe('5');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('stores the counter under the IP in Redis', async () => {
+    const ip = freshIp();
+    ips.push(ip);
+    await anonymousCall(a.app, ip);
+    const ttl = await a.ctx.redis!.pttl(`mercato:ratelimit:ip:${ip}`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
