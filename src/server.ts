@@ -70,7 +70,14 @@ export async function startServer(
       ctx,
       url,
       async stop() {
-        await app.close();
+        // A keep-alive connection whose last request finishes during the drain turns idle after
+        // close() began; close those as they appear instead of waiting for their timeout.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
         for (const module of [...modules].reverse()) await module.stop?.();
         await closeContext(running);
         release();
@@ -113,20 +120,21 @@ export async function runServer(config: Config): Promise<void> {
       stopping = true;
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
     return;
   }
-  const server = await startServer(config, { prepare: cluster.isPrimary });
-  if (cluster.isPrimary) printBanner(server.url, config);
+  // Listen for signals before starting: one that lands during start-up stops the server once it is up.
   let stopping = false;
+  let running: RunningServer | undefined;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    server.ctx.logger.info({ signal }, 'draining in-flight requests');
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
-    server
+    if (!running) return;
+    running.ctx.logger.info({ signal }, 'draining in-flight requests');
+    running
       .stop()
       .then(() => process.exit(0))
       .catch((error) => {
@@ -134,6 +142,13 @@ export async function runServer(config: Config): Promise<void> {
         process.exit(1);
       });
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  // on, not once: a library's signal-exit listener re-raises the signal when it believes it is alone.
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  running = await startServer(config, { prepare: cluster.isPrimary });
+  if (cluster.isPrimary) printBanner(running.url, config);
+  if (stopping) {
+    stopping = false;
+    shutdown('signal during start-up');
+  }
 }

@@ -9,7 +9,8 @@ export type MercatoProcess = {
   output(): string;
   /** Resolves with the first output match, rejects if the process exits first. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  exited: Promise<number | null>;
+  /** The exit code, or the name of the signal that killed the process. */
+  exited: Promise<number | string | null>;
 };
 
 /** Runs `mercato <args>` on the pinned Node in a child process, for tests and benchmarks. */
@@ -27,7 +28,9 @@ export function runMercato(args: string[], env: Record<string, string | undefine
   };
   child.stdout?.on('data', append);
   child.stderr?.on('data', append);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
   return {
     child,
     output: () => text,

@@ -51,7 +51,7 @@ describe('README', () => {
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
         expect(staff).toContain('"role":"operator"');
-        expect(staff).toContain('"name":"warehouse sync"');
+        expect(staff).toContain('"email":"admin@demo.test"');
         expect(tenant).toContain('"slug":"acme"');
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);

@@ -43,6 +43,35 @@ describe('API keys', () => {
   });
   afterAll(() => t.close());
 
+  it('lets a key granted users:read read its own tenant users, and nothing more', async () => {
+    const reader = await create(admin, { name: 'crm', permissions: ['users:read'] });
+    const unrelated = await create(admin, { name: 'misc', permissions: ['orders:read'] });
+    const listed = await t.app.inject({ url: '/api/v1/users', headers: { 'x-api-key': reader.key } });
+    expect(listed.statusCode).toBe(200);
+    const emails = listed.json<{ items: { email: string }[] }>().items.map((u) => u.email);
+    expect(emails).toContain(shop.adminEmail);
+    expect(emails).not.toContain(other.adminEmail);
+    const one = await t.app.inject({
+      url: `/api/v1/users/${shop.adminId}`,
+      headers: { 'x-api-key': reader.key },
+    });
+    expect(one.statusCode).toBe(200);
+    const foreign = await t.app.inject({
+      url: `/api/v1/users/${other.adminId}`,
+      headers: { 'x-api-key': reader.key },
+    });
+    expect(foreign.statusCode).toBe(404);
+    const denied = await t.app.inject({ url: '/api/v1/users', headers: { 'x-api-key': unrelated.key } });
+    expect(denied.statusCode).toBe(403);
+    const write = await post(
+      t.app,
+      '/api/v1/users',
+      { email: 'x@keys.test', password: PASSWORD, name: 'X', role: 'staff' },
+      { 'x-api-key': reader.key },
+    );
+    expect(write.statusCode).toBe(403);
+  });
+
   it('creates a key shown once, stored only as its hash', async () => {
     const created = await create(admin, { name: 'warehouse', permissions: ['orders:read', 'inventory:*'] });
     expect(created.key).toMatch(/^mk_[A-Za-z0-9_-]{43}$/);

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { requireUser, userOf } from '../../platform/http/index.ts';
+import { principalOf, requirePermission, requireUser, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from './page-cursor.ts';
 import { changeRole, changeStatus, listUsers } from './staff-store.ts';
@@ -38,6 +38,8 @@ export function staffRoutes(deps: IdentityDeps) {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
     const preValidation = requireUser('admin');
+    // Reading users is also open to API keys granted users:read (an integration syncing accounts).
+    const canRead = requirePermission('users:read');
 
     app.post(
       '/users',
@@ -63,16 +65,16 @@ export function staffRoutes(deps: IdentityDeps) {
     app.get(
       '/users',
       {
-        preValidation,
+        preValidation: canRead,
         schema: {
           ...base,
-          summary: "List the tenant's users, oldest first",
+          summary: "List the tenant's users, oldest first (admins, or API keys with users:read)",
           querystring: ListQuery,
           response: { 200: PageOf(UserView) },
         },
       },
       async (request) => {
-        const { tenantId } = userOf(request);
+        const { tenantId } = principalOf(request);
         const { limit, after } = readPage(request.query);
         const { role, status } = request.query;
         const rows = await withTenant(deps.db, tenantId, (trx) =>
@@ -85,11 +87,16 @@ export function staffRoutes(deps: IdentityDeps) {
     app.get(
       '/users/:id',
       {
-        preValidation,
-        schema: { ...base, summary: 'One user of the tenant', params: IdParams, response: { 200: UserView } },
+        preValidation: canRead,
+        schema: {
+          ...base,
+          summary: 'One user of the tenant (admins, or API keys with users:read)',
+          params: IdParams,
+          response: { 200: UserView },
+        },
       },
       async (request) => {
-        const { tenantId } = userOf(request);
+        const { tenantId } = principalOf(request);
         return withTenant(deps.db, tenantId, (trx) => getUserById(trx, tenantId, request.params.id));
       },
     );
