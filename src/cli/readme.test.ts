@@ -18,7 +18,14 @@ function shellBlocks(from: string, to: string): string[] {
 
 describe('README', () => {
   it('shows the configuration table of every variable the code reads', () => {
-    expect(readme).toContain(configTable());
+    // Cells are compared without the padding a Markdown formatter adds.
+    const cells = (line: string) =>
+      line
+        .split('|')
+        .map((cell) => cell.trim().replace(/^-+$/, '---'))
+        .join('|');
+    const rows = readme.split('\n').map(cells);
+    for (const row of configTable().split('\n').map(cells)) expect(rows).toContain(row);
   });
 
   it('gives the two quickstart commands', () => {

@@ -1,21 +1,43 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type FieldError, toProblem } from './errors.ts';
 
-type ValidationIssue = { instancePath?: string; message?: string; params?: Record<string, unknown>; keyword?: string };
+type ValidationIssue = {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+  keyword?: string;
+};
 
-function fieldErrors(part: string, issues: ValidationIssue[]): FieldError[] {
+/**
+ * One FieldError per failing field: a missing or unexpected property gets a pointer of its own,
+ * and the several issues a union or a repeated check raises on one field are joined.
+ */
+export function fieldErrors(part: string, issues: ValidationIssue[]): FieldError[] {
   // Fastify names the query string part "querystring".
   const named = part === 'querystring' ? 'query' : part;
   const where = (['body', 'query', 'params', 'headers'].includes(named) ? named : 'body') as FieldError['in'];
-  return issues.map((issue) => {
-    let pointer = issue.instancePath ?? '';
-    // A missing property is reported on its parent; point at the property itself.
-    const missing = issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty'];
-    if (issue.keyword === 'required' && missing !== undefined) pointer += `/${[missing].flat().join(',')}`;
-    const extra = issue.params?.['additionalProperties'] ?? issue.params?.['additionalProperty'];
-    if (issue.keyword === 'additionalProperties' && extra !== undefined) pointer += `/${[extra].flat().join(',')}`;
-    return { in: where, pointer: pointer || '/', message: issue.message ?? 'is invalid' };
-  });
+  const byPointer = new Map<string, string[]>();
+  for (const issue of issues) {
+    const base = issue.instancePath ?? '';
+    // A missing or unexpected property is reported on its parent; point at the property itself.
+    const missing =
+      issue.keyword === 'required'
+        ? (issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty'])
+        : undefined;
+    const extra =
+      issue.keyword === 'additionalProperties'
+        ? (issue.params?.['additionalProperties'] ?? issue.params?.['additionalProperty'])
+        : undefined;
+    const named = missing ?? extra;
+    const pointers = named === undefined ? [base] : [named].flat().map((name) => `${base}/${String(name)}`);
+    for (const pointer of pointers) {
+      const messages = byPointer.get(pointer || '/') ?? [];
+      const message = issue.message ?? 'is invalid';
+      if (!messages.includes(message)) messages.push(message);
+      byPointer.set(pointer || '/', messages);
+    }
+  }
+  return [...byPointer].map(([pointer, messages]) => ({ in: where, pointer, message: messages.join('; ') }));
 }
 
 const FASTIFY_CODES: Record<string, AppError['code']> = {
@@ -44,9 +66,14 @@ export function toAppError(error: FastifyError | Error): AppError {
   if (status === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', fe.message);
   if (status === 404) return new AppError('NOT_FOUND', fe.message);
   if (status >= 400 && status < 500) return new AppError('VALIDATION_FAILED', fe.message);
-  return new AppError('INTERNAL', 'an unexpected error occurred; the request id identifies it in the logs', {}, {
-    cause: error,
-  });
+  return new AppError(
+    'INTERNAL',
+    'an unexpected error occurred; the request id identifies it in the logs',
+    {},
+    {
+      cause: error,
+    },
+  );
 }
 
 /** Sends an AppError as application/problem+json, with Retry-After when it has one. */
