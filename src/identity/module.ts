@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { AppContext, MercatoModule } from '../platform/index.ts';
 import type { Authenticator } from '../platform/http/index.ts';
+import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { addressRoutes } from './addresses/index.ts';
 import { apiKeyRoutes, authenticateApiKey } from './api-keys/index.ts';
 import { authRoutes } from './auth/index.ts';

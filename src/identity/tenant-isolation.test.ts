@@ -193,14 +193,14 @@ describe('row-level security under withTenant', () => {
       expect(seen.tenants.length).toBe(2);
       expect(seen.tenants.every((id) => id === a.id)).toBe(true);
 
-      const escape = withTenant(t.identity.deps.db, a.id, async (trx) => {
+      const becomeOwner = withTenant(t.identity.deps.db, a.id, async (trx) => {
         const owner = await sql<{ tableowner: string }>`
           select tableowner from pg_tables where schemaname = 'identity' and tablename = 'users'`.execute(
           trx,
         );
         await sql.raw(`set role ${owner.rows[0]!.tableowner}`).execute(trx);
       });
-      await expect(escape).rejects.toThrow(/permission denied/);
+      await expect(becomeOwner).rejects.toThrow(/permission denied/);
       const secrets = withTenant(t.identity.deps.db, a.id, (trx) =>
         sql`select password from platform.request_credentials`.execute(trx),
       );

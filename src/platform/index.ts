@@ -1,3 +1,3 @@
 export { type Config, ConfigError, loadConfig, MODULES, type ModuleName, SETTINGS } from './config/index.ts';
 export type { AppContext, MercatoModule } from './context.ts';
-export { closeContext, type ContextOverrides, createContext } from './runtime.ts';
+export { type ContextOverrides, closeContext, createContext } from './runtime.ts';

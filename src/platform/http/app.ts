@@ -9,9 +9,9 @@ import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { AppError } from './errors.ts';
 import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
+import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
-import { platformRoutes } from './platform-routes.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
@@ -75,7 +75,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
   app.setErrorHandler(problemErrorHandler);
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(
+      request,
+      reply,
+      new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
+    ),
   );
   app.decorateRequest('principal', undefined);
   registerIdempotency(app, ctx.db.kysely);
@@ -100,7 +104,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
   app.addHook('onResponse', async (request, reply) => {
     ctx.metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status_code: String(reply.statusCode),
+      },
       reply.elapsedTime / 1000,
     );
   });
@@ -108,8 +116,21 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   await app.register(helmet, { global: true });
   await app.register(cors, {
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
-    exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'],
-    allowedHeaders: ['authorization', 'content-type', 'x-api-key', 'x-request-id', 'traceparent', 'idempotency-key'],
+    exposedHeaders: [
+      'x-request-id',
+      'retry-after',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+    ],
+    allowedHeaders: [
+      'authorization',
+      'content-type',
+      'x-api-key',
+      'x-request-id',
+      'traceparent',
+      'idempotency-key',
+    ],
   });
   await app.register(rateLimit, {
     global: true,
@@ -127,9 +148,13 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`;
     },
     errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `rate limit of ${context.max} requests per minute reached; retry in ${context.after}`, {
-        retryAfterSeconds: Math.ceil(context.ttl / 1000),
-      }),
+      new AppError(
+        'RATE_LIMITED',
+        `rate limit of ${context.max} requests per minute reached; retry in ${context.after}`,
+        {
+          retryAfterSeconds: Math.ceil(context.ttl / 1000),
+        },
+      ),
   });
   await app.register(swagger, {
     openapi: {
@@ -137,7 +162,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       info: {
         title: 'Mercato API',
         version: options.version ?? '0.1.0',
-        description: 'Event-driven commerce backend. Every error is RFC 9457 application/problem+json with a stable `code`.',
+        description:
+          'Event-driven commerce backend. Every error is RFC 9457 application/problem+json with a stable `code`.',
       },
       components: {
         securitySchemes: {

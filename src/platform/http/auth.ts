@@ -38,7 +38,8 @@ type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
 /** The principal of an authenticated request, or 401. */
 export function principalOf(request: FastifyRequest): Principal {
-  if (!request.principal) throw new AppError('UNAUTHENTICATED', 'this route needs an access token or API key');
+  if (!request.principal)
+    throw new AppError('UNAUTHENTICATED', 'this route needs an access token or API key');
   return request.principal;
 }
 

@@ -24,7 +24,9 @@ export function memoryCounterStore(now: () => number = Date.now): CounterStore {
     return w;
   };
   const view = (w: { count: number; resetAt: number } | undefined) =>
-    w ? { count: w.count, ttlSeconds: Math.max(1, Math.ceil((w.resetAt - now()) / 1000)) } : { count: 0, ttlSeconds: 0 };
+    w
+      ? { count: w.count, ttlSeconds: Math.max(1, Math.ceil((w.resetAt - now()) / 1000)) }
+      : { count: 0, ttlSeconds: 0 };
   const sweep = setInterval(() => {
     for (const key of windows.keys()) live(key);
   }, 60_000);

@@ -56,7 +56,10 @@ export function platformRoutes(ctx: AppContext, modules: MercatoModule[]) {
           tags: ['platform'],
           summary: 'Every configured server answers; 503 names those that do not',
           response: {
-            200: Type.Object({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.String()) }),
+            200: Type.Object({
+              status: Type.Literal('ready'),
+              checks: Type.Record(Type.String(), Type.String()),
+            }),
           },
         },
       },
