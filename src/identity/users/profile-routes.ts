@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/index.ts';
+import { readAsTenant, withTenant } from '../../platform/db/index.ts';
 import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { Phone, SECURITY, UserView } from './user-schemas.ts';
@@ -31,14 +31,13 @@ export function profileRoutes(deps: IdentityDeps) {
       },
       async (request) => {
         const { tenantId, userId } = userOf(request);
-        // One primary-key lookup: this route is benchmarked against /health/live.
-        const row = await withTenant(deps.db, tenantId, (trx) =>
-          trx
+        // One primary-key lookup in one round trip: this route is benchmarked against /health/live.
+        const [row] = await readAsTenant(deps.db, tenantId, (db) =>
+          db
             .selectFrom('identity.users')
             .selectAll()
             .where('id', '=', userId)
-            .where('tenant_id', '=', tenantId)
-            .executeTakeFirst(),
+            .where('tenant_id', '=', tenantId),
         );
         if (!row) throw new AppError('NOT_FOUND', 'your account no longer exists');
         return toUser(row);

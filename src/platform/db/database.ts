@@ -96,7 +96,7 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
         pool: requestPool,
         kysely: new Kysely({ dialect: new PostgresDialect({ pool: requestPool }) }),
       };
-      useRequestPool(kysely, requests.kysely);
+      useRequestPool(kysely, requests);
       return true;
     },
     async withScriptRunner(fn) {

@@ -12,3 +12,4 @@ export {
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
 export { APP_ROLE, withSystem, withTenant } from './tenant-context.ts';
+export { readAsTenant } from './tenant-read.ts';

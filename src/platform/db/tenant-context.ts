@@ -1,14 +1,22 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import type pg from 'pg';
 
 /** The NOLOGIN role every request transaction runs as; it owns no table and cannot bypass RLS. */
 export const APP_ROLE = 'mercato_app';
 
-// The owner's Kysely → the Kysely of the pool that logs in as the request role (PostgreSQL).
-const requestPools = new WeakMap<object, Kysely<unknown>>();
+type RequestPool = { kysely: Kysely<unknown>; pool: pg.Pool };
+
+// The owner's Kysely → the pool that logs in as the request role (PostgreSQL).
+const requestPools = new WeakMap<object, RequestPool>();
 
 /** Makes withTenant(owner, …) run on the request pool; called once the request role exists. */
-export function useRequestPool(owner: Kysely<unknown>, requests: Kysely<unknown>): void {
+export function useRequestPool(owner: Kysely<unknown>, requests: RequestPool): void {
   requestPools.set(owner, requests);
+}
+
+/** The raw request pool behind an owner Kysely, when there is one (PostgreSQL). */
+export function requestPoolOf(owner: object): pg.Pool | undefined {
+  return requestPools.get(owner)?.pool;
 }
 
 /**
@@ -23,7 +31,7 @@ export async function withTenant<DB, T>(
   tenantId: string,
   fn: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
-  const target = (requestPools.get(db) ?? db) as Kysely<DB>;
+  const target = (requestPools.get(db)?.kysely ?? db) as Kysely<DB>;
   return target.transaction().execute(async (trx) => {
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
       trx,
