@@ -8,10 +8,21 @@ import { authRoutes } from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
 import { tenantRoutes } from './tenants/index.ts';
 import { createTokenService, startRefreshTokenPurge, type TokenService } from './tokens/index.ts';
-import { profileRoutes, staffRoutes } from './users/index.ts';
+import {
+  createProfileCache,
+  type ProfileCache,
+  profileRoutes,
+  staffRoutes,
+  USER_CHANGES_CHANNEL,
+} from './users/index.ts';
 
 /** What identity's route plugins and services receive. */
-export type IdentityDeps = { ctx: AppContext; db: Kysely<IdentityTables>; tokens: TokenService };
+export type IdentityDeps = {
+  ctx: AppContext;
+  db: Kysely<IdentityTables>;
+  tokens: TokenService;
+  profiles: ProfileCache;
+};
 
 export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps: IdentityDeps };
 
@@ -19,8 +30,10 @@ export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps
 export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
   const db = ctx.db.kysely as Kysely<IdentityTables>;
   const tokens = await createTokenService(ctx, db);
-  const deps: IdentityDeps = { ctx, db, tokens };
+  const profiles = createProfileCache({ ttlMs: ctx.config.profileCacheTtlSeconds * 1000 });
+  const deps: IdentityDeps = { ctx, db, tokens, profiles };
   let stopPurge: (() => void) | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
   return {
     name: 'identity',
     deps,
@@ -43,9 +56,17 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
     },
     async start() {
       stopPurge = startRefreshTokenPurge(deps);
+      // Profiles are cached only once this process hears about every change to a user.
+      unlisten = await ctx.db.listen(
+        USER_CHANGES_CHANNEL,
+        (userId) => profiles.invalidate(userId),
+        profiles.clear,
+      );
+      profiles.enable();
     },
     async stop() {
       stopPurge?.();
+      await unlisten?.();
     },
   };
 }

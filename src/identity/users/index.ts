@@ -1,3 +1,4 @@
+export { createProfileCache, type ProfileCache, USER_CHANGES_CHANNEL } from './profile-cache.ts';
 export { profileRoutes } from './profile-routes.ts';
 export { staffRoutes } from './staff-routes.ts';
 export {

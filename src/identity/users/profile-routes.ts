@@ -31,16 +31,20 @@ export function profileRoutes(deps: IdentityDeps) {
       },
       async (request) => {
         const { tenantId, userId } = userOf(request);
-        // One primary-key lookup in one round trip: this route is benchmarked against /health/live.
-        const [row] = await readAsTenant(deps.db, tenantId, (db) =>
-          db
-            .selectFrom('identity.users')
-            .selectAll()
-            .where('id', '=', userId)
-            .where('tenant_id', '=', tenantId),
-        );
-        if (!row) throw new AppError('NOT_FOUND', 'your account no longer exists');
-        return toUser(row);
+        // Cached per process, dropped on every change to the user; a miss is one primary-key
+        // lookup in one round trip. This route is benchmarked against /health/live.
+        const user = await deps.profiles.read(tenantId, userId, async () => {
+          const [row] = await readAsTenant(deps.db, tenantId, (db) =>
+            db
+              .selectFrom('identity.users')
+              .selectAll()
+              .where('id', '=', userId)
+              .where('tenant_id', '=', tenantId),
+          );
+          return row ? toUser(row) : undefined;
+        });
+        if (!user) throw new AppError('NOT_FOUND', 'your account no longer exists');
+        return user;
       },
     );
 

@@ -35,6 +35,7 @@ export type Config = {
   };
   purgeIntervalSeconds: number;
   dbPoolSize: number;
+  profileCacheTtlSeconds: number;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -138,6 +139,11 @@ export const SETTINGS: Setting[] = [
     doc: 'Seconds between purges of expired and revoked refresh tokens.',
   },
   { name: 'MERCATO_DB_POOL_SIZE', default: '20', doc: 'PostgreSQL connections per process.' },
+  {
+    name: 'MERCATO_PROFILE_CACHE_TTL',
+    default: '30',
+    doc: 'Seconds a profile read stays cached per process (dropped at once when the user changes); 0 disables.',
+  },
 ];
 
 /** A configuration value that cannot be used; the message names the variable and what it expects. */
@@ -254,5 +260,6 @@ export function loadConfig(env: Env = process.env): Config {
     },
     purgeIntervalSeconds: integer(env, 'MERCATO_PURGE_INTERVAL', 3600, 1, 86_400),
     dbPoolSize: integer(env, 'MERCATO_DB_POOL_SIZE', 20, 1, 1000),
+    profileCacheTtlSeconds: integer(env, 'MERCATO_PROFILE_CACHE_TTL', 30, 0, 3600),
   };
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { type Listener, pgliteListener, postgresListener } from './notifications.ts';
 import { ensureRequestRole, RequestRoleError } from './request-role.ts';
 import { useRequestPool } from './tenant-context.ts';
 
@@ -30,6 +31,11 @@ export type Database = {
    * a no-op on PGlite, which has one superuser session.
    */
   enableRequestRole(): Promise<boolean>;
+  /**
+   * Subscribes to NOTIFY on a channel; resolves with an unsubscribe function. onReset runs when
+   * notifications may have been lost (PostgreSQL connection dropped), so subscribers can resync.
+   */
+  listen: Listener['listen'];
   close(): Promise<void>;
 };
 
@@ -74,9 +80,11 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
   const pool = createPool(connectionString, Math.max(2, Math.ceil(poolSize / 4)));
   const kysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
   let requests: { pool: pg.Pool; kysely: Kysely<unknown> } | undefined;
+  const listener = postgresListener(connectionString);
   return {
     kind: 'postgres',
     kysely,
+    listen: listener.listen,
     async enableRequestRole() {
       if (requests) return true;
       const url = await ensureRequestRole(connectionString);
@@ -119,6 +127,7 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
       return { total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount };
     },
     async close() {
+      await listener.close();
       // Kysely ends a pool only if it ever ran a query on it; end whatever is still open.
       await Promise.all([requests?.kysely.destroy(), kysely.destroy()]);
       for (const p of [pool, requests?.pool]) if (p && !p.ended) await p.end();
@@ -128,9 +137,11 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
 
 export function openPglite(pglite: PGlite): Database {
   const kysely = new Kysely({ dialect: new PGliteDialect({ pglite }) });
+  const listener = pgliteListener(pglite);
   return {
     kind: 'pglite',
     kysely,
+    listen: listener.listen,
     async withScriptRunner(fn) {
       // PGlite is one connection; Kysely's driver serialises access, so borrow its connection.
       return kysely.connection().execute(() =>

@@ -34,6 +34,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   const identity = await createIdentity(ctx);
   const app = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
   await app.ready();
+  await identity.start?.();
   return {
     app,
     ctx,

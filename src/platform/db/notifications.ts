@@ -1,0 +1,110 @@
+import type { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+
+/** Called with each NOTIFY payload on the channel. */
+export type NotificationHandler = (payload: string) => void;
+/** Called when notifications may have been missed (the listening connection dropped): drop what you cached. */
+export type ResetHandler = () => void;
+
+export type Listener = {
+  listen(
+    channel: string,
+    onMessage: NotificationHandler,
+    onReset?: ResetHandler,
+  ): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+};
+
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
+
+function checkChannel(channel: string) {
+  if (!CHANNEL.test(channel)) throw new TypeError(`channel "${channel}" must be a lowercase SQL identifier`);
+}
+
+/**
+ * LISTEN on PostgreSQL over one dedicated connection per process, opened on first use. When
+ * it drops, every subscriber's onReset runs and it reconnects with backoff, listening again.
+ */
+export function postgresListener(connectionString: string): Listener {
+  const subscribers = new Map<
+    string,
+    Set<{ onMessage: NotificationHandler; onReset?: ResetHandler | undefined }>
+  >();
+  let client: pg.Client | undefined;
+  let connecting: Promise<pg.Client> | undefined;
+  let closed = false;
+  let retryMs = 100;
+
+  const reset = () => {
+    for (const set of subscribers.values()) for (const s of set) s.onReset?.();
+  };
+  const connect = (): Promise<pg.Client> => {
+    connecting ??= (async () => {
+      const c = new pg.Client({ connectionString });
+      c.on('notification', (n) => {
+        for (const s of subscribers.get(n.channel) ?? []) s.onMessage(n.payload ?? '');
+      });
+      c.on('error', () => {
+        if (client !== c) return;
+        client = undefined;
+        connecting = undefined;
+        reset();
+        if (!closed) setTimeout(() => void reconnect(), retryMs).unref();
+      });
+      await c.connect();
+      for (const channel of subscribers.keys()) await c.query(`listen ${channel}`);
+      client = c;
+      retryMs = 100;
+      return c;
+    })();
+    connecting.catch(() => {
+      connecting = undefined;
+    });
+    return connecting;
+  };
+  const reconnect = async () => {
+    try {
+      await connect();
+    } catch {
+      retryMs = Math.min(retryMs * 2, 10_000);
+      if (!closed) setTimeout(() => void reconnect(), retryMs).unref();
+    }
+  };
+
+  return {
+    async listen(channel, onMessage, onReset) {
+      checkChannel(channel);
+      const entry = { onMessage, onReset };
+      const first = !subscribers.has(channel);
+      const set = subscribers.get(channel) ?? new Set();
+      set.add(entry);
+      subscribers.set(channel, set);
+      const c = await connect();
+      if (first) await c.query(`listen ${channel}`);
+      return async () => {
+        set.delete(entry);
+        if (set.size === 0) {
+          subscribers.delete(channel);
+          await client?.query(`unlisten ${channel}`).catch(() => {});
+        }
+      };
+    },
+    async close() {
+      closed = true;
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
+    },
+  };
+}
+
+/** LISTEN on PGlite: its own in-process notifications. */
+export function pgliteListener(pglite: PGlite): Listener {
+  return {
+    async listen(channel, onMessage) {
+      checkChannel(channel);
+      return pglite.listen(channel, onMessage);
+    },
+    async close() {},
+  };
+}
