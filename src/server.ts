@@ -111,6 +111,11 @@ export async function runServer(config: Config): Promise<void> {
     }
     let stopping = false;
     for (let i = 0; i < config.workers; i++) cluster.fork();
+    cluster.once('listening', (_worker, address) => {
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      printBanner(`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`, config);
+      console.log(`  Workers  ${config.workers} (node:cluster)`);
+    });
     cluster.on('exit', (worker, code) => {
       if (stopping) return;
       console.error(`worker ${worker.process.pid} exited with ${code}; starting another`);

@@ -14,7 +14,7 @@ or point MERCATO_DATA_DIR elsewhere. (Data directory: ${config.dataDir})`;
 /** Runs fn with a migrated database and the identity module, holding the embedded lock meanwhile. */
 export async function withDatabase<T>(
   config: Config,
-  fn: (ctx: AppContext, identity: IdentityModule) => Promise<T>,
+  fn: (ctx: AppContext, identity: IdentityModule, migrated: string[]) => Promise<T>,
 ): Promise<T> {
   let release = () => {};
   try {
@@ -28,7 +28,7 @@ export async function withDatabase<T>(
     const result = await migrate(ctx.db);
     if (result.error) throw result.error;
     await ctx.db.enableRequestRole();
-    return await fn(ctx, await createIdentity(ctx));
+    return await fn(ctx, await createIdentity(ctx), result.applied);
   } finally {
     await closeContext(ctx);
     release();

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
 import { createUser } from '../identity/users/index.ts';
-import { migrate, withTenant } from '../platform/db/index.ts';
+import { withTenant } from '../platform/db/index.ts';
 import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
@@ -28,14 +28,8 @@ program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(async () => {
-    await withDatabase(config(), async (ctx) => {
-      const result = await migrate(ctx.db);
-      if (result.error) throw result.error;
-      console.log(
-        result.applied.length
-          ? `applied ${result.applied.join(', ')}`
-          : 'the database is up to date (migrations applied)',
-      );
+    await withDatabase(config(), async (_ctx, _identity, applied) => {
+      console.log(applied.length ? `applied ${applied.join(', ')}` : 'the database is up to date');
     });
   });
 

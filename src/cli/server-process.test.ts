@@ -191,6 +191,33 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
 });
 
 describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL', () => {
+  it('serves from several worker processes and stops them all on SIGTERM', async () => {
+    const database = await cloneTestDatabase();
+    try {
+      const server = runMercato(['start'], {
+        DATABASE_URL: database.url,
+        PORT: '0',
+        MERCATO_DEMO_PASSWORD: PASSWORD,
+        MERCATO_WORKERS: '2',
+      });
+      const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+      await server.waitFor(/Workers +2/);
+      const { body } = await login(base!, 'demo', 'customer@demo.test');
+      const reads = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          fetch(`${base}/api/v1/users/profile`, {
+            headers: { authorization: `Bearer ${body['accessToken']}` },
+          }),
+        ),
+      );
+      expect(reads.map((r) => r.status)).toEqual(reads.map(() => 200));
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    } finally {
+      await database.drop();
+    }
+  });
+
   it('runs the same migrations and serves with DATABASE_URL', async () => {
     const database = await cloneTestDatabase();
     try {
