@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { createIdentity, type IdentityModule } from '../../identity/index.ts';
-import type { AppContext } from '../context.ts';
+import type { AppContext, MercatoModule } from '../context.ts';
 import { buildApp } from '../http/index.ts';
 import { closeContext, createContext, loadConfig } from '../index.ts';
 import { cloneTestDatabase, testDatabaseKind } from './test-databases.ts';
@@ -27,14 +27,19 @@ const TEST_ENV: Record<string, string> = {
  * The whole app on a database of its own (PGlite or PostgreSQL, per the Vitest project),
  * ready for app.inject(). Redis is used only when env names REDIS_URL.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: { modules?: (ctx: AppContext, identity: IdentityModule) => Promise<MercatoModule[]> } = {},
+): Promise<TestApp> {
   const { db, url, drop } = await cloneTestDatabase();
   const config = loadConfig({ ...TEST_ENV, ...env, ...(url ? { DATABASE_URL: url } : {}) });
   const ctx = await createContext(config, { db });
   const identity = await createIdentity(ctx);
-  const app = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
+  const extra = (await options.modules?.(ctx, identity)) ?? [];
+  const modules = [identity, ...extra];
+  const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
   await app.ready();
-  await identity.start?.();
+  for (const module of modules) await module.start?.();
   return {
     app,
     ctx,
@@ -42,7 +47,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     databaseUrl: url,
     async close() {
       await app.close();
-      await identity.stop?.();
+      for (const module of [...modules].reverse()) await module.stop?.();
       await closeContext({ ...ctx, db: { ...ctx.db, close: async () => {} } });
       await drop();
     },

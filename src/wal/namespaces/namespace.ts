@@ -1,0 +1,68 @@
+import type { BackendName } from '../tables.ts';
+
+export type RetryPolicy = {
+  strategy: 'exponential' | 'linear' | 'fixed';
+  baseDelayMs: number;
+  maxDelayMs: number;
+  maxAttempts: number;
+  /** 0..1: the share of each delay drawn at random (0.2 → delay × [0.8, 1.2]). */
+  jitter: number;
+};
+
+type TargetBase = { name: string; enabled: boolean };
+
+/** POSTs a structured CloudEvent signed per Standard Webhooks with `secret` (whsec_…). */
+export type HttpTarget = TargetBase & {
+  type: 'http';
+  url: string;
+  secret: string;
+  timeoutMs: number;
+  headers?: Record<string, string>;
+};
+
+/** Runs one parameterized statement on the Mercato database; params are JSON pointers into the message. */
+export type SqlTarget = TargetBase & { type: 'sql'; statement: string; params: string[] };
+
+/** DEL keys or PUBLISH to a channel; `{/json/pointer}` placeholders are filled from the payload. */
+export type RedisTarget = TargetBase & {
+  type: 'redis';
+  command: 'DEL' | 'PUBLISH';
+  key: string;
+  message?: string;
+};
+
+/** A handler a Mercato module registered under this name. */
+export type InternalTarget = TargetBase & { type: 'internal'; handler: string };
+
+export type Target = HttpTarget | SqlTarget | RedisTarget | InternalTarget;
+
+/** A namespace as the rest of the WAL module sees it. */
+export type Namespace = {
+  tenantId: string;
+  name: string;
+  backend: BackendName;
+  fallbackBackend: BackendName | null;
+  payloadSchema: Record<string, unknown> | null;
+  retry: RetryPolicy;
+  targets: Target[];
+  rateLimitPerSecond: number | null;
+  maxDelayMs: number;
+  maxPayloadBytes: number;
+  deliveredRetentionSeconds: number;
+  deadRetentionSeconds: number;
+  allowedHosts: string[];
+  consumerConcurrency: number;
+  enabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+};
+
+/** Namespaces by (tenant, name), cached per process and dropped on every change (NOTIFY). */
+export type NamespaceCache = {
+  get(tenantId: string, name: string): Promise<Namespace | undefined>;
+  /** Every enabled namespace of every tenant (for the delivery engine, which serves them all). */
+  all(): Promise<Namespace[]>;
+  invalidate(tenantId: string, name: string): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+};
