@@ -9,6 +9,7 @@ import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { AppError } from './errors.ts';
 import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
+import { withProblemResponses } from './openapi-problems.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
@@ -172,6 +173,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
         },
       },
     },
+    transformObject: (documentObject) =>
+      withProblemResponses(
+        'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject,
+      ),
   });
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 

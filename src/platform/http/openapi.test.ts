@@ -8,8 +8,13 @@ type Operation = {
   security?: Record<string, string[]>[];
   parameters?: { in: string; name: string }[];
   requestBody?: unknown;
+  responses?: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
 };
-type OpenApiDocument = { openapi: string; paths: Record<string, Record<string, Operation>> };
+type OpenApiDocument = {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components?: { schemas?: Record<string, { properties?: Record<string, { enum?: string[] }> }> };
+};
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
@@ -107,6 +112,19 @@ describe('/openapi.json', () => {
       .components.securitySchemes;
     expect(schemes['bearerAuth']).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(schemes['apiKeyAuth']).toEqual({ type: 'apiKey', in: 'header', name: 'X-API-Key' });
+  });
+
+  it('describes every error answer as a problem document with the catalogue of codes', () => {
+    const codes = doc.components?.schemas?.['Problem']?.properties?.['code']?.enum ?? [];
+    expect(codes).toEqual(
+      expect.arrayContaining(['VALIDATION_FAILED', 'NOT_FOUND', 'RATE_LIMITED', 'INTERNAL']),
+    );
+    for (const { operation } of operations()) {
+      for (const range of ['4XX', '5XX']) {
+        const schema = operation.responses?.[range]?.content?.['application/problem+json']?.schema;
+        expect(schema?.$ref).toBe('#/components/schemas/Problem');
+      }
+    }
   });
 
   it('serves the docs UI as HTML at /docs', async () => {
