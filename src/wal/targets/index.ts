@@ -1,0 +1,60 @@
+import type { Kysely } from 'kysely';
+import type { AppContext } from '../../platform/index.ts';
+import type { Namespace, Target } from '../namespaces/namespace.ts';
+import type { WalTables } from '../tables.ts';
+import { createHttpTarget } from './http-target.ts';
+import { deliverRedis } from './redis-target.ts';
+import { deliverSql } from './sql-target.ts';
+import type { Delivery, TargetResult } from './target-result.ts';
+
+export type { Delivery, TargetResult } from './target-result.ts';
+
+/** Runs a module's registered handler for an internal target; owned by the delivery engine. */
+export type InternalDispatch = (handler: string, delivery: Delivery) => Promise<TargetResult>;
+
+export type Targets = {
+  /** Delivers one message to one target and says what came of it; never throws. */
+  deliver(
+    namespace: Namespace,
+    target: Target,
+    delivery: Delivery,
+    internal?: InternalDispatch,
+  ): Promise<TargetResult>;
+  /** Closes the HTTP connections kept alive for webhooks. */
+  close(): Promise<void>;
+};
+
+/** Creates the delivery targets: http (signed CloudEvents), sql, redis and internal handlers. */
+export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }): Targets {
+  const http = createHttpTarget();
+  async function run(
+    namespace: Namespace,
+    target: Target,
+    delivery: Delivery,
+    internal?: InternalDispatch,
+  ): Promise<TargetResult> {
+    switch (target.type) {
+      case 'http':
+        return http.deliver(namespace, target, delivery);
+      case 'sql':
+        return deliverSql(deps.db as Kysely<unknown>, target, delivery);
+      case 'redis':
+        return deliverRedis(deps.ctx.redis, target, delivery);
+      case 'internal':
+        if (!internal) return { outcome: 'dead', error: `no handler ${JSON.stringify(target.handler)}` };
+        return internal(target.handler, delivery);
+    }
+  }
+  return {
+    async deliver(namespace, target, delivery, internal) {
+      try {
+        return await run(namespace, target, delivery, internal);
+      } catch (error) {
+        return { outcome: 'retry', error: `target ${target.name} failed: ${(error as Error).message}` };
+      }
+    },
+    async close() {
+      http.close();
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../platform/db/index.ts';
+import { cloneTestDatabase } from '../../platform/testing/index.ts';
+import type { SqlTarget } from '../namespaces/namespace.ts';
+import { deliverSql } from './sql-target.ts';
+import { testDelivery } from './test-fixtures.ts';
+
+const TENANT_A = '00000000-0000-7000-8000-00000000000a';
+const TENANT_B = '00000000-0000-7000-8000-00000000000b';
+
+let db: Database;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ db, drop } = await cloneTestDatabase());
+  // Created by the owner, used by the application role under row-level security, like a module's table.
+  await sql`create schema target_test`.execute(db.kysely);
+  await sql`create table target_test.order_marks (
+    tenant_id uuid not null,
+    order_id text not null,
+    total integer not null,
+    message_id text not null
+  )`.execute(db.kysely);
+  await sql`alter table target_test.order_marks enable row level security`.execute(db.kysely);
+  await sql`create policy tenant_rows on target_test.order_marks
+    using (tenant_id = current_setting('app.tenant_id')::uuid)
+    with check (tenant_id = current_setting('app.tenant_id')::uuid)`.execute(db.kysely);
+  await sql`grant usage on schema target_test to mercato_app`.execute(db.kysely);
+  await sql`grant select, insert on target_test.order_marks to mercato_app`.execute(db.kysely);
+});
+
+afterAll(async () => {
+  await drop();
+});
+
+function target(overrides: Partial<SqlTarget> = {}): SqlTarget {
+  return {
+    type: 'sql',
+    name: 'mark',
+    enabled: true,
+    statement:
+      'insert into target_test.order_marks (tenant_id, order_id, total, message_id) values ($1, $2, $3, $4)',
+    params: ['/tenantId', '/payload/orderId', '/payload/total', '/messageId'],
+    ...overrides,
+  };
+}
+
+async function rows() {
+  const result = await sql<{
+    tenant_id: string;
+    order_id: string;
+    total: number;
+    message_id: string;
+  }>`select * from target_test.order_marks order by order_id`.execute(db.kysely);
+  return result.rows;
+}
+
+describe('sql target', () => {
+  it('inserts a row with params taken from the message by JSON pointer', async () => {
+    const delivery = testDelivery({
+      tenantId: TENANT_A,
+      messageId: 'msg-1',
+      payload: { orderId: 'ord-1', total: 1999 },
+    });
+    expect(await deliverSql(db.kysely, target(), delivery)).toEqual({ outcome: 'delivered' });
+    expect(await rows()).toEqual([
+      { tenant_id: TENANT_A, order_id: 'ord-1', total: 1999, message_id: 'msg-1' },
+    ]);
+  });
+
+  it("runs under the delivery's tenant: writing another tenant's row is refused by row-level security", async () => {
+    const delivery = testDelivery({
+      tenantId: TENANT_A,
+      payload: { orderId: 'ord-2', total: 1, tenant: TENANT_B },
+    });
+    const result = await deliverSql(
+      db.kysely,
+      target({ params: ['/payload/tenant', '/payload/orderId', '/payload/total', '/messageId'] }),
+      delivery,
+    );
+    expect(result.outcome).toBe('dead');
+    expect((result as { error: string }).error).toMatch(/SQLSTATE 42501/);
+    expect((await rows()).map((row) => row.order_id)).toEqual(['ord-1']);
+  });
+
+  it('sends a statement with a syntax error straight to the dead letters', async () => {
+    const result = await deliverSql(
+      db.kysely,
+      target({ statement: 'insert into nowhere values ((' }),
+      testDelivery({ tenantId: TENANT_A }),
+    );
+    expect(result.outcome).toBe('dead');
+    expect((result as { error: string }).error).toMatch(/SQLSTATE 42601/);
+  });
+
+  it('sends a missing table straight to the dead letters', async () => {
+    const result = await deliverSql(
+      db.kysely,
+      target({ statement: 'delete from target_test.absent where id = $1', params: ['/key'] }),
+      testDelivery({ tenantId: TENANT_A }),
+    );
+    expect(result).toMatchObject({ outcome: 'dead' });
+    expect((result as { error: string }).error).toMatch(/SQLSTATE 42P01/);
+  });
+
+  it('sends a constraint violation (a missing param becomes null) to the dead letters', async () => {
+    const delivery = testDelivery({ tenantId: TENANT_A, payload: { orderId: 'ord-3' } });
+    const result = await deliverSql(db.kysely, target(), delivery);
+    expect(result.outcome).toBe('dead');
+    expect((result as { error: string }).error).toMatch(/SQLSTATE 23502/);
+  });
+
+  it('refuses a malformed JSON pointer without running anything', async () => {
+    const result = await deliverSql(
+      db.kysely,
+      target({ params: ['payload/orderId'] }),
+      testDelivery({ tenantId: TENANT_A }),
+    );
+    expect(result).toEqual({
+      outcome: 'dead',
+      error: 'invalid JSON pointer "payload/orderId": it must start with "/"',
+    });
+  });
+});
+
+describe('sql target when the database is gone', () => {
+  it('retries on a connection error', async () => {
+    const other = await cloneTestDatabase();
+    await other.drop();
+    const result = await deliverSql(other.db.kysely, target(), testDelivery({ tenantId: TENANT_A }));
+    expect(result.outcome).toBe('retry');
+    expect((result as { error: string }).error).not.toMatch(/SQLSTATE/);
+  });
+});
