@@ -44,6 +44,7 @@ async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal
     tenantSlug: grant.tenantSlug,
     apiKeyId: grant.id,
     permissions: grant.permissions,
+    ...(grant.namespaces.length > 0 ? { namespaces: grant.namespaces } : {}),
   };
 }
 

@@ -26,6 +26,7 @@ export type ApiKeyGrant = {
   tenantId: string;
   tenantSlug: string;
   permissions: string[];
+  namespaces: string[];
   revoked: boolean;
   tenantActive: boolean;
 };
@@ -110,7 +111,7 @@ export async function findApiKeyByHash(trx: Db, hash: string): Promise<ApiKeyGra
   const row = await trx
     .selectFrom('identity.api_keys as k')
     .innerJoin('identity.tenants as t', 't.id', 'k.tenant_id')
-    .select(['k.id', 'k.tenant_id', 't.slug', 't.status', 'k.permissions', 'k.revoked_at'])
+    .select(['k.id', 'k.tenant_id', 't.slug', 't.status', 'k.permissions', 'k.namespaces', 'k.revoked_at'])
     .where('k.key_hash', '=', hash)
     .executeTakeFirst();
   if (!row) return undefined;
@@ -119,6 +120,7 @@ export async function findApiKeyByHash(trx: Db, hash: string): Promise<ApiKeyGra
     tenantId: row.tenant_id,
     tenantSlug: row.slug,
     permissions: row.permissions,
+    namespaces: row.namespaces,
     revoked: row.revoked_at !== null,
     tenantActive: row.status === 'active',
   };

@@ -10,7 +10,15 @@ export const PLATFORM_TENANT = 'platform';
 /** Who is calling: a signed-in user (access token) or a machine (API key). The tenant comes from here only. */
 export type Principal =
   | { kind: 'user'; tenantId: string; tenantSlug: string; userId: string; role: Role; sessionId: string }
-  | { kind: 'apiKey'; tenantId: string; tenantSlug: string; apiKeyId: string; permissions: string[] };
+  | {
+      kind: 'apiKey';
+      tenantId: string;
+      tenantSlug: string;
+      apiKeyId: string;
+      permissions: string[];
+      /** The WAL namespaces the key may use (`*`: all); absent when it was granted none. */
+      namespaces?: string[];
+    };
 
 export type Credential = { kind: 'bearer' | 'apiKey'; token: string };
 

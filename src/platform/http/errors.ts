@@ -17,12 +17,16 @@ export const ERRORS = {
   EMAIL_TAKEN: { status: 409, title: 'Email already registered' },
   TENANT_SLUG_TAKEN: { status: 409, title: 'Tenant slug already taken' },
   IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency-Key was used with a different request' },
+  NAMESPACE_DISABLED: { status: 409, title: 'WAL namespace is disabled' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  PAYLOAD_SCHEMA_MISMATCH: { status: 422, title: 'Payload does not match the namespace schema' },
+  DELAY_TOO_LONG: { status: 422, title: 'Delay exceeds the namespace maximum' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   LOGIN_THROTTLED: { status: 429, title: 'Too many login attempts' },
   INTERNAL: { status: 500, title: 'Internal error' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'Service unavailable' },
+  BACKEND_UNAVAILABLE: { status: 503, title: 'WAL backend unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,24 @@
+export { canWriteNamespace, WAL_WRITE } from './access.ts';
+export { createNamespaceCache, NAMESPACE_CHANGES_CHANNEL } from './cache.ts';
+export type {
+  HttpTarget,
+  InternalTarget,
+  Namespace,
+  NamespaceCache,
+  RedisTarget,
+  RetryPolicy,
+  SqlTarget,
+  Target,
+} from './namespace.ts';
+export { namespaceRoutes } from './routes.ts';
+export {
+  createNamespace,
+  deleteNamespace,
+  getNamespace,
+  listEnabledNamespaces,
+  listNamespaces,
+  requireNamespace,
+  toNamespace,
+  updateNamespace,
+} from './store.ts';
+export { maskSecret, namespaceView, payloadValidator } from './validate.ts';

@@ -1,0 +1,214 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/index.ts';
+import { requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { actorOf } from '../audit/index.ts';
+import type { WalDeps } from '../deps.ts';
+import {
+  createNamespace,
+  deleteNamespace,
+  listNamespaces,
+  requireNamespace,
+  updateNamespace,
+} from './store.ts';
+import { BACKENDS, NAME_PATTERN, namespaceView } from './validate.ts';
+
+const Backend = Type.Enum([...BACKENDS]);
+const Name = Type.String({ pattern: NAME_PATTERN, description: 'Lower case letters, digits, . _ -' });
+
+const Retry = Type.Object(
+  {
+    strategy: Type.Optional(Type.Enum(['exponential', 'linear', 'fixed'])),
+    baseDelayMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+    maxDelayMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+  },
+  { additionalProperties: false },
+);
+
+// Targets are checked field by field in validate.ts, which names every failing field.
+const TargetIn = Type.Object(
+  { type: Type.String({ description: 'http, sql, redis or internal' }), name: Type.String() },
+  {
+    additionalProperties: true,
+    description:
+      'http {url, secret (whsec_…), timeoutMs?, headers?} | sql {statement, params: JSON pointers} | ' +
+      'redis {command: DEL|PUBLISH, key, message?} | internal {handler}; all take enabled?',
+  },
+);
+
+const Settings = {
+  backend: Type.Optional(Backend),
+  fallbackBackend: Type.Optional(Type.Union([Backend, Type.Null()])),
+  payloadSchema: Type.Optional(
+    Type.Union([Type.Object({}, { additionalProperties: true, description: 'A JSON Schema' }), Type.Null()]),
+  ),
+  retry: Type.Optional(Retry),
+  targets: Type.Optional(Type.Array(TargetIn, { maxItems: 32 })),
+  rateLimitPerSecond: Type.Optional(
+    Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]),
+  ),
+  maxDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 31_536_000_000 })),
+  maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 16_777_216 })),
+  deliveredRetentionSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
+  deadRetentionSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
+  allowedHosts: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$' }), { maxItems: 100 }),
+  ),
+  consumerConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+  enabled: Type.Optional(Type.Boolean()),
+};
+
+const CreateBody = Type.Object({ name: Name, ...Settings }, { additionalProperties: false });
+const UpdateBody = Type.Object(Settings, { additionalProperties: false });
+const NameParams = Type.Object({ name: Name });
+
+const TargetOut = Type.Object(
+  { type: Type.String(), name: Type.String(), enabled: Type.Boolean() },
+  { additionalProperties: true, description: 'HTTP secrets are masked: whsec_… and the last 4 characters' },
+);
+
+const NamespaceView = Type.Object({
+  name: Type.String(),
+  backend: Backend,
+  fallbackBackend: Type.Union([Backend, Type.Null()]),
+  payloadSchema: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+  retry: Type.Object({
+    strategy: Type.String(),
+    baseDelayMs: Type.Integer(),
+    maxDelayMs: Type.Integer(),
+    maxAttempts: Type.Integer(),
+    jitter: Type.Number(),
+  }),
+  targets: Type.Array(TargetOut),
+  rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
+  maxDelayMs: Type.Integer(),
+  maxPayloadBytes: Type.Integer(),
+  deliveredRetentionSeconds: Type.Integer(),
+  deadRetentionSeconds: Type.Integer(),
+  allowedHosts: Type.Array(Type.String()),
+  consumerConcurrency: Type.Integer(),
+  enabled: Type.Boolean(),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+
+const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
+
+/** POST/GET /wal/namespaces, GET/PUT/DELETE /wal/namespaces/{name}: tenant admins configure the WAL. */
+export function namespaceRoutes(deps: WalDeps) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
+    const preValidation = requireUser('admin');
+
+    app.post(
+      '/wal/namespaces',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: 'Create a WAL namespace',
+          body: CreateBody,
+          response: { 201: NamespaceView },
+        },
+      },
+      async (request, reply) => {
+        const user = userOf(request);
+        const { name, ...input } = request.body;
+        const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        const created = await withTenant(deps.db, user.tenantId, (trx) =>
+          createNamespace(trx, change, name, input),
+        );
+        deps.namespaces.invalidate(user.tenantId, name);
+        reply.code(201).header('location', `/api/v1/wal/namespaces/${name}`);
+        return namespaceView(created);
+      },
+    );
+
+    app.get(
+      '/wal/namespaces',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: "The tenant's WAL namespaces, by name",
+          response: { 200: Type.Object({ items: Type.Array(NamespaceView) }) },
+        },
+      },
+      async (request) => {
+        const { tenantId } = userOf(request);
+        const items = await withTenant(deps.db, tenantId, (trx) => listNamespaces(trx, tenantId));
+        return { items: items.map(namespaceView) };
+      },
+    );
+
+    app.get(
+      '/wal/namespaces/:name',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: 'One WAL namespace',
+          params: NameParams,
+          response: { 200: NamespaceView },
+        },
+      },
+      async (request) => {
+        const { tenantId } = userOf(request);
+        const found = await withTenant(deps.db, tenantId, (trx) =>
+          requireNamespace(trx, tenantId, request.params.name),
+        );
+        return namespaceView(found);
+      },
+    );
+
+    app.put(
+      '/wal/namespaces/:name',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary:
+            'Change some settings of a WAL namespace (an HTTP target sent without its secret keeps it)',
+          params: NameParams,
+          body: UpdateBody,
+          response: { 200: NamespaceView },
+        },
+      },
+      async (request) => {
+        const user = userOf(request);
+        const { name } = request.params;
+        const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        const updated = await withTenant(deps.db, user.tenantId, (trx) =>
+          updateNamespace(trx, change, name, request.body),
+        );
+        deps.namespaces.invalidate(user.tenantId, name);
+        return namespaceView(updated);
+      },
+    );
+
+    app.delete(
+      '/wal/namespaces/:name',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary: 'Delete a WAL namespace and all its messages',
+          params: NameParams,
+          response: { 204: Type.Null() },
+        },
+      },
+      async (request, reply) => {
+        const user = userOf(request);
+        const { name } = request.params;
+        const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        await withTenant(deps.db, user.tenantId, (trx) => deleteNamespace(trx, change, name));
+        deps.namespaces.invalidate(user.tenantId, name);
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}

@@ -1,0 +1,207 @@
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import { AppError } from '../../platform/http/index.ts';
+import { recordAudit } from '../audit/index.ts';
+import type { NamespacesTable, WalTables } from '../tables.ts';
+import type { Namespace, Target } from './namespace.ts';
+import {
+  defaultSettings,
+  maskTargets,
+  type NamespaceInput,
+  type NamespaceSettings,
+  resolveSettings,
+} from './validate.ts';
+
+type Db = Kysely<WalTables> | Transaction<WalTables>;
+type Row = Selectable<NamespacesTable>;
+
+const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+
+export function toNamespace(row: Row): Namespace {
+  return {
+    tenantId: row.tenant_id,
+    name: row.name,
+    backend: row.backend,
+    fallbackBackend: row.fallback_backend,
+    payloadSchema: json<Record<string, unknown> | null>(row.payload_schema),
+    retry: {
+      strategy: row.retry_strategy,
+      baseDelayMs: Number(row.retry_base_delay_ms),
+      maxDelayMs: Number(row.retry_max_delay_ms),
+      maxAttempts: Number(row.max_attempts),
+      jitter: Math.round(Number(row.retry_jitter) * 1e6) / 1e6,
+    },
+    targets: json<Target[]>(row.targets),
+    rateLimitPerSecond: row.rate_limit_per_second === null ? null : Number(row.rate_limit_per_second),
+    maxDelayMs: Number(row.max_delay_ms),
+    maxPayloadBytes: Number(row.max_payload_bytes),
+    deliveredRetentionSeconds: Number(row.delivered_retention_seconds),
+    deadRetentionSeconds: Number(row.dead_retention_seconds),
+    allowedHosts: row.allowed_hosts,
+    consumerConcurrency: Number(row.consumer_concurrency),
+    enabled: row.enabled,
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function toColumns(settings: NamespaceSettings) {
+  return {
+    backend: settings.backend,
+    fallback_backend: settings.fallbackBackend,
+    payload_schema: settings.payloadSchema === null ? null : JSON.stringify(settings.payloadSchema),
+    retry_strategy: settings.retry.strategy,
+    retry_base_delay_ms: settings.retry.baseDelayMs,
+    retry_max_delay_ms: settings.retry.maxDelayMs,
+    max_attempts: settings.retry.maxAttempts,
+    retry_jitter: settings.retry.jitter,
+    targets: JSON.stringify(settings.targets),
+    rate_limit_per_second: settings.rateLimitPerSecond,
+    max_delay_ms: settings.maxDelayMs,
+    max_payload_bytes: settings.maxPayloadBytes,
+    delivered_retention_seconds: settings.deliveredRetentionSeconds,
+    dead_retention_seconds: settings.deadRetentionSeconds,
+    allowed_hosts: settings.allowedHosts,
+    consumer_concurrency: settings.consumerConcurrency,
+    enabled: settings.enabled,
+  };
+}
+
+function settingsOf(namespace: Namespace): NamespaceSettings {
+  const { tenantId: _t, createdAt: _c, updatedAt: _u, ...settings } = namespace;
+  return settings;
+}
+
+/** What the audit log keeps of a namespace: everything but secrets. */
+function auditable(settings: NamespaceSettings): Record<string, unknown> {
+  return { ...settings, targets: maskTargets(settings.targets) };
+}
+
+export async function getNamespace(db: Db, tenantId: string, name: string): Promise<Namespace | undefined> {
+  const row = await db
+    .selectFrom('wal.namespaces')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('name', '=', name)
+    .executeTakeFirst();
+  return row ? toNamespace(row) : undefined;
+}
+
+/** One namespace of the tenant, or AppError NOT_FOUND. */
+export async function requireNamespace(db: Db, tenantId: string, name: string): Promise<Namespace> {
+  const namespace = await getNamespace(db, tenantId, name);
+  if (!namespace) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  return namespace;
+}
+
+export async function listNamespaces(db: Db, tenantId: string): Promise<Namespace[]> {
+  const rows = await db
+    .selectFrom('wal.namespaces')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('name')
+    .execute();
+  return rows.map(toNamespace);
+}
+
+/** Every enabled namespace of every tenant (system context only). */
+export async function listEnabledNamespaces(db: Db): Promise<Namespace[]> {
+  const rows = await db
+    .selectFrom('wal.namespaces')
+    .selectAll()
+    .where('enabled', '=', true)
+    .orderBy('tenant_id')
+    .orderBy('name')
+    .execute();
+  return rows.map(toNamespace);
+}
+
+export type Change = { tenantId: string; actor: string };
+
+/** Creates a namespace (AppError CONFLICT when the name is taken) and audits it. */
+export async function createNamespace(
+  trx: Transaction<WalTables>,
+  change: Change,
+  name: string,
+  input: NamespaceInput,
+): Promise<Namespace> {
+  const settings = resolveSettings(defaultSettings(name), input);
+  const row = await trx
+    .insertInto('wal.namespaces')
+    .values({ tenant_id: change.tenantId, name, ...toColumns(settings) })
+    .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new AppError('CONFLICT', `namespace ${name} already exists`);
+  await recordAudit(trx, {
+    tenantId: change.tenantId,
+    actor: change.actor,
+    action: 'namespace.created',
+    subject: `namespace:${name}`,
+    details: { after: auditable(settings) },
+  });
+  return toNamespace(row);
+}
+
+/** Applies a partial update (AppError NOT_FOUND) and audits the fields that changed. */
+export async function updateNamespace(
+  trx: Transaction<WalTables>,
+  change: Change,
+  name: string,
+  input: NamespaceInput,
+): Promise<Namespace> {
+  const locked = await trx
+    .selectFrom('wal.namespaces')
+    .selectAll()
+    .where('tenant_id', '=', change.tenantId)
+    .where('name', '=', name)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!locked) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  const before = settingsOf(toNamespace(locked));
+  const after = resolveSettings(before, input);
+  const row = await trx
+    .updateTable('wal.namespaces')
+    .set({ ...toColumns(after), updated_at: new Date() })
+    .where('tenant_id', '=', change.tenantId)
+    .where('name', '=', name)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const old = auditable(before);
+  const now = auditable(after);
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const key of Object.keys(now)) {
+    if (JSON.stringify(old[key]) !== JSON.stringify(now[key]))
+      changes[key] = { from: old[key], to: now[key] };
+  }
+  // A rotated secret shows in the audit as a change of its masked form, never its value.
+  await recordAudit(trx, {
+    tenantId: change.tenantId,
+    actor: change.actor,
+    action: 'namespace.updated',
+    subject: `namespace:${name}`,
+    details: { changes },
+  });
+  return toNamespace(row);
+}
+
+/** Deletes a namespace and, by cascade, its messages (AppError NOT_FOUND); audited. */
+export async function deleteNamespace(
+  trx: Transaction<WalTables>,
+  change: Change,
+  name: string,
+): Promise<void> {
+  const row = await trx
+    .deleteFrom('wal.namespaces')
+    .where('tenant_id', '=', change.tenantId)
+    .where('name', '=', name)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  await recordAudit(trx, {
+    tenantId: change.tenantId,
+    actor: change.actor,
+    action: 'namespace.deleted',
+    subject: `namespace:${name}`,
+    details: { before: auditable(settingsOf(toNamespace(row))) },
+  });
+}

@@ -1,0 +1,332 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { AppError, type FieldError } from '../../platform/http/index.ts';
+import type { BackendName } from '../tables.ts';
+import type { Namespace, RetryPolicy, Target } from './namespace.ts';
+
+export const BACKENDS = [
+  'postgres',
+  'redis-streams',
+  'nats-jetstream',
+] as const satisfies readonly BackendName[];
+export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+const NAME = new RegExp(NAME_PATTERN);
+export const SECRET = /^whsec_[A-Za-z0-9+/=]{24,}$/;
+const POINTER = /^(\/([^~/]|~[01])*)*$/;
+const HANDLER = /^[a-z][a-zA-Z0-9._:-]{0,99}$/;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+
+// One Ajv for payload schemas: unknown keywords are allowed (vendor extensions), but a schema
+// must itself be valid against its meta-schema and every $ref must resolve.
+// Draft-07 unless the schema's $schema names 2019-09 or 2020-12.
+const options = { strict: false, allErrors: true } as const;
+const draft07 = new Ajv(options);
+const draft2019 = new Ajv2019(options);
+const draft2020 = new Ajv2020(options);
+for (const instance of [draft07, draft2019, draft2020]) addFormats.default(instance);
+const ajvFor = (schema: Record<string, unknown>): Ajv => {
+  const dialect = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
+  if (dialect.includes('2020-12')) return draft2020;
+  if (dialect.includes('2019-09')) return draft2019;
+  return draft07;
+};
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** The compiled validator of a namespace's payload schema (cached per schema object). */
+export function payloadValidator(schema: Record<string, unknown>): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    const ajv = ajvFor(schema);
+    try {
+      validate = ajv.compile(schema);
+    } finally {
+      // Ajv keeps every compiled schema by $id; drop it so redefining a namespace can reuse the id.
+      if (typeof schema['$id'] === 'string') ajv.removeSchema(schema['$id']);
+    }
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
+
+/** The settings of a namespace as stored, before the database adds tenant and timestamps. */
+export type NamespaceSettings = Omit<Namespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
+
+/** `whsec_…` and the last 4 characters: enough to tell secrets apart, never enough to use one. */
+export function maskSecret(secret: string): string {
+  return `whsec_…${secret.slice(-4)}`;
+}
+
+/** A copy of the targets with every HTTP secret masked. */
+export function maskTargets(targets: Target[]): Target[] {
+  return targets.map((target) =>
+    target.type === 'http' ? { ...target, secret: maskSecret(target.secret) } : target,
+  );
+}
+
+/** A namespace as the API answers it: secrets masked. */
+export function namespaceView(namespace: Namespace): Namespace {
+  return { ...namespace, targets: maskTargets(namespace.targets) };
+}
+
+type Issues = FieldError[];
+const issue = (issues: Issues, pointer: string, message: string) =>
+  issues.push({ in: 'body', pointer, message });
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+const ALLOWED: Record<Target['type'], string[]> = {
+  http: ['type', 'name', 'enabled', 'url', 'secret', 'timeoutMs', 'headers'],
+  sql: ['type', 'name', 'enabled', 'statement', 'params'],
+  redis: ['type', 'name', 'enabled', 'command', 'key', 'message'],
+  internal: ['type', 'name', 'enabled', 'handler'],
+};
+
+function nonEmptyString(value: unknown, max: number): value is string {
+  return typeof value === 'string' && value.trim() !== '' && value.length <= max;
+}
+
+/**
+ * Checks one target as sent and returns it in stored form. An HTTP target without a secret (or
+ * with the masked one an earlier GET showed) keeps the secret of the stored target of that name.
+ */
+function checkTarget(
+  raw: unknown,
+  at: string,
+  issues: Issues,
+  stored: Map<string, Target>,
+  allowedHosts: string[],
+): Target | undefined {
+  if (!isObject(raw)) {
+    issue(issues, at, 'must be an object');
+    return undefined;
+  }
+  const before = issues.length;
+  const type = raw['type'];
+  if (type !== 'http' && type !== 'sql' && type !== 'redis' && type !== 'internal') {
+    issue(issues, `${at}/type`, 'must be one of http, sql, redis, internal');
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!ALLOWED[type].includes(key)) issue(issues, `${at}/${key}`, `is not a property of a ${type} target`);
+  }
+  const name = raw['name'];
+  if (typeof name !== 'string' || !NAME.test(name)) {
+    issue(issues, `${at}/name`, `must match ${NAME_PATTERN}`);
+  }
+  const enabled = raw['enabled'] ?? true;
+  if (typeof enabled !== 'boolean') issue(issues, `${at}/enabled`, 'must be a boolean');
+  const base = { name: name as string, enabled: enabled as boolean };
+
+  switch (type) {
+    case 'http': {
+      const url = raw['url'];
+      let parsed: URL | undefined;
+      try {
+        parsed = typeof url === 'string' && url.length <= 2048 ? new URL(url) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+        issue(issues, `${at}/url`, 'must be an http or https URL');
+      } else if (allowedHosts.length > 0 && !allowedHosts.includes(parsed.hostname)) {
+        issue(issues, `${at}/url`, `host ${parsed.hostname} is not in allowedHosts`);
+      }
+      let secret = raw['secret'];
+      const previous = stored.get(name as string);
+      const kept = previous?.type === 'http' ? previous.secret : undefined;
+      if (
+        (secret === undefined || (kept !== undefined && secret === maskSecret(kept))) &&
+        kept !== undefined
+      ) {
+        secret = kept;
+      }
+      if (secret === undefined) issue(issues, `${at}/secret`, 'is required');
+      else if (typeof secret !== 'string' || !SECRET.test(secret)) {
+        issue(issues, `${at}/secret`, 'must be whsec_ followed by at least 24 base64 characters');
+      }
+      const timeoutMs = raw['timeoutMs'] ?? 10_000;
+      if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100 || (timeoutMs as number) > 60_000) {
+        issue(issues, `${at}/timeoutMs`, 'must be an integer from 100 to 60000');
+      }
+      const headers = raw['headers'];
+      if (headers !== undefined) {
+        if (!isObject(headers)) issue(issues, `${at}/headers`, 'must be an object of strings');
+        else {
+          for (const [key, value] of Object.entries(headers)) {
+            if (!HEADER_NAME.test(key) || typeof value !== 'string' || /[\r\n]/.test(value)) {
+              issue(
+                issues,
+                `${at}/headers/${key}`,
+                'must be a valid header name with a one-line string value',
+              );
+            }
+          }
+        }
+      }
+      if (issues.length > before) return undefined;
+      return {
+        ...base,
+        type,
+        url: url as string,
+        secret: secret as string,
+        timeoutMs: timeoutMs as number,
+        ...(headers !== undefined ? { headers: headers as Record<string, string> } : {}),
+      };
+    }
+    case 'sql': {
+      const statement = raw['statement'];
+      if (!nonEmptyString(statement, 10_000))
+        issue(issues, `${at}/statement`, 'must be a non-empty SQL statement');
+      const params = raw['params'] ?? [];
+      if (!Array.isArray(params)) issue(issues, `${at}/params`, 'must be an array of JSON pointers');
+      else {
+        params.forEach((param, i) => {
+          if (typeof param !== 'string' || !POINTER.test(param)) {
+            issue(issues, `${at}/params/${i}`, 'must be a JSON pointer (RFC 6901), e.g. /data/orderId');
+          }
+        });
+      }
+      if (issues.length > before) return undefined;
+      return { ...base, type, statement: statement as string, params: params as string[] };
+    }
+    case 'redis': {
+      const command = raw['command'];
+      if (command !== 'DEL' && command !== 'PUBLISH')
+        issue(issues, `${at}/command`, 'must be DEL or PUBLISH');
+      const key = raw['key'];
+      if (!nonEmptyString(key, 1024)) issue(issues, `${at}/key`, 'must be a non-empty string');
+      const message = raw['message'];
+      if (message !== undefined && typeof message !== 'string')
+        issue(issues, `${at}/message`, 'must be a string');
+      if (command === 'PUBLISH' && message === undefined)
+        issue(issues, `${at}/message`, 'is required for PUBLISH');
+      if (issues.length > before) return undefined;
+      return {
+        ...base,
+        type,
+        command: command as 'DEL' | 'PUBLISH',
+        key: key as string,
+        ...(message !== undefined ? { message: message as string } : {}),
+      };
+    }
+    case 'internal': {
+      const handler = raw['handler'];
+      if (typeof handler !== 'string' || !HANDLER.test(handler)) {
+        issue(issues, `${at}/handler`, 'must be the name of a registered handler, e.g. orders.reserve');
+      }
+      if (issues.length > before) return undefined;
+      return { ...base, type, handler: handler as string };
+    }
+  }
+}
+
+/** The fields a create or update may carry (already structurally checked by the route schema). */
+export type NamespaceInput = {
+  backend?: BackendName;
+  fallbackBackend?: BackendName | null;
+  payloadSchema?: object | null;
+  retry?: Partial<RetryPolicy>;
+  targets?: unknown[];
+  rateLimitPerSecond?: number | null;
+  maxDelayMs?: number;
+  maxPayloadBytes?: number;
+  deliveredRetentionSeconds?: number;
+  deadRetentionSeconds?: number;
+  allowedHosts?: string[];
+  consumerConcurrency?: number;
+  enabled?: boolean;
+};
+
+/**
+ * Applies input over current (the stored namespace, or the defaults on create) and checks the
+ * result as a whole; throws VALIDATION_FAILED listing every failing field.
+ */
+export function resolveSettings(current: NamespaceSettings, input: NamespaceInput): NamespaceSettings {
+  const issues: Issues = [];
+  const backend = input.backend ?? current.backend;
+  const fallbackBackend =
+    input.fallbackBackend !== undefined ? input.fallbackBackend : current.fallbackBackend;
+  if (fallbackBackend !== null && fallbackBackend === backend) {
+    issue(issues, '/fallbackBackend', 'must differ from backend');
+  }
+  const payloadSchema =
+    input.payloadSchema !== undefined
+      ? (input.payloadSchema as Record<string, unknown> | null)
+      : current.payloadSchema;
+  if (input.payloadSchema) {
+    try {
+      payloadValidator(input.payloadSchema as Record<string, unknown>);
+    } catch (error) {
+      issue(issues, '/payloadSchema', `is not a valid JSON Schema: ${(error as Error).message}`);
+    }
+  }
+  const retry: RetryPolicy = { ...current.retry, ...input.retry };
+  if (retry.maxDelayMs < retry.baseDelayMs)
+    issue(issues, '/retry/maxDelayMs', 'must be at least baseDelayMs');
+  const allowedHosts = input.allowedHosts ?? current.allowedHosts;
+  allowedHosts.forEach((host, i) => {
+    if (allowedHosts.indexOf(host) !== i) issue(issues, `/allowedHosts/${i}`, 'is listed twice');
+  });
+  let targets = current.targets;
+  const checkTargets = input.targets !== undefined || input.allowedHosts !== undefined;
+  if (checkTargets) {
+    const stored = new Map(current.targets.map((target) => [target.name, target]));
+    const raw: unknown[] = input.targets ?? current.targets;
+    const seen = new Set<string>();
+    const checked: Target[] = [];
+    raw.forEach((item, i) => {
+      const target = checkTarget(item, `/targets/${i}`, issues, stored, allowedHosts);
+      const name = isObject(item) ? item['name'] : undefined;
+      if (typeof name === 'string') {
+        if (seen.has(name)) issue(issues, `/targets/${i}/name`, `target name ${name} is used twice`);
+        seen.add(name);
+      }
+      if (target) checked.push(target);
+    });
+    targets = checked;
+  }
+  if (issues.length > 0) {
+    throw new AppError('VALIDATION_FAILED', `${issues.length} field(s) failed validation`, {
+      errors: issues,
+    });
+  }
+  return {
+    name: current.name,
+    backend,
+    fallbackBackend,
+    payloadSchema,
+    retry,
+    targets,
+    rateLimitPerSecond:
+      input.rateLimitPerSecond !== undefined ? input.rateLimitPerSecond : current.rateLimitPerSecond,
+    maxDelayMs: input.maxDelayMs ?? current.maxDelayMs,
+    maxPayloadBytes: input.maxPayloadBytes ?? current.maxPayloadBytes,
+    deliveredRetentionSeconds: input.deliveredRetentionSeconds ?? current.deliveredRetentionSeconds,
+    deadRetentionSeconds: input.deadRetentionSeconds ?? current.deadRetentionSeconds,
+    allowedHosts,
+    consumerConcurrency: input.consumerConcurrency ?? current.consumerConcurrency,
+    enabled: input.enabled ?? current.enabled,
+  };
+}
+
+/** The defaults of a new namespace (the same as migration 0007's column defaults). */
+export function defaultSettings(name: string): NamespaceSettings {
+  return {
+    name,
+    backend: 'postgres',
+    fallbackBackend: null,
+    payloadSchema: null,
+    retry: { strategy: 'exponential', baseDelayMs: 1000, maxDelayMs: 300_000, maxAttempts: 10, jitter: 0.2 },
+    targets: [],
+    rateLimitPerSecond: null,
+    maxDelayMs: 604_800_000,
+    maxPayloadBytes: 262_144,
+    deliveredRetentionSeconds: 604_800,
+    deadRetentionSeconds: 2_592_000,
+    allowedHosts: [],
+    consumerConcurrency: 8,
+    enabled: true,
+  };
+}
