@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, type TestTenant } from '../../../identity/auth/auth-test-fixtures.ts';
+import { AppError } from '../../../platform/http/index.ts';
+import { startTestApp, type TestApp } from '../../../platform/testing/index.ts';
+import { addNamespace, countMessages, messageRow, walDb } from '../../write/write-test-fixtures.ts';
+import { createGroupCommitter } from './group-commit.ts';
+
+describe('group commit (postgres backend)', () => {
+  let t: TestApp;
+  let shop: TestTenant;
+  let other: TestTenant;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    shop = await createTestTenant(t, 'gc-a');
+    other = await createTestTenant(t, 'gc-b');
+    await addNamespace(t, shop.id, 'orders');
+    await addNamespace(t, other.id, 'orders');
+  });
+  afterAll(() => t.close());
+
+  it('lets 200 concurrent writers share a few INSERTs and commits', async () => {
+    const flushes: { rows: number; submissions: number }[] = [];
+    const committer = createGroupCommitter(walDb(t), { onFlush: (f) => flushes.push(f) });
+    const ids = Array.from({ length: 200 }, (_, i) => `shared-${i}`);
+    // Writers arrive over several ticks, as HTTP requests do.
+    const results = await Promise.all(
+      ids.map(async (id, i) => {
+        if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+        return committer.submit([messageRow(i % 2 ? shop.id : other.id, 'orders', id)]);
+      }),
+    );
+    expect(results.every(([o]) => o?.replayed === false)).toBe(true);
+    const stats = committer.stats();
+    expect(stats.submissions).toBe(200);
+    expect(stats.flushes).toBe(flushes.length);
+    expect(stats.flushes).toBeLessThanOrEqual(20);
+    expect(flushes.reduce((n, f) => n + f.rows, 0)).toBe(200);
+    expect(Math.max(...flushes.map((f) => f.submissions))).toBeGreaterThan(1);
+    expect(await countMessages(t, shop.id, 'orders')).toBeGreaterThanOrEqual(100);
+    await committer.close();
+  });
+
+  it('lands 1,000 concurrent writes exactly once, replaying duplicates of the same body', async () => {
+    const committer = createGroupCommitter(walDb(t));
+    const before = await countMessages(t, shop.id);
+    // Every id is written twice at once: 2,000 submissions, 1,000 messages.
+    const submissions = Array.from({ length: 2000 }, (_, i) =>
+      committer.submit([messageRow(shop.id, 'orders', `once-${i % 1000}`, `h-${i % 1000}`)]),
+    );
+    const outcomes = (await Promise.all(submissions)).flat();
+    expect(await countMessages(t, shop.id)).toBe(before + 1000);
+    expect(outcomes.filter((o) => o.replayed)).toHaveLength(1000);
+    // Both writers of an id got the same stored message.
+    expect(outcomes[0]!.message.id).toBe(outcomes[1000]!.message.id);
+    expect(committer.stats().flushes).toBeLessThan(100);
+    await committer.close();
+  });
+
+  it('rejects only the submission whose messageId exists with another body, writing none of it', async () => {
+    const committer = createGroupCommitter(walDb(t));
+    await committer.submit([messageRow(shop.id, 'orders', 'taken', 'first')]);
+    const [good, bad] = await Promise.allSettled([
+      committer.submit([messageRow(shop.id, 'orders', 'good-1')]),
+      committer.submit([
+        messageRow(shop.id, 'orders', 'bad-new'),
+        messageRow(shop.id, 'orders', 'taken', 'second'),
+      ]),
+    ]);
+    expect(good.status).toBe('fulfilled');
+    expect(bad.status).toBe('rejected');
+    const error = (bad as PromiseRejectedResult).reason as AppError;
+    expect(error).toBeInstanceOf(AppError);
+    expect(error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(error.extras['messageIds']).toEqual(['taken']);
+    const ids = await walDb(t)
+      .selectFrom('wal.messages')
+      .select('message_id')
+      .where('message_id', 'in', ['good-1', 'bad-new', 'taken'])
+      .execute();
+    expect(ids.map((r) => r.message_id).sort()).toEqual(['good-1', 'taken']);
+    await committer.close();
+  });
+
+  it('fails only the bad submission when a flush transaction fails', async () => {
+    const committer = createGroupCommitter(walDb(t));
+    const results = await Promise.allSettled([
+      committer.submit([messageRow(shop.id, 'orders', 'fine-1')]),
+      // No such namespace: the foreign key fails the whole INSERT.
+      committer.submit([messageRow(shop.id, 'no-such-namespace', 'doomed')]),
+      committer.submit([messageRow(other.id, 'orders', 'fine-2')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(committer.stats().flushes).toBeGreaterThanOrEqual(2);
+    expect(await countMessages(t, shop.id, 'orders')).toBeGreaterThan(0);
+    const doomed = await walDb(t)
+      .selectFrom('wal.messages')
+      .select('id')
+      .where('message_id', '=', 'doomed')
+      .execute();
+    expect(doomed).toHaveLength(0);
+    await committer.close();
+  });
+
+  it('caps a flush at maxBatch rows', async () => {
+    const flushes: number[] = [];
+    const committer = createGroupCommitter(walDb(t), { maxBatch: 10, onFlush: (f) => flushes.push(f.rows) });
+    await Promise.all(
+      Array.from({ length: 35 }, (_, i) => committer.submit([messageRow(shop.id, 'orders', `capped-${i}`)])),
+    );
+    expect(Math.max(...flushes)).toBeLessThanOrEqual(10);
+    expect(flushes.reduce((a, b) => a + b, 0)).toBe(35);
+    await committer.close();
+    await expect(committer.submit([messageRow(shop.id, 'orders', 'late')])).rejects.toMatchObject({
+      code: 'SERVICE_UNAVAILABLE',
+    });
+  });
+});

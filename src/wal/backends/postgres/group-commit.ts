@@ -1,0 +1,335 @@
+import type { Kysely, Transaction } from 'kysely';
+import { withSystem } from '../../../platform/db/index.ts';
+import { AppError } from '../../../platform/http/index.ts';
+import type { BackendName, MessageState, WalTables } from '../../tables.ts';
+
+type Db = Kysely<WalTables> | Transaction<WalTables>;
+
+/** One message ready to insert into wal.messages (already validated and authorized by the caller). */
+export type NewMessageRow = {
+  id: string;
+  tenant_id: string;
+  namespace: string;
+  message_id: string;
+  ordering_key: string | null;
+  /** JSON text. */
+  payload: string;
+  /** JSON text. */
+  headers: string;
+  request_hash: string;
+  backend: BackendName;
+  state: MessageState;
+  due_at: Date;
+  max_attempts: number;
+  created_at: Date;
+};
+
+/** The stored message a write came to: the new row, or the one an earlier write with the same messageId left. */
+export type StoredMessage = {
+  id: string;
+  tenantId: string;
+  namespace: string;
+  messageId: string;
+  requestHash: string;
+  backend: BackendName;
+  state: MessageState;
+  dueAt: Date;
+  createdAt: Date;
+};
+
+/** What one row of a write came to. `replayed`: the messageId existed with the same body; nothing new was written. */
+export type WriteOutcome = { message: StoredMessage; replayed: boolean };
+
+const RETURNED = [
+  'id',
+  'tenant_id',
+  'namespace',
+  'message_id',
+  'request_hash',
+  'backend',
+  'state',
+  'due_at',
+  'created_at',
+] as const;
+
+type ReturnedRow = {
+  id: string;
+  tenant_id: string;
+  namespace: string;
+  message_id: string;
+  request_hash: string;
+  backend: BackendName;
+  state: MessageState;
+  due_at: Date | string;
+  created_at: Date | string;
+};
+
+const keyOf = (r: { tenant_id: string; namespace: string; message_id: string }) =>
+  `${r.tenant_id}\u0000${r.namespace}\u0000${r.message_id}`;
+
+function toStored(row: ReturnedRow): StoredMessage {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    namespace: row.namespace,
+    messageId: row.message_id,
+    requestHash: row.request_hash,
+    backend: row.backend,
+    state: row.state,
+    dueAt: new Date(row.due_at),
+    createdAt: new Date(row.created_at),
+  };
+}
+
+/** 409 for messageIds that exist with another body. */
+export function idempotencyConflict(messageIds: string[]): AppError {
+  const list = messageIds.map((id) => JSON.stringify(id)).join(', ');
+  return new AppError('IDEMPOTENCY_KEY_REUSED', `messageId ${list} was written with a different body`, {
+    messageIds,
+  });
+}
+
+/**
+ * Inserts rows with ONE multi-row INSERT … ON CONFLICT (tenant_id, namespace, message_id) DO NOTHING
+ * RETURNING, then reads the rows that conflicted (an earlier write of the same messageId) in one
+ * more statement. Returns one outcome per row, in order; `mismatch` marks rows whose messageId
+ * exists with a different request hash. The (tenant, namespace, messageId) of rows must be
+ * distinct. Runs in the caller's transaction.
+ */
+export async function insertMessageRows(
+  db: Db,
+  rows: NewMessageRow[],
+): Promise<{ outcomes: WriteOutcome[]; mismatch: boolean[] }> {
+  if (rows.length === 0) return { outcomes: [], mismatch: [] };
+  const inserted = await db
+    .insertInto('wal.messages')
+    .values(rows)
+    .onConflict((oc) => oc.columns(['tenant_id', 'namespace', 'message_id']).doNothing())
+    .returning(RETURNED)
+    .execute();
+  const byKey = new Map<string, { row: ReturnedRow; fresh: boolean }>();
+  for (const row of inserted) byKey.set(keyOf(row), { row, fresh: true });
+  const missing = rows.filter((r) => !byKey.has(keyOf(r)));
+  if (missing.length > 0) {
+    const existing = await db
+      .selectFrom('wal.messages')
+      .select(RETURNED)
+      .where((eb) =>
+        eb(
+          eb.refTuple('tenant_id', 'namespace', 'message_id'),
+          'in',
+          missing.map((r) => eb.tuple(r.tenant_id, r.namespace, r.message_id)),
+        ),
+      )
+      .execute();
+    for (const row of existing) byKey.set(keyOf(row), { row, fresh: false });
+  }
+  const outcomes: WriteOutcome[] = [];
+  const mismatch: boolean[] = [];
+  for (const r of rows) {
+    const found = byKey.get(keyOf(r));
+    // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
+    if (!found) {
+      throw new AppError('SERVICE_UNAVAILABLE', `message ${r.message_id} changed during the write; retry`, {
+        retryAfterSeconds: 1,
+      });
+    }
+    outcomes.push({ message: toStored(found.row), replayed: !found.fresh });
+    mismatch.push(!found.fresh && found.row.request_hash !== r.request_hash);
+  }
+  return { outcomes, mismatch };
+}
+
+export type GroupCommitOptions = {
+  /** Rows per flush at most (a single submission larger than this still goes out alone). */
+  maxBatch?: number;
+  /** How long the first write of an idle committer waits for company; 0 = the next tick. */
+  maxWaitMs?: number;
+  /** Called after every flush transaction (committed or not): for metrics and tests. */
+  onFlush?: (flush: { rows: number; submissions: number; ok: boolean }) => void;
+};
+
+export type GroupCommitStats = {
+  /** Flush transactions run, each with one multi-row INSERT. */
+  flushes: number;
+  submissions: number;
+  rows: number;
+};
+
+export type GroupCommitter = {
+  /**
+   * Writes rows durably; resolves once the commit that carried them returned, with one outcome per
+   * row. Rejects with 409 IDEMPOTENCY_KEY_REUSED (and writes none of them) when a messageId exists
+   * with a different body; with the flush's error when its transaction failed.
+   */
+  submit(rows: NewMessageRow[]): Promise<WriteOutcome[]>;
+  stats(): GroupCommitStats;
+  /** Waits for queued writes to go out; later submissions are refused. */
+  close(): Promise<void>;
+};
+
+type Pending = {
+  rows: NewMessageRow[];
+  resolve: (outcomes: WriteOutcome[]) => void;
+  reject: (error: unknown) => void;
+};
+
+/**
+ * Group commit for the PostgreSQL backend: writes that arrive while a flush is in flight queue up
+ * and go out together in ONE multi-row INSERT and ONE commit, so N concurrent writers cost one
+ * round trip and one fsync instead of N. Each caller resolves when that commit returns.
+ *
+ * The flush runs in the system context (withSystem: the owner role, no tenant): one transaction
+ * may carry rows of several tenants, which is what makes the commit shared. That is safe because
+ * every row carries its tenant_id and was validated and authorized by the route before it was
+ * submitted; nothing here reads rows on a caller's behalf except the conflicting row of the same
+ * (tenant_id, namespace, message_id).
+ *
+ * Isolation between callers in one flush: a submission whose messageIds exist with another body
+ * is rejected and its fresh rows deleted in the same transaction (all or nothing per submission);
+ * two pending submissions with the same messageId never share a flush (the later one waits for the
+ * next, so it sees the first as committed); and when a flush transaction fails, each of its
+ * submissions is retried alone, so one bad submission fails only itself.
+ */
+export function createGroupCommitter(
+  db: Kysely<WalTables>,
+  options: GroupCommitOptions = {},
+): GroupCommitter {
+  const maxBatch = options.maxBatch ?? 1000;
+  const maxWaitMs = options.maxWaitMs ?? 0;
+  const stats: GroupCommitStats = { flushes: 0, submissions: 0, rows: 0 };
+  let queue: Pending[] = [];
+  let flushing: Promise<void> | undefined;
+  let scheduled = false;
+  let closed = false;
+
+  const schedule = () => {
+    if (flushing || scheduled || queue.length === 0) return;
+    scheduled = true;
+    const go = () => {
+      scheduled = false;
+      flushing = run().finally(() => {
+        flushing = undefined;
+        schedule();
+      });
+    };
+    if (maxWaitMs > 0) setTimeout(go, maxWaitMs);
+    else setImmediate(go);
+  };
+
+  /** Takes whole submissions up to maxBatch rows, leaving any that repeat a messageId for the next flush. */
+  const take = (): Pending[] => {
+    const group: Pending[] = [];
+    const rest: Pending[] = [];
+    const keys = new Set<string>();
+    let rows = 0;
+    for (const pending of queue) {
+      const full = group.length > 0 && rows + pending.rows.length > maxBatch;
+      const repeats = pending.rows.some((r) => keys.has(keyOf(r)));
+      if (full || repeats) {
+        rest.push(pending);
+        continue;
+      }
+      for (const r of pending.rows) keys.add(keyOf(r));
+      rows += pending.rows.length;
+      group.push(pending);
+    }
+    queue = rest;
+    return group;
+  };
+
+  /** One transaction for the group; returns per submission its outcomes or its rejection. */
+  const flush = async (group: Pending[]) => {
+    const rows = group.flatMap((p) => p.rows);
+    stats.flushes += 1;
+    let ok = false;
+    try {
+      const results = await withSystem(db, async (trx) => {
+        const { outcomes, mismatch } = await insertMessageRows(trx, rows);
+        const answers: ({ outcomes: WriteOutcome[] } | { error: AppError })[] = [];
+        const undo: string[] = [];
+        let at = 0;
+        for (const pending of group) {
+          const mine = outcomes.slice(at, at + pending.rows.length);
+          const bad = mismatch.slice(at, at + pending.rows.length);
+          at += pending.rows.length;
+          if (bad.some(Boolean)) {
+            answers.push({
+              error: idempotencyConflict(pending.rows.filter((_, i) => bad[i]).map((r) => r.message_id)),
+            });
+            undo.push(...mine.filter((o) => !o.replayed).map((o) => o.message.id));
+          } else {
+            answers.push({ outcomes: mine });
+          }
+        }
+        if (undo.length > 0) await trx.deleteFrom('wal.messages').where('id', 'in', undo).execute();
+        return answers;
+      });
+      ok = true;
+      return results;
+    } finally {
+      try {
+        options.onFlush?.({ rows: rows.length, submissions: group.length, ok });
+      } catch {
+        // A metrics hook must never fail a write.
+      }
+    }
+  };
+
+  const settle = (pending: Pending, answer: { outcomes: WriteOutcome[] } | { error: AppError }) => {
+    if ('error' in answer) pending.reject(answer.error);
+    else pending.resolve(answer.outcomes);
+  };
+
+  const run = async () => {
+    const group = take();
+    if (group.length === 0) return;
+    try {
+      const answers = await flush(group);
+      for (const [i, pending] of group.entries()) settle(pending, answers[i]!);
+    } catch (error) {
+      if (group.length === 1) {
+        group[0]!.reject(error);
+        return;
+      }
+      // One bad submission must not fail the others: retry each alone.
+      for (const pending of group) {
+        try {
+          settle(pending, (await flush([pending]))[0]!);
+        } catch (alone) {
+          pending.reject(alone);
+        }
+      }
+    }
+  };
+
+  return {
+    submit(rows) {
+      if (closed)
+        return Promise.reject(new AppError('SERVICE_UNAVAILABLE', 'the WAL writer is shutting down'));
+      if (rows.length === 0) return Promise.resolve([]);
+      return new Promise<WriteOutcome[]>((resolve, reject) => {
+        stats.submissions += 1;
+        stats.rows += rows.length;
+        queue.push({ rows, resolve, reject });
+        schedule();
+      });
+    },
+    stats: () => ({ ...stats }),
+    async close() {
+      closed = true;
+      while (flushing || scheduled || queue.length > 0) {
+        if (flushing) await flushing;
+        else await new Promise((resolve) => setTimeout(resolve, maxWaitMs || 1));
+      }
+    },
+  };
+}
+
+/** True for errors that mean the database is unreachable or shutting down (worth a 503, not a 500). */
+export function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  if (/^(08|53|57)[0-9A-Z]{3}$/.test(code)) return true;
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code);
+}

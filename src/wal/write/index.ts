@@ -1,0 +1,10 @@
+export { messageRoutes } from './message-routes.ts';
+export { type OutboxReceipt, writeMessages } from './outbox.ts';
+export {
+  canonicalJson,
+  type MessageInput,
+  requestHash,
+  resolveBackend,
+  type WriteReceipt,
+} from './prepare.ts';
+export { type WriteRoutesOptions, writeRoutes } from './write-routes.ts';

@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import type { ValidateFunction } from 'ajv';
+import { uuidv7 } from 'uuidv7';
+import { AppError, type FieldError } from '../../platform/http/index.ts';
+import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
+import { type Namespace, payloadValidator } from '../namespaces/index.ts';
+import type { BackendName } from '../tables.ts';
+
+/** One message as a producer writes it (the body of POST /wal/write without `namespace`). */
+export type MessageInput = {
+  payload: unknown;
+  lifecycle?: { delay?: number; maxAttempts?: number } | undefined;
+  /** Ordering key: messages with the same key are delivered in order. */
+  key?: string | undefined;
+  /** The caller's id; writing it again with the same body is a no-op. Default: the generated id. */
+  messageId?: string | undefined;
+  headers?: Record<string, string> | undefined;
+};
+
+/** The answer to one write (202). */
+export type WriteReceipt = {
+  messageId: string;
+  status: 'accepted' | 'scheduled';
+  durabilityStatus: 'persisted' | 'scheduled';
+  backend: BackendName;
+  /** When the message was first written. */
+  timestamp: string;
+  /** When delivery is due. */
+  estimatedProcessingTime: string;
+};
+
+/** JSON with object keys sorted at every level: equal values give equal text. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value))
+    return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** sha256 of the canonical JSON of what defines a message: a replay must match it exactly. */
+export function requestHash(namespace: string, input: MessageInput): string {
+  const body = {
+    namespace,
+    payload: input.payload,
+    key: input.key ?? null,
+    headers: input.headers ?? {},
+    delay: input.lifecycle?.delay ?? 0,
+    maxAttempts: input.lifecycle?.maxAttempts ?? null,
+  };
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+// Compiled payload validators by namespace and version (updatedAt): a namespace read anew from the
+// database (a cache miss) still reuses its validator until the namespace changes.
+const validators = new Map<string, { version: string; validate: ValidateFunction }>();
+const MAX_VALIDATORS = 10_000;
+
+function validatorOf(namespace: Namespace): ValidateFunction | undefined {
+  const schema = namespace.payloadSchema;
+  if (!schema) return undefined;
+  const key = `${namespace.tenantId}/${namespace.name}`;
+  const cached = validators.get(key);
+  if (cached && cached.version === namespace.updatedAt) return cached.validate;
+  let validate: ValidateFunction;
+  try {
+    validate = payloadValidator(schema);
+  } catch (error) {
+    throw new AppError(
+      'CONFLICT',
+      `the payload schema of namespace ${namespace.name} does not compile`,
+      {},
+      {
+        cause: error,
+      },
+    );
+  }
+  if (validators.size >= MAX_VALIDATORS) validators.delete(validators.keys().next().value!);
+  validators.set(key, { version: namespace.updatedAt, validate });
+  return validate;
+}
+
+const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/** Ajv errors as field errors, each pointing into the request body under `base` (`/payload`). */
+function schemaErrors(validate: ValidateFunction, base: string): FieldError[] {
+  const byPointer = new Map<string, string[]>();
+  for (const error of validate.errors ?? []) {
+    let pointer = `${base}${error.instancePath}`;
+    const params = error.params as Record<string, unknown>;
+    if (error.keyword === 'required' && typeof params['missingProperty'] === 'string') {
+      pointer += `/${escapePointer(params['missingProperty'])}`;
+    } else if (error.keyword === 'additionalProperties' && typeof params['additionalProperty'] === 'string') {
+      pointer += `/${escapePointer(params['additionalProperty'])}`;
+    }
+    const messages = byPointer.get(pointer) ?? [];
+    const message = error.message ?? 'is invalid';
+    if (!messages.includes(message)) messages.push(message);
+    byPointer.set(pointer, messages);
+  }
+  return [...byPointer].map(([pointer, messages]) => ({ in: 'body', pointer, message: messages.join('; ') }));
+}
+
+/**
+ * The backend that takes a write to the namespace. Only the PostgreSQL backend exists in this
+ * build: a Redis Streams or NATS JetStream namespace falls back to its fallbackBackend when that
+ * is postgres, else the write is refused with 503 BACKEND_UNAVAILABLE (the client retries).
+ */
+export function resolveBackend(namespace: Namespace): BackendName {
+  if (namespace.backend === 'postgres') return 'postgres';
+  if (namespace.fallbackBackend === 'postgres') return 'postgres';
+  throw new AppError(
+    'BACKEND_UNAVAILABLE',
+    `backend ${namespace.backend} of namespace ${namespace.name} is unavailable and it has no usable fallback`,
+    { retryAfterSeconds: 5 },
+  );
+}
+
+/** Refuses a disabled namespace (409 NAMESPACE_DISABLED). */
+export function requireEnabled(namespace: Namespace): void {
+  if (!namespace.enabled) {
+    throw new AppError('NAMESPACE_DISABLED', `namespace ${namespace.name} is disabled; writes are refused`);
+  }
+}
+
+/**
+ * Validates messages against the namespace in the documented order, all of them before any is
+ * written: 413 PAYLOAD_TOO_LARGE (payload JSON over maxPayloadBytes), 422 PAYLOAD_SCHEMA_MISMATCH
+ * (one error per JSON pointer), 422 DELAY_TOO_LONG. `pointerOf(i)` names message i in the request
+ * (`` for a single write, `/messages/3` in a batch). Also refuses a messageId repeated in one
+ * request (400 VALIDATION_FAILED).
+ */
+export function validateMessages(
+  namespace: Namespace,
+  messages: MessageInput[],
+  pointerOf: (index: number) => string,
+): void {
+  const sizes = messages.map((m) => Buffer.byteLength(JSON.stringify(m.payload ?? null)));
+  const tooLarge = sizes.findIndex((size) => size > namespace.maxPayloadBytes);
+  if (tooLarge >= 0) {
+    const pointer = `${pointerOf(tooLarge)}/payload`;
+    throw new AppError(
+      'PAYLOAD_TOO_LARGE',
+      `payload at ${pointer} is ${sizes[tooLarge]} bytes of JSON; namespace ${namespace.name} allows ${namespace.maxPayloadBytes}`,
+      {
+        errors: [
+          { in: 'body', pointer, message: `must be at most ${namespace.maxPayloadBytes} bytes of JSON` },
+        ],
+      },
+    );
+  }
+  const validate = validatorOf(namespace);
+  if (validate) {
+    const errors: FieldError[] = [];
+    messages.forEach((m, i) => {
+      if (!validate(m.payload)) errors.push(...schemaErrors(validate, `${pointerOf(i)}/payload`));
+    });
+    if (errors.length > 0) {
+      throw new AppError(
+        'PAYLOAD_SCHEMA_MISMATCH',
+        `${errors.length} payload field(s) do not match the schema of namespace ${namespace.name}`,
+        { errors },
+      );
+    }
+  }
+  const delayErrors: FieldError[] = [];
+  messages.forEach((m, i) => {
+    const delay = m.lifecycle?.delay ?? 0;
+    if (delay > namespace.maxDelayMs) {
+      const message = `must be at most ${namespace.maxDelayMs} ms`;
+      delayErrors.push({ in: 'body', pointer: `${pointerOf(i)}/lifecycle/delay`, message });
+    }
+  });
+  if (delayErrors.length > 0) {
+    throw new AppError(
+      'DELAY_TOO_LONG',
+      `delay exceeds the maximum of namespace ${namespace.name} (${namespace.maxDelayMs} ms)`,
+      { errors: delayErrors },
+    );
+  }
+  const seen = new Map<string, number>();
+  const repeated: FieldError[] = [];
+  messages.forEach((m, i) => {
+    if (m.messageId === undefined) return;
+    const first = seen.get(m.messageId);
+    if (first === undefined) seen.set(m.messageId, i);
+    else {
+      const message = `repeats the messageId of ${pointerOf(first)}`;
+      repeated.push({ in: 'body', pointer: `${pointerOf(i)}/messageId`, message });
+    }
+  });
+  if (repeated.length > 0) {
+    throw new AppError('VALIDATION_FAILED', 'a messageId appears more than once in the request', {
+      errors: repeated,
+    });
+  }
+}
+
+/** The rows to insert for validated messages: due now (pending) or after their delay (scheduled). */
+export function toRows(
+  tenantId: string,
+  namespace: Namespace,
+  backend: BackendName,
+  messages: MessageInput[],
+  now = new Date(),
+): NewMessageRow[] {
+  return messages.map((m) => {
+    const id = uuidv7();
+    const delay = m.lifecycle?.delay ?? 0;
+    return {
+      id,
+      tenant_id: tenantId,
+      namespace: namespace.name,
+      message_id: m.messageId ?? id,
+      ordering_key: m.key ?? null,
+      payload: JSON.stringify(m.payload ?? null),
+      headers: JSON.stringify(m.headers ?? {}),
+      request_hash: requestHash(namespace.name, m),
+      backend,
+      state: delay > 0 ? 'scheduled' : 'pending',
+      due_at: new Date(now.getTime() + delay),
+      max_attempts: m.lifecycle?.maxAttempts ?? namespace.retry.maxAttempts,
+      created_at: now,
+    };
+  });
+}
+
+/** The receipt of a stored message; a replay answers what the first write answered. */
+export function receiptOf(message: StoredMessage): WriteReceipt {
+  const scheduled = message.dueAt.getTime() > message.createdAt.getTime();
+  return {
+    messageId: message.messageId,
+    status: scheduled ? 'scheduled' : 'accepted',
+    durabilityStatus: scheduled ? 'scheduled' : 'persisted',
+    backend: message.backend,
+    timestamp: message.createdAt.toISOString(),
+    estimatedProcessingTime: message.dueAt.toISOString(),
+  };
+}

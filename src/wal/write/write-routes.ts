@@ -1,0 +1,310 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { AppError, type Principal, principalOf, SECURED } from '../../platform/http/index.ts';
+import {
+  createGroupCommitter,
+  type GroupCommitter,
+  isUnavailable,
+  type WriteOutcome,
+} from '../backends/postgres/group-commit.ts';
+import type { WalDeps } from '../deps.ts';
+import { canWriteNamespace, type Namespace } from '../namespaces/index.ts';
+import { messageRoutes } from './message-routes.ts';
+import {
+  type MessageInput,
+  receiptOf,
+  requireEnabled,
+  resolveBackend,
+  toRows,
+  validateMessages,
+} from './prepare.ts';
+
+const NAMESPACE = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'The WAL namespace' });
+const MESSAGE_ID = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  pattern: '^[\\x21-\\x7e]+$',
+  description: 'Your id for the message (visible ASCII); writing it again with the same body is a no-op',
+});
+
+const MessageFields = {
+  payload: Type.Unknown({ description: 'Any JSON value; checked against the namespace payload schema' }),
+  lifecycle: Type.Optional(
+    Type.Object(
+      {
+        delay: Type.Optional(
+          Type.Integer({ minimum: 0, description: 'Deliver after this many milliseconds' }),
+        ),
+        maxAttempts: Type.Optional(
+          Type.Integer({ minimum: 1, maximum: 1000, description: 'Overrides the namespace maximum' }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  ),
+  key: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: 'Ordering key: same key, delivered in order' }),
+  ),
+  messageId: Type.Optional(MESSAGE_ID),
+  headers: Type.Optional(
+    Type.Record(
+      Type.String({ pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$" }),
+      Type.String({ maxLength: 4096 }),
+      {
+        maxProperties: 50,
+      },
+    ),
+  ),
+};
+
+const WriteBody = Type.Object({ namespace: NAMESPACE, ...MessageFields }, { additionalProperties: false });
+const BatchBody = Type.Object(
+  {
+    namespace: NAMESPACE,
+    messages: Type.Array(Type.Object(MessageFields, { additionalProperties: false }), {
+      minItems: 1,
+      maxItems: 1000,
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const Receipt = Type.Object({
+  messageId: Type.String(),
+  status: Type.Union([Type.Literal('accepted'), Type.Literal('scheduled')]),
+  durabilityStatus: Type.Union([Type.Literal('persisted'), Type.Literal('scheduled')]),
+  backend: Type.String({
+    description: 'The backend that took the write (a fallback when the primary is down)',
+  }),
+  timestamp: Type.String({ format: 'date-time' }),
+  estimatedProcessingTime: Type.String({ format: 'date-time', description: 'When delivery is due' }),
+});
+const BatchReceipt = Type.Object({ namespace: Type.String(), messages: Type.Array(Receipt) });
+
+// SECURED's inferred type is not FastifySchema's security shape; its value is.
+const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+// Large enough for the largest payload a namespace may allow (16 MiB); each namespace's own
+// maxPayloadBytes then answers a precise 413.
+const SINGLE_BODY_LIMIT = 17 * 1024 * 1024;
+const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
+
+/** `Idempotency-Key`, an alias of messageId for writes (they answer 202, outside the platform's replay store). */
+function idempotencyKeyOf(request: FastifyRequest, maxLength: number): string | undefined {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !IDEMPOTENCY_KEY.test(header) || header.length > maxLength) {
+    const message = `must be 1 to ${maxLength} visible ASCII characters`;
+    throw new AppError('VALIDATION_FAILED', `Idempotency-Key ${message}`, {
+      errors: [{ in: 'headers', pointer: '/idempotency-key', message }],
+    });
+  }
+  return header;
+}
+
+const principalKey = (p: Principal) => (p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`);
+
+/**
+ * Authorization and the namespace: 403 when the principal may not write it (checked on the name,
+ * so a key scoped elsewhere learns nothing about the tenant's namespaces), 404 when it does not
+ * exist, 409 NAMESPACE_DISABLED.
+ */
+async function writableNamespace(deps: WalDeps, principal: Principal, name: string): Promise<Namespace> {
+  if (!canWriteNamespace(principal, name)) {
+    throw new AppError('FORBIDDEN', `this credential may not write to namespace ${name}`);
+  }
+  const namespace = await deps.namespaces.get(principal.tenantId, name);
+  if (!namespace) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  requireEnabled(namespace);
+  return namespace;
+}
+
+/**
+ * 429 RATE_LIMITED when the principal would exceed namespace.rateLimitPerSecond messages in the
+ * current one-second window (shared through ctx.counters: Redis when configured). A batch counts
+ * each of its messages.
+ */
+async function takeRate(
+  deps: WalDeps,
+  principal: Principal,
+  namespace: Namespace,
+  count: number,
+): Promise<void> {
+  const limit = namespace.rateLimitPerSecond;
+  if (limit === null) return;
+  const key = `wal:write:${namespace.tenantId}:${namespace.name}:${principalKey(principal)}`;
+  const refuse = (ttlSeconds: number) => {
+    throw new AppError(
+      'RATE_LIMITED',
+      `namespace ${namespace.name} accepts ${limit} message(s) per second per credential`,
+      { retryAfterSeconds: Math.max(1, ttlSeconds) },
+    );
+  };
+  if (count > 1) {
+    const seen = await deps.ctx.counters.peek(key);
+    if (seen.count + count > limit) refuse(seen.ttlSeconds);
+  }
+  const counts = await Promise.all(Array.from({ length: count }, () => deps.ctx.counters.increment(key, 1)));
+  const last = counts.reduce((a, b) => (b.count > a.count ? b : a));
+  if (last.count > limit) refuse(last.ttlSeconds);
+}
+
+async function submit(committer: GroupCommitter, rows: Parameters<GroupCommitter['submit']>[0]) {
+  try {
+    return await committer.submit(rows);
+  } catch (error) {
+    if (isUnavailable(error)) {
+      throw new AppError(
+        'BACKEND_UNAVAILABLE',
+        'the postgres backend is unavailable; retry shortly',
+        { retryAfterSeconds: 5 },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** Maps a 409 of the committer onto the request's messageId pointers. */
+function pointConflict(
+  error: unknown,
+  messages: MessageInput[],
+  ids: string[],
+  pointerOf: (i: number) => string,
+) {
+  if (error instanceof AppError && error.code === 'IDEMPOTENCY_KEY_REUSED') {
+    const conflicting = new Set((error.extras['messageIds'] as string[] | undefined) ?? []);
+    const errors = ids.flatMap((id, i) =>
+      conflicting.has(id)
+        ? [
+            {
+              in: 'body' as const,
+              pointer: `${pointerOf(i)}/messageId`,
+              message:
+                messages[i]?.messageId === undefined
+                  ? 'Idempotency-Key was used with a different body'
+                  : 'was written with a different body',
+            },
+          ]
+        : [],
+    );
+    return new AppError('IDEMPOTENCY_KEY_REUSED', error.message, { ...error.extras, errors });
+  }
+  return error;
+}
+
+const replayed = (outcomes: WriteOutcome[]) => outcomes.length > 0 && outcomes.every((o) => o.replayed);
+
+export type WriteRoutesOptions = {
+  /** The group committer writes go through; by default one of its own, closed with the app. */
+  committer?: GroupCommitter;
+};
+
+/**
+ * POST /wal/write, POST /wal/write/batch and GET /wal/messages/{messageId}.
+ *
+ * Order of checks: 401 (no credential), 400 (body shape), 403 (principal may not write the
+ * namespace), 404 (namespace), 409 NAMESPACE_DISABLED, 413 PAYLOAD_TOO_LARGE, 422
+ * PAYLOAD_SCHEMA_MISMATCH, 422 DELAY_TOO_LONG, 429 RATE_LIMITED, 503 BACKEND_UNAVAILABLE; only
+ * then is anything written, and the 202 is sent once the commit carrying the message returned.
+ */
+export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const committer = options.committer ?? createGroupCommitter(deps.db);
+    if (!options.committer) app.addHook('onClose', async () => committer.close());
+    // A missing credential is a 401 before the body is even looked at.
+    app.addHook('onRequest', async (request) => {
+      principalOf(request);
+    });
+
+    app.post(
+      '/wal/write',
+      {
+        bodyLimit: Math.max(deps.ctx.config.bodyLimit, SINGLE_BODY_LIMIT),
+        schema: {
+          ...base,
+          summary: 'Write a message to a namespace',
+          description:
+            'Answers 202 once the backend made the message durable. The same messageId (or Idempotency-Key) with the same body answers the first receipt again (Idempotent-Replayed: true); with another body, 409.',
+          body: WriteBody,
+          response: { 202: Receipt },
+        },
+      },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const { namespace: name, ...input } = request.body;
+        const key = idempotencyKeyOf(request, 200);
+        if (key !== undefined && input.messageId !== undefined && key !== input.messageId) {
+          throw new AppError('VALIDATION_FAILED', 'Idempotency-Key and messageId differ', {
+            errors: [
+              { in: 'body', pointer: '/messageId', message: 'must equal Idempotency-Key when both are sent' },
+            ],
+          });
+        }
+        const message: MessageInput = { ...input, messageId: input.messageId ?? key };
+        const namespace = await writableNamespace(deps, principal, name);
+        validateMessages(namespace, [message], () => '');
+        await takeRate(deps, principal, namespace, 1);
+        const backend = resolveBackend(namespace);
+        const rows = toRows(principal.tenantId, namespace, backend, [message]);
+        let outcomes: WriteOutcome[];
+        try {
+          outcomes = await submit(committer, rows);
+        } catch (error) {
+          throw pointConflict(error, [message], [rows[0]!.message_id], () => '');
+        }
+        if (replayed(outcomes)) reply.header('idempotent-replayed', 'true');
+        reply.code(202);
+        return receiptOf(outcomes[0]!.message);
+      },
+    );
+
+    app.post(
+      '/wal/write/batch',
+      {
+        bodyLimit: Math.max(deps.ctx.config.bodyLimit, BATCH_BODY_LIMIT),
+        schema: {
+          ...base,
+          summary: 'Write up to 1,000 messages to one namespace, all or nothing',
+          description:
+            'Every message is validated first (a problem names the failing index, e.g. /messages/3/payload); then all are written in one insert and one commit. With Idempotency-Key K, a message without messageId gets K/<index>.',
+          body: BatchBody,
+          response: { 202: BatchReceipt },
+        },
+      },
+      async (request, reply) => {
+        const principal = principalOf(request);
+        const { namespace: name, messages: inputs } = request.body;
+        const key = idempotencyKeyOf(request, 195);
+        const messages: MessageInput[] = inputs.map((m, i) => ({
+          ...m,
+          messageId: m.messageId ?? (key === undefined ? undefined : `${key}/${i}`),
+        }));
+        const pointerOf = (i: number) => `/messages/${i}`;
+        const namespace = await writableNamespace(deps, principal, name);
+        validateMessages(namespace, messages, pointerOf);
+        await takeRate(deps, principal, namespace, messages.length);
+        const backend = resolveBackend(namespace);
+        const rows = toRows(principal.tenantId, namespace, backend, messages);
+        let outcomes: WriteOutcome[];
+        try {
+          outcomes = await submit(committer, rows);
+        } catch (error) {
+          throw pointConflict(
+            error,
+            messages,
+            rows.map((r) => r.message_id),
+            pointerOf,
+          );
+        }
+        if (replayed(outcomes)) reply.header('idempotent-replayed', 'true');
+        reply.code(202);
+        return { namespace: namespace.name, messages: outcomes.map((o) => receiptOf(o.message)) };
+      },
+    );
+
+    await app.register(messageRoutes(deps));
+  };
+}
