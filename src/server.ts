@@ -11,6 +11,7 @@ import {
   createContext,
   type MercatoModule,
 } from './platform/index.ts';
+import { createWal } from './wal/index.ts';
 
 export type RunningServer = { app: FastifyInstance; ctx: AppContext; url: string; stop(): Promise<void> };
 
@@ -19,6 +20,7 @@ async function createModules(ctx: AppContext) {
   const identity = await createIdentity(ctx);
   const modules: MercatoModule[] = [];
   if (ctx.config.modules.includes('identity')) modules.push(identity);
+  if (ctx.config.modules.includes('wal')) modules.push(await createWal(ctx));
   return { identity, modules };
 }
 

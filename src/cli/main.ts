@@ -6,6 +6,7 @@ import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { CliError, withDatabase } from './database-command.ts';
+import { registerWalCommands } from './wal-commands.ts';
 
 function config(): Config {
   return loadConfig(process.env);
@@ -89,6 +90,8 @@ users
       });
     },
   );
+
+registerWalCommands(program, config);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 /** Every module Mercato can run in one process; MERCATO_MODULES picks a subset. */
-export const MODULES = ['identity'] as const;
+export const MODULES = ['identity', 'wal'] as const;
 export type ModuleName = (typeof MODULES)[number];
 
 export type Config = {

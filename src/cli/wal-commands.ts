@@ -1,0 +1,153 @@
+import type { Command } from 'commander';
+import { sql } from 'kysely';
+import { findTenantBySlug } from '../identity/tenants/index.ts';
+import { withTenant } from '../platform/db/index.ts';
+import type { Config } from '../platform/index.ts';
+import { listDeadLetters } from '../wal/dlq/index.ts';
+import { createNamespaceCache } from '../wal/namespaces/index.ts';
+import type { WalTables } from '../wal/tables.ts';
+import { writeMessages } from '../wal/write/index.ts';
+import { CliError, withDatabase } from './database-command.ts';
+
+type Opts = { tenant: string };
+
+/** Resolves --tenant and --namespace, or says plainly which one does not exist. */
+async function scope(config: Config, opts: Opts, namespaceName: string) {
+  return withDatabase(config, async (ctx, identity) => {
+    const tenant = await findTenantBySlug(identity.deps.db, opts.tenant);
+    if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+    const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+    const namespace = await createNamespaceCache(ctx, db).get(tenant.id, namespaceName);
+    if (!namespace) throw new CliError(`tenant "${opts.tenant}" has no WAL namespace "${namespaceName}"`);
+    return { tenantId: tenant.id, namespace };
+  });
+}
+
+/** `mercato wal write|tail|dlq`: the WAL from the command line, with the server's configuration. */
+export function registerWalCommands(program: Command, config: () => Config): void {
+  const wal = program.command('wal').description('write to, follow and inspect WAL namespaces');
+
+  wal
+    .command('write')
+    .description('write one message to a namespace (durable when this returns)')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .requiredOption('--namespace <name>', 'namespace name')
+    .requiredOption('--payload <json>', 'the message payload, as JSON')
+    .option('--key <key>', 'ordering key: messages with the same key are delivered in order')
+    .option('--delay <ms>', 'deliver no earlier than this many milliseconds from now', Number)
+    .option('--message-id <id>', 'your id for the message; writing it again is a no-op')
+    .action(
+      async (
+        opts: Opts & { namespace: string; payload: string; key?: string; delay?: number; messageId?: string },
+      ) => {
+        let payload: unknown;
+        try {
+          payload = JSON.parse(opts.payload);
+        } catch {
+          throw new CliError('--payload must be JSON, e.g. --payload \'{"orderId":42}\'');
+        }
+        await withDatabase(config(), async (ctx, identity) => {
+          const tenant = await findTenantBySlug(identity.deps.db, opts.tenant);
+          if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+          const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+          const namespace = await createNamespaceCache(ctx, db).get(tenant.id, opts.namespace);
+          if (!namespace)
+            throw new CliError(`tenant "${opts.tenant}" has no WAL namespace "${opts.namespace}"`);
+          const [receipt] = await withTenant(db, tenant.id, (trx) =>
+            writeMessages(trx, tenant.id, namespace, [
+              {
+                payload,
+                key: opts.key,
+                messageId: opts.messageId,
+                lifecycle: opts.delay ? { delay: opts.delay } : undefined,
+              },
+            ]),
+          );
+          console.log(JSON.stringify(receipt, null, 2));
+        });
+      },
+    );
+
+  wal
+    .command('tail')
+    .argument('<namespace>', 'namespace name')
+    .description('print messages of a namespace as they are written (Ctrl-C stops)')
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .option('--from-start', 'print the messages already there first')
+    .action(async (namespaceName: string, opts: Opts & { fromStart?: boolean }) => {
+      const { tenantId } = await scope(config(), opts, namespaceName);
+      await withDatabase(config(), async (ctx) => {
+        const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+        let last = opts.fromStart ? '00000000-0000-0000-0000-000000000000' : undefined;
+        if (!last) {
+          const newest = await withTenant(db, tenantId, (trx) =>
+            trx
+              .selectFrom('wal.messages')
+              .select('id')
+              .where('namespace', '=', namespaceName)
+              .orderBy('id', 'desc')
+              .limit(1)
+              .executeTakeFirst(),
+          );
+          last = newest?.id ?? '00000000-0000-0000-0000-000000000000';
+        }
+        let wake: () => void = () => {};
+        const unlisten = await ctx.db.listen('mercato_wal_ready', () => wake());
+        let stopped = false;
+        process.once('SIGINT', () => {
+          stopped = true;
+          wake();
+        });
+        while (!stopped) {
+          const rows = await withTenant(db, tenantId, (trx) =>
+            trx
+              .selectFrom('wal.messages')
+              .select(['id', 'message_id', 'ordering_key', 'state', 'payload', 'created_at'])
+              .where('namespace', '=', namespaceName)
+              .where('id', '>', last!)
+              .orderBy('id')
+              .limit(500)
+              .execute(),
+          );
+          for (const row of rows) {
+            console.log(
+              JSON.stringify({
+                messageId: row.message_id,
+                key: row.ordering_key,
+                state: row.state,
+                createdAt: row.created_at,
+                payload: row.payload,
+              }),
+            );
+            last = row.id;
+          }
+          if (rows.length === 500) continue;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 1000);
+          });
+        }
+        await unlisten();
+      });
+    });
+
+  wal
+    .command('dlq')
+    .argument('<namespace>', 'namespace name')
+    .description("list a namespace's dead letters, newest first")
+    .requiredOption('--tenant <slug>', 'tenant slug')
+    .option('--error <text>', 'only those whose error contains this text')
+    .option('--limit <n>', 'how many', Number, 50)
+    .action(async (namespaceName: string, opts: Opts & { error?: string; limit: number }) => {
+      const { tenantId } = await scope(config(), opts, namespaceName);
+      await withDatabase(config(), async (ctx) => {
+        const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+        const letters = await withTenant(db, tenantId, (trx) =>
+          listDeadLetters(trx, tenantId, namespaceName, opts.error ? { error: opts.error } : {}, opts.limit),
+        );
+        for (const letter of letters) console.log(JSON.stringify(letter));
+        if (letters.length === 0) console.error(`no dead letters in ${namespaceName}`);
+        void sql;
+      });
+    });
+}

@@ -1,0 +1,169 @@
+import { type Kysely, sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, type TestTenant } from '../../../identity/auth/auth-test-fixtures.ts';
+import { startTestApp, type TestApp } from '../../../platform/testing/index.ts';
+import {
+  eventually,
+  insertMessage,
+  insertNamespace,
+  messageRow,
+} from '../../delivery/delivery-test-fixtures.ts';
+import type { WalTables } from '../../tables.ts';
+import { completeMessages, failMessages, leaseMessages, nextWakeInMs } from './queue.ts';
+
+let t: TestApp;
+let db: Kysely<WalTables>;
+let tenant: TestTenant;
+let nsCounter = 0;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  db = t.ctx.db.kysely;
+  tenant = await createTestTenant(t, 'queue');
+});
+
+afterAll(async () => {
+  await t.close();
+});
+
+// Every test gets a tenant-wide clean slate: earlier namespaces stop being leased.
+async function freshNamespace(options: Parameters<typeof insertNamespace>[4] = {}) {
+  await sql`update wal.namespaces set enabled = false`.execute(db);
+  const name = `q-${++nsCounter}`;
+  await insertNamespace(db, tenant.id, name, ['h'], options);
+  return name;
+}
+
+async function leaseExpired(id: string) {
+  const { rows } = await sql<{ expired: boolean }>`
+    select lease_expires_at < now() as expired from wal.messages where id = ${id}`.execute(db);
+  return rows[0]?.expired ? true : undefined;
+}
+
+describe('postgres queue', () => {
+  it('should fence a consumer whose lease expired: its complete and fail change nothing', async () => {
+    const ns = await freshNamespace();
+    const id = await insertMessage(db, tenant.id, ns, {});
+    const [a] = await leaseMessages(db, { limit: 10, leaseMs: 50 });
+    expect(a?.id).toBe(id);
+    await eventually(() => leaseExpired(id));
+    const [b] = await leaseMessages(db, { limit: 10, leaseMs: 60_000 });
+    expect(b?.id).toBe(id);
+    expect(b?.attempts).toBe(2);
+    expect(b?.leaseToken).not.toBe(a?.leaseToken);
+
+    const staleA = { id, leaseToken: a?.leaseToken as string, targetsDone: ['h'] };
+    expect(await completeMessages(db, [staleA])).toEqual({ updated: [], stale: [id] });
+    expect(await failMessages(db, [{ ...staleA, error: 'late', dead: true }])).toEqual({
+      updated: [],
+      stale: [id],
+    });
+    const untouched = await messageRow(db, id);
+    expect(untouched).toMatchObject({
+      state: 'delivering',
+      attempts: 2,
+      lease_token: b?.leaseToken,
+      last_error: null,
+    });
+
+    const done = await completeMessages(db, [
+      { id, leaseToken: b?.leaseToken as string, targetsDone: ['h'] },
+    ]);
+    expect(done).toEqual({ updated: [{ id }], stale: [] });
+    expect(await messageRow(db, id)).toMatchObject({
+      state: 'delivered',
+      lease_token: null,
+      targets_done: ['h'],
+    });
+    // Completing twice with the same token is fenced too: the lease is gone.
+    expect(
+      (await completeMessages(db, [{ id, leaseToken: b?.leaseToken as string, targetsDone: [] }])).stale,
+    ).toEqual([id]);
+  });
+
+  it('should compute exponential backoff and the move to dead letters in the failing statement', async () => {
+    const ns = await freshNamespace({ baseDelayMs: 1000, maxAttempts: 10 });
+    await sql`update wal.namespaces set retry_strategy = 'exponential', retry_max_delay_ms = 3000
+      where tenant_id = ${tenant.id} and name = ${ns}`.execute(db);
+    const ids = [
+      await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 5 }),
+      await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 5 }),
+      await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 1 }),
+      await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 5 }),
+    ];
+    // Pretend the first message already failed twice: its third attempt waits base·2² = 4 s, capped at 3 s.
+    await sql`update wal.messages set attempts = 2 where id = ${ids[0]}`.execute(db);
+    const leased = await leaseMessages(db, { limit: 10, leaseMs: 60_000 });
+    const token = (id: string) => leased.find((m) => m.id === id)?.leaseToken as string;
+    const [first, second, third, fourth] = ids as [string, string, string, string];
+    const result = await failMessages(db, [
+      { id: first, leaseToken: token(first), error: 'e1', targetsDone: [] },
+      { id: second, leaseToken: token(second), error: 'e2', targetsDone: [], retryAfterMs: 20_000 },
+      { id: third, leaseToken: token(third), error: 'e3', targetsDone: [] },
+      { id: fourth, leaseToken: token(fourth), error: 'e4', targetsDone: ['h'], dead: true },
+    ]);
+    expect(result.stale).toEqual([]);
+    expect(Object.fromEntries(result.updated.map((m) => [m.id, m.state]))).toEqual({
+      [first]: 'retrying',
+      [second]: 'retrying',
+      [third]: 'dead',
+      [fourth]: 'dead',
+    });
+    const { rows } = await sql<{ id: string; wait_ms: number; dead: boolean }>`
+      select id, (extract(epoch from due_at - now()) * 1000)::float8 as wait_ms, dead_at is not null as dead
+      from wal.messages where id = any(${ids}::uuid[])`.execute(db);
+    const wait = Object.fromEntries(rows.map((r) => [r.id, r.wait_ms]));
+    expect(wait[first]).toBeGreaterThan(2000);
+    expect(wait[first]).toBeLessThanOrEqual(3000);
+    expect(wait[second]).toBeGreaterThan(19_000);
+    expect(wait[second]).toBeLessThanOrEqual(20_000);
+    expect(
+      rows
+        .filter((r) => r.dead)
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([third, fourth].sort());
+    expect(await messageRow(db, fourth)).toMatchObject({ last_error: 'e4', targets_done: ['h'] });
+  });
+
+  it('should hold back a keyed message until the earlier one of its key is done', async () => {
+    const ns = await freshNamespace();
+    const first = await insertMessage(db, tenant.id, ns, {}, { key: 'k' });
+    const second = await insertMessage(db, tenant.id, ns, {}, { key: 'k' });
+    const other = await insertMessage(db, tenant.id, ns, {}, { key: 'other' });
+    const leased = await leaseMessages(db, { limit: 10, leaseMs: 60_000 });
+    expect(leased.map((m) => m.id).sort()).toEqual([first, other].sort());
+    // A live lease is not handed out twice.
+    expect(await leaseMessages(db, { limit: 10, leaseMs: 60_000 })).toEqual([]);
+    const token = leased.find((m) => m.id === first)?.leaseToken as string;
+    await completeMessages(db, [{ id: first, leaseToken: token, targetsDone: ['h'] }]);
+    expect((await leaseMessages(db, { limit: 10, leaseMs: 60_000 })).map((m) => m.id)).toEqual([second]);
+  });
+
+  it('should not lease a delayed message, and report when it falls due', async () => {
+    const ns = await freshNamespace();
+    await insertMessage(db, tenant.id, ns, {}, { dueInMs: 60_000 });
+    expect(await leaseMessages(db, { limit: 10, leaseMs: 60_000 })).toEqual([]);
+    const ms = await nextWakeInMs(db);
+    expect(ms).toBeGreaterThan(50_000);
+    expect(ms).toBeLessThanOrEqual(60_000);
+  });
+
+  it('should record each target attempt of a completed message', async () => {
+    const ns = await freshNamespace();
+    const id = await insertMessage(db, tenant.id, ns, {});
+    const [m] = await leaseMessages(db, { limit: 10, leaseMs: 60_000 });
+    const now = new Date();
+    await completeMessages(db, [
+      {
+        id,
+        leaseToken: m?.leaseToken as string,
+        targetsDone: ['h'],
+        attempts: [{ target: 'h', startedAt: now, finishedAt: now, outcome: 'delivered', statusCode: 204 }],
+      },
+    ]);
+    const { rows } = await sql<{ attempt: number; status_code: number; tenant_id: string }>`
+      select attempt, status_code, tenant_id from wal.attempts where message_pk = ${id}`.execute(db);
+    expect(rows).toEqual([{ attempt: 1, status_code: 204, tenant_id: tenant.id }]);
+  });
+});

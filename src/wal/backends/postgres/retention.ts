@@ -1,0 +1,61 @@
+import { type Kysely, sql } from 'kysely';
+import { withSystem } from '../../../platform/db/index.ts';
+import type { AppContext } from '../../../platform/index.ts';
+import type { WalTables } from '../../tables.ts';
+
+type Db = Kysely<WalTables>;
+
+/**
+ * Deletes delivered messages and dead letters older than their namespace's retention (one
+ * statement per state; attempts go with them by cascade, inbox rows are dropped alongside).
+ */
+export async function purgeRetention(db: Db): Promise<{ delivered: number; dead: number }> {
+  return withSystem(db, async (trx) => {
+    const purge = async (state: 'delivered' | 'dead') => {
+      const at = state === 'delivered' ? sql`m.delivered_at` : sql`m.dead_at`;
+      const seconds =
+        state === 'delivered' ? sql`n.delivered_retention_seconds` : sql`n.dead_retention_seconds`;
+      const { rows } = await sql<{ n: number }>`
+        with purged as (
+          delete from wal.messages m using wal.namespaces n
+          where m.state = ${state} and n.tenant_id = m.tenant_id and n.name = m.namespace
+            and coalesce(m.delivered_at, m.dead_at) < now() - ${seconds} * interval '1 second'
+            and ${at} is not null
+          returning m.id
+        ),
+        inbox as (delete from wal.inbox i using purged p where i.message_pk = p.id)
+        select count(*)::int as n from purged`.execute(trx);
+      return rows[0]?.n ?? 0;
+    };
+    return { delivered: await purge('delivered'), dead: await purge('dead') };
+  });
+}
+
+/**
+ * Runs purgeRetention every intervalMs (Default: 3600000) on an unref'd timer; returns stop,
+ * which waits for a purge in progress.
+ */
+export function startRetention(
+  deps: { ctx: AppContext; db: Db },
+  intervalMs = 3_600_000,
+): () => Promise<void> {
+  const log = deps.ctx.logger.child({ component: 'wal-retention' });
+  let running: Promise<void> | undefined;
+  const run = () => {
+    if (running) return;
+    running = purgeRetention(deps.db)
+      .then((purged) => {
+        if (purged.delivered + purged.dead > 0) log.info(purged, 'purged messages past retention');
+      })
+      .catch((error: unknown) => log.error({ err: error }, 'retention purge failed'))
+      .finally(() => {
+        running = undefined;
+      });
+  };
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}

@@ -1,0 +1,325 @@
+import { type Kysely, sql } from 'kysely';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
+import { completeMessages, leaseMessages } from '../backends/postgres/queue.ts';
+import type { WalTables } from '../tables.ts';
+import {
+  deliverInternalOnly,
+  eventually,
+  insertMessage,
+  insertNamespace,
+  loadNamespaceWithSql,
+  messageRow,
+} from './delivery-test-fixtures.ts';
+import {
+  createDeliveryEngine,
+  type DeadLetterEvent,
+  type DeliveryEngine,
+  PermanentDeliveryError,
+} from './index.ts';
+
+let t: TestApp;
+let db: Kysely<WalTables>;
+let tenant: TestTenant;
+let engine: DeliveryEngine | undefined;
+let nsCounter = 0;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  db = t.ctx.db.kysely;
+  tenant = await createTestTenant(t, 'delivery');
+});
+
+afterEach(async () => {
+  await engine?.stop();
+  engine = undefined;
+  // Each test's namespace stops here, so later engines never lease its leftovers.
+  await sql`update wal.namespaces set enabled = false`.execute(db);
+});
+
+afterAll(async () => {
+  await t.close();
+});
+
+function startEngine(options: { leaseMs?: number; onDeadLetter?: (e: DeadLetterEvent) => void } = {}) {
+  engine = createDeliveryEngine({
+    ctx: t.ctx,
+    db,
+    loadNamespace: (tenantId, name) => loadNamespaceWithSql(db, tenantId, name),
+    deliver: deliverInternalOnly,
+    batchSize: 16,
+    ...options,
+  });
+  return engine;
+}
+
+async function namespace(handlers: string[], options: Parameters<typeof insertNamespace>[4] = {}) {
+  const name = `ns-${++nsCounter}`;
+  await insertNamespace(db, tenant.id, name, handlers, options);
+  return name;
+}
+
+async function stateOf(id: string, state: string) {
+  const row = await messageRow(db, id);
+  return row?.state === state ? row : undefined;
+}
+
+async function attemptRows(id: string) {
+  const { rows } = await sql<{ attempt: number; target: string; outcome: string; error: string | null }>`
+    select attempt, target, outcome, error from wal.attempts where message_pk = ${id} order by attempt`.execute(
+    db,
+  );
+  return rows;
+}
+
+describe('delivery engine', () => {
+  it('should deliver a written message to an internal handler once, inside the inbox transaction', async () => {
+    const e = startEngine();
+    const seen: unknown[] = [];
+    e.registerHandler('h1', async (trx, delivery) => {
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from wal.inbox where message_pk = ${delivery.deliveryId}`.execute(trx);
+      seen.push({ payload: delivery.payload, inboxRows: rows[0]?.n, attempt: delivery.attempt });
+    });
+    await e.start();
+    const ns = await namespace(['h1']);
+    const id = await insertMessage(db, tenant.id, ns, { order: 1 });
+    const row = await eventually(() => stateOf(id, 'delivered'));
+    expect(row.targets_done).toEqual(['h1']);
+    expect(seen).toEqual([{ payload: { order: 1 }, inboxRows: 1, attempt: 1 }]);
+    expect(await attemptRows(id)).toEqual([{ attempt: 1, target: 'h1', outcome: 'delivered', error: null }]);
+  });
+
+  it('should never deliver a delayed message before its due time', async () => {
+    const e = startEngine();
+    let delivered = 0;
+    e.registerHandler('later', async () => {
+      delivered++;
+    });
+    await e.start();
+    const ns = await namespace(['later']);
+    const id = await insertMessage(db, tenant.id, ns, {}, { dueInMs: 1500 });
+    // While the database says the message is not yet due, it must not have been delivered.
+    for (;;) {
+      const { rows } = await sql<{ due: boolean }>`
+        select due_at <= now() as due from wal.messages where id = ${id}`.execute(db);
+      if (rows[0]?.due) break;
+      expect(delivered).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await eventually(() => stateOf(id, 'delivered'));
+    const { rows } = await sql<{ ok: boolean }>`
+      select delivered_at >= due_at as ok from wal.messages where id = ${id}`.execute(db);
+    expect(rows[0]?.ok).toBe(true);
+    expect(delivered).toBe(1);
+  });
+
+  it('should retry a message whose handler failed, then deliver it', async () => {
+    const e = startEngine();
+    let calls = 0;
+    e.registerHandler('flaky', async () => {
+      calls++;
+      if (calls <= 2) throw new Error(`boom ${calls}`);
+    });
+    await e.start();
+    const ns = await namespace(['flaky']);
+    const id = await insertMessage(db, tenant.id, ns, {});
+    const row = await eventually(() => stateOf(id, 'delivered'));
+    expect(row.attempts).toBe(3);
+    expect(await attemptRows(id)).toEqual([
+      { attempt: 1, target: 'flaky', outcome: 'failed', error: 'boom 1' },
+      { attempt: 2, target: 'flaky', outcome: 'failed', error: 'boom 2' },
+      { attempt: 3, target: 'flaky', outcome: 'delivered', error: null },
+    ]);
+  });
+
+  it('should move a message out of attempts to the dead letters and publish it', async () => {
+    const dead: DeadLetterEvent[] = [];
+    const e = startEngine({ onDeadLetter: (event) => void dead.push(event) });
+    e.registerHandler('broken', async () => {
+      throw new Error('always broken');
+    });
+    await e.start();
+    const ns = await namespace(['broken']);
+    const id = await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 3, messageId: 'm-exhausted' });
+    const row = await eventually(() => stateOf(id, 'dead'));
+    expect(row.attempts).toBe(3);
+    expect(row.last_error).toBe('broken: always broken');
+    expect((await attemptRows(id)).map((a) => a.outcome)).toEqual(['failed', 'failed', 'failed']);
+    await eventually(async () => (dead.length > 0 ? true : undefined));
+    expect(dead).toEqual([
+      {
+        type: 'wal.message.dead-lettered',
+        tenantId: tenant.id,
+        namespace: ns,
+        messageId: 'm-exhausted',
+        deliveryId: id,
+        attempts: 3,
+        error: 'broken: always broken',
+      },
+    ]);
+  });
+
+  it('should dead-letter a non-retryable failure at once', async () => {
+    const e = startEngine();
+    e.registerHandler('reject', async () => {
+      throw new PermanentDeliveryError('malformed order');
+    });
+    await e.start();
+    const ns = await namespace(['reject']);
+    const id = await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 10 });
+    const row = await eventually(() => stateOf(id, 'dead'));
+    expect(row.attempts).toBe(1);
+    expect(await attemptRows(id)).toEqual([
+      { attempt: 1, target: 'reject', outcome: 'dead', error: 'malformed order' },
+    ]);
+  });
+
+  it('should deliver messages with the same key in order, even with concurrency 8', async () => {
+    const e = startEngine();
+    const order: number[] = [];
+    e.registerHandler('ordered', async (_trx, delivery) => {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+      order.push((delivery.payload as { n: number }).n);
+    });
+    const ns = await namespace(['ordered'], { concurrency: 8 });
+    const ids: string[] = [];
+    for (let n = 0; n < 20; n++) ids.push(await insertMessage(db, tenant.id, ns, { n }, { key: 'cart-1' }));
+    // Unkeyed messages alongside may go in parallel; they must not disturb the keyed ones.
+    for (let n = 100; n < 110; n++) await insertMessage(db, tenant.id, ns, { n });
+    await e.start();
+    await eventually(async () => ((await stateOf(ids[19] as string, 'delivered')) ? true : undefined));
+    expect(order.filter((n) => n < 100)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+  });
+
+  it('should redeliver a message whose consumer died holding the lease, without a second effect', async () => {
+    const ns = await namespace(['effect']);
+    const id = await insertMessage(db, tenant.id, ns, { once: true });
+    const e = startEngine();
+    let effects = 0;
+    e.registerHandler('effect', async () => {
+      effects++;
+    });
+    // A consumer leases with a short lease, runs the handler, and dies before completing.
+    const [leased] = await leaseMessages(db, { limit: 1, leaseMs: 150 });
+    expect(leased?.id).toBe(id);
+    const first = await e.dispatchInternal('effect', {
+      deliveryId: id,
+      messageId: id,
+      tenantId: tenant.id,
+      namespace: ns,
+      key: null,
+      payload: { once: true },
+      headers: {},
+      attempt: 1,
+      createdAt: new Date(),
+    });
+    expect(first).toEqual({ outcome: 'delivered' });
+    expect(effects).toBe(1);
+    await e.start();
+    const row = await eventually(() => stateOf(id, 'delivered'));
+    expect(row.attempts).toBe(2);
+    expect(effects).toBe(1);
+  });
+
+  it('should deliver again after the lease of a crashed consumer expires', async () => {
+    const ns = await namespace(['after-crash']);
+    const id = await insertMessage(db, tenant.id, ns, {});
+    const crashed = await leaseMessages(db, { limit: 1, leaseMs: 100 });
+    expect(crashed.map((m) => m.id)).toEqual([id]);
+    const e = startEngine();
+    let calls = 0;
+    e.registerHandler('after-crash', async () => {
+      calls++;
+    });
+    await e.start();
+    await eventually(() => stateOf(id, 'delivered'));
+    expect(calls).toBe(1);
+    // The crashed consumer's late completion is fenced off.
+    const late = await completeMessages(db, [
+      { id, leaseToken: (crashed[0] as { leaseToken: string }).leaseToken, targetsDone: [] },
+    ]);
+    expect(late).toEqual({ updated: [], stale: [id] });
+  });
+
+  it('should share the queue between two consumers without handing a message to both', async () => {
+    const ns = await namespace(['shared'], { concurrency: 4 });
+    const calls = new Map<string, number>();
+    const consumers = [
+      startEngine(),
+      createDeliveryEngine({
+        ctx: t.ctx,
+        db,
+        loadNamespace: (tenantId, name) => loadNamespaceWithSql(db, tenantId, name),
+        deliver: deliverInternalOnly,
+        batchSize: 4,
+      }),
+    ];
+    for (const consumer of consumers) {
+      consumer.registerHandler('shared', async (_trx, delivery) => {
+        calls.set(delivery.deliveryId, (calls.get(delivery.deliveryId) ?? 0) + 1);
+      });
+    }
+    const ids: string[] = [];
+    for (let n = 0; n < 40; n++) ids.push(await insertMessage(db, tenant.id, ns, { n }));
+    try {
+      await Promise.all(consumers.map((c) => c.start()));
+      await eventually(async () => {
+        const { rows } = await sql<{ n: number }>`
+          select count(*)::int as n from wal.messages where namespace = ${ns} and state = 'delivered'`.execute(
+          db,
+        );
+        return rows[0]?.n === 40 ? true : undefined;
+      });
+    } finally {
+      await consumers[1]?.stop();
+    }
+    expect(ids.map((id) => calls.get(id))).toEqual(ids.map(() => 1));
+  });
+
+  it('should skip the handler when the same delivery is dispatched twice', async () => {
+    const e = startEngine();
+    let effects = 0;
+    e.registerHandler('twice', async () => {
+      effects++;
+    });
+    const ns = await namespace(['twice']);
+    const id = await insertMessage(db, tenant.id, ns, {});
+    const delivery = {
+      deliveryId: id,
+      messageId: id,
+      tenantId: tenant.id,
+      namespace: ns,
+      key: null,
+      payload: {},
+      headers: {},
+      attempt: 1,
+      createdAt: new Date(),
+    };
+    const results = await Promise.all([
+      e.dispatchInternal('twice', delivery),
+      e.dispatchInternal('twice', delivery),
+    ]);
+    expect(results).toEqual([{ outcome: 'delivered' }, { outcome: 'delivered' }]);
+    expect(effects).toBe(1);
+  });
+
+  it('should roll back the inbox record when the handler fails, so the retry runs it', async () => {
+    const e = startEngine();
+    let calls = 0;
+    e.registerHandler('rollback', async (trx) => {
+      calls++;
+      await sql`select 1`.execute(trx);
+      if (calls === 1) throw new Error('first fails');
+    });
+    const ns = await namespace(['rollback']);
+    const id = await insertMessage(db, tenant.id, ns, {});
+    await e.start();
+    await eventually(() => stateOf(id, 'delivered'));
+    expect(calls).toBe(2);
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from wal.inbox where message_pk = ${id}`.execute(db);
+    expect(rows[0]?.n).toBe(1);
+  });
+});

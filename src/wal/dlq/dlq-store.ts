@@ -1,0 +1,183 @@
+import { sql, type Transaction } from 'kysely';
+import type { WalTables } from '../tables.ts';
+
+type Trx = Transaction<WalTables>;
+
+/** Which dead letters: error text (substring, any case), a failing target, dead between from and to. */
+export type DeadLetterFilter = { error?: string; target?: string; from?: string; to?: string };
+
+/** Where a page starts: after this (dead_at, id), newest first. */
+export type DeadLetterCursor = { deadAt: string; id: string };
+
+export type DeadLetter = {
+  deliveryId: string;
+  messageId: string;
+  key: string | null;
+  payload: unknown;
+  headers: Record<string, string>;
+  attempts: number;
+  lastError: string | null;
+  targetsDone: string[];
+  deadAt: string;
+  createdAt: string;
+};
+
+export type AttemptView = {
+  attempt: number;
+  target: string;
+  startedAt: string;
+  finishedAt: string;
+  outcome: string;
+  statusCode: number | null;
+  error: string | null;
+};
+
+type Row = {
+  id: string;
+  message_id: string;
+  ordering_key: string | null;
+  payload: unknown;
+  headers: unknown;
+  attempts: number;
+  last_error: string | null;
+  targets_done: string[];
+  dead_at: string;
+  created_at: Date | string;
+};
+
+const ISO_US = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
+const asJson = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+const iso = (v: Date | string): string => new Date(v).toISOString();
+
+function toDeadLetter(r: Row): DeadLetter {
+  return {
+    deliveryId: r.id,
+    messageId: r.message_id,
+    key: r.ordering_key,
+    payload: asJson(r.payload),
+    headers: asJson(r.headers) as Record<string, string>,
+    attempts: r.attempts,
+    lastError: r.last_error,
+    targetsDone: r.targets_done,
+    deadAt: r.dead_at,
+    createdAt: iso(r.created_at),
+  };
+}
+
+function where(tenantId: string, namespace: string, filter: DeadLetterFilter) {
+  return sql`m.tenant_id = ${tenantId} and m.namespace = ${namespace} and m.state = 'dead'
+    ${filter.error ? sql`and strpos(lower(coalesce(m.last_error, '')), lower(${filter.error})) > 0` : sql``}
+    ${
+      filter.target
+        ? sql`and exists (select 1 from wal.attempts a where a.message_pk = m.id and a.target = ${filter.target}
+            and a.outcome in ('failed', 'dead'))`
+        : sql``
+    }
+    ${filter.from ? sql`and m.dead_at >= ${filter.from}::timestamptz` : sql``}
+    ${filter.to ? sql`and m.dead_at < ${filter.to}::timestamptz` : sql``}`;
+}
+
+const columns = sql.raw(`m.id, m.message_id, m.ordering_key, m.payload, m.headers, m.attempts, m.last_error,
+  m.targets_done, to_char(m.dead_at at time zone 'UTC', ${ISO_US}) as dead_at, m.created_at`);
+
+/** Whether the tenant has this namespace. */
+export async function namespaceExists(trx: Trx, tenantId: string, namespace: string): Promise<boolean> {
+  const { rows } = await sql`
+    select 1 from wal.namespaces where tenant_id = ${tenantId} and name = ${namespace}`.execute(trx);
+  return rows.length > 0;
+}
+
+/** A page of dead letters, newest first; ask for limit + 1 to learn whether another page follows. */
+export async function listDeadLetters(
+  trx: Trx,
+  tenantId: string,
+  namespace: string,
+  filter: DeadLetterFilter,
+  limit: number,
+  after?: DeadLetterCursor,
+): Promise<DeadLetter[]> {
+  const { rows } = await sql<Row>`
+    select ${columns} from wal.messages m
+    where ${where(tenantId, namespace, filter)}
+      ${after ? sql`and (m.dead_at, m.id) < (${after.deadAt}::timestamptz, ${after.id}::uuid)` : sql``}
+    order by m.dead_at desc, m.id desc
+    limit ${limit}`.execute(trx);
+  return rows.map(toDeadLetter);
+}
+
+/** One dead letter with every attempt it went through; undefined when it is not dead. */
+export async function getDeadLetter(
+  trx: Trx,
+  tenantId: string,
+  namespace: string,
+  messageId: string,
+): Promise<(DeadLetter & { history: AttemptView[] }) | undefined> {
+  const { rows } = await sql<Row>`
+    select ${columns} from wal.messages m
+    where ${where(tenantId, namespace, {})} and m.message_id = ${messageId}`.execute(trx);
+  const row = rows[0];
+  if (!row) return undefined;
+  const history = await sql<{
+    attempt: number;
+    target: string;
+    started_at: Date | string;
+    finished_at: Date | string;
+    outcome: string;
+    status_code: number | null;
+    error: string | null;
+  }>`
+    select attempt, target, started_at, finished_at, outcome, status_code, error from wal.attempts
+    where message_pk = ${row.id} order by attempt, started_at, target`.execute(trx);
+  return {
+    ...toDeadLetter(row),
+    history: history.rows.map((a) => ({
+      attempt: a.attempt,
+      target: a.target,
+      startedAt: iso(a.started_at),
+      finishedAt: iso(a.finished_at),
+      outcome: a.outcome,
+      statusCode: a.status_code,
+      error: a.error,
+    })),
+  };
+}
+
+/**
+ * Puts dead letters back in the queue (one message, or every one matching the filter): due now,
+ * attempts from zero, the targets already reached kept; the attempts table keeps the history.
+ * Consumers are woken on commit. Returns how many were requeued.
+ */
+export async function requeueDeadLetters(
+  trx: Trx,
+  tenantId: string,
+  namespace: string,
+  selection: { messageId: string } | { filter: DeadLetterFilter },
+): Promise<number> {
+  const filter = 'filter' in selection ? selection.filter : {};
+  const one = 'messageId' in selection ? sql`and m.message_id = ${selection.messageId}` : sql``;
+  const { rows } = await sql<{ n: number }>`
+    with requeued as (
+      update wal.messages m
+      set state = 'pending', due_at = now(), attempts = 0, dead_at = null, lease_token = null, lease_expires_at = null
+      where ${where(tenantId, namespace, filter)} ${one}
+      returning 1
+    )
+    select count(*)::int as n from requeued`.execute(trx);
+  const n = rows[0]?.n ?? 0;
+  if (n > 0) await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
+  return n;
+}
+
+/** Deletes one dead letter (and its attempts); returns what was discarded, for the audit log. */
+export async function discardDeadLetter(
+  trx: Trx,
+  tenantId: string,
+  namespace: string,
+  messageId: string,
+): Promise<{ deliveryId: string; lastError: string | null; attempts: number } | undefined> {
+  const { rows } = await sql<{ id: string; last_error: string | null; attempts: number }>`
+    delete from wal.messages m where ${where(tenantId, namespace, {})} and m.message_id = ${messageId}
+    returning m.id, m.last_error, m.attempts`.execute(trx);
+  const row = rows[0];
+  return row ? { deliveryId: row.id, lastError: row.last_error, attempts: row.attempts } : undefined;
+}

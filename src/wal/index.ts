@@ -1,0 +1,4 @@
+export type { DeadLetterEvent, InternalHandler } from './delivery/index.ts';
+export { createWal, type WalModule } from './module.ts';
+export type { Namespace, Target } from './namespaces/namespace.ts';
+export type { MessageInput, OutboxReceipt } from './write/index.ts';

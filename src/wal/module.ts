@@ -1,0 +1,75 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
+import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { auditRoutes } from './audit/index.ts';
+import { startRetention } from './backends/postgres/retention.ts';
+import { createDeliveryEngine, type DeadLetterEvent, type InternalHandler } from './delivery/index.ts';
+import type { WalDeps } from './deps.ts';
+import { dlqRoutes } from './dlq/index.ts';
+import { createNamespaceCache, namespaceRoutes } from './namespaces/index.ts';
+import type { Namespace } from './namespaces/namespace.ts';
+import type { WalTables } from './tables.ts';
+import { createTargets } from './targets/index.ts';
+import { type MessageInput, type OutboxReceipt, writeMessages, writeRoutes } from './write/index.ts';
+
+export type WalModule = MercatoModule & {
+  deps: WalDeps;
+  /** Registers an internal target handler; it runs in a transaction with the inbox record. */
+  registerHandler(name: string, handler: InternalHandler): void;
+  /** The transactional outbox: writes messages in the caller's transaction. */
+  write(
+    trx: Transaction<WalTables>,
+    tenantId: string,
+    namespace: Namespace,
+    messages: MessageInput[],
+  ): Promise<OutboxReceipt[]>;
+  /** Listens for `wal.message.dead-lettered` events (the exception collector will). */
+  onDeadLetter(listener: (event: DeadLetterEvent) => void | Promise<void>): void;
+};
+
+/** The WAL service: namespaces, writes, delivery to targets with retries, dead letters, audit. */
+export async function createWal(ctx: AppContext): Promise<WalModule> {
+  const db = ctx.db.kysely as Kysely<WalTables>;
+  const namespaces = createNamespaceCache(ctx, db);
+  const deps: WalDeps = { ctx, db, namespaces };
+  const targets = createTargets({ ctx, db });
+  const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
+  const engine = createDeliveryEngine({
+    ctx,
+    db,
+    loadNamespace: (tenantId, name) => namespaces.get(tenantId, name),
+    deliver: (namespace, target, delivery, internal) =>
+      targets.deliver(namespace, target, delivery, internal),
+    async onDeadLetter(event) {
+      ctx.logger.warn(event, 'message moved to the dead letters');
+      for (const listener of deadLetterListeners) await listener(event);
+    },
+  });
+  let stopRetention: (() => Promise<void>) | undefined;
+  return {
+    name: 'wal',
+    deps,
+    registerHandler: engine.registerHandler,
+    write: (trx, tenantId, namespace, messages) => writeMessages(trx, tenantId, namespace, messages),
+    onDeadLetter: (listener) => {
+      deadLetterListeners.push(listener);
+    },
+    async routes(app: FastifyInstance) {
+      await app.register(namespaceRoutes(deps));
+      await app.register(auditRoutes(deps));
+      await app.register(writeRoutes(deps));
+      await app.register(dlqRoutes(deps));
+    },
+    async start() {
+      await namespaces.start();
+      await engine.start();
+      stopRetention = startRetention({ ctx, db });
+    },
+    async stop() {
+      await stopRetention?.();
+      await engine.stop();
+      await namespaces.stop();
+      await targets.close();
+    },
+  };
+}
