@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
+import { withTenant } from '../platform/db/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
 import { createDeliveryEngine, type DeadLetterEvent, type InternalHandler } from './delivery/index.ts';
 import type { WalDeps } from './deps.ts';
 import { dlqRoutes } from './dlq/index.ts';
-import { createNamespaceCache, namespaceRoutes } from './namespaces/index.ts';
+import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
 import type { Namespace } from './namespaces/namespace.ts';
 import type { WalTables } from './tables.ts';
 import { createTargets } from './targets/index.ts';

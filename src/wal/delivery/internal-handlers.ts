@@ -1,13 +1,12 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import type { WalTables } from '../tables.ts';
-import type { Delivery, TargetResult } from '../targets/target-result.ts';
+import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
+
+export type { InternalDispatch };
 
 /** A module's handler for an `internal` target; runs in the transaction that records it in the inbox. */
 export type InternalHandler = (trx: Transaction<WalTables>, delivery: Delivery) => Promise<void>;
-
-/** Runs the named handler for a delivery; what `internal` targets call. */
-export type InternalDispatch = (handler: string, delivery: Delivery) => Promise<TargetResult>;
 
 /** Thrown by a handler for a failure no retry can fix: the message goes straight to the dead letters. */
 export class PermanentDeliveryError extends Error {

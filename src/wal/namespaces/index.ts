@@ -14,6 +14,7 @@ export { namespaceRoutes } from './routes.ts';
 export {
   createNamespace,
   deleteNamespace,
+  disableTarget,
   getNamespace,
   listEnabledNamespaces,
   listNamespaces,

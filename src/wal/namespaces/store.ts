@@ -1,4 +1,4 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { AppError } from '../../platform/http/index.ts';
 import { recordAudit } from '../audit/index.ts';
 import type { NamespacesTable, WalTables } from '../tables.ts';
@@ -204,4 +204,34 @@ export async function deleteNamespace(
     subject: `namespace:${name}`,
     details: { before: auditable(settingsOf(toNamespace(row))) },
   });
+}
+
+/**
+ * Marks one target of a namespace disabled (its endpoint answered 410 Gone); audited, and the
+ * NOTIFY trigger makes every process drop its cached namespace. False if nothing changed.
+ */
+export async function disableTarget(
+  trx: Transaction<WalTables>,
+  change: Change,
+  name: string,
+  target: string,
+  reason: string,
+): Promise<boolean> {
+  const result = await sql`
+    update wal.namespaces set updated_at = now(), targets = (
+      select jsonb_agg(case when t->>'name' = ${target} then jsonb_set(t, '{enabled}', 'false') else t end order by ord)
+      from jsonb_array_elements(targets) with ordinality as x(t, ord)
+    )
+    where tenant_id = ${change.tenantId} and name = ${name}
+      and exists (select 1 from jsonb_array_elements(targets) t
+                  where t->>'name' = ${target} and coalesce((t->>'enabled')::boolean, true))`.execute(trx);
+  if (Number(result.numAffectedRows ?? 0) === 0) return false;
+  await recordAudit(trx, {
+    tenantId: change.tenantId,
+    actor: change.actor,
+    action: 'namespace.target_disabled',
+    subject: `namespace:${name}`,
+    details: { target, reason },
+  });
+  return true;
 }

@@ -5,12 +5,9 @@ import type { WalTables } from '../tables.ts';
 import { createHttpTarget } from './http-target.ts';
 import { deliverRedis } from './redis-target.ts';
 import { deliverSql } from './sql-target.ts';
-import type { Delivery, TargetResult } from './target-result.ts';
+import type { Delivery, InternalDispatch, TargetResult } from './target-result.ts';
 
-export type { Delivery, TargetResult } from './target-result.ts';
-
-/** Runs a module's registered handler for an internal target; owned by the delivery engine. */
-export type InternalDispatch = (handler: string, delivery: Delivery) => Promise<TargetResult>;
+export type { Delivery, InternalDispatch, TargetResult } from './target-result.ts';
 
 export type Targets = {
   /** Delivers one message to one target and says what came of it; never throws. */

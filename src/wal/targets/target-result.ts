@@ -23,3 +23,6 @@ export type Delivery = {
   attempt: number;
   createdAt: Date;
 };
+
+/** Runs the named internal handler for a delivery (the delivery engine owns the handlers and the inbox). */
+export type InternalDispatch = (handler: string, delivery: Delivery) => Promise<TargetResult>;
