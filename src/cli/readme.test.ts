@@ -53,13 +53,15 @@ describe('README', () => {
         const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
         const outputs = stdout.split(/<<<\d+>>>/).slice(1);
         expect(outputs).toHaveLength(blocks.length);
-        const [profile, addresses, register, staff, tenant, problem] = outputs;
+        const [profile, addresses, register, staff, tenant, wal, problem] = outputs;
         expect(profile).toContain('"email":"customer@demo.test"');
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
         expect(staff).toContain('"role":"operator"');
         expect(staff).toContain('"email":"admin@demo.test"');
         expect(tenant).toContain('"slug":"acme"');
+      expect(wal).toContain('"name":"orders"');
+      expect(wal).toMatch(/"state":"(pending|delivering|delivered)"/);
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
       } finally {
