@@ -14,7 +14,7 @@ create table wal.namespaces (
   retry_base_delay_ms integer not null default 1000 check (retry_base_delay_ms between 1 and 86400000),
   retry_max_delay_ms integer not null default 300000 check (retry_max_delay_ms between 1 and 86400000),
   max_attempts integer not null default 10 check (max_attempts between 1 and 1000),
-  retry_jitter real not null default 0.2 check (retry_jitter between 0 and 1),
+  retry_jitter double precision not null default 0.2 check (retry_jitter between 0 and 1),
   targets jsonb not null default '[]' check (jsonb_typeof(targets) = 'array'),
   rate_limit_per_second integer check (rate_limit_per_second > 0),
   max_delay_ms bigint not null default 604800000 check (max_delay_ms >= 0),

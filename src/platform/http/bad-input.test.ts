@@ -4,6 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../identity/tenants/index.ts';
 import { createUser } from '../../identity/users/index.ts';
+import { createWal } from '../../wal/index.ts';
 import { withTenant } from '../db/index.ts';
 import { startTestApp } from '../testing/index.ts';
 
@@ -44,7 +45,8 @@ const RUNS = {
   ...(process.env['FC_SEED'] ? { seed: Number(process.env['FC_SEED']) } : {}),
 };
 
-const t = await startTestApp();
+// Every module's routes: the WAL's too.
+const t = await startTestApp({}, { modules: async (ctx) => [await createWal(ctx)] });
 const doc: { paths: Record<string, Record<string, Operation>> } = (
   await t.app.inject({ method: 'GET', url: '/openapi.json' })
 ).json();

@@ -2,6 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWal } from '../../wal/index.ts';
 import { startTestApp, type TestApp } from '../testing/index.ts';
 
 type Operation = {
@@ -50,7 +51,7 @@ describe('/openapi.json', () => {
     );
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({}, { modules: async (ctx) => [await createWal(ctx)] });
     const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     expect(res.statusCode).toBe(200);
     doc = res.json();
