@@ -60,8 +60,8 @@ describe('README', () => {
         expect(staff).toContain('"role":"operator"');
         expect(staff).toContain('"email":"admin@demo.test"');
         expect(tenant).toContain('"slug":"acme"');
-      expect(wal).toContain('"name":"orders"');
-      expect(wal).toMatch(/"state":"(pending|delivering|delivered)"/);
+        expect(wal).toContain('"name":"orders"');
+        expect(wal).toMatch(/"state":"(pending|delivering|delivered)"/);
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
       } finally {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { Config } from '../platform/index.ts';
@@ -16,7 +16,7 @@ async function scope(config: Config, opts: Opts, namespaceName: string) {
   return withDatabase(config, async (ctx, identity) => {
     const tenant = await findTenantBySlug(identity.deps.db, opts.tenant);
     if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
-    const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+    const db = ctx.db.kysely as Kysely<WalTables>;
     const namespace = await createNamespaceCache(ctx, db).get(tenant.id, namespaceName);
     if (!namespace) throw new CliError(`tenant "${opts.tenant}" has no WAL namespace "${namespaceName}"`);
     return { tenantId: tenant.id, namespace };
@@ -49,7 +49,7 @@ export function registerWalCommands(program: Command, config: () => Config): voi
         await withDatabase(config(), async (ctx, identity) => {
           const tenant = await findTenantBySlug(identity.deps.db, opts.tenant);
           if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
-          const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+          const db = ctx.db.kysely as Kysely<WalTables>;
           const namespace = await createNamespaceCache(ctx, db).get(tenant.id, opts.namespace);
           if (!namespace)
             throw new CliError(`tenant "${opts.tenant}" has no WAL namespace "${opts.namespace}"`);
@@ -77,7 +77,7 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .action(async (namespaceName: string, opts: Opts & { fromStart?: boolean }) => {
       const { tenantId } = await scope(config(), opts, namespaceName);
       await withDatabase(config(), async (ctx) => {
-        const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+        const db = ctx.db.kysely as Kysely<WalTables>;
         let last = opts.fromStart ? '00000000-0000-0000-0000-000000000000' : undefined;
         if (!last) {
           const newest = await withTenant(db, tenantId, (trx) =>
@@ -141,13 +141,12 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .action(async (namespaceName: string, opts: Opts & { error?: string; limit: number }) => {
       const { tenantId } = await scope(config(), opts, namespaceName);
       await withDatabase(config(), async (ctx) => {
-        const db = ctx.db.kysely as import('kysely').Kysely<WalTables>;
+        const db = ctx.db.kysely as Kysely<WalTables>;
         const letters = await withTenant(db, tenantId, (trx) =>
           listDeadLetters(trx, tenantId, namespaceName, opts.error ? { error: opts.error } : {}, opts.limit),
         );
         for (const letter of letters) console.log(JSON.stringify(letter));
         if (letters.length === 0) console.error(`no dead letters in ${namespaceName}`);
-        void sql;
       });
     });
 }
