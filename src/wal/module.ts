@@ -39,8 +39,19 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     ctx,
     db,
     loadNamespace: (tenantId, name) => namespaces.get(tenantId, name),
-    deliver: (namespace, target, delivery, internal) =>
-      targets.deliver(namespace, target, delivery, internal),
+    leaseMs: ctx.config.walLeaseSeconds * 1000,
+    async deliver(namespace, target, delivery, internal) {
+      const result = await targets.deliver(namespace, target, delivery, internal);
+      // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
+      if (result.outcome === 'disable') {
+        const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
+        await withTenant(db, namespace.tenantId, (trx) =>
+          disableTarget(trx, change, namespace.name, target.name, result.error),
+        ).catch((err: unknown) => ctx.logger.error({ err }, 'could not disable a target'));
+        namespaces.invalidate(namespace.tenantId, namespace.name);
+      }
+      return result;
+    },
     async onDeadLetter(event) {
       ctx.logger.warn(event, 'message moved to the dead letters');
       for (const listener of deadLetterListeners) await listener(event);

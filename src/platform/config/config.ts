@@ -36,6 +36,7 @@ export type Config = {
   purgeIntervalSeconds: number;
   dbPoolSize: number;
   profileCacheTtlSeconds: number;
+  walLeaseSeconds: number;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -143,6 +144,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_PROFILE_CACHE_TTL',
     default: '30',
     doc: 'Seconds a profile read stays cached per process (dropped at once when the user changes); 0 disables.',
+  },
+  {
+    name: 'MERCATO_WAL_LEASE_SECONDS',
+    default: '30',
+    doc: 'How long a WAL consumer holds a message it is delivering before another process may take it over.',
   },
 ];
 
@@ -261,5 +267,6 @@ export function loadConfig(env: Env = process.env): Config {
     purgeIntervalSeconds: integer(env, 'MERCATO_PURGE_INTERVAL', 3600, 1, 86_400),
     dbPoolSize: integer(env, 'MERCATO_DB_POOL_SIZE', 20, 1, 1000),
     profileCacheTtlSeconds: integer(env, 'MERCATO_PROFILE_CACHE_TTL', 30, 0, 3600),
+    walLeaseSeconds: integer(env, 'MERCATO_WAL_LEASE_SECONDS', 30, 1, 3600),
   };
 }

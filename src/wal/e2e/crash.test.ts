@@ -1,0 +1,179 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MercatoProcess, runMercato } from '../../cli/mercato-process.ts';
+import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/test-databases.ts';
+import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
+
+const PASSWORD = 'demo-password-1234';
+const WRITERS = 20;
+const LOAD_MS = 1_500;
+const KILL_AFTER_MS = 750;
+
+/** Where the server keeps its data: an embedded PGlite directory or a PostgreSQL database. */
+type Storage = Record<string, string>;
+
+async function startServer(storage: Storage) {
+  const server = runMercato(['start'], {
+    ...storage,
+    PORT: '0',
+    MERCATO_DEMO_PASSWORD: PASSWORD,
+    MERCATO_WAL_LEASE_SECONDS: '3',
+  });
+  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
+  return { server, base: base as string };
+}
+
+async function call(base: string, path: string, token: string | undefined, body: unknown) {
+  return fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+// kill -9 of the real server in the middle of a write load: every acknowledged (202) write is
+// delivered after a restart on the same data directory (at least once), including the deliveries
+// the dead process had leased and was still waiting on.
+function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void> }>) {
+  let storage: Storage;
+  let drop: () => Promise<void>;
+  let receiver: Receiver;
+  const servers: MercatoProcess[] = [];
+
+  beforeAll(async () => {
+    ({ storage, drop } = await open());
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    for (const server of servers) {
+      if (server.child.exitCode === null && server.child.signalCode === null) {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      }
+    }
+    await receiver.close();
+    await drop();
+  });
+
+  it('loses no acknowledged write and redelivers what the dead process had leased', async () => {
+    const first = await startServer(storage);
+    servers.push(first.server);
+    const loggedIn = await call(first.base, '/api/v1/auth/login', undefined, {
+      tenant: 'demo',
+      email: 'admin@demo.test',
+      password: PASSWORD,
+    });
+    expect(loggedIn.status, await loggedIn.clone().text()).toBe(200);
+    const { accessToken } = (await loggedIn.json()) as { accessToken: string };
+    const created = await call(first.base, '/api/v1/wal/namespaces', accessToken, {
+      name: 'crash',
+      allowedHosts: ['127.0.0.1'],
+      retry: { strategy: 'fixed', baseDelayMs: 50, maxDelayMs: 50, maxAttempts: 1000, jitter: 0 },
+      // a long timeout keeps the hung delivery in flight until the kill
+      targets: [
+        {
+          name: 'hook',
+          type: 'http',
+          url: receiver.url,
+          secret: newSecret(),
+          timeoutMs: 60_000,
+          enabled: true,
+        },
+      ],
+    });
+    expect(created.status, await created.clone().text()).toBe(201);
+
+    // messages of key "stuck" hang at the receiver: the server is mid-delivery when it dies
+    receiver.hang((event) => (event.data as { stuck?: boolean } | null)?.stuck === true);
+    const stuck: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const messageId = `stuck-${i}`;
+      const response = await call(first.base, '/api/v1/wal/write', accessToken, {
+        namespace: 'crash',
+        key: 'stuck',
+        messageId,
+        payload: { stuck: true, i },
+      });
+      expect(response.status, await response.text()).toBe(202);
+      stuck.push(messageId);
+    }
+    await until(() => receiver.hung() > 0, 'a delivery in flight at the receiver');
+
+    // the load: WRITERS concurrent writers, each with distinct messageIds, killed half way
+    const acked = new Set<string>();
+    let failed = 0;
+    const stopAt = Date.now() + LOAD_MS;
+    const writer = async (w: number) => {
+      for (let n = 0; Date.now() < stopAt; n++) {
+        const messageId = `w${w}-${n}`;
+        try {
+          const response = await call(first.base, '/api/v1/wal/write', accessToken, {
+            namespace: 'crash',
+            messageId,
+            payload: { w, n },
+          });
+          await response.arrayBuffer();
+          if (response.status === 202) acked.add(messageId);
+          else failed += 1;
+        } catch {
+          failed += 1; // connection refused or reset once the server is dead
+          if (first.server.child.signalCode !== null) return;
+        }
+      }
+    };
+    const killer = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        first.server.child.kill('SIGKILL');
+        resolve();
+      }, KILL_AFTER_MS),
+    );
+    await Promise.all([killer, ...Array.from({ length: WRITERS }, (_, w) => writer(w))]);
+    expect(await first.server.exited).toBe('SIGKILL');
+    expect(acked.size).toBeGreaterThan(0);
+    expect(failed).toBeGreaterThan(0); // the kill really landed in the middle of the load
+
+    // from now on the receiver answers everything
+    receiver.hang(undefined);
+    const second = await startServer(storage);
+    servers.push(second.server);
+
+    await until(
+      () => [...acked].every((id) => receiver.ids().has(id)),
+      `all ${acked.size} acknowledged writes delivered`,
+      60_000,
+    );
+    const missing = [...acked].filter((id) => !receiver.ids().has(id));
+    expect(missing).toEqual([]);
+
+    // the dead process's lease on the stuck messages has to expire first (MERCATO_WAL_LEASE_SECONDS=3)
+    await until(() => stuck.every((id) => receiver.ids().has(id)), 'the leased messages redelivered', 75_000);
+    const order = receiver.received.map((r) => r.event.id).filter((id) => id.startsWith('stuck-'));
+    expect([...new Set(order)]).toEqual(stuck);
+
+    second.server.child.kill('SIGTERM');
+    expect(await second.server.exited, second.server.output()).toBe(0);
+  }, 240_000);
+}
+
+describe.runIf(testDatabaseKind() === 'pglite')('WAL survives kill -9 (embedded PGlite)', () => {
+  crashSuite(async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mercato-wal-crash-'));
+    return {
+      storage: { MERCATO_DATA_DIR: dataDir },
+      drop: () => rm(dataDir, { recursive: true, force: true }),
+    };
+  });
+});
+
+describe.runIf(testDatabaseKind() === 'postgres')('WAL survives kill -9 (PostgreSQL)', () => {
+  crashSuite(async () => {
+    const database = await cloneTestDatabase();
+    // one worker: the killed process is the one that serves and delivers
+    return { storage: { DATABASE_URL: database.url as string, MERCATO_WORKERS: '1' }, drop: database.drop };
+  });
+});
