@@ -1,7 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import type { WalTables } from '../tables.ts';
-import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
+import type { Delivery, InternalDispatch } from '../targets/target-result.ts';
 
 export type { InternalDispatch };
 

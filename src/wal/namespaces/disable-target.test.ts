@@ -23,7 +23,15 @@ describe('disabling a target whose endpoint is gone', () => {
   let admin: Record<string, string>;
 
   beforeAll(async () => {
-    t = await startTestApp({}, { modules: async (ctx) => [(wal = await createWal(ctx))] });
+    t = await startTestApp(
+      {},
+      {
+        modules: async (ctx) => {
+          wal = await createWal(ctx);
+          return [wal];
+        },
+      },
+    );
     shop = await createTestTenant(t, 'gone');
     admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
     const created = await post(
