@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
-import { withTenant } from '../platform/db/index.ts';
+import { withSystem, withTenant } from '../platform/db/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
 import { createDeliveryEngine, type DeadLetterEvent, type InternalHandler } from './delivery/index.ts';
 import type { WalDeps } from './deps.ts';
 import { dlqRoutes } from './dlq/index.ts';
+import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
 import type { Namespace } from './namespaces/namespace.ts';
 import type { WalTables } from './tables.ts';
@@ -34,6 +35,7 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
   const namespaces = createNamespaceCache(ctx, db);
   const deps: WalDeps = { ctx, db, namespaces };
   const targets = createTargets({ ctx, db });
+  const metrics = createWalMetrics(ctx.metrics.registry, db);
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
   const engine = createDeliveryEngine({
     ctx,
@@ -42,6 +44,17 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     leaseMs: ctx.config.walLeaseSeconds * 1000,
     async deliver(namespace, target, delivery, internal) {
       const result = await targets.deliver(namespace, target, delivery, internal);
+      metrics.deliveries.inc({
+        namespace: namespace.name,
+        target_type: target.type,
+        outcome: result.outcome,
+      });
+      if (result.outcome === 'delivered' && delivery.dueAt) {
+        metrics.deliveryLatency.observe(
+          { namespace: namespace.name },
+          (Date.now() - delivery.dueAt.getTime()) / 1000,
+        );
+      }
       // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
       if (result.outcome === 'disable') {
         const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
@@ -66,10 +79,23 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     onDeadLetter: (listener) => {
       deadLetterListeners.push(listener);
     },
+    // The postgres backend is the database itself; its tables must answer.
+    healthChecks: [
+      {
+        name: 'wal:postgres',
+        check: async () => {
+          await withSystem(db, (trx) => trx.selectFrom('wal.namespaces').select('name').limit(1).execute());
+          return true;
+        },
+      },
+    ],
     async routes(app: FastifyInstance) {
       await app.register(namespaceRoutes(deps));
       await app.register(auditRoutes(deps));
-      await app.register(writeRoutes(deps));
+      await app.register(async (scope) => {
+        countWrites(scope, metrics);
+        await scope.register(writeRoutes(deps));
+      });
       await app.register(dlqRoutes(deps));
     },
     async start() {

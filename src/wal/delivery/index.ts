@@ -123,6 +123,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       headers: message.headers,
       attempt: message.attempts,
       createdAt: message.createdAt,
+      dueAt: message.dueAt,
     };
     const done = new Set(message.targetsDone);
     const attempts: AttemptRecord[] = [];

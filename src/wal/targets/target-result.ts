@@ -22,6 +22,8 @@ export type Delivery = {
   headers: Record<string, string>;
   attempt: number;
   createdAt: Date;
+  /** When the message became due (its delay over); delivery latency is measured from here. */
+  dueAt?: Date;
 };
 
 /** Runs the named internal handler for a delivery (the delivery engine owns the handlers and the inbox). */

@@ -1,0 +1,115 @@
+import type { FastifyInstance } from 'fastify';
+import { type Kysely, sql } from 'kysely';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { withSystem } from '../platform/db/index.ts';
+import type { WalTables } from './tables.ts';
+
+export type WalMetrics = {
+  writes: Counter<'namespace' | 'backend' | 'outcome'>;
+  writeDuration: Histogram<'route'>;
+  deliveries: Counter<'namespace' | 'target_type' | 'outcome'>;
+  deliveryLatency: Histogram<'namespace'>;
+};
+
+const WRITE_ROUTES: Record<string, string> = {
+  '/api/v1/wal/write': 'single',
+  '/api/v1/wal/write/batch': 'batch',
+};
+
+/**
+ * The WAL's Prometheus metrics on the app's registry: writes by namespace, backend and outcome;
+ * write latency; delivery attempts by outcome; delivery latency from due time to delivered;
+ * dead-letter depth and consumer lag, read from the database when /metrics is scraped.
+ */
+export function createWalMetrics(registry: Registry, db: Kysely<WalTables>): WalMetrics {
+  const registers = [registry];
+  const writes = new Counter({
+    name: 'mercato_wal_writes_total',
+    help: 'Messages written, by namespace, backend and outcome (accepted, replayed, or the refusal status)',
+    labelNames: ['namespace', 'backend', 'outcome'] as const,
+    registers,
+  });
+  const writeDuration = new Histogram({
+    name: 'mercato_wal_write_duration_seconds',
+    help: 'From the write request to its durable answer',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers,
+  });
+  const deliveries = new Counter({
+    name: 'mercato_wal_delivery_attempts_total',
+    help: 'Delivery attempts to one target, by outcome (delivered, retry, dead, disable)',
+    labelNames: ['namespace', 'target_type', 'outcome'] as const,
+    registers,
+  });
+  const deliveryLatency = new Histogram({
+    name: 'mercato_wal_delivery_latency_seconds',
+    help: 'From a message due time to its delivery to a target',
+    labelNames: ['namespace'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers,
+  });
+  new Gauge({
+    name: 'mercato_wal_dead_letters',
+    help: 'Messages in the dead letters, by namespace',
+    labelNames: ['namespace'] as const,
+    registers,
+    async collect() {
+      const { rows } = await withSystem(db, (trx) =>
+        sql<{ namespace: string; n: number }>`
+          select namespace, count(*)::int as n from wal.messages where state = 'dead' group by namespace`.execute(
+          trx,
+        ),
+      );
+      this.reset();
+      for (const row of rows) this.set({ namespace: row.namespace }, row.n);
+    },
+  });
+  const lag = async () =>
+    (
+      await withSystem(db, (trx) =>
+        sql<{ n: number; age: number | null }>`
+          select count(*)::int as n, extract(epoch from now() - min(due_at))::float8 as age from wal.messages
+          where state in ('pending', 'scheduled', 'retrying') and due_at <= now()`.execute(trx),
+      )
+    ).rows[0];
+  new Gauge({
+    name: 'mercato_wal_consumer_lag_messages',
+    help: 'Messages due and not yet delivered',
+    registers,
+    async collect() {
+      this.set((await lag())?.n ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'mercato_wal_consumer_lag_seconds',
+    help: 'How long the oldest due, undelivered message has waited',
+    registers,
+    async collect() {
+      this.set((await lag())?.age ?? 0);
+    },
+  });
+  return { writes, writeDuration, deliveries, deliveryLatency };
+}
+
+/** Counts the answers of the write routes registered in this scope after the call. */
+export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    const route = WRITE_ROUTES[request.routeOptions.url ?? ''];
+    if (!route) return payload;
+    metrics.writeDuration.observe({ route }, reply.elapsedTime / 1000);
+    const body = request.body as { namespace?: unknown } | undefined;
+    const namespace = typeof body?.namespace === 'string' ? body.namespace : 'unknown';
+    if (reply.statusCode !== 202 || typeof payload !== 'string') {
+      metrics.writes.inc({ namespace, backend: 'none', outcome: String(reply.statusCode) });
+      return payload;
+    }
+    const answer = JSON.parse(payload) as { backend?: string; messages?: { backend?: string }[] };
+    const receipts = answer.messages ?? [answer];
+    const outcome = reply.getHeader('idempotent-replayed') === 'true' ? 'replayed' : 'accepted';
+    for (const receipt of receipts) {
+      metrics.writes.inc({ namespace, backend: receipt.backend ?? 'unknown', outcome });
+    }
+    return payload;
+  });
+}
