@@ -191,6 +191,20 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
 });
 
 describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL', () => {
+  it('seeds no demo data with MERCATO_DEMO=false', async () => {
+    const database = await cloneTestDatabase();
+    try {
+      const server = runMercato(['start'], { DATABASE_URL: database.url, PORT: '0', MERCATO_DEMO: 'false' });
+      const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+      expect(server.output()).not.toMatch(/Seeded|shown this once/);
+      expect((await login(base!, 'demo', 'admin@demo.test')).status).toBe(401);
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    } finally {
+      await database.drop();
+    }
+  });
+
   it('serves from several worker processes and stops them all on SIGTERM', async () => {
     const database = await cloneTestDatabase();
     try {
