@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import { uuidv7 } from 'uuidv7';
+import { isoTime as iso } from '../../platform/db/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import type { AddressesTable } from '../tables.ts';
 import type { IdentityDb } from '../users/index.ts';
@@ -29,8 +30,6 @@ export type AddressFields = Omit<Address, 'id' | 'isDefault' | 'createdAt' | 'up
 export const MAX_ADDRESSES_PER_USER = 50;
 
 type Owner = { tenantId: string; userId: string };
-const iso = (value: Date | string): string =>
-  value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 
 function toAddress(row: Selectable<AddressesTable>): Address {
   return {

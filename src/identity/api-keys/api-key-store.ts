@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
+import { isoTime as iso } from '../../platform/db/index.ts';
 import type { IdentityTables } from '../tables.ts';
 import { randomToken, sha256Hex } from '../tokens/index.ts';
 
@@ -30,8 +31,6 @@ export type ApiKeyGrant = {
   revoked: boolean;
   tenantActive: boolean;
 };
-
-const iso = (value: Date | string) => new Date(value).toISOString();
 
 const COLUMNS = ['id', 'name', 'prefix', 'permissions', 'namespaces', 'created_at', 'last_used_at'] as const;
 

@@ -1,6 +1,6 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { uuidv7 } from 'uuidv7';
-import { APP_ROLE, withSystem } from '../../platform/db/index.ts';
+import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import type { IdentityTables, TenantsTable } from '../tables.ts';
 import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
@@ -23,9 +23,6 @@ export type NewTenant = {
   adminPassword: string;
   adminName?: string;
 };
-
-const iso = (value: Date | string): string =>
-  value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 
 /** Maps a tenants row onto the API shape. */
 export function toTenant(row: Selectable<TenantsTable>): Tenant {

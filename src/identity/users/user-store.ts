@@ -1,5 +1,6 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
+import { isoTime as iso } from '../../platform/db/index.ts';
 import { AppError, type Role } from '../../platform/http/index.ts';
 import { hashPassword } from '../passwords.ts';
 import type { IdentityTables, UsersTable } from '../tables.ts';
@@ -41,9 +42,6 @@ export type UserCredentials = {
   status: UserStatus;
   passwordHash: string;
 };
-
-const iso = (value: Date | string): string =>
-  value instanceof Date ? value.toISOString() : new Date(value).toISOString();
 
 /** Maps a users row onto the API shape. */
 export function toUser(row: Selectable<UsersTable>): User {

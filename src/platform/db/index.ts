@@ -9,6 +9,7 @@ export {
   type PoolStats,
   type ScriptRunner,
 } from './database.ts';
+export { isoTime } from './iso-time.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
 export { APP_ROLE, withSystem, withTenant } from './tenant-context.ts';

@@ -1,4 +1,5 @@
 import { sql, type Transaction } from 'kysely';
+import { isoTime as iso } from '../../platform/db/index.ts';
 import type { WalTables } from '../tables.ts';
 
 type Trx = Transaction<WalTables>;
@@ -47,7 +48,6 @@ type Row = {
 
 const ISO_US = `'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'`;
 const asJson = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
-const iso = (v: Date | string): string => new Date(v).toISOString();
 
 function toDeadLetter(r: Row): DeadLetter {
   return {

@@ -1,12 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/index.ts';
+import { isoTime, withTenant } from '../../platform/db/index.ts';
 import { AppError, principalOf, SECURED } from '../../platform/http/index.ts';
 import type { WalDeps } from '../deps.ts';
 import { canWriteNamespace } from '../namespaces/index.ts';
 
-const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+const iso = (value: Date | string | null) => (value === null ? null : isoTime(value));
 const Time = Type.String({ format: 'date-time' });
 const NullableTime = Type.Union([Time, Type.Null()]);
 
