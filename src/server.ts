@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import { seedDemo } from './identity/demo.ts';
-import { createIdentity } from './identity/index.ts';
+import { createIdentity, type IdentityModule } from './identity/index.ts';
 import { lockDataDir, migrate } from './platform/db/index.ts';
 import { buildApp } from './platform/http/index.ts';
 import {
@@ -24,27 +24,26 @@ async function createModules(ctx: AppContext) {
   return { identity, modules };
 }
 
-/** Opens the database, applies migrations and seeds the demo data when asked; returns what to print. */
-async function prepare(ctx: AppContext): Promise<string[]> {
+/** Applies migrations and makes sure the request role exists; returns what to print. */
+async function migrateDatabase(ctx: AppContext): Promise<string[]> {
   const result = await migrate(ctx.db);
   if (result.error) throw result.error;
   await ctx.db.enableRequestRole();
-  const lines: string[] = [];
-  if (result.applied.length > 0) lines.push(`Applied ${result.applied.length} migration(s).`);
-  if (ctx.config.demo) {
-    const identity = await createIdentity(ctx);
-    const seeded = await seedDemo(identity.deps, ctx.config.demoPassword);
-    if (seeded.created) {
-      lines.push(
-        'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
-        'and the platform admin admin@platform.test (tenant "platform").',
-        seeded.password && !ctx.config.demoPassword
-          ? `Their password, shown this once: ${seeded.password}`
-          : 'Their password is MERCATO_DEMO_PASSWORD.',
-      );
-    }
-  }
-  return lines;
+  return result.applied.length > 0 ? [`Applied ${result.applied.length} migration(s).`] : [];
+}
+
+/** Seeds the demo tenant when MERCATO_DEMO is on and it is missing; returns what to print. */
+async function seedDemoData(ctx: AppContext, identity: IdentityModule): Promise<string[]> {
+  if (!ctx.config.demo) return [];
+  const seeded = await seedDemo(identity.deps, ctx.config.demoPassword);
+  if (!seeded.created) return [];
+  return [
+    'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
+    'and the platform admin admin@platform.test (tenant "platform").',
+    seeded.password && !ctx.config.demoPassword
+      ? `Their password, shown this once: ${seeded.password}`
+      : 'Their password is MERCATO_DEMO_PASSWORD.',
+  ];
 }
 
 /** Serves the API on config.host:config.port; stop() drains requests and closes every pool. */
@@ -56,8 +55,10 @@ export async function startServer(
   let ctx: AppContext | undefined;
   try {
     ctx = await createContext(config);
-    const notes = options.prepare === false ? [] : await prepare(ctx);
+    const prepare = options.prepare !== false;
+    const notes = prepare ? await migrateDatabase(ctx) : [];
     const { identity, modules } = await createModules(ctx);
+    if (prepare) notes.push(...(await seedDemoData(ctx, identity)));
     const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
     await app.listen({ host: config.host, port: config.port });
     for (const module of modules) await module.start?.();
@@ -107,7 +108,9 @@ export async function runServer(config: Config): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) {
     const ctx = await createContext(config);
     try {
-      for (const line of await prepare(ctx)) console.log(line);
+      const notes = await migrateDatabase(ctx);
+      notes.push(...(await seedDemoData(ctx, await createIdentity(ctx))));
+      for (const line of notes) console.log(line);
     } finally {
       await closeContext(ctx);
     }

@@ -11,6 +11,13 @@ export type WalMetrics = {
   deliveryLatency: Histogram<'namespace'>;
 };
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the write routes: the backend of each message the answer acknowledges. */
+    walWritten: string[] | undefined;
+  }
+}
+
 const WRITE_ROUTES: Record<string, string> = {
   '/api/v1/wal/write': 'single',
   '/api/v1/wal/write/batch': 'batch',
@@ -94,22 +101,17 @@ export function createWalMetrics(registry: Registry, db: Kysely<WalTables>): Wal
 
 /** Counts the answers of the write routes registered in this scope after the call. */
 export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onResponse', async (request, reply) => {
     const route = WRITE_ROUTES[request.routeOptions.url ?? ''];
-    if (!route) return payload;
+    if (!route) return;
     metrics.writeDuration.observe({ route }, reply.elapsedTime / 1000);
     const body = request.body as { namespace?: unknown } | undefined;
     const namespace = typeof body?.namespace === 'string' ? body.namespace : 'unknown';
-    if (reply.statusCode !== 202 || typeof payload !== 'string') {
+    if (reply.statusCode !== 202 || !request.walWritten) {
       metrics.writes.inc({ namespace, backend: 'none', outcome: String(reply.statusCode) });
-      return payload;
+      return;
     }
-    const answer = JSON.parse(payload) as { backend?: string; messages?: { backend?: string }[] };
-    const receipts = answer.messages ?? [answer];
     const outcome = reply.getHeader('idempotent-replayed') === 'true' ? 'replayed' : 'accepted';
-    for (const receipt of receipts) {
-      metrics.writes.inc({ namespace, backend: receipt.backend ?? 'unknown', outcome });
-    }
-    return payload;
+    for (const backend of request.walWritten) metrics.writes.inc({ namespace, backend, outcome });
   });
 }

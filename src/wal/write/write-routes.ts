@@ -9,6 +9,7 @@ import {
   type WriteOutcome,
 } from '../backends/postgres/group-commit.ts';
 import type { WalDeps } from '../deps.ts';
+import type {} from '../metrics.ts';
 import { canWriteNamespace, type Namespace } from '../namespaces/index.ts';
 import { messageRoutes } from './message-routes.ts';
 import {
@@ -212,6 +213,8 @@ export type WriteRoutesOptions = {
 export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    // The backends of what an answer acknowledged, for the WAL's write metrics (src/wal/metrics.ts).
+    app.decorateRequest('walWritten', undefined);
     const committer = options.committer ?? createGroupCommitter(deps.db);
     if (!options.committer) app.addHook('onClose', async () => committer.close());
     // A missing credential is a 401 before the body is even looked at.
@@ -257,7 +260,9 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         }
         if (replayed(outcomes)) reply.header('idempotent-replayed', 'true');
         reply.code(202);
-        return receiptOf(outcomes[0]!.message);
+        const receipt = receiptOf(outcomes[0]!.message);
+        request.walWritten = [receipt.backend];
+        return receipt;
       },
     );
 
@@ -301,7 +306,9 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         }
         if (replayed(outcomes)) reply.header('idempotent-replayed', 'true');
         reply.code(202);
-        return { namespace: namespace.name, messages: outcomes.map((o) => receiptOf(o.message)) };
+        const receipts = outcomes.map((o) => receiptOf(o.message));
+        request.walWritten = receipts.map((r) => r.backend);
+        return { namespace: namespace.name, messages: receipts };
       },
     );
 
