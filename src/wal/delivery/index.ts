@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../../platform/index.ts';
 import {
-  type AttemptRecord,
   type Completion,
   completeMessages,
   type Failure,
@@ -10,10 +9,11 @@ import {
   leaseBatch,
   nextWakeInMs,
 } from '../backends/postgres/queue.ts';
-import type { Namespace, Target } from '../namespaces/namespace.ts';
+import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
-import type { Delivery, TargetResult } from '../targets/target-result.ts';
+import type { Delivery } from '../targets/target-result.ts';
 import { createInternalHandlers, type InternalDispatch, type InternalHandler } from './internal-handlers.ts';
+import { type DeliverFn, runTargets } from './run-targets.ts';
 
 export {
   createInternalHandlers,
@@ -33,12 +33,7 @@ export type DeadLetterEvent = {
   error: string;
 };
 
-export type DeliverFn = (
-  namespace: Namespace,
-  target: Target,
-  delivery: Delivery,
-  internal: InternalDispatch,
-) => Promise<TargetResult>;
+export type { DeliverFn };
 
 export type DeliveryEngineDeps = {
   ctx: AppContext;
@@ -125,51 +120,8 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       createdAt: message.createdAt,
       dueAt: message.dueAt,
     };
-    const done = new Set(message.targetsDone);
-    const attempts: AttemptRecord[] = [];
-    const errors: string[] = [];
-    let dead = false;
-    let retryAfterMs: number | undefined;
-    for (const target of namespace.targets) {
-      if (!target.enabled || done.has(target.name)) continue;
-      const startedAt = new Date();
-      let result: TargetResult;
-      try {
-        result = await deps.deliver(namespace, target, delivery, handlers.dispatch);
-      } catch (error) {
-        result = { outcome: 'retry', error: error instanceof Error ? error.message : String(error) };
-      }
-      const record = {
-        target: target.name,
-        startedAt,
-        finishedAt: new Date(),
-        statusCode: result.statusCode,
-      };
-      if (result.outcome === 'delivered') {
-        done.add(target.name);
-        attempts.push({ ...record, outcome: 'delivered' });
-        continue;
-      }
-      if (result.outcome === 'disable') {
-        done.add(target.name);
-        attempts.push({ ...record, outcome: 'skipped', error: result.error });
-        log.warn(
-          { namespace: namespace.name, target: target.name, error: result.error },
-          'target asks to be disabled',
-        );
-        continue;
-      }
-      errors.push(`${target.name}: ${result.error}`);
-      if (result.outcome === 'dead') {
-        dead = true;
-        attempts.push({ ...record, outcome: 'dead', error: result.error });
-      } else {
-        attempts.push({ ...record, outcome: 'failed', error: result.error });
-        if (result.retryAfterMs !== undefined)
-          retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs);
-      }
-    }
-    const targetsDone = [...done];
+    const run = await runTargets(deps.deliver, handlers.dispatch, namespace, delivery, message.targetsDone, log);
+    const { targetsDone, attempts, errors, dead, retryAfterMs } = run;
     if (errors.length === 0) return { complete: { ...base, targetsDone, attempts } };
     return { fail: { ...base, error: errors.join('; '), dead, retryAfterMs, targetsDone, attempts } };
   }

@@ -181,3 +181,87 @@ export async function discardDeadLetter(
   const row = rows[0];
   return row ? { deliveryId: row.id, lastError: row.last_error, attempts: row.attempts } : undefined;
 }
+
+/** A dead letter of a stream backend, as recordDeadLetter writes it. */
+export type ExternalDeadLetter = {
+  id: string;
+  tenantId: string;
+  namespace: string;
+  messageId: string;
+  key: string | null;
+  /** JSON text. */
+  payload: string;
+  /** JSON text. */
+  headers: string;
+  requestHash: string;
+  backend: string;
+  dueAt: Date;
+  createdAt: Date;
+  attempts: number;
+  maxAttempts: number;
+  targetsDone: string[];
+  error: string;
+  history: Array<{
+    attempt: number;
+    target: string;
+    startedAt: Date;
+    finishedAt: Date;
+    outcome: 'delivered' | 'failed' | 'dead' | 'skipped';
+    statusCode?: number | undefined;
+    error?: string | undefined;
+  }>;
+};
+
+/**
+ * Writes a stream backend's dead letter, with its whole attempt history, into wal.messages
+ * (state dead) and wal.attempts, so the dead letters of every backend are listed, requeued and
+ * discarded in one place. Run in the tenant's transaction. A row left by an earlier death of the
+ * same message is replaced.
+ */
+export async function recordDeadLetter(trx: Trx, dead: ExternalDeadLetter): Promise<void> {
+  await sql`
+    delete from wal.messages
+    where tenant_id = ${dead.tenantId} and namespace = ${dead.namespace} and message_id = ${dead.messageId}`.execute(
+    trx,
+  );
+  await trx
+    .insertInto('wal.messages')
+    .values({
+      id: dead.id,
+      tenant_id: dead.tenantId,
+      namespace: dead.namespace,
+      message_id: dead.messageId,
+      ordering_key: dead.key,
+      payload: dead.payload,
+      headers: dead.headers,
+      request_hash: dead.requestHash,
+      backend: dead.backend as never,
+      state: 'dead',
+      due_at: dead.dueAt,
+      attempts: dead.attempts,
+      max_attempts: dead.maxAttempts,
+      targets_done: dead.targetsDone,
+      last_error: dead.error,
+      created_at: dead.createdAt,
+      dead_at: new Date(),
+    })
+    .execute();
+  if (dead.history.length === 0) return;
+  await trx
+    .insertInto('wal.attempts')
+    .values(
+      dead.history.map((a) => ({
+        message_pk: dead.id,
+        tenant_id: dead.tenantId,
+        attempt: a.attempt,
+        target: a.target,
+        started_at: a.startedAt,
+        finished_at: a.finishedAt,
+        outcome: a.outcome,
+        status_code: a.statusCode ?? null,
+        error: a.error ?? null,
+      })),
+    )
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+}

@@ -5,7 +5,9 @@ export {
   type DeadLetterCursor,
   type DeadLetterFilter,
   discardDeadLetter,
+  type ExternalDeadLetter,
   getDeadLetter,
   listDeadLetters,
+  recordDeadLetter,
   requeueDeadLetters,
 } from './dlq-store.ts';

@@ -1,0 +1,162 @@
+import type { Logger } from '../../../platform/observability/index.ts';
+import type { Namespace } from '../../namespaces/namespace.ts';
+import type { MessageState } from '../../tables.ts';
+import type { AttemptRecord } from '../postgres/queue.ts';
+import type { NewMessageRow, WriteOutcome } from '../postgres/group-commit.ts';
+
+export type { AttemptRecord, NewMessageRow, WriteOutcome };
+
+/** The backends that keep their log outside PostgreSQL. */
+export type StreamBackendName = 'redis-streams' | 'nats-jetstream';
+
+/**
+ * A message as a stream backend stores and hands it out: the row a write prepared (see
+ * write/prepare.ts toRows) plus its delivery state. `id` (UUIDv7) is the stable delivery id.
+ */
+export type StreamMessage = {
+  id: string;
+  tenantId: string;
+  namespace: string;
+  messageId: string;
+  key: string | null;
+  /** JSON text. */
+  payload: string;
+  /** JSON text of Record<string, string>. */
+  headers: string;
+  requestHash: string;
+  /** Epoch ms: never delivered before. */
+  dueAt: number;
+  /** Epoch ms of the first write. */
+  createdAt: number;
+  maxAttempts: number;
+  /** Attempts made so far (0 before the first delivery). */
+  attempts: number;
+  /** Targets (by name) already reached; a retry skips them. */
+  targetsDone: string[];
+};
+
+/** Every attempt to every target, oldest first (what GET /wal/messages shows as history). */
+export type AttemptHistory = Array<AttemptRecord & { attempt: number }>;
+
+/** What a backend answers for GET /wal/messages/{id}. */
+export type StreamMessageView = {
+  message: StreamMessage;
+  state: MessageState;
+  backend: StreamBackendName;
+  lastError: string | null;
+  deliveredAt: number | null;
+  deadAt: number | null;
+  history: AttemptHistory;
+};
+
+/**
+ * What one delivery attempt came to, decided by the WAL (targets, retry policy, maxAttempts):
+ * the backend only applies it.
+ * - ack: every target is done; mark delivered (keep the state for deliveredRetentionSeconds).
+ * - retry: hand the message out again no sooner than `delayMs` from now, with `targetsDone`.
+ * - dead: the WAL already wrote the dead letter to PostgreSQL; remove it from the backend's
+ *   queue and mark its state dead.
+ * `attempts` are this attempt's records, to append to the message's history.
+ */
+export type Decision =
+  | { action: 'ack'; targetsDone: string[]; attempts: AttemptRecord[] }
+  | { action: 'retry'; delayMs: number; error: string; targetsDone: string[]; attempts: AttemptRecord[] }
+  | { action: 'dead'; error: string; targetsDone: string[]; attempts: AttemptRecord[] };
+
+/** What the WAL gives a backend's consumer. */
+export type StreamConsumerDeps = {
+  logger: Logger;
+  /** Enabled namespaces this backend serves (its own, and those it is the fallback of); re-read on `onNamespacesChanged`. */
+  namespaces(): Promise<Namespace[]>;
+  onNamespacesChanged(listener: () => void): () => void;
+  /**
+   * Delivers a message whose `attempts` the backend already counted up (1 on the first
+   * delivery) and whose due time has come; `history` is what came before. Never throws.
+   */
+  deliver(namespace: Namespace, message: StreamMessage, history: AttemptHistory): Promise<Decision>;
+  /** How long a consumer holds a message before another may take it over (XAUTOCLAIM idle, AckWait). */
+  leaseMs: number;
+};
+
+export type StreamConsumer = { stop(): Promise<void> };
+
+/**
+ * A log engine other than PostgreSQL. One behaviour: durable appends idempotent per
+ * (tenant, namespace, messageId); delayed messages never handed out early; at least once with a
+ * stable id; messages with the same key handed out in order (a later one waits while an earlier
+ * one is in flight or waiting to be retried); a delivery whose consumer died handed out again
+ * after `leaseMs`.
+ */
+export interface StreamBackend {
+  readonly name: StreamBackendName;
+  /**
+   * Makes the rows durable, all or nothing, and answers once they are. A messageId already stored
+   * with the same requestHash answers its first outcome (`replayed: true`) and writes nothing;
+   * with another hash throws idempotencyConflict(messageIds) (409) and writes nothing. `revive`
+   * (the relay of a requeued dead letter) puts a dead message with the same hash back in the
+   * queue with attempts reset. Throws BackendUnavailableError when the server cannot be reached.
+   */
+  append(rows: NewMessageRow[], options?: { revive?: boolean }): Promise<WriteOutcome[]>;
+  /** A message by (tenant, namespace, messageId), or undefined. */
+  find(tenantId: string, namespace: string, messageId: string): Promise<StreamMessageView | undefined>;
+  /** Starts delivering the namespaces deps.namespaces() names. */
+  consume(deps: StreamConsumerDeps): Promise<StreamConsumer>;
+  /** Messages waiting (due or not, not yet delivered) and the age in ms of the oldest due one. */
+  lag(): Promise<{ messages: number; oldestMs: number }>;
+  /** Throws when the server cannot be reached (for /health/ready and fallback decisions). */
+  ping(): Promise<void>;
+  /** Closes what the backend opened itself (not ctx.redis / ctx.nats, which the platform owns). */
+  close(): Promise<void>;
+}
+
+/** The backend's server cannot be reached: the write goes to the fallback or answers 503. */
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError';
+  readonly backend: StreamBackendName;
+  constructor(backend: StreamBackendName, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.backend = backend;
+  }
+}
+
+/** The stream message of a prepared row (before its first delivery). */
+export function streamMessageOf(row: NewMessageRow): StreamMessage {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    namespace: row.namespace,
+    messageId: row.message_id,
+    key: row.ordering_key,
+    payload: row.payload,
+    headers: row.headers,
+    requestHash: row.request_hash,
+    dueAt: row.due_at.getTime(),
+    createdAt: row.created_at.getTime(),
+    maxAttempts: row.max_attempts,
+    attempts: 0,
+    targetsDone: [],
+  };
+}
+
+/** The write outcome of a stored stream message. */
+export function outcomeOf(
+  message: StreamMessage,
+  backend: StreamBackendName,
+  state: MessageState,
+  replayed: boolean,
+): WriteOutcome {
+  return {
+    replayed,
+    message: {
+      id: message.id,
+      tenantId: message.tenantId,
+      namespace: message.namespace,
+      messageId: message.messageId,
+      requestHash: message.requestHash,
+      backend,
+      state,
+      dueAt: new Date(message.dueAt),
+      createdAt: new Date(message.createdAt),
+    },
+  };
+}

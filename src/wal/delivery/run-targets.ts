@@ -1,0 +1,77 @@
+import type { Logger } from '../../platform/observability/index.ts';
+import type { AttemptRecord } from '../backends/postgres/queue.ts';
+import type { Namespace, Target } from '../namespaces/namespace.ts';
+import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
+
+export type DeliverFn = (
+  namespace: Namespace,
+  target: Target,
+  delivery: Delivery,
+  internal: InternalDispatch,
+) => Promise<TargetResult>;
+
+/** What one attempt at every target a message has not reached yet came to. */
+export type TargetsRun = {
+  targetsDone: string[];
+  attempts: AttemptRecord[];
+  /** `target: error` per target that failed; empty when every target is done. */
+  errors: string[];
+  /** A target failed for good (non-retryable): straight to the dead letters. */
+  dead: boolean;
+  /** The longest Retry-After a target asked for. */
+  retryAfterMs: number | undefined;
+};
+
+/**
+ * Delivers one message to each enabled target of its namespace not in `targetsDone`, one after
+ * the other, and records each attempt. A 410 (`disable`) counts as done for this message. The
+ * same for every backend.
+ */
+export async function runTargets(
+  deliver: DeliverFn,
+  internal: InternalDispatch,
+  namespace: Namespace,
+  delivery: Delivery,
+  targetsDone: string[],
+  log: Logger,
+): Promise<TargetsRun> {
+  const done = new Set(targetsDone);
+  const attempts: AttemptRecord[] = [];
+  const errors: string[] = [];
+  let dead = false;
+  let retryAfterMs: number | undefined;
+  for (const target of namespace.targets) {
+    if (!target.enabled || done.has(target.name)) continue;
+    const startedAt = new Date();
+    let result: TargetResult;
+    try {
+      result = await deliver(namespace, target, delivery, internal);
+    } catch (error) {
+      result = { outcome: 'retry', error: error instanceof Error ? error.message : String(error) };
+    }
+    const record = { target: target.name, startedAt, finishedAt: new Date(), statusCode: result.statusCode };
+    if (result.outcome === 'delivered') {
+      done.add(target.name);
+      attempts.push({ ...record, outcome: 'delivered' });
+      continue;
+    }
+    if (result.outcome === 'disable') {
+      done.add(target.name);
+      attempts.push({ ...record, outcome: 'skipped', error: result.error });
+      log.warn(
+        { namespace: namespace.name, target: target.name, error: result.error },
+        'target asks to be disabled',
+      );
+      continue;
+    }
+    errors.push(`${target.name}: ${result.error}`);
+    if (result.outcome === 'dead') {
+      dead = true;
+      attempts.push({ ...record, outcome: 'dead', error: result.error });
+    } else {
+      attempts.push({ ...record, outcome: 'failed', error: result.error });
+      if (result.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs);
+    }
+  }
+  return { targetsDone: [...done], attempts, errors, dead, retryAfterMs };
+}
