@@ -120,7 +120,14 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       createdAt: message.createdAt,
       dueAt: message.dueAt,
     };
-    const run = await runTargets(deps.deliver, handlers.dispatch, namespace, delivery, message.targetsDone, log);
+    const run = await runTargets(
+      deps.deliver,
+      handlers.dispatch,
+      namespace,
+      delivery,
+      message.targetsDone,
+      log,
+    );
     const { targetsDone, attempts, errors, dead, retryAfterMs } = run;
     if (errors.length === 0) return { complete: { ...base, targetsDone, attempts } };
     return { fail: { ...base, error: errors.join('; '), dead, retryAfterMs, targetsDone, attempts } };

@@ -1,7 +1,12 @@
 import type { Kysely } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import type { Logger } from '../../platform/observability/index.ts';
-import type { AttemptHistory, Decision, StreamBackendName, StreamMessage } from '../backends/stream/contract.ts';
+import type {
+  AttemptHistory,
+  Decision,
+  StreamBackendName,
+  StreamMessage,
+} from '../backends/stream/contract.ts';
 import { recordDeadLetter } from '../dlq/index.ts';
 import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';

@@ -1,8 +1,8 @@
 import type { Logger } from '../../../platform/observability/index.ts';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import type { MessageState } from '../../tables.ts';
-import type { AttemptRecord } from '../postgres/queue.ts';
 import type { NewMessageRow, WriteOutcome } from '../postgres/group-commit.ts';
+import type { AttemptRecord } from '../postgres/queue.ts';
 
 export type { AttemptRecord, NewMessageRow, WriteOutcome };
 
