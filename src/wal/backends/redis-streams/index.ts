@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import { idempotencyConflict, type NewMessageRow, type WriteOutcome } from '../postgres/group-commit.ts';
+import {
+  outcomeOf,
+  type StreamBackend,
+  type StreamConsumer,
+  type StreamMessageView,
+  streamMessageOf,
+} from '../stream/contract.ts';
+import { startConsumer } from './consumer.ts';
+import { historyKey, keysOfBase, messageKey, nsKeys, registryKey } from './keys.ts';
+import { BACKEND, fieldsOf, guarded, historyOf, messageOf, scriptRow, viewFields } from './message.ts';
+import { defineScripts } from './scripts.ts';
+
+export type RedisStreamsOptions = {
+  /** Prefix of every key; default 'mercato:wal'. */
+  prefix?: string;
+  /** This process's consumer name in the group; default host-pid-random. */
+  consumerName?: string;
+  /** Entries read per XREADGROUP / XAUTOCLAIM; default 100. */
+  batchSize?: number;
+  /** How long one XREADGROUP blocks; default 1000 ms (bounds how soon stop() and namespace changes are seen). */
+  blockMs?: number;
+};
+
+/**
+ * The Redis Streams backend (see README.md). `redis` is the platform's client: the backend never
+ * quits it; blocking reads go through duplicates it opens and closes itself.
+ */
+export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOptions = {}): StreamBackend {
+  const prefix = options.prefix ?? 'mercato:wal';
+  const consumerName = options.consumerName ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const batchSize = options.batchSize ?? 100;
+  const blockMs = options.blockMs ?? 1000;
+  const scripts = defineScripts(redis);
+  const registered = new Set<string>();
+  const consumers = new Set<StreamConsumer>();
+  let consumerCount = 0;
+
+  async function appendGroup(rows: NewMessageRow[], revive: boolean): Promise<WriteOutcome[]> {
+    const first = rows[0]!;
+    const keys = nsKeys(prefix, first.tenant_id, first.namespace);
+    if (!registered.has(keys.base)) {
+      await redis.sadd(registryKey(prefix), keys.base);
+      registered.add(keys.base);
+    }
+    const answer = (await scripts.append(
+      keys.stream,
+      keys.delayed,
+      keys.parked,
+      keys.base,
+      String(Date.now()),
+      revive ? '1' : '0',
+      JSON.stringify(rows.map(scriptRow)),
+    )) as string[];
+    if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
+    return rows.map((row, i) => {
+      const [status, id, state, dueAt, createdAt] = answer.slice(1 + i * 5, 6 + i * 5) as string[];
+      const message = {
+        ...streamMessageOf(row),
+        id: id!,
+        dueAt: Number(dueAt),
+        createdAt: Number(createdAt),
+      };
+      return outcomeOf(message, BACKEND, state as WriteOutcome['message']['state'], status === 'replayed');
+    });
+  }
+
+  return {
+    name: BACKEND,
+
+    async append(rows, appendOptions) {
+      if (rows.length === 0) return [];
+      const revive = appendOptions?.revive === true;
+      // One script call per (tenant, namespace): typically the whole call.
+      const groups = new Map<string, number[]>();
+      rows.forEach((row, i) => {
+        const group = `${row.tenant_id}\u0000${row.namespace}`;
+        const list = groups.get(group);
+        if (list) list.push(i);
+        else groups.set(group, [i]);
+      });
+      return guarded(redis, 'append', async () => {
+        if (groups.size === 1) return appendGroup(rows, revive);
+        // Several namespaces: each group is atomic. So that a conflict writes nothing, every
+        // messageId is checked first (a conflict racing in between still fails only its group).
+        const stored = await Promise.all(
+          rows.map((r) =>
+            redis.hget(
+              messageKey(nsKeys(prefix, r.tenant_id, r.namespace).base, r.message_id),
+              'requestHash',
+            ),
+          ),
+        );
+        const conflicts = rows.filter((r, i) => stored[i] !== null && stored[i] !== r.request_hash);
+        if (conflicts.length > 0) throw idempotencyConflict(conflicts.map((r) => r.message_id));
+        const outcomes: WriteOutcome[] = new Array(rows.length);
+        for (const indexes of groups.values()) {
+          const answered = await appendGroup(
+            indexes.map((i) => rows[i]!),
+            revive,
+          );
+          indexes.forEach((rowIndex, j) => {
+            outcomes[rowIndex] = answered[j]!;
+          });
+        }
+        return outcomes;
+      });
+    },
+
+    async find(tenantId, namespace, messageId): Promise<StreamMessageView | undefined> {
+      const { base } = nsKeys(prefix, tenantId, namespace);
+      return guarded(redis, 'find', async () => {
+        const [hash, history] = await Promise.all([
+          redis.hgetall(messageKey(base, messageId)),
+          redis.lrange(historyKey(base, messageId), 0, -1),
+        ]);
+        if (!hash?.['id']) return undefined;
+        return {
+          message: messageOf(hash),
+          backend: BACKEND,
+          ...viewFields(hash),
+          history: historyOf(history),
+        };
+      });
+    },
+
+    async consume(deps) {
+      consumerCount += 1;
+      const name = consumerCount === 1 ? consumerName : `${consumerName}-${consumerCount}`;
+      const consumer = await startConsumer(
+        { redis, scripts, prefix, consumerName: name, batchSize, blockMs },
+        deps,
+      );
+      consumers.add(consumer);
+      return {
+        async stop() {
+          consumers.delete(consumer);
+          await consumer.stop();
+        },
+      };
+    },
+
+    async lag() {
+      return guarded(redis, 'lag', async () => {
+        const bases = await redis.smembers(registryKey(prefix));
+        const now = Date.now();
+        let messages = 0;
+        let oldest = now;
+        await Promise.all(
+          bases.map(async (base) => {
+            const keys = keysOfBase(base);
+            const [length, delayed, parked, first, earliest] = await Promise.all([
+              redis.xlen(keys.stream),
+              redis.zcard(keys.delayed),
+              redis.get(keys.parked),
+              redis.xrange(keys.stream, '-', '+', 'COUNT', '1'),
+              redis.zrange(keys.delayed, 0, '0', 'WITHSCORES') as Promise<unknown[]>,
+            ]);
+            messages += length + delayed + Math.max(0, Number(parked ?? 0));
+            const entry = first[0];
+            if (entry) {
+              const fields = fieldsOf(entry[1]);
+              const due = Number(fields['d'] ?? Number(entry[0].split('-')[0]));
+              if (due < oldest) oldest = due;
+            }
+            // [member, score] flat (RESP2 / legacy mapping) or as a pair (resp3 mapping).
+            const score = Array.isArray(earliest[0]) ? earliest[0][1] : earliest[1];
+            if (score !== undefined && Number(score) < oldest) oldest = Number(score);
+          }),
+        );
+        return { messages, oldestMs: Math.max(0, now - oldest) };
+      });
+    },
+
+    async ping() {
+      await guarded(redis, 'ping', () => redis.ping());
+    },
+
+    async close() {
+      const running = [...consumers];
+      consumers.clear();
+      await Promise.all(running.map((c) => c.stop()));
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import type { Redis } from 'ioredis';
+import type { MessageState } from '../../tables.ts';
+import type { NewMessageRow } from '../postgres/group-commit.ts';
+import {
+  type AttemptHistory,
+  type AttemptRecord,
+  BackendUnavailableError,
+  type StreamMessage,
+} from '../stream/contract.ts';
+
+export const BACKEND = 'redis-streams' as const;
+
+/** A row as the append script reads it (numbers as strings; no key = ''). */
+export function scriptRow(row: NewMessageRow) {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    namespace: row.namespace,
+    messageId: row.message_id,
+    key: row.ordering_key ?? '',
+    payload: row.payload,
+    headers: row.headers,
+    requestHash: row.request_hash,
+    dueAt: String(row.due_at.getTime()),
+    createdAt: String(row.created_at.getTime()),
+    maxAttempts: String(row.max_attempts),
+  };
+}
+
+/** HGETALL's flat [field, value, ...] answer as a record. */
+export function fieldsOf(flat: unknown): Record<string, string> {
+  const list = flat as string[];
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < list.length; i += 2) out[list[i]!] = list[i + 1]!;
+  return out;
+}
+
+const num = (v: string | undefined) => (v ? Number(v) : 0);
+const numOrNull = (v: string | undefined) => (v ? Number(v) : null);
+
+export function messageOf(f: Record<string, string>): StreamMessage {
+  return {
+    id: f['id'] ?? '',
+    tenantId: f['tenantId'] ?? '',
+    namespace: f['namespace'] ?? '',
+    messageId: f['messageId'] ?? '',
+    key: f['key'] ? f['key'] : null,
+    payload: f['payload'] ?? 'null',
+    headers: f['headers'] ?? '{}',
+    requestHash: f['requestHash'] ?? '',
+    dueAt: num(f['dueAt']),
+    createdAt: num(f['createdAt']),
+    maxAttempts: num(f['maxAttempts']),
+    attempts: num(f['attempts']),
+    targetsDone: JSON.parse(f['targetsDone'] || '[]') as string[],
+  };
+}
+
+export function viewFields(f: Record<string, string>) {
+  return {
+    state: (f['state'] ?? 'pending') as MessageState,
+    lastError: f['lastError'] ? f['lastError'] : null,
+    deliveredAt: numOrNull(f['deliveredAt']),
+    deadAt: numOrNull(f['deadAt']),
+  };
+}
+
+/** One history record as stored (dates as ISO text). */
+export function historyEntry(record: AttemptRecord, attempt: number): string {
+  return JSON.stringify({ ...record, attempt });
+}
+
+export function historyOf(list: unknown): AttemptHistory {
+  return (list as string[]).map((text) => {
+    const r = JSON.parse(text) as AttemptHistory[number] & { startedAt: string; finishedAt: string };
+    return { ...r, startedAt: new Date(r.startedAt), finishedAt: new Date(r.finishedAt) };
+  });
+}
+
+export type Entry = [id: string, fields: string[] | null];
+
+/**
+ * XREADGROUP's answer as [stream, entries] pairs, whatever the protocol: RESP2 nests pairs, RESP3
+ * answers a map (a flat [key, value, ...] array in ioredis' legacy mapping, an object otherwise).
+ */
+export function streamsOf(reply: unknown): Array<[string, Entry[]]> {
+  if (!reply) return [];
+  if (Array.isArray(reply)) {
+    if (reply.length === 0 || Array.isArray(reply[0])) return reply as Array<[string, Entry[]]>;
+    const pairs: Array<[string, Entry[]]> = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([String(reply[i]), reply[i + 1] as Entry[]]);
+    return pairs;
+  }
+  if (reply instanceof Map) return [...reply.entries()] as Array<[string, Entry[]]>;
+  return Object.entries(reply as Record<string, Entry[]>);
+}
+
+const CONNECTION =
+  /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN/;
+
+/** Whether an error means the server cannot be reached (rather than a bad command). */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError' || err.name === 'AbortError') return true;
+  const code = (err as { code?: unknown }).code;
+  return CONNECTION.test(`${typeof code === 'string' ? code : ''} ${err.message}`);
+}
+
+/**
+ * Runs fn against redis, failing fast with BackendUnavailableError when the client is not
+ * connected (so a client with an offline queue never makes a write wait) or the connection fails.
+ */
+export async function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Promise<T> {
+  // A lazyConnect client that was never used: connect it (fails fast when unreachable).
+  if (redis.status === 'wait') await redis.connect().catch(() => {});
+  if (redis.status !== 'ready') {
+    throw new BackendUnavailableError(BACKEND, `redis is not connected (${redis.status}); ${what} failed`);
+  }
+  try {
+    return await fn();
+  } catch (err) {
+    if (isConnectionError(err)) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new BackendUnavailableError(BACKEND, `redis ${what} failed: ${message}`, { cause: err });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,253 @@
+import type { Redis } from 'ioredis';
+import { HISTORY_CAP } from './keys.ts';
+
+/**
+ * The Lua scripts. Every script takes KEYS[1] = stream, KEYS[2] = delayed zset, KEYS[3] = parked
+ * counter and ARGV[1] = the namespace's key base, from which it derives per-message keys
+ * (`base:m:<id>` hash, `base:h:<id>` history list) and per-ordering-key ones (`base:k:<key>`
+ * the message holding the key, `base:q:<key>` the list of messages parked behind it), all in
+ * the namespace's hash tag.
+ *
+ * Order per key: one message of a key at a time is queued (stream or zset) or in flight; it holds
+ * `base:k:<key>` until it is acked or dies (a retry keeps it), and later ones of the key wait in
+ * `base:q:<key>`, in write order, never in the stream.
+ */
+const COMMON = `
+local base = ARGV[1]
+local function mkey(id) return base .. ':m:' .. id end
+local function enqueue(id, due, now)
+  if tonumber(due) <= tonumber(now) then
+    local eid = redis.call('XADD', KEYS[1], '*', 'm', id, 'd', due)
+    redis.call('HSET', mkey(id), 'entry', eid)
+  else
+    redis.call('ZADD', KEYS[2], due, id)
+    redis.call('HSET', mkey(id), 'entry', '')
+  end
+end
+local function live(id)
+  local st = redis.call('HGET', mkey(id), 'state')
+  return st and st ~= 'delivered' and st ~= 'dead'
+end
+-- Takes the key for id, or answers false when a live earlier message holds it.
+local function acquire(key, id)
+  local lock = base .. ':k:' .. key
+  local holder = redis.call('GET', lock)
+  if holder and holder ~= id and live(holder) then return false end
+  redis.call('SET', lock, id)
+  return true
+end
+local function park(key, id)
+  redis.call('RPUSH', base .. ':q:' .. key, id)
+  redis.call('INCR', KEYS[3])
+  redis.call('HSET', mkey(id), 'entry', '')
+end
+-- id is done with its key: the next parked message of the key takes it and is queued.
+local function release(key, id, now)
+  if not key or key == '' then return end
+  local lock = base .. ':k:' .. key
+  if redis.call('GET', lock) ~= id then return end
+  local q = base .. ':q:' .. key
+  while true do
+    local nxt = redis.call('LPOP', q)
+    if not nxt then
+      redis.call('DEL', lock)
+      return
+    end
+    redis.call('DECR', KEYS[3])
+    if live(nxt) then
+      redis.call('SET', lock, nxt)
+      enqueue(nxt, redis.call('HGET', mkey(nxt), 'nextAt'), now)
+      return
+    end
+  end
+end
+local function drop(entry, group)
+  if entry and entry ~= '' then
+    redis.call('XACK', KEYS[1], group, entry)
+    redis.call('XDEL', KEYS[1], entry)
+  end
+end
+`;
+
+/**
+ * ARGV: base, now, revive ('1'|'0'), rows (JSON array of {id, tenantId, namespace, messageId, key,
+ * payload, headers, requestHash, dueAt, createdAt, maxAttempts}, numbers as strings).
+ * Answers {'conflict', messageId...} (nothing written) or {'ok', then per row: status
+ * ('new'|'replayed'|'revived'), id, state, dueAt, createdAt}.
+ */
+const APPEND = `${COMMON}
+local now = ARGV[2]
+local revive = ARGV[3] == '1'
+local rows = cjson.decode(ARGV[4])
+local seen, conflicts, plan = {}, {}, {}
+for i, r in ipairs(rows) do
+  local prev = seen[r.messageId]
+  if prev then
+    if prev ~= r.requestHash then conflicts[#conflicts + 1] = r.messageId end
+    plan[i] = 'replay'
+  else
+    seen[r.messageId] = r.requestHash
+    local stored = redis.call('HMGET', mkey(r.messageId), 'requestHash', 'state')
+    if not stored[1] then
+      plan[i] = 'new'
+    elseif stored[1] ~= r.requestHash then
+      conflicts[#conflicts + 1] = r.messageId
+    elseif revive and stored[2] == 'dead' then
+      plan[i] = 'revive'
+    else
+      plan[i] = 'replay'
+    end
+  end
+end
+if #conflicts > 0 then
+  table.insert(conflicts, 1, 'conflict')
+  return conflicts
+end
+local out = { 'ok' }
+for i, r in ipairs(rows) do
+  local h = mkey(r.messageId)
+  local status = 'replayed'
+  if plan[i] == 'new' then
+    status = 'new'
+    local state = 'pending'
+    if tonumber(r.dueAt) > tonumber(now) then state = 'scheduled' end
+    redis.call('HSET', h, 'id', r.id, 'tenantId', r.tenantId, 'namespace', r.namespace,
+      'messageId', r.messageId, 'key', r.key, 'payload', r.payload, 'headers', r.headers,
+      'requestHash', r.requestHash, 'dueAt', r.dueAt, 'createdAt', r.createdAt,
+      'maxAttempts', r.maxAttempts, 'attempts', 0, 'targetsDone', '[]', 'state', state,
+      'nextAt', r.dueAt, 'lastError', '', 'deliveredAt', '', 'deadAt', '', 'lease', '', 'entry', '')
+    if r.key ~= '' and not acquire(r.key, r.messageId) then
+      park(r.key, r.messageId)
+    else
+      enqueue(r.messageId, r.dueAt, now)
+    end
+  elseif plan[i] == 'revive' then
+    status = 'revived'
+    redis.call('PERSIST', h)
+    redis.call('PERSIST', base .. ':h:' .. r.messageId)
+    redis.call('HSET', h, 'attempts', 0, 'state', 'pending', 'lastError', '', 'deadAt', '',
+      'targetsDone', '[]', 'lease', '', 'nextAt', now)
+    local key = redis.call('HGET', h, 'key')
+    if key ~= '' and not acquire(key, r.messageId) then
+      park(key, r.messageId)
+    else
+      enqueue(r.messageId, now, now)
+    end
+  end
+  local f = redis.call('HMGET', h, 'id', 'state', 'dueAt', 'createdAt')
+  for _, v in ipairs({ status, f[1], f[2], f[3], f[4] }) do out[#out + 1] = v end
+end
+return out
+`;
+
+/**
+ * Moves due members of the delayed zset into the stream. ARGV: base, now, limit.
+ * Answers {moved, earliest remaining score or ''}.
+ */
+const MOVE = `${COMMON}
+local now = ARGV[2]
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[2], id)
+  local st = redis.call('HGET', mkey(id), 'state')
+  if st and st ~= 'delivered' and st ~= 'dead' then
+    enqueue(id, redis.call('HGET', mkey(id), 'nextAt'), now)
+    if st == 'scheduled' then redis.call('HSET', mkey(id), 'state', 'pending') end
+  end
+end
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return { #due, nxt[2] or '' }
+`;
+
+/**
+ * Takes a stream entry for delivery. KEYS[4] = the message hash, KEYS[5] = its history.
+ * ARGV: base, group, entry id, lease token, now. Answers {'gone'} (acked and dropped: the entry
+ * is stale or the message finished), {'parked'} (an earlier message holds its key) or
+ * {'taken', HGETALL of the hash (attempts already counted up), history list}.
+ */
+const TAKE = `${COMMON}
+local group, entry = ARGV[2], ARGV[3]
+local f = redis.call('HMGET', KEYS[4], 'state', 'entry', 'key', 'messageId')
+if (not f[1]) or f[2] ~= entry or f[1] == 'delivered' or f[1] == 'dead' then
+  drop(entry, group)
+  return { 'gone' }
+end
+if f[3] ~= '' and not acquire(f[3], f[4]) then
+  drop(entry, group)
+  park(f[3], f[4])
+  return { 'parked' }
+end
+redis.call('HINCRBY', KEYS[4], 'attempts', 1)
+redis.call('HSET', KEYS[4], 'state', 'delivering', 'lease', ARGV[4], 'leaseAt', ARGV[5])
+return { 'taken', redis.call('HGETALL', KEYS[4]), redis.call('LRANGE', KEYS[5], 0, -1) }
+`;
+
+/**
+ * Applies a decision, fenced by the lease token. KEYS[4] = hash, KEYS[5] = history.
+ * ARGV: base, group, token, action (ack|retry|dead), now, delayMs, error, targetsDone (JSON),
+ * retention seconds, then the attempt records (JSON each). Answers 'ok' or 'stale'.
+ */
+const APPLY = `${COMMON}
+local group, token, action, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local f = redis.call('HMGET', KEYS[4], 'state', 'lease', 'entry', 'key', 'messageId')
+if f[1] ~= 'delivering' or f[2] ~= token then return 'stale' end
+drop(f[3], group)
+for i = 10, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
+redis.call('LTRIM', KEYS[5], -${HISTORY_CAP}, -1)
+local h = KEYS[4]
+if action == 'retry' then
+  local at = now + tonumber(ARGV[6])
+  redis.call('HSET', h, 'state', 'retrying', 'lastError', ARGV[7], 'targetsDone', ARGV[8],
+    'lease', '', 'entry', '', 'nextAt', at)
+  redis.call('ZADD', KEYS[2], at, f[5])
+  return 'ok'
+end
+if action == 'ack' then
+  redis.call('HSET', h, 'state', 'delivered', 'deliveredAt', ARGV[5], 'targetsDone', ARGV[8],
+    'lease', '', 'entry', '')
+else
+  redis.call('HSET', h, 'state', 'dead', 'deadAt', ARGV[5], 'lastError', ARGV[7],
+    'targetsDone', ARGV[8], 'lease', '', 'entry', '')
+end
+release(f[4], f[5], now)
+local ttl = math.max(1, tonumber(ARGV[9]))
+redis.call('EXPIRE', h, ttl)
+redis.call('EXPIRE', KEYS[5], ttl)
+return 'ok'
+`;
+
+type Script = (...args: Array<string | number>) => Promise<unknown>;
+
+export type Scripts = { append: Script; move: Script; take: Script; apply: Script };
+
+const DEFINITIONS = {
+  append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 3 },
+  move: { name: 'mercatoWalRsMove', lua: MOVE, keys: 3 },
+  take: { name: 'mercatoWalRsTake', lua: TAKE, keys: 5 },
+  apply: { name: 'mercatoWalRsApply', lua: APPLY, keys: 5 },
+} as const;
+
+/** Defines the scripts on a connection (EVALSHA, falling back to EVAL once per connection). */
+export function defineScripts(redis: Redis): Scripts {
+  const commands = redis as unknown as Record<string, Script | undefined>;
+  const bind = (def: { name: string; lua: string; keys: number }): Script => {
+    if (typeof commands[def.name] !== 'function') {
+      redis.defineCommand(def.name, { lua: def.lua, numberOfKeys: def.keys });
+    }
+    const fn = commands[def.name] as Script;
+    // ioredis prefixes KEYS with the client's keyPrefix but not ARGV: the base must match them.
+    const keyPrefix = redis.options.keyPrefix ?? '';
+    if (!keyPrefix) return (...args) => fn.apply(redis, args);
+    return (...args) =>
+      fn.apply(
+        redis,
+        args.map((a, i) => (i === def.keys ? `${keyPrefix}${a}` : a)),
+      );
+  };
+  return {
+    append: bind(DEFINITIONS.append),
+    move: bind(DEFINITIONS.move),
+    take: bind(DEFINITIONS.take),
+    apply: bind(DEFINITIONS.apply),
+  };
+}
