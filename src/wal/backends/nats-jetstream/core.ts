@@ -1,0 +1,138 @@
+import {
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+} from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection, QueuedIterator, Status } from '@nats-io/transport-node';
+import { BackendUnavailableError } from '../stream/contract.ts';
+import { bucketName, type NamespaceNames } from './names.ts';
+import { isUnavailable, unavailable, withTimeout } from './state.ts';
+
+export type CoreOptions = { prefix: string; replicas: number; timeoutMs: number };
+
+/** What the backend and its consumers share: the connection, JetStream handles, the KV bucket, known streams. */
+export type Core = {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  options: CoreOptions;
+  /** Throws BackendUnavailableError while the connection is closed or reconnecting. */
+  assertConnected(): void;
+  jsm(): Promise<JetStreamManager>;
+  kv(): Promise<KV>;
+  /** Creates the namespace's stream on first use (cached once it exists). */
+  ensureStream(names: NamespaceNames): Promise<void>;
+  /** Runs `fn`, turning connection failures and timeouts into BackendUnavailableError. */
+  guard<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  close(): void;
+};
+
+/** Caches a promise; a rejected one is dropped so that the next call tries again. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let cached: Promise<T> | undefined;
+  return () => {
+    if (!cached) {
+      cached = make();
+      cached.catch(() => {
+        cached = undefined;
+      });
+    }
+    return cached;
+  };
+}
+
+export function createCore(nc: NatsConnection, options: CoreOptions): Core {
+  const js = jetstream(nc, { timeout: options.timeoutMs });
+  let disconnected = false;
+  const status = nc.status() as QueuedIterator<Status>;
+  void (async () => {
+    for await (const s of status) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') disconnected = true;
+      else if (s.type === 'reconnect') disconnected = false;
+    }
+  })().catch(() => {});
+
+  const jsm = once(() => jetstreamManager(nc, { timeout: options.timeoutMs, checkAPI: false }));
+  const kv = once(async () => {
+    const kvm = new Kvm(js);
+    const name = bucketName(options.prefix);
+    try {
+      return await kvm.create(name, {
+        history: 1,
+        storage: StorageType.File,
+        replicas: options.replicas,
+        timeout: options.timeoutMs,
+      });
+    } catch (err) {
+      // Exists with other settings (created elsewhere): use it as it is.
+      if (isUnavailable(err)) throw err;
+      return kvm.open(name, { timeout: options.timeoutMs });
+    }
+  });
+  const streams = new Map<string, Promise<void>>();
+
+  const assertConnected = () => {
+    if (nc.isClosed() || nc.isDraining()) {
+      throw new BackendUnavailableError('nats-jetstream', 'the NATS connection is closed');
+    }
+    if (disconnected)
+      throw new BackendUnavailableError('nats-jetstream', 'the NATS connection is reconnecting');
+  };
+
+  const addStream = async (names: NamespaceNames) => {
+    const m = await jsm();
+    try {
+      await m.streams.info(names.stream);
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 404 && !/not found/i.test(String((err as Error).message)))
+        throw err;
+    }
+    try {
+      await m.streams.add({
+        name: names.stream,
+        subjects: [names.subjects],
+        storage: StorageType.File,
+        num_replicas: options.replicas,
+        // Work queue: a message acknowledged (delivered or dead) leaves the stream.
+        retention: 'workqueue',
+        duplicate_window: 120 * 1_000_000_000,
+      });
+    } catch (err) {
+      // Created meanwhile by another process: fine.
+      if (!/already in use|already exists/i.test(String((err as Error).message))) throw err;
+    }
+  };
+
+  return {
+    nc,
+    js,
+    options,
+    assertConnected,
+    jsm,
+    kv,
+    ensureStream(names) {
+      let p = streams.get(names.stream);
+      if (!p) {
+        p = addStream(names);
+        streams.set(names.stream, p);
+        p.catch(() => streams.delete(names.stream));
+      }
+      return p;
+    },
+    async guard(what, fn) {
+      assertConnected();
+      try {
+        return await withTimeout(fn(), options.timeoutMs * 3, what);
+      } catch (err) {
+        if (isUnavailable(err)) throw unavailable(err, what);
+        throw err;
+      }
+    },
+    close() {
+      status.stop();
+    },
+  };
+}

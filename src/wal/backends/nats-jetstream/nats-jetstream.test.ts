@@ -1,0 +1,407 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../platform/observability/index.ts';
+import { testNatsUrl } from '../../../platform/testing/index.ts';
+import type { Namespace } from '../../namespaces/namespace.ts';
+import {
+  type AttemptHistory,
+  BackendUnavailableError,
+  type Decision,
+  type NewMessageRow,
+  type StreamBackend,
+  type StreamConsumer,
+  type StreamMessage,
+  streamMessageOf,
+} from '../stream/contract.ts';
+import { createCore } from './core.ts';
+import { createNatsJetStreamBackend } from './index.ts';
+import { namespaceNames, stateKey } from './names.ts';
+import { encodeJson, newState } from './state.ts';
+import { sweepNamespace } from './sweep.ts';
+
+const url = testNatsUrl();
+const prefix = `mt_${process.pid}_${randomBytes(3).toString('hex')}`;
+const logger = createLogger(process.env['MT_LOG'] ?? 'silent');
+const LEASE_MS = 1_000;
+
+let nc: NatsConnection;
+let backend: StreamBackend;
+let nsCounter = 0;
+const running: StreamConsumer[] = [];
+
+function namespace(overrides: Partial<Namespace> = {}): Namespace {
+  return {
+    tenantId: randomUUID(),
+    name: `ns-${++nsCounter}`,
+    backend: 'nats-jetstream',
+    fallbackBackend: null,
+    payloadSchema: null,
+    retry: { strategy: 'fixed', baseDelayMs: 100, maxDelayMs: 100, maxAttempts: 5, jitter: 0 },
+    targets: [],
+    rateLimitPerSecond: null,
+    maxDelayMs: 86_400_000,
+    maxPayloadBytes: 65_536,
+    deliveredRetentionSeconds: 3600,
+    deadRetentionSeconds: 3600,
+    allowedHosts: [],
+    consumerConcurrency: 4,
+    enabled: true,
+    createdAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+function row(
+  ns: Namespace,
+  messageId: string,
+  options: { key?: string; dueInMs?: number; hash?: string; payload?: unknown } = {},
+): NewMessageRow {
+  const now = Date.now();
+  return {
+    id: randomUUID(),
+    tenant_id: ns.tenantId,
+    namespace: ns.name,
+    message_id: messageId,
+    ordering_key: options.key ?? null,
+    payload: JSON.stringify(options.payload ?? { messageId }),
+    headers: '{}',
+    request_hash: options.hash ?? `hash-${messageId}`,
+    backend: 'nats-jetstream',
+    state: options.dueInMs ? 'scheduled' : 'pending',
+    due_at: new Date(now + (options.dueInMs ?? 0)),
+    max_attempts: 5,
+    created_at: new Date(now),
+  };
+}
+
+const record = (outcome: 'delivered' | 'failed') => ({
+  target: 't',
+  startedAt: new Date(),
+  finishedAt: new Date(),
+  outcome,
+});
+const ack = (): Decision => ({ action: 'ack', targetsDone: ['t'], attempts: [record('delivered')] });
+const retry = (delayMs: number): Decision => ({
+  action: 'retry',
+  delayMs,
+  error: 'boom',
+  targetsDone: [],
+  attempts: [record('failed')],
+});
+const dead = (): Decision => ({
+  action: 'dead',
+  error: 'gone',
+  targetsDone: [],
+  attempts: [record('failed')],
+});
+
+type Call = { message: StreamMessage; history: AttemptHistory; at: number };
+
+/** A consumer whose deliver records every call and answers what `decide` says. */
+async function consumeWith(
+  namespaces: Namespace[],
+  decide: (message: StreamMessage, n: number) => Decision | Promise<Decision> = () => ack(),
+  on: StreamBackend = backend,
+) {
+  const calls: Call[] = [];
+  const consumer = await on.consume({
+    logger,
+    leaseMs: LEASE_MS,
+    namespaces: async () => namespaces,
+    onNamespacesChanged: () => () => {},
+    deliver: async (_ns, message, history) => {
+      calls.push({ message, history, at: Date.now() });
+      return decide(message, calls.length);
+    },
+  });
+  running.push(consumer);
+  return { calls, consumer };
+}
+
+async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function stateOf(ns: Namespace, messageId: string, wanted: string) {
+  return eventually(async () => {
+    const view = await backend.find(ns.tenantId, ns.name, messageId);
+    return view?.state === wanted ? view : undefined;
+  });
+}
+
+describe.skipIf(!url)('nats-jetstream backend', () => {
+  beforeAll(async () => {
+    nc = await connect({ servers: url! });
+    backend = createNatsJetStreamBackend(nc, { prefix });
+  });
+
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((c) => c.stop()));
+  });
+
+  afterAll(async () => {
+    await backend?.close();
+    if (!nc) return;
+    const jsm = await jetstreamManager(nc);
+    for await (const name of jsm.streams.names()) {
+      if (name.startsWith(`${prefix}_`) || name === `KV_${prefix}_state`) await jsm.streams.delete(name);
+    }
+    await nc.close();
+  });
+
+  it('writes, then delivers the message with attempts counted', async () => {
+    const ns = namespace();
+    const r = row(ns, 'm1', { payload: { a: 1 } });
+    const [outcome] = await backend.append([r]);
+    expect(outcome).toMatchObject({
+      replayed: false,
+      message: { id: r.id, state: 'pending', backend: 'nats-jetstream' },
+    });
+    const { calls } = await consumeWith([ns]);
+    await eventually(() => calls[0]);
+    expect(calls[0]!.message).toMatchObject({ id: r.id, messageId: 'm1', attempts: 1, payload: '{"a":1}' });
+    const view = await stateOf(ns, 'm1', 'delivered');
+    expect(view.message.attempts).toBe(1);
+    expect(view.history).toHaveLength(1);
+    expect(view.deliveredAt).toBeTypeOf('number');
+  });
+
+  it('answers a replay of the same messageId and body with the first outcome', async () => {
+    const ns = namespace();
+    const first = row(ns, 'same');
+    const [a] = await backend.append([first]);
+    const [b] = await backend.append([row(ns, 'same')]);
+    expect(b!.replayed).toBe(true);
+    expect(b!.message.id).toBe(a!.message.id);
+    expect(b!.message.createdAt.getTime()).toBe(first.created_at.getTime());
+  });
+
+  it('rejects a different body with 409 and writes nothing of the batch', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'taken')]);
+    const attempt = backend.append([row(ns, 'fresh'), row(ns, 'taken', { hash: 'other' })]);
+    await expect(attempt).rejects.toMatchObject({ name: 'AppError', code: 'IDEMPOTENCY_KEY_REUSED' });
+    expect(await backend.find(ns.tenantId, ns.name, 'fresh')).toBeUndefined();
+  });
+
+  it('never delivers a delayed message before its due time, and delivers it soon after', async () => {
+    const ns = namespace();
+    const r = row(ns, 'later', { dueInMs: 1_500 });
+    const [outcome] = await backend.append([r]);
+    expect(outcome!.message.state).toBe('scheduled');
+    const { calls } = await consumeWith([ns]);
+    await eventually(() => calls[0]);
+    expect(calls[0]!.at).toBeGreaterThanOrEqual(r.due_at.getTime());
+    await stateOf(ns, 'later', 'delivered');
+  });
+
+  it('retries, then succeeds; the history shows both attempts', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'flaky')]);
+    const { calls } = await consumeWith([ns], (_m, n) => (n === 1 ? retry(200) : ack()));
+    const view = await stateOf(ns, 'flaky', 'delivered');
+    expect(calls.map((c) => c.message.attempts)).toEqual([1, 2]);
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(200);
+    expect(calls[1]!.history.map((h) => [h.attempt, h.outcome])).toEqual([[1, 'failed']]);
+    expect(view.history.map((h) => [h.attempt, h.outcome])).toEqual([
+      [1, 'failed'],
+      [2, 'delivered'],
+    ]);
+    expect(view.lastError).toBe('boom');
+  });
+
+  it('marks a message dead when the decision says so, and revives it', async () => {
+    const ns = namespace();
+    const r = row(ns, 'doomed');
+    await backend.append([r]);
+    const { calls } = await consumeWith([ns], (_m, n) => (n === 1 ? dead() : ack()));
+    const view = await stateOf(ns, 'doomed', 'dead');
+    expect(view).toMatchObject({ lastError: 'gone', message: { attempts: 1 } });
+    expect(view.deadAt).toBeTypeOf('number');
+    await sleep(300);
+    expect(calls).toHaveLength(1);
+
+    const [plain] = await backend.append([row(ns, 'doomed')]);
+    expect(plain).toMatchObject({ replayed: true, message: { state: 'dead' } });
+    const [revived] = await backend.append([row(ns, 'doomed')], { revive: true });
+    expect(revived).toMatchObject({ replayed: false, message: { id: r.id, state: 'pending' } });
+    const after = await stateOf(ns, 'doomed', 'delivered');
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.message.attempts).toBe(1);
+    expect(after.history).toHaveLength(2);
+  });
+
+  it('keeps order per key across a retry', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'k1', { key: 'order' }), row(ns, 'k2', { key: 'order' })]);
+    let failed = false;
+    const { calls } = await consumeWith([ns], (m) => {
+      if (m.messageId === 'k1' && !failed) {
+        failed = true;
+        return retry(300);
+      }
+      return ack();
+    });
+    await stateOf(ns, 'k2', 'delivered');
+    expect(calls.map((c) => c.message.messageId)).toEqual(['k1', 'k1', 'k2']);
+  });
+
+  it('hands a message held by a consumer that died out again after leaseMs', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'orphan')]);
+    let release: (d: Decision) => void = () => {};
+    const stuck = await consumeWith([ns], () => new Promise<Decision>((resolve) => (release = resolve)));
+    await eventually(() => stuck.calls[0]);
+    await stuck.consumer.stop();
+    const taken = await consumeWith([ns]);
+    const view = await stateOf(ns, 'orphan', 'delivered');
+    expect(taken.calls[0]!.message.attempts).toBe(2);
+    expect(taken.calls[0]!.at - stuck.calls[0]!.at).toBeGreaterThanOrEqual(LEASE_MS);
+    // The dead consumer's late decision is fenced off.
+    release(dead());
+    await sleep(300);
+    expect((await backend.find(ns.tenantId, ns.name, 'orphan'))?.state).toBe('delivered');
+    expect(view.message.attempts).toBe(2);
+  });
+
+  it('fences a stale consumer: a decision after the lease expired changes nothing', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'slow')]);
+    let staleDone = false;
+    const { calls } = await consumeWith([ns], async (_m, n) => {
+      if (n > 1) return ack();
+      await sleep(LEASE_MS * 2.5);
+      staleDone = true;
+      return dead();
+    });
+    await stateOf(ns, 'slow', 'delivered');
+    await eventually(() => (staleDone ? true : undefined));
+    await sleep(300);
+    const view = await backend.find(ns.tenantId, ns.name, 'slow');
+    expect(view).toMatchObject({ state: 'delivered', lastError: null, message: { attempts: 2 } });
+    expect(view!.history.map((h) => h.attempt)).toEqual([2]);
+    expect(calls).toHaveLength(2);
+  });
+
+  it('publishes, on a replay, a message whose first write stopped before the stream', async () => {
+    const ns = namespace();
+    const r = row(ns, 'crashed');
+    const core = createCore(nc, { prefix, replicas: 1, timeoutMs: 2_000 });
+    const names = namespaceNames(prefix, ns.tenantId, ns.name);
+    await core.ensureStream(names);
+    // The state written, the publish never made (the writer crashed in between).
+    await (await core.kv()).create(
+      stateKey(names, 'crashed'),
+      encodeJson(newState(streamMessageOf(r), 'pending')),
+    );
+    core.close();
+    const { calls } = await consumeWith([ns]);
+    await sleep(300);
+    expect(calls).toHaveLength(0);
+    const [replay] = await backend.append([row(ns, 'crashed')]);
+    expect(replay).toMatchObject({ replayed: true, message: { id: r.id } });
+    await stateOf(ns, 'crashed', 'delivered');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('serves the namespaces naming it (own or fallback), re-read when they change', async () => {
+    const other = namespace({ backend: 'postgres' });
+    const fallback = namespace({ backend: 'postgres', fallbackBackend: 'nats-jetstream' });
+    await backend.append([row(other, 'not-mine'), row(fallback, 'mine')]);
+    let list: Namespace[] = [other];
+    let changed: () => void = () => {};
+    const calls: string[] = [];
+    const consumer = await backend.consume({
+      logger,
+      leaseMs: LEASE_MS,
+      namespaces: async () => list,
+      onNamespacesChanged: (listener) => {
+        changed = listener;
+        return () => {};
+      },
+      deliver: async (_ns, message) => {
+        calls.push(message.messageId);
+        return ack();
+      },
+    });
+    running.push(consumer);
+    await sleep(300);
+    expect(calls).toEqual([]);
+    list = [other, fallback];
+    changed();
+    await stateOf(fallback, 'mine', 'delivered');
+    expect(calls).toEqual(['mine']);
+  });
+
+  it('throws BackendUnavailableError quickly when the server cannot be reached', async () => {
+    await expect(connect({ servers: '127.0.0.1:1', reconnect: false, timeout: 500 })).rejects.toThrow();
+    const other = await connect({ servers: url! });
+    const cut = createNatsJetStreamBackend(other, { prefix });
+    await other.close();
+    const ns = namespace();
+    const started = Date.now();
+    await expect(cut.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(cut.append([row(ns, 'x')])).rejects.toBeInstanceOf(BackendUnavailableError);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    await cut.close();
+  });
+
+  it('times out against a server that does not answer JetStream requests', async () => {
+    const other = await connect({ servers: url! });
+    // A request that never answers (a server that hangs) is cut at 3 × timeoutMs.
+    const core = createCore(other, { prefix, replicas: 1, timeoutMs: 300 });
+    const started = Date.now();
+    await expect(core.guard('probe', () => new Promise(() => {}))).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
+    expect(Date.now() - started).toBeLessThan(3_000);
+    core.close();
+    await other.close();
+  });
+
+  it('pings and reports lag', async () => {
+    await backend.ping();
+    const ns = namespace();
+    await backend.append([row(ns, 'waiting', { dueInMs: 60_000 })]);
+    const lag = await backend.lag();
+    expect(lag.messages).toBeGreaterThanOrEqual(1);
+    expect(lag.oldestMs).toBeGreaterThanOrEqual(0);
+  });
+
+  it('delivers 200 concurrent appends, each exactly by its id', async () => {
+    const ns = namespace({ consumerConcurrency: 16 });
+    const ids = Array.from({ length: 200 }, (_, i) => `c${i}`);
+    const outcomes = await Promise.all(
+      ids.map((id, i) => backend.append([row(ns, id, i % 2 === 0 ? { key: `k${i % 10}` } : {})])),
+    );
+    expect(outcomes.every(([o]) => o && !o.replayed)).toBe(true);
+    const { calls } = await consumeWith([ns]);
+    await eventually(
+      () => (new Set(calls.map((c) => c.message.messageId)).size === 200 ? true : undefined),
+      30_000,
+    );
+    expect(new Set(calls.map((c) => c.message.messageId))).toEqual(new Set(ids));
+  });
+
+  it('sweeps delivered state past its retention', async () => {
+    const ns = namespace({ deliveredRetentionSeconds: 0 });
+    await backend.append([row(ns, 'old')]);
+    await consumeWith([ns]);
+    await stateOf(ns, 'old', 'delivered');
+    const core = createCore(nc, { prefix, replicas: 1, timeoutMs: 2_000 });
+    expect(await sweepNamespace(core, ns)).toBe(1);
+    core.close();
+    expect(await backend.find(ns.tenantId, ns.name, 'old')).toBeUndefined();
+  });
+});
