@@ -2,6 +2,13 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/index.ts';
 import type { NamespaceCache } from './namespaces/namespace.ts';
 import type { WalTables } from './tables.ts';
+import type { StreamBackends } from './write/append.ts';
 
 /** What every part of the WAL module receives. */
-export type WalDeps = { ctx: AppContext; db: Kysely<WalTables>; namespaces: NamespaceCache };
+export type WalDeps = {
+  ctx: AppContext;
+  db: Kysely<WalTables>;
+  namespaces: NamespaceCache;
+  /** The stream backends this process has (REDIS_URL, NATS_URL); postgres is always there. */
+  streams: StreamBackends;
+};

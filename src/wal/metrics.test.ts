@@ -67,8 +67,8 @@ describe('WAL metrics and readiness', () => {
     ).toBe(1);
     expect(sample(text, 'mercato_wal_delivery_latency_seconds_count', 'namespace="orders"')).toBe(1);
     expect(sample(text, 'mercato_wal_write_duration_seconds_count', 'route="single"')).toBe(2);
-    expect(text).toMatch(/^mercato_wal_consumer_lag_messages \d+/m);
-    expect(text).toMatch(/^mercato_wal_consumer_lag_seconds /m);
+    expect(text).toMatch(/^mercato_wal_consumer_lag_messages\{backend="postgres"\} \d+/m);
+    expect(text).toMatch(/^mercato_wal_consumer_lag_seconds\{backend="postgres"\} /m);
   });
 
   it('shows dead-letter depth by namespace', async () => {

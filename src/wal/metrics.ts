@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { withSystem } from '../platform/db/index.ts';
 import type { WalTables } from './tables.ts';
+import type { StreamBackends } from './write/append.ts';
 
 export type WalMetrics = {
   writes: Counter<'namespace' | 'backend' | 'outcome'>;
@@ -26,9 +27,13 @@ const WRITE_ROUTES: Record<string, string> = {
 /**
  * The WAL's Prometheus metrics on the app's registry: writes by namespace, backend and outcome;
  * write latency; delivery attempts by outcome; delivery latency from due time to delivered;
- * dead-letter depth and consumer lag, read from the database when /metrics is scraped.
+ * dead-letter depth and consumer lag per backend, read when /metrics is scraped.
  */
-export function createWalMetrics(registry: Registry, db: Kysely<WalTables>): WalMetrics {
+export function createWalMetrics(
+  registry: Registry,
+  db: Kysely<WalTables>,
+  streams: StreamBackends = new Map(),
+): WalMetrics {
   const registers = [registry];
   const writes = new Counter({
     name: 'mercato_wal_writes_total',
@@ -80,20 +85,36 @@ export function createWalMetrics(registry: Registry, db: Kysely<WalTables>): Wal
           where state in ('pending', 'scheduled', 'retrying') and due_at <= now()`.execute(trx),
       )
     ).rows[0];
+  // Per backend: postgres from wal.messages, each stream backend from its own server.
+  const lags = async () => {
+    const own = await lag();
+    const entries: [string, { messages: number; seconds: number }][] = [
+      ['postgres', { messages: own?.n ?? 0, seconds: own?.age ?? 0 }],
+    ];
+    for (const stream of streams.values()) {
+      const l = await stream.lag().catch(() => undefined);
+      if (l) entries.push([stream.name, { messages: l.messages, seconds: l.oldestMs / 1000 }]);
+    }
+    return entries;
+  };
   new Gauge({
     name: 'mercato_wal_consumer_lag_messages',
-    help: 'Messages due and not yet delivered',
+    help: 'Messages due and not yet delivered, by backend',
+    labelNames: ['backend'] as const,
     registers,
     async collect() {
-      this.set((await lag())?.n ?? 0);
+      this.reset();
+      for (const [backend, l] of await lags()) this.set({ backend }, l.messages);
     },
   });
   new Gauge({
     name: 'mercato_wal_consumer_lag_seconds',
-    help: 'How long the oldest due, undelivered message has waited',
+    help: 'How long the oldest due, undelivered message has waited, by backend',
+    labelNames: ['backend'] as const,
     registers,
     async collect() {
-      this.set((await lag())?.age ?? 0);
+      this.reset();
+      for (const [backend, l] of await lags()) this.set({ backend }, l.seconds);
     },
   });
   return { writes, writeDuration, deliveries, deliveryLatency };

@@ -4,7 +4,20 @@ import { withSystem, withTenant } from '../platform/db/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
-import { createDeliveryEngine, type DeadLetterEvent, type InternalHandler } from './delivery/index.ts';
+import {
+  createStreamBackends,
+  type Relay,
+  type StreamConsumer,
+  startRelay,
+} from './backends/stream/index.ts';
+import {
+  createDeliveryEngine,
+  type DeadLetterEvent,
+  type DeliverFn,
+  type HandlerOptions,
+  type InternalHandler,
+} from './delivery/index.ts';
+import { createStreamDelivery } from './delivery/stream-delivery.ts';
 import type { WalDeps } from './deps.ts';
 import { dlqRoutes } from './dlq/index.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
@@ -17,7 +30,7 @@ import { type MessageInput, type OutboxReceipt, writeMessages, writeRoutes } fro
 export type WalModule = MercatoModule & {
   deps: WalDeps;
   /** Registers an internal target handler; it runs in a transaction with the inbox record. */
-  registerHandler(name: string, handler: InternalHandler): void;
+  registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
   /** The transactional outbox: writes messages in the caller's transaction. */
   write(
     trx: Transaction<WalTables>,
@@ -33,43 +46,48 @@ export type WalModule = MercatoModule & {
 export async function createWal(ctx: AppContext): Promise<WalModule> {
   const db = ctx.db.kysely as Kysely<WalTables>;
   const namespaces = createNamespaceCache(ctx, db);
-  const deps: WalDeps = { ctx, db, namespaces };
+  const streams = createStreamBackends(ctx);
+  const deps: WalDeps = { ctx, db, namespaces, streams };
   const targets = createTargets({ ctx, db });
-  const metrics = createWalMetrics(ctx.metrics.registry, db);
+  const metrics = createWalMetrics(ctx.metrics.registry, db, streams);
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
+  const deliver: DeliverFn = async (namespace, target, delivery, internal) => {
+    const result = await targets.deliver(namespace, target, delivery, internal);
+    metrics.deliveries.inc({
+      namespace: namespace.name,
+      target_type: target.type,
+      outcome: result.outcome,
+    });
+    if (result.outcome === 'delivered' && delivery.dueAt) {
+      metrics.deliveryLatency.observe(
+        { namespace: namespace.name },
+        (Date.now() - delivery.dueAt.getTime()) / 1000,
+      );
+    }
+    // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
+    if (result.outcome === 'disable') {
+      const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
+      await withTenant(db, namespace.tenantId, (trx) =>
+        disableTarget(trx, change, namespace.name, target.name, result.error),
+      ).catch((err: unknown) => ctx.logger.error({ err }, 'could not disable a target'));
+      namespaces.invalidate(namespace.tenantId, namespace.name);
+    }
+    return result;
+  };
+  const onDeadLetter = async (event: DeadLetterEvent) => {
+    for (const listener of deadLetterListeners) await listener(event);
+  };
+  const leaseMs = ctx.config.walLeaseSeconds * 1000;
   const engine = createDeliveryEngine({
     ctx,
     db,
     loadNamespace: (tenantId, name) => namespaces.get(tenantId, name),
-    leaseMs: ctx.config.walLeaseSeconds * 1000,
-    async deliver(namespace, target, delivery, internal) {
-      const result = await targets.deliver(namespace, target, delivery, internal);
-      metrics.deliveries.inc({
-        namespace: namespace.name,
-        target_type: target.type,
-        outcome: result.outcome,
-      });
-      if (result.outcome === 'delivered' && delivery.dueAt) {
-        metrics.deliveryLatency.observe(
-          { namespace: namespace.name },
-          (Date.now() - delivery.dueAt.getTime()) / 1000,
-        );
-      }
-      // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
-      if (result.outcome === 'disable') {
-        const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
-        await withTenant(db, namespace.tenantId, (trx) =>
-          disableTarget(trx, change, namespace.name, target.name, result.error),
-        ).catch((err: unknown) => ctx.logger.error({ err }, 'could not disable a target'));
-        namespaces.invalidate(namespace.tenantId, namespace.name);
-      }
-      return result;
-    },
-    async onDeadLetter(event) {
-      ctx.logger.warn(event, 'message moved to the dead letters');
-      for (const listener of deadLetterListeners) await listener(event);
-    },
+    leaseMs,
+    deliver,
+    onDeadLetter,
   });
+  const consumers: StreamConsumer[] = [];
+  let relay: Relay | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
   return {
     name: 'wal',
@@ -79,7 +97,8 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     onDeadLetter: (listener) => {
       deadLetterListeners.push(listener);
     },
-    // The postgres backend is the database itself; its tables must answer.
+    // The postgres backend is the database itself; its tables must answer. Each stream backend
+    // this process has must answer a ping.
     healthChecks: [
       {
         name: 'wal:postgres',
@@ -88,6 +107,13 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
           return true;
         },
       },
+      ...[...streams.values()].map((stream) => ({
+        name: `wal:${stream.name}`,
+        check: async () => {
+          await stream.ping();
+          return true;
+        },
+      })),
     ],
     async routes(app: FastifyInstance) {
       await app.register(namespaceRoutes(deps));
@@ -101,10 +127,31 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     async start() {
       await namespaces.start();
       await engine.start();
+      for (const stream of streams.values()) {
+        consumers.push(
+          await stream.consume({
+            logger: ctx.logger,
+            leaseMs,
+            namespaces: async () =>
+              (await namespaces.all()).filter(
+                (n) => n.backend === stream.name || n.fallbackBackend === stream.name,
+              ),
+            onNamespacesChanged: (listener) => namespaces.onChange(listener),
+            deliver: createStreamDelivery(
+              { db, deliver, internal: engine.dispatchInternal, logger: ctx.logger, onDeadLetter },
+              stream.name,
+            ),
+          }),
+        );
+      }
+      relay = startRelay({ ctx, db, streams });
       stopRetention = startRetention({ ctx, db });
     },
     async stop() {
       await stopRetention?.();
+      await relay?.stop();
+      await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()));
+      await Promise.all([...streams.values()].map((stream) => stream.close()));
       await engine.stop();
       await namespaces.stop();
       await targets.close();

@@ -58,12 +58,12 @@ export const SETTINGS: Setting[] = [
   {
     name: 'REDIS_URL',
     default: '(unset)',
-    doc: 'Redis 7 URL; rate limits and login throttling are then shared by every process.',
+    doc: 'Redis 7 URL; rate limits and login throttling are then shared by every process, and WAL namespaces may use the redis-streams backend.',
   },
   {
     name: 'NATS_URL',
     default: '(unset)',
-    doc: 'NATS server with JetStream, e.g. nats://127.0.0.1:4222; checked by /health/ready.',
+    doc: 'NATS server with JetStream, e.g. nats://127.0.0.1:4222; WAL namespaces may then use the nats-jetstream backend.',
   },
   {
     name: 'MERCATO_MODULES',

@@ -278,6 +278,58 @@ describe('delivery engine', () => {
     expect(ids.map((id) => calls.get(id))).toEqual(ids.map(() => 1));
   });
 
+  it('should keep the lease of a handler slower than the lease, so no other consumer takes the message', async () => {
+    const ns = await namespace(['slow'], { concurrency: 1 });
+    const calls: string[] = [];
+    const options = {
+      ctx: t.ctx,
+      db,
+      loadNamespace: (tenantId: string, name: string) => loadNamespaceWithSql(db, tenantId, name),
+      deliver: deliverInternalOnly,
+      leaseMs: 300,
+    };
+    const consumers = [startEngine({ leaseMs: 300 }), createDeliveryEngine(options)];
+    for (const consumer of consumers) {
+      consumer.registerHandler(
+        'slow',
+        async (_trx, delivery) => {
+          calls.push(delivery.deliveryId);
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+        },
+        { inbox: false },
+      );
+    }
+    const id = await insertMessage(db, tenant.id, ns, {});
+    try {
+      await Promise.all(consumers.map((c) => c.start()));
+      const row = await eventually(() => stateOf(id, 'delivered'));
+      expect(row.attempts).toBe(1);
+    } finally {
+      await consumers[1]?.stop();
+    }
+    expect(calls).toEqual([id]);
+  });
+
+  it('should run a handler registered without an inbox at least once, with no transaction', async () => {
+    const e = startEngine();
+    const seen: unknown[] = [];
+    e.registerHandler(
+      'plain',
+      async (trx, delivery) => {
+        seen.push([trx, delivery.payload]);
+      },
+      { inbox: false },
+    );
+    const ns = await namespace(['plain']);
+    const id = await insertMessage(db, tenant.id, ns, { plain: true });
+    await e.start();
+    await eventually(() => stateOf(id, 'delivered'));
+    expect(seen).toEqual([[undefined, { plain: true }]]);
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from wal.inbox where message_pk = ${id}`.execute(db);
+    expect(rows[0]?.n).toBe(0);
+  });
+
   it('should skip the handler when the same delivery is dispatched twice', async () => {
     const e = startEngine();
     let effects = 0;

@@ -3,6 +3,7 @@ import type { AppContext } from '../../platform/index.ts';
 import {
   type Completion,
   completeMessages,
+  extendLeases,
   type Failure,
   failMessages,
   type LeasedMessage,
@@ -12,11 +13,17 @@ import {
 import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery } from '../targets/target-result.ts';
-import { createInternalHandlers, type InternalDispatch, type InternalHandler } from './internal-handlers.ts';
+import {
+  createInternalHandlers,
+  type HandlerOptions,
+  type InternalDispatch,
+  type InternalHandler,
+} from './internal-handlers.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
 export {
   createInternalHandlers,
+  type HandlerOptions,
   type InternalDispatch,
   type InternalHandler,
   PermanentDeliveryError,
@@ -51,7 +58,7 @@ export type DeliveryEngineDeps = {
 };
 
 export type DeliveryEngine = {
-  registerHandler(name: string, handler: InternalHandler): void;
+  registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
   dispatchInternal: InternalDispatch;
   start(): Promise<void>;
   /** Stops leasing and waits for the deliveries in flight. */
@@ -133,7 +140,30 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     return { fail: { ...base, error: errors.join('; '), dead, retryAfterMs, targetsDone, attempts } };
   }
 
+  /** While a batch is in flight, renews the leases of its unfinished messages every third of a lease. */
+  function keepLeases(batch: LeasedMessage[], finished: Set<string>): () => void {
+    const timer = setInterval(
+      () => {
+        const open = batch.filter((m) => !finished.has(m.id));
+        extendLeases(db, open, leaseMs).catch((err: unknown) => log.warn({ err }, 'could not extend leases'));
+      },
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   async function processBatch(batch: LeasedMessage[]): Promise<void> {
+    const finished = new Set<string>();
+    const release = keepLeases(batch, finished);
+    try {
+      await deliverBatch(batch, finished);
+    } finally {
+      release();
+    }
+  }
+
+  async function deliverBatch(batch: LeasedMessage[], finished: Set<string>): Promise<void> {
     const byNamespace = new Map<string, LeasedMessage[]>();
     for (const message of batch) {
       const key = `${message.tenantId}/${message.namespace}`;
@@ -146,6 +176,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
         const namespace = await deps.loadNamespace(first.tenantId, first.namespace);
         await mapLimit(messages, namespace?.consumerConcurrency ?? 1, async (message) => {
           outcomes.push(await deliverMessage(namespace, message));
+          finished.add(message.id);
         });
       }),
     );

@@ -8,6 +8,13 @@ export type { InternalDispatch };
 /** A module's handler for an `internal` target; runs in the transaction that records it in the inbox. */
 export type InternalHandler = (trx: Transaction<WalTables>, delivery: Delivery) => Promise<void>;
 
+/**
+ * `inbox: false`: the handler has no effect in the Mercato database (it warms a cache, calls an
+ * idempotent API): it runs without a transaction or inbox record, at least once, and its `trx`
+ * argument is undefined.
+ */
+export type HandlerOptions = { inbox?: boolean };
+
 /** Thrown by a handler for a failure no retry can fix: the message goes straight to the dead letters. */
 export class PermanentDeliveryError extends Error {
   override readonly name = 'PermanentDeliveryError';
@@ -19,12 +26,17 @@ export class PermanentDeliveryError extends Error {
  * second effect; a concurrent duplicate waits on the inbox row and then skips.
  */
 export function createInternalHandlers(db: Kysely<WalTables>) {
-  const handlers = new Map<string, InternalHandler>();
+  const handlers = new Map<string, { handler: InternalHandler; inbox: boolean }>();
 
   const dispatch: InternalDispatch = async (name, delivery) => {
-    const handler = handlers.get(name);
-    if (!handler) return { outcome: 'retry', error: `no internal handler "${name}" is registered` };
+    const entry = handlers.get(name);
+    if (!entry) return { outcome: 'retry', error: `no internal handler "${name}" is registered` };
+    const { handler } = entry;
     try {
+      if (!entry.inbox) {
+        await handler(undefined as unknown as Transaction<WalTables>, delivery);
+        return { outcome: 'delivered' };
+      }
       await withTenant(db, delivery.tenantId, async (trx) => {
         const inserted = await sql`
           insert into wal.inbox (consumer, message_pk, tenant_id)
@@ -43,9 +55,9 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
   };
 
   return {
-    register(name: string, handler: InternalHandler): void {
+    register(name: string, handler: InternalHandler, options: HandlerOptions = {}): void {
       if (handlers.has(name)) throw new Error(`internal handler "${name}" is already registered`);
-      handlers.set(name, handler);
+      handlers.set(name, { handler, inbox: options.inbox ?? true });
     },
     dispatch,
   };

@@ -1,11 +1,17 @@
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
-import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
+import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { createWal } from '../index.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
 
-type Receipt = { messageId: string; status: string; estimatedProcessingTime: string; timestamp: string };
+type Receipt = {
+  messageId: string;
+  status: string;
+  backend: string;
+  estimatedProcessingTime: string;
+  timestamp: string;
+};
 type Message = {
   messageId: string;
   state: string;
@@ -14,9 +20,17 @@ type Message = {
   history: { target: string; outcome: string; statusCode: number | null; error: string | null }[];
 };
 
+// One behaviour, three engines: each backend this run can reach (PostgreSQL or PGlite always;
+// Redis and NATS when scripts/test.ts found them).
+const BACKENDS: { backend: string; env: Record<string, string> }[] = [
+  { backend: 'postgres', env: {} },
+  ...(testRedisUrl() ? [{ backend: 'redis-streams', env: { REDIS_URL: testRedisUrl()! } }] : []),
+  ...(testNatsUrl() ? [{ backend: 'nats-jetstream', env: { NATS_URL: testNatsUrl()! } }] : []),
+];
+
 // The WAL end to end through its HTTP API: namespaces, writes, delivery to a real webhook
 // receiver on loopback, retries, dead letters, requeue, ordering, signatures, SSRF, 410.
-describe('WAL behaviour, end to end', () => {
+describe.each(BACKENDS)('WAL behaviour on $backend, end to end', ({ backend, env }) => {
   let t: TestApp;
   let shop: TestTenant;
   let admin: Record<string, string>;
@@ -35,6 +49,7 @@ describe('WAL behaviour, end to end', () => {
       '/api/v1/wal/namespaces',
       {
         name,
+        backend,
         ...(options.allowedHosts === undefined ? { allowedHosts: ['127.0.0.1'] } : {}),
         ...(options.allowedHosts && options.allowedHosts.length > 0
           ? { allowedHosts: options.allowedHosts }
@@ -85,7 +100,7 @@ describe('WAL behaviour, end to end', () => {
     }, `${messageId} ${state}`);
 
   beforeAll(async () => {
-    t = await startTestApp({}, { modules: async (ctx) => [await createWal(ctx)] });
+    t = await startTestApp(env, { modules: async (ctx) => [await createWal(ctx)] });
     shop = await createTestTenant(t, 'wal-e2e');
     admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
   });
@@ -106,6 +121,7 @@ describe('WAL behaviour, end to end', () => {
     const key = { 'x-api-key': created.json<{ key: string }>().key };
     const receipt = await accepted({ namespace: 'orders', payload: { orderId: 'o-1', total: 12 } }, key);
     expect(receipt.status).toBe('accepted');
+    expect(receipt.backend).toBe(backend);
     const got = await until(
       () => receiver.received.find((r) => r.event.id === receipt.messageId),
       'delivery',

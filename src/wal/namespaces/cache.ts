@@ -26,15 +26,21 @@ export function createNamespaceCache(
   let unlisten: (() => Promise<void>) | undefined;
   const keyOf = (tenantId: string, name: string) => `${tenantId}/${name}`;
 
+  const listeners = new Set<() => void>();
+  const changed = () => {
+    for (const listener of listeners) listener();
+  };
   const clear = () => {
     generation += 1;
     entries.clear();
     everything = undefined;
+    changed();
   };
   const invalidate = (tenantId: string, name: string) => {
     generation += 1;
     entries.delete(keyOf(tenantId, name));
     everything = undefined;
+    changed();
   };
 
   return {
@@ -58,6 +64,10 @@ export function createNamespaceCache(
       return list;
     },
     invalidate,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     /** Cached (tenant, name) entries, for tests and metrics. */
     get size() {
       return entries.size;

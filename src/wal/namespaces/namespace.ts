@@ -63,6 +63,8 @@ export type NamespaceCache = {
   /** Every enabled namespace of every tenant (for the delivery engine, which serves them all). */
   all(): Promise<Namespace[]>;
   invalidate(tenantId: string, name: string): void;
+  /** Calls `listener` after each change of any namespace; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
   start(): Promise<void>;
   stop(): Promise<void>;
 };

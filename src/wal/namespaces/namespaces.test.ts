@@ -21,7 +21,7 @@ const OTHER_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
 
 function walModule(ctx: AppContext) {
   const db = ctx.db.kysely as Kysely<WalTables>;
-  const deps: WalDeps = { ctx, db, namespaces: createNamespaceCache(ctx, db) };
+  const deps: WalDeps = { ctx, db, namespaces: createNamespaceCache(ctx, db), streams: new Map() };
   return {
     deps,
     module: {

@@ -4,7 +4,6 @@ export {
   canonicalJson,
   type MessageInput,
   requestHash,
-  resolveBackend,
   type WriteReceipt,
 } from './prepare.ts';
 export { type WriteRoutesOptions, writeRoutes } from './write-routes.ts';

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { isoTime, withTenant } from '../../platform/db/index.ts';
 import { AppError, principalOf, SECURED } from '../../platform/http/index.ts';
+import type { StreamMessageView } from '../backends/stream/contract.ts';
 import type { WalDeps } from '../deps.ts';
 import { canWriteNamespace } from '../namespaces/index.ts';
 
@@ -54,8 +55,72 @@ const MessageView = Type.Object({
 
 const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 
+const ambiguous = (messageId: string, namespaces: string[]) =>
+  new AppError(
+    'CONFLICT',
+    `message ${messageId} exists in ${namespaces.length} namespaces; choose one with ?namespace=`,
+    { namespaces },
+  );
+
 /**
- * GET /wal/messages/{messageId}: a message, its state and every attempt. messageId is unique per
+ * A message that is not in wal.messages may be in a stream backend: asks each backend of the
+ * tenant's namespaces (only `namespace` when given) that this process has.
+ */
+async function findInStreams(
+  deps: WalDeps,
+  tenantId: string,
+  messageId: string,
+  namespace: string | undefined,
+): Promise<StreamMessageView[]> {
+  if (deps.streams.size === 0) return [];
+  const candidates =
+    namespace === undefined
+      ? (await deps.namespaces.all()).filter((n) => n.tenantId === tenantId)
+      : [await deps.namespaces.get(tenantId, namespace)].filter((n) => n !== undefined);
+  const lookups = candidates.flatMap((n) =>
+    [...new Set([n.backend, n.fallbackBackend])].flatMap((backend) => {
+      const stream = backend === null || backend === 'postgres' ? undefined : deps.streams.get(backend);
+      return stream ? [stream.find(tenantId, n.name, messageId).catch(() => undefined)] : [];
+    }),
+  );
+  return (await Promise.all(lookups)).filter((v) => v !== undefined);
+}
+
+function streamView(view: StreamMessageView) {
+  const m = view.message;
+  const time = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: m.id,
+    messageId: m.messageId,
+    namespace: m.namespace,
+    key: m.key,
+    state: view.state,
+    backend: view.backend,
+    payload: JSON.parse(m.payload) as unknown,
+    headers: JSON.parse(m.headers) as Record<string, string>,
+    attempts: m.attempts,
+    maxAttempts: m.maxAttempts,
+    dueAt: time(m.dueAt)!,
+    createdAt: time(m.createdAt)!,
+    deliveredAt: time(view.deliveredAt),
+    deadAt: time(view.deadAt),
+    lastError: view.lastError,
+    targetsDone: m.targetsDone,
+    history: view.history.map((a) => ({
+      attempt: a.attempt,
+      target: a.target,
+      startedAt: a.startedAt.toISOString(),
+      finishedAt: a.finishedAt.toISOString(),
+      outcome: a.outcome,
+      statusCode: a.statusCode ?? null,
+      error: a.error ?? null,
+    })),
+  };
+}
+
+/**
+ * GET /wal/messages/{messageId}: a message, its state and every attempt, from wal.messages (the
+ * postgres backend, rows waiting for the relay, every dead letter) or else a stream backend. messageId is unique per
  * namespace: `?namespace=` picks one; without it, an id written to several namespaces the caller
  * may read is a 409 CONFLICT listing them. Readers: whoever may write the namespace (admins, API
  * keys with wal:write and the namespace). Another tenant's message is a 404 (row-level security).
@@ -81,23 +146,20 @@ export function messageRoutes(deps: WalDeps) {
         const principal = principalOf(request);
         const { messageId } = request.params;
         const { namespace } = request.query;
-        return withTenant(deps.db, principal.tenantId, async (trx) => {
+        const stored = await withTenant(deps.db, principal.tenantId, async (trx) => {
           let query = trx.selectFrom('wal.messages').selectAll().where('message_id', '=', messageId);
           if (namespace !== undefined) query = query.where('namespace', '=', namespace);
           const rows = await query.orderBy('namespace').execute();
-          if (rows.length === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
+          if (rows.length === 0) return undefined;
           const readable = rows.filter((r) => canWriteNamespace(principal, r.namespace));
           if (readable.length === 0) {
             throw new AppError('FORBIDDEN', `this credential may not read namespace ${rows[0]!.namespace}`);
           }
-          if (readable.length > 1) {
-            const namespaces = readable.map((r) => r.namespace);
-            throw new AppError(
-              'CONFLICT',
-              `message ${messageId} exists in ${namespaces.length} namespaces; choose one with ?namespace=`,
-              { namespaces },
+          if (readable.length > 1)
+            throw ambiguous(
+              messageId,
+              readable.map((r) => r.namespace),
             );
-          }
           const row = readable[0]!;
           const attempts = await trx
             .selectFrom('wal.attempts')
@@ -135,6 +197,23 @@ export function messageRoutes(deps: WalDeps) {
             })),
           };
         });
+        if (stored) return stored;
+        // Outside the transaction: on PGlite (one connection) a namespace read inside it would wait forever.
+        const found = await findInStreams(deps, principal.tenantId, messageId, namespace);
+        if (found.length === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
+        const readable = found.filter((v) => canWriteNamespace(principal, v.message.namespace));
+        if (readable.length === 0) {
+          throw new AppError(
+            'FORBIDDEN',
+            `this credential may not read namespace ${found[0]!.message.namespace}`,
+          );
+        }
+        if (readable.length > 1)
+          throw ambiguous(
+            messageId,
+            readable.map((v) => v.message.namespace),
+          );
+        return streamView(readable[0]!);
       },
     );
   };

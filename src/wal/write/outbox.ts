@@ -7,7 +7,6 @@ import {
   type MessageInput,
   receiptOf,
   requireEnabled,
-  resolveBackend,
   toRows,
   validateMessages,
   type WriteReceipt,
@@ -19,11 +18,13 @@ export type OutboxReceipt = WriteReceipt & { replayed: boolean };
 /**
  * The transactional outbox: writes messages to the namespace in the CALLER's transaction (no group
  * commit), so a module's domain change and the messages announcing it commit together or not at
- * all. With the PostgreSQL backend the row is the WAL message itself: no second hop.
+ * all. With the PostgreSQL backend the row is the WAL message itself: no second hop. With a
+ * stream backend the row waits in wal.messages until the relay (backends/stream/relay.ts) has
+ * appended it to that backend, in order, and then deletes it.
  *
  * `trx` must be a transaction of `tenantId` (withTenant), and the caller a Mercato module (no
  * permission check here). Validates like POST /wal/write (409 NAMESPACE_DISABLED, 413, 422
- * PAYLOAD_SCHEMA_MISMATCH, 422 DELAY_TOO_LONG, 503 BACKEND_UNAVAILABLE) before writing anything;
+ * PAYLOAD_SCHEMA_MISMATCH, 422 DELAY_TOO_LONG) before writing anything;
  * a messageId already written with another body throws 409 IDEMPOTENCY_KEY_REUSED, after which the
  * caller must let its transaction roll back (throwing out of the withTenant callback does).
  */
@@ -39,8 +40,7 @@ export async function writeMessages(
   if (messages.length === 0) return [];
   requireEnabled(namespace);
   validateMessages(namespace, messages, (i) => `/messages/${i}`);
-  const backend = resolveBackend(namespace);
-  const rows = toRows(tenantId, namespace, backend, messages);
+  const rows = toRows(tenantId, namespace, namespace.backend, messages);
   const { outcomes, mismatch } = await insertMessageRows(trx, rows);
   const conflicts = rows.filter((_, i) => mismatch[i]).map((r) => r.message_id);
   if (conflicts.length > 0) throw idempotencyConflict(conflicts);

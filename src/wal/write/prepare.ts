@@ -103,21 +103,6 @@ function schemaErrors(validate: ValidateFunction, base: string): FieldError[] {
   return [...byPointer].map(([pointer, messages]) => ({ in: 'body', pointer, message: messages.join('; ') }));
 }
 
-/**
- * The backend that takes a write to the namespace. Only the PostgreSQL backend exists in this
- * build: a Redis Streams or NATS JetStream namespace falls back to its fallbackBackend when that
- * is postgres, else the write is refused with 503 BACKEND_UNAVAILABLE (the client retries).
- */
-export function resolveBackend(namespace: Namespace): BackendName {
-  if (namespace.backend === 'postgres') return 'postgres';
-  if (namespace.fallbackBackend === 'postgres') return 'postgres';
-  throw new AppError(
-    'BACKEND_UNAVAILABLE',
-    `backend ${namespace.backend} of namespace ${namespace.name} is unavailable and it has no usable fallback`,
-    { retryAfterSeconds: 5 },
-  );
-}
-
 /** Refuses a disabled namespace (409 NAMESPACE_DISABLED). */
 export function requireEnabled(namespace: Namespace): void {
   if (!namespace.enabled) {

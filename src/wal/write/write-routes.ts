@@ -5,21 +5,14 @@ import { AppError, type Principal, principalOf, SECURED } from '../../platform/h
 import {
   createGroupCommitter,
   type GroupCommitter,
-  isUnavailable,
   type WriteOutcome,
 } from '../backends/postgres/group-commit.ts';
 import type { WalDeps } from '../deps.ts';
 import type {} from '../metrics.ts';
 import { canWriteNamespace, type Namespace } from '../namespaces/index.ts';
+import { createAppender } from './append.ts';
 import { messageRoutes } from './message-routes.ts';
-import {
-  type MessageInput,
-  receiptOf,
-  requireEnabled,
-  resolveBackend,
-  toRows,
-  validateMessages,
-} from './prepare.ts';
+import { type MessageInput, receiptOf, requireEnabled, toRows, validateMessages } from './prepare.ts';
 
 const NAMESPACE = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'The WAL namespace' });
 const MESSAGE_ID = Type.String({
@@ -151,22 +144,6 @@ async function takeRate(
   if (last.count > limit) refuse(last.ttlSeconds);
 }
 
-async function submit(committer: GroupCommitter, rows: Parameters<GroupCommitter['submit']>[0]) {
-  try {
-    return await committer.submit(rows);
-  } catch (error) {
-    if (isUnavailable(error)) {
-      throw new AppError(
-        'BACKEND_UNAVAILABLE',
-        'the postgres backend is unavailable; retry shortly',
-        { retryAfterSeconds: 5 },
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-}
-
 /** Maps a 409 of the committer onto the request's messageId pointers. */
 function pointConflict(
   error: unknown,
@@ -217,6 +194,7 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
     app.decorateRequest('walWritten', undefined);
     const committer = options.committer ?? createGroupCommitter(deps.db);
     if (!options.committer) app.addHook('onClose', async () => committer.close());
+    const append = createAppender(committer, deps.streams);
     // A missing credential is a 401 before the body is even looked at.
     app.addHook('onRequest', async (request) => {
       principalOf(request);
@@ -250,11 +228,10 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         const namespace = await writableNamespace(deps, principal, name);
         validateMessages(namespace, [message], () => '');
         await takeRate(deps, principal, namespace, 1);
-        const backend = resolveBackend(namespace);
-        const rows = toRows(principal.tenantId, namespace, backend, [message]);
+        const rows = toRows(principal.tenantId, namespace, namespace.backend, [message]);
         let outcomes: WriteOutcome[];
         try {
-          outcomes = await submit(committer, rows);
+          outcomes = await append(namespace, rows);
         } catch (error) {
           throw pointConflict(error, [message], [rows[0]!.message_id], () => '');
         }
@@ -291,11 +268,10 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         const namespace = await writableNamespace(deps, principal, name);
         validateMessages(namespace, messages, pointerOf);
         await takeRate(deps, principal, namespace, messages.length);
-        const backend = resolveBackend(namespace);
-        const rows = toRows(principal.tenantId, namespace, backend, messages);
+        const rows = toRows(principal.tenantId, namespace, namespace.backend, messages);
         let outcomes: WriteOutcome[];
         try {
-          outcomes = await submit(committer, rows);
+          outcomes = await append(namespace, rows);
         } catch (error) {
           throw pointConflict(
             error,

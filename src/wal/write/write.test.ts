@@ -34,7 +34,7 @@ type Problem = { code: string; status: number; errors?: { in: string; pointer: s
 
 function walModule(ctx: AppContext, committer: { current?: GroupCommitter }) {
   const db = ctx.db.kysely as Kysely<WalTables>;
-  const deps: WalDeps = { ctx, db, namespaces: createNamespaceCache(ctx, db) };
+  const deps: WalDeps = { ctx, db, namespaces: createNamespaceCache(ctx, db), streams: new Map() };
   committer.current = createGroupCommitter(db);
   const routes = writeRoutes(deps, { committer: committer.current });
   return {

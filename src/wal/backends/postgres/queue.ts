@@ -86,7 +86,8 @@ const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v))
 const asJson = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
 
 /**
- * Leases up to `limit` due messages in one statement: pending, scheduled or retrying rows whose
+ * Leases up to `limit` due messages of the postgres backend (rows of a stream backend wait there
+ * for the relay) in one statement: pending, scheduled or retrying rows whose
  * due time has come, and delivering rows whose lease expired (a consumer died). A message whose
  * ordering key has an earlier message still undelivered waits, so a key is delivered in order.
  * Each leased row gets `attempts + 1` and a new lease token.
@@ -115,6 +116,7 @@ export async function leaseBatch(
             (m.state in ('pending', 'scheduled', 'retrying') and m.due_at <= now())
             or (m.state = 'delivering' and m.lease_expires_at < now())
           )
+          and m.backend = 'postgres'
           ${tenantFilter}
           and exists (
             select 1 from wal.namespaces n
@@ -311,10 +313,34 @@ export async function nextWakeInMs(db: Db, since?: Date): Promise<number | undef
       select (extract(epoch from least(
         (select min(m.due_at) from wal.messages m join wal.namespaces n on n.tenant_id = m.tenant_id
           and n.name = m.namespace and n.enabled
-          where m.state in ('pending', 'scheduled', 'retrying') and m.due_at > ${after}),
+          where m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
+            and m.due_at > ${after}),
         (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
       ) - now()) * 1000)::double precision as ms`.execute(trx),
   );
   const ms = result.rows[0]?.ms;
   return ms === null || ms === undefined ? undefined : Number(ms);
+}
+
+/**
+ * Extends the leases a consumer still holds (same token) by `leaseMs` from now, so a slow target
+ * does not see its message handed to another consumer. Returns the ids whose lease was extended;
+ * a missing id was taken over or finished.
+ */
+export async function extendLeases(
+  db: Db,
+  items: { id: string; leaseToken: string }[],
+  leaseMs: number,
+): Promise<string[]> {
+  if (items.length === 0) return [];
+  const input = JSON.stringify(items.map((i) => ({ id: i.id, lease_token: i.leaseToken })));
+  const result = await withSystem(db, (trx) =>
+    sql<{ id: string }>`
+      update wal.messages m
+      set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
+      from jsonb_to_recordset(${input}::jsonb) as x(id uuid, lease_token uuid)
+      where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
+      returning m.id`.execute(trx),
+  );
+  return result.rows.map((r) => r.id);
 }

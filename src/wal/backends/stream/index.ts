@@ -1,0 +1,3 @@
+export * from './contract.ts';
+export { createStreamBackends } from './create.ts';
+export { type Relay, startRelay } from './relay.ts';

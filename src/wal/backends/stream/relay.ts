@@ -1,0 +1,192 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { withSystem } from '../../../platform/db/index.ts';
+import { AppError } from '../../../platform/http/index.ts';
+import type { AppContext } from '../../../platform/index.ts';
+import type { BackendName, MessageState, WalTables } from '../../tables.ts';
+import type { NewMessageRow } from '../postgres/group-commit.ts';
+import { BackendUnavailableError, type StreamBackend, type StreamBackendName } from './contract.ts';
+
+export type RelayDeps = {
+  ctx: AppContext;
+  db: Kysely<WalTables>;
+  streams: ReadonlyMap<StreamBackendName, StreamBackend>;
+  /** Rows moved per transaction. (Default: 500) */
+  batchSize?: number;
+  /** After a backend refused, look again this much later. (Default: 1000) */
+  retryMs?: number;
+};
+
+export type Relay = {
+  wake(): void;
+  stop(): Promise<void>;
+  /** Moves what is waiting now; resolves with how many rows left PostgreSQL (for tests). */
+  drain(): Promise<number>;
+};
+
+type WaitingRow = Omit<NewMessageRow, 'payload' | 'headers'> & { payload: string; headers: string };
+
+// One relay at a time across every process, so rows reach their backend in id order.
+const RELAY_LOCK = sql`select pg_try_advisory_xact_lock(hashtext('mercato_wal_relay')) as locked`;
+
+/**
+ * The relay of the transactional outbox for stream backends: rows a module wrote in its own
+ * transaction (and dead letters requeued from the dead-letter routes) wait in wal.messages with
+ * the namespace's stream backend; the relay appends them to that backend in id order, then
+ * deletes them, in one PostgreSQL transaction that holds an advisory lock. A crash between the
+ * append and the commit appends again on the next run, which the backend's messageId
+ * idempotency turns into a no-op: nothing is lost and nothing is sent twice. When the backend is
+ * down and the namespace falls back to postgres, the rows are handed to the postgres backend
+ * instead; otherwise they wait. A messageId the backend already holds with another body becomes
+ * a dead letter with that error.
+ */
+export function startRelay(deps: RelayDeps): Relay {
+  const { db } = deps;
+  const log = deps.ctx.logger.child({ component: 'wal-relay' });
+  const batchSize = deps.batchSize ?? 500;
+  const retryMs = deps.retryMs ?? 1_000;
+  let running = true;
+  let again = false;
+  let looping: Promise<number> | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+
+  async function moveGroup(
+    trx: Transaction<WalTables>,
+    backend: StreamBackendName,
+    rows: WaitingRow[],
+  ): Promise<'moved' | 'waiting'> {
+    const ids = rows.map((r) => r.id);
+    const stream = deps.streams.get(backend);
+    try {
+      if (!stream) throw new BackendUnavailableError(backend, `${backend} is not configured`);
+      try {
+        await stream.append(rows, { revive: true });
+      } catch (error) {
+        if (!(error instanceof AppError && error.code === 'IDEMPOTENCY_KEY_REUSED')) throw error;
+        // One at a time, so only the conflicting messages become dead letters.
+        for (const row of rows) {
+          try {
+            await stream.append([row], { revive: true });
+          } catch (single) {
+            if (!(single instanceof AppError && single.code === 'IDEMPOTENCY_KEY_REUSED')) throw single;
+            await sql`
+              update wal.messages set state = 'dead', dead_at = now(),
+                last_error = ${`messageId was already written to ${backend} with a different body`}
+              where id = ${row.id}`.execute(trx);
+            ids.splice(ids.indexOf(row.id), 1);
+          }
+        }
+      }
+      await sql`delete from wal.messages where id = any(${ids}::uuid[])`.execute(trx);
+      return 'moved';
+    } catch (error) {
+      if (!(error instanceof BackendUnavailableError)) throw error;
+      const first = rows[0] as WaitingRow;
+      // Read in this transaction: on PGlite (one connection) a second one would wait for it forever.
+      const { rows: found } = await sql<{ fallback: string | null }>`
+        select fallback_backend as fallback from wal.namespaces
+        where tenant_id = ${first.tenant_id} and name = ${first.namespace}`.execute(trx);
+      if (found[0]?.fallback !== 'postgres') return 'waiting';
+      await sql`update wal.messages set backend = 'postgres' where id = any(${ids}::uuid[])`.execute(trx);
+      log.warn(
+        { backend, namespace: first.namespace, messages: ids.length },
+        'backend down: relayed to postgres',
+      );
+      return 'moved';
+    }
+  }
+
+  async function runOnce(): Promise<{ moved: number; waiting: boolean; more: boolean }> {
+    return withSystem(db, async (trx) => {
+      const { rows: lock } = await RELAY_LOCK.execute(trx);
+      if (!(lock[0] as { locked: boolean }).locked) return { moved: 0, waiting: true, more: false };
+      const { rows } = await sql<WaitingRow>`
+        select id, tenant_id, namespace, message_id, ordering_key, payload::text as payload,
+          headers::text as headers, request_hash, backend, state, due_at, max_attempts, created_at
+        from wal.messages
+        where backend <> 'postgres' and state in ('pending', 'scheduled')
+        order by id
+        limit ${batchSize}`.execute(trx);
+      const groups = new Map<string, WaitingRow[]>();
+      for (const row of rows) {
+        const normalized = {
+          ...row,
+          due_at: new Date(row.due_at),
+          created_at: new Date(row.created_at),
+          state: row.state as MessageState,
+          backend: row.backend as BackendName,
+        };
+        const key = `${row.backend}\u0000${row.tenant_id}\u0000${row.namespace}`;
+        groups.set(key, [...(groups.get(key) ?? []), normalized]);
+      }
+      let moved = 0;
+      let waiting = false;
+      for (const group of groups.values()) {
+        const backend = (group[0] as WaitingRow).backend as StreamBackendName;
+        if ((await moveGroup(trx, backend, group)) === 'moved') moved += group.length;
+        else waiting = true;
+      }
+      return { moved, waiting, more: rows.length === batchSize && moved > 0 };
+    });
+  }
+
+  async function loop(): Promise<number> {
+    let total = 0;
+    while (running) {
+      again = false;
+      try {
+        const result = await runOnce();
+        total += result.moved;
+        if (result.waiting && !retry) {
+          retry = setTimeout(() => {
+            retry = undefined;
+            wake();
+          }, retryMs);
+          retry.unref();
+        }
+        if (result.more) continue;
+      } catch (error) {
+        log.error({ err: error }, 'relay failed; trying again shortly');
+        if (!retry) {
+          retry = setTimeout(() => {
+            retry = undefined;
+            wake();
+          }, retryMs);
+          retry.unref();
+        }
+      }
+      if (!again) break;
+    }
+    return total;
+  }
+
+  function wake(): void {
+    if (!running) return;
+    again = true;
+    if (!looping) looping = loop().finally(() => (looping = undefined));
+  }
+
+  const safety = setInterval(wake, 5_000);
+  safety.unref();
+  void deps.ctx.db.listen('mercato_wal_ready', wake, wake).then((stop) => {
+    if (running) unlisten = stop;
+    else void stop();
+  });
+  wake();
+
+  return {
+    wake,
+    async drain() {
+      await looping;
+      looping = loop().finally(() => (looping = undefined));
+      return looping;
+    },
+    async stop() {
+      running = false;
+      clearInterval(safety);
+      if (retry) clearTimeout(retry);
+      await unlisten?.();
+      await looping;
+    },
+  };
+}

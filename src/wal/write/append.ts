@@ -1,0 +1,66 @@
+import { AppError } from '../../platform/http/index.ts';
+import {
+  type GroupCommitter,
+  isUnavailable,
+  type NewMessageRow,
+  type WriteOutcome,
+} from '../backends/postgres/group-commit.ts';
+import {
+  BackendUnavailableError,
+  type StreamBackend,
+  type StreamBackendName,
+} from '../backends/stream/contract.ts';
+import type { Namespace } from '../namespaces/index.ts';
+import type { BackendName } from '../tables.ts';
+
+/** The stream backends this process has (configured through REDIS_URL and NATS_URL). */
+export type StreamBackends = ReadonlyMap<StreamBackendName, StreamBackend>;
+
+/** Writes rows to a namespace's backend; see createAppender. */
+export type Appender = (namespace: Namespace, rows: NewMessageRow[]) => Promise<WriteOutcome[]>;
+
+const RETRY_AFTER_SECONDS = 5;
+
+/** The server of a backend cannot be reached (a PostgreSQL connection error, or a stream backend's own). */
+export function isBackendUnavailable(error: unknown): boolean {
+  return error instanceof BackendUnavailableError || isUnavailable(error);
+}
+
+/**
+ * The write path of POST /wal/write: rows go to the namespace's backend (postgres through the
+ * group committer, the others through their append); when that backend is down or not
+ * configured and the namespace has a fallback, to the fallback, and each receipt's `backend`
+ * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
+ * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
+ */
+export function createAppender(committer: GroupCommitter, streams: StreamBackends): Appender {
+  async function appendTo(backend: BackendName, rows: NewMessageRow[]): Promise<WriteOutcome[]> {
+    const own = rows.map((row) => (row.backend === backend ? row : { ...row, backend }));
+    if (backend === 'postgres') return committer.submit(own);
+    const stream = streams.get(backend);
+    if (!stream) {
+      const setting = backend === 'redis-streams' ? 'REDIS_URL' : 'NATS_URL';
+      throw new BackendUnavailableError(backend, `${backend} is not configured on this server (${setting})`);
+    }
+    return stream.append(own);
+  }
+
+  return async (namespace, rows) => {
+    const tried: string[] = [];
+    for (const backend of [namespace.backend, namespace.fallbackBackend]) {
+      if (backend === null) continue;
+      try {
+        return await appendTo(backend, rows);
+      } catch (error) {
+        if (!isBackendUnavailable(error)) throw error;
+        tried.push(`${backend}: ${(error as Error).message}`);
+      }
+    }
+    const fallback = namespace.fallbackBackend ? ` and its fallback ${namespace.fallbackBackend}` : '';
+    throw new AppError(
+      'BACKEND_UNAVAILABLE',
+      `backend ${namespace.backend}${fallback} of namespace ${namespace.name} cannot take writes now; retry shortly`,
+      { retryAfterSeconds: RETRY_AFTER_SECONDS, backends: tried },
+    );
+  };
+}
