@@ -7,6 +7,8 @@
  * extra line, a no-op handler with the inbox (one PostgreSQL transaction per message).
  */
 import { Redis } from 'ioredis';
+import pino from 'pino';
+import { createRedisClient } from '../src/platform/redis-client.ts';
 import type { Decision, StreamBackend, StreamConsumer } from '../src/wal/backends/stream/contract.ts';
 import { createInternalHandlers } from '../src/wal/delivery/internal-handlers.ts';
 import { createStreamDelivery } from '../src/wal/delivery/stream-delivery.ts';
@@ -95,7 +97,9 @@ export function streamConsumer(
 }
 
 export async function runRedis(tenantId: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+  // Mercato's own client, as the server makes it (auto-pipelining on).
+  const redis = await createRedisClient(REDIS_URL, pino({ level: 'silent' }));
+  await redis.connect();
   await deleteRedisKeys(redis, MERCATO_REDIS_PREFIX);
   const m = await openMercato(tenantId);
   const consumers: StreamConsumer[] = [];

@@ -5,6 +5,7 @@ import type { AppContext } from './context.ts';
 import { type Database, openDatabase } from './db/index.ts';
 import { memoryCounterStore, redisCounterStore } from './http/index.ts';
 import { createLogger, createMetrics, type Logger } from './observability/index.ts';
+import { createRedisClient } from './redis-client.ts';
 
 export type ContextOverrides = { db?: Database; logger?: Logger };
 
@@ -23,13 +24,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
   try {
     // Clients are loaded only when configured, which keeps the embedded start fast.
     if (config.redisUrl) {
-      const { Redis } = await import('ioredis');
-      redis = new Redis(config.redisUrl, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 2,
-        enableOfflineQueue: true,
-      });
-      redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+      redis = await createRedisClient(config.redisUrl, logger);
       await redis.connect();
     }
     if (config.natsUrl) {

@@ -29,6 +29,17 @@ export type WriteReceipt = {
   estimatedProcessingTime: string;
 };
 
+// The payload's JSON text, made once per message for both the size check and the row.
+const payloadTexts = new WeakMap<MessageInput, string>();
+function payloadJson(m: MessageInput): string {
+  let text = payloadTexts.get(m);
+  if (text === undefined) {
+    text = JSON.stringify(m.payload ?? null);
+    payloadTexts.set(m, text);
+  }
+  return text;
+}
+
 /** JSON with object keys sorted at every level: equal values give equal text. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
@@ -122,7 +133,7 @@ export function validateMessages(
   messages: MessageInput[],
   pointerOf: (index: number) => string,
 ): void {
-  const sizes = messages.map((m) => Buffer.byteLength(JSON.stringify(m.payload ?? null)));
+  const sizes = messages.map((m) => Buffer.byteLength(payloadJson(m)));
   const tooLarge = sizes.findIndex((size) => size > namespace.maxPayloadBytes);
   if (tooLarge >= 0) {
     const pointer = `${pointerOf(tooLarge)}/payload`;
@@ -200,7 +211,7 @@ export function toRows(
       namespace: namespace.name,
       message_id: m.messageId ?? id,
       ordering_key: m.key ?? null,
-      payload: JSON.stringify(m.payload ?? null),
+      payload: payloadJson(m),
       headers: JSON.stringify(m.headers ?? {}),
       request_hash: requestHash(namespace.name, m),
       backend,

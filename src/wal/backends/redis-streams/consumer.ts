@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import type { Decision, StreamConsumer, StreamConsumerDeps, StreamMessage } from '../stream/contract.ts';
-import { GROUP, historyKey, messageKey, type NsKeys, nsKeys } from './keys.ts';
+import { GROUP, type NsKeys, nsKeys } from './keys.ts';
 import {
   BACKEND,
   type Entry,
@@ -29,13 +29,18 @@ const MOVE_POLL_MS = 50;
 /** Members moved per namespace per mover run. */
 const MOVE_LIMIT = 500;
 
-/** A namespace served: `held` entries read and not finished, `active` of them delivering. */
+/**
+ * A namespace served: `held` entries read and not finished (at most about consumerConcurrency);
+ * finished deliveries' decisions and newly read entries wait for the next cycle call.
+ */
 type Slot = {
   ns: Namespace;
   keys: NsKeys;
   held: number;
-  active: number;
-  waiting: Array<() => void>;
+  decisions: Array<{ json: string; done: (result: 'ok' | 'stale') => void; messageId: string }>;
+  toTake: string[];
+  flushing: boolean;
+  again: boolean;
   cursor: string;
 };
 
@@ -44,8 +49,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * One consumer: a blocking XREADGROUP over every served stream (on its own duplicate
  * connection), a mover of due delayed messages, and an XAUTOCLAIM of entries idle longer than
- * the lease. Each entry is taken (fenced lease, order per key), delivered, then its decision
- * applied if the lease still holds.
+ * the lease. Read entries are taken (fenced lease, order per key) and finished deliveries'
+ * decisions applied by one `cycle` script call per namespace per tick, which also reads and takes
+ * the next entries: under load a message costs a share of one round trip.
  */
 export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDeps): Promise<StreamConsumer> {
   const { redis, scripts } = ctx;
@@ -85,94 +91,132 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       const prev = slots.get(keys.stream);
       if (!prev) await ensureGroup(keys);
       if (prev) prev.ns = ns;
-      next.set(keys.stream, prev ?? { ns, keys, held: 0, active: 0, waiting: [], cursor: '0-0' });
+      next.set(
+        keys.stream,
+        prev ?? {
+          ns,
+          keys,
+          held: 0,
+          decisions: [],
+          toTake: [],
+          flushing: false,
+          again: false,
+          cursor: '0-0',
+        },
+      );
     }
     slots = next;
     nudge();
   }
 
-  async function acquire(slot: Slot) {
-    if (slot.active < slot.ns.consumerConcurrency) {
-      slot.active += 1;
-      return;
-    }
-    await new Promise<void>((resolve) => slot.waiting.push(resolve));
-  }
-
-  function release(slot: Slot) {
-    slot.held -= 1;
-    const next = slot.waiting.shift();
-    if (next) next();
-    else slot.active -= 1;
-    nudge();
-  }
-
-  async function applyDecision(slot: Slot, message: StreamMessage, token: string, decision: Decision) {
-    const { keys } = slot;
+  function decisionJson(slot: Slot, message: StreamMessage, token: string, decision: Decision): string {
     const retention =
       decision.action === 'ack' ? slot.ns.deliveredRetentionSeconds : slot.ns.deadRetentionSeconds;
-    const args = [
-      keys.stream,
-      keys.delayed,
-      keys.parked,
-      messageKey(keys.base, message.messageId),
-      historyKey(keys.base, message.messageId),
-      keys.base,
-      GROUP,
-      token,
-      decision.action,
-      String(Date.now()),
-      String(decision.action === 'retry' ? Math.max(0, Math.ceil(decision.delayMs)) : 0),
-      decision.action === 'ack' ? '' : decision.error,
-      JSON.stringify(decision.targetsDone),
-      String(retention),
-      ...decision.attempts.map((a) => historyEntry(a, message.attempts)),
-    ];
-    // A lost connection must not lose the decision: try again a few times (the lease fences it).
+    return JSON.stringify({
+      m: message.messageId,
+      t: token,
+      a: decision.action,
+      d: decision.action === 'retry' ? Math.max(0, Math.ceil(decision.delayMs)) : 0,
+      e: decision.action === 'ack' ? '' : decision.error,
+      td: JSON.stringify(decision.targetsDone),
+      r: retention,
+      h: decision.attempts.map((a) => historyEntry(a, message.attempts)),
+    });
+  }
+
+  /** Delivers one taken message and queues its decision for the next cycle. */
+  async function deliver(slot: Slot, token: string, fields: unknown, history: unknown) {
+    const message = messageOf(fieldsOf(fields));
+    let decision: Decision;
+    try {
+      decision = await deps.deliver(slot.ns, message, historyOf(history));
+    } catch (err) {
+      // deliver never throws by contract; if it did, the entry is taken over after the lease.
+      log.error({ err, messageId: message.messageId }, 'redis-streams delivery failed');
+      slot.held -= 1;
+      return;
+    }
+    const result = await new Promise<'ok' | 'stale'>((done) => {
+      slot.decisions.push({
+        json: decisionJson(slot, message, token, decision),
+        done,
+        messageId: message.messageId,
+      });
+      schedule(slot);
+    });
+    if (result === 'stale') {
+      log.warn(
+        { messageId: message.messageId, deliveryId: message.id, action: decision.action },
+        'stale lease: the message was taken over, decision ignored',
+      );
+    }
+  }
+
+  function schedule(slot: Slot) {
+    if (slot.flushing) {
+      slot.again = true;
+      return;
+    }
+    slot.flushing = true;
+    setImmediate(() => void flush(slot));
+  }
+
+  async function cycle(slot: Slot, args: Array<string | number>) {
     for (let attempt = 1; ; attempt++) {
       try {
-        return (await scripts.apply(...args)) as 'ok' | 'stale';
+        return (await scripts.cycle(...args)) as [
+          Array<'ok' | 'stale'>,
+          Array<[string, string, unknown, unknown]>,
+        ];
       } catch (err) {
-        if (attempt >= 5 || !isConnectionError(err)) throw err;
+        // A lost connection must not lose decisions: the lease fences a second try.
+        if (attempt >= 5 || !isConnectionError(err) || !running) throw err;
         await sleep(200 * attempt);
       }
     }
   }
 
-  async function handle(slot: Slot, entryId: string, messageId: string) {
-    await acquire(slot);
+  async function flush(slot: Slot) {
+    const decisions = slot.decisions.splice(0);
+    const takes = slot.toTake.splice(0);
+    slot.held -= decisions.length + takes.length / 2;
+    const fetch = running ? Math.max(0, Math.min(ctx.batchSize, slot.ns.consumerConcurrency - slot.held)) : 0;
+    const { keys } = slot;
     try {
-      const { keys } = slot;
-      const token = randomUUID();
-      const taken = (await scripts.take(
-        keys.stream,
-        keys.delayed,
-        keys.parked,
-        messageKey(keys.base, messageId),
-        historyKey(keys.base, messageId),
-        keys.base,
-        GROUP,
-        entryId,
-        token,
-        String(Date.now()),
-      )) as [string, unknown?, unknown?];
-      if (taken[0] !== 'taken') return;
-      const message = messageOf(fieldsOf(taken[1]));
-      const decision = await deps.deliver(slot.ns, message, historyOf(taken[2]));
-      const result = await applyDecision(slot, message, token, decision);
-      if (result === 'stale') {
-        log.warn(
-          { messageId, deliveryId: message.id, action: decision.action },
-          'stale lease: the message was taken over, decision ignored',
-        );
+      if (decisions.length > 0 || takes.length > 0 || fetch > 0) {
+        const [results, taken] = await cycle(slot, [
+          keys.stream,
+          keys.delayed,
+          keys.parked,
+          keys.base,
+          GROUP,
+          ctx.consumerName,
+          String(Date.now()),
+          fetch,
+          decisions.length,
+          ...decisions.map((d) => d.json),
+          ...takes,
+        ]);
+        decisions.forEach((d, i) => {
+          d.done(results[i] ?? 'stale');
+        });
+        slot.held += taken.length;
+        for (const [, token, fields, history] of taken) {
+          const job = deliver(slot, token, fields, history);
+          inflight.add(job);
+          void job.finally(() => inflight.delete(job));
+        }
       }
     } catch (err) {
-      log.error(
-        { err, messageId, entryId },
-        'redis-streams delivery failed; the entry is retried after the lease',
-      );
+      log.error({ err }, 'redis-streams cycle failed; its entries are taken over after the lease');
+      for (const d of decisions) d.done('stale');
     } finally {
-      release(slot);
+      slot.flushing = false;
+      if (slot.again || slot.decisions.length > 0 || slot.toTake.length > 0) {
+        slot.again = false;
+        schedule(slot);
+      }
+      nudge();
     }
   }
 
@@ -182,10 +226,9 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       const messageId = fieldsOf(fields)['m'];
       if (!messageId) continue;
       slot.held += 1;
-      const job = handle(slot, id, messageId);
-      inflight.add(job);
-      void job.finally(() => inflight.delete(job));
+      slot.toTake.push(id, messageId);
     }
+    if (slot.toTake.length > 0) schedule(slot);
   }
 
   async function readLoop(reader: Redis) {

@@ -53,7 +53,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       keys.base,
       String(Date.now()),
       revive ? '1' : '0',
-      JSON.stringify(rows.map(scriptRow)),
+      ...rows.flatMap(scriptRow),
     )) as string[];
     if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
     return rows.map((row, i) => {

@@ -10,21 +10,24 @@ import {
 
 export const BACKEND = 'redis-streams' as const;
 
-/** A row as the append script reads it (numbers as strings; no key = ''). */
-export function scriptRow(row: NewMessageRow) {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    namespace: row.namespace,
-    messageId: row.message_id,
-    key: row.ordering_key ?? '',
-    payload: row.payload,
-    headers: row.headers,
-    requestHash: row.request_hash,
-    dueAt: String(row.due_at.getTime()),
-    createdAt: String(row.created_at.getTime()),
-    maxAttempts: String(row.max_attempts),
-  };
+/**
+ * A row as the append script reads it: SCRIPT_ROW_FIELDS values in ARGV, in this order (numbers
+ * as text, no key = ''); flat, so the payload JSON is not wrapped in JSON once more.
+ */
+export function scriptRow(row: NewMessageRow): string[] {
+  return [
+    row.id,
+    row.tenant_id,
+    row.namespace,
+    row.message_id,
+    row.ordering_key ?? '',
+    row.payload,
+    row.headers,
+    row.request_hash,
+    String(row.due_at.getTime()),
+    String(row.created_at.getTime()),
+    String(row.max_attempts),
+  ];
 }
 
 /** HGETALL's flat [field, value, ...] answer as a record. */

@@ -70,15 +70,20 @@ end
 `;
 
 /**
- * ARGV: base, now, revive ('1'|'0'), rows (JSON array of {id, tenantId, namespace, messageId, key,
- * payload, headers, requestHash, dueAt, createdAt, maxAttempts}, numbers as strings).
+ * ARGV: base, now, revive ('1'|'0'), then 11 values per row (message.ts scriptRow: id, tenantId,
+ * namespace, messageId, key, payload, headers, requestHash, dueAt, createdAt, maxAttempts).
  * Answers {'conflict', messageId...} (nothing written) or {'ok', then per row: status
  * ('new'|'replayed'|'revived'), id, state, dueAt, createdAt}.
  */
 const APPEND = `${COMMON}
 local now = ARGV[2]
 local revive = ARGV[3] == '1'
-local rows = cjson.decode(ARGV[4])
+local rows = {}
+for i = 4, #ARGV, 11 do
+  rows[#rows + 1] = { id = ARGV[i], tenantId = ARGV[i + 1], namespace = ARGV[i + 2], messageId = ARGV[i + 3],
+    key = ARGV[i + 4], payload = ARGV[i + 5], headers = ARGV[i + 6], requestHash = ARGV[i + 7],
+    dueAt = ARGV[i + 8], createdAt = ARGV[i + 9], maxAttempts = ARGV[i + 10] }
+end
 local seen, conflicts, plan = {}, {}, {}
 for i, r in ipairs(rows) do
   local prev = seen[r.messageId]
@@ -110,17 +115,27 @@ for i, r in ipairs(rows) do
   if plan[i] == 'new' then
     status = 'new'
     local state = 'pending'
-    if tonumber(r.dueAt) > tonumber(now) then state = 'scheduled' end
+    local later = tonumber(r.dueAt) > tonumber(now)
+    if later then state = 'scheduled' end
+    -- One HSET per new message, written after the queue entry so it can carry the entry id.
+    local entry, parked = '', false
+    if r.key ~= '' and not acquire(r.key, r.messageId) then
+      parked = true
+    elseif later then
+      redis.call('ZADD', KEYS[2], r.dueAt, r.messageId)
+    else
+      entry = redis.call('XADD', KEYS[1], '*', 'm', r.messageId, 'd', r.dueAt)
+    end
     redis.call('HSET', h, 'id', r.id, 'tenantId', r.tenantId, 'namespace', r.namespace,
       'messageId', r.messageId, 'key', r.key, 'payload', r.payload, 'headers', r.headers,
       'requestHash', r.requestHash, 'dueAt', r.dueAt, 'createdAt', r.createdAt,
       'maxAttempts', r.maxAttempts, 'attempts', 0, 'targetsDone', '[]', 'state', state,
-      'nextAt', r.dueAt, 'lastError', '', 'deliveredAt', '', 'deadAt', '', 'lease', '', 'entry', '')
-    if r.key ~= '' and not acquire(r.key, r.messageId) then
-      park(r.key, r.messageId)
-    else
-      enqueue(r.messageId, r.dueAt, now)
+      'nextAt', r.dueAt, 'entry', entry)
+    if parked then
+      redis.call('RPUSH', base .. ':q:' .. r.key, r.messageId)
+      redis.call('INCR', KEYS[3])
     end
+    for _, v in ipairs({ status, r.id, state, r.dueAt, r.createdAt }) do out[#out + 1] = v end
   elseif plan[i] == 'revive' then
     status = 'revived'
     redis.call('PERSIST', h)
@@ -134,8 +149,10 @@ for i, r in ipairs(rows) do
       enqueue(r.messageId, now, now)
     end
   end
-  local f = redis.call('HMGET', h, 'id', 'state', 'dueAt', 'createdAt')
-  for _, v in ipairs({ status, f[1], f[2], f[3], f[4] }) do out[#out + 1] = v end
+  if status ~= 'new' then
+    local f = redis.call('HMGET', h, 'id', 'state', 'dueAt', 'createdAt')
+    for _, v in ipairs({ status, f[1], f[2], f[3], f[4] }) do out[#out + 1] = v end
+  end
 end
 return out
 `;
@@ -160,71 +177,92 @@ return { #due, nxt[2] or '' }
 `;
 
 /**
- * Takes a stream entry for delivery. KEYS[4] = the message hash, KEYS[5] = its history.
- * ARGV: base, group, entry id, lease token, now. Answers {'gone'} (acked and dropped: the entry
- * is stale or the message finished), {'parked'} (an earlier message holds its key) or
- * {'taken', HGETALL of the hash (attempts already counted up), history list}.
+ * The consumer's steady state in one round trip: applies finished deliveries' decisions (fenced,
+ * as APPLY), takes the entries the blocking read handed over , then reads up to `fetch`
+ * more entries (XREADGROUP without BLOCK) and takes them too, so a busy consumer needs no other
+ * call. The lease token of a take is `<entry id>/<attempts>`: unique per lease, as every retry
+ * gets a new entry and a takeover counts an attempt.
+ * ARGV: base, group, consumer, now, fetch, n, then n decisions as JSON
+ * {m: messageId, t: token, a: ack|retry|dead, d: delayMs, e: error, td: targetsDone JSON,
+ * r: retention seconds, h: [history record JSON...]}, then (entry id, messageId) pairs to take.
+ * Answers {results: 'ok'|'stale' per decision, taken: {entry id, token, HGETALL, history}...}.
  */
-const TAKE = `${COMMON}
-local group, entry = ARGV[2], ARGV[3]
-local f = redis.call('HMGET', KEYS[4], 'state', 'entry', 'key', 'messageId')
-if (not f[1]) or f[2] ~= entry or f[1] == 'delivered' or f[1] == 'dead' then
-  drop(entry, group)
-  return { 'gone' }
+const CYCLE = `${COMMON}
+local group, consumer, now, fetch, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local results = {}
+for i = 1, n do
+  local d = cjson.decode(ARGV[6 + i])
+  local h = mkey(d.m)
+  local hist = base .. ':h:' .. d.m
+  local f = redis.call('HMGET', h, 'state', 'lease', 'entry', 'key', 'messageId')
+  if f[1] ~= 'delivering' or f[2] ~= d.t then
+    results[i] = 'stale'
+  else
+    drop(f[3], group)
+    for _, record in ipairs(d.h) do redis.call('RPUSH', hist, record) end
+    redis.call('LTRIM', hist, -${HISTORY_CAP}, -1)
+    if d.a == 'retry' then
+      local at = now + tonumber(d.d)
+      redis.call('HSET', h, 'state', 'retrying', 'lastError', d.e or '', 'targetsDone', d.td,
+        'lease', '', 'entry', '', 'nextAt', at)
+      redis.call('ZADD', KEYS[2], at, f[5])
+    else
+      if d.a == 'ack' then
+        redis.call('HSET', h, 'state', 'delivered', 'deliveredAt', now, 'targetsDone', d.td,
+          'lease', '', 'entry', '')
+      else
+        redis.call('HSET', h, 'state', 'dead', 'deadAt', now, 'lastError', d.e or '',
+          'targetsDone', d.td, 'lease', '', 'entry', '')
+      end
+      release(f[4], f[5], now)
+      local ttl = math.max(1, tonumber(d.r))
+      redis.call('EXPIRE', h, ttl)
+      redis.call('EXPIRE', hist, ttl)
+    end
+    results[i] = 'ok'
+  end
 end
-if f[3] ~= '' and not acquire(f[3], f[4]) then
-  drop(entry, group)
-  park(f[3], f[4])
-  return { 'parked' }
+local taken = {}
+local function take(entry, id)
+  local h = mkey(id)
+  local f = redis.call('HMGET', h, 'state', 'entry', 'key', 'messageId')
+  if (not f[1]) or f[2] ~= entry or f[1] == 'delivered' or f[1] == 'dead' then
+    drop(entry, group)
+    return
+  end
+  if f[3] ~= '' and not acquire(f[3], f[4]) then
+    drop(entry, group)
+    park(f[3], f[4])
+    return
+  end
+  local attempts = redis.call('HINCRBY', h, 'attempts', 1)
+  local token = entry .. '/' .. attempts
+  redis.call('HSET', h, 'state', 'delivering', 'lease', token, 'leaseAt', now)
+  taken[#taken + 1] = { entry, token, redis.call('HGETALL', h), redis.call('LRANGE', base .. ':h:' .. id, 0, -1) }
 end
-redis.call('HINCRBY', KEYS[4], 'attempts', 1)
-redis.call('HSET', KEYS[4], 'state', 'delivering', 'lease', ARGV[4], 'leaseAt', ARGV[5])
-return { 'taken', redis.call('HGETALL', KEYS[4]), redis.call('LRANGE', KEYS[5], 0, -1) }
-`;
-
-/**
- * Applies a decision, fenced by the lease token. KEYS[4] = hash, KEYS[5] = history.
- * ARGV: base, group, token, action (ack|retry|dead), now, delayMs, error, targetsDone (JSON),
- * retention seconds, then the attempt records (JSON each). Answers 'ok' or 'stale'.
- */
-const APPLY = `${COMMON}
-local group, token, action, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local f = redis.call('HMGET', KEYS[4], 'state', 'lease', 'entry', 'key', 'messageId')
-if f[1] ~= 'delivering' or f[2] ~= token then return 'stale' end
-drop(f[3], group)
-for i = 10, #ARGV do redis.call('RPUSH', KEYS[5], ARGV[i]) end
-redis.call('LTRIM', KEYS[5], -${HISTORY_CAP}, -1)
-local h = KEYS[4]
-if action == 'retry' then
-  local at = now + tonumber(ARGV[6])
-  redis.call('HSET', h, 'state', 'retrying', 'lastError', ARGV[7], 'targetsDone', ARGV[8],
-    'lease', '', 'entry', '', 'nextAt', at)
-  redis.call('ZADD', KEYS[2], at, f[5])
-  return 'ok'
+for i = 7 + n, #ARGV, 2 do take(ARGV[i], ARGV[i + 1]) end
+if fetch > 0 then
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', fetch, 'STREAMS', KEYS[1], '>')
+  if reply then
+    for _, e in ipairs(reply[1][2]) do
+      local fields = e[2]
+      local id
+      for j = 1, #fields, 2 do if fields[j] == 'm' then id = fields[j + 1] end end
+      if id then take(e[1], id) end
+    end
+  end
 end
-if action == 'ack' then
-  redis.call('HSET', h, 'state', 'delivered', 'deliveredAt', ARGV[5], 'targetsDone', ARGV[8],
-    'lease', '', 'entry', '')
-else
-  redis.call('HSET', h, 'state', 'dead', 'deadAt', ARGV[5], 'lastError', ARGV[7],
-    'targetsDone', ARGV[8], 'lease', '', 'entry', '')
-end
-release(f[4], f[5], now)
-local ttl = math.max(1, tonumber(ARGV[9]))
-redis.call('EXPIRE', h, ttl)
-redis.call('EXPIRE', KEYS[5], ttl)
-return 'ok'
+return { results, taken }
 `;
 
 type Script = (...args: Array<string | number>) => Promise<unknown>;
 
-export type Scripts = { append: Script; move: Script; take: Script; apply: Script };
+export type Scripts = { append: Script; move: Script; cycle: Script };
 
 const DEFINITIONS = {
   append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 3 },
   move: { name: 'mercatoWalRsMove', lua: MOVE, keys: 3 },
-  take: { name: 'mercatoWalRsTake', lua: TAKE, keys: 5 },
-  apply: { name: 'mercatoWalRsApply', lua: APPLY, keys: 5 },
+  cycle: { name: 'mercatoWalRsCycle', lua: CYCLE, keys: 3 },
 } as const;
 
 /** Defines the scripts on a connection (EVALSHA, falling back to EVAL once per connection). */
@@ -247,7 +285,6 @@ export function defineScripts(redis: Redis): Scripts {
   return {
     append: bind(DEFINITIONS.append),
     move: bind(DEFINITIONS.move),
-    take: bind(DEFINITIONS.take),
-    apply: bind(DEFINITIONS.apply),
+    cycle: bind(DEFINITIONS.cycle),
   };
 }
