@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MercatoProcess, runMercato } from '../../cli/mercato-process.ts';
+import { testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/test-databases.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
 
@@ -39,7 +40,10 @@ async function call(base: string, path: string, token: string | undefined, body:
 // kill -9 of the real server in the middle of a write load: every acknowledged (202) write is
 // delivered after a restart on the same data directory (at least once), including the deliveries
 // the dead process had leased and was still waiting on.
-function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void> }>) {
+function crashSuite(
+  open: () => Promise<{ storage: Storage; drop(): Promise<void> }>,
+  backend: 'postgres' | 'redis-streams' | 'nats-jetstream' = 'postgres',
+) {
   let storage: Storage;
   let drop: () => Promise<void>;
   let receiver: Receiver;
@@ -72,6 +76,7 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
     const { accessToken } = (await loggedIn.json()) as { accessToken: string };
     const created = await call(first.base, '/api/v1/wal/namespaces', accessToken, {
       name: 'crash',
+      backend,
       allowedHosts: ['127.0.0.1'],
       retry: { strategy: 'fixed', baseDelayMs: 50, maxDelayMs: 50, maxAttempts: 1000, jitter: 0 },
       // a long timeout keeps the hung delivery in flight until the kill
@@ -169,6 +174,24 @@ describe.runIf(testDatabaseKind() === 'pglite')('WAL survives kill -9 (embedded 
     };
   });
 });
+
+// The stream backends, once each (on PostgreSQL): Redis and NATS keep running, Mercato dies.
+const streamBackends: { backend: 'redis-streams' | 'nats-jetstream'; env: Storage }[] = [
+  ...(testRedisUrl() ? [{ backend: 'redis-streams' as const, env: { REDIS_URL: testRedisUrl()! } }] : []),
+  ...(testNatsUrl() ? [{ backend: 'nats-jetstream' as const, env: { NATS_URL: testNatsUrl()! } }] : []),
+];
+describe.runIf(testDatabaseKind() === 'postgres' && streamBackends.length > 0).each(streamBackends)(
+  'WAL survives kill -9 ($backend backend)',
+  ({ backend, env }) => {
+    crashSuite(async () => {
+      const database = await cloneTestDatabase();
+      return {
+        storage: { DATABASE_URL: database.url as string, MERCATO_WORKERS: '1', ...env },
+        drop: database.drop,
+      };
+    }, backend);
+  },
+);
 
 describe.runIf(testDatabaseKind() === 'postgres')('WAL survives kill -9 (PostgreSQL)', () => {
   crashSuite(async () => {
