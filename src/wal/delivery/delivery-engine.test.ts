@@ -193,6 +193,40 @@ describe('delivery engine', () => {
     expect(order.filter((n) => n < 100)).toEqual(Array.from({ length: 20 }, (_, n) => n));
   });
 
+  it('should keep delivering while one slow message holds its slot, and wait for it on stop', async () => {
+    const e = startEngine();
+    let release: (() => void) | undefined;
+    const slowDone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const delivered: number[] = [];
+    e.registerHandler(
+      'mixed',
+      async (_trx, delivery) => {
+        const n = (delivery.payload as { n: number }).n;
+        if (n === 0) await slowDone;
+        delivered.push(n);
+      },
+      { inbox: false },
+    ); // no transaction held open while it waits (PGlite has one connection)
+    const ns = await namespace(['mixed'], { concurrency: 4 });
+    const slow = await insertMessage(db, tenant.id, ns, { n: 0 });
+    // More than one lease's worth (batchSize 16): later leases must not wait for the slow one.
+    const ids: string[] = [];
+    for (let n = 1; n <= 40; n++) ids.push(await insertMessage(db, tenant.id, ns, { n }));
+    await e.start();
+    await eventually(async () => {
+      for (const id of ids) if (!(await stateOf(id, 'delivered'))) return undefined;
+      return true;
+    });
+    expect(await messageRow(db, slow)).toMatchObject({ state: 'delivering' });
+    const stopped = e.stop();
+    release?.();
+    await stopped;
+    expect(await messageRow(db, slow)).toMatchObject({ state: 'delivered', attempts: 1 });
+    expect(delivered.sort((a, b) => a - b)).toEqual(Array.from({ length: 41 }, (_, n) => n));
+  });
+
   it('should redeliver a message whose consumer died holding the lease, without a second effect', async () => {
     const ns = await namespace(['effect']);
     const id = await insertMessage(db, tenant.id, ns, { once: true });

@@ -2,13 +2,13 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../../platform/index.ts';
 import {
   type Completion,
-  completeMessages,
+  type CycleResult,
   extendLeases,
+  type FailedMessage,
   type Failure,
-  failMessages,
   type LeasedMessage,
-  leaseBatch,
   nextWakeInMs,
+  recordAndLease,
 } from '../backends/postgres/queue.ts';
 import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
@@ -51,7 +51,7 @@ export type DeliveryEngineDeps = {
   onDeadLetter?: (event: DeadLetterEvent) => void | Promise<void>;
   /** How long a consumer holds a leased message before another may take it. (Default: 30000) */
   leaseMs?: number;
-  /** Messages leased per statement. (Default: 64) */
+  /** Leased messages held at most at once (in flight or waiting to be recorded). (Default: 128) */
   batchSize?: number;
   /** A slow safety poll, for notifications lost while reconnecting. (Default: 5000) */
   safetyPollMs?: number;
@@ -71,22 +71,16 @@ type Outcome = { complete: Completion } | { fail: Failure };
 
 const MAX_TIMER_MS = 2_147_483_647;
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
+/** Deliveries of one namespace running at once, and those waiting for a free slot. */
+type Slots = { active: number; waiting: (() => void)[] };
 
 /**
  * The postgres backend's consumer: wakes on NOTIFY mercato_wal_ready and on a timer armed to the
- * next due time, leases a batch, delivers each message to every enabled target it has not
- * reached yet (at most `consumerConcurrency` at once per namespace), then completes and fails
- * the batch in one fenced statement each.
+ * next due time, and keeps up to `batchSize` leased messages in flight, delivering each to every
+ * enabled target it has not reached yet (at most `consumerConcurrency` at once per namespace).
+ * One loop records the outcomes gathered since its last statement and leases as many messages as
+ * slots are free, in one fenced statement per cycle (recordAndLease): a slow message holds only
+ * its own slot, never the next lease.
  *
  * @example
  * const engine = createDeliveryEngine({ ctx, db, loadNamespace: cache.get, deliver: targets.deliver });
@@ -96,17 +90,33 @@ async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<v
 export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   const { ctx, db } = deps;
   const leaseMs = deps.leaseMs ?? 30_000;
-  const batchSize = deps.batchSize ?? 64;
+  const batchSize = deps.batchSize ?? 128;
   const safetyPollMs = deps.safetyPollMs ?? 5_000;
   const log = ctx.logger.child({ component: 'wal-delivery' });
   const handlers = createInternalHandlers(db);
 
   let running = false;
+  /** A wake came (NOTIFY, timer, poll) since the last lease looked. */
   let again = false;
   let looping: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let safety: NodeJS.Timeout | undefined;
+  let keeper: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  /** Leased messages whose outcome is not recorded yet (in flight, or waiting for the next cycle). */
+  const held = new Map<string, LeasedMessage>();
+  /** Held messages whose delivery finished; their outcome waits in `outcomes`. */
+  const finished = new Set<string>();
+  let outcomes: Outcome[] = [];
+  const slots = new Map<string, Slots>();
+  /** Resolves the loop's wait for an outcome or a wake. */
+  let signal: (() => void) | undefined;
+
+  function poke(): void {
+    const resolve = signal;
+    signal = undefined;
+    resolve?.();
+  }
 
   async function deliverMessage(namespace: Namespace | undefined, message: LeasedMessage): Promise<Outcome> {
     const base = { id: message.id, leaseToken: message.leaseToken };
@@ -140,54 +150,69 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     return { fail: { ...base, error: errors.join('; '), dead, retryAfterMs, targetsDone, attempts } };
   }
 
-  /** While a batch is in flight, renews the leases of its unfinished messages every third of a lease. */
-  function keepLeases(batch: LeasedMessage[], finished: Set<string>): () => void {
-    const timer = setInterval(
-      () => {
-        const open = batch.filter((m) => !finished.has(m.id));
-        extendLeases(db, open, leaseMs).catch((err: unknown) => log.warn({ err }, 'could not extend leases'));
-      },
-      Math.max(100, Math.floor(leaseMs / 3)),
-    );
-    timer.unref();
-    return () => clearInterval(timer);
+  /** Renews, every third of a lease, the leases of the held messages still being delivered. */
+  function keepLeases(): void {
+    const open = [...held.values()].filter((m) => !finished.has(m.id));
+    extendLeases(db, open, leaseMs).catch((err: unknown) => log.warn({ err }, 'could not extend leases'));
   }
 
-  async function processBatch(batch: LeasedMessage[]): Promise<void> {
-    const finished = new Set<string>();
-    const release = keepLeases(batch, finished);
-    try {
-      await deliverBatch(batch, finished);
-    } finally {
-      release();
+  /** Runs one message under its namespace's concurrency limit; its outcome goes to the next cycle. */
+  async function run(namespace: Namespace | undefined, message: LeasedMessage): Promise<void> {
+    const key = `${message.tenantId}/${message.namespace}`;
+    let slot = slots.get(key);
+    if (!slot) {
+      slot = { active: 0, waiting: [] };
+      slots.set(key, slot);
     }
+    const limit = Math.max(1, namespace?.consumerConcurrency ?? 1);
+    if (slot.active >= limit) await new Promise<void>((resolve) => slot.waiting.push(resolve));
+    slot.active++;
+    let outcome: Outcome;
+    try {
+      outcome = await deliverMessage(namespace, message);
+    } catch (error) {
+      const text = error instanceof Error ? error.message : String(error);
+      const base = { id: message.id, leaseToken: message.leaseToken, targetsDone: message.targetsDone };
+      outcome = { fail: { ...base, error: text } };
+    } finally {
+      slot.active--;
+      const next = slot.waiting.shift();
+      if (next) next();
+      else if (slot.active === 0) slots.delete(key);
+    }
+    outcomes.push(outcome);
+    finished.add(message.id);
+    poke();
   }
 
-  async function deliverBatch(batch: LeasedMessage[], finished: Set<string>): Promise<void> {
+  /** Starts the deliveries of a leased batch (one namespace lookup per namespace in it). */
+  function dispatch(batch: LeasedMessage[]): void {
     const byNamespace = new Map<string, LeasedMessage[]>();
     for (const message of batch) {
+      held.set(message.id, message);
       const key = `${message.tenantId}/${message.namespace}`;
-      byNamespace.set(key, [...(byNamespace.get(key) ?? []), message]);
+      const list = byNamespace.get(key);
+      if (list) list.push(message);
+      else byNamespace.set(key, [message]);
     }
-    const outcomes: Outcome[] = [];
-    await Promise.all(
-      [...byNamespace.values()].map(async (messages) => {
-        const first = messages[0] as LeasedMessage;
-        const namespace = await deps.loadNamespace(first.tenantId, first.namespace);
-        await mapLimit(messages, namespace?.consumerConcurrency ?? 1, async (message) => {
-          outcomes.push(await deliverMessage(namespace, message));
-          finished.add(message.id);
-        });
-      }),
-    );
-    const completions = outcomes.flatMap((o) => ('complete' in o ? [o.complete] : []));
-    const failures = outcomes.flatMap((o) => ('fail' in o ? [o.fail] : []));
-    const completed = await completeMessages(db, completions);
-    const failed = await failMessages(db, failures);
-    const stale = [...completed.stale, ...failed.stale];
-    if (stale.length > 0)
-      log.warn({ messages: stale }, 'lease expired before the outcome was recorded; left to the newer lease');
-    for (const message of failed.updated) {
+    for (const messages of byNamespace.values()) {
+      const first = messages[0] as LeasedMessage;
+      deps.loadNamespace(first.tenantId, first.namespace).then(
+        (namespace) => {
+          for (const message of messages) void run(namespace, message);
+        },
+        (error: unknown) => {
+          // Left unrecorded: their leases expire and they are delivered again.
+          log.error({ err: error, namespace: first.namespace }, 'could not load the namespace');
+          for (const message of messages) held.delete(message.id);
+          poke();
+        },
+      );
+    }
+  }
+
+  async function publishDeadLetters(failed: FailedMessage[]): Promise<void> {
+    for (const message of failed) {
       if (message.state !== 'dead') continue;
       const event: DeadLetterEvent = {
         type: 'wal.message.dead-lettered',
@@ -216,33 +241,88 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     timer.unref();
   }
 
+  /**
+   * One cycle: records the outcomes gathered so far and, when `lease`, leases the free slots.
+   * Answers whether the queue may hold more for us right now (`more`) and, when the lease came
+   * back short, the database time it looked at (for the due-time timer).
+   */
+  async function cycle(lease: boolean): Promise<{ more: boolean; short?: Date }> {
+    const recording = outcomes;
+    outcomes = [];
+    const limit = lease ? Math.max(0, batchSize - held.size + recording.length) : 0;
+    if (recording.length === 0 && limit === 0) return { more: false };
+    again = false;
+    const completions = recording.flatMap((o) => ('complete' in o ? [o.complete] : []));
+    const failures = recording.flatMap((o) => ('fail' in o ? [o.fail] : []));
+    // A recorded message of an ordering key may free the next one, which this lease cannot see yet.
+    const keyed = recording.some((o) => held.get('complete' in o ? o.complete.id : o.fail.id)?.orderingKey);
+    let result: CycleResult;
+    try {
+      result = await recordAndLease(db, { completions, failures, limit, leaseMs });
+    } catch (error) {
+      log.error({ err: error }, 'delivery cycle failed');
+      // The outcomes are lost: their leases expire and the messages are delivered again.
+      return { more: false };
+    } finally {
+      forget(recording);
+    }
+    const stale = [...result.completed.stale, ...result.failed.stale];
+    if (stale.length > 0)
+      log.warn({ messages: stale }, 'lease expired before the outcome was recorded; left to the newer lease');
+    if (result.messages.length > 0) dispatch(result.messages);
+    await publishDeadLetters(result.failed.updated);
+    const full = limit > 0 && result.messages.length === limit;
+    return limit > 0 && !full ? { more: keyed, short: result.at } : { more: full || keyed };
+  }
+
+  function forget(recorded: Outcome[]): void {
+    for (const o of recorded) {
+      const id = 'complete' in o ? o.complete.id : o.fail.id;
+      held.delete(id);
+      finished.delete(id);
+    }
+  }
+
   async function loop(): Promise<void> {
-    while (running) {
-      again = false;
-      let leased = 0;
-      let since: Date | undefined;
-      try {
-        const batch = await leaseBatch(db, { limit: batchSize, leaseMs });
-        since = batch.at;
-        leased = batch.messages.length;
-        if (leased > 0) await processBatch(batch.messages);
-      } catch (error) {
-        log.error({ err: error }, 'delivery batch failed');
+    let more = true;
+    let since: Date | undefined;
+    let unarmed = false;
+    for (;;) {
+      const lease = running && (more || again || outcomes.length > 0);
+      if (outcomes.length > 0 || (lease && held.size < batchSize)) {
+        const result = await cycle(lease);
+        more = result.more;
+        if (result.short) {
+          since = result.short;
+          unarmed = true;
+        }
+        continue;
       }
-      if (leased > 0) continue;
-      try {
-        await armTimer(since);
-      } catch (error) {
-        log.error({ err: error }, 'could not arm the due-time timer');
+      if (unarmed && running) {
+        // The queue looked drained: wake at the next due time (or lease expiry) after it.
+        unarmed = false;
+        try {
+          await armTimer(since);
+        } catch (error) {
+          log.error({ err: error }, 'could not arm the due-time timer');
+        }
+        continue;
       }
-      if (!again) return;
+      if (held.size === 0 && !(running && again)) return;
+      // Wait for an outcome or a wake (the deliveries in flight poke us), then a turn of the event
+      // loop, so the outcomes of deliveries finishing together are recorded in one cycle.
+      await new Promise<void>((resolve) => {
+        signal = resolve;
+      });
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
   function wake(): void {
     if (!running) return;
     again = true;
-    if (!looping) looping = loop().finally(() => (looping = undefined));
+    if (looping) poke();
+    else looping = loop().finally(() => (looping = undefined));
   }
 
   return {
@@ -255,6 +335,8 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       unlisten = await ctx.db.listen('mercato_wal_ready', wake, wake);
       safety = setInterval(wake, safetyPollMs);
       safety.unref();
+      keeper = setInterval(keepLeases, Math.max(100, Math.floor(leaseMs / 3)));
+      keeper.unref();
       wake();
     },
     async stop() {
@@ -265,7 +347,10 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       safety = undefined;
       await unlisten?.();
       unlisten = undefined;
+      poke();
       await looping;
+      if (keeper) clearInterval(keeper);
+      keeper = undefined;
     },
   };
 }

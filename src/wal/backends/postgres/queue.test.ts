@@ -9,7 +9,7 @@ import {
   messageRow,
 } from '../../delivery/delivery-test-fixtures.ts';
 import type { WalTables } from '../../tables.ts';
-import { completeMessages, failMessages, leaseMessages, nextWakeInMs } from './queue.ts';
+import { completeMessages, failMessages, leaseMessages, nextWakeInMs, recordAndLease } from './queue.ts';
 
 let t: TestApp;
 let db: Kysely<WalTables>;
@@ -165,5 +165,47 @@ describe('postgres queue', () => {
     const { rows } = await sql<{ attempt: number; status_code: number; tenant_id: string }>`
       select attempt, status_code, tenant_id from wal.attempts where message_pk = ${id}`.execute(db);
     expect(rows).toEqual([{ attempt: 1, status_code: 204, tenant_id: tenant.id }]);
+  });
+
+  it('should record outcomes and lease in one statement, fenced, never re-leasing what it records', async () => {
+    const ns = await freshNamespace();
+    const keyed = await insertMessage(db, tenant.id, ns, {}, { key: 'k' });
+    const next = await insertMessage(db, tenant.id, ns, {}, { key: 'k' });
+    const doomed = await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 1 });
+    // Leases that expire at once: still ours to record, and never handed out by the same statement.
+    const first = await recordAndLease(db, { completions: [], failures: [], limit: 10, leaseMs: 1 });
+    expect(first.messages.map((m) => m.id).sort()).toEqual([keyed, doomed].sort());
+    await eventually(() => leaseExpired(keyed));
+    const token = (id: string) => first.messages.find((m) => m.id === id)?.leaseToken as string;
+    const now = new Date();
+    const cycle = await recordAndLease(db, {
+      completions: [
+        {
+          id: keyed,
+          leaseToken: token(keyed),
+          targetsDone: ['h'],
+          attempts: [{ target: 'h', startedAt: now, finishedAt: now, outcome: 'delivered' }],
+        },
+        { id: next, leaseToken: '00000000-0000-4000-8000-000000000000', targetsDone: ['h'] },
+      ],
+      failures: [{ id: doomed, leaseToken: token(doomed), error: 'boom', targetsDone: [] }],
+      limit: 10,
+      leaseMs: 60_000,
+    });
+    expect(cycle.completed).toEqual({ updated: [{ id: keyed }], stale: [next] });
+    expect(cycle.failed.stale).toEqual([]);
+    expect(cycle.failed.updated).toMatchObject([
+      { id: doomed, state: 'dead', attempts: 1, lastError: 'boom' },
+    ]);
+    // The lease looked at the queue as it was before the statement: the next of key k waits a cycle.
+    expect(cycle.messages).toEqual([]);
+    expect(await messageRow(db, keyed)).toMatchObject({ state: 'delivered', lease_token: null });
+    const { rows } = await sql<{ attempt: number; outcome: string }>`
+      select attempt, outcome from wal.attempts where message_pk = ${keyed}`.execute(db);
+    expect(rows).toEqual([{ attempt: 1, outcome: 'delivered' }]);
+    const again = await recordAndLease(db, { completions: [], failures: [], limit: 10, leaseMs: 60_000 });
+    expect(again.messages.map((m) => m.id)).toEqual([next]);
+    expect(again.messages[0]).toMatchObject({ attempts: 1, payload: {}, targetsDone: [] });
+    expect(again.messages[0]?.dueAt).toBeInstanceOf(Date);
   });
 });

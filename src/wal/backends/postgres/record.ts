@@ -1,0 +1,149 @@
+import { type Kysely, sql } from 'kysely';
+import { withSystem } from '../../../platform/db/index.ts';
+import type { WalTables } from '../../tables.ts';
+import type { AttemptRecord, Completion, FailedMessage, Failure, FenceResult } from './queue-types.ts';
+
+// The SQL that records delivery outcomes (fenced by lease token) and their attempt rows, alone
+// (completeMessages, failMessages) or inside the consumer's one statement per cycle (queue.ts).
+
+type Db = Kysely<WalTables>;
+
+const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
+
+export function attemptsJson(items: { id: string; attempts?: AttemptRecord[] }[]): string {
+  return JSON.stringify(
+    items.flatMap((item) =>
+      (item.attempts ?? []).map((a) => ({
+        message_pk: item.id,
+        target: a.target,
+        started_at: a.startedAt.toISOString(),
+        finished_at: a.finishedAt.toISOString(),
+        outcome: a.outcome,
+        status_code: a.statusCode ?? null,
+        error: a.error ?? null,
+      })),
+    ),
+  );
+}
+
+// Inserts the attempt rows of the messages that passed the fence (CTE `changed`). A requeued
+// message starts again at attempt 1, so its history continues past the highest recorded number.
+export const insertAttempts = (json: string) => sql`
+  insert into wal.attempts (message_pk, tenant_id, attempt, target, started_at, finished_at, outcome, status_code, error)
+  select a.message_pk, c.tenant_id,
+    greatest(c.attempts, coalesce((select max(p.attempt) from wal.attempts p where p.message_pk = c.id), 0) + 1),
+    a.target, a.started_at, a.finished_at, a.outcome, a.status_code, a.error
+  from jsonb_to_recordset(${json}::jsonb) as a(message_pk uuid, target text, started_at timestamptz,
+    finished_at timestamptz, outcome text, status_code integer, error text)
+  join changed c on c.id = a.message_pk
+  on conflict do nothing`;
+
+export function staleIds(asked: { id: string }[], updated: { id: string }[]): string[] {
+  const done = new Set(updated.map((u) => u.id));
+  return asked.filter((a) => !done.has(a.id)).map((a) => a.id);
+}
+
+/**
+ * Marks messages delivered in one statement, fenced by lease token: a consumer whose lease
+ * expired and was handed to another cannot complete the newer attempt (its id comes back stale).
+ */
+export async function completeMessages(db: Db, items: Completion[]): Promise<FenceResult<{ id: string }>> {
+  if (items.length === 0) return { updated: [], stale: [] };
+  const result = await withSystem(db, (trx) =>
+    sql<{ id: string }>`
+      with changed as (${completeUpdate(completionsJson(items))}),
+      recorded as (${insertAttempts(attemptsJson(items))})
+      select id from changed`.execute(trx),
+  );
+  return { updated: result.rows, stale: staleIds(items, result.rows) };
+}
+
+export type FailedRow = {
+  id: string;
+  tenant_id: string;
+  namespace: string;
+  message_id: string;
+  state: 'retrying' | 'dead';
+  attempts: number;
+  last_error: string;
+  due_at: Date | string;
+};
+
+export const completionsJson = (items: Completion[]): string =>
+  JSON.stringify(items.map((i) => ({ id: i.id, lease_token: i.leaseToken, targets_done: i.targetsDone })));
+
+export const failuresJson = (items: Failure[]): string =>
+  JSON.stringify(
+    items.map((i) => ({
+      id: i.id,
+      lease_token: i.leaseToken,
+      error: i.error,
+      retry_after_ms: i.retryAfterMs ?? null,
+      dead: i.dead ?? false,
+      targets_done: i.targetsDone,
+    })),
+  );
+
+// Marks delivered the messages whose lease token still holds; returns id, tenant_id, attempts.
+export const completeUpdate = (json: string) => sql`
+  update wal.messages m
+  set state = 'delivered', delivered_at = now(), targets_done = x.targets_done,
+      lease_token = null, lease_expires_at = null
+  from jsonb_to_recordset(${json}::jsonb) as x(id uuid, lease_token uuid, targets_done text[])
+  where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
+  returning m.id, m.tenant_id, m.attempts`;
+
+// Fails the messages whose lease token still holds (retry by the namespace's policy, or dead);
+// returns the FailedRow columns (tenant_id and attempts among them).
+export const failUpdate = (json: string) => sql`
+  update wal.messages m
+  set state = case when x.dead or m.attempts >= m.max_attempts then 'dead' else 'retrying' end,
+      dead_at = case when x.dead or m.attempts >= m.max_attempts then now() end,
+      due_at = case when x.dead or m.attempts >= m.max_attempts then m.due_at
+        else now() + coalesce(x.retry_after_ms,
+          least(n.retry_max_delay_ms::double precision,
+            case n.retry_strategy
+              when 'exponential' then n.retry_base_delay_ms * power(2::double precision, m.attempts - 1)
+              when 'linear' then n.retry_base_delay_ms::double precision * m.attempts
+              else n.retry_base_delay_ms::double precision
+            end
+          ) * (1 - n.retry_jitter + random() * 2 * n.retry_jitter)
+        ) * interval '1 millisecond'
+      end,
+      last_error = x.error, targets_done = x.targets_done,
+      lease_token = null, lease_expires_at = null
+  from jsonb_to_recordset(${json}::jsonb) as x(id uuid, lease_token uuid, error text,
+      retry_after_ms double precision, dead boolean, targets_done text[]),
+    wal.namespaces n
+  where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
+    and n.tenant_id = m.tenant_id and n.name = m.namespace
+  returning m.id, m.tenant_id, m.namespace, m.message_id, m.state, m.attempts, m.last_error, m.due_at`;
+
+export const toFailed = (r: FailedRow): FailedMessage => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  namespace: r.namespace,
+  messageId: r.message_id,
+  state: r.state,
+  attempts: r.attempts,
+  lastError: r.last_error,
+  dueAt: asDate(r.due_at),
+});
+
+/** What recordAndLease came to: the fenced outcomes, then the lease (as leaseBatch). */
+/**
+ * Fails messages in one statement, fenced by lease token. The next due time comes from each
+ * namespace's policy (exponential base·2^(n-1), linear base·n, fixed base; capped; jittered) or
+ * from retryAfterMs; a message out of attempts, or failed with `dead`, moves to the dead letters.
+ */
+export async function failMessages(db: Db, items: Failure[]): Promise<FenceResult<FailedMessage>> {
+  if (items.length === 0) return { updated: [], stale: [] };
+  const result = await withSystem(db, (trx) =>
+    sql<FailedRow>`
+      with changed as (${failUpdate(failuresJson(items))}),
+      recorded as (${insertAttempts(attemptsJson(items))})
+      select * from changed`.execute(trx),
+  );
+  const updated = result.rows.map(toFailed);
+  return { updated, stale: staleIds(items, updated) };
+}
