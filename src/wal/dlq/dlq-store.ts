@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { isoTime as iso } from '../../platform/db/index.ts';
+import type { AttemptRecord } from '../backends/postgres/queue-types.ts';
 import type { WalTables } from '../tables.ts';
 
 type Trx = Transaction<WalTables>;
@@ -201,15 +202,7 @@ export type ExternalDeadLetter = {
   maxAttempts: number;
   targetsDone: string[];
   error: string;
-  history: Array<{
-    attempt: number;
-    target: string;
-    startedAt: Date;
-    finishedAt: Date;
-    outcome: 'delivered' | 'failed' | 'dead' | 'skipped';
-    statusCode?: number | undefined;
-    error?: string | undefined;
-  }>;
+  history: Array<AttemptRecord & { attempt: number }>;
 };
 
 /**
