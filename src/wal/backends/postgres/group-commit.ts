@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { withSystem } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import type { BackendName, MessageState, WalTables } from '../../tables.ts';
@@ -89,6 +89,21 @@ export function idempotencyConflict(messageIds: string[]): AppError {
   });
 }
 
+/** The rows as one JSON array; payload and headers are JSON text already and go in as they are. */
+function rowsJson(rows: NewMessageRow[]): string {
+  const text = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
+  return `[${rows
+    .map(
+      (r) =>
+        `{"id":${text(r.id)},"tenant_id":${text(r.tenant_id)},"namespace":${text(r.namespace)},` +
+        `"message_id":${text(r.message_id)},"ordering_key":${text(r.ordering_key)},"payload":${r.payload},` +
+        `"headers":${r.headers},"request_hash":${text(r.request_hash)},"backend":${text(r.backend)},` +
+        `"state":${text(r.state)},"due_at":"${r.due_at.toISOString()}","max_attempts":${r.max_attempts},` +
+        `"created_at":"${r.created_at.toISOString()}"}`,
+    )
+    .join(',')}]`;
+}
+
 /**
  * Inserts rows with ONE multi-row INSERT … ON CONFLICT (tenant_id, namespace, message_id) DO NOTHING
  * RETURNING, then reads the rows that conflicted (an earlier write of the same messageId) in one
@@ -101,12 +116,17 @@ export async function insertMessageRows(
   rows: NewMessageRow[],
 ): Promise<{ outcomes: WriteOutcome[]; mismatch: boolean[] }> {
   if (rows.length === 0) return { outcomes: [], mismatch: [] };
-  const inserted = await db
-    .insertInto('wal.messages')
-    .values(rows)
-    .onConflict((oc) => oc.columns(['tenant_id', 'namespace', 'message_id']).doNothing())
-    .returning(RETURNED)
-    .execute();
+  // One JSON parameter instead of 13 per row: a batch of 1,000 binds one value, not 13,000.
+  const { rows: inserted } = await sql<ReturnedRow>`
+    insert into wal.messages (id, tenant_id, namespace, message_id, ordering_key, payload, headers,
+      request_hash, backend, state, due_at, max_attempts, created_at)
+    select id, tenant_id, namespace, message_id, ordering_key, coalesce(payload, 'null'::jsonb), headers,
+      request_hash, backend, state, due_at, max_attempts, created_at
+    from jsonb_to_recordset(${rowsJson(rows)}::jsonb) as x(id uuid, tenant_id uuid, namespace text,
+      message_id text, ordering_key text, payload jsonb, headers jsonb, request_hash text, backend text,
+      state text, due_at timestamptz, max_attempts integer, created_at timestamptz)
+    on conflict (tenant_id, namespace, message_id) do nothing
+    returning ${sql.join(RETURNED.map((c) => sql.ref(c)))}`.execute(db);
   const byKey = new Map<string, { row: ReturnedRow; fresh: boolean }>();
   for (const row of inserted) byKey.set(keyOf(row), { row, fresh: true });
   const missing = rows.filter((r) => !byKey.has(keyOf(r)));

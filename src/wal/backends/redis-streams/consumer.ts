@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import type { Decision, StreamConsumer, StreamConsumerDeps, StreamMessage } from '../stream/contract.ts';
@@ -37,6 +36,9 @@ type Slot = {
   ns: Namespace;
   keys: NsKeys;
   held: number;
+  /** Taken and waiting for a free delivery slot (a prefetch of up to one concurrency's worth). */
+  ready: Array<[token: string, fields: unknown, history: unknown]>;
+  active: number;
   decisions: Array<{ json: string; done: (result: 'ok' | 'stale') => void; messageId: string }>;
   toTake: string[];
   flushing: boolean;
@@ -97,6 +99,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           ns,
           keys,
           held: 0,
+          ready: [],
+          active: 0,
           decisions: [],
           toTake: [],
           flushing: false,
@@ -122,6 +126,20 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       r: retention,
       h: decision.attempts.map((a) => historyEntry(a, message.attempts)),
     });
+  }
+
+  /** Starts deliveries of taken messages while fewer than consumerConcurrency run. */
+  function pump(slot: Slot) {
+    while (slot.active < slot.ns.consumerConcurrency && slot.ready.length > 0) {
+      const [token, fields, history] = slot.ready.shift()!;
+      slot.active += 1;
+      const job = deliver(slot, token, fields, history).finally(() => {
+        slot.active -= 1;
+        pump(slot);
+      });
+      inflight.add(job);
+      void job.finally(() => inflight.delete(job));
+    }
   }
 
   /** Delivers one taken message and queues its decision for the next cycle. */
@@ -161,7 +179,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
     setImmediate(() => void flush(slot));
   }
 
-  async function cycle(slot: Slot, args: Array<string | number>) {
+  async function cycle(args: Array<string | number>) {
     for (let attempt = 1; ; attempt++) {
       try {
         return (await scripts.cycle(...args)) as [
@@ -180,11 +198,14 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
     const decisions = slot.decisions.splice(0);
     const takes = slot.toTake.splice(0);
     slot.held -= decisions.length + takes.length / 2;
-    const fetch = running ? Math.max(0, Math.min(ctx.batchSize, slot.ns.consumerConcurrency - slot.held)) : 0;
+    // Up to twice the concurrency is taken, so the next messages are here while this call runs.
+    const fetch = running
+      ? Math.max(0, Math.min(ctx.batchSize, 2 * slot.ns.consumerConcurrency - slot.held))
+      : 0;
     const { keys } = slot;
     try {
       if (decisions.length > 0 || takes.length > 0 || fetch > 0) {
-        const [results, taken] = await cycle(slot, [
+        const [results, taken] = await cycle([
           keys.stream,
           keys.delayed,
           keys.parked,
@@ -201,11 +222,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           d.done(results[i] ?? 'stale');
         });
         slot.held += taken.length;
-        for (const [, token, fields, history] of taken) {
-          const job = deliver(slot, token, fields, history);
-          inflight.add(job);
-          void job.finally(() => inflight.delete(job));
-        }
+        for (const [, token, fields, history] of taken) slot.ready.push([token, fields, history]);
+        pump(slot);
       }
     } catch (err) {
       log.error({ err }, 'redis-streams cycle failed; its entries are taken over after the lease');
@@ -353,7 +371,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       clearTimeout(claimTimer);
       nudge();
       await reading;
-      await Promise.all([...inflight]);
+      // Taken messages still waiting for a slot are delivered too, before stop returns.
+      while (inflight.size > 0) await Promise.all([...inflight]);
       await reloading;
       await reader.quit().catch(() => reader.disconnect());
     },
