@@ -1,6 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { isoTime as iso } from '../../platform/db/index.ts';
-import type { AttemptRecord } from '../backends/postgres/queue-types.ts';
+import type { AttemptHistory, StreamBackendName, StreamMessage } from '../backends/stream/contract.ts';
 import type { WalTables } from '../tables.ts';
 
 type Trx = Transaction<WalTables>;
@@ -183,26 +183,13 @@ export async function discardDeadLetter(
   return row ? { deliveryId: row.id, lastError: row.last_error, attempts: row.attempts } : undefined;
 }
 
-/** A dead letter of a stream backend, as recordDeadLetter writes it. */
-export type ExternalDeadLetter = {
-  id: string;
-  tenantId: string;
-  namespace: string;
-  messageId: string;
-  key: string | null;
-  /** JSON text. */
-  payload: string;
-  /** JSON text. */
-  headers: string;
-  requestHash: string;
-  backend: string;
+/** A dead letter of a stream backend, as recordDeadLetter writes it: the message, dates as Date. */
+export type ExternalDeadLetter = Omit<StreamMessage, 'dueAt' | 'createdAt'> & {
+  backend: StreamBackendName;
   dueAt: Date;
   createdAt: Date;
-  attempts: number;
-  maxAttempts: number;
-  targetsDone: string[];
   error: string;
-  history: Array<AttemptRecord & { attempt: number }>;
+  history: AttemptHistory;
 };
 
 /**
@@ -228,7 +215,7 @@ export async function recordDeadLetter(trx: Trx, dead: ExternalDeadLetter): Prom
       payload: dead.payload,
       headers: dead.headers,
       request_hash: dead.requestHash,
-      backend: dead.backend as never,
+      backend: dead.backend,
       state: 'dead',
       due_at: dead.dueAt,
       attempts: dead.attempts,

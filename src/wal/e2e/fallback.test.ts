@@ -70,6 +70,15 @@ describe.skipIf(!testRedisUrl())('WAL backend outage and fallback', () => {
     const second = during.json<Receipt>().messageId;
     await until(() => receiver.ids().has(second), 'the message written to the fallback delivered');
 
+    // The message written to Redis cannot be read while Redis is away: 503, not a false 404.
+    const unreadable = await t.app.inject({
+      url: `/api/v1/wal/messages/${encodeURIComponent(first)}?namespace=with-fallback`,
+      headers: admin,
+    });
+    expect(unreadable.statusCode, unreadable.body).toBe(503);
+    expect(unreadable.json()).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+    expect(unreadable.headers['retry-after']).toBe('5');
+
     const ready = await t.app.inject({ url: '/health/ready' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json<{ down: string[] }>().down).toContain('wal:redis-streams');

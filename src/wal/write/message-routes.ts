@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { isoTime, withTenant } from '../../platform/db/index.ts';
-import { AppError, principalOf, SECURED } from '../../platform/http/index.ts';
+import { AppError, type Principal, principalOf, SECURED } from '../../platform/http/index.ts';
 import type { StreamMessageView } from '../backends/stream/contract.ts';
 import type { WalDeps } from '../deps.ts';
 import { canWriteNamespace } from '../namespaces/index.ts';
@@ -55,16 +55,35 @@ const MessageView = Type.Object({
 
 const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 
-const ambiguous = (messageId: string, namespaces: string[]) =>
-  new AppError(
-    'CONFLICT',
-    `message ${messageId} exists in ${namespaces.length} namespaces; choose one with ?namespace=`,
-    { namespaces },
-  );
+/**
+ * The one message the principal may read among those found under messageId (one per namespace):
+ * 403 when it may read none of their namespaces, 409 CONFLICT when several, listing them.
+ */
+function readableOne<T>(
+  principal: Principal,
+  messageId: string,
+  found: T[],
+  namespaceOf: (item: T) => string,
+): T {
+  const readable = found.filter((item) => canWriteNamespace(principal, namespaceOf(item)));
+  if (readable.length === 0) {
+    throw new AppError('FORBIDDEN', `this credential may not read namespace ${namespaceOf(found[0]!)}`);
+  }
+  if (readable.length > 1) {
+    const namespaces = readable.map(namespaceOf);
+    throw new AppError(
+      'CONFLICT',
+      `message ${messageId} exists in ${namespaces.length} namespaces; choose one with ?namespace=`,
+      { namespaces },
+    );
+  }
+  return readable[0]!;
+}
 
 /**
  * A message that is not in wal.messages may be in a stream backend: asks each backend of the
- * tenant's namespaces (only `namespace` when given) that this process has.
+ * tenant's namespaces (only `namespace` when given) that this process has. Nothing found is a
+ * 404, or a 503 BACKEND_UNAVAILABLE when a backend that might hold it did not answer.
  */
 async function findInStreams(
   deps: WalDeps,
@@ -72,7 +91,7 @@ async function findInStreams(
   messageId: string,
   namespace: string | undefined,
 ): Promise<StreamMessageView[]> {
-  if (deps.streams.size === 0) return [];
+  if (deps.streams.size === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
   const candidates =
     namespace === undefined
       ? (await deps.namespaces.all()).filter((n) => n.tenantId === tenantId)
@@ -80,10 +99,23 @@ async function findInStreams(
   const lookups = candidates.flatMap((n) =>
     [...new Set([n.backend, n.fallbackBackend])].flatMap((backend) => {
       const stream = backend === null || backend === 'postgres' ? undefined : deps.streams.get(backend);
-      return stream ? [stream.find(tenantId, n.name, messageId).catch(() => undefined)] : [];
+      return stream ? [stream.find(tenantId, n.name, messageId)] : [];
     }),
   );
-  return (await Promise.all(lookups)).filter((v) => v !== undefined);
+  const settled = await Promise.allSettled(lookups);
+  const found = settled.flatMap((r) => (r.status === 'fulfilled' && r.value ? [r.value] : []));
+  if (found.length > 0) return found;
+  // Not found anywhere we could look: with a backend down, "not found" would be a guess.
+  const down = settled.find((r) => r.status === 'rejected');
+  if (down) {
+    throw new AppError(
+      'BACKEND_UNAVAILABLE',
+      `message ${messageId} may be on a backend that cannot be reached now; retry shortly`,
+      { retryAfterSeconds: 5 },
+      { cause: down.reason },
+    );
+  }
+  throw new AppError('NOT_FOUND', `message ${messageId} not found`);
 }
 
 function streamView(view: StreamMessageView) {
@@ -151,16 +183,7 @@ export function messageRoutes(deps: WalDeps) {
           if (namespace !== undefined) query = query.where('namespace', '=', namespace);
           const rows = await query.orderBy('namespace').execute();
           if (rows.length === 0) return undefined;
-          const readable = rows.filter((r) => canWriteNamespace(principal, r.namespace));
-          if (readable.length === 0) {
-            throw new AppError('FORBIDDEN', `this credential may not read namespace ${rows[0]!.namespace}`);
-          }
-          if (readable.length > 1)
-            throw ambiguous(
-              messageId,
-              readable.map((r) => r.namespace),
-            );
-          const row = readable[0]!;
+          const row = readableOne(principal, messageId, rows, (r) => r.namespace);
           const attempts = await trx
             .selectFrom('wal.attempts')
             .selectAll()
@@ -200,20 +223,7 @@ export function messageRoutes(deps: WalDeps) {
         if (stored) return stored;
         // Outside the transaction: on PGlite (one connection) a namespace read inside it would wait forever.
         const found = await findInStreams(deps, principal.tenantId, messageId, namespace);
-        if (found.length === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
-        const readable = found.filter((v) => canWriteNamespace(principal, v.message.namespace));
-        if (readable.length === 0) {
-          throw new AppError(
-            'FORBIDDEN',
-            `this credential may not read namespace ${found[0]!.message.namespace}`,
-          );
-        }
-        if (readable.length > 1)
-          throw ambiguous(
-            messageId,
-            readable.map((v) => v.message.namespace),
-          );
-        return streamView(readable[0]!);
+        return streamView(readableOne(principal, messageId, found, (v) => v.message.namespace));
       },
     );
   };
