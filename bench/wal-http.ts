@@ -1,12 +1,93 @@
 /**
- * Part `http` of `npm run bench:wal`: autocannon on `POST /api/v1/wal/write` against the real
- * server (`mercato start`) on the bench database, single writes at 64 connections.
+ * Part `http` of `npm run bench:wal`: `POST /api/v1/wal/write` against the real server
+ * (`mercato start`) on the bench database, single writes at 64 connections. The load comes from
+ * wrk when it is installed (`apt install wrk`: a C client that leaves the server most of a 2-core
+ * machine), otherwise from autocannon, which on such a machine takes about a core of its own.
  */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { runMercato } from '../src/cli/mercato-process.ts';
 import { ADMIN_EMAIL, DURATION, MERCATO_DB, PASSWORD, PAYLOAD, urlOf, WORKERS } from './wal-common.ts';
 
-export type HttpRow = { rps: number; p50: number; p99: number; errors: number; non2xx: number };
+export type HttpRow = {
+  tool: 'wrk' | 'autocannon';
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+};
+
+type Load = { url: string; headers: Record<string, string>; body: string; connections: number };
+
+const hasWrk = () => spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error === undefined;
+
+/** Milliseconds from a wrk duration: `850.00us`, `15.02ms`, `1.20s`. */
+const msOf = (text: string) => {
+  const [, n, unit] = /^([\d.]+)(us|ms|s|m)$/.exec(text) ?? [];
+  if (n === undefined) throw new Error(`wrk: cannot read the duration ${text}`);
+  return Number(n) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[unit!]!;
+};
+
+async function withWrk(load: Load, seconds: number): Promise<HttpRow> {
+  const dir = mkdtempSync(join(tmpdir(), 'mercato-wrk-'));
+  try {
+    const script = join(dir, 'post.lua');
+    const headers = Object.entries(load.headers).map(
+      ([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`,
+    );
+    writeFileSync(
+      script,
+      [`wrk.method = "POST"`, `wrk.body = ${JSON.stringify(load.body)}`, ...headers].join('\n'),
+    );
+    const args = [
+      '-t',
+      '1',
+      '-c',
+      String(load.connections),
+      '-d',
+      `${seconds}s`,
+      '--latency',
+      '-s',
+      script,
+      load.url,
+    ];
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`wrk exited with ${code}: ${out}`);
+    const grab = (re: RegExp) => re.exec(out)?.[1];
+    const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    return {
+      tool: 'wrk',
+      rps: Math.round(Number(grab(/Requests\/sec:\s+([\d.]+)/))),
+      p50: msOf(grab(/^\s+50%\s+(\S+)/m) ?? ''),
+      p99: msOf(grab(/^\s+99%\s+(\S+)/m) ?? ''),
+      errors: socket ? socket.slice(1).reduce((n, v) => n + Number(v), 0) : 0,
+      non2xx: Number(grab(/Non-2xx or 3xx responses: (\d+)/) ?? 0),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function withAutocannon(load: Load, seconds: number): Promise<HttpRow> {
+  const result = await autocannon({ ...load, method: 'POST', duration: seconds });
+  return {
+    tool: 'autocannon',
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
+}
 
 export async function runHttp(): Promise<HttpRow> {
   const server = runMercato(['start'], {
@@ -36,22 +117,15 @@ export async function runHttp(): Promise<HttpRow> {
       body: JSON.stringify({ name: 'bench-http', targets: [] }),
     });
     if (created.status !== 201) throw new Error(`namespace: ${created.status} ${await created.text()}`);
-    const options = {
+    const load = {
       url: `${base}/api/v1/wal/write`,
-      method: 'POST' as const,
       headers,
       body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
       connections: 64,
     };
-    await autocannon({ ...options, duration: 2 });
-    const result = await autocannon({ ...options, duration: DURATION });
-    const http = {
-      rps: Math.round(result.requests.average),
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      errors: result.errors + result.timeouts,
-      non2xx: result.non2xx,
-    };
+    const run = hasWrk() ? withWrk : withAutocannon;
+    await run(load, 2);
+    const http = await run(load, DURATION);
     console.log('http', http);
     return http;
   } finally {

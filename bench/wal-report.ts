@@ -53,7 +53,7 @@ export function walReport(parts: string[], http: HttpRow | undefined): { body: s
     `| End-to-end latency, write to handler start, ${LATENCY} single writes at ${LATENCY_RATE}/s, p50 / p99 ms | ${pair('mercatoLatency')} | ${pair('bossLatency')} | |`,
     `| Lateness of ${DELAYED} delayed messages (1–3 s), p50 / p99 ms (completion minus due) | ${pair('mercatoLate')} | ${pair('bossLate')} | |`,
     http
-      ? `| HTTP \`POST /api/v1/wal/write\`, 64 connections, ${DURATION} s: requests/s, p50 / p99 ms (errors ${http.errors}, non-2xx ${http.non2xx}) | ${http.rps}, ${http.p50} / ${http.p99} | no HTTP API | |`
+      ? `| HTTP \`POST /api/v1/wal/write\`, 64 connections, ${DURATION} s (${http.tool}): requests/s, p50 / p99 ms (errors ${http.errors}, non-2xx ${http.non2xx}) | ${http.rps}, ${http.p50} / ${http.p99} | no HTTP API | |`
       : '| HTTP `POST /api/v1/wal/write` | not measured (see notes) | no HTTP API | |',
   ].join('\n');
   const redisTable = [

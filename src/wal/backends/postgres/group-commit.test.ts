@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, type TestTenant } from '../../../identity/auth/auth-test-fixtures.ts';
 import { AppError } from '../../../platform/http/index.ts';
-import { startTestApp, type TestApp } from '../../../platform/testing/index.ts';
+import { startTestApp, type TestApp, testDatabaseKind } from '../../../platform/testing/index.ts';
 import { addNamespace, countMessages, messageRow, walDb } from '../../write/write-test-fixtures.ts';
-import { createGroupCommitter } from './group-commit.ts';
+import { createGroupCommitter, insertMessageRows } from './group-commit.ts';
 
 describe('group commit (postgres backend)', () => {
   let t: TestApp;
@@ -115,4 +115,43 @@ describe('group commit (postgres backend)', () => {
       code: 'SERVICE_UNAVAILABLE',
     });
   });
+
+  // PGlite has one connection: two flush transactions cannot overlap there.
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'commits the writes behind a flush that waits on a lock, and then that flush too',
+    async () => {
+      const committer = createGroupCommitter(walDb(t), { maxInFlight: 2 });
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let inserted = () => {};
+      const blocking = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      // Another transaction holds messageId `locked` uncommitted: a flush writing it waits for it.
+      const holder = walDb(t)
+        .transaction()
+        .execute(async (trx) => {
+          await insertMessageRows(trx, [messageRow(shop.id, 'orders', 'locked', 'same')]);
+          inserted();
+          await held;
+        });
+      await blocking;
+      const waiting = committer.submit([messageRow(shop.id, 'orders', 'locked', 'same')]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const [free] = await committer.submit([messageRow(shop.id, 'orders', 'free-of-the-lock')]);
+      expect(free?.replayed).toBe(false);
+      let settled = false;
+      void waiting.finally(() => {
+        settled = true;
+      });
+      expect(settled).toBe(false);
+      release();
+      await holder;
+      const [locked] = await waiting;
+      expect(locked?.replayed).toBe(true);
+      await committer.close();
+    },
+  );
 });

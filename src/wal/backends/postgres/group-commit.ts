@@ -165,6 +165,11 @@ export type GroupCommitOptions = {
   maxBatch?: number;
   /** How long the first write of an idle committer waits for company; 0 = the next tick. */
   maxWaitMs?: number;
+  /**
+   * Flush transactions in flight at once (default 2): while one waits for its commit (the fsync),
+   * the next gathers the writes that arrived meanwhile and sends its INSERT.
+   */
+  maxInFlight?: number;
   /** Called after every flush transaction (committed or not): for metrics and tests. */
   onFlush?: (flush: { rows: number; submissions: number; ok: boolean }) => void;
 };
@@ -217,21 +222,31 @@ export function createGroupCommitter(
 ): GroupCommitter {
   const maxBatch = options.maxBatch ?? 1000;
   const maxWaitMs = options.maxWaitMs ?? 0;
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
   const stats: GroupCommitStats = { flushes: 0, submissions: 0, rows: 0 };
   let queue: Pending[] = [];
-  let flushing: Promise<void> | undefined;
+  const flushing = new Set<Promise<void>>();
+  /** Keys of the rows in flushes in flight: a repeat waits for a later flush, to see them committed. */
+  const inFlight = new Set<string>();
   let scheduled = false;
   let closed = false;
 
   const schedule = () => {
-    if (flushing || scheduled || queue.length === 0) return;
+    if (flushing.size >= maxInFlight || scheduled || queue.length === 0) return;
     scheduled = true;
     const go = () => {
       scheduled = false;
-      flushing = run().finally(() => {
-        flushing = undefined;
+      const group = take();
+      if (group.length === 0) return;
+      const keys = group.flatMap((p) => p.rows.map(keyOf));
+      for (const key of keys) inFlight.add(key);
+      const flight: Promise<void> = run(group).finally(() => {
+        for (const key of keys) inFlight.delete(key);
+        flushing.delete(flight);
         schedule();
       });
+      flushing.add(flight);
+      schedule();
     };
     if (maxWaitMs > 0) setTimeout(go, maxWaitMs);
     else setImmediate(go);
@@ -245,7 +260,7 @@ export function createGroupCommitter(
     let rows = 0;
     for (const pending of queue) {
       const full = group.length > 0 && rows + pending.rows.length > maxBatch;
-      const repeats = pending.rows.some((r) => keys.has(keyOf(r)));
+      const repeats = pending.rows.some((r) => keys.has(keyOf(r)) || inFlight.has(keyOf(r)));
       if (full || repeats) {
         rest.push(pending);
         continue;
@@ -301,9 +316,7 @@ export function createGroupCommitter(
     else pending.resolve(answer.outcomes);
   };
 
-  const run = async () => {
-    const group = take();
-    if (group.length === 0) return;
+  const run = async (group: Pending[]) => {
     try {
       const answers = await flush(group);
       for (const [i, pending] of group.entries()) settle(pending, answers[i]!);
@@ -338,8 +351,8 @@ export function createGroupCommitter(
     stats: () => ({ ...stats }),
     async close() {
       closed = true;
-      while (flushing || scheduled || queue.length > 0) {
-        if (flushing) await flushing;
+      while (flushing.size > 0 || scheduled || queue.length > 0) {
+        if (flushing.size > 0) await Promise.race(flushing);
         else await new Promise((resolve) => setTimeout(resolve, maxWaitMs || 1));
       }
     },
