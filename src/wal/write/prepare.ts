@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
 import { uuidv7 } from 'uuidv7';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
@@ -43,6 +43,8 @@ function payloadJson(m: MessageInput): string {
 /** JSON with object keys sorted at every level: equal values give equal text. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const json = (value as { toJSON?: unknown }).toJSON;
+  if (typeof json === 'function') return canonicalJson(json.call(value));
   if (Array.isArray(value))
     return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
@@ -51,17 +53,48 @@ export function canonicalJson(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }
 
-/** sha256 of the canonical JSON of what defines a message: a replay must match it exactly. */
+/**
+ * True when JSON.stringify(value) is already its canonical JSON: every object's keys in sorted
+ * order, no undefined inside, nothing with its own toJSON. Checking costs far less than sorting
+ * and writing the text again, and producers' payloads usually pass.
+ */
+function alreadyCanonical(value: unknown): boolean {
+  if (value === null) return true;
+  const type = typeof value;
+  if (type !== 'object') return type === 'string' || type === 'number' || type === 'boolean';
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (!alreadyCanonical(v)) return false;
+    return true;
+  }
+  let previous = '';
+  let first = true;
+  for (const key of Object.keys(value as object)) {
+    if (!first && !(previous < key)) return false;
+    if (!alreadyCanonical((value as Record<string, unknown>)[key])) return false;
+    previous = key;
+    first = false;
+  }
+  return true;
+}
+
+/**
+ * sha256 of the canonical JSON of what defines a message: a replay must match it exactly. The
+ * text is canonicalJson({namespace, payload, key, headers, delay, maxAttempts}), written here with
+ * the keys in their sorted order so that an already canonical payload's JSON is used as it is.
+ */
 export function requestHash(namespace: string, input: MessageInput): string {
-  const body = {
-    namespace,
-    payload: input.payload,
-    key: input.key ?? null,
-    headers: input.headers ?? {},
-    delay: input.lifecycle?.delay ?? 0,
-    maxAttempts: input.lifecycle?.maxAttempts ?? null,
-  };
-  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+  const { headers, key, lifecycle } = input;
+  const head =
+    `{"delay":${canonicalJson(lifecycle?.delay ?? 0)},"headers":${headers === undefined ? '{}' : canonicalJson(headers)},` +
+    `"key":${key === undefined ? 'null' : canonicalJson(key)},"maxAttempts":${canonicalJson(lifecycle?.maxAttempts ?? null)},` +
+    `"namespace":${JSON.stringify(namespace)}`;
+  const { payload } = input;
+  const body =
+    payload === undefined
+      ? `${head}}`
+      : `${head},"payload":${alreadyCanonical(payload) ? payloadJson(input) : canonicalJson(payload)}}`;
+  return hash('sha256', body, 'hex');
 }
 
 // Compiled payload validators by namespace and version (updatedAt): a namespace read anew from the
@@ -212,7 +245,7 @@ export function toRows(
       message_id: m.messageId ?? id,
       ordering_key: m.key ?? null,
       payload: payloadJson(m),
-      headers: JSON.stringify(m.headers ?? {}),
+      headers: m.headers === undefined ? '{}' : JSON.stringify(m.headers),
       request_hash: requestHash(namespace.name, m),
       backend,
       state: delay > 0 ? 'scheduled' : 'pending',

@@ -10,8 +10,8 @@ import {
   streamMessageOf,
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
-import { historyKey, keysOfBase, messageKey, nsKeys, registryKey } from './keys.ts';
-import { BACKEND, fieldsOf, guarded, historyOf, messageOf, scriptRow, viewFields } from './message.ts';
+import { historyKey, keysOfBase, messageKey, type NsKeys, nsKeys, registryKey } from './keys.ts';
+import { BACKEND, fieldsOf, guarded, historyOf, messageOf, pushScriptRow, viewFields } from './message.ts';
 import { defineScripts } from './scripts.ts';
 
 export type RedisStreamsOptions = {
@@ -38,33 +38,50 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
   const registered = new Set<string>();
   const consumers = new Set<StreamConsumer>();
   let consumerCount = 0;
+  // The keys of the namespaces written to, by tenant and name (a namespace's keys never change).
+  const keyCache = new Map<string, NsKeys>();
+  const keysOf = (tenantId: string, namespace: string): NsKeys => {
+    const id = `${tenantId}/${namespace}`;
+    let keys = keyCache.get(id);
+    if (!keys) {
+      if (keyCache.size >= 10_000) keyCache.clear();
+      keys = nsKeys(prefix, tenantId, namespace);
+      keyCache.set(id, keys);
+    }
+    return keys;
+  };
 
   async function appendGroup(rows: NewMessageRow[], revive: boolean): Promise<WriteOutcome[]> {
     const first = rows[0]!;
-    const keys = nsKeys(prefix, first.tenant_id, first.namespace);
+    const keys = keysOf(first.tenant_id, first.namespace);
     if (!registered.has(keys.base)) {
       await redis.sadd(registryKey(prefix), keys.base);
       registered.add(keys.base);
     }
-    const answer = (await scripts.append(
+    const now = Date.now();
+    const args: (string | number)[] = [
       keys.stream,
       keys.delayed,
       keys.parked,
       keys.base,
-      String(Date.now()),
+      now,
       revive ? '1' : '0',
-      ...rows.flatMap(scriptRow),
-    )) as string[];
+    ];
+    for (const row of rows) pushScriptRow(args, row);
+    const answer = (await scripts.append(...args)) as string[];
     if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
-    return rows.map((row, i) => {
-      const [status, id, state, dueAt, createdAt] = answer.slice(1 + i * 5, 6 + i * 5) as string[];
-      const message = {
-        ...streamMessageOf(row),
-        id: id!,
-        dueAt: Number(dueAt),
-        createdAt: Number(createdAt),
-      };
-      return outcomeOf(message, BACKEND, state as WriteOutcome['message']['state'], status === 'replayed');
+    // Per row: 'new' alone, or status, id, state, dueAt, createdAt of the message already stored.
+    let at = 1;
+    return rows.map((row) => {
+      const message = streamMessageOf(row);
+      if (answer[at] === 'new') {
+        at += 1;
+        return outcomeOf(message, BACKEND, message.dueAt > now ? 'scheduled' : 'pending', false);
+      }
+      const [status, id, state, dueAt, createdAt] = answer.slice(at, at + 5) as string[];
+      at += 5;
+      const stored = { ...message, id: id!, dueAt: Number(dueAt), createdAt: Number(createdAt) };
+      return outcomeOf(stored, BACKEND, state as WriteOutcome['message']['state'], status === 'replayed');
     });
   }
 

@@ -14,8 +14,8 @@ export const BACKEND = 'redis-streams' as const;
  * A row as the append script reads it: SCRIPT_ROW_FIELDS values in ARGV, in this order (numbers
  * as text, no key = ''); flat, so the payload JSON is not wrapped in JSON once more.
  */
-export function scriptRow(row: NewMessageRow): string[] {
-  return [
+export function pushScriptRow(args: (string | number)[], row: NewMessageRow): void {
+  args.push(
     row.id,
     row.tenant_id,
     row.namespace,
@@ -24,10 +24,10 @@ export function scriptRow(row: NewMessageRow): string[] {
     row.payload,
     row.headers,
     row.request_hash,
-    String(row.due_at.getTime()),
-    String(row.created_at.getTime()),
-    String(row.max_attempts),
-  ];
+    row.due_at.getTime(),
+    row.created_at.getTime(),
+    row.max_attempts,
+  );
 }
 
 /** HGETALL's flat [field, value, ...] answer as a record. */

@@ -70,7 +70,7 @@ end
 `;
 
 /**
- * ARGV: base, now, revive ('1'|'0'), then 11 values per row (message.ts scriptRow: id, tenantId,
+ * ARGV: base, now, revive ('1'|'0'), then 11 values per row (message.ts pushScriptRow: id, tenantId,
  * namespace, messageId, key, payload, headers, requestHash, dueAt, createdAt, maxAttempts).
  * Answers {'conflict', messageId...} (nothing written) or {'ok', then per row: status
  * ('new'|'replayed'|'revived'), id, state, dueAt, createdAt}.
@@ -135,7 +135,8 @@ for i, r in ipairs(rows) do
       redis.call('RPUSH', base .. ':q:' .. r.key, r.messageId)
       redis.call('INCR', KEYS[3])
     end
-    for _, v in ipairs({ status, r.id, state, r.dueAt, r.createdAt }) do out[#out + 1] = v end
+    -- The writer knows the rest of a new message: one word answers it.
+    out[#out + 1] = 'new'
   elseif plan[i] == 'revive' then
     status = 'revived'
     redis.call('PERSIST', h)
