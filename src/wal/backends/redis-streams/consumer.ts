@@ -27,9 +27,20 @@ export type ConsumerContext = {
 const MOVE_POLL_MS = 50;
 /** Members moved per namespace per mover run. */
 const MOVE_LIMIT = 500;
+/**
+ * Cycle calls in flight per namespace: while Redis runs one, this process delivers what the last
+ * one took and gathers decisions for the next. Decisions are fenced by lease token, so the order
+ * in which two calls land does not matter.
+ */
+const CYCLES_IN_FLIGHT = 2;
+/**
+ * Messages held (taken, not yet decided) per namespace, in multiples of its consumerConcurrency,
+ * while deliveries take well under the lease; otherwise one multiple.
+ */
+const PREFETCH = 4;
 
 /**
- * A namespace served: `held` entries read and not finished (at most about consumerConcurrency);
+ * A namespace served: `held` entries read and not decided (at most PREFETCH × consumerConcurrency);
  * finished deliveries' decisions and newly read entries wait for the next cycle call.
  */
 type Slot = {
@@ -41,7 +52,11 @@ type Slot = {
   active: number;
   decisions: Array<{ json: string; done: (result: 'ok' | 'stale') => void; messageId: string }>;
   toTake: string[];
-  flushing: boolean;
+  /** Cycle calls in flight (at most CYCLES_IN_FLIGHT) and the entries they were asked to read. */
+  cycles: number;
+  /** Moving average of how long a delivery takes, ms (starts at the lease: slow until shown quick). */
+  deliveryMs: number;
+  fetching: number;
   again: boolean;
   cursor: string;
 };
@@ -103,7 +118,9 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           active: 0,
           decisions: [],
           toTake: [],
-          flushing: false,
+          cycles: 0,
+          deliveryMs: deps.leaseMs,
+          fetching: 0,
           again: false,
           cursor: '0-0',
         },
@@ -128,33 +145,53 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
     });
   }
 
+  /**
+   * How many messages a namespace may hold: PREFETCH times its concurrency, so the next messages
+   * are here while cycle calls run; only while deliveries are quick, as a held message's lease runs.
+   */
+  const windowOf = (slot: Slot) =>
+    (slot.deliveryMs * PREFETCH < deps.leaseMs / 4 ? PREFETCH : 1) * slot.ns.consumerConcurrency;
+  /** How many more it may read now. */
+  const room = (slot: Slot) => Math.max(0, windowOf(slot) - slot.held - slot.fetching);
+
+  const track = (work: Promise<void>) => {
+    inflight.add(work);
+    void work.finally(() => inflight.delete(work));
+  };
+
   /** Starts deliveries of taken messages while fewer than consumerConcurrency run. */
   function pump(slot: Slot) {
     while (slot.active < slot.ns.consumerConcurrency && slot.ready.length > 0) {
       const [token, fields, history] = slot.ready.shift()!;
       slot.active += 1;
-      const job = deliver(slot, token, fields, history).finally(() => {
-        slot.active -= 1;
-        pump(slot);
-      });
-      inflight.add(job);
-      void job.finally(() => inflight.delete(job));
+      track(
+        deliver(slot, token, fields, history).finally(() => {
+          slot.active -= 1;
+          pump(slot);
+        }),
+      );
     }
   }
 
-  /** Delivers one taken message and queues its decision for the next cycle. */
+  /**
+   * Delivers one taken message and queues its decision for the next cycle. The delivery slot is
+   * free again once the handler is done: the message stays held (leased) until the cycle has
+   * applied the decision, and the next message of its key is released only then.
+   */
   async function deliver(slot: Slot, token: string, fields: unknown, history: unknown) {
     const message = messageOf(fieldsOf(fields));
     let decision: Decision;
+    const started = performance.now();
     try {
       decision = await deps.deliver(slot.ns, message, historyOf(history));
+      slot.deliveryMs = 0.8 * slot.deliveryMs + 0.2 * (performance.now() - started);
     } catch (err) {
       // deliver never throws by contract; if it did, the entry is taken over after the lease.
       log.error({ err, messageId: message.messageId }, 'redis-streams delivery failed');
       slot.held -= 1;
       return;
     }
-    const result = await new Promise<'ok' | 'stale'>((done) => {
+    const applied = new Promise<'ok' | 'stale'>((done) => {
       slot.decisions.push({
         json: decisionJson(slot, message, token, decision),
         done,
@@ -162,20 +199,24 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       });
       schedule(slot);
     });
-    if (result === 'stale') {
-      log.warn(
-        { messageId: message.messageId, deliveryId: message.id, action: decision.action },
-        'stale lease: the message was taken over, decision ignored',
-      );
-    }
+    track(
+      applied.then((result) => {
+        if (result === 'stale') {
+          log.warn(
+            { messageId: message.messageId, deliveryId: message.id, action: decision.action },
+            'stale lease: the message was taken over, decision ignored',
+          );
+        }
+      }),
+    );
   }
 
   function schedule(slot: Slot) {
-    if (slot.flushing) {
+    if (slot.cycles >= CYCLES_IN_FLIGHT) {
       slot.again = true;
       return;
     }
-    slot.flushing = true;
+    slot.cycles += 1;
     setImmediate(() => void flush(slot));
   }
 
@@ -197,11 +238,15 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
   async function flush(slot: Slot) {
     const decisions = slot.decisions.splice(0);
     const takes = slot.toTake.splice(0);
+    // The entries this call takes or reads count as held until it answers.
     slot.held -= decisions.length + takes.length / 2;
-    // Up to twice the concurrency is taken, so the next messages are here while this call runs.
-    const fetch = running
-      ? Math.max(0, Math.min(ctx.batchSize, 2 * slot.ns.consumerConcurrency - slot.held))
-      : 0;
+    slot.fetching += takes.length / 2;
+    // A share of the window per call: the calls in flight each carry a batch, out of step.
+    const share = Math.min(ctx.batchSize, Math.ceil(windowOf(slot) / CYCLES_IN_FLIGHT));
+    const fetch = running ? Math.min(share, room(slot)) : 0;
+    slot.fetching += fetch;
+    const asked = fetch + takes.length / 2;
+    let more = false;
     const { keys } = slot;
     try {
       if (decisions.length > 0 || takes.length > 0 || fetch > 0) {
@@ -222,6 +267,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           d.done(results[i] ?? 'stale');
         });
         slot.held += taken.length;
+        // It read all it asked for: the stream may hold more, worth a call of its own.
+        more = fetch > 0 && taken.length >= fetch;
         for (const [, token, fields, history] of taken) slot.ready.push([token, fields, history]);
         pump(slot);
       }
@@ -229,8 +276,9 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       log.error({ err }, 'redis-streams cycle failed; its entries are taken over after the lease');
       for (const d of decisions) d.done('stale');
     } finally {
-      slot.flushing = false;
-      if (slot.again || slot.decisions.length > 0 || slot.toTake.length > 0) {
+      slot.fetching -= asked;
+      slot.cycles -= 1;
+      if (slot.again || slot.decisions.length > 0 || slot.toTake.length > 0 || more) {
         slot.again = false;
         schedule(slot);
       }
@@ -251,12 +299,12 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
 
   async function readLoop(reader: Redis) {
     while (running) {
-      const open = [...slots.values()].filter((s) => s.held < s.ns.consumerConcurrency);
+      const open = [...slots.values()].filter((s) => room(s) > 0);
       if (open.length === 0) {
         await idle(ctx.blockMs);
         continue;
       }
-      const count = Math.min(ctx.batchSize, Math.max(...open.map((s) => s.ns.consumerConcurrency - s.held)));
+      const count = Math.min(ctx.batchSize, Math.max(...open.map(room)));
       try {
         const reply = await reader.call('XREADGROUP', [
           'GROUP',
@@ -322,7 +370,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
   const claimEveryMs = Math.min(5000, Math.max(100, Math.floor(deps.leaseMs / 2)));
   async function claimIdle() {
     for (const slot of slots.values()) {
-      const free = slot.ns.consumerConcurrency - slot.held;
+      const free = room(slot);
       if (free <= 0 || !running) continue;
       const reply = (await redis.xautoclaim(
         slot.keys.stream,

@@ -249,4 +249,29 @@ describe.skipIf(!url)('redis-streams backend', () => {
     const states = await Promise.all(ids.map(async (id) => (await find(ns, id))?.state));
     expect(states.every((s) => s === 'delivered')).toBe(true);
   });
+
+  it('holds no more messages than it delivers at once while handlers are slow', async () => {
+    const ns = testNamespace({ consumerConcurrency: 2 });
+    const backend = h.backend();
+    const ids = Array.from({ length: 10 }, (_, i) => `slow-${i}`);
+    await backend.append(ids.map((id) => row(ns, id)));
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const { deps, calls } = consumerDeps([ns], async () => {
+      await gate;
+      return ack();
+    });
+    await backend.consume(deps);
+    await eventually(() => (calls.length === 2 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Taken messages wait out their lease; the rest stay in the stream for any other consumer.
+    const keys = nsKeys(h.prefix, ns.tenantId, ns.name);
+    const [pending] = (await h.redis.xpending(keys.stream, GROUP)) as [number];
+    expect(pending).toBe(2);
+    open();
+    await eventually(async () => ((await backend.lag()).messages === 0 ? true : undefined), 10_000);
+    expect(calls.map((c) => c.message.messageId).sort()).toEqual([...ids].sort());
+  });
 });
