@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -13,6 +12,7 @@ import { withProblemResponses } from './openapi-problems.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
+import { registerSecurityHeaders } from './security-headers.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
@@ -114,7 +114,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     );
   });
 
-  await app.register(helmet, { global: true });
+  registerSecurityHeaders(app);
   await app.register(cors, {
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
     exposedHeaders: [

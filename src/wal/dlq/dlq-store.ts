@@ -165,7 +165,9 @@ export async function requeueDeadLetters(
     )
     select count(*)::int as n from requeued`.execute(trx);
   const n = rows[0]?.n ?? 0;
-  if (n > 0) await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
+  // Requeued rows of every backend: the postgres consumers and the relay (stream backends) both look.
+  if (n > 0)
+    await sql`select pg_notify('mercato_wal_ready', ''), pg_notify('mercato_wal_relay', '')`.execute(trx);
   return n;
 }
 

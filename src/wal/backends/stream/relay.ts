@@ -88,6 +88,8 @@ export function startRelay(deps: RelayDeps): Relay {
         where tenant_id = ${first.tenant_id} and name = ${first.namespace}`.execute(trx);
       if (found[0]?.fallback !== 'postgres') return 'waiting';
       await sql`update wal.messages set backend = 'postgres' where id = any(${ids}::uuid[])`.execute(trx);
+      // An update fires no insert trigger: wake the postgres consumers on commit.
+      await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
       log.warn(
         { backend, namespace: first.namespace, messages: ids.length },
         'backend down: relayed to postgres',
@@ -168,7 +170,7 @@ export function startRelay(deps: RelayDeps): Relay {
 
   const safety = setInterval(wake, 5_000);
   safety.unref();
-  void deps.ctx.db.listen('mercato_wal_ready', wake, wake).then((stop) => {
+  void deps.ctx.db.listen('mercato_wal_relay', wake, wake).then((stop) => {
     if (running) unlisten = stop;
     else void stop();
   });
