@@ -117,7 +117,8 @@ export async function insertMessageRows(
 ): Promise<{ outcomes: WriteOutcome[]; mismatch: boolean[] }> {
   if (rows.length === 0) return { outcomes: [], mismatch: [] };
   // One JSON parameter instead of 13 per row: a batch of 1,000 binds one value, not 13,000.
-  const { rows: inserted } = await sql<ReturnedRow>`
+  // Only ids come back: a row inserted is stored as it was sent.
+  const { rows: inserted } = await sql<{ id: string }>`
     insert into wal.messages (id, tenant_id, namespace, message_id, ordering_key, payload, headers,
       request_hash, backend, state, due_at, max_attempts, created_at)
     select id, tenant_id, namespace, message_id, ordering_key, coalesce(payload, 'null'::jsonb), headers,
@@ -126,9 +127,10 @@ export async function insertMessageRows(
       message_id text, ordering_key text, payload jsonb, headers jsonb, request_hash text, backend text,
       state text, due_at timestamptz, max_attempts integer, created_at timestamptz)
     on conflict (tenant_id, namespace, message_id) do nothing
-    returning ${sql.join(RETURNED.map((c) => sql.ref(c)))}`.execute(db);
+    returning id`.execute(db);
+  const fresh = new Set(inserted.map((r) => r.id));
   const byKey = new Map<string, { row: ReturnedRow; fresh: boolean }>();
-  for (const row of inserted) byKey.set(keyOf(row), { row, fresh: true });
+  for (const row of rows) if (fresh.has(row.id)) byKey.set(keyOf(row), { row, fresh: true });
   const missing = rows.filter((r) => !byKey.has(keyOf(r)));
   if (missing.length > 0) {
     const existing = await db
