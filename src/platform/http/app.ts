@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Format, registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { AppError } from './errors.ts';
@@ -12,6 +13,7 @@ import { withProblemResponses } from './openapi-problems.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
+import { lazyChildLogger } from './request-logger.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
 
 registerAjvFormats();
@@ -56,7 +58,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Every log line of a request, "incoming request" included, carries the caller's trace ids.
     childLoggerFactory: (logger, bindings, opts, rawReq) =>
-      logger.child({ ...bindings, ...parseTraceparent(rawReq.headers.traceparent) }, opts),
+      lazyChildLogger(
+        logger as Logger,
+        { ...bindings, ...parseTraceparent(rawReq.headers.traceparent) },
+        opts,
+      ),
     // A path Fastify cannot route (bad percent-encoding, over-long parameter) is a problem too.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
