@@ -27,6 +27,7 @@ import {
   recordPercentiles,
   results,
   SINGLE_TOTAL,
+  WARMUP,
   WORKER_CONCURRENCY,
   waitForCount,
 } from './wal-common.ts';
@@ -75,8 +76,7 @@ export async function runBullmq(): Promise<void> {
   try {
     // 1. Single adds, CONCURRENCY callers.
     const single = queue('single');
-    const warm = Math.min(1000, SINGLE_TOTAL);
-    await closedLoop(warm, CONCURRENCY, () => single.add('m', PAYLOAD));
+    await closedLoop(WARMUP, CONCURRENCY, () => single.add('m', PAYLOAD));
     results['bullSingle'] = await closedLoop(SINGLE_TOTAL, CONCURRENCY, () => single.add('m', PAYLOAD));
 
     // 2. addBulk of BATCH_SIZE, one caller.

@@ -11,6 +11,8 @@ const count = (name: string, fallback: number) =>
   Math.max(1, Math.round(Number(env[name] ?? fallback) * scale));
 export const SINGLE_TOTAL = count('BENCH_SINGLE_TOTAL', 20_000);
 export const CONCURRENCY = Number(env['BENCH_CONCURRENCY'] ?? 64);
+/** Single writes before the timed ones, on every side: the JIT's warm-up, not measured. */
+export const WARMUP = Math.min(count('BENCH_WARMUP', 5_000), SINGLE_TOTAL);
 export const BATCH_SIZE = Number(env['BENCH_BATCH_SIZE'] ?? 1000);
 export const BATCHES = count('BENCH_BATCHES', 20);
 export const DELIVER = count('BENCH_DELIVER', 20_000);

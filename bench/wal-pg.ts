@@ -32,6 +32,7 @@ import {
   SINGLE_TOTAL,
   sqlAt,
   urlOf,
+  WARMUP,
   WORKER_CONCURRENCY,
   waitForCount,
 } from './wal-common.ts';
@@ -83,7 +84,7 @@ export async function runPg(tenantId: string): Promise<void> {
 
   try {
     // 1. Durable single writes, N concurrent callers.
-    const warm = Math.min(1000, SINGLE_TOTAL);
+    const warm = WARMUP;
     await closedLoop(warm, CONCURRENCY, () => outbox('bench-single', [message()]));
     results['mercatoSingleNoGroup'] = await closedLoop(SINGLE_TOTAL, CONCURRENCY, () =>
       outbox('bench-single', [message()]),

@@ -35,6 +35,7 @@ import {
   recordPercentiles,
   results,
   SINGLE_TOTAL,
+  WARMUP,
   WORKER_CONCURRENCY,
   waitForCount,
 } from './wal-common.ts';
@@ -146,7 +147,7 @@ export async function runRedis(tenantId: string): Promise<void> {
 
     // 1. Single appends, CONCURRENCY callers.
     const single = () => b.append(rowsOf('redis-single', [message()]));
-    await closedLoop(Math.min(1000, SINGLE_TOTAL), CONCURRENCY, single);
+    await closedLoop(WARMUP, CONCURRENCY, single);
     results['redisSingle'] = await closedLoop(SINGLE_TOTAL, CONCURRENCY, single);
 
     // 2. Appends of BATCH_SIZE rows, one caller.

@@ -19,6 +19,7 @@ import {
   results,
   SINGLE_TOTAL,
   scale,
+  WARMUP,
   WORKER_CONCURRENCY,
   WORKERS,
 } from './wal-common.ts';
@@ -110,8 +111,9 @@ payload, and answers a write only once its server acknowledged it: PostgreSQL af
 (Mercato and pg-boss on their own database of the same server, pools of ${facts['dbPoolSize'] ?? '?'}
 connections); Redis after the command (Mercato's Lua append and BullMQ's \`add\` get the same
 durability, whatever the server's persistence above gives). ${SINGLE_TOTAL} single writes per row
-after a warm-up, ${BATCHES} batches of ${BATCH_SIZE}. The HTTP row runs the real server (\`mercato start\`,
-MERCATO_WORKERS=${WORKERS}) with autocannon on the same machine after a 2 s warm-up.
+after ${WARMUP} untimed ones, ${BATCHES} batches of ${BATCH_SIZE}. The HTTP row runs the real server
+(\`mercato start\`, MERCATO_WORKERS=${WORKERS}, its consumers running) with ${http?.tool ?? 'wrk'} on the same
+machine after a 2 s warm-up (wrk when installed, \`apt install wrk\`; autocannon otherwise).
 Machine: ${describeMachine()}.
 
 ### PostgreSQL backend vs pg-boss

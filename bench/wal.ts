@@ -9,7 +9,8 @@
  * - memory (wal-memory.ts): resident memory after 100 thousand and 1 million messages.
  *
  * Knobs: BENCH_ONLY (comma-separated parts, default pg,http,redis,memory), BENCH_SCALE
- * (multiplies every count, e.g. 0.05 for a quick run), BENCH_SINGLE_TOTAL (20000),
+ * (multiplies every count, e.g. 0.05 for a quick run), BENCH_SINGLE_TOTAL (20000), BENCH_WARMUP
+ * (5000 single writes before the timed ones, every side),
  * BENCH_CONCURRENCY (64), BENCH_BATCHES (20 batches of BENCH_BATCH_SIZE=1000), BENCH_DELIVER
  * (20000), BENCH_LATENCY (5000 messages at BENCH_LATENCY_RATE=500/s), BENCH_DELAYED (2000),
  * BENCH_WORKER_CONCURRENCY (8), BENCH_MEMORY_SMALL (100000), BENCH_MEMORY_LARGE (1000000),

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { idempotencyConflict, type NewMessageRow, type WriteOutcome } from '../postgres/group-commit.ts';
+import type { MessageState } from '../../tables.ts';
+import {
+  idempotencyConflict,
+  type NewMessageRow,
+  type StoredMessage,
+  type WriteOutcome,
+} from '../postgres/group-commit.ts';
 import {
   outcomeOf,
   type StreamBackend,
@@ -24,6 +30,19 @@ export type RedisStreamsOptions = {
   /** How long one XREADGROUP blocks; default 1000 ms (bounds how soon stop() and namespace changes are seen). */
   blockMs?: number;
 };
+
+/** A new message as stored: what the writer sent. */
+const storedOf = (row: NewMessageRow, state: MessageState): StoredMessage => ({
+  id: row.id,
+  tenantId: row.tenant_id,
+  namespace: row.namespace,
+  messageId: row.message_id,
+  requestHash: row.request_hash,
+  backend: BACKEND,
+  state,
+  dueAt: row.due_at,
+  createdAt: row.created_at,
+});
 
 /**
  * The Redis Streams backend (see README.md). `redis` is the platform's client: the backend never
@@ -73,11 +92,14 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
     // Per row: 'new' alone, or status, id, state, dueAt, createdAt of the message already stored.
     let at = 1;
     return rows.map((row) => {
-      const message = streamMessageOf(row);
       if (answer[at] === 'new') {
         at += 1;
-        return outcomeOf(message, BACKEND, message.dueAt > now ? 'scheduled' : 'pending', false);
+        return {
+          replayed: false,
+          message: storedOf(row, row.due_at.getTime() > now ? 'scheduled' : 'pending'),
+        };
       }
+      const message = streamMessageOf(row);
       const [status, id, state, dueAt, createdAt] = answer.slice(at, at + 5) as string[];
       at += 5;
       const stored = { ...message, id: id!, dueAt: Number(dueAt), createdAt: Number(createdAt) };

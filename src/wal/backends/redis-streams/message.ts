@@ -113,19 +113,22 @@ export function isConnectionError(err: unknown): boolean {
  * Runs fn against redis, failing fast with BackendUnavailableError when the client is not
  * connected (so a client with an offline queue never makes a write wait) or the connection fails.
  */
-export async function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Promise<T> {
-  // A lazyConnect client that was never used: connect it (fails fast when unreachable).
-  if (redis.status === 'wait') await redis.connect().catch(() => {});
-  if (redis.status !== 'ready') {
-    throw new BackendUnavailableError(BACKEND, `redis is not connected (${redis.status}); ${what} failed`);
-  }
-  try {
-    return await fn();
-  } catch (err) {
+export function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Promise<T> {
+  const unavailable = (err: unknown) => {
     if (isConnectionError(err)) {
       const message = err instanceof Error ? err.message : String(err);
       throw new BackendUnavailableError(BACKEND, `redis ${what} failed: ${message}`, { cause: err });
     }
     throw err;
-  }
+  };
+  // The common case without an extra async frame: it is on every write.
+  if (redis.status === 'ready') return fn().catch(unavailable);
+  return (async () => {
+    // A lazyConnect client that was never used: connect it (fails fast when unreachable).
+    if (redis.status === 'wait') await redis.connect().catch(() => {});
+    if (redis.status !== 'ready') {
+      throw new BackendUnavailableError(BACKEND, `redis is not connected (${redis.status}); ${what} failed`);
+    }
+    return fn().catch(unavailable);
+  })();
 }
