@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
@@ -112,5 +113,65 @@ describe.skipIf(!testRedisUrl())('WAL backend outage and fallback', () => {
     expect(after.json<Receipt>().backend).toBe('redis-streams');
     const id = after.json<Receipt>().messageId;
     await until(() => receiver.ids().has(id), 'delivered after the outage', 30_000);
+  });
+
+  it('deletes a namespace with its Redis keys, and refuses (503, nothing deleted) while Redis is down', {
+    timeout: 90_000,
+  }, async () => {
+    const made = await post(
+      t.app,
+      '/api/v1/wal/namespaces',
+      { name: 'short-lived', backend: 'redis-streams' },
+      admin,
+    );
+    expect(made.statusCode, made.body).toBe(201);
+    for (let n = 0; n < 3; n++) expect((await write('short-lived', { n })).statusCode).toBe(202);
+    const redis = new Redis(testRedisUrl()!);
+    const keys = async () => {
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, page] = await redis.scan(
+          cursor,
+          'MATCH',
+          `mercato:wal:{${tenant.id}/short-lived}*`,
+          'COUNT',
+          1000,
+        );
+        found.push(...page);
+        cursor = next;
+      } while (cursor !== '0');
+      return found;
+    };
+    try {
+      expect((await keys()).length).toBeGreaterThan(0);
+      const remove = () =>
+        t.app.inject({ method: 'DELETE', url: '/api/v1/wal/namespaces/short-lived', headers: admin });
+      await proxy.cut();
+      try {
+        const refused = await until(async () => {
+          const response = await remove();
+          return response.statusCode === 503 ? response : undefined;
+        }, 'a 503');
+        expect(refused.json()).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+        expect(refused.headers['retry-after']).toBe('5');
+      } finally {
+        await proxy.restore();
+      }
+      const listed = await t.app.inject({ url: '/api/v1/wal/namespaces/short-lived', headers: admin });
+      expect(listed.statusCode).toBe(200);
+      const removed = await until(
+        async () => {
+          const response = await remove();
+          return response.statusCode === 204 ? response : undefined;
+        },
+        'Redis back',
+        30_000,
+      );
+      expect(removed.statusCode).toBe(204);
+      expect(await keys()).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

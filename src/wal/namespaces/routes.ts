@@ -2,8 +2,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { AppError, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
 import { actorOf } from '../audit/index.ts';
+import { BackendUnavailableError, dropStreamData } from '../backends/stream/index.ts';
 import type { WalDeps } from '../deps.ts';
 import {
   createNamespace,
@@ -205,8 +206,29 @@ export function namespaceRoutes(deps: WalDeps) {
         const user = userOf(request);
         const { name } = request.params;
         const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        // A stream backend's messages go first: one that cannot be reached is a 503 with nothing
+        // deleted, to be tried again. Once the row is gone, writes find no namespace; a write that
+        // slipped in between is dropped after (a failure then is only logged).
+        const namespace = await withTenant(deps.db, user.tenantId, (trx) =>
+          requireNamespace(trx, user.tenantId, name),
+        );
+        await dropStreamData(deps.streams, namespace).catch((err: unknown) => {
+          if (!(err instanceof BackendUnavailableError)) throw err;
+          throw new AppError(
+            'BACKEND_UNAVAILABLE',
+            `backend ${err.backend} of namespace ${name} cannot be reached to delete its messages; nothing was deleted, retry shortly`,
+            { retryAfterSeconds: 5 },
+            { cause: err },
+          );
+        });
         await withTenant(deps.db, user.tenantId, (trx) => deleteNamespace(trx, change, name));
         deps.namespaces.invalidate(user.tenantId, name);
+        await dropStreamData(deps.streams, namespace).catch((err: unknown) =>
+          request.log.warn(
+            { err, namespace: name },
+            'messages written while the namespace was deleted remain',
+          ),
+        );
         return reply.code(204).send(null);
       },
     );

@@ -24,6 +24,8 @@ export type Core = {
   kv(): Promise<KV>;
   /** Creates the namespace's stream on first use (cached once it exists). */
   ensureStream(names: NamespaceNames): Promise<void>;
+  /** Forgets that the namespace's stream exists (it was deleted): the next write creates it again. */
+  forgetStream(names: NamespaceNames): void;
   /** Runs `fn`, turning connection failures and timeouts into BackendUnavailableError. */
   guard<T>(what: string, fn: () => Promise<T>): Promise<T>;
   close(): void;
@@ -121,6 +123,9 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
         p.catch(() => streams.delete(names.stream));
       }
       return p;
+    },
+    forgetStream(names) {
+      streams.delete(names.stream);
     },
     async guard(what, fn) {
       assertConnected();

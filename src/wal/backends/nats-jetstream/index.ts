@@ -11,7 +11,7 @@ import {
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { type Core, createCore } from './core.ts';
-import { assertPrefix, namespaceNames, stateKey, subjectOf } from './names.ts';
+import { assertPrefix, bucketName, namespaceNames, stateKey, subjectOf } from './names.ts';
 import {
   type Envelope,
   encodeJson,
@@ -223,6 +223,22 @@ export function createNatsJetStreamBackend(
       return core.guard('ping', async () => {
         await withTimeout(core.nc.flush(), core.options.timeoutMs, 'flush');
         await (await core.jsm()).getAccountInfo();
+      });
+    },
+    drop(tenantId, namespace) {
+      const names = namespaceNames(prefix, tenantId, namespace);
+      return core.guard('drop', async () => {
+        const jsm = await core.jsm();
+        try {
+          await jsm.streams.delete(names.stream);
+        } catch (err) {
+          if (!/not found/i.test(String((err as Error).message))) throw err;
+        }
+        core.forgetStream(names);
+        // The namespace's message states: every KV key under its hash, one purge.
+        await core.kv();
+        const bucket = bucketName(prefix);
+        await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${names.hash}.>` });
       });
     },
     async close() {

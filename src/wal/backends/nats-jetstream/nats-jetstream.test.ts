@@ -404,4 +404,22 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     core.close();
     expect(await backend.find(ns.tenantId, ns.name, 'old')).toBeUndefined();
   });
+
+  it('drops what it holds for a deleted namespace and nothing of another', async () => {
+    const gone = namespace();
+    const kept = namespace({ tenantId: gone.tenantId });
+    await backend.append([row(gone, 'g1'), row(gone, 'g2', { key: 'k' })]);
+    await backend.append([row(kept, 'k1')]);
+    await backend.drop(gone.tenantId, gone.name);
+    const jsm = await jetstreamManager(nc);
+    await expect(jsm.streams.info(namespaceNames(prefix, gone.tenantId, gone.name).stream)).rejects.toThrow(
+      /not found/i,
+    );
+    expect(await backend.find(gone.tenantId, gone.name, 'g1')).toBeUndefined();
+    expect(await backend.find(gone.tenantId, gone.name, 'g2')).toBeUndefined();
+    expect((await backend.find(kept.tenantId, kept.name, 'k1'))?.state).toBe('pending');
+    // A namespace of the same name made again starts empty and works.
+    const [again] = await backend.append([row(gone, 'g1')]);
+    expect(again?.replayed).toBe(false);
+  });
 });

@@ -218,6 +218,25 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       await guarded(redis, 'ping', () => redis.ping());
     },
 
+    async drop(tenantId, namespace) {
+      const { base } = nsKeys(prefix, tenantId, namespace);
+      keyCache.delete(`${tenantId}/${namespace}`);
+      registered.delete(base);
+      await guarded(redis, 'drop', async () => {
+        // Every key of the namespace starts with its base (glob characters escaped). The client's
+        // keyPrefix is not added to MATCH patterns, so it is added here and taken off the answers.
+        const keyPrefix = redis.options.keyPrefix ?? '';
+        const pattern = `${`${keyPrefix}${base}`.replace(/[*?[\]\\]/g, '\\$&')}*`;
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length > 0) await redis.unlink(...keys.map((k) => k.slice(keyPrefix.length)));
+        } while (cursor !== '0');
+        await redis.srem(registryKey(prefix), base);
+      });
+    },
+
     async close() {
       const running = [...consumers];
       consumers.clear();

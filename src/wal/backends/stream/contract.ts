@@ -105,6 +105,12 @@ export interface StreamBackend {
   lag(): Promise<{ messages: number; oldestMs: number }>;
   /** Throws when the server cannot be reached (for /health/ready and fallback decisions). */
   ping(): Promise<void>;
+  /**
+   * Deletes everything the backend holds for a namespace: its messages, their state and history,
+   * its queues. For a namespace being deleted; throws BackendUnavailableError when the server
+   * cannot be reached.
+   */
+  drop(tenantId: string, namespace: string): Promise<void>;
   /** Closes what the backend opened itself (not ctx.redis / ctx.nats, which the platform owns). */
   close(): Promise<void>;
 }
