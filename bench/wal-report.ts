@@ -90,7 +90,7 @@ export function walReport(parts: string[], http: HttpRow | undefined): { body: s
     })
     .join('; ');
   const verdict = [
-    `- PostgreSQL backend writes at least 3× pg-boss \`send\`: group committer ${target('mercatoSingleGroup', 'bossSend', 3)}; batches vs \`insert\` ${target('mercatoBatch', 'bossBatch', 3)}.`,
+    `- PostgreSQL backend writes at least 3× pg-boss \`send\`: group committer ${target('mercatoSingleGroup', 'bossSend', 3)}; batches vs \`insert\` (no target named) ${ratio('mercatoBatch', 'bossBatch')}.`,
     `- PostgreSQL backend delivers at least 2× pg-boss processing (no-op handler, no inbox): ${target('mercatoDeliver', 'bossDeliver', 2)}.`,
     `- Redis Streams backend at least matches BullMQ: single writes ${target('redisSingle', 'bullSingle', 1)}; batches ${target('redisBatch', 'bullBatch', 1)}; delivery ${target('redisDeliver', 'bullDeliver', 1)}.`,
     http

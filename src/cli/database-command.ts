@@ -11,10 +11,14 @@ and run this command again, or do the same through its API (see the README's API
 or point MERCATO_DATA_DIR elsewhere. (Data directory: ${config.dataDir})`;
 }
 
-/** Runs fn with a migrated database and the identity module, holding the embedded lock meanwhile. */
+/**
+ * Runs fn with a migrated database and the identity module, holding the embedded lock meanwhile.
+ * Redis and NATS are connected only when `options.streams` asks for them (`mercato wal tail`).
+ */
 export async function withDatabase<T>(
   config: Config,
   fn: (ctx: AppContext, identity: IdentityModule, migrated: string[]) => Promise<T>,
+  options: { streams?: boolean } = {},
 ): Promise<T> {
   let release = () => {};
   try {
@@ -23,7 +27,9 @@ export async function withDatabase<T>(
     if (error instanceof DataDirInUseError) throw new CliError(dataDirInUseMessage(error, config));
     throw error;
   }
-  const ctx = await createContext({ ...config, redisUrl: undefined, natsUrl: undefined });
+  const ctx = await createContext(
+    options.streams ? config : { ...config, redisUrl: undefined, natsUrl: undefined },
+  );
   try {
     const result = await migrate(ctx.db);
     if (result.error) throw result.error;

@@ -2,14 +2,77 @@ import type { Command } from 'commander';
 import type { Kysely } from 'kysely';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import { withTenant } from '../platform/db/index.ts';
-import type { Config } from '../platform/index.ts';
+import type { AppContext, Config } from '../platform/index.ts';
+import { createStreamBackends } from '../wal/backends/stream/index.ts';
 import { listDeadLetters } from '../wal/dlq/index.ts';
 import { createNamespaceCache } from '../wal/namespaces/index.ts';
+import type { Namespace } from '../wal/namespaces/namespace.ts';
 import type { WalTables } from '../wal/tables.ts';
 import { writeMessages } from '../wal/write/index.ts';
 import { CliError, withDatabase } from './database-command.ts';
 
 type Opts = { tenant: string };
+
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** One message per line, as JSON (the same shape whichever backend holds it). */
+function printMessage(message: {
+  messageId: string;
+  key: string | null;
+  state: string;
+  backend: string;
+  createdAt: Date;
+  payload: unknown;
+}): void {
+  console.log(JSON.stringify(message));
+}
+
+/** The id of the namespace's newest row in PostgreSQL: tail prints what comes after it. */
+async function newestId(db: Kysely<WalTables>, tenantId: string, namespace: string): Promise<string> {
+  const newest = await withTenant(db, tenantId, (trx) =>
+    trx
+      .selectFrom('wal.messages')
+      .select('id')
+      .where('namespace', '=', namespace)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst(),
+  );
+  return newest?.id ?? NIL_UUID;
+}
+
+/** Follows the namespace on each stream backend it names that this configuration reaches. */
+async function followStreams(ctx: AppContext, namespace: Namespace) {
+  const streams = createStreamBackends(ctx);
+  const followers: Array<{ stop(): Promise<void> }> = [];
+  for (const name of new Set([namespace.backend, namespace.fallbackBackend])) {
+    if (name === null || name === 'postgres') continue;
+    const backend = streams.get(name);
+    if (!backend) {
+      throw new CliError(
+        `namespace "${namespace.name}" uses ${name}, which this configuration does not reach (set ${name === 'redis-streams' ? 'REDIS_URL' : 'NATS_URL'})`,
+      );
+    }
+    const follow = backend.follow(namespace.tenantId, namespace.name, (m) =>
+      printMessage({
+        messageId: m.messageId,
+        key: m.key,
+        state: 'pending',
+        backend: name,
+        createdAt: new Date(m.createdAt),
+        payload: JSON.parse(m.payload),
+      }),
+    );
+    followers.push(
+      await follow.catch((error: unknown) => {
+        throw new CliError(
+          `${name} cannot be reached: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }),
+    );
+  }
+  return followers;
+}
 
 /** Resolves --tenant and --namespace, or says plainly which one does not exist. */
 async function scope(config: Config, opts: Opts, namespaceName: string) {
@@ -73,62 +136,59 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .argument('<namespace>', 'namespace name')
     .description('print messages of a namespace as they are written (Ctrl-C stops)')
     .requiredOption('--tenant <slug>', 'tenant slug')
-    .option('--from-start', 'print the messages already there first')
+    .option('--from-start', 'print the messages already in PostgreSQL first')
     .action(async (namespaceName: string, opts: Opts & { fromStart?: boolean }) => {
-      const { tenantId } = await scope(config(), opts, namespaceName);
-      await withDatabase(config(), async (ctx) => {
-        const db = ctx.db.kysely as Kysely<WalTables>;
-        let last = opts.fromStart ? '00000000-0000-0000-0000-000000000000' : undefined;
-        if (!last) {
-          const newest = await withTenant(db, tenantId, (trx) =>
-            trx
-              .selectFrom('wal.messages')
-              .select('id')
-              .where('namespace', '=', namespaceName)
-              .orderBy('id', 'desc')
-              .limit(1)
-              .executeTakeFirst(),
-          );
-          last = newest?.id ?? '00000000-0000-0000-0000-000000000000';
-        }
-        let wake: () => void = () => {};
-        const unlisten = await ctx.db.listen('mercato_wal_ready', () => wake());
-        let stopped = false;
-        process.once('SIGINT', () => {
-          stopped = true;
-          wake();
-        });
-        while (!stopped) {
-          const rows = await withTenant(db, tenantId, (trx) =>
-            trx
-              .selectFrom('wal.messages')
-              .select(['id', 'message_id', 'ordering_key', 'state', 'payload', 'created_at'])
-              .where('namespace', '=', namespaceName)
-              .where('id', '>', last!)
-              .orderBy('id')
-              .limit(500)
-              .execute(),
-          );
-          for (const row of rows) {
-            console.log(
-              JSON.stringify({
+      const { tenantId, namespace } = await scope(config(), opts, namespaceName);
+      await withDatabase(
+        config(),
+        async (ctx) => {
+          let stopped = false;
+          let wake: () => void = () => {};
+          process.once('SIGINT', () => {
+            stopped = true;
+            wake();
+          });
+          // A stream backend's messages are followed on the backend; PostgreSQL holds the postgres
+          // backend's and the outbox rows on their way to a stream backend.
+          const followers = await followStreams(ctx, namespace);
+          const db = ctx.db.kysely as Kysely<WalTables>;
+          const unlisten = await ctx.db.listen('mercato_wal_ready', () => wake());
+          const unlistenRelay = await ctx.db.listen('mercato_wal_relay', () => wake());
+          let last = opts.fromStart ? NIL_UUID : await newestId(db, tenantId, namespaceName);
+          while (!stopped) {
+            const rows = await withTenant(db, tenantId, (trx) =>
+              trx
+                .selectFrom('wal.messages')
+                .select(['id', 'message_id', 'ordering_key', 'state', 'payload', 'created_at', 'backend'])
+                .where('namespace', '=', namespaceName)
+                .where('id', '>', last)
+                .orderBy('id')
+                .limit(500)
+                .execute(),
+            );
+            for (const row of rows) {
+              printMessage({
                 messageId: row.message_id,
                 key: row.ordering_key,
                 state: row.state,
+                backend: row.backend,
                 createdAt: row.created_at,
                 payload: row.payload,
-              }),
-            );
-            last = row.id;
+              });
+              last = row.id;
+            }
+            if (rows.length === 500) continue;
+            await new Promise<void>((resolve) => {
+              wake = resolve;
+              setTimeout(resolve, 1000);
+            });
           }
-          if (rows.length === 500) continue;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, 1000);
-          });
-        }
-        await unlisten();
-      });
+          await Promise.all(followers.map((f) => f.stop()));
+          await unlisten();
+          await unlistenRelay();
+        },
+        { streams: true },
+      );
     });
 
   wal

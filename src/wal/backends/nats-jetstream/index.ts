@@ -13,6 +13,7 @@ import { startConsumer } from './consumer.ts';
 import { type Core, createCore } from './core.ts';
 import { assertPrefix, bucketName, namespaceNames, stateKey, subjectOf } from './names.ts';
 import {
+  decodeJson,
   type Envelope,
   encodeJson,
   isWrongRevision,
@@ -223,6 +224,32 @@ export function createNatsJetStreamBackend(
       return core.guard('ping', async () => {
         await withTimeout(core.nc.flush(), core.options.timeoutMs, 'flush');
         await (await core.jsm()).getAccountInfo();
+      });
+    },
+    follow(tenantId, namespace, onMessage) {
+      const names = namespaceNames(prefix, tenantId, namespace);
+      return core.guard('follow', async () => {
+        const kv = await core.kv();
+        // A core subscription sees what is published to the stream's subjects, apart from its consumers.
+        const subscription = core.nc.subscribe(names.subjects);
+        const reading = (async () => {
+          for await (const msg of subscription) {
+            try {
+              const envelope = decodeJson<Envelope>(msg.data);
+              const found = await readState(kv, envelope.key);
+              if (found) onMessage(found.state.message);
+            } catch {
+              // Not an envelope, or its state is gone: nothing to show.
+            }
+          }
+        })();
+        await core.nc.flush();
+        return {
+          async stop() {
+            subscription.unsubscribe();
+            await reading;
+          },
+        };
       });
     },
     drop(tenantId, namespace) {

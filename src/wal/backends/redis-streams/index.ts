@@ -17,7 +17,16 @@ import {
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { historyKey, keysOfBase, messageKey, type NsKeys, nsKeys, registryKey } from './keys.ts';
-import { BACKEND, fieldsOf, guarded, historyOf, messageOf, pushScriptRow, viewFields } from './message.ts';
+import {
+  BACKEND,
+  fieldsOf,
+  guarded,
+  historyOf,
+  messageOf,
+  pushScriptRow,
+  streamsOf,
+  viewFields,
+} from './message.ts';
 import { defineScripts } from './scripts.ts';
 
 export type RedisStreamsOptions = {
@@ -216,6 +225,41 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
 
     async ping() {
       await guarded(redis, 'ping', () => redis.ping());
+    },
+
+    async follow(tenantId, namespace, onMessage) {
+      const keys = nsKeys(prefix, tenantId, namespace);
+      await guarded(redis, 'follow', () => redis.ping());
+      // XREAD (no group) from the newest entry on: it leaves the consumers' group alone.
+      const reader = redis.duplicate();
+      reader.on('error', () => {});
+      let running = true;
+      let last = '$';
+      const reading = (async () => {
+        while (running) {
+          try {
+            const reply = await reader.xread('BLOCK', 1000, 'STREAMS', keys.stream, last);
+            for (const [, entries] of streamsOf(reply)) {
+              for (const [entry, fields] of entries) {
+                last = entry;
+                const messageId = fields ? fieldsOf(fields)['m'] : undefined;
+                if (!messageId) continue;
+                const hash = await redis.hgetall(messageKey(keys.base, messageId));
+                if (hash['id']) onMessage(messageOf(hash));
+              }
+            }
+          } catch {
+            if (running) await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        }
+      })();
+      return {
+        async stop() {
+          running = false;
+          reader.disconnect();
+          await reading;
+        },
+      };
     },
 
     async drop(tenantId, namespace) {

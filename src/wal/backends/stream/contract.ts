@@ -111,6 +111,17 @@ export interface StreamBackend {
    * cannot be reached.
    */
   drop(tenantId: string, namespace: string): Promise<void>;
+  /**
+   * Calls `onMessage` with each message of the namespace queued from now on, for `mercato wal
+   * tail` (a delayed one when it falls due on redis-streams, when written on nats-jetstream; a
+   * retry may show a message again). Throws BackendUnavailableError when the server cannot be
+   * reached.
+   */
+  follow(
+    tenantId: string,
+    namespace: string,
+    onMessage: (message: StreamMessage) => void,
+  ): Promise<{ stop(): Promise<void> }>;
   /** Closes what the backend opened itself (not ctx.redis / ctx.nats, which the platform owns). */
   close(): Promise<void>;
 }
