@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { runMercato } from '../src/cli/mercato-process.ts';
 import { ADMIN_EMAIL, DURATION, MERCATO_DB, PASSWORD, PAYLOAD, urlOf, WORKERS } from './wal-common.ts';
+import { startFloorServer } from './wal-http-floor.ts';
 
 export type HttpRow = {
   tool: 'wrk' | 'autocannon';
@@ -131,5 +132,25 @@ export async function runHttp(): Promise<HttpRow> {
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;
+  }
+}
+
+/** The same load on the floor server (wal-http-floor.ts), after Mercato's server has stopped. */
+export async function runHttpFloor(): Promise<HttpRow> {
+  const floor = await startFloorServer();
+  try {
+    const load = {
+      url: floor.url,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
+      connections: 64,
+    };
+    const run = hasWrk() ? withWrk : withAutocannon;
+    await run(load, 2);
+    const row = await run(load, DURATION);
+    console.log('http floor', row);
+    return row;
+  } finally {
+    await floor.close();
   }
 }

@@ -4,7 +4,8 @@
  * - pg (wal-pg.ts): PostgreSQL backend vs pg-boss on the same PostgreSQL: single writes (outbox,
  *   group committer) vs `send`, batches vs `insert`, delivery to a no-op handler (without and with
  *   the inbox) vs `work`, end-to-end latency, lateness of delayed messages;
- * - http (wal-http.ts): `POST /api/v1/wal/write` against the real server (autocannon);
+ * - http (wal-http.ts): `POST /api/v1/wal/write` against the real server (wrk, else autocannon),
+ *   then the same load on a floor server: Fastify and one group-committed INSERT (wal-http-floor.ts);
  * - redis (wal-redis.ts, wal-bullmq.ts): Redis Streams backend vs BullMQ on the same Redis;
  * - memory (wal-memory.ts): resident memory after 100 thousand and 1 million messages.
  *
@@ -22,8 +23,8 @@
  */
 import { writeSection } from './results-file.ts';
 import { bullmqVersion, runBullmq } from './wal-bullmq.ts';
-import { adminUrl, facts, notes, runPart, scale, sqlAt } from './wal-common.ts';
-import { type HttpRow, runHttp } from './wal-http.ts';
+import { adminUrl, facts, notes, results, runPart, scale, sqlAt } from './wal-common.ts';
+import { type HttpRow, runHttp, runHttpFloor } from './wal-http.ts';
 import { MEMORY_BACKENDS, runMemory } from './wal-memory.ts';
 import { dropMercatoDatabase, setupMercatoDatabase } from './wal-mercato.ts';
 import { runPg } from './wal-pg.ts';
@@ -65,6 +66,10 @@ try {
   if (parts.includes('http'))
     await part('http', async () => {
       http = await runHttp();
+      const floor = await runHttpFloor();
+      results['httpFloorRps'] = floor.rps;
+      results['httpFloorP50'] = floor.p50;
+      results['httpFloorP99'] = floor.p99;
     });
   if (parts.includes('redis') || parts.includes('memory'))
     await part('redis (server check)', async () => {
