@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { uuidv7 } from 'uuidv7';
+import { uuidv7 } from '../uuidv7.ts';
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
-import { uuidv7 } from 'uuidv7';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
 import { type Namespace, payloadValidator } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';

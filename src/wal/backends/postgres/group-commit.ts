@@ -129,11 +129,10 @@ export async function insertMessageRows(
     on conflict (tenant_id, namespace, message_id) do nothing
     returning id`.execute(db);
   const fresh = new Set(inserted.map((r) => r.id));
-  const byKey = new Map<string, { row: ReturnedRow; fresh: boolean }>();
-  for (const row of rows) if (fresh.has(row.id)) byKey.set(keyOf(row), { row, fresh: true });
-  const missing = rows.filter((r) => !byKey.has(keyOf(r)));
+  const missing = rows.filter((r) => !fresh.has(r.id));
+  const existing = new Map<string, ReturnedRow>();
   if (missing.length > 0) {
-    const existing = await db
+    const found = await db
       .selectFrom('wal.messages')
       .select(RETURNED)
       .where((eb) =>
@@ -144,20 +143,25 @@ export async function insertMessageRows(
         ),
       )
       .execute();
-    for (const row of existing) byKey.set(keyOf(row), { row, fresh: false });
+    for (const row of found) existing.set(keyOf(row), row);
   }
   const outcomes: WriteOutcome[] = [];
   const mismatch: boolean[] = [];
   for (const r of rows) {
-    const found = byKey.get(keyOf(r));
+    if (fresh.has(r.id)) {
+      outcomes.push({ message: toStored(r), replayed: false });
+      mismatch.push(false);
+      continue;
+    }
+    const found = existing.get(keyOf(r));
     // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
     if (!found) {
       throw new AppError('SERVICE_UNAVAILABLE', `message ${r.message_id} changed during the write; retry`, {
         retryAfterSeconds: 1,
       });
     }
-    outcomes.push({ message: toStored(found.row), replayed: !found.fresh });
-    mismatch.push(!found.fresh && found.row.request_hash !== r.request_hash);
+    outcomes.push({ message: toStored(found), replayed: true });
+    mismatch.push(found.request_hash !== r.request_hash);
   }
   return { outcomes, mismatch };
 }
@@ -197,6 +201,8 @@ export type GroupCommitter = {
 
 type Pending = {
   rows: NewMessageRow[];
+  /** keyOf each row, made once. */
+  keys: string[];
   resolve: (outcomes: WriteOutcome[]) => void;
   reject: (error: unknown) => void;
 };
@@ -240,7 +246,7 @@ export function createGroupCommitter(
       scheduled = false;
       const group = take();
       if (group.length === 0) return;
-      const keys = group.flatMap((p) => p.rows.map(keyOf));
+      const keys = group.flatMap((p) => p.keys);
       for (const key of keys) inFlight.add(key);
       const flight: Promise<void> = run(group).finally(() => {
         for (const key of keys) inFlight.delete(key);
@@ -262,12 +268,12 @@ export function createGroupCommitter(
     let rows = 0;
     for (const pending of queue) {
       const full = group.length > 0 && rows + pending.rows.length > maxBatch;
-      const repeats = pending.rows.some((r) => keys.has(keyOf(r)) || inFlight.has(keyOf(r)));
+      const repeats = pending.keys.some((key) => keys.has(key) || inFlight.has(key));
       if (full || repeats) {
         rest.push(pending);
         continue;
       }
-      for (const r of pending.rows) keys.add(keyOf(r));
+      for (const key of pending.keys) keys.add(key);
       rows += pending.rows.length;
       group.push(pending);
     }
@@ -346,7 +352,7 @@ export function createGroupCommitter(
       return new Promise<WriteOutcome[]>((resolve, reject) => {
         stats.submissions += 1;
         stats.rows += rows.length;
-        queue.push({ rows, resolve, reject });
+        queue.push({ rows, keys: rows.map(keyOf), resolve, reject });
         schedule();
       });
     },

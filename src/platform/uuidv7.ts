@@ -1,0 +1,56 @@
+import { randomFillSync } from 'node:crypto';
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const POOL_BYTES = 8192;
+
+/**
+ * A UUIDv7 generator (RFC 9562): 48 bits of Unix milliseconds, then a 12-bit counter in rand_a
+ * (RFC 9562 §6.2 method 1) that starts at a random value below 2048 each new millisecond and
+ * counts up within it, then 62 random bits. Ids of one generator are strictly increasing, also
+ * as text, even when the clock steps back (the last millisecond is kept) or 2,048+ ids fall in one
+ * millisecond (it borrows the next). Random bytes come from a pool refilled 8 KiB at a time: on
+ * the write path a crypto call per id cost more than the rest of the id.
+ */
+export function createUuidV7(
+  now: () => number = Date.now,
+  fill: (bytes: Buffer) => void = (bytes) => randomFillSync(bytes),
+): () => string {
+  const pool = Buffer.alloc(POOL_BYTES);
+  let at = POOL_BYTES;
+  const random = (): number => {
+    if (at === POOL_BYTES) {
+      fill(pool);
+      at = 0;
+    }
+    return pool[at++]!;
+  };
+  let lastMs = -1;
+  let counter = 0;
+  return () => {
+    const ms = now();
+    if (ms > lastMs) {
+      lastMs = ms;
+      counter = ((random() & 0x07) << 8) | random();
+    } else if (++counter > 0xfff) {
+      lastMs += 1;
+      counter = ((random() & 0x07) << 8) | random();
+    }
+    const hi = Math.floor(lastMs / 0x1000000);
+    const lo = lastMs % 0x1000000;
+    if (at + 8 > POOL_BYTES) {
+      fill(pool);
+      at = 0;
+    }
+    const r = at;
+    at += 8;
+    return (
+      `${HEX[(hi >>> 16) & 0xff]}${HEX[(hi >>> 8) & 0xff]}${HEX[hi & 0xff]}${HEX[lo >>> 16]}-` +
+      `${HEX[(lo >>> 8) & 0xff]}${HEX[lo & 0xff]}-${HEX[0x70 | (counter >> 8)]}${HEX[counter & 0xff]}-` +
+      `${HEX[0x80 | (pool[r]! & 0x3f)]}${HEX[pool[r + 1]!]}-${HEX[pool[r + 2]!]}${HEX[pool[r + 3]!]}` +
+      `${HEX[pool[r + 4]!]}${HEX[pool[r + 5]!]}${HEX[pool[r + 6]!]}${HEX[pool[r + 7]!]}`
+    );
+  };
+}
+
+/** The process's generator. */
+export const uuidv7 = createUuidV7();
