@@ -26,6 +26,21 @@ type Load = { url: string; headers: Record<string, string>; body: string; connec
 
 const hasWrk = () => spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error === undefined;
 
+/** Single writes of the 1 KiB payload to `url` at 64 connections: 2 s of warm-up, then DURATION s. */
+async function measureWrites(label: string, url: string, headers: Record<string, string>): Promise<HttpRow> {
+  const load = {
+    url,
+    headers,
+    body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
+    connections: 64,
+  };
+  const run = hasWrk() ? withWrk : withAutocannon;
+  await run(load, 2);
+  const row = await run(load, DURATION);
+  console.log(label, row);
+  return row;
+}
+
 /** Milliseconds from a wrk duration: `850.00us`, `15.02ms`, `1.20s`. */
 const msOf = (text: string) => {
   const [, n, unit] = /^([\d.]+)(us|ms|s|m)$/.exec(text) ?? [];
@@ -118,17 +133,7 @@ export async function runHttp(): Promise<HttpRow> {
       body: JSON.stringify({ name: 'bench-http', targets: [] }),
     });
     if (created.status !== 201) throw new Error(`namespace: ${created.status} ${await created.text()}`);
-    const load = {
-      url: `${base}/api/v1/wal/write`,
-      headers,
-      body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
-      connections: 64,
-    };
-    const run = hasWrk() ? withWrk : withAutocannon;
-    await run(load, 2);
-    const http = await run(load, DURATION);
-    console.log('http', http);
-    return http;
+    return await measureWrites('http', `${base}/api/v1/wal/write`, headers);
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;
@@ -139,17 +144,7 @@ export async function runHttp(): Promise<HttpRow> {
 export async function runHttpFloor(): Promise<HttpRow> {
   const floor = await startFloorServer();
   try {
-    const load = {
-      url: floor.url,
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
-      connections: 64,
-    };
-    const run = hasWrk() ? withWrk : withAutocannon;
-    await run(load, 2);
-    const row = await run(load, DURATION);
-    console.log('http floor', row);
-    return row;
+    return await measureWrites('http floor', floor.url, { 'content-type': 'application/json' });
   } finally {
     await floor.close();
   }

@@ -3,7 +3,11 @@ import type { Kysely } from 'kysely';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { AppContext, Config } from '../platform/index.ts';
-import { createStreamBackends } from '../wal/backends/stream/index.ts';
+import {
+  createStreamBackends,
+  type StreamBackendName,
+  type StreamMessage,
+} from '../wal/backends/stream/index.ts';
 import { listDeadLetters } from '../wal/dlq/index.ts';
 import { createNamespaceCache } from '../wal/namespaces/index.ts';
 import type { Namespace } from '../wal/namespaces/namespace.ts';
@@ -41,19 +45,22 @@ async function newestId(db: Kysely<WalTables>, tenantId: string, namespace: stri
   return newest?.id ?? NIL_UUID;
 }
 
-/** Follows the namespace on each stream backend it names that this configuration reaches. */
+/** Follows the namespace on each stream backend it names; each must be configured here. */
 async function followStreams(ctx: AppContext, namespace: Namespace) {
   const streams = createStreamBackends(ctx);
-  const followers: Array<{ stop(): Promise<void> }> = [];
-  for (const name of new Set([namespace.backend, namespace.fallbackBackend])) {
-    if (name === null || name === 'postgres') continue;
-    const backend = streams.get(name);
-    if (!backend) {
+  const named = [...new Set([namespace.backend, namespace.fallbackBackend])].filter(
+    (name): name is StreamBackendName => name !== null && name !== 'postgres',
+  );
+  for (const name of named) {
+    if (!streams.has(name)) {
       throw new CliError(
         `namespace "${namespace.name}" uses ${name}, which this configuration does not reach (set ${name === 'redis-streams' ? 'REDIS_URL' : 'NATS_URL'})`,
       );
     }
-    const follow = backend.follow(namespace.tenantId, namespace.name, (m) =>
+  }
+  const followers: Array<{ stop(): Promise<void> }> = [];
+  for (const name of named) {
+    const print = (m: StreamMessage) =>
       printMessage({
         messageId: m.messageId,
         key: m.key,
@@ -61,15 +68,16 @@ async function followStreams(ctx: AppContext, namespace: Namespace) {
         backend: name,
         createdAt: new Date(m.createdAt),
         payload: JSON.parse(m.payload),
-      }),
-    );
-    followers.push(
-      await follow.catch((error: unknown) => {
-        throw new CliError(
-          `${name} cannot be reached: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }),
-    );
+      });
+    try {
+      followers.push(await streams.get(name)!.follow(namespace.tenantId, namespace.name, print));
+    } catch (error) {
+      // The followers already started hold connections of their own: stop them, or the command hangs.
+      await Promise.all(followers.map((f) => f.stop()));
+      throw new CliError(
+        `${name} cannot be reached: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
   return followers;
 }

@@ -17,12 +17,19 @@ export function createUuidV7(
 ): () => string {
   const pool = Buffer.alloc(POOL_BYTES);
   let at = POOL_BYTES;
-  const random = (): number => {
-    if (at === POOL_BYTES) {
+  /** The offset of n fresh random bytes in the pool (refilled when fewer are left). */
+  const take = (n: number): number => {
+    if (at + n > POOL_BYTES) {
       fill(pool);
       at = 0;
     }
-    return pool[at++]!;
+    at += n;
+    return at - n;
+  };
+  /** A counter start below 2048: room for at least 2048 more ids in its millisecond. */
+  const start = (): number => {
+    const r = take(2);
+    return ((pool[r]! & 0x07) << 8) | pool[r + 1]!;
   };
   let lastMs = -1;
   let counter = 0;
@@ -30,19 +37,14 @@ export function createUuidV7(
     const ms = now();
     if (ms > lastMs) {
       lastMs = ms;
-      counter = ((random() & 0x07) << 8) | random();
+      counter = start();
     } else if (++counter > 0xfff) {
       lastMs += 1;
-      counter = ((random() & 0x07) << 8) | random();
+      counter = start();
     }
     const hi = Math.floor(lastMs / 0x1000000);
     const lo = lastMs % 0x1000000;
-    if (at + 8 > POOL_BYTES) {
-      fill(pool);
-      at = 0;
-    }
-    const r = at;
-    at += 8;
+    const r = take(8);
     return (
       `${HEX[(hi >>> 16) & 0xff]}${HEX[(hi >>> 8) & 0xff]}${HEX[hi & 0xff]}${HEX[lo >>> 16]}-` +
       `${HEX[(lo >>> 8) & 0xff]}${HEX[lo & 0xff]}-${HEX[0x70 | (counter >> 8)]}${HEX[counter & 0xff]}-` +

@@ -2,9 +2,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { requireUser, SECURED, userOf } from '../../platform/http/index.ts';
 import { actorOf } from '../audit/index.ts';
-import { BackendUnavailableError, dropStreamData } from '../backends/stream/index.ts';
+import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import type { WalDeps } from '../deps.ts';
 import {
   createNamespace,
@@ -214,11 +214,10 @@ export function namespaceRoutes(deps: WalDeps) {
         );
         await dropStreamData(deps.streams, namespace).catch((err: unknown) => {
           if (!(err instanceof BackendUnavailableError)) throw err;
-          throw new AppError(
-            'BACKEND_UNAVAILABLE',
+          throw backendUnavailable(
             `backend ${err.backend} of namespace ${name} cannot be reached to delete its messages; nothing was deleted, retry shortly`,
-            { retryAfterSeconds: 5 },
-            { cause: err },
+            {},
+            err,
           );
         });
         await withTenant(deps.db, user.tenantId, (trx) => deleteNamespace(trx, change, name));

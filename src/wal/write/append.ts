@@ -1,4 +1,3 @@
-import { AppError } from '../../platform/http/index.ts';
 import {
   type GroupCommitter,
   isUnavailable,
@@ -7,6 +6,7 @@ import {
 } from '../backends/postgres/group-commit.ts';
 import {
   BackendUnavailableError,
+  backendUnavailable,
   type StreamBackend,
   type StreamBackendName,
 } from '../backends/stream/contract.ts';
@@ -18,8 +18,6 @@ export type StreamBackends = ReadonlyMap<StreamBackendName, StreamBackend>;
 
 /** Writes rows to a namespace's backend; see createAppender. */
 export type Appender = (namespace: Namespace, rows: NewMessageRow[]) => Promise<WriteOutcome[]>;
-
-const RETRY_AFTER_SECONDS = 5;
 
 /** The server of a backend cannot be reached (a PostgreSQL connection error, or a stream backend's own). */
 export function isBackendUnavailable(error: unknown): boolean {
@@ -57,10 +55,9 @@ export function createAppender(committer: GroupCommitter, streams: StreamBackend
       }
     }
     const fallback = namespace.fallbackBackend ? ` and its fallback ${namespace.fallbackBackend}` : '';
-    throw new AppError(
-      'BACKEND_UNAVAILABLE',
+    throw backendUnavailable(
       `backend ${namespace.backend}${fallback} of namespace ${namespace.name} cannot take writes now; retry shortly`,
-      { retryAfterSeconds: RETRY_AFTER_SECONDS, backends: tried },
+      { backends: tried },
     );
   };
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { isoTime, withTenant } from '../../platform/db/index.ts';
 import { AppError, type Principal, principalOf, SECURED } from '../../platform/http/index.ts';
-import type { StreamMessageView } from '../backends/stream/contract.ts';
+import { backendUnavailable, type StreamMessageView } from '../backends/stream/contract.ts';
 import type { WalDeps } from '../deps.ts';
 import { canWriteNamespace } from '../namespaces/index.ts';
 
@@ -108,11 +108,10 @@ async function findInStreams(
   // Not found anywhere we could look: with a backend down, "not found" would be a guess.
   const down = settled.find((r) => r.status === 'rejected');
   if (down) {
-    throw new AppError(
-      'BACKEND_UNAVAILABLE',
+    throw backendUnavailable(
       `message ${messageId} may be on a backend that cannot be reached now; retry shortly`,
-      { retryAfterSeconds: 5 },
-      { cause: down.reason },
+      {},
+      down.reason,
     );
   }
   throw new AppError('NOT_FOUND', `message ${messageId} not found`);

@@ -67,13 +67,11 @@ function alreadyCanonical(value: unknown): boolean {
     for (const v of value) if (!alreadyCanonical(v)) return false;
     return true;
   }
-  let previous = '';
-  let first = true;
+  let previous: string | undefined;
   for (const key of Object.keys(value as object)) {
-    if (!first && !(previous < key)) return false;
+    if (previous !== undefined && !(previous < key)) return false;
     if (!alreadyCanonical((value as Record<string, unknown>)[key])) return false;
     previous = key;
-    first = false;
   }
   return true;
 }

@@ -67,7 +67,8 @@ type ReturnedRow = {
 const keyOf = (r: { tenant_id: string; namespace: string; message_id: string }) =>
   `${r.tenant_id}\u0000${r.namespace}\u0000${r.message_id}`;
 
-function toStored(row: ReturnedRow): StoredMessage {
+/** The stored message a row (sent or read back) describes; `state` when the store decided another. */
+export function toStored(row: ReturnedRow, state: MessageState = row.state): StoredMessage {
   return {
     id: row.id,
     tenantId: row.tenant_id,
@@ -75,7 +76,7 @@ function toStored(row: ReturnedRow): StoredMessage {
     messageId: row.message_id,
     requestHash: row.request_hash,
     backend: row.backend,
-    state: row.state,
+    state,
     dueAt: new Date(row.due_at),
     createdAt: new Date(row.created_at),
   };

@@ -47,16 +47,16 @@ type Slot = {
   ns: Namespace;
   keys: NsKeys;
   held: number;
-  /** Taken and waiting for a free delivery slot (a prefetch of up to one concurrency's worth). */
+  /** Taken and waiting for a free delivery slot (the prefetch). */
   ready: Array<[token: string, fields: unknown, history: unknown]>;
   active: number;
   decisions: Array<{ json: string; done: (result: 'ok' | 'stale') => void; messageId: string }>;
   toTake: string[];
-  /** Cycle calls in flight (at most CYCLES_IN_FLIGHT) and the entries they were asked to read. */
+  /** Cycle calls in flight (at most CYCLES_IN_FLIGHT) and the entries they were asked to take or read. */
   cycles: number;
+  fetching: number;
   /** Moving average of how long a delivery takes, ms (starts at the lease: slow until shown quick). */
   deliveryMs: number;
-  fetching: number;
   again: boolean;
   cursor: string;
 };
@@ -119,8 +119,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           decisions: [],
           toTake: [],
           cycles: 0,
-          deliveryMs: deps.leaseMs,
           fetching: 0,
+          deliveryMs: deps.leaseMs,
           again: false,
           cursor: '0-0',
         },

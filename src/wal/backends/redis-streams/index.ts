@@ -5,16 +5,10 @@ import type { MessageState } from '../../tables.ts';
 import {
   idempotencyConflict,
   type NewMessageRow,
-  type StoredMessage,
+  toStored,
   type WriteOutcome,
 } from '../postgres/group-commit.ts';
-import {
-  outcomeOf,
-  type StreamBackend,
-  type StreamConsumer,
-  type StreamMessageView,
-  streamMessageOf,
-} from '../stream/contract.ts';
+import type { StreamBackend, StreamConsumer, StreamMessageView } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { historyKey, keysOfBase, messageKey, type NsKeys, nsKeys, registryKey } from './keys.ts';
 import {
@@ -39,19 +33,6 @@ export type RedisStreamsOptions = {
   /** How long one XREADGROUP blocks; default 1000 ms (bounds how soon stop() and namespace changes are seen). */
   blockMs?: number;
 };
-
-/** A new message as stored: what the writer sent. */
-const storedOf = (row: NewMessageRow, state: MessageState): StoredMessage => ({
-  id: row.id,
-  tenantId: row.tenant_id,
-  namespace: row.namespace,
-  messageId: row.message_id,
-  requestHash: row.request_hash,
-  backend: BACKEND,
-  state,
-  dueAt: row.due_at,
-  createdAt: row.created_at,
-});
 
 /**
  * The Redis Streams backend (see README.md). `redis` is the platform's client: the backend never
@@ -98,21 +79,26 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
     for (const row of rows) pushScriptRow(args, row);
     const answer = (await scripts.append(...args)) as string[];
     if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
-    // Per row: 'new' alone, or status, id, state, dueAt, createdAt of the message already stored.
+    // Per row: 'new' alone (stored as sent, in the state the script decided by the same `now`),
+    // or status, id, state, dueAt, createdAt of the message already stored.
     let at = 1;
     return rows.map((row) => {
       if (answer[at] === 'new') {
         at += 1;
         return {
           replayed: false,
-          message: storedOf(row, row.due_at.getTime() > now ? 'scheduled' : 'pending'),
+          message: toStored(row, row.due_at.getTime() > now ? 'scheduled' : 'pending'),
         };
       }
-      const message = streamMessageOf(row);
       const [status, id, state, dueAt, createdAt] = answer.slice(at, at + 5) as string[];
       at += 5;
-      const stored = { ...message, id: id!, dueAt: Number(dueAt), createdAt: Number(createdAt) };
-      return outcomeOf(stored, BACKEND, state as WriteOutcome['message']['state'], status === 'replayed');
+      const message = {
+        ...toStored(row, state as MessageState),
+        id: id!,
+        dueAt: new Date(Number(dueAt)),
+        createdAt: new Date(Number(createdAt)),
+      };
+      return { replayed: status === 'replayed', message };
     });
   }
 

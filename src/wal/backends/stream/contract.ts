@@ -1,3 +1,4 @@
+import { AppError } from '../../../platform/http/index.ts';
 import type { Logger } from '../../../platform/observability/index.ts';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import type { MessageState } from '../../tables.ts';
@@ -134,6 +135,23 @@ export class BackendUnavailableError extends Error {
     super(message, options);
     this.backend = backend;
   }
+}
+
+/** How long a caller is told to wait before retrying what a backend outage refused. */
+const RETRY_AFTER_SECONDS = 5;
+
+/** 503 BACKEND_UNAVAILABLE with Retry-After: what a caller gets when a backend it needs is down. */
+export function backendUnavailable(
+  message: string,
+  extras: Record<string, unknown> = {},
+  cause?: unknown,
+): AppError {
+  return new AppError(
+    'BACKEND_UNAVAILABLE',
+    message,
+    { retryAfterSeconds: RETRY_AFTER_SECONDS, ...extras },
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** The stream message of a prepared row (before its first delivery). */
