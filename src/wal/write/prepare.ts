@@ -225,7 +225,11 @@ export function validateMessages(
   }
 }
 
-/** The rows to insert for validated messages: due now (pending) or after their delay (scheduled). */
+/**
+ * The rows to insert for validated messages: due now (pending) or after their delay (scheduled).
+ * A postgres-backend message due now in an enabled namespace with no enabled target has nothing
+ * to deliver: it is stored delivered (what its first lease would record), as a log entry only.
+ */
 export function toRows(
   tenantId: string,
   namespace: Namespace,
@@ -233,6 +237,10 @@ export function toRows(
   messages: MessageInput[],
   now = new Date(),
 ): NewMessageRow[] {
+  const due =
+    backend === 'postgres' && namespace.enabled && !namespace.targets.some((t) => t.enabled)
+      ? 'delivered'
+      : 'pending';
   return messages.map((m) => {
     const id = uuidv7();
     const delay = m.lifecycle?.delay ?? 0;
@@ -246,7 +254,7 @@ export function toRows(
       headers: m.headers === undefined ? '{}' : JSON.stringify(m.headers),
       request_hash: requestHash(namespace.name, m),
       backend,
-      state: delay > 0 ? 'scheduled' : 'pending',
+      state: delay > 0 ? 'scheduled' : due,
       due_at: new Date(now.getTime() + delay),
       max_attempts: m.lifecycle?.maxAttempts ?? namespace.retry.maxAttempts,
       created_at: now,

@@ -90,6 +90,14 @@ describe('WAL write API', () => {
     await addNamespace(t, shop.id, 'orders', {
       payload_schema: JSON.stringify(ORDER_SCHEMA),
       max_delay_ms: 3_600_000,
+      targets: JSON.stringify([
+        { type: 'internal', name: 'ledger', handler: 'orders.ledger', enabled: true },
+      ]),
+    });
+    await addNamespace(t, shop.id, 'muted', {
+      targets: JSON.stringify([
+        { type: 'internal', name: 'ledger', handler: 'orders.ledger', enabled: false },
+      ]),
     });
     await addNamespace(t, shop.id, 'payments');
     await addNamespace(t, shop.id, 'closed', { enabled: false });
@@ -128,6 +136,31 @@ describe('WAL write API', () => {
       max_attempts: 10,
     });
     expect(row.payload).toEqual({ orderId: 'o-1', total: 5 });
+  });
+
+  it('stores a message delivered at once when its namespace has no enabled target to deliver it to', async () => {
+    const stateOf = async (namespace: string, lifecycle?: { delay: number }) => {
+      const response = await post(t.app, WRITE, { namespace, payload: { n: 1 }, lifecycle }, admin);
+      expect(response.statusCode, response.body).toBe(202);
+      const { messageId } = response.json<Receipt>();
+      return withTenant(walDb(t), shop.id, (trx) =>
+        trx
+          .selectFrom('wal.messages')
+          .select(['state', 'attempts', 'delivered_at', 'created_at'])
+          .where('message_id', '=', messageId)
+          .executeTakeFirstOrThrow(),
+      );
+    };
+    for (const namespace of ['payments', 'muted']) {
+      const row = await stateOf(namespace);
+      expect(row).toMatchObject({ state: 'delivered', attempts: 0 });
+      expect(row.delivered_at).toEqual(row.created_at);
+    }
+    // A delayed message waits for its time even so: a target added meanwhile receives it.
+    expect(await stateOf('payments', { delay: 60_000 })).toMatchObject({
+      state: 'scheduled',
+      delivered_at: null,
+    });
   });
 
   it('schedules a delayed message and keeps key, headers and maxAttempts', async () => {

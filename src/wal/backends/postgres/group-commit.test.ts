@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, type TestTenant } from '../../../identity/auth/auth-test-fixtures.ts';
+import { withSystem } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import { startTestApp, type TestApp, testDatabaseKind } from '../../../platform/testing/index.ts';
 import { addNamespace, countMessages, messageRow, walDb } from '../../write/write-test-fixtures.ts';
@@ -39,6 +40,38 @@ describe('group commit (postgres backend)', () => {
     expect(Math.max(...flushes.map((f) => f.submissions))).toBeGreaterThan(1);
     expect(await countMessages(t, shop.id, 'orders')).toBeGreaterThanOrEqual(100);
     await committer.close();
+  });
+
+  it('wakes consumers and the relay only for rows that wait for delivery', async () => {
+    const heard: string[] = [];
+    const arrived: Record<string, () => void> = {};
+    const listen = (channel: string) =>
+      t.ctx.db.listen(channel, () => {
+        heard.push(channel);
+        arrived[channel]?.();
+      });
+    const stops = [await listen('mercato_wal_ready'), await listen('mercato_wal_relay')];
+    const insert = (state: 'delivered' | 'dead' | 'pending', backend: 'postgres' | 'redis-streams') =>
+      withSystem(walDb(t), (trx) =>
+        insertMessageRows(trx, [
+          { ...messageRow(shop.id, 'orders', `wake-${state}-${backend}`), state, backend },
+        ]),
+      );
+    const next = (channel: string) => new Promise<void>((resolve) => (arrived[channel] = resolve));
+    try {
+      // Notifications come in commit order: had the first insert notified, it would be heard first.
+      await insert('delivered', 'postgres');
+      let woken = next('mercato_wal_ready');
+      await insert('pending', 'postgres');
+      await woken;
+      await insert('dead', 'redis-streams');
+      woken = next('mercato_wal_relay');
+      await insert('pending', 'redis-streams');
+      await woken;
+      expect(heard).toEqual(['mercato_wal_ready', 'mercato_wal_relay']);
+    } finally {
+      for (const stop of stops) await stop();
+    }
   });
 
   it('lands 1,000 concurrent writes exactly once, replaying duplicates of the same body', async () => {

@@ -121,9 +121,10 @@ export async function insertMessageRows(
   // Only ids come back: a row inserted is stored as it was sent.
   const { rows: inserted } = await sql<{ id: string }>`
     insert into wal.messages (id, tenant_id, namespace, message_id, ordering_key, payload, headers,
-      request_hash, backend, state, due_at, max_attempts, created_at)
+      request_hash, backend, state, due_at, max_attempts, created_at, delivered_at)
     select id, tenant_id, namespace, message_id, ordering_key, coalesce(payload, 'null'::jsonb), headers,
-      request_hash, backend, state, due_at, max_attempts, created_at
+      request_hash, backend, state, due_at, max_attempts, created_at,
+      case when state = 'delivered' then created_at end
     from jsonb_to_recordset(${rowsJson(rows)}::jsonb) as x(id uuid, tenant_id uuid, namespace text,
       message_id text, ordering_key text, payload jsonb, headers jsonb, request_hash text, backend text,
       state text, due_at timestamptz, max_attempts integer, created_at timestamptz)
