@@ -114,7 +114,10 @@ connections); Redis after the command (Mercato's Lua append and BullMQ's \`add\`
 durability, whatever the server's persistence above gives). ${SINGLE_TOTAL} single writes per row
 after ${WARMUP} untimed ones, ${BATCHES} batches of ${BATCH_SIZE}. The HTTP row runs the real server
 (\`mercato start\`, MERCATO_WORKERS=${WORKERS}, its consumers running) with ${http?.tool ?? 'wrk'} on the same
-machine after a 2 s warm-up (wrk when installed, \`apt install wrk\`; autocannon otherwise).
+machine after a 2 s warm-up (wrk when installed, \`apt install wrk\`; autocannon otherwise), writing
+to a postgres namespace with no targets: each message is stored \`delivered\` at its write, as the
+write path does for any message with nothing to deliver, so the row measures writing; delivery has
+rows of its own above.
 Machine: ${describeMachine()}.
 
 ### PostgreSQL backend vs pg-boss

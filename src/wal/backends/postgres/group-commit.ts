@@ -1,5 +1,4 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { withSystem } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import type { BackendName, MessageState, WalTables } from '../../tables.ts';
 
@@ -40,18 +39,6 @@ export type StoredMessage = {
 /** What one row of a write came to. `replayed`: the messageId existed with the same body; nothing new was written. */
 export type WriteOutcome = { message: StoredMessage; replayed: boolean };
 
-const RETURNED = [
-  'id',
-  'tenant_id',
-  'namespace',
-  'message_id',
-  'request_hash',
-  'backend',
-  'state',
-  'due_at',
-  'created_at',
-] as const;
-
 type ReturnedRow = {
   id: string;
   tenant_id: string;
@@ -90,63 +77,60 @@ export function idempotencyConflict(messageIds: string[]): AppError {
   });
 }
 
-/** The rows as one JSON array; payload and headers are JSON text already and go in as they are. */
-function rowsJson(rows: NewMessageRow[]): string {
+/** The rows as one JSON array, each with `s`, its submission; payload and headers are JSON text already. */
+function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefined): string {
   const text = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
   return `[${rows
     .map(
-      (r) =>
-        `{"id":${text(r.id)},"tenant_id":${text(r.tenant_id)},"namespace":${text(r.namespace)},` +
-        `"message_id":${text(r.message_id)},"ordering_key":${text(r.ordering_key)},"payload":${r.payload},` +
-        `"headers":${r.headers},"request_hash":${text(r.request_hash)},"backend":${text(r.backend)},` +
-        `"state":${text(r.state)},"due_at":"${r.due_at.toISOString()}","max_attempts":${r.max_attempts},` +
+      (r, i) =>
+        `{"s":${submissions?.[i] ?? 0},"id":${text(r.id)},"tenant_id":${text(r.tenant_id)},` +
+        `"namespace":${text(r.namespace)},"message_id":${text(r.message_id)},` +
+        `"ordering_key":${text(r.ordering_key)},"payload":${r.payload},"headers":${r.headers},` +
+        `"request_hash":${text(r.request_hash)},"backend":${text(r.backend)},"state":${text(r.state)},` +
+        `"due_at":"${r.due_at.toISOString()}","max_attempts":${r.max_attempts},` +
         `"created_at":"${r.created_at.toISOString()}"}`,
     )
     .join(',')}]`;
 }
 
+/** What wal.insert_messages answers (migration 0010). */
+type Inserted = { fresh: string[]; stored?: ReturnedRow[] };
+
 /**
- * Inserts rows with ONE multi-row INSERT … ON CONFLICT (tenant_id, namespace, message_id) DO NOTHING
- * RETURNING, then reads the rows that conflicted (an earlier write of the same messageId) in one
- * more statement. Returns one outcome per row, in order; `mismatch` marks rows whose messageId
- * exists with a different request hash. The (tenant, namespace, messageId) of rows must be
- * distinct. Runs in the caller's transaction.
+ * Inserts rows in ONE statement, wal.insert_messages (migration 0010): a multi-row INSERT … ON
+ * CONFLICT (tenant_id, namespace, messageId) DO NOTHING, then a read of the stored rows of the
+ * messageIds that conflicted (an earlier write), then the removal of every row of a submission
+ * one of whose messageIds is stored with another body. `submissions[i]` numbers the submission
+ * row i belongs to (default: all one). Returns one outcome per row, in order; `mismatch` marks
+ * rows whose messageId exists with a different request hash. The (tenant, namespace, messageId)
+ * of rows must be distinct. In the caller's transaction, or, given the pool, its own (autocommit).
  */
 export async function insertMessageRows(
   db: Db,
   rows: NewMessageRow[],
+  submissions?: readonly number[],
 ): Promise<{ outcomes: WriteOutcome[]; mismatch: boolean[] }> {
   if (rows.length === 0) return { outcomes: [], mismatch: [] };
   // One JSON parameter instead of 13 per row: a batch of 1,000 binds one value, not 13,000.
-  // Only ids come back: a row inserted is stored as it was sent.
-  const { rows: inserted } = await sql<{ id: string }>`
-    insert into wal.messages (id, tenant_id, namespace, message_id, ordering_key, payload, headers,
-      request_hash, backend, state, due_at, max_attempts, created_at, delivered_at)
-    select id, tenant_id, namespace, message_id, ordering_key, coalesce(payload, 'null'::jsonb), headers,
-      request_hash, backend, state, due_at, max_attempts, created_at,
-      case when state = 'delivered' then created_at end
-    from jsonb_to_recordset(${rowsJson(rows)}::jsonb) as x(id uuid, tenant_id uuid, namespace text,
-      message_id text, ordering_key text, payload jsonb, headers jsonb, request_hash text, backend text,
-      state text, due_at timestamptz, max_attempts integer, created_at timestamptz)
-    on conflict (tenant_id, namespace, message_id) do nothing
-    returning id`.execute(db);
-  const fresh = new Set(inserted.map((r) => r.id));
-  const missing = rows.filter((r) => !fresh.has(r.id));
-  const existing = new Map<string, ReturnedRow>();
-  if (missing.length > 0) {
-    const found = await db
-      .selectFrom('wal.messages')
-      .select(RETURNED)
-      .where((eb) =>
-        eb(
-          eb.refTuple('tenant_id', 'namespace', 'message_id'),
-          'in',
-          missing.map((r) => eb.tuple(r.tenant_id, r.namespace, r.message_id)),
-        ),
-      )
-      .execute();
-    for (const row of found) existing.set(keyOf(row), row);
+  // Only ids come back for new rows: a row inserted is stored as it was sent.
+  let answer: Inserted;
+  try {
+    const result = await sql<{ r: Inserted | string }>`
+      select wal.insert_messages(${rowsJson(rows, submissions)}::jsonb) as r`.execute(db);
+    const r = result.rows[0]!.r;
+    answer = typeof r === 'string' ? (JSON.parse(r) as Inserted) : r;
+  } catch (error) {
+    // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
+    if ((error as { code?: unknown }).code === '40001') {
+      throw new AppError('SERVICE_UNAVAILABLE', 'a message changed during the write; retry', {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw error;
   }
+  const fresh = new Set(answer.fresh);
+  const existing = new Map<string, ReturnedRow>();
+  for (const row of answer.stored ?? []) existing.set(keyOf(row), row);
   const outcomes: WriteOutcome[] = [];
   const mismatch: boolean[] = [];
   for (const r of rows) {
@@ -155,13 +139,7 @@ export async function insertMessageRows(
       mismatch.push(false);
       continue;
     }
-    const found = existing.get(keyOf(r));
-    // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
-    if (!found) {
-      throw new AppError('SERVICE_UNAVAILABLE', `message ${r.message_id} changed during the write; retry`, {
-        retryAfterSeconds: 1,
-      });
-    }
+    const found = existing.get(keyOf(r))!;
     outcomes.push({ message: toStored(found), replayed: true });
     mismatch.push(found.request_hash !== r.request_hash);
   }
@@ -174,16 +152,16 @@ export type GroupCommitOptions = {
   /** How long the first write of an idle committer waits for company; 0 = the next tick. */
   maxWaitMs?: number;
   /**
-   * Flush transactions in flight at once (default 2): while one waits for its commit (the fsync),
+   * Flushes in flight at once (default 2): while one waits for its commit (the fsync),
    * the next gathers the writes that arrived meanwhile and sends its INSERT.
    */
   maxInFlight?: number;
-  /** Called after every flush transaction (committed or not): for metrics and tests. */
+  /** Called after every flush (committed or not): for metrics and tests. */
   onFlush?: (flush: { rows: number; submissions: number; ok: boolean }) => void;
 };
 
 export type GroupCommitStats = {
-  /** Flush transactions run, each with one multi-row INSERT. */
+  /** Flushes run, each one statement (a multi-row INSERT) and one commit. */
   flushes: number;
   submissions: number;
   rows: number;
@@ -211,19 +189,20 @@ type Pending = {
 
 /**
  * Group commit for the PostgreSQL backend: writes that arrive while a flush is in flight queue up
- * and go out together in ONE multi-row INSERT and ONE commit, so N concurrent writers cost one
- * round trip and one fsync instead of N. Each caller resolves when that commit returns.
+ * and go out together in ONE statement that is its own transaction (wal.insert_messages, in
+ * autocommit), so N concurrent writers cost one round trip and one fsync instead of N. Each caller
+ * resolves when that commit returns.
  *
- * The flush runs in the system context (withSystem: the owner role, no tenant): one transaction
+ * The flush runs with the pool's owner role, outside any tenant: one transaction
  * may carry rows of several tenants, which is what makes the commit shared. That is safe because
  * every row carries its tenant_id and was validated and authorized by the route before it was
  * submitted; nothing here reads rows on a caller's behalf except the conflicting row of the same
  * (tenant_id, namespace, message_id).
  *
  * Isolation between callers in one flush: a submission whose messageIds exist with another body
- * is rejected and its fresh rows deleted in the same transaction (all or nothing per submission);
+ * is rejected and its fresh rows deleted in the same statement (all or nothing per submission);
  * two pending submissions with the same messageId never share a flush (the later one waits for the
- * next, so it sees the first as committed); and when a flush transaction fails, each of its
+ * next, so it sees the first as committed); and when a flush fails, each of its
  * submissions is retried alone, so one bad submission fails only itself.
  */
 export function createGroupCommitter(
@@ -283,35 +262,33 @@ export function createGroupCommitter(
     return group;
   };
 
-  /** One transaction for the group; returns per submission its outcomes or its rejection. */
+  /**
+   * One statement for the group, its own transaction (autocommit: one round trip); returns per
+   * submission its outcomes or its rejection. The statement already removed the rows of a
+   * rejected submission.
+   */
   const flush = async (group: Pending[]) => {
     const rows = group.flatMap((p) => p.rows);
+    const submissions = group.flatMap((p, i) => p.rows.map(() => i));
     stats.flushes += 1;
     let ok = false;
     try {
-      const results = await withSystem(db, async (trx) => {
-        const { outcomes, mismatch } = await insertMessageRows(trx, rows);
-        const answers: ({ outcomes: WriteOutcome[] } | { error: AppError })[] = [];
-        const undo: string[] = [];
-        let at = 0;
-        for (const pending of group) {
-          const mine = outcomes.slice(at, at + pending.rows.length);
-          const bad = mismatch.slice(at, at + pending.rows.length);
-          at += pending.rows.length;
-          if (bad.some(Boolean)) {
-            answers.push({
-              error: idempotencyConflict(pending.rows.filter((_, i) => bad[i]).map((r) => r.message_id)),
-            });
-            undo.push(...mine.filter((o) => !o.replayed).map((o) => o.message.id));
-          } else {
-            answers.push({ outcomes: mine });
-          }
+      const { outcomes, mismatch } = await insertMessageRows(db, rows, submissions);
+      const answers: ({ outcomes: WriteOutcome[] } | { error: AppError })[] = [];
+      let at = 0;
+      for (const pending of group) {
+        const mine = outcomes.slice(at, at + pending.rows.length);
+        const bad = mismatch.slice(at, at + pending.rows.length);
+        at += pending.rows.length;
+        if (bad.some(Boolean)) {
+          const conflicts = pending.rows.filter((_, i) => bad[i]).map((r) => r.message_id);
+          answers.push({ error: idempotencyConflict(conflicts) });
+        } else {
+          answers.push({ outcomes: mine });
         }
-        if (undo.length > 0) await trx.deleteFrom('wal.messages').where('id', 'in', undo).execute();
-        return answers;
-      });
+      }
       ok = true;
-      return results;
+      return answers;
     } finally {
       try {
         options.onFlush?.({ rows: rows.length, submissions: group.length, ok });
