@@ -122,7 +122,8 @@ export function createWalMetrics(
 
 /** Counts the answers of the write routes registered in this scope after the call. */
 export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
+    done();
     const route = WRITE_ROUTES[request.routeOptions.url ?? ''];
     if (!route) return;
     metrics.writeDuration.observe({ route }, reply.elapsedTime / 1000);

@@ -21,11 +21,29 @@ registerAjvFormats();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 Format.Set('uuid', (value) => UUID.test(value));
 
+/** Whether any string or key in value holds U+0000: nulPointer's walk without building pointers. */
+function holdsNul(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string') {
+      if (item.includes('\u0000')) return true;
+    } else if (item !== null && typeof item === 'object') {
+      for (const key in item) {
+        if (key.includes('\u0000')) return true;
+        pending.push((item as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * The JSON pointer of the first string or key in value holding U+0000, which PostgreSQL text and
  * jsonb cannot store (the insert would fail with a 500). Iterative: bodies may nest deeply.
  */
 function nulPointer(value: unknown): string | undefined {
+  if (!holdsNul(value)) return undefined;
   const pending: [unknown, string][] = [[value, '']];
   for (let next = pending.pop(); next; next = pending.pop()) {
     const [item, pointer] = next;
@@ -109,7 +127,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       });
     }
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     ctx.metrics.httpDuration.observe(
       {
         method: request.method,
@@ -118,6 +136,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       },
       reply.elapsedTime / 1000,
     );
+    done();
   });
 
   registerSecurityHeaders(app);

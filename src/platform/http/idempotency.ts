@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from './errors.ts';
 
@@ -44,10 +44,10 @@ function fingerprint(request: FastifyRequest): string {
 // biome-ignore lint/suspicious/noExplicitAny: the table belongs to the platform, not to a module's types.
 export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void {
   app.decorateRequest('idempotency', undefined);
-  app.addHook('preHandler', async (request, reply) => {
+  // Most requests carry no Idempotency-Key: they pass without an async hook's promise.
+  const claimKey = async (request: FastifyRequest, reply: FastifyReply) => {
     const header = request.headers['idempotency-key'];
     const route = request.routeOptions;
-    if (header === undefined || request.method !== 'POST') return;
     const schema = route.schema?.response as Record<string, unknown> | undefined;
     if (!schema?.['201'] || route.config?.idempotency === false) return;
     if (typeof header !== 'string' || !KEY.test(header)) {
@@ -93,11 +93,12 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     reply.code(first.status_code).header('idempotent-replayed', 'true');
     if (first.content_type) reply.type(first.content_type);
     return reply.send(first.response);
+  };
+  app.addHook('preHandler', (request, reply, done) => {
+    if (request.headers['idempotency-key'] === undefined || request.method !== 'POST') return done();
+    claimKey(request, reply).then(() => done(), done);
   });
-  app.addHook('onSend', async (request, reply, payload) => {
-    const claim = request.idempotency;
-    if (!claim) return payload;
-    request.idempotency = undefined;
+  const record = async (reply: FastifyReply, payload: unknown, claim: { scope: string; key: string }) => {
     if (reply.statusCode >= 500 || reply.statusCode === 429) {
       await sql`delete from platform.idempotency_keys where scope = ${claim.scope} and key = ${claim.key}`.execute(
         db,
@@ -110,7 +111,12 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
           response = ${typeof payload === 'string' ? payload : null}
         where scope = ${claim.scope} and key = ${claim.key}`.execute(db);
     }
-    return payload;
+  };
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const claim = request.idempotency;
+    if (!claim) return done(null, payload);
+    request.idempotency = undefined;
+    record(reply, payload, claim).then(() => done(null, payload), done);
   });
 }
 

@@ -196,8 +196,13 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
     if (!options.committer) app.addHook('onClose', async () => committer.close());
     const append = createAppender(committer, deps.streams);
     // A missing credential is a 401 before the body is even looked at.
-    app.addHook('onRequest', async (request) => {
-      principalOf(request);
+    app.addHook('onRequest', (request, _reply, done) => {
+      try {
+        principalOf(request);
+      } catch (error) {
+        return done(error as Error);
+      }
+      done();
     });
 
     app.post(

@@ -77,20 +77,24 @@ export function idempotencyConflict(messageIds: string[]): AppError {
   });
 }
 
-/** The rows as one JSON array, each with `s`, its submission; payload and headers are JSON text already. */
+/**
+ * The rows as one JSON array, each with `s`, its submission. Payload and headers are JSON text
+ * already; ids, hashes, namespace names (^[a-z0-9][a-z0-9._-]*$) and the enums need no escaping,
+ * so only messageId and key go through JSON.stringify.
+ */
 function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefined): string {
-  const text = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
-  return `[${rows
-    .map(
-      (r, i) =>
-        `{"s":${submissions?.[i] ?? 0},"id":${text(r.id)},"tenant_id":${text(r.tenant_id)},` +
-        `"namespace":${text(r.namespace)},"message_id":${text(r.message_id)},` +
-        `"ordering_key":${text(r.ordering_key)},"payload":${r.payload},"headers":${r.headers},` +
-        `"request_hash":${text(r.request_hash)},"backend":${text(r.backend)},"state":${text(r.state)},` +
-        `"due_at":"${r.due_at.toISOString()}","max_attempts":${r.max_attempts},` +
-        `"created_at":"${r.created_at.toISOString()}"}`,
-    )
-    .join(',')}]`;
+  let json = '[';
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const key = r.ordering_key === null ? 'null' : JSON.stringify(r.ordering_key);
+    json +=
+      `${i > 0 ? ',' : ''}{"s":${submissions?.[i] ?? 0},"id":"${r.id}","tenant_id":"${r.tenant_id}",` +
+      `"namespace":"${r.namespace}","message_id":${JSON.stringify(r.message_id)},"ordering_key":${key},` +
+      `"payload":${r.payload},"headers":${r.headers},"request_hash":"${r.request_hash}",` +
+      `"backend":"${r.backend}","state":"${r.state}","due_at":"${r.due_at.toISOString()}",` +
+      `"max_attempts":${r.max_attempts},"created_at":"${r.created_at.toISOString()}"}`;
+  }
+  return `${json}]`;
 }
 
 /** What wal.insert_messages answers (migration 0010). */
