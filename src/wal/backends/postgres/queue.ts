@@ -142,8 +142,10 @@ function leaseCtes(
  */
 function withQueuePlan<T>(db: Db, fn: (trx: Transaction<WalTables>) => Promise<T>): Promise<T> {
   return withSystem(db, async (trx) => {
-    await sql`set local enable_seqscan = off`.execute(trx);
-    await sql`set local enable_bitmapscan = off`.execute(trx);
+    // One round trip for both settings (as SET LOCAL: they end with the transaction).
+    await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(
+      trx,
+    );
     return fn(trx);
   });
 }
