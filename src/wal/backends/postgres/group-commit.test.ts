@@ -119,11 +119,12 @@ describe('group commit (postgres backend)', () => {
     const committer = createGroupCommitter(walDb(t));
     const results = await Promise.allSettled([
       committer.submit([messageRow(shop.id, 'orders', 'fine-1')]),
-      // No such namespace: the foreign key fails the whole INSERT.
+      // No such namespace: the namespace check fails the whole INSERT.
       committer.submit([messageRow(shop.id, 'no-such-namespace', 'doomed')]),
       committer.submit([messageRow(other.id, 'orders', 'fine-2')]),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23503' });
     expect(committer.stats().flushes).toBeGreaterThanOrEqual(2);
     expect(await countMessages(t, shop.id, 'orders')).toBeGreaterThan(0);
     const doomed = await walDb(t)
@@ -185,6 +186,76 @@ describe('group commit (postgres backend)', () => {
       const [locked] = await waiting;
       expect(locked?.replayed).toBe(true);
       await committer.close();
+    },
+  );
+
+  it('keeps the key of a namespace that still has messages', async () => {
+    await addNamespace(t, shop.id, 'keyed');
+    const rename = () =>
+      withSystem(walDb(t), (trx) =>
+        trx
+          .updateTable('wal.namespaces')
+          .set({ name: 'renamed' })
+          .where('tenant_id', '=', shop.id)
+          .where('name', '=', 'keyed')
+          .execute(),
+      );
+    await withSystem(walDb(t), (trx) => insertMessageRows(trx, [messageRow(shop.id, 'keyed', 'k-1')]));
+    await expect(rename()).rejects.toMatchObject({ code: '23503' });
+    await withSystem(walDb(t), (trx) =>
+      trx
+        .deleteFrom('wal.messages')
+        .where('tenant_id', '=', shop.id)
+        .where('namespace', '=', 'keyed')
+        .execute(),
+    );
+    await rename();
+  });
+
+  // PGlite has one connection: the two transactions cannot overlap there.
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'deletes with a namespace the messages a write committed while the delete waited for it',
+    async () => {
+      await addNamespace(t, shop.id, 'doomed');
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let inserted = () => {};
+      const writing = new Promise<void>((resolve) => {
+        inserted = resolve;
+      });
+      // A write inserted its message (and checked the namespace) but has not committed yet.
+      const writer = walDb(t)
+        .transaction()
+        .execute(async (trx) => {
+          await insertMessageRows(trx, [messageRow(shop.id, 'doomed', 'in-flight')]);
+          inserted();
+          await held;
+        });
+      await writing;
+      const deleting = withSystem(walDb(t), (trx) =>
+        trx
+          .deleteFrom('wal.namespaces')
+          .where('tenant_id', '=', shop.id)
+          .where('name', '=', 'doomed')
+          .execute(),
+      );
+      let deleted = false;
+      void deleting.then(() => {
+        deleted = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The delete waits for the write, as it did behind the foreign key.
+      expect(deleted).toBe(false);
+      release();
+      await writer;
+      await deleting;
+      expect(await countMessages(t, shop.id, 'doomed')).toBe(0);
+      // And a write after the delete fails instead of leaving a message without its namespace.
+      await expect(
+        withSystem(walDb(t), (trx) => insertMessageRows(trx, [messageRow(shop.id, 'doomed', 'late')])),
+      ).rejects.toMatchObject({ code: '23503' });
     },
   );
 });
