@@ -17,29 +17,70 @@ export function lazyChildLogger(
   options?: ChildLoggerOptions,
 ): FastifyBaseLogger {
   if (options?.level !== undefined) return parent.child(bindings, options) as FastifyBaseLogger;
-  let real: Logger | undefined;
-  const made = () => {
-    real ??= parent.child(bindings, options);
-    return real;
-  };
-  const logger = {
-    get level() {
-      return (real ?? parent).level;
-    },
-    set level(value: string) {
-      made().level = value;
-    },
-    silent() {},
-    child(more: Bindings, moreOptions?: ChildLoggerOptions): FastifyBaseLogger {
-      if (real) return real.child(more, moreOptions) as FastifyBaseLogger;
-      return lazyChildLogger(parent, { ...bindings, ...more }, moreOptions ?? options);
-    },
-  } as Record<string, unknown>;
-  for (const level of LEVELS) {
-    logger[level] = (...args: unknown[]) => {
-      if (!(real ?? parent).isLevelEnabled(level)) return;
-      (made()[level] as (...a: unknown[]) => void)(...args);
-    };
+  return new LazyLogger(parent, bindings, options) as unknown as FastifyBaseLogger;
+}
+
+type Level = (typeof LEVELS)[number];
+
+/** Its methods live on the prototype: a request pays for one small object, not a set of closures. */
+class LazyLogger {
+  readonly #parent: Logger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions | undefined;
+  #real: Logger | undefined;
+
+  constructor(parent: Logger, bindings: Bindings, options: ChildLoggerOptions | undefined) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
   }
-  return logger as unknown as FastifyBaseLogger;
+
+  #made(): Logger {
+    this.#real ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#real;
+  }
+
+  #log(level: Level, args: unknown[]): void {
+    if (!(this.#real ?? this.#parent).isLevelEnabled(level)) return;
+    (this.#made()[level] as (...a: unknown[]) => void)(...args);
+  }
+
+  get level(): string {
+    return (this.#real ?? this.#parent).level;
+  }
+
+  set level(value: string) {
+    this.#made().level = value;
+  }
+
+  silent(): void {}
+
+  child(more: Bindings, moreOptions?: ChildLoggerOptions): FastifyBaseLogger {
+    if (this.#real) return this.#real.child(more, moreOptions) as FastifyBaseLogger;
+    return lazyChildLogger(this.#parent, { ...this.#bindings, ...more }, moreOptions ?? this.#options);
+  }
+
+  fatal(...args: unknown[]): void {
+    this.#log('fatal', args);
+  }
+
+  error(...args: unknown[]): void {
+    this.#log('error', args);
+  }
+
+  warn(...args: unknown[]): void {
+    this.#log('warn', args);
+  }
+
+  info(...args: unknown[]): void {
+    this.#log('info', args);
+  }
+
+  debug(...args: unknown[]): void {
+    this.#log('debug', args);
+  }
+
+  trace(...args: unknown[]): void {
+    this.#log('trace', args);
+  }
 }
