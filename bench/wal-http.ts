@@ -5,12 +5,23 @@
  * machine), otherwise from autocannon, which on such a machine takes about a core of its own.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { runMercato } from '../src/cli/mercato-process.ts';
-import { ADMIN_EMAIL, DURATION, MERCATO_DB, PASSWORD, PAYLOAD, urlOf, WORKERS } from './wal-common.ts';
+import {
+  ADMIN_EMAIL,
+  DURATION,
+  MERCATO_DB,
+  PASSWORD,
+  PAYLOAD,
+  results,
+  urlOf,
+  WORKERS,
+} from './wal-common.ts';
 import { startFloorServer } from './wal-http-floor.ts';
 
 export type HttpRow = {
@@ -26,19 +37,83 @@ type Load = { url: string; headers: Record<string, string>; body: string; connec
 
 const hasWrk = () => spawnSync('wrk', ['--version'], { encoding: 'utf8' }).error === undefined;
 
-/** Single writes of the 1 KiB payload to `url` at 64 connections: 2 s of warm-up, then DURATION s. */
-async function measureWrites(label: string, url: string, headers: Record<string, string>): Promise<HttpRow> {
+/**
+ * Single writes of the 1 KiB payload to `url` at 64 connections: 2 s of warm-up, then DURATION s;
+ * `onTimed` runs as the timed load starts.
+ */
+async function measureWrites(
+  label: string,
+  url: string,
+  headers: Record<string, string>,
+  namespace = 'bench-http',
+  onTimed = () => {},
+): Promise<HttpRow> {
   const load = {
     url,
     headers,
-    body: JSON.stringify({ namespace: 'bench-http', payload: PAYLOAD }),
+    body: JSON.stringify({ namespace, payload: PAYLOAD }),
     connections: 64,
   };
   const run = hasWrk() ? withWrk : withAutocannon;
   await run(load, 2);
+  onTimed();
   const row = await run(load, DURATION);
   console.log(label, row);
   return row;
+}
+
+/**
+ * The same load on a namespace with one HTTP target, a receiver in this process answering 204,
+ * which the server delivers to (signed CloudEvents) while it takes the writes: what a producer and
+ * a webhook consumer get together from one process. Adds the `httpWebhook*` figures.
+ */
+async function measureWebhookWrites(base: string, headers: Record<string, string>): Promise<void> {
+  let received = 0;
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      received += 1;
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = receiver.address() as { port: number };
+    const created = await fetch(`${base}/api/v1/wal/namespaces`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: 'bench-http-webhook',
+        allowedHosts: ['127.0.0.1'],
+        consumerConcurrency: 16,
+        targets: [
+          {
+            type: 'http',
+            name: 'receiver',
+            url: `http://127.0.0.1:${port}/hook`,
+            secret: `whsec_${randomBytes(24).toString('base64')}`,
+          },
+        ],
+      }),
+    });
+    if (created.status !== 201) throw new Error(`namespace: ${created.status} ${await created.text()}`);
+    let from = 0;
+    const row = await measureWrites(
+      'http webhook',
+      `${base}/api/v1/wal/write`,
+      headers,
+      'bench-http-webhook',
+      () => {
+        from = received;
+      },
+    );
+    results['httpWebhookRps'] = row.rps;
+    results['httpWebhookP50'] = row.p50;
+    results['httpWebhookP99'] = row.p99;
+    results['httpWebhookDelivered'] = Math.round((received - from) / DURATION);
+  } finally {
+    await new Promise((resolve) => receiver.close(resolve));
+  }
 }
 
 /** Milliseconds from a wrk duration: `850.00us`, `15.02ms`, `1.20s`. */
@@ -118,7 +193,7 @@ export async function runHttp(): Promise<HttpRow> {
     MERCATO_LOGIN_MAX_FAILURES: '100000000',
   });
   try {
-    const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
+    const [, base = ''] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const login = await fetch(`${base}/api/v1/auth/login`, {
       method: 'POST',
@@ -133,7 +208,9 @@ export async function runHttp(): Promise<HttpRow> {
       body: JSON.stringify({ name: 'bench-http', targets: [] }),
     });
     if (created.status !== 201) throw new Error(`namespace: ${created.status} ${await created.text()}`);
-    return await measureWrites('http', `${base}/api/v1/wal/write`, headers);
+    const row = await measureWrites('http', `${base}/api/v1/wal/write`, headers);
+    await measureWebhookWrites(base, headers);
+    return row;
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;

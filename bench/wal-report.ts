@@ -56,6 +56,7 @@ export function walReport(parts: string[], http: HttpRow | undefined): { body: s
     http
       ? `| HTTP \`POST /api/v1/wal/write\`, 64 connections, ${DURATION} s (${http.tool}): requests/s, p50 / p99 ms (errors ${http.errors}, non-2xx ${http.non2xx}) | ${http.rps}, ${http.p50} / ${http.p99} | no HTTP API | |`
       : '| HTTP `POST /api/v1/wal/write` | not measured (see notes) | no HTTP API | |',
+    `| HTTP, same load, to a namespace with one HTTP target (a receiver in the bench process answering 204) that the same server delivers to meanwhile: requests/s, p50 / p99 ms; deliveries/s | ${r('httpWebhookRps')}, ${results['httpWebhookP50'] ?? '–'} / ${results['httpWebhookP99'] ?? '–'}; ${r('httpWebhookDelivered')} | | |`,
     `| The floor, same load: Fastify and one group-committed INSERT into a table of its own, nothing else (wal-http-floor.ts), requests/s, p50 / p99 ms | ${r('httpFloorRps')}, ${results['httpFloorP50'] ?? '–'} / ${results['httpFloorP99'] ?? '–'} | | |`,
   ].join('\n');
   const redisTable = [

@@ -5,7 +5,9 @@
  *   group committer) vs `send`, batches vs `insert`, delivery to a no-op handler (without and with
  *   the inbox) vs `work`, end-to-end latency, lateness of delayed messages;
  * - http (wal-http.ts): `POST /api/v1/wal/write` against the real server (wrk, else autocannon),
- *   then the same load on a floor server: Fastify and one group-committed INSERT (wal-http-floor.ts);
+ *   to a namespace without targets, then to one with an HTTP target the server delivers to
+ *   meanwhile, then the same load on a floor server: Fastify and one group-committed INSERT
+ *   (wal-http-floor.ts);
  * - redis (wal-redis.ts, wal-bullmq.ts): Redis Streams backend vs BullMQ on the same Redis;
  * - memory (wal-memory.ts): resident memory after 100 thousand and 1 million messages.
  *
