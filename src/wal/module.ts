@@ -126,6 +126,14 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     },
     async start() {
       await namespaces.start();
+      stopRetention = startRetention({ ctx, db });
+      // MERCATO_WAL_DELIVERY=false: this process takes writes; others deliver and relay.
+      if (!ctx.config.walDelivery) {
+        ctx.logger.info(
+          'WAL delivery is off in this process (MERCATO_WAL_DELIVERY=false): it takes writes only',
+        );
+        return;
+      }
       await engine.start();
       for (const stream of streams.values()) {
         consumers.push(
@@ -145,7 +153,6 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
         );
       }
       relay = startRelay({ ctx, db, streams });
-      stopRetention = startRetention({ ctx, db });
     },
     async stop() {
       await stopRetention?.();

@@ -37,6 +37,8 @@ export type Config = {
   dbPoolSize: number;
   profileCacheTtlSeconds: number;
   walLeaseSeconds: number;
+  /** Whether this process delivers WAL messages (MERCATO_WAL_DELIVERY). */
+  walDelivery: boolean;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -149,6 +151,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_WAL_LEASE_SECONDS',
     default: '30',
     doc: 'How long a WAL consumer holds a message it is delivering before another process may take it over.',
+  },
+  {
+    name: 'MERCATO_WAL_DELIVERY',
+    default: 'true',
+    doc: 'Whether this process delivers WAL messages (consumers of every backend and the outbox relay); `false` makes a process that only takes writes, for running writers and deliverers apart.',
   },
 ];
 
@@ -268,5 +275,6 @@ export function loadConfig(env: Env = process.env): Config {
     dbPoolSize: integer(env, 'MERCATO_DB_POOL_SIZE', 20, 1, 1000),
     profileCacheTtlSeconds: integer(env, 'MERCATO_PROFILE_CACHE_TTL', 30, 0, 3600),
     walLeaseSeconds: integer(env, 'MERCATO_WAL_LEASE_SECONDS', 30, 1, 3600),
+    walDelivery: boolean(env, 'MERCATO_WAL_DELIVERY', true),
   };
 }
