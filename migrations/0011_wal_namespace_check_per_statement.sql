@@ -10,37 +10,29 @@
 -- The functions run as their owner: the check must see and lock namespaces whatever the role.
 alter table wal.messages drop constraint messages_tenant_id_namespace_fkey;
 
-create function wal.messages_inserted() returns trigger
+-- Beside messages_ready (migration 0009), which reads the same transition table of the statement.
+create function wal.check_message_namespaces() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   named integer;
-  found_ integer;
+  held integer;
 begin
   select count(*) into named from (select distinct tenant_id, namespace from inserted) i;
-  select count(*) into found_ from (
+  select count(*) into held from (
     select 1 from wal.namespaces n
     where (n.tenant_id, n.name) in (select i.tenant_id, i.namespace from inserted i)
     for key share of n
-  ) held;
-  if found_ < named then
+  ) locked;
+  if held < named then
     raise exception 'insert into wal.messages names a namespace that does not exist'
       using errcode = '23503';
-  end if;
-  -- Only rows waiting for delivery wake anybody (see migration 0009).
-  if exists (select 1 from inserted where backend = 'postgres' and state in ('pending', 'scheduled')) then
-    perform pg_notify('mercato_wal_ready', '');
-  end if;
-  if exists (select 1 from inserted where backend <> 'postgres' and state in ('pending', 'scheduled')) then
-    perform pg_notify('mercato_wal_relay', '');
   end if;
   return null;
 end
 $$;
-drop trigger messages_ready on wal.messages;
-drop function wal.notify_messages_ready();
-create trigger messages_inserted after insert on wal.messages
+create trigger messages_namespaces after insert on wal.messages
   referencing new table as inserted
-  for each statement execute function wal.messages_inserted();
+  for each statement execute function wal.check_message_namespaces();
 
 create function wal.namespace_deleted() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$

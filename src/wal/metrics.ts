@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { withSystem } from '../platform/db/index.ts';
@@ -123,7 +123,10 @@ export function createWalMetrics(
 /** Counts the answers of the write routes registered in this scope after the call. */
 export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
   app.addHook('onResponse', (request, reply, done) => {
+    record(request, reply);
     done();
+  });
+  function record(request: FastifyRequest, reply: FastifyReply): void {
     const route = WRITE_ROUTES[request.routeOptions.url ?? ''];
     if (!route) return;
     metrics.writeDuration.observe({ route }, reply.elapsedTime / 1000);
@@ -135,5 +138,5 @@ export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
     }
     const outcome = reply.getHeader('idempotent-replayed') === 'true' ? 'replayed' : 'accepted';
     for (const backend of request.walWritten) metrics.writes.inc({ namespace, backend, outcome });
-  });
+  }
 }

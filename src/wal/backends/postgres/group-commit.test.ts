@@ -4,12 +4,38 @@ import { withSystem } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import { startTestApp, type TestApp, testDatabaseKind } from '../../../platform/testing/index.ts';
 import { addNamespace, countMessages, messageRow, walDb } from '../../write/write-test-fixtures.ts';
-import { createGroupCommitter, insertMessageRows } from './group-commit.ts';
+import { createGroupCommitter, insertMessageRows, type NewMessageRow } from './group-commit.ts';
 
 describe('group commit (postgres backend)', () => {
   let t: TestApp;
   let shop: TestTenant;
   let other: TestTenant;
+
+  /** Inserts row in a transaction of its own and holds it open, uncommitted, until commit(). */
+  async function insertUncommitted(row: NewMessageRow): Promise<{ commit(): Promise<void> }> {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let inserted = () => {};
+    const ready = new Promise<void>((resolve) => {
+      inserted = resolve;
+    });
+    const transaction = walDb(t)
+      .transaction()
+      .execute(async (trx) => {
+        await insertMessageRows(trx, [row]);
+        inserted();
+        await held;
+      });
+    await Promise.race([ready, transaction]);
+    return {
+      commit: () => {
+        release();
+        return transaction;
+      },
+    };
+  }
 
   beforeAll(async () => {
     t = await startTestApp();
@@ -119,12 +145,15 @@ describe('group commit (postgres backend)', () => {
     const committer = createGroupCommitter(walDb(t));
     const results = await Promise.allSettled([
       committer.submit([messageRow(shop.id, 'orders', 'fine-1')]),
-      // No such namespace: the namespace check fails the whole INSERT.
+      // No such namespace: the namespace check fails the whole INSERT; alone, that submission is a 404.
       committer.submit([messageRow(shop.id, 'no-such-namespace', 'doomed')]),
       committer.submit([messageRow(other.id, 'orders', 'fine-2')]),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: '23503' });
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'namespace no-such-namespace not found',
+    });
     expect(committer.stats().flushes).toBeGreaterThanOrEqual(2);
     expect(await countMessages(t, shop.id, 'orders')).toBeGreaterThan(0);
     const doomed = await walDb(t)
@@ -155,23 +184,8 @@ describe('group commit (postgres backend)', () => {
     'commits the writes behind a flush that waits on a lock, and then that flush too',
     async () => {
       const committer = createGroupCommitter(walDb(t), { maxInFlight: 2 });
-      let release = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let inserted = () => {};
-      const blocking = new Promise<void>((resolve) => {
-        inserted = resolve;
-      });
       // Another transaction holds messageId `locked` uncommitted: a flush writing it waits for it.
-      const holder = walDb(t)
-        .transaction()
-        .execute(async (trx) => {
-          await insertMessageRows(trx, [messageRow(shop.id, 'orders', 'locked', 'same')]);
-          inserted();
-          await held;
-        });
-      await blocking;
+      const holder = await insertUncommitted(messageRow(shop.id, 'orders', 'locked', 'same'));
       const waiting = committer.submit([messageRow(shop.id, 'orders', 'locked', 'same')]);
       await new Promise((resolve) => setTimeout(resolve, 50));
       const [free] = await committer.submit([messageRow(shop.id, 'orders', 'free-of-the-lock')]);
@@ -181,8 +195,7 @@ describe('group commit (postgres backend)', () => {
         settled = true;
       });
       expect(settled).toBe(false);
-      release();
-      await holder;
+      await holder.commit();
       const [locked] = await waiting;
       expect(locked?.replayed).toBe(true);
       await committer.close();
@@ -217,23 +230,8 @@ describe('group commit (postgres backend)', () => {
     'deletes with a namespace the messages a write committed while the delete waited for it',
     async () => {
       await addNamespace(t, shop.id, 'doomed');
-      let release = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let inserted = () => {};
-      const writing = new Promise<void>((resolve) => {
-        inserted = resolve;
-      });
       // A write inserted its message (and checked the namespace) but has not committed yet.
-      const writer = walDb(t)
-        .transaction()
-        .execute(async (trx) => {
-          await insertMessageRows(trx, [messageRow(shop.id, 'doomed', 'in-flight')]);
-          inserted();
-          await held;
-        });
-      await writing;
+      const writer = await insertUncommitted(messageRow(shop.id, 'doomed', 'in-flight'));
       const deleting = withSystem(walDb(t), (trx) =>
         trx
           .deleteFrom('wal.namespaces')
@@ -248,14 +246,13 @@ describe('group commit (postgres backend)', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       // The delete waits for the write, as it did behind the foreign key.
       expect(deleted).toBe(false);
-      release();
-      await writer;
+      await writer.commit();
       await deleting;
       expect(await countMessages(t, shop.id, 'doomed')).toBe(0);
       // And a write after the delete fails instead of leaving a message without its namespace.
       await expect(
         withSystem(walDb(t), (trx) => insertMessageRows(trx, [messageRow(shop.id, 'doomed', 'late')])),
-      ).rejects.toMatchObject({ code: '23503' });
+      ).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'namespace doomed not found' });
     },
   );
 });

@@ -124,11 +124,17 @@ export async function insertMessageRows(
     const r = result.rows[0]!.r;
     answer = typeof r === 'string' ? (JSON.parse(r) as Inserted) : r;
   } catch (error) {
+    const code = (error as { code?: unknown }).code;
     // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
-    if ((error as { code?: unknown }).code === '40001') {
+    if (code === '40001') {
       throw new AppError('SERVICE_UNAVAILABLE', 'a message changed during the write; retry', {
         retryAfterSeconds: 1,
       });
+    }
+    // A namespace deleted since the caller looked it up (the check of migration 0011).
+    if (code === '23503') {
+      const names = [...new Set(rows.map((r) => r.namespace))].join(', ');
+      throw new AppError('NOT_FOUND', `namespace ${names} not found`);
     }
     throw error;
   }
