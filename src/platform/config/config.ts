@@ -39,6 +39,20 @@ export type Config = {
   walLeaseSeconds: number;
   /** Whether this process delivers WAL messages (MERCATO_WAL_DELIVERY). */
   walDelivery: boolean;
+  /** statement_timeout of every statement Mercato runs, in ms; idle_in_transaction_session_timeout is twice it. */
+  dbStatementTimeoutMs: number;
+  /** How long start-up retries an unreachable PostgreSQL before it gives up. */
+  dbConnectTimeoutSeconds: number;
+  /** Prefix of every Redis key and channel Mercato uses (MERCATO_REDIS_PREFIX). */
+  redisPrefix: string;
+  /** Operator-opened private destinations for WAL HTTP targets: hosts, IPs or CIDRs, each with an optional :port. */
+  walPrivateTargets: string[];
+  /** Upper bound of any namespace's consumerConcurrency. */
+  walMaxConcurrency: number;
+  /** Seconds after its rotation during which a reused refresh token gets a fresh pair instead of revoking. */
+  refreshReuseGraceSeconds: number;
+  /** Bearer token /metrics requires, when set. */
+  metricsToken: string | undefined;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -156,6 +170,41 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_WAL_DELIVERY',
     default: 'true',
     doc: 'Whether this process delivers WAL messages (consumers of every backend and the outbox relay); `false` makes a process that only takes writes, for running writers and deliverers apart.',
+  },
+  {
+    name: 'MERCATO_WAL_MAX_CONCURRENCY',
+    default: '64',
+    doc: "Upper bound of any namespace's `consumerConcurrency` (deliveries in flight per namespace and process).",
+  },
+  {
+    name: 'MERCATO_WAL_PRIVATE_TARGETS',
+    default: '(empty)',
+    doc: 'Comma-separated hosts, IPs or CIDRs, each with an optional `:port`, that WAL HTTP targets may reach although they are loopback, private or link-local (e.g. `127.0.0.1:9000,10.0.0.0/8`). Operator only: a tenant can never open them.',
+  },
+  {
+    name: 'MERCATO_REDIS_PREFIX',
+    default: 'mercato:',
+    doc: "Prefix of every Redis key and channel Mercato uses, so deployments can share a Redis; a tenant's redis-target keys go under `<prefix>t:<tenantId>:`.",
+  },
+  {
+    name: 'MERCATO_DB_STATEMENT_TIMEOUT_MS',
+    default: '5000',
+    doc: 'statement_timeout of every statement Mercato runs for a request, a target or a delivery; idle_in_transaction_session_timeout is twice it.',
+  },
+  {
+    name: 'MERCATO_DB_CONNECT_TIMEOUT_SECONDS',
+    default: '30',
+    doc: 'How long start-up retries an unreachable PostgreSQL (with backoff, one log line per attempt) before it exits.',
+  },
+  {
+    name: 'MERCATO_REFRESH_REUSE_GRACE_SECONDS',
+    default: '10',
+    doc: 'A refresh token reused this soon after its rotation (concurrent tabs) gets a fresh pair; later reuse revokes the whole session.',
+  },
+  {
+    name: 'MERCATO_METRICS_TOKEN',
+    default: '(unset: /metrics is open)',
+    doc: '`/metrics` then requires `Authorization: Bearer <token>`.',
   },
 ];
 
@@ -276,5 +325,16 @@ export function loadConfig(env: Env = process.env): Config {
     profileCacheTtlSeconds: integer(env, 'MERCATO_PROFILE_CACHE_TTL', 30, 0, 3600),
     walLeaseSeconds: integer(env, 'MERCATO_WAL_LEASE_SECONDS', 30, 1, 3600),
     walDelivery: boolean(env, 'MERCATO_WAL_DELIVERY', true),
+    dbStatementTimeoutMs: integer(env, 'MERCATO_DB_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
+    dbConnectTimeoutSeconds: integer(env, 'MERCATO_DB_CONNECT_TIMEOUT_SECONDS', 30, 0, 3600),
+    redisPrefix:
+      env['MERCATO_REDIS_PREFIX'] === undefined ? 'mercato:' : (read(env, 'MERCATO_REDIS_PREFIX') ?? ''),
+    walPrivateTargets: (read(env, 'MERCATO_WAL_PRIVATE_TARGETS') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    walMaxConcurrency: integer(env, 'MERCATO_WAL_MAX_CONCURRENCY', 64, 1, 256),
+    refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
+    metricsToken: read(env, 'MERCATO_METRICS_TOKEN'),
   };
 }
