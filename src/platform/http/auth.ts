@@ -7,6 +7,9 @@ export type Role = (typeof ROLES)[number];
 /** The slug of the tenant whose admins are platform admins (they create and list tenants). */
 export const PLATFORM_TENANT = 'platform';
 
+/** The id of the platform tenant (migration 0002 inserts it with this id). */
+export const PLATFORM_TENANT_ID = '00000000-0000-7000-8000-000000000001';
+
 /** Who is calling: a signed-in user (access token) or a machine (API key). The tenant comes from here only. */
 export type Principal =
   | { kind: 'user'; tenantId: string; tenantSlug: string; userId: string; role: Role; sessionId: string }

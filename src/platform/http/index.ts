@@ -3,6 +3,7 @@ export {
   type Authenticator,
   type Credential,
   PLATFORM_TENANT,
+  PLATFORM_TENANT_ID,
   type Principal,
   principalOf,
   ROLES,

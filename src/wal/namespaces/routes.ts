@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { PLATFORM_TENANT, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
 import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import type { WalDeps } from '../deps.ts';
@@ -98,6 +98,10 @@ const NamespaceView = Type.Object({
 
 const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 
+/** The operator: an admin of the platform tenant, the only one who may define `sql` targets. */
+const isOperator = (user: { tenantSlug: string; role: string }) =>
+  user.tenantSlug === PLATFORM_TENANT && user.role === 'admin';
+
 /** POST/GET /wal/namespaces, GET/PUT/DELETE /wal/namespaces/{name}: tenant admins configure the WAL. */
 export function namespaceRoutes(deps: WalDeps) {
   return async (root: FastifyInstance) => {
@@ -119,7 +123,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request, reply) => {
         const user = userOf(request);
         const { name, ...input } = request.body;
-        const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
         const created = await withTenant(deps.db, user.tenantId, (trx) =>
           createNamespace(trx, change, name, input),
         );
@@ -182,7 +186,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request) => {
         const user = userOf(request);
         const { name } = request.params;
-        const change = { tenantId: user.tenantId, actor: actorOf(user) };
+        const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
         const updated = await withTenant(deps.db, user.tenantId, (trx) =>
           updateNamespace(trx, change, name, request.body),
         );

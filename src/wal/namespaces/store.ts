@@ -115,7 +115,12 @@ export async function listEnabledNamespaces(db: Db): Promise<Namespace[]> {
   return rows.map(toNamespace);
 }
 
-export type Change = { tenantId: string; actor: string };
+export type Change = {
+  tenantId: string;
+  actor: string;
+  /** An admin of the platform tenant: may define `sql` targets (default: a tenant admin, who may not). */
+  operator?: boolean;
+};
 
 /** Creates a namespace (AppError CONFLICT when the name is taken) and audits it. */
 export async function createNamespace(
@@ -124,7 +129,7 @@ export async function createNamespace(
   name: string,
   input: NamespaceInput,
 ): Promise<Namespace> {
-  const settings = resolveSettings(defaultSettings(name), input);
+  const settings = resolveSettings(defaultSettings(name), input, { operator: change.operator === true });
   const row = await trx
     .insertInto('wal.namespaces')
     .values({ tenant_id: change.tenantId, name, ...toColumns(settings) })
@@ -158,7 +163,7 @@ export async function updateNamespace(
     .executeTakeFirst();
   if (!locked) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
   const before = settingsOf(toNamespace(locked));
-  const after = resolveSettings(before, input);
+  const after = resolveSettings(before, input, { operator: change.operator === true });
   const row = await trx
     .updateTable('wal.namespaces')
     .set({ ...toColumns(after), updated_at: new Date() })

@@ -239,11 +239,42 @@ export type NamespaceInput = {
   enabled?: boolean;
 };
 
+/** What the caller may configure beyond a tenant admin. */
+export type Authority = {
+  /** The operator (an admin of the platform tenant) may define `sql` targets; a tenant admin may not. */
+  operator: boolean;
+};
+
+/**
+ * Only the operator defines SQL: a tenant admin sending an `sql` target gets 403
+ * TARGET_TYPE_FORBIDDEN, before anything else is checked or stored.
+ */
+function refuseForbiddenTargets(targets: unknown[] | undefined, authority: Authority): void {
+  if (authority.operator || !targets) return;
+  const at = targets.findIndex((target) => isObject(target) && target['type'] === 'sql');
+  if (at < 0) return;
+  throw new AppError(
+    'TARGET_TYPE_FORBIDDEN',
+    'sql targets run SQL on the Mercato database and are for the operator (the platform tenant) only',
+    {
+      errors: [
+        { in: 'body', pointer: `/targets/${at}/type`, message: 'sql targets are for the operator only' },
+      ],
+    },
+  );
+}
+
 /**
  * Applies input over current (the stored namespace, or the defaults on create) and checks the
- * result as a whole; throws VALIDATION_FAILED listing every failing field.
+ * result as a whole; throws VALIDATION_FAILED listing every failing field, or
+ * TARGET_TYPE_FORBIDDEN when a tenant admin sends a target kind reserved to the operator.
  */
-export function resolveSettings(current: NamespaceSettings, input: NamespaceInput): NamespaceSettings {
+export function resolveSettings(
+  current: NamespaceSettings,
+  input: NamespaceInput,
+  authority: Authority = { operator: false },
+): NamespaceSettings {
+  refuseForbiddenTargets(input.targets, authority);
   const issues: Issues = [];
   const backend = input.backend ?? current.backend;
   const fallbackBackend =

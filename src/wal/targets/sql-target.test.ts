@@ -1,12 +1,14 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../platform/db/index.ts';
-import { cloneTestDatabase } from '../../platform/testing/index.ts';
+import { PLATFORM_TENANT_ID } from '../../platform/http/index.ts';
+import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/index.ts';
 import type { SqlTarget } from '../namespaces/namespace.ts';
 import { deliverSql } from './sql-target.ts';
 import { testDelivery } from './test-fixtures.ts';
 
-const TENANT_A = '00000000-0000-7000-8000-00000000000a';
+// Only the platform tenant's (the operator's) sql targets run.
+const TENANT_A = PLATFORM_TENANT_ID;
 const TENANT_B = '00000000-0000-7000-8000-00000000000b';
 
 let db: Database;
@@ -28,6 +30,8 @@ beforeAll(async () => {
     with check (tenant_id = current_setting('app.tenant_id')::uuid)`.execute(db.kysely);
   await sql`grant usage on schema target_test to mercato_app`.execute(db.kysely);
   await sql`grant select, insert on target_test.order_marks to mercato_app`.execute(db.kysely);
+  await sql`create table target_test.runs_as (role text not null, tenant text not null)`.execute(db.kysely);
+  await sql`grant insert on target_test.runs_as to mercato_app`.execute(db.kysely);
 });
 
 afterAll(async () => {
@@ -110,6 +114,46 @@ describe('sql target', () => {
     expect(result.outcome).toBe('dead');
     expect((result as { error: string }).error).toMatch(/SQLSTATE 23502/);
   });
+
+  it("runs the operator's statement as mercato_app with app.tenant_id of the platform tenant", async () => {
+    const probe = target({
+      statement:
+        "insert into target_test.runs_as (role, tenant) values (current_user, current_setting('app.tenant_id'))",
+      params: [],
+    });
+    expect(await deliverSql(db.kysely, probe, testDelivery({ tenantId: TENANT_A }))).toEqual({
+      outcome: 'delivered',
+    });
+    const result = await sql<{ role: string; tenant: string }>`select * from target_test.runs_as`.execute(
+      db.kysely,
+    );
+    expect(result.rows).toEqual([{ role: 'mercato_app', tenant: TENANT_A }]);
+  });
+
+  it('does not run a stored sql target of any other tenant: it goes to the dead letters', async () => {
+    const delivery = testDelivery({ tenantId: TENANT_B, payload: { orderId: 'ord-b', total: 1 } });
+    expect(await deliverSql(db.kysely, target(), delivery)).toEqual({
+      outcome: 'dead',
+      error: 'sql targets are for the operator (the platform tenant) only',
+    });
+    expect((await rows()).map((row) => row.order_id)).not.toContain('ord-b');
+  });
+
+  it.skipIf(testDatabaseKind() !== 'postgres')(
+    "on PostgreSQL cannot switch to the owner's role, even in the operator's statement",
+    async () => {
+      const owner = (await sql<{ name: string }>`select current_user as name`.execute(db.kysely)).rows[0]!
+        .name;
+      const becomeOwner = target({
+        statement: 'select set_config($1, $2, true), count(*) from platform.signing_keys',
+        params: ['/payload/setting', '/payload/role'],
+      });
+      const delivery = testDelivery({ tenantId: TENANT_A, payload: { setting: 'role', role: owner } });
+      const result = await deliverSql(db.kysely, becomeOwner, delivery);
+      expect(result.outcome).toBe('dead');
+      expect((result as { error: string }).error).toMatch(/SQLSTATE 42501/);
+    },
+  );
 
   it('refuses a malformed JSON pointer without running anything', async () => {
     const result = await deliverSql(

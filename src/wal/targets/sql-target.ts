@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
+import { PLATFORM_TENANT_ID } from '../../platform/http/index.ts';
 import type { SqlTarget } from '../namespaces/namespace.ts';
 import { pointerDocument, resolvePointer } from './json-pointer.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
@@ -22,13 +23,18 @@ function sqlState(error: unknown): string | undefined {
 
 /**
  * Runs a SQL target's statement ($1, $2, … filled from its JSON-pointer params) in a
- * transaction scoped to the delivery's tenant, so row-level security holds.
+ * transaction scoped to the delivery's tenant, so row-level security holds. Only the operator
+ * defines SQL: a target of any tenant but the platform tenant (one stored before tenant admins
+ * were refused them) is not run and goes to the dead letters.
  */
 export async function deliverSql(
   db: Kysely<unknown>,
   target: SqlTarget,
   delivery: Delivery,
 ): Promise<TargetResult> {
+  if (delivery.tenantId !== PLATFORM_TENANT_ID) {
+    return { outcome: 'dead', error: 'sql targets are for the operator (the platform tenant) only' };
+  }
   let params: unknown[];
   try {
     const document = pointerDocument(delivery);
