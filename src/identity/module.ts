@@ -7,7 +7,12 @@ import { apiKeyRoutes, authenticateApiKey } from './api-keys/index.ts';
 import { authRoutes } from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
 import { tenantRoutes } from './tenants/index.ts';
-import { createTokenService, startRefreshTokenPurge, type TokenService } from './tokens/index.ts';
+import {
+  createTokenService,
+  SESSION_CHANGES_CHANNEL,
+  startRefreshTokenPurge,
+  type TokenService,
+} from './tokens/index.ts';
 import {
   createProfileCache,
   type ProfileCache,
@@ -34,6 +39,7 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
   const deps: IdentityDeps = { ctx, db, tokens, profiles };
   let stopPurge: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  let unlistenSessions: (() => Promise<void>)[] = [];
   return {
     name: 'identity',
     deps,
@@ -63,10 +69,20 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
         profiles.clear,
       );
       profiles.enable();
+      // Access tokens' sessions are cached only once this process hears of every change to a
+      // user and every revoked session: disabling, demoting or logging out reaches it in a moment.
+      const { sessions } = tokens;
+      unlistenSessions = await Promise.all(
+        [USER_CHANGES_CHANNEL, SESSION_CHANGES_CHANNEL].map((channel) =>
+          ctx.db.listen(channel, (userId) => sessions.invalidate(userId), sessions.clear),
+        ),
+      );
+      sessions.enable();
     },
     async stop() {
       stopPurge?.();
       await unlisten?.();
+      for (const stopListening of unlistenSessions) await stopListening();
     },
   };
 }

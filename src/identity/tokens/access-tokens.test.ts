@@ -1,5 +1,5 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { createLocalJWKSet, decodeProtectedHeader, type JWK, jwtVerify, SignJWT } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JWK, jwtVerify, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { createTestTenant, getWith, login, type TestTenant } from '../auth/auth-test-fixtures.ts';
@@ -38,7 +38,7 @@ describe('access tokens', () => {
       tid: shop.id,
       tenant: shop.slug,
       role: 'admin',
-      sid: '01900000-0000-7000-8000-000000000000',
+      sid: decodeJwt(pair.accessToken).sid,
       jti: 'forged',
       iat: now,
       exp: now + 600,
@@ -89,6 +89,11 @@ describe('access tokens', () => {
       },
     ],
     ['garbage', () => 'not.a.jwt'],
+    [
+      'the real key for a session that never existed',
+      () => sign(privateKey, {}, { sid: '01900000-0000-7000-8000-000000000000' }),
+    ],
+    ['the real key naming a user who does not exist', () => sign(privateKey, {}, { sub: shop.id })],
   ];
 
   it.each(attacks)('refuses %s with 401 problem+json', async (_name, forge) => {

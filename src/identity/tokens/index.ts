@@ -1,6 +1,8 @@
 export { ACCESS_TOKEN_TYP, type VerifiedAccessToken } from './access-tokens.ts';
 export { randomToken, sha256Hex } from './opaque-tokens.ts';
 export { purgeRefreshTokens, startRefreshTokenPurge } from './refresh-token-purge.ts';
+export { revokeUserSessions } from './refresh-tokens.ts';
+export { SESSION_CHANGES_CHANNEL, type SessionCache } from './session-cache.ts';
 export {
   createTokenService,
   type Introspection,

@@ -30,6 +30,16 @@ describe('refresh tokens', () => {
         .executeTakeFirst(),
     );
 
+  // Moves a token's rotation into the past, past the reuse grace (the database clock decides).
+  const rotatedSecondsAgo = (token: string, seconds: number) =>
+    withSystem(t.identity.deps.db, (trx) =>
+      trx
+        .updateTable('identity.refresh_tokens')
+        .set({ rotated_at: sql<Date>`now() - make_interval(secs => ${seconds})` })
+        .where('token_hash', '=', sha256Hex(token))
+        .execute(),
+    );
+
   beforeAll(async () => {
     t = await startTestApp();
     shop = await createTestTenant(t, 'refresh-shop');
@@ -63,9 +73,10 @@ describe('refresh tokens', () => {
     expect((await refresh(second.refreshToken)).statusCode).toBe(200);
   });
 
-  it('refuses a refresh token that was already rotated and revokes its whole family', async () => {
+  it('refuses a refresh token rotated longer ago than the reuse grace and revokes its whole family', async () => {
     const first = await signIn();
     const second = (await refresh(first.refreshToken)).json<TokenPairBody>();
+    await rotatedSecondsAgo(first.refreshToken, 11);
     const reuse = await refresh(first.refreshToken);
     expect(reuse.statusCode).toBe(401);
     expect(reuse.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -74,13 +85,35 @@ describe('refresh tokens', () => {
     expect(successor.statusCode).toBe(401);
     expect(successor.json()).toMatchObject({ code: 'REFRESH_TOKEN_REUSED' });
     expect(await validate(second.accessToken)).toEqual({ active: false });
+    expect((await profile(second.accessToken)).json()).toMatchObject({ status: 401, code: 'INVALID_TOKEN' });
   });
 
-  it('lets exactly one of two simultaneous refreshes of the same token win', async () => {
+  it('gives a fresh pair, not a revocation, for a token reused within the grace (two tabs refreshing)', async () => {
+    const first = await signIn();
+    const tabA = (await refresh(first.refreshToken)).json<TokenPairBody>();
+    await rotatedSecondsAgo(first.refreshToken, 9);
+    const tabB = await refresh(first.refreshToken);
+    expect(tabB.statusCode).toBe(200);
+    const pairB = tabB.json<TokenPairBody>();
+    expect(pairB.refreshToken).not.toBe(tabA.refreshToken);
+    for (const pair of [tabA, pairB]) {
+      expect((await profile(pair.accessToken)).statusCode).toBe(200);
+      expect((await refresh(pair.refreshToken)).statusCode).toBe(200);
+    }
+    expect((await validate(pairB.accessToken)).sessionId).toBe((await validate(tabA.accessToken)).sessionId);
+  });
+
+  it('answers both of two simultaneous refreshes of the same token within the grace', async () => {
     const pair = await signIn();
     const answers = await Promise.all([refresh(pair.refreshToken), refresh(pair.refreshToken)]);
-    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 401]);
-    expect(answers.find((a) => a.statusCode === 401)!.json()).toMatchObject({ code: 'REFRESH_TOKEN_REUSED' });
+    expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
+  });
+
+  it('refuses, within the grace too, a refresh token whose session was logged out', async () => {
+    const first = await signIn();
+    const second = (await refresh(first.refreshToken)).json<TokenPairBody>();
+    expect((await logout(second.refreshToken)).statusCode).toBe(204);
+    expect((await refresh(first.refreshToken)).json()).toMatchObject({ code: 'REFRESH_TOKEN_REUSED' });
   });
 
   it('ends the session on logout: refresh fails and validate says inactive; logout is idempotent', async () => {
@@ -91,6 +124,15 @@ describe('refresh tokens', () => {
     expect(await validate(pair.accessToken)).toEqual({ active: false });
     expect((await logout(pair.refreshToken)).statusCode).toBe(204);
     expect((await logout('rt_never-issued')).statusCode).toBe(204);
+  });
+
+  it('refuses the access token of a logged-out session at once (401 INVALID_TOKEN)', async () => {
+    const pair = await signIn();
+    expect((await profile(pair.accessToken)).statusCode).toBe(200);
+    expect((await logout(pair.refreshToken)).statusCode).toBe(204);
+    const after = await profile(pair.accessToken);
+    expect(after.statusCode).toBe(401);
+    expect(after.json()).toMatchObject({ code: 'INVALID_TOKEN' });
   });
 
   it('refuses an expired refresh token with INVALID_TOKEN', async () => {
@@ -185,6 +227,24 @@ describe('refresh tokens', () => {
     } finally {
       await timed.close();
     }
+  });
+});
+
+describe('refresh tokens without a reuse grace', () => {
+  let t: TestApp;
+  let shop: TestTenant;
+  beforeAll(async () => {
+    t = await startTestApp({ MERCATO_REFRESH_REUSE_GRACE_SECONDS: '0' });
+    shop = await createTestTenant(t, 'no-grace');
+  });
+  afterAll(() => t.close());
+
+  it('lets exactly one of two simultaneous refreshes of the same token win', async () => {
+    const pair = await login(t.app, shop.slug, shop.adminEmail);
+    const refresh = () => post(t.app, '/api/v1/auth/refresh', { refreshToken: pair.refreshToken });
+    const answers = await Promise.all([refresh(), refresh()]);
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 401]);
+    expect(answers.find((a) => a.statusCode === 401)!.json()).toMatchObject({ code: 'REFRESH_TOKEN_REUSED' });
   });
 });
 

@@ -50,20 +50,47 @@ export async function findRefreshTokenByHash(trx: Db, hash: string): Promise<Sto
   };
 }
 
+const familyRevoked = (familyId: string) =>
+  sql<boolean>`exists (select 1 from identity.refresh_tokens f
+    where f.family_id = ${familyId} and f.revoked_at is not null)`;
+
 /**
- * Marks the token rotated if, and only if, it is still live. The conditional UPDATE is the
- * arbiter between concurrent refreshes: exactly one of them gets true.
+ * Marks the token rotated if, and only if, it and its family are still live. The conditional
+ * UPDATE is the arbiter between concurrent refreshes: exactly one of them gets true.
  */
-export async function markRotated(trx: Db, id: string): Promise<boolean> {
+export async function markRotated(trx: Db, token: { id: string; familyId: string }): Promise<boolean> {
   const row = await trx
     .updateTable('identity.refresh_tokens')
     .set({ rotated_at: sql<Date>`now()` })
-    .where('id', '=', id)
+    .where('id', '=', token.id)
     .where('rotated_at', 'is', null)
     .where('revoked_at', 'is', null)
+    .where(sql<boolean>`not ${familyRevoked(token.familyId)}`)
     .returning('id')
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/**
+ * Whether an already-rotated token may still be traded (concurrent tabs refreshing at once):
+ * it was rotated less than graceSeconds ago by the database clock, and neither it nor its
+ * family has been revoked since.
+ */
+export async function withinReuseGrace(
+  trx: Db,
+  token: { id: string; familyId: string },
+  graceSeconds: number,
+): Promise<boolean> {
+  if (graceSeconds <= 0) return false;
+  const row = await trx
+    .selectFrom('identity.refresh_tokens')
+    .select(sql<boolean>`rotated_at > now() - make_interval(secs => ${graceSeconds})`.as('fresh'))
+    .where('id', '=', token.id)
+    .where('rotated_at', 'is not', null)
+    .where('revoked_at', 'is', null)
+    .where(sql<boolean>`not ${familyRevoked(token.familyId)}`)
+    .executeTakeFirst();
+  return row?.fresh === true;
 }
 
 /** Revokes every live token of the family (a session); idempotent. */
@@ -76,17 +103,50 @@ export async function revokeFamily(trx: Db, familyId: string): Promise<void> {
     .execute();
 }
 
-/** True while the session is neither revoked (logout, reuse) nor owned by a disabled user. */
-export async function isSessionActive(trx: Db, familyId: string, userId: string): Promise<boolean> {
+/**
+ * Revokes every session of the user, except the one named (the session changing its own
+ * password stays signed in); run in the tenant's transaction. On commit, migration 0012's
+ * trigger announces it and every process stops accepting the sessions' access tokens.
+ * Returns the number of refresh tokens revoked.
+ */
+export async function revokeUserSessions(
+  trx: Db,
+  tenantId: string,
+  userId: string,
+  options: { except?: string } = {},
+): Promise<number> {
+  let query = trx
+    .updateTable('identity.refresh_tokens')
+    .set({ revoked_at: sql<Date>`now()` })
+    .where('tenant_id', '=', tenantId)
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null);
+  if (options.except !== undefined) query = query.where('family_id', '!=', options.except);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/**
+ * The user's status and role and whether the session is live (known and never revoked), in
+ * one indexed query; undefined when the user is not in the transaction's tenant.
+ */
+export async function loadSessionRecord(
+  trx: Db,
+  userId: string,
+  familyId: string,
+): Promise<{ status: string; role: Role; sessionLive: boolean } | undefined> {
   const row = await trx
-    .selectFrom('identity.refresh_tokens as r')
-    .innerJoin('identity.users as u', 'u.id', 'r.user_id')
-    .select((eb) => [eb.fn.countAll<number>().as('total'), eb.fn.count<number>('r.revoked_at').as('revoked')])
-    .where('r.family_id', '=', familyId)
-    .where('r.user_id', '=', userId)
-    .where('u.status', '=', 'active')
-    .executeTakeFirstOrThrow();
-  return Number(row.total) > 0 && Number(row.revoked) === 0;
+    .selectFrom('identity.users as u')
+    .select([
+      'u.status',
+      'u.role',
+      sql<boolean>`exists (select 1 from identity.refresh_tokens r
+        where r.family_id = ${familyId} and r.user_id = u.id)
+        and not ${familyRevoked(familyId)}`.as('live'),
+    ])
+    .where('u.id', '=', userId)
+    .executeTakeFirst();
+  return row && { status: row.status, role: row.role, sessionLive: row.live === true };
 }
 
 /** The user and tenant a refreshed session would sign in as; undefined when either is gone. */

@@ -11,11 +11,13 @@ import {
   findRefreshTokenByHash,
   findSessionOwner,
   insertRefreshToken,
-  isSessionActive,
+  loadSessionRecord,
   markRotated,
   REFRESH_TOKEN_PREFIX,
   revokeFamily,
+  withinReuseGrace,
 } from './refresh-tokens.ts';
+import { createSessionCache, type SessionCache } from './session-cache.ts';
 import { loadSigningKeys } from './signing-keys.ts';
 
 export type TokenPair = { accessToken: string; refreshToken: string; tokenType: 'Bearer'; expiresIn: number };
@@ -35,8 +37,14 @@ export type Introspection =
     };
 
 export type TokenService = {
-  /** Verifies an access token in memory (no database access); throws AppError INVALID_TOKEN. */
+  /**
+   * Verifies an access token and that its session is live, its user active and still of the
+   * role it names; throws AppError INVALID_TOKEN. The session check is answered by a
+   * per-process cache (no database access on a hit) that change notifications invalidate.
+   */
   authenticate(token: string): Promise<Principal>;
+  /** The session cache behind authenticate(); the identity module wires its invalidation. */
+  sessions: SessionCache;
   /** The public keys access tokens are verified with. */
   jwks(): { keys: JWK[] };
   /** Starts a session (a new refresh family unless familyId is given) and returns its first pair. */
@@ -45,7 +53,11 @@ export type TokenService = {
     tenant: { id: string; slug: string },
     familyId?: string,
   ): Promise<TokenPair>;
-  /** Rotates a refresh token; a reused or revoked one revokes its family (REFRESH_TOKEN_REUSED). */
+  /**
+   * Rotates a refresh token. One rotated less than config.refreshReuseGraceSeconds ago gets a
+   * fresh pair too (concurrent tabs); any other reused or revoked one revokes its family
+   * (REFRESH_TOKEN_REUSED).
+   */
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Revokes the session the refresh token belongs to; unknown tokens are ignored. */
   revoke(refreshToken: string): Promise<void>;
@@ -60,9 +72,16 @@ type Rotation =
 /** Builds the token service; loads (or creates, on first start) the signing keys. */
 export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTables>): Promise<TokenService> {
   const keys = await loadSigningKeys(ctx, db);
-  const { jwt, refreshTtlSeconds } = ctx.config;
+  const { jwt, refreshTtlSeconds, refreshReuseGraceSeconds } = ctx.config;
   const jwks = { keys: keys.published };
   const verify = createAccessTokenVerifier(keys, jwt);
+  const sessions = createSessionCache();
+
+  /** Why the token's session no longer stands, or undefined while it does. */
+  const judge = (p: VerifiedAccessToken['principal']) =>
+    sessions.check(p, () =>
+      withTenant(db, p.tenantId, (trx) => loadSessionRecord(trx, p.userId, p.sessionId)),
+    );
 
   async function pairFor(
     user: { id: string; role: Role },
@@ -87,8 +106,13 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
 
   return {
     async authenticate(token) {
-      return (await verify(token)).principal;
+      const { principal } = await verify(token);
+      const refused = await judge(principal);
+      if (refused) throw new AppError('INVALID_TOKEN', `access token no longer valid: ${refused}`);
+      return principal;
     },
+
+    sessions,
 
     jwks: () => jwks,
 
@@ -114,7 +138,10 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
       const successor = newRefresh();
       // The revocations below must commit, so failures are returned from the transaction, not thrown.
       const rotation = await withTenant(db, stored.tenantId, async (trx): Promise<Rotation> => {
-        if (!(await markRotated(trx, stored.id))) {
+        if (
+          !(await markRotated(trx, stored)) &&
+          !(await withinReuseGrace(trx, stored, refreshReuseGraceSeconds))
+        ) {
           await revokeFamily(trx, stored.familyId);
           return {
             ok: false,
@@ -140,13 +167,19 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
         });
         return { ok: true, user: owner, tenant: { id: owner.tenantId, slug: owner.tenantSlug } };
       });
-      if (!rotation.ok) throw new AppError(rotation.code, rotation.detail);
+      if (!rotation.ok) {
+        // This process stops accepting the session's access tokens now; others on NOTIFY.
+        sessions.invalidate(stored.userId);
+        throw new AppError(rotation.code, rotation.detail);
+      }
       return pairFor(rotation.user, rotation.tenant, stored.familyId, successor.token);
     },
 
     async revoke(refreshToken) {
       const stored = await withSystem(db, (trx) => findRefreshTokenByHash(trx, sha256Hex(refreshToken)));
-      if (stored) await withTenant(db, stored.tenantId, (trx) => revokeFamily(trx, stored.familyId));
+      if (!stored) return;
+      await withTenant(db, stored.tenantId, (trx) => revokeFamily(trx, stored.familyId));
+      sessions.invalidate(stored.userId);
     },
 
     async introspect(token) {
@@ -157,8 +190,7 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
         return { active: false };
       }
       const { principal: p, issuedAt, expiresAt } = verified;
-      const live = await withTenant(db, p.tenantId, (trx) => isSessionActive(trx, p.sessionId, p.userId));
-      if (!live) return { active: false };
+      if (await judge(p)) return { active: false };
       return {
         active: true,
         sub: p.userId,

@@ -95,6 +95,8 @@ describe('profile reads follow every change to the user', () => {
     expect((await profile()).role).toBe('staff');
     const changed = await send(t.app, 'PUT', `/api/v1/users/${customerId}/role`, admin, { role: 'operator' });
     expect(changed.statusCode).toBe(200);
+    // The old access token names the old role and is refused; a new sign-in reads the new one.
+    customer = await bearer(t, shop.slug, 'staffer@cache.test');
     await eventually(async () => (await profile()).role === 'operator');
   });
 
