@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { AppError } from './errors.ts';
+import { failedAuthCounter } from './failed-auth.ts';
 import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
 import { withProblemResponses } from './openapi-problems.ts';
 import { platformRoutes } from './platform-routes.ts';
@@ -114,11 +115,17 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
 
+  // A refused credential counts against the caller's per-IP anonymous limit (failed-auth.ts).
+  const refuse = failedAuthCounter(app);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
-    const credential = readCredential(request);
-    if (credential) {
-      request.principal = await options.authenticate(credential);
+    try {
+      const credential = readCredential(request);
+      if (credential) request.principal = await options.authenticate(credential);
+    } catch (refusal) {
+      await refuse(request, reply, refusal);
+    }
+    if (request.principal) {
       const p = request.principal;
       // reply.log writes "request completed": it must carry the principal too.
       request.log = reply.log = request.log.child({
