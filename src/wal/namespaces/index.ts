@@ -10,6 +10,11 @@ export type {
   SqlTarget,
   Target,
 } from './namespace.ts';
+export {
+  compilePayloadSchema,
+  MAX_PAYLOAD_SCHEMA_BYTES,
+  namespaceValidator,
+} from './payload-schema.ts';
 export { namespaceRoutes } from './routes.ts';
 export {
   createNamespace,
@@ -22,4 +27,4 @@ export {
   toNamespace,
   updateNamespace,
 } from './store.ts';
-export { maskSecret, namespaceView, payloadValidator } from './validate.ts';
+export { maskSecret, namespaceView } from './validate.ts';

@@ -1,10 +1,7 @@
-import { Ajv, type ValidateFunction } from 'ajv';
-import { Ajv2019 } from 'ajv/dist/2019.js';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
 import type { Namespace, RetryPolicy, Target } from './namespace.ts';
+import { checkPayloadSchema } from './payload-schema.ts';
 
 export const BACKENDS = [
   'postgres',
@@ -17,38 +14,6 @@ export const SECRET = /^whsec_[A-Za-z0-9+/=]{24,}$/;
 const POINTER = /^(\/([^~/]|~[01])*)*$/;
 const HANDLER = /^[a-z][a-zA-Z0-9._:-]{0,99}$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
-
-// One Ajv for payload schemas: unknown keywords are allowed (vendor extensions), but a schema
-// must itself be valid against its meta-schema and every $ref must resolve.
-// Draft-07 unless the schema's $schema names 2019-09 or 2020-12.
-const options = { strict: false, allErrors: true } as const;
-const draft07 = new Ajv(options);
-const draft2019 = new Ajv2019(options);
-const draft2020 = new Ajv2020(options);
-for (const instance of [draft07, draft2019, draft2020]) addFormats.default(instance);
-const ajvFor = (schema: Record<string, unknown>): Ajv => {
-  const dialect = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
-  if (dialect.includes('2020-12')) return draft2020;
-  if (dialect.includes('2019-09')) return draft2019;
-  return draft07;
-};
-const compiled = new WeakMap<object, ValidateFunction>();
-
-/** The compiled validator of a namespace's payload schema (cached per schema object). */
-export function payloadValidator(schema: Record<string, unknown>): ValidateFunction {
-  let validate = compiled.get(schema);
-  if (!validate) {
-    const ajv = ajvFor(schema);
-    try {
-      validate = ajv.compile(schema);
-    } finally {
-      // Ajv keeps every compiled schema by $id; drop it so redefining a namespace can reuse the id.
-      if (typeof schema['$id'] === 'string') ajv.removeSchema(schema['$id']);
-    }
-    compiled.set(schema, validate);
-  }
-  return validate;
-}
 
 /** The settings of a namespace as stored, before the database adds tenant and timestamps. */
 export type NamespaceSettings = Omit<Namespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
@@ -287,10 +252,8 @@ export function resolveSettings(
       ? (input.payloadSchema as Record<string, unknown> | null)
       : current.payloadSchema;
   if (input.payloadSchema) {
-    try {
-      payloadValidator(input.payloadSchema as Record<string, unknown>);
-    } catch (error) {
-      issue(issues, '/payloadSchema', `is not a valid JSON Schema: ${(error as Error).message}`);
+    for (const problem of checkPayloadSchema(input.payloadSchema as Record<string, unknown>)) {
+      issue(issues, problem.pointer, problem.message);
     }
   }
   const retry: RetryPolicy = { ...current.retry, ...input.retry };

@@ -3,7 +3,7 @@ import type { ValidateFunction } from 'ajv';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
-import { type Namespace, payloadValidator } from '../namespaces/index.ts';
+import { type Namespace, namespaceValidator } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';
 
 /** One message as a producer writes it (the body of POST /wal/write without `namespace`). */
@@ -100,20 +100,10 @@ export function requestHash(namespace: string, input: MessageInput): string {
   return hash('sha256', body, 'hex');
 }
 
-// Compiled payload validators by namespace and version (updatedAt): a namespace read anew from the
-// database (a cache miss) still reuses its validator until the namespace changes.
-const validators = new Map<string, { version: string; validate: ValidateFunction }>();
-const MAX_VALIDATORS = 10_000;
-
+/** The namespace's compiled payload validator (compiled once per namespace version). */
 function validatorOf(namespace: Namespace): ValidateFunction | undefined {
-  const schema = namespace.payloadSchema;
-  if (!schema) return undefined;
-  const key = `${namespace.tenantId}/${namespace.name}`;
-  const cached = validators.get(key);
-  if (cached && cached.version === namespace.updatedAt) return cached.validate;
-  let validate: ValidateFunction;
   try {
-    validate = payloadValidator(schema);
+    return namespaceValidator(namespace);
   } catch (error) {
     throw new AppError(
       'CONFLICT',
@@ -124,9 +114,6 @@ function validatorOf(namespace: Namespace): ValidateFunction | undefined {
       },
     );
   }
-  if (validators.size >= MAX_VALIDATORS) validators.delete(validators.keys().next().value!);
-  validators.set(key, { version: namespace.updatedAt, validate });
-  return validate;
 }
 
 const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { bearer, send } from '../../identity/users/user-test-fixtures.ts';
+import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
+import { createWal } from '../index.ts';
+import type { Namespace } from './namespace.ts';
+import { MAX_PAYLOAD_SCHEMA_BYTES, namespaceValidator, toRe2Syntax } from './payload-schema.ts';
+
+const NS = '/api/v1/wal/namespaces';
+const WRITE = '/api/v1/wal/write';
+type Problem = { code: string; errors?: { pointer: string; message: string }[] };
+
+describe('namespace payload schemas', () => {
+  let t: TestApp;
+  let shop: TestTenant;
+  let admin: Record<string, string>;
+
+  beforeAll(async () => {
+    t = await startTestApp({}, { modules: async (ctx) => [await createWal(ctx)] });
+    shop = await createTestTenant(t, 'schemashop');
+    admin = await bearer(t, shop.slug, shop.adminEmail);
+  });
+  afterAll(() => t?.close());
+
+  const create = (body: Record<string, unknown>) => post(t.app, NS, body, admin);
+  const write = (namespace: string, payload: unknown) => post(t.app, WRITE, { namespace, payload }, admin);
+  const problem = (res: { statusCode: number; body: string; json: () => unknown }, status: number) => {
+    expect(res.statusCode, res.body).toBe(status);
+    return res.json() as Problem;
+  };
+
+  it('answers a write against a catastrophic-backtracking pattern with 422 at once', async () => {
+    const payloadSchema = {
+      type: 'object',
+      properties: { name: { type: 'string', pattern: '^(a+)+$' } },
+    };
+    expect((await create({ name: 'redos', payloadSchema })).statusCode).toBe(201);
+    // A backtracking engine needs about 2^40 steps for this one; RE2 needs 41.
+    const hostile = `${'a'.repeat(40)}!`;
+    const body = problem(await write('redos', { name: hostile }), 422);
+    expect(body.code).toBe('PAYLOAD_SCHEMA_MISMATCH');
+    expect(body.errors?.map((e) => e.pointer)).toEqual(['/payload/name']);
+    expect((await write('redos', { name: 'a'.repeat(40) })).statusCode).toBe(202);
+  });
+
+  it('runs patternProperties on the linear-time engine too', async () => {
+    const payloadSchema = {
+      type: 'object',
+      patternProperties: { '^(a|aa)+$': { type: 'integer' } },
+      additionalProperties: false,
+    };
+    expect((await create({ name: 'redos.keys', payloadSchema })).statusCode).toBe(201);
+    const body = problem(await write('redos.keys', { [`${'a'.repeat(60)}!`]: 1 }), 422);
+    expect(body.code).toBe('PAYLOAD_SCHEMA_MISMATCH');
+    expect((await write('redos.keys', { aaaa: 1 })).statusCode).toBe(202);
+  });
+
+  it('stops a schema whose subschemas fan out with 422 instead of running for hours', async () => {
+    // Each level tries both branches on the same value: 2^40 subschema applications on old code.
+    const definitions: Record<string, unknown> = { a40: { type: 'string' } };
+    for (let i = 0; i < 40; i++) {
+      const next = { $ref: `#/definitions/a${i + 1}` };
+      definitions[`a${i}`] = { anyOf: [next, next] };
+    }
+    const payloadSchema = {
+      type: 'object',
+      properties: { total: { $ref: '#/definitions/a0' } },
+      definitions,
+    };
+    expect((await create({ name: 'fanout', payloadSchema })).statusCode).toBe(201);
+    const body = problem(await write('fanout', { total: 1 }), 422);
+    expect(body.code).toBe('PAYLOAD_SCHEMA_MISMATCH');
+    expect(body.errors?.[0]).toMatchObject({
+      pointer: '/payload',
+      message: expect.stringMatching(/too many steps/),
+    });
+    expect((await write('fanout', { total: 'ok' })).statusCode).toBe(202);
+  });
+
+  it('checks uniqueItems of a long array of objects in one pass', async () => {
+    const payloadSchema = { type: 'array', uniqueItems: true };
+    const created = await create({ name: 'unique', payloadSchema, maxPayloadBytes: 4_000_000 });
+    expect(created.statusCode, created.body).toBe(201);
+    // Pairwise comparison of 40,000 objects is 800 million deep comparisons (minutes).
+    const items = Array.from({ length: 40_000 }, (_, i) => ({ id: i }));
+    expect((await write('unique', items)).statusCode).toBe(202);
+    const body = problem(await write('unique', [...items, { id: 7 }]), 422);
+    expect(body.errors?.[0]?.message).toMatch(/duplicate items \(items ## 40000 and 7/);
+    expect(
+      (
+        await write('unique', [
+          { a: 1, b: [2] },
+          { b: [2], a: 1 },
+        ])
+      ).statusCode,
+    ).toBe(422);
+  });
+
+  it('keeps ECMAScript \\u escapes working in patterns', async () => {
+    const payloadSchema = { type: 'string', pattern: '^[\\u0041-\\u005A]+\\u{1F600}?$' };
+    expect((await create({ name: 'escapes', payloadSchema })).statusCode).toBe(201);
+    expect((await write('escapes', 'ABC😀')).statusCode).toBe(202);
+    expect((await write('escapes', 'abc')).statusCode).toBe(422);
+    expect(toRe2Syntax('\\uD83D\\uDE00\\\\u0041')).toBe('\\x{1f600}\\\\u0041');
+  });
+
+  it('refuses a schema over 64 KiB with 400 naming /payloadSchema', async () => {
+    const payloadSchema = { type: 'object', description: 'x'.repeat(MAX_PAYLOAD_SCHEMA_BYTES) };
+    const body = problem(await create({ name: 'huge', payloadSchema }), 400);
+    expect(body.code).toBe('VALIDATION_FAILED');
+    expect(body.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema']);
+    expect(body.errors?.[0]?.message).toMatch(/at most 65536 bytes/);
+  });
+
+  it('refuses a backreference or a lookahead with 400 naming where the pattern is', async () => {
+    const backreference = problem(
+      await create({
+        name: 'backref',
+        payloadSchema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a)\\1$' } } },
+      }),
+      400,
+    );
+    expect(backreference.code).toBe('VALIDATION_FAILED');
+    expect(backreference.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/properties/code/pattern']);
+    expect(backreference.errors?.[0]?.message).toMatch(/no backreferences or lookaround/);
+
+    expect((await create({ name: 'later', payloadSchema: { type: 'object' } })).statusCode).toBe(201);
+    const lookahead = problem(
+      await send(t.app, 'PUT', `${NS}/later`, admin, {
+        payloadSchema: { patternProperties: { '^(?=x)a/b$': {} } },
+      }),
+      400,
+    );
+    expect(lookahead.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/patternProperties/^(?=x)a~1b$']);
+  });
+
+  it('compiles a namespace’s schema once per version, not per write', () => {
+    const namespace = {
+      tenantId: shop.id,
+      name: 'versioned',
+      payloadSchema: { type: 'string' },
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    } as unknown as Namespace;
+    // Each request gets its own budgeted validator around the one compiled function.
+    const first = namespaceValidator(namespace)?.schema;
+    expect(namespaceValidator({ ...namespace, payloadSchema: { type: 'string' } })?.schema).toBe(first);
+    const changed = namespaceValidator({
+      ...namespace,
+      payloadSchema: { type: 'integer' },
+      updatedAt: 'later',
+    });
+    expect(changed?.schema).not.toBe(first);
+    expect(changed?.(1)).toBe(true);
+  });
+});
