@@ -49,7 +49,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
     metrics: createMetrics(() => db.poolStats()),
     redis,
     nats,
-    counters: redis ? redisCounterStore(redis) : memoryCounterStore(),
+    counters: redis ? redisCounterStore(redis, `${config.redisPrefix}counter:`) : memoryCounterStore(),
   };
 }
 

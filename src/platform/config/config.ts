@@ -286,6 +286,13 @@ export function loadConfig(env: Env = process.env): Config {
   const cors = read(env, 'MERCATO_CORS_ORIGINS');
   const host = env['HOST'] === undefined ? '127.0.0.1' : (read(env, 'HOST') ?? '');
   if (host === '') throw new ConfigError('HOST must be an address to listen on, got an empty value');
+  const redisPrefix =
+    env['MERCATO_REDIS_PREFIX'] === undefined ? 'mercato:' : (read(env, 'MERCATO_REDIS_PREFIX') ?? '');
+  // Redis Cluster hashes the first {…} of a key: a brace in the prefix would replace the hash tags
+  // that keep each WAL namespace's keys in one slot.
+  if (/[{}]/.test(redisPrefix)) {
+    throw new ConfigError(`MERCATO_REDIS_PREFIX must not contain { or }, got "${redisPrefix}"`);
+  }
   return {
     host,
     port: integer(env, 'PORT', 3000, 0, 65535),
@@ -327,8 +334,7 @@ export function loadConfig(env: Env = process.env): Config {
     walDelivery: boolean(env, 'MERCATO_WAL_DELIVERY', true),
     dbStatementTimeoutMs: integer(env, 'MERCATO_DB_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
     dbConnectTimeoutSeconds: integer(env, 'MERCATO_DB_CONNECT_TIMEOUT_SECONDS', 30, 0, 3600),
-    redisPrefix:
-      env['MERCATO_REDIS_PREFIX'] === undefined ? 'mercato:' : (read(env, 'MERCATO_REDIS_PREFIX') ?? ''),
+    redisPrefix,
     walPrivateTargets: (read(env, 'MERCATO_WAL_PRIVATE_TARGETS') ?? '')
       .split(',')
       .map((s) => s.trim())

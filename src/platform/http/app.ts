@@ -171,7 +171,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     enableDraftSpec: true,
     // Fail open: a Redis outage must not turn every request into a 500; /health/ready reports it.
     skipOnError: true,
-    ...(ctx.redis ? { redis: ctx.redis, nameSpace: 'mercato:ratelimit:' } : {}),
+    ...(ctx.redis ? { redis: ctx.redis, nameSpace: `${config.redisPrefix}ratelimit:` } : {}),
     timeWindow: 60_000,
     max: (request) =>
       request.principal ? config.rateLimit.authenticatedPerMinute : config.rateLimit.anonymousPerMinute,

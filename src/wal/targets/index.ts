@@ -36,7 +36,7 @@ export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }):
       case 'sql':
         return deliverSql(deps.db as Kysely<unknown>, target, delivery);
       case 'redis':
-        return deliverRedis(deps.ctx.redis, target, delivery);
+        return deliverRedis(deps.ctx.redis, deps.ctx.config.redisPrefix, target, delivery);
       case 'internal':
         if (!internal) return { outcome: 'dead', error: `no handler ${JSON.stringify(target.handler)}` };
         return internal(target.handler, delivery);

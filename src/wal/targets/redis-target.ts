@@ -17,9 +17,22 @@ export function fillPlaceholders(template: string, delivery: Delivery): string {
   });
 }
 
-/** DEL `key` or PUBLISH `message` (default: the JSON payload) to channel `key`, for cache invalidation. */
+/**
+ * Where a tenant's redis target may write: `<redisPrefix>t:<tenantId>:`, in front of every key and
+ * channel it names. Mercato's own keys never start with `<redisPrefix>t:`, and no tenant's with
+ * another's id, so a target can only touch its own tenant's keys.
+ */
+export function tenantRedisPrefix(redisPrefix: string, tenantId: string): string {
+  return `${redisPrefix}t:${tenantId}:`;
+}
+
+/**
+ * DEL `key` or PUBLISH `message` (default: the JSON payload) to channel `key`, for cache
+ * invalidation; the key or channel is confined to the delivery's tenant (tenantRedisPrefix).
+ */
 export async function deliverRedis(
   redis: Redis | undefined,
+  redisPrefix: string,
   target: RedisTarget,
   delivery: Delivery,
 ): Promise<TargetResult> {
@@ -27,7 +40,7 @@ export async function deliverRedis(
   let key: string;
   let message: string;
   try {
-    key = fillPlaceholders(target.key, delivery);
+    key = tenantRedisPrefix(redisPrefix, delivery.tenantId) + fillPlaceholders(target.key, delivery);
     message =
       target.message === undefined
         ? JSON.stringify(delivery.payload ?? null)

@@ -6,7 +6,11 @@ import type { StreamBackend, StreamBackendName } from './contract.ts';
 /** The stream backends of this process: redis-streams with REDIS_URL, nats-jetstream with NATS_URL. */
 export function createStreamBackends(ctx: AppContext): Map<StreamBackendName, StreamBackend> {
   const backends = new Map<StreamBackendName, StreamBackend>();
-  if (ctx.redis) backends.set('redis-streams', createRedisStreamsBackend(ctx.redis));
+  if (ctx.redis)
+    backends.set(
+      'redis-streams',
+      createRedisStreamsBackend(ctx.redis, { prefix: `${ctx.config.redisPrefix}wal` }),
+    );
   if (ctx.nats) backends.set('nats-jetstream', createNatsJetStreamBackend(ctx.nats));
   return backends;
 }
