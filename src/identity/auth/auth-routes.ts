@@ -78,14 +78,16 @@ export function authRoutes(deps: IdentityDeps) {
           summary: 'Sign in with email and password',
           description:
             'Every refusal is the same 401 INVALID_CREDENTIALS. Attempts are limited per IP per minute ' +
-            'and per account (429 LOGIN_THROTTLED with Retry-After); a successful sign-in clears the account count.',
+            '(429 RATE_LIMITED), per account and IP, and ten times more loosely per account from all IPs ' +
+            'except those that signed in to it before (429 LOGIN_THROTTLED with Retry-After); a successful ' +
+            "sign-in clears its IP's count.",
           body: LoginBody,
           response: { 200: TokenPairView },
         },
       },
       async (request, reply) => {
         noStore(reply);
-        return signIn(deps, throttle, request.body);
+        return signIn(deps, throttle, { ...request.body, ip: request.ip });
       },
     );
 

@@ -16,9 +16,9 @@ const REFUSED = 'email or password is wrong';
 export async function signIn(
   deps: IdentityDeps,
   throttle: LoginThrottle,
-  input: { tenant: string; email: string; password: string },
+  input: { tenant: string; email: string; password: string; ip: string },
 ): Promise<TokenPair> {
-  await throttle.admit(input.tenant, input.email);
+  await throttle.admit(input.tenant, input.email, input.ip);
   const tenant = await findTenantBySlug(deps.db, input.tenant);
   const user =
     tenant?.status === 'active'
@@ -26,8 +26,10 @@ export async function signIn(
       : undefined;
   // Hashing runs outside any transaction: embedded PGlite has one connection to share.
   const passwordOk = await verifyPassword(user?.passwordHash, input.password);
-  if (!tenant || !user || !passwordOk || user.status !== 'active')
+  if (!tenant || !user || !passwordOk || user.status !== 'active') {
+    await throttle.failed(input.tenant, input.email);
     throw new AppError('INVALID_CREDENTIALS', REFUSED);
-  await throttle.succeeded(input.tenant, input.email);
+  }
+  await throttle.succeeded(input.tenant, input.email, input.ip);
   return deps.tokens.issue(user, tenant);
 }
