@@ -13,3 +13,16 @@ $$;
 create trigger refresh_tokens_revoked after update of revoked_at on identity.refresh_tokens
   for each row when (old.revoked_at is null and new.revoked_at is not null)
   execute function identity.notify_session_revoked();
+
+-- Revoked API keys likewise, with the key's id: each process drops the key from its lookup
+-- cache (src/identity/api-keys/api-key-auth.ts) instead of accepting it until the cache expires.
+create function identity.notify_api_key_revoked() returns trigger language plpgsql as $$
+begin
+  perform pg_notify('mercato_identity_api_keys', new.id::text);
+  return null;
+end
+$$;
+
+create trigger api_keys_revoked after update of revoked_at on identity.api_keys
+  for each row when (old.revoked_at is null and new.revoked_at is not null)
+  execute function identity.notify_api_key_revoked();

@@ -3,7 +3,13 @@ import type { Kysely } from 'kysely';
 import type { Authenticator } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { addressRoutes } from './addresses/index.ts';
-import { apiKeyRoutes, authenticateApiKey } from './api-keys/index.ts';
+import {
+  API_KEY_CHANGES_CHANNEL,
+  apiKeyRoutes,
+  authenticateApiKey,
+  forgetAllApiKeys,
+  forgetApiKey,
+} from './api-keys/index.ts';
 import { authRoutes } from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
 import { tenantRoutes } from './tenants/index.ts';
@@ -71,12 +77,18 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
       profiles.enable();
       // Access tokens' sessions are cached only once this process hears of every change to a
       // user and every revoked session: disabling, demoting or logging out reaches it in a moment.
+      // API key revocations likewise reach the key cache of every process.
       const { sessions } = tokens;
-      unlistenSessions = await Promise.all(
-        [USER_CHANGES_CHANNEL, SESSION_CHANGES_CHANNEL].map((channel) =>
+      unlistenSessions = await Promise.all([
+        ...[USER_CHANGES_CHANNEL, SESSION_CHANGES_CHANNEL].map((channel) =>
           ctx.db.listen(channel, (userId) => sessions.invalidate(userId), sessions.clear),
         ),
-      );
+        ctx.db.listen(
+          API_KEY_CHANGES_CHANNEL,
+          (apiKeyId) => forgetApiKey(deps, apiKeyId),
+          () => forgetAllApiKeys(deps),
+        ),
+      ]);
       sessions.enable();
     },
     async stop() {

@@ -4,9 +4,12 @@ import type { IdentityDeps } from '../module.ts';
 import { sha256Hex } from '../tokens/index.ts';
 import { findApiKeyByHash, touchApiKey } from './api-key-store.ts';
 
+/** The channel API key revocations are announced on, with the key's id (migration 0012). */
+export const API_KEY_CHANGES_CHANNEL = 'mercato_identity_api_keys';
+
 /**
- * How long a successful lookup is reused. A revoked key therefore keeps working for at most
- * this long in a process other than the one that revoked it (that one forgets it at once).
+ * How long a successful lookup is reused at most. Revocations reach every listening process by
+ * NOTIFY within moments; this bounds how long a process that missed one accepts the key.
  */
 export const API_KEY_CACHE_MS = 5_000;
 const CACHE_MAX_ENTRIES = 10_000;
@@ -14,7 +17,7 @@ const TOUCH_EVERY_MS = 60_000;
 
 type ApiKeyPrincipal = Extract<Principal, { kind: 'apiKey' }>;
 type Cached = { principal: ApiKeyPrincipal; until: number };
-type ApiKeyCache = { byHash: Map<string, Cached>; touchedAt: Map<string, number> };
+type ApiKeyCache = { byHash: Map<string, Cached>; touchedAt: Map<string, number>; invalidations: number };
 
 // One cache per running identity module (tests run several apps in one process).
 const caches = new WeakMap<IdentityDeps, ApiKeyCache>();
@@ -22,7 +25,7 @@ const caches = new WeakMap<IdentityDeps, ApiKeyCache>();
 function cacheOf(deps: IdentityDeps): ApiKeyCache {
   let cache = caches.get(deps);
   if (!cache) {
-    cache = { byHash: new Map(), touchedAt: new Map() };
+    cache = { byHash: new Map(), touchedAt: new Map(), invalidations: 0 };
     caches.set(deps, cache);
   }
   return cache;
@@ -30,8 +33,17 @@ function cacheOf(deps: IdentityDeps): ApiKeyCache {
 
 /** Drops a key from this process's cache, so its revocation takes effect here immediately. */
 export function forgetApiKey(deps: IdentityDeps, apiKeyId: string): void {
-  const { byHash } = cacheOf(deps);
-  for (const [hash, entry] of byHash) if (entry.principal.apiKeyId === apiKeyId) byHash.delete(hash);
+  const cache = cacheOf(deps);
+  cache.invalidations += 1;
+  for (const [hash, entry] of cache.byHash)
+    if (entry.principal.apiKeyId === apiKeyId) cache.byHash.delete(hash);
+}
+
+/** Drops every cached key (revocation notifications may have been missed). */
+export function forgetAllApiKeys(deps: IdentityDeps): void {
+  const cache = cacheOf(deps);
+  cache.invalidations += 1;
+  cache.byHash.clear();
 }
 
 async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal> {
@@ -75,9 +87,13 @@ export async function authenticateApiKey(deps: IdentityDeps, token: string): Pro
   let entry = cache.byHash.get(hash);
   if (!entry || entry.until <= now) {
     cache.byHash.delete(hash);
+    const before = cache.invalidations;
     entry = { principal: await lookUp(deps, hash), until: now + API_KEY_CACHE_MS };
-    if (cache.byHash.size >= CACHE_MAX_ENTRIES) cache.byHash.clear();
-    cache.byHash.set(hash, entry);
+    // A lookup that overlapped a revocation is not kept: it may have read the key still live.
+    if (before === cache.invalidations) {
+      if (cache.byHash.size >= CACHE_MAX_ENTRIES) cache.byHash.clear();
+      cache.byHash.set(hash, entry);
+    }
   }
   await touch(deps, cache, entry.principal, now);
   return entry.principal;

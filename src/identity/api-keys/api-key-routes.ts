@@ -93,7 +93,8 @@ export function apiKeyRoutes(deps: IdentityDeps) {
         schema: {
           ...base,
           summary: 'Revoke an API key',
-          description: 'Other processes may accept the key for up to 5 seconds more (their lookup cache).',
+          description:
+            'Every process stops accepting the key within moments (NOTIFY drops it from their lookup caches).',
           params: IdParams,
           response: { 204: Type.Null() },
         },

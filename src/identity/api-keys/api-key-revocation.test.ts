@@ -1,0 +1,71 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTenant } from '../../platform/db/index.ts';
+import { buildApp } from '../../platform/http/index.ts';
+import { closeContext, createContext, loadConfig } from '../../platform/index.ts';
+import { startTestApp, type TestApp, testDatabaseKind } from '../../platform/testing/index.ts';
+import { createTestTenant, type TestTenant } from '../auth/auth-test-fixtures.ts';
+import { createIdentity } from '../index.ts';
+import { bearer, send } from '../users/user-test-fixtures.ts';
+import { API_KEY_CACHE_MS } from './index.ts';
+
+/** Polls for about a second, well inside API_KEY_CACHE_MS: only a notification can make it. */
+const withinASecond = async (check: () => Promise<boolean>) => {
+  const deadline = Date.now() + 1_000;
+  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect(await check()).toBe(true);
+};
+
+describe('API key revocations reach every process by NOTIFY', () => {
+  let t: TestApp;
+  let shop: TestTenant;
+  let admin: Record<string, string>;
+  beforeAll(async () => {
+    expect(API_KEY_CACHE_MS).toBeGreaterThan(2_000);
+    t = await startTestApp();
+    shop = await createTestTenant(t, 'key-revocation');
+    admin = await bearer(t, shop.slug, shop.adminEmail);
+  });
+  afterAll(() => t.close());
+
+  const newKey = async () => {
+    const created = await send(t.app, 'POST', '/api/v1/api-keys', admin, {
+      name: 'integration',
+      permissions: ['users:read'],
+    });
+    expect(created.statusCode).toBe(201);
+    return created.json<{ id: string; key: string }>();
+  };
+  const refused = async (app: TestApp['app'], key: string) =>
+    (await send(app, 'GET', '/api/v1/users', { 'x-api-key': key })).statusCode === 401;
+
+  it('stops accepting a key revoked in SQL behind the API, without waiting for the cache', async () => {
+    const { id, key } = await newKey();
+    expect(await refused(t.app, key)).toBe(false);
+    await withTenant(t.identity.deps.db, shop.id, (trx) =>
+      sql`update identity.api_keys set revoked_at = now() where id = ${id}`.execute(trx),
+    );
+    await withinASecond(() => refused(t.app, key));
+  });
+
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'stops accepting, in another process, a key revoked through the first',
+    async () => {
+      const config = loadConfig({ LOG_LEVEL: 'silent', MERCATO_DEMO: 'false', DATABASE_URL: t.databaseUrl! });
+      const ctx = await createContext(config);
+      const identity = await createIdentity(ctx);
+      const other = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
+      await identity.start?.();
+      try {
+        const { id, key } = await newKey();
+        expect(await refused(other, key)).toBe(false);
+        expect((await send(t.app, 'DELETE', `/api/v1/api-keys/${id}`, admin)).statusCode).toBe(204);
+        await withinASecond(() => refused(other, key));
+      } finally {
+        await other.close();
+        await identity.stop?.();
+        await closeContext(ctx);
+      }
+    },
+  );
+});
