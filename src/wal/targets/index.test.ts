@@ -65,14 +65,17 @@ describe('createTargets', () => {
     expect((await targets.deliver(namespace, bad, testDelivery())).outcome).toBe('dead');
   });
 
-  it.skipIf(!testRedisUrl())('runs a redis target through the context’s Redis, under the tenant’s prefix', async () => {
-    const key = `mercato-test:targets-index:${process.pid}`;
-    const touched = `${testApp.ctx.config.redisPrefix}t:${testDelivery().tenantId}:${key}`;
-    await testApp.ctx.redis!.set(touched, '1');
-    const target: Target = { type: 'redis', name: 'cache', enabled: true, command: 'DEL', key };
-    expect(await targets.deliver(namespace, target, testDelivery())).toEqual({ outcome: 'delivered' });
-    expect(await testApp.ctx.redis!.exists(touched)).toBe(0);
-  });
+  it.skipIf(!testRedisUrl())(
+    'runs a redis target through the context’s Redis, under the tenant’s prefix',
+    async () => {
+      const key = `mercato-test:targets-index:${process.pid}`;
+      const touched = `${testApp.ctx.config.redisPrefix}t:${testDelivery().tenantId}:${key}`;
+      await testApp.ctx.redis!.set(touched, '1');
+      const target: Target = { type: 'redis', name: 'cache', enabled: true, command: 'DEL', key };
+      expect(await targets.deliver(namespace, target, testDelivery())).toEqual({ outcome: 'delivered' });
+      expect(await testApp.ctx.redis!.exists(touched)).toBe(0);
+    },
+  );
 
   it('sends an internal target without a dispatcher to the dead letters', async () => {
     const target: Target = {
