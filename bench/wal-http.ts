@@ -84,7 +84,6 @@ async function measureWebhookWrites(base: string, headers: Record<string, string
       headers,
       body: JSON.stringify({
         name: 'bench-http-webhook',
-        allowedHosts: ['127.0.0.1'],
         consumerConcurrency: 16,
         targets: [
           {
@@ -191,6 +190,8 @@ export async function runHttp(): Promise<HttpRow> {
     MERCATO_RATE_LIMIT_AUTHENTICATED: '100000000',
     MERCATO_LOGIN_RATE_LIMIT: '100000000',
     MERCATO_LOGIN_MAX_FAILURES: '100000000',
+    // the operator opens the loopback webhook receiver of measureWebhookWrites
+    MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
   });
   try {
     const [, base = ''] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);

@@ -21,6 +21,8 @@ async function startServer(storage: Storage) {
     PORT: '0',
     MERCATO_DEMO_PASSWORD: PASSWORD,
     MERCATO_WAL_LEASE_SECONDS: '3',
+    // the operator opens the loopback receiver to HTTP targets
+    MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
   });
   const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
   return { server, base: base as string };
@@ -77,7 +79,6 @@ function crashSuite(
     const created = await call(first.base, '/api/v1/wal/namespaces', accessToken, {
       name: 'crash',
       backend,
-      allowedHosts: ['127.0.0.1'],
       retry: { strategy: 'fixed', baseDelayMs: 50, maxDelayMs: 50, maxAttempts: 1000, jitter: 0 },
       // a long timeout keeps the hung delivery in flight until the kill
       targets: [

@@ -12,7 +12,7 @@ describe('a process with WAL delivery off', () => {
 
   beforeAll(async () => {
     t = await startTestApp(
-      { MERCATO_WAL_DELIVERY: 'false' },
+      { MERCATO_WAL_DELIVERY: 'false', MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1' },
       { modules: async (ctx) => [await createWal(ctx)] },
     );
     receiver = await startReceiver();
@@ -27,7 +27,6 @@ describe('a process with WAL delivery off', () => {
     const admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
     const namespace = {
       name: 'orders',
-      allowedHosts: ['127.0.0.1'],
       targets: [
         {
           name: 'hook',

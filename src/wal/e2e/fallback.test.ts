@@ -23,7 +23,7 @@ describe.skipIf(!testRedisUrl())('WAL backend outage and fallback', () => {
     const redis = new URL(testRedisUrl()!);
     proxy = await startTcpProxy(Number(redis.port || 6379), redis.hostname);
     t = await startTestApp(
-      { REDIS_URL: `redis://127.0.0.1:${proxy.port}` },
+      { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1' },
       { modules: async (ctx) => [await createWal(ctx)] },
     );
     tenant = await createTestTenant(t, 'wal-fallback');
@@ -40,7 +40,6 @@ describe.skipIf(!testRedisUrl())('WAL backend outage and fallback', () => {
           name,
           backend: 'redis-streams',
           ...(fallbackBackend ? { fallbackBackend } : {}),
-          allowedHosts: ['127.0.0.1'],
           targets: [{ name: 'hook', type: 'http', url: receiver.url, secret: newSecret(), timeoutMs: 2000 }],
         },
         admin,

@@ -56,7 +56,16 @@ const Settings = {
   deliveredRetentionSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
   deadRetentionSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
   allowedHosts: Type.Optional(
-    Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.-]+$' }), { maxItems: 100 }),
+    Type.Array(
+      Type.String({
+        minLength: 1,
+        maxLength: 253,
+        pattern: '^([A-Za-z0-9.-]+|\\[?[0-9A-Fa-f:.]+\\]?)$',
+        description:
+          'A host name, IPv4 address or IPv6 address (brackets optional) HTTP targets may point at',
+      }),
+      { maxItems: 100 },
+    ),
   ),
   consumerConcurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
   enabled: Type.Optional(Type.Boolean()),

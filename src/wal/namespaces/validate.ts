@@ -1,5 +1,8 @@
+import { isIP } from 'node:net';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
+import { isReservedHeader } from '../targets/http-request.ts';
+import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
 import type { Namespace, RetryPolicy, Target } from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
 
@@ -14,6 +17,8 @@ export const SECRET = /^whsec_[A-Za-z0-9+/=]{24,}$/;
 const POINTER = /^(\/([^~/]|~[01])*)*$/;
 const HANDLER = /^[a-z][a-zA-Z0-9._:-]{0,99}$/;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
+// What Node sends as a header value: visible ASCII, space, tab and Latin-1 (no CR, LF or NUL).
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]{0,8192}$/;
 
 /** The settings of a namespace as stored, before the database adds tenant and timestamps. */
 export type NamespaceSettings = Omit<Namespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
@@ -95,7 +100,10 @@ function checkTarget(
       }
       if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
         issue(issues, `${at}/url`, 'must be an http or https URL');
-      } else if (allowedHosts.length > 0 && !allowedHosts.includes(parsed.hostname)) {
+      } else if (
+        allowedHosts.length > 0 &&
+        !allowedHosts.some((host) => normalizeHost(host) === normalizeHost(parsed.hostname))
+      ) {
         issue(issues, `${at}/url`, `host ${parsed.hostname} is not in allowedHosts`);
       }
       let secret = raw['secret'];
@@ -120,7 +128,13 @@ function checkTarget(
         if (!isObject(headers)) issue(issues, `${at}/headers`, 'must be an object of strings');
         else {
           for (const [key, value] of Object.entries(headers)) {
-            if (!HEADER_NAME.test(key) || typeof value !== 'string' || /[\r\n]/.test(value)) {
+            if (isReservedHeader(key)) {
+              issue(
+                issues,
+                `${at}/headers/${key}`,
+                `header "${key}" is reserved (Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-*, Webhook-*)`,
+              );
+            } else if (!HEADER_NAME.test(key) || typeof value !== 'string' || !HEADER_VALUE.test(value)) {
               issue(
                 issues,
                 `${at}/headers/${key}`,
@@ -260,8 +274,11 @@ export function resolveSettings(
   if (retry.maxDelayMs < retry.baseDelayMs)
     issue(issues, '/retry/maxDelayMs', 'must be at least baseDelayMs');
   const allowedHosts = input.allowedHosts ?? current.allowedHosts;
+  const hostKeys = allowedHosts.map(normalizeHost);
   allowedHosts.forEach((host, i) => {
-    if (allowedHosts.indexOf(host) !== i) issue(issues, `/allowedHosts/${i}`, 'is listed twice');
+    if (/[[\]:]/.test(host) && !isIP(host.replace(/^\[(.*)\]$/, '$1'))) {
+      issue(issues, `/allowedHosts/${i}`, 'must be a host name, an IPv4 address or an IPv6 address');
+    } else if (hostKeys.indexOf(hostKeys[i]!) !== i) issue(issues, `/allowedHosts/${i}`, 'is listed twice');
   });
   let targets = current.targets;
   const checkTargets = input.targets !== undefined || input.allowedHosts !== undefined;

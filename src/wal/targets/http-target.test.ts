@@ -2,8 +2,9 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../platform/index.ts';
 import type { HttpTarget } from '../namespaces/namespace.ts';
-import { createHttpTarget } from './http-target.ts';
+import { createHttpTarget, type HttpTargetRunner, isAllowedHost } from './http-target.ts';
 import { testDelivery, testNamespace } from './test-fixtures.ts';
 
 const SECRET = `whsec_${Buffer.from('a test secret of thirty-two bytes').toString('base64')}`;
@@ -15,6 +16,8 @@ let server: Server;
 let port: number;
 let received: Received[] = [];
 let answer: Answer = (res) => res.writeHead(204).end();
+// The operator opened the test receiver (MERCATO_WAL_PRIVATE_TARGETS=127.0.0.1:<port>).
+let runner: HttpTargetRunner;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -31,6 +34,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
+  runner = createHttpTarget({ privateTargets: [`127.0.0.1:${port}`] });
 });
 
 afterAll(async () => {
@@ -38,7 +42,6 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-const runner = createHttpTarget();
 afterAll(() => runner.close());
 
 afterEach(() => {
@@ -58,7 +61,7 @@ function target(overrides: Partial<HttpTarget> = {}): HttpTarget {
   };
 }
 
-const allowLoopback = testNamespace({ allowedHosts: ['127.0.0.1'] });
+const allowLoopback = testNamespace();
 
 describe('http target: signed CloudEvents', () => {
   it('posts a structured CloudEvent whose Standard Webhooks signature an independent implementation verifies', async () => {
@@ -174,11 +177,16 @@ describe('http target: outcomes', () => {
     expect(result).toMatchObject({ outcome: 'retry', retryAfterMs: 3_600_000 });
   });
 
-  it('reads at most 4 KiB of an error body', async () => {
-    answer = (res) => res.writeHead(400).end('x'.repeat(100_000));
+  it('keeps at most 1 KiB of a 4 KiB error body', async () => {
+    answer = (res) => res.writeHead(400).end('x'.repeat(4096));
     const result = await runner.deliver(allowLoopback, target(), testDelivery());
-    expect(result.outcome).toBe('dead');
-    expect((result as { error: string }).error.length).toBeLessThanOrEqual(4096 + 'HTTP 400: '.length);
+    expect(result).toEqual({ outcome: 'dead', statusCode: 400, error: `HTTP 400: ${'x'.repeat(1024)}` });
+  });
+
+  it('keeps a body with NUL bytes storable as PostgreSQL text', async () => {
+    answer = (res) => res.writeHead(500).end('bad\u0000byte');
+    const result = await runner.deliver(allowLoopback, target(), testDelivery());
+    expect(result).toMatchObject({ outcome: 'retry', error: 'HTTP 500: bad\ufffdbyte' });
   });
 
   it('retries when the server never answers within timeoutMs', async () => {
@@ -192,76 +200,160 @@ describe('http target: outcomes', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const closedPort = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const result = await runner.deliver(
+    const anyPort = createHttpTarget({ privateTargets: ['127.0.0.1'] });
+    const result = await anyPort.deliver(
       allowLoopback,
       target({ url: `http://127.0.0.1:${closedPort}/` }),
       testDelivery(),
     );
+    anyPort.close();
     expect(result.outcome).toBe('retry');
     expect((result as { error: string }).error).toMatch(/ECONNREFUSED/);
   });
 });
 
 describe('http target: SSRF guard', () => {
-  const guarded = testNamespace({ allowedHosts: [] });
+  // No MERCATO_WAL_PRIVATE_TARGETS: nothing private is open, whatever a namespace allowlists.
+  const closed = createHttpTarget();
+  afterAll(() => closed.close());
 
-  it('refuses 127.0.0.1 without the allowlist, before any byte reaches the server', async () => {
-    const result = await runner.deliver(guarded, target(), testDelivery());
-    expect(result).toEqual({ outcome: 'dead', error: 'SSRF guard refused 127.0.0.1 for host 127.0.0.1' });
+  it('refuses 127.0.0.1 that the namespace allowlists, before any byte reaches the server', async () => {
+    const result = await closed.deliver(
+      testNamespace({ allowedHosts: ['127.0.0.1'] }),
+      target(),
+      testDelivery(),
+    );
+    expect(result).toEqual({
+      outcome: 'dead',
+      error:
+        'SSRF guard refused 127.0.0.1 for host 127.0.0.1: loopback address, not opened by MERCATO_WAL_PRIVATE_TARGETS',
+    });
     expect(received).toHaveLength(0);
   });
 
   it('refuses localhost on the address it resolves to, at connect time', async () => {
-    const result = await runner.deliver(
-      guarded,
+    const result = await closed.deliver(
+      testNamespace({ allowedHosts: ['localhost'] }),
       target({ url: `http://localhost:${port}/hook` }),
       testDelivery(),
     );
     expect(result.outcome).toBe('dead');
     expect((result as { error: string }).error).toMatch(
-      /^SSRF guard refused (127\.0\.0\.1|::1) for host localhost$/,
+      /^SSRF guard refused (127\.0\.0\.1|::1) for host localhost: loopback/,
     );
-    expect(received).toHaveLength(0);
-  });
-
-  it('refuses localhost even when another host is allowlisted', async () => {
-    const other = testNamespace({ allowedHosts: ['127.0.0.1'] });
-    const result = await runner.deliver(
-      other,
-      target({ url: `http://localhost:${port}/hook` }),
-      testDelivery(),
-    );
-    expect(result.outcome).toBe('dead');
     expect(received).toHaveLength(0);
   });
 
   // IP literals are refused before any connect is attempted: no traffic leaves the machine.
-  for (const [url, address] of [
-    ['http://10.0.0.1/hook', '10.0.0.1'],
-    ['http://169.254.169.254/latest/meta-data/', '169.254.169.254'],
-    ['http://[::1]:1/hook', '::1'],
-    ['http://[::ffff:127.0.0.1]:1/hook', '::ffff:7f00:1'],
-    ['http://192.168.1.1/', '192.168.1.1'],
-    ['http://[fd00::1]/', 'fd00::1'],
+  for (const [url, address, reason] of [
+    ['http://169.254.169.254/latest/meta-data/', '169.254.169.254', 'cloud metadata'],
+    ['http://[::ffff:169.254.169.254]/latest/meta-data/', '::ffff:a9fe:a9fe', 'cloud metadata'],
+    ['http://[fd00:ec2::254]/latest/meta-data/', 'fd00:ec2::254', 'cloud metadata'],
+    ['http://[::ffff:7f00:1]:1/hook', '::ffff:7f00:1', 'IPv4-mapped 127.0.0.1, loopback'],
+    ['http://[::ffff:127.0.0.1]:1/hook', '::ffff:7f00:1', 'IPv4-mapped 127.0.0.1, loopback'],
+    ['http://[::1]:1/hook', '::1', 'loopback'],
+    ['http://10.0.0.1/hook', '10.0.0.1', 'private'],
+    ['http://0x7f.1/hook', '127.0.0.1', 'loopback'],
+    ['http://[64:ff9b::7f00:1]/', '64:ff9b::7f00:1', 'NAT64 127.0.0.1, loopback'],
+    ['http://[2002:7f00:1::1]/', '2002:7f00:1::1', '6to4 127.0.0.1, loopback'],
+    [
+      'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/',
+      '2001:0:4136:e378:8000:63bf:80ff:fffe',
+      'Teredo client 127.0.0.1, loopback',
+    ],
+    ['http://[fd00::1]/', 'fd00::1', 'unique local'],
   ] as const) {
-    it(`refuses ${url}`, async () => {
-      const result = await runner.deliver(guarded, target({ url }), testDelivery());
-      expect(result).toEqual({
-        outcome: 'dead',
-        error: `SSRF guard refused ${address} for host ${new URL(url).hostname}`,
-      });
+    it(`refuses ${url} even when the namespace allowlists its host`, async () => {
+      const host = new URL(url).hostname;
+      const result = await closed.deliver(
+        testNamespace({ allowedHosts: [host] }),
+        target({ url }),
+        testDelivery(),
+      );
+      expect(result.outcome).toBe('dead');
+      expect((result as { error: string }).error).toMatch(
+        new RegExp(
+          `^SSRF guard refused ${address.replaceAll('.', '\\.')} for host .*: ${reason.replaceAll('.', '\\.')}`,
+        ),
+      );
     });
   }
 
-  it('delivers to a refused address when the namespace allowlists that exact host', async () => {
+  it('delivers to an address the operator opened on that port', async () => {
+    const result = await runner.deliver(testNamespace(), target(), testDelivery());
+    expect(result).toEqual({ outcome: 'delivered', statusCode: 204 });
+    expect(received).toHaveLength(1);
+  });
+
+  it('refuses an operator-opened address on another port', async () => {
+    const otherPort = createHttpTarget({ privateTargets: ['127.0.0.1:1', 'localhost:1'] });
+    try {
+      for (const url of [`http://127.0.0.1:${port}/hook`, `http://localhost:${port}/hook`]) {
+        const result = await otherPort.deliver(testNamespace(), target({ url }), testDelivery());
+        expect(result.outcome).toBe('dead');
+        expect((result as { error: string }).error).toMatch(/^SSRF guard refused .*loopback/);
+      }
+      expect(received).toHaveLength(0);
+    } finally {
+      otherPort.close();
+    }
+  });
+
+  it('delivers to a host name the operator opened, resolved at connect time', async () => {
+    const byName = createHttpTarget({ privateTargets: [`localhost:${port}`] });
+    try {
+      const result = await byName.deliver(
+        testNamespace(),
+        target({ url: `http://localhost:${port}/hook` }),
+        testDelivery(),
+      );
+      // localhost may resolve to ::1 first; the server listens on 127.0.0.1 only, and Node falls back.
+      expect(result.outcome).toBe('delivered');
+      expect(received).toHaveLength(1);
+    } finally {
+      byName.close();
+    }
+  });
+
+  it('refuses a host outside a non-empty allowedHosts even when the operator opened it', async () => {
     const result = await runner.deliver(
-      testNamespace({ allowedHosts: ['localhost'] }),
-      target({ url: `http://localhost:${port}/hook` }),
+      testNamespace({ allowedHosts: ['hooks.example.com'] }),
+      target(),
       testDelivery(),
     );
-    // localhost may resolve to ::1 first; the server listens on 127.0.0.1 only, and Node falls back.
+    expect(result).toEqual({
+      outcome: 'dead',
+      error: "host 127.0.0.1 is not in the namespace's allowedHosts",
+    });
+    expect(received).toHaveLength(0);
+  });
+
+  it('matches allowedHosts whatever the notation of an IPv6 or IPv4 address', () => {
+    const ns = testNamespace({ allowedHosts: ['[::FFFF:127.0.0.1]', '0:0::1', 'Hooks.Example.com'] });
+    expect(isAllowedHost(ns, new URL('http://[::ffff:7f00:1]/'))).toBe(true);
+    expect(isAllowedHost(ns, new URL('http://[::1]:8080/'))).toBe(true);
+    expect(isAllowedHost(ns, new URL('https://hooks.example.COM./'))).toBe(true);
+    expect(isAllowedHost(ns, new URL('http://[::2]/'))).toBe(false);
+  });
+
+  it('drops reserved headers a namespace stored before they were refused', async () => {
+    const headers = {
+      Host: 'internal.example',
+      'Proxy-Authorization': 'Basic eA==',
+      'Webhook-Id': 'forged',
+      'x-ok': '1',
+    };
+    const result = await runner.deliver(testNamespace(), target({ headers }), testDelivery());
     expect(result.outcome).toBe('delivered');
-    expect(received).toHaveLength(1);
+    const got = received[0]!.headers;
+    expect(got.host).toBe(`127.0.0.1:${port}`);
+    expect(got['proxy-authorization']).toBeUndefined();
+    expect(got['webhook-id']).toBe(testDelivery().messageId);
+    expect(got['x-ok']).toBe('1');
+  });
+
+  it('refuses a bad MERCATO_WAL_PRIVATE_TARGETS entry when it is built', () => {
+    expect(() => createHttpTarget({ privateTargets: ['127.0.0.1:99999'] })).toThrow(ConfigError);
   });
 
   it('refuses a non-http URL', async () => {

@@ -1,9 +1,16 @@
 import { isIP } from 'node:net';
 import type { HttpTarget, Namespace } from '../namespaces/namespace.ts';
 import { toCloudEvent } from './cloud-event.ts';
-import { createWebhookAgents, type HttpResponse, postOnce, RequestTimeoutError } from './http-request.ts';
+import {
+  createWebhookAgents,
+  type HttpResponse,
+  isReservedHeader,
+  postOnce,
+  RequestTimeoutError,
+} from './http-request.ts';
 import { parseRetryAfter } from './retry-after.ts';
-import { isRefusedAddress, SsrfRefusedError } from './ssrf-guard.ts';
+import { createSsrfGuard, SsrfRefusedError } from './ssrf-guard.ts';
+import { normalizeHost } from './ssrf-guard-ip.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
 import { signWebhook } from './webhook-signature.ts';
 
@@ -13,16 +20,14 @@ export type HttpTargetRunner = {
 };
 
 /**
- * True when the namespace allowlists the URL's host. Exact, case-insensitive host match
- * (`api.example.com`, `127.0.0.1`, `[::1]` or `::1`); no wildcards, no ports, no subdomains.
+ * True when the namespace lets its targets point at the URL's host: its `allowedHosts` is empty,
+ * or lists that host (exact match after normalizing: case, brackets, IPv6 and IPv4 notation).
+ * It only narrows: an allowed host still has to pass the SSRF guard.
  */
-export function isAllowlisted(namespace: Namespace, url: URL): boolean {
-  const host = url.hostname.toLowerCase();
-  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
-  return namespace.allowedHosts.some((allowed) => {
-    const entry = allowed.trim().toLowerCase();
-    return entry === host || entry === bare;
-  });
+export function isAllowedHost(namespace: Namespace, url: URL): boolean {
+  if (namespace.allowedHosts.length === 0) return true;
+  const host = normalizeHost(url.hostname);
+  return namespace.allowedHosts.some((allowed) => normalizeHost(allowed) === host);
 }
 
 /** Maps an HTTP answer to a target outcome (2xx delivered, 410 disable, 408/429/5xx retry, rest dead). */
@@ -48,25 +53,24 @@ export function outcomeOf(response: HttpResponse): TargetResult {
   return { outcome: 'dead', statusCode: status, error };
 }
 
-const OWN_HEADERS = new Set([
-  'content-type',
-  'content-length',
-  'user-agent',
-  'webhook-id',
-  'webhook-timestamp',
-  'webhook-signature',
-  'host',
-]);
+const OWN_HEADERS = new Set(['content-type', 'user-agent']);
 
-// A target's own headers never replace the ones the signature and framing depend on.
+// A target's own headers never replace the ones the signature and framing depend on (validation
+// refuses reserved ones; a namespace stored before that rule has them dropped here).
 function customHeaders(headers: Record<string, string> | undefined): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(headers ?? {}).filter(([name]) => !OWN_HEADERS.has(name.toLowerCase())),
+    Object.entries(headers ?? {}).filter(
+      ([name]) => !OWN_HEADERS.has(name.toLowerCase()) && !isReservedHeader(name),
+    ),
   );
 }
 
-/** Delivers to HTTP targets: signed structured CloudEvents behind the SSRF guard. */
-export function createHttpTarget(): HttpTargetRunner {
+/**
+ * Delivers to HTTP targets: signed structured CloudEvents behind the SSRF guard. privateTargets
+ * are the operator's MERCATO_WAL_PRIVATE_TARGETS (a bad entry throws ConfigError).
+ */
+export function createHttpTarget(options: { privateTargets?: readonly string[] } = {}): HttpTargetRunner {
+  const guard = createSsrfGuard(options.privateTargets);
   const agents = createWebhookAgents();
   return {
     async deliver(namespace, target, delivery) {
@@ -79,11 +83,17 @@ export function createHttpTarget(): HttpTargetRunner {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
         return { outcome: 'dead', error: `webhook URL must be http or https, not ${url.protocol}` };
       }
-      const guarded = !isAllowlisted(namespace, url);
+      if (!isAllowedHost(namespace, url)) {
+        return { outcome: 'dead', error: `host ${url.hostname} is not in the namespace's allowedHosts` };
+      }
+      const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
       // An IP literal is connected to without any lookup, so it is checked here, before connecting.
       const bare = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-      if (guarded && isIP(bare) !== 0 && isRefusedAddress(bare)) {
-        return { outcome: 'dead', error: new SsrfRefusedError(bare, url.hostname).message };
+      if (isIP(bare) !== 0) {
+        const reason = guard.refusal(bare, bare, port);
+        if (reason !== undefined) {
+          return { outcome: 'dead', error: new SsrfRefusedError(bare, url.hostname, reason).message };
+        }
       }
       const body = JSON.stringify(toCloudEvent(delivery));
       const timestamp = Math.floor(Date.now() / 1000);
@@ -102,8 +112,8 @@ export function createHttpTarget(): HttpTargetRunner {
         'webhook-signature': signature,
       };
       try {
-        const agent = agents.agentFor(url.protocol, guarded);
-        return outcomeOf(await postOnce(url, agent, headers, body, target.timeoutMs));
+        const agent = agents.agentFor(url.protocol);
+        return outcomeOf(await postOnce(url, agent, guard.lookupFor(port), headers, body, target.timeoutMs));
       } catch (error) {
         if (error instanceof SsrfRefusedError) return { outcome: 'dead', error: error.message };
         if (error instanceof RequestTimeoutError) return { outcome: 'retry', error: error.message };

@@ -16,7 +16,11 @@ let hits = 0;
 
 beforeAll(async () => {
   const redisUrl = testRedisUrl();
-  testApp = await startTestApp(redisUrl ? { REDIS_URL: redisUrl } : {});
+  // The operator opens the loopback receiver; createTargets reads it from ctx.config.
+  testApp = await startTestApp({
+    MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
+    ...(redisUrl ? { REDIS_URL: redisUrl } : {}),
+  });
   targets = createTargets({ ctx: testApp.ctx, db: testApp.ctx.db.kysely as Kysely<WalTables> });
   server = createServer((req, res) => {
     hits += 1;
@@ -33,7 +37,7 @@ afterAll(async () => {
   await testApp.close();
 });
 
-const namespace = testNamespace({ allowedHosts: ['127.0.0.1'] });
+const namespace = testNamespace();
 
 describe('createTargets', () => {
   it('delivers to an http target', async () => {

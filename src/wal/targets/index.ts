@@ -23,7 +23,8 @@ export type Targets = {
 
 /** Creates the delivery targets: http (signed CloudEvents), sql, redis and internal handlers. */
 export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }): Targets {
-  const http = createHttpTarget();
+  // The operator's MERCATO_WAL_PRIVATE_TARGETS: a bad entry stops the start with a ConfigError.
+  const http = createHttpTarget({ privateTargets: deps.ctx.config.walPrivateTargets });
   async function run(
     namespace: Namespace,
     target: Target,

@@ -1,64 +1,18 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { BlockList, isIP } from 'node:net';
+import { normalizeHost, parseIp } from './ssrf-guard-ip.ts';
+import { isOpened, type PrivateTarget, parsePrivateTargets } from './ssrf-guard-private-targets.ts';
+import { isMetadataAddress, METADATA_HOSTS, refusedRange } from './ssrf-guard-ranges.ts';
 
 /** Thrown when a webhook would connect to an address the SSRF guard refuses. */
 export class SsrfRefusedError extends Error {
   readonly address: string;
   readonly host: string;
-  constructor(address: string, host: string) {
-    super(`SSRF guard refused ${address} for host ${host}`);
+  constructor(address: string, host: string, reason: string) {
+    super(`SSRF guard refused ${address} for host ${host}: ${reason}`);
     this.name = 'SsrfRefusedError';
     this.address = address;
     this.host = host;
   }
-}
-
-// Loopback, private, shared (CGNAT), link-local (incl. 169.254.169.254 cloud metadata),
-// documentation, benchmarking, multicast and reserved ranges.
-const IPV4_REFUSED: [string, number][] = [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.0.2.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['198.51.100.0', 24],
-  ['203.0.113.0', 24],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-];
-
-// ::/96 covers ::, ::1 and the deprecated IPv4-compatible forms; 64:ff9b::/96 is NAT64,
-// which can reach any IPv4 address including private ones.
-const IPV6_REFUSED: [string, number][] = [
-  ['::', 96],
-  ['64:ff9b::', 96],
-  ['64:ff9b:1::', 48],
-  ['100::', 64],
-  ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['fec0::', 10],
-  ['ff00::', 8],
-];
-
-const refused = new BlockList();
-for (const [net, prefix] of IPV4_REFUSED) {
-  refused.addSubnet(net, prefix, 'ipv4');
-  refused.addSubnet(`::ffff:${net}`, 96 + prefix, 'ipv6');
-}
-for (const [net, prefix] of IPV6_REFUSED) refused.addSubnet(net, prefix, 'ipv6');
-
-/** True when an IP address (v4 or v6, brackets allowed) must never be connected to by a webhook. */
-export function isRefusedAddress(address: string): boolean {
-  const ip = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
-  const family = isIP(ip);
-  if (family === 0) return true;
-  return refused.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 type LookupCallback = (
@@ -67,18 +21,58 @@ type LookupCallback = (
   family?: number,
 ) => void;
 
+/** A `lookup` for net/tls connect options (the signature of dns.lookup). */
+export type GuardedLookup = (hostname: string, options: LookupOptions, callback: LookupCallback) => void;
+
 /**
- * A `lookup` for net/tls connect options: resolves like dns.lookup, then refuses the connection
- * when any resolved address is refused. The socket connects only to the address checked here,
- * so DNS rebinding between a check and the connect cannot pass.
+ * Decides which addresses HTTP targets may connect to. Refused whatever a namespace says:
+ * loopback, private, link-local, CGNAT, multicast, reserved and every other non-public range,
+ * and IPv6 forms embedding such an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo). The operator
+ * opens some with MERCATO_WAL_PRIVATE_TARGETS; cloud metadata stays refused even then.
  */
-export function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  dnsLookup(hostname, { ...options }, (error, result, family) => {
-    if (error) return callback(error, '');
-    const addresses = Array.isArray(result) ? result.map((entry) => entry.address) : [result as string];
-    const bad = addresses.find(isRefusedAddress);
-    if (bad !== undefined) return callback(new SsrfRefusedError(bad, hostname), '');
-    if (Array.isArray(result)) callback(null, result);
-    else callback(null, result as string, family as number);
-  });
+export type SsrfGuard = {
+  /** Why connecting to address (resolved from host) on port is refused; undefined when allowed. */
+  refusal(host: string, address: string, port: number): string | undefined;
+  /**
+   * A dns.lookup for one connection to port: resolves every address of the host, keeps those
+   * the guard allows and fails with SsrfRefusedError when none is left. The socket connects only
+   * to an address checked here, so DNS rebinding between a check and the connect cannot pass.
+   */
+  lookupFor(port: number): GuardedLookup;
+};
+
+/** Builds the guard from the operator's MERCATO_WAL_PRIVATE_TARGETS; throws ConfigError on a bad entry. */
+export function createSsrfGuard(privateTargets: readonly string[] = []): SsrfGuard {
+  const opened: PrivateTarget[] = parsePrivateTargets(privateTargets);
+
+  function refusal(host: string, address: string, port: number): string | undefined {
+    const parsed = parseIp(address);
+    if (!parsed) return 'not an IP address';
+    const name = normalizeHost(host);
+    if (isMetadataAddress(parsed) || METADATA_HOSTS.has(name)) return 'cloud metadata';
+    if (isOpened(opened, name, parsed, port)) return undefined;
+    const range = refusedRange(parsed);
+    return range === undefined ? undefined : `${range} address, not opened by MERCATO_WAL_PRIVATE_TARGETS`;
+  }
+
+  function lookupFor(port: number): GuardedLookup {
+    return (hostname, options, callback) => {
+      dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+        if (error) return callback(error, '');
+        let refused: SsrfRefusedError | undefined;
+        const allowed = addresses.filter((entry) => {
+          const reason = refusal(hostname, entry.address, port);
+          if (reason !== undefined) refused ??= new SsrfRefusedError(entry.address, hostname, reason);
+          return reason === undefined;
+        });
+        if (allowed.length === 0) {
+          return callback(refused ?? new SsrfRefusedError('nothing', hostname, 'no address resolved'), '');
+        }
+        if (options.all) return callback(null, allowed);
+        callback(null, allowed[0]!.address, allowed[0]!.family);
+      });
+    };
+  }
+
+  return { refusal, lookupFor };
 }
