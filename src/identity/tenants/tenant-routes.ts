@@ -44,8 +44,8 @@ const base = { tags: ['tenants'], security: SECURITY };
 export function tenantRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
-    app.addHook('preValidation', requirePlatformAdmin);
+    // onRequest: the caller is checked before the body is read, so a stranger learns nothing from a 400.
+    app.addHook('onRequest', requirePlatformAdmin);
 
     app.post(
       '/tenants',

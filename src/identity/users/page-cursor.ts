@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { AppError } from '../../platform/http/index.ts';
+import { cursorText, encodeCursor, invalidCursor } from '../../platform/http/index.ts';
 
 /** Query parameters of a cursor-paginated list. */
 export const PageQuery = {
@@ -17,19 +17,15 @@ export function PageOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DEFAULT_LIMIT = 20;
 
-/** Decodes ?limit and ?cursor; a cursor we did not issue is a 400 naming /cursor. */
+/** Decodes ?limit and ?cursor; a cursor we did not issue is a 400 INVALID_CURSOR naming /cursor. */
 export function readPage(query: { limit?: number; cursor?: string }): {
   limit: number;
   after: string | undefined;
 } {
   const limit = query.limit ?? DEFAULT_LIMIT;
   if (query.cursor === undefined) return { limit, after: undefined };
-  const after = Buffer.from(query.cursor, 'base64url').toString('utf8');
-  if (!UUID.test(after)) {
-    throw new AppError('VALIDATION_FAILED', 'cursor is not one this API issued', {
-      errors: [{ in: 'query', pointer: '/cursor', message: 'is not a valid cursor' }],
-    });
-  }
+  const after = cursorText(query.cursor);
+  if (!UUID.test(after)) throw invalidCursor('not an id');
   return { limit, after };
 }
 
@@ -43,6 +39,6 @@ export function toPage<T extends { id: string }>(
 ): { items: T[]; nextCursor: string | null } {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
-  const nextCursor = rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null;
+  const nextCursor = rows.length > limit && last ? encodeCursor(last.id) : null;
   return { items, nextCursor };
 }

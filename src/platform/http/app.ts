@@ -7,57 +7,27 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
+import { clientErrorHandler } from './client-errors.ts';
 import { AppError } from './errors.ts';
 import { failedAuthCounter } from './failed-auth.ts';
+import { runGuardsFirst } from './guards-first.ts';
 import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
+import { jsonProblem, registerJsonGuard } from './json-guard.ts';
+import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
 import { withProblemResponses } from './openapi-problems.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
+import { isStorableTimestamp } from './timestamps.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 Format.Set('uuid', (value) => UUID.test(value));
-
-/** Whether any string or key in value holds U+0000: nulPointer's walk without building pointers. */
-function holdsNul(value: unknown): boolean {
-  const pending: unknown[] = [value];
-  while (pending.length > 0) {
-    const item = pending.pop();
-    if (typeof item === 'string') {
-      if (item.includes('\u0000')) return true;
-    } else if (item !== null && typeof item === 'object') {
-      for (const key in item) {
-        if (key.includes('\u0000')) return true;
-        pending.push((item as Record<string, unknown>)[key]);
-      }
-    }
-  }
-  return false;
-}
-
-/**
- * The JSON pointer of the first string or key in value holding U+0000, which PostgreSQL text and
- * jsonb cannot store (the insert would fail with a 500). Iterative: bodies may nest deeply.
- */
-function nulPointer(value: unknown): string | undefined {
-  if (!holdsNul(value)) return undefined;
-  const pending: [unknown, string][] = [[value, '']];
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    const [item, pointer] = next;
-    if (typeof item === 'string' && item.includes('\u0000')) return pointer;
-    if (item === null || typeof item !== 'object') continue;
-    for (const [key, child] of Object.entries(item)) {
-      const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-      if (key.includes('\u0000')) return at;
-      pending.push([child, at]);
-    }
-  }
-  return undefined;
-}
+// ajv's date-time also accepts year 0000 and offsets of 16 hours or more, which timestamptz rejects.
+Format.Set('date-time', isStorableTimestamp);
 
 export type AppOptions = { authenticate: Authenticator; modules: MercatoModule[]; version?: string };
 
@@ -73,6 +43,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace',
     }),
     return503OnClosing: true,
+    // What Node's HTTP parser refuses (431, a bad request line) is a problem+json too.
+    clientErrorHandler,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     // Every log line of a request, "incoming request" included, carries the caller's trace ids.
@@ -90,23 +62,23 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   });
   // Fastify parses text/plain by default; every Mercato route takes JSON, so text is a 415.
   app.removeContentTypeParser('text/plain');
+  // Every JSON body is checked as it is parsed: UTF-8, U+0000, lone surrogates, depth, ±Infinity.
+  registerJsonGuard(app);
   app.setValidatorCompiler((route) => {
     const validate = TypeBoxValidatorCompiler(route);
+    if (route.httpPart === 'body') return validate;
+    const part =
+      route.httpPart === 'querystring' ? 'query' : route.httpPart === 'headers' ? 'headers' : 'params';
     return (value: unknown) => {
-      const at = nulPointer(value);
-      if (at === undefined) return validate(value);
-      const message = 'must not contain U+0000';
-      return { error: [{ keyword: 'nul', instancePath: at, schemaPath: '', params: {}, message }] };
+      const problem = jsonProblem(value, part);
+      return problem ? { error: problem } : validate(value);
     };
   });
   app.setErrorHandler(problemErrorHandler);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      request,
-      reply,
-      new AppError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
-    ),
-  );
+  // A route's guards run on onRequest, before its body is read (guards-first.ts).
+  runGuardsFirst(app);
+  // 405 with Allow for a known path, else 404 (method-not-allowed.ts).
+  app.setNotFoundHandler(unroutedHandler(collectRoutes(app)));
   app.decorateRequest('principal', undefined);
   registerIdempotency(app, ctx.db.kysely);
   const purge = setInterval(() => {

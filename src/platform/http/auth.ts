@@ -47,6 +47,22 @@ export function readCredential(request: FastifyRequest): Credential | undefined 
 
 type Guard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
+const guards = new WeakSet<Guard>();
+/** Marks fn as a guard: it reads only request.principal, so it can run before the body is read. */
+function guard(fn: Guard): Guard {
+  guards.add(fn);
+  return fn;
+}
+
+/**
+ * Whether fn is one of the guards below. Declared as a route's preValidation or preHandler, they
+ * are moved to its onRequest (guards-first.ts): a caller who may not use a route gets its 401 or
+ * 403 before the body is received, parsed or validated.
+ */
+export function isGuard(fn: unknown): boolean {
+  return typeof fn === 'function' && guards.has(fn as Guard);
+}
+
 /** The principal of an authenticated request, or 401. */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.principal)
@@ -63,31 +79,31 @@ export function userOf(request: FastifyRequest): Extract<Principal, { kind: 'use
 
 /** preHandler: a signed-in user holding one of the roles (any role when none is named). */
 export function requireUser(...roles: Role[]): Guard {
-  return async (request) => {
+  return guard(async (request) => {
     const user = userOf(request);
     if (roles.length > 0 && !roles.includes(user.role)) {
       throw new AppError('FORBIDDEN', `this route needs role ${roles.join(' or ')}`);
     }
-  };
+  });
 }
 
 /** preHandler: an admin user, or an API key granted the permission. */
 export function requirePermission(permission: string): Guard {
-  return async (request) => {
+  return guard(async (request) => {
     const principal = principalOf(request);
     if (principal.kind === 'user' && principal.role === 'admin') return;
     if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
     throw new AppError('FORBIDDEN', `this route needs permission ${permission}`);
-  };
+  });
 }
 
 /** preHandler: an admin of the platform tenant. */
-export const requirePlatformAdmin: Guard = async (request) => {
+export const requirePlatformAdmin: Guard = guard(async (request) => {
   const user = userOf(request);
   if (user.tenantSlug !== PLATFORM_TENANT || user.role !== 'admin') {
     throw new AppError('FORBIDDEN', 'this route is for platform admins');
   }
-};
+});
 
 /** OpenAPI security requirement for routes that take a credential. */
 export const SECURED: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];

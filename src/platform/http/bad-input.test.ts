@@ -183,7 +183,10 @@ function hostileObject(schema: Schema): fc.Arbitrary<Record<string, unknown>> {
     .map(([known, stray]) => ({ ...stray, ...known }));
 }
 
-type Payload = { contentType: string; body: string };
+/** Body text with `latin1`: sent as those bytes (one per character), so not as UTF-8. */
+type Payload = { contentType: string; body: string; latin1?: boolean };
+
+const RAW = '§RAW§';
 
 const json = (value: unknown): Payload => ({
   contentType: 'application/json',
@@ -214,7 +217,30 @@ function bodyOf(schema: Schema): fc.Arbitrary<Payload> {
       ? `${'['.repeat(depth)}${']'.repeat(depth)}`
       : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
   }));
+  // JSON text JSON.stringify cannot write: a lone surrogate escape, numbers that overflow to
+  // Infinity, nesting past the limit, raw bytes that are not UTF-8; put where a field's value goes.
+  const raw = fc
+    .tuple(
+      plausible(schema),
+      fc.constantFrom(...Object.keys(schema.properties ?? {}), 'stray'),
+      fc.constantFrom(
+        '"\\ud800"',
+        '"a\\udfffb"',
+        '{"\\ud83d":1}',
+        '1e309',
+        '-1e309',
+        '[[1e999]]',
+        `${'['.repeat(70)}${']'.repeat(70)}`,
+        '"\xed\xa0\x80"',
+      ),
+    )
+    .map(([value, field, token]) => {
+      const base = value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
+      const text = JSON.stringify({ ...base, [field]: RAW }).replace(`"${RAW}"`, token);
+      return { contentType: 'application/json', body: text, latin1: token.includes('\xed') };
+    });
   return fc.oneof(
+    { weight: 2, arbitrary: raw },
     { weight: 4, arbitrary: hostileObject(schema).map(json) },
     { weight: 3, arbitrary: plausible(schema).map(json) },
     { weight: 2, arbitrary: fc.jsonValue().map(json) },
@@ -364,7 +390,7 @@ describe('bad input never breaks a route', () => {
         ...(credentials[who] ? { authorization: `Bearer ${credentials[who]}` } : {}),
         ...(payload ? { 'content-type': payload.contentType } : {}),
       },
-      ...(payload ? { payload: payload.body } : {}),
+      ...(payload ? { payload: payload.latin1 ? Buffer.from(payload.body, 'latin1') : payload.body } : {}),
     });
 
   describe.each(operations)('$name', ({ path, method, operation }) => {

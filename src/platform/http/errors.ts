@@ -21,6 +21,7 @@ export const ERRORS = {
   TARGET_TYPE_FORBIDDEN: { status: 403, title: 'Only the operator may configure this target type' },
   TENANT_SUSPENDED: { status: 403, title: 'Tenant is suspended' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request did not arrive in time' },
   CONFLICT: { status: 409, title: 'Conflicts with the current state' },
   EMAIL_TAKEN: { status: 409, title: 'Email already registered' },
   TENANT_SLUG_TAKEN: { status: 409, title: 'Tenant slug already taken' },

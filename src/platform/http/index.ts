@@ -15,6 +15,8 @@ export {
   userOf,
 } from './auth.ts';
 export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
+export { cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
 export { sendProblem } from './problem-handler.ts';
 export { parseTraceparent } from './request-id.ts';
+export { isStorableTimestamp } from './timestamps.ts';

@@ -237,6 +237,102 @@ describe('error answers are RFC 9457 problems', () => {
     expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('names an unknown and a missing field in words', async () => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/register',
+      payload: { tenant: 'acme', email: 'bob@acme.test', name: 'Bob', role: 'admin' },
+    });
+    const body = expectProblem(res, 400, 'VALIDATION_FAILED');
+    expect(body.errors).toEqual(
+      expect.arrayContaining([
+        { in: 'body', pointer: '/role', message: 'unknown field "role"' },
+        { in: 'body', pointer: '/password', message: 'missing field "password"' },
+      ]),
+    );
+  });
+
+  it('answers an unknown method on a known path with 405 and an Allow header', async () => {
+    const res = await t.app.inject({ method: 'PATCH', url: '/api/v1/auth/login?x=1' });
+    const body = expectProblem(res, 405, 'METHOD_NOT_ALLOWED');
+    expect(res.headers['allow']).toBe('OPTIONS, POST');
+    expect(body.detail).toBe('PATCH is not allowed on /api/v1/auth/login; allowed: OPTIONS, POST');
+    // GET and PUT /users/profile, and the methods of /users/{id}, which takes the path too.
+    const profile = await t.app.inject({ method: 'POST', url: '/api/v1/users/profile/' });
+    expectProblem(profile, 405, 'METHOD_NOT_ALLOWED');
+    const allowed = String(profile.headers['allow']).split(', ');
+    expect(allowed).toEqual(expect.arrayContaining(['GET', 'HEAD', 'OPTIONS', 'PUT']));
+    expect(allowed).not.toContain('POST');
+    // A path no route answers stays a 404.
+    expectProblem(
+      await t.app.inject({ method: 'PATCH', url: '/api/v1/users/profile/x' }),
+      404,
+      'ROUTE_NOT_FOUND',
+    );
+  });
+
+  it('checks the permission before the body: a customer gets 403, not a 400 or 413 about a body it may not send', async () => {
+    const headers = { authorization: `Bearer ${customer}`, 'content-type': 'application/json' };
+    for (const payload of ['{"email":', `{"name":"${'x'.repeat(2 * 1024 * 1024)}"}`]) {
+      expectProblem(
+        await t.app.inject({ method: 'POST', url: '/api/v1/users', headers, payload }),
+        403,
+        'FORBIDDEN',
+      );
+    }
+    // No credential at all: 401 before the body, on routes guarded per route and per plugin.
+    for (const url of ['/api/v1/users', '/api/v1/api-keys', '/api/v1/tenants']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json' },
+        payload: '{"broken',
+      });
+      expectProblem(res, 401, 'UNAUTHENTICATED');
+    }
+    expectProblem(
+      await t.app.inject({ method: 'POST', url: '/api/v1/api-keys', headers, payload: '{"broken' }),
+      403,
+      'FORBIDDEN',
+    );
+  });
+
+  it('refuses a lone surrogate, an overflowing number and deep nesting in any JSON body, naming the field', async () => {
+    const send = (payload: string) =>
+      t.app.inject({
+        method: 'PUT',
+        url: '/api/v1/users/profile',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        payload,
+      });
+    const me = () =>
+      t.app.inject({ url: '/api/v1/users/profile', headers: { authorization: `Bearer ${admin}` } });
+    const before = (await me()).json();
+    const surrogate = expectProblem(await send('{"name":"Ann \\ud800"}'), 400, 'INVALID_UNICODE');
+    expect(surrogate.errors).toEqual([
+      { in: 'body', pointer: '/name', message: 'must not contain a lone UTF-16 surrogate' },
+    ]);
+    const number = expectProblem(await send('{"name":"Ann","x":-1e309}'), 400, 'NUMBER_OUT_OF_RANGE');
+    expect(number.errors).toEqual([
+      { in: 'body', pointer: '/x', message: 'must be a number a 64-bit float can hold' },
+    ]);
+    expectProblem(await send(`{"name":${'['.repeat(65)}${']'.repeat(65)}}`), 400, 'JSON_TOO_DEEP');
+    expect((await me()).json()).toEqual(before);
+  });
+
+  it('answers a cursor this API did not issue with 400 INVALID_CURSOR naming it', async () => {
+    for (const cursor of ['a.b', 'bm90LWEtdXVpZA', Buffer.from([0xff, 0xfe]).toString('base64url')]) {
+      const res = await t.app.inject({
+        method: 'GET',
+        url: `/api/v1/users?cursor=${cursor}`,
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      expect(expectProblem(res, 400, 'INVALID_CURSOR').errors).toEqual([
+        { in: 'query', pointer: '/cursor', message: expect.stringMatching(/^is not a valid cursor/) },
+      ]);
+    }
+  });
+
   it('answers a path that is not valid percent-encoding with a 400 problem', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/api/v1/users/%zz' });
     expect(res.headers['x-request-id']).toBeTruthy();

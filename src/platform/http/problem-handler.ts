@@ -3,10 +3,42 @@ import { AppError, type FieldError, toProblem } from './errors.ts';
 
 type ValidationIssue = {
   instancePath?: string;
+  schemaPath?: string;
   message?: string;
   params?: Record<string, unknown>;
   keyword?: string;
 };
+
+const escapeToken = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
+const unescapeToken = (token: string) => token.replaceAll('~1', '/').replaceAll('~0', '~');
+
+/** The names a params member holds: one (Ajv's missingProperty) or several (TypeBox's lists). */
+const namesIn = (value: unknown): string[] =>
+  value === undefined ? [] : [value].flat().map((name) => String(name));
+
+/**
+ * The fields one issue is about, each with its message in words. A missing or unexpected property
+ * is reported on its parent; it gets a pointer of its own and a message naming it (`missing field
+ * "password"`, `unknown field "role"`). TypeBox also reports an unexpected property as `schema is
+ * false` at the property itself: the same field, said the same way.
+ */
+function fieldsOf(issue: ValidationIssue): { pointer: string; message: string }[] {
+  const base = issue.instancePath ?? '';
+  const at = (name: string) => `${base}/${escapeToken(name)}`;
+  if (issue.keyword === 'required') {
+    const names = namesIn(issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty']);
+    return names.map((name) => ({ pointer: at(name), message: `missing field ${JSON.stringify(name)}` }));
+  }
+  if (issue.keyword === 'additionalProperties') {
+    const names = namesIn(issue.params?.['additionalProperties'] ?? issue.params?.['additionalProperty']);
+    return names.map((name) => ({ pointer: at(name), message: `unknown field ${JSON.stringify(name)}` }));
+  }
+  if (issue.keyword === 'boolean' && issue.schemaPath?.endsWith('/additionalProperties')) {
+    const name = unescapeToken(base.slice(base.lastIndexOf('/') + 1));
+    return [{ pointer: base, message: `unknown field ${JSON.stringify(name)}` }];
+  }
+  return [{ pointer: base, message: issue.message ?? 'is invalid' }];
+}
 
 /**
  * One FieldError per failing field: a missing or unexpected property gets a pointer of its own,
@@ -18,21 +50,8 @@ export function fieldErrors(part: string, issues: ValidationIssue[]): FieldError
   const where = (['body', 'query', 'params', 'headers'].includes(named) ? named : 'body') as FieldError['in'];
   const byPointer = new Map<string, string[]>();
   for (const issue of issues) {
-    const base = issue.instancePath ?? '';
-    // A missing or unexpected property is reported on its parent; point at the property itself.
-    const missing =
-      issue.keyword === 'required'
-        ? (issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty'])
-        : undefined;
-    const extra =
-      issue.keyword === 'additionalProperties'
-        ? (issue.params?.['additionalProperties'] ?? issue.params?.['additionalProperty'])
-        : undefined;
-    const named = missing ?? extra;
-    const pointers = named === undefined ? [base] : [named].flat().map((name) => `${base}/${String(name)}`);
-    for (const pointer of pointers) {
+    for (const { pointer, message } of fieldsOf(issue)) {
       const messages = byPointer.get(pointer || '/') ?? [];
-      const message = issue.message ?? 'is invalid';
       if (!messages.includes(message)) messages.push(message);
       byPointer.set(pointer || '/', messages);
     }

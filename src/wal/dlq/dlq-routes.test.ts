@@ -211,4 +211,62 @@ describe('dead letter routes', () => {
     ).toBe(404);
     expect((await get(base)).json<Page>().items).toHaveLength(1);
   });
+
+  describe('bad filters and cursors', () => {
+    type Problem = { code: string; errors: { in: string; pointer: string; message: string }[] };
+    const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const id = '0190d4c5-7f8b-7c3e-9a4b-123456789abc';
+
+    it('should answer 400 naming the field for times PostgreSQL cannot store, once 500s', async () => {
+      const ns = await namespace();
+      await deadLetter(ns, 'kept', 'sink: HTTP 500', 'sink', 5);
+      const base = `/api/v1/wal/namespaces/${ns}/dlq`;
+      for (const [field, value] of [
+        ['from', '0000-01-01T00:00:00Z'],
+        ['to', '0000-12-31T23:59:59.999Z'],
+        ['from', '+275760-09-13T00:00:00.000Z'],
+        ['to', '2024-01-01T00:00:00+16:00'],
+        ['from', '2023-02-29T00:00:00Z'],
+      ] as const) {
+        const listed = await get(`${base}?${field}=${encodeURIComponent(value)}`);
+        expect(listed.statusCode, `${field}=${value}: ${listed.body}`).toBe(400);
+        expect(listed.json<Problem>()).toMatchObject({
+          code: 'VALIDATION_FAILED',
+          errors: [{ in: 'query', pointer: `/${field}` }],
+        });
+        const requeued = await post(`${base}/requeue`, { [field]: value });
+        expect(requeued.statusCode, `${field}=${value}: ${requeued.body}`).toBe(400);
+        expect(requeued.json<Problem>().errors).toEqual([
+          expect.objectContaining({ in: 'body', pointer: `/${field}` }),
+        ]);
+      }
+      // The edges of the range are fine, and nothing was requeued on the way.
+      const edges = await get(`${base}?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999Z`);
+      expect(edges.json<Page>().items.map((i) => i.messageId)).toEqual(['kept']);
+    });
+
+    it('should answer 400 INVALID_CURSOR for a cursor that is not base64url, not JSON, or holds a bad time or id', async () => {
+      const ns = await namespace();
+      const base = `/api/v1/wal/namespaces/${ns}/dlq`;
+      for (const [cursor, why] of [
+        ['a.b', 'not base64url'],
+        ['bogus=', 'not base64url'],
+        [Buffer.from('[1,').toString('base64url'), 'not JSON'],
+        [cursorOf({ deadAt: '2024-01-01T00:00:00Z', id }), 'not a [time, id] pair'],
+        [cursorOf(['0000-01-01T00:00:00.000000Z', id]), 'not a time'],
+        [cursorOf(['+275760-09-13T00:00:00.000Z', id]), 'not a time'],
+        [cursorOf(['2024-01-01T00:00:00.000000Z', '------------------------------------']), 'not an id'],
+        [cursorOf(['2024-01-01T00:00:00.000000Z', `urn:uuid:${id}`]), 'not an id'],
+      ] as const) {
+        const response = await get(`${base}?cursor=${cursor}`);
+        expect(response.statusCode, `${cursor}: ${response.body}`).toBe(400);
+        expect(response.json<Problem>()).toMatchObject({
+          code: 'INVALID_CURSOR',
+          errors: [{ in: 'query', pointer: '/cursor', message: `is not a valid cursor (${why})` }],
+        });
+      }
+      const fine = await get(`${base}?cursor=${cursorOf(['2024-01-01T00:00:00.000000Z', id])}`);
+      expect(fine.statusCode, fine.body).toBe(200);
+    });
+  });
 });

@@ -3,7 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import type { Transaction } from 'kysely';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, principalOf, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import {
+  AppError,
+  cursorText,
+  encodeCursor,
+  invalidCursor,
+  isStorableTimestamp,
+  principalOf,
+  requireUser,
+  SECURED,
+  userOf,
+} from '../../platform/http/index.ts';
 import { actorOf, recordAudit } from '../audit/index.ts';
 import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
@@ -75,25 +85,27 @@ const Requeued = Type.Object({ requeued: Type.Integer() });
 const base = { tags: ['wal'], security: SECURED };
 const admin = { preValidation: requireUser('admin') };
 
-function encodeCursor(c: DeadLetterCursor): string {
-  return Buffer.from(JSON.stringify([c.deadAt, c.id]), 'utf8').toString('base64url');
-}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function decodeCursor(raw: string): DeadLetterCursor {
+const encodeDeadLetterCursor = (c: DeadLetterCursor) => encodeCursor(JSON.stringify([c.deadAt, c.id]));
+
+/**
+ * The (deadAt, id) a cursor holds, or 400 INVALID_CURSOR saying what is wrong: not base64url, not
+ * JSON, not a time PostgreSQL stores (year 0, `+275760-…`), not an id (each a 500 once).
+ */
+function decodeDeadLetterCursor(raw: string): DeadLetterCursor {
+  let value: unknown;
   try {
-    const [deadAt, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as unknown[];
-    if (
-      typeof deadAt === 'string' &&
-      !Number.isNaN(Date.parse(deadAt)) &&
-      typeof id === 'string' &&
-      /^[0-9a-f-]{36}$/.test(id)
-    ) {
-      return { deadAt, id };
-    }
-  } catch {}
-  throw new AppError('VALIDATION_FAILED', 'cursor is not one this API issued', {
-    errors: [{ in: 'query', pointer: '/cursor', message: 'is not a valid cursor' }],
-  });
+    value = JSON.parse(cursorText(raw));
+  } catch (error) {
+    if (error instanceof AppError) throw error;
+    throw invalidCursor('not JSON');
+  }
+  if (!Array.isArray(value) || value.length !== 2) throw invalidCursor('not a [time, id] pair');
+  const [deadAt, id] = value as unknown[];
+  if (typeof deadAt !== 'string' || !isStorableTimestamp(deadAt)) throw invalidCursor('not a time');
+  if (typeof id !== 'string' || !UUID.test(id)) throw invalidCursor('not an id');
+  return { deadAt, id };
 }
 
 function filterOf(input: { error?: string; target?: string; from?: string; to?: string }): DeadLetterFilter {
@@ -148,14 +160,17 @@ export function dlqRoutes(deps: Pick<WalDeps, 'db'>) {
         const { tenantId } = userOf(request);
         const { name } = request.params;
         const limit = request.query.limit ?? 20;
-        const after = request.query.cursor === undefined ? undefined : decodeCursor(request.query.cursor);
+        const after =
+          request.query.cursor === undefined ? undefined : decodeDeadLetterCursor(request.query.cursor);
         const rows = await inNamespace(deps, tenantId, name, (trx) =>
           listDeadLetters(trx, tenantId, name, filterOf(request.query), limit + 1, after),
         );
         const items = rows.slice(0, limit);
         const last = items.at(-1);
         const nextCursor =
-          rows.length > limit && last ? encodeCursor({ deadAt: last.deadAt, id: last.deliveryId }) : null;
+          rows.length > limit && last
+            ? encodeDeadLetterCursor({ deadAt: last.deadAt, id: last.deliveryId })
+            : null;
         return { items, nextCursor };
       },
     );

@@ -57,7 +57,9 @@ const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 
 /**
  * The one message the principal may read among those found under messageId (one per namespace):
- * 403 when it may read none of their namespaces, 409 CONFLICT when several, listing them.
+ * 404 when it may read none of their namespaces, exactly as when there is no such message (a 403
+ * would tell the caller the id exists in a namespace it may not read), 409 CONFLICT when several,
+ * listing them.
  */
 function readableOne<T>(
   principal: Principal,
@@ -66,9 +68,7 @@ function readableOne<T>(
   namespaceOf: (item: T) => string,
 ): T {
   const readable = found.filter((item) => canWriteNamespace(principal, namespaceOf(item)));
-  if (readable.length === 0) {
-    throw new AppError('FORBIDDEN', `this credential may not read namespace ${namespaceOf(found[0]!)}`);
-  }
+  if (readable.length === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
   if (readable.length > 1) {
     const namespaces = readable.map(namespaceOf);
     throw new AppError(
@@ -87,15 +87,17 @@ function readableOne<T>(
  */
 async function findInStreams(
   deps: WalDeps,
-  tenantId: string,
+  principal: Principal,
   messageId: string,
   namespace: string | undefined,
 ): Promise<StreamMessageView[]> {
   if (deps.streams.size === 0) throw new AppError('NOT_FOUND', `message ${messageId} not found`);
-  const candidates =
+  const { tenantId } = principal;
+  const candidates = (
     namespace === undefined
       ? (await deps.namespaces.all()).filter((n) => n.tenantId === tenantId)
-      : [await deps.namespaces.get(tenantId, namespace)].filter((n) => n !== undefined);
+      : [await deps.namespaces.get(tenantId, namespace)].filter((n) => n !== undefined)
+  ).filter((n) => canWriteNamespace(principal, n.name));
   const lookups = candidates.flatMap((n) =>
     [...new Set([n.backend, n.fallbackBackend])].flatMap((backend) => {
       const stream = backend === null || backend === 'postgres' ? undefined : deps.streams.get(backend);
@@ -154,7 +156,8 @@ function streamView(view: StreamMessageView) {
  * postgres backend, rows waiting for the relay, every dead letter) or else a stream backend. messageId is unique per
  * namespace: `?namespace=` picks one; without it, an id written to several namespaces the caller
  * may read is a 409 CONFLICT listing them. Readers: whoever may write the namespace (admins, API
- * keys with wal:write and the namespace). Another tenant's message is a 404 (row-level security).
+ * keys with wal:write and the namespace). Another tenant's message (row-level security) and a
+ * message in a namespace the caller may not read are a 404, like a missing one.
  */
 export function messageRoutes(deps: WalDeps) {
   return async (root: FastifyInstance) => {
@@ -221,7 +224,7 @@ export function messageRoutes(deps: WalDeps) {
         });
         if (stored) return stored;
         // Outside the transaction: on PGlite (one connection) a namespace read inside it would wait forever.
-        const found = await findInStreams(deps, principal.tenantId, messageId, namespace);
+        const found = await findInStreams(deps, principal, messageId, namespace);
         return streamView(readableOne(principal, messageId, found, (v) => v.message.namespace));
       },
     );

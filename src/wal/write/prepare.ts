@@ -123,14 +123,16 @@ function schemaErrors(validate: ValidateFunction, base: string): FieldError[] {
   const byPointer = new Map<string, string[]>();
   for (const error of validate.errors ?? []) {
     let pointer = `${base}${error.instancePath}`;
+    let message = error.message ?? 'is invalid';
     const params = error.params as Record<string, unknown>;
     if (error.keyword === 'required' && typeof params['missingProperty'] === 'string') {
       pointer += `/${escapePointer(params['missingProperty'])}`;
+      message = `missing field ${JSON.stringify(params['missingProperty'])}`;
     } else if (error.keyword === 'additionalProperties' && typeof params['additionalProperty'] === 'string') {
       pointer += `/${escapePointer(params['additionalProperty'])}`;
+      message = `unknown field ${JSON.stringify(params['additionalProperty'])}`;
     }
     const messages = byPointer.get(pointer) ?? [];
-    const message = error.message ?? 'is invalid';
     if (!messages.includes(message)) messages.push(message);
     byPointer.set(pointer, messages);
   }

@@ -97,6 +97,10 @@ function idempotencyKeyOf(request: FastifyRequest, maxLength: number): string | 
   return header;
 }
 
+/** Whether the principal may write (and so read) at least one namespace, whichever it is. */
+const maySomeNamespace = (p: Principal) =>
+  p.kind === 'user' ? canWriteNamespace(p, '*') : (p.namespaces ?? []).some((n) => canWriteNamespace(p, n));
+
 const principalKey = (p: Principal) => (p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`);
 
 /**
@@ -182,8 +186,9 @@ export type WriteRoutesOptions = {
 /**
  * POST /wal/write, POST /wal/write/batch and GET /wal/messages/{messageId}.
  *
- * Order of checks: 401 (no credential), 400 (body shape), 403 (principal may not write the
- * namespace), 404 (namespace), 409 NAMESPACE_DISABLED, 413 PAYLOAD_TOO_LARGE, 422
+ * Order of checks: 401 (no credential) and 403 (principal may write no namespace) before the body
+ * is read, 400 (body: bad JSON values, then shape), 403 (principal may not write the namespace),
+ * 404 (namespace), 409 NAMESPACE_DISABLED, 413 PAYLOAD_TOO_LARGE, 422
  * PAYLOAD_SCHEMA_MISMATCH, 422 DELAY_TOO_LONG, 429 RATE_LIMITED, 503 BACKEND_UNAVAILABLE; only
  * then is anything written, and the 202 is sent once the commit carrying the message returned.
  */
@@ -195,10 +200,18 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
     const committer = options.committer ?? createGroupCommitter(deps.db);
     if (!options.committer) app.addHook('onClose', async () => committer.close());
     const append = createAppender(committer, deps.streams);
-    // A missing credential is a 401 before the body is even looked at.
+    // A missing credential is a 401, and a credential that may write no namespace at all (a
+    // customer, a key without wal:write) a 403, before the body is even read: a 30 MiB batch is
+    // refused without being received or parsed. Which namespace is checked once the body names it.
     app.addHook('onRequest', (request, _reply, done) => {
       try {
-        principalOf(request);
+        const principal = principalOf(request);
+        if (!maySomeNamespace(principal)) {
+          throw new AppError(
+            'FORBIDDEN',
+            'this credential may not use WAL messages (admins, keys with wal:write)',
+          );
+        }
       } catch (error) {
         return done(error as Error);
       }

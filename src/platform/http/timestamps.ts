@@ -1,0 +1,37 @@
+const TIMESTAMP =
+  /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d)(?::?(\d\d))?)$/;
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2 && leap ? 29 : DAYS[month - 1]!;
+}
+
+/**
+ * Whether text is an RFC 3339 date-time PostgreSQL's timestamptz stores as it is: years 0001 to
+ * 9999 (PostgreSQL refuses year 0000, and JavaScript's `+275760-…` years are beyond its range), a
+ * real calendar day and time (a leap second only as 23:59:60), and a UTC offset under 16 hours
+ * (PostgreSQL refuses larger ones). Every `format: 'date-time'` input is checked with it (app.ts),
+ * and so are the times inside cursors.
+ */
+export function isStorableTimestamp(text: string): boolean {
+  const match = TIMESTAMP.exec(text);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match
+    .slice(1)
+    .map((part) => (part === undefined ? 0 : Number(part))) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return false;
+  if (hour > 23 || minute > 59) return false;
+  if (second > 59 && !(second === 60 && hour === 23 && minute === 59)) return false;
+  return offsetHours <= 15 && offsetMinutes <= 59;
+}
