@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/index.ts';
+import type { CircuitBreakers } from './delivery/circuit-breakers.ts';
 import type { NamespaceCache } from './namespaces/namespace.ts';
 import type { WalTables } from './tables.ts';
 import type { StreamBackends } from './write/append.ts';
@@ -11,4 +12,6 @@ export type WalDeps = {
   namespaces: NamespaceCache;
   /** The stream backends this process has (REDIS_URL, NATS_URL); postgres is always there. */
   streams: StreamBackends;
+  /** The process's circuit breakers per HTTP target (shown on GET namespace). */
+  circuits?: CircuitBreakers;
 };

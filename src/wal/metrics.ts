@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { withSystem } from '../platform/db/index.ts';
+import { CIRCUIT_GAUGE_VALUE, type CircuitBreakers } from './delivery/circuit-breakers.ts';
 import type { WalTables } from './tables.ts';
 import type { StreamBackends } from './write/append.ts';
 
@@ -27,12 +28,14 @@ const WRITE_ROUTES: Record<string, string> = {
 /**
  * The WAL's Prometheus metrics on the app's registry: writes by namespace, backend and outcome;
  * write latency; delivery attempts by outcome; delivery latency from due time to delivered;
- * dead-letter depth and consumer lag per backend, read when /metrics is scraped.
+ * dead-letter depth and consumer lag per backend, read when /metrics is scraped; the state of
+ * each HTTP target's circuit breaker in this process (0 closed, 1 open, 2 half-open).
  */
 export function createWalMetrics(
   registry: Registry,
   db: Kysely<WalTables>,
   streams: StreamBackends = new Map(),
+  circuits?: CircuitBreakers,
 ): WalMetrics {
   const registers = [registry];
   const writes = new Counter({
@@ -115,6 +118,19 @@ export function createWalMetrics(
     async collect() {
       this.reset();
       for (const [backend, l] of await lags()) this.set({ backend }, l.seconds);
+    },
+  });
+  new Gauge({
+    name: 'mercato_wal_target_circuit_state',
+    help: "An HTTP target's circuit breaker in this process: 0 closed, 1 open (deliveries not attempted), 2 half-open",
+    labelNames: ['tenant', 'namespace', 'target'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const c of circuits?.list() ?? []) {
+        const labels = { tenant: c.tenantId, namespace: c.namespace, target: c.target };
+        this.set(labels, CIRCUIT_GAUGE_VALUE[c.view.state]);
+      }
     },
   });
   return { writes, writeDuration, deliveries, deliveryLatency };

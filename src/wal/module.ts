@@ -11,6 +11,8 @@ import {
   startRelay,
 } from './backends/stream/index.ts';
 import {
+  type CircuitBreakerOptions,
+  createCircuitBreakers,
   createDeliveryEngine,
   type DeadLetterEvent,
   type DeliverFn,
@@ -42,14 +44,26 @@ export type WalModule = MercatoModule & {
   onDeadLetter(listener: (event: DeadLetterEvent) => void | Promise<void>): void;
 };
 
-/** The WAL service: namespaces, writes, delivery to targets with retries, dead letters, audit. */
-export async function createWal(ctx: AppContext): Promise<WalModule> {
+/**
+ * The WAL service: namespaces, writes, delivery to targets with retries, dead letters, audit.
+ * `options.circuits`: the HTTP targets' breakers (threshold, half-open pause; tests shorten them).
+ */
+export async function createWal(
+  ctx: AppContext,
+  options: { circuits?: CircuitBreakerOptions } = {},
+): Promise<WalModule> {
   const db = ctx.db.kysely as Kysely<WalTables>;
   const namespaces = createNamespaceCache(ctx, db);
   const streams = createStreamBackends(ctx);
-  const deps: WalDeps = { ctx, db, namespaces, streams };
+  const logger = ctx.logger.child({ component: 'wal-circuits' });
+  const circuits = createCircuitBreakers({ ...options.circuits, logger });
+  const deps: WalDeps = { ctx, db, namespaces, streams, circuits };
   const targets = createTargets({ ctx, db });
-  const metrics = createWalMetrics(ctx.metrics.registry, db, streams);
+  const metrics = createWalMetrics(ctx.metrics.registry, db, streams, circuits);
+  // No namespace delivers more at once than the operator allows (older rows may say more).
+  const maxConcurrency = ctx.config.walMaxConcurrency;
+  const capped = (n: Namespace): Namespace =>
+    n.consumerConcurrency > maxConcurrency ? { ...n, consumerConcurrency: maxConcurrency } : n;
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
   const deliver: DeliverFn = async (namespace, target, delivery, internal) => {
     const result = await targets.deliver(namespace, target, delivery, internal);
@@ -85,6 +99,8 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
     leaseMs,
     deliver,
     onDeadLetter,
+    maxConcurrency,
+    circuits,
   });
   const consumers: StreamConsumer[] = [];
   let relay: Relay | undefined;
@@ -141,12 +157,12 @@ export async function createWal(ctx: AppContext): Promise<WalModule> {
             logger: ctx.logger,
             leaseMs,
             namespaces: async () =>
-              (await namespaces.all()).filter(
-                (n) => n.backend === stream.name || n.fallbackBackend === stream.name,
-              ),
+              (await namespaces.all())
+                .filter((n) => n.backend === stream.name || n.fallbackBackend === stream.name)
+                .map(capped),
             onNamespacesChanged: (listener) => namespaces.onChange(listener),
             deliver: createStreamDelivery(
-              { db, deliver, internal: engine.dispatchInternal, logger: ctx.logger, onDeadLetter },
+              { db, deliver, internal: engine.dispatchInternal, logger: ctx.logger, onDeadLetter, circuits },
               stream.name,
             ),
           }),

@@ -7,12 +7,14 @@ import {
   type FailedMessage,
   type Failure,
   type LeasedMessage,
+  type LeaseWindows,
   nextWakeInMs,
   recordAndLease,
 } from '../backends/postgres/queue.ts';
 import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery } from '../targets/target-result.ts';
+import type { CircuitBreakers } from './circuit-breakers.ts';
 import {
   createInternalHandlers,
   type HandlerOptions,
@@ -21,6 +23,14 @@ import {
 } from './internal-handlers.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
+export {
+  CIRCUIT_GAUGE_VALUE,
+  type CircuitBreakerOptions,
+  type CircuitBreakers,
+  type CircuitView,
+  createCircuitBreakers,
+  withCircuits,
+} from './circuit-breakers.ts';
 export {
   createInternalHandlers,
   type HandlerOptions,
@@ -51,8 +61,14 @@ export type DeliveryEngineDeps = {
   onDeadLetter?: (event: DeadLetterEvent) => void | Promise<void>;
   /** How long a consumer holds a leased message before another may take it. (Default: 30000) */
   leaseMs?: number;
-  /** Leased messages held at most at once (in flight or waiting to be recorded). (Default: 128) */
+  /** Leased messages held at most at once, all namespaces together (in flight, waiting for a slot or to be recorded). (Default: 512) */
   batchSize?: number;
+  /** Deliveries in flight per namespace at most, whatever its consumerConcurrency. (Default: config.walMaxConcurrency) */
+  maxConcurrency?: number;
+  /** What one tenant's namespaces may hold together. (Default: max(maxConcurrency, batchSize / 4)) */
+  tenantShare?: number;
+  /** The breakers of HTTP targets; without them every delivery is attempted. */
+  circuits?: CircuitBreakers;
   /** A slow safety poll, for notifications lost while reconnecting. (Default: 5000) */
   safetyPollMs?: number;
 };
@@ -74,13 +90,20 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** Deliveries of one namespace running at once, and those waiting for a free slot. */
 type Slots = { active: number; waiting: (() => void)[] };
 
+/** A namespace may hold this many times its concurrency: leased ahead of a free slot. */
+const PREFETCH = 16;
+
+const namespaceKey = (m: { tenantId: string; namespace: string }) => `${m.tenantId}/${m.namespace}`;
+
 /**
  * The postgres backend's consumer: wakes on NOTIFY mercato_wal_ready and on a timer armed to the
  * next due time, and keeps up to `batchSize` leased messages in flight, delivering each to every
- * enabled target it has not reached yet (at most `consumerConcurrency` at once per namespace).
- * One loop records the outcomes gathered since its last statement and leases as many messages as
- * slots are free, in one fenced statement per cycle (recordAndLease): a slow message holds only
- * its own slot, never the next lease.
+ * enabled target it has not reached yet (at most `consumerConcurrency`, capped at `maxConcurrency`,
+ * at once per namespace). One loop records the outcomes gathered since its last statement and
+ * leases as many messages as slots are free, in one fenced statement per cycle (recordAndLease): a
+ * slow message holds only its own slot, never the next lease. Fair: each namespace holds at most
+ * PREFETCH × its concurrency and each tenant at most `tenantShare` (see LeaseWindows), so a slow
+ * namespace never takes the slots another namespace or tenant needs.
  *
  * @example
  * const engine = createDeliveryEngine({ ctx, db, loadNamespace: cache.get, deliver: targets.deliver });
@@ -90,7 +113,12 @@ type Slots = { active: number; waiting: (() => void)[] };
 export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   const { ctx, db } = deps;
   const leaseMs = deps.leaseMs ?? 30_000;
-  const batchSize = deps.batchSize ?? 128;
+  const batchSize = deps.batchSize ?? 512;
+  const maxConcurrency = Math.max(1, deps.maxConcurrency ?? ctx.config.walMaxConcurrency ?? 64);
+  const tenantShare = Math.min(
+    batchSize,
+    deps.tenantShare ?? Math.max(maxConcurrency, Math.floor(batchSize / 4)),
+  );
   const safetyPollMs = deps.safetyPollMs ?? 5_000;
   const log = ctx.logger.child({ component: 'wal-delivery' });
   const handlers = createInternalHandlers(db);
@@ -144,6 +172,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       delivery,
       message.targetsDone,
       log,
+      deps.circuits,
     );
     const { targetsDone, attempts, errors, dead, retryAfterMs } = run;
     if (errors.length === 0) return { complete: { ...base, targetsDone, attempts } };
@@ -158,13 +187,13 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
 
   /** Runs one message under its namespace's concurrency limit; its outcome goes to the next cycle. */
   async function run(namespace: Namespace | undefined, message: LeasedMessage): Promise<void> {
-    const key = `${message.tenantId}/${message.namespace}`;
+    const key = namespaceKey(message);
     let slot = slots.get(key);
     if (!slot) {
       slot = { active: 0, waiting: [] };
       slots.set(key, slot);
     }
-    const limit = Math.max(1, namespace?.consumerConcurrency ?? 1);
+    const limit = Math.max(1, Math.min(maxConcurrency, namespace?.consumerConcurrency ?? 1));
     if (slot.active >= limit) await new Promise<void>((resolve) => slot.waiting.push(resolve));
     slot.active++;
     let outcome: Outcome;
@@ -190,7 +219,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     const byNamespace = new Map<string, LeasedMessage[]>();
     for (const message of batch) {
       held.set(message.id, message);
-      const key = `${message.tenantId}/${message.namespace}`;
+      const key = namespaceKey(message);
       const list = byNamespace.get(key);
       if (list) list.push(message);
       else byNamespace.set(key, [message]);
@@ -258,7 +287,8 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     const keyed = recording.some((o) => held.get('complete' in o ? o.complete.id : o.fail.id)?.orderingKey);
     let result: CycleResult;
     try {
-      result = await recordAndLease(db, { completions, failures, limit, leaseMs });
+      const windows = leaseWindows(recording);
+      result = await recordAndLease(db, { completions, failures, limit, leaseMs, windows });
     } catch (error) {
       log.error({ err: error }, 'delivery cycle failed');
       // The outcomes are lost: their leases expire and the messages are delivered again.
@@ -273,6 +303,20 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     await publishDeadLetters(result.failed.updated);
     const full = limit > 0 && result.messages.length === limit;
     return limit > 0 && !full ? { more: keyed, short: result.at } : { more: full || keyed };
+  }
+
+  /** What each namespace holds once `recording` is recorded: the lease fills each one's room. */
+  function leaseWindows(recording: Outcome[]): LeaseWindows {
+    const leaving = new Set(recording.map((o) => ('complete' in o ? o.complete.id : o.fail.id)));
+    const counts = new Map<string, { tenantId: string; namespace: string; count: number }>();
+    for (const message of held.values()) {
+      if (leaving.has(message.id)) continue;
+      const key = namespaceKey(message);
+      const entry = counts.get(key);
+      if (entry) entry.count++;
+      else counts.set(key, { tenantId: message.tenantId, namespace: message.namespace, count: 1 });
+    }
+    return { held: [...counts.values()], maxConcurrency, prefetch: PREFETCH, tenantShare };
   }
 
   function forget(recorded: Outcome[]): void {

@@ -2,6 +2,7 @@ import type { Logger } from '../../platform/observability/index.ts';
 import type { AttemptRecord } from '../backends/postgres/queue.ts';
 import type { Namespace, Target } from '../namespaces/namespace.ts';
 import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
+import type { CircuitBreakers } from './circuit-breakers.ts';
 
 export type DeliverFn = (
   namespace: Namespace,
@@ -24,8 +25,9 @@ export type TargetsRun = {
 
 /**
  * Delivers one message to each enabled target of its namespace not in `targetsDone`, one after
- * the other, and records each attempt. A 410 (`disable`) counts as done for this message. The
- * same for every backend.
+ * the other, and records each attempt. A 410 (`disable`) counts as done for this message. An
+ * HTTP target goes through its circuit breaker (`circuits`): while it is open the target is not
+ * called and the attempt fails with "circuit open". The same for every backend.
  */
 export async function runTargets(
   deliver: DeliverFn,
@@ -34,6 +36,7 @@ export async function runTargets(
   delivery: Delivery,
   targetsDone: string[],
   log: Logger,
+  circuits?: CircuitBreakers,
 ): Promise<TargetsRun> {
   const done = new Set(targetsDone);
   const attempts: AttemptRecord[] = [];
@@ -45,7 +48,11 @@ export async function runTargets(
     const startedAt = new Date();
     let result: TargetResult;
     try {
-      result = await deliver(namespace, target, delivery, internal);
+      const call = () => deliver(namespace, target, delivery, internal);
+      result =
+        circuits && target.type === 'http'
+          ? await circuits.run(namespace, target, delivery, call)
+          : await call();
     } catch (error) {
       result = { outcome: 'retry', error: error instanceof Error ? error.message : String(error) };
     }

@@ -12,6 +12,7 @@ import type { Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery, InternalDispatch } from '../targets/target-result.ts';
 import { retryDelayMs } from './backoff.ts';
+import type { CircuitBreakers } from './circuit-breakers.ts';
 import type { DeadLetterEvent } from './index.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
@@ -21,6 +22,8 @@ export type StreamDeliveryDeps = {
   internal: InternalDispatch;
   logger: Logger;
   onDeadLetter?: (event: DeadLetterEvent) => void | Promise<void>;
+  /** The process's breakers per HTTP target (the postgres engine shares them). */
+  circuits?: CircuitBreakers;
 };
 
 /** If the dead letter cannot be written to PostgreSQL, the message is tried again after this. */
@@ -51,7 +54,8 @@ export function createStreamDelivery(deps: StreamDeliveryDeps, backend: StreamBa
       createdAt: new Date(message.createdAt),
       dueAt: new Date(message.dueAt),
     };
-    const run = await runTargets(deps.deliver, deps.internal, namespace, delivery, message.targetsDone, log);
+    const { targetsDone: done } = message;
+    const run = await runTargets(deps.deliver, deps.internal, namespace, delivery, done, log, deps.circuits);
     const { targetsDone, attempts } = run;
     if (run.errors.length === 0) return { action: 'ack', targetsDone, attempts };
     const error = run.errors.join('; ');

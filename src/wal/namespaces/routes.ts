@@ -2,9 +2,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { PLATFORM_TENANT, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { AppError, PLATFORM_TENANT, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
 import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
+import { withCircuits } from '../delivery/index.ts';
 import type { WalDeps } from '../deps.ts';
 import {
   createNamespace,
@@ -75,8 +76,18 @@ const CreateBody = Type.Object({ name: Name, ...Settings }, { additionalProperti
 const UpdateBody = Type.Object(Settings, { additionalProperties: false });
 const NameParams = Type.Object({ name: Name });
 
+const Circuit = Type.Object(
+  {
+    state: Type.Enum(['closed', 'open', 'half-open']),
+    since: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    failures: Type.Integer(),
+    lastError: Type.Optional(Type.String()),
+  },
+  { description: "HTTP targets: this process's circuit breaker (open: deliveries are not attempted)" },
+);
+
 const TargetOut = Type.Object(
-  { type: Type.String(), name: Type.String(), enabled: Type.Boolean() },
+  { type: Type.String(), name: Type.String(), enabled: Type.Boolean(), circuit: Type.Optional(Circuit) },
   { additionalProperties: true, description: 'HTTP secrets are masked: whsec_… and the last 4 characters' },
 );
 
@@ -111,6 +122,15 @@ const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 const isOperator = (user: { tenantSlug: string; role: string }) =>
   user.tenantSlug === PLATFORM_TENANT && user.role === 'admin';
 
+/** consumerConcurrency above MERCATO_WAL_MAX_CONCURRENCY is refused like any invalid field. */
+function checkConcurrency(body: { consumerConcurrency?: number | undefined }, max: number): void {
+  if (body.consumerConcurrency === undefined || body.consumerConcurrency <= max) return;
+  const message = `must be at most ${max} (this server's limit)`;
+  throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
+    errors: [{ in: 'body', pointer: '/consumerConcurrency', message }],
+  });
+}
+
 /** POST/GET /wal/namespaces, GET/PUT/DELETE /wal/namespaces/{name}: tenant admins configure the WAL. */
 export function namespaceRoutes(deps: WalDeps) {
   return async (root: FastifyInstance) => {
@@ -132,6 +152,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request, reply) => {
         const user = userOf(request);
         const { name, ...input } = request.body;
+        checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
         const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
         const created = await withTenant(deps.db, user.tenantId, (trx) =>
           createNamespace(trx, change, name, input),
@@ -155,7 +176,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request) => {
         const { tenantId } = userOf(request);
         const items = await withTenant(deps.db, tenantId, (trx) => listNamespaces(trx, tenantId));
-        return { items: items.map(namespaceView) };
+        return { items: items.map((n) => withCircuits(deps.circuits, namespaceView(n))) };
       },
     );
 
@@ -175,7 +196,7 @@ export function namespaceRoutes(deps: WalDeps) {
         const found = await withTenant(deps.db, tenantId, (trx) =>
           requireNamespace(trx, tenantId, request.params.name),
         );
-        return namespaceView(found);
+        return withCircuits(deps.circuits, namespaceView(found));
       },
     );
 
@@ -195,6 +216,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request) => {
         const user = userOf(request);
         const { name } = request.params;
+        checkConcurrency(request.body, deps.ctx.config.walMaxConcurrency);
         const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
         const updated = await withTenant(deps.db, user.tenantId, (trx) =>
           updateNamespace(trx, change, name, request.body),

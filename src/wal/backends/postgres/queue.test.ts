@@ -208,4 +208,49 @@ describe('postgres queue', () => {
     expect(again.messages[0]).toMatchObject({ attempts: 1, payload: {}, targetsDone: [] });
     expect(again.messages[0]?.dueAt).toBeInstanceOf(Date);
   });
+
+  it("should lease each namespace up to its window and each tenant up to its share, whatever another namespace's older backlog", async () => {
+    const older = await freshNamespace({ concurrency: 2 });
+    const sibling = `q-${++nsCounter}`;
+    await insertNamespace(db, tenant.id, sibling, ['h'], { concurrency: 2 });
+    const other = await createTestTenant(t, 'queue-other');
+    const elsewhere = `q-${++nsCounter}`;
+    await insertNamespace(db, other.id, elsewhere, ['h'], { concurrency: 256 });
+    // The older namespace's backlog is due first: a lease in due order alone would take only it.
+    for (let i = 0; i < 10; i++) await insertMessage(db, tenant.id, older, { i });
+    for (let i = 0; i < 10; i++) await insertMessage(db, tenant.id, sibling, { i });
+    for (let i = 0; i < 10; i++) await insertMessage(db, other.id, elsewhere, { i });
+    const count = (messages: { namespace: string }[], name: string) =>
+      messages.filter((m) => m.namespace === name).length;
+
+    // `older` holds its whole window (2); the tenant may hold 3, so `sibling` gets 1; the other
+    // tenant's namespace asks for 256, capped to maxConcurrency 4 (× prefetch 1), then to its share 3.
+    const leased = await leaseMessages(db, {
+      limit: 100,
+      leaseMs: 60_000,
+      windows: {
+        held: [{ tenantId: tenant.id, namespace: older, count: 2 }],
+        maxConcurrency: 4,
+        prefetch: 1,
+        tenantShare: 3,
+      },
+    });
+    expect([count(leased, older), count(leased, sibling), count(leased, elsewhere)]).toEqual([0, 1, 3]);
+
+    // Prefetch multiplies each namespace's window; the global limit still takes the oldest first.
+    const next = await leaseMessages(db, {
+      limit: 5,
+      leaseMs: 60_000,
+      windows: { held: [], maxConcurrency: 4, prefetch: 2, tenantShare: 100 },
+    });
+    expect([count(next, older), count(next, sibling), count(next, elsewhere)]).toEqual([4, 1, 0]);
+
+    // A namespace asking for 256 at once gets maxConcurrency (4).
+    const capped = await leaseMessages(db, {
+      limit: 100,
+      leaseMs: 60_000,
+      windows: { held: [], maxConcurrency: 4, prefetch: 1, tenantShare: 100 },
+    });
+    expect([count(capped, older), count(capped, sibling), count(capped, elsewhere)]).toEqual([2, 2, 4]);
+  });
 });

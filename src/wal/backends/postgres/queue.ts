@@ -36,18 +36,37 @@ type LeasedRow = {
   created_at: Date | string;
 };
 
-// A row may be leased when its namespace is enabled and no earlier message of its ordering key is
-// still undelivered (index messages_key).
-const leasable = sql`coalesce((
-    select n.enabled from wal.namespaces n
-    where n.tenant_id = m.tenant_id and n.name = m.namespace
-  ), false)
-  and (m.ordering_key is null or not exists (
+// A row may be leased when no earlier message of its ordering key is still undelivered (index
+// messages_key); its namespace's enabled flag is checked where the lease walks the namespaces.
+const inKeyOrder = sql`(m.ordering_key is null or not exists (
     select 1 from wal.messages e
     where e.tenant_id = m.tenant_id and e.namespace = m.namespace
       and e.ordering_key = m.ordering_key and e.id < m.id
       and e.state not in ('delivered', 'dead')
   ))`;
+
+/**
+ * How much of the queue one consumer may hold, so that no namespace (and no tenant) takes the
+ * lease slots another one needs: a namespace holds at most `prefetch` × its concurrency (capped at
+ * `maxConcurrency`) and all of a tenant's namespaces together at most `tenantShare`.
+ */
+export type LeaseWindows = {
+  /** Messages the consumer holds already (leased, outcome not recorded), per namespace. */
+  held: { tenantId: string; namespace: string; count: number }[];
+  /** Upper bound of any namespace's consumerConcurrency (MERCATO_WAL_MAX_CONCURRENCY). */
+  maxConcurrency: number;
+  /** Leased ahead of a free delivery slot: a namespace holds up to prefetch × its concurrency. */
+  prefetch: number;
+  /** What one tenant's namespaces may hold together. */
+  tenantShare: number;
+};
+
+type LeaseOptions = {
+  limit: number;
+  leaseMs: number;
+  tenantIds?: string[] | undefined;
+  windows?: LeaseWindows;
+};
 
 const asDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const asJson = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
@@ -57,22 +76,21 @@ const asJson = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) :
  * for the relay) in one statement: pending, scheduled or retrying rows whose
  * due time has come, and delivering rows whose lease expired (a consumer died). A message whose
  * ordering key has an earlier message still undelivered waits, so a key is delivered in order.
+ * With `windows`, each namespace and tenant gets no more than its room (oldest first across them).
  * Each leased row gets `attempts + 1` and a new lease token.
  */
-export async function leaseMessages(
-  db: Db,
-  options: { limit: number; leaseMs: number; tenantIds?: string[] },
-): Promise<LeasedMessage[]> {
+export async function leaseMessages(db: Db, options: LeaseOptions): Promise<LeasedMessage[]> {
   return (await leaseBatch(db, options)).messages;
 }
 
 /**
  * leaseMessages, also answering the database time the lease looked at: rows due by then and not
- * leased are held by another consumer or wait behind their key (see nextWakeInMs).
+ * leased are held by another consumer, wait behind their key, or wait for room in their window
+ * (see nextWakeInMs).
  */
 export async function leaseBatch(
   db: Db,
-  options: { limit: number; leaseMs: number; tenantIds?: string[] },
+  options: LeaseOptions,
 ): Promise<{ messages: LeasedMessage[]; at: Date }> {
   const result = await withQueuePlan(db, (trx) =>
     sql<LeasedRow & { at: Date | string }>`
@@ -84,42 +102,81 @@ export async function leaseBatch(
 }
 
 /**
- * The CTEs `due`, `expired`, `candidates` and `leased` of a lease (see leaseMessages). Each branch
- * walks its index in order (messages_due, messages_leased) and stops at `limit`; the namespace
- * check is a per-row lookup, so the planner keeps the ordered index scan. `exclude`: ids whose
- * outcome the same statement records (an expired lease of our own must not be re-leased there).
+ * The CTEs of a lease (see leaseMessages), ending in `leased`. `open_ns` lists the enabled
+ * namespaces with their room (`windows`: what each namespace and its tenant may still hold; all of
+ * `limit` without windows). `due` walks each open namespace's due messages in order
+ * (messages_due_by_namespace) up to its room, `expired` the expired leases of open namespaces;
+ * `candidates` keeps, oldest first, what fits each namespace's and then each tenant's room, up to
+ * `limit`. Rows locked and not kept are released at commit. `exclude`: ids whose outcome the same
+ * statement records (an expired lease of our own must not be re-leased there).
  */
-function leaseCtes(
-  options: { limit: number; leaseMs: number; tenantIds?: string[] | undefined },
-  exclude = sql``,
-) {
-  const tenantFilter = options.tenantIds ? sql`and m.tenant_id = any(${options.tenantIds}::uuid[])` : sql``;
+function leaseCtes(options: LeaseOptions, exclude = sql``) {
+  const { limit, windows } = options;
+  const tenantFilter = options.tenantIds ? sql`and n.tenant_id = any(${options.tenantIds}::uuid[])` : sql``;
+  const held = JSON.stringify(
+    (windows?.held ?? []).map((h) => ({ tenant_id: h.tenantId, namespace: h.namespace, n: h.count })),
+  );
+  const share = windows ? windows.tenantShare : limit;
+  const window = windows
+    ? sql`least(${windows.prefetch}::int * least(n.consumer_concurrency, ${windows.maxConcurrency}::int), ${share}::int)`
+    : sql`${limit}::int`;
   return sql`
+      held as (
+        select h.tenant_id, h.namespace, h.n
+        from jsonb_to_recordset(${held}::jsonb) as h(tenant_id uuid, namespace text, n integer)
+      ),
+      open_ns as (
+        select * from (
+          select n.tenant_id, n.name,
+            (${window} - coalesce((select sum(h.n) from held h
+              where h.tenant_id = n.tenant_id and h.namespace = n.name), 0))::int as room,
+            (${share}::int - coalesce((select sum(h.n) from held h where h.tenant_id = n.tenant_id), 0))::int
+              as tenant_room
+          from wal.namespaces n
+          where n.enabled ${tenantFilter}
+        ) o
+        where o.room > 0 and o.tenant_room > 0
+      ),
       due as (
-        select m.id, m.due_at from wal.messages m
-        where m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
-          and m.backend = 'postgres'
-          ${tenantFilter}
-          and ${leasable}
-        order by m.due_at, m.id
-        limit ${options.limit}
-        for update of m skip locked
+        select o.tenant_id, o.name as namespace, o.room, o.tenant_room, d.id, d.due_at
+        from open_ns o cross join lateral (
+          select m.id, m.due_at from wal.messages m
+          where m.tenant_id = o.tenant_id and m.namespace = o.name
+            and m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
+            and m.backend = 'postgres'
+            and ${inKeyOrder}
+          order by m.due_at, m.id
+          limit least(o.room, o.tenant_room, ${limit}::int)
+          for update of m skip locked
+        ) d
       ),
       expired as (
-        select m.id, m.due_at from wal.messages m
+        select o.tenant_id, o.name as namespace, o.room, o.tenant_room, m.id, m.due_at
+        from wal.messages m
+        join open_ns o on o.tenant_id = m.tenant_id and o.name = m.namespace
         where m.state = 'delivering' and m.lease_expires_at < now()
           and m.backend = 'postgres'
-          ${tenantFilter}
           ${exclude}
-          and ${leasable}
+          and ${inKeyOrder}
         order by m.due_at, m.id
-        limit ${options.limit}
+        limit ${limit}
         for update of m skip locked
       ),
+      in_namespace as (
+        select u.*, row_number() over (partition by u.tenant_id, u.namespace order by u.due_at, u.id) as k
+        from (select * from due union all select * from expired) u
+      ),
+      in_tenant as (
+        select i.id, i.due_at, i.tenant_room,
+          row_number() over (partition by i.tenant_id order by i.due_at, i.id) as k
+        from in_namespace i
+        where i.k <= i.room
+      ),
       candidates as (
-        select u.id from (select * from due union all select * from expired) u
-        order by u.due_at, u.id
-        limit ${options.limit}
+        select c.id from in_tenant c
+        where c.k <= c.tenant_room
+        order by c.due_at, c.id
+        limit ${limit}
       ),
       leased as (
         update wal.messages m
@@ -138,14 +195,15 @@ function leaseCtes(
 /**
  * Runs a lease in a transaction that forbids sorting where an index gives the order: on a table
  * without statistics yet (a new or truncated one) the planner would otherwise read and sort every
- * due row for each lease instead of walking messages_due up to the limit.
+ * due row for each lease instead of walking each namespace's due messages up to its room.
  */
 function withQueuePlan<T>(db: Db, fn: (trx: Transaction<WalTables>) => Promise<T>): Promise<T> {
   return withSystem(db, async (trx) => {
-    // One round trip for both settings (as SET LOCAL: they end with the transaction).
-    await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(
-      trx,
-    );
+    // One round trip for the settings (as SET LOCAL: they end with the transaction). JIT off: a
+    // scan the planner must still make (wal.namespaces) costs as disabled, which would otherwise
+    // pass jit_above_cost and compile the statement (a second, where it runs in a millisecond).
+    await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+      set_config('jit', 'off', true)`.execute(trx);
     return fn(trx);
   });
 }
@@ -186,13 +244,7 @@ export type CycleResult = {
  */
 export async function recordAndLease(
   db: Db,
-  options: {
-    completions: Completion[];
-    failures: Failure[];
-    limit: number;
-    leaseMs: number;
-    tenantIds?: string[];
-  },
+  options: LeaseOptions & { completions: Completion[]; failures: Failure[] },
 ): Promise<CycleResult> {
   const { completions, failures } = options;
   const recorded = [...completions, ...failures];
