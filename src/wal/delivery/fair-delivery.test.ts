@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post } from '../../identity/auth/auth-test-fixtures.ts';
-import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
+import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { newSecret, type Receiver, startReceiver, until } from '../e2e/receiver.ts';
 import { createWal } from '../index.ts';
 
@@ -11,6 +11,16 @@ import { createWal } from '../index.ts';
 // namespace and in the metrics, and a healthy one closes it again after the half-open pause.
 
 const MAX_CONCURRENCY = 16;
+// The postgres backend always; the stream backends when scripts/test.ts found their servers.
+const BACKENDS = [
+  'postgres',
+  ...(testRedisUrl() ? ['redis-streams'] : []),
+  ...(testNatsUrl() ? ['nats-jetstream'] : []),
+];
+const STREAM_ENV = {
+  ...(testRedisUrl() ? { REDIS_URL: testRedisUrl() as string } : {}),
+  ...(testNatsUrl() ? { NATS_URL: testNatsUrl() as string } : {}),
+};
 type Headers = Record<string, string>;
 type Circuit = { state: string; since: string | null; failures: number; lastError?: string };
 type View = { consumerConcurrency: number; targets: { name: string; circuit?: Circuit }[] };
@@ -24,7 +34,11 @@ const receivers: Receiver[] = [];
 beforeAll(async () => {
   t = await startTestApp(
     // Local receivers: the operator opens loopback (the namespaces also list it in allowedHosts).
-    { MERCATO_WAL_MAX_CONCURRENCY: String(MAX_CONCURRENCY), MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1' },
+    {
+      MERCATO_WAL_MAX_CONCURRENCY: String(MAX_CONCURRENCY),
+      MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
+      ...STREAM_ENV,
+    },
     { modules: async (ctx) => [await createWal(ctx, { circuits: { threshold: 3, halfOpenAfterMs: 1500 } })] },
   );
   const a = await createTestTenant(t, 'fair-slow');
@@ -100,26 +114,33 @@ describe('fair delivery between tenants', () => {
     expect((await view(slow, 'just-enough')).consumerConcurrency).toBe(MAX_CONCURRENCY);
   });
 
-  it("delivers every message of one tenant while another tenant's endpoint holds its deliveries and answers none", async () => {
-    const stuck = await receiver();
-    stuck.hang(() => true);
-    await createNamespace(slow, namespaceBody('stuck', stuck.url, { consumerConcurrency: MAX_CONCURRENCY }));
-    // A namespace stored before the cap (or written behind the API) asks for more: the engine
-    // still runs at most MERCATO_WAL_MAX_CONCURRENCY of its deliveries at once.
-    await sql`update wal.namespaces set consumer_concurrency = 256
-      where tenant_id = ${slowTenantId} and name = 'stuck'`.execute(t.ctx.db.kysely);
-    await writeMany(slow, 'stuck', 400, 'slow');
-    await until(() => stuck.hung() >= MAX_CONCURRENCY, 'the slow endpoint holding a full window');
+  it.each(BACKENDS)(
+    "delivers every message of one tenant while another tenant's endpoint holds its deliveries and answers none (%s)",
+    async (backend) => {
+      const stuck = await receiver();
+      stuck.hang(() => true);
+      const name = `stuck-${backend}`;
+      await createNamespace(
+        slow,
+        namespaceBody(name, stuck.url, { backend, consumerConcurrency: MAX_CONCURRENCY }),
+      );
+      // A namespace stored before the cap (or written behind the API) asks for more: the engine
+      // still runs at most MERCATO_WAL_MAX_CONCURRENCY of its deliveries at once.
+      await sql`update wal.namespaces set consumer_concurrency = 256
+      where tenant_id = ${slowTenantId} and name = ${name}`.execute(t.ctx.db.kysely);
+      await writeMany(slow, name, 400, 'slow');
+      await until(() => stuck.hung() >= MAX_CONCURRENCY, 'the slow endpoint holding a full window');
 
-    const healthy = await receiver();
-    await createNamespace(fast, namespaceBody('orders', healthy.url));
-    await writeMany(fast, 'orders', 50, 'fast');
-    await until(() => healthy.received.length >= 50, "every message of the other tenant's namespace");
+      const healthy = await receiver();
+      await createNamespace(fast, namespaceBody(`orders-${backend}`, healthy.url, { backend }));
+      await writeMany(fast, `orders-${backend}`, 50, 'fast');
+      await until(() => healthy.received.length >= 50, "every message of the other tenant's namespace");
 
-    expect(healthy.ids().size).toBe(50);
-    expect(stuck.received).toHaveLength(0);
-    expect(stuck.hung()).toBe(MAX_CONCURRENCY);
-  });
+      expect(healthy.ids().size).toBe(50);
+      expect(stuck.received).toHaveLength(0);
+      expect(stuck.hung()).toBe(MAX_CONCURRENCY);
+    },
+  );
 
   it('opens the breaker of a target that keeps failing, shows it, stops attempting it, and closes it once healthy', async () => {
     const flaky = await receiver();
