@@ -36,13 +36,14 @@ async function migrateDatabase(ctx: AppContext): Promise<string[]> {
 async function seedDemoData(ctx: AppContext, identity: IdentityModule): Promise<string[]> {
   if (!ctx.config.demo) return [];
   const seeded = await seedDemo(identity.deps, ctx.config.demoPassword);
-  if (!seeded.created) return [];
+  if (!seeded.created) return seeded.warning ?? [];
   return [
     'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
     'and the platform admin admin@platform.test (tenant "platform").',
     seeded.password && !ctx.config.demoPassword
       ? `Their password, shown this once: ${seeded.password}`
       : 'Their password is MERCATO_DEMO_PASSWORD.',
+    ...(seeded.warning ?? []),
   ];
 }
 

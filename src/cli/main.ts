@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
-import { createUser } from '../identity/users/index.ts';
+import { createUser, setPasswordByEmail } from '../identity/users/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
@@ -90,6 +90,21 @@ users
       });
     },
   );
+
+users
+  .command('set-password')
+  .description("set a user's password and sign out every session of theirs")
+  .requiredOption('--tenant <slug>', 'tenant slug (use "platform" for a platform admin)')
+  .requiredOption('--email <email>', 'email of the user')
+  .requiredOption('--password <password>', 'the new password (12 to 128 characters)')
+  .action(async (opts: { tenant: string; email: string; password: string }) => {
+    await withDatabase(config(), async (_ctx, identity) => {
+      const user = await setPasswordByEmail(identity.deps, opts);
+      console.log(
+        `password of ${user.email} in tenant "${opts.tenant}" set; every session of theirs is signed out`,
+      );
+    });
+  });
 
 registerWalCommands(program, config);
 

@@ -50,8 +50,25 @@ describe('demo seed', () => {
   });
 
   it('creates nothing on a second call', async () => {
-    expect(await seedDemo(t.identity.deps, 'another-password-123')).toEqual({ created: false });
+    expect((await seedDemo(t.identity.deps, 'another-password-123')).created).toBe(false);
     expect(await countUsers(t)).toBe(3);
+  });
+
+  it("warns, naming mercato users set-password, when the given password is not the demo users' one", async () => {
+    const seeded = await seedDemo(t.identity.deps, 'another-password-123');
+    const warning = (seeded.warning ?? []).join('\n');
+    expect(warning).toContain('MERCATO_DEMO_PASSWORD is not the password of');
+    for (const [tenant, email] of [
+      ['platform', 'admin@platform.test'],
+      ['demo', 'admin@demo.test'],
+      ['demo', 'customer@demo.test'],
+    ]) {
+      expect(warning).toContain(
+        `mercato users set-password --tenant ${tenant} --email ${email} --password "$MERCATO_DEMO_PASSWORD"`,
+      );
+    }
+    // The password itself is never printed.
+    expect(warning).not.toContain('another-password-123');
   });
 
   it('uses the given password, and seeds once when two processes start together', async () => {
@@ -64,6 +81,8 @@ describe('demo seed', () => {
       expect(both.some((s) => s.created)).toBe(true);
       expect(await countUsers(fresh)).toBe(3);
       await expect(login(fresh.app, 'demo', 'admin@demo.test', 'given-password-123')).resolves.toBeDefined();
+      // Started again with the same password: nothing to warn about.
+      expect(await seedDemo(fresh.identity.deps, 'given-password-123')).toEqual({ created: false });
     } finally {
       await fresh.close();
     }

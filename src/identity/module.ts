@@ -12,7 +12,7 @@ import {
 } from './api-keys/index.ts';
 import { authRoutes } from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
-import { tenantRoutes } from './tenants/index.ts';
+import { createTenantStatusCache, type TenantStatusCache, tenantRoutes } from './tenants/index.ts';
 import {
   createTokenService,
   SESSION_CHANGES_CHANNEL,
@@ -33,6 +33,8 @@ export type IdentityDeps = {
   db: Kysely<IdentityTables>;
   tokens: TokenService;
   profiles: ProfileCache;
+  /** Which tenants are suspended (their credentials answer 403 TENANT_SUSPENDED). */
+  tenantStatus: TenantStatusCache;
 };
 
 export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps: IdentityDeps };
@@ -42,17 +44,23 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
   const db = ctx.db.kysely as Kysely<IdentityTables>;
   const tokens = await createTokenService(ctx, db);
   const profiles = createProfileCache({ ttlMs: ctx.config.profileCacheTtlSeconds * 1000 });
-  const deps: IdentityDeps = { ctx, db, tokens, profiles };
+  const tenantStatus = createTenantStatusCache(db);
+  const deps: IdentityDeps = { ctx, db, tokens, profiles, tenantStatus };
   let stopPurge: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
+  let unlistenTenants: (() => Promise<void>) | undefined;
   let unlistenSessions: (() => Promise<void>)[] = [];
   return {
     name: 'identity',
     deps,
-    authenticate: async (credential) =>
-      credential.kind === 'apiKey' || credential.token.startsWith('mk_')
-        ? authenticateApiKey(deps, credential.token)
-        : tokens.authenticate(credential.token),
+    authenticate: async (credential) => {
+      const principal =
+        credential.kind === 'apiKey' || credential.token.startsWith('mk_')
+          ? await authenticateApiKey(deps, credential.token)
+          : await tokens.authenticate(credential.token);
+      await tenantStatus.assertActive(principal.tenantId);
+      return principal;
+    },
     async rootRoutes(app: FastifyInstance) {
       app.get('/.well-known/jwks.json', { config: { rateLimit: false }, schema: { hide: true } }, async () =>
         tokens.jwks(),
@@ -75,6 +83,8 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
         profiles.clear,
       );
       profiles.enable();
+      // Suspensions reach every process through NOTIFY (migration 0013).
+      unlistenTenants = await tenantStatus.start(ctx.db.listen);
       // Access tokens' sessions are cached only once this process hears of every change to a
       // user and every revoked session: disabling, demoting or logging out reaches it in a moment.
       // API key revocations likewise reach the key cache of every process.
@@ -94,6 +104,7 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
     async stop() {
       stopPurge?.();
       await unlisten?.();
+      await unlistenTenants?.();
       for (const stopListening of unlistenSessions) await stopListening();
     },
   };

@@ -22,3 +22,15 @@ export async function verifyPassword(storedHash: string | undefined, password: s
   }
   return verify(storedHash, password).catch(() => false);
 }
+
+/** What a new password must be (every route and command that sets one uses these). */
+export const PASSWORD_RULES = { minLength: 12, maxLength: 128 } as const;
+
+/** Why password cannot be a new password, in words, or undefined when it can. */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length < PASSWORD_RULES.minLength)
+    return `must be at least ${PASSWORD_RULES.minLength} characters`;
+  if (password.length > PASSWORD_RULES.maxLength)
+    return `must be at most ${PASSWORD_RULES.maxLength} characters`;
+  return undefined;
+}

@@ -20,7 +20,8 @@ export type UsersTable = {
   name: string;
   phone: string | null;
   role: Role;
-  status: Generated<'active' | 'disabled'>;
+  /** 'erased' (migration 0013): personal data blanked, kept for audit; the API treats it as absent. */
+  status: Generated<'active' | 'disabled' | 'erased'>;
   created_at: Timestamp;
   updated_at: Timestamp;
 };

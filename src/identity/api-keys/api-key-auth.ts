@@ -48,8 +48,8 @@ export function forgetAllApiKeys(deps: IdentityDeps): void {
 
 async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal> {
   const grant = await withSystem(deps.db, (trx) => findApiKeyByHash(trx, hash));
-  if (!grant || grant.revoked || !grant.tenantActive)
-    throw new AppError('INVALID_TOKEN', 'API key is invalid or revoked');
+  if (!grant || grant.revoked) throw new AppError('INVALID_TOKEN', 'API key is invalid or revoked');
+  if (!grant.tenantActive) throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended');
   return {
     kind: 'apiKey',
     tenantId: grant.tenantId,

@@ -20,16 +20,18 @@ export async function signIn(
 ): Promise<TokenPair> {
   await throttle.admit(input.tenant, input.email, input.ip);
   const tenant = await findTenantBySlug(deps.db, input.tenant);
-  const user =
-    tenant?.status === 'active'
-      ? await withTenant(deps.db, tenant.id, (trx) => findUserByEmail(trx, tenant.id, input.email))
-      : undefined;
+  const user = tenant
+    ? await withTenant(deps.db, tenant.id, (trx) => findUserByEmail(trx, tenant.id, input.email))
+    : undefined;
   // Hashing runs outside any transaction: embedded PGlite has one connection to share.
   const passwordOk = await verifyPassword(user?.passwordHash, input.password);
   if (!tenant || !user || !passwordOk || user.status !== 'active') {
     await throttle.failed(input.tenant, input.email);
     throw new AppError('INVALID_CREDENTIALS', REFUSED);
   }
+  // Said only to whoever knows the password: a suspended tenant's users learn why they cannot sign in.
+  if (tenant.status !== 'active')
+    throw new AppError('TENANT_SUSPENDED', `tenant ${tenant.slug} is suspended`);
   await throttle.succeeded(input.tenant, input.email, input.ip);
   return deps.tokens.issue(user, tenant);
 }

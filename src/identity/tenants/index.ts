@@ -1,9 +1,16 @@
 export { tenantRoutes } from './tenant-routes.ts';
 export {
+  createTenantStatusCache,
+  TENANT_CHANGES_CHANNEL,
+  type TenantStatusCache,
+} from './tenant-status-cache.ts';
+export {
   createTenant,
   findTenantById,
   findTenantBySlug,
   type NewTenant,
   type Tenant,
+  type TenantPatch,
   type TenantStatus,
+  updateTenant,
 } from './tenant-store.ts';

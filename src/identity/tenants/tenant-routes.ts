@@ -5,7 +5,7 @@ import { AppError, PLATFORM_TENANT, requirePlatformAdmin } from '../../platform/
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { IdParams, SECURITY } from '../users/user-schemas.ts';
-import { createTenant, findTenantById, listTenants } from './tenant-store.ts';
+import { createTenant, findTenantById, listTenants, updateTenant } from './tenant-store.ts';
 
 const SLUG = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 
@@ -38,9 +38,30 @@ const CreatedTenant = Type.Object({
   }),
 });
 
+const PatchBody = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    status: Type.Optional(
+      Type.Enum(['active', 'suspended'], {
+        description:
+          "suspended: the tenant's requests answer 403 TENANT_SUSPENDED, its logins are refused and its WAL deliveries pause",
+      }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+// One path template with GET /tenants/{id}: the tenant is named by its slug or its id.
+const TenantKeyParams = Type.Object({
+  id: Type.String({
+    pattern: `^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|${SLUG.slice(1, -1)})$`,
+    description: 'The tenant slug (or id)',
+  }),
+});
+
 const base = { tags: ['tenants'], security: SECURITY };
 
-/** POST/GET /tenants and GET /tenants/{id}: tenant administration for platform admins. */
+/** POST/GET /tenants, GET /tenants/{id} and PATCH /tenants/{slug}: tenant administration for platform admins. */
 export function tenantRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -92,6 +113,26 @@ export function tenantRoutes(deps: IdentityDeps) {
       async (request) => {
         const tenant = await findTenantById(deps.db, request.params.id);
         if (!tenant) throw new AppError('NOT_FOUND', `tenant ${request.params.id} not found`);
+        return tenant;
+      },
+    );
+
+    app.patch(
+      '/tenants/:id',
+      {
+        schema: {
+          ...base,
+          summary: 'Rename, suspend or resume a tenant (the platform tenant cannot be suspended)',
+          params: TenantKeyParams,
+          body: PatchBody,
+          response: { 200: TenantView },
+        },
+      },
+      async (request) => {
+        const tenant = await updateTenant(deps.db, request.params.id, request.body);
+        if (!tenant) throw new AppError('NOT_FOUND', `tenant ${request.params.id} not found`);
+        // This process at once; the others when the change's NOTIFY arrives (migration 0013).
+        deps.tenantStatus.set(tenant.id, tenant.status);
         return tenant;
       },
     );

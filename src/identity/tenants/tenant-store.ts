@@ -1,7 +1,7 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
-import { AppError } from '../../platform/http/index.ts';
+import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import type { IdentityTables, TenantsTable } from '../tables.ts';
 import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
 
@@ -114,4 +114,44 @@ export async function listTenants(
     return query.execute();
   });
   return rows.map(toTenant);
+}
+
+export type TenantPatch = { name?: string | undefined; status?: TenantStatus | undefined };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Renames, suspends or resumes the tenant with that slug (or id); undefined when there is none.
+ * The platform tenant cannot be suspended (CONFLICT; migration 0013 also refuses it). A status
+ * change is announced on commit (migration 0013): each process's tenant-status cache and the WAL
+ * (whose namespaces of the tenant pause or resume) hear it.
+ */
+export async function updateTenant(
+  db: Kysely<IdentityTables>,
+  slugOrId: string,
+  patch: TenantPatch,
+): Promise<Tenant | undefined> {
+  const row = await withSystem(db, async (trx) => {
+    const current = await trx
+      .selectFrom('identity.tenants')
+      .selectAll()
+      .where(UUID.test(slugOrId) ? 'id' : 'slug', '=', slugOrId.toLowerCase())
+      .forUpdate()
+      .executeTakeFirst();
+    if (!current) return undefined;
+    if (current.slug === PLATFORM_TENANT && patch.status === 'suspended') {
+      throw new AppError('CONFLICT', `the ${PLATFORM_TENANT} tenant cannot be suspended`);
+    }
+    return trx
+      .updateTable('identity.tenants')
+      .set({
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.status !== undefined ? { status: patch.status } : {}),
+        updated_at: new Date(),
+      })
+      .where('id', '=', current.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  });
+  return row ? toTenant(row) : undefined;
 }

@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { readAsTenant, withTenant } from '../../platform/db/index.ts';
 import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
+import { passwordRoutes } from './password-routes.ts';
 import { Phone, SECURITY, UserView } from './user-schemas.ts';
 import { toUser } from './user-store.ts';
 
@@ -18,10 +19,11 @@ const ProfileBody = Type.Object(
 
 const base = { tags: ['users'], security: SECURITY };
 
-/** GET and PUT /users/profile: the signed-in user's own account. */
+/** GET and PUT /users/profile, PUT /users/password: the signed-in user's own account. */
 export function profileRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    await app.register(passwordRoutes(deps));
 
     app.get(
       '/users/profile',

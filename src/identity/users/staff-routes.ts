@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import { principalOf, requirePermission, requireUser, userOf } from '../../platform/http/index.ts';
+import { forgetApiKey } from '../api-keys/index.ts';
 import type { IdentityDeps } from '../module.ts';
+import { eraseUser } from './erase-user.ts';
 import { PageOf, PageQuery, readPage, toPage } from './page-cursor.ts';
 import { changeRole, changeStatus, listUsers } from './staff-store.ts';
 import { IdParams, Phone, RoleSchema, SECURITY, StatusSchema, UserView } from './user-schemas.ts';
@@ -32,7 +34,7 @@ const ListQuery = Type.Object(
 
 const base = { tags: ['users'], security: SECURITY };
 
-/** POST/GET /users, GET /users/{id}, PUT /users/{id}/role and /status: tenant admins manage accounts. */
+/** POST/GET /users, GET/DELETE /users/{id}, PUT /users/{id}/role and /status: tenant admins manage accounts. */
 export function staffRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -138,6 +140,31 @@ export function staffRoutes(deps: IdentityDeps) {
         return withTenant(deps.db, tenantId, (trx) =>
           changeStatus(trx, tenantId, userId, request.params.id, request.body.status),
         );
+      },
+    );
+
+    app.delete(
+      '/users/:id',
+      {
+        preValidation,
+        schema: {
+          ...base,
+          summary:
+            'Erase a user: personal data blanked, addresses deleted, sessions and their API keys revoked',
+          description:
+            'The row stays (status erased) so audit entries keep their reference; the user reads as absent ' +
+            'from then on, so erasing again answers 404. The last active admin cannot be erased (409).',
+          params: IdParams,
+          response: { 204: Type.Null() },
+        },
+      },
+      async (request, reply) => {
+        const { tenantId } = userOf(request);
+        const { revokedApiKeys } = await withTenant(deps.db, tenantId, (trx) =>
+          eraseUser(trx, tenantId, request.params.id),
+        );
+        for (const id of revokedApiKeys) forgetApiKey(deps, id);
+        return reply.code(204).send(null);
       },
     );
   };

@@ -9,7 +9,11 @@ export async function listUsers(
   limit: number,
   after: string | undefined,
 ): Promise<User[]> {
-  let query = trx.selectFrom('identity.users').selectAll().where('tenant_id', '=', tenantId);
+  let query = trx
+    .selectFrom('identity.users')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('status', '!=', 'erased');
   if (filter.role) query = query.where('role', '=', filter.role);
   if (filter.status) query = query.where('status', '=', filter.status);
   if (after) query = query.where('id', '>', after);
@@ -22,7 +26,7 @@ export async function listUsers(
  * admins are locked first, so two admins demoting each other at once are serialised and the
  * second one sees the first one's change.
  */
-async function keepAnAdmin(trx: IdentityDb, tenantId: string, target: User): Promise<void> {
+export async function keepAnAdmin(trx: IdentityDb, tenantId: string, target: User): Promise<void> {
   const admins = await trx
     .selectFrom('identity.users')
     .select('id')

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { SECURED } from '../../platform/http/index.ts';
+import { PASSWORD_RULES } from '../passwords.ts';
 
 /** E.164: a plus, a country code not starting with 0, 7 to 15 digits in all. */
 export const Phone = Type.String({
@@ -12,6 +13,9 @@ export const RoleSchema = Type.Enum(['customer', 'staff', 'operator', 'admin']);
 
 export const StatusSchema = Type.Enum(['active', 'disabled']);
 
+/** What a user's status may read: an erased account (DELETE /users/{id}) is never shown, but its type allows it. */
+const StatusView = Type.Enum(['active', 'disabled', 'erased']);
+
 /** A user as every users route answers it. */
 export const UserView = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -19,11 +23,14 @@ export const UserView = Type.Object({
   email: Type.String(),
   name: Type.String(),
   role: RoleSchema,
-  status: StatusSchema,
+  status: StatusView,
   phone: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
 });
+
+/** A password being set (PASSWORD_RULES). */
+export const NewPassword = Type.String({ ...PASSWORD_RULES });
 
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 

@@ -8,7 +8,8 @@ import type { IdentityTables, UsersTable } from '../tables.ts';
 /** A handle that can run identity queries: the root Kysely or a transaction of it. */
 export type IdentityDb = Transaction<IdentityTables> | Kysely<IdentityTables>;
 
-export type UserStatus = 'active' | 'disabled';
+/** 'erased' users keep their row (blanked) but read as absent everywhere (see erase-user.ts). */
+export type UserStatus = 'active' | 'disabled' | 'erased';
 
 /** A user as the API shows it: never the password hash. */
 export type User = {
@@ -125,13 +126,14 @@ export async function findUserByEmail(
   };
 }
 
-/** The tenant's user with that id, or undefined (another tenant's id reads as absent). */
+/** The tenant's user with that id, or undefined (another tenant's id and an erased user read as absent). */
 export async function findUserById(trx: IdentityDb, tenantId: string, id: string): Promise<User | undefined> {
   const row = await trx
     .selectFrom('identity.users')
     .selectAll()
     .where('tenant_id', '=', tenantId)
     .where('id', '=', id)
+    .where('status', '!=', 'erased')
     .executeTakeFirst();
   return row ? toUser(row) : undefined;
 }

@@ -29,7 +29,7 @@ export async function platformAdmin(t: TestApp, email = 'root@platform.test') {
 /** Sends a JSON request through app.inject. */
 export function send(
   app: FastifyInstance,
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
   url: string,
   headers: Record<string, string>,
   payload?: unknown,

@@ -103,12 +103,16 @@ export async function listNamespaces(db: Db, tenantId: string): Promise<Namespac
   return rows.map(toNamespace);
 }
 
-/** Every enabled namespace of every tenant (system context only). */
+/**
+ * Every enabled namespace of every tenant (system context only), but those of suspended tenants
+ * (`paused`, migration 0013): the stream consumers serve this list, so their deliveries pause.
+ */
 export async function listEnabledNamespaces(db: Db): Promise<Namespace[]> {
   const rows = await db
     .selectFrom('wal.namespaces')
     .selectAll()
     .where('enabled', '=', true)
+    .where(sql<boolean>`not paused`)
     .orderBy('tenant_id')
     .orderBy('name')
     .execute();

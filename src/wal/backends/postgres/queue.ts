@@ -133,7 +133,7 @@ function leaseCtes(options: LeaseOptions, exclude = sql``) {
             (${share}::int - coalesce((select sum(h.n) from held h where h.tenant_id = n.tenant_id), 0))::int
               as tenant_room
           from wal.namespaces n
-          where n.enabled ${tenantFilter}
+          where n.enabled and not n.paused ${tenantFilter}
         ) o
         where o.room > 0 and o.tenant_room > 0
       ),
@@ -298,7 +298,7 @@ export async function nextWakeInMs(db: Db, since?: Date): Promise<number | undef
     sql<{ ms: number | string | null }>`
       select (extract(epoch from least(
         (select min(m.due_at) from wal.messages m join wal.namespaces n on n.tenant_id = m.tenant_id
-          and n.name = m.namespace and n.enabled
+          and n.name = m.namespace and n.enabled and not n.paused
           where m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
             and m.due_at > ${after}),
         (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
