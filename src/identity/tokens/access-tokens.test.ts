@@ -94,6 +94,10 @@ describe('access tokens', () => {
       () => sign(privateKey, {}, { sid: '01900000-0000-7000-8000-000000000000' }),
     ],
     ['the real key naming a user who does not exist', () => sign(privateKey, {}, { sub: shop.id })],
+    [
+      'the real key moving the user into the platform tenant',
+      () => sign(privateKey, {}, { tid: '00000000-0000-7000-8000-000000000001', tenant: 'platform' }),
+    ],
   ];
 
   it.each(attacks)('refuses %s with 401 problem+json', async (_name, forge) => {

@@ -128,10 +128,11 @@ export async function revokeUserSessions(
 
 /**
  * The user's status and role and whether the session is live (known and never revoked), in
- * one indexed query; undefined when the user is not in the transaction's tenant.
+ * one indexed query; undefined when the user is not in the tenant.
  */
 export async function loadSessionRecord(
   trx: Db,
+  tenantId: string,
   userId: string,
   familyId: string,
 ): Promise<{ status: string; role: Role; sessionLive: boolean } | undefined> {
@@ -145,6 +146,7 @@ export async function loadSessionRecord(
         and not ${familyRevoked(familyId)}`.as('live'),
     ])
     .where('u.id', '=', userId)
+    .where('u.tenant_id', '=', tenantId)
     .executeTakeFirst();
   return row && { status: row.status, role: row.role, sessionLive: row.live === true };
 }

@@ -80,7 +80,7 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
   /** Why the token's session no longer stands, or undefined while it does. */
   const judge = (p: VerifiedAccessToken['principal']) =>
     sessions.check(p, () =>
-      withTenant(db, p.tenantId, (trx) => loadSessionRecord(trx, p.userId, p.sessionId)),
+      withTenant(db, p.tenantId, (trx) => loadSessionRecord(trx, p.tenantId, p.userId, p.sessionId)),
     );
 
   async function pairFor(
@@ -135,6 +135,15 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
       if (!stored) throw new AppError('INVALID_TOKEN', 'refresh token is not recognised');
       if (stored.expiresAt.getTime() <= Date.now())
         throw new AppError('INVALID_TOKEN', 'refresh token has expired');
+      // A suspended tenant's sessions wait, unrotated and unrevoked, until it is active again.
+      const tenant = await withSystem(db, (trx) =>
+        trx
+          .selectFrom('identity.tenants')
+          .select('status')
+          .where('id', '=', stored.tenantId)
+          .executeTakeFirst(),
+      );
+      if (tenant?.status === 'suspended') throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended');
       const successor = newRefresh();
       // The revocations below must commit, so failures are returned from the transaction, not thrown.
       const rotation = await withTenant(db, stored.tenantId, async (trx): Promise<Rotation> => {
