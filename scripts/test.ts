@@ -4,6 +4,8 @@
  * MERCATO_TEST_REQUIRE_SERVICES=1 a missing server fails the run instead. Arguments are Vitest
  * filters: `npm test -- src/identity`.
  */
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { connect as connectNats } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -12,6 +14,97 @@ import { startVitest } from 'vitest/node';
 import { testServerUrl } from '../src/platform/testing/test-databases.ts';
 
 type Probe = { name: string; url: string; ok: boolean; reason?: string; suites: string };
+type Skip = {
+  project: string;
+  file: string;
+  key: string;
+  todo: boolean;
+  note: string | undefined;
+  /** The comment above the skipIf / runIf that skipped the test, if any. */
+  why: string | undefined;
+};
+
+const sources = new Map<string, string>();
+const sourceOf = (file: string) => {
+  let text = sources.get(file);
+  if (text === undefined) {
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      text = '';
+    }
+    sources.set(file, text);
+  }
+  return text;
+};
+
+// What a test file's source says about a server it needs (describe.skipIf(!testRedisUrl()), …).
+const NEEDS: Record<string, RegExp> = {
+  PostgreSQL: /testDatabaseKind\(\) === 'postgres'/,
+  Redis: /testRedisUrl\(\)|MERCATO_TEST_REDIS_URL/,
+  NATS: /testNatsUrl\(\)|MERCATO_TEST_NATS_URL/,
+};
+
+/**
+ * The comment written above the `runIf` / `skipIf` that skipped task (on the test or on one of
+ * its suites), as one line.
+ */
+function conditionComment(task: RunnerTask, file: string): string | undefined {
+  const lines = sourceOf(file).split('\n');
+  for (let at: RunnerTask | undefined = task; at; at = at.suite) {
+    const line = at.location?.line;
+    if (line === undefined) continue;
+    const start = [line - 1, line - 2].find((i) => /\b(runIf|skipIf)\b/.test(lines[i] ?? ''));
+    if (start === undefined) continue;
+    const comment: string[] = [];
+    for (let i = start - 1; i >= 0 && /^\s*\/\//.test(lines[i]!); i--) {
+      comment.unshift(lines[i]!.replace(/^\s*\/\/\s?/, ''));
+    }
+    return comment.length > 0 ? comment.join(' ') : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Why a test was skipped: the note it gave (ctx.skip(note)); that it ran on the other project
+ * (a PostgreSQL-only or PGlite-only test); that a server it needs did not answer; or that its
+ * condition does not hold on either project (e.g. a generated per-route check for a route with no
+ * body).
+ */
+function skipReason(skip: Skip, ran: Set<string>, missing: Probe[]): string {
+  if (skip.note) return skip.note;
+  if (skip.todo) return 'todo: declared, not written yet';
+  const elsewhere = ran.has(skip.key);
+  if (elsewhere && skip.project === 'pglite') {
+    return 'PostgreSQL-only: skipped on the pglite project, run on the postgres project';
+  }
+  if (elsewhere && skip.project === 'postgres') {
+    return 'PGlite-only (the embedded shape): skipped on the postgres project, run on the pglite project';
+  }
+  const source = sourceOf(skip.file);
+  const down = missing.filter((p) => NEEDS[p.name]?.test(source)).map((p) => p.name);
+  if (down.length > 0) return `need ${down.join(' and ')}, which did not answer (see above)`;
+  return 'not applicable: their condition holds on neither project (e.g. a generated per-route check of a route without a body or path parameters)';
+}
+
+/** The skipped tests grouped by reason, then by file and the comment the test gives. */
+function skipSummary(skips: Skip[], ran: Set<string>, missing: Probe[]): string {
+  const byReason = new Map<string, Map<string, number>>();
+  for (const skip of skips) {
+    const reason = skipReason(skip, ran, missing);
+    const places = byReason.get(reason) ?? new Map<string, number>();
+    const place = skip.why && skip.why !== reason ? `${skip.file}: ${skip.why}` : skip.file;
+    places.set(place, (places.get(place) ?? 0) + 1);
+    byReason.set(reason, places);
+  }
+  return [...byReason]
+    .map(([reason, places]) => {
+      const total = [...places.values()].reduce((a, b) => a + b, 0);
+      const list = [...places].map(([place, n]) => `    ${n} in ${place}`).join('\n');
+      return `- ${total} ${reason}:\n${list}`;
+    })
+    .join('\n');
+}
 
 const TIMEOUT_MS = 3000;
 
@@ -85,14 +178,39 @@ if (byName['Redis']?.ok) process.env['MERCATO_TEST_REDIS_URL'] = redisUrl;
 if (byName['NATS']?.ok) process.env['MERCATO_TEST_NATS_URL'] = natsUrl;
 const projects = byName['PostgreSQL']?.ok ? ['pglite', 'postgres'] : ['pglite'];
 
-const vitest = await startVitest(process.argv.slice(2), { run: true, watch: false, project: projects });
+// Task locations let the summary quote the comment above each skipIf / runIf.
+const vitest = await startVitest(process.argv.slice(2), {
+  run: true,
+  watch: false,
+  project: projects,
+  includeTaskLocation: true,
+});
 const counts = { passed: 0, failed: 0, skipped: 0 };
+const skips: Skip[] = [];
+const ran = new Set<string>();
 const walk = (tasks: RunnerTask[]) => {
   for (const task of tasks) {
-    if (task.type === 'suite') walk((task as { tasks: RunnerTask[] }).tasks);
-    else if (task.result?.state === 'pass') counts.passed += 1;
+    if (task.type === 'suite') {
+      walk((task as { tasks: RunnerTask[] }).tasks);
+      continue;
+    }
+    const file = relative(process.cwd(), task.file.filepath);
+    const key = `${file} > ${task.fullTestName ?? task.name}`;
+    if (task.result?.state === 'pass' || task.result?.state === 'fail') ran.add(key);
+    if (task.result?.state === 'pass') counts.passed += 1;
     else if (task.result?.state === 'fail') counts.failed += 1;
-    else counts.skipped += 1;
+    else {
+      counts.skipped += 1;
+      const note = (task.result as { note?: string } | undefined)?.note;
+      skips.push({
+        project: task.file.projectName ?? '',
+        file,
+        key,
+        todo: task.mode === 'todo',
+        note,
+        why: conditionComment(task, file),
+      });
+    }
   }
 };
 walk(vitest.state.getFiles() as unknown as RunnerTask[]);
@@ -103,6 +221,7 @@ if (missing.length > 0) {
   console.log('\nNot run, because a server did not answer:');
   for (const p of missing) console.log(`- ${p.suites}: ${p.name} at ${redacted(p.url)} (${p.reason})`);
 }
+if (skips.length > 0) console.log(`\n${skips.length} skipped:\n${skipSummary(skips, ran, missing)}`);
 console.log(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
 const failedFiles = vitest.state.getFiles().filter((f) => f.result?.state === 'fail').length;
 process.exit(counts.failed > 0 || failedFiles > 0 || unhandled > 0 || counts.passed === 0 ? 1 : 0);

@@ -39,6 +39,28 @@ export type IdentityDeps = {
 
 export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps: IdentityDeps };
 
+const JWK = {
+  type: 'object',
+  properties: {
+    kty: { type: 'string' },
+    crv: { type: 'string' },
+    x: { type: 'string' },
+    kid: { type: 'string' },
+    alg: { type: 'string' },
+    use: { type: 'string' },
+  },
+  additionalProperties: true,
+} as const;
+/** The public keys access tokens are signed with (documented in the OpenAPI document). */
+const JWKS_SCHEMA = {
+  tags: ['identity'],
+  summary: 'Public keys that verify access tokens (JWKS, RFC 7517): Ed25519, EdDSA',
+  operationId: 'getJwks',
+  response: {
+    200: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: JWK } } },
+  },
+};
+
 /** Tenants, users, sessions, API keys, roles and addresses. Call init() (via start) before serving. */
 export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
   const db = ctx.db.kysely as Kysely<IdentityTables>;
@@ -62,7 +84,7 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
       return principal;
     },
     async rootRoutes(app: FastifyInstance) {
-      app.get('/.well-known/jwks.json', { config: { rateLimit: false }, schema: { hide: true } }, async () =>
+      app.get('/.well-known/jwks.json', { config: { rateLimit: false }, schema: JWKS_SCHEMA }, async () =>
         tokens.jwks(),
       );
     },

@@ -46,18 +46,21 @@ export const AddressPatchBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const AddressView = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  type: AddressType,
-  recipient: Type.String(),
-  line1: Type.String(),
-  line2: Type.Union([Type.String(), Type.Null()]),
-  city: Type.String(),
-  region: Type.Union([Type.String(), Type.Null()]),
-  postalCode: Type.String(),
-  country: Type.String(),
-  phone: Type.Union([Type.String(), Type.Null()]),
-  isDefault: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
-});
+export const AddressView = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    type: AddressType,
+    recipient: Type.String(),
+    line1: Type.String(),
+    line2: Type.Union([Type.String(), Type.Null()]),
+    city: Type.String(),
+    region: Type.Union([Type.String(), Type.Null()]),
+    postalCode: Type.String(),
+    country: Type.String(),
+    phone: Type.Union([Type.String(), Type.Null()]),
+    isDefault: Type.Boolean(),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { title: 'Address' },
+);

@@ -14,7 +14,7 @@ import { runGuardsFirst } from './guards-first.ts';
 import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
 import { jsonProblem, registerJsonGuard } from './json-guard.ts';
 import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
-import { withProblemResponses } from './openapi-problems.ts';
+import { swaggerOptions } from './openapi-document.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
@@ -92,7 +92,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
     try {
-      const credential = readCredential(request);
+      // A route that reads Authorization itself (/metrics' scrape token) is no login attempt.
+      const credential = request.routeOptions.config.ownAuthorization ? undefined : readCredential(request);
       if (credential) request.principal = await options.authenticate(credential);
     } catch (refusal) {
       await refuse(request, reply, refusal);
@@ -161,27 +162,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
         },
       ),
   });
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Mercato API',
-        version: options.version ?? '0.1.0',
-        description:
-          'Event-driven commerce backend. Every error is RFC 9457 application/problem+json with a stable `code`.',
-      },
-      components: {
-        securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-          apiKeyAuth: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-        },
-      },
-    },
-    transformObject: (documentObject) =>
-      withProblemResponses(
-        'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject,
-      ),
-  });
+  await app.register(swagger, swaggerOptions(options.version));
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
   await app.register(platformRoutes(ctx, options.modules));

@@ -4,6 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWal } from '../../wal/index.ts';
 import { startTestApp, type TestApp } from '../testing/index.ts';
+import { operationIdOf } from './openapi-components.ts';
 
 type Operation = {
   security?: Record<string, string[]>[];
@@ -126,6 +127,85 @@ describe('/openapi.json', () => {
         expect(schema?.$ref).toBe('#/components/schemas/Problem');
       }
     }
+  });
+
+  it('gives every operation an operationId, each unique', () => {
+    const ids = operations().map((o) => (o.operation as { operationId?: string }).operationId);
+    expect(
+      ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z0-9]*$/.test(id)),
+      ids.join(),
+    ).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    const byRoute = Object.fromEntries(
+      operations().map((o) => [
+        `${o.method} ${o.path}`,
+        (o.operation as { operationId?: string }).operationId,
+      ]),
+    );
+    expect(byRoute['post /api/v1/wal/namespaces']).toBe('createNamespace');
+    expect(byRoute['get /api/v1/users/addresses/{id}']).toBe('getUsersAddressesById');
+    expect(operationIdOf('post', '/api/v1/wal/namespaces/{name}/dlq/{messageId}/requeue')).toBe(
+      'postWalNamespacesByNameDlqByMessageIdRequeue',
+    );
+  });
+
+  it('keeps shared schemas under components and refers to them', () => {
+    const schemas = (doc.components?.schemas ?? {}) as Record<string, Record<string, unknown>>;
+    for (const name of [
+      'Problem',
+      'Address',
+      'Namespace',
+      'Target',
+      'HttpTarget',
+      'SqlTarget',
+      'RedisTarget',
+      'InternalTarget',
+    ]) {
+      expect(schemas[name], name).toBeDefined();
+    }
+    const kinds = { http: 'HttpTarget', sql: 'SqlTarget', redis: 'RedisTarget', internal: 'InternalTarget' };
+    const refs = Object.values(kinds).map((name) => ({ $ref: `#/components/schemas/${name}` }));
+    expect(schemas['Target']?.['oneOf']).toEqual(refs);
+    expect(schemas['Target']?.['discriminator']).toEqual({
+      propertyName: 'type',
+      mapping: Object.fromEntries(
+        Object.entries(kinds).map(([type, name]) => [type, `#/components/schemas/${name}`]),
+      ),
+    });
+    for (const [type, name] of Object.entries(kinds)) {
+      const kind = schemas[name] as { properties: { type: unknown }; required: string[] };
+      expect([{ const: type }, { enum: [type] }]).toContainEqual(kind.properties.type);
+      expect(kind.required).toContain('type');
+    }
+    const text = JSON.stringify(doc.paths);
+    const namespace = schemas['Namespace'] as { properties: { targets: { items: unknown } } };
+    expect(namespace.properties.targets.items).toEqual({ $ref: '#/components/schemas/Target' });
+    const body = (doc.paths['/api/v1/wal/namespaces']?.['post']?.requestBody ?? {}) as {
+      content: Record<string, { schema: { properties: { targets: { items: unknown } } } }>;
+    };
+    expect(body.content['application/json']?.schema.properties.targets.items).toEqual({
+      $ref: '#/components/schemas/Target',
+    });
+    for (const name of ['Namespace', 'Address']) expect(text).toContain(`"#/components/schemas/${name}"`);
+    // Every reference resolves inside the document.
+    for (const [, name] of JSON.stringify(doc).matchAll(/"#\/components\/schemas\/([^"]+)"/g)) {
+      expect(schemas[name!], name).toBeDefined();
+    }
+  });
+
+  it('documents /metrics and /.well-known/jwks.json', () => {
+    const metrics = doc.paths['/metrics']?.['get'] as Operation & {
+      responses: Record<string, { content?: object }>;
+    };
+    expect(metrics.security).toEqual([{ metricsToken: [] }, {}]);
+    expect(Object.keys(metrics.responses['200']?.content ?? {})).toEqual(['text/plain']);
+    const jwks = doc.paths['/.well-known/jwks.json']?.['get'];
+    expect(jwks?.responses?.['200']?.content?.['application/json']?.schema).toMatchObject({
+      required: ['keys'],
+    });
+    const schemes = (doc as unknown as { components: { securitySchemes: Record<string, unknown> } })
+      .components.securitySchemes;
+    expect(schemes['metricsToken']).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 
   it('serves the docs UI as HTML at /docs', async () => {

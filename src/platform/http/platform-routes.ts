@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { AppContext, MercatoModule } from '../context.ts';
-import { checkReadiness, type HealthCheck } from '../observability/index.ts';
+import { checkReadiness, type HealthCheck, metricsRoute } from '../observability/index.ts';
 import { AppError } from './errors.ts';
 import { sendProblem } from './problem-handler.ts';
 
@@ -79,10 +79,7 @@ export function platformRoutes(ctx: AppContext, modules: MercatoModule[]) {
         return { status: 'ready' as const, checks: report.checks };
       },
     );
-    app.get('/metrics', { config: NO_RATE_LIMIT, schema: { hide: true } }, async (_request, reply) => {
-      reply.type(ctx.metrics.registry.contentType);
-      return ctx.metrics.registry.metrics();
-    });
+    await app.register(metricsRoute(ctx.metrics, ctx.config.metricsToken));
     app.get('/openapi.json', { config: NO_RATE_LIMIT, schema: { hide: true } }, async () => app.swagger());
   };
 }

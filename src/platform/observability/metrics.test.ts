@@ -72,3 +72,49 @@ describe('/metrics', () => {
     else expect(total).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('/metrics with MERCATO_METRICS_TOKEN', () => {
+  const TOKEN = 'scrape-7b1f0c2e9a4d4f57b3e8c6a1d2f09e44';
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ MERCATO_METRICS_TOKEN: TOKEN });
+  });
+  afterAll(() => t?.close());
+
+  const scrape = (headers: Record<string, string> = {}) =>
+    t.app.inject({ method: 'GET', url: '/metrics', headers });
+
+  it('answers 401 problem+json without the token, or with another one', async () => {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: `Bearer ${TOKEN}x` },
+      { authorization: TOKEN },
+      { 'x-api-key': TOKEN },
+    ];
+    for (const headers of attempts) {
+      const res = await scrape(headers);
+      expect(res.statusCode, JSON.stringify(headers)).toBe(401);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(res.json().code).toBe('UNAUTHENTICATED');
+      expect(res.body).not.toContain('mercato_');
+    }
+  });
+
+  it('serves the metrics to a scraper sending Authorization: Bearer <token>', async () => {
+    const res = await scrape({ authorization: `Bearer ${TOKEN}` });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(samples(res.body, 'mercato_process_cpu_seconds_total').length).toBe(1);
+  });
+
+  it('is open without a token configured', async () => {
+    const open = await startTestApp();
+    try {
+      expect((await open.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+});

@@ -2,7 +2,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, PLATFORM_TENANT, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import {
+  AppError,
+  DOCUMENT_AS,
+  PLATFORM_TENANT,
+  requireUser,
+  SECURED,
+  userOf,
+} from '../../platform/http/index.ts';
 import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import { withCircuits } from '../delivery/index.ts';
@@ -14,6 +21,7 @@ import {
   requireNamespace,
   updateNamespace,
 } from './store.ts';
+import { TARGET_DOC } from './target-schemas.ts';
 import { BACKENDS, NAME_PATTERN, namespaceView } from './validate.ts';
 
 const Backend = Type.Enum([...BACKENDS]);
@@ -38,6 +46,7 @@ const TargetIn = Type.Object(
     description:
       'http {url, secret (whsec_…), timeoutMs?, headers?} | sql {statement, params: JSON pointers} | ' +
       'redis {command: DEL|PUBLISH, key, message?} | internal {handler}; all take enabled?',
+    [DOCUMENT_AS]: TARGET_DOC,
   },
 );
 
@@ -88,33 +97,40 @@ const Circuit = Type.Object(
 
 const TargetOut = Type.Object(
   { type: Type.String(), name: Type.String(), enabled: Type.Boolean(), circuit: Type.Optional(Circuit) },
-  { additionalProperties: true, description: 'HTTP secrets are masked: whsec_… and the last 4 characters' },
+  {
+    additionalProperties: true,
+    description: 'HTTP secrets are masked: whsec_… and the last 4 characters',
+    [DOCUMENT_AS]: TARGET_DOC,
+  },
 );
 
-const NamespaceView = Type.Object({
-  name: Type.String(),
-  backend: Backend,
-  fallbackBackend: Type.Union([Backend, Type.Null()]),
-  payloadSchema: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
-  retry: Type.Object({
-    strategy: Type.String(),
-    baseDelayMs: Type.Integer(),
+const NamespaceView = Type.Object(
+  {
+    name: Type.String(),
+    backend: Backend,
+    fallbackBackend: Type.Union([Backend, Type.Null()]),
+    payloadSchema: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    retry: Type.Object({
+      strategy: Type.String(),
+      baseDelayMs: Type.Integer(),
+      maxDelayMs: Type.Integer(),
+      maxAttempts: Type.Integer(),
+      jitter: Type.Number(),
+    }),
+    targets: Type.Array(TargetOut),
+    rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
     maxDelayMs: Type.Integer(),
-    maxAttempts: Type.Integer(),
-    jitter: Type.Number(),
-  }),
-  targets: Type.Array(TargetOut),
-  rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
-  maxDelayMs: Type.Integer(),
-  maxPayloadBytes: Type.Integer(),
-  deliveredRetentionSeconds: Type.Integer(),
-  deadRetentionSeconds: Type.Integer(),
-  allowedHosts: Type.Array(Type.String()),
-  consumerConcurrency: Type.Integer(),
-  enabled: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
-});
+    maxPayloadBytes: Type.Integer(),
+    deliveredRetentionSeconds: Type.Integer(),
+    deadRetentionSeconds: Type.Integer(),
+    allowedHosts: Type.Array(Type.String()),
+    consumerConcurrency: Type.Integer(),
+    enabled: Type.Boolean(),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { title: 'Namespace' },
+);
 
 const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 
@@ -144,6 +160,7 @@ export function namespaceRoutes(deps: WalDeps) {
         preValidation,
         schema: {
           ...base,
+          operationId: 'createNamespace',
           summary: 'Create a WAL namespace',
           body: CreateBody,
           response: { 201: NamespaceView },
@@ -169,6 +186,7 @@ export function namespaceRoutes(deps: WalDeps) {
         preValidation,
         schema: {
           ...base,
+          operationId: 'listNamespaces',
           summary: "The tenant's WAL namespaces, by name",
           response: { 200: Type.Object({ items: Type.Array(NamespaceView) }) },
         },
@@ -186,6 +204,7 @@ export function namespaceRoutes(deps: WalDeps) {
         preValidation,
         schema: {
           ...base,
+          operationId: 'getNamespace',
           summary: 'One WAL namespace',
           params: NameParams,
           response: { 200: NamespaceView },
@@ -206,6 +225,7 @@ export function namespaceRoutes(deps: WalDeps) {
         preValidation,
         schema: {
           ...base,
+          operationId: 'updateNamespace',
           summary:
             'Change some settings of a WAL namespace (an HTTP target sent without its secret keeps it)',
           params: NameParams,
@@ -232,6 +252,7 @@ export function namespaceRoutes(deps: WalDeps) {
         preValidation,
         schema: {
           ...base,
+          operationId: 'deleteNamespace',
           summary: 'Delete a WAL namespace and all its messages',
           params: NameParams,
           response: { 204: Type.Null() },
