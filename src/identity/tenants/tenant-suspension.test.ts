@@ -71,10 +71,12 @@ describe('a suspended tenant', () => {
   let admin: Record<string, string>;
   let apiKey: Record<string, string>;
   let other: Record<string, string>;
+  let refreshToken: string;
 
   beforeAll(async () => {
     ({ tenant: shop, admin, apiKey } = await tenantWithCredentials('suspended-shop'));
     other = (await tenantWithCredentials('bystander')).admin;
+    refreshToken = (await login(t.app, 'suspended-shop', shop.adminEmail)).refreshToken;
     // Both credentials work, and were just used (so any per-process cache holds them).
     expect((await send(t.app, 'GET', '/api/v1/users', admin)).statusCode).toBe(200);
     expect((await send(t.app, 'GET', '/api/v1/users', apiKey)).statusCode).toBe(200);
@@ -114,6 +116,12 @@ describe('a suspended tenant', () => {
     expect(wrong.statusCode).toBe(401);
   });
 
+  it('answers 403 TENANT_SUSPENDED to a refresh, keeping the session for later', async () => {
+    const refused = await post(t.app, '/api/v1/auth/refresh', { refreshToken });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().code).toBe('TENANT_SUSPENDED');
+  });
+
   it('leaves other tenants alone', async () => {
     expect((await send(t.app, 'GET', '/api/v1/users', other)).statusCode).toBe(200);
   });
@@ -124,6 +132,8 @@ describe('a suspended tenant', () => {
     expect((await send(t.app, 'GET', '/api/v1/users', admin)).statusCode).toBe(200);
     expect((await send(t.app, 'GET', '/api/v1/users', apiKey)).statusCode).toBe(200);
     await expect(login(t.app, 'suspended-shop', shop.adminEmail)).resolves.toHaveProperty('accessToken');
+    const refreshed = await post(t.app, '/api/v1/auth/refresh', { refreshToken });
+    expect(refreshed.statusCode, refreshed.body).toBe(200);
   });
 });
 
