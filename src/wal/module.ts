@@ -105,6 +105,7 @@ export async function createWal(
   const consumers: StreamConsumer[] = [];
   let relay: Relay | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
+  let stopPruning: (() => void) | undefined;
   return {
     name: 'wal',
     deps,
@@ -143,6 +144,14 @@ export async function createWal(
     async start() {
       await namespaces.start();
       stopRetention = startRetention({ ctx, db });
+      // Breakers of targets removed, disabled or moved are dropped (and leave the metrics).
+      stopPruning = namespaces.onChange(() => {
+        namespaces
+          .all()
+          .then(circuits.retain, (err: unknown) =>
+            ctx.logger.debug({ err }, 'could not prune circuit breakers'),
+          );
+      });
       // MERCATO_WAL_DELIVERY=false: this process takes writes; others deliver and relay.
       if (!ctx.config.walDelivery) {
         ctx.logger.info(
@@ -171,6 +180,7 @@ export async function createWal(
       relay = startRelay({ ctx, db, streams });
     },
     async stop() {
+      stopPruning?.();
       await stopRetention?.();
       await relay?.stop();
       await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()));

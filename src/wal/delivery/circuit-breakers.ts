@@ -48,6 +48,8 @@ export type CircuitBreakers = {
   view(tenantId: string, namespace: string, target: string): CircuitView;
   /** Every breaker this process holds, for the metrics. */
   list(): { tenantId: string; namespace: string; target: string; view: CircuitView }[];
+  /** Drops the breakers of targets that are gone, disabled or moved (given every enabled namespace). */
+  retain(namespaces: Namespace[]): void;
 };
 
 type Entry = {
@@ -157,6 +159,17 @@ export function createCircuitBreakers(options: CircuitBreakerOptions = {}): Circ
     view(tenantId, namespace, target) {
       const entry = entries.get(`${tenantId}\n${namespace}\n${target}`);
       return entry ? view(entry) : { state: 'closed', since: null, failures: 0 };
+    },
+    retain(namespaces) {
+      const live = new Set<string>();
+      for (const n of namespaces) {
+        for (const t of n.targets) {
+          if (t.type === 'http' && t.enabled) live.add(`${n.tenantId}\n${n.name}\n${t.name}\n${t.url}`);
+        }
+      }
+      for (const [key, e] of entries) {
+        if (!live.has(`${e.tenantId}\n${e.namespace}\n${e.target}\n${e.url}`)) entries.delete(key);
+      }
     },
     list() {
       return [...entries.values()].map((e) => ({

@@ -183,5 +183,23 @@ describe('fair delivery between tenants', () => {
     expect(closed).toMatchObject({ state: 'closed', failures: 0 });
     const after = await t.app.inject({ url: '/metrics' });
     expect(after.body).toMatch(/mercato_wal_target_circuit_state\{[^}]*namespace="flaky",target="hook"\} 0/);
+
+    // A deleted namespace's breakers go, and leave the metrics.
+    const deleted = await t.app.inject({
+      method: 'DELETE',
+      url: '/api/v1/wal/namespaces/refused',
+      headers: fast,
+    });
+    expect(deleted.statusCode, deleted.body).toBe(204);
+    await until(async () => {
+      const body = (await t.app.inject({ url: '/metrics' })).body;
+      const circuits = body
+        .split('\n')
+        .filter((line) => line.startsWith('mercato_wal_target_circuit_state{'));
+      return (
+        !circuits.some((l) => l.includes('namespace="refused"')) &&
+        circuits.some((l) => l.includes('"flaky"'))
+      );
+    }, 'the deleted namespace out of the circuit metrics');
   });
 });
