@@ -77,9 +77,12 @@ describe('session cache rules', () => {
 
 const PROFILE = '/api/v1/users/profile';
 
-/** Polls until check holds (NOTIFY reaches the cache asynchronously), then asserts it. */
+/**
+ * Polls until check holds (NOTIFY reaches the cache asynchronously), then asserts it. The cache
+ * keeps entries 60 s, far longer than this polls, so only a notification can make it hold.
+ */
 const eventually = async (check: () => Promise<boolean>) => {
-  for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 250 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
   expect(await check()).toBe(true);
 };
 
