@@ -4,7 +4,15 @@ import type { Transaction } from 'kysely';
 import { Type } from 'typebox';
 import { uuidv7 } from 'uuidv7';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, type Principal, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import {
+  cursorText,
+  encodeCursor,
+  invalidCursor,
+  type Principal,
+  requireUser,
+  SECURED,
+  userOf,
+} from '../../platform/http/index.ts';
 import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
 
@@ -118,20 +126,15 @@ export function auditRoutes(deps: WalDeps) {
         const limit = request.query.limit ?? 20;
         let before: string | undefined;
         if (request.query.cursor !== undefined) {
-          before = Buffer.from(request.query.cursor, 'base64url').toString('utf8');
-          if (!UUID.test(before)) {
-            throw new AppError('VALIDATION_FAILED', 'cursor is not one this API issued', {
-              errors: [{ in: 'query', pointer: '/cursor', message: 'is not a valid cursor' }],
-            });
-          }
+          before = cursorText(request.query.cursor);
+          if (!UUID.test(before)) throw invalidCursor('not an id');
         }
         const rows = await withTenant(deps.db, tenantId, (trx) =>
           listAudit(trx, tenantId, limit + 1, before),
         );
         const items = rows.slice(0, limit);
         const last = items.at(-1);
-        const nextCursor =
-          rows.length > limit && last ? Buffer.from(last.id, 'utf8').toString('base64url') : null;
+        const nextCursor = rows.length > limit && last ? encodeCursor(last.id) : null;
         return { items, nextCursor };
       },
     );
