@@ -98,8 +98,9 @@ export function authRoutes(deps: IdentityDeps) {
           tags,
           summary: 'Trade a refresh token for a new pair',
           description:
-            'Refresh tokens are single use. Presenting one that was already rotated or revoked revokes ' +
-            'the whole session and answers 401 REFRESH_TOKEN_REUSED.',
+            'Refresh tokens are single use. One rotated less than MERCATO_REFRESH_REUSE_GRACE_SECONDS ago ' +
+            '(two tabs refreshing at once) gets a fresh pair of the same session; presenting one rotated ' +
+            'longer ago, or revoked, revokes the whole session and answers 401 REFRESH_TOKEN_REUSED.',
           body: RefreshBody,
           response: { 200: TokenPairView },
         },
@@ -116,7 +117,9 @@ export function authRoutes(deps: IdentityDeps) {
         schema: {
           tags,
           summary: 'End the session the refresh token belongs to',
-          description: 'Idempotent: an unknown or already revoked token also answers 204.',
+          description:
+            "The session's access tokens stop working at once, on every process. Idempotent: an unknown or " +
+            'already revoked token also answers 204.',
           body: RefreshBody,
           response: { 204: Type.Null() },
         },
@@ -134,7 +137,8 @@ export function authRoutes(deps: IdentityDeps) {
           tags,
           summary: 'Introspect an access token (RFC 7662 style)',
           description:
-            'active is false for an invalid or expired token, or one whose session was logged out.',
+            'active is false for an invalid or expired token, one whose session was logged out or ' +
+            'revoked, whose user is disabled or whose role changed since it was issued.',
           body: ValidateBody,
           response: { 200: IntrospectionView },
         },
