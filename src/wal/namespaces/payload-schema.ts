@@ -2,87 +2,15 @@ import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { RE2JS } from 're2js';
 import type { Namespace } from './namespace.ts';
+import { budgeted, COST_KEYWORD, charge, DATA_KEYWORDS, instrument } from './payload-schema-budget.ts';
+import { linearRegExp, useLinearFormats } from './payload-schema-regexp.ts';
+
+export { budgeted, SchemaTooCostlyError } from './payload-schema-budget.ts';
+export { toRe2Syntax, UnsupportedPatternError } from './payload-schema-regexp.ts';
 
 /** The largest payload schema a namespace may have, in bytes of JSON. */
 export const MAX_PAYLOAD_SCHEMA_BYTES = 65_536;
-
-/** A pattern the linear-time engine cannot run (a backreference, a lookaround, …). */
-export class UnsupportedPatternError extends Error {
-  readonly pattern: string;
-  constructor(pattern: string, reason: string) {
-    super(
-      `pattern ${JSON.stringify(pattern)} is not supported: ${reason} ` +
-        '(payload schema patterns run on RE2: no backreferences or lookaround)',
-    );
-    this.pattern = pattern;
-  }
-}
-
-const HEX = /^[0-9A-Fa-f]{4}$/;
-
-/**
- * The pattern in RE2 syntax: ECMAScript's `\uXXXX` and `\u{X…}` escapes (surrogate pairs
- * joined) become `\x{…}`; everything else is passed on as written.
- */
-export function toRe2Syntax(pattern: string): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i];
-    if (c !== '\\' || i + 1 >= pattern.length) {
-      out += c;
-      continue;
-    }
-    const next = pattern[i + 1];
-    if (next === 'u' && pattern[i + 2] === '{') {
-      const end = pattern.indexOf('}', i + 3);
-      if (end > i + 3) {
-        out += `\\x{${pattern.slice(i + 3, end)}}`;
-        i = end;
-        continue;
-      }
-    }
-    const hex = pattern.slice(i + 2, i + 6);
-    if (next === 'u' && HEX.test(hex)) {
-      let code = Number.parseInt(hex, 16);
-      const low = pattern.slice(i + 8, i + 12);
-      if (code >= 0xd800 && code <= 0xdbff && pattern.slice(i + 6, i + 8) === '\\u' && HEX.test(low)) {
-        const lowCode = Number.parseInt(low, 16);
-        if (lowCode >= 0xdc00 && lowCode <= 0xdfff) {
-          code = 0x10000 + ((code - 0xd800) << 10) + (lowCode - 0xdc00);
-          i += 6;
-        }
-      }
-      out += `\\x{${code.toString(16)}}`;
-      i += 5;
-      continue;
-    }
-    out += c + next;
-    i += 1;
-  }
-  return out;
-}
-
-/**
- * Ajv's `code.regExp`: a RegExp-like object (`test`) on RE2JS, which matches in time linear in
- * the input whatever the pattern (no catastrophic backtracking).
- */
-function linearRegExp(pattern: string, flags: string): { test(input: string): boolean; toString(): string } {
-  let mode = 0;
-  if (flags.includes('i')) mode |= RE2JS.CASE_INSENSITIVE;
-  if (flags.includes('m')) mode |= RE2JS.MULTILINE;
-  if (flags.includes('s')) mode |= RE2JS.DOTALL;
-  let re: RE2JS;
-  try {
-    re = RE2JS.compile(toRe2Syntax(pattern), mode);
-  } catch (error) {
-    throw new UnsupportedPatternError(pattern, (error as Error).message);
-  }
-  const text = `/${pattern}/${flags}`;
-  return { test: (input: string) => re.test(input), toString: () => text };
-}
-linearRegExp.code = 'linearRegExp';
 
 /** A key for deep equality of JSON values: object keys sorted at every level. */
 function equalityKey(value: unknown): string {
@@ -117,72 +45,6 @@ function uniqueItems(this: unknown, schema: boolean, data: unknown[]): boolean {
   return true;
 }
 
-/** A payload whose check against the schema would cost more than its budget (see COST_KEYWORD). */
-export class SchemaTooCostlyError extends Error {
-  constructor() {
-    super(
-      'checking this payload against the schema takes too many steps (the schema applies ' +
-        'subschemas to the same values over and over); simplify the schema',
-    );
-  }
-}
-
-// Every schema object is given this keyword before compiling: each time a subschema is applied to a
-// value, the value's size is charged against a budget set per write (linear in the payload's size).
-// A schema whose subschemas fan out (anyOf of two $refs, nested 30 times, is 2^30 applications)
-// is stopped after milliseconds instead of running for hours.
-const COST_KEYWORD = 'x-mercato-cost';
-const BUDGET_BASE = 50_000;
-const BUDGET_PER_UNIT = 16;
-const budget = { remaining: Number.POSITIVE_INFINITY, sizes: new WeakMap<object, number>() };
-
-/** The size of a JSON value: its nodes, strings counted per 16 characters (cached per object). */
-function sizeOf(value: unknown): number {
-  if (typeof value === 'string') return 1 + (value.length >> 4);
-  if (typeof value !== 'object' || value === null) return 1;
-  const known = budget.sizes.get(value);
-  if (known !== undefined) return known;
-  let size = 1;
-  if (Array.isArray(value)) for (const item of value) size += sizeOf(item);
-  else {
-    for (const [key, item] of Object.entries(value)) size += 1 + (key.length >> 4) + sizeOf(item);
-  }
-  budget.sizes.set(value, size);
-  return size;
-}
-
-function charge(_schema: unknown, data: unknown): boolean {
-  if (budget.remaining === Number.POSITIVE_INFINITY) return true;
-  budget.remaining -= sizeOf(data);
-  if (budget.remaining < 0) throw new SchemaTooCostlyError();
-  return true;
-}
-
-// Keywords whose values are data, not schemas.
-const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples', '$vocabulary']);
-// Keywords whose values are maps of name to schema: the map itself is no schema.
-const MAP_KEYWORDS = new Set([
-  'properties',
-  'patternProperties',
-  '$defs',
-  'definitions',
-  'dependentSchemas',
-  'dependencies',
-]);
-
-/** A copy of the schema with COST_KEYWORD in every object that may be a schema. */
-function instrument(value: unknown, isMap = false): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map((item) => instrument(item));
-  const copy: Record<string, unknown> = isMap ? {} : { [COST_KEYWORD]: true };
-  for (const [key, child] of Object.entries(value)) {
-    if (isMap) copy[key] = instrument(child);
-    else if (DATA_KEYWORDS.has(key) || key === COST_KEYWORD) copy[key] = child;
-    else copy[key] = instrument(child, MAP_KEYWORDS.has(key));
-  }
-  return copy;
-}
-
 // One Ajv per dialect for payload schemas: unknown keywords are allowed (vendor extensions), but a
 // schema must itself be valid against its meta-schema and every $ref must resolve.
 // Draft-07 unless the schema's $schema names 2019-09 or 2020-12.
@@ -192,6 +54,7 @@ const draft2019 = new Ajv2019(options);
 const draft2020 = new Ajv2020(options);
 for (const instance of [draft07, draft2019, draft2020]) {
   addFormats.default(instance);
+  useLinearFormats(instance);
   instance.removeKeyword('uniqueItems');
   instance.addKeyword({
     keyword: 'uniqueItems',
@@ -221,36 +84,6 @@ export function compilePayloadSchema(schema: Record<string, unknown>): ValidateF
     // Ajv keeps every compiled schema by $id; drop it so redefining a namespace can reuse the id.
     if (typeof schema['$id'] === 'string') ajv.removeSchema(schema['$id']);
   }
-}
-
-/**
- * A validator for the payloads of one request, sharing one step budget: 50,000 plus 16 per unit
- * of each payload's size. A payload checked after the budget ran out fails with one error at its
- * root instead of running on.
- */
-export function budgeted(compiled: ValidateFunction): ValidateFunction {
-  let remaining = BUDGET_BASE;
-  const validate = ((data: unknown) => {
-    budget.sizes = new WeakMap();
-    budget.remaining = remaining + BUDGET_PER_UNIT * sizeOf(data);
-    try {
-      const valid = compiled(data) as boolean;
-      validate.errors = compiled.errors;
-      return valid;
-    } catch (error) {
-      if (!(error instanceof SchemaTooCostlyError)) throw error;
-      validate.errors = [
-        { instancePath: '', schemaPath: '#', keyword: COST_KEYWORD, params: {}, message: error.message },
-      ];
-      return false;
-    } finally {
-      remaining = Math.max(budget.remaining, 0);
-      budget.remaining = Number.POSITIVE_INFINITY;
-      budget.sizes = new WeakMap();
-    }
-  }) as ValidateFunction;
-  validate.schema = compiled.schema;
-  return validate;
 }
 
 const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
