@@ -3,6 +3,7 @@ import { createTestTenant, post, type TestTenant } from '../../identity/auth/aut
 import { bearer, send } from '../../identity/users/user-test-fixtures.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { createWal } from '../index.ts';
+import { addNamespace } from '../write/write-test-fixtures.ts';
 import type { Namespace } from './namespace.ts';
 import { MAX_PAYLOAD_SCHEMA_BYTES, namespaceValidator, toRe2Syntax } from './payload-schema.ts';
 
@@ -144,6 +145,15 @@ describe('namespace payload schemas', () => {
       400,
     );
     expect(lookahead.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/patternProperties/^(?=x)a~1b$']);
+  });
+
+  it('answers writes 409 CONFLICT for a stored schema that no longer compiles', async () => {
+    const payloadSchema = { type: 'string', pattern: '^(?!admin)' };
+    await addNamespace(t, shop.id, 'legacy', { payload_schema: JSON.stringify(payloadSchema) });
+    for (let i = 0; i < 2; i++) {
+      const body = problem(await write('legacy', 'guest'), 409);
+      expect(body.code).toBe('CONFLICT');
+    }
   });
 
   it('compiles a namespace’s schema once per version, not per write', () => {
