@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { connectWithRetry, describeDatabase } from './connect-retry.ts';
 import { type Listener, pgliteListener, postgresListener } from './notifications.ts';
 import { ensureRequestRole, RequestRoleError } from './request-role.ts';
 import { useRequestPool } from './tenant-context.ts';
@@ -39,14 +40,36 @@ export type Database = {
   close(): Promise<void>;
 };
 
-export type DatabaseOptions = { databaseUrl?: string | undefined; dataDir?: string; poolSize?: number };
+export type DatabaseOptions = {
+  databaseUrl?: string | undefined;
+  dataDir?: string;
+  poolSize?: number;
+  /** statement_timeout of every PostgreSQL session, in ms (idle_in_transaction_session_timeout is twice it). */
+  statementTimeoutMs?: number;
+  /** How long to keep trying an unreachable PostgreSQL before giving up (default 30 s). */
+  connectTimeoutSeconds?: number;
+  /** Told each failed attempt to reach PostgreSQL, as one line naming host:port/database. */
+  onConnectRetry?: (line: string) => void;
+};
 
-/** Opens PostgreSQL when databaseUrl is given, else PGlite in dataDir (in memory when dataDir is 'memory://'). */
+/** The default of MERCATO_DB_STATEMENT_TIMEOUT_MS. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 5000;
+
+/**
+ * Opens PostgreSQL when databaseUrl is given, else PGlite in dataDir (in memory when dataDir is
+ * 'memory://'). An unreachable PostgreSQL is retried with backoff for connectTimeoutSeconds.
+ */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.databaseUrl) {
-    const db = openPostgres(options.databaseUrl, options.poolSize ?? 20);
+    const db = openPostgres(options.databaseUrl, options.poolSize ?? 20, {
+      statementTimeoutMs: options.statementTimeoutMs,
+    });
     try {
-      await db.enableRequestRole();
+      await connectWithRetry(() => db.enableRequestRole(), {
+        where: describeDatabase(options.databaseUrl),
+        timeoutSeconds: options.connectTimeoutSeconds ?? 30,
+        onRetry: (line) => options.onConnectRetry?.(line),
+      });
     } catch (error) {
       await db.close();
       throw error;
@@ -64,10 +87,29 @@ export async function createPglite(dataDir: string, loadDataDir?: Blob): Promise
   return PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
 }
 
-function createPool(connectionString: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 });
+/**
+ * A pool whose every session runs under statement_timeout and idle_in_transaction_session_timeout
+ * (startup options: they hold from the first statement, whatever runs on the connection).
+ * Waiting for a connection is bounded too: past 10 s it fails (503 DATABASE_UNAVAILABLE)
+ * instead of hanging when the server does not answer.
+ */
+function createPool(connectionString: string, max: number, statementTimeoutMs: number): pg.Pool {
+  const ms = Math.max(1, Math.floor(statementTimeoutMs));
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    options: `-c statement_timeout=${ms} -c idle_in_transaction_session_timeout=${ms * 2}`,
+  });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on the next checkout.
+  });
+  // A client in use whose session ends (server restart, admin_shutdown, idle-in-transaction
+  // timeout) emits 'error' besides failing its query; unheard, that event would end the process.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
   });
   return pool;
 }
@@ -76,8 +118,13 @@ function createPool(connectionString: string, max: number): pg.Pool {
  * PostgreSQL with two pools: the owner's (migrations, withSystem; a quarter of poolSize) and,
  * once enableRequestRole() ran, the request role's (withTenant; poolSize).
  */
-export function openPostgres(connectionString: string, poolSize: number): Database {
-  const pool = createPool(connectionString, Math.max(2, Math.ceil(poolSize / 4)));
+export function openPostgres(
+  connectionString: string,
+  poolSize: number,
+  options: { statementTimeoutMs?: number | undefined } = {},
+): Database {
+  const timeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const pool = createPool(connectionString, Math.max(2, Math.ceil(poolSize / 4)), timeoutMs);
   const kysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
   let requests: { pool: pg.Pool; kysely: Kysely<unknown> } | undefined;
   const listener = postgresListener(connectionString);
@@ -89,7 +136,7 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
       if (requests) return true;
       const url = await ensureRequestRole(connectionString);
       if (!url) return false;
-      const requestPool = createPool(url, poolSize);
+      const requestPool = createPool(url, poolSize, timeoutMs);
       try {
         await requestPool.query('select 1');
       } catch (error) {
@@ -135,6 +182,11 @@ export function openPostgres(connectionString: string, poolSize: number): Databa
   };
 }
 
+/**
+ * PGlite: one embedded session. It accepts statement_timeout but cannot enforce it (WebAssembly
+ * has no timer signal to cancel a running statement), so none is set: a slow statement there
+ * holds the one session until it ends. Production runs on PostgreSQL, where the timeouts hold.
+ */
 export function openPglite(pglite: PGlite): Database {
   const kysely = new Kysely({ dialect: new PGliteDialect({ pglite }) });
   const listener = pgliteListener(pglite);

@@ -1,14 +1,22 @@
+export {
+  connectWithRetry,
+  DatabaseMissingError,
+  DatabaseUnreachableError,
+  describeDatabase,
+} from './connect-retry.ts';
 export { DataDirInUseError, lockDataDir } from './data-dir-lock.ts';
 export {
   createPglite,
   type Database,
   type DatabaseOptions,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
   openDatabase,
   openPglite,
   openPostgres,
   type PoolStats,
   type ScriptRunner,
 } from './database.ts';
+export { DATABASE_RETRY_AFTER_SECONDS, databaseProblem, isConnectionLoss } from './db-errors.ts';
 export { isoTime } from './iso-time.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';

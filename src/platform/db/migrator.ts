@@ -29,6 +29,9 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
   try {
     const migrations = await listMigrations(dir);
     await db.withScriptRunner(async (runner) => {
+      // Migrations may rewrite big tables and wait for another migrator's lock: no statement
+      // timeout on this session while they run (reset to the pool's before it goes back).
+      await runner.exec('set statement_timeout = 0; set idle_in_transaction_session_timeout = 0');
       await runner.exec(`select pg_advisory_lock(${ADVISORY_LOCK_KEY})`);
       try {
         await runner.exec(`create schema if not exists platform;
@@ -62,6 +65,7 @@ export async function migrate(db: Database, dir = MIGRATIONS_DIR): Promise<Migra
         }
       } finally {
         await runner.exec(`select pg_advisory_unlock(${ADVISORY_LOCK_KEY})`);
+        await runner.exec('reset statement_timeout; reset idle_in_transaction_session_timeout');
       }
     });
     return { applied };

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { databaseProblem } from '../db/db-errors.ts';
 import { AppError, type FieldError, toProblem } from './errors.ts';
 
 type ValidationIssue = {
@@ -70,6 +71,9 @@ const FASTIFY_CODES: Record<string, AppError['code']> = {
 /** Maps anything thrown by a route, a hook or Fastify itself onto one AppError. */
 export function toAppError(error: FastifyError | Error): AppError {
   if (error instanceof AppError) return error;
+  // A lost database or a statement past its timeout: 503 with Retry-After (see db-errors.ts).
+  const database = databaseProblem(error);
+  if (database) return database;
   const fe = error as FastifyError & { validationContext?: string };
   if (Array.isArray(fe.validation)) {
     const errors = fieldErrors(fe.validationContext ?? 'body', fe.validation as ValidationIssue[]);
