@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config/index.ts';
 import type { Database } from './db/index.ts';
 import type { CounterStore } from './http/counter-store.ts';
+import type { NatsHandle } from './nats-client.ts';
 import type { HealthCheck, Logger, Metrics } from './observability/index.ts';
 
 /** What every module receives: the shared resources of one process. Passed as an argument, never global. */
@@ -13,7 +14,10 @@ export type AppContext = {
   logger: Logger;
   metrics: Metrics;
   redis: Redis | undefined;
+  /** Set once NATS_URL is reached: undefined while it is unreachable at start (see natsHandle). */
   nats: NatsConnection | undefined;
+  /** With NATS_URL: the connection that may come later (NATS unreachable at start). */
+  natsHandle?: NatsHandle;
   counters: CounterStore;
 };
 

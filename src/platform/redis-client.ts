@@ -1,11 +1,25 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from './observability/index.ts';
 
+/** `host:port` of a Redis URL, for log lines (never credentials). */
+function describe(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '6379'}`;
+  } catch {
+    return 'Redis';
+  }
+}
+
 /**
- * Mercato's Redis client: two retries per command while reconnecting, and connection errors
- * logged instead of thrown at the process. Auto-pipelining stays off: measured here with 64
- * concurrent WAL appends it made them slower (about 8,000/s against 9,100/s without), as the
- * process and Redis then take turns instead of working at once. Connect with `await client.connect()`.
+ * Mercato's Redis client: two retries per command while reconnecting, and reconnecting for ever
+ * (ioredis's default backoff, up to 2 s between attempts). An outage is logged once when it
+ * starts (a warning) and once when Redis is back (info), not per attempt; meanwhile the counters
+ * fall back to in-process ones and redis-streams namespaces to their fallback (or 503).
+ * Auto-pipelining stays off: measured here with 64 concurrent WAL appends it made them slower
+ * (about 8,000/s against 9,100/s without), as the process and Redis then take turns instead of
+ * working at once. Connect with `await client.connect()`; it rejects when Redis is unreachable
+ * but keeps trying in the background.
  */
 export async function createRedisClient(url: string, logger: Logger): Promise<Redis> {
   const { Redis } = await import('ioredis');
@@ -15,6 +29,21 @@ export async function createRedisClient(url: string, logger: Logger): Promise<Re
     enableOfflineQueue: true,
     enableAutoPipelining: false,
   });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const where = describe(url);
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn(
+      { err: err.message },
+      `Redis at ${where} is unreachable: rate limits and login throttles use in-process counters, ` +
+        'and redis-streams namespaces their fallback (or 503), until it returns',
+    );
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info(`Redis at ${where} is back: shared counters and redis-streams namespaces resume`);
+  });
   return redis;
 }

@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config/index.ts';
 import type { AppContext } from './context.ts';
 import { type Database, openDatabase } from './db/index.ts';
-import { memoryCounterStore, redisCounterStore } from './http/index.ts';
+import { counterStoreWithFallback, memoryCounterStore, redisCounterStore } from './http/index.ts';
+import { connectNats, type NatsHandle } from './nats-client.ts';
 import { createLogger, createMetrics, type Logger } from './observability/index.ts';
 import { createRedisClient } from './redis-client.ts';
 
@@ -18,42 +19,50 @@ export async function createContext(config: Config, overrides: ContextOverrides 
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolSize: config.dbPoolSize,
+      statementTimeoutMs: config.dbStatementTimeoutMs,
+      connectTimeoutSeconds: config.dbConnectTimeoutSeconds,
+      onConnectRetry: (line) => logger.warn(line),
     }));
   let redis: Redis | undefined;
-  let nats: NatsConnection | undefined;
+  let natsHandle: NatsHandle | undefined;
   try {
-    // Clients are loaded only when configured, which keeps the embedded start fast.
+    // Clients are loaded only when configured, which keeps the embedded start fast. Neither
+    // stops the start when its server is unreachable: they keep trying, /health/ready says so.
     if (config.redisUrl) {
       redis = await createRedisClient(config.redisUrl, logger);
-      await redis.connect();
+      await redis.connect().catch(() => {});
     }
-    if (config.natsUrl) {
-      const { connect: connectNats } = await import('@nats-io/transport-node');
-      nats = await connectNats({
-        servers: config.natsUrl,
-        name: 'mercato',
-        maxReconnectAttempts: -1,
-        timeout: 5000,
-      });
-    }
+    if (config.natsUrl) natsHandle = await connectNats(config.natsUrl, logger);
   } catch (error) {
     redis?.disconnect();
-    await nats?.close();
+    await natsHandle?.close();
     if (!overrides.db) await db.close();
     throw error;
   }
-  return {
+  const nats: NatsConnection | undefined = natsHandle?.current();
+  const context: AppContext = {
     config,
     db,
     logger,
     metrics: createMetrics(() => db.poolStats()),
     redis,
     nats,
-    counters: redis ? redisCounterStore(redis, `${config.redisPrefix}counter:`) : memoryCounterStore(),
+    natsHandle,
+    counters: redis
+      ? counterStoreWithFallback(redisCounterStore(redis, `${config.redisPrefix}counter:`), redis)
+      : memoryCounterStore(),
   };
+  // NATS reached later: the context holds the connection from then on.
+  if (natsHandle && !nats) void natsHandle.ready.then((nc) => Object.assign(context, { nats: nc }));
+  return context;
 }
 
 /** Closes every connection the context opened. */
 export async function closeContext(ctx: AppContext): Promise<void> {
-  await Promise.allSettled([ctx.redis?.quit(), ctx.nats?.drain(), ctx.db.close()]);
+  await Promise.allSettled([
+    // quit() waits for a reply an unreachable Redis never sends; then just drop the socket.
+    ctx.redis?.status === 'ready' ? ctx.redis.quit() : ctx.redis?.disconnect(),
+    ctx.natsHandle ? ctx.natsHandle.close() : ctx.nats?.drain(),
+    ctx.db.close(),
+  ]);
 }

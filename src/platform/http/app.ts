@@ -17,6 +17,7 @@ import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
 import { swaggerOptions } from './openapi-document.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
+import { rateLimitStoreWithFallback } from './redis-fallback.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
 import { registerSecurityHeaders } from './security-headers.ts';
@@ -142,9 +143,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     global: true,
     hook: 'onRequest',
     enableDraftSpec: true,
-    // Fail open: a Redis outage must not turn every request into a 500; /health/ready reports it.
+    // A Redis outage must not turn every request into a 500: the store counts in-process while
+    // Redis is down (redis-fallback.ts); skipOnError is the last resort. /health/ready reports it.
     skipOnError: true,
-    ...(ctx.redis ? { redis: ctx.redis, nameSpace: `${config.redisPrefix}ratelimit:` } : {}),
+    ...(ctx.redis ? { store: rateLimitStoreWithFallback(ctx.redis, `${config.redisPrefix}ratelimit:`) } : {}),
     timeWindow: 60_000,
     max: (request) =>
       request.principal ? config.rateLimit.authenticatedPerMinute : config.rateLimit.anonymousPerMinute,

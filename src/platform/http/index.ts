@@ -19,5 +19,6 @@ export { cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
+export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
 export { parseTraceparent } from './request-id.ts';
 export { isStorableTimestamp } from './timestamps.ts';

@@ -18,12 +18,20 @@ export function serverChecks(ctx: AppContext): HealthCheck[] {
       },
     },
   ];
-  const { redis, nats } = ctx;
-  if (redis) checks.push({ name: 'redis', check: async () => (await redis.ping()) === 'PONG' });
-  if (nats) {
+  const { redis } = ctx;
+  // A client still (re)connecting is down: asking it would only queue the ping.
+  if (redis)
+    checks.push({
+      name: 'redis',
+      check: async () => redis.status === 'ready' && (await redis.ping()) === 'PONG',
+    });
+  if (ctx.config.natsUrl) {
     checks.push({
       name: 'nats',
       check: async () => {
+        // Read at each check: NATS unreachable at start connects later (ctx.natsHandle).
+        const nats = ctx.nats;
+        if (!nats || nats.isClosed()) return false;
         await nats.flush();
         return !nats.isClosed();
       },

@@ -106,7 +106,11 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       if (!ns.enabled || (ns.backend !== BACKEND && ns.fallbackBackend !== BACKEND)) continue;
       const keys = nsKeys(ctx.prefix, ns.tenantId, ns.name);
       const prev = slots.get(keys.stream);
-      if (!prev) await ensureGroup(keys);
+      // Redis unreachable (at start, or now): serve the namespace anyway; the read loop creates
+      // its group on NOGROUP once Redis answers.
+      if (!prev && redis.status === 'ready') {
+        await ensureGroup(keys).catch((err: unknown) => log.debug({ err }, 'XGROUP CREATE failed'));
+      }
       if (prev) prev.ns = ns;
       next.set(
         keys.stream,
@@ -300,7 +304,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
   async function readLoop(reader: Redis) {
     while (running) {
       const open = [...slots.values()].filter((s) => room(s) > 0);
-      if (open.length === 0) {
+      // While Redis is away, wait for it instead of queueing reads a stop would have to wait out.
+      if (open.length === 0 || reader.status !== 'ready') {
         await idle(ctx.blockMs);
         continue;
       }
@@ -328,7 +333,8 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
           await Promise.all(open.map((s) => ensureGroup(s.keys))).catch(() => {});
           continue;
         }
-        log.warn({ err }, 'XREADGROUP failed');
+        // While Redis is away the client logs the outage once; no line per attempt.
+        if (reader.status === 'ready') log.warn({ err }, 'XREADGROUP failed');
         await idle(500);
       }
     }
@@ -360,7 +366,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       try {
         earliest = await moveDue();
       } catch (err) {
-        log.warn({ err }, 'moving delayed messages failed');
+        if (redis.status === 'ready') log.warn({ err }, 'moving delayed messages failed');
       }
       scheduleMove(Math.max(1, Math.min(MOVE_POLL_MS, earliest - Date.now())));
     }, delayMs);
@@ -391,7 +397,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       try {
         await claimIdle();
       } catch (err) {
-        log.warn({ err }, 'XAUTOCLAIM failed');
+        if (redis.status === 'ready') log.warn({ err }, 'XAUTOCLAIM failed');
       }
       scheduleClaim();
     }, claimEveryMs);
@@ -403,8 +409,17 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
     reloading = reloading.then(reload).catch((err) => log.error({ err }, 'reloading namespaces failed'));
   });
   const reader = redis.duplicate();
-  // Reconnects on its own; say so once per error instead of ioredis's "unhandled error event".
-  reader.on('error', (err: Error) => log.warn({ err: err.message }, 'redis-streams reader connection error'));
+  // Reconnects on its own; say so once per outage instead of ioredis's "unhandled error event".
+  let readerDown = false;
+  reader.on('error', (err: Error) => {
+    if (!readerDown) log.warn({ err: err.message }, 'redis-streams reader connection error');
+    readerDown = true;
+  });
+  reader.on('ready', () => {
+    readerDown = false;
+    nudge();
+  });
+  reader.connect().catch(() => {});
   const reading = readLoop(reader);
   scheduleMove(0);
   scheduleClaim();
@@ -422,7 +437,9 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       // Taken messages still waiting for a slot are delivered too, before stop returns.
       while (inflight.size > 0) await Promise.all([...inflight]);
       await reloading;
-      await reader.quit().catch(() => reader.disconnect());
+      // quit() on a client still reconnecting would wait in its offline queue for ever.
+      if (reader.status === 'ready') await reader.quit().catch(() => reader.disconnect());
+      else reader.disconnect();
     },
   };
 }

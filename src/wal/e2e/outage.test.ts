@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { createWal } from '../index.ts';
+import { until } from './receiver.ts';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+
+type Ready = { down: string[] };
+
+/** Writes one message after another on a few lanes until stopped; keeps every acknowledged receipt. */
+function writeLoad(write: (n: number) => ReturnType<typeof post>) {
+  let running = true;
+  let next = 0;
+  const acknowledged: Array<{ messageId: string; backend: string }> = [];
+  const statuses = new Set<number>();
+  const lanes = Array.from({ length: 3 }, async () => {
+    while (running) {
+      const response = await write(next++);
+      statuses.add(response.statusCode);
+      if (response.statusCode === 202) acknowledged.push(response.json());
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  });
+  return {
+    count: () => acknowledged.length,
+    async stop() {
+      running = false;
+      await Promise.all(lanes);
+      return { acknowledged, statuses };
+    },
+  };
+}
+
+/**
+ * One server (Redis or NATS) reached through a proxy the test can cut and restore, under a write
+ * load on a namespace of its backend with the postgres fallback, and a second one unreachable
+ * when the app starts.
+ */
+function outageSuite(
+  server: 'redis' | 'nats',
+  url: string | undefined,
+  backend: 'redis-streams' | 'nats-jetstream',
+) {
+  const env = server === 'redis' ? 'REDIS_URL' : 'NATS_URL';
+  const scheme = server === 'redis' ? 'redis' : 'nats';
+
+  describe.skipIf(!url)(`${server} cut and restored while running`, () => {
+    let proxy: TcpProxy;
+    let t: TestApp;
+    let tenant: TestTenant;
+    let admin: Record<string, string>;
+    const namespace = `outage-${server}`;
+
+    beforeAll(async () => {
+      const target = new URL(url!);
+      proxy = await startTcpProxy(Number(target.port), target.hostname);
+      t = await startTestApp(
+        { [env]: `${scheme}://127.0.0.1:${proxy.port}` },
+        { modules: async (ctx) => [await createWal(ctx)] },
+      );
+      tenant = await createTestTenant(t, `outage-${server}`);
+      admin = { authorization: `Bearer ${(await login(t.app, tenant.slug, tenant.adminEmail)).accessToken}` };
+      const made = await post(
+        t.app,
+        '/api/v1/wal/namespaces',
+        { name: namespace, backend, fallbackBackend: 'postgres' },
+        admin,
+      );
+      expect(made.statusCode, made.body).toBe(201);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await proxy?.close();
+    });
+
+    const ready = () => t.app.inject({ url: '/health/ready' });
+
+    it('answers /health/ready 503 while it is down and 200 after, and loses no acknowledged write', {
+      timeout: 120_000,
+    }, async () => {
+      await until(async () => (await ready()).statusCode === 200, 'ready before the outage', 30_000);
+      const load = writeLoad((n) => post(t.app, '/api/v1/wal/write', { namespace, payload: { n } }, admin));
+      await until(() => load.count() >= 20, 'writes before the outage');
+
+      await proxy.cut();
+      const down = await until(async () => {
+        const response = await ready();
+        return response.statusCode === 503 ? response : undefined;
+      }, 'readiness 503 while down');
+      expect(down.json<Ready>().down).toContain(server);
+      const during = load.count();
+      await until(() => load.count() >= during + 20, 'writes taken while down');
+
+      await proxy.restore();
+      await until(async () => (await ready()).statusCode === 200, 'ready after the outage', 60_000);
+      const after = load.count();
+      await until(() => load.count() >= after + 20, 'writes after the outage');
+      const { acknowledged, statuses } = await load.stop();
+
+      // Refusals are 503s with a code, never a 500; the fallback took writes meanwhile.
+      expect([...statuses].filter((s) => s !== 202 && s !== 503)).toEqual([]);
+      expect(acknowledged.some((r) => r.backend === 'postgres')).toBe(true);
+      expect(acknowledged.at(-1)?.backend).toBe(backend);
+      const lost: string[] = [];
+      for (const receipt of acknowledged) {
+        const found = await t.app.inject({
+          url: `/api/v1/wal/messages/${encodeURIComponent(receipt.messageId)}?namespace=${namespace}`,
+          headers: admin,
+        });
+        if (found.statusCode !== 200) lost.push(`${receipt.messageId}: ${found.statusCode}`);
+      }
+      expect(lost).toEqual([]);
+    });
+  });
+
+  describe.skipIf(!url)(`${server} unreachable at start, reachable later`, () => {
+    let proxy: TcpProxy;
+    let t: TestApp;
+    let admin: Record<string, string>;
+    const namespace = `late-${server}`;
+
+    beforeAll(async () => {
+      const target = new URL(url!);
+      proxy = await startTcpProxy(Number(target.port), target.hostname);
+      await proxy.cut();
+      t = await startTestApp(
+        { [env]: `${scheme}://127.0.0.1:${proxy.port}` },
+        { modules: async (ctx) => [await createWal(ctx)] },
+      );
+      const tenant = await createTestTenant(t, `late-${server}`);
+      admin = { authorization: `Bearer ${(await login(t.app, tenant.slug, tenant.adminEmail)).accessToken}` };
+      const made = await post(t.app, '/api/v1/wal/namespaces', { name: namespace, backend }, admin);
+      expect(made.statusCode, made.body).toBe(201);
+    });
+    afterAll(async () => {
+      await t?.close();
+      await proxy?.close();
+    });
+
+    it('serves without it, then takes writes on its backend once it answers, without a restart', {
+      timeout: 90_000,
+    }, async () => {
+      const ready = await t.app.inject({ url: '/health/ready' });
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json<Ready>().down).toContain(server);
+      const refused = await post(t.app, '/api/v1/wal/write', { namespace, payload: { n: 0 } }, admin);
+      expect(refused.statusCode, refused.body).toBe(503);
+      expect(refused.json()).toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
+
+      await proxy.restore();
+      await until(
+        async () => (await t.app.inject({ url: '/health/ready' })).statusCode === 200,
+        'ready',
+        60_000,
+      );
+      const written = await until(async () => {
+        const response = await post(t.app, '/api/v1/wal/write', { namespace, payload: { n: 1 } }, admin);
+        return response.statusCode === 202 ? response : undefined;
+      }, 'a write taken by the backend');
+      expect(written.json()).toMatchObject({ backend });
+      const found = await t.app.inject({
+        url: `/api/v1/wal/messages/${encodeURIComponent(written.json<{ messageId: string }>().messageId)}?namespace=${namespace}`,
+        headers: admin,
+      });
+      expect(found.statusCode, found.body).toBe(200);
+    });
+  });
+}
+
+// Real Redis and NATS behind loopback proxies: a real outage of each, one at a time.
+outageSuite('redis', testRedisUrl(), 'redis-streams');
+outageSuite('nats', testNatsUrl(), 'nats-jetstream');
