@@ -116,14 +116,22 @@ export async function runServer(config: Config): Promise<void> {
       await closeContext(ctx);
     }
     let stopping = false;
+    let serving = false;
     for (let i = 0; i < config.workers; i++) cluster.fork();
     cluster.once('listening', (_worker, address) => {
+      serving = true;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       printBanner(`http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`, config);
       console.log(`  Workers  ${config.workers} (node:cluster)`);
     });
     cluster.on('exit', (worker, code) => {
       if (stopping) return;
+      // A worker that fails before any serves (port in use, …) said why; forking again would loop.
+      if (!serving && code !== 0) {
+        process.exitCode = 1;
+        stop();
+        return;
+      }
       console.error(`worker ${worker.process.pid} exited with ${code}; starting another`);
       cluster.fork();
     });

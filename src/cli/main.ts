@@ -6,6 +6,7 @@ import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { CliError, withDatabase } from './database-command.ts';
+import { startupFailure } from './startup-errors.ts';
 import { registerWalCommands } from './wal-commands.ts';
 
 function config(): Config {
@@ -22,7 +23,14 @@ program
   .command('start')
   .description('serve the API (embedded PGlite unless DATABASE_URL is set); applies migrations first')
   .action(async () => {
-    await runServer(config());
+    const settings = config();
+    try {
+      await runServer(settings);
+    } catch (error) {
+      // Port or data directory in use, database missing or unreachable: one line, no stack.
+      const line = startupFailure(error, settings);
+      throw line ? new CliError(line) : error;
+    }
   });
 
 program

@@ -7,6 +7,8 @@ const BIN = fileURLToPath(new URL('../../bin/mercato.js', import.meta.url));
 export type MercatoProcess = {
   child: ChildProcess;
   output(): string;
+  /** What it wrote to stderr alone. */
+  errors(): string;
   /** Resolves with the first output match, rejects if the process exits first. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** The exit code, or the name of the signal that killed the process. */
@@ -21,19 +23,24 @@ export function runMercato(args: string[], env: Record<string, string | undefine
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
+  let stderr = '';
   const listeners = new Set<() => void>();
   const append = (chunk: Buffer) => {
     text += chunk.toString();
     for (const listener of listeners) listener();
   };
   child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    append(chunk);
+  });
   const exited = new Promise<number | string | null>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal)),
   );
   return {
     child,
     output: () => text,
+    errors: () => stderr,
     exited,
     waitFor(pattern, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
@@ -68,5 +75,5 @@ export function runMercato(args: string[], env: Record<string, string | undefine
 export async function mercato(args: string[], env: Record<string, string | undefined>) {
   const run = runMercato(args, env);
   const code = await run.exited;
-  return { code, output: run.output() };
+  return { code, output: run.output(), errors: run.errors() };
 }

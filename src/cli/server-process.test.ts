@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/test-databases.ts';
+import { cloneTestDatabase, testDatabaseKind, testServerUrl } from '../platform/testing/test-databases.ts';
 import { mercato, runMercato } from './mercato-process.ts';
 
 const PASSWORD = 'demo-password-1234';
@@ -12,6 +13,15 @@ const PASSWORD = 'demo-password-1234';
 async function json(url: string, init?: RequestInit) {
   const response = await fetch(url, init);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** A start-up failure: exit code 1 and one line on stderr saying what to do, without a stack trace. */
+function expectOneLineFailure(result: { code: unknown; output: string; errors: string }, pattern: RegExp) {
+  expect(result.code, result.output).toBe(1);
+  const lines = result.errors.trim().split('\n');
+  expect(lines, result.errors).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(result.output).not.toMatch(/^\s+at /m);
 }
 
 async function login(base: string, tenant: string, email: string, password = PASSWORD) {
@@ -143,7 +153,7 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
     await new Promise((resolve) => setTimeout(resolve, 300));
     request.end(body.slice(10));
     const answered = await response;
-    expect(answered.status).toBe(200);
+    expect(answered.status, answered.text).toBe(200);
     expect(JSON.parse(answered.text)).toHaveProperty('accessToken');
     expect(await server.exited).toBe(0);
   });
@@ -181,6 +191,52 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
     );
   });
 
+  it('says in one line that the port is in use, without a stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const result = await mercato(['start'], { ...env(), PORT: port });
+      expectOneLineFailure(result, new RegExp(`127\\.0\\.0\\.1:${port}.*in use.*set PORT`));
+      expect(existsSync(join(dataDir, 'mercato.pid'))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('says in one line that the data directory is in use by a running server', async () => {
+    const server = runMercato(['start'], env());
+    await server.waitFor(/API +http/);
+    try {
+      const second = await mercato(['start'], env());
+      expectOneLineFailure(
+        second,
+        new RegExp(`in use by a running Mercato \\(pid ${server.child.pid}\\).*MERCATO_DATA_DIR`),
+      );
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  });
+
+  it('serves with Redis and NATS unreachable, and /health/ready names both', async () => {
+    const server = runMercato(['start'], {
+      ...env(),
+      REDIS_URL: 'redis://127.0.0.1:1',
+      NATS_URL: 'nats://127.0.0.1:1',
+    });
+    const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/);
+    const ready = await json(`${base}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.body['down']).toEqual(expect.arrayContaining(['redis', 'nats']));
+    expect((await json(`${base}/health/live`)).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exited, server.output()).toBe(0);
+    // One warning each, not one per reconnection attempt.
+    expect(server.output().match(/Redis at 127\.0\.0\.1:1 is unreachable/g)).toHaveLength(1);
+    expect(server.output().match(/NATS at 127\.0\.0\.1:1 is unreachable/g)).toHaveLength(1);
+  });
+
   it('answers --help for every command', async () => {
     for (const args of [[], ['start'], ['migrate'], ['tenants', 'create'], ['users', 'create']]) {
       const result = await mercato([...args, '--help'], env());
@@ -191,6 +247,29 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
 });
 
 describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL', () => {
+  it('says in one line that the database does not exist', async () => {
+    const url = new URL(testServerUrl('mercato_no_such_database'));
+    const result = await mercato(['start'], { DATABASE_URL: url.toString(), PORT: '0' });
+    expectOneLineFailure(result, /database "mercato_no_such_database" does not exist.*createdb/);
+  });
+
+  it('retries an unreachable PostgreSQL, one line per attempt naming it (no password), then stops with one line', async () => {
+    const result = await mercato(['start'], {
+      DATABASE_URL: 'postgres://mercato:secret-password@127.0.0.1:1/shop',
+      MERCATO_DB_CONNECT_TIMEOUT_SECONDS: '2',
+      PORT: '0',
+    });
+    expectOneLineFailure(
+      result,
+      /PostgreSQL at 127\.0\.0\.1:1\/shop is not reachable .* after 2 s: start it or fix DATABASE_URL/,
+    );
+    const attempts = result.output.match(
+      /PostgreSQL at 127\.0\.0\.1:1\/shop is not reachable .*attempt \d+, retrying/g,
+    );
+    expect(attempts?.length).toBeGreaterThanOrEqual(2);
+    expect(result.output).not.toContain('secret-password');
+  });
+
   it('seeds no demo data with MERCATO_DEMO=false', async () => {
     const database = await cloneTestDatabase();
     try {
