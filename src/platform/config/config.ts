@@ -147,9 +147,13 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_LOGIN_MAX_FAILURES',
     default: '5',
-    doc: 'Failed logins per account before it is throttled for MERCATO_LOGIN_LOCK_SECONDS.',
+    doc: 'Failed logins per account and IP before that IP is throttled for MERCATO_LOGIN_LOCK_SECONDS; ten times as many from all IPs throttle the account, except for IPs that signed in to it before.',
   },
-  { name: 'MERCATO_LOGIN_LOCK_SECONDS', default: '900', doc: 'How long an account stays throttled.' },
+  {
+    name: 'MERCATO_LOGIN_LOCK_SECONDS',
+    default: '900',
+    doc: 'How long an account (from one IP, or from all) stays throttled.',
+  },
   {
     name: 'MERCATO_PURGE_INTERVAL',
     default: '3600',
