@@ -1,6 +1,9 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { namespaceNames } from '../backends/nats-jetstream/names.ts';
 import { createWal } from '../index.ts';
 import { until } from './receiver.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
@@ -170,3 +173,60 @@ function outageSuite(
 // Real Redis and NATS behind loopback proxies: a real outage of each, one at a time.
 outageSuite('redis', testRedisUrl(), 'redis-streams');
 outageSuite('nats', testNatsUrl(), 'nats-jetstream');
+
+// NATS back without its JetStream state (a restart that lost it): simulated by deleting the
+// namespace's stream while the app is cut off. The app must make it again, not keep trusting it.
+describe.skipIf(!testNatsUrl())('nats back without the namespace stream', () => {
+  let proxy: TcpProxy;
+  let t: TestApp;
+  let tenantId: string;
+  let admin: Record<string, string>;
+  const namespace = 'stream-lost';
+
+  beforeAll(async () => {
+    const target = new URL(testNatsUrl()!);
+    proxy = await startTcpProxy(Number(target.port), target.hostname);
+    t = await startTestApp(
+      { NATS_URL: `nats://127.0.0.1:${proxy.port}` },
+      { modules: async (ctx) => [await createWal(ctx)] },
+    );
+    const tenant = await createTestTenant(t, 'stream-lost');
+    tenantId = tenant.id;
+    admin = { authorization: `Bearer ${(await login(t.app, tenant.slug, tenant.adminEmail)).accessToken}` };
+    const made = await post(
+      t.app,
+      '/api/v1/wal/namespaces',
+      { name: namespace, backend: 'nats-jetstream', fallbackBackend: 'postgres' },
+      admin,
+    );
+    expect(made.statusCode, made.body).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await proxy?.close();
+  });
+
+  it('makes the stream again after the reconnect and writes to it', { timeout: 90_000 }, async () => {
+    const write = () => post(t.app, '/api/v1/wal/write', { namespace, payload: { n: 1 } }, admin);
+    expect((await write()).json()).toMatchObject({ backend: 'nats-jetstream' });
+    await proxy.cut();
+    const direct = await connect({ servers: testNatsUrl()! });
+    try {
+      const jsm = await jetstreamManager(direct);
+      expect(await jsm.streams.delete(namespaceNames('mercato_wal', tenantId, namespace).stream)).toBe(true);
+    } finally {
+      await direct.close();
+    }
+    await proxy.restore();
+    await until(
+      async () => (await t.app.inject({ url: '/health/ready' })).statusCode === 200,
+      'ready',
+      60_000,
+    );
+    await until(
+      async () => (await write()).json<{ backend: string }>().backend === 'nats-jetstream',
+      'a write taken by nats-jetstream again',
+      30_000,
+    );
+  });
+});

@@ -31,10 +31,10 @@ export type Core = {
   close(): void;
 };
 
-/** Caches a promise; a rejected one is dropped so that the next call tries again. */
-function once<T>(make: () => Promise<T>): () => Promise<T> {
+/** Caches a promise; a rejected one is dropped so that the next call tries again; reset() drops it too. */
+function once<T>(make: () => Promise<T>): (() => Promise<T>) & { reset(): void } {
   let cached: Promise<T> | undefined;
-  return () => {
+  const get = () => {
     if (!cached) {
       cached = make();
       cached.catch(() => {
@@ -43,18 +43,17 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
     }
     return cached;
   };
+  return Object.assign(get, {
+    reset() {
+      cached = undefined;
+    },
+  });
 }
 
 export function createCore(nc: NatsConnection, options: CoreOptions): Core {
   const js = jetstream(nc, { timeout: options.timeoutMs });
   let disconnected = false;
   const status = nc.status() as QueuedIterator<Status>;
-  void (async () => {
-    for await (const s of status) {
-      if (s.type === 'disconnect' || s.type === 'reconnecting') disconnected = true;
-      else if (s.type === 'reconnect') disconnected = false;
-    }
-  })().catch(() => {});
 
   const jsm = once(() => jetstreamManager(nc, { timeout: options.timeoutMs, checkAPI: false }));
   const kv = once(async () => {
@@ -74,6 +73,18 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
     }
   });
   const streams = new Map<string, Promise<void>>();
+  void (async () => {
+    for await (const s of status) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') disconnected = true;
+      else if (s.type === 'reconnect') {
+        disconnected = false;
+        // The server may have restarted without its JetStream state: check the bucket and
+        // each stream again on next use instead of trusting what was made before.
+        streams.clear();
+        kv.reset();
+      }
+    }
+  })().catch(() => {});
 
   const assertConnected = () => {
     if (nc.isClosed() || nc.isDraining()) {
