@@ -122,6 +122,15 @@ try {
   if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
   else if (error instanceof CliError) console.error(error.message);
   else if (error instanceof AppError) console.error(`${error.code}: ${error.message}`);
-  else console.error(error);
+  else {
+    // Any command: a database missing or unreachable is one line saying what to do, no stack.
+    let line: string | undefined;
+    try {
+      line = startupFailure(error, config());
+    } catch {
+      line = undefined;
+    }
+    console.error(line ?? error);
+  }
   process.exit(1);
 }

@@ -148,7 +148,8 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
       request.on('error', reject);
     });
     request.write(body.slice(0, 10));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Long enough for a busy machine to have taken the request before the signal (else 503 closing).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
     server.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 300));
     request.end(body.slice(10));
@@ -250,6 +251,12 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato start on PostgreSQL',
   it('says in one line that the database does not exist', async () => {
     const url = new URL(testServerUrl('mercato_no_such_database'));
     const result = await mercato(['start'], { DATABASE_URL: url.toString(), PORT: '0' });
+    expectOneLineFailure(result, /database "mercato_no_such_database" does not exist.*createdb/);
+  });
+
+  it('says the same in one line for any other command, such as migrate', async () => {
+    const url = new URL(testServerUrl('mercato_no_such_database'));
+    const result = await mercato(['migrate'], { DATABASE_URL: url.toString() });
     expectOneLineFailure(result, /database "mercato_no_such_database" does not exist.*createdb/);
   });
 
