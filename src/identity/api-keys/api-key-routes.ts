@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import { AppError, beforeBody, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { forgetApiKey } from './api-key-auth.ts';
@@ -47,8 +47,8 @@ const base = { tags: ['api-keys'], security: SECURED as Record<string, string[]>
 export function apiKeyRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    // onRequest: the caller is checked before the body is read, so a stranger learns nothing from a 400.
-    app.addHook('onRequest', requireUser('admin'));
+    // The caller is checked before the body is read (after the rate limit), so a stranger learns nothing from a 400.
+    app.addHook('preParsing', beforeBody(requireUser('admin')));
 
     app.post(
       '/api-keys',

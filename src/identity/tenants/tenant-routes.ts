@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { AppError, PLATFORM_TENANT, requirePlatformAdmin } from '../../platform/http/index.ts';
+import { AppError, beforeBody, PLATFORM_TENANT, requirePlatformAdmin } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { IdParams, SECURITY } from '../users/user-schemas.ts';
@@ -65,8 +65,8 @@ const base = { tags: ['tenants'], security: SECURITY };
 export function tenantRoutes(deps: IdentityDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    // onRequest: the caller is checked before the body is read, so a stranger learns nothing from a 400.
-    app.addHook('onRequest', requirePlatformAdmin);
+    // The caller is checked before the body is read (after the rate limit), so a stranger learns nothing from a 400.
+    app.addHook('preParsing', beforeBody(requirePlatformAdmin));
 
     app.post(
       '/tenants',

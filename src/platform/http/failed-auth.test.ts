@@ -60,6 +60,26 @@ describe('failed authentications count against the per-IP anonymous limit', () =
     expect((await call(t.app, freshIp(), BOGUS[0]![1])).statusCode).toBe(401);
     expect((await call(t.app, ip, { authorization: `Bearer ${token}` })).statusCode).toBe(200);
   });
+
+  it('counts requests refused by a route guard before the guard answers (no credential on a protected route)', async () => {
+    const ip = freshIp();
+    const refusedCalls = [
+      { method: 'POST' as const, url: '/api/v1/api-keys', payload: { name: 'k', permissions: ['*'] } },
+      {
+        method: 'PUT' as const,
+        url: '/api/v1/users/password',
+        payload: { currentPassword: 'x', newPassword: 'y' },
+      },
+      { method: 'POST' as const, url: '/api/v1/tenants', payload: {} },
+    ];
+    for (const request of refusedCalls) {
+      const refused = await t.app.inject({ ...request, remoteAddress: ip });
+      expect(refused.statusCode, request.url).toBe(401);
+    }
+    const limited = await t.app.inject({ ...refusedCalls[0]!, remoteAddress: ip });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ code: 'RATE_LIMITED' });
+  });
 });
 
 describe.skipIf(!testRedisUrl())('failed authentications counted in Redis', () => {

@@ -17,6 +17,7 @@ export {
 export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
 export { cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
+export { beforeBody } from './guards-first.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';

@@ -202,8 +202,9 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
     const append = createAppender(committer, deps.streams);
     // A missing credential is a 401, and a credential that may write no namespace at all (a
     // customer, a key without wal:write) a 403, before the body is even read: a 30 MiB batch is
-    // refused without being received or parsed. Which namespace is checked once the body names it.
-    app.addHook('onRequest', (request, _reply, done) => {
+    // refused without being received or parsed (preParsing: after the rate limit, before the body).
+    // Which namespace is checked once the body names it.
+    app.addHook('preParsing', (request, _reply, payload, done) => {
       try {
         const principal = principalOf(request);
         if (!maySomeNamespace(principal)) {
@@ -215,7 +216,7 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
       } catch (error) {
         return done(error as Error);
       }
-      done();
+      done(null, payload);
     });
 
     app.post(
