@@ -33,6 +33,11 @@ describe('README', () => {
     expect(readme).toContain('npm test');
   });
 
+  it('starts the API tour on a data directory of its own, so it works after the quickstart', () => {
+    const [start] = shellBlocks('## API tour', '## Configuration');
+    expect(start).toMatch(/MERCATO_DATA_DIR=(?!\.mercato\s)\S+ .*MERCATO_DEMO_PASSWORD=\S+ npm start/);
+  });
+
   // The tour is run once, on the embedded shape it describes.
   it.runIf(testDatabaseKind() === 'pglite')(
     'API tour works as written against a started server',
