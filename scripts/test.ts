@@ -22,6 +22,8 @@ type Skip = {
   note: string | undefined;
   /** The comment above the skipIf / runIf that skipped the test, if any. */
   why: string | undefined;
+  /** A suite around it failed before it ran (a beforeAll that threw, a file that did not load). */
+  suiteFailed: boolean;
 };
 
 const sources = new Map<string, string>();
@@ -74,6 +76,7 @@ function conditionComment(task: RunnerTask, file: string): string | undefined {
 function skipReason(skip: Skip, ran: Set<string>, missing: Probe[]): string {
   if (skip.note) return skip.note;
   if (skip.todo) return 'todo: declared, not written yet';
+  if (skip.suiteFailed) return 'not run: a suite around them failed first (see the failures below)';
   const elsewhere = ran.has(skip.key);
   if (elsewhere && skip.project === 'pglite') {
     return 'PostgreSQL-only: skipped on the pglite project, run on the postgres project';
@@ -188,9 +191,34 @@ const vitest = await startVitest(process.argv.slice(2), {
 const counts = { passed: 0, failed: 0, skipped: 0 };
 const skips: Skip[] = [];
 const ran = new Set<string>();
+/**
+ * Failures outside any test: a file that failed to load, a beforeAll / afterAll that threw or
+ * timed out, an unhandled error. Each counts as one failure in the closing line, so a red run
+ * never reads "0 failed"; they are listed above it.
+ */
+const outside: string[] = [];
+const firstLine = (error: { name?: string; message?: string }) =>
+  `${error.name ?? 'Error'}: ${(error.message ?? '').split('\n')[0]}`;
+const placeOf = (task: RunnerTask) => {
+  const names: string[] = [];
+  for (let at: RunnerTask | undefined = task; at && at !== task.file; at = at.suite) names.unshift(at.name);
+  const file = relative(process.cwd(), task.file.filepath);
+  return [`${task.file.projectName ?? ''} ${file}`.trim(), ...names].join(' > ');
+};
+const suiteFailed = (task: RunnerTask) => {
+  for (let at = task.suite; at; at = at.suite) if ((at.result?.errors?.length ?? 0) > 0) return true;
+  return (task.file.result?.errors?.length ?? 0) > 0;
+};
+const failedInFile = new Set<string>();
 const walk = (tasks: RunnerTask[]) => {
   for (const task of tasks) {
     if (task.type === 'suite') {
+      const errors = task.result?.errors ?? [];
+      if (errors.length > 0) {
+        counts.failed += 1;
+        failedInFile.add(task.file.id);
+        outside.push(`- ${placeOf(task)}: ${errors.map(firstLine).join('; ')}`);
+      }
       walk((task as { tasks: RunnerTask[] }).tasks);
       continue;
     }
@@ -198,8 +226,10 @@ const walk = (tasks: RunnerTask[]) => {
     const key = `${file} > ${task.fullTestName ?? task.name}`;
     if (task.result?.state === 'pass' || task.result?.state === 'fail') ran.add(key);
     if (task.result?.state === 'pass') counts.passed += 1;
-    else if (task.result?.state === 'fail') counts.failed += 1;
-    else {
+    else if (task.result?.state === 'fail') {
+      counts.failed += 1;
+      failedInFile.add(task.file.id);
+    } else {
       counts.skipped += 1;
       const note = (task.result as { note?: string } | undefined)?.note;
       skips.push({
@@ -209,12 +239,23 @@ const walk = (tasks: RunnerTask[]) => {
         todo: task.mode === 'todo',
         note,
         why: conditionComment(task, file),
+        suiteFailed: suiteFailed(task),
       });
     }
   }
 };
-walk(vitest.state.getFiles() as unknown as RunnerTask[]);
-const unhandled = vitest.state.getUnhandledErrors().length;
+const files = vitest.state.getFiles();
+walk(files as unknown as RunnerTask[]);
+for (const file of files) {
+  if (file.result?.state !== 'fail' || failedInFile.has(file.id)) continue;
+  counts.failed += 1;
+  outside.push(`- ${placeOf(file as unknown as RunnerTask)}: failed without a failed test or an error`);
+}
+const unhandled = vitest.state.getUnhandledErrors() as Array<{ name?: string; message?: string }>;
+for (const error of unhandled) {
+  counts.failed += 1;
+  outside.push(`- unhandled error: ${firstLine(error)}`);
+}
 await vitest.close();
 
 if (missing.length > 0) {
@@ -222,6 +263,11 @@ if (missing.length > 0) {
   for (const p of missing) console.log(`- ${p.suites}: ${p.name} at ${redacted(p.url)} (${p.reason})`);
 }
 if (skips.length > 0) console.log(`\n${skips.length} skipped:\n${skipSummary(skips, ran, missing)}`);
+if (outside.length > 0) {
+  console.log(
+    `\n${outside.length} failed outside a test (each counted as one failure below):\n${outside.join('\n')}`,
+  );
+}
 console.log(`\n${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
-const failedFiles = vitest.state.getFiles().filter((f) => f.result?.state === 'fail').length;
-process.exit(counts.failed > 0 || failedFiles > 0 || unhandled > 0 || counts.passed === 0 ? 1 : 0);
+const failedFiles = files.filter((f) => f.result?.state === 'fail').length;
+process.exit(counts.failed > 0 || failedFiles > 0 || unhandled.length > 0 || counts.passed === 0 ? 1 : 0);
