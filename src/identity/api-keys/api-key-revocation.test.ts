@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withTenant } from '../../platform/db/index.ts';
-import { buildApp } from '../../platform/http/index.ts';
-import { closeContext, createContext, loadConfig } from '../../platform/index.ts';
-import { startTestApp, type TestApp, testDatabaseKind } from '../../platform/testing/index.ts';
+import {
+  startSecondProcess,
+  startTestApp,
+  type TestApp,
+  testDatabaseKind,
+} from '../../platform/testing/index.ts';
 import { createTestTenant, type TestTenant } from '../auth/auth-test-fixtures.ts';
-import { createIdentity } from '../index.ts';
 import { bearer, send } from '../users/user-test-fixtures.ts';
 
 /**
@@ -59,21 +61,15 @@ describe('API key revocations reach every process by NOTIFY', () => {
   it.runIf(testDatabaseKind() === 'postgres')(
     'stops accepting, in another process, a key revoked through the first',
     async () => {
-      const config = loadConfig({ LOG_LEVEL: 'silent', MERCATO_DEMO: 'false', DATABASE_URL: t.databaseUrl! });
-      const ctx = await createContext(config);
-      const identity = await createIdentity(ctx);
-      const other = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
-      await identity.start?.();
+      const other = await startSecondProcess(t.databaseUrl!);
       try {
         const { id, key } = await newKey();
-        expect(await refused(other, key)).toBe(false);
+        expect(await refused(other.app, key)).toBe(false);
         freezeDate();
         expect((await send(t.app, 'DELETE', `/api/v1/api-keys/${id}`, admin)).statusCode).toBe(204);
-        await eventually(() => refused(other, key));
+        await eventually(() => refused(other.app, key));
       } finally {
         await other.close();
-        await identity.stop?.();
-        await closeContext(ctx);
       }
     },
   );

@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../platform/db/index.ts';
-import { buildApp } from '../../platform/http/index.ts';
-import { closeContext, createContext, loadConfig } from '../../platform/index.ts';
-import { startTestApp, type TestApp, testDatabaseKind } from '../../platform/testing/index.ts';
+import {
+  startSecondProcess,
+  startTestApp,
+  type TestApp,
+  testDatabaseKind,
+} from '../../platform/testing/index.ts';
 import { createTestTenant, login, type TestTenant } from '../auth/auth-test-fixtures.ts';
-import { createIdentity } from '../index.ts';
 import { addUser, bearer, send } from '../users/user-test-fixtures.ts';
 import { createSessionCache, type SessionRecord } from './session-cache.ts';
 
@@ -183,11 +185,7 @@ describe('old access tokens stop working when their user or session changes', ()
   it.runIf(testDatabaseKind() === 'postgres')(
     'refuses, in another process, a token disabled or logged out through the first',
     async () => {
-      const config = loadConfig({ LOG_LEVEL: 'silent', MERCATO_DEMO: 'false', DATABASE_URL: t.databaseUrl! });
-      const ctx = await createContext(config);
-      const identity = await createIdentity(ctx);
-      const other = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
-      await identity.start?.();
+      const other = await startSecondProcess(t.databaseUrl!);
       try {
         const disabled = await signedIn('staff');
         seq += 1;
@@ -196,15 +194,13 @@ describe('old access tokens stop working when their user or session changes', ()
         const pair = await login(t.app, shop.slug, email);
         const leaver = { authorization: `Bearer ${pair.accessToken}` };
         for (const headers of [disabled.headers, leaver])
-          expect((await send(other, 'GET', PROFILE, headers)).statusCode).toBe(200);
+          expect((await send(other.app, 'GET', PROFILE, headers)).statusCode).toBe(200);
         await send(t.app, 'PUT', `/api/v1/users/${disabled.user.id}/status`, admin, { status: 'disabled' });
         await send(t.app, 'POST', '/api/v1/auth/logout', {}, { refreshToken: pair.refreshToken });
-        await eventually(() => refusedWith401(other, disabled.headers));
-        await eventually(() => refusedWith401(other, leaver));
+        await eventually(() => refusedWith401(other.app, disabled.headers));
+        await eventually(() => refusedWith401(other.app, leaver));
       } finally {
         await other.close();
-        await identity.stop?.();
-        await closeContext(ctx);
       }
     },
   );

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../../platform/db/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
-import { createTestTenant, login, PASSWORD, post, type TestTenant } from '../auth/auth-test-fixtures.ts';
+import {
+  createTestTenant,
+  login,
+  PASSWORD,
+  post,
+  type TestTenant,
+  tryLogin,
+} from '../auth/auth-test-fixtures.ts';
 import { addUser, bearer, send } from './user-test-fixtures.ts';
 
 let t: TestApp;
@@ -70,12 +77,7 @@ describe('DELETE /users/{id}', () => {
     const refresh = await post(t.app, '/api/v1/auth/refresh', { refreshToken: session.refreshToken });
     expect(refresh.statusCode).toBe(401);
     expect((await send(t.app, 'GET', '/api/v1/users', apiKey)).statusCode).toBe(401);
-    const again = await post(t.app, '/api/v1/auth/login', {
-      tenant: shop.slug,
-      email: 'ada@erase-shop.test',
-      password: PASSWORD,
-    });
-    expect(again.statusCode).toBe(401);
+    expect((await tryLogin(t.app, shop.slug, 'ada@erase-shop.test', PASSWORD)).statusCode).toBe(401);
   });
 
   it('reads the erased user as absent: 404 on read and on a second erase, left out of the list', async () => {

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
-import { createTestTenant, login, PASSWORD, post, type TestTenant } from '../auth/auth-test-fixtures.ts';
+import {
+  createTestTenant,
+  login,
+  PASSWORD,
+  post,
+  type TestTenant,
+  tryLogin,
+} from '../auth/auth-test-fixtures.ts';
 import { addUser, send } from './user-test-fixtures.ts';
 
 let t: TestApp;
@@ -39,12 +46,7 @@ describe('PUT /users/password', () => {
 
     // The new password signs in, the old one does not.
     await expect(login(t.app, shop.slug, 'ada@pw-shop.test', NEW)).resolves.toHaveProperty('accessToken');
-    const before = await post(t.app, '/api/v1/auth/login', {
-      tenant: shop.slug,
-      email: 'ada@pw-shop.test',
-      password: PASSWORD,
-    });
-    expect(before.statusCode).toBe(401);
+    expect((await tryLogin(t.app, shop.slug, 'ada@pw-shop.test', PASSWORD)).statusCode).toBe(401);
   });
 
   it('answers 401 INVALID_CREDENTIALS to a wrong current password and changes nothing', async () => {
@@ -72,12 +74,7 @@ describe('PUT /users/password', () => {
       guesses.push(response.statusCode);
     }
     expect(guesses).toEqual([401, 401, 401, 429]);
-    const loginNow = await post(t.app, '/api/v1/auth/login', {
-      tenant: shop.slug,
-      email: 'eve@pw-shop.test',
-      password: PASSWORD,
-    });
-    expect(loginNow.statusCode).toBe(429);
+    expect((await tryLogin(t.app, shop.slug, 'eve@pw-shop.test', PASSWORD)).statusCode).toBe(429);
   });
 
   it('rejects a weak or missing new password and unknown fields, naming the field', async () => {

@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../platform/db/index.ts';
-import { buildApp } from '../../platform/http/index.ts';
-import { closeContext, createContext, loadConfig } from '../../platform/index.ts';
-import { startTestApp, type TestApp, testDatabaseKind } from '../../platform/testing/index.ts';
+import {
+  startSecondProcess,
+  startTestApp,
+  type TestApp,
+  testDatabaseKind,
+} from '../../platform/testing/index.ts';
 import { createTestTenant, type TestTenant } from '../auth/auth-test-fixtures.ts';
-import { createIdentity } from '../index.ts';
 import { createProfileCache } from './profile-cache.ts';
 import type { User } from './user-store.ts';
 import { addUser, bearer, send } from './user-test-fixtures.ts';
@@ -110,21 +112,15 @@ describe('profile reads follow every change to the user', () => {
 
   // Two processes on one PostgreSQL: a change through one reaches the other's cache.
   it.runIf(testDatabaseKind() === 'postgres')('shows a change made by another process', async () => {
-    const config = loadConfig({ LOG_LEVEL: 'silent', MERCATO_DEMO: 'false', DATABASE_URL: t.databaseUrl! });
-    const ctx = await createContext(config);
-    const identity = await createIdentity(ctx);
-    const other = await buildApp(ctx, { authenticate: identity.authenticate, modules: [identity] });
-    await identity.start?.();
+    const other = await startSecondProcess(t.databaseUrl!);
     try {
       const read = async () =>
-        (await other.inject({ url: '/api/v1/users/profile', headers: customer })).json<User>().name;
+        (await other.app.inject({ url: '/api/v1/users/profile', headers: customer })).json<User>().name;
       await read();
       await send(t.app, 'PUT', '/api/v1/users/profile', customer, { name: 'Elsewhere' });
       await eventually(async () => (await read()) === 'Elsewhere');
     } finally {
       await other.close();
-      await identity.stop?.();
-      await closeContext(ctx);
     }
   });
 });

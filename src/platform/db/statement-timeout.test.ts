@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post } from '../../identity/auth/auth-test-fixtures.ts';
+import { tryLogin } from '../../identity/auth/auth-test-fixtures.ts';
 import { toAppError } from '../http/problem-handler.ts';
-import { startTestApp, type TestApp } from '../testing/index.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../testing/test-databases.ts';
-import { type Database, migrate, openPostgres, withTenant } from './index.ts';
+import { openShortTimeoutDatabase, startTestApp, type TestApp, testDatabaseKind } from '../testing/index.ts';
+import { type Database, migrate, withTenant } from './index.ts';
 
 const TENANT = '00000000-0000-7000-8000-000000000001';
 
@@ -24,18 +23,13 @@ async function failure(promise: Promise<unknown>): Promise<Error & { code?: stri
 
 // PGlite cannot cancel a running statement (see openPglite); the timeouts are PostgreSQL's.
 describe.runIf(testDatabaseKind() === 'postgres')('statement timeouts on PostgreSQL', () => {
-  let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
   let db: Database;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    database = await cloneTestDatabase();
-    db = openPostgres(database.url!, 2, { statementTimeoutMs: 300 });
-    await db.enableRequestRole();
+    ({ db, close } = await openShortTimeoutDatabase(300));
   });
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  afterAll(() => close?.());
 
   it('cancels a statement past the timeout on the owner pool, and answers it as a 503 with Retry-After', async () => {
     const error = await failure(sql`select pg_sleep(3)`.execute(db.kysely));
@@ -103,11 +97,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('a request held up by the data
     try {
       await blocker.query('begin');
       await blocker.query('lock table identity.users in access exclusive mode');
-      const held = await post(t.app, '/api/v1/auth/login', {
-        tenant: 'platform',
-        email: 'nobody@platform.test',
-        password: 'not-the-password-1',
-      });
+      const held = await tryLogin(t.app, 'platform', 'nobody@platform.test', 'not-the-password-1');
       expect(held.statusCode, held.body).toBe(503);
       expect(held.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(held.headers['retry-after']).toBe('5');
@@ -116,11 +106,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('a request held up by the data
     } finally {
       await blocker.end();
     }
-    const free = await post(t.app, '/api/v1/auth/login', {
-      tenant: 'platform',
-      email: 'nobody@platform.test',
-      password: 'not-the-password-1',
-    });
+    const free = await tryLogin(t.app, 'platform', 'nobody@platform.test', 'not-the-password-1');
     expect(free.statusCode).toBe(401);
   });
 });

@@ -1,7 +1,15 @@
 export { testNatsUrl, testRedisUrl } from './services.ts';
-export { startTestApp, type TestApp } from './test-app.ts';
+export {
+  type SecondProcess,
+  startSecondProcess,
+  startTestApp,
+  type TestApp,
+  type TestAppOptions,
+} from './test-app.ts';
 export {
   cloneTestDatabase,
+  openShortTimeoutDatabase,
+  type ShortTimeoutDatabase,
   type TestDatabaseKind,
   testDatabaseKind,
   testServerUrl,

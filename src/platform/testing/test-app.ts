@@ -14,6 +14,11 @@ export type TestApp = {
   close(): Promise<void>;
 };
 
+/** Modules started after identity, made on the app's context. */
+export type TestAppOptions = {
+  modules?: (ctx: AppContext, identity: IdentityModule) => Promise<MercatoModule[]>;
+};
+
 /** Settings every test app starts from; a test overrides any of them through env. */
 const TEST_ENV: Record<string, string> = {
   LOG_LEVEL: 'silent',
@@ -23,17 +28,8 @@ const TEST_ENV: Record<string, string> = {
   MERCATO_LOGIN_RATE_LIMIT: '100000',
 };
 
-/**
- * The whole app on a database of its own (PGlite or PostgreSQL, per the Vitest project),
- * ready for app.inject(). Redis is used only when env names REDIS_URL.
- */
-export async function startTestApp(
-  env: Record<string, string> = {},
-  options: { modules?: (ctx: AppContext, identity: IdentityModule) => Promise<MercatoModule[]> } = {},
-): Promise<TestApp> {
-  const { db, url, drop } = await cloneTestDatabase();
-  const config = loadConfig({ ...TEST_ENV, ...env, ...(url ? { DATABASE_URL: url } : {}) });
-  const ctx = await createContext(config, { db });
+/** The app's modules on ctx, built and started; stop() closes the app and stops them in reverse. */
+async function startModules(ctx: AppContext, options: TestAppOptions) {
   const identity = await createIdentity(ctx);
   const extra = (await options.modules?.(ctx, identity)) ?? [];
   const modules = [identity, ...extra];
@@ -42,14 +38,59 @@ export async function startTestApp(
   for (const module of modules) await module.start?.();
   return {
     app,
+    identity,
+    async stop() {
+      await app.close();
+      for (const module of [...modules].reverse()) await module.stop?.();
+    },
+  };
+}
+
+/**
+ * The whole app on a database of its own (PGlite or PostgreSQL, per the Vitest project),
+ * ready for app.inject(). Redis is used only when env names REDIS_URL.
+ */
+export async function startTestApp(
+  env: Record<string, string> = {},
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const { db, url, drop } = await cloneTestDatabase();
+  const config = loadConfig({ ...TEST_ENV, ...env, ...(url ? { DATABASE_URL: url } : {}) });
+  const ctx = await createContext(config, { db });
+  const { app, identity, stop } = await startModules(ctx, options);
+  return {
+    app,
     ctx,
     identity,
     databaseUrl: url,
     async close() {
-      await app.close();
-      for (const module of [...modules].reverse()) await module.stop?.();
+      await stop();
       await closeContext({ ...ctx, db: { ...ctx.db, close: async () => {} } });
       await drop();
+    },
+  };
+}
+
+export type SecondProcess = Pick<TestApp, 'app' | 'ctx' | 'identity' | 'close'>;
+
+/**
+ * Another process on the same PostgreSQL database (a test app's databaseUrl): a context, pools
+ * and LISTEN connections of its own, so a change made through one process must reach the other's
+ * caches by NOTIFY. close() stops it and leaves the database to its owner.
+ */
+export async function startSecondProcess(
+  databaseUrl: string,
+  options: TestAppOptions = {},
+): Promise<SecondProcess> {
+  const ctx = await createContext(loadConfig({ ...TEST_ENV, DATABASE_URL: databaseUrl }));
+  const { app, identity, stop } = await startModules(ctx, options);
+  return {
+    app,
+    ctx,
+    identity,
+    async close() {
+      await stop();
+      await closeContext(ctx);
     },
   };
 }

@@ -97,3 +97,27 @@ export async function cloneTestDatabase(): Promise<{
     },
   };
 }
+
+export type ShortTimeoutDatabase = { db: Database; close(): Promise<void> };
+
+/**
+ * A fresh PostgreSQL database whose sessions (owner and request role) run under a short
+ * statement timeout, for tests of what the timeout cancels. PGlite cannot cancel a statement,
+ * so this is PostgreSQL only. close() closes the pool and drops the database.
+ */
+export async function openShortTimeoutDatabase(statementTimeoutMs: number): Promise<ShortTimeoutDatabase> {
+  const database = await cloneTestDatabase();
+  if (!database.url) {
+    await database.drop();
+    throw new Error('statement timeouts need PostgreSQL: PGlite cannot cancel a statement');
+  }
+  const db = openPostgres(database.url, 2, { statementTimeoutMs });
+  await db.enableRequestRole();
+  return {
+    db,
+    async close() {
+      await db.close();
+      await database.drop();
+    },
+  };
+}

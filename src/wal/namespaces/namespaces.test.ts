@@ -3,12 +3,16 @@ import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
-import { createIdentity } from '../../identity/index.ts';
 import { addUser, bearer, send } from '../../identity/users/user-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
-import { buildApp, type Principal } from '../../platform/http/index.ts';
-import { type AppContext, closeContext, createContext, loadConfig } from '../../platform/index.ts';
-import { startTestApp, type TestApp, testDatabaseKind } from '../../platform/testing/index.ts';
+import type { Principal } from '../../platform/http/index.ts';
+import type { AppContext } from '../../platform/index.ts';
+import {
+  startSecondProcess,
+  startTestApp,
+  type TestApp,
+  testDatabaseKind,
+} from '../../platform/testing/index.ts';
 import { auditRoutes } from '../audit/index.ts';
 import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
@@ -564,16 +568,14 @@ describe('WAL namespaces', () => {
 
     // Two processes on one PostgreSQL: a change through one reaches the other's cache.
     it.runIf(testDatabaseKind() === 'postgres')('sees a change made by another process', async () => {
-      const config = loadConfig({ LOG_LEVEL: 'silent', MERCATO_DEMO: 'false', DATABASE_URL: t.databaseUrl! });
-      const ctx = await createContext(config);
-      const identity = await createIdentity(ctx);
-      const other = walModule(ctx);
-      const app = await buildApp(ctx, {
-        authenticate: identity.authenticate,
-        modules: [identity, other.module],
+      let other!: ReturnType<typeof walModule>;
+      const second = await startSecondProcess(t.databaseUrl!, {
+        modules: async (ctx) => {
+          other = walModule(ctx);
+          return [other.module];
+        },
       });
-      await identity.start?.();
-      await other.module.start();
+      const app = second.app;
       try {
         expect((await wal.namespaces.get(shop.id, 'orders'))?.enabled).toBe(true);
         const otherAdmin = await bearer({ ...t, app }, shop.slug, shop.adminEmail);
@@ -585,10 +587,7 @@ describe('WAL namespaces', () => {
         await send(t.app, 'PUT', `${NS}/orders`, admin, { enabled: true });
         await eventually(async () => (await other.deps.namespaces.get(shop.id, 'orders'))?.enabled === true);
       } finally {
-        await app.close();
-        await other.module.stop();
-        await identity.stop?.();
-        await closeContext(ctx);
+        await second.close();
       }
     });
   });

@@ -1,29 +1,26 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Database, openPostgres } from '../../platform/db/index.ts';
 import { PLATFORM_TENANT_ID } from '../../platform/http/index.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/index.ts';
+import {
+  openShortTimeoutDatabase,
+  type ShortTimeoutDatabase,
+  testDatabaseKind,
+} from '../../platform/testing/index.ts';
 import { deliverSql } from './sql-target.ts';
 import { testDelivery } from './test-fixtures.ts';
 
 // The attack of issue 9: a target's `select pg_sleep(12)` held connections for as long as it
 // liked. Every session now runs under MERCATO_DB_STATEMENT_TIMEOUT_MS (PGlite cannot cancel).
 describe.runIf(testDatabaseKind() === 'postgres')('sql target under the statement timeout', () => {
-  let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-  let db: Database;
+  let database: ShortTimeoutDatabase;
 
   beforeAll(async () => {
-    database = await cloneTestDatabase();
-    db = openPostgres(database.url!, 2, { statementTimeoutMs: 300 });
-    await db.enableRequestRole();
+    database = await openShortTimeoutDatabase(300);
   });
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  afterAll(() => database?.close());
 
   it('cancels a statement that sleeps past the timeout: the attempt fails instead of holding the connection', async () => {
     const result = await deliverSql(
-      db.kysely,
+      database.db.kysely,
       { type: 'sql', name: 'sleepy', enabled: true, statement: 'select pg_sleep(30)', params: [] },
       testDelivery({ tenantId: PLATFORM_TENANT_ID }),
     );
