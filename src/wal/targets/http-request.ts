@@ -36,24 +36,61 @@ export class RequestTimeoutError extends Error {
   }
 }
 
+/** Sockets one tenant may hold open to one host and port (its own budget, not shared). */
+export const MAX_SOCKETS_PER_TENANT_HOST = 64;
+/** Tenants whose agents are kept; past it the least recently used idle ones are dropped. */
+export const MAX_TENANT_AGENTS = 1000;
+
 /**
- * Keep-alive agents for webhooks. They carry no `lookup` of their own: every request brings the
- * SSRF guard's, so each new connection is checked where it gets its address. A kept-alive
- * socket is reused only for the same host and port, which the same guard allowed.
+ * Keep-alive agents for webhooks, one pair per tenant: each tenant has its own budget of
+ * MAX_SOCKETS_PER_TENANT_HOST sockets per host and port, so one tenant's endpoint that hangs on
+ * a shared host (a SaaS webhook host) cannot take the sockets another tenant delivers through.
+ * They carry no `lookup` of their own: every request brings the SSRF guard's, so each new
+ * connection is checked where it gets its address. A kept-alive socket is reused only for the
+ * same tenant, host and port, which the same guard allowed.
  */
 export type WebhookAgents = {
-  agentFor(protocol: 'http:' | 'https:'): http.Agent;
+  agentFor(tenantId: string, protocol: 'http:' | 'https:'): http.Agent;
   close(): void;
 };
 
-/** Creates the agents every HTTP target request goes through. */
-export function createWebhookAgents(): WebhookAgents {
-  const options = { keepAlive: true, maxSockets: 64 };
-  const agents = { 'http:': new http.Agent(options), 'https:': new https.Agent(options) };
+type TenantAgents = Record<'http:' | 'https:', http.Agent>;
+
+const busy = (agent: http.Agent): boolean =>
+  Object.keys(agent.sockets).length > 0 || Object.keys(agent.requests).length > 0;
+
+/**
+ * Creates the agents every HTTP target request goes through. At most maxTenants tenants keep
+ * agents: past that, the least recently used ones with no request in flight are destroyed
+ * (their idle keep-alive sockets closed); a busy one stays until it is idle.
+ */
+export function createWebhookAgents(maxTenants = MAX_TENANT_AGENTS): WebhookAgents {
+  const options = { keepAlive: true, maxSockets: MAX_SOCKETS_PER_TENANT_HOST };
+  // Map order is use order: the first entries are the least recently used.
+  const byTenant = new Map<string, TenantAgents>();
+  const destroy = (agents: TenantAgents) => {
+    for (const agent of Object.values(agents)) agent.destroy();
+  };
+  const evict = (keep: string) => {
+    for (const [tenantId, agents] of byTenant) {
+      if (byTenant.size <= maxTenants) return;
+      if (tenantId === keep || busy(agents['http:']) || busy(agents['https:'])) continue;
+      byTenant.delete(tenantId);
+      destroy(agents);
+    }
+  };
   return {
-    agentFor: (protocol) => agents[protocol],
+    agentFor(tenantId, protocol) {
+      let agents = byTenant.get(tenantId);
+      if (agents) byTenant.delete(tenantId);
+      else agents = { 'http:': new http.Agent(options), 'https:': new https.Agent(options) };
+      byTenant.set(tenantId, agents);
+      evict(tenantId);
+      return agents[protocol];
+    },
     close() {
-      for (const agent of Object.values(agents)) agent.destroy();
+      for (const agents of byTenant.values()) destroy(agents);
+      byTenant.clear();
     },
   };
 }

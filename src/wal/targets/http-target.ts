@@ -112,7 +112,7 @@ export function createHttpTarget(options: { privateTargets?: readonly string[] }
         'webhook-signature': signature,
       };
       try {
-        const agent = agents.agentFor(url.protocol);
+        const agent = agents.agentFor(namespace.tenantId, url.protocol);
         return outcomeOf(await postOnce(url, agent, guard.lookupFor(port), headers, body, target.timeoutMs));
       } catch (error) {
         if (error instanceof SsrfRefusedError) return { outcome: 'dead', error: error.message };
