@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
+import { AppError, clientKey, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { findTenantBySlug } from '../tenants/index.ts';
 import { createUser } from '../users/index.ts';
@@ -70,7 +70,7 @@ export function authRoutes(deps: IdentityDeps) {
           rateLimit: {
             max: config.rateLimit.loginPerIpPerMinute,
             timeWindow: 60_000,
-            keyGenerator: (request) => `login-ip:${request.ip}`,
+            keyGenerator: (request) => `login-ip:${clientKey(request.ip)}`,
           },
         },
         schema: {

@@ -206,6 +206,14 @@ describe('login rate limit per IP', () => {
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     expect((await attempt('10.0.0.2', 1)).statusCode).toBe(401);
   });
+
+  it('counts every address of one IPv6 /64 against one limit', async () => {
+    const attempt = (ip: string) =>
+      post(t.app, LOGIN, { tenant: 'any-shop', email: 'user@example.com', password: 'whatever-123' }, {}, ip);
+    for (let i = 1; i <= 3; i++) expect((await attempt(`2001:db8:7:7::${i}`)).statusCode).toBe(401);
+    expect((await attempt('2001:db8:7:7:ffff:ffff:ffff:ffff')).statusCode).toBe(429);
+    expect((await attempt('2001:db8:7:8::1')).statusCode).toBe(401);
+  });
 });
 
 describe.skipIf(!testRedisUrl())('login throttling on Redis', () => {

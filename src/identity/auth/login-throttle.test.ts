@@ -6,6 +6,8 @@ import { createTestTenant, PASSWORD, post, type TestTenant } from './auth-test-f
 const LOGIN = '/api/v1/auth/login';
 const WRONG = 'wrong-password-123';
 const randomIp = () => `10.${[...randomBytes(3)].join('.')}`;
+/** A random IPv6 /64 (documentation range) as `2001:db8:x:y:`: append an interface identifier. */
+const random64 = () => `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}:`;
 
 const attempt = (t: TestApp, user: TestTenant, password: string, ip: string) =>
   post(t.app, LOGIN, { tenant: user.slug, email: user.adminEmail, password }, {}, ip);
@@ -30,6 +32,25 @@ describe('login throttling per (account, IP) and per account', () => {
     expectThrottled(await attempt(t, victim, PASSWORD, attacker));
     expect((await attempt(t, victim, PASSWORD, home)).statusCode).toBe(200);
   });
+
+  it('counts every address of one IPv6 /64 as one IP, and another /64 as another', async () => {
+    const victim = await createTestTenant(t, 'lockout-ipv6');
+    const attacker = random64();
+    for (let i = 1; i <= 5; i++)
+      expect((await attempt(t, victim, WRONG, `${attacker}:${i}`)).statusCode).toBe(401);
+    expectThrottled(await attempt(t, victim, PASSWORD, `${attacker}1234:5678:9abc:def0`));
+    expect((await attempt(t, victim, PASSWORD, `${random64()}:1`)).statusCode).toBe(200);
+  });
+
+  it('counts an IPv4-mapped IPv6 address as its IPv4 address', async () => {
+    const victim = await createTestTenant(t, 'lockout-mapped');
+    const ip = randomIp();
+    for (let i = 0; i < 5; i++) {
+      const address = i % 2 ? `::ffff:${ip}` : ip;
+      expect((await attempt(t, victim, WRONG, address)).statusCode).toBe(401);
+    }
+    expectThrottled(await attempt(t, victim, PASSWORD, `::ffff:${ip}`));
+  });
 });
 
 describe('login throttling per account from all IPs', () => {
@@ -50,6 +71,19 @@ describe('login throttling per account from all IPs', () => {
     }
     expectThrottled(await attempt(t, victim, PASSWORD, randomIp()));
     expect((await attempt(t, victim, PASSWORD, home)).statusCode).toBe(200);
+  });
+
+  it('exempts the whole IPv6 /64 that signed in before, and no other /64', async () => {
+    const victim = await createTestTenant(t, 'distributed-ipv6');
+    const home = random64();
+    expect((await attempt(t, victim, PASSWORD, `${home}:1`)).statusCode).toBe(200);
+    for (let i = 0; i < 10; i++) {
+      const net = random64();
+      for (let j = 1; j <= 2; j++)
+        expect((await attempt(t, victim, WRONG, `${net}:${j}`)).statusCode).toBe(401);
+    }
+    expectThrottled(await attempt(t, victim, PASSWORD, `${random64()}:1`));
+    expect((await attempt(t, victim, PASSWORD, `${home}abcd:ef01:2345:6789`)).statusCode).toBe(200);
   });
 
   it('does not count successful sign-ins against the account', async () => {

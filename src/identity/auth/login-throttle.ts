@@ -1,6 +1,6 @@
 import type { Config } from '../../platform/config/index.ts';
 import type { CounterStore } from '../../platform/http/index.ts';
-import { AppError } from '../../platform/http/index.ts';
+import { AppError, clientKey } from '../../platform/http/index.ts';
 import { sha256Hex } from '../tokens/index.ts';
 
 /**
@@ -14,7 +14,8 @@ export type LoginThrottle = {
    * throws 429 LOGIN_THROTTLED (with Retry-After) once the pair is over its budget or the
    * account is over its all-IPs budget (unless this IP signed in to it before). Counting first
    * means a burst of parallel guesses cannot all slip past a check-then-count race. ip is the
-   * caller's address (request.ip); without it all callers share one pair budget per account.
+   * caller's address (request.ip), counted by clientKey (an IPv6 caller by its /64); without it
+   * all callers share one pair budget per account.
    */
   admit(tenantSlug: string, email: string, ip?: string): Promise<void>;
   /** A wrong password (or unknown account) counts against the account's all-IPs budget. */
@@ -31,12 +32,13 @@ const KNOWN_IP_SECONDS = 30 * 86_400;
 // Hashed so that the counter store (Redis) never holds email addresses or IPs.
 const account = (tenantSlug: string, email: string) =>
   `${tenantSlug.toLowerCase()}\n${email.trim().toLowerCase()}`;
+// An IPv6 caller is one /64 (clientKey): its 2^64 addresses share one pair budget and one exemption.
 const pairKey = (tenantSlug: string, email: string, ip = '') =>
-  `login-failures:${sha256Hex(`${account(tenantSlug, email)}\n${ip}`)}`;
+  `login-failures:${sha256Hex(`${account(tenantSlug, email)}\n${clientKey(ip)}`)}`;
 const accountKey = (tenantSlug: string, email: string) =>
   `login-account-failures:${sha256Hex(account(tenantSlug, email))}`;
 const knownKey = (tenantSlug: string, email: string, ip = '') =>
-  `login-known-ip:${sha256Hex(`${account(tenantSlug, email)}\n${ip}`)}`;
+  `login-known-ip:${sha256Hex(`${account(tenantSlug, email)}\n${clientKey(ip)}`)}`;
 
 const throttled = (detail: string, ttlSeconds: number) =>
   new AppError('LOGIN_THROTTLED', `${detail}; retry in ${ttlSeconds} s`, { retryAfterSeconds: ttlSeconds });

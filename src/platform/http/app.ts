@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { clientErrorHandler } from './client-errors.ts';
+import { clientKey } from './client-key.ts';
 import { AppError } from './errors.ts';
 import { failedAuthCounter } from './failed-auth.ts';
 import { runGuardsFirst } from './guards-first.ts';
@@ -152,7 +153,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       request.principal ? config.rateLimit.authenticatedPerMinute : config.rateLimit.anonymousPerMinute,
     keyGenerator: (request) => {
       const p = request.principal;
-      if (!p) return `ip:${request.ip}`;
+      if (!p) return `ip:${clientKey(request.ip)}`;
       return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`;
     },
     errorResponseBuilder: (_request, context) =>

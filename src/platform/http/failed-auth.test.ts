@@ -61,6 +61,15 @@ describe('failed authentications count against the per-IP anonymous limit', () =
     expect((await call(t.app, ip, { authorization: `Bearer ${token}` })).statusCode).toBe(200);
   });
 
+  it('counts bogus credentials from every address of one IPv6 /64 against one budget', async () => {
+    const net = `2001:db8:${randomInt(65_536).toString(16)}:${randomInt(65_536).toString(16)}:`;
+    for (let i = 1; i <= 3; i++)
+      expect((await call(t.app, `${net}:${i}`, BOGUS[1]![1])).statusCode).toBe(401);
+    const limited = await call(t.app, `${net}ffff:ffff:ffff:ffff`, BOGUS[1]![1]);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ code: 'RATE_LIMITED' });
+  });
+
   it('counts requests refused by a route guard before the guard answers (no credential on a protected route)', async () => {
     const ip = freshIp();
     const refusedCalls = [

@@ -6,8 +6,9 @@ import { AppError } from './errors.ts';
  * the caller's per-IP anonymous rate limit, then rethrows the refusal. Past the limit it answers
  * 429 RATE_LIMITED with Retry-After instead, so guessing credentials costs the same budget as
  * any anonymous request and a flood of bogus keys cannot turn into a flood of database lookups.
- * Uses the global limiter's own store and bucket (`ip:<address>`, anonymous max): the request
- * has no principal. Call only after the rate-limit plugin is registered (at request time).
+ * Uses the global limiter's own store and bucket (`ip:<clientKey(address)>`, an IPv6 caller's
+ * whole /64, anonymous max): the request has no principal. Call only after the rate-limit
+ * plugin is registered (at request time).
  */
 export function failedAuthCounter(
   app: FastifyInstance,

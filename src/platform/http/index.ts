@@ -14,6 +14,7 @@ export {
   SECURED,
   userOf,
 } from './auth.ts';
+export { clientKey } from './client-key.ts';
 export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
 export { cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';

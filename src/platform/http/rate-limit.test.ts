@@ -8,6 +8,8 @@ const PASSWORD = 'correct horse battery staple';
 
 /** An IP of its own per test, so counters (in memory or in a shared Redis) never mix between tests or runs. */
 const freshIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+/** An IPv6 /64 of its own per test (documentation range), as `2001:db8:x:y:`: append an interface identifier. */
+const fresh64 = () => `2001:db8:${randomInt(65_536).toString(16)}:${randomInt(65_536).toString(16)}:`;
 
 /** A cheap public route: token introspection answers 200 { active: false } for any string. */
 const anonymousCall = (app: FastifyInstance, ip: string) =>
@@ -51,6 +53,23 @@ describe('anonymous rate limit per IP', () => {
     for (let i = 0; i < 4; i++) await anonymousCall(t.app, noisy);
     expect((await anonymousCall(t.app, noisy)).statusCode).toBe(429);
     expect((await anonymousCall(t.app, freshIp())).statusCode).toBe(200);
+  });
+
+  it('counts every address of one IPv6 /64 against one budget', async () => {
+    const net = fresh64();
+    for (const host of ['0:0:0:1', 'aaaa:bbbb:cccc:1', '0:0:0:2']) {
+      expect((await anonymousCall(t.app, `${net}${host}`)).statusCode, host).toBe(200);
+    }
+    expect((await anonymousCall(t.app, `${net}dead:beef:0:42`)).statusCode).toBe(429);
+    expect((await anonymousCall(t.app, `${net.toUpperCase()}DEAD:BEEF:0:43`)).statusCode).toBe(429);
+    expect((await anonymousCall(t.app, `${fresh64()}0:0:0:1`)).statusCode).toBe(200);
+  });
+
+  it('counts an IPv4-mapped IPv6 address against its IPv4 address', async () => {
+    const ip = freshIp();
+    for (const address of [ip, `::ffff:${ip}`, ip])
+      expect((await anonymousCall(t.app, address)).statusCode).toBe(200);
+    expect((await anonymousCall(t.app, `::ffff:${ip}`)).statusCode).toBe(429);
   });
 
   it('never limits health, readiness, metrics or the OpenAPI document', async () => {
@@ -172,5 +191,13 @@ describe.skipIf(!testRedisUrl())('rate limits shared through Redis', () => {
     const ttl = await a.ctx.redis!.pttl(`mercato:ratelimit:ip:${ip}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it("stores an IPv6 caller's counter under its /64 prefix in Redis", async () => {
+    const net = fresh64();
+    const key = `${net}:/64`;
+    ips.push(key);
+    await anonymousCall(a.app, `${net}1:2:3:4`);
+    expect(await a.ctx.redis!.pttl(`mercato:ratelimit:ip:${key}`)).toBeGreaterThan(0);
   });
 });
