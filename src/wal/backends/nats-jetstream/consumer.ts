@@ -143,7 +143,14 @@ async function handle(ctx: Ctx, spec: PullerSpec, msg: JsMsg): Promise<void> {
   else msg.ack();
 }
 
-/** A pull loop on one durable consumer, at most spec.concurrency() messages in flight. */
+/**
+ * A pull loop on one durable consumer, at most spec.concurrency() messages in flight.
+ *
+ * A pull is ended with stop(), never by awaiting close(): the client resolves close() only once the
+ * pull's own iteration reads the stop it queues, so a pull nobody reads (made just as the puller
+ * was stopped, typically while it was still making its stream and consumer after a reconnect)
+ * would keep stop() waiting for ever. The loop below reads the pull it is in; stop() then ends.
+ */
 function startPuller(ctx: Ctx, spec: PullerSpec): { stop(): Promise<void> } {
   let stopped = false;
   let inflight = 0;
@@ -162,6 +169,7 @@ function startPuller(ctx: Ctx, spec: PullerSpec): { stop(): Promise<void> } {
     while (!stopped) {
       try {
         consumer ??= await ensureConsumer(ctx, spec);
+        if (stopped) break;
         const free = spec.concurrency() - inflight;
         if (free <= 0) {
           await pause(PULL_EXPIRES_MS);
@@ -169,7 +177,8 @@ function startPuller(ctx: Ctx, spec: PullerSpec): { stop(): Promise<void> } {
         }
         iter = await consumer.fetch({ max_messages: free, expires: PULL_EXPIRES_MS });
         if (stopped) {
-          await iter.close();
+          // Never read: no pull request went out; stop() just unsubscribes its inbox.
+          iter.stop();
           break;
         }
         for await (const msg of iter) {
@@ -196,7 +205,7 @@ function startPuller(ctx: Ctx, spec: PullerSpec): { stop(): Promise<void> } {
     async stop() {
       stopped = true;
       wake?.();
-      await iter?.close();
+      iter?.stop();
       await loop;
     },
   };

@@ -344,6 +344,18 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     expect(calls).toEqual(['mine']);
   });
 
+  it('stops while its pullers are still making their stream and consumers (a close right after a reconnect)', {
+    timeout: 20_000,
+  }, async () => {
+    // Right after consume() the pullers are awaiting their stream and consumers; a stop then used
+    // to close the pull each made next without ever reading it, and waited on it for ever.
+    for (let i = 0; i < 3; i++) {
+      const { consumer } = await consumeWith([namespace()]);
+      running.splice(running.indexOf(consumer), 1);
+      await consumer.stop();
+    }
+  });
+
   it('throws BackendUnavailableError quickly when the server cannot be reached', async () => {
     await expect(connect({ servers: '127.0.0.1:1', reconnect: false, timeout: 500 })).rejects.toThrow();
     const other = await connect({ servers: url! });
