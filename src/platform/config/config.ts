@@ -49,6 +49,8 @@ export type Config = {
   walPrivateTargets: string[];
   /** Upper bound of any namespace's consumerConcurrency. */
   walMaxConcurrency: number;
+  /** Namespaces one tenant may have (the platform tenant is exempt). */
+  walMaxNamespaces: number;
   /** Seconds after its rotation during which a reused refresh token gets a fresh pair instead of revoking. */
   refreshReuseGraceSeconds: number;
   /** Bearer token /metrics requires, when set. */
@@ -179,6 +181,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_WAL_MAX_CONCURRENCY',
     default: '64',
     doc: "Upper bound of any namespace's `consumerConcurrency` (deliveries in flight per namespace and process).",
+  },
+  {
+    name: 'MERCATO_WAL_MAX_NAMESPACES',
+    default: '100',
+    doc: 'WAL namespaces one tenant may have; creating one more answers 409 `NAMESPACE_LIMIT_REACHED`. The platform tenant is exempt.',
   },
   {
     name: 'MERCATO_WAL_PRIVATE_TARGETS',
@@ -344,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
       .map((s) => s.trim())
       .filter(Boolean),
     walMaxConcurrency: integer(env, 'MERCATO_WAL_MAX_CONCURRENCY', 64, 1, 256),
+    walMaxNamespaces: integer(env, 'MERCATO_WAL_MAX_NAMESPACES', 100, 1, 100_000),
     refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
     metricsToken: read(env, 'MERCATO_METRICS_TOKEN'),
   };

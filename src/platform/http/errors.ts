@@ -23,6 +23,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request did not arrive in time' },
   CONFLICT: { status: 409, title: 'Conflicts with the current state' },
+  NAMESPACE_LIMIT_REACHED: { status: 409, title: 'Namespace limit reached' },
   EMAIL_TAKEN: { status: 409, title: 'Email already registered' },
   TENANT_SLUG_TAKEN: { status: 409, title: 'Tenant slug already taken' },
   IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'Idempotency-Key was used with a different request' },

@@ -14,6 +14,7 @@ import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import { withCircuits } from '../delivery/index.ts';
 import type { WalDeps } from '../deps.ts';
+import { checkNamespaceLimit } from './limit.ts';
 import {
   createNamespace,
   deleteNamespace,
@@ -171,9 +172,13 @@ export function namespaceRoutes(deps: WalDeps) {
         const { name, ...input } = request.body;
         checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
         const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
-        const created = await withTenant(deps.db, user.tenantId, (trx) =>
-          createNamespace(trx, change, name, input),
-        );
+        const created = await withTenant(deps.db, user.tenantId, async (trx) => {
+          // The platform tenant (the operator's) is exempt.
+          if (user.tenantSlug !== PLATFORM_TENANT) {
+            await checkNamespaceLimit(trx, user.tenantId, deps.ctx.config.walMaxNamespaces);
+          }
+          return createNamespace(trx, change, name, input);
+        });
         deps.namespaces.invalidate(user.tenantId, name);
         reply.code(201).header('location', `/api/v1/wal/namespaces/${name}`);
         return namespaceView(created);
