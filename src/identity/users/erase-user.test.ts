@@ -80,6 +80,41 @@ describe('DELETE /users/{id}', () => {
     expect((await tryLogin(t.app, shop.slug, 'ada@erase-shop.test', PASSWORD)).statusCode).toBe(401);
   });
 
+  // The identity module has no audit table of its own: its trail is the user's row and what points at it.
+  it('keeps the audit trail: the row (id, tenant, role, created_at), its sessions and its API keys stay, revoked', async () => {
+    const grace = await addUser(t, shop.id, 'grace@erase-shop.test', 'admin');
+    const session = await login(t.app, shop.slug, 'grace@erase-shop.test');
+    const key = await post(
+      t.app,
+      '/api/v1/api-keys',
+      { name: 'grace-key', permissions: ['users:read'] },
+      auth(session.accessToken),
+    );
+    expect(key.statusCode, key.body).toBe(201);
+    const before = await rowOf(grace.id);
+
+    expect((await erase(grace.id)).statusCode).toBe(204);
+
+    const after = await rowOf(grace.id);
+    expect(after).toMatchObject({ id: grace.id, tenant_id: shop.id, role: 'admin', status: 'erased' });
+    expect(after.created_at).toEqual(before.created_at);
+    const trail = await withSystem(t.identity.deps.db, async (trx) => ({
+      sessions: await trx
+        .selectFrom('identity.refresh_tokens')
+        .select('revoked_at')
+        .where('user_id', '=', grace.id)
+        .execute(),
+      keys: await trx
+        .selectFrom('identity.api_keys')
+        .select(['name', 'revoked_at'])
+        .where('created_by', '=', grace.id)
+        .execute(),
+    }));
+    expect(trail.sessions.length).toBeGreaterThan(0);
+    for (const s of trail.sessions) expect(s.revoked_at).toBeInstanceOf(Date);
+    expect(trail.keys).toEqual([{ name: 'grace-key', revoked_at: expect.any(Date) }]);
+  });
+
   it('reads the erased user as absent: 404 on read and on a second erase, left out of the list', async () => {
     const bob = await addUser(t, shop.id, 'bob@erase-shop.test', 'customer');
     expect((await erase(bob.id)).statusCode).toBe(204);

@@ -23,6 +23,13 @@ export type HttpTarget = TargetBase & {
 /** Runs one parameterized statement on the Mercato database; params are JSON pointers into the message. */
 export type SqlTarget = TargetBase & { type: 'sql'; statement: string; params: string[] };
 
+/**
+ * Why no sql target is accepted or run on embedded PGlite: its one session is the superuser's,
+ * so a statement could `set_config('role', 'postgres', true)` and read anything.
+ */
+export const SQL_NEEDS_POSTGRES =
+  'sql targets need PostgreSQL (DATABASE_URL): embedded PGlite runs every statement in a superuser session';
+
 /** DEL keys or PUBLISH to a channel; `{/json/pointer}` placeholders are filled from the payload. */
 export type RedisTarget = TargetBase & {
   type: 'redis';

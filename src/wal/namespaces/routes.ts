@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { withTenant } from '../../platform/db/index.ts';
+import { type Database, withTenant } from '../../platform/db/index.ts';
 import {
   AppError,
   DOCUMENT_AS,
@@ -139,6 +139,14 @@ const base = { tags: ['wal'], security: SECURED as Record<string, string[]>[] };
 const isOperator = (user: { tenantSlug: string; role: string }) =>
   user.tenantSlug === PLATFORM_TENANT && user.role === 'admin';
 
+/** Who changes a namespace, and on which database (sql targets are refused on PGlite). */
+const changeBy = (user: ReturnType<typeof userOf>, database: Database['kind']) => ({
+  tenantId: user.tenantId,
+  actor: actorOf(user),
+  operator: isOperator(user),
+  database,
+});
+
 /** consumerConcurrency above MERCATO_WAL_MAX_CONCURRENCY is refused like any invalid field. */
 function checkConcurrency(body: { consumerConcurrency?: number | undefined }, max: number): void {
   if (body.consumerConcurrency === undefined || body.consumerConcurrency <= max) return;
@@ -171,7 +179,7 @@ export function namespaceRoutes(deps: WalDeps) {
         const user = userOf(request);
         const { name, ...input } = request.body;
         checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
-        const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
+        const change = changeBy(user, deps.ctx.db.kind);
         const created = await withTenant(deps.db, user.tenantId, async (trx) => {
           // The platform tenant (the operator's) is exempt.
           if (user.tenantSlug !== PLATFORM_TENANT) {
@@ -242,7 +250,7 @@ export function namespaceRoutes(deps: WalDeps) {
         const user = userOf(request);
         const { name } = request.params;
         checkConcurrency(request.body, deps.ctx.config.walMaxConcurrency);
-        const change = { tenantId: user.tenantId, actor: actorOf(user), operator: isOperator(user) };
+        const change = changeBy(user, deps.ctx.db.kind);
         const updated = await withTenant(deps.db, user.tenantId, (trx) =>
           updateNamespace(trx, change, name, request.body),
         );

@@ -124,7 +124,14 @@ export type Change = {
   actor: string;
   /** An admin of the platform tenant: may define `sql` targets (default: a tenant admin, who may not). */
   operator?: boolean;
+  /** ctx.db.kind: sql targets are refused on PGlite, for everyone (default: pglite). */
+  database?: 'postgres' | 'pglite';
 };
+
+const authorityOf = (change: Change) => ({
+  operator: change.operator === true,
+  database: change.database ?? 'pglite',
+});
 
 /** Creates a namespace (AppError CONFLICT when the name is taken) and audits it. */
 export async function createNamespace(
@@ -133,7 +140,7 @@ export async function createNamespace(
   name: string,
   input: NamespaceInput,
 ): Promise<Namespace> {
-  const settings = resolveSettings(defaultSettings(name), input, { operator: change.operator === true });
+  const settings = resolveSettings(defaultSettings(name), input, authorityOf(change));
   const row = await trx
     .insertInto('wal.namespaces')
     .values({ tenant_id: change.tenantId, name, ...toColumns(settings) })
@@ -167,7 +174,7 @@ export async function updateNamespace(
     .executeTakeFirst();
   if (!locked) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
   const before = settingsOf(toNamespace(locked));
-  const after = resolveSettings(before, input, { operator: change.operator === true });
+  const after = resolveSettings(before, input, authorityOf(change));
   const row = await trx
     .updateTable('wal.namespaces')
     .set({ ...toColumns(after), updated_at: new Date() })

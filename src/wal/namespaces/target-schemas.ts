@@ -56,8 +56,9 @@ const SqlTarget = {
   title: 'SqlTarget',
   type: 'object',
   description:
-    'Operator only (namespaces of the platform tenant): runs statement with $n parameters read ' +
-    'from JSON pointers. A tenant admin sending one gets 403 TARGET_TYPE_FORBIDDEN.',
+    'Operator only (namespaces of the platform tenant), PostgreSQL only: runs statement with $n ' +
+    'parameters read from JSON pointers. A tenant admin sending one gets 403 TARGET_TYPE_FORBIDDEN, ' +
+    'and so does everyone on embedded PGlite (every statement there runs as its superuser).',
   required: ['type', 'name', 'statement'],
   additionalProperties: false,
   properties: {

@@ -3,7 +3,7 @@ import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
 import { isReservedHeader } from '../targets/http-request.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
-import type { Namespace, RetryPolicy, Target } from './namespace.ts';
+import { type Namespace, type RetryPolicy, SQL_NEEDS_POSTGRES, type Target } from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
 
 export const BACKENDS = [
@@ -222,36 +222,44 @@ export type NamespaceInput = {
 export type Authority = {
   /** The operator (an admin of the platform tenant) may define `sql` targets; a tenant admin may not. */
   operator: boolean;
+  /** The database kind (ctx.db.kind): on PGlite nobody may define `sql` targets. */
+  database: 'postgres' | 'pglite';
 };
 
 /**
- * Only the operator defines SQL: a tenant admin sending an `sql` target gets 403
- * TARGET_TYPE_FORBIDDEN, before anything else is checked or stored.
+ * Only the operator defines SQL, and only on PostgreSQL: a tenant admin sending an `sql` target,
+ * or anyone on embedded PGlite (one superuser session: a statement could take the superuser's
+ * role), gets 403 TARGET_TYPE_FORBIDDEN, before anything else is checked or stored.
  */
 function refuseForbiddenTargets(targets: unknown[] | undefined, authority: Authority): void {
-  if (authority.operator || !targets) return;
+  if (!targets) return;
   const at = targets.findIndex((target) => isObject(target) && target['type'] === 'sql');
   if (at < 0) return;
-  throw new AppError(
-    'TARGET_TYPE_FORBIDDEN',
-    'sql targets run SQL on the Mercato database and are for the operator (the platform tenant) only',
-    {
-      errors: [
-        { in: 'body', pointer: `/targets/${at}/type`, message: 'sql targets are for the operator only' },
-      ],
-    },
-  );
+  const pointer = `/targets/${at}/type`;
+  if (!authority.operator) {
+    throw new AppError(
+      'TARGET_TYPE_FORBIDDEN',
+      'sql targets run SQL on the Mercato database and are for the operator (the platform tenant) only',
+      { errors: [{ in: 'body', pointer, message: 'sql targets are for the operator only' }] },
+    );
+  }
+  if (authority.database !== 'postgres') {
+    throw new AppError('TARGET_TYPE_FORBIDDEN', SQL_NEEDS_POSTGRES, {
+      errors: [{ in: 'body', pointer, message: 'sql targets need PostgreSQL (DATABASE_URL)' }],
+    });
+  }
 }
 
 /**
  * Applies input over current (the stored namespace, or the defaults on create) and checks the
  * result as a whole; throws VALIDATION_FAILED listing every failing field, or
- * TARGET_TYPE_FORBIDDEN when a tenant admin sends a target kind reserved to the operator.
+ * TARGET_TYPE_FORBIDDEN when a tenant admin sends a target kind reserved to the operator, or anyone
+ * sends an `sql` target on PGlite (the default authority: a tenant admin on PGlite).
  */
 export function resolveSettings(
   current: NamespaceSettings,
   input: NamespaceInput,
-  authority: Authority = { operator: false },
+  authority: Authority = { operator: false, database: 'pglite' },
 ): NamespaceSettings {
   refuseForbiddenTargets(input.targets, authority);
   const issues: Issues = [];

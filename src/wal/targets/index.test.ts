@@ -2,8 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
-import type { Target } from '../namespaces/namespace.ts';
+import { startTestApp, type TestApp, testDatabaseKind, testRedisUrl } from '../../platform/testing/index.ts';
+import { SQL_NEEDS_POSTGRES, type Target } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import { createTargets, type Delivery, type InternalDispatch, type Targets } from './index.ts';
 import { testDelivery, testNamespace } from './test-fixtures.ts';
@@ -56,17 +56,27 @@ describe('createTargets', () => {
     expect(hits).toBe(1);
   });
 
-  it('runs a sql target on the Mercato database', async () => {
-    const target: Target = {
-      type: 'sql',
-      name: 'probe',
-      enabled: true,
-      statement: 'select $1::text',
-      params: ['/key'],
-    };
-    expect(await targets.deliver(namespace, target, testDelivery())).toEqual({ outcome: 'delivered' });
-    const bad: Target = { ...target, statement: 'selec 1', params: [] };
+  const sqlTarget: Target = {
+    type: 'sql',
+    name: 'probe',
+    enabled: true,
+    statement: 'select $1::text',
+    params: ['/key'],
+  };
+
+  // sql targets run on PostgreSQL only (PGlite's one session is the superuser's).
+  it.runIf(testDatabaseKind() === 'postgres')('runs a sql target on the Mercato database', async () => {
+    expect(await targets.deliver(namespace, sqlTarget, testDelivery())).toEqual({ outcome: 'delivered' });
+    const bad: Target = { ...sqlTarget, statement: 'selec 1', params: [] };
     expect((await targets.deliver(namespace, bad, testDelivery())).outcome).toBe('dead');
+  });
+
+  // The PGlite half of the test above: there the context's database kind refuses the statement.
+  it.runIf(testDatabaseKind() === 'pglite')('sends a sql target to the dead letters on PGlite', async () => {
+    expect(await targets.deliver(namespace, sqlTarget, testDelivery())).toEqual({
+      outcome: 'dead',
+      error: SQL_NEEDS_POSTGRES,
+    });
   });
 
   it.skipIf(!testRedisUrl())(

@@ -35,7 +35,8 @@ export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }):
       case 'http':
         return http.deliver(namespace, target, delivery);
       case 'sql':
-        return deliverSql(deps.db as Kysely<unknown>, target, delivery);
+        // ctx.db.kind: on PGlite no sql target runs (its one session is the superuser's).
+        return deliverSql({ kind: deps.ctx.db.kind, kysely: deps.db as Kysely<unknown> }, target, delivery);
       case 'redis':
         return deliverRedis(deps.ctx.redis, deps.ctx.config.redisPrefix, target, delivery);
       case 'internal':

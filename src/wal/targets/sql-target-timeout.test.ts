@@ -20,7 +20,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('sql target under the statemen
 
   it('cancels a statement that sleeps past the timeout: the attempt fails instead of holding the connection', async () => {
     const result = await deliverSql(
-      database.db.kysely,
+      database.db,
       { type: 'sql', name: 'sleepy', enabled: true, statement: 'select pg_sleep(30)', params: [] },
       testDelivery({ tenantId: PLATFORM_TENANT_ID }),
     );

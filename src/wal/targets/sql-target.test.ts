@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../platform/db/index.ts';
+import { withTenant } from '../../platform/db/index.ts';
 import { PLATFORM_TENANT_ID } from '../../platform/http/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/index.ts';
-import type { SqlTarget } from '../namespaces/namespace.ts';
+import { SQL_NEEDS_POSTGRES, type SqlTarget } from '../namespaces/namespace.ts';
 import { deliverSql } from './sql-target.ts';
 import { testDelivery } from './test-fixtures.ts';
 
@@ -32,6 +33,8 @@ beforeAll(async () => {
   await sql`grant select, insert on target_test.order_marks to mercato_app`.execute(db.kysely);
   await sql`create table target_test.runs_as (role text not null, tenant text not null)`.execute(db.kysely);
   await sql`grant insert on target_test.runs_as to mercato_app`.execute(db.kysely);
+  await sql`create table target_test.stolen (role_set text, keys text)`.execute(db.kysely);
+  await sql`grant insert on target_test.stolen to mercato_app`.execute(db.kysely);
 });
 
 afterAll(async () => {
@@ -60,14 +63,15 @@ async function rows() {
   return result.rows;
 }
 
-describe('sql target', () => {
+// sql targets run on PostgreSQL only: on PGlite deliverSql refuses them (tested below).
+describe.runIf(testDatabaseKind() === 'postgres')('sql target on PostgreSQL', () => {
   it('inserts a row with params taken from the message by JSON pointer', async () => {
     const delivery = testDelivery({
       tenantId: TENANT_A,
       messageId: 'msg-1',
       payload: { orderId: 'ord-1', total: 1999 },
     });
-    expect(await deliverSql(db.kysely, target(), delivery)).toEqual({ outcome: 'delivered' });
+    expect(await deliverSql(db, target(), delivery)).toEqual({ outcome: 'delivered' });
     expect(await rows()).toEqual([
       { tenant_id: TENANT_A, order_id: 'ord-1', total: 1999, message_id: 'msg-1' },
     ]);
@@ -79,7 +83,7 @@ describe('sql target', () => {
       payload: { orderId: 'ord-2', total: 1, tenant: TENANT_B },
     });
     const result = await deliverSql(
-      db.kysely,
+      db,
       target({ params: ['/payload/tenant', '/payload/orderId', '/payload/total', '/messageId'] }),
       delivery,
     );
@@ -90,7 +94,7 @@ describe('sql target', () => {
 
   it('sends a statement with a syntax error straight to the dead letters', async () => {
     const result = await deliverSql(
-      db.kysely,
+      db,
       target({ statement: 'insert into nowhere values ((' }),
       testDelivery({ tenantId: TENANT_A }),
     );
@@ -100,7 +104,7 @@ describe('sql target', () => {
 
   it('sends a missing table straight to the dead letters', async () => {
     const result = await deliverSql(
-      db.kysely,
+      db,
       target({ statement: 'delete from target_test.absent where id = $1', params: ['/key'] }),
       testDelivery({ tenantId: TENANT_A }),
     );
@@ -110,7 +114,7 @@ describe('sql target', () => {
 
   it('sends a constraint violation (a missing param becomes null) to the dead letters', async () => {
     const delivery = testDelivery({ tenantId: TENANT_A, payload: { orderId: 'ord-3' } });
-    const result = await deliverSql(db.kysely, target(), delivery);
+    const result = await deliverSql(db, target(), delivery);
     expect(result.outcome).toBe('dead');
     expect((result as { error: string }).error).toMatch(/SQLSTATE 23502/);
   });
@@ -121,7 +125,7 @@ describe('sql target', () => {
         "insert into target_test.runs_as (role, tenant) values (current_user, current_setting('app.tenant_id'))",
       params: [],
     });
-    expect(await deliverSql(db.kysely, probe, testDelivery({ tenantId: TENANT_A }))).toEqual({
+    expect(await deliverSql(db, probe, testDelivery({ tenantId: TENANT_A }))).toEqual({
       outcome: 'delivered',
     });
     const result = await sql<{ role: string; tenant: string }>`select * from target_test.runs_as`.execute(
@@ -132,32 +136,28 @@ describe('sql target', () => {
 
   it('does not run a stored sql target of any other tenant: it goes to the dead letters', async () => {
     const delivery = testDelivery({ tenantId: TENANT_B, payload: { orderId: 'ord-b', total: 1 } });
-    expect(await deliverSql(db.kysely, target(), delivery)).toEqual({
+    expect(await deliverSql(db, target(), delivery)).toEqual({
       outcome: 'dead',
       error: 'sql targets are for the operator (the platform tenant) only',
     });
     expect((await rows()).map((row) => row.order_id)).not.toContain('ord-b');
   });
 
-  it.skipIf(testDatabaseKind() !== 'postgres')(
-    "on PostgreSQL cannot switch to the owner's role, even in the operator's statement",
-    async () => {
-      const owner = (await sql<{ name: string }>`select current_user as name`.execute(db.kysely)).rows[0]!
-        .name;
-      const becomeOwner = target({
-        statement: 'select set_config($1, $2, true), count(*) from platform.signing_keys',
-        params: ['/payload/setting', '/payload/role'],
-      });
-      const delivery = testDelivery({ tenantId: TENANT_A, payload: { setting: 'role', role: owner } });
-      const result = await deliverSql(db.kysely, becomeOwner, delivery);
-      expect(result.outcome).toBe('dead');
-      expect((result as { error: string }).error).toMatch(/SQLSTATE 42501/);
-    },
-  );
+  it("cannot switch to the owner's role, even in the operator's statement", async () => {
+    const owner = (await sql<{ name: string }>`select current_user as name`.execute(db.kysely)).rows[0]!.name;
+    const becomeOwner = target({
+      statement: 'select set_config($1, $2, true), count(*) from platform.signing_keys',
+      params: ['/payload/setting', '/payload/role'],
+    });
+    const delivery = testDelivery({ tenantId: TENANT_A, payload: { setting: 'role', role: owner } });
+    const result = await deliverSql(db, becomeOwner, delivery);
+    expect(result.outcome).toBe('dead');
+    expect((result as { error: string }).error).toMatch(/SQLSTATE 42501/);
+  });
 
   it('refuses a malformed JSON pointer without running anything', async () => {
     const result = await deliverSql(
-      db.kysely,
+      db,
       target({ params: ['payload/orderId'] }),
       testDelivery({ tenantId: TENANT_A }),
     );
@@ -168,11 +168,37 @@ describe('sql target', () => {
   });
 });
 
-describe('sql target when the database is gone', () => {
+// The attack of issue 9 on PGlite: its one session is the superuser's, so a statement that runs
+// at all can take the role back and read the signing keys.
+describe.runIf(testDatabaseKind() === 'pglite')('sql target on PGlite', () => {
+  const STEAL_KEYS = target({
+    statement: `insert into target_test.stolen (role_set, keys)
+      select set_config('role', 'postgres', true),
+        query_to_xml('select count(*) as n from platform.signing_keys', true, false, '')::text`,
+    params: [],
+  });
+  const stolen = async () =>
+    (await sql<{ role_set: string }>`select role_set from target_test.stolen`.execute(db.kysely)).rows;
+
+  it("does not run even the operator's statement: set_config('role', 'postgres') reads no key, dead letter", async () => {
+    const result = await deliverSql(db, STEAL_KEYS, testDelivery({ tenantId: TENANT_A }));
+    expect(result).toEqual({ outcome: 'dead', error: SQL_NEEDS_POSTGRES });
+    expect(await stolen()).toEqual([]);
+  });
+
+  it('would otherwise read the signing keys: the same statement in a tenant transaction becomes the superuser', async () => {
+    await withTenant(db.kysely, TENANT_A, (trx) => sql.raw(STEAL_KEYS.statement).execute(trx));
+    expect(await stolen()).toEqual([{ role_set: 'postgres' }]);
+    await sql`delete from target_test.stolen`.execute(db.kysely);
+  });
+});
+
+// Only PostgreSQL runs sql targets, so only there can its connection be lost mid-delivery.
+describe.runIf(testDatabaseKind() === 'postgres')('sql target when the database is gone', () => {
   it('retries on a connection error', async () => {
     const other = await cloneTestDatabase();
     await other.drop();
-    const result = await deliverSql(other.db.kysely, target(), testDelivery({ tenantId: TENANT_A }));
+    const result = await deliverSql(other.db, target(), testDelivery({ tenantId: TENANT_A }));
     expect(result.outcome).toBe('retry');
     expect((result as { error: string }).error).not.toMatch(/SQLSTATE/);
   });

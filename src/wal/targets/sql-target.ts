@@ -1,7 +1,7 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import { PLATFORM_TENANT_ID } from '../../platform/http/index.ts';
-import type { SqlTarget } from '../namespaces/namespace.ts';
+import { SQL_NEEDS_POSTGRES, type SqlTarget } from '../namespaces/namespace.ts';
 import { pointerDocument, resolvePointer } from './json-pointer.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
 
@@ -25,13 +25,16 @@ function sqlState(error: unknown): string | undefined {
  * Runs a SQL target's statement ($1, $2, … filled from its JSON-pointer params) in a
  * transaction scoped to the delivery's tenant, so row-level security holds. Only the operator
  * defines SQL: a target of any tenant but the platform tenant (one stored before tenant admins
- * were refused them) is not run and goes to the dead letters.
+ * were refused them) is not run and goes to the dead letters. Nor is any on embedded PGlite, whose
+ * one session is the superuser's (a statement could take its role): one stored before sql targets
+ * were refused there goes to the dead letters too.
  */
 export async function deliverSql(
-  db: Kysely<unknown>,
+  database: { kind: 'postgres' | 'pglite'; kysely: Kysely<unknown> },
   target: SqlTarget,
   delivery: Delivery,
 ): Promise<TargetResult> {
+  if (database.kind !== 'postgres') return { outcome: 'dead', error: SQL_NEEDS_POSTGRES };
   if (delivery.tenantId !== PLATFORM_TENANT_ID) {
     return { outcome: 'dead', error: 'sql targets are for the operator (the platform tenant) only' };
   }
@@ -43,7 +46,7 @@ export async function deliverSql(
     return { outcome: 'dead', error: (error as Error).message };
   }
   try {
-    await withTenant(db, delivery.tenantId, (trx) =>
+    await withTenant(database.kysely, delivery.tenantId, (trx) =>
       trx.executeQuery(CompiledQuery.raw(target.statement, params)),
     );
     return { outcome: 'delivered' };
