@@ -41,6 +41,16 @@ export function charge(_schema: unknown, data: unknown): boolean {
   return true;
 }
 
+/**
+ * Charges `steps` to the budget of the payload being checked (nothing outside budgeted()); throws
+ * SchemaTooCostlyError, before the work is done, when they are more than what is left.
+ */
+export function chargeSteps(steps: number): void {
+  if (budget.remaining === Number.POSITIVE_INFINITY) return;
+  budget.remaining -= steps;
+  if (budget.remaining < 0) throw new SchemaTooCostlyError();
+}
+
 // Keywords whose values are data, not schemas.
 export const DATA_KEYWORDS = new Set(['const', 'enum', 'default', 'examples', '$vocabulary']);
 // Keywords whose values are maps of name to schema: the map itself is no schema.

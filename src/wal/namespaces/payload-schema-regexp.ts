@@ -1,6 +1,7 @@
 import type { Ajv } from 'ajv';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import { RE2JS } from 're2js';
+import { chargeSteps } from './payload-schema-budget.ts';
 
 /** A pattern the linear-time engine cannot run (a backreference, a lookaround, …). */
 export class UnsupportedPatternError extends Error {
@@ -58,14 +59,89 @@ export function toRe2Syntax(pattern: string): string {
   return out;
 }
 
+/** The most characters a payload schema pattern may have. */
+export const MAX_PATTERN_LENGTH = 512;
+/** The most a counted repetition (`{n}`, `{n,}`, `{n,m}`) in a payload schema pattern may count. */
+export const MAX_PATTERN_REPEAT = 100;
+/** The most RE2 instructions one pattern may compile to (`(a|aa|aaa|b){1000}` is 11,003). */
+export const MAX_PATTERN_PROGRAM = 1_000;
+
+// RE2 is linear in the input, but its factor is the size of the compiled program: matching N
+// characters takes up to N × (instructions) steps (`(a|aa|aaa|b){1000}$` on 20,000 characters: 3.7 s).
+// Each test is charged that, in units of this many steps, to the budget of the payload being
+// checked (payload-schema-budget.ts) before it runs.
+const STEPS_PER_UNIT = 128;
+
+/** A RegExp-like object on RE2; `size` is its compiled program's number of instructions. */
+export type LinearRegExp = { test(input: string): boolean; toString(): string; readonly size: number };
+
+/**
+ * The largest count of the pattern's counted repetitions (0 when it has none): `{n}`, `{n,}` and
+ * `{n,m}` outside character classes and escapes, as RE2 reads them.
+ */
+export function largestRepeat(pattern: string): number {
+  let largest = 0;
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      // \x{…}, \p{…}, \P{…}, \u{…}: the braces belong to the escape.
+      if ('xpPu'.includes(pattern[i + 1] ?? '') && pattern[i + 2] === '{') {
+        const end = pattern.indexOf('}', i + 3);
+        i = end === -1 ? pattern.length : end;
+      } else i += 1;
+    } else if (inClass) {
+      if (c === '[' && pattern[i + 1] === ':') {
+        const end = pattern.indexOf(':]', i + 2);
+        if (end !== -1) i = end + 1;
+      } else if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === '^') i += 1;
+      if (pattern[i + 1] === ']') i += 1;
+    } else if (c === '{') {
+      const repeat = /^\{(\d+)(?:,(\d*))?\}/.exec(pattern.slice(i, i + 24));
+      if (repeat) {
+        largest = Math.max(largest, Number(repeat[1]), Number(repeat[2] || 0));
+        i += repeat[0].length - 1;
+      }
+    }
+  }
+  return largest;
+}
+
+/**
+ * Why a payload schema pattern would cost too much to run (undefined when it is within bounds):
+ * more than MAX_PATTERN_LENGTH characters, a repetition counting more than MAX_PATTERN_REPEAT,
+ * or a program of more than MAX_PATTERN_PROGRAM instructions. `size` is its program's size.
+ */
+export function patternTooCostly(pattern: string, size: number): string | undefined {
+  const quoted = JSON.stringify(pattern.length > 40 ? `${pattern.slice(0, 40)}…` : pattern);
+  if (pattern.length > MAX_PATTERN_LENGTH) {
+    return `pattern ${quoted} is too long: at most ${MAX_PATTERN_LENGTH} characters (is ${pattern.length})`;
+  }
+  const repeat = largestRepeat(pattern);
+  if (repeat > MAX_PATTERN_REPEAT) {
+    return (
+      `pattern ${quoted} repeats ${repeat} times: a counted repetition ({n}, {n,m}) may count at ` +
+      `most ${MAX_PATTERN_REPEAT}`
+    );
+  }
+  if (size > MAX_PATTERN_PROGRAM) {
+    return (
+      `pattern ${quoted} is too costly to run: it compiles to ${size} RE2 instructions, at most ` +
+      `${MAX_PATTERN_PROGRAM} (nested repetitions multiply)`
+    );
+  }
+  return undefined;
+}
+
 /**
  * Ajv's `code.regExp`: a RegExp-like object (`test`) on RE2JS, which matches in time linear in
- * the input whatever the pattern (no catastrophic backtracking).
+ * the input whatever the pattern (no catastrophic backtracking). Each test is charged to the
+ * payload's step budget in proportion to (program size × input length).
  */
-export function linearRegExp(
-  pattern: string,
-  flags: string,
-): { test(input: string): boolean; toString(): string } {
+export function linearRegExp(pattern: string, flags: string): LinearRegExp {
   let mode = 0;
   if (flags.includes('i')) mode |= RE2JS.CASE_INSENSITIVE;
   if (flags.includes('m')) mode |= RE2JS.MULTILINE;
@@ -77,7 +153,15 @@ export function linearRegExp(
     throw new UnsupportedPatternError(pattern, (error as Error).message);
   }
   const text = `/${pattern}/${flags}`;
-  return { test: (input: string) => re.test(input), toString: () => text };
+  const size: number = re.re2().prog.numInst();
+  return {
+    test: (input: string) => {
+      chargeSteps(Math.ceil((size * input.length) / STEPS_PER_UNIT));
+      return re.test(input);
+    },
+    toString: () => text,
+    size,
+  };
 }
 linearRegExp.code = 'linearRegExp';
 

@@ -5,7 +5,14 @@ import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { createWal } from '../index.ts';
 import { addNamespace } from '../write/write-test-fixtures.ts';
 import type { Namespace } from './namespace.ts';
-import { MAX_PAYLOAD_SCHEMA_BYTES, namespaceValidator, toRe2Syntax } from './payload-schema.ts';
+import {
+  MAX_PATTERN_LENGTH,
+  MAX_PAYLOAD_SCHEMA_BYTES,
+  MAX_SCHEMA_PATTERN_PROGRAM,
+  namespaceValidator,
+  toRe2Syntax,
+} from './payload-schema.ts';
+import { largestRepeat } from './payload-schema-regexp.ts';
 
 const NS = '/api/v1/wal/namespaces';
 const WRITE = '/api/v1/wal/write';
@@ -145,6 +152,84 @@ describe('namespace payload schemas', () => {
       400,
     );
     expect(lookahead.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/patternProperties/^(?=x)a~1b$']);
+  });
+
+  it('refuses a pattern whose counted repetition compiles to a huge program with 400 naming it', async () => {
+    // 19 characters, 11,003 RE2 instructions: one write of 20 KB took 3.7 s before its 422.
+    const repeated = problem(
+      await create({
+        name: 'repeat',
+        payloadSchema: {
+          type: 'object',
+          properties: { name: { type: 'string', pattern: '(a|aa|aaa|b){1000}$' } },
+        },
+      }),
+      400,
+    );
+    expect(repeated.code).toBe('VALIDATION_FAILED');
+    expect(repeated.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/properties/name/pattern']);
+    expect(repeated.errors?.[0]?.message).toMatch(/repeats 1000 times.*at most 100/);
+
+    // Counts within bounds that multiply: 1,123 instructions.
+    expect((await create({ name: 'nested', payloadSchema: { type: 'object' } })).statusCode).toBe(201);
+    const nested = problem(
+      await send(t.app, 'PUT', `${NS}/nested`, admin, {
+        payloadSchema: { patternProperties: { '((a|aa|aaa|b){10}){10}$': {} } },
+      }),
+      400,
+    );
+    expect(nested.errors?.map((e) => e.pointer)).toEqual([
+      '/payloadSchema/patternProperties/((a|aa|aaa|b){10}){10}$',
+    ]);
+    expect(nested.errors?.[0]?.message).toMatch(/1123 RE2 instructions, at most 1000/);
+
+    const long = problem(
+      await create({
+        name: 'long',
+        payloadSchema: { type: 'string', pattern: 'x'.repeat(MAX_PATTERN_LENGTH + 1) },
+      }),
+      400,
+    );
+    expect(long.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema/pattern']);
+
+    // Patterns each within bounds, too many of them together.
+    const many = Array.from({ length: 25 }, () => ({ pattern: '(?:[ab]*a[ab]{100}){9}$' }));
+    const together = problem(await create({ name: 'many', payloadSchema: { allOf: many } }), 400);
+    expect(together.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema']);
+    expect(together.errors?.[0]?.message).toMatch(new RegExp(`at most ${MAX_SCHEMA_PATTERN_PROGRAM}`));
+  });
+
+  it('reads counted repetitions as RE2 does: not in classes, escapes or literal braces', () => {
+    expect(largestRepeat('^[a-z]{2,64}x{3,}$')).toBe(64);
+    expect(largestRepeat('[{1000}]\\{1000}\\x{1F600}\\p{Greek}{,1000}a{1000')).toBe(0);
+    expect(largestRepeat('[[:alpha:]{]{101}')).toBe(101);
+  });
+
+  it('stops an allowed pattern that is costly over a 200 KB string with 422 instead of running for seconds', async () => {
+    // 930 instructions, within every bound; RE2 needs about 2.5 s per test over 200,000 random
+    // a/b characters: 14 tests of one value took 35 s on old code.
+    const costly = { pattern: '(?:[ab]*a[ab]{100}){9}$' };
+    const payloadSchema = { type: 'object', properties: { s: { allOf: Array(14).fill(costly) } } };
+    const created = await create({ name: 'costly', payloadSchema, maxPayloadBytes: 1_000_000 });
+    expect(created.statusCode, created.body).toBe(201);
+    let seed = 12_345;
+    const random = Array.from({ length: 200_000 }, () => {
+      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+      return (seed >> 16) & 1 ? 'a' : 'b';
+    }).join('');
+    const body = problem(await write('costly', { s: random }), 422);
+    expect(body.code).toBe('PAYLOAD_SCHEMA_MISMATCH');
+    expect(body.errors?.[0]?.message).toMatch(/too many steps/);
+    // A short value is matched (and fails) as before.
+    const short = problem(await write('costly', { s: 'b' }), 422);
+    expect(short.errors?.[0]?.pointer).toBe('/payload/s');
+
+    // An ordinary pattern over the same 200 KB string stays within the budget.
+    const plain = { type: 'object', properties: { s: { type: 'string', pattern: '^[ab]*$' } } };
+    expect(
+      (await create({ name: 'plain', payloadSchema: plain, maxPayloadBytes: 1_000_000 })).statusCode,
+    ).toBe(201);
+    expect((await write('plain', { s: random })).statusCode).toBe(202);
   });
 
   it('answers writes 409 CONFLICT for a stored schema that no longer compiles', async () => {

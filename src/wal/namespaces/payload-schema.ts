@@ -4,13 +4,21 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { Namespace } from './namespace.ts';
 import { budgeted, COST_KEYWORD, charge, DATA_KEYWORDS, instrument } from './payload-schema-budget.ts';
-import { linearRegExp, useLinearFormats } from './payload-schema-regexp.ts';
+import { linearRegExp, patternTooCostly, useLinearFormats } from './payload-schema-regexp.ts';
 
 export { budgeted, SchemaTooCostlyError } from './payload-schema-budget.ts';
-export { toRe2Syntax, UnsupportedPatternError } from './payload-schema-regexp.ts';
+export {
+  MAX_PATTERN_LENGTH,
+  MAX_PATTERN_PROGRAM,
+  MAX_PATTERN_REPEAT,
+  toRe2Syntax,
+  UnsupportedPatternError,
+} from './payload-schema-regexp.ts';
 
 /** The largest payload schema a namespace may have, in bytes of JSON. */
 export const MAX_PAYLOAD_SCHEMA_BYTES = 65_536;
+/** The most RE2 instructions all the patterns of one payload schema may compile to together. */
+export const MAX_SCHEMA_PATTERN_PROGRAM = 20_000;
 
 /** A key for deep equality of JSON values: object keys sorted at every level. */
 function equalityKey(value: unknown): string {
@@ -88,8 +96,13 @@ export function compilePayloadSchema(schema: Record<string, unknown>): ValidateF
 
 const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
 
-/** Every pattern of the schema (`pattern`, `patternProperties` keys) that RE2 refuses. */
-function unsupportedPatterns(value: unknown, at: string, found: { pointer: string; message: string }[]) {
+type PatternCheck = { pointer: string; message: string }[] & { program?: number };
+
+/**
+ * Every pattern of the schema (`pattern`, `patternProperties` keys) that RE2 refuses or that would
+ * cost too much to run (see patternTooCostly); `found.program` sums the sizes of their programs.
+ */
+function unsupportedPatterns(value: unknown, at: string, found: PatternCheck) {
   if (typeof value !== 'object' || value === null) return;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) unsupportedPatterns(value[i], `${at}/${i}`, found);
@@ -97,7 +110,10 @@ function unsupportedPatterns(value: unknown, at: string, found: { pointer: strin
   }
   const check = (pattern: string, pointer: string) => {
     try {
-      linearRegExp(pattern, 'u');
+      const { size } = linearRegExp(pattern, 'u');
+      found.program = (found.program ?? 0) + size;
+      const costly = patternTooCostly(pattern, size);
+      if (costly) found.push({ pointer, message: costly });
     } catch (error) {
       found.push({ pointer, message: (error as Error).message });
     }
@@ -115,7 +131,8 @@ function unsupportedPatterns(value: unknown, at: string, found: { pointer: strin
 
 /**
  * Checks a payload schema a tenant admin sent: at most 64 KiB of JSON, every pattern runnable on
- * RE2, valid. Returns the problems as (pointer under `at`, message) pairs; none when it is fine.
+ * RE2 and within the bounds of patternTooCostly, all patterns together at most
+ * MAX_SCHEMA_PATTERN_PROGRAM instructions, valid. Returns the problems as (pointer under `at`, message) pairs; none when it is fine.
  */
 export function checkPayloadSchema(
   schema: Record<string, unknown>,
@@ -127,9 +144,15 @@ export function checkPayloadSchema(
       { pointer: at, message: `must be at most ${MAX_PAYLOAD_SCHEMA_BYTES} bytes of JSON (is ${bytes})` },
     ];
   }
-  const problems: { pointer: string; message: string }[] = [];
+  const problems: PatternCheck = [];
   unsupportedPatterns(schema, at, problems);
-  if (problems.length > 0) return problems;
+  if (problems.length > 0) return [...problems];
+  if ((problems.program ?? 0) > MAX_SCHEMA_PATTERN_PROGRAM) {
+    const message =
+      `its patterns compile to ${problems.program} RE2 instructions together, at most ` +
+      `${MAX_SCHEMA_PATTERN_PROGRAM}`;
+    return [{ pointer: at, message }];
+  }
   try {
     compilePayloadSchema(schema);
     return [];
