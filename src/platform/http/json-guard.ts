@@ -154,16 +154,38 @@ export function invalidUtf8Offset(bytes: Uint8Array): number {
   return -1;
 }
 
+/** The charsets a JSON body may declare (RFC 8259: JSON is UTF-8; US-ASCII is a subset of it). */
+const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** The charset parameter of a Content-Type header, lower-cased (undefined when there is none). */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  const match = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  return match ? (match[1] ?? match[2] ?? '').toLowerCase() : undefined;
+}
+
 /**
  * Replaces Fastify's application/json parser by the same parser (secure-json-parse: __proto__ and
- * constructor.prototype keys refused) behind two checks: the body must be valid UTF-8 (decoding
- * would otherwise turn a raw lone surrogate or any stray byte into U+FFFD silently), and the
- * parsed value must pass jsonProblem. Every JSON body is checked, whatever its route.
+ * constructor.prototype keys refused) behind three checks: a declared charset must be UTF-8 (or
+ * US-ASCII): a body in another one (`charset=utf-16`) answers 415 UNSUPPORTED_MEDIA_TYPE instead
+ * of being read as UTF-8; the body must be valid UTF-8 (decoding would otherwise turn a raw lone
+ * surrogate or any stray byte into U+FFFD silently); and the parsed value must pass jsonProblem.
+ * Every JSON body is checked, whatever its route.
  */
 export function registerJsonGuard(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = charsetOf(request.headers['content-type']);
+    if (charset !== undefined && !JSON_CHARSETS.has(charset)) {
+      done(
+        new AppError(
+          'UNSUPPORTED_MEDIA_TYPE',
+          `a JSON body must be UTF-8; charset ${JSON.stringify(charset)} is not supported`,
+        ),
+        undefined,
+      );
+      return;
+    }
     const bytes = body as Buffer;
     if (!isUtf8(bytes)) {
       const offset = invalidUtf8Offset(bytes);

@@ -227,6 +227,30 @@ describe('error answers are RFC 9457 problems', () => {
     expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
+  it('answers a JSON body in a charset other than UTF-8 with 415 instead of reading it as UTF-8', async () => {
+    const body = JSON.stringify({ tenant: 'acme', email: 'a@acme.test', password: PASSWORD });
+    for (const contentType of ['application/json; charset=utf-16', 'application/json;charset="ISO-8859-1"']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        headers: { 'content-type': contentType },
+        payload: contentType.includes('16') ? Buffer.from(body, 'utf16le') : body,
+      });
+      const problem = expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      expect(problem.detail).toMatch(/must be UTF-8/);
+    }
+    // UTF-8 and US-ASCII, however spelled, are read as before.
+    for (const contentType of ['application/json; charset=UTF-8', 'application/json; charset="us-ascii"']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        headers: { 'content-type': contentType },
+        payload: JSON.stringify({ tenant: 'acme' }),
+      });
+      expectProblem(res, 400, 'VALIDATION_FAILED');
+    }
+  });
+
   it('answers an unknown content type on a JSON route with 415', async () => {
     const res = await t.app.inject({
       method: 'POST',
