@@ -9,7 +9,7 @@ import {
   RequestTimeoutError,
 } from './http-request.ts';
 import { parseRetryAfter } from './retry-after.ts';
-import { createSsrfGuard, SsrfRefusedError } from './ssrf-guard.ts';
+import { createSsrfGuard, HostLookupError, type Resolve, SsrfRefusedError } from './ssrf-guard.ts';
 import { normalizeHost } from './ssrf-guard-ip.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
 import { signWebhook } from './webhook-signature.ts';
@@ -65,12 +65,39 @@ function customHeaders(headers: Record<string, string> | undefined): Record<stri
   );
 }
 
+/** Where refusals and lookup failures are logged in full (ctx.logger). */
+export type WarnLogger = { warn(details: object, message: string): void };
+
+type Refused = SsrfRefusedError | HostLookupError;
+
 /**
  * Delivers to HTTP targets: signed structured CloudEvents behind the SSRF guard. privateTargets
- * are the operator's MERCATO_WAL_PRIVATE_TARGETS (a bad entry throws ConfigError).
+ * are the operator's MERCATO_WAL_PRIVATE_TARGETS (a bad entry throws ConfigError). The tenant
+ * reads only a generic error when the guard refuses or the host does not resolve (which address
+ * an internal name has is none of its business); the details go to logger at warn, for the
+ * operator. resolve replaces dns.lookup in tests.
  */
-export function createHttpTarget(options: { privateTargets?: readonly string[] } = {}): HttpTargetRunner {
-  const guard = createSsrfGuard(options.privateTargets);
+export function createHttpTarget(
+  options: { privateTargets?: readonly string[]; logger?: WarnLogger; resolve?: Resolve } = {},
+): HttpTargetRunner {
+  const guard = createSsrfGuard(options.privateTargets, options.resolve);
+  const logRefused = (namespace: Namespace, target: HttpTarget, error: Refused) => {
+    const details = {
+      tenantId: namespace.tenantId,
+      namespace: namespace.name,
+      target: target.name,
+      host: error.host,
+      ...(error instanceof SsrfRefusedError
+        ? { address: error.address, reason: error.reason }
+        : { cause: (error.cause as Error).message }),
+    };
+    options.logger?.warn(
+      details,
+      error instanceof SsrfRefusedError
+        ? 'webhook destination refused by the SSRF guard'
+        : 'webhook host did not resolve',
+    );
+  };
   const agents = createWebhookAgents();
   return {
     async deliver(namespace, target, delivery) {
@@ -92,7 +119,9 @@ export function createHttpTarget(options: { privateTargets?: readonly string[] }
       if (isIP(bare) !== 0) {
         const reason = guard.refusal(bare, bare, port);
         if (reason !== undefined) {
-          return { outcome: 'dead', error: new SsrfRefusedError(bare, url.hostname, reason).message };
+          const refused = new SsrfRefusedError(bare, url.hostname, reason);
+          logRefused(namespace, target, refused);
+          return { outcome: 'dead', error: refused.message };
         }
       }
       const body = JSON.stringify(toCloudEvent(delivery));
@@ -115,9 +144,14 @@ export function createHttpTarget(options: { privateTargets?: readonly string[] }
         const agent = agents.agentFor(namespace.tenantId, url.protocol);
         return outcomeOf(await postOnce(url, agent, guard.lookupFor(port), headers, body, target.timeoutMs));
       } catch (error) {
-        if (error instanceof SsrfRefusedError) return { outcome: 'dead', error: error.message };
+        if (error instanceof SsrfRefusedError || error instanceof HostLookupError) {
+          logRefused(namespace, target, error);
+          return { outcome: error instanceof SsrfRefusedError ? 'dead' : 'retry', error: error.message };
+        }
         if (error instanceof RequestTimeoutError) return { outcome: 'retry', error: error.message };
-        return { outcome: 'retry', error: `network error: ${(error as Error).message}` };
+        // The code only (ECONNREFUSED, ECONNRESET): Node's message names the address connected to.
+        const { code, message } = error as NodeJS.ErrnoException;
+        return { outcome: 'retry', error: `network error: ${code ?? message}` };
       }
     },
     close: () => agents.close(),

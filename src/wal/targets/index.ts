@@ -24,7 +24,10 @@ export type Targets = {
 /** Creates the delivery targets: http (signed CloudEvents), sql, redis and internal handlers. */
 export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }): Targets {
   // The operator's MERCATO_WAL_PRIVATE_TARGETS: a bad entry stops the start with a ConfigError.
-  const http = createHttpTarget({ privateTargets: deps.ctx.config.walPrivateTargets });
+  const http = createHttpTarget({
+    privateTargets: deps.ctx.config.walPrivateTargets,
+    logger: deps.ctx.logger.child({ component: 'wal-http-target' }),
+  });
   async function run(
     namespace: Namespace,
     target: Target,

@@ -1,7 +1,14 @@
 import type { LookupAddress } from 'node:dns';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../platform/index.ts';
-import { createSsrfGuard, type SsrfGuard, SsrfRefusedError } from './ssrf-guard.ts';
+import {
+  createSsrfGuard,
+  HostLookupError,
+  REFUSED_MESSAGE,
+  type SsrfGuard,
+  SsrfRefusedError,
+  UNRESOLVED_MESSAGE,
+} from './ssrf-guard.ts';
 
 const closed = createSsrfGuard();
 const refusal = (guard: SsrfGuard, address: string, port = 443, host = address) =>
@@ -145,7 +152,11 @@ describe('SSRF guard: the lookup a connection resolves with', () => {
     for (const all of [false, true]) {
       const { error } = await lookup(closed, 'localhost', 80, all);
       expect(error).toBeInstanceOf(SsrfRefusedError);
-      expect(error?.message).toMatch(/^SSRF guard refused (127\.0\.0\.1|::1) for host localhost: loopback/);
+      // The tenant reads only the generic message; the address goes to the operator's log.
+      expect(error?.message).toBe(REFUSED_MESSAGE);
+      expect((error as SsrfRefusedError).detail).toMatch(
+        /^SSRF guard refused (127\.0\.0\.1|::1) for host localhost: loopback/,
+      );
     }
   });
 
@@ -163,5 +174,16 @@ describe('SSRF guard: the lookup a connection resolves with', () => {
     const { error, address } = await lookup(closed, '8.8.8.8', 443, true);
     expect(error).toBeNull();
     expect(address).toEqual([{ address: '8.8.8.8', family: 4 }]);
+  });
+
+  it('fails a host that does not resolve with the generic message, keeping the resolver error as its cause', async () => {
+    const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND db.internal.corp'), {
+      code: 'ENOTFOUND',
+    });
+    const guard = createSsrfGuard([], (_host, _options, callback) => callback(notFound, []));
+    const { error } = await lookup(guard, 'db.internal.corp', 443, false);
+    expect(error).toBeInstanceOf(HostLookupError);
+    expect(error?.message).toBe(UNRESOLVED_MESSAGE);
+    expect(error?.cause).toBe(notFound);
   });
 });

@@ -3,14 +3,40 @@ import { normalizeHost, parseIp } from './ssrf-guard-ip.ts';
 import { isOpened, type PrivateTarget, parsePrivateTargets } from './ssrf-guard-private-targets.ts';
 import { isMetadataAddress, METADATA_HOSTS, refusedRange } from './ssrf-guard-ranges.ts';
 
-/** Thrown when a webhook would connect to an address the SSRF guard refuses. */
+/** What a tenant is told when the guard refuses a destination: never the address a name resolved to. */
+export const REFUSED_MESSAGE = 'destination refused: not a public address';
+/** What a tenant is told when a webhook host does not resolve: never the resolver's own error. */
+export const UNRESOLVED_MESSAGE = 'could not resolve host';
+
+/**
+ * Thrown when a webhook would connect to an address the SSRF guard refuses. Its message is the
+ * generic REFUSED_MESSAGE, stored where the tenant reads it (lastError, attempt history): naming
+ * the address would tell a tenant which internal names resolve, and to what. `detail` (address,
+ * host, reason) is for the operator's log.
+ */
 export class SsrfRefusedError extends Error {
   readonly address: string;
   readonly host: string;
+  readonly reason: string;
   constructor(address: string, host: string, reason: string) {
-    super(`SSRF guard refused ${address} for host ${host}: ${reason}`);
+    super(REFUSED_MESSAGE);
     this.name = 'SsrfRefusedError';
     this.address = address;
+    this.host = host;
+    this.reason = reason;
+  }
+  /** For the operator's log only. */
+  get detail(): string {
+    return `SSRF guard refused ${this.address} for host ${this.host}: ${this.reason}`;
+  }
+}
+
+/** Thrown when a webhook host does not resolve; the message is UNRESOLVED_MESSAGE, `cause` the resolver's error (for the log). */
+export class HostLookupError extends Error {
+  readonly host: string;
+  constructor(host: string, cause: Error) {
+    super(UNRESOLVED_MESSAGE, { cause });
+    this.name = 'HostLookupError';
     this.host = host;
   }
 }
@@ -35,14 +61,28 @@ export type SsrfGuard = {
   refusal(host: string, address: string, port: number): string | undefined;
   /**
    * A dns.lookup for one connection to port: resolves every address of the host, keeps those
-   * the guard allows and fails with SsrfRefusedError when none is left. The socket connects only
-   * to an address checked here, so DNS rebinding between a check and the connect cannot pass.
+   * the guard allows and fails with SsrfRefusedError when none is left (HostLookupError when the
+   * host does not resolve). The socket connects only to an address checked here, so DNS
+   * rebinding between a check and the connect cannot pass.
    */
   lookupFor(port: number): GuardedLookup;
 };
 
-/** Builds the guard from the operator's MERCATO_WAL_PRIVATE_TARGETS; throws ConfigError on a bad entry. */
-export function createSsrfGuard(privateTargets: readonly string[] = []): SsrfGuard {
+/** How a host is resolved (dns.lookup with `all: true`); a parameter so a failing resolver can be tested. */
+export type Resolve = (
+  hostname: string,
+  options: LookupOptions & { all: true },
+  callback: (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
+
+/**
+ * Builds the guard from the operator's MERCATO_WAL_PRIVATE_TARGETS; throws ConfigError on a bad
+ * entry. resolve is dns.lookup unless a test gives another.
+ */
+export function createSsrfGuard(
+  privateTargets: readonly string[] = [],
+  resolve: Resolve = dnsLookup,
+): SsrfGuard {
   const opened: PrivateTarget[] = parsePrivateTargets(privateTargets);
 
   function refusal(host: string, address: string, port: number): string | undefined {
@@ -57,8 +97,8 @@ export function createSsrfGuard(privateTargets: readonly string[] = []): SsrfGua
 
   function lookupFor(port: number): GuardedLookup {
     return (hostname, options, callback) => {
-      dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
-        if (error) return callback(error, '');
+      resolve(hostname, { ...options, all: true }, (error, addresses) => {
+        if (error) return callback(new HostLookupError(hostname, error), '');
         let refused: SsrfRefusedError | undefined;
         const allowed = addresses.filter((entry) => {
           const reason = refusal(hostname, entry.address, port);
