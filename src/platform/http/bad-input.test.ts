@@ -398,7 +398,10 @@ describe('bad input never breaks a route', () => {
     const queryParams = (operation.parameters ?? []).filter((p) => p.in === 'query');
 
     const bodySchema = operation.requestBody?.content['application/json'].schema;
-    it.runIf(bodySchema)('survives arbitrary bodies', async () => {
+    // Only the checks that apply to this route are declared (a route without a body has no body
+    // to fuzz), so none of them is counted as skipped.
+    const itIf = (applies: unknown) => (applies ? it : () => {});
+    itIf(bodySchema)('survives arbitrary bodies', async () => {
       await fc.assert(
         fc.asyncProperty(bodyOf(bodySchema!), credential, async (payload, who) => {
           const url = fillPath(path, () => uuidv7());
@@ -411,7 +414,7 @@ describe('bad input never breaks a route', () => {
       );
     });
 
-    it.runIf(bodySchema?.properties)('survives each hostile value in each body field', async () => {
+    itIf(bodySchema?.properties)('survives each hostile value in each body field', async () => {
       // One otherwise plausible body per field and value, so every value reaches past the other fields.
       const [base] = fc.sample(plausible(bodySchema!), { numRuns: 1, seed: 42 }) as [Record<string, unknown>];
       for (const field of Object.keys(bodySchema!.properties!)) {
@@ -426,7 +429,7 @@ describe('bad input never breaks a route', () => {
       }
     });
 
-    it.runIf(pathParams.length > 0)('survives arbitrary path parameters', async () => {
+    itIf(pathParams.length > 0)('survives arbitrary path parameters', async () => {
       const segments = fc.record(Object.fromEntries(pathParams.map((p) => [p.name, segmentOf(p.schema)])));
       const body = bodySchema ? plausible(bodySchema).map(json) : fc.constant(undefined);
       await fc.assert(
