@@ -151,16 +151,23 @@ function leaseCtes(options: LeaseOptions, exclude = sql``) {
         ) d
       ),
       expired as (
-        select o.tenant_id, o.name as namespace, o.room, o.tenant_room, m.id, m.due_at
-        from wal.messages m
-        join open_ns o on o.tenant_id = m.tenant_id and o.name = m.namespace
-        where m.state = 'delivering' and m.lease_expires_at < now()
-          and m.backend = 'postgres'
-          ${exclude}
-          and ${inKeyOrder}
-        order by m.due_at, m.id
-        limit ${limit}
-        for update of m skip locked
+        select o.tenant_id, o.name as namespace, o.room, o.tenant_room, x.id, x.due_at
+        from (
+          -- Walks messages_leased (the few delivering rows), checking each row's namespace by a
+          -- scalar lookup: a join or exists would let the planner walk every message of each open
+          -- namespace instead (10 ms per lease on a namespace of 20,000 messages).
+          select m.id, m.tenant_id, m.namespace, m.due_at from wal.messages m
+          where m.state = 'delivering' and m.lease_expires_at < now()
+            and m.backend = 'postgres'
+            ${exclude}
+            and ${inKeyOrder}
+            and coalesce((select true from open_ns o
+              where o.tenant_id = m.tenant_id and o.name = m.namespace limit 1), false)
+          order by m.due_at, m.id
+          limit ${limit}
+          for update of m skip locked
+        ) x
+        join open_ns o on o.tenant_id = x.tenant_id and o.name = x.namespace
       ),
       in_namespace as (
         select u.*, row_number() over (partition by u.tenant_id, u.namespace order by u.due_at, u.id) as k
