@@ -111,6 +111,11 @@ async function measureWebhookWrites(base: string, headers: Record<string, string
     results['httpWebhookP99'] = row.p99;
     results['httpWebhookDelivered'] = Math.round((received - from) / DURATION);
   } finally {
+    // Its undelivered backlog would otherwise be delivered (and refused) during later parts.
+    await fetch(`${base}/api/v1/wal/namespaces/bench-http-webhook`, {
+      method: 'DELETE',
+      headers: { authorization: headers['authorization'] ?? '' },
+    }).catch(() => {});
     await new Promise((resolve) => receiver.close(resolve));
   }
 }

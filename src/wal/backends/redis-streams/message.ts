@@ -126,9 +126,27 @@ export function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Pr
   return (async () => {
     // A lazyConnect client that was never used: connect it (fails fast when unreachable).
     if (redis.status === 'wait') await redis.connect().catch(() => {});
+    // A client still making its first connection (a process that just started) gets a moment;
+    // one that lost Redis (reconnecting) answers at once, so writes fail over without waiting.
+    if (redis.status === 'connecting' || redis.status === 'connect') await readyWithin(redis, 1000);
     if (redis.status !== 'ready') {
       throw new BackendUnavailableError(BACKEND, `redis is not connected (${redis.status}); ${what} failed`);
     }
     return fn().catch(unavailable);
   })();
+}
+
+/** Resolves when the client is ready, or after `ms`, whichever comes first. */
+function readyWithin(redis: Redis, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('end', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+    redis.once('end', done);
+  });
 }

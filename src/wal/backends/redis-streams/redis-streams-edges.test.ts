@@ -35,6 +35,20 @@ describe.skipIf(!url)('redis-streams backend, edges', () => {
     }
   });
 
+  it('takes a write made while its client is still making its first connection', async () => {
+    const fresh = new Redis(url!);
+    try {
+      expect(fresh.status).not.toBe('ready');
+      const backend = createRedisStreamsBackend(fresh, { prefix: h.prefix, blockMs: 200 });
+      const ns = testNamespace();
+      await backend.append([row(ns, 'first')]);
+      expect((await backend.lag()).messages).toBe(1);
+      await backend.close();
+    } finally {
+      await fresh.quit();
+    }
+  });
+
   it('works on a client with a keyPrefix', async () => {
     const prefixed = new Redis(url!, { keyPrefix: `${h.prefix}:kp:` });
     await prefixed.ping();
