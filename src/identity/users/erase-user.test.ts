@@ -9,7 +9,7 @@ import {
   type TestTenant,
   tryLogin,
 } from '../auth/auth-test-fixtures.ts';
-import { addUser, bearer, send } from './user-test-fixtures.ts';
+import { addUser, auth, bearer, send } from './user-test-fixtures.ts';
 
 let t: TestApp;
 let shop: TestTenant;
@@ -23,7 +23,6 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const erase = (id: string, headers = admin) => send(t.app, 'DELETE', `/api/v1/users/${id}`, headers);
-const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** The stored row, whatever its status (the API no longer shows an erased user). */
 const rowOf = (id: string) =>

@@ -8,7 +8,7 @@ import {
   type TestTenant,
   tryLogin,
 } from '../auth/auth-test-fixtures.ts';
-import { addUser, send } from './user-test-fixtures.ts';
+import { addUser, auth, send } from './user-test-fixtures.ts';
 
 let t: TestApp;
 let shop: TestTenant;
@@ -21,7 +21,6 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const NEW = 'a-brand-new-password-9';
-const auth = (token: string) => ({ authorization: `Bearer ${token}` });
 const change = (headers: Record<string, string>, body: unknown) =>
   send(t.app, 'PUT', '/api/v1/users/password', headers, body);
 

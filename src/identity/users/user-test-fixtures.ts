@@ -13,10 +13,14 @@ export async function addUser(t: TestApp, tenantId: string, email: string, role:
   );
 }
 
+/** The Authorization header carrying an access token. */
+export const auth = (accessToken: string): Record<string, string> => ({
+  authorization: `Bearer ${accessToken}`,
+});
+
 /** Signs in and returns the Authorization header for the account. */
 export async function bearer(t: TestApp, tenantSlug: string, email: string): Promise<Record<string, string>> {
-  const { accessToken } = await login(t.app, tenantSlug, email);
-  return { authorization: `Bearer ${accessToken}` };
+  return auth((await login(t.app, tenantSlug, email)).accessToken);
 }
 
 /** A platform admin (admin of the `platform` tenant) and their Authorization header. */
