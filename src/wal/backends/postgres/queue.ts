@@ -122,17 +122,22 @@ function leaseCtes(options: LeaseOptions, exclude = sql``) {
     : sql`${limit}::int`;
   return sql`
       held as (
-        select h.tenant_id, h.namespace, h.n
+        select h.tenant_id, h.namespace, sum(h.n)::int as n
         from jsonb_to_recordset(${held}::jsonb) as h(tenant_id uuid, namespace text, n integer)
+        group by h.tenant_id, h.namespace
+      ),
+      held_by_tenant as (
+        select h.tenant_id, sum(h.n)::int as n from held h group by h.tenant_id
       ),
       open_ns as (
+        -- Joined, not a lookup per namespace: every enabled namespace is read each lease.
         select * from (
           select n.tenant_id, n.name,
-            (${window} - coalesce((select sum(h.n) from held h
-              where h.tenant_id = n.tenant_id and h.namespace = n.name), 0))::int as room,
-            (${share}::int - coalesce((select sum(h.n) from held h where h.tenant_id = n.tenant_id), 0))::int
-              as tenant_room
+            (${window} - coalesce(h.n, 0))::int as room,
+            (${share}::int - coalesce(t.n, 0))::int as tenant_room
           from wal.namespaces n
+          left join held h on h.tenant_id = n.tenant_id and h.namespace = n.name
+          left join held_by_tenant t on t.tenant_id = n.tenant_id
           where n.enabled and not n.paused ${tenantFilter}
         ) o
         where o.room > 0 and o.tenant_room > 0
