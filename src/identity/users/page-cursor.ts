@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { cursorText, encodeCursor, invalidCursor } from '../../platform/http/index.ts';
+import { cursorId, cursorText, encodeCursor } from '../../platform/http/index.ts';
 
 /** Query parameters of a cursor-paginated list. */
 export const PageQuery = {
@@ -14,7 +14,6 @@ export function PageOf<T extends Parameters<typeof Type.Array>[0]>(item: T) {
   return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const DEFAULT_LIMIT = 20;
 
 /** Decodes ?limit and ?cursor; a cursor we did not issue is a 400 INVALID_CURSOR naming /cursor. */
@@ -24,9 +23,7 @@ export function readPage(query: { limit?: number; cursor?: string }): {
 } {
   const limit = query.limit ?? DEFAULT_LIMIT;
   if (query.cursor === undefined) return { limit, after: undefined };
-  const after = cursorText(query.cursor);
-  if (!UUID.test(after)) throw invalidCursor('not an id');
-  return { limit, after };
+  return { limit, after: cursorId(cursorText(query.cursor)) };
 }
 
 /**

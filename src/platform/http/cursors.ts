@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { AppError } from './errors.ts';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** 400 INVALID_CURSOR naming ?cursor and what is wrong with it. */
 export function invalidCursor(why: string): AppError {
@@ -23,4 +24,10 @@ export function cursorText(cursor: string): string {
   if (!BASE64URL.test(cursor) || bytes.toString('base64url') !== cursor) throw invalidCursor('not base64url');
   if (!isUtf8(bytes)) throw invalidCursor('not UTF-8');
   return bytes.toString('utf8');
+}
+
+/** value when it is a row id as this API writes one into a cursor (a lower-case UUID), else 400 INVALID_CURSOR. */
+export function cursorId(value: unknown): string {
+  if (typeof value !== 'string' || !ID.test(value)) throw invalidCursor('not an id');
+  return value;
 }

@@ -16,7 +16,7 @@ export {
 } from './auth.ts';
 export { clientKey } from './client-key.ts';
 export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
-export { cursorText, encodeCursor, invalidCursor } from './cursors.ts';
+export { cursorId, cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
 export { beforeBody } from './guards-first.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';

@@ -5,9 +5,9 @@ import { Type } from 'typebox';
 import { uuidv7 } from 'uuidv7';
 import { withTenant } from '../../platform/db/index.ts';
 import {
+  cursorId,
   cursorText,
   encodeCursor,
-  invalidCursor,
   type Principal,
   requireUser,
   SECURED,
@@ -79,8 +79,6 @@ export async function listAudit(
   }));
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 const AuditQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Page size (Default: 20)' })),
@@ -126,8 +124,7 @@ export function auditRoutes(deps: WalDeps) {
         const limit = request.query.limit ?? 20;
         let before: string | undefined;
         if (request.query.cursor !== undefined) {
-          before = cursorText(request.query.cursor);
-          if (!UUID.test(before)) throw invalidCursor('not an id');
+          before = cursorId(cursorText(request.query.cursor));
         }
         const rows = await withTenant(deps.db, tenantId, (trx) =>
           listAudit(trx, tenantId, limit + 1, before),

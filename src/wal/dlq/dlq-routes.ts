@@ -5,6 +5,7 @@ import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import {
   AppError,
+  cursorId,
   cursorText,
   encodeCursor,
   invalidCursor,
@@ -85,8 +86,6 @@ const Requeued = Type.Object({ requeued: Type.Integer() });
 const base = { tags: ['wal'], security: SECURED };
 const admin = { preValidation: requireUser('admin') };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 const encodeDeadLetterCursor = (c: DeadLetterCursor) => encodeCursor(JSON.stringify([c.deadAt, c.id]));
 
 /**
@@ -104,8 +103,7 @@ function decodeDeadLetterCursor(raw: string): DeadLetterCursor {
   if (!Array.isArray(value) || value.length !== 2) throw invalidCursor('not a [time, id] pair');
   const [deadAt, id] = value as unknown[];
   if (typeof deadAt !== 'string' || !isStorableTimestamp(deadAt)) throw invalidCursor('not a time');
-  if (typeof id !== 'string' || !UUID.test(id)) throw invalidCursor('not an id');
-  return { deadAt, id };
+  return { deadAt, id: cursorId(id) };
 }
 
 function filterOf(input: { error?: string; target?: string; from?: string; to?: string }): DeadLetterFilter {
