@@ -113,8 +113,9 @@ export async function seedDemo(
     demo = await findTenantBySlug(deps.db, DEMO_TENANT.slug);
   }
   if (demo) created = (await unlessTaken(ensureUser(deps, demo.id, DEMO_CUSTOMER, secret))) || created;
+  // Only a start that seeded nothing can find other passwords (argon2 verifies cost start-up time).
   const warning =
-    password === undefined ? [] : demoPasswordWarning(await mismatchedDemoUsers(deps, password));
+    password === undefined || created ? [] : demoPasswordWarning(await mismatchedDemoUsers(deps, password));
   return {
     created,
     ...(created ? { password: secret } : {}),
