@@ -6,6 +6,7 @@ import { createWal } from '../index.ts';
 import { addNamespace } from '../write/write-test-fixtures.ts';
 import type { Namespace } from './namespace.ts';
 import {
+  checkPayloadSchema,
   MAX_PATTERN_LENGTH,
   MAX_PAYLOAD_SCHEMA_BYTES,
   MAX_SCHEMA_PATTERN_PROGRAM,
@@ -258,5 +259,10 @@ describe('namespace payload schemas', () => {
     });
     expect(changed?.schema).not.toBe(first);
     expect(changed?.(1)).toBe(true);
+  });
+
+  it("keeps no tenant's $id: the same id, written another way, is accepted again", () => {
+    expect(checkPayloadSchema({ $id: 'https://ids.example/order#', type: 'object' })).toEqual([]);
+    expect(checkPayloadSchema({ $id: 'https://ids.example/order', type: 'string' })).toEqual([]);
   });
 });

@@ -57,10 +57,15 @@ function uniqueItems(this: unknown, schema: boolean, data: unknown[]): boolean {
 // schema must itself be valid against its meta-schema and every $ref must resolve.
 // Draft-07 unless the schema's $schema names 2019-09 or 2020-12.
 const options: Options = { strict: false, allErrors: true, code: { regExp: linearRegExp } };
-const draft07 = new Ajv(options);
-const draft2019 = new Ajv2019(options);
-const draft2020 = new Ajv2020(options);
-for (const instance of [draft07, draft2019, draft2020]) {
+type Dialect = 'draft07' | 'draft2019' | 'draft2020';
+const DIALECTS: Record<Dialect, new (options: Options) => Ajv> = {
+  draft07: Ajv,
+  draft2019: Ajv2019,
+  draft2020: Ajv2020,
+};
+
+function createAjv(dialect: Dialect): Ajv {
+  const instance = new DIALECTS[dialect](options);
   addFormats.default(instance);
   useLinearFormats(instance);
   instance.removeKeyword('uniqueItems');
@@ -72,12 +77,29 @@ for (const instance of [draft07, draft2019, draft2020]) {
     validate: uniqueItems,
   });
   instance.addKeyword({ keyword: COST_KEYWORD, errors: false, validate: charge });
+  return instance;
 }
+
+// An Ajv instance keeps something of every schema it compiles (its code scope grows, removeSchema
+// or not): each is replaced after this many compiles, so tenants re-sending schemas cannot grow
+// the process without bound (a fresh instance costs about 13 ms).
+const COMPILES_PER_INSTANCE = 32;
+const instances = new Map<Dialect, { ajv: Ajv; compiles: number }>();
+
 const ajvFor = (schema: Record<string, unknown>): Ajv => {
-  const dialect = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
-  if (dialect.includes('2020-12')) return draft2020;
-  if (dialect.includes('2019-09')) return draft2019;
-  return draft07;
+  const declared = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
+  const dialect: Dialect = declared.includes('2020-12')
+    ? 'draft2020'
+    : declared.includes('2019-09')
+      ? 'draft2019'
+      : 'draft07';
+  let entry = instances.get(dialect);
+  if (!entry || entry.compiles >= COMPILES_PER_INSTANCE) {
+    entry = { ajv: createAjv(dialect), compiles: 0 };
+    instances.set(dialect, entry);
+  }
+  entry.compiles += 1;
+  return entry.ajv;
 };
 
 /**
@@ -86,11 +108,13 @@ const ajvFor = (schema: Record<string, unknown>): Ajv => {
  */
 export function compilePayloadSchema(schema: Record<string, unknown>): ValidateFunction {
   const ajv = ajvFor(schema);
+  const instrumented = instrument(schema) as Record<string, unknown>;
   try {
-    return ajv.compile(instrument(schema) as Record<string, unknown>);
+    return ajv.compile(instrumented);
   } finally {
-    // Ajv keeps every compiled schema by $id; drop it so redefining a namespace can reuse the id.
-    if (typeof schema['$id'] === 'string') ajv.removeSchema(schema['$id']);
+    // Ajv keeps every schema it compiles (by object, and by its normalized $id) in instances shared
+    // by all tenants: drop it, or each compile leaks and a tenant's $id is refused to every other.
+    ajv.removeSchema(instrumented);
   }
 }
 
