@@ -91,10 +91,12 @@ export function budgeted(compiled: ValidateFunction): ValidateFunction {
       validate.errors = compiled.errors;
       return valid;
     } catch (error) {
-      if (!(error instanceof SchemaTooCostlyError)) throw error;
-      validate.errors = [
-        { instancePath: '', schemaPath: '#', keyword: COST_KEYWORD, params: {}, message: error.message },
-      ];
+      // A schema that applies itself to the same value without end (`{"$ref": "#"}`) overflows the
+      // stack before it spends its budget: as costly, not a 500 on every write.
+      if (!(error instanceof SchemaTooCostlyError || error instanceof RangeError)) throw error;
+      const message =
+        error instanceof SchemaTooCostlyError ? error.message : new SchemaTooCostlyError().message;
+      validate.errors = [{ instancePath: '', schemaPath: '#', keyword: COST_KEYWORD, params: {}, message }];
       return false;
     } finally {
       remaining = Math.max(budget.remaining, 0);

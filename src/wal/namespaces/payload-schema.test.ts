@@ -265,4 +265,16 @@ describe('namespace payload schemas', () => {
     expect(checkPayloadSchema({ $id: 'https://ids.example/order#', type: 'object' })).toEqual([]);
     expect(checkPayloadSchema({ $id: 'https://ids.example/order', type: 'string' })).toEqual([]);
   });
+
+  it('answers a payload with a schema error, not a 500, when the schema applies itself without end', () => {
+    const namespace = {
+      tenantId: shop.id,
+      name: 'self-applying',
+      payloadSchema: { $defs: { a: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' },
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    } as unknown as Namespace;
+    const validate = namespaceValidator(namespace)!;
+    expect(validate({ a: 1 })).toBe(false);
+    expect(validate.errors?.[0]?.message).toMatch(/too many steps/);
+  });
 });
