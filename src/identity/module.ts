@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import type { Authenticator } from '../platform/http/index.ts';
+import type { Authenticator, TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { addressRoutes } from './addresses/index.ts';
 import {
@@ -12,7 +12,12 @@ import {
 } from './api-keys/index.ts';
 import { authRoutes } from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
-import { createTenantStatusCache, type TenantStatusCache, tenantRoutes } from './tenants/index.ts';
+import {
+  createTenantResolver,
+  createTenantStatusCache,
+  type TenantStatusCache,
+  tenantRoutes,
+} from './tenants/index.ts';
 import {
   createTokenService,
   SESSION_CHANGES_CHANNEL,
@@ -37,7 +42,12 @@ export type IdentityDeps = {
   tenantStatus: TenantStatusCache;
 };
 
-export type IdentityModule = MercatoModule & { authenticate: Authenticator; deps: IdentityDeps };
+export type IdentityModule = MercatoModule & {
+  authenticate: Authenticator;
+  deps: IdentityDeps;
+  /** A store's tenant id by its slug (the storefront's X-Tenant header). */
+  resolveTenant: TenantResolver;
+};
 
 const JWK = {
   type: 'object',
@@ -75,6 +85,7 @@ export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
   return {
     name: 'identity',
     deps,
+    resolveTenant: createTenantResolver(db, tenantStatus),
     authenticate: async (credential) => {
       const principal =
         credential.kind === 'apiKey' || credential.token.startsWith('mk_')

@@ -1,3 +1,4 @@
+export { createTenantResolver } from './tenant-resolver.ts';
 export { tenantRoutes } from './tenant-routes.ts';
 export {
   createTenantStatusCache,

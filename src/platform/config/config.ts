@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 /** Every module Mercato can run in one process; MERCATO_MODULES picks a subset. */
-export const MODULES = ['identity', 'wal'] as const;
+export const MODULES = ['identity', 'wal', 'catalog', 'inventory', 'cart'] as const;
 export type ModuleName = (typeof MODULES)[number];
 
 export type Config = {
@@ -55,6 +55,10 @@ export type Config = {
   refreshReuseGraceSeconds: number;
   /** Bearer token /metrics requires, when set. */
   metricsToken: string | undefined;
+  /** The backend of the system namespaces created for new tenants (product-events, …). */
+  eventsBackend: 'postgres' | 'redis-streams' | 'nats-jetstream';
+  reservationTtlSeconds: number;
+  cartTtlSeconds: number;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -213,6 +217,21 @@ export const SETTINGS: Setting[] = [
     doc: 'A refresh token reused this soon after its rotation (concurrent tabs) gets a fresh pair; later reuse revokes the whole session.',
   },
   {
+    name: 'MERCATO_EVENTS_BACKEND',
+    default: 'postgres',
+    doc: "WAL backend of every tenant's system namespaces (`product-events`, `inventory-events`, …): postgres, redis-streams or nats-jetstream; applies to namespaces created from then on.",
+  },
+  {
+    name: 'MERCATO_RESERVATION_TTL_SECONDS',
+    default: '900',
+    doc: 'How long an inventory reservation holds stock unless extended, committed or released; then it expires and the stock returns.',
+  },
+  {
+    name: 'MERCATO_CART_TTL_SECONDS',
+    default: '604800',
+    doc: 'Carts untouched this long (7 days) are purged.',
+  },
+  {
     name: 'MERCATO_METRICS_TOKEN',
     default: '(unset: /metrics is open)',
     doc: '`/metrics` then requires `Authorization: Bearer <token>`.',
@@ -261,6 +280,14 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
     throw new ConfigError(`${name} must start with ${protocols.join(' or ')}, got "${parsed.protocol}"`);
   }
   return raw;
+}
+
+function eventsBackend(env: Env): Config['eventsBackend'] {
+  const raw = read(env, 'MERCATO_EVENTS_BACKEND') ?? 'postgres';
+  if (raw === 'postgres' || raw === 'redis-streams' || raw === 'nats-jetstream') return raw;
+  throw new ConfigError(
+    `MERCATO_EVENTS_BACKEND must be postgres, redis-streams or nats-jetstream, got "${raw}"`,
+  );
 }
 
 function modules(env: Env): ModuleName[] {
@@ -354,5 +381,8 @@ export function loadConfig(env: Env = process.env): Config {
     walMaxNamespaces: integer(env, 'MERCATO_WAL_MAX_NAMESPACES', 100, 1, 100_000),
     refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
     metricsToken: read(env, 'MERCATO_METRICS_TOKEN'),
+    eventsBackend: eventsBackend(env),
+    reservationTtlSeconds: integer(env, 'MERCATO_RESERVATION_TTL_SECONDS', 900, 1, 30 * 86_400),
+    cartTtlSeconds: integer(env, 'MERCATO_CART_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
   };
 }

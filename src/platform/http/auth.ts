@@ -97,6 +97,26 @@ export function requirePermission(permission: string): Guard {
   });
 }
 
+/** The roles that run a store's back office. */
+export const STAFF_ROLES: readonly Role[] = ['staff', 'operator', 'admin'];
+
+/** preHandler: a staff user (staff, operator or admin), or an API key granted the permission. */
+export function requireStaff(permission: string): Guard {
+  return guard(async (request) => {
+    const principal = principalOf(request);
+    if (principal.kind === 'user' && STAFF_ROLES.includes(principal.role)) return;
+    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    throw new AppError('FORBIDDEN', `this route needs a staff user or permission ${permission}`);
+  });
+}
+
+/** Whether the caller is staff (a staff, operator or admin user, or an API key granted the permission). */
+export function isStaff(principal: Principal | undefined, permission: string): boolean {
+  if (!principal) return false;
+  if (principal.kind === 'user') return STAFF_ROLES.includes(principal.role);
+  return principal.permissions.includes(permission);
+}
+
 /** preHandler: an admin of the platform tenant. */
 export const requirePlatformAdmin: Guard = guard(async (request) => {
   const user = userOf(request);

@@ -2,6 +2,7 @@ export { type AppOptions, buildApp } from './app.ts';
 export {
   type Authenticator,
   type Credential,
+  isStaff,
   PLATFORM_TENANT,
   PLATFORM_TENANT_ID,
   type Principal,
@@ -10,8 +11,10 @@ export {
   type Role,
   requirePermission,
   requirePlatformAdmin,
+  requireStaff,
   requireUser,
   SECURED,
+  STAFF_ROLES,
   userOf,
 } from './auth.ts';
 export { clientKey } from './client-key.ts';
@@ -23,4 +26,5 @@ export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
 export { parseTraceparent } from './request-id.ts';
+export { eventMetaOf, storefrontTenant, type TenantResolver } from './storefront.ts';
 export { isStorableTimestamp } from './timestamps.ts';

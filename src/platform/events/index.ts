@@ -1,0 +1,79 @@
+import type { Transaction } from 'kysely';
+
+/**
+ * Domain events: what a module publishes when its resources change, as CloudEvents 1.0 through
+ * the WAL's transactional outbox (the event commits with the change or not at all), and how
+ * another module subscribes to them (an internal target of a system namespace: exactly once
+ * through the inbox). The WAL module implements EventBus; modules receive it as an argument.
+ */
+
+/** The system namespaces every tenant has (named after the seeds' topics). */
+export const SYSTEM_TOPICS = [
+  'product-events',
+  'inventory-events',
+  'order-events',
+  'payment-events',
+  'notification-events',
+] as const;
+export type Topic = (typeof SYSTEM_TOPICS)[number];
+
+/** One change to announce: type `mercato.<resource>.<verb>`, subject the resource id, data the resource after the change. */
+export type DomainEvent = { type: string; subject: string; data: unknown };
+
+/** Who caused the change; becomes the extensions correlationid, causationid and traceparent. */
+export type EventMeta = {
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  traceparent?: string | undefined;
+};
+
+/** An event as a subscriber receives it: the CloudEvent with Mercato's extensions. */
+export type ReceivedEvent = {
+  id: string;
+  type: string;
+  source: string;
+  subject: string;
+  time: string;
+  data: unknown;
+  tenantid: string;
+  correlationid?: string | undefined;
+  causationid?: string | undefined;
+  traceparent?: string | undefined;
+};
+
+/** A module's reaction to events of a topic; runs in the transaction that records it in the inbox. */
+export type Subscriber = {
+  /** Unique across Mercato, e.g. `catalog.stock-levels`; the internal target's name. */
+  name: string;
+  topic: Topic;
+  /** Type patterns, exact or ending in `.*` (`mercato.inventory.*`). */
+  types: string[];
+  // biome-ignore lint/suspicious/noExplicitAny: the subscriber casts to its own tables
+  handle(trx: Transaction<any>, event: ReceivedEvent): Promise<void>;
+};
+
+export type EventBus = {
+  /**
+   * Writes the events to the tenant's system namespace `topic` in `trx`, the caller's
+   * transaction of that tenant (withTenant), so they commit with the change.
+   */
+  publish(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction
+    trx: Transaction<any>,
+    tenantId: string,
+    topic: Topic,
+    events: DomainEvent[],
+    meta?: EventMeta,
+  ): Promise<void>;
+  /** Registers a subscriber; call before the WAL starts. */
+  subscribe(subscriber: Subscriber): void;
+};
+
+/** Whether an event type matches one of the patterns (exact, `prefix.*`, or `*`). */
+export function matchesTypes(type: string, patterns: readonly string[]): boolean {
+  for (const pattern of patterns) {
+    if (pattern === '*' || pattern === type) return true;
+    if (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1))) return true;
+  }
+  return false;
+}
