@@ -39,6 +39,7 @@ export const ERRORS = {
   RESERVATION_NOT_ACTIVE: { status: 409, title: 'Reservation is no longer active' },
   LOCATION_IN_USE: { status: 409, title: 'Location still holds stock or is the default' },
   PRODUCT_NOT_AVAILABLE: { status: 409, title: 'Product is not available for sale' },
+  PRECONDITION_FAILED: { status: 412, title: 'If-Match does not name the current version' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
   PAYLOAD_SCHEMA_MISMATCH: { status: 422, title: 'Payload does not match the namespace schema' },
