@@ -1,2 +1,3 @@
+export { type Address, type AddressBook, createAddressBook } from './addresses/index.ts';
 export { createIdentity, type IdentityDeps, type IdentityModule } from './module.ts';
 export { hashPassword } from './passwords.ts';

@@ -1,3 +1,4 @@
+export { type AddressBook, createAddressBook } from './address-book.ts';
 export { addressRoutes } from './address-routes.ts';
 export { type Address, type AddressType, getAddress, listAddresses } from './address-store.ts';
 export { COUNTRY_CODES, isCountryCode } from './countries.ts';

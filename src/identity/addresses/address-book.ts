@@ -1,0 +1,32 @@
+import type { Kysely } from 'kysely';
+import { withTenant } from '../../platform/db/index.ts';
+import { AppError, type FieldError } from '../../platform/http/index.ts';
+import type { IdentityTables } from '../tables.ts';
+import { checkCountryAndPostalCode } from './address-rules.ts';
+import { type Address, getAddress } from './address-store.ts';
+
+/** What other modules (the cart) may do with users' address books. */
+export type AddressBook = {
+  /** One of the user's addresses, or undefined when it is not theirs (or not in the tenant). Opens its own transaction. */
+  find(tenantId: string, userId: string, addressId: string): Promise<Address | undefined>;
+  /** The address book's own check of a country and postal code: canonical forms and failing fields (pointers /country, /postalCode). */
+  checkCountryAndPostalCode(
+    country: unknown,
+    postalCode: unknown,
+  ): { errors: FieldError[]; country?: string; postalCode?: string };
+};
+
+/** The AddressBook over identity's tables. */
+export function createAddressBook(db: Kysely<IdentityTables>): AddressBook {
+  return {
+    async find(tenantId, userId, addressId) {
+      try {
+        return await withTenant(db, tenantId, (trx) => getAddress(trx, { tenantId, userId }, addressId));
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
+        throw error;
+      }
+    },
+    checkCountryAndPostalCode,
+  };
+}
