@@ -65,21 +65,25 @@ create table catalog.product_categories (
 create index product_categories_category on catalog.product_categories (tenant_id, category_id);
 
 alter table catalog.products enable row level security;
+alter table catalog.products force row level security;
 create policy tenant_isolation on catalog.products
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 
 alter table catalog.variants enable row level security;
+alter table catalog.variants force row level security;
 create policy tenant_isolation on catalog.variants
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 
 alter table catalog.categories enable row level security;
+alter table catalog.categories force row level security;
 create policy tenant_isolation on catalog.categories
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 
 alter table catalog.product_categories enable row level security;
+alter table catalog.product_categories force row level security;
 create policy tenant_isolation on catalog.product_categories
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
