@@ -84,7 +84,9 @@ export async function createPglite(dataDir: string, loadDataDir?: Blob): Promise
   if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
   // Loaded on demand: a process on PostgreSQL never pays for the WebAssembly build.
   const { PGlite } = await import('@electric-sql/pglite');
-  return PGlite.create(dataDir, loadDataDir ? { loadDataDir } : {});
+  // pg_trgm: catalog search's typo tolerance (migration 0017 creates the extension).
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  return PGlite.create(dataDir, { extensions: { pg_trgm }, ...(loadDataDir ? { loadDataDir } : {}) });
 }
 
 /**
