@@ -1,0 +1,173 @@
+/**
+ * `npm run bench:commerce`: the storefront under load, on PostgreSQL, in one run, writing the
+ * figures and the machine into bench/README.md:
+ * - search (bench/commerce/search.ts): 100,000 generated products (bench/commerce/generator.ts)
+ *   imported through `POST /api/v1/products/batch`, then plain, typo, prefix (suggest) and
+ *   faceted queries at 16 connections, p50/p95/p99, beside a floor of `title ILIKE '%term%'`;
+ * - hot (bench/commerce/hot-sku.ts): 64 clients reserving one unit each of one variant until it
+ *   sells out, reservations/s and oversell, beside a floor of one plain UPDATE per request;
+ * - reads (bench/commerce/reads.ts): cached `GET /api/v1/products/{id}` beside /health/live, and
+ *   `POST /api/v1/cart/items` into guest carts.
+ * Mercato runs as `mercato start` on a fresh database `mercato_bench_commerce` (dropped and created
+ * each run, dropped at the end unless BENCH_KEEP_DB=1); the floors run in floor-server.ts.
+ *
+ * Knobs: BENCH_ONLY (parts, default search,hot,reads), BENCH_PRODUCTS (100000), BENCH_SEED,
+ * BENCH_DURATION (10 s per load), BENCH_WARMUP (2 s), BENCH_HOT_STOCK (20000), BENCH_BATCH_SIZE
+ * (1000), BENCH_IMPORT_IN_FLIGHT (2), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL.
+ * Only a full run (every part, 100,000 products) rewrites bench/README.md; BENCH_WRITE_README=1/0
+ * overrides.
+ */
+import { availableParallelism } from 'node:os';
+import { apiAt } from './commerce/api.ts';
+import { createCategories, importProducts, type LoadedCatalog } from './commerce/catalog-load.ts';
+import { generateProduct, querySets } from './commerce/generator.ts';
+import { runHotSku } from './commerce/hot-sku.ts';
+import { runCartAdds, runProductReads } from './commerce/reads.ts';
+import { type Figures, report } from './commerce/report.ts';
+import { runSearch } from './commerce/search.ts';
+import {
+  BATCH_SIZE,
+  createBenchTenant,
+  createDatabase,
+  DURATION,
+  dropDatabase,
+  IMPORT_IN_FLIGHT,
+  PRODUCTS,
+  SEED,
+  type Server,
+  sql,
+  startFloor,
+  startMercato,
+  WARMUP,
+  WORKERS,
+  waitForQuiet,
+} from './commerce/setup.ts';
+import { describeMachine } from './machine.ts';
+import { writeSection } from './results-file.ts';
+
+const ALL = ['search', 'hot', 'reads'];
+const parts = (process.env['BENCH_ONLY'] ?? ALL.join(','))
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const unknown = parts.filter((p) => !ALL.includes(p));
+if (unknown.length > 0) {
+  console.error(`BENCH_ONLY: unknown part(s) ${unknown.join(', ')}; known: ${ALL.join(', ')}`);
+  process.exit(2);
+}
+
+const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+  const started = performance.now();
+  console.log(`--- ${name}`);
+  const result = await run();
+  console.log(`--- ${name}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+};
+
+let variants = 0;
+for (let i = 0; i < PRODUCTS; i++) variants += generateProduct(SEED, i).variants.length;
+
+const figures: Figures = {
+  date: new Date().toISOString().slice(0, 10),
+  machine: describeMachine([`nproc ${availableParallelism()}`]),
+  pgVersion: await createDatabase(),
+  workers: WORKERS,
+  duration: DURATION,
+  warmup: WARMUP,
+  products: PRODUCTS,
+  variants,
+  notes: [],
+};
+const failed: string[] = [];
+const part = async (name: string, run: () => Promise<void>) => {
+  try {
+    await step(name, run);
+  } catch (error) {
+    failed.push(name);
+    figures.notes.push(
+      `The ${name} part FAILED: ${String(error instanceof Error ? error.message : error).split('\n')[0]}`,
+    );
+    console.error(`--- ${name}: FAILED`, error);
+  }
+};
+
+const started = performance.now();
+let mercato: Server | undefined;
+let floor: Server | undefined;
+try {
+  mercato = await step('start mercato', startMercato);
+  const { api, tenantId } = await step('tenant', () => createBenchTenant(mercato!.base));
+  const categoryIds = await step('categories', () => createCategories(api));
+  const catalog: LoadedCatalog = await step('import', () =>
+    importProducts(
+      api,
+      { seed: SEED, count: PRODUCTS, batchSize: BATCH_SIZE, inFlight: IMPORT_IN_FLIGHT, keepVariants: 200 },
+      categoryIds,
+    ),
+  );
+  figures.import = {
+    seconds: catalog.seconds,
+    failed: catalog.failed,
+    requests: catalog.requests,
+    batchSize: BATCH_SIZE,
+    inFlight: IMPORT_IN_FLIGHT,
+  };
+  figures.drainSeconds = await step('events drain', () => waitForQuiet('events'));
+  // This PostgreSQL runs with autovacuum off (see above); analyze as autovacuum would after a bulk load.
+  await step('analyze', () => sql('vacuum analyze'));
+  floor = await step('start floor', startFloor);
+  const floorApi = apiAt(floor.base);
+  const productIds = catalog.productIds.filter(Boolean);
+  // Variant ids of the first products, read back from the catalog (hot SKU, cart).
+  const variantIds: string[] = [];
+  for (const id of productIds.slice(0, 30)) {
+    const product = await api.must<{ variants: Array<{ id: string }> }>('GET', `/api/v1/products/${id}`);
+    variantIds.push(product.variants[0]!.id);
+  }
+  if (parts.includes('search'))
+    await part('search', async () => {
+      figures.search = await runSearch(
+        apiAt(mercato!.base),
+        floorApi,
+        querySets(SEED, PRODUCTS),
+        categoryIds,
+      );
+    });
+  if (parts.includes('reads'))
+    await part('reads', async () => {
+      figures.reads = await runProductReads(api, productIds);
+      figures.cart = await runCartAdds(api, variantIds.slice(2, 22));
+    });
+  if (parts.includes('hot'))
+    await part('hot', async () => {
+      figures.hot = await runHotSku(api, floorApi, tenantId, variantIds[0]!, variantIds[1]!);
+    });
+} catch (error) {
+  failed.push('setup');
+  figures.notes.push(
+    `The set-up FAILED: ${String(error instanceof Error ? error.message : error).split('\n')[0]}`,
+  );
+  console.error('--- set-up: FAILED', error);
+} finally {
+  await floor?.stop().catch(() => {});
+  await mercato?.stop().catch(() => {});
+  if (process.env['BENCH_KEEP_DB'] !== '1') await dropDatabase().catch(() => {});
+}
+console.log(`--- whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+
+const { body, summary } = report(figures);
+const full = PRODUCTS === 100_000 && parts.length === ALL.length && failed.length === 0;
+const write =
+  process.env['BENCH_WRITE_README'] === undefined ? full : process.env['BENCH_WRITE_README'] === '1';
+if (write) {
+  await writeSection('commerce', body);
+  console.log('bench/README.md: commerce section rewritten');
+} else {
+  console.log('bench/README.md left alone (not a full run; BENCH_WRITE_README=1 forces it)');
+}
+console.log(`\n${summary}`);
+if (failed.length > 0) {
+  console.error(`\nFAILED: ${failed.join(', ')}`);
+  process.exit(1);
+}
+process.exit(0);
