@@ -1,0 +1,39 @@
+import type { FastifyRequest } from 'fastify';
+import type { EventBus } from '../platform/events/index.ts';
+import {
+  cursorId,
+  cursorText,
+  encodeCursor,
+  principalOf,
+  type TenantResolver,
+} from '../platform/http/index.ts';
+import type { ReservationService } from './reservation-service.ts';
+import type { InventoryDb } from './tables.ts';
+
+/** What the inventory's routes need. */
+export type InventoryDeps = {
+  db: InventoryDb;
+  events: EventBus;
+  resolveTenant: TenantResolver;
+  reservations: ReservationService;
+};
+
+/** Who made a change, as the ledger records it: `user:<id>` or `key:<id>`. */
+export function actorOf(request: FastifyRequest): { tenantId: string; actor: string } {
+  const p = principalOf(request);
+  return { tenantId: p.tenantId, actor: p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}` };
+}
+
+/** Decodes ?limit and ?cursor (a cursor we did not issue is 400 INVALID_CURSOR). */
+export function readPage(query: { limit?: number | undefined; cursor?: string | undefined }) {
+  const limit = query.limit ?? 20;
+  if (query.cursor === undefined) return { limit, after: undefined };
+  return { limit, after: cursorId(cursorText(query.cursor)) };
+}
+
+/** A page from rows fetched with limit + 1, ordered by id. */
+export function toPage<T extends { id: string }>(rows: T[], limit: number) {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.id) : null };
+}

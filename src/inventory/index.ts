@@ -1,0 +1,16 @@
+export { type Drift, verifyStock } from './ledger-store.ts';
+export {
+  createInventory,
+  type InventoryApi,
+  type InventoryModule,
+  type InventoryOptions,
+} from './module.ts';
+export type { InventoryTables } from './tables.ts';
+export type {
+  Availability,
+  InventoryItem,
+  LedgerEntry,
+  Location,
+  Reservation,
+  ReservationLine,
+} from './views.ts';

@@ -1,0 +1,32 @@
+import type { DomainEvent, EventBus, EventMeta } from '../platform/events/index.ts';
+import type { InventoryTrx } from './tables.ts';
+import type { InventoryItem, Reservation } from './views.ts';
+
+export const TOPIC = 'inventory-events';
+
+export type ItemEventVerb = 'created' | 'adjusted' | 'low-stock';
+export type ReservationEventVerb = 'reserved' | 'released' | 'committed' | 'expired';
+
+export const itemEvent = (verb: ItemEventVerb, item: InventoryItem): DomainEvent => ({
+  type: `mercato.inventory.${verb}`,
+  subject: item.id,
+  data: item,
+});
+
+export const reservationEvent = (verb: ReservationEventVerb, reservation: Reservation): DomainEvent => ({
+  type: `mercato.inventory.${verb}`,
+  subject: reservation.key,
+  data: reservation,
+});
+
+/** Publishes to the tenant's inventory-events in trx, so the events commit with the change. */
+export async function publish(
+  events: EventBus,
+  trx: InventoryTrx,
+  tenantId: string,
+  list: DomainEvent[],
+  meta?: EventMeta,
+): Promise<void> {
+  if (list.length === 0) return;
+  await events.publish(trx, tenantId, TOPIC, list, meta);
+}

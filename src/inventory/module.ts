@@ -1,0 +1,101 @@
+import { withTenant } from '../platform/db/index.ts';
+import type { EventBus } from '../platform/events/index.ts';
+import type { TenantResolver } from '../platform/http/index.ts';
+import type { AppContext, MercatoModule } from '../platform/index.ts';
+import type { InventoryDeps } from './deps.ts';
+import { createExpirySweeper, type SweeperOptions } from './expiry-sweeper.ts';
+import { itemRoutes } from './item-routes.ts';
+import { availabilityOf } from './item-store.ts';
+import { verifyStock } from './ledger-store.ts';
+import { locationRoutes } from './location-routes.ts';
+import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
+import { reservationRoutes } from './reservation-routes.ts';
+import { reservationService } from './reservation-service.ts';
+import type { InventoryDb } from './tables.ts';
+import { variantSubscriber } from './variant-subscriber.ts';
+import type { Availability, Reservation, ReservationLine } from './views.ts';
+
+export type InventoryApi = {
+  /** Summed over locations; a variant with no stock row is absent from the map (available 0). */
+  availability(tenantId: string, variantIds: string[]): Promise<Map<string, Availability>>;
+  /**
+   * All or nothing; idempotent by key (same key + same lines → the same reservation; other lines
+   * → 409 IDEMPOTENCY_KEY_REUSED). Not enough → AppError INSUFFICIENT_STOCK with extras
+   * { lines: [{ variantId, requested, available }] }.
+   */
+  reserve(
+    tenantId: string,
+    input: { key: string; lines: ReservationLine[]; ttlSeconds?: number; reference?: string; actor: string },
+  ): Promise<Reservation>;
+  extend(tenantId: string, key: string, ttlSeconds: number, actor: string): Promise<Reservation>;
+  release(tenantId: string, key: string, actor: string): Promise<Reservation>;
+  commit(tenantId: string, key: string, actor: string): Promise<Reservation>;
+};
+
+export type InventoryModule = MercatoModule &
+  InventoryApi & {
+    /** Expires every reservation past its expiry now (the sweeper does it by itself); returns how many. */
+    sweepExpired(): Promise<number>;
+    /** Rebuilds a tenant's stock from its ledger and reports every item that drifted. */
+    verify(tenantId: string): ReturnType<typeof verifyStock>;
+    /** Batches and operations the reservation batcher ran (operations per batch = the batching). */
+    batcherStats(): BatcherStats;
+  };
+
+export type InventoryOptions = { sweeper?: SweeperOptions };
+
+/** Stock per variant per location, TTL reservations batched per hot SKU, the ledger, and their routes and events. */
+export async function createInventory(
+  ctx: AppContext,
+  deps: { events: EventBus; resolveTenant: TenantResolver },
+  options: InventoryOptions = {},
+): Promise<InventoryModule> {
+  const db = ctx.db.kysely as InventoryDb;
+  const logger = ctx.logger.child({ module: 'inventory' });
+  const sweeper = createExpirySweeper(db, deps.events, logger, options.sweeper);
+  const batcher = createReservationBatcher(db, deps.events, {
+    // PGlite is one connection: a second transaction in flight would only wait for the first.
+    maxInFlight: ctx.db.kind === 'pglite' ? 1 : 2,
+    onExpiry: (at) => sweeper.notice(at),
+  });
+  const reservations = reservationService(batcher, ctx.config.reservationTtlSeconds);
+  const routeDeps: InventoryDeps = {
+    db,
+    events: deps.events,
+    resolveTenant: deps.resolveTenant,
+    reservations,
+  };
+  deps.events.subscribe(variantSubscriber(deps.events));
+
+  return {
+    name: 'inventory',
+    async routes(app) {
+      await app.register(locationRoutes(routeDeps));
+      await app.register(reservationRoutes(routeDeps));
+      await app.register(itemRoutes(routeDeps));
+    },
+    async start() {
+      sweeper.start();
+    },
+    async stop() {
+      await sweeper.stop();
+      await batcher.close();
+    },
+    async availability(tenantId, variantIds) {
+      const ids = [...new Set(variantIds.map((id) => id.toLowerCase()))];
+      const map = await withTenant(db, tenantId, (trx) => availabilityOf(trx, { variantIds: ids }));
+      const result = new Map<string, Availability>();
+      for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
+      return result;
+    },
+    async reserve(tenantId, input) {
+      return (await reservations.reserve(tenantId, input)).reservation;
+    },
+    extend: (tenantId, key, ttlSeconds, actor) => reservations.extend(tenantId, key, ttlSeconds, actor),
+    release: (tenantId, key, actor) => reservations.release(tenantId, key, actor),
+    commit: (tenantId, key, actor) => reservations.commit(tenantId, key, actor),
+    sweepExpired: () => sweeper.sweep(),
+    verify: (tenantId) => withTenant(db, tenantId, (trx) => verifyStock(trx)),
+    batcherStats: () => batcher.stats(),
+  };
+}

@@ -1,0 +1,167 @@
+import type { Kysely } from 'kysely';
+import type { EventBus, EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import { type BatchEntry, type BatchResult, runBatch } from './reservation-batch.ts';
+import type { OpResult, ReservationOp } from './reservation-ops.ts';
+import type { InventoryTables } from './tables.ts';
+
+export type BatcherOptions = {
+  /** Operations per transaction at most. (Default: 500) */
+  maxBatch?: number;
+  /** Transactions in flight at once: while one commits, the next gathers. (Default: 2; 1 on PGlite) */
+  maxInFlight?: number;
+  /** Told after each committed batch the earliest expiry it wrote (the sweeper re-arms its timer). */
+  onExpiry?: (at: Date) => void;
+};
+
+export type BatcherStats = { batches: number; ops: number };
+
+export type ReservationBatcher = {
+  /** Queues one operation; resolves with its own result once the transaction that carried it committed. */
+  submit(tenantId: string, op: ReservationOp, meta?: EventMeta): Promise<OpResult>;
+  stats(): BatcherStats;
+  /** Waits for queued operations to finish; later submissions are refused. */
+  close(): Promise<void>;
+};
+
+type Pending = BatchEntry & {
+  tenantId: string;
+  resolve: (result: OpResult) => void;
+  reject: (error: unknown) => void;
+};
+
+/** Errors worth running an operation again for: a deadlock, a serialization failure, a key inserted meanwhile. */
+const RETRYABLE = new Set(['40P01', '40001', '23505']);
+const isRetryable = (error: unknown) => RETRYABLE.has(String((error as { code?: unknown })?.code));
+
+/**
+ * The hot-SKU batcher, the inventory's counterpart of the WAL's group commit: reservation
+ * operations arriving together queue up and go out as ONE transaction per tenant (runBatch), so
+ * 200 shoppers reserving one variant cost a handful of transactions that lock its row once each,
+ * instead of 200 transactions queueing on one row lock. Each caller resolves with its own answer
+ * once that transaction committed.
+ *
+ * Two operations on one key in one batch are applied in order (the second sees the first, so an
+ * idempotent replay works inside a batch); a key whose batch is still in flight waits for the
+ * next, so it sees that one committed. When a batch fails, each of its operations is retried
+ * alone, so one bad operation fails only itself; deadlocks and a key inserted by another process
+ * meanwhile are retried a few times.
+ */
+export function createReservationBatcher(
+  db: Kysely<InventoryTables>,
+  events: EventBus,
+  options: BatcherOptions = {},
+): ReservationBatcher {
+  const maxBatch = options.maxBatch ?? 500;
+  const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
+  const stats: BatcherStats = { batches: 0, ops: 0 };
+  let queue: Pending[] = [];
+  const flights = new Set<Promise<void>>();
+  const inFlight = new Set<string>();
+  let scheduled = false;
+  let closed = false;
+  const keyOf = (p: Pending) => `${p.tenantId}\u0000${p.op.key}`;
+
+  const schedule = () => {
+    if (flights.size >= maxInFlight || scheduled || queue.length === 0) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      const group = take();
+      if (group.length === 0) return;
+      const keys = group.map(keyOf);
+      for (const key of keys) inFlight.add(key);
+      const flight: Promise<void> = run(group).finally(() => {
+        for (const key of keys) inFlight.delete(key);
+        flights.delete(flight);
+        schedule();
+      });
+      flights.add(flight);
+      schedule();
+    });
+  };
+
+  /** The queued operations of the first waiting tenant, up to maxBatch, skipping keys in flight. */
+  const take = (): Pending[] => {
+    const group: Pending[] = [];
+    const rest: Pending[] = [];
+    const deferred = new Set<string>();
+    let tenant: string | undefined;
+    for (const pending of queue) {
+      const key = keyOf(pending);
+      const fits = group.length < maxBatch && (tenant === undefined || pending.tenantId === tenant);
+      // A key behind one that waits must wait too, to keep one key's operations in order.
+      if (!fits || inFlight.has(key) || deferred.has(key)) {
+        deferred.add(key);
+        rest.push(pending);
+        continue;
+      }
+      tenant = pending.tenantId;
+      group.push(pending);
+    }
+    queue = rest;
+    return group;
+  };
+
+  const flush = async (group: Pending[]): Promise<BatchResult> => {
+    stats.batches += 1;
+    const result = await runBatch(db, events, group[0]!.tenantId, group);
+    if (result.earliestExpiry) options.onExpiry?.(result.earliestExpiry);
+    return result;
+  };
+
+  const settle = (group: Pending[], result: BatchResult) => {
+    for (const [i, pending] of group.entries()) {
+      const answer = result.answers[i]!;
+      if ('error' in answer) pending.reject(answer.error);
+      else pending.resolve(answer);
+    }
+  };
+
+  const alone = async (pending: Pending) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        settle([pending], await flush([pending]));
+        return;
+      } catch (error) {
+        if (attempt < 4 && isRetryable(error)) continue;
+        pending.reject(error);
+        return;
+      }
+    }
+  };
+
+  const run = async (group: Pending[]) => {
+    try {
+      settle(group, await flush(group));
+    } catch (error) {
+      if (group.length === 1 && !isRetryable(error)) {
+        group[0]!.reject(error);
+        return;
+      }
+      // One bad operation must not fail the others: each runs alone (in order).
+      for (const pending of group) await alone(pending);
+    }
+  };
+
+  return {
+    submit(tenantId, op, meta) {
+      if (closed) {
+        return Promise.reject(new AppError('SERVICE_UNAVAILABLE', 'inventory is shutting down'));
+      }
+      return new Promise<OpResult>((resolve, reject) => {
+        stats.ops += 1;
+        queue.push({ tenantId, op, meta, resolve, reject });
+        schedule();
+      });
+    },
+    stats: () => ({ ...stats }),
+    async close() {
+      closed = true;
+      while (flights.size > 0 || scheduled || queue.length > 0) {
+        if (flights.size > 0) await Promise.race(flights);
+        else await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    },
+  };
+}

@@ -1,0 +1,227 @@
+import { sql } from 'kysely';
+import { AppError } from '../platform/http/index.ts';
+import type { BatchOutcome, BatchState } from './reservation-engine.ts';
+import type { HeldLine, ItemState, ReservationState } from './reservation-ops.ts';
+import { toReservation } from './reservation-ops.ts';
+import type { InventoryTrx, ReservationStatus } from './tables.ts';
+import type { Reservation } from './views.ts';
+
+type ReservationRow = {
+  id: string;
+  key: string;
+  status: ReservationStatus;
+  request_hash: string;
+  reference: string | null;
+  actor: string;
+  expires_at: Date | string;
+  created_at: Date | string;
+  updated_at: Date | string;
+  lines: HeldLine[] | string | null;
+};
+
+const json = (value: unknown) => JSON.stringify(value);
+
+function toState(row: ReservationRow): ReservationState {
+  const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as HeldLine[]) : (row.lines ?? []);
+  return {
+    id: row.id,
+    key: row.key,
+    status: row.status,
+    requestHash: row.request_hash,
+    reference: row.reference,
+    actor: row.actor,
+    expiresAt: new Date(row.expires_at),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    lines: lines.sort((a, b) => (a.itemId < b.itemId ? -1 : 1)),
+    fresh: false,
+    changed: false,
+  };
+}
+
+const RESERVATION_COLUMNS = sql`r.id, r.key, r.status, r.request_hash, r.reference, r.actor, r.expires_at,
+  r.created_at, r.updated_at,
+  (select json_agg(json_build_object('itemId', l.item_id, 'variantId', l.variant_id,
+     'locationId', l.location_id, 'quantity', l.quantity))
+   from inventory.reservation_lines l where l.reservation_id = r.id) as lines`;
+
+/**
+ * Locks the reservations of the keys (in key order, so two batches never wait on each other in
+ * a cycle) and returns them with their lines.
+ */
+export async function lockReservations(trx: InventoryTrx, keys: string[]): Promise<ReservationState[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await sql<ReservationRow>`
+    select ${RESERVATION_COLUMNS}
+    from inventory.reservations r
+    where r.key in (select jsonb_array_elements_text(${json(keys)}::jsonb))
+    order by r.key
+    for update of r`.execute(trx);
+  return rows.map(toState);
+}
+
+/**
+ * Locks up to `limit` active reservations past their expiry that no other transaction holds
+ * (`skip locked`: several processes sweep at once, each taking other rows).
+ */
+export async function lockExpired(trx: InventoryTrx, limit: number): Promise<ReservationState[]> {
+  const { rows } = await sql<ReservationRow>`
+    select ${RESERVATION_COLUMNS}
+    from inventory.reservations r
+    where r.status = 'active' and r.expires_at <= now()
+    order by r.key
+    limit ${limit}
+    for update of r skip locked`.execute(trx);
+  return rows.map(toState);
+}
+
+type ItemRow = {
+  id: string;
+  variant_id: string;
+  location_id: string;
+  at_default: boolean | null;
+  on_hand: number;
+  reserved: number;
+  allow_backorder: boolean;
+  low_stock_threshold: number;
+  low_stock_alerted: boolean;
+  product_id: string | null;
+  sku: string | null;
+  created_at: Date | string;
+};
+
+/**
+ * Locks the items of the variants and the item ids, in id order: every writer of items locks in
+ * that one order, so concurrent batches (and processes) never deadlock on them.
+ */
+export async function lockItems(
+  trx: InventoryTrx,
+  variantIds: string[],
+  itemIds: string[],
+): Promise<Map<string, ItemState>> {
+  const items = new Map<string, ItemState>();
+  if (variantIds.length === 0 && itemIds.length === 0) return items;
+  const { rows } = await sql<ItemRow>`
+    select i.id, i.variant_id, i.location_id, i.on_hand, i.reserved, i.allow_backorder,
+      i.low_stock_threshold, i.low_stock_alerted, i.product_id, i.sku, i.created_at,
+      (select l.is_default from inventory.locations l where l.id = i.location_id) as at_default
+    from inventory.items i
+    where i.variant_id in (select jsonb_array_elements_text(${json(variantIds)}::jsonb)::uuid)
+      or i.id in (select jsonb_array_elements_text(${json(itemIds)}::jsonb)::uuid)
+    order by i.id
+    for update of i`.execute(trx);
+  for (const r of rows) {
+    items.set(r.id, {
+      id: r.id,
+      variantId: r.variant_id,
+      locationId: r.location_id,
+      atDefault: r.at_default === true,
+      onHand: r.on_hand,
+      reserved: r.reserved,
+      allowBackorder: r.allow_backorder,
+      threshold: r.low_stock_threshold,
+      alerted: r.low_stock_alerted,
+      lockedOnHand: r.on_hand,
+      lockedReserved: r.reserved,
+      productId: r.product_id,
+      sku: r.sku,
+      createdAt: r.created_at,
+    });
+  }
+  return items;
+}
+
+/**
+ * Writes what a batch came to, a few statements whatever its size: one UPDATE of every touched
+ * item with its summed delta, one INSERT of the new reservations, one of their lines, one
+ * UPDATE of the changed ones, one INSERT of the ledger entries.
+ */
+export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: BatchOutcome): Promise<void> {
+  const { tenantId, now } = state;
+  const items = [...outcome.touched].sort().map((id) => {
+    const i = state.items.get(id)!;
+    return {
+      id,
+      d_on_hand: i.onHand - i.lockedOnHand,
+      d_reserved: i.reserved - i.lockedReserved,
+      alerted: i.alerted,
+    };
+  });
+  if (items.length > 0) {
+    await sql`
+      update inventory.items i
+      set on_hand = i.on_hand + v.d_on_hand, reserved = i.reserved + v.d_reserved,
+        low_stock_alerted = v.alerted, updated_at = ${now}
+      from jsonb_to_recordset(${json(items)}::jsonb) as v(id uuid, d_on_hand integer, d_reserved integer, alerted boolean)
+      where i.id = v.id`.execute(trx);
+  }
+  const all = [...state.reservations.values()];
+  const fresh = all.filter((r) => r.fresh);
+  if (fresh.length > 0) {
+    await trx
+      .insertInto('inventory.reservations')
+      .values(
+        fresh.map((r) => ({
+          id: r.id,
+          tenant_id: tenantId,
+          key: r.key,
+          status: r.status,
+          request_hash: r.requestHash,
+          reference: r.reference,
+          actor: r.actor,
+          expires_at: r.expiresAt,
+          created_at: r.createdAt,
+          updated_at: r.updatedAt,
+        })),
+      )
+      .execute();
+    const lines = fresh.flatMap((r) =>
+      r.lines.map((l) => ({
+        reservation_id: r.id,
+        tenant_id: tenantId,
+        item_id: l.itemId,
+        variant_id: l.variantId,
+        location_id: l.locationId,
+        quantity: l.quantity,
+      })),
+    );
+    if (lines.length > 0) await trx.insertInto('inventory.reservation_lines').values(lines).execute();
+  }
+  const changed = all
+    .filter((r) => r.changed && !r.fresh)
+    .map((r) => ({ id: r.id, status: r.status, expires_at: r.expiresAt.toISOString() }));
+  if (changed.length > 0) {
+    await sql`
+      update inventory.reservations r
+      set status = v.status, expires_at = v.expires_at, updated_at = ${now}
+      from jsonb_to_recordset(${json(changed)}::jsonb) as v(id uuid, status text, expires_at timestamptz)
+      where r.id = v.id`.execute(trx);
+  }
+}
+
+/** A reservation by key, without locking. */
+export async function getReservation(trx: InventoryTrx, key: string): Promise<Reservation> {
+  const { rows } = await sql<ReservationRow>`
+    select ${RESERVATION_COLUMNS} from inventory.reservations r where r.key = ${key}`.execute(trx);
+  if (!rows[0]) throw new AppError('NOT_FOUND', `reservation ${JSON.stringify(key)} not found`);
+  return toReservation(toState(rows[0]));
+}
+
+/** The earliest expiry of any active reservation of any tenant (the sweeper's next wake-up). */
+export async function nextExpiry(trx: InventoryTrx): Promise<Date | undefined> {
+  const { rows } = await sql<{ at: Date | string | null }>`
+    select min(expires_at) as at from inventory.reservations where status = 'active'`.execute(trx);
+  const at = rows[0]?.at;
+  return at ? new Date(at) : undefined;
+}
+
+/** Tenants with active reservations past their expiry (the sweeper's scan, outside any tenant). */
+export async function tenantsWithExpired(trx: InventoryTrx, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ tenant_id: string }>`
+    select distinct tenant_id from (
+      select tenant_id from inventory.reservations
+      where status = 'active' and expires_at <= now()
+      order by expires_at limit 1000
+    ) due limit ${limit}`.execute(trx);
+  return rows.map((r) => r.tenant_id);
+}

@@ -1,0 +1,244 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../identity/users/user-test-fixtures.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import {
+  createShop,
+  createStock,
+  type InventoryTestApp,
+  inventoryEvents,
+  type Shop,
+  startInventoryApp,
+  until,
+} from './inventory-test-fixtures.ts';
+import type { InventoryItem, Reservation } from './views.ts';
+
+let t: InventoryTestApp;
+let shop: Shop;
+
+beforeAll(async () => {
+  t = await startInventoryApp({}, { sweeper: { intervalMs: 200 } });
+  shop = await createShop(t, 'stock-shop');
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const reserve = (body: Record<string, unknown>, headers = shop.staff) =>
+  send(t.app, 'POST', '/api/v1/inventory/reserve', headers, body);
+const item = async (id: string) =>
+  (await send(t.app, 'GET', `/api/v1/inventory/${id}`, shop.staff)).json<InventoryItem>();
+
+describe('the hot SKU', () => {
+  it('never oversells: 200 concurrent reservations against 50 in stock, exactly 50 succeed', async () => {
+    const stock = await createStock(t, shop, { onHand: 50 });
+    const before = t.inventory.batcherStats();
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        reserve({ key: `hot-${i}`, lines: [{ variantId: stock.variantId, quantity: 1 }] }),
+      ),
+    );
+    const ok = answers.filter((a) => a.statusCode === 201);
+    const refused = answers.filter((a) => a.statusCode === 409);
+    expect(ok).toHaveLength(50);
+    expect(refused).toHaveLength(150);
+    for (const r of refused) {
+      expect(r.json()).toMatchObject({
+        code: 'INSUFFICIENT_STOCK',
+        lines: [{ variantId: stock.variantId, requested: 1, available: 0 }],
+      });
+    }
+    expect(await item(stock.id)).toMatchObject({ onHand: 50, reserved: 50, available: 0 });
+    // they shared transactions instead of queueing on the row lock one by one
+    const after = t.inventory.batcherStats();
+    expect(after.ops - before.ops).toBe(200);
+    expect(after.batches - before.batches).toBeLessThan(200);
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+    const ledger = await send(t.app, 'GET', `/api/v1/inventory/${stock.id}/ledger?limit=100`, shop.staff);
+    const entries = ledger.json<{ items: { kind: string; quantity: number }[] }>().items;
+    expect(entries.filter((e) => e.kind === 'reserve')).toHaveLength(50);
+    expect(await inventoryEvents(t, shop.id, 'mercato.inventory.reserved')).toHaveLength(50);
+  });
+
+  it('answers an idempotent replay inside one batch with the same reservation', async () => {
+    const stock = await createStock(t, shop, { onHand: 10 });
+    const body = { key: `same-${uuidv7()}`, lines: [{ variantId: stock.variantId, quantity: 3 }] };
+    const answers = await Promise.all(Array.from({ length: 5 }, () => reserve(body)));
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([200, 200, 200, 200, 201]);
+    expect(new Set(answers.map((a) => a.json<Reservation>().createdAt)).size).toBe(1);
+    expect(await item(stock.id)).toMatchObject({ reserved: 3, available: 7 });
+  });
+});
+
+describe('reservations', () => {
+  it('reserve several lines all or nothing', async () => {
+    const a = await createStock(t, shop, { onHand: 5 });
+    const b = await createStock(t, shop, { onHand: 1 });
+    const refused = await reserve({
+      key: `multi-${uuidv7()}`,
+      lines: [
+        { variantId: a.variantId, quantity: 2 },
+        { variantId: b.variantId, quantity: 2 },
+      ],
+    });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({
+      code: 'INSUFFICIENT_STOCK',
+      lines: [
+        { variantId: a.variantId, requested: 2, available: 5 },
+        { variantId: b.variantId, requested: 2, available: 1 },
+      ].sort((x, y) => (x.variantId < y.variantId ? -1 : 1)),
+    });
+    expect(await item(a.id)).toMatchObject({ reserved: 0, available: 5 });
+    const ok = await reserve({
+      key: `multi-${uuidv7()}`,
+      lines: [
+        { variantId: a.variantId, quantity: 2 },
+        { variantId: b.variantId, quantity: 1 },
+      ],
+    });
+    expect(ok.statusCode).toBe(201);
+    expect(await item(a.id)).toMatchObject({ reserved: 2, available: 3 });
+    expect(await item(b.id)).toMatchObject({ reserved: 1, available: 0 });
+  });
+
+  it('replays a key with the same lines and refuses it with other lines', async () => {
+    const stock = await createStock(t, shop, { onHand: 5 });
+    const key = `replay-${uuidv7()}`;
+    const first = await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 2 }] });
+    expect(first.statusCode).toBe(201);
+    const again = await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 2 }] });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual(first.json());
+    const other = await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 3 }] });
+    expect(other.statusCode).toBe(409);
+    expect(other.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+    expect(await item(stock.id)).toMatchObject({ reserved: 2 });
+  });
+
+  it('commit lowers on hand; commit and release are idempotent; release after commit is refused', async () => {
+    const stock = await createStock(t, shop, { onHand: 8 });
+    const key = `sale-${uuidv7()}`;
+    await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 3 }], reference: 'order-1' });
+    const committed = await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
+    expect(committed.statusCode).toBe(200);
+    expect(committed.json()).toMatchObject({ status: 'committed', reference: 'order-1' });
+    expect(await item(stock.id)).toMatchObject({ onHand: 5, reserved: 0, available: 5 });
+    expect((await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key })).statusCode).toBe(200);
+    const release = await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key });
+    expect(release.statusCode).toBe(409);
+    expect(release.json().code).toBe('RESERVATION_NOT_ACTIVE');
+    expect(await item(stock.id)).toMatchObject({ onHand: 5, reserved: 0 });
+
+    const other = `cart-${uuidv7()}`;
+    await reserve({ key: other, lines: [{ variantId: stock.variantId, quantity: 4 }] });
+    for (let i = 0; i < 2; i++) {
+      const released = await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key: other });
+      expect(released.json()).toMatchObject({ status: 'released' });
+    }
+    expect(await item(stock.id)).toMatchObject({ onHand: 5, reserved: 0 });
+    const late = await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key: other });
+    expect(late.json().code).toBe('RESERVATION_NOT_ACTIVE');
+    expect(await inventoryEvents(t, shop.id, 'mercato.inventory.committed')).toContainEqual(
+      expect.objectContaining({ subject: key }),
+    );
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+
+  it('expires by itself: the stock returns and mercato.inventory.expired is published', async () => {
+    const stock = await createStock(t, shop, { onHand: 4 });
+    const key = `ttl-${uuidv7()}`;
+    const made = await reserve({ key, ttlSeconds: 1, lines: [{ variantId: stock.variantId, quantity: 4 }] });
+    expect(made.statusCode).toBe(201);
+    expect(await item(stock.id)).toMatchObject({ available: 0 });
+    await until(
+      async () =>
+        (await send(t.app, 'GET', `/api/v1/inventory/reservations/${key}`, shop.staff)).json().status ===
+        'expired',
+      'the reservation to expire',
+    );
+    expect(await item(stock.id)).toMatchObject({ onHand: 4, reserved: 0, available: 4 });
+    expect(await inventoryEvents(t, shop.id, 'mercato.inventory.expired')).toContainEqual(
+      expect.objectContaining({ subject: key, data: expect.objectContaining({ status: 'expired' }) }),
+    );
+    const commit = await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
+    expect(commit.statusCode).toBe(409);
+    expect(commit.json().code).toBe('RESERVATION_NOT_ACTIVE');
+    const extend = await send(t.app, 'POST', '/api/v1/inventory/extend', shop.staff, { key, ttlSeconds: 60 });
+    expect(extend.json().code).toBe('RESERVATION_NOT_ACTIVE');
+  });
+
+  it('extend moves the expiry of an active reservation', async () => {
+    const stock = await createStock(t, shop, { onHand: 1 });
+    const key = `extend-${uuidv7()}`;
+    const made = (
+      await reserve({ key, ttlSeconds: 60, lines: [{ variantId: stock.variantId, quantity: 1 }] })
+    ).json();
+    const extended = await send(t.app, 'POST', '/api/v1/inventory/extend', shop.staff, {
+      key,
+      ttlSeconds: 3600,
+    });
+    expect(extended.statusCode).toBe(200);
+    expect(Date.parse(extended.json().expiresAt)).toBeGreaterThan(Date.parse(made.expiresAt));
+  });
+
+  it('publishes low-stock once per downward crossing, re-armed when stock rises again', async () => {
+    const stock = await createStock(t, shop, { onHand: 10, lowStockThreshold: 3 });
+    const lowStock = async () =>
+      (await inventoryEvents(t, shop.id, 'mercato.inventory.low-stock')).filter(
+        (e) => e.subject === stock.id,
+      );
+    await reserve({ key: `low-a-${stock.id}`, lines: [{ variantId: stock.variantId, quantity: 7 }] });
+    expect(await lowStock()).toHaveLength(1);
+    await reserve({ key: `low-b-${stock.id}`, lines: [{ variantId: stock.variantId, quantity: 1 }] });
+    expect(await lowStock()).toHaveLength(1);
+    expect((await lowStock())[0]!.data).toMatchObject({ variantId: stock.variantId, available: 3 });
+    const restock = await send(t.app, 'PUT', `/api/v1/inventory/${stock.id}/stock`, shop.staff, {
+      adjust: 10,
+      kind: 'receive',
+      reason: 'delivery',
+    });
+    expect(restock.json()).toMatchObject({ available: 12, lowStock: false });
+    await reserve({ key: `low-c-${stock.id}`, lines: [{ variantId: stock.variantId, quantity: 10 }] });
+    expect(await lowStock()).toHaveLength(2);
+  });
+
+  it('allows a backorder only where the item allows it', async () => {
+    const stock = await createStock(t, shop, { onHand: 1, allowBackorder: true });
+    const made = await reserve({
+      key: `bo-${uuidv7()}`,
+      lines: [{ variantId: stock.variantId, quantity: 3 }],
+    });
+    expect(made.statusCode).toBe(201);
+    expect(await item(stock.id)).toMatchObject({ onHand: 1, reserved: 3, available: -2 });
+    await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key: made.json().key });
+    expect(await item(stock.id)).toMatchObject({ onHand: -2, reserved: 0 });
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+
+  it('answers the in-process API as the routes do', async () => {
+    const stock = await createStock(t, shop, { onHand: 2 });
+    const key = `api-${uuidv7()}`;
+    const made = await t.inventory.reserve(shop.id, {
+      key,
+      lines: [{ variantId: stock.variantId, quantity: 2 }],
+      actor: 'cart',
+    });
+    expect(made).toMatchObject({
+      key,
+      status: 'active',
+      lines: [{ variantId: stock.variantId, quantity: 2 }],
+    });
+    const availability = await t.inventory.availability(shop.id, [stock.variantId, uuidv7()]);
+    expect([...availability.values()]).toEqual([
+      { variantId: stock.variantId, onHand: 2, reserved: 2, available: 0, allowBackorder: false },
+    ]);
+    await expect(
+      t.inventory.reserve(shop.id, {
+        key: `${key}-2`,
+        lines: [{ variantId: stock.variantId, quantity: 1 }],
+        actor: 'cart',
+      }),
+    ).rejects.toMatchObject({ code: 'INSUFFICIENT_STOCK' });
+    expect(await t.inventory.commit(shop.id, key, 'checkout')).toMatchObject({ status: 'committed' });
+  });
+});
