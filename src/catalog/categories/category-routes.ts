@@ -1,0 +1,129 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../../platform/db/index.ts';
+import {
+  AppError,
+  eventMetaOf,
+  principalOf,
+  requireStaff,
+  storefrontTenant,
+} from '../../platform/http/index.ts';
+import type { CatalogDeps } from '../deps.ts';
+import { SECURITY } from '../products/product-schemas.ts';
+import { findCategoryId, listCategories, loadCategory } from './category-read.ts';
+import { CategoryBody, CategoryParams, CategoryView } from './category-schemas.ts';
+import { createCategory, deleteCategory, updateCategory } from './category-service.ts';
+
+const staffOnly = { preValidation: requireStaff('products:write') };
+const base = { tags: ['catalog'], security: SECURITY };
+
+/** /categories: the store's category tree; anyone may read it (X-Tenant when anonymous), staff write it. */
+export function categoryRoutes(deps: CatalogDeps) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      '/categories',
+      {
+        schema: {
+          ...base,
+          summary: 'Every category in tree order (parents before children), each with its breadcrumb path',
+          operationId: 'listCategories',
+          response: { 200: Type.Object({ items: Type.Array(CategoryView) }) },
+        },
+      },
+      async (request) => {
+        const tenantId = await storefrontTenant(request, deps.resolveTenant);
+        return { items: await withTenant(deps.db, tenantId, (trx) => listCategories(trx, tenantId)) };
+      },
+    );
+
+    app.get(
+      '/categories/:id',
+      {
+        schema: {
+          ...base,
+          summary: 'A category by id or handle, with its breadcrumb path',
+          operationId: 'getCategory',
+          params: CategoryParams,
+          response: { 200: CategoryView },
+        },
+      },
+      async (request) => {
+        const tenantId = await storefrontTenant(request, deps.resolveTenant);
+        const category = await withTenant(deps.db, tenantId, async (trx) => {
+          const id = await findCategoryId(trx, tenantId, request.params.id);
+          return id === undefined ? undefined : loadCategory(trx, tenantId, id);
+        });
+        if (!category) throw new AppError('NOT_FOUND', `category ${request.params.id} not found`);
+        return category;
+      },
+    );
+
+    app.post(
+      '/categories',
+      {
+        ...staffOnly,
+        schema: {
+          ...base,
+          summary: 'Create a category (Idempotency-Key honoured)',
+          operationId: 'createCategory',
+          body: CategoryBody,
+          response: { 201: CategoryView },
+        },
+      },
+      async (request, reply) => {
+        const category = await createCategory(
+          deps,
+          principalOf(request).tenantId,
+          request.body,
+          eventMetaOf(request),
+        );
+        reply.code(201).header('location', `/api/v1/categories/${category.id}`);
+        return category;
+      },
+    );
+
+    app.put(
+      '/categories/:id',
+      {
+        ...staffOnly,
+        schema: {
+          ...base,
+          summary: 'Replace a category: rename or move it (409 CATEGORY_CYCLE under itself)',
+          operationId: 'updateCategory',
+          params: CategoryParams,
+          body: CategoryBody,
+          response: { 200: CategoryView },
+        },
+      },
+      async (request) =>
+        updateCategory(
+          deps,
+          principalOf(request).tenantId,
+          request.params.id,
+          request.body,
+          eventMetaOf(request),
+        ),
+    );
+
+    app.delete(
+      '/categories/:id',
+      {
+        ...staffOnly,
+        schema: {
+          ...base,
+          summary: 'Delete a category without children or products (else 409 CATEGORY_IN_USE)',
+          operationId: 'deleteCategory',
+          params: CategoryParams,
+          response: { 204: Type.Null() },
+        },
+      },
+      async (request, reply) => {
+        await deleteCategory(deps, principalOf(request).tenantId, request.params.id, eventMetaOf(request));
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}

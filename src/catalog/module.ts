@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { EventBus, EventMeta } from '../platform/events/index.ts';
+import type { TenantResolver } from '../platform/http/index.ts';
+import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { categoryRoutes } from './categories/category-routes.ts';
+import type { CatalogDeps, ProductIndexer } from './deps.ts';
+import { batchRoutes } from './import/batch-routes.ts';
+import { type RowOutcome, upsertProductRow } from './import/upsert-row.ts';
+import { createProductCache, PRODUCT_CHANGES_CHANNEL } from './products/product-cache.ts';
+import { productRoutes } from './products/product-routes.ts';
+import { variantRoutes } from './products/variant-routes.ts';
+import { findVariants, type SellableVariant, type VariantRef } from './sellable.ts';
+import type { CatalogTables } from './tables.ts';
+
+/** How long a cached product read lives at most; changes drop it at once on every process (NOTIFY). */
+const CACHE_TTL_MS = 300_000;
+
+export type CatalogApi = {
+  /** Variants by id and/or SKU (any order; unknown ones are simply absent). */
+  findVariants(tenantId: string, ref: VariantRef): Promise<SellableVariant[]>;
+};
+
+export type CatalogModule = MercatoModule &
+  CatalogApi & {
+    /**
+     * Creates or replaces each product by handle, one transaction per row, in order (as
+     * POST /products/batch does); a bad row is answered and the next one goes on.
+     */
+    importProducts(
+      tenantId: string,
+      rows: unknown[],
+      options?: { meta?: EventMeta; onRow?: (index: number, outcome: RowOutcome) => void },
+    ): Promise<RowOutcome[]>;
+    deps: CatalogDeps;
+  };
+
+/** Products, variants and categories; their reads cached per process; search through ./search. */
+export async function createCatalog(
+  ctx: AppContext,
+  deps: { events: EventBus; resolveTenant: TenantResolver; indexProducts?: ProductIndexer },
+): Promise<CatalogModule> {
+  const db = ctx.db.kysely as Kysely<CatalogTables>;
+  const cache = createProductCache({ ttlMs: CACHE_TTL_MS });
+  const catalog: CatalogDeps = {
+    ctx,
+    db,
+    events: deps.events,
+    resolveTenant: deps.resolveTenant,
+    cache,
+    // SEARCH WIRING: replaced by src/catalog/search's indexProducts once it lands.
+    indexProducts: deps.indexProducts ?? (async () => {}),
+  };
+  let unlisten: (() => Promise<void>) | undefined;
+  return {
+    name: 'catalog',
+    deps: catalog,
+    findVariants: (tenantId, ref) => findVariants(db, tenantId, ref),
+    async importProducts(tenantId, rows, options = {}) {
+      const outcomes: RowOutcome[] = [];
+      for (const [index, row] of rows.entries()) {
+        const outcome = await upsertProductRow(catalog, tenantId, row, options.meta, (err) =>
+          ctx.logger.error({ err }, 'catalog import row failed'),
+        );
+        outcomes.push(outcome);
+        options.onRow?.(index, outcome);
+      }
+      return outcomes;
+    },
+    async routes(app: FastifyInstance) {
+      await app.register(batchRoutes(catalog));
+      await app.register(productRoutes(catalog));
+      await app.register(variantRoutes(catalog));
+      await app.register(categoryRoutes(catalog));
+    },
+    async start() {
+      // Products are cached only once this process hears of every change to them.
+      unlisten = await ctx.db.listen(PRODUCT_CHANGES_CHANNEL, cache.onChange, cache.clear);
+      cache.enable();
+    },
+    async stop() {
+      await unlisten?.();
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import { withTenant } from '../../platform/db/index.ts';
+import type { EventMeta } from '../../platform/events/index.ts';
+import { AppError } from '../../platform/http/index.ts';
+import { catalogConflict } from '../conflicts.ts';
+import type { CatalogDeps } from '../deps.ts';
+import type { CatalogTrx } from '../tables.ts';
+import { findProductId, loadProducts, type Product } from './product-read.ts';
+import { type ProductInput, refuseDuplicateSkus } from './product-rules.ts';
+import { insertProduct, lockProduct, replaceProduct } from './product-write.ts';
+
+export type ProductEventVerb = 'created' | 'updated' | 'deleted';
+
+/** Publishes mercato.product.<verb> with the product as data, in trx. */
+export async function publishProduct(
+  deps: CatalogDeps,
+  trx: CatalogTrx,
+  tenantId: string,
+  verb: ProductEventVerb,
+  product: Product,
+  meta: EventMeta | undefined,
+): Promise<void> {
+  await deps.events.publish(
+    trx,
+    tenantId,
+    'product-events',
+    [{ type: `mercato.product.${verb}`, subject: product.id, data: product }],
+    meta,
+  );
+}
+
+/**
+ * Runs a write of one tenant's products: its unique violations become HANDLE_TAKEN / SKU_TAKEN,
+ * and this process's cache drops the products it names once it has committed (other processes
+ * hear of it by NOTIFY).
+ */
+export async function writeProducts<T>(
+  deps: CatalogDeps,
+  tenantId: string,
+  fn: (trx: CatalogTrx, touched: Set<string>) => Promise<T>,
+  skuPointer: (sku: string) => string = () => '/sku',
+): Promise<T> {
+  const touched = new Set<string>();
+  try {
+    return await withTenant(deps.db, tenantId, (trx) => fn(trx, touched));
+  } catch (error) {
+    throw catalogConflict(error, { skuPointer });
+  } finally {
+    for (const id of touched) deps.cache.invalidate(tenantId, id);
+  }
+}
+
+/** Where a taken SKU is in a product body: /variants/{i}/sku. */
+export function variantSkuPointer(input: ProductInput): (sku: string) => string {
+  return (sku) => {
+    const i = (input.variants ?? []).findIndex((v) => v.sku === sku);
+    return i >= 0 ? `/variants/${i}/sku` : '/variants';
+  };
+}
+
+/** The product, read in trx after a change, or a 500 when it vanished (it cannot under the row lock). */
+export async function reread(trx: CatalogTrx, tenantId: string, id: string): Promise<Product> {
+  const [product] = await loadProducts(trx, tenantId, [id]);
+  if (!product) throw new Error(`product ${id} vanished inside its own transaction`);
+  return product;
+}
+
+/** Creates a product in trx: indexed for search, announced as mercato.product.created. */
+export async function createProductIn(
+  deps: CatalogDeps,
+  trx: CatalogTrx,
+  tenantId: string,
+  input: ProductInput,
+  meta: EventMeta | undefined,
+): Promise<Product> {
+  refuseDuplicateSkus(input.variants);
+  const id = await insertProduct(trx, tenantId, input);
+  const product = await reread(trx, tenantId, id);
+  await deps.indexProducts(trx, tenantId, [id]);
+  await publishProduct(deps, trx, tenantId, 'created', product, meta);
+  return product;
+}
+
+/** Replaces a locked product in trx (PUT semantics): indexed, announced as mercato.product.updated. */
+export async function replaceProductIn(
+  deps: CatalogDeps,
+  trx: CatalogTrx,
+  tenantId: string,
+  current: Product,
+  input: ProductInput,
+  meta: EventMeta | undefined,
+): Promise<Product> {
+  refuseDuplicateSkus(input.variants);
+  await replaceProduct(trx, tenantId, current, input);
+  const product = await reread(trx, tenantId, current.id);
+  await deps.indexProducts(trx, tenantId, [current.id]);
+  await publishProduct(deps, trx, tenantId, 'updated', product, meta);
+  return product;
+}
+
+/** The product named by id or handle, locked for the rest of trx, or 404. */
+export async function lockedProduct(trx: CatalogTrx, tenantId: string, ref: string): Promise<Product> {
+  const id = await findProductId(trx, tenantId, ref);
+  if (id === undefined || !(await lockProduct(trx, tenantId, id)))
+    throw new AppError('NOT_FOUND', `product ${ref} not found`);
+  return reread(trx, tenantId, id);
+}
+
+export async function createProduct(
+  deps: CatalogDeps,
+  tenantId: string,
+  input: ProductInput,
+  meta?: EventMeta,
+): Promise<Product> {
+  return writeProducts(
+    deps,
+    tenantId,
+    async (trx, touched) => {
+      const product = await createProductIn(deps, trx, tenantId, input, meta);
+      touched.add(product.id);
+      return product;
+    },
+    variantSkuPointer(input),
+  );
+}
+
+/** Parses If-Match: "3", W/"3" or 3; anything else is a 400. */
+export function expectedVersion(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(header);
+  if (!match)
+    throw new AppError('VALIDATION_FAILED', 'If-Match must name a product version, for example "3"', {
+      errors: [{ in: 'headers', pointer: '/if-match', message: 'must be a product version such as "3"' }],
+    });
+  return Number(match[1]);
+}
+
+export function checkVersion(product: Product, expected: number | undefined): void {
+  if (expected !== undefined && expected !== product.version)
+    throw new AppError(
+      'PRECONDITION_FAILED',
+      `product ${product.id} is at version ${product.version}, not ${expected}`,
+      {
+        currentVersion: product.version,
+      },
+    );
+}
+
+export async function updateProduct(
+  deps: CatalogDeps,
+  tenantId: string,
+  ref: string,
+  input: ProductInput,
+  options: { expectedVersion?: number | undefined; meta?: EventMeta | undefined },
+): Promise<Product> {
+  return writeProducts(
+    deps,
+    tenantId,
+    async (trx, touched) => {
+      const current = await lockedProduct(trx, tenantId, ref);
+      checkVersion(current, options.expectedVersion);
+      touched.add(current.id);
+      return replaceProductIn(deps, trx, tenantId, current, input, options.meta);
+    },
+    variantSkuPointer(input),
+  );
+}
+
+export async function deleteProduct(
+  deps: CatalogDeps,
+  tenantId: string,
+  ref: string,
+  options: { expectedVersion?: number | undefined; meta?: EventMeta | undefined },
+): Promise<Product> {
+  return writeProducts(deps, tenantId, async (trx, touched) => {
+    const current = await lockedProduct(trx, tenantId, ref);
+    checkVersion(current, options.expectedVersion);
+    touched.add(current.id);
+    await trx.deleteFrom('catalog.products').where('id', '=', current.id).execute();
+    await deps.indexProducts(trx, tenantId, [current.id]);
+    await publishProduct(deps, trx, tenantId, 'deleted', current, options.meta);
+    return current;
+  });
+}

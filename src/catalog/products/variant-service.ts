@@ -1,0 +1,121 @@
+import type { EventMeta } from '../../platform/events/index.ts';
+import { AppError } from '../../platform/http/index.ts';
+import { uuidv7 } from '../../platform/uuidv7.ts';
+import type { CatalogDeps } from '../deps.ts';
+import type { Product, Variant } from './product-read.ts';
+import { optionKey, type VariantInput } from './product-rules.ts';
+import { LIMITS } from './product-schemas.ts';
+import { checkVersion, lockedProduct, publishProduct, reread, writeProducts } from './product-service.ts';
+import { touchProduct, variantColumns } from './product-write.ts';
+
+type Options = { expectedVersion?: number | undefined; meta?: EventMeta | undefined };
+
+function variantOf(product: Product, variantId: string): Variant {
+  const variant = product.variants.find((v) => v.id === variantId.toLowerCase());
+  if (!variant) throw new AppError('NOT_FOUND', `variant ${variantId} of product ${product.id} not found`);
+  return variant;
+}
+
+function refuseSameOptions(product: Product, input: VariantInput, except?: string): void {
+  const key = optionKey(input.options);
+  const twin = product.variants.find((v) => v.id !== except && optionKey(v.options) === key);
+  if (twin)
+    throw new AppError('CONFLICT', `variant ${twin.id} (${twin.sku}) already has these option values`, {
+      errors: [{ in: 'body', pointer: '/options', message: `are the same as variant ${twin.sku}'s` }],
+    });
+}
+
+/** After a variant change: version + 1, search documents rebuilt, mercato.product.updated. */
+async function afterVariantChange(
+  deps: CatalogDeps,
+  trx: Parameters<typeof reread>[0],
+  tenantId: string,
+  productId: string,
+  meta: EventMeta | undefined,
+): Promise<Product> {
+  await touchProduct(trx, tenantId, productId);
+  const product = await reread(trx, tenantId, productId);
+  await deps.indexProducts(trx, tenantId, [productId]);
+  await publishProduct(deps, trx, tenantId, 'updated', product, meta);
+  return product;
+}
+
+/** Adds a variant at the end of the product's list; 409 VARIANT_LIMIT past 100. */
+export async function addVariant(
+  deps: CatalogDeps,
+  tenantId: string,
+  ref: string,
+  input: VariantInput,
+  options: Options,
+): Promise<Variant> {
+  return writeProducts(deps, tenantId, async (trx, touched) => {
+    const product = await lockedProduct(trx, tenantId, ref);
+    checkVersion(product, options.expectedVersion);
+    if (product.variants.length >= LIMITS.variants)
+      throw new AppError('VARIANT_LIMIT', `product ${product.id} already has ${LIMITS.variants} variants`);
+    refuseSameOptions(product, input);
+    touched.add(product.id);
+    const id = uuidv7();
+    const now = new Date();
+    const position = Math.max(-1, ...product.variants.map((v) => v.position)) + 1;
+    await trx
+      .insertInto('catalog.variants')
+      .values({
+        id,
+        tenant_id: tenantId,
+        product_id: product.id,
+        ...variantColumns(input, position),
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), id);
+  });
+}
+
+/** Replaces every field of one variant (its position stays). */
+export async function updateVariant(
+  deps: CatalogDeps,
+  tenantId: string,
+  ref: string,
+  variantId: string,
+  input: VariantInput,
+  options: Options,
+): Promise<Variant> {
+  return writeProducts(deps, tenantId, async (trx, touched) => {
+    const product = await lockedProduct(trx, tenantId, ref);
+    checkVersion(product, options.expectedVersion);
+    const current = variantOf(product, variantId);
+    refuseSameOptions(product, input, current.id);
+    touched.add(product.id);
+    await trx
+      .updateTable('catalog.variants')
+      .set({ ...variantColumns(input, current.position), updated_at: new Date() })
+      .where('id', '=', current.id)
+      .execute();
+    return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), current.id);
+  });
+}
+
+/** Deletes one variant; a product keeps at least one (409 VARIANT_LIMIT). */
+export async function removeVariant(
+  deps: CatalogDeps,
+  tenantId: string,
+  ref: string,
+  variantId: string,
+  options: Options,
+): Promise<void> {
+  await writeProducts(deps, tenantId, async (trx, touched) => {
+    const product = await lockedProduct(trx, tenantId, ref);
+    checkVersion(product, options.expectedVersion);
+    const current = variantOf(product, variantId);
+    if (product.variants.length <= 1)
+      throw new AppError(
+        'VARIANT_LIMIT',
+        `variant ${current.id} is the last of product ${product.id}; delete the product instead`,
+      );
+    touched.add(product.id);
+    await trx.deleteFrom('catalog.variants').where('id', '=', current.id).execute();
+    await afterVariantChange(deps, trx, tenantId, product.id, options.meta);
+  });
+}
