@@ -148,14 +148,10 @@ export function itemRoutes(deps: InventoryDeps) {
       async (request) => {
         const { set, adjust, ...rest } = request.body;
         if ((set === undefined) === (adjust === undefined)) {
-          throw new AppError('VALIDATION_FAILED', 'give exactly one of set and adjust', {
-            errors: [
-              {
-                in: 'body',
-                pointer: set === undefined ? '/set' : '/adjust',
-                message: 'give exactly one of set and adjust',
-              },
-            ],
+          const both = set !== undefined;
+          const message = both ? 'cannot be given together with set' : 'give one of set and adjust';
+          throw new AppError('VALIDATION_FAILED', `give exactly one of set and adjust`, {
+            errors: [{ in: 'body', pointer: both ? '/adjust' : '/set', message }],
           });
         }
         const { tenantId, actor } = actorOf(request);
