@@ -102,12 +102,16 @@ export async function seedDemo(
   let demo = await findTenantBySlug(deps.db, DEMO_TENANT.slug);
   if (!demo) {
     const tenantCreated = await unlessTaken(
-      createTenant(deps.db, {
-        ...DEMO_TENANT,
-        adminEmail: DEMO_ADMIN.email,
-        adminName: DEMO_ADMIN.name,
-        adminPassword: secret,
-      }).then(() => true),
+      createTenant(
+        deps.db,
+        {
+          ...DEMO_TENANT,
+          adminEmail: DEMO_ADMIN.email,
+          adminName: DEMO_ADMIN.name,
+          adminPassword: secret,
+        },
+        deps.onTenantCreated,
+      ).then(() => true),
     );
     created = tenantCreated || created;
     demo = await findTenantBySlug(deps.db, DEMO_TENANT.slug);

@@ -15,6 +15,7 @@ import type { IdentityTables } from './tables.ts';
 import {
   createTenantResolver,
   createTenantStatusCache,
+  type TenantCreatedHook,
   type TenantStatusCache,
   tenantRoutes,
 } from './tenants/index.ts';
@@ -40,6 +41,12 @@ export type IdentityDeps = {
   profiles: ProfileCache;
   /** Which tenants are suspended (their credentials answer 403 TENANT_SUSPENDED). */
   tenantStatus: TenantStatusCache;
+  /**
+   * Run in each new tenant's creation transaction (createTenant): what other modules give every
+   * tenant (the WAL's system namespaces). The composition root adds them (server.ts); identity
+   * imports no other module.
+   */
+  onTenantCreated: TenantCreatedHook[];
 };
 
 export type IdentityModule = MercatoModule & {
@@ -71,13 +78,21 @@ const JWKS_SCHEMA = {
   },
 };
 
-/** Tenants, users, sessions, API keys, roles and addresses. Call init() (via start) before serving. */
-export async function createIdentity(ctx: AppContext): Promise<IdentityModule> {
+/**
+ * Tenants, users, sessions, API keys, roles and addresses. Call init() (via start) before serving.
+ * `options.onTenantCreated`: hooks run in each new tenant's creation transaction (more may be
+ * pushed onto deps.onTenantCreated before tenants are created).
+ */
+export async function createIdentity(
+  ctx: AppContext,
+  options: { onTenantCreated?: TenantCreatedHook[] } = {},
+): Promise<IdentityModule> {
   const db = ctx.db.kysely as Kysely<IdentityTables>;
   const tokens = await createTokenService(ctx, db);
   const profiles = createProfileCache({ ttlMs: ctx.config.profileCacheTtlSeconds * 1000 });
   const tenantStatus = createTenantStatusCache(db);
-  const deps: IdentityDeps = { ctx, db, tokens, profiles, tenantStatus };
+  const onTenantCreated = [...(options.onTenantCreated ?? [])];
+  const deps: IdentityDeps = { ctx, db, tokens, profiles, tenantStatus, onTenantCreated };
   let stopPurge: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let unlistenTenants: (() => Promise<void>) | undefined;

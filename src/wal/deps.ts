@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/index.ts';
 import type { CircuitBreakers } from './delivery/circuit-breakers.ts';
 import type { NamespaceCache } from './namespaces/namespace.ts';
+import type { SystemTargets } from './namespaces/system-targets.ts';
 import type { WalTables } from './tables.ts';
 import type { StreamBackends } from './write/append.ts';
 
@@ -14,4 +15,6 @@ export type WalDeps = {
   streams: StreamBackends;
   /** The process's circuit breakers per HTTP target (shown on GET namespace). */
   circuits?: CircuitBreakers;
+  /** The internal targets modules declare on system namespaces (EventBus subscribers). */
+  systemTargets?: SystemTargets;
 };

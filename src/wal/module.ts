@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { withSystem, withTenant } from '../platform/db/index.ts';
+import type { EventBus } from '../platform/events/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
@@ -22,9 +23,12 @@ import {
 import { createStreamDelivery } from './delivery/stream-delivery.ts';
 import type { WalDeps } from './deps.ts';
 import { dlqRoutes } from './dlq/index.ts';
+import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
 import type { Namespace } from './namespaces/namespace.ts';
+import { ensureAllSystemNamespaces, ensureSystemNamespaces } from './namespaces/system-namespaces.ts';
+import { createSystemTargets } from './namespaces/system-targets.ts';
 import type { WalTables } from './tables.ts';
 import { createTargets } from './targets/index.ts';
 import { type MessageInput, type OutboxReceipt, writeMessages, writeRoutes } from './write/index.ts';
@@ -42,6 +46,14 @@ export type WalModule = MercatoModule & {
   ): Promise<OutboxReceipt[]>;
   /** Listens for `wal.message.dead-lettered` events (the exception collector will). */
   onDeadLetter(listener: (event: DeadLetterEvent) => void | Promise<void>): void;
+  /** Domain events: publish through the outbox into system namespaces, subscribe with internal targets. */
+  events: EventBus;
+  /**
+   * Creates the tenant's system namespaces in its creation transaction (`trx`: the tenant's, or
+   * the system's): identity's createTenant runs it through IdentityDeps.onTenantCreated.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: identity's transaction
+  onTenantCreated(trx: Transaction<any>, tenantId: string): Promise<void>;
 };
 
 /**
@@ -53,11 +65,12 @@ export async function createWal(
   options: { circuits?: CircuitBreakerOptions } = {},
 ): Promise<WalModule> {
   const db = ctx.db.kysely as Kysely<WalTables>;
-  const namespaces = createNamespaceCache(ctx, db);
+  const systemTargets = createSystemTargets();
+  const namespaces = createNamespaceCache(ctx, db, systemTargets);
   const streams = createStreamBackends(ctx);
   const logger = ctx.logger.child({ component: 'wal-circuits' });
   const circuits = createCircuitBreakers({ ...options.circuits, logger });
-  const deps: WalDeps = { ctx, db, namespaces, streams, circuits };
+  const deps: WalDeps = { ctx, db, namespaces, streams, circuits, systemTargets };
   const targets = createTargets({ ctx, db });
   const metrics = createWalMetrics(ctx.metrics.registry, db, streams, circuits);
   // No namespace delivers more at once than the operator allows (older rows may say more).
@@ -102,6 +115,13 @@ export async function createWal(
     maxConcurrency,
     circuits,
   });
+  let started = false;
+  const events = createEventBus({
+    backend: ctx.config.eventsBackend,
+    systemTargets,
+    registerHandler: engine.registerHandler,
+    started: () => started,
+  });
   const consumers: StreamConsumer[] = [];
   let relay: Relay | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
@@ -114,6 +134,8 @@ export async function createWal(
     onDeadLetter: (listener) => {
       deadLetterListeners.push(listener);
     },
+    events,
+    onTenantCreated: (trx, tenantId) => ensureSystemNamespaces(trx, tenantId, ctx.config.eventsBackend),
     // The postgres backend is the database itself; its tables must answer. Each stream backend
     // this process has must answer a ping.
     healthChecks: [
@@ -142,6 +164,9 @@ export async function createWal(
       await app.register(dlqRoutes(deps));
     },
     async start() {
+      started = true;
+      // Every tenant has its system namespaces, on MERCATO_EVENTS_BACKEND, whoever created it.
+      await ensureAllSystemNamespaces(db, ctx.config.eventsBackend);
       await namespaces.start();
       stopRetention = startRetention({ ctx, db });
       // Breakers of targets removed, disabled or moved are dropped (and leave the metrics).

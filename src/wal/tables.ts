@@ -26,6 +26,8 @@ export type NamespacesTable = {
   allowed_hosts: Generated<string[]>;
   consumer_concurrency: Generated<number>;
   enabled: Generated<boolean>;
+  /** Migration 0015: a system namespace (domain events). */
+  system: Generated<boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
 };

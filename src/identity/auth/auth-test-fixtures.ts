@@ -10,12 +10,11 @@ export type TestTenant = { id: string; slug: string; adminId: string; adminEmail
 /** Creates a tenant with an admin (through the tenants module, as a platform admin would). */
 export async function createTestTenant(t: TestApp, slug: string): Promise<TestTenant> {
   const adminEmail = `admin@${slug}.test`;
-  const { tenant, admin } = await createTenant(t.identity.deps.db, {
-    slug,
-    name: `Shop ${slug}`,
-    adminEmail,
-    adminPassword: PASSWORD,
-  });
+  const { tenant, admin } = await createTenant(
+    t.identity.deps.db,
+    { slug, name: `Shop ${slug}`, adminEmail, adminPassword: PASSWORD },
+    t.identity.deps.onTenantCreated,
+  );
   return { id: tenant.id, slug, adminId: admin.id, adminEmail };
 }
 

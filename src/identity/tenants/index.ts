@@ -11,6 +11,7 @@ export {
   findTenantBySlug,
   type NewTenant,
   type Tenant,
+  type TenantCreatedHook,
   type TenantPatch,
   type TenantStatus,
   updateTenant,

@@ -85,7 +85,7 @@ export function tenantRoutes(deps: IdentityDeps) {
             errors: [{ in: 'body', pointer: '/slug', message: 'is reserved' }],
           });
         }
-        const { tenant, admin } = await createTenant(deps.db, body);
+        const { tenant, admin } = await createTenant(deps.db, body, deps.onTenantCreated);
         reply.code(201).header('location', `/api/v1/tenants/${tenant.id}`);
         return { ...tenant, admin: { id: admin.id, email: admin.email, role: 'admin' as const } };
       },

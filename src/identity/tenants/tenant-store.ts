@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
 import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
@@ -23,6 +23,14 @@ export type NewTenant = {
   adminPassword: string;
   adminName?: string;
 };
+
+/**
+ * Runs in a new tenant's creation transaction, under that tenant's row-level security, after its
+ * row is inserted: another module creates what every tenant has (the WAL: its system namespaces).
+ * A hook that throws undoes the creation. Passed in through IdentityDeps.onTenantCreated.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the hook's module casts to its own tables
+export type TenantCreatedHook = (trx: Transaction<any>, tenantId: string) => Promise<void>;
 
 /** Maps a tenants row onto the API shape. */
 export function toTenant(row: Selectable<TenantsTable>): Tenant {
@@ -60,12 +68,13 @@ export async function findTenantById(db: Kysely<IdentityTables>, id: string): Pr
 
 /**
  * Creates a tenant and its first admin in one transaction: the tenant row as the system (the
- * app role may not insert tenants), then the admin under the new tenant's row-level security.
- * A taken slug is TENANT_SLUG_TAKEN.
+ * app role may not insert tenants), then the admin and what `hooks` add under the new tenant's
+ * row-level security. A taken slug is TENANT_SLUG_TAKEN.
  */
 export async function createTenant(
   db: Kysely<IdentityTables>,
   input: NewTenant,
+  hooks: readonly TenantCreatedHook[] = [],
 ): Promise<{ tenant: Tenant; admin: User }> {
   const slug = input.slug.toLowerCase();
   try {
@@ -92,6 +101,7 @@ export async function createTenant(
         name: input.adminName ?? 'Administrator',
         role: 'admin',
       });
+      for (const hook of hooks) await hook(trx, row.id);
       return { tenant: toTenant(row), admin };
     });
   } catch (error) {

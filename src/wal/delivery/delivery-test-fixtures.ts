@@ -49,6 +49,7 @@ export async function loadNamespaceWithSql(
     allowedHosts: [],
     consumerConcurrency: row.consumer_concurrency,
     enabled: row.enabled,
+    system: false,
     createdAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
   };

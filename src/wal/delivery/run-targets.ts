@@ -1,6 +1,8 @@
+import { matchesTypes } from '../../platform/events/index.ts';
 import type { Logger } from '../../platform/observability/index.ts';
 import type { AttemptRecord } from '../backends/postgres/queue.ts';
 import type { Namespace, Target } from '../namespaces/namespace.ts';
+import { messageType } from '../targets/cloud-event.ts';
 import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
 import type { CircuitBreakers } from './circuit-breakers.ts';
 
@@ -27,7 +29,9 @@ export type TargetsRun = {
  * Delivers one message to each enabled target of its namespace not in `targetsDone`, one after
  * the other, and records each attempt. A 410 (`disable`) counts as done for this message. An
  * HTTP target goes through its circuit breaker (`circuits`): while it is open the target is not
- * called and the attempt fails with "circuit open". The same for every backend.
+ * called and the attempt fails with "circuit open". A target whose `types` filter the message's
+ * type (messageType) does not match is not called: it is done for this message, recorded as
+ * skipped. The same for every backend.
  */
 export async function runTargets(
   deliver: DeliverFn,
@@ -43,9 +47,19 @@ export async function runTargets(
   const errors: string[] = [];
   let dead = false;
   let retryAfterMs: number | undefined;
+  let type: string | undefined;
   for (const target of namespace.targets) {
     if (!target.enabled || done.has(target.name)) continue;
     const startedAt = new Date();
+    if (target.types) {
+      type ??= messageType(delivery);
+      if (!matchesTypes(type, target.types)) {
+        done.add(target.name);
+        const error = `type ${type} is not in the target's types`;
+        attempts.push({ target: target.name, startedAt, finishedAt: startedAt, outcome: 'skipped', error });
+        continue;
+      }
+    }
     let result: TargetResult;
     try {
       const call = () => deliver(namespace, target, delivery, internal);

@@ -4,6 +4,7 @@ import type { AppContext } from '../../platform/index.ts';
 import type { WalTables } from '../tables.ts';
 import type { Namespace, NamespaceCache } from './namespace.ts';
 import { getNamespace, listEnabledNamespaces } from './store.ts';
+import type { SystemTargets } from './system-targets.ts';
 
 /** The channel wal.namespaces changes are announced on (migration 0007), payload `<tenantId>/<name>`. */
 export const NAMESPACE_CHANGES_CHANNEL = 'mercato_wal_namespaces';
@@ -13,12 +14,15 @@ const MAX_ENTRIES = 10_000;
  * Namespaces by (tenant, name), read in system context (the delivery engine serves every
  * tenant) and kept until the database announces a change, on every process. Until start() has
  * subscribed, reads go straight to the database. A load that overlapped an invalidation is not
- * kept, so a slow read never puts back what a change just removed.
+ * kept, so a slow read never puts back what a change just removed. System namespaces come back
+ * with the internal targets modules declared (`systemTargets`) merged in.
  */
 export function createNamespaceCache(
   ctx: AppContext,
   db: Kysely<WalTables>,
+  systemTargets?: SystemTargets,
 ): NamespaceCache & { readonly size: number } {
+  const merged = (namespace: Namespace | undefined) => systemTargets?.apply(namespace) ?? namespace;
   const entries = new Map<string, Namespace | undefined>();
   let everything: Namespace[] | undefined;
   let generation = 0;
@@ -46,7 +50,7 @@ export function createNamespaceCache(
   return {
     async get(tenantId, name) {
       const key = keyOf(tenantId, name);
-      if (listening && entries.has(key)) return entries.get(key);
+      if (listening && entries.has(key)) return merged(entries.get(key));
       const before = generation;
       const namespace = await withSystem(db, (trx) => getNamespace(trx, tenantId, name));
       if (listening && before === generation) {
@@ -54,12 +58,13 @@ export function createNamespaceCache(
         // Misses are cached too (a producer may name namespaces that do not exist): bound the map.
         if (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
       }
-      return namespace;
+      return merged(namespace);
     },
     async all() {
       if (listening && everything) return everything;
       const before = generation;
-      const list = await withSystem(db, (trx) => listEnabledNamespaces(trx));
+      const stored = await withSystem(db, (trx) => listEnabledNamespaces(trx));
+      const list = systemTargets ? stored.map((n) => systemTargets.apply(n)) : stored;
       if (listening && before === generation) everything = list;
       return list;
     },

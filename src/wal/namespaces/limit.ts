@@ -7,7 +7,8 @@ import type { WalTables } from '../tables.ts';
  * the creating transaction and first takes a transaction-scoped advisory lock on the tenant, so
  * two concurrent creates at the limit are serialized: the second counts the first's namespace
  * (committed when the lock is released) and is refused. Unlimited namespaces would each add
- * MERCATO_WAL_MAX_CONCURRENCY deliveries in flight and circuit-breaker label sets.
+ * MERCATO_WAL_MAX_CONCURRENCY deliveries in flight and circuit-breaker label sets. System
+ * namespaces (domain events, every tenant has them) do not count.
  */
 export async function checkNamespaceLimit(
   trx: Transaction<WalTables>,
@@ -19,6 +20,7 @@ export async function checkNamespaceLimit(
     .selectFrom('wal.namespaces')
     .select((eb) => eb.fn.countAll<string>().as('count'))
     .where('tenant_id', '=', tenantId)
+    .where('system', '=', false)
     .executeTakeFirstOrThrow();
   if (Number(row.count) >= max) {
     throw new AppError(

@@ -9,7 +9,17 @@ export type RetryPolicy = {
   jitter: number;
 };
 
-type TargetBase = { name: string; enabled: boolean };
+type TargetBase = {
+  name: string;
+  enabled: boolean;
+  /**
+   * Event type patterns (exact, `prefix.*` or `*`): a message whose type (messageType in
+   * targets/cloud-event.ts) matches none is skipped for this target. Absent: every message.
+   */
+  types?: string[];
+  /** Declared by a Mercato module (an EventBus subscriber), not stored: read-only for the tenant. */
+  system?: boolean;
+};
 
 /** POSTs a structured CloudEvent signed per Standard Webhooks with `secret` (whsec_…). */
 export type HttpTarget = TargetBase & {
@@ -60,6 +70,8 @@ export type Namespace = {
   allowedHosts: string[];
   consumerConcurrency: number;
   enabled: boolean;
+  /** A system namespace (domain events, SYSTEM_TOPICS): the tenant may change only some settings. */
+  system: boolean;
   createdAt: string;
   updatedAt: string;
 };

@@ -15,6 +15,7 @@ import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../
 import { withCircuits } from '../delivery/index.ts';
 import type { WalDeps } from '../deps.ts';
 import { checkNamespaceLimit } from './limit.ts';
+import type { Namespace } from './namespace.ts';
 import {
   createNamespace,
   deleteNamespace,
@@ -22,6 +23,7 @@ import {
   requireNamespace,
   updateNamespace,
 } from './store.ts';
+import { checkSystemUpdate, isSystemTopic, withoutSystemTargets } from './system-namespaces.ts';
 import { TARGET_DOC } from './target-schemas.ts';
 import { BACKENDS, NAME_PATTERN, namespaceView } from './validate.ts';
 
@@ -83,7 +85,15 @@ const Settings = {
 };
 
 const CreateBody = Type.Object({ name: Name, ...Settings }, { additionalProperties: false });
-const UpdateBody = Type.Object(Settings, { additionalProperties: false });
+const UpdateBody = Type.Object(
+  {
+    name: Type.Optional(
+      Type.String({ pattern: NAME_PATTERN, description: 'The current name (namespaces cannot be renamed)' }),
+    ),
+    ...Settings,
+  },
+  { additionalProperties: false },
+);
 const NameParams = Type.Object({ name: Name });
 
 const Circuit = Type.Object(
@@ -127,6 +137,11 @@ const NamespaceView = Type.Object(
     allowedHosts: Type.Array(Type.String()),
     consumerConcurrency: Type.Integer(),
     enabled: Type.Boolean(),
+    system: Type.Boolean({
+      description:
+        'A system namespace (domain events): cannot be deleted, disabled or renamed, nor its backend changed; ' +
+        'a tenant may change targets, retry, allowedHosts, consumerConcurrency and the retention periods',
+    }),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),
   },
@@ -162,6 +177,7 @@ export function namespaceRoutes(deps: WalDeps) {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
     const preValidation = requireUser('admin');
+    const merged = (namespace: Namespace) => deps.systemTargets?.apply(namespace) ?? namespace;
 
     app.post(
       '/wal/namespaces',
@@ -178,6 +194,12 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request, reply) => {
         const user = userOf(request);
         const { name, ...input } = request.body;
+        if (isSystemTopic(name)) {
+          throw new AppError(
+            'SYSTEM_NAMESPACE',
+            `${name} is the name of a system namespace, which Mercato creates`,
+          );
+        }
         checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
         const change = changeBy(user, deps.ctx.db.kind);
         const created = await withTenant(deps.db, user.tenantId, async (trx) => {
@@ -207,7 +229,7 @@ export function namespaceRoutes(deps: WalDeps) {
       async (request) => {
         const { tenantId } = userOf(request);
         const items = await withTenant(deps.db, tenantId, (trx) => listNamespaces(trx, tenantId));
-        return { items: items.map((n) => withCircuits(deps.circuits, namespaceView(n))) };
+        return { items: items.map((n) => withCircuits(deps.circuits, namespaceView(merged(n)))) };
       },
     );
 
@@ -228,7 +250,7 @@ export function namespaceRoutes(deps: WalDeps) {
         const found = await withTenant(deps.db, tenantId, (trx) =>
           requireNamespace(trx, tenantId, request.params.name),
         );
-        return withCircuits(deps.circuits, namespaceView(found));
+        return withCircuits(deps.circuits, namespaceView(merged(found)));
       },
     );
 
@@ -251,11 +273,22 @@ export function namespaceRoutes(deps: WalDeps) {
         const { name } = request.params;
         checkConcurrency(request.body, deps.ctx.config.walMaxConcurrency);
         const change = changeBy(user, deps.ctx.db.kind);
-        const updated = await withTenant(deps.db, user.tenantId, (trx) =>
-          updateNamespace(trx, change, name, request.body),
-        );
+        const { name: rename, ...body } = request.body;
+        const updated = await withTenant(deps.db, user.tenantId, async (trx) => {
+          const current = await requireNamespace(trx, user.tenantId, name);
+          if (rename !== undefined && rename !== name) {
+            if (current.system)
+              throw new AppError('SYSTEM_NAMESPACE', `${name} is a system namespace and cannot be renamed`);
+            throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
+              errors: [{ in: 'body', pointer: '/name', message: 'namespaces cannot be renamed' }],
+            });
+          }
+          checkSystemUpdate(current, body);
+          const targets = withoutSystemTargets(current, body.targets, deps.systemTargets?.of(name) ?? []);
+          return updateNamespace(trx, change, name, { ...body, ...(targets ? { targets } : {}) });
+        });
         deps.namespaces.invalidate(user.tenantId, name);
-        return namespaceView(updated);
+        return namespaceView(merged(updated));
       },
     );
 
@@ -281,6 +314,9 @@ export function namespaceRoutes(deps: WalDeps) {
         const namespace = await withTenant(deps.db, user.tenantId, (trx) =>
           requireNamespace(trx, user.tenantId, name),
         );
+        if (namespace.system) {
+          throw new AppError('SYSTEM_NAMESPACE', `${name} is a system namespace and cannot be deleted`);
+        }
         await dropStreamData(deps.streams, namespace).catch((err: unknown) => {
           if (!(err instanceof BackendUnavailableError)) throw err;
           throw backendUnavailable(

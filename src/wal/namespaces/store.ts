@@ -39,6 +39,7 @@ export function toNamespace(row: Row): Namespace {
     allowedHosts: row.allowed_hosts,
     consumerConcurrency: Number(row.consumer_concurrency),
     enabled: row.enabled,
+    system: row.system === true,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };

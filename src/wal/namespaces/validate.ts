@@ -5,6 +5,7 @@ import { isReservedHeader } from '../targets/http-request.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
 import { type Namespace, type RetryPolicy, SQL_NEEDS_POSTGRES, type Target } from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
+import { checkTypePatterns } from './type-patterns.ts';
 
 export const BACKENDS = [
   'postgres',
@@ -47,10 +48,10 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const ALLOWED: Record<Target['type'], string[]> = {
-  http: ['type', 'name', 'enabled', 'url', 'secret', 'timeoutMs', 'headers'],
-  sql: ['type', 'name', 'enabled', 'statement', 'params'],
-  redis: ['type', 'name', 'enabled', 'command', 'key', 'message'],
-  internal: ['type', 'name', 'enabled', 'handler'],
+  http: ['type', 'name', 'enabled', 'types', 'url', 'secret', 'timeoutMs', 'headers'],
+  sql: ['type', 'name', 'enabled', 'types', 'statement', 'params'],
+  redis: ['type', 'name', 'enabled', 'types', 'command', 'key', 'message'],
+  internal: ['type', 'name', 'enabled', 'types', 'handler'],
 };
 
 function nonEmptyString(value: unknown, max: number): value is string {
@@ -87,7 +88,8 @@ function checkTarget(
   }
   const enabled = raw['enabled'] ?? true;
   if (typeof enabled !== 'boolean') issue(issues, `${at}/enabled`, 'must be a boolean');
-  const base = { name: name as string, enabled: enabled as boolean };
+  const types = checkTypePatterns(raw['types'], at, issues);
+  const base = { name: name as string, enabled: enabled as boolean, ...(types ? { types } : {}) };
 
   switch (type) {
     case 'http': {
@@ -327,6 +329,7 @@ export function resolveSettings(
     allowedHosts,
     consumerConcurrency: input.consumerConcurrency ?? current.consumerConcurrency,
     enabled: input.enabled ?? current.enabled,
+    system: current.system,
   };
 }
 
@@ -347,5 +350,6 @@ export function defaultSettings(name: string): NamespaceSettings {
     allowedHosts: [],
     consumerConcurrency: 8,
     enabled: true,
+    system: false,
   };
 }

@@ -6,27 +6,73 @@ export type WalCloudEvent = {
   id: string;
   source: string;
   type: string;
+  /** The resource the event is about (a domain event's resource id); header `ce-subject`. */
+  subject?: string;
   time: string;
   datacontenttype: 'application/json';
   data: unknown;
   tenantid: string;
   deliveryid: string;
   attempt: number;
+  /** Extensions, when the message carries them (headers `ce-correlationid`, `ce-causationid`, `traceparent`). */
+  correlationid?: string;
+  causationid?: string;
+  traceparent?: string;
 };
 
-/** The CloudEvent an HTTP target POSTs for one delivery; `ce-type` or `type` headers override the type. */
+/** The message headers that carry CloudEvent attributes (the EventBus writes them). */
+export const CE_HEADERS = {
+  type: 'ce-type',
+  source: 'ce-source',
+  subject: 'ce-subject',
+  correlationid: 'ce-correlationid',
+  causationid: 'ce-causationid',
+  traceparent: 'traceparent',
+} as const;
+
+/**
+ * A message's event type: its `ce-type` header, else its `type` header, else
+ * `mercato.wal.<namespace>`. The CloudEvent's type and what targets' `types` filters match.
+ */
+export function messageType(delivery: Pick<Delivery, 'headers' | 'namespace'>): string {
+  return delivery.headers['ce-type'] ?? delivery.headers['type'] ?? `mercato.wal.${delivery.namespace}`;
+}
+
+/** The CloudEvent source: the `ce-source` header, else `/mercato/wal/<namespace>`. */
+export function messageSource(delivery: Pick<Delivery, 'headers' | 'namespace'>): string {
+  return delivery.headers[CE_HEADERS.source] ?? `/mercato/wal/${delivery.namespace}`;
+}
+
+/** The optional attributes and extensions the message's headers carry. */
+export function eventExtensions(headers: Record<string, string>): {
+  subject?: string;
+  correlationid?: string;
+  causationid?: string;
+  traceparent?: string;
+} {
+  const out: Record<string, string> = {};
+  for (const name of ['subject', 'correlationid', 'causationid', 'traceparent'] as const) {
+    const value = headers[CE_HEADERS[name]];
+    if (value !== undefined && value !== '') out[name] = value;
+  }
+  return out;
+}
+
+/** The CloudEvent an HTTP target POSTs for one delivery; `ce-type` or `type` headers set the type. */
 export function toCloudEvent(delivery: Delivery): WalCloudEvent {
-  const type = delivery.headers['ce-type'] ?? delivery.headers['type'] ?? `mercato.wal.${delivery.namespace}`;
+  const { subject, ...extensions } = eventExtensions(delivery.headers);
   return {
     specversion: '1.0',
     id: delivery.messageId,
-    source: `/mercato/wal/${delivery.namespace}`,
-    type,
+    source: messageSource(delivery),
+    type: messageType(delivery),
+    ...(subject !== undefined ? { subject } : {}),
     time: delivery.createdAt.toISOString(),
     datacontenttype: 'application/json',
     data: delivery.payload,
     tenantid: delivery.tenantId,
     deliveryid: delivery.deliveryId,
     attempt: delivery.attempt,
+    ...extensions,
   };
 }

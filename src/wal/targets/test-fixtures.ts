@@ -19,6 +19,7 @@ export function testNamespace(overrides: Partial<Namespace> = {}): Namespace {
     allowedHosts: [],
     consumerConcurrency: 4,
     enabled: true,
+    system: false,
     createdAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     ...overrides,

@@ -106,7 +106,7 @@ const principalKey = (p: Principal) => (p.kind === 'user' ? `user:${p.userId}` :
 /**
  * Authorization and the namespace: 403 when the principal may not write it (checked on the name,
  * so a key scoped elsewhere learns nothing about the tenant's namespaces), 404 when it does not
- * exist, 409 NAMESPACE_DISABLED.
+ * exist, 403 for a system namespace (domain events), 409 NAMESPACE_DISABLED.
  */
 async function writableNamespace(deps: WalDeps, principal: Principal, name: string): Promise<Namespace> {
   if (!canWriteNamespace(principal, name)) {
@@ -114,6 +114,10 @@ async function writableNamespace(deps: WalDeps, principal: Principal, name: stri
   }
   const namespace = await deps.namespaces.get(principal.tenantId, name);
   if (!namespace) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  // Domain events come from Mercato's modules only: a forged one would reach their subscribers.
+  if (namespace.system) {
+    throw new AppError('FORBIDDEN', `${name} is a system namespace: only Mercato's modules publish to it`);
+  }
   requireEnabled(namespace);
   return namespace;
 }

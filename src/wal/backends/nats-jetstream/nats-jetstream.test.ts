@@ -48,6 +48,7 @@ function namespace(overrides: Partial<Namespace> = {}): Namespace {
     allowedHosts: [],
     consumerConcurrency: 4,
     enabled: true,
+    system: false,
     createdAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     ...overrides,

@@ -1,0 +1,264 @@
+import { type Kysely, sql } from 'kysely';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestTenant, login, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { withSystem, withTenant } from '../../platform/db/index.ts';
+import type { ReceivedEvent } from '../../platform/events/index.ts';
+import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
+import { newSecret, type Receiver, startReceiver, until } from '../e2e/receiver.ts';
+import { createWal, type WalModule } from '../index.ts';
+
+// Each events backend this run can reach: postgres always, redis-streams when Redis is there.
+const BACKENDS: { backend: string; env: Record<string, string> }[] = [
+  { backend: 'postgres', env: {} },
+  ...(testRedisUrl()
+    ? [
+        {
+          backend: 'redis-streams',
+          env: { REDIS_URL: testRedisUrl()!, MERCATO_EVENTS_BACKEND: 'redis-streams' },
+        },
+      ]
+    : []),
+];
+
+// Domain events end to end: a module publishes in its transaction (wal.events.publish), tenants
+// receive them as signed CloudEvents on their webhooks, modules through subscribers (exactly once).
+describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
+  let t: TestApp;
+  let wal: WalModule;
+  let receiver: Receiver;
+  let shop: TestTenant;
+  let admin: Record<string, string>;
+  const created: ReceivedEvent[] = [];
+  const everything: ReceivedEvent[] = [];
+  let secret: string;
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    const port = new URL(receiver.url).port;
+    t = await startTestApp(
+      { ...env, MERCATO_WAL_PRIVATE_TARGETS: `127.0.0.1:${port}` },
+      {
+        modules: async (ctx, identity) => {
+          wal = await createWal(ctx);
+          identity.deps.onTenantCreated.push(wal.onTenantCreated);
+          wal.events.subscribe({
+            name: 'test.product-created',
+            topic: 'product-events',
+            types: ['mercato.product.created'],
+            handle: async (_trx, event) => {
+              created.push(event);
+            },
+          });
+          wal.events.subscribe({
+            name: 'test.everything',
+            topic: 'product-events',
+            types: ['*'],
+            handle: async (_trx, event) => {
+              everything.push(event);
+            },
+          });
+          return [wal];
+        },
+      },
+    );
+    shop = await createTestTenant(t, `events-${backend}`);
+    admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
+    secret = newSecret();
+    const hook = {
+      name: 'shop-hook',
+      type: 'http',
+      url: receiver.url,
+      secret,
+      timeoutMs: 2000,
+      types: ['mercato.product.*'],
+    };
+    const put = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/wal/namespaces/product-events',
+      payload: { targets: [hook], retry: { strategy: 'fixed', baseDelayMs: 50, maxDelayMs: 50 } },
+      headers: admin,
+    });
+    expect(put.statusCode, put.body).toBe(200);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await receiver?.close();
+  });
+
+  const db = () => t.ctx.db.kysely as Kysely<unknown>;
+  const publish = (events: { type: string; subject: string; data: unknown }[], meta = {}) =>
+    withTenant(db(), shop.id, (trx) => wal.events.publish(trx, shop.id, 'product-events', events, meta));
+
+  it('creates the system namespaces on MERCATO_EVENTS_BACKEND, with the subscribers as read-only internal targets', async () => {
+    const response = await t.app.inject({ url: '/api/v1/wal/namespaces/product-events', headers: admin });
+    expect(response.json()).toMatchObject({ system: true, backend });
+    const targets = response.json().targets as Record<string, unknown>[];
+    expect(targets.map((target) => target['name'])).toEqual([
+      'test.product-created',
+      'test.everything',
+      'shop-hook',
+    ]);
+    expect(targets[0]).toMatchObject({ type: 'internal', system: true, types: ['mercato.product.created'] });
+    // Sending them back unchanged is accepted; changing or dropping-and-renaming one is not.
+    const echoed = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/wal/namespaces/product-events',
+      payload: { targets: targets.map(({ circuit: _c, ...target }) => target) },
+      headers: admin,
+    });
+    expect(echoed.statusCode, echoed.body).toBe(200);
+    const changed = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/wal/namespaces/product-events',
+      payload: { targets: [{ ...targets[0], types: ['*'] }] },
+      headers: admin,
+    });
+    expect(changed.statusCode).toBe(409);
+    expect(changed.json().code).toBe('SYSTEM_NAMESPACE');
+    const taken = await t.app.inject({
+      method: 'PUT',
+      url: '/api/v1/wal/namespaces/product-events',
+      payload: { targets: [{ name: 'test.everything', type: 'internal', handler: 'mine' }] },
+      headers: admin,
+    });
+    expect(taken.statusCode).toBe(409);
+  });
+
+  it('leaves no message when the publishing transaction rolls back', async () => {
+    await expect(
+      withTenant(db(), shop.id, async (trx) => {
+        await wal.events.publish(trx, shop.id, 'product-events', [
+          { type: 'mercato.product.created', subject: 'rolled-back', data: { id: 'rolled-back' } },
+        ]);
+        throw new Error('the change failed');
+      }),
+    ).rejects.toThrow('the change failed');
+    const rows = await withSystem(db(), (trx) =>
+      sql`select 1 from wal.messages where tenant_id = ${shop.id} and namespace = 'product-events'`.execute(
+        trx,
+      ),
+    );
+    expect(rows.rows).toHaveLength(0);
+    await publish([
+      { type: 'mercato.product.created', subject: 'after-rollback', data: { id: 'after-rollback' } },
+    ]);
+    await until(() => everything.find((e) => e.subject === 'after-rollback'), 'the committed event');
+    expect(everything.find((e) => e.subject === 'rolled-back')).toBeUndefined();
+    expect(receiver.received.find((r) => r.event['subject'] === 'rolled-back')).toBeUndefined();
+  });
+
+  it('delivers a published event to an HTTP target as a signed CloudEvent with subject and extensions, filtered by types', async () => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await publish(
+      [
+        { type: 'mercato.category.created', subject: 'cat-1', data: { id: 'cat-1' } },
+        { type: 'mercato.product.updated', subject: 'prod-1', data: { id: 'prod-1', title: 'Tee' } },
+      ],
+      { correlationId: 'req-42', causationId: 'cmd-7', traceparent },
+    );
+    const got = await until(() => receiver.received.find((r) => r.event['subject'] === 'prod-1'), 'webhook');
+    expect(got.event).toMatchObject({
+      specversion: '1.0',
+      type: 'mercato.product.updated',
+      source: '/mercato/product-events',
+      subject: 'prod-1',
+      datacontenttype: 'application/json',
+      data: { id: 'prod-1', title: 'Tee' },
+      tenantid: shop.id,
+      correlationid: 'req-42',
+      causationid: 'cmd-7',
+      traceparent,
+    });
+    expect(got.event.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+    const headers = {
+      'webhook-id': String(got.headers['webhook-id']),
+      'webhook-timestamp': String(got.headers['webhook-timestamp']),
+      'webhook-signature': String(got.headers['webhook-signature']),
+    };
+    expect(new Webhook(secret).verify(got.body, headers)).toMatchObject({ id: got.event.id });
+    // The category event reached the '*' subscriber, never the mercato.product.* webhook.
+    await until(() => everything.find((e) => e.subject === 'cat-1'), 'the category event');
+    await until(() => everything.find((e) => e.subject === 'prod-1'), 'the product event');
+    expect(receiver.received.filter((r) => String(r.event.type).startsWith('mercato.category.'))).toEqual([]);
+  });
+
+  it('gives an internal subscriber exactly the types it asked for, as ReceivedEvents', async () => {
+    await publish([
+      { type: 'mercato.product.created', subject: 'sub-1', data: { id: 'sub-1' } },
+      { type: 'mercato.product.deleted', subject: 'sub-1', data: { id: 'sub-1' } },
+    ]);
+    await until(() => everything.filter((e) => e.subject === 'sub-1').length === 2, 'both events');
+    const mine = created.filter((e) => e.subject === 'sub-1');
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({
+      type: 'mercato.product.created',
+      source: '/mercato/product-events',
+      data: { id: 'sub-1' },
+      tenantid: shop.id,
+    });
+  });
+
+  it.runIf(backend === 'postgres')(
+    'runs a subscriber once per event even when the delivery is repeated',
+    async () => {
+      await publish([{ type: 'mercato.product.created', subject: 'once', data: { id: 'once' } }]);
+      await until(async () => {
+        const { rows } = await withSystem(db(), (trx) =>
+          sql<{
+            state: string;
+          }>`select state from wal.messages where tenant_id = ${shop.id} and ordering_key = 'once'`.execute(
+            trx,
+          ),
+        );
+        return rows[0]?.state === 'delivered';
+      }, 'delivered');
+      expect(created.filter((e) => e.subject === 'once')).toHaveLength(1);
+      // As if a lease had expired after the handlers ran: every target gets the message again.
+      await withSystem(db(), (trx) =>
+        sql`update wal.messages set state = 'pending', targets_done = '{}', due_at = now()
+          where tenant_id = ${shop.id} and ordering_key = 'once'`.execute(trx),
+      );
+      await until(
+        () => receiver.received.filter((r) => r.event['subject'] === 'once').length === 2,
+        'the webhook again',
+      );
+      const { rows } = await withSystem(db(), (trx) =>
+        sql`select consumer from wal.inbox where tenant_id = ${shop.id} order by consumer`.execute(trx),
+      );
+      expect(rows.length).toBeGreaterThan(0);
+      expect(created.filter((e) => e.subject === 'once')).toHaveLength(1);
+      expect(everything.filter((e) => e.subject === 'once')).toHaveLength(1);
+    },
+  );
+
+  it('refuses bad types patterns with 400 naming each field', async () => {
+    const target = (types: unknown) => ({
+      name: 'bad',
+      type: 'http',
+      url: receiver.url,
+      secret: newSecret(),
+      types,
+    });
+    for (const [types, pointer] of [
+      [[], '/targets/0/types'],
+      ['mercato.*', '/targets/0/types'],
+      [Array.from({ length: 21 }, (_, i) => `t${i}`), '/targets/0/types'],
+      [['mercato.*.created'], '/targets/0/types/0'],
+      [['ok.type', 'mercato.product*'], '/targets/0/types/1'],
+      [['*.created'], '/targets/0/types/0'],
+      [['x'.repeat(201)], '/targets/0/types/0'],
+      [['has space'], '/targets/0/types/0'],
+      [[7], '/targets/0/types/0'],
+    ] as const) {
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/wal/namespaces',
+        payload: { name: 'filtered', targets: [target(types)] },
+        headers: admin,
+      });
+      expect(response.statusCode, JSON.stringify(types)).toBe(400);
+      expect(response.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual([pointer]);
+    }
+  });
+});

@@ -1,0 +1,128 @@
+import type { Transaction } from 'kysely';
+import {
+  type DomainEvent,
+  type EventBus,
+  type EventMeta,
+  matchesTypes,
+  type ReceivedEvent,
+  type Subscriber,
+  type Topic,
+} from '../../platform/events/index.ts';
+import { uuidv7 } from '../../platform/uuidv7.ts';
+import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
+import type { Namespace } from '../namespaces/namespace.ts';
+import { getNamespace } from '../namespaces/store.ts';
+import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-namespaces.ts';
+import type { SystemTargets } from '../namespaces/system-targets.ts';
+import { TYPE_PATTERN } from '../namespaces/type-patterns.ts';
+import { NAME_PATTERN } from '../namespaces/validate.ts';
+import type { BackendName, WalTables } from '../tables.ts';
+import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
+import type { Delivery } from '../targets/target-result.ts';
+import type { MessageInput } from '../write/index.ts';
+import { writeMessages } from '../write/outbox.ts';
+
+/** The prefix of the internal handler a subscriber is registered under (the inbox's consumer name). */
+export const SUBSCRIBER_HANDLER_PREFIX = 'events:';
+
+export type EventBusDeps = {
+  /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */
+  backend: BackendName;
+  systemTargets: SystemTargets;
+  registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
+  /** True once the WAL has started: subscribing then is a programming error. */
+  started(): boolean;
+};
+
+const NAME = new RegExp(NAME_PATTERN);
+/** An event's own type: a pattern without wildcard. */
+const EVENT_TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$/;
+
+/** A delivery of a system namespace as a subscriber receives it. */
+export function toReceivedEvent(delivery: Delivery): ReceivedEvent {
+  const { subject, ...extensions } = eventExtensions(delivery.headers);
+  return {
+    id: delivery.messageId,
+    type: messageType(delivery),
+    source: messageSource(delivery),
+    subject: subject ?? delivery.key ?? '',
+    time: delivery.createdAt.toISOString(),
+    data: delivery.payload,
+    tenantid: delivery.tenantId,
+    ...extensions,
+  };
+}
+
+/** The outbox message of one domain event: a new UUIDv7 event id, ordered per subject. */
+function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined): MessageInput {
+  if (!EVENT_TYPE.test(event.type) || event.type.length > 200) {
+    throw new Error(`event type ${JSON.stringify(event.type)} must be like mercato.<resource>.<verb>`);
+  }
+  if (typeof event.subject !== 'string' || event.subject === '' || event.subject.length > 200) {
+    throw new Error(`event ${event.type} needs a subject (the resource id) of 1 to 200 characters`);
+  }
+  const headers: Record<string, string> = {
+    [CE_HEADERS.type]: event.type,
+    [CE_HEADERS.source]: `/mercato/${topic}`,
+    [CE_HEADERS.subject]: event.subject,
+  };
+  if (meta?.correlationId) headers[CE_HEADERS.correlationid] = meta.correlationId;
+  if (meta?.causationId) headers[CE_HEADERS.causationid] = meta.causationId;
+  if (meta?.traceparent) headers[CE_HEADERS.traceparent] = meta.traceparent;
+  return { messageId: uuidv7(), key: event.subject, payload: event.data ?? null, headers };
+}
+
+/**
+ * The EventBus on the WAL. publish writes through the transactional outbox into the tenant's
+ * system namespace in the caller's transaction (read there too: no second connection, which on
+ * PGlite would wait for the caller's). subscribe registers an internal handler (exactly once
+ * through the inbox) and declares the internal target that carries it on every tenant's
+ * namespace of the topic.
+ */
+export function createEventBus(deps: EventBusDeps): EventBus {
+  async function systemNamespace(
+    trx: Transaction<WalTables>,
+    tenantId: string,
+    topic: Topic,
+  ): Promise<Namespace> {
+    let namespace = await getNamespace(trx, tenantId, topic);
+    if (!namespace) {
+      // A tenant made without the WAL's hook (another process, the CLI) since this one started.
+      await ensureSystemNamespaces(trx, tenantId, deps.backend);
+      namespace = await getNamespace(trx, tenantId, topic);
+    }
+    if (!namespace?.system) throw new Error(`the system namespace ${topic} of tenant ${tenantId} is missing`);
+    return deps.systemTargets.apply(namespace);
+  }
+
+  return {
+    async publish(trx, tenantId, topic, events, meta) {
+      if (!isSystemTopic(topic)) throw new Error(`${String(topic)} is not a system topic`);
+      if (events.length === 0) return;
+      const messages = events.map((event) => toMessage(topic, event, meta));
+      const walTrx = trx as Transaction<WalTables>;
+      const namespace = await systemNamespace(walTrx, tenantId, topic);
+      await writeMessages(walTrx, tenantId, namespace, messages);
+    },
+    subscribe(subscriber: Subscriber) {
+      const { name, topic, types } = subscriber;
+      if (deps.started()) throw new Error(`subscriber ${name}: subscribe before the WAL starts`);
+      if (!isSystemTopic(topic))
+        throw new Error(`subscriber ${name}: ${String(topic)} is not a system topic`);
+      if (!NAME.test(name))
+        throw new Error(`subscriber name ${JSON.stringify(name)} must match ${NAME_PATTERN}`);
+      if (types.length === 0 || types.length > 20 || !types.every((t) => TYPE_PATTERN.test(t))) {
+        throw new Error(`subscriber ${name}: types must be 1 to 20 patterns like mercato.product.*`);
+      }
+      const handler = `${SUBSCRIBER_HANDLER_PREFIX}${name}`;
+      const patterns = [...types];
+      deps.systemTargets.declare(topic, { type: 'internal', name, enabled: true, handler, types: patterns });
+      deps.registerHandler(handler, async (trx, delivery) => {
+        const event = toReceivedEvent(delivery);
+        // The target's filter already skipped other types; a redelivery of an older message too.
+        if (!matchesTypes(event.type, patterns)) return;
+        await subscriber.handle(trx, event);
+      });
+    },
+  };
+}
