@@ -6,6 +6,7 @@ import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { CliError, withDatabase } from './database-command.ts';
+import { registerInventoryCommands } from './inventory-commands.ts';
 import { startupFailure } from './startup-errors.ts';
 import { registerWalCommands } from './wal-commands.ts';
 
@@ -115,6 +116,7 @@ users
   });
 
 registerWalCommands(program, config);
+registerInventoryCommands(program, config);
 
 try {
   await program.parseAsync(process.argv);
