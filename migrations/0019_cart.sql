@@ -85,6 +85,11 @@ alter table cart.carts enable row level security;
 alter table cart.lines enable row level security;
 alter table cart.shipping_options enable row level security;
 alter table cart.tax_rates enable row level security;
+alter table cart.settings force row level security;
+-- Not forced: the purge job finds idle carts of every tenant as the owner (lines go by cascade).
+alter table cart.lines force row level security;
+alter table cart.shipping_options force row level security;
+alter table cart.tax_rates force row level security;
 create policy tenant_isolation on cart.settings
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);

@@ -25,8 +25,15 @@ type Row = {
 
 function scopeOf(request: FastifyRequest): string {
   const p = request.principal;
-  if (!p) return `ip:${request.ip}`;
-  return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}`;
+  // A guest cart's writes are scoped to its token too: two guests behind one address (or one
+  // storefront's API key) never replay each other's answers.
+  const token = request.headers['x-cart-token'];
+  const cart =
+    typeof token === 'string' && token !== ''
+      ? `:cart:${createHash('sha256').update(token).digest('hex')}`
+      : '';
+  if (!p) return `ip:${request.ip}${cart}`;
+  return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}${cart}`;
 }
 
 function fingerprint(request: FastifyRequest): string {

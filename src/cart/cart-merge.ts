@@ -1,0 +1,135 @@
+import { withTenant } from '../platform/db/index.ts';
+import { type CartService, cartNotFound } from './cart-service.ts';
+import {
+  deleteCart,
+  ensureCustomerCart,
+  findCart,
+  insertLine,
+  type LineRow,
+  listLines,
+  MAX_LINES,
+  MAX_QUANTITY,
+  updateCart,
+  updateLine,
+} from './cart-store.ts';
+import { type Cart, cartView } from './cart-view.ts';
+import type { CartDeps } from './deps.ts';
+import { describe, type Snapshot, sellable } from './line-checks.ts';
+import type { CartTrx } from './tables.ts';
+
+/** A guest line that did not move as it was. */
+export type MergeAdjustment = {
+  variantId: string;
+  sku: string;
+  /** Units the customer's line would have held (theirs plus the guest's). */
+  requested: number;
+  /** Units it holds now (0: the line was not moved). */
+  quantity: number;
+  reason:
+    | 'VARIANT_NOT_FOUND'
+    | 'PRODUCT_NOT_AVAILABLE'
+    | 'PRICE_NOT_AVAILABLE'
+    | 'INSUFFICIENT_STOCK'
+    | 'CART_FULL';
+};
+
+type Target = { lines: LineRow[]; currency: string; adjustments: MergeAdjustment[] };
+
+/** Moves one guest line into the customer's lines: quantities summed, capped by stock and limits. */
+async function moveLine(
+  trx: CartTrx,
+  tenantId: string,
+  cartId: string,
+  line: LineRow,
+  snapshot: Snapshot,
+  target: Target,
+): Promise<void> {
+  const existing = target.lines.find((l) => l.variantId === line.variantId);
+  const requested = Math.min((existing?.quantity ?? 0) + line.quantity, MAX_QUANTITY);
+  const skip = (reason: MergeAdjustment['reason'], quantity = existing?.quantity ?? 0) =>
+    target.adjustments.push({ variantId: line.variantId, sku: line.sku, requested, quantity, reason });
+  const variant = snapshot.variants.get(line.variantId);
+  if (!variant) return void skip('VARIANT_NOT_FOUND');
+  if (variant.productStatus !== 'active') return void skip('PRODUCT_NOT_AVAILABLE');
+  const price = variant.prices[target.currency];
+  if (price === undefined) return void skip('PRICE_NOT_AVAILABLE');
+  if (!existing && target.lines.length >= MAX_LINES) return void skip('CART_FULL', 0);
+  const available = sellable(snapshot, line.variantId);
+  const quantity =
+    available === undefined ? requested : Math.min(requested, Math.max(available, existing?.quantity ?? 0));
+  if (quantity < requested) skip('INSUFFICIENT_STOCK', quantity);
+  if (quantity === 0) return;
+  // The price the guest saw stays flagged when it changed.
+  const seen = existing ? null : (line.priceChangedFrom ?? line.unitPrice);
+  const fields = {
+    ...describe(variant),
+    quantity,
+    unitPrice: price,
+    priceChangedFrom: seen !== null && seen !== price ? seen : (existing?.priceChangedFrom ?? null),
+  };
+  if (existing) {
+    await updateLine(trx, tenantId, existing.id, fields);
+    existing.quantity = quantity;
+  } else {
+    await insertLine(trx, tenantId, cartId, fields);
+    target.lines.push({ ...line, ...fields });
+  }
+}
+
+/**
+ * Moves a guest cart (by its token's hash) into the signed-in customer's cart after login and
+ * deletes it. Quantities of a variant in both are summed and capped by what is available; lines
+ * that cannot be sold any more are left out; both are reported as adjustments. The customer's
+ * cart keeps its currency when it has lines, else takes the guest's; addresses and shipping
+ * choice are the customer's, or the guest's where the customer has none.
+ */
+export async function mergeGuestCart(
+  deps: CartDeps,
+  service: CartService,
+  tenantId: string,
+  customerId: string,
+  tokenHash: string,
+): Promise<{ cart: Cart; adjustments: MergeAdjustment[] }> {
+  const before = await withTenant(deps.db, tenantId, async (trx) => {
+    const guest = await findCart(trx, tenantId, { kind: 'guest', tokenHash });
+    if (!guest) return undefined;
+    const mine = await findCart(trx, tenantId, { kind: 'customer', customerId });
+    const ids: string[] = [];
+    for (const cart of [guest, mine]) {
+      if (cart) for (const line of await listLines(trx, tenantId, cart.id)) ids.push(line.variantId);
+    }
+    return ids;
+  });
+  if (!before) throw cartNotFound();
+  const { snapshot } = await service.snapshotOf(tenantId, before);
+  return withTenant(deps.db, tenantId, async (trx) => {
+    // The customer's cart is locked first, then the guest's: every merge takes them in this order.
+    const { cart: mine } = await ensureCustomerCart(trx, tenantId, customerId, null);
+    const guest = await findCart(trx, tenantId, { kind: 'guest', tokenHash }, true);
+    if (!guest) throw cartNotFound();
+    const lines = await listLines(trx, tenantId, mine.id);
+    const currency = (lines.length > 0 ? mine.currency : (guest.currency ?? mine.currency)) ?? null;
+    const target: Target = { lines, currency: currency ?? 'XXX', adjustments: [] };
+    for (const line of await listLines(trx, tenantId, guest.id)) {
+      await moveLine(trx, tenantId, mine.id, line, snapshot, target);
+    }
+    await deleteCart(trx, tenantId, guest.id);
+    await updateCart(trx, tenantId, mine.id, {
+      ...(currency !== null && currency !== mine.currency ? { currency } : {}),
+      ...(mine.shippingAddress === null && guest.shippingAddress !== null
+        ? { shippingAddress: guest.shippingAddress }
+        : {}),
+      ...(mine.billingAddress === null && guest.billingAddress !== null
+        ? { billingAddress: guest.billingAddress }
+        : {}),
+      ...(mine.shippingOptionId === null && guest.shippingOptionId !== null
+        ? { shippingOptionId: guest.shippingOptionId }
+        : {}),
+    });
+    const cart = await findCart(trx, tenantId, { kind: 'id', cartId: mine.id });
+    return {
+      cart: await cartView(trx, tenantId, cart!, snapshot, deps.ctx.config.cartTtlSeconds),
+      adjustments: target.adjustments,
+    };
+  });
+}

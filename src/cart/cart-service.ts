@@ -1,0 +1,285 @@
+import { withTenant } from '../platform/db/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import {
+  type CartLocator,
+  type CartRow,
+  deleteLines,
+  ensureCustomerCart,
+  findCart,
+  insertGuestCart,
+  insertLine,
+  listLines,
+  MAX_LINES,
+  MAX_QUANTITY,
+  touchCart,
+  updateCart,
+  updateLine,
+} from './cart-store.ts';
+import { hashCartToken, newCartToken } from './cart-token.ts';
+import { type Cart, cartView } from './cart-view.ts';
+import type { CartDeps, SellableVariant } from './deps.ts';
+import { assertInStock, assertSellable, describe, type Snapshot } from './line-checks.ts';
+import { findShippingOption, serves } from './shipping-option-store.ts';
+import type { CartAddress, CartTrx } from './tables.ts';
+
+export type VariantRef = { variantId?: string | undefined; sku?: string | undefined };
+
+/** The line a change is about, found by the catalog before the change's transaction. */
+type Apply = (
+  trx: CartTrx,
+  cart: CartRow,
+  snapshot: Snapshot,
+  target: SellableVariant | undefined,
+  created: boolean,
+) => Promise<void>;
+
+const EMPTY: Snapshot = { asked: new Set(), variants: new Map(), stock: new Map() };
+
+export const cartNotFound = () => new AppError('NOT_FOUND', 'cart not found');
+
+/** The first currency the variant is priced in (alphabetically), for a cart whose currency is not set yet. */
+function defaultCurrency(variant: SellableVariant): string | undefined {
+  return Object.keys(variant.prices).sort()[0];
+}
+
+/**
+ * Every read and change of a cart: the cart's variants are looked up in the catalog and in
+ * inventory first, outside any transaction of ours (PGlite has one connection, and their lookups
+ * open their own), then the change runs in one transaction that locks the cart row, so two
+ * changes of one cart queue instead of overwriting each other. Lines added meanwhile by another
+ * request are kept as they are.
+ */
+export function createCartService(deps: CartDeps) {
+  const { db } = deps;
+  const ttl = deps.ctx.config.cartTtlSeconds;
+
+  async function snapshotOf(
+    tenantId: string,
+    variantIds: string[],
+    target?: VariantRef,
+  ): Promise<{ snapshot: Snapshot; target: SellableVariant | undefined }> {
+    const targetId = target?.variantId?.toLowerCase();
+    const ids = [...new Set([...variantIds, ...(targetId ? [targetId] : [])])];
+    const skus = target?.sku ? [target.sku] : [];
+    if (ids.length === 0 && skus.length === 0) return { snapshot: EMPTY, target: undefined };
+    const variants = await deps.catalog.findVariants(tenantId, {
+      ...(ids.length ? { ids } : {}),
+      ...(skus.length ? { skus } : {}),
+    });
+    const byId = new Map(variants.map((v) => [v.variantId, v]));
+    const found = target?.variantId
+      ? byId.get(target.variantId)
+      : variants.find((v) => v.sku === target?.sku);
+    const stock = byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()]) : new Map();
+    return { snapshot: { asked: new Set([...ids, ...byId.keys()]), variants: byId, stock }, target: found };
+  }
+
+  async function linesBefore(tenantId: string, locator: CartLocator) {
+    return withTenant(db, tenantId, async (trx) => {
+      const cart = await findCart(trx, tenantId, locator);
+      return cart
+        ? { cart, variantIds: (await listLines(trx, tenantId, cart.id)).map((l) => l.variantId) }
+        : undefined;
+    });
+  }
+
+  /** Runs apply on the locked cart (the customer's is created when `create`) and answers the cart after it. */
+  async function change(
+    tenantId: string,
+    locator: CartLocator,
+    options: { target?: VariantRef; create?: boolean; extraVariantIds?: string[] },
+    apply: Apply,
+  ): Promise<Cart> {
+    const creates = options.create === true && locator.kind === 'customer';
+    const before = await linesBefore(tenantId, locator);
+    if (!before && !creates) throw cartNotFound();
+    const { snapshot, target } = await snapshotOf(
+      tenantId,
+      [...(before?.variantIds ?? []), ...(options.extraVariantIds ?? [])],
+      options.target,
+    );
+    return withTenant(db, tenantId, async (trx) => {
+      const { cart: locked, created } =
+        creates && locator.kind === 'customer'
+          ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
+          : { cart: await findCart(trx, tenantId, locator, true), created: false };
+      if (!locked) throw cartNotFound();
+      await apply(trx, locked, snapshot, target, created);
+      const cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
+      return cartView(trx, tenantId, cart!, snapshot, ttl);
+    });
+  }
+
+  const changed = (trx: CartTrx, tenantId: string, cart: CartRow) => updateCart(trx, tenantId, cart.id, {});
+
+  return {
+    snapshotOf,
+    /** The cart, its lines checked against the catalog and inventory now; undefined when there is none. */
+    async read(tenantId: string, locator: CartLocator): Promise<Cart | undefined> {
+      try {
+        return await change(tenantId, locator, {}, (trx, cart) => touchCart(trx, tenantId, cart));
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
+        throw error;
+      }
+    },
+
+    /** A new guest cart and its token (shown this once). */
+    async createGuest(
+      tenantId: string,
+      currency: string | undefined,
+    ): Promise<{ cart: Cart; token: string }> {
+      const token = newCartToken();
+      const cart = await withTenant(db, tenantId, async (trx) => {
+        const row = await insertGuestCart(trx, tenantId, hashCartToken(token), currency ?? null);
+        return cartView(trx, tenantId, row, EMPTY, ttl);
+      });
+      return { cart, token };
+    },
+
+    /** The customer's cart, created when they have none. */
+    async createForCustomer(
+      tenantId: string,
+      customerId: string,
+      currency: string | undefined,
+    ): Promise<{ cart: Cart; created: boolean }> {
+      let created = false;
+      const cart = await change(
+        tenantId,
+        { kind: 'customer', customerId },
+        { create: true },
+        async (trx, row, _snapshot, _target, isNew) => {
+          created = isNew;
+          if (currency === undefined || row.currency === currency) return;
+          if (row.currency !== null) {
+            throw new AppError(
+              'CONFLICT',
+              `your cart is in ${row.currency}; empty it and start again to change currency`,
+            );
+          }
+          await updateCart(trx, tenantId, row.id, { currency });
+        },
+      );
+      return { cart, created };
+    },
+
+    /** Adds quantity units of a variant (to its line if there is one). */
+    addItem(
+      tenantId: string,
+      locator: CartLocator,
+      input: VariantRef & { quantity: number; currency?: string | undefined },
+    ): Promise<Cart> {
+      const ref = input.variantId ?? input.sku ?? '';
+      return change(
+        tenantId,
+        locator,
+        { target: input, create: true },
+        async (trx, cart, snapshot, target) => {
+          if (cart.currency && input.currency && input.currency !== cart.currency) {
+            throw new AppError('CONFLICT', `the cart is in ${cart.currency}, not ${input.currency}`);
+          }
+          const currency = cart.currency ?? input.currency ?? (target && defaultCurrency(target)) ?? 'XXX';
+          assertSellable(target, ref, currency);
+          const lines = await listLines(trx, tenantId, cart.id);
+          const existing = lines.find((l) => l.variantId === target.variantId);
+          const quantity = (existing?.quantity ?? 0) + input.quantity;
+          if (quantity > MAX_QUANTITY) {
+            throw new AppError('CONFLICT', `a cart line holds at most ${MAX_QUANTITY} units`);
+          }
+          if (!existing && lines.length >= MAX_LINES) {
+            throw new AppError('CONFLICT', `a cart holds at most ${MAX_LINES} lines`);
+          }
+          assertInStock(snapshot, target.variantId, quantity);
+          const fields = {
+            ...describe(target),
+            quantity,
+            unitPrice: target.prices[currency]!,
+            priceChangedFrom: null,
+          };
+          if (existing) await updateLine(trx, tenantId, existing.id, fields);
+          else await insertLine(trx, tenantId, cart.id, fields);
+          await updateCart(trx, tenantId, cart.id, cart.currency ? {} : { currency });
+        },
+      );
+    },
+
+    /** Sets a line's quantity (0 removes it); raising it is checked against stock, and touching it acknowledges a price change. */
+    async updateItem(
+      tenantId: string,
+      locator: CartLocator,
+      lineId: string,
+      quantity: number,
+    ): Promise<Cart> {
+      return change(tenantId, locator, {}, async (trx, cart, snapshot) => {
+        const line = (await listLines(trx, tenantId, cart.id)).find((l) => l.id === lineId.toLowerCase());
+        if (!line) throw new AppError('NOT_FOUND', `cart item ${lineId} not found`);
+        if (quantity === 0) {
+          await deleteLines(trx, tenantId, cart.id, lineId);
+        } else {
+          const variant = snapshot.variants.get(line.variantId);
+          assertSellable(variant, line.variantId, cart.currency ?? 'XXX');
+          if (quantity > line.quantity) assertInStock(snapshot, line.variantId, quantity);
+          await updateLine(trx, tenantId, line.id, {
+            ...describe(variant),
+            quantity,
+            unitPrice: variant.prices[cart.currency!]!,
+            priceChangedFrom: null,
+          });
+        }
+        await changed(trx, tenantId, cart);
+      });
+    },
+
+    async removeItem(tenantId: string, locator: CartLocator, lineId: string): Promise<Cart> {
+      return change(tenantId, locator, {}, async (trx, cart) => {
+        if ((await deleteLines(trx, tenantId, cart.id, lineId.toLowerCase())) === 0) {
+          throw new AppError('NOT_FOUND', `cart item ${lineId} not found`);
+        }
+        await changed(trx, tenantId, cart);
+      });
+    },
+
+    /** Removes every line; the cart, its currency, addresses and shipping choice stay. */
+    async empty(tenantId: string, locator: CartLocator): Promise<Cart> {
+      return change(tenantId, locator, {}, async (trx, cart) => {
+        await deleteLines(trx, tenantId, cart.id);
+        await changed(trx, tenantId, cart);
+      });
+    },
+
+    /** Sets the addresses given (null clears one, undefined keeps it). */
+    async setAddresses(
+      tenantId: string,
+      locator: CartLocator,
+      addresses: { shipping?: CartAddress | null; billing?: CartAddress | null },
+    ): Promise<Cart> {
+      return change(tenantId, locator, {}, async (trx, cart) => {
+        await updateCart(trx, tenantId, cart.id, {
+          ...(addresses.shipping !== undefined ? { shippingAddress: addresses.shipping } : {}),
+          ...(addresses.billing !== undefined ? { billingAddress: addresses.billing } : {}),
+        });
+      });
+    },
+
+    /** Chooses a shipping option that serves the cart's shipping country and currency (null: none). */
+    async setShippingOption(tenantId: string, locator: CartLocator, optionId: string | null): Promise<Cart> {
+      return change(tenantId, locator, {}, async (trx, cart) => {
+        if (optionId !== null) {
+          const option = await findShippingOption(trx, tenantId, optionId);
+          if (!option) throw new AppError('NOT_FOUND', `shipping option ${optionId} not found`);
+          const country = cart.shippingAddress?.country;
+          if (!country) throw new AppError('CONFLICT', 'set a shipping address before choosing how to ship');
+          if (!serves(option, country, cart.currency)) {
+            throw new AppError(
+              'CONFLICT',
+              `shipping option ${option.name} does not ship to ${country} in ${cart.currency ?? 'this cart'}`,
+            );
+          }
+        }
+        await updateCart(trx, tenantId, cart.id, { shippingOptionId: optionId });
+      });
+    },
+  };
+}
+
+export type CartService = ReturnType<typeof createCartService>;

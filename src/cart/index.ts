@@ -1,0 +1,6 @@
+export { purgeIdleCarts } from './cart-purge.ts';
+export type { Cart, CartLine } from './cart-view.ts';
+export type { CartModuleDeps } from './deps.ts';
+export { type CartModule, createCart } from './module.ts';
+export type { CartAddress } from './tables.ts';
+export { computeTotals, type Totals, type TotalsInput } from './totals.ts';
