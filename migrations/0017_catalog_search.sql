@@ -74,19 +74,16 @@ create table catalog.variant_stock (
 create index variant_stock_product on catalog.variant_stock (tenant_id, product_id);
 
 alter table catalog.search_documents enable row level security;
-alter table catalog.search_documents force row level security;
 create policy tenant_isolation on catalog.search_documents
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 
 alter table catalog.search_prices enable row level security;
-alter table catalog.search_prices force row level security;
 create policy tenant_isolation on catalog.search_prices
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
 
 alter table catalog.search_terms enable row level security;
-alter table catalog.search_terms force row level security;
 create policy tenant_isolation on catalog.search_terms
   using (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid)
   with check (tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid);
@@ -99,3 +96,23 @@ create policy tenant_isolation on catalog.variant_stock
 
 grant select, insert, update, delete on catalog.search_documents, catalog.search_prices,
   catalog.search_terms, catalog.variant_stock to mercato_app;
+
+-- Searches read through these views, never the tables. PostgreSQL uses an operator as an index
+-- condition under row-level security only if it is leakproof, and the ones search lives on are
+-- not (@@ of full-text, && and @> of arrays, % of pg_trgm, LIKE): through the tables every search
+-- was a sequential scan. A view reads its tables with its owner's rights, and the owner (who
+-- migrates) is not subject to these three tables' policies (no FORCE on them), so each view
+-- carries the same tenant condition itself, which the planner may then combine with any index.
+-- The request role can only select from the views; what it writes still goes through the
+-- tables' policies.
+create view catalog.tenant_search_documents as
+  select * from catalog.search_documents
+  where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid;
+create view catalog.tenant_search_prices as
+  select * from catalog.search_prices
+  where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid;
+create view catalog.tenant_search_terms as
+  select * from catalog.search_terms
+  where tenant_id = nullif(current_setting('app.tenant_id', true), '')::uuid;
+grant select on catalog.tenant_search_documents, catalog.tenant_search_prices,
+  catalog.tenant_search_terms to mercato_app;

@@ -1,0 +1,121 @@
+import { sql } from 'kysely';
+import { tsqueryText } from './query-text.ts';
+import { and, filterClauses, type SearchFilters, type Trx } from './search-query.ts';
+
+/** Facets count at most this many matching products (exact below it; README "Limits"). */
+export const FACET_CAP = 5000;
+const MAX_ATTRIBUTE_NAMES = 30;
+const MAX_VALUES_PER_ATTRIBUTE = 30;
+
+/** Price band edges in major units; each currency's are scaled by its minor-unit digits. */
+const BAND_EDGES = [0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+const ZERO_DECIMALS = new Set(
+  'BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF'.split(' '),
+);
+const THREE_DECIMALS = new Set('BHD IQD JOD KWD LYD OMR TND'.split(' '));
+
+/** The band edges of a currency in minor units. */
+export function bandEdges(currency: string): number[] {
+  const scale = ZERO_DECIMALS.has(currency) ? 1 : THREE_DECIMALS.has(currency) ? 1000 : 100;
+  return BAND_EDGES.map((edge) => edge * scale);
+}
+
+export type Facets = {
+  /** Products counted; equal to the matches when exact. */
+  matched: number;
+  /** False when more than FACET_CAP products match: the counts are then of the first FACET_CAP. */
+  exact: boolean;
+  categories: Array<{ id: string; handle: string; name: string; parentId: string | null; count: number }>;
+  prices: Array<{ currency: string; min: number; max: number | null; count: number }>;
+  attributes: Array<{ name: string; values: Array<{ value: string; count: number }> }>;
+  inStock: { inStock: number; outOfStock: number };
+};
+
+/**
+ * Counts over the products the request matches (its text and every filter): per category
+ * (a product counts for its categories and their ancestors), per price band of the currency,
+ * per attribute value, in stock or not. One scan of the matches feeds every count.
+ */
+export async function facetCounts(
+  trx: Trx,
+  tenantId: string,
+  filters: SearchFilters,
+  groups: string[][] | undefined,
+): Promise<Facets> {
+  const currency = filters.currency;
+  const edges = currency ? bandEdges(currency) : [];
+  const text = groups ? sql`, to_tsquery('english', ${tsqueryText(groups)}) query` : sql``;
+  const match = groups ? sql`and d.document @@ query` : sql``;
+  const priceExpr = currency ? sql`(d.prices ->> ${currency})::bigint` : sql`null::bigint`;
+  const rows = (
+    await sql<{ facet: string; value: string | null; n: number }>`with hits as (
+        select d.category_ids, d.attributes, d.in_stock, ${priceExpr} as price
+        from catalog.tenant_search_documents d ${text}
+        where ${and(filterClauses(tenantId, filters))} ${match}
+        limit ${FACET_CAP}
+      )
+      select 'total' as facet, null as value, count(*)::int as n from hits
+      union all
+      select 'category', c::text, count(*)::int from hits, unnest(hits.category_ids) c group by c
+      union all
+      select 'attribute', a, count(*)::int from hits, unnest(hits.attributes) a group by a
+      union all
+      select 'stock', in_stock::text, count(*)::int from hits group by in_stock
+      union all
+      select 'price', width_bucket(price, ${edges}::bigint[])::text, count(*)::int
+        from hits where price is not null group by 2`.execute(trx)
+  ).rows;
+  const facets: Facets = {
+    matched: 0,
+    exact: true,
+    categories: [],
+    prices: [],
+    attributes: [],
+    inStock: { inStock: 0, outOfStock: 0 },
+  };
+  const categoryCounts = new Map<string, number>();
+  const attributeCounts = new Map<string, Array<{ value: string; count: number }>>();
+  for (const { facet, value, n } of rows) {
+    if (facet === 'total') facets.matched = n;
+    else if (facet === 'category') categoryCounts.set(value!, n);
+    else if (facet === 'stock') facets.inStock[value === 'true' ? 'inStock' : 'outOfStock'] = n;
+    else if (facet === 'price' && currency) {
+      const band = Number(value);
+      facets.prices.push({ currency, min: edges[band - 1]!, max: edges[band] ?? null, count: n });
+    } else if (facet === 'attribute') {
+      const cut = value!.indexOf('=');
+      const name = value!.slice(0, cut);
+      const values = attributeCounts.get(name) ?? [];
+      values.push({ value: value!.slice(cut + 1), count: n });
+      attributeCounts.set(name, values);
+    }
+  }
+  facets.exact = facets.matched < FACET_CAP;
+  facets.prices.sort((a, b) => a.min - b.min);
+  facets.attributes = [...attributeCounts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, MAX_ATTRIBUTE_NAMES)
+    .map(([name, values]) => ({
+      name,
+      values: values
+        .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
+        .slice(0, MAX_VALUES_PER_ATTRIBUTE),
+    }));
+  if (categoryCounts.size > 0) {
+    const categories = (
+      await sql<{ id: string; handle: string; name: string; parent_id: string | null }>`select id, handle,
+          name, parent_id from catalog.categories
+        where tenant_id = ${tenantId} and id = any(${[...categoryCounts.keys()]}::uuid[])`.execute(trx)
+    ).rows;
+    facets.categories = categories
+      .map((c) => ({
+        id: c.id,
+        handle: c.handle,
+        name: c.name,
+        parentId: c.parent_id,
+        count: categoryCounts.get(c.id)!,
+      }))
+      .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name));
+  }
+  return facets;
+}

@@ -1,0 +1,101 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../platform/db/index.ts';
+import { withTenant } from '../../platform/db/index.ts';
+import { isStaff, storefrontTenant, type TenantResolver } from '../../platform/http/index.ts';
+import { queryWords } from './query-text.ts';
+import { relatedHits } from './related.ts';
+import type { ProductStatus } from './search-query.ts';
+import {
+  ListQuery,
+  ProductPage,
+  RelatedList,
+  RelatedParams,
+  RelatedQuery,
+  SECURITY,
+  Suggestions,
+  SuggestQuery,
+} from './search-schemas.ts';
+import { item, preferIndexes, searchProducts } from './search-service.ts';
+import { suggest } from './suggest.ts';
+
+export type SearchDeps = { db: Database; resolveTenant: TenantResolver };
+
+const base = { tags: ['catalog'], security: SECURITY };
+
+/** Staff (users, or API keys with products:read or products:write) see every status. */
+const seesAll = (request: FastifyRequest) =>
+  isStaff(request.principal, 'products:write') || isStaff(request.principal, 'products:read');
+
+/** GET /products (list and search), /products/suggest and /products/{id}/related. */
+export function searchRoutes(deps: SearchDeps) {
+  const db = deps.db.kysely as Kysely<unknown>;
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      '/products',
+      {
+        schema: {
+          ...base,
+          summary:
+            'List or search products: text (ranked, typo-tolerant), filters, sorts, cursor pages, facets (shoppers: active products; send X-Tenant when anonymous)',
+          operationId: 'listProducts',
+          querystring: ListQuery,
+          response: { 200: ProductPage },
+        },
+      },
+      async (request) => {
+        const tenantId = await storefrontTenant(request, deps.resolveTenant);
+        return searchProducts(db, tenantId, request.query, seesAll(request));
+      },
+    );
+
+    app.get(
+      '/products/suggest',
+      {
+        schema: {
+          ...base,
+          summary: 'Autocomplete: the query with its last word completed, and products whose title matches',
+          operationId: 'suggestProducts',
+          querystring: SuggestQuery,
+          response: { 200: Suggestions },
+        },
+      },
+      async (request) => {
+        const tenantId = await storefrontTenant(request, deps.resolveTenant);
+        const words = queryWords(request.query.q);
+        if (words.length === 0) return { terms: [], products: [] };
+        const statuses: ProductStatus[] = seesAll(request) ? ['draft', 'active', 'archived'] : ['active'];
+        return withTenant(db, tenantId, async (trx) => {
+          await preferIndexes(trx);
+          return suggest(trx, tenantId, words, statuses);
+        });
+      },
+    );
+
+    app.get(
+      '/products/:id/related',
+      {
+        schema: {
+          ...base,
+          summary: 'Active products sharing categories and tags with this one (id or handle), best first',
+          operationId: 'relatedProducts',
+          params: RelatedParams,
+          querystring: RelatedQuery,
+          response: { 200: RelatedList },
+        },
+      },
+      async (request) => {
+        const tenantId = await storefrontTenant(request, deps.resolveTenant);
+        const statuses: ProductStatus[] = seesAll(request) ? ['draft', 'active', 'archived'] : ['active'];
+        const hits = await withTenant(db, tenantId, async (trx) => {
+          await preferIndexes(trx);
+          return relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8);
+        });
+        return { items: hits.map(item) };
+      },
+    );
+  };
+}
