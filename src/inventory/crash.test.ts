@@ -1,0 +1,186 @@
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type MercatoProcess, runMercato } from '../cli/mercato-process.ts';
+import { type Database, openPostgres, withTenant } from '../platform/db/index.ts';
+import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import { verifyStock } from './ledger-store.ts';
+import type { InventoryTables } from './tables.ts';
+
+const PASSWORD = 'demo-password-1234';
+const SHOPPERS = 200;
+const STOCK = 50;
+const CONCURRENCY = 32;
+/** The kill lands once this many reservations were answered: mid-load, whatever the machine's speed. */
+const KILL_AFTER_ANSWERS = 40;
+const SHORT_TTL_SECONDS = 8;
+
+async function startServer(databaseUrl: string) {
+  const server = runMercato(['start'], {
+    DATABASE_URL: databaseUrl,
+    MERCATO_WORKERS: '1',
+    PORT: '0',
+    MERCATO_DEMO_PASSWORD: PASSWORD,
+  });
+  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
+  return { server, base: base as string };
+}
+
+async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown) {
+  return fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+async function signIn(base: string): Promise<string> {
+  const response = await call(base, 'POST', '/api/v1/auth/login', undefined, {
+    tenant: 'demo',
+    email: 'admin@demo.test',
+    password: PASSWORD,
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return ((await response.json()) as { accessToken: string }).accessToken;
+}
+
+async function until(check: () => Promise<boolean>, what: string, limitMs = 60_000) {
+  const stop = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > stop) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// kill -9 of the real server while 200 shoppers reserve 50 units: after a restart on the same
+// database, every unanswered request retried with its reservation key, no reservation is lost or
+// doubled, stock and ledger agree, and the short-TTL reservations the dead process made expire.
+describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mid-load (PostgreSQL)', () => {
+  let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
+  let owner: Database;
+  const servers: MercatoProcess[] = [];
+
+  beforeAll(async () => {
+    database = await cloneTestDatabase();
+    owner = openPostgres(database.url!, 2);
+  });
+  afterAll(async () => {
+    for (const server of servers) {
+      if (server.child.exitCode === null && server.child.signalCode === null) {
+        server.child.kill('SIGTERM');
+        await server.exited;
+      }
+    }
+    await owner?.close();
+    await database?.drop();
+  });
+
+  it('loses or doubles no reservation and expires the short ones after the restart', async () => {
+    const first = await startServer(database.url!);
+    servers.push(first.server);
+    let token = await signIn(first.base);
+    const hot = uuidv7();
+    const slow = uuidv7();
+    for (const [variantId, onHand] of [
+      [hot, STOCK],
+      [slow, 5],
+    ] as const) {
+      const created = await call(first.base, 'POST', '/api/v1/inventory', token, { variantId, onHand });
+      expect(created.status, await created.clone().text()).toBe(201);
+    }
+    const shortKeys = ['short-1', 'short-2'];
+    for (const key of shortKeys) {
+      const held = await call(first.base, 'POST', '/api/v1/inventory/reserve', token, {
+        key,
+        ttlSeconds: SHORT_TTL_SECONDS,
+        lines: [{ variantId: slow, quantity: 2 }],
+      });
+      expect(held.status).toBe(201);
+    }
+
+    // the load: CONCURRENCY shoppers take keys from one queue; the server dies half way
+    const answers = new Map<string, number>();
+    const unanswered: string[] = [];
+    const keys = Array.from({ length: SHOPPERS }, (_, i) => `shopper-${i}`);
+    const reserveAt = (base: string, key: string) =>
+      call(base, 'POST', '/api/v1/inventory/reserve', token, {
+        key,
+        lines: [{ variantId: hot, quantity: 1 }],
+      });
+    let next = 0;
+    const shopper = async () => {
+      while (next < keys.length) {
+        const key = keys[next++]!;
+        try {
+          const response = await reserveAt(first.base, key);
+          await response.arrayBuffer();
+          answers.set(key, response.status);
+          if (answers.size === KILL_AFTER_ANSWERS) first.server.child.kill('SIGKILL');
+        } catch {
+          unanswered.push(key); // refused or reset once the server is dead
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, shopper));
+    expect(await first.server.exited).toBe('SIGKILL');
+    expect(unanswered.length).toBeGreaterThan(0); // the kill really landed mid-load
+    for (const status of answers.values()) expect([201, 409]).toContain(status);
+
+    const second = await startServer(database.url!);
+    servers.push(second.server);
+    token = await signIn(second.base);
+    for (const key of unanswered) {
+      const response = await reserveAt(second.base, key);
+      await response.arrayBuffer();
+      answers.set(key, response.status);
+    }
+    expect(answers.size).toBe(SHOPPERS);
+    const succeeded = [...answers]
+      .filter(([, status]) => status === 200 || status === 201)
+      .map(([key]) => key);
+    expect(succeeded).toHaveLength(STOCK);
+
+    const db = owner.kysely as Kysely<InventoryTables>;
+    const rows = await db
+      .selectFrom('inventory.reservation_lines as l')
+      .innerJoin('inventory.reservations as r', 'r.id', 'l.reservation_id')
+      .select(['r.key', 'r.status', 'l.quantity', 'r.tenant_id'])
+      .where('l.variant_id', '=', hot)
+      .execute();
+    // every 2xx answer is a stored reservation, and nothing else is
+    expect(rows.map((r) => r.key).sort()).toEqual([...succeeded].sort());
+    expect(rows.every((r) => r.status === 'active' && r.quantity === 1)).toBe(true);
+    const item = await db
+      .selectFrom('inventory.items')
+      .select(['on_hand', 'reserved', 'available', 'tenant_id'])
+      .where('variant_id', '=', hot)
+      .executeTakeFirstOrThrow();
+    expect(item).toMatchObject({ on_hand: STOCK, reserved: STOCK, available: 0 });
+    const verified = await withTenant(db, item.tenant_id, (trx) => verifyStock(trx));
+    expect(verified.drift).toEqual([]);
+
+    // the short reservations the dead process made expire now and give their stock back
+    await until(async () => {
+      const states = await Promise.all(
+        shortKeys.map(async (key) => {
+          const response = await call(second.base, 'GET', `/api/v1/inventory/reservations/${key}`, token);
+          return ((await response.json()) as { status: string }).status;
+        }),
+      );
+      return states.every((s) => s === 'expired');
+    }, 'the short reservations to expire');
+    const slowItem = await db
+      .selectFrom('inventory.items')
+      .select(['on_hand', 'reserved'])
+      .where('variant_id', '=', slow)
+      .executeTakeFirstOrThrow();
+    expect(slowItem).toEqual({ on_hand: 5, reserved: 0 });
+    expect((await withTenant(db, item.tenant_id, (trx) => verifyStock(trx))).drift).toEqual([]);
+
+    second.server.child.kill('SIGTERM');
+    expect(await second.server.exited, second.server.output()).toBe(0);
+  }, 240_000);
+});
