@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import { seedDemo } from './identity/demo.ts';
 import { createIdentity, type IdentityModule } from './identity/index.ts';
+import { createMercatoModules } from './modules.ts';
 import { lockDataDir, migrate } from './platform/db/index.ts';
 import { buildApp } from './platform/http/index.ts';
 import {
@@ -11,7 +12,7 @@ import {
   createContext,
   type MercatoModule,
 } from './platform/index.ts';
-import { createWal } from './wal/index.ts';
+import { systemNamespacesHook } from './wal/index.ts';
 
 export type RunningServer = { app: FastifyInstance; ctx: AppContext; url: string; stop(): Promise<void> };
 
@@ -20,7 +21,7 @@ async function createModules(ctx: AppContext) {
   const identity = await createIdentity(ctx);
   const modules: MercatoModule[] = [];
   if (ctx.config.modules.includes('identity')) modules.push(identity);
-  if (ctx.config.modules.includes('wal')) modules.push(await createWal(ctx));
+  modules.push(...(await createMercatoModules(ctx, identity)).modules);
   return { identity, modules };
 }
 
@@ -110,7 +111,8 @@ export async function runServer(config: Config): Promise<void> {
     const ctx = await createContext(config);
     try {
       const notes = await migrateDatabase(ctx);
-      notes.push(...(await seedDemoData(ctx, await createIdentity(ctx))));
+      const onTenantCreated = [systemNamespacesHook(config.eventsBackend)];
+      notes.push(...(await seedDemoData(ctx, await createIdentity(ctx, { onTenantCreated }))));
       for (const line of notes) console.log(line);
     } finally {
       await closeContext(ctx);

@@ -2,6 +2,7 @@ import type { IdentityModule } from '../identity/index.ts';
 import { createIdentity } from '../identity/index.ts';
 import { DataDirInUseError, lockDataDir, migrate } from '../platform/db/index.ts';
 import { type AppContext, type Config, closeContext, createContext } from '../platform/index.ts';
+import { systemNamespacesHook } from '../wal/index.ts';
 
 /** Said when the embedded data directory is held by a running server. */
 export function dataDirInUseMessage(error: DataDirInUseError, config: Config): string {
@@ -34,7 +35,8 @@ export async function withDatabase<T>(
     const result = await migrate(ctx.db);
     if (result.error) throw result.error;
     await ctx.db.enableRequestRole();
-    return await fn(ctx, await createIdentity(ctx), result.applied);
+    const onTenantCreated = [systemNamespacesHook(ctx.config.eventsBackend)];
+    return await fn(ctx, await createIdentity(ctx, { onTenantCreated }), result.applied);
   } finally {
     await closeContext(ctx);
     release();

@@ -133,3 +133,13 @@ export function withoutSystemTargets(
     );
   });
 }
+
+/**
+ * The onTenantCreated hook of a process that creates tenants without running the WAL (the CLI,
+ * the primary of a cluster): the new tenant's system namespaces, in its creation transaction.
+ */
+export function systemNamespacesHook(backend: BackendName) {
+  // biome-ignore lint/suspicious/noExplicitAny: identity's transaction
+  return (trx: Transaction<any>, tenantId: string) =>
+    ensureSystemNamespaces(trx as Transaction<WalTables>, tenantId, backend);
+}

@@ -1,0 +1,35 @@
+import { createCart } from './cart/index.ts';
+import { createCatalog } from './catalog/index.ts';
+import { createAddressBook, type IdentityModule } from './identity/index.ts';
+import { createInventory } from './inventory/index.ts';
+import type { AppContext, MercatoModule, ModuleName } from './platform/index.ts';
+import { createWal, type WalModule } from './wal/index.ts';
+
+/**
+ * The composition root: every module after identity, made on one context and wired together
+ * by arguments. Each is created whether or not this process runs it (MERCATO_MODULES), because
+ * their typed APIs are plain database calls other modules may use (the cart reads the catalog
+ * and inventory) and the WAL's event bus is how any of them publishes; `only` picks the modules
+ * whose routes and workers this process runs. Subscribers are declared by every process alike,
+ * so each tenant's system namespaces carry the same internal targets everywhere.
+ */
+export async function createMercatoModules(
+  ctx: AppContext,
+  identity: IdentityModule,
+  only: readonly ModuleName[] = ctx.config.modules,
+): Promise<{ wal: WalModule; modules: MercatoModule[] }> {
+  const wal = await createWal(ctx);
+  // A tenant's system namespaces are created in its creation transaction.
+  identity.deps.onTenantCreated.push(wal.onTenantCreated);
+  const base = { events: wal.events, resolveTenant: identity.resolveTenant };
+  const catalog = await createCatalog(ctx, base);
+  const inventory = await createInventory(ctx, base);
+  const cart = await createCart(ctx, {
+    ...base,
+    catalog,
+    inventory,
+    addresses: createAddressBook(identity.deps.db),
+  });
+  const all: MercatoModule[] = [wal, catalog, inventory, cart];
+  return { wal, modules: all.filter((m) => only.includes(m.name as ModuleName)) };
+}
