@@ -44,7 +44,12 @@ export function variantSubscriber(events: EventBus): Subscriber {
       const tenantId = event.tenantid;
       const ids = product.variants.map((v) => v.id);
       const json = JSON.stringify(product.variants);
-      // SKUs and product ids kept current (only rows that differ are touched).
+      // SKUs and product ids kept current (only rows that differ are touched), locked in id
+      // order first, the order every writer of items uses.
+      await sql`
+        select i.id from inventory.items i
+        where i.variant_id in (select (v->>'id')::uuid from jsonb_array_elements(${json}::jsonb) v)
+        order by i.id for update`.execute(trx);
       await sql`
         update inventory.items i set sku = v.sku, product_id = ${product.productId}, updated_at = now()
         from jsonb_to_recordset(${json}::jsonb) as v(id uuid, sku text)
