@@ -4,7 +4,7 @@ import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../identity/tenants/index.ts';
 import { createUser } from '../../identity/users/index.ts';
-import { createWal } from '../../wal/index.ts';
+import { createMercatoModules } from '../../modules.ts';
 import { withTenant } from '../db/index.ts';
 import { startTestApp } from '../testing/index.ts';
 
@@ -45,8 +45,11 @@ const RUNS = {
   ...(process.env['FC_SEED'] ? { seed: Number(process.env['FC_SEED']) } : {}),
 };
 
-// Every module's routes: the WAL's too.
-const t = await startTestApp({}, { modules: async (ctx) => [await createWal(ctx)] });
+// Every module's routes, as the server composes them.
+const t = await startTestApp(
+  {},
+  { modules: async (ctx, identity) => (await createMercatoModules(ctx, identity)).modules },
+);
 const doc: { paths: Record<string, Record<string, Operation>> } = (
   await t.app.inject({ method: 'GET', url: '/openapi.json' })
 ).json();
@@ -381,13 +384,15 @@ describe('bad input never breaks a route', () => {
     expect(operations.length).toBeGreaterThan(10);
   });
 
-  const credential = fc.constantFrom('none', 'tenantAdmin', 'platformAdmin');
+  // 'shopper': anonymous, naming the store with X-Tenant as a storefront does.
+  const credential = fc.constantFrom('none', 'shopper', 'tenantAdmin', 'platformAdmin');
   const send = (method: string, url: string, who: string, payload?: Payload) =>
     t.app.inject({
       method: method.toUpperCase() as 'GET',
       url,
       headers: {
         ...(credentials[who] ? { authorization: `Bearer ${credentials[who]}` } : {}),
+        ...(who === 'shopper' ? { 'x-tenant': 'acme' } : {}),
         ...(payload ? { 'content-type': payload.contentType } : {}),
       },
       ...(payload ? { payload: payload.latin1 ? Buffer.from(payload.body, 'latin1') : payload.body } : {}),
