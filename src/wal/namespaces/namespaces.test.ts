@@ -128,6 +128,7 @@ describe('WAL namespaces', () => {
       const { createdAt: _c, updatedAt: _u, ...settings } = read.json();
       expect(settings).toEqual({
         ...body,
+        system: false,
         targets: [
           { type: 'internal', name: 'reserve', handler: 'orders.reserve', enabled: true },
           {
