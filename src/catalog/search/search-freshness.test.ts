@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { send } from '../../identity/users/user-test-fixtures.ts';
+import type { TestApp } from '../../platform/testing/index.ts';
+import { generateCatalog } from './fixture-catalog.ts';
+import { openShop, type SearchShop, startSearchApp } from './search-test-app.ts';
+
+type Item = { id: string; title: string; inStock: boolean };
+type Page = {
+  items: Item[];
+  nextCursor: string | null;
+  facets?: { inStock: { inStock: number; outOfStock: number } };
+};
+
+const CATALOG = generateCatalog({ count: 16, seed: 3 }).map((p) => ({ ...p, status: 'active' as const }));
+
+let t: TestApp;
+let shop: SearchShop;
+
+beforeAll(async () => {
+  t = await startSearchApp();
+  shop = await openShop(t, 'freshshop', CATALOG);
+}, 300_000);
+
+afterAll(async () => {
+  await t?.close();
+});
+
+async function list(url: string, headers = shop.anonymous): Promise<Page> {
+  const res = await send(t.app, 'GET', url, headers);
+  if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`);
+  return res.json<Page>();
+}
+
+/** Polls until check() holds (events reach search asynchronously; no timing is asserted). */
+async function until(check: () => Promise<boolean>, what: string) {
+  const stop = Date.now() + 60_000;
+  while (!(await check())) {
+    if (Date.now() > stop) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+type StockItem = { id: string; variantId: string; available: number };
+
+/** The inventory items of a product (inventory creates them from product events). */
+async function itemsOf(productId: string): Promise<StockItem[]> {
+  let items: StockItem[] = [];
+  await until(async () => {
+    const res = await send(t.app, 'GET', `/api/v1/inventory?productId=${productId}`, shop.staff);
+    items = res.json<{ items: StockItem[] }>().items;
+    return res.statusCode === 200 && items.length > 0;
+  }, `inventory items of ${productId}`);
+  return items;
+}
+
+const inStockIds = async () =>
+  new Set((await list('/api/v1/products?inStock=true&limit=100')).items.map((i) => i.id));
+
+describe('in stock follows inventory events', () => {
+  it('stock set, reserved away and released moves a product in and out of the in-stock filter', async () => {
+    expect((await inStockIds()).size).toBe(0);
+    const stocked = [shop.productIds[0]!, shop.productIds[5]!, shop.productIds[9]!];
+    const variants: string[] = [];
+    for (const productId of stocked) {
+      const [item] = await itemsOf(productId);
+      const res = await send(t.app, 'PUT', `/api/v1/inventory/${item!.id}/stock`, shop.staff, {
+        set: 2,
+        reason: 'stock count',
+      });
+      expect(res.statusCode).toBe(200);
+      variants.push(item!.variantId);
+    }
+    await until(async () => (await inStockIds()).size === 3, 'three products in stock');
+    expect(await inStockIds()).toEqual(new Set(stocked));
+    const { facets } = await list('/api/v1/products?facets=true&limit=1');
+    expect(facets!.inStock).toEqual({ inStock: 3, outOfStock: CATALOG.length - 3 });
+    const outOfStock = await list('/api/v1/products?inStock=false&limit=100');
+    expect(outOfStock.items).toHaveLength(CATALOG.length - 3);
+
+    // Reserving all of one product's stock takes it out; releasing the reservation puts it back.
+    const reserve = await send(t.app, 'POST', '/api/v1/inventory/reserve', shop.staff, {
+      key: 'search-test-cart',
+      lines: [{ variantId: variants[0]!, quantity: 2 }],
+    });
+    expect(reserve.statusCode).toBeLessThan(300);
+    await until(async () => !(await inStockIds()).has(stocked[0]!), 'reserved product out of stock');
+    const release = await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, {
+      key: 'search-test-cart',
+    });
+    expect(release.statusCode).toBeLessThan(300);
+    await until(async () => (await inStockIds()).has(stocked[0]!), 'released product back in stock');
+  }, 180_000);
+});
+
+describe('search follows catalog changes in their transaction', () => {
+  it('a renamed product is found by its new title at once, a deleted one no more', async () => {
+    const id = shop.productIds[6]!;
+    const current = await send(t.app, 'GET', `/api/v1/products/${id}`, shop.staff);
+    const version = current.json<{ version: number }>().version;
+    const renamed = await send(
+      t.app,
+      'PUT',
+      `/api/v1/products/${id}`,
+      { ...shop.staff, 'if-match': `"${version}"` },
+      { title: 'Quokka Explorer Deluxe', status: 'active' },
+    );
+    expect(renamed.statusCode).toBe(200);
+    expect((await list('/api/v1/products?q=quokka')).items.map((i) => i.id)).toEqual([id]);
+    const suggested = await send(t.app, 'GET', '/api/v1/products/suggest?q=quok', shop.anonymous);
+    expect(suggested.json<{ terms: string[] }>().terms).toContain('quokka');
+
+    const drafted = await send(t.app, 'PUT', `/api/v1/products/${id}`, shop.staff, {
+      title: 'Quokka Explorer Deluxe',
+      status: 'draft',
+    });
+    expect(drafted.statusCode).toBe(200);
+    expect((await list('/api/v1/products?q=quokka')).items).toEqual([]);
+    expect((await list('/api/v1/products?q=quokka', shop.staff)).items.map((i) => i.id)).toEqual([id]);
+
+    expect((await send(t.app, 'DELETE', `/api/v1/products/${id}`, shop.staff)).statusCode).toBe(204);
+    expect((await list('/api/v1/products?q=quokka', shop.staff)).items).toEqual([]);
+  });
+
+  it('a renamed category finds its products under the new name', async () => {
+    const shoes = shop.categoryIds.get('shoes')!;
+    const res = await send(t.app, 'PUT', `/api/v1/categories/${shoes}`, shop.staff, {
+      name: 'Trainers',
+      handle: 'shoes',
+      parentId: shop.categoryIds.get('apparel')!,
+    });
+    expect(res.statusCode).toBe(200);
+    const found = await list('/api/v1/products?q=trainers&limit=100');
+    const expected = CATALOG.flatMap((p, i) =>
+      p.categoryHandles[0] === 'shoes' ? [shop.productIds[i]!] : [],
+    );
+    expect(new Set(found.items.map((i) => i.id))).toEqual(new Set(expected));
+  });
+});
