@@ -23,12 +23,9 @@ function constraintOf(e: PgError): string {
 /**
  * The catalog's unique and foreign keys, as the errors they stand for: a second product with a
  * handle, a second variant with a SKU, a category in use. Anything else is returned unchanged.
- * `where` names the failing field in the request (for SKU_TAKEN, by the SKU it finds).
+ * (Under row-level security PostgreSQL leaves the key values out of the error's detail.)
  */
-export function catalogConflict(
-  error: unknown,
-  where: { skuPointer?: (sku: string) => string } = {},
-): unknown {
+export function catalogConflict(error: unknown): unknown {
   const e = pgError(error);
   if (!e) return error;
   const constraint = constraintOf(e);
@@ -43,7 +40,6 @@ export function catalogConflict(
       );
     }
     if (constraint === 'variants_tenant_id_sku_key') {
-      const pointer = value && where.skuPointer ? where.skuPointer(value) : '/sku';
       return new AppError(
         'SKU_TAKEN',
         value
@@ -51,7 +47,7 @@ export function catalogConflict(
           : 'a SKU is already used by another variant',
         {
           ...(value ? { sku: value } : {}),
-          errors: [{ in: 'body', pointer, message: 'is taken by another variant' }],
+          errors: [{ in: 'body', pointer: '/sku', message: 'is taken by another variant' }],
         },
         { cause: error },
       );

@@ -4,12 +4,13 @@ import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { categoryRoutes } from './categories/category-routes.ts';
-import type { CatalogDeps, ProductIndexer } from './deps.ts';
+import type { CatalogDeps } from './deps.ts';
 import { batchRoutes } from './import/batch-routes.ts';
 import { type RowOutcome, upsertProductRow } from './import/upsert-row.ts';
 import { createProductCache, PRODUCT_CHANGES_CHANNEL } from './products/product-cache.ts';
 import { productRoutes } from './products/product-routes.ts';
 import { variantRoutes } from './products/variant-routes.ts';
+import { indexProducts, registerSearchSubscribers, searchRoutes } from './search/index.ts';
 import { findVariants, type SellableVariant, type VariantRef } from './sellable.ts';
 import type { CatalogTables } from './tables.ts';
 
@@ -35,10 +36,10 @@ export type CatalogModule = MercatoModule &
     deps: CatalogDeps;
   };
 
-/** Products, variants and categories; their reads cached per process; search through ./search. */
+/** Products, variants and categories, their reads cached per process, and their search (./search). */
 export async function createCatalog(
   ctx: AppContext,
-  deps: { events: EventBus; resolveTenant: TenantResolver; indexProducts?: ProductIndexer },
+  deps: { events: EventBus; resolveTenant: TenantResolver },
 ): Promise<CatalogModule> {
   const db = ctx.db.kysely as Kysely<CatalogTables>;
   const cache = createProductCache({ ttlMs: CACHE_TTL_MS });
@@ -48,9 +49,10 @@ export async function createCatalog(
     events: deps.events,
     resolveTenant: deps.resolveTenant,
     cache,
-    // SEARCH WIRING: replaced by src/catalog/search's indexProducts once it lands.
-    indexProducts: deps.indexProducts ?? (async () => {}),
+    indexProducts,
   };
+  // The "in stock" facet follows inventory events.
+  registerSearchSubscribers(deps.events);
   let unlisten: (() => Promise<void>) | undefined;
   return {
     name: 'catalog',
@@ -72,6 +74,7 @@ export async function createCatalog(
       await app.register(productRoutes(catalog));
       await app.register(variantRoutes(catalog));
       await app.register(categoryRoutes(catalog));
+      await app.register(searchRoutes({ db: ctx.db, resolveTenant: deps.resolveTenant }));
     },
     async start() {
       // Products are cached only once this process hears of every change to them.

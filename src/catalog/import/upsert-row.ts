@@ -7,7 +7,7 @@ import {
   createProductIn,
   lockedProduct,
   replaceProductIn,
-  variantSkuPointer,
+  variantSkus,
   writeProducts,
 } from '../products/product-service.ts';
 import { resolveCategories } from '../products/product-write.ts';
@@ -131,7 +131,7 @@ export async function upsertProductRow(
         await replaceProductIn(deps, trx, tenantId, current, input, meta);
         return { status: 'updated', id, handle };
       },
-      variantSkuPointer(input),
+      variantSkus(input),
     );
   } catch (error) {
     if (!(error instanceof AppError)) log?.(error);

@@ -28,6 +28,9 @@ export async function publishProduct(
   );
 }
 
+/** The SKUs a write gives its variants, and where each is in the request body. */
+export type SkusWritten = { skus: string[]; pointer: (sku: string) => string };
+
 /**
  * Runs a write of one tenant's products: its unique violations become HANDLE_TAKEN / SKU_TAKEN,
  * and this process's cache drops the products it names once it has committed (other processes
@@ -37,24 +40,56 @@ export async function writeProducts<T>(
   deps: CatalogDeps,
   tenantId: string,
   fn: (trx: CatalogTrx, touched: Set<string>) => Promise<T>,
-  skuPointer: (sku: string) => string = () => '/sku',
+  written?: SkusWritten,
 ): Promise<T> {
   const touched = new Set<string>();
   try {
     return await withTenant(deps.db, tenantId, (trx) => fn(trx, touched));
   } catch (error) {
-    throw catalogConflict(error, { skuPointer });
+    const mapped = catalogConflict(error);
+    if (mapped instanceof AppError && mapped.code === 'SKU_TAKEN' && written)
+      throw await namedSkuConflict(deps, tenantId, written, [...touched], mapped);
+    throw mapped;
   } finally {
     for (const id of touched) deps.cache.invalidate(tenantId, id);
   }
 }
 
-/** Where a taken SKU is in a product body: /variants/{i}/sku. */
-export function variantSkuPointer(input: ProductInput): (sku: string) => string {
-  return (sku) => {
-    const i = (input.variants ?? []).findIndex((v) => v.sku === sku);
-    return i >= 0 ? `/variants/${i}/sku` : '/variants';
-  };
+/**
+ * SKU_TAKEN naming the SKU and its field. Under row-level security PostgreSQL leaves the key out
+ * of a unique violation, so the SKU held by another product is looked up once the write is over.
+ */
+async function namedSkuConflict(
+  deps: CatalogDeps,
+  tenantId: string,
+  written: SkusWritten,
+  ownProducts: string[],
+  error: AppError,
+): Promise<AppError> {
+  if (written.skus.length === 0) return error;
+  const held = await withTenant(deps.db, tenantId, (trx) => {
+    let query = trx
+      .selectFrom('catalog.variants')
+      .select('sku')
+      .where('tenant_id', '=', tenantId)
+      .where('sku', 'in', written.skus);
+    if (ownProducts.length > 0) query = query.where('product_id', 'not in', ownProducts);
+    return query.execute();
+  });
+  const sku = written.skus.find((s) => held.some((h) => h.sku === s));
+  if (sku === undefined) return error;
+  return new AppError(
+    'SKU_TAKEN',
+    `SKU "${sku}" is already used by another variant`,
+    { sku, errors: [{ in: 'body', pointer: written.pointer(sku), message: 'is taken by another variant' }] },
+    { cause: error.cause },
+  );
+}
+
+/** The SKUs of a product body, each at /variants/{i}/sku. */
+export function variantSkus(input: ProductInput): SkusWritten {
+  const skus = (input.variants ?? []).map((v) => v.sku);
+  return { skus, pointer: (sku) => `/variants/${skus.indexOf(sku)}/sku` };
 }
 
 /** The product, read in trx after a change, or a 500 when it vanished (it cannot under the row lock). */
@@ -119,7 +154,7 @@ export async function createProduct(
       touched.add(product.id);
       return product;
     },
-    variantSkuPointer(input),
+    variantSkus(input),
   );
 }
 
@@ -161,7 +196,7 @@ export async function updateProduct(
       touched.add(current.id);
       return replaceProductIn(deps, trx, tenantId, current, input, options.meta);
     },
-    variantSkuPointer(input),
+    variantSkus(input),
   );
 }
 
