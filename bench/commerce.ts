@@ -13,11 +13,13 @@
  *
  * Knobs: BENCH_ONLY (parts, default search,hot,reads), BENCH_PRODUCTS (100000), BENCH_SEED,
  * BENCH_DURATION (10 s per load), BENCH_WARMUP (2 s), BENCH_HOT_STOCK (20000), BENCH_BATCH_SIZE
- * (1000), BENCH_IMPORT_IN_FLIGHT (2), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL.
+ * (1000), BENCH_IMPORT_IN_FLIGHT (4), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL,
+ * BENCH_SERVER=compose (bench/commerce/server-child.ts composes the modules itself instead of
+ * `mercato start`), BENCH_KEEP_DB=1 (keep the database afterwards, for EXPLAIN).
  * Only a full run (every part, 100,000 products) rewrites bench/README.md; BENCH_WRITE_README=1/0
  * overrides.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { apiAt } from './commerce/api.ts';
 import { createCategories, importProducts, type LoadedCatalog } from './commerce/catalog-load.ts';
 import { generateProduct, querySets } from './commerce/generator.ts';
@@ -76,6 +78,7 @@ const figures: Figures = {
   warmup: WARMUP,
   products: PRODUCTS,
   variants,
+  load: { before: loadavg()[0]! },
   notes: [],
 };
 const failed: string[] = [];
@@ -101,7 +104,7 @@ try {
   const catalog: LoadedCatalog = await step('import', () =>
     importProducts(
       api,
-      { seed: SEED, count: PRODUCTS, batchSize: BATCH_SIZE, inFlight: IMPORT_IN_FLIGHT, keepVariants: 200 },
+      { seed: SEED, count: PRODUCTS, batchSize: BATCH_SIZE, inFlight: IMPORT_IN_FLIGHT },
       categoryIds,
     ),
   );
@@ -149,6 +152,7 @@ try {
   );
   console.error('--- set-up: FAILED', error);
 } finally {
+  figures.load.after = loadavg()[0]!;
   await floor?.stop().catch(() => {});
   await mercato?.stop().catch(() => {});
   if (process.env['BENCH_KEEP_DB'] !== '1') await dropDatabase().catch(() => {});

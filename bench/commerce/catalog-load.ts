@@ -10,8 +10,6 @@ import { categoryPaths, type GeneratedProduct, generateProduct, slugify } from '
 export type LoadedCatalog = {
   /** Product ids in generation order (index i is product i). */
   productIds: string[];
-  /** Variant ids by SKU, for the first variants of the first products (hot SKU, cart). */
-  variantIds: Map<string, string>;
   categoryIds: Map<string, string>;
   seconds: number;
   failed: number;
@@ -58,19 +56,17 @@ type BatchRow = {
   index?: number;
   status: number | string;
   id?: string;
-  product?: { id: string; variants?: Array<{ id: string; sku: string }> };
   error?: unknown;
   errors?: unknown;
 };
 
-/** Imports `count` products of `seed`; `keepVariants` first products have their variant ids kept. */
+/** Imports `count` products of `seed`, in order, BATCH_SIZE per request. */
 export async function importProducts(
   api: Api,
-  options: { seed: number; count: number; batchSize: number; inFlight: number; keepVariants: number },
+  options: { seed: number; count: number; batchSize: number; inFlight: number },
   categoryIds: Map<string, string>,
 ): Promise<LoadedCatalog> {
   const productIds: string[] = new Array(options.count);
-  const variantIds = new Map<string, string>();
   let failed = 0;
   let requests = 0;
   let next = 0;
@@ -95,11 +91,9 @@ export async function importProducts(
       const rows = answer.results ?? answer.items ?? [];
       rows.forEach((row, j) => {
         const i = from + (row.index ?? j);
-        const id = row.product?.id ?? row.id;
-        if (id && (row.status === 201 || row.status === 200 || row.status === 'created')) {
+        const id = row.id;
+        if (id && row.status !== 'failed') {
           productIds[i] = id;
-          if (i < options.keepVariants)
-            for (const v of row.product?.variants ?? []) variantIds.set(v.sku, v.id);
         } else {
           failed += 1;
           if (shownErrors++ < 5) console.error(`product ${i} refused:`, JSON.stringify(row).slice(0, 500));
@@ -114,5 +108,5 @@ export async function importProducts(
   };
   await Promise.all(Array.from({ length: options.inFlight }, worker));
   const seconds = (performance.now() - started) / 1000;
-  return { productIds, variantIds, categoryIds, seconds, failed, requests };
+  return { productIds, categoryIds, seconds, failed, requests };
 }

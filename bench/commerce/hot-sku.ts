@@ -33,22 +33,14 @@ type Item = { id: string; variantId: string; onHand: number; reserved: number; a
 /** The variant's inventory item at the default location, with on hand set to `onHand`. */
 export async function stockVariant(api: Api, variantId: string, onHand: number): Promise<Item> {
   let item: Item | undefined;
-  for (let tries = 0; tries < 100 && !item; tries++) {
+  // The inventory module makes a zero-stock item for every new variant (from product events).
+  for (let tries = 0; tries < 50 && !item; tries++) {
     const page = await api.must<{ items: Item[] }>('GET', `/api/v1/inventory?variantId=${variantId}`);
     item = page.items[0];
     if (!item) await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  if (!item) {
-    item = await api.must<Item>(
-      'POST',
-      '/api/v1/inventory',
-      { variantId, onHand, reason: 'bench' },
-      {
-        'idempotency-key': randomUUID(),
-      },
-    );
-  }
-  return api.must<Item>('PUT', `/api/v1/inventory/${item.id}/stock`, { onHand, reason: 'bench stock' });
+  if (!item) return api.must<Item>('POST', '/api/v1/inventory', { variantId, onHand });
+  return api.must<Item>('PUT', `/api/v1/inventory/${item.id}/stock`, { set: onHand, reason: 'bench stock' });
 }
 
 /** Reservations of one unit of `variantId`, each with a new key, until the first 409. */

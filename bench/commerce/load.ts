@@ -4,6 +4,7 @@
  * response time recorded by this process, so p95 is exact (autocannon's own summary has p50,
  * p90, p97.5 and p99 but no p95).
  */
+import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 
 export type Request = { method?: string; path: string; headers?: Record<string, string>; body?: string };
@@ -119,7 +120,7 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     .map(([code, n]) => `${code}×${n}`)
     .join(' ');
   console.log(
-    `${result.name}: ${result.rps}/s over ${result.seconds} s, p50 ${result.p50} p95 ${result.p95} p99 ${result.p99} ms, errors ${result.errors}, ${codes}`,
+    `${result.name}: ${result.rps}/s (load ${loadavg()[0]!.toFixed(1)}) over ${result.seconds} s, p50 ${result.p50} p95 ${result.p95} p99 ${result.p99} ms, errors ${result.errors}, ${codes}`,
   );
   return result;
 }

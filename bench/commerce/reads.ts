@@ -4,7 +4,7 @@
  * same connections; then POST /api/v1/cart/items into guest carts (a rotating set made first).
  */
 import { randomUUID } from 'node:crypto';
-import type { Api } from './api.ts';
+import { type Api, apiAt } from './api.ts';
 import { stockVariant } from './hot-sku.ts';
 import { type LoadResult, measure, rotate } from './load.ts';
 import { DURATION, TENANT, WARMUP } from './setup.ts';
@@ -38,30 +38,20 @@ export async function runProductReads(api: Api, productIds: string[]): Promise<R
   return { live, product, products: ids.length };
 }
 
-type CartAnswer = { id?: string; token?: string; cartToken?: string; cart?: { id: string; token?: string } };
-
-/** A guest cart: its token, as the cart answers it on creation. */
-async function newGuestCart(api: Api, variantId: string): Promise<string> {
-  const shopper = apiAsShopper(api);
-  const created = await shopper.call<CartAnswer>(
+/** A guest cart (POST /api/v1/cart): its token, as given once in X-Cart-Token. */
+async function newGuestCart(api: Api): Promise<string> {
+  const created = await apiAt(api.base).call<{ token?: string }>(
     'POST',
-    '/api/v1/cart/items',
-    { variantId, quantity: 1 },
-    { 'x-tenant': TENANT, 'idempotency-key': randomUUID() },
+    '/api/v1/cart',
+    { currency: 'EUR' },
+    { 'x-tenant': TENANT },
   );
-  if (created.status >= 300) {
-    throw new Error(`POST /api/v1/cart/items (new cart): ${created.status} ${JSON.stringify(created.body)}`);
+  const token = created.headers.get('x-cart-token') ?? created.body.token;
+  if (created.status !== 201 || !token) {
+    throw new Error(`POST /api/v1/cart: ${created.status} ${JSON.stringify(created.body).slice(0, 300)}`);
   }
-  const token =
-    created.headers.get('x-cart-token') ??
-    created.body.cartToken ??
-    created.body.token ??
-    created.body.cart?.token;
-  if (!token) throw new Error(`no cart token in ${JSON.stringify(created.body).slice(0, 300)}`);
   return token;
 }
-
-const apiAsShopper = (api: Api): Api => ({ ...api, token: undefined }) as Api;
 
 export async function runCartAdds(
   api: Api,
@@ -69,7 +59,7 @@ export async function runCartAdds(
 ): Promise<{ cart: LoadResult; carts: number }> {
   for (const variantId of variantIds) await stockVariant(api, variantId, 10_000_000);
   const tokens: string[] = [];
-  for (let i = 0; i < CARTS; i++) tokens.push(await newGuestCart(api, variantIds[i % variantIds.length]!));
+  for (let i = 0; i < CARTS; i++) tokens.push(await newGuestCart(api));
   const cart = rotate(tokens);
   const variant = rotate(variantIds);
   const cartLoad = await measure({

@@ -20,6 +20,8 @@ export type Figures = {
   hot?: HotRow;
   reads?: ReadRows;
   cart?: { cart: LoadResult; carts: number };
+  /** 1-minute load averages when the run started and when its last load ended. */
+  load: { before: number; after?: number };
   notes: string[];
 };
 
@@ -113,7 +115,8 @@ export function report(f: Figures): { body: string; summary: string } {
     `autocannon in the bench process, Mercato (\`mercato start\`, MERCATO_WORKERS=${f.workers}) and the floor`,
     `server (bench/commerce/floor-server.ts: Fastify + node-postgres, pool of 20) each a child process,`,
     `PostgreSQL ${f.pgVersion} on loopback. Latencies are every response of the measured run, timed by autocannon.`,
-    `Machine: ${f.machine}.`,
+    `Machine: ${f.machine}. Load average (1 min) when the run started: ${fixed(f.load.before, 2)};` +
+      ` when its last load ended: ${fixed(f.load.after ?? Number.NaN, 2)}.`,
     '',
   ];
   const body = [...head, ...lines, ...verdicts, ...(f.notes.length ? ['', ...f.notes] : [])].join('\n');

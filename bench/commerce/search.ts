@@ -27,7 +27,7 @@ const enc = encodeURIComponent;
 export function facetPath(q: FacetQuery, categoryIds: Map<string, string>): string {
   const category = categoryIds.get(q.category.join(' > '))!;
   return (
-    `/api/v1/products?q=${enc(q.q)}&categoryId=${category}&currency=EUR` +
+    `/api/v1/products?q=${enc(q.q)}&category=${category}&currency=EUR` +
     `&minPrice=${q.minPrice}&maxPrice=${q.maxPrice}&facets=true&limit=20`
   );
 }

@@ -16,7 +16,7 @@ export const DURATION = Number(env['BENCH_DURATION'] ?? 10);
 export const WARMUP = Number(env['BENCH_WARMUP'] ?? 2);
 export const HOT_STOCK = Number(env['BENCH_HOT_STOCK'] ?? 20_000);
 export const BATCH_SIZE = Number(env['BENCH_BATCH_SIZE'] ?? 1000);
-export const IMPORT_IN_FLIGHT = Number(env['BENCH_IMPORT_IN_FLIGHT'] ?? 2);
+export const IMPORT_IN_FLIGHT = Number(env['BENCH_IMPORT_IN_FLIGHT'] ?? 4);
 export const WORKERS = env['MERCATO_WORKERS'] ?? '1';
 export const adminUrl = env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DB = 'mercato_bench_commerce';
@@ -51,21 +51,62 @@ export const dropDatabase = () => sql(`drop database if exists ${DB} with (force
 
 export type Server = { base: string; stop(): Promise<void> };
 
-/** `mercato start` on the bench database, rate limits out of the way (as bench:http does). */
-export async function startMercato(): Promise<Server> {
-  const server = runMercato(['start'], {
-    DATABASE_URL: databaseUrl,
-    PORT: '0',
-    LOG_LEVEL: 'warn',
-    MERCATO_WORKERS: WORKERS,
-    MERCATO_DEMO: 'true',
-    MERCATO_DEMO_PASSWORD: PASSWORD,
-    MERCATO_RATE_LIMIT_ANONYMOUS: '100000000',
-    MERCATO_RATE_LIMIT_AUTHENTICATED: '100000000',
-    MERCATO_LOGIN_RATE_LIMIT: '100000000',
-    MERCATO_LOGIN_MAX_FAILURES: '100000000',
-    ...(env['MERCATO_DB_POOL_SIZE'] ? { MERCATO_DB_POOL_SIZE: env['MERCATO_DB_POOL_SIZE'] } : {}),
+/** Mercato's environment for the bench: rate limits out of the way (as bench:http does). */
+const mercatoEnv = (): Record<string, string> => ({
+  DATABASE_URL: databaseUrl,
+  PORT: '0',
+  LOG_LEVEL: 'warn',
+  MERCATO_WORKERS: WORKERS,
+  MERCATO_DEMO: 'true',
+  MERCATO_DEMO_PASSWORD: PASSWORD,
+  MERCATO_RATE_LIMIT_ANONYMOUS: '100000000',
+  MERCATO_RATE_LIMIT_AUTHENTICATED: '100000000',
+  MERCATO_LOGIN_RATE_LIMIT: '100000000',
+  MERCATO_LOGIN_MAX_FAILURES: '100000000',
+  ...(env['MERCATO_DB_POOL_SIZE'] ? { MERCATO_DB_POOL_SIZE: env['MERCATO_DB_POOL_SIZE'] } : {}),
+});
+
+/** How Mercato is started: `mercato start` (default), or server-child.ts composing the modules. */
+export const SERVER = env['BENCH_SERVER'] === 'compose' ? 'compose' : 'start';
+
+/** Runs a script of this folder in a child process; resolves with the URL its output names. */
+async function spawnChild(name: string, childEnv: Record<string, string>, pattern: RegExp): Promise<Server> {
+  const script = fileURLToPath(new URL(name, import.meta.url));
+  const child: ChildProcess = spawn(process.execPath, [script], {
+    env: { PATH: env['PATH'], HOME: env['HOME'], ...childEnv },
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name}: no ${pattern} in 120 s: ${out}`)), 120_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = pattern.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out}`)));
+  });
+  return {
+    base,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Mercato on the bench database (see SERVER), once it answers. */
+export async function startMercato(): Promise<Server> {
+  if (SERVER === 'compose') {
+    const server = await spawnChild('./server-child.ts', mercatoEnv(), /API +(http:\/\/[^\s]+)\/api\/v1/);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return server;
+  }
+  const server = runMercato(['start'], mercatoEnv());
   const [, base = ''] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   return {
@@ -78,34 +119,12 @@ export async function startMercato(): Promise<Server> {
 }
 
 /** The floor server (floor-server.ts) as a child process on the bench database. */
-export async function startFloor(): Promise<Server> {
-  const script = fileURLToPath(new URL('./floor-server.ts', import.meta.url));
-  const child: ChildProcess = spawn(process.execPath, [script], {
-    env: {
-      PATH: env['PATH'],
-      DATABASE_URL: databaseUrl,
-      BENCH_FLOOR_POOL: env['MERCATO_DB_POOL_SIZE'] ?? '20',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /FLOOR (http:\/\/\S+)/.exec(out);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`floor server exited with ${code}: ${out}`)));
-  });
-  return {
-    base,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+export const startFloor = () =>
+  spawnChild(
+    './floor-server.ts',
+    { DATABASE_URL: databaseUrl, BENCH_FLOOR_POOL: env['MERCATO_DB_POOL_SIZE'] ?? '20' },
+    /FLOOR (http:\/\/\S+)/,
+  );
 
 /** Creates tenant `bench` with the platform admin (seeded by the demo), logs its admin in. */
 export async function createBenchTenant(base: string): Promise<{ api: Api; tenantId: string }> {
