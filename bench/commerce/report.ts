@@ -119,6 +119,33 @@ export function report(f: Figures): { body: string; summary: string } {
       ` when its last load ended: ${fixed(f.load.after ?? Number.NaN, 2)}.`,
     '',
   ];
-  const body = [...head, ...lines, ...verdicts, ...(f.notes.length ? ['', ...f.notes] : [])].join('\n');
+  const how = [
+    '',
+    'How it is measured. Queries are drawn from the generated vocabulary (seeded, 200 of each kind, rotating',
+    'per request): plain are one or two words of a product (`merino wool sweater`, `kestrel cushion`, `chinos`);',
+    'typo the same with one letter swapped, dropped or doubled (`chinso`, `leaather loafers`); prefix 3 to 5',
+    'letters of a brand, material or product word for `/products/suggest`; faceted a product word with its',
+    'category (a root, middle or leaf of the tree), an EUR price range and `facets=true`. Every search asks for',
+    '20 results. "Found" is the share of the first 50 queries of the set that returned at least one product.',
+    "The search floor runs `select id, title from catalog.products where title ilike '%term%' limit 20` on",
+    'the rows Mercato imported, as the superuser (no row-level security), with the same strings (for faceted,',
+    'its word alone): it cannot correct typos and has no ranking, facets or filters; a term that matches',
+    'little scans the whole table. The hot SKU floor is a table of its own',
+    '(`on_hand`, `reserved`, a check that reserved never passes on hand) and one',
+    '`update … set reserved = reserved + 1 where id = $1 and on_hand - reserved >= 1` per request, each its',
+    "own transaction: 64 requests queue on the row's lock and each waits for the commit before it. Mercato's",
+    'reservation also records the reservation, its line, a ledger row and a `mercato.inventory.reserved`',
+    'event, all in the transaction it shares with the reservations that arrived with it.',
+    'A reservation run stops at the first 409 INSUFFICIENT_STOCK; reservations/s is the accepted ones over',
+    'the time from the first request to that answer. After it, the item (`GET /api/v1/inventory/{id}`),',
+    "the active reservations' lines and the ledger's reserve rows are summed; oversell is the largest of",
+    'them (and of the 2xx answers) less the stock. The product read rotates over the first 1,000 imported',
+    'products, anonymous with X-Tenant; the cart adds rotate over 500 guest carts made first (`POST',
+    '/api/v1/cart`, token in X-Cart-Token) and 20 variants stocked first, one unit a request, each request',
+    'with an Idempotency-Key of its own.',
+  ];
+  const body = [...head, ...lines, ...verdicts, ...how, ...(f.notes.length ? ['', ...f.notes] : [])].join(
+    '\n',
+  );
   return { body, summary: [...lines, ...verdicts, ...f.notes].join('\n') };
 }
