@@ -1,34 +1,30 @@
 import type { LightMyRequestResponse } from 'fastify';
-import { type CatalogModule, createCatalog } from '../catalog/index.ts';
+import type { CatalogModule } from '../catalog/index.ts';
 import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
-import { createAddressBook } from '../identity/index.ts';
 import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
-import { createInventory, type InventoryModule } from '../inventory/index.ts';
+import type { InventoryModule } from '../inventory/index.ts';
+import { createMercatoModules } from '../modules.ts';
+import type { MercatoModule } from '../platform/index.ts';
 import { startTestApp, type TestApp } from '../platform/testing/index.ts';
-import { createWal } from '../wal/index.ts';
-import { type CartModule, createCart } from './index.ts';
+import type { CartModule } from './index.ts';
 
 export type CartTestApp = TestApp & { cart: CartModule; catalog: CatalogModule; inventory: InventoryModule };
 
-/** The app with the WAL, catalog, inventory and cart modules, composed as server.ts does. */
+/** The app with the WAL, catalog, inventory and cart modules, composed as the server does (src/modules.ts). */
 export async function startCartApp(env: Record<string, string> = {}): Promise<CartTestApp> {
-  const made: Partial<Pick<CartTestApp, 'cart' | 'catalog' | 'inventory'>> = {};
+  let modules: MercatoModule[] = [];
   const t = await startTestApp(env, {
     modules: async (ctx, identity) => {
-      const wal = await createWal(ctx);
-      const base = { events: wal.events, resolveTenant: identity.resolveTenant };
-      made.catalog = await createCatalog(ctx, base);
-      made.inventory = await createInventory(ctx, base);
-      made.cart = await createCart(ctx, {
-        ...base,
-        catalog: made.catalog,
-        inventory: made.inventory,
-        addresses: createAddressBook(identity.deps.db),
-      });
-      return [wal, made.catalog, made.inventory, made.cart];
+      modules = (await createMercatoModules(ctx, identity, ['wal', 'catalog', 'inventory', 'cart'])).modules;
+      return modules;
     },
   });
-  return Object.assign(t, made as Required<typeof made>);
+  const named = <T>(name: string) => modules.find((m) => m.name === name) as T;
+  return Object.assign(t, {
+    cart: named<CartModule>('cart'),
+    catalog: named<CatalogModule>('catalog'),
+    inventory: named<InventoryModule>('inventory'),
+  });
 }
 
 export type Shop = TestTenant & { staff: Record<string, string> };
