@@ -4,21 +4,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
 import type { ReceivedEvent } from '../../platform/events/index.ts';
-import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
+import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { newSecret, type Receiver, startReceiver, until } from '../e2e/receiver.ts';
 import { createWal, type WalModule } from '../index.ts';
 
-// Each events backend this run can reach: postgres always, redis-streams when Redis is there.
+// Each events backend this run can reach: postgres always, redis-streams and nats-jetstream when
+// Redis and NATS are there (MERCATO_TEST_REDIS_URL, MERCATO_TEST_NATS_URL).
+const stream = (backend: string, env: Record<string, string>) => [
+  { backend, env: { ...env, MERCATO_EVENTS_BACKEND: backend } },
+];
 const BACKENDS: { backend: string; env: Record<string, string> }[] = [
   { backend: 'postgres', env: {} },
-  ...(testRedisUrl()
-    ? [
-        {
-          backend: 'redis-streams',
-          env: { REDIS_URL: testRedisUrl()!, MERCATO_EVENTS_BACKEND: 'redis-streams' },
-        },
-      ]
-    : []),
+  ...(testRedisUrl() ? stream('redis-streams', { REDIS_URL: testRedisUrl()! }) : []),
+  ...(testNatsUrl() ? stream('nats-jetstream', { NATS_URL: testNatsUrl()! }) : []),
 ];
 
 // Domain events end to end: a module publishes in its transaction (wal.events.publish), tenants

@@ -4,11 +4,29 @@
  * validate.ts checks each kind field by field (naming every failing field), as described here.
  * Titled schemas become `#/components/schemas/<title>` (platform/http/openapi-components.ts).
  */
+import { TYPE_PATTERN } from './type-patterns.ts';
 import { NAME_PATTERN } from './validate.ts';
 
 const common = {
   name: { type: 'string', pattern: NAME_PATTERN, description: 'Unique within the namespace' },
   enabled: { type: 'boolean', default: true },
+  types: {
+    type: 'array',
+    minItems: 1,
+    maxItems: 20,
+    items: { type: 'string', maxLength: 200, pattern: TYPE_PATTERN.source },
+    description:
+      'Event types this target receives: exact (mercato.product.created), a prefix ending in .* ' +
+      '(mercato.product.*) or *. A message of another type (its ce-type header, else type, else ' +
+      'mercato.wal.<namespace>) is skipped for this target. Absent: every message.',
+  },
+  system: {
+    type: 'boolean',
+    readOnly: true,
+    description:
+      "In answers, on system namespaces: a target of one of Mercato's modules (an internal subscriber); " +
+      'it cannot be removed, changed or replaced',
+  },
 };
 
 const HttpTarget = {
