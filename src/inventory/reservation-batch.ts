@@ -3,7 +3,6 @@ import { withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventBus, EventMeta } from '../platform/events/index.ts';
 import type { AppError } from '../platform/http/index.ts';
 import { publish } from './inventory-events.ts';
-import { appendLedger } from './ledger-store.ts';
 import { applyOps, type BatchState } from './reservation-engine.ts';
 import type { OpResult, ReservationOp, ReservationState } from './reservation-ops.ts';
 import { lockExpired, lockItems, lockReservations, writeBatch } from './reservation-store.ts';
@@ -56,7 +55,6 @@ export async function runBatch(
       entries.map((e) => e.op),
     );
     await writeBatch(trx, state, outcome);
-    await appendLedger(trx, outcome.movements, now);
     await publishBatch(events, trx, tenantId, entries, outcome.events);
     let earliestExpiry: Date | undefined;
     for (const r of state.reservations.values()) {

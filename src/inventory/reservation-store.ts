@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import type { BatchOutcome, BatchState } from './reservation-engine.ts';
 import type { HeldLine, ItemState, ReservationState } from './reservation-ops.ts';
 import { toReservation } from './reservation-ops.ts';
@@ -132,9 +133,10 @@ export async function lockItems(
 }
 
 /**
- * Writes what a batch came to, a few statements whatever its size: one UPDATE of every touched
- * item with its summed delta, one INSERT of the new reservations, one of their lines, one
- * UPDATE of the changed ones, one INSERT of the ledger entries.
+ * Writes what a batch came to in ONE statement whatever its size (one round trip): data-modifying
+ * CTEs update every touched item by its summed delta, insert the new reservations and their
+ * lines, update the changed ones and append the ledger entries. Each part reads its rows from
+ * one JSON parameter.
  */
 export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: BatchOutcome): Promise<void> {
   const { tenantId, now } = state;
@@ -147,56 +149,87 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
       alerted: i.alerted,
     };
   });
-  if (items.length > 0) {
-    await sql`
-      update inventory.items i
-      set on_hand = i.on_hand + v.d_on_hand, reserved = i.reserved + v.d_reserved,
-        low_stock_alerted = v.alerted, updated_at = ${now}
-      from jsonb_to_recordset(${json(items)}::jsonb) as v(id uuid, d_on_hand integer, d_reserved integer, alerted boolean)
-      where i.id = v.id`.execute(trx);
-  }
   const all = [...state.reservations.values()];
   const fresh = all.filter((r) => r.fresh);
-  if (fresh.length > 0) {
-    await trx
-      .insertInto('inventory.reservations')
-      .values(
-        fresh.map((r) => ({
-          id: r.id,
-          tenant_id: tenantId,
-          key: r.key,
-          status: r.status,
-          request_hash: r.requestHash,
-          reference: r.reference,
-          actor: r.actor,
-          expires_at: r.expiresAt,
-          created_at: r.createdAt,
-          updated_at: r.updatedAt,
-        })),
-      )
-      .execute();
-    const lines = fresh.flatMap((r) =>
-      r.lines.map((l) => ({
-        reservation_id: r.id,
-        tenant_id: tenantId,
-        item_id: l.itemId,
-        variant_id: l.variantId,
-        location_id: l.locationId,
-        quantity: l.quantity,
-      })),
-    );
-    if (lines.length > 0) await trx.insertInto('inventory.reservation_lines').values(lines).execute();
-  }
+  const reservations = fresh.map((r) => ({
+    id: r.id,
+    key: r.key,
+    status: r.status,
+    request_hash: r.requestHash,
+    reference: r.reference,
+    actor: r.actor,
+    expires_at: r.expiresAt.toISOString(),
+  }));
+  const lines = fresh.flatMap((r) =>
+    r.lines.map((l) => ({
+      reservation_id: r.id,
+      item_id: l.itemId,
+      variant_id: l.variantId,
+      location_id: l.locationId,
+      quantity: l.quantity,
+    })),
+  );
   const changed = all
     .filter((r) => r.changed && !r.fresh)
     .map((r) => ({ id: r.id, status: r.status, expires_at: r.expiresAt.toISOString() }));
-  if (changed.length > 0) {
-    await sql`
+  const ledger = outcome.movements.map((m) => ({
+    id: uuidv7(),
+    item_id: m.itemId,
+    kind: m.kind,
+    quantity: m.quantity,
+    on_hand_delta: m.onHandDelta,
+    reserved_delta: m.reservedDelta,
+    on_hand_after: m.onHandAfter,
+    reserved_after: m.reservedAfter,
+    reason: m.reason ?? null,
+    actor: m.actor,
+    reference: m.reference ?? null,
+    reservation_key: m.reservationKey ?? null,
+  }));
+  if (items.length + reservations.length + changed.length + ledger.length === 0) return;
+  await sql`
+    with touched as (
+      update inventory.items i
+      set on_hand = i.on_hand + v.d_on_hand, reserved = i.reserved + v.d_reserved,
+        low_stock_alerted = v.alerted, updated_at = ${now}
+      from jsonb_to_recordset(${json(items)}::jsonb)
+        as v(id uuid, d_on_hand integer, d_reserved integer, alerted boolean)
+      where i.id = v.id
+      returning 1
+    ), made as (
+      insert into inventory.reservations
+        (id, tenant_id, key, status, request_hash, reference, actor, expires_at, created_at, updated_at)
+      select v.id, ${tenantId}::uuid, v.key, v.status, v.request_hash, v.reference, v.actor, v.expires_at,
+        ${now}, ${now}
+      from jsonb_to_recordset(${json(reservations)}::jsonb) as v(id uuid, key text, status text,
+        request_hash text, reference text, actor text, expires_at timestamptz)
+      returning 1
+    ), held as (
+      insert into inventory.reservation_lines
+        (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
+      select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
+      from jsonb_to_recordset(${json(lines)}::jsonb) as v(reservation_id uuid, item_id uuid,
+        variant_id uuid, location_id uuid, quantity integer)
+      returning 1
+    ), moved as (
       update inventory.reservations r
       set status = v.status, expires_at = v.expires_at, updated_at = ${now}
       from jsonb_to_recordset(${json(changed)}::jsonb) as v(id uuid, status text, expires_at timestamptz)
-      where r.id = v.id`.execute(trx);
-  }
+      where r.id = v.id
+      returning 1
+    ), logged as (
+      insert into inventory.ledger (id, tenant_id, item_id, kind, quantity, on_hand_delta, reserved_delta,
+        on_hand_after, reserved_after, reason, actor, reference, reservation_key, created_at)
+      select v.id, ${tenantId}::uuid, v.item_id, v.kind, v.quantity, v.on_hand_delta, v.reserved_delta,
+        v.on_hand_after, v.reserved_after, v.reason, v.actor, v.reference, v.reservation_key, ${now}
+      from jsonb_to_recordset(${json(ledger)}::jsonb) as v(id uuid, item_id uuid, kind text,
+        quantity integer, on_hand_delta integer, reserved_delta integer, on_hand_after integer,
+        reserved_after integer, reason text, actor text, reference text, reservation_key text)
+      returning 1
+    )
+    select (select count(*) from touched) as items, (select count(*) from made) as made,
+      (select count(*) from held) as lines, (select count(*) from moved) as moved,
+      (select count(*) from logged) as logged`.execute(trx);
 }
 
 /** A reservation by key, without locking. */
