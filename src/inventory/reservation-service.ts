@@ -53,8 +53,14 @@ export function reservationService(batcher: ReservationBatcher, defaultTtlSecond
       }
       const ttl = input.ttlSeconds ?? defaultTtlSeconds;
       checkTtl(ttl);
-      if (input.reference !== undefined && (input.reference.length < 1 || input.reference.length > 200)) {
-        throw invalid('/reference', 'must be 1 to 200 characters');
+      if (
+        input.reference !== undefined &&
+        (typeof input.reference !== 'string' ||
+          input.reference.length < 1 ||
+          input.reference.length > 200 ||
+          input.reference.includes('\u0000'))
+      ) {
+        throw invalid('/reference', 'must be 1 to 200 characters, without U+0000');
       }
       const lines = mergeLines(
         input.lines.map((l) => ({ variantId: l.variantId.toLowerCase(), quantity: l.quantity })),

@@ -217,6 +217,49 @@ describe('locations', () => {
   });
 });
 
+describe('several locations', () => {
+  it('takes a line from the default location first, then from others, and gives it back there', async () => {
+    const variantId = uuidv7();
+    const warehouse = (
+      await send(t.app, 'POST', '/api/v1/inventory/locations', shop.staff, { name: 'Overflow' })
+    ).json<Location>();
+    const atDefault = await createStock(t, shop, { variantId, onHand: 2 });
+    const atWarehouse = await createStock(t, shop, { variantId, onHand: 3, locationId: warehouse.id });
+    const key = `split-${uuidv7()}`;
+    const made = await send(t.app, 'POST', '/api/v1/inventory/reserve', shop.staff, {
+      key,
+      lines: [{ variantId, quantity: 4 }],
+    });
+    expect(made.statusCode).toBe(201);
+    expect(made.json().lines).toEqual(
+      expect.arrayContaining([
+        { variantId, locationId: atDefault.locationId, quantity: 2 },
+        { variantId, locationId: warehouse.id, quantity: 2 },
+      ]),
+    );
+    const availability = await t.inventory.availability(shop.id, [variantId]);
+    expect(availability.get(variantId)).toMatchObject({ onHand: 5, reserved: 4, available: 1 });
+    await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key });
+    for (const item of [atDefault, atWarehouse]) {
+      const now = (
+        await send(t.app, 'GET', `/api/v1/inventory/${item.id}`, shop.staff)
+      ).json<InventoryItem>();
+      expect(now.reserved).toBe(0);
+    }
+  });
+
+  it('replays a POST with the same Idempotency-Key', async () => {
+    const body = { variantId: uuidv7(), onHand: 3 };
+    const headers = { ...shop.staff, 'idempotency-key': `create-${body.variantId}` };
+    const first = await send(t.app, 'POST', '/api/v1/inventory', headers, body);
+    const again = await send(t.app, 'POST', '/api/v1/inventory', headers, body);
+    expect(first.statusCode).toBe(201);
+    expect(again.statusCode).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json().id).toBe(first.json().id);
+  });
+});
+
 describe('product events', () => {
   it('gives every new variant zero stock at the default location and keeps its SKU current', async () => {
     const productId = uuidv7();
