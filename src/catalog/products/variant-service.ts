@@ -8,6 +8,9 @@ import { LIMITS } from './product-schemas.ts';
 import { checkVersion, lockedProduct, publishProduct, reread, writeProducts } from './product-service.ts';
 import { touchProduct, variantColumns } from './product-write.ts';
 
+/** The SKU of a variant body, at /sku. */
+const oneSku = (input: VariantInput) => ({ skus: [input.sku], pointer: () => '/sku' });
+
 type Options = { expectedVersion?: number | undefined; meta?: EventMeta | undefined };
 
 function variantOf(product: Product, variantId: string): Variant {
@@ -48,29 +51,34 @@ export async function addVariant(
   input: VariantInput,
   options: Options,
 ): Promise<Variant> {
-  return writeProducts(deps, tenantId, async (trx, touched) => {
-    const product = await lockedProduct(trx, tenantId, ref);
-    checkVersion(product, options.expectedVersion);
-    if (product.variants.length >= LIMITS.variants)
-      throw new AppError('VARIANT_LIMIT', `product ${product.id} already has ${LIMITS.variants} variants`);
-    refuseSameOptions(product, input);
-    touched.add(product.id);
-    const id = uuidv7();
-    const now = new Date();
-    const position = Math.max(-1, ...product.variants.map((v) => v.position)) + 1;
-    await trx
-      .insertInto('catalog.variants')
-      .values({
-        id,
-        tenant_id: tenantId,
-        product_id: product.id,
-        ...variantColumns(input, position),
-        created_at: now,
-        updated_at: now,
-      })
-      .execute();
-    return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), id);
-  });
+  return writeProducts(
+    deps,
+    tenantId,
+    async (trx, touched) => {
+      const product = await lockedProduct(trx, tenantId, ref);
+      checkVersion(product, options.expectedVersion);
+      if (product.variants.length >= LIMITS.variants)
+        throw new AppError('VARIANT_LIMIT', `product ${product.id} already has ${LIMITS.variants} variants`);
+      refuseSameOptions(product, input);
+      touched.add(product.id);
+      const id = uuidv7();
+      const now = new Date();
+      const position = Math.max(-1, ...product.variants.map((v) => v.position)) + 1;
+      await trx
+        .insertInto('catalog.variants')
+        .values({
+          id,
+          tenant_id: tenantId,
+          product_id: product.id,
+          ...variantColumns(input, position),
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), id);
+    },
+    oneSku(input),
+  );
 }
 
 /** Replaces every field of one variant (its position stays). */
@@ -82,19 +90,24 @@ export async function updateVariant(
   input: VariantInput,
   options: Options,
 ): Promise<Variant> {
-  return writeProducts(deps, tenantId, async (trx, touched) => {
-    const product = await lockedProduct(trx, tenantId, ref);
-    checkVersion(product, options.expectedVersion);
-    const current = variantOf(product, variantId);
-    refuseSameOptions(product, input, current.id);
-    touched.add(product.id);
-    await trx
-      .updateTable('catalog.variants')
-      .set({ ...variantColumns(input, current.position), updated_at: new Date() })
-      .where('id', '=', current.id)
-      .execute();
-    return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), current.id);
-  });
+  return writeProducts(
+    deps,
+    tenantId,
+    async (trx, touched) => {
+      const product = await lockedProduct(trx, tenantId, ref);
+      checkVersion(product, options.expectedVersion);
+      const current = variantOf(product, variantId);
+      refuseSameOptions(product, input, current.id);
+      touched.add(product.id);
+      await trx
+        .updateTable('catalog.variants')
+        .set({ ...variantColumns(input, current.position), updated_at: new Date() })
+        .where('id', '=', current.id)
+        .execute();
+      return variantOf(await afterVariantChange(deps, trx, tenantId, product.id, options.meta), current.id);
+    },
+    oneSku(input),
+  );
 }
 
 /** Deletes one variant; a product keeps at least one (409 VARIANT_LIMIT). */
