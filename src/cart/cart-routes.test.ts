@@ -68,6 +68,29 @@ describe('guest carts', () => {
     expect(add.statusCode).toBe(404);
   });
 
+  it('lets browser storefronts send X-Tenant and X-Cart-Token and read the token header; takes POST /cart without a body', async () => {
+    const preflight = await t.app.inject({
+      method: 'OPTIONS',
+      url: '/api/v1/cart/items',
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'x-tenant, x-cart-token, content-type',
+      },
+    });
+    const allowed = String(preflight.headers['access-control-allow-headers']).toLowerCase();
+    expect(allowed).toContain('x-tenant');
+    expect(allowed).toContain('x-cart-token');
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/cart',
+      headers: { 'x-tenant': shop.slug, origin: 'https://shop.example' },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(String(created.headers['access-control-expose-headers']).toLowerCase()).toContain('x-cart-token');
+    expect(created.headers['cache-control']).toBe('no-store');
+  });
+
   it('needs X-Tenant from anonymous shoppers', async () => {
     const response = await send(t.app, 'POST', '/api/v1/cart', {}, {});
     expect(response.statusCode).toBe(400);

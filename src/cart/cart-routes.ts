@@ -65,18 +65,22 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
       {
         // A guest's answer carries its token, a secret shown once: it is never stored for replay.
         config: { idempotency: false },
+        // The body is optional: none is an empty one.
+        preValidation: async (request) => {
+          if (request.body === undefined) request.body = {};
+        },
         schema: {
           ...base,
           operationId: 'createCart',
           summary:
             'Start a cart. A guest gets a new cart and its token (send it back in X-Cart-Token); a signed-in customer gets their cart (201 when new)',
-          body: Type.Optional(CreateCartBody),
+          body: CreateCartBody,
           response: { 200: NewCartView, 201: NewCartView },
         },
       },
       async (request, reply) => {
         const tenantId = await tenantOf(request);
-        const currency = request.body?.currency;
+        const currency = request.body.currency;
         const principal = request.principal;
         if (principal?.kind === 'user') {
           const { cart, created } = await service.createForCustomer(tenantId, principal.userId, currency);

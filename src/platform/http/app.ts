@@ -130,6 +130,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       'ratelimit-limit',
       'ratelimit-remaining',
       'ratelimit-reset',
+      'x-cart-token',
     ],
     allowedHeaders: [
       'authorization',
@@ -138,6 +139,9 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       'x-request-id',
       'traceparent',
       'idempotency-key',
+      // Storefronts in the browser: the store (storefront.ts) and the guest cart (src/cart).
+      'x-tenant',
+      'x-cart-token',
     ],
   });
   await app.register(rateLimit, {
