@@ -69,6 +69,33 @@ describe('the hot SKU', () => {
   });
 });
 
+describe('stock changes racing reservations', () => {
+  it('neither deadlocks nor drifts: reservations, releases and stock adjustments at once', async () => {
+    const stock = await createStock(t, shop, { onHand: 30 });
+    const keys = Array.from({ length: 60 }, (_, i) => `race-${stock.id}-${i}`);
+    const answers = await Promise.all([
+      ...keys.map((key) => reserve({ key, lines: [{ variantId: stock.variantId, quantity: 1 }] })),
+      ...Array.from({ length: 10 }, () =>
+        send(t.app, 'PUT', `/api/v1/inventory/${stock.id}/stock`, shop.staff, {
+          adjust: 1,
+          kind: 'receive',
+          reason: 'delivery',
+        }),
+      ),
+      ...keys
+        .slice(0, 20)
+        .map((key) => send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key })),
+    ]);
+    for (const answer of answers) expect(answer.statusCode, answer.body).toBeLessThan(500);
+    const reserved = answers.slice(0, 60).filter((a) => a.statusCode === 201).length;
+    const final = await item(stock.id);
+    expect(final.onHand).toBe(40);
+    expect(reserved).toBeGreaterThanOrEqual(30);
+    expect(final.reserved).toBeLessThanOrEqual(final.onHand);
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+});
+
 describe('reservations', () => {
   it('reserve several lines all or nothing', async () => {
     const a = await createStock(t, shop, { onHand: 5 });

@@ -97,6 +97,29 @@ describe('the expiry sweeper', () => {
       await second.close();
     });
 
+    it('never oversells a variant reserved through both processes at once', async () => {
+      const item = await createStock(t, shop, { onHand: 30 });
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          (i % 2 === 0 ? t.inventory : secondInventory)
+            .reserve(shop.id, {
+              key: `both-${item.id}-${i}`,
+              lines: [{ variantId: item.variantId, quantity: 1 }],
+              actor: 'test',
+            })
+            .then(
+              () => 'ok',
+              (error: { code?: string }) => error.code,
+            ),
+        ),
+      );
+      expect(answers.filter((a) => a === 'ok')).toHaveLength(30);
+      expect(answers.filter((a) => a === 'INSUFFICIENT_STOCK')).toHaveLength(70);
+      const stock = await send(t.app, 'GET', `/api/v1/inventory/${item.id}`, shop.staff);
+      expect(stock.json()).toMatchObject({ onHand: 30, reserved: 30, available: 0 });
+      expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+    });
+
     it('shares the work (skip locked): every reservation expires once', async () => {
       const { item, keys } = await shortReservations('two', 100);
       await Promise.all([
