@@ -219,7 +219,7 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_EVENTS_BACKEND',
     default: 'postgres',
-    doc: "WAL backend of every tenant's system namespaces (`product-events`, `inventory-events`, …): postgres, redis-streams or nats-jetstream; applies to namespaces created from then on.",
+    doc: "WAL backend of every tenant's system namespaces (`product-events`, `inventory-events`, …): postgres, redis-streams or nats-jetstream. At start, system namespaces on another backend move to this one (the old one becomes their fallback); use one value per database.",
   },
   {
     name: 'MERCATO_RESERVATION_TTL_SECONDS',
