@@ -15,6 +15,10 @@ create table catalog.search_documents (
   -- English configuration, weighted: title A; tags and category names (with ancestors) B;
   -- description C; attribute and option values, SKUs, barcodes D.
   document tsvector not null,
+  -- The title, tags and category names alone (weights A and B of document): a text search takes
+  -- its candidates from here first, so the products named by the query are never crowded out
+  -- by ones that only mention it (see README, "Candidates").
+  heading tsvector not null,
   -- The product's categories and all their ancestors (a filter on a category finds its subtree).
   category_ids uuid[] not null default '{}',
   tags text[] not null default '{}',
@@ -30,6 +34,7 @@ create table catalog.search_documents (
   primary key (tenant_id, product_id)
 );
 create index search_documents_text on catalog.search_documents using gin (document);
+create index search_documents_heading on catalog.search_documents using gin (heading);
 create index search_documents_categories on catalog.search_documents using gin (category_ids);
 create index search_documents_attributes on catalog.search_documents using gin (attributes);
 create index search_documents_tags on catalog.search_documents using gin (tags);

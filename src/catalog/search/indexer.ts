@@ -211,16 +211,16 @@ export async function indexProducts(trx: Trx, tenantId: string, productIds: stri
   );
   if (docs.length === 0) return;
   await sql`insert into catalog.search_documents (tenant_id, product_id, status, handle, title, document,
-      category_ids, tags, attributes, prices, in_stock, summary, created_at)
+      heading, category_ids, tags, attributes, prices, in_stock, summary, created_at)
     select ${tenantId}, d.product_id, d.status, d.handle, d.title,
-      setweight(to_tsvector('english', d.title), 'A')
-        || setweight(to_tsvector('english', d.tags_text), 'B')
-        || setweight(to_tsvector('english', d.description), 'C')
+      h.heading || setweight(to_tsvector('english', d.description), 'C')
         || setweight(to_tsvector('english', d.extra_text), 'D'),
-      d.category_ids, d.tags, d.attributes, d.prices, d.in_stock, d.summary, d.created_at
+      h.heading, d.category_ids, d.tags, d.attributes, d.prices, d.in_stock, d.summary, d.created_at
     from jsonb_to_recordset(${JSON.stringify(docs)}::jsonb) as d (product_id uuid, status text, handle text,
       title text, tags_text text, description text, extra_text text, category_ids uuid[], tags text[],
-      attributes text[], prices jsonb, in_stock boolean, summary jsonb, created_at timestamptz)`.execute(trx);
+      attributes text[], prices jsonb, in_stock boolean, summary jsonb, created_at timestamptz)
+    cross join lateral (select setweight(to_tsvector('english', d.title), 'A')
+      || setweight(to_tsvector('english', d.tags_text), 'B') as heading) h`.execute(trx);
   await sql`insert into catalog.search_prices (tenant_id, product_id, currency, status, price)
     select ${tenantId}, d.product_id, p.key, d.status, p.value::bigint
     from catalog.tenant_search_documents d, jsonb_each_text(d.prices) p

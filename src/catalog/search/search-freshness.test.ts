@@ -136,3 +136,24 @@ describe('search follows catalog changes in their transaction', () => {
     expect(new Set(found.items.map((i) => i.id))).toEqual(new Set(expected));
   });
 });
+
+describe('concurrent writers', () => {
+  it('products written at once with the same new words all index, and each word is suggested once', async () => {
+    const writes = Array.from({ length: 12 }, (_, n) =>
+      send(t.app, 'POST', '/api/v1/products', shop.staff, {
+        title: `Zebrawood Quasar Lamp ${n}`,
+        status: 'active',
+        tags: ['zebrawood', 'lighting'],
+        variants: [{ sku: `ZQ-${n}`, prices: { EUR: 1000 + n } }],
+      }),
+    );
+    const answers = await Promise.all(writes);
+    expect(answers.map((a) => a.statusCode)).toEqual(answers.map(() => 201));
+    const found = await list('/api/v1/products?q=quasar&limit=100');
+    expect(new Set(found.items.map((i) => i.id))).toEqual(
+      new Set(answers.map((a) => a.json<{ id: string }>().id)),
+    );
+    const suggested = await send(t.app, 'GET', '/api/v1/products/suggest?q=zebraw', shop.anonymous);
+    expect(suggested.json<{ terms: string[] }>().terms).toEqual(['zebrawood']);
+  });
+});

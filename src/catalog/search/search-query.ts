@@ -24,11 +24,13 @@ export type SearchFilters = {
 };
 
 /**
- * A text search ranks (and sorts) at most this many matching products: the first ones the
- * full-text index finds. Ranking is the costly part of a query; past this cap a query for a word
- * in every product stays as fast as a rare one. See README "Limits".
+ * A text search ranks at most this many matching products: those whose title, tags or
+ * categories match first, then those that only mention the words. Ranking is the costly part
+ * of a query; capped, a word in every product costs what a rare one does. See README "Limits".
  */
-export const CANDIDATE_CAP = 2000;
+export const RANKED_CAP = 500;
+/** A text search sorted by price or newest sorts at most this many matches. */
+export const SORTED_CAP = 2000;
 
 export type Hit = { product_id: string; summary: ProductSummary; in_stock: boolean; key: unknown };
 
@@ -134,15 +136,24 @@ async function textHits(trx: Trx, tenantId: string, input: ListInput, tsquery: s
       : sort === 'newest'
         ? sql`d.created_at`
         : price(filters.currency!);
+  const cap = sort === 'relevance' ? RANKED_CAP : SORTED_CAP;
+  const where = and(filterClauses(tenantId, filters));
   const key = sql`h.key`;
   const id = sql`h.product_id`;
+  // Candidates named by the query (heading: title, tags, categories) first; the products that
+  // only mention it fill what is left of the cap, and are not read at all when nothing is.
   return (
-    await sql<Hit>`with hits as (
+    await sql<Hit>`with named as (
         select d.product_id, d.summary, d.in_stock, ${keyExpr} as key
         from catalog.tenant_search_documents d, to_tsquery('english', ${tsquery}) query
-        where ${and(filterClauses(tenantId, filters))} and d.document @@ query
-        limit ${CANDIDATE_CAP}
-      )
+        where ${where} and d.heading @@ query
+        limit ${cap}
+      ), mentioned as (
+        select d.product_id, d.summary, d.in_stock, ${keyExpr} as key
+        from catalog.tenant_search_documents d, to_tsquery('english', ${tsquery}) query
+        where ${where} and d.document @@ query and not (d.heading @@ query)
+        limit greatest(0, ${cap} - (select count(*) from named))
+      ), hits as (select * from named union all select * from mentioned)
       select h.product_id, h.summary, h.in_stock, h.key from hits h
       where h.key is not null and ${keyset(sort, after, key, id)}
       order by ${orderBy(sort, key, id)} limit ${take}`.execute(trx)
