@@ -142,6 +142,19 @@ describe('customer carts', () => {
   });
 });
 
+describe('the module API', () => {
+  it('reads a cart by id for the order saga, within its tenant only', async () => {
+    const variant = await createSellable(t, shop, { prices: { EUR: 700 } });
+    const customer = await newCustomer(t, shop);
+    const cart = (await addItem(t, customer, { variantId: variant.id, quantity: 3 })).json<CartBody>();
+    const read = await t.cart.getCart(shop.id, cart.id);
+    expect(read).toMatchObject({ id: cart.id, currency: 'EUR', totals: { subtotal: 2100, total: 2100 } });
+    expect(await t.cart.getCart(other.id, cart.id)).toBeUndefined();
+    expect(await t.cart.getCart(shop.id, 'not-a-uuid')).toBeUndefined();
+    expect(await t.cart.getCart(shop.id, cart.id.toUpperCase())).toMatchObject({ id: cart.id });
+  });
+});
+
 describe('items', () => {
   it('adds (summing a variant already in the cart), updates, removes and empties, totals following', async () => {
     const a = await createSellable(t, shop, { prices: { EUR: 250 } });

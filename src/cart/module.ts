@@ -8,6 +8,8 @@ import type { CartDeps, CartModuleDeps } from './deps.ts';
 import { settingsRoutes } from './settings-routes.ts';
 import type { CartDb } from './tables.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export type CartModule = MercatoModule & {
   /**
    * A cart by id, its lines checked against the catalog and inventory now (prices refreshed,
@@ -23,7 +25,8 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   let stopPurge: (() => void) | undefined;
   return {
     name: 'cart',
-    getCart: (tenantId, cartId) => service.read(tenantId, { kind: 'id', cartId }),
+    getCart: async (tenantId, cartId) =>
+      UUID.test(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));
       await app.register(settingsRoutes(deps));
