@@ -21,6 +21,7 @@ import {
   ItemView,
   LedgerView,
   NewItemBody,
+  OPTIONAL_SECURITY,
   PageOf,
   PageQuery,
   ProductAvailabilityView,
