@@ -193,6 +193,7 @@ export function itemRoutes(deps: InventoryDeps) {
       {
         schema: {
           tags: ['inventory'],
+          security: OPTIONAL_SECURITY,
           summary:
             "A product's availability per variant and in total (shoppers name the store with X-Tenant)",
           params: ProductParams,
