@@ -5,8 +5,9 @@ import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartDeps, CartModuleDeps } from './deps.ts';
-import { settingsRoutes } from './settings-routes.ts';
+import { shippingOptionRoutes } from './shipping-option-routes.ts';
 import type { CartDb } from './tables.ts';
+import { taxRoutes } from './tax-routes.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -29,7 +30,8 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
       UUID.test(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));
-      await app.register(settingsRoutes(deps));
+      await app.register(shippingOptionRoutes(deps));
+      await app.register(taxRoutes(deps));
     },
     async start() {
       stopPurge = startCartPurge(ctx, deps.db);

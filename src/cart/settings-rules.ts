@@ -1,0 +1,39 @@
+import { AppError, type FieldError, principalOf } from '../platform/http/index.ts';
+import type { CartDeps } from './deps.ts';
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+
+/** Throws one VALIDATION_FAILED naming every failing field, when there is any. */
+export function throwIfInvalid(errors: FieldError[]): void {
+  if (errors.length > 0) {
+    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  }
+}
+
+/** The tenant of a staff request. */
+export const staffTenant = (request: Parameters<typeof principalOf>[0]): string =>
+  principalOf(request).tenantId;
+
+/** Checks of staff input beyond the schema: ISO countries (as the address book checks them) and ISO 4217 currencies. */
+export function settingsRules(deps: CartDeps) {
+  const country = (value: string, pointer: string, errors: FieldError[]): string => {
+    const checked = deps.addresses.checkCountryAndPostalCode(value, undefined);
+    for (const e of checked.errors) errors.push({ ...e, pointer });
+    return checked.country ?? value;
+  };
+  const countries = (values: string[] | undefined, errors: FieldError[]) => {
+    const upper = values?.map((c, i) => country(c, `/countries/${i}`, errors));
+    if (upper && new Set(upper).size !== upper.length) {
+      errors.push({ in: 'body', pointer: '/countries', message: 'lists a country twice' });
+    }
+    return upper;
+  };
+  const currencies = (prices: Record<string, number> | undefined, errors: FieldError[]) => {
+    for (const code of Object.keys(prices ?? {})) {
+      if (!CURRENCIES.has(code)) {
+        errors.push({ in: 'body', pointer: `/prices/${code}`, message: 'is not an ISO 4217 currency code' });
+      }
+    }
+  };
+  return { country, countries, currencies };
+}

@@ -1,0 +1,174 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { withTenant } from '../platform/db/index.ts';
+import { type FieldError, requireStaff } from '../platform/http/index.ts';
+import { IdParams, STAFF_SECURITY } from './cart-schemas.ts';
+import type { CartDeps } from './deps.ts';
+import { settingsRules, staffTenant, throwIfInvalid } from './settings-rules.ts';
+import { TaxRateBody, TaxRatePatch, TaxRateView, TaxSettingsBody } from './settings-schemas.ts';
+import {
+  createTaxRate,
+  deleteTaxRate,
+  getSettings,
+  getTaxRate,
+  listTaxRates,
+  putSettings,
+  updateTaxRate,
+} from './tax-store.ts';
+
+/** Staff configure tax rates (/tax-rates) and whether prices include tax (/tax-settings). */
+export function taxRoutes(deps: CartDeps) {
+  const { country } = settingsRules(deps);
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const taxes = { preValidation: requireStaff('taxes:write') };
+    const taxBase = { tags: ['taxes'], security: STAFF_SECURITY };
+
+    app.post(
+      '/tax-rates',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'createTaxRate',
+          summary: "Add a tax rate for a country, or for one of its regions (which wins over the country's)",
+          body: TaxRateBody,
+          response: { 201: TaxRateView },
+        },
+      },
+      async (request, reply) => {
+        const errors: FieldError[] = [];
+        const code = country(request.body.country, '/country', errors);
+        throwIfInvalid(errors);
+        const tenantId = staffTenant(request);
+        const rate = await withTenant(deps.db, tenantId, (trx) =>
+          createTaxRate(trx, tenantId, {
+            ...request.body,
+            country: code,
+            region: request.body.region ?? null,
+          }),
+        );
+        reply.code(201).header('location', `/api/v1/tax-rates/${rate.id}`);
+        return rate;
+      },
+    );
+
+    app.get(
+      '/tax-rates',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'listTaxRates',
+          summary: "The store's tax rates by country and region (at most 1,000)",
+          response: { 200: Type.Object({ items: Type.Array(TaxRateView) }) },
+        },
+      },
+      async (request) => {
+        const tenantId = staffTenant(request);
+        return { items: await withTenant(deps.db, tenantId, (trx) => listTaxRates(trx, tenantId)) };
+      },
+    );
+
+    app.get(
+      '/tax-rates/:id',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'getTaxRate',
+          summary: 'One tax rate',
+          params: IdParams,
+          response: { 200: TaxRateView },
+        },
+      },
+      async (request) => {
+        const tenantId = staffTenant(request);
+        return withTenant(deps.db, tenantId, (trx) => getTaxRate(trx, tenantId, request.params.id));
+      },
+    );
+
+    app.put(
+      '/tax-rates/:id',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'updateTaxRate',
+          summary: 'Change some fields of a tax rate',
+          params: IdParams,
+          body: TaxRatePatch,
+          response: { 200: TaxRateView },
+        },
+      },
+      async (request) => {
+        const errors: FieldError[] = [];
+        const code =
+          request.body.country === undefined ? undefined : country(request.body.country, '/country', errors);
+        throwIfInvalid(errors);
+        const tenantId = staffTenant(request);
+        return withTenant(deps.db, tenantId, (trx) =>
+          updateTaxRate(trx, tenantId, request.params.id, {
+            ...request.body,
+            ...(code ? { country: code } : {}),
+          }),
+        );
+      },
+    );
+
+    app.delete(
+      '/tax-rates/:id',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'deleteTaxRate',
+          summary: 'Delete a tax rate',
+          params: IdParams,
+          response: { 204: Type.Null() },
+        },
+      },
+      async (request, reply) => {
+        const tenantId = staffTenant(request);
+        await withTenant(deps.db, tenantId, (trx) => deleteTaxRate(trx, tenantId, request.params.id));
+        return reply.code(204).send(null);
+      },
+    );
+
+    app.get(
+      '/tax-settings',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'getTaxSettings',
+          summary: 'Whether catalog prices include tax',
+          response: { 200: TaxSettingsBody },
+        },
+      },
+      async (request) => {
+        const tenantId = staffTenant(request);
+        return withTenant(deps.db, tenantId, (trx) => getSettings(trx, tenantId));
+      },
+    );
+
+    app.put(
+      '/tax-settings',
+      {
+        ...taxes,
+        schema: {
+          ...taxBase,
+          operationId: 'putTaxSettings',
+          summary: 'Say whether catalog prices include tax; every cart is totalled that way from then on',
+          body: TaxSettingsBody,
+          response: { 200: TaxSettingsBody },
+        },
+      },
+      async (request) => {
+        const tenantId = staffTenant(request);
+        return withTenant(deps.db, tenantId, (trx) => putSettings(trx, tenantId, request.body));
+      },
+    );
+  };
+}
