@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CatalogTestApp,
+  createProduct,
+  createShop,
+  type Shop,
+  send,
+  startCatalogApp,
+} from '../catalog-test-fixtures.ts';
+import type { Product } from '../products/product-read.ts';
+
+let t: CatalogTestApp;
+let shop: Shop;
+let other: Shop;
+
+beforeAll(async () => {
+  t = await startCatalogApp();
+  shop = await createShop(t, 'bulk');
+  other = await createShop(t, 'bulk-rival');
+});
+afterAll(() => t.close());
+
+const row = (handle: string, fields: Record<string, unknown> = {}) => ({
+  handle,
+  title: `Product ${handle}`,
+  status: 'active',
+  variants: [{ sku: `${handle}-1`.toUpperCase(), prices: { USD: 1000 } }],
+  ...fields,
+});
+
+type Result = { index: number; status: string; id?: string; code?: string; errors?: { pointer: string }[] };
+
+describe('POST /products/batch', () => {
+  it('answers every row on its own: good rows are written, bad ones refused with their fields', async () => {
+    const existing = await createProduct(t, shop, { handle: 'already-here' });
+    const response = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, {
+      products: [
+        row('batch-one'),
+        row('batch-bad-price', { variants: [{ sku: 'BAD-PRICE', prices: { USD: -1 } }] }),
+        row('already-here', {
+          title: 'Replaced Title',
+          variants: existing.variants.map((v) => ({ sku: v.sku, options: v.options, prices: { USD: 1 } })),
+        }),
+        'not an object',
+        row('batch-taken-sku', { variants: [{ sku: existing.variants[0]!.sku, prices: { USD: 1 } }] }),
+        row('batch-two', { categoryHandles: ['no-such-category'] }),
+        { title: 'Made From Title', variants: [{ sku: 'FROM-TITLE', prices: { EUR: 500 } }] },
+        row('batch-one', { title: 'Second write of batch-one' }),
+      ],
+    });
+    expect(response.statusCode).toBe(207);
+    const body = response.json<{ results: Result[]; created: number; updated: number; failed: number }>();
+    expect(body.results.map((r) => [r.index, r.status, r.code])).toEqual([
+      [0, 'created', undefined],
+      [1, 'failed', 'VALIDATION_FAILED'],
+      [2, 'updated', undefined],
+      [3, 'failed', 'VALIDATION_FAILED'],
+      [4, 'failed', 'SKU_TAKEN'],
+      [5, 'failed', 'VALIDATION_FAILED'],
+      [6, 'created', undefined],
+      [7, 'updated', undefined],
+    ]);
+    expect(body).toMatchObject({ created: 2, updated: 2, unchanged: 0, failed: 4 });
+    expect(body.results[1]!.errors!.map((e) => e.pointer)).toEqual(['/variants/0/prices/USD']);
+    expect(body.results[3]!.errors!.map((e) => e.pointer)).toEqual(['/']);
+    expect(body.results[4]!.errors!.map((e) => e.pointer)).toEqual(['/variants/0/sku']);
+    expect(body.results[5]!.errors!.map((e) => e.pointer)).toEqual(['/categoryHandles/0']);
+    const replaced = await send(t.app, 'GET', '/api/v1/products/already-here', shop.staff);
+    expect(replaced.json<Product>()).toMatchObject({ id: existing.id, title: 'Replaced Title', version: 2 });
+    expect(replaced.json<Product>().variants.map((v) => v.id)).toEqual(existing.variants.map((v) => v.id));
+    const fromTitle = await send(t.app, 'GET', '/api/v1/products/made-from-title', shop.staff);
+    expect(fromTitle.json<Product>().id).toBe(body.results[6]!.id);
+    const one = await send(t.app, 'GET', '/api/v1/products/batch-one', shop.anonymous);
+    expect(one.json<Product>().title).toBe('Second write of batch-one');
+    for (const handle of ['batch-bad-price', 'batch-taken-sku', 'batch-two'])
+      expect((await send(t.app, 'GET', `/api/v1/products/${handle}`, shop.staff)).statusCode).toBe(404);
+  });
+
+  it('is safe to send again: rows that would not change are reported unchanged', async () => {
+    const body = {
+      products: [row('again-a'), row('again-b', { tags: ['x'], attributes: { b: 1, a: { z: 1, y: 2 } } })],
+    };
+    const first = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, body);
+    expect(first.json().results.map((r: Result) => r.status)).toEqual(['created', 'created']);
+    const second = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, body);
+    expect(second.json().results.map((r: Result) => r.status)).toEqual(['unchanged', 'unchanged']);
+    expect((await send(t.app, 'GET', '/api/v1/products/again-b', shop.staff)).json<Product>().version).toBe(
+      1,
+    );
+  });
+
+  it('takes at most 1,000 rows, and only from staff', async () => {
+    const tooMany = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, {
+      products: Array.from({ length: 1001 }, (_, i) => row(`many-${i}`)),
+    });
+    expect(tooMany.statusCode).toBe(400);
+    expect(tooMany.json().errors[0].pointer).toBe('/products');
+    expect(
+      (await send(t.app, 'POST', '/api/v1/products/batch', shop.customer, { products: [row('c')] }))
+        .statusCode,
+    ).toBe(403);
+    expect(
+      (await send(t.app, 'POST', '/api/v1/products/batch', shop.anonymous, { products: [row('c')] }))
+        .statusCode,
+    ).toBe(401);
+  });
+
+  it("writes into the caller's tenant only: another tenant's handle is a new product there", async () => {
+    const mine = await createProduct(t, shop, { handle: 'tenant-owned' });
+    const theirs = await send(t.app, 'POST', '/api/v1/products/batch', other.staff, {
+      products: [row('tenant-owned', { title: 'Theirs' })],
+    });
+    expect(theirs.json().results[0]).toMatchObject({ status: 'created' });
+    expect(theirs.json().results[0].id).not.toBe(mine.id);
+    expect(
+      (await send(t.app, 'GET', '/api/v1/products/tenant-owned', shop.staff)).json<Product>().title,
+    ).toBe(mine.title);
+  });
+});
