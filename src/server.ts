@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
+import { seedDemoStore } from './demo-store.ts';
 import { seedDemo } from './identity/demo.ts';
 import { createIdentity, type IdentityModule } from './identity/index.ts';
 import { createMercatoModules } from './modules.ts';
@@ -12,7 +13,6 @@ import {
   createContext,
   type MercatoModule,
 } from './platform/index.ts';
-import { systemNamespacesHook } from './wal/index.ts';
 
 export type RunningServer = { app: FastifyInstance; ctx: AppContext; url: string; stop(): Promise<void> };
 
@@ -33,19 +33,34 @@ async function migrateDatabase(ctx: AppContext): Promise<string[]> {
   return result.applied.length > 0 ? [`Applied ${result.applied.length} migration(s).`] : [];
 }
 
-/** Seeds the demo tenant when MERCATO_DEMO is on and it is missing; returns what to print. */
-async function seedDemoData(ctx: AppContext, identity: IdentityModule): Promise<string[]> {
-  if (!ctx.config.demo) return [];
+/**
+ * Seeds the demo tenant when MERCATO_DEMO is on and it is missing; returns what to print, and
+ * the demo users' password when it made them (their shop's catalog is seeded with it).
+ */
+async function seedDemoData(
+  ctx: AppContext,
+  identity: IdentityModule,
+): Promise<{ notes: string[]; storePassword?: string }> {
+  if (!ctx.config.demo) return { notes: [] };
   const seeded = await seedDemo(identity.deps, ctx.config.demoPassword);
-  if (!seeded.created) return seeded.warning ?? [];
-  return [
+  if (!seeded.created) return { notes: seeded.warning ?? [] };
+  const notes = [
     'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
-    'and the platform admin admin@platform.test (tenant "platform").',
+    'and the platform admin admin@platform.test (tenant "platform"); the demo shop has a catalog with stock.',
     seeded.password && !ctx.config.demoPassword
       ? `Their password, shown this once: ${seeded.password}`
       : 'Their password is MERCATO_DEMO_PASSWORD.',
     ...(seeded.warning ?? []),
   ];
+  const storePassword = seeded.password ?? ctx.config.demoPassword;
+  return storePassword ? { notes, storePassword } : { notes };
+}
+
+/** The demo shop's catalog, stock, shipping and tax, when the demo was just seeded and this process runs those modules. */
+async function seedStoreIfNew(app: FastifyInstance, ctx: AppContext, password: string | undefined) {
+  const needed = ['catalog', 'inventory', 'cart'] as const;
+  if (!password || !needed.every((m) => ctx.config.modules.includes(m))) return;
+  await seedDemoStore(app, password);
 }
 
 /** Serves the API on config.host:config.port; stop() drains requests and closes every pool. */
@@ -60,8 +75,10 @@ export async function startServer(
     const prepare = options.prepare !== false;
     const notes = prepare ? await migrateDatabase(ctx) : [];
     const { identity, modules } = await createModules(ctx);
-    if (prepare) notes.push(...(await seedDemoData(ctx, identity)));
+    const demo = prepare ? await seedDemoData(ctx, identity) : { notes: [] };
+    notes.push(...demo.notes);
     const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
+    await seedStoreIfNew(app, ctx, demo.storePassword);
     await app.listen({ host: config.host, port: config.port });
     for (const module of modules) await module.start?.();
     const address = app.server.address();
@@ -111,8 +128,18 @@ export async function runServer(config: Config): Promise<void> {
     const ctx = await createContext(config);
     try {
       const notes = await migrateDatabase(ctx);
-      const onTenantCreated = [systemNamespacesHook(config.eventsBackend)];
-      notes.push(...(await seedDemoData(ctx, await createIdentity(ctx, { onTenantCreated }))));
+      const { identity, modules } = await createModules(ctx);
+      const demo = await seedDemoData(ctx, identity);
+      notes.push(...demo.notes);
+      if (demo.storePassword) {
+        // The store is seeded through the API, in-process, before any worker serves.
+        const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
+        try {
+          await seedStoreIfNew(app, ctx, demo.storePassword);
+        } finally {
+          await app.close();
+        }
+      }
       for (const line of notes) console.log(line);
     } finally {
       await closeContext(ctx);

@@ -58,7 +58,7 @@ describe('README', () => {
         const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
         const outputs = stdout.split(/<<<\d+>>>/).slice(1);
         expect(outputs).toHaveLength(blocks.length);
-        const [profile, addresses, register, staff, tenant, wal, problem] = outputs;
+        const [profile, addresses, register, staff, tenant, wal, shop, stock, problem] = outputs;
         expect(profile).toContain('"email":"customer@demo.test"');
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
@@ -67,6 +67,12 @@ describe('README', () => {
         expect(tenant).toContain('"slug":"acme"');
         expect(wal).toContain('"name":"orders"');
         expect(wal).toMatch(/"state":"(pending|delivering|delivered)"/);
+        expect(shop).toContain('"Trailblazer Running Shoe"');
+        expect(shop).toContain('"subtotal": 25800');
+        expect(shop).toContain('"code": "INSUFFICIENT_STOCK"');
+        expect(stock).toContain('"handle": "stoneware-mug"');
+        expect(stock).toContain('"available": 24');
+        expect(stock).toContain('"reason": "first delivery"');
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
       } finally {
@@ -75,5 +81,7 @@ describe('README', () => {
         await rm(dataDir, { recursive: true, force: true });
       }
     },
+    // A new data directory, 19 migrations and the demo shop seeded through the API.
+    180_000,
   );
 });
