@@ -5,6 +5,7 @@ import { withTenant } from '../platform/db/index.ts';
 import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
+import { registerCatalogCommands } from './catalog-commands.ts';
 import { CliError, withDatabase } from './database-command.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { startupFailure } from './startup-errors.ts';
@@ -116,6 +117,7 @@ users
   });
 
 registerWalCommands(program, config);
+registerCatalogCommands(program, config);
 registerInventoryCommands(program, config);
 
 try {
