@@ -15,6 +15,8 @@ import type { InventoryDb } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 export type InventoryApi = {
   /** Summed over locations; a variant with no stock row is absent from the map (available 0). */
   availability(tenantId: string, variantIds: string[]): Promise<Map<string, Availability>>;
@@ -82,7 +84,10 @@ export async function createInventory(
       await batcher.close();
     },
     async availability(tenantId, variantIds) {
-      const ids = [...new Set(variantIds.map((id) => id.toLowerCase()))];
+      // Ids that are no UUID name no stock row (absent), rather than failing the query.
+      const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) =>
+        UUID.test(id),
+      );
       const map = await withTenant(db, tenantId, (trx) => availabilityOf(trx, { variantIds: ids }));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);

@@ -255,7 +255,7 @@ describe('reservations', () => {
       status: 'active',
       lines: [{ variantId: stock.variantId, quantity: 2 }],
     });
-    const availability = await t.inventory.availability(shop.id, [stock.variantId, uuidv7()]);
+    const availability = await t.inventory.availability(shop.id, [stock.variantId, uuidv7(), 'not-a-uuid']);
     expect([...availability.values()]).toEqual([
       { variantId: stock.variantId, onHand: 2, reserved: 2, available: 0, allowBackorder: false },
     ]);
