@@ -84,6 +84,8 @@ const figures: Figures = {
 const failed: string[] = [];
 const part = async (name: string, run: () => Promise<void>) => {
   try {
+    // What an earlier part left for the server to deliver (events) is delivered first.
+    await waitForQuiet(`before ${name}`);
     await step(name, run);
   } catch (error) {
     failed.push(name);
