@@ -159,19 +159,3 @@ async function textHits(trx: Trx, tenantId: string, input: ListInput, tsquery: s
       order by ${orderBy(sort, key, id)} limit ${take}`.execute(trx)
   ).rows;
 }
-
-/** Matching products exist for these words (the test that decides whether to correct typos). */
-export async function countTextHits(
-  trx: Trx,
-  tenantId: string,
-  filters: SearchFilters,
-  groups: string[][],
-  upTo: number,
-): Promise<number> {
-  const rows = (
-    await sql<{ n: number }>`select count(*)::int as n from (
-        select 1 from catalog.tenant_search_documents d, to_tsquery('english', ${tsqueryText(groups)}) query
-        where ${and(filterClauses(tenantId, filters))} and d.document @@ query limit ${upTo}) m`.execute(trx)
-  ).rows;
-  return rows[0]?.n ?? 0;
-}

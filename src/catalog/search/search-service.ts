@@ -4,14 +4,7 @@ import { AppError, type FieldError, invalidCursor } from '../../platform/http/in
 import { type Facets, facetCounts } from './facets.ts';
 import { queryWords } from './query-text.ts';
 import { readCursor, type SearchCursor, type Sort, writeCursor } from './search-cursor.ts';
-import {
-  countTextHits,
-  type Hit,
-  listHits,
-  type ProductStatus,
-  type SearchFilters,
-  type Trx,
-} from './search-query.ts';
+import { type Hit, listHits, type ProductStatus, type SearchFilters, type Trx } from './search-query.ts';
 import type { ListItem } from './search-schemas.ts';
 import { correctWords } from './typo-correction.ts';
 
@@ -149,22 +142,22 @@ export async function searchProducts(
       throw invalidCursor('it pages another query');
     let groups = textSearch ? (after?.groups ?? words.map((w) => [w])) : undefined;
     let corrections: Record<string, string[]> | undefined;
-    if (
-      groups &&
-      !after &&
-      (await countTextHits(trx, tenantId, filters, groups, FUZZY_BELOW)) < FUZZY_BELOW
-    ) {
-      const found = await correctWords(trx, tenantId, words);
-      if (found.size > 0) {
-        corrections = Object.fromEntries(found);
-        groups = words.map((w) => [w, ...(found.get(w) ?? [])]);
-      }
-    }
     if (after?.groups) {
       const extra = after.groups.filter((g) => g.length > 1);
       if (extra.length > 0) corrections = Object.fromEntries(extra.map((g) => [g[0]!, g.slice(1)]));
     }
-    const hits = await listHits(trx, tenantId, { filters, groups, sort, take: limit + 1, after });
+    const take = limit + 1;
+    let hits = await listHits(trx, tenantId, { filters, groups, sort, take, after });
+    // A first page with fewer than FUZZY_BELOW matches (all there are, as it holds fewer than it
+    // asked for): search again with typo corrections of the words the dictionary lacks.
+    if (groups && !after && hits.length < Math.min(FUZZY_BELOW, take)) {
+      const found = await correctWords(trx, tenantId, words);
+      if (found.size > 0) {
+        corrections = Object.fromEntries(found);
+        groups = words.map((w) => [w, ...(found.get(w) ?? [])]);
+        hits = await listHits(trx, tenantId, { filters, groups, sort, take, after });
+      }
+    }
     const page = hits.slice(0, limit);
     const last = page.at(-1);
     const nextCursor =
