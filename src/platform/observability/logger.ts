@@ -12,6 +12,7 @@ export function createLogger(level: string): Logger {
       paths: [
         'req.headers.authorization',
         'req.headers["x-api-key"]',
+        'req.headers["x-cart-token"]',
         'req.headers.cookie',
         '*.password',
         '*.refreshToken',
