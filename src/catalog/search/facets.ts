@@ -3,7 +3,7 @@ import { tsqueryText } from './query-text.ts';
 import { and, filterClauses, type SearchFilters, type Trx } from './search-query.ts';
 
 /** Facets count at most this many matching products (exact below it; README "Limits"). */
-export const FACET_CAP = 2000;
+export const FACET_CAP = 1000;
 const MAX_ATTRIBUTE_NAMES = 30;
 const MAX_VALUES_PER_ATTRIBUTE = 30;
 
