@@ -67,9 +67,7 @@ export function createCartService(deps: CartDeps) {
       ...(skus.length ? { skus } : {}),
     });
     const byId = new Map(variants.map((v) => [v.variantId, v]));
-    const found = target?.variantId
-      ? byId.get(target.variantId)
-      : variants.find((v) => v.sku === target?.sku);
+    const found = targetId ? byId.get(targetId) : variants.find((v) => v.sku === target?.sku);
     const stock = byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()]) : new Map();
     return { snapshot: { asked: new Set([...ids, ...byId.keys()]), variants: byId, stock }, target: found };
   }
@@ -87,17 +85,13 @@ export function createCartService(deps: CartDeps) {
   async function change(
     tenantId: string,
     locator: CartLocator,
-    options: { target?: VariantRef; create?: boolean; extraVariantIds?: string[] },
+    options: { target?: VariantRef; create?: boolean },
     apply: Apply,
   ): Promise<Cart> {
     const creates = options.create === true && locator.kind === 'customer';
     const before = await linesBefore(tenantId, locator);
     if (!before && !creates) throw cartNotFound();
-    const { snapshot, target } = await snapshotOf(
-      tenantId,
-      [...(before?.variantIds ?? []), ...(options.extraVariantIds ?? [])],
-      options.target,
-    );
+    const { snapshot, target } = await snapshotOf(tenantId, before?.variantIds ?? [], options.target);
     return withTenant(db, tenantId, async (trx) => {
       const { cart: locked, created } =
         creates && locator.kind === 'customer'
