@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import type { Transaction } from 'kysely';
 import type { Config } from './config/index.ts';
 import type { Database } from './db/index.ts';
 import type { CounterStore } from './http/counter-store.ts';
@@ -29,6 +30,12 @@ export type MercatoModule = {
   /** Routes outside /api/v1 (for example /.well-known/jwks.json). */
   rootRoutes?(app: FastifyInstance): Promise<void>;
   healthChecks?: HealthCheck[];
+  /**
+   * What every tenant has of this module, made in a new tenant's creation transaction (the WAL:
+   * its system namespaces); the composition root hands it to identity (IdentityDeps.onTenantCreated).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: the module casts to its own tables
+  onTenantCreated?(trx: Transaction<any>, tenantId: string): Promise<void>;
   start?(): Promise<void>;
   stop?(): Promise<void>;
 };

@@ -37,9 +37,8 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
     t = await startTestApp(
       { ...env, MERCATO_WAL_PRIVATE_TARGETS: `127.0.0.1:${port}` },
       {
-        modules: async (ctx, identity) => {
+        modules: async (ctx) => {
           wal = await createWal(ctx);
-          identity.deps.onTenantCreated.push(wal.onTenantCreated);
           wal.events.subscribe({
             name: 'test.product-created',
             topic: 'product-events',

@@ -22,13 +22,8 @@ describe('WAL system namespaces', () => {
   beforeAll(async () => {
     t = await startTestApp(
       { MERCATO_WAL_MAX_NAMESPACES: String(MAX) },
-      {
-        modules: async (ctx, identity) => {
-          const wal = await createWal(ctx);
-          identity.deps.onTenantCreated.push(wal.onTenantCreated);
-          return [wal];
-        },
-      },
+      // startTestApp hands wal.onTenantCreated to identity, as server.ts does.
+      { modules: async (ctx) => [await createWal(ctx)] },
     );
     shop = await createTestTenant(t, 'sys-shop');
     admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
