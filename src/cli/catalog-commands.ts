@@ -1,0 +1,117 @@
+import { readFile, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import type { Command } from 'commander';
+import {
+  type FileProblem,
+  type ParsedFile,
+  parseJsonl,
+  parseProductsCsv,
+} from '../catalog/import/import-file.ts';
+import { type CatalogModule, createCatalog, type RowOutcome } from '../catalog/index.ts';
+import { findTenantBySlug } from '../identity/tenants/index.ts';
+import type { Config } from '../platform/index.ts';
+import { createWal } from '../wal/index.ts';
+import { CliError, withDatabase } from './database-command.ts';
+
+/** The largest file `mercato catalog import` reads. */
+const MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+/** A progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise. */
+function progressBar(total: number) {
+  const tty = process.stderr.isTTY === true;
+  let lastTenth = -1;
+  return (done: number, failed: number) => {
+    const ratio = total === 0 ? 1 : done / total;
+    const percent = Math.floor(ratio * 100);
+    const filled = Math.round(ratio * 30);
+    const text = `[${'#'.repeat(filled)}${'-'.repeat(30 - filled)}] ${percent}% ${done}/${total} products, ${failed} failed`;
+    if (tty) process.stderr.write(`\r${text}${done === total ? '\n' : ''}`);
+    else if (Math.floor(percent / 10) !== lastTenth || done === total) {
+      lastTenth = Math.floor(percent / 10);
+      process.stderr.write(`${text}\n`);
+    }
+  };
+}
+
+async function readProducts(file: string): Promise<ParsedFile> {
+  const kind = extname(file).toLowerCase();
+  if (kind !== '.jsonl' && kind !== '.csv')
+    throw new CliError(`${file}: the file must end in .jsonl or .csv`);
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    throw new CliError(`${file}: no such file`);
+  }
+  if (size > MAX_FILE_BYTES)
+    throw new CliError(`${file}: larger than ${MAX_FILE_BYTES / 1024 / 1024} MB; split it`);
+  const text = await readFile(file, 'utf8');
+  return kind === '.csv' ? parseProductsCsv(text) : parseJsonl(text);
+}
+
+/** The problems of one refused product, each at its line and field. */
+function problemsOf(
+  row: ParsedFile['rows'][number],
+  outcome: Extract<RowOutcome, { status: 'failed' }>,
+): FileProblem[] {
+  if (outcome.errors.length === 0)
+    return [{ line: row.line, field: '-', reason: `${outcome.code}: ${outcome.detail}` }];
+  return outcome.errors.map((e) => ({
+    ...row.locate(e.pointer === '/' ? '' : e.pointer),
+    reason: e.message,
+  }));
+}
+
+async function importFile(catalog: CatalogModule, tenantId: string, file: string) {
+  const parsed = await readProducts(file);
+  const problems: FileProblem[] = [...parsed.problems];
+  const bar = progressBar(parsed.rows.length);
+  let failed = 0;
+  bar(0, 0);
+  const outcomes = await catalog.importProducts(
+    tenantId,
+    parsed.rows.map((r) => r.row),
+    {
+      meta: { correlationId: `cli-import-${Date.now()}` },
+      onRow: (index, outcome) => {
+        if (outcome.status === 'failed') {
+          failed += 1;
+          problems.push(...problemsOf(parsed.rows[index]!, outcome));
+        }
+        bar(index + 1, failed);
+      },
+    },
+  );
+  const count = (status: RowOutcome['status']) => outcomes.filter((o) => o.status === status).length;
+  for (const p of problems.sort((a, b) => a.line - b.line))
+    console.log(`line ${p.line}: ${p.field}: ${p.reason}`);
+  console.log(
+    `${parsed.rows.length} products read: ${count('created')} created, ${count('updated')} updated, ${count('unchanged')} unchanged, ${count('failed')} refused; ${problems.length} problem(s)`,
+  );
+  return problems.length;
+}
+
+/** `mercato catalog import FILE`: products from JSON Lines or CSV, every bad row reported. */
+export function registerCatalogCommands(program: Command, config: () => Config): void {
+  const catalog = program.command('catalog').description('manage the product catalog');
+  catalog
+    .command('import')
+    .description(
+      'create or replace products by handle from a .jsonl file (one product per line, as POST /products takes it) or a .csv file (one row per variant; columns in src/catalog/README.md); reports every bad row as "line N: field: reason" and exits 1 if there was any',
+    )
+    .argument('<file>', 'a .jsonl or .csv file')
+    .requiredOption('--tenant <slug>', 'the store to import into')
+    .action(async (file: string, opts: { tenant: string }) => {
+      const problems = await withDatabase(config(), async (ctx, identity) => {
+        const tenant = await findTenantBySlug(identity.deps.db, opts.tenant);
+        if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+        const wal = await createWal(ctx);
+        const module = await createCatalog(ctx, {
+          events: wal.events,
+          resolveTenant: identity.resolveTenant,
+        });
+        return importFile(module, tenant.id, file);
+      });
+      if (problems > 0) process.exitCode = 1;
+    });
+}
