@@ -22,7 +22,6 @@ if (migrated.error) throw migrated.error;
 await ctx.db.enableRequestRole();
 const identity = await createIdentity(ctx);
 const wal = await createWal(ctx);
-identity.deps.onTenantCreated.push(wal.onTenantCreated);
 const base = { events: wal.events, resolveTenant: identity.resolveTenant };
 const catalog = await createCatalog(ctx, base);
 const inventory = await createInventory(ctx, base);
@@ -33,6 +32,9 @@ const cart = await createCart(ctx, {
   addresses: createAddressBook(ctx.db.kysely as never),
 });
 const modules: MercatoModule[] = [identity, wal, catalog, inventory, cart];
+// What each module gives every new tenant (the WAL: its system namespaces), as startTestApp does.
+for (const module of modules)
+  if (module.onTenantCreated) identity.deps.onTenantCreated.push(module.onTenantCreated);
 if (config.demo) await seedDemo(identity.deps, config.demoPassword);
 const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
 const url = await app.listen({ host: '127.0.0.1', port: config.port });
