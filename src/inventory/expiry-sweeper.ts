@@ -11,6 +11,8 @@ export type SweeperOptions = {
   intervalMs?: number;
   /** Reservations expired per transaction at most. (Default: 200) */
   batch?: number;
+  /** Told how many reservations each sweep transaction expired (metrics). */
+  onExpired?: (count: number) => void;
 };
 
 export type ExpirySweeper = {
@@ -83,6 +85,7 @@ export function createExpirySweeper(
       for (const tenantId of tenants) {
         const result = await runBatch(db, events, tenantId, [], batch);
         round += result.answers.length;
+        if (result.answers.length > 0) options.onExpired?.(result.answers.length);
       }
       expired += round;
       // Nothing taken: done, or the rest is held by other sweepers (skip locked).

@@ -4,6 +4,7 @@ import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import type { InventoryDeps } from './deps.ts';
 import { createExpirySweeper, type SweeperOptions } from './expiry-sweeper.ts';
+import { createInventoryMetrics } from './inventory-metrics.ts';
 import { itemRoutes } from './item-routes.ts';
 import { availabilityOf } from './item-store.ts';
 import { verifyStock } from './ledger-store.ts';
@@ -54,11 +55,22 @@ export async function createInventory(
 ): Promise<InventoryModule> {
   const db = ctx.db.kysely as InventoryDb;
   const logger = ctx.logger.child({ module: 'inventory' });
-  const sweeper = createExpirySweeper(db, deps.events, logger, options.sweeper);
+  const metrics = createInventoryMetrics(ctx.metrics.registry);
+  const sweeper = createExpirySweeper(db, deps.events, logger, {
+    ...options.sweeper,
+    onExpired: (count) => metrics.ops.inc({ kind: 'expire', outcome: 'ok' }, count),
+  });
   const batcher = createReservationBatcher(db, deps.events, {
     // PGlite is one connection: a second transaction in flight would only wait for the first.
     maxInFlight: ctx.db.kind === 'pglite' ? 1 : 2,
     onExpiry: (at) => sweeper.notice(at),
+    onBatch: (result, ops) => {
+      metrics.batchSize.observe(ops.length);
+      for (const [i, op] of ops.entries()) {
+        const answer = result.answers[i]!;
+        metrics.ops.inc({ kind: op.kind, outcome: 'error' in answer ? answer.error.code : 'ok' });
+      }
+    },
   });
   const reservations = reservationService(batcher, ctx.config.reservationTtlSeconds);
   const routeDeps: InventoryDeps = {

@@ -12,6 +12,8 @@ export type BatcherOptions = {
   maxInFlight?: number;
   /** Told after each committed batch the earliest expiry it wrote (the sweeper re-arms its timer). */
   onExpiry?: (at: Date) => void;
+  /** Told after each committed batch what it carried (metrics). */
+  onBatch?: (result: BatchResult, ops: ReservationOp[]) => void;
 };
 
 export type BatcherStats = { batches: number; ops: number };
@@ -107,6 +109,14 @@ export function createReservationBatcher(
     stats.batches += 1;
     const result = await runBatch(db, events, group[0]!.tenantId, group);
     if (result.earliestExpiry) options.onExpiry?.(result.earliestExpiry);
+    try {
+      options.onBatch?.(
+        result,
+        group.map((p) => p.op),
+      );
+    } catch {
+      // A metrics hook must never fail a reservation.
+    }
     return result;
   };
 

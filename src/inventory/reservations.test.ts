@@ -53,6 +53,11 @@ describe('the hot SKU', () => {
     expect(after.ops - before.ops).toBe(200);
     expect(after.batches - before.batches).toBeLessThan(200);
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+    const metrics = await t.ctx.metrics.registry.metrics();
+    expect(metrics).toMatch(
+      /mercato_inventory_reservation_ops_total\{kind="reserve",outcome="INSUFFICIENT_STOCK"\} 150/,
+    );
+    expect(metrics).toMatch(/mercato_inventory_reservation_batch_size_count \d+/);
     const ledger = await send(t.app, 'GET', `/api/v1/inventory/${stock.id}/ledger?limit=100`, shop.staff);
     const entries = ledger.json<{ items: { kind: string; quantity: number }[] }>().items;
     expect(entries.filter((e) => e.kind === 'reserve')).toHaveLength(50);
