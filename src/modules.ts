@@ -19,8 +19,6 @@ export async function createMercatoModules(
   only: readonly ModuleName[] = ctx.config.modules,
 ): Promise<{ wal: WalModule; modules: MercatoModule[] }> {
   const wal = await createWal(ctx);
-  // A tenant's system namespaces are created in its creation transaction.
-  identity.deps.onTenantCreated.push(wal.onTenantCreated);
   const base = { events: wal.events, resolveTenant: identity.resolveTenant };
   const catalog = await createCatalog(ctx, base);
   const inventory = await createInventory(ctx, base);
@@ -31,5 +29,8 @@ export async function createMercatoModules(
     addresses: createAddressBook(identity.deps.db),
   });
   const all: MercatoModule[] = [wal, catalog, inventory, cart];
+  // What each module gives every tenant (the WAL: its system namespaces) is made in the tenant's
+  // creation transaction, whichever modules this process runs.
+  for (const module of all) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);
   return { wal, modules: all.filter((m) => only.includes(m.name as ModuleName)) };
 }

@@ -54,6 +54,8 @@ export type IdentityModule = MercatoModule & {
   deps: IdentityDeps;
   /** A store's tenant id by its slug (the storefront's X-Tenant header). */
   resolveTenant: TenantResolver;
+  /** Runs `hook` in every tenant's creation transaction from now on (once, however often it is added). */
+  addTenantHook(hook: TenantCreatedHook): void;
 };
 
 const JWK = {
@@ -101,6 +103,9 @@ export async function createIdentity(
     name: 'identity',
     deps,
     resolveTenant: createTenantResolver(db, tenantStatus),
+    addTenantHook: (hook) => {
+      if (!onTenantCreated.includes(hook)) onTenantCreated.push(hook);
+    },
     authenticate: async (credential) => {
       const principal =
         credential.kind === 'apiKey' || credential.token.startsWith('mk_')

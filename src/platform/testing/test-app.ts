@@ -33,9 +33,7 @@ async function startModules(ctx: AppContext, options: TestAppOptions) {
   const identity = await createIdentity(ctx);
   const extra = (await options.modules?.(ctx, identity)) ?? [];
   // As server.ts does: tenants created from now on get what each module gives every tenant.
-  for (const module of extra) {
-    if (module.onTenantCreated) identity.deps.onTenantCreated.push(module.onTenantCreated);
-  }
+  for (const module of extra) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);
   const modules = [identity, ...extra];
   const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
   await app.ready();
