@@ -120,6 +120,24 @@ describe('the expiry sweeper', () => {
       expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
     });
 
+    it('makes one reservation of a key both processes receive at once', async () => {
+      const item = await createStock(t, shop, { onHand: 100 });
+      for (let round = 0; round < 5; round++) {
+        const key = `twice-${item.id}-${round}`;
+        const input = { key, lines: [{ variantId: item.variantId, quantity: 3 }], actor: 'test' };
+        const made = await Promise.all([
+          t.inventory.reserve(shop.id, input),
+          secondInventory.reserve(shop.id, input),
+          t.inventory.reserve(shop.id, input),
+          secondInventory.reserve(shop.id, input),
+        ]);
+        expect(new Set(made.map((r) => r.createdAt)).size).toBe(1);
+      }
+      const stock = await send(t.app, 'GET', `/api/v1/inventory/${item.id}`, shop.staff);
+      expect(stock.json()).toMatchObject({ reserved: 15 });
+      expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+    });
+
     it('shares the work (skip locked): every reservation expires once', async () => {
       const { item, keys } = await shortReservations('two', 100);
       await Promise.all([
