@@ -166,7 +166,14 @@ export async function createWal(
     async start() {
       started = true;
       // Every tenant has its system namespaces, on MERCATO_EVENTS_BACKEND, whoever created it.
-      await ensureAllSystemNamespaces(db, ctx.config.eventsBackend);
+      const eventsBackend = ctx.config.eventsBackend;
+      if (eventsBackend !== 'postgres' && !streams.has(eventsBackend)) {
+        ctx.logger.warn(
+          { backend: eventsBackend },
+          'MERCATO_EVENTS_BACKEND names a backend this process has no URL for (REDIS_URL, NATS_URL): domain events wait in PostgreSQL until a process that has it relays them',
+        );
+      }
+      await ensureAllSystemNamespaces(db, eventsBackend);
       await namespaces.start();
       stopRetention = startRetention({ ctx, db });
       // Breakers of targets removed, disabled or moved are dropped (and leave the metrics).

@@ -66,6 +66,7 @@ describe('sql targets are for the operator only', () => {
         .selectFrom('wal.namespaces')
         .select(['name', 'targets'])
         .where('tenant_id', '=', tenantId)
+        .where('system', '=', false)
         .orderBy('name')
         .execute(),
       audit: (
