@@ -10,7 +10,7 @@ import {
   storefrontTenant,
 } from '../../platform/http/index.ts';
 import type { CatalogDeps } from '../deps.ts';
-import { SECURITY } from '../products/product-schemas.ts';
+import { SECURITY, STOREFRONT_SECURITY } from '../products/product-schemas.ts';
 import { findCategoryId, listCategories, loadCategory } from './category-read.ts';
 import { CategoryBody, CategoryParams, CategoryView } from './category-schemas.ts';
 import { createCategory, deleteCategory, updateCategory } from './category-service.ts';
@@ -30,6 +30,7 @@ export function categoryRoutes(deps: CatalogDeps) {
           ...base,
           summary: 'Every category in tree order (parents before children), each with its breadcrumb path',
           operationId: 'listCategories',
+          security: STOREFRONT_SECURITY,
           response: { 200: Type.Object({ items: Type.Array(CategoryView) }) },
         },
       },
@@ -46,6 +47,7 @@ export function categoryRoutes(deps: CatalogDeps) {
           ...base,
           summary: 'A category by id or handle, with its breadcrumb path',
           operationId: 'getCategory',
+          security: STOREFRONT_SECURITY,
           params: CategoryParams,
           response: { 200: CategoryView },
         },

@@ -14,7 +14,14 @@ import {
 import type { CatalogDeps } from '../deps.ts';
 import { loadProduct, type Product } from './product-read.ts';
 import { normaliseProduct, throwIfErrors } from './product-rules.ts';
-import { IfMatchHeaders, ProductBody, ProductParams, ProductView, SECURITY } from './product-schemas.ts';
+import {
+  IfMatchHeaders,
+  ProductBody,
+  ProductParams,
+  ProductView,
+  SECURITY,
+  STOREFRONT_SECURITY,
+} from './product-schemas.ts';
 import { createProduct, deleteProduct, expectedVersion, updateProduct } from './product-service.ts';
 
 export const WRITE_PERMISSION = 'products:write';
@@ -57,6 +64,7 @@ export function productRoutes(deps: CatalogDeps) {
           ...base,
           summary: 'A product by id or handle (shoppers: active products only; send X-Tenant when anonymous)',
           operationId: 'getProduct',
+          security: STOREFRONT_SECURITY,
           params: ProductParams,
           response: { 200: ProductView },
         },

@@ -17,6 +17,8 @@ export const LIMITS = {
 
 /** FastifySchema's security shape; SECURED's inferred type does not match it, its value does. */
 export const SECURITY = SECURED as Record<string, string[]>[];
+/** Storefront routes: a credential is optional (an anonymous shopper names the store with X-Tenant). */
+export const STOREFRONT_SECURITY = [{}, ...SECURED] as Record<string, string[]>[];
 
 export const HANDLE_PATTERN = '^[a-z0-9]+(?:-[a-z0-9]+)*$';
 const HANDLE_DESCRIPTION =

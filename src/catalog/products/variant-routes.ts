@@ -10,6 +10,7 @@ import {
   NewVariantBody,
   ProductParams,
   SECURITY,
+  STOREFRONT_SECURITY,
   VariantParams,
   VariantView,
 } from './product-schemas.ts';
@@ -31,6 +32,7 @@ export function variantRoutes(deps: CatalogDeps) {
           ...base,
           summary: "A product's variants, in order (shoppers: of active products only)",
           operationId: 'listVariants',
+          security: STOREFRONT_SECURITY,
           params: ProductParams,
           response: { 200: Type.Object({ items: Type.Array(VariantView) }) },
         },
