@@ -33,8 +33,7 @@ const cart = await createCart(ctx, {
 });
 const modules: MercatoModule[] = [identity, wal, catalog, inventory, cart];
 // What each module gives every new tenant (the WAL: its system namespaces), as startTestApp does.
-for (const module of modules)
-  if (module.onTenantCreated) identity.deps.onTenantCreated.push(module.onTenantCreated);
+for (const module of modules) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);
 if (config.demo) await seedDemo(identity.deps, config.demoPassword);
 const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
 const url = await app.listen({ host: '127.0.0.1', port: config.port });
