@@ -24,7 +24,7 @@ export function apiAt(base: string): Api {
   const api: Api = {
     base,
     async call(method, path, body, headers = {}) {
-      const response = await fetch(`${base}${path}`, {
+      const response = await fetch(`${api.base}${path}`, {
         method,
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),

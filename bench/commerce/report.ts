@@ -42,7 +42,8 @@ export function report(f: Figures): { body: string; summary: string } {
         ` ${Math.round(rate)} products/s, ${f.import.failed} rows refused.` +
         (f.drainSeconds !== undefined
           ? ` The server then delivered the import's events to their subscribers for ${fixed(f.drainSeconds)} s more;` +
-            ' every figure below is taken on a quiet server.'
+            ' then it was restarted (as after a deploy), and each part below starts once the WAL has delivered' +
+            ' everything due.'
           : ''),
       '',
     );
