@@ -229,6 +229,20 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
     },
   );
 
+  it("refuses a tenant's internal target calling a subscriber's handler (it would act on forged events)", async () => {
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/wal/namespaces',
+      payload: {
+        name: 'forgery',
+        targets: [{ name: 'sneak', type: 'internal', handler: 'events:test.everything' }],
+      },
+      headers: admin,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().errors).toEqual([expect.objectContaining({ pointer: '/targets/0/handler' })]);
+  });
+
   it('refuses bad types patterns with 400 naming each field', async () => {
     const target = (types: unknown) => ({
       name: 'bad',

@@ -15,15 +15,12 @@ import { getNamespace } from '../namespaces/store.ts';
 import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-namespaces.ts';
 import type { SystemTargets } from '../namespaces/system-targets.ts';
 import { TYPE_PATTERN } from '../namespaces/type-patterns.ts';
-import { NAME_PATTERN } from '../namespaces/validate.ts';
+import { NAME_PATTERN, SUBSCRIBER_HANDLER_PREFIX } from '../namespaces/validate.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';
 import type { MessageInput } from '../write/index.ts';
 import { writeMessages } from '../write/outbox.ts';
-
-/** The prefix of the internal handler a subscriber is registered under (the inbox's consumer name). */
-export const SUBSCRIBER_HANDLER_PREFIX = 'events:';
 
 export type EventBusDeps = {
   /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */

@@ -17,6 +17,8 @@ const NAME = new RegExp(NAME_PATTERN);
 export const SECRET = /^whsec_[A-Za-z0-9+/=]{24,}$/;
 const POINTER = /^(\/([^~/]|~[01])*)*$/;
 const HANDLER = /^[a-z][a-zA-Z0-9._:-]{0,99}$/;
+/** The handlers of EventBus subscribers (events/event-bus.ts): declared by modules, never by tenants. */
+export const SUBSCRIBER_HANDLER_PREFIX = 'events:';
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 // What Node sends as a header value: visible ASCII, space, tab and Latin-1 (no CR, LF or NUL).
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]{0,8192}$/;
@@ -196,6 +198,14 @@ function checkTarget(
       const handler = raw['handler'];
       if (typeof handler !== 'string' || !HANDLER.test(handler)) {
         issue(issues, `${at}/handler`, 'must be the name of a registered handler, e.g. orders.reserve');
+      } else if (handler.startsWith(SUBSCRIBER_HANDLER_PREFIX)) {
+        // A module's subscriber takes domain events from its system namespace only, never a
+        // message a tenant wrote (it would act on a forged event).
+        issue(
+          issues,
+          `${at}/handler`,
+          `handlers named ${SUBSCRIBER_HANDLER_PREFIX}… are domain-event subscribers`,
+        );
       }
       if (issues.length > before) return undefined;
       return { ...base, type, handler: handler as string };
