@@ -81,6 +81,18 @@ describe('products', () => {
     expect([a.handle, b.handle]).toEqual(['tea-towel', 'tea-towel-2']);
   });
 
+  it('replays a create sent again with the same Idempotency-Key instead of making a second product', async () => {
+    const body = productBody();
+    const headers = { ...shop.staff, 'idempotency-key': `create-${String(body['title']).replaceAll(' ', '-')}` };
+    const first = await send(t.app, 'POST', '/api/v1/products', headers, body);
+    const again = await send(t.app, 'POST', '/api/v1/products', headers, body);
+    expect([first.statusCode, again.statusCode]).toEqual([201, 201]);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json().id).toBe(first.json().id);
+    const other = await send(t.app, 'POST', '/api/v1/products', headers, { ...body, title: 'Another' });
+    expect(other.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
   it('answers bad input with 400 naming every failing field', async () => {
     const response = await send(t.app, 'POST', '/api/v1/products', shop.staff, {
       title: 'Bad',
