@@ -83,7 +83,10 @@ describe('products', () => {
 
   it('replays a create sent again with the same Idempotency-Key instead of making a second product', async () => {
     const body = productBody();
-    const headers = { ...shop.staff, 'idempotency-key': `create-${String(body['title']).replaceAll(' ', '-')}` };
+    const headers = {
+      ...shop.staff,
+      'idempotency-key': `create-${String(body['title']).replaceAll(' ', '-')}`,
+    };
     const first = await send(t.app, 'POST', '/api/v1/products', headers, body);
     const again = await send(t.app, 'POST', '/api/v1/products', headers, body);
     expect([first.statusCode, again.statusCode]).toEqual([201, 201]);
