@@ -15,6 +15,7 @@ import {
   MergeView,
   NewCartView,
   ShippingChoiceBody,
+  STAFF_SECURITY,
   STOREFRONT_SECURITY,
   UpdateItemBody,
 } from './cart-schemas.ts';
@@ -249,6 +250,7 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
         preValidation: requireUser(),
         schema: {
           ...base,
+          security: STAFF_SECURITY,
           operationId: 'mergeGuestCart',
           summary:
             'After login: move the guest cart named by X-Cart-Token into your cart (quantities summed, checked against stock) and delete it',
