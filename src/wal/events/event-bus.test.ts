@@ -229,6 +229,34 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
     },
   );
 
+  it.runIf(backend === 'postgres')(
+    'stores an event no target of its namespace filters in as delivered at once, and delivers the others',
+    async () => {
+      const hook = { name: 'paid', type: 'http', url: receiver.url, secret, types: ['mercato.order.paid'] };
+      const put = await t.app.inject({
+        method: 'PUT',
+        url: '/api/v1/wal/namespaces/order-events',
+        payload: { targets: [hook] },
+        headers: admin,
+      });
+      expect(put.statusCode, put.body).toBe(200);
+      await withTenant(db(), shop.id, (trx) =>
+        wal.events.publish(trx, shop.id, 'order-events', [
+          { type: 'mercato.order.created', subject: 'order-1', data: { id: 'order-1' } },
+          { type: 'mercato.order.paid', subject: 'order-2', data: { id: 'order-2' } },
+        ]),
+      );
+      const { rows } = await withSystem(db(), (trx) =>
+        sql<{ ordering_key: string; state: string; attempts: number }>`
+          select ordering_key, state, attempts from wal.messages
+          where tenant_id = ${shop.id} and namespace = 'order-events' order by ordering_key`.execute(trx),
+      );
+      expect(rows[0]).toMatchObject({ ordering_key: 'order-1', state: 'delivered', attempts: 0 });
+      await until(() => receiver.received.find((r) => r.event['subject'] === 'order-2'), 'the paid order');
+      expect(receiver.received.find((r) => r.event['subject'] === 'order-1')).toBeUndefined();
+    },
+  );
+
   it("refuses a tenant's internal target calling a subscriber's handler (it would act on forged events)", async () => {
     const response = await t.app.inject({
       method: 'POST',

@@ -1,10 +1,12 @@
 import { hash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
+import { matchesTypes } from '../../platform/events/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
 import { type Namespace, namespaceValidator } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';
+import { messageType } from '../targets/cloud-event.ts';
 
 /** One message as a producer writes it (the body of POST /wal/write without `namespace`). */
 export type MessageInput = {
@@ -221,8 +223,9 @@ export function validateMessages(
 
 /**
  * The rows to insert for validated messages: due now (pending) or after their delay (scheduled).
- * A postgres-backend message due now in an enabled namespace with no enabled target has nothing
- * to deliver: it is stored delivered (what its first lease would record), as a log entry only.
+ * A postgres-backend message due now in an enabled namespace with no enabled target its type
+ * matches (every target's `types` filter leaves it out, or there is none) has nothing to deliver:
+ * it is stored delivered (what its first lease would record), as a log entry only.
  */
 export function toRows(
   tenantId: string,
@@ -231,10 +234,16 @@ export function toRows(
   messages: MessageInput[],
   now = new Date(),
 ): NewMessageRow[] {
-  const due =
-    backend === 'postgres' && namespace.enabled && !namespace.targets.some((t) => t.enabled)
-      ? 'delivered'
-      : 'pending';
+  const enabled =
+    backend === 'postgres' && namespace.enabled ? namespace.targets.filter((t) => t.enabled) : undefined;
+  const filtered = enabled?.every((t) => t.types !== undefined) ?? false;
+  const due = (m: MessageInput): 'delivered' | 'pending' => {
+    if (!enabled) return 'pending';
+    if (enabled.length === 0) return 'delivered';
+    if (!filtered) return 'pending';
+    const type = messageType({ headers: m.headers ?? {}, namespace: namespace.name });
+    return enabled.some((t) => matchesTypes(type, t.types ?? [])) ? 'pending' : 'delivered';
+  };
   return messages.map((m) => {
     const id = uuidv7();
     const delay = m.lifecycle?.delay ?? 0;
@@ -248,7 +257,7 @@ export function toRows(
       headers: m.headers === undefined ? '{}' : JSON.stringify(m.headers),
       request_hash: requestHash(namespace.name, m),
       backend,
-      state: delay > 0 ? 'scheduled' : due,
+      state: delay > 0 ? 'scheduled' : due(m),
       due_at: new Date(now.getTime() + delay),
       max_attempts: m.lifecycle?.maxAttempts ?? namespace.retry.maxAttempts,
       created_at: now,
