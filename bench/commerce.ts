@@ -13,33 +13,37 @@
  *
  * Knobs: BENCH_ONLY (parts, default search,hot,reads), BENCH_PRODUCTS (100000), BENCH_SEED,
  * BENCH_DURATION (10 s per load), BENCH_WARMUP (2 s), BENCH_HOT_STOCK (10000), BENCH_BATCH_SIZE
- * (1000), BENCH_IMPORT_IN_FLIGHT (8), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL,
+ * (1000), BENCH_IMPORT_IN_FLIGHT (2), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL,
  * BENCH_SERVER=compose (bench/commerce/server-child.ts composes the modules itself instead of
  * `mercato start`), BENCH_KEEP_DB=1 (keep the database afterwards, for EXPLAIN).
  * Only a full run (every part, 100,000 products) rewrites bench/README.md; BENCH_WRITE_README=1/0
  * overrides.
  */
 import { availableParallelism, loadavg } from 'node:os';
-import { apiAt } from './commerce/api.ts';
+import { type Api, apiAt, login } from './commerce/api.ts';
 import { createCategories, importProducts, type LoadedCatalog } from './commerce/catalog-load.ts';
-import { generateProduct, querySets } from './commerce/generator.ts';
+import { categoryPaths, generateProduct, querySets, slugify } from './commerce/generator.ts';
 import { runHotSku } from './commerce/hot-sku.ts';
 import { runCartAdds, runProductReads } from './commerce/reads.ts';
 import { type Figures, report } from './commerce/report.ts';
 import { runSearch } from './commerce/search.ts';
 import {
+  ADMIN_EMAIL,
   BATCH_SIZE,
   createBenchTenant,
   createDatabase,
   DURATION,
   dropDatabase,
   IMPORT_IN_FLIGHT,
+  PASSWORD,
   PRODUCTS,
   SEED,
   type Server,
+  serverVersion,
   sql,
   startFloor,
   startMercato,
+  TENANT,
   WARMUP,
   WORKERS,
   waitForQuiet,
@@ -48,6 +52,7 @@ import { describeMachine } from './machine.ts';
 import { writeSection } from './results-file.ts';
 
 const ALL = ['search', 'hot', 'reads'];
+const REUSE = process.env['BENCH_REUSE_DB'] === '1';
 const parts = (process.env['BENCH_ONLY'] ?? ALL.join(','))
   .split(',')
   .map((s) => s.trim())
@@ -67,12 +72,12 @@ const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
 };
 
 let variants = 0;
-for (let i = 0; i < PRODUCTS; i++) variants += generateProduct(SEED, i).variants.length;
+if (!REUSE) for (let i = 0; i < PRODUCTS; i++) variants += generateProduct(SEED, i).variants.length;
 
 const figures: Figures = {
   date: new Date().toISOString().slice(0, 10),
   machine: describeMachine([`nproc ${availableParallelism()}`]),
-  pgVersion: await createDatabase(),
+  pgVersion: REUSE ? await serverVersion() : await createDatabase(),
   workers: WORKERS,
   duration: DURATION,
   warmup: WARMUP,
@@ -96,12 +101,19 @@ const part = async (name: string, run: () => Promise<void>) => {
   }
 };
 
-const started = performance.now();
-let mercato: Server | undefined;
-let floor: Server | undefined;
-try {
-  mercato = await step('start mercato', startMercato);
-  const { api, tenantId } = await step('tenant', () => createBenchTenant(mercato!.base));
+type Loaded = {
+  api: Api;
+  tenantId: string;
+  categoryIds: Map<string, string>;
+  /** By generation index. */
+  productIds: string[];
+  /** Products 0..n-1 are all present: queries are drawn from them. */
+  queryableProducts: number;
+};
+
+/** A fresh catalog: the bench tenant, the category tree and PRODUCTS products through the batch route. */
+async function loadFresh(server: Server): Promise<Loaded> {
+  const { api, tenantId } = await step('tenant', () => createBenchTenant(server.base));
   const categoryIds = await step('categories', () => createCategories(api));
   const catalog: LoadedCatalog = await step('import', () =>
     importProducts(
@@ -117,19 +129,73 @@ try {
     batchSize: BATCH_SIZE,
     inFlight: IMPORT_IN_FLIGHT,
   };
-  figures.drainSeconds = await step('events drain', () => waitForQuiet('events'));
+  return { api, tenantId, categoryIds, productIds: catalog.productIds, queryableProducts: PRODUCTS };
+}
+
+/**
+ * BENCH_REUSE_DB=1: the catalog an earlier run (BENCH_KEEP_DB=1, or one stopped during its import)
+ * left in the bench database, read back: products by the generation index their handle ends with.
+ */
+async function reuseLoaded(base: string): Promise<Loaded> {
+  const api = apiAt(base);
+  api.token = await login(api, TENANT, ADMIN_EMAIL, PASSWORD);
+  const [tenant] = await sql<{ id: string }>(`select id from identity.tenants where slug = $1`, [TENANT]);
+  const handles = new Map(
+    (await sql<{ id: string; handle: string }>('select id, handle from catalog.categories')).map((r) => [
+      r.handle,
+      r.id,
+    ]),
+  );
+  const categoryIds = new Map(
+    categoryPaths().map((path) => [path.join(' > '), handles.get(slugify(path.join(' ')))!]),
+  );
+  const productIds: string[] = [];
+  for (const row of await sql<{ id: string; handle: string }>('select id, handle from catalog.products')) {
+    productIds[Number.parseInt(row.handle.slice(row.handle.lastIndexOf('-') + 1), 36)] = row.id;
+  }
+  let queryableProducts = 0;
+  while (productIds[queryableProducts]) queryableProducts += 1;
+  const present = productIds.filter(Boolean).length;
+  figures.products = present;
+  figures.variants = 0;
+  for (let i = 0; i < productIds.length; i++)
+    if (productIds[i]) figures.variants += generateProduct(SEED, i).variants.length;
+  const [span] = await sql<{ seconds: number }>(
+    'select extract(epoch from max(created_at) - min(created_at))::float8 as seconds from catalog.products',
+  );
+  figures.notes.push(
+    `Database reused (BENCH_REUSE_DB=1): ${present} products, imported through \`POST /api/v1/products/batch\`` +
+      ` by an earlier run that was stopped during its import (its rows were written over ${Math.round(span!.seconds)} s,` +
+      ` ${Math.round(present / span!.seconds)} products/s); queries are drawn from products 0 to ${queryableProducts - 1}.`,
+  );
+  return { api, tenantId: tenant!.id, categoryIds, productIds, queryableProducts };
+}
+
+const started = performance.now();
+let mercato: Server | undefined;
+let floor: Server | undefined;
+try {
+  mercato = await step('start mercato', startMercato);
+  const loaded = REUSE
+    ? await step('reuse database', () => reuseLoaded(mercato!.base))
+    : await loadFresh(mercato);
+  const { api, tenantId, categoryIds } = loaded;
+  const drained = await step('events drain', () => waitForQuiet('events'));
+  if (!REUSE) figures.drainSeconds = drained;
   // This PostgreSQL runs with autovacuum off (see above); analyze as autovacuum would after a bulk load.
   await step('analyze', () => sql('vacuum analyze'));
-  // Measured on a freshly started process, as after a deploy: nothing of the import stays in it.
-  await step('restart mercato', async () => {
-    await mercato!.stop();
-    mercato = undefined;
-    mercato = await startMercato();
-    api.base = mercato.base;
-  });
+  if (!REUSE) {
+    // Measured on a freshly started process, as after a deploy: nothing of the import stays in it.
+    await step('restart mercato', async () => {
+      await mercato!.stop();
+      mercato = undefined;
+      mercato = await startMercato();
+      api.base = mercato.base;
+    });
+  }
   floor = await step('start floor', startFloor);
   const floorApi = apiAt(floor.base);
-  const productIds = catalog.productIds.filter(Boolean);
+  const productIds = loaded.productIds.filter(Boolean);
   // Variant ids of the first products, read back from the catalog (hot SKU, cart).
   const variantIds: string[] = [];
   for (const id of productIds.slice(0, 30)) {
@@ -141,7 +207,7 @@ try {
       figures.search = await runSearch(
         apiAt(mercato!.base),
         floorApi,
-        querySets(SEED, PRODUCTS),
+        querySets(SEED, loaded.queryableProducts),
         categoryIds,
       );
     });
@@ -169,7 +235,7 @@ try {
 console.log(`--- whole run: ${((performance.now() - started) / 1000).toFixed(0)} s`);
 
 const { body, summary } = report(figures);
-const full = PRODUCTS === 100_000 && parts.length === ALL.length && failed.length === 0;
+const full = !REUSE && PRODUCTS === 100_000 && parts.length === ALL.length && failed.length === 0;
 const write =
   process.env['BENCH_WRITE_README'] === undefined ? full : process.env['BENCH_WRITE_README'] === '1';
 if (write) {

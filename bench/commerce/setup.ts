@@ -16,7 +16,7 @@ export const DURATION = Number(env['BENCH_DURATION'] ?? 10);
 export const WARMUP = Number(env['BENCH_WARMUP'] ?? 2);
 export const HOT_STOCK = Number(env['BENCH_HOT_STOCK'] ?? 10_000);
 export const BATCH_SIZE = Number(env['BENCH_BATCH_SIZE'] ?? 1000);
-export const IMPORT_IN_FLIGHT = Number(env['BENCH_IMPORT_IN_FLIGHT'] ?? 8);
+export const IMPORT_IN_FLIGHT = Number(env['BENCH_IMPORT_IN_FLIGHT'] ?? 2);
 export const WORKERS = env['MERCATO_WORKERS'] ?? '1';
 export const adminUrl = env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const DB = 'mercato_bench_commerce';
@@ -43,6 +43,11 @@ export async function sql<T = Record<string, unknown>>(
 export async function createDatabase(): Promise<string> {
   await sql(`drop database if exists ${DB} with (force)`, [], adminUrl);
   await sql(`create database ${DB}`, [], adminUrl);
+  const [row] = await sql<{ server_version: string }>('show server_version', [], adminUrl);
+  return row!.server_version.split(' ')[0]!;
+}
+
+export async function serverVersion(): Promise<string> {
   const [row] = await sql<{ server_version: string }>('show server_version', [], adminUrl);
   return row!.server_version.split(' ')[0]!;
 }
