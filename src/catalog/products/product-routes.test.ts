@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { login } from '../../identity/auth/auth-test-fixtures.ts';
 import {
   type CatalogTestApp,
   createProduct,
@@ -263,6 +264,29 @@ describe('products', () => {
     expect(hidden.statusCode).toBe(200);
     expect((await send(t.app, 'GET', `/api/v1/products/${flip.id}`, shop.anonymous)).statusCode).toBe(404);
     expect((await send(t.app, 'GET', `/api/v1/products/${flip.handle}`, shop.customer)).statusCode).toBe(404);
+  });
+
+  it('lets API keys with products:write write and with products:read see drafts; other keys see active products only', async () => {
+    const admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
+    const key = async (permissions: string[]) => {
+      const created = await send(t.app, 'POST', '/api/v1/api-keys', admin, {
+        name: permissions.join() || 'none',
+        permissions,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      return { 'x-api-key': created.json<{ key: string }>().key };
+    };
+    const writer = await key(['products:write']);
+    const reader = await key(['products:read']);
+    const other = await key(['users:read']);
+    const draft = await send(t.app, 'POST', '/api/v1/products', writer, productBody({ status: 'draft' }));
+    expect(draft.statusCode, draft.body).toBe(201);
+    const id = draft.json<Product>().id;
+    expect((await send(t.app, 'GET', `/api/v1/products/${id}`, reader)).statusCode).toBe(200);
+    expect((await send(t.app, 'GET', `/api/v1/products/${id}`, other)).statusCode).toBe(404);
+    expect((await send(t.app, 'PUT', `/api/v1/products/${id}`, reader, { title: 'No' })).statusCode).toBe(
+      403,
+    );
   });
 
   it('asks anonymous shoppers to name the store, and keeps a customer to their own', async () => {
