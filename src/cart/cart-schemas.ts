@@ -1,8 +1,8 @@
 import { Type } from 'typebox';
-import { SECURED } from '../platform/http/index.ts';
+import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 
 /** Storefront routes: anonymous shoppers (X-Tenant, X-Cart-Token) or a credential. */
-export const STOREFRONT_SECURITY = [{}, ...SECURED] as Record<string, string[]>[];
+export const STOREFRONT_SECURITY = STOREFRONT_SECURED;
 export const STAFF_SECURITY = SECURED as Record<string, string[]>[];
 
 const Uuid = Type.String({ format: 'uuid' });

@@ -1,9 +1,9 @@
 import { Type } from 'typebox';
-import { SECURED } from '../platform/http/index.ts';
+import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 
 export const SECURITY = SECURED as Record<string, string[]>[];
 /** Routes shoppers may call anonymously (X-Tenant) or with a credential: security is optional. */
-export const OPTIONAL_SECURITY = [{}, ...SECURED] as Record<string, string[]>[];
+export const OPTIONAL_SECURITY = STOREFRONT_SECURED;
 
 const Uuid = Type.String({ format: 'uuid' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { SECURED } from '../../platform/http/index.ts';
+import { SECURED, STOREFRONT_SECURED } from '../../platform/http/index.ts';
 
 /** Limits on what one product may hold (hostile input is bounded everywhere). */
 export const LIMITS = {
@@ -18,7 +18,7 @@ export const LIMITS = {
 /** FastifySchema's security shape; SECURED's inferred type does not match it, its value does. */
 export const SECURITY = SECURED as Record<string, string[]>[];
 /** Storefront routes: a credential is optional (an anonymous shopper names the store with X-Tenant). */
-export const STOREFRONT_SECURITY = [{}, ...SECURED] as Record<string, string[]>[];
+export const STOREFRONT_SECURITY = STOREFRONT_SECURED;
 
 export const HANDLE_PATTERN = '^[a-z0-9]+(?:-[a-z0-9]+)*$';
 const HANDLE_DESCRIPTION =

@@ -1,9 +1,9 @@
 import { type Static, Type } from 'typebox';
-import { SECURED } from '../../platform/http/index.ts';
+import { STOREFRONT_SECURED } from '../../platform/http/index.ts';
 import { SORTS } from './search-cursor.ts';
 
 /** FastifySchema's security shape (anonymous shoppers too: security is optional here). */
-export const SECURITY = [{}, ...SECURED] as Record<string, string[]>[];
+export const SECURITY = STOREFRONT_SECURED;
 
 export const MAX_Q = 200;
 const Uuid = Type.String({ format: 'uuid' });

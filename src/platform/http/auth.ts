@@ -127,3 +127,6 @@ export const requirePlatformAdmin: Guard = guard(async (request) => {
 
 /** OpenAPI security requirement for routes that take a credential. */
 export const SECURED: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKeyAuth: [] }];
+
+/** OpenAPI security of storefront routes: anonymous shoppers (naming the store with X-Tenant) or a credential. */
+export const STOREFRONT_SECURED: Record<string, string[]>[] = [{}, ...SECURED];

@@ -15,6 +15,7 @@ export {
   requireUser,
   SECURED,
   STAFF_ROLES,
+  STOREFRONT_SECURED,
   userOf,
 } from './auth.ts';
 export { clientKey } from './client-key.ts';
