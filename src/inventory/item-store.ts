@@ -119,6 +119,26 @@ export async function listItems(
   return rows.map(toItem);
 }
 
+/** The item row under a row lock, or NOT_FOUND. */
+async function lockItem(trx: InventoryTrx, id: string) {
+  const row = await trx
+    .selectFrom('inventory.items')
+    .selectAll()
+    .where('id', '=', id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!row) throw new AppError('NOT_FOUND', `inventory item ${id} not found`);
+  return row;
+}
+
+/** The item after an adjustment, with its adjusted event and (when it just went low) its low-stock one. */
+function adjusted(updated: Parameters<typeof toItem>[0], lowStock: boolean): ItemChange {
+  const item = toItem(updated);
+  const events = [itemEvent('adjusted', item)];
+  if (lowStock) events.push(itemEvent('low-stock', item));
+  return { item, events };
+}
+
 export type StockChange = { set: number; adjust?: undefined } | { adjust: number; set?: undefined };
 
 /**
@@ -132,13 +152,7 @@ export async function changeStock(
   change: StockChange & { reason: string; reference?: string | undefined; kind?: LedgerKind | undefined },
   actor: string,
 ): Promise<ItemChange> {
-  const row = await trx
-    .selectFrom('inventory.items')
-    .selectAll()
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!row) throw new AppError('NOT_FOUND', `inventory item ${id} not found`);
+  const row = await lockItem(trx, id);
   const delta = change.set !== undefined ? change.set - row.on_hand : change.adjust;
   const kind = change.kind ?? 'adjust';
   if ((kind === 'receive' || kind === 'return') && delta <= 0) {
@@ -181,10 +195,7 @@ export async function changeStock(
     };
     await appendLedger(trx, [movement], now);
   }
-  const item = toItem(updated);
-  const events = [itemEvent('adjusted', item)];
-  if (low.publish) events.push(itemEvent('low-stock', item));
-  return { item, events };
+  return adjusted(updated, low.publish);
 }
 
 /** Changes the low-stock threshold or whether backorders are allowed. */
@@ -193,13 +204,7 @@ export async function updateItemSettings(
   id: string,
   fields: { lowStockThreshold?: number | undefined; allowBackorder?: boolean | undefined },
 ): Promise<ItemChange> {
-  const row = await trx
-    .selectFrom('inventory.items')
-    .selectAll()
-    .where('id', '=', id)
-    .forUpdate()
-    .executeTakeFirst();
-  if (!row) throw new AppError('NOT_FOUND', `inventory item ${id} not found`);
+  const row = await lockItem(trx, id);
   const allow = fields.allowBackorder ?? row.allow_backorder;
   if (!allow && (row.reserved > row.on_hand || row.on_hand < 0)) {
     throw new AppError(
@@ -220,10 +225,7 @@ export async function updateItemSettings(
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  const item = toItem(updated);
-  const events = [itemEvent('adjusted', item)];
-  if (low.publish) events.push(itemEvent('low-stock', item));
-  return { item, events };
+  return adjusted(updated, low.publish);
 }
 
 /** Stock of the variants summed over locations; a variant without items is absent. */

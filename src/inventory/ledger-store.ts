@@ -20,29 +20,30 @@ export type Movement = {
   reservationKey?: string | null | undefined;
 };
 
+/** A movement as a new ledger row's columns (with a fresh id), less tenant_id and created_at. */
+export function ledgerColumns(m: Omit<Movement, 'tenantId'>) {
+  return {
+    id: uuidv7(),
+    item_id: m.itemId,
+    kind: m.kind,
+    quantity: m.quantity,
+    on_hand_delta: m.onHandDelta,
+    reserved_delta: m.reservedDelta,
+    on_hand_after: m.onHandAfter,
+    reserved_after: m.reservedAfter,
+    reason: m.reason ?? null,
+    actor: m.actor,
+    reference: m.reference ?? null,
+    reservation_key: m.reservationKey ?? null,
+  };
+}
+
 /** Appends movements in one multi-row INSERT, in the caller's transaction. */
 export async function appendLedger(trx: InventoryTrx, movements: Movement[], at: Date): Promise<void> {
   if (movements.length === 0) return;
   await trx
     .insertInto('inventory.ledger')
-    .values(
-      movements.map((m) => ({
-        id: uuidv7(),
-        tenant_id: m.tenantId,
-        item_id: m.itemId,
-        kind: m.kind,
-        quantity: m.quantity,
-        on_hand_delta: m.onHandDelta,
-        reserved_delta: m.reservedDelta,
-        on_hand_after: m.onHandAfter,
-        reserved_after: m.reservedAfter,
-        reason: m.reason ?? null,
-        actor: m.actor,
-        reference: m.reference ?? null,
-        reservation_key: m.reservationKey ?? null,
-        created_at: at,
-      })),
-    )
+    .values(movements.map((m) => ({ ...ledgerColumns(m), tenant_id: m.tenantId, created_at: at })))
     .execute();
 }
 

@@ -1,24 +1,13 @@
 import { sql } from 'kysely';
 import { AppError } from '../platform/http/index.ts';
-import { uuidv7 } from '../platform/uuidv7.ts';
+import { ledgerColumns } from './ledger-store.ts';
 import type { BatchOutcome, BatchState } from './reservation-engine.ts';
 import type { HeldLine, ItemState, ReservationState } from './reservation-ops.ts';
 import { toReservation } from './reservation-ops.ts';
-import type { InventoryTrx, ReservationStatus } from './tables.ts';
+import type { InventoryTrx, ReservationsTable } from './tables.ts';
 import type { Reservation } from './views.ts';
 
-type ReservationRow = {
-  id: string;
-  key: string;
-  status: ReservationStatus;
-  request_hash: string;
-  reference: string | null;
-  actor: string;
-  expires_at: Date | string;
-  created_at: Date | string;
-  updated_at: Date | string;
-  lines: HeldLine[] | string | null;
-};
+type ReservationRow = Omit<ReservationsTable, 'tenant_id'> & { lines: HeldLine[] | string | null };
 
 const json = (value: unknown) => JSON.stringify(value);
 
@@ -172,20 +161,7 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
   const changed = all
     .filter((r) => r.changed && !r.fresh)
     .map((r) => ({ id: r.id, status: r.status, expires_at: r.expiresAt.toISOString() }));
-  const ledger = outcome.movements.map((m) => ({
-    id: uuidv7(),
-    item_id: m.itemId,
-    kind: m.kind,
-    quantity: m.quantity,
-    on_hand_delta: m.onHandDelta,
-    reserved_delta: m.reservedDelta,
-    on_hand_after: m.onHandAfter,
-    reserved_after: m.reservedAfter,
-    reason: m.reason ?? null,
-    actor: m.actor,
-    reference: m.reference ?? null,
-    reservation_key: m.reservationKey ?? null,
-  }));
+  const ledger = outcome.movements.map(ledgerColumns);
   if (items.length + reservations.length + changed.length + ledger.length === 0) return;
   await sql`
     with touched as (
