@@ -54,12 +54,14 @@ tenants
   .requiredOption('--admin-password <password>', "the tenant admin's password (12 to 128 characters)")
   .action(async (opts: { slug: string; name: string; adminEmail: string; adminPassword: string }) => {
     await withDatabase(config(), async (_ctx, identity) => {
-      const { tenant, admin } = await createTenant(identity.deps.db, {
+      const input = {
         slug: opts.slug,
         name: opts.name,
         adminEmail: opts.adminEmail,
         adminPassword: opts.adminPassword,
-      });
+      };
+      // The tenant's system namespaces come in its creation transaction, as over HTTP.
+      const { tenant, admin } = await createTenant(identity.deps.db, input, identity.deps.onTenantCreated);
       console.log(
         JSON.stringify({ ...tenant, admin: { id: admin.id, email: admin.email, role: admin.role } }, null, 2),
       );
