@@ -97,16 +97,22 @@ async function checkParent(
     throw invalid('/parentId', `would make the tree deeper than ${MAX_DEPTH} levels`);
 }
 
+/** The input's trimmed name; a blank name or a handle that looks like an id is rejected. */
+function checkedName(input: CategoryInput): string {
+  const name = input.name.trim();
+  if (name === '') throw invalid('/name', 'is blank');
+  if (input.handle !== undefined && isUuid(input.handle))
+    throw invalid('/handle', 'must not look like an id');
+  return name;
+}
+
 export async function createCategory(
   deps: CatalogDeps,
   tenantId: string,
   input: CategoryInput,
   meta?: EventMeta,
 ): Promise<Category> {
-  const name = input.name.trim();
-  if (name === '') throw invalid('/name', 'is blank');
-  if (input.handle !== undefined && isUuid(input.handle))
-    throw invalid('/handle', 'must not look like an id');
+  const name = checkedName(input);
   return writeCategories(deps, tenantId, async (trx) => {
     const { count } = await trx
       .selectFrom('catalog.categories')
@@ -154,10 +160,7 @@ export async function updateCategory(
   input: CategoryInput,
   meta?: EventMeta,
 ): Promise<Category> {
-  const name = input.name.trim();
-  if (name === '') throw invalid('/name', 'is blank');
-  if (input.handle !== undefined && isUuid(input.handle))
-    throw invalid('/handle', 'must not look like an id');
+  const name = checkedName(input);
   return writeCategories(deps, tenantId, async (trx) => {
     const current = await existing(trx, tenantId, ref);
     const parentId = input.parentId?.toLowerCase() ?? null;

@@ -1,18 +1,12 @@
 import type { Selectable } from 'kysely';
 import { isoTime as iso } from '../../platform/db/index.ts';
 import type { CatalogTrx, Image, ProductStatus, ProductsTable, Seo, VariantsTable } from '../tables.ts';
-import { isUuid } from './product-rules.ts';
+import { isUuid, type VariantInput } from './product-rules.ts';
 
-export type Variant = {
+/** A variant as read: the fields it was written with, and where and when it stands. */
+export type Variant = Omit<VariantInput, 'id'> & {
   id: string;
   productId: string;
-  sku: string;
-  title: string;
-  options: Record<string, string>;
-  prices: Record<string, number>;
-  compareAtPrices: Record<string, number>;
-  weightGrams: number | null;
-  barcode: string | null;
   position: number;
   createdAt: string;
   updatedAt: string;

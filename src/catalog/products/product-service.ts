@@ -28,6 +28,21 @@ export async function publishProduct(
   );
 }
 
+/** After a write of product `id`: reread, its search documents rebuilt, mercato.product.<verb> published. */
+export async function announceProduct(
+  deps: CatalogDeps,
+  trx: CatalogTrx,
+  tenantId: string,
+  id: string,
+  verb: 'created' | 'updated',
+  meta: EventMeta | undefined,
+): Promise<Product> {
+  const product = await reread(trx, tenantId, id);
+  await deps.indexProducts(trx, tenantId, [id]);
+  await publishProduct(deps, trx, tenantId, verb, product, meta);
+  return product;
+}
+
 /** The SKUs a write gives its variants, and where each is in the request body. */
 export type SkusWritten = { skus: string[]; pointer: (sku: string) => string };
 
@@ -109,10 +124,7 @@ export async function createProductIn(
 ): Promise<Product> {
   refuseDuplicateSkus(input.variants);
   const id = await insertProduct(trx, tenantId, input);
-  const product = await reread(trx, tenantId, id);
-  await deps.indexProducts(trx, tenantId, [id]);
-  await publishProduct(deps, trx, tenantId, 'created', product, meta);
-  return product;
+  return announceProduct(deps, trx, tenantId, id, 'created', meta);
 }
 
 /** Replaces a locked product in trx (PUT semantics): indexed, announced as mercato.product.updated. */
@@ -126,18 +138,25 @@ export async function replaceProductIn(
 ): Promise<Product> {
   refuseDuplicateSkus(input.variants);
   await replaceProduct(trx, tenantId, current, input);
-  const product = await reread(trx, tenantId, current.id);
-  await deps.indexProducts(trx, tenantId, [current.id]);
-  await publishProduct(deps, trx, tenantId, 'updated', product, meta);
-  return product;
+  return announceProduct(deps, trx, tenantId, current.id, 'updated', meta);
 }
 
-/** The product named by id or handle, locked for the rest of trx, or 404. */
-export async function lockedProduct(trx: CatalogTrx, tenantId: string, ref: string): Promise<Product> {
+/**
+ * The product named by id or handle, locked for the rest of trx, or 404; with `expectedVersion`,
+ * 412 PRECONDITION_FAILED unless it is at that version.
+ */
+export async function lockedProduct(
+  trx: CatalogTrx,
+  tenantId: string,
+  ref: string,
+  expectedVersion?: number | undefined,
+): Promise<Product> {
   const id = await findProductId(trx, tenantId, ref);
   if (id === undefined || !(await lockProduct(trx, tenantId, id)))
     throw new AppError('NOT_FOUND', `product ${ref} not found`);
-  return reread(trx, tenantId, id);
+  const product = await reread(trx, tenantId, id);
+  checkVersion(product, expectedVersion);
+  return product;
 }
 
 export async function createProduct(
@@ -191,8 +210,7 @@ export async function updateProduct(
     deps,
     tenantId,
     async (trx, touched) => {
-      const current = await lockedProduct(trx, tenantId, ref);
-      checkVersion(current, options.expectedVersion);
+      const current = await lockedProduct(trx, tenantId, ref, options.expectedVersion);
       touched.add(current.id);
       return replaceProductIn(deps, trx, tenantId, current, input, options.meta);
     },
@@ -207,8 +225,7 @@ export async function deleteProduct(
   options: { expectedVersion?: number | undefined; meta?: EventMeta | undefined },
 ): Promise<Product> {
   return writeProducts(deps, tenantId, async (trx, touched) => {
-    const current = await lockedProduct(trx, tenantId, ref);
-    checkVersion(current, options.expectedVersion);
+    const current = await lockedProduct(trx, tenantId, ref, options.expectedVersion);
     touched.add(current.id);
     await trx.deleteFrom('catalog.products').where('id', '=', current.id).execute();
     await deps.indexProducts(trx, tenantId, [current.id]);

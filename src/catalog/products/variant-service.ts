@@ -2,10 +2,11 @@ import type { EventMeta } from '../../platform/events/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogDeps } from '../deps.ts';
+import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
 import { optionKey, type VariantInput } from './product-rules.ts';
 import { LIMITS } from './product-schemas.ts';
-import { checkVersion, lockedProduct, publishProduct, reread, writeProducts } from './product-service.ts';
+import { announceProduct, lockedProduct, writeProducts } from './product-service.ts';
 import { touchProduct, variantColumns } from './product-write.ts';
 
 /** The SKU of a variant body, at /sku. */
@@ -31,16 +32,13 @@ function refuseSameOptions(product: Product, input: VariantInput, except?: strin
 /** After a variant change: version + 1, search documents rebuilt, mercato.product.updated. */
 async function afterVariantChange(
   deps: CatalogDeps,
-  trx: Parameters<typeof reread>[0],
+  trx: CatalogTrx,
   tenantId: string,
   productId: string,
   meta: EventMeta | undefined,
 ): Promise<Product> {
   await touchProduct(trx, tenantId, productId);
-  const product = await reread(trx, tenantId, productId);
-  await deps.indexProducts(trx, tenantId, [productId]);
-  await publishProduct(deps, trx, tenantId, 'updated', product, meta);
-  return product;
+  return announceProduct(deps, trx, tenantId, productId, 'updated', meta);
 }
 
 /** Adds a variant at the end of the product's list; 409 VARIANT_LIMIT past 100. */
@@ -55,8 +53,7 @@ export async function addVariant(
     deps,
     tenantId,
     async (trx, touched) => {
-      const product = await lockedProduct(trx, tenantId, ref);
-      checkVersion(product, options.expectedVersion);
+      const product = await lockedProduct(trx, tenantId, ref, options.expectedVersion);
       if (product.variants.length >= LIMITS.variants)
         throw new AppError('VARIANT_LIMIT', `product ${product.id} already has ${LIMITS.variants} variants`);
       refuseSameOptions(product, input);
@@ -94,8 +91,7 @@ export async function updateVariant(
     deps,
     tenantId,
     async (trx, touched) => {
-      const product = await lockedProduct(trx, tenantId, ref);
-      checkVersion(product, options.expectedVersion);
+      const product = await lockedProduct(trx, tenantId, ref, options.expectedVersion);
       const current = variantOf(product, variantId);
       refuseSameOptions(product, input, current.id);
       touched.add(product.id);
@@ -119,8 +115,7 @@ export async function removeVariant(
   options: Options,
 ): Promise<void> {
   await writeProducts(deps, tenantId, async (trx, touched) => {
-    const product = await lockedProduct(trx, tenantId, ref);
-    checkVersion(product, options.expectedVersion);
+    const product = await lockedProduct(trx, tenantId, ref, options.expectedVersion);
     const current = variantOf(product, variantId);
     if (product.variants.length <= 1)
       throw new AppError(
