@@ -126,7 +126,7 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato start, embedded', () =>
     );
     expect(user.code).toBe(0);
     expect(JSON.parse(user.output)).toMatchObject({ email: 'ops@acme.test', role: 'operator' });
-  });
+  }, 120_000);
 
   it('finishes a request in flight when it receives SIGTERM', async () => {
     const server = runMercato(['start'], env());
