@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import { AppError, eventMetaOf, requireStaff, storefrontTenant } from '../platform/http/index.ts';
@@ -10,6 +10,7 @@ import {
   changeStock,
   createItem,
   getItem,
+  type ItemChange,
   listItems,
   updateItemSettings,
 } from './item-store.ts';
@@ -29,6 +30,7 @@ import {
   SECURITY,
   StockBody,
 } from './schemas.ts';
+import type { InventoryTrx } from './tables.ts';
 
 const base = { tags: ['inventory'], security: SECURITY };
 const write = requireStaff('inventory:write');
@@ -38,6 +40,18 @@ const read = requireStaff('inventory:read');
 export function itemRoutes(deps: InventoryDeps) {
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    /** Makes a change to items in the tenant's transaction and publishes its events in it; answers the item. */
+    const applyChange = (
+      request: FastifyRequest,
+      tenantId: string,
+      change: (trx: InventoryTrx) => Promise<ItemChange>,
+    ) =>
+      withTenant(deps.db, tenantId, async (trx) => {
+        const { item, events } = await change(trx);
+        await publish(deps.events, trx, tenantId, events, eventMetaOf(request));
+        return item;
+      });
 
     app.post(
       '/inventory',
@@ -52,11 +66,9 @@ export function itemRoutes(deps: InventoryDeps) {
       },
       async (request, reply) => {
         const { tenantId, actor } = actorOf(request);
-        const item = await withTenant(deps.db, tenantId, async (trx) => {
-          const change = await createItem(trx, tenantId, request.body, actor);
-          await publish(deps.events, trx, tenantId, change.events, eventMetaOf(request));
-          return change.item;
-        });
+        const item = await applyChange(request, tenantId, (trx) =>
+          createItem(trx, tenantId, request.body, actor),
+        );
         reply.code(201).header('location', `/api/v1/inventory/${item.id}`);
         return item;
       },
@@ -126,11 +138,9 @@ export function itemRoutes(deps: InventoryDeps) {
       },
       async (request) => {
         const { tenantId } = actorOf(request);
-        return withTenant(deps.db, tenantId, async (trx) => {
-          const change = await updateItemSettings(trx, request.params.id, request.body);
-          await publish(deps.events, trx, tenantId, change.events, eventMetaOf(request));
-          return change.item;
-        });
+        return applyChange(request, tenantId, (trx) =>
+          updateItemSettings(trx, request.params.id, request.body),
+        );
       },
     );
 
@@ -157,11 +167,9 @@ export function itemRoutes(deps: InventoryDeps) {
         }
         const { tenantId, actor } = actorOf(request);
         const change = set !== undefined ? { set, ...rest } : { adjust: adjust!, ...rest };
-        return withTenant(deps.db, tenantId, async (trx) => {
-          const result = await changeStock(trx, tenantId, request.params.id, change, actor);
-          await publish(deps.events, trx, tenantId, result.events, eventMetaOf(request));
-          return result.item;
-        });
+        return applyChange(request, tenantId, (trx) =>
+          changeStock(trx, tenantId, request.params.id, change, actor),
+        );
       },
     );
 
