@@ -6,6 +6,7 @@ import type { InventoryModule } from '../inventory/index.ts';
 import { createMercatoModules } from '../modules.ts';
 import type { MercatoModule } from '../platform/index.ts';
 import { startTestApp, type TestApp } from '../platform/testing/index.ts';
+import type { Cart } from './cart-view.ts';
 import type { CartModule } from './index.ts';
 
 export type CartTestApp = TestApp & { cart: CartModule; catalog: CatalogModule; inventory: InventoryModule };
@@ -145,28 +146,8 @@ export async function newGuestCart(t: TestApp, shop: Shop, body: Record<string, 
   return { token, headers: { 'x-tenant': shop.slug, 'x-cart-token': token } };
 }
 
-export type CartBody = {
-  id: string;
-  currency: string | null;
-  customerId: string | null;
-  itemCount: number;
-  lines: {
-    id: string;
-    variantId: string;
-    sku: string;
-    quantity: number;
-    unitPrice: number;
-    subtotal: number;
-    tax: number;
-    total: number;
-    priceChanged: { from: number; to: number } | null;
-    problem: { code: string; available?: number } | null;
-  }[];
-  shippingAddress: Record<string, unknown> | null;
-  billingAddress: Record<string, unknown> | null;
-  shippingOption: { id: string; name: string; price: number } | null;
-  totals: { subtotal: number; discount: number; shipping: number; tax: number; total: number };
-};
+/** A cart as the API answers it (JSON: the view type of cart-view.ts). */
+export type CartBody = Cart;
 
 /** Adds to the cart the headers name; returns the answer. */
 export function addItem(t: TestApp, headers: Record<string, string>, body: Record<string, unknown>) {

@@ -6,25 +6,14 @@ import type { CartAddress, CartTrx } from './tables.ts';
 import { getSettings, rateFor } from './tax-store.ts';
 import { computeTotals } from './totals.ts';
 
-export type CartLine = {
-  id: string;
-  variantId: string;
-  productId: string;
-  sku: string;
-  productTitle: string;
-  variantTitle: string;
-  options: Record<string, string>;
-  image: string | null;
-  quantity: number;
-  unitPrice: number;
+/** A line as the API shows it: its row (less the raw priceChangedFrom) with money and problems worked out. */
+export type CartLine = Omit<LineRow, 'priceChangedFrom'> & {
   subtotal: number;
   tax: number;
   total: number;
   /** Set when the price changed since the shopper last touched this line: the price they saw and the one that holds now. */
   priceChanged: { from: number; to: number } | null;
   problem: LineProblem | null;
-  createdAt: string;
-  updatedAt: string;
 };
 
 /** A cart as the API shows it, totals computed from its rows at the moment of the answer. */
