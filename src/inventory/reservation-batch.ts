@@ -71,10 +71,8 @@ export async function runBatch(
 }
 
 /**
- * The batch's events in ONE publish (one outbox write, whatever the batch's size). Their meta
- * (correlation id, traceparent) is kept when every operation shares it, as a single caller's
- * do; operations of many requests in one batch publish without it: the EventBus takes one meta
- * per call, and a call per request would cost the batch two round trips per operation.
+ * The batch's events in ONE publish (one outbox write, whatever the batch's size), each with the
+ * meta (correlation id, traceparent) of the request whose operation made it.
  */
 async function publishBatch(
   bus: EventBus,
@@ -83,9 +81,7 @@ async function publishBatch(
   entries: BatchEntry[],
   perOp: DomainEvent[][],
 ): Promise<void> {
-  const events = perOp.flat();
+  const events = perOp.flatMap((made, i) => made.map((event) => ({ ...event, meta: entries[i]?.meta })));
   if (events.length === 0) return;
-  const first = JSON.stringify(entries[0]?.meta ?? null);
-  const shared = entries.every((e) => JSON.stringify(e.meta ?? null) === first);
-  await publish(bus, trx, tenantId, events, shared ? entries[0]?.meta : undefined);
+  await publish(bus, trx, tenantId, events, undefined);
 }

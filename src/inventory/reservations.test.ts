@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -29,6 +30,30 @@ const item = async (id: string) =>
   (await send(t.app, 'GET', `/api/v1/inventory/${id}`, shop.staff)).json<InventoryItem>();
 
 describe('the hot SKU', () => {
+  it("gives each reservation's event the correlation id of its own request, though they share a batch", async () => {
+    const stock = await createStock(t, shop, { onHand: 40 });
+    const before = t.inventory.batcherStats();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        reserve(
+          { key: `traced-${i}`, lines: [{ variantId: stock.variantId, quantity: 1 }] },
+          { ...shop.staff, 'x-correlation-id': `request-${i}` },
+        ),
+      ),
+    );
+    expect(answers.every((a) => a.statusCode === 201)).toBe(true);
+    expect(t.inventory.batcherStats().batches - before.batches).toBeLessThan(40);
+    const rows = await sql<{ subject: string; correlation: string | null }>`
+      select payload->>'key' as subject, headers->>'ce-correlationid' as correlation
+      from wal.messages
+      where tenant_id = ${shop.id} and namespace = 'inventory-events'
+        and headers->>'ce-type' = 'mercato.inventory.reserved' and payload->>'key' like 'traced-%'`.execute(
+      t.ctx.db.kysely,
+    );
+    expect(rows.rows).toHaveLength(40);
+    for (const row of rows.rows) expect(row.correlation).toBe(row.subject.replace('traced-', 'request-'));
+  });
+
   it('never oversells: 200 concurrent reservations against 50 in stock, exactly 50 succeed', async () => {
     const stock = await createStock(t, shop, { onHand: 50 });
     const before = t.inventory.batcherStats();

@@ -17,8 +17,12 @@ export const SYSTEM_TOPICS = [
 ] as const;
 export type Topic = (typeof SYSTEM_TOPICS)[number];
 
-/** One change to announce: type `mercato.<resource>.<verb>`, subject the resource id, data the resource after the change. */
-export type DomainEvent = { type: string; subject: string; data: unknown };
+/**
+ * One change to announce: type `mercato.<resource>.<verb>`, subject the resource id, data the
+ * resource after the change; `meta`, when the events of one publish come from different requests
+ * (a batch of several callers), replaces the publish call's meta for this event.
+ */
+export type DomainEvent = { type: string; subject: string; data: unknown; meta?: EventMeta | undefined };
 
 /** Who caused the change; becomes the extensions correlationid, causationid and traceparent. */
 export type EventMeta = {

@@ -96,7 +96,7 @@ export function createEventBus(deps: EventBusDeps): EventBus {
     async publish(trx, tenantId, topic, events, meta) {
       if (!isSystemTopic(topic)) throw new Error(`${String(topic)} is not a system topic`);
       if (events.length === 0) return;
-      const messages = events.map((event) => toMessage(topic, event, meta));
+      const messages = events.map((event) => toMessage(topic, event, event.meta ?? meta));
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
       await writeMessages(walTrx, tenantId, namespace, messages);
