@@ -6,7 +6,8 @@ import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { categoryRoutes } from './categories/category-routes.ts';
 import type { CatalogDeps } from './deps.ts';
 import { batchRoutes } from './import/batch-routes.ts';
-import { type RowOutcome, upsertProductRow } from './import/upsert-row.ts';
+import { upsertProductRows } from './import/batch-upsert.ts';
+import type { RowOutcome } from './import/upsert-row.ts';
 import { createProductCache, PRODUCT_CHANGES_CHANNEL } from './products/product-cache.ts';
 import { productRoutes } from './products/product-routes.ts';
 import { variantRoutes } from './products/variant-routes.ts';
@@ -58,16 +59,12 @@ export async function createCatalog(
     name: 'catalog',
     deps: catalog,
     findVariants: (tenantId, ref) => findVariants(db, tenantId, ref),
-    async importProducts(tenantId, rows, options = {}) {
-      const outcomes: RowOutcome[] = [];
-      for (const [index, row] of rows.entries()) {
-        const outcome = await upsertProductRow(catalog, tenantId, row, options.meta, (err) =>
-          ctx.logger.error({ err }, 'catalog import row failed'),
-        );
-        outcomes.push(outcome);
-        options.onRow?.(index, outcome);
-      }
-      return outcomes;
+    importProducts(tenantId, rows, options = {}) {
+      return upsertProductRows(catalog, tenantId, rows, {
+        meta: options.meta,
+        onRow: options.onRow,
+        log: (err) => ctx.logger.error({ err }, 'catalog import row failed'),
+      });
     },
     async routes(app: FastifyInstance) {
       await app.register(batchRoutes(catalog));

@@ -3,6 +3,7 @@ import {
   type CatalogTestApp,
   createProduct,
   createShop,
+  productEvents,
   type Shop,
   send,
   startCatalogApp,
@@ -74,6 +75,52 @@ describe('POST /products/batch', () => {
     expect(one.json<Product>().title).toBe('Second write of batch-one');
     for (const handle of ['batch-bad-price', 'batch-taken-sku', 'batch-two'])
       expect((await send(t.app, 'GET', `/api/v1/products/${handle}`, shop.staff)).statusCode).toBe(404);
+  });
+
+  it('writes 300 rows in chunks yet answers each on its own, and the good rows are searchable', async () => {
+    const taken = await createProduct(t, shop, { handle: 'chunk-owner' });
+    const rows: unknown[] = Array.from({ length: 300 }, (_, i) =>
+      row(`chunk-${i}`, { title: `Marmoset lamp ${i}`, tags: ['marmoset'] }),
+    );
+    rows[10] = row('chunk-10', { status: 'sold-out' });
+    rows[150] = row('chunk-150', { variants: [{ sku: 'CHUNK-7-1', prices: { USD: 5 } }] });
+    rows[220] = row('chunk-220', { variants: [{ sku: taken.variants[0]!.sku, prices: { USD: 5 } }] });
+    rows[299] = row('chunk-0', { title: 'Marmoset lamp 0, rewritten', tags: ['marmoset'] });
+    const before = (await productEvents(t, shop.id)).length;
+    const response = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, { products: rows });
+    expect(response.statusCode).toBe(207);
+    const body = response.json<{ results: Result[]; created: number; updated: number; failed: number }>();
+    expect(body).toMatchObject({ created: 296, updated: 1, unchanged: 0, failed: 3 });
+    expect(body.results.map((r) => r.index)).toEqual(rows.map((_, i) => i));
+    const fails = body.results.filter((r) => r.status === 'failed');
+    expect(fails.map((r) => [r.index, r.code, r.errors!.map((e) => e.pointer)])).toEqual([
+      [10, 'VALIDATION_FAILED', ['/status']],
+      [150, 'SKU_TAKEN', ['/variants/0/sku']],
+      [220, 'SKU_TAKEN', ['/variants/0/sku']],
+    ]);
+    expect(body.results[299]).toMatchObject({ status: 'updated', id: body.results[0]!.id });
+    // One event per written row, each with the product as its row left it.
+    const events = (await productEvents(t, shop.id)).slice(before);
+    expect(events.map((e) => e.type).filter((type) => type === 'mercato.product.created')).toHaveLength(296);
+    const last = events.at(-1)!;
+    expect([last.type, last.subject, last.data.title]).toEqual([
+      'mercato.product.updated',
+      body.results[0]!.id,
+      'Marmoset lamp 0, rewritten',
+    ]);
+    const found = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const url = `/api/v1/products?q=marmoset&limit=100${cursor ? `&cursor=${cursor}` : ''}`;
+      const page = (await send(t.app, 'GET', url, shop.anonymous)).json<{
+        items: { id: string }[];
+        nextCursor: string | null;
+      }>();
+      for (const item of page.items) found.add(item.id);
+      cursor = page.nextCursor;
+    } while (cursor);
+    const good = body.results.filter((r) => r.status !== 'failed').map((r) => r.id!);
+    expect(found).toEqual(new Set(good));
   });
 
   it('is safe to send again: rows that would not change are reported unchanged', async () => {

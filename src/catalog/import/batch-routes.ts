@@ -4,7 +4,8 @@ import { Type } from 'typebox';
 import { eventMetaOf, principalOf, requireStaff } from '../../platform/http/index.ts';
 import type { CatalogDeps } from '../deps.ts';
 import { SECURITY } from '../products/product-schemas.ts';
-import { type RowOutcome, upsertProductRow } from './upsert-row.ts';
+import { upsertProductRows } from './batch-upsert.ts';
+import type { RowOutcome } from './upsert-row.ts';
 
 /** The most products one batch request carries. */
 export const MAX_BATCH = 1_000;
@@ -80,14 +81,11 @@ export function batchRoutes(deps: CatalogDeps) {
       async (request, reply) => {
         const { tenantId } = principalOf(request);
         const meta = eventMetaOf(request);
-        const outcomes: RowOutcome[] = [];
-        // One transaction per row, in order: a row naming a handle an earlier row wrote updates it.
-        for (const row of request.body.products)
-          outcomes.push(
-            await upsertProductRow(deps, tenantId, row, meta, (err) =>
-              request.log.error({ err }, 'batch row failed'),
-            ),
-          );
+        // In row order, in chunks of rows per transaction: a row naming a handle an earlier row wrote updates it.
+        const outcomes = await upsertProductRows(deps, tenantId, request.body.products, {
+          meta,
+          log: (err) => request.log.error({ err }, 'batch row failed'),
+        });
         reply.code(207);
         return { results: outcomes.map((o, index) => ({ index, ...o })), ...countOutcomes(outcomes) };
       },

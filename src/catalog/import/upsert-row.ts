@@ -39,7 +39,7 @@ const variantsOf = (variants: ProductInput['variants'] & object) =>
   }));
 
 /** Whether writing input over current would change nothing. */
-function sameAs(current: Product, input: ProductInput, categoryIds: string[]): boolean {
+export function sameAs(current: Product, input: ProductInput, categoryIds: string[]): boolean {
   const wanted = {
     handle: input.handle,
     title: input.title,
@@ -67,7 +67,7 @@ function sameAs(current: Product, input: ProductInput, categoryIds: string[]): b
   return canonical(wanted) === canonical(have);
 }
 
-function failed(error: unknown): RowOutcome {
+export function failed(error: unknown): RowOutcome {
   if (error instanceof AppError)
     return { status: 'failed', code: error.code, detail: error.message, errors: error.extras.errors ?? [] };
   return {
@@ -76,6 +76,40 @@ function failed(error: unknown): RowOutcome {
     detail: 'the row could not be written; try it again',
     errors: [],
   };
+}
+
+/** A row checked in memory: its input with its handle, or how it failed (nothing written). */
+export type PreparedRow = { input: ProductInput & { handle: string } } | { failed: RowOutcome };
+
+/** Checks one row without the database: its fields, and the handle it is upserted by. */
+export function prepareProductRow(raw: unknown): PreparedRow {
+  const checked = checkProductRow(raw);
+  if (!checked.input)
+    return {
+      failed: {
+        status: 'failed',
+        code: 'VALIDATION_FAILED',
+        detail: `${checked.errors.length} field(s) failed validation`,
+        errors: checked.errors,
+      },
+    };
+  const handle = checked.input.handle ?? slugify(checked.input.title);
+  if (handle === '' || isUuid(handle))
+    return {
+      failed: {
+        status: 'failed',
+        code: 'VALIDATION_FAILED',
+        detail: 'the row needs a handle: its title makes none',
+        errors: [
+          {
+            in: 'body',
+            pointer: '/handle',
+            message: 'is required when the title has no Latin letters or digits',
+          },
+        ],
+      },
+    };
+  return { input: { ...checked.input, handle } };
 }
 
 /**
@@ -90,29 +124,10 @@ export async function upsertProductRow(
   meta: EventMeta | undefined,
   log?: (error: unknown) => void,
 ): Promise<RowOutcome> {
-  const checked = checkProductRow(raw);
-  if (!checked.input)
-    return {
-      status: 'failed',
-      code: 'VALIDATION_FAILED',
-      detail: `${checked.errors.length} field(s) failed validation`,
-      errors: checked.errors,
-    };
-  const handle = checked.input.handle ?? slugify(checked.input.title);
-  if (handle === '' || isUuid(handle))
-    return {
-      status: 'failed',
-      code: 'VALIDATION_FAILED',
-      detail: 'the row needs a handle: its title makes none',
-      errors: [
-        {
-          in: 'body',
-          pointer: '/handle',
-          message: 'is required when the title has no Latin letters or digits',
-        },
-      ],
-    };
-  const input = { ...checked.input, handle };
+  const prepared = prepareProductRow(raw);
+  if ('failed' in prepared) return prepared.failed;
+  const { input } = prepared;
+  const { handle } = input;
   try {
     return await writeProducts(
       deps,
