@@ -1,5 +1,7 @@
+import { withTenant } from '../platform/db/index.ts';
 import { AppError, type FieldError, principalOf } from '../platform/http/index.ts';
 import type { CartDeps } from './deps.ts';
+import type { CartTrx } from './tables.ts';
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 
@@ -11,8 +13,18 @@ export function throwIfInvalid(errors: FieldError[]): void {
 }
 
 /** The tenant of a staff request. */
-export const staffTenant = (request: Parameters<typeof principalOf>[0]): string =>
+const staffTenant = (request: Parameters<typeof principalOf>[0]): string =>
   principalOf(request).tenantId;
+
+/** Runs fn in a transaction of the staff request's tenant. */
+export function inStaffTenant<T>(
+  deps: CartDeps,
+  request: Parameters<typeof principalOf>[0],
+  fn: (trx: CartTrx, tenantId: string) => Promise<T>,
+): Promise<T> {
+  const tenantId = staffTenant(request);
+  return withTenant(deps.db, tenantId, (trx) => fn(trx, tenantId));
+}
 
 /** Checks of staff input beyond the schema: ISO countries (as the address book checks them) and ISO 4217 currencies. */
 export function settingsRules(deps: CartDeps) {

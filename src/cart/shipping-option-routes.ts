@@ -1,11 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { withTenant } from '../platform/db/index.ts';
 import { type FieldError, requireStaff } from '../platform/http/index.ts';
 import { IdParams, STAFF_SECURITY } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
-import { settingsRules, staffTenant, throwIfInvalid } from './settings-rules.ts';
+import { inStaffTenant, settingsRules, throwIfInvalid } from './settings-rules.ts';
 import { ShippingOptionBody, ShippingOptionPatch, ShippingOptionView } from './settings-schemas.ts';
 import {
   createShippingOption,
@@ -40,8 +39,7 @@ export function shippingOptionRoutes(deps: CartDeps) {
         const list = countries(request.body.countries, errors)!;
         currencies(request.body.prices, errors);
         throwIfInvalid(errors);
-        const tenantId = staffTenant(request);
-        const option = await withTenant(deps.db, tenantId, (trx) =>
+        const option = await inStaffTenant(deps, request, (trx, tenantId) =>
           createShippingOption(trx, tenantId, {
             ...request.body,
             countries: list,
@@ -65,8 +63,9 @@ export function shippingOptionRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return { items: await withTenant(deps.db, tenantId, (trx) => listShippingOptions(trx, tenantId)) };
+        return {
+          items: await inStaffTenant(deps, request, (trx, tenantId) => listShippingOptions(trx, tenantId)),
+        };
       },
     );
 
@@ -83,8 +82,9 @@ export function shippingOptionRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) => getShippingOption(trx, tenantId, request.params.id));
+        return inStaffTenant(deps, request, (trx, tenantId) =>
+          getShippingOption(trx, tenantId, request.params.id),
+        );
       },
     );
 
@@ -106,8 +106,7 @@ export function shippingOptionRoutes(deps: CartDeps) {
         const list = countries(request.body.countries, errors);
         currencies(request.body.prices, errors);
         throwIfInvalid(errors);
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) =>
+        return inStaffTenant(deps, request, (trx, tenantId) =>
           updateShippingOption(trx, tenantId, request.params.id, {
             ...request.body,
             ...(list ? { countries: list } : {}),
@@ -129,8 +128,9 @@ export function shippingOptionRoutes(deps: CartDeps) {
         },
       },
       async (request, reply) => {
-        const tenantId = staffTenant(request);
-        await withTenant(deps.db, tenantId, (trx) => deleteShippingOption(trx, tenantId, request.params.id));
+        await inStaffTenant(deps, request, (trx, tenantId) =>
+          deleteShippingOption(trx, tenantId, request.params.id),
+        );
         return reply.code(204).send(null);
       },
     );

@@ -1,11 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { withTenant } from '../platform/db/index.ts';
 import { type FieldError, requireStaff } from '../platform/http/index.ts';
 import { IdParams, STAFF_SECURITY } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
-import { settingsRules, staffTenant, throwIfInvalid } from './settings-rules.ts';
+import { inStaffTenant, settingsRules, throwIfInvalid } from './settings-rules.ts';
 import { TaxRateBody, TaxRatePatch, TaxRateView, TaxSettingsBody } from './settings-schemas.ts';
 import {
   createTaxRate,
@@ -41,8 +40,7 @@ export function taxRoutes(deps: CartDeps) {
         const errors: FieldError[] = [];
         const code = country(request.body.country, '/country', errors);
         throwIfInvalid(errors);
-        const tenantId = staffTenant(request);
-        const rate = await withTenant(deps.db, tenantId, (trx) =>
+        const rate = await inStaffTenant(deps, request, (trx, tenantId) =>
           createTaxRate(trx, tenantId, {
             ...request.body,
             country: code,
@@ -66,8 +64,7 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return { items: await withTenant(deps.db, tenantId, (trx) => listTaxRates(trx, tenantId)) };
+        return { items: await inStaffTenant(deps, request, (trx, tenantId) => listTaxRates(trx, tenantId)) };
       },
     );
 
@@ -84,8 +81,7 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) => getTaxRate(trx, tenantId, request.params.id));
+        return inStaffTenant(deps, request, (trx, tenantId) => getTaxRate(trx, tenantId, request.params.id));
       },
     );
 
@@ -107,8 +103,7 @@ export function taxRoutes(deps: CartDeps) {
         const code =
           request.body.country === undefined ? undefined : country(request.body.country, '/country', errors);
         throwIfInvalid(errors);
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) =>
+        return inStaffTenant(deps, request, (trx, tenantId) =>
           updateTaxRate(trx, tenantId, request.params.id, {
             ...request.body,
             ...(code ? { country: code } : {}),
@@ -130,8 +125,9 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request, reply) => {
-        const tenantId = staffTenant(request);
-        await withTenant(deps.db, tenantId, (trx) => deleteTaxRate(trx, tenantId, request.params.id));
+        await inStaffTenant(deps, request, (trx, tenantId) =>
+          deleteTaxRate(trx, tenantId, request.params.id),
+        );
         return reply.code(204).send(null);
       },
     );
@@ -148,8 +144,7 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) => getSettings(trx, tenantId));
+        return inStaffTenant(deps, request, (trx, tenantId) => getSettings(trx, tenantId));
       },
     );
 
@@ -166,8 +161,7 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
-        const tenantId = staffTenant(request);
-        return withTenant(deps.db, tenantId, (trx) => putSettings(trx, tenantId, request.body));
+        return inStaffTenant(deps, request, (trx, tenantId) => putSettings(trx, tenantId, request.body));
       },
     );
   };
