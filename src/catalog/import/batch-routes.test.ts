@@ -111,11 +111,10 @@ describe('POST /products/batch', () => {
     const found = new Set<string>();
     let cursor: string | null = null;
     do {
-      const url = `/api/v1/products?q=marmoset&limit=100${cursor ? `&cursor=${cursor}` : ''}`;
-      const page = (await send(t.app, 'GET', url, shop.anonymous)).json<{
-        items: { id: string }[];
-        nextCursor: string | null;
-      }>();
+      const url: string = `/api/v1/products?q=marmoset&limit=100${cursor ? `&cursor=${cursor}` : ''}`;
+      const page: { items: { id: string }[]; nextCursor: string | null } = (
+        await send(t.app, 'GET', url, shop.anonymous)
+      ).json();
       for (const item of page.items) found.add(item.id);
       cursor = page.nextCursor;
     } while (cursor);
