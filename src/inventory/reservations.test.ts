@@ -31,13 +31,15 @@ const item = async (id: string) =>
 
 describe('the hot SKU', () => {
   it("gives each reservation's event the correlation id of its own request, though they share a batch", async () => {
-    const stock = await createStock(t, shop, { onHand: 40 });
+    // A shop of its own: the other tests count their tenant's events.
+    const traced = await createShop(t, 'traced-shop');
+    const stock = await createStock(t, traced, { onHand: 40 });
     const before = t.inventory.batcherStats();
     const answers = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
         reserve(
           { key: `traced-${i}`, lines: [{ variantId: stock.variantId, quantity: 1 }] },
-          { ...shop.staff, 'x-correlation-id': `request-${i}` },
+          { ...traced.staff, 'x-correlation-id': `request-${i}` },
         ),
       ),
     );
@@ -46,7 +48,7 @@ describe('the hot SKU', () => {
     const rows = await sql<{ subject: string; correlation: string | null }>`
       select payload->>'key' as subject, headers->>'ce-correlationid' as correlation
       from wal.messages
-      where tenant_id = ${shop.id} and namespace = 'inventory-events'
+      where tenant_id = ${traced.id} and namespace = 'inventory-events'
         and headers->>'ce-type' = 'mercato.inventory.reserved' and payload->>'key' like 'traced-%'`.execute(
       t.ctx.db.kysely,
     );
