@@ -14,8 +14,7 @@
  * Knobs: BENCH_ONLY (parts, default search,hot,reads), BENCH_PRODUCTS (100000), BENCH_SEED,
  * BENCH_DURATION (10 s per load), BENCH_WARMUP (2 s), BENCH_HOT_STOCK (10000), BENCH_BATCH_SIZE
  * (1000), BENCH_IMPORT_IN_FLIGHT (2), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL,
- * BENCH_SERVER=compose (bench/commerce/server-child.ts composes the modules itself instead of
- * `mercato start`), BENCH_KEEP_DB=1 (keep the database afterwards, for EXPLAIN).
+ * BENCH_KEEP_DB=1 (keep the database afterwards, for EXPLAIN).
  * Only a full run (every part, 100,000 products) rewrites bench/README.md; BENCH_WRITE_README=1/0
  * overrides.
  */
@@ -38,7 +37,6 @@ import {
   PASSWORD,
   PRODUCTS,
   SEED,
-  SERVER,
   type Server,
   serverVersion,
   sql,
@@ -80,7 +78,6 @@ const figures: Figures = {
   machine: describeMachine([`nproc ${availableParallelism()}`]),
   pgVersion: REUSE ? await serverVersion() : await createDatabase(),
   workers: WORKERS,
-  server: SERVER,
   duration: DURATION,
   warmup: WARMUP,
   products: PRODUCTS,

@@ -9,8 +9,6 @@ export type Figures = {
   machine: string;
   pgVersion: string;
   workers: string;
-  /** How Mercato ran: `mercato start` or server-child.ts (BENCH_SERVER=compose). */
-  server: string;
   duration: number;
   warmup: number;
   products: number;
@@ -115,7 +113,7 @@ export function report(f: Figures): { body: string; summary: string } {
     '## Commerce (`npm run bench:commerce`)',
     '',
     `Run ${f.date}, ${f.duration} s per measured load after a ${f.warmup} s warm-up (hot SKU: until sold out),`,
-    `autocannon in the bench process, Mercato (${f.server === 'compose' ? 'bench/commerce/server-child.ts, the modules composed as for `mercato start`' : '`mercato start`'}, MERCATO_WORKERS=${f.workers}) and the floor`,
+    `autocannon in the bench process, Mercato (\`mercato start\`, MERCATO_WORKERS=${f.workers}) and the floor`,
     `server (bench/commerce/floor-server.ts: Fastify + node-postgres, pool of 20) each a child process,`,
     `PostgreSQL ${f.pgVersion} on loopback. Latencies are every response of the measured run, timed by autocannon.`,
     `Machine: ${f.machine}. Load average (1 min) when the run started: ${fixed(f.load.before, 2)};` +

@@ -71,9 +71,6 @@ const mercatoEnv = (): Record<string, string> => ({
   ...(env['MERCATO_DB_POOL_SIZE'] ? { MERCATO_DB_POOL_SIZE: env['MERCATO_DB_POOL_SIZE'] } : {}),
 });
 
-/** How Mercato is started: `mercato start` (default), or server-child.ts composing the modules. */
-export const SERVER = env['BENCH_SERVER'] === 'compose' ? 'compose' : 'start';
-
 /** Runs a script of this folder in a child process; resolves with the URL its output names. */
 async function spawnChild(name: string, childEnv: Record<string, string>, pattern: RegExp): Promise<Server> {
   const script = fileURLToPath(new URL(name, import.meta.url));
@@ -104,13 +101,8 @@ async function spawnChild(name: string, childEnv: Record<string, string>, patter
   };
 }
 
-/** Mercato on the bench database (see SERVER), once it answers. */
+/** Mercato on the bench database (`mercato start`, every module), once it answers. */
 export async function startMercato(): Promise<Server> {
-  if (SERVER === 'compose') {
-    const server = await spawnChild('./server-child.ts', mercatoEnv(), /API +(http:\/\/[^\s]+)\/api\/v1/);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    return server;
-  }
   const server = runMercato(['start'], mercatoEnv());
   const [, base = ''] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
   await new Promise((resolve) => setTimeout(resolve, 1000));
