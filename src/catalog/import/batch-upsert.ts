@@ -1,7 +1,7 @@
 import { withTenant } from '../../platform/db/index.ts';
 import type { EventMeta } from '../../platform/events/index.ts';
 import type { CatalogDeps } from '../deps.ts';
-import { findProductId, loadProducts } from '../products/product-read.ts';
+import { loadProducts } from '../products/product-read.ts';
 import { type ProductInput, refuseDuplicateSkus } from '../products/product-rules.ts';
 import { lockedProduct } from '../products/product-service.ts';
 import { insertProduct, replaceProduct, resolveCategories } from '../products/product-write.ts';
@@ -97,9 +97,24 @@ async function writeChunk(
   try {
     return await withTenant(deps.db, tenantId, async (trx) => {
       const done: Written[] = [];
+      // A chunk names each handle once (see upsertProductRows), so one lookup finds them all.
+      const existing = new Map(
+        (
+          await trx
+            .selectFrom('catalog.products')
+            .select(['id', 'handle'])
+            .where('tenant_id', '=', tenantId)
+            .where(
+              'handle',
+              'in',
+              rows.map((r) => r.input.handle),
+            )
+            .execute()
+        ).map((r) => [r.handle, r.id]),
+      );
       for (const { input } of rows) {
         const { handle } = input;
-        const found = await findProductId(trx, tenantId, handle);
+        const found = existing.get(handle);
         if (found === undefined) {
           const id = await insertProduct(trx, tenantId, input);
           touched.add(id);
