@@ -13,8 +13,7 @@ export function throwIfInvalid(errors: FieldError[]): void {
 }
 
 /** The tenant of a staff request. */
-const staffTenant = (request: Parameters<typeof principalOf>[0]): string =>
-  principalOf(request).tenantId;
+const staffTenant = (request: Parameters<typeof principalOf>[0]): string => principalOf(request).tenantId;
 
 /** Runs fn in a transaction of the staff request's tenant. */
 export function inStaffTenant<T>(
