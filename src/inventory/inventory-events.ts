@@ -4,7 +4,7 @@ import type { InventoryItem, Reservation } from './views.ts';
 
 export const TOPIC = 'inventory-events';
 
-export type ItemEventVerb = 'created' | 'adjusted' | 'low-stock';
+export type ItemEventVerb = 'created' | 'adjusted' | 'low-stock' | 'stock-changed';
 export type ReservationEventVerb = 'reserved' | 'released' | 'committed' | 'expired';
 
 export const itemEvent = (verb: ItemEventVerb, item: InventoryItem): DomainEvent => ({

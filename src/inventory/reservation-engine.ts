@@ -63,13 +63,16 @@ export function applyOps(state: BatchState, ops: ReservationOp[]): BatchOutcome 
       outcome.answers.push({ error });
     }
   }
-  // Low stock is judged once per item on the batch's final counters: one event per crossing.
+  // Each item the batch changed is announced once, on the batch's final counters: low-stock on a
+  // crossing (one event per crossing), else stock-changed. Both carry the item as it now is, so a
+  // subscriber keeping levels (the catalog's in-stock flag) applies snapshots ordered by the
+  // item's updatedAt, never deltas whose order against other events of the item is not kept.
   for (const itemId of [...outcome.touched].sort()) {
     const item = state.items.get(itemId)!;
     const low = lowStockTransition(item.onHand - item.reserved, item.threshold, item.alerted);
     item.alerted = low.alerted;
-    if (low.publish)
-      outcome.events[lastOpOf.get(itemId)!]!.push(itemEvent('low-stock', itemView(state, item)));
+    const verb = low.publish ? 'low-stock' : 'stock-changed';
+    outcome.events[lastOpOf.get(itemId)!]!.push(itemEvent(verb, itemView(state, item)));
   }
   return outcome;
 }

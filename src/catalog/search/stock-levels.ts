@@ -14,7 +14,6 @@ type ItemData = {
   allowBackorder: boolean;
   updatedAt: string;
 };
-type Line = { variantId: string; locationId: string; quantity: number };
 
 /** An inventory item as inventory-events carry it (created, adjusted, low-stock), else undefined. */
 function itemOf(data: unknown): ItemData | undefined {
@@ -36,29 +35,12 @@ function itemOf(data: unknown): ItemData | undefined {
   };
 }
 
-/** The lines of a reservation as inventory-events carry it (reserved, released, expired). */
-function linesOf(data: unknown): Line[] {
-  if (typeof data !== 'object' || data === null) return [];
-  const lines = (data as Record<string, unknown>)['lines'];
-  if (!Array.isArray(lines)) return [];
-  return lines.filter(
-    (l): l is Line =>
-      typeof l === 'object' && l !== null && isId(l.variantId) && isId(l.locationId) && isCount(l.quantity),
-  );
-}
-
-/** What a reservation event does to available: reserving takes, releasing and expiring give back; a commit changes nothing (on hand and reserved both drop). */
-const DELTA: Record<string, number> = {
-  'mercato.inventory.reserved': -1,
-  'mercato.inventory.released': 1,
-  'mercato.inventory.expired': 1,
-};
-
 /**
- * Keeps catalog.variant_stock and each product's in_stock flag from inventory events. Item
- * events carry the stock figures (applied unless an item snapshot as new is already there);
- * reservation events move available by their lines' quantities. Exactly once per event (the
- * inbox), so a delta is never applied twice.
+ * Keeps catalog.variant_stock and each product's in_stock flag from inventory events. Every
+ * change to an item's counters is announced with the item as it then is (created, adjusted,
+ * stock-changed, low-stock); each is applied unless a snapshot as new is already there, so events
+ * of one item arriving out of order (they have different ordering keys) still end on the newest.
+ * Reservation events carry no counters and are passed over.
  */
 export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promise<void> {
   const tenantId = event.tenantid;
@@ -75,16 +57,6 @@ export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promi
           product_id = coalesce(excluded.product_id, variant_stock.product_id), event_time = excluded.event_time
         where variant_stock.event_time <= excluded.event_time`.execute(trx);
     variantIds = [item.variantId];
-  } else if (DELTA[event.type] !== undefined) {
-    const sign = DELTA[event.type]!;
-    const lines = linesOf(event.data);
-    for (const line of lines) {
-      await sql`update catalog.variant_stock set available = available + ${sign * line.quantity}
-        where tenant_id = ${tenantId} and variant_id = ${line.variantId} and location_id = ${line.locationId}`.execute(
-        trx,
-      );
-    }
-    variantIds = [...new Set(lines.map((l) => l.variantId))];
   }
   if (variantIds.length === 0) return;
   await sql`update catalog.search_documents d set in_stock = exists (
@@ -102,7 +74,13 @@ export function registerSearchSubscribers(events: EventBus): void {
   events.subscribe({
     name: 'catalog.stock-levels',
     topic: 'inventory-events',
-    types: ['mercato.inventory.*'],
+    // The events that carry an item's counters; reservation events are not delivered here.
+    types: [
+      'mercato.inventory.created',
+      'mercato.inventory.adjusted',
+      'mercato.inventory.stock-changed',
+      'mercato.inventory.low-stock',
+    ],
     handle: applyInventoryEvent,
   });
 }
