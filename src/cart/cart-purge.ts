@@ -5,21 +5,29 @@ import type { CartDb } from './tables.ts';
 
 const BATCH = 1000;
 
-/** Deletes carts unused (no change, no read) for ttlSeconds, lines with them, in batches; returns how many. */
+/**
+ * Deletes carts unused (no change, no read) for ttlSeconds, lines with them, in batches; returns
+ * how many. A cart a request holds locked is skipped (it is being used, and the purge never waits
+ * behind a shopper); one used since it was chosen is kept, as the delete checks its age again.
+ */
 export async function purgeIdleCarts(db: CartDb, ttlSeconds: number): Promise<number> {
   let purged = 0;
+  const idle = sql<Date>`now() - make_interval(secs => ${ttlSeconds})`;
   for (;;) {
     const result = await withSystem(db, (trx) =>
       trx
         .deleteFrom('cart.carts')
+        .where('active_at', '<', idle)
         .where(
           'id',
           'in',
           trx
             .selectFrom('cart.carts')
             .select('id')
-            .where('active_at', '<', sql<Date>`now() - make_interval(secs => ${ttlSeconds})`)
-            .limit(BATCH),
+            .where('active_at', '<', idle)
+            .limit(BATCH)
+            .forUpdate()
+            .skipLocked(),
         )
         .executeTakeFirst(),
     );
