@@ -14,14 +14,23 @@ const MAX_ENTRIES = 10_000;
  * store created meanwhile is found soon). Suspension is checked on every call, from the status
  * cache that NOTIFY keeps current.
  */
-export function createTenantResolver(db: Kysely<IdentityTables>, status: TenantStatusCache): TenantResolver {
-  const cache = new Map<string, { id: string | undefined; until: number }>();
+export function createTenantResolver(
+  db: Kysely<IdentityTables>,
+  status: TenantStatusCache,
+  { maxEntries = MAX_ENTRIES }: { maxEntries?: number } = {},
+): TenantResolver {
+  // Stores and misses are bounded apart: anonymous callers inventing slugs fill only the misses,
+  // never pushing the stores that exist out of the cache.
+  const stores = new Map<string, { id: string | undefined; until: number }>();
+  const misses = new Map<string, { id: string | undefined; until: number }>();
   return async (slug) => {
     const now = Date.now();
-    let entry = cache.get(slug);
+    let entry = stores.get(slug) ?? misses.get(slug);
     if (!entry || entry.until < now) {
       const tenant = await findTenantBySlug(db, slug);
-      if (cache.size >= MAX_ENTRIES) cache.clear();
+      const cache = tenant ? stores : misses;
+      (tenant ? misses : stores).delete(slug);
+      if (cache.size >= maxEntries) cache.clear();
       entry = { id: tenant?.id, until: now + (tenant ? HIT_TTL_MS : MISS_TTL_MS) };
       cache.set(slug, entry);
     }
