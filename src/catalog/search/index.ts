@@ -8,6 +8,6 @@ export {
   type FixtureProduct,
   generateCatalog,
 } from './fixture-catalog.ts';
-export { indexCategoryProducts, indexProducts } from './indexer.ts';
+export { indexProducts } from './indexer.ts';
 export { type SearchDeps, searchRoutes } from './search-routes.ts';
 export { applyInventoryEvent, registerSearchSubscribers } from './stock-levels.ts';

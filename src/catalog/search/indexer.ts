@@ -141,6 +141,9 @@ type Document = {
   created_at: string;
 };
 
+/** Products rebuilt per statement (a category rename may name a whole catalog). */
+const INDEX_CHUNK = 500;
+
 /**
  * Rebuilds the search documents of these products from the catalog tables, in the caller's
  * transaction (so search sees a change exactly when it commits); products that no longer exist
@@ -148,7 +151,11 @@ type Document = {
  */
 export async function indexProducts(trx: Trx, tenantId: string, productIds: string[]): Promise<void> {
   const ids = [...new Set(productIds)];
-  if (ids.length === 0) return;
+  for (let i = 0; i < ids.length; i += INDEX_CHUNK)
+    await indexChunk(trx, tenantId, ids.slice(i, i + INDEX_CHUNK));
+}
+
+async function indexChunk(trx: Trx, tenantId: string, ids: string[]): Promise<void> {
   const { products, variants, categories, stocked } = await readProducts(trx, tenantId, ids);
   const variantsOf = groupBy(variants);
   const categoriesOf = groupBy(categories);
@@ -233,28 +240,4 @@ export async function indexProducts(trx: Trx, tenantId: string, productIds: stri
       trx,
     );
   }
-}
-
-/**
- * Rebuilds the documents of every product in these categories or below them (a category renamed
- * or moved changes the names and ancestors its products are found by).
- */
-export async function indexCategoryProducts(
-  trx: Trx,
-  tenantId: string,
-  categoryIds: string[],
-): Promise<void> {
-  if (categoryIds.length === 0) return;
-  const rows = (
-    await sql<{ product_id: string }>`with recursive subtree (id, depth) as (
-        select id, 0 from catalog.categories where tenant_id = ${tenantId} and id = any(${categoryIds}::uuid[])
-        union all
-        select c.id, s.depth + 1 from catalog.categories c join subtree s on c.parent_id = s.id
-          where c.tenant_id = ${tenantId} and s.depth < 32
-      )
-      select distinct pc.product_id from catalog.product_categories pc
-        where pc.tenant_id = ${tenantId} and pc.category_id in (select id from subtree)`.execute(trx)
-  ).rows;
-  const ids = rows.map((r) => r.product_id);
-  for (let i = 0; i < ids.length; i += 500) await indexProducts(trx, tenantId, ids.slice(i, i + 500));
 }
