@@ -26,8 +26,8 @@ export type CatalogApi = {
 export type CatalogModule = MercatoModule &
   CatalogApi & {
     /**
-     * Creates or replaces each product by handle, one transaction per row, in order (as
-     * POST /products/batch does); a bad row is answered and the next one goes on.
+     * Creates or replaces each product by handle, in order (as POST /products/batch does): rows
+     * checked in memory, then written 200 per transaction; a bad row is answered and the rest go on.
      */
     importProducts(
       tenantId: string,
