@@ -5,7 +5,7 @@ import { itemEvent } from './inventory-events.ts';
 import { appendLedger, type Movement } from './ledger-store.ts';
 import { defaultLocation, getLocation } from './location-store.ts';
 import { lowStockTransition } from './low-stock.ts';
-import type { InventoryTrx, LedgerKind } from './tables.ts';
+import { type InventoryTrx, type LedgerKind, STOCK_LIMIT } from './tables.ts';
 import { type Availability, type InventoryItem, toItem } from './views.ts';
 
 /** What a change to items came to: the item after it and the events to publish with it. */
@@ -168,8 +168,12 @@ export async function changeStock(
       { reserved: row.reserved, onHand: row.on_hand },
     );
   }
-  if (!Number.isSafeInteger(onHand) || onHand > 1_000_000_000 || onHand < -1_000_000_000) {
-    throw new AppError('CONFLICT', `on hand would be ${onHand}, out of range`);
+  if (
+    !Number.isSafeInteger(onHand) ||
+    Math.abs(onHand) > STOCK_LIMIT ||
+    onHand - row.reserved < -STOCK_LIMIT
+  ) {
+    throw new AppError('CONFLICT', `on hand would be ${onHand} with ${row.reserved} reserved, out of range`);
   }
   const low = lowStockTransition(onHand - row.reserved, row.low_stock_threshold, row.low_stock_alerted);
   const now = new Date();

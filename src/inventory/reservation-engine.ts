@@ -12,7 +12,7 @@ import {
   type ReservationState,
   toReservation,
 } from './reservation-ops.ts';
-import type { LedgerKind } from './tables.ts';
+import { type LedgerKind, STOCK_LIMIT } from './tables.ts';
 import { toItem } from './views.ts';
 
 /** The locked rows a batch works on and the time it runs at. */
@@ -206,8 +206,13 @@ function reserve(
       }
     }
     const backorder = from.find((i) => i.allowBackorder);
-    if (left > 0 && backorder) {
-      const same = held.find((h) => h.itemId === backorder.id);
+    const same = backorder && held.find((h) => h.itemId === backorder.id);
+    // A backorder takes the rest, unless it would push available past -STOCK_LIMIT.
+    if (
+      left > 0 &&
+      backorder &&
+      backorder.onHand - backorder.reserved - (same?.quantity ?? 0) - left >= -STOCK_LIMIT
+    ) {
       if (same) same.quantity += left;
       else
         held.push({

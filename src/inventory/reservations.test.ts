@@ -274,6 +274,27 @@ describe('reservations', () => {
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
   });
 
+  it('refuses a backorder that would overflow the stock counters with 409, never 500', async () => {
+    const stock = await createStock(t, shop, { onHand: 0, allowBackorder: true });
+    const down = await send(t.app, 'PUT', `/api/v1/inventory/${stock.id}/stock`, shop.staff, {
+      adjust: -1_000_000_000,
+      reason: 'oversold',
+    });
+    expect(down.statusCode).toBe(200);
+    // 100 lines of 1,000,000 (one variant) hold 100,000,000 a reservation: 12 overflow an integer.
+    const lines = Array.from({ length: 100 }, () => ({ variantId: stock.variantId, quantity: 1_000_000 }));
+    const statuses: number[] = [];
+    for (let i = 0; i < 12 && statuses.at(-1) !== 409; i++) {
+      const answer = await reserve({ key: `bo-max-${stock.id}-${i}`, lines });
+      statuses.push(answer.statusCode);
+      if (answer.statusCode === 409) expect(answer.json()).toMatchObject({ code: 'INSUFFICIENT_STOCK' });
+    }
+    expect(statuses.at(-1)).toBe(409);
+    expect(statuses.filter((s) => s !== 201 && s !== 409)).toEqual([]);
+    expect((await item(stock.id)).available).toBeGreaterThanOrEqual(-1_000_000_000);
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+
   it('answers the in-process API as the routes do', async () => {
     const stock = await createStock(t, shop, { onHand: 2 });
     const key = `api-${uuidv7()}`;

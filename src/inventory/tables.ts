@@ -1,5 +1,11 @@
 import type { Generated, Kysely, Transaction } from 'kysely';
 
+/**
+ * Bound of on hand and of available (on hand - reserved) either way, well inside PostgreSQL's
+ * integer: a backorder may drive available below zero, but never into an integer overflow.
+ */
+export const STOCK_LIMIT = 1_000_000_000;
+
 export type LedgerKind = 'receive' | 'adjust' | 'reserve' | 'release' | 'commit' | 'expire' | 'return';
 export type ReservationStatus = 'active' | 'committed' | 'released' | 'expired';
 
