@@ -50,15 +50,16 @@ export function createNamespaceCache(
   return {
     async get(tenantId, name) {
       const key = keyOf(tenantId, name);
-      if (listening && entries.has(key)) return merged(entries.get(key));
+      // Kept merged: a hit (every lease and delivery) returns the entry as it is.
+      if (listening && entries.has(key)) return entries.get(key);
       const before = generation;
-      const namespace = await withSystem(db, (trx) => getNamespace(trx, tenantId, name));
+      const namespace = merged(await withSystem(db, (trx) => getNamespace(trx, tenantId, name)));
       if (listening && before === generation) {
         entries.set(key, namespace);
         // Misses are cached too (a producer may name namespaces that do not exist): bound the map.
         if (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
       }
-      return merged(namespace);
+      return namespace;
     },
     async all() {
       if (listening && everything) return everything;
