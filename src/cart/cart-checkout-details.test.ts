@@ -205,6 +205,13 @@ describe('shipping options', () => {
       prices: { EUR: 2 },
     });
     expect(pointers(twice.json())).toEqual(['/countries']);
+    const huge = await send(t.app, 'POST', '/api/v1/shipping-options', shop.staff, {
+      name: 'X',
+      countries: ['DE'],
+      prices: { EUR: 1e13 },
+    });
+    expect(huge.statusCode).toBe(400);
+    expect(pointers(huge.json())).toEqual(['/prices/EUR']);
   });
 
   it("answers 404 for another tenant's shipping option and tax rate ids", async () => {

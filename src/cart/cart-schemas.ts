@@ -162,4 +162,4 @@ export const AvailableShippingOptions = Type.Object({
   items: Type.Array(Type.Object({ id: Uuid, name: Type.String(), price: Money, currency: Type.String() })),
 });
 
-export { Country, Money, Nullable, Text, Uuid };
+export { Country, Nullable, Text, Uuid };

@@ -1,7 +1,13 @@
 import { Type } from 'typebox';
-import { Country, Currency, Money, Nullable, Text, Uuid } from './cart-schemas.ts';
+import { Country, Currency, Nullable, Text, Uuid } from './cart-schemas.ts';
 
-const Prices = Type.Record(Currency, Money, {
+/** A flat price, bounded as the catalog bounds its prices (so totals stay exact integers). */
+const Price = Type.Integer({
+  minimum: 0,
+  maximum: 1_000_000_000_000,
+  description: 'Integer minor units of the currency',
+});
+const Prices = Type.Record(Currency, Price, {
   minProperties: 1,
   maxProperties: 50,
   description: 'ISO 4217 code -> flat price in integer minor units',
