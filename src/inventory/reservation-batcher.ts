@@ -8,6 +8,12 @@ import type { InventoryTables } from './tables.ts';
 export type BatcherOptions = {
   /** Operations per transaction at most. (Default: 500) */
   maxBatch?: number;
+  /**
+   * Operations waiting for a transaction at most; beyond it submit is refused with 503
+   * SERVICE_UNAVAILABLE, so a flood cannot grow the queue (and each batch's scan of it) without
+   * bound. (Default: 10,000)
+   */
+  maxQueue?: number;
   /** Transactions in flight at once: while one commits, the next gathers. (Default: 2; 1 on PGlite) */
   maxInFlight?: number;
   /** Told after each committed batch the earliest expiry it wrote (the sweeper re-arms its timer). */
@@ -56,6 +62,7 @@ export function createReservationBatcher(
 ): ReservationBatcher {
   const maxBatch = options.maxBatch ?? 500;
   const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
+  const maxQueue = options.maxQueue ?? 10_000;
   const stats: BatcherStats = { batches: 0, ops: 0 };
   let queue: Pending[] = [];
   const flights = new Set<Promise<void>>();
@@ -108,14 +115,15 @@ export function createReservationBatcher(
   const flush = async (group: Pending[]): Promise<BatchResult> => {
     stats.batches += 1;
     const result = await runBatch(db, events, group[0]!.tenantId, group);
-    if (result.earliestExpiry) options.onExpiry?.(result.earliestExpiry);
+    // The batch committed: a failing hook past this point must not make run() apply it again.
     try {
+      if (result.earliestExpiry) options.onExpiry?.(result.earliestExpiry);
       options.onBatch?.(
         result,
         group.map((p) => p.op),
       );
     } catch {
-      // A metrics hook must never fail a reservation.
+      // A hook (sweeper, metrics) must never fail a reservation.
     }
     return result;
   };
@@ -158,6 +166,11 @@ export function createReservationBatcher(
     submit(tenantId, op, meta) {
       if (closed) {
         return Promise.reject(new AppError('SERVICE_UNAVAILABLE', 'inventory is shutting down'));
+      }
+      if (queue.length >= maxQueue) {
+        return Promise.reject(
+          new AppError('SERVICE_UNAVAILABLE', 'too many reservations are waiting: try again shortly'),
+        );
       }
       return new Promise<OpResult>((resolve, reject) => {
         stats.ops += 1;

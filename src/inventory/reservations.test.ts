@@ -11,6 +11,9 @@ import {
   startInventoryApp,
   until,
 } from './inventory-test-fixtures.ts';
+import { createReservationBatcher } from './reservation-batcher.ts';
+import { linesHash } from './reservation-ops.ts';
+import type { InventoryDb } from './tables.ts';
 import type { InventoryItem, Reservation } from './views.ts';
 
 let t: InventoryTestApp;
@@ -293,6 +296,37 @@ describe('reservations', () => {
     expect(statuses.filter((s) => s !== 201 && s !== 409)).toEqual([]);
     expect((await item(stock.id)).available).toBeGreaterThanOrEqual(-1_000_000_000);
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+
+  it('refuses operations beyond its queue bound with 503 and answers the queued ones', async () => {
+    const stock = await createStock(t, shop, { onHand: 10 });
+    const batcher = createReservationBatcher(t.ctx.db.kysely as InventoryDb, t.wal.events, { maxQueue: 3 });
+    const lines = [{ variantId: stock.variantId, quantity: 1 }];
+    const answers = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) =>
+        batcher.submit(shop.id, {
+          kind: 'reserve',
+          key: `queue-${stock.id}-${i}`,
+          lines,
+          ttlSeconds: 60,
+          reference: null,
+          actor: 'test',
+          hash: linesHash(lines),
+        }),
+      ),
+    );
+    await batcher.close();
+    expect(answers.map((a) => a.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'rejected',
+    ]);
+    for (const a of answers.slice(3)) {
+      expect((a as PromiseRejectedResult).reason).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    }
+    expect(await item(stock.id)).toMatchObject({ reserved: 3 });
   });
 
   it('answers the in-process API as the routes do', async () => {
