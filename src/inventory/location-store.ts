@@ -139,6 +139,9 @@ export async function deleteLocation(trx: InventoryTrx, id: string): Promise<voi
     .selectFrom('inventory.items')
     .select(['id', 'on_hand', 'reserved'])
     .where('location_id', '=', id)
+    // In id order, as every writer of items locks them (a reservation batch holding two of
+    // them cannot deadlock with this).
+    .orderBy('id')
     .forUpdate()
     .execute();
   const holding = items.filter((i) => i.on_hand !== 0 || i.reserved !== 0).length;
