@@ -122,12 +122,13 @@ async function writeChunk(
           continue;
         }
         const current = await lockedProduct(trx, tenantId, found);
-        if (sameAs(current, input, await resolveCategories(trx, tenantId, input))) {
+        const categoryIds = await resolveCategories(trx, tenantId, input);
+        if (sameAs(current, input, categoryIds)) {
           done.push({ status: 'unchanged', id: found, handle });
           continue;
         }
         touched.add(found);
-        await replaceProduct(trx, tenantId, current, input);
+        await replaceProduct(trx, tenantId, current, input, categoryIds);
         done.push({ status: 'updated', id: found, handle });
       }
       const changed = done.filter((o) => o.status !== 'unchanged');

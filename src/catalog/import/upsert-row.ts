@@ -140,10 +140,10 @@ export async function upsertProductRow(
           return { status: 'created', id: product.id, handle };
         }
         const current = await lockedProduct(trx, tenantId, id);
-        if (sameAs(current, input, await resolveCategories(trx, tenantId, input)))
-          return { status: 'unchanged', id, handle };
+        const categoryIds = await resolveCategories(trx, tenantId, input);
+        if (sameAs(current, input, categoryIds)) return { status: 'unchanged', id, handle };
         touched.add(id);
-        await replaceProductIn(deps, trx, tenantId, current, input, meta);
+        await replaceProductIn(deps, trx, tenantId, current, input, meta, categoryIds);
         return { status: 'updated', id, handle };
       },
       variantSkus(input),

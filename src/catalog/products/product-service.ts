@@ -127,7 +127,10 @@ export async function createProductIn(
   return announceProduct(deps, trx, tenantId, id, 'created', meta);
 }
 
-/** Replaces a locked product in trx (PUT semantics): indexed, announced as mercato.product.updated. */
+/**
+ * Replaces a locked product in trx (PUT semantics): indexed, announced as mercato.product.updated.
+ * categoryIds: the input's categories, when the caller has resolved them already.
+ */
 export async function replaceProductIn(
   deps: CatalogDeps,
   trx: CatalogTrx,
@@ -135,9 +138,10 @@ export async function replaceProductIn(
   current: Product,
   input: ProductInput,
   meta: EventMeta | undefined,
+  categoryIds?: string[],
 ): Promise<Product> {
   refuseDuplicateSkus(input.variants);
-  await replaceProduct(trx, tenantId, current, input);
+  await replaceProduct(trx, tenantId, current, input, categoryIds);
   return announceProduct(deps, trx, tenantId, current.id, 'updated', meta);
 }
 

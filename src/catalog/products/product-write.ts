@@ -140,15 +140,17 @@ export async function insertProduct(trx: CatalogTrx, tenantId: string, input: Pr
 /**
  * Replaces every field of the product (PUT); its handle is kept when none is given. Variants, when
  * given, replace the product's: one with an id or the SKU of a current variant keeps that variant's
- * id; the others are created; current variants not named are deleted.
+ * id; the others are created; current variants not named are deleted. resolved: the input's
+ * categories when the caller has resolved them already.
  */
 export async function replaceProduct(
   trx: CatalogTrx,
   tenantId: string,
   current: Product,
   input: ProductInput,
+  resolved?: string[],
 ): Promise<void> {
-  const categoryIds = await resolveCategories(trx, tenantId, input);
+  const categoryIds = resolved ?? (await resolveCategories(trx, tenantId, input));
   await trx
     .updateTable('catalog.products')
     .set({
