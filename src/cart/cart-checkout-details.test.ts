@@ -133,6 +133,8 @@ describe('shipping options', () => {
     await addItem(t, headers, { variantId: variant.id, quantity: 1 });
     const before = await send(t.app, 'GET', '/api/v1/cart/shipping-options', headers);
     expect(before.json().items).toEqual([]);
+    const noCart = { ...headers, 'x-cart-token': `ct_${'a'.repeat(43)}` };
+    expect((await send(t.app, 'GET', '/api/v1/cart/shipping-options', noCart)).statusCode).toBe(404);
     const early = await send(t.app, 'PUT', '/api/v1/cart/shipping-option', headers, {
       shippingOptionId: germany.id,
     });

@@ -20,6 +20,7 @@ import {
   UpdateItemBody,
 } from './cart-schemas.ts';
 import type { CartService } from './cart-service.ts';
+import { findCart, touchCart } from './cart-store.ts';
 import { CART_TOKEN_HEADER, cartLocatorOf, guestTokenHash } from './cart-token.ts';
 import type { CartDeps } from './deps.ts';
 import { listShippingOptions, serves } from './shipping-option-store.ts';
@@ -210,10 +211,17 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
       },
       async (request) => {
         const tenantId = await tenantOf(request);
-        const cart = await service.read(tenantId, cartLocatorOf(request));
-        if (!cart) throw new AppError('NOT_FOUND', 'cart not found');
+        const locator = cartLocatorOf(request);
+        // Only the cart's row is needed (its country and currency), not its lines checked again.
+        const found = await withTenant(deps.db, tenantId, async (trx) => {
+          const row = await findCart(trx, tenantId, locator);
+          if (!row) return undefined;
+          await touchCart(trx, tenantId, row);
+          return { cart: row, options: await listShippingOptions(trx, tenantId) };
+        });
+        if (!found) throw new AppError('NOT_FOUND', 'cart not found');
+        const { cart, options } = found;
         const country = cart.shippingAddress?.country;
-        const options = await withTenant(deps.db, tenantId, (trx) => listShippingOptions(trx, tenantId));
         return {
           items: options
             .filter((o) => serves(o, country, cart.currency))
