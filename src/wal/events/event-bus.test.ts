@@ -271,6 +271,44 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
     expect(response.json().errors).toEqual([expect.objectContaining({ pointer: '/targets/0/handler' })]);
   });
 
+  it.runIf(backend === 'postgres')(
+    "never hands a subscriber a tenant's message, even through a target stored before such targets were refused",
+    async () => {
+      const created = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/wal/namespaces',
+        payload: { name: 'old-forgery' },
+        headers: admin,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const sneak = [{ name: 'sneak', type: 'internal', enabled: true, handler: 'events:test.everything' }];
+      await withSystem(db(), (trx) =>
+        sql`update wal.namespaces set targets = ${JSON.stringify(sneak)}::jsonb
+          where tenant_id = ${shop.id} and name = 'old-forgery'`.execute(trx),
+      );
+      const write = await t.app.inject({
+        method: 'POST',
+        url: '/api/v1/wal/write',
+        payload: {
+          namespace: 'old-forgery',
+          key: 'forged',
+          headers: { 'ce-type': 'mercato.product.created' },
+          payload: { id: 'x' },
+        },
+        headers: admin,
+      });
+      expect(write.statusCode, write.body).toBeLessThan(300);
+      await until(async () => {
+        const { rows } = await withSystem(db(), (trx) =>
+          sql<{ state: string }>`select state from wal.messages
+            where tenant_id = ${shop.id} and namespace = 'old-forgery'`.execute(trx),
+        );
+        return rows[0]?.state === 'delivered';
+      }, 'the forged message handled');
+      expect(everything.filter((e) => e.subject === 'forged')).toEqual([]);
+    },
+  );
+
   it('refuses bad types patterns with 400 naming each field', async () => {
     const target = (types: unknown) => ({
       name: 'bad',

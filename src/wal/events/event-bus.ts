@@ -115,6 +115,9 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const patterns = [...types];
       deps.systemTargets.declare(topic, { type: 'internal', name, enabled: true, handler, types: patterns });
       deps.registerHandler(handler, async (trx, delivery) => {
+        // Only the topic's system namespace feeds a subscriber: a target naming its handler on
+        // another namespace (stored before such targets were refused) carries a tenant's message.
+        if (delivery.namespace !== topic) return;
         const event = toReceivedEvent(delivery);
         // The target's filter already skipped other types; a redelivery of an older message too.
         if (!matchesTypes(event.type, patterns)) return;
