@@ -103,9 +103,7 @@ export const STAFF_ROLES: readonly Role[] = ['staff', 'operator', 'admin'];
 /** preHandler: a staff user (staff, operator or admin), or an API key granted the permission. */
 export function requireStaff(permission: string): Guard {
   return guard(async (request) => {
-    const principal = principalOf(request);
-    if (principal.kind === 'user' && STAFF_ROLES.includes(principal.role)) return;
-    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    if (isStaff(principalOf(request), permission)) return;
     throw new AppError('FORBIDDEN', `this route needs a staff user or permission ${permission}`);
   });
 }
