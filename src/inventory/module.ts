@@ -12,11 +12,9 @@ import { locationRoutes } from './location-routes.ts';
 import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
 import { reservationRoutes } from './reservation-routes.ts';
 import { reservationService } from './reservation-service.ts';
-import type { InventoryDb } from './tables.ts';
+import { type InventoryDb, isUuid } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type InventoryApi = {
   /** Summed over locations; a variant with no stock row is absent from the map (available 0). */
@@ -97,9 +95,7 @@ export async function createInventory(
     },
     async availability(tenantId, variantIds) {
       // Ids that are no UUID name no stock row (absent), rather than failing the query.
-      const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) =>
-        UUID.test(id),
-      );
+      const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) => isUuid(id));
       const map = await withTenant(db, tenantId, (trx) => availabilityOf(trx, { variantIds: ids }));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);

@@ -2,10 +2,10 @@ import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { ReservationBatcher } from './reservation-batcher.ts';
 import { linesHash, mergeLines, type OpResult } from './reservation-ops.ts';
+import { isUuid } from './tables.ts';
 import type { ReservationLine } from './views.ts';
 
 const KEY = /^[\x21-\x7e]{1,200}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MAX_TTL = 30 * 86_400;
 
 export type ReserveInput = {
@@ -44,7 +44,7 @@ export function reservationService(batcher: ReservationBatcher, defaultTtlSecond
         throw invalid('/lines', 'must hold 1 to 100 lines');
       }
       for (const [i, line] of input.lines.entries()) {
-        if (typeof line.variantId !== 'string' || !UUID.test(line.variantId.toLowerCase())) {
+        if (typeof line.variantId !== 'string' || !isUuid(line.variantId)) {
           throw invalid(`/lines/${i}/variantId`, 'must be a UUID');
         }
         if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > 1_000_000) {

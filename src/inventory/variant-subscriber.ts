@@ -3,10 +3,8 @@ import type { EventBus, ReceivedEvent, Subscriber } from '../platform/events/ind
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { itemEvent, publish } from './inventory-events.ts';
 import { defaultLocation } from './location-store.ts';
-import type { InventoryTrx } from './tables.ts';
+import { type InventoryTrx, isUuid } from './tables.ts';
 import { toItem } from './views.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type VariantRef = { id: string; sku: string | null };
 
@@ -14,12 +12,12 @@ type VariantRef = { id: string; sku: string | null };
 export function variantsOf(data: unknown): { productId: string; variants: VariantRef[] } | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const product = data as { id?: unknown; variants?: unknown };
-  if (typeof product.id !== 'string' || !UUID.test(product.id) || !Array.isArray(product.variants)) {
+  if (typeof product.id !== 'string' || !isUuid(product.id) || !Array.isArray(product.variants)) {
     return undefined;
   }
   const variants: VariantRef[] = [];
   for (const v of product.variants.slice(0, 1000) as { id?: unknown; sku?: unknown }[]) {
-    if (typeof v?.id !== 'string' || !UUID.test(v.id)) continue;
+    if (typeof v?.id !== 'string' || !isUuid(v.id)) continue;
     const sku = typeof v.sku === 'string' && v.sku.length > 0 && v.sku.length <= 100 ? v.sku : null;
     variants.push({ id: v.id.toLowerCase(), sku });
   }
