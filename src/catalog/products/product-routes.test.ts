@@ -319,6 +319,11 @@ describe('products', () => {
       ['NEW-XL', 1],
     ]);
     expect(updated.variants[0]!.id).toBe(l!.id);
+    expect(updated.variants[0]).toMatchObject({
+      options: { size: 'L' },
+      prices: { USD: 5900 },
+      barcode: null,
+    });
     expect(updated.variants.some((v) => v.id === m!.id)).toBe(false);
     expect(response.headers.etag).toBe('"2"');
     // Two variants may swap SKUs in one PUT.
@@ -330,7 +335,10 @@ describe('products', () => {
       ],
     });
     expect(swapped.statusCode, swapped.body).toBe(200);
-    expect(swapped.json<Product>().variants.map((v) => v.sku)).toEqual(['NEW-XL', l!.sku]);
+    expect(swapped.json<Product>().variants.map((v) => [v.sku, v.options, v.prices])).toEqual([
+      ['NEW-XL', { size: 'L' }, { USD: 1 }],
+      [l!.sku, { size: 'XL' }, { USD: 1 }],
+    ]);
     // Without variants, PUT keeps them.
     const kept = await send(t.app, 'PUT', `/api/v1/products/${product.handle}`, shop.staff, {
       title: 'Again',

@@ -197,26 +197,33 @@ async function replaceVariants(trx: CatalogTrx, tenantId: string, current: Produ
       .execute();
   }
   const now = new Date();
-  for (const { v, i, match } of plan) {
-    if (match) {
-      await trx
-        .updateTable('catalog.variants')
-        .set({ ...variantColumns(v, i), updated_at: now })
-        .where('id', '=', match.id)
-        .execute();
-    } else {
-      await trx
-        .insertInto('catalog.variants')
-        .values({
+  // Kept variants in one statement (their SKUs are free: moved ones hold placeholders), then new ones.
+  const updates = plan
+    .filter((p): p is typeof p & { match: Variant } => !!p.match)
+    .map(({ v, i, match }) => ({ id: match.id, ...variantColumns(v, i) }));
+  if (updates.length > 0) {
+    await sql`update catalog.variants v set sku = u.sku, title = u.title, options = u.options::jsonb,
+        prices = u.prices::jsonb, compare_at_prices = u.compare_at_prices::jsonb,
+        weight_grams = u.weight_grams, barcode = u.barcode, position = u.position, updated_at = ${now}
+      from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as u (id uuid, sku text, title text,
+        options text, prices text, compare_at_prices text, weight_grams integer, barcode text, position integer)
+      where v.tenant_id = ${tenantId} and v.id = u.id`.execute(trx);
+  }
+  const inserts = plan.filter((p) => !p.match);
+  if (inserts.length > 0) {
+    await trx
+      .insertInto('catalog.variants')
+      .values(
+        inserts.map(({ v, i }) => ({
           id: uuidv7(),
           tenant_id: tenantId,
           product_id: current.id,
           ...variantColumns(v, i),
           created_at: now,
           updated_at: now,
-        })
-        .execute();
-    }
+        })),
+      )
+      .execute();
   }
 }
 
