@@ -46,7 +46,7 @@ async function seedDemoData(
   if (!seeded.created) return { notes: seeded.warning ?? [] };
   const notes = [
     'Seeded the demo tenant "demo": admin@demo.test (admin) and customer@demo.test (customer),',
-    'and the platform admin admin@platform.test (tenant "platform"); the demo shop has a catalog with stock.',
+    'and the platform admin admin@platform.test (tenant "platform").',
     seeded.password && !ctx.config.demoPassword
       ? `Their password, shown this once: ${seeded.password}`
       : 'Their password is MERCATO_DEMO_PASSWORD.',
@@ -56,11 +56,28 @@ async function seedDemoData(
   return storePassword ? { notes, storePassword } : { notes };
 }
 
-/** The demo shop's catalog, stock, shipping and tax, when the demo was just seeded and this process runs those modules. */
-async function seedStoreIfNew(app: FastifyInstance, ctx: AppContext, password: string | undefined) {
-  const needed = ['catalog', 'inventory', 'cart'] as const;
-  if (!password || !needed.every((m) => ctx.config.modules.includes(m))) return;
-  await seedDemoStore(app, password);
+/**
+ * The demo shop's catalog, stock, shipping and tax, when the demo was just seeded and this process
+ * runs those modules (and identity, whose login the seeding signs in with); returns what to print.
+ * A failure is said, not thrown: the demo tenant and its users are made already, and start-up
+ * must still print their password.
+ */
+async function seedStoreIfNew(
+  app: FastifyInstance,
+  ctx: AppContext,
+  password: string | undefined,
+): Promise<string[]> {
+  const needed = ['identity', 'catalog', 'inventory', 'cart'] as const;
+  if (!password || !needed.every((m) => ctx.config.modules.includes(m))) return [];
+  try {
+    await seedDemoStore(app, password);
+    return ['The demo shop has a catalog with stock, shipping options and tax rates.'];
+  } catch (error) {
+    ctx.logger.error({ err: error }, 'demo store seeding failed');
+    return [
+      `The demo shop's catalog could not be seeded (${(error as Error).message}); the shop starts empty.`,
+    ];
+  }
 }
 
 /** Serves the API on config.host:config.port; stop() drains requests and closes every pool. */
@@ -78,7 +95,7 @@ export async function startServer(
     const demo = prepare ? await seedDemoData(ctx, identity) : { notes: [] };
     notes.push(...demo.notes);
     const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
-    await seedStoreIfNew(app, ctx, demo.storePassword);
+    notes.push(...(await seedStoreIfNew(app, ctx, demo.storePassword)));
     await app.listen({ host: config.host, port: config.port });
     for (const module of modules) await module.start?.();
     const address = app.server.address();
@@ -135,7 +152,7 @@ export async function runServer(config: Config): Promise<void> {
         // The store is seeded through the API, in-process, before any worker serves.
         const app = await buildApp(ctx, { authenticate: identity.authenticate, modules });
         try {
-          await seedStoreIfNew(app, ctx, demo.storePassword);
+          notes.push(...(await seedStoreIfNew(app, ctx, demo.storePassword)));
         } finally {
           await app.close();
         }
