@@ -83,9 +83,14 @@ export function createExpirySweeper(
       const tenants = await withSystem(db, (trx) => tenantsWithExpired(trx, 50));
       let round = 0;
       for (const tenantId of tenants) {
-        const result = await runBatch(db, events, tenantId, [], batch);
-        round += result.answers.length;
-        if (result.answers.length > 0) options.onExpired?.(result.answers.length);
+        // One tenant whose batch fails must not hold back the expiry of every tenant after it.
+        try {
+          const result = await runBatch(db, events, tenantId, [], batch);
+          round += result.answers.length;
+          if (result.answers.length > 0) options.onExpired?.(result.answers.length);
+        } catch (error) {
+          logger.warn({ err: error, tenantId }, 'inventory: reservation sweep of a tenant failed');
+        }
       }
       expired += round;
       // Nothing taken: done, or the rest is held by other sweepers (skip locked).

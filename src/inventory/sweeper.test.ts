@@ -56,6 +56,33 @@ async function expireEntries(itemId: string): Promise<number> {
 }
 
 describe('the expiry sweeper', () => {
+  it("expires the other tenants' reservations when one tenant's expiry fails", async () => {
+    const broken = await createShop(t, 'sweep-broken-shop');
+    const id = '01900000-0000-7000-8000-00000000b0c0';
+    // An active, due reservation holding an item that does not exist: expiring it fails.
+    await withTenant(t.ctx.db.kysely, broken.id, async (trx) => {
+      await sql`insert into inventory.reservations
+          (id, tenant_id, key, status, request_hash, actor, expires_at)
+        values (${id}, ${broken.id}, 'broken', 'active', 'x', 'test', now() - interval '1 minute')`.execute(
+        trx,
+      );
+      await sql`insert into inventory.reservation_lines
+          (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
+        values (${id}, ${broken.id}, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 1)`.execute(
+        trx,
+      );
+    });
+    try {
+      const { item, keys } = await shortReservations('beside-broken', 3);
+      await t.inventory.sweepExpired();
+      expect(await expireEntries(item.id)).toBe(keys.length);
+    } finally {
+      await withTenant(t.ctx.db.kysely, broken.id, (trx) =>
+        sql`delete from inventory.reservations where id = ${id}`.execute(trx),
+      );
+    }
+  });
+
   it('expires each due reservation exactly once while sweeps and commits race', async () => {
     const { item, keys } = await shortReservations('race', 40);
     const [, , , commits] = await Promise.all([
