@@ -140,11 +140,18 @@ export async function waitForCount(
   }
 }
 
+/** The p-th quantile (0..1) of ascending-sorted `sorted`, by nearest rank; NaN when empty. */
+export function quantileOf(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
+}
+
 /** The p-th quantile (0..1) of `values` by nearest rank; NaN when empty. */
 export function quantile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number;
+  return quantileOf(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 }
 
 /** Stores p50 and p99 of `values` as `${key}P50` / `${key}P99`. */

@@ -6,6 +6,7 @@
  */
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
+import { quantileOf } from '../wal-common.ts';
 
 export type Request = { method?: string; path: string; headers?: Record<string, string>; body?: string };
 
@@ -38,12 +39,6 @@ export type LoadOptions = {
   /** Called on every response of the measured run; return true to stop the run. */
   until?: (status: number) => boolean;
 };
-
-/** The p-th quantile (0..1) of ascending-sorted `sorted`, by nearest rank. */
-export function quantileOf(sorted: Float64Array | number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
 

@@ -40,16 +40,16 @@ export async function sql<T = Record<string, unknown>>(
   }
 }
 
-export async function createDatabase(): Promise<string> {
-  await sql(`drop database if exists ${DB} with (force)`, [], adminUrl);
-  await sql(`create database ${DB}`, [], adminUrl);
+export async function serverVersion(): Promise<string> {
   const [row] = await sql<{ server_version: string }>('show server_version', [], adminUrl);
   return row!.server_version.split(' ')[0]!;
 }
 
-export async function serverVersion(): Promise<string> {
-  const [row] = await sql<{ server_version: string }>('show server_version', [], adminUrl);
-  return row!.server_version.split(' ')[0]!;
+/** A new, empty bench database; returns the server's version. */
+export async function createDatabase(): Promise<string> {
+  await sql(`drop database if exists ${DB} with (force)`, [], adminUrl);
+  await sql(`create database ${DB}`, [], adminUrl);
+  return serverVersion();
 }
 
 export const dropDatabase = () => sql(`drop database if exists ${DB} with (force)`, [], adminUrl);
