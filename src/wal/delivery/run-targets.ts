@@ -30,8 +30,8 @@ export type TargetsRun = {
  * the other, and records each attempt. A 410 (`disable`) counts as done for this message. An
  * HTTP target goes through its circuit breaker (`circuits`): while it is open the target is not
  * called and the attempt fails with "circuit open". A target whose `types` filter the message's
- * type (messageType) does not match is not called: it is done for this message, recorded as
- * skipped. The same for every backend.
+ * type (messageType) does not match is not called: it is done for this message, and no attempt
+ * is recorded. The same for every backend.
  */
 export async function runTargets(
   deliver: DeliverFn,
@@ -50,16 +50,15 @@ export async function runTargets(
   let type: string | undefined;
   for (const target of namespace.targets) {
     if (!target.enabled || done.has(target.name)) continue;
-    const startedAt = new Date();
     if (target.types) {
       type ??= messageType(delivery);
+      // Not an attempt: no wal.attempts row for each target every message of another type passes.
       if (!matchesTypes(type, target.types)) {
         done.add(target.name);
-        const error = `type ${type} is not in the target's types`;
-        attempts.push({ target: target.name, startedAt, finishedAt: startedAt, outcome: 'skipped', error });
         continue;
       }
     }
+    const startedAt = new Date();
     let result: TargetResult;
     try {
       const call = () => deliver(namespace, target, delivery, internal);

@@ -272,6 +272,24 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
   });
 
   it.runIf(backend === 'postgres')(
+    'records no attempt for a target whose types leave the event out',
+    async () => {
+      await publish([{ type: 'mercato.product.deleted', subject: 'passed-by', data: { id: 'passed-by' } }]);
+      const targets = async () => {
+        const { rows } = await withSystem(db(), (trx) =>
+          sql<{ state: string; target: string | null }>`
+            select m.state, a.target from wal.messages m left join wal.attempts a on a.message_pk = m.id
+            where m.tenant_id = ${shop.id} and m.ordering_key = 'passed-by' order by a.target`.execute(trx),
+        );
+        return rows;
+      };
+      await until(async () => (await targets())[0]?.state === 'delivered', 'delivered');
+      // test.product-created takes mercato.product.created only.
+      expect((await targets()).map((r) => r.target)).toEqual(['shop-hook', 'test.everything']);
+    },
+  );
+
+  it.runIf(backend === 'postgres')(
     "never hands a subscriber a tenant's message, even through a target stored before such targets were refused",
     async () => {
       const created = await t.app.inject({
