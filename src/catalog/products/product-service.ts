@@ -4,7 +4,7 @@ import { AppError } from '../../platform/http/index.ts';
 import { catalogConflict } from '../conflicts.ts';
 import type { CatalogDeps } from '../deps.ts';
 import type { CatalogTrx } from '../tables.ts';
-import { findProductId, loadProducts, type Product } from './product-read.ts';
+import { loadProducts, type Product } from './product-read.ts';
 import { type ProductInput, refuseDuplicateSkus } from './product-rules.ts';
 import { insertProduct, lockProduct, replaceProduct } from './product-write.ts';
 
@@ -155,9 +155,8 @@ export async function lockedProduct(
   ref: string,
   expectedVersion?: number | undefined,
 ): Promise<Product> {
-  const id = await findProductId(trx, tenantId, ref);
-  if (id === undefined || !(await lockProduct(trx, tenantId, id)))
-    throw new AppError('NOT_FOUND', `product ${ref} not found`);
+  const id = await lockProduct(trx, tenantId, ref);
+  if (id === undefined) throw new AppError('NOT_FOUND', `product ${ref} not found`);
   const product = await reread(trx, tenantId, id);
   checkVersion(product, expectedVersion);
   return product;

@@ -3,7 +3,7 @@ import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
-import { type ProductInput, slugify, type VariantInput } from './product-rules.ts';
+import { isUuid, type ProductInput, slugify, type VariantInput } from './product-rules.ts';
 
 /**
  * A free handle made from text: its slug, or the slug with the first free "-2", "-3", ... suffix.
@@ -237,14 +237,22 @@ export async function touchProduct(trx: CatalogTrx, tenantId: string, productId:
     .execute();
 }
 
-/** Locks the product's row for the rest of the transaction (every write to a product takes it first). */
-export async function lockProduct(trx: CatalogTrx, tenantId: string, productId: string): Promise<boolean> {
+/**
+ * Locks the row of the product named by its id or handle for the rest of the transaction (every
+ * write to a product takes it first); its id, or undefined when there is none.
+ */
+export async function lockProduct(
+  trx: CatalogTrx,
+  tenantId: string,
+  ref: string,
+): Promise<string | undefined> {
+  const uuid = isUuid(ref);
   const row = await trx
     .selectFrom('catalog.products')
     .select('id')
     .where('tenant_id', '=', tenantId)
-    .where('id', '=', productId)
+    .where(uuid ? 'id' : 'handle', '=', uuid ? ref.toLowerCase() : ref)
     .forUpdate()
     .executeTakeFirst();
-  return row !== undefined;
+  return row?.id;
 }
