@@ -14,7 +14,7 @@ import type { Namespace } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
 import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-namespaces.ts';
 import type { SystemTargets } from '../namespaces/system-targets.ts';
-import { TYPE_PATTERN } from '../namespaces/type-patterns.ts';
+import { MAX_TYPE_PATTERNS, TYPE_PATTERN } from '../namespaces/type-patterns.ts';
 import { NAME_PATTERN, SUBSCRIBER_HANDLER_PREFIX } from '../namespaces/validate.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
@@ -108,8 +108,14 @@ export function createEventBus(deps: EventBusDeps): EventBus {
         throw new Error(`subscriber ${name}: ${String(topic)} is not a system topic`);
       if (!NAME.test(name))
         throw new Error(`subscriber name ${JSON.stringify(name)} must match ${NAME_PATTERN}`);
-      if (types.length === 0 || types.length > 20 || !types.every((t) => TYPE_PATTERN.test(t))) {
-        throw new Error(`subscriber ${name}: types must be 1 to 20 patterns like mercato.product.*`);
+      if (
+        types.length === 0 ||
+        types.length > MAX_TYPE_PATTERNS ||
+        !types.every((t) => TYPE_PATTERN.test(t))
+      ) {
+        throw new Error(
+          `subscriber ${name}: types must be 1 to ${MAX_TYPE_PATTERNS} patterns like mercato.product.*`,
+        );
       }
       const handler = `${SUBSCRIBER_HANDLER_PREFIX}${name}`;
       const patterns = [...types];
