@@ -155,7 +155,9 @@ describe('idle carts', () => {
     await withSystem(t.ctx.db.kysely, (trx) =>
       sql`update cart.carts set active_at = now() - make_interval(secs => ${ttl - 10})`.execute(trx),
     );
-    await send(t.app, 'GET', '/api/v1/cart', guest.headers);
+    const read = (await send(t.app, 'GET', '/api/v1/cart', guest.headers)).json<CartBody>();
+    // The answer's expiry counts from this read.
+    expect(Date.parse(read.expiresAt)).toBeGreaterThan(Date.now() + (ttl - 60) * 1000);
     await withSystem(t.ctx.db.kysely, (trx) =>
       sql`update cart.carts set active_at = active_at - interval '20 seconds' where active_at < now() - interval '1 hour'`.execute(
         trx,

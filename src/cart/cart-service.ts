@@ -81,12 +81,15 @@ export function createCartService(deps: CartDeps) {
     });
   }
 
-  /** Runs apply on the locked cart (the customer's is created when `create`) and answers the cart after it. */
+  /**
+   * Runs apply on the locked cart (the customer's is created when `create`) and answers the cart
+   * after it; without apply, a read: the cart is marked as used and answered.
+   */
   async function change(
     tenantId: string,
     locator: CartLocator,
     options: { target?: VariantRef; create?: boolean },
-    apply: Apply,
+    apply?: Apply,
   ): Promise<Cart> {
     const creates = options.create === true && locator.kind === 'customer';
     const before = await linesBefore(tenantId, locator);
@@ -98,8 +101,13 @@ export function createCartService(deps: CartDeps) {
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
           : { cart: await findCart(trx, tenantId, locator, true), created: false };
       if (!locked) throw cartNotFound();
-      await apply(trx, locked, snapshot, target, created);
-      const cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
+      let cart: CartRow | undefined;
+      if (apply) {
+        await apply(trx, locked, snapshot, target, created);
+        cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
+      } else {
+        cart = await touchCart(trx, tenantId, locked);
+      }
       return cartView(trx, tenantId, cart!, snapshot, ttl);
     });
   }
@@ -111,7 +119,7 @@ export function createCartService(deps: CartDeps) {
     /** The cart, its lines checked against the catalog and inventory now; undefined when there is none. */
     async read(tenantId: string, locator: CartLocator): Promise<Cart | undefined> {
       try {
-        return await change(tenantId, locator, {}, (trx, cart) => touchCart(trx, tenantId, cart));
+        return await change(tenantId, locator, {});
       } catch (error) {
         if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
         throw error;

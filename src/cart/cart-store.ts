@@ -239,15 +239,17 @@ export async function updateCart(
     .execute();
 }
 
-/** Marks the cart as used (a read) without counting as a change; at most once a minute. */
-export async function touchCart(trx: CartTrx, tenantId: string, cart: CartRow): Promise<void> {
-  if (Date.now() - cart.activeAt.getTime() < 60_000) return;
+/** Marks the cart as used (a read) without counting as a change, at most once a minute; returns it as it is now. */
+export async function touchCart(trx: CartTrx, tenantId: string, cart: CartRow): Promise<CartRow> {
+  if (Date.now() - cart.activeAt.getTime() < 60_000) return cart;
+  const activeAt = new Date();
   await trx
     .updateTable('cart.carts')
-    .set({ active_at: new Date() })
+    .set({ active_at: activeAt })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', cart.id)
     .execute();
+  return { ...cart, activeAt };
 }
 
 export async function deleteCart(trx: CartTrx, tenantId: string, cartId: string): Promise<void> {
