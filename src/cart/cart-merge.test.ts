@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../platform/db/index.ts';
+import { testDatabaseKind } from '../platform/testing/index.ts';
 import {
   addItem,
   type CartBody,
@@ -119,6 +120,58 @@ describe('merging a guest cart after login', () => {
 });
 
 describe('idle carts', () => {
+  // PGlite has one connection: the customer's cart cannot be held locked meanwhile.
+  it.skipIf(testDatabaseKind() === 'pglite')(
+    'moves a line the guest added while the merge waited for the carts',
+    async () => {
+      const x = await createSellable(t, shop, { prices: { EUR: 100 } });
+      const late = await createSellable(t, shop, { prices: { EUR: 300 } });
+      const guest = await newGuestCart(t, shop);
+      await addItem(t, guest.headers, { variantId: x.id, quantity: 1 });
+      const customer = await newCustomer(t, shop);
+      const mine = (await addItem(t, customer, { variantId: x.id, quantity: 1 })).json<CartBody>();
+      let release!: () => void;
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const holder = withSystem(t.ctx.db.kysely, async (trx) => {
+        await sql`select id from cart.carts where id = ${mine.id} for update`.execute(trx);
+        locked();
+        await released;
+      });
+      await isLocked;
+      let merging: ReturnType<typeof merge> | undefined;
+      try {
+        merging = merge(customer, guest.token);
+        // Once the merge waits for the customer's cart, the guest adds another variant.
+        for (;;) {
+          const waiting = await withSystem(t.ctx.db.kysely, (trx) =>
+            sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+              where wait_event_type = 'Lock' and datname = current_database()`.execute(trx),
+          );
+          if (waiting.rows[0]!.n > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        expect((await addItem(t, guest.headers, { variantId: late.id, quantity: 2 })).statusCode).toBe(201);
+      } finally {
+        release();
+        await holder;
+      }
+      const merged = await merging;
+      expect(merged.statusCode, merged.body).toBe(200);
+      const { cart, adjustments } = merged.json<{ cart: CartBody; adjustments: unknown[] }>();
+      expect(adjustments).toEqual([]);
+      expect(cart.lines.map((l) => [l.variantId, l.quantity])).toEqual([
+        [x.id, 2],
+        [late.id, 2],
+      ]);
+    },
+  );
+
   it('are purged after the TTL, with their lines; carts in use stay', async () => {
     const x = await createSellable(t, shop);
     const idle = await newGuestCart(t, shop);

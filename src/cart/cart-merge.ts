@@ -90,6 +90,31 @@ export async function mergeGuestCart(
   customerId: string,
   tokenHash: string,
 ): Promise<{ cart: Cart; adjustments: MergeAdjustment[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const merged = await mergeOnce(
+      deps,
+      service,
+      tenantId,
+      customerId,
+      tokenHash,
+      attempt === MERGE_ATTEMPTS,
+    );
+    if (merged) return merged;
+  }
+}
+
+/** Merges are tried again when a cart gained a variant between the catalog lookup and the locks. */
+const MERGE_ATTEMPTS = 3;
+
+/** One merge; undefined (nothing moved) when a line's variant was not looked up and this is not the last try. */
+async function mergeOnce(
+  deps: CartDeps,
+  service: CartService,
+  tenantId: string,
+  customerId: string,
+  tokenHash: string,
+  last: boolean,
+): Promise<{ cart: Cart; adjustments: MergeAdjustment[] } | undefined> {
   const before = await withTenant(deps.db, tenantId, async (trx) => {
     const guest = await findCart(trx, tenantId, { kind: 'guest', tokenHash });
     if (!guest) return undefined;
@@ -108,9 +133,14 @@ export async function mergeGuestCart(
     const guest = await findCart(trx, tenantId, { kind: 'guest', tokenHash }, true);
     if (!guest) throw cartNotFound();
     const lines = await listLines(trx, tenantId, mine.id);
+    const guestLines = await listLines(trx, tenantId, guest.id);
+    // A line added after the lookup would be judged without its variant: look again.
+    if (!last && [...lines, ...guestLines].some((l) => !snapshot.asked.has(l.variantId))) {
+      return undefined;
+    }
     const currency = (lines.length > 0 ? mine.currency : (guest.currency ?? mine.currency)) ?? null;
     const target: Target = { lines, currency: currency ?? 'XXX', adjustments: [] };
-    for (const line of await listLines(trx, tenantId, guest.id)) {
+    for (const line of guestLines) {
       await moveLine(trx, tenantId, mine.id, line, snapshot, target);
     }
     await deleteCart(trx, tenantId, guest.id);
