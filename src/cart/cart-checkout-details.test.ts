@@ -310,6 +310,18 @@ describe('tax', () => {
     expect(inNy.totals).toMatchObject({ tax: 0, taxRateBps: 0 });
   });
 
+  it('refuses a second rate for a region that differs only in case (409), as regions match whatever their case', async () => {
+    await taxRate(shop, { country: 'US', region: 'TX', rateBps: 625, name: 'Texas' });
+    const twin = await send(t.app, 'POST', '/api/v1/tax-rates', shop.staff, {
+      country: 'US',
+      region: 'tx',
+      rateBps: 100,
+      name: 'texas again',
+    });
+    expect(twin.statusCode).toBe(409);
+    expect(twin.json().code).toBe('CONFLICT');
+  });
+
   it('validates tax rates and keeps them to staff', async () => {
     const bad = await send(t.app, 'POST', '/api/v1/tax-rates', shop.staff, {
       country: 'XX',
