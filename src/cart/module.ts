@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
@@ -8,8 +9,6 @@ import type { CartDeps, CartModuleDeps } from './deps.ts';
 import { shippingOptionRoutes } from './shipping-option-routes.ts';
 import type { CartDb } from './tables.ts';
 import { taxRoutes } from './tax-routes.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export type CartModule = MercatoModule & {
   /**
@@ -27,7 +26,7 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   return {
     name: 'cart',
     getCart: async (tenantId, cartId) =>
-      UUID.test(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
+      isUuid(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));
       await app.register(shippingOptionRoutes(deps));

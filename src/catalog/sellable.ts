@@ -1,5 +1,5 @@
 import { withTenant } from '../platform/db/index.ts';
-import { isUuid } from './products/product-rules.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import type { CatalogDb, Image, ProductStatus } from './tables.ts';
 
 /** A variant as the cart sells it: its prices, its product's title, handle and status. */

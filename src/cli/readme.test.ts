@@ -81,7 +81,7 @@ describe('README', () => {
         await rm(dataDir, { recursive: true, force: true });
       }
     },
-    // A new data directory, 19 migrations and the demo shop seeded through the API.
+    // A new data directory, every migration and the demo shop seeded through the API.
     180_000,
   );
 });

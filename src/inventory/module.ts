@@ -2,6 +2,7 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventBus } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import type { InventoryDeps } from './deps.ts';
 import { createExpirySweeper, type SweeperOptions } from './expiry-sweeper.ts';
 import { createInventoryMetrics } from './inventory-metrics.ts';
@@ -12,7 +13,7 @@ import { locationRoutes } from './location-routes.ts';
 import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
 import { reservationRoutes } from './reservation-routes.ts';
 import { reservationService } from './reservation-service.ts';
-import { type InventoryDb, isUuid } from './tables.ts';
+import type { InventoryDb } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
 

@@ -1,8 +1,8 @@
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import type { ReservationBatcher } from './reservation-batcher.ts';
 import { linesHash, mergeLines, type OpResult } from './reservation-ops.ts';
-import { isUuid } from './tables.ts';
 import type { ReservationLine } from './views.ts';
 
 const KEY = /^[\x21-\x7e]{1,200}$/;

@@ -6,11 +6,6 @@ import type { Generated, Kysely, Transaction } from 'kysely';
  */
 export const STOCK_LIMIT = 1_000_000_000;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** A value the uuid columns accept (checked before a query, so a bad id never fails one). */
-export const isUuid = (value: string): boolean => UUID.test(value);
-
 export type LedgerKind = 'receive' | 'adjust' | 'reserve' | 'release' | 'commit' | 'expire' | 'return';
 export type ReservationStatus = 'active' | 'committed' | 'released' | 'expired';
 

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { EventBus, ReceivedEvent, Subscriber } from '../platform/events/index.ts';
-import { uuidv7 } from '../platform/uuidv7.ts';
+import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import { itemEvent, publish } from './inventory-events.ts';
 import { defaultLocation } from './location-store.ts';
-import { type InventoryTrx, isUuid } from './tables.ts';
+import type { InventoryTrx } from './tables.ts';
 import { toItem } from './views.ts';
 
 type VariantRef = { id: string; sku: string | null };

@@ -56,3 +56,10 @@ export function createUuidV7(
 
 /** The process's generator. */
 export const uuidv7 = createUuidV7();
+
+const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether value is a UUID in its canonical text form (any version, either case), as PostgreSQL's uuid takes it. */
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID_TEXT.test(value);
+}

@@ -1,7 +1,7 @@
 import { type Selectable, sql } from 'kysely';
 import { isoTime as iso } from '../../platform/db/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { CategoryRef } from '../products/product-read.ts';
-import { isUuid } from '../products/product-rules.ts';
 import type { CatalogTrx, CategoriesTable } from '../tables.ts';
 
 /** A category as the API answers it, with its breadcrumb path (root first, itself last). */

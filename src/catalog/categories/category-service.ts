@@ -3,10 +3,9 @@ import type { Static } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import type { EventMeta } from '../../platform/events/index.ts';
 import { AppError } from '../../platform/http/index.ts';
-import { uuidv7 } from '../../platform/uuidv7.ts';
+import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import { catalogConflict } from '../conflicts.ts';
 import type { CatalogDeps } from '../deps.ts';
-import { isUuid } from '../products/product-rules.ts';
 import { freeHandle } from '../products/product-write.ts';
 import type { CatalogTrx } from '../tables.ts';
 import {

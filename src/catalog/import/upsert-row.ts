@@ -1,8 +1,9 @@
 import type { EventMeta } from '../../platform/events/index.ts';
 import { AppError, type ErrorCode, type FieldError } from '../../platform/http/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { CatalogDeps } from '../deps.ts';
 import { findProductId, type Product } from '../products/product-read.ts';
-import { checkProductRow, isUuid, type ProductInput, slugify } from '../products/product-rules.ts';
+import { checkProductRow, type ProductInput, slugify } from '../products/product-rules.ts';
 import {
   createProductIn,
   lockedProduct,

@@ -1,7 +1,8 @@
 import type { Selectable } from 'kysely';
 import { isoTime as iso } from '../../platform/db/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { CatalogTrx, Image, ProductStatus, ProductsTable, Seo, VariantsTable } from '../tables.ts';
-import { isUuid, type VariantInput } from './product-rules.ts';
+import type { VariantInput } from './product-rules.ts';
 
 /** A variant as read: the fields it was written with, and where and when it stands. */
 export type Variant = Omit<VariantInput, 'id'> & {

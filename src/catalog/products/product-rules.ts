@@ -2,6 +2,7 @@ import type { Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { fieldErrors } from '../../platform/http/problem-handler.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { Image, ProductStatus, Seo } from '../tables.ts';
 import { LIMITS, type NewVariantBody, ProductBody, type VariantBody } from './product-schemas.ts';
 
@@ -37,9 +38,6 @@ export type ProductInput = {
 };
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export const isUuid = (value: string): boolean => UUID.test(value);
 
 /**
  * A handle made from a title: accents dropped, lowercase letters and digits separated by single

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
-import { uuidv7 } from '../../platform/uuidv7.ts';
+import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
-import { isUuid, type ProductInput, slugify, type VariantInput } from './product-rules.ts';
+import { type ProductInput, slugify, type VariantInput } from './product-rules.ts';
 
 /**
  * A free handle made from text: its slug, or the slug with the first free "-2", "-3", ... suffix.

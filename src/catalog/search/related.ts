@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import { AppError } from '../../platform/http/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { Hit, ProductStatus, Trx } from './search-query.ts';
 
 /** Products sharing a category or tag that are scored (the first ones the indexes find). */
 const CANDIDATES = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Source = { product_id: string; category_ids: string[]; tags: string[]; direct: string[] };
 
@@ -21,7 +21,7 @@ export async function relatedHits(
   statuses: ProductStatus[],
   limit: number,
 ): Promise<Hit[]> {
-  const byId = UUID.test(ref);
+  const byId = isUuid(ref);
   const source = (
     await sql<Source>`select d.product_id, d.category_ids, d.tags,
         coalesce(array(select (c ->> 'id') from jsonb_array_elements(d.summary -> 'categories') c), '{}') as direct

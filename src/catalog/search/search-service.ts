@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import { AppError, type FieldError, invalidCursor } from '../../platform/http/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import { type Facets, facetCounts } from './facets.ts';
 import { queryWords } from './query-text.ts';
 import { readCursor, type SearchCursor, type Sort, writeCursor } from './search-cursor.ts';
@@ -37,8 +38,6 @@ export type ProductPage = {
 const list = (value: string | string[] | undefined): string[] =>
   value === undefined ? [] : Array.isArray(value) ? value : [value];
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function invalid(errors: FieldError[]): never {
   throw new AppError('VALIDATION_FAILED', errors.map((e) => `${e.pointer} ${e.message}`).join('; '), {
     errors,
@@ -60,8 +59,8 @@ function attributeGroups(values: string[]): string[][] {
 /** Category ids for ids and handles; unknown ones match nothing. */
 async function resolveCategories(trx: Trx, tenantId: string, refs: string[]): Promise<string[] | undefined> {
   if (refs.length === 0) return undefined;
-  const ids = refs.filter((r) => UUID.test(r)).map((r) => r.toLowerCase());
-  const handles = refs.filter((r) => !UUID.test(r));
+  const ids = refs.filter((r) => isUuid(r)).map((r) => r.toLowerCase());
+  const handles = refs.filter((r) => !isUuid(r));
   const rows = (
     await sql<{ id: string }>`select id from catalog.categories where tenant_id = ${tenantId}
       and (id = any(${ids}::uuid[]) or handle = any(${handles}::text[]))`.execute(trx)

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { EventBus, ReceivedEvent } from '../../platform/events/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const isId = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
+const isId = isUuid;
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
 
 type ItemData = {

@@ -2,6 +2,7 @@ import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
 import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
+import { isUuid } from '../../platform/uuidv7.ts';
 import type { IdentityTables, TenantsTable } from '../tables.ts';
 import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
 
@@ -128,8 +129,6 @@ export async function listTenants(
 
 export type TenantPatch = { name?: string | undefined; status?: TenantStatus | undefined };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Renames, suspends or resumes the tenant with that slug (or id); undefined when there is none.
  * The platform tenant cannot be suspended (CONFLICT; migration 0013 also refuses it). A status
@@ -145,7 +144,7 @@ export async function updateTenant(
     const current = await trx
       .selectFrom('identity.tenants')
       .selectAll()
-      .where(UUID.test(slugOrId) ? 'id' : 'slug', '=', slugOrId.toLowerCase())
+      .where(isUuid(slugOrId) ? 'id' : 'slug', '=', slugOrId.toLowerCase())
       .forUpdate()
       .executeTakeFirst();
     if (!current) return undefined;

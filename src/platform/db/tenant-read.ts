@@ -1,8 +1,7 @@
 import type { Compilable, Kysely } from 'kysely';
 import type pg from 'pg';
+import { isUuid } from '../uuidv7.ts';
 import { requestPoolOf, withTenant } from './tenant-context.ts';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Scalar = string | number | boolean | null | undefined | Date;
 
@@ -45,7 +44,7 @@ export async function readAsTenant<DB, O>(
   const pool = requestPoolOf(db);
   if (!pool)
     return withTenant(db, tenantId, async (trx) => (await trx.executeQuery(build(trx).compile())).rows);
-  if (!UUID.test(tenantId)) throw new TypeError('tenantId must be a UUID');
+  if (!isUuid(tenantId)) throw new TypeError('tenantId must be a UUID');
   const compiled = build(db).compile();
   const client = await pool.connect();
   try {

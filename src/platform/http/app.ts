@@ -6,6 +6,7 @@ import { Format, registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/t
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
+import { isUuid } from '../uuidv7.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { clientErrorHandler } from './client-errors.ts';
 import { clientKey } from './client-key.ts';
@@ -26,8 +27,7 @@ import { isStorableTimestamp } from './timestamps.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-Format.Set('uuid', (value) => UUID.test(value));
+Format.Set('uuid', isUuid);
 // ajv's date-time also accepts year 0000 and offsets of 16 hours or more, which timestamptz rejects.
 Format.Set('date-time', isStorableTimestamp);
 
