@@ -63,7 +63,14 @@ type BatchRow = {
 /** Imports `count` products of `seed`, in order, BATCH_SIZE per request. */
 export async function importProducts(
   api: Api,
-  options: { seed: number; count: number; batchSize: number; inFlight: number },
+  options: {
+    seed: number;
+    count: number;
+    batchSize: number;
+    inFlight: number;
+    /** Run every `every` products imported (the bench's analyze, as autovacuum would). */
+    periodic?: { every: number; run: () => Promise<unknown> };
+  },
   categoryIds: Map<string, string>,
 ): Promise<LoadedCatalog> {
   const productIds: string[] = new Array(options.count);
@@ -72,6 +79,7 @@ export async function importProducts(
   let next = 0;
   let shownErrors = 0;
   let lastLog = Date.now();
+  let nextPeriodic = options.periodic?.every ?? Number.POSITIVE_INFINITY;
   const started = performance.now();
   const worker = async () => {
     while (next < options.count) {
@@ -99,6 +107,10 @@ export async function importProducts(
           if (shownErrors++ < 5) console.error(`product ${i} refused:`, JSON.stringify(row).slice(0, 500));
         }
       });
+      if (options.periodic && next >= nextPeriodic) {
+        nextPeriodic += options.periodic.every;
+        await options.periodic.run();
+      }
       if (Date.now() - lastLog > 5000) {
         lastLog = Date.now();
         const rate = next / ((performance.now() - started) / 1000);

@@ -41,26 +41,27 @@ export function variantSubscriber(events: EventBus): Subscriber {
       if (!product || product.variants.length === 0) return;
       const tenantId = event.tenantid;
       const ids = product.variants.map((v) => v.id);
-      const json = JSON.stringify(product.variants);
-      // SKUs and product ids kept current (only rows that differ are touched), locked in id
-      // order first, the order every writer of items uses.
-      await sql`
-        select i.id from inventory.items i
-        where i.variant_id in (select (v->>'id')::uuid from jsonb_array_elements(${json}::jsonb) v)
-        order by i.id for update`.execute(trx);
-      await sql`
-        update inventory.items i set sku = v.sku, product_id = ${product.productId}, updated_at = now()
-        from jsonb_to_recordset(${json}::jsonb) as v(id uuid, sku text)
-        where i.variant_id = v.id
-          and (i.sku is distinct from v.sku or i.product_id is distinct from ${product.productId}::uuid)`.execute(
-        trx,
-      );
-      const existing = await trx
-        .selectFrom('inventory.items')
-        .select('variant_id')
-        .where('variant_id', 'in', ids)
-        .execute();
-      const have = new Set(existing.map((r) => r.variant_id));
+      // The variants' items, locked in id order first (the order every writer of items uses).
+      const locked = (
+        await sql<{ id: string; variant_id: string; sku: string | null; product_id: string | null }>`
+          select i.id, i.variant_id, i.sku, i.product_id from inventory.items i
+          where i.tenant_id = ${tenantId} and i.variant_id = any(${ids}::uuid[])
+          order by i.id for update`.execute(trx)
+      ).rows;
+      // SKUs and product ids kept current: only the items that differ are written.
+      const skuOf = new Map(product.variants.map((v) => [v.id, v.sku]));
+      const stale = locked
+        .filter((i) => i.sku !== skuOf.get(i.variant_id) || i.product_id !== product.productId)
+        .map((i) => i.id);
+      if (stale.length > 0) {
+        await sql`
+          update inventory.items i set sku = v.sku, product_id = ${product.productId}, updated_at = now()
+          from jsonb_to_recordset(${JSON.stringify(product.variants)}::jsonb) as v(id uuid, sku text)
+          where i.tenant_id = ${tenantId} and i.id = any(${stale}::uuid[]) and i.variant_id = v.id`.execute(
+          trx,
+        );
+      }
+      const have = new Set(locked.map((i) => i.variant_id));
       const missing = product.variants.filter((v) => !have.has(v.id));
       if (missing.length === 0) return;
       const location = await defaultLocation(trx, tenantId);

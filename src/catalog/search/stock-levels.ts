@@ -59,12 +59,19 @@ export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promi
     variantIds = [item.variantId];
   }
   if (variantIds.length === 0) return;
-  await sql`update catalog.search_documents d set in_stock = exists (
-      select 1 from catalog.variants v join catalog.variant_stock s
-        on s.tenant_id = v.tenant_id and s.variant_id = v.id
-      where v.tenant_id = d.tenant_id and v.product_id = d.product_id and (s.available > 0 or s.allow_backorder))
-    where d.tenant_id = ${tenantId} and d.product_id in (
-      select product_id from catalog.variants where tenant_id = ${tenantId} and id = any(${variantIds}::uuid[]))`.execute(
+  // Written only where the flag changes: most stock events leave it as it was, and an unchanged
+  // row rewritten is a dead tuple per event.
+  await sql`with flags as (
+      select p.product_id, exists (
+        select 1 from catalog.variants v join catalog.variant_stock s
+          on s.tenant_id = v.tenant_id and s.variant_id = v.id
+        where v.tenant_id = ${tenantId} and v.product_id = p.product_id and (s.available > 0 or s.allow_backorder)
+      ) as in_stock
+      from (select distinct product_id from catalog.variants
+        where tenant_id = ${tenantId} and id = any(${variantIds}::uuid[])) p
+    )
+    update catalog.search_documents d set in_stock = f.in_stock from flags f
+    where d.tenant_id = ${tenantId} and d.product_id = f.product_id and d.in_stock <> f.in_stock`.execute(
     trx,
   );
 }

@@ -391,6 +391,62 @@ describe('delivery engine', () => {
     expect(effects).toBe(1);
   });
 
+  it('should run deliveries to one handler that arrive together in one transaction, a failing one failing alone', async () => {
+    const e = startEngine();
+    const transactions = new Map<string, string>();
+    e.registerHandler('together', async (trx, delivery) => {
+      const { rows } = await sql<{ tx: string }>`select txid_current()::text as tx`.execute(trx);
+      transactions.set(String((delivery.payload as { n: number }).n), rows[0]!.tx);
+      if ((delivery.payload as { n: number }).n === 3) throw new Error('three is refused');
+    });
+    const ns = await namespace(['together']);
+    const deliveries = await Promise.all(
+      [0, 1, 2, 3, 4].map(async (n) => {
+        const id = await insertMessage(db, tenant.id, ns, { n });
+        return {
+          deliveryId: id,
+          messageId: id,
+          tenantId: tenant.id,
+          namespace: ns,
+          key: null,
+          payload: { n },
+          headers: {},
+          attempt: 1,
+          createdAt: new Date(),
+        };
+      }),
+    );
+    // The first and the last twice: a duplicate in the same batch runs once.
+    const results = await Promise.all(
+      [...deliveries, deliveries[0]!].map((d) => e.dispatchInternal('together', d)),
+    );
+    expect(results.map((r) => r.outcome)).toEqual([
+      'delivered',
+      'delivered',
+      'delivered',
+      'retry',
+      'delivered',
+      'delivered',
+    ]);
+    expect(results[3]).toMatchObject({ error: 'three is refused' });
+    const { rows } = await sql<{ pk: string }>`
+      select message_pk::text as pk from wal.inbox where consumer = 'together'`.execute(db);
+    expect(rows.map((r) => r.pk).sort()).toEqual([0, 1, 2, 4].map((n) => deliveries[n]!.deliveryId).sort());
+    // The batch failed on 3 and was rolled back; each then ran alone, in a transaction of its own.
+    expect(new Set(transactions.values()).size).toBe(5);
+
+    transactions.clear();
+    const more = await Promise.all(
+      [5, 6, 7].map(async (n) => {
+        const id = await insertMessage(db, tenant.id, ns, { n });
+        return { ...deliveries[0]!, deliveryId: id, messageId: id, payload: { n } };
+      }),
+    );
+    const again = await Promise.all(more.map((d) => e.dispatchInternal('together', d)));
+    expect(again.every((r) => r.outcome === 'delivered')).toBe(true);
+    expect(new Set(transactions.values()).size).toBe(1);
+  });
+
   it('should roll back the inbox record when the handler fails, so the retry runs it', async () => {
     const e = startEngine();
     let calls = 0;

@@ -1,7 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import type { WalTables } from '../tables.ts';
-import type { Delivery, InternalDispatch } from '../targets/target-result.ts';
+import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
 
 export type { InternalDispatch };
 
@@ -20,38 +20,112 @@ export class PermanentDeliveryError extends Error {
   override readonly name = 'PermanentDeliveryError';
 }
 
+/** Deliveries of one handler and tenant that share a transaction at most. */
+export const INBOX_BATCH = 64;
+
+type Entry = { handler: InternalHandler; inbox: boolean };
+type Waiting = { delivery: Delivery; resolve: (result: TargetResult) => void };
+
+function failed(error: unknown): TargetResult {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof PermanentDeliveryError) return { outcome: 'dead', error: message };
+  return { outcome: 'retry', error: message };
+}
+
 /**
  * Handlers by name. dispatch runs one in withTenant together with an inbox insert: when the
  * message is already in the handler's inbox the handler is skipped, so a redelivery has no
  * second effect; a concurrent duplicate waits on the inbox row and then skips.
+ *
+ * Deliveries to one handler of one tenant that arrive together (the delivery engine runs a
+ * namespace's messages concurrently) share ONE transaction, as the WAL's group commit shares one
+ * INSERT: one inbox insert for all of them, then the handler once per new message, in arrival
+ * order. When that transaction fails, each of its deliveries runs again alone, so one failing
+ * message fails only itself.
  */
 export function createInternalHandlers(db: Kysely<WalTables>) {
-  const handlers = new Map<string, { handler: InternalHandler; inbox: boolean }>();
+  const handlers = new Map<string, Entry>();
+  /** Deliveries waiting for the next transaction, by handler and tenant. */
+  const queues = new Map<string, { name: string; tenantId: string; waiting: Waiting[] }>();
+  let scheduled = false;
+
+  /** One transaction: the inbox rows of every delivery, then the handler for each new one. */
+  const runTogether = (name: string, entry: Entry, tenantId: string, deliveries: Delivery[]) =>
+    withTenant(db, tenantId, async (trx) => {
+      const ids = deliveries.map((d) => d.deliveryId);
+      const inserted = await sql<{ pk: string }>`
+        insert into wal.inbox (consumer, message_pk, tenant_id)
+        select ${name}, pk, ${tenantId} from unnest(${ids}::uuid[]) as pk
+        on conflict do nothing
+        returning message_pk::text as pk`.execute(trx);
+      const fresh = new Set(inserted.rows.map((r) => r.pk));
+      for (const delivery of deliveries) {
+        if (!fresh.delete(delivery.deliveryId.toLowerCase())) continue;
+        await entry.handler(trx, delivery);
+      }
+    });
+
+  const flush = async (name: string, tenantId: string, waiting: Waiting[]) => {
+    const entry = handlers.get(name)!;
+    if (waiting.length > 1) {
+      try {
+        await runTogether(
+          name,
+          entry,
+          tenantId,
+          waiting.map((w) => w.delivery),
+        );
+        for (const w of waiting) w.resolve({ outcome: 'delivered' });
+        return;
+      } catch {
+        // One of them failed (or a deadlock with another batch): each runs alone below.
+      }
+    }
+    for (const w of waiting) {
+      try {
+        await runTogether(name, entry, tenantId, [w.delivery]);
+        w.resolve({ outcome: 'delivered' });
+      } catch (error) {
+        w.resolve(failed(error));
+      }
+    }
+  };
+
+  const drain = () => {
+    scheduled = false;
+    const ready = [...queues.values()];
+    queues.clear();
+    for (const { name, tenantId, waiting } of ready) {
+      for (let i = 0; i < waiting.length; i += INBOX_BATCH) {
+        void flush(name, tenantId, waiting.slice(i, i + INBOX_BATCH));
+      }
+    }
+  };
 
   const dispatch: InternalDispatch = async (name, delivery) => {
     const entry = handlers.get(name);
     if (!entry) return { outcome: 'retry', error: `no internal handler "${name}" is registered` };
-    const { handler } = entry;
-    try {
-      if (!entry.inbox) {
-        await handler(undefined as unknown as Transaction<WalTables>, delivery);
+    if (!entry.inbox) {
+      try {
+        await entry.handler(undefined as unknown as Transaction<WalTables>, delivery);
         return { outcome: 'delivered' };
+      } catch (error) {
+        return failed(error);
       }
-      await withTenant(db, delivery.tenantId, async (trx) => {
-        const inserted = await sql`
-          insert into wal.inbox (consumer, message_pk, tenant_id)
-          values (${name}, ${delivery.deliveryId}, ${delivery.tenantId})
-          on conflict do nothing
-          returning 1 as one`.execute(trx);
-        if (inserted.rows.length === 0) return;
-        await handler(trx, delivery);
-      });
-      return { outcome: 'delivered' };
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (error instanceof PermanentDeliveryError) return { outcome: 'dead', error: message };
-      return { outcome: 'retry', error: message };
     }
+    return new Promise<TargetResult>((resolve) => {
+      const key = `${name}\u0000${delivery.tenantId}`;
+      let queue = queues.get(key);
+      if (!queue) {
+        queue = { name, tenantId: delivery.tenantId, waiting: [] };
+        queues.set(key, queue);
+      }
+      queue.waiting.push({ delivery, resolve });
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(drain);
+      }
+    });
   };
 
   return {
