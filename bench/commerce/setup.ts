@@ -102,8 +102,8 @@ async function spawnChild(name: string, childEnv: Record<string, string>, patter
 }
 
 /** Mercato on the bench database (`mercato start`, every module), once it answers. */
-export async function startMercato(): Promise<Server> {
-  const server = runMercato(['start'], mercatoEnv());
+export async function startMercato(extraEnv: Record<string, string> = {}): Promise<Server> {
+  const server = runMercato(['start'], { ...mercatoEnv(), ...extraEnv });
   const [, base = ''] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   return {

@@ -11,7 +11,13 @@ import type { RowOutcome } from './import/upsert-row.ts';
 import { createProductCache, PRODUCT_CHANGES_CHANNEL } from './products/product-cache.ts';
 import { productRoutes } from './products/product-routes.ts';
 import { variantRoutes } from './products/variant-routes.ts';
-import { indexProducts, registerSearchSubscribers, searchRoutes } from './search/index.ts';
+import {
+  createSearchCache,
+  indexProducts,
+  registerSearchSubscribers,
+  SEARCH_CHANGES_CHANNEL,
+  searchRoutes,
+} from './search/index.ts';
 import { findVariants, type SellableVariant, type VariantRef } from './sellable.ts';
 import type { CatalogTables } from './tables.ts';
 
@@ -43,7 +49,9 @@ export async function createCatalog(
   deps: { events: EventBus; resolveTenant: TenantResolver },
 ): Promise<CatalogModule> {
   const db = ctx.db.kysely as Kysely<CatalogTables>;
-  const cache = createProductCache({ ttlMs: CACHE_TTL_MS });
+  const searchCache = createSearchCache({ ttlMs: ctx.config.searchCacheTtlSeconds * 1000 });
+  // A product change seen here (written by this process, or announced) drops the shop's searches too.
+  const cache = createProductCache({ ttlMs: CACHE_TTL_MS, onTenantChange: searchCache.onChange });
   const catalog: CatalogDeps = {
     ctx,
     db,
@@ -71,12 +79,25 @@ export async function createCatalog(
       await app.register(productRoutes(catalog));
       await app.register(variantRoutes(catalog));
       await app.register(categoryRoutes(catalog));
-      await app.register(searchRoutes({ db: ctx.db, resolveTenant: deps.resolveTenant }));
+      await app.register(searchRoutes({ db: ctx.db, resolveTenant: deps.resolveTenant, cache: searchCache }));
     },
     async start() {
       // Products are cached only once this process hears of every change to them.
-      unlisten = await ctx.db.listen(PRODUCT_CHANGES_CHANNEL, cache.onChange, cache.clear);
+      const unlistenProducts = await ctx.db.listen(PRODUCT_CHANGES_CHANNEL, cache.onChange, () => {
+        cache.clear();
+        searchCache.clear();
+      });
+      const unlistenSearch = await ctx.db.listen(
+        SEARCH_CHANGES_CHANNEL,
+        searchCache.onChange,
+        searchCache.clear,
+      );
+      unlisten = async () => {
+        await unlistenProducts();
+        await unlistenSearch();
+      };
       cache.enable();
+      searchCache.enable();
     },
     async stop() {
       await unlisten?.();

@@ -37,7 +37,7 @@ export async function runBatch(
       locked = await lockExpired(trx, expired);
       entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
     } else {
-      locked = await lockReservations(trx, [...new Set(entries.map((e) => e.op.key))].sort());
+      locked = await lockReservations(trx, tenantId, [...new Set(entries.map((e) => e.op.key))].sort());
     }
     const variantIds = new Set<string>();
     for (const { op } of entries) {
@@ -47,7 +47,7 @@ export async function runBatch(
     const state: BatchState = {
       tenantId,
       now,
-      items: await lockItems(trx, [...variantIds], [...itemIds]),
+      items: await lockItems(trx, tenantId, [...variantIds], [...itemIds]),
       reservations: new Map(locked.map((r) => [r.key, r])),
     };
     const outcome = applyOps(

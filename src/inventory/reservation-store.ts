@@ -39,12 +39,17 @@ const RESERVATION_COLUMNS = sql`r.id, r.key, r.status, r.request_hash, r.referen
  * Locks the reservations of the keys (in key order, so two batches never wait on each other in
  * a cycle) and returns them with their lines.
  */
-export async function lockReservations(trx: InventoryTrx, keys: string[]): Promise<ReservationState[]> {
+export async function lockReservations(
+  trx: InventoryTrx,
+  tenantId: string,
+  keys: string[],
+): Promise<ReservationState[]> {
   if (keys.length === 0) return [];
+  // The tenant named, so the (tenant_id, key) index finds them (else every reservation is read).
   const { rows } = await sql<ReservationRow>`
     select ${RESERVATION_COLUMNS}
     from inventory.reservations r
-    where r.key in (select jsonb_array_elements_text(${json(keys)}::jsonb))
+    where r.tenant_id = ${tenantId} and r.key = any(${keys}::text[])
     order by r.key
     for update of r`.execute(trx);
   return rows.map(toState);
@@ -86,6 +91,7 @@ type ItemRow = {
  */
 export async function lockItems(
   trx: InventoryTrx,
+  tenantId: string,
   variantIds: string[],
   itemIds: string[],
 ): Promise<Map<string, ItemState>> {
@@ -96,8 +102,8 @@ export async function lockItems(
       i.low_stock_threshold, i.low_stock_alerted, i.product_id, i.sku, i.created_at,
       (select l.is_default from inventory.locations l where l.id = i.location_id) as at_default
     from inventory.items i
-    where i.variant_id in (select jsonb_array_elements_text(${json(variantIds)}::jsonb)::uuid)
-      or i.id in (select jsonb_array_elements_text(${json(itemIds)}::jsonb)::uuid)
+    where i.tenant_id = ${tenantId}
+      and (i.variant_id = any(${variantIds}::uuid[]) or i.id = any(${itemIds}::uuid[]))
     order by i.id
     for update of i`.execute(trx);
   for (const r of rows) {

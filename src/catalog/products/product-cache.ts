@@ -29,8 +29,10 @@ export function createProductCache(options: {
   ttlMs: number;
   maxEntries?: number;
   now?: () => number;
+  /** Told the tenant of every change dropped here (the search cache follows the products). */
+  onTenantChange?: (tenantId: string) => void;
 }): ProductCache {
-  const { ttlMs, maxEntries = 10_000, now = Date.now } = options;
+  const { ttlMs, maxEntries = 10_000, now = Date.now, onTenantChange } = options;
   // `${tenantId}:${productId}` -> entry; `${tenantId}/${handle}` -> product id.
   const entries = new Map<string, Entry>();
   const handles = new Map<string, string>();
@@ -71,10 +73,12 @@ export function createProductCache(options: {
       const tenantId = payload.slice(0, colon);
       const productId = payload.slice(colon + 1);
       if (productId !== '*') return cache.invalidate(tenantId, productId);
+      onTenantChange?.(tenantId);
       invalidations += 1;
       for (const [key, entry] of entries) if (entry.tenantId === tenantId) drop(key);
     },
     invalidate(tenantId, productId) {
+      onTenantChange?.(tenantId);
       invalidations += 1;
       drop(`${tenantId}:${productId}`);
     },

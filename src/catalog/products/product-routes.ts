@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import {
@@ -54,6 +54,8 @@ export async function visibleProduct(
 
 /** /products/{id} by id or handle, and staff writes of whole products. */
 export function productRoutes(deps: CatalogDeps) {
+  // The JSON of each product the cache holds; dropped with it (the cache's entries are the keys).
+  const serialized = new WeakMap<Product, string>();
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -71,8 +73,15 @@ export function productRoutes(deps: CatalogDeps) {
       },
       async (request, reply) => {
         const product = await visibleProduct(deps, request, request.params.id);
-        reply.header('etag', `"${product.version}"`);
-        return product;
+        // A cached product is serialized once (by the route's own schema), not on every read.
+        let body = serialized.get(product);
+        if (body === undefined) {
+          body = reply.getSerializationFunction('200')!(product);
+          serialized.set(product, body);
+        }
+        // Sent as it is: a string with a JSON content type skips the serializer.
+        const raw = reply as FastifyReply;
+        return raw.header('etag', `"${product.version}"`).type('application/json; charset=utf-8').send(body);
       },
     );
 

@@ -9,5 +9,6 @@ export {
   generateCatalog,
 } from './fixture-catalog.ts';
 export { indexProducts } from './indexer.ts';
+export { createSearchCache, SEARCH_CHANGES_CHANNEL, type SearchCache } from './search-cache.ts';
 export { type SearchDeps, searchRoutes } from './search-routes.ts';
 export { applyInventoryEvent, registerSearchSubscribers } from './stock-levels.ts';

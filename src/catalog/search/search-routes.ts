@@ -6,6 +6,7 @@ import { withTenant } from '../../platform/db/index.ts';
 import { isStaff, storefrontTenant, type TenantResolver } from '../../platform/http/index.ts';
 import { queryWords } from './query-text.ts';
 import { relatedHits } from './related.ts';
+import { type SearchCache, searchKey } from './search-cache.ts';
 import type { ProductStatus } from './search-query.ts';
 import {
   ListQuery,
@@ -20,7 +21,7 @@ import {
 import { item, preferIndexes, searchProducts } from './search-service.ts';
 import { suggest } from './suggest.ts';
 
-export type SearchDeps = { db: Database; resolveTenant: TenantResolver };
+export type SearchDeps = { db: Database; resolveTenant: TenantResolver; cache: SearchCache };
 
 const base = { tags: ['catalog'], security: SECURITY };
 
@@ -48,7 +49,10 @@ export function searchRoutes(deps: SearchDeps) {
       },
       async (request) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
-        return searchProducts(db, tenantId, request.query, seesAll(request));
+        const staff = seesAll(request);
+        return deps.cache.read(tenantId, searchKey('list', staff, request.query), () =>
+          searchProducts(db, tenantId, request.query, staff),
+        );
       },
     );
 
@@ -67,11 +71,14 @@ export function searchRoutes(deps: SearchDeps) {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
         const words = queryWords(request.query.q);
         if (words.length === 0) return { terms: [], products: [] };
-        const statuses: ProductStatus[] = seesAll(request) ? ['draft', 'active', 'archived'] : ['active'];
-        return withTenant(db, tenantId, async (trx) => {
-          await preferIndexes(trx);
-          return suggest(trx, tenantId, words, statuses);
-        });
+        const staff = seesAll(request);
+        const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
+        return deps.cache.read(tenantId, searchKey('suggest', staff, { words }), () =>
+          withTenant(db, tenantId, async (trx) => {
+            await preferIndexes(trx);
+            return suggest(trx, tenantId, words, statuses);
+          }),
+        );
       },
     );
 
@@ -89,12 +96,16 @@ export function searchRoutes(deps: SearchDeps) {
       },
       async (request) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
-        const statuses: ProductStatus[] = seesAll(request) ? ['draft', 'active', 'archived'] : ['active'];
-        const hits = await withTenant(db, tenantId, async (trx) => {
-          await preferIndexes(trx);
-          return relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8);
+        const staff = seesAll(request);
+        const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
+        const key = searchKey('related', staff, { id: request.params.id, limit: request.query.limit ?? 8 });
+        return deps.cache.read(tenantId, key, async () => {
+          const hits = await withTenant(db, tenantId, async (trx) => {
+            await preferIndexes(trx);
+            return relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8);
+          });
+          return { items: hits.map(item) };
         });
-        return { items: hits.map(item) };
       },
     );
   };

@@ -59,6 +59,8 @@ export type Config = {
   eventsBackend: 'postgres' | 'redis-streams' | 'nats-jetstream';
   reservationTtlSeconds: number;
   cartTtlSeconds: number;
+  /** How long a search answer is reused at most (0: never); a catalog change drops it at once. */
+  searchCacheTtlSeconds: number;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -232,6 +234,11 @@ export const SETTINGS: Setting[] = [
     doc: 'Carts untouched this long (7 days) are purged.',
   },
   {
+    name: 'MERCATO_SEARCH_CACHE_TTL_SECONDS',
+    default: '60',
+    doc: "How long each process reuses a product search, suggest or facet answer at most (the same query of the same shop; 0 turns the cache off). Any change to the shop's products, stock flags or categories drops its answers at once on every process.",
+  },
+  {
     name: 'MERCATO_METRICS_TOKEN',
     default: '(unset: /metrics is open)',
     doc: '`/metrics` then requires `Authorization: Bearer <token>`.',
@@ -384,5 +391,6 @@ export function loadConfig(env: Env = process.env): Config {
     eventsBackend: eventsBackend(env),
     reservationTtlSeconds: integer(env, 'MERCATO_RESERVATION_TTL_SECONDS', 900, 1, 30 * 86_400),
     cartTtlSeconds: integer(env, 'MERCATO_CART_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
+    searchCacheTtlSeconds: integer(env, 'MERCATO_SEARCH_CACHE_TTL_SECONDS', 60, 0, 3600),
   };
 }
