@@ -9,6 +9,8 @@ import {
   type Principal,
   principalOf,
   requireStaff,
+  sendJson,
+  serialize200,
   storefrontTenant,
 } from '../../platform/http/index.ts';
 import type { CatalogDeps } from '../deps.ts';
@@ -76,12 +78,10 @@ export function productRoutes(deps: CatalogDeps) {
         // A cached product is serialized once (by the route's own schema), not on every read.
         let body = serialized.get(product);
         if (body === undefined) {
-          body = reply.getSerializationFunction('200')!(product);
+          body = serialize200(reply as FastifyReply, product);
           serialized.set(product, body);
         }
-        // Sent as it is: a string with a JSON content type skips the serializer.
-        const raw = reply as FastifyReply;
-        return raw.header('etag', `"${product.version}"`).type('application/json; charset=utf-8').send(body);
+        return sendJson((reply as FastifyReply).header('etag', `"${product.version}"`), body);
       },
     );
 

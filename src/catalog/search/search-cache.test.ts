@@ -57,20 +57,27 @@ describe('search cache', () => {
     expect(await cache.read('t1', 'q', load('g'))).toBe('g');
   });
 
-  it('does not keep an answer whose load overlapped a change, and keeps none past its time', async () => {
+  it('does not keep an answer whose load overlapped a change, keeps none past its time, and stays within its weight', async () => {
     let now = 0;
-    const cache = createSearchCache({ ttlMs: 1000, maxEntries: 2, now: () => now });
+    const cache = createSearchCache({ ttlMs: 1000, maxChars: 160, now: () => now });
     cache.enable();
     await cache.read('t1', 'q', async () => {
       cache.onChange('t1');
       return 'stale';
     });
     expect(await cache.read('t1', 'q', async () => 'fresh')).toBe('fresh');
+    expect(await cache.read('t1', 'q', async () => 'again')).toBe('fresh');
     now = 1001;
     expect(await cache.read('t1', 'q', async () => 'later')).toBe('later');
-    await cache.read('t1', 'q2', async () => 'x');
-    await cache.read('t1', 'q3', async () => 'y');
-    expect(cache.size).toBe(2);
+    // 10 characters at most each (a sixteenth), 160 together: the oldest go first.
+    expect(await cache.read('t1', 'big', async () => 'x'.repeat(11))).toHaveLength(11);
+    expect(await cache.read('t1', 'big', async () => 'y')).toBe('y');
+    cache.clear();
+    for (let i = 0; i < 20; i++)
+      await cache.read('t1', `q${i}`, async () => `answer-${String(i).padStart(3, '0')}`);
+    expect(cache.size).toBe(16);
+    expect(await cache.read('t1', 'q0', async () => 'evicted')).toBe('evicted');
+    expect(await cache.read('t1', 'q19', async () => 'kept?')).toBe('answer-019');
     const off = createSearchCache({ ttlMs: 0 });
     off.enable();
     await off.read('t1', 'q', async () => 'z');

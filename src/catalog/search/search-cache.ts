@@ -1,12 +1,15 @@
 /** The channel search document changes are announced on (migration 0021): the tenant id. */
 export const SEARCH_CHANGES_CHANNEL = 'mercato_catalog_search';
 
+/** What a process's cached answers may weigh together at most (UTF-16 code units of their JSON). */
+export const SEARCH_CACHE_MAX_CHARS = 32 * 1024 * 1024;
+
 export type SearchCache = {
   /**
-   * The answer cached under key for the tenant, or what load() returns: cached unless the
-   * tenant's catalog changed while it loaded, so a slow search never keeps what a change removed.
+   * The answer (its JSON) cached under key for the tenant, or what load() returns: cached unless
+   * the tenant's catalog changed while it loaded, so a slow search never keeps what a change removed.
    */
-  read<T>(tenantId: string, key: string, load: () => Promise<T>): Promise<T>;
+  read(tenantId: string, key: string, load: () => Promise<string>): Promise<string>;
   /** A NOTIFY payload ('<tenant id>' or '<tenant id>:…'): drops every answer of that tenant. */
   onChange(payload: string): void;
   clear(): void;
@@ -15,49 +18,60 @@ export type SearchCache = {
   readonly size: number;
 };
 
-type Entry = { value: unknown; generation: number; expiresAt: number };
+type Entry = { body: string; generation: number; expiresAt: number };
 
 /**
  * Search answers per process, as Elasticsearch's request cache keeps a shard's answers until its
  * next refresh: a shop's answers live ttlMs at most and are dropped as soon as anything of its
- * catalog changes (a generation per tenant, bumped by each announcement), on every process. At
- * most maxEntries answers; beyond it the oldest goes. ttlMs 0 turns it off.
+ * catalog changes (a generation per tenant, bumped by each announcement), on every process. The
+ * answers are kept as JSON, so a hit is not serialized again and the cache's weight is known: at
+ * most maxChars together (oldest out first), and no single answer over a sixteenth of it, so
+ * anonymous shoppers asking many different queries cannot grow it past that. ttlMs 0 turns it off.
  */
 export function createSearchCache(options: {
   ttlMs: number;
-  maxEntries?: number;
+  maxChars?: number;
   now?: () => number;
 }): SearchCache {
-  const { ttlMs, maxEntries = 2000, now = Date.now } = options;
+  const { ttlMs, maxChars = SEARCH_CACHE_MAX_CHARS, now = Date.now } = options;
   const entries = new Map<string, Entry>();
   const generations = new Map<string, number>();
+  let chars = 0;
   let resets = 0;
   let enabled = false;
   const generationOf = (tenantId: string) => (generations.get(tenantId) ?? 0) + resets * 2 ** 32;
+  const remove = (key: string) => {
+    const entry = entries.get(key);
+    if (!entry) return;
+    entries.delete(key);
+    chars -= entry.body.length;
+  };
 
   const cache: SearchCache = {
-    async read<T>(tenantId: string, key: string, load: () => Promise<T>): Promise<T> {
+    async read(tenantId, key, load) {
       if (!enabled || ttlMs <= 0) return load();
       const full = `${tenantId}\u0000${key}`;
       const generation = generationOf(tenantId);
       const hit = entries.get(full);
-      if (hit && hit.generation === generation && hit.expiresAt > now()) return hit.value as T;
-      const value = await load();
-      if (generationOf(tenantId) === generation) {
-        entries.delete(full);
-        entries.set(full, { value, generation, expiresAt: now() + ttlMs });
-        if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+      if (hit && hit.generation === generation && hit.expiresAt > now()) return hit.body;
+      const body = await load();
+      if (generationOf(tenantId) === generation && body.length <= maxChars / 16) {
+        remove(full);
+        entries.set(full, { body, generation, expiresAt: now() + ttlMs });
+        chars += body.length;
+        while (chars > maxChars) remove(entries.keys().next().value as string);
       }
-      return value;
+      return body;
     },
     onChange(payload) {
-      const tenantId = payload.split(':', 1)[0]!;
       // Its entries are now stale (another generation): each is replaced or evicted in turn.
+      const tenantId = payload.split(':', 1)[0]!;
       generations.set(tenantId, (generations.get(tenantId) ?? 0) + 1);
     },
     clear() {
       resets += 1;
       entries.clear();
+      chars = 0;
     },
     enable() {
       enabled = true;

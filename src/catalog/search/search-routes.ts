@@ -1,9 +1,15 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../platform/db/index.ts';
 import { withTenant } from '../../platform/db/index.ts';
-import { isStaff, storefrontTenant, type TenantResolver } from '../../platform/http/index.ts';
+import {
+  isStaff,
+  sendJson,
+  serialize200,
+  storefrontTenant,
+  type TenantResolver,
+} from '../../platform/http/index.ts';
 import { queryWords } from './query-text.ts';
 import { relatedHits } from './related.ts';
 import { type SearchCache, searchKey } from './search-cache.ts';
@@ -32,6 +38,9 @@ const seesAll = (request: FastifyRequest) =>
 /** GET /products (list and search), /products/suggest and /products/{id}/related. */
 export function searchRoutes(deps: SearchDeps) {
   const db = deps.db.kysely as Kysely<unknown>;
+  /** The answer's JSON from the cache, or load()'s answer serialized by the route and cached. */
+  const cached = async (reply: FastifyReply, tenantId: string, key: string, load: () => Promise<unknown>) =>
+    sendJson(reply, await deps.cache.read(tenantId, key, async () => serialize200(reply, await load())));
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -47,10 +56,10 @@ export function searchRoutes(deps: SearchDeps) {
           response: { 200: ProductPage },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
         const staff = seesAll(request);
-        return deps.cache.read(tenantId, searchKey('list', staff, request.query), () =>
+        return cached(reply, tenantId, searchKey('list', staff, request.query), () =>
           searchProducts(db, tenantId, request.query, staff),
         );
       },
@@ -67,13 +76,13 @@ export function searchRoutes(deps: SearchDeps) {
           response: { 200: Suggestions },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
         const words = queryWords(request.query.q);
         if (words.length === 0) return { terms: [], products: [] };
         const staff = seesAll(request);
         const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
-        return deps.cache.read(tenantId, searchKey('suggest', staff, { words }), () =>
+        return cached(reply, tenantId, searchKey('suggest', staff, { words }), () =>
           withTenant(db, tenantId, async (trx) => {
             await preferIndexes(trx);
             return suggest(trx, tenantId, words, statuses);
@@ -94,12 +103,12 @@ export function searchRoutes(deps: SearchDeps) {
           response: { 200: RelatedList },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
         const staff = seesAll(request);
         const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
         const key = searchKey('related', staff, { id: request.params.id, limit: request.query.limit ?? 8 });
-        return deps.cache.read(tenantId, key, async () => {
+        return cached(reply, tenantId, key, async () => {
           const hits = await withTenant(db, tenantId, async (trx) => {
             await preferIndexes(trx);
             return relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8);

@@ -25,6 +25,7 @@ export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, proble
 export { beforeBody } from './guards-first.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
+export { sendJson, serialize200 } from './raw-json.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
 export { parseTraceparent } from './request-id.ts';
 export { eventMetaOf, storefrontTenant, type TenantResolver } from './storefront.ts';
