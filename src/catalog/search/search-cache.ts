@@ -35,11 +35,14 @@ export function createSearchCache(options: {
 }): SearchCache {
   const { ttlMs, maxChars = SEARCH_CACHE_MAX_CHARS, now = Date.now } = options;
   const entries = new Map<string, Entry>();
-  const generations = new Map<string, number>();
+  // One counter for every change: a tenant's generation is the count at its last change or at the
+  // last clear, whichever is later, so it only ever grows.
+  let changes = 0;
+  let clearedAt = 0;
+  const changedAt = new Map<string, number>();
   let chars = 0;
-  let resets = 0;
   let enabled = false;
-  const generationOf = (tenantId: string) => (generations.get(tenantId) ?? 0) + resets * 2 ** 32;
+  const generationOf = (tenantId: string) => Math.max(changedAt.get(tenantId) ?? 0, clearedAt);
   const remove = (key: string) => {
     const entry = entries.get(key);
     if (!entry) return;
@@ -66,10 +69,13 @@ export function createSearchCache(options: {
     onChange(payload) {
       // Its entries are now stale (another generation): each is replaced or evicted in turn.
       const tenantId = payload.split(':', 1)[0]!;
-      generations.set(tenantId, (generations.get(tenantId) ?? 0) + 1);
+      changes += 1;
+      changedAt.set(tenantId, changes);
     },
     clear() {
-      resets += 1;
+      changes += 1;
+      clearedAt = changes;
+      changedAt.clear();
       entries.clear();
       chars = 0;
     },

@@ -3,7 +3,6 @@ import type { EventBus, ReceivedEvent } from '../../platform/events/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
 
-const isId = isUuid;
 const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
 
 type ItemData = {
@@ -19,7 +18,7 @@ type ItemData = {
 function itemOf(data: unknown): ItemData | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const d = data as Record<string, unknown>;
-  if (!isId(d['variantId']) || !isId(d['locationId']) || !isCount(d['available'])) return undefined;
+  if (!isUuid(d['variantId']) || !isUuid(d['locationId']) || !isCount(d['available'])) return undefined;
   const updatedAt =
     typeof d['updatedAt'] === 'string' && !Number.isNaN(Date.parse(d['updatedAt']))
       ? d['updatedAt']
@@ -28,7 +27,7 @@ function itemOf(data: unknown): ItemData | undefined {
   return {
     variantId: d['variantId'],
     locationId: d['locationId'],
-    productId: isId(d['productId']) ? d['productId'] : null,
+    productId: isUuid(d['productId']) ? d['productId'] : null,
     available: d['available'],
     allowBackorder: d['allowBackorder'] === true,
     updatedAt,
@@ -44,7 +43,7 @@ function itemOf(data: unknown): ItemData | undefined {
  */
 export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promise<void> {
   const tenantId = event.tenantid;
-  if (!isId(tenantId)) return;
+  if (!isUuid(tenantId)) return;
   let variantIds: string[] = [];
   const item = itemOf(event.data);
   if (item) {

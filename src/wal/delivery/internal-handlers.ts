@@ -21,7 +21,7 @@ export class PermanentDeliveryError extends Error {
 }
 
 /** Deliveries of one handler and tenant that share a transaction at most. */
-export const INBOX_BATCH = 64;
+const INBOX_BATCH = 64;
 
 type Entry = { handler: InternalHandler; inbox: boolean };
 type Waiting = { delivery: Delivery; resolve: (result: TargetResult) => void };
