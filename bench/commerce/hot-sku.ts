@@ -61,13 +61,30 @@ const reserveLoad = (api: Api, name: string, path: string, body: (key: string) =
   until: (status: number) => status === 409,
 });
 
+/**
+ * The first of `variantIds` never reserved: a database reused (BENCH_REUSE_DB=1) keeps the
+ * reservations and ledger of earlier runs, which the checks after the run would count.
+ */
+async function unreserved(tenantId: string, variantIds: string[]): Promise<string> {
+  const rows = await sql<{ variant_id: string }>(
+    `select v.id as variant_id from unnest($2::uuid[]) with ordinality as v(id, n)
+      where not exists (select 1 from inventory.ledger l join inventory.items i on i.id = l.item_id
+        where i.tenant_id = $1 and i.variant_id = v.id and l.kind = 'reserve')
+      order by v.n limit 1`,
+    [tenantId, variantIds],
+  );
+  if (!rows[0]) throw new Error('every candidate variant was reserved by an earlier run: import again');
+  return rows[0].variant_id;
+}
+
 export async function runHotSku(
   api: Api,
   floor: Api,
   tenantId: string,
-  hotVariant: string,
+  candidates: string[],
   warmVariant: string,
 ): Promise<HotRow> {
+  const hotVariant = await unreserved(tenantId, candidates);
   const mercatoBody = (variantId: string) => (key: string) =>
     JSON.stringify({ key: `bench-${key}`, lines: [{ variantId, quantity: 1 }] });
   // Warm-up on another variant, so the measured one starts from its full stock.

@@ -69,6 +69,8 @@ const mercatoEnv = (): Record<string, string> => ({
   MERCATO_LOGIN_RATE_LIMIT: '100000000',
   MERCATO_LOGIN_MAX_FAILURES: '100000000',
   ...(env['MERCATO_DB_POOL_SIZE'] ? { MERCATO_DB_POOL_SIZE: env['MERCATO_DB_POOL_SIZE'] } : {}),
+  // Node flags for the server only (a CPU profile: --cpu-prof --cpu-prof-dir=/tmp/prof).
+  ...(env['BENCH_SERVER_NODE_OPTIONS'] ? { NODE_OPTIONS: env['BENCH_SERVER_NODE_OPTIONS'] } : {}),
 });
 
 /** Runs a script of this folder in a child process; resolves with the URL its output names. */

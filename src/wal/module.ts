@@ -119,6 +119,7 @@ export async function createWal(
   const events = createEventBus({
     backend: ctx.config.eventsBackend,
     systemTargets,
+    cachedNamespace: (tenantId, name) => namespaces.peek(tenantId, name),
     registerHandler: engine.registerHandler,
     started: () => started,
   });

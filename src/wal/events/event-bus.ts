@@ -26,6 +26,8 @@ export type EventBusDeps = {
   /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */
   backend: BackendName;
   systemTargets: SystemTargets;
+  /** The namespace cache's entry, if it holds one (read without a round trip). */
+  cachedNamespace?: (tenantId: string, name: string) => Namespace | undefined;
   registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
   /** True once the WAL has started: subscribing then is a programming error. */
   started(): boolean;
@@ -82,6 +84,10 @@ export function createEventBus(deps: EventBusDeps): EventBus {
     tenantId: string,
     topic: Topic,
   ): Promise<Namespace> {
+    // The delivery engine keeps the namespaces it serves cached (dropped on change, NOTIFY): a
+    // hit saves a round trip inside the caller's transaction, often one holding row locks.
+    const cached = deps.cachedNamespace?.(tenantId, topic);
+    if (cached?.system) return cached;
     let namespace = await getNamespace(trx, tenantId, topic);
     if (!namespace) {
       // A tenant made without the WAL's hook (another process, the CLI) since this one started.

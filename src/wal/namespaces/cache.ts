@@ -61,6 +61,9 @@ export function createNamespaceCache(
       }
       return namespace;
     },
+    peek(tenantId, name) {
+      return listening ? entries.get(keyOf(tenantId, name)) : undefined;
+    },
     async all() {
       if (listening && everything) return everything;
       const before = generation;

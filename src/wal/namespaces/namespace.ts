@@ -79,6 +79,8 @@ export type Namespace = {
 /** Namespaces by (tenant, name), cached per process and dropped on every change (NOTIFY). */
 export type NamespaceCache = {
   get(tenantId: string, name: string): Promise<Namespace | undefined>;
+  /** The cached namespace, without reading the database: undefined when not cached. */
+  peek(tenantId: string, name: string): Namespace | undefined;
   /** Every enabled namespace of every tenant (for the delivery engine, which serves them all). */
   all(): Promise<Namespace[]>;
   invalidate(tenantId: string, name: string): void;

@@ -545,6 +545,18 @@ describe('WAL namespaces', () => {
       await eventually(async () => (await wal.namespaces.get(shop.id, 'orders'))?.maxPayloadBytes === 2048);
     });
 
+    it('peeks without reading: only what get() cached, and nothing once a change dropped it', async () => {
+      const before = (await wal.namespaces.get(shop.id, 'orders'))?.maxPayloadBytes;
+      expect(wal.namespaces.peek(shop.id, 'orders')?.maxPayloadBytes).toBe(before);
+      expect(wal.namespaces.peek(shop.id, 'never.read')).toBeUndefined();
+      expect(before).not.toBe(4096);
+      await send(t.app, 'PUT', `${NS}/orders`, admin, { maxPayloadBytes: 4096 });
+      // Dropped (or already read again by the delivery engine): never the old value.
+      await eventually(async () => wal.namespaces.peek(shop.id, 'orders')?.maxPayloadBytes !== before);
+      expect((await wal.namespaces.get(shop.id, 'orders'))?.maxPayloadBytes).toBe(4096);
+      expect(wal.namespaces.peek(shop.id, 'orders')?.maxPayloadBytes).toBe(4096);
+    });
+
     it('sees a change made in SQL behind the API, and a namespace created in SQL', async () => {
       await wal.namespaces.get(shop.id, 'orders');
       await wal.namespaces.get(shop.id, 'from.sql');
