@@ -67,7 +67,15 @@ describe('WAL system namespaces', () => {
       system: true,
       backend: 'postgres',
       enabled: true,
+      consumerConcurrency: 64,
     });
+  });
+
+  it('lets the tenant lower a system namespace’s concurrency (64 by default) for its webhook', async () => {
+    const lowered = await put('notification-events', { consumerConcurrency: 4 });
+    expect(lowered.statusCode, lowered.body).toBe(200);
+    expect(lowered.json()).toMatchObject({ system: true, consumerConcurrency: 4 });
+    expect((await get('/api/v1/wal/namespaces/notification-events')).json().consumerConcurrency).toBe(4);
   });
 
   it('backfills tenants that existed before migration 0015 (the platform tenant), and the WAL start fills any gap', async () => {
