@@ -71,11 +71,4 @@ export async function inventoryEvents(t: TestApp, tenantId: string, type?: strin
   return type ? parsed.filter((e) => e.type === type) : parsed;
 }
 
-/** Polls until check() is true (no timing is asserted: the limit only ends a hung test). */
-export async function until(check: () => Promise<boolean> | boolean, what: string, limitMs = 30_000) {
-  const stop = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > stop) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { until } from '../platform/testing/index.ts';

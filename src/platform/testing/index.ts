@@ -14,3 +14,4 @@ export {
   testDatabaseKind,
   testServerUrl,
 } from './test-databases.ts';
+export { until } from './until.ts';
