@@ -221,6 +221,22 @@ describe('items', () => {
     expect(lower.statusCode).toBe(200);
   });
 
+  it('refuses with 409 CART_TOTAL_TOO_LARGE a change that would make the total inexact in JSON, keeping the cart as it was', async () => {
+    const { headers } = await newGuestCart(t, shop);
+    // Each line at the limits: 10^12 minor units × 1,000. Nine make 9 × 10^15, under 2^53 − 1.
+    for (let i = 0; i < 9; i++) {
+      const costly = await createSellable(t, shop, { prices: { EUR: 1_000_000_000_000 }, onHand: 1000 });
+      expect((await addItem(t, headers, { variantId: costly.id, quantity: 1000 })).statusCode).toBe(201);
+    }
+    const tenth = await createSellable(t, shop, { prices: { EUR: 1_000_000_000_000 }, onHand: 1000 });
+    const refused = await addItem(t, headers, { variantId: tenth.id, quantity: 1000 });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toMatchObject({ code: 'CART_TOTAL_TOO_LARGE', limit: Number.MAX_SAFE_INTEGER });
+    const cart = (await getCart(headers)).json<CartBody>();
+    expect(cart.lines).toHaveLength(9);
+    expect(cart.totals.subtotal).toBe(9_000_000_000_000_000);
+  });
+
   it('refuses inactive products (409), unknown variants (404) and variants without a price in the cart currency (409)', async () => {
     const draft = await createSellable(t, shop, { status: 'draft' });
     const { headers } = await newGuestCart(t, shop, { currency: 'EUR' });

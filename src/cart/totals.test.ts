@@ -110,6 +110,22 @@ describe('cart totals', () => {
     );
   });
 
+  it('throw CART_TOTAL_TOO_LARGE past 2^53 − 1 minor units, and are exact up to it', () => {
+    const big = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ id: `l${i}`, unitPrice: 1_000_000_000_000, quantity: 1000 }));
+    const fits = computeTotals({ lines: big(9), taxRateBps: 0, pricesIncludeTax: false, shipping: 0 });
+    expect(fits.total).toBe(9_000_000_000_000_000);
+    for (const input of [
+      { lines: big(10), taxRateBps: 0, pricesIncludeTax: false, shipping: 0 },
+      // the lines fit; their exclusive tax does not
+      { lines: big(9), taxRateBps: 100, pricesIncludeTax: false, shipping: 0 },
+      // the lines fit; the shipping on top does not
+      { lines: big(9), taxRateBps: 0, pricesIncludeTax: false, shipping: 7_199_254_740_992 },
+    ]) {
+      expect(() => computeTotals(input)).toThrow(expect.objectContaining({ code: 'CART_TOTAL_TOO_LARGE' }));
+    }
+  });
+
   it('rounds half to even, per line', () => {
     expect(divideHalfEven(25n, 10n)).toBe(2n);
     expect(divideHalfEven(35n, 10n)).toBe(4n);

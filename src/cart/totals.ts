@@ -1,3 +1,5 @@
+import { AppError } from '../platform/http/index.ts';
+
 /**
  * Cart totals as a pure function of the lines, the tax rate and the shipping price, in integer
  * minor units of the cart's currency.
@@ -54,7 +56,12 @@ export function lineTax(subtotal: number, rateBps: number, inclusive: boolean): 
   return Number(divideHalfEven(amount, inclusive ? 10_000n + BigInt(rateBps) : 10_000n));
 }
 
-/** The totals of a cart; see the module comment for the rounding rule. */
+/**
+ * The totals of a cart; see the module comment for the rounding rule. Every amount is exact: one
+ * line is at most 10^12 × 1,000, but 100 of them with shipping and tax could pass 2^53 − 1, where
+ * JSON numbers stop being exact, so such a cart throws 409 CART_TOTAL_TOO_LARGE (the change that
+ * made it is refused; a cart repriced past it answers that until a line is lowered).
+ */
 export function computeTotals(input: TotalsInput): Totals {
   const inclusive = input.pricesIncludeTax;
   const lines: Record<string, LineTotals> = {};
@@ -74,5 +81,13 @@ export function computeTotals(input: TotalsInput): Totals {
   const discount = Math.min(Math.max(input.discount ?? 0, 0), subtotal);
   const shipping = Math.max(input.shipping, 0);
   const total = subtotal - discount + shipping + (inclusive ? 0 : tax);
+  // Sums of non-negative safe integers: once the exact sum passes 2^53 − 1 the float sum does too.
+  if (!Number.isSafeInteger(total) || !Number.isSafeInteger(subtotal) || !Number.isSafeInteger(tax)) {
+    throw new AppError(
+      'CART_TOTAL_TOO_LARGE',
+      `the cart's total would exceed ${Number.MAX_SAFE_INTEGER} minor units; lower a quantity or remove a line`,
+      { limit: Number.MAX_SAFE_INTEGER },
+    );
+  }
   return { subtotal, discount, shipping, tax, total, lines };
 }

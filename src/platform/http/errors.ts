@@ -36,6 +36,7 @@ export const ERRORS = {
   CATEGORY_CYCLE: { status: 409, title: 'A category cannot be its own ancestor' },
   CATEGORY_IN_USE: { status: 409, title: 'Category still has children or products' },
   INSUFFICIENT_STOCK: { status: 409, title: 'Not enough stock available' },
+  CART_TOTAL_TOO_LARGE: { status: 409, title: 'Cart total is too large to be exact' },
   RESERVATION_NOT_ACTIVE: { status: 409, title: 'Reservation is no longer active' },
   LOCATION_IN_USE: { status: 409, title: 'Location still holds stock or is the default' },
   PRODUCT_NOT_AVAILABLE: { status: 409, title: 'Product is not available for sale' },
