@@ -5,7 +5,7 @@ import type { InventoryItem, Reservation } from './views.ts';
 export const TOPIC = 'inventory-events';
 
 export type ItemEventVerb = 'created' | 'adjusted' | 'low-stock' | 'stock-changed';
-export type ReservationEventVerb = 'reserved' | 'released' | 'committed' | 'expired';
+export type ReservationEventVerb = 'reserved' | 'released' | 'committed' | 'expired' | 'returned';
 
 export const itemEvent = (verb: ItemEventVerb, item: InventoryItem): DomainEvent => ({
   type: `mercato.inventory.${verb}`,

@@ -1,5 +1,5 @@
 import { withTenant } from '../platform/db/index.ts';
-import type { EventBus } from '../platform/events/index.ts';
+import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -28,10 +28,19 @@ export type InventoryApi = {
   reserve(
     tenantId: string,
     input: { key: string; lines: ReservationLine[]; ttlSeconds?: number; reference?: string; actor: string },
+    meta?: EventMeta,
   ): Promise<Reservation>;
-  extend(tenantId: string, key: string, ttlSeconds: number, actor: string): Promise<Reservation>;
-  release(tenantId: string, key: string, actor: string): Promise<Reservation>;
-  commit(tenantId: string, key: string, actor: string): Promise<Reservation>;
+  extend(
+    tenantId: string,
+    key: string,
+    ttlSeconds: number,
+    actor: string,
+    meta?: EventMeta,
+  ): Promise<Reservation>;
+  release(tenantId: string, key: string, actor: string, meta?: EventMeta): Promise<Reservation>;
+  commit(tenantId: string, key: string, actor: string, meta?: EventMeta): Promise<Reservation>;
+  /** Puts a committed reservation's units back on hand (status returned); idempotent; 409 unless committed or returned. */
+  returnStock(tenantId: string, key: string, actor: string, meta?: EventMeta): Promise<Reservation>;
 };
 
 export type InventoryModule = MercatoModule &
@@ -102,12 +111,14 @@ export async function createInventory(
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
       return result;
     },
-    async reserve(tenantId, input) {
-      return (await reservations.reserve(tenantId, input)).reservation;
+    async reserve(tenantId, input, meta) {
+      return (await reservations.reserve(tenantId, input, meta)).reservation;
     },
-    extend: (tenantId, key, ttlSeconds, actor) => reservations.extend(tenantId, key, ttlSeconds, actor),
-    release: (tenantId, key, actor) => reservations.release(tenantId, key, actor),
-    commit: (tenantId, key, actor) => reservations.commit(tenantId, key, actor),
+    extend: (tenantId, key, ttlSeconds, actor, meta) =>
+      reservations.extend(tenantId, key, ttlSeconds, actor, meta),
+    release: (tenantId, key, actor, meta) => reservations.release(tenantId, key, actor, meta),
+    commit: (tenantId, key, actor, meta) => reservations.commit(tenantId, key, actor, meta),
+    returnStock: (tenantId, key, actor, meta) => reservations.returnStock(tenantId, key, actor, meta),
     sweepExpired: () => sweeper.sweep(),
     verify: (tenantId) => withTenant(db, tenantId, (trx) => verifyStock(trx)),
     batcherStats: () => batcher.stats(),

@@ -33,6 +33,13 @@ export type BatchOutcome = {
   touched: Set<string>;
 };
 
+const FINISH_KIND = {
+  committed: 'commit',
+  released: 'release',
+  expired: 'expire',
+  returned: 'return',
+} as const satisfies Record<string, LedgerKind>;
+
 /** Where a variant's stock is taken from: the default location first, then the most available. */
 function candidates(state: BatchState, variantId: string): ItemState[] {
   return [...state.items.values()]
@@ -124,9 +131,15 @@ function applyOne(
       });
     }
   };
-  const finish = (res: ReservationState, status: 'committed' | 'released' | 'expired', actor: string) => {
-    const kind = status === 'committed' ? 'commit' : status === 'released' ? 'release' : 'expire';
-    move(res, kind, actor, status === 'committed' ? -1 : 0, -1);
+  const finish = (
+    res: ReservationState,
+    status: 'committed' | 'released' | 'expired' | 'returned',
+    actor: string,
+  ) => {
+    const kind = FINISH_KIND[status];
+    // A return puts committed (shipped-out) units back on hand; the others end a hold.
+    if (status === 'returned') move(res, kind, actor, 1, 0);
+    else move(res, kind, actor, status === 'committed' ? -1 : 0, -1);
     res.status = status;
     res.updatedAt = state.now;
     res.changed = true;
@@ -150,10 +163,10 @@ function applyOne(
     return { reservation: reserve(state, op, move, events), created: true };
   }
   if (!existing) throw new AppError('NOT_FOUND', `reservation ${JSON.stringify(op.key)} not found`);
-  const notActive = () =>
+  const notActive = (expected = 'active') =>
     new AppError(
       'RESERVATION_NOT_ACTIVE',
-      `reservation ${JSON.stringify(op.key)} is ${existing.status}, not active`,
+      `reservation ${JSON.stringify(op.key)} is ${existing.status}, not ${expected}`,
       { status: existing.status },
     );
   switch (op.kind) {
@@ -173,6 +186,10 @@ function applyOne(
       break;
     case 'expire':
       if (existing.status === 'active') finish(existing, 'expired', op.actor);
+      break;
+    case 'return':
+      if (existing.status === 'committed') finish(existing, 'returned', op.actor);
+      else if (existing.status !== 'returned') throw notActive('committed');
       break;
   }
   return { reservation: toReservation(existing), created: false };

@@ -16,7 +16,7 @@ export type ReservationOp =
       /** Hash of the lines: the same key with other lines is IDEMPOTENCY_KEY_REUSED. */
       hash: string;
     }
-  | { kind: 'release' | 'commit'; key: string; actor: string }
+  | { kind: 'release' | 'commit' | 'return'; key: string; actor: string }
   | { kind: 'extend'; key: string; ttlSeconds: number; actor: string }
   /** The sweeper's: the reservation was selected as past its expiry, under its row lock. */
   | { kind: 'expire'; key: string; actor: string };

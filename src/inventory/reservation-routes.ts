@@ -93,6 +93,24 @@ export function reservationRoutes(deps: InventoryDeps) {
       },
     );
 
+    app.post(
+      '/inventory/return',
+      {
+        preValidation: write,
+        schema: {
+          ...base,
+          summary:
+            'Put what a committed reservation sold back on hand (a cancelled or returned order; idempotent; an uncommitted one is 409)',
+          body: KeyBody,
+          response: { 200: ReservationView },
+        },
+      },
+      async (request) => {
+        const { tenantId, actor } = actorOf(request);
+        return reservations.returnStock(tenantId, request.body.key, actor, eventMetaOf(request));
+      },
+    );
+
     app.get(
       '/inventory/reservations/:key',
       {

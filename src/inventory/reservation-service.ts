@@ -100,6 +100,11 @@ export function reservationService(batcher: ReservationBatcher, defaultTtlSecond
       checkKey(key);
       return (await batcher.submit(tenantId, { kind: 'commit', key, actor }, meta)).reservation;
     },
+    /** Puts a committed reservation's units back on hand (a cancelled or returned order); idempotent. */
+    async returnStock(tenantId: string, key: string, actor: string, meta?: EventMeta) {
+      checkKey(key);
+      return (await batcher.submit(tenantId, { kind: 'return', key, actor }, meta)).reservation;
+    },
   };
 }
 

@@ -206,6 +206,30 @@ describe('reservations', () => {
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
   });
 
+  it('return puts committed units back on hand once; an uncommitted reservation cannot be returned', async () => {
+    const stock = await createStock(t, shop, { onHand: 6 });
+    const key = `returned-${uuidv7()}`;
+    await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 2 }] });
+    const early = await send(t.app, 'POST', '/api/v1/inventory/return', shop.staff, { key });
+    expect(early.statusCode).toBe(409);
+    expect(early.json()).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'active' });
+    await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
+    expect(await item(stock.id)).toMatchObject({ onHand: 4, reserved: 0 });
+    for (let i = 0; i < 2; i++) {
+      const returned = await send(t.app, 'POST', '/api/v1/inventory/return', shop.staff, { key });
+      expect(returned.statusCode).toBe(200);
+      expect(returned.json()).toMatchObject({ status: 'returned' });
+    }
+    expect(await item(stock.id)).toMatchObject({ onHand: 6, reserved: 0, available: 6 });
+    const commit = await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
+    expect(commit.json()).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'returned' });
+    const released = await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key });
+    expect(released.json()).toMatchObject({ status: 'returned' });
+    expect(await inventoryEvents(t, shop.id, 'mercato.inventory.returned')).toEqual([
+      expect.objectContaining({ subject: key }),
+    ]);
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
   it('expires by itself: the stock returns and mercato.inventory.expired is published', async () => {
     const stock = await createStock(t, shop, { onHand: 4 });
     const key = `ttl-${uuidv7()}`;

@@ -131,7 +131,7 @@ export const LedgerView = Type.Object(
 export const ReservationView = Type.Object(
   {
     key: Type.String(),
-    status: Type.Enum(['active', 'committed', 'released', 'expired']),
+    status: Type.Enum(['active', 'committed', 'released', 'expired', 'returned']),
     lines: Type.Array(Type.Object({ variantId: Uuid, locationId: Uuid, quantity: Type.Integer() })),
     reference: Nullable(Type.String()),
     expiresAt: Type.String({ format: 'date-time' }),

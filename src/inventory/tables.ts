@@ -7,7 +7,7 @@ import type { Generated, Kysely, Transaction } from 'kysely';
 export const STOCK_LIMIT = 1_000_000_000;
 
 export type LedgerKind = 'receive' | 'adjust' | 'reserve' | 'release' | 'commit' | 'expire' | 'return';
-export type ReservationStatus = 'active' | 'committed' | 'released' | 'expired';
+export type ReservationStatus = 'active' | 'committed' | 'released' | 'expired' | 'returned';
 
 export type LocationsTable = {
   id: string;

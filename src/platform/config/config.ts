@@ -2,7 +2,16 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 /** Every module Mercato can run in one process; MERCATO_MODULES picks a subset. */
-export const MODULES = ['identity', 'wal', 'catalog', 'inventory', 'cart'] as const;
+export const MODULES = [
+  'identity',
+  'wal',
+  'catalog',
+  'inventory',
+  'cart',
+  'orders',
+  'payments',
+  'checkout',
+] as const;
 export type ModuleName = (typeof MODULES)[number];
 
 export type Config = {
@@ -61,6 +70,16 @@ export type Config = {
   cartTtlSeconds: number;
   /** How long a search answer is reused at most (0: never); a catalog change drops it at once. */
   searchCacheTtlSeconds: number;
+  /** How long one checkout saga step may take before it times out and the saga compensates. */
+  checkoutStepTimeoutMs: number;
+  /** How long POST /orders waits for its saga before answering 202 with a Location to poll. */
+  checkoutInlineMs: number;
+  /** Whether the `test` payment provider takes payments (never in production). */
+  testPayments: boolean;
+  /** Latency the test payment provider adds to each call, in ms. */
+  testPspLatencyMs: number;
+  /** Test hook: the checkout saga pauses after this step (MERCATO_TEST_PAUSE_AFTER_STEP), so a test can kill the process there. */
+  checkoutPauseAfterStep: string | undefined;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -239,6 +258,31 @@ export const SETTINGS: Setting[] = [
     doc: "How long each process reuses a product search, suggest or facet answer at most (the same query of the same shop; 0 turns the cache off). Any change to the shop's products, stock flags or categories drops its answers at once on every process.",
   },
   {
+    name: 'MERCATO_CHECKOUT_STEP_TIMEOUT_MS',
+    default: '10000',
+    doc: 'How long one checkout saga step (reserve, authorize, confirm) may take; past it the step times out and the saga compensates (void, release stock, order failed with reason timeout).',
+  },
+  {
+    name: 'MERCATO_CHECKOUT_INLINE_MS',
+    default: '2000',
+    doc: '`POST /api/v1/orders` answers 201 with the finished order when its saga ends within this time, else 202 with a Location to poll while it finishes in the background.',
+  },
+  {
+    name: 'MERCATO_TEST_PAYMENTS',
+    default: '(true; false when NODE_ENV=production)',
+    doc: 'Whether the `test` payment provider takes payments. It charges nothing real: turn it off in production.',
+  },
+  {
+    name: 'MERCATO_TEST_PSP_LATENCY_MS',
+    default: '0',
+    doc: 'Latency the test payment provider adds to each authorize, capture, void and refund.',
+  },
+  {
+    name: 'MERCATO_TEST_PAUSE_AFTER_STEP',
+    default: '(unset)',
+    doc: 'Test hook: the checkout saga stops after this step (`validate`, `reserve`, `authorize`, `confirm`) and leaves the rest to its watchdog, so a crash test can kill the process there.',
+  },
+  {
     name: 'MERCATO_METRICS_TOKEN',
     default: '(unset: /metrics is open)',
     doc: '`/metrics` then requires `Authorization: Bearer <token>`.',
@@ -392,5 +436,10 @@ export function loadConfig(env: Env = process.env): Config {
     reservationTtlSeconds: integer(env, 'MERCATO_RESERVATION_TTL_SECONDS', 900, 1, 30 * 86_400),
     cartTtlSeconds: integer(env, 'MERCATO_CART_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
     searchCacheTtlSeconds: integer(env, 'MERCATO_SEARCH_CACHE_TTL_SECONDS', 60, 0, 3600),
+    checkoutStepTimeoutMs: integer(env, 'MERCATO_CHECKOUT_STEP_TIMEOUT_MS', 10_000, 100, 600_000),
+    checkoutInlineMs: integer(env, 'MERCATO_CHECKOUT_INLINE_MS', 2000, 0, 60_000),
+    testPayments: boolean(env, 'MERCATO_TEST_PAYMENTS', read(env, 'NODE_ENV') !== 'production'),
+    testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
+    checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),
   };
 }

@@ -12,7 +12,7 @@ import { parseRetryAfter } from './retry-after.ts';
 import { createSsrfGuard, HostLookupError, type Resolve, SsrfRefusedError } from './ssrf-guard.ts';
 import { normalizeHost } from './ssrf-guard-ip.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
-import { signWebhook } from './webhook-signature.ts';
+import { signWebhook } from '../../platform/webhook-signature.ts';
 
 export type HttpTargetRunner = {
   deliver(namespace: Namespace, target: HttpTarget, delivery: Delivery): Promise<TargetResult>;
