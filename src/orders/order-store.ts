@@ -1,0 +1,196 @@
+import { type Selectable, sql, type Updateable } from 'kysely';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import type { OrderStatus } from './order-status.ts';
+import { type NewOrder, type Order, toHistoryEntry, toLine, toOrder } from './order-view.ts';
+import type { OrdersTable, OrdersTrx } from './tables.ts';
+
+/** The first number a tenant's orders get. */
+export const FIRST_NUMBER = 1001;
+
+const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
+
+/**
+ * The tenant's next order number, taken in trx: the counter row stays locked until trx ends, so
+ * concurrent creations queue here and get consecutive numbers; a rollback gives the number back.
+ */
+export async function nextNumber(trx: OrdersTrx, tenantId: string): Promise<number> {
+  const row = await trx
+    .insertInto('orders.counters')
+    .values({ tenant_id: tenantId, last_number: FIRST_NUMBER })
+    .onConflict((oc) =>
+      oc
+        .column('tenant_id')
+        .doUpdateSet((eb) => ({ last_number: eb('orders.counters.last_number', '+', 1) })),
+    )
+    .returning('last_number')
+    .executeTakeFirstOrThrow();
+  return Number(row.last_number);
+}
+
+/** Inserts the order (status created), its lines and the first history entry; returns the order. */
+export async function insertOrder(
+  trx: OrdersTrx,
+  tenantId: string,
+  number: number,
+  input: NewOrder,
+  actor: string,
+): Promise<Order> {
+  const id = uuidv7();
+  const { totals } = input;
+  const row = await trx
+    .insertInto('orders.orders')
+    .values({
+      id,
+      tenant_id: tenantId,
+      number,
+      customer_id: input.customerId,
+      email: input.email,
+      currency: input.currency,
+      shipping_address: json(input.shippingAddress),
+      billing_address: json(input.billingAddress),
+      shipping_option: json(input.shippingOption),
+      item_count: input.lines.reduce((sum, line) => sum + line.quantity, 0),
+      subtotal: totals.subtotal,
+      discount: totals.discount,
+      shipping: totals.shipping,
+      tax: totals.tax,
+      total: totals.total,
+      tax_rate_bps: totals.taxRateBps,
+      prices_include_tax: totals.pricesIncludeTax,
+      cart_id: input.cartId,
+      idempotency_scope: input.idempotencyScope,
+      idempotency_key: input.idempotencyKey,
+      request_hash: input.requestHash,
+      correlation_id: input.correlationId,
+      guest_token_hash: input.guestTokenHash,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const lines = await trx
+    .insertInto('orders.lines')
+    .values(
+      input.lines.map((line) => ({
+        id: uuidv7(),
+        tenant_id: tenantId,
+        order_id: id,
+        variant_id: line.variantId,
+        product_id: line.productId,
+        sku: line.sku,
+        title: line.title,
+        variant_title: line.variantTitle,
+        quantity: line.quantity,
+        unit_price: line.unitPrice,
+        tax: line.tax,
+        line_total: line.lineTotal,
+      })),
+    )
+    .returningAll()
+    .execute();
+  lines.sort((a, b) => (a.id < b.id ? -1 : 1));
+  const entry = await insertHistory(trx, tenantId, id, null, 'created', actor, null);
+  return toOrder(row, lines.map(toLine), [entry]);
+}
+
+/** Appends a status change to the order's audit trail. */
+export async function insertHistory(
+  trx: OrdersTrx,
+  tenantId: string,
+  orderId: string,
+  from: OrderStatus | null,
+  to: OrderStatus,
+  actor: string,
+  reason: string | null,
+) {
+  const row = await trx
+    .insertInto('orders.history')
+    .values({
+      id: uuidv7(),
+      tenant_id: tenantId,
+      order_id: orderId,
+      from_status: from,
+      to_status: to,
+      actor,
+      reason,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toHistoryEntry(row);
+}
+
+/** The order with its lines and history, from its row. */
+export async function withDetails(
+  trx: OrdersTrx,
+  tenantId: string,
+  row: Selectable<OrdersTable>,
+): Promise<Order> {
+  const lines = await trx
+    .selectFrom('orders.lines')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('order_id', '=', row.id)
+    .orderBy('id')
+    .execute();
+  const history = await trx
+    .selectFrom('orders.history')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('order_id', '=', row.id)
+    .orderBy('at')
+    .orderBy('id')
+    .execute();
+  return toOrder(row, lines.map(toLine), history.map(toHistoryEntry));
+}
+
+/** The order's row (locked FOR UPDATE when asked); id must be a UUID. */
+export async function findOrderRow(
+  trx: OrdersTrx,
+  tenantId: string,
+  orderId: string,
+  lock = false,
+): Promise<Selectable<OrdersTable> | undefined> {
+  const query = trx
+    .selectFrom('orders.orders')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', orderId);
+  return (lock ? query.forUpdate() : query).executeTakeFirst();
+}
+
+/** The order created under this idempotency scope and key, with the hash of the request that did. */
+export async function findByIdempotency(
+  trx: OrdersTrx,
+  tenantId: string,
+  scope: string,
+  key: string,
+): Promise<(Order & { requestHash: string }) | undefined> {
+  const row = await trx
+    .selectFrom('orders.orders')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('idempotency_scope', '=', scope)
+    .where('idempotency_key', '=', key)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return { ...(await withDetails(trx, tenantId, row)), requestHash: row.request_hash };
+}
+
+/**
+ * Applies the changes to the order's row and stamps updated_at (and `stamp`, when named) with the
+ * transaction's time; returns the row as it is now.
+ */
+export async function updateOrderRow(
+  trx: OrdersTrx,
+  tenantId: string,
+  orderId: string,
+  changes: Updateable<OrdersTable>,
+  stamp?: 'completed_at' | 'cancelled_at',
+): Promise<Selectable<OrdersTable>> {
+  const now = sql<Date>`now()`;
+  return trx
+    .updateTable('orders.orders')
+    .set({ ...changes, updated_at: now, ...(stamp ? { [stamp]: now } : {}) })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', orderId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
