@@ -1,7 +1,11 @@
 import { createCart } from './cart/index.ts';
 import { createCatalog } from './catalog/index.ts';
+import { createCheckout } from './checkout/index.ts';
 import { createAddressBook, type IdentityModule } from './identity/index.ts';
 import { createInventory } from './inventory/index.ts';
+import { createOrders } from './orders/index.ts';
+import { createPayments } from './payments/index.ts';
+import { withTenant } from './platform/db/index.ts';
 import type { AppContext, MercatoModule, ModuleName } from './platform/index.ts';
 import { createWal, type WalModule } from './wal/index.ts';
 
@@ -28,7 +32,16 @@ export async function createMercatoModules(
     inventory,
     addresses: createAddressBook(identity.deps.db),
   });
-  const all: MercatoModule[] = [wal, catalog, inventory, cart];
+  const orders = await createOrders(ctx, base);
+  const payments = await createPayments(ctx, {
+    ...base,
+    findOrder: async (tenantId, orderId) => {
+      const order = await withTenant(ctx.db.kysely, tenantId, (trx) => orders.get(trx, tenantId, orderId));
+      return order && { total: order.totals.total, currency: order.currency };
+    },
+  });
+  const checkout = await createCheckout(ctx, { ...base, orders, payments, inventory, catalog, cart });
+  const all: MercatoModule[] = [wal, catalog, inventory, cart, orders, payments, checkout];
   // What each module gives every tenant (the WAL: its system namespaces) is made in the tenant's
   // creation transaction, whichever modules this process runs.
   for (const module of all) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);

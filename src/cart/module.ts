@@ -1,13 +1,16 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Transaction } from 'kysely';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
+import { deleteCart } from './cart-store.ts';
+import { cartLocatorOf } from './cart-token.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartDeps, CartModuleDeps } from './deps.ts';
 import { shippingOptionRoutes } from './shipping-option-routes.ts';
-import type { CartDb } from './tables.ts';
+import type { CartDb, CartTrx } from './tables.ts';
 import { taxRoutes } from './tax-routes.ts';
 
 export type CartModule = MercatoModule & {
@@ -16,6 +19,18 @@ export type CartModule = MercatoModule & {
    * problems flagged), with its totals; undefined when there is none. For the order saga.
    */
   getCart(tenantId: string, cartId: string): Promise<Cart | undefined>;
+  /**
+   * The cart of the request's shopper (a signed-in user's own, else the guest cart of its
+   * X-Cart-Token, 404 without one), checked as getCart checks, with the SHA-256 of the guest's
+   * token (null for a customer's cart).
+   */
+  shopperCart(
+    tenantId: string,
+    request: FastifyRequest,
+  ): Promise<{ cart: Cart | undefined; guestTokenHash: string | null }>;
+  /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  clearCart(trx: Transaction<any>, tenantId: string, cartId: string): Promise<void>;
 };
 
 /** Carts of customers and guests, shipping options, tax rates; purges idle carts. */
@@ -25,6 +40,12 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   let stopPurge: (() => void) | undefined;
   return {
     name: 'cart',
+    async shopperCart(tenantId, request) {
+      const locator = cartLocatorOf(request);
+      const cart = await service.read(tenantId, locator);
+      return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
+    },
+    clearCart: (trx, tenantId, cartId) => deleteCart(trx as CartTrx, tenantId, cartId),
     getCart: async (tenantId, cartId) =>
       isUuid(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
     async routes(app: FastifyInstance) {

@@ -273,6 +273,11 @@ export const SETTINGS: Setting[] = [
     doc: 'Whether the `test` payment provider takes payments. It charges nothing real: turn it off in production.',
   },
   {
+    name: 'NODE_ENV',
+    default: '(unset)',
+    doc: '`production` turns the test payment provider off unless MERCATO_TEST_PAYMENTS says otherwise.',
+  },
+  {
     name: 'MERCATO_TEST_PSP_LATENCY_MS',
     default: '0',
     doc: 'Latency the test payment provider adds to each authorize, capture, void and refund.',

@@ -22,7 +22,14 @@ export type Topic = (typeof SYSTEM_TOPICS)[number];
  * resource after the change; `meta`, when the events of one publish come from different requests
  * (a batch of several callers), replaces the publish call's meta for this event.
  */
-export type DomainEvent = { type: string; subject: string; data: unknown; meta?: EventMeta | undefined };
+export type DomainEvent = {
+  type: string;
+  subject: string;
+  data: unknown;
+  meta?: EventMeta | undefined;
+  /** Deliver this long after the commit instead of at once (a timer, such as the checkout's watchdog). */
+  delayMs?: number | undefined;
+};
 
 /** Who caused the change; becomes the extensions correlationid, causationid and traceparent. */
 export type EventMeta = {

@@ -3,7 +3,7 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
-import type { ReceivedEvent } from '../../platform/events/index.ts';
+import type { DomainEvent, ReceivedEvent } from '../../platform/events/index.ts';
 import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { newSecret, type Receiver, startReceiver, until } from '../e2e/receiver.ts';
 import { createWal, type WalModule } from '../index.ts';
@@ -84,7 +84,7 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
   });
 
   const db = () => t.ctx.db.kysely as Kysely<unknown>;
-  const publish = (events: { type: string; subject: string; data: unknown }[], meta = {}) =>
+  const publish = (events: DomainEvent[], meta = {}) =>
     withTenant(db(), shop.id, (trx) => wal.events.publish(trx, shop.id, 'product-events', events, meta));
 
   it('creates the system namespaces on MERCATO_EVENTS_BACKEND, with the subscribers as read-only internal targets', async () => {
@@ -194,6 +194,21 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
       data: { id: 'sub-1' },
       tenantid: shop.id,
     });
+  });
+
+  it('delivers an event with delayMs no sooner than that after its commit (a durable timer)', async () => {
+    const committed = Date.now();
+    await publish([
+      { type: 'mercato.product.created', subject: 'later', data: { id: 'later' }, delayMs: 700 },
+      { type: 'mercato.product.created', subject: 'now', data: { id: 'now' } },
+    ]);
+    let arrived = 0;
+    await until(() => {
+      arrived = Date.now();
+      return created.find((e) => e.subject === 'later');
+    }, 'the delayed event');
+    expect(arrived - committed).toBeGreaterThanOrEqual(700);
+    await until(() => created.find((e) => e.subject === 'now'), 'the undelayed event');
   });
 
   it.runIf(backend === 'postgres')(

@@ -68,7 +68,15 @@ function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined
   if (meta?.correlationId) headers[CE_HEADERS.correlationid] = meta.correlationId;
   if (meta?.causationId) headers[CE_HEADERS.causationid] = meta.causationId;
   if (meta?.traceparent) headers[CE_HEADERS.traceparent] = meta.traceparent;
-  return { messageId: uuidv7(), key: event.subject, payload: event.data ?? null, headers };
+  const message: MessageInput = {
+    messageId: uuidv7(),
+    key: event.subject,
+    payload: event.data ?? null,
+    headers,
+  };
+  if (event.delayMs !== undefined && event.delayMs > 0)
+    message.lifecycle = { delay: Math.round(event.delayMs) };
+  return message;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { signWebhook } from '../../platform/webhook-signature.ts';
 import type { HttpTarget, Namespace } from '../namespaces/namespace.ts';
 import { toCloudEvent } from './cloud-event.ts';
 import {
@@ -12,7 +13,6 @@ import { parseRetryAfter } from './retry-after.ts';
 import { createSsrfGuard, HostLookupError, type Resolve, SsrfRefusedError } from './ssrf-guard.ts';
 import { normalizeHost } from './ssrf-guard-ip.ts';
 import type { Delivery, TargetResult } from './target-result.ts';
-import { signWebhook } from '../../platform/webhook-signature.ts';
 
 export type HttpTargetRunner = {
   deliver(namespace: Namespace, target: HttpTarget, delivery: Delivery): Promise<TargetResult>;

@@ -1,0 +1,50 @@
+import { type Order, orderStatus } from '../orders/index.ts';
+import { withTenant } from '../platform/db/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import type { CheckoutDeps } from './deps.ts';
+import { findSaga, updateSaga } from './saga-store.ts';
+import type { CheckoutTrx } from './tables.ts';
+
+/**
+ * Cancels an order by running its saga's compensations: refund or void, stock released or put
+ * back. A running saga is asked to stop at its next step boundary (never in the middle of a
+ * provider call, whose effect would then escape the compensation); a completed one compensates
+ * from its last step. `mayCancel` says whether the caller may cancel this order (404 if not).
+ */
+export async function cancelOrder(
+  deps: CheckoutDeps,
+  tenantId: string,
+  orderId: string,
+  request: { actor: string; reason: string; mayCancel: (order: Order) => boolean },
+): Promise<{ sagaId: string | undefined }> {
+  const sagaId = await withTenant(deps.db, tenantId, async (anyTrx) => {
+    const trx = anyTrx as CheckoutTrx;
+    const order = await deps.orders.get(trx, tenantId, orderId, { lock: true });
+    if (!order || !request.mayCancel(order)) throw new AppError('NOT_FOUND', `order ${orderId} not found`);
+    orderStatus.assert(order.status, 'cancelled');
+    const saga = await findSaga(trx, { orderId: order.id }, true);
+    const cancel = { actor: request.actor, reason: request.reason };
+    if (!saga) {
+      await deps.orders.transition(trx, tenantId, order.id, 'cancelled', {
+        actor: request.actor,
+        reason: request.reason,
+      });
+      return undefined;
+    }
+    if (saga.status === 'completed') {
+      await updateSaga(trx, saga.id, {
+        status: 'compensating',
+        step: 'confirm',
+        failure: { reason: 'cancelled', code: 'CANCELLED', message: request.reason },
+        cancelRequested: cancel,
+        finishedAt: null,
+      });
+    } else if (saga.status === 'running') {
+      await updateSaga(trx, saga.id, { cancelRequested: cancel });
+    } else {
+      throw new AppError('CONFLICT', `order ${order.name} is already being undone after a failed checkout`);
+    }
+    return saga.id;
+  });
+  return { sagaId };
+}

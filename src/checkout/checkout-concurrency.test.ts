@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Order } from '../orders/index.ts';
+import {
+  type CheckoutTestApp,
+  createStore,
+  placeOrder,
+  product,
+  readyCart,
+  settled,
+  startCheckoutApp,
+  stockOf,
+} from './checkout-test-fixtures.ts';
+
+let t: CheckoutTestApp;
+let shop: Awaited<ReturnType<typeof createStore>>;
+
+beforeAll(async () => {
+  t = await startCheckoutApp();
+  shop = await createStore(t, 'rush-shop');
+});
+afterAll(() => t.close());
+
+describe('concurrent checkouts', () => {
+  it('sells exactly the stock: 100 shoppers, 10 units, 10 completed and 90 failed OUT_OF_STOCK without a charge', async () => {
+    const hot = await product(t, shop, 10);
+    const carts = [];
+    for (let i = 0; i < 100; i++) carts.push(await readyCart(t, shop, [{ variant: hot, quantity: 1 }]));
+    const answers = await Promise.all(carts.map((cart, i) => placeOrder(t, cart, 'tok_visa', `rush-${i}`)));
+    // Each answer is the finished order, its failure (with orderId), or 202 while it finishes.
+    for (const a of answers) expect([201, 202, 409]).toContain(a.statusCode);
+    const ids = answers.map((a) => a.json<{ id?: string; orderId?: string }>().orderId ?? a.json<Order>().id);
+    const orders = await Promise.all(ids.map((id) => settled(t, shop, id)));
+    const completed = orders.filter((o) => o.status === 'completed');
+    const failed = orders.filter((o) => o.status === 'failed');
+    expect(completed).toHaveLength(10);
+    expect(failed).toHaveLength(90);
+    for (const order of failed) expect(order.failure).toMatchObject({ reason: 'out_of_stock' });
+    for (const a of answers.filter((a) => a.statusCode === 409))
+      expect(a.json()).toMatchObject({ code: 'OUT_OF_STOCK' });
+    expect(await stockOf(t, shop, hot)).toMatchObject({ onHand: 0, reserved: 0 });
+    const { charges } = await t.payments.testProvider.ledger(shop.id);
+    const charged = charges.filter((c) => c.capturedAmount > 0);
+    expect(charged).toHaveLength(10);
+    const completedIds = new Set(completed.map((o) => o.id));
+    for (const charge of charges) {
+      expect([...completedIds].some((id) => charge.idempotencyKey.includes(id))).toBe(true);
+    }
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+
+  it('places one order and takes one charge for 20 concurrent POST /orders with one Idempotency-Key', async () => {
+    const item = await product(t, shop, 50);
+    const cart = await readyCart(t, shop, [{ variant: item, quantity: 1 }]);
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => placeOrder(t, cart, 'tok_visa', 'same-key-20')),
+    );
+    const ids = new Set(answers.filter((a) => a.statusCode < 300).map((a) => a.json<Order>().id));
+    expect(ids.size).toBe(1);
+    // The others were told the first is still running (409 CONFLICT, Retry-After) or got its answer.
+    for (const a of answers) expect([200, 201, 409]).toContain(a.statusCode);
+    const replay = await placeOrder(t, cart, 'tok_visa', 'same-key-20');
+    expect(replay.statusCode).toBeLessThan(300);
+    expect(replay.json<Order>().id).toBe([...ids][0]);
+    const [id] = ids;
+    const { charges } = await t.payments.testProvider.ledger(shop.id);
+    expect(charges.filter((c) => c.idempotencyKey.includes(id!))).toHaveLength(1);
+    expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 49, reserved: 0 });
+  });
+});

@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { Cart } from '../cart/index.ts';
+import type { NewOrder, Order } from '../orders/index.ts';
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError, isStaff } from '../platform/http/index.ts';
+import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
+import type { CheckoutDeps } from './deps.ts';
+import { insertSaga } from './saga-store.ts';
+import type { CheckoutTrx } from './tables.ts';
+import { watchdogEvent } from './watchdog.ts';
+
+export type PlaceOrderBody = {
+  cartId?: string;
+  email?: string;
+  payment: { provider?: string; token: string };
+};
+
+/** The order placed (or found again by its Idempotency-Key) and its saga. */
+export type Placed = { order: Order; sagaId: string | undefined; replayed: boolean };
+
+const isUniqueViolation = (error: unknown) => (error as { code?: unknown })?.code === '23505';
+
+/** Whose Idempotency-Keys these are: a user, an API key, or the guest holding a cart token. */
+function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string {
+  const p = request.principal;
+  if (p?.kind === 'user') return `user:${p.userId}`;
+  if (p?.kind === 'apiKey') return `key:${p.apiKeyId}${guestTokenHash ? `:cart:${guestTokenHash}` : ''}`;
+  return `guest:${guestTokenHash}`;
+}
+
+/** The cart to check out: staff name any cart by id; a shopper checks out their own. */
+async function cartToCheckOut(
+  deps: CheckoutDeps,
+  tenantId: string,
+  request: FastifyRequest,
+  body: PlaceOrderBody,
+): Promise<{ cart: Cart; guestTokenHash: string | null }> {
+  const notFound = () => new AppError('NOT_FOUND', `cart ${body.cartId ?? ''} not found`.trim());
+  if (isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user') {
+    if (!body.cartId) throw new AppError('VALIDATION_FAILED', 'staff name the cart to check out (cartId)');
+    const cart = isUuid(body.cartId) ? await deps.cart.getCart(tenantId, body.cartId) : undefined;
+    if (!cart) throw notFound();
+    return { cart, guestTokenHash: null };
+  }
+  const { cart, guestTokenHash } = await deps.cart.shopperCart(tenantId, request);
+  if (!cart || (body.cartId && body.cartId.toLowerCase() !== cart.id)) throw notFound();
+  return { cart, guestTokenHash };
+}
+
+/** Refuses a cart that cannot become an order as it is, before any order exists (the shopper fixes it). */
+function checkCart(cart: Cart): void {
+  if (cart.lines.length === 0 || !cart.currency) throw new AppError('CHECKOUT_INVALID', 'the cart is empty');
+  // Stock is the reserve step's to judge (it may come back, or go, before then): such an order
+  // fails as out of stock, with its rejected event, rather than never existing.
+  const problems = cart.lines
+    .filter((l) => (l.problem && l.problem.code !== 'INSUFFICIENT_STOCK') || l.priceChanged)
+    .map((l) => ({
+      lineId: l.id,
+      variantId: l.variantId,
+      problem: l.problem?.code ?? 'PRICE_CHANGED',
+      detail: l.problem?.detail ?? `the price changed from ${l.priceChanged!.from} to ${l.priceChanged!.to}`,
+    }));
+  if (problems.length > 0) {
+    throw new AppError('CHECKOUT_INVALID', 'some lines of the cart need the shopper’s attention', {
+      lines: problems,
+    });
+  }
+  if (!cart.shippingAddress) throw new AppError('CHECKOUT_INVALID', 'the cart needs a shipping address');
+}
+
+function newOrderOf(
+  cart: Cart,
+  body: PlaceOrderBody,
+  customerId: string | null,
+  idempotency: { scope: string; key: string; hash: string },
+  guestTokenHash: string | null,
+  meta: EventMeta,
+): NewOrder {
+  return {
+    customerId,
+    email: body.email ?? null,
+    currency: cart.currency!,
+    lines: cart.lines.map((l) => ({
+      variantId: l.variantId,
+      productId: l.productId,
+      sku: l.sku,
+      title: l.productTitle,
+      variantTitle: l.variantTitle,
+      quantity: l.quantity,
+      unitPrice: l.unitPrice,
+      tax: l.tax,
+      lineTotal: l.total,
+    })),
+    shippingAddress: cart.shippingAddress,
+    billingAddress: cart.billingAddress ?? cart.shippingAddress,
+    shippingOption: cart.shippingOption,
+    totals: {
+      subtotal: cart.totals.subtotal,
+      discount: cart.totals.discount,
+      shipping: cart.totals.shipping,
+      tax: cart.totals.tax,
+      total: cart.totals.total,
+      taxRateBps: cart.totals.taxRateBps,
+      pricesIncludeTax: cart.totals.pricesIncludeTax,
+    },
+    cartId: cart.id,
+    idempotencyScope: idempotency.scope,
+    idempotencyKey: idempotency.key,
+    requestHash: idempotency.hash,
+    correlationId: meta.correlationId ?? null,
+    guestTokenHash,
+  };
+}
+
+/**
+ * Creates the order from the cart with its saga and the saga's first watchdog, in one
+ * transaction; the same Idempotency-Key and body again finds that order (another body is 409).
+ */
+export async function placeOrder(
+  deps: CheckoutDeps,
+  tenantId: string,
+  request: FastifyRequest,
+  body: PlaceOrderBody,
+  key: string,
+  meta: EventMeta,
+): Promise<Placed> {
+  const { cart, guestTokenHash } = await cartToCheckOut(deps, tenantId, request, body);
+  const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
+  const replay = () =>
+    withTenant(deps.db, tenantId, async (trx) => {
+      const found = await deps.orders.findByIdempotencyKey(trx, tenantId, idempotency.scope, key);
+      if (!found) return undefined;
+      if (found.requestHash !== hash) {
+        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different order');
+      }
+      const { requestHash: _hash, ...order } = found;
+      const saga = await (trx as CheckoutTrx)
+        .selectFrom('checkout.sagas')
+        .select('id')
+        .where('order_id', '=', order.id)
+        .executeTakeFirst();
+      return { order, sagaId: saga?.id, replayed: true };
+    });
+  const earlier = await replay();
+  if (earlier) return earlier;
+  checkCart(cart);
+  const principal = request.principal;
+  const customerId =
+    principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
+  const provider = body.payment.provider ?? 'test';
+  try {
+    return await withTenant(deps.db, tenantId, async (trx) => {
+      const order = await deps.orders.create(
+        trx,
+        tenantId,
+        newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta),
+        meta,
+      );
+      const sagaId = uuidv7();
+      await insertSaga(trx as CheckoutTrx, {
+        id: sagaId,
+        tenantId,
+        orderId: order.id,
+        cartId: cart.id,
+        payment: { provider, token: body.payment.token },
+      });
+      const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
+      await deps.events.publish(
+        trx,
+        tenantId,
+        'order-events',
+        [watchdogEvent(sagaId, order.id, delay)],
+        meta,
+      );
+      return { order, sagaId, replayed: false };
+    });
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    // The same key placed meanwhile (another process), or the cart's checkout is already running.
+    const again = await replay();
+    if (again) return again;
+    throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });
+  }
+}

@@ -1,0 +1,223 @@
+import { type Selectable, sql } from 'kysely';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import type { CheckoutTrx, SagaFailure, SagaStatus, SagaStepsTable, SagasTable, StepName } from './tables.ts';
+
+/** A saga row as the runner works with it. */
+export type Saga = {
+  id: string;
+  tenantId: string;
+  orderId: string;
+  cartId: string | null;
+  status: SagaStatus;
+  step: StepName;
+  payment: { provider: string; token: string } | null;
+  failure: SagaFailure | null;
+  cancelRequested: { actor: string; reason: string } | null;
+  deadlineAt: Date | null;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt: Date | null;
+};
+
+export type SagaStep = {
+  id: string;
+  step: StepName;
+  action: 'invoke' | 'compensate';
+  attempt: number;
+  status: 'started' | 'succeeded' | 'failed';
+  output: unknown;
+  error: { code: string; message: string } | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+};
+
+const parsed = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
+const date = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
+
+function toSaga(row: Selectable<SagasTable>): Saga {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    orderId: row.order_id,
+    cartId: row.cart_id,
+    status: row.status,
+    step: row.step,
+    payment: parsed(row.payment),
+    failure: parsed(row.failure),
+    cancelRequested: parsed(row.cancel_requested),
+    deadlineAt: date(row.deadline_at),
+    leaseOwner: row.lease_owner,
+    leaseUntil: date(row.lease_until),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    finishedAt: date(row.finished_at),
+  };
+}
+
+function toStep(row: Selectable<SagaStepsTable>): SagaStep {
+  return {
+    id: row.id,
+    step: row.step,
+    action: row.action,
+    attempt: row.attempt,
+    status: row.status,
+    output: parsed(row.output),
+    error: parsed(row.error),
+    startedAt: new Date(row.started_at),
+    finishedAt: date(row.finished_at),
+  };
+}
+
+const json = (value: unknown) => JSON.stringify(value);
+
+export async function insertSaga(
+  trx: CheckoutTrx,
+  saga: { id: string; tenantId: string; orderId: string; cartId: string | null; payment: Saga['payment'] },
+): Promise<void> {
+  await trx
+    .insertInto('checkout.sagas')
+    .values({
+      id: saga.id,
+      tenant_id: saga.tenantId,
+      order_id: saga.orderId,
+      cart_id: saga.cartId,
+      status: 'running',
+      step: 'validate',
+      payment: json(saga.payment),
+      failure: json(null),
+      cancel_requested: json(null),
+      deadline_at: null,
+      lease_owner: null,
+      lease_until: null,
+      finished_at: null,
+    })
+    .execute();
+}
+
+/** The saga by its id or its order's id; `lock` takes its row lock. */
+export async function findSaga(
+  trx: CheckoutTrx,
+  by: { id: string } | { orderId: string },
+  lock = false,
+): Promise<Saga | undefined> {
+  let query = trx.selectFrom('checkout.sagas').selectAll();
+  query = 'id' in by ? query.where('id', '=', by.id) : query.where('order_id', '=', by.orderId);
+  if (lock) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toSaga(row) : undefined;
+}
+
+/**
+ * Takes the saga for `owner` until `until` when no other runner holds an unexpired lease and it
+ * is not finished; undefined when someone else holds it (or nothing is left to do).
+ */
+export async function takeLease(
+  trx: CheckoutTrx,
+  sagaId: string,
+  owner: string,
+  untilMs: number,
+): Promise<Saga | undefined> {
+  const row = await trx
+    .updateTable('checkout.sagas')
+    .set({
+      lease_owner: owner,
+      lease_until: sql<Date>`now() + make_interval(secs => ${untilMs / 1000})`,
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', sagaId)
+    .where('status', 'in', ['running', 'compensating'])
+    .where((eb) =>
+      eb.or([
+        eb('lease_until', 'is', null),
+        eb('lease_until', '<', sql<Date>`now()`),
+        eb('lease_owner', '=', owner),
+      ]),
+    )
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toSaga(row) : undefined;
+}
+
+export type SagaChanges = {
+  status?: SagaStatus;
+  step?: StepName;
+  payment?: Saga['payment'];
+  failure?: SagaFailure | null;
+  cancelRequested?: Saga['cancelRequested'];
+  deadlineAt?: Date | null;
+  leaseOwner?: string | null;
+  leaseUntil?: Date | null;
+  finishedAt?: Date | null;
+};
+
+export async function updateSaga(trx: CheckoutTrx, sagaId: string, changes: SagaChanges): Promise<Saga> {
+  const row = await trx
+    .updateTable('checkout.sagas')
+    .set({
+      ...(changes.status !== undefined ? { status: changes.status } : {}),
+      ...(changes.step !== undefined ? { step: changes.step } : {}),
+      ...(changes.payment !== undefined ? { payment: json(changes.payment) } : {}),
+      ...(changes.failure !== undefined ? { failure: json(changes.failure) } : {}),
+      ...(changes.cancelRequested !== undefined ? { cancel_requested: json(changes.cancelRequested) } : {}),
+      ...(changes.deadlineAt !== undefined ? { deadline_at: changes.deadlineAt } : {}),
+      ...(changes.leaseOwner !== undefined ? { lease_owner: changes.leaseOwner } : {}),
+      ...(changes.leaseUntil !== undefined ? { lease_until: changes.leaseUntil } : {}),
+      ...(changes.finishedAt !== undefined ? { finished_at: changes.finishedAt } : {}),
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', sagaId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toSaga(row);
+}
+
+/** Records that an attempt of a step (or of its compensation) starts; returns the log row's id and attempt. */
+export async function startStep(
+  trx: CheckoutTrx,
+  saga: Saga,
+  step: StepName,
+  action: 'invoke' | 'compensate',
+): Promise<{ id: string; attempt: number }> {
+  const id = uuidv7();
+  const row = await sql<{ attempt: number }>`
+    insert into checkout.saga_steps (id, tenant_id, saga_id, step, action, attempt, status)
+    select ${id}, ${saga.tenantId}, ${saga.id}, ${step}, ${action},
+      coalesce(max(attempt), 0) + 1, 'started'
+    from checkout.saga_steps where saga_id = ${saga.id} and step = ${step} and action = ${action}
+    returning attempt`.execute(trx);
+  return { id, attempt: Number(row.rows[0]!.attempt) };
+}
+
+/** Records the outcome of a started attempt. */
+export async function finishStep(
+  trx: CheckoutTrx,
+  stepId: string,
+  outcome:
+    | { status: 'succeeded'; output?: unknown }
+    | { status: 'failed'; error: { code: string; message: string } },
+): Promise<void> {
+  await trx
+    .updateTable('checkout.saga_steps')
+    .set({
+      status: outcome.status,
+      output: outcome.status === 'succeeded' ? json(outcome.output ?? null) : json(null),
+      error: outcome.status === 'failed' ? json(outcome.error) : json(null),
+      finished_at: sql<Date>`now()`,
+    })
+    .where('id', '=', stepId)
+    .execute();
+}
+
+/** The saga's transaction log, oldest first. */
+export async function listSteps(trx: CheckoutTrx, sagaId: string): Promise<SagaStep[]> {
+  const rows = await trx
+    .selectFrom('checkout.saga_steps')
+    .selectAll()
+    .where('saga_id', '=', sagaId)
+    .orderBy('started_at')
+    .orderBy('id')
+    .execute();
+  return rows.map(toStep);
+}

@@ -1,0 +1,228 @@
+import type { Order } from '../orders/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import type { CheckoutDeps } from './deps.ts';
+import type { Saga } from './saga-store.ts';
+import { failed, type StepOutcome } from './step-outcome.ts';
+import type { CheckoutTrx, StepName } from './tables.ts';
+
+/** What a step works with: the saga, its order as it stands, the deadline's signal. */
+export type StepContext = {
+  deps: CheckoutDeps;
+  saga: Saga;
+  order: Order;
+  signal: AbortSignal;
+  meta: EventMeta;
+  /** `saga:<id>`: who the inventory ledger, payments and order history name. */
+  actor: string;
+};
+
+/**
+ * A saga step (Medusa's workflow step): invoke makes the effect, idempotent by keys derived from
+ * the saga, so running it again after a crash has no second effect; `started` and `invoked` are
+ * the order's changes written in the transaction that logs the attempt's start and its outcome;
+ * compensate undoes whatever the step may have done, judged from the real state (it may run after
+ * a crash in the middle of invoke), and throws when it must be tried again.
+ */
+export type SagaStepDefinition = {
+  name: StepName;
+  started?(trx: CheckoutTrx, c: StepContext): Promise<void>;
+  invoke(c: StepContext): Promise<StepOutcome>;
+  invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<void>;
+  compensate(c: StepContext): Promise<unknown>;
+  compensated?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<void>;
+};
+
+/** The reservation and payment keys of an order's saga: the same on every attempt and process. */
+export const reservationKey = (orderId: string) => `order-${orderId}`;
+export const paymentKey = (orderId: string) => `order-${orderId}`;
+
+export const validateStep: SagaStepDefinition = {
+  name: 'validate',
+  async invoke({ deps, saga, order }) {
+    if (!order.shippingAddress) return failed('validation', 'the order needs a shipping address');
+    if (!saga.payment) return failed('validation', 'the order needs a payment token');
+    const variants = await deps.catalog.findVariants(saga.tenantId, {
+      ids: order.lines.map((l) => l.variantId),
+    });
+    const byId = new Map(variants.map((v) => [v.variantId, v]));
+    for (const line of order.lines) {
+      const variant = byId.get(line.variantId);
+      if (variant?.productStatus !== 'active') {
+        return failed('validation', `${line.sku} is no longer for sale`);
+      }
+      const price = variant.prices[order.currency];
+      if (price !== line.unitPrice) {
+        return failed(
+          'validation',
+          price === undefined
+            ? `${line.sku} has no price in ${order.currency} any more`
+            : `the price of ${line.sku} changed from ${line.unitPrice} to ${price}`,
+        );
+      }
+    }
+    return { ok: true };
+  },
+  async compensate() {
+    return null;
+  },
+};
+
+export const reserveStep: SagaStepDefinition = {
+  name: 'reserve',
+  async invoke({ deps, saga, order, actor, meta }) {
+    try {
+      const reservation = await deps.inventory.reserve(
+        saga.tenantId,
+        {
+          key: reservationKey(order.id),
+          lines: order.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
+          ttlSeconds: deps.ctx.config.reservationTtlSeconds,
+          reference: `order:${order.id}`,
+          actor,
+        },
+        meta,
+      );
+      return { ok: true, output: { reservation: reservation.key, status: reservation.status } };
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'INSUFFICIENT_STOCK') {
+        return failed('out_of_stock', error.message);
+      }
+      throw error;
+    }
+  },
+  async invoked(trx, { deps, saga, order, actor, meta }) {
+    await deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta });
+  },
+  async compensate({ deps, saga, order, actor, meta }) {
+    const key = reservationKey(order.id);
+    try {
+      return (await deps.inventory.release(saga.tenantId, key, actor, meta)).status;
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      if (error.code === 'NOT_FOUND') return 'none';
+      // Committed (the confirm step got that far): the units go back on hand.
+      if (error.code === 'RESERVATION_NOT_ACTIVE') {
+        return (await deps.inventory.returnStock(saga.tenantId, key, actor, meta)).status;
+      }
+      throw error;
+    }
+  },
+};
+
+export const authorizeStep: SagaStepDefinition = {
+  name: 'authorize',
+  async started(trx, { deps, saga, order, actor, meta }) {
+    if (order.status === 'inventory_reserved') {
+      await deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
+        actor,
+        paymentStatus: 'pending',
+        meta,
+      });
+    }
+  },
+  async invoke({ deps, saga, order, signal, meta }) {
+    const key = paymentKey(order.id);
+    if (!saga.payment) {
+      // The token is dropped once the authorization settled: the payment says how.
+      const payment = await deps.payments.byKey(saga.tenantId, key);
+      if (payment && ['authorized', 'completed'].includes(payment.status)) return { ok: true };
+      return failed('payment_declined', 'the payment was not authorized');
+    }
+    const result = await deps.payments.authorize(
+      saga.tenantId,
+      {
+        key,
+        orderId: order.id,
+        amount: order.totals.total,
+        currency: order.currency,
+        provider: saga.payment.provider,
+        token: saga.payment.token,
+        meta,
+      },
+      signal,
+    );
+    const output = { payment: result.payment.id, status: result.payment.status };
+    switch (result.outcome) {
+      case 'authorized':
+        return { ok: true, output };
+      case 'pending':
+        return { ok: true, output, pending: true };
+      case 'declined':
+        return failed('payment_declined', result.message);
+      case 'error':
+        return failed('payment_error', result.message, true);
+      default:
+        throw new Error(`unknown authorization outcome ${JSON.stringify(result)}`);
+    }
+  },
+  async invoked(trx, { deps, saga, order, meta }) {
+    await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta);
+  },
+  async compensate({ deps, saga, order, signal, meta }) {
+    const key = paymentKey(order.id);
+    const payment = await deps.payments.byKey(saga.tenantId, key);
+    if (!payment) return 'none';
+    if (payment.status === 'completed' || payment.status === 'partially_refunded') {
+      const refunded = await deps.payments.refund(
+        saga.tenantId,
+        key,
+        { reason: saga.failure?.message ?? 'order cancelled', refundKey: `${key}-refund` },
+        signal,
+        meta,
+      );
+      return refunded.status;
+    }
+    if (payment.status === 'refunded' || payment.status === 'failed' || payment.status === 'voided') {
+      return payment.status;
+    }
+    const voided = await deps.payments.void(
+      saga.tenantId,
+      key,
+      saga.failure?.message ?? 'checkout failed',
+      signal,
+      meta,
+    );
+    return voided?.status ?? 'none';
+  },
+  async compensated(trx, { deps, saga, order, meta }, output) {
+    const status =
+      output === 'refunded' || output === 'partially_refunded'
+        ? output
+        : output === 'voided'
+          ? 'voided'
+          : undefined;
+    if (status) await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, status, meta);
+  },
+};
+
+export const confirmStep: SagaStepDefinition = {
+  name: 'confirm',
+  async invoke({ deps, saga, order, signal, actor, meta }) {
+    try {
+      await deps.inventory.commit(saga.tenantId, reservationKey(order.id), actor, meta);
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'RESERVATION_NOT_ACTIVE') {
+        return failed('timeout', 'the stock reservation expired before the order was confirmed');
+      }
+      throw error;
+    }
+    const payment = await deps.payments.capture(saga.tenantId, paymentKey(order.id), signal, meta);
+    return { ok: true, output: { payment: payment.id, status: payment.status } };
+  },
+  async invoked(trx, { deps, saga, order, actor, meta }) {
+    await deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
+      actor,
+      paymentStatus: 'captured',
+      meta,
+    });
+    if (saga.cartId) await deps.cart.clearCart(trx, saga.tenantId, saga.cartId);
+  },
+  async compensate() {
+    // Capture and commit are undone by the compensations of authorize (refund) and reserve (return).
+    return null;
+  },
+};
+
+/** The saga's steps in the order they run forward. */
+export const STEPS: readonly SagaStepDefinition[] = [validateStep, reserveStep, authorizeStep, confirmStep];

@@ -1,0 +1,72 @@
+import type { DomainEvent, EventBus, Subscriber } from '../platform/events/index.ts';
+import type { SagaRunner } from './saga-runner.ts';
+import { MAX_ATTEMPTS } from './saga-runner.ts';
+import { findSaga, listSteps } from './saga-store.ts';
+import type { CheckoutTrx } from './tables.ts';
+
+export const WATCHDOG_TYPE = 'mercato.checkout.watchdog';
+
+/**
+ * The saga's watchdog: a delayed WAL message in the tenant's order-events, due a step's timeout
+ * after it was written. Its own subject (not the order's), so it never holds the order's events
+ * back behind it.
+ */
+export function watchdogEvent(sagaId: string, orderId: string, delayMs: number): DomainEvent {
+  return { type: WATCHDOG_TYPE, subject: `saga-${sagaId}`, data: { sagaId, orderId }, delayMs };
+}
+
+/**
+ * When a watchdog fires on an unfinished saga, it writes the next one and kicks a run (which
+ * times out a step past its deadline, or resumes one a crash left). A saga whose compensation
+ * failed all its attempts makes the handler fail instead: the WAL retries the watchdog with the
+ * namespace's backoff, each retry kicking a run, and when they are exhausted the watchdog, with
+ * the saga id, lands in the namespace's dead letters for an operator (requeue resumes it).
+ */
+export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs: number): Subscriber {
+  return {
+    name: 'checkout.watchdog',
+    topic: 'order-events',
+    types: [WATCHDOG_TYPE],
+    async handle(anyTrx, event) {
+      const trx = anyTrx as CheckoutTrx;
+      const { sagaId } = event.data as { sagaId: string };
+      const saga = await findSaga(trx, { id: sagaId });
+      if (!saga || (saga.status !== 'running' && saga.status !== 'compensating')) return;
+      runner.kick(event.tenantid, sagaId, 50);
+      if (saga.status === 'compensating') {
+        const log = await listSteps(trx, sagaId);
+        const last = log.at(-1);
+        if (last?.action === 'compensate' && last.status === 'failed' && last.attempt >= MAX_ATTEMPTS) {
+          throw new Error(
+            `checkout saga ${sagaId} (order ${saga.orderId}): compensating ${last.step} keeps failing: ${last.error?.message ?? ''}`,
+          );
+        }
+      }
+      await events.publish(
+        trx,
+        event.tenantid,
+        'order-events',
+        [watchdogEvent(sagaId, saga.orderId, delayMs)],
+        {
+          correlationId: event.correlationid,
+          causationId: event.id,
+        },
+      );
+    },
+  };
+}
+
+/** A pending authorization settled (the provider's webhook): the saga waiting on it goes on. */
+export function paymentSubscriber(runner: SagaRunner): Subscriber {
+  return {
+    name: 'checkout.payments',
+    topic: 'payment-events',
+    types: ['mercato.payment.authorized', 'mercato.payment.failed'],
+    async handle(anyTrx, event) {
+      const { orderId } = event.data as { orderId?: string };
+      if (typeof orderId !== 'string') return;
+      const saga = await findSaga(anyTrx as CheckoutTrx, { orderId });
+      if (saga?.status === 'running' && saga.step === 'authorize') runner.kick(event.tenantid, saga.id, 20);
+    },
+  };
+}

@@ -1,0 +1,174 @@
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import type { PaymentsDeps } from './deps.ts';
+import { paymentEvent, publish } from './payment-events.ts';
+import type { FailureCode } from './payment-machine.ts';
+import {
+  ensurePayment,
+  finishOperation,
+  lockByKey,
+  type NewPayment,
+  providerKeys,
+  startOperation,
+  transition,
+  update,
+} from './payment-store.ts';
+import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
+import { type Payment, type PaymentRow, toPayment } from './views.ts';
+
+export type AuthorizeOutcome =
+  | { outcome: 'authorized'; payment: Payment }
+  /** Settled later by the provider's webhook, which publishes mercato.payment.authorized or .failed. */
+  | { outcome: 'pending'; payment: Payment }
+  | { outcome: 'declined'; payment: Payment; code: DeclineCode; message: string }
+  | { outcome: 'error'; payment: Payment; message: string };
+
+const DECLINES: readonly string[] = ['card_declined', 'insufficient_funds'] satisfies DeclineCode[];
+
+/** What a payment that is no longer waiting for its authorization came to. */
+export function outcomeOf(row: PaymentRow): AuthorizeOutcome {
+  const payment = toPayment(row);
+  switch (payment.status) {
+    case 'pending':
+    case 'processing':
+      return { outcome: 'pending', payment };
+    case 'failed':
+    case 'voided': {
+      const message = payment.failureMessage ?? `payment ${payment.status}`;
+      if (payment.failureCode !== null && DECLINES.includes(payment.failureCode)) {
+        return { outcome: 'declined', payment, code: payment.failureCode as DeclineCode, message };
+      }
+      return { outcome: 'error', payment, message };
+    }
+    default:
+      return { outcome: 'authorized', payment };
+  }
+}
+
+/** Creates the payment of input.key (pending, publishing mercato.payment.initiated) or finds the same one. */
+export function initiatePayment(
+  deps: PaymentsDeps,
+  input: NewPayment,
+  meta?: EventMeta,
+): Promise<PaymentRow> {
+  return withTenant(deps.db, input.tenantId, async (trx) => {
+    const { row, created } = await ensurePayment(trx, input);
+    if (created)
+      await publish(deps.events, trx, input.tenantId, [paymentEvent('initiated', toPayment(row))], meta);
+    return row;
+  });
+}
+
+/** The payment change an authorization result makes to a processing payment. */
+function applyResult(result: AuthorizeResult) {
+  switch (result.status) {
+    case 'authorized':
+      return {
+        to: 'authorized' as const,
+        change: { providerTransactionId: result.transactionId, processed: true },
+      };
+    case 'pending':
+      return { to: undefined, change: { providerTransactionId: result.transactionId } };
+    case 'declined':
+      return {
+        to: 'failed' as const,
+        change: { failure: { code: result.code as FailureCode, message: result.message }, processed: true },
+      };
+    case 'error':
+      return {
+        to: 'failed' as const,
+        change: { failure: { code: 'processing_error' as const, message: result.message }, processed: true },
+      };
+  }
+}
+
+/**
+ * Authorizes the payment of `key` with its provider. A pending payment moves to processing; one
+ * already processing (a call in flight, perhaps in a crashed process, or a pending authorization)
+ * asks the provider again under the same idempotency key, which never authorizes twice; one past
+ * authorization answers its outcome without a call. An aborted call leaves the payment
+ * processing (its outcome unknown: void it) and rejects with the signal's reason.
+ */
+export async function processPayment(
+  deps: PaymentsDeps,
+  tenantId: string,
+  key: string,
+  signal: AbortSignal,
+  meta?: EventMeta,
+): Promise<AuthorizeOutcome> {
+  signal.throwIfAborted();
+  const providerKey = providerKeys.authorize(key);
+  const start = await withTenant(deps.db, tenantId, async (trx) => {
+    let row = await lockByKey(trx, key);
+    if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+    if (row.status !== 'pending' && row.status !== 'processing') return { done: outcomeOf(row) };
+    const provider = deps.providers.get(row.provider);
+    if (row.status === 'pending') row = await transition(trx, row, 'processing');
+    const operationId = await startOperation(trx, {
+      tenantId,
+      paymentId: row.id,
+      kind: 'authorize',
+      key: providerKey,
+      amount: Number(row.amount),
+    });
+    return { row, provider, operationId };
+  });
+  if (start.done) return start.done;
+  const { row, provider, operationId } = start;
+
+  let result: AuthorizeResult;
+  try {
+    result = await provider.authorize(
+      {
+        merchantId: tenantId,
+        idempotencyKey: providerKey,
+        amount: Number(row.amount),
+        currency: row.currency,
+        token: row.token,
+      },
+      signal,
+    );
+  } catch (error) {
+    await recordFailure(deps, tenantId, operationId, signal, error);
+    if (signal.aborted) throw error;
+    throw new AppError(
+      'PAYMENT_PROVIDER_ERROR',
+      'the payment provider could not be reached',
+      {},
+      { cause: error },
+    );
+  }
+
+  return withTenant(deps.db, tenantId, async (trx) => {
+    const detail =
+      result.status === 'declined' ? result.code : result.status === 'error' ? result.message : null;
+    await finishOperation(trx, operationId, result.status, detail);
+    const locked = await lockByKey(trx, key);
+    if (!locked) throw new Error(`payment ${key} vanished`);
+    // Settled meanwhile (another caller, a webhook or a void): that stands.
+    if (locked.status !== 'processing') return outcomeOf(locked);
+    const { to, change } = applyResult(result);
+    const after = to ? await transition(trx, locked, to, change) : await update(trx, locked, change);
+    const payment = toPayment(after);
+    if (to) await publish(deps.events, trx, tenantId, [paymentEvent(to, payment)], meta);
+    if (result.status === 'declined')
+      return { outcome: 'declined', payment, code: result.code, message: result.message };
+    if (result.status === 'error') return { outcome: 'error', payment, message: result.message };
+    return { outcome: result.status, payment };
+  });
+}
+
+/** Notes on the operation that its call was aborted or failed; never hides the original error. */
+export async function recordFailure(
+  deps: PaymentsDeps,
+  tenantId: string,
+  operationId: string,
+  signal: AbortSignal,
+  error: unknown,
+): Promise<void> {
+  const detail = error instanceof Error ? error.message : String(error);
+  await withTenant(deps.db, tenantId, (trx) =>
+    finishOperation(trx, operationId, signal.aborted ? 'aborted' : 'error', detail),
+  ).catch((err: unknown) => deps.logger.warn({ err, tenantId }, 'payments: could not record a failed call'));
+}

@@ -1,0 +1,32 @@
+import type { AppContext } from '../platform/context.ts';
+import type { EventBus } from '../platform/events/index.ts';
+import type { TenantResolver } from '../platform/http/index.ts';
+import type { Logger } from '../platform/observability/index.ts';
+import type { ProviderRegistry } from './providers/registry.ts';
+import type { TestPspDb } from './providers/test-psp-tables.ts';
+import type { PaymentsDb } from './tables.ts';
+
+/** An order's total and currency as the orders module knows them; undefined when there is none. */
+export type FindOrder = (
+  tenantId: string,
+  orderId: string,
+) => Promise<{ total: number; currency: string } | undefined>;
+
+/** What createPayments receives. */
+export type PaymentsModuleDeps = {
+  events: EventBus;
+  resolveTenant: TenantResolver;
+  /** When given, POST /payments checks the order exists and the payment fits it. */
+  findOrder?: FindOrder;
+};
+
+/** What the payments services and routes share. */
+export type PaymentsDeps = {
+  ctx: AppContext;
+  db: PaymentsDb;
+  pspDb: TestPspDb;
+  events: EventBus;
+  providers: ProviderRegistry;
+  findOrder: FindOrder | undefined;
+  logger: Logger;
+};

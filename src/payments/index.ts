@@ -1,0 +1,27 @@
+export type { AuthorizeOutcome } from './authorize.ts';
+export type { FindOrder, PaymentsModuleDeps } from './deps.ts';
+export { createPayments, type PaymentsModule, type TestProviderControls } from './module.ts';
+export type { PaymentEventVerb } from './payment-events.ts';
+export {
+  FAILURE_CODES,
+  type FailureCode,
+  PAYMENT_STATUSES,
+  type PaymentStatus,
+  paymentMachine,
+} from './payment-machine.ts';
+export type { PaymentsApi } from './payments-api.ts';
+export type {
+  AuthorizeInput,
+  AuthorizeResult,
+  CaptureInput,
+  CaptureResult,
+  DeclineCode,
+  PaymentProvider,
+  RefundInput,
+  RefundResult,
+  VoidInput,
+  VoidResult,
+} from './providers/provider.ts';
+export { TEST_TOKENS } from './providers/test-psp.ts';
+export type { TestPspEvent, TestPspLedger, WebhookDelivery } from './providers/test-psp-webhooks.ts';
+export type { Payment, PaymentOperation } from './views.ts';

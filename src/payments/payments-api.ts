@@ -1,0 +1,145 @@
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError, type FieldError } from '../platform/http/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
+import { type AuthorizeOutcome, initiatePayment, processPayment } from './authorize.ts';
+import { capturePayment } from './capture.ts';
+import type { PaymentsDeps } from './deps.ts';
+import { findByKey, listByOrder } from './payment-store.ts';
+import { refundPayment } from './refund.ts';
+import { type Payment, toPayment } from './views.ts';
+import { voidPayment } from './void-payment.ts';
+
+export type PaymentsApi = {
+  /**
+   * Creates (idempotent by `key`: same key → same payment) the payment and authorizes it with the
+   * provider, whose idempotency key is derived from `key`, so a call repeated after a crash never
+   * authorizes twice. A payment already past authorization returns its outcome without calling
+   * the provider again. An aborted signal rejects with its reason and leaves the payment
+   * processing: void it.
+   */
+  authorize(
+    tenantId: string,
+    input: {
+      key: string;
+      orderId: string;
+      amount: number;
+      currency: string;
+      provider: string;
+      token: string;
+      meta?: EventMeta;
+    },
+    signal: AbortSignal,
+  ): Promise<AuthorizeOutcome>;
+  /** Captures an authorized payment in full (idempotent: a completed one is returned as it is). */
+  capture(tenantId: string, paymentKey: string, signal: AbortSignal, meta?: EventMeta): Promise<Payment>;
+  /**
+   * Voids the authorization made under `paymentKey`, even when Mercato never learnt its outcome
+   * (tok_hang): asks the provider by the authorization's idempotency key. Idempotent. undefined
+   * when no payment has that key.
+   */
+  void(
+    tenantId: string,
+    paymentKey: string,
+    reason: string,
+    signal: AbortSignal,
+    meta?: EventMeta,
+  ): Promise<Payment | undefined>;
+  /** Refunds `amount` (default: all not yet refunded) of a completed payment; `refundKey` makes it idempotent. */
+  refund(
+    tenantId: string,
+    paymentKey: string,
+    input: { amount?: number; reason: string; refundKey: string },
+    signal: AbortSignal,
+    meta?: EventMeta,
+  ): Promise<Payment>;
+  byKey(tenantId: string, key: string): Promise<Payment | undefined>;
+  byOrder(tenantId: string, orderId: string): Promise<Payment[]>;
+};
+
+const KEY = /^[\x21-\x7e]{1,200}$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+/** 400 VALIDATION_FAILED listing every field of a call that does not fit. */
+function check(fields: Array<[pointer: string, ok: boolean, message: string]>): void {
+  const errors: FieldError[] = fields
+    .filter(([, ok]) => !ok)
+    .map(([pointer, , message]) => ({ in: 'body', pointer, message }));
+  if (errors.length > 0) {
+    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  }
+}
+
+const validKey = (key: unknown): key is string => typeof key === 'string' && KEY.test(key);
+const validAmount = (amount: unknown): amount is number =>
+  typeof amount === 'number' && Number.isSafeInteger(amount) && amount > 0;
+
+/** The payments API other modules (the checkout saga) call: plain functions over deps. */
+export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
+  const keyOnly = (key: string) =>
+    check([['/key', validKey(key), 'must be 1 to 200 visible ASCII characters']]);
+  return {
+    async authorize(tenantId, input, signal) {
+      check([
+        ['/key', validKey(input.key), 'must be 1 to 200 visible ASCII characters'],
+        ['/orderId', isUuid(input.orderId), 'must be a UUID'],
+        ['/amount', validAmount(input.amount), 'must be a positive integer of minor units'],
+        [
+          '/currency',
+          typeof input.currency === 'string' && CURRENCY.test(input.currency),
+          'must be ISO 4217',
+        ],
+        [
+          '/token',
+          typeof input.token === 'string' && input.token.length >= 1 && input.token.length <= 200,
+          'must be 1 to 200 characters',
+        ],
+      ]);
+      deps.providers.get(input.provider);
+      await initiatePayment(
+        deps,
+        {
+          tenantId,
+          key: input.key,
+          orderId: input.orderId,
+          amount: input.amount,
+          currency: input.currency,
+          provider: input.provider,
+          token: input.token,
+        },
+        input.meta,
+      );
+      return processPayment(deps, tenantId, input.key, signal, input.meta);
+    },
+    capture(tenantId, paymentKey, signal, meta) {
+      keyOnly(paymentKey);
+      return capturePayment(deps, tenantId, paymentKey, signal, meta);
+    },
+    void(tenantId, paymentKey, reason, signal, meta) {
+      if (!validKey(paymentKey)) return Promise.resolve(undefined);
+      return voidPayment(deps, tenantId, paymentKey, reason.slice(0, 1000) || 'voided', signal, meta);
+    },
+    refund(tenantId, paymentKey, input, signal, meta) {
+      keyOnly(paymentKey);
+      check([
+        ['/amount', input.amount === undefined || validAmount(input.amount), 'must be a positive integer'],
+        [
+          '/reason',
+          typeof input.reason === 'string' && input.reason.length >= 1 && input.reason.length <= 500,
+          'must be 1 to 500 characters',
+        ],
+        ['/refundKey', validKey(input.refundKey), 'must be 1 to 200 visible ASCII characters'],
+      ]);
+      return refundPayment(deps, tenantId, paymentKey, input, signal, meta);
+    },
+    async byKey(tenantId, key) {
+      if (!validKey(key)) return undefined;
+      const row = await withTenant(deps.db, tenantId, (trx) => findByKey(trx, key));
+      return row && toPayment(row);
+    },
+    async byOrder(tenantId, orderId) {
+      const rows = await withTenant(deps.db, tenantId, (trx) => listByOrder(trx, orderId));
+      return rows.map(toPayment);
+    },
+  };
+}

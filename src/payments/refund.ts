@@ -1,0 +1,173 @@
+import { sql } from 'kysely';
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import { recordFailure } from './authorize.ts';
+import type { PaymentsDeps } from './deps.ts';
+import { paymentEvent, publish } from './payment-events.ts';
+import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
+import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
+import type { RefundResult } from './providers/provider.ts';
+import type { PaymentsTrx } from './tables.ts';
+import { type Payment, type PaymentRow, toPayment } from './views.ts';
+
+export type RefundInput = { amount?: number | undefined; reason: string; refundKey: string };
+
+const refundOf = (trx: PaymentsTrx, paymentId: string, refundKey: string) =>
+  trx
+    .selectFrom('payments.refunds')
+    .selectAll()
+    .where('payment_id', '=', paymentId)
+    .where('refund_key', '=', refundKey)
+    .forUpdate()
+    .executeTakeFirst();
+
+/** What is left to refund: captured, less refunded, less refunds still waiting for the provider. */
+async function refundable(trx: PaymentsTrx, row: PaymentRow): Promise<number> {
+  const { pending } = await trx
+    .selectFrom('payments.refunds')
+    .select(sql<string | number>`coalesce(sum(amount), 0)`.as('pending'))
+    .where('payment_id', '=', row.id)
+    .where('status', '=', 'pending')
+    .executeTakeFirstOrThrow();
+  return Number(row.amount) - Number(row.refunded_amount) - Number(pending);
+}
+
+/** Records a new refund of the locked payment (publishing mercato.payment.refund-initiated). */
+async function openRefund(
+  deps: PaymentsDeps,
+  trx: PaymentsTrx,
+  row: PaymentRow,
+  input: RefundInput,
+  meta: EventMeta | undefined,
+) {
+  const status = row.status as PaymentStatus;
+  if (status !== 'completed' && status !== 'partially_refunded') paymentMachine.assert(status, 'refunded');
+  const left = await refundable(trx, row);
+  const amount = input.amount ?? left;
+  if (amount <= 0 || amount > left) {
+    throw new AppError(
+      'REFUND_EXCEEDS_CAPTURED',
+      `payment ${row.id} has ${left} ${row.currency} left to refund; ${amount} asked`,
+      { paymentId: row.id, refundable: Math.max(0, left) },
+    );
+  }
+  const refund = await trx
+    .insertInto('payments.refunds')
+    .values({
+      id: uuidv7(),
+      tenant_id: row.tenant_id,
+      payment_id: row.id,
+      refund_key: input.refundKey,
+      amount,
+      reason: input.reason,
+      status: 'pending',
+      provider_refund_id: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  await publish(deps.events, trx, row.tenant_id, [paymentEvent('refund-initiated', toPayment(row))], meta);
+  return refund;
+}
+
+/**
+ * Refunds input.amount (Default: all not yet refunded) of the captured payment of `key`:
+ * partially_refunded, or refunded once nothing is left, publishing mercato.payment.refund-initiated
+ * then .refund-completed. input.refundKey makes it idempotent: the same key again answers the
+ * payment without a second refund. Past what is left: 409 REFUND_EXCEEDS_CAPTURED; a payment
+ * not captured: 409 ILLEGAL_TRANSITION; a provider refusal: 502 PAYMENT_PROVIDER_ERROR.
+ */
+export async function refundPayment(
+  deps: PaymentsDeps,
+  tenantId: string,
+  key: string,
+  input: RefundInput,
+  signal: AbortSignal,
+  meta?: EventMeta,
+): Promise<Payment> {
+  signal.throwIfAborted();
+  const start = await withTenant(deps.db, tenantId, async (trx) => {
+    const row = await lockByKey(trx, key);
+    if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+    let refund = await refundOf(trx, row.id, input.refundKey);
+    if (refund && input.amount !== undefined && Number(refund.amount) !== input.amount) {
+      throw new AppError(
+        'IDEMPOTENCY_KEY_REUSED',
+        `refund key ${input.refundKey} was used for another amount`,
+      );
+    }
+    if (refund?.status === 'succeeded') return { done: toPayment(row) };
+    if (refund?.status === 'failed') {
+      throw new AppError('PAYMENT_PROVIDER_ERROR', `refund ${input.refundKey} was refused by the provider`, {
+        paymentId: row.id,
+      });
+    }
+    refund ??= await openRefund(deps, trx, row, input, meta);
+    const provider = deps.providers.get(row.provider);
+    const providerKey = providerKeys.refund(row.id, input.refundKey);
+    const amount = Number(refund.amount);
+    const operationId = await startOperation(trx, {
+      tenantId,
+      paymentId: row.id,
+      kind: 'refund',
+      key: providerKey,
+      amount,
+    });
+    return { row, provider, providerKey, amount, operationId };
+  });
+  if (start.done) return start.done;
+  const { row, provider, providerKey, amount, operationId } = start;
+
+  let result: RefundResult;
+  try {
+    result = await provider.refund(
+      {
+        merchantId: tenantId,
+        idempotencyKey: providerKey,
+        transactionId: row.provider_transaction_id ?? '',
+        amount,
+      },
+      signal,
+    );
+  } catch (error) {
+    // The refund stays pending (its amount held back): the same refundKey again finishes it.
+    await recordFailure(deps, tenantId, operationId, signal, error);
+    if (signal.aborted) throw error;
+    throw new AppError(
+      'PAYMENT_PROVIDER_ERROR',
+      'the payment provider could not be reached',
+      {},
+      { cause: error },
+    );
+  }
+
+  const payment = await withTenant(deps.db, tenantId, async (trx) => {
+    await finishOperation(trx, operationId, result.status, result.status === 'error' ? result.message : null);
+    const locked = await lockByKey(trx, key);
+    const refund = locked && (await refundOf(trx, locked.id, input.refundKey));
+    if (!locked || !refund) throw new Error(`payment ${key} or its refund vanished`);
+    if (refund.status !== 'pending') return toPayment(locked);
+    await trx
+      .updateTable('payments.refunds')
+      .set({
+        status: result.status === 'refunded' ? 'succeeded' : 'failed',
+        provider_refund_id: result.status === 'refunded' ? result.refundId : null,
+        updated_at: new Date(),
+      })
+      .where('id', '=', refund.id)
+      .execute();
+    if (result.status !== 'refunded') return toPayment(locked);
+    const refunded = Number(locked.refunded_amount) + amount;
+    const to = refunded === Number(locked.amount) ? 'refunded' : 'partially_refunded';
+    const after = toPayment(await transition(trx, locked, to, { refundedAmount: refunded }));
+    await publish(deps.events, trx, tenantId, [paymentEvent('refund-completed', after)], meta);
+    return after;
+  });
+  if (result.status === 'error') {
+    throw new AppError('PAYMENT_PROVIDER_ERROR', `the provider refused the refund: ${result.message}`, {
+      paymentId: payment.id,
+    });
+  }
+  return payment;
+}
