@@ -58,7 +58,7 @@ describe('README', () => {
         const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
         const outputs = stdout.split(/<<<\d+>>>/).slice(1);
         expect(outputs).toHaveLength(blocks.length);
-        const [profile, addresses, register, staff, tenant, wal, shop, stock, problem] = outputs;
+        const [profile, addresses, register, staff, tenant, wal, shop, checkout, stock, problem] = outputs;
         expect(profile).toContain('"email":"customer@demo.test"');
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
@@ -70,6 +70,9 @@ describe('README', () => {
         expect(shop).toContain('"Trailblazer Running Shoe"');
         expect(shop).toContain('"subtotal": 25800');
         expect(shop).toContain('"code": "INSUFFICIENT_STOCK"');
+        expect(checkout).toContain('"status": "completed"');
+        expect(checkout).toContain('"paymentStatus": "captured"');
+        expect(checkout).toContain('"confirm invoke succeeded"');
         expect(stock).toContain('"handle": "stoneware-mug"');
         expect(stock).toContain('"available": 24');
         expect(stock).toContain('"reason": "first delivery"');

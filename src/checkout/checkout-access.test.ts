@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newCustomer, newGuestCart } from '../cart/cart-test-fixtures.ts';
+import type { Order } from '../orders/index.ts';
+import {
+  type CheckoutTestApp,
+  createStore,
+  placeOrder,
+  product,
+  readyCart,
+  send,
+  startCheckoutApp,
+} from './checkout-test-fixtures.ts';
+
+let t: CheckoutTestApp;
+let shop: Awaited<ReturnType<typeof createStore>>;
+let other: Awaited<ReturnType<typeof createStore>>;
+
+beforeAll(async () => {
+  t = await startCheckoutApp();
+  shop = await createStore(t, 'access-shop');
+  other = await createStore(t, 'access-other');
+});
+afterAll(() => t.close());
+
+describe('bad input to POST /orders', () => {
+  it('requires an Idempotency-Key', async () => {
+    const cart = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    const answer = await send(t.app, 'POST', '/api/v1/orders', cart, { payment: { token: 'tok_visa' } });
+    expect(answer.statusCode).toBe(400);
+    expect(answer.headers['content-type']).toContain('application/problem+json');
+    expect(answer.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REQUIRED' });
+  });
+
+  it('names every bad field, and never takes a card number or unknown fields', async () => {
+    const cart = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    const answer = await send(
+      t.app,
+      'POST',
+      '/api/v1/orders',
+      { ...cart, 'idempotency-key': 'bad-1' },
+      {
+        payment: { token: '4242 4242 4242 4242', cvc: '123' },
+        cartId: 'not-a-uuid',
+        extra: true,
+      },
+    );
+    expect(answer.statusCode).toBe(400);
+    expect(answer.json().code).toBe('VALIDATION_FAILED');
+    const pointers = answer.json<{ errors: { pointer: string }[] }>().errors.map((e) => e.pointer);
+    expect(pointers).toEqual(expect.arrayContaining(['/payment/token', '/cartId']));
+  });
+
+  it('refuses an empty cart and a cart without a shipping address with 422 CHECKOUT_INVALID, creating no order', async () => {
+    const { headers } = await newGuestCart(t, shop, { currency: 'EUR' });
+    const empty = await placeOrder(t, headers);
+    expect(empty.statusCode, empty.body).toBe(422);
+    expect(empty.json()).toMatchObject({ code: 'CHECKOUT_INVALID' });
+    const added = await send(t.app, 'POST', '/api/v1/cart/items', headers, {
+      variantId: (await product(t, shop)).id,
+      quantity: 1,
+    });
+    expect(added.statusCode).toBeLessThan(300);
+    const unaddressed = await placeOrder(t, headers);
+    expect(unaddressed.statusCode).toBe(422);
+    expect(unaddressed.json().detail).toContain('shipping address');
+    const orders = await send(t.app, 'GET', '/api/v1/orders', shop.staff);
+    expect(orders.json<{ items: unknown[] }>().items).toHaveLength(0);
+  });
+
+  it('refuses a key used again with another body with 409 IDEMPOTENCY_KEY_REUSED', async () => {
+    const cart = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    expect((await placeOrder(t, cart, 'tok_visa', 'reused-key')).statusCode).toBe(201);
+    const again = await placeOrder(t, cart, 'tok_visa', 'reused-key', { email: 'someone@example.com' });
+    expect(again.statusCode).toBe(409);
+    expect(again.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it("checks out only the shopper's own cart: another cart id is 404", async () => {
+    const mine = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    const theirs = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    const theirCart = (await send(t.app, 'GET', '/api/v1/cart', theirs)).json<{ id: string }>();
+    const answer = await placeOrder(t, mine, 'tok_visa', undefined, { cartId: theirCart.id });
+    expect(answer.statusCode).toBe(404);
+  });
+});
+
+describe('who may do what', () => {
+  let order: Order;
+  let owner: Record<string, string>;
+
+  beforeAll(async () => {
+    owner = await newCustomer(t, shop);
+    await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }], owner);
+    const placed = await placeOrder(t, owner);
+    expect(placed.statusCode, placed.body).toBe(201);
+    order = placed.json<Order>();
+  });
+
+  it("answers 404 to another tenant's staff on every route with an order id", async () => {
+    for (const [method, path, body] of [
+      ['PUT', `/api/v1/orders/${order.id}/cancel`, {}],
+      ['PUT', `/api/v1/orders/${order.id}/status`, { status: 'cancelled' }],
+      ['GET', `/api/v1/orders/${order.id}/saga`, undefined],
+    ] as const) {
+      const answer = await send(t.app, method, path, other.staff, body);
+      expect(answer.statusCode, `${method} ${path}`).toBe(404);
+    }
+    expect((await send(t.app, 'GET', `/api/v1/orders/${order.id}`, shop.staff)).json<Order>().status).toBe(
+      'completed',
+    );
+  });
+
+  it("lets no customer cancel another's order, and no customer read a saga", async () => {
+    const stranger = await newCustomer(t, shop);
+    const cancel = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/cancel`, stranger, {});
+    expect(cancel.statusCode).toBe(404);
+    const saga = await send(t.app, 'GET', `/api/v1/orders/${order.id}/saga`, owner);
+    expect(saga.statusCode).toBe(403);
+    const status = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/status`, owner, {
+      status: 'cancelled',
+    });
+    expect(status.statusCode).toBe(403);
+    const anonymous = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/cancel`, {}, {});
+    expect(anonymous.statusCode).toBe(401);
+  });
+
+  it('refuses an illegal status change by staff with 409 naming both states', async () => {
+    const answer = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/status`, shop.staff, {
+      status: 'payment_processing',
+    });
+    expect(answer.statusCode).toBe(409);
+    expect(answer.json()).toMatchObject({
+      code: 'ILLEGAL_TRANSITION',
+      from: 'completed',
+      to: 'payment_processing',
+    });
+  });
+});
