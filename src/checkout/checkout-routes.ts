@@ -84,10 +84,18 @@ export function checkoutRoutes(
             errors: [{ in: 'headers', pointer: '/idempotency-key', message: 'is required' }],
           });
         }
-        const placed = await placeOrder(deps, tenantId, request, request.body, key, eventMetaOf(request));
+        const placed = await placeOrder(
+          deps,
+          tenantId,
+          request,
+          request.body,
+          key,
+          eventMetaOf(request),
+          runner.leaseMs,
+        );
         let run: Promise<unknown> | undefined;
         if (placed.sagaId) {
-          run = placed.replayed ? undefined : runner.run(tenantId, placed.sagaId);
+          run = placed.replayed ? undefined : runner.run(tenantId, placed.sagaId, placed.held);
           if (placed.replayed) runner.kick(tenantId, placed.sagaId);
         }
         const order = placed.replayed ? placed.order : await settle(tenantId, placed.order.id, run);

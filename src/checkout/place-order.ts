@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Cart } from '../cart/index.ts';
 import type { NewOrder, Order } from '../orders/index.ts';
@@ -7,7 +7,8 @@ import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, isStaff } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
-import { insertSaga } from './saga-store.ts';
+import type { Held } from './saga-runner.ts';
+import { insertSaga, recordValidated } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
 import { watchdogEvent } from './watchdog.ts';
 
@@ -17,8 +18,8 @@ export type PlaceOrderBody = {
   payment: { provider?: string; token: string };
 };
 
-/** The order placed (or found again by its Idempotency-Key) and its saga. */
-export type Placed = { order: Order; sagaId: string | undefined; replayed: boolean };
+/** The order placed (or found again by its Idempotency-Key) and its saga; `held` when the caller holds the new saga's lease. */
+export type Placed = { order: Order; sagaId: string | undefined; replayed: boolean; held?: Held };
 
 const isUniqueViolation = (error: unknown) => (error as { code?: unknown })?.code === '23505';
 
@@ -125,6 +126,7 @@ export async function placeOrder(
   body: PlaceOrderBody,
   key: string,
   meta: EventMeta,
+  leaseMs: number,
 ): Promise<Placed> {
   const { cart, guestTokenHash } = await cartToCheckOut(deps, tenantId, request, body);
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
@@ -160,13 +162,21 @@ export async function placeOrder(
         meta,
       );
       const sagaId = uuidv7();
-      await insertSaga(trx as CheckoutTrx, {
-        id: sagaId,
-        tenantId,
-        orderId: order.id,
-        cartId: cart.id,
-        payment: { provider, token: body.payment.token },
-      });
+      const owner = randomUUID();
+      const created = await insertSaga(
+        trx as CheckoutTrx,
+        {
+          id: sagaId,
+          tenantId,
+          orderId: order.id,
+          cartId: cart.id,
+          payment: { provider, token: body.payment.token },
+        },
+        { owner, until: new Date(Date.now() + leaseMs) },
+      );
+      // The cart was checked against the catalog moments ago in this request (checkCart): that is
+      // the validate step, logged here rather than read again.
+      const saga = await recordValidated(trx as CheckoutTrx, created, { checkedBy: 'cart', cartId: cart.id });
       const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
       await deps.events.publish(
         trx,
@@ -175,7 +185,7 @@ export async function placeOrder(
         [watchdogEvent(sagaId, order.id, delay)],
         meta,
       );
-      return { order, sagaId, replayed: false };
+      return { order, sagaId, replayed: false, held: { owner, saga } };
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;

@@ -72,11 +72,13 @@ function toStep(row: Selectable<SagaStepsTable>): SagaStep {
 
 const json = (value: unknown) => JSON.stringify(value);
 
+/** A new saga at its first step; `lease`: the creator runs it first (no other runner takes it meanwhile). */
 export async function insertSaga(
   trx: CheckoutTrx,
   saga: { id: string; tenantId: string; orderId: string; cartId: string | null; payment: Saga['payment'] },
-): Promise<void> {
-  await trx
+  lease: { owner: string; until: Date } | undefined,
+): Promise<Saga> {
+  const row = await trx
     .insertInto('checkout.sagas')
     .values({
       id: saga.id,
@@ -89,11 +91,13 @@ export async function insertSaga(
       failure: json(null),
       cancel_requested: json(null),
       deadline_at: null,
-      lease_owner: null,
-      lease_until: null,
+      lease_owner: lease?.owner ?? null,
+      lease_until: lease?.until ?? null,
       finished_at: null,
     })
-    .execute();
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toSaga(row);
 }
 
 /** The saga by its id or its order's id; `lock` takes its row lock. */
@@ -220,4 +224,11 @@ export async function listSteps(trx: CheckoutTrx, sagaId: string): Promise<SagaS
     .orderBy('id')
     .execute();
   return rows.map(toStep);
+}
+
+/** Logs the validate step as done by the caller's own check (the order's creation) and moves to reserve. */
+export async function recordValidated(trx: CheckoutTrx, saga: Saga, output: unknown): Promise<Saga> {
+  const step = await startStep(trx, saga, 'validate', 'invoke');
+  await finishStep(trx, step.id, { status: 'succeeded', output });
+  return updateSaga(trx, saga.id, { step: 'reserve' });
 }

@@ -1,0 +1,80 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext } from './saga-context.ts';
+import { findSaga, finishStep, type Saga, startStep, updateSaga } from './saga-store.ts';
+import { STEPS } from './steps.ts';
+
+/**
+ * Undoes the steps from saga.step back to the first, each compensation logged like a step;
+ * then fails the order with the saga's failure (or cancels it). A compensation that fails all its
+ * attempts stops the run with the lease released: the watchdog tries again later (see watchdog.ts).
+ */
+export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'> {
+  for (let index = STEPS.findIndex((s) => s.name === saga.step); index >= 0; index--) {
+    const def = STEPS[index]!;
+    for (let attempt = 1; ; attempt++) {
+      const signal = AbortSignal.timeout(r.timeoutMs);
+      const started = await r.tx(saga.tenantId, async (trx) => {
+        const current = await findSaga(trx, { id: saga.id }, true);
+        if (current?.status !== 'compensating') return undefined;
+        const step = await startStep(trx, current, def.name, 'compensate');
+        await updateSaga(trx, saga.id, { step: def.name, leaseUntil: later(r.leaseMs) });
+        return { step, c: await r.contextOf(trx, current, signal) };
+      });
+      if (!started) return 'stop';
+      let output: unknown;
+      let error: unknown;
+      try {
+        output = await def.compensate(started.c);
+      } catch (e) {
+        error = e;
+      }
+      const done = await r.tx(saga.tenantId, async (trx) => {
+        if (error === undefined) {
+          // Logged as an object (a bare JSON string would read back ambiguously).
+          await finishStep(trx, started.step.id, { status: 'succeeded', output: { result: output ?? null } });
+          await def.compensated?.(trx, started.c, output);
+          return true;
+        }
+        const message = error instanceof Error ? error.message : String(error);
+        await finishStep(trx, started.step.id, {
+          status: 'failed',
+          error: { code: 'COMPENSATION_FAILED', message },
+        });
+        return false;
+      });
+      if (done) break;
+      if (attempt >= MAX_ATTEMPTS) {
+        r.logger.error(
+          { sagaId: saga.id, step: def.name, err: error },
+          'checkout compensation keeps failing',
+        );
+        await r.tx(saga.tenantId, (trx) => updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null }));
+        return 'stop';
+      }
+      await sleep(BACKOFF_MS[attempt - 1] ?? 250);
+    }
+  }
+  return r.tx(saga.tenantId, async (trx) => {
+    const current = (await findSaga(trx, { id: saga.id }, true))!;
+    const c = await r.contextOf(trx, current, AbortSignal.timeout(r.timeoutMs));
+    const failure = current.failure!;
+    const cancelled = failure.reason === 'cancelled';
+    if (c.order.status !== (cancelled ? 'cancelled' : 'failed')) {
+      await r.deps.orders.transition(trx, saga.tenantId, saga.orderId, cancelled ? 'cancelled' : 'failed', {
+        actor: current.cancelRequested?.actor ?? c.actor,
+        ...(cancelled
+          ? { reason: failure.message }
+          : { failure: { reason: failure.reason as never, message: failure.message } }),
+        meta: c.meta,
+      });
+    }
+    return updateSaga(trx, saga.id, {
+      status: cancelled ? 'cancelled' : 'failed',
+      payment: null,
+      deadlineAt: null,
+      finishedAt: new Date(),
+      leaseOwner: null,
+      leaseUntil: null,
+    });
+  });
+}

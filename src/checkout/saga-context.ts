@@ -1,0 +1,48 @@
+import type { Logger } from 'pino';
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import type { CheckoutDeps } from './deps.ts';
+import { type Saga, updateSaga } from './saga-store.ts';
+import type { StepContext } from './steps.ts';
+import type { CheckoutTrx, SagaFailure } from './tables.ts';
+
+/** Attempts of one step (or compensation) in one run before the run leaves it to the watchdog. */
+export const MAX_ATTEMPTS = 3;
+export const BACKOFF_MS = [50, 250];
+
+/** What the forward and backward halves of a run share. */
+export type RunContext = {
+  deps: CheckoutDeps;
+  logger: Logger;
+  timeoutMs: number;
+  /** A lease outlives the step's deadline, so a live runner's step times out before anyone takes over. */
+  leaseMs: number;
+  pauseAfter: string | undefined;
+  tx<T>(tenantId: string, fn: (trx: CheckoutTrx) => Promise<T>): Promise<T>;
+  /** The step's context, with the order read (and locked) in trx. */
+  contextOf(trx: CheckoutTrx, saga: Saga, signal: AbortSignal): Promise<StepContext>;
+};
+
+export const later = (ms: number) => new Date(Date.now() + ms);
+
+export function runContext(deps: CheckoutDeps, logger: Logger): RunContext {
+  const timeoutMs = deps.ctx.config.checkoutStepTimeoutMs;
+  return {
+    deps,
+    logger,
+    timeoutMs,
+    leaseMs: timeoutMs + 2000,
+    pauseAfter: deps.ctx.config.checkoutPauseAfterStep,
+    tx: (tenantId, fn) => withTenant(deps.db, tenantId, (trx) => fn(trx as CheckoutTrx)),
+    async contextOf(trx, saga, signal) {
+      const order = await deps.orders.get(trx, saga.tenantId, saga.orderId, { lock: true });
+      if (!order) throw new Error(`saga ${saga.id}: order ${saga.orderId} is missing`);
+      const meta: EventMeta = { correlationId: order.correlationId ?? undefined, causationId: saga.id };
+      return { deps, saga, order, signal, meta, actor: `saga:${saga.id}` };
+    },
+  };
+}
+
+/** Moves to compensating from the failed step (it is undone too: it may have half happened). */
+export const toCompensating = (trx: CheckoutTrx, saga: Saga, failure: SagaFailure) =>
+  updateSaga(trx, saga.id, { status: 'compensating', failure, deadlineAt: null });
