@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Transaction } from 'kysely';
+import { AppError } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
+import { resolveAddresses } from './cart-addresses.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
@@ -29,6 +31,21 @@ export type CartModule = MercatoModule & {
     request: FastifyRequest,
   ): Promise<{ cart: Cart | undefined; guestTokenHash: string | null }>;
   /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
+  /**
+   * A draft cart for an order staff place from explicit lines (as Shopify's draft orders): a new
+   * cart owned by no shopper (a guest cart whose token is never shown), filled and checked as a
+   * shopper's would be, so its prices, stock, tax and shipping are the storefront's.
+   */
+  draftCart(
+    tenantId: string,
+    input: {
+      currency: string;
+      lines: { variantId: string; quantity: number }[];
+      shippingAddress: unknown;
+      billingAddress?: unknown;
+      shippingOptionId?: string | undefined;
+    },
+  ): Promise<Cart>;
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   clearCart(trx: Transaction<any>, tenantId: string, cartId: string): Promise<void>;
 };
@@ -40,6 +57,27 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   let stopPurge: (() => void) | undefined;
   return {
     name: 'cart',
+    async draftCart(tenantId, input) {
+      // The addresses are checked first, so a bad one leaves no half-filled cart behind.
+      const addresses = await resolveAddresses(deps, tenantId, undefined, {
+        shipping: input.shippingAddress,
+        ...(input.billingAddress !== undefined ? { billing: input.billingAddress } : {}),
+      }).catch((error) => {
+        if (error instanceof AppError && Array.isArray(error.extras.errors)) {
+          for (const e of error.extras.errors)
+            e.pointer = e.pointer.replace(/^\/(shipping|billing)/, '/$1Address');
+        }
+        throw error;
+      });
+      const { cart } = await service.createGuest(tenantId, input.currency);
+      const locator = { kind: 'id', cartId: cart.id } as const;
+      for (const line of input.lines) await service.addItem(tenantId, locator, line);
+      let drafted = await service.setAddresses(tenantId, locator, addresses);
+      if (input.shippingOptionId) {
+        drafted = await service.setShippingOption(tenantId, locator, input.shippingOptionId);
+      }
+      return drafted;
+    },
     async shopperCart(tenantId, request) {
       const locator = cartLocatorOf(request);
       const cart = await service.read(tenantId, locator);

@@ -136,3 +136,73 @@ describe('who may do what', () => {
     });
   });
 });
+
+describe('orders staff place from explicit lines', () => {
+  const body = (variantId: string, extra: Record<string, unknown> = {}) => ({
+    lines: [{ variantId, quantity: 2 }],
+    currency: 'EUR',
+    shippingAddress: {
+      recipient: 'Erika Muster',
+      line1: 'Unter den Linden 1',
+      city: 'Berlin',
+      postalCode: '10117',
+      country: 'DE',
+    },
+    shippingOptionId: shop.shippingOptionId,
+    email: 'phone-order@example.com',
+    payment: { token: 'tok_visa' },
+    ...extra,
+  });
+  const post = (headers: Record<string, string>, payload: unknown, key: string) =>
+    send(t.app, 'POST', '/api/v1/orders', { ...headers, 'idempotency-key': key }, payload);
+
+  it('prices, taxes and ships them as the storefront would, and completes the order', async () => {
+    const item = await product(t, shop, 10);
+    const answer = await post(shop.staff, body(item.id), 'phone-1');
+    expect(answer.statusCode, answer.body).toBe(201);
+    expect(answer.json<Order>()).toMatchObject({
+      status: 'completed',
+      customerId: null,
+      email: 'phone-order@example.com',
+      totals: { subtotal: 2000, tax: 380, shipping: 490, total: 2870 },
+    });
+    const replay = await post(shop.staff, body(item.id), 'phone-1');
+    expect(replay.json<Order>().id).toBe(answer.json<Order>().id);
+    const stock = await send(t.app, 'GET', `/api/v1/inventory?variantId=${item.id}`, shop.staff);
+    expect(stock.json<{ items: { onHand: number }[] }>().items[0]!.onHand).toBe(8);
+  });
+
+  it('refuses lines from a shopper, lines with a cart, and names a bad address field', async () => {
+    const item = await product(t, shop, 10);
+    const customer = await newCustomer(t, shop);
+    expect((await post(customer, body(item.id), 'phone-2')).statusCode).toBe(403);
+    const both = await post(shop.staff, body(item.id, { cartId: item.id }), 'phone-3');
+    expect(both.statusCode).toBe(400);
+    const noCurrency = await post(shop.staff, body(item.id, { currency: undefined }), 'phone-4');
+    expect(noCurrency.json()).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ pointer: '/currency' }],
+    });
+    const badAddress = await post(
+      shop.staff,
+      body(item.id, {
+        shippingAddress: { recipient: 'X', line1: 'Y', city: 'Z', postalCode: '1', country: 'DE' },
+      }),
+      'phone-5',
+    );
+    expect(badAddress.statusCode).toBe(400);
+    expect(badAddress.json<{ errors: { pointer: string }[] }>().errors.map((e) => e.pointer)).toContain(
+      '/shippingAddress/postalCode',
+    );
+    const stray = await placeOrder(
+      t,
+      await readyCart(t, shop, [{ variant: item, quantity: 1 }]),
+      'tok_visa',
+      'phone-6',
+      {
+        currency: 'EUR',
+      },
+    );
+    expect(stray.json()).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ pointer: '/currency' }] });
+  });
+});

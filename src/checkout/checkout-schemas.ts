@@ -18,6 +18,33 @@ export const PlaceOrderBody = Type.Object(
         description: "The cart to check out (default: the shopper's own); staff must name it",
       }),
     ),
+    lines: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            variantId: Type.String({ format: 'uuid' }),
+            quantity: Type.Integer({ minimum: 1, maximum: 1000 }),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          minItems: 1,
+          maxItems: 100,
+          description:
+            'Staff only, instead of cartId: the order from these lines (a draft cart is made of them)',
+        },
+      ),
+    ),
+    currency: Type.Optional(
+      Type.String({ pattern: '^[A-Z]{3}$', description: 'With lines: the ISO 4217 currency of the order' }),
+    ),
+    shippingAddress: Type.Optional(
+      Type.Unknown({
+        description: 'With lines: the inline address to ship to (as PUT /cart/addresses takes it)',
+      }),
+    ),
+    billingAddress: Type.Optional(Type.Unknown({ description: 'With lines: the inline billing address' })),
+    shippingOptionId: Type.Optional(Type.String({ format: 'uuid', description: 'With lines: how to ship' })),
     email: Type.Optional(
       Type.String({ format: 'email', maxLength: 320, description: 'Where the order confirmation goes' }),
     ),

@@ -14,6 +14,11 @@ import { watchdogEvent } from './watchdog.ts';
 
 export type PlaceOrderBody = {
   cartId?: string;
+  lines?: { variantId: string; quantity: number }[];
+  currency?: string;
+  shippingAddress?: unknown;
+  billingAddress?: unknown;
+  shippingOptionId?: string;
   email?: string;
   payment: { provider?: string; token: string };
 };
@@ -39,7 +44,30 @@ async function cartToCheckOut(
   body: PlaceOrderBody,
 ): Promise<{ cart: Cart; guestTokenHash: string | null }> {
   const notFound = () => new AppError('NOT_FOUND', `cart ${body.cartId ?? ''} not found`.trim());
-  if (isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user') {
+  const staff = isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user';
+  const draftOnly = (['currency', 'shippingAddress', 'billingAddress', 'shippingOptionId'] as const).find(
+    (field) => body[field] !== undefined,
+  );
+  if (!body.lines && draftOnly) throw invalidBody(`/${draftOnly}`, 'is only taken with lines');
+  if (body.lines) {
+    if (!staff)
+      throw new AppError(
+        'FORBIDDEN',
+        'only staff place orders from explicit lines; shoppers check out their cart',
+      );
+    if (body.cartId) throw invalidBody('/lines', 'give either cartId or lines, not both');
+    if (!body.currency) throw invalidBody('/currency', 'is required with lines');
+    if (body.shippingAddress === undefined) throw invalidBody('/shippingAddress', 'is required with lines');
+    const cart = await deps.cart.draftCart(tenantId, {
+      currency: body.currency,
+      lines: body.lines,
+      shippingAddress: body.shippingAddress,
+      billingAddress: body.billingAddress,
+      shippingOptionId: body.shippingOptionId,
+    });
+    return { cart, guestTokenHash: null };
+  }
+  if (staff) {
     if (!body.cartId) throw new AppError('VALIDATION_FAILED', 'staff name the cart to check out (cartId)');
     const cart = isUuid(body.cartId) ? await deps.cart.getCart(tenantId, body.cartId) : undefined;
     if (!cart) throw notFound();
@@ -49,6 +77,11 @@ async function cartToCheckOut(
   if (!cart || (body.cartId && body.cartId.toLowerCase() !== cart.id)) throw notFound();
   return { cart, guestTokenHash };
 }
+
+const invalidBody = (pointer: string, message: string) =>
+  new AppError('VALIDATION_FAILED', `${pointer.slice(1)} ${message}`, {
+    errors: [{ in: 'body', pointer, message }],
+  });
 
 /** Refuses a cart that cannot become an order as it is, before any order exists (the shopper fixes it). */
 function checkCart(cart: Cart): void {
@@ -128,10 +161,8 @@ export async function placeOrder(
   meta: EventMeta,
   leaseMs: number,
 ): Promise<Placed> {
-  const { cart, guestTokenHash } = await cartToCheckOut(deps, tenantId, request, body);
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-  const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
-  const replay = () =>
+  const replay = (idempotency: { scope: string }) =>
     withTenant(deps.db, tenantId, async (trx) => {
       const found = await deps.orders.findByIdempotencyKey(trx, tenantId, idempotency.scope, key);
       if (!found) return undefined;
@@ -146,7 +177,13 @@ export async function placeOrder(
         .executeTakeFirst();
       return { order, sagaId: saga?.id, replayed: true };
     });
-  const earlier = await replay();
+  // Staff orders from lines are looked up before their draft cart is made: a retry makes no second draft.
+  const staffScope = body.lines ? { scope: scopeOf(request, null) } : undefined;
+  const before = staffScope && (await replay(staffScope));
+  if (before) return before;
+  const { cart, guestTokenHash } = await cartToCheckOut(deps, tenantId, request, body);
+  const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
+  const earlier = staffScope ? undefined : await replay(idempotency);
   if (earlier) return earlier;
   checkCart(cart);
   const principal = request.principal;
@@ -190,7 +227,7 @@ export async function placeOrder(
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     // The same key placed meanwhile (another process), or the cart's checkout is already running.
-    const again = await replay();
+    const again = await replay(idempotency);
     if (again) return again;
     throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });
   }
