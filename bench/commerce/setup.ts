@@ -1,7 +1,8 @@
 /**
  * The set-up of `npm run bench:commerce`: the knobs, a fresh database, Mercato's server
  * (`mercato start`, as users run it) and the floor server, each a child process, and the bench
- * tenant created through the platform's own route.
+ * tenant created through the platform's own route. `npm run bench:checkout` uses the same helpers
+ * on a database of its own (useDatabase).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +20,16 @@ export const BATCH_SIZE = Number(env['BENCH_BATCH_SIZE'] ?? 1000);
 export const IMPORT_IN_FLIGHT = Number(env['BENCH_IMPORT_IN_FLIGHT'] ?? 2);
 export const WORKERS = env['MERCATO_WORKERS'] ?? '1';
 export const adminUrl = env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const DB = 'mercato_bench_commerce';
-export const databaseUrl = Object.assign(new URL(adminUrl), { pathname: `/${DB}` }).toString();
+/** A database of the bench's PostgreSQL server, by name. */
+export const urlOf = (name: string) => Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString();
+/** The bench database (bench:commerce's unless useDatabase names another) and its URL. */
+export let DB = 'mercato_bench_commerce';
+export let databaseUrl = urlOf(DB);
+/** Points every helper here (sql, createDatabase, startMercato, waitForQuiet…) at another database. */
+export function useDatabase(name: string): void {
+  DB = name;
+  databaseUrl = urlOf(name);
+}
 export const TENANT = 'bench';
 export const PASSWORD = 'bench-password-1234';
 export const ADMIN_EMAIL = 'admin@bench.test';
@@ -73,8 +82,15 @@ const mercatoEnv = (): Record<string, string> => ({
   ...(env['BENCH_SERVER_NODE_OPTIONS'] ? { NODE_OPTIONS: env['BENCH_SERVER_NODE_OPTIONS'] } : {}),
 });
 
-/** Runs a script of this folder in a child process; resolves with the URL its output names. */
-async function spawnChild(name: string, childEnv: Record<string, string>, pattern: RegExp): Promise<Server> {
+/**
+ * Runs a script (a path relative to this folder, or a file URL) in a child process; resolves with
+ * the URL its output names.
+ */
+export async function spawnChild(
+  name: string | URL,
+  childEnv: Record<string, string>,
+  pattern: RegExp,
+): Promise<Server> {
   const script = fileURLToPath(new URL(name, import.meta.url));
   const child: ChildProcess = spawn(process.execPath, [script], {
     env: { PATH: env['PATH'], HOME: env['HOME'], ...childEnv },
