@@ -222,7 +222,7 @@ export async function placeOrder(
         [watchdogEvent(sagaId, order.id, delay)],
         meta,
       );
-      return { order, sagaId, replayed: false, held: { owner, saga } };
+      return { order, sagaId, replayed: false, held: { owner, saga, order } };
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Order } from '../orders/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import type { CheckoutDeps } from './deps.ts';
@@ -19,8 +20,11 @@ export type RunContext = {
   leaseMs: number;
   pauseAfter: string | undefined;
   tx<T>(tenantId: string, fn: (trx: CheckoutTrx) => Promise<T>): Promise<T>;
-  /** The step's context, with the order read (and locked) in trx. */
-  contextOf(trx: CheckoutTrx, saga: Saga, signal: AbortSignal): Promise<StepContext>;
+  /**
+   * The step's context, with the order read in trx, or `known`: the order as this run last left
+   * it (only the saga's runner, which holds the lease, changes an order while its saga runs).
+   */
+  contextOf(trx: CheckoutTrx, saga: Saga, signal: AbortSignal, known?: Order): Promise<StepContext>;
 };
 
 export const later = (ms: number) => new Date(Date.now() + ms);
@@ -34,8 +38,8 @@ export function runContext(deps: CheckoutDeps, logger: Logger): RunContext {
     leaseMs: timeoutMs + 2000,
     pauseAfter: deps.ctx.config.checkoutPauseAfterStep,
     tx: (tenantId, fn) => withTenant(deps.db, tenantId, (trx) => fn(trx as CheckoutTrx)),
-    async contextOf(trx, saga, signal) {
-      const order = await deps.orders.get(trx, saga.tenantId, saga.orderId, { lock: true });
+    async contextOf(trx, saga, signal, known) {
+      const order = known ?? (await deps.orders.get(trx, saga.tenantId, saga.orderId));
       if (!order) throw new Error(`saga ${saga.id}: order ${saga.orderId} is missing`);
       const meta: EventMeta = { correlationId: order.correlationId ?? undefined, causationId: saga.id };
       return { deps, saga, order, signal, meta, actor: `saga:${saga.id}` };

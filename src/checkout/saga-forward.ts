@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Order } from '../orders/index.ts';
 import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, toCompensating } from './saga-context.ts';
 import { findSaga, finishStep, type Saga, startStep, updateSaga } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
@@ -12,11 +13,17 @@ export type Started = { step: { id: string; attempt: number }; c: StepContext; s
 export type ForwardResult = { saga: Saga; next?: Started } | 'stop' | 'paused';
 
 /** In trx, with the saga row locked: logs an attempt's start, makes its start effect, sets its deadline. */
-async function begin(r: RunContext, trx: CheckoutTrx, saga: Saga, def: SagaStepDefinition): Promise<Started> {
+async function begin(
+  r: RunContext,
+  trx: CheckoutTrx,
+  saga: Saga,
+  def: SagaStepDefinition,
+  known?: Order,
+): Promise<Started> {
   const signal = AbortSignal.timeout(r.timeoutMs);
-  const c = await r.contextOf(trx, saga, signal);
+  const c = await r.contextOf(trx, saga, signal, known);
   const step = await startStep(trx, saga, def.name, 'invoke');
-  await def.started?.(trx, c);
+  c.order = (await def.started?.(trx, c)) ?? c.order;
   const next = await updateSaga(trx, saga.id, {
     deadlineAt: later(r.timeoutMs),
     leaseUntil: later(r.leaseMs),
@@ -38,6 +45,7 @@ export async function forward(
   saga: Saga,
   def: SagaStepDefinition,
   prestarted?: Started,
+  known?: Order,
 ): Promise<ForwardResult> {
   if (!prestarted && saga.deadlineAt && saga.deadlineAt.getTime() <= Date.now()) {
     const outcome = failed('timeout', `step ${def.name} did not finish before its deadline`);
@@ -67,7 +75,7 @@ export async function forward(
       (await r.tx(saga.tenantId, async (trx) => {
         const current = await findSaga(trx, { id: saga.id }, true);
         if (current?.status !== 'running' || current.step !== def.name) return undefined;
-        return begin(r, trx, current, def);
+        return begin(r, trx, current, def, attempt === 1 ? known : undefined);
       }));
     prestarted = undefined;
     if (!started) return 'stop';
@@ -81,7 +89,7 @@ export async function forward(
           // The provider settles it later (webhook → payment event → a run); the deadline stands.
           return { saga: await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null }) };
         }
-        await def.invoked?.(trx, started.c, outcome.output);
+        const order = (await def.invoked?.(trx, started.c, outcome.output)) ?? started.c.order;
         const next = STEPS[STEPS.indexOf(def) + 1];
         if (!next) {
           return {
@@ -99,7 +107,7 @@ export async function forward(
         if (r.pauseAfter === def.name) return 'paused';
         // A cancel asked meanwhile is seen before the next step starts.
         if (moved.cancelRequested) return { saga: moved };
-        const nextStarted = await begin(r, trx, moved, next);
+        const nextStarted = await begin(r, trx, moved, next, order);
         return { saga: nextStarted.c.saga, next: nextStarted };
       }
       await finishStep(trx, started.step.id, { status: 'failed', error: errorOf(outcome) });

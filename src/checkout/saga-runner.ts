@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import type { Order } from '../orders/index.ts';
 import type { CheckoutDeps } from './deps.ts';
 import { backward } from './saga-backward.ts';
 import { runContext, toCompensating } from './saga-context.ts';
@@ -16,8 +17,8 @@ export type RunResult =
   /** Another runner holds it, or it is finished: nothing was done. */
   | { state: 'busy' };
 
-/** A saga whose lease the caller took in its own transaction (the order's creation). */
-export type Held = { owner: string; saga: Saga };
+/** A saga whose lease the caller took in its own transaction (the order's creation), and its order. */
+export type Held = { owner: string; saga: Saga; order: Order };
 
 export type SagaRunner = {
   /** Runs the saga as far as it can go now (taking its lease, unless `held` says the caller has it). */
@@ -49,6 +50,7 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
     if (!taken) return { state: 'busy' };
     let saga: Saga = taken;
     let prestarted: Started | undefined;
+    let first = true;
     // The test hook's pause after a step its creator already logged (validate).
     let keepLease =
       held !== undefined && STEPS[STEPS.findIndex((s) => s.name === saga.step) - 1]?.name === r.pauseAfter;
@@ -70,7 +72,8 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
           continue;
         }
         const def = STEPS.find((s) => s.name === current.step)!;
-        const result = await forward(r, current, def, prestarted);
+        const result = await forward(r, current, def, prestarted, first ? held?.order : undefined);
+        first = false;
         prestarted = undefined;
         if (result === 'stop' || result === 'paused') {
           // Paused (a test hook): the lease is kept, so only the watchdog resumes it, after it expires.

@@ -26,9 +26,11 @@ export type StepContext = {
  */
 export type SagaStepDefinition = {
   name: StepName;
-  started?(trx: CheckoutTrx, c: StepContext): Promise<void>;
+  /** Returns the order when it changed it. */
+  started?(trx: CheckoutTrx, c: StepContext): Promise<Order | undefined>;
   invoke(c: StepContext): Promise<StepOutcome>;
-  invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<void>;
+  /** Returns the order when it changed it. */
+  invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<Order | undefined>;
   compensate(c: StepContext): Promise<unknown>;
   compensated?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<void>;
 };
@@ -91,9 +93,8 @@ export const reserveStep: SagaStepDefinition = {
       throw error;
     }
   },
-  async invoked(trx, { deps, saga, order, actor, meta }) {
-    await deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta });
-  },
+  invoked: (trx, { deps, saga, order, actor, meta }) =>
+    deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta }),
   async compensate({ deps, saga, order, actor, meta }) {
     const key = reservationKey(order.id);
     try {
@@ -113,13 +114,13 @@ export const reserveStep: SagaStepDefinition = {
 export const authorizeStep: SagaStepDefinition = {
   name: 'authorize',
   async started(trx, { deps, saga, order, actor, meta }) {
-    if (order.status === 'inventory_reserved') {
-      await deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
-        actor,
-        paymentStatus: 'pending',
-        meta,
-      });
-    }
+    // A second attempt finds the order already processing.
+    if (order.status !== 'inventory_reserved') return undefined;
+    return deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
+      actor,
+      paymentStatus: 'pending',
+      meta,
+    });
   },
   async invoke({ deps, saga, order, signal, meta }) {
     const key = paymentKey(order.id);
@@ -156,9 +157,8 @@ export const authorizeStep: SagaStepDefinition = {
         throw new Error(`unknown authorization outcome ${JSON.stringify(result)}`);
     }
   },
-  async invoked(trx, { deps, saga, order, meta }) {
-    await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta);
-  },
+  invoked: (trx, { deps, saga, order, meta }) =>
+    deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta),
   async compensate({ deps, saga, order, signal, meta }) {
     const key = paymentKey(order.id);
     const payment = await deps.payments.byKey(saga.tenantId, key);
@@ -211,12 +211,13 @@ export const confirmStep: SagaStepDefinition = {
     return { ok: true, output: { payment: payment.id, status: payment.status } };
   },
   async invoked(trx, { deps, saga, order, actor, meta }) {
-    await deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
+    const completed = await deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
       actor,
       paymentStatus: 'captured',
       meta,
     });
     if (saga.cartId) await deps.cart.clearCart(trx, saga.tenantId, saga.cartId);
+    return completed;
   },
   async compensate() {
     // Capture and commit are undone by the compensations of authorize (refund) and reserve (return).

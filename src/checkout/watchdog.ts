@@ -34,11 +34,16 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
       if (!saga || (saga.status !== 'running' && saga.status !== 'compensating')) return;
       runner.kick(event.tenantid, sagaId, 50);
       if (saga.status === 'compensating') {
+        // Stuck: the step being undone failed a whole run's attempts (a run now in flight may
+        // still heal it; if so the next retry finds the saga finished and succeeds).
         const log = await listSteps(trx, sagaId);
-        const last = log.at(-1);
-        if (last?.action === 'compensate' && last.status === 'failed' && last.attempt >= MAX_ATTEMPTS) {
+        const failures = log.filter(
+          (s) => s.step === saga.step && s.action === 'compensate' && s.status === 'failed',
+        );
+        if (failures.length >= MAX_ATTEMPTS) {
+          const last = failures.at(-1)!;
           throw new Error(
-            `checkout saga ${sagaId} (order ${saga.orderId}): compensating ${last.step} keeps failing: ${last.error?.message ?? ''}`,
+            `checkout saga ${sagaId} (order ${saga.orderId}): compensating ${saga.step} keeps failing: ${last.error?.message ?? ''}`,
           );
         }
       }
