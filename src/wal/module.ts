@@ -119,7 +119,7 @@ export async function createWal(
   const events = createEventBus({
     backend: ctx.config.eventsBackend,
     systemTargets,
-    cachedNamespace: (tenantId, name) => namespaces.peek(tenantId, name),
+    namespaces,
     registerHandler: engine.registerHandler,
     started: () => started,
   });

@@ -10,7 +10,7 @@ import {
 } from '../../platform/events/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
-import type { Namespace } from '../namespaces/namespace.ts';
+import type { Namespace, NamespaceCache } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
 import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-namespaces.ts';
 import type { SystemTargets } from '../namespaces/system-targets.ts';
@@ -26,8 +26,8 @@ export type EventBusDeps = {
   /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */
   backend: BackendName;
   systemTargets: SystemTargets;
-  /** The namespace cache's entry, if it holds one (read without a round trip). */
-  cachedNamespace?: (tenantId: string, name: string) => Namespace | undefined;
+  /** The namespace cache (its entries read without a round trip; a namespace read here is offered to it). */
+  namespaces?: Pick<NamespaceCache, 'peek' | 'mark' | 'remember'>;
   registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
   /** True once the WAL has started: subscribing then is a programming error. */
   started(): boolean;
@@ -94,15 +94,20 @@ export function createEventBus(deps: EventBusDeps): EventBus {
   ): Promise<Namespace> {
     // The delivery engine keeps the namespaces it serves cached (dropped on change, NOTIFY): a
     // hit saves a round trip inside the caller's transaction, often one holding row locks.
-    const cached = deps.cachedNamespace?.(tenantId, topic);
+    const cached = deps.namespaces?.peek(tenantId, topic);
     if (cached?.system) return cached;
+    const mark = deps.namespaces?.mark();
     let namespace = await getNamespace(trx, tenantId, topic);
+    const found = namespace !== undefined;
     if (!namespace) {
       // A tenant made without the WAL's hook (another process, the CLI) since this one started.
       await ensureSystemNamespaces(trx, tenantId, deps.backend);
       namespace = await getNamespace(trx, tenantId, topic);
     }
     if (!namespace?.system) throw new Error(`the system namespace ${topic} of tenant ${tenantId} is missing`);
+    // Kept for the next publish unless a change was heard meanwhile (this read may predate it),
+    // and only when it was there before this transaction (a row made in it may yet roll back).
+    if (found && mark !== undefined) deps.namespaces?.remember(mark, tenantId, topic, namespace);
     return deps.systemTargets.apply(namespace);
   }
 

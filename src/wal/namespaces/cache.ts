@@ -64,6 +64,12 @@ export function createNamespaceCache(
     peek(tenantId, name) {
       return listening ? entries.get(keyOf(tenantId, name)) : undefined;
     },
+    mark: () => (listening ? generation : -1),
+    remember(mark, tenantId, name, stored) {
+      if (!listening || mark !== generation) return;
+      entries.set(keyOf(tenantId, name), merged(stored));
+      if (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value as string);
+    },
     async all() {
       if (listening && everything) return everything;
       const before = generation;

@@ -81,6 +81,13 @@ export type NamespaceCache = {
   get(tenantId: string, name: string): Promise<Namespace | undefined>;
   /** The cached namespace, without reading the database: undefined when not cached. */
   peek(tenantId: string, name: string): Namespace | undefined;
+  /** A mark to take before reading a namespace elsewhere (in a caller's transaction), for remember(). */
+  mark(): number;
+  /**
+   * Caches a namespace read elsewhere (as stored, before system targets), unless a change was
+   * heard since `mark` (the read may predate it).
+   */
+  remember(mark: number, tenantId: string, name: string, stored: Namespace): void;
   /** Every enabled namespace of every tenant (for the delivery engine, which serves them all). */
   all(): Promise<Namespace[]>;
   invalidate(tenantId: string, name: string): void;

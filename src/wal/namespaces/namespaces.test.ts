@@ -561,6 +561,18 @@ describe('WAL namespaces', () => {
       });
     });
 
+    it('remembers a namespace read elsewhere, unless a change was heard after the mark', async () => {
+      const stored = (await wal.namespaces.get(shop.id, 'orders'))!;
+      wal.namespaces.invalidate(shop.id, 'orders');
+      expect(wal.namespaces.peek(shop.id, 'orders')).toBeUndefined();
+      const stale = wal.namespaces.mark();
+      wal.namespaces.invalidate(shop.id, 'other.change');
+      wal.namespaces.remember(stale, shop.id, 'orders', stored);
+      expect(wal.namespaces.peek(shop.id, 'orders')).toBeUndefined();
+      wal.namespaces.remember(wal.namespaces.mark(), shop.id, 'orders', stored);
+      expect(wal.namespaces.peek(shop.id, 'orders')?.name).toBe('orders');
+    });
+
     it('sees a change made in SQL behind the API, and a namespace created in SQL', async () => {
       await wal.namespaces.get(shop.id, 'orders');
       await wal.namespaces.get(shop.id, 'from.sql');
