@@ -5,7 +5,6 @@ import { createAddressBook, type IdentityModule } from './identity/index.ts';
 import { createInventory } from './inventory/index.ts';
 import { createOrders } from './orders/index.ts';
 import { createPayments } from './payments/index.ts';
-import { withTenant } from './platform/db/index.ts';
 import type { AppContext, MercatoModule, ModuleName } from './platform/index.ts';
 import { createWal, type WalModule } from './wal/index.ts';
 
@@ -36,7 +35,7 @@ export async function createMercatoModules(
   const payments = await createPayments(ctx, {
     ...base,
     findOrder: async (tenantId, orderId) => {
-      const order = await withTenant(ctx.db.kysely, tenantId, (trx) => orders.get(trx, tenantId, orderId));
+      const order = await orders.getOrder(tenantId, orderId);
       return order && { total: order.totals.total, currency: order.currency };
     },
   });

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
+import { Nullable, SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 
 /** Storefront routes: anonymous shoppers (X-Tenant, X-Cart-Token) or a credential. */
 export const STOREFRONT_SECURITY = STOREFRONT_SECURED;
@@ -13,8 +13,6 @@ const Country = Type.String({
 });
 const Money = Type.Integer({ minimum: 0, description: 'Integer minor units of the currency' });
 const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 
 export const IdParams = Type.Object({ id: Uuid });
 export const ItemParams = Type.Object({ itemId: Uuid });
@@ -71,7 +69,8 @@ export const ShippingChoiceBody = Type.Object(
   { additionalProperties: false },
 );
 
-const AddressView = Type.Object({
+/** An address as a cart holds it (and the order copied from it). */
+export const AddressView = Type.Object({
   recipient: Type.String(),
   line1: Type.String(),
   line2: Nullable(Type.String()),

@@ -1,7 +1,12 @@
 import type { LightMyRequestResponse } from 'fastify';
 import type { CatalogModule } from '../catalog/index.ts';
-import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
-import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
+import {
+  addUser,
+  bearer,
+  createShopWithStaff,
+  type ShopWithStaff,
+  send,
+} from '../identity/users/user-test-fixtures.ts';
 import type { InventoryModule } from '../inventory/index.ts';
 import { createMercatoModules } from '../modules.ts';
 import type { MercatoModule } from '../platform/index.ts';
@@ -28,14 +33,9 @@ export async function startCartApp(env: Record<string, string> = {}): Promise<Ca
   });
 }
 
-export type Shop = TestTenant & { staff: Record<string, string> };
+export type Shop = ShopWithStaff;
 
-/** A tenant with a staff user and that user's Authorization header. */
-export async function createShop(t: TestApp, slug: string): Promise<Shop> {
-  const tenant = await createTestTenant(t, slug);
-  await addUser(t, tenant.id, `staff@${slug}.test`, 'staff');
-  return { ...tenant, staff: await bearer(t, slug, `staff@${slug}.test`) };
-}
+export const createShop = createShopWithStaff;
 
 let customers = 0;
 /** A new customer of the shop and their Authorization header. */

@@ -1,4 +1,5 @@
 export { purgeIdleCarts } from './cart-purge.ts';
+export { AddressView as CartAddressView } from './cart-schemas.ts';
 export type { Cart, CartLine } from './cart-view.ts';
 export type { CartModuleDeps } from './deps.ts';
 export { type CartModule, createCart } from './module.ts';

@@ -1,14 +1,12 @@
 import { Type } from 'typebox';
 import { ORDER_STATUSES } from '../orders/index.ts';
-import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
+import { Nullable, SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 import { STEP_NAMES } from './tables.ts';
 
 export const STOREFRONT_SECURITY = STOREFRONT_SECURED;
 export const STAFF_SECURITY = SECURED as Record<string, string[]>[];
 
 const Time = Type.String({ format: 'date-time' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 
 export const PlaceOrderBody = Type.Object(
   {

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, runMercato } from '../cli/mercato-process.ts';
+import { type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/index.ts';
+import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
 
 const PASSWORD = 'demo-password-1234';
 const STEP_TIMEOUT_MS = 3000;
@@ -17,19 +17,16 @@ const CRASHES = [
   { during: 'authorize' },
 ] as const;
 
-async function startServer(databaseUrl: string, crash?: (typeof CRASHES)[number]) {
-  const server = runMercato(['start'], {
+function startServer(databaseUrl: string, crash?: (typeof CRASHES)[number]) {
+  return startMercatoServer({
     DATABASE_URL: databaseUrl,
     MERCATO_WORKERS: '1',
-    PORT: '0',
     MERCATO_DEMO_PASSWORD: PASSWORD,
     MERCATO_CHECKOUT_STEP_TIMEOUT_MS: String(STEP_TIMEOUT_MS),
     MERCATO_CHECKOUT_INLINE_MS: '300',
     ...(crash && 'after' in crash ? { MERCATO_TEST_PAUSE_AFTER_STEP: crash.after } : {}),
     ...(crash && 'during' in crash ? { MERCATO_TEST_PSP_LATENCY_MS: '60000' } : {}),
   });
-  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
-  return { server, base: base as string };
 }
 
 async function call(
@@ -46,14 +43,6 @@ async function call(
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
-}
-
-async function until(check: () => Promise<boolean>, what: string, limitMs = 60_000) {
-  const stop = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > stop) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 // kill -9 of the real server with a checkout paused after each step in turn: after the restarts
@@ -150,13 +139,17 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         expect(placed.status, JSON.stringify(placed.body)).toBe(202);
         const orderId = placed.body.id as string;
         orders.push(orderId);
-        await until(async () => {
-          const saga = await call(base, 'GET', `/api/v1/orders/${orderId}/saga`, staff);
-          return saga.body.steps.some(
-            (s: { step: string; action: string; status: string }) =>
-              s.step === step && s.action === 'invoke' && s.status === status,
-          );
-        }, `the saga to reach ${step} ${status}`);
+        await until(
+          async () => {
+            const saga = await call(base, 'GET', `/api/v1/orders/${orderId}/saga`, staff);
+            return saga.body.steps.some(
+              (s: { step: string; action: string; status: string }) =>
+                s.step === step && s.action === 'invoke' && s.status === status,
+            );
+          },
+          `the saga to reach ${step} ${status}`,
+          60_000,
+        );
         server.child.kill('SIGKILL');
         expect(await server.exited).toBe('SIGKILL');
       }

@@ -1,4 +1,3 @@
 export type { CheckoutModuleDeps } from './deps.ts';
 export { type CheckoutModule, createCheckout } from './module.ts';
-export type { RunResult } from './saga-runner.ts';
 export type { Saga, SagaStep } from './saga-store.ts';

@@ -2,14 +2,11 @@ import { storefrontTenant } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { checkoutRoutes } from './checkout-routes.ts';
 import type { CheckoutDeps, CheckoutModuleDeps } from './deps.ts';
-import { createSagaRunner, type RunResult } from './saga-runner.ts';
+import { createSagaRunner } from './saga-runner.ts';
 import type { CheckoutDb } from './tables.ts';
 import { paymentSubscriber, watchdogSubscriber } from './watchdog.ts';
 
-export type CheckoutModule = MercatoModule & {
-  /** Runs an order's saga as far as it can go now (tests, the CLI); `busy` when another runner holds it. */
-  runSaga(tenantId: string, sagaId: string): Promise<RunResult>;
-};
+export type CheckoutModule = MercatoModule;
 
 /** The checkout saga: POST /orders, cancel, staff status changes, its watchdog and its log. */
 export async function createCheckout(
@@ -24,7 +21,6 @@ export async function createCheckout(
   deps.events.subscribe(paymentSubscriber(runner));
   return {
     name: 'checkout',
-    runSaga: (tenantId, sagaId) => runner.run(tenantId, sagaId),
     async routes(app) {
       await app.register(
         checkoutRoutes(deps, runner, (request) => storefrontTenant(request, deps.resolveTenant)),

@@ -71,6 +71,15 @@ export function runMercato(args: string[], env: Record<string, string | undefine
   };
 }
 
+/** `mercato start` with env (PORT 0 unless given), once its API listens: the process and its base URL. */
+export async function startMercatoServer(
+  env: Record<string, string | undefined>,
+): Promise<{ server: MercatoProcess; base: string }> {
+  const server = runMercato(['start'], { PORT: '0', ...env });
+  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
+  return { server, base: base as string };
+}
+
 /** Runs a mercato command to completion and returns its exit code and output. */
 export async function mercato(args: string[], env: Record<string, string | undefined>) {
   const run = runMercato(args, env);

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, runMercato } from '../cli/mercato-process.ts';
+import { type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
 import { type Database, openPostgres, withTenant } from '../platform/db/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -15,15 +15,12 @@ const CONCURRENCY = 32;
 const KILL_AFTER_ANSWERS = 40;
 const SHORT_TTL_SECONDS = 8;
 
-async function startServer(databaseUrl: string) {
-  const server = runMercato(['start'], {
+function startServer(databaseUrl: string) {
+  return startMercatoServer({
     DATABASE_URL: databaseUrl,
     MERCATO_WORKERS: '1',
-    PORT: '0',
     MERCATO_DEMO_PASSWORD: PASSWORD,
   });
-  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
-  return { server, base: base as string };
 }
 
 async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown) {

@@ -1,6 +1,5 @@
 import { sql } from 'kysely';
-import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
-import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
+import { createShopWithStaff, type ShopWithStaff, send } from '../identity/users/user-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { startTestApp, type TestApp } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -31,15 +30,9 @@ export async function startInventoryApp(
   return Object.assign(t, { inventory: inventory!, wal: wal! });
 }
 
-export type Shop = TestTenant & { staff: Record<string, string> };
+export type Shop = ShopWithStaff;
 
-/** A tenant with a staff user, and that user's Authorization header. */
-export async function createShop(t: TestApp, slug: string): Promise<Shop> {
-  const tenant = await createTestTenant(t, slug);
-  const email = `stock@${slug}.test`;
-  await addUser(t, tenant.id, email, 'staff');
-  return { ...tenant, staff: await bearer(t, slug, email) };
-}
+export const createShop = createShopWithStaff;
 
 /** Creates stock of a new variant (or the one given) through the API. */
 export async function createStock(

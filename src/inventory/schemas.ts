@@ -1,13 +1,11 @@
 import { Type } from 'typebox';
-import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
+import { Nullable, SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 
 export const SECURITY = SECURED as Record<string, string[]>[];
 /** Routes shoppers may call anonymously (X-Tenant) or with a credential: security is optional. */
 export const OPTIONAL_SECURITY = STOREFRONT_SECURED;
 
 const Uuid = Type.String({ format: 'uuid' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 const Quantity = Type.Integer({ minimum: 0, maximum: 1_000_000_000 });
 const Sku = Type.String({ minLength: 1, maxLength: 100 });
 const Reason = Type.String({

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
+import { CartAddressView } from '../cart/index.ts';
+import { Nullable, SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 import { ORDER_FAILURE_REASONS, ORDER_PAYMENT_STATUSES, ORDER_STATUSES } from './order-status.ts';
 
 /** Order reads: a customer, staff, or a guest (X-Tenant and X-Cart-Token) without a credential. */
@@ -9,23 +10,12 @@ export const STAFF_SECURITY = SECURED as Record<string, string[]>[];
 const Uuid = Type.String({ format: 'uuid' });
 const Time = Type.String({ format: 'date-time' });
 const Money = Type.Integer({ minimum: 0, description: 'Integer minor units of the currency' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 export const Status = Type.Enum([...ORDER_STATUSES]);
 export const PaymentStatus = Type.Enum([...ORDER_PAYMENT_STATUSES]);
 const FailureReason = Type.Enum([...ORDER_FAILURE_REASONS]);
 
-const AddressView = Type.Object({
-  recipient: Type.String(),
-  line1: Type.String(),
-  line2: Nullable(Type.String()),
-  city: Type.String(),
-  region: Nullable(Type.String()),
-  postalCode: Type.String(),
-  country: Type.String(),
-  phone: Nullable(Type.String()),
-  addressId: Nullable(Type.String()),
-});
+// The order keeps the addresses the cart held.
+const AddressView = CartAddressView;
 
 const LineView = Type.Object({
   id: Uuid,

@@ -1,7 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
-import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
+import {
+  addUser,
+  bearer,
+  createShopWithStaff,
+  type ShopWithStaff,
+  send,
+} from '../identity/users/user-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { Subscriber } from '../platform/events/index.ts';
 import type { Role } from '../platform/http/index.ts';
@@ -32,14 +37,9 @@ export async function startOrdersApp(
   return Object.assign(t, { orders: orders! });
 }
 
-export type Shop = TestTenant & { staff: Record<string, string> };
+export type Shop = ShopWithStaff;
 
-/** A tenant with a staff user and that user's Authorization header. */
-export async function createShop(t: TestApp, slug: string): Promise<Shop> {
-  const tenant = await createTestTenant(t, slug);
-  await addUser(t, tenant.id, `staff@${slug}.test`, 'staff');
-  return { ...tenant, staff: await bearer(t, slug, `staff@${slug}.test`) };
-}
+export const createShop = createShopWithStaff;
 
 export type TestUser = { id: string; headers: Record<string, string> };
 

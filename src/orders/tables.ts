@@ -1,4 +1,5 @@
 import type { ColumnType, Kysely, Transaction } from 'kysely';
+import type { CartAddress } from '../cart/index.ts';
 import type { OrderFailureReason, OrderPaymentStatus, OrderStatus } from './order-status.ts';
 
 type Timestamp = ColumnType<Date | string, Date | string | undefined, Date | string>;
@@ -7,19 +8,8 @@ type Json<T> = ColumnType<T, string | null, string | null>;
 /** A bigint column: pg returns int8 as text, PGlite as a number. */
 type Bigint = ColumnType<string | number, number, number>;
 
-/** An address as the order keeps it: a copy of the cart's (the shape of CartAddress). */
-export type OrderAddress = {
-  recipient: string;
-  line1: string;
-  line2: string | null;
-  city: string;
-  region: string | null;
-  postalCode: string;
-  country: string;
-  phone: string | null;
-  /** The address book entry it was copied from, if any. */
-  addressId: string | null;
-};
+/** The addresses of an order: those of the cart it was placed from. */
+export type OrderAddress = CartAddress;
 
 /** The shipping option chosen at checkout, with the price it had then. */
 export type OrderShippingOption = { id: string; name: string; price: number };

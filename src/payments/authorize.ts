@@ -14,6 +14,7 @@ import {
   transition,
   update,
 } from './payment-store.ts';
+import { callProvider } from './provider-call.ts';
 import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
 
@@ -117,9 +118,8 @@ export async function processPayment(
   if (start.done) return start.done;
   const { row, provider, operationId } = start;
 
-  let result: AuthorizeResult;
-  try {
-    result = await provider.authorize(
+  const result: AuthorizeResult = await callProvider(deps, tenantId, operationId, signal, () =>
+    provider.authorize(
       {
         merchantId: tenantId,
         idempotencyKey: providerKey,
@@ -128,17 +128,8 @@ export async function processPayment(
         token: row.token,
       },
       signal,
-    );
-  } catch (error) {
-    await recordFailure(deps, tenantId, operationId, signal, error);
-    if (signal.aborted) throw error;
-    throw new AppError(
-      'PAYMENT_PROVIDER_ERROR',
-      'the payment provider could not be reached',
-      {},
-      { cause: error },
-    );
-  }
+    ),
+  );
 
   return withTenant(deps.db, tenantId, async (trx) => {
     const detail =
@@ -157,18 +148,4 @@ export async function processPayment(
     if (result.status === 'error') return { outcome: 'error', payment, message: result.message };
     return { outcome: result.status, payment };
   });
-}
-
-/** Notes on the operation that its call was aborted or failed; never hides the original error. */
-export async function recordFailure(
-  deps: PaymentsDeps,
-  tenantId: string,
-  operationId: string,
-  signal: AbortSignal,
-  error: unknown,
-): Promise<void> {
-  const detail = error instanceof Error ? error.message : String(error);
-  await withTenant(deps.db, tenantId, (trx) =>
-    finishOperation(trx, operationId, signal.aborted ? 'aborted' : 'error', detail),
-  ).catch((err: unknown) => deps.logger.warn({ err, tenantId }, 'payments: could not record a failed call'));
 }

@@ -1,11 +1,11 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
-import { recordFailure } from './authorize.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
+import { callProvider } from './provider-call.ts';
 import type { CaptureResult } from './providers/provider.ts';
 import { type Payment, toPayment } from './views.ts';
 
@@ -44,9 +44,8 @@ export async function capturePayment(
   if (start.done) return start.done;
   const { row, provider, operationId } = start;
 
-  let result: CaptureResult;
-  try {
-    result = await provider.capture(
+  const result: CaptureResult = await callProvider(deps, tenantId, operationId, signal, () =>
+    provider.capture(
       {
         merchantId: tenantId,
         idempotencyKey: providerKey,
@@ -54,17 +53,8 @@ export async function capturePayment(
         amount: Number(row.amount),
       },
       signal,
-    );
-  } catch (error) {
-    await recordFailure(deps, tenantId, operationId, signal, error);
-    if (signal.aborted) throw error;
-    throw new AppError(
-      'PAYMENT_PROVIDER_ERROR',
-      'the payment provider could not be reached',
-      {},
-      { cause: error },
-    );
-  }
+    ),
+  );
 
   const payment = await withTenant(deps.db, tenantId, async (trx) => {
     await finishOperation(trx, operationId, result.status, result.status === 'error' ? result.message : null);

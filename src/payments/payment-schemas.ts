@@ -1,13 +1,11 @@
 import { Type } from 'typebox';
-import { DOCUMENT_AS, SECURED } from '../platform/http/index.ts';
+import { DOCUMENT_AS, Nullable, SECURED } from '../platform/http/index.ts';
 import { FAILURE_CODES, PAYMENT_STATUSES } from './payment-machine.ts';
 import { PROVIDERS } from './providers/registry.ts';
 
 export const SECURITY = SECURED as Record<string, string[]>[];
 
 const Uuid = Type.String({ format: 'uuid' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 const Time = Type.String({ format: 'date-time' });
 const Amount = Type.Integer({
   minimum: 1,

@@ -3,11 +3,11 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
-import { recordFailure } from './authorize.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
+import { callProvider } from './provider-call.ts';
 import type { RefundResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
@@ -119,9 +119,9 @@ export async function refundPayment(
   if (start.done) return start.done;
   const { row, provider, providerKey, amount, operationId } = start;
 
-  let result: RefundResult;
-  try {
-    result = await provider.refund(
+  // A call that fails leaves the refund pending (its amount held back): the same refundKey finishes it.
+  const result: RefundResult = await callProvider(deps, tenantId, operationId, signal, () =>
+    provider.refund(
       {
         merchantId: tenantId,
         idempotencyKey: providerKey,
@@ -129,18 +129,8 @@ export async function refundPayment(
         amount,
       },
       signal,
-    );
-  } catch (error) {
-    // The refund stays pending (its amount held back): the same refundKey again finishes it.
-    await recordFailure(deps, tenantId, operationId, signal, error);
-    if (signal.aborted) throw error;
-    throw new AppError(
-      'PAYMENT_PROVIDER_ERROR',
-      'the payment provider could not be reached',
-      {},
-      { cause: error },
-    );
-  }
+    ),
+  );
 
   const payment = await withTenant(deps.db, tenantId, async (trx) => {
     await finishOperation(trx, operationId, result.status, result.status === 'error' ? result.message : null);

@@ -1,11 +1,11 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
-import { recordFailure } from './authorize.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type FailureCode, type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
+import { callProvider } from './provider-call.ts';
 import type { VoidResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
@@ -58,9 +58,8 @@ export async function voidPayment(
   if ('done' in start) return start.done;
   const { row, provider, operationId } = start;
 
-  let result: VoidResult;
-  try {
-    result = await provider.void(
+  const result: VoidResult = await callProvider(deps, tenantId, operationId, signal, () =>
+    provider.void(
       {
         merchantId: tenantId,
         idempotencyKey: providerKeys.void(key),
@@ -68,17 +67,8 @@ export async function voidPayment(
         transactionId: row.provider_transaction_id,
       },
       signal,
-    );
-  } catch (error) {
-    await recordFailure(deps, tenantId, operationId, signal, error);
-    if (signal.aborted) throw error;
-    throw new AppError(
-      'PAYMENT_PROVIDER_ERROR',
-      'the payment provider could not be reached',
-      {},
-      { cause: error },
-    );
-  }
+    ),
+  );
 
   const payment = await withTenant(deps.db, tenantId, async (trx) => {
     await finishOperation(

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { SECURED, STOREFRONT_SECURED } from '../../platform/http/index.ts';
+import { Nullable, SECURED, STOREFRONT_SECURED } from '../../platform/http/index.ts';
 
 /** Limits on what one product may hold (hostile input is bounded everywhere). */
 export const LIMITS = {
@@ -137,9 +137,6 @@ export const ProductBody = Type.Object(
   },
   { additionalProperties: false },
 );
-
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 
 export const VariantView = Type.Object(
   {

@@ -1,5 +1,5 @@
 import { type Static, Type } from 'typebox';
-import { STOREFRONT_SECURED } from '../../platform/http/index.ts';
+import { Nullable, STOREFRONT_SECURED } from '../../platform/http/index.ts';
 import { SORTS } from './search-cursor.ts';
 
 /** FastifySchema's security shape (anonymous shoppers too: security is optional here). */
@@ -7,8 +7,6 @@ export const SECURITY = STOREFRONT_SECURED;
 
 export const MAX_Q = 200;
 const Uuid = Type.String({ format: 'uuid' });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
-  Type.Union([schema, Type.Null()]);
 
 /** A query parameter that may repeat (?tag=a&tag=b): one string or several. */
 const Repeated = (item: ReturnType<typeof Type.String>, maxItems: number, description: string) =>

@@ -2,7 +2,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { withTenant } from '../../platform/db/index.ts';
 import type { Role } from '../../platform/http/index.ts';
 import type { TestApp } from '../../platform/testing/index.ts';
-import { login, PASSWORD } from '../auth/auth-test-fixtures.ts';
+import { createTestTenant, login, PASSWORD, type TestTenant } from '../auth/auth-test-fixtures.ts';
 import { findTenantBySlug } from '../tenants/index.ts';
 import { createUser, type User } from './user-store.ts';
 
@@ -44,4 +44,13 @@ export function send(
     headers,
     ...(payload !== undefined ? { payload: payload as object } : {}),
   });
+}
+
+/** A tenant with a staff user (staff@<slug>.test), and that user's Authorization header. */
+export type ShopWithStaff = TestTenant & { staff: Record<string, string> };
+
+export async function createShopWithStaff(t: TestApp, slug: string): Promise<ShopWithStaff> {
+  const tenant = await createTestTenant(t, slug);
+  await addUser(t, tenant.id, `staff@${slug}.test`, 'staff');
+  return { ...tenant, staff: await bearer(t, slug, `staff@${slug}.test`) };
 }

@@ -28,5 +28,6 @@ export { sendProblem } from './problem-handler.ts';
 export { sendJson, serialize200 } from './raw-json.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
 export { parseTraceparent } from './request-id.ts';
+export { Nullable } from './schema-helpers.ts';
 export { eventMetaOf, storefrontTenant, type TenantResolver } from './storefront.ts';
 export { isStorableTimestamp } from './timestamps.ts';

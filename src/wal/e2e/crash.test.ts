@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, runMercato } from '../../cli/mercato-process.ts';
+import { type MercatoProcess, startMercatoServer } from '../../cli/mercato-process.ts';
 import { testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/test-databases.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
@@ -15,17 +15,14 @@ const KILL_AFTER_MS = 750;
 /** Where the server keeps its data: an embedded PGlite directory or a PostgreSQL database. */
 type Storage = Record<string, string>;
 
-async function startServer(storage: Storage) {
-  const server = runMercato(['start'], {
+function startServer(storage: Storage) {
+  return startMercatoServer({
     ...storage,
-    PORT: '0',
     MERCATO_DEMO_PASSWORD: PASSWORD,
     MERCATO_WAL_LEASE_SECONDS: '3',
     // the operator opens the loopback receiver to HTTP targets
     MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
   });
-  const [, base] = await server.waitFor(/API +(http:\/\/[^\s]+)\/api\/v1/, 120_000);
-  return { server, base: base as string };
 }
 
 async function call(base: string, path: string, token: string | undefined, body: unknown) {
