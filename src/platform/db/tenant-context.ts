@@ -38,8 +38,36 @@ export async function withTenant<DB, T>(
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
       trx,
     );
-    return fn(trx);
+    return withCommitHooks(trx, fn);
   });
+}
+
+// A withTenant transaction in progress → the work it runs just before its commit.
+const commitHooks = new WeakMap<object, (() => Promise<void>)[]>();
+
+/**
+ * Runs `hook` in `trx` just before it commits, after the caller's work (a rollback skips it), and
+ * true; false when `trx` is not a withTenant transaction in progress (the caller acts at once).
+ * The domain events use it to write all of a transaction's events in one outbox insert.
+ */
+export function beforeCommit(trx: object, hook: () => Promise<void>): boolean {
+  const hooks = commitHooks.get(trx);
+  if (!hooks) return false;
+  hooks.push(hook);
+  return true;
+}
+
+async function withCommitHooks<DB, T>(trx: Transaction<DB>, fn: (trx: Transaction<DB>) => Promise<T>) {
+  const hooks: (() => Promise<void>)[] = [];
+  commitHooks.set(trx, hooks);
+  try {
+    const result = await fn(trx);
+    // A hook may add another (an event published by a hook).
+    for (let hook = hooks.shift(); hook; hook = hooks.shift()) await hook();
+    return result;
+  } finally {
+    commitHooks.delete(trx);
+  }
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -64,7 +92,7 @@ async function onRequestPool<DB, T>(
     let result: T;
     try {
       // The connection-bound Kysely offers everything a Transaction does but .transaction().
-      result = await fn(connection as unknown as Transaction<DB>);
+      result = await withCommitHooks(connection as unknown as Transaction<DB>, fn);
     } catch (error) {
       await sql.raw('rollback').execute(connection);
       throw error;

@@ -66,7 +66,8 @@ export type Subscriber = {
 export type EventBus = {
   /**
    * Writes the events to the tenant's system namespace `topic` in `trx`, the caller's
-   * transaction of that tenant (withTenant), so they commit with the change.
+   * transaction of that tenant (withTenant), so they commit with the change. They are checked at
+   * once and written just before the commit, every event of the transaction in one insert.
    */
   publish(
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction

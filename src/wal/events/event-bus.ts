@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely';
+import { beforeCommit } from '../../platform/db/index.ts';
 import {
   type DomainEvent,
   type EventBus,
@@ -9,6 +10,7 @@ import {
   type Topic,
 } from '../../platform/events/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
+import type { NewMessageRow } from '../backends/postgres/group-commit.ts';
 import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
 import type { Namespace, NamespaceCache } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
@@ -20,7 +22,7 @@ import type { BackendName, WalTables } from '../tables.ts';
 import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';
 import type { MessageInput } from '../write/index.ts';
-import { writeMessages } from '../write/outbox.ts';
+import { insertOutboxRows, outboxRows } from '../write/outbox.ts';
 
 export type EventBusDeps = {
   /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */
@@ -87,6 +89,9 @@ function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined
  * namespace of the topic.
  */
 export function createEventBus(deps: EventBusDeps): EventBus {
+  // A withTenant transaction's events not yet written: they go out in one insert before its commit.
+  const queued = new WeakMap<object, NewMessageRow[]>();
+
   async function systemNamespace(
     trx: Transaction<WalTables>,
     tenantId: string,
@@ -118,7 +123,18 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const messages = events.map((event) => toMessage(topic, event, event.meta ?? meta));
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
-      await writeMessages(walTrx, tenantId, namespace, messages);
+      const rows = outboxRows(tenantId, namespace, messages);
+      const queue = queued.get(trx);
+      if (queue) {
+        queue.push(...rows);
+        return;
+      }
+      const flush = async () => {
+        queued.delete(trx);
+        await insertOutboxRows(walTrx, rows);
+      };
+      if (beforeCommit(trx, flush)) queued.set(trx, rows);
+      else await insertOutboxRows(walTrx, rows);
     },
     subscribe(subscriber: Subscriber) {
       const { name, topic, types } = subscriber;

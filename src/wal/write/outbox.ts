@@ -1,6 +1,10 @@
 import type { Transaction } from 'kysely';
 import { AppError } from '../../platform/http/index.ts';
-import { idempotencyConflict, insertMessageRows } from '../backends/postgres/group-commit.ts';
+import {
+  idempotencyConflict,
+  insertMessageRows,
+  type NewMessageRow,
+} from '../backends/postgres/group-commit.ts';
 import type { Namespace } from '../namespaces/index.ts';
 import type { WalTables } from '../tables.ts';
 import {
@@ -34,13 +38,30 @@ export async function writeMessages(
   namespace: Namespace,
   messages: MessageInput[],
 ): Promise<OutboxReceipt[]> {
+  return insertOutboxRows(trx, outboxRows(tenantId, namespace, messages));
+}
+
+/** writeMessages' checks: the rows to insert, or the error it would throw before writing. */
+export function outboxRows(
+  tenantId: string,
+  namespace: Namespace,
+  messages: MessageInput[],
+): NewMessageRow[] {
   if (namespace.tenantId !== tenantId) {
     throw new AppError('NOT_FOUND', `namespace ${namespace.name} not found`);
   }
   if (messages.length === 0) return [];
   requireEnabled(namespace);
   validateMessages(namespace, messages, (i) => `/messages/${i}`);
-  const rows = toRows(tenantId, namespace, namespace.backend, messages);
+  return toRows(tenantId, namespace, namespace.backend, messages);
+}
+
+/** writeMessages' write: rows from outboxRows, of one or several namespaces, in one insert. */
+export async function insertOutboxRows(
+  trx: Transaction<WalTables>,
+  rows: NewMessageRow[],
+): Promise<OutboxReceipt[]> {
+  if (rows.length === 0) return [];
   const { outcomes, mismatch } = await insertMessageRows(trx, rows);
   const conflicts = rows.filter((_, i) => mismatch[i]).map((r) => r.message_id);
   if (conflicts.length > 0) throw idempotencyConflict(conflicts);
