@@ -91,7 +91,7 @@ export function checkoutRoutes(
           request.body,
           key,
           eventMetaOf(request),
-          runner.leaseMs,
+          runner,
         );
         let run: Promise<unknown> | undefined;
         if (placed.sagaId) {

@@ -7,8 +7,8 @@ import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, isStaff } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
-import type { Held } from './saga-runner.ts';
-import { insertSaga, recordValidated } from './saga-store.ts';
+import type { Held, SagaRunner } from './saga-runner.ts';
+import { insertSaga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
 import { watchdogEvent } from './watchdog.ts';
 
@@ -159,7 +159,7 @@ export async function placeOrder(
   body: PlaceOrderBody,
   key: string,
   meta: EventMeta,
-  leaseMs: number,
+  runner: Pick<SagaRunner, 'leaseMs' | 'beginIn'>,
 ): Promise<Placed> {
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
   const replay = (idempotency: { scope: string }) =>
@@ -200,7 +200,9 @@ export async function placeOrder(
       );
       const sagaId = uuidv7();
       const owner = randomUUID();
-      const created = await insertSaga(
+      // The cart was checked against the catalog moments ago in this request (checkCart): that is
+      // the validate step, logged here rather than read again.
+      const saga = await insertSaga(
         trx as CheckoutTrx,
         {
           id: sagaId,
@@ -209,11 +211,9 @@ export async function placeOrder(
           cartId: cart.id,
           payment: { provider, token: body.payment.token },
         },
-        { owner, until: new Date(Date.now() + leaseMs) },
+        { owner, until: new Date(Date.now() + runner.leaseMs) },
+        { checkedBy: 'cart', cartId: cart.id },
       );
-      // The cart was checked against the catalog moments ago in this request (checkCart): that is
-      // the validate step, logged here rather than read again.
-      const saga = await recordValidated(trx as CheckoutTrx, created, { checkedBy: 'cart', cartId: cart.id });
       const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
       await deps.events.publish(
         trx,
@@ -222,7 +222,9 @@ export async function placeOrder(
         [watchdogEvent(sagaId, order.id, delay)],
         meta,
       );
-      return { order, sagaId, replayed: false, held: { owner, saga, order } };
+      // The steps that need no call out (reserve) run here too: the order answers with its stock held.
+      const begun = await runner.beginIn(trx as CheckoutTrx, saga, order);
+      return { order, sagaId, replayed: false, held: { owner, saga, order, begun } };
     });
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;

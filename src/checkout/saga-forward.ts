@@ -1,34 +1,108 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Order } from '../orders/index.ts';
 import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, toCompensating } from './saga-context.ts';
-import { findSaga, finishStep, type Saga, startStep, updateSaga } from './saga-store.ts';
+import { findSaga, finishStep, recordStep, type Saga, startStep, updateSaga } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
 import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
 import type { CheckoutTrx } from './tables.ts';
 
-/** An attempt whose start is logged (and its start effect made): what invoke needs. */
-export type Started = { step: { id: string; attempt: number }; c: StepContext; signal: AbortSignal };
+/** An attempt of a step that calls out, its start logged (and its start effect made): what invoke needs. */
+export type Started = {
+  def: SagaStepDefinition;
+  step: { id: string; attempt: number };
+  c: StepContext;
+  signal: AbortSignal;
+};
+
+/**
+ * Where begin left a saga: a step that calls out, started; the saga as it stands (compensating,
+ * finished, or a cancel asked before its next step); or paused by the test hook.
+ */
+export type Begun = Started | { saga: Saga } | 'paused';
 
 /** Where a forward step left the saga; `next`: the following step's attempt, already started. */
 export type ForwardResult = { saga: Saga; next?: Started } | 'stop' | 'paused';
 
-/** In trx, with the saga row locked: logs an attempt's start, makes its start effect, sets its deadline. */
-async function begin(
+/**
+ * In trx, with the saga row locked, at step `def`: runs the step's local effect (a step without
+ * invoke is done there and then, logged with its effect, and the saga goes on to the next step in
+ * the same transaction); for a step that calls out, logs its attempt's start, makes its start
+ * effect and sets its deadline.
+ */
+export async function begin(
   r: RunContext,
   trx: CheckoutTrx,
   saga: Saga,
   def: SagaStepDefinition,
   known?: Order,
-): Promise<Started> {
-  const signal = AbortSignal.timeout(r.timeoutMs);
-  const c = await r.contextOf(trx, saga, signal, known);
-  const step = await startStep(trx, saga, def.name, 'invoke');
-  c.order = (await def.started?.(trx, c)) ?? c.order;
-  const next = await updateSaga(trx, saga.id, {
-    deadlineAt: later(r.timeoutMs),
-    leaseUntil: later(r.leaseMs),
-  });
-  return { step, c: { ...c, saga: next }, signal };
+): Promise<Begun> {
+  let current = saga;
+  let step = def;
+  let order = known;
+  for (;;) {
+    const signal = AbortSignal.timeout(r.timeoutMs);
+    const c = await r.contextOf(trx, current, signal, order);
+    if (step.local) {
+      const outcome = await step.local(trx, c);
+      if (!outcome.ok) {
+        await recordStep(trx, current, step.name, { status: 'failed', error: errorOf(outcome) });
+        return { saga: await toCompensating(trx, current, outcome.failure) };
+      }
+      if (!step.invoke) {
+        await recordStep(trx, current, step.name, { status: 'succeeded', output: outcome.output });
+        const moved = await succeeded(r, trx, current, step, c, outcome.output);
+        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : { saga: moved.saga };
+        ({ saga: current, next: step, order } = moved);
+        continue;
+      }
+    }
+    const started = await startStep(trx, current, step.name, 'invoke');
+    c.order = (await step.started?.(trx, c)) ?? c.order;
+    const next = await updateSaga(trx, current.id, {
+      deadlineAt: later(r.timeoutMs),
+      leaseUntil: later(r.leaseMs),
+    });
+    return { def: step, step: started, c: { ...c, saga: next }, signal };
+  }
+}
+
+/**
+ * In trx: a step succeeded (logged by the caller). Makes its effect on the order, then finishes
+ * the saga or moves it to the next step; `next` unless the saga finished, a cancel was asked or
+ * the test hook pauses it there.
+ */
+async function succeeded(
+  r: RunContext,
+  trx: CheckoutTrx,
+  saga: Saga,
+  def: SagaStepDefinition,
+  c: StepContext,
+  output: unknown,
+): Promise<{ saga: Saga; next?: SagaStepDefinition; order: Order } | 'paused'> {
+  const order = (await def.invoked?.(trx, c, output)) ?? c.order;
+  const next = STEPS[STEPS.indexOf(def) + 1];
+  if (!next) {
+    const done = await updateSaga(trx, saga.id, {
+      status: 'completed',
+      deadlineAt: null,
+      payment: null,
+      finishedAt: new Date(),
+      leaseOwner: null,
+      leaseUntil: null,
+    });
+    return { saga: done, order };
+  }
+  const moved = await updateSaga(trx, saga.id, { step: next.name, deadlineAt: null });
+  if (r.pauseAfter === def.name) {
+    r.logger.warn(
+      { sagaId: saga.id, step: def.name },
+      'checkout paused after a step (MERCATO_TEST_PAUSE_AFTER_STEP)',
+    );
+    return 'paused';
+  }
+  // A cancel asked meanwhile is seen before the next step starts.
+  if (moved.cancelRequested) return { saga: moved, order };
+  return { saga: moved, next, order };
 }
 
 const errorOf = (outcome: StepOutcome) =>
@@ -45,7 +119,6 @@ export async function forward(
   saga: Saga,
   def: SagaStepDefinition,
   prestarted?: Started,
-  known?: Order,
 ): Promise<ForwardResult> {
   if (!prestarted && saga.deadlineAt && saga.deadlineAt.getTime() <= Date.now()) {
     const outcome = failed('timeout', `step ${def.name} did not finish before its deadline`);
@@ -70,18 +143,20 @@ export async function forward(
     };
   }
   for (let attempt = 1; ; attempt++) {
-    const started =
+    const begun =
       prestarted ??
       (await r.tx(saga.tenantId, async (trx) => {
         const current = await findSaga(trx, { id: saga.id }, true);
         if (current?.status !== 'running' || current.step !== def.name) return undefined;
-        return begin(r, trx, current, def, attempt === 1 ? known : undefined);
+        return begin(r, trx, current, def);
       }));
     prestarted = undefined;
-    if (!started) return 'stop';
-    const outcome: StepOutcome = await def
-      .invoke(started.c)
-      .catch((error) => outcomeOfError(error, started.signal));
+    if (!begun) return 'stop';
+    if (begun === 'paused' || 'saga' in begun) return begun;
+    const started = begun;
+    const outcome: StepOutcome = await started.def.invoke!(started.c).catch((error) =>
+      outcomeOfError(error, started.signal),
+    );
     const after = await r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
       if (outcome.ok) {
         await finishStep(trx, started.step.id, { status: 'succeeded', output: outcome.output });
@@ -89,31 +164,16 @@ export async function forward(
           // The provider settles it later (webhook → payment event → a run); the deadline stands.
           return { saga: await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null }) };
         }
-        const order = (await def.invoked?.(trx, started.c, outcome.output)) ?? started.c.order;
-        const next = STEPS[STEPS.indexOf(def) + 1];
-        if (!next) {
-          return {
-            saga: await updateSaga(trx, saga.id, {
-              status: 'completed',
-              deadlineAt: null,
-              payment: null,
-              finishedAt: new Date(),
-              leaseOwner: null,
-              leaseUntil: null,
-            }),
-          };
-        }
-        const moved = await updateSaga(trx, saga.id, { step: next.name, deadlineAt: null });
-        if (r.pauseAfter === def.name) return 'paused';
-        // A cancel asked meanwhile is seen before the next step starts.
-        if (moved.cancelRequested) return { saga: moved };
-        const nextStarted = await begin(r, trx, moved, next, order);
-        return { saga: nextStarted.c.saga, next: nextStarted };
+        const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output);
+        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : { saga: moved.saga };
+        const next = await begin(r, trx, moved.saga, moved.next, moved.order);
+        if (next === 'paused' || 'saga' in next) return next === 'paused' ? next : { saga: next.saga };
+        return { saga: next.c.saga, next };
       }
       await finishStep(trx, started.step.id, { status: 'failed', error: errorOf(outcome) });
       if (outcome.retryable && attempt < MAX_ATTEMPTS && !started.signal.aborted) return undefined;
       if (outcome.failure.reason in FAILURES)
-        return { saga: await toCompensating(trx, saga, outcome.failure) };
+        return { saga: await toCompensating(trx, started.c.saga, outcome.failure) };
       // An internal error past its attempts: the watchdog tries again until the deadline.
       await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null });
       return 'stop';
@@ -121,13 +181,6 @@ export async function forward(
     if (after === undefined) {
       await sleep(BACKOFF_MS[attempt - 1] ?? 250);
       continue;
-    }
-    if (after === 'paused') {
-      r.logger.warn(
-        { sagaId: saga.id, step: def.name },
-        'checkout paused after a step (MERCATO_TEST_PAUSE_AFTER_STEP)',
-      );
-      return after;
     }
     if (outcome.ok && outcome.pending) return 'stop';
     return after;

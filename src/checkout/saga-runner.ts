@@ -5,9 +5,10 @@ import type { Order } from '../orders/index.ts';
 import type { CheckoutDeps } from './deps.ts';
 import { backward } from './saga-backward.ts';
 import { runContext, toCompensating } from './saga-context.ts';
-import { forward, type Started } from './saga-forward.ts';
+import { type Begun, begin, forward, type Started } from './saga-forward.ts';
 import { findSaga, type Saga, takeLease, updateSaga } from './saga-store.ts';
 import { STEPS } from './steps.ts';
+import type { CheckoutTrx } from './tables.ts';
 
 export { MAX_ATTEMPTS } from './saga-context.ts';
 
@@ -17,12 +18,20 @@ export type RunResult =
   /** Another runner holds it, or it is finished: nothing was done. */
   | { state: 'busy' };
 
-/** A saga whose lease the caller took in its own transaction (the order's creation), and its order. */
-export type Held = { owner: string; saga: Saga; order: Order };
+/**
+ * A saga whose lease the caller took in its own transaction (the order's creation), its order,
+ * and where beginIn left it in that transaction.
+ */
+export type Held = { owner: string; saga: Saga; order: Order; begun: Begun };
 
 export type SagaRunner = {
   /** Runs the saga as far as it can go now (taking its lease, unless `held` says the caller has it). */
   run(tenantId: string, sagaId: string, held?: Held): Promise<RunResult>;
+  /**
+   * In the transaction that made the saga (holding its lease) and its order: runs the steps that
+   * need no call out and starts the first that does (run() goes on from there, with `held`).
+   */
+  beginIn(trx: CheckoutTrx, saga: Saga, order: Order): Promise<Begun>;
   /** Runs it soon in the background (watchdog, payment events, cancel); failures are logged. */
   kick(tenantId: string, sagaId: string, delayMs?: number): void;
   /** Waits for the runs in flight (shutdown). */
@@ -50,10 +59,15 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
     if (!taken) return { state: 'busy' };
     let saga: Saga = taken;
     let prestarted: Started | undefined;
-    let first = true;
-    // The test hook's pause after a step its creator already logged (validate).
-    let keepLease =
-      held !== undefined && STEPS[STEPS.findIndex((s) => s.name === saga.step) - 1]?.name === r.pauseAfter;
+    if (held && held.begun !== 'paused') {
+      if ('saga' in held.begun) saga = held.begun.saga;
+      else {
+        prestarted = held.begun;
+        saga = prestarted.c.saga;
+      }
+    }
+    // Paused by the test hook where its creator left it: the lease is kept.
+    let keepLease = held?.begun === 'paused';
     try {
       if (keepLease) return { state: 'stopped', saga };
       while (!isTerminal(saga)) {
@@ -72,8 +86,7 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
           continue;
         }
         const def = STEPS.find((s) => s.name === current.step)!;
-        const result = await forward(r, current, def, prestarted, first ? held?.order : undefined);
-        first = false;
+        const result = await forward(r, current, def, prestarted);
         prestarted = undefined;
         if (result === 'stop' || result === 'paused') {
           // Paused (a test hook): the lease is kept, so only the watchdog resumes it, after it expires.
@@ -111,6 +124,12 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
   return {
     run,
     leaseMs: r.leaseMs,
+    async beginIn(trx, saga, order) {
+      // The test hook's pause after a step the creator logged (validate).
+      const done = STEPS[STEPS.findIndex((s) => s.name === saga.step) - 1];
+      if (done && r.pauseAfter === done.name) return 'paused';
+      return begin(r, trx, saga, STEPS.find((s) => s.name === saga.step)!, order);
+    },
     kick(tenantId, sagaId, delayMs = 0) {
       if (closing) return;
       const p = sleep(delayMs)

@@ -72,11 +72,15 @@ function toStep(row: Selectable<SagaStepsTable>): SagaStep {
 
 const json = (value: unknown) => JSON.stringify(value);
 
-/** A new saga at its first step; `lease`: the creator runs it first (no other runner takes it meanwhile). */
+/**
+ * A new saga at its first step, or past validate when `validated` (the creator's own check, logged
+ * as that step's output); `lease`: the creator runs it first (no other runner takes it meanwhile).
+ */
 export async function insertSaga(
   trx: CheckoutTrx,
   saga: { id: string; tenantId: string; orderId: string; cartId: string | null; payment: Saga['payment'] },
   lease: { owner: string; until: Date } | undefined,
+  validated?: unknown,
 ): Promise<Saga> {
   const row = await trx
     .insertInto('checkout.sagas')
@@ -86,7 +90,7 @@ export async function insertSaga(
       order_id: saga.orderId,
       cart_id: saga.cartId,
       status: 'running',
-      step: 'validate',
+      step: validated === undefined ? 'validate' : 'reserve',
       payment: json(saga.payment),
       failure: json(null),
       cancel_requested: json(null),
@@ -97,7 +101,11 @@ export async function insertSaga(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  return toSaga(row);
+  const inserted = toSaga(row);
+  if (validated !== undefined) {
+    await recordStep(trx, inserted, 'validate', { status: 'succeeded', output: validated });
+  }
+  return inserted;
 }
 
 /** The saga by its id or its order's id; `lock` takes its row lock. */
@@ -194,14 +202,29 @@ export async function startStep(
   return { id, attempt: Number(row.rows[0]!.attempt) };
 }
 
-/** Records the outcome of a started attempt. */
-export async function finishStep(
+type StepResult =
+  | { status: 'succeeded'; output?: unknown }
+  | { status: 'failed'; error: { code: string; message: string } };
+
+/** Records an attempt that started and finished in this transaction (a step done by its local effect), in one statement. */
+export async function recordStep(
   trx: CheckoutTrx,
-  stepId: string,
-  outcome:
-    | { status: 'succeeded'; output?: unknown }
-    | { status: 'failed'; error: { code: string; message: string } },
+  saga: Saga,
+  step: StepName,
+  outcome: StepResult,
 ): Promise<void> {
+  await sql`
+    insert into checkout.saga_steps (id, tenant_id, saga_id, step, action, attempt, status, output, error, finished_at)
+    select ${uuidv7()}, ${saga.tenantId}, ${saga.id}, ${step}, 'invoke', coalesce(max(attempt), 0) + 1,
+      ${outcome.status}, ${json(outcome.status === 'succeeded' ? (outcome.output ?? null) : null)}::jsonb,
+      ${json(outcome.status === 'failed' ? outcome.error : null)}::jsonb, now()
+    from checkout.saga_steps where saga_id = ${saga.id} and step = ${step} and action = 'invoke'`.execute(
+    trx,
+  );
+}
+
+/** Records the outcome of a started attempt. */
+export async function finishStep(trx: CheckoutTrx, stepId: string, outcome: StepResult): Promise<void> {
   await trx
     .updateTable('checkout.saga_steps')
     .set({
@@ -224,11 +247,4 @@ export async function listSteps(trx: CheckoutTrx, sagaId: string): Promise<SagaS
     .orderBy('id')
     .execute();
   return rows.map(toStep);
-}
-
-/** Logs the validate step as done by the caller's own check (the order's creation) and moves to reserve. */
-export async function recordValidated(trx: CheckoutTrx, saga: Saga, output: unknown): Promise<Saga> {
-  const step = await startStep(trx, saga, 'validate', 'invoke');
-  await finishStep(trx, step.id, { status: 'succeeded', output });
-  return updateSaga(trx, saga.id, { step: 'reserve' });
 }

@@ -18,17 +18,21 @@ export type StepContext = {
 };
 
 /**
- * A saga step (Medusa's workflow step): invoke makes the effect, idempotent by keys derived from
- * the saga, so running it again after a crash has no second effect; `started` and `invoked` are
- * the order's changes written in the transaction that logs the attempt's start and its outcome;
+ * A saga step (Medusa's workflow step): `local` makes its database effect in the transaction that
+ * logs it (a step with no invoke is done there, with its log, all at once); invoke makes the
+ * effect outside Mercato's database (the payment provider), idempotent by keys derived from the
+ * saga, so running it again after a crash has no second effect; `started` and `invoked` are the
+ * order's changes written in the transaction that logs the attempt's start and its outcome;
  * compensate undoes whatever the step may have done, judged from the real state (it may run after
  * a crash in the middle of invoke), and throws when it must be tried again.
  */
 export type SagaStepDefinition = {
   name: StepName;
+  /** In the transaction that starts the step (a failure fails the step there); idempotent. */
+  local?(trx: CheckoutTrx, c: StepContext): Promise<StepOutcome>;
   /** Returns the order when it changed it. */
   started?(trx: CheckoutTrx, c: StepContext): Promise<Order | undefined>;
-  invoke(c: StepContext): Promise<StepOutcome>;
+  invoke?(c: StepContext): Promise<StepOutcome>;
   /** Returns the order when it changed it. */
   invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<Order | undefined>;
   compensate(c: StepContext): Promise<unknown>;
@@ -72,9 +76,9 @@ export const validateStep: SagaStepDefinition = {
 
 export const reserveStep: SagaStepDefinition = {
   name: 'reserve',
-  async invoke({ deps, saga, order, actor, meta }) {
+  async local(trx, { deps, saga, order, actor, meta }) {
     try {
-      const reservation = await deps.inventory.reserve(
+      const reservation = await deps.inventory.within(trx).reserve(
         saga.tenantId,
         {
           key: reservationKey(order.id),
@@ -198,15 +202,20 @@ export const authorizeStep: SagaStepDefinition = {
 
 export const confirmStep: SagaStepDefinition = {
   name: 'confirm',
-  async invoke({ deps, saga, order, signal, actor, meta }) {
+  // The stock is committed before the capture (with the step's start): a reservation that expired
+  // fails the order before the customer is charged.
+  async local(trx, { deps, saga, order, actor, meta }) {
     try {
-      await deps.inventory.commit(saga.tenantId, reservationKey(order.id), actor, meta);
+      await deps.inventory.within(trx).commit(saga.tenantId, reservationKey(order.id), actor, meta);
+      return { ok: true };
     } catch (error) {
       if (error instanceof AppError && error.code === 'RESERVATION_NOT_ACTIVE') {
         return failed('timeout', 'the stock reservation expired before the order was confirmed');
       }
       throw error;
     }
+  },
+  async invoke({ deps, saga, order, signal, meta }) {
     const payment = await deps.payments.capture(saga.tenantId, paymentKey(order.id), signal, meta);
     return { ok: true, output: { payment: payment.id, status: payment.status } };
   },

@@ -4,6 +4,7 @@ export {
   type InventoryApi,
   type InventoryModule,
   type InventoryOptions,
+  type ReservationOperations,
 } from './module.ts';
 export type { InventoryTables } from './tables.ts';
 export type {

@@ -1,6 +1,7 @@
+import type { Transaction } from 'kysely';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventBus, EventMeta } from '../platform/events/index.ts';
-import type { TenantResolver } from '../platform/http/index.ts';
+import type { AppError, TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import type { InventoryDeps } from './deps.ts';
@@ -10,16 +11,29 @@ import { itemRoutes } from './item-routes.ts';
 import { availabilityOf } from './item-store.ts';
 import { verifyStock } from './ledger-store.ts';
 import { locationRoutes } from './location-routes.ts';
+import { runBatchIn } from './reservation-batch.ts';
 import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
+import type { OpResult, ReservationOp } from './reservation-ops.ts';
 import { reservationRoutes } from './reservation-routes.ts';
-import { reservationService } from './reservation-service.ts';
-import type { InventoryDb } from './tables.ts';
+import { reservationService, type SubmitOp } from './reservation-service.ts';
+import type { InventoryDb, InventoryTrx } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
 
-export type InventoryApi = {
+export type InventoryApi = ReservationOperations & {
   /** Summed over locations; a variant with no stock row is absent from the map (available 0). */
   availability(tenantId: string, variantIds: string[]): Promise<Map<string, Availability>>;
+  /**
+   * The reservation operations in `trx`, the caller's transaction of the tenant (withTenant): each
+   * commits with the caller's change, or not at all (a saga step's effect and its log), instead
+   * of in a batch of its own. Errors as the batched ones.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction
+  within(trx: Transaction<any>): ReservationOperations;
+};
+
+/** Reserve, extend, release, commit and return, each idempotent by the reservation key. */
+export type ReservationOperations = {
   /**
    * All or nothing; idempotent by key (same key + same lines → the same reservation; other lines
    * → 409 IDEMPOTENCY_KEY_REUSED). Not enough → AppError INSUFFICIENT_STOCK with extras
@@ -74,13 +88,33 @@ export async function createInventory(
     onExpiry: (at) => sweeper.notice(at),
     onBatch: (result, ops) => {
       metrics.batchSize.observe(ops.length);
-      for (const [i, op] of ops.entries()) {
-        const answer = result.answers[i]!;
-        metrics.ops.inc({ kind: op.kind, outcome: 'error' in answer ? answer.error.code : 'ok' });
-      }
+      for (const [i, op] of ops.entries()) countOp(op, result.answers[i]!);
     },
   });
-  const reservations = reservationService(batcher, ctx.config.reservationTtlSeconds);
+  const reservations = reservationService(batcher.submit, ctx.config.reservationTtlSeconds);
+  const countOp = (op: ReservationOp, answer: OpResult | { error: AppError }) =>
+    metrics.ops.inc({ kind: op.kind, outcome: 'error' in answer ? answer.error.code : 'ok' });
+  /** One operation in the caller's transaction (no batch: it commits with the caller's change). */
+  const inTransaction =
+    (trx: InventoryTrx): SubmitOp =>
+    async (tenantId, op, meta) => {
+      const result = await runBatchIn(trx, deps.events, tenantId, [{ op, meta }]);
+      const answer = result.answers[0]!;
+      countOp(op, answer);
+      if (result.earliestExpiry) sweeper.notice(result.earliestExpiry);
+      if ('error' in answer) throw answer.error;
+      return answer;
+    };
+  const operations = (service: ReturnType<typeof reservationService>): ReservationOperations => ({
+    async reserve(tenantId, input, meta) {
+      return (await service.reserve(tenantId, input, meta)).reservation;
+    },
+    extend: (tenantId, key, ttlSeconds, actor, meta) =>
+      service.extend(tenantId, key, ttlSeconds, actor, meta),
+    release: (tenantId, key, actor, meta) => service.release(tenantId, key, actor, meta),
+    commit: (tenantId, key, actor, meta) => service.commit(tenantId, key, actor, meta),
+    returnStock: (tenantId, key, actor, meta) => service.returnStock(tenantId, key, actor, meta),
+  });
   const routeDeps: InventoryDeps = {
     db,
     events: deps.events,
@@ -111,14 +145,9 @@ export async function createInventory(
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
       return result;
     },
-    async reserve(tenantId, input, meta) {
-      return (await reservations.reserve(tenantId, input, meta)).reservation;
-    },
-    extend: (tenantId, key, ttlSeconds, actor, meta) =>
-      reservations.extend(tenantId, key, ttlSeconds, actor, meta),
-    release: (tenantId, key, actor, meta) => reservations.release(tenantId, key, actor, meta),
-    commit: (tenantId, key, actor, meta) => reservations.commit(tenantId, key, actor, meta),
-    returnStock: (tenantId, key, actor, meta) => reservations.returnStock(tenantId, key, actor, meta),
+    ...operations(reservations),
+    within: (trx) =>
+      operations(reservationService(inTransaction(trx as InventoryTrx), ctx.config.reservationTtlSeconds)),
     sweepExpired: () => sweeper.sweep(),
     verify: (tenantId) => withTenant(db, tenantId, (trx) => verifyStock(trx)),
     batcherStats: () => batcher.stats(),

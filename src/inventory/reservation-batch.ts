@@ -23,51 +23,60 @@ export type BatchResult = {
  * publishes the events, then commits. `expired` > 0 makes it the sweeper's batch instead:
  * up to that many active reservations past their expiry, skipping rows other transactions hold.
  */
-export async function runBatch(
+export function runBatch(
   db: Kysely<InventoryTables>,
   events: EventBus,
   tenantId: string,
   entries: BatchEntry[],
   expired = 0,
 ): Promise<BatchResult> {
-  return withTenant(db, tenantId, async (trx) => {
-    const now = new Date();
-    let locked: ReservationState[];
-    if (expired > 0) {
-      locked = await lockExpired(trx, expired);
-      entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
-    } else {
-      locked = await lockReservations(trx, tenantId, [...new Set(entries.map((e) => e.op.key))].sort());
+  return withTenant(db, tenantId, (trx) => runBatchIn(trx, events, tenantId, entries, expired));
+}
+
+/** runBatch in the caller's transaction of `tenantId` (withTenant): its operations commit with the caller's change. */
+export async function runBatchIn(
+  trx: InventoryTrx,
+  events: EventBus,
+  tenantId: string,
+  entries: BatchEntry[],
+  expired = 0,
+): Promise<BatchResult> {
+  const now = new Date();
+  let locked: ReservationState[];
+  if (expired > 0) {
+    locked = await lockExpired(trx, expired);
+    entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
+  } else {
+    locked = await lockReservations(trx, tenantId, [...new Set(entries.map((e) => e.op.key))].sort());
+  }
+  const variantIds = new Set<string>();
+  for (const { op } of entries) {
+    if (op.kind === 'reserve') for (const line of op.lines) variantIds.add(line.variantId);
+  }
+  const itemIds = new Set(locked.flatMap((r) => r.lines.map((l) => l.itemId)));
+  const state: BatchState = {
+    tenantId,
+    now,
+    items: await lockItems(trx, tenantId, [...variantIds], [...itemIds]),
+    reservations: new Map(locked.map((r) => [r.key, r])),
+  };
+  const outcome = applyOps(
+    state,
+    entries.map((e) => e.op),
+  );
+  await writeBatch(trx, state, outcome);
+  await publishBatch(events, trx, tenantId, entries, outcome.events);
+  let earliestExpiry: Date | undefined;
+  for (const r of state.reservations.values()) {
+    if (
+      r.status === 'active' &&
+      (r.fresh || r.changed) &&
+      (!earliestExpiry || r.expiresAt < earliestExpiry)
+    ) {
+      earliestExpiry = r.expiresAt;
     }
-    const variantIds = new Set<string>();
-    for (const { op } of entries) {
-      if (op.kind === 'reserve') for (const line of op.lines) variantIds.add(line.variantId);
-    }
-    const itemIds = new Set(locked.flatMap((r) => r.lines.map((l) => l.itemId)));
-    const state: BatchState = {
-      tenantId,
-      now,
-      items: await lockItems(trx, tenantId, [...variantIds], [...itemIds]),
-      reservations: new Map(locked.map((r) => [r.key, r])),
-    };
-    const outcome = applyOps(
-      state,
-      entries.map((e) => e.op),
-    );
-    await writeBatch(trx, state, outcome);
-    await publishBatch(events, trx, tenantId, entries, outcome.events);
-    let earliestExpiry: Date | undefined;
-    for (const r of state.reservations.values()) {
-      if (
-        r.status === 'active' &&
-        (r.fresh || r.changed) &&
-        (!earliestExpiry || r.expiresAt < earliestExpiry)
-      ) {
-        earliestExpiry = r.expiresAt;
-      }
-    }
-    return { answers: outcome.answers, earliestExpiry };
-  });
+  }
+  return { answers: outcome.answers, earliestExpiry };
 }
 
 /**

@@ -1,8 +1,7 @@
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
-import type { ReservationBatcher } from './reservation-batcher.ts';
-import { linesHash, mergeLines, type OpResult } from './reservation-ops.ts';
+import { linesHash, mergeLines, type OpResult, type ReservationOp } from './reservation-ops.ts';
 import type { ReservationLine } from './views.ts';
 
 const KEY = /^[\x21-\x7e]{1,200}$/;
@@ -32,11 +31,16 @@ function checkTtl(ttl: number): void {
     throw invalid('/ttlSeconds', `must be 1 to ${MAX_TTL}`);
 }
 
+/** Runs one checked operation: through the batcher, or in a caller's transaction. */
+export type SubmitOp = (tenantId: string, op: ReservationOp, meta?: EventMeta) => Promise<OpResult>;
+
 /**
- * The reservation operations over the batcher, checked as the routes' schemas check them (the
- * in-process API is called by other modules without a schema in between).
+ * The reservation operations over `submit` (the batcher's, or a caller's transaction's), checked
+ * as the routes' schemas check them (the in-process API is called by other modules without a
+ * schema in between).
  */
-export function reservationService(batcher: ReservationBatcher, defaultTtlSeconds: number) {
+export function reservationService(submit: SubmitOp, defaultTtlSeconds: number) {
+  const batcher = { submit };
   return {
     async reserve(tenantId: string, input: ReserveInput, meta?: EventMeta): Promise<OpResult> {
       checkKey(input.key);
