@@ -62,6 +62,7 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
     if (c.order.status !== (cancelled ? 'cancelled' : 'failed')) {
       await r.deps.orders.transition(trx, saga.tenantId, saga.orderId, cancelled ? 'cancelled' : 'failed', {
         actor: current.cancelRequested?.actor ?? c.actor,
+        known: c.order,
         ...(cancelled
           ? { reason: failure.message }
           : { failure: { reason: failure.reason as never, message: failure.message } }),

@@ -98,7 +98,7 @@ export const reserveStep: SagaStepDefinition = {
     }
   },
   invoked: (trx, { deps, saga, order, actor, meta }) =>
-    deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta }),
+    deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta, known: order }),
   async compensate({ deps, saga, order, actor, meta }) {
     const key = reservationKey(order.id);
     try {
@@ -122,6 +122,7 @@ export const authorizeStep: SagaStepDefinition = {
     if (order.status !== 'inventory_reserved') return undefined;
     return deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
       actor,
+      known: order,
       paymentStatus: 'pending',
       meta,
     });
@@ -162,7 +163,7 @@ export const authorizeStep: SagaStepDefinition = {
     }
   },
   invoked: (trx, { deps, saga, order, meta }) =>
-    deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta),
+    deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta, order),
   async compensate({ deps, saga, order, signal, meta }) {
     const key = paymentKey(order.id);
     const payment = await deps.payments.byKey(saga.tenantId, key);
@@ -196,7 +197,7 @@ export const authorizeStep: SagaStepDefinition = {
         : output === 'voided'
           ? 'voided'
           : undefined;
-    if (status) await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, status, meta);
+    if (status) await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, status, meta, order);
   },
 };
 
@@ -222,6 +223,7 @@ export const confirmStep: SagaStepDefinition = {
   async invoked(trx, { deps, saga, order, actor, meta }) {
     const completed = await deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
       actor,
+      known: order,
       paymentStatus: 'captured',
       meta,
     });

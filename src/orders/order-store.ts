@@ -1,6 +1,6 @@
 import { type Selectable, sql, type Updateable } from 'kysely';
 import { uuidv7 } from '../platform/uuidv7.ts';
-import type { OrderStatus } from './order-status.ts';
+import type { OrderPaymentStatus, OrderStatus } from './order-status.ts';
 import { type NewOrder, type Order, toHistoryEntry, toLine, toOrder } from './order-view.ts';
 import type { OrdersTable, OrdersTrx } from './tables.ts';
 
@@ -185,12 +185,27 @@ export async function updateOrderRow(
   changes: Updateable<OrdersTable>,
   stamp?: 'completed_at' | 'cancelled_at',
 ): Promise<Selectable<OrdersTable>> {
+  const row = await updateOrderRowIf(trx, tenantId, orderId, {}, changes, stamp);
+  if (!row) throw new Error(`order ${orderId} vanished`);
+  return row;
+}
+
+/** updateOrderRow while the row still has the `expected` status and payment status; undefined when it has not. */
+export async function updateOrderRowIf(
+  trx: OrdersTrx,
+  tenantId: string,
+  orderId: string,
+  expected: { status?: OrderStatus; paymentStatus?: OrderPaymentStatus },
+  changes: Updateable<OrdersTable>,
+  stamp?: 'completed_at' | 'cancelled_at',
+): Promise<Selectable<OrdersTable> | undefined> {
   const now = sql<Date>`now()`;
-  return trx
+  let query = trx
     .updateTable('orders.orders')
     .set({ ...changes, updated_at: now, ...(stamp ? { [stamp]: now } : {}) })
     .where('tenant_id', '=', tenantId)
-    .where('id', '=', orderId)
-    .returningAll()
-    .executeTakeFirstOrThrow();
+    .where('id', '=', orderId);
+  if (expected.status) query = query.where('status', '=', expected.status);
+  if (expected.paymentStatus) query = query.where('payment_status', '=', expected.paymentStatus);
+  return query.returningAll().executeTakeFirst();
 }
