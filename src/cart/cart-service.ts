@@ -43,11 +43,9 @@ function defaultCurrency(variant: SellableVariant): string | undefined {
 }
 
 /**
- * Every read and change of a cart: the cart's variants are looked up in the catalog and in
- * inventory first, outside any transaction of ours (PGlite has one connection, and their lookups
- * open their own), then the change runs in one transaction that locks the cart row, so two
- * changes of one cart queue instead of overwriting each other. Lines added meanwhile by another
- * request are kept as they are.
+ * Every read and change of a cart, each in one transaction that locks the cart row (two changes
+ * of one cart queue instead of overwriting each other) and looks the cart's variants up in the
+ * catalog and in inventory in that same transaction.
  */
 export function createCartService(deps: CartDeps) {
   const { db } = deps;
@@ -57,33 +55,28 @@ export function createCartService(deps: CartDeps) {
     tenantId: string,
     variantIds: string[],
     target?: VariantRef,
+    trx?: CartTrx,
   ): Promise<{ snapshot: Snapshot; target: SellableVariant | undefined }> {
     const targetId = target?.variantId?.toLowerCase();
     const ids = [...new Set([...variantIds, ...(targetId ? [targetId] : [])])];
     const skus = target?.sku ? [target.sku] : [];
     if (ids.length === 0 && skus.length === 0) return { snapshot: EMPTY, target: undefined };
-    const variants = await deps.catalog.findVariants(tenantId, {
-      ...(ids.length ? { ids } : {}),
-      ...(skus.length ? { skus } : {}),
-    });
+    const variants = await deps.catalog.findVariants(
+      tenantId,
+      { ...(ids.length ? { ids } : {}), ...(skus.length ? { skus } : {}) },
+      trx,
+    );
     const byId = new Map(variants.map((v) => [v.variantId, v]));
     const found = targetId ? byId.get(targetId) : variants.find((v) => v.sku === target?.sku);
-    const stock = byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()]) : new Map();
+    const stock =
+      byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()], trx) : new Map();
     return { snapshot: { asked: new Set([...ids, ...byId.keys()]), variants: byId, stock }, target: found };
-  }
-
-  async function linesBefore(tenantId: string, locator: CartLocator) {
-    return withTenant(db, tenantId, async (trx) => {
-      const cart = await findCart(trx, tenantId, locator);
-      return cart
-        ? { cart, variantIds: (await listLines(trx, tenantId, cart.id)).map((l) => l.variantId) }
-        : undefined;
-    });
   }
 
   /**
    * Runs apply on the locked cart (the customer's is created when `create`) and answers the cart
-   * after it; without apply, a read: the cart is marked as used and answered.
+   * after it; without apply, a read: the cart is marked as used and answered. One transaction:
+   * the cart row is locked first, then its variants are looked up in the catalog and inventory.
    */
   async function change(
     tenantId: string,
@@ -92,15 +85,14 @@ export function createCartService(deps: CartDeps) {
     apply?: Apply,
   ): Promise<Cart> {
     const creates = options.create === true && locator.kind === 'customer';
-    const before = await linesBefore(tenantId, locator);
-    if (!before && !creates) throw cartNotFound();
-    const { snapshot, target } = await snapshotOf(tenantId, before?.variantIds ?? [], options.target);
     return withTenant(db, tenantId, async (trx) => {
       const { cart: locked, created } =
         creates && locator.kind === 'customer'
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
           : { cart: await findCart(trx, tenantId, locator, true), created: false };
       if (!locked) throw cartNotFound();
+      const variantIds = created ? [] : (await listLines(trx, tenantId, locked.id)).map((l) => l.variantId);
+      const { snapshot, target } = await snapshotOf(tenantId, variantIds, options.target, trx);
       let cart: CartRow | undefined;
       if (apply) {
         await apply(trx, locked, snapshot, target, created);

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
@@ -26,7 +26,9 @@ const CACHE_TTL_MS = 300_000;
 
 export type CatalogApi = {
   /** Variants by id and/or SKU (any order; unknown ones are simply absent). */
-  findVariants(tenantId: string, ref: VariantRef): Promise<SellableVariant[]>;
+  /** In `trx` (the caller's transaction of the tenant) when given, else in a transaction of its own. */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  findVariants(tenantId: string, ref: VariantRef, trx?: Transaction<any>): Promise<SellableVariant[]>;
 };
 
 export type CatalogModule = MercatoModule &
@@ -66,7 +68,7 @@ export async function createCatalog(
   return {
     name: 'catalog',
     deps: catalog,
-    findVariants: (tenantId, ref) => findVariants(db, tenantId, ref),
+    findVariants: (tenantId, ref, trx) => findVariants(db, tenantId, ref, trx),
     importProducts(tenantId, rows, options = {}) {
       return upsertProductRows(catalog, tenantId, rows, {
         meta: options.meta,

@@ -1,6 +1,6 @@
 import { withTenant } from '../platform/db/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
-import type { CatalogDb, Image, ProductStatus } from './tables.ts';
+import type { CatalogDb, CatalogTrx, Image, ProductStatus } from './tables.ts';
 
 /** A variant as the cart sells it: its prices, its product's title, handle and status. */
 export type SellableVariant = {
@@ -32,11 +32,12 @@ export async function findVariants(
   db: CatalogDb,
   tenantId: string,
   ref: VariantRef,
+  trx?: CatalogTrx,
 ): Promise<SellableVariant[]> {
   const ids = [...new Set((ref.ids ?? []).filter(isUuid).map((id) => id.toLowerCase()))].slice(0, MAX_REFS);
   const skus = [...new Set(ref.skus ?? [])].slice(0, MAX_REFS);
   if (ids.length === 0 && skus.length === 0) return [];
-  const rows = await withTenant(db, tenantId, (trx) =>
+  const read = (trx: CatalogTrx) =>
     trx
       .selectFrom('catalog.variants as v')
       .innerJoin('catalog.products as p', 'p.id', 'v.product_id')
@@ -61,8 +62,8 @@ export async function findVariants(
           ...(skus.length > 0 ? [eb('v.sku', 'in', skus)] : []),
         ]),
       )
-      .execute(),
-  );
+      .execute();
+  const rows = await (trx ? read(trx) : withTenant(db, tenantId, read));
   return rows.map((r) => ({
     variantId: r.id,
     productId: r.product_id,

@@ -21,8 +21,16 @@ import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
 
 export type InventoryApi = ReservationOperations & {
-  /** Summed over locations; a variant with no stock row is absent from the map (available 0). */
-  availability(tenantId: string, variantIds: string[]): Promise<Map<string, Availability>>;
+  /**
+   * Summed over locations; a variant with no stock row is absent from the map (available 0). In
+   * `trx` (the caller's transaction of the tenant) when given.
+   */
+  availability(
+    tenantId: string,
+    variantIds: string[],
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx?: Transaction<any>,
+  ): Promise<Map<string, Availability>>;
   /**
    * The reservation operations in `trx`, the caller's transaction of the tenant (withTenant): each
    * commits with the caller's change, or not at all (a saga step's effect and its log), instead
@@ -137,10 +145,11 @@ export async function createInventory(
       await sweeper.stop();
       await batcher.close();
     },
-    async availability(tenantId, variantIds) {
+    async availability(tenantId, variantIds, trx) {
       // Ids that are no UUID name no stock row (absent), rather than failing the query.
       const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) => isUuid(id));
-      const map = await withTenant(db, tenantId, (trx) => availabilityOf(trx, { variantIds: ids }));
+      const read = (t: InventoryTrx) => availabilityOf(t, { variantIds: ids });
+      const map = await (trx ? read(trx as InventoryTrx) : withTenant(db, tenantId, read));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
       return result;
