@@ -83,9 +83,11 @@ export function createCartService(deps: CartDeps) {
     locator: CartLocator,
     options: { target?: VariantRef; create?: boolean },
     apply?: Apply,
+    inTrx?: CartTrx,
   ): Promise<Cart> {
     const creates = options.create === true && locator.kind === 'customer';
-    return withTenant(db, tenantId, async (trx) => {
+    const run = <T>(fn: (trx: CartTrx) => Promise<T>) => (inTrx ? fn(inTrx) : withTenant(db, tenantId, fn));
+    return run(async (trx) => {
       const { cart: locked, created } =
         creates && locator.kind === 'customer'
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
@@ -109,9 +111,10 @@ export function createCartService(deps: CartDeps) {
   return {
     snapshotOf,
     /** The cart, its lines checked against the catalog and inventory now; undefined when there is none. */
-    async read(tenantId: string, locator: CartLocator): Promise<Cart | undefined> {
+    /** In `trx` (the caller's transaction of the tenant) when given. */
+    async read(tenantId: string, locator: CartLocator, trx?: CartTrx): Promise<Cart | undefined> {
       try {
-        return await change(tenantId, locator, {});
+        return await change(tenantId, locator, {}, undefined, trx);
       } catch (error) {
         if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
         throw error;

@@ -20,7 +20,8 @@ export type CartModule = MercatoModule & {
    * A cart by id, its lines checked against the catalog and inventory now (prices refreshed,
    * problems flagged), with its totals; undefined when there is none. For the order saga.
    */
-  getCart(tenantId: string, cartId: string): Promise<Cart | undefined>;
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  getCart(tenantId: string, cartId: string, trx?: Transaction<any>): Promise<Cart | undefined>;
   /**
    * The cart of the request's shopper (a signed-in user's own, else the guest cart of its
    * X-Cart-Token, 404 without one), checked as getCart checks, with the SHA-256 of the guest's
@@ -29,6 +30,8 @@ export type CartModule = MercatoModule & {
   shopperCart(
     tenantId: string,
     request: FastifyRequest,
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx?: Transaction<any>,
   ): Promise<{ cart: Cart | undefined; guestTokenHash: string | null }>;
   /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
   /**
@@ -78,14 +81,16 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
       }
       return drafted;
     },
-    async shopperCart(tenantId, request) {
+    async shopperCart(tenantId, request, trx) {
       const locator = cartLocatorOf(request);
-      const cart = await service.read(tenantId, locator);
+      const cart = await service.read(tenantId, locator, trx as CartTrx | undefined);
       return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
     },
     clearCart: (trx, tenantId, cartId) => deleteCart(trx as CartTrx, tenantId, cartId),
-    getCart: async (tenantId, cartId) =>
-      isUuid(cartId) ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }) : undefined,
+    getCart: async (tenantId, cartId, trx) =>
+      isUuid(cartId)
+        ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)
+        : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));
       await app.register(shippingOptionRoutes(deps));

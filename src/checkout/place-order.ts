@@ -42,6 +42,7 @@ async function cartToCheckOut(
   tenantId: string,
   request: FastifyRequest,
   body: PlaceOrderBody,
+  trx?: CheckoutTrx,
 ): Promise<{ cart: Cart; guestTokenHash: string | null }> {
   const notFound = () => new AppError('NOT_FOUND', `cart ${body.cartId ?? ''} not found`.trim());
   const staff = isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user';
@@ -69,11 +70,11 @@ async function cartToCheckOut(
   }
   if (staff) {
     if (!body.cartId) throw new AppError('VALIDATION_FAILED', 'staff name the cart to check out (cartId)');
-    const cart = isUuid(body.cartId) ? await deps.cart.getCart(tenantId, body.cartId) : undefined;
+    const cart = isUuid(body.cartId) ? await deps.cart.getCart(tenantId, body.cartId, trx) : undefined;
     if (!cart) throw notFound();
     return { cart, guestTokenHash: null };
   }
-  const { cart, guestTokenHash } = await deps.cart.shopperCart(tenantId, request);
+  const { cart, guestTokenHash } = await deps.cart.shopperCart(tenantId, request, trx);
   if (!cart || (body.cartId && body.cartId.toLowerCase() !== cart.id)) throw notFound();
   return { cart, guestTokenHash };
 }
@@ -162,36 +163,45 @@ export async function placeOrder(
   runner: Pick<SagaRunner, 'leaseMs' | 'beginIn'>,
 ): Promise<Placed> {
   const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
-  const replay = (idempotency: { scope: string }) =>
-    withTenant(deps.db, tenantId, async (trx) => {
-      const found = await deps.orders.findByIdempotencyKey(trx, tenantId, idempotency.scope, key);
-      if (!found) return undefined;
-      if (found.requestHash !== hash) {
-        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different order');
-      }
-      const { requestHash: _hash, ...order } = found;
-      const saga = await (trx as CheckoutTrx)
-        .selectFrom('checkout.sagas')
-        .select('id')
-        .where('order_id', '=', order.id)
-        .executeTakeFirst();
-      return { order, sagaId: saga?.id, replayed: true };
-    });
-  // Staff orders from lines are looked up before their draft cart is made: a retry makes no second draft.
-  const staffScope = body.lines ? { scope: scopeOf(request, null) } : undefined;
-  const before = staffScope && (await replay(staffScope));
-  if (before) return before;
-  const { cart, guestTokenHash } = await cartToCheckOut(deps, tenantId, request, body);
-  const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
-  const earlier = staffScope ? undefined : await replay(idempotency);
-  if (earlier) return earlier;
-  checkCart(cart);
-  const principal = request.principal;
-  const customerId =
-    principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
-  const provider = body.payment.provider ?? 'test';
+  const findEarlier = async (trx: CheckoutTrx, scope: string): Promise<Placed | undefined> => {
+    const found = await deps.orders.findByIdempotencyKey(trx, tenantId, scope, key);
+    if (!found) return undefined;
+    if (found.requestHash !== hash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different order');
+    }
+    const { requestHash: _hash, ...order } = found;
+    const saga = await trx
+      .selectFrom('checkout.sagas')
+      .select('id')
+      .where('order_id', '=', order.id)
+      .executeTakeFirst();
+    return { order, sagaId: saga?.id, replayed: true };
+  };
+  const replay = (scope: string) =>
+    withTenant(deps.db, tenantId, (trx) => findEarlier(trx as CheckoutTrx, scope));
+  // Staff orders from lines are looked up before their draft cart is made (in a transaction of
+  // its own): a retry makes no second draft.
+  let drafted: { cart: Cart; guestTokenHash: string | null } | undefined;
+  if (body.lines) {
+    const before = await replay(scopeOf(request, null));
+    if (before) return before;
+    drafted = await cartToCheckOut(deps, tenantId, request, body);
+  }
+  let scope: string | undefined;
   try {
-    return await withTenant(deps.db, tenantId, async (trx) => {
+    // One transaction: the cart read (and locked), the order, its saga and the steps that need no call out.
+    return await withTenant(deps.db, tenantId, async (anyTrx) => {
+      const trx = anyTrx as CheckoutTrx;
+      const { cart, guestTokenHash } = drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
+      const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
+      scope = idempotency.scope;
+      const earlier = drafted ? undefined : await findEarlier(trx, idempotency.scope);
+      if (earlier) return earlier;
+      checkCart(cart);
+      const principal = request.principal;
+      const customerId =
+        principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
+      const provider = body.payment.provider ?? 'test';
       const order = await deps.orders.create(
         trx,
         tenantId,
@@ -227,9 +237,9 @@ export async function placeOrder(
       return { order, sagaId, replayed: false, held: { owner, saga, order, begun } };
     });
   } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
+    if (!isUniqueViolation(error) || scope === undefined) throw error;
     // The same key placed meanwhile (another process), or the cart's checkout is already running.
-    const again = await replay(idempotency);
+    const again = await replay(scope);
     if (again) return again;
     throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });
   }
