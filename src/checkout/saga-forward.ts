@@ -154,10 +154,12 @@ export async function forward(
     if (!begun) return 'stop';
     if (begun === 'paused' || 'saga' in begun) return begun;
     const started = begun;
-    const outcome: StepOutcome = await started.def.invoke!(started.c).catch((error) =>
+    const invoked: StepOutcome = await started.def.invoke!(started.c).catch((error) =>
       outcomeOfError(error, started.signal),
     );
+    let outcome = invoked;
     const after = await r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
+      outcome = (await started.def.settle?.(trx, started.c, invoked)) ?? invoked;
       if (outcome.ok) {
         await finishStep(trx, started.step.id, { status: 'succeeded', output: outcome.output });
         if (outcome.pending) {

@@ -1,4 +1,11 @@
 import type { Order } from '../orders/index.ts';
+import type {
+  AuthorizationCall,
+  AuthorizeOutcome,
+  AuthorizeResult,
+  CaptureCall,
+  CaptureResult,
+} from '../payments/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
@@ -15,6 +22,8 @@ export type StepContext = {
   meta: EventMeta;
   /** `saga:<id>`: who the inventory ledger, payments and order history name. */
   actor: string;
+  /** What an attempt carries from its start (started) to its outcome (settle): the step's own. */
+  carried?: unknown;
 };
 
 /**
@@ -33,6 +42,11 @@ export type SagaStepDefinition = {
   /** Returns the order when it changed it. */
   started?(trx: CheckoutTrx, c: StepContext): Promise<Order | undefined>;
   invoke?(c: StepContext): Promise<StepOutcome>;
+  /**
+   * In the transaction that logs the attempt's outcome, before anything else: the outcome to log
+   * (the provider's answer written, and judged, with it).
+   */
+  settle?(trx: CheckoutTrx, c: StepContext, outcome: StepOutcome): Promise<StepOutcome>;
   /** Returns the order when it changed it. */
   invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<Order | undefined>;
   compensate(c: StepContext): Promise<unknown>;
@@ -115,52 +129,76 @@ export const reserveStep: SagaStepDefinition = {
   },
 };
 
+/** What the authorize step carries from its start to its outcome: the prepared call and the provider's answer. */
+type Authorizing = { call: AuthorizationCall; result?: AuthorizeResult };
+
+/** A settled authorization as the step's outcome. */
+function authorizeOutcome(result: AuthorizeOutcome): StepOutcome {
+  const output = { payment: result.payment.id, status: result.payment.status };
+  switch (result.outcome) {
+    case 'authorized':
+      return { ok: true, output };
+    case 'pending':
+      return { ok: true, output, pending: true };
+    case 'declined':
+      return failed('payment_declined', result.message);
+    case 'error':
+      return failed('payment_error', result.message, true);
+    default:
+      throw new Error(`unknown authorization outcome ${JSON.stringify(result)}`);
+  }
+}
+
 export const authorizeStep: SagaStepDefinition = {
   name: 'authorize',
-  async started(trx, { deps, saga, order, actor, meta }) {
+  // The payment is created (or found) and its call's operation started with the step's start;
+  // the call goes out after that commit; its answer is written with the step's outcome.
+  async started(trx, c) {
+    const { deps, saga, order, actor, meta } = c;
     // A second attempt finds the order already processing.
-    if (order.status !== 'inventory_reserved') return undefined;
-    return deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
-      actor,
-      known: order,
-      paymentStatus: 'pending',
-      meta,
-    });
-  },
-  async invoke({ deps, saga, order, signal, meta }) {
-    const key = paymentKey(order.id);
-    if (!saga.payment) {
-      // The token is dropped once the authorization settled: the payment says how.
-      const payment = await deps.payments.byKey(saga.tenantId, key);
-      if (payment && ['authorized', 'completed'].includes(payment.status)) return { ok: true };
-      return failed('payment_declined', 'the payment was not authorized');
-    }
-    const result = await deps.payments.authorize(
-      saga.tenantId,
-      {
-        key,
+    const changed =
+      order.status === 'inventory_reserved'
+        ? await deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
+            actor,
+            known: order,
+            paymentStatus: 'pending',
+            meta,
+          })
+        : undefined;
+    if (saga.payment) {
+      const call = await deps.payments.startAuthorization(trx, saga.tenantId, {
+        key: paymentKey(order.id),
         orderId: order.id,
         amount: order.totals.total,
         currency: order.currency,
         provider: saga.payment.provider,
         token: saga.payment.token,
         meta,
-      },
-      signal,
-    );
-    const output = { payment: result.payment.id, status: result.payment.status };
-    switch (result.outcome) {
-      case 'authorized':
-        return { ok: true, output };
-      case 'pending':
-        return { ok: true, output, pending: true };
-      case 'declined':
-        return failed('payment_declined', result.message);
-      case 'error':
-        return failed('payment_error', result.message, true);
-      default:
-        throw new Error(`unknown authorization outcome ${JSON.stringify(result)}`);
+      });
+      c.carried = { call } satisfies Authorizing;
     }
+    return changed;
+  },
+  async invoke({ deps, saga, order, signal, carried }) {
+    const authorizing = carried as Authorizing | undefined;
+    if (!authorizing) {
+      // The token is dropped once the authorization settled: the payment says how.
+      const payment = await deps.payments.byKey(saga.tenantId, paymentKey(order.id));
+      if (payment && ['authorized', 'completed'].includes(payment.status)) return { ok: true };
+      return failed('payment_declined', 'the payment was not authorized');
+    }
+    if (!authorizing.call.done) {
+      authorizing.result = await deps.payments.callAuthorization(saga.tenantId, authorizing.call, signal);
+    }
+    return { ok: true };
+  },
+  async settle(trx, { deps, saga, carried, meta }, outcome) {
+    const authorizing = carried as Authorizing | undefined;
+    if (!outcome.ok || !authorizing) return outcome;
+    const { call, result } = authorizing;
+    return authorizeOutcome(
+      call.done ?? (await deps.payments.finishAuthorization(trx, saga.tenantId, call, result!, meta)),
+    );
   },
   invoked: (trx, { deps, saga, order, meta }) =>
     deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta, order),
@@ -201,6 +239,9 @@ export const authorizeStep: SagaStepDefinition = {
   },
 };
 
+/** What the confirm step carries from its start to its outcome. */
+type Capturing = { call?: CaptureCall; result?: CaptureResult; error?: AppError };
+
 export const confirmStep: SagaStepDefinition = {
   name: 'confirm',
   // The stock is committed before the capture (with the step's start): a reservation that expired
@@ -216,8 +257,33 @@ export const confirmStep: SagaStepDefinition = {
       throw error;
     }
   },
-  async invoke({ deps, saga, order, signal, meta }) {
-    const payment = await deps.payments.capture(saga.tenantId, paymentKey(order.id), signal, meta);
+  async started(trx, c) {
+    try {
+      c.carried = { call: await c.deps.payments.startCapture(trx, c.saga.tenantId, paymentKey(c.order.id)) };
+    } catch (error) {
+      // A payment that cannot be captured (not found, not authorized) fails the step, not the transaction.
+      if (!(error instanceof AppError)) throw error;
+      c.carried = { error };
+    }
+    return undefined;
+  },
+  async invoke({ deps, saga, signal, carried }) {
+    const capturing = carried as Capturing;
+    if (capturing.error) throw capturing.error;
+    if (!capturing.call!.done) {
+      capturing.result = await deps.payments.callCapture(saga.tenantId, capturing.call!, signal);
+    }
+    return { ok: true };
+  },
+  async settle(trx, { deps, saga, carried, meta }, outcome) {
+    const capturing = carried as Capturing;
+    if (!outcome.ok) return outcome;
+    const call = capturing.call!;
+    const { payment, refused } = call.done
+      ? { payment: call.done, refused: undefined }
+      : await deps.payments.finishCapture(trx, saga.tenantId, call, capturing.result!, meta);
+    if (refused !== undefined)
+      return failed('payment_error', `the provider refused the capture: ${refused}`, true);
     return { ok: true, output: { payment: payment.id, status: payment.status } };
   },
   async invoked(trx, { deps, saga, order, actor, meta }) {

@@ -15,7 +15,8 @@ import {
   update,
 } from './payment-store.ts';
 import { callProvider } from './provider-call.ts';
-import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
+import type { AuthorizeResult, DeclineCode, PaymentProvider } from './providers/provider.ts';
+import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
 
 export type AuthorizeOutcome =
@@ -85,44 +86,63 @@ function applyResult(result: AuthorizeResult) {
 }
 
 /**
- * Authorizes the payment of `key` with its provider. A pending payment moves to processing; one
- * already processing (a call in flight, perhaps in a crashed process, or a pending authorization)
- * asks the provider again under the same idempotency key, which never authorizes twice; one past
- * authorization answers its outcome without a call. An aborted call leaves the payment
- * processing (its outcome unknown: void it) and rejects with the signal's reason.
+ * An authorization prepared in a transaction: the payment processing and the provider call's
+ * operation started, or `done` when the payment is already past authorization (no call needed).
  */
-export async function processPayment(
+export type AuthorizationCall =
+  | { done: AuthorizeOutcome }
+  | { done?: undefined; key: string; row: PaymentRow; provider: PaymentProvider; operationId: string };
+
+/**
+ * In trx: creates the payment of `initiate` (or finds the same one), or locks the payment of
+ * `key`; moves a pending payment to processing and starts the provider call's operation. One
+ * already processing (a call in flight, perhaps in a crashed process, or a pending authorization)
+ * is asked again under the same idempotency key, which never authorizes twice.
+ */
+export async function startAuthorization(
   deps: PaymentsDeps,
+  trx: PaymentsTrx,
   tenantId: string,
   key: string,
-  signal: AbortSignal,
+  initiate?: NewPayment,
   meta?: EventMeta,
-): Promise<AuthorizeOutcome> {
-  signal.throwIfAborted();
-  const providerKey = providerKeys.authorize(key);
-  const start = await withTenant(deps.db, tenantId, async (trx) => {
-    let row = await lockByKey(trx, key);
-    if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
-    if (row.status !== 'pending' && row.status !== 'processing') return { done: outcomeOf(row) };
-    const provider = deps.providers.get(row.provider);
-    if (row.status === 'pending') row = await transition(trx, row, 'processing');
-    const operationId = await startOperation(trx, {
-      tenantId,
-      paymentId: row.id,
-      kind: 'authorize',
-      key: providerKey,
-      amount: Number(row.amount),
-    });
-    return { row, provider, operationId };
+): Promise<AuthorizationCall> {
+  let row: PaymentRow | undefined;
+  if (initiate) {
+    const ensured = await ensurePayment(trx, initiate);
+    if (ensured.created)
+      await publish(deps.events, trx, tenantId, [paymentEvent('initiated', toPayment(ensured.row))], meta);
+    row = ensured.row;
+  } else {
+    row = await lockByKey(trx, key);
+  }
+  if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+  if (row.status !== 'pending' && row.status !== 'processing') return { done: outcomeOf(row) };
+  const provider = deps.providers.get(row.provider);
+  if (row.status === 'pending') row = await transition(trx, row, 'processing');
+  const operationId = await startOperation(trx, {
+    tenantId,
+    paymentId: row.id,
+    kind: 'authorize',
+    key: providerKeys.authorize(key),
+    amount: Number(row.amount),
   });
-  if (start.done) return start.done;
-  const { row, provider, operationId } = start;
+  return { key, row, provider, operationId };
+}
 
-  const result: AuthorizeResult = await callProvider(deps, tenantId, operationId, signal, () =>
+/** The provider call of a started authorization (see callProvider for a call that throws). */
+export function callAuthorization(
+  deps: PaymentsDeps,
+  tenantId: string,
+  call: Exclude<AuthorizationCall, { done: AuthorizeOutcome }>,
+  signal: AbortSignal,
+): Promise<AuthorizeResult> {
+  const { row, provider } = call;
+  return callProvider(deps, tenantId, call.operationId, signal, () =>
     provider.authorize(
       {
         merchantId: tenantId,
-        idempotencyKey: providerKey,
+        idempotencyKey: providerKeys.authorize(call.key),
         amount: Number(row.amount),
         currency: row.currency,
         token: row.token,
@@ -130,22 +150,56 @@ export async function processPayment(
       signal,
     ),
   );
+}
 
-  return withTenant(deps.db, tenantId, async (trx) => {
-    const detail =
-      result.status === 'declined' ? result.code : result.status === 'error' ? result.message : null;
-    await finishOperation(trx, operationId, result.status, detail);
-    const locked = await lockByKey(trx, key);
-    if (!locked) throw new Error(`payment ${key} vanished`);
-    // Settled meanwhile (another caller, a webhook or a void): that stands.
-    if (locked.status !== 'processing') return outcomeOf(locked);
-    const { to, change } = applyResult(result);
-    const after = to ? await transition(trx, locked, to, change) : await update(trx, locked, change);
-    const payment = toPayment(after);
-    if (to) await publish(deps.events, trx, tenantId, [paymentEvent(to, payment)], meta);
-    if (result.status === 'declined')
-      return { outcome: 'declined', payment, code: result.code, message: result.message };
-    if (result.status === 'error') return { outcome: 'error', payment, message: result.message };
-    return { outcome: result.status, payment };
-  });
+/** In trx: records the provider's answer on the operation and the payment (unless settled meanwhile), with its event. */
+export async function finishAuthorization(
+  deps: PaymentsDeps,
+  trx: PaymentsTrx,
+  tenantId: string,
+  call: Exclude<AuthorizationCall, { done: AuthorizeOutcome }>,
+  result: AuthorizeResult,
+  meta?: EventMeta,
+): Promise<AuthorizeOutcome> {
+  const detail =
+    result.status === 'declined' ? result.code : result.status === 'error' ? result.message : null;
+  await finishOperation(trx, call.operationId, result.status, detail);
+  const locked = await lockByKey(trx, call.key);
+  if (!locked) throw new Error(`payment ${call.key} vanished`);
+  // Settled meanwhile (another caller, a webhook or a void): that stands.
+  if (locked.status !== 'processing') return outcomeOf(locked);
+  const { to, change } = applyResult(result);
+  const after = to ? await transition(trx, locked, to, change) : await update(trx, locked, change);
+  const payment = toPayment(after);
+  if (to) await publish(deps.events, trx, tenantId, [paymentEvent(to, payment)], meta);
+  if (result.status === 'declined')
+    return { outcome: 'declined', payment, code: result.code, message: result.message };
+  if (result.status === 'error') return { outcome: 'error', payment, message: result.message };
+  return { outcome: result.status, payment };
+}
+
+/**
+ * Authorizes the payment of `key` with its provider (creating it first from `initiate`, in the
+ * same transaction): startAuthorization, the call, finishAuthorization, each of the two
+ * database parts in a transaction of its own. A payment past authorization answers its outcome
+ * without a call. An aborted call leaves the payment processing (its outcome unknown: void it)
+ * and rejects with the signal's reason.
+ */
+export async function processPayment(
+  deps: PaymentsDeps,
+  tenantId: string,
+  key: string,
+  signal: AbortSignal,
+  meta?: EventMeta,
+  initiate?: NewPayment,
+): Promise<AuthorizeOutcome> {
+  signal.throwIfAborted();
+  const call = await withTenant(deps.db, tenantId, (trx) =>
+    startAuthorization(deps, trx as PaymentsTrx, tenantId, key, initiate, meta),
+  );
+  if (call.done) return call.done;
+  const result = await callAuthorization(deps, tenantId, call, signal);
+  return withTenant(deps.db, tenantId, (trx) =>
+    finishAuthorization(deps, trx as PaymentsTrx, tenantId, call, result, meta),
+  );
 }

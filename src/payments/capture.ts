@@ -6,16 +6,106 @@ import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
 import { callProvider } from './provider-call.ts';
-import type { CaptureResult } from './providers/provider.ts';
-import { type Payment, toPayment } from './views.ts';
+import type { CaptureResult, PaymentProvider } from './providers/provider.ts';
+import type { PaymentsTrx } from './tables.ts';
+import { type Payment, type PaymentRow, toPayment } from './views.ts';
 
 const CAPTURED: readonly string[] = ['completed', 'partially_refunded', 'refunded'];
 
+/** A capture prepared in a transaction: its operation started, or `done` when the payment is already captured. */
+export type CaptureCall =
+  | { done: Payment }
+  | { done?: undefined; key: string; row: PaymentRow; provider: PaymentProvider; operationId: string };
+
 /**
- * Captures the authorized payment of `key` in full (completed, publishing mercato.payment.completed).
- * One already captured is answered as it is; any other status is 409 ILLEGAL_TRANSITION. The
- * provider's key is derived from the payment's, so concurrent or repeated captures capture once.
- * A provider refusal is 502 PAYMENT_PROVIDER_ERROR and leaves the payment authorized.
+ * In trx: locks the payment of `key`; a captured one is done, an authorized one gets the capture's
+ * operation started; any other status is 409 ILLEGAL_TRANSITION.
+ */
+export async function startCapture(
+  deps: PaymentsDeps,
+  trx: PaymentsTrx,
+  tenantId: string,
+  key: string,
+): Promise<CaptureCall> {
+  const row = await lockByKey(trx, key);
+  if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+  if (CAPTURED.includes(row.status)) return { done: toPayment(row) };
+  paymentMachine.assert(row.status as PaymentStatus, 'completed');
+  const provider = deps.providers.get(row.provider);
+  const operationId = await startOperation(trx, {
+    tenantId,
+    paymentId: row.id,
+    kind: 'capture',
+    key: providerKeys.capture(key),
+    amount: Number(row.amount),
+  });
+  return { key, row, provider, operationId };
+}
+
+/** The provider call of a started capture, under a key derived from the payment's (one capture, however often called). */
+export function callCapture(
+  deps: PaymentsDeps,
+  tenantId: string,
+  call: Exclude<CaptureCall, { done: Payment }>,
+  signal: AbortSignal,
+): Promise<CaptureResult> {
+  const { row, provider } = call;
+  return callProvider(deps, tenantId, call.operationId, signal, () =>
+    provider.capture(
+      {
+        merchantId: tenantId,
+        idempotencyKey: providerKeys.capture(call.key),
+        transactionId: row.provider_transaction_id ?? '',
+        amount: Number(row.amount),
+      },
+      signal,
+    ),
+  );
+}
+
+/**
+ * In trx: records the provider's answer; a capture completes the payment (publishing
+ * mercato.payment.completed). `refused`: the provider's refusal, the payment left authorized.
+ */
+export async function finishCapture(
+  deps: PaymentsDeps,
+  trx: PaymentsTrx,
+  tenantId: string,
+  call: Exclude<CaptureCall, { done: Payment }>,
+  result: CaptureResult,
+  meta?: EventMeta,
+): Promise<{ payment: Payment; refused?: string }> {
+  await finishOperation(
+    trx,
+    call.operationId,
+    result.status,
+    result.status === 'error' ? result.message : null,
+  );
+  const locked = await lockByKey(trx, call.key);
+  if (!locked) throw new Error(`payment ${call.key} vanished`);
+  if (result.status !== 'captured' || locked.status !== 'authorized') {
+    const payment = toPayment(locked);
+    return result.status === 'error' && !CAPTURED.includes(payment.status)
+      ? { payment, refused: result.message }
+      : { payment };
+  }
+  const after = toPayment(await transition(trx, locked, 'completed', { processed: true }));
+  await publish(deps.events, trx, tenantId, [paymentEvent('completed', after)], meta);
+  return { payment: after };
+}
+
+/** The provider's refusal of a capture as the API answers it. */
+export const captureRefused = (payment: Payment, message: string) =>
+  new AppError('PAYMENT_PROVIDER_ERROR', `the provider refused the capture: ${message}`, {
+    paymentId: payment.id,
+    status: payment.status,
+  });
+
+/**
+ * Captures the authorized payment of `key` in full (completed, publishing mercato.payment.completed):
+ * startCapture, the call, finishCapture, each database part in a transaction of its own. One
+ * already captured is answered as it is; any other status is 409 ILLEGAL_TRANSITION. A provider
+ * refusal is 502 PAYMENT_PROVIDER_ERROR and leaves the payment authorized.
  */
 export async function capturePayment(
   deps: PaymentsDeps,
@@ -25,51 +115,14 @@ export async function capturePayment(
   meta?: EventMeta,
 ): Promise<Payment> {
   signal.throwIfAborted();
-  const providerKey = providerKeys.capture(key);
-  const start = await withTenant(deps.db, tenantId, async (trx) => {
-    const row = await lockByKey(trx, key);
-    if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
-    if (CAPTURED.includes(row.status)) return { done: toPayment(row) };
-    paymentMachine.assert(row.status as PaymentStatus, 'completed');
-    const provider = deps.providers.get(row.provider);
-    const operationId = await startOperation(trx, {
-      tenantId,
-      paymentId: row.id,
-      kind: 'capture',
-      key: providerKey,
-      amount: Number(row.amount),
-    });
-    return { row, provider, operationId };
-  });
-  if (start.done) return start.done;
-  const { row, provider, operationId } = start;
-
-  const result: CaptureResult = await callProvider(deps, tenantId, operationId, signal, () =>
-    provider.capture(
-      {
-        merchantId: tenantId,
-        idempotencyKey: providerKey,
-        transactionId: row.provider_transaction_id ?? '',
-        amount: Number(row.amount),
-      },
-      signal,
-    ),
+  const call = await withTenant(deps.db, tenantId, (trx) =>
+    startCapture(deps, trx as PaymentsTrx, tenantId, key),
   );
-
-  const payment = await withTenant(deps.db, tenantId, async (trx) => {
-    await finishOperation(trx, operationId, result.status, result.status === 'error' ? result.message : null);
-    const locked = await lockByKey(trx, key);
-    if (!locked) throw new Error(`payment ${key} vanished`);
-    if (result.status !== 'captured' || locked.status !== 'authorized') return toPayment(locked);
-    const after = toPayment(await transition(trx, locked, 'completed', { processed: true }));
-    await publish(deps.events, trx, tenantId, [paymentEvent('completed', after)], meta);
-    return after;
-  });
-  if (result.status === 'error' && !CAPTURED.includes(payment.status)) {
-    throw new AppError('PAYMENT_PROVIDER_ERROR', `the provider refused the capture: ${result.message}`, {
-      paymentId: payment.id,
-      status: payment.status,
-    });
-  }
+  if (call.done) return call.done;
+  const result = await callCapture(deps, tenantId, call, signal);
+  const { payment, refused } = await withTenant(deps.db, tenantId, (trx) =>
+    finishCapture(deps, trx as PaymentsTrx, tenantId, call, result, meta),
+  );
+  if (refused !== undefined) throw captureRefused(payment, refused);
   return payment;
 }

@@ -1,4 +1,5 @@
-export type { AuthorizeOutcome } from './authorize.ts';
+export type { AuthorizationCall, AuthorizeOutcome } from './authorize.ts';
+export type { CaptureCall } from './capture.ts';
 export type { FindOrder, PaymentsModuleDeps } from './deps.ts';
 export { createPayments, type PaymentsModule, type TestProviderControls } from './module.ts';
 export type { PaymentEventVerb } from './payment-events.ts';
@@ -9,7 +10,7 @@ export {
   type PaymentStatus,
   paymentMachine,
 } from './payment-machine.ts';
-export type { PaymentsApi } from './payments-api.ts';
+export type { AuthorizeRequest, PaymentsApi, PendingCall } from './payments-api.ts';
 export type {
   AuthorizeInput,
   AuthorizeResult,

@@ -1,14 +1,37 @@
+import type { Transaction } from 'kysely';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, type FieldError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
-import { type AuthorizeOutcome, initiatePayment, processPayment } from './authorize.ts';
-import { capturePayment } from './capture.ts';
+import {
+  type AuthorizationCall,
+  type AuthorizeOutcome,
+  callAuthorization,
+  finishAuthorization,
+  processPayment,
+  startAuthorization,
+} from './authorize.ts';
+import { type CaptureCall, callCapture, capturePayment, finishCapture, startCapture } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
-import { findByKey, listByOrder } from './payment-store.ts';
+import { findByKey, listByOrder, type NewPayment } from './payment-store.ts';
+import type { AuthorizeResult, CaptureResult } from './providers/provider.ts';
 import { refundPayment } from './refund.ts';
 import { type Payment, toPayment } from './views.ts';
 import { voidPayment } from './void-payment.ts';
+
+/** What an authorization is asked for. */
+export type AuthorizeRequest = {
+  key: string;
+  orderId: string;
+  amount: number;
+  currency: string;
+  provider: string;
+  token: string;
+  meta?: EventMeta;
+};
+
+/** A started call (not `done`). */
+export type PendingCall<C> = Exclude<C, { done: unknown }>;
 
 export type PaymentsApi = {
   /**
@@ -18,21 +41,46 @@ export type PaymentsApi = {
    * the provider again. An aborted signal rejects with its reason and leaves the payment
    * processing: void it.
    */
-  authorize(
+  authorize(tenantId: string, input: AuthorizeRequest, signal: AbortSignal): Promise<AuthorizeOutcome>;
+  /**
+   * authorize in three parts, for a caller that writes the database parts in transactions of its
+   * own (the checkout saga logs its steps with them): start in `trx` (the payment created or
+   * found, moved to processing, the call's operation started; `done` when no call is needed),
+   * then the provider call outside any transaction, then finish in the caller's next transaction.
+   */
+  startAuthorization(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
     tenantId: string,
-    input: {
-      key: string;
-      orderId: string;
-      amount: number;
-      currency: string;
-      provider: string;
-      token: string;
-      meta?: EventMeta;
-    },
+    input: AuthorizeRequest,
+  ): Promise<AuthorizationCall>;
+  callAuthorization(
+    tenantId: string,
+    call: PendingCall<AuthorizationCall>,
     signal: AbortSignal,
+  ): Promise<AuthorizeResult>;
+  finishAuthorization(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
+    tenantId: string,
+    call: PendingCall<AuthorizationCall>,
+    result: AuthorizeResult,
+    meta?: EventMeta,
   ): Promise<AuthorizeOutcome>;
   /** Captures an authorized payment in full (idempotent: a completed one is returned as it is). */
   capture(tenantId: string, paymentKey: string, signal: AbortSignal, meta?: EventMeta): Promise<Payment>;
+  /** capture in three parts, as startAuthorization; `refused`: the provider refused it (the payment stays authorized). */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  startCapture(trx: Transaction<any>, tenantId: string, paymentKey: string): Promise<CaptureCall>;
+  callCapture(tenantId: string, call: PendingCall<CaptureCall>, signal: AbortSignal): Promise<CaptureResult>;
+  finishCapture(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
+    tenantId: string,
+    call: PendingCall<CaptureCall>,
+    result: CaptureResult,
+    meta?: EventMeta,
+  ): Promise<{ payment: Payment; refused?: string }>;
   /**
    * Voids the authorization made under `paymentKey`, even when Mercato never learnt its outcome
    * (tok_hang): asks the provider by the authorization's idempotency key. Idempotent. undefined
@@ -74,43 +122,45 @@ const validKey = (key: unknown): key is string => typeof key === 'string' && KEY
 const validAmount = (amount: unknown): amount is number =>
   typeof amount === 'number' && Number.isSafeInteger(amount) && amount > 0;
 
+/** The payment an authorization request makes, checked as the routes' schemas check it. */
+function newPayment(tenantId: string, input: AuthorizeRequest): NewPayment {
+  check([
+    ['/key', validKey(input.key), 'must be 1 to 200 visible ASCII characters'],
+    ['/orderId', isUuid(input.orderId), 'must be a UUID'],
+    ['/amount', validAmount(input.amount), 'must be a positive integer of minor units'],
+    ['/currency', typeof input.currency === 'string' && CURRENCY.test(input.currency), 'must be ISO 4217'],
+    [
+      '/token',
+      typeof input.token === 'string' && input.token.length >= 1 && input.token.length <= 200,
+      'must be 1 to 200 characters',
+    ],
+  ]);
+  const { meta: _meta, ...payment } = input;
+  return { tenantId, ...payment };
+}
+
 /** The payments API other modules (the checkout saga) call: plain functions over deps. */
 export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
   const keyOnly = (key: string) =>
     check([['/key', validKey(key), 'must be 1 to 200 visible ASCII characters']]);
   return {
     async authorize(tenantId, input, signal) {
-      check([
-        ['/key', validKey(input.key), 'must be 1 to 200 visible ASCII characters'],
-        ['/orderId', isUuid(input.orderId), 'must be a UUID'],
-        ['/amount', validAmount(input.amount), 'must be a positive integer of minor units'],
-        [
-          '/currency',
-          typeof input.currency === 'string' && CURRENCY.test(input.currency),
-          'must be ISO 4217',
-        ],
-        [
-          '/token',
-          typeof input.token === 'string' && input.token.length >= 1 && input.token.length <= 200,
-          'must be 1 to 200 characters',
-        ],
-      ]);
+      const payment = newPayment(tenantId, input);
       deps.providers.get(input.provider);
-      await initiatePayment(
-        deps,
-        {
-          tenantId,
-          key: input.key,
-          orderId: input.orderId,
-          amount: input.amount,
-          currency: input.currency,
-          provider: input.provider,
-          token: input.token,
-        },
-        input.meta,
-      );
-      return processPayment(deps, tenantId, input.key, signal, input.meta);
+      return processPayment(deps, tenantId, input.key, signal, input.meta, payment);
     },
+    startAuthorization: async (trx, tenantId, input) =>
+      startAuthorization(deps, trx, tenantId, input.key, newPayment(tenantId, input), input.meta),
+    callAuthorization: (tenantId, call, signal) => callAuthorization(deps, tenantId, call, signal),
+    finishAuthorization: (trx, tenantId, call, result, meta) =>
+      finishAuthorization(deps, trx, tenantId, call, result, meta),
+    startCapture(trx, tenantId, paymentKey) {
+      keyOnly(paymentKey);
+      return startCapture(deps, trx, tenantId, paymentKey);
+    },
+    callCapture: (tenantId, call, signal) => callCapture(deps, tenantId, call, signal),
+    finishCapture: (trx, tenantId, call, result, meta) =>
+      finishCapture(deps, trx, tenantId, call, result, meta),
     capture(tenantId, paymentKey, signal, meta) {
       keyOnly(paymentKey);
       return capturePayment(deps, tenantId, paymentKey, signal, meta);
