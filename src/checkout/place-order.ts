@@ -187,6 +187,8 @@ export async function placeOrder(
     if (before) return before;
     drafted = await cartToCheckOut(deps, tenantId, request, body);
   }
+  // Taken before the transaction, which would otherwise hold the tenant's counter row to its end.
+  const number = await deps.orders.takeNumber(tenantId);
   let scope: string | undefined;
   try {
     // One transaction: the cart read (and locked), the order, its saga and the steps that need no call out.
@@ -207,6 +209,7 @@ export async function placeOrder(
         tenantId,
         newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta),
         meta,
+        number,
       );
       const sagaId = uuidv7();
       const owner = randomUUID();

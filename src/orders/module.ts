@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import type { OrdersDeps, OrdersModuleDeps } from './deps.ts';
+import { orderNumbers } from './order-numbers.ts';
 import { orderRoutes } from './order-routes.ts';
 import type { Order } from './order-view.ts';
 import { type OrdersApi, ordersApi } from './orders-api.ts';
@@ -16,7 +17,7 @@ export type OrdersModule = MercatoModule &
 /** Order records, their state machine, history and events, and the routes that read them. */
 export async function createOrders(ctx: AppContext, moduleDeps: OrdersModuleDeps): Promise<OrdersModule> {
   const deps: OrdersDeps = { ...moduleDeps, db: ctx.db.kysely as OrdersDb };
-  const api = ordersApi(deps.events);
+  const api = ordersApi(deps.events, orderNumbers(deps.db));
   return {
     name: 'orders',
     ...api,

@@ -63,6 +63,19 @@ describe('order numbers', () => {
     const events = await orderEvents(t, shop.id);
     expect(events.map((e) => (e.data as { number: number }).number)).toEqual([1001, 1002]);
   });
+
+  it('hands 40 concurrent takeNumber calls the next 40 numbers, each once, and create uses the number it is given', async () => {
+    const shop = await createShop(t, 'numbers-taken');
+    await placeOrder(t, shop.id);
+    const numbers = await Promise.all(Array.from({ length: 40 }, () => t.orders.takeNumber(shop.id)));
+    expect([...numbers].sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => 1002 + i));
+    const order = await withTenant(t.ctx.db.kysely, shop.id, (trx) =>
+      t.orders.create(trx, shop.id, newOrder(), undefined, numbers[7]),
+    );
+    expect(order.number).toBe(numbers[7]);
+    // The counter moved past the numbers handed out: the next creation does not reuse one.
+    expect((await placeOrder(t, shop.id)).number).toBe(1042);
+  });
 });
 
 describe('create', () => {

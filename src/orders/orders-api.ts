@@ -47,9 +47,24 @@ export type OrderChange = {
  * the tenant), so its saga log and the order's change commit together.
  */
 export type OrdersApi = {
-  /** Inserts the order (status created, number assigned) with its lines; publishes mercato.order.created. */
-  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
-  create(trx: Transaction<any>, tenantId: string, input: NewOrder, meta?: EventMeta): Promise<Order>;
+  /**
+   * Inserts the order (status created) with its lines; publishes mercato.order.created. Its number
+   * is `number` (from takeNumber), else taken in trx (the tenant's counter row then stays locked
+   * until trx ends: concurrent creations queue there).
+   */
+  create(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
+    tenantId: string,
+    input: NewOrder,
+    meta?: EventMeta,
+    number?: number,
+  ): Promise<Order>;
+  /**
+   * The tenant's next order number, in a short transaction of its own (call it outside any):
+   * concurrent callers share one. A number whose order is not made stays unused (a gap).
+   */
+  takeNumber(tenantId: string): Promise<number>;
   /** The order created under this idempotency scope and key, with its request hash. */
   findByIdempotencyKey(
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
@@ -118,14 +133,15 @@ function checkChange(orderId: string, to: OrderStatus, change: OrderChange): voi
   if (to === 'failed' && !change.failure) throw wrong('a transition to failed needs change.failure');
 }
 
-/** The orders API on an event bus. */
-export function ordersApi(events: EventBus): OrdersApi {
+/** The orders API on an event bus; takeNumber hands out numbers (orderNumbers). */
+export function ordersApi(events: EventBus, takeNumber: (tenantId: string) => Promise<number>): OrdersApi {
   const api: OrdersApi = {
-    async create(anyTrx, tenantId, input, meta) {
+    takeNumber,
+    async create(anyTrx, tenantId, input, meta, given) {
       const trx = anyTrx as OrdersTrx;
       checkNewOrder(input);
-      // The number is taken last but one: the counter row stays locked from here to the commit.
-      const number = await nextNumber(trx, tenantId);
+      // Taken here, last but one: the counter row stays locked from here to the commit.
+      const number = given ?? (await nextNumber(trx, tenantId));
       // A second order under the same idempotency scope and key fails here with PostgreSQL's
       // unique_violation (23505), unchanged: the caller's transaction is aborted anyway, and the
       // saga tells it from other errors by that code to replay the order the first request made.

@@ -1,0 +1,52 @@
+import { withTenant } from '../platform/db/index.ts';
+import { FIRST_NUMBER } from './order-store.ts';
+import type { OrdersDb } from './tables.ts';
+
+type Waiting = { resolve(n: number): void; reject(error: unknown): void };
+
+/**
+ * Hands out a tenant's order numbers in short transactions of their own, so order creations do
+ * not queue on the counter row for as long as they run: the requests that arrive while one
+ * transaction is out share the next, which moves the counter by their count (the WAL's group
+ * commit, for numbers). Unique and increasing per process; a number whose order is never made
+ * (its creation failed) is a gap, as in Shopify's numbering.
+ */
+export function orderNumbers(db: OrdersDb): (tenantId: string) => Promise<number> {
+  const queues = new Map<string, Waiting[]>();
+  const busy = new Set<string>();
+
+  async function flush(tenantId: string): Promise<void> {
+    const group = queues.get(tenantId) ?? [];
+    queues.delete(tenantId);
+    busy.add(tenantId);
+    try {
+      const last = await withTenant(db, tenantId, async (trx) => {
+        const row = await trx
+          .insertInto('orders.counters')
+          .values({ tenant_id: tenantId, last_number: FIRST_NUMBER + group.length - 1 })
+          .onConflict((oc) =>
+            oc
+              .column('tenant_id')
+              .doUpdateSet((eb) => ({ last_number: eb('orders.counters.last_number', '+', group.length) })),
+          )
+          .returning('last_number')
+          .executeTakeFirstOrThrow();
+        return Number(row.last_number);
+      });
+      for (const [i, w] of group.entries()) w.resolve(last - group.length + 1 + i);
+    } catch (error) {
+      for (const w of group) w.reject(error);
+    } finally {
+      busy.delete(tenantId);
+      if (queues.has(tenantId)) void flush(tenantId);
+    }
+  }
+
+  return (tenantId) =>
+    new Promise<number>((resolve, reject) => {
+      const queue = queues.get(tenantId);
+      if (queue) queue.push({ resolve, reject });
+      else queues.set(tenantId, [{ resolve, reject }]);
+      if (!busy.has(tenantId) && !queue) void flush(tenantId);
+    });
+}
