@@ -24,7 +24,7 @@ import {
 } from './checkout-schemas.ts';
 import type { CheckoutDeps } from './deps.ts';
 import { placeOrder } from './place-order.ts';
-import type { SagaRunner } from './saga-runner.ts';
+import type { RunResult, SagaRunner } from './saga-runner.ts';
 import { findSaga, listSteps } from './saga-store.ts';
 import { FAILURES } from './step-outcome.ts';
 import type { CheckoutTrx } from './tables.ts';
@@ -45,8 +45,11 @@ export function checkoutRoutes(
       withTenant(deps.db, tenantId, (trx) => deps.orders.get(trx, tenantId, orderId));
 
     /** Waits up to the inline budget for the saga to finish, then answers with the order as it stands. */
-    const settle = async (tenantId: string, orderId: string, run: Promise<unknown> | undefined) => {
-      if (run) await Promise.race([run, sleep(inlineMs)]);
+    /** The order once its run finished, or as it stands after MERCATO_CHECKOUT_INLINE_MS. */
+    const settle = async (tenantId: string, orderId: string, run: Promise<RunResult> | undefined) => {
+      const result = run ? await Promise.race([run, sleep(inlineMs)]) : undefined;
+      // The run that completed the order has it as it wrote it: no read back.
+      if (result && result.state === 'stopped' && result.order?.id === orderId) return result.order;
       return (await readOrder(tenantId, orderId))!;
     };
 
@@ -93,7 +96,7 @@ export function checkoutRoutes(
           eventMetaOf(request),
           runner,
         );
-        let run: Promise<unknown> | undefined;
+        let run: Promise<RunResult> | undefined;
         if (placed.sagaId) {
           run = placed.replayed ? undefined : runner.run(tenantId, placed.sagaId, placed.held);
           if (placed.replayed) runner.kick(tenantId, placed.sagaId);

@@ -53,6 +53,9 @@ describe('checkout', () => {
     const placed = await placeOrder(t, customer, 'tok_visa', 'first-order', { email: 'erika@example.com' });
     expect(placed.statusCode, placed.body).toBe(201);
     const order = placed.json<Order>();
+    // The answer is the order as the saga wrote it (not read back): the same as reading it.
+    const read = await send(t.app, 'GET', `/api/v1/orders/${order.id}`, customer);
+    expect(read.json<Order>()).toEqual(order);
     // 3 × 10.00 + 19% VAT (5.70) + shipping 4.90
     expect(order).toMatchObject({
       status: 'completed',

@@ -18,10 +18,13 @@ export type Started = {
  * Where begin left a saga: a step that calls out, started; the saga as it stands (compensating,
  * finished, or a cancel asked before its next step); or paused by the test hook.
  */
-export type Begun = Started | { saga: Saga } | 'paused';
+export type Begun = Started | { saga: Saga; order?: Order } | 'paused';
 
-/** Where a forward step left the saga; `next`: the following step's attempt, already started. */
-export type ForwardResult = { saga: Saga; next?: Started } | 'stop' | 'paused';
+/**
+ * Where a forward step left the saga; `next`: the following step's attempt, already started;
+ * `order`: the order as a finished saga left it.
+ */
+export type ForwardResult = { saga: Saga; next?: Started; order?: Order } | 'stop' | 'paused';
 
 /**
  * In trx, with the saga row locked, at step `def`: runs the step's local effect (a step without
@@ -51,7 +54,7 @@ export async function begin(
       if (!step.invoke) {
         await recordStep(trx, current, step.name, { status: 'succeeded', output: outcome.output });
         const moved = await succeeded(r, trx, current, step, c, outcome.output);
-        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : { saga: moved.saga };
+        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
         ({ saga: current, next: step, order } = moved);
         continue;
       }
@@ -65,6 +68,10 @@ export async function begin(
     return { def: step, step: started, c: { ...c, saga: next }, signal };
   }
 }
+
+/** The saga where a step left it, with its order when the saga finished there. */
+const finished = (moved: { saga: Saga; order: Order }) =>
+  moved.saga.status === 'completed' ? { saga: moved.saga, order: moved.order } : { saga: moved.saga };
 
 /**
  * In trx: a step succeeded (logged by the caller). Makes its effect on the order, then finishes
@@ -167,9 +174,9 @@ export async function forward(
           return { saga: await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null }) };
         }
         const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output);
-        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : { saga: moved.saga };
+        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
         const next = await begin(r, trx, moved.saga, moved.next, moved.order);
-        if (next === 'paused' || 'saga' in next) return next === 'paused' ? next : { saga: next.saga };
+        if (next === 'paused' || 'saga' in next) return next;
         return { saga: next.c.saga, next };
       }
       await finishStep(trx, started.step.id, { status: 'failed', error: errorOf(outcome) });

@@ -13,8 +13,11 @@ import type { CheckoutTrx } from './tables.ts';
 export { MAX_ATTEMPTS } from './saga-context.ts';
 
 export type RunResult =
-  /** The saga stopped where it stands (finished, waiting on the provider, paused or left to the watchdog). */
-  | { state: 'stopped'; saga: Saga }
+  /**
+   * The saga stopped where it stands (finished, waiting on the provider, paused or left to the
+   * watchdog); `order`: the order as the run finished it (completed in this run).
+   */
+  | { state: 'stopped'; saga: Saga; order?: Order }
   /** Another runner holds it, or it is finished: nothing was done. */
   | { state: 'busy' };
 
@@ -59,8 +62,9 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
     if (!taken) return { state: 'busy' };
     let saga: Saga = taken;
     let prestarted: Started | undefined;
+    let order: Order | undefined;
     if (held && held.begun !== 'paused') {
-      if ('saga' in held.begun) saga = held.begun.saga;
+      if ('saga' in held.begun) ({ saga, order } = held.begun);
       else {
         prestarted = held.begun;
         saga = prestarted.c.saga;
@@ -94,6 +98,7 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
           break;
         }
         saga = result.saga;
+        order = result.order;
         prestarted = result.next;
       }
     } finally {
@@ -108,7 +113,7 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
           .catch((error) => logger.warn({ err: error, sagaId }, 'could not release a checkout lease'));
       }
     }
-    if (isTerminal(saga)) return { state: 'stopped', saga };
+    if (isTerminal(saga)) return { state: 'stopped', saga, ...(order ? { order } : {}) };
     const final = await r.tx(tenantId, (trx) => findSaga(trx, { id: sagaId }));
     return { state: 'stopped', saga: final! };
   }
