@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext } from './saga-context.ts';
-import { findSaga, finishStep, type Saga, startStep, updateSaga } from './saga-store.ts';
+import { findSaga, finishStep, type Saga, updateSaga, updateSagaLogged } from './saga-store.ts';
 import { STEPS } from './steps.ts';
 
 /**
@@ -16,9 +16,13 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
       const started = await r.tx(saga.tenantId, async (trx) => {
         const current = await findSaga(trx, { id: saga.id }, true);
         if (current?.status !== 'compensating') return undefined;
-        const step = await startStep(trx, current, def.name, 'compensate');
-        await updateSaga(trx, saga.id, { step: def.name, leaseUntil: later(r.leaseMs) });
-        return { step, c: await r.contextOf(trx, current, signal) };
+        const { logged } = await updateSagaLogged(
+          trx,
+          saga.id,
+          { step: def.name, leaseUntil: later(r.leaseMs) },
+          { attempt: { tenantId: current.tenantId, step: def.name, action: 'compensate' } },
+        );
+        return { step: logged!, c: await r.contextOf(trx, current, signal) };
       });
       if (!started) return 'stop';
       let output: unknown;

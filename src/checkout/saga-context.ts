@@ -3,7 +3,7 @@ import type { Order } from '../orders/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import type { CheckoutDeps } from './deps.ts';
-import { type Saga, updateSaga } from './saga-store.ts';
+import { type Saga, type SagaChanges, updateSaga } from './saga-store.ts';
 import type { StepContext } from './steps.ts';
 import type { CheckoutTrx, SagaFailure } from './tables.ts';
 
@@ -47,6 +47,13 @@ export function runContext(deps: CheckoutDeps, logger: Logger): RunContext {
   };
 }
 
-/** Moves to compensating from the failed step (it is undone too: it may have half happened). */
+/** The change that moves a saga to compensating from the failed step (it is undone too: it may have half happened). */
+export const toCompensate = (failure: SagaFailure): SagaChanges => ({
+  status: 'compensating',
+  failure,
+  deadlineAt: null,
+});
+
+/** Moves to compensating from the failed step. */
 export const toCompensating = (trx: CheckoutTrx, saga: Saga, failure: SagaFailure) =>
-  updateSaga(trx, saga.id, { status: 'compensating', failure, deadlineAt: null });
+  updateSaga(trx, saga.id, toCompensate(failure));

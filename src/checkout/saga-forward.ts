@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Order } from '../orders/index.ts';
-import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, toCompensating } from './saga-context.ts';
-import { findSaga, finishStep, recordStep, type Saga, startStep, updateSaga } from './saga-store.ts';
+import {
+  BACKOFF_MS,
+  later,
+  MAX_ATTEMPTS,
+  type RunContext,
+  toCompensate,
+  toCompensating,
+} from './saga-context.ts';
+import { findSaga, finishStep, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
 import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
 import type { CheckoutTrx } from './tables.ts';
@@ -47,25 +54,37 @@ export async function begin(
     const c = await r.contextOf(trx, current, signal, order);
     if (step.local) {
       const outcome = await step.local(trx, c);
+      const attempt = { tenantId: current.tenantId, step: step.name, action: 'invoke' as const };
       if (!outcome.ok) {
-        await recordStep(trx, current, step.name, { status: 'failed', error: errorOf(outcome) });
-        return { saga: await toCompensating(trx, current, outcome.failure) };
+        const failure = { status: 'failed' as const, error: errorOf(outcome) };
+        const { saga: compensating } = await updateSagaLogged(
+          trx,
+          current.id,
+          toCompensate(outcome.failure),
+          {
+            attempt: { ...attempt, outcome: failure },
+          },
+        );
+        return { saga: compensating };
       }
       if (!step.invoke) {
-        await recordStep(trx, current, step.name, { status: 'succeeded', output: outcome.output });
-        const moved = await succeeded(r, trx, current, step, c, outcome.output);
+        const moved = await succeeded(r, trx, current, step, c, outcome.output, {
+          attempt: { ...attempt, outcome: { status: 'succeeded', output: outcome.output } },
+        });
         if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
         ({ saga: current, next: step, order } = moved);
         continue;
       }
     }
-    const started = await startStep(trx, current, step.name, 'invoke');
+    const { saga: next, logged } = await updateSagaLogged(
+      trx,
+      current.id,
+      { deadlineAt: later(r.timeoutMs), leaseUntil: later(r.leaseMs) },
+      { attempt: { tenantId: current.tenantId, step: step.name, action: 'invoke' } },
+    );
+    c.saga = next;
     c.order = (await step.started?.(trx, c)) ?? c.order;
-    const next = await updateSaga(trx, current.id, {
-      deadlineAt: later(r.timeoutMs),
-      leaseUntil: later(r.leaseMs),
-    });
-    return { def: step, step: started, c: { ...c, saga: next }, signal };
+    return { def: step, step: logged!, c, signal };
   }
 }
 
@@ -85,21 +104,27 @@ async function succeeded(
   def: SagaStepDefinition,
   c: StepContext,
   output: unknown,
+  log: SagaLog,
 ): Promise<{ saga: Saga; next?: SagaStepDefinition; order: Order } | 'paused'> {
   const order = (await def.invoked?.(trx, c, output)) ?? c.order;
   const next = STEPS[STEPS.indexOf(def) + 1];
   if (!next) {
-    const done = await updateSaga(trx, saga.id, {
-      status: 'completed',
-      deadlineAt: null,
-      payment: null,
-      finishedAt: new Date(),
-      leaseOwner: null,
-      leaseUntil: null,
-    });
+    const { saga: done } = await updateSagaLogged(
+      trx,
+      saga.id,
+      {
+        status: 'completed',
+        deadlineAt: null,
+        payment: null,
+        finishedAt: new Date(),
+        leaseOwner: null,
+        leaseUntil: null,
+      },
+      log,
+    );
     return { saga: done, order };
   }
-  const moved = await updateSaga(trx, saga.id, { step: next.name, deadlineAt: null });
+  const { saga: moved } = await updateSagaLogged(trx, saga.id, { step: next.name, deadlineAt: null }, log);
   if (r.pauseAfter === def.name) {
     r.logger.warn(
       { sagaId: saga.id, step: def.name },
@@ -168,23 +193,44 @@ export async function forward(
     const after = await r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
       outcome = (await started.def.settle?.(trx, started.c, invoked)) ?? invoked;
       if (outcome.ok) {
-        await finishStep(trx, started.step.id, { status: 'succeeded', output: outcome.output });
+        const finish = {
+          stepId: started.step.id,
+          outcome: { status: 'succeeded' as const, output: outcome.output },
+        };
         if (outcome.pending) {
           // The provider settles it later (webhook → payment event → a run); the deadline stands.
-          return { saga: await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null }) };
+          const { saga: waiting } = await updateSagaLogged(
+            trx,
+            saga.id,
+            { leaseOwner: null, leaseUntil: null },
+            { finish },
+          );
+          return { saga: waiting };
         }
-        const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output);
+        const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, {
+          finish,
+        });
         if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
         const next = await begin(r, trx, moved.saga, moved.next, moved.order);
         if (next === 'paused' || 'saga' in next) return next;
         return { saga: next.c.saga, next };
       }
-      await finishStep(trx, started.step.id, { status: 'failed', error: errorOf(outcome) });
-      if (outcome.retryable && attempt < MAX_ATTEMPTS && !started.signal.aborted) return undefined;
-      if (outcome.failure.reason in FAILURES)
-        return { saga: await toCompensating(trx, started.c.saga, outcome.failure) };
+      const finish = {
+        stepId: started.step.id,
+        outcome: { status: 'failed' as const, error: errorOf(outcome) },
+      };
+      if (outcome.retryable && attempt < MAX_ATTEMPTS && !started.signal.aborted) {
+        await finishStep(trx, finish.stepId, finish.outcome);
+        return undefined;
+      }
+      if (outcome.failure.reason in FAILURES) {
+        const { saga: compensating } = await updateSagaLogged(trx, saga.id, toCompensate(outcome.failure), {
+          finish,
+        });
+        return { saga: compensating };
+      }
       // An internal error past its attempts: the watchdog tries again until the deadline.
-      await updateSaga(trx, saga.id, { leaseOwner: null, leaseUntil: null });
+      await updateSagaLogged(trx, saga.id, { leaseOwner: null, leaseUntil: null }, { finish });
       return 'stop';
     });
     if (after === undefined) {

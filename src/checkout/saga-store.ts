@@ -165,42 +165,72 @@ export type SagaChanges = {
 };
 
 export async function updateSaga(trx: CheckoutTrx, sagaId: string, changes: SagaChanges): Promise<Saga> {
-  const row = await trx
-    .updateTable('checkout.sagas')
-    .set({
-      ...(changes.status !== undefined ? { status: changes.status } : {}),
-      ...(changes.step !== undefined ? { step: changes.step } : {}),
-      ...(changes.payment !== undefined ? { payment: json(changes.payment) } : {}),
-      ...(changes.failure !== undefined ? { failure: json(changes.failure) } : {}),
-      ...(changes.cancelRequested !== undefined ? { cancel_requested: json(changes.cancelRequested) } : {}),
-      ...(changes.deadlineAt !== undefined ? { deadline_at: changes.deadlineAt } : {}),
-      ...(changes.leaseOwner !== undefined ? { lease_owner: changes.leaseOwner } : {}),
-      ...(changes.leaseUntil !== undefined ? { lease_until: changes.leaseUntil } : {}),
-      ...(changes.finishedAt !== undefined ? { finished_at: changes.finishedAt } : {}),
-      updated_at: sql<Date>`now()`,
-    })
-    .where('id', '=', sagaId)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return toSaga(row);
+  return (await updateSagaLogged(trx, sagaId, changes)).saga;
 }
 
-/** Records that an attempt of a step (or of its compensation) starts; returns the log row's id and attempt. */
-export async function startStep(
+/** Log writes that go out with a saga's change, in its statement. */
+export type SagaLog = {
+  /** Records the outcome of this started attempt (finishStep). */
+  finish?: { stepId: string; outcome: StepResult };
+  /** Records a new attempt of `step`: started, or with its outcome when given (recordStep). */
+  attempt?: { tenantId: string; step: StepName; action: 'invoke' | 'compensate'; outcome?: StepResult };
+};
+
+/**
+ * updateSaga, with the log writes of `log` in the same statement (one round trip): `logged` is
+ * the attempt it recorded.
+ */
+export async function updateSagaLogged(
   trx: CheckoutTrx,
-  saga: Saga,
-  step: StepName,
-  action: 'invoke' | 'compensate',
-): Promise<{ id: string; attempt: number }> {
+  sagaId: string,
+  changes: SagaChanges,
+  log: SagaLog = {},
+): Promise<{ saga: Saga; logged?: { id: string; attempt: number } }> {
+  const sets = [sql`updated_at = now()`];
+  if (changes.status !== undefined) sets.push(sql`status = ${changes.status}`);
+  if (changes.step !== undefined) sets.push(sql`step = ${changes.step}`);
+  if (changes.payment !== undefined) sets.push(sql`payment = ${json(changes.payment)}::jsonb`);
+  if (changes.failure !== undefined) sets.push(sql`failure = ${json(changes.failure)}::jsonb`);
+  if (changes.cancelRequested !== undefined)
+    sets.push(sql`cancel_requested = ${json(changes.cancelRequested)}::jsonb`);
+  if (changes.deadlineAt !== undefined) sets.push(sql`deadline_at = ${changes.deadlineAt}`);
+  if (changes.leaseOwner !== undefined) sets.push(sql`lease_owner = ${changes.leaseOwner}`);
+  if (changes.leaseUntil !== undefined) sets.push(sql`lease_until = ${changes.leaseUntil}`);
+  if (changes.finishedAt !== undefined) sets.push(sql`finished_at = ${changes.finishedAt}`);
+  const ctes = [];
+  if (log.finish) {
+    const { stepId, outcome } = log.finish;
+    ctes.push(sql`finished as (
+      update checkout.saga_steps set status = ${outcome.status}, output = ${outputOf(outcome)}::jsonb,
+        error = ${errorOf(outcome)}::jsonb, finished_at = now()
+      where id = ${stepId})`);
+  }
   const id = uuidv7();
-  const row = await sql<{ attempt: number }>`
-    insert into checkout.saga_steps (id, tenant_id, saga_id, step, action, attempt, status)
-    select ${id}, ${saga.tenantId}, ${saga.id}, ${step}, ${action},
-      coalesce(max(attempt), 0) + 1, 'started'
-    from checkout.saga_steps where saga_id = ${saga.id} and step = ${step} and action = ${action}
-    returning attempt`.execute(trx);
-  return { id, attempt: Number(row.rows[0]!.attempt) };
+  if (log.attempt) {
+    const { tenantId, step, action, outcome } = log.attempt;
+    ctes.push(sql`logged as (
+      insert into checkout.saga_steps (id, tenant_id, saga_id, step, action, attempt, status, output, error, finished_at)
+      select ${id}, ${tenantId}, ${sagaId}, ${step}, ${action}, coalesce(max(attempt), 0) + 1,
+        ${outcome?.status ?? 'started'}, ${outcome ? outputOf(outcome) : null}::jsonb,
+        ${outcome ? errorOf(outcome) : null}::jsonb, ${outcome ? sql`now()` : sql`null`}
+      from checkout.saga_steps where saga_id = ${sagaId} and step = ${step} and action = ${action}
+      returning attempt)`);
+  }
+  const result = await sql<Selectable<SagasTable> & { logged_attempt: number | null }>`
+    ${ctes.length > 0 ? sql`with ${sql.join(ctes)} ` : sql``}update checkout.sagas set ${sql.join(sets)}
+    where id = ${sagaId}
+    returning *, ${log.attempt ? sql`(select attempt from logged)` : sql`null::int`} as logged_attempt`.execute(
+    trx,
+  );
+  const row = result.rows[0];
+  if (!row) throw new Error(`saga ${sagaId} vanished`);
+  const saga = toSaga(row);
+  return log.attempt ? { saga, logged: { id, attempt: Number(row.logged_attempt) } } : { saga };
 }
+
+const outputOf = (outcome: StepResult) =>
+  json(outcome.status === 'succeeded' ? (outcome.output ?? null) : null);
+const errorOf = (outcome: StepResult) => json(outcome.status === 'failed' ? outcome.error : null);
 
 type StepResult =
   | { status: 'succeeded'; output?: unknown }
