@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../identity/users/user-test-fixtures.ts';
+import { withTenant } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import {
   createShop,
@@ -378,5 +379,31 @@ describe('reservations', () => {
       }),
     ).rejects.toMatchObject({ code: 'INSUFFICIENT_STOCK' });
     expect(await t.inventory.commit(shop.id, key, 'checkout')).toMatchObject({ status: 'committed' });
+  });
+
+  it("runs operations in the caller's transaction with within(trx): committed with it, or not at all", async () => {
+    const stock = await createStock(t, shop, { onHand: 3 });
+    const lines = [{ variantId: stock.variantId, quantity: 2 }];
+    const key = `within-${uuidv7()}`;
+    await expect(
+      withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+        const made = await t.inventory.within(trx).reserve(shop.id, { key, lines, actor: 'saga' });
+        expect(made.status).toBe('active');
+        throw new Error('the caller failed after the reservation');
+      }),
+    ).rejects.toThrow('the caller failed');
+    expect(await item(stock.id)).toMatchObject({ onHand: 3, reserved: 0 });
+    const committed = await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+      const ops = t.inventory.within(trx);
+      await ops.reserve(shop.id, { key, lines, actor: 'saga' });
+      // Not enough left for a second reservation in the same transaction: refused, the first stands.
+      await expect(ops.reserve(shop.id, { key: `${key}-more`, lines, actor: 'saga' })).rejects.toMatchObject({
+        code: 'INSUFFICIENT_STOCK',
+      });
+      return ops.commit(shop.id, key, 'saga');
+    });
+    expect(committed.status).toBe('committed');
+    expect(await item(stock.id)).toMatchObject({ onHand: 1, reserved: 0 });
+    expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
   });
 });
