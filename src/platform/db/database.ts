@@ -4,6 +4,7 @@ import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { connectWithRetry, describeDatabase } from './connect-retry.ts';
 import { type Listener, pgliteListener, postgresListener } from './notifications.ts';
+import { prepareStatements } from './prepared-statements.ts';
 import { ensureRequestRole, RequestRoleError } from './request-role.ts';
 import { useRequestPool } from './tenant-context.ts';
 
@@ -112,6 +113,7 @@ function createPool(connectionString: string, max: number, statementTimeoutMs: n
   // timeout) emits 'error' besides failing its query; unheard, that event would end the process.
   pool.on('connect', (client) => {
     client.on('error', () => {});
+    prepareStatements(client);
   });
   return pool;
 }
