@@ -93,16 +93,20 @@ export function createCartService(deps: CartDeps) {
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
           : { cart: await findCart(trx, tenantId, locator, true), created: false };
       if (!locked) throw cartNotFound();
-      const variantIds = created ? [] : (await listLines(trx, tenantId, locked.id)).map((l) => l.variantId);
-      const { snapshot, target } = await snapshotOf(tenantId, variantIds, options.target, trx);
-      let cart: CartRow | undefined;
+      const lines = created ? [] : await listLines(trx, tenantId, locked.id);
+      const { snapshot, target } = await snapshotOf(
+        tenantId,
+        lines.map((l) => l.variantId),
+        options.target,
+        trx,
+      );
       if (apply) {
         await apply(trx, locked, snapshot, target, created);
-        cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
-      } else {
-        cart = await touchCart(trx, tenantId, locked);
+        const cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
+        return cartView(trx, tenantId, cart!, snapshot, ttl);
       }
-      return cartView(trx, tenantId, cart!, snapshot, ttl);
+      // A read: the lines are as just read (the row lock keeps them so).
+      return cartView(trx, tenantId, await touchCart(trx, tenantId, locked), snapshot, ttl, lines);
     });
   }
 

@@ -52,8 +52,10 @@ export async function cartView(
   cart: CartRow,
   snapshot: Snapshot,
   ttlSeconds: number,
+  /** The cart's lines, when the caller read them under the same lock and changed none since. */
+  lines?: LineRow[],
 ): Promise<Cart> {
-  const rows = await listLines(trx, tenantId, cart.id);
+  const rows = lines ?? (await listLines(trx, tenantId, cart.id));
   const checked: Array<{ line: LineRow; problem: LineProblem | null }> = [];
   for (const row of rows) {
     const { problem, changes } = checkLine(row, snapshot, cart.currency);

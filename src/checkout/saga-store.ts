@@ -82,30 +82,45 @@ export async function insertSaga(
   lease: { owner: string; until: Date } | undefined,
   validated?: unknown,
 ): Promise<Saga> {
-  const row = await trx
-    .insertInto('checkout.sagas')
-    .values({
-      id: saga.id,
-      tenant_id: saga.tenantId,
-      order_id: saga.orderId,
-      cart_id: saga.cartId,
-      status: 'running',
-      step: validated === undefined ? 'validate' : 'reserve',
-      payment: json(saga.payment),
-      failure: json(null),
-      cancel_requested: json(null),
-      deadline_at: null,
-      lease_owner: lease?.owner ?? null,
-      lease_until: lease?.until ?? null,
-      finished_at: null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  const inserted = toSaga(row);
-  if (validated !== undefined) {
-    await recordStep(trx, inserted, 'validate', { status: 'succeeded', output: validated });
-  }
-  return inserted;
+  const values = {
+    id: saga.id,
+    tenant_id: saga.tenantId,
+    order_id: saga.orderId,
+    cart_id: saga.cartId,
+    status: 'running' as const,
+    step: validated === undefined ? ('validate' as const) : ('reserve' as const),
+    payment: json(saga.payment),
+    failure: json(null),
+    cancel_requested: json(null),
+    deadline_at: null,
+    lease_owner: lease?.owner ?? null,
+    lease_until: lease?.until ?? null,
+    finished_at: null,
+  };
+  // The validate step's log row goes in with the saga, in the same statement.
+  const row =
+    validated === undefined
+      ? await trx.insertInto('checkout.sagas').values(values).returningAll().executeTakeFirstOrThrow()
+      : await trx
+          .with('validated', (db) =>
+            db.insertInto('checkout.saga_steps').values({
+              id: uuidv7(),
+              tenant_id: saga.tenantId,
+              saga_id: saga.id,
+              step: 'validate',
+              action: 'invoke',
+              attempt: 1,
+              status: 'succeeded',
+              output: json(validated),
+              error: json(null),
+              finished_at: sql<Date>`now()`,
+            }),
+          )
+          .insertInto('checkout.sagas')
+          .values(values)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+  return toSaga(row);
 }
 
 /** The saga by its id or its order's id; `lock` takes its row lock. */
@@ -172,7 +187,7 @@ export async function updateSaga(trx: CheckoutTrx, sagaId: string, changes: Saga
 export type SagaLog = {
   /** Records the outcome of this started attempt (finishStep). */
   finish?: { stepId: string; outcome: StepResult };
-  /** Records a new attempt of `step`: started, or with its outcome when given (recordStep). */
+  /** Records a new attempt of `step`: started, or whole, with its outcome, when given. */
   attempt?: { tenantId: string; step: StepName; action: 'invoke' | 'compensate'; outcome?: StepResult };
 };
 
@@ -235,23 +250,6 @@ const errorOf = (outcome: StepResult) => json(outcome.status === 'failed' ? outc
 type StepResult =
   | { status: 'succeeded'; output?: unknown }
   | { status: 'failed'; error: { code: string; message: string } };
-
-/** Records an attempt that started and finished in this transaction (a step done by its local effect), in one statement. */
-export async function recordStep(
-  trx: CheckoutTrx,
-  saga: Saga,
-  step: StepName,
-  outcome: StepResult,
-): Promise<void> {
-  await sql`
-    insert into checkout.saga_steps (id, tenant_id, saga_id, step, action, attempt, status, output, error, finished_at)
-    select ${uuidv7()}, ${saga.tenantId}, ${saga.id}, ${step}, 'invoke', coalesce(max(attempt), 0) + 1,
-      ${outcome.status}, ${json(outcome.status === 'succeeded' ? (outcome.output ?? null) : null)}::jsonb,
-      ${json(outcome.status === 'failed' ? outcome.error : null)}::jsonb, now()
-    from checkout.saga_steps where saga_id = ${saga.id} and step = ${step} and action = 'invoke'`.execute(
-    trx,
-  );
-}
 
 /** Records the outcome of a started attempt. */
 export async function finishStep(trx: CheckoutTrx, stepId: string, outcome: StepResult): Promise<void> {
