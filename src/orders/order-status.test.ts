@@ -5,6 +5,7 @@ import { AppError } from '../platform/http/index.ts';
 import {
   ORDER_PAYMENT_STATUSES,
   ORDER_STATUSES,
+  type Order,
   type OrderPaymentStatus,
   type OrderStatus,
   orderStatus,
@@ -81,12 +82,18 @@ describe('the order state machine', () => {
   });
 });
 
-type Step = { to: OrderStatus; paymentStatus: OrderPaymentStatus | undefined; reason: string | undefined };
+type Step = {
+  to: OrderStatus;
+  paymentStatus: OrderPaymentStatus | undefined;
+  reason: string | undefined;
+  known: 'none' | 'fresh' | 'stale';
+};
 
 const step: fc.Arbitrary<Step> = fc.record({
   to: fc.constantFrom(...ORDER_STATUSES),
   paymentStatus: fc.option(fc.constantFrom(...ORDER_PAYMENT_STATUSES), { nil: undefined }),
   reason: fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }),
+  known: fc.constantFrom('none' as const, 'fresh' as const, 'stale' as const),
 });
 
 describe('transition against the stored order', () => {
@@ -100,6 +107,7 @@ describe('transition against the stored order', () => {
           history: [{ from: null as OrderStatus | null, to: 'created' as OrderStatus }],
           events: ['mercato.order.created'],
         };
+        let last: Order = order;
         for (const [i, s] of steps.entries()) {
           const failure =
             s.to === 'failed' ? { reason: 'payment_declined' as const, message: 'declined' } : undefined;
@@ -108,6 +116,8 @@ describe('transition against the stored order', () => {
             ...(s.paymentStatus ? { paymentStatus: s.paymentStatus } : {}),
             ...(s.reason ? { reason: s.reason } : {}),
             ...(failure ? { failure } : {}),
+            // The caller's known order: none, the order as it stands, or a stale one (its creation).
+            ...(s.known === 'fresh' ? { known: last } : s.known === 'stale' ? { known: order } : {}),
           };
           const run = () =>
             withTenant(t.ctx.db.kysely, shop.id, (trx) =>
@@ -125,6 +135,9 @@ describe('transition against the stored order', () => {
               actor: `test:${i}`,
               reason: s.reason ?? failure?.message ?? null,
             });
+            // Built from a known order or read back, the answer is the order as stored.
+            expect(moved).toEqual(await t.orders.getOrder(shop.id, order.id));
+            last = moved;
           } else {
             const error = await errorOf(run);
             expect(error).toBeInstanceOf(AppError);

@@ -1,8 +1,15 @@
 import { type Selectable, sql, type Updateable } from 'kysely';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { OrderPaymentStatus, OrderStatus } from './order-status.ts';
-import { type NewOrder, type Order, toHistoryEntry, toLine, toOrder } from './order-view.ts';
-import type { OrdersTable, OrdersTrx } from './tables.ts';
+import {
+  type NewOrder,
+  type Order,
+  type OrderHistoryEntry,
+  toHistoryEntry,
+  toLine,
+  toOrder,
+} from './order-view.ts';
+import type { HistoryTable, OrdersTable, OrdersTrx } from './tables.ts';
 
 /** The first number a tenant's orders get. */
 export const FIRST_NUMBER = 1001;
@@ -208,4 +215,50 @@ export async function updateOrderRowIf(
   if (expected.status) query = query.where('status', '=', expected.status);
   if (expected.paymentStatus) query = query.where('payment_status', '=', expected.paymentStatus);
   return query.returningAll().executeTakeFirst();
+}
+
+/**
+ * updateOrderRowIf from `from` to the status in `changes`, and the history entry of that move, in
+ * one statement; undefined (nothing written) when the row no longer has status `from`.
+ */
+export async function moveOrderRow(
+  trx: OrdersTrx,
+  tenantId: string,
+  orderId: string,
+  from: OrderStatus,
+  changes: Updateable<OrdersTable> & { status: OrderStatus },
+  stamp: 'completed_at' | 'cancelled_at' | undefined,
+  history: { actor: string; reason: string | null },
+): Promise<{ row: Selectable<OrdersTable>; entry: OrderHistoryEntry } | undefined> {
+  const sets = [sql`updated_at = now()`, sql`status = ${changes.status}`];
+  if (changes.payment_status !== undefined) sets.push(sql`payment_status = ${changes.payment_status}`);
+  if (changes.failure_reason !== undefined) sets.push(sql`failure_reason = ${changes.failure_reason}`);
+  if (changes.failure_message !== undefined) sets.push(sql`failure_message = ${changes.failure_message}`);
+  if (changes.cancel_reason !== undefined) sets.push(sql`cancel_reason = ${changes.cancel_reason}`);
+  if (stamp) sets.push(sql`${sql.ref(stamp)} = now()`);
+  const result = await sql<Selectable<OrdersTable> & { h_id: string; h_at: Date | string }>`
+    with moved as (
+      update orders.orders set ${sql.join(sets)}
+      where tenant_id = ${tenantId} and id = ${orderId} and status = ${from}
+      returning *),
+    logged as (
+      insert into orders.history (id, tenant_id, order_id, from_status, to_status, actor, reason)
+      select ${uuidv7()}, tenant_id, id, ${from}, ${changes.status}, ${history.actor}, ${history.reason}
+      from moved
+      returning id, at)
+    select moved.*, logged.id as h_id, logged.at as h_at from moved, logged`.execute(trx);
+  const found = result.rows[0];
+  if (!found) return undefined;
+  const { h_id, h_at, ...row } = found;
+  const entry = toHistoryEntry({
+    id: h_id,
+    tenant_id: tenantId,
+    order_id: orderId,
+    from_status: from,
+    to_status: changes.status,
+    actor: history.actor,
+    reason: history.reason,
+    at: h_at,
+  } as Selectable<HistoryTable>);
+  return { row: row as Selectable<OrdersTable>, entry };
 }

@@ -17,6 +17,7 @@ import {
   findOrderRow,
   insertHistory,
   insertOrder,
+  moveOrderRow,
   nextNumber,
   updateOrderRow,
   updateOrderRowIf,
@@ -177,22 +178,27 @@ export function ordersApi(events: EventBus, takeNumber: (tenantId: string) => Pr
       }
       if (to === 'cancelled') set.cancel_reason = change.reason?.slice(0, 2000) ?? null;
       const stamp = to === 'completed' ? 'completed_at' : to === 'cancelled' ? 'cancelled_at' : undefined;
-      const updated = await updateOrderRowIf(trx, tenantId, orderId, { status: from }, set, stamp);
-      // The known order was stale: the long way, which locks, checks and reads back.
-      if (!updated) return api.transition(trx, tenantId, orderId, to, { ...change, known: undefined });
       const reason = change.reason ?? change.failure?.message ?? null;
-      const entry = await insertHistory(
-        trx,
-        tenantId,
-        orderId,
-        from,
-        to,
-        change.actor,
-        reason?.slice(0, 2000) ?? null,
-      );
-      const order = row
-        ? await withDetails(trx, tenantId, updated)
-        : toOrder(updated, known!.lines, [...known!.history, entry]);
+      const history = { actor: change.actor, reason: reason?.slice(0, 2000) ?? null };
+      let order: Order;
+      if (row) {
+        const updated = await updateOrderRow(trx, tenantId, orderId, set, stamp);
+        await insertHistory(trx, tenantId, orderId, from, to, history.actor, history.reason);
+        order = await withDetails(trx, tenantId, updated);
+      } else {
+        const moved = await moveOrderRow(
+          trx,
+          tenantId,
+          orderId,
+          from,
+          { ...set, status: to },
+          stamp,
+          history,
+        );
+        // The known order was stale: the long way, which locks, checks and reads back.
+        if (!moved) return api.transition(trx, tenantId, orderId, to, { ...change, known: undefined });
+        order = toOrder(moved.row, known!.lines, [...known!.history, moved.entry]);
+      }
       const list = [orderEvent(STATUS_EVENT_TYPES[to], order)];
       if (to === 'failed') list.push(rejectedEvent(order, change.failure!));
       await publish(events, trx, tenantId, list, change.meta);
