@@ -1,9 +1,9 @@
 import type { CartRow, LineRow } from './cart-store.ts';
 import { listLines, updateCart, updateLine } from './cart-store.ts';
 import { checkLine, isUnavailable, type LineProblem, type Snapshot } from './line-checks.ts';
-import { findShippingOption, serves } from './shipping-option-store.ts';
+import { pricingContext } from './pricing-context.ts';
+import { serves } from './shipping-option-store.ts';
 import type { CartAddress, CartTrx } from './tables.ts';
-import { getSettings, rateFor } from './tax-store.ts';
 import { computeTotals } from './totals.ts';
 
 /** A line as the API shows it: its row (less the raw priceChangedFrom) with money and problems worked out. */
@@ -62,12 +62,13 @@ export async function cartView(
     if (changes) await updateLine(trx, tenantId, row.id, changes);
     checked.push({ line: { ...row, ...changes }, problem });
   }
-  const settings = await getSettings(trx, tenantId);
   const address = cart.shippingAddress;
-  const taxRateBps = address ? await rateFor(trx, tenantId, address.country, address.region) : 0;
+  const context = await pricingContext(trx, tenantId, address ?? null, cart.shippingOptionId);
+  const settings = { pricesIncludeTax: context.pricesIncludeTax };
+  const taxRateBps = context.taxRateBps;
   let shippingOption: Cart['shippingOption'] = null;
   if (cart.shippingOptionId) {
-    const option = await findShippingOption(trx, tenantId, cart.shippingOptionId);
+    const { option } = context;
     if (option && serves(option, address?.country, cart.currency)) {
       shippingOption = { id: option.id, name: option.name, price: option.prices[cart.currency!]! };
     } else {

@@ -34,7 +34,7 @@ function toOption(row: Selectable<ShippingOptionsTable>): ShippingOption {
 
 /** Whether the option can ship a cart in currency to country. */
 export function serves(
-  option: ShippingOption,
+  option: Pick<ShippingOption, 'active' | 'countries' | 'prices'>,
   country: string | undefined,
   currency: string | null,
 ): boolean {

@@ -1,5 +1,4 @@
 import type { Selectable } from 'kysely';
-import { sql } from 'kysely';
 import { isoTime as iso } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -138,29 +137,6 @@ export async function deleteTaxRate(trx: CartTrx, tenantId: string, id: string):
     .where('id', '=', id)
     .executeTakeFirst();
   if (Number(result.numDeletedRows) === 0) throw new AppError('NOT_FOUND', `tax rate ${id} not found`);
-}
-
-/** The rate in basis points for an address: its region's rate, else its country's, else 0. Regions match case-insensitively. */
-export async function rateFor(
-  trx: CartTrx,
-  tenantId: string,
-  country: string,
-  region: string | null,
-): Promise<number> {
-  const rows = await trx
-    .selectFrom('cart.tax_rates')
-    .select(['region', 'rate_bps'])
-    .where('tenant_id', '=', tenantId)
-    .where('country', '=', country)
-    .where((eb) =>
-      eb.or([
-        eb('region', 'is', null),
-        ...(region ? [eb(sql`lower(region)`, '=', region.toLowerCase())] : []),
-      ]),
-    )
-    .execute();
-  const regional = rows.find((r) => r.region !== null);
-  return (regional ?? rows[0])?.rate_bps ?? 0;
 }
 
 export async function getSettings(trx: CartTrx, tenantId: string): Promise<CartSettings> {
