@@ -57,18 +57,10 @@ import {
   waitForQuiet,
 } from './commerce/setup.ts';
 import { describeMachine } from './machine.ts';
-import { writeSection } from './results-file.ts';
+import { chosenParts, writeSectionIf } from './results-file.ts';
 
 const ALL = ['single', 'flows', 'sagas', 'dbos'];
-const parts = (process.env['BENCH_ONLY'] ?? ALL.join(','))
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-const unknown = parts.filter((p) => !ALL.includes(p));
-if (unknown.length > 0) {
-  console.error(`BENCH_ONLY: unknown part(s) ${unknown.join(', ')}; known: ${ALL.join(', ')}`);
-  process.exit(2);
-}
+const parts = chosenParts(ALL);
 const mercatoParts = parts.filter((p) => p !== 'dbos');
 
 const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
@@ -186,14 +178,7 @@ if (!agreed) failed.push('checks');
 
 const { body, summary } = report(figures);
 const full = parts.length === ALL.length && DURATION >= 10 && FLOWS >= 200 && failed.length === 0;
-const write =
-  process.env['BENCH_WRITE_README'] === undefined ? full : process.env['BENCH_WRITE_README'] === '1';
-if (write) {
-  await writeSection('checkout', body);
-  console.log('bench/README.md: checkout section rewritten');
-} else {
-  console.log('bench/README.md left alone (not a full run; BENCH_WRITE_README=1 forces it)');
-}
+await writeSectionIf('checkout', body, full);
 console.log(`\n${summary}`);
 if (failed.length > 0) {
   console.error(`\nFAILED: ${failed.join(', ')}`);

@@ -49,19 +49,11 @@ import {
   waitForQuiet,
 } from './commerce/setup.ts';
 import { describeMachine } from './machine.ts';
-import { writeSection } from './results-file.ts';
+import { chosenParts, writeSectionIf } from './results-file.ts';
 
 const ALL = ['search', 'hot', 'reads'];
 const REUSE = process.env['BENCH_REUSE_DB'] === '1';
-const parts = (process.env['BENCH_ONLY'] ?? ALL.join(','))
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-const unknown = parts.filter((p) => !ALL.includes(p));
-if (unknown.length > 0) {
-  console.error(`BENCH_ONLY: unknown part(s) ${unknown.join(', ')}; known: ${ALL.join(', ')}`);
-  process.exit(2);
-}
+const parts = chosenParts(ALL);
 
 const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
   const started = performance.now();
@@ -281,14 +273,7 @@ console.log(`--- whole run: ${((performance.now() - started) / 1000).toFixed(0)}
 
 const { body, summary } = report(figures);
 const full = !REUSE && PRODUCTS === 100_000 && parts.length === ALL.length && failed.length === 0;
-const write =
-  process.env['BENCH_WRITE_README'] === undefined ? full : process.env['BENCH_WRITE_README'] === '1';
-if (write) {
-  await writeSection('commerce', body);
-  console.log('bench/README.md: commerce section rewritten');
-} else {
-  console.log('bench/README.md left alone (not a full run; BENCH_WRITE_README=1 forces it)');
-}
+await writeSectionIf('commerce', body, full);
 console.log(`\n${summary}`);
 if (failed.length > 0) {
   console.error(`\nFAILED: ${failed.join(', ')}`);

@@ -23,7 +23,7 @@
  * and after). bench/README.md is rewritten only by a full run (BENCH_SCALE=1, every part);
  * BENCH_WRITE_README=1 forces it, BENCH_WRITE_README=0 prevents it.
  */
-import { writeSection } from './results-file.ts';
+import { chosenParts, writeSectionIf } from './results-file.ts';
 import { bullmqVersion, runBullmq } from './wal-bullmq.ts';
 import { adminUrl, facts, notes, results, runPart, scale, sqlAt } from './wal-common.ts';
 import { type HttpRow, runHttp, runHttpFloor } from './wal-http.ts';
@@ -34,15 +34,7 @@ import { describeRedis, runRedis } from './wal-redis.ts';
 import { walReport } from './wal-report.ts';
 
 const ALL = ['pg', 'http', 'redis', 'memory'];
-const only = (process.env['BENCH_ONLY'] ?? ALL.join(','))
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean);
-const unknown = only.filter((part) => !ALL.includes(part));
-if (unknown.length > 0) {
-  console.error(`BENCH_ONLY: unknown part(s) ${unknown.join(', ')}; known: ${ALL.join(', ')}`);
-  process.exit(2);
-}
+const only = chosenParts(ALL);
 const parts = ALL.filter((part) => only.includes(part));
 
 facts['pgVersion'] = String((await sqlAt(adminUrl, 'show server_version'))[0]?.['server_version']).split(
@@ -94,14 +86,7 @@ try {
 
 const { body, summary } = walReport(parts, http);
 const full = scale === 1 && parts.length === ALL.length;
-const write =
-  process.env['BENCH_WRITE_README'] === undefined ? full : process.env['BENCH_WRITE_README'] === '1';
-if (write) {
-  await writeSection('wal', body);
-  console.log('bench/README.md: wal section rewritten');
-} else {
-  console.log('bench/README.md left alone (not a full run; BENCH_WRITE_README=1 forces it)');
-}
+await writeSectionIf('wal', body, full);
 console.log(`\n${summary}`);
 if (notes.length > 0) console.log(`\nNotes:\n${notes.join('\n')}`);
 if (failed.length > 0) {

@@ -10,12 +10,11 @@ import {
   lockByKey,
   type NewPayment,
   providerKeys,
-  startOperation,
   transition,
   update,
 } from './payment-store.ts';
-import { callProvider } from './provider-call.ts';
-import type { AuthorizeResult, DeclineCode, PaymentProvider } from './providers/provider.ts';
+import { callProvider, type StartedCall, startCall } from './provider-call.ts';
+import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
 
@@ -89,9 +88,7 @@ function applyResult(result: AuthorizeResult) {
  * An authorization prepared in a transaction: the payment processing and the provider call's
  * operation started, or `done` when the payment is already past authorization (no call needed).
  */
-export type AuthorizationCall =
-  | { done: AuthorizeOutcome }
-  | { done?: undefined; key: string; row: PaymentRow; provider: PaymentProvider; operationId: string };
+export type AuthorizationCall = { done: AuthorizeOutcome } | StartedCall;
 
 /**
  * In trx: creates the payment of `initiate` (or finds the same one), or locks the payment of
@@ -118,23 +115,21 @@ export async function startAuthorization(
   }
   if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
   if (row.status !== 'pending' && row.status !== 'processing') return { done: outcomeOf(row) };
-  const provider = deps.providers.get(row.provider);
   if (row.status === 'pending') row = await transition(trx, row, 'processing');
-  const operationId = await startOperation(trx, {
+  return startCall(deps, trx, {
     tenantId,
-    paymentId: row.id,
+    key,
+    row,
     kind: 'authorize',
-    key: providerKeys.authorize(key),
-    amount: Number(row.amount),
+    providerKey: providerKeys.authorize(key),
   });
-  return { key, row, provider, operationId };
 }
 
 /** The provider call of a started authorization (see callProvider for a call that throws). */
 export function callAuthorization(
   deps: PaymentsDeps,
   tenantId: string,
-  call: Exclude<AuthorizationCall, { done: AuthorizeOutcome }>,
+  call: StartedCall,
   signal: AbortSignal,
 ): Promise<AuthorizeResult> {
   const { row, provider } = call;
@@ -157,7 +152,7 @@ export async function finishAuthorization(
   deps: PaymentsDeps,
   trx: PaymentsTrx,
   tenantId: string,
-  call: Exclude<AuthorizationCall, { done: AuthorizeOutcome }>,
+  call: StartedCall,
   result: AuthorizeResult,
   meta?: EventMeta,
 ): Promise<AuthorizeOutcome> {

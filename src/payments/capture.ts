@@ -4,18 +4,16 @@ import { AppError } from '../platform/http/index.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
-import { callProvider } from './provider-call.ts';
-import type { CaptureResult, PaymentProvider } from './providers/provider.ts';
+import { finishOperation, lockByKey, providerKeys, transition } from './payment-store.ts';
+import { callProvider, type StartedCall, startCall } from './provider-call.ts';
+import type { CaptureResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
-import { type Payment, type PaymentRow, toPayment } from './views.ts';
+import { type Payment, toPayment } from './views.ts';
 
 const CAPTURED: readonly string[] = ['completed', 'partially_refunded', 'refunded'];
 
 /** A capture prepared in a transaction: its operation started, or `done` when the payment is already captured. */
-export type CaptureCall =
-  | { done: Payment }
-  | { done?: undefined; key: string; row: PaymentRow; provider: PaymentProvider; operationId: string };
+export type CaptureCall = { done: Payment } | StartedCall;
 
 /**
  * In trx: locks the payment of `key`; a captured one is done, an authorized one gets the capture's
@@ -31,22 +29,20 @@ export async function startCapture(
   if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
   if (CAPTURED.includes(row.status)) return { done: toPayment(row) };
   paymentMachine.assert(row.status as PaymentStatus, 'completed');
-  const provider = deps.providers.get(row.provider);
-  const operationId = await startOperation(trx, {
+  return startCall(deps, trx, {
     tenantId,
-    paymentId: row.id,
+    key,
+    row,
     kind: 'capture',
-    key: providerKeys.capture(key),
-    amount: Number(row.amount),
+    providerKey: providerKeys.capture(key),
   });
-  return { key, row, provider, operationId };
 }
 
 /** The provider call of a started capture, under a key derived from the payment's (one capture, however often called). */
 export function callCapture(
   deps: PaymentsDeps,
   tenantId: string,
-  call: Exclude<CaptureCall, { done: Payment }>,
+  call: StartedCall,
   signal: AbortSignal,
 ): Promise<CaptureResult> {
   const { row, provider } = call;
@@ -71,7 +67,7 @@ export async function finishCapture(
   deps: PaymentsDeps,
   trx: PaymentsTrx,
   tenantId: string,
-  call: Exclude<CaptureCall, { done: Payment }>,
+  call: StartedCall,
   result: CaptureResult,
   meta?: EventMeta,
 ): Promise<{ payment: Payment; refused?: string }> {

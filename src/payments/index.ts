@@ -10,7 +10,8 @@ export {
   type PaymentStatus,
   paymentMachine,
 } from './payment-machine.ts';
-export type { AuthorizeRequest, PaymentsApi, PendingCall } from './payments-api.ts';
+export type { AuthorizeRequest, PaymentsApi } from './payments-api.ts';
+export type { StartedCall } from './provider-call.ts';
 export type {
   AuthorizeInput,
   AuthorizeResult,

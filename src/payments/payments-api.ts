@@ -14,24 +14,14 @@ import {
 import { type CaptureCall, callCapture, capturePayment, finishCapture, startCapture } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { findByKey, listByOrder, type NewPayment } from './payment-store.ts';
+import type { StartedCall } from './provider-call.ts';
 import type { AuthorizeResult, CaptureResult } from './providers/provider.ts';
 import { refundPayment } from './refund.ts';
 import { type Payment, toPayment } from './views.ts';
 import { voidPayment } from './void-payment.ts';
 
-/** What an authorization is asked for. */
-export type AuthorizeRequest = {
-  key: string;
-  orderId: string;
-  amount: number;
-  currency: string;
-  provider: string;
-  token: string;
-  meta?: EventMeta;
-};
-
-/** A started call (not `done`). */
-export type PendingCall<C> = Exclude<C, { done: unknown }>;
+/** What an authorization is asked for: the payment to create (or find) under `key`. */
+export type AuthorizeRequest = Omit<NewPayment, 'tenantId'> & { meta?: EventMeta };
 
 export type PaymentsApi = {
   /**
@@ -54,16 +44,12 @@ export type PaymentsApi = {
     tenantId: string,
     input: AuthorizeRequest,
   ): Promise<AuthorizationCall>;
-  callAuthorization(
-    tenantId: string,
-    call: PendingCall<AuthorizationCall>,
-    signal: AbortSignal,
-  ): Promise<AuthorizeResult>;
+  callAuthorization(tenantId: string, call: StartedCall, signal: AbortSignal): Promise<AuthorizeResult>;
   finishAuthorization(
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
     trx: Transaction<any>,
     tenantId: string,
-    call: PendingCall<AuthorizationCall>,
+    call: StartedCall,
     result: AuthorizeResult,
     meta?: EventMeta,
   ): Promise<AuthorizeOutcome>;
@@ -72,12 +58,12 @@ export type PaymentsApi = {
   /** capture in three parts, as startAuthorization; `refused`: the provider refused it (the payment stays authorized). */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   startCapture(trx: Transaction<any>, tenantId: string, paymentKey: string): Promise<CaptureCall>;
-  callCapture(tenantId: string, call: PendingCall<CaptureCall>, signal: AbortSignal): Promise<CaptureResult>;
+  callCapture(tenantId: string, call: StartedCall, signal: AbortSignal): Promise<CaptureResult>;
   finishCapture(
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
     trx: Transaction<any>,
     tenantId: string,
-    call: PendingCall<CaptureCall>,
+    call: StartedCall,
     result: CaptureResult,
     meta?: EventMeta,
   ): Promise<{ payment: Payment; refused?: string }>;

@@ -6,8 +6,8 @@ import { uuidv7 } from '../platform/uuidv7.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
-import { callProvider } from './provider-call.ts';
+import { finishOperation, lockByKey, providerKeys, transition } from './payment-store.ts';
+import { callProvider, startCall } from './provider-call.ts';
 import type { RefundResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
@@ -104,14 +104,14 @@ export async function refundPayment(
       });
     }
     refund ??= await openRefund(deps, trx, row, input, meta);
-    const provider = deps.providers.get(row.provider);
     const providerKey = providerKeys.refund(row.id, input.refundKey);
     const amount = Number(refund.amount);
-    const operationId = await startOperation(trx, {
+    const { provider, operationId } = await startCall(deps, trx, {
       tenantId,
-      paymentId: row.id,
+      key,
+      row,
       kind: 'refund',
-      key: providerKey,
+      providerKey,
       amount,
     });
     return { row, provider, providerKey, amount, operationId };

@@ -4,8 +4,8 @@ import { AppError } from '../platform/http/index.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type FailureCode, type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { finishOperation, lockByKey, providerKeys, startOperation, transition } from './payment-store.ts';
-import { callProvider } from './provider-call.ts';
+import { finishOperation, lockByKey, providerKeys, transition } from './payment-store.ts';
+import { callProvider, startCall } from './provider-call.ts';
 import type { VoidResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, type PaymentRow, toPayment } from './views.ts';
@@ -45,15 +45,7 @@ export async function voidPayment(
     // Never sent to the provider (processPayment moves it to processing first): nothing to release.
     if (row.status === 'pending') return { done: await finish(trx, row) };
     paymentMachine.assert(row.status as PaymentStatus, endOf(row.status));
-    const provider = deps.providers.get(row.provider);
-    const operationId = await startOperation(trx, {
-      tenantId,
-      paymentId: row.id,
-      kind: 'void',
-      key: providerKeys.void(key),
-      amount: Number(row.amount),
-    });
-    return { row, provider, operationId };
+    return startCall(deps, trx, { tenantId, key, row, kind: 'void', providerKey: providerKeys.void(key) });
   });
   if ('done' in start) return start.done;
   const { row, provider, operationId } = start;

@@ -38,35 +38,51 @@ export async function withTenant<DB, T>(
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
       trx,
     );
-    return withCommitHooks(trx, fn);
+    return withCommitQueues(trx, fn);
   });
 }
 
-// A withTenant transaction in progress → the work it runs just before its commit.
-const commitHooks = new WeakMap<object, (() => Promise<void>)[]>();
+type CommitQueue = { items: unknown[]; flush(items: unknown[]): Promise<void> };
+
+// A withTenant transaction in progress → what its callers queued for just before its commit.
+const commitQueues = new WeakMap<object, Map<object, CommitQueue>>();
 
 /**
- * Runs `hook` in `trx` just before it commits, after the caller's work (a rollback skips it), and
- * true; false when `trx` is not a withTenant transaction in progress (the caller acts at once).
- * The domain events use it to write all of a transaction's events in one outbox insert.
+ * The items `owner` queued in `trx` (a withTenant transaction in progress), to push to: on first
+ * use the list is made and `flush` set to receive it in `trx` just before the commit, once, after
+ * the caller's work (a rollback drops the list). Undefined when `trx` is no withTenant
+ * transaction in progress: the caller writes at once. The domain events use it to write all of a
+ * transaction's events in one outbox insert.
  */
-export function beforeCommit(trx: object, hook: () => Promise<void>): boolean {
-  const hooks = commitHooks.get(trx);
-  if (!hooks) return false;
-  hooks.push(hook);
-  return true;
+export function commitQueue<T>(
+  trx: object,
+  owner: object,
+  flush: (items: T[]) => Promise<void>,
+): T[] | undefined {
+  const queues = commitQueues.get(trx);
+  if (!queues) return undefined;
+  let queue = queues.get(owner);
+  if (!queue) {
+    queue = { items: [], flush: flush as CommitQueue['flush'] };
+    queues.set(owner, queue);
+  }
+  return queue.items as T[];
 }
 
-async function withCommitHooks<DB, T>(trx: Transaction<DB>, fn: (trx: Transaction<DB>) => Promise<T>) {
-  const hooks: (() => Promise<void>)[] = [];
-  commitHooks.set(trx, hooks);
+async function withCommitQueues<DB, T>(trx: Transaction<DB>, fn: (trx: Transaction<DB>) => Promise<T>) {
+  const queues = new Map<object, CommitQueue>();
+  commitQueues.set(trx, queues);
   try {
     const result = await fn(trx);
-    // A hook may add another (an event published by a hook).
-    for (let hook = hooks.shift(); hook; hook = hooks.shift()) await hook();
+    // A flush may queue more (an event published while flushing): until nothing is left.
+    for (let next = queues.entries().next(); !next.done; next = queues.entries().next()) {
+      const [owner, queue] = next.value;
+      queues.delete(owner);
+      if (queue.items.length > 0) await queue.flush(queue.items);
+    }
     return result;
   } finally {
-    commitHooks.delete(trx);
+    commitQueues.delete(trx);
   }
 }
 
@@ -92,7 +108,7 @@ async function onRequestPool<DB, T>(
     let result: T;
     try {
       // The connection-bound Kysely offers everything a Transaction does but .transaction().
-      result = await withCommitHooks(connection as unknown as Transaction<DB>, fn);
+      result = await withCommitQueues(connection as unknown as Transaction<DB>, fn);
     } catch (error) {
       await sql.raw('rollback').execute(connection);
       throw error;

@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import { beforeCommit } from '../../platform/db/index.ts';
+import { commitQueue } from '../../platform/db/index.ts';
 import {
   type DomainEvent,
   type EventBus,
@@ -89,8 +89,8 @@ function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined
  * namespace of the topic.
  */
 export function createEventBus(deps: EventBusDeps): EventBus {
-  // A withTenant transaction's events not yet written: they go out in one insert before its commit.
-  const queued = new WeakMap<object, NewMessageRow[]>();
+  // Who owns this bus's queue of a withTenant transaction's events (one insert before its commit).
+  const outbox = {};
 
   async function systemNamespace(
     trx: Transaction<WalTables>,
@@ -124,16 +124,10 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
       const rows = outboxRows(tenantId, namespace, messages);
-      const queue = queued.get(trx);
-      if (queue) {
-        queue.push(...rows);
-        return;
-      }
-      const flush = async () => {
-        queued.delete(trx);
-        await insertOutboxRows(walTrx, rows);
-      };
-      if (beforeCommit(trx, flush)) queued.set(trx, rows);
+      const queue = commitQueue<NewMessageRow>(trx, outbox, async (all) => {
+        await insertOutboxRows(walTrx, all);
+      });
+      if (queue) queue.push(...rows);
       else await insertOutboxRows(walTrx, rows);
     },
     subscribe(subscriber: Subscriber) {
