@@ -6,6 +6,7 @@ export {
   type InventoryOptions,
   type ReservationOperations,
 } from './module.ts';
+export type { TransferInput } from './reservation-service.ts';
 export type { InventoryTables } from './tables.ts';
 export type {
   Availability,

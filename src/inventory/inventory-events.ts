@@ -19,6 +19,17 @@ export const reservationEvent = (verb: ReservationEventVerb, reservation: Reserv
   data: reservation,
 });
 
+/**
+ * `mercato.inventory.transferred`: units moved from one reservation to another (a flash sale's
+ * pool into an order's reservation, or back). Data is both reservations as they are after the
+ * move; subject the receiving one's key. No item event goes with it: the counters did not change.
+ */
+export const transferredEvent = (from: Reservation, to: Reservation): DomainEvent => ({
+  type: 'mercato.inventory.transferred',
+  subject: to.key,
+  data: { from, to },
+});
+
 /** Publishes to the tenant's inventory-events in trx, so the events commit with the change. */
 export async function publish(
   events: EventBus,

@@ -15,7 +15,7 @@ import { runBatchIn } from './reservation-batch.ts';
 import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
 import type { OpResult, ReservationOp } from './reservation-ops.ts';
 import { reservationRoutes } from './reservation-routes.ts';
-import { reservationService, type SubmitOp } from './reservation-service.ts';
+import { reservationService, type SubmitOp, type TransferInput } from './reservation-service.ts';
 import type { InventoryDb, InventoryTrx } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
@@ -40,7 +40,7 @@ export type InventoryApi = ReservationOperations & {
   within(trx: Transaction<any>): ReservationOperations;
 };
 
-/** Reserve, extend, release, commit and return, each idempotent by the reservation key. */
+/** Reserve, extend, release, commit, return and transfer, each idempotent by the reservation key. */
 export type ReservationOperations = {
   /**
    * All or nothing; idempotent by key (same key + same lines → the same reservation; other lines
@@ -63,6 +63,19 @@ export type ReservationOperations = {
   commit(tenantId: string, key: string, actor: string, meta?: EventMeta): Promise<Reservation>;
   /** Puts a committed reservation's units back on hand (status returned); idempotent; 409 unless committed or returned. */
   returnStock(tenantId: string, key: string, actor: string, meta?: EventMeta): Promise<Reservation>;
+  /**
+   * Moves units held by active reservation `from` into `to` (a flash sale's pool into an order's
+   * reservation, or a failed order's units back into the pool); on hand and reserved do not
+   * change. `lines` omitted moves everything and ends `from` released; named lines leave it
+   * active. `to` absent is created (expiry now + ttlSeconds, `reference`); `to` active gains the
+   * units (its expiry unchanged). Answers `to` after the move. A replay of the transfer that
+   * created `to` (same from and lines), or a move of everything from a `from` that no longer
+   * holds (released, expired, committed, returned), answers `to` as it is and moves nothing.
+   * Errors: from or to missing → NOT_FOUND; from (with lines) or to not active → 409
+   * RESERVATION_NOT_ACTIVE; from holding too few → 409 INSUFFICIENT_STOCK with extras
+   * { lines: [{ variantId, requested, available }] } (available: what from holds).
+   */
+  transfer(tenantId: string, input: TransferInput, meta?: EventMeta): Promise<Reservation>;
 };
 
 export type InventoryModule = MercatoModule &
@@ -122,6 +135,9 @@ export async function createInventory(
     release: (tenantId, key, actor, meta) => service.release(tenantId, key, actor, meta),
     commit: (tenantId, key, actor, meta) => service.commit(tenantId, key, actor, meta),
     returnStock: (tenantId, key, actor, meta) => service.returnStock(tenantId, key, actor, meta),
+    async transfer(tenantId, input, meta) {
+      return (await service.transfer(tenantId, input, meta)).reservation;
+    },
   });
   const routeDeps: InventoryDeps = {
     db,

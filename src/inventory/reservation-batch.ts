@@ -4,7 +4,7 @@ import type { DomainEvent, EventBus, EventMeta } from '../platform/events/index.
 import type { AppError } from '../platform/http/index.ts';
 import { publish } from './inventory-events.ts';
 import { applyOps, type BatchState } from './reservation-engine.ts';
-import type { OpResult, ReservationOp, ReservationState } from './reservation-ops.ts';
+import { type OpResult, opKeys, type ReservationOp, type ReservationState } from './reservation-ops.ts';
 import { lockExpired, lockItems, lockReservations, writeBatch } from './reservation-store.ts';
 import type { InventoryTables, InventoryTrx } from './tables.ts';
 
@@ -18,10 +18,11 @@ export type BatchResult = {
 
 /**
  * Runs reservation operations of one tenant in ONE transaction: locks their reservations (key
- * order) and every item they touch (id order) once, applies the operations in order against
- * running counters, writes the summed changes in a few statements, records the ledger and
- * publishes the events, then commits. `expired` > 0 makes it the sweeper's batch instead:
- * up to that many active reservations past their expiry, skipping rows other transactions hold.
+ * order; a transfer's `from` and `to`) and every item they touch (id order) once, applies the
+ * operations in order against running counters, writes the summed changes in a few statements,
+ * records the ledger and publishes the events, then commits. `expired` > 0 makes it the
+ * sweeper's batch instead: up to that many active reservations past their expiry, skipping rows
+ * other transactions hold.
  */
 export function runBatch(
   db: Kysely<InventoryTables>,
@@ -47,7 +48,8 @@ export async function runBatchIn(
     locked = await lockExpired(trx, expired);
     entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
   } else {
-    locked = await lockReservations(trx, tenantId, [...new Set(entries.map((e) => e.op.key))].sort());
+    // A transfer locks both its reservations: all keys in one statement, in key order.
+    locked = await lockReservations(trx, tenantId, [...new Set(entries.flatMap((e) => opKeys(e.op)))].sort());
   }
   const variantIds = new Set<string>();
   for (const { op } of entries) {

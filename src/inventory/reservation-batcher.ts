@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type BatchEntry, type BatchResult, runBatch } from './reservation-batch.ts';
-import type { OpResult, ReservationOp } from './reservation-ops.ts';
+import { type OpResult, opKeys, type ReservationOp } from './reservation-ops.ts';
 import type { InventoryTables } from './tables.ts';
 
 export type BatcherOptions = {
@@ -69,7 +69,8 @@ export function createReservationBatcher(
   const inFlight = new Set<string>();
   let scheduled = false;
   let closed = false;
-  const keyOf = (p: Pending) => `${p.tenantId}\u0000${p.op.key}`;
+  // A transfer has two keys (from and to): it waits while either is in flight or waiting.
+  const keysOf = (p: Pending) => opKeys(p.op).map((key) => `${p.tenantId}\u0000${key}`);
 
   const schedule = () => {
     if (flights.size >= maxInFlight || scheduled || queue.length === 0) return;
@@ -78,7 +79,7 @@ export function createReservationBatcher(
       scheduled = false;
       const group = take();
       if (group.length === 0) return;
-      const keys = group.map(keyOf);
+      const keys = group.flatMap(keysOf);
       for (const key of keys) inFlight.add(key);
       const flight: Promise<void> = run(group).finally(() => {
         for (const key of keys) inFlight.delete(key);
@@ -97,11 +98,11 @@ export function createReservationBatcher(
     const deferred = new Set<string>();
     let tenant: string | undefined;
     for (const pending of queue) {
-      const key = keyOf(pending);
+      const keys = keysOf(pending);
       const fits = group.length < maxBatch && (tenant === undefined || pending.tenantId === tenant);
       // A key behind one that waits must wait too, to keep one key's operations in order.
-      if (!fits || inFlight.has(key) || deferred.has(key)) {
-        deferred.add(key);
+      if (!fits || keys.some((key) => inFlight.has(key) || deferred.has(key))) {
+        for (const key of keys) deferred.add(key);
         rest.push(pending);
         continue;
       }

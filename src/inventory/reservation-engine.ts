@@ -12,6 +12,7 @@ import {
   type ReservationState,
   toReservation,
 } from './reservation-ops.ts';
+import { applyTransfer } from './reservation-transfer.ts';
 import { type LedgerKind, STOCK_LIMIT } from './tables.ts';
 import { toItem } from './views.ts';
 
@@ -149,6 +150,13 @@ function applyOne(
   // An active reservation past its expiry that the sweeper has not reached yet expires now.
   if (existing?.status === 'active' && existing.expiresAt <= state.now) {
     finish(existing, 'expired', 'system');
+  }
+  if (op.kind === 'transfer') {
+    const to = state.reservations.get(op.to);
+    if (to && to !== existing && to.status === 'active' && to.expiresAt <= state.now) {
+      finish(to, 'expired', 'system');
+    }
+    return applyTransfer(state, op, outcome, events);
   }
   if (op.kind === 'reserve') {
     if (existing) {

@@ -19,7 +19,27 @@ export type ReservationOp =
   | { kind: 'release' | 'commit' | 'return'; key: string; actor: string }
   | { kind: 'extend'; key: string; ttlSeconds: number; actor: string }
   /** The sweeper's: the reservation was selected as past its expiry, under its row lock. */
-  | { kind: 'expire'; key: string; actor: string };
+  | { kind: 'expire'; key: string; actor: string }
+  | {
+      kind: 'transfer';
+      /** The reservation the units come from (`from`): the batcher orders and locks by it and by `to`. */
+      key: string;
+      /** The reservation that takes them: created when absent. */
+      to: string;
+      /** Merged and sorted as reserve's; null moves everything `key` holds. */
+      lines: ReservationLine[] | null;
+      /** The expiry of a `to` this transfer creates. */
+      ttlSeconds: number;
+      reference: string | null;
+      actor: string;
+      /** transferHash(key, lines): stored on a `to` this transfer creates, to answer a replay. */
+      hash: string;
+    };
+
+/** Every reservation key an operation locks (a transfer's two, else its one). */
+export function opKeys(op: ReservationOp): string[] {
+  return op.kind === 'transfer' ? [op.key, op.to] : [op.key];
+}
 
 /** What an operation came to: the reservation, and for reserve whether this call created it. */
 export type OpResult = { reservation: Reservation; created: boolean };
@@ -45,6 +65,11 @@ export type ReservationState = {
   fresh: boolean;
   /** Status or expiry changed by this batch (an update for stored ones). */
   changed: boolean;
+  /**
+   * The lines as stored (item id → quantity) when a transfer changes those of a stored
+   * reservation: the batch then writes the difference (changed, added and deleted lines).
+   */
+  storedLines?: Map<string, number> | undefined;
 };
 
 /** An item row, locked by the batch, with its running counters. */
@@ -79,6 +104,17 @@ export function mergeLines(lines: ReservationLine[]): ReservationLine[] {
 export function linesHash(merged: ReservationLine[]): string {
   return createHash('sha256')
     .update(JSON.stringify(merged.map((l) => [l.variantId, l.quantity])))
+    .digest('hex');
+}
+
+/**
+ * The identity of a transfer request (its `from` and merged lines, or everything): stored as the
+ * request hash of the reservation it creates, so the same transfer again answers that reservation.
+ * Prefixed, so it never equals a reserve's hash of lines.
+ */
+export function transferHash(from: string, merged: ReservationLine[] | null): string {
+  return createHash('sha256')
+    .update(JSON.stringify(['transfer', from, merged ? merged.map((l) => [l.variantId, l.quantity]) : null]))
     .digest('hex');
 }
 

@@ -1,7 +1,7 @@
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
-import { linesHash, mergeLines, type OpResult, type ReservationOp } from './reservation-ops.ts';
+import { linesHash, mergeLines, type OpResult, type ReservationOp, transferHash } from './reservation-ops.ts';
 import type { ReservationLine } from './views.ts';
 
 const KEY = /^[\x21-\x7e]{1,200}$/;
@@ -21,14 +21,57 @@ function invalid(pointer: string, message: string): AppError {
   });
 }
 
-function checkKey(key: string): void {
+/**
+ * What `transfer` moves: units held by reservation `from` into reservation `to` (created when
+ * absent); `lines` omitted moves everything `from` holds.
+ */
+export type TransferInput = {
+  from: string;
+  to: string;
+  lines?: ReservationLine[] | undefined;
+  /** The expiry of a `to` the transfer creates (an existing one keeps its own). */
+  ttlSeconds?: number | undefined;
+  /** On a created `to`, and on the ledger entries (instead of from's key). */
+  reference?: string | undefined;
+  actor: string;
+};
+
+function checkKey(key: string, pointer = '/key'): void {
   if (typeof key !== 'string' || !KEY.test(key))
-    throw invalid('/key', 'must be 1 to 200 visible ASCII characters');
+    throw invalid(pointer, 'must be 1 to 200 visible ASCII characters');
 }
 
 function checkTtl(ttl: number): void {
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL)
     throw invalid('/ttlSeconds', `must be 1 to ${MAX_TTL}`);
+}
+
+/** 1 to 100 lines of a UUID variant and 1 to 1,000,000 units; merged (one per variant) and sorted. */
+function checkLines(lines: ReservationLine[]): ReservationLine[] {
+  if (!Array.isArray(lines) || lines.length === 0 || lines.length > 100) {
+    throw invalid('/lines', 'must hold 1 to 100 lines');
+  }
+  for (const [i, line] of lines.entries()) {
+    if (typeof line?.variantId !== 'string' || !isUuid(line.variantId)) {
+      throw invalid(`/lines/${i}/variantId`, 'must be a UUID');
+    }
+    if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > 1_000_000) {
+      throw invalid(`/lines/${i}/quantity`, 'must be an integer from 1 to 1000000');
+    }
+  }
+  return mergeLines(lines.map((l) => ({ variantId: l.variantId.toLowerCase(), quantity: l.quantity })));
+}
+
+function checkReference(reference: string | undefined): void {
+  if (
+    reference !== undefined &&
+    (typeof reference !== 'string' ||
+      reference.length < 1 ||
+      reference.length > 200 ||
+      reference.includes('\u0000'))
+  ) {
+    throw invalid('/reference', 'must be 1 to 200 characters, without U+0000');
+  }
 }
 
 /** Runs one checked operation: through the batcher, or in a caller's transaction. */
@@ -44,31 +87,10 @@ export function reservationService(submit: SubmitOp, defaultTtlSeconds: number) 
   return {
     async reserve(tenantId: string, input: ReserveInput, meta?: EventMeta): Promise<OpResult> {
       checkKey(input.key);
-      if (!Array.isArray(input.lines) || input.lines.length === 0 || input.lines.length > 100) {
-        throw invalid('/lines', 'must hold 1 to 100 lines');
-      }
-      for (const [i, line] of input.lines.entries()) {
-        if (typeof line.variantId !== 'string' || !isUuid(line.variantId)) {
-          throw invalid(`/lines/${i}/variantId`, 'must be a UUID');
-        }
-        if (!Number.isInteger(line.quantity) || line.quantity < 1 || line.quantity > 1_000_000) {
-          throw invalid(`/lines/${i}/quantity`, 'must be an integer from 1 to 1000000');
-        }
-      }
+      const lines = checkLines(input.lines);
       const ttl = input.ttlSeconds ?? defaultTtlSeconds;
       checkTtl(ttl);
-      if (
-        input.reference !== undefined &&
-        (typeof input.reference !== 'string' ||
-          input.reference.length < 1 ||
-          input.reference.length > 200 ||
-          input.reference.includes('\u0000'))
-      ) {
-        throw invalid('/reference', 'must be 1 to 200 characters, without U+0000');
-      }
-      const lines = mergeLines(
-        input.lines.map((l) => ({ variantId: l.variantId.toLowerCase(), quantity: l.quantity })),
-      );
+      checkReference(input.reference);
       return batcher.submit(
         tenantId,
         {
@@ -79,6 +101,33 @@ export function reservationService(submit: SubmitOp, defaultTtlSeconds: number) 
           reference: input.reference ?? null,
           actor: input.actor,
           hash: linesHash(lines),
+        },
+        meta,
+      );
+    },
+    /**
+     * Moves units held by `from` (active) into `to`; the items' counters stay as they are. Lines
+     * omitted: everything, and `from` ends released. Idempotent as reservation-transfer.ts rules.
+     */
+    async transfer(tenantId: string, input: TransferInput, meta?: EventMeta): Promise<OpResult> {
+      checkKey(input.from, '/from');
+      checkKey(input.to, '/to');
+      if (input.to === input.from) throw invalid('/to', 'must name another reservation than from');
+      const lines = input.lines === undefined ? null : checkLines(input.lines);
+      const ttl = input.ttlSeconds ?? defaultTtlSeconds;
+      checkTtl(ttl);
+      checkReference(input.reference);
+      return batcher.submit(
+        tenantId,
+        {
+          kind: 'transfer',
+          key: input.from,
+          to: input.to,
+          lines,
+          ttlSeconds: ttl,
+          reference: input.reference ?? null,
+          actor: input.actor,
+          hash: transferHash(input.from, lines),
         },
         meta,
       );

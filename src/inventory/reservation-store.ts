@@ -7,7 +7,11 @@ import { toReservation } from './reservation-ops.ts';
 import type { InventoryTrx, ReservationsTable } from './tables.ts';
 import type { Reservation } from './views.ts';
 
-type ReservationRow = Omit<ReservationsTable, 'tenant_id'> & { lines: HeldLine[] | string | null };
+type ReservationRow = Omit<ReservationsTable, 'tenant_id'> & {
+  lines: HeldLine[] | string | null;
+  /** The locked row is a newer version than the statement's snapshot saw (see withCurrentLines). */
+  stale?: boolean | null;
+};
 
 const json = (value: unknown) => JSON.stringify(value);
 
@@ -29,15 +33,44 @@ function toState(row: ReservationRow): ReservationState {
   };
 }
 
+const LINE_JSON = sql`json_agg(json_build_object('itemId', l.item_id, 'variantId', l.variant_id,
+  'locationId', l.location_id, 'quantity', l.quantity))`;
+
 const RESERVATION_COLUMNS = sql`r.id, r.key, r.status, r.request_hash, r.reference, r.actor, r.expires_at,
   r.created_at, r.updated_at,
-  (select json_agg(json_build_object('itemId', l.item_id, 'variantId', l.variant_id,
-     'locationId', l.location_id, 'quantity', l.quantity))
-   from inventory.reservation_lines l where l.reservation_id = r.id) as lines`;
+  (select ${LINE_JSON} from inventory.reservation_lines l where l.reservation_id = r.id) as lines`;
+
+/**
+ * For a locking read: whether the row locked is newer than the one the statement's snapshot
+ * holds. In READ COMMITTED a `for update` that waited for another transaction locks the row's
+ * newest version, but its subqueries (the lines) still read the statement's older snapshot.
+ */
+const STALE_COLUMN = sql`r.xmin::text <> (select x.xmin::text from inventory.reservations x
+  where x.id = r.id) as stale`;
+
+/**
+ * The locked reservations with their current lines: those whose lock waited for a transaction
+ * that changed them (a transfer changes a stored reservation's lines, and always its row too)
+ * have their lines read again by a new statement, whose snapshot sees that commit. No other
+ * transaction can change them now: their rows are locked. Without contention: no second read.
+ */
+async function withCurrentLines(trx: InventoryTrx, rows: ReservationRow[]): Promise<ReservationState[]> {
+  const stale = rows.filter((r) => r.stale === true).map((r) => r.id);
+  if (stale.length > 0) {
+    const { rows: current } = await sql<{ id: string; lines: HeldLine[] | string }>`
+      select l.reservation_id as id, ${LINE_JSON} as lines
+      from inventory.reservation_lines l
+      where l.reservation_id = any(${stale}::uuid[])
+      group by l.reservation_id`.execute(trx);
+    const byId = new Map(current.map((c) => [c.id, c.lines]));
+    for (const row of rows) if (row.stale === true) row.lines = byId.get(row.id) ?? null;
+  }
+  return rows.map(toState);
+}
 
 /**
  * Locks the reservations of the keys (in key order, so two batches never wait on each other in
- * a cycle) and returns them with their lines.
+ * a cycle) and returns them with their current lines.
  */
 export async function lockReservations(
   trx: InventoryTrx,
@@ -46,13 +79,26 @@ export async function lockReservations(
 ): Promise<ReservationState[]> {
   if (keys.length === 0) return [];
   // The tenant named, so the (tenant_id, key) index finds them (else every reservation is read).
-  const { rows } = await sql<ReservationRow>`
-    select ${RESERVATION_COLUMNS}
-    from inventory.reservations r
-    where r.tenant_id = ${tenantId} and r.key = any(${keys}::text[])
-    order by r.key
-    for update of r`.execute(trx);
-  return rows.map(toState);
+  const lock = async (some: string[]) =>
+    (
+      await sql<ReservationRow>`
+        select ${RESERVATION_COLUMNS}, ${STALE_COLUMN}
+        from inventory.reservations r
+        where r.tenant_id = ${tenantId} and r.key = any(${some}::text[])
+        order by r.key
+        for update of r`.execute(trx)
+    ).rows;
+  let rows = await lock(keys);
+  const found = new Set(rows.map((r) => r.key));
+  const absent = keys.filter((key) => !found.has(key));
+  if (absent.length > 0 && rows.some((r) => r.stale === true)) {
+    // A transaction committed changes to rows we lock after this statement's snapshot: it may
+    // also have created some of the keys this snapshot lacks (the same transfer run by another
+    // process creates its `to` and changes its `from`). Look again with a new snapshot, so a
+    // replay answers that reservation instead of being refused on a pool it emptied.
+    rows = [...rows, ...(await lock(absent))].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+  return withCurrentLines(trx, rows);
 }
 
 /**
@@ -61,13 +107,13 @@ export async function lockReservations(
  */
 export async function lockExpired(trx: InventoryTrx, limit: number): Promise<ReservationState[]> {
   const { rows } = await sql<ReservationRow>`
-    select ${RESERVATION_COLUMNS}
+    select ${RESERVATION_COLUMNS}, ${STALE_COLUMN}
     from inventory.reservations r
     where r.status = 'active' and r.expires_at <= now()
     order by r.key
     limit ${limit}
     for update of r skip locked`.execute(trx);
-  return rows.map(toState);
+  return withCurrentLines(trx, rows);
 }
 
 type ItemRow = {
@@ -130,8 +176,9 @@ export async function lockItems(
 /**
  * Writes what a batch came to in ONE statement whatever its size (one round trip): data-modifying
  * CTEs update every touched item by its summed delta, insert the new reservations and their
- * lines, update the changed ones and append the ledger entries. Each part reads its rows from
- * one JSON parameter.
+ * lines, write the line changes transfers made to stored reservations (changed quantities and
+ * added lines upserted, emptied lines deleted), update the changed reservations and append the
+ * ledger entries. Each part reads its rows from one JSON parameter; no two parts touch one row.
  */
 export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: BatchOutcome): Promise<void> {
   const { tenantId, now } = state;
@@ -167,8 +214,28 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
   const changed = all
     .filter((r) => r.changed && !r.fresh)
     .map((r) => ({ id: r.id, status: r.status, expires_at: r.expiresAt.toISOString() }));
+  // Lines of stored reservations a transfer changed: the difference to what was stored.
+  const relined: typeof lines = [];
+  const unlined: { reservation_id: string; item_id: string }[] = [];
+  for (const r of all) {
+    if (r.fresh || !r.storedLines) continue;
+    for (const l of r.lines) {
+      if (r.storedLines.get(l.itemId) === l.quantity) continue;
+      relined.push({
+        reservation_id: r.id,
+        item_id: l.itemId,
+        variant_id: l.variantId,
+        location_id: l.locationId,
+        quantity: l.quantity,
+      });
+    }
+    for (const itemId of r.storedLines.keys()) {
+      if (!r.lines.some((l) => l.itemId === itemId)) unlined.push({ reservation_id: r.id, item_id: itemId });
+    }
+  }
   const ledger = outcome.movements.map(ledgerColumns);
-  if (items.length + reservations.length + changed.length + ledger.length === 0) return;
+  const writes = [items, reservations, lines, changed, relined, unlined, ledger];
+  if (writes.every((rows) => rows.length === 0)) return;
   await sql`
     with touched as (
       update inventory.items i
@@ -193,6 +260,19 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
       from jsonb_to_recordset(${json(lines)}::jsonb) as v(reservation_id uuid, item_id uuid,
         variant_id uuid, location_id uuid, quantity integer)
       returning 1
+    ), relined as (
+      insert into inventory.reservation_lines
+        (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
+      select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
+      from jsonb_to_recordset(${json(relined)}::jsonb) as v(reservation_id uuid, item_id uuid,
+        variant_id uuid, location_id uuid, quantity integer)
+      on conflict (reservation_id, item_id) do update set quantity = excluded.quantity
+      returning 1
+    ), unlined as (
+      delete from inventory.reservation_lines l
+      using jsonb_to_recordset(${json(unlined)}::jsonb) as v(reservation_id uuid, item_id uuid)
+      where l.reservation_id = v.reservation_id and l.item_id = v.item_id
+      returning 1
     ), moved as (
       update inventory.reservations r
       set status = v.status, expires_at = v.expires_at, updated_at = ${now}
@@ -210,7 +290,8 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
       returning 1
     )
     select (select count(*) from touched) as items, (select count(*) from made) as made,
-      (select count(*) from held) as lines, (select count(*) from moved) as moved,
+      (select count(*) from held) as lines, (select count(*) from relined) as relined,
+      (select count(*) from unlined) as unlined, (select count(*) from moved) as moved,
       (select count(*) from logged) as logged`.execute(trx);
 }
 

@@ -111,7 +111,7 @@ export const LedgerView = Type.Object(
   {
     id: Uuid,
     itemId: Uuid,
-    kind: Type.Enum(['receive', 'adjust', 'reserve', 'release', 'commit', 'expire', 'return']),
+    kind: Type.Enum(['receive', 'adjust', 'reserve', 'release', 'commit', 'expire', 'return', 'transfer']),
     quantity: Type.Integer(),
     onHandDelta: Type.Integer(),
     reservedDelta: Type.Integer(),

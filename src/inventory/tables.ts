@@ -6,7 +6,16 @@ import type { Generated, Kysely, Transaction } from 'kysely';
  */
 export const STOCK_LIMIT = 1_000_000_000;
 
-export type LedgerKind = 'receive' | 'adjust' | 'reserve' | 'release' | 'commit' | 'expire' | 'return';
+/** `transfer` (migration 0028): units moved between reservations, deltas 0. */
+export type LedgerKind =
+  | 'receive'
+  | 'adjust'
+  | 'reserve'
+  | 'release'
+  | 'commit'
+  | 'expire'
+  | 'return'
+  | 'transfer';
 export type ReservationStatus = 'active' | 'committed' | 'released' | 'expired' | 'returned';
 
 export type LocationsTable = {
