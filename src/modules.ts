@@ -1,6 +1,7 @@
 import { createCart } from './cart/index.ts';
 import { createCatalog } from './catalog/index.ts';
 import { createCheckout } from './checkout/index.ts';
+import { createFlashSales } from './flash-sales/index.ts';
 import { createAddressBook, type IdentityModule } from './identity/index.ts';
 import { createInventory } from './inventory/index.ts';
 import { createOrders } from './orders/index.ts';
@@ -25,11 +26,12 @@ export async function createMercatoModules(
   const base = { events: wal.events, resolveTenant: identity.resolveTenant };
   const catalog = await createCatalog(ctx, base);
   const inventory = await createInventory(ctx, base);
+  const addresses = createAddressBook(identity.deps.db);
   const cart = await createCart(ctx, {
     ...base,
     catalog,
     inventory,
-    addresses: createAddressBook(identity.deps.db),
+    addresses,
   });
   const orders = await createOrders(ctx, base);
   const payments = await createPayments(ctx, {
@@ -40,7 +42,15 @@ export async function createMercatoModules(
     },
   });
   const checkout = await createCheckout(ctx, { ...base, orders, payments, inventory, catalog, cart });
-  const all: MercatoModule[] = [wal, catalog, inventory, cart, orders, payments, checkout];
+  const flashSales = await createFlashSales(ctx, {
+    events: wal.events,
+    catalog,
+    inventory,
+    orders,
+    checkout,
+    addresses,
+  });
+  const all: MercatoModule[] = [wal, catalog, inventory, cart, orders, payments, checkout, flashSales];
   // What each module gives every tenant (the WAL: its system namespaces) is made in the tenant's
   // creation transaction, whichever modules this process runs.
   for (const module of all) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);

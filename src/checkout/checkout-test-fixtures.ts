@@ -17,6 +17,8 @@ import { startTestApp, type TestApp, until } from '../platform/testing/index.ts'
 import type { CheckoutModule } from './index.ts';
 
 export type CheckoutTestApp = TestApp & {
+  /** Every module after identity, as src/modules.ts made them. */
+  modules: MercatoModule[];
   checkout: CheckoutModule;
   payments: PaymentsModule;
   inventory: InventoryModule;
@@ -33,6 +35,7 @@ export async function startCheckoutApp(env: Record<string, string> = {}): Promis
   });
   const named = <T>(name: string) => modules.find((m) => m.name === name) as T;
   return Object.assign(t, {
+    modules,
     checkout: named<CheckoutModule>('checkout'),
     payments: named<PaymentsModule>('payments'),
     inventory: named<InventoryModule>('inventory'),

@@ -1,12 +1,27 @@
+import type { Transaction } from 'kysely';
+import type { EventMeta } from '../platform/events/index.ts';
 import { storefrontTenant } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { checkoutRoutes } from './checkout-routes.ts';
 import type { CheckoutDeps, CheckoutModuleDeps } from './deps.ts';
-import { createSagaRunner } from './saga-runner.ts';
-import type { CheckoutDb } from './tables.ts';
+import { createSagaRunner, type Held, type RunResult } from './saga-runner.ts';
+import { type SagaStart, startSaga } from './start-saga.ts';
+import type { CheckoutDb, CheckoutTrx } from './tables.ts';
 import { paymentSubscriber, watchdogSubscriber } from './watchdog.ts';
 
-export type CheckoutModule = MercatoModule;
+/** What other modules (flash sales) may do with the saga. */
+export type CheckoutApi = {
+  /**
+   * In the caller's transaction of the tenant: the order's saga (held by the caller), its watchdog,
+   * and its steps up to the first call out; after the commit, `run(held)` goes on from there.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  startSaga(trx: Transaction<any>, tenantId: string, start: SagaStart, meta: EventMeta): Promise<Held>;
+  /** Runs a saga as far as it can go now (with `held`: the one startSaga made, whose lease the caller has). */
+  run(tenantId: string, sagaId: string, held?: Held): Promise<RunResult>;
+};
+
+export type CheckoutModule = MercatoModule & CheckoutApi;
 
 /** The checkout saga: POST /orders, cancel, staff status changes, its watchdog and its log. */
 export async function createCheckout(
@@ -21,6 +36,9 @@ export async function createCheckout(
   deps.events.subscribe(paymentSubscriber(runner));
   return {
     name: 'checkout',
+    startSaga: (trx, tenantId, start, meta) =>
+      startSaga(deps, runner, trx as CheckoutTrx, tenantId, start, meta),
+    run: (tenantId, sagaId, held) => runner.run(tenantId, sagaId, held),
     async routes(app) {
       await app.register(
         checkoutRoutes(deps, runner, (request) => storefrontTenant(request, deps.resolveTenant)),

@@ -1,16 +1,15 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Cart } from '../cart/index.ts';
 import type { NewOrder, Order } from '../orders/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, isStaff } from '../platform/http/index.ts';
-import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
 import type { Held, SagaRunner } from './saga-runner.ts';
-import { insertSaga } from './saga-store.ts';
+import { startSaga } from './start-saga.ts';
 import type { CheckoutTrx } from './tables.ts';
-import { watchdogEvent } from './watchdog.ts';
 
 export type PlaceOrderBody = {
   cartId?: string;
@@ -211,33 +210,22 @@ export async function placeOrder(
         meta,
         number,
       );
-      const sagaId = uuidv7();
-      const owner = randomUUID();
       // The cart was checked against the catalog moments ago in this request (checkCart): that is
       // the validate step, logged here rather than read again.
-      const saga = await insertSaga(
-        trx as CheckoutTrx,
-        {
-          id: sagaId,
-          tenantId,
-          orderId: order.id,
-          cartId: cart.id,
-          payment: { provider, token: body.payment.token },
-        },
-        { owner, until: new Date(Date.now() + runner.leaseMs) },
-        { checkedBy: 'cart', cartId: cart.id },
-      );
-      const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
-      await deps.events.publish(
+      const held = await startSaga(
+        deps,
+        runner,
         trx,
         tenantId,
-        'order-events',
-        [watchdogEvent(sagaId, order.id, delay)],
+        {
+          order,
+          cartId: cart.id,
+          payment: { provider, token: body.payment.token },
+          validated: { checkedBy: 'cart', cartId: cart.id },
+        },
         meta,
       );
-      // The steps that need no call out (reserve) run here too: the order answers with its stock held.
-      const begun = await runner.beginIn(trx as CheckoutTrx, saga, order);
-      return { order, sagaId, replayed: false, held: { owner, saga, order, begun } };
+      return { order, sagaId: held.saga.id, replayed: false, held };
     });
   } catch (error) {
     if (!isUniqueViolation(error) || scope === undefined) throw error;

@@ -11,6 +11,8 @@ export type Saga = {
   status: SagaStatus;
   step: StepName;
   payment: { provider: string; token: string } | null;
+  /** The reservation whose units the order takes (a flash sale's pool), or null: available stock. */
+  stockPool: string | null;
   failure: SagaFailure | null;
   cancelRequested: { actor: string; reason: string } | null;
   deadlineAt: Date | null;
@@ -45,6 +47,7 @@ function toSaga(row: Selectable<SagasTable>): Saga {
     status: row.status,
     step: row.step,
     payment: parsed(row.payment),
+    stockPool: row.stock_pool ?? null,
     failure: parsed(row.failure),
     cancelRequested: parsed(row.cancel_requested),
     deadlineAt: date(row.deadline_at),
@@ -78,7 +81,14 @@ const json = (value: unknown) => JSON.stringify(value);
  */
 export async function insertSaga(
   trx: CheckoutTrx,
-  saga: { id: string; tenantId: string; orderId: string; cartId: string | null; payment: Saga['payment'] },
+  saga: {
+    id: string;
+    tenantId: string;
+    orderId: string;
+    cartId: string | null;
+    payment: Saga['payment'];
+    stockPool?: string | null;
+  },
   lease: { owner: string; until: Date } | undefined,
   validated?: unknown,
 ): Promise<Saga> {
@@ -90,6 +100,7 @@ export async function insertSaga(
     status: 'running' as const,
     step: validated === undefined ? ('validate' as const) : ('reserve' as const),
     payment: json(saga.payment),
+    stock_pool: saga.stockPool ?? null,
     failure: json(null),
     cancel_requested: json(null),
     deadline_at: null,

@@ -91,18 +91,22 @@ export const validateStep: SagaStepDefinition = {
 export const reserveStep: SagaStepDefinition = {
   name: 'reserve',
   async local(trx, { deps, saga, order, actor, meta }) {
+    const request = {
+      lines: order.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
+      ttlSeconds: deps.ctx.config.reservationTtlSeconds,
+      reference: `order:${order.id}`,
+      actor,
+    };
     try {
-      const reservation = await deps.inventory.within(trx).reserve(
-        saga.tenantId,
-        {
-          key: reservationKey(order.id),
-          lines: order.lines.map((l) => ({ variantId: l.variantId, quantity: l.quantity })),
-          ttlSeconds: deps.ctx.config.reservationTtlSeconds,
-          reference: `order:${order.id}`,
-          actor,
-        },
-        meta,
-      );
+      // A pool's units (a flash sale's) move to the order's reservation: available stock is not touched.
+      const inventory = deps.inventory.within(trx);
+      const reservation = saga.stockPool
+        ? await inventory.transfer(
+            saga.tenantId,
+            { ...request, from: saga.stockPool, to: reservationKey(order.id) },
+            meta,
+          )
+        : await inventory.reserve(saga.tenantId, { ...request, key: reservationKey(order.id) }, meta);
       return { ok: true, output: { reservation: reservation.key, status: reservation.status } };
     } catch (error) {
       if (error instanceof AppError && error.code === 'INSUFFICIENT_STOCK') {
@@ -116,6 +120,9 @@ export const reserveStep: SagaStepDefinition = {
   async compensate({ deps, saga, order, actor, meta }) {
     const key = reservationKey(order.id);
     try {
+      if (saga.stockPool && (await backToPool(deps, saga.tenantId, key, saga.stockPool, actor, meta))) {
+        return 'returned-to-pool';
+      }
       return (await deps.inventory.release(saga.tenantId, key, actor, meta)).status;
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
@@ -128,6 +135,29 @@ export const reserveStep: SagaStepDefinition = {
     }
   },
 };
+
+/**
+ * Moves all of the order's reservation back into the pool it came from; false when the pool is
+ * closed (the sale ended: the units then go back to available stock by the usual release) or
+ * the order's reservation holds nothing any more.
+ */
+async function backToPool(
+  deps: CheckoutDeps,
+  tenantId: string,
+  key: string,
+  pool: string,
+  actor: string,
+  meta: EventMeta,
+): Promise<boolean> {
+  try {
+    const moved = await deps.inventory.transfer(tenantId, { from: key, to: pool, actor }, meta);
+    return moved.status === 'active';
+  } catch (error) {
+    if (error instanceof AppError && ['RESERVATION_NOT_ACTIVE', 'NOT_FOUND'].includes(error.code))
+      return false;
+    throw error;
+  }
+}
 
 /** What the authorize step carries from its start to its outcome: the prepared call and the provider's answer. */
 type Authorizing = { call: AuthorizationCall; result?: AuthorizeResult };

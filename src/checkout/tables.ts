@@ -20,6 +20,8 @@ export type SagasTable = {
   status: SagaStatus;
   step: StepName;
   payment: Json<{ provider: string; token: string } | null> | null;
+  /** Migration 0030: the reservation key of the pool the order's units come from (a flash sale's). */
+  stock_pool: ColumnType<string | null, string | null | undefined, string | null>;
   failure: Json<SagaFailure | null> | null;
   cancel_requested: Json<{ actor: string; reason: string } | null> | null;
   deadline_at: ColumnType<Date | null, Date | null, Date | null>;

@@ -2,3 +2,4 @@ export { type Address, type AddressBook, createAddressBook } from './addresses/i
 export { createIdentity, type IdentityDeps, type IdentityModule } from './module.ts';
 export { hashPassword } from './passwords.ts';
 export type { TenantCreatedHook } from './tenants/index.ts';
+export { signSessionTokens } from './tokens/index.ts';

@@ -71,6 +71,7 @@ function fieldErrors(input: NewOrder): FieldError[] {
   const fail = (field: string, message: string) => errors.push({ in: 'body', pointer: `/${field}`, message });
   if (typeof input.currency !== 'string' || !CURRENCY.test(input.currency))
     fail('currency', 'must be an ISO 4217 code');
+  if (input.id !== undefined && !isUuid(input.id)) fail('id', 'must be a UUID');
   if (input.customerId !== null && !isUuid(input.customerId)) fail('customerId', 'must be a UUID or null');
   if (input.cartId !== null && !isUuid(input.cartId)) fail('cartId', 'must be a UUID or null');
   if (input.email !== null && !isText(input.email, 320)) fail('email', 'must be 1 to 320 characters or null');

@@ -42,7 +42,7 @@ export async function insertOrder(
   input: NewOrder,
   actor: string,
 ): Promise<Order> {
-  const id = uuidv7();
+  const id = input.id ?? uuidv7();
   const { totals } = input;
   const row = await trx
     .insertInto('orders.orders')

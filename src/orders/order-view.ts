@@ -78,6 +78,8 @@ export type Order = {
 
 /** What create() records. The idempotency fields and the guest token hash are kept, never shown. */
 export type NewOrder = {
+  /** The order's id when the caller made it already (a flash sale's admission); else a new UUIDv7. */
+  id?: string;
   customerId: string | null;
   email: string | null;
   currency: string;

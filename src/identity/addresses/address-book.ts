@@ -1,14 +1,24 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { IdentityTables } from '../tables.ts';
+import type { IdentityDb } from '../users/index.ts';
 import { checkCountryAndPostalCode } from './address-rules.ts';
-import { type Address, getAddress } from './address-store.ts';
+import { type Address, getAddress, shippingAddressesOf } from './address-store.ts';
 
 /** What other modules (the cart) may do with users' address books. */
 export type AddressBook = {
   /** One of the user's addresses, or undefined when it is not theirs (or not in the tenant). Opens its own transaction. */
   find(tenantId: string, userId: string, addressId: string): Promise<Address | undefined>;
+  /**
+   * In the caller's transaction of the tenant, one statement: each user's named shipping address
+   * (when it is theirs) or their default one; users with neither are absent.
+   */
+  shippingAddresses(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
+    wanted: { userId: string; addressId?: string | undefined }[],
+  ): Promise<Map<string, Address>>;
   /** The address book's own check of a country and postal code: canonical forms and failing fields (pointers /country, /postalCode). */
   checkCountryAndPostalCode(
     country: unknown,
@@ -27,6 +37,7 @@ export function createAddressBook(db: Kysely<IdentityTables>): AddressBook {
         throw error;
       }
     },
+    shippingAddresses: (trx, wanted) => shippingAddressesOf(trx as IdentityDb, wanted),
     checkCountryAndPostalCode,
   };
 }

@@ -103,6 +103,39 @@ async function ensureDefault(trx: IdentityDb, owner: Owner, type: AddressType, n
     .execute();
 }
 
+/**
+ * Each user's shipping address in one statement: the one named (when it is theirs) or their
+ * default shipping address; a user with neither is absent from the map.
+ */
+export async function shippingAddressesOf(
+  trx: IdentityDb,
+  wanted: { userId: string; addressId?: string | undefined }[],
+): Promise<Map<string, Address>> {
+  const result = new Map<string, Address>();
+  if (wanted.length === 0) return result;
+  const users = [...new Set(wanted.map((w) => w.userId))];
+  const ids = wanted.flatMap((w) => (w.addressId ? [w.addressId.toLowerCase()] : []));
+  const rows = await trx
+    .selectFrom('identity.addresses')
+    .selectAll()
+    .where('user_id', 'in', users)
+    .where('type', '=', 'SHIPPING')
+    .where((eb) =>
+      ids.length > 0
+        ? eb.or([eb('is_default', '=', true), eb('id', 'in', ids)])
+        : eb('is_default', '=', true),
+    )
+    .execute();
+  for (const w of wanted) {
+    const own = rows.filter((r) => r.user_id === w.userId);
+    const row = w.addressId
+      ? own.find((r) => r.id === w.addressId!.toLowerCase())
+      : own.find((r) => r.is_default);
+    if (row) result.set(w.userId, toAddress(row));
+  }
+  return result;
+}
+
 /** The user's addresses, defaults first, then newest first. */
 export async function listAddresses(trx: IdentityDb, owner: Owner): Promise<Address[]> {
   const rows = await ownAddresses(trx, owner)

@@ -11,6 +11,7 @@ export const MODULES = [
   'orders',
   'payments',
   'checkout',
+  'flash-sales',
 ] as const;
 export type ModuleName = (typeof MODULES)[number];
 
@@ -74,6 +75,10 @@ export type Config = {
   checkoutStepTimeoutMs: number;
   /** How long POST /orders waits for its saga before answering 202 with a Location to poll. */
   checkoutInlineMs: number;
+  /** Flash-sale admission attempts per second one customer may make (counted in each process). */
+  flashCustomerRate: number;
+  /** Flash-sale admission attempts per second from one IP (counted in each process). */
+  flashIpRate: number;
   /** Whether the `test` payment provider takes payments (never in production). */
   testPayments: boolean;
   /** Latency the test payment provider adds to each call, in ms. */
@@ -263,6 +268,16 @@ export const SETTINGS: Setting[] = [
     doc: 'How long one checkout saga step (reserve, authorize, confirm) may take; past it the step times out and the saga compensates (void, release stock, order failed with reason timeout).',
   },
   {
+    name: 'MERCATO_FLASH_CUSTOMER_RATE',
+    default: '5',
+    doc: 'Flash-sale admission attempts per second one customer may make; more answer 429 with Retry-After. Counted in each process.',
+  },
+  {
+    name: 'MERCATO_FLASH_IP_RATE',
+    default: '2000',
+    doc: 'Flash-sale admission attempts per second from one IP address (a NAT holds many shoppers); more answer 429. Counted in each process.',
+  },
+  {
     name: 'MERCATO_CHECKOUT_INLINE_MS',
     default: '2000',
     doc: '`POST /api/v1/orders` answers 201 with the finished order when its saga ends within this time, else 202 with a Location to poll while it finishes in the background.',
@@ -443,6 +458,8 @@ export function loadConfig(env: Env = process.env): Config {
     searchCacheTtlSeconds: integer(env, 'MERCATO_SEARCH_CACHE_TTL_SECONDS', 60, 0, 3600),
     checkoutStepTimeoutMs: integer(env, 'MERCATO_CHECKOUT_STEP_TIMEOUT_MS', 10_000, 100, 600_000),
     checkoutInlineMs: integer(env, 'MERCATO_CHECKOUT_INLINE_MS', 2000, 0, 60_000),
+    flashCustomerRate: integer(env, 'MERCATO_FLASH_CUSTOMER_RATE', 5, 1, 1_000_000),
+    flashIpRate: integer(env, 'MERCATO_FLASH_IP_RATE', 2000, 1, 100_000_000),
     testPayments: boolean(env, 'MERCATO_TEST_PAYMENTS', read(env, 'NODE_ENV') !== 'production'),
     testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
     checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),

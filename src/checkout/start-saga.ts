@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import type { Order } from '../orders/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import type { CheckoutDeps } from './deps.ts';
+import type { Held, SagaRunner } from './saga-runner.ts';
+import { insertSaga, type Saga } from './saga-store.ts';
+import type { CheckoutTrx } from './tables.ts';
+import { watchdogEvent } from './watchdog.ts';
+
+/** A saga to start for an order its caller just made (or found waiting) in trx. */
+export type SagaStart = {
+  order: Order;
+  cartId: string | null;
+  payment: NonNullable<Saga['payment']>;
+  /** The reservation whose units the order takes (a flash sale's pool); else available stock. */
+  stockPool?: string | null;
+  /** Who already checked the order (logged as the validate step's output). */
+  validated: unknown;
+};
+
+/**
+ * In the caller's transaction: the order's saga, held by the caller (its lease), its first
+ * watchdog, and the steps that need no call out (reserve) run at once; the caller runs the rest
+ * with `runner.run(tenantId, held.saga.id, held)` after its commit.
+ */
+export async function startSaga(
+  deps: CheckoutDeps,
+  runner: Pick<SagaRunner, 'leaseMs' | 'beginIn'>,
+  trx: CheckoutTrx,
+  tenantId: string,
+  start: SagaStart,
+  meta: EventMeta,
+): Promise<Held> {
+  const owner = randomUUID();
+  const saga = await insertSaga(
+    trx,
+    {
+      id: uuidv7(),
+      tenantId,
+      orderId: start.order.id,
+      cartId: start.cartId,
+      payment: start.payment,
+      stockPool: start.stockPool ?? null,
+    },
+    { owner, until: new Date(Date.now() + runner.leaseMs) },
+    start.validated,
+  );
+  const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
+  await deps.events.publish(
+    trx,
+    tenantId,
+    'order-events',
+    [watchdogEvent(saga.id, start.order.id, delay)],
+    meta,
+  );
+  const begun = await runner.beginIn(trx, saga, start.order);
+  return { owner, saga, order: start.order, begun };
+}

@@ -1,0 +1,281 @@
+import type { Logger } from 'pino';
+import { databaseProblem, withTenant } from '../platform/db/index.ts';
+import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import { type Admission, customersOf, toAdmission } from './admission-store.ts';
+import type { Breakers } from './breakers.ts';
+import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
+import { type Campaign, getCampaign, poolKey, statusOf } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import { flashOrder } from './flash-order.ts';
+import { dedupeKey } from './gate.ts';
+import type { FlashSalesTrx } from './tables.ts';
+
+/** An attempt the gate admitted, to be made the record. */
+export type Candidate = {
+  tenantId: string;
+  campaignId: string;
+  customerId: string;
+  email: string | null;
+  key: string;
+  requestHash: string;
+  orderId: string;
+  quantity: number;
+  payment: { provider: string; token: string } | undefined;
+  shippingAddressId: string | undefined;
+  meta: EventMeta;
+};
+
+/**
+ * What the record made of it: admitted (its order now exists), a duplicate (the admission its key
+ * made earlier), or refused by PostgreSQL's own check; `giveBack`: the gate counted units the
+ * record does not hold, to be given back.
+ */
+export type Committed =
+  | { outcome: 'admitted'; admission: Admission }
+  | { outcome: 'duplicate'; admission: Admission }
+  | { outcome: 'refused'; error: AppError };
+
+type Waiter = { candidate: Candidate; resolve(c: Committed): void; reject(e: unknown): void };
+
+/** Most attempts one transaction takes. */
+const MAX_BATCH = 256;
+
+/**
+ * Group commit of admissions, as the WAL's writes: per campaign, the attempts that arrive while a
+ * transaction is out share the next one, which locks the campaign's row, re-checks every attempt
+ * against the record (units left, the per-customer limit, its key), creates the orders and moves
+ * their units from the pool into each order's reservation, and raises the campaign's counter. Each
+ * caller is answered when that commit returns: a 202 means the order exists.
+ */
+export function createAdmissionCommitter(
+  deps: FlashSalesDeps,
+  breakers: Breakers,
+  logger: Logger,
+  onCommitted: (tenantId: string, campaignId: string, admitted: Admission[]) => void,
+) {
+  const queues = new Map<string, Waiter[]>();
+  const busy = new Set<string>();
+  const inFlight = new Set<Promise<void>>();
+
+  async function flush(campaignId: string): Promise<void> {
+    const waiting = queues.get(campaignId) ?? [];
+    queues.delete(campaignId);
+    const batch = waiting.splice(0, MAX_BATCH);
+    if (waiting.length > 0) queues.set(campaignId, waiting);
+    busy.add(campaignId);
+    try {
+      const tenantId = batch[0]!.candidate.tenantId;
+      const numbers = await Promise.all(batch.map(() => deps.orders.takeNumber(tenantId)));
+      const answers = await breakers.run('database', () =>
+        withTenant(deps.db, tenantId, (trx) =>
+          commitBatch(
+            deps,
+            trx as FlashSalesTrx,
+            campaignId,
+            batch.map((w) => w.candidate),
+            numbers,
+          ),
+        ),
+      );
+      for (const [i, w] of batch.entries()) w.resolve(answers[i]!);
+      const admitted = answers.flatMap((a) => (a.outcome === 'admitted' ? [a.admission] : []));
+      if (admitted.length > 0) onCommitted(tenantId, campaignId, admitted);
+    } catch (error) {
+      logger.warn(
+        { err: error, campaignId, attempts: batch.length },
+        'flash-sales: an admission batch failed',
+      );
+      const problem =
+        databaseProblem(error) ??
+        (error instanceof AppError
+          ? error
+          : new AppError('SERVICE_UNAVAILABLE', 'admission could not be recorded', { retryAfterSeconds: 1 }));
+      for (const w of batch) w.reject(problem);
+    } finally {
+      busy.delete(campaignId);
+      if (queues.has(campaignId)) track(flush(campaignId));
+    }
+  }
+
+  const track = (p: Promise<void>) => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
+  return {
+    /** Resolves once the attempt's transaction committed (or was refused); rejects when it could not be recorded. */
+    submit(candidate: Candidate): Promise<Committed> {
+      return new Promise<Committed>((resolve, reject) => {
+        const queue = queues.get(candidate.campaignId);
+        if (queue) queue.push({ candidate, resolve, reject });
+        else queues.set(candidate.campaignId, [{ candidate, resolve, reject }]);
+        if (!busy.has(candidate.campaignId)) track(flush(candidate.campaignId));
+      });
+    },
+    /** Attempts waiting for a transaction (the stats' queue depth). */
+    depth(): number {
+      let n = 0;
+      for (const q of queues.values()) n += q.length;
+      return n;
+    },
+    async close(): Promise<void> {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+  };
+}
+
+/** One batch's transaction (see createAdmissionCommitter); answers in the candidates' order. */
+async function commitBatch(
+  deps: FlashSalesDeps,
+  trx: FlashSalesTrx,
+  campaignId: string,
+  candidates: Candidate[],
+  numbers: number[],
+): Promise<Committed[]> {
+  const now = new Date();
+  const tenantId = candidates[0]!.tenantId;
+  const campaign = await getCampaign(trx, campaignId, true);
+  const status = statusOf(campaign, now);
+  if (status !== 'live' && status !== 'sold_out') {
+    const error = new AppError('NOT_LIVE', `flash sale ${campaignId} is ${status}`);
+    return candidates.map(() => ({ outcome: 'refused', error }));
+  }
+  const { units, byKey } = await customersOf(
+    trx,
+    campaignId,
+    candidates.map((c) => c.customerId),
+  );
+  const addresses = await deps.addresses.shippingAddresses(
+    trx,
+    candidates.map((c) => ({ userId: c.customerId, addressId: c.shippingAddressId })),
+  );
+  let admitted = campaign.admitted;
+  const answers: Committed[] = [];
+  const accepted: { candidate: Candidate; number: number; index: number }[] = [];
+  for (const [index, c] of candidates.entries()) {
+    const earlier = byKey.get(dedupeKey(c.customerId, c.key));
+    if (earlier) {
+      answers.push(
+        earlier.requestHash === c.requestHash
+          ? { outcome: 'duplicate', admission: earlier }
+          : {
+              outcome: 'refused',
+              error: new AppError(
+                'IDEMPOTENCY_KEY_REUSED',
+                'this Idempotency-Key was used with another request',
+              ),
+            },
+      );
+      continue;
+    }
+    const held = units.get(c.customerId) ?? 0;
+    if (held + c.quantity > campaign.perCustomerLimit) {
+      answers.push({ outcome: 'refused', error: limitReached(campaign, held) });
+      continue;
+    }
+    if (admitted + c.quantity > campaign.units) {
+      answers.push({ outcome: 'refused', error: soldOut(campaign) });
+      continue;
+    }
+    if (!addresses.has(c.customerId)) {
+      answers.push({
+        outcome: 'refused',
+        error: new AppError(
+          'CHECKOUT_INVALID',
+          c.shippingAddressId
+            ? `address ${c.shippingAddressId} is not one of your shipping addresses`
+            : 'you have no default shipping address: add one, or name one with shippingAddressId',
+        ),
+      });
+      continue;
+    }
+    admitted += c.quantity;
+    units.set(c.customerId, held + c.quantity);
+    // The attempt is in the batch now: the same key again in this batch is its duplicate.
+    const placeholder = { outcome: 'admitted' } as Committed;
+    answers.push(placeholder);
+    byKey.set(dedupeKey(c.customerId, c.key), {
+      orderId: c.orderId,
+      requestHash: c.requestHash,
+    } as Admission);
+    accepted.push({ candidate: c, number: numbers[index]!, index });
+  }
+  if (accepted.length === 0) return answers;
+  const payBy = new Date(now.getTime() + campaign.paymentWindowMinutes * 60_000);
+  const inventory = deps.inventory.within(trx);
+  for (const { candidate: c, number } of accepted) {
+    await deps.orders.create(
+      trx,
+      tenantId,
+      flashOrder(campaign, c, addresses.get(c.customerId)!),
+      c.meta,
+      number,
+    );
+    await inventory.transfer(
+      tenantId,
+      {
+        from: poolKey(campaign.id),
+        to: `order-${c.orderId}`,
+        lines: [{ variantId: campaign.variantId, quantity: c.quantity }],
+        // Held to the window's close and a margin: the window's own sweep releases it first.
+        ttlSeconds: campaign.paymentWindowMinutes * 60 + 600,
+        reference: `order:${c.orderId}`,
+        actor: `flash-sale:${campaign.id}`,
+      },
+      c.meta,
+    );
+  }
+  const rows = await trx
+    .insertInto('flash_sales.admissions')
+    .values(
+      accepted.map(({ candidate: c }) => ({
+        order_id: c.orderId,
+        tenant_id: tenantId,
+        campaign_id: campaign.id,
+        customer_id: c.customerId,
+        idempotency_key: c.key,
+        request_hash: c.requestHash,
+        quantity: c.quantity,
+        status: 'admitted' as const,
+        payment: c.payment ? JSON.stringify(c.payment) : null,
+        pay_by: payBy,
+        admitted_at: now,
+        updated_at: now,
+      })),
+    )
+    .returningAll()
+    .execute();
+  const byOrder = new Map(rows.map((r) => [r.order_id, toAdmission(r)]));
+  for (const { candidate: c, index } of accepted) {
+    answers[index] = { outcome: 'admitted', admission: byOrder.get(c.orderId)! };
+  }
+  const announced = { ...campaign.announced };
+  const made: DomainEvent[] = [];
+  const after: Campaign = { ...campaign, admitted, announced };
+  if (!announced.started) {
+    announced.started = now.toISOString();
+    made.push(campaignEvent('started', after, now));
+  }
+  if (admitted >= campaign.units && !announced.soldOut) {
+    announced.soldOut = now.toISOString();
+    made.push(campaignEvent('soldOut', after, now));
+  }
+  await trx
+    .updateTable('flash_sales.campaigns')
+    .set({ admitted, announced: JSON.stringify(announced), updated_at: now })
+    .where('id', '=', campaign.id)
+    .execute();
+  await publishCampaignEvents(deps.events, trx, tenantId, made);
+  return answers;
+}
+
+export const soldOut = (campaign: Pick<Campaign, 'id'>) =>
+  new AppError('SOLD_OUT', `flash sale ${campaign.id} is sold out`);
+
+export const limitReached = (campaign: Pick<Campaign, 'id' | 'perCustomerLimit'>, held: number) =>
+  new AppError(
+    'LIMIT_REACHED',
+    `you hold ${held} of this sale's limit of ${campaign.perCustomerLimit} per customer`,
+    { limit: campaign.perCustomerLimit, held },
+  );

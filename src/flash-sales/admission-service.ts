@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Static } from 'typebox';
+import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import { type Candidate, type Committed, limitReached, soldOut } from './admission-committer.ts';
+import { type Admission, customersOf, gateStateOf } from './admission-store.ts';
+import type { CampaignCache } from './campaign-cache.ts';
+import { type Campaign, statusOf } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import { type AdmitResult, dedupeKey } from './gate.ts';
+import type { AdmissionBody } from './schemas.ts';
+import type { AttemptStats, Rejection } from './stats.ts';
+import type { FlashSalesTrx } from './tables.ts';
+
+/** How long a duplicate waits for its first attempt's commit (in flight in some process). */
+const DUPLICATE_WAIT_MS = 3000;
+
+export type Attempt = {
+  tenantId: string;
+  campaignId: string;
+  customerId: string;
+  email: string | null;
+  ip: string;
+  key: string;
+  body: Static<typeof AdmissionBody>;
+  meta: EventMeta;
+};
+
+export type AdmissionPorts = {
+  cache: CampaignCache;
+  stats: AttemptStats;
+  submit(candidate: Candidate): Promise<Committed>;
+  limits: { customer: { hit(key: string): number }; ip: { hit(key: string): number } };
+};
+
+/** Seconds a rebuilt gate keeps a campaign: to its end and its payment window, and a margin. */
+const gateTtl = (c: Campaign) =>
+  Math.max(60, Math.ceil((c.endsAt.getTime() - Date.now()) / 1000) + c.paymentWindowMinutes * 60 + 3600);
+
+/**
+ * One purchase attempt, from the gate to the record: cheap refusals first (no such sale, not live,
+ * over the limit, too fast), then the gate (one round trip, or none when it remembers the sale sold
+ * out), then the group commit that makes the order. Answers the admission (new or replayed) or
+ * throws the problem. Every answer is counted in the stats.
+ */
+export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
+  const rebuilding = new Map<string, Promise<void>>();
+
+  /** Installs the gate's state for a campaign from the record (one rebuild per campaign at a time in this process). */
+  function rebuild(tenantId: string, campaign: Campaign): Promise<void> {
+    let pending = rebuilding.get(campaign.id);
+    if (!pending) {
+      pending = withTenant(deps.db, tenantId, (trx) =>
+        gateStateOf(trx as FlashSalesTrx, campaign.id, campaign.units),
+      )
+        .then((state) => deps.gate.load(campaign.id, state, gateTtl(campaign)))
+        .then(() => undefined)
+        .finally(() => rebuilding.delete(campaign.id));
+      rebuilding.set(campaign.id, pending);
+    }
+    return pending;
+  }
+
+  /** The admission a duplicate attempt names, once its commit is visible (it may be in flight). */
+  async function earlier(a: Attempt, requestHash: string): Promise<Admission> {
+    const until = Date.now() + DUPLICATE_WAIT_MS;
+    for (;;) {
+      const { byKey } = await withTenant(deps.db, a.tenantId, (trx) =>
+        customersOf(trx as FlashSalesTrx, a.campaignId, [a.customerId]),
+      );
+      const found = byKey.get(dedupeKey(a.customerId, a.key));
+      if (found) {
+        if (found.requestHash !== requestHash) {
+          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another request');
+        }
+        return found;
+      }
+      if (Date.now() > until) {
+        throw new AppError('CONFLICT', 'an attempt with this Idempotency-Key is still being recorded', {
+          retryAfterSeconds: 1,
+        });
+      }
+      await sleep(50);
+    }
+  }
+
+  async function decide(a: Attempt, started: number): Promise<{ admission: Admission; replayed: boolean }> {
+    const campaign = await ports.cache.get(a.tenantId, a.campaignId);
+    if (!campaign) throw new AppError('NOT_FOUND', `flash sale ${a.campaignId} not found`);
+    const reject = (reason: Rejection, error: unknown): unknown => {
+      ports.stats.record(campaign.id, reason, Date.now() - started);
+      return error;
+    };
+    const status = statusOf({ ...campaign, admitted: 0 }, new Date(started));
+    if (status !== 'live')
+      throw reject('not_live', new AppError('NOT_LIVE', `flash sale ${campaign.id} is ${status}`));
+    const quantity = a.body.quantity ?? 1;
+    if (quantity > campaign.perCustomerLimit) throw reject('limit_reached', limitReached(campaign, 0));
+    const wait = Math.max(ports.limits.customer.hit(a.customerId), ports.limits.ip.hit(a.ip));
+    if (wait > 0) {
+      throw reject(
+        'rate_limited',
+        new AppError('RATE_LIMITED', 'too many attempts; slow down', { retryAfterSeconds: wait }),
+      );
+    }
+    const requestHash = createHash('sha256').update(JSON.stringify(a.body)).digest('hex');
+    const orderId = uuidv7();
+    const ask = () =>
+      deps.gate.admit({
+        campaignId: campaign.id,
+        customerId: a.customerId,
+        key: a.key,
+        orderId,
+        quantity,
+        limit: campaign.perCustomerLimit,
+      });
+    let decision: AdmitResult;
+    try {
+      decision = await ask();
+      if (decision.outcome === 'not_loaded') {
+        await rebuild(a.tenantId, campaign);
+        decision = await ask();
+      }
+    } catch (error) {
+      throw reject('unavailable', error);
+    }
+    switch (decision.outcome) {
+      case 'sold_out':
+        throw reject('sold_out', soldOut(campaign));
+      case 'limit_reached':
+        throw reject('limit_reached', limitReached(campaign, campaign.perCustomerLimit));
+      case 'not_loaded':
+        throw reject(
+          'unavailable',
+          new AppError('SERVICE_UNAVAILABLE', 'the sale is being prepared', { retryAfterSeconds: 1 }),
+        );
+      case 'duplicate':
+        ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
+        return { admission: await earlier(a, requestHash), replayed: true };
+    }
+    let committed: Committed;
+    try {
+      committed = await ports.submit({
+        tenantId: a.tenantId,
+        campaignId: campaign.id,
+        customerId: a.customerId,
+        email: a.email,
+        key: a.key,
+        requestHash,
+        orderId,
+        quantity,
+        payment: a.body.payment
+          ? { provider: a.body.payment.provider ?? 'test', token: a.body.payment.token }
+          : undefined,
+        shippingAddressId: a.body.shippingAddressId,
+        meta: a.meta,
+      });
+    } catch (error) {
+      // Not recorded: the gate's units go back (the key with them, so a retry is a new attempt).
+      await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      throw reject('unavailable', error);
+    }
+    if (committed.outcome === 'refused') {
+      await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      throw reject(reasonOf(committed.error), committed.error);
+    }
+    if (committed.outcome === 'duplicate') {
+      // The record had the key the gate had lost (a rebuild raced it): the gate's units go back.
+      await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      return { admission: committed.admission, replayed: true };
+    }
+    ports.stats.record(campaign.id, 'admitted', Date.now() - started);
+    return { admission: committed.admission, replayed: false };
+  }
+
+  return {
+    /** Decides an attempt; see admissionService. */
+    admit: (a: Attempt) => decide(a, Date.now()),
+  };
+}
+
+function reasonOf(error: AppError): Rejection {
+  switch (error.code) {
+    case 'SOLD_OUT':
+      return 'sold_out';
+    case 'LIMIT_REACHED':
+      return 'limit_reached';
+    case 'NOT_LIVE':
+      return 'not_live';
+    default:
+      return 'invalid';
+  }
+}

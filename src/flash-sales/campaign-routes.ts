@@ -1,0 +1,214 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance } from 'fastify';
+import { withTenant } from '../platform/db/index.ts';
+import { eventMetaOf, principalOf, requireStaff } from '../platform/http/index.ts';
+import { cancelCampaign, createCampaign, updateCampaign } from './campaign-service.ts';
+import { campaignView, getCampaign, listCampaigns, readCursor } from './campaign-store.ts';
+import { actorOf, type FlashSalesDeps } from './deps.ts';
+import type { FlashSalesParts } from './parts.ts';
+import {
+  CampaignPage,
+  CampaignPatchBody,
+  CampaignView,
+  CancelBody,
+  IdParams,
+  ListQuery,
+  NewCampaignBody,
+  SECURITY,
+  StatsView,
+} from './schemas.ts';
+import type { FlashSalesTrx } from './tables.ts';
+
+const base = { tags: ['flash-sales'], security: SECURITY };
+const write = requireStaff('flash-sales:write');
+const read = requireStaff('flash-sales:read');
+/** Statuses whose stats still change (the stream goes on). */
+const OPEN = ['scheduled', 'live', 'sold_out'];
+
+/** /flash-sales: campaigns (staff), their stats and its live stream. */
+export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
+  return async (root: FastifyInstance) => {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.post(
+      '/flash-sales',
+      {
+        preValidation: write,
+        schema: {
+          ...base,
+          summary:
+            "Create a flash sale: its units leave available stock into the sale's pool at once (409 INSUFFICIENT_STOCK)",
+          body: NewCampaignBody,
+          response: { 201: CampaignView },
+        },
+      },
+      async (request, reply) => {
+        const { tenantId, actor } = actorOf(request);
+        const campaign = await createCampaign(deps, tenantId, actor, request.body, eventMetaOf(request));
+        reply.code(201).header('location', `/api/v1/flash-sales/${campaign.id}`);
+        return campaignView(campaign);
+      },
+    );
+
+    app.get(
+      '/flash-sales',
+      {
+        preValidation: read,
+        schema: {
+          ...base,
+          summary: "The tenant's flash sales, newest first",
+          querystring: ListQuery,
+          response: { 200: CampaignPage },
+        },
+      },
+      async (request) => {
+        const { tenantId } = principalOf(request);
+        const page = await withTenant(deps.db, tenantId, (trx) =>
+          listCampaigns(trx as FlashSalesTrx, {
+            limit: request.query.limit ?? 20,
+            after: readCursor(request.query.cursor),
+            status: request.query.status as never,
+          }),
+        );
+        const now = new Date();
+        return { items: page.items.map((c) => campaignView(c, now)), nextCursor: page.nextCursor };
+      },
+    );
+
+    app.get(
+      '/flash-sales/:id',
+      {
+        preValidation: read,
+        schema: { ...base, summary: 'One flash sale', params: IdParams, response: { 200: CampaignView } },
+      },
+      async (request) => {
+        const { tenantId } = principalOf(request);
+        return campaignView(
+          await withTenant(deps.db, tenantId, (trx) => getCampaign(trx as FlashSalesTrx, request.params.id)),
+        );
+      },
+    );
+
+    app.put(
+      '/flash-sales/:id',
+      {
+        preValidation: write,
+        schema: {
+          ...base,
+          summary:
+            'Change a flash sale before it starts (409 CAMPAIGN_STARTED after); units move between stock and its pool',
+          params: IdParams,
+          body: CampaignPatchBody,
+          response: { 200: CampaignView },
+        },
+      },
+      async (request) => {
+        const { tenantId, actor } = actorOf(request);
+        const campaign = await updateCampaign(
+          deps,
+          tenantId,
+          request.params.id,
+          actor,
+          request.body,
+          eventMetaOf(request),
+        );
+        parts.cache.drop(tenantId, campaign.id);
+        return campaignView(campaign);
+      },
+    );
+
+    app.post(
+      '/flash-sales/:id/cancel',
+      {
+        preValidation: write,
+        schema: {
+          ...base,
+          summary:
+            'Cancel a flash sale that has not ended: unpaid orders are cancelled and the unsold units go back to stock',
+          params: IdParams,
+          body: CancelBody,
+          response: { 200: CampaignView },
+        },
+      },
+      async (request) => {
+        const { tenantId, actor } = actorOf(request);
+        const meta = eventMetaOf(request);
+        const campaign = await cancelCampaign(
+          deps,
+          tenantId,
+          request.params.id,
+          actor,
+          request.body?.reason,
+          meta,
+          (trx, c) => parts.cancelWaiting(trx, tenantId, c, actor, meta),
+        );
+        parts.cache.drop(tenantId, campaign.id);
+        return campaignView(campaign);
+      },
+    );
+
+    app.get(
+      '/flash-sales/:id/stats',
+      {
+        preValidation: read,
+        schema: {
+          ...base,
+          summary: "A flash sale's FlashSaleStats",
+          params: IdParams,
+          response: { 200: StatsView },
+        },
+      },
+      async (request) => parts.stats(principalOf(request).tenantId, request.params.id),
+    );
+
+    app.get(
+      '/flash-sales/:id/stats/stream',
+      {
+        preValidation: read,
+        schema: {
+          ...base,
+          summary:
+            'The same stats as server-sent events (event: stats), every second while the sale is live, then a last one',
+          params: IdParams,
+          produces: ['text/event-stream'],
+        },
+      },
+      async (request, reply) => {
+        const { tenantId } = principalOf(request);
+        const first = await parts.stats(tenantId, request.params.id);
+        reply.hijack();
+        const out = reply.raw;
+        out.writeHead(200, {
+          'content-type': 'text/event-stream',
+          'cache-control': 'no-cache',
+          connection: 'keep-alive',
+          'x-request-id': String(request.id),
+        });
+        const send = (stats: unknown) => out.write(`event: stats\ndata: ${JSON.stringify(stats)}\n\n`);
+        send(first);
+        let open = true;
+        const done = () => {
+          open = false;
+          clearInterval(timer);
+          out.end();
+        };
+        const timer = setInterval(async () => {
+          try {
+            const stats = await parts.stats(tenantId, request.params.id);
+            if (!open) return;
+            send(stats);
+            if (!OPEN.includes(stats.status)) done();
+          } catch {
+            if (open) done();
+          }
+        }, 1000);
+        request.raw.on('close', () => {
+          open = false;
+          clearInterval(timer);
+        });
+        // A sale that can no longer change: the one event is all there is.
+        if (!OPEN.includes(first.status)) done();
+      },
+    );
+  };
+}

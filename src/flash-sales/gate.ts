@@ -1,0 +1,194 @@
+import { AppError } from '../platform/http/index.ts';
+
+/**
+ * The flash-sale admission gate: decides each purchase attempt in well under a millisecond
+ * (dedupe, per-customer limit, decrement) so that the stampede never reaches PostgreSQL, which
+ * stays the record and the final arbiter (it re-checks the count when the admitted orders are
+ * group-committed). Two implementations share this interface: `gate-redis.ts` (one Lua script
+ * per attempt, every process shares it) and `gate-memory.ts` (the embedded shape's, one process).
+ * `sold-out-memory.ts` wraps either so that a sold-out campaign is answered without a round trip.
+ * GATE.md describes the design.
+ */
+
+/** One purchase attempt. */
+export type AdmitRequest = {
+  campaignId: string;
+  /** Who buys; must not contain `:` (it separates the parts of the dedupe key). */
+  customerId: string;
+  /** The request's Idempotency-Key. Attempts are deduplicated per customer: see {@link dedupeKey}. */
+  key: string;
+  /** The order id this attempt would create (a UUIDv7 made by the caller). */
+  orderId: string;
+  /** Units asked for, 1..limit. */
+  quantity: number;
+  /** The campaign's per-customer limit (units, over every attempt of the customer). */
+  limit: number;
+};
+
+/** What the gate decided. Only `admitted` took units. */
+export type AdmitResult =
+  | { outcome: 'admitted'; orderId: string; remaining: number }
+  /** The same customer + key was admitted before: the earlier attempt's order id; nothing taken. */
+  | { outcome: 'duplicate'; orderId: string }
+  /**
+   * Fewer units left than asked for. `remaining` is what is left (0 when the campaign is sold out:
+   * only then does the sold-out memory remember it); `version` is the campaign's state version
+   * (see {@link GateSnapshot.version}).
+   */
+  | { outcome: 'sold_out'; remaining: number; version: string }
+  /** The customer's admitted units plus this quantity would exceed the limit. */
+  | { outcome: 'limit_reached' }
+  /** The gate holds no state for the campaign (never loaded, expired, or Redis lost it): rebuild it from PostgreSQL, `load`, then ask again. */
+  | { outcome: 'not_loaded' };
+
+/** The outcomes of {@link AdmitResult}. */
+export type AdmitOutcome = AdmitResult['outcome'];
+
+/**
+ * A campaign's state as PostgreSQL records it, to (re)build the gate from: units left, units held
+ * per customer, and the dedupe keys of the attempts admitted, optionally with the time each was
+ * admitted (ms epoch; the load time otherwise) and its quantity (1 otherwise). One entry per
+ * customer and per key.
+ */
+export type GateState = {
+  remaining: number;
+  perCustomer: [customerId: string, count: number][];
+  keys: [dedupeKey: string, orderId: string, at?: number, quantity?: number][];
+};
+
+/** What the gate holds for one admitted dedupe key: its order, when it was admitted (ms epoch), and how many units. */
+export type HeldKey = { orderId: string; at: number; quantity: number };
+
+/** What a gate holds for a campaign now (reconciliation and stats). */
+export type GateSnapshot = {
+  remaining: number;
+  /** Units admitted per customer (customers with none are absent). */
+  perCustomer: Map<string, number>;
+  /** Dedupe key → the order admitted under it, when, and its units. */
+  keys: Map<string, HeldKey>;
+  /**
+   * Changes whenever units come back or the state is (re)installed (giveBack, load, reset); not on
+   * admissions. While a campaign stays sold out under one version, its keys and counts cannot
+   * change (an admission needs units), which is what lets the sold-out memory answer duplicates.
+   */
+  version: string;
+};
+
+/** The admission gate. Every method of the Redis gate rejects with 503 SERVICE_UNAVAILABLE while Redis cannot be reached. */
+export interface FlashGate {
+  /** Decides one attempt: loaded? → dedupe → per-customer limit → enough units → take them. */
+  admit(r: AdmitRequest): Promise<AdmitResult>;
+  /**
+   * Units back (a failed or late payment, or an admission whose PostgreSQL write failed):
+   * remaining += quantity, the customer's count -= quantity, and the dedupe key dropped when given.
+   * With a key it is idempotent: it gives back only while the key is held, so a retry (or a key
+   * that a reset already removed) changes nothing. Without a key every call gives back.
+   * Resolves true when units went back; false when the key was not held or the campaign is not
+   * loaded (a rebuild from PostgreSQL will count the release, so record it there first).
+   * Wakes the sold-out memory of every process.
+   */
+  giveBack(campaignId: string, customerId: string, quantity: number, key?: string): Promise<boolean>;
+  /** Installs state for a campaign unless one is loaded (atomic); resolves whether this call installed it. Wakes the sold-out memory when it did. */
+  load(campaignId: string, state: GateState, ttlSeconds: number): Promise<boolean>;
+  /** Replaces the state whatever is there (the reconciliation's repair, the campaign's end). Wakes the sold-out memory. */
+  reset(campaignId: string, state: GateState, ttlSeconds: number): Promise<void>;
+  /** What the gate holds now; undefined when not loaded. */
+  snapshot(campaignId: string): Promise<GateSnapshot | undefined>;
+  /** Forgets the campaign (admit answers not_loaded after it). */
+  drop(campaignId: string): Promise<void>;
+  /** Releases connections and timers. */
+  close(): Promise<void>;
+}
+
+/**
+ * Called when a campaign's state changed (units back, loaded, reset, dropped) with the campaign id
+ * and the state version it now has ('' when dropped); or with no campaign when notices may have
+ * been missed (a lost subscription): forget everything then.
+ */
+export type UnitsBackListener = (campaignId: string | undefined, version?: string) => void;
+
+/** Where a gate announces that units came back, to every process's sold-out memory. */
+export interface UnitsBackFeed {
+  /** Calls listener on every notice from now on; returns the function that stops it. */
+  onUnitsBack(listener: UnitsBackListener): () => void;
+  /** Whether notices arrive now. Sold-out memory is trusted only while this is true. */
+  readonly listening: boolean;
+}
+
+/**
+ * The dedupe scope of an attempt: `${customerId}:${key}`. The same Idempotency-Key from two
+ * customers is two attempts; from one customer, one. Customer ids are UUIDs, so the first `:`
+ * separates the parts unambiguously (a customer id with a `:` is refused).
+ */
+export function dedupeKey(customerId: string, key: string): string {
+  if (customerId.length === 0 || customerId.includes(':')) {
+    throw new RangeError(`customerId must be non-empty without ":", got "${customerId}"`);
+  }
+  return `${customerId}:${key}`;
+}
+
+/** The 503 every gate method answers with when its store cannot be reached: retry in a second. */
+export function gateUnavailable(detail: string, cause?: unknown): AppError {
+  return new AppError(
+    'SERVICE_UNAVAILABLE',
+    `the flash-sale gate is unavailable: ${detail}`,
+    { retryAfterSeconds: 1 },
+    { cause },
+  );
+}
+
+const positiveInteger = (n: number) => Number.isSafeInteger(n) && n >= 1;
+
+/** Throws RangeError when an attempt is malformed (a caller bug: the route validates its input first). */
+export function checkAdmitRequest(r: AdmitRequest): void {
+  if (!r.campaignId) throw new RangeError('campaignId is required');
+  if (!r.orderId) throw new RangeError('orderId is required');
+  if (!positiveInteger(r.quantity))
+    throw new RangeError(`quantity must be an integer >= 1, got ${r.quantity}`);
+  if (!positiveInteger(r.limit)) throw new RangeError(`limit must be an integer >= 1, got ${r.limit}`);
+  dedupeKey(r.customerId, r.key);
+}
+
+/** Throws RangeError when a giveBack is malformed. */
+export function checkGiveBack(campaignId: string, customerId: string, quantity: number): void {
+  if (!campaignId) throw new RangeError('campaignId is required');
+  if (!positiveInteger(quantity)) throw new RangeError(`quantity must be an integer >= 1, got ${quantity}`);
+  dedupeKey(customerId, '');
+}
+
+/** A {@link GateState} checked and indexed (duplicates refused, zero counts dropped). */
+export type NormalisedState = {
+  remaining: number;
+  perCustomer: Map<string, number>;
+  keys: Map<string, HeldKey>;
+};
+
+/** Checks a state and its TTL (RangeError when malformed); keys without a time get `now`. */
+export function normaliseState(state: GateState, ttlSeconds: number, now: number): NormalisedState {
+  if (!positiveInteger(ttlSeconds))
+    throw new RangeError(`ttlSeconds must be an integer >= 1, got ${ttlSeconds}`);
+  if (!Number.isSafeInteger(state.remaining) || state.remaining < 0) {
+    throw new RangeError(`remaining must be an integer >= 0, got ${state.remaining}`);
+  }
+  const perCustomer = new Map<string, number>();
+  for (const [customerId, count] of state.perCustomer) {
+    dedupeKey(customerId, '');
+    if (!Number.isSafeInteger(count) || count < 0) {
+      throw new RangeError(`count of customer ${customerId} must be an integer >= 0, got ${count}`);
+    }
+    if (perCustomer.has(customerId))
+      throw new RangeError(`customer ${customerId} appears twice in the state`);
+    if (count > 0) perCustomer.set(customerId, count);
+  }
+  const keys = new Map<string, HeldKey>();
+  for (const [key, orderId, at, quantity] of state.keys) {
+    if (!key.includes(':')) throw new RangeError(`"${key}" is not a dedupe key (customerId:key)`);
+    if (!orderId) throw new RangeError(`dedupe key ${key} has no order id`);
+    if (quantity !== undefined && !positiveInteger(quantity)) {
+      throw new RangeError(`quantity of dedupe key ${key} must be an integer >= 1, got ${quantity}`);
+    }
+    if (keys.has(key)) throw new RangeError(`dedupe key ${key} appears twice in the state`);
+    keys.set(key, { orderId, at: at ?? now, quantity: quantity ?? 1 });
+  }
+  return { remaining: state.remaining, perCustomer, keys };
+}

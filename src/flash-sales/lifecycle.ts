@@ -1,0 +1,124 @@
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import { withSystem, withTenant } from '../platform/db/index.ts';
+import { type Admission, releaseAdmissions } from './admission-store.ts';
+import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
+import { settleIn } from './campaign-service.ts';
+import { getCampaign } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import type { FlashSalesTrx } from './tables.ts';
+import { returnUnits } from './units-back.ts';
+
+const TICK_MS = 1000;
+/** Admissions one transaction expires. */
+const BATCH = 100;
+
+/**
+ * The clock of every sale, one tick a second in each process (cheap indexed scans; rows locked
+ * with skip locked, so processes share the work): announces a sale that started, settles one
+ * that ended (its pool back to stock), and closes the payment window of admitted orders nobody
+ * paid (order failed with reason timeout, units back to the pool while the sale runs, else to stock).
+ */
+export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function tick(): Promise<void> {
+    try {
+      const due = await withSystem(deps.db, async (trx) => {
+        const { rows } = await sql<{ id: string; tenant_id: string; kind: 'start' | 'end' }>`
+          select id, tenant_id, case when ends_at <= now() or cancelled_at is not null then 'end' else 'start' end as kind
+          from flash_sales.campaigns
+          where settled_at is null
+            and (ends_at <= now() or (starts_at <= now() and cancelled_at is null and not announced ? 'started'))
+          limit 100`.execute(trx);
+        const { rows: windows } = await sql<{ tenant_id: string }>`
+          select distinct tenant_id from flash_sales.admissions
+          where status = 'admitted' and pay_by <= now() limit 100`.execute(trx);
+        return { campaigns: rows, windows: windows.map((w) => w.tenant_id) };
+      });
+      for (const c of due.campaigns)
+        await (c.kind === 'end' ? end(c.tenant_id, c.id) : start(c.tenant_id, c.id));
+      for (const tenantId of due.windows) await closeWindows(tenantId);
+    } catch (error) {
+      logger.warn({ err: error }, 'flash-sales: a lifecycle tick failed');
+    }
+  }
+
+  async function start(tenantId: string, id: string): Promise<void> {
+    await withTenant(deps.db, tenantId, async (anyTrx) => {
+      const trx = anyTrx as FlashSalesTrx;
+      const campaign = await getCampaign(trx, id, true);
+      if (campaign.announced.started || campaign.cancelledAt) return;
+      const now = new Date();
+      const announced = { ...campaign.announced, started: now.toISOString() };
+      await trx
+        .updateTable('flash_sales.campaigns')
+        .set({ announced: JSON.stringify(announced), updated_at: now })
+        .where('id', '=', id)
+        .execute();
+      await publishCampaignEvents(deps.events, trx, tenantId, [
+        campaignEvent('started', { ...campaign, announced }, now),
+      ]);
+    });
+  }
+
+  async function end(tenantId: string, id: string): Promise<void> {
+    await withTenant(deps.db, tenantId, async (anyTrx) => {
+      const trx = anyTrx as FlashSalesTrx;
+      await settleIn(deps, trx, tenantId, await getCampaign(trx, id, true), 'system');
+    });
+    await deps.gate.drop(id).catch(() => {});
+  }
+
+  /** Expires up to BATCH unpaid admissions of the tenant past their window; gives their units back. */
+  async function closeWindows(tenantId: string): Promise<void> {
+    const expired = await withTenant(deps.db, tenantId, async (anyTrx) => {
+      const trx = anyTrx as FlashSalesTrx;
+      const { rows } = await sql<{ order_id: string; campaign_id: string }>`
+        select order_id, campaign_id from flash_sales.admissions
+        where status = 'admitted' and pay_by <= now()
+        order by pay_by limit ${BATCH}
+        for update skip locked`.execute(trx);
+      const done: { admission: Admission; settled: boolean }[] = [];
+      for (const row of rows) {
+        const campaign = await getCampaign(trx, row.campaign_id, true);
+        const actor = `flash-sale:${campaign.id}`;
+        await deps.orders.transition(trx, tenantId, row.order_id, 'failed', {
+          actor,
+          failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },
+        });
+        await returnUnits(deps, trx, tenantId, row.order_id, campaign.id);
+        const [released] = await releaseAdmissions(trx, campaign.id, [row.order_id], 'timeout');
+        if (released)
+          done.push({
+            admission: released,
+            settled: campaign.settledAt !== null || campaign.cancelledAt !== null,
+          });
+      }
+      return done;
+    });
+    for (const { admission: a, settled } of expired) {
+      if (settled) continue;
+      await deps.gate.giveBack(a.campaignId, a.customerId, a.quantity, a.idempotencyKey).catch(() => false);
+    }
+  }
+
+  return {
+    /** Ticks every second from now on. */
+    start(): void {
+      timer = setInterval(() => {
+        if (!running && !stopped) running = tick().finally(() => (running = undefined));
+      }, TICK_MS);
+      timer.unref();
+    },
+    /** Runs one tick now (tests, and the CLI). */
+    tick,
+    async close(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

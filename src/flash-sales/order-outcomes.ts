@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import type { Order } from '../orders/index.ts';
+import { STATUS_EVENT_TYPES } from '../orders/index.ts';
+import type { Subscriber } from '../platform/events/index.ts';
+import { findAdmission, releaseAdmissions } from './admission-store.ts';
+import { getCampaign } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import type { FlashSalesTrx, ReleaseReason } from './tables.ts';
+import { returnUnits } from './units-back.ts';
+
+const REASONS: readonly string[] = [
+  'payment_declined',
+  'payment_error',
+  'timeout',
+  'validation',
+  'out_of_stock',
+];
+
+/**
+ * What became of a sale's orders, from `order-events` (an internal target: exactly once through the
+ * inbox): completed → the admission is paid (the campaign's `sold` rises); failed or cancelled →
+ * it is released (the campaign's `admitted` falls, `released` rises) and, while the campaign is not
+ * settled, its units go back to the gate for the next buyer (the saga's compensation, or the
+ * window's sweep, has put them back into the pool already). Other orders are ignored.
+ */
+export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber {
+  return {
+    name: 'flash-sales.order-outcomes',
+    topic: 'order-events',
+    types: [STATUS_EVENT_TYPES.completed, STATUS_EVENT_TYPES.failed, STATUS_EVENT_TYPES.cancelled],
+    async handle(anyTrx, event) {
+      const trx = anyTrx as FlashSalesTrx;
+      const order = event.data as Order;
+      const admission = await findAdmission(trx, event.subject, true);
+      if (!admission) return;
+      if (event.type === STATUS_EVENT_TYPES.completed) {
+        const paid = await trx
+          .updateTable('flash_sales.admissions')
+          .set({ status: 'paid', updated_at: new Date() })
+          .where('order_id', '=', admission.orderId)
+          .where('status', 'in', ['admitted', 'paying'])
+          .returning('quantity')
+          .executeTakeFirst();
+        if (paid) {
+          await trx
+            .updateTable('flash_sales.campaigns')
+            .set((eb) => ({ sold: eb('sold', '+', paid.quantity), updated_at: new Date() }))
+            .where('id', '=', admission.campaignId)
+            .execute();
+        }
+        return;
+      }
+      const campaign = await getCampaign(trx, admission.campaignId, true);
+      if (admission.status === 'paid') {
+        // A completed order cancelled later (refunded, restocked): its units went back to stock, not the sale.
+        await trx
+          .updateTable('flash_sales.admissions')
+          .set({ status: 'released', release_reason: 'cancelled', updated_at: new Date() })
+          .where('order_id', '=', admission.orderId)
+          .execute();
+        await trx
+          .updateTable('flash_sales.campaigns')
+          .set((eb) => ({
+            sold: eb('sold', '-', admission.quantity),
+            admitted: eb('admitted', '-', admission.quantity),
+            released: eb('released', '+', admission.quantity),
+            updated_at: new Date(),
+          }))
+          .where('id', '=', campaign.id)
+          .execute();
+        return;
+      }
+      const failure = order?.failure?.reason;
+      const reason: ReleaseReason =
+        event.type === STATUS_EVENT_TYPES.cancelled
+          ? 'cancelled'
+          : failure && REASONS.includes(failure)
+            ? (failure as ReleaseReason)
+            : 'payment_error';
+      // A saga's compensation put them back already; an order cancelled before its payment did not.
+      await returnUnits(deps, trx, campaign.tenantId, admission.orderId, campaign.id);
+      const released = await releaseAdmissions(trx, campaign.id, [admission.orderId], reason);
+      if (released.length === 0 || campaign.settledAt || campaign.cancelledAt) return;
+      // With its key: a retry of this handler (or a rebuild that already counted it) gives nothing twice.
+      await deps.gate
+        .giveBack(campaign.id, admission.customerId, admission.quantity, admission.idempotencyKey)
+        .catch((error) =>
+          logger.warn(
+            { err: error, campaignId: campaign.id },
+            'flash-sales: units not given back to the gate; reconciliation will',
+          ),
+        );
+    },
+  };
+}

@@ -1,0 +1,145 @@
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Held } from '../checkout/index.ts';
+import { withSystem, withTenant } from '../platform/db/index.ts';
+import type { Breakers } from './breakers.ts';
+import { poolKey } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import type { FlashSalesTrx } from './tables.ts';
+
+/** Admissions one transaction hands to the saga. */
+const BATCH = 64;
+/** Sagas of one batch run at once. */
+const CONCURRENCY = 32;
+/** How often the queue looks for work it was not told about (another process's, or after a crash). */
+const SCAN_MS = 2000;
+
+/**
+ * The payment queue: admitted orders with a payment token go through the checkout saga in
+ * batches, highest priority first, then oldest. One transaction per batch takes up to 64 waiting
+ * admissions (skip locked: every process drains at once without taking the same ones), starts
+ * each order's saga (its units come from the order's reservation, made from the campaign's pool at
+ * admission) and marks them paying; after the commit the sagas run, 32 at a time, through the
+ * payments breaker. The saga's outcome comes back as order events (paid or released).
+ */
+export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, logger: Logger) {
+  let draining: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function takeBatch(tenantId: string): Promise<Held[]> {
+    return withTenant(deps.db, tenantId, async (anyTrx) => {
+      const trx = anyTrx as FlashSalesTrx;
+      const { rows } = await sql<{ order_id: string; campaign_id: string; payment: unknown }>`
+        select a.order_id, a.campaign_id, a.payment
+        from flash_sales.admissions a join flash_sales.campaigns c on c.id = a.campaign_id
+        where a.status = 'admitted' and a.payment is not null and a.pay_by > now()
+        order by case c.priority when 'urgent' then 0 when 'high' then 1 when 'normal' then 2 else 3 end,
+          a.admitted_at
+        limit ${BATCH}
+        for update of a skip locked`.execute(trx);
+      const helds: Held[] = [];
+      for (const row of rows) {
+        // Locked: a cancel of the order waits, or is seen.
+        const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
+        if (!order || order.status !== 'created') continue;
+        const payment = (typeof row.payment === 'string' ? JSON.parse(row.payment) : row.payment) as {
+          provider: string;
+          token: string;
+        };
+        helds.push(
+          await deps.checkout.startSaga(
+            trx,
+            tenantId,
+            {
+              order,
+              cartId: null,
+              payment,
+              stockPool: poolKey(row.campaign_id),
+              validated: { checkedBy: 'flash-sale', campaignId: row.campaign_id },
+            },
+            { correlationId: order.correlationId ?? undefined },
+          ),
+        );
+      }
+      // An order no longer waiting (cancelled meanwhile) keeps its admission as the order events left it.
+      const started = helds.map((h) => h.order.id);
+      if (started.length > 0) {
+        await trx
+          .updateTable('flash_sales.admissions')
+          .set({ status: 'paying', payment: null, updated_at: new Date() })
+          .where('order_id', 'in', started)
+          .execute();
+      }
+      return helds;
+    });
+  }
+
+  async function runAll(tenantId: string, helds: Held[]): Promise<void> {
+    for (let i = 0; i < helds.length; i += CONCURRENCY) {
+      await Promise.all(
+        helds.slice(i, i + CONCURRENCY).map((held) =>
+          breakers
+            .run('payments', async () => {
+              const result = await deps.checkout.run(tenantId, held.saga.id, held);
+              return result.state === 'stopped' ? result.saga : undefined;
+            })
+            .catch((error) =>
+              logger.warn({ err: error, sagaId: held.saga.id }, 'flash-sales: a saga run failed'),
+            ),
+        ),
+      );
+    }
+  }
+
+  async function drain(): Promise<void> {
+    for (;;) {
+      again = false;
+      const tenants = await withSystem(deps.db, async (trx) => {
+        const { rows } = await sql<{ tenant_id: string }>`
+          select distinct tenant_id from flash_sales.admissions
+          where status = 'admitted' and payment is not null and pay_by > now() limit 100`.execute(trx);
+        return rows.map((r) => r.tenant_id);
+      });
+      let took = 0;
+      for (const tenantId of tenants) {
+        if (stopped) return;
+        const helds = await breakers.run('database', () => takeBatch(tenantId));
+        took += helds.length;
+        await runAll(tenantId, helds);
+      }
+      if (took === 0 && !again) return;
+    }
+  }
+
+  function kick(): void {
+    if (stopped) return;
+    if (draining) {
+      again = true;
+      return;
+    }
+    draining = drain()
+      .catch((error) => logger.warn({ err: error }, 'flash-sales: the payment queue stopped on an error'))
+      .finally(() => {
+        draining = undefined;
+      });
+  }
+
+  return {
+    /** Starts the scan for work no kick announced (another process's admissions, or after a crash). */
+    start(): void {
+      timer = setInterval(() => kick(), SCAN_MS);
+      timer.unref();
+      kick();
+    },
+    /** Drains soon (an admission with a token committed, or a customer paid). */
+    kick,
+    /** Waits for the batch in flight and stops. */
+    async close(): Promise<void> {
+      stopped = true;
+      clearInterval(timer);
+      await draining;
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import { withTenant } from '../platform/db/index.ts';
+import { toAdmission } from './admission-store.ts';
+import { getCampaign, statusOf } from './campaign-store.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import { dedupeKey, type GateState } from './gate.ts';
+import type { FlashSalesTrx } from './tables.ts';
+
+/**
+ * A gate key older than this with no order in the record leaked (its process died between the
+ * gate and the commit, or the commit failed and its give-back was lost): an admission's group
+ * commit answers within seconds or fails.
+ */
+export const LEAK_GRACE_MS = 30_000;
+
+/** One repair the reconciliation made. */
+export type Repair =
+  | { kind: 'leaked-unit'; customerId: string; key: string; orderId: string; quantity: number }
+  | { kind: 'remaining-corrected'; from: number; to: number; missingKeys: number };
+
+export type Reconciliation = {
+  campaignId: string;
+  status: string;
+  /** What the record holds: units admitted (not released), and what the gate holds. */
+  record: { units: number; admitted: number; remaining: number };
+  gate: { loaded: boolean; remaining: number | null; inFlight: number };
+  repairs: Repair[];
+  at: string;
+};
+
+/**
+ * Compares the gate's counters with the admissions in PostgreSQL and repairs the gate: a unit
+ * the gate handed out whose order never reached the record (older than LEAK_GRACE_MS) is given
+ * back (by its key: idempotent); if the gate's units left still differ from the record's (less
+ * what is in flight), the gate is reset from the record, keeping the attempts in flight. A gate
+ * that holds nothing for the campaign needs no repair: the next attempt rebuilds it from the
+ * record. Every repair is reported and logged.
+ */
+export async function reconcileCampaign(
+  deps: FlashSalesDeps,
+  tenantId: string,
+  campaignId: string,
+  now = Date.now,
+): Promise<Reconciliation> {
+  const snapshot = await deps.gate.snapshot(campaignId);
+  const { campaign, admissions } = await withTenant(deps.db, tenantId, async (anyTrx) => {
+    const trx = anyTrx as FlashSalesTrx;
+    const campaign = await getCampaign(trx, campaignId);
+    const rows = await trx
+      .selectFrom('flash_sales.admissions')
+      .selectAll()
+      .where('campaign_id', '=', campaign.id)
+      .execute();
+    return { campaign, admissions: rows.map(toAdmission) };
+  });
+  const held = admissions.filter((a) => a.status !== 'released');
+  const admittedUnits = held.reduce((sum, a) => sum + a.quantity, 0);
+  const recordRemaining = Math.max(0, campaign.units - admittedUnits);
+  const result: Reconciliation = {
+    campaignId: campaign.id,
+    status: statusOf(campaign),
+    record: { units: campaign.units, admitted: admittedUnits, remaining: recordRemaining },
+    gate: { loaded: snapshot !== undefined, remaining: snapshot?.remaining ?? null, inFlight: 0 },
+    repairs: [],
+    at: new Date(now()).toISOString(),
+  };
+  if (!snapshot) return result;
+  const inRecord = new Set(held.map((a) => dedupeKey(a.customerId, a.idempotencyKey)));
+  const inFlight: { key: string; orderId: string; at: number; quantity: number }[] = [];
+  for (const [key, entry] of snapshot.keys) {
+    if (inRecord.has(key)) continue;
+    const quantity = entry.quantity;
+    const customerId = key.slice(0, key.indexOf(':'));
+    if (now() - entry.at < LEAK_GRACE_MS) {
+      inFlight.push({ key, orderId: entry.orderId, at: entry.at, quantity });
+      continue;
+    }
+    const idempotencyKey = key.slice(customerId.length + 1);
+    if (await deps.gate.giveBack(campaign.id, customerId, quantity, idempotencyKey)) {
+      result.repairs.push({
+        kind: 'leaked-unit',
+        customerId,
+        key: idempotencyKey,
+        orderId: entry.orderId,
+        quantity,
+      });
+    }
+  }
+  result.gate.inFlight = inFlight.length;
+  const after = await deps.gate.snapshot(campaign.id);
+  const flying = inFlight.reduce((sum, f) => sum + f.quantity, 0);
+  const expected = Math.max(0, recordRemaining - flying);
+  const missingKeys = [...inRecord].filter((k) => !after?.keys.has(k)).length;
+  if (after && (after.remaining !== expected || missingKeys > 0)) {
+    const perCustomer = new Map<string, number>();
+    for (const a of held) perCustomer.set(a.customerId, (perCustomer.get(a.customerId) ?? 0) + a.quantity);
+    for (const f of inFlight) {
+      const customerId = f.key.slice(0, f.key.indexOf(':'));
+      perCustomer.set(customerId, (perCustomer.get(customerId) ?? 0) + f.quantity);
+    }
+    const state: GateState = {
+      remaining: expected,
+      perCustomer: [...perCustomer.entries()],
+      keys: [
+        ...held.map(
+          (a) =>
+            [dedupeKey(a.customerId, a.idempotencyKey), a.orderId, a.admittedAt.getTime(), a.quantity] as [
+              string,
+              string,
+              number,
+              number,
+            ],
+        ),
+        ...inFlight.map((f) => [f.key, f.orderId, f.at, f.quantity] as [string, string, number, number]),
+      ],
+    };
+    const ttl = Math.max(
+      60,
+      Math.ceil((campaign.endsAt.getTime() - now()) / 1000) + campaign.paymentWindowMinutes * 60 + 3600,
+    );
+    await deps.gate.reset(campaign.id, state, ttl);
+    result.repairs.push({ kind: 'remaining-corrected', from: after.remaining, to: expected, missingKeys });
+  }
+  if (result.repairs.length > 0) {
+    deps.ctx.logger.warn(
+      { campaignId: campaign.id, repairs: result.repairs },
+      'flash-sales: reconciliation repaired the gate',
+    );
+  }
+  return result;
+}
