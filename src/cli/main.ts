@@ -7,6 +7,7 @@ import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { registerCatalogCommands } from './catalog-commands.ts';
 import { CliError, withDatabase } from './database-command.ts';
+import { registerFlashSalesCommands } from './flash-sales-commands.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { startupFailure } from './startup-errors.ts';
 import { registerWalCommands } from './wal-commands.ts';
@@ -121,6 +122,7 @@ users
 registerWalCommands(program, config);
 registerCatalogCommands(program, config);
 registerInventoryCommands(program, config);
+registerFlashSalesCommands(program, config);
 
 try {
   await program.parseAsync(process.argv);

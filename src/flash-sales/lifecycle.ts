@@ -6,10 +6,13 @@ import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { settleIn } from './campaign-service.ts';
 import { getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
+import { reconcileCampaign } from './reconcile.ts';
 import type { FlashSalesTrx } from './tables.ts';
 import { returnUnits } from './units-back.ts';
 
 const TICK_MS = 1000;
+/** Ticks between two reconciliations of the running sales (and one at start: after any restart). */
+const RECONCILE_EVERY = 30;
 /** Admissions one transaction expires. */
 const BATCH = 100;
 
@@ -17,12 +20,14 @@ const BATCH = 100;
  * The clock of every sale, one tick a second in each process (cheap indexed scans; rows locked
  * with skip locked, so processes share the work): announces a sale that started, settles one
  * that ended (its pool back to stock), and closes the payment window of admitted orders nobody
- * paid (order failed with reason timeout, units back to the pool while the sale runs, else to stock).
+ * paid (order failed with reason timeout, units back to the pool while the sale runs, else to stock);
+ * at start (after any restart) and every 30 s it reconciles the running sales' gates.
  */
 export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
   let running: Promise<void> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let ticks = 0;
 
   async function tick(): Promise<void> {
     try {
@@ -41,8 +46,25 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
       for (const c of due.campaigns)
         await (c.kind === 'end' ? end(c.tenant_id, c.id) : start(c.tenant_id, c.id));
       for (const tenantId of due.windows) await closeWindows(tenantId);
+      if (ticks++ % RECONCILE_EVERY === 0) await reconcileRunning();
     } catch (error) {
       logger.warn({ err: error }, 'flash-sales: a lifecycle tick failed');
+    }
+  }
+
+  /** The gate of every sale that is selling, compared with the record and repaired (reconcile.ts). */
+  async function reconcileRunning(): Promise<void> {
+    const running = await withSystem(deps.db, async (trx) => {
+      const { rows } = await sql<{ id: string; tenant_id: string }>`
+        select id, tenant_id from flash_sales.campaigns
+        where settled_at is null and cancelled_at is null and starts_at <= now() and ends_at > now()
+        limit 1000`.execute(trx);
+      return rows;
+    });
+    for (const c of running) {
+      await reconcileCampaign(deps, c.tenant_id, c.id).catch((error) =>
+        logger.warn({ err: error, campaignId: c.id }, 'flash-sales: reconciliation failed'),
+      );
     }
   }
 

@@ -5,13 +5,6 @@ import type { FlashSalesDeps } from './deps.ts';
 import { dedupeKey, type GateState } from './gate.ts';
 import type { FlashSalesTrx } from './tables.ts';
 
-/**
- * A gate key older than this with no order in the record leaked (its process died between the
- * gate and the commit, or the commit failed and its give-back was lost): an admission's group
- * commit answers within seconds or fails.
- */
-export const LEAK_GRACE_MS = 30_000;
-
 /** One repair the reconciliation made. */
 export type Repair =
   | { kind: 'leaked-unit'; customerId: string; key: string; orderId: string; quantity: number }
@@ -29,14 +22,15 @@ export type Reconciliation = {
 
 /**
  * Compares the gate's counters with the admissions in PostgreSQL and repairs the gate: a unit
- * the gate handed out whose order never reached the record (older than LEAK_GRACE_MS) is given
+ * the gate handed out whose order never reached the record (older than
+ * MERCATO_FLASH_LEAK_GRACE_MS: an admission's group commit answers within seconds or fails) is given
  * back (by its key: idempotent); if the gate's units left still differ from the record's (less
  * what is in flight), the gate is reset from the record, keeping the attempts in flight. A gate
  * that holds nothing for the campaign needs no repair: the next attempt rebuilds it from the
  * record. Every repair is reported and logged.
  */
 export async function reconcileCampaign(
-  deps: FlashSalesDeps,
+  deps: Pick<FlashSalesDeps, 'db' | 'gate' | 'ctx'>,
   tenantId: string,
   campaignId: string,
   now = Date.now,
@@ -70,7 +64,7 @@ export async function reconcileCampaign(
     if (inRecord.has(key)) continue;
     const quantity = entry.quantity;
     const customerId = key.slice(0, key.indexOf(':'));
-    if (now() - entry.at < LEAK_GRACE_MS) {
+    if (now() - entry.at < deps.ctx.config.flashLeakGraceMs) {
       inFlight.push({ key, orderId: entry.orderId, at: entry.at, quantity });
       continue;
     }

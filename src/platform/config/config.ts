@@ -79,6 +79,8 @@ export type Config = {
   flashCustomerRate: number;
   /** Flash-sale admission attempts per second from one IP (counted in each process). */
   flashIpRate: number;
+  /** A flash-sale gate admission older than this without its order in PostgreSQL leaked (reconciliation gives it back). */
+  flashLeakGraceMs: number;
   /** Whether the `test` payment provider takes payments (never in production). */
   testPayments: boolean;
   /** Latency the test payment provider adds to each call, in ms. */
@@ -278,6 +280,11 @@ export const SETTINGS: Setting[] = [
     doc: 'Flash-sale admission attempts per second from one IP address (a NAT holds many shoppers); more answer 429. Counted in each process.',
   },
   {
+    name: 'MERCATO_FLASH_LEAK_GRACE_MS',
+    default: '30000',
+    doc: "How old a flash-sale gate admission without its order in PostgreSQL must be before reconciliation calls it leaked (its process died between the gate and the commit) and gives its units back. Keep it well above an admission commit's time.",
+  },
+  {
     name: 'MERCATO_CHECKOUT_INLINE_MS',
     default: '2000',
     doc: '`POST /api/v1/orders` answers 201 with the finished order when its saga ends within this time, else 202 with a Location to poll while it finishes in the background.',
@@ -460,6 +467,7 @@ export function loadConfig(env: Env = process.env): Config {
     checkoutInlineMs: integer(env, 'MERCATO_CHECKOUT_INLINE_MS', 2000, 0, 60_000),
     flashCustomerRate: integer(env, 'MERCATO_FLASH_CUSTOMER_RATE', 5, 1, 1_000_000),
     flashIpRate: integer(env, 'MERCATO_FLASH_IP_RATE', 2000, 1, 100_000_000),
+    flashLeakGraceMs: integer(env, 'MERCATO_FLASH_LEAK_GRACE_MS', 30_000, 1000, 86_400_000),
     testPayments: boolean(env, 'MERCATO_TEST_PAYMENTS', read(env, 'NODE_ENV') !== 'production'),
     testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
     checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),
