@@ -58,7 +58,8 @@ describe('README', () => {
         const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
         const outputs = stdout.split(/<<<\d+>>>/).slice(1);
         expect(outputs).toHaveLength(blocks.length);
-        const [profile, addresses, register, staff, tenant, wal, shop, checkout, stock, problem] = outputs;
+        const [profile, addresses, register, staff, tenant, wal, shop, checkout, stock, flash, problem] =
+          outputs;
         expect(profile).toContain('"email":"customer@demo.test"');
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
@@ -76,6 +77,9 @@ describe('README', () => {
         expect(stock).toContain('"handle": "stoneware-mug"');
         expect(stock).toContain('"available": 24');
         expect(stock).toContain('"reason": "first delivery"');
+        expect(flash).toContain('"status": "admitted"');
+        expect(flash).toContain('"admitted": 1');
+        expect(flash).toContain('"remaining": 9');
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
       } finally {

@@ -38,6 +38,9 @@ export type Committed =
 
 type Waiter = { candidate: Candidate; resolve(c: Committed): void; reject(e: unknown): void };
 
+/** PostgreSQL errors a batch is run again for: a deadlock, a serialization failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
 /** Most attempts one transaction takes. */
 const MAX_BATCH = 256;
 
@@ -45,8 +48,9 @@ const MAX_BATCH = 256;
  * Group commit of admissions, as the WAL's writes: per campaign, the attempts that arrive while a
  * transaction is out share the next one, which locks the campaign's row, re-checks every attempt
  * against the record (units left, the per-customer limit, its key), creates the orders and moves
- * their units from the pool into each order's reservation, and raises the campaign's counter. Each
- * caller is answered when that commit returns: a 202 means the order exists.
+ * their units from the pool into each order's reservation, and raises the campaign's counter, in
+ * about ten statements whatever the batch's size. Each caller is answered when that commit
+ * returns: a 202 means the order exists.
  */
 export function createAdmissionCommitter(
   deps: FlashSalesDeps,
@@ -67,17 +71,25 @@ export function createAdmissionCommitter(
     try {
       const tenantId = batch[0]!.candidate.tenantId;
       const numbers = await Promise.all(batch.map(() => deps.orders.takeNumber(tenantId)));
-      const answers = await breakers.run('database', () =>
-        withTenant(deps.db, tenantId, (trx) =>
-          commitBatch(
-            deps,
-            trx as FlashSalesTrx,
-            campaignId,
-            batch.map((w) => w.candidate),
-            numbers,
-          ),
-        ),
-      );
+      const answers = await breakers.run('database', async () => {
+        // A deadlock or serialization failure (the sale's pool shares its item's row with other
+        // sales and checkouts) is run again, as the inventory's batcher does.
+        for (let attempt = 1; ; attempt += 1) {
+          try {
+            return await withTenant(deps.db, tenantId, (trx) =>
+              commitBatch(
+                deps,
+                trx as FlashSalesTrx,
+                campaignId,
+                batch.map((w) => w.candidate),
+                numbers,
+              ),
+            );
+          } catch (error) {
+            if (attempt >= 3 || !RETRYABLE.has(String((error as { code?: unknown })?.code))) throw error;
+          }
+        }
+      });
       for (const [i, w] of batch.entries()) w.resolve(answers[i]!);
       const admitted = answers.flatMap((a) => (a.outcome === 'admitted' ? [a.admission] : []));
       if (admitted.length > 0) onCommitted(tenantId, campaignId, admitted);
@@ -203,18 +215,18 @@ async function commitBatch(
   }
   if (accepted.length === 0) return answers;
   const payBy = new Date(now.getTime() + campaign.paymentWindowMinutes * 60_000);
-  const inventory = deps.inventory.within(trx);
-  for (const { candidate: c, number } of accepted) {
-    await deps.orders.create(
-      trx,
-      tenantId,
-      flashOrder(campaign, c, addresses.get(c.customerId)!),
-      c.meta,
-      number,
-    );
-    await inventory.transfer(
-      tenantId,
-      {
+  // Set-oriented: the orders in one statement, their units moved from the pool in one batch.
+  await deps.orders.createMany(
+    trx,
+    tenantId,
+    accepted.map(({ candidate: c }) => flashOrder(campaign, c, addresses.get(c.customerId)!)),
+    accepted.map((a) => a.number),
+    accepted.map(({ candidate: c }) => c.meta),
+  );
+  const moved = await deps.inventory.within(trx).transferMany(
+    tenantId,
+    accepted.map(({ candidate: c }) => ({
+      input: {
         from: poolKey(campaign.id),
         to: `order-${c.orderId}`,
         lines: [{ variantId: campaign.variantId, quantity: c.quantity }],
@@ -223,9 +235,13 @@ async function commitBatch(
         reference: `order:${c.orderId}`,
         actor: `flash-sale:${campaign.id}`,
       },
-      c.meta,
-    );
-  }
+      meta: c.meta,
+    })),
+  );
+  // The pool holds every unit not admitted (the sale's row is locked): a refusal here is a bug or
+  // a pool changed behind the sale's back; nothing of the batch is recorded then.
+  const refused = moved.find((m) => m instanceof AppError);
+  if (refused) throw refused;
   const rows = await trx
     .insertInto('flash_sales.admissions')
     .values(

@@ -33,6 +33,9 @@ export function admissionRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
     app.post(
       '/flash-sales/:id/orders',
       {
+        // The sale's own limits (per customer, per IP: in process, no round trip) stand in for the
+        // platform's shared per-credential limit, which would cost a Redis round trip per attempt.
+        config: { rateLimit: false },
         schema: {
           ...base,
           summary:

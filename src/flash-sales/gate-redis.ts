@@ -285,7 +285,7 @@ function watchOutages(redis: Redis, url: string, logger: Logger | undefined): vo
     down = true;
     logger?.warn(
       { err: err.message },
-      `flash-sale gate: Redis at ${where} is unreachable; admission answers 503`,
+      `flash-sale gate: cannot reach Redis at ${where}; admission answers 503`,
     );
   });
   redis.on('ready', () => {

@@ -15,7 +15,7 @@ import { runBatchIn } from './reservation-batch.ts';
 import { type BatcherStats, createReservationBatcher } from './reservation-batcher.ts';
 import type { OpResult, ReservationOp } from './reservation-ops.ts';
 import { reservationRoutes } from './reservation-routes.ts';
-import { reservationService, type SubmitOp, type TransferInput } from './reservation-service.ts';
+import { reservationService, type SubmitOp, type TransferInput, transferOp } from './reservation-service.ts';
 import type { InventoryDb, InventoryTrx } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
@@ -37,7 +37,17 @@ export type InventoryApi = ReservationOperations & {
    * of in a batch of its own. Errors as the batched ones.
    */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction
-  within(trx: Transaction<any>): ReservationOperations;
+  within(trx: Transaction<any>): ReservationOperations & {
+    /**
+     * Many transfers in ONE batch of the caller's transaction (their reservations and items locked
+     * once, written in one statement): each answered on its own, a refusal (its AppError) leaving
+     * the others to go through.
+     */
+    transferMany(
+      tenantId: string,
+      inputs: { input: TransferInput; meta?: EventMeta | undefined }[],
+    ): Promise<(Reservation | AppError)[]>;
+  };
 };
 
 /** Reserve, extend, release, commit, return and transfer, each idempotent by the reservation key. */
@@ -171,8 +181,22 @@ export async function createInventory(
       return result;
     },
     ...operations(reservations),
-    within: (trx) =>
-      operations(reservationService(inTransaction(trx as InventoryTrx), ctx.config.reservationTtlSeconds)),
+    within: (trx) => ({
+      ...operations(reservationService(inTransaction(trx as InventoryTrx), ctx.config.reservationTtlSeconds)),
+      async transferMany(tenantId, inputs) {
+        if (inputs.length === 0) return [];
+        const entries = inputs.map(({ input, meta }) => ({
+          op: transferOp(input, ctx.config.reservationTtlSeconds),
+          meta,
+        }));
+        const result = await runBatchIn(trx as InventoryTrx, deps.events, tenantId, entries);
+        if (result.earliestExpiry) sweeper.notice(result.earliestExpiry);
+        return result.answers.map((answer, i) => {
+          countOp(entries[i]!.op, answer);
+          return 'error' in answer ? answer.error : answer.reservation;
+        });
+      },
+    }),
     sweepExpired: () => sweeper.sweep(),
     verify: (tenantId) => withTenant(db, tenantId, (trx) => verifyStock(trx)),
     batcherStats: () => batcher.stats(),

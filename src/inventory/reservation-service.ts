@@ -36,6 +36,27 @@ export type TransferInput = {
   actor: string;
 };
 
+/** A transfer's input checked (VALIDATION_FAILED pointers as the routes'), as the operation to run. */
+export function transferOp(input: TransferInput, defaultTtlSeconds: number): ReservationOp {
+  checkKey(input.from, '/from');
+  checkKey(input.to, '/to');
+  if (input.to === input.from) throw invalid('/to', 'must name another reservation than from');
+  const lines = input.lines === undefined ? null : checkLines(input.lines);
+  const ttl = input.ttlSeconds ?? defaultTtlSeconds;
+  checkTtl(ttl);
+  checkReference(input.reference);
+  return {
+    kind: 'transfer',
+    key: input.from,
+    to: input.to,
+    lines,
+    ttlSeconds: ttl,
+    reference: input.reference ?? null,
+    actor: input.actor,
+    hash: transferHash(input.from, lines),
+  };
+}
+
 function checkKey(key: string, pointer = '/key'): void {
   if (typeof key !== 'string' || !KEY.test(key))
     throw invalid(pointer, 'must be 1 to 200 visible ASCII characters');
@@ -110,27 +131,7 @@ export function reservationService(submit: SubmitOp, defaultTtlSeconds: number) 
      * omitted: everything, and `from` ends released. Idempotent as reservation-transfer.ts rules.
      */
     async transfer(tenantId: string, input: TransferInput, meta?: EventMeta): Promise<OpResult> {
-      checkKey(input.from, '/from');
-      checkKey(input.to, '/to');
-      if (input.to === input.from) throw invalid('/to', 'must name another reservation than from');
-      const lines = input.lines === undefined ? null : checkLines(input.lines);
-      const ttl = input.ttlSeconds ?? defaultTtlSeconds;
-      checkTtl(ttl);
-      checkReference(input.reference);
-      return batcher.submit(
-        tenantId,
-        {
-          kind: 'transfer',
-          key: input.from,
-          to: input.to,
-          lines,
-          ttlSeconds: ttl,
-          reference: input.reference ?? null,
-          actor: input.actor,
-          hash: transferHash(input.from, lines),
-        },
-        meta,
-      );
+      return batcher.submit(tenantId, transferOp(input, defaultTtlSeconds), meta);
     },
     async extend(
       tenantId: string,

@@ -74,8 +74,11 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
   const keys = await loadSigningKeys(ctx, db);
   const { jwt, refreshTtlSeconds, refreshReuseGraceSeconds } = ctx.config;
   const jwks = { keys: keys.published };
-  const verify = createAccessTokenVerifier(keys, jwt);
-  const sessions = createSessionCache();
+  // Sized for a stampede of signed-in shoppers (a flash sale: each sends attempts for as long as
+  // it lasts): 100,000 verified tokens (~300 bytes each) and 100,000 users' session states
+  // (~200 bytes each). Fewer, and every attempt past them pays an Ed25519 check and a database read.
+  const verify = createAccessTokenVerifier(keys, jwt, 100_000);
+  const sessions = createSessionCache({ maxUsers: 100_000 });
 
   /** Why the token's session no longer stands, or undefined while it does. */
   const judge = (p: VerifiedAccessToken['principal']) =>
