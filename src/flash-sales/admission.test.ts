@@ -85,6 +85,28 @@ describe('flash-sale admission', () => {
     expect(await saleOf(t, shop, sale.id)).toMatchObject({ status: 'sold_out', admitted: 3, remaining: 0 });
   });
 
+  it('answers a sold-out sale before verifying the token, while a replay of an admitted key still finds its order', async () => {
+    const variant = await saleVariant(t, shop, 10);
+    const sale = await createSale(t, shop, variant, { units: 1 });
+    const [winner, late] = await bulkCustomers(t, shop, 2);
+    const won = await attempt(t, sale.id, winner!, {}, 'winner-key');
+    expect(won.statusCode).toBe(202);
+    // The same claims with a broken signature: verified, it is refused.
+    const [head, payload] = late!.headers.authorization!.slice(7).split('.');
+    const forged = { ...late!, headers: { authorization: `Bearer ${head}.${payload}.AAAA` } };
+    const live = await createSale(t, shop, variant, { units: 1 });
+    expect((await attempt(t, live.id, forged)).statusCode).toBe(401);
+    // Once this process remembers the sale sold out, such attempts are answered from memory.
+    expect((await attempt(t, sale.id, late!)).json().code).toBe('SOLD_OUT');
+    await until(async () => (await attempt(t, sale.id, forged)).statusCode === 409, 'sold out from memory');
+    const early = await attempt(t, sale.id, forged);
+    expect([early.statusCode, early.json().code]).toEqual([409, 'SOLD_OUT']);
+    expect(early.headers['x-request-id']).toBeDefined();
+    const replay = await attempt(t, sale.id, winner!, {}, 'winner-key');
+    expect([replay.statusCode, replay.json().orderId]).toEqual([202, won.json().orderId]);
+    expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 1 });
+  });
+
   it('answers 429 with Retry-After when one customer tries too fast', async () => {
     const variant = await saleVariant(t, shop, 10);
     const sale = await createSale(t, shop, variant, { units: 1 });

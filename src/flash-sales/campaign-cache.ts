@@ -38,6 +38,11 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
       }
       return pending;
     },
+    /** The tenant's campaign when this process read it within the last second; never reads. */
+    peek(tenantId: string, id: string): Campaign | undefined {
+      const hit = entries.get(keyOf(tenantId, id));
+      return hit && now() - hit.at < TTL_MS ? hit.campaign : undefined;
+    },
     drop(tenantId: string, id: string): void {
       entries.delete(keyOf(tenantId, id));
     },

@@ -7,6 +7,7 @@ import { createRedisGate } from './gate-redis.ts';
 import { orderOutcomes } from './order-outcomes.ts';
 import { createParts } from './parts.ts';
 import { reconcileCampaign } from './reconcile.ts';
+import { soldOutAnswer } from './sold-out-answer.ts';
 import { withSoldOutMemory } from './sold-out-memory.ts';
 import type { FlashSalesDb } from './tables.ts';
 
@@ -42,8 +43,10 @@ export async function createFlashSales(
   const deps: FlashSalesDeps = { ...moduleDeps, ctx, db: ctx.db.kysely as FlashSalesDb, gate };
   const parts = createParts(deps, logger);
   deps.events.subscribe(orderOutcomes(deps, logger));
+  const early = soldOutAnswer(gate, parts.cache, parts.attempts);
   return {
     name: 'flash-sales',
+    beforeAuth: early,
     async routes(app) {
       await app.register(campaignRoutes(deps, parts));
       await app.register(admissionRoutes(deps, parts));

@@ -36,6 +36,7 @@ export function createParts(deps: FlashSalesDeps, logger: Logger) {
   const lifecycle = createLifecycle(deps, logger);
   return {
     cache,
+    attempts,
     admissions,
     queue,
     lifecycle,

@@ -28,6 +28,17 @@ export type SoldOutMemoryOptions = {
 export type SoldOutMemoryGate = FlashGate & {
   /** Whether attempts on the campaign are now answered from memory, without asking the gate. */
   remembersSoldOut(campaignId: string): boolean;
+  /**
+   * What memory answers, synchronously, for an attempt of one unit by this customer and key under
+   * the per-customer limit: the refusal, or undefined when memory does not answer the campaign or
+   * the key was admitted (a replay, which must find its order).
+   */
+  refusalFor(
+    campaignId: string,
+    customerId: string,
+    key: string,
+    limit: number,
+  ): 'sold_out' | 'limit_reached' | undefined;
 };
 
 /** What the gate held when the campaign sold out: enough to answer every attempt as the gate would. */
@@ -141,6 +152,13 @@ export function withSoldOutMemory(
 
   return {
     remembersSoldOut: (campaignId) => answering(campaignId) !== undefined,
+
+    refusalFor(campaignId, customerId, key, limit) {
+      const view = answering(campaignId)?.view;
+      if (!view || customerId.includes(':') || view.orders.has(`${customerId}:${key}`)) return undefined;
+      // The gate's order: the limit before the stock.
+      return (view.perCustomer.get(customerId) ?? 0) + 1 > limit ? 'limit_reached' : 'sold_out';
+    },
 
     async admit(r: AdmitRequest): Promise<AdmitResult> {
       const entry = answering(r.campaignId);

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Transaction } from 'kysely';
 import type { Config } from './config/index.ts';
@@ -29,6 +29,13 @@ export type MercatoModule = {
   routes?(app: FastifyInstance): Promise<void>;
   /** Routes outside /api/v1 (for example /.well-known/jwks.json). */
   rootRoutes?(app: FastifyInstance): Promise<void>;
+  /**
+   * Runs on every request before its credential is verified; answering (reply sent, true returned)
+   * ends the request there. Only for answers that reveal nothing a caller could not see anyway and
+   * change nothing (a flash sale's sold-out refusal), where the signature check would cost more
+   * than the answer.
+   */
+  beforeAuth?(request: FastifyRequest, reply: FastifyReply): boolean;
   healthChecks?: HealthCheck[];
   /**
    * What every tenant has of this module, made in a new tenant's creation transaction (the WAL:

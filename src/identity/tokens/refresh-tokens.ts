@@ -127,28 +127,35 @@ export async function revokeUserSessions(
 }
 
 /**
- * The user's status and role and whether the session is live (known and never revoked), in
- * one indexed query; undefined when the user is not in the tenant.
+ * Each user's status and role and whether the session is live (known and never revoked), for
+ * many sessions of one tenant in ONE query (concurrent checks read together, session-loader.ts):
+ * keyed `<userId>:<familyId>`; users not in the tenant are absent.
  */
-export async function loadSessionRecord(
+export async function loadSessionRecords(
   trx: Db,
   tenantId: string,
-  userId: string,
-  familyId: string,
-): Promise<{ status: string; role: Role; sessionLive: boolean } | undefined> {
-  const row = await trx
-    .selectFrom('identity.users as u')
-    .select([
-      'u.status',
-      'u.role',
-      sql<boolean>`exists (select 1 from identity.refresh_tokens r
-        where r.family_id = ${familyId} and r.user_id = u.id)
-        and not ${familyRevoked(familyId)}`.as('live'),
-    ])
-    .where('u.id', '=', userId)
-    .where('u.tenant_id', '=', tenantId)
-    .executeTakeFirst();
-  return row && { status: row.status, role: row.role, sessionLive: row.live === true };
+  sessions: { userId: string; familyId: string }[],
+): Promise<Map<string, { status: string; role: Role; sessionLive: boolean }>> {
+  const pairs = JSON.stringify(sessions.map((s) => ({ user_id: s.userId, family_id: s.familyId })));
+  const { rows } = await sql<{
+    user_id: string;
+    family_id: string;
+    status: string;
+    role: Role;
+    live: boolean;
+  }>`
+    select v.user_id, v.family_id, u.status, u.role,
+      exists (select 1 from identity.refresh_tokens r where r.family_id = v.family_id and r.user_id = u.id)
+        and not exists (select 1 from identity.refresh_tokens f
+          where f.family_id = v.family_id and f.revoked_at is not null) as live
+    from jsonb_to_recordset(${pairs}::jsonb) as v(user_id uuid, family_id uuid)
+    join identity.users u on u.id = v.user_id and u.tenant_id = ${tenantId}`.execute(trx);
+  return new Map(
+    rows.map((r) => [
+      `${r.user_id}:${r.family_id}`,
+      { status: r.status, role: r.role, sessionLive: r.live === true },
+    ]),
+  );
 }
 
 /** The user and tenant a refreshed session would sign in as; undefined when either is gone. */

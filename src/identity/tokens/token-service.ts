@@ -11,13 +11,13 @@ import {
   findRefreshTokenByHash,
   findSessionOwner,
   insertRefreshToken,
-  loadSessionRecord,
   markRotated,
   REFRESH_TOKEN_PREFIX,
   revokeFamily,
   withinReuseGrace,
 } from './refresh-tokens.ts';
 import { createSessionCache, type SessionCache } from './session-cache.ts';
+import { createSessionLoader } from './session-loader.ts';
 import { loadSigningKeys } from './signing-keys.ts';
 
 export type TokenPair = { accessToken: string; refreshToken: string; tokenType: 'Bearer'; expiresIn: number };
@@ -81,10 +81,9 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
   const sessions = createSessionCache({ maxUsers: 100_000 });
 
   /** Why the token's session no longer stands, or undefined while it does. */
+  const loader = createSessionLoader(db);
   const judge = (p: VerifiedAccessToken['principal']) =>
-    sessions.check(p, () =>
-      withTenant(db, p.tenantId, (trx) => loadSessionRecord(trx, p.tenantId, p.userId, p.sessionId)),
-    );
+    sessions.check(p, () => loader.load(p.tenantId, p.userId, p.sessionId));
 
   async function pairFor(
     user: { id: string; role: Role },

@@ -89,6 +89,16 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
 
+  // Answers a module gives before any credential is verified (MercatoModule.beforeAuth).
+  const early = options.modules.flatMap((m) => (m.beforeAuth ? [m.beforeAuth.bind(m)] : []));
+  if (early.length > 0) {
+    app.addHook('onRequest', (request, reply, done) => {
+      for (const answer of early) {
+        if (answer(request, reply)) return;
+      }
+      done();
+    });
+  }
   // A refused credential counts against the caller's per-IP anonymous limit (failed-auth.ts).
   const refuse = failedAuthCounter(app);
   app.addHook('onRequest', async (request, reply) => {
