@@ -43,7 +43,7 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
       for (const row of rows) {
         // Locked: a cancel of the order waits, or is seen.
         const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
-        if (!order || order.status !== 'created') continue;
+        if (order?.status !== 'created') continue;
         const payment = (typeof row.payment === 'string' ? JSON.parse(row.payment) : row.payment) as {
           provider: string;
           token: string;
