@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendProblem } from '../platform/http/index.ts';
-import { limitReached, soldOut } from './admission-committer.ts';
+import { soldOut } from './admission-committer.ts';
 import type { CampaignCache } from './campaign-cache.ts';
 import { statusOf } from './campaign-store.ts';
 import type { SoldOutMemoryGate } from './sold-out-memory.ts';
@@ -32,8 +32,8 @@ function claimsOf(authorization: string | undefined): { sub: string; tid: string
  * the last unit, an attempt costs route matching and a look into process memory, not an Ed25519
  * check and a session read (the CDN's "sold out" page, in the API). Safe because the answer
  * changes nothing and tells nothing a shopper could not see: whether a sale (known by its id, in
- * the tenant the token names) is sold out, or the claimed customer already holds the limit. Only
- * when this process read the sale in the last second and its sold-out memory answers for it; an
+ * the tenant the token names) is sold out, the same for every customer. Only when this process
+ * read the sale in the last second and its sold-out memory answers for it; an
  * attempt whose key was admitted (a replay: it must find its order), a token that is no JWT, or any
  * doubt goes the whole way (verified, then the gate).
  */
@@ -47,15 +47,12 @@ export function soldOutAnswer(gate: SoldOutMemoryGate, cache: CampaignCache, sta
     const id = String((request.params as { id?: unknown }).id ?? '').toLowerCase();
     const campaign = cache.peek(claims.tid.toLowerCase(), id);
     if (!campaign || statusOf({ ...campaign, admitted: 0 }) !== 'live') return false;
-    const refusal = gate.refusalFor(campaign.id, claims.sub.toLowerCase(), key, campaign.perCustomerLimit);
-    if (!refusal) return false;
-    stats.record(campaign.id, refusal, 0);
+    // SOLD_OUT even for a customer at the limit (true as well): what the claimed customer holds is
+    // told only once their token is verified, and no answer here differs by customer.
+    if (!gate.soldOutFor(campaign.id, claims.sub.toLowerCase(), key, campaign.perCustomerLimit)) return false;
+    stats.record(campaign.id, 'sold_out', 0);
     reply.header('x-request-id', request.id);
-    sendProblem(
-      request,
-      reply,
-      refusal === 'sold_out' ? soldOut(campaign) : limitReached(campaign, campaign.perCustomerLimit),
-    );
+    sendProblem(request, reply, soldOut(campaign));
     return true;
   };
 }

@@ -39,6 +39,11 @@ export type SoldOutMemoryGate = FlashGate & {
     key: string,
     limit: number,
   ): 'sold_out' | 'limit_reached' | undefined;
+  /**
+   * Whether memory refuses this attempt (the sale is sold out and the key is no replay), so that
+   * SOLD_OUT (true whatever the customer holds) may answer it before the token is verified.
+   */
+  soldOutFor(campaignId: string, customerId: string, key: string, limit: number): boolean;
 };
 
 /** What the gate held when the campaign sold out: enough to answer every attempt as the gate would. */
@@ -158,6 +163,10 @@ export function withSoldOutMemory(
       if (!view || customerId.includes(':') || view.orders.has(`${customerId}:${key}`)) return undefined;
       // The gate's order: the limit before the stock.
       return (view.perCustomer.get(customerId) ?? 0) + 1 > limit ? 'limit_reached' : 'sold_out';
+    },
+
+    soldOutFor(campaignId, customerId, key, limit) {
+      return this.refusalFor(campaignId, customerId, key, limit) !== undefined;
     },
 
     async admit(r: AdmitRequest): Promise<AdmitResult> {
