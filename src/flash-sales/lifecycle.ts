@@ -107,6 +107,9 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
       for (const row of rows) {
         const campaign = await getCampaign(trx, row.campaign_id, true);
         const actor = `flash-sale:${campaign.id}`;
+        // An order cancelled meanwhile is the order events' to release (order-outcomes.ts).
+        const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
+        if (order?.status !== 'created') continue;
         await deps.orders.transition(trx, tenantId, row.order_id, 'failed', {
           actor,
           failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },

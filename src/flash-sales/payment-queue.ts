@@ -104,7 +104,8 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
       });
       let took = 0;
       for (const tenantId of tenants) {
-        if (stopped) return;
+        // While the provider fails, paid orders wait here (the stats show the queue and the breaker).
+        if (stopped || breakers.state('payments') === 'open') return;
         const helds = await breakers.run('database', () => takeBatch(tenantId));
         took += helds.length;
         await runAll(tenantId, helds);
