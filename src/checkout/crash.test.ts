@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
+import { callServer, type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
 import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
 
@@ -29,21 +29,7 @@ function startServer(databaseUrl: string, crash?: (typeof CRASHES)[number]) {
   });
 }
 
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: unknown,
-) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
-}
+const call = callServer;
 
 // kill -9 of the real server with a checkout paused after each step in turn: after the restarts
 // every order ends completed, failed or cancelled, no stock stays held for a finished order, and

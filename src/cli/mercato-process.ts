@@ -86,3 +86,20 @@ export async function mercato(args: string[], env: Record<string, string | undef
   const code = await run.exited;
   return { code, output: run.output(), errors: run.errors() };
 }
+
+/** One JSON call to a started server (crash tests): its status, parsed body and headers. */
+export async function callServer(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: unknown,
+) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}

@@ -16,7 +16,6 @@ export type Candidate = {
   tenantId: string;
   campaignId: string;
   customerId: string;
-  email: string | null;
   key: string;
   requestHash: string;
   orderId: string;

@@ -52,7 +52,6 @@ export function admissionRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
           tenantId: user.tenantId,
           campaignId: request.params.id.toLowerCase(),
           customerId: user.userId,
-          email: null,
           ip: request.ip,
           key,
           body: request.body ?? {},

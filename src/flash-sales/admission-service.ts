@@ -8,7 +8,7 @@ import { uuidv7 } from '../platform/uuidv7.ts';
 import { type Candidate, type Committed, limitReached, soldOut } from './admission-committer.ts';
 import { type Admission, customersOf, gateStateOf } from './admission-store.ts';
 import type { CampaignCache } from './campaign-cache.ts';
-import { type Campaign, statusOf } from './campaign-store.ts';
+import { type Campaign, gateTtl, statusOf } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { type AdmitResult, dedupeKey } from './gate.ts';
 import type { AdmissionBody } from './schemas.ts';
@@ -22,7 +22,6 @@ export type Attempt = {
   tenantId: string;
   campaignId: string;
   customerId: string;
-  email: string | null;
   ip: string;
   key: string;
   body: Static<typeof AdmissionBody>;
@@ -35,10 +34,6 @@ export type AdmissionPorts = {
   submit(candidate: Candidate): Promise<Committed>;
   limits: { customer: { hit(key: string): number }; ip: { hit(key: string): number } };
 };
-
-/** Seconds a rebuilt gate keeps a campaign: to its end and its payment window, and a margin. */
-const gateTtl = (c: Campaign) =>
-  Math.max(60, Math.ceil((c.endsAt.getTime() - Date.now()) / 1000) + c.paymentWindowMinutes * 60 + 3600);
 
 /**
  * One purchase attempt, from the gate to the record: cheap refusals first (no such sale, not live,
@@ -147,7 +142,6 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
         tenantId: a.tenantId,
         campaignId: campaign.id,
         customerId: a.customerId,
-        email: a.email,
         key: a.key,
         requestHash,
         orderId,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
@@ -22,6 +23,8 @@ import type { FlashSalesTrx } from './tables.ts';
 const base = { tags: ['flash-sales'], security: SECURITY };
 const write = requireStaff('flash-sales:write');
 const read = requireStaff('flash-sales:read');
+/** How long one stats stream lasts before the client reconnects. */
+const STREAM_MS = 10 * 60_000;
 /** Statuses whose stats still change (the stream goes on). */
 const OPEN = ['scheduled', 'live', 'sold_out'];
 
@@ -185,29 +188,28 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
           'x-request-id': String(request.id),
         });
         const send = (stats: unknown) => out.write(`event: stats\ndata: ${JSON.stringify(stats)}\n\n`);
-        send(first);
         let open = true;
-        const done = () => {
+        // The response's close (the client went, or the connection did); the request's own 'close'
+        // fires as soon as its (empty) body has been read.
+        out.on('close', () => {
           open = false;
-          clearInterval(timer);
-          out.end();
-        };
-        const timer = setInterval(async () => {
-          try {
-            const stats = await parts.stats(tenantId, request.params.id);
-            if (!open) return;
-            send(stats);
-            if (!OPEN.includes(stats.status)) done();
-          } catch {
-            if (open) done();
-          }
-        }, 1000);
-        request.raw.on('close', () => {
-          open = false;
-          clearInterval(timer);
         });
-        // A sale that can no longer change: the one event is all there is.
-        if (!OPEN.includes(first.status)) done();
+        // One read a second, never two at once, and for STREAM_MS at most: a stream holds no
+        // connection and no timer past that (EventSource reconnects), whatever the sale's length.
+        const until = Date.now() + STREAM_MS;
+        let stats = first;
+        send(stats);
+        while (open && OPEN.includes(stats.status) && Date.now() < until) {
+          await sleep(1000);
+          if (!open) break;
+          try {
+            stats = await parts.stats(tenantId, request.params.id);
+          } catch {
+            break;
+          }
+          if (open) send(stats);
+        }
+        out.end();
       },
     );
   };

@@ -34,6 +34,10 @@ export type Campaign = {
   updatedAt: Date;
 };
 
+/** Seconds the gate keeps a campaign's state: to its end and its payment window, and a margin. */
+export const gateTtl = (c: Pick<Campaign, 'endsAt' | 'paymentWindowMinutes'>, now = Date.now()) =>
+  Math.max(60, Math.ceil((c.endsAt.getTime() - now) / 1000) + c.paymentWindowMinutes * 60 + 3600);
+
 /** The campaign's pool: the inventory reservation holding its unsold units. */
 export const poolKey = (campaignId: string) => `flash-sale:${campaignId}`;
 

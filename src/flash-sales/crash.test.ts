@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, mercato, startMercatoServer } from '../cli/mercato-process.ts';
+import { callServer, type MercatoProcess, mercato, startMercatoServer } from '../cli/mercato-process.ts';
 import { signSessionTokens } from '../identity/index.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
 import type { AppContext } from '../platform/index.ts';
@@ -14,21 +14,7 @@ const PASSWORD = 'demo-password-1234';
 const UNITS = 150;
 const CUSTOMERS = 400;
 
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body?: unknown,
-) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
-}
+const call = callServer;
 
 // kill -9 of the real server in the middle of a stampede, and a Redis that loses the gate's keys
 // in the middle of another: no unit is sold twice, every 202 has its order, reconciliation gives

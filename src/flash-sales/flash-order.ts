@@ -24,7 +24,7 @@ export function flashOrder(campaign: Campaign, c: Candidate, address: Address): 
   return {
     id: c.orderId,
     customerId: c.customerId,
-    email: c.email,
+    email: null,
     currency: campaign.currency,
     lines: [
       {

@@ -166,7 +166,26 @@ describe('the life of a flash sale', () => {
     });
     expect(stats.json().admissionLatencyMs.p50).toBeGreaterThan(0);
 
-    // The stream: a first event at once; it ends when the sale does.
+    // The stream, over a real connection: an event at once, then one a second while the sale runs.
+    const live = await createSale(t, shop, variant, { units: 1 });
+    const base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const abort = new AbortController();
+    const response = await fetch(`${base}/api/v1/flash-sales/${live.id}/stats/stream`, {
+      headers: shop.staff,
+      signal: abort.signal,
+    });
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const reader = response.body!.getReader();
+    let text = '';
+    while ((text.match(/event: stats\n/g) ?? []).length < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    abort.abort();
+    expect(text.match(/event: stats\ndata: \{[^\n]*"status":"live"/g)).toHaveLength(2);
+
+    // A sale that can no longer change: one event, and the stream ends.
     const stream = await send(t.app, 'POST', `/api/v1/flash-sales/${sale.id}/cancel`, shop.staff, {});
     expect(stream.statusCode).toBe(200);
     const events = await t.app.inject({

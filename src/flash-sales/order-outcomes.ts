@@ -5,16 +5,8 @@ import type { Subscriber } from '../platform/events/index.ts';
 import { findAdmission, releaseAdmissions } from './admission-store.ts';
 import { getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
-import type { FlashSalesTrx, ReleaseReason } from './tables.ts';
+import { type FlashSalesTrx, RELEASE_REASONS, type ReleaseReason } from './tables.ts';
 import { returnUnits } from './units-back.ts';
-
-const REASONS: readonly string[] = [
-  'payment_declined',
-  'payment_error',
-  'timeout',
-  'validation',
-  'out_of_stock',
-];
 
 /**
  * What became of a sale's orders, from `order-events` (an internal target: exactly once through the
@@ -74,7 +66,7 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
       const reason: ReleaseReason =
         event.type === STATUS_EVENT_TYPES.cancelled
           ? 'cancelled'
-          : failure && REASONS.includes(failure)
+          : failure && (RELEASE_REASONS as readonly string[]).includes(failure)
             ? (failure as ReleaseReason)
             : 'payment_error';
       // A saga's compensation put them back already; an order cancelled before its payment did not.

@@ -1,6 +1,6 @@
 import { withTenant } from '../platform/db/index.ts';
 import { toAdmission } from './admission-store.ts';
-import { getCampaign, statusOf } from './campaign-store.ts';
+import { gateTtl, getCampaign, statusOf } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { dedupeKey, type GateState } from './gate.ts';
 import type { FlashSalesTrx } from './tables.ts';
@@ -107,11 +107,7 @@ export async function reconcileCampaign(
         ...inFlight.map((f) => [f.key, f.orderId, f.at, f.quantity] as [string, string, number, number]),
       ],
     };
-    const ttl = Math.max(
-      60,
-      Math.ceil((campaign.endsAt.getTime() - now()) / 1000) + campaign.paymentWindowMinutes * 60 + 3600,
-    );
-    await deps.gate.reset(campaign.id, state, ttl);
+    await deps.gate.reset(campaign.id, state, gateTtl(campaign, now()));
     result.repairs.push({ kind: 'remaining-corrected', from: after.remaining, to: expected, missingKeys });
   }
   if (result.repairs.length > 0) {

@@ -1,5 +1,6 @@
 import { type Selectable, sql, type Updateable } from 'kysely';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import { insertOrders } from './insert-orders.ts';
 import type { OrderPaymentStatus, OrderStatus } from './order-status.ts';
 import {
   type NewOrder,
@@ -13,8 +14,6 @@ import type { HistoryTable, OrdersTable, OrdersTrx } from './tables.ts';
 
 /** The first number a tenant's orders get. */
 export const FIRST_NUMBER = 1001;
-
-const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
 
 /**
  * The tenant's next order number, taken in trx: the counter row stays locked until trx ends, so
@@ -34,7 +33,7 @@ export async function nextNumber(trx: OrdersTrx, tenantId: string): Promise<numb
   return Number(row.last_number);
 }
 
-/** Inserts the order (status created), its lines and the first history entry; returns the order. */
+/** Inserts the order (status created), its lines and the first history entry, in one statement; returns the order. */
 export async function insertOrder(
   trx: OrdersTrx,
   tenantId: string,
@@ -42,60 +41,8 @@ export async function insertOrder(
   input: NewOrder,
   actor: string,
 ): Promise<Order> {
-  const id = input.id ?? uuidv7();
-  const { totals } = input;
-  const row = await trx
-    .insertInto('orders.orders')
-    .values({
-      id,
-      tenant_id: tenantId,
-      number,
-      customer_id: input.customerId,
-      email: input.email,
-      currency: input.currency,
-      shipping_address: json(input.shippingAddress),
-      billing_address: json(input.billingAddress),
-      shipping_option: json(input.shippingOption),
-      item_count: input.lines.reduce((sum, line) => sum + line.quantity, 0),
-      subtotal: totals.subtotal,
-      discount: totals.discount,
-      shipping: totals.shipping,
-      tax: totals.tax,
-      total: totals.total,
-      tax_rate_bps: totals.taxRateBps,
-      prices_include_tax: totals.pricesIncludeTax,
-      cart_id: input.cartId,
-      idempotency_scope: input.idempotencyScope,
-      idempotency_key: input.idempotencyKey,
-      request_hash: input.requestHash,
-      correlation_id: input.correlationId,
-      guest_token_hash: input.guestTokenHash,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  const lines = await trx
-    .insertInto('orders.lines')
-    .values(
-      input.lines.map((line) => ({
-        id: uuidv7(),
-        tenant_id: tenantId,
-        order_id: id,
-        variant_id: line.variantId,
-        product_id: line.productId,
-        sku: line.sku,
-        title: line.title,
-        variant_title: line.variantTitle,
-        quantity: line.quantity,
-        unit_price: line.unitPrice,
-        tax: line.tax,
-        line_total: line.lineTotal,
-      })),
-    )
-    .returningAll()
-    .execute();
-  lines.sort((a, b) => (a.id < b.id ? -1 : 1));
-  const entry = await insertHistory(trx, tenantId, id, null, 'created', actor, null);
-  return toOrder(row, lines.map(toLine), [entry]);
+  const [order] = await insertOrders(trx, tenantId, [{ input, number, actor }]);
+  return order!;
 }
 
 /** Appends a status change to the order's audit trail. */
