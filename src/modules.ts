@@ -1,6 +1,7 @@
 import { createCart } from './cart/index.ts';
 import { createCatalog } from './catalog/index.ts';
 import { createCheckout } from './checkout/index.ts';
+import { createExceptions } from './exceptions/index.ts';
 import { createFlashSales } from './flash-sales/index.ts';
 import { createAddressBook, type IdentityModule } from './identity/index.ts';
 import { createInventory } from './inventory/index.ts';
@@ -50,7 +51,18 @@ export async function createMercatoModules(
     checkout,
     addresses,
   });
-  const all: MercatoModule[] = [wal, catalog, inventory, cart, orders, payments, checkout, flashSales];
+  const exceptions = await createExceptions(ctx, { events: wal.events, wal, orders, checkout });
+  const all: MercatoModule[] = [
+    wal,
+    catalog,
+    inventory,
+    cart,
+    orders,
+    payments,
+    checkout,
+    flashSales,
+    exceptions,
+  ];
   // What each module gives every tenant (the WAL: its system namespaces) is made in the tenant's
   // creation transaction, whichever modules this process runs.
   for (const module of all) if (module.onTenantCreated) identity.addTenantHook(module.onTenantCreated);

@@ -24,7 +24,4 @@ export type FlashSalesModuleDeps = {
 export type FlashSalesDeps = FlashSalesModuleDeps & { ctx: AppContext; db: FlashSalesDb; gate: FlashGate };
 
 /** Who made a change: `user:<id>` or `key:<id>`. */
-export function actorOf(request: FastifyRequest): { tenantId: string; actor: string } {
-  const p = principalOf(request);
-  return { tenantId: p.tenantId, actor: p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}` };
-}
+export { actorOf } from '../platform/http/index.ts';

@@ -18,11 +18,8 @@ export type InventoryDeps = {
   reservations: ReservationService;
 };
 
-/** Who made a change, as the ledger records it: `user:<id>` or `key:<id>`. */
-export function actorOf(request: FastifyRequest): { tenantId: string; actor: string } {
-  const p = principalOf(request);
-  return { tenantId: p.tenantId, actor: p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}` };
-}
+/** Who made a change: `user:<id>` or `key:<id>`. */
+export { actorOf } from '../platform/http/index.ts';
 
 /** Decodes ?limit and ?cursor (a cursor we did not issue is 400 INVALID_CURSOR). */
 export function readPage(query: { limit?: number | undefined; cursor?: string | undefined }) {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { withSystem, withTenant } from '../platform/db/index.ts';
-import type { EventBus } from '../platform/events/index.ts';
+import type { EventBus, Topic } from '../platform/events/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
@@ -21,8 +21,8 @@ import {
   type InternalHandler,
 } from './delivery/index.ts';
 import { createStreamDelivery } from './delivery/stream-delivery.ts';
-import type { WalDeps } from './deps.ts';
-import { dlqRoutes } from './dlq/index.ts';
+import type { InboundCheck, WalDeps } from './deps.ts';
+import { dlqRoutes, getDeadLetter, requeueDeadLetters } from './dlq/index.ts';
 import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
@@ -44,8 +44,21 @@ export type WalModule = MercatoModule & {
     namespace: Namespace,
     messages: MessageInput[],
   ): Promise<OutboxReceipt[]>;
-  /** Listens for `wal.message.dead-lettered` events (the exception collector will). */
+  /** Listens for `wal.message.dead-lettered` events (the exception collector does). */
   onDeadLetter(listener: (event: DeadLetterEvent) => void | Promise<void>): void;
+  /**
+   * Lets tenants write a system namespace through /wal/write (`interface-exceptions`: their
+   * systems report failures), each message checked first (422 with the failing fields).
+   */
+  acceptWrites(topic: Topic, check: InboundCheck): void;
+  /** Dead letters of any backend, read and requeued in the caller's transaction of the tenant. */
+  deadLetters: {
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    get(trx: Transaction<any>, tenantId: string, namespace: string, messageId: string): ReturnType<typeof getDeadLetter>;
+    /** Puts one back in the queue; false when it is no longer a dead letter. */
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    requeue(trx: Transaction<any>, tenantId: string, namespace: string, messageId: string): Promise<boolean>;
+  };
   /** Domain events: publish through the outbox into system namespaces, subscribe with internal targets. */
   events: EventBus;
   /**
@@ -70,7 +83,8 @@ export async function createWal(
   const streams = createStreamBackends(ctx);
   const logger = ctx.logger.child({ component: 'wal-circuits' });
   const circuits = createCircuitBreakers({ ...options.circuits, logger });
-  const deps: WalDeps = { ctx, db, namespaces, streams, circuits, systemTargets };
+  const inbound = new Map<string, InboundCheck>();
+  const deps: WalDeps = { ctx, db, namespaces, streams, circuits, systemTargets, inbound };
   const targets = createTargets({ ctx, db });
   const metrics = createWalMetrics(ctx.metrics.registry, db, streams, circuits);
   // No namespace delivers more at once than the operator allows (older rows may say more).
@@ -134,6 +148,14 @@ export async function createWal(
     write: (trx, tenantId, namespace, messages) => writeMessages(trx, tenantId, namespace, messages),
     onDeadLetter: (listener) => {
       deadLetterListeners.push(listener);
+    },
+    acceptWrites: (topic, check) => {
+      inbound.set(topic, check);
+    },
+    deadLetters: {
+      get: (trx, tenantId, namespace, messageId) => getDeadLetter(trx, tenantId, namespace, messageId),
+      requeue: async (trx, tenantId, namespace, messageId) =>
+        (await requeueDeadLetters(trx, tenantId, namespace, { messageId })) > 0,
     },
     events,
     onTenantCreated: (trx, tenantId) => ensureSystemNamespaces(trx, tenantId, ctx.config.eventsBackend),

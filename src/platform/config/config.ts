@@ -12,6 +12,7 @@ export const MODULES = [
   'payments',
   'checkout',
   'flash-sales',
+  'exceptions',
 ] as const;
 export type ModuleName = (typeof MODULES)[number];
 

@@ -14,6 +14,10 @@ export const SYSTEM_TOPICS = [
   'order-events',
   'payment-events',
   'notification-events',
+  // The exception collector's: what the tenant's systems report (written through /wal/write),
+  // and what the collector announces (captured, retried, resolved, critical alerts).
+  'interface-exceptions',
+  'exception-events',
 ] as const;
 export type Topic = (typeof SYSTEM_TOPICS)[number];
 

@@ -97,6 +97,27 @@ export function requirePermission(permission: string): Guard {
   });
 }
 
+/** The audit actor of a principal: `user:<userId>` or `key:<apiKeyId>`. */
+export function actorName(principal: Principal): string {
+  return principal.kind === 'user' ? `user:${principal.userId}` : `key:${principal.apiKeyId}`;
+}
+
+/** Who makes a request's change, and in which tenant. */
+export function actorOf(request: FastifyRequest): { tenantId: string; actor: string } {
+  const principal = principalOf(request);
+  return { tenantId: principal.tenantId, actor: actorName(principal) };
+}
+
+/** preHandler: an operator or admin user, or an API key granted the permission (the exception collector). */
+export function requireOperator(permission: string): Guard {
+  return guard(async (request) => {
+    const principal = principalOf(request);
+    if (principal.kind === 'user' && (principal.role === 'operator' || principal.role === 'admin')) return;
+    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    throw new AppError('FORBIDDEN', `this route needs an operator or admin, or permission ${permission}`);
+  });
+}
+
 /** The roles that run a store's back office. */
 export const STAFF_ROLES: readonly Role[] = ['staff', 'operator', 'admin'];
 

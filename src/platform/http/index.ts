@@ -1,6 +1,8 @@
 export { type AppOptions, buildApp } from './app.ts';
 export {
   type Authenticator,
+  actorName,
+  actorOf,
   type Credential,
   isStaff,
   PLATFORM_TENANT,
@@ -9,6 +11,7 @@ export {
   principalOf,
   ROLES,
   type Role,
+  requireOperator,
   requirePermission,
   requirePlatformAdmin,
   requireStaff,

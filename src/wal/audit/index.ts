@@ -31,9 +31,7 @@ export type AuditEntry = {
 export type AuditRecord = AuditEntry & { id: string; at: string };
 
 /** The audit actor of a principal: `user:<userId>` or `key:<apiKeyId>`. */
-export function actorOf(principal: Principal): string {
-  return principal.kind === 'user' ? `user:${principal.userId}` : `key:${principal.apiKeyId}`;
-}
+export { actorName as actorOf } from '../../platform/http/index.ts';
 
 /** Appends one entry to wal.audit_log, in the caller's transaction (so it commits with the change). */
 export async function recordAudit(trx: Transaction<WalTables>, entry: AuditEntry): Promise<void> {

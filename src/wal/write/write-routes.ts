@@ -106,7 +106,7 @@ const principalKey = (p: Principal) => (p.kind === 'user' ? `user:${p.userId}` :
 /**
  * Authorization and the namespace: 403 when the principal may not write it (checked on the name,
  * so a key scoped elsewhere learns nothing about the tenant's namespaces), 404 when it does not
- * exist, 403 for a system namespace (domain events), 409 NAMESPACE_DISABLED.
+ * exist, 403 for a system namespace (domain events) other than an inbound one, 409 NAMESPACE_DISABLED.
  */
 async function writableNamespace(deps: WalDeps, principal: Principal, name: string): Promise<Namespace> {
   if (!canWriteNamespace(principal, name)) {
@@ -115,11 +115,35 @@ async function writableNamespace(deps: WalDeps, principal: Principal, name: stri
   const namespace = await deps.namespaces.get(principal.tenantId, name);
   if (!namespace) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
   // Domain events come from Mercato's modules only: a forged one would reach their subscribers.
-  if (namespace.system) {
+  // An inbound system namespace (interface-exceptions) is written by the tenant's systems.
+  if (namespace.system && !deps.inbound?.has(name)) {
     throw new AppError('FORBIDDEN', `${name} is a system namespace: only Mercato's modules publish to it`);
   }
   requireEnabled(namespace);
   return namespace;
+}
+
+/**
+ * 422 PAYLOAD_SCHEMA_MISMATCH when a message to an inbound system namespace is not one of the
+ * events its module takes (every failing field of every message listed).
+ */
+function checkInbound(
+  deps: WalDeps,
+  namespace: Namespace,
+  messages: MessageInput[],
+  pointerOf: (i: number) => string,
+): void {
+  const check = namespace.system ? deps.inbound?.get(namespace.name) : undefined;
+  if (!check) return;
+  const errors = messages.flatMap((m, i) =>
+    check(m).map((e) => ({ ...e, pointer: `${pointerOf(i)}${e.pointer}` })),
+  );
+  if (errors.length === 0) return;
+  throw new AppError(
+    'PAYLOAD_SCHEMA_MISMATCH',
+    `${namespace.name} takes only the events its collector knows: ${errors[0]!.pointer} ${errors[0]!.message}`,
+    { errors: errors.slice(0, 100) },
+  );
 }
 
 /**
@@ -250,6 +274,7 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         const message: MessageInput = { ...input, messageId: input.messageId ?? key };
         const namespace = await writableNamespace(deps, principal, name);
         validateMessages(namespace, [message], () => '');
+        checkInbound(deps, namespace, [message], () => '');
         await takeRate(deps, principal, namespace, 1);
         const rows = toRows(principal.tenantId, namespace, namespace.backend, [message]);
         let outcomes: WriteOutcome[];
@@ -290,6 +315,7 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
         const pointerOf = (i: number) => `/messages/${i}`;
         const namespace = await writableNamespace(deps, principal, name);
         validateMessages(namespace, messages, pointerOf);
+        checkInbound(deps, namespace, messages, pointerOf);
         await takeRate(deps, principal, namespace, messages.length);
         const rows = toRows(principal.tenantId, namespace, namespace.backend, messages);
         let outcomes: WriteOutcome[];

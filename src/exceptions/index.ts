@@ -1,0 +1,4 @@
+export type { ExceptionsModuleDeps } from './deps.ts';
+export type { ExceptionView } from './exception-view.ts';
+export { createExceptions, type ExceptionsModule } from './module.ts';
+export type { ExceptionsDb } from './tables.ts';
