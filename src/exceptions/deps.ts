@@ -26,8 +26,21 @@ export type ExceptionHooks = {
   onRetryFailed(trx: ExceptionsTrx, tenantId: string, exception: ExceptionRow): Promise<void>;
   /** Drops the cached payload of an exception that changed (repeated, retried, resolved). */
   invalidatePayload(tenantId: string, transactionId: string): Promise<void>;
+  /**
+   * The exception's payload for its detail: from its source (a dead letter's message, the
+   * interface's source through its breaker, cached), else the payload it arrived with.
+   */
+  loadPayload(tenantId: string, exception: ExceptionRow): Promise<PayloadAnswer>;
   /** Retries one exception as `actor` (POST .../retry and the bulk retry). */
   retry(tenantId: string, transactionId: string, actor: string): Promise<RetryOutcome>;
+};
+
+/** A payload as the detail shows it, and where it came from (or why it could not be had). */
+export type PayloadAnswer = {
+  payload: unknown;
+  from: 'source' | 'dead-letter' | 'event' | 'cache' | 'none';
+  /** Why the source gave nothing (circuit open, timeout, 404); the detail still answers. */
+  error?: string | undefined;
 };
 
 /** The answer of one retry: the attempt recorded, and the exception's status after it. */

@@ -37,6 +37,7 @@ export async function createExceptions(
     onCaptured: alerts.onCaptured,
     onRetryFailed: alerts.onRetryFailed,
     invalidatePayload: retries.invalidatePayload,
+    loadPayload: retries.loadPayload,
     retry: retries.retry,
   } satisfies ExceptionHooks);
   // Subscribers and the inbound namespace's check are declared before the WAL starts.

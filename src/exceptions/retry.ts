@@ -6,6 +6,7 @@ import type { ExceptionHooks, ExceptionsDeps } from './deps.ts';
 export function createRetries(_deps: ExceptionsDeps): {
   retry: ExceptionHooks['retry'];
   invalidatePayload: ExceptionHooks['invalidatePayload'];
+  loadPayload: ExceptionHooks['loadPayload'];
   routes: (app: FastifyInstance) => Promise<void>;
   close(): Promise<void>;
 } {
@@ -14,6 +15,7 @@ export function createRetries(_deps: ExceptionsDeps): {
       throw new AppError('NOT_RETRYABLE', 'retries are not built yet');
     },
     invalidatePayload: async () => {},
+    loadPayload: async (_tenantId, row) => ({ payload: row.payload, from: 'event' }),
     routes: async () => {},
     close: async () => {},
   };
