@@ -7,6 +7,7 @@ import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
 import { registerCatalogCommands } from './catalog-commands.ts';
 import { CliError, withDatabase } from './database-command.ts';
+import { registerExceptionsCommands } from './exceptions-commands.ts';
 import { registerFlashSalesCommands } from './flash-sales-commands.ts';
 import { registerInventoryCommands } from './inventory-commands.ts';
 import { startupFailure } from './startup-errors.ts';
@@ -123,6 +124,7 @@ registerWalCommands(program, config);
 registerCatalogCommands(program, config);
 registerInventoryCommands(program, config);
 registerFlashSalesCommands(program, config);
+registerExceptionsCommands(program, config);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,22 +1,102 @@
-// STUB (helper H1 replaces this file): capture of inbound and Mercato-originated failures.
+import { recordAudit } from './audit.ts';
+import { auditEntries, creditGroups, prepare, write } from './capture-store.ts';
+import type { Classification } from './classify.ts';
+import { createDeadLetterCapture, type SweepOptions } from './dead-letters.ts';
 import type { ExceptionsDeps } from './deps.ts';
-import type { ExceptionRow } from './exception-view.ts';
-import type { ExceptionsTrx } from './tables.ts';
+import { type ExceptionRow, toView } from './exception-view.ts';
+import { checkInbound } from './inbound.ts';
+import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
+import { captureSubscribers } from './subscribers.ts';
+import type { ExceptionsTrx, InterfaceType, SourceRef } from './tables.ts';
 
-export type CaptureInput = Record<string, unknown>;
-
-export type Capture = {
-  captureMany(trx: ExceptionsTrx, tenantId: string, inputs: CaptureInput[]): Promise<ExceptionRow[]>;
-  subscribe(): void;
-  start(): void;
-  stop(): Promise<void>;
+/** One failure to capture: a report of an exception, new or repeated (by transaction id). */
+export type CaptureInput = {
+  /** Unique per tenant: a repeat updates the same exception. */
+  transactionId: string;
+  /** OrderRejected, ..., mercato.order.rejected, wal.message.dead-lettered. */
+  eventType: string;
+  interfaceType: InterfaceType;
+  operation: string;
+  reason: string;
+  externalId?: string | null | undefined;
+  customerId?: string | null | undefined;
+  locationCode?: string | null | undefined;
+  orderId?: string | null | undefined;
+  /** Money at stake, minor units of `currency`. */
+  amount?: number | null | undefined;
+  currency?: string | null | undefined;
+  correlationId?: string | null | undefined;
+  causationId?: string | null | undefined;
+  sourceRef: SourceRef;
+  /** The event's own data as it arrived (searchable). */
+  payload?: unknown;
+  /** When it was reported (the WAL message's time, a dead letter's death): first and last seen. Default: now. */
+  seenAt?: Date | string | undefined;
+  /** What Mercato knows of its own failure, over the defaults (the tenant's rules still apply). */
+  preset?: Partial<Classification> | undefined;
 };
 
-export function createCapture(_deps: ExceptionsDeps): Capture {
+/** Captures exceptions in the caller's transaction of the tenant. */
+export type CaptureMany = (
+  trx: ExceptionsTrx,
+  tenantId: string,
+  inputs: CaptureInput[],
+) => Promise<ExceptionRow[]>;
+
+export type Capture = {
+  captureMany: CaptureMany;
+  /** Declares the subscribers, the inbound check and the dead-letter listener: before the WAL starts. */
+  subscribe(): void;
+  /** Starts the dead-letter sweep (at once, then every 30 s). */
+  start(): void;
+  stop(): Promise<void>;
+  /** One sweep of dead letters the listener missed; returns how many it captured. */
+  sweepDeadLetters(options?: SweepOptions): Promise<number>;
+};
+
+/**
+ * Capture: classification by the tenant's rules (read once), grouping, the upsert by transaction
+ * id, the audit, ExceptionCaptured and the alert hook, for a whole batch in a constant number of
+ * statements (the WAL hands a subscriber's deliveries over in batches: handleMany): rules, groups,
+ * exceptions, audit, the outbox insert (at commit), the alerts' own, then the groups' counts.
+ */
+export function createCapture(deps: ExceptionsDeps): Capture {
+  const captureMany: CaptureMany = async (trx, tenantId, inputs) => {
+    if (inputs.length === 0) return [];
+    const byTx = await prepare(trx, inputs);
+    const pending = [...byTx.values()];
+    const rows = await write(trx, tenantId, pending);
+    await recordAudit(trx, auditEntries(tenantId, rows, byTx));
+    await publishExceptionEvents(
+      deps.events,
+      trx,
+      tenantId,
+      rows.map((row) => ({
+        type: EXCEPTION_EVENTS.captured,
+        subject: row.id,
+        data: { ...toView(row), repeated: !row.inserted },
+        meta: { correlationId: row.correlation_id ?? undefined },
+      })),
+    );
+    const captured = rows.map(
+      ({ inserted: _, old_group_id: __, old_status: ___, ...row }) => row as ExceptionRow,
+    );
+    await deps.hooks.onCaptured(trx, tenantId, captured);
+    const repeats = rows.filter((row) => !row.inserted);
+    await Promise.all(repeats.map((row) => deps.hooks.invalidatePayload(tenantId, row.transaction_id)));
+    await creditGroups(trx, rows, pending);
+    return captured;
+  };
+  const deadLetters = createDeadLetterCapture(deps, captureMany);
   return {
-    captureMany: async () => [],
-    subscribe() {},
-    start() {},
-    stop: async () => {},
+    captureMany,
+    subscribe() {
+      deps.wal.acceptWrites('interface-exceptions', checkInbound);
+      for (const subscriber of captureSubscribers(captureMany)) deps.events.subscribe(subscriber);
+      deps.wal.onDeadLetter(deadLetters.listen);
+    },
+    start: () => deadLetters.start(),
+    stop: () => deadLetters.stop(),
+    sweepDeadLetters: (options) => deadLetters.sweep(options),
   };
 }

@@ -58,7 +58,10 @@ export type ExceptionView = {
 
 const time = (value: Date | string | null) => (value === null ? null : isoTime(value));
 
-export function toView(row: ExceptionRow): ExceptionView {
+/** The columns the view shows: a row read without its payload and search vector will do. */
+export type ViewedRow = Omit<ExceptionRow, 'payload' | 'search'>;
+
+export function toView(row: ViewedRow): ExceptionView {
   return {
     id: row.id,
     transactionId: row.transaction_id,
@@ -106,13 +109,13 @@ export const ExceptionSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   transactionId: Text,
   externalId: OptionalText,
-  interfaceType: Type.Union(INTERFACE_TYPES.map((t) => Type.Literal(t))),
+  interfaceType: Type.Enum([...INTERFACE_TYPES]),
   eventType: Text,
   operation: Text,
   reason: Text,
-  category: Type.Union(CATEGORIES.map((c) => Type.Literal(c))),
-  severity: Type.Union(SEVERITIES.map((s) => Type.Literal(s))),
-  status: Type.Union(STATUSES.map((s) => Type.Literal(s))),
+  category: Type.Enum([...CATEGORIES]),
+  severity: Type.Enum([...SEVERITIES]),
+  status: Type.Enum([...STATUSES]),
   customerId: OptionalText,
   locationCode: OptionalText,
   orderId: OptionalText,

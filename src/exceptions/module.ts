@@ -10,6 +10,8 @@ import { ruleRoutes } from './rule-routes.ts';
 import type { ExceptionsDb } from './tables.ts';
 
 export type ExceptionsModule = MercatoModule & {
+  /** How the parts call each other; tests drive the alert hooks through it. */
+  hooks: ExceptionHooks;
   /** Archives then deletes resolved and closed exceptions past retention (`mercato exceptions purge`). */
   purge(
     options: PurgeOptions,
@@ -62,5 +64,6 @@ export async function createExceptions(
       await retries.close();
     },
     purge: (options, progress) => retention.purge(options, progress),
+    hooks,
   };
 }

@@ -182,6 +182,7 @@ export type AlertsTable = {
   fired_at: Timestamp;
   acknowledged_by: string | null;
   acknowledged_at: Timestamp | null;
+  acknowledge_note: string | null;
 };
 
 export type SettingsTable = {

@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify';
 import type { CatalogApi } from '../catalog/index.ts';
 import type { CheckoutApi } from '../checkout/index.ts';
 import type { AddressBook } from '../identity/index.ts';
@@ -6,7 +5,6 @@ import type { InventoryApi } from '../inventory/index.ts';
 import type { OrdersApi } from '../orders/index.ts';
 import type { AppContext } from '../platform/context.ts';
 import type { EventBus } from '../platform/events/index.ts';
-import { principalOf } from '../platform/http/index.ts';
 import type { FlashGate } from './gate.ts';
 import type { FlashSalesDb } from './tables.ts';
 

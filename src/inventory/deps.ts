@@ -1,12 +1,5 @@
-import type { FastifyRequest } from 'fastify';
 import type { EventBus } from '../platform/events/index.ts';
-import {
-  cursorId,
-  cursorText,
-  encodeCursor,
-  principalOf,
-  type TenantResolver,
-} from '../platform/http/index.ts';
+import { cursorId, cursorText, encodeCursor, type TenantResolver } from '../platform/http/index.ts';
 import type { ReservationService } from './reservation-service.ts';
 import type { InventoryDb } from './tables.ts';
 

@@ -22,7 +22,15 @@ import {
 } from './delivery/index.ts';
 import { createStreamDelivery } from './delivery/stream-delivery.ts';
 import type { InboundCheck, WalDeps } from './deps.ts';
-import { dlqRoutes, getDeadLetter, requeueDeadLetters } from './dlq/index.ts';
+import {
+  type DeadLetterCursor,
+  dlqRoutes,
+  getDeadLetter,
+  listDeadSince,
+  requeueDeadLetters,
+  type TenantDeadLetter,
+} from './dlq/index.ts';
+import { readMessageState, type WalMessageState } from './dlq/message-state.ts';
 import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
@@ -53,11 +61,26 @@ export type WalModule = MercatoModule & {
   acceptWrites(topic: Topic, check: InboundCheck): void;
   /** Dead letters of any backend, read and requeued in the caller's transaction of the tenant. */
   deadLetters: {
-    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
-    get(trx: Transaction<any>, tenantId: string, namespace: string, messageId: string): ReturnType<typeof getDeadLetter>;
+    get(
+      // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+      trx: Transaction<any>,
+      tenantId: string,
+      namespace: string,
+      messageId: string,
+    ): ReturnType<typeof getDeadLetter>;
     /** Puts one back in the queue; false when it is no longer a dead letter. */
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
     requeue(trx: Transaction<any>, tenantId: string, namespace: string, messageId: string): Promise<boolean>;
+    /**
+     * Dead letters of every tenant dead at or after `since`, oldest first, a page of `limit`
+     * after `after` (in a system transaction of its own): for a sweep of deaths a listener missed.
+     */
+    since(since: Date, limit: number, after?: DeadLetterCursor): Promise<TenantDeadLetter[]>;
+    /**
+     * Where one message stands now (wal.messages, else its stream backend), dead or not; undefined
+     * when gone. Outside any transaction: a requeue's outcome (delivered, or dead again).
+     */
+    state(tenantId: string, namespace: string, messageId: string): Promise<WalMessageState | undefined>;
   };
   /** Domain events: publish through the outbox into system namespaces, subscribe with internal targets. */
   events: EventBus;
@@ -156,6 +179,8 @@ export async function createWal(
       get: (trx, tenantId, namespace, messageId) => getDeadLetter(trx, tenantId, namespace, messageId),
       requeue: async (trx, tenantId, namespace, messageId) =>
         (await requeueDeadLetters(trx, tenantId, namespace, { messageId })) > 0,
+      since: (since, limit, after) => withSystem(db, (trx) => listDeadSince(trx, since, limit, after)),
+      state: (tenantId, namespace, messageId) => readMessageState(deps, tenantId, namespace, messageId),
     },
     events,
     onTenantCreated: (trx, tenantId) => ensureSystemNamespaces(trx, tenantId, ctx.config.eventsBackend),

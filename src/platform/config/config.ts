@@ -88,6 +88,12 @@ export type Config = {
   testPspLatencyMs: number;
   /** Test hook: the checkout saga pauses after this step (MERCATO_TEST_PAUSE_AFTER_STEP), so a test can kill the process there. */
   checkoutPauseAfterStep: string | undefined;
+  /** The operator's 32-byte key (base64 or hex) that encrypts stored credentials (MERCATO_SECRETS_KEY); never logged. */
+  secretsKey: string | undefined;
+  /** Consecutive failures of one tenant's exception source that open its circuit breaker. */
+  sourceBreakerFailures: number;
+  /** How long an open source breaker refuses calls before one trial call may pass. */
+  sourceBreakerHalfOpenMs: number;
 };
 
 /** One environment variable: its default and what it does. The README table is generated from this list. */
@@ -315,6 +321,21 @@ export const SETTINGS: Setting[] = [
     default: '(unset: /metrics is open)',
     doc: '`/metrics` then requires `Authorization: Bearer <token>`.',
   },
+  {
+    name: 'MERCATO_SECRETS_KEY',
+    default: '(unset: derived from the oldest access-token signing key)',
+    doc: "32 random bytes as base64 or hex (`openssl rand -base64 32`) that encrypt credentials tenants store (AES-256-GCM), such as the exception collector's sources. Unset, a key is derived (HKDF) from the oldest signing key kept in the database, or from MERCATO_JWT_PRIVATE_KEY: set it in production and keep it, since what it encrypted cannot be read under another key.",
+  },
+  {
+    name: 'MERCATO_SOURCE_BREAKER_FAILURES',
+    default: '5',
+    doc: "Consecutive failures (network error, timeout, 5xx, 429) of one tenant's exception source, per interface type, that open its circuit breaker in a process.",
+  },
+  {
+    name: 'MERCATO_SOURCE_BREAKER_HALF_OPEN_MS',
+    default: '30000',
+    doc: 'How long an open exception-source breaker refuses calls (retries answer 503 `SOURCE_UNAVAILABLE` with Retry-After) before one trial call may pass.',
+  },
 ];
 
 /** A configuration value that cannot be used; the message names the variable and what it expects. */
@@ -358,6 +379,17 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   if (!protocols.includes(parsed.protocol)) {
     throw new ConfigError(`${name} must start with ${protocols.join(' or ')}, got "${parsed.protocol}"`);
   }
+  return raw;
+}
+
+/** MERCATO_SECRETS_KEY as given, once it is known to hold 32 bytes of base64 or hex. */
+function secretsKey(env: Env): string | undefined {
+  const raw = read(env, 'MERCATO_SECRETS_KEY');
+  if (raw === undefined) return undefined;
+  const hex = /^[0-9a-fA-F]{64}$/.test(raw);
+  const base64 = /^[A-Za-z0-9+/_-]{43}=?$/.test(raw) && Buffer.from(raw, 'base64').length === 32;
+  // The value itself is never repeated in the message: it is a secret.
+  if (!hex && !base64) throw new ConfigError('MERCATO_SECRETS_KEY must be 32 bytes as base64 or as hex');
   return raw;
 }
 
@@ -472,5 +504,8 @@ export function loadConfig(env: Env = process.env): Config {
     testPayments: boolean(env, 'MERCATO_TEST_PAYMENTS', read(env, 'NODE_ENV') !== 'production'),
     testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
     checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),
+    secretsKey: secretsKey(env),
+    sourceBreakerFailures: integer(env, 'MERCATO_SOURCE_BREAKER_FAILURES', 5, 1, 1000),
+    sourceBreakerHalfOpenMs: integer(env, 'MERCATO_SOURCE_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
   };
 }

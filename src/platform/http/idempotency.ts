@@ -8,7 +8,10 @@ const TTL_HOURS = 24;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** Set false on a POST that creates something but must never replay its answer (a one-time secret). */
+    /**
+     * Set false on a POST that creates something but must never replay its answer (a one-time
+     * secret); true on a POST answering 200 whose repeat would act twice (a bulk retry).
+     */
     idempotency?: boolean;
   }
   interface FastifyRequest {
@@ -43,7 +46,8 @@ function fingerprint(request: FastifyRequest): string {
 }
 
 /**
- * Honours `Idempotency-Key` on every POST route that answers 201: the first answer (2xx or 4xx)
+ * Honours `Idempotency-Key` on every POST route that answers 201 (or opts in with config
+ * `idempotency: true`): the first answer (2xx or 4xx)
  * is stored and replayed to the same caller for the same key and body (with
  * `Idempotent-Replayed: true`); the same key with another body is a 409, and so is a key whose
  * first request is still running. A 5xx is not stored, so the caller may retry.
@@ -56,7 +60,8 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     const header = request.headers['idempotency-key'];
     const route = request.routeOptions;
     const schema = route.schema?.response as Record<string, unknown> | undefined;
-    if (!schema?.['201'] || route.config?.idempotency === false) return;
+    const optedIn = route.config?.idempotency === true;
+    if ((!schema?.['201'] && !optedIn) || route.config?.idempotency === false) return;
     if (typeof header !== 'string' || !KEY.test(header)) {
       throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 visible ASCII characters', {
         errors: [

@@ -8,7 +8,6 @@ import {
   cursorId,
   cursorText,
   encodeCursor,
-  type Principal,
   requireUser,
   SECURED,
   userOf,

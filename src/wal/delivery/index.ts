@@ -36,6 +36,7 @@ export {
   type HandlerOptions,
   type InternalDispatch,
   type InternalHandler,
+  type ManyHandler,
   PermanentDeliveryError,
 } from './internal-handlers.ts';
 

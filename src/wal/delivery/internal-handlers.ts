@@ -13,7 +13,17 @@ export type InternalHandler = (trx: Transaction<WalTables>, delivery: Delivery) 
  * idempotent API): it runs without a transaction or inbox record, at least once, and its `trx`
  * argument is undefined.
  */
-export type HandlerOptions = { inbox?: boolean };
+export type HandlerOptions = {
+  inbox?: boolean;
+  /**
+   * A set-oriented handler: runs once with every new delivery of a batch (in arrival order)
+   * instead of the handler once per delivery. Only with the inbox.
+   */
+  many?: ManyHandler;
+};
+
+/** A handler for the new deliveries of one batch, in the transaction that records them in the inbox. */
+export type ManyHandler = (trx: Transaction<WalTables>, deliveries: Delivery[]) => Promise<void>;
 
 /** Thrown by a handler for a failure no retry can fix: the message goes straight to the dead letters. */
 export class PermanentDeliveryError extends Error {
@@ -23,7 +33,7 @@ export class PermanentDeliveryError extends Error {
 /** Deliveries of one handler and tenant that share a transaction at most. */
 const INBOX_BATCH = 64;
 
-type Entry = { handler: InternalHandler; inbox: boolean };
+type Entry = { handler: InternalHandler; inbox: boolean; many: ManyHandler | undefined };
 type Waiting = { delivery: Delivery; resolve: (result: TargetResult) => void };
 
 function failed(error: unknown): TargetResult {
@@ -40,8 +50,9 @@ function failed(error: unknown): TargetResult {
  * Deliveries to one handler of one tenant that arrive together (the delivery engine runs a
  * namespace's messages concurrently) share ONE transaction, as the WAL's group commit shares one
  * INSERT: one inbox insert for all of them, then the handler once per new message, in arrival
- * order. When that transaction fails, each of its deliveries runs again alone, so one failing
- * message fails only itself.
+ * order (or, for a handler registered with `many`, that one call with all the new messages).
+ * When that transaction fails, each of its deliveries runs again alone, so one failing message
+ * fails only itself.
  */
 export function createInternalHandlers(db: Kysely<WalTables>) {
   const handlers = new Map<string, Entry>();
@@ -59,10 +70,12 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
         on conflict do nothing
         returning message_pk::text as pk`.execute(trx);
       const fresh = new Set(inserted.rows.map((r) => r.pk));
-      for (const delivery of deliveries) {
-        if (!fresh.delete(delivery.deliveryId.toLowerCase())) continue;
-        await entry.handler(trx, delivery);
+      const news = deliveries.filter((d) => fresh.delete(d.deliveryId.toLowerCase()));
+      if (entry.many) {
+        if (news.length > 0) await entry.many(trx, news);
+        return;
       }
+      for (const delivery of news) await entry.handler(trx, delivery);
     });
 
   const flush = async (name: string, tenantId: string, waiting: Waiting[]) => {
@@ -131,7 +144,9 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
   return {
     register(name: string, handler: InternalHandler, options: HandlerOptions = {}): void {
       if (handlers.has(name)) throw new Error(`internal handler "${name}" is already registered`);
-      handlers.set(name, { handler, inbox: options.inbox ?? true });
+      const inbox = options.inbox ?? true;
+      if (options.many && !inbox) throw new Error(`internal handler "${name}": many needs the inbox`);
+      handlers.set(name, { handler, inbox, many: options.many });
     },
     dispatch,
   };

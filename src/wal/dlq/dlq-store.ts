@@ -143,6 +143,32 @@ export async function getDeadLetter(
   };
 }
 
+/** A dead letter of any tenant, as a sweep across tenants reads it (the exception collector's). */
+export type TenantDeadLetter = Omit<DeadLetter, 'targetsDone'> & { tenantId: string; namespace: string };
+
+/**
+ * Dead letters of every tenant dead at or after `since`, oldest first, after `after` (the last
+ * one of the previous page): the exception collector's sweep for deaths its listener missed. Run
+ * with withSystem. Reads the retention index (state dead, by dead_at).
+ */
+export async function listDeadSince(
+  trx: Trx,
+  since: Date,
+  limit: number,
+  after?: DeadLetterCursor,
+): Promise<TenantDeadLetter[]> {
+  const { rows } = await sql<Row & { tenant_id: string; namespace: string }>`
+    select ${columns}, m.tenant_id, m.namespace from wal.messages m
+    where m.state = 'dead' and coalesce(m.delivered_at, m.dead_at) >= ${since}
+      ${after ? sql`and (coalesce(m.delivered_at, m.dead_at), m.id) > (${after.deadAt}::timestamptz, ${after.id}::uuid)` : sql``}
+    order by coalesce(m.delivered_at, m.dead_at), m.id
+    limit ${limit}`.execute(trx);
+  return rows.map((r) => {
+    const { targetsDone: _, ...letter } = toDeadLetter(r);
+    return { ...letter, tenantId: r.tenant_id, namespace: r.namespace };
+  });
+}
+
 /**
  * Puts dead letters back in the queue (one message, or every one matching the filter): due now,
  * attempts from zero, the targets already reached kept; the attempts table keeps the history.

@@ -8,6 +8,8 @@ export {
   type ExternalDeadLetter,
   getDeadLetter,
   listDeadLetters,
+  listDeadSince,
   recordDeadLetter,
   requeueDeadLetters,
+  type TenantDeadLetter,
 } from './dlq-store.ts';

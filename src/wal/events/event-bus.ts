@@ -149,15 +149,31 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const handler = `${SUBSCRIBER_HANDLER_PREFIX}${name}`;
       const patterns = [...types];
       deps.systemTargets.declare(topic, { type: 'internal', name, enabled: true, handler, types: patterns });
-      deps.registerHandler(handler, async (trx, delivery) => {
-        // Only the topic's system namespace feeds a subscriber: a target naming its handler on
-        // another namespace (stored before such targets were refused) carries a tenant's message.
-        if (delivery.namespace !== topic) return;
+      // Only the topic's system namespace feeds a subscriber: a target naming its handler on
+      // another namespace (stored before such targets were refused) carries a tenant's message.
+      // The target's filter already skipped other types; a redelivery of an older message too.
+      const received = (delivery: Delivery): ReceivedEvent | undefined => {
+        if (delivery.namespace !== topic) return undefined;
         const event = toReceivedEvent(delivery);
-        // The target's filter already skipped other types; a redelivery of an older message too.
-        if (!matchesTypes(event.type, patterns)) return;
-        await subscriber.handle(trx, event);
-      });
+        return matchesTypes(event.type, patterns) ? event : undefined;
+      };
+      const handleMany = subscriber.handleMany?.bind(subscriber);
+      deps.registerHandler(
+        handler,
+        async (trx, delivery) => {
+          const event = received(delivery);
+          if (event) await subscriber.handle(trx, event);
+        },
+        handleMany
+          ? {
+              // A set-oriented subscriber takes the new events of a delivery batch in one call.
+              many: async (trx, deliveries) => {
+                const events = deliveries.map(received).filter((e) => e !== undefined);
+                if (events.length > 0) await handleMany(trx, events);
+              },
+            }
+          : undefined,
+      );
     },
   };
 }

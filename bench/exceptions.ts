@@ -1,0 +1,96 @@
+/**
+ * `npm run bench:exceptions` (issue 13): the exception collector on PostgreSQL, writing the figures
+ * and the machine into bench/README.md:
+ * - capture: inbound events written in batches to the tenant's `interface-exceptions` through
+ *   `POST /api/v1/wal/write/batch`, captured by the collector through the WAL's internal target,
+ *   counted when queryable (bench/exceptions/capture.ts);
+ * - then the table is filled to BENCH_ROWS (1,000,000) in SQL (bench/exceptions/seed.ts), and the
+ *   list, search and summary reads run at 16 connections (bench/exceptions/queries.ts).
+ * Mercato runs as `mercato start` in a child process on database `mercato_bench_exceptions`, made
+ * anew per run and dropped at the end unless BENCH_KEEP_DB=1.
+ *
+ * Knobs: BENCH_ONLY (capture,list,search,summary), BENCH_CAPTURE_EVENTS (100000), BENCH_CAPTURE_BATCH
+ * (500), BENCH_CAPTURE_WRITERS (8), BENCH_REPEAT_EVERY (10: one event in ten repeats a transaction id),
+ * BENCH_ROWS (1000000), BENCH_QUERY_CONNECTIONS (16), BENCH_DURATION (10), BENCH_WARMUP (2),
+ * MERCATO_WORKERS (1), BENCH_DATABASE_URL. Only a full run (every part, 1,000,000 rows, 100,000
+ * events) rewrites bench/README.md; BENCH_WRITE_README=1/0 overrides.
+ * A smoke run (about a minute): `BENCH_ROWS=20000 BENCH_CAPTURE_EVENTS=5000 BENCH_DURATION=2 npm run bench:exceptions`.
+ */
+import { availableParallelism } from 'node:os';
+import {
+  createBenchTenant,
+  createDatabase,
+  dropDatabase,
+  type Server,
+  startMercato,
+  useDatabase,
+  WORKERS,
+} from './commerce/setup.ts';
+import { runCapture } from './exceptions/capture.ts';
+import { QUERY_CONNECTIONS, runQueries } from './exceptions/queries.ts';
+import { type Figures, report } from './exceptions/report.ts';
+import { seedExceptions } from './exceptions/seed.ts';
+import { describeMachine } from './machine.ts';
+import { chosenParts, writeSectionIf } from './results-file.ts';
+
+const env = process.env;
+const ALL = ['capture', 'list', 'search', 'summary'];
+const parts = chosenParts(ALL);
+const EVENTS = Number(env['BENCH_CAPTURE_EVENTS'] ?? 100_000);
+const BATCH = Number(env['BENCH_CAPTURE_BATCH'] ?? 500);
+const WRITERS = Number(env['BENCH_CAPTURE_WRITERS'] ?? 8);
+const REPEAT_EVERY = Number(env['BENCH_REPEAT_EVERY'] ?? 10);
+const ROWS = Number(env['BENCH_ROWS'] ?? 1_000_000);
+
+useDatabase('mercato_bench_exceptions');
+const figures: Figures = {
+  date: new Date().toISOString().slice(0, 10),
+  machine: describeMachine([`nproc ${availableParallelism()}`]),
+  pgVersion: await createDatabase(),
+  workers: WORKERS,
+  rows: ROWS,
+  connections: QUERY_CONNECTIONS,
+  notes: [],
+};
+let server: Server | undefined;
+let failed = false;
+try {
+  server = await startMercato();
+  const { api, tenantId } = await createBenchTenant(server.base);
+  if (parts.includes('capture')) {
+    const key = await api.must<{ key: string }>('POST', '/api/v1/api-keys', {
+      name: `bench-integrations-${Date.now()}`,
+      permissions: ['wal:write'],
+      namespaces: ['interface-exceptions'],
+    });
+    figures.capture = await runCapture({
+      base: server.base,
+      apiKey: key.key,
+      tenantId,
+      events: EVENTS,
+      batch: BATCH,
+      writers: WRITERS,
+      repeatEvery: REPEAT_EVERY,
+    });
+  }
+  const reads = parts.filter((p) => p !== 'capture');
+  if (reads.length > 0) {
+    const seeded = await seedExceptions(tenantId, ROWS);
+    figures.seedSeconds = seeded.seconds;
+    Object.assign(figures, await runQueries(server.base, api.token!, reads));
+  }
+} catch (error) {
+  failed = true;
+  figures.notes.push(
+    `The run FAILED: ${String(error instanceof Error ? error.message : error).split('\n')[0]}`,
+  );
+  console.error(error);
+} finally {
+  await server?.stop();
+  if (env['BENCH_KEEP_DB'] !== '1') await dropDatabase();
+}
+const text = report(figures);
+console.log(`\n${text}`);
+const full = !failed && parts.length === ALL.length && ROWS >= 1_000_000 && EVENTS >= 100_000;
+await writeSectionIf('exceptions', text, full);
+process.exit(failed ? 1 : 0);

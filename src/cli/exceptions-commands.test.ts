@@ -1,0 +1,133 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ExceptionsDb } from '../exceptions/index.ts';
+import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
+import { withTenant } from '../platform/db/index.ts';
+import { startTestApp, type TestApp, testDatabaseKind } from '../platform/testing/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+import { parseDays, progressReporter } from './exceptions-commands.ts';
+import { mercato } from './mercato-process.ts';
+
+describe('mercato exceptions purge, its pieces', () => {
+  it('reads --older-than as whole days', () => {
+    expect(parseDays('30d')).toBe(30);
+    expect(parseDays('7')).toBe(7);
+    expect(parseDays('0d')).toBe(0);
+    for (const bad of ['30h', '-1d', '1.5d', 'soon', '36501d', ''])
+      expect(() => parseDays(bad)).toThrow(/whole days/);
+  });
+
+  it('draws a bar in place on a terminal and a line per batch otherwise', () => {
+    const sink = (isTTY: boolean) => {
+      const chunks: string[] = [];
+      return {
+        chunks,
+        out: { isTTY, write: (s: string) => chunks.push(s) } as unknown as NodeJS.WriteStream,
+      };
+    };
+    const tty = sink(true);
+    const bar = progressReporter(tty.out);
+    bar.progress(1, 4, { tenantId: 't', archived: 1, deleted: 0 });
+    bar.progress(4, 4, { tenantId: 't', archived: 0, deleted: 3 });
+    bar.done();
+    expect(tty.chunks).toEqual([
+      `\r[${'#'.repeat(8)}${'-'.repeat(22)}] 25% 1/4`,
+      `\r[${'#'.repeat(30)}] 100% 4/4`,
+      '\n',
+    ]);
+    const pipe = sink(false);
+    const lines = progressReporter(pipe.out);
+    lines.progress(1, 4, { tenantId: 't', archived: 1, deleted: 0 });
+    lines.progress(4, 4, { tenantId: 't', archived: 0, deleted: 3 });
+    lines.done();
+    expect(pipe.chunks).toEqual(['tenant t: archived 1 (1/4)\n', 'tenant t: deleted 3 archived (4/4)\n']);
+  });
+});
+
+// The command runs as its own process against the test app's PostgreSQL database (PGlite's data
+// directory would be held by the test app; the purge itself runs on both in retention.test.ts).
+describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions purge', () => {
+  let t: TestApp;
+  let tenant: TestTenant;
+  beforeAll(async () => {
+    t = await startTestApp();
+    tenant = await createTestTenant(t, 'purge-cli');
+  });
+  afterAll(() => t.close());
+
+  async function resolvedException(days: number): Promise<string> {
+    const db = t.ctx.db.kysely as ExceptionsDb;
+    const id = uuidv7();
+    const at = new Date(Date.now() - days * 86_400_000);
+    await withTenant(db, tenant.id, async (trx) => {
+      await trx
+        .insertInto('exceptions.groups')
+        .values({
+          id,
+          tenant_id: tenant.id,
+          fingerprint: id,
+          exceptions: 1,
+          interface_type: 'COLLECTION',
+          category: 'SYSTEM_ERROR',
+          normalized_reason: 'ledger down',
+          severity: 'LOW',
+          first_seen: at,
+          last_seen: at,
+        })
+        .execute();
+      await trx
+        .insertInto('exceptions.exceptions')
+        .values({
+          id,
+          tenant_id: tenant.id,
+          transaction_id: `cli-${id}`,
+          interface_type: 'COLLECTION',
+          event_type: 'CollectionRejected',
+          operation: 'collect',
+          reason: 'ledger down',
+          category: 'SYSTEM_ERROR',
+          severity: 'LOW',
+          status: 'RESOLVED',
+          retryable: false,
+          source_ref: JSON.stringify({ kind: 'source', interfaceType: 'COLLECTION', externalId: null }),
+          group_id: id,
+          updated_at: at,
+        })
+        .execute();
+    });
+    return id;
+  }
+
+  it('reports what a dry run would archive, changes nothing, then archives with a line per batch', async () => {
+    const old = await resolvedException(45);
+    const young = await resolvedException(10);
+    const env = { DATABASE_URL: t.databaseUrl!, MERCATO_DEMO: 'false' };
+    const count = () =>
+      withTenant(t.ctx.db.kysely as ExceptionsDb, tenant.id, (trx) =>
+        trx.selectFrom('exceptions.exceptions').select('id').where('id', 'in', [old, young]).execute(),
+      );
+
+    const dry = await mercato(
+      ['exceptions', 'purge', '--older-than', '30d', '--tenant', 'purge-cli', '--dry-run'],
+      env,
+    );
+    expect(dry.code, dry.output).toBe(0);
+    expect(dry.output).toContain('tenant "purge-cli": 1 exception(s) archived');
+    expect(dry.output).toContain(
+      '1 exception(s) would be archived and 0 archived record(s) would be deleted (dry run',
+    );
+    expect(await count()).toHaveLength(2);
+
+    const run = await mercato(['exceptions', 'purge', '--older-than', '30d', '--tenant', 'purge-cli'], env);
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toContain(`tenant ${tenant.id}: archived 1 (1/1)`);
+    expect(run.output).toContain('1 exception(s) were archived');
+    expect((await count()).map((r) => r.id)).toEqual([young]);
+
+    const bad = await mercato(['exceptions', 'purge', '--older-than', 'a while'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.output).toContain('--older-than takes whole days');
+    const nobody = await mercato(['exceptions', 'purge', '--tenant', 'nobody'], env);
+    expect(nobody.code).toBe(1);
+    expect(nobody.output).toContain('no tenant with slug "nobody"');
+  }, 120_000);
+});

@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { type ExceptionsDb, type PurgeProgress, purgeExceptions } from '../exceptions/index.ts';
+import { findTenantBySlug } from '../identity/tenants/index.ts';
+import type { Config } from '../platform/index.ts';
+import { CliError, withDatabase } from './database-command.ts';
+
+/** `--older-than 30d` (or `30`): whole days, 0 to 36,500. */
+export function parseDays(text: string): number {
+  const match = /^(\d{1,5})d?$/.exec(text.trim());
+  const days = match ? Number(match[1]) : Number.NaN;
+  if (!Number.isInteger(days) || days > 36_500) {
+    throw new CliError(`--older-than takes whole days, such as 30d (0 to 36500), not "${text}"`);
+  }
+  return days;
+}
+
+/**
+ * Progress as a bar redrawn in place on a terminal, or a plain line per batch otherwise (a log,
+ * a pipe): twenty lines of our own rather than a dependency.
+ */
+export function progressReporter(out: NodeJS.WriteStream = process.stdout): {
+  progress: PurgeProgress;
+  done(): void;
+} {
+  const width = 30;
+  let drawn = false;
+  return {
+    progress(done, total, batch) {
+      if (out.isTTY) {
+        const filled = total === 0 ? width : Math.round((done / total) * width);
+        const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
+        out.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${percent}% ${done}/${total}`);
+        drawn = true;
+      } else if (batch) {
+        const what = batch.archived > 0 ? `archived ${batch.archived}` : `deleted ${batch.deleted} archived`;
+        out.write(`tenant ${batch.tenantId}: ${what} (${done}/${total})\n`);
+      }
+    },
+    done() {
+      if (drawn) out.write('\n');
+    },
+  };
+}
+
+/** `mercato exceptions purge`: retention by hand, with a progress bar. */
+export function registerExceptionsCommands(program: Command, config: () => Config): void {
+  const exceptions = program.command('exceptions').description('the interface exception collector');
+  exceptions
+    .command('purge')
+    .description(
+      "archive resolved and closed exceptions older than --older-than (default: each tenant's archiveAfterDays), then delete archived ones past each tenant's deleteAfterDays",
+    )
+    .option(
+      '--older-than <days>',
+      'archive what was last changed this long ago, e.g. 30d (overrides the settings)',
+    )
+    .option('--tenant <slug>', 'only this tenant (default: every tenant)')
+    .option('--dry-run', 'count what would be archived and deleted; change nothing')
+    .action(async (opts: { olderThan?: string; tenant?: string; dryRun?: boolean }) => {
+      const olderThanDays = opts.olderThan === undefined ? undefined : parseDays(opts.olderThan);
+      await withDatabase(config(), async (ctx) => {
+        let tenantId: string | undefined;
+        if (opts.tenant !== undefined) {
+          const tenant = await findTenantBySlug(ctx.db.kysely, opts.tenant);
+          if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+          tenantId = tenant.id;
+        }
+        const reporter = progressReporter();
+        const result = await purgeExceptions(
+          ctx.db.kysely as ExceptionsDb,
+          { olderThanDays, tenantId, dryRun: opts.dryRun === true },
+          reporter.progress,
+        );
+        reporter.done();
+        for (const t of result.tenants) {
+          console.log(
+            `tenant "${t.slug}": ${t.archived} exception(s) archived, ${t.deleted} archived record(s) deleted`,
+          );
+        }
+        const verb = result.dryRun ? 'would be' : 'were';
+        console.log(
+          `${result.archived} exception(s) ${verb} archived and ${result.deleted} archived record(s) ${verb} deleted${result.dryRun ? ' (dry run: nothing changed)' : ''}`,
+        );
+      });
+    });
+}

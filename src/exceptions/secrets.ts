@@ -1,0 +1,112 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import type { AppContext } from '../platform/context.ts';
+import { withSystem } from '../platform/db/index.ts';
+import type { ExceptionsDb } from './tables.ts';
+
+/** Thrown when a sealed secret cannot be opened: another key sealed it, or it was altered. */
+export class SecretUnreadableError extends Error {
+  override name = 'SecretUnreadableError';
+}
+
+/**
+ * Seals and opens the secrets tenants store (a source's credentials and signing secret) with
+ * AES-256-GCM. `aad` binds a sealed value to where it is stored (tenant, row), so a value copied
+ * to another tenant's row does not open.
+ */
+export type SecretBox = {
+  /** Loads the key; call it before a transaction that seals or opens (deriving it reads the database). */
+  ready(): Promise<void>;
+  seal(plaintext: string, aad: string): Promise<string>;
+  open(sealed: string, aad: string): Promise<string>;
+};
+
+const VERSION = 'v1';
+const IV_BYTES = 12;
+const INFO = 'mercato/secrets/v1';
+
+/** The operator's MERCATO_SECRETS_KEY (already checked by loadConfig: 32 bytes of hex or base64). */
+function configuredKey(raw: string): Buffer {
+  return /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+}
+
+const derive = (material: string): Buffer =>
+  Buffer.from(hkdfSync('sha256', material, 'mercato-secrets', INFO, 32));
+
+/**
+ * Without MERCATO_SECRETS_KEY: a key derived (HKDF-SHA256) from the oldest access-token signing key
+ * the platform keeps in the database (platform.signing_keys, readable by the owner role only;
+ * identity makes one on the first start and retires, never deletes, old ones), so every process
+ * of one database derives the same key and nothing new has to be stored. Where identity signs with
+ * MERCATO_JWT_PRIVATE_KEY and the table is empty, that PEM is the material instead. Either way the
+ * key is only as secret as the database's owner data: production sets MERCATO_SECRETS_KEY.
+ */
+async function derivedKey(ctx: AppContext, db: ExceptionsDb): Promise<Buffer> {
+  const { rows } = await withSystem(db, (trx) =>
+    sql<{ private_pem: string }>`
+      select private_pem from platform.signing_keys order by created_at, kid limit 1`.execute(trx),
+  );
+  const material = rows[0]?.private_pem ?? ctx.config.jwt.privateKey;
+  if (!material) throw new Error('no key to derive the secrets key from: set MERCATO_SECRETS_KEY');
+  return derive(material);
+}
+
+/**
+ * The process's SecretBox. The key is loaded on first use and kept; sealed values name the key's
+ * id (8 characters of its SHA-256) so one sealed under another key is told apart from a forgery.
+ */
+export function createSecretBox(ctx: AppContext, db: ExceptionsDb): SecretBox {
+  let key: Promise<{ key: Buffer; id: string }> | undefined;
+  const load = () => {
+    key ??= (
+      ctx.config.secretsKey ? Promise.resolve(configuredKey(ctx.config.secretsKey)) : derivedKey(ctx, db)
+    )
+      .then((k) => ({ key: k, id: createHash('sha256').update(k).digest('base64url').slice(0, 8) }))
+      .catch((error: unknown) => {
+        key = undefined;
+        throw error;
+      });
+    return key;
+  };
+  return {
+    async ready() {
+      await load();
+    },
+    async seal(plaintext, aad) {
+      const { key: k, id } = await load();
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', k, iv);
+      cipher.setAAD(Buffer.from(aad, 'utf8'));
+      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      const parts = [iv, cipher.getAuthTag(), body].map((b) => b.toString('base64url'));
+      return [VERSION, id, ...parts].join('.');
+    },
+    async open(sealed, aad) {
+      const { key: k, id } = await load();
+      const [version, keyId, iv, tag, body] = sealed.split('.');
+      if (version !== VERSION || iv === undefined || tag === undefined || body === undefined) {
+        throw new SecretUnreadableError('the stored secret is not in a format this version reads');
+      }
+      if (keyId !== id) {
+        throw new SecretUnreadableError(
+          'the stored secret was encrypted under another key (MERCATO_SECRETS_KEY changed?): store it again',
+        );
+      }
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(iv, 'base64url'));
+        decipher.setAAD(Buffer.from(aad, 'utf8'));
+        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+        return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
+          'utf8',
+        );
+      } catch (error) {
+        throw new SecretUnreadableError('the stored secret does not open: it was altered or moved', {
+          cause: error,
+        });
+      }
+    },
+  };
+}
+
+/** A Standard Webhooks signing secret: whsec_ and 32 random bytes in base64 (as WAL targets take). */
+export const newSigningSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;

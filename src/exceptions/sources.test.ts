@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newCustomer } from '../cart/cart-test-fixtures.ts';
+import { ConfigError, loadConfig } from '../platform/config/index.ts';
+import type { AppContext } from '../platform/context.ts';
+import { withSystem, withTenant } from '../platform/db/index.ts';
+import {
+  createOpsTenant,
+  type ExceptionsTestApp,
+  type OpsTenant,
+  send,
+  startExceptionsApp,
+} from './exceptions-test-fixtures.ts';
+import { putSource } from './retry-test-fixtures.ts';
+import { createSecretBox, SecretUnreadableError } from './secrets.ts';
+import type { ExceptionsDb } from './tables.ts';
+
+let t: ExceptionsTestApp;
+let shop: OpsTenant;
+let other: OpsTenant;
+
+// The operator opened loopback to outbound calls, as the WAL's tests do
+// (MERCATO_WAL_PRIVATE_TARGETS): sources then pass the same SSRF guard as WAL HTTP targets.
+beforeAll(async () => {
+  t = await startExceptionsApp({ MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1' });
+  shop = await createOpsTenant(t, 'src-shop');
+  other = await createOpsTenant(t, 'src-other');
+});
+afterAll(() => t?.close());
+
+const TOKEN = 'erp-token-4f9a1c7e2b';
+const path = (type: string) => `/api/v1/exceptions/sources/${type}`;
+
+describe('exception sources', () => {
+  it('creates a source with its signing secret shown once, and never shows credentials or the secret again', async () => {
+    const created = await send(t.app, 'PUT', path('ORDER'), shop.admin, {
+      baseUrl: 'http://127.0.0.1:9/erp',
+      credentials: { token: TOKEN },
+      timeoutMs: 2000,
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.headers.location).toBe('/api/v1/exceptions/sources/ORDER');
+    const body = created.json();
+    expect(body).toMatchObject({
+      interfaceType: 'ORDER',
+      baseUrl: 'http://127.0.0.1:9/erp',
+      timeoutMs: 2000,
+      hasCredentials: true,
+    });
+    expect(body.signingSecret).toMatch(/^whsec_[A-Za-z0-9+/=]{40,}$/);
+    expect(created.body).not.toContain(TOKEN);
+
+    const one = await send(t.app, 'GET', path('ORDER'), shop.operator);
+    const list = await send(t.app, 'GET', '/api/v1/exceptions/sources', shop.operator);
+    expect(one.statusCode).toBe(200);
+    expect(list.json().items).toEqual([one.json()]);
+    for (const answer of [one.body, list.body]) {
+      expect(answer).not.toContain(TOKEN);
+      expect(answer).not.toContain(body.signingSecret);
+      expect(answer).not.toContain('signingSecret');
+    }
+
+    // Stored encrypted: neither the token nor the signing secret is in the row.
+    const row = await withTenant(t.ctx.db.kysely as unknown as ExceptionsDb, shop.id, (trx) =>
+      trx.selectFrom('exceptions.sources').selectAll().executeTakeFirstOrThrow(),
+    );
+    expect(row.credentials_encrypted).toBeTruthy();
+    expect(row.credentials_encrypted).not.toContain(TOKEN);
+    expect(row.credentials_encrypted).not.toContain(body.signingSecret.slice(6));
+  });
+
+  it('replaces a source keeping its credentials and secret when omitted, removes credentials on null, and deletes it', async () => {
+    const first = await putSource(t, shop, 'COLLECTION', {
+      baseUrl: 'http://127.0.0.1:9/a',
+      credentials: { username: 'mercato', password: 'pa55-w0rd' },
+    });
+    expect(first.signingSecret).toBeDefined();
+    const replaced = await send(t.app, 'PUT', path('COLLECTION'), shop.admin, {
+      baseUrl: 'http://127.0.0.1:9/b',
+    });
+    expect(replaced.statusCode, replaced.body).toBe(200);
+    expect(replaced.json()).toMatchObject({
+      baseUrl: 'http://127.0.0.1:9/b',
+      hasCredentials: true,
+      timeoutMs: 5000,
+    });
+    expect(replaced.json().signingSecret).toBeUndefined();
+    expect(replaced.body).not.toContain('pa55-w0rd');
+
+    const cleared = await send(t.app, 'PUT', path('COLLECTION'), shop.operator, {
+      baseUrl: 'http://127.0.0.1:9/b',
+      credentials: null,
+    });
+    expect(cleared.json()).toMatchObject({ hasCredentials: false });
+
+    expect((await send(t.app, 'DELETE', path('COLLECTION'), shop.operator)).statusCode).toBe(204);
+    expect((await send(t.app, 'GET', path('COLLECTION'), shop.operator)).statusCode).toBe(404);
+    expect((await send(t.app, 'DELETE', path('COLLECTION'), shop.operator)).statusCode).toBe(404);
+  });
+
+  it.each([
+    ['the cloud metadata address', 'http://169.254.169.254/latest'],
+    ['a private address', 'http://10.0.0.1/erp'],
+    ['a private address behind an IPv4-mapped IPv6 literal', 'http://[::ffff:10.0.0.1]/erp'],
+    ['another private range with a port', 'https://192.168.1.20:8443/erp'],
+  ])('refuses a source URL to %s (SSRF), naming /baseUrl', async (_what, baseUrl) => {
+    const response = await send(t.app, 'PUT', path('DISTRIBUTION'), shop.admin, { baseUrl });
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.json().errors).toEqual([
+      { in: 'body', pointer: '/baseUrl', message: 'destination refused: not a public address' },
+    ]);
+    expect((await send(t.app, 'GET', path('DISTRIBUTION'), shop.admin)).statusCode).toBe(404);
+  });
+
+  it.each([
+    [{ baseUrl: 'ftp://127.0.0.1/erp' }, '/baseUrl'],
+    [{ baseUrl: 'http://user:secret@127.0.0.1/erp' }, '/baseUrl'],
+    [{ baseUrl: 'http://127.0.0.1/erp?x=1' }, '/baseUrl'],
+    [{ baseUrl: 'not a url' }, '/baseUrl'],
+    [{ baseUrl: 'http://127.0.0.1/erp', timeoutMs: 50 }, '/timeoutMs'],
+    [{ baseUrl: 'http://127.0.0.1/erp', timeoutMs: 30_001 }, '/timeoutMs'],
+    [{ baseUrl: 'http://127.0.0.1/erp', credentials: { token: 'two words' } }, '/credentials'],
+    [{ baseUrl: 'http://127.0.0.1/erp', credentials: { username: 'a:b', password: 'x' } }, '/credentials'],
+    [{ baseUrl: 'x'.repeat(2001) }, '/baseUrl'],
+    [{ baseUrl: 'http://127.0.0.1/erp', extra: true }, '/extra'],
+  ])('answers 400 problem+json naming the field for %j', async (body, pointer) => {
+    const response = await send(t.app, 'PUT', path('VALIDATION'), shop.admin, body);
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json().code).toBe('VALIDATION_FAILED');
+    expect(response.json().errors.map((e: { pointer: string }) => e.pointer)).toContain(pointer);
+    expect(response.body).not.toContain('secret@');
+  });
+
+  it('answers 400 for an unknown interface type', async () => {
+    const response = await send(t.app, 'PUT', path('INVOICE'), shop.admin, {
+      baseUrl: 'http://127.0.0.1/erp',
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().errors[0]).toMatchObject({ in: 'params', pointer: '/interfaceType' });
+  });
+
+  it("keeps each tenant's sources to itself", async () => {
+    await putSource(t, shop, 'VALIDATION', { baseUrl: 'http://127.0.0.1:9/shop' });
+    expect((await send(t.app, 'GET', path('VALIDATION'), other.operator)).statusCode).toBe(404);
+    expect((await send(t.app, 'GET', '/api/v1/exceptions/sources', other.operator)).json().items).toEqual([]);
+    expect((await send(t.app, 'DELETE', path('VALIDATION'), other.operator)).statusCode).toBe(404);
+    const own = await send(t.app, 'PUT', path('VALIDATION'), other.admin, {
+      baseUrl: 'http://127.0.0.1:9/other',
+    });
+    expect(own.statusCode).toBe(201);
+    expect((await send(t.app, 'GET', path('VALIDATION'), shop.operator)).json().baseUrl).toBe(
+      'http://127.0.0.1:9/shop',
+    );
+  });
+
+  it('is for operators and admins only: staff and customers 403, anonymous 401', async () => {
+    const customer = await newCustomer(t, shop);
+    const body = { baseUrl: 'http://127.0.0.1:9/erp' };
+    for (const headers of [shop.staff, customer]) {
+      expect((await send(t.app, 'GET', '/api/v1/exceptions/sources', headers)).statusCode).toBe(403);
+      expect((await send(t.app, 'PUT', path('ORDER'), headers, body)).statusCode).toBe(403);
+      expect((await send(t.app, 'DELETE', path('ORDER'), headers)).statusCode).toBe(403);
+    }
+    expect((await send(t.app, 'GET', '/api/v1/exceptions/sources', {})).statusCode).toBe(401);
+    expect((await send(t.app, 'PUT', path('ORDER'), {}, body)).statusCode).toBe(401);
+    // The integrations' key (wal:write only) may not either.
+    expect((await send(t.app, 'GET', '/api/v1/exceptions/sources', shop.writer)).statusCode).toBe(403);
+  });
+});
+
+describe('the encryption of stored secrets', () => {
+  const db = () => t.ctx.db.kysely as unknown as ExceptionsDb;
+  const withKey = (secretsKey: string | undefined) =>
+    createSecretBox({ ...t.ctx, config: { ...t.ctx.config, secretsKey } } as AppContext, db());
+
+  it("seals under the operator's key, else one derived from the database; a value opens only under its key and where it was stored", async () => {
+    const hexKey = randomBytes(32).toString('hex');
+    const operator = withKey(hexKey);
+    const sealed = await operator.seal('the token', 'tenant-a|ORDER');
+    expect(sealed).not.toContain('the token');
+    expect(await withKey(hexKey).open(sealed, 'tenant-a|ORDER')).toBe('the token');
+    expect(await withKey(Buffer.from(hexKey, 'hex').toString('base64')).open(sealed, 'tenant-a|ORDER')).toBe(
+      'the token',
+    );
+    await expect(operator.open(sealed, 'tenant-b|ORDER')).rejects.toThrow(SecretUnreadableError);
+    await expect(withKey(undefined).open(sealed, 'tenant-a|ORDER')).rejects.toThrow(/another key/);
+    // Without MERCATO_SECRETS_KEY every process of the database derives the same key.
+    const derived = await withKey(undefined).seal('x', 'aad');
+    expect(await withKey(undefined).open(derived, 'aad')).toBe('x');
+  });
+
+  it('refuses a MERCATO_SECRETS_KEY that is not 32 bytes, without repeating it', () => {
+    for (const bad of ['short', 'z'.repeat(64), Buffer.alloc(16).toString('base64')]) {
+      expect(() => loadConfig({ MERCATO_SECRETS_KEY: bad })).toThrow(ConfigError);
+      try {
+        loadConfig({ MERCATO_SECRETS_KEY: bad });
+      } catch (error) {
+        expect((error as Error).message).not.toContain(bad);
+      }
+    }
+  });
+
+  it('gives a source whose secrets no longer open a new signing secret when it is saved again', async () => {
+    await putSource(t, shop, 'DISTRIBUTION', {
+      baseUrl: 'http://127.0.0.1:9/d',
+      credentials: { token: 'old-token' },
+    });
+    // As if MERCATO_SECRETS_KEY had changed: what is stored no longer opens.
+    await withSystem(t.ctx.db.kysely, (trx) =>
+      sql`update exceptions.sources set credentials_encrypted = 'c:v1.other.AAAA.AAAA.AAAA'
+        where tenant_id = ${shop.id} and interface_type = 'DISTRIBUTION'`.execute(trx),
+    );
+    const saved = await send(t.app, 'PUT', path('DISTRIBUTION'), shop.admin, {
+      baseUrl: 'http://127.0.0.1:9/d',
+    });
+    expect(saved.statusCode, saved.body).toBe(200);
+    expect(saved.json()).toMatchObject({
+      hasCredentials: false,
+      signingSecret: expect.stringMatching(/^whsec_/),
+    });
+  });
+});
