@@ -55,9 +55,14 @@ const figures: Figures = {
 let server: Server | undefined;
 let failed = false;
 try {
-  server = await startMercato();
+  server = await startMercato(env['BENCH_WAL_MAX_CONCURRENCY'] ? { MERCATO_WAL_MAX_CONCURRENCY: env['BENCH_WAL_MAX_CONCURRENCY'] } : {});
   const { api, tenantId } = await createBenchTenant(server.base);
   if (parts.includes('capture')) {
+    if (env['BENCH_CAPTURE_CONCURRENCY']) {
+      await api.must('PUT', '/api/v1/wal/namespaces/interface-exceptions', {
+        consumerConcurrency: Number(env['BENCH_CAPTURE_CONCURRENCY']),
+      });
+    }
     const key = await api.must<{ key: string }>('POST', '/api/v1/api-keys', {
       name: `bench-integrations-${Date.now()}`,
       permissions: ['wal:write'],

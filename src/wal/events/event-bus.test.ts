@@ -29,6 +29,9 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
   let admin: Record<string, string>;
   const created: ReceivedEvent[] = [];
   const everything: ReceivedEvent[] = [];
+  /** What the set-oriented subscriber received: each call's subjects, and any one-by-one call. */
+  const batches: string[][] = [];
+  const oneByOne: string[] = [];
   let secret: string;
 
   beforeAll(async () => {
@@ -53,6 +56,17 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
             types: ['*'],
             handle: async (_trx, event) => {
               everything.push(event);
+            },
+          });
+          wal.events.subscribe({
+            name: 'test.batched',
+            topic: 'inventory-events',
+            types: ['mercato.inventory.batched'],
+            handle: async (_trx, event) => {
+              oneByOne.push(event.subject);
+            },
+            handleMany: async (_trx, events) => {
+              batches.push(events.map((e) => e.subject));
             },
           });
           return [wal];
@@ -228,6 +242,23 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
       data: { id: 'sub-1' },
       tenantid: shop.id,
     });
+  });
+
+  it('gives a set-oriented subscriber (handleMany) the events of a delivery batch in one call, each exactly once', async () => {
+    const subjects = Array.from({ length: 20 }, (_, i) => `batched-${i}`);
+    await withTenant(db(), shop.id, (trx) =>
+      wal.events.publish(
+        trx,
+        shop.id,
+        'inventory-events',
+        subjects.map((subject) => ({ type: 'mercato.inventory.batched', subject, data: { subject } })),
+      ),
+    );
+    await until(() => batches.flat().length >= subjects.length, 'the batched events');
+    expect(batches.flat().sort()).toEqual([...subjects].sort());
+    expect(oneByOne).toEqual([]);
+    // The postgres consumer leases the 20 together, so they share a transaction and a call.
+    if (backend === 'postgres') expect(Math.max(...batches.map((b) => b.length))).toBeGreaterThan(1);
   });
 
   it('delivers an event with delayMs no sooner than that after its commit (a durable timer)', async () => {
