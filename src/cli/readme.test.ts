@@ -58,8 +58,20 @@ describe('README', () => {
         const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', script]);
         const outputs = stdout.split(/<<<\d+>>>/).slice(1);
         expect(outputs).toHaveLength(blocks.length);
-        const [profile, addresses, register, staff, tenant, wal, shop, checkout, stock, flash, problem] =
-          outputs;
+        const [
+          profile,
+          addresses,
+          register,
+          staff,
+          tenant,
+          wal,
+          shop,
+          checkout,
+          stock,
+          flash,
+          exceptions,
+          problem,
+        ] = outputs;
         expect(profile).toContain('"email":"customer@demo.test"');
         expect(addresses).toContain('"isDefault":true');
         expect(register).toContain('"refreshToken"');
@@ -80,6 +92,11 @@ describe('README', () => {
         expect(flash).toContain('"status": "admitted"');
         expect(flash).toContain('"admitted": 1');
         expect(flash).toContain('"remaining": 9');
+        expect(exceptions).toContain('"transactionId": "TX-1001"');
+        expect(exceptions).toContain('"category": "BUSINESS_RULE"');
+        expect(exceptions).toContain('"severity": "HIGH"');
+        expect(exceptions).toContain('"status": "ACKNOWLEDGED"');
+        expect(exceptions).toContain('"acknowledged"');
         expect(problem).toContain('"code":"UNAUTHENTICATED"');
         for (const output of outputs.slice(0, -1)) expect(output).not.toMatch(/"status":[45]\d\d/);
       } finally {

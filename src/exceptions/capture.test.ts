@@ -336,6 +336,7 @@ describe('capture of inbound events', () => {
         { transactionId: 'order:1:rejected', reason: 'r', orderId: 'o' },
         '/payload/transactionId',
       ],
+      ['OrderRejected', { transactionId: 'Summary', reason: 'r', orderId: 'o' }, '/payload/transactionId'],
       ['CollectionRejected', { transactionId: 'x', reason: 'r' }, '/payload/collectionId'],
       ['DistributionFailed', { transactionId: 'x', reason: 'r' }, '/payload/destination'],
       ['ValidationError', { transactionId: 'x', reason: 'r', errors: [] }, '/payload/errors'],

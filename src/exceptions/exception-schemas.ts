@@ -59,7 +59,7 @@ export const SearchPageSchema = Type.Object({
   items: Type.Array(Type.Object({ ...ExceptionSchema.properties, rank: Type.Number() })),
   nextCursor: Nullable(Type.String()),
   truncated: Type.Boolean({
-    description: 'More matches exist than the newest 1,000 ranked: narrow the words or the time range',
+    description: 'More matches exist than the newest 200 ranked: narrow the words or the time range',
   }),
 });
 

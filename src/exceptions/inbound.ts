@@ -33,6 +33,8 @@ export const INBOUND_TYPES = Object.keys(INBOUND_EVENTS) as InboundType[];
 
 /** Transaction ids Mercato gives its own failures; a tenant's event may not take them over. */
 export const RESERVED_PREFIXES = ['order:', 'wal:'];
+/** The collector's sub-routes: an exception with one of these ids could not be opened by its routes. */
+export const RESERVED_IDS = ['search', 'summary', 'groups', 'rules', 'sources', 'alerts', 'settings', 'bulk'];
 
 const Id = Type.String({ minLength: 1, maxLength: 200 });
 const common = {
@@ -119,6 +121,14 @@ export function inboundErrors(
       field(
         '/payload/transactionId',
         `must not start with ${RESERVED_PREFIXES.join(' or ')} (Mercato's own failures)`,
+      ),
+    );
+  }
+  if (RESERVED_IDS.includes(data.transactionId.toLowerCase())) {
+    errors.push(
+      field(
+        '/payload/transactionId',
+        `must not be one of ${RESERVED_IDS.join(', ')} (the collector's routes)`,
       ),
     );
   }

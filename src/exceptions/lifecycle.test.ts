@@ -71,11 +71,11 @@ const statusOf = (tenant: OpsTenant, transactionId: string) =>
       ).status,
   );
 
-/** The subjects of the tenant's ExceptionResolved events in exception-events. */
+/** The transaction ids of the tenant's ExceptionResolved events in exception-events (their data's). */
 const resolvedEvents = (tenant: OpsTenant) =>
   withSystem(t.ctx.db.kysely, async (trx) => {
     const { rows } = await sql<{ subject: string }>`
-      select headers->>'ce-subject' as subject from wal.messages
+      select payload->>'transactionId' as subject from wal.messages
       where tenant_id = ${tenant.id} and namespace = 'exception-events'
         and headers->>'ce-type' = 'mercato.exception.resolved'
       order by id`.execute(trx);

@@ -61,10 +61,10 @@ export function setList(input: ChangeInput, actor: string): RawBuilder<unknown> 
   }
 }
 
-/** ExceptionResolved of an exception just resolved or closed (subject: its transaction id). */
+/** ExceptionResolved of an exception just resolved or closed (subject: its id, as for its other events, so they stay in order). */
 export const resolvedEvent = (view: ExceptionView) => ({
   type: EXCEPTION_EVENTS.resolved,
-  subject: view.transactionId,
+  subject: view.id,
   data: view,
 });
 

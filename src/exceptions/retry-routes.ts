@@ -1,10 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import {
   AppError,
   actorOf,
+  eventMetaOf,
   Nullable,
   principalOf,
   requireOperator,
@@ -12,7 +13,8 @@ import {
 } from '../platform/http/index.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { ExceptionSchema, toView } from './exception-view.ts';
-import type { RetryResult } from './retry.ts';
+import { RetryPaymentSchema } from './order-retry.ts';
+import type { RetryOptions, RetryResult } from './retry.ts';
 import { attemptView, findException, listAttempts } from './retry-store.ts';
 import type { ExceptionsTrx } from './tables.ts';
 
@@ -34,12 +36,27 @@ export const AttemptSchema = Type.Object({
   finishedAt: Nullable(Type.String({ format: 'date-time' })),
 });
 
+const RetryBody = Type.Object(
+  { payment: Type.Optional(RetryPaymentSchema) },
+  { additionalProperties: false },
+);
+
+// A retry without a payment may come without a body at all: it is then the empty object.
+const noBodyIsEmpty = async (request: FastifyRequest) => {
+  if (request.body === undefined || request.body === null) request.body = {};
+};
+
 const RetryAnswer = Type.Object({ attempt: AttemptSchema, exception: ExceptionSchema });
 const AttemptList = Type.Object({ items: Type.Array(AttemptSchema) });
 
 export type RetryRouteParts = {
   deps: ExceptionsDeps;
-  retryOnce(tenantId: string, transactionId: string, actor: string): Promise<RetryResult>;
+  retryOnce(
+    tenantId: string,
+    transactionId: string,
+    actor: string,
+    options?: RetryOptions,
+  ): Promise<RetryResult>;
   settle(tenantId: string, which: { transactionId: string }): Promise<unknown>;
 };
 
@@ -51,23 +68,30 @@ export function retryRoutes({ deps, retryOnce, settle }: RetryRouteParts) {
     app.post(
       '/exceptions/:transactionId/retry',
       {
-        preValidation: requireOperator('exceptions:write'),
+        preValidation: [requireOperator('exceptions:write'), noBodyIsEmpty],
         schema: {
           ...base,
           summary:
             'Retry an exception where it failed: a dead letter is requeued (202 until it is delivered or dead again), ' +
-            'an interface’s payload is POSTed, signed, to its source (201 with the outcome). 409 NOT_RETRYABLE, ' +
+            'an interface’s payload is POSTed, signed, to its source (201 with the outcome), a failed Mercato order ' +
+            'runs its checkout again as a new order paid with the `payment` given (201 completed or failed, 202 while ' +
+            'its payment is still under way). 409 NOT_RETRYABLE (an order without `payment`), ' +
             'RETRY_LIMIT_REACHED, RETRY_IN_PROGRESS, SOURCE_NOT_CONFIGURED or ILLEGAL_TRANSITION (resolved, closed); ' +
             '503 SOURCE_UNAVAILABLE with Retry-After while the source’s circuit is open (nothing recorded). ' +
             'Idempotency-Key honoured.',
           params: Params,
+          body: RetryBody,
           response: { 201: RetryAnswer, 202: RetryAnswer },
         },
       },
       async (request, reply) => {
         const { tenantId, actor } = actorOf(request);
         const { transactionId } = request.params;
-        const result = await retryOnce(tenantId, transactionId, actor);
+        const { payment } = request.body ?? {};
+        const result = await retryOnce(tenantId, transactionId, actor, {
+          payment,
+          meta: eventMetaOf(request),
+        });
         reply
           .code(result.attempt.status === 'pending' ? 202 : 201)
           .header('location', `/api/v1/exceptions/${encodeURIComponent(transactionId)}/retries`);

@@ -1,6 +1,7 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { Logger } from '../platform/observability/index.ts';
 import type { ExceptionsDeps } from './deps.ts';
+import { checkoutResult, retryOrder } from './order-retry.ts';
 import { finishRetry } from './retry-outcome.ts';
 import { type PendingAttempt, pendingAttempts } from './retry-store.ts';
 
@@ -18,16 +19,17 @@ type Result = { status: 'succeeded' | 'failed'; outcome: string };
  * Ends pending attempts whose outcome is known by now. A requeued dead letter's attempt waits for
  * the message: delivered is a success, dead again a failure (with the WAL's last error), a message
  * gone from the WAL a failure that says its delivery cannot be confirmed; while it is still
- * queued, or its backend cannot be asked, the attempt stays pending. Settling happens on a short
- * timer for the requeues this process made, and whenever an exception's retries are read or it
- * is retried again (so a requeue whose process stopped is settled by the next reader).
+ * queued, or its backend cannot be asked, the attempt stays pending. A checkout's attempt waits
+ * for its new order: completed is a success, failed or cancelled a failure. Settling happens on a
+ * short timer for the attempts this process made, and whenever an exception's retries are read or
+ * it is retried again (so an attempt whose process stopped is settled by the next reader).
  */
 export function createRetrySettler(
   deps: ExceptionsDeps,
   invalidate: (tenantId: string, transactionId: string) => Promise<void>,
   logger: Logger,
 ) {
-  // Attempts this process requeued and waits for: attempt id → tenant.
+  // Attempts this process requeued (or whose checkout still runs) and waits for: attempt id → tenant.
   const watched = new Map<string, string>();
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
@@ -54,6 +56,17 @@ export function createRetrySettler(
         return { status: 'failed', outcome: `dead again: ${message.lastError ?? 'no error recorded'}` };
       }
       return undefined;
+    }
+    // A checkout ends with its order (the saga's watchdog sees to that): no abandonment rule.
+    if (attempt.action === 'checkout') {
+      try {
+        const order = await withTenant(deps.db, tenantId, (trx) =>
+          retryOrder(deps, trx, tenantId, attempt.id),
+        );
+        return checkoutResult(order);
+      } catch {
+        return undefined;
+      }
     }
     if (Date.now() - new Date(attempt.started_at).getTime() > ABANDONED_AFTER_MS) {
       return {
@@ -111,7 +124,7 @@ export function createRetrySettler(
 
   return {
     settle,
-    /** Waits (on the timer) for a requeued attempt's message to be delivered or dead again. */
+    /** Waits (on the timer) for a requeued message to be delivered or dead again, or a checkout's order to end. */
     watch(tenantId: string, attemptId: string): void {
       watched.set(attemptId, tenantId);
       schedule();

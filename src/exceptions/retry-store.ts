@@ -92,6 +92,8 @@ export async function insertAttempt(
     exceptionId: string;
     action: RetryAction;
     requestedBy: string;
+    /** What a pending attempt is waiting for (a checkout names its new order). */
+    outcome?: string | null;
   },
 ): Promise<AttemptRow> {
   const { rows } = await sql<{ n: number }>`
@@ -106,7 +108,7 @@ export async function insertAttempt(
       attempt: rows[0]?.n ?? 1,
       action: attempt.action,
       status: 'pending',
-      outcome: null,
+      outcome: bounded(attempt.outcome ?? null),
       requested_by: attempt.requestedBy,
       started_at: new Date(),
       finished_at: null,

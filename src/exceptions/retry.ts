@@ -1,12 +1,24 @@
 import type { FastifyInstance } from 'fastify';
+import type { Held } from '../checkout/index.ts';
 import { withTenant } from '../platform/db/index.ts';
+import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import { signWebhook } from '../platform/webhook-signature.ts';
 import { createSsrfGuard } from '../wal/index.ts';
 import { recordAudit } from './audit.ts';
 import type { ExceptionHooks, ExceptionsDeps, RetryOutcome } from './deps.ts';
 import type { ExceptionRow } from './exception-view.ts';
 import { exceptionStatus } from './lifecycle.ts';
+import {
+  checkProvider,
+  createOrderRetries,
+  describeOrder,
+  failedOrder,
+  ORDER_NEEDS_PAYMENT,
+  type RetryPayment,
+  startRetryCheckout,
+} from './order-retry.ts';
 import { createPayloadCache } from './payload-cache.ts';
 import { createPayloadLoader, describeFailure } from './payloads.ts';
 import { type Finished, finishRetry } from './retry-outcome.ts';
@@ -26,18 +38,19 @@ import { sourceRoutes } from './source-routes.ts';
 import { getSource, type SourceRow, targetOf } from './source-store.ts';
 import type { ExceptionsTrx, InterfaceType, RetryAction } from './tables.ts';
 
-/** Why a Mercato order's exception is not retried (its kind is `order`). */
-export const ORDER_NOT_RETRYABLE =
-  "a failed order's checkout cannot be run again by an operator: the order is final (failed), its saga " +
-  'already compensated (stock released, payment voided), and the shopper’s payment token was single-use ' +
-  'and is not kept, so no new authorization can be made for them; the shopper checks out again (their cart is kept)';
-
 /** The attempt a retry made (or is waiting for) and the exception after it. */
 export type RetryResult = { attempt: AttemptRow; exception: ExceptionRow };
+
+/**
+ * What a retry request may bring besides its exception: an order's retry needs `payment` (and its
+ * new order number, taken before the transaction); `meta` is the request's, for the order's events.
+ */
+export type RetryOptions = { payment?: RetryPayment | undefined; meta?: EventMeta | undefined };
 
 type Begun =
   | { kind: 'finished'; finished: Finished }
   | { kind: 'requeued'; attempt: AttemptRow; exception: ExceptionRow }
+  | { kind: 'checkout'; attempt: AttemptRow; exception: ExceptionRow; held: Held }
   | {
       kind: 'source';
       attempt: AttemptRow;
@@ -49,7 +62,8 @@ type Begun =
 /**
  * Retries, sources and payload retrieval: POST /exceptions/{transactionId}/retry re-submits where
  * the failure happened (a dead letter is requeued, an interface's payload is POSTed, signed, to
- * its source's retry endpoint through the source's breaker), GET .../retries lists the attempts,
+ * its source's retry endpoint through the source's breaker, a failed order's checkout runs again
+ * as a new order paid with the operator's payment), GET .../retries lists the attempts,
  * /exceptions/sources configures the sources, and loadPayload serves the detail's payload.
  */
 export function createRetries(deps: ExceptionsDeps): {
@@ -72,16 +86,22 @@ export function createRetries(deps: ExceptionsDeps): {
   const loadPayload = createPayloadLoader({ deps, box, client, breakers, cache });
   const invalidatePayload = (tenantId: string, transactionId: string) => cache.drop(tenantId, transactionId);
   const settler = createRetrySettler(deps, invalidatePayload, logger);
+  const orders = createOrderRetries({ deps, logger, watch: settler.watch, invalidate: invalidatePayload });
 
-  /** In the tenant's transaction: the checks, the attempt recorded, and a requeue made at once. */
+  /**
+   * In the tenant's transaction: the checks, the attempt recorded, and a requeue made at once (a
+   * checkout's new order and its saga's first steps likewise).
+   */
   async function begin(
     trx: ExceptionsTrx,
     tenantId: string,
     transactionId: string,
     actor: string,
+    options: RetryOptions & { number?: number | undefined },
   ): Promise<Begun> {
     const row = await findException(trx, tenantId, transactionId, { lock: true });
     if (!row) throw new AppError('NOT_FOUND', `exception ${transactionId} not found`);
+    if (options.payment && row.source_ref?.kind !== 'order') throw paymentNotTaken();
     const pending = await pendingAttempts(trx, tenantId, { transactionId });
     if (pending.length > 0 || row.status === 'RETRY_IN_PROGRESS') {
       throw new AppError('RETRY_IN_PROGRESS', 'a retry of this exception is still waiting for its outcome');
@@ -117,10 +137,21 @@ export function createRetries(deps: ExceptionsDeps): {
           },
         );
       }
-    } else if (ref?.kind === 'order') throw new AppError('NOT_RETRYABLE', ORDER_NOT_RETRYABLE);
-    else throw new AppError('NOT_RETRYABLE', 'this exception has no source a retry could re-submit to');
+    } else if (ref?.kind === 'order') {
+      if (!options.payment) throw new AppError('NOT_RETRYABLE', ORDER_NEEDS_PAYMENT);
+      action = 'checkout';
+    } else throw new AppError('NOT_RETRYABLE', 'this exception has no source a retry could re-submit to');
 
-    const attempt = await insertAttempt(trx, { tenantId, exceptionId: row.id, action, requestedBy: actor });
+    // A checkout's attempt names its order from the start: a reader sees which one it waits for.
+    const old = ref?.kind === 'order' ? await failedOrder(deps, trx, tenantId, ref.orderId) : undefined;
+    const made = old ? { id: uuidv7(), number: options.number } : undefined;
+    const attempt = await insertAttempt(trx, {
+      tenantId,
+      exceptionId: row.id,
+      action,
+      requestedBy: actor,
+      outcome: made ? `checkout of ${describeOrder(made)} running` : null,
+    });
     const exception = await markRetrying(trx, row.id);
     await recordAudit(trx, [
       {
@@ -128,10 +159,26 @@ export function createRetries(deps: ExceptionsDeps): {
         exceptionId: row.id,
         action: 'retry.requested',
         actor,
-        details: { attempt: attempt.attempt, action },
+        details: {
+          attempt: attempt.attempt,
+          action,
+          ...(made ? { order: { id: made.id, number: made.number, retryOf: old!.id } } : {}),
+        },
       },
     ]);
     if (action === 'source') return { kind: 'source', attempt, exception, source: source!, interfaceType };
+    if (old && made) {
+      const held = await startRetryCheckout(deps, trx, tenantId, {
+        old,
+        orderId: made.id,
+        number: made.number,
+        attemptId: attempt.id,
+        actor,
+        payment: options.payment!,
+        meta: options.meta ?? {},
+      });
+      return { kind: 'checkout', attempt, exception, held };
+    }
     const dead = ref as { namespace: string; messageId: string };
     // In this transaction: the requeue commits with its attempt, or neither does.
     if (await deps.wal.deadLetters.requeue(trx, tenantId, dead.namespace, dead.messageId)) {
@@ -175,11 +222,18 @@ export function createRetries(deps: ExceptionsDeps): {
   }
 
   /** One retry of the tenant's exception by `actor`: the attempt and the exception after it. */
-  async function retryOnce(tenantId: string, transactionId: string, actor: string): Promise<RetryResult> {
+  async function retryOnce(
+    tenantId: string,
+    transactionId: string,
+    actor: string,
+    options: RetryOptions = {},
+  ): Promise<RetryResult> {
     // A requeue that ended since (delivered or dead again) no longer counts as in progress.
     await settler.settle(tenantId, { transactionId });
+    checkProvider(options.payment);
+    const number = await orders.number(tenantId, transactionId, options.payment);
     const begun = await withTenant(db, tenantId, (trx) =>
-      begin(trx as ExceptionsTrx, tenantId, transactionId, actor),
+      begin(trx as ExceptionsTrx, tenantId, transactionId, actor, { ...options, number }),
     );
     if (begun.kind === 'finished') {
       await invalidatePayload(tenantId, transactionId);
@@ -189,6 +243,7 @@ export function createRetries(deps: ExceptionsDeps): {
       settler.watch(tenantId, begun.attempt.id);
       return begun;
     }
+    if (begun.kind === 'checkout') return orders.run(tenantId, begun, actor);
     const result = await resubmit(tenantId, begun);
     const finished = await withTenant(db, tenantId, (trx) =>
       finishRetry(deps, trx as ExceptionsTrx, tenantId, begun.attempt.id, result, actor),
@@ -218,3 +273,8 @@ export function createRetries(deps: ExceptionsDeps): {
     close: () => settler.close(),
   };
 }
+
+const paymentNotTaken = () =>
+  new AppError('VALIDATION_FAILED', 'payment is taken only by the retry of a Mercato order', {
+    errors: [{ in: 'body', pointer: '/payment', message: 'is taken only by the retry of a Mercato order' }],
+  });

@@ -24,6 +24,7 @@ export type {
   VoidInput,
   VoidResult,
 } from './providers/provider.ts';
+export { PROVIDERS } from './providers/registry.ts';
 export { TEST_TOKENS } from './providers/test-psp.ts';
 export type { TestPspEvent, TestPspLedger, WebhookDelivery } from './providers/test-psp-webhooks.ts';
 export type { Payment, PaymentOperation } from './views.ts';
