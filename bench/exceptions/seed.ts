@@ -52,7 +52,7 @@ export async function seedExceptions(
          operation, reason, category, severity, status, customer_id, location_code, order_id, amount, currency,
          retryable, source_ref, payload, group_id, occurrences, first_seen, last_seen, created_at, updated_at,
          acknowledged_at, resolved_at, resolution)
-       select gen_random_uuid(), $1, 'TX-' || i, 'EXT-' || (i * 7919 % 10000000), g.interface_type,
+       select gen_random_uuid(), $1, 'TX-' || i, 'EXT-' || (i::bigint * 7919 % 10000000), g.interface_type,
          (${list(INBOUND.map((k) => k.type))})[1 + i % ${INBOUND.length}], 'submit',
          replace((${list(REASONS)})[1 + split_part(g.fingerprint, '-', 2)::int % ${REASONS.length}], '#', (1000 + i % 9000)::text),
          g.category, g.severity, s.status, 'CUST-' || (i % ${CUSTOMERS}), 'WH-' || (i % ${WAREHOUSES}),
@@ -60,14 +60,14 @@ export async function seedExceptions(
          case when g.interface_type = 'ORDER' then 1000 + i % 50000 end,
          case when g.interface_type = 'ORDER' then 'EUR' end,
          g.category in ('NETWORK_ERROR', 'TIMEOUT', 'SYSTEM_ERROR'),
-         jsonb_build_object('kind', 'source', 'interfaceType', g.interface_type, 'externalId', 'EXT-' || (i * 7919 % 10000000)),
+         jsonb_build_object('kind', 'source', 'interfaceType', g.interface_type, 'externalId', 'EXT-' || (i::bigint * 7919 % 10000000)),
          jsonb_build_object('sku', 'SKU-' || (i % ${SKUS}), 'warehouse', 'WH-' || (i % ${WAREHOUSES}), 'channel', 'erp'),
          g.id, 1 + i % 3, t.seen - interval '1 hour', t.seen, t.seen - interval '1 hour', t.seen,
          case when s.status <> 'NEW' then t.seen end,
          case when s.status in ('RESOLVED', 'CLOSED') then t.seen + interval '2 hours' end,
          case when s.status in ('RESOLVED', 'CLOSED') then 'fixed' end
        from generate_series($2::int, $3::int) i
-       cross join lateral (select now() - ((i * 7793) % (90 * 86400)) * interval '1 second' as seen) t
+       cross join lateral (select now() - ((i::bigint * 7793) % (90 * 86400)) * interval '1 second' as seen) t
        cross join lateral (select (${list(STATUSES)})[1 + (i / 7) % ${STATUSES.length}] as status) s
        join exceptions.groups g on g.tenant_id = $1 and g.fingerprint = 'bench-' || (i % ${GROUPS})`,
       [tenantId, from, from + n - 1],

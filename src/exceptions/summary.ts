@@ -1,6 +1,15 @@
 import { sql } from 'kysely';
 import { AppError } from '../platform/http/index.ts';
-import { type ExceptionFilter, filterSql } from './filters.ts';
+import { and, type ExceptionFilter, filterClauses, filterSql } from './filters.ts';
+import {
+  byDimension,
+  ORIGIN,
+  oldestOpenByDay,
+  openIn,
+  planSummary,
+  rolledRows,
+  type Span,
+} from './summary-rollup.ts';
 import {
   CATEGORIES,
   type Category,
@@ -16,14 +25,6 @@ import {
 /** The summary's range: the last 24 hours unless given, at most 90 days. */
 export const DEFAULT_RANGE_MS = 24 * 3_600_000;
 export const MAX_RANGE_MS = 90 * 24 * 3_600_000;
-
-/** Exceptions still waiting for someone: the oldest of them is the summary's `oldestOpen`. */
-export const OPEN_STATUSES: readonly ExceptionStatus[] = [
-  'NEW',
-  'ACKNOWLEDGED',
-  'RETRY_IN_PROGRESS',
-  'RETRIED_FAILED',
-];
 
 export type Bucket = 'hour' | 'day';
 
@@ -71,34 +72,36 @@ export function summaryRange(filter: ExceptionFilter, now = new Date()): { from:
 const zeros = <K extends string>(keys: readonly K[]) =>
   Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
-type Grouped = {
-  g: number;
-  interface_type: InterfaceType | null;
-  severity: Severity | null;
-  status: ExceptionStatus | null;
-  category: Category | null;
-  bucket: string | null;
-  n: number;
-  open_first_seen: string | null;
-};
 type Answer = {
-  grouped: Grouped[] | null;
+  dimensions: Array<{
+    dimension: 'interface_type' | 'severity' | 'status' | 'category';
+    value: string;
+    n: number;
+  }> | null;
+  buckets: Array<{ bucket: string; n: number }> | null;
   oldest: { transaction_id: string; status: ExceptionStatus; severity: Severity; first_seen: string } | null;
-  mttr: { seconds: number | null; resolved: number };
+  mttr: { ms: number | string | null; resolved: number | string };
   now: string;
 };
+
+/** resolved_at - first_seen in whole milliseconds, as migration 0032 sums it. */
+const RESOLVE_MS = sql`round(extract(epoch from resolved_at - first_seen) * 1000)`;
 
 /**
  * Counts of the tenant's exceptions last seen in the range and matching the filter, by interface
  * type, severity, status, category and time bucket (by last seen, in UTC); the oldest open one
- * (earliest first seen) with its age; and the mean time to resolve (resolved_at - first_seen) of
- * those resolved in the range. One statement: the range is read once (exceptions_newest holds
- * every column it counts: an index-only scan) into one hash of its distinct (bucket, type,
- * severity, status, category), which grouping sets then add up; the oldest open is a lookup of its
- * first_seen on exceptions_first_seen, the mean a scan of the range on exceptions_resolved. The
- * cost grows with the rows in the range, not with the table: at 1,000,000 rows over 90 days, a day
- * is read in about 20 ms, a week in about 90, a month in about 340 (one core). Past a week, an
- * hourly rollup table kept by capture would answer from a few thousand rows.
+ * (earliest first seen) with its age; and the mean time to resolve (resolved_at - first_seen, in
+ * whole milliseconds) of those resolved in the range. One statement.
+ *
+ * When the filter names only what the rollup of migration 0032 carries (interface type,
+ * severity, status, category), the whole days and hours of the range are read from it (the
+ * totals per dimension when unfiltered, else the counts per key) and only the rows of the partial
+ * hours at its edges from the table: the answer is the rows' own (summary-rollup.ts). At
+ * 1,000,000 exceptions over 90 days an unfiltered month reads some 1,700 rollup rows instead of
+ * 333,000 exceptions. The oldest open is one probe of exceptions_open_by_day per day holding open
+ * exceptions; the mean time to resolve adds the rollup's resolved sums (by resolved_at) to the
+ * edges' rows (exceptions_resolved). Other filters (customer, location, group, retryable) read
+ * the range's rows (an index-only scan of exceptions_newest): their cost grows with the rows.
  */
 export async function summarize(
   trx: ExceptionsTrx,
@@ -107,44 +110,71 @@ export async function summarize(
   bucket: Bucket,
   range: { from: Date; to: Date },
 ): Promise<Summary> {
-  const scoped = { ...filter, from: range.from.toISOString(), to: range.to.toISOString() };
-  const where = filterSql(tenantId, scoped);
-  const resolvedWhere = filterSql(tenantId, { ...filter, from: undefined, to: undefined });
+  const plan = planSummary(filter, range, bucket);
+  const within = (span: Span) => ({ ...filter, from: span.from.toISOString(), to: span.to.toISOString() });
+  const anyTime = filterClauses(tenantId, { ...filter, from: undefined, to: undefined });
   const step = sql.lit(bucket === 'hour' ? '1 hour' : '1 day');
-  const open = sql`status = any(${OPEN_STATUSES}::text[])`;
-  // The distinct combinations are few (4 × 4 × 7 × 7 at most per bucket, far fewer in practice),
-  // but the planner cannot know how few buckets there are: with the default work_mem it would
-  // sort the range on disk instead of hashing it in memory it hardly uses.
-  await sql`select set_config('work_mem', '32MB', true)`.execute(trx);
+  // Counts per bucket, dimension and value: the raw spans' rows (grouped by key first: the raw
+  // path may read a million; a span taken away counts negatively), then the rollup's.
+  const parts = [
+    ...plan.raw.map((span) =>
+      byDimension(sql`
+        select date_bin(${step}::interval, last_seen, ${ORIGIN}) as b,
+          interface_type, severity, status, category, ${sql.lit(span.sign)} * count(*)::int as n,
+          ${span.sign === 1 ? sql`min(first_seen) filter (where ${openIn('status')})` : sql`null::timestamptz`}
+            as open_first_seen,
+          0::bigint as resolved, 0::bigint as resolve_ms
+        from exceptions.exceptions
+        where ${filterSql(tenantId, within(span))}
+        group by 1, 2, 3, 4, 5`),
+    ),
+    ...plan.hours.map((span) => rolledRows(tenantId, filter, 'hour', span, step)),
+    ...(plan.days ? [rolledRows(tenantId, filter, 'day', plan.days, step)] : []),
+  ];
+  // The rows resolved in the raw spans (by resolved_at), for the mean time to resolve (the
+  // rollup's are in cells).
+  const resolvedRaw = plan.raw.map(
+    (span) => sql`
+      union all
+      select ${sql.lit(span.sign)} * count(*), ${sql.lit(span.sign)} * sum(${RESOLVE_MS}) from exceptions.exceptions
+      where ${and(anyTime)} and resolved_at >= ${span.from.toISOString()}::timestamptz
+        and resolved_at < ${span.to.toISOString()}::timestamptz`,
+  );
+  const rolled = plan.hours.length > 0 || plan.days !== null;
+  const probed = rolled
+    ? oldestOpenByDay(tenantId, filter, range)
+    : sql`select null::timestamptz as first_seen`;
+  // The cells are few (22 per bucket unfiltered, 4 × 4 × 7 × 7 × 4 at most), but the planner
+  // cannot know how few: with the default work_mem it would sort on disk instead of hashing. The
+  // rollup's reads are small: parallel workers would only cost their start (milliseconds each).
+  const serial = rolled ? sql`, set_config('max_parallel_workers_per_gather', '0', true)` : sql``;
+  await sql`select set_config('work_mem', '32MB', true)${serial}`.execute(trx);
+  // `cells`: one row per bucket, dimension and value. Each exception counts once per dimension,
+  // so the status cells alone give the buckets, the total and the resolved sums.
   const { rows } = await sql<{ answer: Answer | string }>`
-    with fine as (
-      select date_bin(${step}::interval, last_seen, timestamptz '2000-01-01Z') as b,
-        interface_type, severity, status, category, count(*)::int as n,
-        min(first_seen) filter (where ${open}) as open_first_seen
-      from exceptions.exceptions
-      where ${where}
-      group by 1, 2, 3, 4, 5
-    ), grouped as (
-      select grouping(interface_type, severity, status, category, b) as g,
-        interface_type, severity, status, category,
-        to_char(b at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as bucket,
-        sum(n)::int as n, min(open_first_seen) as open_first_seen
-      from fine
-      group by grouping sets ((interface_type), (severity), (status), (category), (b), ())
+    with cells as (
+      select b, dimension, value, sum(n)::int as n, min(open_first_seen) as open_first_seen,
+        sum(resolved) as resolved, sum(resolve_ms) as resolve_ms
+      from (${sql.join(parts, sql` union all `)}) as parts
+      group by b, dimension, value
+    ), probed as (${probed}
     ), oldest as (
       select transaction_id, status, severity, first_seen from exceptions.exceptions
-      where ${where} and ${open}
-        and first_seen = (select open_first_seen from grouped where g = 31)
+      where ${filterSql(tenantId, within(range))} and ${openIn('status')}
+        and first_seen = (select least(min(open_first_seen), (select first_seen from probed))
+          from cells where dimension = 'status')
       order by id limit 1
+    ), resolved as (
+      select sum(resolved) as n, sum(resolve_ms) as ms from cells where dimension = 'status'
+      ${sql.join(resolvedRaw, sql` `)}
     )
     select json_build_object(
-      'grouped', (select json_agg(grouped) from grouped),
+      'dimensions', (select json_agg(d) from (select dimension, value, sum(n)::int as n from cells
+        group by dimension, value) as d),
+      'buckets', (select json_agg(x) from (select to_char(b at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as bucket,
+        sum(n)::int as n from cells where dimension = 'status' group by b) as x),
       'oldest', (select row_to_json(oldest) from oldest),
-      'mttr', (select json_build_object('seconds', avg(extract(epoch from resolved_at - first_seen))::float8,
-          'resolved', count(*)::int)
-        from exceptions.exceptions
-        where ${resolvedWhere} and resolved_at >= ${range.from.toISOString()}::timestamptz
-          and resolved_at < ${range.to.toISOString()}::timestamptz),
+      'mttr', (select json_build_object('ms', sum(ms), 'resolved', coalesce(sum(n), 0)) from resolved),
       'now', now()
     ) as answer`.execute(trx);
   const raw = rows[0]!.answer;
@@ -154,31 +184,26 @@ export async function summarize(
 
 /** The answer of the statement as the API shows it: every key of every dimension, empty buckets as 0. */
 function shape(answer: Answer, bucket: Bucket, range: { from: Date; to: Date }): Summary {
-  const byInterfaceType = zeros(INTERFACE_TYPES);
-  const bySeverity = zeros(SEVERITIES);
-  const byStatus = zeros(STATUSES);
-  const byCategory = zeros(CATEGORIES);
-  const counted = new Map<string, number>();
-  let total = 0;
-  for (const r of answer.grouped ?? []) {
-    if (r.g === 31) total = r.n;
-    else if (r.interface_type !== null) byInterfaceType[r.interface_type] = r.n;
-    else if (r.severity !== null) bySeverity[r.severity] = r.n;
-    else if (r.status !== null) byStatus[r.status] = r.n;
-    else if (r.category !== null) byCategory[r.category] = r.n;
-    else if (r.bucket !== null) counted.set(r.bucket, r.n);
-  }
+  const counts = {
+    interface_type: zeros(INTERFACE_TYPES) as Record<string, number>,
+    severity: zeros(SEVERITIES) as Record<string, number>,
+    status: zeros(STATUSES) as Record<string, number>,
+    category: zeros(CATEGORIES) as Record<string, number>,
+  };
+  for (const d of answer.dimensions ?? []) counts[d.dimension][d.value] = d.n;
+  const counted = new Map((answer.buckets ?? []).map((b) => [b.bucket, b.n]));
   const oldest = answer.oldest;
+  const resolved = Number(answer.mttr.resolved);
   const now = new Date(answer.now).getTime();
   return {
     from: range.from.toISOString(),
     to: range.to.toISOString(),
     bucket,
-    total,
-    byInterfaceType,
-    bySeverity,
-    byStatus,
-    byCategory,
+    total: Object.values(counts.status).reduce((n, c) => n + c, 0),
+    byInterfaceType: counts.interface_type as Record<InterfaceType, number>,
+    bySeverity: counts.severity as Record<Severity, number>,
+    byStatus: counts.status as Record<ExceptionStatus, number>,
+    byCategory: counts.category as Record<Category, number>,
     buckets: bucketStarts(bucket, range).map((start) => ({
       start: start.toISOString(),
       count: counted.get(start.toISOString().replace('.000Z', 'Z')) ?? 0,
@@ -190,9 +215,8 @@ function shape(answer: Answer, bucket: Bucket, range: { from: Date; to: Date }):
       firstSeen: new Date(oldest.first_seen).toISOString(),
       ageSeconds: Math.max(0, Math.floor((now - new Date(oldest.first_seen).getTime()) / 1000)),
     },
-    meanTimeToResolveSeconds:
-      answer.mttr.seconds === null ? null : Math.round(Number(answer.mttr.seconds) * 1000) / 1000,
-    resolved: answer.mttr.resolved,
+    meanTimeToResolveSeconds: resolved === 0 ? null : Math.round(Number(answer.mttr.ms) / resolved) / 1000,
+    resolved,
   };
 }
 

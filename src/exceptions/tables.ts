@@ -200,6 +200,25 @@ export type ArchiveTable = {
   archived_at: Timestamp;
 };
 
+/**
+ * Migration 0032: the summary's rollup, kept by triggers on exceptions.exceptions (never written
+ * by the code): per UTC hour (or day) and key, the exceptions last seen in it, and those resolved
+ * in it with the sum of their resolved_at - first_seen in ms.
+ */
+type RollupCounts = { exceptions: Bigint; resolved: Bigint; resolve_ms: Bigint };
+type RollupKey = {
+  interface_type: InterfaceType;
+  severity: Severity;
+  category: Category;
+  status: ExceptionStatus;
+};
+/** The same per dimension (interface_type, severity, category, status) and value. */
+type RollupDimension = { dimension: 'interface_type' | 'severity' | 'category' | 'status'; value: string };
+export type HourlyCountsTable = { tenant_id: string; hour: Timestamp } & RollupKey & RollupCounts;
+export type DailyCountsTable = { tenant_id: string; day: Timestamp } & RollupKey & RollupCounts;
+export type HourlyTotalsTable = { tenant_id: string; hour: Timestamp } & RollupDimension & RollupCounts;
+export type DailyTotalsTable = { tenant_id: string; day: Timestamp } & RollupDimension & RollupCounts;
+
 export type ExceptionsTables = {
   'exceptions.groups': GroupsTable;
   'exceptions.exceptions': ExceptionsTable;
@@ -211,6 +230,10 @@ export type ExceptionsTables = {
   'exceptions.alerts': AlertsTable;
   'exceptions.settings': SettingsTable;
   'exceptions.archive': ArchiveTable;
+  'exceptions.hourly_counts': HourlyCountsTable;
+  'exceptions.daily_counts': DailyCountsTable;
+  'exceptions.hourly_totals': HourlyTotalsTable;
+  'exceptions.daily_totals': DailyTotalsTable;
 };
 export type ExceptionsDb = Kysely<ExceptionsTables>;
 export type ExceptionsTrx = Transaction<ExceptionsTables>;
