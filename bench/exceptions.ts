@@ -12,7 +12,8 @@
  * Knobs: BENCH_ONLY (capture,list,search,summary), BENCH_CAPTURE_EVENTS (100000), BENCH_CAPTURE_BATCH
  * (500), BENCH_CAPTURE_WRITERS (8), BENCH_REPEAT_EVERY (10: one event in ten repeats a transaction id),
  * BENCH_ROWS (1000000), BENCH_QUERY_CONNECTIONS (16), BENCH_DURATION (10), BENCH_WARMUP (2),
- * MERCATO_WORKERS (1), BENCH_DATABASE_URL. Only a full run (every part, 1,000,000 rows, 100,000
+ * MERCATO_WORKERS (1), BENCH_DATABASE_URL, BENCH_WAL_MAX_CONCURRENCY (the server's MERCATO_WAL_MAX_CONCURRENCY)
+ * with BENCH_CAPTURE_CONCURRENCY (interface-exceptions' consumerConcurrency, set by the tenant's admin). Only a full run (every part, 1,000,000 rows, 100,000
  * events) rewrites bench/README.md; BENCH_WRITE_README=1/0 overrides.
  * A smoke run (about a minute): `BENCH_ROWS=20000 BENCH_CAPTURE_EVENTS=5000 BENCH_DURATION=2 npm run bench:exceptions`.
  */
@@ -55,7 +56,9 @@ const figures: Figures = {
 let server: Server | undefined;
 let failed = false;
 try {
-  server = await startMercato(env['BENCH_WAL_MAX_CONCURRENCY'] ? { MERCATO_WAL_MAX_CONCURRENCY: env['BENCH_WAL_MAX_CONCURRENCY'] } : {});
+  server = await startMercato(
+    env['BENCH_WAL_MAX_CONCURRENCY'] ? { MERCATO_WAL_MAX_CONCURRENCY: env['BENCH_WAL_MAX_CONCURRENCY'] } : {},
+  );
   const { api, tenantId } = await createBenchTenant(server.base);
   if (parts.includes('capture')) {
     if (env['BENCH_CAPTURE_CONCURRENCY']) {
