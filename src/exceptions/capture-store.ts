@@ -3,7 +3,7 @@ import { uuidv7 } from '../platform/uuidv7.ts';
 import type { AuditEntry } from './audit.ts';
 import type { CaptureInput } from './capture.ts';
 import { type Classification, classify, loadRules } from './classify.ts';
-import type { ExceptionRow } from './exception-view.ts';
+import { type ExceptionRow, viewColumns } from './exception-view.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
 import { type ExceptionsTrx, type Severity, severityRank } from './tables.ts';
 
@@ -19,49 +19,8 @@ const iso = (value: Date | string) => (typeof value === 'string' ? value : value
 const clip = (value: string | null | undefined, max: number) =>
   value === null || value === undefined || value === '' ? null : value.slice(0, max);
 
-/** The columns a capture returns: all but the search vector. */
-const COLUMNS = sql.raw(
-  [
-    'id',
-    'tenant_id',
-    'transaction_id',
-    'external_id',
-    'interface_type',
-    'event_type',
-    'operation',
-    'reason',
-    'category',
-    'severity',
-    'status',
-    'customer_id',
-    'location_code',
-    'order_id',
-    'amount',
-    'currency',
-    'retryable',
-    'retry_count',
-    'retry_limit',
-    'correlation_id',
-    'causation_id',
-    'source_ref',
-    'payload',
-    'group_id',
-    'occurrences',
-    'first_seen',
-    'last_seen',
-    'acknowledged_by',
-    'acknowledged_at',
-    'acknowledge_note',
-    'resolved_by',
-    'resolved_at',
-    'resolution',
-    'resolve_note',
-    'created_at',
-    'updated_at',
-  ]
-    .map((c) => `exceptions.${c}`)
-    .join(', '),
-);
+/** The columns a capture returns: the view's and the payload (never the search vector). */
+const COLUMNS = sql`${viewColumns('exceptions')}, exceptions.payload`;
 
 /** One exception to write: the last report of its transaction id in the batch, counted `n` times. */
 export type Pending = {

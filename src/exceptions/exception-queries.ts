@@ -7,50 +7,18 @@ import {
   invalidCursor,
   isStorableTimestamp,
 } from '../platform/http/index.ts';
-import { type ExceptionRow, type ExceptionView, toView, type ViewedRow } from './exception-view.ts';
+import {
+  type ExceptionRow,
+  type ExceptionView,
+  toView,
+  type ViewedRow,
+  viewColumns,
+} from './exception-view.ts';
 import { type ExceptionFilter, filterSql } from './filters.ts';
 import type { ExceptionsTrx } from './tables.ts';
 
-/** Every column the view shows: never the payload (up to the namespace's limit) nor the search vector. */
-export const VIEW_COLUMNS = sql.raw(
-  [
-    'id',
-    'tenant_id',
-    'transaction_id',
-    'external_id',
-    'interface_type',
-    'event_type',
-    'operation',
-    'reason',
-    'category',
-    'severity',
-    'status',
-    'customer_id',
-    'location_code',
-    'order_id',
-    'amount',
-    'currency',
-    'retryable',
-    'retry_count',
-    'retry_limit',
-    'correlation_id',
-    'causation_id',
-    'source_ref',
-    'group_id',
-    'occurrences',
-    'first_seen',
-    'last_seen',
-    'acknowledged_by',
-    'acknowledged_at',
-    'acknowledge_note',
-    'resolved_by',
-    'resolved_at',
-    'resolution',
-    'resolve_note',
-    'created_at',
-    'updated_at',
-  ].join(', '),
-);
+/** Every column the view shows, unqualified. */
+export const VIEW_COLUMNS = viewColumns();
 
 /**
  * Severity as a number, most severe highest. Migration 0031's index exceptions_by_severity is on

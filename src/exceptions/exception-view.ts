@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { Type } from 'typebox';
 import { isoTime } from '../platform/db/iso-time.ts';
 import { Nullable } from '../platform/http/index.ts';
@@ -14,6 +14,49 @@ import {
   type SourceRef,
   STATUSES,
 } from './tables.ts';
+
+/** Every column the view shows: never the payload (up to the namespace's limit) nor the search vector. */
+export const VIEW_COLUMN_NAMES = [
+  'id',
+  'tenant_id',
+  'transaction_id',
+  'external_id',
+  'interface_type',
+  'event_type',
+  'operation',
+  'reason',
+  'category',
+  'severity',
+  'status',
+  'customer_id',
+  'location_code',
+  'order_id',
+  'amount',
+  'currency',
+  'retryable',
+  'retry_count',
+  'retry_limit',
+  'correlation_id',
+  'causation_id',
+  'source_ref',
+  'group_id',
+  'occurrences',
+  'first_seen',
+  'last_seen',
+  'acknowledged_by',
+  'acknowledged_at',
+  'acknowledge_note',
+  'resolved_by',
+  'resolved_at',
+  'resolution',
+  'resolve_note',
+  'created_at',
+  'updated_at',
+] as const;
+
+/** VIEW_COLUMN_NAMES as a select list, qualified by `table` when given. */
+export const viewColumns = (table?: string) =>
+  sql.raw(VIEW_COLUMN_NAMES.map((c) => (table ? `${table}.${c}` : c)).join(', '));
 
 /** An exception as read from exceptions.exceptions. */
 export type ExceptionRow = Selectable<ExceptionsTable>;

@@ -17,7 +17,7 @@ import {
 } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import type { ExceptionsDeps } from './deps.ts';
-import { ExceptionSchema, toView, type ViewedRow } from './exception-view.ts';
+import { ExceptionSchema, toView, VIEW_COLUMN_NAMES, type ViewedRow } from './exception-view.ts';
 import {
   CATEGORIES,
   type Category,
@@ -142,45 +142,6 @@ async function listGroups(
   };
 }
 
-/** The columns of an exception's view: not its payload nor its search vector. */
-const VIEWED = [
-  'id',
-  'tenant_id',
-  'transaction_id',
-  'external_id',
-  'interface_type',
-  'event_type',
-  'operation',
-  'reason',
-  'category',
-  'severity',
-  'status',
-  'customer_id',
-  'location_code',
-  'order_id',
-  'amount',
-  'currency',
-  'retryable',
-  'retry_count',
-  'retry_limit',
-  'correlation_id',
-  'causation_id',
-  'source_ref',
-  'group_id',
-  'occurrences',
-  'first_seen',
-  'last_seen',
-  'acknowledged_by',
-  'acknowledged_at',
-  'acknowledge_note',
-  'resolved_by',
-  'resolved_at',
-  'resolution',
-  'resolve_note',
-  'created_at',
-  'updated_at',
-] as const;
-
 /** One group with its latest exceptions: 404 when the tenant has none by that id. */
 async function getGroup(trx: ExceptionsTrx, id: string, limit: number) {
   const notFound = new AppError('NOT_FOUND', `exception group ${id} not found`);
@@ -191,7 +152,7 @@ async function getGroup(trx: ExceptionsTrx, id: string, limit: number) {
   if (!group) throw notFound;
   const latest = await trx
     .selectFrom('exceptions.exceptions')
-    .select(VIEWED)
+    .select(VIEW_COLUMN_NAMES)
     .where('group_id', '=', group.id)
     .orderBy('last_seen', 'desc')
     .orderBy('id', 'desc')
