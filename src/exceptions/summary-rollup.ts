@@ -27,18 +27,21 @@ const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 
 export type Span = { from: Date; to: Date };
+/** A span whose counts are added (1) or taken away (-1). */
+export type Signed = Span & { sign: 1 | -1 };
 
 /**
- * How a summary reads its range: `days` (whole UTC days) from the daily rollup, `hours` (whole
- * UTC hours outside them) from the hourly one, and `raw` spans of rows, added (`sign` 1) or
- * taken away (-1). A partial hour at an edge of the range is read either as its rows, or as its
- * whole hour from the rollup less the rows of the hour outside the range, whichever is shorter,
- * and always the latter when what lies outside is the future (a summary up to now: the current
- * hour's rows may be many, those last seen after now are next to none). Days only when the
+ * How a summary reads its range, as a signed sum of spans: `days` (whole UTC days) from the daily
+ * rollup, `hours` (whole UTC hours) from the hourly one, and `raw` spans of rows. An edge of the
+ * range that cuts a unit (a day, an hour) is read either as its own part of the unit, or as the
+ * whole unit less the part outside the range, whichever is shorter, and always the latter when
+ * what lies outside is the future: a summary up to now reads today from the daily rollup less the
+ * rows last seen after now (next to none), not today's hours one by one. Each edge is read in
+ * turn at the next unit down (days' edges in hours, hours' edges as rows). Days only when the
  * buckets are days (an hour bucket needs hours). With a filter the rollup does not carry
  * (customer, location, group, retryable) the rows answer alone: `raw` is the whole range.
  */
-export type SummaryPlan = { raw: Array<Span & { sign: 1 | -1 }>; hours: Span[]; days: Span | null };
+export type SummaryPlan = { raw: Signed[]; hours: Signed[]; days: Signed | null };
 
 /** Whether the rollup carries every column the filter names (it keys on these four). */
 export const rollupAnswers = (f: ExceptionFilter): boolean =>
@@ -47,21 +50,41 @@ export const rollupAnswers = (f: ExceptionFilter): boolean =>
   f.groupId === undefined &&
   f.retryable === undefined;
 
-/** [from, to) cut at whole units of `unit` ms: the whole part, or null when it holds none. */
-function whole(span: Span, unit: number): Span | null {
-  const from = Math.ceil(span.from.getTime() / unit) * unit;
-  const to = Math.floor(span.to.getTime() / unit) * unit;
-  return from < to ? { from: new Date(from), to: new Date(to) } : null;
-}
-
-/** What is left of `outer` around `inner` (which it contains): zero, one or two spans. */
-function around(outer: Span, inner: Span): Span[] {
-  const left = { from: outer.from, to: inner.from };
-  const right = { from: inner.to, to: outer.to };
-  return [left, right].filter((s) => s.from.getTime() < s.to.getTime());
-}
-
 const ms = (span: Span) => span.to.getTime() - span.from.getTime();
+/** Rows last seen in the last few seconds or later are next to none: reading them costs nothing. */
+const FUTURE_SLACK_MS = 5_000;
+
+/**
+ * `span` (counted with `sign`) as whole units of `unit` ms and the signed edges around them, each
+ * edge the shorter of the unit's part inside and the part outside (see SummaryPlan). No whole
+ * unit when the span lies within one, or in the future (then its rows are read).
+ */
+function cover(span: Signed, unit: number, now: number): { whole: Signed | null; edges: Signed[] } {
+  const { sign } = span;
+  const flip = -sign as 1 | -1;
+  let first = Math.ceil(span.from.getTime() / unit) * unit;
+  let last = Math.floor(span.to.getTime() / unit) * unit;
+  if (first > last || span.from.getTime() >= now - FUTURE_SLACK_MS) return { whole: null, edges: [span] };
+  const edges: Signed[] = [];
+  const leading = { from: span.from, to: new Date(first) };
+  const before = { from: new Date(first - unit), to: span.from };
+  if (ms(leading) > 0) {
+    if (ms(before) < ms(leading)) {
+      first -= unit;
+      edges.push({ ...before, sign: flip });
+    } else edges.push({ ...leading, sign });
+  }
+  const trailing = { from: new Date(last), to: span.to };
+  const after = { from: span.to, to: new Date(last + unit) };
+  if (ms(trailing) > 0) {
+    if (span.to.getTime() >= now - FUTURE_SLACK_MS || ms(after) < ms(trailing)) {
+      last += unit;
+      edges.push({ ...after, sign: flip });
+    } else edges.push({ ...trailing, sign });
+  }
+  if (first === last) return { whole: null, edges: [span] };
+  return { whole: { from: new Date(first), to: new Date(last), sign }, edges };
+}
 
 /** How to read `range` (SummaryPlan); `now` tells which side of the range's end is the future. */
 export function planSummary(
@@ -70,35 +93,16 @@ export function planSummary(
   bucket: 'hour' | 'day',
   now = Date.now(),
 ): SummaryPlan {
-  if (!rollupAnswers(filter)) return { raw: [{ ...range, sign: 1 }], hours: [], days: null };
-  const raw: SummaryPlan['raw'] = [];
-  // The hours the rollup reads: [first, last), widened over an edge read as "hour less the rest".
-  let first = Math.ceil(range.from.getTime() / HOUR_MS) * HOUR_MS;
-  let last = Math.floor(range.to.getTime() / HOUR_MS) * HOUR_MS;
-  if (first > last) {
-    // Within one hour: its rows.
-    return { raw: [{ ...range, sign: 1 }], hours: [], days: null };
+  const all: Signed = { ...range, sign: 1 };
+  if (!rollupAnswers(filter)) return { raw: [all], hours: [], days: null };
+  const days = bucket === 'day' ? cover(all, DAY_MS, now) : { whole: null, edges: [all] };
+  const plan: SummaryPlan = { raw: [], hours: [], days: days.whole };
+  for (const edge of days.edges) {
+    const hours = cover(edge, HOUR_MS, now);
+    if (hours.whole) plan.hours.push(hours.whole);
+    plan.raw.push(...hours.edges);
   }
-  const leading = { from: range.from, to: new Date(first) };
-  const before = { from: new Date(first - HOUR_MS), to: range.from };
-  if (ms(leading) > 0) {
-    if (ms(before) < ms(leading)) {
-      first -= HOUR_MS;
-      raw.push({ ...before, sign: -1 });
-    } else raw.push({ ...leading, sign: 1 });
-  }
-  const trailing = { from: new Date(last), to: range.to };
-  const after = { from: range.to, to: new Date(last + HOUR_MS) };
-  if (ms(trailing) > 0) {
-    if (range.to.getTime() >= now || ms(after) < ms(trailing)) {
-      last += HOUR_MS;
-      raw.push({ ...after, sign: -1 });
-    } else raw.push({ ...trailing, sign: 1 });
-  }
-  if (first === last) return { raw, hours: [], days: null };
-  const hours = { from: new Date(first), to: new Date(last) };
-  const days = bucket === 'day' ? whole(range, DAY_MS) : null;
-  return { raw, hours: days ? around(hours, days) : [hours], days };
+  return plan;
 }
 
 const keysOf = (f: ExceptionFilter): ExceptionFilter => ({
@@ -110,43 +114,53 @@ const keysOf = (f: ExceptionFilter): ExceptionFilter => ({
 
 /**
  * Rows of (b, interface_type, severity, status, category, n, open_first_seen, resolved,
- * resolve_ms) as rows of (b, dimension, value, …): one per dimension, so that counting by
- * dimension and value is one GROUP BY. Every exception counts once in each dimension.
+ * resolve_ms) added up as rows of (b, dimension, value, …): one GROUP BY with a grouping set per
+ * dimension, one pass over the rows. Every exception counts once in each dimension.
  */
-export const byDimension = (keyed: RawBuilder<unknown>): RawBuilder<unknown> => sql`
+export const byDimension = (keyed: RawBuilder<unknown>[]): RawBuilder<unknown> => sql`
   select k.b, d.dimension, d.value, k.n, k.open_first_seen, k.resolved, k.resolve_ms
-  from (${keyed}) as k cross join lateral (values ('interface_type', k.interface_type),
+  from (${sql.join(keyed, sql` union all `)}) as k cross join lateral (values ('interface_type', k.interface_type),
     ('severity', k.severity), ('status', k.status), ('category', k.category)) as d(dimension, value)`;
+
+/** Rows of one span: per key (to go through byDimension) or already per dimension and value. */
+export type Rolled = { keyed: true; rows: RawBuilder<unknown> } | { keyed: false; rows: RawBuilder<unknown> };
 
 /**
  * The rollup's rows of one span of whole hours or days as (b, dimension, value, n, …), with the
- * resolved counts and milliseconds of the span (by resolved_at) for the mean time to resolve:
- * the totals per dimension when the filter names none of the four keys, else the per-key counts
- * it matches, spread over the dimensions. Not added up here: the summary's one GROUP BY does.
+ * resolved counts and milliseconds of the span (by resolved_at) for the mean time to resolve, all
+ * times the span's sign: the totals per dimension when the filter names none of the four keys,
+ * else the per-key counts it matches (for byDimension). Not added up here: the summary does.
  */
 export function rolledRows(
   tenantId: string,
   f: ExceptionFilter,
   width: 'hour' | 'day',
-  span: Span,
+  span: Signed,
   step: RawBuilder<unknown>,
-): RawBuilder<unknown> {
+): Rolled {
   const keys = keysOf(f);
+  const sign = sql.lit(span.sign);
   const start = sql.ref(width);
   const inSpan = sql`${start} >= ${span.from.toISOString()}::timestamptz and ${start} < ${span.to.toISOString()}::timestamptz`;
   const b = sql`date_bin(${step}::interval, ${start}, ${ORIGIN})`;
   if (Object.values(keys).every((v) => v === undefined)) {
-    return sql`
-      select ${b} as b, dimension, value, exceptions::int as n, null::timestamptz as open_first_seen,
-        resolved, resolve_ms
+    return {
+      keyed: false,
+      rows: sql`
+      select ${b} as b, dimension, value, ${sign} * exceptions::int as n, null::timestamptz as open_first_seen,
+        ${sign} * resolved as resolved, ${sign} * resolve_ms as resolve_ms
       from ${sql.table(width === 'hour' ? 'exceptions.hourly_totals' : 'exceptions.daily_totals')}
-      where tenant_id = ${tenantId} and ${inSpan}`;
+      where tenant_id = ${tenantId} and ${inSpan}`,
+    };
   }
-  return byDimension(sql`
-    select ${b} as b, interface_type, severity, status, category, exceptions::int as n,
-      null::timestamptz as open_first_seen, resolved, resolve_ms
+  return {
+    keyed: true,
+    rows: sql`
+    select ${b} as b, interface_type, severity, status, category, ${sign} * exceptions::int as n,
+      null::timestamptz as open_first_seen, ${sign} * resolved as resolved, ${sign} * resolve_ms as resolve_ms
     from ${sql.table(width === 'hour' ? 'exceptions.hourly_counts' : 'exceptions.daily_counts')}
-    where ${and(filterClauses(tenantId, keys))} and ${inSpan}`);
+    where ${and(filterClauses(tenantId, keys))} and ${inSpan}`,
+  };
 }
 
 /**

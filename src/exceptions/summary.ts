@@ -115,21 +115,27 @@ export async function summarize(
   const anyTime = filterClauses(tenantId, { ...filter, from: undefined, to: undefined });
   const step = sql.lit(bucket === 'hour' ? '1 hour' : '1 day');
   // Counts per bucket, dimension and value: the raw spans' rows (grouped by key first: the raw
-  // path may read a million; a span taken away counts negatively), then the rollup's.
-  const parts = [
-    ...plan.raw.map((span) =>
-      byDimension(sql`
-        select date_bin(${step}::interval, last_seen, ${ORIGIN}) as b,
-          interface_type, severity, status, category, ${sql.lit(span.sign)} * count(*)::int as n,
-          ${span.sign === 1 ? sql`min(first_seen) filter (where ${openIn('status')})` : sql`null::timestamptz`}
-            as open_first_seen,
-          0::bigint as resolved, 0::bigint as resolve_ms
-        from exceptions.exceptions
-        where ${filterSql(tenantId, within(span))}
-        group by 1, 2, 3, 4, 5`),
-    ),
+  // path may read a million; a span taken away counts negatively) and the rollup's per key, then
+  // by dimension in one pass (byDimension), with the rollup's totals per dimension.
+  const rawRows = plan.raw.map(
+    (span) => sql`
+      select date_bin(${step}::interval, last_seen, ${ORIGIN}) as b,
+        interface_type, severity, status, category, ${sql.lit(span.sign)} * count(*)::int as n,
+        ${span.sign === 1 ? sql`min(first_seen) filter (where ${openIn('status')})` : sql`null::timestamptz`}
+          as open_first_seen,
+        0::bigint as resolved, 0::bigint as resolve_ms
+      from exceptions.exceptions
+      where ${filterSql(tenantId, within(span))}
+      group by 1, 2, 3, 4, 5`,
+  );
+  const rolledSpans = [
     ...plan.hours.map((span) => rolledRows(tenantId, filter, 'hour', span, step)),
     ...(plan.days ? [rolledRows(tenantId, filter, 'day', plan.days, step)] : []),
+  ];
+  const keyed = [...rawRows, ...rolledSpans.filter((r) => r.keyed).map((r) => r.rows)];
+  const parts = [
+    ...(keyed.length > 0 ? [byDimension(keyed)] : []),
+    ...rolledSpans.filter((r) => !r.keyed).map((r) => r.rows),
   ];
   // The rows resolved in the raw spans (by resolved_at), for the mean time to resolve (the
   // rollup's are in cells).
@@ -147,7 +153,9 @@ export async function summarize(
   // The cells are few (22 per bucket unfiltered, 4 × 4 × 7 × 7 × 4 at most), but the planner
   // cannot know how few: with the default work_mem it would sort on disk instead of hashing. The
   // rollup's reads are small: parallel workers would only cost their start (milliseconds each).
-  const serial = rolled ? sql`, set_config('max_parallel_workers_per_gather', '0', true)` : sql``;
+  const serial = rolled
+    ? sql`, set_config('max_parallel_workers_per_gather', '0', true), set_config('plan_cache_mode', 'force_generic_plan', true)`
+    : sql``;
   await sql`select set_config('work_mem', '32MB', true)${serial}`.execute(trx);
   // `cells`: one row per bucket, dimension and value. Each exception counts once per dimension,
   // so the status cells alone give the buckets, the total and the resolved sums.
