@@ -49,6 +49,12 @@ export const SearchQuery = Type.Object(
       description:
         'Words as a web search engine takes them: "a phrase", or, -excluded. Finds reason words (stemmed: timeouts finds timeout), ids (transaction, external, order), customer and location, and the payload\'s text',
     }),
+    sort: Type.Optional(
+      Type.Enum(['newest', 'relevance'], {
+        description:
+          'newest: every match, last seen newest first (Default). relevance: the newest 200 matches ranked by where the words are (ids over the reason over the payload), then newest',
+      }),
+    ),
     ...FilterProperties,
     ...PageQuery,
   },
@@ -59,7 +65,8 @@ export const SearchPageSchema = Type.Object({
   items: Type.Array(Type.Object({ ...ExceptionSchema.properties, rank: Type.Number() })),
   nextCursor: Nullable(Type.String()),
   truncated: Type.Boolean({
-    description: 'More matches exist than the newest 200 ranked: narrow the words or the time range',
+    description:
+      'sort=relevance only: more matches exist than the newest 200 ranked (narrow the words or the time range). Always false newest first: the pages reach every match',
   }),
 });
 

@@ -68,18 +68,19 @@ export function queryRoutes(deps: ExceptionsDeps) {
           ...base,
           operationId: 'searchExceptions',
           summary:
-            'Full-text search over reasons, ids, customers, locations and payload text, ranked, then newest; with the list filters',
+            'Full-text search over reasons, ids, customers, locations and payload text, newest first or ranked; with the list filters',
           querystring: SearchQuery,
           response: { 200: SearchPageSchema },
         },
       },
       async (request, reply) => {
         const { tenantId } = principalOf(request);
-        const { q, limit, cursor, ...rest } = request.query;
+        const { q, limit, cursor, sort: given, ...rest } = request.query;
+        const sort = given ?? 'newest';
         const filter = readFilter(rest);
-        const after = cursor === undefined ? undefined : readSearchCursor(cursor);
+        const after = cursor === undefined ? undefined : readSearchCursor(cursor, sort);
         const page = await withTenant(deps.db, tenantId, (trx) =>
-          searchExceptions(trx, tenantId, q, filter, { limit: limit ?? DEFAULT_LIMIT, after }),
+          searchExceptions(trx, tenantId, q, filter, { limit: limit ?? DEFAULT_LIMIT, after, sort }),
         );
         privately(reply);
         return page;

@@ -14,11 +14,21 @@ const WALK_BUDGET = 20 * RANKED_WINDOW;
 const PROBE = 2000;
 const DAY_MS = 86_400_000;
 
-export type SearchWindow = { ids: string[]; truncated: boolean };
+/** `rows`: the window's rows with the caller's columns, when the walk found them. */
+export type SearchWindow = { ids: string[]; truncated: boolean; rows?: unknown[] };
 
-/** The window and the steps' bounds (tests make them small, to reach every step with a few rows). */
-export type WindowLimits = { window: number; walk: number; probe: number };
+/**
+ * The window and the steps' bounds (tests make them small, to reach every step with a few rows);
+ * `probeFirst` runs step 3 before step 2 (a window as small as a page: the walk found every word
+ * of 1 row in 100, what is left is mostly rare, which the probe answers at once).
+ */
+export type WindowLimits = { window: number; walk: number; probe: number; probeFirst?: boolean };
 const LIMITS: WindowLimits = { window: RANKED_WINDOW, walk: WALK_BUDGET, probe: PROBE };
+/**
+ * A newest-first page: its window is the page. The walk reads up to 2,000 newest rows (a page of
+ * 20 of a word in 1 row of 100), then the GIN index answers.
+ */
+export const NEWEST_LIMITS: Omit<WindowLimits, 'window'> = { walk: 2000, probe: PROBE, probeFirst: true };
 
 /**
  * The ids of the newest RANKED_WINDOW exceptions `where` and the tsquery `query` match, found by
@@ -29,7 +39,8 @@ const LIMITS: WindowLimits = { window: RANKED_WINDOW, walk: WALK_BUDGET, probe: 
  * word), so the steps decide by what they find, each bounded, cheapest for the commonest first:
  * 1. the WALK_BUDGET newest rows in order (a word in 1 row of 20 or more: done);
  * 2. the matches of the last day: the GIN index ANDed with the last_seen range (1 in 50: done);
- * 3. up to PROBE matches through the GIN index alone (a rare word, an id: all of it, done);
+ * 3. up to PROBE matches through the GIN index alone (a rare word, an id: all of it, done), or
+ *    candidates of `probeQuery` when given (see probeQueryOf), rechecked;
  * 4. the matches of the last week, month, then all, until one holds a full window.
  * At 1,000,000 rows over 90 days a step reads at most a few thousand rows.
  * Run in the request's transaction: it switches the planner's scan choices for it (set_config,
@@ -41,30 +52,34 @@ export async function searchWindow(
   query: RawBuilder<unknown>,
   end: number,
   limits: WindowLimits = LIMITS,
+  probeQuery?: RawBuilder<unknown>,
+  columns?: RawBuilder<unknown>,
 ): Promise<SearchWindow> {
-  const { window, walk, probe } = limits;
+  const { window, walk } = limits;
   const full = (rows: unknown[]) => rows.length > window;
   const done = (rows: Array<{ id: string }>) => ({
     ids: rows.slice(0, window).map((r) => r.id),
     truncated: full(rows),
   });
-  // Custom plans (the query text is a parameter: a generic plan would guess one frequency for
-  // every word); then each step pins the scan it is about.
-  await sql`select set_config('plan_cache_mode', 'force_custom_plan', true),
-    set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(trx);
+  // The walk: its inner scan is the newest index whatever the words, so it needs no setting (its
+  // bounds are literals: a generic plan must not guess a LIMIT), and it may read the caller's
+  // `columns` at once (a page found here costs one statement).
   const walked = await sql<{ id: string }>`
-    select id from (
-      select id, last_seen, search from exceptions.tenant_exceptions where ${where}
-      order by last_seen desc, id desc limit ${walk}
+    select ${columns ?? sql`id`} from (
+      select * from exceptions.tenant_exceptions where ${where}
+      order by last_seen desc, id desc limit ${sql.lit(walk)}
     ) newest
     where search @@ ${query}
     order by last_seen desc, id desc
-    limit ${window + 1}`.execute(trx);
-  if (full(walked.rows)) return done(walked.rows);
+    limit ${sql.lit(window + 1)}`.execute(trx);
+  if (full(walked.rows)) {
+    return columns ? { ...done(walked.rows), rows: walked.rows.slice(0, window) } : done(walked.rows);
+  }
 
-  await sql`select set_config('enable_bitmapscan', 'on', true), set_config('enable_indexscan', 'off', true)`.execute(
-    trx,
-  );
+  // Custom plans (the query text is a parameter: a generic plan would guess one frequency for
+  // every word), through the GIN index ANDed with what the filter's indexes give (bitmaps).
+  await sql`select set_config('plan_cache_mode', 'force_custom_plan', true),
+    set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`.execute(trx);
   const inSlice = (span: number | undefined) => {
     const since =
       span === undefined ? sql`true` : sql`last_seen >= ${new Date(end - span).toISOString()}::timestamptz`;
@@ -74,19 +89,35 @@ export async function searchWindow(
       order by last_seen desc, id desc
       limit ${window + 1}`.execute(trx);
   };
-  const lastDay = await inSlice(DAY_MS);
-  if (full(lastDay.rows)) return done(lastDay.rows);
-
-  // The newest of what the probe read, and how much that was (all of the matches, if under PROBE).
-  const probed = await sql<{ id: string; n: number }>`
-    select id, (count(*) over ())::int as n from (
-      select id, last_seen from exceptions.tenant_exceptions
-      where ${where} and search @@ ${query}
-      limit ${probe}
-    ) matched
-    order by last_seen desc, id desc
-    limit ${window + 1}`.execute(trx);
-  if ((probed.rows[0]?.n ?? 0) < probe) return done(probed.rows);
+  const lastDay = () => inSlice(DAY_MS);
+  // The probe: up to PROBE candidates through the GIN index (by `probeQuery` when given, a
+  // superset of the matches cheaper to look up), how many it read (all there are, if under
+  // PROBE), and the newest of them that match.
+  const probe = async () => {
+    const { rows } = await sql<{ n: number; ids: string[] | null }>`
+      with candidates as materialized (
+        select id, last_seen, search from exceptions.tenant_exceptions
+        where ${where} and search @@ ${probeQuery ?? query}
+        limit ${limits.probe}
+      )
+      select (select count(*) from candidates)::int as n,
+        (select array_agg(id::text order by last_seen desc, id desc) from (
+          select id, last_seen from candidates where search @@ ${query}
+          order by last_seen desc, id desc limit ${window + 1}) as newest) as ids`.execute(trx);
+    const { n, ids } = rows[0]!;
+    return { all: n < limits.probe, rows: (ids ?? []).map((id) => ({ id })) };
+  };
+  if (limits.probeFirst) {
+    const first = await probe();
+    if (first.all) return done(first.rows);
+    const day = await lastDay();
+    if (full(day.rows)) return done(day.rows);
+  } else {
+    const day = await lastDay();
+    if (full(day.rows)) return done(day.rows);
+    const second = await probe();
+    if (second.all) return done(second.rows);
+  }
 
   let rows: Array<{ id: string }> = [];
   for (const span of [7 * DAY_MS, 30 * DAY_MS, undefined]) {

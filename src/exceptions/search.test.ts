@@ -9,6 +9,7 @@ import {
   startExceptionsApp,
 } from './exceptions-test-fixtures.ts';
 import { filterSql } from './filters.ts';
+import { probeQueryOf } from './search.ts';
 import { searchWindow } from './search-window.ts';
 
 let t: ExceptionsTestApp;
@@ -97,11 +98,45 @@ describe('GET /exceptions/search', () => {
     expect(await found('timeout -gateway')).toEqual(Array.from({ length: 7 }, (_, i) => `TX-30${i}`));
   });
 
-  it('ranks a match in an id above one in a reason, then newest first', async () => {
-    const page = await search('q=alpha');
-    expect(page.items.map((i) => i.transactionId)).toEqual(['TX-ALPHA', 'TX-2001']);
-    expect(page.items[0]!.rank).toBeGreaterThan(page.items[1]!.rank);
-    expect(page.truncated).toBe(false);
+  it('shows matches newest first by default, and ranks a match in an id above one in a reason with sort=relevance', async () => {
+    const newest = await search('q=alpha');
+    expect(newest.items.map((i) => i.transactionId)).toEqual(['TX-2001', 'TX-ALPHA']);
+    expect(newest.items[1]!.rank).toBeGreaterThan(newest.items[0]!.rank);
+    const ranked = await search('q=alpha&sort=relevance');
+    expect(ranked.items.map((i) => i.transactionId)).toEqual(['TX-ALPHA', 'TX-2001']);
+    expect(ranked.items[0]!.rank).toBeGreaterThan(ranked.items[1]!.rank);
+    expect(ranked.truncated).toBe(false);
+  });
+
+  it('pages through every ranked match once with sort=relevance, and refuses a cursor of the other sort', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page = await search(
+        `q=timeout&sort=relevance&limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      seen.push(...page.items.map((i) => i.transactionId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual(
+      (await search('q=timeout&sort=relevance&limit=100')).items.map((i) => i.transactionId),
+    );
+    expect(new Set(seen).size).toBe(8);
+    const ranked = (await search('q=timeout&sort=relevance&limit=1')).nextCursor!;
+    const newest = (await search('q=timeout&limit=1')).nextCursor!;
+    for (const [sort, cursor] of [
+      ['newest', ranked],
+      ['relevance', newest],
+    ]) {
+      const answer = await send(
+        t.app,
+        'GET',
+        `/api/v1/exceptions/search?q=timeout&sort=${sort}&cursor=${encodeURIComponent(cursor!)}`,
+        a.operator,
+      );
+      expect(answer.statusCode, answer.body).toBe(400);
+      expect(answer.json().code).toBe('INVALID_CURSOR');
+    }
   });
 
   it('pages through every match once, and takes the list filters', async () => {
@@ -209,6 +244,73 @@ describe('the window of newest matches a search ranks', () => {
         ).rows.map((r) => r.id),
       ]);
       expect(found, word).toEqual({ ids: wanted.slice(0, 5), truncated: wanted.length > 5 });
+    }
+  });
+
+  it('probes an id by the lexemes with a digit, rechecks the whole query, and goes on when the probe is full', async () => {
+    const day = 86_400_000;
+    await seedExceptions(t, a.id, [
+      // '-77' is in every row, 'q' <-> '-77' in one; '-5' in two, one of them an order id.
+      ...Array.from({ length: 12 }, (_, i) => ({
+        transactionId: `P-77-${i}`,
+        customerId: 'probe',
+        reason: 'Seen in a batch',
+        lastSeen: new Date(base - i * day - 7_200_000),
+      })),
+      {
+        transactionId: 'Q-77',
+        customerId: 'probe',
+        reason: 'Seen alone',
+        lastSeen: new Date(base - 40 * day),
+      },
+      {
+        transactionId: 'R-5',
+        customerId: 'probe',
+        reason: 'Seen alone',
+        orderId: 'ORD-5',
+        lastSeen: new Date(base - 3 * day),
+      },
+    ]);
+    const limits = { window: 3, walk: 2, probe: 8, probeFirst: true };
+    for (const word of ['Q-77', 'P-77-3', 'ORD-5', 'r-5 alone', 'P-77', '-77', '"P-77" 5', 'q-77 or r-5']) {
+      const query = sql`(websearch_to_tsquery('simple', ${word}) || websearch_to_tsquery('english', ${word}))`;
+      const where = filterSql(a.id, { customerId: 'probe' });
+      const [found, wanted] = await asTenant(t, a.id, async (trx) => [
+        await searchWindow(trx, where, query, base, limits, probeQueryOf(word, query)),
+        (
+          await sql<{ id: string }>`select id from exceptions.exceptions where ${where} and search @@ ${query}
+            order by last_seen desc, id desc limit 4`.execute(trx)
+        ).rows.map((r) => r.id),
+      ]);
+      expect(found, word).toEqual({ ids: wanted.slice(0, 3), truncated: wanted.length > 3 });
+    }
+    expect(await found('Q-77')).toEqual(['Q-77']);
+  });
+
+  it('pages newest first through every match, the keyset narrowing each step', async () => {
+    for (const [word, probeFirst] of ['zebra', 'ibis', 'okapi', 'lemur', 'gnu'].flatMap((w) => [
+      [w, false] as const,
+      [w, true] as const,
+    ])) {
+      const limits = { window: 3, walk: 10, probe: 8, probeFirst };
+      const query = sql`(websearch_to_tsquery('simple', ${word}) || websearch_to_tsquery('english', ${word}))`;
+      const where = filterSql(a.id, { customerId: 'window' });
+      const [pages, all] = await asTenant(t, a.id, async (trx) => {
+        const shown: string[] = [];
+        for (let last: string | undefined, more = true; more; ) {
+          const narrowed = last
+            ? sql`${where} and (last_seen, id) < (select e.last_seen, e.id from exceptions.exceptions e where e.id = ${last})`
+            : where;
+          const page = await searchWindow(trx, narrowed, query, base, limits);
+          shown.push(...page.ids);
+          [last, more] = [page.ids.at(-1), page.truncated];
+        }
+        const { rows } = await sql<{ id: string }>`select id from exceptions.exceptions
+          where ${where} and search @@ ${query} order by last_seen desc, id desc`.execute(trx);
+        return [shown, rows.map((r) => r.id)];
+      });
+      expect(pages, `${word}, probe first: ${probeFirst}`).toEqual(all);
+      expect(all.length, word).toBeGreaterThan(0);
     }
   });
 });
