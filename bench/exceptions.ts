@@ -12,18 +12,25 @@
  * Knobs: BENCH_ONLY (capture,list,search,summary), BENCH_CAPTURE_EVENTS (100000), BENCH_CAPTURE_BATCH
  * (500), BENCH_CAPTURE_WRITERS (8), BENCH_REPEAT_EVERY (10: one event in ten repeats a transaction id),
  * BENCH_ROWS (1000000), BENCH_QUERY_CONNECTIONS (16), BENCH_DURATION (10), BENCH_WARMUP (2),
- * MERCATO_WORKERS (1), BENCH_DATABASE_URL, BENCH_WAL_MAX_CONCURRENCY (the server's MERCATO_WAL_MAX_CONCURRENCY)
+ * MERCATO_WORKERS (1), BENCH_DATABASE_URL, BENCH_DB_NAME (mercato_bench_exceptions), BENCH_REUSE_DB=1 (the reads only, on the database and tenant a
+ * BENCH_KEEP_DB=1 run left: no new tenant, no new seed), BENCH_WAL_MAX_CONCURRENCY (the server's MERCATO_WAL_MAX_CONCURRENCY)
  * with BENCH_CAPTURE_CONCURRENCY (interface-exceptions' consumerConcurrency, set by the tenant's admin). Only a full run (every part, 1,000,000 rows, 100,000
  * events) rewrites bench/README.md; BENCH_WRITE_README=1/0 overrides.
  * A smoke run (about a minute): `BENCH_ROWS=20000 BENCH_CAPTURE_EVENTS=5000 BENCH_DURATION=2 npm run bench:exceptions`.
  */
 import { availableParallelism } from 'node:os';
+import { apiAt, login } from './commerce/api.ts';
 import {
+  ADMIN_EMAIL,
   createBenchTenant,
   createDatabase,
   dropDatabase,
+  PASSWORD,
   type Server,
+  serverVersion,
+  sql,
   startMercato,
+  TENANT,
   useDatabase,
   WORKERS,
 } from './commerce/setup.ts';
@@ -42,12 +49,23 @@ const BATCH = Number(env['BENCH_CAPTURE_BATCH'] ?? 500);
 const WRITERS = Number(env['BENCH_CAPTURE_WRITERS'] ?? 8);
 const REPEAT_EVERY = Number(env['BENCH_REPEAT_EVERY'] ?? 10);
 const ROWS = Number(env['BENCH_ROWS'] ?? 1_000_000);
+const REUSE = env['BENCH_REUSE_DB'] === '1';
 
-useDatabase('mercato_bench_exceptions');
+/** The bench tenant of an earlier BENCH_KEEP_DB=1 run, signed in as its admin. */
+async function reuseBenchTenant(base: string) {
+  const [tenant] = await sql<{ id: string }>('select id from identity.tenants where slug = $1', [TENANT]);
+  if (!tenant)
+    throw new Error('BENCH_REUSE_DB=1: no bench tenant in the database (run once with BENCH_KEEP_DB=1)');
+  const api = apiAt(base);
+  api.token = await login(api, TENANT, ADMIN_EMAIL, PASSWORD);
+  return { api, tenantId: tenant.id };
+}
+
+useDatabase(env['BENCH_DB_NAME'] ?? 'mercato_bench_exceptions');
 const figures: Figures = {
   date: new Date().toISOString().slice(0, 10),
   machine: describeMachine([`nproc ${availableParallelism()}`]),
-  pgVersion: await createDatabase(),
+  pgVersion: REUSE ? await serverVersion() : await createDatabase(),
   workers: WORKERS,
   rows: ROWS,
   connections: QUERY_CONNECTIONS,
@@ -59,8 +77,10 @@ try {
   server = await startMercato(
     env['BENCH_WAL_MAX_CONCURRENCY'] ? { MERCATO_WAL_MAX_CONCURRENCY: env['BENCH_WAL_MAX_CONCURRENCY'] } : {},
   );
-  const { api, tenantId } = await createBenchTenant(server.base);
-  if (parts.includes('capture')) {
+  const { api, tenantId } = REUSE
+    ? await reuseBenchTenant(server.base)
+    : await createBenchTenant(server.base);
+  if (parts.includes('capture') && !REUSE) {
     if (env['BENCH_CAPTURE_CONCURRENCY']) {
       await api.must('PUT', '/api/v1/wal/namespaces/interface-exceptions', {
         consumerConcurrency: Number(env['BENCH_CAPTURE_CONCURRENCY']),
@@ -95,10 +115,10 @@ try {
   console.error(error);
 } finally {
   await server?.stop();
-  if (env['BENCH_KEEP_DB'] !== '1') await dropDatabase();
+  if (env['BENCH_KEEP_DB'] !== '1' && !REUSE) await dropDatabase();
 }
 const text = report(figures);
 console.log(`\n${text}`);
-const full = !failed && parts.length === ALL.length && ROWS >= 1_000_000 && EVENTS >= 100_000;
+const full = !failed && !REUSE && parts.length === ALL.length && ROWS >= 1_000_000 && EVENTS >= 100_000;
 await writeSectionIf('exceptions', text, full);
 process.exit(failed ? 1 : 0);
