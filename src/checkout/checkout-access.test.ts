@@ -50,6 +50,27 @@ describe('bad input to POST /orders', () => {
     expect(pointers).toEqual(expect.arrayContaining(['/payment/token', '/cartId']));
   });
 
+  it('refuses a payment provider Mercato does not have with 400 naming it, creating no order', async () => {
+    const cart = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
+    const count = async () =>
+      (await send(t.app, 'GET', '/api/v1/orders?limit=100', shop.staff)).json<{ items: unknown[] }>().items
+        .length;
+    const before = await count();
+    const answer = await send(
+      t.app,
+      'POST',
+      '/api/v1/orders',
+      { ...cart, 'idempotency-key': 'stripe-1' },
+      { payment: { provider: 'stripe', token: 'tok_visa' } },
+    );
+    expect(answer.statusCode, answer.body).toBe(400);
+    expect(answer.json()).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ pointer: '/payment/provider' }],
+    });
+    expect(await count()).toBe(before);
+  });
+
   it('refuses an empty cart and a cart without a shipping address with 422 CHECKOUT_INVALID, creating no order', async () => {
     const { headers } = await newGuestCart(t, shop, { currency: 'EUR' });
     const empty = await placeOrder(t, headers);

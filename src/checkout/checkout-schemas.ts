@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { ORDER_STATUSES } from '../orders/index.ts';
+import { PROVIDERS } from '../payments/index.ts';
 import { Nullable, SECURED, STOREFRONT_SECURED } from '../platform/http/index.ts';
 import { STEP_NAMES } from './tables.ts';
 
@@ -49,7 +50,7 @@ export const PlaceOrderBody = Type.Object(
     payment: Type.Object(
       {
         provider: Type.Optional(
-          Type.String({ pattern: '^[a-z0-9-]{1,40}$', description: 'The payment provider (Default: test)' }),
+          Type.Enum([...PROVIDERS], { description: 'The payment provider (Default: test)' }),
         ),
         token: Type.String({
           pattern: '^[\\x21-\\x7e]{1,200}$',
