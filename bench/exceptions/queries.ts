@@ -3,7 +3,8 @@
  * at BENCH_QUERY_CONNECTIONS (16) connections, each for BENCH_DURATION seconds after a warm-up,
  * every request a different filter, search or range from a rotating set:
  * - list: GET /api/v1/exceptions with status, severity, type, customer, location or time filters;
- * - search: GET /api/v1/exceptions/search?q= over reason words, ids and payload text;
+ * - search: GET /api/v1/exceptions/search?q= over reason words, ids and payload text (newest first,
+ *   the default; BENCH_SEARCH_SORT=relevance for the ranked order);
  * - summary: GET /api/v1/exceptions/summary over the last day, week or month, some filtered.
  */
 import { type LoadResult, measure, rotate } from '../commerce/load.ts';
@@ -11,6 +12,8 @@ import { DURATION, WARMUP } from '../commerce/setup.ts';
 import { CUSTOMERS, SEARCHES, WAREHOUSES } from './vocabulary.ts';
 
 export const QUERY_CONNECTIONS = Number(process.env['BENCH_QUERY_CONNECTIONS'] ?? 16);
+/** BENCH_SEARCH_SORT=relevance measures the ranked search instead of the default newest first. */
+const SORT = process.env['BENCH_SEARCH_SORT'] ? `&sort=${process.env['BENCH_SEARCH_SORT']}` : '';
 
 export type QueryResults = { list?: LoadResult; search?: LoadResult; summary?: LoadResult };
 
@@ -38,7 +41,7 @@ function searchPaths(): string[] {
   const paths: string[] = [];
   for (let i = 0; i < 200; i++) {
     const q = SEARCHES[i % SEARCHES.length]!.replace('#', String((i * 7919) % 20_000));
-    paths.push(`/api/v1/exceptions/search?q=${encodeURIComponent(q)}&limit=20`);
+    paths.push(`/api/v1/exceptions/search?q=${encodeURIComponent(q)}&limit=20${SORT}`);
   }
   return paths;
 }
