@@ -120,6 +120,12 @@ try {
 }
 const text = report(figures);
 console.log(`\n${text}`);
-const full = !failed && !REUSE && !env['BENCH_SEARCH_SORT'] && parts.length === ALL.length && ROWS >= 1_000_000 && EVENTS >= 100_000;
+const full =
+  !failed &&
+  !REUSE &&
+  !env['BENCH_SEARCH_SORT'] &&
+  parts.length === ALL.length &&
+  ROWS >= 1_000_000 &&
+  EVENTS >= 100_000;
 await writeSectionIf('exceptions', text, full);
 process.exit(failed ? 1 : 0);
