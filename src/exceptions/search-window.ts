@@ -76,11 +76,18 @@ export async function searchWindow(
     return columns ? { ...done(walked.rows), rows: walked.rows.slice(0, window) } : done(walked.rows);
   }
 
-  // Custom plans (the query text is a parameter: a generic plan would guess one frequency for
-  // every word), through the GIN index ANDed with what the filter's indexes give (bitmaps).
-  await sql`select set_config('plan_cache_mode', 'force_custom_plan', true),
-    set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`.execute(trx);
-  const inSlice = (span: number | undefined) => {
+  // The GIN index, ANDed with what the filter's indexes give (bitmaps).
+  await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`.execute(
+    trx,
+  );
+  // A slice plans for its own time range (a custom plan sees how narrow it is, and ANDs the last
+  // seen index in); the probe's plan is the same for every query, so it keeps a generic one.
+  let custom = false;
+  const inSlice = async (span: number | undefined) => {
+    if (!custom) {
+      await sql`select set_config('plan_cache_mode', 'force_custom_plan', true)`.execute(trx);
+      custom = true;
+    }
     const since =
       span === undefined ? sql`true` : sql`last_seen >= ${new Date(end - span).toISOString()}::timestamptz`;
     return sql<{ id: string }>`
@@ -98,12 +105,12 @@ export async function searchWindow(
       with candidates as materialized (
         select id, last_seen, search from exceptions.tenant_exceptions
         where ${where} and search @@ ${probeQuery ?? query}
-        limit ${limits.probe}
+        limit ${sql.lit(limits.probe)}
       )
       select (select count(*) from candidates)::int as n,
         (select array_agg(id::text order by last_seen desc, id desc) from (
           select id, last_seen from candidates where search @@ ${query}
-          order by last_seen desc, id desc limit ${window + 1}) as newest) as ids`.execute(trx);
+          order by last_seen desc, id desc limit ${sql.lit(window + 1)}) as newest) as ids`.execute(trx);
     const { n, ids } = rows[0]!;
     return { all: n < limits.probe, rows: (ids ?? []).map((id) => ({ id })) };
   };
