@@ -76,17 +76,16 @@ export async function searchWindow(
     return columns ? { ...done(walked.rows), rows: walked.rows.slice(0, window) } : done(walked.rows);
   }
 
-  // The GIN index, ANDed with what the filter's indexes give (bitmaps).
-  await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`.execute(
-    trx,
-  );
-  // A slice plans for its own time range (a custom plan sees how narrow it is, and ANDs the last
-  // seen index in); the probe's plan is the same for every query, so it keeps a generic one.
-  let custom = false;
+  // A slice reads the GIN index ANDed with what the filter's indexes and its time range give
+  // (bitmaps), planned for its own range (a custom plan sees how narrow it is). The probe needs no
+  // setting: its plan is the same for every query (a bitmap of the GIN index, the words unknown
+  // to the planner), so it keeps one generic plan per connection.
+  let pinned = false;
   const inSlice = async (span: number | undefined) => {
-    if (!custom) {
-      await sql`select set_config('plan_cache_mode', 'force_custom_plan', true)`.execute(trx);
-      custom = true;
+    if (!pinned) {
+      await sql`select set_config('plan_cache_mode', 'force_custom_plan', true),
+        set_config('enable_seqscan', 'off', true), set_config('enable_indexscan', 'off', true)`.execute(trx);
+      pinned = true;
     }
     const since =
       span === undefined ? sql`true` : sql`last_seen >= ${new Date(end - span).toISOString()}::timestamptz`;
