@@ -113,17 +113,17 @@ const keysOf = (f: ExceptionFilter): ExceptionFilter => ({
 });
 
 /**
- * Rows of (b, interface_type, severity, status, category, n, open_first_seen, resolved,
- * resolve_ms) added up as rows of (b, dimension, value, …): one GROUP BY with a grouping set per
- * dimension, one pass over the rows. Every exception counts once in each dimension.
+ * The keyed parts' rows of (b, interface_type, severity, status, category, n, open_first_seen,
+ * resolved, resolve_ms), together, as rows of (b, dimension, value, …): one per dimension, so that
+ * counting by dimension and value is one GROUP BY. Every exception counts once in each dimension.
  */
 export const byDimension = (keyed: RawBuilder<unknown>[]): RawBuilder<unknown> => sql`
   select k.b, d.dimension, d.value, k.n, k.open_first_seen, k.resolved, k.resolve_ms
   from (${sql.join(keyed, sql` union all `)}) as k cross join lateral (values ('interface_type', k.interface_type),
     ('severity', k.severity), ('status', k.status), ('category', k.category)) as d(dimension, value)`;
 
-/** Rows of one span: per key (to go through byDimension) or already per dimension and value. */
-export type Rolled = { keyed: true; rows: RawBuilder<unknown> } | { keyed: false; rows: RawBuilder<unknown> };
+/** Rows of one span: per key (`keyed`: to go through byDimension) or already per dimension and value. */
+export type Rolled = { keyed: boolean; rows: RawBuilder<unknown> };
 
 /**
  * The rollup's rows of one span of whole hours or days as (b, dimension, value, n, …), with the
