@@ -6,6 +6,7 @@ import type { NamespaceCache } from './namespaces/namespace.ts';
 import type { SystemTargets } from './namespaces/system-targets.ts';
 import type { WalTables } from './tables.ts';
 import type { StreamBackends } from './write/append.ts';
+import type { InlineDelivery } from './write/inline-delivery.ts';
 import type { MessageInput } from './write/prepare.ts';
 
 /**
@@ -27,4 +28,6 @@ export type WalDeps = {
   systemTargets?: SystemTargets;
   /** System namespaces tenants may write, by name, with the check of each message (WalModule.acceptWrites). */
   inbound?: Map<string, InboundCheck>;
+  /** Handlers a tenant's write delivers to in its own transaction (write/inline-delivery.ts). */
+  inline?: InlineDelivery;
 };

@@ -152,6 +152,19 @@ export async function createWal(
     maxConcurrency,
     circuits,
   });
+  // Counted as the engine counts its own deliveries (a batch at once).
+  deps.inline = {
+    ...engine.inline,
+    onDelivered: (namespace, target, deliveries) => {
+      const labels = { namespace: namespace.name, target_type: target.type, outcome: 'delivered' };
+      metrics.deliveries.inc(labels, deliveries.length);
+      const now = Date.now();
+      for (const d of deliveries) {
+        if (d.dueAt)
+          metrics.deliveryLatency.observe({ namespace: namespace.name }, (now - d.dueAt.getTime()) / 1000);
+      }
+    },
+  };
   let started = false;
   const events = createEventBus({
     backend: ctx.config.eventsBackend,

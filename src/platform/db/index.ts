@@ -20,5 +20,12 @@ export { DATABASE_RETRY_AFTER_SECONDS, databaseProblem, isConnectionLoss } from 
 export { isoTime } from './iso-time.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
-export { APP_ROLE, commitQueue, withSystem, withTenant } from './tenant-context.ts';
+export {
+  APP_ROLE,
+  commitQueue,
+  discardCommitQueues,
+  flushCommitQueues,
+  withSystem,
+  withTenant,
+} from './tenant-context.ts';
 export { readAsTenant } from './tenant-read.ts';

@@ -69,17 +69,32 @@ export function commitQueue<T>(
   return queue.items as T[];
 }
 
+/**
+ * Writes what is queued in `trx` now rather than at its commit (a no-op outside a withTenant
+ * transaction): before a savepoint is released, so its rollback could still undo the writes; before
+ * taking a hot row's lock, so the writes are not made while holding it.
+ */
+export async function flushCommitQueues(trx: object): Promise<void> {
+  const queues = commitQueues.get(trx);
+  if (!queues) return;
+  // A flush may queue more (an event published while flushing): until nothing is left.
+  for (let next = queues.entries().next(); !next.done; next = queues.entries().next()) {
+    const [owner, queue] = next.value;
+    queues.delete(owner);
+    if (queue.items.length > 0) await queue.flush(queue.items);
+  }
+}
+
+/** Forgets what is queued in `trx`: after a rollback to a savepoint taken with the queues empty. */
+export function discardCommitQueues(trx: object): void {
+  commitQueues.get(trx)?.clear();
+}
+
 async function withCommitQueues<DB, T>(trx: Transaction<DB>, fn: (trx: Transaction<DB>) => Promise<T>) {
-  const queues = new Map<object, CommitQueue>();
-  commitQueues.set(trx, queues);
+  commitQueues.set(trx, new Map<object, CommitQueue>());
   try {
     const result = await fn(trx);
-    // A flush may queue more (an event published while flushing): until nothing is left.
-    for (let next = queues.entries().next(); !next.done; next = queues.entries().next()) {
-      const [owner, queue] = next.value;
-      queues.delete(owner);
-      if (queue.items.length > 0) await queue.flush(queue.items);
-    }
+    await flushCommitQueues(trx);
     return result;
   } finally {
     commitQueues.delete(trx);

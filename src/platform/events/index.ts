@@ -73,6 +73,12 @@ export type Subscriber = {
    */
   // biome-ignore lint/suspicious/noExplicitAny: the subscriber casts to its own tables
   handleMany?(trx: Transaction<any>, events: ReceivedEvent[]): Promise<void>;
+  /**
+   * With handleMany, on a system namespace tenants write (`interface-exceptions`): a tenant's
+   * write runs handleMany in its own transaction, so the events and their effect commit
+   * together (when it fails, they are delivered as usual). See src/wal/write/inline-delivery.ts.
+   */
+  inline?: boolean;
 };
 
 export type EventBus = {

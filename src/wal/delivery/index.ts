@@ -18,6 +18,7 @@ import type { CircuitBreakers } from './circuit-breakers.ts';
 import {
   createInternalHandlers,
   type HandlerOptions,
+  type InlineRun,
   type InternalDispatch,
   type InternalHandler,
 } from './internal-handlers.ts';
@@ -34,6 +35,7 @@ export {
 export {
   createInternalHandlers,
   type HandlerOptions,
+  type InlineRun,
   type InternalDispatch,
   type InternalHandler,
   type ManyHandler,
@@ -77,6 +79,8 @@ export type DeliveryEngineDeps = {
 export type DeliveryEngine = {
   registerHandler(name: string, handler: InternalHandler, options?: HandlerOptions): void;
   dispatchInternal: InternalDispatch;
+  /** Handlers registered with `inline`, run in a writer's transaction (src/wal/write/inline-delivery.ts). */
+  inline: { runs(handler: string): boolean; run: InlineRun };
   start(): Promise<void>;
   /** Stops leasing and waits for the deliveries in flight. */
   stop(): Promise<void>;
@@ -373,6 +377,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   return {
     registerHandler: handlers.register,
     dispatchInternal: handlers.dispatch,
+    inline: { runs: handlers.runsInline, run: handlers.runInline },
     wake,
     async start() {
       if (running) return;

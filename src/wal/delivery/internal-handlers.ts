@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { withTenant } from '../../platform/db/index.ts';
+import { discardCommitQueues, flushCommitQueues, withTenant } from '../../platform/db/index.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
 
@@ -20,6 +20,12 @@ export type HandlerOptions = {
    * instead of the handler once per delivery. Only with the inbox.
    */
   many?: ManyHandler;
+  /**
+   * With `many`: the handler may also run in the transaction of the write that carries its
+   * messages (inline delivery, src/wal/write/inline-delivery.ts), when that write is a tenant's to
+   * a postgres-backend namespace whose system target names it.
+   */
+  inline?: boolean;
 };
 
 /** A handler for the new deliveries of one batch, in the transaction that records them in the inbox. */
@@ -33,7 +39,18 @@ export class PermanentDeliveryError extends Error {
 /** Deliveries of one handler and tenant that share a transaction at most. */
 const INBOX_BATCH = 64;
 
-type Entry = { handler: InternalHandler; inbox: boolean; many: ManyHandler | undefined };
+type Entry = { handler: InternalHandler; inbox: boolean; many: ManyHandler | undefined; inline: boolean };
+
+/**
+ * Runs an inline handler (HandlerOptions.inline) in the caller's transaction of the tenant, under
+ * a savepoint: true when it ran, false when it failed and
+ * everything it did was rolled back to the savepoint (the caller's transaction goes on).
+ */
+export type InlineRun = (
+  trx: Transaction<WalTables>,
+  handler: string,
+  deliveries: Delivery[],
+) => Promise<boolean>;
 type Waiting = { delivery: Delivery; resolve: (result: TargetResult) => void };
 
 function failed(error: unknown): TargetResult {
@@ -60,23 +77,54 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
   const queues = new Map<string, { name: string; tenantId: string; waiting: Waiting[] }>();
   let scheduled = false;
 
+  /** The inbox rows of every delivery, then the handler for each new one, in `trx`. */
+  const handleNew = async (
+    trx: Transaction<WalTables>,
+    name: string,
+    entry: Entry,
+    tenantId: string,
+    deliveries: Delivery[],
+  ) => {
+    const ids = deliveries.map((d) => d.deliveryId);
+    const inserted = await sql<{ pk: string }>`
+      insert into wal.inbox (consumer, message_pk, tenant_id)
+      select ${name}, pk, ${tenantId} from unnest(${ids}::uuid[]) as pk
+      on conflict do nothing
+      returning message_pk::text as pk`.execute(trx);
+    const fresh = new Set(inserted.rows.map((r) => r.pk));
+    const news = deliveries.filter((d) => fresh.delete(d.deliveryId.toLowerCase()));
+    if (entry.many) {
+      if (news.length > 0) await entry.many(trx, news);
+      return;
+    }
+    for (const delivery of news) await entry.handler(trx, delivery);
+  };
+
   /** One transaction: the inbox rows of every delivery, then the handler for each new one. */
   const runTogether = (name: string, entry: Entry, tenantId: string, deliveries: Delivery[]) =>
-    withTenant(db, tenantId, async (trx) => {
-      const ids = deliveries.map((d) => d.deliveryId);
-      const inserted = await sql<{ pk: string }>`
-        insert into wal.inbox (consumer, message_pk, tenant_id)
-        select ${name}, pk, ${tenantId} from unnest(${ids}::uuid[]) as pk
-        on conflict do nothing
-        returning message_pk::text as pk`.execute(trx);
-      const fresh = new Set(inserted.rows.map((r) => r.pk));
-      const news = deliveries.filter((d) => fresh.delete(d.deliveryId.toLowerCase()));
-      if (entry.many) {
-        if (news.length > 0) await entry.many(trx, news);
-        return;
-      }
-      for (const delivery of news) await entry.handler(trx, delivery);
-    });
+    withTenant(db, tenantId, (trx) => handleNew(trx, name, entry, tenantId, deliveries));
+
+  const runInline: InlineRun = async (trx, name, deliveries) => {
+    const entry = handlers.get(name);
+    if (!entry?.inline || deliveries.length === 0) return false;
+    // What the handler queues for the commit (its domain events) is written inside the savepoint,
+    // so a rollback to it undoes that too.
+    await flushCommitQueues(trx);
+    await sql`savepoint inline_delivery`.execute(trx);
+    try {
+      // No inbox rows: the write stores its messages with this target done, in this transaction,
+      // and a target done is never delivered again (requeue keeps targets_done).
+      await entry.many!(trx, deliveries);
+      await flushCommitQueues(trx);
+      await sql`release savepoint inline_delivery`.execute(trx);
+      return true;
+    } catch {
+      // The write goes on; its messages wait for the delivery engine, which retries them as usual.
+      discardCommitQueues(trx);
+      await sql`rollback to savepoint inline_delivery`.execute(trx);
+      return false;
+    }
+  };
 
   const flush = async (name: string, tenantId: string, waiting: Waiting[]) => {
     const entry = handlers.get(name)!;
@@ -146,8 +194,13 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
       if (handlers.has(name)) throw new Error(`internal handler "${name}" is already registered`);
       const inbox = options.inbox ?? true;
       if (options.many && !inbox) throw new Error(`internal handler "${name}": many needs the inbox`);
-      handlers.set(name, { handler, inbox, many: options.many });
+      const inline = options.inline ?? false;
+      if (inline && !options.many) throw new Error(`internal handler "${name}": inline needs many`);
+      handlers.set(name, { handler, inbox, many: options.many, inline });
     },
     dispatch,
+    /** Whether a handler may run inline (registered with `inline`). */
+    runsInline: (name: string) => handlers.get(name)?.inline ?? false,
+    runInline,
   };
 }

@@ -123,7 +123,7 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const messages = events.map((event) => toMessage(topic, event, event.meta ?? meta));
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
-      const rows = outboxRows(tenantId, namespace, messages);
+      const rows = outboxRows(tenantId, namespace, messages, true);
       const queue = commitQueue<NewMessageRow>(trx, outbox, async (all) => {
         await insertOutboxRows(walTrx, all);
       });
@@ -171,6 +171,7 @@ export function createEventBus(deps: EventBusDeps): EventBus {
                 const events = deliveries.map(received).filter((e) => e !== undefined);
                 if (events.length > 0) await handleMany(trx, events);
               },
+              inline: subscriber.inline === true,
             }
           : undefined,
       );

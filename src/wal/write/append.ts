@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import {
   type GroupCommitter,
   isUnavailable,
@@ -11,7 +12,8 @@ import {
   type StreamBackendName,
 } from '../backends/stream/contract.ts';
 import type { Namespace } from '../namespaces/index.ts';
-import type { BackendName } from '../tables.ts';
+import type { BackendName, WalTables } from '../tables.ts';
+import { type InlineDelivery, inlineTargets, writeInline } from './inline-delivery.ts';
 
 /** The stream backends this process has (configured through REDIS_URL and NATS_URL). */
 export type StreamBackends = ReadonlyMap<StreamBackendName, StreamBackend>;
@@ -26,15 +28,29 @@ export function isBackendUnavailable(error: unknown): boolean {
 
 /**
  * The write path of POST /wal/write: rows go to the namespace's backend (postgres through the
- * group committer, the others through their append); when that backend is down or not
+ * group committer, or in a transaction of their own that delivers them to the namespace's inline
+ * targets when it has any: inline-delivery.ts; the others through their append); when that backend is down or not
  * configured and the namespace has a fallback, to the fallback, and each receipt's `backend`
  * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
  * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
  */
-export function createAppender(committer: GroupCommitter, streams: StreamBackends): Appender {
-  async function appendTo(backend: BackendName, rows: NewMessageRow[]): Promise<WriteOutcome[]> {
+export function createAppender(
+  committer: GroupCommitter,
+  streams: StreamBackends,
+  inline?: { db: Kysely<WalTables>; delivery: InlineDelivery | undefined },
+): Appender {
+  async function appendTo(
+    namespace: Namespace,
+    backend: BackendName,
+    rows: NewMessageRow[],
+  ): Promise<WriteOutcome[]> {
     const own = rows.map((row) => (row.backend === backend ? row : { ...row, backend }));
-    if (backend === 'postgres') return committer.submit(own);
+    if (backend === 'postgres') {
+      const targets = inlineTargets(inline?.delivery, namespace);
+      if (inline?.delivery && targets.length > 0)
+        return writeInline(inline.db, inline.delivery, namespace, targets, own);
+      return committer.submit(own);
+    }
     const stream = streams.get(backend);
     if (!stream) {
       const setting = backend === 'redis-streams' ? 'REDIS_URL' : 'NATS_URL';
@@ -48,7 +64,7 @@ export function createAppender(committer: GroupCommitter, streams: StreamBackend
     for (const backend of [namespace.backend, namespace.fallbackBackend]) {
       if (backend === null) continue;
       try {
-        return await appendTo(backend, rows);
+        return await appendTo(namespace, backend, rows);
       } catch (error) {
         if (!isBackendUnavailable(error)) throw error;
         tried.push(`${backend}: ${(error as Error).message}`);

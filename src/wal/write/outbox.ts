@@ -46,6 +46,8 @@ export function outboxRows(
   tenantId: string,
   namespace: Namespace,
   messages: MessageInput[],
+  /** Every messageId was just made (the event bus's UUIDv7s): their hashes skip canonical JSON. */
+  freshIds = false,
 ): NewMessageRow[] {
   if (namespace.tenantId !== tenantId) {
     throw new AppError('NOT_FOUND', `namespace ${namespace.name} not found`);
@@ -53,7 +55,7 @@ export function outboxRows(
   if (messages.length === 0) return [];
   requireEnabled(namespace);
   validateMessages(namespace, messages, (i) => `/messages/${i}`);
-  return toRows(tenantId, namespace, namespace.backend, messages);
+  return toRows(tenantId, namespace, namespace.backend, messages, new Date(), freshIds);
 }
 
 /** writeMessages' write: rows from outboxRows, of one or several namespaces, in one insert. */

@@ -31,6 +31,13 @@ export type WriteReceipt = {
   estimatedProcessingTime: string;
 };
 
+// The message each row was made from (toRows), so a delivery in the writer's process (inline
+// delivery) takes its payload and headers as they are instead of parsing the row's text again.
+const rowMessages = new WeakMap<NewMessageRow, MessageInput>();
+
+/** The message toRows made this row from, if it did. */
+export const messageOfRow = (row: NewMessageRow): MessageInput | undefined => rowMessages.get(row);
+
 // The payload's JSON text, made once per message for both the size check and the row.
 const payloadTexts = new WeakMap<MessageInput, string>();
 function payloadJson(m: MessageInput): string {
@@ -100,6 +107,19 @@ export function requestHash(namespace: string, input: MessageInput): string {
       ? `${head}}`
       : `${head},"payload":${alreadyCanonical(payload) ? payloadJson(input) : canonicalJson(payload)}}`;
   return hash('sha256', body, 'hex');
+}
+
+/**
+ * The request hash of a message whose messageId was just made (a domain event's UUIDv7): no other
+ * write can ever replay it, so its text as written serves, without canonicalJson's sorting (the
+ * cost of the hash for a large event).
+ */
+function freshHash(namespace: string, input: MessageInput): string {
+  const { headers, key, lifecycle } = input;
+  const text = `${namespace}\u0000${key ?? ''}\u0000${lifecycle?.delay ?? 0}\u0000${lifecycle?.maxAttempts ?? ''}\u0000${
+    headers === undefined ? '{}' : JSON.stringify(headers)
+  }\u0000${payloadJson(input)}`;
+  return hash('sha256', text, 'hex');
 }
 
 /** The namespace's compiled payload validator (compiled once per namespace version). */
@@ -233,6 +253,8 @@ export function toRows(
   backend: BackendName,
   messages: MessageInput[],
   now = new Date(),
+  /** Every messageId was just made (domain events): see freshHash. */
+  freshIds = false,
 ): NewMessageRow[] {
   const enabled =
     backend === 'postgres' && namespace.enabled ? namespace.targets.filter((t) => t.enabled) : undefined;
@@ -247,7 +269,7 @@ export function toRows(
   return messages.map((m) => {
     const id = uuidv7();
     const delay = m.lifecycle?.delay ?? 0;
-    return {
+    const row: NewMessageRow = {
       id,
       tenant_id: tenantId,
       namespace: namespace.name,
@@ -255,13 +277,15 @@ export function toRows(
       ordering_key: m.key ?? null,
       payload: payloadJson(m),
       headers: m.headers === undefined ? '{}' : JSON.stringify(m.headers),
-      request_hash: requestHash(namespace.name, m),
+      request_hash: freshIds ? freshHash(namespace.name, m) : requestHash(namespace.name, m),
       backend,
       state: delay > 0 ? 'scheduled' : due(m),
       due_at: new Date(now.getTime() + delay),
       max_attempts: m.lifecycle?.maxAttempts ?? namespace.retry.maxAttempts,
       created_at: now,
     };
+    rowMessages.set(row, m);
+    return row;
   });
 }
 

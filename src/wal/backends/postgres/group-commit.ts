@@ -21,6 +21,10 @@ export type NewMessageRow = {
   due_at: Date;
   max_attempts: number;
   created_at: Date;
+  /** Targets it reached already, in the write's transaction (inline delivery); default none. */
+  targets_done?: string[];
+  /** Attempts made already (1 after an inline delivery); default 0. */
+  attempts?: number;
 };
 
 /** The stored message a write came to: the new row, or the one an earlier write with the same messageId left. */
@@ -92,12 +96,16 @@ function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefi
       `"namespace":"${r.namespace}","message_id":${JSON.stringify(r.message_id)},"ordering_key":${key},` +
       `"payload":${r.payload},"headers":${r.headers},"request_hash":"${r.request_hash}",` +
       `"backend":"${r.backend}","state":"${r.state}","due_at":"${r.due_at.toISOString()}",` +
-      `"max_attempts":${r.max_attempts},"created_at":"${r.created_at.toISOString()}"}`;
+      `"max_attempts":${r.max_attempts},"created_at":"${r.created_at.toISOString()}"` +
+      (r.targets_done
+        ? `,"targets_done":${JSON.stringify(r.targets_done)},"attempts":${r.attempts ?? 0}`
+        : '') +
+      '}';
   }
   return `${json}]`;
 }
 
-/** What wal.insert_messages answers (migration 0010). */
+/** What wal.insert_messages answers (migrations 0010 and 0033). */
 type Inserted = { fresh: string[]; stored?: ReturnedRow[] };
 
 /**
