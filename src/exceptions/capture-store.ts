@@ -193,11 +193,17 @@ type GroupCredit = {
 };
 
 /**
- * Adds the batch's occurrences, exceptions, severity and times to the groups they landed in (two
- * statements): their rows locked in id order, so concurrent batches never deadlock on them. The
- * capture does it last, so a hot group's row lock is held only until the commit.
+ * Credits the groups the batch landed in with its occurrences, exceptions, severity and times: one
+ * row per group appended to exceptions.group_credits (migration 0036), which takes no lock, so
+ * concurrent captures of a tenant never queue on its groups' rows. The fold job, and every read
+ * of groups first, add the credits to the groups (foldGroupCredits).
  */
-export async function creditGroups(trx: ExceptionsTrx, rows: Captured[], pending: Pending[]) {
+export async function creditGroups(
+  trx: ExceptionsTrx,
+  tenantId: string,
+  rows: Captured[],
+  pending: Pending[],
+) {
   const n = new Map(pending.map((p) => [p.input.transactionId.slice(0, 200), p.n]));
   const credit = new Map<string, GroupCredit>();
   const of = (id: string): GroupCredit => {
@@ -221,22 +227,30 @@ export async function creditGroups(trx: ExceptionsTrx, rows: Captured[], pending
     const first = new Date(row.first_seen).toISOString();
     if (c.first === null || first < c.first) c.first = first;
   }
-  const ids = [...credit.keys()].sort();
-  await sql`select id from exceptions.groups where id = any(${ids}::uuid[]) order by id for no key update`.execute(
-    trx,
-  );
-  const rank = (value: unknown) => sql`array_position(array['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'], ${value})`;
+  if (credit.size === 0) return;
   await sql`
-    update exceptions.groups g set
-      exceptions = greatest(0, g.exceptions + d.exceptions),
-      occurrences = g.occurrences + d.occurrences,
-      severity = case when d.severity is not null and ${rank(sql.ref('d.severity'))} > ${rank(sql.ref('g.severity'))}
-        then d.severity else g.severity end,
-      first_seen = least(g.first_seen, coalesce(d.first, g.first_seen)),
-      last_seen = greatest(g.last_seen, coalesce(d.last, g.last_seen))
-    from jsonb_to_recordset(${JSON.stringify([...credit.values()])}::jsonb) as d(id uuid, exceptions integer,
-      occurrences integer, severity text, first timestamptz, last timestamptz)
-    where g.id = d.id`.execute(trx);
+    with credits as (
+      insert into exceptions.group_credits (tenant_id, group_id, exceptions, occurrences, severity, first_seen, last_seen)
+      select ${tenantId}, d.id, d.exceptions, d.occurrences, d.severity, d.first, d.last
+      from jsonb_to_recordset(${JSON.stringify([...credit.values()])}::jsonb) as d(id uuid, exceptions integer,
+        occurrences integer, severity text, first timestamptz, last timestamptz)
+    )
+    insert into exceptions.rollup_dirty (tenant_id) values (${tenantId})`.execute(trx);
+}
+
+/**
+ * Adds the tenant's pending group credits to its groups, in `trx` (the tenant's): a read of groups
+ * does it first, so it shows every capture committed before it. Under a savepoint: should it
+ * fail (a deadlock with another fold), the read goes on and the credits wait for the next fold.
+ */
+export async function foldGroupCredits(trx: ExceptionsTrx): Promise<void> {
+  await sql`savepoint fold_group_credits`.execute(trx);
+  try {
+    await sql`select exceptions.fold_group_credits()`.execute(trx);
+    await sql`release savepoint fold_group_credits`.execute(trx);
+  } catch {
+    await sql`rollback to savepoint fold_group_credits`.execute(trx);
+  }
 }
 
 /** The audit action of one report: the first of a new exception is captured, of a closed one reopened. */

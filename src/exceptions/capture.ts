@@ -84,7 +84,7 @@ export function createCapture(deps: ExceptionsDeps): Capture {
     await deps.hooks.onCaptured(trx, tenantId, captured);
     const repeats = rows.filter((row) => !row.inserted);
     await Promise.all(repeats.map((row) => deps.hooks.invalidatePayload(tenantId, row.transaction_id)));
-    await creditGroups(trx, rows, pending);
+    await creditGroups(trx, tenantId, rows, pending);
     return captured;
   };
   const deadLetters = createDeadLetterCapture(deps, captureMany);

@@ -16,6 +16,7 @@ import {
   SECURED,
 } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
+import { foldGroupCredits } from './capture-store.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { ExceptionSchema, toView, VIEW_COLUMN_NAMES, type ViewedRow } from './exception-view.ts';
 import {
@@ -124,6 +125,7 @@ async function listGroups(
   limit: number,
   after: GroupCursor | undefined,
 ) {
+  await foldGroupCredits(trx);
   const { rows } = await sql<GroupRow>`
     select ${GROUP_COLUMNS} from exceptions.groups g
     where g.occurrences > 0
@@ -146,6 +148,7 @@ async function listGroups(
 async function getGroup(trx: ExceptionsTrx, id: string, limit: number) {
   const notFound = new AppError('NOT_FOUND', `exception group ${id} not found`);
   if (!isUuid(id)) throw notFound;
+  await foldGroupCredits(trx);
   const { rows } = await sql<GroupRow>`
     select ${GROUP_COLUMNS} from exceptions.groups g where g.id = ${id.toLowerCase()}`.execute(trx);
   const group = rows[0];

@@ -6,12 +6,15 @@ import { exceptionRoutes } from './exception-routes.ts';
 import { groupRoutes } from './group-routes.ts';
 import { createRetention, type PurgeOptions, type PurgeProgress } from './retention.ts';
 import { createRetries } from './retry.ts';
+import { createRollupFolder } from './rollup-fold.ts';
 import { ruleRoutes } from './rule-routes.ts';
 import type { ExceptionsDb } from './tables.ts';
 
 export type ExceptionsModule = MercatoModule & {
   /** How the parts call each other; tests drive the alert hooks through it. */
   hooks: ExceptionHooks;
+  /** Folds the summary's rollup now (the job does every few seconds); returns the rows folded. */
+  foldRollup(): Promise<number>;
   /** Archives then deletes resolved and closed exceptions past retention (`mercato exceptions purge`). */
   purge(
     options: PurgeOptions,
@@ -35,6 +38,7 @@ export async function createExceptions(
   const retries = createRetries(deps);
   const capture = createCapture(deps);
   const retention = createRetention(deps);
+  const rollup = createRollupFolder(deps);
   Object.assign(hooks, {
     onCaptured: alerts.onCaptured,
     onRetryFailed: alerts.onRetryFailed,
@@ -57,13 +61,16 @@ export async function createExceptions(
     async start() {
       capture.start();
       retention.start();
+      rollup.start();
     },
     async stop() {
       await capture.stop();
       await retention.stop();
+      await rollup.stop();
       await retries.close();
     },
     purge: (options, progress) => retention.purge(options, progress),
+    foldRollup: () => rollup.fold(),
     hooks,
   };
 }

@@ -28,9 +28,8 @@ const DAY = 24 * HOUR;
 const get = (url: string, headers: Record<string, string>) => send(t.app, 'GET', url, headers);
 
 /**
- * The tenant's rollup rows that differ from what its exceptions make them, both ways: computed
- * here from the rows, independently of migration 0032's functions. Empty when they agree (and
- * the rollup holds no row that counts nothing).
+ * The tenant's rollup sums that differ from what its exceptions make them, both ways: computed
+ * here from the rows, independently of migrations 0032 and 0034's functions. Empty when they agree.
  */
 async function rollupDisagreements(tenantId: string) {
   return asTenant(t, tenantId, async (trx) => {
@@ -60,7 +59,7 @@ async function rollupDisagreements(tenantId: string) {
           exceptions, resolved, resolve_ms from counts
         union all
         select width, start, dimension || '=' || value, exceptions, resolved, resolve_ms from totals
-      ), actual as (
+      ), stored as (
         select 'hour' as width, hour as start, interface_type || '/' || severity || '/' || category || '/' || status as key,
           exceptions, resolved, resolve_ms from exceptions.hourly_counts
         union all
@@ -70,6 +69,12 @@ async function rollupDisagreements(tenantId: string) {
         select 'hour', hour, dimension || '=' || value, exceptions, resolved, resolve_ms from exceptions.hourly_totals
         union all
         select 'day', day, dimension || '=' || value, exceptions, resolved, resolve_ms from exceptions.daily_totals
+      ), actual as (
+        -- A key's rows count as their sum (appended deltas until the fold, migration 0034).
+        select width, start, key, sum(exceptions)::bigint as exceptions, sum(resolved)::bigint as resolved,
+          sum(resolve_ms)::bigint as resolve_ms
+        from stored group by 1, 2, 3
+        having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
       )
       (select 'missing' as what, * from (select * from expected except all select * from actual) m)
       union all
@@ -77,6 +82,25 @@ async function rollupDisagreements(tenantId: string) {
     return rows;
   });
 }
+
+/** The tenant's keys with more than one row, or with a row that counts nothing: none after a fold. */
+const unfoldedKeys = (tenantId: string) =>
+  asTenant(t, tenantId, async (trx) => {
+    const { rows } = await sql<{ n: number }>`
+      select ((select count(*) from (select 1 from exceptions.hourly_counts
+          group by tenant_id, hour, interface_type, severity, category, status
+          having count(*) > 1 or bool_or(exceptions = 0 and resolved = 0 and resolve_ms = 0)) k)
+        + (select count(*) from (select 1 from exceptions.daily_counts
+          group by tenant_id, day, interface_type, severity, category, status
+          having count(*) > 1 or bool_or(exceptions = 0 and resolved = 0 and resolve_ms = 0)) k)
+        + (select count(*) from (select 1 from exceptions.hourly_totals group by tenant_id, hour, dimension, value
+          having count(*) > 1 or bool_or(exceptions = 0 and resolved = 0 and resolve_ms = 0)) k)
+        + (select count(*) from (select 1 from exceptions.daily_totals group by tenant_id, day, dimension, value
+          having count(*) > 1 or bool_or(exceptions = 0 and resolved = 0 and resolve_ms = 0)) k))::int as n`.execute(
+      trx,
+    );
+    return rows[0]!.n;
+  });
 
 const rollupSize = (tenantId: string) =>
   asTenant(t, tenantId, async (trx) => {
@@ -98,7 +122,7 @@ const lastSeenOf = (tenantId: string, transactionId: string) =>
     return row ? new Date(row.last_seen).getTime() : undefined;
   });
 
-describe('the rollup of exceptions (migration 0032)', () => {
+describe('the rollup of exceptions (migrations 0032 and 0034)', () => {
   it('agrees with the rows after captures, repeats that move last_seen, acknowledge and resolve, and the purge', async () => {
     const now = Date.now();
     await seedExceptions(t, a.id, [
@@ -189,6 +213,48 @@ describe('the rollup of exceptions (migration 0032)', () => {
     expect(await lastSeenOf(a.id, 'R-4')).toBeUndefined();
     expect(await rollupDisagreements(a.id)).toEqual([]);
     expect(await rollupDisagreements(b.id)).toEqual([]);
+
+    // Folded: one row per key, none that counts nothing, the same sums.
+    expect(await unfoldedKeys(a.id)).toBeGreaterThan(0);
+    await t.exceptions.foldRollup();
+    expect(await unfoldedKeys(a.id)).toBe(0);
+    expect(await unfoldedKeys(b.id)).toBe(0);
+    expect(await rollupDisagreements(a.id)).toEqual([]);
+    expect(await rollupDisagreements(b.id)).toEqual([]);
+  });
+
+  it('counts every capture once when captures and folds run at the same time', async () => {
+    const c = await createOpsTenant(t, 'rollup-fold');
+    const batch = (n: number) =>
+      writeInbound(
+        t,
+        c,
+        Array.from({ length: 50 }, (_, i) => ({
+          type: 'OrderRejected',
+          data: { transactionId: `F-${n}-${i % 40}`, reason: `declined ${i % 3}`, orderId: `O-${n}-${i}` },
+        })),
+      );
+    // The job, and the tenant's fold on connections of its own, racing it and each other.
+    const folds = async () => {
+      for (let i = 0; i < 10; i++) {
+        await t.exceptions.foldRollup();
+        await asTenant(t, c.id, (trx) => sql`select exceptions.fold_counts()`.execute(trx));
+      }
+    };
+    const written = await Promise.all([batch(1), batch(2), batch(3), batch(4), folds(), folds(), folds()]);
+    for (const w of written.slice(0, 4)) expect((w as { statusCode: number }).statusCode).toBe(202);
+    await until(
+      async () => (await get('/api/v1/exceptions/summary', c.operator)).json().total === 160,
+      'captures',
+    );
+    expect(await rollupDisagreements(c.id)).toEqual([]);
+    await Promise.all([
+      t.exceptions.foldRollup(),
+      asTenant(t, c.id, (trx) => sql`select exceptions.fold_counts()`.execute(trx)),
+    ]);
+    expect(await unfoldedKeys(c.id)).toBe(0);
+    expect(await rollupDisagreements(c.id)).toEqual([]);
+    expect((await get('/api/v1/exceptions/summary', c.operator)).json().total).toBe(160);
   });
 
   it("keeps each tenant to its own counts: another tenant's are neither seen nor written", async () => {

@@ -95,7 +95,8 @@ async function byTenant(
 /**
  * The collector's subscribers: every message of the tenant's `interface-exceptions` (an unknown
  * or malformed one is captured as a VALIDATION exception rather than lost), and rejected and
- * cancelled orders. Both take whole delivery batches (handleMany).
+ * cancelled orders. Both take whole delivery batches (handleMany); inbound events are captured
+ * inline, in the transaction of the write that carries them.
  */
 export function captureSubscribers(capture: CaptureMany): Subscriber[] {
   const subscriber = (
@@ -103,15 +104,18 @@ export function captureSubscribers(capture: CaptureMany): Subscriber[] {
     topic: Subscriber['topic'],
     types: string[],
     toInput: (event: ReceivedEvent) => CaptureInput,
+    inline = false,
   ): Subscriber => ({
     name,
     topic,
     types,
+    inline,
     handle: (trx, event) => byTenant(trx as ExceptionsTrx, [event], capture, toInput),
     handleMany: (trx, events) => byTenant(trx as ExceptionsTrx, events, capture, toInput),
   });
   return [
-    subscriber('exceptions.inbound', 'interface-exceptions', ['*'], inboundCapture),
+    // Captured in the transaction of the tenant's write: one commit for the message and its exception.
+    subscriber('exceptions.inbound', 'interface-exceptions', ['*'], inboundCapture, true),
     subscriber('exceptions.orders', 'order-events', [ORDER_REJECTED, ORDER_CANCELLED], orderCapture),
   ];
 }
