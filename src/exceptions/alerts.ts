@@ -7,20 +7,20 @@ import { type AlertRow, type AlertRuleRow, enabledRules, toFired, toRule } from 
 import { type AuditEntry, recordAudit } from './audit.ts';
 import type { ExceptionHooks, ExceptionsDeps } from './deps.ts';
 import { assessImpact, escalationTeam } from './escalation.ts';
-import { type ExceptionRow, toView } from './exception-view.ts';
+import { toView, type ViewedRow } from './exception-view.ts';
 import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
 import { type ExceptionsTrx, SEVERITIES, type Severity, severityRank } from './tables.ts';
 
 /** Who fires alerts, in the audit. */
 const ACTOR = 'system:alerts';
 
-const matchesFilters = (rule: AlertRuleRow, row: ExceptionRow) =>
+const matchesFilters = (rule: AlertRuleRow, row: ViewedRow) =>
   (rule.match_interface_type === null || rule.match_interface_type === row.interface_type) &&
   (rule.match_category === null || rule.match_category === row.category) &&
   (rule.min_severity === null || severityRank(row.severity) >= severityRank(rule.min_severity as Severity));
 
 /** One firing per (rule, group): the first matching exception names it, the others count as matches. */
-function collect(firings: Map<string, Firing>, rule: AlertRuleRow, row: ExceptionRow, matches = 1) {
+function collect(firings: Map<string, Firing>, rule: AlertRuleRow, row: ViewedRow, matches = 1) {
   const key = `${rule.id}/${row.group_id}`;
   const seen = firings.get(key);
   if (seen) {
@@ -45,7 +45,7 @@ async function rateFirings(
   trx: ExceptionsTrx,
   tenantId: string,
   rule: AlertRuleRow,
-  rows: ExceptionRow[],
+  rows: ViewedRow[],
   firings: Map<string, Firing>,
 ) {
   const matching = rows.filter((r) => matchesFilters(rule, r));
@@ -135,7 +135,7 @@ export function createAlerts(deps: ExceptionsDeps): {
   routes: (app: FastifyInstance) => Promise<void>;
 } {
   /** Records the firings; each new alert gets its impact, an audit entry and a CriticalExceptionAlert. */
-  const fire = async (trx: ExceptionsTrx, tenantId: string, firings: Firing[], rows: ExceptionRow[]) => {
+  const fire = async (trx: ExceptionsTrx, tenantId: string, firings: Firing[], rows: ViewedRow[]) => {
     const created = await upsertAlerts(trx, tenantId, firings);
     if (created.length === 0) return;
     const impacts = await assessImpact(trx, [...new Set(created.map((a) => a.group_id))]);
@@ -208,7 +208,7 @@ export function createAlerts(deps: ExceptionsDeps): {
 }
 
 /** 000's CriticalExceptionAlert: the alert, its rule, the exception, the team and the impact. */
-function criticalAlert(alert: AlertRow, rule: AlertRuleRow, exception: ExceptionRow): DomainEvent {
+function criticalAlert(alert: AlertRow, rule: AlertRuleRow, exception: ViewedRow): DomainEvent {
   const view = toFired({
     ...alert,
     rule_name: rule.name,

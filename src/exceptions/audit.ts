@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { ExceptionsTrx } from './tables.ts';
 
@@ -13,21 +14,24 @@ export type AuditEntry = {
   details?: Record<string, unknown> | undefined;
 };
 
-/** Appends audit entries in the caller's transaction, so they commit with the change. */
+/**
+ * Appends audit entries in the caller's transaction, so they commit with the change: one JSON
+ * parameter however many (a capture's batch writes hundreds; one bind each would be thousands).
+ */
 export async function recordAudit(trx: ExceptionsTrx, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await trx
-    .insertInto('exceptions.audit')
-    .values(
-      entries.map((e) => ({
-        id: uuidv7(),
-        tenant_id: e.tenantId,
-        exception_id: e.exceptionId,
-        action: e.action,
-        actor: e.actor,
-        note: e.note ?? null,
-        details: e.details === undefined ? null : JSON.stringify(e.details),
-      })),
-    )
-    .execute();
+  const rows = entries.map((e) => ({
+    id: uuidv7(),
+    tenant_id: e.tenantId,
+    exception_id: e.exceptionId,
+    action: e.action,
+    actor: e.actor,
+    note: e.note ?? null,
+    details: e.details ?? null,
+  }));
+  await sql`
+    insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details)
+    select id, tenant_id, exception_id, action, actor, note, details
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id uuid, tenant_id uuid, exception_id uuid,
+      action text, actor text, note text, details jsonb)`.execute(trx);
 }

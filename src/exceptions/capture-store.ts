@@ -3,7 +3,7 @@ import { uuidv7 } from '../platform/uuidv7.ts';
 import type { AuditEntry } from './audit.ts';
 import type { CaptureInput } from './capture.ts';
 import { type Classification, classify, loadRules } from './classify.ts';
-import { type ExceptionRow, viewColumns } from './exception-view.ts';
+import { type ViewedRow, viewColumns } from './exception-view.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
 import { type ExceptionsTrx, type Severity, severityRank } from './tables.ts';
 
@@ -19,8 +19,8 @@ const iso = (value: Date | string) => (typeof value === 'string' ? value : value
 const clip = (value: string | null | undefined, max: number) =>
   value === null || value === undefined || value === '' ? null : value.slice(0, max);
 
-/** The columns a capture returns: the view's and the payload (never the search vector). */
-const COLUMNS = sql`${viewColumns('exceptions')}, exceptions.payload`;
+/** The columns a capture returns: the view's (not the payload it just sent, nor the search vector). */
+const COLUMNS = viewColumns('exceptions');
 
 /** One exception to write: the last report of its transaction id in the batch, counted `n` times. */
 export type Pending = {
@@ -94,7 +94,7 @@ function rowsOf(pending: Pending[]) {
   }));
 }
 
-export type Captured = ExceptionRow & {
+export type Captured = ViewedRow & {
   inserted: boolean;
   old_group_id: string | null;
   old_status: string | null;

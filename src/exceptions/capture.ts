@@ -3,7 +3,7 @@ import { auditEntries, creditGroups, prepare, write } from './capture-store.ts';
 import type { Classification } from './classify.ts';
 import { createDeadLetterCapture, type SweepOptions } from './dead-letters.ts';
 import type { ExceptionsDeps } from './deps.ts';
-import { type ExceptionRow, toView } from './exception-view.ts';
+import { toView, type ViewedRow } from './exception-view.ts';
 import { checkInbound } from './inbound.ts';
 import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
 import { captureSubscribers } from './subscribers.ts';
@@ -41,7 +41,7 @@ export type CaptureMany = (
   trx: ExceptionsTrx,
   tenantId: string,
   inputs: CaptureInput[],
-) => Promise<ExceptionRow[]>;
+) => Promise<ViewedRow[]>;
 
 export type Capture = {
   captureMany: CaptureMany;
@@ -78,9 +78,7 @@ export function createCapture(deps: ExceptionsDeps): Capture {
         meta: { correlationId: row.correlation_id ?? undefined },
       })),
     );
-    const captured = rows.map(
-      ({ inserted: _, old_group_id: __, old_status: ___, ...row }) => row as ExceptionRow,
-    );
+    const captured = rows.map(({ inserted: _, old_group_id: __, old_status: ___, ...row }) => row);
     await deps.hooks.onCaptured(trx, tenantId, captured);
     const repeats = rows.filter((row) => !row.inserted);
     await Promise.all(repeats.map((row) => deps.hooks.invalidatePayload(tenantId, row.transaction_id)));

@@ -3,7 +3,7 @@ import type { OrdersApi } from '../orders/index.ts';
 import type { AppContext } from '../platform/context.ts';
 import type { EventBus } from '../platform/events/index.ts';
 import type { WalModule } from '../wal/index.ts';
-import type { ExceptionRow } from './exception-view.ts';
+import type { ExceptionRow, ViewedRow } from './exception-view.ts';
 import type { ExceptionsDb, ExceptionsTrx } from './tables.ts';
 
 /** What createExceptions receives: the bus, the WAL's dead letters, and the modules a retry drives. */
@@ -21,9 +21,9 @@ export type ExceptionsModuleDeps = {
  */
 export type ExceptionHooks = {
   /** Evaluates the alert rules for exceptions just captured or repeated, in the capturing transaction. */
-  onCaptured(trx: ExceptionsTrx, tenantId: string, captured: ExceptionRow[]): Promise<void>;
+  onCaptured(trx: ExceptionsTrx, tenantId: string, captured: ViewedRow[]): Promise<void>;
   /** Evaluates the alert rules after a failed retry, in the transaction that recorded it. */
-  onRetryFailed(trx: ExceptionsTrx, tenantId: string, exception: ExceptionRow): Promise<void>;
+  onRetryFailed(trx: ExceptionsTrx, tenantId: string, exception: ViewedRow): Promise<void>;
   /** Drops the cached payload of an exception that changed (repeated, retried, resolved). */
   invalidatePayload(tenantId: string, transactionId: string): Promise<void>;
   /**
