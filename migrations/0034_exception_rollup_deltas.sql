@@ -103,79 +103,38 @@ end $$;
 create function exceptions.fold_counts() returns bigint
 language plpgsql as $$
 declare
+  t record;
   n bigint;
   total bigint := 0;
 begin
-  with keys as (
-    select distinct tenant_id, hour, interface_type, severity, category, status
-    from exceptions.hourly_counts where not folded
-  ), gone as (
-    delete from exceptions.hourly_counts t using keys k
-    where t.hour = any (array(select distinct hour from keys))
-      and (t.tenant_id, t.hour, t.interface_type, t.severity, t.category, t.status)
-      = (k.tenant_id, k.hour, k.interface_type, k.severity, k.category, k.status)
-    returning t.*
-  ), kept as (
-    insert into exceptions.hourly_counts (tenant_id, hour, interface_type, severity, category, status,
-      exceptions, resolved, resolve_ms)
-    select tenant_id, hour, interface_type, severity, category, status, sum(exceptions), sum(resolved),
-      sum(resolve_ms)
-    from gone group by 1, 2, 3, 4, 5, 6
-    having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
-    order by 1, 2, 3, 4, 5, 6
-  )
-  select count(*) into n from gone;
-  total := total + n;
-  with keys as (
-    select distinct tenant_id, day, interface_type, severity, category, status
-    from exceptions.daily_counts where not folded
-  ), gone as (
-    delete from exceptions.daily_counts t using keys k
-    where t.day = any (array(select distinct day from keys))
-      and (t.tenant_id, t.day, t.interface_type, t.severity, t.category, t.status)
-      = (k.tenant_id, k.day, k.interface_type, k.severity, k.category, k.status)
-    returning t.*
-  ), kept as (
-    insert into exceptions.daily_counts (tenant_id, day, interface_type, severity, category, status,
-      exceptions, resolved, resolve_ms)
-    select tenant_id, day, interface_type, severity, category, status, sum(exceptions), sum(resolved),
-      sum(resolve_ms)
-    from gone group by 1, 2, 3, 4, 5, 6
-    having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
-    order by 1, 2, 3, 4, 5, 6
-  )
-  select count(*) into n from gone;
-  total := total + n;
-  with keys as (
-    select distinct tenant_id, hour, dimension, value from exceptions.hourly_totals where not folded
-  ), gone as (
-    delete from exceptions.hourly_totals t using keys k
-    where t.hour = any (array(select distinct hour from keys))
-      and (t.tenant_id, t.hour, t.dimension, t.value) = (k.tenant_id, k.hour, k.dimension, k.value)
-    returning t.*
-  ), kept as (
-    insert into exceptions.hourly_totals (tenant_id, hour, dimension, value, exceptions, resolved, resolve_ms)
-    select tenant_id, hour, dimension, value, sum(exceptions), sum(resolved), sum(resolve_ms)
-    from gone group by 1, 2, 3, 4
-    having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
-    order by 1, 2, 3, 4
-  )
-  select count(*) into n from gone;
-  total := total + n;
-  with keys as (
-    select distinct tenant_id, day, dimension, value from exceptions.daily_totals where not folded
-  ), gone as (
-    delete from exceptions.daily_totals t using keys k
-    where t.day = any (array(select distinct day from keys))
-      and (t.tenant_id, t.day, t.dimension, t.value) = (k.tenant_id, k.day, k.dimension, k.value)
-    returning t.*
-  ), kept as (
-    insert into exceptions.daily_totals (tenant_id, day, dimension, value, exceptions, resolved, resolve_ms)
-    select tenant_id, day, dimension, value, sum(exceptions), sum(resolved), sum(resolve_ms)
-    from gone group by 1, 2, 3, 4
-    having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
-    order by 1, 2, 3, 4
-  )
-  select count(*) into n from gone;
-  return total + n;
+  -- Each table, its time column and its key: one statement text for the four.
+  for t in select * from (values
+    ('hourly_counts', 'hour', 'interface_type, severity, category, status'),
+    ('daily_counts', 'day', 'interface_type, severity, category, status'),
+    ('hourly_totals', 'hour', 'dimension, value'),
+    ('daily_totals', 'day', 'dimension, value')) as v(tbl, at, keys)
+  loop
+    execute format($q$
+      with keys as (
+        select distinct tenant_id, %2$I, %3$s from exceptions.%1$I where not folded
+      ), gone as (
+        delete from exceptions.%1$I t using keys k
+        where t.%2$I = any (array(select distinct %2$I from keys))
+          and (t.tenant_id, t.%2$I, %4$s) = (k.tenant_id, k.%2$I, %5$s)
+        returning t.*
+      ), kept as (
+        insert into exceptions.%1$I (tenant_id, %2$I, %3$s, exceptions, resolved, resolve_ms)
+        select tenant_id, %2$I, %3$s, sum(exceptions), sum(resolved), sum(resolve_ms)
+        from gone group by tenant_id, %2$I, %3$s
+        having sum(exceptions) <> 0 or sum(resolved) <> 0 or sum(resolve_ms) <> 0
+        order by tenant_id, %2$I, %3$s
+      )
+      select count(*) from gone$q$,
+      t.tbl, t.at, t.keys,
+      (select string_agg('t.' || k, ', ') from unnest(string_to_array(t.keys, ', ')) k),
+      (select string_agg('k.' || k, ', ') from unnest(string_to_array(t.keys, ', ')) k))
+    into n;
+    total := total + n;
+  end loop;
+  return total;
 end $$;

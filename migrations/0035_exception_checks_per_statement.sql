@@ -20,7 +20,9 @@ alter table exceptions.exceptions drop constraint exceptions_tenant_id_fkey,
 alter table exceptions.audit drop constraint audit_tenant_id_fkey,
   drop constraint audit_exception_id_fkey;
 
-create function exceptions.check_exception_refs() returns trigger
+-- The check of a statement's new rows: their tenants exist, and each row's column TG_ARGV[1]
+-- names a row of exceptions.<TG_ARGV[0]> of the row's own tenant; all locked FOR KEY SHARE.
+create function exceptions.check_refs() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   named integer;
@@ -31,54 +33,30 @@ begin
     select 1 from identity.tenants t where t.id = any (array(select distinct tenant_id from new_rows)) for key share of t
   ) locked;
   if held < named then
-    raise exception 'exceptions names a tenant that does not exist' using errcode = '23503';
+    raise exception 'exceptions.% names a tenant that does not exist', tg_table_name using errcode = '23503';
   end if;
-  select count(*) into named from (select distinct group_id, tenant_id from new_rows) n;
-  select count(*) into held from (
-    select 1 from exceptions.groups g
-    join (select distinct group_id, tenant_id from new_rows) n on n.group_id = g.id and n.tenant_id = g.tenant_id
-    where g.id = any (array(select distinct group_id from new_rows))
-    for key share of g
-  ) locked;
+  execute format($q$
+    select (select count(*) from (select distinct %1$I, tenant_id from new_rows) n),
+      (select count(*) from (
+        select 1 from exceptions.%2$I r
+        join (select distinct %1$I, tenant_id from new_rows) n on n.%1$I = r.id and n.tenant_id = r.tenant_id
+        where r.id = any (array(select distinct %1$I from new_rows))
+        for key share of r) locked)$q$, tg_argv[1], tg_argv[0])
+  into named, held;
   if held < named then
-    raise exception 'exceptions names a group that does not exist' using errcode = '23503';
+    raise exception 'exceptions.% names a row of exceptions.% that does not exist', tg_table_name, tg_argv[0]
+      using errcode = '23503';
   end if;
   return null;
 end
 $$;
 create trigger check_inserted_refs after insert on exceptions.exceptions
-  referencing new table as new_rows for each statement execute function exceptions.check_exception_refs();
+  referencing new table as new_rows for each statement execute function exceptions.check_refs('groups', 'group_id');
 create trigger check_updated_refs after update on exceptions.exceptions
-  referencing new table as new_rows for each statement execute function exceptions.check_exception_refs();
-
-create function exceptions.check_audit_refs() returns trigger
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
-declare
-  named integer;
-  held integer;
-begin
-  select count(*) into named from (select distinct tenant_id from new_rows) n;
-  select count(*) into held from (
-    select 1 from identity.tenants t where t.id = any (array(select distinct tenant_id from new_rows)) for key share of t
-  ) locked;
-  if held < named then
-    raise exception 'exceptions.audit names a tenant that does not exist' using errcode = '23503';
-  end if;
-  select count(*) into named from (select distinct exception_id, tenant_id from new_rows) n;
-  select count(*) into held from (
-    select 1 from exceptions.exceptions e
-    join (select distinct exception_id, tenant_id from new_rows) n on n.exception_id = e.id and n.tenant_id = e.tenant_id
-    where e.id = any (array(select distinct exception_id from new_rows))
-    for key share of e
-  ) locked;
-  if held < named then
-    raise exception 'exceptions.audit names an exception that does not exist' using errcode = '23503';
-  end if;
-  return null;
-end
-$$;
+  referencing new table as new_rows for each statement execute function exceptions.check_refs('groups', 'group_id');
 create trigger check_inserted_refs after insert on exceptions.audit
-  referencing new table as new_rows for each statement execute function exceptions.check_audit_refs();
+  referencing new table as new_rows
+  for each statement execute function exceptions.check_refs('exceptions', 'exception_id');
 
 create function exceptions.exceptions_deleted() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$

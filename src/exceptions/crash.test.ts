@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
+import { callServer, type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/test-databases.ts';
 import { until } from '../platform/testing/until.ts';
 
@@ -14,25 +14,22 @@ const KILL_AFTER_MS = 750;
 
 type Storage = Record<string, string>;
 
-async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown) {
-  return fetch(`${base}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-}
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function signIn(base: string): Promise<string> {
-  const response = await call(base, 'POST', '/api/v1/auth/login', undefined, {
-    tenant: 'demo',
-    email: 'admin@demo.test',
-    password: PASSWORD,
-  });
-  expect(response.status, await response.clone().text()).toBe(200);
-  return ((await response.json()) as { accessToken: string }).accessToken;
+  const login = await callServer(
+    base,
+    'POST',
+    '/api/v1/auth/login',
+    {},
+    {
+      tenant: 'demo',
+      email: 'admin@demo.test',
+      password: PASSWORD,
+    },
+  );
+  expect(login.status, JSON.stringify(login.body)).toBe(200);
+  return (login.body as { accessToken: string }).accessToken;
 }
 
 /** Every exception of the tenant whose transaction id starts with `prefix`: id → occurrences. */
@@ -41,9 +38,9 @@ async function capturedOf(base: string, token: string, prefix: string): Promise<
   let cursor: string | null = null;
   do {
     const query: string = `limit=100&interfaceType=ORDER${cursor ? `&cursor=${cursor}` : ''}`;
-    const response = await call(base, 'GET', `/api/v1/exceptions?${query}`, token);
+    const response = await callServer(base, 'GET', `/api/v1/exceptions?${query}`, bearer(token));
     expect(response.status).toBe(200);
-    const page = (await response.json()) as {
+    const page = response.body as {
       items: { transactionId: string; occurrences: number }[];
       nextCursor: string | null;
     };
@@ -89,7 +86,7 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
       for (let n = 0; Date.now() < stopAt; n++) {
         const ids = Array.from({ length: BATCH }, (_, i) => `CRASH-${w}-${n}-${i}`);
         try {
-          const response = await call(first.base, 'POST', '/api/v1/wal/write/batch', token, {
+          const response = await callServer(first.base, 'POST', '/api/v1/wal/write/batch', bearer(token), {
             namespace: 'interface-exceptions',
             messages: ids.map((transactionId) => ({
               messageId: transactionId,
@@ -97,7 +94,6 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
               headers: { 'ce-type': 'OrderRejected' },
             })),
           });
-          await response.arrayBuffer();
           if (response.status === 202) for (const id of ids) acked.add(id);
           else failed += 1;
         } catch {

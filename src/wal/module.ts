@@ -34,11 +34,12 @@ import { readMessageState, type WalMessageState } from './dlq/message-state.ts';
 import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
-import type { Namespace } from './namespaces/namespace.ts';
+import type { Namespace, Target } from './namespaces/namespace.ts';
 import { ensureAllSystemNamespaces, ensureSystemNamespaces } from './namespaces/system-namespaces.ts';
 import { createSystemTargets } from './namespaces/system-targets.ts';
 import type { WalTables } from './tables.ts';
 import { createTargets } from './targets/index.ts';
+import type { Delivery } from './targets/target-result.ts';
 import { type MessageInput, type OutboxReceipt, writeMessages, writeRoutes } from './write/index.ts';
 
 export type WalModule = MercatoModule & {
@@ -115,19 +116,22 @@ export async function createWal(
   const capped = (n: Namespace): Namespace =>
     n.consumerConcurrency > maxConcurrency ? { ...n, consumerConcurrency: maxConcurrency } : n;
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
+  /** Counts deliveries to one target that came to `outcome`, and the latency of delivered ones. */
+  const count = (namespace: Namespace, target: Target, outcome: string, deliveries: Delivery[]) => {
+    metrics.deliveries.inc(
+      { namespace: namespace.name, target_type: target.type, outcome },
+      deliveries.length,
+    );
+    if (outcome !== 'delivered') return;
+    const now = Date.now();
+    for (const { dueAt } of deliveries) {
+      if (dueAt)
+        metrics.deliveryLatency.observe({ namespace: namespace.name }, (now - dueAt.getTime()) / 1000);
+    }
+  };
   const deliver: DeliverFn = async (namespace, target, delivery, internal) => {
     const result = await targets.deliver(namespace, target, delivery, internal);
-    metrics.deliveries.inc({
-      namespace: namespace.name,
-      target_type: target.type,
-      outcome: result.outcome,
-    });
-    if (result.outcome === 'delivered' && delivery.dueAt) {
-      metrics.deliveryLatency.observe(
-        { namespace: namespace.name },
-        (Date.now() - delivery.dueAt.getTime()) / 1000,
-      );
-    }
+    count(namespace, target, result.outcome, [delivery]);
     // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
     if (result.outcome === 'disable') {
       const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
@@ -152,18 +156,10 @@ export async function createWal(
     maxConcurrency,
     circuits,
   });
-  // Counted as the engine counts its own deliveries (a batch at once).
+  // Counted as the engine counts its own deliveries.
   deps.inline = {
     ...engine.inline,
-    onDelivered: (namespace, target, deliveries) => {
-      const labels = { namespace: namespace.name, target_type: target.type, outcome: 'delivered' };
-      metrics.deliveries.inc(labels, deliveries.length);
-      const now = Date.now();
-      for (const d of deliveries) {
-        if (d.dueAt)
-          metrics.deliveryLatency.observe({ namespace: namespace.name }, (now - d.dueAt.getTime()) / 1000);
-      }
-    },
+    onDelivered: (namespace, target, deliveries) => count(namespace, target, 'delivered', deliveries),
   };
   let started = false;
   const events = createEventBus({

@@ -126,7 +126,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   );
   const safetyPollMs = deps.safetyPollMs ?? 5_000;
   const log = ctx.logger.child({ component: 'wal-delivery' });
-  const handlers = createInternalHandlers(db);
+  const handlers = createInternalHandlers(db, log);
 
   let running = false;
   /** A wake came (NOTIFY, timer, poll) since the last lease looked. */

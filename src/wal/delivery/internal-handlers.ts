@@ -1,5 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { discardCommitQueues, flushCommitQueues, withTenant } from '../../platform/db/index.ts';
+import type { Logger } from '../../platform/observability/index.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
 
@@ -71,7 +72,7 @@ function failed(error: unknown): TargetResult {
  * When that transaction fails, each of its deliveries runs again alone, so one failing message
  * fails only itself.
  */
-export function createInternalHandlers(db: Kysely<WalTables>) {
+export function createInternalHandlers(db: Kysely<WalTables>, log?: Logger) {
   const handlers = new Map<string, Entry>();
   /** Deliveries waiting for the next transaction, by handler and tenant. */
   const queues = new Map<string, { name: string; tenantId: string; waiting: Waiting[] }>();
@@ -118,8 +119,12 @@ export function createInternalHandlers(db: Kysely<WalTables>) {
       await flushCommitQueues(trx);
       await sql`release savepoint inline_delivery`.execute(trx);
       return true;
-    } catch {
+    } catch (error) {
       // The write goes on; its messages wait for the delivery engine, which retries them as usual.
+      log?.warn(
+        { err: error, handler: name, messages: deliveries.length },
+        'inline delivery failed; the delivery engine takes the messages',
+      );
       discardCommitQueues(trx);
       await sql`rollback to savepoint inline_delivery`.execute(trx);
       return false;

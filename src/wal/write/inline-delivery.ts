@@ -118,10 +118,12 @@ export async function writeInline(
       else failed.push({ target, ids: news.map((n) => n.row.id) });
     }
     for (const { target, ids } of failed) {
-      // As written plainly: due for the engine, this target not reached, no attempt made.
+      // Due for the engine with this target not reached; no attempt made, unless another inline
+      // target of the message was reached.
       await sql`
-        update wal.messages set state = 'pending', delivered_at = null, attempts = 0,
-          targets_done = array_remove(targets_done, ${target.name})
+        update wal.messages set state = 'pending', delivered_at = null,
+          targets_done = array_remove(targets_done, ${target.name}),
+          attempts = case when cardinality(array_remove(targets_done, ${target.name})) = 0 then 0 else attempts end
         where id = any(${ids}::uuid[])`.execute(trx);
     }
     if (failed.length > 0) await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
