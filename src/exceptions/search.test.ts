@@ -57,6 +57,18 @@ beforeAll(async () => {
   ]);
   await seedExceptions(t, b.id, [
     { transactionId: 'TX-B-1', reason: 'Gateway timeout at the other shop', customerId: 'cust-42' },
+    // An inbound event's payload repeats its columns; this one's customerId differs from the column.
+    {
+      transactionId: 'TX-B-2',
+      reason: 'Quokka feed rejected',
+      customerId: 'cust-b-9',
+      payload: {
+        transactionId: 'TX-B-2',
+        reason: 'Quokka feed rejected',
+        customerId: 'cust-wombat',
+        note: 'platypus',
+      },
+    },
   ]);
 });
 afterAll(() => t?.close());
@@ -89,6 +101,25 @@ describe('GET /exceptions/search', () => {
   it("finds by the payload's text and numbers", async () => {
     expect(await found('frobnicator')).toEqual(['TX-1002']);
     expect(await found('4711')).toEqual(['TX-1002']);
+  });
+
+  it("reads a payload field equal to its column once, at the column's weight, and one that differs as payload text", async () => {
+    expect(await found('quokka', b.operator)).toEqual(['TX-B-2']);
+    expect(await found('TX-B-2', b.operator)).toEqual(['TX-B-2']);
+    expect(await found('cust-b-9', b.operator)).toEqual(['TX-B-2']);
+    expect(await found('cust-wombat', b.operator)).toEqual(['TX-B-2']);
+    expect(await found('platypus', b.operator)).toEqual(['TX-B-2']);
+    const lexemes = await asTenant(t, b.id, async (trx) => {
+      const { rows } = await sql<{ lexeme: string; weights: string[] }>`
+        select lexeme, weights from exceptions.tenant_exceptions, unnest(search)
+        where transaction_id = 'TX-B-2'`.execute(trx);
+      return new Map(rows.map((r) => [r.lexeme, [...r.weights].sort().join('')]));
+    });
+    // The reason's words and the ids only as their columns (B, A), not again from the payload (C).
+    expect(lexemes.get('quokka')).toBe('B');
+    expect(lexemes.get('tx')).toBe('A');
+    expect(lexemes.get('wombat')).toBe('C');
+    expect(lexemes.get('platypus')).toBe('C');
   });
 
   it('reads web search syntax: phrases, or, and -excluded words', async () => {
