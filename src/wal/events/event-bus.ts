@@ -10,7 +10,7 @@ import {
   type Topic,
 } from '../../platform/events/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
-import type { NewMessageRow } from '../backends/postgres/group-commit.ts';
+import { insertFreshRows, type NewMessageRow } from '../backends/postgres/group-commit.ts';
 import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
 import type { Namespace, NamespaceCache } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
@@ -22,7 +22,7 @@ import type { BackendName, WalTables } from '../tables.ts';
 import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';
 import type { MessageInput } from '../write/index.ts';
-import { insertOutboxRows, outboxRows } from '../write/outbox.ts';
+import { outboxRows } from '../write/outbox.ts';
 
 export type EventBusDeps = {
   /** MERCATO_EVENTS_BACKEND: where a system namespace found missing is created. */
@@ -124,11 +124,10 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
       const rows = outboxRows(tenantId, namespace, messages, true);
-      const queue = commitQueue<NewMessageRow>(trx, outbox, async (all) => {
-        await insertOutboxRows(walTrx, all);
-      });
+      // Fresh ids (toMessage's UUIDv7s): a plain insert, no conflict to look for.
+      const queue = commitQueue<NewMessageRow>(trx, outbox, (all) => insertFreshRows(walTrx, all));
       if (queue) queue.push(...rows);
-      else await insertOutboxRows(walTrx, rows);
+      else await insertFreshRows(walTrx, rows);
     },
     subscribe(subscriber: Subscriber) {
       const { name, topic, types } = subscriber;

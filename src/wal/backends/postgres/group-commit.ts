@@ -105,6 +105,37 @@ function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefi
   return `${json}]`;
 }
 
+/** An insert's failure as the caller's error: a retry (503) or a namespace gone (404), else itself. */
+function insertError(error: unknown, rows: NewMessageRow[]): unknown {
+  const code = (error as { code?: unknown }).code;
+  // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
+  if (code === '40001') {
+    return new AppError('SERVICE_UNAVAILABLE', 'a message changed during the write; retry', {
+      retryAfterSeconds: 1,
+    });
+  }
+  // A namespace deleted since the caller looked it up (the check of migration 0011).
+  if (code === '23503') {
+    const names = [...new Set(rows.map((r) => r.namespace))].join(', ');
+    return new AppError('NOT_FOUND', `namespace ${names} not found`);
+  }
+  return error;
+}
+
+/**
+ * Inserts rows whose message ids were just made (the event bus's UUIDv7s) in one plain INSERT,
+ * wal.insert_fresh_messages (migration 0038): no earlier write can hold such an id, so there is no
+ * conflict to look for and nothing to read back. In the caller's transaction.
+ */
+export async function insertFreshRows(db: Db, rows: NewMessageRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  try {
+    await sql`select wal.insert_fresh_messages(${rowsJson(rows, undefined)}::jsonb)`.execute(db);
+  } catch (error) {
+    throw insertError(error, rows);
+  }
+}
+
 /** What wal.insert_messages answers (migrations 0010 and 0033). */
 type Inserted = { fresh: string[]; stored?: ReturnedRow[] };
 
@@ -132,19 +163,7 @@ export async function insertMessageRows(
     const r = result.rows[0]!.r;
     answer = typeof r === 'string' ? (JSON.parse(r) as Inserted) : r;
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    // Conflicted, then vanished before the read (deleted by retention): a 503 the caller retries.
-    if (code === '40001') {
-      throw new AppError('SERVICE_UNAVAILABLE', 'a message changed during the write; retry', {
-        retryAfterSeconds: 1,
-      });
-    }
-    // A namespace deleted since the caller looked it up (the check of migration 0011).
-    if (code === '23503') {
-      const names = [...new Set(rows.map((r) => r.namespace))].join(', ');
-      throw new AppError('NOT_FOUND', `namespace ${names} not found`);
-    }
-    throw error;
+    throw insertError(error, rows);
   }
   const fresh = new Set(answer.fresh);
   const existing = new Map<string, ReturnedRow>();
