@@ -4,6 +4,7 @@
  * collector captures them through its internal target. Counted when queryable: the clock stops when
  * the bench tenant's exceptions table holds every distinct transaction id written.
  */
+import { readFileSync } from 'node:fs';
 import { sql } from '../commerce/setup.ts';
 import { INBOUND, REASONS, SKUS, WAREHOUSES } from './vocabulary.ts';
 
@@ -18,6 +19,11 @@ export type CaptureResult = {
   seconds: number;
   writesPerSecond: number;
   capturedPerSecond: number;
+  /**
+   * Busy CPU time of the whole machine (server, PostgreSQL, this client) per event, in ms: steadier
+   * than the rate on a VM whose speed drifts between runs. Null where /proc/stat is missing.
+   */
+  cpuMsPerEvent: number | null;
 };
 
 /** The data of inbound event i (its type's fields included); one in `repeatEvery` repeats an earlier id. */
@@ -46,6 +52,17 @@ export function inboundEvent(
   if (kind.type === 'DistributionFailed') data['destination'] = `carrier-${n % 7}`;
   if (kind.type === 'ValidationError') data['errors'] = [{ field: 'postalCode', message: 'invalid format' }];
   return { type: kind.type, data };
+}
+
+/** The machine's busy CPU time in ms (Linux's /proc/stat counts in 1/100 s); undefined elsewhere. */
+function machineCpuMs(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
+  } catch {
+    return undefined;
+  }
 }
 
 async function countCaptured(tenantId: string): Promise<number> {
@@ -78,6 +95,7 @@ export async function runCapture(options: {
     }
     bodies.push(JSON.stringify({ namespace: 'interface-exceptions', messages }));
   }
+  const cpuBefore = machineCpuMs();
   const started = performance.now();
   let next = 0;
   const writer = async () => {
@@ -110,6 +128,11 @@ export async function runCapture(options: {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = machineCpuMs();
+  const cpuMsPerEvent =
+    cpuBefore === undefined || cpuAfter === undefined
+      ? null
+      : Math.round(((cpuAfter - cpuBefore) / events) * 1000) / 1000;
   const result = {
     events,
     distinct: ids.size,
@@ -119,9 +142,10 @@ export async function runCapture(options: {
     seconds: Math.round(seconds * 100) / 100,
     writesPerSecond: Math.round(events / writeSeconds),
     capturedPerSecond: Math.round(events / seconds),
+    cpuMsPerEvent,
   };
   console.log(
-    `capture: ${events} events (${ids.size} transaction ids) written in ${result.writeSeconds} s, all queryable after ${result.seconds} s: ${result.capturedPerSecond}/s`,
+    `capture: ${events} events (${ids.size} transaction ids) written in ${result.writeSeconds} s, all queryable after ${result.seconds} s: ${result.capturedPerSecond}/s; machine CPU ${cpuMsPerEvent ?? '–'} ms per event`,
   );
   return result;
 }

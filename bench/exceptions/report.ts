@@ -31,7 +31,7 @@ export function report(f: Figures): string {
     '| Measure | Mercato | Target | Verdict |',
     '|---|---|---|---|',
     c
-      ? `| capture through the WAL (${c.events.toLocaleString('en-US')} events in batches of ${c.batch}, ${c.writers} writers; counted when queryable) | ${c.capturedPerSecond.toLocaleString('en-US')}/s (writes acknowledged at ${c.writesPerSecond.toLocaleString('en-US')}/s) | ≥ ${TARGETS.capturePerSecond.toLocaleString('en-US')}/s | ${verdict(c.capturedPerSecond >= TARGETS.capturePerSecond)} |`
+      ? `| capture through the WAL (${c.events.toLocaleString('en-US')} events in batches of ${c.batch}, ${c.writers} writers; counted when queryable) | ${c.capturedPerSecond.toLocaleString('en-US')}/s (writes acknowledged at ${c.writesPerSecond.toLocaleString('en-US')}/s; machine CPU ${c.cpuMsPerEvent ?? '–'} ms per event) | ≥ ${TARGETS.capturePerSecond.toLocaleString('en-US')}/s | ${verdict(c.capturedPerSecond >= TARGETS.capturePerSecond)} |`
       : '| capture | – | | |',
     `| list with filters, p50 / p95 / p99 at ${f.connections} connections (${f.rows.toLocaleString('en-US')} rows) | ${latency(f.list)}; ${rate(f.list)} | – | – |`,
     `| full-text search, p50 / p95 / p99 | ${latency(f.search)}; ${rate(f.search)} | p95 < ${TARGETS.searchP95} ms | ${verdict(f.search && f.search.p95 < TARGETS.searchP95)} |`,
