@@ -82,9 +82,11 @@ export function idempotencyConflict(messageIds: string[]): AppError {
 }
 
 /**
- * The rows as one JSON array, each with `s`, its submission. Payload and headers are JSON text
- * already; ids, hashes, namespace names (^[a-z0-9][a-z0-9._-]*$) and the enums need no escaping,
- * so only messageId and key go through JSON.stringify.
+ * The rows as one JSON array of arrays, as wal.message_rows reads them (migration 0038): each
+ * [s (its submission), id, tenant_id, namespace, message_id, ordering_key, payload, headers,
+ * request_hash, backend, state, due_at, max_attempts, created_at, targets_done, attempts]. Payload
+ * and headers are JSON text already; ids, hashes, namespace names (^[a-z0-9][a-z0-9._-]*$) and the
+ * enums need no escaping, so only messageId and key go through JSON.stringify.
  */
 function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefined): string {
   let json = '[';
@@ -92,15 +94,12 @@ function rowsJson(rows: NewMessageRow[], submissions: readonly number[] | undefi
     const r = rows[i]!;
     const key = r.ordering_key === null ? 'null' : JSON.stringify(r.ordering_key);
     json +=
-      `${i > 0 ? ',' : ''}{"s":${submissions?.[i] ?? 0},"id":"${r.id}","tenant_id":"${r.tenant_id}",` +
-      `"namespace":"${r.namespace}","message_id":${JSON.stringify(r.message_id)},"ordering_key":${key},` +
-      `"payload":${r.payload},"headers":${r.headers},"request_hash":"${r.request_hash}",` +
-      `"backend":"${r.backend}","state":"${r.state}","due_at":"${r.due_at.toISOString()}",` +
-      `"max_attempts":${r.max_attempts},"created_at":"${r.created_at.toISOString()}"` +
-      (r.targets_done
-        ? `,"targets_done":${JSON.stringify(r.targets_done)},"attempts":${r.attempts ?? 0}`
-        : '') +
-      '}';
+      `${i > 0 ? ',' : ''}[${submissions?.[i] ?? 0},"${r.id}","${r.tenant_id}","${r.namespace}",` +
+      `${JSON.stringify(r.message_id)},${key},${r.payload},${r.headers},"${r.request_hash}",` +
+      `"${r.backend}","${r.state}","${r.due_at.toISOString()}",${r.max_attempts},` +
+      `"${r.created_at.toISOString()}"` +
+      (r.targets_done ? `,${JSON.stringify(r.targets_done)},${r.attempts ?? 0}` : '') +
+      ']';
   }
   return `${json}]`;
 }
@@ -136,11 +135,11 @@ export async function insertFreshRows(db: Db, rows: NewMessageRow[]): Promise<vo
   }
 }
 
-/** What wal.insert_messages answers (migrations 0010 and 0033). */
+/** What wal.insert_messages answers (migrations 0010, 0033 and 0038). */
 type Inserted = { fresh: string[]; stored?: ReturnedRow[] };
 
 /**
- * Inserts rows in ONE statement, wal.insert_messages (migration 0010): a multi-row INSERT … ON
+ * Inserts rows in ONE statement, wal.insert_messages (migrations 0010 and 0038): a multi-row INSERT … ON
  * CONFLICT (tenant_id, namespace, messageId) DO NOTHING, then a read of the stored rows of the
  * messageIds that conflicted (an earlier write), then the removal of every row of a submission
  * one of whose messageIds is stored with another body. `submissions[i]` numbers the submission

@@ -1,0 +1,79 @@
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startTestApp } from '../testing/index.ts';
+import { jsonRows } from './json-rows.ts';
+
+const t = await startTestApp();
+afterAll(() => t.close());
+
+describe('jsonRows', () => {
+  it('reads rows sent as arrays back as typed columns, JSON null as NULL in every column', async () => {
+    const columns = [
+      ['id', 'uuid'],
+      ['name', 'text'],
+      ['n', 'bigint'],
+      ['ok', 'boolean'],
+      ['at', 'timestamptz'],
+      ['data', 'jsonb'],
+    ] as const;
+    const { rows } = await sql<{
+      id: string;
+      name: string | null;
+      n: string | null;
+      ok: boolean | null;
+      at: Date | string | null;
+      data: unknown;
+      data_type: string | null;
+    }>`
+      select x.id, x.name, x.n::text as n, x.ok, x.at, x.data, jsonb_typeof(x.data) as data_type
+      from ${jsonRows(columns, [
+        [
+          '0190a4b2-7c1e-7000-8000-000000000001',
+          'quote " and \\ backslash',
+          9007199254740993n.toString(),
+          true,
+          '2026-12-03T08:00:00.123Z',
+          { b: 1, a: [null, 'x'] },
+        ],
+        ['0190a4b2-7c1e-7000-8000-000000000002', null, null, null, null, null],
+        ['0190a4b2-7c1e-7000-8000-000000000003', '', 0, false, '2026-12-03T08:00:00Z', 'text'],
+      ])} as x
+      order by x.id`.execute(t.ctx.db.kysely);
+    expect(rows.map((r) => ({ ...r, at: r.at === null ? null : new Date(r.at).toISOString() }))).toEqual([
+      {
+        id: '0190a4b2-7c1e-7000-8000-000000000001',
+        name: 'quote " and \\ backslash',
+        n: '9007199254740993',
+        ok: true,
+        at: '2026-12-03T08:00:00.123Z',
+        data: { a: [null, 'x'], b: 1 },
+        data_type: 'object',
+      },
+      {
+        id: '0190a4b2-7c1e-7000-8000-000000000002',
+        name: null,
+        n: null,
+        ok: null,
+        at: null,
+        data: null,
+        data_type: null,
+      },
+      {
+        id: '0190a4b2-7c1e-7000-8000-000000000003',
+        name: '',
+        n: '0',
+        ok: false,
+        at: '2026-12-03T08:00:00.000Z',
+        data: 'text',
+        data_type: 'string',
+      },
+    ]);
+  });
+
+  it('answers no rows for none, and refuses a column name or type that is not a plain identifier', async () => {
+    const { rows } = await sql`select * from ${jsonRows([['id', 'uuid']], [])} as x`.execute(t.ctx.db.kysely);
+    expect(rows).toEqual([]);
+    expect(() => jsonRows([['id; drop table x', 'uuid']], [])).toThrow(/bad column/);
+    expect(() => jsonRows([['id', 'uuid) as id, (select 1']], [])).toThrow(/bad column/);
+  });
+});
