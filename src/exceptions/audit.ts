@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { type JsonColumn, jsonRows } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { ExceptionsTrx } from './tables.ts';
 
@@ -14,24 +15,33 @@ export type AuditEntry = {
   details?: Record<string, unknown> | undefined;
 };
 
+const AUDIT_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['tenant_id', 'uuid'],
+  ['exception_id', 'uuid'],
+  ['action', 'text'],
+  ['actor', 'text'],
+  ['note', 'text'],
+  ['details', 'jsonb'],
+];
+
 /**
  * Appends audit entries in the caller's transaction, so they commit with the change: one JSON
  * parameter however many (a capture's batch writes hundreds; one bind each would be thousands).
  */
 export async function recordAudit(trx: ExceptionsTrx, entries: AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  const rows = entries.map((e) => ({
-    id: uuidv7(),
-    tenant_id: e.tenantId,
-    exception_id: e.exceptionId,
-    action: e.action,
-    actor: e.actor,
-    note: e.note ?? null,
-    details: e.details ?? null,
-  }));
+  const rows = entries.map((e) => [
+    uuidv7(),
+    e.tenantId,
+    e.exceptionId,
+    e.action,
+    e.actor,
+    e.note ?? null,
+    e.details ?? null,
+  ]);
   await sql`
     insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details)
     select id, tenant_id, exception_id, action, actor, note, details
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id uuid, tenant_id uuid, exception_id uuid,
-      action text, actor text, note text, details jsonb)`.execute(trx);
+    from ${jsonRows(AUDIT_COLUMNS, rows)} as x`.execute(trx);
 }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { type JsonColumn, jsonRows } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { AuditEntry } from './audit.ts';
 import type { CaptureInput } from './capture.ts';
@@ -65,33 +66,60 @@ export async function prepare(trx: ExceptionsTrx, inputs: CaptureInput[]): Promi
   return byTx;
 }
 
-/** The exceptions' row values, as jsonb_to_recordset reads them. */
-function rowsOf(pending: Pending[]) {
-  return pending.map(({ input: i, classification: c, fingerprint: fp, n, firstSeen, lastSeen }) => ({
-    id: uuidv7(),
-    transaction_id: i.transactionId,
-    external_id: clip(i.externalId, 200),
-    interface_type: i.interfaceType,
-    event_type: i.eventType.slice(0, 200),
-    operation: i.operation.slice(0, 200) || 'unknown',
-    reason: i.reason,
-    category: c.category,
-    severity: c.severity,
-    customer_id: clip(i.customerId, 200),
-    location_code: clip(i.locationCode, 200),
-    order_id: clip(i.orderId, 200),
-    amount: i.amount ?? null,
-    currency: i.amount === null || i.amount === undefined ? null : (i.currency ?? null),
-    retryable: c.retryable,
-    correlation_id: clip(i.correlationId, 200),
-    causation_id: clip(i.causationId, 200),
-    source_ref: i.sourceRef,
-    payload: i.payload ?? null,
-    fingerprint: fp,
+/** The exceptions' input columns, in the order rowsOf gives their values. */
+const INPUT_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['transaction_id', 'text'],
+  ['external_id', 'text'],
+  ['interface_type', 'text'],
+  ['event_type', 'text'],
+  ['operation', 'text'],
+  ['reason', 'text'],
+  ['category', 'text'],
+  ['severity', 'text'],
+  ['customer_id', 'text'],
+  ['location_code', 'text'],
+  ['order_id', 'text'],
+  ['amount', 'bigint'],
+  ['currency', 'text'],
+  ['retryable', 'boolean'],
+  ['correlation_id', 'text'],
+  ['causation_id', 'text'],
+  ['source_ref', 'jsonb'],
+  ['payload', 'jsonb'],
+  ['fingerprint', 'text'],
+  ['n', 'integer'],
+  ['first_seen', 'timestamptz'],
+  ['last_seen', 'timestamptz'],
+];
+
+/** The exceptions' row values, as INPUT_COLUMNS names them. */
+function rowsOf(pending: Pending[]): unknown[][] {
+  return pending.map(({ input: i, classification: c, fingerprint: fp, n, firstSeen, lastSeen }) => [
+    uuidv7(),
+    i.transactionId,
+    clip(i.externalId, 200),
+    i.interfaceType,
+    i.eventType.slice(0, 200),
+    i.operation.slice(0, 200) || 'unknown',
+    i.reason,
+    c.category,
+    c.severity,
+    clip(i.customerId, 200),
+    clip(i.locationCode, 200),
+    clip(i.orderId, 200),
+    i.amount ?? null,
+    i.amount === null || i.amount === undefined ? null : (i.currency ?? null),
+    c.retryable,
+    clip(i.correlationId, 200),
+    clip(i.causationId, 200),
+    i.sourceRef,
+    i.payload ?? null,
+    fp,
     n,
-    first_seen: firstSeen,
-    last_seen: lastSeen,
-  }));
+    firstSeen,
+    lastSeen,
+  ]);
 }
 
 export type Captured = ViewedRow & {
@@ -131,11 +159,7 @@ export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pendi
     sql`${sql.ref(column)} = case when ${reopen} then null else ${sql.ref(`exceptions.${column}`)} end`;
   const { rows } = await sql<Captured>`
     with input as (
-      select * from jsonb_to_recordset(${JSON.stringify(rowsOf(pending))}::jsonb) as x(id uuid, transaction_id text,
-        external_id text, interface_type text, event_type text, operation text, reason text, category text,
-        severity text, customer_id text, location_code text, order_id text, amount bigint, currency text,
-        retryable boolean, correlation_id text, causation_id text, source_ref jsonb, payload jsonb,
-        fingerprint text, n integer, first_seen timestamptz, last_seen timestamptz)
+      select * from ${jsonRows(INPUT_COLUMNS, rowsOf(pending))} as x
     ),
     old as (
       select e.transaction_id, e.group_id, e.status from exceptions.exceptions e
