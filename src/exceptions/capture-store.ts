@@ -132,6 +132,9 @@ export type Captured = ViewedRow & {
  * Writes the batch in two statements whatever its size: the groups it needs (missing ones
  * made), then the exceptions (new, or repeated: occurrences added, reason and payload updated,
  * a closed one reopened; a repeat moves to its new reason's group). creditGroups counts them.
+ * A group the snapshot already shows is left out of the insert: ON CONFLICT's check of an
+ * existing key waits for a transaction updating that row (the fold of the groups' credits), and
+ * every capture of the tenant queued behind each fold.
  */
 export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pending[]): Promise<Captured[]> {
   const groups = new Map<string, Pending>();
@@ -152,6 +155,8 @@ export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pendi
       g.seen, g.seen
     from jsonb_to_recordset(${JSON.stringify(groupRows)}::jsonb) as g(id uuid, fingerprint text,
       interface_type text, category text, normalized_reason text, severity text, seen timestamptz)
+    where not exists (
+      select from exceptions.groups x where x.tenant_id = ${tenantId} and x.fingerprint = g.fingerprint)
     order by g.fingerprint
     on conflict (tenant_id, fingerprint) do nothing`.execute(trx);
   const reopen = sql`exceptions.status in (${sql.join(CLOSED_STATUSES)})`;
