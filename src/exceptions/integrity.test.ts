@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabaseKind } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { asTenant, seedExceptions } from './exceptions-seed-fixtures.ts';
 import {
@@ -79,4 +80,42 @@ describe('references between exceptions, groups and audit', () => {
     );
     expect(left).toEqual([]);
   });
+
+  it.runIf(testDatabaseKind() === 'postgres')(
+    "holds off a delete of an exception another transaction wrote until the audit's transaction ends",
+    async () => {
+      const [seeded] = await seedExceptions(t, a.id, [{ transactionId: 'I-HELD' }]);
+      const id = seeded!.id;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let written!: () => void;
+      const audited = new Promise<void>((resolve) => {
+        written = resolve;
+      });
+      const writer = asTenant(t, a.id, async (trx) => {
+        await sql`insert into exceptions.audit (id, tenant_id, exception_id, action, actor)
+          values (${uuidv7()}, ${a.id}, ${id}, 'noted', 'test')`.execute(trx);
+        written();
+        await held;
+      });
+      await audited;
+      await expect(
+        asTenant(t, a.id, async (trx) => {
+          await sql`set local lock_timeout = '300ms'`.execute(trx);
+          await trx.deleteFrom('exceptions.exceptions').where('id', '=', id).execute();
+        }),
+      ).rejects.toMatchObject({ code: '55P03' });
+      release();
+      await writer;
+      await asTenant(t, a.id, (trx) =>
+        trx.deleteFrom('exceptions.exceptions').where('id', '=', id).execute(),
+      );
+      const left = await asTenant(t, a.id, (trx) =>
+        trx.selectFrom('exceptions.audit').select('id').where('exception_id', '=', id).execute(),
+      );
+      expect(left).toEqual([]);
+    },
+  );
 });
