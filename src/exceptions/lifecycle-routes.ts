@@ -91,7 +91,7 @@ export function lifecycleRoutes(deps: ExceptionsDeps) {
     changeRoute(
       'resolve',
       ResolveBody,
-      'Resolve an exception with a resolution and a note; publishes ExceptionResolved; again is a no-op',
+      'Resolve an exception with a resolution and a note, also while a retry waits for its outcome; publishes ExceptionResolved; again is a no-op; 409 ILLEGAL_TRANSITION from CLOSED',
     );
     changeRoute(
       'close',

@@ -13,14 +13,15 @@ import type { ExceptionStatus } from './tables.ts';
 /**
  * An exception's lifecycle. Operators acknowledge, resolve and close; retries (retry.ts) move it
  * through RETRY_IN_PROGRESS to RETRIED_SUCCESS or RETRIED_FAILED. An operator may resolve without
- * acknowledging first (a known cause, a duplicate) and closes after a resolution or a successful
- * retry. Only capture moves an exception back to NEW: a repeat of a resolved, closed or
+ * acknowledging first (a known cause, a duplicate), also while a retry waits for its outcome (a
+ * requeued message may wait hours for its backoff): the attempt still ends, and records how, but
+ * leaves the status resolved. The operator closes after a resolution or a successful retry. Only capture moves an exception back to NEW: a repeat of a resolved, closed or
  * successfully retried one reopens it (capture-store.ts), as Sentry reopens a regressed issue.
  */
 export const exceptionStatus = stateMachine<ExceptionStatus>('exception', {
   NEW: ['ACKNOWLEDGED', 'RESOLVED', 'RETRY_IN_PROGRESS'],
   ACKNOWLEDGED: ['RESOLVED', 'RETRY_IN_PROGRESS'],
-  RETRY_IN_PROGRESS: ['RETRIED_SUCCESS', 'RETRIED_FAILED'],
+  RETRY_IN_PROGRESS: ['RETRIED_SUCCESS', 'RETRIED_FAILED', 'RESOLVED'],
   RETRIED_SUCCESS: ['RESOLVED', 'CLOSED', 'NEW'],
   RETRIED_FAILED: ['ACKNOWLEDGED', 'RESOLVED', 'RETRY_IN_PROGRESS'],
   RESOLVED: ['CLOSED', 'NEW'],

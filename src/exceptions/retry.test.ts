@@ -283,6 +283,34 @@ describe('retrying a dead letter', () => {
     expect(attempt!.outcome).toMatch(/^dead again: /);
     expect((await exceptionRow(t, shop.id, 'tx-dies-again')).status).toBe('RETRIED_FAILED');
   });
+  it('lets an operator resolve while the requeue waits; the attempt still ends, and the exception stays resolved', async () => {
+    const row = await deadLetter('tx-resolved-meanwhile');
+    const hung = receiver.hung();
+    receiver.hang(() => true);
+    try {
+      expect((await retry('tx-resolved-meanwhile')).statusCode).toBe(202);
+      await until(() => receiver.hung() > hung, 'the requeued delivery to arrive');
+      const resolved = await send(
+        t.app,
+        'PUT',
+        '/api/v1/exceptions/tx-resolved-meanwhile/resolve',
+        shop.operator,
+        {
+          resolution: 'fixed upstream',
+        },
+      );
+      expect(resolved.statusCode, resolved.body).toBe(200);
+      expect(resolved.json().status).toBe('RESOLVED');
+    } finally {
+      receiver.hang(undefined);
+    }
+    await settled('tx-resolved-meanwhile');
+    const [attempt] = (await retries('tx-resolved-meanwhile')).json<{ items: Attempt[] }>().items;
+    expect(attempt).toMatchObject({ status: 'failed' });
+    expect(attempt!.outcome).toMatch(/^dead again: /);
+    expect((await exceptionRow(t, shop.id, 'tx-resolved-meanwhile')).status).toBe('RESOLVED');
+    expect(await auditActions(t, shop.id, row.id)).toEqual(['retry.requested', 'resolved', 'retry.failed']);
+  });
 });
 
 describe('what cannot be retried', () => {
