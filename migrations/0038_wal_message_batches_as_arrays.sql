@@ -6,7 +6,8 @@
 --    backend, state, due_at, max_attempts, created_at, targets_done, attempts]
 -- (s numbers the submission the row belongs to; targets_done and attempts may be null: '{}', 0).
 -- wal.message_rows reads it, in one place, for both functions below; being a STABLE SQL function
--- of one SELECT, PostgreSQL inlines it into the statement that calls it.
+-- of one SELECT, PostgreSQL inlines it into the statement that calls it. A batch of objects, as
+-- a process of the previous version still sends during a rolling upgrade, is read as before.
 create function wal.message_rows(batch jsonb)
 returns table (s integer, id uuid, tenant_id uuid, namespace text, message_id text, ordering_key text,
   payload jsonb, headers jsonb, request_hash text, backend text, state text, due_at timestamptz,
@@ -18,6 +19,15 @@ language sql stable as $$
       else '{}' end,
     coalesce((r->>15)::integer, 0)
   from jsonb_array_elements(batch) as r
+  where jsonb_typeof(batch->0) = 'array'
+  union all
+  select x.s, x.id, x.tenant_id, x.namespace, x.message_id, x.ordering_key, x.payload, x.headers,
+    x.request_hash, x.backend, x.state, x.due_at, x.max_attempts, x.created_at,
+    coalesce(x.targets_done, '{}'), coalesce(x.attempts, 0)
+  from jsonb_to_recordset(case when jsonb_typeof(batch->0) = 'object' then batch else '[]' end)
+    as x(s integer, id uuid, tenant_id uuid, namespace text, message_id text, ordering_key text,
+      payload jsonb, headers jsonb, request_hash text, backend text, state text, due_at timestamptz,
+      max_attempts integer, created_at timestamptz, targets_done text[], attempts integer)
 $$;
 
 -- As migration 0033's, reading the rows through wal.message_rows.

@@ -1,3 +1,5 @@
+import { sql } from 'kysely';
+import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, type TestTenant } from '../../../identity/auth/auth-test-fixtures.ts';
 import { withSystem } from '../../../platform/db/index.ts';
@@ -223,6 +225,93 @@ describe('group commit (postgres backend)', () => {
         .execute(),
     );
     await rename();
+  });
+
+  it('stores a batch of objects, as the previous version sent it during a rolling upgrade, as it stores arrays', async () => {
+    const now = new Date().toISOString();
+    const legacy = [
+      {
+        s: 0,
+        id: uuidv7(),
+        tenant_id: shop.id,
+        namespace: 'orders',
+        message_id: 'legacy-1',
+        ordering_key: 'k',
+        payload: { a: 1 },
+        headers: { 'ce-type': 't.legacy' },
+        request_hash: 'h1',
+        backend: 'postgres',
+        state: 'pending',
+        due_at: now,
+        max_attempts: 3,
+        created_at: now,
+      },
+      {
+        s: 0,
+        id: uuidv7(),
+        tenant_id: shop.id,
+        namespace: 'orders',
+        message_id: 'legacy-2',
+        ordering_key: null,
+        payload: null,
+        headers: {},
+        request_hash: 'h2',
+        backend: 'postgres',
+        state: 'delivered',
+        due_at: now,
+        max_attempts: 3,
+        created_at: now,
+        targets_done: ['erp'],
+        attempts: 1,
+      },
+    ];
+    const answer = await withSystem(walDb(t), async (trx) => {
+      const { rows } = await sql<{ r: { fresh: string[] } | string }>`
+        select wal.insert_messages(${JSON.stringify(legacy)}::jsonb) as r`.execute(trx);
+      const r = rows[0]!.r;
+      return typeof r === 'string' ? (JSON.parse(r) as { fresh: string[] }) : r;
+    });
+    expect([...answer.fresh].sort()).toEqual(legacy.map((m) => m.id).sort());
+    const stored = await withSystem(walDb(t), (trx) =>
+      trx
+        .selectFrom('wal.messages')
+        .select([
+          'message_id',
+          'ordering_key',
+          'payload',
+          'headers',
+          'state',
+          'max_attempts',
+          'targets_done',
+          'attempts',
+        ])
+        .where('tenant_id', '=', shop.id)
+        .where('message_id', 'in', ['legacy-1', 'legacy-2'])
+        .orderBy('message_id')
+        .execute(),
+    );
+    expect(stored).toEqual([
+      {
+        message_id: 'legacy-1',
+        ordering_key: 'k',
+        payload: { a: 1 },
+        headers: { 'ce-type': 't.legacy' },
+        state: 'pending',
+        max_attempts: 3,
+        targets_done: [],
+        attempts: 0,
+      },
+      {
+        message_id: 'legacy-2',
+        ordering_key: null,
+        payload: null,
+        headers: {},
+        state: 'delivered',
+        max_attempts: 3,
+        targets_done: ['erp'],
+        attempts: 1,
+      },
+    ]);
   });
 
   // PGlite has one connection: the two transactions cannot overlap there.
