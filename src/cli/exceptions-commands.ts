@@ -1,5 +1,10 @@
 import type { Command } from 'commander';
-import { type ExceptionsDb, type PurgeProgress, purgeExceptions } from '../exceptions/index.ts';
+import {
+  type ExceptionsDb,
+  type PurgeProgress,
+  purgeExceptions,
+  resealSecrets,
+} from '../exceptions/index.ts';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import type { Config } from '../platform/index.ts';
 import { CliError, withDatabase } from './database-command.ts';
@@ -42,7 +47,10 @@ export function progressReporter(out: NodeJS.WriteStream = process.stdout): {
   };
 }
 
-/** `mercato exceptions purge`: retention by hand, with a progress bar. */
+/**
+ * `mercato exceptions purge`: retention by hand, with a progress bar; `mercato exceptions
+ * reseal-secrets`: the sources' secrets sealed again under the current key after a rotation.
+ */
 export function registerExceptionsCommands(program: Command, config: () => Config): void {
   const exceptions = program.command('exceptions').description('the interface exception collector');
   exceptions
@@ -81,6 +89,29 @@ export function registerExceptionsCommands(program: Command, config: () => Confi
         console.log(
           `${result.archived} exception(s) ${verb} archived and ${result.deleted} archived record(s) ${verb} deleted${result.dryRun ? ' (dry run: nothing changed)' : ''}`,
         );
+      });
+    });
+  exceptions
+    .command('reseal-secrets')
+    .description(
+      "seal every source's credentials again under MERCATO_SECRETS_KEY, after a rotation (the old key in MERCATO_SECRETS_KEY_PREVIOUS); exits 1 when some cannot be opened",
+    )
+    .action(async () => {
+      await withDatabase(config(), async (ctx) => {
+        const result = await resealSecrets(ctx, ctx.db.kysely as ExceptionsDb);
+        console.log(
+          `${result.resealed} source(s) sealed again under the current key, ${result.current} already under it`,
+        );
+        if (result.unreadable.length > 0) {
+          for (const u of result.unreadable) {
+            console.error(
+              `tenant ${u.tenantId}, ${u.interfaceType}: sealed under an unknown key or altered; save it again`,
+            );
+          }
+          throw new CliError(
+            `${result.unreadable.length} source(s) could not be opened with the current or a previous key: keep MERCATO_SECRETS_KEY_PREVIOUS until they are saved again`,
+          );
+        }
       });
     });
 }

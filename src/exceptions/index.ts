@@ -2,4 +2,5 @@ export { type PurgeOptions, type PurgeProgress, type PurgeResult, purgeException
 export type { ExceptionsModuleDeps } from './deps.ts';
 export type { ExceptionView } from './exception-view.ts';
 export { createExceptions, type ExceptionsModule } from './module.ts';
+export { type ResealResult, resealSecrets } from './reseal.ts';
 export type { ExceptionsDb } from './tables.ts';

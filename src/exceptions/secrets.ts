@@ -18,7 +18,10 @@ export type SecretBox = {
   /** Loads the key; call it before a transaction that seals or opens (deriving it reads the database). */
   ready(): Promise<void>;
   seal(plaintext: string, aad: string): Promise<string>;
+  /** Opens a value sealed under the current key or a previous one (MERCATO_SECRETS_KEY_PREVIOUS). */
   open(sealed: string, aad: string): Promise<string>;
+  /** Whether a sealed value names the current key (else reseal-secrets seals it again). */
+  isCurrent(sealed: string): Promise<boolean>;
 };
 
 const VERSION = 'v1';
@@ -51,29 +54,67 @@ async function derivedKey(ctx: AppContext, db: ExceptionsDb): Promise<Buffer> {
   return derive(material);
 }
 
+type Key = { key: Buffer; id: string };
+/** A key and its id: 8 characters of its SHA-256, which every sealed value names. */
+const keyOf = (key: Buffer): Key => ({
+  key,
+  id: createHash('sha256').update(key).digest('base64url').slice(0, 8),
+});
+type Keys = { current: Key; byId: Map<string, Key> };
+
 /**
- * The process's SecretBox. The key is loaded on first use and kept; sealed values name the key's
- * id (8 characters of its SHA-256) so one sealed under another key is told apart from a forgery.
+ * The current key (MERCATO_SECRETS_KEY, else derived) and every key a stored value may name: the
+ * previous ones (MERCATO_SECRETS_KEY_PREVIOUS) and, once MERCATO_SECRETS_KEY is set, the derived
+ * key, which sealed everything stored before it was.
+ */
+async function loadKeys(ctx: AppContext, db: ExceptionsDb): Promise<Keys> {
+  const { secretsKey, secretsPreviousKeys } = ctx.config;
+  const current = keyOf(secretsKey ? configuredKey(secretsKey) : await derivedKey(ctx, db));
+  const earlier = secretsPreviousKeys.map((raw) => keyOf(configuredKey(raw)));
+  if (secretsKey) {
+    // Best effort: a database without signing keys has sealed nothing under a derived key.
+    const derived = await derivedKey(ctx, db).catch(() => undefined);
+    if (derived) earlier.push(keyOf(derived));
+  }
+  const byId = new Map<string, Key>();
+  for (const key of [current, ...earlier]) if (!byId.has(key.id)) byId.set(key.id, key);
+  return { current, byId };
+}
+
+/** A sealed value's parts, or SecretUnreadableError when it is not in this version's format. */
+function partsOf(sealed: string): { keyId: string; iv: string; tag: string; body: string } {
+  const [version, keyId, iv, tag, body] = sealed.split('.');
+  if (
+    version !== VERSION ||
+    keyId === undefined ||
+    iv === undefined ||
+    tag === undefined ||
+    body === undefined
+  ) {
+    throw new SecretUnreadableError('the stored secret is not in a format this version reads');
+  }
+  return { keyId, iv, tag, body };
+}
+
+/**
+ * The process's SecretBox. The keys are loaded on first use and kept; sealed values name their
+ * key's id, so one sealed under an unknown key is told apart from a forgery.
  */
 export function createSecretBox(ctx: AppContext, db: ExceptionsDb): SecretBox {
-  let key: Promise<{ key: Buffer; id: string }> | undefined;
+  let keys: Promise<Keys> | undefined;
   const load = () => {
-    key ??= (
-      ctx.config.secretsKey ? Promise.resolve(configuredKey(ctx.config.secretsKey)) : derivedKey(ctx, db)
-    )
-      .then((k) => ({ key: k, id: createHash('sha256').update(k).digest('base64url').slice(0, 8) }))
-      .catch((error: unknown) => {
-        key = undefined;
-        throw error;
-      });
-    return key;
+    keys ??= loadKeys(ctx, db).catch((error: unknown) => {
+      keys = undefined;
+      throw error;
+    });
+    return keys;
   };
   return {
     async ready() {
       await load();
     },
     async seal(plaintext, aad) {
-      const { key: k, id } = await load();
+      const { key: k, id } = (await load()).current;
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', k, iv);
       cipher.setAAD(Buffer.from(aad, 'utf8'));
@@ -82,18 +123,16 @@ export function createSecretBox(ctx: AppContext, db: ExceptionsDb): SecretBox {
       return [VERSION, id, ...parts].join('.');
     },
     async open(sealed, aad) {
-      const { key: k, id } = await load();
-      const [version, keyId, iv, tag, body] = sealed.split('.');
-      if (version !== VERSION || iv === undefined || tag === undefined || body === undefined) {
-        throw new SecretUnreadableError('the stored secret is not in a format this version reads');
-      }
-      if (keyId !== id) {
+      const { byId } = await load();
+      const { keyId, iv, tag, body } = partsOf(sealed);
+      const key = byId.get(keyId);
+      if (!key) {
         throw new SecretUnreadableError(
-          'the stored secret was encrypted under another key (MERCATO_SECRETS_KEY changed?): store it again',
+          'the stored secret was encrypted under another key (MERCATO_SECRETS_KEY changed? name the old key in MERCATO_SECRETS_KEY_PREVIOUS, or store it again)',
         );
       }
       try {
-        const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(iv, 'base64url'));
+        const decipher = createDecipheriv('aes-256-gcm', key.key, Buffer.from(iv, 'base64url'));
         decipher.setAAD(Buffer.from(aad, 'utf8'));
         decipher.setAuthTag(Buffer.from(tag, 'base64url'));
         return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
@@ -104,6 +143,9 @@ export function createSecretBox(ctx: AppContext, db: ExceptionsDb): SecretBox {
           cause: error,
         });
       }
+    },
+    async isCurrent(sealed) {
+      return partsOf(sealed).keyId === (await load()).current.id;
     },
   };
 }

@@ -12,8 +12,10 @@ import {
   send,
   startExceptionsApp,
 } from './exceptions-test-fixtures.ts';
+import { resealSecrets } from './reseal.ts';
 import { putSource } from './retry-test-fixtures.ts';
 import { createSecretBox, SecretUnreadableError } from './secrets.ts';
+import { openSecrets } from './source-store.ts';
 import type { ExceptionsDb } from './tables.ts';
 
 let t: ExceptionsTestApp;
@@ -172,8 +174,10 @@ describe('exception sources', () => {
 
 describe('the encryption of stored secrets', () => {
   const db = () => t.ctx.db.kysely as unknown as ExceptionsDb;
-  const withKey = (secretsKey: string | undefined) =>
-    createSecretBox({ ...t.ctx, config: { ...t.ctx.config, secretsKey } } as AppContext, db());
+  const ctxWith = (secretsKey: string | undefined, secretsPreviousKeys: string[] = []) =>
+    ({ ...t.ctx, config: { ...t.ctx.config, secretsKey, secretsPreviousKeys } }) as AppContext;
+  const withKey = (secretsKey: string | undefined, previous: string[] = []) =>
+    createSecretBox(ctxWith(secretsKey, previous), db());
 
   it("seals under the operator's key, else one derived from the database; a value opens only under its key and where it was stored", async () => {
     const hexKey = randomBytes(32).toString('hex');
@@ -199,6 +203,97 @@ describe('the encryption of stored secrets', () => {
       } catch (error) {
         expect((error as Error).message).not.toContain(bad);
       }
+    }
+  });
+
+  it('opens what a previous key sealed while it is named, and seals only under the current one', async () => {
+    const [k1, k2] = [randomBytes(32).toString('base64'), randomBytes(32).toString('hex')];
+    const old = await withKey(k1).seal('the token', 'aad');
+    const rotated = withKey(k2, [k1]);
+    expect(await rotated.open(old, 'aad')).toBe('the token');
+    expect(await rotated.isCurrent(old)).toBe(false);
+    const fresh = await rotated.seal('the token', 'aad');
+    expect(await rotated.isCurrent(fresh)).toBe(true);
+    expect(await withKey(k2).open(fresh, 'aad')).toBe('the token');
+    await expect(withKey(k1).open(fresh, 'aad')).rejects.toThrow(SecretUnreadableError);
+    // Dropped from the configuration, the old key opens nothing, and the error says what to do.
+    await expect(withKey(k2).open(old, 'aad')).rejects.toThrow(/MERCATO_SECRETS_KEY_PREVIOUS/);
+    // Once MERCATO_SECRETS_KEY is set, what the derived key sealed before still opens.
+    const derived = await withKey(undefined).seal('before', 'aad');
+    expect(await withKey(k2).open(derived, 'aad')).toBe('before');
+  });
+
+  it('reseals every source under the current key, tenant by tenant, and names those no key opens', async () => {
+    const rotating = await createOpsTenant(t, 'src-rotating');
+    await putSource(t, rotating, 'ORDER', {
+      baseUrl: 'http://127.0.0.1:9/o',
+      credentials: { token: 'tok-o' },
+    });
+    await putSource(t, rotating, 'COLLECTION', { baseUrl: 'http://127.0.0.1:9/c' });
+    const stored = async () =>
+      Object.fromEntries(
+        (
+          await withTenant(db(), rotating.id, (trx) =>
+            trx
+              .selectFrom('exceptions.sources')
+              .select(['interface_type', 'credentials_encrypted'])
+              .orderBy('interface_type')
+              .execute(),
+          )
+        ).map((r) => [r.interface_type, r.credentials_encrypted!]),
+      );
+    const opened = async (secretsKey: string, previous: string[] = []) => {
+      const rows = await withTenant(db(), rotating.id, (trx) =>
+        trx.selectFrom('exceptions.sources').selectAll().orderBy('interface_type').execute(),
+      );
+      return Promise.all(rows.map((row) => openSecrets(withKey(secretsKey, previous), row)));
+    };
+    const before = await stored();
+
+    // Setting MERCATO_SECRETS_KEY where it was unset: the derived key's values move to it.
+    const k1 = randomBytes(32).toString('base64');
+    const first = await resealSecrets(ctxWith(k1), db());
+    expect(first.resealed).toBeGreaterThanOrEqual(2);
+    expect(first.unreadable.filter((u) => u.tenantId === rotating.id)).toEqual([]);
+    const moved = await stored();
+    for (const type of ['COLLECTION', 'ORDER']) {
+      expect(moved[type]).not.toBe(before[type]);
+      // The flag (credentials or none) stays, bound to the value as before.
+      expect(moved[type]!.slice(0, 2)).toBe(before[type]!.slice(0, 2));
+    }
+    const secrets = await opened(k1);
+    expect(secrets.map((x) => x.credentials)).toEqual([null, { token: 'tok-o' }]);
+    expect(secrets.every((x) => x.signingSecret.startsWith('whsec_'))).toBe(true);
+
+    // Again: nothing left to do for this tenant.
+    const again = await resealSecrets(ctxWith(k1), db());
+    expect(again.resealed).toBe(0);
+    expect(await stored()).toEqual(moved);
+
+    // Rotating k1 to k2, then dropping k1: the values open under k2 alone, with the same secrets.
+    const k2 = randomBytes(32).toString('hex');
+    expect((await resealSecrets(ctxWith(k2, [k1]), db())).resealed).toBeGreaterThanOrEqual(2);
+    expect(await opened(k2)).toEqual(secrets);
+
+    // A key nobody names any more: reported, left as it is.
+    const k3 = randomBytes(32).toString('hex');
+    const lost = await resealSecrets(ctxWith(k3), db());
+    expect(lost.unreadable.filter((u) => u.tenantId === rotating.id)).toEqual([
+      { tenantId: rotating.id, interfaceType: 'COLLECTION' },
+      { tenantId: rotating.id, interfaceType: 'ORDER' },
+    ]);
+    expect(await opened(k2)).toEqual(secrets);
+  });
+
+  it('refuses a MERCATO_SECRETS_KEY_PREVIOUS key that is not 32 bytes, naming its place, never its value', () => {
+    const good = randomBytes(32).toString('base64');
+    expect(loadConfig({ MERCATO_SECRETS_KEY_PREVIOUS: ` ${good} ` }).secretsPreviousKeys).toEqual([good]);
+    expect(() => loadConfig({ MERCATO_SECRETS_KEY_PREVIOUS: `${good},short` })).toThrow(/key 2 of 2/);
+    try {
+      loadConfig({ MERCATO_SECRETS_KEY_PREVIOUS: `${good},short` });
+    } catch (error) {
+      expect((error as Error).message).not.toContain(good);
+      expect((error as Error).message).not.toContain('short');
     }
   });
 

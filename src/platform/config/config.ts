@@ -90,6 +90,8 @@ export type Config = {
   checkoutPauseAfterStep: string | undefined;
   /** The operator's 32-byte key (base64 or hex) that encrypts stored credentials (MERCATO_SECRETS_KEY); never logged. */
   secretsKey: string | undefined;
+  /** Keys that sealed stored secrets before the current one (MERCATO_SECRETS_KEY_PREVIOUS): opened with, never sealed with. */
+  secretsPreviousKeys: string[];
   /** Consecutive failures of one tenant's exception source that open its circuit breaker. */
   sourceBreakerFailures: number;
   /** How long an open source breaker refuses calls before one trial call may pass. */
@@ -324,7 +326,12 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_SECRETS_KEY',
     default: '(unset: derived from the oldest access-token signing key)',
-    doc: "32 random bytes as base64 or hex (`openssl rand -base64 32`) that encrypt credentials tenants store (AES-256-GCM), such as the exception collector's sources. Unset, a key is derived (HKDF) from the oldest signing key kept in the database, or from MERCATO_JWT_PRIVATE_KEY: set it in production and keep it, since what it encrypted cannot be read under another key.",
+    doc: "32 random bytes as base64 or hex (`openssl rand -base64 32`) that encrypt credentials tenants store (AES-256-GCM), such as the exception collector's sources. Unset, a key is derived (HKDF) from the oldest signing key kept in the database, or from MERCATO_JWT_PRIVATE_KEY: set it in production and keep it: to change it, name the old one in MERCATO_SECRETS_KEY_PREVIOUS and run `mercato exceptions reseal-secrets`.",
+  },
+  {
+    name: 'MERCATO_SECRETS_KEY_PREVIOUS',
+    default: '(unset)',
+    doc: 'Earlier values of MERCATO_SECRETS_KEY, comma-separated, while the key is rotated: what they sealed still opens (the key derived from the database is tried too once MERCATO_SECRETS_KEY is set), and `mercato exceptions reseal-secrets` seals it again under the current key; then drop them.',
   },
   {
     name: 'MERCATO_SOURCE_BREAKER_FAILURES',
@@ -382,15 +389,33 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
   return raw;
 }
 
+/** Whether a secrets key holds 32 bytes of hex or base64. */
+function isSecretsKey(raw: string): boolean {
+  const hex = /^[0-9a-fA-F]{64}$/.test(raw);
+  return hex || (/^[A-Za-z0-9+/_-]{43}=?$/.test(raw) && Buffer.from(raw, 'base64').length === 32);
+}
+
 /** MERCATO_SECRETS_KEY as given, once it is known to hold 32 bytes of base64 or hex. */
 function secretsKey(env: Env): string | undefined {
   const raw = read(env, 'MERCATO_SECRETS_KEY');
   if (raw === undefined) return undefined;
-  const hex = /^[0-9a-fA-F]{64}$/.test(raw);
-  const base64 = /^[A-Za-z0-9+/_-]{43}=?$/.test(raw) && Buffer.from(raw, 'base64').length === 32;
   // The value itself is never repeated in the message: it is a secret.
-  if (!hex && !base64) throw new ConfigError('MERCATO_SECRETS_KEY must be 32 bytes as base64 or as hex');
+  if (!isSecretsKey(raw)) throw new ConfigError('MERCATO_SECRETS_KEY must be 32 bytes as base64 or as hex');
   return raw;
+}
+
+/** MERCATO_SECRETS_KEY_PREVIOUS: comma-separated keys, each as MERCATO_SECRETS_KEY takes one. */
+function secretsPreviousKeys(env: Env): string[] {
+  const raw = read(env, 'MERCATO_SECRETS_KEY_PREVIOUS');
+  if (raw === undefined) return [];
+  const keys = raw.split(',').map((k) => k.trim());
+  const bad = keys.findIndex((k) => !isSecretsKey(k));
+  if (bad >= 0) {
+    throw new ConfigError(
+      `MERCATO_SECRETS_KEY_PREVIOUS: key ${bad + 1} of ${keys.length} must be 32 bytes as base64 or as hex`,
+    );
+  }
+  return keys;
 }
 
 function eventsBackend(env: Env): Config['eventsBackend'] {
@@ -505,6 +530,7 @@ export function loadConfig(env: Env = process.env): Config {
     testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
     checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),
     secretsKey: secretsKey(env),
+    secretsPreviousKeys: secretsPreviousKeys(env),
     sourceBreakerFailures: integer(env, 'MERCATO_SOURCE_BREAKER_FAILURES', 5, 1, 1000),
     sourceBreakerHalfOpenMs: integer(env, 'MERCATO_SOURCE_BREAKER_HALF_OPEN_MS', 30_000, 100, 3_600_000),
   };
