@@ -1,6 +1,12 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callServer, type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
+import {
+  callServer,
+  type MercatoProcess,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../cli/mercato-process.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
 import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
 
@@ -46,12 +52,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       owner = openPostgres(database.url!, 2);
     });
     afterAll(async () => {
-      for (const server of servers) {
-        if (server.child.exitCode === null && server.child.signalCode === null) {
-          server.child.kill('SIGTERM');
-          await server.exited;
-        }
-      }
+      await stopServers(servers);
       await owner?.close();
       await database?.drop();
     });
@@ -65,19 +66,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         const [step, status] = 'after' in crash ? [crash.after, 'succeeded'] : [crash.during, 'started'];
         servers.push(server);
         base = url;
-        const login = await call(
-          base,
-          'POST',
-          '/api/v1/auth/login',
-          {},
-          {
-            tenant: 'demo',
-            email: 'admin@demo.test',
-            password: PASSWORD,
-          },
-        );
-        expect(login.status).toBe(200);
-        staff = { authorization: `Bearer ${login.body.accessToken}` };
+        staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
         // A guest buys the first demo product that has stock, shipped to Berlin.
         const shopper = { 'x-tenant': 'demo' };
         const created = await call(base, 'POST', '/api/v1/cart', shopper, { currency: 'EUR' });
@@ -143,14 +132,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       const last = await startServer(database.url!);
       servers.push(last.server);
       base = last.base;
-      const login = await call(
-        base,
-        'POST',
-        '/api/v1/auth/login',
-        {},
-        { tenant: 'demo', email: 'admin@demo.test', password: PASSWORD },
-      );
-      staff = { authorization: `Bearer ${login.body.accessToken}` };
+      staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
       const final: Record<string, string> = {};
       await until(
         async () => {

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExceptionsDb } from '../exceptions/index.ts';
-import { createSecretBox } from '../exceptions/secrets.ts';
-import { openSecrets, sealSecrets } from '../exceptions/source-store.ts';
+import { openStoredSource, storeSealedSource } from '../exceptions/secrets-test-fixtures.ts';
 import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { startTestApp, type TestApp, testDatabaseKind } from '../platform/testing/index.ts';
@@ -147,38 +146,15 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions reseal-sec
   afterAll(() => t.close());
 
   it('seals the sources again under the new key, then finds nothing to do, and exits 1 for a key nobody names', async () => {
-    const db = t.ctx.db.kysely as ExceptionsDb;
     // A source saved before MERCATO_SECRETS_KEY was set: sealed under the key derived from the database.
-    const sealed = await sealSecrets(createSecretBox(t.ctx, db), tenant.id, 'ORDER', {
-      signingSecret: 'whsec_old',
-      credentials: { token: 'tok-cli' },
-    });
-    await withTenant(db, tenant.id, (trx) =>
-      trx
-        .insertInto('exceptions.sources')
-        .values({
-          tenant_id: tenant.id,
-          interface_type: 'ORDER',
-          base_url: 'http://127.0.0.1:9/o',
-          timeout_ms: 1000,
-          credentials_encrypted: sealed,
-        })
-        .execute(),
-    );
+    const secrets = { signingSecret: 'whsec_old', credentials: { token: 'tok-cli' } };
+    await storeSealedSource(t.ctx, tenant.id, 'ORDER', secrets, undefined);
     const key = randomBytes(32).toString('base64');
     const env = { DATABASE_URL: t.databaseUrl!, MERCATO_DEMO: 'false', MERCATO_SECRETS_KEY: key };
     const first = await mercato(['exceptions', 'reseal-secrets'], env);
     expect(first.code, first.output).toBe(0);
     expect(first.output).toContain('1 source(s) sealed again under the current key, 0 already under it');
-    const row = await withTenant(db, tenant.id, (trx) =>
-      trx.selectFrom('exceptions.sources').selectAll().executeTakeFirstOrThrow(),
-    );
-    const box = createSecretBox({ ...t.ctx, config: { ...t.ctx.config, secretsKey: key } }, db);
-    expect(await box.isCurrent(row.credentials_encrypted!.slice(2))).toBe(true);
-    expect(await openSecrets(box, row)).toEqual({
-      signingSecret: 'whsec_old',
-      credentials: { token: 'tok-cli' },
-    });
+    expect(await openStoredSource(t.ctx, tenant.id, 'ORDER', key)).toEqual({ secrets, current: true });
 
     const second = await mercato(['exceptions', 'reseal-secrets'], env);
     expect(second.output).toContain('0 source(s) sealed again under the current key, 1 already under it');

@@ -103,3 +103,60 @@ export async function callServer(
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
 }
+
+/** The demo tenant's admin signed in on a started server run with MERCATO_DEMO_PASSWORD=password: its access token. */
+export async function signInDemoAdmin(base: string, password: string): Promise<string> {
+  const login = await callServer(
+    base,
+    'POST',
+    '/api/v1/auth/login',
+    {},
+    { tenant: 'demo', email: 'admin@demo.test', password },
+  );
+  if (login.status !== 200)
+    throw new Error(`demo admin login: ${login.status} ${JSON.stringify(login.body)}`);
+  return (login.body as { accessToken: string }).accessToken;
+}
+
+/** Stops (SIGTERM) the servers still running and waits for them: a crash test's afterAll. */
+export async function stopServers(servers: MercatoProcess[]): Promise<void> {
+  for (const server of servers) {
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  }
+}
+
+/**
+ * A crash test's load: `writers` loops of `write(w, n)` for `loadMs`, the server killed with SIGKILL
+ * after `killAfterMs`. `write` sends one request and says whether it was acknowledged; one that
+ * throws (refused or reset: the server is dead) counts as failed, and its loop ends once the
+ * server is. Answers how many failed and how the server exited.
+ */
+export async function loadUntilKilled(
+  server: MercatoProcess,
+  options: { writers: number; loadMs: number; killAfterMs: number },
+  write: (w: number, n: number) => Promise<boolean>,
+): Promise<{ failed: number; exited: number | string | null }> {
+  let failed = 0;
+  const stopAt = Date.now() + options.loadMs;
+  const writer = async (w: number) => {
+    for (let n = 0; Date.now() < stopAt; n++) {
+      try {
+        if (!(await write(w, n))) failed += 1;
+      } catch {
+        failed += 1;
+        if (server.child.signalCode !== null) return;
+      }
+    }
+  };
+  const killer = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      server.child.kill('SIGKILL');
+      resolve();
+    }, options.killAfterMs),
+  );
+  await Promise.all([killer, ...Array.from({ length: options.writers }, (_, w) => writer(w))]);
+  return { failed, exited: await server.exited };
+}

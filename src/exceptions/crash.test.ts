@@ -2,7 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callServer, type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
+import {
+  callServer,
+  loadUntilKilled,
+  type MercatoProcess,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../cli/mercato-process.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/test-databases.ts';
 import { until } from '../platform/testing/until.ts';
 
@@ -15,22 +22,6 @@ const KILL_AFTER_MS = 750;
 type Storage = Record<string, string>;
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-async function signIn(base: string): Promise<string> {
-  const login = await callServer(
-    base,
-    'POST',
-    '/api/v1/auth/login',
-    {},
-    {
-      tenant: 'demo',
-      email: 'admin@demo.test',
-      password: PASSWORD,
-    },
-  );
-  expect(login.status, JSON.stringify(login.body)).toBe(200);
-  return (login.body as { accessToken: string }).accessToken;
-}
 
 /** Every exception of the tenant whose transaction id starts with `prefix`: id → occurrences. */
 async function capturedOf(base: string, token: string, prefix: string): Promise<Map<string, number>> {
@@ -65,57 +56,41 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
     ({ storage, drop } = await open());
   });
   afterAll(async () => {
-    for (const server of servers) {
-      if (server.child.exitCode === null && server.child.signalCode === null) {
-        server.child.kill('SIGTERM');
-        await server.exited;
-      }
-    }
+    await stopServers(servers);
     await drop();
   });
 
   it('captures every acknowledged inbound event exactly once after a kill -9', async () => {
     const first = await start();
     servers.push(first.server);
-    const token = await signIn(first.base);
+    const token = await signInDemoAdmin(first.base, PASSWORD);
 
     const acked = new Set<string>();
-    let failed = 0;
-    const stopAt = Date.now() + LOAD_MS;
-    const writer = async (w: number) => {
-      for (let n = 0; Date.now() < stopAt; n++) {
+    const { failed, exited } = await loadUntilKilled(
+      first.server,
+      { writers: WRITERS, loadMs: LOAD_MS, killAfterMs: KILL_AFTER_MS },
+      async (w, n) => {
         const ids = Array.from({ length: BATCH }, (_, i) => `CRASH-${w}-${n}-${i}`);
-        try {
-          const response = await callServer(first.base, 'POST', '/api/v1/wal/write/batch', bearer(token), {
-            namespace: 'interface-exceptions',
-            messages: ids.map((transactionId) => ({
-              messageId: transactionId,
-              payload: { transactionId, orderId: `SO-${transactionId}`, reason: 'credit limit reached' },
-              headers: { 'ce-type': 'OrderRejected' },
-            })),
-          });
-          if (response.status === 202) for (const id of ids) acked.add(id);
-          else failed += 1;
-        } catch {
-          failed += 1; // refused or reset once the server is dead
-          if (first.server.child.signalCode !== null) return;
-        }
-      }
-    };
-    const killer = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        first.server.child.kill('SIGKILL');
-        resolve();
-      }, KILL_AFTER_MS),
+        const response = await callServer(first.base, 'POST', '/api/v1/wal/write/batch', bearer(token), {
+          namespace: 'interface-exceptions',
+          messages: ids.map((transactionId) => ({
+            messageId: transactionId,
+            payload: { transactionId, orderId: `SO-${transactionId}`, reason: 'credit limit reached' },
+            headers: { 'ce-type': 'OrderRejected' },
+          })),
+        });
+        if (response.status !== 202) return false;
+        for (const id of ids) acked.add(id);
+        return true;
+      },
     );
-    await Promise.all([killer, ...Array.from({ length: WRITERS }, (_, w) => writer(w))]);
-    expect(await first.server.exited).toBe('SIGKILL');
+    expect(exited).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThan(0);
     expect(failed).toBeGreaterThan(0); // the kill landed in the middle of the load
 
     const second = await start();
     servers.push(second.server);
-    const again = await signIn(second.base);
+    const again = await signInDemoAdmin(second.base, PASSWORD);
     // Anything the engine still had to deliver (none, unless a capture fell back) lands soon.
     let captured = new Map<string, number>();
     await until(

@@ -44,14 +44,13 @@ const derive = (material: string): Buffer =>
  * MERCATO_JWT_PRIVATE_KEY and the table is empty, that PEM is the material instead. Either way the
  * key is only as secret as the database's owner data: production sets MERCATO_SECRETS_KEY.
  */
-async function derivedKey(ctx: AppContext, db: ExceptionsDb): Promise<Buffer> {
+async function derivedKey(ctx: AppContext, db: ExceptionsDb): Promise<Buffer | undefined> {
   const { rows } = await withSystem(db, (trx) =>
     sql<{ private_pem: string }>`
       select private_pem from platform.signing_keys order by created_at, kid limit 1`.execute(trx),
   );
   const material = rows[0]?.private_pem ?? ctx.config.jwt.privateKey;
-  if (!material) throw new Error('no key to derive the secrets key from: set MERCATO_SECRETS_KEY');
-  return derive(material);
+  return material ? derive(material) : undefined;
 }
 
 type Key = { key: Buffer; id: string };
@@ -69,13 +68,14 @@ type Keys = { current: Key; byId: Map<string, Key> };
  */
 async function loadKeys(ctx: AppContext, db: ExceptionsDb): Promise<Keys> {
   const { secretsKey, secretsPreviousKeys } = ctx.config;
-  const current = keyOf(secretsKey ? configuredKey(secretsKey) : await derivedKey(ctx, db));
+  const configured = secretsKey ? configuredKey(secretsKey) : undefined;
+  const derived = await derivedKey(ctx, db);
+  const key = configured ?? derived;
+  if (!key) throw new Error('no key to derive the secrets key from: set MERCATO_SECRETS_KEY');
+  const current = keyOf(key);
   const earlier = secretsPreviousKeys.map((raw) => keyOf(configuredKey(raw)));
-  if (secretsKey) {
-    // Best effort: a database without signing keys has sealed nothing under a derived key.
-    const derived = await derivedKey(ctx, db).catch(() => undefined);
-    if (derived) earlier.push(keyOf(derived));
-  }
+  // Nothing can have been sealed under a derived key where there is none to derive.
+  if (configured && derived) earlier.push(keyOf(derived));
   const byId = new Map<string, Key>();
   for (const key of [current, ...earlier]) if (!byId.has(key.id)) byId.set(key.id, key);
   return { current, byId };

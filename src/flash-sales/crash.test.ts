@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callServer, type MercatoProcess, mercato, startMercatoServer } from '../cli/mercato-process.ts';
+import {
+  callServer,
+  type MercatoProcess,
+  mercato,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../cli/mercato-process.ts';
 import { signSessionTokens } from '../identity/index.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
 import type { AppContext } from '../platform/index.ts';
@@ -48,12 +55,7 @@ describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined
       redis = new Redis(testRedisUrl()!);
     });
     afterAll(async () => {
-      for (const server of servers) {
-        if (server.child.exitCode === null && server.child.signalCode === null) {
-          server.child.kill('SIGTERM');
-          await server.exited;
-        }
-      }
+      await stopServers(servers);
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
@@ -63,15 +65,7 @@ describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined
 
     it('sells no unit twice, loses no admitted buyer, and reconciles what the crash leaked', async () => {
       let base = await start();
-      const login = await call(
-        base,
-        'POST',
-        '/api/v1/auth/login',
-        {},
-        { tenant: 'demo', email: 'admin@demo.test', password: PASSWORD },
-      );
-      expect(login.status).toBe(200);
-      const staff = { authorization: `Bearer ${login.body.accessToken}` };
+      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
       const product = await call(base, 'POST', '/api/v1/products', staff, {
         title: 'Crash drop',
         status: 'active',

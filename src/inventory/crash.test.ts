@@ -1,6 +1,11 @@
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, startMercatoServer } from '../cli/mercato-process.ts';
+import {
+  type MercatoProcess,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../cli/mercato-process.ts';
 import { type Database, openPostgres, withTenant } from '../platform/db/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -34,16 +39,6 @@ async function call(base: string, method: string, path: string, token: string | 
   });
 }
 
-async function signIn(base: string): Promise<string> {
-  const response = await call(base, 'POST', '/api/v1/auth/login', undefined, {
-    tenant: 'demo',
-    email: 'admin@demo.test',
-    password: PASSWORD,
-  });
-  expect(response.status, await response.clone().text()).toBe(200);
-  return ((await response.json()) as { accessToken: string }).accessToken;
-}
-
 async function until(check: () => Promise<boolean>, what: string, limitMs = 60_000) {
   const stop = Date.now() + limitMs;
   while (!(await check())) {
@@ -65,12 +60,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
     owner = openPostgres(database.url!, 2);
   });
   afterAll(async () => {
-    for (const server of servers) {
-      if (server.child.exitCode === null && server.child.signalCode === null) {
-        server.child.kill('SIGTERM');
-        await server.exited;
-      }
-    }
+    await stopServers(servers);
     await owner?.close();
     await database?.drop();
   });
@@ -78,7 +68,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
   it('loses or doubles no reservation and expires the short ones after the restart', async () => {
     const first = await startServer(database.url!);
     servers.push(first.server);
-    let token = await signIn(first.base);
+    let token = await signInDemoAdmin(first.base, PASSWORD);
     const hot = uuidv7();
     const slow = uuidv7();
     for (const [variantId, onHand] of [
@@ -128,7 +118,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
 
     const second = await startServer(database.url!);
     servers.push(second.server);
-    token = await signIn(second.base);
+    token = await signInDemoAdmin(second.base, PASSWORD);
     for (const key of unanswered) {
       const response = await reserveAt(second.base, key);
       await response.arrayBuffer();

@@ -70,10 +70,11 @@ describe('jsonRows', () => {
     ]);
   });
 
-  it('answers no rows for none, and refuses a column name or type that is not a plain identifier', async () => {
+  it('answers no rows for none, and refuses a column name or type that is not a plain identifier, or an array type', async () => {
     const { rows } = await sql`select * from ${jsonRows([['id', 'uuid']], [])} as x`.execute(t.ctx.db.kysely);
     expect(rows).toEqual([]);
     expect(() => jsonRows([['id; drop table x', 'uuid']], [])).toThrow(/bad column/);
     expect(() => jsonRows([['id', 'uuid) as id, (select 1']], [])).toThrow(/bad column/);
+    expect(() => jsonRows([['tags', 'text[]']], [])).toThrow(/bad column/);
   });
 });

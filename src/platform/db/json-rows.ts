@@ -1,13 +1,14 @@
 import { type RawBuilder, sql } from 'kysely';
 
 /**
- * A column of jsonRows: its name and PostgreSQL type. A `jsonb` column is taken as JSON, not as
- * text; JSON null is SQL NULL in every column, as jsonb_to_recordset reads it.
+ * A column of jsonRows: its name and PostgreSQL type, a scalar one (an array's JSON text is no
+ * array literal). A `jsonb` column is taken as JSON, not as text; JSON null is SQL NULL in every
+ * column, as jsonb_to_recordset reads it.
  */
 export type JsonColumn = readonly [name: string, type: string];
 
 const NAME = /^[a-z_][a-z0-9_]*$/;
-const TYPE = /^[a-z][a-z0-9_ ]*(\[\])?$/;
+const TYPE = /^[a-z][a-z0-9_ ]*$/;
 
 /**
  * Many rows as ONE bound parameter, read back as a relation: `select … from ${jsonRows(columns,

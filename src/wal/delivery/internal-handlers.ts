@@ -78,32 +78,23 @@ export function createInternalHandlers(db: Kysely<WalTables>, log?: Logger) {
   const queues = new Map<string, { name: string; tenantId: string; waiting: Waiting[] }>();
   let scheduled = false;
 
-  /** The inbox rows of every delivery, then the handler for each new one, in `trx`. */
-  const handleNew = async (
-    trx: Transaction<WalTables>,
-    name: string,
-    entry: Entry,
-    tenantId: string,
-    deliveries: Delivery[],
-  ) => {
-    const ids = deliveries.map((d) => d.deliveryId);
-    const inserted = await sql<{ pk: string }>`
-      insert into wal.inbox (consumer, message_pk, tenant_id)
-      select ${name}, pk, ${tenantId} from unnest(${ids}::uuid[]) as pk
-      on conflict do nothing
-      returning message_pk::text as pk`.execute(trx);
-    const fresh = new Set(inserted.rows.map((r) => r.pk));
-    const news = deliveries.filter((d) => fresh.delete(d.deliveryId.toLowerCase()));
-    if (entry.many) {
-      if (news.length > 0) await entry.many(trx, news);
-      return;
-    }
-    for (const delivery of news) await entry.handler(trx, delivery);
-  };
-
   /** One transaction: the inbox rows of every delivery, then the handler for each new one. */
   const runTogether = (name: string, entry: Entry, tenantId: string, deliveries: Delivery[]) =>
-    withTenant(db, tenantId, (trx) => handleNew(trx, name, entry, tenantId, deliveries));
+    withTenant(db, tenantId, async (trx) => {
+      const ids = deliveries.map((d) => d.deliveryId);
+      const inserted = await sql<{ pk: string }>`
+        insert into wal.inbox (consumer, message_pk, tenant_id)
+        select ${name}, pk, ${tenantId} from unnest(${ids}::uuid[]) as pk
+        on conflict do nothing
+        returning message_pk::text as pk`.execute(trx);
+      const fresh = new Set(inserted.rows.map((r) => r.pk));
+      const news = deliveries.filter((d) => fresh.delete(d.deliveryId.toLowerCase()));
+      if (entry.many) {
+        if (news.length > 0) await entry.many(trx, news);
+        return;
+      }
+      for (const delivery of news) await entry.handler(trx, delivery);
+    });
 
   const runInline: InlineRun = async (trx, name, deliveries) => {
     const entry = handlers.get(name);

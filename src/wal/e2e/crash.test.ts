@@ -2,7 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MercatoProcess, startMercatoServer } from '../../cli/mercato-process.ts';
+import {
+  loadUntilKilled,
+  type MercatoProcess,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../../cli/mercato-process.ts';
 import { testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/test-databases.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
@@ -25,13 +31,10 @@ function startServer(storage: Storage) {
   });
 }
 
-async function call(base: string, path: string, token: string | undefined, body: unknown) {
+async function call(base: string, path: string, token: string, body: unknown) {
   return fetch(`${base}${path}`, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
   });
 }
@@ -53,12 +56,7 @@ function crashSuite(
     receiver = await startReceiver();
   });
   afterAll(async () => {
-    for (const server of servers) {
-      if (server.child.exitCode === null && server.child.signalCode === null) {
-        server.child.kill('SIGTERM');
-        await server.exited;
-      }
-    }
+    await stopServers(servers);
     await receiver.close();
     await drop();
   });
@@ -66,13 +64,7 @@ function crashSuite(
   it('loses no acknowledged write and redelivers what the dead process had leased', async () => {
     const first = await startServer(storage);
     servers.push(first.server);
-    const loggedIn = await call(first.base, '/api/v1/auth/login', undefined, {
-      tenant: 'demo',
-      email: 'admin@demo.test',
-      password: PASSWORD,
-    });
-    expect(loggedIn.status, await loggedIn.clone().text()).toBe(200);
-    const { accessToken } = (await loggedIn.json()) as { accessToken: string };
+    const accessToken = await signInDemoAdmin(first.base, PASSWORD);
     const created = await call(first.base, '/api/v1/wal/namespaces', accessToken, {
       name: 'crash',
       backend,
@@ -109,34 +101,23 @@ function crashSuite(
 
     // the load: WRITERS concurrent writers, each with distinct messageIds, killed half way
     const acked = new Set<string>();
-    let failed = 0;
-    const stopAt = Date.now() + LOAD_MS;
-    const writer = async (w: number) => {
-      for (let n = 0; Date.now() < stopAt; n++) {
+    const { failed, exited } = await loadUntilKilled(
+      first.server,
+      { writers: WRITERS, loadMs: LOAD_MS, killAfterMs: KILL_AFTER_MS },
+      async (w, n) => {
         const messageId = `w${w}-${n}`;
-        try {
-          const response = await call(first.base, '/api/v1/wal/write', accessToken, {
-            namespace: 'crash',
-            messageId,
-            payload: { w, n },
-          });
-          await response.arrayBuffer();
-          if (response.status === 202) acked.add(messageId);
-          else failed += 1;
-        } catch {
-          failed += 1; // connection refused or reset once the server is dead
-          if (first.server.child.signalCode !== null) return;
-        }
-      }
-    };
-    const killer = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        first.server.child.kill('SIGKILL');
-        resolve();
-      }, KILL_AFTER_MS),
+        const response = await call(first.base, '/api/v1/wal/write', accessToken, {
+          namespace: 'crash',
+          messageId,
+          payload: { w, n },
+        });
+        await response.arrayBuffer();
+        if (response.status !== 202) return false;
+        acked.add(messageId);
+        return true;
+      },
     );
-    await Promise.all([killer, ...Array.from({ length: WRITERS }, (_, w) => writer(w))]);
-    expect(await first.server.exited).toBe('SIGKILL');
+    expect(exited).toBe('SIGKILL');
     expect(acked.size).toBeGreaterThan(0);
     expect(failed).toBeGreaterThan(0); // the kill really landed in the middle of the load
 
