@@ -107,6 +107,17 @@ const part = async (name: string, run: () => Promise<void>) => {
 };
 let agreed = true;
 
+/**
+ * This PostgreSQL runs with autovacuum off. Each part adds thousands of rows to tables (orders,
+ * sagas, payments, reservations, the WAL) that were empty when last analyzed; autovacuum would
+ * have analyzed them by then. Without it every connection keeps plans made for empty tables:
+ * sequential scans for lookups and foreign-key checks that grow with each part.
+ */
+async function quietAndAnalyze(when: string): Promise<void> {
+  await waitForQuiet(when);
+  await sql('analyze');
+}
+
 const started = performance.now();
 let mercato: Server | undefined;
 let dbos: Server | undefined;
@@ -124,11 +135,11 @@ try {
       figures.single = await runSingle(base, shop);
     });
     await part('flows', async () => {
-      await waitForQuiet('before flows');
+      await quietAndAnalyze('before flows');
       figures.flowsRun = await runFlows(base, shop, WARMUP, DURATION);
     });
     await part('sagas', async () => {
-      await waitForQuiet('before sagas');
+      await quietAndAnalyze('before sagas');
       const rate = figures.flowsRun?.rate ?? 100;
       const carts = SAGA_CARTS ?? Math.max(CLIENTS * 4, Math.ceil(3 * rate * DURATION));
       figures.sagas = await runSagas(base, shop, carts, DURATION);

@@ -102,6 +102,15 @@ describe('flash-sale admission', () => {
     const early = await attempt(t, sale.id, forged);
     expect([early.statusCode, early.json().code]).toEqual([409, 'SOLD_OUT']);
     expect(early.headers['x-request-id']).toBeDefined();
+    // Answered again from what this process remembers (the header's claims, the sale's error):
+    // each answer is still its own request's.
+    const again = await attempt(t, sale.id, forged);
+    expect(again.json()).toMatchObject({
+      code: 'SOLD_OUT',
+      instance: `/api/v1/flash-sales/${sale.id}/orders`,
+    });
+    expect(again.json().requestId).toBe(again.headers['x-request-id']);
+    expect(again.json().requestId).not.toBe(early.json().requestId);
     const replay = await attempt(t, sale.id, winner!, {}, 'winner-key');
     expect([replay.statusCode, replay.json().orderId]).toEqual([202, won.json().orderId]);
     expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 1 });

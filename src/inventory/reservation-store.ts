@@ -78,13 +78,15 @@ export async function lockReservations(
   keys: string[],
 ): Promise<ReservationState[]> {
   if (keys.length === 0) return [];
-  // The tenant named, so the (tenant_id, key) index finds them (else every reservation is read).
+  // One lookup of the (tenant_id, key) index per key, joined from the keys: as `r.key = any(…)`
+  // the planner, short of statistics (a new table, or one grown since its last analyze), walks
+  // every reservation of the tenant and filters by key, a scan that grows with each reservation.
   const lock = async (some: string[]) =>
     (
       await sql<ReservationRow>`
         select ${RESERVATION_COLUMNS}, ${STALE_COLUMN}
-        from inventory.reservations r
-        where r.tenant_id = ${tenantId} and r.key = any(${some}::text[])
+        from unnest(${some}::text[]) as k(key)
+        join inventory.reservations r on r.tenant_id = ${tenantId} and r.key = k.key
         order by r.key
         for update of r`.execute(trx)
     ).rows;
