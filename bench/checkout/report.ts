@@ -58,6 +58,8 @@ export const HOW = [
   'clients only place orders, each on a cart of its own, for the same time or until the prepared carts run',
   'out: that is the saga compared with DBOS. The last column counts the sagas Mercato completed during the',
   'run (`checkout.sagas.finished_at` within it), answered 201 or not: an order answered 202 completes later.',
+  'Before the 64-customer run and before the `POST /orders`-only run the bench analyzes the database, as',
+  'autovacuum (off on this machine) would have after the rows the part before added.',
   '',
   'The DBOS peer (bench/checkout/dbos-server.ts) is a child process of its own: Fastify (JSON-schema-checked',
   'body and `Idempotency-Key` header) and `@dbos-inc/dbos-sdk`, whose `POST /checkout` starts a durable',
