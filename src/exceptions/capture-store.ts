@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type JsonColumn, jsonRows } from '../platform/db/index.ts';
+import { type JsonColumn, jsonObjects, jsonRows } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { AuditEntry } from './audit.ts';
 import type { CaptureInput } from './capture.ts';
@@ -93,6 +93,17 @@ const INPUT_COLUMNS: JsonColumn[] = [
   ['last_seen', 'timestamptz'],
 ];
 
+/** The groups a batch needs, as write() sends them. */
+const GROUP_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['fingerprint', 'text'],
+  ['interface_type', 'text'],
+  ['category', 'text'],
+  ['normalized_reason', 'text'],
+  ['severity', 'text'],
+  ['seen', 'timestamptz'],
+];
+
 /** The exceptions' row values, as INPUT_COLUMNS names them. */
 function rowsOf(pending: Pending[]): unknown[][] {
   return pending.map(({ input: i, classification: c, fingerprint: fp, n, firstSeen, lastSeen }) => [
@@ -153,8 +164,7 @@ export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pendi
       severity, exceptions, occurrences, first_seen, last_seen)
     select g.id, ${tenantId}, g.fingerprint, g.interface_type, g.category, g.normalized_reason, g.severity, 0, 0,
       g.seen, g.seen
-    from jsonb_to_recordset(${JSON.stringify(groupRows)}::jsonb) as g(id uuid, fingerprint text,
-      interface_type text, category text, normalized_reason text, severity text, seen timestamptz)
+    from ${jsonObjects(GROUP_COLUMNS, groupRows)} as g
     where not exists (
       select from exceptions.groups x where x.tenant_id = ${tenantId} and x.fingerprint = g.fingerprint)
     order by g.fingerprint

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { type JsonColumn, jsonObjects } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { ledgerColumns } from './ledger-store.ts';
 import type { BatchOutcome, BatchState } from './reservation-engine.ts';
@@ -12,8 +13,6 @@ type ReservationRow = Omit<ReservationsTable, 'tenant_id'> & {
   /** The locked row is a newer version than the statement's snapshot saw (see withCurrentLines). */
   stale?: boolean | null;
 };
-
-const json = (value: unknown) => JSON.stringify(value);
 
 function toState(row: ReservationRow): ReservationState {
   const lines = typeof row.lines === 'string' ? (JSON.parse(row.lines) as HeldLine[]) : (row.lines ?? []);
@@ -175,6 +174,49 @@ export async function lockItems(
   return items;
 }
 
+// The rows writeBatch sends, as jsonObjects reads them.
+const ITEM_DELTAS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['d_on_hand', 'integer'],
+  ['d_reserved', 'integer'],
+  ['alerted', 'boolean'],
+];
+const NEW_RESERVATIONS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['key', 'text'],
+  ['status', 'text'],
+  ['request_hash', 'text'],
+  ['reference', 'text'],
+  ['actor', 'text'],
+  ['expires_at', 'timestamptz'],
+];
+const LINES: JsonColumn[] = [
+  ['reservation_id', 'uuid'],
+  ['item_id', 'uuid'],
+  ['variant_id', 'uuid'],
+  ['location_id', 'uuid'],
+  ['quantity', 'integer'],
+];
+const CHANGED_RESERVATIONS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['status', 'text'],
+  ['expires_at', 'timestamptz'],
+];
+const LEDGER_ROWS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['item_id', 'uuid'],
+  ['kind', 'text'],
+  ['quantity', 'integer'],
+  ['on_hand_delta', 'integer'],
+  ['reserved_delta', 'integer'],
+  ['on_hand_after', 'integer'],
+  ['reserved_after', 'integer'],
+  ['reason', 'text'],
+  ['actor', 'text'],
+  ['reference', 'text'],
+  ['reservation_key', 'text'],
+];
+
 /**
  * Writes what a batch came to in ONE statement whatever its size (one round trip): data-modifying
  * CTEs update every touched item by its summed delta, insert the new reservations and their
@@ -243,8 +285,7 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
       update inventory.items i
       set on_hand = i.on_hand + v.d_on_hand, reserved = i.reserved + v.d_reserved,
         low_stock_alerted = v.alerted, updated_at = ${now}
-      from jsonb_to_recordset(${json(items)}::jsonb)
-        as v(id uuid, d_on_hand integer, d_reserved integer, alerted boolean)
+      from ${jsonObjects(ITEM_DELTAS, items)} as v
       where i.id = v.id
       returning 1
     ), made as (
@@ -252,33 +293,30 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
         (id, tenant_id, key, status, request_hash, reference, actor, expires_at, created_at, updated_at)
       select v.id, ${tenantId}::uuid, v.key, v.status, v.request_hash, v.reference, v.actor, v.expires_at,
         ${now}, ${now}
-      from jsonb_to_recordset(${json(reservations)}::jsonb) as v(id uuid, key text, status text,
-        request_hash text, reference text, actor text, expires_at timestamptz)
+      from ${jsonObjects(NEW_RESERVATIONS, reservations)} as v
       returning 1
     ), held as (
       insert into inventory.reservation_lines
         (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
       select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
-      from jsonb_to_recordset(${json(lines)}::jsonb) as v(reservation_id uuid, item_id uuid,
-        variant_id uuid, location_id uuid, quantity integer)
+      from ${jsonObjects(LINES, lines)} as v
       returning 1
     ), relined as (
       insert into inventory.reservation_lines
         (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
       select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
-      from jsonb_to_recordset(${json(relined)}::jsonb) as v(reservation_id uuid, item_id uuid,
-        variant_id uuid, location_id uuid, quantity integer)
+      from ${jsonObjects(LINES, relined)} as v
       on conflict (reservation_id, item_id) do update set quantity = excluded.quantity
       returning 1
     ), unlined as (
       delete from inventory.reservation_lines l
-      using jsonb_to_recordset(${json(unlined)}::jsonb) as v(reservation_id uuid, item_id uuid)
+      using ${jsonObjects(LINES.slice(0, 2), unlined)} as v
       where l.reservation_id = v.reservation_id and l.item_id = v.item_id
       returning 1
     ), moved as (
       update inventory.reservations r
       set status = v.status, expires_at = v.expires_at, updated_at = ${now}
-      from jsonb_to_recordset(${json(changed)}::jsonb) as v(id uuid, status text, expires_at timestamptz)
+      from ${jsonObjects(CHANGED_RESERVATIONS, changed)} as v
       where r.id = v.id
       returning 1
     ), logged as (
@@ -286,9 +324,7 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
         on_hand_after, reserved_after, reason, actor, reference, reservation_key, created_at)
       select v.id, ${tenantId}::uuid, v.item_id, v.kind, v.quantity, v.on_hand_delta, v.reserved_delta,
         v.on_hand_after, v.reserved_after, v.reason, v.actor, v.reference, v.reservation_key, ${now}
-      from jsonb_to_recordset(${json(ledger)}::jsonb) as v(id uuid, item_id uuid, kind text,
-        quantity integer, on_hand_delta integer, reserved_delta integer, on_hand_after integer,
-        reserved_after integer, reason text, actor text, reference text, reservation_key text)
+      from ${jsonObjects(LEDGER_ROWS, ledger)} as v
       returning 1
     )
     select (select count(*) from touched) as items, (select count(*) from made) as made,

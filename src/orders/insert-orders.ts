@@ -1,14 +1,58 @@
 import { type Selectable, sql } from 'kysely';
+import { type JsonColumn, jsonObjects } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { type NewOrder, type Order, toHistoryEntry, toLine, toOrder } from './order-view.ts';
 import type { HistoryTable, LinesTable, OrdersTable, OrdersTrx } from './tables.ts';
 
 const json = (value: unknown) => (value === null ? null : value);
 
+// The rows insertOrders sends, as jsonObjects reads them.
+const ORDER_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['number', 'bigint'],
+  ['customer_id', 'uuid'],
+  ['email', 'text'],
+  ['currency', 'text'],
+  ['shipping_address', 'jsonb'],
+  ['billing_address', 'jsonb'],
+  ['shipping_option', 'jsonb'],
+  ['item_count', 'integer'],
+  ['subtotal', 'bigint'],
+  ['discount', 'bigint'],
+  ['shipping', 'bigint'],
+  ['tax', 'bigint'],
+  ['total', 'bigint'],
+  ['tax_rate_bps', 'integer'],
+  ['prices_include_tax', 'boolean'],
+  ['cart_id', 'uuid'],
+  ['idempotency_scope', 'text'],
+  ['idempotency_key', 'text'],
+  ['request_hash', 'text'],
+  ['correlation_id', 'text'],
+  ['guest_token_hash', 'text'],
+];
+const LINE_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['order_id', 'uuid'],
+  ['variant_id', 'uuid'],
+  ['product_id', 'uuid'],
+  ['sku', 'text'],
+  ['title', 'text'],
+  ['variant_title', 'text'],
+  ['quantity', 'integer'],
+  ['unit_price', 'bigint'],
+  ['tax', 'bigint'],
+  ['line_total', 'bigint'],
+];
+const HISTORY_COLUMNS: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['order_id', 'uuid'],
+  ['actor', 'text'],
+];
+
 /**
  * Inserts many orders (status created), their lines and first history entries in ONE statement,
- * whatever their number (each part reads its rows from one JSON parameter, so the statement is
- * the same for every batch size: one prepared plan); returns the orders in the inputs' order.
+ * whatever their number (each part reads its rows from one JSON parameter of arrays, jsonObjects); returns the orders in the inputs' order.
  */
 export async function insertOrders(
   trx: OrdersTrx,
@@ -67,27 +111,21 @@ export async function insertOrders(
         v.billing_address, v.shipping_option, v.item_count, v.subtotal, v.discount, v.shipping, v.tax, v.total,
         v.tax_rate_bps, v.prices_include_tax, v.cart_id, v.idempotency_scope, v.idempotency_key, v.request_hash,
         v.correlation_id, v.guest_token_hash
-      from jsonb_to_recordset(${JSON.stringify(orders)}::jsonb) as v(id uuid, number bigint, customer_id uuid,
-        email text, currency text, shipping_address jsonb, billing_address jsonb, shipping_option jsonb,
-        item_count integer, subtotal bigint, discount bigint, shipping bigint, tax bigint, total bigint,
-        tax_rate_bps integer, prices_include_tax boolean, cart_id uuid, idempotency_scope text,
-        idempotency_key text, request_hash text, correlation_id text, guest_token_hash text)
+      from ${jsonObjects(ORDER_COLUMNS, orders)} as v
       returning *
     ), lined as (
       insert into orders.lines (id, tenant_id, order_id, variant_id, product_id, sku, title, variant_title,
         quantity, unit_price, tax, line_total)
       select v.id, ${tenantId}::uuid, v.order_id, v.variant_id, v.product_id, v.sku, v.title, v.variant_title,
         v.quantity, v.unit_price, v.tax, v.line_total
-      from jsonb_to_recordset(${JSON.stringify(lines)}::jsonb) as v(id uuid, order_id uuid, variant_id uuid,
-        product_id uuid, sku text, title text, variant_title text, quantity integer, unit_price bigint,
-        tax bigint, line_total bigint)
+      from ${jsonObjects(LINE_COLUMNS, lines)} as v
       -- the orders first (the lines' foreign key): made is read, so it runs before
       where exists (select 1 from made)
       returning *
     ), logged as (
       insert into orders.history (id, tenant_id, order_id, from_status, to_status, actor, reason)
       select v.id, ${tenantId}::uuid, v.order_id, null, 'created', v.actor, null
-      from jsonb_to_recordset(${JSON.stringify(history)}::jsonb) as v(id uuid, order_id uuid, actor text)
+      from ${jsonObjects(HISTORY_COLUMNS, history)} as v
       where exists (select 1 from made)
       returning *
     )

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { type JsonColumn, jsonObjects } from '../../platform/db/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
@@ -100,6 +101,19 @@ export const variantColumns = (v: VariantInput, position: number) => ({
   barcode: v.barcode,
   position,
 });
+
+/** The kept variants' new values, as replaceVariants's update reads them (jsonObjects). */
+const VARIANT_UPDATES: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['sku', 'text'],
+  ['title', 'text'],
+  ['options', 'text'],
+  ['prices', 'text'],
+  ['compare_at_prices', 'text'],
+  ['weight_grams', 'integer'],
+  ['barcode', 'text'],
+  ['position', 'integer'],
+];
 
 /** Inserts the product with its variants and categories; returns its id. */
 export async function insertProduct(trx: CatalogTrx, tenantId: string, input: ProductInput): Promise<string> {
@@ -205,8 +219,7 @@ async function replaceVariants(trx: CatalogTrx, tenantId: string, current: Produ
     await sql`update catalog.variants v set sku = u.sku, title = u.title, options = u.options::jsonb,
         prices = u.prices::jsonb, compare_at_prices = u.compare_at_prices::jsonb,
         weight_grams = u.weight_grams, barcode = u.barcode, position = u.position, updated_at = ${now}
-      from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as u (id uuid, sku text, title text,
-        options text, prices text, compare_at_prices text, weight_grams integer, barcode text, position integer)
+      from ${jsonObjects(VARIANT_UPDATES, updates)} as u
       where v.tenant_id = ${tenantId} and v.id = u.id`.execute(trx);
   }
   const inserts = plan.filter((p) => !p.match);

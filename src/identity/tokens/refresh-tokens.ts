@@ -1,11 +1,18 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
+import { type JsonColumn, jsonRows } from '../../platform/db/index.ts';
 import type { Role } from '../../platform/http/index.ts';
 import type { IdentityTables } from '../tables.ts';
 
 type Db = Kysely<IdentityTables> | Transaction<IdentityTables>;
 
 export const REFRESH_TOKEN_PREFIX = 'rt_';
+
+/** A session as loadSessionRecords sends it (jsonRows). */
+const SESSION_PAIR: JsonColumn[] = [
+  ['user_id', 'uuid'],
+  ['family_id', 'uuid'],
+];
 
 export type StoredRefreshToken = {
   id: string;
@@ -136,7 +143,7 @@ export async function loadSessionRecords(
   tenantId: string,
   sessions: { userId: string; familyId: string }[],
 ): Promise<Map<string, { status: string; role: Role; sessionLive: boolean }>> {
-  const pairs = JSON.stringify(sessions.map((s) => ({ user_id: s.userId, family_id: s.familyId })));
+  const pairs = sessions.map((s) => [s.userId, s.familyId]);
   const { rows } = await sql<{
     user_id: string;
     family_id: string;
@@ -148,7 +155,7 @@ export async function loadSessionRecords(
       exists (select 1 from identity.refresh_tokens r where r.family_id = v.family_id and r.user_id = u.id)
         and not exists (select 1 from identity.refresh_tokens f
           where f.family_id = v.family_id and f.revoked_at is not null) as live
-    from jsonb_to_recordset(${pairs}::jsonb) as v(user_id uuid, family_id uuid)
+    from ${jsonRows(SESSION_PAIR, pairs)} as v
     join identity.users u on u.id = v.user_id and u.tenant_id = ${tenantId}`.execute(trx);
   return new Map(
     rows.map((r) => [

@@ -18,7 +18,7 @@ export {
 } from './database.ts';
 export { DATABASE_RETRY_AFTER_SECONDS, databaseProblem, isConnectionLoss } from './db-errors.ts';
 export { isoTime } from './iso-time.ts';
-export { type JsonColumn, jsonRows } from './json-rows.ts';
+export { type JsonColumn, jsonObjects, jsonRows } from './json-rows.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
 export {

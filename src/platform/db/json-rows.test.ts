@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../testing/index.ts';
-import { jsonRows } from './json-rows.ts';
+import { jsonObjects, jsonRows } from './json-rows.ts';
 
 const t = await startTestApp();
 afterAll(() => t.close());
@@ -69,6 +69,55 @@ describe('jsonRows', () => {
       },
     ]);
   });
+
+  it('reads objects by the columns named, a missing property as NULL (jsonObjects)', async () => {
+    const { rows } = await sql<{ id: string; name: string | null; n: number | null }>`
+      select * from ${jsonObjects(
+        [
+          ['id', 'uuid'],
+          ['name', 'text'],
+          ['n', 'integer'],
+        ],
+        [
+          { n: 2, id: '0190a4b2-7c1e-7000-8000-000000000001', name: 'a', other: 'ignored' },
+          { id: '0190a4b2-7c1e-7000-8000-000000000002' },
+        ],
+      )} as x order by x.id`.execute(t.ctx.db.kysely);
+    expect(rows).toEqual([
+      { id: '0190a4b2-7c1e-7000-8000-000000000001', name: 'a', n: 2 },
+      { id: '0190a4b2-7c1e-7000-8000-000000000002', name: null, n: null },
+    ]);
+  });
+
+  it.each(['auto', 'force_generic_plan'])(
+    'tells the planner how many rows it holds: an update from two rows looks them up by index in a table of 5,000 (plan_cache_mode %s)',
+    async (mode) => {
+      const plan = await t.ctx.db.kysely.transaction().execute(async (trx) => {
+        await sql`select set_config('plan_cache_mode', ${mode}, true)`.execute(trx);
+        await sql`create temporary table json_rows_plan (id uuid primary key, n integer not null, pad text)
+        on commit drop`.execute(trx);
+        await sql`insert into json_rows_plan
+        select gen_random_uuid(), 0, repeat('x', 60) from generate_series(1, 5000)`.execute(trx);
+        await sql`analyze json_rows_plan`.execute(trx);
+        const { rows } = await sql<{ 'QUERY PLAN': string }>`explain
+        update json_rows_plan t set n = t.n + v.d
+        from ${jsonRows(
+          [
+            ['id', 'uuid'],
+            ['d', 'integer'],
+          ],
+          [
+            ['0190a4b2-7c1e-7000-8000-000000000001', 1],
+            ['0190a4b2-7c1e-7000-8000-000000000002', 1],
+          ],
+        )} as v
+        where t.id = v.id`.execute(trx);
+        return rows.map((r) => r['QUERY PLAN']).join('\n');
+      });
+      expect(plan).toMatch(/Index Scan using json_rows_plan_pkey/);
+      expect(plan).not.toMatch(/Seq Scan on json_rows_plan/);
+    },
+  );
 
   it('answers no rows for none, and refuses a column name or type that is not a plain identifier, or an array type', async () => {
     const { rows } = await sql`select * from ${jsonRows([['id', 'uuid']], [])} as x`.execute(t.ctx.db.kysely);
