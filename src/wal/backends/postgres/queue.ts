@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { withSystem } from '../../../platform/db/index.ts';
+import { type JsonColumn, jsonRows, withSystem } from '../../../platform/db/index.ts';
 import type { WalTables } from '../../tables.ts';
 import type { Completion, FailedMessage, Failure, FenceResult, LeasedMessage } from './queue-types.ts';
 import {
@@ -18,6 +18,12 @@ export type * from './queue-types.ts';
 export { completeMessages, failMessages } from './record.ts';
 
 type Db = Kysely<WalTables>;
+
+/** The leases extendLeases renews (jsonRows). */
+const LEASES: JsonColumn[] = [
+  ['id', 'uuid'],
+  ['lease_token', 'uuid'],
+];
 
 type LeasedRow = {
   id: string;
@@ -331,12 +337,12 @@ export async function extendLeases(
   leaseMs: number,
 ): Promise<string[]> {
   if (items.length === 0) return [];
-  const input = JSON.stringify(items.map((i) => ({ id: i.id, lease_token: i.leaseToken })));
+  const input = items.map((i) => [i.id, i.leaseToken]);
   const result = await withSystem(db, (trx) =>
     sql<{ id: string }>`
       update wal.messages m
       set lease_expires_at = now() + ${leaseMs} * interval '1 millisecond'
-      from jsonb_to_recordset(${input}::jsonb) as x(id uuid, lease_token uuid)
+      from ${jsonRows(LEASES, input)} as x
       where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
       returning m.id`.execute(trx),
   );
