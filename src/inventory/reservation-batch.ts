@@ -5,7 +5,8 @@ import type { AppError } from '../platform/http/index.ts';
 import { publish } from './inventory-events.ts';
 import { applyOps, type BatchState } from './reservation-engine.ts';
 import { type OpResult, opKeys, type ReservationOp, type ReservationState } from './reservation-ops.ts';
-import { lockExpired, lockItems, lockReservations, writeBatch } from './reservation-store.ts';
+import { lockExpired, lockItems, lockReservations } from './reservation-store.ts';
+import { writeBatch } from './reservation-write.ts';
 import type { InventoryTables, InventoryTrx } from './tables.ts';
 
 export type BatchEntry = { op: ReservationOp; meta: EventMeta | undefined };
