@@ -48,6 +48,7 @@ import {
   createDatabase,
   DURATION,
   dropDatabase,
+  quietAndAnalyze,
   type Server,
   sql,
   startMercato,
@@ -107,17 +108,6 @@ const part = async (name: string, run: () => Promise<void>) => {
 };
 let agreed = true;
 
-/**
- * This PostgreSQL runs with autovacuum off. Each part adds thousands of rows to tables (orders,
- * sagas, payments, reservations, the WAL) that were empty when last analyzed; autovacuum would
- * have analyzed them by then. Without it every connection keeps plans made for empty tables:
- * sequential scans for lookups and foreign-key checks that grow with each part.
- */
-async function quietAndAnalyze(when: string): Promise<void> {
-  await waitForQuiet(when);
-  await sql('analyze');
-}
-
 const started = performance.now();
 let mercato: Server | undefined;
 let dbos: Server | undefined;
@@ -125,11 +115,7 @@ try {
   if (mercatoParts.length > 0) {
     mercato = await step('start mercato', () => startMercato());
     const shop: Shop = await step('shop', () => createShop(mercato!.base));
-    // This PostgreSQL runs with autovacuum off: analyze as it would after the set-up.
-    await step('quiet and analyze', async () => {
-      await waitForQuiet('set-up');
-      await sql('analyze');
-    });
+    await step('quiet and analyze', () => quietAndAnalyze('set-up'));
     const base = mercato.base;
     await part('single', async () => {
       figures.single = await runSingle(base, shop);

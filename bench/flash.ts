@@ -38,13 +38,12 @@ import {
   DURATION,
   dropDatabase,
   PASSWORD,
+  quietAndAnalyze,
   type Server,
-  sql,
   TENANT,
   useDatabase,
   WARMUP,
   WORKERS,
-  waitForQuiet,
 } from './commerce/setup.ts';
 import { checkMercato, checkTextbook } from './flash/checks.ts';
 import { runSale, type Stop } from './flash/client.ts';
@@ -200,11 +199,7 @@ try {
   const { buyers, publicJwk } = await step(`${CUSTOMERS} customers signed in`, () =>
     createCustomers({ id: tenantId, slug: TENANT }, CUSTOMERS),
   );
-  // This PostgreSQL runs with autovacuum off: analyze as it would after the set-up.
-  await step('quiet and analyze', async () => {
-    await waitForQuiet('set-up');
-    await sql('analyze');
-  });
+  await step('quiet and analyze', () => quietAndAnalyze('set-up'));
 
   await part('mercato', async () => {
     const watch = redisWatch();
@@ -216,10 +211,8 @@ try {
       saleStop,
       {
         beforeRun: async () => {
-          await waitForQuiet('after the warm-up');
-          // The warm-up sale filled tables (orders, admissions, reservations, the WAL) that were
-          // empty when the set-up was analyzed; autovacuum (off here) would analyze them now.
-          await sql('analyze');
+          // The warm-up sale filled tables that were empty at the set-up's analyze.
+          await quietAndAnalyze('after the warm-up');
           await watch.start();
         },
         onSoldOut: watch.onSoldOut,

@@ -178,3 +178,14 @@ export async function waitForQuiet(label: string, timeoutSeconds = 600): Promise
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
+
+/**
+ * waitForQuiet, then ANALYZE. This PostgreSQL runs with autovacuum off: tables that were empty at
+ * the last analyze (orders, sagas, reservations, the WAL) would keep every connection on plans made
+ * for empty tables, such as a sequential scan per foreign-key check. Autovacuum would have
+ * analyzed them once a part had added its rows; the benches do it before each measured part.
+ */
+export async function quietAndAnalyze(label: string): Promise<void> {
+  await waitForQuiet(label);
+  await sql('analyze');
+}

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
 import { withSystem, withTenant } from '../platform/db/index.ts';
 import { createSecretBox, SecretUnreadableError } from './secrets.ts';
-import { openSecrets, sealSecrets } from './source-store.ts';
+import { openSecrets, sealedUnderCurrentKey, sealSecrets } from './source-store.ts';
 import type { ExceptionsDb } from './tables.ts';
 
 /** What `mercato exceptions reseal-secrets` did: sources sealed again, already current, unreadable. */
@@ -37,9 +37,8 @@ export async function resealSecrets(ctx: AppContext, db: ExceptionsDb): Promise<
         .forUpdate()
         .execute();
       for (const row of rows) {
-        const stored = row.credentials_encrypted!;
         try {
-          if (await box.isCurrent(stored.slice(2))) {
+          if (await sealedUnderCurrentKey(box, row)) {
             result.current += 1;
             continue;
           }

@@ -1,7 +1,7 @@
 import type { AppContext } from '../platform/context.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { createSecretBox } from './secrets.ts';
-import { openSecrets, type SourceSecrets, sealSecrets } from './source-store.ts';
+import { openSecrets, type SourceSecrets, sealedUnderCurrentKey, sealSecrets } from './source-store.ts';
 import type { ExceptionsDb, InterfaceType } from './tables.ts';
 
 /** The context with another MERCATO_SECRETS_KEY (undefined: the derived key) and no previous keys. */
@@ -57,6 +57,6 @@ export async function openStoredSource(
   const box = createSecretBox(underKey(ctx, secretsKey), db);
   return {
     secrets: await openSecrets(box, row),
-    current: await box.isCurrent(row.credentials_encrypted!.slice(2)),
+    current: await sealedUnderCurrentKey(box, row),
   };
 }

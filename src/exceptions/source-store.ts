@@ -58,6 +58,12 @@ export async function openSecrets(box: SecretBox, row: SourceRow): Promise<Sourc
   return JSON.parse(plain) as SourceSecrets;
 }
 
+/** Whether a source's secrets are sealed under the box's current key (none stored: nothing to reseal). */
+export async function sealedUnderCurrentKey(box: SecretBox, row: SourceRow): Promise<boolean> {
+  const stored = row.credentials_encrypted;
+  return stored ? box.isCurrent(stored.slice(2)) : true;
+}
+
 /** The source as a call needs it, credentials decrypted. */
 export async function targetOf(box: SecretBox, row: SourceRow): Promise<SourceTarget & SourceSecrets> {
   const secrets = await openSecrets(box, row);

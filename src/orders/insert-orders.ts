@@ -4,8 +4,6 @@ import { uuidv7 } from '../platform/uuidv7.ts';
 import { type NewOrder, type Order, toHistoryEntry, toLine, toOrder } from './order-view.ts';
 import type { HistoryTable, LinesTable, OrdersTable, OrdersTrx } from './tables.ts';
 
-const json = (value: unknown) => (value === null ? null : value);
-
 // The rows insertOrders sends, as jsonObjects reads them.
 const ORDER_COLUMNS: JsonColumn[] = [
   ['id', 'uuid'],
@@ -67,9 +65,9 @@ export async function insertOrders(
     customer_id: input.customerId,
     email: input.email,
     currency: input.currency,
-    shipping_address: json(input.shippingAddress),
-    billing_address: json(input.billingAddress),
-    shipping_option: json(input.shippingOption),
+    shipping_address: input.shippingAddress,
+    billing_address: input.billingAddress,
+    shipping_option: input.shippingOption,
     item_count: input.lines.reduce((sum, line) => sum + line.quantity, 0),
     subtotal: input.totals.subtotal,
     discount: input.totals.discount,
