@@ -8,18 +8,27 @@ type Db = Kysely<WalTables>;
 /**
  * Deletes delivered messages and dead letters older than their namespace's retention (one
  * statement per state; attempts go with them by cascade, inbox rows are dropped alongside).
+ *
+ * The rows are found through the BRIN index messages_retention (migration 0039): first the
+ * ranges of the heap no summary covers yet are summarized (without autovacuum nothing else does,
+ * and an unsummarized range must always be read), then only ranges holding a finish older than
+ * the shortest retention of any namespace are read. Each row is then held to its own namespace's.
  */
 export async function purgeRetention(db: Db): Promise<{ delivered: number; dead: number }> {
   return withSystem(db, async (trx) => {
+    await sql`select brin_summarize_new_values('wal.messages_retention'::regclass)`.execute(trx);
     const purge = async (state: 'delivered' | 'dead') => {
       const at = state === 'delivered' ? sql`m.delivered_at` : sql`m.dead_at`;
-      const seconds =
-        state === 'delivered' ? sql`n.delivered_retention_seconds` : sql`n.dead_retention_seconds`;
+      const seconds = sql.ref(
+        state === 'delivered' ? 'delivered_retention_seconds' : 'dead_retention_seconds',
+      );
       const { rows } = await sql<{ n: number }>`
         with purged as (
           delete from wal.messages m using wal.namespaces n
           where m.state = ${state} and n.tenant_id = m.tenant_id and n.name = m.namespace
-            and coalesce(m.delivered_at, m.dead_at) < now() - ${seconds} * interval '1 second'
+            and coalesce(m.delivered_at, m.dead_at)
+              < now() - (select min(${seconds}) from wal.namespaces) * interval '1 second'
+            and coalesce(m.delivered_at, m.dead_at) < now() - n.${seconds} * interval '1 second'
             and ${at} is not null
           returning m.id
         ),
