@@ -47,6 +47,8 @@ export function orderNumbers(db: OrdersDb): (tenantId: string) => Promise<number
       const queue = queues.get(tenantId);
       if (queue) queue.push({ resolve, reject });
       else queues.set(tenantId, [{ resolve, reject }]);
-      if (!busy.has(tenantId) && !queue) void flush(tenantId);
+      // After the calls of this turn (a batch asks for all its numbers at once): one transaction
+      // serves them all, instead of the first call alone and the rest in a second.
+      if (!busy.has(tenantId) && !queue) queueMicrotask(() => void flush(tenantId));
     });
 }
