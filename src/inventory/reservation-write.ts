@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { type JsonColumn, jsonObjects } from '../platform/db/index.ts';
 import { ledgerColumns } from './ledger-store.ts';
 import type { BatchOutcome, BatchState } from './reservation-engine.ts';
+import type { HeldLine } from './reservation-ops.ts';
 import type { InventoryTrx } from './tables.ts';
 
 // The rows writeBatch sends, as jsonObjects reads them.
@@ -27,6 +28,14 @@ const LINES: JsonColumn[] = [
   ['location_id', 'uuid'],
   ['quantity', 'integer'],
 ];
+type LineRow = ReturnType<typeof lineRow>;
+const lineRow = (reservationId: string, l: HeldLine) => ({
+  reservation_id: reservationId,
+  item_id: l.itemId,
+  variant_id: l.variantId,
+  location_id: l.locationId,
+  quantity: l.quantity,
+});
 const CHANGED_RESERVATIONS: JsonColumn[] = [
   ['id', 'uuid'],
   ['status', 'text'],
@@ -76,32 +85,18 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
     actor: r.actor,
     expires_at: r.expiresAt.toISOString(),
   }));
-  const lines = fresh.flatMap((r) =>
-    r.lines.map((l) => ({
-      reservation_id: r.id,
-      item_id: l.itemId,
-      variant_id: l.variantId,
-      location_id: l.locationId,
-      quantity: l.quantity,
-    })),
-  );
+  const lines = fresh.flatMap((r) => r.lines.map((l) => lineRow(r.id, l)));
   const changed = all
     .filter((r) => r.changed && !r.fresh)
     .map((r) => ({ id: r.id, status: r.status, expires_at: r.expiresAt.toISOString() }));
   // Lines of stored reservations a transfer changed: the difference to what was stored.
-  const relined: typeof lines = [];
+  const relined: LineRow[] = [];
   const unlined: { reservation_id: string; item_id: string }[] = [];
   for (const r of all) {
     if (r.fresh || !r.storedLines) continue;
     for (const l of r.lines) {
       if (r.storedLines.get(l.itemId) === l.quantity) continue;
-      relined.push({
-        reservation_id: r.id,
-        item_id: l.itemId,
-        variant_id: l.variantId,
-        location_id: l.locationId,
-        quantity: l.quantity,
-      });
+      relined.push(lineRow(r.id, l));
     }
     for (const itemId of r.storedLines.keys()) {
       if (!r.lines.some((l) => l.itemId === itemId)) unlined.push({ reservation_id: r.id, item_id: itemId });
@@ -110,6 +105,12 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
   const ledger = outcome.movements.map(ledgerColumns);
   const writes = [items, reservations, lines, changed, relined, unlined, ledger];
   if (writes.every((rows) => rows.length === 0)) return;
+  // The lines of new reservations, and the lines transfers changed (upserted on top of it).
+  const insertLines = (rows: LineRow[]) => sql`
+      insert into inventory.reservation_lines
+        (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
+      select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
+      from ${jsonObjects(LINES, rows)} as v`;
   await sql`
     with touched as (
       update inventory.items i
@@ -126,16 +127,10 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
       from ${jsonObjects(NEW_RESERVATIONS, reservations)} as v
       returning 1
     ), held as (
-      insert into inventory.reservation_lines
-        (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
-      select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
-      from ${jsonObjects(LINES, lines)} as v
+      ${insertLines(lines)}
       returning 1
     ), relined as (
-      insert into inventory.reservation_lines
-        (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
-      select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
-      from ${jsonObjects(LINES, relined)} as v
+      ${insertLines(relined)}
       on conflict (reservation_id, item_id) do update set quantity = excluded.quantity
       returning 1
     ), unlined as (

@@ -50,7 +50,8 @@ const HISTORY_COLUMNS: JsonColumn[] = [
 
 /**
  * Inserts many orders (status created), their lines and first history entries in ONE statement,
- * whatever their number (each part reads its rows from one JSON parameter of arrays, jsonObjects); returns the orders in the inputs' order.
+ * whatever their number (each part reads its rows from one JSON parameter, jsonObjects); returns
+ * the orders in the inputs' order.
  */
 export async function insertOrders(
   trx: OrdersTrx,
