@@ -1,13 +1,13 @@
-import { withTenant } from '../platform/db/index.ts';
+import { sql } from 'kysely';
 import { FIRST_NUMBER } from './order-store.ts';
 import type { OrdersDb } from './tables.ts';
 
 type Waiting = { resolve(n: number): void; reject(error: unknown): void };
 
 /**
- * Hands out a tenant's order numbers in short transactions of their own, so order creations do
- * not queue on the counter row for as long as they run: the requests that arrive while one
- * transaction is out share the next, which moves the counter by their count (the WAL's group
+ * Hands out a tenant's order numbers in short statements of their own, so order creations do not
+ * queue on the counter row for as long as they run: the requests that arrive while one statement
+ * is out share the next, which moves the counter by their count (the WAL's group
  * commit, for numbers). Unique and increasing per process; a number whose order is never made
  * (its creation failed) is a gap, as in Shopify's numbering.
  */
@@ -20,19 +20,10 @@ export function orderNumbers(db: OrdersDb): (tenantId: string) => Promise<number
     queues.delete(tenantId);
     busy.add(tenantId);
     try {
-      const last = await withTenant(db, tenantId, async (trx) => {
-        const row = await trx
-          .insertInto('orders.counters')
-          .values({ tenant_id: tenantId, last_number: FIRST_NUMBER + group.length - 1 })
-          .onConflict((oc) =>
-            oc
-              .column('tenant_id')
-              .doUpdateSet((eb) => ({ last_number: eb('orders.counters.last_number', '+', group.length) })),
-          )
-          .returning('last_number')
-          .executeTakeFirstOrThrow();
-        return Number(row.last_number);
-      });
+      // One statement (migration 0040): it sets the tenant for row-level security itself.
+      const { rows } = await sql<{ last: string | number }>`
+        select orders.take_numbers(${tenantId}, ${group.length}, ${FIRST_NUMBER}) as last`.execute(db);
+      const last = Number(rows[0]?.last);
       for (const [i, w] of group.entries()) w.resolve(last - group.length + 1 + i);
     } catch (error) {
       for (const w of group) w.reject(error);
