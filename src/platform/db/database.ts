@@ -6,7 +6,7 @@ import { connectWithRetry, describeDatabase } from './connect-retry.ts';
 import { type Listener, pgliteListener, postgresListener } from './notifications.ts';
 import { prepareStatements } from './prepared-statements.ts';
 import { ensureRequestRole, RequestRoleError } from './request-role.ts';
-import { useRequestPool } from './tenant-context.ts';
+import { useRequestPool, useSimpleProtocol } from './tenant-context.ts';
 
 // int8 (bigint) and numeric come back as strings by default; counts and minor units fit in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -130,6 +130,7 @@ export function openPostgres(
   const timeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
   const pool = createPool(connectionString, Math.max(2, Math.ceil(poolSize / 4)), timeoutMs);
   const kysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
+  useSimpleProtocol(kysely);
   let requests: { pool: pg.Pool; kysely: Kysely<unknown> } | undefined;
   const listener = postgresListener(connectionString);
   return {

@@ -26,7 +26,9 @@ export {
   commitQueue,
   discardCommitQueues,
   flushCommitQueues,
+  type TransactionSettings,
   withSystem,
+  withSystemSettings,
   withTenant,
 } from './tenant-context.ts';
 export { readAsTenant } from './tenant-read.ts';

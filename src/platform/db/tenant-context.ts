@@ -12,6 +12,20 @@ const requestPools = new WeakMap<object, RequestPool>();
 /** Makes withTenant(owner, …) run on the request pool; called once the request role exists. */
 export function useRequestPool(owner: Kysely<unknown>, requests: RequestPool): void {
   requestPools.set(owner, requests);
+  useSimpleProtocol(requests.kysely);
+}
+
+// Kyselys over node-postgres, where a query without parameters goes out by the simple protocol
+// and may hold several statements. PGlite's driver sends every query by the extended protocol,
+// which takes one ("cannot insert multiple commands into a prepared statement").
+const simpleProtocol = new WeakSet<object>();
+
+/**
+ * Marks a Kysely as one over node-postgres (openPostgres marks its pools'): withSystemSettings
+ * and withTenant send BEGIN and their settings there as one query.
+ */
+export function useSimpleProtocol(kysely: Kysely<unknown>): void {
+  simpleProtocol.add(kysely);
 }
 
 /** The raw request pool behind an owner Kysely, when there is one (PostgreSQL). */
@@ -24,7 +38,9 @@ export function requestPoolOf(owner: object): pg.Pool | undefined {
  * `app.tenant_id` set, both transaction-local, so row-level security holds even for a query
  * that forgets its tenant filter. One statement sets both, to keep the round trips down.
  * On PostgreSQL the transaction runs on the request pool, whose login role is only a member of
- * APP_ROLE: even SQL that resets the role inside it stays under row-level security.
+ * APP_ROLE: even SQL that resets the role inside it stays under row-level security; there BEGIN
+ * and the settings are one round trip (inTransactionWith), the tenant id inlined after it
+ * matched a strict UUID pattern (a tenant id never comes from a request's text).
  */
 export async function withTenant<DB, T>(
   db: Kysely<DB>,
@@ -32,7 +48,10 @@ export async function withTenant<DB, T>(
   fn: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
   const requests = requestPools.get(db)?.kysely as Kysely<DB> | undefined;
-  if (requests && UUID.test(tenantId)) return onRequestPool(requests, tenantId.toLowerCase(), fn);
+  if (requests && UUID.test(tenantId))
+    return inTransactionWith(requests, { role: APP_ROLE, 'app.tenant_id': tenantId.toLowerCase() }, (trx) =>
+      withCommitQueues(trx, fn),
+    );
   const target = requests ?? db;
   return target.transaction().execute(async (trx) => {
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
@@ -103,29 +122,55 @@ async function withCommitQueues<DB, T>(trx: Transaction<DB>, fn: (trx: Transacti
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Transaction-local settings: name → value, as `set_config(name, value, true)` (SET LOCAL) makes them. */
+export type TransactionSettings = Readonly<Record<string, string>>;
+
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+// A value is inlined into the query text: no quote, backslash or space can reach it.
+const SETTING_VALUE = /^[A-Za-z0-9_.:-]*$/;
+
+/** `select set_config(…, true), …` for settings, as text without parameters; undefined when none. */
+function settingsSelect(settings: TransactionSettings): string | undefined {
+  const calls = Object.entries(settings).map(([name, value]) => {
+    if (!SETTING_NAME.test(name)) throw new TypeError(`not a setting name: ${JSON.stringify(name)}`);
+    if (!SETTING_VALUE.test(value))
+      throw new TypeError(`setting ${name}: only letters, digits and _ . : - may be inlined`);
+    return `set_config('${name}', '${value}', true)`;
+  });
+  return calls.length > 0 ? `select ${calls.join(', ')}` : undefined;
+}
+
 /**
- * withTenant on PostgreSQL's request pool in one round trip fewer: BEGIN and the settings go
- * out as one simple-protocol query (no parameters, so node-postgres sends them together). The
- * only value in that text is the tenant id, inlined after it matched a strict UUID pattern (a
- * tenant id never comes from a request's text). Commit, or roll back on any error.
+ * Runs fn in a transaction whose settings are made first, in one round trip fewer where it can:
+ * on node-postgres (useSimpleProtocol) BEGIN and the settings go out as ONE simple-protocol query
+ * on a dedicated connection, fn runs on it, then COMMIT, or ROLLBACK on any error (BEGIN's
+ * included: a failed setting must not return the connection to the pool inside a transaction).
+ * Elsewhere (PGlite, one in-process session where a round trip costs nothing) a Kysely
+ * transaction, then the settings.
  */
-async function onRequestPool<DB, T>(
-  requests: Kysely<DB>,
-  tenantId: string,
+async function inTransactionWith<DB, T>(
+  db: Kysely<DB>,
+  settings: TransactionSettings,
   fn: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
-  return requests.connection().execute(async (connection) => {
-    await sql
-      .raw(
-        `begin; select set_config('role', '${APP_ROLE}', true), set_config('app.tenant_id', '${tenantId}', true)`,
-      )
-      .execute(connection);
+  const select = settingsSelect(settings);
+  if (!simpleProtocol.has(db))
+    return db.transaction().execute(async (trx) => {
+      if (select) await sql.raw(select).execute(trx);
+      return fn(trx);
+    });
+  return db.connection().execute(async (connection) => {
     let result: T;
     try {
+      await sql.raw(select ? `begin; ${select}` : 'begin').execute(connection);
       // The connection-bound Kysely offers everything a Transaction does but .transaction().
-      result = await withCommitQueues(connection as unknown as Transaction<DB>, fn);
+      result = await fn(connection as unknown as Transaction<DB>);
     } catch (error) {
-      await sql.raw('rollback').execute(connection);
+      // Fails only when the connection is gone (which ends the transaction too): fn's error tells more.
+      await sql
+        .raw('rollback')
+        .execute(connection)
+        .catch(() => {});
       throw error;
     }
     await sql.raw('commit').execute(connection);
@@ -143,4 +188,19 @@ export async function withSystem<DB, T>(
   fn: (trx: Transaction<DB>) => Promise<T>,
 ): Promise<T> {
   return db.transaction().execute(fn);
+}
+
+/**
+ * withSystem with transaction-local settings made before fn runs (`set_config(name, value,
+ * true)`: they end with the transaction), e.g. planner settings for one statement. On PostgreSQL
+ * BEGIN and the settings are one round trip, then fn's statements, then COMMIT; on PGlite a
+ * transaction, then one statement for the settings. Values are inlined into the query text, so
+ * only letters, digits and `_ . : -` are accepted (no request input belongs there anyway).
+ */
+export async function withSystemSettings<DB, T>(
+  db: Kysely<DB>,
+  settings: TransactionSettings,
+  fn: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
+  return inTransactionWith(db, settings, fn);
 }

@@ -1,5 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import { type JsonColumn, jsonRows, withSystem } from '../../../platform/db/index.ts';
+import { type JsonColumn, jsonRows, withSystem, withSystemSettings } from '../../../platform/db/index.ts';
 import type { WalTables } from '../../tables.ts';
 import type { Completion, FailedMessage, Failure, FenceResult, LeasedMessage } from './queue-types.ts';
 import {
@@ -210,20 +210,20 @@ function leaseCtes(options: LeaseOptions, exclude = sql``) {
       )`;
 }
 
+// Planner settings of a lease, made at BEGIN (transaction-local). JIT off: a scan the planner must
+// still make (wal.namespaces) costs as disabled, which would otherwise pass jit_above_cost and
+// compile the statement (a second, where it runs in a millisecond).
+const QUEUE_PLAN = { enable_seqscan: 'off', enable_bitmapscan: 'off', jit: 'off' } as const;
+
 /**
  * Runs a lease in a transaction that forbids sorting where an index gives the order: on a table
  * without statistics yet (a new or truncated one) the planner would otherwise read and sort every
- * due row for each lease instead of walking each namespace's due messages up to its room.
+ * due row for each lease instead of walking each namespace's due messages up to its room. On
+ * PostgreSQL that is three round trips: BEGIN with the settings, the statement, COMMIT
+ * (withSystemSettings).
  */
 function withQueuePlan<T>(db: Db, fn: (trx: Transaction<WalTables>) => Promise<T>): Promise<T> {
-  return withSystem(db, async (trx) => {
-    // One round trip for the settings (as SET LOCAL: they end with the transaction). JIT off: a
-    // scan the planner must still make (wal.namespaces) costs as disabled, which would otherwise
-    // pass jit_above_cost and compile the statement (a second, where it runs in a millisecond).
-    await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
-      set_config('jit', 'off', true)`.execute(trx);
-    return fn(trx);
-  });
+  return withSystemSettings(db, QUEUE_PLAN, fn);
 }
 
 function toLeased(rows: LeasedRow[]): LeasedMessage[] {
@@ -308,20 +308,19 @@ export async function recordAndLease(
  * earliest due time of a waiting message or lease expiry of a delivering one after `since` (the
  * time of the last lease, so a row that fell due since is not missed); undefined when nothing
  * waits. Rows due by `since` and not leased are held by another consumer or wait behind their
- * key, whose completion loops that consumer again.
+ * key, whose completion loops that consumer again. One read-only statement, run without a
+ * transaction (one round trip: it reads one snapshot all the same).
  */
 export async function nextWakeInMs(db: Db, since?: Date): Promise<number | undefined> {
   const after = since ? sql`${since.toISOString()}::timestamptz` : sql`now()`;
-  const result = await withSystem(db, (trx) =>
-    sql<{ ms: number | string | null }>`
+  const result = await sql<{ ms: number | string | null }>`
       select (extract(epoch from least(
         (select min(m.due_at) from wal.messages m join wal.namespaces n on n.tenant_id = m.tenant_id
           and n.name = m.namespace and n.enabled and not n.paused
           where m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
             and m.due_at > ${after}),
         (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
-      ) - now()) * 1000)::double precision as ms`.execute(trx),
-  );
+      ) - now()) * 1000)::double precision as ms`.execute(db);
   const ms = result.rows[0]?.ms;
   return ms === null || ms === undefined ? undefined : Number(ms);
 }
