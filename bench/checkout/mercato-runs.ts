@@ -4,7 +4,7 @@
  * `POST /api/v1/orders` on carts prepared beforehand (`sagas`); then what the database holds is
  * checked against the answers.
  */
-import { sql } from '../commerce/setup.ts';
+import { quietAndAnalyze, sql } from '../commerce/setup.ts';
 import { clientOf } from './client.ts';
 import { CALLS, checkout, placeOrder, prepareCart } from './flow.ts';
 import { loop, type Tally } from './loop.ts';
@@ -116,6 +116,9 @@ export async function runSagas(
     });
     if (prepared.completed < CLIENTS * 2)
       throw new Error(`only ${prepared.completed} carts could be prepared`);
+    // Thousands of carts were just written: analyzed, as autovacuum would have by now (else each
+    // order reads its cart's lines by a sequential scan planned for the few rows seen before).
+    await quietAndAnalyze('carts prepared');
     const order = () => {
       const token = tokens.pop();
       return token ? () => placeOrder(client, token) : undefined;
