@@ -91,7 +91,9 @@ export function createCartService(deps: CartDeps) {
       const { cart: locked, created } =
         creates && locator.kind === 'customer'
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
-          : { cart: await findCart(trx, tenantId, locator, true), created: false };
+          : // In a caller's transaction (the checkout's), a cart another checkout holds is not
+            // waited for: it fails at once (55P03), and the caller answers that checkout.
+            { cart: await findCart(trx, tenantId, locator, inTrx ? 'nowait' : true), created: false };
       if (!locked) throw cartNotFound();
       const lines = created ? [] : await listLines(trx, tenantId, locked.id);
       const { snapshot, target } = await snapshotOf(

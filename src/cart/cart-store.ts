@@ -73,18 +73,22 @@ export function toLine(row: Selectable<LinesTable>): LineRow {
   };
 }
 
-/** The cart a locator names, locked FOR UPDATE when asked (every change locks it first). */
+/**
+ * The cart a locator names, locked FOR UPDATE when asked (every change locks it first); 'nowait'
+ * fails at once (SQLSTATE 55P03) when another transaction holds it.
+ */
 export async function findCart(
   trx: CartTrx,
   tenantId: string,
   locator: CartLocator,
-  lock = false,
+  lock: boolean | 'nowait' = false,
 ): Promise<CartRow | undefined> {
   let query = trx.selectFrom('cart.carts').selectAll().where('tenant_id', '=', tenantId);
   if (locator.kind === 'customer') query = query.where('customer_id', '=', locator.customerId);
   else if (locator.kind === 'guest') query = query.where('token_hash', '=', locator.tokenHash);
   else query = query.where('id', '=', locator.cartId);
-  const row = await (lock ? query.forUpdate() : query).executeTakeFirst();
+  if (lock) query = lock === 'nowait' ? query.forUpdate().noWait() : query.forUpdate();
+  const row = await query.executeTakeFirst();
   return row ? toCart(row) : undefined;
 }
 

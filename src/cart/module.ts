@@ -33,6 +33,11 @@ export type CartModule = MercatoModule & {
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
     trx?: Transaction<any>,
   ): Promise<{ cart: Cart | undefined; guestTokenHash: string | null }>;
+  /**
+   * The SHA-256 of the request's guest cart token, null for a signed-in user (whose cart is their
+   * own), without reading the cart: what shopperCart answers as guestTokenHash (404 without one).
+   */
+  shopperTokenHash(request: FastifyRequest): string | null;
   /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
   /**
    * A draft cart for an order staff place from explicit lines (as Shopify's draft orders): a new
@@ -80,6 +85,10 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
         drafted = await service.setShippingOption(tenantId, locator, input.shippingOptionId);
       }
       return drafted;
+    },
+    shopperTokenHash(request) {
+      const locator = cartLocatorOf(request);
+      return locator.kind === 'guest' ? locator.tokenHash : null;
     },
     async shopperCart(tenantId, request, trx) {
       const locator = cartLocatorOf(request);

@@ -56,12 +56,29 @@ describe('concurrent checkouts', () => {
     );
     const ids = new Set(answers.filter((a) => a.statusCode < 300).map((a) => a.json<Order>().id));
     expect(ids.size).toBe(1);
-    // The others were told the first is still running (409 CONFLICT, Retry-After) or got its answer.
-    for (const a of answers) expect([200, 201, 409]).toContain(a.statusCode);
+    // The others found the first's order (as it was when they read it: 202 while its saga runs),
+    // or were told its checkout is still running (409 CONFLICT, Retry-After); none made its own.
+    for (const a of answers) expect([200, 201, 202, 409]).toContain(a.statusCode);
     const replay = await placeOrder(t, cart, 'tok_visa', 'same-key-20');
     expect(replay.statusCode).toBeLessThan(300);
     expect(replay.json<Order>().id).toBe([...ids][0]);
     const [id] = ids;
+    const { charges } = await t.payments.testProvider.ledger(shop.id);
+    expect(charges.filter((c) => c.idempotencyKey.includes(id!))).toHaveLength(1);
+    expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 49, reserved: 0 });
+  });
+
+  it('checks one cart out once when 10 POST /orders with different keys race: one order, the others 409 or 404, none a 5xx', async () => {
+    const item = await product(t, shop, 50);
+    const cart = await readyCart(t, shop, [{ variant: item, quantity: 1 }]);
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => placeOrder(t, cart, 'tok_visa', `race-key-${i}`)),
+    );
+    const placed = answers.filter((a) => a.statusCode < 300);
+    expect(placed).toHaveLength(1);
+    // Refused while the first checkout holds the cart (409 CONFLICT), or after it deleted it (404).
+    for (const a of answers) expect([200, 201, 202, 404, 409]).toContain(a.statusCode);
+    const [id] = placed.map((a) => a.json<Order>().id);
     const { charges } = await t.payments.testProvider.ledger(shop.id);
     expect(charges.filter((c) => c.idempotencyKey.includes(id!))).toHaveLength(1);
     expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 49, reserved: 0 });

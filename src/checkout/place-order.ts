@@ -25,7 +25,9 @@ export type PlaceOrderBody = {
 /** The order placed (or found again by its Idempotency-Key) and its saga; `held` when the caller holds the new saga's lease. */
 export type Placed = { order: Order; sagaId: string | undefined; replayed: boolean; held?: Held };
 
-const isUniqueViolation = (error: unknown) => (error as { code?: unknown })?.code === '23505';
+const codeOf = (error: unknown) => (error as { code?: unknown })?.code;
+/** The same key placed meanwhile, or the cart's checkout running: a unique violation, or its cart locked (55P03). */
+const isAnotherCheckout = (error: unknown) => codeOf(error) === '23505' || codeOf(error) === '55P03';
 
 /** Whose Idempotency-Keys these are: a user, an API key, or the guest holding a cart token. */
 function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string {
@@ -33,6 +35,18 @@ function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string
   if (p?.kind === 'user') return `user:${p.userId}`;
   if (p?.kind === 'apiKey') return `key:${p.apiKeyId}${guestTokenHash ? `:cart:${guestTokenHash}` : ''}`;
   return `guest:${guestTokenHash}`;
+}
+
+/** Whether the caller places orders as staff (any cart by id, or explicit lines). */
+const asStaff = (request: FastifyRequest) =>
+  isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user';
+
+/**
+ * Whose Idempotency-Keys the order's is, known before its cart is read (a shopper's cart is
+ * deleted once the order is placed: a retry must still find the order).
+ */
+function idempotencyScopeOf(deps: CheckoutDeps, request: FastifyRequest, body: PlaceOrderBody): string {
+  return scopeOf(request, body.lines || asStaff(request) ? null : deps.cart.shopperTokenHash(request));
 }
 
 /** The cart to check out: staff name any cart by id; a shopper checks out their own. */
@@ -44,7 +58,7 @@ async function cartToCheckOut(
   trx?: CheckoutTrx,
 ): Promise<{ cart: Cart; guestTokenHash: string | null }> {
   const notFound = () => new AppError('NOT_FOUND', `cart ${body.cartId ?? ''} not found`.trim());
-  const staff = isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user';
+  const staff = asStaff(request);
   const draftOnly = (['currency', 'shippingAddress', 'billingAddress', 'shippingOptionId'] as const).find(
     (field) => body[field] !== undefined,
   );
@@ -181,23 +195,23 @@ export async function placeOrder(
   // Staff orders from lines are looked up before their draft cart is made (in a transaction of
   // its own): a retry makes no second draft.
   let drafted: { cart: Cart; guestTokenHash: string | null } | undefined;
+  const scope = idempotencyScopeOf(deps, request, body);
   if (body.lines) {
-    const before = await replay(scopeOf(request, null));
+    const before = await replay(scope);
     if (before) return before;
     drafted = await cartToCheckOut(deps, tenantId, request, body);
   }
   // Taken before the transaction, which would otherwise hold the tenant's counter row to its end.
   const number = await deps.orders.takeNumber(tenantId);
-  let scope: string | undefined;
   try {
-    // One transaction: the cart read (and locked), the order, its saga and the steps that need no call out.
+    // One transaction: the order of the key if there is one; else the cart read (and locked), the
+    // order, its saga and the steps that need no call out.
     return await withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as CheckoutTrx;
-      const { cart, guestTokenHash } = drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
-      const idempotency = { scope: scopeOf(request, guestTokenHash), key, hash };
-      scope = idempotency.scope;
-      const earlier = drafted ? undefined : await findEarlier(trx, idempotency.scope);
+      const earlier = drafted ? undefined : await findEarlier(trx, scope);
       if (earlier) return earlier;
+      const { cart, guestTokenHash } = drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
+      const idempotency = { scope, key, hash };
       checkCart(cart);
       const principal = request.principal;
       const customerId =
@@ -228,8 +242,9 @@ export async function placeOrder(
       return { order, sagaId: held.saga.id, replayed: false, held };
     });
   } catch (error) {
-    if (!isUniqueViolation(error) || scope === undefined) throw error;
-    // The same key placed meanwhile (another process), or the cart's checkout is already running.
+    if (!isAnotherCheckout(error)) throw error;
+    // The same key placed meanwhile (another process), or the cart's checkout is already running
+    // (its cart is locked: not waited for, which deadlocked with that checkout deleting the cart).
     const again = await replay(scope);
     if (again) return again;
     throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });

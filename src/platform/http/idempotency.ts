@@ -26,6 +26,29 @@ type Row = {
   response: string | null;
 };
 
+const malformedKey = () =>
+  new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 visible ASCII characters', {
+    errors: [
+      { in: 'headers', pointer: '/idempotency-key', message: 'must be 1 to 255 visible ASCII characters' },
+    ],
+  });
+
+/**
+ * The Idempotency-Key of a route that keeps its own record of it (config `idempotency: false`:
+ * the platform stores nothing for it): required (400 IDEMPOTENCY_KEY_REQUIRED), and of the form
+ * the platform takes (400 VALIDATION_FAILED).
+ */
+export function requiredIdempotencyKey(request: FastifyRequest, route: string): string {
+  const header = request.headers['idempotency-key'];
+  if (header === undefined || header === '') {
+    throw new AppError('IDEMPOTENCY_KEY_REQUIRED', `${route} needs an Idempotency-Key header`, {
+      errors: [{ in: 'headers', pointer: '/idempotency-key', message: 'is required' }],
+    });
+  }
+  if (typeof header !== 'string' || !KEY.test(header)) throw malformedKey();
+  return header;
+}
+
 function scopeOf(request: FastifyRequest): string {
   const p = request.principal;
   // A guest cart's writes are scoped to its token too: two guests behind one address (or one
@@ -62,17 +85,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     const schema = route.schema?.response as Record<string, unknown> | undefined;
     const optedIn = route.config?.idempotency === true;
     if ((!schema?.['201'] && !optedIn) || route.config?.idempotency === false) return;
-    if (typeof header !== 'string' || !KEY.test(header)) {
-      throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 visible ASCII characters', {
-        errors: [
-          {
-            in: 'headers',
-            pointer: '/idempotency-key',
-            message: 'must be 1 to 255 visible ASCII characters',
-          },
-        ],
-      });
-    }
+    if (typeof header !== 'string' || !KEY.test(header)) throw malformedKey();
     const scope = scopeOf(request);
     const hash = fingerprint(request);
     const inserted = await sql<{ key: string }>`
