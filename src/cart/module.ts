@@ -25,7 +25,8 @@ export type CartModule = MercatoModule & {
   /**
    * The cart of the request's shopper (a signed-in user's own, else the guest cart of its
    * X-Cart-Token, 404 without one), checked as getCart checks, with the SHA-256 of the guest's
-   * token (null for a customer's cart).
+   * token (null for a customer's cart). In the caller's `trx` (getCart's too) the cart is locked
+   * without waiting: one another transaction holds fails at once with SQLSTATE 55P03.
    */
   shopperCart(
     tenantId: string,

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import type { Cart } from '../cart/index.ts';
 import type { NewOrder, Order } from '../orders/index.ts';
@@ -26,8 +27,16 @@ export type PlaceOrderBody = {
 export type Placed = { order: Order; sagaId: string | undefined; replayed: boolean; held?: Held };
 
 const codeOf = (error: unknown) => (error as { code?: unknown })?.code;
-/** The same key placed meanwhile, or the cart's checkout running: a unique violation, or its cart locked (55P03). */
-const isAnotherCheckout = (error: unknown) => codeOf(error) === '23505' || codeOf(error) === '55P03';
+const isUniqueViolation = (error: unknown) => codeOf(error) === '23505';
+const isCartLocked = (error: unknown) => codeOf(error) === '55P03';
+
+/**
+ * A cart another transaction holds is not waited for inside the checkout's transaction (waiting
+ * there deadlocked with a checkout of the same key deleting the cart): the transaction is run
+ * again after a pause, for about a second (a cart edit or read holds it for milliseconds).
+ */
+const CART_BUSY_ATTEMPTS = 40;
+const CART_BUSY_PAUSE_MS = 25;
 
 /** Whose Idempotency-Keys these are: a user, an API key, or the guest holding a cart token. */
 function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string {
@@ -203,50 +212,55 @@ export async function placeOrder(
   }
   // Taken before the transaction, which would otherwise hold the tenant's counter row to its end.
   const number = await deps.orders.takeNumber(tenantId);
-  try {
-    // One transaction: the order of the key if there is one; else the cart read (and locked), the
-    // order, its saga and the steps that need no call out.
-    return await withTenant(deps.db, tenantId, async (anyTrx) => {
-      const trx = anyTrx as CheckoutTrx;
-      const earlier = drafted ? undefined : await findEarlier(trx, scope);
-      if (earlier) return earlier;
-      const { cart, guestTokenHash } = drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
-      const idempotency = { scope, key, hash };
-      checkCart(cart);
-      const principal = request.principal;
-      const customerId =
-        principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
-      const provider = body.payment.provider ?? 'test';
-      const order = await deps.orders.create(
-        trx,
-        tenantId,
-        newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta),
-        meta,
-        number,
-      );
-      // The cart was checked against the catalog moments ago in this request (checkCart): that is
-      // the validate step, logged here rather than read again.
-      const held = await startSaga(
-        deps,
-        runner,
-        trx,
-        tenantId,
-        {
-          order,
-          cartId: cart.id,
-          payment: { provider, token: body.payment.token },
-          validated: { checkedBy: 'cart', cartId: cart.id },
-        },
-        meta,
-      );
-      return { order, sagaId: held.saga.id, replayed: false, held };
-    });
-  } catch (error) {
-    if (!isAnotherCheckout(error)) throw error;
-    // The same key placed meanwhile (another process), or the cart's checkout is already running
-    // (its cart is locked: not waited for, which deadlocked with that checkout deleting the cart).
-    const again = await replay(scope);
-    if (again) return again;
-    throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      // One transaction: the order of the key if there is one; else the cart read (and locked), the
+      // order, its saga and the steps that need no call out.
+      return await withTenant(deps.db, tenantId, async (anyTrx) => {
+        const trx = anyTrx as CheckoutTrx;
+        const earlier = drafted ? undefined : await findEarlier(trx, scope);
+        if (earlier) return earlier;
+        const { cart, guestTokenHash } =
+          drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
+        const idempotency = { scope, key, hash };
+        checkCart(cart);
+        const principal = request.principal;
+        const customerId =
+          principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
+        const provider = body.payment.provider ?? 'test';
+        const order = await deps.orders.create(
+          trx,
+          tenantId,
+          newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta),
+          meta,
+          number,
+        );
+        // The cart was checked against the catalog moments ago in this request (checkCart): that is
+        // the validate step, logged here rather than read again.
+        const held = await startSaga(
+          deps,
+          runner,
+          trx,
+          tenantId,
+          {
+            order,
+            cartId: cart.id,
+            payment: { provider, token: body.payment.token },
+            validated: { checkedBy: 'cart', cartId: cart.id },
+          },
+          meta,
+        );
+        return { order, sagaId: held.saga.id, replayed: false, held };
+      });
+    } catch (error) {
+      if (!isUniqueViolation(error) && !isCartLocked(error)) throw error;
+      // The same key placed meanwhile (another process), or the cart's checkout is already
+      // running, or the cart is held for a moment (an edit, a read, that checkout's own step).
+      const again = await replay(scope);
+      if (again) return again;
+      if (!isCartLocked(error) || attempt >= CART_BUSY_ATTEMPTS) break;
+      await sleep(CART_BUSY_PAUSE_MS);
+    }
   }
+  throw new AppError('CONFLICT', 'this cart is already being checked out', { retryAfterSeconds: 1 });
 }

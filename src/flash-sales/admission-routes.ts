@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
-import { AppError, eventMetaOf, userOf } from '../platform/http/index.ts';
+import { AppError, eventMetaOf, requiredIdempotencyKey, userOf } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import { admissionView, findAdmission } from './admission-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
@@ -10,20 +10,6 @@ import { AdmissionBody, AdmissionView, IdParams, PayBody, SECURITY } from './sch
 import type { FlashSalesTrx } from './tables.ts';
 
 const base = { tags: ['flash-sales'], security: SECURITY };
-
-function idempotencyKeyOf(headers: Record<string, unknown>, route: string): string {
-  const key = headers['idempotency-key'];
-  if (typeof key !== 'string' || key.length < 1 || key.length > 255) {
-    throw new AppError(
-      'IDEMPOTENCY_KEY_REQUIRED',
-      `${route} needs an Idempotency-Key header (1 to 255 characters)`,
-      {
-        errors: [{ in: 'headers', pointer: '/idempotency-key', message: 'is required, 1 to 255 characters' }],
-      },
-    );
-  }
-  return key;
-}
 
 /** A signed-in customer's attempt on a sale, and the payment of an admitted order. */
 export function admissionRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
@@ -47,7 +33,7 @@ export function admissionRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
       },
       async (request, reply) => {
         const user = userOf(request);
-        const key = idempotencyKeyOf(request.headers, 'POST /flash-sales/{id}/orders');
+        const key = requiredIdempotencyKey(request, 'POST /flash-sales/{id}/orders');
         const { admission } = await parts.admissions.admit({
           tenantId: user.tenantId,
           campaignId: request.params.id.toLowerCase(),

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { sendProblem } from '../platform/http/index.ts';
+import { isIdempotencyKey, sendProblem } from '../platform/http/index.ts';
 import { soldOut } from './admission-committer.ts';
 import type { CampaignCache } from './campaign-cache.ts';
 import { statusOf } from './campaign-store.ts';
@@ -41,7 +41,7 @@ export function soldOutAnswer(gate: SoldOutMemoryGate, cache: CampaignCache, sta
   return (request: FastifyRequest, reply: FastifyReply): boolean => {
     if (request.method !== 'POST' || request.routeOptions.url !== ADMISSION_ROUTE) return false;
     const key = request.headers['idempotency-key'];
-    if (typeof key !== 'string' || key.length < 1 || key.length > 255) return false;
+    if (!isIdempotencyKey(key)) return false;
     const claims = claimsOf(request.headers.authorization);
     if (!claims) return false;
     const id = String((request.params as { id?: unknown }).id ?? '').toLowerCase();

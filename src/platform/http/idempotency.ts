@@ -26,6 +26,10 @@ type Row = {
   response: string | null;
 };
 
+/** Whether a header value is an Idempotency-Key of the form every route takes: 1 to 255 visible ASCII characters. */
+export const isIdempotencyKey = (value: unknown): value is string =>
+  typeof value === 'string' && KEY.test(value);
+
 const malformedKey = () =>
   new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 visible ASCII characters', {
     errors: [
@@ -45,7 +49,7 @@ export function requiredIdempotencyKey(request: FastifyRequest, route: string): 
       errors: [{ in: 'headers', pointer: '/idempotency-key', message: 'is required' }],
     });
   }
-  if (typeof header !== 'string' || !KEY.test(header)) throw malformedKey();
+  if (!isIdempotencyKey(header)) throw malformedKey();
   return header;
 }
 
@@ -85,7 +89,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     const schema = route.schema?.response as Record<string, unknown> | undefined;
     const optedIn = route.config?.idempotency === true;
     if ((!schema?.['201'] && !optedIn) || route.config?.idempotency === false) return;
-    if (typeof header !== 'string' || !KEY.test(header)) throw malformedKey();
+    if (!isIdempotencyKey(header)) throw malformedKey();
     const scope = scopeOf(request);
     const hash = fingerprint(request);
     const inserted = await sql<{ key: string }>`
