@@ -1,17 +1,18 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import type { FailureCode } from './payment-machine.ts';
 import {
+  createProcessing,
   ensurePayment,
-  finishOperation,
+  finishCallAndMove,
   lockByKey,
   type NewPayment,
   providerKeys,
   transition,
-  update,
 } from './payment-store.ts';
 import { callProvider, type StartedCall, startCall } from './provider-call.ts';
 import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
@@ -106,10 +107,21 @@ export async function startAuthorization(
 ): Promise<AuthorizationCall> {
   let row: PaymentRow | undefined;
   if (initiate) {
-    const ensured = await ensurePayment(trx, initiate);
-    if (ensured.created)
-      await publish(deps.events, trx, tenantId, [paymentEvent('initiated', toPayment(ensured.row))], meta);
-    row = ensured.row;
+    // The usual case, a new payment: created processing with its call started, one statement.
+    const provider = deps.providers.get(initiate.provider);
+    const operationId = uuidv7();
+    const providerKey = providerKeys.authorize(key);
+    const created = await createProcessing(trx, initiate, {
+      id: operationId,
+      kind: 'authorize',
+      key: providerKey,
+    });
+    if (created) {
+      const initiated = toPayment({ ...created, status: 'pending' });
+      await publish(deps.events, trx, tenantId, [paymentEvent('initiated', initiated)], meta);
+      return { key, row: created, provider, operationId };
+    }
+    row = (await ensurePayment(trx, initiate)).row;
   } else {
     row = await lockByKey(trx, key);
   }
@@ -158,13 +170,15 @@ export async function finishAuthorization(
 ): Promise<AuthorizeOutcome> {
   const detail =
     result.status === 'declined' ? result.code : result.status === 'error' ? result.message : null;
-  await finishOperation(trx, call.operationId, result.status, detail);
-  const locked = await lockByKey(trx, call.key);
-  if (!locked) throw new Error(`payment ${call.key} vanished`);
-  // Settled meanwhile (another caller, a webhook or a void): that stands.
-  if (locked.status !== 'processing') return outcomeOf(locked);
   const { to, change } = applyResult(result);
-  const after = to ? await transition(trx, locked, to, change) : await update(trx, locked, change);
+  const operation = { id: call.operationId, outcome: result.status, detail };
+  const after = await finishCallAndMove(trx, operation, call.key, 'processing', { status: to, ...change });
+  // Settled meanwhile (another caller, a webhook or a void): that stands.
+  if (!after) {
+    const locked = await lockByKey(trx, call.key);
+    if (!locked) throw new Error(`payment ${call.key} vanished`);
+    return outcomeOf(locked);
+  }
   const payment = toPayment(after);
   if (to) await publish(deps.events, trx, tenantId, [paymentEvent(to, payment)], meta);
   if (result.status === 'declined')

@@ -1,11 +1,18 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { finishOperation, lockByKey, providerKeys, transition } from './payment-store.ts';
-import { callProvider, type StartedCall, startCall } from './provider-call.ts';
+import {
+  finishCallAndMove,
+  finishOperation,
+  lockAndStartCall,
+  lockByKey,
+  providerKeys,
+} from './payment-store.ts';
+import { callProvider, type StartedCall } from './provider-call.ts';
 import type { CaptureResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
 import { type Payment, toPayment } from './views.ts';
@@ -25,17 +32,19 @@ export async function startCapture(
   tenantId: string,
   key: string,
 ): Promise<CaptureCall> {
-  const row = await lockByKey(trx, key);
-  if (!row) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+  const operationId = uuidv7();
+  const providerKey = providerKeys.capture(key);
+  const locked = await lockAndStartCall(trx, key, 'authorized', {
+    id: operationId,
+    kind: 'capture',
+    key: providerKey,
+  });
+  if (!locked) throw new AppError('NOT_FOUND', `payment ${key} not found`);
+  const { row, started } = locked;
+  if (started) return { key, row, provider: deps.providers.get(row.provider), operationId };
   if (CAPTURED.includes(row.status)) return { done: toPayment(row) };
   paymentMachine.assert(row.status as PaymentStatus, 'completed');
-  return startCall(deps, trx, {
-    tenantId,
-    key,
-    row,
-    kind: 'capture',
-    providerKey: providerKeys.capture(key),
-  });
+  throw new Error(`payment ${key} is ${row.status}: no capture started`);
 }
 
 /** The provider call of a started capture, under a key derived from the payment's (one capture, however often called). */
@@ -71,23 +80,29 @@ export async function finishCapture(
   result: CaptureResult,
   meta?: EventMeta,
 ): Promise<{ payment: Payment; refused?: string }> {
-  await finishOperation(
-    trx,
-    call.operationId,
-    result.status,
-    result.status === 'error' ? result.message : null,
-  );
+  const operation = {
+    id: call.operationId,
+    outcome: result.status,
+    detail: result.status === 'error' ? result.message : null,
+  };
+  if (result.status === 'captured') {
+    const change = { status: 'completed' as const, processed: true };
+    const after = await finishCallAndMove(trx, operation, call.key, 'authorized', change);
+    if (after) {
+      const payment = toPayment(after);
+      await publish(deps.events, trx, tenantId, [paymentEvent('completed', payment)], meta);
+      return { payment };
+    }
+  } else {
+    await finishOperation(trx, operation.id, operation.outcome, operation.detail);
+  }
+  // Refused, or no longer authorized (captured or settled meanwhile): the payment as it stands.
   const locked = await lockByKey(trx, call.key);
   if (!locked) throw new Error(`payment ${call.key} vanished`);
-  if (result.status !== 'captured' || locked.status !== 'authorized') {
-    const payment = toPayment(locked);
-    return result.status === 'error' && !CAPTURED.includes(payment.status)
-      ? { payment, refused: result.message }
-      : { payment };
-  }
-  const after = toPayment(await transition(trx, locked, 'completed', { processed: true }));
-  await publish(deps.events, trx, tenantId, [paymentEvent('completed', after)], meta);
-  return { payment: after };
+  const payment = toPayment(locked);
+  return result.status === 'error' && !CAPTURED.includes(payment.status)
+    ? { payment, refused: result.message }
+    : { payment };
 }
 
 /** The provider's refusal of a capture as the API answers it. */

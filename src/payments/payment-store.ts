@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import { type FailureCode, type PaymentStatus, paymentMachine } from './payment-machine.ts';
@@ -146,12 +147,8 @@ export async function transition(
   return update(trx, row, { status: to, ...change });
 }
 
-/** Writes the change (and status) to the payment; answers the row after it. */
-export function update(
-  trx: PaymentsTrx,
-  row: PaymentRow,
-  change: Change & { status?: PaymentStatus },
-): Promise<PaymentRow> {
+/** The columns a change (and status) sets, updated_at with them. */
+function changeSet(change: Change & { status?: PaymentStatus }) {
   const now = new Date();
   const set: Partial<Record<keyof PaymentsTable, unknown>> = { updated_at: now };
   if (change.status !== undefined) set.status = change.status;
@@ -162,12 +159,105 @@ export function update(
     set.failure_message = change.failure.message.slice(0, 1000);
   }
   if (change.processed) set.processed_at = now;
+  return set as never;
+}
+
+/** Writes the change (and status) to the payment; answers the row after it. */
+export function update(
+  trx: PaymentsTrx,
+  row: PaymentRow,
+  change: Change & { status?: PaymentStatus },
+): Promise<PaymentRow> {
   return trx
     .updateTable('payments.payments')
-    .set(set as never)
+    .set(changeSet(change))
     .where('id', '=', row.id)
     .returningAll()
     .executeTakeFirstOrThrow();
+}
+
+/**
+ * In one statement: records the call's outcome on its operation (as finishOperation does) and,
+ * when the payment of `key` is still `from`, moves it to `to` (which the machine must allow from
+ * `from`) with the change. Answers the payment after it, or undefined when it was no longer
+ * `from` (settled meanwhile: the caller reads how with lockByKey).
+ */
+export function finishCallAndMove(
+  trx: PaymentsTrx,
+  operation: { id: string; outcome: OperationOutcome; detail: string | null },
+  key: string,
+  from: PaymentStatus,
+  change: Change & { status?: PaymentStatus },
+): Promise<PaymentRow | undefined> {
+  if (change.status !== undefined) paymentMachine.assert(from, change.status);
+  return trx
+    .with('finished', (db) =>
+      db
+        .updateTable('payments.operations')
+        .set(operationOutcome(operation.outcome, operation.detail))
+        .where('id', '=', operation.id)
+        .returning('id'),
+    )
+    .updateTable('payments.payments')
+    .set(changeSet(change))
+    .where('key', '=', key)
+    .where('status', '=', from)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/**
+ * In one statement: creates the payment of `input` already processing (its pending state never
+ * seen outside this transaction) with its first provider call's operation started. Undefined,
+ * with nothing written, when a payment of input.key exists: ensurePayment then finds it.
+ */
+export async function createProcessing(
+  trx: PaymentsTrx,
+  input: NewPayment,
+  operation: { id: string; kind: OperationKind; key: string },
+): Promise<PaymentRow | undefined> {
+  const { rows } = await sql<PaymentRow>`
+    with created as (
+      insert into payments.payments (id, tenant_id, order_id, key, amount, currency, status, provider, token,
+        refunded_amount)
+      values (${uuidv7()}, ${input.tenantId}, ${input.orderId}, ${input.key}, ${input.amount}, ${input.currency},
+        'processing', ${input.provider}, ${input.token}, 0)
+      on conflict on constraint payments_key do nothing
+      returning *
+    ), started as (
+      insert into payments.operations (id, tenant_id, payment_id, kind, source, idempotency_key, amount, outcome)
+      select ${operation.id}, c.tenant_id, c.id, ${operation.kind}, 'call', ${operation.key}, c.amount, 'started'
+      from created c
+    )
+    select * from created`.execute(trx);
+  return rows[0];
+}
+
+/**
+ * In one statement: locks the payment of `key` and, when it is `when`, starts a provider call's
+ * operation on it for its whole amount (startOperation's row). Answers the payment as locked and
+ * whether the operation was started.
+ */
+export async function lockAndStartCall(
+  trx: PaymentsTrx,
+  key: string,
+  when: PaymentStatus,
+  operation: { id: string; kind: OperationKind; key: string },
+): Promise<{ row: PaymentRow; started: boolean } | undefined> {
+  const { rows } = await sql<PaymentRow & { started: boolean }>`
+    with locked as (
+      select * from payments.payments where key = ${key} for update
+    ), started as (
+      insert into payments.operations (id, tenant_id, payment_id, kind, source, idempotency_key, amount, outcome)
+      select ${operation.id}, l.tenant_id, l.id, ${operation.kind}, 'call', ${operation.key}, l.amount, 'started'
+      from locked l where l.status = ${when}
+      returning id
+    )
+    select l.*, exists (select from started) as started from locked l`.execute(trx);
+  const found = rows[0];
+  if (!found) return undefined;
+  const { started, ...row } = found;
+  return { row, started };
 }
 
 /** Records a call to the provider as started; finishOperation writes its outcome. */
@@ -193,6 +283,12 @@ export async function startOperation(
   return id;
 }
 
+const operationOutcome = (outcome: OperationOutcome, detail: string | null) => ({
+  outcome,
+  detail: detail?.slice(0, 1000) ?? null,
+  finished_at: new Date(),
+});
+
 export async function finishOperation(
   trx: PaymentsTrx,
   id: string,
@@ -201,7 +297,7 @@ export async function finishOperation(
 ): Promise<void> {
   await trx
     .updateTable('payments.operations')
-    .set({ outcome, detail: detail?.slice(0, 1000) ?? null, finished_at: new Date() })
+    .set(operationOutcome(outcome, detail))
     .where('id', '=', id)
     .execute();
 }
