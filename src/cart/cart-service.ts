@@ -6,8 +6,10 @@ import {
   deleteLines,
   ensureCustomerCart,
   findCart,
+  findLockedCartWithLines,
   insertGuestCart,
   insertLine,
+  type LineRow,
   listLines,
   MAX_LINES,
   MAX_QUANTITY,
@@ -31,6 +33,8 @@ type Apply = (
   snapshot: Snapshot,
   target: SellableVariant | undefined,
   created: boolean,
+  /** The cart's lines as read under its lock. */
+  lines: LineRow[],
 ) => Promise<void>;
 
 const EMPTY: Snapshot = { asked: new Set(), variants: new Map(), stock: new Map() };
@@ -88,13 +92,14 @@ export function createCartService(deps: CartDeps) {
     const creates = options.create === true && locator.kind === 'customer';
     const run = <T>(fn: (trx: CartTrx) => Promise<T>) => (inTrx ? fn(inTrx) : withTenant(db, tenantId, fn));
     return run(async (trx) => {
+      // In a caller's transaction (the checkout's), a cart another checkout holds is not waited
+      // for: it fails at once (55P03), and the caller answers that checkout.
       const { cart: locked, created } =
         creates && locator.kind === 'customer'
           ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
-          : // In a caller's transaction (the checkout's), a cart another checkout holds is not
-            // waited for: it fails at once (55P03), and the caller answers that checkout.
-            { cart: await findCart(trx, tenantId, locator, inTrx ? 'nowait' : true), created: false };
+          : { cart: await findCart(trx, tenantId, locator, inTrx ? 'nowait' : true), created: false };
       if (!locked) throw cartNotFound();
+      // After the lock, in a statement of its own: see findLockedCartWithLines.
       const lines = created ? [] : await listLines(trx, tenantId, locked.id);
       const { snapshot, target } = await snapshotOf(
         tenantId,
@@ -103,9 +108,9 @@ export function createCartService(deps: CartDeps) {
         trx,
       );
       if (apply) {
-        await apply(trx, locked, snapshot, target, created);
-        const cart = await findCart(trx, tenantId, { kind: 'id', cartId: locked.id });
-        return cartView(trx, tenantId, cart!, snapshot, ttl);
+        await apply(trx, locked, snapshot, target, created, lines);
+        const after = await findLockedCartWithLines(trx, tenantId, locked.id);
+        return cartView(trx, tenantId, after!.cart, snapshot, ttl, after!.lines);
       }
       // A read: the lines are as just read (the row lock keeps them so).
       return cartView(trx, tenantId, await touchCart(trx, tenantId, locked), snapshot, ttl, lines);
@@ -177,13 +182,12 @@ export function createCartService(deps: CartDeps) {
         tenantId,
         locator,
         { target: input, create: true },
-        async (trx, cart, snapshot, target) => {
+        async (trx, cart, snapshot, target, _created, lines) => {
           if (cart.currency && input.currency && input.currency !== cart.currency) {
             throw new AppError('CONFLICT', `the cart is in ${cart.currency}, not ${input.currency}`);
           }
           const currency = cart.currency ?? input.currency ?? (target && defaultCurrency(target)) ?? 'XXX';
           assertSellable(target, ref, currency);
-          const lines = await listLines(trx, tenantId, cart.id);
           const existing = lines.find((l) => l.variantId === target.variantId);
           const quantity = (existing?.quantity ?? 0) + input.quantity;
           if (quantity > MAX_QUANTITY) {
@@ -213,8 +217,8 @@ export function createCartService(deps: CartDeps) {
       lineId: string,
       quantity: number,
     ): Promise<Cart> {
-      return change(tenantId, locator, {}, async (trx, cart, snapshot) => {
-        const line = (await listLines(trx, tenantId, cart.id)).find((l) => l.id === lineId.toLowerCase());
+      return change(tenantId, locator, {}, async (trx, cart, snapshot, _target, _created, lines) => {
+        const line = lines.find((l) => l.id === lineId.toLowerCase());
         if (!line) throw new AppError('NOT_FOUND', `cart item ${lineId} not found`);
         if (quantity === 0) {
           await deleteLines(trx, tenantId, cart.id, lineId);

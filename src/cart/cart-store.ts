@@ -1,4 +1,4 @@
-import type { Selectable, Updateable } from 'kysely';
+import { type Selectable, sql, type Updateable } from 'kysely';
 import { isoTime as iso } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { CartAddress, CartsTable, CartTrx, LinesTable } from './tables.ts';
@@ -73,6 +73,18 @@ export function toLine(row: Selectable<LinesTable>): LineRow {
   };
 }
 
+function cartQuery(trx: CartTrx, tenantId: string, locator: CartLocator, lock: boolean | 'nowait') {
+  let query = trx
+    .selectFrom('cart.carts')
+    .selectAll('cart.carts')
+    .where('cart.carts.tenant_id', '=', tenantId);
+  if (locator.kind === 'customer') query = query.where('customer_id', '=', locator.customerId);
+  else if (locator.kind === 'guest') query = query.where('token_hash', '=', locator.tokenHash);
+  else query = query.where('cart.carts.id', '=', locator.cartId);
+  if (lock) query = lock === 'nowait' ? query.forUpdate().noWait() : query.forUpdate();
+  return query;
+}
+
 /**
  * The cart a locator names, locked FOR UPDATE when asked (every change locks it first); 'nowait'
  * fails at once (SQLSTATE 55P03) when another transaction holds it.
@@ -83,13 +95,30 @@ export async function findCart(
   locator: CartLocator,
   lock: boolean | 'nowait' = false,
 ): Promise<CartRow | undefined> {
-  let query = trx.selectFrom('cart.carts').selectAll().where('tenant_id', '=', tenantId);
-  if (locator.kind === 'customer') query = query.where('customer_id', '=', locator.customerId);
-  else if (locator.kind === 'guest') query = query.where('token_hash', '=', locator.tokenHash);
-  else query = query.where('id', '=', locator.cartId);
-  if (lock) query = lock === 'nowait' ? query.forUpdate().noWait() : query.forUpdate();
-  const row = await query.executeTakeFirst();
+  const row = await cartQuery(trx, tenantId, locator, lock).executeTakeFirst();
   return row ? toCart(row) : undefined;
+}
+
+/**
+ * The cart (not locked) with its lines (listLines' order), in one statement: for a transaction
+ * that already holds the cart's lock. A locking read must read the lines in a statement after the
+ * lock: this statement's snapshot predates a wait for the lock, and would miss the lines the
+ * transaction it waited for wrote.
+ */
+export async function findLockedCartWithLines(
+  trx: CartTrx,
+  tenantId: string,
+  cartId: string,
+): Promise<{ cart: CartRow; lines: LineRow[] } | undefined> {
+  const row = await cartQuery(trx, tenantId, { kind: 'id', cartId }, false)
+    .select(
+      sql<Selectable<LinesTable>[]>`coalesce((select json_agg(l order by l.id) from cart.lines l
+        where l.tenant_id = cart.carts.tenant_id and l.cart_id = cart.carts.id), '[]')`.as('lines'),
+    )
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { lines, ...cart } = row;
+  return { cart: toCart(cart), lines: lines.map(toLine) };
 }
 
 /** A new guest cart holding the hash of its token. */
