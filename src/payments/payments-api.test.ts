@@ -131,6 +131,56 @@ describe('authorize is idempotent by key', () => {
   });
 });
 
+describe('an answer that arrives after the payment was settled meanwhile', () => {
+  const operationOf = (id: string) =>
+    withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+      const { rows } = await sql<{ outcome: string; finished_at: Date | null }>`
+        select outcome, finished_at from payments.operations where id = ${id}`.execute(trx);
+      return rows[0];
+    });
+
+  it('keeps a settlement made while the authorization was out: the answer only finishes its operation', async () => {
+    const input = authorizeInput('tok_visa');
+    const db = t.ctx.db.kysely;
+    const call = await withTenant(db, shop.id, (trx) => t.payments.startAuthorization(trx, shop.id, input));
+    if (call.done) throw new Error('a new payment needs its call');
+    expect(call.row.status).toBe('processing');
+    // A webhook (or a void) settles it while the call is out.
+    await withTenant(db, shop.id, (trx) =>
+      sql`update payments.payments set status = 'failed', failure_code = 'card_declined',
+          failure_message = 'declined by webhook' where key = ${input.key}`.execute(trx),
+    );
+    const result = await t.payments.callAuthorization(shop.id, call, noAbort());
+    expect(result.status).toBe('authorized');
+    const outcome = await withTenant(db, shop.id, (trx) =>
+      t.payments.finishAuthorization(trx, shop.id, call, result),
+    );
+    expect(outcome).toMatchObject({ outcome: 'declined', payment: { status: 'failed' } });
+    expect(await operationOf(call.operationId)).toMatchObject({ outcome: 'authorized' });
+    expect((await operationOf(call.operationId))?.finished_at).not.toBeNull();
+    const types = (await paymentEvents(t, shop.id, call.row.id)).map((e) => e.type);
+    expect(types).toEqual(['mercato.payment.initiated']);
+  });
+
+  it('keeps a capture made meanwhile: the late answer completes nothing twice', async () => {
+    const payment = await authorized();
+    const db = t.ctx.db.kysely;
+    const call = await withTenant(db, shop.id, (trx) => t.payments.startCapture(trx, shop.id, payment.key));
+    if (call.done) throw new Error('an authorized payment needs its capture call');
+    const other = await t.payments.capture(shop.id, payment.key, noAbort());
+    expect(other.status).toBe('completed');
+    const result = await t.payments.callCapture(shop.id, call, noAbort());
+    const { payment: after, refused } = await withTenant(db, shop.id, (trx) =>
+      t.payments.finishCapture(trx, shop.id, call, result),
+    );
+    expect(refused).toBeUndefined();
+    expect(after).toEqual(other);
+    expect(await operationOf(call.operationId)).toMatchObject({ outcome: 'captured' });
+    const types = (await paymentEvents(t, shop.id, payment.id)).map((e) => e.type);
+    expect(types.filter((type) => type === 'mercato.payment.completed')).toHaveLength(1);
+  });
+});
+
 describe('capture', () => {
   it('captures an authorized payment once, however often and concurrently it is asked', async () => {
     const payment = await authorized();
