@@ -24,7 +24,7 @@ import {
   Suggestions,
   SuggestQuery,
 } from './search-schemas.ts';
-import { item, preferIndexes, searchProducts } from './search-service.ts';
+import { item, PREFER_INDEXES, searchProducts } from './search-service.ts';
 import { suggest } from './suggest.ts';
 
 export type SearchDeps = { db: Database; resolveTenant: TenantResolver; cache: SearchCache };
@@ -83,10 +83,7 @@ export function searchRoutes(deps: SearchDeps) {
         const staff = seesAll(request);
         const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
         return cached(reply, tenantId, searchKey('suggest', staff, { words }), () =>
-          withTenant(db, tenantId, async (trx) => {
-            await preferIndexes(trx);
-            return suggest(trx, tenantId, words, statuses);
-          }),
+          withTenant(db, tenantId, (trx) => suggest(trx, tenantId, words, statuses), PREFER_INDEXES),
         );
       },
     );
@@ -109,10 +106,12 @@ export function searchRoutes(deps: SearchDeps) {
         const statuses: ProductStatus[] = staff ? ['draft', 'active', 'archived'] : ['active'];
         const key = searchKey('related', staff, { id: request.params.id, limit: request.query.limit ?? 8 });
         return cached(reply, tenantId, key, async () => {
-          const hits = await withTenant(db, tenantId, async (trx) => {
-            await preferIndexes(trx);
-            return relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8);
-          });
+          const hits = await withTenant(
+            db,
+            tenantId,
+            (trx) => relatedHits(trx, tenantId, request.params.id, statuses, request.query.limit ?? 8),
+            PREFER_INDEXES,
+          );
           return { items: hits.map(item) };
         });
       },

@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import { withTenant } from '../../platform/db/index.ts';
+import { type TransactionSettings, withTenant } from '../../platform/db/index.ts';
 import { AppError, type FieldError, invalidCursor } from '../../platform/http/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import { type Facets, facetCounts } from './facets.ts';
@@ -71,11 +71,10 @@ async function resolveCategories(trx: Trx, tenantId: string, refs: string[]): Pr
 /**
  * The planner prices a full-text match (@@) like a comparison of two integers, so with a LIMIT
  * over a common word it prefers reading the table in order and matching every row (measured:
- * 15,000 rows matched to find 2,000) over the GIN index. Off for this transaction only.
+ * 15,000 rows matched to find 2,000) over the GIN index. Off for the transaction only: the
+ * settings of a withTenant transaction that searches text (made with its BEGIN).
  */
-export async function preferIndexes(trx: Trx): Promise<void> {
-  await sql`select set_config('enable_seqscan', 'off', true)`.execute(trx);
-}
+export const PREFER_INDEXES: TransactionSettings = { enable_seqscan: 'off' };
 
 export const item = (hit: Hit): ListItem => ({ ...hit.summary, inStock: hit.in_stock });
 
@@ -125,7 +124,7 @@ export async function searchProducts(
       ? ['draft', 'active', 'archived']
       : ['active'];
 
-  return withTenant(db, tenantId, async (trx) => {
+  const search = async (trx: Trx) => {
     const filters: SearchFilters = {
       statuses,
       categoryIds: await resolveCategories(trx, tenantId, list(params.category)),
@@ -136,7 +135,6 @@ export async function searchProducts(
       maxPrice: params.maxPrice,
       inStock: params.inStock,
     };
-    if (textSearch) await preferIndexes(trx);
     if (after?.groups && after.groups.map((g) => g[0]).join(' ') !== words.join(' '))
       throw invalidCursor('it pages another query');
     let groups = textSearch ? (after?.groups ?? words.map((w) => [w])) : undefined;
@@ -167,5 +165,6 @@ export async function searchProducts(
     if (corrections) result.corrections = corrections;
     if (params.facets) result.facets = await facetCounts(trx, tenantId, filters, groups);
     return result;
-  });
+  };
+  return withTenant(db, tenantId, search, textSearch ? PREFER_INDEXES : undefined);
 }

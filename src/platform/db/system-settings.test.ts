@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloneTestDatabase } from '../testing/index.ts';
+import { uuidv7 } from '../uuidv7.ts';
 import type { Database } from './index.ts';
-import { withSystemSettings } from './index.ts';
+import { APP_ROLE, withSystemSettings, withTenant } from './index.ts';
 
 /** The error a promise rejects with (fails the test when it resolves). */
 async function failure(promise: Promise<unknown>): Promise<Error> {
@@ -103,5 +104,51 @@ describe('withSystemSettings', () => {
       'TypeError',
     );
     expect((await failure(withSystemSettings(db.kysely, { "jit', 'on": 'off' }, fn))).name).toBe('TypeError');
+  });
+});
+
+describe('withTenant with settings', () => {
+  let db: Database;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ db, drop } = await cloneTestDatabase());
+  });
+  afterAll(() => drop());
+
+  it('makes them with the tenant and the role, for its transaction only', async () => {
+    const tenantId = uuidv7();
+    const seen = await withTenant(
+      db.kysely,
+      tenantId,
+      async (trx) =>
+        (
+          await sql<{ seqscan: string; tenant: string; role: string }>`
+            select current_setting('enable_seqscan') as seqscan, current_setting('app.tenant_id') as tenant,
+              current_user as role`.execute(trx)
+        ).rows[0],
+      { enable_seqscan: 'off' },
+    );
+    expect(seen).toEqual({ seqscan: 'off', tenant: tenantId, role: APP_ROLE });
+    const after = await sql<{ seqscan: string }>`select current_setting('enable_seqscan') as seqscan`.execute(
+      db.kysely,
+    );
+    expect(after.rows[0]?.seqscan).toBe('on');
+  });
+
+  it('refuses a value it could not inline safely, without running fn', async () => {
+    let ran = false;
+    const error = await failure(
+      withTenant(
+        db.kysely,
+        uuidv7(),
+        async () => {
+          ran = true;
+        },
+        { enable_seqscan: "off'; reset role; --" },
+      ),
+    );
+    expect(error.name).toBe('TypeError');
+    expect(ran).toBe(false);
   });
 });

@@ -46,17 +46,21 @@ export async function withTenant<DB, T>(
   db: Kysely<DB>,
   tenantId: string,
   fn: (trx: Transaction<DB>) => Promise<T>,
+  /** More transaction-local settings (planner settings: withSystemSettings' rules), made with the tenant's. */
+  settings?: TransactionSettings,
 ): Promise<T> {
   const requests = requestPools.get(db)?.kysely as Kysely<DB> | undefined;
-  if (requests && UUID.test(tenantId))
-    return inTransactionWith(requests, { role: APP_ROLE, 'app.tenant_id': tenantId.toLowerCase() }, (trx) =>
-      withCommitQueues(trx, fn),
-    );
+  if (requests && UUID.test(tenantId)) {
+    const all = { ...settings, role: APP_ROLE, 'app.tenant_id': tenantId.toLowerCase() };
+    return inTransactionWith(requests, all, (trx) => withCommitQueues(trx, fn));
+  }
   const target = requests ?? db;
+  const more = settings && settingsSelect(settings);
   return target.transaction().execute(async (trx) => {
     await sql`select set_config('role', ${APP_ROLE}, true), set_config('app.tenant_id', ${tenantId}, true)`.execute(
       trx,
     );
+    if (more) await sql.raw(more).execute(trx);
     return withCommitQueues(trx, fn);
   });
 }
