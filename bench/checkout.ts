@@ -19,7 +19,7 @@
  * BENCH_VARIANTS (200), BENCH_STOCK (1000000), BENCH_SAGA_CARTS (carts prepared for the sagas part;
  * default 3 × the whole-checkout rate × BENCH_DURATION), BENCH_DBOS_POOL (10), BENCH_DBOS_SYSTEM_POOL
  * (10), BENCH_SEED, MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL, BENCH_KEEP_DB=1,
- * BENCH_SERVER_NODE_OPTIONS (Mercato's NODE_OPTIONS).
+ * BENCH_SERVER_NODE_OPTIONS (Mercato's NODE_OPTIONS), MERCATO_WAL_DELIVERY=false (Mercato delivers no event).
  * Only a full run (every part, BENCH_DURATION ≥ 10, BENCH_FLOWS ≥ 200, nothing failed) rewrites
  * bench/README.md; BENCH_WRITE_README=1/0 overrides.
  */

@@ -15,7 +15,8 @@
  * BENCH_DURATION (10 s per load), BENCH_WARMUP (2 s), BENCH_HOT_STOCK (10000), BENCH_BATCH_SIZE
  * (1000), BENCH_IMPORT_IN_FLIGHT (2), MERCATO_WORKERS (1), MERCATO_DB_POOL_SIZE, BENCH_DATABASE_URL,
  * BENCH_KEEP_DB=1 (keep the database afterwards, for EXPLAIN), BENCH_SERVER_NODE_OPTIONS (the server's
- * NODE_OPTIONS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * NODE_OPTIONS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), MERCATO_WAL_DELIVERY=false (the server
+ * delivers no event, to measure what delivery costs; nothing then waits for the WAL to drain).
  * Only a full run (every part, 100,000 products) rewrites bench/README.md; BENCH_WRITE_README=1/0
  * overrides.
  */
