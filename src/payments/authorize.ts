@@ -2,18 +2,11 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import { createProcessing, finishCallAndMove } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import type { FailureCode } from './payment-machine.ts';
-import {
-  createProcessing,
-  ensurePayment,
-  finishCallAndMove,
-  lockByKey,
-  type NewPayment,
-  providerKeys,
-  transition,
-} from './payment-store.ts';
+import { ensurePayment, lockByKey, type NewPayment, providerKeys, transition } from './payment-store.ts';
 import { callProvider, type StartedCall, startCall } from './provider-call.ts';
 import type { AuthorizeResult, DeclineCode } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';

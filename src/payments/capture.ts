@@ -2,16 +2,11 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import { finishCallAndMove, finishOperation, lockAndStartCall } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import {
-  finishCallAndMove,
-  finishOperation,
-  lockAndStartCall,
-  lockByKey,
-  providerKeys,
-} from './payment-store.ts';
+import { lockByKey, providerKeys } from './payment-store.ts';
 import { callProvider, type StartedCall } from './provider-call.ts';
 import type { CaptureResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
@@ -26,12 +21,7 @@ export type CaptureCall = { done: Payment } | StartedCall;
  * In trx: locks the payment of `key`; a captured one is done, an authorized one gets the capture's
  * operation started; any other status is 409 ILLEGAL_TRANSITION.
  */
-export async function startCapture(
-  deps: PaymentsDeps,
-  trx: PaymentsTrx,
-  tenantId: string,
-  key: string,
-): Promise<CaptureCall> {
+export async function startCapture(deps: PaymentsDeps, trx: PaymentsTrx, key: string): Promise<CaptureCall> {
   const operationId = uuidv7();
   const providerKey = providerKeys.capture(key);
   const locked = await lockAndStartCall(trx, key, 'authorized', {
@@ -126,9 +116,7 @@ export async function capturePayment(
   meta?: EventMeta,
 ): Promise<Payment> {
   signal.throwIfAborted();
-  const call = await withTenant(deps.db, tenantId, (trx) =>
-    startCapture(deps, trx as PaymentsTrx, tenantId, key),
-  );
+  const call = await withTenant(deps.db, tenantId, (trx) => startCapture(deps, trx as PaymentsTrx, key));
   if (call.done) return call.done;
   const result = await callCapture(deps, tenantId, call, signal);
   const { payment, refused } = await withTenant(deps.db, tenantId, (trx) =>

@@ -4,6 +4,7 @@ import { withTenant } from '../platform/db/index.ts';
 import { AppError, eventMetaOf, principalOf, requireStaff } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { initiatePayment, processPayment } from './authorize.ts';
+import { listOperations } from './call-store.ts';
 import { capturePayment } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
@@ -18,7 +19,7 @@ import {
   RefundBody,
   SECURITY,
 } from './payment-schemas.ts';
-import { getPayment, listByOrder, listOperations } from './payment-store.ts';
+import { getPayment, listByOrder } from './payment-store.ts';
 import { refundPayment } from './refund.ts';
 import { toPayment } from './views.ts';
 import { failPayment, voidPayment } from './void-payment.ts';

@@ -140,9 +140,9 @@ export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
     callAuthorization: (tenantId, call, signal) => callAuthorization(deps, tenantId, call, signal),
     finishAuthorization: (trx, tenantId, call, result, meta) =>
       finishAuthorization(deps, trx, tenantId, call, result, meta),
-    startCapture(trx, tenantId, paymentKey) {
+    startCapture(trx, _tenantId, paymentKey) {
       keyOnly(paymentKey);
-      return startCapture(deps, trx, tenantId, paymentKey);
+      return startCapture(deps, trx, paymentKey);
     },
     callCapture: (tenantId, call, signal) => callCapture(deps, tenantId, call, signal),
     finishCapture: (trx, tenantId, call, result, meta) =>

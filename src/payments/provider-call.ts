@@ -1,7 +1,7 @@
 import { withTenant } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { finishOperation, startOperation } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
-import { finishOperation, startOperation } from './payment-store.ts';
 import type { PaymentProvider } from './providers/provider.ts';
 import type { OperationKind, PaymentsTrx } from './tables.ts';
 import type { PaymentRow } from './views.ts';

@@ -1,10 +1,11 @@
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { finishOperation } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type FailureCode, type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { finishOperation, lockByKey, providerKeys, transition } from './payment-store.ts';
+import { lockByKey, providerKeys, transition } from './payment-store.ts';
 import { callProvider, startCall } from './provider-call.ts';
 import type { VoidResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';

@@ -2,9 +2,10 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
+import { recordWebhook } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
-import { lockByTransaction, recordWebhook, transition } from './payment-store.ts';
+import { lockByTransaction, transition } from './payment-store.ts';
 import { type Payment, toPayment } from './views.ts';
 
 /** What a verified webhook says: a pending authorization of the merchant (tenant) was settled. */
