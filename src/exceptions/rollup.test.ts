@@ -84,6 +84,17 @@ async function rollupDisagreements(tenantId: string) {
 }
 
 /** The tenant's keys with more than one row, or with a row that counts nothing: none after a fold. */
+/** The tenant's rollup rows appended and not folded yet, over the four tables. */
+const appendedRows = (tenantId: string) =>
+  asTenant(t, tenantId, async (trx) => {
+    const { rows } = await sql<{ n: number }>`
+      select ((select count(*) from exceptions.hourly_counts where not folded)
+        + (select count(*) from exceptions.daily_counts where not folded)
+        + (select count(*) from exceptions.hourly_totals where not folded)
+        + (select count(*) from exceptions.daily_totals where not folded))::int as n`.execute(trx);
+    return rows[0]!.n;
+  });
+
 const unfoldedKeys = (tenantId: string) =>
   asTenant(t, tenantId, async (trx) => {
     const { rows } = await sql<{ n: number }>`
@@ -254,11 +265,14 @@ describe('the rollup of exceptions (migrations 0032 and 0034)', () => {
     await until(async () => (await occurrences()) === 200, 'captures and repeats');
     expect((await get('/api/v1/exceptions/summary', c.operator)).json().total).toBe(160);
     expect(await rollupDisagreements(c.id)).toEqual([]);
+    // Two folds at once fold every appended row between them, but may each leave a row of one key
+    // (rows of a key count as their sum; the next append to that key folds them together): no
+    // appended row is left, and the sums agree.
     await Promise.all([
       t.exceptions.foldRollup(),
       asTenant(t, c.id, (trx) => sql`select exceptions.fold_counts()`.execute(trx)),
     ]);
-    expect(await unfoldedKeys(c.id)).toBe(0);
+    expect(await appendedRows(c.id)).toBe(0);
     expect(await rollupDisagreements(c.id)).toEqual([]);
     expect((await get('/api/v1/exceptions/summary', c.operator)).json().total).toBe(160);
   });
