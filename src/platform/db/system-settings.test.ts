@@ -15,15 +15,16 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
   throw new Error('expected a failure');
 }
 
+// One database for both: each test's writes name tables of its own.
+let db: Database;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ db, drop } = await cloneTestDatabase());
+});
+afterAll(() => drop());
+
 describe('withSystemSettings', () => {
-  let db: Database;
-  let drop: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, drop } = await cloneTestDatabase());
-  });
-  afterAll(() => drop());
-
   /**
    * The pool's connections answer outside any transaction (none left open, or aborted): two
    * statements on one connection see two transaction start times.
@@ -108,14 +109,6 @@ describe('withSystemSettings', () => {
 });
 
 describe('withTenant with settings', () => {
-  let db: Database;
-  let drop: () => Promise<void>;
-
-  beforeAll(async () => {
-    ({ db, drop } = await cloneTestDatabase());
-  });
-  afterAll(() => drop());
-
   it('makes them with the tenant and the role, for its transaction only', async () => {
     const tenantId = uuidv7();
     const seen = await withTenant(
