@@ -1,4 +1,11 @@
 export {
+  type CommitStatement,
+  commitQueue,
+  discardCommitQueues,
+  flushCommitQueues,
+  runCommitStatement,
+} from './commit-queues.ts';
+export {
   connectWithRetry,
   DatabaseMissingError,
   DatabaseUnreachableError,
@@ -22,10 +29,8 @@ export { type JsonColumn, jsonObjects, jsonRows } from './json-rows.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
 export {
+  AbortedTransactionError,
   APP_ROLE,
-  commitQueue,
-  discardCommitQueues,
-  flushCommitQueues,
   type TransactionSettings,
   withSystem,
   withSystemSettings,

@@ -1,9 +1,9 @@
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloneTestDatabase } from '../testing/index.ts';
 import { uuidv7 } from '../uuidv7.ts';
 import type { Database } from './index.ts';
-import { APP_ROLE, withSystemSettings, withTenant } from './index.ts';
+import { APP_ROLE, type CommitStatement, commitQueue, withSystemSettings, withTenant } from './index.ts';
 
 /** The error a promise rejects with (fails the test when it resolves). */
 async function failure(promise: Promise<unknown>): Promise<Error> {
@@ -86,14 +86,18 @@ describe('withSystemSettings', () => {
     await expectConnectionsIdle();
   });
 
-  it('rolls back when a setting is refused, before fn runs', async () => {
-    let ran = false;
-    await failure(
-      withSystemSettings(db.kysely, { enable_seqscan: 'maybe' }, async () => {
-        ran = true;
+  it('rolls back when a setting is refused: nothing fn wrote stays, and the setting is what fails', async () => {
+    // fn starts before BEGIN's answer (its first statement is pipelined behind it), so its
+    // statements run in the transaction the refused setting aborted, and fail there.
+    const error = await failure(
+      withSystemSettings(db.kysely, { enable_seqscan: 'maybe' }, async (trx) => {
+        await sql`create table settings_refused (x int)`.execute(trx);
       }),
     );
-    expect(ran).toBe(false);
+    expect(error.message).toMatch(/enable_seqscan/);
+    const { rows } = await sql<{ name: string | null }>`
+      select to_regclass('settings_refused')::text as name`.execute(db.kysely);
+    expect(rows[0]?.name).toBeNull();
     await expectConnectionsIdle();
   });
 
@@ -143,5 +147,64 @@ describe('withTenant with settings', () => {
     );
     expect(error.name).toBe('TypeError');
     expect(ran).toBe(false);
+  });
+});
+
+describe('withTenant: what is queued for the commit', () => {
+  const tenantId = uuidv7();
+  const rows = async () =>
+    (await sql<{ x: number }>`select x from commit_queue_rows order by x`.execute(db.kysely)).rows.map(
+      (r) => r.x,
+    );
+  const insertAll = (trx: object, xs: number[]): CommitStatement => ({
+    query: sql`insert into commit_queue_rows select unnest(${xs}::int[])`.compile(trx as Kysely<unknown>),
+    failure: (error) => new Error(`mapped: ${(error as Error).message}`),
+  });
+
+  beforeAll(async () => {
+    await sql`create table commit_queue_rows (x int check (x < 100))`.execute(db.kysely);
+    await sql.raw(`grant select, insert on commit_queue_rows to ${APP_ROLE}`).execute(db.kysely);
+  });
+
+  it('is written in the same commit, after what fn wrote itself', async () => {
+    const owner = {};
+    await withTenant(db.kysely, tenantId, async (trx) => {
+      commitQueue<number>(trx, owner, (xs) => insertAll(trx, xs))!.push(2, 3);
+      await sql`insert into commit_queue_rows values (1)`.execute(trx);
+      commitQueue<number>(trx, owner, (xs) => insertAll(trx, xs))!.push(4);
+      // Not written yet: only fn's own row is there, inside its transaction.
+      const seen = await sql<{ x: number }>`select x from commit_queue_rows`.execute(trx);
+      expect(seen.rows.map((r) => r.x)).toEqual([1]);
+    });
+    expect(await rows()).toEqual([1, 2, 3, 4]);
+  });
+
+  it('rolls back all of fn when its statement fails, with the error its failure makes', async () => {
+    const before = await rows();
+    const error = await failure(
+      withTenant(db.kysely, tenantId, async (trx) => {
+        await sql`insert into commit_queue_rows values (10)`.execute(trx);
+        commitQueue<number>(trx, {}, (xs) => insertAll(trx, xs))!.push(11, 500);
+      }),
+    );
+    expect(error.message).toMatch(/^mapped: .*commit_queue_rows_x_check/);
+    expect(await rows()).toEqual(before);
+  });
+
+  it('fails, and keeps nothing, when fn caught the error of a statement that aborted it', async () => {
+    const before = await rows();
+    await failure(
+      withTenant(db.kysely, tenantId, async (trx) => {
+        await sql`insert into commit_queue_rows values (20)`.execute(trx);
+        await sql`insert into commit_queue_rows values (999)`.execute(trx).catch(() => {});
+      }),
+    );
+    expect(await rows()).toEqual(before);
+  });
+
+  it('is written at once outside a withTenant transaction (no queue)', async () => {
+    await db.kysely.transaction().execute(async (trx) => {
+      expect(commitQueue<number>(trx, {}, (xs) => insertAll(trx, xs))).toBeUndefined();
+    });
   });
 });

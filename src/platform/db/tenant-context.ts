@@ -1,5 +1,12 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Kysely, sql, type Transaction } from 'kysely';
 import type pg from 'pg';
+import {
+  type CommitStatement,
+  closeCommitQueues,
+  flushCommitQueues,
+  openCommitQueues,
+  takeCommitStatements,
+} from './commit-queues.ts';
 
 /** The NOLOGIN role every request transaction runs as; it owns no table and cannot bypass RLS. */
 export const APP_ROLE = 'mercato_app';
@@ -52,7 +59,7 @@ export async function withTenant<DB, T>(
   const requests = requestPools.get(db)?.kysely as Kysely<DB> | undefined;
   if (requests && UUID.test(tenantId)) {
     const all = { ...settings, role: APP_ROLE, 'app.tenant_id': tenantId.toLowerCase() };
-    return inTransactionWith(requests, all, (trx) => withCommitQueues(trx, fn));
+    return inTransactionWith(requests, all, fn, true);
   }
   const target = requests ?? db;
   const more = settings && settingsSelect(settings);
@@ -65,62 +72,14 @@ export async function withTenant<DB, T>(
   });
 }
 
-type CommitQueue = { items: unknown[]; flush(items: unknown[]): Promise<void> };
-
-// A withTenant transaction in progress → what its callers queued for just before its commit.
-const commitQueues = new WeakMap<object, Map<object, CommitQueue>>();
-
-/**
- * The items `owner` queued in `trx` (a withTenant transaction in progress), to push to: on first
- * use the list is made and `flush` set to receive it in `trx` just before the commit, once, after
- * the caller's work (a rollback drops the list). Undefined when `trx` is no withTenant
- * transaction in progress: the caller writes at once. The domain events use it to write all of a
- * transaction's events in one outbox insert.
- */
-export function commitQueue<T>(
-  trx: object,
-  owner: object,
-  flush: (items: T[]) => Promise<void>,
-): T[] | undefined {
-  const queues = commitQueues.get(trx);
-  if (!queues) return undefined;
-  let queue = queues.get(owner);
-  if (!queue) {
-    queue = { items: [], flush: flush as CommitQueue['flush'] };
-    queues.set(owner, queue);
-  }
-  return queue.items as T[];
-}
-
-/**
- * Writes what is queued in `trx` now rather than at its commit (a no-op outside a withTenant
- * transaction): before a savepoint is released, so its rollback could still undo the writes; before
- * taking a hot row's lock, so the writes are not made while holding it.
- */
-export async function flushCommitQueues(trx: object): Promise<void> {
-  const queues = commitQueues.get(trx);
-  if (!queues) return;
-  // A flush may queue more (an event published while flushing): until nothing is left.
-  for (let next = queues.entries().next(); !next.done; next = queues.entries().next()) {
-    const [owner, queue] = next.value;
-    queues.delete(owner);
-    if (queue.items.length > 0) await queue.flush(queue.items);
-  }
-}
-
-/** Forgets what is queued in `trx`: after a rollback to a savepoint taken with the queues empty. */
-export function discardCommitQueues(trx: object): void {
-  commitQueues.get(trx)?.clear();
-}
-
 async function withCommitQueues<DB, T>(trx: Transaction<DB>, fn: (trx: Transaction<DB>) => Promise<T>) {
-  commitQueues.set(trx, new Map<object, CommitQueue>());
+  openCommitQueues(trx);
   try {
     const result = await fn(trx);
     await flushCommitQueues(trx);
     return result;
   } finally {
-    commitQueues.delete(trx);
+    closeCommitQueues(trx);
   }
 }
 
@@ -145,41 +104,91 @@ function settingsSelect(settings: TransactionSettings): string | undefined {
 }
 
 /**
- * Runs fn in a transaction whose settings are made first, in one round trip fewer where it can:
- * on node-postgres (useSimpleProtocol) BEGIN and the settings go out as ONE simple-protocol query
- * on a dedicated connection, fn runs on it, then COMMIT, or ROLLBACK on any error (BEGIN's
- * included: a failed setting must not return the connection to the pool inside a transaction).
- * Elsewhere (PGlite, one in-process session where a round trip costs nothing) a Kysely
- * transaction, then the settings.
+ * Runs fn in a transaction whose settings are made first, in fewer round trips where it can. On
+ * node-postgres (useSimpleProtocol; its pools pipeline) BEGIN and the settings go out as ONE
+ * simple-protocol query on a dedicated connection, and without waiting for its answer fn runs on
+ * it: fn's first statement follows BEGIN on the wire. BEGIN's error, if any, is the one thrown
+ * (fn's statements then fail too: they ran in the transaction BEGIN aborted). Then, with `queued`,
+ * what fn queued for the commit (commitQueue) goes out together with the COMMIT, and COMMIT's answer
+ * is checked: a transaction that an error fn caught had aborted answers ROLLBACK, and that fails
+ * here instead of passing for committed. On any error, ROLLBACK (BEGIN's included: a failed setting
+ * must not return the connection to the pool inside a transaction). Elsewhere (PGlite, one
+ * in-process session where a round trip costs nothing) a Kysely transaction, then the settings.
  */
 async function inTransactionWith<DB, T>(
   db: Kysely<DB>,
   settings: TransactionSettings,
   fn: (trx: Transaction<DB>) => Promise<T>,
+  queued = false,
 ): Promise<T> {
   const select = settingsSelect(settings);
   if (!simpleProtocol.has(db))
     return db.transaction().execute(async (trx) => {
       if (select) await sql.raw(select).execute(trx);
-      return fn(trx);
+      return queued ? withCommitQueues(trx, fn) : fn(trx);
     });
   return db.connection().execute(async (connection) => {
+    // The connection-bound Kysely offers everything a Transaction does but .transaction().
+    const trx = connection as unknown as Transaction<DB>;
+    // Its one connection, for the statements sent without waiting (executeQuery hands a query to
+    // the client before its first await, so they go out in the order they are made here).
+    const link = await connection.getExecutor().provideConnection(async (c) => c);
+    const begun = link.executeQuery(CompiledQuery.raw(select ? `begin; ${select}` : 'begin'));
+    begun.catch(() => {}); // awaited below, after fn
     let result: T;
+    let last: CommitStatement[];
+    if (queued) openCommitQueues(trx);
     try {
-      await sql.raw(select ? `begin; ${select}` : 'begin').execute(connection);
-      // The connection-bound Kysely offers everything a Transaction does but .transaction().
-      result = await fn(connection as unknown as Transaction<DB>);
+      result = await fn(trx);
+      await begun;
+      last = takeCommitStatements(trx);
     } catch (error) {
       // Fails only when the connection is gone (which ends the transaction too): fn's error tells more.
-      await sql
-        .raw('rollback')
-        .execute(connection)
-        .catch(() => {});
-      throw error;
+      await link.executeQuery(ROLLBACK).catch(() => {});
+      throw await begun.then(
+        () => error,
+        (beginError: unknown) => beginError,
+      );
+    } finally {
+      closeCommitQueues(trx);
     }
-    await sql.raw('commit').execute(connection);
+    await commitWith(link, last);
     return result;
   });
+}
+
+const ROLLBACK = CompiledQuery.raw('rollback');
+const COMMIT = CompiledQuery.raw('commit');
+
+/** Thrown when COMMIT answered ROLLBACK: a statement had failed and its error was caught. */
+export class AbortedTransactionError extends Error {
+  constructor() {
+    super('the transaction was rolled back: a statement in it failed and its error was caught');
+    this.name = 'AbortedTransactionError';
+  }
+}
+
+/**
+ * Sends `statements`, then COMMIT, without waiting in between (one round trip), and waits for
+ * every answer before the connection goes back to the pool. A statement that fails aborts the
+ * transaction, so COMMIT rolls it back: that statement's error (as its failure maps it) is thrown.
+ */
+async function commitWith(link: DatabaseConnection, statements: CommitStatement[]): Promise<void> {
+  const sent = statements.map((statement) =>
+    link.executeQuery(statement.query).then(
+      () => undefined,
+      (error: unknown) => {
+        throw statement.failure ? statement.failure(error) : error;
+      },
+    ),
+  );
+  const committed = link.executeQuery(COMMIT);
+  const outcomes = await Promise.allSettled([...sent, committed]);
+  const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  const answer = await committed;
+  if ((answer.rows[0] as { command?: string } | undefined)?.command === 'ROLLBACK')
+    throw new AbortedTransactionError();
 }
 
 /**

@@ -10,7 +10,11 @@ import {
   type Topic,
 } from '../../platform/events/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
-import { insertFreshRows, type NewMessageRow } from '../backends/postgres/group-commit.ts';
+import {
+  freshRowsStatement,
+  insertFreshRows,
+  type NewMessageRow,
+} from '../backends/postgres/group-commit.ts';
 import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
 import type { Namespace, NamespaceCache } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
@@ -125,7 +129,7 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const namespace = await systemNamespace(walTrx, tenantId, topic);
       const rows = outboxRows(tenantId, namespace, messages, true);
       // Fresh ids (toMessage's UUIDv7s): a plain insert, no conflict to look for.
-      const queue = commitQueue<NewMessageRow>(trx, outbox, (all) => insertFreshRows(walTrx, all));
+      const queue = commitQueue<NewMessageRow>(trx, outbox, (all) => freshRowsStatement(walTrx, all));
       if (queue) queue.push(...rows);
       else await insertFreshRows(walTrx, rows);
     },

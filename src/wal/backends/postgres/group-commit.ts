@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { type CommitStatement, runCommitStatement } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import type { BackendName, MessageState, WalTables } from '../../tables.ts';
 
@@ -128,11 +129,15 @@ function insertError(error: unknown, rows: NewMessageRow[]): unknown {
  */
 export async function insertFreshRows(db: Db, rows: NewMessageRow[]): Promise<void> {
   if (rows.length === 0) return;
-  try {
-    await sql`select wal.insert_fresh_messages(${rowsJson(rows, undefined)}::jsonb)`.execute(db);
-  } catch (error) {
-    throw insertError(error, rows);
-  }
+  await runCommitStatement(db as Kysely<unknown>, freshRowsStatement(db, rows));
+}
+
+/** insertFreshRows' statement, to run later: what the event bus queues for its caller's commit. */
+export function freshRowsStatement(db: Db, rows: NewMessageRow[]): CommitStatement {
+  return {
+    query: sql`select wal.insert_fresh_messages(${rowsJson(rows, undefined)}::jsonb)`.compile(db),
+    failure: (error) => insertError(error, rows),
+  };
 }
 
 /** What wal.insert_messages answers (migrations 0010, 0033 and 0038). */
