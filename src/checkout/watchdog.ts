@@ -1,4 +1,5 @@
 import type { DomainEvent, EventBus, Subscriber } from '../platform/events/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import type { SagaRunner } from './saga-runner.ts';
 import { MAX_ATTEMPTS } from './saga-runner.ts';
 import { findSaga, listSteps } from './saga-store.ts';
@@ -23,10 +24,18 @@ export function watchdogEvent(sagaId: string, orderId: string, delayMs: number):
  * the saga id, lands in the namespace's dead letters for an operator (requeue resumes it).
  */
 export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs: number): Subscriber {
-  return {
+  const subscriber: Subscriber = {
     name: 'checkout.watchdog',
     topic: 'order-events',
     types: [WATCHDOG_TYPE],
+    // Nearly every watchdog finds its saga finished: one read tells which of a batch still run.
+    async handleMany(anyTrx, batch) {
+      const ids = batch.map((e) => (e.data as { sagaId?: unknown }).sagaId).filter(isUuid);
+      const open = await unfinishedSagas(anyTrx as CheckoutTrx, 'id', ids);
+      for (const event of batch)
+        if (open.has(lower((event.data as { sagaId?: unknown }).sagaId)))
+          await subscriber.handle(anyTrx, event);
+    },
     async handle(anyTrx, event) {
       const trx = anyTrx as CheckoutTrx;
       const { sagaId } = event.data as { sagaId: string };
@@ -59,11 +68,31 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
       );
     },
   };
+  return subscriber;
+}
+
+const lower = (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : '');
+
+/** Of `values` (saga ids or order ids), those whose saga is running or compensating: one read. */
+async function unfinishedSagas(
+  trx: CheckoutTrx,
+  by: 'id' | 'order_id',
+  values: string[],
+  step?: 'authorize',
+): Promise<Set<string>> {
+  if (values.length === 0) return new Set();
+  let query = trx
+    .selectFrom('checkout.sagas')
+    .select(by)
+    .where(by, 'in', values)
+    .where('status', 'in', ['running', 'compensating']);
+  if (step) query = query.where('step', '=', step);
+  return new Set((await query.execute()).map((row) => row[by]));
 }
 
 /** A pending authorization settled (the provider's webhook): the saga waiting on it goes on. */
 export function paymentSubscriber(runner: SagaRunner): Subscriber {
-  return {
+  const subscriber: Subscriber = {
     name: 'checkout.payments',
     topic: 'payment-events',
     types: ['mercato.payment.authorized', 'mercato.payment.failed'],
@@ -73,5 +102,14 @@ export function paymentSubscriber(runner: SagaRunner): Subscriber {
       const saga = await findSaga(anyTrx as CheckoutTrx, { orderId });
       if (saga?.status === 'running' && saga.step === 'authorize') runner.kick(event.tenantid, saga.id, 20);
     },
+    // Most authorizations settle inside the saga's own call, which has moved on: one read for a batch.
+    async handleMany(anyTrx, batch) {
+      const orderIds = batch.map((e) => (e.data as { orderId?: unknown }).orderId).filter(isUuid);
+      const waiting = await unfinishedSagas(anyTrx as CheckoutTrx, 'order_id', orderIds, 'authorize');
+      for (const event of batch)
+        if (waiting.has(lower((event.data as { orderId?: unknown }).orderId)))
+          await subscriber.handle(anyTrx, event);
+    },
   };
+  return subscriber;
 }

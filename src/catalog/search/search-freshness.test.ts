@@ -1,8 +1,13 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../../identity/users/user-test-fixtures.ts';
+import { withTenant } from '../../platform/db/index.ts';
+import type { ReceivedEvent } from '../../platform/events/index.ts';
 import type { TestApp } from '../../platform/testing/index.ts';
+import { uuidv7 } from '../../platform/uuidv7.ts';
 import { generateCatalog } from './fixture-catalog.ts';
 import { openShop, type SearchShop, startSearchApp } from './search-test-app.ts';
+import { applyInventoryEvents } from './stock-levels.ts';
 
 type Item = { id: string; title: string; inStock: boolean };
 type Page = {
@@ -90,6 +95,53 @@ describe('in stock follows inventory events', () => {
     expect(release.statusCode).toBeLessThan(300);
     await until(async () => (await inStockIds()).has(stocked[0]!), 'released product back in stock');
   }, 180_000);
+});
+
+describe('stock events applied as a batch', () => {
+  type Snapshot = { available: number; inStock: boolean };
+  const snapshotOf = (variantId: string, productId: string) =>
+    withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+      const { rows } = await sql<Snapshot>`
+        select s.available, d.in_stock as "inStock" from catalog.variant_stock s, catalog.search_documents d
+        where s.variant_id = ${variantId} and d.product_id = ${productId}`.execute(trx);
+      return rows[0];
+    });
+
+  it('end on the newest snapshot of each item whatever their order; an older one after changes nothing', async () => {
+    const productId = shop.productIds[12]!;
+    const [item] = await itemsOf(productId);
+    const res = await send(t.app, 'GET', `/api/v1/inventory/${item!.id}`, shop.staff);
+    const { locationId } = res.json<{ locationId: string }>();
+    const event = (available: number, at: string): ReceivedEvent => ({
+      id: uuidv7(),
+      type: 'mercato.inventory.stock-changed',
+      source: 'test',
+      subject: item!.id,
+      time: at,
+      tenantid: shop.id,
+      data: {
+        variantId: item!.variantId,
+        locationId,
+        productId,
+        available,
+        allowBackorder: false,
+        updatedAt: at,
+      },
+    });
+    const apply = (events: ReceivedEvent[]) =>
+      withTenant(t.ctx.db.kysely, shop.id, (trx) => applyInventoryEvents(trx, events));
+    // The newest (7 units) arrives between two older ones, in one delivery batch.
+    await apply([
+      event(0, '2030-01-01T00:00:01.000Z'),
+      event(7, '2030-01-01T00:00:03.000Z'),
+      event(0, '2030-01-01T00:00:02.000Z'),
+    ]);
+    expect(await snapshotOf(item!.variantId, productId)).toEqual({ available: 7, inStock: true });
+    await apply([event(0, '2030-01-01T00:00:02.500Z')]);
+    expect(await snapshotOf(item!.variantId, productId)).toEqual({ available: 7, inStock: true });
+    await apply([event(0, '2030-01-01T00:00:04.000Z'), event(0, '2030-01-01T00:00:04.000Z')]);
+    expect(await snapshotOf(item!.variantId, productId)).toEqual({ available: 0, inStock: false });
+  }, 120_000);
 });
 
 describe('search follows catalog changes in their transaction', () => {

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { jsonRows } from '../../platform/db/index.ts';
 import type { EventBus, ReceivedEvent } from '../../platform/events/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
@@ -34,6 +35,15 @@ function itemOf(data: unknown): ItemData | undefined {
   };
 }
 
+const STOCK_ROW = [
+  ['variant_id', 'uuid'],
+  ['location_id', 'uuid'],
+  ['product_id', 'uuid'],
+  ['available', 'integer'],
+  ['allow_backorder', 'boolean'],
+  ['event_time', 'timestamptz'],
+] as const;
+
 /**
  * Keeps catalog.variant_stock and each product's in_stock flag from inventory events. Every
  * change to an item's counters is announced with the item as it then is (created, adjusted,
@@ -42,37 +52,60 @@ function itemOf(data: unknown): ItemData | undefined {
  * Reservation events carry no counters and are passed over.
  */
 export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promise<void> {
-  const tenantId = event.tenantid;
-  if (!isUuid(tenantId)) return;
-  let variantIds: string[] = [];
-  const item = itemOf(event.data);
-  if (item) {
+  await applyInventoryEvents(trx, [event]);
+}
+
+/**
+ * applyInventoryEvent for a whole delivery batch, two statements per tenant whatever its size:
+ * the newest snapshot of each item (by its updatedAt; the later event when equal) in one upsert,
+ * then the in_stock flags of the products they belong to.
+ */
+export async function applyInventoryEvents(trx: Trx, events: ReceivedEvent[]): Promise<void> {
+  const byTenant = new Map<string, Map<string, ItemData>>();
+  for (const event of events) {
+    const item = itemOf(event.data);
+    if (!item || !isUuid(event.tenantid)) continue;
+    const items = byTenant.get(event.tenantid) ?? new Map<string, ItemData>();
+    byTenant.set(event.tenantid, items);
+    const key = `${item.variantId}/${item.locationId}`;
+    const known = items.get(key);
+    if (!known || Date.parse(known.updatedAt) <= Date.parse(item.updatedAt)) items.set(key, item);
+  }
+  for (const [tenantId, items] of byTenant) {
+    const rows = [...items.values()].map((i) => [
+      i.variantId,
+      i.locationId,
+      i.productId,
+      i.available,
+      i.allowBackorder,
+      i.updatedAt,
+    ]);
     await sql`insert into catalog.variant_stock (tenant_id, variant_id, location_id, product_id, available,
         allow_backorder, event_time)
-      values (${tenantId}, ${item.variantId}, ${item.locationId}, ${item.productId}, ${item.available},
-        ${item.allowBackorder}, ${item.updatedAt})
+      select ${tenantId}::uuid, v.variant_id, v.location_id, v.product_id, v.available, v.allow_backorder,
+        v.event_time
+      from ${jsonRows(STOCK_ROW, rows)} as v
       on conflict (tenant_id, variant_id, location_id) do update
         set available = excluded.available, allow_backorder = excluded.allow_backorder,
           product_id = coalesce(excluded.product_id, variant_stock.product_id), event_time = excluded.event_time
         where variant_stock.event_time <= excluded.event_time`.execute(trx);
-    variantIds = [item.variantId];
+    const variantIds = [...new Set([...items.values()].map((i) => i.variantId))];
+    // Written only where the flag changes: most stock events leave it as it was, and an unchanged
+    // row rewritten is a dead tuple per event.
+    await sql`with flags as (
+        select p.product_id, exists (
+          select 1 from catalog.variants v join catalog.variant_stock s
+            on s.tenant_id = v.tenant_id and s.variant_id = v.id
+          where v.tenant_id = ${tenantId} and v.product_id = p.product_id and (s.available > 0 or s.allow_backorder)
+        ) as in_stock
+        from (select distinct product_id from catalog.variants
+          where tenant_id = ${tenantId} and id = any(${variantIds}::uuid[])) p
+      )
+      update catalog.search_documents d set in_stock = f.in_stock from flags f
+      where d.tenant_id = ${tenantId} and d.product_id = f.product_id and d.in_stock <> f.in_stock`.execute(
+      trx,
+    );
   }
-  if (variantIds.length === 0) return;
-  // Written only where the flag changes: most stock events leave it as it was, and an unchanged
-  // row rewritten is a dead tuple per event.
-  await sql`with flags as (
-      select p.product_id, exists (
-        select 1 from catalog.variants v join catalog.variant_stock s
-          on s.tenant_id = v.tenant_id and s.variant_id = v.id
-        where v.tenant_id = ${tenantId} and v.product_id = p.product_id and (s.available > 0 or s.allow_backorder)
-      ) as in_stock
-      from (select distinct product_id from catalog.variants
-        where tenant_id = ${tenantId} and id = any(${variantIds}::uuid[])) p
-    )
-    update catalog.search_documents d set in_stock = f.in_stock from flags f
-    where d.tenant_id = ${tenantId} and d.product_id = f.product_id and d.in_stock <> f.in_stock`.execute(
-    trx,
-  );
 }
 
 /** Subscribes catalog.stock-levels to the tenant's inventory-events (call before the WAL starts). */
@@ -88,5 +121,6 @@ export function registerSearchSubscribers(events: EventBus): void {
       'mercato.inventory.low-stock',
     ],
     handle: applyInventoryEvent,
+    handleMany: applyInventoryEvents,
   });
 }
