@@ -286,5 +286,10 @@ export async function touchCart(trx: CartTrx, tenantId: string, cart: CartRow): 
 }
 
 export async function deleteCart(trx: CartTrx, tenantId: string, cartId: string): Promise<void> {
-  await trx.deleteFrom('cart.carts').where('tenant_id', '=', tenantId).where('id', '=', cartId).execute();
+  await deleteCartQuery(trx, tenantId, cartId).execute();
+}
+
+/** deleteCart's statement, to run later (atCommit). */
+export function deleteCartQuery(trx: CartTrx, tenantId: string, cartId: string) {
+  return trx.deleteFrom('cart.carts').where('tenant_id', '=', tenantId).where('id', '=', cartId);
 }

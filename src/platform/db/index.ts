@@ -1,4 +1,5 @@
 export {
+  atCommit,
   type CommitStatement,
   commitQueue,
   discardCommitQueues,
