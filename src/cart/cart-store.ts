@@ -286,10 +286,5 @@ export async function touchCart(trx: CartTrx, tenantId: string, cart: CartRow): 
 }
 
 export async function deleteCart(trx: CartTrx, tenantId: string, cartId: string): Promise<void> {
-  await deleteCartQuery(trx, tenantId, cartId).execute();
-}
-
-/** deleteCart's statement, to run later (atCommit). */
-export function deleteCartQuery(trx: CartTrx, tenantId: string, cartId: string) {
-  return trx.deleteFrom('cart.carts').where('tenant_id', '=', tenantId).where('id', '=', cartId);
+  await trx.deleteFrom('cart.carts').where('tenant_id', '=', tenantId).where('id', '=', cartId).execute();
 }

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Transaction } from 'kysely';
-import { atCommit } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -8,7 +7,7 @@ import { resolveAddresses } from './cart-addresses.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
-import { deleteCartQuery } from './cart-store.ts';
+import { deleteCart } from './cart-store.ts';
 import { cartLocatorOf } from './cart-token.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartDeps, CartModuleDeps } from './deps.ts';
@@ -97,9 +96,7 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
       const cart = await service.read(tenantId, locator, trx as CartTrx | undefined);
       return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
     },
-    // At the commit (with it, on PostgreSQL): nothing in the caller's transaction reads the cart again.
-    clearCart: (trx, tenantId, cartId) =>
-      atCommit(trx, { query: deleteCartQuery(trx as CartTrx, tenantId, cartId).compile() }),
+    clearCart: (trx, tenantId, cartId) => deleteCart(trx as CartTrx, tenantId, cartId),
     getCart: async (tenantId, cartId, trx) =>
       isUuid(cartId)
         ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)

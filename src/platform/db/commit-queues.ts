@@ -34,18 +34,6 @@ export function commitQueue<T>(
   return queue.items as T[];
 }
 
-/**
- * Runs `statement` at the commit of `trx` (a withTenant transaction in progress: on node-postgres
- * it then goes out together with the COMMIT), or at once outside one. For a write whose result no
- * one in the transaction reads afterwards, such as deleting a row nothing reads again.
- */
-export async function atCommit(trx: object, statement: CommitStatement): Promise<void> {
-  // The statement is its own queue's owner: one queue each, written in the order they were made.
-  const queue = commitQueue<CommitStatement>(trx, statement, ([only]) => only!);
-  if (queue) queue.push(statement);
-  else await runCommitStatement(trx as Kysely<unknown>, statement);
-}
-
 /** Runs one statement in `db` (a transaction), its failure mapped as the statement says. */
 export async function runCommitStatement(db: Kysely<unknown>, statement: CommitStatement): Promise<void> {
   try {

@@ -1,5 +1,4 @@
 export {
-  atCommit,
   type CommitStatement,
   commitQueue,
   discardCommitQueues,

@@ -3,14 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloneTestDatabase } from '../testing/index.ts';
 import { uuidv7 } from '../uuidv7.ts';
 import type { Database } from './index.ts';
-import {
-  APP_ROLE,
-  atCommit,
-  type CommitStatement,
-  commitQueue,
-  withSystemSettings,
-  withTenant,
-} from './index.ts';
+import { APP_ROLE, type CommitStatement, commitQueue, withSystemSettings, withTenant } from './index.ts';
 
 /** The error a promise rejects with (fails the test when it resolves). */
 async function failure(promise: Promise<unknown>): Promise<Error> {
@@ -207,16 +200,6 @@ describe('withTenant: what is queued for the commit', () => {
       }),
     );
     expect(await rows()).toEqual(before);
-  });
-
-  it('runs a statement given to atCommit at the commit, after what fn wrote after it', async () => {
-    await withTenant(db.kysely, tenantId, async (trx) => {
-      await atCommit(trx, insertAll(trx, [31]));
-      await sql`insert into commit_queue_rows values (30)`.execute(trx);
-      const seen = await sql<{ x: number }>`select x from commit_queue_rows where x >= 30`.execute(trx);
-      expect(seen.rows.map((r) => r.x)).toEqual([30]);
-    });
-    expect((await rows()).filter((x) => x >= 30)).toEqual([30, 31]);
   });
 
   it('is written at once outside a withTenant transaction (no queue)', async () => {
