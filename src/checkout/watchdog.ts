@@ -1,5 +1,4 @@
-import type { DomainEvent, EventBus, Subscriber } from '../platform/events/index.ts';
-import { isUuid } from '../platform/uuidv7.ts';
+import { type DomainEvent, type EventBus, handleFound, type Subscriber } from '../platform/events/index.ts';
 import type { SagaRunner } from './saga-runner.ts';
 import { MAX_ATTEMPTS } from './saga-runner.ts';
 import { findSaga, listSteps } from './saga-store.ts';
@@ -29,13 +28,13 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
     topic: 'order-events',
     types: [WATCHDOG_TYPE],
     // Nearly every watchdog finds its saga finished: one read tells which of a batch still run.
-    async handleMany(anyTrx, batch) {
-      const ids = batch.map((e) => (e.data as { sagaId?: unknown }).sagaId).filter(isUuid);
-      const open = await unfinishedSagas(anyTrx as CheckoutTrx, 'id', ids);
-      for (const event of batch)
-        if (open.has(lower((event.data as { sagaId?: unknown }).sagaId)))
-          await subscriber.handle(anyTrx, event);
-    },
+    handleMany: (anyTrx, batch) =>
+      handleFound(
+        batch,
+        (event) => (event.data as { sagaId?: unknown }).sagaId,
+        (ids) => unfinishedSagas(anyTrx as CheckoutTrx, 'id', ids),
+        (event) => subscriber.handle(anyTrx, event),
+      ),
     async handle(anyTrx, event) {
       const trx = anyTrx as CheckoutTrx;
       const { sagaId } = event.data as { sagaId: string };
@@ -71,8 +70,6 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
   return subscriber;
 }
 
-const lower = (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : '');
-
 /** Of `values` (saga ids or order ids), those whose saga is running or compensating: one read. */
 async function unfinishedSagas(
   trx: CheckoutTrx,
@@ -80,7 +77,6 @@ async function unfinishedSagas(
   values: string[],
   step?: 'authorize',
 ): Promise<Set<string>> {
-  if (values.length === 0) return new Set();
   let query = trx
     .selectFrom('checkout.sagas')
     .select(by)
@@ -103,13 +99,13 @@ export function paymentSubscriber(runner: SagaRunner): Subscriber {
       if (saga?.status === 'running' && saga.step === 'authorize') runner.kick(event.tenantid, saga.id, 20);
     },
     // Most authorizations settle inside the saga's own call, which has moved on: one read for a batch.
-    async handleMany(anyTrx, batch) {
-      const orderIds = batch.map((e) => (e.data as { orderId?: unknown }).orderId).filter(isUuid);
-      const waiting = await unfinishedSagas(anyTrx as CheckoutTrx, 'order_id', orderIds, 'authorize');
-      for (const event of batch)
-        if (waiting.has(lower((event.data as { orderId?: unknown }).orderId)))
-          await subscriber.handle(anyTrx, event);
-    },
+    handleMany: (anyTrx, batch) =>
+      handleFound(
+        batch,
+        (event) => (event.data as { orderId?: unknown }).orderId,
+        (ids) => unfinishedSagas(anyTrx as CheckoutTrx, 'order_id', ids, 'authorize'),
+        (event) => subscriber.handle(anyTrx, event),
+      ),
   };
   return subscriber;
 }

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import type { Order } from '../orders/index.ts';
 import { STATUS_EVENT_TYPES } from '../orders/index.ts';
-import type { Subscriber } from '../platform/events/index.ts';
-import { isUuid } from '../platform/uuidv7.ts';
+import { handleFound, type Subscriber } from '../platform/events/index.ts';
 import { findAdmission, releaseAdmissions } from './admission-store.ts';
 import { getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
@@ -22,18 +21,20 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
     topic: 'order-events',
     types: [STATUS_EVENT_TYPES.completed, STATUS_EVENT_TYPES.failed, STATUS_EVENT_TYPES.cancelled],
     // Most orders are no sale's: one read tells which of a batch are, and only those are handled.
-    async handleMany(anyTrx, batch) {
-      const ids = batch.map((e) => e.subject).filter(isUuid);
-      if (ids.length === 0) return;
-      const rows = await (anyTrx as FlashSalesTrx)
-        .selectFrom('flash_sales.admissions')
-        .select('order_id')
-        .where('order_id', 'in', ids)
-        .execute();
-      const sold = new Set(rows.map((r) => r.order_id));
-      for (const event of batch)
-        if (sold.has(event.subject.toLowerCase())) await subscriber.handle(anyTrx, event);
-    },
+    handleMany: (anyTrx, batch) =>
+      handleFound(
+        batch,
+        (event) => event.subject,
+        async (ids) => {
+          const rows = await (anyTrx as FlashSalesTrx)
+            .selectFrom('flash_sales.admissions')
+            .select('order_id')
+            .where('order_id', 'in', ids)
+            .execute();
+          return new Set(rows.map((r) => r.order_id));
+        },
+        (event) => subscriber.handle(anyTrx, event),
+      ),
     async handle(anyTrx, event) {
       const trx = anyTrx as FlashSalesTrx;
       const order = event.data as Order;

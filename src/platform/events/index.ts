@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely';
+import { isUuid } from '../uuidv7.ts';
 
 /**
  * Domain events: what a module publishes when its resources change, as CloudEvents 1.0 through
@@ -106,4 +107,26 @@ export function matchesTypes(type: string, patterns: readonly string[]): boolean
     if (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1))) return true;
   }
   return false;
+}
+
+/**
+ * handleMany for a subscriber most of whose events need nothing: `keyOf` names the id each event
+ * concerns (an event naming no UUID is passed over), `found` reads in ONE statement which of
+ * those ids concern the subscriber (as PostgreSQL returns uuids: lower case), and only their
+ * events go to `handle`, in batch order.
+ */
+export async function handleFound(
+  batch: ReceivedEvent[],
+  keyOf: (event: ReceivedEvent) => unknown,
+  found: (ids: string[]) => Promise<Set<string>>,
+  handle: (event: ReceivedEvent) => Promise<void>,
+): Promise<void> {
+  const ids = batch.map((event) => {
+    const id = keyOf(event);
+    return isUuid(id) ? id.toLowerCase() : undefined;
+  });
+  const named = [...new Set(ids.filter((id) => id !== undefined))];
+  if (named.length === 0) return;
+  const hits = await found(named);
+  for (const [i, event] of batch.entries()) if (hits.has(ids[i] ?? '')) await handle(event);
 }
