@@ -1,4 +1,4 @@
-import { withTenant } from '../platform/db/index.ts';
+import { together, withTenant } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import {
   type CartLocator,
@@ -11,6 +11,7 @@ import {
   insertLine,
   type LineRow,
   listLines,
+  listLinesOf,
   MAX_LINES,
   MAX_QUANTITY,
   touchCart,
@@ -18,7 +19,7 @@ import {
   updateLine,
 } from './cart-store.ts';
 import { hashCartToken, newCartToken } from './cart-token.ts';
-import { type Cart, cartView } from './cart-view.ts';
+import { type Cart, cartView, pricingContextOf } from './cart-view.ts';
 import type { CartDeps, SellableVariant } from './deps.ts';
 import { assertInStock, assertSellable, describe, type Snapshot } from './line-checks.ts';
 import { findShippingOption, serves } from './shipping-option-store.ts';
@@ -65,16 +66,21 @@ export function createCartService(deps: CartDeps) {
     const ids = [...new Set([...variantIds, ...(targetId ? [targetId] : [])])];
     const skus = target?.sku ? [target.sku] : [];
     if (ids.length === 0 && skus.length === 0) return { snapshot: EMPTY, target: undefined };
-    const variants = await deps.catalog.findVariants(
+    const found = deps.catalog.findVariants(
       tenantId,
       { ...(ids.length ? { ids } : {}), ...(skus.length ? { skus } : {}) },
       trx,
     );
+    // Without a SKU to resolve, the stock of the asked ids is read together with the catalog (one
+    // round trip); an id the catalog does not know has no stock to show anyway.
+    const asked = skus.length === 0 ? deps.inventory.availability(tenantId, ids, trx) : undefined;
+    const [variants, askedStock] = await together([found, asked]);
     const byId = new Map(variants.map((v) => [v.variantId, v]));
-    const found = targetId ? byId.get(targetId) : variants.find((v) => v.sku === target?.sku);
+    const hit = targetId ? byId.get(targetId) : variants.find((v) => v.sku === target?.sku);
     const stock =
-      byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()], trx) : new Map();
-    return { snapshot: { asked: new Set([...ids, ...byId.keys()]), variants: byId, stock }, target: found };
+      askedStock ??
+      (byId.size > 0 ? await deps.inventory.availability(tenantId, [...byId.keys()], trx) : new Map());
+    return { snapshot: { asked: new Set([...ids, ...byId.keys()]), variants: byId, stock }, target: hit };
   }
 
   /**
@@ -94,26 +100,36 @@ export function createCartService(deps: CartDeps) {
     return run(async (trx) => {
       // In a caller's transaction (the checkout's), a cart another checkout holds is not waited
       // for: it fails at once (55P03), and the caller answers that checkout.
-      const { cart: locked, created } =
-        creates && locator.kind === 'customer'
-          ? await ensureCustomerCart(trx, tenantId, locator.customerId, null)
-          : { cart: await findCart(trx, tenantId, locator, inTrx ? 'nowait' : true), created: false };
+      // The lines are read in a statement after the lock (see findLockedCartWithLines), sent with it.
+      const {
+        cart: locked,
+        created,
+        lines,
+      } = creates && locator.kind === 'customer'
+        ? await ensureCustomerCart(trx, tenantId, locator.customerId, null).then(async (made) => ({
+            ...made,
+            lines: made.created ? [] : await listLines(trx, tenantId, made.cart.id),
+          }))
+        : await together([
+            findCart(trx, tenantId, locator, inTrx ? 'nowait' : true),
+            listLinesOf(trx, tenantId, locator),
+          ]).then(([cart, lines]) => ({ cart, created: false, lines }));
       if (!locked) throw cartNotFound();
-      // After the lock, in a statement of its own: see findLockedCartWithLines.
-      const lines = created ? [] : await listLines(trx, tenantId, locked.id);
-      const { snapshot, target } = await snapshotOf(
-        tenantId,
-        lines.map((l) => l.variantId),
-        options.target,
-        trx,
-      );
+      const ids = lines.map((l) => l.variantId);
       if (apply) {
+        const { snapshot, target } = await snapshotOf(tenantId, ids, options.target, trx);
         await apply(trx, locked, snapshot, target, created, lines);
         const after = await findLockedCartWithLines(trx, tenantId, locked.id);
         return cartView(trx, tenantId, after!.cart, snapshot, ttl, after!.lines);
       }
-      // A read: the lines are as just read (the row lock keeps them so).
-      return cartView(trx, tenantId, await touchCart(trx, tenantId, locked), snapshot, ttl, lines);
+      // A read: the lines are as just read (the row lock keeps them so); the catalog, the stock,
+      // the pricing context and the cart's use are read and marked together.
+      const [{ snapshot }, context, touched] = await together([
+        snapshotOf(tenantId, ids, options.target, trx),
+        pricingContextOf(trx, tenantId, locked),
+        touchCart(trx, tenantId, locked),
+      ]);
+      return cartView(trx, tenantId, touched, snapshot, ttl, lines, context);
     });
   }
 

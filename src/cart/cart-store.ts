@@ -156,6 +156,34 @@ export async function ensureCustomerCart(
   return { cart, created: inserted !== undefined };
 }
 
+/**
+ * The lines of the cart a locator names (listLines' order), found by the locator in the same
+ * statement: sent right after findCart's lock, without waiting for it (one round trip for both).
+ * It runs once the lock is held, with a snapshot of its own taken then, so it sees every line the
+ * transaction the lock waited for wrote.
+ */
+export async function listLinesOf(trx: CartTrx, tenantId: string, locator: CartLocator): Promise<LineRow[]> {
+  if (locator.kind === 'id') return listLines(trx, tenantId, locator.cartId);
+  const rows = await trx
+    .selectFrom('cart.lines')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('cart_id', '=', (eb) =>
+      eb
+        .selectFrom('cart.carts')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where(
+          locator.kind === 'customer' ? 'customer_id' : 'token_hash',
+          '=',
+          locator.kind === 'customer' ? locator.customerId : locator.tokenHash,
+        ),
+    )
+    .orderBy('id')
+    .execute();
+  return rows.map(toLine);
+}
+
 export async function listLines(trx: CartTrx, tenantId: string, cartId: string): Promise<LineRow[]> {
   const rows = await trx
     .selectFrom('cart.lines')

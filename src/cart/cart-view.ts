@@ -1,7 +1,7 @@
 import type { CartRow, LineRow } from './cart-store.ts';
 import { listLines, updateCart, updateLine } from './cart-store.ts';
 import { checkLine, isUnavailable, type LineProblem, type Snapshot } from './line-checks.ts';
-import { pricingContext } from './pricing-context.ts';
+import { type PricingContext, pricingContext } from './pricing-context.ts';
 import { serves } from './shipping-option-store.ts';
 import type { CartAddress, CartTrx } from './tables.ts';
 import { computeTotals } from './totals.ts';
@@ -41,6 +41,10 @@ export type Cart = {
   expiresAt: string;
 };
 
+/** What the cart's totals need besides its lines, as its address and shipping option say now. */
+export const pricingContextOf = (trx: CartTrx, tenantId: string, cart: CartRow): Promise<PricingContext> =>
+  pricingContext(trx, tenantId, cart.shippingAddress ?? null, cart.shippingOptionId);
+
 /**
  * Checks every line against the snapshot (storing new prices and catalog fields), drops a shipping
  * option that no longer serves the cart, and returns the cart with its totals. Runs in the
@@ -54,6 +58,8 @@ export async function cartView(
   ttlSeconds: number,
   /** The cart's lines, when the caller read them under the same lock and changed none since. */
   lines?: LineRow[],
+  /** The cart's pricing context (pricingContextOf), when the caller read it under the same lock. */
+  known?: PricingContext,
 ): Promise<Cart> {
   const rows = lines ?? (await listLines(trx, tenantId, cart.id));
   const checked: Array<{ line: LineRow; problem: LineProblem | null }> = [];
@@ -63,7 +69,7 @@ export async function cartView(
     checked.push({ line: { ...row, ...changes }, problem });
   }
   const address = cart.shippingAddress;
-  const context = await pricingContext(trx, tenantId, address ?? null, cart.shippingOptionId);
+  const context = known ?? (await pricingContextOf(trx, tenantId, cart));
   const settings = { pricesIncludeTax: context.pricesIncludeTax };
   const taxRateBps = context.taxRateBps;
   let shippingOption: Cart['shippingOption'] = null;

@@ -5,6 +5,12 @@ import type { CartTrx } from './tables.ts';
 /** The shipping option's fields a cart's totals need. */
 export type OptionForTotals = Pick<ShippingOption, 'id' | 'name' | 'countries' | 'prices' | 'active'>;
 
+export type PricingContext = {
+  pricesIncludeTax: boolean;
+  taxRateBps: number;
+  option: OptionForTotals | undefined;
+};
+
 /**
  * What a cart's totals need besides its lines, read in one statement: whether the tenant's
  * prices include tax, the tax rate of the address (its region's rate, else its country's, else
@@ -15,7 +21,7 @@ export async function pricingContext(
   tenantId: string,
   address: { country: string; region: string | null } | null,
   shippingOptionId: string | null,
-): Promise<{ pricesIncludeTax: boolean; taxRateBps: number; option: OptionForTotals | undefined }> {
+): Promise<PricingContext> {
   const region = address?.region?.toLowerCase() ?? null;
   const row = await trx
     .selectNoFrom((eb) => [

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import type { Cart } from '../cart/index.ts';
 import type { NewOrder, Order } from '../orders/index.ts';
-import { withTenant } from '../platform/db/index.ts';
+import { causeOf, withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, isStaff } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -218,10 +218,21 @@ export async function placeOrder(
       // order, its saga and the steps that need no call out.
       return await withTenant(deps.db, tenantId, async (anyTrx) => {
         const trx = anyTrx as CheckoutTrx;
-        const earlier = drafted ? undefined : await findEarlier(trx, scope);
+        // The order of the key is looked for and the cart read with it (one round trip): a
+        // replay's cart is read for nothing, or its lock refused (then the retry below finds it).
+        const [earlier, read] = drafted
+          ? [undefined, { status: 'fulfilled' as const, value: drafted }]
+          : await Promise.allSettled([
+              findEarlier(trx, scope),
+              cartToCheckOut(deps, tenantId, request, body, trx),
+            ]).then(([found, read]) => {
+              if (found.status === 'fulfilled') return [found.value, read] as const;
+              // The cart's refused lock aborts the transaction under the lookup's later statements.
+              throw causeOf(read.status === 'rejected' ? [found.reason, read.reason] : [found.reason]);
+            });
         if (earlier) return earlier;
-        const { cart, guestTokenHash } =
-          drafted ?? (await cartToCheckOut(deps, tenantId, request, body, trx));
+        if (read.status === 'rejected') throw read.reason;
+        const { cart, guestTokenHash } = read.value;
         const idempotency = { scope, key, hash };
         checkCart(cart);
         const principal = request.principal;

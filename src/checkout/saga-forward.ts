@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Order } from '../orders/index.ts';
+import { together } from '../platform/db/index.ts';
 import {
   BACKOFF_MS,
   later,
@@ -76,14 +77,19 @@ export async function begin(
         continue;
       }
     }
-    const { saga: next, logged } = await updateSagaLogged(
-      trx,
-      current.id,
-      { deadlineAt: later(r.timeoutMs), leaseUntil: later(r.leaseMs) },
-      { attempt: { tenantId: current.tenantId, step: step.name, action: 'invoke' } },
-    );
+    // The attempt's start is logged and its start effect made together (one round trip): the
+    // effect reads nothing the log changes (the saga's payment and tenant stand).
+    const [{ saga: next, logged }, changed] = await together([
+      updateSagaLogged(
+        trx,
+        current.id,
+        { deadlineAt: later(r.timeoutMs), leaseUntil: later(r.leaseMs) },
+        { attempt: { tenantId: current.tenantId, step: step.name, action: 'invoke' } },
+      ),
+      step.started?.(trx, c),
+    ]);
     c.saga = next;
-    c.order = (await step.started?.(trx, c)) ?? c.order;
+    c.order = changed ?? c.order;
     return { def: step, step: logged!, c, signal };
   }
 }
@@ -106,25 +112,28 @@ async function succeeded(
   output: unknown,
   log: SagaLog,
 ): Promise<{ saga: Saga; next?: SagaStepDefinition; order: Order } | 'paused'> {
-  const order = (await def.invoked?.(trx, c, output)) ?? c.order;
   const next = STEPS[STEPS.indexOf(def) + 1];
-  if (!next) {
-    const { saga: done } = await updateSagaLogged(
+  // The step's effect on the order and the saga's move are made together (one round trip).
+  const [changed, { saga: moved }] = await together([
+    def.invoked?.(trx, c, output),
+    updateSagaLogged(
       trx,
       saga.id,
-      {
-        status: 'completed',
-        deadlineAt: null,
-        payment: null,
-        finishedAt: new Date(),
-        leaseOwner: null,
-        leaseUntil: null,
-      },
+      next
+        ? { step: next.name, deadlineAt: null }
+        : {
+            status: 'completed',
+            deadlineAt: null,
+            payment: null,
+            finishedAt: new Date(),
+            leaseOwner: null,
+            leaseUntil: null,
+          },
       log,
-    );
-    return { saga: done, order };
-  }
-  const { saga: moved } = await updateSagaLogged(trx, saga.id, { step: next.name, deadlineAt: null }, log);
+    ),
+  ]);
+  const order = changed ?? c.order;
+  if (!next) return { saga: moved, order };
   if (r.pauseAfter === def.name) {
     r.logger.warn(
       { sagaId: saga.id, step: def.name },

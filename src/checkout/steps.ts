@@ -6,6 +6,7 @@ import type {
   CaptureCall,
   CaptureResult,
 } from '../payments/index.ts';
+import { together } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
@@ -185,28 +186,30 @@ export const authorizeStep: SagaStepDefinition = {
   // the call goes out after that commit; its answer is written with the step's outcome.
   async started(trx, c) {
     const { deps, saga, order, actor, meta } = c;
-    // A second attempt finds the order already processing.
-    const changed =
+    // A second attempt finds the order already processing. The order's move and the payment's
+    // start go out together (one round trip).
+    const [changed, call] = await together([
       order.status === 'inventory_reserved'
-        ? await deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
+        ? deps.orders.transition(trx, saga.tenantId, order.id, 'payment_processing', {
             actor,
             known: order,
             paymentStatus: 'pending',
             meta,
           })
-        : undefined;
-    if (saga.payment) {
-      const call = await deps.payments.startAuthorization(trx, saga.tenantId, {
-        key: paymentKey(order.id),
-        orderId: order.id,
-        amount: order.totals.total,
-        currency: order.currency,
-        provider: saga.payment.provider,
-        token: saga.payment.token,
-        meta,
-      });
-      c.carried = { call } satisfies Authorizing;
-    }
+        : undefined,
+      saga.payment
+        ? deps.payments.startAuthorization(trx, saga.tenantId, {
+            key: paymentKey(order.id),
+            orderId: order.id,
+            amount: order.totals.total,
+            currency: order.currency,
+            provider: saga.payment.provider,
+            token: saga.payment.token,
+            meta,
+          })
+        : undefined,
+    ]);
+    if (call) c.carried = { call } satisfies Authorizing;
     return changed;
   },
   async invoke({ deps, saga, order, signal, carried }) {
@@ -317,13 +320,15 @@ export const confirmStep: SagaStepDefinition = {
     return { ok: true, output: { payment: payment.id, status: payment.status } };
   },
   async invoked(trx, { deps, saga, order, actor, meta }) {
-    const completed = await deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
-      actor,
-      known: order,
-      paymentStatus: 'captured',
-      meta,
-    });
-    if (saga.cartId) await deps.cart.clearCart(trx, saga.tenantId, saga.cartId);
+    const [completed] = await together([
+      deps.orders.transition(trx, saga.tenantId, order.id, 'completed', {
+        actor,
+        known: order,
+        paymentStatus: 'captured',
+        meta,
+      }),
+      saga.cartId ? deps.cart.clearCart(trx, saga.tenantId, saga.cartId) : undefined,
+    ]);
     return completed;
   },
   async compensate() {

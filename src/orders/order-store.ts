@@ -1,4 +1,5 @@
 import { type Selectable, sql, type Updateable } from 'kysely';
+import { together } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { insertOrders } from './insert-orders.ts';
 import type { OrderPaymentStatus, OrderStatus } from './order-status.ts';
@@ -77,21 +78,24 @@ export async function withDetails(
   tenantId: string,
   row: Selectable<OrdersTable>,
 ): Promise<Order> {
-  const lines = await trx
-    .selectFrom('orders.lines')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('order_id', '=', row.id)
-    .orderBy('id')
-    .execute();
-  const history = await trx
-    .selectFrom('orders.history')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .where('order_id', '=', row.id)
-    .orderBy('at')
-    .orderBy('id')
-    .execute();
+  // Both sent at once (one round trip on PostgreSQL).
+  const [lines, history] = await together([
+    trx
+      .selectFrom('orders.lines')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('order_id', '=', row.id)
+      .orderBy('id')
+      .execute(),
+    trx
+      .selectFrom('orders.history')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('order_id', '=', row.id)
+      .orderBy('at')
+      .orderBy('id')
+      .execute(),
+  ]);
   return toOrder(row, lines.map(toLine), history.map(toHistoryEntry));
 }
 

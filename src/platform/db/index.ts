@@ -27,6 +27,7 @@ export { DATABASE_RETRY_AFTER_SECONDS, databaseProblem, isConnectionLoss } from 
 export { isoTime } from './iso-time.ts';
 export { type JsonColumn, jsonObjects, jsonRows } from './json-rows.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';
+export { causeOf, together } from './pipelined-connection.ts';
 export { RequestRoleError, requestRoleName } from './request-role.ts';
 export {
   AbortedTransactionError,

@@ -3,7 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cloneTestDatabase } from '../testing/index.ts';
 import { uuidv7 } from '../uuidv7.ts';
 import type { Database } from './index.ts';
-import { APP_ROLE, type CommitStatement, commitQueue, withSystemSettings, withTenant } from './index.ts';
+import {
+  APP_ROLE,
+  type CommitStatement,
+  commitQueue,
+  together,
+  withSystemSettings,
+  withTenant,
+} from './index.ts';
 
 /** The error a promise rejects with (fails the test when it resolves). */
 async function failure(promise: Promise<unknown>): Promise<Error> {
@@ -206,5 +213,52 @@ describe('withTenant: what is queued for the commit', () => {
     await db.kysely.transaction().execute(async (trx) => {
       expect(commitQueue<number>(trx, {}, (xs) => insertAll(trx, xs))).toBeUndefined();
     });
+  });
+});
+
+describe('withTenant: statements made together (together)', () => {
+  const tenantId = uuidv7();
+  const rows = async () =>
+    (await sql<{ x: number }>`select x from together_rows order by x`.execute(db.kysely)).rows.map(
+      (r) => r.x,
+    );
+
+  beforeAll(async () => {
+    await sql`create table together_rows (x int check (x < 100))`.execute(db.kysely);
+    await sql.raw(`grant select, insert on together_rows to ${APP_ROLE}`).execute(db.kysely);
+  });
+
+  it('runs them in the order they were made and answers each', async () => {
+    const [, seen, , all] = await withTenant(db.kysely, tenantId, (trx) =>
+      together([
+        sql`insert into together_rows values (1)`.execute(trx),
+        sql<{ n: number }>`select count(*)::int as n from together_rows`.execute(trx),
+        sql`insert into together_rows values (2)`.execute(trx),
+        sql<{ xs: number[] }>`select array_agg(x order by x) as xs from together_rows`.execute(trx),
+      ]),
+    );
+    expect(seen.rows[0]?.n).toBe(1);
+    expect(all.rows[0]?.xs).toEqual([1, 2]);
+    expect(await rows()).toEqual([1, 2]);
+  });
+
+  it('throws the error of the statement that failed, not the aborted transaction of those after it, and keeps nothing', async () => {
+    const before = await rows();
+    const error = await failure(
+      withTenant(db.kysely, tenantId, (trx) =>
+        together([
+          // Its second statement goes out after the failing one below, and is refused (25P02).
+          (async () => {
+            await sql`select pg_sleep(0.01)`.execute(trx);
+            await sql`insert into together_rows values (10)`.execute(trx);
+          })(),
+          sql`insert into together_rows values (999)`.execute(trx),
+          sql`insert into together_rows values (11)`.execute(trx),
+        ]),
+      ),
+    );
+    expect((error as Error & { code?: string }).code).toBe('23514');
+    expect(error.message).toMatch(/together_rows_x_check/);
+    expect(await rows()).toEqual(before);
   });
 });

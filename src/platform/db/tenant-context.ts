@@ -7,6 +7,7 @@ import {
   openCommitQueues,
   takeCommitStatements,
 } from './commit-queues.ts';
+import { pipelined } from './pipelined-connection.ts';
 
 /** The NOLOGIN role every request transaction runs as; it owns no table and cannot bypass RLS. */
 export const APP_ROLE = 'mercato_app';
@@ -128,11 +129,12 @@ async function inTransactionWith<DB, T>(
       return queued ? withCommitQueues(trx, fn) : fn(trx);
     });
   return db.connection().execute(async (connection) => {
-    // The connection-bound Kysely offers everything a Transaction does but .transaction().
-    const trx = connection as unknown as Transaction<DB>;
     // Its one connection, for the statements sent without waiting (executeQuery hands a query to
     // the client before its first await, so they go out in the order they are made here).
     const link = await connection.getExecutor().provideConnection(async (c) => c);
+    // fn's Kysely offers everything a Transaction does but .transaction(), and sends the
+    // statements fn makes together without waiting in between.
+    const trx = pipelined(connection, link) as unknown as Transaction<DB>;
     const begun = link.executeQuery(CompiledQuery.raw(select ? `begin; ${select}` : 'begin'));
     begun.catch(() => {}); // awaited below, after fn
     let result: T;
