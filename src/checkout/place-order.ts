@@ -6,7 +6,7 @@ import type { NewOrder, Order } from '../orders/index.ts';
 import { causeOf, withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError, isStaff } from '../platform/http/index.ts';
-import { isUuid } from '../platform/uuidv7.ts';
+import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
 import type { Held, SagaRunner } from './saga-runner.ts';
 import { startSaga } from './start-saga.ts';
@@ -210,8 +210,12 @@ export async function placeOrder(
     if (before) return before;
     drafted = await cartToCheckOut(deps, tenantId, request, body);
   }
-  // Taken before the transaction, which would otherwise hold the tenant's counter row to its end.
-  const number = await deps.orders.takeNumber(tenantId);
+  // Taken outside the transaction, which would otherwise hold the tenant's counter row to its end:
+  // on PostgreSQL on another connection while the transaction begins and reads the cart; PGlite's
+  // one session must answer it first.
+  const numbered = deps.orders.takeNumber(tenantId);
+  numbered.catch(() => {}); // awaited where the order is made
+  if (deps.ctx.db.kind === 'pglite') await numbered;
   for (let attempt = 1; ; attempt += 1) {
     try {
       // One transaction: the order of the key if there is one; else the cart read (and locked), the
@@ -239,12 +243,14 @@ export async function placeOrder(
         const customerId =
           principal?.kind === 'user' && principal.role === 'customer' ? principal.userId : cart.customerId;
         const provider = body.payment.provider ?? 'test';
-        const order = await deps.orders.create(
+        // The order's insert and its saga's go out together (the saga names the order's id).
+        const orderId = uuidv7();
+        const created = deps.orders.create(
           trx,
           tenantId,
-          newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta),
+          { ...newOrderOf(cart, body, customerId, idempotency, guestTokenHash, meta), id: orderId },
           meta,
-          number,
+          await numbered,
         );
         // The cart was checked against the catalog moments ago in this request (checkCart): that is
         // the validate step, logged here rather than read again.
@@ -254,14 +260,15 @@ export async function placeOrder(
           trx,
           tenantId,
           {
-            order,
+            order: created,
+            orderId,
             cartId: cart.id,
             payment: { provider, token: body.payment.token },
             validated: { checkedBy: 'cart', cartId: cart.id },
           },
           meta,
         );
-        return { order, sagaId: held.saga.id, replayed: false, held };
+        return { order: held.order, sagaId: held.saga.id, replayed: false, held };
       });
     } catch (error) {
       if (!isUniqueViolation(error) && !isCartLocked(error)) throw error;

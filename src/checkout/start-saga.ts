@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Order } from '../orders/index.ts';
+import { together } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
@@ -8,9 +9,12 @@ import { insertSaga, type Saga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
 import { watchdogEvent } from './watchdog.ts';
 
-/** A saga to start for an order its caller just made (or found waiting) in trx. */
-export type SagaStart = {
-  order: Order;
+/**
+ * A saga to start for an order its caller just made (or found waiting) in trx; or for one whose
+ * insert the caller sent and has not awaited (`orderId` then names it): the saga's row goes out
+ * right behind it.
+ */
+export type SagaStart = ({ order: Order } | { order: Promise<Order>; orderId: string }) & {
   cartId: string | null;
   payment: NonNullable<Saga['payment']>;
   /** The reservation whose units the order takes (a flash sale's pool); else available stock. */
@@ -33,27 +37,24 @@ export async function startSaga(
   meta: EventMeta,
 ): Promise<Held> {
   const owner = randomUUID();
-  const saga = await insertSaga(
-    trx,
-    {
-      id: uuidv7(),
-      tenantId,
-      orderId: start.order.id,
-      cartId: start.cartId,
-      payment: start.payment,
-      stockPool: start.stockPool ?? null,
-    },
-    { owner, until: new Date(Date.now() + runner.leaseMs) },
-    start.validated,
-  );
+  const [order, saga] = await together([
+    start.order,
+    insertSaga(
+      trx,
+      {
+        id: uuidv7(),
+        tenantId,
+        orderId: 'orderId' in start ? start.orderId : start.order.id,
+        cartId: start.cartId,
+        payment: start.payment,
+        stockPool: start.stockPool ?? null,
+      },
+      { owner, until: new Date(Date.now() + runner.leaseMs) },
+      start.validated,
+    ),
+  ]);
   const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
-  await deps.events.publish(
-    trx,
-    tenantId,
-    'order-events',
-    [watchdogEvent(saga.id, start.order.id, delay)],
-    meta,
-  );
-  const begun = await runner.beginIn(trx, saga, start.order);
-  return { owner, saga, order: start.order, begun };
+  await deps.events.publish(trx, tenantId, 'order-events', [watchdogEvent(saga.id, order.id, delay)], meta);
+  const begun = await runner.beginIn(trx, saga, order);
+  return { owner, saga, order, begun };
 }

@@ -1,10 +1,16 @@
 import type { Kysely } from 'kysely';
-import { withTenant } from '../platform/db/index.ts';
+import { together, withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventBus, EventMeta } from '../platform/events/index.ts';
 import type { AppError } from '../platform/http/index.ts';
 import { publish } from './inventory-events.ts';
 import { applyOps, type BatchState } from './reservation-engine.ts';
-import { type OpResult, opKeys, type ReservationOp, type ReservationState } from './reservation-ops.ts';
+import {
+  type ItemState,
+  type OpResult,
+  opKeys,
+  type ReservationOp,
+  type ReservationState,
+} from './reservation-ops.ts';
 import { lockExpired, lockItems, lockReservations } from './reservation-store.ts';
 import { writeBatch } from './reservation-write.ts';
 import type { InventoryTables, InventoryTrx } from './tables.ts';
@@ -44,23 +50,37 @@ export async function runBatchIn(
   expired = 0,
 ): Promise<BatchResult> {
   const now = new Date();
-  let locked: ReservationState[];
-  if (expired > 0) {
-    locked = await lockExpired(trx, expired);
-    entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
-  } else {
-    // A transfer locks both its reservations: all keys in one statement, in key order.
-    locked = await lockReservations(trx, tenantId, [...new Set(entries.flatMap((e) => opKeys(e.op)))].sort());
-  }
   const variantIds = new Set<string>();
   for (const { op } of entries) {
     if (op.kind === 'reserve') for (const line of op.lines) variantIds.add(line.variantId);
   }
-  const itemIds = new Set(locked.flatMap((r) => r.lines.map((l) => l.itemId)));
+  let locked: ReservationState[];
+  let items: Map<string, ItemState>;
+  if (expired > 0) {
+    locked = await lockExpired(trx, expired);
+    entries = locked.map((r) => ({ op: { kind: 'expire', key: r.key, actor: 'system' }, meta: undefined }));
+    const held = locked.flatMap((r) => r.lines.map((l) => l.itemId));
+    items = await lockItems(trx, tenantId, [], [...new Set(held)]);
+  } else {
+    // A transfer locks both its reservations: all keys in one statement, in key order. The items
+    // their lines hold are locked by the statement sent right behind it (one round trip), which
+    // runs once those reservations are locked, so their lines stand.
+    const keys = [...new Set(entries.flatMap((e) => opKeys(e.op)))].sort();
+    [locked, items] = await together([
+      lockReservations(trx, tenantId, keys),
+      lockItems(trx, tenantId, [...variantIds], [], keys),
+    ]);
+    // A key whose reservation another transaction created after the lock's first look (found by
+    // lockReservations' second one): its items, when not locked yet.
+    const missing = locked.flatMap((r) => r.lines.map((l) => l.itemId)).filter((id) => !items.has(id));
+    if (missing.length > 0) {
+      for (const [id, item] of await lockItems(trx, tenantId, [], [...new Set(missing)])) items.set(id, item);
+    }
+  }
   const state: BatchState = {
     tenantId,
     now,
-    items: await lockItems(trx, tenantId, [...variantIds], [...itemIds]),
+    items,
     reservations: new Map(locked.map((r) => [r.key, r])),
   };
   const outcome = applyOps(

@@ -138,16 +138,24 @@ export async function lockItems(
   tenantId: string,
   variantIds: string[],
   itemIds: string[],
+  /** And the items the lines of these reservations hold (as they stand when the statement runs). */
+  keys: string[] = [],
 ): Promise<Map<string, ItemState>> {
   const items = new Map<string, ItemState>();
-  if (variantIds.length === 0 && itemIds.length === 0) return items;
+  if (variantIds.length === 0 && itemIds.length === 0 && keys.length === 0) return items;
+  const held =
+    keys.length === 0
+      ? sql``
+      : sql`or i.id = any(array(select l.item_id from unnest(${keys}::text[]) as k(key)
+          join inventory.reservations r on r.tenant_id = ${tenantId} and r.key = k.key
+          join inventory.reservation_lines l on l.reservation_id = r.id))`;
   const { rows } = await sql<ItemRow>`
     select i.id, i.variant_id, i.location_id, i.on_hand, i.reserved, i.allow_backorder,
       i.low_stock_threshold, i.low_stock_alerted, i.product_id, i.sku, i.created_at,
       (select l.is_default from inventory.locations l where l.id = i.location_id) as at_default
     from inventory.items i
     where i.tenant_id = ${tenantId}
-      and (i.variant_id = any(${variantIds}::uuid[]) or i.id = any(${itemIds}::uuid[]))
+      and (i.variant_id = any(${variantIds}::uuid[]) or i.id = any(${itemIds}::uuid[]) ${held})
     order by i.id
     for update of i`.execute(trx);
   for (const r of rows) {
