@@ -1,11 +1,15 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../orders/index.ts';
+import { withTenant } from '../platform/db/index.ts';
+import { testDatabaseKind } from '../platform/testing/index.ts';
 import {
   type CheckoutTestApp,
   createStore,
   placeOrder,
   product,
   readyCart,
+  send,
   settled,
   startCheckoutApp,
   stockOf,
@@ -67,6 +71,25 @@ describe('concurrent checkouts', () => {
     expect(charges.filter((c) => c.idempotencyKey.includes(id!))).toHaveLength(1);
     expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 49, reserved: 0 });
   });
+
+  // PGlite has one session: no other transaction can hold the cart there.
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'answers a retried POST /orders with its order while another transaction holds the cart',
+    async () => {
+      const item = await product(t, shop, 5);
+      const cart = await readyCart(t, shop, [{ variant: item, quantity: 1 }]);
+      const cartId = (await send(t.app, 'GET', '/api/v1/cart', cart)).json<{ id: string }>().id;
+      // A pending authorization keeps the order open and its cart in place.
+      const first = await placeOrder(t, cart, 'tok_pending', 'held-cart-key');
+      expect(first.statusCode, first.body).toBe(202);
+      const replay = await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+        await sql`select id from cart.carts where id = ${cartId} for update`.execute(trx);
+        return placeOrder(t, cart, 'tok_pending', 'held-cart-key');
+      });
+      expect(replay.statusCode, replay.body).toBeLessThan(300);
+      expect(replay.json<Order>().id).toBe(first.json<Order>().id);
+    },
+  );
 
   it('checks one cart out once when 10 POST /orders with different keys race: one order, the others 409 or 404, none a 5xx', async () => {
     const item = await product(t, shop, 50);

@@ -38,6 +38,14 @@ const isCartLocked = (error: unknown) => codeOf(error) === '55P03';
 const CART_BUSY_ATTEMPTS = 40;
 const CART_BUSY_PAUSE_MS = 25;
 
+/** The key's order, found in a transaction a failed statement aborted: carried out of it (rolled back). */
+class FoundEarlier {
+  readonly placed: Placed;
+  constructor(placed: Placed) {
+    this.placed = placed;
+  }
+}
+
 /** Whose Idempotency-Keys these are: a user, an API key, or the guest holding a cart token. */
 function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string {
   const p = request.principal;
@@ -234,7 +242,12 @@ export async function placeOrder(
               // The cart's refused lock aborts the transaction under the lookup's later statements.
               throw causeOf(read.status === 'rejected' ? [found.reason, read.reason] : [found.reason]);
             });
-        if (earlier) return earlier;
+        if (earlier) {
+          // The cart's refused lock aborted the transaction: COMMIT would roll back and fail. The
+          // lookup only read, so the transaction ends in ROLLBACK and the order goes out of it.
+          if (read.status === 'rejected') throw new FoundEarlier(earlier);
+          return earlier;
+        }
         if (read.status === 'rejected') throw read.reason;
         const { cart, guestTokenHash } = read.value;
         const idempotency = { scope, key, hash };
@@ -271,6 +284,7 @@ export async function placeOrder(
         return { order: held.order, sagaId: held.saga.id, replayed: false, held };
       });
     } catch (error) {
+      if (error instanceof FoundEarlier) return error.placed;
       if (!isUniqueViolation(error) && !isCartLocked(error)) throw error;
       // The same key placed meanwhile (another process), or the cart's checkout is already
       // running, or the cart is held for a moment (an edit, a read, that checkout's own step).

@@ -71,10 +71,13 @@ export async function runBatchIn(
       lockItems(trx, tenantId, [...variantIds], [], keys),
     ]);
     // A key whose reservation another transaction created after the lock's first look (found by
-    // lockReservations' second one): its items, when not locked yet.
+    // lockReservations' second one): its items, when not locked yet. Locked out of id order, so
+    // without waiting: one another transaction holds fails the batch (55P03), which runs again
+    // (reservation-batcher) and then finds that reservation in its first look.
     const missing = locked.flatMap((r) => r.lines.map((l) => l.itemId)).filter((id) => !items.has(id));
     if (missing.length > 0) {
-      for (const [id, item] of await lockItems(trx, tenantId, [], [...new Set(missing)])) items.set(id, item);
+      const late = await lockItems(trx, tenantId, [], [...new Set(missing)], [], true);
+      for (const [id, item] of late) items.set(id, item);
     }
   }
   const state: BatchState = {

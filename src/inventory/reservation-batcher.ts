@@ -38,8 +38,11 @@ type Pending = BatchEntry & {
   reject: (error: unknown) => void;
 };
 
-/** Errors worth running an operation again for: a deadlock, a serialization failure, a key inserted meanwhile. */
-const RETRYABLE = new Set(['40P01', '40001', '23505']);
+/**
+ * Errors worth running an operation again for: a deadlock, a serialization failure, a key inserted
+ * meanwhile, an item held elsewhere that a batch may not wait for (reservation-batch.ts).
+ */
+const RETRYABLE = new Set(['40P01', '40001', '23505', '55P03']);
 const isRetryable = (error: unknown) => RETRYABLE.has(String((error as { code?: unknown })?.code));
 
 /**

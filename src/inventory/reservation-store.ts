@@ -140,6 +140,8 @@ export async function lockItems(
   itemIds: string[],
   /** And the items the lines of these reservations hold (as they stand when the statement runs). */
   keys: string[] = [],
+  /** Fail at once (SQLSTATE 55P03) on an item another transaction holds, instead of waiting for it. */
+  nowait = false,
 ): Promise<Map<string, ItemState>> {
   const items = new Map<string, ItemState>();
   if (variantIds.length === 0 && itemIds.length === 0 && keys.length === 0) return items;
@@ -157,7 +159,7 @@ export async function lockItems(
     where i.tenant_id = ${tenantId}
       and (i.variant_id = any(${variantIds}::uuid[]) or i.id = any(${itemIds}::uuid[]) ${held})
     order by i.id
-    for update of i`.execute(trx);
+    for update of i ${nowait ? sql`nowait` : sql``}`.execute(trx);
   for (const r of rows) {
     items.set(r.id, {
       id: r.id,

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
+import { testDatabaseKind } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import {
   createShop,
@@ -14,6 +15,7 @@ import {
 } from './inventory-test-fixtures.ts';
 import { createReservationBatcher } from './reservation-batcher.ts';
 import { linesHash } from './reservation-ops.ts';
+import { lockItems } from './reservation-store.ts';
 import type { InventoryDb } from './tables.ts';
 import type { InventoryItem, Reservation } from './views.ts';
 
@@ -405,5 +407,27 @@ describe('reservations', () => {
     expect(committed.status).toBe('committed');
     expect(await item(stock.id)).toMatchObject({ onHand: 1, reserved: 0 });
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
+  });
+});
+
+// PGlite has one session: no other transaction can hold the item there.
+describe.runIf(testDatabaseKind() === 'postgres')('items locked out of id order', () => {
+  it('are not waited for: an item another transaction holds fails the lock at once with 55P03 (the batcher runs such a batch again)', async () => {
+    const stock = await createStock(t, shop, { onHand: 3 });
+    const refused = await withTenant(t.ctx.db.kysely, shop.id, async (holder) => {
+      await sql`select id from inventory.items where id = ${stock.id} for update`.execute(holder);
+      return withTenant(t.ctx.db.kysely, shop.id, (trx) =>
+        lockItems(trx as never, shop.id, [], [stock.id], [], true),
+      ).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    });
+    // Waiting would have ended in the statement timeout (57014) instead.
+    expect(refused).toMatchObject({ code: '55P03' });
+    const locked = await withTenant(t.ctx.db.kysely, shop.id, (trx) =>
+      lockItems(trx as never, shop.id, [], [stock.id], [], true),
+    );
+    expect([...locked.keys()]).toEqual([stock.id]);
   });
 });
