@@ -3,6 +3,7 @@ import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../identity/tenants/index.ts';
 import { startTestApp, type TestApp } from '../testing/index.ts';
+import { AppError } from './errors.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -411,5 +412,18 @@ describe('MERCATO_BODY_LIMIT', () => {
     expect(res.status).toBe(413);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(((await res.json()) as { code: string }).code).toBe('PAYLOAD_TOO_LARGE');
+  });
+});
+
+describe('AppError', () => {
+  it('takes a stack trace for a failure (5xx) only, and leaves the stack trace limit as it found it', () => {
+    const limit = Error.stackTraceLimit;
+    const refusal = new AppError('NOT_FOUND', 'no such thing');
+    const failure = new AppError('INTERNAL', 'it broke');
+    expect(refusal.stack).toBe('AppError: no such thing');
+    expect(failure.stack?.split('\n').length).toBeGreaterThan(1);
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(refusal).toBeInstanceOf(Error);
+    expect(refusal).toMatchObject({ code: 'NOT_FOUND', status: 404, message: 'no such thing' });
   });
 });
