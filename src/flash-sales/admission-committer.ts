@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { databaseProblem, withTenant } from '../platform/db/index.ts';
+import { databaseProblem, together, withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type Admission, customersOf, toAdmission } from './admission-store.ts';
@@ -69,7 +69,11 @@ export function createAdmissionCommitter(
     busy.add(campaignId);
     try {
       const tenantId = batch[0]!.candidate.tenantId;
-      const numbers = await Promise.all(batch.map(() => deps.orders.takeNumber(tenantId)));
+      // Taken on another connection while the batch's transaction locks and reads (awaited where
+      // the orders are made); PGlite's one session must answer them first.
+      const numbers = Promise.all(batch.map(() => deps.orders.takeNumber(tenantId)));
+      numbers.catch(() => {}); // awaited in commitBatch
+      if (deps.ctx.db.kind === 'pglite') await numbers;
       const answers = await breakers.run('database', async () => {
         // A deadlock or serialization failure (the sale's pool shares its item's row with other
         // sales and checkouts) is run again, as the inventory's batcher does.
@@ -142,28 +146,32 @@ async function commitBatch(
   trx: FlashSalesTrx,
   campaignId: string,
   candidates: Candidate[],
-  numbers: number[],
+  numbered: Promise<number[]>,
 ): Promise<Committed[]> {
   const now = new Date();
   const tenantId = candidates[0]!.tenantId;
-  const campaign = await getCampaign(trx, campaignId, true);
+  // Sent together (one round trip): the reads run once the campaign's lock is granted, so they
+  // see every batch committed before it.
+  const [campaign, { units, byKey }, addresses] = await together([
+    getCampaign(trx, campaignId, true),
+    customersOf(
+      trx,
+      campaignId,
+      candidates.map((c) => c.customerId),
+    ),
+    deps.addresses.shippingAddresses(
+      trx,
+      candidates.map((c) => ({ userId: c.customerId, addressId: c.shippingAddressId })),
+    ),
+  ]);
   const status = statusOf(campaign, now);
   if (status !== 'live' && status !== 'sold_out') {
     const error = new AppError('NOT_LIVE', `flash sale ${campaignId} is ${status}`);
     return candidates.map(() => ({ outcome: 'refused', error }));
   }
-  const { units, byKey } = await customersOf(
-    trx,
-    campaignId,
-    candidates.map((c) => c.customerId),
-  );
-  const addresses = await deps.addresses.shippingAddresses(
-    trx,
-    candidates.map((c) => ({ userId: c.customerId, addressId: c.shippingAddressId })),
-  );
   let admitted = campaign.admitted;
   const answers: Committed[] = [];
-  const accepted: { candidate: Candidate; number: number; index: number }[] = [];
+  const accepted: { candidate: Candidate; index: number }[] = [];
   for (const [index, c] of candidates.entries()) {
     const earlier = byKey.get(dedupeKey(c.customerId, c.key));
     if (earlier) {
@@ -210,61 +218,11 @@ async function commitBatch(
       orderId: c.orderId,
       requestHash: c.requestHash,
     } as Admission);
-    accepted.push({ candidate: c, number: numbers[index]!, index });
+    accepted.push({ candidate: c, index });
   }
   if (accepted.length === 0) return answers;
+  const numbers = await numbered;
   const payBy = new Date(now.getTime() + campaign.paymentWindowMinutes * 60_000);
-  // Set-oriented: the orders in one statement, their units moved from the pool in one batch.
-  await deps.orders.createMany(
-    trx,
-    tenantId,
-    accepted.map(({ candidate: c }) => flashOrder(campaign, c, addresses.get(c.customerId)!)),
-    accepted.map((a) => a.number),
-    accepted.map(({ candidate: c }) => c.meta),
-  );
-  const moved = await deps.inventory.within(trx).transferMany(
-    tenantId,
-    accepted.map(({ candidate: c }) => ({
-      input: {
-        from: poolKey(campaign.id),
-        to: `order-${c.orderId}`,
-        lines: [{ variantId: campaign.variantId, quantity: c.quantity }],
-        // Held to the window's close and a margin: the window's own sweep releases it first.
-        ttlSeconds: campaign.paymentWindowMinutes * 60 + 600,
-        reference: `order:${c.orderId}`,
-        actor: `flash-sale:${campaign.id}`,
-      },
-      meta: c.meta,
-    })),
-  );
-  // The pool holds every unit not admitted (the sale's row is locked): a refusal here is a bug or
-  // a pool changed behind the sale's back; nothing of the batch is recorded then.
-  const refused = moved.find((m) => m instanceof AppError);
-  if (refused) throw refused;
-  const rows = await trx
-    .insertInto('flash_sales.admissions')
-    .values(
-      accepted.map(({ candidate: c }) => ({
-        order_id: c.orderId,
-        tenant_id: tenantId,
-        campaign_id: campaign.id,
-        customer_id: c.customerId,
-        idempotency_key: c.key,
-        request_hash: c.requestHash,
-        quantity: c.quantity,
-        status: 'admitted' as const,
-        payment: c.payment ? JSON.stringify(c.payment) : null,
-        pay_by: payBy,
-        admitted_at: now,
-        updated_at: now,
-      })),
-    )
-    .returningAll()
-    .execute();
-  const byOrder = new Map(rows.map((r) => [r.order_id, toAdmission(r)]));
-  for (const { candidate: c, index } of accepted) {
-    answers[index] = { outcome: 'admitted', admission: byOrder.get(c.orderId)! };
-  }
   const announced = { ...campaign.announced };
   const made: DomainEvent[] = [];
   const after: Campaign = { ...campaign, admitted, announced };
@@ -276,11 +234,65 @@ async function commitBatch(
     announced.soldOut = now.toISOString();
     made.push(campaignEvent('soldOut', after, now));
   }
-  await trx
-    .updateTable('flash_sales.campaigns')
-    .set({ admitted, announced: JSON.stringify(announced), updated_at: now })
-    .where('id', '=', campaign.id)
-    .execute();
+  // Set-oriented, and sent together (none reads what another writes): the orders in one
+  // statement, their units moved from the pool in one batch, the admissions, the campaign's count.
+  const [, moved, rows] = await together([
+    deps.orders.createMany(
+      trx,
+      tenantId,
+      accepted.map(({ candidate: c }) => flashOrder(campaign, c, addresses.get(c.customerId)!)),
+      accepted.map((a) => numbers[a.index]!),
+      accepted.map(({ candidate: c }) => c.meta),
+    ),
+    deps.inventory.within(trx).transferMany(
+      tenantId,
+      accepted.map(({ candidate: c }) => ({
+        input: {
+          from: poolKey(campaign.id),
+          to: `order-${c.orderId}`,
+          lines: [{ variantId: campaign.variantId, quantity: c.quantity }],
+          // Held to the window's close and a margin: the window's own sweep releases it first.
+          ttlSeconds: campaign.paymentWindowMinutes * 60 + 600,
+          reference: `order:${c.orderId}`,
+          actor: `flash-sale:${campaign.id}`,
+        },
+        meta: c.meta,
+      })),
+    ),
+    trx
+      .insertInto('flash_sales.admissions')
+      .values(
+        accepted.map(({ candidate: c }) => ({
+          order_id: c.orderId,
+          tenant_id: tenantId,
+          campaign_id: campaign.id,
+          customer_id: c.customerId,
+          idempotency_key: c.key,
+          request_hash: c.requestHash,
+          quantity: c.quantity,
+          status: 'admitted' as const,
+          payment: c.payment ? JSON.stringify(c.payment) : null,
+          pay_by: payBy,
+          admitted_at: now,
+          updated_at: now,
+        })),
+      )
+      .returningAll()
+      .execute(),
+    trx
+      .updateTable('flash_sales.campaigns')
+      .set({ admitted, announced: JSON.stringify(announced), updated_at: now })
+      .where('id', '=', campaign.id)
+      .execute(),
+  ]);
+  // The pool holds every unit not admitted (the sale's row is locked): a refusal here is a bug or
+  // a pool changed behind the sale's back; nothing of the batch is recorded then.
+  const refused = moved.find((m) => m instanceof AppError);
+  if (refused) throw refused;
+  const byOrder = new Map(rows.map((r) => [r.order_id, toAdmission(r)]));
+  for (const { candidate: c, index } of accepted) {
+    answers[index] = { outcome: 'admitted', admission: byOrder.get(c.orderId)! };
+  }
   await publishCampaignEvents(deps.events, trx, tenantId, made);
   return answers;
 }
