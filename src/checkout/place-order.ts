@@ -28,6 +28,7 @@ export type Placed = { order: Order; sagaId: string | undefined; replayed: boole
 
 const codeOf = (error: unknown) => (error as { code?: unknown })?.code;
 const isUniqueViolation = (error: unknown) => codeOf(error) === '23505';
+/** A row held elsewhere that is not waited for: the cart (nowait), or rarely a stock item (inventory). */
 const isCartLocked = (error: unknown) => codeOf(error) === '55P03';
 
 /**
@@ -287,7 +288,8 @@ export async function placeOrder(
       if (error instanceof FoundEarlier) return error.placed;
       if (!isUniqueViolation(error) && !isCartLocked(error)) throw error;
       // The same key placed meanwhile (another process), or the cart's checkout is already
-      // running, or the cart is held for a moment (an edit, a read, that checkout's own step).
+      // running, or the cart is held for a moment (an edit, a read, that checkout's own step), or
+      // a stock item the reservation locked without waiting (inventory/reservation-batch.ts).
       const again = await replay(scope);
       if (again) return again;
       if (!isCartLocked(error) || attempt >= CART_BUSY_ATTEMPTS) break;

@@ -37,8 +37,11 @@ export type Committed =
 
 type Waiter = { candidate: Candidate; resolve(c: Committed): void; reject(e: unknown): void };
 
-/** PostgreSQL errors a batch is run again for: a deadlock, a serialization failure. */
-const RETRYABLE = new Set(['40P01', '40001']);
+/**
+ * PostgreSQL errors a batch is run again for: a deadlock, a serialization failure, an item the
+ * inventory's transfer may not wait for (inventory/reservation-batch.ts).
+ */
+const RETRYABLE = new Set(['40P01', '40001', '55P03']);
 
 /** Most attempts one transaction takes. */
 const MAX_BATCH = 256;
