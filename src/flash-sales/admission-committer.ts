@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { databaseProblem, together, withTenant } from '../platform/db/index.ts';
+import { databaseProblem, isTransientConflict, together, withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type Admission, customersOf, toAdmission } from './admission-store.ts';
@@ -37,12 +37,6 @@ export type Committed =
 
 type Waiter = { candidate: Candidate; resolve(c: Committed): void; reject(e: unknown): void };
 
-/**
- * PostgreSQL errors a batch is run again for: a deadlock, a serialization failure, an item the
- * inventory's transfer may not wait for (inventory/reservation-batch.ts).
- */
-const RETRYABLE = new Set(['40P01', '40001', '55P03']);
-
 /** Most attempts one transaction takes. */
 const MAX_BATCH = 256;
 
@@ -78,8 +72,9 @@ export function createAdmissionCommitter(
       numbers.catch(() => {}); // awaited in commitBatch
       if (deps.ctx.db.kind === 'pglite') await numbers;
       const answers = await breakers.run('database', async () => {
-        // A deadlock or serialization failure (the sale's pool shares its item's row with other
-        // sales and checkouts) is run again, as the inventory's batcher does.
+        // A transaction undone by a concurrent one (the sale's pool shares its item's row with
+        // other sales and checkouts: isTransientConflict) is run again, as the inventory's
+        // batcher does.
         for (let attempt = 1; ; attempt += 1) {
           try {
             return await withTenant(deps.db, tenantId, (trx) =>
@@ -92,7 +87,7 @@ export function createAdmissionCommitter(
               ),
             );
           } catch (error) {
-            if (attempt >= 3 || !RETRYABLE.has(String((error as { code?: unknown })?.code))) throw error;
+            if (attempt >= 3 || !isTransientConflict(error)) throw error;
           }
         }
       });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/observability/index.ts';
+import { closeRedis, readyWithin, watchOutages } from '../platform/redis-client.ts';
 import {
   type AdmitRequest,
   type AdmitResult,
@@ -16,13 +17,7 @@ import {
   type UnitsBackFeed,
   type UnitsBackListener,
 } from './gate.ts';
-import {
-  clientOptions,
-  closeClient,
-  isUnavailable,
-  settleWithin,
-  watchOutages,
-} from './gate-redis-client.ts';
+import { clientOptions, isUnavailable } from './gate-redis-client.ts';
 import { defineScripts, type Scripts } from './gate-redis-scripts.ts';
 
 /**
@@ -108,7 +103,10 @@ function* pairs(flat: unknown): Generator<[string, string]> {
 export async function createRedisGate(options: RedisGateOptions): Promise<RedisFlashGate> {
   const { Redis } = await import('ioredis');
   const redis = new Redis(options.url, clientOptions(options.commandTimeoutMs ?? 150));
-  watchOutages(redis, options.url, options.logger);
+  watchOutages(redis, options.url, options.logger, {
+    down: (where) => `flash-sale gate: cannot reach Redis at ${where}; admission answers 503`,
+    back: (where) => `flash-sale gate: Redis at ${where} is back; admission resumes`,
+  });
   return new RedisGate(redis, options.prefix);
 }
 
@@ -189,7 +187,7 @@ class RedisGate implements RedisFlashGate {
       // Redis (reconnecting) answers at once.
       const status = this.#redis.status;
       if (status === 'wait' || status === 'connecting' || status === 'connect') {
-        await settleWithin(this.#redis, FIRST_CONNECT_WAIT_MS);
+        await readyWithin(this.#redis, FIRST_CONNECT_WAIT_MS);
       }
       if (this.#redis.status !== 'ready') {
         throw gateUnavailable(`Redis is not connected (${this.#redis.status}); ${what} refused`);
@@ -338,9 +336,6 @@ class RedisGate implements RedisFlashGate {
     this.#closed = true;
     this.#listening = false;
     this.#listeners.clear();
-    await Promise.all([
-      closeClient(this.#redis),
-      this.#subscriber ? closeClient(this.#subscriber) : undefined,
-    ]);
+    await Promise.all([closeRedis(this.#redis), this.#subscriber ? closeRedis(this.#subscriber) : undefined]);
   }
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { isTransientConflict } from '../platform/db/index.ts';
 import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type BatchEntry, type BatchResult, runBatch } from './reservation-batch.ts';
@@ -39,11 +40,12 @@ type Pending = BatchEntry & {
 };
 
 /**
- * Errors worth running an operation again for: a deadlock, a serialization failure, a key inserted
- * meanwhile, an item held elsewhere that a batch may not wait for (reservation-batch.ts).
+ * Errors worth running an operation again for: a transaction undone by a concurrent one (a
+ * deadlock, a serialization failure, an item a batch may not wait for: reservation-batch.ts), or
+ * a key another process inserted meanwhile.
  */
-const RETRYABLE = new Set(['40P01', '40001', '23505', '55P03']);
-const isRetryable = (error: unknown) => RETRYABLE.has(String((error as { code?: unknown })?.code));
+const isRetryable = (error: unknown) =>
+  isTransientConflict(error) || (error as { code?: unknown })?.code === '23505';
 
 /**
  * The hot-SKU batcher, the inventory's counterpart of the WAL's group commit: reservation

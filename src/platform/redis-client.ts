@@ -29,21 +29,61 @@ export async function createRedisClient(url: string, logger: Logger): Promise<Re
     enableOfflineQueue: true,
     enableAutoPipelining: false,
   });
+  watchOutages(redis, url, logger, {
+    down: (where) =>
+      `Redis at ${where} is unreachable: rate limits and login throttles use in-process counters, ` +
+      'and redis-streams namespaces their fallback (or 503), until it returns',
+    back: (where) => `Redis at ${where} is back: shared counters and redis-streams namespaces resume`,
+  });
+  return redis;
+}
+
+/**
+ * Logs an outage of `redis` once when it starts (a warning naming host:port, never credentials)
+ * and once when Redis is back (info), not per attempt; `say` words both lines for its user.
+ */
+export function watchOutages(
+  redis: Redis,
+  url: string,
+  logger: Logger | undefined,
+  say: { down(where: string): string; back(where: string): string },
+): void {
   const where = describe(url);
   let down = false;
   redis.on('error', (err: Error) => {
     if (down) return;
     down = true;
-    logger.warn(
-      { err: err.message },
-      `Redis at ${where} is unreachable: rate limits and login throttles use in-process counters, ` +
-        'and redis-streams namespaces their fallback (or 503), until it returns',
-    );
+    logger?.warn({ err: err.message }, say.down(where));
   });
   redis.on('ready', () => {
     if (!down) return;
     down = false;
-    logger.info(`Redis at ${where} is back: shared counters and redis-streams namespaces resume`);
+    logger?.info(say.back(where));
   });
-  return redis;
+}
+
+/** Resolves when the client is ready or gave up (closed, ended), or after `ms`, whichever comes first. */
+export function readyWithin(redis: Redis, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      redis.off('close', done);
+      redis.off('end', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    redis.once('ready', done);
+    redis.once('close', done);
+    redis.once('end', done);
+  });
+}
+
+/**
+ * Closes a connection: QUIT when it is up (its replies drained), else at once: quit() on a client
+ * still reconnecting waits in its offline queue, or for a reply an unreachable Redis never sends.
+ */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+  else redis.disconnect();
 }

@@ -6,7 +6,7 @@ import { type Database, openDatabase } from './db/index.ts';
 import { counterStoreWithFallback, memoryCounterStore, redisCounterStore } from './http/index.ts';
 import { connectNats, type NatsHandle } from './nats-client.ts';
 import { createLogger, createMetrics, type Logger } from './observability/index.ts';
-import { createRedisClient } from './redis-client.ts';
+import { closeRedis, createRedisClient } from './redis-client.ts';
 
 export type ContextOverrides = { db?: Database; logger?: Logger };
 
@@ -60,8 +60,7 @@ export async function createContext(config: Config, overrides: ContextOverrides 
 /** Closes every connection the context opened. */
 export async function closeContext(ctx: AppContext): Promise<void> {
   await Promise.allSettled([
-    // quit() waits for a reply an unreachable Redis never sends; then just drop the socket.
-    ctx.redis?.status === 'ready' ? ctx.redis.quit() : ctx.redis?.disconnect(),
+    ctx.redis ? closeRedis(ctx.redis) : undefined,
     ctx.natsHandle ? ctx.natsHandle.close() : ctx.nats?.drain(),
     ctx.db.close(),
   ]);

@@ -47,6 +47,20 @@ export function isStatementCancelled(error: unknown): boolean {
   return false;
 }
 
+// SQLSTATEs of a transaction undone by a concurrent one, which succeeds when run again:
+// 40P01 deadlock_detected, 40001 serialization_failure, 55P03 lock_not_available (a row locked
+// NOWAIT that another transaction holds).
+const CONFLICT_STATES = new Set(['40P01', '40001', '55P03']);
+
+/**
+ * True when PostgreSQL undid the statement's transaction because of a concurrent one (a deadlock,
+ * a serialization failure, a row locked NOWAIT that another holds): running it again succeeds.
+ */
+export function isTransientConflict(error: unknown): boolean {
+  for (const e of chain(error)) if (typeof e.code === 'string' && CONFLICT_STATES.has(e.code)) return true;
+  return false;
+}
+
 /** True when PostgreSQL ended a session left idle inside a transaction (25P03). */
 function isIdleTransactionTimeout(error: unknown): boolean {
   for (const e of chain(error)) if (e.code === '25P03') return true;
@@ -59,9 +73,19 @@ function isIdleTransactionTimeout(error: unknown): boolean {
  * - a statement past MERCATO_DB_STATEMENT_TIMEOUT_MS (cancelled, 57014) or a transaction left
  *   idle past twice it (25P03): 503 SERVICE_UNAVAILABLE. The database is up; this request was
  *   too slow (usually load or a lock held elsewhere), so trying again later may well succeed.
- * Both carry Retry-After.
+ * - a transaction undone by a concurrent one (isTransientConflict) that its caller did not run
+ *   again: 503 SERVICE_UNAVAILABLE, Retry-After 1; nothing of it was written.
+ * All carry Retry-After.
  */
 export function databaseProblem(error: unknown): AppError | undefined {
+  if (isTransientConflict(error)) {
+    return new AppError(
+      'SERVICE_UNAVAILABLE',
+      'the request met a concurrent change and was undone (nothing was written); retry',
+      { retryAfterSeconds: 1 },
+      { cause: error },
+    );
+  }
   const extras = { retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS };
   if (isStatementCancelled(error) || isIdleTransactionTimeout(error)) {
     return new AppError(

@@ -23,7 +23,12 @@ export {
   type PoolStats,
   type ScriptRunner,
 } from './database.ts';
-export { DATABASE_RETRY_AFTER_SECONDS, databaseProblem, isConnectionLoss } from './db-errors.ts';
+export {
+  DATABASE_RETRY_AFTER_SECONDS,
+  databaseProblem,
+  isConnectionLoss,
+  isTransientConflict,
+} from './db-errors.ts';
 export { isoTime } from './iso-time.ts';
 export { type JsonColumn, jsonObjects, jsonRows } from './json-rows.ts';
 export { MIGRATIONS_DIR, type MigrationResult, migrate } from './migrator.ts';

@@ -24,10 +24,11 @@ async function failure(promise: Promise<unknown>): Promise<Error & { code?: stri
 // PGlite cannot cancel a running statement (see openPglite); the timeouts are PostgreSQL's.
 describe.runIf(testDatabaseKind() === 'postgres')('statement timeouts on PostgreSQL', () => {
   let db: Database;
+  let url: string;
   let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    ({ db, close } = await openShortTimeoutDatabase(300));
+    ({ db, url, close } = await openShortTimeoutDatabase(300));
   });
   afterAll(() => close?.());
 
@@ -62,6 +63,27 @@ describe.runIf(testDatabaseKind() === 'postgres')('statement timeouts on Postgre
     // The pool replaces the ended session.
     const { rows } = await sql<{ one: number }>`select 1 as one`.execute(db.kysely);
     expect(rows[0]?.one).toBe(1);
+  });
+
+  it('answers a transaction undone by a concurrent one (a lock refused NOWAIT) as a 503 with Retry-After 1', async () => {
+    const blocker = new pg.Client({ connectionString: url });
+    await blocker.connect();
+    try {
+      await blocker.query('begin');
+      await blocker.query('lock table platform.signing_keys in share mode');
+      const refused = await failure(
+        db.kysely
+          .transaction()
+          .execute((trx) => sql`lock table platform.signing_keys in exclusive mode nowait`.execute(trx)),
+      );
+      expect(refused.code).toBe('55P03');
+      const problem = toAppError(refused);
+      expect(problem).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' });
+      expect(problem.extras.retryAfterSeconds).toBe(1);
+      await blocker.query('rollback');
+    } finally {
+      await blocker.end();
+    }
   });
 
   it('runs migrations without the timeout, and gives the session back with it', async () => {

@@ -98,7 +98,7 @@ export async function cloneTestDatabase(): Promise<{
   };
 }
 
-export type ShortTimeoutDatabase = { db: Database; close(): Promise<void> };
+export type ShortTimeoutDatabase = { db: Database; url: string; close(): Promise<void> };
 
 /**
  * A fresh PostgreSQL database whose sessions (owner and request role) run under a short
@@ -115,6 +115,7 @@ export async function openShortTimeoutDatabase(statementTimeoutMs: number): Prom
   await db.enableRequestRole();
   return {
     db,
+    url: database.url,
     async close() {
       await db.close();
       await database.drop();

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { closeRedis } from '../../../platform/redis-client.ts';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import type { Decision, StreamConsumer, StreamConsumerDeps, StreamMessage } from '../stream/contract.ts';
 import { GROUP, type NsKeys, nsKeys } from './keys.ts';
@@ -437,9 +438,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       // Taken messages still waiting for a slot are delivered too, before stop returns.
       while (inflight.size > 0) await Promise.all([...inflight]);
       await reloading;
-      // quit() on a client still reconnecting would wait in its offline queue for ever.
-      if (reader.status === 'ready') await reader.quit().catch(() => reader.disconnect());
-      else reader.disconnect();
+      await closeRedis(reader);
     },
   };
 }

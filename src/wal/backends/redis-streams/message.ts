@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { readyWithin } from '../../../platform/redis-client.ts';
 import type { MessageState } from '../../tables.ts';
 import type { NewMessageRow } from '../postgres/group-commit.ts';
 import {
@@ -134,19 +135,4 @@ export function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Pr
     }
     return fn().catch(unavailable);
   })();
-}
-
-/** Resolves when the client is ready, or after `ms`, whichever comes first. */
-function readyWithin(redis: Redis, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      redis.off('ready', done);
-      redis.off('end', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    redis.once('ready', done);
-    redis.once('end', done);
-  });
 }
