@@ -147,7 +147,8 @@ export async function settled(
 export async function stockOf(t: TestApp, shop: Shop, variant: TestVariant) {
   const list = await send(t.app, 'GET', `/api/v1/inventory?variantId=${variant.id}`, shop.staff);
   expect(list.statusCode, list.body).toBe(200);
-  return list.json<{ items: { onHand: number; reserved: number; available: number }[] }>().items[0]!;
+  return list.json<{ items: { id: string; onHand: number; reserved: number; available: number }[] }>()
+    .items[0]!;
 }
 
 export { send, until };

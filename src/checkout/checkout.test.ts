@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer } from '../cart/cart-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
+import { withSystem } from '../platform/db/index.ts';
 import {
   type CheckoutTestApp,
   createStore,
@@ -90,6 +92,35 @@ describe('checkout', () => {
       'payment_processing',
       'completed',
     ]);
+  });
+
+  it("stores the events a checkout's subscribers need nothing from as delivered at once: its own authorization, its completion (no sale's), its commit", async () => {
+    const lamp = await product(t, shop, 5);
+    const customer = await newCustomer(t, shop);
+    await readyCart(t, shop, [{ variant: lamp, quantity: 1 }], customer);
+    const placed = await placeOrder(t, customer);
+    expect(placed.statusCode, placed.body).toBe(201);
+    const order = placed.json<Order>();
+    const item = await stockOf(t, shop, lamp);
+    expect(item).toMatchObject({ onHand: 4, reserved: 0 });
+    const { rows } = await withSystem(t.ctx.db.kysely, (trx) =>
+      sql<{ type: string; state: string; attempts: number }>`
+        select m.headers->>'ce-type' as type, m.state,
+          (select count(*)::int from wal.attempts a where a.message_pk = m.id) as attempts
+        from wal.messages m
+        where m.tenant_id = ${shop.id} and (m.ordering_key = ${order.id} or m.payload->>'orderId' = ${order.id}
+          or (m.ordering_key = ${item.id} and m.payload->>'onHand' = '4'))`.execute(trx),
+    );
+    const byType = new Map(rows.map((r) => [r.type, r]));
+    // The saga settled its authorization itself; the order took no sale's units; the commit left
+    // the lamp's available count as it was: the saga's payments, the flash sales and the catalog pass.
+    for (const type of [
+      'mercato.payment.authorized',
+      'mercato.order.completed',
+      'mercato.inventory.stock-changed',
+    ])
+      expect(byType.get(type), type).toMatchObject({ state: 'delivered', attempts: 0 });
+    expect(byType.get('mercato.order.created'), 'the query finds the order').toBeDefined();
   });
 
   it('fails an order it cannot stock with 409 OUT_OF_STOCK and takes no payment', async () => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext } from './saga-context.ts';
+import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, sagaHints } from './saga-context.ts';
 import { findSaga, finishStep, type Saga, updateSaga, updateSagaLogged } from './saga-store.ts';
 import { STEPS } from './steps.ts';
 
@@ -71,6 +71,7 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
           ? { reason: failure.message }
           : { failure: { reason: failure.reason as never, message: failure.message } }),
         meta: c.meta,
+        hints: sagaHints(current),
       });
     }
     return updateSaga(trx, saga.id, {

@@ -29,6 +29,13 @@ export type RunContext = {
 
 export const later = (ms: number) => new Date(Date.now() + ms);
 
+/**
+ * What the events a saga's own steps publish tell subscribers in process (DomainEvent.hints):
+ * `bySaga`, the saga settled it and goes on by its own answer; `stockPool`, the reservation the
+ * order's units came from (null: available stock, so no flash sale's).
+ */
+export const sagaHints = (saga: Saga) => ({ bySaga: true, stockPool: saga.stockPool });
+
 export function runContext(deps: CheckoutDeps, logger: Logger): RunContext {
   const timeoutMs = deps.ctx.config.checkoutStepTimeoutMs;
   return {

@@ -10,6 +10,7 @@ import { together } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
+import { sagaHints } from './saga-context.ts';
 import type { Saga } from './saga-store.ts';
 import { failed, type StepOutcome } from './step-outcome.ts';
 import type { CheckoutTrx, StepName } from './tables.ts';
@@ -230,7 +231,8 @@ export const authorizeStep: SagaStepDefinition = {
     if (!outcome.ok || !authorizing) return outcome;
     const { call, result } = authorizing;
     return authorizeOutcome(
-      call.done ?? (await deps.payments.finishAuthorization(trx, saga.tenantId, call, result!, meta)),
+      call.done ??
+        (await deps.payments.finishAuthorization(trx, saga.tenantId, call, result!, meta, sagaHints(saga))),
     );
   },
   invoked: (trx, { deps, saga, order, meta }) =>
@@ -326,6 +328,7 @@ export const confirmStep: SagaStepDefinition = {
         known: order,
         paymentStatus: 'captured',
         meta,
+        hints: sagaHints(saga),
       }),
       saga.cartId ? deps.cart.clearCart(trx, saga.tenantId, saga.cartId) : undefined,
     ]);

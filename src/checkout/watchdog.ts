@@ -92,6 +92,8 @@ export function paymentSubscriber(runner: SagaRunner): Subscriber {
     name: 'checkout.payments',
     topic: 'payment-events',
     types: ['mercato.payment.authorized', 'mercato.payment.failed'],
+    // The saga's own authorization: it goes on by the provider's answer, needing no kick.
+    skips: (event) => event.hints?.['bySaga'] === true,
     async handle(anyTrx, event) {
       const { orderId } = event.data as { orderId?: string };
       if (typeof orderId !== 'string') return;

@@ -20,6 +20,8 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
     name: 'flash-sales.order-outcomes',
     topic: 'order-events',
     types: [STATUS_EVENT_TYPES.completed, STATUS_EVENT_TYPES.failed, STATUS_EVENT_TYPES.cancelled],
+    // A saga's order whose units came from available stock, not a sale's pool, is no admission.
+    skips: (event) => event.hints?.['bySaga'] === true && event.hints['stockPool'] === null,
     // Most orders are no sale's: one read tells which of a batch are, and only those are handled.
     handleMany: (anyTrx, batch) =>
       handleFound(

@@ -7,10 +7,16 @@ export const TOPIC = 'inventory-events';
 export type ItemEventVerb = 'created' | 'adjusted' | 'low-stock' | 'stock-changed';
 export type ReservationEventVerb = 'reserved' | 'released' | 'committed' | 'expired' | 'returned';
 
-export const itemEvent = (verb: ItemEventVerb, item: InventoryItem): DomainEvent => ({
+/** `hints` (in process only): `availableBefore`, the item's available count before the change. */
+export const itemEvent = (
+  verb: ItemEventVerb,
+  item: InventoryItem,
+  hints?: { availableBefore: number },
+): DomainEvent => ({
   type: `mercato.inventory.${verb}`,
   subject: item.id,
   data: item,
+  hints,
 });
 
 export const reservationEvent = (verb: ReservationEventVerb, reservation: Reservation): DomainEvent => ({

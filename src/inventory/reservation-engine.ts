@@ -80,7 +80,8 @@ export function applyOps(state: BatchState, ops: ReservationOp[]): BatchOutcome 
     const low = lowStockTransition(item.onHand - item.reserved, item.threshold, item.alerted);
     item.alerted = low.alerted;
     const verb = low.publish ? 'low-stock' : 'stock-changed';
-    outcome.events[lastOpOf.get(itemId)!]!.push(itemEvent(verb, itemView(state, item)));
+    const availableBefore = item.lockedOnHand - item.lockedReserved;
+    outcome.events[lastOpOf.get(itemId)!]!.push(itemEvent(verb, itemView(state, item), { availableBefore }));
   }
   return outcome;
 }

@@ -1,5 +1,5 @@
 import type { Transaction, Updateable } from 'kysely';
-import type { EventBus, EventMeta } from '../platform/events/index.ts';
+import type { DomainEvent, EventBus, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import { insertOrders } from './insert-orders.ts';
@@ -42,6 +42,8 @@ export type OrderChange = {
    * the row still has that status, its lines and history are not read back. Otherwise ignored.
    */
   known?: Order;
+  /** In process only, on the status event: what lets a subscriber skip it (DomainEvent.hints). */
+  hints?: DomainEvent['hints'];
 };
 
 /**
@@ -232,7 +234,7 @@ export function ordersApi(events: EventBus, takeNumber: (tenantId: string) => Pr
         if (!moved) return api.transition(trx, tenantId, orderId, to, { ...change, known: undefined });
         order = toOrder(moved.row, known!.lines, [...known!.history, moved.entry]);
       }
-      const list = [orderEvent(STATUS_EVENT_TYPES[to], order)];
+      const list: DomainEvent[] = [{ ...orderEvent(STATUS_EVENT_TYPES[to], order), hints: change.hints }];
       if (to === 'failed') list.push(rejectedEvent(order, change.failure!));
       await publish(events, trx, tenantId, list, change.meta);
       return order;

@@ -1,5 +1,5 @@
 import { withTenant } from '../platform/db/index.ts';
-import type { EventMeta } from '../platform/events/index.ts';
+import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { createProcessing, finishCallAndMove } from './call-store.ts';
@@ -160,6 +160,7 @@ export async function finishAuthorization(
   call: StartedCall,
   result: AuthorizeResult,
   meta?: EventMeta,
+  hints?: DomainEvent['hints'],
 ): Promise<AuthorizeOutcome> {
   const detail =
     result.status === 'declined' ? result.code : result.status === 'error' ? result.message : null;
@@ -173,7 +174,7 @@ export async function finishAuthorization(
     return outcomeOf(locked);
   }
   const payment = toPayment(after);
-  if (to) await publish(deps.events, trx, tenantId, [paymentEvent(to, payment)], meta);
+  if (to) await publish(deps.events, trx, tenantId, [{ ...paymentEvent(to, payment), hints }], meta);
   if (result.status === 'declined')
     return { outcome: 'declined', payment, code: result.code, message: result.message };
   if (result.status === 'error') return { outcome: 'error', payment, message: result.message };

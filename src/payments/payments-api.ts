@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import { withTenant } from '../platform/db/index.ts';
-import type { EventMeta } from '../platform/events/index.ts';
+import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError, type FieldError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import {
@@ -52,6 +52,8 @@ export type PaymentsApi = {
     call: StartedCall,
     result: AuthorizeResult,
     meta?: EventMeta,
+    /** In process only, on the authorized or failed event (DomainEvent.hints). */
+    hints?: DomainEvent['hints'],
   ): Promise<AuthorizeOutcome>;
   /** Captures an authorized payment in full (idempotent: a completed one is returned as it is). */
   capture(tenantId: string, paymentKey: string, signal: AbortSignal, meta?: EventMeta): Promise<Payment>;
@@ -138,8 +140,8 @@ export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
     startAuthorization: async (trx, tenantId, input) =>
       startAuthorization(deps, trx, tenantId, input.key, newPayment(tenantId, input), input.meta),
     callAuthorization: (tenantId, call, signal) => callAuthorization(deps, tenantId, call, signal),
-    finishAuthorization: (trx, tenantId, call, result, meta) =>
-      finishAuthorization(deps, trx, tenantId, call, result, meta),
+    finishAuthorization: (trx, tenantId, call, result, meta, hints) =>
+      finishAuthorization(deps, trx, tenantId, call, result, meta, hints),
     startCapture(trx, _tenantId, paymentKey) {
       keyOnly(paymentKey);
       return startCapture(deps, trx, paymentKey);

@@ -120,6 +120,11 @@ export function registerSearchSubscribers(events: EventBus): void {
       'mercato.inventory.stock-changed',
       'mercato.inventory.low-stock',
     ],
+    // A change that leaves the available count as it was (a sale's commit: on hand and reserved
+    // fall together) changes no snapshot the catalog keeps.
+    skips: (event) =>
+      event.type === 'mercato.inventory.stock-changed' &&
+      event.hints?.['availableBefore'] === (event.data as { available?: unknown }).available,
     handle: applyInventoryEvent,
     handleMany: applyInventoryEvents,
   });

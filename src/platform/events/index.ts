@@ -34,6 +34,11 @@ export type DomainEvent = {
   meta?: EventMeta | undefined;
   /** Deliver this long after the commit instead of at once (a timer, such as the checkout's watchdog). */
   delayMs?: number | undefined;
+  /**
+   * In process only, never stored nor delivered: what the publisher knows that lets a
+   * subscriber's `skips` pass the event over (`{ availableBefore: 4 }`, `{ fromPool: false }`).
+   */
+  hints?: Readonly<Record<string, unknown>> | undefined;
 };
 
 /** Who caused the change; becomes the extensions correlationid, causationid and traceparent. */
@@ -64,6 +69,14 @@ export type Subscriber = {
   topic: Topic;
   /** Type patterns, exact or ending in `.*` (`mercato.inventory.*`). */
   types: string[];
+  /**
+   * Optional, asked when an event of `types` is published (in the publisher's process, with its
+   * `hints`): true for an event whose handling would change nothing. On the postgres events
+   * backend, such an event that no other target takes is stored delivered at once: no delivery
+   * round trip. Otherwise it is delivered as usual, so `handle` must still do nothing harmful
+   * with it; say true only when sure.
+   */
+  skips?(event: DomainEvent): boolean;
   // biome-ignore lint/suspicious/noExplicitAny: the subscriber casts to its own tables
   handle(trx: Transaction<any>, event: ReceivedEvent): Promise<void>;
   /**

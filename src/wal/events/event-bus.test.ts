@@ -32,6 +32,8 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
   /** What the set-oriented subscriber received: each call's subjects, and any one-by-one call. */
   const batches: string[][] = [];
   const oneByOne: string[] = [];
+  /** What the subscriber with `skips` handled. */
+  const unskipped: string[] = [];
   let secret: string;
 
   beforeAll(async () => {
@@ -67,6 +69,15 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
             },
             handleMany: async (_trx, events) => {
               batches.push(events.map((e) => e.subject));
+            },
+          });
+          wal.events.subscribe({
+            name: 'test.skipping',
+            topic: 'inventory-events',
+            types: ['mercato.inventory.counted'],
+            skips: (event) => event.hints?.['unchanged'] === true,
+            handle: async (_trx, event) => {
+              unskipped.push(event.subject);
             },
           });
           return [wal];
@@ -336,6 +347,38 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
       expect(receiver.received.find((r) => r.event['subject'] === 'order-1')).toBeUndefined();
     },
   );
+
+  it('stores an event its only subscriber skips as delivered at once on postgres, never storing the hints', async () => {
+    await withTenant(db(), shop.id, (trx) =>
+      wal.events.publish(trx, shop.id, 'inventory-events', [
+        {
+          type: 'mercato.inventory.counted',
+          subject: 'count-same',
+          data: { n: 1 },
+          hints: { unchanged: true },
+        },
+        {
+          type: 'mercato.inventory.counted',
+          subject: 'count-new',
+          data: { n: 2 },
+          hints: { unchanged: false },
+        },
+      ]),
+    );
+    await until(() => unskipped.includes('count-new'), 'the event not skipped');
+    const { rows } = await withSystem(db(), (trx) =>
+      sql<{ ordering_key: string; state: string; attempts: number; payload: unknown; headers: unknown }>`
+        select ordering_key, state, attempts, payload, headers from wal.messages
+        where tenant_id = ${shop.id} and ordering_key like 'count-%' order by ordering_key`.execute(trx),
+    );
+    expect(JSON.stringify(rows)).not.toContain('unchanged');
+    if (backend !== 'postgres') return; // a stream backend delivers it as usual: handle copes
+    expect(rows.find((r) => r.ordering_key === 'count-same')).toMatchObject({
+      state: 'delivered',
+      attempts: 0,
+    });
+    expect(unskipped).not.toContain('count-same');
+  });
 
   it("refuses a tenant's internal target calling a subscriber's handler (it would act on forged events)", async () => {
     const response = await t.app.inject({

@@ -95,6 +95,8 @@ function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined
 export function createEventBus(deps: EventBusDeps): EventBus {
   // Who owns this bus's queue of a withTenant transaction's events (one insert before its commit).
   const outbox = {};
+  // The subscribers that may pass an event over, by their internal target's name.
+  const skipping = new Map<string, (event: DomainEvent) => boolean>();
 
   async function systemNamespace(
     trx: Transaction<WalTables>,
@@ -127,7 +129,13 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const messages = events.map((event) => toMessage(topic, event, event.meta ?? meta));
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
-      const rows = outboxRows(tenantId, namespace, messages, true);
+      let eventOf: Map<MessageInput, DomainEvent> | undefined;
+      const rows = outboxRows(tenantId, namespace, messages, true, (message, target) => {
+        const skips = target.type === 'internal' && target.system ? skipping.get(target.name) : undefined;
+        if (!skips) return false;
+        eventOf ??= new Map(messages.map((m, i) => [m, events[i]!]));
+        return skips(eventOf.get(message)!);
+      });
       // Fresh ids (toMessage's UUIDv7s): a plain insert, no conflict to look for.
       const queue = commitQueue<NewMessageRow>(trx, outbox, (all) => freshRowsStatement(walTrx, all));
       if (queue) queue.push(...rows);
@@ -152,6 +160,7 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const handler = `${SUBSCRIBER_HANDLER_PREFIX}${name}`;
       const patterns = [...types];
       deps.systemTargets.declare(topic, { type: 'internal', name, enabled: true, handler, types: patterns });
+      if (subscriber.skips) skipping.set(name, subscriber.skips.bind(subscriber));
       // Only the topic's system namespace feeds a subscriber: a target naming its handler on
       // another namespace (stored before such targets were refused) carries a tenant's message.
       // The target's filter already skipped other types; a redelivery of an older message too.

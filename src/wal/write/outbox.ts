@@ -5,7 +5,7 @@ import {
   insertMessageRows,
   type NewMessageRow,
 } from '../backends/postgres/group-commit.ts';
-import type { Namespace } from '../namespaces/index.ts';
+import type { Namespace, Target } from '../namespaces/index.ts';
 import type { WalTables } from '../tables.ts';
 import {
   type MessageInput,
@@ -48,6 +48,8 @@ export function outboxRows(
   messages: MessageInput[],
   /** Every messageId was just made (the event bus's UUIDv7s): their hashes skip canonical JSON. */
   freshIds = false,
+  /** See toRows: a target passing over a message its types take. */
+  declines?: (message: MessageInput, target: Target) => boolean,
 ): NewMessageRow[] {
   if (namespace.tenantId !== tenantId) {
     throw new AppError('NOT_FOUND', `namespace ${namespace.name} not found`);
@@ -55,7 +57,7 @@ export function outboxRows(
   if (messages.length === 0) return [];
   requireEnabled(namespace);
   validateMessages(namespace, messages, (i) => `/messages/${i}`);
-  return toRows(tenantId, namespace, namespace.backend, messages, new Date(), freshIds);
+  return toRows(tenantId, namespace, namespace.backend, messages, new Date(), freshIds, declines);
 }
 
 /** writeMessages' write: rows from outboxRows, of one or several namespaces, in one insert. */

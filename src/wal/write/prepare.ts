@@ -4,7 +4,7 @@ import { matchesTypes } from '../../platform/events/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
-import { type Namespace, namespaceValidator } from '../namespaces/index.ts';
+import { type Namespace, namespaceValidator, type Target } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';
 import { messageType } from '../targets/cloud-event.ts';
 
@@ -255,16 +255,22 @@ export function toRows(
   now = new Date(),
   /** Every messageId was just made (domain events): see freshHash. */
   freshIds = false,
+  /** A target that passes a message over though its types take it (a subscriber's `skips`). */
+  declines?: (message: MessageInput, target: Target) => boolean,
 ): NewMessageRow[] {
   const enabled =
     backend === 'postgres' && namespace.enabled ? namespace.targets.filter((t) => t.enabled) : undefined;
-  const filtered = enabled?.every((t) => t.types !== undefined) ?? false;
   const due = (m: MessageInput): 'delivered' | 'pending' => {
     if (!enabled) return 'pending';
-    if (enabled.length === 0) return 'delivered';
-    if (!filtered) return 'pending';
-    const type = messageType({ headers: m.headers ?? {}, namespace: namespace.name });
-    return enabled.some((t) => matchesTypes(type, t.types ?? [])) ? 'pending' : 'delivered';
+    let type: string | undefined;
+    const takes = (t: Target): boolean => {
+      if (t.types) {
+        type ??= messageType({ headers: m.headers ?? {}, namespace: namespace.name });
+        if (!matchesTypes(type, t.types)) return false;
+      }
+      return declines?.(m, t) !== true;
+    };
+    return enabled.some(takes) ? 'pending' : 'delivered';
   };
   return messages.map((m) => {
     const id = uuidv7();
