@@ -66,6 +66,7 @@ describe('in stock follows inventory events', () => {
     expect((await inStockIds()).size).toBe(0);
     const stocked = [shop.productIds[0]!, shop.productIds[5]!, shop.productIds[9]!];
     const variants: string[] = [];
+    const itemIds: string[] = [];
     for (const productId of stocked) {
       const [item] = await itemsOf(productId);
       const res = await send(t.app, 'PUT', `/api/v1/inventory/${item!.id}/stock`, shop.staff, {
@@ -74,6 +75,7 @@ describe('in stock follows inventory events', () => {
       });
       expect(res.statusCode).toBe(200);
       variants.push(item!.variantId);
+      itemIds.push(item!.id);
     }
     await until(async () => (await inStockIds()).size === 3, 'three products in stock');
     expect(await inStockIds()).toEqual(new Set(stocked));
@@ -94,6 +96,24 @@ describe('in stock follows inventory events', () => {
     });
     expect(release.statusCode).toBeLessThan(300);
     await until(async () => (await inStockIds()).has(stocked[0]!), 'released product back in stock');
+
+    // One unit of two reserved leaves it in stock: that change is skipped as it is published (the
+    // catalog never gets it); the next takes the last unit, is delivered and takes it out.
+    const reserveOne = (key: string) =>
+      send(t.app, 'POST', '/api/v1/inventory/reserve', shop.staff, {
+        key,
+        lines: [{ variantId: variants[0]!, quantity: 1 }],
+      });
+    expect((await reserveOne('search-test-first')).statusCode).toBeLessThan(300);
+    const { rows } = await withTenant(t.ctx.db.kysely, shop.id, (trx) =>
+      sql<{ state: string; attempts: number }>`
+        select m.state, (select count(*)::int from wal.attempts a where a.message_pk = m.id) as attempts
+        from wal.messages m where m.ordering_key = ${itemIds[0]!} and m.payload->>'available' = '1'
+          and m.headers->>'ce-type' = 'mercato.inventory.stock-changed'`.execute(trx),
+    );
+    expect(rows).toEqual([{ state: 'delivered', attempts: 0 }]);
+    expect((await reserveOne('search-test-last')).statusCode).toBeLessThan(300);
+    await until(async () => !(await inStockIds()).has(stocked[0]!), 'its last unit reserved: out of stock');
   }, 180_000);
 });
 

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { jsonRows } from '../../platform/db/index.ts';
-import type { EventBus, ReceivedEvent } from '../../platform/events/index.ts';
+import type { DomainEvent, EventBus, ReceivedEvent } from '../../platform/events/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
 
@@ -49,7 +49,9 @@ const STOCK_ROW = [
  * change to an item's counters is announced with the item as it then is (created, adjusted,
  * stock-changed, low-stock); each is applied unless a snapshot as new is already there, so events
  * of one item arriving out of order (they have different ordering keys) still end on the newest.
- * Reservation events carry no counters and are passed over.
+ * Reservation events carry no counters and are passed over. A stock change that leaves the item
+ * in or out of stock is skipped as it is published (keepsInStock): a snapshot's `available` is the
+ * count at the item's last such change, right in what the catalog reads of it (above zero or not).
  */
 export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promise<void> {
   await applyInventoryEvents(trx, [event]);
@@ -108,6 +110,20 @@ export async function applyInventoryEvents(trx: Trx, events: ReceivedEvent[]): P
   }
 }
 
+/**
+ * A reservation batch's stock change that leaves the item in stock or out of it, as it was (its
+ * `availableBefore` hint, the count when the batch locked it): nearly every reserve, release and
+ * commit. The catalog reads only that (available > 0 or backorders allowed), so the snapshot it
+ * kept of the item still answers right, and the event need not reach it.
+ */
+function keepsInStock(event: DomainEvent): boolean {
+  const before = event.hints?.['availableBefore'];
+  const item = event.data as { available?: unknown; allowBackorder?: unknown };
+  if (event.type !== 'mercato.inventory.stock-changed' || typeof before !== 'number') return false;
+  if (typeof item.available !== 'number') return false;
+  return item.allowBackorder === true || before > 0 === item.available > 0;
+}
+
 /** Subscribes catalog.stock-levels to the tenant's inventory-events (call before the WAL starts). */
 export function registerSearchSubscribers(events: EventBus): void {
   events.subscribe({
@@ -120,11 +136,7 @@ export function registerSearchSubscribers(events: EventBus): void {
       'mercato.inventory.stock-changed',
       'mercato.inventory.low-stock',
     ],
-    // A change that leaves the available count as it was (a sale's commit: on hand and reserved
-    // fall together) changes no snapshot the catalog keeps.
-    skips: (event) =>
-      event.type === 'mercato.inventory.stock-changed' &&
-      event.hints?.['availableBefore'] === (event.data as { available?: unknown }).available,
+    skips: keepsInStock,
     handle: applyInventoryEvent,
     handleMany: applyInventoryEvents,
   });
