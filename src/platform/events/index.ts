@@ -74,7 +74,7 @@ export type Subscriber = {
    * `hints`): true for an event whose handling would change nothing. On the postgres events
    * backend, such an event that no other target takes is stored delivered at once: no delivery
    * round trip. Otherwise it is delivered as usual, so `handle` must still do nothing harmful
-   * with it; say true only when sure.
+   * with it; say true only when sure. One that throws counts as false (the event is delivered).
    */
   skips?(event: DomainEvent): boolean;
   // biome-ignore lint/suspicious/noExplicitAny: the subscriber casts to its own tables

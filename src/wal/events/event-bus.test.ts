@@ -75,7 +75,10 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
             name: 'test.skipping',
             topic: 'inventory-events',
             types: ['mercato.inventory.counted'],
-            skips: (event) => event.hints?.['unchanged'] === true,
+            skips: (event) => {
+              if (event.hints?.['broken']) throw new Error('a bug in the predicate');
+              return event.hints?.['unchanged'] === true;
+            },
             handle: async (_trx, event) => {
               unskipped.push(event.subject);
             },
@@ -363,9 +366,14 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
           data: { n: 2 },
           hints: { unchanged: false },
         },
+        // A predicate that throws cannot fail the publisher: the event is delivered.
+        { type: 'mercato.inventory.counted', subject: 'count-odd', data: { n: 3 }, hints: { broken: true } },
       ]),
     );
-    await until(() => unskipped.includes('count-new'), 'the event not skipped');
+    await until(
+      () => unskipped.includes('count-new') && unskipped.includes('count-odd'),
+      'the events not skipped',
+    );
     const { rows } = await withSystem(db(), (trx) =>
       sql<{ ordering_key: string; state: string; attempts: number; payload: unknown; headers: unknown }>`
         select ordering_key, state, attempts, payload, headers from wal.messages

@@ -134,7 +134,11 @@ export function createEventBus(deps: EventBusDeps): EventBus {
         const skips = target.type === 'internal' && target.system ? skipping.get(target.name) : undefined;
         if (!skips) return false;
         eventOf ??= new Map(messages.map((m, i) => [m, events[i]!]));
-        return skips(eventOf.get(message)!);
+        try {
+          return skips(eventOf.get(message)!);
+        } catch {
+          return false; // unsure: delivered, never the publisher's transaction failed for it
+        }
       });
       // Fresh ids (toMessage's UUIDv7s): a plain insert, no conflict to look for.
       const queue = commitQueue<NewMessageRow>(trx, outbox, (all) => freshRowsStatement(walTrx, all));
