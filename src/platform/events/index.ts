@@ -36,7 +36,7 @@ export type DomainEvent = {
   delayMs?: number | undefined;
   /**
    * In process only, never stored nor delivered: what the publisher knows that lets a
-   * subscriber's `skips` pass the event over (`{ availableBefore: 4 }`, `{ fromPool: false }`).
+   * subscriber's `skips` pass the event over (`{ availableBefore: 4 }`, `{ stockPool: null }`).
    */
   hints?: Readonly<Record<string, unknown>> | undefined;
 };

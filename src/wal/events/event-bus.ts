@@ -129,13 +129,11 @@ export function createEventBus(deps: EventBusDeps): EventBus {
       const messages = events.map((event) => toMessage(topic, event, event.meta ?? meta));
       const walTrx = trx as Transaction<WalTables>;
       const namespace = await systemNamespace(walTrx, tenantId, topic);
-      let eventOf: Map<MessageInput, DomainEvent> | undefined;
-      const rows = outboxRows(tenantId, namespace, messages, true, (message, target) => {
+      const rows = outboxRows(tenantId, namespace, messages, true, (index, target) => {
         const skips = target.type === 'internal' && target.system ? skipping.get(target.name) : undefined;
         if (!skips) return false;
-        eventOf ??= new Map(messages.map((m, i) => [m, events[i]!]));
         try {
-          return skips(eventOf.get(message)!);
+          return skips(events[index]!);
         } catch {
           return false; // unsure: delivered, never the publisher's transaction failed for it
         }

@@ -49,7 +49,7 @@ export function outboxRows(
   /** Every messageId was just made (the event bus's UUIDv7s): their hashes skip canonical JSON. */
   freshIds = false,
   /** See toRows: a target passing over a message its types take. */
-  declines?: (message: MessageInput, target: Target) => boolean,
+  declines?: (index: number, target: Target) => boolean,
 ): NewMessageRow[] {
   if (namespace.tenantId !== tenantId) {
     throw new AppError('NOT_FOUND', `namespace ${namespace.name} not found`);

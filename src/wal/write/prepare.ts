@@ -255,12 +255,12 @@ export function toRows(
   now = new Date(),
   /** Every messageId was just made (domain events): see freshHash. */
   freshIds = false,
-  /** A target that passes a message over though its types take it (a subscriber's `skips`). */
-  declines?: (message: MessageInput, target: Target) => boolean,
+  /** A target that passes messages[index] over though its types take it (a subscriber's `skips`). */
+  declines?: (index: number, target: Target) => boolean,
 ): NewMessageRow[] {
   const enabled =
     backend === 'postgres' && namespace.enabled ? namespace.targets.filter((t) => t.enabled) : undefined;
-  const due = (m: MessageInput): 'delivered' | 'pending' => {
+  const due = (m: MessageInput, index: number): 'delivered' | 'pending' => {
     if (!enabled) return 'pending';
     let type: string | undefined;
     const takes = (t: Target): boolean => {
@@ -268,11 +268,11 @@ export function toRows(
         type ??= messageType({ headers: m.headers ?? {}, namespace: namespace.name });
         if (!matchesTypes(type, t.types)) return false;
       }
-      return declines?.(m, t) !== true;
+      return declines?.(index, t) !== true;
     };
     return enabled.some(takes) ? 'pending' : 'delivered';
   };
-  return messages.map((m) => {
+  return messages.map((m, index) => {
     const id = uuidv7();
     const delay = m.lifecycle?.delay ?? 0;
     const row: NewMessageRow = {
@@ -285,7 +285,7 @@ export function toRows(
       headers: m.headers === undefined ? '{}' : JSON.stringify(m.headers),
       request_hash: freshIds ? freshHash(namespace.name, m) : requestHash(namespace.name, m),
       backend,
-      state: delay > 0 ? 'scheduled' : due(m),
+      state: delay > 0 ? 'scheduled' : due(m, index),
       due_at: new Date(now.getTime() + delay),
       max_attempts: m.lifecycle?.maxAttempts ?? namespace.retry.maxAttempts,
       created_at: now,
