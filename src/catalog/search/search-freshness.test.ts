@@ -209,6 +209,53 @@ describe('search follows catalog changes in their transaction', () => {
   });
 });
 
+describe('text searches within a category', () => {
+  it('follow a product into another category and a category under another parent; naming a category in text puts no product in it', async () => {
+    const category = (handle: string) => shop.categoryIds.get(handle)!;
+    const within = async (handle: string) =>
+      (await list(`/api/v1/products?q=wombat&category=${handle}&limit=100`)).items.map((i) => i.id);
+    const created = await send(t.app, 'POST', '/api/v1/products', shop.staff, {
+      title: 'Wombat Ridge Kettle',
+      status: 'active',
+      categoryIds: [category('kitchen')],
+      variants: [{ sku: 'WOMBAT-1', prices: { EUR: 4500 } }],
+    });
+    expect(created.statusCode).toBe(201);
+    const id = created.json<{ id: string }>().id;
+    // A product of no category whose text names the category (its id, its handle).
+    const posing = `${category('kitchen')} #c${category('kitchen').replaceAll('-', '')} kitchen`;
+    const decoy = await send(t.app, 'POST', '/api/v1/products', shop.staff, {
+      title: `Wombat Decoy ${posing}`,
+      description: `${posing} ${posing.slice(1)}`,
+      status: 'active',
+      variants: [{ sku: 'WOMBAT-2', prices: { EUR: 4500 } }],
+    });
+    expect(decoy.statusCode).toBe(201);
+    expect(await within('kitchen')).toEqual([id]);
+    expect(await within('home')).toEqual([id]);
+    expect(await within('books')).toEqual([]);
+
+    const moved = await send(t.app, 'PUT', `/api/v1/products/${id}`, shop.staff, {
+      title: 'Wombat Ridge Kettle',
+      status: 'active',
+      categoryIds: [category('books')],
+    });
+    expect(moved.statusCode).toBe(200);
+    expect(await within('books')).toEqual([id]);
+    expect(await within('kitchen')).toEqual([]);
+    expect(await within('home')).toEqual([]);
+
+    const reparented = await send(t.app, 'PUT', `/api/v1/categories/${category('books')}`, shop.staff, {
+      name: 'Books',
+      handle: 'books',
+      parentId: category('home'),
+    });
+    expect(reparented.statusCode).toBe(200);
+    expect(await within('home')).toEqual([id]);
+    expect((await list('/api/v1/products?q=wombat&limit=100')).items).toHaveLength(2);
+  });
+});
+
 describe('concurrent writers', () => {
   it('products written at once with the same new words all index, and each word is suggested once', async () => {
     const writes = Array.from({ length: 12 }, (_, n) =>

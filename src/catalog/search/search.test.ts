@@ -171,6 +171,28 @@ describe('filters', () => {
     );
   });
 
+  it('text and categories find the text’s matches within the categories’ subtrees, and facets count them', async () => {
+    const subtree = (handles: string[]) =>
+      idsWhere((p) => ancestorsOf(p.categoryHandles[0]!).some((h) => handles.includes(h)));
+    const cases: Array<[string, string[]]> = [
+      ['sale', ['electronics']], // a tag, in the title-and-tags match, a root category
+      ['black', ['apparel']], // an attribute value, matched only outside the heading
+      ['free delivery', ['shoes']], // every description mentions it, a leaf category
+      ['sony', ['audio', 'phones']], // several categories: any of them
+      ['sale', ['kitchen', 'books']],
+    ];
+    for (const [q, handles] of cases) {
+      const within = subtree(handles);
+      const everywhere = ids(await collect(`/api/v1/products?q=${encodeURIComponent(q)}&limit=100`));
+      const expected = new Set([...everywhere].filter((id) => within.has(id)));
+      expect(expected.size, `${q} in ${handles}`).toBeGreaterThan(0);
+      const query = `q=${encodeURIComponent(q)}&${handles.map((h) => `category=${h}`).join('&')}`;
+      expect(ids(await collect(`/api/v1/products?${query}&limit=7`)), `${q} in ${handles}`).toEqual(expected);
+      const { facets } = await page(`/api/v1/products?${query}&facets=true`);
+      expect(facets!.matched, `${q} in ${handles}`).toBe(expected.size);
+    }
+  });
+
   it('text and filters together', async () => {
     const cheapShoes = await collect('/api/v1/products?q=running&currency=EUR&maxPrice=10000&limit=100');
     expect(ids(cheapShoes)).toEqual(idsWhere((p) => p.categoryHandles[0] === 'shoes' && minEur(p) <= 10000));
