@@ -1,6 +1,13 @@
 import { sql } from 'kysely';
 import { tsqueryText } from './query-text.ts';
-import { and, filterClauses, type SearchFilters, type Trx } from './search-query.ts';
+import {
+  and,
+  filterClauses,
+  matchedCategories,
+  type SearchFilters,
+  type Trx,
+  textQuery,
+} from './search-query.ts';
 
 /** Facets count at most this many matching products (exact below it; README "Limits"). */
 export const FACET_CAP = 1000;
@@ -44,14 +51,15 @@ export async function facetCounts(
 ): Promise<Facets> {
   const currency = filters.currency;
   const edges = currency ? bandEdges(currency) : [];
-  const text = groups ? sql`, to_tsquery('english', ${tsqueryText(groups)}) query` : sql``;
-  const match = groups ? sql`and d.document @@ query` : sql``;
+  const categories = matchedCategories(filters, groups !== undefined);
+  const text = groups ? sql`, ${textQuery(tsqueryText(groups), categories)}` : sql``;
+  const match = groups ? sql`and d.document @@ t.match` : sql``;
   const priceExpr = currency ? sql`(d.prices ->> ${currency})::bigint` : sql`null::bigint`;
   const rows = (
     await sql<{ facet: string; value: string | null; n: number }>`with hits as (
         select d.category_ids, d.attributes, d.in_stock, ${priceExpr} as price
         from catalog.tenant_search_documents d ${text}
-        where ${and(filterClauses(tenantId, filters))} ${match}
+        where ${and(filterClauses(tenantId, filters, undefined, categories !== undefined))} ${match}
         limit ${FACET_CAP}
       )
       select 'total' as facet, null as value, count(*)::int as n from hits

@@ -227,7 +227,8 @@ async function indexChunk(trx: Trx, tenantId: string, ids: string[]): Promise<vo
       title text, tags_text text, description text, extra_text text, category_ids uuid[], tags text[],
       attributes text[], prices jsonb, in_stock boolean, summary jsonb, created_at timestamptz)
     cross join lateral (select setweight(to_tsvector('english', d.title), 'A')
-      || setweight(to_tsvector('english', d.tags_text), 'B') as heading) h`.execute(trx);
+      || setweight(to_tsvector('english', d.tags_text), 'B')
+      || catalog.category_lexemes(d.category_ids) as heading) h`.execute(trx);
   await sql`insert into catalog.search_prices (tenant_id, product_id, currency, status, price)
     select ${tenantId}, d.product_id, p.key, d.status, p.value::bigint
     from catalog.tenant_search_documents d, jsonb_each_text(d.prices) p

@@ -36,14 +36,36 @@ export type Hit = { product_id: string; summary: ProductSummary; in_stock: boole
 
 const price = (currency: string) => sql`(d.prices ->> ${currency})::bigint`;
 
-/** The where clauses of the filters on search_documents d (and sp.price when priceColumn). */
+/**
+ * The categories a text search finds through its words' index (each search document carries its
+ * categories as lexemes, migration 0041), so GIN intersects words and categories at once;
+ * undefined without text or without the filter, and for an empty list (which matches nothing,
+ * through category_ids).
+ */
+export const matchedCategories = (f: SearchFilters, text: boolean): string[] | undefined =>
+  text && f.categoryIds && f.categoryIds.length > 0 ? f.categoryIds : undefined;
+
+/**
+ * The FROM item of a text search: `t.query`, the words (what ranks), and `t.match`, the words
+ * within matchedCategories' categories (what finds).
+ */
+export function textQuery(tsquery: string, categories: string[] | undefined): RawBuilder<unknown> {
+  const match = categories ? sql`q.query && catalog.category_query(${categories}::uuid[])` : sql`q.query`;
+  return sql`(select q.query, ${match} as match from to_tsquery('english', ${tsquery}) as q (query)) t`;
+}
+
+/**
+ * The where clauses of the filters on search_documents d (and sp.price when priceColumn); without
+ * the category filter when the text's match carries it (categoriesInText).
+ */
 export function filterClauses(
   tenantId: string,
   f: SearchFilters,
   priceColumn?: RawBuilder<unknown>,
+  categoriesInText = false,
 ): RawBuilder<unknown>[] {
   const where = [sql`d.tenant_id = ${tenantId}`, sql`d.status = any(${f.statuses}::text[])`];
-  if (f.categoryIds) where.push(sql`d.category_ids && ${f.categoryIds}::uuid[]`);
+  if (f.categoryIds && !categoriesInText) where.push(sql`d.category_ids && ${f.categoryIds}::uuid[]`);
   if (f.tags.length > 0) where.push(sql`d.tags @> ${f.tags}::text[]`);
   for (const group of f.attributes) where.push(sql`d.attributes && ${group}::text[]`);
   if (f.inStock !== undefined) where.push(sql`d.in_stock = ${f.inStock}`);
@@ -132,12 +154,14 @@ async function textHits(trx: Trx, tenantId: string, input: ListInput, tsquery: s
   const { filters, sort, take, after } = input;
   const keyExpr =
     sort === 'relevance'
-      ? sql`ts_rank(d.document, query, 1)`
+      ? sql`ts_rank(d.document, t.query, 1)`
       : sort === 'newest'
         ? sql`d.created_at`
         : price(filters.currency!);
   const cap = sort === 'relevance' ? RANKED_CAP : SORTED_CAP;
-  const where = and(filterClauses(tenantId, filters));
+  const categories = matchedCategories(filters, true);
+  const where = and(filterClauses(tenantId, filters, undefined, categories !== undefined));
+  const text = textQuery(tsquery, categories);
   const key = sql`h.key`;
   const id = sql`h.product_id`;
   // Candidates named by the query (heading: title, tags, categories) first; the products that
@@ -145,13 +169,13 @@ async function textHits(trx: Trx, tenantId: string, input: ListInput, tsquery: s
   return (
     await sql<Hit>`with named as (
         select d.product_id, d.summary, d.in_stock, ${keyExpr} as key
-        from catalog.tenant_search_documents d, to_tsquery('english', ${tsquery}) query
-        where ${where} and d.heading @@ query
+        from catalog.tenant_search_documents d, ${text}
+        where ${where} and d.heading @@ t.match
         limit ${cap}
       ), mentioned as (
         select d.product_id, d.summary, d.in_stock, ${keyExpr} as key
-        from catalog.tenant_search_documents d, to_tsquery('english', ${tsquery}) query
-        where ${where} and d.document @@ query and not (d.heading @@ query)
+        from catalog.tenant_search_documents d, ${text}
+        where ${where} and d.document @@ t.match and not (d.heading @@ t.match)
         limit greatest(0, ${cap} - (select count(*) from named))
       ), hits as (select * from named union all select * from mentioned)
       select h.product_id, h.summary, h.in_stock, h.key from hits h
