@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testDatabaseKind, testServerUrl } from '../testing/test-databases.ts';
 import { createPglite, type Database, migrate, openPglite, openPostgres } from './index.ts';
+import { MIGRATIONS_DIR } from './migrator.ts';
 
 const kind = testDatabaseKind();
 const cleanups: Array<() => Promise<void>> = [];
@@ -87,6 +88,45 @@ describe(`migrations on ${kind}`, () => {
     expect(rows[0]!.t).toBeNull();
     const ledger = await sql<{ version: number }>`select version from platform.migrations`.execute(db.kysely);
     expect(ledger.rows.map((r) => r.version)).toEqual([1]);
+  });
+
+  it('brings data written before a migration to its form: 0041 gives search documents their category lexemes', async () => {
+    const open = await emptyDatabase();
+    const db = open();
+    const before = await mkdtemp(join(tmpdir(), 'mercato-migrations-'));
+    for (const file of await readdir(MIGRATIONS_DIR))
+      if (file < '0041') await copyFile(join(MIGRATIONS_DIR, file), join(before, file));
+    expect((await migrate(db, before)).error).toBeUndefined();
+    const tenant = '01a241c6-2573-7cc5-a939-95b05b9bb079';
+    const [root, leaf] = ['01a241c6-25d1-7559-ba23-0d8b86576d66', '01a241c6-25e0-7094-a7a9-e509972100b5'];
+    await sql`insert into identity.tenants (id, slug, name) values (${tenant}, 'upgraded', 'Upgraded')`.execute(
+      db.kysely,
+    );
+    await sql`insert into catalog.search_documents (tenant_id, product_id, status, handle, title, document,
+        heading, category_ids, summary, created_at)
+      select ${tenant}, p.id, 'active', p.handle, 'Wool Sweater', to_tsvector('english', 'wool sweater'),
+        to_tsvector('english', 'wool sweater'), p.cats, '{}', now()
+      from (values ('01a241c6-0000-7000-8000-000000000001'::uuid, 'in-both', array[${root}, ${leaf}]::uuid[]),
+        ('01a241c6-0000-7000-8000-000000000002'::uuid, 'in-none', '{}'::uuid[])) as p (id, handle, cats)`.execute(
+      db.kysely,
+    );
+    const upgrade = await migrate(db);
+    expect(upgrade.error).toBeUndefined();
+    expect(upgrade.applied[0]).toBe('0041_search_category_lexemes.sql');
+    const { rows } = await sql<{
+      handle: string;
+      root: boolean;
+      leaf: boolean;
+      words: boolean;
+    }>`select handle,
+        heading @@ (to_tsquery('english', 'sweater') && catalog.category_query(${[root]}::uuid[])) as root,
+        document @@ (to_tsquery('english', 'sweater') && catalog.category_query(${[leaf]}::uuid[])) as leaf,
+        document @@ to_tsquery('english', 'wool & sweater') as words
+      from catalog.search_documents order by handle`.execute(db.kysely);
+    expect(rows).toEqual([
+      { handle: 'in-both', root: true, leaf: true, words: true },
+      { handle: 'in-none', root: false, leaf: false, words: true },
+    ]);
   });
 
   it('refuses a file that is not named NNNN_name.sql', async () => {
