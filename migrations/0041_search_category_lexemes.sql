@@ -20,11 +20,12 @@ language sql immutable parallel safe as $$
   select array_to_tsvector(array(select '#c' || replace(id::text, '-', '') from unnest(ids) as id))
 $$;
 
--- A query matching any of these categories' lexemes; null (matching nothing) for no ids.
+-- A query matching any of these categories' lexemes (category_lexemes' own); null (matching
+-- nothing) for no ids.
 create function catalog.category_query(ids uuid[]) returns tsquery
 language sql immutable parallel safe as $$
-  select string_agg(quote_literal('#c' || replace(id::text, '-', '')), ' | ')::tsquery
-  from unnest(ids) as id
+  select string_agg(quote_literal(lexeme), ' | ')::tsquery
+  from unnest(tsvector_to_array(catalog.category_lexemes(ids))) as lexeme
 $$;
 
 -- The documents indexed before (src/catalog/search/indexer.ts writes the lexemes from now on).
