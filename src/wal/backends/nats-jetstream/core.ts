@@ -26,7 +26,10 @@ export type Core = {
   ensureStream(names: NamespaceNames): Promise<void>;
   /** Forgets that the namespace's stream exists (it was deleted): the next write creates it again. */
   forgetStream(names: NamespaceNames): void;
-  /** Runs `fn`, turning connection failures and timeouts into BackendUnavailableError. */
+  /**
+   * Runs `fn`, turning connection failures and timeouts into BackendUnavailableError; a call still
+   * running when the connection drops fails at once (its requests' answers are lost with it).
+   */
   guard<T>(what: string, fn: () => Promise<T>): Promise<T>;
   close(): void;
 };
@@ -53,6 +56,8 @@ function once<T>(make: () => Promise<T>): (() => Promise<T>) & { reset(): void }
 export function createCore(nc: NatsConnection, options: CoreOptions): Core {
   const js = jetstream(nc, { timeout: options.timeoutMs });
   let disconnected = false;
+  /** Fails a guarded call in flight (see guard), one entry per call; emptied when the connection drops. */
+  const inFlight = new Set<() => void>();
   const status = nc.status() as QueuedIterator<Status>;
 
   const jsm = once(() => jetstreamManager(nc, { timeout: options.timeoutMs, checkAPI: false }));
@@ -75,8 +80,15 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
   const streams = new Map<string, Promise<void>>();
   void (async () => {
     for await (const s of status) {
-      if (s.type === 'disconnect' || s.type === 'reconnecting') disconnected = true;
-      else if (s.type === 'reconnect') {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') {
+        disconnected = true;
+        // What was sent on the lost connection gets no answer (the server keeps no replies for a
+        // client that left): each call waiting for one fails now, not after its timeouts (up to
+        // 3 × timeoutMs), which may come after the reconnect: a write begun before the outage
+        // would then go to the fallback while NATS is back and /health/ready says so.
+        for (const abandon of inFlight) abandon();
+        inFlight.clear();
+      } else if (s.type === 'reconnect') {
         disconnected = false;
         // The server may have restarted without its JetStream state: check the bucket and
         // each stream again on next use instead of trusting what was made before.
@@ -140,11 +152,19 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
     },
     async guard(what, fn) {
       assertConnected();
+      let abandon = () => {};
+      const lost = new Promise<never>((_, reject) => {
+        abandon = () =>
+          reject(new BackendUnavailableError('nats-jetstream', `${what}: the NATS connection was lost`));
+      });
+      inFlight.add(abandon);
       try {
-        return await withTimeout(fn(), options.timeoutMs * 3, what);
+        return await Promise.race([withTimeout(fn(), options.timeoutMs * 3, what), lost]);
       } catch (err) {
         if (isUnavailable(err)) throw unavailable(err, what);
         throw err;
+      } finally {
+        inFlight.delete(abandon);
       }
     },
     close() {

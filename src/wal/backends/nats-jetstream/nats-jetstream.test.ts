@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../platform/observability/index.ts';
 import { testNatsUrl } from '../../../platform/testing/index.ts';
+import { startTcpProxy } from '../../e2e/tcp-proxy.ts';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import {
   type AttemptHistory,
@@ -381,6 +382,28 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     core.close();
     await other.close();
+  });
+
+  it('fails a call in flight as soon as the connection drops, not after its timeouts', async () => {
+    // Its requests' answers are lost with the connection. Waiting for them (3 × timeoutMs, here far
+    // longer than this test may take) could end after a reconnect, and a write begun before an
+    // outage would go to the fallback while NATS is back and /health/ready answers 200.
+    const target = new URL(url!);
+    const proxy = await startTcpProxy(Number(target.port), target.hostname);
+    // Reconnecting for ever, as the platform's connection does (platform/nats-client.ts).
+    const other = await connect({ servers: `127.0.0.1:${proxy.port}`, maxReconnectAttempts: -1 });
+    const cut = createNatsJetStreamBackend(other, { prefix, timeoutMs: 60_000 });
+    try {
+      await cut.ping();
+      const pending = cut.append([row(namespace(), 'in-flight')]);
+      await proxy.cut();
+      await expect(pending).rejects.toBeInstanceOf(BackendUnavailableError);
+      await expect(pending).rejects.toThrow('append: the NATS connection was lost');
+    } finally {
+      await cut.close();
+      await other.close();
+      await proxy.close();
+    }
   });
 
   it('pings and reports lag', async () => {
