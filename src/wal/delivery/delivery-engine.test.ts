@@ -18,6 +18,7 @@ import {
   type DeliveryEngine,
   PermanentDeliveryError,
 } from './index.ts';
+import { DEFER_FROM_MS } from './ready-hints.ts';
 
 let t: TestApp;
 let db: Kysely<WalTables>;
@@ -42,7 +43,14 @@ afterAll(async () => {
   await t.close();
 });
 
-function startEngine(options: { leaseMs?: number; onDeadLetter?: (e: DeadLetterEvent) => void } = {}) {
+function startEngine(
+  options: {
+    leaseMs?: number;
+    onDeadLetter?: (e: DeadLetterEvent) => void;
+    db?: Kysely<WalTables>;
+    safetyPollMs?: number;
+  } = {},
+) {
   engine = createDeliveryEngine({
     ctx: t.ctx,
     db,
@@ -463,5 +471,66 @@ describe('delivery engine', () => {
     const { rows } = await sql<{ n: number }>`
       select count(*)::int as n from wal.inbox where message_pk = ${id}`.execute(db);
     expect(rows[0]?.n).toBe(1);
+  });
+});
+
+describe('NOTIFY mercato_wal_ready', () => {
+  /** The payloads of mercato_wal_ready that arrive while `fn` runs (and a moment after). */
+  async function payloadsOf(fn: () => Promise<unknown>): Promise<string[]> {
+    const payloads: string[] = [];
+    const unlisten = await t.ctx.db.listen('mercato_wal_ready', (payload) => payloads.push(payload));
+    try {
+      await fn();
+      await eventually(async () => (payloads.length > 0 ? true : undefined));
+      return payloads;
+    } finally {
+      await unlisten();
+    }
+  }
+
+  it('says how many milliseconds until the earliest message the statement wrote falls due', async () => {
+    const ns = await namespace(['h']);
+    const later = await payloadsOf(() => insertMessage(db, tenant.id, ns, { n: 1 }, { dueInMs: 30_000 }));
+    expect(later).toHaveLength(1);
+    expect(Number(later[0])).toBeGreaterThan(25_000);
+    expect(Number(later[0])).toBeLessThanOrEqual(30_000);
+    expect(await payloadsOf(() => insertMessage(db, tenant.id, ns, { n: 2 }))).toEqual(['0']);
+  });
+
+  it('lets the engine deliver a message written for later at its due time, with no lease in between', async () => {
+    // Only this namespace is open, so nothing else wakes the engine while it waits.
+    await sql`update wal.namespaces set enabled = false`.execute(db);
+    const ns = await namespace(['h']);
+    let leases = 0;
+    const counted = db.withPlugin({
+      transformQuery({ node }) {
+        if (JSON.stringify(node).includes('held_by_tenant as')) leases += 1;
+        return node;
+      },
+      async transformResult({ result }) {
+        return result;
+      },
+    });
+    // No safety poll within the test: only a timer armed for the message can find it in time.
+    const e = startEngine({ db: counted, safetyPollMs: 600_000 });
+    const seen: string[] = [];
+    e.registerHandler('h', async (_trx, delivery) => {
+      seen.push(delivery.messageId);
+    });
+    await e.start();
+    await eventually(async () => (leases > 0 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const idle = leases;
+
+    const id = await insertMessage(db, tenant.id, ns, { n: 1 }, { dueInMs: DEFER_FROM_MS + 500 });
+    await new Promise((resolve) => setTimeout(resolve, DEFER_FROM_MS));
+    expect((await messageRow(db, id))?.state).toBe('scheduled');
+    expect(leases).toBe(idle);
+
+    await eventually(() => stateOf(id, 'delivered'), 200);
+    expect(seen).toEqual([id]);
+    const { rows } = await sql<{ early: boolean }>`
+      select delivered_at < due_at as early from wal.messages where id = ${id}`.execute(db);
+    expect(rows[0]?.early).toBe(false);
   });
 });

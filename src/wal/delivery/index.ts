@@ -22,6 +22,7 @@ import {
   type InternalDispatch,
   type InternalHandler,
 } from './internal-handlers.ts';
+import { readyHints } from './ready-hints.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
 export {
@@ -127,6 +128,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
   const safetyPollMs = deps.safetyPollMs ?? 5_000;
   const log = ctx.logger.child({ component: 'wal-delivery' });
   const handlers = createInternalHandlers(db, log);
+  const hints = readyHints(wake);
 
   let running = false;
   /** A wake came (NOTIFY, timer, poll) since the last lease looked. */
@@ -382,7 +384,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     async start() {
       if (running) return;
       running = true;
-      unlisten = await ctx.db.listen('mercato_wal_ready', wake, wake);
+      unlisten = await ctx.db.listen('mercato_wal_ready', hints.onNotify, wake);
       safety = setInterval(wake, safetyPollMs);
       safety.unref();
       keeper = setInterval(keepLeases, Math.max(100, Math.floor(leaseMs / 3)));
@@ -392,6 +394,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     async stop() {
       running = false;
       if (timer) clearTimeout(timer);
+      hints.stop();
       if (safety) clearInterval(safety);
       timer = undefined;
       safety = undefined;

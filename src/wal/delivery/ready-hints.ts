@@ -1,0 +1,46 @@
+/** A message due at least this far ahead is not looked for now: a timer wakes the consumer then. */
+export const DEFER_FROM_MS = 1_000;
+
+export type ReadyHints = {
+  /** A NOTIFY on mercato_wal_ready, with its payload. */
+  onNotify(payload: string): void;
+  stop(): void;
+};
+
+/**
+ * What a consumer does with a NOTIFY mercato_wal_ready. Its payload (migration 0043) is the number
+ * of milliseconds until the earliest message the notifying statement wrote falls due: 0 for a
+ * message due now, which wakes the consumer at once, as does an empty payload (a notifier that
+ * says nothing of when: a requeue, a relay, a server of an earlier version).
+ *
+ * A message due `DEFER_FROM_MS` or more ahead (a checkout's watchdog, a reservation's expiry, a
+ * delayed write) has nothing to lease now: a lease then costs a statement and finds nothing. It
+ * arms a timer to its due time instead (the earliest of those announced, if several), which
+ * wakes the consumer as its due-time timer would. The hint's milliseconds are counted from when
+ * the row was written, so a transaction that commits later only makes the timer early, never late.
+ */
+export function readyHints(wake: () => void, deferFromMs = DEFER_FROM_MS): ReadyHints {
+  let timer: NodeJS.Timeout | undefined;
+  let at = Number.POSITIVE_INFINITY;
+  return {
+    onNotify(payload) {
+      const ms = payload === '' ? 0 : Number(payload);
+      if (!(ms >= deferFromMs)) return wake();
+      const due = Date.now() + ms;
+      if (timer && at <= due) return;
+      if (timer) clearTimeout(timer);
+      at = due;
+      timer = setTimeout(() => {
+        timer = undefined;
+        at = Number.POSITIVE_INFINITY;
+        wake();
+      }, ms + 5);
+      timer.unref();
+    },
+    stop() {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      at = Number.POSITIVE_INFINITY;
+    },
+  };
+}
