@@ -13,8 +13,8 @@ export type ReadyHints = {
  * message due now, which wakes the consumer at once, as does an empty payload (a notifier that
  * says nothing of when: a requeue, a relay, a server of an earlier version).
  *
- * A message due `DEFER_FROM_MS` or more ahead (a checkout's watchdog, a reservation's expiry, a
- * delayed write) has nothing to lease now: a lease then costs a statement and finds nothing. It
+ * A message due `DEFER_FROM_MS` or more ahead (a checkout's watchdog, a tenant's delayed write)
+ * has nothing to lease now: a lease then costs a statement and finds nothing. It
  * arms a timer to its due time instead (the earliest of those announced, if several), which
  * wakes the consumer as its due-time timer would. The hint's milliseconds are counted from when
  * the row was written, so a transaction that commits later only makes the timer early, never late.
