@@ -1,8 +1,8 @@
 -- NOTIFY mercato_wal_ready says when: its payload is the milliseconds until the earliest message
 -- the statement wrote falls due (0 when one is due now). A consumer leases at once for a message
 -- due now, and arms a timer for one due later (src/wal/delivery/ready-hints.ts) instead of
--- leasing nothing: each checkout schedules its watchdog 11 s ahead (a flash-sale order its
--- payment window's), and every such commit woke every process's consumer for a lease that found
+-- leasing nothing: each checkout (a flash sale's paid orders included) schedules its watchdog
+-- 11 s ahead, and every such commit woke every process's consumer for a lease that found
 -- nothing and a look at the next due time (four round trips, with BEGIN and COMMIT).
 --
 -- The time is counted from the insert (clock_timestamp()), not from the transaction's start, so
