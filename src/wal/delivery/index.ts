@@ -22,7 +22,7 @@ import {
   type InternalDispatch,
   type InternalHandler,
 } from './internal-handlers.ts';
-import { readyHints } from './ready-hints.ts';
+import { MAX_TIMER_MS, readyHints } from './ready-hints.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
 export {
@@ -90,8 +90,6 @@ export type DeliveryEngine = {
 };
 
 type Outcome = { complete: Completion } | { fail: Failure };
-
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** Deliveries of one namespace running at once, and those waiting for a free slot. */
 type Slots = { active: number; waiting: (() => void)[] };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { DEFER_FROM_MS, readyHints } from './ready-hints.ts';
+import { DEFER_FROM_MS, MAX_TIMER_MS, readyHints } from './ready-hints.ts';
 
 // The database's side (the trigger's payload, an engine that waits for a message due later) is in
 // delivery-engine.test.ts.
@@ -37,6 +37,18 @@ describe('what a consumer does with a NOTIFY mercato_wal_ready', () => {
     hints.onNotify('2000');
     vi.advanceTimersByTime(2_010);
     expect(wake).toHaveBeenCalledTimes(2);
+    hints.stop();
+  });
+
+  it("wakes early, never late, for a message due past a timer's range", () => {
+    vi.useFakeTimers();
+    const wake = vi.fn();
+    const hints = readyHints(wake);
+    hints.onNotify(String(40 * 24 * 3_600_000));
+    vi.advanceTimersByTime(1_000);
+    expect(wake).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(MAX_TIMER_MS);
+    expect(wake).toHaveBeenCalledTimes(1);
     hints.stop();
   });
 

@@ -1,3 +1,5 @@
+/** The longest delay setTimeout takes; a longer one fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
 /** A message due at least this far ahead is not looked for now: a timer wakes the consumer then. */
 export const DEFER_FROM_MS = 1_000;
 
@@ -30,11 +32,16 @@ export function readyHints(wake: () => void, deferFromMs = DEFER_FROM_MS): Ready
       if (timer && at <= due) return;
       if (timer) clearTimeout(timer);
       at = due;
-      timer = setTimeout(() => {
-        timer = undefined;
-        at = Number.POSITIVE_INFINITY;
-        wake();
-      }, ms + 5);
+      // Past a timer's range (a delay of weeks) it fires early: the wake then finds nothing and
+      // arms the engine's own due-time timer, as a wake on the NOTIFY did.
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          at = Number.POSITIVE_INFINITY;
+          wake();
+        },
+        Math.min(MAX_TIMER_MS, Math.ceil(ms) + 5),
+      );
       timer.unref();
     },
     stop() {
