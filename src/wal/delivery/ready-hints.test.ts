@@ -8,6 +8,13 @@ describe('what a consumer does with a NOTIFY mercato_wal_ready', () => {
     vi.useRealTimers();
   });
 
+  /** Hints on fake timers, with the wake they call. */
+  function onFakeTimers() {
+    vi.useFakeTimers();
+    const wake = vi.fn();
+    return { wake, hints: readyHints(wake) };
+  }
+
   it('wakes at once for a message due now, or a notifier that does not say when', () => {
     const wake = vi.fn();
     const hints = readyHints(wake);
@@ -20,9 +27,7 @@ describe('what a consumer does with a NOTIFY mercato_wal_ready', () => {
   });
 
   it('wakes at the earliest announced due time for messages due later, not before, and not at a later one', () => {
-    vi.useFakeTimers();
-    const wake = vi.fn();
-    const hints = readyHints(wake);
+    const { wake, hints } = onFakeTimers();
     hints.onNotify('5000');
     hints.onNotify('3000');
     hints.onNotify('9000');
@@ -41,9 +46,7 @@ describe('what a consumer does with a NOTIFY mercato_wal_ready', () => {
   });
 
   it("wakes early, never late, for a message due past a timer's range", () => {
-    vi.useFakeTimers();
-    const wake = vi.fn();
-    const hints = readyHints(wake);
+    const { wake, hints } = onFakeTimers();
     hints.onNotify(String(40 * 24 * 3_600_000));
     vi.advanceTimersByTime(1_000);
     expect(wake).not.toHaveBeenCalled();
@@ -53,9 +56,7 @@ describe('what a consumer does with a NOTIFY mercato_wal_ready', () => {
   });
 
   it('arms nothing after stop', () => {
-    vi.useFakeTimers();
-    const wake = vi.fn();
-    const hints = readyHints(wake);
+    const { wake, hints } = onFakeTimers();
     hints.onNotify('2000');
     hints.stop();
     vi.advanceTimersByTime(5_000);
