@@ -5,6 +5,11 @@ import type { FlashSalesDb, FlashSalesTrx } from './tables.ts';
 
 /** How long a campaign read serves the admission path: its settings change only before it starts. */
 const TTL_MS = 1000;
+/**
+ * From this age on, a peek at the entry reads the campaign again in the background, so that under
+ * steady traffic the entry is fresh again before it expires and no attempt finds it missing.
+ */
+const REFRESH_AFTER_MS = 750;
 
 /**
  * The campaigns the admission path reads, kept in process for a second (one read per campaign per
@@ -16,35 +21,54 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
   const entries = new Map<string, { campaign: Campaign | undefined; at: number }>();
   const loading = new Map<string, Promise<Campaign | undefined>>();
   const keyOf = (tenantId: string, id: string) => `${tenantId}:${id}`;
+  /** Reads the campaign into its entry; one read at a time per campaign, shared by its callers. */
+  const load = (tenantId: string, id: string, key: string): Promise<Campaign | undefined> => {
+    let pending = loading.get(key);
+    if (!pending) {
+      pending = withTenant(db, tenantId, (trx) => getCampaign(trx as FlashSalesTrx, id))
+        .catch((error) => {
+          if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
+          throw error;
+        })
+        .then((campaign) => {
+          // A read that a drop overtook (it may have read the campaign as it was) is not kept.
+          if (loading.get(key) === pending) entries.set(key, { campaign, at: now() });
+          return campaign;
+        })
+        .finally(() => {
+          if (loading.get(key) === pending) loading.delete(key);
+        });
+      loading.set(key, pending);
+    }
+    return pending;
+  };
   return {
     /** The tenant's campaign, or undefined when it has none with this id. */
     async get(tenantId: string, id: string): Promise<Campaign | undefined> {
       const key = keyOf(tenantId, id);
       const hit = entries.get(key);
       if (hit && now() - hit.at < TTL_MS) return hit.campaign;
-      let pending = loading.get(key);
-      if (!pending) {
-        pending = withTenant(db, tenantId, (trx) => getCampaign(trx as FlashSalesTrx, id))
-          .catch((error) => {
-            if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
-            throw error;
-          })
-          .then((campaign) => {
-            entries.set(key, { campaign, at: now() });
-            return campaign;
-          })
-          .finally(() => loading.delete(key));
-        loading.set(key, pending);
-      }
-      return pending;
+      return load(tenantId, id, key);
     },
-    /** The tenant's campaign when this process read it within the last second; never reads. */
+    /**
+     * The tenant's campaign when this process read it within the last second; never waits for a
+     * read. Past REFRESH_AFTER_MS it starts one in the background (a failed one is left for the
+     * next get to meet), so the sold-out answer (sold-out-answer.ts) keeps an entry to answer from
+     * while attempts keep coming: without it, every attempt in flight when the entry expired went
+     * the whole way (its token verified, the gate asked), 256 a second at 256 connections.
+     */
     peek(tenantId: string, id: string): Campaign | undefined {
-      const hit = entries.get(keyOf(tenantId, id));
-      return hit && now() - hit.at < TTL_MS ? hit.campaign : undefined;
+      const key = keyOf(tenantId, id);
+      const hit = entries.get(key);
+      if (!hit) return undefined;
+      const age = now() - hit.at;
+      if (age >= REFRESH_AFTER_MS && !loading.has(key)) load(tenantId, id, key).catch(() => {});
+      return age < TTL_MS ? hit.campaign : undefined;
     },
     drop(tenantId: string, id: string): void {
-      entries.delete(keyOf(tenantId, id));
+      const key = keyOf(tenantId, id);
+      entries.delete(key);
+      loading.delete(key);
     },
   };
 }

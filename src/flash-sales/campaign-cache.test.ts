@@ -1,0 +1,70 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { withSystem } from '../platform/db/index.ts';
+import { createCampaignCache } from './campaign-cache.ts';
+import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
+import type { FlashSalesDb } from './tables.ts';
+
+let t: FlashTestApp;
+let shop: Shop;
+
+beforeAll(async () => {
+  t = await startFlashApp();
+  shop = await createShop(t, 'fs-cache');
+});
+afterAll(() => t?.close());
+
+/** A cache on the test app's database with a clock the test moves. */
+function cacheAt(start: number) {
+  const clock = { now: start };
+  const cache = createCampaignCache(t.ctx.db.kysely as unknown as FlashSalesDb, () => clock.now);
+  return { cache, clock };
+}
+
+const renameSale = (id: string, name: string) =>
+  withSystem(t.ctx.db.kysely, (trx) =>
+    sql`update flash_sales.campaigns set name = ${name} where id = ${id}`.execute(trx),
+  );
+
+/** Lets the reads a peek started finish (one round trip to the database). */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
+describe('the campaign cache', () => {
+  it('serves a read for a second, and a peek never waits for the database', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10));
+    const { cache, clock } = cacheAt(1_000_000);
+    expect(cache.peek(shop.id, sale.id)).toBeUndefined();
+    expect((await cache.get(shop.id, sale.id))?.id).toBe(sale.id);
+    expect(cache.peek(shop.id, sale.id)?.id).toBe(sale.id);
+    clock.now += 1000;
+    expect(cache.peek(shop.id, sale.id)).toBeUndefined();
+  });
+
+  it('reads again in the background when a peek finds the entry older than 750 ms, so steady traffic never finds it expired', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10));
+    const { cache, clock } = cacheAt(2_000_000);
+    await cache.get(shop.id, sale.id);
+    await renameSale(sale.id, 'Renamed while cached');
+    clock.now += 500;
+    expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
+    await settle();
+    clock.now += 300; // 800 ms: still served, and a read starts
+    expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
+    await settle();
+    clock.now += 700; // 1,500 ms after the first read, 700 ms after the second
+    expect(cache.peek(shop.id, sale.id)?.name).toBe('Renamed while cached');
+  });
+
+  it('keeps no read that a drop overtook', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10));
+    const { cache, clock } = cacheAt(3_000_000);
+    await cache.get(shop.id, sale.id);
+    clock.now += 800;
+    cache.peek(shop.id, sale.id); // starts a read
+    cache.drop(shop.id, sale.id); // a change made in this process, as the read is in flight
+    await settle();
+    expect(cache.peek(shop.id, sale.id)).toBeUndefined();
+    expect((await cache.get(shop.id, sale.id))?.id).toBe(sale.id);
+  });
+});
