@@ -27,8 +27,14 @@ const renameSale = (id: string, name: string) =>
     sql`update flash_sales.campaigns set name = ${name} where id = ${id}`.execute(trx),
   );
 
-/** Lets the reads a peek started finish (one round trip to the database). */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+/** Waits (real time) until check() holds, for a read a peek started to come back. */
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('the background read never came back');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 describe('the campaign cache', () => {
   it('serves a read for a second, and a peek never waits for the database', async () => {
@@ -48,10 +54,11 @@ describe('the campaign cache', () => {
     await renameSale(sale.id, 'Renamed while cached');
     clock.now += 500;
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
-    await settle();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // no read was started to come back
+    expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
     clock.now += 300; // 800 ms: still served, and a read starts
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
-    await settle();
+    await until(() => cache.peek(shop.id, sale.id)?.name === 'Renamed while cached');
     clock.now += 700; // 1,500 ms after the first read, 700 ms after the second
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Renamed while cached');
   });
@@ -63,7 +70,7 @@ describe('the campaign cache', () => {
     clock.now += 800;
     cache.peek(shop.id, sale.id); // starts a read
     cache.drop(shop.id, sale.id); // a change made in this process, as the read is in flight
-    await settle();
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the read comes back meanwhile
     expect(cache.peek(shop.id, sale.id)).toBeUndefined();
     expect((await cache.get(shop.id, sale.id))?.id).toBe(sale.id);
   });
