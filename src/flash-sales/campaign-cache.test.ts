@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
+import { until } from '../platform/testing/index.ts';
 import { createCampaignCache } from './campaign-cache.ts';
 import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
 import type { FlashSalesDb } from './tables.ts';
@@ -27,13 +28,20 @@ const renameSale = (id: string, name: string) =>
     sql`update flash_sales.campaigns set name = ${name} where id = ${id}`.execute(trx),
   );
 
-/** Waits (real time) until check() holds, for a read a peek started to come back. */
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('the background read never came back');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+/** The test app's database, with every read of a campaign counted, and failed while `down`. */
+function countedDb() {
+  const reads = { count: 0, down: false };
+  const db = t.ctx.db.kysely.withPlugin({
+    transformQuery: ({ node }) => {
+      if (node.kind === 'SelectQueryNode' && JSON.stringify(node.from).includes('"campaigns"')) {
+        reads.count += 1;
+        if (reads.down) throw new Error('the database is down');
+      }
+      return node;
+    },
+    transformResult: async ({ result }) => result,
+  });
+  return { db: db as unknown as FlashSalesDb, reads };
 }
 
 describe('the campaign cache', () => {
@@ -58,9 +66,28 @@ describe('the campaign cache', () => {
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
     clock.now += 300; // 800 ms: still served, and a read starts
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Midnight drop');
-    await until(() => cache.peek(shop.id, sale.id)?.name === 'Renamed while cached');
+    await until(() => cache.peek(shop.id, sale.id)?.name === 'Renamed while cached', 'the background read');
     clock.now += 700; // 1,500 ms after the first read, 700 ms after the second
     expect(cache.peek(shop.id, sale.id)?.name).toBe('Renamed while cached');
+  });
+
+  it('starts one background read per entry, not one per peek when that read fails', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10));
+    const clock = { now: 4_000_000 };
+    const { db, reads } = countedDb();
+    const cache = createCampaignCache(db, () => clock.now);
+    await cache.get(shop.id, sale.id);
+    expect(reads.count).toBe(1);
+    reads.down = true;
+    clock.now += 800;
+    for (let i = 0; i < 20; i++) {
+      expect(cache.peek(shop.id, sale.id)?.id).toBe(sale.id); // still served until it lapses
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(reads.count).toBe(2);
+    clock.now += 200;
+    expect(cache.peek(shop.id, sale.id)).toBeUndefined();
+    await expect(cache.get(shop.id, sale.id)).rejects.toThrow('the database is down');
   });
 
   it('keeps no read that a drop overtook', async () => {

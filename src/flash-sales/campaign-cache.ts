@@ -18,7 +18,8 @@ const REFRESH_AFTER_MS = 750;
  * and the record decide on units, this only answers "which campaign, is it live, its limit".
  */
 export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.now) {
-  const entries = new Map<string, { campaign: Campaign | undefined; at: number }>();
+  // `refreshing`: a peek has started this entry's one background read.
+  const entries = new Map<string, { campaign: Campaign | undefined; at: number; refreshing?: true }>();
   const loading = new Map<string, Promise<Campaign | undefined>>();
   const keyOf = (tenantId: string, id: string) => `${tenantId}:${id}`;
   /** Reads the campaign into its entry; one read at a time per campaign, shared by its callers. */
@@ -52,18 +53,23 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
     },
     /**
      * The tenant's campaign when this process read it within the last second; never waits for a
-     * read. Past REFRESH_AFTER_MS it starts one in the background (a failed one is left for the
-     * next get to meet), so the sold-out answer (sold-out-answer.ts) keeps an entry to answer from
-     * while attempts keep coming: without it, every attempt in flight when the entry expired went
-     * the whole way (its token verified, the gate asked), 256 a second at 256 connections.
+     * read. Past REFRESH_AFTER_MS it starts one read in the background, once per entry (a failed
+     * one is not tried again by peeks, whatever their rate: the entry lapses and the next get
+     * meets the failure), so the sold-out answer (sold-out-answer.ts) keeps an entry to answer
+     * from while attempts keep coming: without it, every attempt in flight when the entry expired
+     * went the whole way (its token verified, the gate asked), 256 a second at 256 connections.
      */
     peek(tenantId: string, id: string): Campaign | undefined {
       const key = keyOf(tenantId, id);
       const hit = entries.get(key);
       if (!hit) return undefined;
       const age = now() - hit.at;
-      if (age >= REFRESH_AFTER_MS && !loading.has(key)) load(tenantId, id, key).catch(() => {});
-      return age < TTL_MS ? hit.campaign : undefined;
+      if (age >= TTL_MS) return undefined;
+      if (age >= REFRESH_AFTER_MS && !hit.refreshing) {
+        hit.refreshing = true;
+        load(tenantId, id, key).catch(() => {});
+      }
+      return hit.campaign;
     },
     drop(tenantId: string, id: string): void {
       const key = keyOf(tenantId, id);
