@@ -16,6 +16,7 @@ import { type BatcherStats, createReservationBatcher } from './reservation-batch
 import type { OpResult, ReservationOp } from './reservation-ops.ts';
 import { reservationRoutes } from './reservation-routes.ts';
 import { reservationService, type SubmitOp, type TransferInput, transferOp } from './reservation-service.ts';
+import { flushWrites } from './reservation-write.ts';
 import type { InventoryDb, InventoryTrx } from './tables.ts';
 import { variantSubscriber } from './variant-subscriber.ts';
 import type { Availability, Reservation, ReservationLine } from './views.ts';
@@ -34,7 +35,8 @@ export type InventoryApi = ReservationOperations & {
   /**
    * The reservation operations in `trx`, the caller's transaction of the tenant (withTenant): each
    * commits with the caller's change, or not at all (a saga step's effect and its log), instead
-   * of in a batch of its own. Errors as the batched ones.
+   * of in a batch of its own. Errors as the batched ones. Each operation's write goes out with
+   * the commit (the inventory's own later reads in trx make it first).
    */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction
   within(trx: Transaction<any>): ReservationOperations & {
@@ -175,7 +177,9 @@ export async function createInventory(
       // Ids that are no UUID name no stock row (absent), rather than failing the query.
       const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) => isUuid(id));
       const read = (t: InventoryTrx) => availabilityOf(t, { variantIds: ids });
-      const map = await (trx ? read(trx as InventoryTrx) : withTenant(db, tenantId, read));
+      const map = await (trx
+        ? flushWrites(trx as InventoryTrx).then(() => read(trx as InventoryTrx))
+        : withTenant(db, tenantId, read));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
       return result;

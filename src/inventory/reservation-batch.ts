@@ -12,7 +12,7 @@ import {
   type ReservationState,
 } from './reservation-ops.ts';
 import { lockExpired, lockItems, lockReservations } from './reservation-store.ts';
-import { writeBatch } from './reservation-write.ts';
+import { flushWrites, writeBatch } from './reservation-write.ts';
 import type { InventoryTables, InventoryTrx } from './tables.ts';
 
 export type BatchEntry = { op: ReservationOp; meta: EventMeta | undefined };
@@ -49,6 +49,8 @@ export async function runBatchIn(
   entries: BatchEntry[],
   expired = 0,
 ): Promise<BatchResult> {
+  // An operation before this one in the caller's transaction left its write for the commit.
+  await flushWrites(trx);
   const now = new Date();
   const variantIds = new Set<string>();
   for (const { op } of entries) {

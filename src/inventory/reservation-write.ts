@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { type JsonColumn, jsonObjects } from '../platform/db/index.ts';
+import { deferToCommit, flushDeferred, type JsonColumn, jsonObjects } from '../platform/db/index.ts';
 import { ledgerColumns } from './ledger-store.ts';
 import type { BatchOutcome, BatchState } from './reservation-engine.ts';
 import type { HeldLine } from './reservation-ops.ts';
@@ -56,12 +56,24 @@ const LEDGER_ROWS: JsonColumn[] = [
   ['reservation_key', 'text'],
 ];
 
+// Whose statement deferToCommit holds in a transaction: the inventory's batch writes.
+const WRITES = {};
+
 /**
- * Writes what a batch came to in ONE statement whatever its size (one round trip): data-modifying
- * CTEs update every touched item by its summed delta, insert the new reservations and their
- * lines, write the line changes transfers made to stored reservations (changed quantities and
- * added lines upserted, emptied lines deleted), update the changed reservations and append the
- * ledger entries. Each part reads its rows from one JSON parameter; no two parts touch one row.
+ * Makes the batch write deferred in trx, if any (writeBatch), before the inventory reads what it
+ * wrote: a second operation in the caller's transaction, or a read of stock there.
+ */
+export const flushWrites = (trx: InventoryTrx): Promise<void> => flushDeferred(trx, WRITES);
+
+/**
+ * Writes what a batch came to in ONE statement whatever its size: data-modifying CTEs update every
+ * touched item by its summed delta, insert the new reservations and their lines, write the line
+ * changes transfers made to stored reservations (changed quantities and added lines upserted,
+ * emptied lines deleted), update the changed reservations and append the ledger entries. Each
+ * part reads its rows from one JSON parameter; no two parts touch one row. The items are locked
+ * and the answers known already, so in a withTenant transaction the statement waits for the
+ * commit and goes out with it (deferToCommit): no round trip of its own while the items are held.
+ * The inventory's next read in that transaction writes it first (flushWrites).
  */
 export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: BatchOutcome): Promise<void> {
   const { tenantId, now } = state;
@@ -111,7 +123,7 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
         (reservation_id, tenant_id, item_id, variant_id, location_id, quantity)
       select v.reservation_id, ${tenantId}::uuid, v.item_id, v.variant_id, v.location_id, v.quantity
       from ${jsonObjects(LINES, rows)} as v`;
-  await sql`
+  const statement = sql`
     with touched as (
       update inventory.items i
       set on_hand = i.on_hand + v.d_on_hand, reserved = i.reserved + v.d_reserved,
@@ -155,5 +167,6 @@ export async function writeBatch(trx: InventoryTrx, state: BatchState, outcome: 
     select (select count(*) from touched) as items, (select count(*) from made) as made,
       (select count(*) from held) as lines, (select count(*) from relined) as relined,
       (select count(*) from unlined) as unlined, (select count(*) from moved) as moved,
-      (select count(*) from logged) as logged`.execute(trx);
+      (select count(*) from logged) as logged`;
+  await deferToCommit(trx, WRITES, { query: statement.compile(trx) });
 }

@@ -53,6 +53,29 @@ export async function flushCommitQueues(trx: object): Promise<void> {
     await runCommitStatement(trx as Kysely<unknown>, statement);
 }
 
+/**
+ * Defers ONE statement of `owner` to the commit of `trx` (a withTenant transaction in progress;
+ * on node-postgres it then goes out with the COMMIT, one round trip less): for a write that
+ * nothing in `trx` reads before the commit, or only `owner`'s own code, which calls
+ * flushDeferred first. A statement `owner` deferred before is written now, so their order holds.
+ * Outside such a transaction the statement runs at once.
+ */
+export async function deferToCommit(trx: object, owner: object, statement: CommitStatement): Promise<void> {
+  const queues = commitQueues.get(trx);
+  if (!queues) return runCommitStatement(trx as Kysely<unknown>, statement);
+  await flushDeferred(trx, owner);
+  queues.set(owner, { items: [statement], statement: () => statement });
+}
+
+/** Writes what `owner` deferred in `trx` (deferToCommit) now, if anything: before reading what it writes. */
+export async function flushDeferred(trx: object, owner: object): Promise<void> {
+  const queues = commitQueues.get(trx);
+  const queue = queues?.get(owner);
+  if (!queue || queue.items.length === 0) return;
+  queues!.delete(owner);
+  await runCommitStatement(trx as Kysely<unknown>, queue.statement(queue.items));
+}
+
 /** Forgets what is queued in `trx`: after a rollback to a savepoint taken with the queues empty. */
 export function discardCommitQueues(trx: object): void {
   commitQueues.get(trx)?.clear();

@@ -1,8 +1,10 @@
 export {
   type CommitStatement,
   commitQueue,
+  deferToCommit,
   discardCommitQueues,
   flushCommitQueues,
+  flushDeferred,
   runCommitStatement,
 } from './commit-queues.ts';
 export {

@@ -7,6 +7,8 @@ import {
   APP_ROLE,
   type CommitStatement,
   commitQueue,
+  deferToCommit,
+  flushDeferred,
   together,
   withSystemSettings,
   withTenant,
@@ -207,6 +209,46 @@ describe('withTenant: what is queued for the commit', () => {
       }),
     );
     expect(await rows()).toEqual(before);
+  });
+
+  it('holds a deferred statement to the commit, or writes it now when its owner flushes or defers again', async () => {
+    const owner = {};
+    const seen = async (trx: object) =>
+      (
+        await sql<{
+          x: number;
+        }>`select x from commit_queue_rows where x between 30 and 39 order by x`.execute(
+          trx as Kysely<unknown>,
+        )
+      ).rows.map((r) => r.x);
+    await withTenant(db.kysely, tenantId, async (trx) => {
+      await deferToCommit(trx, owner, insertAll(trx, [30]));
+      expect(await seen(trx)).toEqual([]);
+      await flushDeferred(trx, owner);
+      expect(await seen(trx)).toEqual([30]);
+      await flushDeferred(trx, owner); // nothing left: no second row
+      await deferToCommit(trx, owner, insertAll(trx, [31]));
+      // A second deferral writes the first now, so the owner's statements keep their order.
+      await deferToCommit(trx, owner, insertAll(trx, [32]));
+      expect(await seen(trx)).toEqual([30, 31]);
+    });
+    expect((await rows()).filter((x) => x >= 30 && x < 40)).toEqual([30, 31, 32]);
+  });
+
+  it('drops a deferred statement with the rollback, and runs it at once outside a withTenant transaction', async () => {
+    const owner = {};
+    await failure(
+      withTenant(db.kysely, tenantId, async (trx) => {
+        await deferToCommit(trx, owner, insertAll(trx, [40]));
+        throw new Error('fn failed');
+      }),
+    );
+    expect(await rows()).not.toContain(40);
+    await db.kysely.transaction().execute(async (trx) => {
+      await deferToCommit(trx, owner, insertAll(trx, [41]));
+      const now = await sql<{ x: number }>`select x from commit_queue_rows where x = 41`.execute(trx);
+      expect(now.rows).toHaveLength(1);
+    });
   });
 
   it('is written at once outside a withTenant transaction (no queue)', async () => {
