@@ -178,7 +178,7 @@ export async function createInventory(
       const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) => isUuid(id));
       const read = (t: InventoryTrx) => availabilityOf(t, { variantIds: ids });
       const map = await (trx
-        ? flushWrites(trx as InventoryTrx).then(() => read(trx as InventoryTrx))
+        ? Promise.resolve(flushWrites(trx as InventoryTrx)).then(() => read(trx as InventoryTrx))
         : withTenant(db, tenantId, read));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);

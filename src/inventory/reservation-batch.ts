@@ -50,7 +50,8 @@ export async function runBatchIn(
   expired = 0,
 ): Promise<BatchResult> {
   // An operation before this one in the caller's transaction left its write for the commit.
-  await flushWrites(trx);
+  const flushed = flushWrites(trx);
+  if (flushed) await flushed;
   const now = new Date();
   const variantIds = new Set<string>();
   for (const { op } of entries) {

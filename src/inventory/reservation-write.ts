@@ -63,7 +63,7 @@ const WRITES = {};
  * Makes the batch write deferred in trx, if any (writeBatch), before the inventory reads what it
  * wrote: a second operation in the caller's transaction, or a read of stock there.
  */
-export const flushWrites = (trx: InventoryTrx): Promise<void> => flushDeferred(trx, WRITES);
+export const flushWrites = (trx: InventoryTrx): Promise<void> | undefined => flushDeferred(trx, WRITES);
 
 /**
  * Writes what a batch came to in ONE statement whatever its size: data-modifying CTEs update every

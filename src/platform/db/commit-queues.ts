@@ -67,13 +67,17 @@ export async function deferToCommit(trx: object, owner: object, statement: Commi
   queues.set(owner, { items: [statement], statement: () => statement });
 }
 
-/** Writes what `owner` deferred in `trx` (deferToCommit) now, if anything: before reading what it writes. */
-export async function flushDeferred(trx: object, owner: object): Promise<void> {
+/**
+ * Writes what `owner` deferred in `trx` (deferToCommit) now: before reading what it writes.
+ * Undefined when there is nothing to write, so a caller need not await (and its statements made
+ * in `together` with others still go out in the order they are made).
+ */
+export function flushDeferred(trx: object, owner: object): Promise<void> | undefined {
   const queues = commitQueues.get(trx);
   const queue = queues?.get(owner);
-  if (!queue || queue.items.length === 0) return;
+  if (!queue || queue.items.length === 0) return undefined;
   queues!.delete(owner);
-  await runCommitStatement(trx as Kysely<unknown>, queue.statement(queue.items));
+  return runCommitStatement(trx as Kysely<unknown>, queue.statement(queue.items));
 }
 
 /** Forgets what is queued in `trx`: after a rollback to a savepoint taken with the queues empty. */
