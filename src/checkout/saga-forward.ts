@@ -146,6 +146,42 @@ async function succeeded(
   return { saga: moved, next, order };
 }
 
+/** The order's row, then its saga's, locked in trx: the saga as locked. */
+async function lockOrderAndSaga(r: RunContext, trx: CheckoutTrx, c: StepContext): Promise<Saga | undefined> {
+  const [, saga] = await together([
+    r.deps.orders.lock(trx, c.saga.tenantId, c.order.id),
+    findSaga(trx, { id: c.saga.id }, true),
+  ]);
+  return saga;
+}
+
+/**
+ * In trx, the saga and its order locked (`locked`: running at started's step, no cancel asked):
+ * started's step succeeded; its effect and the saga's move (succeeded) go out together with the
+ * start of `next` (begin), whose local and started read only what the move leaves as it is. The
+ * started attempt then carries the order as the move left it.
+ */
+async function startAhead(
+  r: RunContext,
+  trx: CheckoutTrx,
+  started: Started,
+  output: unknown,
+  next: SagaStepDefinition,
+  locked: Saga,
+  log: SagaLog,
+): Promise<ForwardResult> {
+  const { c, def } = started;
+  const [moved, begun] = await together([
+    succeeded(r, trx, c.saga, def, c, output, log),
+    begin(r, trx, { ...locked, step: next.name, deadlineAt: null }, next, c.order),
+  ]);
+  // The locks held: nothing else could pause or cancel the saga in between.
+  if (moved === 'paused' || moved.next !== next) throw new Error(`saga ${locked.id} moved unexpectedly`);
+  if (begun === 'paused' || 'saga' in begun) return begun;
+  begun.c.order = moved.order;
+  return { saga: begun.c.saga, next: begun };
+}
+
 const errorOf = (outcome: StepOutcome) =>
   outcome.ok ? { code: 'OK', message: '' } : { code: outcome.failure.code, message: outcome.failure.message };
 
@@ -199,8 +235,18 @@ export async function forward(
       outcomeOfError(error, started.signal),
     );
     let outcome = invoked;
+    const following = STEPS[STEPS.indexOf(started.def) + 1];
+    // The next step may start right behind this one's outcome when it reads nothing of what
+    // this step changes on the order, and no test hook pauses between them: the order's and the
+    // saga's rows are then locked with the outcome (the order first, as a cancel takes them), so
+    // whether the saga goes on is known before its move is written.
+    const ahead = following?.startsOnStableOrder && r.pauseAfter !== started.def.name ? following : undefined;
     const after = await r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
-      outcome = (await started.def.settle?.(trx, started.c, invoked)) ?? invoked;
+      const [settled, locked] = await together([
+        started.def.settle?.(trx, started.c, invoked),
+        ahead ? lockOrderAndSaga(r, trx, started.c) : undefined,
+      ]);
+      outcome = settled ?? invoked;
       if (outcome.ok) {
         const finish = {
           stepId: started.step.id,
@@ -215,6 +261,14 @@ export async function forward(
             { finish },
           );
           return { saga: waiting };
+        }
+        if (
+          ahead &&
+          locked?.status === 'running' &&
+          locked.step === started.def.name &&
+          !locked.cancelRequested
+        ) {
+          return startAhead(r, trx, started, outcome.output, ahead, locked, { finish });
         }
         const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, {
           finish,

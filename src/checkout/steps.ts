@@ -53,6 +53,12 @@ export type SagaStepDefinition = {
   invoked?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<Order | undefined>;
   compensate(c: StepContext): Promise<unknown>;
   compensated?(trx: CheckoutTrx, c: StepContext, output: unknown): Promise<void>;
+  /**
+   * local and started read nothing of the order that the step before changes (only its id, lines
+   * and totals): the run may start this step right behind the outcome of the one before, in the
+   * same round trip (saga-forward.ts), with the order as that step found it.
+   */
+  startsOnStableOrder?: boolean;
 };
 
 /** The reservation and payment keys of an order's saga: the same on every attempt and process. */
@@ -279,6 +285,8 @@ type Capturing = { call?: CaptureCall; result?: CaptureResult; error?: AppError 
 
 export const confirmStep: SagaStepDefinition = {
   name: 'confirm',
+  // local and started use the order's id alone.
+  startsOnStableOrder: true,
   // The stock is committed before the capture (with the step's start): a reservation that expired
   // fails the order before the customer is charged.
   async local(trx, { deps, saga, order, actor, meta }) {

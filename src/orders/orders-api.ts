@@ -101,6 +101,16 @@ export type OrdersApi = {
     options?: { lock?: boolean },
   ): Promise<Order | undefined>;
   /**
+   * Takes the order's row lock (for update) without reading the order: for a caller that locks
+   * rows of its own after it, in the order a cancel takes them (the order, then its saga).
+   */
+  lock(
+    // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+    trx: Transaction<any>,
+    tenantId: string,
+    orderId: string,
+  ): Promise<void>;
+  /**
    * Moves the order (row locked; 409 ILLEGAL_TRANSITION when the machine forbids it), records
    * history, sets paymentStatus/failure when given, stamps completedAt/cancelledAt, publishes the
    * event of the new status (failed also publishes mercato.order.rejected with data
@@ -194,6 +204,16 @@ export function ordersApi(events: EventBus, takeNumber: (tenantId: string) => Pr
       const trx = anyTrx as OrdersTrx;
       const row = await findOrderRow(trx, tenantId, orderId.toLowerCase(), options.lock ?? false);
       return row ? withDetails(trx, tenantId, row) : undefined;
+    },
+
+    async lock(anyTrx, tenantId, orderId) {
+      await (anyTrx as OrdersTrx)
+        .selectFrom('orders.orders')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('id', '=', orderId)
+        .forUpdate()
+        .execute();
     },
 
     async transition(anyTrx, tenantId, orderId, to, change) {
