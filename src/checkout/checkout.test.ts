@@ -15,6 +15,7 @@ import {
   startCheckoutApp,
   stockOf,
 } from './checkout-test-fixtures.ts';
+import { confirmStep } from './steps.ts';
 
 let t: CheckoutTestApp;
 let shop: Awaited<ReturnType<typeof createStore>>;
@@ -121,6 +122,39 @@ describe('checkout', () => {
     ])
       expect(byType.get(type), type).toMatchObject({ state: 'delivered', attempts: 0 });
     expect(byType.get('mercato.order.created'), 'the query finds the order').toBeDefined();
+  });
+
+  it('writes the outcome settle came to when it was not the one foreseen: the transaction runs again the usual way', async () => {
+    const item = await product(t, shop, 3);
+    const customer = await newCustomer(t, shop);
+    await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
+    const foresee = confirmStep.foresee;
+    let asked = 0;
+    confirmStep.foresee = () => {
+      asked += 1;
+      return { output: { payment: 'not-this-one', status: 'completed' } };
+    };
+    try {
+      const placed = await placeOrder(t, customer);
+      expect(placed.statusCode, placed.body).toBe(201);
+      const order = placed.json<Order>();
+      expect(order).toMatchObject({ status: 'completed', paymentStatus: 'captured' });
+      expect(asked).toBe(1);
+      const { rows } = await withSystem(t.ctx.db.kysely, (trx) =>
+        sql<{ output: { payment: string; status: string } }>`
+          select st.output from checkout.saga_steps st join checkout.sagas s on s.id = st.saga_id
+          where s.order_id = ${order.id} and st.step = 'confirm' and st.action = 'invoke'`.execute(trx),
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.output).toMatchObject({ status: 'completed' });
+      expect(rows[0]!.output.payment).not.toBe('not-this-one');
+      expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 2, reserved: 0 });
+      const charges = await chargesOf(order.id);
+      expect(charges).toHaveLength(1);
+      expect(charges[0]).toMatchObject({ capturedAmount: order.totals.total });
+    } finally {
+      confirmStep.foresee = foresee;
+    }
   });
 
   it('fails an order it cannot stock with 409 OUT_OF_STOCK and takes no payment', async () => {

@@ -1,32 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Order } from '../orders/index.ts';
 import { together } from '../platform/db/index.ts';
-import {
-  BACKOFF_MS,
-  later,
-  MAX_ATTEMPTS,
-  type RunContext,
-  toCompensate,
-  toCompensating,
-} from './saga-context.ts';
+import { begin, errorOf, finished, type Started, succeeded } from './saga-begin.ts';
+import { BACKOFF_MS, MAX_ATTEMPTS, type RunContext, toCompensate, toCompensating } from './saga-context.ts';
 import { findSaga, finishStep, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
 import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
 import type { CheckoutTrx } from './tables.ts';
-
-/** An attempt of a step that calls out, its start logged (and its start effect made): what invoke needs. */
-export type Started = {
-  def: SagaStepDefinition;
-  step: { id: string; attempt: number };
-  c: StepContext;
-  signal: AbortSignal;
-};
-
-/**
- * Where begin left a saga: a step that calls out, started; the saga as it stands (compensating,
- * finished, or a cancel asked before its next step); or paused by the test hook.
- */
-export type Begun = Started | { saga: Saga; order?: Order } | 'paused';
 
 /**
  * Where a forward step left the saga; `next`: the following step's attempt, already started;
@@ -34,117 +14,9 @@ export type Begun = Started | { saga: Saga; order?: Order } | 'paused';
  */
 export type ForwardResult = { saga: Saga; next?: Started; order?: Order } | 'stop' | 'paused';
 
-/**
- * In trx, with the saga row locked, at step `def`: runs the step's local effect (a step without
- * invoke is done there and then, logged with its effect, and the saga goes on to the next step in
- * the same transaction); for a step that calls out, logs its attempt's start, makes its start
- * effect and sets its deadline.
- */
-export async function begin(
-  r: RunContext,
-  trx: CheckoutTrx,
-  saga: Saga,
-  def: SagaStepDefinition,
-  known?: Order,
-): Promise<Begun> {
-  let current = saga;
-  let step = def;
-  let order = known;
-  for (;;) {
-    const signal = AbortSignal.timeout(r.timeoutMs);
-    const c = await r.contextOf(trx, current, signal, order);
-    if (step.local) {
-      const outcome = await step.local(trx, c);
-      const attempt = { tenantId: current.tenantId, step: step.name, action: 'invoke' as const };
-      if (!outcome.ok) {
-        const failure = { status: 'failed' as const, error: errorOf(outcome) };
-        const { saga: compensating } = await updateSagaLogged(
-          trx,
-          current.id,
-          toCompensate(outcome.failure),
-          {
-            attempt: { ...attempt, outcome: failure },
-          },
-        );
-        return { saga: compensating };
-      }
-      if (!step.invoke) {
-        const moved = await succeeded(r, trx, current, step, c, outcome.output, {
-          attempt: { ...attempt, outcome: { status: 'succeeded', output: outcome.output } },
-        });
-        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
-        ({ saga: current, next: step, order } = moved);
-        continue;
-      }
-    }
-    // The attempt's start is logged and its start effect made together (one round trip): the
-    // effect reads nothing the log changes (the saga's payment and tenant stand).
-    const [{ saga: next, logged }, changed] = await together([
-      updateSagaLogged(
-        trx,
-        current.id,
-        { deadlineAt: later(r.timeoutMs), leaseUntil: later(r.leaseMs) },
-        { attempt: { tenantId: current.tenantId, step: step.name, action: 'invoke' } },
-      ),
-      step.started?.(trx, c),
-    ]);
-    c.saga = next;
-    c.order = changed ?? c.order;
-    return { def: step, step: logged!, c, signal };
-  }
-}
-
-/** The saga where a step left it, with its order when the saga finished there. */
-const finished = (moved: { saga: Saga; order: Order }) =>
-  moved.saga.status === 'completed' ? { saga: moved.saga, order: moved.order } : { saga: moved.saga };
-
-/**
- * In trx: a step succeeded (logged by the caller). Makes its effect on the order, then finishes
- * the saga or moves it to the next step; `next` unless the saga finished, a cancel was asked or
- * the test hook pauses it there.
- */
-async function succeeded(
-  r: RunContext,
-  trx: CheckoutTrx,
-  saga: Saga,
-  def: SagaStepDefinition,
-  c: StepContext,
-  output: unknown,
-  log: SagaLog,
-): Promise<{ saga: Saga; next?: SagaStepDefinition; order: Order } | 'paused'> {
-  const next = STEPS[STEPS.indexOf(def) + 1];
-  // The step's effect on the order and the saga's move are made together (one round trip).
-  const [changed, { saga: moved }] = await together([
-    def.invoked?.(trx, c, output),
-    updateSagaLogged(
-      trx,
-      saga.id,
-      next
-        ? { step: next.name, deadlineAt: null }
-        : {
-            status: 'completed',
-            deadlineAt: null,
-            payment: null,
-            finishedAt: new Date(),
-            leaseOwner: null,
-            leaseUntil: null,
-          },
-      log,
-    ),
-  ]);
-  const order = changed ?? c.order;
-  if (!next) return { saga: moved, order };
-  if (r.pauseAfter === def.name) {
-    r.logger.warn(
-      { sagaId: saga.id, step: def.name },
-      'checkout paused after a step (MERCATO_TEST_PAUSE_AFTER_STEP)',
-    );
-    return 'paused';
-  }
-  // A cancel asked meanwhile is seen before the next step starts.
-  if (moved.cancelRequested) return { saga: moved, order };
-  return { saga: moved, next, order };
-}
+/** Thrown in a transaction whose step came to another outcome than foreseen: it rolls back and runs again. */
+const UNFORESEEN = new Error('the step came to another outcome than foreseen');
+const sameOutput = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** The order's row, then its saga's, locked in trx: the saga as locked. */
 async function lockOrderAndSaga(r: RunContext, trx: CheckoutTrx, c: StepContext): Promise<Saga | undefined> {
@@ -181,9 +53,6 @@ async function startAhead(
   begun.c.order = moved.order;
   return { saga: begun.c.saga, next: begun };
 }
-
-const errorOf = (outcome: StepOutcome) =>
-  outcome.ok ? { code: 'OK', message: '' } : { code: outcome.failure.code, message: outcome.failure.message };
 
 /**
  * Runs one forward step to its outcome, retrying what may heal. A success is logged with the
@@ -241,60 +110,86 @@ export async function forward(
     // saga's rows are then locked with the outcome (the order first, as a cancel takes them), so
     // whether the saga goes on is known before its move is written.
     const ahead = following?.startsOnStableOrder && r.pauseAfter !== started.def.name ? following : undefined;
-    const after = await r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
-      const [settled, locked] = await together([
-        started.def.settle?.(trx, started.c, invoked),
-        ahead ? lockOrderAndSaga(r, trx, started.c) : undefined,
-      ]);
-      outcome = settled ?? invoked;
-      if (outcome.ok) {
+    // The outcome settle will come to, when the step can tell from its call's answer: the
+    // step's success is then written with settle's statements (one round trip), and the
+    // transaction runs again the usual way if settle comes to anything else.
+    let foreseen = ahead || !invoked.ok ? undefined : started.def.foresee?.(started.c);
+    const settleTx = () =>
+      r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
+        const [settled, locked, early] = await together([
+          started.def.settle?.(trx, started.c, invoked),
+          ahead ? lockOrderAndSaga(r, trx, started.c) : undefined,
+          foreseen
+            ? succeeded(r, trx, started.c.saga, started.def, started.c, foreseen.output, {
+                finish: {
+                  stepId: started.step.id,
+                  outcome: { status: 'succeeded', output: foreseen.output },
+                },
+              })
+            : undefined,
+        ]);
+        outcome = settled ?? invoked;
+        if (early) {
+          if (!outcome.ok || outcome.pending || !sameOutput(outcome.output, foreseen!.output))
+            throw UNFORESEEN;
+          if (early === 'paused' || !early.next) return early === 'paused' ? early : finished(early);
+          const next = await begin(r, trx, early.saga, early.next, early.order);
+          if (next === 'paused' || 'saga' in next) return next;
+          return { saga: next.c.saga, next };
+        }
+        if (outcome.ok) {
+          const finish = {
+            stepId: started.step.id,
+            outcome: { status: 'succeeded' as const, output: outcome.output },
+          };
+          if (outcome.pending) {
+            // The provider settles it later (webhook → payment event → a run); the deadline stands.
+            const { saga: waiting } = await updateSagaLogged(
+              trx,
+              saga.id,
+              { leaseOwner: null, leaseUntil: null },
+              { finish },
+            );
+            return { saga: waiting };
+          }
+          if (
+            ahead &&
+            locked?.status === 'running' &&
+            locked.step === started.def.name &&
+            !locked.cancelRequested
+          ) {
+            return startAhead(r, trx, started, outcome.output, ahead, locked, { finish });
+          }
+          const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, {
+            finish,
+          });
+          if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
+          const next = await begin(r, trx, moved.saga, moved.next, moved.order);
+          if (next === 'paused' || 'saga' in next) return next;
+          return { saga: next.c.saga, next };
+        }
         const finish = {
           stepId: started.step.id,
-          outcome: { status: 'succeeded' as const, output: outcome.output },
+          outcome: { status: 'failed' as const, error: errorOf(outcome) },
         };
-        if (outcome.pending) {
-          // The provider settles it later (webhook → payment event → a run); the deadline stands.
-          const { saga: waiting } = await updateSagaLogged(
-            trx,
-            saga.id,
-            { leaseOwner: null, leaseUntil: null },
-            { finish },
-          );
-          return { saga: waiting };
+        if (outcome.retryable && attempt < MAX_ATTEMPTS && !started.signal.aborted) {
+          await finishStep(trx, finish.stepId, finish.outcome);
+          return undefined;
         }
-        if (
-          ahead &&
-          locked?.status === 'running' &&
-          locked.step === started.def.name &&
-          !locked.cancelRequested
-        ) {
-          return startAhead(r, trx, started, outcome.output, ahead, locked, { finish });
+        if (outcome.failure.reason in FAILURES) {
+          const { saga: compensating } = await updateSagaLogged(trx, saga.id, toCompensate(outcome.failure), {
+            finish,
+          });
+          return { saga: compensating };
         }
-        const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, {
-          finish,
-        });
-        if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
-        const next = await begin(r, trx, moved.saga, moved.next, moved.order);
-        if (next === 'paused' || 'saga' in next) return next;
-        return { saga: next.c.saga, next };
-      }
-      const finish = {
-        stepId: started.step.id,
-        outcome: { status: 'failed' as const, error: errorOf(outcome) },
-      };
-      if (outcome.retryable && attempt < MAX_ATTEMPTS && !started.signal.aborted) {
-        await finishStep(trx, finish.stepId, finish.outcome);
-        return undefined;
-      }
-      if (outcome.failure.reason in FAILURES) {
-        const { saga: compensating } = await updateSagaLogged(trx, saga.id, toCompensate(outcome.failure), {
-          finish,
-        });
-        return { saga: compensating };
-      }
-      // An internal error past its attempts: the watchdog tries again until the deadline.
-      await updateSagaLogged(trx, saga.id, { leaseOwner: null, leaseUntil: null }, { finish });
-      return 'stop';
+        // An internal error past its attempts: the watchdog tries again until the deadline.
+        await updateSagaLogged(trx, saga.id, { leaseOwner: null, leaseUntil: null }, { finish });
+        return 'stop';
+      });
+    const after = await settleTx().catch((error: unknown) => {
+      if (error !== UNFORESEEN) throw error;
+      foreseen = undefined;
+      return settleTx();
     });
     if (after === undefined) {
       await sleep(BACKOFF_MS[attempt - 1] ?? 250);

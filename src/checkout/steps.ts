@@ -59,6 +59,12 @@ export type SagaStepDefinition = {
    * same round trip (saga-forward.ts), with the order as that step found it.
    */
   startsOnStableOrder?: boolean;
+  /**
+   * The success (its output) settle will come to, told from what invoke carried (the provider's
+   * answer), when it can be: the run writes the step's success together with settle's statements
+   * and runs the transaction again the usual way if settle comes to anything else (saga-forward.ts).
+   */
+  foresee?(c: StepContext): { output: unknown } | undefined;
 };
 
 /** The reservation and payment keys of an order's saga: the same on every attempt and process. */
@@ -328,6 +334,13 @@ export const confirmStep: SagaStepDefinition = {
     if (refused !== undefined)
       return failed('payment_error', `the provider refused the capture: ${refused}`, true);
     return { ok: true, output: { payment: payment.id, status: payment.status } };
+  },
+  // A capture the provider made completes the payment (finishCapture), unless something settled
+  // the payment meanwhile.
+  foresee({ carried }) {
+    const { call, result } = carried as Capturing;
+    if (!call || call.done || result?.status !== 'captured') return undefined;
+    return { output: { payment: call.row.id, status: 'completed' } };
   },
   async invoked(trx, { deps, saga, order, actor, meta }) {
     const [completed] = await together([
