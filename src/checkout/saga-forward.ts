@@ -129,14 +129,8 @@ export async function forward(
             : undefined,
         ]);
         outcome = settled ?? invoked;
-        if (early) {
-          if (!outcome.ok || outcome.pending || !sameOutput(outcome.output, foreseen!.output))
-            throw UNFORESEEN;
-          if (early === 'paused' || !early.next) return early === 'paused' ? early : finished(early);
-          const next = await begin(r, trx, early.saga, early.next, early.order);
-          if (next === 'paused' || 'saga' in next) return next;
-          return { saga: next.c.saga, next };
-        }
+        if (early && (!outcome.ok || outcome.pending || !sameOutput(outcome.output, foreseen!.output)))
+          throw UNFORESEEN;
         if (outcome.ok) {
           const finish = {
             stepId: started.step.id,
@@ -160,9 +154,10 @@ export async function forward(
           ) {
             return startAhead(r, trx, started, outcome.output, ahead, locked, { finish });
           }
-          const moved = await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, {
-            finish,
-          });
+          // Written already when foreseen (the same success, checked above).
+          const moved =
+            early ??
+            (await succeeded(r, trx, started.c.saga, started.def, started.c, outcome.output, { finish }));
           if (moved === 'paused' || !moved.next) return moved === 'paused' ? moved : finished(moved);
           const next = await begin(r, trx, moved.saga, moved.next, moved.order);
           if (next === 'paused' || 'saga' in next) return next;

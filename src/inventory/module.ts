@@ -177,9 +177,10 @@ export async function createInventory(
       // Ids that are no UUID name no stock row (absent), rather than failing the query.
       const ids = [...new Set(variantIds.map((id) => String(id).toLowerCase()))].filter((id) => isUuid(id));
       const read = (t: InventoryTrx) => availabilityOf(t, { variantIds: ids });
-      const map = await (trx
-        ? Promise.resolve(flushWrites(trx as InventoryTrx)).then(() => read(trx as InventoryTrx))
-        : withTenant(db, tenantId, read));
+      // In the caller's transaction: after an operation's write deferred there, if any.
+      const flushed = trx && flushWrites(trx as InventoryTrx);
+      if (flushed) await flushed;
+      const map = await (trx ? read(trx as InventoryTrx) : withTenant(db, tenantId, read));
       const result = new Map<string, Availability>();
       for (const [id, { productId: _productId, ...availability }] of map) result.set(id, availability);
       return result;

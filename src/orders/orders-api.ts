@@ -101,8 +101,9 @@ export type OrdersApi = {
     options?: { lock?: boolean },
   ): Promise<Order | undefined>;
   /**
-   * Takes the order's row lock (for update) without reading the order: for a caller that locks
-   * rows of its own after it, in the order a cancel takes them (the order, then its saga).
+   * Takes the order's row lock (for update; 404 when the tenant has no such order) without
+   * reading its lines and history: for a caller that locks rows of its own after it, in the order
+   * a cancel takes them (the order, then its saga).
    */
   lock(
     // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
@@ -207,13 +208,7 @@ export function ordersApi(events: EventBus, takeNumber: (tenantId: string) => Pr
     },
 
     async lock(anyTrx, tenantId, orderId) {
-      await (anyTrx as OrdersTrx)
-        .selectFrom('orders.orders')
-        .select('id')
-        .where('tenant_id', '=', tenantId)
-        .where('id', '=', orderId)
-        .forUpdate()
-        .execute();
+      await lockedRow(anyTrx as OrdersTrx, tenantId, orderId);
     },
 
     async transition(anyTrx, tenantId, orderId, to, change) {

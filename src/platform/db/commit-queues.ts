@@ -63,7 +63,8 @@ export async function flushCommitQueues(trx: object): Promise<void> {
 export async function deferToCommit(trx: object, owner: object, statement: CommitStatement): Promise<void> {
   const queues = commitQueues.get(trx);
   if (!queues) return runCommitStatement(trx as Kysely<unknown>, statement);
-  await flushDeferred(trx, owner);
+  const flushed = flushDeferred(trx, owner);
+  if (flushed) await flushed;
   queues.set(owner, { items: [statement], statement: () => statement });
 }
 
