@@ -93,15 +93,30 @@ describe('flash-sale admission', () => {
     expect(won.statusCode).toBe(202);
     // The same claims with a broken signature: verified, it is refused.
     const [head, payload] = late!.headers.authorization!.slice(7).split('.');
-    const forged = { ...late!, headers: { authorization: `Bearer ${head}.${payload}.AAAA` } };
+    // From a storefront in the browser: every answer carries the CORS and security headers.
+    const forged = {
+      ...late!,
+      headers: { authorization: `Bearer ${head}.${payload}.AAAA`, origin: 'https://shop.example' },
+    };
     const live = await createSale(t, shop, variant, { units: 1 });
-    expect((await attempt(t, live.id, forged)).statusCode).toBe(401);
+    const refused = await attempt(t, live.id, forged);
+    expect(refused.statusCode).toBe(401);
     // Once this process remembers the sale sold out, such attempts are answered from memory.
     expect((await attempt(t, sale.id, late!)).json().code).toBe('SOLD_OUT');
     await until(async () => (await attempt(t, sale.id, forged)).statusCode === 409, 'sold out from memory');
     const early = await attempt(t, sale.id, forged);
     expect([early.statusCode, early.json().code]).toEqual([409, 'SOLD_OUT']);
     expect(early.headers['x-request-id']).toBeDefined();
+    // The same headers as any other answer, though no later hook ran for it.
+    for (const header of [
+      'access-control-allow-origin',
+      'access-control-expose-headers',
+      'x-content-type-options',
+      'content-security-policy',
+    ]) {
+      expect(early.headers[header], header).toBeDefined();
+      expect(early.headers[header], header).toBe(refused.headers[header]);
+    }
     // Answered again from what this process remembers (the header's claims, the sale's error):
     // each answer is still its own request's.
     const again = await attempt(t, sale.id, forged);

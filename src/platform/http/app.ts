@@ -89,6 +89,30 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   purge.unref();
   app.addHook('onClose', async () => clearInterval(purge));
 
+  // Security and CORS headers first: every answer carries them, an early one included.
+  registerSecurityHeaders(app);
+  await app.register(cors, {
+    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
+    exposedHeaders: [
+      'x-request-id',
+      'retry-after',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'x-cart-token',
+    ],
+    allowedHeaders: [
+      'authorization',
+      'content-type',
+      'x-api-key',
+      'x-request-id',
+      'traceparent',
+      'idempotency-key',
+      // Storefronts in the browser: the store (storefront.ts) and the guest cart (src/cart).
+      'x-tenant',
+      'x-cart-token',
+    ],
+  });
   // Answers a module gives before any credential is verified (MercatoModule.beforeAuth).
   const early = options.modules.flatMap((m) => (m.beforeAuth ? [m.beforeAuth.bind(m)] : []));
   if (early.length > 0) {
@@ -131,29 +155,6 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     done();
   });
 
-  registerSecurityHeaders(app);
-  await app.register(cors, {
-    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
-    exposedHeaders: [
-      'x-request-id',
-      'retry-after',
-      'ratelimit-limit',
-      'ratelimit-remaining',
-      'ratelimit-reset',
-      'x-cart-token',
-    ],
-    allowedHeaders: [
-      'authorization',
-      'content-type',
-      'x-api-key',
-      'x-request-id',
-      'traceparent',
-      'idempotency-key',
-      // Storefronts in the browser: the store (storefront.ts) and the guest cart (src/cart).
-      'x-tenant',
-      'x-cart-token',
-    ],
-  });
   await app.register(rateLimit, {
     global: true,
     hook: 'onRequest',
