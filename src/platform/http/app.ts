@@ -22,7 +22,7 @@ import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.
 import { rateLimitStoreWithFallback } from './redis-fallback.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
-import { registerSecurityHeaders } from './security-headers.ts';
+import { registerSecurityHeaders, securityHeaders } from './security-headers.ts';
 import { isStorableTimestamp } from './timestamps.ts';
 
 registerAjvFormats();
@@ -58,7 +58,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       ),
     // A path Fastify cannot route (bad percent-encoding, over-long parameter) is a problem too.
     frameworkErrors: (error, request, reply) => {
-      reply.header('x-request-id', request.id);
+      reply.headers(securityHeaders()).header('x-request-id', request.id);
       return sendProblem(request, reply, toAppError(error));
     },
   });

@@ -17,18 +17,12 @@ function problemFor(code: string | undefined): AppError {
   }
 }
 
-let security: Record<string, string> | undefined;
-const securityOnce = () => {
-  security ??= securityHeaders();
-  return security;
-};
-
 /** The whole raw HTTP/1.1 answer to a request Node's parser refused, closing the connection. */
 export function clientErrorResponse(code: string | undefined, requestId = uuidv7()): string {
   const problem = problemFor(code);
   const body = JSON.stringify(toProblem(problem, undefined, requestId));
   const headers: Record<string, string> = {
-    ...securityOnce(),
+    ...securityHeaders(),
     'content-type': 'application/problem+json; charset=utf-8',
     'content-length': String(Buffer.byteLength(body)),
     'x-request-id': requestId,

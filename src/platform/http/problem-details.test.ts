@@ -362,6 +362,8 @@ describe('error answers are RFC 9457 problems', () => {
     const res = await t.app.inject({ method: 'GET', url: '/api/v1/users/%zz' });
     expect(res.headers['x-request-id']).toBeTruthy();
     expectProblem(res, 400, 'VALIDATION_FAILED');
+    // Answered by the router, before any hook: still with the security headers every answer carries.
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
   });
 });
 
