@@ -125,7 +125,9 @@ export function problemType(code: ErrorCode): string {
 
 export function toProblem(error: AppError, instance?: string, requestId?: string): Problem {
   const { retryAfterSeconds: _hidden, ...extras } = error.extras;
+  // The extras first: one named like a member of the problem (a reservation's `status`) cannot hide it.
   return {
+    ...extras,
     type: problemType(error.code),
     title: ERRORS[error.code].title,
     status: error.status,
@@ -133,6 +135,5 @@ export function toProblem(error: AppError, instance?: string, requestId?: string
     detail: error.message,
     ...(instance ? { instance } : {}),
     ...(requestId ? { requestId } : {}),
-    ...extras,
   };
 }

@@ -27,6 +27,7 @@ export { cursorId, cursorText, encodeCursor, invalidCursor } from './cursors.ts'
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
 export { beforeBody } from './guards-first.ts';
 export { isIdempotencyKey, requiredIdempotencyKey } from './idempotency.ts';
+export { jsonProblem } from './json-guard.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
 export { sendJson, serialize200 } from './raw-json.ts';

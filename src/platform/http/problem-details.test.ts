@@ -3,7 +3,7 @@ import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant } from '../../identity/tenants/index.ts';
 import { startTestApp, type TestApp } from '../testing/index.ts';
-import { AppError } from './errors.ts';
+import { AppError, toProblem } from './errors.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -427,5 +427,24 @@ describe('AppError', () => {
     expect(Error.stackTraceLimit).toBe(limit);
     expect(refusal).toBeInstanceOf(Error);
     expect(refusal).toMatchObject({ code: 'NOT_FOUND', status: 404, message: 'no such thing' });
+  });
+
+  it('keeps the members of the problem when an extra has one of their names', () => {
+    const error = new AppError('CONFLICT', 'reservation r1 is released', {
+      status: 'released',
+      code: 'other',
+      detail: 'other',
+      reservationId: 'r1',
+    });
+    expect(toProblem(error, '/api/v1/x', 'req-1')).toEqual({
+      type: 'urn:mercato:problem:conflict',
+      title: expect.any(String),
+      status: 409,
+      code: 'CONFLICT',
+      detail: 'reservation r1 is released',
+      instance: '/api/v1/x',
+      requestId: 'req-1',
+      reservationId: 'r1',
+    });
   });
 });
