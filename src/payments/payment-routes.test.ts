@@ -145,6 +145,21 @@ describe('the lifecycle through the routes', () => {
     expect(answer.json()).toMatchObject({ status: 'processing' });
   });
 
+  it('answers 202 again to a process of a payment whose authorization is still pending at the PSP', async () => {
+    const payment = await initiate('tok_pending');
+    const first = await post(`/payments/${payment.id}/process`);
+    expect(first.statusCode).toBe(202);
+    // Asked again (a poll, a retry after a lost answer): the same key, so no second authorization.
+    const again = await post(`/payments/${payment.id}/process`);
+    expect(again.statusCode, again.body).toBe(202);
+    expect(again.json()).toMatchObject({
+      status: 'processing',
+      providerTransactionId: first.json().providerTransactionId,
+    });
+    const { operations } = await pspCharge(t, shop.id, first.json<Payment>().providerTransactionId!);
+    expect(operations.filter((o) => o.kind === 'authorize')).toHaveLength(1);
+  });
+
   it('fails a pending payment as manual, and voids an authorized one at the PSP', async () => {
     const pending = await initiate();
     const failed = await post(`/payments/${pending.id}/fail`, { reason: 'customer gave up' });

@@ -199,7 +199,9 @@ export function paymentRoutes(deps: PaymentsDeps) {
       async (request, reply) => {
         const { tenantId, row, meta } = await paymentOf(request, request.params.id);
         if (AUTHORIZED.includes(row.status)) return toPayment(row);
-        paymentMachine.assert(row.status as PaymentStatus, 'processing');
+        // A processing payment (an authorization pending at the provider, or a call whose answer
+        // was lost) is asked again under the same idempotency key, which never authorizes twice.
+        if (row.status !== 'processing') paymentMachine.assert(row.status as PaymentStatus, 'processing');
         const outcome = await inTime(
           (signal) => processPayment(deps, tenantId, row.key, signal, meta),
           () =>

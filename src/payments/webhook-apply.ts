@@ -19,7 +19,7 @@ export type Settlement = {
   failureMessage: string;
 };
 
-/** Reads a webhook body; 400 VALIDATION_FAILED naming the first field that does not fit. */
+/** Reads a webhook body (already through the JSON guard); 400 VALIDATION_FAILED naming the first field that does not fit. */
 export function readSettlement(webhookId: string, body: unknown): Settlement {
   const bad = (pointer: string, message: string) =>
     new AppError('VALIDATION_FAILED', `webhook field ${pointer} ${message}`, {
@@ -32,10 +32,10 @@ export function readSettlement(webhookId: string, body: unknown): Settlement {
   }
   const data = event.data;
   if (typeof data !== 'object' || data === null) throw bad('/data', 'must be an object');
-  const text = (name: string) => {
+  const text = (name: string, max = 300) => {
     const value = data[name];
-    if (typeof value !== 'string' || value.length === 0 || value.length > 300) {
-      throw bad(`/data/${name}`, 'must be a string of 1 to 300 characters');
+    if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+      throw bad(`/data/${name}`, `must be a string of 1 to ${max} characters`);
     }
     return value;
   };
@@ -45,7 +45,8 @@ export function readSettlement(webhookId: string, body: unknown): Settlement {
   return {
     webhookId,
     merchantId: merchantId.toLowerCase(),
-    transactionId: text('transactionId'),
+    // Stored as the payment's provider_transaction_id, which holds 1 to 200 characters.
+    transactionId: text('transactionId', 200),
     authorizationKey: text('authorizationKey'),
     status: event.type === 'charge.authorized' ? 'authorized' : 'failed',
     failureCode: code === 'insufficient_funds' ? 'insufficient_funds' : 'card_declined',

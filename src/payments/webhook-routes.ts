@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { AppError, eventMetaOf } from '../platform/http/index.ts';
+import { AppError, eventMetaOf, jsonProblem } from '../platform/http/index.ts';
 import { verifyWebhook } from '../platform/webhook-signature.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { WebhookAnswer, WebhookBody } from './payment-schemas.ts';
@@ -58,6 +58,10 @@ export function webhookRoutes(deps: PaymentsDeps) {
         } catch {
           throw new AppError('MALFORMED_BODY', 'the webhook body is not valid JSON');
         }
+        // The body was kept as text (the signature covers it), so the platform's guard checks it
+        // here: U+0000, lone surrogates, depth and ±Infinity are refused as in any other body.
+        const flaw = jsonProblem(body);
+        if (flaw) throw flaw;
         if (id.length > 200)
           throw new AppError('VALIDATION_FAILED', 'webhook-id is longer than 200 characters');
         const { effect, payment } = await applySettlement(

@@ -10,6 +10,7 @@ import {
   type Shop,
   send,
   startPaymentsApp,
+  uuidv7,
 } from './payments-test-fixtures.ts';
 import type { TestPspDb } from './providers/test-psp-tables.ts';
 import { webhookSecret } from './providers/test-psp-webhooks.ts';
@@ -166,6 +167,47 @@ describe('the test PSP webhook', () => {
     expect(response.statusCode).toBe(404);
     expect(response.json().code).toBe('NOT_FOUND');
     expect(await t.payments.byKey(shop.id, payment.key)).toMatchObject({ status: 'processing' });
+  });
+
+  it('refuses with a 400 problem, changing nothing, a signed body whose text the payment could not store', async () => {
+    const payment = await pendingPayment();
+    const delivery = await t.payments.testProvider.settlePending(payment.providerTransactionId!, 'failed');
+    const event = JSON.parse(delivery.body);
+    const variants: Array<[string, string, string]> = [
+      // U+0000: PostgreSQL text cannot hold it.
+      [
+        '/data/failureMessage',
+        'VALIDATION_FAILED',
+        JSON.stringify({ ...event, data: { ...event.data, failureMessage: 'no\u0000' } }),
+      ],
+      [
+        '/data/transactionId',
+        'VALIDATION_FAILED',
+        JSON.stringify({ ...event, data: { ...event.data, transactionId: 'ch_\u0000' } }),
+      ],
+      // Found by its authorization key, the payment would store this id: its column holds 200 characters.
+      [
+        '/data/transactionId',
+        'VALIDATION_FAILED',
+        JSON.stringify({ ...event, data: { ...event.data, transactionId: 'x'.repeat(250) } }),
+      ],
+      // A lone surrogate is no text: it would be stored as U+FFFD.
+      [
+        '/data/failureMessage',
+        'INVALID_UNICODE',
+        delivery.body.replace('"the card was declined"', '"declined \\ud800"'),
+      ],
+    ];
+    for (const [pointer, code, body] of variants) {
+      const response = await deliver(t, await signed(body, `evt_bad_${uuidv7()}`));
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({ code, errors: [{ in: 'body', pointer }] });
+    }
+    expect(await t.payments.byKey(shop.id, payment.key)).toMatchObject({ status: 'processing' });
+    expect(await typesOf(payment.id)).toEqual(['mercato.payment.initiated']);
+    // The PSP's own delivery still settles it.
+    expect((await deliver(t, delivery)).json()).toMatchObject({ effect: 'applied' });
   });
 
   it('refuses a signed body that is not a settlement (400) and a body that is not JSON (415 or 400)', async () => {
