@@ -29,7 +29,7 @@ export async function createItem(
   actor: string,
 ): Promise<ItemChange> {
   const location = input.locationId
-    ? await getLocation(trx, input.locationId)
+    ? await getLocation(trx, input.locationId, 'key share')
     : await defaultLocation(trx, tenantId);
   const threshold = input.lowStockThreshold ?? 0;
   const now = new Date();

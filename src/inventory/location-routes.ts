@@ -85,7 +85,9 @@ export function locationRoutes(deps: InventoryDeps) {
       },
       async (request) => {
         const { tenantId } = actorOf(request);
-        return withTenant(deps.db, tenantId, (trx) => updateLocation(trx, request.params.id, request.body));
+        return withTenant(deps.db, tenantId, (trx) =>
+          updateLocation(trx, tenantId, request.params.id, request.body),
+        );
       },
     );
 

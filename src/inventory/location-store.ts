@@ -43,10 +43,35 @@ export async function listLocations(trx: InventoryTrx, tenantId: string): Promis
   return rows.map(toLocation);
 }
 
-export async function getLocation(trx: InventoryTrx, id: string): Promise<Location> {
-  const row = await trx.selectFrom('inventory.locations').selectAll().where('id', '=', id).executeTakeFirst();
+/**
+ * A location, or NOT_FOUND. `lock`: 'update' (it is being changed or deleted) or 'key share' (an
+ * item is being put there): a delete waits for the items being created and answers
+ * LOCATION_IN_USE, an item created while its location is being deleted answers 404, instead of
+ * either failing on the items' foreign key (500).
+ */
+export async function getLocation(
+  trx: InventoryTrx,
+  id: string,
+  lock?: 'update' | 'key share',
+): Promise<Location> {
+  let query = trx.selectFrom('inventory.locations').selectAll().where('id', '=', id);
+  if (lock === 'update') query = query.forUpdate();
+  else if (lock === 'key share') query = query.forKeyShare();
+  const row = await query.executeTakeFirst();
   if (!row) throw new AppError('NOT_FOUND', `location ${id} not found`);
   return toLocation(row);
+}
+
+/**
+ * Serialises the changes of the tenant's default location: two requests making different
+ * locations the default each cleared the old default and then collided on the one-default index
+ * (409 "location code undefined is already used"). After this lock, the next statement sees the
+ * default the previous holder set, and clears it.
+ */
+async function lockDefault(trx: InventoryTrx, tenantId: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${`inventory.locations.default:${tenantId}`}, 0))`.execute(
+    trx,
+  );
 }
 
 function codeTaken(error: unknown, code: string | null | undefined): never {
@@ -77,7 +102,10 @@ export async function createLocation(
   if (Number(count) >= MAX_LOCATIONS) {
     throw new AppError('CONFLICT', `a tenant has at most ${MAX_LOCATIONS} locations`);
   }
-  if (fields.isDefault) await clearDefault(trx);
+  if (fields.isDefault) {
+    await lockDefault(trx, tenantId);
+    await clearDefault(trx);
+  }
   const now = new Date();
   try {
     const row = await trx
@@ -102,10 +130,12 @@ export async function createLocation(
 /** Changes a location; isDefault true moves the default here (false on the default is refused). */
 export async function updateLocation(
   trx: InventoryTrx,
+  tenantId: string,
   id: string,
   fields: { name?: string | undefined; code?: string | null | undefined; isDefault?: boolean | undefined },
 ): Promise<Location> {
-  const current = await getLocation(trx, id);
+  if (fields.isDefault === true) await lockDefault(trx, tenantId);
+  const current = await getLocation(trx, id, 'update');
   if (fields.isDefault === false && current.isDefault) {
     throw new AppError('CONFLICT', 'a tenant always has a default location: make another one the default');
   }
@@ -133,7 +163,7 @@ export async function updateLocation(
  * LOCATION_IN_USE. Its empty items go with it, and their ledgers (which net to zero).
  */
 export async function deleteLocation(trx: InventoryTrx, id: string): Promise<void> {
-  const location = await getLocation(trx, id);
+  const location = await getLocation(trx, id, 'update');
   if (location.isDefault) throw new AppError('LOCATION_IN_USE', 'the default location cannot be deleted');
   const items = await trx
     .selectFrom('inventory.items')

@@ -176,7 +176,8 @@ function applyOne(
     new AppError(
       'RESERVATION_NOT_ACTIVE',
       `reservation ${JSON.stringify(op.key)} is ${existing.status}, not ${expected}`,
-      { status: existing.status },
+      // Not `status`: in a problem document that member is the HTTP status code (RFC 9457).
+      { reservationStatus: existing.status },
     );
   switch (op.kind) {
     case 'release':
@@ -197,11 +198,34 @@ function applyOne(
       if (existing.status === 'active') finish(existing, 'expired', op.actor);
       break;
     case 'return':
-      if (existing.status === 'committed') finish(existing, 'returned', op.actor);
-      else if (existing.status !== 'returned') throw notActive('committed');
+      if (existing.status === 'committed') {
+        assertReturnFits(state, existing);
+        finish(existing, 'returned', op.actor);
+      } else if (existing.status !== 'returned') throw notActive('committed');
       break;
   }
   return { reservation: toReservation(existing), created: false };
+}
+
+/**
+ * Refuses (409, nothing changed) a return that would take an item's on hand past STOCK_LIMIT, the
+ * bound every other change keeps: past PostgreSQL's integer the batch's write failed (500), and
+ * below it every later stock change of the item was refused as out of range.
+ */
+function assertReturnFits(state: BatchState, res: ReservationState): void {
+  const onHand = new Map<string, number>();
+  for (const line of res.lines) {
+    const item = state.items.get(line.itemId)!;
+    const after = (onHand.get(item.id) ?? item.onHand) + line.quantity;
+    onHand.set(item.id, after);
+    if (after > STOCK_LIMIT) {
+      throw new AppError(
+        'CONFLICT',
+        `returning reservation ${JSON.stringify(res.key)} would take on hand of item ${item.id} to ${after}, past ${STOCK_LIMIT}; lower its stock first`,
+        { itemId: item.id, onHand: item.onHand, limit: STOCK_LIMIT },
+      );
+    }
+  }
 }
 
 function reserve(

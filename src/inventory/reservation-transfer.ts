@@ -22,7 +22,8 @@ const notActive = (res: ReservationState) =>
   new AppError(
     'RESERVATION_NOT_ACTIVE',
     `reservation ${JSON.stringify(res.key)} is ${res.status}, not active`,
-    { status: res.status },
+    // Not `status`: in a problem document that member is the HTTP status code (RFC 9457).
+    { reservationStatus: res.status },
   );
 
 /**

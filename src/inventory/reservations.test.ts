@@ -32,6 +32,8 @@ afterAll(async () => {
 
 const reserve = (body: Record<string, unknown>, headers = shop.staff) =>
   send(t.app, 'POST', '/api/v1/inventory/reserve', headers, body);
+const item2 = async (s: Shop, id: string) =>
+  (await send(t.app, 'GET', `/api/v1/inventory/${id}`, s.staff)).json<InventoryItem>();
 const item = async (id: string) =>
   (await send(t.app, 'GET', `/api/v1/inventory/${id}`, shop.staff)).json<InventoryItem>();
 
@@ -215,7 +217,12 @@ describe('reservations', () => {
     await reserve({ key, lines: [{ variantId: stock.variantId, quantity: 2 }] });
     const early = await send(t.app, 'POST', '/api/v1/inventory/return', shop.staff, { key });
     expect(early.statusCode).toBe(409);
-    expect(early.json()).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'active' });
+    // The reservation's status is an extra of its own: a problem's `status` is the HTTP status (RFC 9457).
+    expect(early.json()).toMatchObject({
+      code: 'RESERVATION_NOT_ACTIVE',
+      status: 409,
+      reservationStatus: 'active',
+    });
     await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
     expect(await item(stock.id)).toMatchObject({ onHand: 4, reserved: 0 });
     for (let i = 0; i < 2; i++) {
@@ -225,7 +232,11 @@ describe('reservations', () => {
     }
     expect(await item(stock.id)).toMatchObject({ onHand: 6, reserved: 0, available: 6 });
     const commit = await send(t.app, 'POST', '/api/v1/inventory/commit', shop.staff, { key });
-    expect(commit.json()).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'returned' });
+    expect(commit.json()).toMatchObject({
+      code: 'RESERVATION_NOT_ACTIVE',
+      status: 409,
+      reservationStatus: 'returned',
+    });
     const released = await send(t.app, 'POST', '/api/v1/inventory/release', shop.staff, { key });
     expect(released.json()).toMatchObject({ status: 'returned' });
     expect(await inventoryEvents(t, shop.id, 'mercato.inventory.returned')).toEqual([
@@ -233,6 +244,49 @@ describe('reservations', () => {
     ]);
     expect(await t.inventory.verify(shop.id)).toMatchObject({ drift: [] });
   });
+
+  it('refuses (409, nothing changed) a return that would take on hand past the stock limit, where it failed with a 500', async () => {
+    // A shop of its own: the test above counts its tenant's returned events.
+    const restocked = await createShop(t, 'restocked-shop');
+    const limit = 1_000_000_000;
+    const stock = await createStock(t, restocked, { onHand: limit });
+    // 100 lines of 10^6: 10^8 units a reservation, sold, then the shelf filled up to the limit again.
+    const lines = Array.from({ length: 100 }, () => ({ variantId: stock.variantId, quantity: 1_000_000 }));
+    const post = (path: string, body: Record<string, unknown>) =>
+      send(t.app, 'POST', `/api/v1/inventory/${path}`, restocked.staff, body);
+    for (let i = 0; i < 12; i++) {
+      expect((await post('reserve', { key: `sold-${i}`, lines })).statusCode).toBe(201);
+      expect((await post('commit', { key: `sold-${i}` })).statusCode).toBe(200);
+      const refill = await send(t.app, 'PUT', `/api/v1/inventory/${stock.id}/stock`, restocked.staff, {
+        set: limit,
+        kind: 'receive',
+        reason: 'restock',
+      });
+      expect(refill.statusCode).toBe(200);
+    }
+    // Every return up to the limit of on hand is taken; the first past it is refused, nothing moved.
+    const last = await post('return', { key: 'sold-0' });
+    expect(last.statusCode).toBe(409);
+    expect(last.json()).toMatchObject({ code: 'CONFLICT', status: 409, onHand: limit, limit });
+    expect(await item2(restocked, stock.id)).toMatchObject({ onHand: limit, reserved: 0 });
+    expect(
+      (await send(t.app, 'GET', '/api/v1/inventory/reservations/sold-0', restocked.staff)).json(),
+    ).toMatchObject({
+      status: 'committed',
+    });
+    // Made room for (stock lowered), every return goes through, and on hand stays within the limit.
+    const lowered = await send(t.app, 'PUT', `/api/v1/inventory/${stock.id}/stock`, restocked.staff, {
+      set: 0,
+      reason: 'count',
+    });
+    expect(lowered.statusCode).toBe(200);
+    for (let i = 0; i < 10; i++) expect((await post('return', { key: `sold-${i}` })).statusCode).toBe(200);
+    const eleventh = await post('return', { key: 'sold-10' });
+    expect(eleventh.statusCode).toBe(409);
+    expect((await item2(restocked, stock.id)).onHand).toBe(limit);
+    expect(await t.inventory.verify(restocked.id)).toMatchObject({ drift: [] });
+  });
+
   it('expires by itself: the stock returns and mercato.inventory.expired is published', async () => {
     const stock = await createStock(t, shop, { onHand: 4 });
     const key = `ttl-${uuidv7()}`;

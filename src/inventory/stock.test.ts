@@ -217,6 +217,49 @@ describe('locations', () => {
   });
 });
 
+describe('locations changed at once (meaningful on PostgreSQL, where requests run concurrently)', () => {
+  it('makes each of several locations the default in turn, where all but one answered 409 "location code undefined is already used"', async () => {
+    const moving = await createShop(t, 'stock-defaults');
+    const locations = (url: string, body: Record<string, unknown>, method: 'POST' | 'PUT' = 'POST') =>
+      send(t.app, method, `/api/v1/inventory/locations${url}`, moving.staff, body);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await locations('', { name: `Store ${i}` })).json<Location>().id);
+    const moved = await Promise.all(ids.map((id) => locations(`/${id}`, { isDefault: true }, 'PUT')));
+    expect(moved.map((a) => a.statusCode)).toEqual(Array(6).fill(200));
+    const created = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => locations('', { name: `New default ${i}`, isDefault: true })),
+    );
+    expect(created.map((a) => a.statusCode)).toEqual(Array(6).fill(201));
+    const list = (await send(t.app, 'GET', '/api/v1/inventory/locations', moving.staff)).json<{
+      items: Location[];
+    }>();
+    expect(list.items.filter((l) => l.isDefault)).toHaveLength(1);
+  });
+
+  it('answers a location deleted while an item is put there with 204 and 409 LOCATION_IN_USE, or 404 and 204, never a 500', async () => {
+    for (let round = 0; round < 6; round++) {
+      const made = await send(t.app, 'POST', '/api/v1/inventory/locations', shop.staff, {
+        name: `Pop-up ${round}`,
+      });
+      const id = made.json<Location>().id;
+      const [deleted, stocked] = await Promise.all([
+        send(t.app, 'DELETE', `/api/v1/inventory/locations/${id}`, shop.staff),
+        send(t.app, 'POST', '/api/v1/inventory', shop.staff, {
+          variantId: uuidv7(),
+          onHand: 3,
+          locationId: id,
+        }),
+      ]);
+      const answer = `${deleted.statusCode}/${stocked.statusCode}`;
+      expect(['204/404', '409/201'], `${answer} ${deleted.body} ${stocked.body}`).toContain(answer);
+      if (stocked.statusCode === 201) {
+        expect(deleted.json().code).toBe('LOCATION_IN_USE');
+        expect(stocked.json<InventoryItem>().locationId).toBe(id);
+      }
+    }
+  });
+});
+
 describe('several locations', () => {
   it('takes a line from the default location first, then from others, and gives it back there', async () => {
     const variantId = uuidv7();

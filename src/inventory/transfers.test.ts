@@ -45,7 +45,11 @@ const refusal = async (promise: Promise<unknown>) => {
     await promise;
   } catch (error) {
     const { code, extras } = error as { code: string; extras: Record<string, unknown> };
-    return { code, ...extras } as { code: string; status?: string; errors?: { pointer: string }[] };
+    return { code, ...extras } as {
+      code: string;
+      reservationStatus?: string;
+      errors?: { pointer: string }[];
+    };
   }
   throw new Error('expected a refusal');
 };
@@ -331,19 +335,19 @@ describe('refusals', () => {
       await refusal(
         t.inventory.transfer(shop.id, { from: done, to: sale.key, lines: sale.lines(1), actor: 'c' }),
       ),
-    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'committed' });
+    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', reservationStatus: 'committed' });
     // A to that is no longer active cannot take units.
     expect(
       await refusal(
         t.inventory.transfer(shop.id, { from: sale.key, to: done, lines: sale.lines(2), actor: 'c' }),
       ),
-    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'committed' });
+    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', reservationStatus: 'committed' });
     const released = `order-${uuidv7()}`;
     await t.inventory.transfer(shop.id, { from: sale.key, to: released, lines: sale.lines(1), actor: 'c' });
     await t.inventory.release(shop.id, released, 'c');
     expect(
       await refusal(t.inventory.transfer(shop.id, { from: sale.key, to: released, actor: 'c' })),
-    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', status: 'released' });
+    ).toMatchObject({ code: 'RESERVATION_NOT_ACTIVE', reservationStatus: 'released' });
     // A reserve of a key a transfer created is another request: refused, not answered.
     await expect(
       t.inventory.reserve(shop.id, { key: done, lines: sale.lines(1), actor: 'c' }),
