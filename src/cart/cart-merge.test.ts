@@ -98,6 +98,38 @@ describe('merging a guest cart after login', () => {
     );
   });
 
+  it('says so when the summed quantity passes the 1,000 units of a line, which it was silent about', async () => {
+    const plenty = await createSellable(t, shop, { onHand: 5000 });
+    const guest = await newGuestCart(t, shop);
+    await addItem(t, guest.headers, { variantId: plenty.id, quantity: 600 });
+    const customer = await newCustomer(t, shop);
+    await addItem(t, customer, { variantId: plenty.id, quantity: 700 });
+    const { cart, adjustments } = (await merge(customer, guest.token)).json<{
+      cart: CartBody;
+      adjustments: unknown[];
+    }>();
+    expect(cart.lines.map((l) => [l.variantId, l.quantity])).toEqual([[plenty.id, 1000]]);
+    expect(adjustments).toEqual([
+      { variantId: plenty.id, sku: plenty.sku, requested: 1300, quantity: 1000, reason: 'LINE_LIMIT' },
+    ]);
+  });
+
+  it("flags no price change between a guest's price in another currency and the customer's", async () => {
+    const both = await createSellable(t, shop, { prices: { EUR: 1000, USD: 1500 } });
+    const guest = await newGuestCart(t, shop, { currency: 'EUR' });
+    await addItem(t, guest.headers, { variantId: both.id, quantity: 1 });
+    const customer = await newCustomer(t, shop);
+    const other = await createSellable(t, shop, { prices: { USD: 200 } });
+    await addItem(t, customer, { variantId: other.id, quantity: 1, currency: 'USD' });
+    const { cart } = (await merge(customer, guest.token)).json<{ cart: CartBody }>();
+    expect(cart.currency).toBe('USD');
+    // 1000 euro cents were never a price in dollars: no {from: 1000, to: 1500}.
+    expect(cart.lines.find((l) => l.variantId === both.id)).toMatchObject({
+      unitPrice: 1500,
+      priceChanged: null,
+    });
+  });
+
   it('needs a signed-in customer and a guest token of the same store', async () => {
     const guest = await newGuestCart(t, shop);
     expect((await send(t.app, 'POST', '/api/v1/cart/merge', guest.headers)).statusCode).toBe(401);

@@ -30,10 +30,18 @@ export type MergeAdjustment = {
     | 'PRODUCT_NOT_AVAILABLE'
     | 'PRICE_NOT_AVAILABLE'
     | 'INSUFFICIENT_STOCK'
-    | 'CART_FULL';
+    | 'CART_FULL'
+    /** The sum passed the 1,000 units a line holds. */
+    | 'LINE_LIMIT';
 };
 
-type Target = { lines: LineRow[]; currency: string; adjustments: MergeAdjustment[] };
+type Target = {
+  lines: LineRow[];
+  currency: string;
+  /** The guest cart's currency: the prices its shopper saw were in it. */
+  guestCurrency: string | null;
+  adjustments: MergeAdjustment[];
+};
 
 /** Moves one guest line into the customer's lines: quantities summed, capped by stock and limits. */
 async function moveLine(
@@ -45,7 +53,7 @@ async function moveLine(
   target: Target,
 ): Promise<void> {
   const existing = target.lines.find((l) => l.variantId === line.variantId);
-  const requested = Math.min((existing?.quantity ?? 0) + line.quantity, MAX_QUANTITY);
+  const requested = (existing?.quantity ?? 0) + line.quantity;
   const skip = (reason: MergeAdjustment['reason'], quantity = existing?.quantity ?? 0) =>
     target.adjustments.push({ variantId: line.variantId, sku: line.sku, requested, quantity, reason });
   const variant = snapshot.variants.get(line.variantId);
@@ -54,13 +62,17 @@ async function moveLine(
   const price = variant.prices[target.currency];
   if (price === undefined) return void skip('PRICE_NOT_AVAILABLE');
   if (!existing && target.lines.length >= MAX_LINES) return void skip('CART_FULL', 0);
+  const capped = Math.min(requested, MAX_QUANTITY);
   const available = sellable(snapshot, line.variantId);
   const quantity =
-    available === undefined ? requested : Math.min(requested, Math.max(available, existing?.quantity ?? 0));
-  if (quantity < requested) skip('INSUFFICIENT_STOCK', quantity);
+    available === undefined ? capped : Math.min(capped, Math.max(available, existing?.quantity ?? 0));
+  if (quantity < capped) skip('INSUFFICIENT_STOCK', quantity);
+  else if (quantity < requested) skip('LINE_LIMIT', quantity);
   if (quantity === 0) return;
-  // The price the guest saw stays flagged when it changed.
-  const seen = existing ? null : (line.priceChangedFrom ?? line.unitPrice);
+  // The price the guest saw stays flagged when it changed; one they saw in another currency is no
+  // price of this cart's to compare with (it would read as EUR cents turned into USD cents).
+  const seen =
+    existing || target.guestCurrency !== target.currency ? null : (line.priceChangedFrom ?? line.unitPrice);
   const fields = {
     ...describe(variant),
     quantity,
@@ -139,7 +151,12 @@ async function mergeOnce(
       return undefined;
     }
     const currency = (lines.length > 0 ? mine.currency : (guest.currency ?? mine.currency)) ?? null;
-    const target: Target = { lines, currency: currency ?? 'XXX', adjustments: [] };
+    const target: Target = {
+      lines,
+      currency: currency ?? 'XXX',
+      guestCurrency: guest.currency,
+      adjustments: [],
+    };
     for (const line of guestLines) {
       await moveLine(trx, tenantId, mine.id, line, snapshot, target);
     }
