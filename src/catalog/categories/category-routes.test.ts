@@ -161,6 +161,14 @@ describe('categories', () => {
     ]);
   });
 
+  it('never makes a handle shaped like an id from a name, so the category can be read by its handle', async () => {
+    const idShaped = await category({ name: '0190d4c5-7f8b-7c3e-9a4b-123456789abc' });
+    expect(idShaped.handle).toBe('0190d4c5-7f8b-7c3e-9a4b-123456789abc-2');
+    const read = await send(t.app, 'GET', `/api/v1/categories/${idShaped.handle}`, shop.anonymous);
+    expect(read.statusCode).toBe(200);
+    expect(read.json<Category>().id).toBe(idShaped.id);
+  });
+
   it("keeps tenants apart: another tenant's category is 404 on every route and cannot be a parent or a product's", async () => {
     const mine = await category({ name: 'Secret Shelf' });
     for (const [method, body] of [

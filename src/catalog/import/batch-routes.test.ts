@@ -151,6 +151,49 @@ describe('POST /products/batch', () => {
     ).toBe(401);
   });
 
+  it('refuses a row whose title makes a handle it could not be read by (shaped like an id, or a route)', async () => {
+    const response = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, {
+      products: [
+        { title: 'Suggest', variants: [{ sku: 'ROUTE-NAMED', prices: { USD: 1 } }] },
+        {
+          title: '0190d4c5-7f8b-7c3e-9a4b-123456789abc',
+          variants: [{ sku: 'ID-SHAPED', prices: { USD: 1 } }],
+        },
+        row('suggest'),
+        row('suggest-box', { title: 'Suggest' }),
+      ],
+    });
+    const results = response.json<{ results: Result[] }>().results;
+    expect(results.map((r) => [r.status, r.code, r.errors?.map((e) => e.pointer)])).toEqual([
+      ['failed', 'VALIDATION_FAILED', ['/handle']],
+      ['failed', 'VALIDATION_FAILED', ['/handle']],
+      ['failed', 'VALIDATION_FAILED', ['/handle']],
+      ['created', undefined, undefined],
+    ]);
+  });
+
+  it('refuses, row by row, what the API refuses before a body reaches it (file imports do not pass there)', async () => {
+    const deep = JSON.parse(`${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`);
+    const outcomes = await t.catalog.importProducts(shop.id, [
+      row('import-nul', { title: 'Nul\u0000Title' }),
+      row('import-surrogate', { description: 'half a pair: \ud800' }),
+      row('import-deep', { attributes: deep }),
+      row('import-nul-tag', { tags: ['ok', 'a\u0000b'] }),
+      row('import-good'),
+    ]);
+    expect(
+      outcomes.map((o) => (o.status === 'failed' ? [o.code, o.errors.map((e) => e.pointer)] : [o.status])),
+    ).toEqual([
+      ['VALIDATION_FAILED', ['/title']],
+      ['INVALID_UNICODE', ['/description']],
+      ['JSON_TOO_DEEP', [`/attributes${'/a'.repeat(63)}`]],
+      ['VALIDATION_FAILED', ['/tags/1']],
+      ['created'],
+    ]);
+    // Nothing of a refused row is stored (a lone surrogate would have become U+FFFD).
+    expect((await send(t.app, 'GET', '/api/v1/products/import-surrogate', shop.staff)).statusCode).toBe(404);
+  });
+
   it("writes into the caller's tenant only: another tenant's handle is a new product there", async () => {
     const mine = await createProduct(t, shop, { handle: 'tenant-owned' });
     const theirs = await send(t.app, 'POST', '/api/v1/products/batch', other.staff, {

@@ -1,9 +1,14 @@
 import type { EventMeta } from '../../platform/events/index.ts';
-import { AppError, type ErrorCode, type FieldError } from '../../platform/http/index.ts';
+import { AppError, type ErrorCode, type FieldError, jsonProblem } from '../../platform/http/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { CatalogDeps } from '../deps.ts';
 import { findProductId, type Product } from '../products/product-read.ts';
-import { checkProductRow, type ProductInput, slugify } from '../products/product-rules.ts';
+import {
+  checkProductRow,
+  type ProductInput,
+  RESERVED_PRODUCT_HANDLES,
+  slugify,
+} from '../products/product-rules.ts';
 import {
   createProductIn,
   lockedProduct,
@@ -84,6 +89,10 @@ export type PreparedRow = { input: ProductInput & { handle: string } } | { faile
 
 /** Checks one row without the database: its fields, and the handle it is upserted by. */
 export function prepareProductRow(raw: unknown): PreparedRow {
+  // What the API's JSON guard refuses before a body reaches a route (U+0000, lone surrogates,
+  // nesting, ±Infinity), refused here too: file imports do not pass through it.
+  const problem = jsonProblem(raw);
+  if (problem) return { failed: failed(problem) };
   const checked = checkProductRow(raw);
   if (!checked.input)
     return {
@@ -95,7 +104,7 @@ export function prepareProductRow(raw: unknown): PreparedRow {
       },
     };
   const handle = checked.input.handle ?? slugify(checked.input.title);
-  if (handle === '' || isUuid(handle))
+  if (handle === '' || isUuid(handle) || RESERVED_PRODUCT_HANDLES.has(handle))
     return {
       failed: {
         status: 'failed',
@@ -105,7 +114,8 @@ export function prepareProductRow(raw: unknown): PreparedRow {
           {
             in: 'body',
             pointer: '/handle',
-            message: 'is required when the title has no Latin letters or digits',
+            message:
+              'is required when the title has no Latin letters or digits, or makes one shaped like an id or reserved',
           },
         ],
       },

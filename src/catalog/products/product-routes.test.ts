@@ -82,6 +82,26 @@ describe('products', () => {
     expect([a.handle, b.handle]).toEqual(['tea-towel', 'tea-towel-2']);
   });
 
+  it('never gives a product a handle it cannot be read by: shaped like an id, or the name of a route', async () => {
+    const idShaped = await createProduct(t, shop, { title: '0190d4c5-7f8b-7c3e-9a4b-123456789abc' });
+    const named = await createProduct(t, shop, { title: 'Suggest' });
+    expect([idShaped.handle, named.handle]).toEqual(['0190d4c5-7f8b-7c3e-9a4b-123456789abc-2', 'suggest-2']);
+    for (const product of [idShaped, named]) {
+      const read = await send(t.app, 'GET', `/api/v1/products/${product.handle}`, shop.anonymous);
+      expect(read.statusCode).toBe(200);
+      expect(read.json<Product>().id).toBe(product.id);
+    }
+    const given = await send(
+      t.app,
+      'POST',
+      '/api/v1/products',
+      shop.staff,
+      productBody({ handle: 'suggest' }),
+    );
+    expect(given.statusCode).toBe(400);
+    expect(pointers(given.json())).toEqual(['/handle']);
+  });
+
   it('replays a create sent again with the same Idempotency-Key instead of making a second product', async () => {
     const body = productBody();
     const headers = {

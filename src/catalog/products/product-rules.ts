@@ -40,6 +40,12 @@ export type ProductInput = {
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 
 /**
+ * Handles no product may have: GET /products/suggest is autocomplete, so a product with this
+ * handle could never be read by it.
+ */
+export const RESERVED_PRODUCT_HANDLES: ReadonlySet<string> = new Set(['suggest']);
+
+/**
  * A handle made from a title: accents dropped, lowercase letters and digits separated by single
  * dashes, at most 200 characters (room for a "-2" suffix). Empty when the title has no Latin
  * letter or digit; the caller then picks a fallback.
@@ -121,6 +127,8 @@ export function normaliseProduct(raw: ProductBodyInput): { input: ProductInput; 
   if (title === '') errors.push(body('/title', 'is blank'));
   if (raw.handle !== undefined && isUuid(raw.handle))
     errors.push(body('/handle', 'must not look like an id'));
+  if (raw.handle !== undefined && RESERVED_PRODUCT_HANDLES.has(raw.handle))
+    errors.push(body('/handle', `is reserved: /products/${raw.handle} is another route`));
   const attributes = raw.attributes ?? {};
   const attributesBytes = Buffer.byteLength(JSON.stringify(attributes));
   if (attributesBytes > LIMITS.attributesBytes)

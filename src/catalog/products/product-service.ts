@@ -43,8 +43,12 @@ export async function announceProduct(
   return product;
 }
 
-/** The SKUs a write gives its variants, and where each is in the request body. */
-export type SkusWritten = { skus: string[]; pointer: (sku: string) => string };
+/**
+ * The SKUs a write gives its variants, and where each is in the request body. ownVariants: the
+ * written product's other variants may hold them (a variant route), where a product write's SKUs
+ * held by its own product are the ones it keeps.
+ */
+export type SkusWritten = { skus: string[]; pointer: (sku: string) => string; ownVariants?: boolean };
 
 /**
  * Runs a write of one tenant's products: its unique violations become HANDLE_TAKEN / SKU_TAKEN,
@@ -88,7 +92,8 @@ async function namedSkuConflict(
       .select('sku')
       .where('tenant_id', '=', tenantId)
       .where('sku', 'in', written.skus);
-    if (ownProducts.length > 0) query = query.where('product_id', 'not in', ownProducts);
+    if (ownProducts.length > 0 && !written.ownVariants)
+      query = query.where('product_id', 'not in', ownProducts);
     return query.execute();
   });
   const sku = written.skus.find((s) => held.some((h) => h.sku === s));

@@ -4,10 +4,11 @@ import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
-import { type ProductInput, slugify, type VariantInput } from './product-rules.ts';
+import { type ProductInput, RESERVED_PRODUCT_HANDLES, slugify, type VariantInput } from './product-rules.ts';
 
 /**
  * A free handle made from text: its slug, or the slug with the first free "-2", "-3", ... suffix.
+ * A slug shaped like a UUID (read as an id in a path) or reserved for a route is never free.
  * Two concurrent creates may still pick the same one; the unique index refuses the second.
  */
 export async function freeHandle(
@@ -29,7 +30,8 @@ export async function freeHandle(
         .execute()
     ).map((r) => r.handle),
   );
-  if (!taken.has(base)) return base;
+  const usable = !isUuid(base) && !(table === 'catalog.products' && RESERVED_PRODUCT_HANDLES.has(base));
+  if (usable && !taken.has(base)) return base;
   for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
 }
 

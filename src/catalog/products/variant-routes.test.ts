@@ -128,6 +128,32 @@ describe('variants', () => {
     ]);
   });
 
+  it('names the SKU and its field when another variant of the same product holds it (409 SKU_TAKEN)', async () => {
+    const product = await createProduct(t, shop);
+    const [first, second] = product.variants;
+    const added = await send(t.app, 'POST', `/api/v1/products/${product.id}/variants`, shop.staff, {
+      sku: first!.sku,
+      options: { size: 'XL' },
+      prices: { USD: 1 },
+    });
+    const replaced = await send(
+      t.app,
+      'PUT',
+      `/api/v1/products/${product.id}/variants/${second!.id}`,
+      shop.staff,
+      { sku: first!.sku, options: { size: 'XL' }, prices: { USD: 1 } },
+    );
+    for (const response of [added, replaced]) {
+      expect(response.statusCode).toBe(409);
+      expect(response.json()).toMatchObject({
+        code: 'SKU_TAKEN',
+        sku: first!.sku,
+        detail: `SKU "${first!.sku}" is already used by another variant`,
+        errors: [{ pointer: '/sku' }],
+      });
+    }
+  });
+
   it("answers 404 for a variant of another product, and keeps the other product's variant", async () => {
     const a = await createProduct(t, shop);
     const b = await createProduct(t, shop);

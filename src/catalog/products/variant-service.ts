@@ -9,8 +9,8 @@ import { LIMITS } from './product-schemas.ts';
 import { announceProduct, lockedProduct, writeProducts } from './product-service.ts';
 import { touchProduct, variantColumns } from './product-write.ts';
 
-/** The SKU of a variant body, at /sku. */
-const oneSku = (input: VariantInput) => ({ skus: [input.sku], pointer: () => '/sku' });
+/** The SKU of a variant body, at /sku; another variant of the same product may hold it. */
+const oneSku = (input: VariantInput) => ({ skus: [input.sku], pointer: () => '/sku', ownVariants: true });
 
 type Options = { expectedVersion?: number | undefined; meta?: EventMeta | undefined };
 

@@ -21,6 +21,11 @@ export type SearchFilters = {
   minPrice?: number | undefined;
   maxPrice?: number | undefined;
   inStock?: boolean | undefined;
+  /**
+   * Only products with a price in `currency` (a price sort leaves the others out, so its facets
+   * must not count them).
+   */
+  priced?: boolean | undefined;
 };
 
 /**
@@ -73,7 +78,8 @@ export function filterClauses(
     const p = priceColumn ?? price(f.currency);
     if (f.minPrice !== undefined) where.push(sql`${p} >= ${f.minPrice}`);
     if (f.maxPrice !== undefined) where.push(sql`${p} <= ${f.maxPrice}`);
-  }
+  } else if (f.currency !== undefined && f.priced)
+    where.push(sql`${priceColumn ?? price(f.currency)} is not null`);
   return where;
 }
 

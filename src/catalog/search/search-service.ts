@@ -163,7 +163,9 @@ export async function searchProducts(
         : null;
     const result: ProductPage = { items: page.map(item), nextCursor };
     if (corrections) result.corrections = corrections;
-    if (params.facets) result.facets = await facetCounts(trx, tenantId, filters, groups);
+    // A price sort leaves out the products without a price in the currency: so do its facets.
+    const priced = sort === 'price_asc' || sort === 'price_desc';
+    if (params.facets) result.facets = await facetCounts(trx, tenantId, { ...filters, priced }, groups);
     return result;
   };
   return withTenant(db, tenantId, search, textSearch ? PREFER_INDEXES : undefined);

@@ -243,6 +243,32 @@ describe('facets', () => {
   });
 });
 
+describe('facets of a price sort', () => {
+  it('count only the products it lists: those with a price in the currency', async () => {
+    // Half the products are priced in USD only: a sort by EUR price leaves them out.
+    const products = generateCatalog({ count: 12, seed: 23, prefix: 'p' }).map((p, i) => ({
+      ...p,
+      status: 'active' as const,
+      variants: p.variants.map((v) => ({ ...v, prices: i % 2 === 0 ? v.prices : { USD: v.prices['USD']! } })),
+    }));
+    const priced = await openShop(t, 'pricedshop', products);
+    for (const query of [
+      'sort=price_asc&currency=EUR',
+      `q=${encodeURIComponent('free delivery')}&sort=price_desc&currency=EUR`,
+    ]) {
+      const listed = await collect(`/api/v1/products?${query}&limit=4`, priced.anonymous);
+      expect(listed.length, query).toBe(6);
+      const { facets } = await page(`/api/v1/products?${query}&facets=true`, priced.anonymous);
+      expect(facets!.matched, query).toBe(listed.length);
+      expect(facets!.inStock.inStock + facets!.inStock.outOfStock, query).toBe(listed.length);
+      expect(
+        facets!.prices.reduce((sum, band) => sum + band.count, 0),
+        query,
+      ).toBe(listed.length);
+    }
+  });
+});
+
 describe('sorts and pages', () => {
   it('price ascending and descending page through every product once, in order', async () => {
     const expected = idsWhere((p) => p.categoryHandles[0] === 'kitchen');
