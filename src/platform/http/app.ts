@@ -19,6 +19,7 @@ import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
 import { swaggerOptions } from './openapi-document.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
+import { looseIntegerProblem } from './query-integers.ts';
 import { rateLimitStoreWithFallback } from './redis-fallback.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
@@ -72,7 +73,7 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     const part =
       route.httpPart === 'querystring' ? 'query' : route.httpPart === 'headers' ? 'headers' : 'params';
     return (value: unknown) => {
-      const problem = jsonProblem(value, part);
+      const problem = jsonProblem(value, part) ?? looseIntegerProblem(route.schema, value, part);
       return problem ? { error: problem } : validate(value);
     };
   });

@@ -109,6 +109,24 @@ describe('error answers are RFC 9457 problems', () => {
     expect(body.errors[0]).toMatchObject({ in: 'query', pointer: '/limit' });
   });
 
+  it('refuses a query integer written as a fraction, in hex or with an exponent, where it was truncated and answered', async () => {
+    for (const limit of ['1.5', '0x10', '1e1', '%201', '']) {
+      const res = await t.app.inject({
+        method: 'GET',
+        url: `/api/v1/users?limit=${limit}`,
+        headers: { authorization: `Bearer ${admin}` },
+      });
+      const body = expectProblem(res, 400, 'VALIDATION_FAILED');
+      expect(body.errors, limit).toEqual([expect.objectContaining({ in: 'query', pointer: '/limit' })]);
+    }
+    const plain = await t.app.inject({
+      method: 'GET',
+      url: '/api/v1/users?limit=2',
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    expect(plain.statusCode).toBe(200);
+  });
+
   it('refuses a uuid spelled as a URN, which PostgreSQL cannot read, as a params error', async () => {
     const res = await t.app.inject({
       method: 'GET',
