@@ -39,7 +39,7 @@ export async function createMercatoModules(
     ...base,
     findOrder: async (tenantId, orderId) => {
       const order = await orders.getOrder(tenantId, orderId);
-      return order && { total: order.totals.total, currency: order.currency };
+      return order && { total: order.totals.total, currency: order.currency, status: order.status };
     },
   });
   const checkout = await createCheckout(ctx, { ...base, orders, payments, inventory, catalog, cart });

@@ -46,8 +46,11 @@ export function initiatePayment(
   deps: PaymentsDeps,
   input: NewPayment,
   meta?: EventMeta,
+  /** Runs first in the payment's transaction (a check that may refuse it). */
+  guard?: (trx: PaymentsTrx) => Promise<void>,
 ): Promise<PaymentRow> {
   return withTenant(deps.db, input.tenantId, async (trx) => {
+    await guard?.(trx);
     const { row, created } = await ensurePayment(trx, input);
     if (created)
       await publish(deps.events, trx, input.tenantId, [paymentEvent('initiated', toPayment(row))], meta);

@@ -6,11 +6,11 @@ import type { ProviderRegistry } from './providers/registry.ts';
 import type { TestPspDb } from './providers/test-psp-tables.ts';
 import type { PaymentsDb } from './tables.ts';
 
-/** An order's total and currency as the orders module knows them; undefined when there is none. */
+/** An order's total, currency and status as the orders module knows them; undefined when there is none. */
 export type FindOrder = (
   tenantId: string,
   orderId: string,
-) => Promise<{ total: number; currency: string } | undefined>;
+) => Promise<{ total: number; currency: string; status: string } | undefined>;
 
 /** What createPayments receives. */
 export type PaymentsModuleDeps = {

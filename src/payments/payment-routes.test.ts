@@ -282,7 +282,7 @@ describe('tenant isolation', () => {
 });
 
 describe('with the orders module and a short step timeout', () => {
-  const orders = new Map<string, { total: number; currency: string }>();
+  const orders = new Map<string, { total: number; currency: string; status: string }>();
   let o: PaymentsTestApp;
   let till: Shop;
   beforeAll(async () => {
@@ -298,7 +298,7 @@ describe('with the orders module and a short step timeout', () => {
 
   it("takes the order's total by default; refuses an unknown order (404), another currency or more than the total (422)", async () => {
     const orderId = uuidv7();
-    orders.set(orderId, { total: 4200, currency: 'EUR' });
+    orders.set(orderId, { total: 4200, currency: 'EUR', status: 'created' });
     const created = await initiateFor({ orderId, currency: 'EUR', token: 'tok_visa' });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ amount: 4200 });
@@ -324,9 +324,50 @@ describe('with the orders module and a short step timeout', () => {
     );
   });
 
+  it("never lets payments under other keys hold more than the order's total, even sent at once; a failed one leaves room, a closed order takes none", async () => {
+    const orderId = uuidv7();
+    orders.set(orderId, { total: 1000, currency: 'EUR', status: 'created' });
+    const both = await Promise.all(
+      ['a', 'b'].map((k) =>
+        initiateFor({ orderId, currency: 'EUR', token: 'tok_visa', key: `${orderId}-${k}` }),
+      ),
+    );
+    expect(both.map((r) => r.statusCode).sort()).toEqual([201, 422]);
+    const first = both.find((r) => r.statusCode === 201)!.json<Payment>();
+    const refused = both.find((r) => r.statusCode === 422)!;
+    expect(refused.json()).toMatchObject({ code: 'CHECKOUT_INVALID', errors: [{ pointer: '/amount' }] });
+    // Its replay is the same payment, not a second one refused.
+    const replay = await initiateFor({ orderId, currency: 'EUR', token: 'tok_visa', key: first.key });
+    expect([replay.statusCode, replay.json().id]).toEqual([201, first.id]);
+    // A declined payment holds nothing: the rest of the total can be paid, not more.
+    const declined = uuidv7();
+    orders.set(declined, { total: 1000, currency: 'EUR', status: 'created' });
+    const failed = (
+      await initiateFor({ orderId: declined, currency: 'EUR', token: 'tok_card_declined', amount: 600 })
+    ).json<Payment>();
+    expect((await send(o.app, 'POST', `/api/v1/payments/${failed.id}/process`, till.staff)).statusCode).toBe(
+      402,
+    );
+    const again = await initiateFor({ orderId: declined, currency: 'EUR', token: 'tok_visa', amount: 600 });
+    expect(again.statusCode).toBe(201);
+    expectProblem(
+      await initiateFor({ orderId: declined, currency: 'EUR', token: 'tok_visa', amount: 401 }),
+      422,
+      'CHECKOUT_INVALID',
+    );
+    expect(
+      (await initiateFor({ orderId: declined, currency: 'EUR', token: 'tok_visa', amount: 400 })).statusCode,
+    ).toBe(201);
+    const cancelled = uuidv7();
+    orders.set(cancelled, { total: 1000, currency: 'EUR', status: 'cancelled' });
+    const closed = await initiateFor({ orderId: cancelled, currency: 'EUR', token: 'tok_visa' });
+    expectProblem(closed, 422, 'CHECKOUT_INVALID');
+    expect(closed.json().errors).toEqual([expect.objectContaining({ pointer: '/orderId' })]);
+  });
+
   it('answers 504 CHECKOUT_TIMEOUT when the provider does not answer in time, and voids what it may have authorized', async () => {
     const orderId = uuidv7();
-    orders.set(orderId, { total: 800, currency: 'EUR' });
+    orders.set(orderId, { total: 800, currency: 'EUR', status: 'created' });
     const payment = (await initiateFor({ orderId, currency: 'EUR', token: 'tok_hang' })).json<Payment>();
     const answer = await send(o.app, 'POST', `/api/v1/payments/${payment.id}/process`, till.staff, {});
     expectProblem(answer, 504, 'CHECKOUT_TIMEOUT');

@@ -7,6 +7,7 @@ import { initiatePayment, processPayment } from './authorize.ts';
 import { listOperations } from './call-store.ts';
 import { capturePayment } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
+import { fitOrder } from './order-fit.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import {
   FailBody,
@@ -39,32 +40,6 @@ function headerKey(request: FastifyRequest): string | undefined {
       { in: 'headers', pointer: '/idempotency-key', message: 'must be 1 to 200 visible ASCII characters' },
     ],
   });
-}
-
-/** The order the payment is for must exist and the payment fit it (when the orders module is there). */
-async function checkOrder(
-  deps: PaymentsDeps,
-  tenantId: string,
-  body: { orderId: string; amount?: number | undefined; currency: string },
-): Promise<number> {
-  if (!deps.findOrder) {
-    if (body.amount !== undefined) return body.amount;
-    throw new AppError('VALIDATION_FAILED', 'amount is required', {
-      errors: [{ in: 'body', pointer: '/amount', message: 'missing field "amount"' }],
-    });
-  }
-  const order = await deps.findOrder(tenantId, body.orderId);
-  if (!order) throw new AppError('NOT_FOUND', `order ${body.orderId} not found`);
-  const misfit = (pointer: string, message: string) =>
-    new AppError('CHECKOUT_INVALID', `the payment does not fit order ${body.orderId}: ${message}`, {
-      errors: [{ in: 'body', pointer, message }],
-    });
-  if (order.currency !== body.currency)
-    throw misfit('/currency', `must be the order's currency ${order.currency}`);
-  const amount = body.amount ?? order.total;
-  if (amount > order.total) throw misfit('/amount', `must not exceed the order's total ${order.total}`);
-  if (amount <= 0) throw misfit('/amount', 'the order has nothing to pay');
-  return amount;
 }
 
 /** Staff routes of payments (the seed's PaymentController): initiate, read, process, complete, fail, refund. */
@@ -114,12 +89,13 @@ export function paymentRoutes(deps: PaymentsDeps) {
         const body = request.body;
         const provider = body.provider ?? 'test';
         deps.providers.get(provider);
-        const amount = await checkOrder(deps, tenantId, body);
+        const key = body.key ?? uuidv7();
+        const { amount, guard } = await fitOrder(deps, tenantId, { ...body, key });
         const row = await initiatePayment(
           deps,
           {
             tenantId,
-            key: body.key ?? uuidv7(),
+            key,
             orderId: body.orderId,
             amount,
             currency: body.currency,
@@ -127,6 +103,7 @@ export function paymentRoutes(deps: PaymentsDeps) {
             token: body.token,
           },
           eventMetaOf(request),
+          guard,
         );
         reply.code(201).header('location', `/api/v1/payments/${row.id}`);
         return toPayment(row);

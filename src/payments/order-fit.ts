@@ -1,0 +1,67 @@
+import { sql } from 'kysely';
+import { AppError } from '../platform/http/index.ts';
+import type { PaymentsDeps } from './deps.ts';
+import type { PaymentsTrx } from './tables.ts';
+
+type Initiate = { orderId: string; key: string; amount?: number | undefined; currency: string };
+
+/** The payment's amount, and the check its transaction runs first (when the orders module is there). */
+export type OrderFit = { amount: number; guard?: (trx: PaymentsTrx) => Promise<void> };
+
+/** An orders' status no payment is taken for. */
+const CLOSED = new Set(['cancelled', 'failed']);
+
+/**
+ * The order a staff payment is for must exist and the payment fit it: its currency, an amount
+ * within the total, an order still open, and together with the order's other payments that hold
+ * money (neither failed nor voided; refunds given back) no more than its total, so that payments
+ * under other keys never charge an order twice. The sum is taken under a lock of the order's
+ * payments, so two at once cannot both fit; a payment under a key already used is that payment
+ * (its idempotent replay), checked as it was made.
+ */
+export async function fitOrder(deps: PaymentsDeps, tenantId: string, body: Initiate): Promise<OrderFit> {
+  if (!deps.findOrder) {
+    if (body.amount !== undefined) return { amount: body.amount };
+    throw new AppError('VALIDATION_FAILED', 'amount is required', {
+      errors: [{ in: 'body', pointer: '/amount', message: 'missing field "amount"' }],
+    });
+  }
+  const order = await deps.findOrder(tenantId, body.orderId);
+  if (!order) throw new AppError('NOT_FOUND', `order ${body.orderId} not found`);
+  const misfit = (pointer: string, message: string) =>
+    new AppError('CHECKOUT_INVALID', `the payment does not fit order ${body.orderId}: ${message}`, {
+      errors: [{ in: 'body', pointer, message }],
+    });
+  if (order.currency !== body.currency)
+    throw misfit('/currency', `must be the order's currency ${order.currency}`);
+  const amount = body.amount ?? order.total;
+  if (amount > order.total) throw misfit('/amount', `must not exceed the order's total ${order.total}`);
+  if (amount <= 0) throw misfit('/amount', 'the order has nothing to pay');
+  const orderId = body.orderId.toLowerCase();
+  const guard = async (trx: PaymentsTrx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`payments.order:${tenantId}:${orderId}`}, 0))`.execute(
+      trx,
+    );
+    const replay = await trx
+      .selectFrom('payments.payments')
+      .select('id')
+      .where('key', '=', body.key)
+      .executeTakeFirst();
+    if (replay) return;
+    if (CLOSED.has(order.status)) throw misfit('/orderId', `the order is ${order.status}`);
+    const { held } = await trx
+      .selectFrom('payments.payments')
+      .select(sql<string>`coalesce(sum(amount - refunded_amount), 0)`.as('held'))
+      .where('order_id', '=', orderId)
+      .where('status', 'not in', ['failed', 'voided'])
+      .executeTakeFirstOrThrow();
+    const left = order.total - Number(held);
+    if (amount > left) {
+      throw misfit(
+        '/amount',
+        `the order's other payments hold ${held} of its total ${order.total}: at most ${Math.max(left, 0)} is left to pay`,
+      );
+    }
+  };
+  return { amount, guard };
+}
