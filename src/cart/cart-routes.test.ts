@@ -142,6 +142,30 @@ describe('customer carts', () => {
   });
 });
 
+describe("a customer cart's currency", () => {
+  it('is kept while the cart has lines, and an emptied cart takes the one asked for (it never could)', async () => {
+    const customer = await newCustomer(t, shop);
+    const variant = await createSellable(t, shop, { prices: { USD: 1200, EUR: 1000 } });
+    const added = await addItem(t, customer, { variantId: variant.id, quantity: 1, currency: 'EUR' });
+    const line = added.json<CartBody>().lines[0]!;
+    const refused = await send(t.app, 'POST', '/api/v1/cart', customer, { currency: 'USD' });
+    expect([refused.statusCode, refused.json().code]).toEqual([409, 'CONFLICT']);
+    expect(
+      (await addItem(t, customer, { variantId: variant.id, quantity: 1, currency: 'USD' })).statusCode,
+    ).toBe(409);
+    const emptied = await send(t.app, 'DELETE', `/api/v1/cart/items/${line.id}`, customer);
+    expect(emptied.statusCode, emptied.body).toBe(200);
+    const usd = await send(t.app, 'POST', '/api/v1/cart', customer, { currency: 'USD' });
+    expect([usd.statusCode, usd.json().cart.currency]).toEqual([200, 'USD']);
+    const inUsd = await addItem(t, customer, { variantId: variant.id, quantity: 1 });
+    expect(inUsd.json<CartBody>()).toMatchObject({ currency: 'USD', totals: { subtotal: 1200 } });
+    await send(t.app, 'DELETE', `/api/v1/cart/items/${inUsd.json<CartBody>().lines[0]!.id}`, customer);
+    // An add naming a currency does the same for an empty cart.
+    const inEur = await addItem(t, customer, { variantId: variant.id, quantity: 2, currency: 'EUR' });
+    expect(inEur.json<CartBody>()).toMatchObject({ currency: 'EUR', totals: { subtotal: 2000 } });
+  });
+});
+
 describe('the module API', () => {
   it('reads a cart by id for the order saga, within its tenant only', async () => {
     const variant = await createSellable(t, shop, { prices: { EUR: 700 } });

@@ -172,13 +172,14 @@ export function createCartService(deps: CartDeps) {
         tenantId,
         { kind: 'customer', customerId },
         { create: true },
-        async (trx, row, _snapshot, _target, isNew) => {
+        async (trx, row, _snapshot, _target, isNew, lines) => {
           created = isNew;
           if (currency === undefined || row.currency === currency) return;
-          if (row.currency !== null) {
+          // An empty cart takes the currency asked for; one with lines keeps the currency they are priced in.
+          if (lines.length > 0) {
             throw new AppError(
               'CONFLICT',
-              `your cart is in ${row.currency}; empty it and start again to change currency`,
+              `your cart is in ${row.currency}; remove its items to change its currency to ${currency}`,
             );
           }
           await updateCart(trx, tenantId, row.id, { currency });
@@ -199,10 +200,15 @@ export function createCartService(deps: CartDeps) {
         locator,
         { target: input, create: true },
         async (trx, cart, snapshot, target, _created, lines) => {
-          if (cart.currency && input.currency && input.currency !== cart.currency) {
-            throw new AppError('CONFLICT', `the cart is in ${cart.currency}, not ${input.currency}`);
+          // An empty cart takes the currency the add names; one with lines keeps theirs.
+          const kept = lines.length > 0 || !input.currency ? cart.currency : null;
+          if (kept && input.currency && input.currency !== kept) {
+            throw new AppError(
+              'CONFLICT',
+              `the cart is in ${kept}, not ${input.currency}; remove its items to change its currency`,
+            );
           }
-          const currency = cart.currency ?? input.currency ?? (target && defaultCurrency(target)) ?? 'XXX';
+          const currency = kept ?? input.currency ?? (target && defaultCurrency(target)) ?? 'XXX';
           assertSellable(target, ref, currency);
           const existing = lines.find((l) => l.variantId === target.variantId);
           const quantity = (existing?.quantity ?? 0) + input.quantity;
@@ -221,7 +227,7 @@ export function createCartService(deps: CartDeps) {
           };
           if (existing) await updateLine(trx, tenantId, existing.id, fields);
           else await insertLine(trx, tenantId, cart.id, fields);
-          await updateCart(trx, tenantId, cart.id, cart.currency ? {} : { currency });
+          await updateCart(trx, tenantId, cart.id, cart.currency === currency ? {} : { currency });
         },
       );
     },
