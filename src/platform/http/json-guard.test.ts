@@ -62,13 +62,13 @@ describe('invalidUtf8Offset', () => {
 });
 
 describe('isStorableTimestamp', () => {
-  it('accepts what PostgreSQL timestamptz stores as it is', () => {
+  it('accepts what PostgreSQL timestamptz stores as it is and Date reads as the same instant', () => {
     for (const text of [
       '0001-01-01T00:00:00Z',
       '9999-12-31T23:59:59.999999Z',
       '2024-02-29T12:00:00+15:59',
-      '2024-01-01 00:00:00-01',
-      '2016-12-31T23:59:60Z',
+      '2024-01-01 00:00:00-01:00',
+      '2024-01-01t00:00:00.5+0100',
     ]) {
       expect(isStorableTimestamp(text), text).toBe(true);
     }
@@ -86,6 +86,18 @@ describe('isStorableTimestamp', () => {
       '2024-01-01T00:00:00+16:00',
       '2024-01-01T00:00:00',
       '2024-01-01',
+    ]) {
+      expect(isStorableTimestamp(text), text).toBe(false);
+    }
+  });
+
+  it('refuses what Date cannot read (a leap second, an offset of hours alone) and instants an offset takes out of the years 0001 to 9999', () => {
+    for (const text of [
+      '2016-12-31T23:59:60Z',
+      '2016-12-31T23:59:60.5Z',
+      '2024-01-01T00:00:00+01',
+      '0001-01-01T00:00:00+01:00',
+      '9999-12-31T23:59:59-01:00',
     ]) {
       expect(isStorableTimestamp(text), text).toBe(false);
     }
