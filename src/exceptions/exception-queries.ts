@@ -45,6 +45,9 @@ const KEYS: Record<(typeof SORT_KEYS)[number], KeyPart[]> = {
   occurrences: [{ expr: sql.ref('occurrences'), kind: 'int' }, time('last_seen')],
 };
 
+/** The largest integer key a cursor may hold: keyset() compares it as an int (occurrences is one). */
+const MAX_INT = 2_147_483_647;
+
 /** Where a page starts: the key of the last row shown, and its id. */
 export type ListCursor = { values: Array<string | number>; id: string };
 export type ListPage = { limit: number; sort: Sort; after?: ListCursor | undefined };
@@ -72,7 +75,7 @@ export function readListCursor(text: string, sort: Sort): ListCursor {
     const ok =
       part.kind === 'time'
         ? typeof v === 'string' && isStorableTimestamp(v)
-        : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+        : typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_INT;
     if (!ok) throw invalidCursor('bad key');
   });
   return { values: k as Array<string | number>, id: cursorId(i) };

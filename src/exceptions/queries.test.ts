@@ -169,6 +169,34 @@ describe('GET /exceptions', () => {
     await bad(`cursor=${forged}`, 'INVALID_CURSOR', '/cursor');
   });
 
+  it('answers 400 INVALID_CURSOR for a forged cursor whose number is past the integer range, never a 500', async () => {
+    for (const sort of ['-occurrences', 'occurrences', '-severity', 'severity']) {
+      const forged = Buffer.from(
+        JSON.stringify({ s: sort, k: [3_000_000_000, new Date(base).toISOString()], i: uuidv7() }),
+      ).toString('base64url');
+      const answer = await get(`/api/v1/exceptions?sort=${sort}&cursor=${forged}`, a.operator);
+      expect(answer.statusCode, `${sort} ${answer.body}`).toBe(400);
+      expect(answer.json().code).toBe('INVALID_CURSOR');
+    }
+  });
+
+  it('answers 400 INVALID_CURSOR for a forged cursor whose time PostgreSQL refuses (a leap second with a fraction), never a 500', async () => {
+    const time = '2016-12-31T23:59:60.5Z';
+    const i = uuidv7();
+    const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    for (const url of [
+      `/api/v1/exceptions?cursor=${cursor({ s: '-lastSeen', k: [time], i })}`,
+      `/api/v1/exceptions?sort=severity&cursor=${cursor({ s: 'severity', k: [1, time], i })}`,
+      `/api/v1/exceptions/search?q=failure&cursor=${cursor({ t: time, i })}`,
+      `/api/v1/exceptions/search?q=failure&sort=relevance&cursor=${cursor({ r: 0.5, t: time, i })}`,
+      `/api/v1/exceptions/groups?cursor=${cursor({ t: time, i })}`,
+    ]) {
+      const answer = await get(url, a.operator);
+      expect(answer.statusCode, `${url} ${answer.body}`).toBe(400);
+      expect(answer.json().code).toBe('INVALID_CURSOR');
+    }
+  });
+
   it("shows a tenant its own exceptions only, whoever's transaction ids collide", async () => {
     expect(await allPages('/api/v1/exceptions?limit=100', b.operator)).toEqual(['TX-1000', 'TX-B-ONLY']);
     const theirs = await get('/api/v1/exceptions?customerId=cust-a', b.operator);

@@ -223,6 +223,42 @@ describe('GET /exceptions/search', () => {
     }
   });
 
+  it('answers 400 INVALID_CURSOR for a forged ranked cursor whose rank a real cannot hold, never a 500', async () => {
+    for (const r of [1e-50, 5e-324]) {
+      const forged = Buffer.from(
+        JSON.stringify({ r, t: new Date(base).toISOString(), i: '01890000-0000-7000-8000-000000000000' }),
+      ).toString('base64url');
+      const answer = await send(
+        t.app,
+        'GET',
+        `/api/v1/exceptions/search?q=timeout&sort=relevance&cursor=${forged}`,
+        a.operator,
+      );
+      expect(answer.statusCode, `${r} ${answer.body}`).toBe(400);
+      expect(answer.json().code).toBe('INVALID_CURSOR');
+    }
+  });
+
+  it('refuses a leap second and an offset of hours alone in from and to (400), and keeps its time slices in the year 0001', async () => {
+    const to = (text: string) => `&to=${encodeURIComponent(text)}`;
+    for (const sort of ['newest', 'relevance']) {
+      for (const end of ['2016-12-31T23:59:60Z', '2016-12-31T23:59:60.5Z', '2024-01-01T00:00:00+01']) {
+        const refused = await send(
+          t.app,
+          'GET',
+          `/api/v1/exceptions/search?q=quokka&sort=${sort}${to(end)}`,
+          a.operator,
+        );
+        expect(refused.statusCode, refused.body).toBe(400);
+        expect(refused.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(['/to']);
+      }
+      // A rare word reads the time slices before `to`: a month back, never before the year 0001.
+      for (const q of ['quokka', 'timeout'])
+        for (const end of ['0001-01-01T00:00:01Z', '0001-01-05T00:00:00Z', '0001-03-05T00:00:00Z'])
+          expect((await search(`q=${q}&sort=${sort}${to(end)}`)).items).toEqual([]);
+    }
+  });
+
   it('is for operators and admins, or a key with exceptions:read', async () => {
     const url = '/api/v1/exceptions/search?q=timeout';
     expect((await send(t.app, 'GET', url, a.admin)).statusCode).toBe(200);

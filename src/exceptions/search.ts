@@ -12,6 +12,9 @@ import { type ExceptionFilter, filterSql } from './filters.ts';
 import { NEWEST_LIMITS, searchWindow } from './search-window.ts';
 import type { ExceptionsTrx } from './tables.ts';
 
+/** The earliest end of the window's slices: the longest (30 days) still starts in the year 0001. */
+const EARLIEST_END_MS = Date.parse('0001-02-01T00:00:00Z');
+
 /**
  * A cheaper query for the GIN probe of `q` (searchWindow's step 3), or undefined. An id such as
  * CUST-4321 is stored split in two lexemes, 'cust' (in every row) and '-4321' (in a few): the GIN
@@ -47,7 +50,12 @@ export function readSearchCursor(text: string, sort: SearchSort): SearchCursor {
     string,
     unknown
   >;
-  if (sort === 'relevance' && (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > 1e6))
+  // A rank is a real (ts_rank): one so small a real rounds it to 0 is none we issued, and
+  // PostgreSQL refuses it (out of range for type real).
+  if (
+    sort === 'relevance' &&
+    (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > 1e6 || (r !== 0 && Math.fround(r) === 0))
+  )
     throw invalidCursor('bad rank');
   if (sort === 'newest' && r !== undefined) throw invalidCursor('a cursor of another sort');
   if (typeof t !== 'string' || !isStorableTimestamp(t)) throw invalidCursor('bad time');
@@ -78,7 +86,9 @@ export async function searchExceptions(
   // A scalar subquery: parsed once per statement, whatever the plan. Inline, a generic plan (the
   // walk's, once it is cached) would parse the words again for every row it reads.
   const query = sql`(select websearch_to_tsquery('simple', ${q}) || websearch_to_tsquery('english', ${q}))`;
-  const end = filter.to !== undefined ? Date.parse(filter.to) : Date.now();
+  // The window's time slices end here; they reach a month back, never before the year 0001 (a `to`
+  // of year 0001 with an offset: PostgreSQL would refuse the slice's bound, a 500).
+  const end = filter.to !== undefined ? Math.max(Date.parse(filter.to), EARLIEST_END_MS) : Date.now();
   const newest = page.sort !== 'relevance';
   const after = page.after;
   const where = filterSql(tenantId, filter);

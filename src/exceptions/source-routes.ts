@@ -90,6 +90,9 @@ const SourceSchema = Type.Object({
   ),
 });
 
+/** The longest base URL stored (migration 0031's check on sources.base_url). */
+const MAX_BASE_URL = 2000;
+
 const invalidUrl = (message: string) =>
   new AppError('VALIDATION_FAILED', `baseUrl ${message}`, {
     errors: [{ in: 'body', pointer: '/baseUrl', message }],
@@ -120,6 +123,10 @@ async function checkBaseUrl(guard: SsrfGuard, raw: string): Promise<string> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidUrl('must be an http or https URL');
   if (url.username || url.password) throw invalidUrl('must not carry credentials (give them as credentials)');
   if (url.search || url.hash) throw invalidUrl('must not have a query or a fragment');
+  // Stored as the URL parser writes it, which percent-encodes: the column holds 2,000 characters.
+  if (url.href.length > MAX_BASE_URL) {
+    throw invalidUrl(`must be at most ${MAX_BASE_URL} characters once percent-encoded`);
+  }
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
   const bare = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (isIP(bare) !== 0) {

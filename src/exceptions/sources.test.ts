@@ -135,6 +135,15 @@ describe('exception sources', () => {
     expect(response.body).not.toContain('secret@');
   });
 
+  it('answers 400 naming /baseUrl for a URL under 2,000 characters as sent but over once percent-encoded', async () => {
+    const baseUrl = `http://127.0.0.1/${'é'.repeat(1900)}`;
+    const response = await send(t.app, 'PUT', path('VALIDATION'), shop.admin, { baseUrl });
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json().code).toBe('VALIDATION_FAILED');
+    expect(response.json().errors.map((e: { pointer: string }) => e.pointer)).toEqual(['/baseUrl']);
+    expect((await send(t.app, 'GET', path('VALIDATION'), shop.admin)).statusCode).toBe(404);
+  });
+
   it('answers 400 for an unknown interface type', async () => {
     const response = await send(t.app, 'PUT', path('INVOICE'), shop.admin, {
       baseUrl: 'http://127.0.0.1/erp',

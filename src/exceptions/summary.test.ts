@@ -116,6 +116,24 @@ describe('GET /exceptions/summary', () => {
   });
 });
 
+describe('GET /exceptions/summary at the edges of time', () => {
+  const summary = (query: string) => get(`/api/v1/exceptions/summary?${query}`, a.operator);
+  const q = (params: Record<string, string>) => new URLSearchParams(params).toString();
+
+  it('answers 400 for a range an offset takes out of the years 0001 to 9999', async () => {
+    for (const [query, pointer] of [
+      [q({ from: '0001-01-01T00:00:00+01:00', to: '0001-01-02T00:00:00Z' }), '/from'],
+      [q({ to: '0001-01-01T10:00:00Z' }), '/to'],
+      [q({ from: '9999-12-31T00:00:00Z', to: '9999-12-31T23:59:59-01:00' }), '/to'],
+    ] as Array<[string, string]>) {
+      const answer = await summary(query);
+      expect(answer.statusCode, `${query} ${answer.body}`).toBe(400);
+      expect(answer.json().code).toBe('VALIDATION_FAILED');
+      expect(answer.json().errors.map((e: { pointer: string }) => e.pointer)).toContain(pointer);
+    }
+  });
+});
+
 describe('GET /exceptions/summary access', () => {
   it('is for operators and admins, or a key with exceptions:read', async () => {
     expect((await get('/api/v1/exceptions/summary', a.admin)).statusCode).toBe(200);
