@@ -28,6 +28,7 @@ export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, proble
 export { beforeBody } from './guards-first.ts';
 export { isIdempotencyKey, requiredIdempotencyKey } from './idempotency.ts';
 export { jsonProblem } from './json-guard.ts';
+export { escapePointerToken, unescapePointerToken } from './json-pointer.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { sendProblem } from './problem-handler.ts';
 export { sendJson, serialize200 } from './raw-json.ts';

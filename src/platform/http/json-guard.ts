@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import { AppError, type FieldError } from './errors.ts';
+import { escapePointerToken } from './json-pointer.ts';
 
 /** The deepest a request body may nest: objects and arrays, the outermost one counting 1. */
 export const MAX_JSON_DEPTH = 64;
@@ -22,8 +23,6 @@ function leafFlaw(value: unknown): Flaw {
   if (typeof value === 'number' && !Number.isFinite(value)) return NON_FINITE;
   return 0;
 }
-
-const escapeToken = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /**
  * One iterative walk (a body may nest 10,000 deep: no recursion) over a parsed JSON value: the
@@ -57,7 +56,7 @@ function walk(root: unknown, pointers: boolean): { flaw: Flaw; pointer: string }
       }
     } else {
       for (const key in item) {
-        const at = pointers ? `${path}/${escapeToken(key)}` : '';
+        const at = pointers ? `${path}/${escapePointerToken(key)}` : '';
         const keyFlaw = textFlaw(key);
         if (keyFlaw !== 0) return { flaw: keyFlaw, pointer: at };
         const child: unknown = (item as Record<string, unknown>)[key];

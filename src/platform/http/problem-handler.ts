@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { databaseProblem } from '../db/db-errors.ts';
 import { AppError, type FieldError, toProblem } from './errors.ts';
+import { escapePointerToken, unescapePointerToken } from './json-pointer.ts';
 
 type ValidationIssue = {
   instancePath?: string;
@@ -9,9 +10,6 @@ type ValidationIssue = {
   params?: Record<string, unknown>;
   keyword?: string;
 };
-
-const escapeToken = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
-const unescapeToken = (token: string) => token.replaceAll('~1', '/').replaceAll('~0', '~');
 
 /** The names a params member holds: one (Ajv's missingProperty) or several (TypeBox's lists). */
 const namesIn = (value: unknown): string[] =>
@@ -25,7 +23,7 @@ const namesIn = (value: unknown): string[] =>
  */
 function fieldsOf(issue: ValidationIssue): { pointer: string; message: string }[] {
   const base = issue.instancePath ?? '';
-  const at = (name: string) => `${base}/${escapeToken(name)}`;
+  const at = (name: string) => `${base}/${escapePointerToken(name)}`;
   if (issue.keyword === 'required') {
     const names = namesIn(issue.params?.['requiredProperties'] ?? issue.params?.['missingProperty']);
     return names.map((name) => ({ pointer: at(name), message: `missing field ${JSON.stringify(name)}` }));
@@ -35,7 +33,7 @@ function fieldsOf(issue: ValidationIssue): { pointer: string; message: string }[
     return names.map((name) => ({ pointer: at(name), message: `unknown field ${JSON.stringify(name)}` }));
   }
   if (issue.keyword === 'boolean' && issue.schemaPath?.endsWith('/additionalProperties')) {
-    const name = unescapeToken(base.slice(base.lastIndexOf('/') + 1));
+    const name = unescapePointerToken(base.slice(base.lastIndexOf('/') + 1));
     return [{ pointer: base, message: `unknown field ${JSON.stringify(name)}` }];
   }
   return [{ pointer: base, message: issue.message ?? 'is invalid' }];

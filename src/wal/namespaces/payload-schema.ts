@@ -2,6 +2,7 @@ import { Ajv, type Options, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { escapePointerToken } from '../../platform/http/index.ts';
 import type { Namespace } from './namespace.ts';
 import { budgeted, COST_KEYWORD, charge, DATA_KEYWORDS, instrument } from './payload-schema-budget.ts';
 import { linearRegExp, patternTooCostly, useLinearFormats } from './payload-schema-regexp.ts';
@@ -118,8 +119,6 @@ export function compilePayloadSchema(schema: Record<string, unknown>): ValidateF
   }
 }
 
-const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
-
 type PatternCheck = { pointer: string; message: string }[] & { program?: number };
 
 /**
@@ -146,10 +145,11 @@ function unsupportedPatterns(value: unknown, at: string, found: PatternCheck) {
   if (typeof object['pattern'] === 'string') check(object['pattern'], `${at}/pattern`);
   const properties = object['patternProperties'];
   if (typeof properties === 'object' && properties !== null && !Array.isArray(properties)) {
-    for (const key of Object.keys(properties)) check(key, `${at}/patternProperties/${escapePointer(key)}`);
+    for (const key of Object.keys(properties))
+      check(key, `${at}/patternProperties/${escapePointerToken(key)}`);
   }
   for (const [key, child] of Object.entries(object)) {
-    if (!DATA_KEYWORDS.has(key)) unsupportedPatterns(child, `${at}/${escapePointer(key)}`, found);
+    if (!DATA_KEYWORDS.has(key)) unsupportedPatterns(child, `${at}/${escapePointerToken(key)}`, found);
   }
 }
 

@@ -1,3 +1,4 @@
+import { unescapePointerToken } from '../../platform/http/index.ts';
 import type { Delivery } from './target-result.ts';
 
 /** What SQL params and Redis placeholders point into: `/payload/orderId`, `/messageId`, … */
@@ -18,7 +19,7 @@ export function resolvePointer(document: unknown, pointer: string): unknown {
   if (!pointer.startsWith('/')) throw new Error(`invalid JSON pointer "${pointer}": it must start with "/"`);
   let current: unknown = document;
   for (const raw of pointer.slice(1).split('/')) {
-    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~');
+    const token = unescapePointerToken(raw);
     if (current === null || typeof current !== 'object') return undefined;
     if (Array.isArray(current)) {
       if (!/^(0|[1-9]\d*)$/.test(token)) return undefined;
