@@ -2,6 +2,7 @@ import { type Order, orderStatus } from '../orders/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
+import { toCancelCompleted } from './saga-context.ts';
 import { findSaga, updateSaga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
 
@@ -32,18 +33,13 @@ export async function cancelOrder(
       return undefined;
     }
     if (saga.status === 'completed') {
-      await updateSaga(trx, saga.id, {
-        status: 'compensating',
-        step: 'confirm',
-        failure: { reason: 'cancelled', code: 'CANCELLED', message: request.reason },
-        cancelRequested: cancel,
-        finishedAt: null,
-      });
+      await updateSaga(trx, saga.id, toCancelCompleted(cancel));
     } else if (saga.status === 'running') {
       await updateSaga(trx, saga.id, { cancelRequested: cancel });
-    } else {
+    } else if (saga.failure?.reason !== 'cancelled') {
       throw new AppError('CONFLICT', `order ${order.name} is already being undone after a failed checkout`);
     }
+    // Compensating for a cancel already asked: this one is answered as that one is (200 or 202).
     return saga.id;
   });
   return { sagaId };

@@ -1,6 +1,8 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer, newGuestCart } from '../cart/cart-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
+import { withSystem } from '../platform/db/index.ts';
 import {
   type CheckoutTestApp,
   createStore,
@@ -225,5 +227,37 @@ describe('orders staff place from explicit lines', () => {
       },
     );
     expect(stray.json()).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ pointer: '/currency' }] });
+  });
+
+  it('answers a null address or an address book id with 400 naming the field, drafting no cart', async () => {
+    const item = await product(t, shop, 10);
+    const carts = async () =>
+      Number(
+        (
+          await withSystem(t.ctx.db.kysely, (trx) =>
+            sql<{
+              n: number;
+            }>`select count(*)::int as n from cart.carts where tenant_id = ${shop.id}`.execute(trx),
+          )
+        ).rows[0]!.n,
+      );
+    const before = await carts();
+    const none = await post(shop.staff, body(item.id, { shippingAddress: null }), 'phone-7');
+    expect(none.statusCode, none.body).toBe(400);
+    expect(none.json()).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ pointer: '/shippingAddress' }],
+    });
+    const addressId = '0190a0a0-0000-7000-8000-000000000000';
+    for (const field of ['shippingAddress', 'billingAddress']) {
+      const booked = await post(shop.staff, body(item.id, { [field]: { addressId } }), `phone-8-${field}`);
+      // The staff user is signed in: a 401 would send them to log in again.
+      expect(booked.statusCode, booked.body).toBe(400);
+      expect(booked.json()).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        errors: [{ pointer: `/${field}/addressId` }],
+      });
+    }
+    expect(await carts()).toBe(before);
   });
 });

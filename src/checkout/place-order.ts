@@ -89,7 +89,16 @@ async function cartToCheckOut(
       );
     if (body.cartId) throw invalidBody('/lines', 'give either cartId or lines, not both');
     if (!body.currency) throw invalidBody('/currency', 'is required with lines');
-    if (body.shippingAddress === undefined) throw invalidBody('/shippingAddress', 'is required with lines');
+    // null is no address either (the draft cart would refuse its shipping option, or checkout it).
+    if (body.shippingAddress === undefined || body.shippingAddress === null)
+      throw invalidBody('/shippingAddress', 'is required with lines');
+    // No customer is attached, so there is no address book to copy from (the cart would answer a
+    // signed-in staff user 401).
+    for (const field of ['shippingAddress', 'billingAddress'] as const) {
+      const value = body[field];
+      if (typeof value === 'object' && value !== null && 'addressId' in value)
+        throw invalidBody(`/${field}/addressId`, 'is not taken with lines: give the address inline');
+    }
     const cart = await deps.cart.draftCart(tenantId, {
       currency: body.currency,
       lines: body.lines,

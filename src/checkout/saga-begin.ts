@@ -1,6 +1,6 @@
 import type { Order } from '../orders/index.ts';
 import { together } from '../platform/db/index.ts';
-import { later, type RunContext, toCompensate } from './saga-context.ts';
+import { later, type RunContext, toCancelCompleted, toCompensate } from './saga-context.ts';
 import { type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
 import type { StepOutcome } from './step-outcome.ts';
 import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
@@ -119,7 +119,20 @@ export async function succeeded(
     ),
   ]);
   const order = changed ?? c.order;
-  if (!next) return { saga: moved, order };
+  if (!next) {
+    // A cancel asked while the last step's call was out (answered 202: it will be done): the
+    // order completed, so the saga undoes it as a cancel of a completed order does, its runner
+    // keeping the lease.
+    if (moved.cancelRequested) {
+      const { saga: undoing } = await updateSagaLogged(trx, saga.id, {
+        ...toCancelCompleted(moved.cancelRequested),
+        leaseOwner: saga.leaseOwner,
+        leaseUntil: later(r.leaseMs),
+      });
+      return { saga: undoing, order };
+    }
+    return { saga: moved, order };
+  }
   if (r.pauseAfter === def.name) {
     r.logger.warn(
       { sagaId: saga.id, step: def.name },

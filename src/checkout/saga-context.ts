@@ -61,6 +61,18 @@ export const toCompensate = (failure: SagaFailure): SagaChanges => ({
   deadlineAt: null,
 });
 
+/**
+ * A completed saga that a cancel undoes: compensating from its last step (refund, stock back),
+ * the order then cancelled with the cancel's reason.
+ */
+export const toCancelCompleted = (cancel: { actor: string; reason: string }): SagaChanges => ({
+  status: 'compensating',
+  step: 'confirm',
+  failure: { reason: 'cancelled', code: 'CANCELLED', message: cancel.reason },
+  cancelRequested: cancel,
+  finishedAt: null,
+});
+
 /** Moves to compensating from the failed step. */
 export const toCompensating = (trx: CheckoutTrx, saga: Saga, failure: SagaFailure) =>
   updateSaga(trx, saga.id, toCompensate(failure));
