@@ -59,20 +59,24 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
     return pending;
   }
 
+  /** The admission the record holds under the attempt's key (409 IDEMPOTENCY_KEY_REUSED for another body). */
+  async function recorded(a: Attempt, requestHash: string): Promise<Admission | undefined> {
+    const { byKey } = await withTenant(deps.db, a.tenantId, (trx) =>
+      customersOf(trx as FlashSalesTrx, a.campaignId, [a.customerId]),
+    );
+    const found = byKey.get(dedupeKey(a.customerId, a.key));
+    if (found && found.requestHash !== requestHash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another request');
+    }
+    return found;
+  }
+
   /** The admission a duplicate attempt names, once its commit is visible (it may be in flight). */
   async function earlier(a: Attempt, requestHash: string): Promise<Admission> {
     const until = Date.now() + DUPLICATE_WAIT_MS;
     for (;;) {
-      const { byKey } = await withTenant(deps.db, a.tenantId, (trx) =>
-        customersOf(trx as FlashSalesTrx, a.campaignId, [a.customerId]),
-      );
-      const found = byKey.get(dedupeKey(a.customerId, a.key));
-      if (found) {
-        if (found.requestHash !== requestHash) {
-          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another request');
-        }
-        return found;
-      }
+      const found = await recorded(a, requestHash);
+      if (found) return found;
       if (Date.now() > until) {
         throw new AppError('CONFLICT', 'an attempt with this Idempotency-Key is still being recorded', {
           retryAfterSeconds: 1,
@@ -89,19 +93,34 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
       ports.stats.record(campaign.id, reason, Date.now() - started);
       return error;
     };
+    const throttle = () => {
+      const wait = Math.max(ports.limits.customer.hit(a.customerId), ports.limits.ip.hit(a.ip));
+      if (wait > 0) {
+        throw reject(
+          'rate_limited',
+          new AppError('RATE_LIMITED', 'too many attempts; slow down', { retryAfterSeconds: wait }),
+        );
+      }
+    };
     const status = statusOf({ ...campaign, admitted: 0 }, new Date(started));
-    if (status !== 'live')
+    if (status !== 'live') {
+      // The same key answers the same admission even once the sale ended or was cancelled (a
+      // retry whose 202 was lost at the end): one read, made only for a sale that started, within
+      // the attempt limits. Before the start no key can have been admitted.
+      if (status !== 'scheduled') {
+        throttle();
+        const replay = await recorded(a, requestHashOf(a.body));
+        if (replay) {
+          ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
+          return { admission: replay, replayed: true };
+        }
+      }
       throw reject('not_live', new AppError('NOT_LIVE', `flash sale ${campaign.id} is ${status}`));
+    }
     const quantity = a.body.quantity ?? 1;
     if (quantity > campaign.perCustomerLimit) throw reject('limit_reached', limitReached(campaign, 0));
-    const wait = Math.max(ports.limits.customer.hit(a.customerId), ports.limits.ip.hit(a.ip));
-    if (wait > 0) {
-      throw reject(
-        'rate_limited',
-        new AppError('RATE_LIMITED', 'too many attempts; slow down', { retryAfterSeconds: wait }),
-      );
-    }
-    const requestHash = createHash('sha256').update(JSON.stringify(a.body)).digest('hex');
+    throttle();
+    const requestHash = requestHashOf(a.body);
     const orderId = uuidv7();
     const ask = () =>
       deps.gate.admit({
@@ -175,6 +194,9 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
     admit: (a: Attempt) => decide(a, Date.now()),
   };
 }
+
+const requestHashOf = (body: Attempt['body']) =>
+  createHash('sha256').update(JSON.stringify(body)).digest('hex');
 
 function reasonOf(error: AppError): Rejection {
   switch (error.code) {

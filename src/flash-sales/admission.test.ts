@@ -65,6 +65,30 @@ describe('flash-sale admission', () => {
     expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 1 });
   });
 
+  it('answers a replay after the sale ended with the admission its key made, not NOT_LIVE', async () => {
+    const variant = await saleVariant(t, shop, 10);
+    const sale = await createSale(t, shop, variant, { units: 2 });
+    const [buyer, late] = await bulkCustomers(t, shop, 2);
+    const first = await attempt(t, sale.id, buyer!, {}, 'lost-answer');
+    expect(first.statusCode, first.body).toBe(202);
+    // The sale ends (time passing) and is settled; the buyer retries, their first answer lost.
+    await withSystem(t.ctx.db.kysely, (trx) =>
+      sql`update flash_sales.campaigns set ends_at = now() - interval '1 second' where id = ${sale.id}`.execute(
+        trx,
+      ),
+    );
+    await t.flashSales.tick();
+    await sleep(1100); // each process reads a sale's settings at most once a second
+    const replay = await attempt(t, sale.id, buyer!, {}, 'lost-answer');
+    expect(replay.statusCode, replay.body).toBe(202);
+    expect(replay.json()).toMatchObject({ orderId: first.json().orderId, status: 'admitted' });
+    const reused = await attempt(t, sale.id, buyer!, { quantity: 2 }, 'lost-answer');
+    expect([reused.statusCode, reused.json().code]).toEqual([409, 'IDEMPOTENCY_KEY_REUSED']);
+    // A key that was never admitted is still refused.
+    const fresh = await attempt(t, sale.id, late!);
+    expect([fresh.statusCode, fresh.json().code]).toEqual([409, 'NOT_LIVE']);
+  });
+
   it('refuses with stable codes: NOT_LIVE before the start, LIMIT_REACHED over the limit, SOLD_OUT after the last unit', async () => {
     const variant = await saleVariant(t, shop, 10);
     const [a, b, c] = await bulkCustomers(t, shop, 3);
@@ -196,6 +220,26 @@ describe('flash-sale admission', () => {
     expect((await settled(t, shop, again.json().orderId)).status).toBe('completed');
     await until(async () => (await saleOf(t, shop, sale.id)).sold === 2, 'both paid units counted');
     expect(await saleOf(t, shop, sale.id)).toMatchObject({ sold: 2, released: 1, remaining: 0 });
+  });
+
+  it('refuses a payment provider Mercato does not have, at admission and at pay: such an order would stall the payment queue', async () => {
+    const variant = await saleVariant(t, shop, 10);
+    const sale = await createSale(t, shop, variant, { units: 3 });
+    const [odd, waiting, payer] = await bulkCustomers(t, shop, 3);
+    const refused = await attempt(t, sale.id, odd!, { payment: { provider: 'nope', token: 'tok_visa' } });
+    expect([refused.statusCode, refused.json().code], refused.body).toEqual([400, 'VALIDATION_FAILED']);
+    expect(JSON.stringify(refused.json().errors)).toContain('/payment/provider');
+    const admitted = await attempt(t, sale.id, waiting!);
+    expect(admitted.statusCode, admitted.body).toBe(202);
+    const pay = await send(t.app, 'POST', `/api/v1/orders/${admitted.json().orderId}/pay`, waiting!.headers, {
+      payment: { provider: 'stripe', token: 'tok_visa' },
+    });
+    expect([pay.statusCode, pay.json().code], pay.body).toEqual([400, 'VALIDATION_FAILED']);
+    // The queue goes on: the next buyer's payment goes through.
+    const paid = await attempt(t, sale.id, payer!, { payment: { token: 'tok_visa' } });
+    expect(paid.statusCode, paid.body).toBe(202);
+    expect((await settled(t, shop, paid.json().orderId)).status).toBe('completed');
+    expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 2 });
   });
 
   it('refuses a customer without a shipping address, and gives the gate’s unit back', async () => {

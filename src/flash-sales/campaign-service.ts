@@ -57,6 +57,10 @@ export async function createCampaign(
         `${variant.sku} is not for sale (its product is ${variant.productStatus})`,
       );
     }
+    // The store sells the variant only in the currencies it has a price in (as the cart does).
+    if (variant.prices[body.currency] === undefined) {
+      throw invalid('/currency', `names a currency ${variant.sku} has no price in`);
+    }
     const id = uuidv7();
     const row = await trx
       .insertInto('flash_sales.campaigns')

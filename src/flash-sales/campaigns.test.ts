@@ -94,6 +94,8 @@ describe('flash-sale campaigns', () => {
       [{ units: 0 }, '/units'],
       [{ salePrice: -1 }, '/salePrice'],
       [{ currency: 'eur' }, '/currency'],
+      // The variant has a price in EUR only: the store does not sell it in USD.
+      [{ currency: 'USD' }, '/currency'],
       [{ priority: 'vip' }, '/priority'],
       [{ perCustomerLimit: 0 }, '/perCustomerLimit'],
       [{ variantId: uuidv7() }, '/variantId'],

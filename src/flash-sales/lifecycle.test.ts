@@ -141,6 +141,36 @@ describe('the life of a flash sale', () => {
     expect(stock.onHand).toBe(30 - a.sold - b.sold);
   });
 
+  it('puts a paid order’s units back into the running sale when the order is cancelled (refunded) later', async () => {
+    const variant = await saleVariant(t, shop, 10);
+    const sale = await createSale(t, shop, variant, { units: 2 });
+    const buyers = await bulkCustomers(t, shop, 4);
+    const bought = await attempt(t, sale.id, buyers[0]!, { payment: { token: 'tok_visa' } });
+    expect((await settled(t, shop, bought.json().orderId)).status).toBe('completed');
+    await until(async () => (await saleOf(t, shop, sale.id)).sold === 1, 'the paid unit counted');
+    const refunded = await send(
+      t.app,
+      'PUT',
+      `/api/v1/orders/${bought.json().orderId}/cancel`,
+      shop.staff,
+      {},
+    );
+    expect(refunded.statusCode, refunded.body).toBe(200);
+    await until(async () => (await saleOf(t, shop, sale.id)).released === 1, 'the refund counted');
+    expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 0, sold: 0, remaining: 2 });
+    // received = available + the pool + sold: the unit is back in the pool, not lost.
+    expect(await stockOf(t, shop, variant)).toMatchObject({ onHand: 10, reserved: 2, available: 8 });
+    // The sale sells its two units again, and no more.
+    for (const buyer of buyers.slice(1, 3)) {
+      const paid = await attempt(t, sale.id, buyer, { payment: { token: 'tok_visa' } });
+      expect(paid.statusCode, paid.body).toBe(202);
+      expect((await settled(t, shop, paid.json().orderId)).status).toBe('completed');
+    }
+    const last = await attempt(t, sale.id, buyers[3]!);
+    expect([last.statusCode, last.json().code]).toEqual([409, 'SOLD_OUT']);
+    expect(await stockOf(t, shop, variant)).toMatchObject({ onHand: 8, reserved: 0, available: 8 });
+  });
+
   it('shows FlashSaleStats, and streams them as server-sent events while the sale runs', async () => {
     const variant = await saleVariant(t, shop, 10);
     const sale = await createSale(t, shop, variant, { units: 2, salePrice: 250 });

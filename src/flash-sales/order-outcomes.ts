@@ -1,12 +1,13 @@
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Order } from '../orders/index.ts';
 import { STATUS_EVENT_TYPES } from '../orders/index.ts';
 import { handleFound, type Subscriber } from '../platform/events/index.ts';
-import { findAdmission, releaseAdmissions } from './admission-store.ts';
+import { type Admission, findAdmission, releaseAdmissions } from './admission-store.ts';
 import { getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { type FlashSalesTrx, RELEASE_REASONS, type ReleaseReason } from './tables.ts';
-import { returnUnits } from './units-back.ts';
+import { returnSoldUnits, returnUnits } from './units-back.ts';
 
 /**
  * What became of a sale's orders, from `order-events` (an internal target: exactly once through the
@@ -16,6 +17,16 @@ import { returnUnits } from './units-back.ts';
  * window's sweep, has put them back into the pool already). Other orders are ignored.
  */
 export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber {
+  // With its key: a retry of this handler (or a rebuild that already counted it) gives nothing twice.
+  const giveBack = (admission: Admission) =>
+    deps.gate
+      .giveBack(admission.campaignId, admission.customerId, admission.quantity, admission.idempotencyKey)
+      .catch((error) =>
+        logger.warn(
+          { err: error, campaignId: admission.campaignId },
+          'flash-sales: units not given back to the gate; reconciliation will',
+        ),
+      );
   const subscriber: Subscriber = {
     name: 'flash-sales.order-outcomes',
     topic: 'order-events',
@@ -61,7 +72,18 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
       }
       const campaign = await getCampaign(trx, admission.campaignId, true);
       if (admission.status === 'paid') {
-        // A completed order cancelled later (refunded, restocked): its units went back to stock, not the sale.
+        // A completed order cancelled later (refunded): its units come back on hand and, while the
+        // sale runs, into its pool (as any cancelled order's), so the counters below stay the pool's.
+        const open = !campaign.settledAt && !campaign.cancelledAt;
+        const pooled = await returnSoldUnits(
+          deps,
+          trx,
+          campaign.tenantId,
+          admission.orderId,
+          campaign,
+          admission.quantity,
+          open,
+        );
         await trx
           .updateTable('flash_sales.admissions')
           .set({ status: 'released', release_reason: 'cancelled', updated_at: new Date() })
@@ -73,10 +95,13 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
             sold: eb('sold', '-', admission.quantity),
             admitted: eb('admitted', '-', admission.quantity),
             released: eb('released', '+', admission.quantity),
+            // Units are back: the next sell-out is announced again.
+            ...(pooled ? { announced: sql<string>`announced - 'soldOut'` } : {}),
             updated_at: new Date(),
           }))
           .where('id', '=', campaign.id)
           .execute();
+        if (pooled) await giveBack(admission);
         return;
       }
       const failure = order?.failure?.reason;
@@ -90,15 +115,7 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
       await returnUnits(deps, trx, campaign.tenantId, admission.orderId, campaign.id);
       const released = await releaseAdmissions(trx, campaign.id, [admission.orderId], reason);
       if (released.length === 0 || campaign.settledAt || campaign.cancelledAt) return;
-      // With its key: a retry of this handler (or a rebuild that already counted it) gives nothing twice.
-      await deps.gate
-        .giveBack(campaign.id, admission.customerId, admission.quantity, admission.idempotencyKey)
-        .catch((error) =>
-          logger.warn(
-            { err: error, campaignId: campaign.id },
-            'flash-sales: units not given back to the gate; reconciliation will',
-          ),
-        );
+      await giveBack(admission);
     },
   };
   return subscriber;

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { PROVIDERS } from '../payments/index.ts';
 import { Nullable, SECURED } from '../platform/http/index.ts';
 
 export const SECURITY = SECURED as Record<string, string[]>[];
@@ -114,7 +115,10 @@ export const CampaignPage = Type.Object({
 
 const PaymentInput = Type.Object(
   {
-    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 50 })),
+    // Only a provider Mercato has: another one would fail the payment queue's batch (its saga cannot start).
+    provider: Type.Optional(
+      Type.Enum([...PROVIDERS], { description: 'The payment provider (Default: test)' }),
+    ),
     token: Type.String({ minLength: 1, maxLength: 200, description: 'A payment token; never card numbers' }),
   },
   { additionalProperties: false },
