@@ -2,7 +2,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
-import { AppError, DOCUMENT_AS, requireUser, storefrontTenant, userOf } from '../platform/http/index.ts';
+import {
+  AppError,
+  DOCUMENT_AS,
+  noBodyIsEmpty,
+  requireUser,
+  storefrontTenant,
+  userOf,
+} from '../platform/http/index.ts';
 import { resolveAddresses } from './cart-addresses.ts';
 import { mergeGuestCart } from './cart-merge.ts';
 import {
@@ -68,9 +75,7 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
         // A guest's answer carries its token, a secret shown once: it is never stored for replay.
         config: { idempotency: false },
         // The body is optional: none is an empty one.
-        preValidation: async (request) => {
-          if (request.body === undefined) request.body = {};
-        },
+        preValidation: noBodyIsEmpty,
         schema: {
           ...base,
           operationId: 'createCart',

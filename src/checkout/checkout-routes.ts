@@ -8,6 +8,7 @@ import {
   type ErrorCode,
   eventMetaOf,
   isStaff,
+  noBodyIsEmpty,
   principalOf,
   requiredIdempotencyKey,
   requireStaff,
@@ -108,6 +109,8 @@ export function checkoutRoutes(
     app.put(
       '/orders/:id/cancel',
       {
+        // A cancel without a reason may come without a body.
+        preValidation: noBodyIsEmpty,
         schema: {
           ...base,
           security: STAFF_SECURITY,

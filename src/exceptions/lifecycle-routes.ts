@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError, actorOf, eventMetaOf, requireOperator } from '../platform/http/index.ts';
+import type { FastifyInstance } from 'fastify';
+import { AppError, actorOf, eventMetaOf, noBodyIsEmpty, requireOperator } from '../platform/http/index.ts';
 import { bulkChange, bulkRetry } from './bulk.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import {
@@ -24,11 +24,6 @@ const badBody = (pointer: string, message: string) =>
   new AppError('VALIDATION_FAILED', `${pointer.slice(1)} ${message}`, {
     errors: [{ in: 'body', pointer, message }],
   });
-
-// A change without a note may come without a body at all: it is then the empty object.
-const noBodyIsEmpty = async (request: FastifyRequest) => {
-  if (request.body === undefined || request.body === null) request.body = {};
-};
 
 /** The bulk body's filter, or 400: an empty one needs `all: true`, and each action its own fields. */
 function bulkFilter(body: BulkBodyType): ExceptionFilter {

@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import {
@@ -7,6 +7,7 @@ import {
   actorOf,
   eventMetaOf,
   Nullable,
+  noBodyIsEmpty,
   principalOf,
   requireOperator,
   SECURED,
@@ -40,11 +41,6 @@ const RetryBody = Type.Object(
   { payment: Type.Optional(RetryPaymentSchema) },
   { additionalProperties: false },
 );
-
-// A retry without a payment may come without a body at all: it is then the empty object.
-const noBodyIsEmpty = async (request: FastifyRequest) => {
-  if (request.body === undefined || request.body === null) request.body = {};
-};
 
 const RetryAnswer = Type.Object({ attempt: AttemptSchema, exception: ExceptionSchema });
 const AttemptList = Type.Object({ items: Type.Array(AttemptSchema) });

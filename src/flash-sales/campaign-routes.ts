@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
-import { eventMetaOf, principalOf, requireStaff } from '../platform/http/index.ts';
+import { eventMetaOf, noBodyIsEmpty, principalOf, requireStaff } from '../platform/http/index.ts';
 import { cancelCampaign, createCampaign, updateCampaign } from './campaign-service.ts';
 import { campaignView, getCampaign, listCampaigns, readCursor } from './campaign-store.ts';
 import { actorOf, type FlashSalesDeps } from './deps.ts';
@@ -123,7 +123,8 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
     app.post(
       '/flash-sales/:id/cancel',
       {
-        preValidation: write,
+        // A cancel without a reason may come without a body.
+        preValidation: [write, noBodyIsEmpty],
         schema: {
           ...base,
           summary:
