@@ -34,4 +34,15 @@ describe('the sale’s circuit breakers', () => {
     await breakers.run('payments', async () => ({ failure: { reason: 'timeout' } }));
     expect(breakers.state('payments')).toBe('open');
   });
+
+  it('does not count a refusal (a 4xx) as a failure: only errors of the service itself open it', async () => {
+    const breakers = createBreakers({ threshold: 2, halfOpenAfterMs: 60_000 });
+    const refusal = () => Promise.reject(new AppError('VALIDATION_FAILED', 'no such provider'));
+    for (let i = 0; i < 5; i += 1)
+      await expect(breakers.run('database', refusal)).rejects.toThrow('no such provider');
+    expect(breakers.state('database')).toBe('closed');
+    const broken = () => Promise.reject(new AppError('INTERNAL', 'it broke'));
+    for (let i = 0; i < 2; i += 1) await expect(breakers.run('database', broken)).rejects.toThrow('it broke');
+    expect(breakers.state('database')).toBe('open');
+  });
 });

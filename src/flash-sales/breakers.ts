@@ -1,4 +1,4 @@
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen } from 'cockatiel';
 import { AppError } from '../platform/http/index.ts';
 
 export type BreakerName = 'database' | 'payments';
@@ -19,8 +19,10 @@ const NAMES: Record<CircuitState, BreakerState> = {
  * paid orders wait in the queue instead of hammering a failing provider.
  */
 export function createBreakers(options: { threshold?: number; halfOpenAfterMs?: number } = {}) {
+  // A refusal (a 4xx, such as a saga that cannot start) is an answer, not the service struggling.
+  const failures = handleWhen((error) => !(error instanceof AppError && error.status < 500));
   const make = (failed?: (result: unknown) => boolean) =>
-    circuitBreaker(failed ? handleAll.orWhenResult(failed) : handleAll, {
+    circuitBreaker(failed ? failures.orWhenResult(failed) : failures, {
       halfOpenAfter: options.halfOpenAfterMs ?? 2000,
       breaker: new ConsecutiveBreaker(options.threshold ?? 5),
     });

@@ -99,14 +99,26 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
       const tenants = await withSystem(deps.db, async (trx) => {
         const { rows } = await sql<{ tenant_id: string }>`
           select distinct tenant_id from flash_sales.admissions
-          where status = 'admitted' and payment is not null and pay_by > now() limit 100`.execute(trx);
+          where status = 'admitted' and payment is not null and pay_by > now()
+          order by tenant_id limit 100`.execute(trx);
         return rows.map((r) => r.tenant_id);
       });
       let took = 0;
       for (const tenantId of tenants) {
         // While the provider fails, paid orders wait here (the stats show the queue and the breaker).
         if (stopped || breakers.state('payments') === 'open') return;
-        const helds = await breakers.run('database', () => takeBatch(tenantId));
+        // One tenant's batch that fails (an order whose saga cannot start) must not hold up the
+        // others': it is logged and tried again on the next kick.
+        const helds = await breakers
+          .run('database', () => takeBatch(tenantId))
+          .catch((error: unknown) => {
+            if (breakers.state('database') === 'open') throw error;
+            logger.warn(
+              { err: error, tenantId },
+              'flash-sales: a tenant’s payment batch failed; the others go on',
+            );
+            return [];
+          });
         took += helds.length;
         await runAll(tenantId, helds);
       }
