@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer, newGuestCart } from '../cart/cart-test-fixtures.ts';
+import { login } from '../identity/auth/auth-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
 import { withSystem } from '../platform/db/index.ts';
 import {
@@ -193,6 +194,22 @@ describe('orders staff place from explicit lines', () => {
     expect(replay.json<Order>().id).toBe(answer.json<Order>().id);
     const stock = await send(t.app, 'GET', `/api/v1/inventory?variantId=${item.id}`, shop.staff);
     expect(stock.json<{ items: { onHand: number }[] }>().items[0]!.onHand).toBe(8);
+  });
+
+  it('takes lines from an API key with orders:write, as from staff (an integration placing orders)', async () => {
+    const admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
+    const created = await send(t.app, 'POST', '/api/v1/api-keys', admin, {
+      name: 'marketplace connector',
+      permissions: ['orders:write', 'orders:read'],
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const key = { 'x-api-key': created.json<{ key: string }>().key };
+    const item = await product(t, shop, 10);
+    const answer = await post(key, body(item.id), 'connector-1');
+    expect(answer.statusCode, answer.body).toBe(201);
+    expect(answer.json<Order>()).toMatchObject({ status: 'completed', customerId: null });
+    const replay = await post(key, body(item.id), 'connector-1');
+    expect(replay.json<Order>().id).toBe(answer.json<Order>().id);
   });
 
   it('refuses lines from a shopper, lines with a cart, and names a bad address field', async () => {

@@ -55,16 +55,21 @@ function scopeOf(request: FastifyRequest, guestTokenHash: string | null): string
   return `guest:${guestTokenHash}`;
 }
 
-/** Whether the caller places orders as staff (any cart by id, or explicit lines). */
-const asStaff = (request: FastifyRequest) =>
-  isStaff(request.principal, 'orders:write') && request.principal?.kind === 'user';
+/**
+ * Whether the caller places orders as staff (any cart by id, or explicit lines): a staff user
+ * always; an API key with orders:write when it names a cart or gives lines (without either, such a
+ * key checks out the shopper's cart of X-Cart-Token, as a storefront's server does).
+ */
+const asStaff = (request: FastifyRequest, body: PlaceOrderBody) =>
+  isStaff(request.principal, 'orders:write') &&
+  (request.principal?.kind === 'user' || body.lines !== undefined || body.cartId !== undefined);
 
 /**
  * Whose Idempotency-Keys the order's is, known before its cart is read (a shopper's cart is
  * deleted once the order is placed: a retry must still find the order).
  */
 function idempotencyScopeOf(deps: CheckoutDeps, request: FastifyRequest, body: PlaceOrderBody): string {
-  return scopeOf(request, body.lines || asStaff(request) ? null : deps.cart.shopperTokenHash(request));
+  return scopeOf(request, body.lines || asStaff(request, body) ? null : deps.cart.shopperTokenHash(request));
 }
 
 /** The cart to check out: staff name any cart by id; a shopper checks out their own. */
@@ -76,7 +81,7 @@ async function cartToCheckOut(
   trx?: CheckoutTrx,
 ): Promise<{ cart: Cart; guestTokenHash: string | null }> {
   const notFound = () => new AppError('NOT_FOUND', `cart ${body.cartId ?? ''} not found`.trim());
-  const staff = asStaff(request);
+  const staff = asStaff(request, body);
   const draftOnly = (['currency', 'shippingAddress', 'billingAddress', 'shippingOptionId'] as const).find(
     (field) => body[field] !== undefined,
   );
