@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Transaction } from 'kysely';
+import { withTenant } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -80,12 +81,19 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
       });
       const { cart } = await service.createGuest(tenantId, input.currency);
       const locator = { kind: 'id', cartId: cart.id } as const;
-      for (const line of input.lines) await service.addItem(tenantId, locator, line);
-      let drafted = await service.setAddresses(tenantId, locator, addresses);
-      if (input.shippingOptionId) {
-        drafted = await service.setShippingOption(tenantId, locator, input.shippingOptionId);
+      try {
+        for (const line of input.lines) await service.addItem(tenantId, locator, line);
+        let drafted = await service.setAddresses(tenantId, locator, addresses);
+        if (input.shippingOptionId) {
+          drafted = await service.setShippingOption(tenantId, locator, input.shippingOptionId);
+        }
+        return drafted;
+      } catch (error) {
+        // A line or choice refused leaves no half-filled draft behind (the idle purge is the net
+        // for a crash in between).
+        await withTenant(deps.db, tenantId, (trx) => deleteCart(trx, tenantId, cart.id)).catch(() => {});
+        throw error;
       }
-      return drafted;
     },
     shopperTokenHash(request) {
       const locator = cartLocatorOf(request);

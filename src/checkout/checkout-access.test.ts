@@ -276,5 +276,19 @@ describe('orders staff place from explicit lines', () => {
       });
     }
     expect(await carts()).toBe(before);
+    // A line refused after the draft was made (an unknown variant) leaves no half-filled draft.
+    const unknown = await post(
+      shop.staff,
+      {
+        ...body(item.id),
+        lines: [
+          { variantId: item.id, quantity: 1 },
+          { variantId: addressId, quantity: 1 },
+        ],
+      },
+      'phone-9',
+    );
+    expect(unknown.statusCode, unknown.body).toBe(404);
+    expect(await carts()).toBe(before);
   });
 });
