@@ -1,4 +1,6 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withSystem } from '../platform/db/index.ts';
 import {
   addItem,
   type CartBody,
@@ -214,6 +216,32 @@ describe('shipping options', () => {
     });
     expect(huge.statusCode).toBe(400);
     expect(pointers(huge.json())).toEqual(['/prices/EUR']);
+  });
+
+  it('keeps a store to 200 shipping options, even when they are created at once', async () => {
+    const full = await createShop(t, 'detailfull');
+    // 198 made directly (fast), then four at once for the last two places.
+    await withSystem(t.ctx.db.kysely, (trx) =>
+      sql`insert into cart.shipping_options (id, tenant_id, name, countries, prices)
+          select gen_random_uuid(), ${full.id}, 'Bulk ' || g, array['DE'], '{"EUR": 1}'::jsonb
+          from generate_series(1, 198) g`.execute(trx),
+    );
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map((n) =>
+        send(t.app, 'POST', '/api/v1/shipping-options', full.staff, {
+          name: `Late ${n}`,
+          countries: ['DE'],
+          prices: { EUR: 2 },
+        }),
+      ),
+    );
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 201, 409, 409]);
+    const count = await withSystem(t.ctx.db.kysely, (trx) =>
+      sql<{
+        n: number;
+      }>`select count(*)::int as n from cart.shipping_options where tenant_id = ${full.id}`.execute(trx),
+    );
+    expect(count.rows[0]!.n).toBe(200);
   });
 
   it("answers 404 for another tenant's shipping option and tax rate ids", async () => {

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { isoTime as iso } from '../platform/db/index.ts';
+import { isoTime as iso, lockNamed } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { CartTrx, ShippingOptionsTable } from './tables.ts';
@@ -82,6 +82,8 @@ export async function createShippingOption(
   tenantId: string,
   fields: ShippingOptionFields,
 ): Promise<ShippingOption> {
+  // Counted under a lock of the store's shipping options, so two created at once cannot both pass the limit.
+  await lockNamed(trx, `cart.shipping_options:${tenantId}`);
   const { count } = await trx
     .selectFrom('cart.shipping_options')
     .select((eb) => eb.fn.countAll<string>().as('count'))

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { isoTime as iso } from '../platform/db/index.ts';
+import { isoTime as iso, lockNamed } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { CartTrx, TaxRatesTable } from './tables.ts';
@@ -76,6 +76,8 @@ export async function getTaxRate(trx: CartTrx, tenantId: string, id: string): Pr
 }
 
 export async function createTaxRate(trx: CartTrx, tenantId: string, fields: TaxRateFields): Promise<TaxRate> {
+  // Counted under a lock of the store's tax rates, so two created at once cannot both pass the limit.
+  await lockNamed(trx, `cart.tax_rates:${tenantId}`);
   const { count } = await trx
     .selectFrom('cart.tax_rates')
     .select((eb) => eb.fn.countAll<string>().as('count'))

@@ -1,5 +1,5 @@
 import { type Selectable, sql } from 'kysely';
-import { isoTime } from '../platform/db/index.ts';
+import { isoTime, lockNamed } from '../platform/db/index.ts';
 import {
   AppError,
   cursorId,
@@ -141,9 +141,7 @@ export async function insertRule(
   input: AlertRuleInput,
 ): Promise<AlertRule> {
   const rule = mergeRule(undefined, input);
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`exceptions.alert_rules:${tenantId}`}, 0))`.execute(
-    trx,
-  );
+  await lockNamed(trx, `exceptions.alert_rules:${tenantId}`);
   const { count } = await trx
     .selectFrom('exceptions.alert_rules')
     .select((eb) => eb.fn.countAll<number | string>().as('count'))

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { lockNamed } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { InventoryTrx } from './tables.ts';
@@ -69,9 +70,7 @@ export async function getLocation(
  * default the previous holder set, and clears it.
  */
 async function lockDefault(trx: InventoryTrx, tenantId: string): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`inventory.locations.default:${tenantId}`}, 0))`.execute(
-    trx,
-  );
+  await lockNamed(trx, `inventory.locations.default:${tenantId}`);
 }
 
 function codeTaken(error: unknown, code: string | null | undefined): never {

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { lockNamed } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { PaymentsDeps } from './deps.ts';
 import type { PaymentsTrx } from './tables.ts';
@@ -39,9 +40,7 @@ export async function fitOrder(deps: PaymentsDeps, tenantId: string, body: Initi
   if (amount <= 0) throw misfit('/amount', 'the order has nothing to pay');
   const orderId = body.orderId.toLowerCase();
   const guard = async (trx: PaymentsTrx) => {
-    await sql`select pg_advisory_xact_lock(hashtextextended(${`payments.order:${tenantId}:${orderId}`}, 0))`.execute(
-      trx,
-    );
+    await lockNamed(trx, `payments.order:${tenantId}:${orderId}`);
     const replay = await trx
       .selectFrom('payments.payments')
       .select('id')

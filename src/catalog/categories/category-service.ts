@@ -1,6 +1,5 @@
-import { sql } from 'kysely';
 import type { Static } from 'typebox';
-import { withTenant } from '../../platform/db/index.ts';
+import { lockNamed, withTenant } from '../../platform/db/index.ts';
 import type { EventMeta } from '../../platform/events/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
@@ -33,9 +32,7 @@ const invalid = (pointer: string, message: string) =>
 async function writeCategories<T>(deps: CatalogDeps, tenantId: string, fn: (trx: CatalogTrx) => Promise<T>) {
   try {
     return await withTenant(deps.db, tenantId, async (trx) => {
-      await sql`select pg_advisory_xact_lock(hashtextextended(${`catalog.categories:${tenantId}`}, 0))`.execute(
-        trx,
-      );
+      await lockNamed(trx, `catalog.categories:${tenantId}`);
       return fn(trx);
     });
   } catch (error) {

@@ -1,3 +1,4 @@
+export { lockNamed } from './advisory-lock.ts';
 export {
   type CommitStatement,
   commitQueue,
