@@ -172,6 +172,13 @@ describe('dead letter routes', () => {
       select action, details from wal.audit_log where tenant_id = ${shop.id} and action = 'dead_letter.requeued'
       order by at desc limit 1`.execute(db);
     expect(rows[0]?.action).toBe('dead_letter.requeued');
+    // No body at all: no filter, every dead letter left.
+    const all = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/wal/namespaces/${ns}/dlq/requeue`,
+      headers: auth,
+    });
+    expect([all.statusCode, all.json()]).toEqual([202, { requeued: 1 }]);
   });
 
   it('should discard a dead letter and audit the discard', async () => {

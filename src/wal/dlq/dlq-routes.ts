@@ -10,6 +10,7 @@ import {
   encodeCursor,
   invalidCursor,
   isStorableTimestamp,
+  noBodyIsEmpty,
   principalOf,
   requireUser,
   SECURED,
@@ -230,7 +231,8 @@ export function dlqRoutes(deps: Pick<WalDeps, 'db'>) {
     app.post(
       '/wal/namespaces/:name/dlq/requeue',
       {
-        ...admin,
+        // No body (no filter) requeues every dead letter of the namespace.
+        preValidation: [admin.preValidation, noBodyIsEmpty],
         schema: {
           ...base,
           summary: 'Put every dead letter matching a filter back in the queue',
@@ -243,7 +245,7 @@ export function dlqRoutes(deps: Pick<WalDeps, 'db'>) {
         const { tenantId } = userOf(request);
         const { name } = request.params;
         const actor = actorOf(principalOf(request));
-        const filter = filterOf(request.body ?? {});
+        const filter = filterOf(request.body);
         const requeued = await inNamespace(deps, tenantId, name, async (trx) => {
           const n = await requeueDeadLetters(trx, tenantId, name, { filter });
           if (n > 0) {

@@ -242,6 +242,16 @@ describe('namespace payload schemas', () => {
     }
   });
 
+  it('refuses an $async schema, which would pass every payload and reject the failing ones unhandled', async () => {
+    const payloadSchema = { $async: true, type: 'string' };
+    const body = problem(await create({ name: 'async', payloadSchema }), 400);
+    expect(body.code).toBe('VALIDATION_FAILED');
+    expect(body.errors?.map((e) => e.pointer)).toEqual(['/payloadSchema']);
+    // One stored before this rule answers writes 409, as any schema that no longer compiles.
+    await addNamespace(t, shop.id, 'async-legacy', { payload_schema: JSON.stringify(payloadSchema) });
+    expect(problem(await write('async-legacy', 1), 409).code).toBe('CONFLICT');
+  });
+
   it('compiles a namespace’s schema once per version, not per write', () => {
     const namespace = {
       tenantId: shop.id,

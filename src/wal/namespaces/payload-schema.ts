@@ -111,7 +111,12 @@ export function compilePayloadSchema(schema: Record<string, unknown>): ValidateF
   const ajv = ajvFor(schema);
   const instrumented = instrument(schema) as Record<string, unknown>;
   try {
-    return ajv.compile(instrumented);
+    const validate = ajv.compile(instrumented);
+    // `$async: true` at the root compiles to a function answering a promise: every payload would
+    // pass (a promise is truthy) and a failing one would reject with nobody to catch it.
+    if ((validate as { $async?: boolean }).$async === true)
+      throw new Error('$async is not supported: payloads are checked as they are written');
+    return validate;
   } finally {
     // Ajv keeps every schema it compiles (by object, and by its normalized $id) in instances shared
     // by all tenants: drop it, or each compile leaks and a tenant's $id is refused to every other.
