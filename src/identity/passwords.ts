@@ -26,11 +26,13 @@ export async function verifyPassword(storedHash: string | undefined, password: s
 /** What a new password must be (every route and command that sets one uses these). */
 export const PASSWORD_RULES = { minLength: 12, maxLength: 128 } as const;
 
-/** Why password cannot be a new password, in words, or undefined when it can. */
+/**
+ * Why password cannot be a new password, in words, or undefined when it can. Characters are
+ * Unicode code points, as the routes' schemas (TypeBox minLength and maxLength) count them.
+ */
 export function passwordProblem(password: string): string | undefined {
-  if (password.length < PASSWORD_RULES.minLength)
-    return `must be at least ${PASSWORD_RULES.minLength} characters`;
-  if (password.length > PASSWORD_RULES.maxLength)
-    return `must be at most ${PASSWORD_RULES.maxLength} characters`;
+  const length = [...password].length;
+  if (length < PASSWORD_RULES.minLength) return `must be at least ${PASSWORD_RULES.minLength} characters`;
+  if (length > PASSWORD_RULES.maxLength) return `must be at most ${PASSWORD_RULES.maxLength} characters`;
   return undefined;
 }

@@ -144,6 +144,19 @@ describe('addresses', () => {
     expect(alone.json().isDefault).toBe(true);
   });
 
+  it('hands the default on when it is unset through an id spelt in capitals', async () => {
+    const h = await customer();
+    const older = (await send(t.app, 'POST', '/api/v1/users/addresses', h, address())).json();
+    const newer = (
+      await send(t.app, 'POST', '/api/v1/users/addresses', h, address({ isDefault: true }))
+    ).json();
+    const url = `/api/v1/users/addresses/${newer.id.toUpperCase()}`;
+    const unset = await send(t.app, 'PUT', url, h, { isDefault: false });
+    expect(unset.statusCode).toBe(200);
+    expect(unset.json().isDefault).toBe(false);
+    expect(await defaults(h)).toEqual([older.id]);
+  });
+
   it('makes exactly one default when two defaults are created at once', async () => {
     const h = await customer();
     const answers = await Promise.all(

@@ -216,8 +216,9 @@ export async function updateAddress(
     .where('tenant_id', '=', owner.tenantId)
     .where('id', '=', id)
     .execute();
-  await ensureDefault(trx, owner, current.type, id);
-  if (moved) await ensureDefault(trx, owner, type, id);
+  // current.id, not id: ensureDefault compares ids as text, and the path may spell one in capitals.
+  await ensureDefault(trx, owner, current.type, current.id);
+  if (moved) await ensureDefault(trx, owner, type, current.id);
   return getAddress(trx, owner, id);
 }
 

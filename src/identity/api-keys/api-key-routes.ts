@@ -105,7 +105,8 @@ export function apiKeyRoutes(deps: IdentityDeps) {
         const { id } = request.params;
         const revoked = await withTenant(deps.db, tenantId, (trx) => revokeApiKey(trx, tenantId, id));
         if (!revoked) throw new AppError('NOT_FOUND', `API key ${id} not found`);
-        forgetApiKey(deps, id);
+        // The stored id: the cache compares ids as text, and the path may spell this one in capitals.
+        forgetApiKey(deps, revoked);
         return reply.code(204).send(null);
       },
     );

@@ -93,8 +93,11 @@ export async function listApiKeys(
   return (await query.orderBy('id', 'desc').limit(limit).execute()).map(toApiKey);
 }
 
-/** Revokes the tenant's key; false when the tenant has no such key. Revoking twice is fine. */
-export async function revokeApiKey(trx: Db, tenantId: string, id: string): Promise<boolean> {
+/**
+ * Revokes the tenant's key and returns its stored (lowercase) id; undefined when the tenant has
+ * no such key. Revoking twice is fine.
+ */
+export async function revokeApiKey(trx: Db, tenantId: string, id: string): Promise<string | undefined> {
   const row = await trx
     .updateTable('identity.api_keys')
     .set({ revoked_at: sql<Date>`coalesce(revoked_at, now())` })
@@ -102,7 +105,7 @@ export async function revokeApiKey(trx: Db, tenantId: string, id: string): Promi
     .where('id', '=', id)
     .returning('id')
     .executeTakeFirst();
-  return row !== undefined;
+  return row?.id;
 }
 
 /** The key with that hash and its tenant, revoked or not; run as the system (no tenant yet). */

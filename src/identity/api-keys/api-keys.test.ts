@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withSystem } from '../../platform/db/index.ts';
+import { buildApp } from '../../platform/http/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { createTestTenant, login, PASSWORD, post, type TestTenant } from '../auth/auth-test-fixtures.ts';
 import { createIdentity } from '../index.ts';
@@ -187,6 +188,22 @@ describe('API keys', () => {
       await expect(elsewhere.authenticate(credential)).rejects.toMatchObject({ code: 'INVALID_TOKEN' });
     } finally {
       vi.useRealTimers();
+    }
+  });
+
+  it('drops a key revoked by an id spelt in capitals from the revoking process at once', async () => {
+    // A process that hears no notification: only its own revocation can drop the key it cached.
+    const quiet = await createIdentity(t.ctx);
+    const app = await buildApp(t.ctx, { authenticate: quiet.authenticate, modules: [quiet] });
+    try {
+      const created = await create(admin, { name: 'capitals', permissions: ['users:read'] });
+      const headers = { 'x-api-key': created.key };
+      expect((await app.inject({ url: '/api/v1/users', headers })).statusCode).toBe(200);
+      const url = `${KEYS}/${created.id.toUpperCase()}`;
+      expect((await app.inject({ method: 'DELETE', url, headers: admin })).statusCode).toBe(204);
+      expect((await app.inject({ url: '/api/v1/users', headers })).statusCode).toBe(401);
+    } finally {
+      await app.close();
     }
   });
 

@@ -24,6 +24,17 @@ const tags = ['auth'];
 const noStore = (reply: FastifyReply) =>
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
 
+/** Whether the tenant is suspended, by the same per-process set that authentication asks. */
+async function tenantSuspended(deps: IdentityDeps, tenantId: string): Promise<boolean> {
+  try {
+    await deps.tenantStatus.assertActive(tenantId);
+    return false;
+  } catch (error) {
+    if (error instanceof AppError && error.code === 'TENANT_SUSPENDED') return true;
+    throw error;
+  }
+}
+
 /** POST /auth/register, /auth/login, /auth/refresh, /auth/logout and /auth/validate: public routes. */
 export function authRoutes(deps: IdentityDeps) {
   const { config, counters } = deps.ctx;
@@ -138,14 +149,18 @@ export function authRoutes(deps: IdentityDeps) {
           summary: 'Introspect an access token (RFC 7662 style)',
           description:
             'active is false for an invalid or expired token, one whose session was logged out or ' +
-            'revoked, whose user is disabled or whose role changed since it was issued.',
+            'revoked, whose user is disabled or whose role changed since it was issued, or whose tenant is suspended.',
           body: ValidateBody,
           response: { 200: IntrospectionView },
         },
       },
       async (request, reply) => {
         noStore(reply);
-        return deps.tokens.introspect(request.body.token);
+        const answer = await deps.tokens.introspect(request.body.token);
+        // Every route refuses a suspended tenant's tokens (TENANT_SUSPENDED): they are not active.
+        if (answer.active && (await tenantSuspended(deps, answer.tenantId)))
+          return { active: false as const };
+        return answer;
       },
     );
   };

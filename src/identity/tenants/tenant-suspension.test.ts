@@ -122,6 +122,13 @@ describe('a suspended tenant', () => {
     expect(refused.json().code).toBe('TENANT_SUSPENDED');
   });
 
+  it('has POST /auth/validate call its access tokens inactive, as every route refuses them', async () => {
+    const token = admin.authorization!.replace(/^Bearer /, '');
+    const answer = await post(t.app, '/api/v1/auth/validate', { token });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json()).toEqual({ active: false });
+  });
+
   it('leaves other tenants alone', async () => {
     expect((await send(t.app, 'GET', '/api/v1/users', other)).statusCode).toBe(200);
   });
@@ -134,6 +141,8 @@ describe('a suspended tenant', () => {
     await expect(login(t.app, 'suspended-shop', shop.adminEmail)).resolves.toHaveProperty('accessToken');
     const refreshed = await post(t.app, '/api/v1/auth/refresh', { refreshToken });
     expect(refreshed.statusCode, refreshed.body).toBe(200);
+    const token = admin.authorization!.replace(/^Bearer /, '');
+    expect((await post(t.app, '/api/v1/auth/validate', { token })).json()).toMatchObject({ active: true });
   });
 });
 

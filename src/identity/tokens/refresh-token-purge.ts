@@ -6,10 +6,25 @@ import type { IdentityTables } from '../tables.ts';
 /**
  * Deletes refresh tokens that can no longer matter: expired ones, and those revoked or rotated
  * more than a day ago (a rotated token kept for a day still trips reuse detection). Returns the count.
+ *
+ * A session is dead while any token of its family is revoked, and a family can hold a live token
+ * beside a revoked one: a refresh that commits while a logout's (or a password change's) UPDATE
+ * waits for its row lock inserts a successor that UPDATE never sees. Deleting the revoked row
+ * would bring that session back, so such tokens are revoked first, and go a day later.
  */
 export async function purgeRefreshTokens(db: Kysely<IdentityTables>): Promise<number> {
-  const result = await withSystem(db, (trx) =>
-    trx
+  const result = await withSystem(db, async (trx) => {
+    await trx
+      .updateTable('identity.refresh_tokens as r')
+      .set({ revoked_at: sql<Date>`now()` })
+      .where('r.revoked_at', 'is', null)
+      .where('r.expires_at', '>=', sql<Date>`now()`)
+      .where(
+        sql<boolean>`exists (select 1 from identity.refresh_tokens f
+          where f.family_id = r.family_id and f.revoked_at is not null)`,
+      )
+      .execute();
+    return trx
       .deleteFrom('identity.refresh_tokens')
       .where((eb) =>
         eb.or([
@@ -18,8 +33,8 @@ export async function purgeRefreshTokens(db: Kysely<IdentityTables>): Promise<nu
           eb('rotated_at', '<', sql<Date>`now() - interval '1 day'`),
         ]),
       )
-      .executeTakeFirst(),
-  );
+      .executeTakeFirst();
+  });
   return Number(result.numDeletedRows);
 }
 

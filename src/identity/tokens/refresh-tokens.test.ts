@@ -10,7 +10,8 @@ import {
   type TestTenant,
   type TokenPairBody,
 } from '../auth/auth-test-fixtures.ts';
-import { purgeRefreshTokens, sha256Hex, startRefreshTokenPurge } from './index.ts';
+import { purgeRefreshTokens, randomToken, sha256Hex, startRefreshTokenPurge } from './index.ts';
+import { insertRefreshToken, REFRESH_TOKEN_PREFIX } from './refresh-tokens.ts';
 
 describe('refresh tokens', () => {
   let t: TestApp;
@@ -206,6 +207,40 @@ describe('refresh tokens', () => {
         .execute(),
     );
     expect(left.map((r) => r.token_hash).sort()).toEqual([rotatedRecently, live].sort());
+  });
+
+  it('keeps a logged-out session dead after the purge, even with a token that escaped the logout', async () => {
+    const db = t.identity.deps.db;
+    const pair = await signIn();
+    const original = await tokenRow(pair.refreshToken);
+    expect((await logout(pair.refreshToken)).statusCode).toBe(204);
+    // A refresh of the same token committed while the logout's UPDATE waited for its row lock:
+    // under READ COMMITTED that UPDATE does not see the successor inserted meanwhile, so the
+    // successor stays unrevoked in a family that holds a revoked token.
+    const escaped = randomToken(REFRESH_TOKEN_PREFIX);
+    await withSystem(db, (trx) =>
+      insertRefreshToken(trx, {
+        tenantId: shop.id,
+        userId: shop.adminId,
+        familyId: original!.family_id,
+        hash: sha256Hex(escaped),
+        ttlSeconds: 3600,
+      }),
+    );
+    expect(await validate(pair.accessToken)).toEqual({ active: false });
+    // The logout was over a day ago: the purge may drop its revoked rows, not the session's death.
+    await withSystem(db, (trx) =>
+      trx
+        .updateTable('identity.refresh_tokens')
+        .set({ revoked_at: sql`now() - interval '25 hours'` })
+        .where('family_id', '=', original!.family_id)
+        .where('revoked_at', 'is not', null)
+        .execute(),
+    );
+    await purgeRefreshTokens(db);
+    const response = await refresh(escaped);
+    expect(response.statusCode, response.body).toBe(401);
+    expect(await validate(pair.accessToken)).toEqual({ active: false });
   });
 
   it('runs the purge on its interval until stopped', async () => {

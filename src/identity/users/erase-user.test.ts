@@ -135,6 +135,13 @@ describe('DELETE /users/{id}', () => {
     expect(signup.statusCode, signup.body).toBe(201);
   });
 
+  it('erases a user named by an id spelt in capitals (not a 500 from the lowercase email check)', async () => {
+    const dave = await addUser(t, shop.id, 'dave@erase-shop.test', 'customer');
+    const response = await erase(dave.id.toUpperCase());
+    expect(response.statusCode, response.body).toBe(204);
+    expect(await rowOf(dave.id)).toMatchObject({ status: 'erased', email: `erased+${dave.id}@invalid` });
+  });
+
   it("answers 404 for another tenant's user and leaves it untouched", async () => {
     const other = await createTestTenant(t, 'erase-other');
     const response = await erase(other.adminId);

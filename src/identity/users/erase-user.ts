@@ -24,7 +24,8 @@ export async function eraseUser(
   await trx
     .updateTable('identity.users')
     .set({
-      email: erasedEmail(userId),
+      // The stored id, lowercase: the path may spell it in capitals, which the email check refuses.
+      email: erasedEmail(user.id),
       name: '',
       phone: null,
       password_hash: '',

@@ -8,6 +8,7 @@ import {
   type TestTenant,
   tryLogin,
 } from '../auth/auth-test-fixtures.ts';
+import { setPasswordByEmail } from './set-password.ts';
 import { addUser, auth, send } from './user-test-fixtures.ts';
 
 let t: TestApp;
@@ -96,6 +97,26 @@ describe('PUT /users/password', () => {
     expect(extra.statusCode).toBe(400);
     expect(extra.json().errors[0].pointer).toBe('/userId');
     await expect(login(t.app, shop.slug, 'cy@pw-shop.test')).resolves.toHaveProperty('accessToken');
+  });
+
+  it('has mercato users set-password count characters as the API does (code points, not UTF-16 units)', async () => {
+    await addUser(t, shop.id, 'emoji@pw-shop.test', 'customer');
+    const input = { tenant: shop.slug, email: 'emoji@pw-shop.test' };
+    // Six characters (twelve UTF-16 units): the API refuses it as too short, so must the command.
+    const six = '\u{1F511}'.repeat(6);
+    const headers = auth((await login(t.app, shop.slug, input.email)).accessToken);
+    expect((await change(headers, { currentPassword: PASSWORD, newPassword: six })).statusCode).toBe(400);
+    await expect(setPasswordByEmail(t.identity.deps, { ...input, password: six })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+    // A hundred characters (two hundred UTF-16 units): the API takes it, so must the command.
+    const hundred = '\u{1F511}'.repeat(100);
+    await expect(setPasswordByEmail(t.identity.deps, { ...input, password: hundred })).resolves.toMatchObject(
+      {
+        email: input.email,
+      },
+    );
+    await expect(login(t.app, shop.slug, input.email, hundred)).resolves.toHaveProperty('accessToken');
   });
 
   it('is for signed-in users: 401 anonymous, 403 for an API key', async () => {

@@ -111,6 +111,23 @@ describe('staff management', () => {
     expect(self.statusCode).toBe(409);
   });
 
+  it("refuses an admin's own id spelt in capitals as it refuses it in lowercase: no self-demotion or self-disabling", async () => {
+    const other = await createTestTenant(t, 'caps');
+    await addUser(t, other.id, 'second@caps.test', 'admin');
+    const first = await bearer(t, 'caps', other.adminEmail);
+    const self = other.adminId.toUpperCase();
+    const demote = await send(t.app, 'PUT', `/api/v1/users/${self}/role`, first, { role: 'staff' });
+    expect(demote.statusCode).toBe(409);
+    expect(demote.json().detail).toMatch(/own role/);
+    const disable = await send(t.app, 'PUT', `/api/v1/users/${self}/status`, first, { status: 'disabled' });
+    expect(disable.statusCode).toBe(409);
+    expect(disable.json().detail).toMatch(/disable themself/);
+    expect((await send(t.app, 'GET', `/api/v1/users/${other.adminId}`, first)).json()).toMatchObject({
+      role: 'admin',
+      status: 'active',
+    });
+  });
+
   it('never leaves a tenant without an active admin when two admins demote each other at once', async () => {
     const other = await createTestTenant(t, 'pair');
     const second = await addUser(t, other.id, 'second@pair.test', 'admin');

@@ -50,7 +50,8 @@ export async function changeRole(
 ): Promise<User> {
   const user = await getUserById(trx, tenantId, userId);
   if (user.role === role) return user;
-  if (userId === actorId) throw new AppError('CONFLICT', 'an admin cannot change their own role');
+  // user.id is the stored (lowercase) id: the path may spell the caller's own id in capitals.
+  if (user.id === actorId) throw new AppError('CONFLICT', 'an admin cannot change their own role');
   if (user.role === 'admin' && user.status === 'active') await keepAnAdmin(trx, tenantId, user);
   const row = await trx
     .updateTable('identity.users')
@@ -72,7 +73,7 @@ export async function changeStatus(
 ): Promise<User> {
   const user = await getUserById(trx, tenantId, userId);
   if (user.status === status) return user;
-  if (userId === actorId) throw new AppError('CONFLICT', 'an admin cannot disable themself');
+  if (user.id === actorId) throw new AppError('CONFLICT', 'an admin cannot disable themself');
   if (user.role === 'admin' && status === 'disabled') await keepAnAdmin(trx, tenantId, user);
   const row = await trx
     .updateTable('identity.users')
