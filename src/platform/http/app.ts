@@ -25,6 +25,7 @@ import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
 import { registerSecurityHeaders, securityHeaders } from './security-headers.ts';
 import { isStorableTimestamp } from './timestamps.ts';
+import { lowercaseUuids } from './uuid-params.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
@@ -74,7 +75,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       route.httpPart === 'querystring' ? 'query' : route.httpPart === 'headers' ? 'headers' : 'params';
     return (value: unknown) => {
       const problem = jsonProblem(value, part) ?? looseIntegerProblem(route.schema, value, part);
-      return problem ? { error: problem } : validate(value);
+      if (problem) return { error: problem };
+      const result = validate(value) as { value?: unknown };
+      if (result.value !== undefined) lowercaseUuids(route.schema, result.value);
+      return result;
     };
   });
   app.setErrorHandler(problemErrorHandler);

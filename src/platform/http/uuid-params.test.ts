@@ -1,0 +1,20 @@
+import { Type } from 'typebox';
+import { describe, expect, it } from 'vitest';
+import { lowercaseUuids } from './uuid-params.ts';
+
+describe('lowercaseUuids', () => {
+  it('writes uuid-format path and query values in lowercase, and leaves every other value as sent', () => {
+    const schema = Type.Object({
+      id: Type.String({ format: 'uuid' }),
+      handle: Type.String(),
+      limit: Type.Optional(Type.Integer()),
+    });
+    const params: Record<string, unknown> = {
+      id: '01A2B3C4-D5E6-7F80-9A1B-2C3D4E5F6A7B',
+      handle: 'Red-SHIRT',
+      limit: 5,
+    };
+    lowercaseUuids(schema, params);
+    expect(params).toEqual({ id: '01a2b3c4-d5e6-7f80-9a1b-2c3d4e5f6a7b', handle: 'Red-SHIRT', limit: 5 });
+  });
+});
