@@ -31,6 +31,39 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  // Each of these was accepted, and failed later: listen() with a stack trace (HOST), a CORS grant
+  // that never matches, a saga hook that never pauses, demo users that login refuses (over 128
+  // characters), a scrape token no Authorization header can carry.
+  it.each([
+    ['HOST', 'http://0.0.0.0', /HOST must be an IP address or a host name .*got "http:\/\/0\.0\.0\.0"/],
+    ['HOST', '0.0.0.0:3000', /HOST must be an IP address or a host name/],
+    ['HOST', '[::1]', /HOST must be an IP address or a host name/],
+    ['MERCATO_CORS_ORIGINS', 'shop.example', /MERCATO_CORS_ORIGINS must list origins .*got "shop\.example"/],
+    ['MERCATO_CORS_ORIGINS', 'https://shop.example/app', /MERCATO_CORS_ORIGINS must list origins/],
+    ['MERCATO_CORS_ORIGINS', '*, https://shop.example', /MERCATO_CORS_ORIGINS must list origins .*got "\*"/],
+    ['MERCATO_TEST_PAUSE_AFTER_STEP', 'authorise', /MERCATO_TEST_PAUSE_AFTER_STEP must be one of validate/],
+    ['MERCATO_DEMO_PASSWORD', 'p'.repeat(129), /MERCATO_DEMO_PASSWORD must be at most 128 characters/],
+    ['MERCATO_DEMO_PASSWORD', '🔑'.repeat(6), /MERCATO_DEMO_PASSWORD must be at least 12 characters/],
+    ['MERCATO_METRICS_TOKEN', 'scrape token', /MERCATO_METRICS_TOKEN must be printable ASCII without spaces/],
+  ])('refuses %s=%s at start, not later', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it('accepts addresses and host names to listen on', () => {
+    for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'mercato.internal']) {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    }
+  });
+
+  it('writes each CORS origin as a browser sends it in Origin', () => {
+    expect(
+      loadConfig({
+        MERCATO_CORS_ORIGINS: 'https://Shop.Example/, http://admin.example:80, http://localhost:5173',
+      }).corsOrigins,
+    ).toEqual(['https://shop.example', 'http://admin.example', 'http://localhost:5173']);
+  });
+
   it('documents every variable it reads', async () => {
     const { readFile } = await import('node:fs/promises');
     const source = await readFile(new URL('./config.ts', import.meta.url), 'utf8');

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
@@ -143,17 +144,17 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_DEMO_PASSWORD',
     default: '(generated, printed once)',
-    doc: 'Password of the demo users (at least 12 characters).',
+    doc: 'Password of the demo users (12 to 128 characters).',
   },
   {
     name: 'MERCATO_BODY_LIMIT',
     default: '1048576',
-    doc: 'Largest request body in bytes; larger answers 413.',
+    doc: "Largest request body in bytes; larger answers 413. The WAL write routes take at least 17 MiB (a batch 32 MiB) whatever this says; each namespace's `maxPayloadBytes` bounds its messages.",
   },
   {
     name: 'MERCATO_CORS_ORIGINS',
     default: '*',
-    doc: 'Comma-separated origins allowed by CORS, `*` for any, empty for none.',
+    doc: 'Comma-separated origins allowed by CORS (`scheme://host[:port]`, as a browser sends them), `*` for any, empty for none.',
   },
   {
     name: 'MERCATO_JWT_ISSUER',
@@ -442,6 +443,84 @@ function modules(env: Env): ModuleName[] {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+/** A DNS name: dot-separated labels of letters, digits, `-` and `_`. */
+const HOST_NAME = /^(?!-)[A-Za-z0-9_-]{1,63}(?:\.(?!-)[A-Za-z0-9_-]{1,63})*\.?$/;
+
+/** HOST: an IP address or a host name. A URL or host:port would fail only at listen, with a stack. */
+function host(env: Env): string {
+  if (env['HOST'] === undefined) return '127.0.0.1';
+  const raw = read(env, 'HOST') ?? '';
+  if (raw === '') throw new ConfigError('HOST must be an address to listen on, got an empty value');
+  if (isIP(raw) === 0 && !HOST_NAME.test(raw)) {
+    throw new ConfigError(
+      `HOST must be an IP address or a host name to listen on (no scheme, port or brackets), got "${raw}"`,
+    );
+  }
+  return raw;
+}
+
+/**
+ * MERCATO_CORS_ORIGINS: `*`, or origins as a browser sends them in `Origin` (compared exactly by
+ * @fastify/cors). An entry without a scheme, with a path or with a `*` among others would never
+ * match; a trailing slash, upper case or a default port is written the way the browser writes it.
+ */
+function corsOrigins(env: Env): string[] | '*' {
+  if (env['MERCATO_CORS_ORIGINS'] === undefined) return '*';
+  const raw = read(env, 'MERCATO_CORS_ORIGINS');
+  if (raw === '*') return '*';
+  const entries = (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return entries.map((entry) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(entry);
+    } catch {
+      parsed = undefined;
+    }
+    const plain =
+      parsed !== undefined &&
+      parsed.origin !== 'null' &&
+      parsed.username === '' &&
+      parsed.password === '' &&
+      parsed.pathname === '/' &&
+      !entry.includes('?') &&
+      !entry.includes('#');
+    if (!plain) {
+      throw new ConfigError(
+        `MERCATO_CORS_ORIGINS must list origins as scheme://host[:port] (e.g. https://shop.example), or be * alone, got "${entry}"`,
+      );
+    }
+    return parsed!.origin;
+  });
+}
+
+/** The checkout saga's steps, which MERCATO_TEST_PAUSE_AFTER_STEP may name (src/checkout/steps.ts). */
+const SAGA_STEPS = ['validate', 'reserve', 'authorize', 'confirm'];
+
+function pauseAfterStep(env: Env): string | undefined {
+  const raw = read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP');
+  if (raw !== undefined && !SAGA_STEPS.includes(raw)) {
+    throw new ConfigError(
+      `MERCATO_TEST_PAUSE_AFTER_STEP must be one of ${SAGA_STEPS.join(', ')}, got "${raw}"`,
+    );
+  }
+  return raw;
+}
+
+/** MERCATO_METRICS_TOKEN: one Bearer credential, so printable ASCII without spaces (else no scrape could match). */
+function metricsToken(env: Env): string | undefined {
+  const raw = read(env, 'MERCATO_METRICS_TOKEN');
+  // The value itself is never repeated in the message: it is a secret.
+  if (raw !== undefined && !/^[\x21-\x7e]+$/.test(raw)) {
+    throw new ConfigError(
+      'MERCATO_METRICS_TOKEN must be printable ASCII without spaces (e.g. openssl rand -hex 32): a scraper sends it as Authorization: Bearer <token>',
+    );
+  }
+  return raw;
+}
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
@@ -450,16 +529,19 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
   const demoPassword = read(env, 'MERCATO_DEMO_PASSWORD');
-  if (demoPassword !== undefined && demoPassword.length < 12) {
+  // The password rules of identity (passwords.ts): 12 to 128 characters, counted as code points.
+  // A longer one would be seeded, and then refused by login (at most 128).
+  const demoPasswordLength = demoPassword === undefined ? 0 : [...demoPassword].length;
+  if (demoPassword !== undefined && demoPasswordLength < 12) {
     throw new ConfigError('MERCATO_DEMO_PASSWORD must be at least 12 characters');
+  }
+  if (demoPasswordLength > 128) {
+    throw new ConfigError('MERCATO_DEMO_PASSWORD must be at most 128 characters');
   }
   const workers = integer(env, 'MERCATO_WORKERS', databaseUrl ? availableParallelism() : 1, 1, 256);
   if (!databaseUrl && workers > 1) {
     throw new ConfigError('MERCATO_WORKERS must be 1 without DATABASE_URL: embedded PGlite is one process');
   }
-  const cors = read(env, 'MERCATO_CORS_ORIGINS');
-  const host = env['HOST'] === undefined ? '127.0.0.1' : (read(env, 'HOST') ?? '');
-  if (host === '') throw new ConfigError('HOST must be an address to listen on, got an empty value');
   const redisPrefix =
     env['MERCATO_REDIS_PREFIX'] === undefined ? 'mercato:' : (read(env, 'MERCATO_REDIS_PREFIX') ?? '');
   // Redis Cluster hashes the first {…} of a key: a brace in the prefix would replace the hash tags
@@ -468,7 +550,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`MERCATO_REDIS_PREFIX must not contain { or }, got "${redisPrefix}"`);
   }
   return {
-    host,
+    host: host(env),
     port: integer(env, 'PORT', 3000, 0, 65535),
     dataDir: resolve(read(env, 'MERCATO_DATA_DIR') ?? '.mercato'),
     databaseUrl,
@@ -480,13 +562,7 @@ export function loadConfig(env: Env = process.env): Config {
     demo: boolean(env, 'MERCATO_DEMO', true),
     demoPassword,
     bodyLimit: integer(env, 'MERCATO_BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    corsOrigins:
-      env['MERCATO_CORS_ORIGINS'] === undefined || cors === '*'
-        ? '*'
-        : (cors ?? '')
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
+    corsOrigins: corsOrigins(env),
     jwt: {
       issuer: read(env, 'MERCATO_JWT_ISSUER') ?? 'mercato',
       audience: read(env, 'MERCATO_JWT_AUDIENCE') ?? 'mercato-api',
@@ -516,7 +592,7 @@ export function loadConfig(env: Env = process.env): Config {
     walMaxConcurrency: integer(env, 'MERCATO_WAL_MAX_CONCURRENCY', 64, 1, 256),
     walMaxNamespaces: integer(env, 'MERCATO_WAL_MAX_NAMESPACES', 100, 1, 100_000),
     refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
-    metricsToken: read(env, 'MERCATO_METRICS_TOKEN'),
+    metricsToken: metricsToken(env),
     eventsBackend: eventsBackend(env),
     reservationTtlSeconds: integer(env, 'MERCATO_RESERVATION_TTL_SECONDS', 900, 1, 30 * 86_400),
     cartTtlSeconds: integer(env, 'MERCATO_CART_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
@@ -528,7 +604,7 @@ export function loadConfig(env: Env = process.env): Config {
     flashLeakGraceMs: integer(env, 'MERCATO_FLASH_LEAK_GRACE_MS', 30_000, 1000, 86_400_000),
     testPayments: boolean(env, 'MERCATO_TEST_PAYMENTS', read(env, 'NODE_ENV') !== 'production'),
     testPspLatencyMs: integer(env, 'MERCATO_TEST_PSP_LATENCY_MS', 0, 0, 600_000),
-    checkoutPauseAfterStep: read(env, 'MERCATO_TEST_PAUSE_AFTER_STEP'),
+    checkoutPauseAfterStep: pauseAfterStep(env),
     secretsKey: secretsKey(env),
     secretsPreviousKeys: secretsPreviousKeys(env),
     sourceBreakerFailures: integer(env, 'MERCATO_SOURCE_BREAKER_FAILURES', 5, 1, 1000),
