@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,41 @@ function checkReports(run: Runner, dir: () => string) {
     const file = join(dir(), 'products.csv');
     const result = await run(file);
     expect(result.output).toContain('4 products read: 0 created, 0 updated, 1 unchanged, 3 refused');
+  }, 120_000);
+
+  it('reads a file saved with a UTF-8 byte order mark, as Excel and Notepad write it', async () => {
+    const file = join(dir(), 'bom.jsonl');
+    await writeFile(file, `\uFEFF${JSONL.split('\n')[0]}\r\n`);
+    const result = await run(file);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain(
+      '1 products read: 0 created, 0 updated, 1 unchanged, 0 refused; 0 problem(s)',
+    );
+  }, 120_000);
+
+  it('refuses a file that is not UTF-8, naming the line, and imports nothing from it', async () => {
+    const file = join(dir(), 'latin1.csv');
+    const csv = 'handle,title,status,sku,price.USD\r\ncli-kettle,Stovetop Kettle,active,KETTLE-1,3900\r\n';
+    await writeFile(
+      file,
+      Buffer.concat([Buffer.from(csv), Buffer.from('cli-cafe,Caf\xe9,active,CAFE-1,100\r\n', 'latin1')]),
+    );
+    const result = await run(file);
+    expect(result.code).toBe(1);
+    expect(result.output.trim()).toBe(`${file}: line 3 is not UTF-8 text; save the file as UTF-8`);
+  }, 120_000);
+
+  it('fails a file that holds no products, and says plainly that a directory is not a file', async () => {
+    const empty = join(dir(), 'empty.jsonl');
+    await writeFile(empty, '\n\n');
+    const none = await run(empty);
+    expect(none.code).toBe(1);
+    expect(none.output).toContain('line 1: -: the file holds no products');
+    const folder = join(dir(), 'folder.csv');
+    await mkdir(folder, { recursive: true });
+    const directory = await run(folder);
+    expect(directory.code).toBe(1);
+    expect(directory.output.trim()).toBe(`${folder}: is a directory, not a file`);
   }, 120_000);
 }
 

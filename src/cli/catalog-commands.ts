@@ -33,6 +33,38 @@ function progressBar(total: number) {
   };
 }
 
+/** Why a file cannot be read, in words, from the error of stat or readFile. */
+function unreadable(file: string, error: unknown): CliError {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'ENOENT') return new CliError(`${file}: no such file`);
+  if (code === 'EISDIR') return new CliError(`${file}: is a directory, not a file`);
+  if (code === 'EACCES' || code === 'EPERM') return new CliError(`${file}: permission denied`);
+  return new CliError(`${file}: cannot be read (${error instanceof Error ? error.message : String(error)})`);
+}
+
+/** The file's text: UTF-8 (a BOM dropped), or a CliError naming the line of the first bad byte. */
+function decodeUtf8(file: string, bytes: Buffer): string {
+  // Fatal: a byte that is not UTF-8 would otherwise become U+FFFD in the products, silently.
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return decoder.decode(bytes); // a leading BOM is consumed, as Excel and Notepad write one
+  } catch {
+    // A newline byte never occurs inside a UTF-8 sequence: the lines can be tried one by one.
+    let line = 1;
+    for (let start = 0; start <= bytes.length; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      const stop = end === -1 ? bytes.length : end;
+      try {
+        decoder.decode(bytes.subarray(start, stop));
+      } catch {
+        break;
+      }
+      start = stop + 1;
+    }
+    throw new CliError(`${file}: line ${line} is not UTF-8 text; save the file as UTF-8`);
+  }
+}
+
 async function readProducts(file: string): Promise<ParsedFile> {
   const kind = extname(file).toLowerCase();
   if (kind !== '.jsonl' && kind !== '.csv')
@@ -40,13 +72,23 @@ async function readProducts(file: string): Promise<ParsedFile> {
   let size: number;
   try {
     size = (await stat(file)).size;
-  } catch {
-    throw new CliError(`${file}: no such file`);
+  } catch (error) {
+    throw unreadable(file, error);
   }
   if (size > MAX_FILE_BYTES)
     throw new CliError(`${file}: larger than ${MAX_FILE_BYTES / 1024 / 1024} MB; split it`);
-  const text = await readFile(file, 'utf8');
-  return kind === '.csv' ? parseProductsCsv(text) : parseJsonl(text);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw unreadable(file, error);
+  }
+  const text = decodeUtf8(file, bytes);
+  const parsed = kind === '.csv' ? parseProductsCsv(text) : parseJsonl(text);
+  // A file without a single product is a mistake (the wrong file, an export that failed): say so.
+  if (parsed.rows.length === 0 && parsed.problems.length === 0)
+    parsed.problems.push({ line: 1, field: '-', reason: 'the file holds no products' });
+  return parsed;
 }
 
 /** The problems of one refused product, each at its line and field. */

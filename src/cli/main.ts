@@ -5,6 +5,7 @@ import { withTenant } from '../platform/db/index.ts';
 import { AppError, ROLES } from '../platform/http/index.ts';
 import { type Config, ConfigError, loadConfig } from '../platform/index.ts';
 import { runServer } from '../server.ts';
+import { checkAccountInput } from './account-input.ts';
 import { registerCatalogCommands } from './catalog-commands.ts';
 import { CliError, withDatabase } from './database-command.ts';
 import { registerExceptionsCommands } from './exceptions-commands.ts';
@@ -55,6 +56,12 @@ tenants
   .requiredOption('--admin-email <email>', "the tenant admin's email")
   .requiredOption('--admin-password <password>', "the tenant admin's password (12 to 128 characters)")
   .action(async (opts: { slug: string; name: string; adminEmail: string; adminPassword: string }) => {
+    checkAccountInput({
+      slug: ['--slug', opts.slug],
+      name: ['--name', opts.name],
+      email: ['--admin-email', opts.adminEmail],
+      password: ['--admin-password', opts.adminPassword],
+    });
     await withDatabase(config(), async (_ctx, identity) => {
       const input = {
         slug: opts.slug,
@@ -87,6 +94,11 @@ users
       name: string;
       role: (typeof ROLES)[number];
     }) => {
+      checkAccountInput({
+        ...(opts.name !== '' ? { name: ['--name', opts.name] as [string, string] } : {}),
+        email: ['--email', opts.email],
+        password: ['--password', opts.password],
+      });
       await withDatabase(config(), async (_ctx, identity) => {
         const { db } = identity.deps;
         const tenant = await findTenantBySlug(db, opts.tenant);

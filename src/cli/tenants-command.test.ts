@@ -36,4 +36,51 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato tenants create', () =
     );
     expect(rows.map((r) => r.name)).toEqual([...SYSTEM_TOPICS].sort());
   }, 120_000);
+
+  it('refuses what POST /tenants and POST /users refuse (a short password, a bad email or slug), creating nothing', async () => {
+    const t = await started;
+    const env = { DATABASE_URL: t.databaseUrl!, MERCATO_DEMO: 'false' };
+    const tenant = (slug: string, email: string, password: string) =>
+      mercato(
+        [
+          'tenants',
+          'create',
+          '--slug',
+          slug,
+          '--name',
+          'Shop',
+          '--admin-email',
+          email,
+          '--admin-password',
+          password,
+        ],
+        env,
+      );
+    const short = await tenant('cli-short', 'owner@short.test', 'short');
+    expect(short.code).toBe(1);
+    expect(short.output.trim()).toBe('--admin-password must be at least 12 characters');
+    const email = await tenant('cli-email', 'not-an-email', 'a-long-password-1');
+    expect(email.code).toBe(1);
+    expect(email.output.trim()).toBe('--admin-email must be an email address, not "not-an-email"');
+    const slug = await tenant('Not A Slug', 'owner@slug.test', 'a-long-password-1');
+    expect(slug.code).toBe(1);
+    expect(slug.output.trim()).toBe(
+      '--slug must be 1 to 63 lowercase letters, digits and inner dashes, not "Not A Slug"',
+    );
+    const user = (email: string, password: string) =>
+      mercato(['users', 'create', '--tenant', 'platform', '--email', email, '--password', password], env);
+    const shortUser = await user('someone@platform.test', 'short');
+    expect(shortUser.code).toBe(1);
+    expect(shortUser.output.trim()).toBe('--password must be at least 12 characters');
+    const badUser = await user('someone', 'a-long-password-1');
+    expect(badUser.code).toBe(1);
+    expect(badUser.output.trim()).toBe('--email must be an email address, not "someone"');
+
+    const { rows } = await sql<{ n: number }>`
+      select (select count(*) from identity.tenants where slug like 'cli-%' and slug <> 'cli-shop')::int
+        + (select count(*) from identity.users where email like 'someone%')::int as n`.execute(
+      t.ctx.db.kysely,
+    );
+    expect(rows[0]!.n).toBe(0);
+  }, 120_000);
 });

@@ -57,6 +57,30 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato wal', () => {
     expect(unknown.output).toContain('tenant "demo" has no WAL namespace "nope"');
   });
 
+  it('refuses a --delay, --key, --message-id or --limit the API would refuse, writing nothing', async () => {
+    const write = ['wal', 'write', '--tenant', 'demo', '--namespace', 'orders', '--payload', '{"orderId":7}'];
+    for (const [flags, said] of [
+      [['--delay', 'soon'], "option '--delay <ms>' argument 'soon' is invalid"],
+      [['--delay', '-5'], "option '--delay <ms>' argument '-5' is invalid"],
+      [['--key', 'k'.repeat(201)], '--key must be 1 to 200 characters'],
+      [['--message-id', 'has spaces'], '--message-id must be 1 to 200 visible ASCII characters'],
+    ] as const) {
+      const result = await mercato([...write, ...flags], env());
+      expect(result.code, flags.join(' ')).toBe(1);
+      expect(result.output).toContain(said);
+      expect(result.output).not.toContain('    at ');
+    }
+    const limit = await mercato(['wal', 'dlq', 'orders', '--tenant', 'demo', '--limit', 'all'], env());
+    expect(limit.code).toBe(1);
+    expect(limit.output).toContain("option '--limit <n>' argument 'all' is invalid");
+    expect(limit.output).not.toContain('    at ');
+    const tail = runMercato(['wal', 'tail', 'orders', '--tenant', 'demo', '--from-start'], env());
+    await tail.waitFor(/"messageId":"cli-1"/);
+    tail.child.kill('SIGINT');
+    await tail.exited;
+    expect(tail.output()).not.toContain('"orderId":7');
+  });
+
   it('tails a namespace from the start and stops on Ctrl-C', async () => {
     const tail = runMercato(['wal', 'tail', 'orders', '--tenant', 'demo', '--from-start'], env());
     const [line] = await tail.waitFor(/\{"messageId":"cli-1".*\}/);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { Kysely } from 'kysely';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import { withTenant } from '../platform/db/index.ts';
@@ -18,6 +18,25 @@ import { CliError, withDatabase } from './database-command.ts';
 type Opts = { tenant: string };
 
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** A whole number from min to max, for commander: a flag given anything else is refused, naming it. */
+function wholeNumber(min: number, max: number) {
+  return (text: string): number => {
+    const value = /^\s*\d+\s*$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max)
+      throw new InvalidArgumentError(`a whole number from ${min} to ${max} is expected.`);
+    return value;
+  };
+}
+
+/** --key and --message-id as POST /wal/…/messages takes them; undefined when they are fine. */
+function messageFlagProblem(opts: { key?: string; messageId?: string }): string | undefined {
+  if (opts.key !== undefined && (opts.key === '' || [...opts.key].length > 200))
+    return '--key must be 1 to 200 characters';
+  if (opts.messageId !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.messageId))
+    return '--message-id must be 1 to 200 visible ASCII characters (no spaces)';
+  return undefined;
+}
 
 /** One message per line, as JSON (the same shape whichever backend holds it). */
 function printMessage(message: {
@@ -105,12 +124,18 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .requiredOption('--namespace <name>', 'namespace name')
     .requiredOption('--payload <json>', 'the message payload, as JSON')
     .option('--key <key>', 'ordering key: messages with the same key are delivered in order')
-    .option('--delay <ms>', 'deliver no earlier than this many milliseconds from now', Number)
+    .option(
+      '--delay <ms>',
+      'deliver no earlier than this many milliseconds from now',
+      wholeNumber(0, Number.MAX_SAFE_INTEGER),
+    )
     .option('--message-id <id>', 'your id for the message; writing it again is a no-op')
     .action(
       async (
         opts: Opts & { namespace: string; payload: string; key?: string; delay?: number; messageId?: string },
       ) => {
+        const problem = messageFlagProblem(opts);
+        if (problem) throw new CliError(problem);
         let payload: unknown;
         try {
           payload = JSON.parse(opts.payload);
@@ -205,7 +230,7 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .description("list a namespace's dead letters, newest first")
     .requiredOption('--tenant <slug>', 'tenant slug')
     .option('--error <text>', 'only those whose error contains this text')
-    .option('--limit <n>', 'how many', Number, 50)
+    .option('--limit <n>', 'how many (1 to 1000)', wholeNumber(1, 1000), 50)
     .action(async (namespaceName: string, opts: Opts & { error?: string; limit: number }) => {
       const { tenantId } = await scope(config(), opts, namespaceName);
       await withDatabase(config(), async (ctx) => {
