@@ -137,6 +137,9 @@ export function createWalMetrics(
 }
 
 /** Counts the answers of the write routes registered in this scope after the call. */
+/** The namespace label of refused writes: no namespace can be named so (names are lower case, digits, . _ -). */
+const REFUSED = '(refused)';
+
 export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
   app.addHook('onResponse', (request, reply, done) => {
     record(request, reply);
@@ -146,12 +149,14 @@ export function countWrites(app: FastifyInstance, metrics: WalMetrics): void {
     const route = WRITE_ROUTES[request.routeOptions.url ?? ''];
     if (!route) return;
     metrics.writeDuration.observe({ route }, reply.elapsedTime / 1000);
-    const body = request.body as { namespace?: unknown } | undefined;
-    const namespace = typeof body?.namespace === 'string' ? body.namespace : 'unknown';
     if (reply.statusCode !== 202 || !request.walWritten) {
-      metrics.writes.inc({ namespace, backend: 'none', outcome: String(reply.statusCode) });
+      // A refused write's namespace is whatever the caller sent (a made-up name would be a new
+      // series kept for good): refusals are counted by their status alone.
+      metrics.writes.inc({ namespace: REFUSED, backend: 'none', outcome: String(reply.statusCode) });
       return;
     }
+    const body = request.body as { namespace?: unknown } | undefined;
+    const namespace = typeof body?.namespace === 'string' ? body.namespace : 'unknown';
     const outcome = reply.getHeader('idempotent-replayed') === 'true' ? 'replayed' : 'accepted';
     for (const backend of request.walWritten) metrics.writes.inc({ namespace, backend, outcome });
   }
