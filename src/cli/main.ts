@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { hashPassword } from '../identity/index.ts';
 import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
 import { createUser, setPasswordByEmail } from '../identity/users/index.ts';
 import { withTenant } from '../platform/db/index.ts';
@@ -103,11 +104,12 @@ users
         const { db } = identity.deps;
         const tenant = await findTenantBySlug(db, opts.tenant);
         if (!tenant) throw new CliError(`no tenant with slug "${opts.tenant}"`);
+        const passwordHash = await hashPassword(opts.password);
         const user = await withTenant(db, tenant.id, (trx) =>
           createUser(trx, {
             tenantId: tenant.id,
             email: opts.email,
-            password: opts.password,
+            passwordHash,
             name: opts.name || opts.email,
             role: opts.role,
           }),

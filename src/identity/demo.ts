@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { withTenant } from '../platform/db/index.ts';
 import { AppError, PLATFORM_TENANT, type Role } from '../platform/http/index.ts';
 import type { IdentityDeps } from './module.ts';
-import { verifyPassword } from './passwords.ts';
+import { hashPassword, verifyPassword } from './passwords.ts';
 import { createTenant, findTenantBySlug } from './tenants/index.ts';
 import { createUser, findUserByEmail } from './users/index.ts';
 
@@ -26,7 +26,7 @@ async function ensureUser(
 ): Promise<boolean> {
   return withTenant(deps.db, tenantId, async (trx) => {
     if (await findUserByEmail(trx, tenantId, user.email)) return false;
-    await createUser(trx, { tenantId, password, ...user });
+    await createUser(trx, { tenantId, passwordHash: await hashPassword(password), ...user });
     return true;
   });
 }

@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import { AppError, clientKey, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
+import { hashPassword } from '../passwords.ts';
 import { findTenantBySlug } from '../tenants/index.ts';
 import { createUser } from '../users/index.ts';
 import { UserView } from '../users/user-schemas.ts';
@@ -60,11 +61,14 @@ export function authRoutes(deps: IdentityDeps) {
         if (tenant?.status !== 'active' || tenant.slug === PLATFORM_TENANT) {
           throw new AppError('NOT_FOUND', `tenant ${slug} not found`);
         }
+        // Hashed before the transaction: it holds no connection (PGlite has one) meanwhile, and a
+        // taken email costs the hash too, so EMAIL_TAKEN takes as long as a registration.
+        const passwordHash = await hashPassword(password);
         const user = await withTenant(deps.db, tenant.id, (trx) =>
           createUser(trx, {
             tenantId: tenant.id,
             email: email.toLowerCase(),
-            password,
+            passwordHash,
             name,
             role: 'customer',
           }),

@@ -3,6 +3,7 @@ import { uuidv7 } from 'uuidv7';
 import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
 import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
+import { hashPassword } from '../passwords.ts';
 import type { IdentityTables, TenantsTable } from '../tables.ts';
 import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
 
@@ -78,6 +79,8 @@ export async function createTenant(
   hooks: readonly TenantCreatedHook[] = [],
 ): Promise<{ tenant: Tenant; admin: User }> {
   const slug = input.slug.toLowerCase();
+  // Hashed before the transaction: it holds no connection (PGlite has one) meanwhile.
+  const passwordHash = await hashPassword(input.adminPassword);
   try {
     return await withSystem(db, async (trx) => {
       const taken = await trx
@@ -98,7 +101,7 @@ export async function createTenant(
       const admin = await createUser(trx, {
         tenantId: row.id,
         email: input.adminEmail,
-        password: input.adminPassword,
+        passwordHash,
         name: input.adminName ?? 'Administrator',
         role: 'admin',
       });

@@ -5,6 +5,7 @@ import { withTenant } from '../../platform/db/index.ts';
 import { principalOf, requirePermission, requireUser, userOf } from '../../platform/http/index.ts';
 import { forgetApiKey } from '../api-keys/index.ts';
 import type { IdentityDeps } from '../module.ts';
+import { hashPassword } from '../passwords.ts';
 import { eraseUser } from './erase-user.ts';
 import { PageOf, PageQuery, readPage, toPage } from './page-cursor.ts';
 import { changeRole, changeStatus, listUsers } from './staff-store.ts';
@@ -56,8 +57,11 @@ export function staffRoutes(deps: IdentityDeps) {
       },
       async (request, reply) => {
         const { tenantId } = userOf(request);
+        const { password, ...fields } = request.body;
+        // Hashed before the transaction: it holds no connection (PGlite has one) meanwhile.
+        const passwordHash = await hashPassword(password);
         const user = await withTenant(deps.db, tenantId, (trx) =>
-          createUser(trx, { ...request.body, tenantId }),
+          createUser(trx, { ...fields, passwordHash, tenantId }),
         );
         reply.code(201).header('location', `/api/v1/users/${user.id}`);
         return user;

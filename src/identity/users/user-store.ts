@@ -2,7 +2,6 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { isoTime as iso } from '../../platform/db/index.ts';
 import { AppError, type Role } from '../../platform/http/index.ts';
-import { hashPassword } from '../passwords.ts';
 import type { IdentityTables, UsersTable } from '../tables.ts';
 
 /** A handle that can run identity queries: the root Kysely or a transaction of it. */
@@ -27,7 +26,8 @@ export type User = {
 export type NewUser = {
   tenantId: string;
   email: string;
-  password: string;
+  /** hashPassword's hash, made before the caller's transaction (hashing holds no connection). */
+  passwordHash: string;
   name: string;
   role: Role;
   phone?: string | null;
@@ -76,7 +76,6 @@ export async function createUser(trx: IdentityDb, input: NewUser): Promise<User>
   if (await findUserByEmail(trx, input.tenantId, email)) {
     throw new AppError('EMAIL_TAKEN', `${email} is already registered`);
   }
-  const passwordHash = await hashPassword(input.password);
   const now = new Date();
   try {
     const row = await trx
@@ -85,7 +84,7 @@ export async function createUser(trx: IdentityDb, input: NewUser): Promise<User>
         id: uuidv7(),
         tenant_id: input.tenantId,
         email,
-        password_hash: passwordHash,
+        password_hash: input.passwordHash,
         name: input.name,
         phone: input.phone ?? null,
         role: input.role,

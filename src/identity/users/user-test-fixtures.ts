@@ -3,13 +3,22 @@ import { withTenant } from '../../platform/db/index.ts';
 import type { Role } from '../../platform/http/index.ts';
 import type { TestApp } from '../../platform/testing/index.ts';
 import { createTestTenant, login, PASSWORD, type TestTenant } from '../auth/auth-test-fixtures.ts';
+import { hashPassword } from '../passwords.ts';
 import { findTenantBySlug } from '../tenants/index.ts';
 import { createUser, type User } from './user-store.ts';
 
+let fixtureHash: Promise<string> | undefined;
+/** The fixture password's hash, made once (each user gets it: a test signs in with PASSWORD). */
+export const fixturePasswordHash = () => {
+  fixtureHash ??= hashPassword(PASSWORD);
+  return fixtureHash;
+};
+
 /** Adds a user with the fixture password straight through the store. */
 export async function addUser(t: TestApp, tenantId: string, email: string, role: Role): Promise<User> {
+  const passwordHash = await fixturePasswordHash();
   return withTenant(t.identity.deps.db, tenantId, (trx) =>
-    createUser(trx, { tenantId, email, password: PASSWORD, name: email.split('@')[0]!, role }),
+    createUser(trx, { tenantId, email, passwordHash, name: email.split('@')[0]!, role }),
   );
 }
 

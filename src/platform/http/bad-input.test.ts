@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { uuidv7 } from 'uuidv7';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../identity/index.ts';
 import { createTenant } from '../../identity/tenants/index.ts';
 import { createUser } from '../../identity/users/index.ts';
 import { createMercatoModules } from '../../modules.ts';
@@ -356,11 +357,12 @@ describe('bad input never breaks a route', () => {
       adminEmail: 'admin@acme.test',
       adminPassword: PASSWORD,
     });
+    const passwordHash = await hashPassword(PASSWORD);
     await withTenant(db, PLATFORM_TENANT_ID, (trx) =>
       createUser(trx, {
         tenantId: PLATFORM_TENANT_ID,
         email: 'root@platform.test',
-        password: PASSWORD,
+        passwordHash,
         name: 'Root',
         role: 'admin',
       }),
