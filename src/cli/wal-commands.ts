@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { Kysely } from 'kysely';
+import { Value } from 'typebox/value';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { AppContext, Config } from '../platform/index.ts';
@@ -12,7 +13,7 @@ import { listDeadLetters } from '../wal/dlq/index.ts';
 import { createNamespaceCache } from '../wal/namespaces/index.ts';
 import type { Namespace } from '../wal/namespaces/namespace.ts';
 import type { WalTables } from '../wal/tables.ts';
-import { writeMessages } from '../wal/write/index.ts';
+import { MESSAGE_ID, MESSAGE_KEY, writeMessages } from '../wal/write/index.ts';
 import { CliError, withDatabase } from './database-command.ts';
 
 type Opts = { tenant: string };
@@ -29,11 +30,11 @@ function wholeNumber(min: number, max: number) {
   };
 }
 
-/** --key and --message-id as POST /wal/…/messages takes them; undefined when they are fine. */
+/** --key and --message-id checked against the write routes' own schemas; undefined when they are fine. */
 function messageFlagProblem(opts: { key?: string; messageId?: string }): string | undefined {
-  if (opts.key !== undefined && (opts.key === '' || [...opts.key].length > 200))
+  if (opts.key !== undefined && !Value.Check(MESSAGE_KEY, opts.key))
     return '--key must be 1 to 200 characters';
-  if (opts.messageId !== undefined && !/^[\x21-\x7e]{1,200}$/.test(opts.messageId))
+  if (opts.messageId !== undefined && !Value.Check(MESSAGE_ID, opts.messageId))
     return '--message-id must be 1 to 200 visible ASCII characters (no spaces)';
   return undefined;
 }

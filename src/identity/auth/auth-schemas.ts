@@ -1,17 +1,18 @@
 import { Type } from 'typebox';
+import { DISPLAY_NAME, EMAIL, SLUG } from '../account-fields.ts';
 
 const TenantSlug = Type.String({
-  pattern: '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$',
+  ...SLUG,
   description: 'Slug of the tenant (shop) to sign in to',
 });
-const Email = Type.String({ format: 'email', maxLength: 254, description: 'Compared case-insensitively' });
+const Email = Type.String({ ...EMAIL, description: 'Compared case-insensitively' });
 
 export const RegisterBody = Type.Object(
   {
     tenant: TenantSlug,
     email: Email,
     password: Type.String({ minLength: 12, maxLength: 128 }),
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Type.String(DISPLAY_NAME),
   },
   { additionalProperties: false },
 );

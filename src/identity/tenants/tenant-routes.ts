@@ -2,20 +2,19 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { AppError, beforeBody, PLATFORM_TENANT, requirePlatformAdmin } from '../../platform/http/index.ts';
+import { DISPLAY_NAME, EMAIL, SLUG } from '../account-fields.ts';
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { IdParams, SECURITY } from '../users/user-schemas.ts';
 import { createTenant, findTenantById, listTenants, updateTenant } from './tenant-store.ts';
 
-const SLUG = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
-
 const TenantBody = Type.Object(
   {
-    slug: Type.String({ pattern: SLUG, description: 'Lowercase letters, digits and inner hyphens; 1..63' }),
-    name: Type.String({ minLength: 1, maxLength: 200 }),
-    adminEmail: Type.String({ format: 'email', maxLength: 254 }),
+    slug: Type.String({ ...SLUG, description: 'Lowercase letters, digits and inner hyphens; 1..63' }),
+    name: Type.String(DISPLAY_NAME),
+    adminEmail: Type.String(EMAIL),
     adminPassword: Type.String({ minLength: 12, maxLength: 128 }),
-    adminName: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    adminName: Type.Optional(Type.String(DISPLAY_NAME)),
   },
   { additionalProperties: false },
 );
@@ -54,7 +53,7 @@ const PatchBody = Type.Object(
 // One path template with GET /tenants/{id}: the tenant is named by its slug or its id.
 const TenantKeyParams = Type.Object({
   id: Type.String({
-    pattern: `^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|${SLUG.slice(1, -1)})$`,
+    pattern: `^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|${SLUG.pattern.slice(1, -1)})$`,
     description: 'The tenant slug (or id)',
   }),
 });

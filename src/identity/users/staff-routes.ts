@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import { principalOf, requirePermission, requireUser, userOf } from '../../platform/http/index.ts';
+import { DISPLAY_NAME, EMAIL } from '../account-fields.ts';
 import { forgetApiKey } from '../api-keys/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { hashPassword } from '../passwords.ts';
@@ -17,9 +18,9 @@ const StaffRole = Type.Enum(['staff', 'operator', 'admin']);
 
 const StaffBody = Type.Object(
   {
-    email: Type.String({ format: 'email', maxLength: 254 }),
+    email: Type.String(EMAIL),
     password: Type.String({ minLength: 12, maxLength: 128 }),
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: Type.String(DISPLAY_NAME),
     role: StaffRole,
     phone: Type.Optional(Type.Union([Phone, Type.Null()])),
   },

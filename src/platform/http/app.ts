@@ -17,15 +17,14 @@ import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
 import { jsonProblem, registerJsonGuard } from './json-guard.ts';
 import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
 import { swaggerOptions } from './openapi-document.ts';
+import { paramTextRule } from './param-text.ts';
 import { platformRoutes } from './platform-routes.ts';
 import { problemErrorHandler, sendProblem, toAppError } from './problem-handler.ts';
-import { looseIntegerProblem } from './query-integers.ts';
 import { rateLimitStoreWithFallback } from './redis-fallback.ts';
 import { parseTraceparent, requestIdOf } from './request-id.ts';
 import { lazyChildLogger } from './request-logger.ts';
 import { registerSecurityHeaders, securityHeaders } from './security-headers.ts';
 import { isStorableTimestamp } from './timestamps.ts';
-import { lowercaseUuids } from './uuid-params.ts';
 
 registerAjvFormats();
 // ajv's uuid also accepts a "urn:uuid:" prefix, which PostgreSQL's uuid type rejects (a 500).
@@ -73,12 +72,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     if (route.httpPart === 'body') return validate;
     const part =
       route.httpPart === 'querystring' ? 'query' : route.httpPart === 'headers' ? 'headers' : 'params';
+    const textRule = paramTextRule(route.schema, part);
     return (value: unknown) => {
-      const problem = jsonProblem(value, part) ?? looseIntegerProblem(route.schema, value, part);
-      if (problem) return { error: problem };
-      const result = validate(value) as { value?: unknown };
-      if (result.value !== undefined) lowercaseUuids(route.schema, result.value);
-      return result;
+      const problem = jsonProblem(value, part) ?? textRule?.(value);
+      return problem ? { error: problem } : validate(value);
     };
   });
   app.setErrorHandler(problemErrorHandler);

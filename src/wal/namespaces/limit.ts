@@ -1,4 +1,5 @@
-import { sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
+import { lockNamed } from '../../platform/db/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import type { WalTables } from '../tables.ts';
 
@@ -15,7 +16,7 @@ export async function checkNamespaceLimit(
   tenantId: string,
   max: number,
 ): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${`wal.namespaces:${tenantId}`}, 0))`.execute(trx);
+  await lockNamed(trx, `wal.namespaces:${tenantId}`);
   const row = await trx
     .selectFrom('wal.namespaces')
     .select((eb) => eb.fn.countAll<string>().as('count'))

@@ -15,11 +15,19 @@ import { messageRoutes } from './message-routes.ts';
 import { type MessageInput, receiptOf, requireEnabled, toRows, validateMessages } from './prepare.ts';
 
 const NAMESPACE = Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', description: 'The WAL namespace' });
-const MESSAGE_ID = Type.String({
+/** A message's own id, as the write routes (and `mercato wal write`) take it. */
+export const MESSAGE_ID = Type.String({
   minLength: 1,
   maxLength: 200,
   pattern: '^[\\x21-\\x7e]+$',
   description: 'Your id for the message (visible ASCII); writing it again with the same body is a no-op',
+});
+
+/** A message's ordering key, as the write routes (and `mercato wal write`) take it. */
+export const MESSAGE_KEY = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  description: 'Ordering key: same key, delivered in order',
 });
 
 const MessageFields = {
@@ -37,9 +45,7 @@ const MessageFields = {
       { additionalProperties: false },
     ),
   ),
-  key: Type.Optional(
-    Type.String({ minLength: 1, maxLength: 200, description: 'Ordering key: same key, delivered in order' }),
-  ),
+  key: Type.Optional(MESSAGE_KEY),
   messageId: Type.Optional(MESSAGE_ID),
   headers: Type.Optional(
     Type.Record(
