@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import { withTenant } from '../platform/db/index.ts';
+import { lockNamed, withTenant } from '../platform/db/index.ts';
 import type { DeadLetterEvent } from '../wal/index.ts';
 import type { CaptureInput, CaptureMany } from './capture.ts';
 import type { ExceptionsDeps } from './deps.ts';
@@ -114,9 +114,7 @@ export function createDeadLetterCapture(deps: ExceptionsDeps, capture: CaptureMa
     if (letters.length === 0) return 0;
     // One capture of a tenant's deaths at a time (listener and sweeps, in every process), so the
     // check below sees what the other one wrote.
-    await sql`select pg_advisory_xact_lock(hashtext('exceptions.dead-letters'), hashtext(${tenantId}))`.execute(
-      trx,
-    );
+    await lockNamed(trx, `exceptions.dead-letters:${tenantId}`);
     const deaths = letters.map((l) => ({
       transaction_id: deadLetterTransactionId(l.namespace, l.messageId),
       dead_at: l.deadAt,

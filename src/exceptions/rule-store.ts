@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { lockNamed } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { Rule } from './classify.ts';
@@ -101,7 +102,7 @@ export async function getRule(trx: ExceptionsTrx, id: string): Promise<Rule> {
  * at once cannot both take the last place.
  */
 export async function createRule(trx: ExceptionsTrx, tenantId: string, input: RuleInput): Promise<Rule> {
-  await sql`select pg_advisory_xact_lock(hashtext('exceptions.rules'), hashtext(${tenantId}))`.execute(trx);
+  await lockNamed(trx, `exceptions.rules:${tenantId}`);
   const { rows } = await sql<{ n: number; last: number | null }>`
     select count(*)::int as n, max(position) as last from exceptions.rules`.execute(trx);
   const { n, last } = rows[0] ?? { n: 0, last: null };
