@@ -38,6 +38,18 @@ describe('configuration', () => {
     ['HOST', 'http://0.0.0.0', /HOST must be an IP address or a host name .*got "http:\/\/0\.0\.0\.0"/],
     ['HOST', '0.0.0.0:3000', /HOST must be an IP address or a host name/],
     ['HOST', '[::1]', /HOST must be an IP address or a host name/],
+    [
+      'MERCATO_TRUSTED_PROXIES',
+      'true',
+      /MERCATO_TRUSTED_PROXIES must list IP addresses or CIDRs .*got "true"/,
+    ],
+    [
+      'MERCATO_TRUSTED_PROXIES',
+      '10.0.0.0/8,proxy.internal',
+      /MERCATO_TRUSTED_PROXIES .*got "proxy.internal"/,
+    ],
+    ['MERCATO_TRUSTED_PROXIES', '10.0.0.0/33', /MERCATO_TRUSTED_PROXIES .*got "10.0.0.0\/33"/],
+    ['MERCATO_TRUSTED_PROXIES', '::1/129', /MERCATO_TRUSTED_PROXIES .*got "::1\/129"/],
     ['MERCATO_CORS_ORIGINS', 'shop.example', /MERCATO_CORS_ORIGINS must list origins .*got "shop\.example"/],
     ['MERCATO_CORS_ORIGINS', 'https://shop.example/app', /MERCATO_CORS_ORIGINS must list origins/],
     ['MERCATO_CORS_ORIGINS', '*, https://shop.example', /MERCATO_CORS_ORIGINS must list origins .*got "\*"/],
@@ -54,6 +66,13 @@ describe('configuration', () => {
     for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'mercato.internal']) {
       expect(loadConfig({ HOST: host }).host).toBe(host);
     }
+  });
+
+  it('trusts no proxy by default, and the listed addresses and CIDRs when told', () => {
+    expect(loadConfig({}).trustedProxies).toEqual([]);
+    expect(
+      loadConfig({ MERCATO_TRUSTED_PROXIES: ' 10.0.0.0/8, FD00::/8 ,127.0.0.1' }).trustedProxies,
+    ).toEqual(['10.0.0.0/8', 'fd00::/8', '127.0.0.1']);
   });
 
   it('writes each CORS origin as a browser sends it in Origin', () => {

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { ConfigError } from './config-error.ts';
+import { trustedProxies } from './trusted-proxies.ts';
 
 /** Every module Mercato can run in one process; MERCATO_MODULES picks a subset. */
 export const MODULES = [
@@ -31,6 +33,8 @@ export type Config = {
   demoPassword: string | undefined;
   bodyLimit: number;
   corsOrigins: string[] | '*';
+  /** Reverse proxies whose X-Forwarded-For is believed (MERCATO_TRUSTED_PROXIES): IPs and CIDRs. */
+  trustedProxies: string[];
   jwt: {
     issuer: string;
     audience: string;
@@ -155,6 +159,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_CORS_ORIGINS',
     default: '*',
     doc: 'Comma-separated origins allowed by CORS (`scheme://host[:port]`, as a browser sends them), `*` for any, empty for none.',
+  },
+  {
+    name: 'MERCATO_TRUSTED_PROXIES',
+    default: '(empty)',
+    doc: "Comma-separated IPs or CIDRs of the reverse proxies in front of Mercato (e.g. `10.0.0.0/8`); a request from one of them is taken to come from the address its `X-Forwarded-For` names, so per-address rate limits, login throttles and flash-sale limits count shoppers, not the proxy. Empty: the socket's address, and `X-Forwarded-For` is ignored (anyone could write it).",
   },
   {
     name: 'MERCATO_JWT_ISSUER',
@@ -347,9 +356,7 @@ export const SETTINGS: Setting[] = [
 ];
 
 /** A configuration value that cannot be used; the message names the variable and what it expects. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError };
 
 type Env = Record<string, string | undefined>;
 
@@ -563,6 +570,7 @@ export function loadConfig(env: Env = process.env): Config {
     demoPassword,
     bodyLimit: integer(env, 'MERCATO_BODY_LIMIT', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     corsOrigins: corsOrigins(env),
+    trustedProxies: trustedProxies(read(env, 'MERCATO_TRUSTED_PROXIES')),
     jwt: {
       issuer: read(env, 'MERCATO_JWT_ISSUER') ?? 'mercato',
       audience: read(env, 'MERCATO_JWT_AUDIENCE') ?? 'mercato-api',

@@ -40,6 +40,8 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   const app = Fastify({
     loggerInstance: ctx.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
+    // request.ip is the socket's address unless it is a trusted proxy's (MERCATO_TRUSTED_PROXIES).
+    ...(config.trustedProxies.length > 0 ? { trustProxy: config.trustedProxies } : {}),
     genReqId: requestIdOf,
     logController: new LogController({
       requestIdLogLabel: 'requestId',

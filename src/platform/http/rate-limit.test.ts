@@ -201,3 +201,35 @@ describe.skipIf(!testRedisUrl())('rate limits shared through Redis', () => {
     expect(await a.ctx.redis!.pttl(`mercato:ratelimit:ip:${key}`)).toBeGreaterThan(0);
   });
 });
+
+describe('rate limits behind a reverse proxy (MERCATO_TRUSTED_PROXIES)', () => {
+  let t: TestApp;
+  const proxy = freshIp();
+  const viaProxy = (from: string, client: string) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/validate',
+      remoteAddress: from,
+      headers: { 'x-forwarded-for': client },
+      payload: { token: 'nothing' },
+    });
+  beforeAll(async () => {
+    t = await startTestApp({ MERCATO_RATE_LIMIT_ANONYMOUS: '2', MERCATO_TRUSTED_PROXIES: `${proxy}/32` });
+  });
+  afterAll(() => t?.close());
+
+  it('counts each shopper behind a trusted proxy on their own budget', async () => {
+    const [ada, bob] = [freshIp(), freshIp()];
+    for (let i = 0; i < 2; i++) expect((await viaProxy(proxy, ada)).statusCode).toBe(200);
+    expect((await viaProxy(proxy, ada)).statusCode).toBe(429);
+    // The proxy's own address is not the budget: another shopper through it is served.
+    expect((await viaProxy(proxy, bob)).statusCode).toBe(200);
+  });
+
+  it('ignores X-Forwarded-For from a caller that is not a trusted proxy', async () => {
+    const caller = freshIp();
+    // A fresh made-up address per request would be a fresh budget per request if it were believed.
+    for (let i = 0; i < 2; i++) expect((await viaProxy(caller, freshIp())).statusCode).toBe(200);
+    expect((await viaProxy(caller, freshIp())).statusCode).toBe(429);
+  });
+});
