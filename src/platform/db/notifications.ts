@@ -23,7 +23,8 @@ function checkChannel(channel: string) {
 
 /**
  * LISTEN on PostgreSQL over one dedicated connection per process, opened on first use. When
- * it drops, every subscriber's onReset runs and it reconnects with backoff, listening again.
+ * it drops, every subscriber's onReset runs and it reconnects with backoff, listening again;
+ * onReset runs once more when it listens again (what was cached in between is dropped too).
  */
 export function postgresListener(connectionString: string): Listener {
   const subscribers = new Map<
@@ -34,6 +35,8 @@ export function postgresListener(connectionString: string): Listener {
   let connecting: Promise<pg.Client> | undefined;
   let closed = false;
   let retryMs = 100;
+  /** Whether the connection dropped since it last listened: its subscribers may have missed notifications. */
+  let dropped = false;
 
   const reset = () => {
     for (const set of subscribers.values()) for (const s of set) s.onReset?.();
@@ -48,6 +51,7 @@ export function postgresListener(connectionString: string): Listener {
         if (client !== c) return;
         client = undefined;
         connecting = undefined;
+        dropped = true;
         reset();
         if (!closed) setTimeout(() => void reconnect(), retryMs).unref();
       });
@@ -55,6 +59,10 @@ export function postgresListener(connectionString: string): Listener {
       for (const channel of subscribers.keys()) await c.query(`listen ${channel}`);
       client = c;
       retryMs = 100;
+      // Listening again: what was cached between the drop and now may predate a change whose
+      // notification went to no one, so it is dropped once more.
+      if (dropped) reset();
+      dropped = false;
       return c;
     })();
     connecting.catch(() => {
