@@ -13,6 +13,28 @@ export type OrderFit = { amount: number; guard?: (trx: PaymentsTrx) => Promise<v
 const CLOSED = new Set(['cancelled', 'failed']);
 
 /**
+ * 422 CHECKOUT_INVALID when the orders module says the payment's order is cancelled or failed:
+ * staff may not authorize or capture money for it (the checkout's compensation undoes only its
+ * own payment, so a payment made by staff would otherwise charge the customer for a closed order;
+ * fail it instead). Nothing is checked without the orders module, or for an order it has not.
+ */
+export async function refuseClosedOrder(
+  deps: PaymentsDeps,
+  tenantId: string,
+  payment: { id: string; order_id: string },
+  step: 'authorize' | 'capture',
+): Promise<void> {
+  if (!deps.findOrder) return;
+  const order = await deps.findOrder(tenantId, payment.order_id);
+  if (!order || !CLOSED.has(order.status)) return;
+  throw new AppError(
+    'CHECKOUT_INVALID',
+    `cannot ${step} payment ${payment.id}: its order ${payment.order_id} is ${order.status} (fail the payment instead)`,
+    { paymentId: payment.id, orderId: payment.order_id, orderStatus: order.status },
+  );
+}
+
+/**
  * The order a staff payment is for must exist and the payment fit it: its currency, an amount
  * within the total, an order still open, and together with the order's other payments that hold
  * money (neither failed nor voided; refunds given back) no more than its total, so that payments

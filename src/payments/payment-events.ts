@@ -11,7 +11,8 @@ export type PaymentEventVerb =
   | 'failed'
   | 'voided'
   | 'refund-initiated'
-  | 'refund-completed';
+  | 'refund-completed'
+  | 'refund-failed';
 
 /** `mercato.payment.<verb>` about the payment, its data the payment after the change. */
 export const paymentEvent = (verb: PaymentEventVerb, payment: Payment): DomainEvent => ({

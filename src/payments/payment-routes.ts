@@ -7,7 +7,7 @@ import { initiatePayment, processPayment } from './authorize.ts';
 import { listOperations } from './call-store.ts';
 import { capturePayment } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
-import { fitOrder } from './order-fit.ts';
+import { fitOrder, refuseClosedOrder } from './order-fit.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import {
   FailBody,
@@ -168,7 +168,7 @@ export function paymentRoutes(deps: PaymentsDeps) {
         schema: {
           ...base,
           summary:
-            'Authorize the payment with its provider: 200 authorized, 202 pending (a webhook settles it), 402 declined, 502 provider error, 504 no answer in time (then voided)',
+            'Authorize the payment with its provider: 200 authorized, 202 pending (a webhook settles it), 402 declined, 422 its order was cancelled or failed, 502 provider error, 504 no answer in time (then voided)',
           params: IdParams,
           response: { 200: PaymentView, 202: PaymentView },
         },
@@ -179,6 +179,7 @@ export function paymentRoutes(deps: PaymentsDeps) {
         // A processing payment (an authorization pending at the provider, or a call whose answer
         // was lost) is asked again under the same idempotency key, which never authorizes twice.
         if (row.status !== 'processing') paymentMachine.assert(row.status as PaymentStatus, 'processing');
+        await refuseClosedOrder(deps, tenantId, row, 'authorize');
         const outcome = await inTime(
           (signal) => processPayment(deps, tenantId, row.key, signal, meta),
           () =>
@@ -213,13 +214,15 @@ export function paymentRoutes(deps: PaymentsDeps) {
         preValidation: write,
         schema: {
           ...base,
-          summary: 'Capture the authorized payment in full (a completed one is answered as it is)',
+          summary:
+            'Capture the authorized payment in full (a completed one is answered as it is; 422 when its order was cancelled or failed)',
           params: IdParams,
           response: { 200: PaymentView },
         },
       },
       async (request) => {
         const { tenantId, row, meta } = await paymentOf(request, request.params.id);
+        if (row.status === 'authorized') await refuseClosedOrder(deps, tenantId, row, 'capture');
         return inTime((signal) => capturePayment(deps, tenantId, row.key, signal, meta));
       },
     );

@@ -75,9 +75,10 @@ async function openRefund(
 /**
  * Refunds input.amount (Default: all not yet refunded) of the captured payment of `key`:
  * partially_refunded, or refunded once nothing is left, publishing mercato.payment.refund-initiated
- * then .refund-completed. input.refundKey makes it idempotent: the same key again answers the
- * payment without a second refund. Past what is left: 409 REFUND_EXCEEDS_CAPTURED; a payment
- * not captured: 409 ILLEGAL_TRANSITION; a provider refusal: 502 PAYMENT_PROVIDER_ERROR.
+ * then .refund-completed (.refund-failed when the provider refuses it). input.refundKey makes it
+ * idempotent: the same key again answers the payment without a second refund. Past what is left:
+ * 409 REFUND_EXCEEDS_CAPTURED; a payment not captured: 409 ILLEGAL_TRANSITION; a provider refusal
+ * or a call that fails: 502 PAYMENT_PROVIDER_ERROR (the latter naming the refundKey that finishes it).
  */
 export async function refundPayment(
   deps: PaymentsDeps,
@@ -120,7 +121,8 @@ export async function refundPayment(
   if (start.done) return start.done;
   const { row, provider, providerKey, amount, operationId } = start;
 
-  // A call that fails leaves the refund pending (its amount held back): the same refundKey finishes it.
+  // A call that fails leaves the refund pending (its amount held back): the same refundKey finishes
+  // it, so the 502 names that key (the caller may not have chosen it: the route makes one up).
   const result: RefundResult = await callProvider(deps, tenantId, operationId, signal, () =>
     provider.refund(
       {
@@ -131,7 +133,15 @@ export async function refundPayment(
       },
       signal,
     ),
-  );
+  ).catch((error: unknown) => {
+    if (!(error instanceof AppError) || error.code !== 'PAYMENT_PROVIDER_ERROR') throw error;
+    throw new AppError(
+      'PAYMENT_PROVIDER_ERROR',
+      `${error.message}: the refund stays pending until asked again with refundKey ${input.refundKey}`,
+      { paymentId: row.id, refundKey: input.refundKey },
+      { cause: error.cause },
+    );
+  });
 
   const payment = await withTenant(deps.db, tenantId, async (trx) => {
     await finishOperation(trx, operationId, result.status, result.status === 'error' ? result.message : null);
@@ -148,7 +158,12 @@ export async function refundPayment(
       })
       .where('id', '=', refund.id)
       .execute();
-    if (result.status !== 'refunded') return toPayment(locked);
+    if (result.status !== 'refunded') {
+      // The refund announced by refund-initiated will never complete: say so.
+      const unchanged = toPayment(locked);
+      await publish(deps.events, trx, tenantId, [paymentEvent('refund-failed', unchanged)], meta);
+      return unchanged;
+    }
     const refunded = Number(locked.refunded_amount) + amount;
     const to = refunded === Number(locked.amount) ? 'refunded' : 'partially_refunded';
     const after = toPayment(await transition(trx, locked, to, { refundedAmount: refunded }));
