@@ -12,6 +12,7 @@ export type {
 } from './namespace.ts';
 export {
   compilePayloadSchema,
+  MAX_LISTED_ERRORS,
   MAX_PAYLOAD_SCHEMA_BYTES,
   namespaceValidator,
 } from './payload-schema.ts';

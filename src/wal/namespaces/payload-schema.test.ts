@@ -7,6 +7,7 @@ import { addNamespace } from '../write/write-test-fixtures.ts';
 import type { Namespace } from './namespace.ts';
 import {
   checkPayloadSchema,
+  MAX_LISTED_ERRORS,
   MAX_PATTERN_LENGTH,
   MAX_PAYLOAD_SCHEMA_BYTES,
   MAX_SCHEMA_PATTERN_PROGRAM,
@@ -274,6 +275,27 @@ describe('namespace payload schemas', () => {
   it("keeps no tenant's $id: the same id, written another way, is accepted again", () => {
     expect(checkPayloadSchema({ $id: 'https://ids.example/order#', type: 'object' })).toEqual([]);
     expect(checkPayloadSchema({ $id: 'https://ids.example/order', type: 'string' })).toEqual([]);
+  });
+
+  it('lists the first error of a large failing payload, not one per wrong item, and at most 100 per request', async () => {
+    // Every error was kept: a million wrong items were a million errors (170 MB) and as many in the 422.
+    const payloadSchema = { type: 'array', items: { type: 'string' } };
+    expect((await create({ name: 'listing', payloadSchema, maxPayloadBytes: 1_048_576 })).statusCode).toBe(
+      201,
+    );
+    const large = problem(await write('listing', new Array(200_000).fill(0)), 422);
+    expect(large.code).toBe('PAYLOAD_SCHEMA_MISMATCH');
+    expect(large.errors).toEqual([{ in: 'body', pointer: '/payload/0', message: 'must be string' }]);
+    // A small payload still has every error listed, one per pointer.
+    const small = problem(await write('listing', [0, 'a', 0]), 422);
+    expect(small.errors?.map((e) => e.pointer)).toEqual(['/payload/0', '/payload/2']);
+    // A batch of many small failing payloads lists at most MAX_LISTED_ERRORS.
+    const messages = Array.from({ length: 1000 }, () => ({ payload: new Array(50).fill(0) }));
+    const batch = problem(
+      await post(t.app, `${WRITE}/batch`, { namespace: 'listing', messages }, admin),
+      422,
+    );
+    expect(batch.errors?.length).toBe(MAX_LISTED_ERRORS);
   });
 
   it('answers a payload with a schema error, not a 500, when the schema applies itself without end', () => {

@@ -20,6 +20,14 @@ export {
 export const MAX_PAYLOAD_SCHEMA_BYTES = 65_536;
 /** The most RE2 instructions all the patterns of one payload schema may compile to together. */
 export const MAX_SCHEMA_PATTERN_PROGRAM = 20_000;
+/**
+ * A failing payload up to this size (in nodes, a string one per 16 characters) has every error
+ * listed; a larger one its first. Listing every error keeps one object per failing value: an array
+ * of a million wrong items made a million errors (170 MB, and as many in the 422).
+ */
+export const LIST_ALL_ERRORS_UNITS = 1024;
+/** The most schema errors the payloads of one request list together (the rest are not looked for). */
+export const MAX_LISTED_ERRORS = 100;
 
 /** A key for deep equality of JSON values: object keys sorted at every level. */
 function equalityKey(value: unknown): string {
@@ -57,7 +65,11 @@ function uniqueItems(this: unknown, schema: boolean, data: unknown[]): boolean {
 // One Ajv per dialect for payload schemas: unknown keywords are allowed (vendor extensions), but a
 // schema must itself be valid against its meta-schema and every $ref must resolve.
 // Draft-07 unless the schema's $schema names 2019-09 or 2020-12.
-const options: Options = { strict: false, allErrors: true, code: { regExp: linearRegExp } };
+const options = (allErrors: boolean): Options => ({
+  strict: false,
+  allErrors,
+  code: { regExp: linearRegExp },
+});
 type Dialect = 'draft07' | 'draft2019' | 'draft2020';
 const DIALECTS: Record<Dialect, new (options: Options) => Ajv> = {
   draft07: Ajv,
@@ -65,8 +77,8 @@ const DIALECTS: Record<Dialect, new (options: Options) => Ajv> = {
   draft2020: Ajv2020,
 };
 
-function createAjv(dialect: Dialect): Ajv {
-  const instance = new DIALECTS[dialect](options);
+function createAjv(dialect: Dialect, allErrors: boolean): Ajv {
+  const instance = new DIALECTS[dialect](options(allErrors));
   addFormats.default(instance);
   useLinearFormats(instance);
   instance.removeKeyword('uniqueItems');
@@ -85,19 +97,20 @@ function createAjv(dialect: Dialect): Ajv {
 // or not): each is replaced after this many compiles, so tenants re-sending schemas cannot grow
 // the process without bound (a fresh instance costs about 13 ms).
 const COMPILES_PER_INSTANCE = 32;
-const instances = new Map<Dialect, { ajv: Ajv; compiles: number }>();
+const instances = new Map<string, { ajv: Ajv; compiles: number }>();
 
-const ajvFor = (schema: Record<string, unknown>): Ajv => {
+const ajvFor = (schema: Record<string, unknown>, allErrors: boolean): Ajv => {
   const declared = typeof schema['$schema'] === 'string' ? schema['$schema'] : '';
   const dialect: Dialect = declared.includes('2020-12')
     ? 'draft2020'
     : declared.includes('2019-09')
       ? 'draft2019'
       : 'draft07';
-  let entry = instances.get(dialect);
+  const key = `${dialect}/${allErrors}`;
+  let entry = instances.get(key);
   if (!entry || entry.compiles >= COMPILES_PER_INSTANCE) {
-    entry = { ajv: createAjv(dialect), compiles: 0 };
-    instances.set(dialect, entry);
+    entry = { ajv: createAjv(dialect, allErrors), compiles: 0 };
+    instances.set(key, entry);
   }
   entry.compiles += 1;
   return entry.ajv;
@@ -105,10 +118,11 @@ const ajvFor = (schema: Record<string, unknown>): Ajv => {
 
 /**
  * Compiles a payload schema; throws when it is not a valid schema (or has a pattern RE2 refuses).
- * Run payloads through budgeted(): the compiled function alone has no step budget.
+ * Run payloads through budgeted(): the compiled function alone has no step budget. allErrors
+ * false: the function stops at the first error.
  */
-export function compilePayloadSchema(schema: Record<string, unknown>): ValidateFunction {
-  const ajv = ajvFor(schema);
+export function compilePayloadSchema(schema: Record<string, unknown>, allErrors = true): ValidateFunction {
+  const ajv = ajvFor(schema, allErrors);
   const instrumented = instrument(schema) as Record<string, unknown>;
   try {
     const validate = ajv.compile(instrumented);
@@ -192,8 +206,63 @@ export function checkPayloadSchema(
 
 // Compiled validators by namespace and version (updatedAt): a namespace read anew from the database
 // (a cache miss) still reuses its validator until the namespace changes; a write never compiles.
-const validators = new Map<string, { version: string; validate?: ValidateFunction; error?: unknown }>();
+// `validate` stops at the first error; `all`, compiled when a small payload first fails, lists them.
+type Compiled = { version: string; validate?: ValidateFunction; all?: ValidateFunction; error?: unknown };
+const validators = new Map<string, Compiled>();
 const MAX_VALIDATORS = 10_000;
+
+/** True when the value has at most `units` nodes (a string one per 16 characters); stops early. */
+function smallerThan(value: unknown, units: number): boolean {
+  let left = units;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    left -= typeof item === 'string' ? 1 + (item.length >> 4) : 1;
+    if (left < 0) return false;
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length && i <= left; i++) stack.push(item[i]);
+      if (item.length > left) return false;
+    } else if (typeof item === 'object' && item !== null) {
+      for (const key in item) {
+        left -= 1 + (key.length >> 4);
+        if (left < 0) return false;
+        stack.push((item as Record<string, unknown>)[key]);
+      }
+    }
+  }
+  return true;
+}
+
+/**
+ * One request's validator: the first error of any payload, and every error of a payload of at
+ * most LIST_ALL_ERRORS_UNITS while the request has listed fewer than MAX_LISTED_ERRORS; each pass
+ * with its own step budget.
+ */
+function listing(compiled: Compiled, schema: Record<string, unknown>): ValidateFunction {
+  const first = budgeted(compiled.validate!);
+  let all: ValidateFunction | undefined;
+  let listed = 0;
+  const validate = ((data: unknown) => {
+    if (first(data)) {
+      validate.errors = null;
+      return true;
+    }
+    validate.errors = first.errors;
+    if (listed < MAX_LISTED_ERRORS && smallerThan(data, LIST_ALL_ERRORS_UNITS)) {
+      try {
+        compiled.all ??= compilePayloadSchema(schema, true);
+        all ??= budgeted(compiled.all);
+        if (!all(data)) validate.errors = all.errors;
+      } catch {
+        // Compiled once already: keep the first error.
+      }
+    }
+    listed += validate.errors?.length ?? 0;
+    return false;
+  }) as ValidateFunction;
+  validate.schema = first.schema;
+  return validate;
+}
 
 /**
  * A validator of a namespace's payload schema for one request's payloads (undefined when it has
@@ -205,13 +274,13 @@ export function namespaceValidator(namespace: Namespace): ValidateFunction | und
   const key = `${namespace.tenantId}/${namespace.name}`;
   const cached = validators.get(key);
   if (cached?.version === namespace.updatedAt) {
-    if (cached.validate) return budgeted(cached.validate);
+    if (cached.validate) return listing(cached, schema);
     throw cached.error;
   }
   // A schema stored before today's rules may not compile: remember that too, never retry per write.
-  let entry: { version: string; validate?: ValidateFunction; error?: unknown };
+  let entry: Compiled;
   try {
-    entry = { version: namespace.updatedAt, validate: compilePayloadSchema(schema) };
+    entry = { version: namespace.updatedAt, validate: compilePayloadSchema(schema, false) };
   } catch (error) {
     entry = { version: namespace.updatedAt, error };
   }
@@ -219,5 +288,5 @@ export function namespaceValidator(namespace: Namespace): ValidateFunction | und
   if (validators.size >= MAX_VALIDATORS) validators.delete(validators.keys().next().value as string);
   validators.set(key, entry);
   if (!entry.validate) throw entry.error;
-  return budgeted(entry.validate);
+  return listing(entry, schema);
 }

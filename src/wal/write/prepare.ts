@@ -4,7 +4,7 @@ import { matchesTypes } from '../../platform/events/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
-import { type Namespace, namespaceValidator, type Target } from '../namespaces/index.ts';
+import { MAX_LISTED_ERRORS, type Namespace, namespaceValidator, type Target } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';
 import { messageType } from '../targets/cloud-event.ts';
 
@@ -196,15 +196,20 @@ export function validateMessages(
   }
   const validate = validatorOf(namespace);
   if (validate) {
+    // At most MAX_LISTED_ERRORS are listed (the validator stops looking for more).
     const errors: FieldError[] = [];
-    messages.forEach((m, i) => {
-      if (!validate(m.payload)) errors.push(...schemaErrors(validate, `${pointerOf(i)}/payload`));
-    });
+    for (const [i, m] of messages.entries()) {
+      if (errors.length >= MAX_LISTED_ERRORS) break;
+      if (validate(m.payload)) continue;
+      for (const error of schemaErrors(validate, `${pointerOf(i)}/payload`)) errors.push(error);
+    }
     if (errors.length > 0) {
+      const listed = errors.slice(0, MAX_LISTED_ERRORS);
+      const more = errors.length >= MAX_LISTED_ERRORS;
       throw new AppError(
         'PAYLOAD_SCHEMA_MISMATCH',
-        `${errors.length} payload field(s) do not match the schema of namespace ${namespace.name}`,
-        { errors },
+        `${more ? `at least ${listed.length}` : listed.length} payload field(s) do not match the schema of namespace ${namespace.name}`,
+        { errors: listed },
       );
     }
   }

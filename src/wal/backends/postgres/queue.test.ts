@@ -126,6 +126,33 @@ describe('postgres queue', () => {
     expect(await messageRow(db, fourth)).toMatchObject({ last_error: 'e4', targets_done: ['h'] });
   });
 
+  it('should retry the 999th failure of a day-based exponential policy instead of failing the whole batch on a float overflow', async () => {
+    // The largest policy the API takes (base 1 day, 1000 attempts). A receiver answering 429
+    // with Retry-After: 0 drives a message to attempt 999 in seconds; base·2^998 overflowed
+    // double precision, and the error failed every message of the consumer's batch, every lease.
+    const ns = await freshNamespace({ baseDelayMs: 86_400_000, maxAttempts: 1000 });
+    await sql`update wal.namespaces set retry_strategy = 'exponential', retry_max_delay_ms = 86400000
+      where tenant_id = ${tenant.id} and name = ${ns}`.execute(db);
+    const poisoned = await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 1000 });
+    const other = await insertMessage(db, tenant.id, ns, {}, { maxAttempts: 1000 });
+    await sql`update wal.messages set attempts = 998 where id = ${poisoned}`.execute(db);
+    const leased = await leaseMessages(db, { limit: 10, leaseMs: 60_000 });
+    const token = (id: string) => leased.find((m) => m.id === id)?.leaseToken as string;
+    expect(leased.find((m) => m.id === poisoned)?.attempts).toBe(999);
+    const result = await failMessages(db, [
+      { id: poisoned, leaseToken: token(poisoned), error: 'e1', targetsDone: [] },
+      { id: other, leaseToken: token(other), error: 'e2', targetsDone: [] },
+    ]);
+    expect(result.stale).toEqual([]);
+    expect(result.updated.map((m) => m.state)).toEqual(['retrying', 'retrying']);
+    const { rows } = await sql<{ wait_ms: number }>`
+      select (extract(epoch from due_at - now()) * 1000)::float8 as wait_ms
+      from wal.messages where id = ${poisoned}`.execute(db);
+    // Capped at the policy's maximum, one day (no jitter).
+    expect(rows[0]?.wait_ms).toBeGreaterThan(86_000_000);
+    expect(rows[0]?.wait_ms).toBeLessThanOrEqual(86_400_000);
+  });
+
   it('should hold back a keyed message until the earlier one of its key is done', async () => {
     const ns = await freshNamespace();
     const first = await insertMessage(db, tenant.id, ns, {}, { key: 'k' });

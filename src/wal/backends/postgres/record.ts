@@ -94,7 +94,9 @@ export const completeUpdate = (json: string) => sql`
   returning m.id, m.tenant_id, m.attempts`;
 
 // Fails the messages whose lease token still holds (retry by the namespace's policy, or dead);
-// returns the FailedRow columns (tenant_id and attempts among them).
+// returns the FailedRow columns (tenant_id and attempts among them). The exponent stops at 62:
+// every delay cap (at most a day, 2^27 ms) is reached long before, and base·2^998 (attempt 999 of
+// the 1000 a policy allows) overflows double precision, an error failing the whole batch.
 export const failUpdate = (json: string) => sql`
   update wal.messages m
   set state = case when x.dead or m.attempts >= m.max_attempts then 'dead' else 'retrying' end,
@@ -103,7 +105,7 @@ export const failUpdate = (json: string) => sql`
         else now() + coalesce(x.retry_after_ms,
           least(n.retry_max_delay_ms::double precision,
             case n.retry_strategy
-              when 'exponential' then n.retry_base_delay_ms * power(2::double precision, m.attempts - 1)
+              when 'exponential' then n.retry_base_delay_ms * power(2::double precision, least(m.attempts - 1, 62))
               when 'linear' then n.retry_base_delay_ms::double precision * m.attempts
               else n.retry_base_delay_ms::double precision
             end
