@@ -6,6 +6,7 @@ import type { CaptureInput } from './capture.ts';
 import { type Classification, classify, loadRules } from './classify.ts';
 import { type ViewedRow, viewColumns } from './exception-view.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
+import { tooMuchToSearch } from './searchable.ts';
 import { type ExceptionsTrx, type Severity, severityRank } from './tables.ts';
 
 /** Who captures, in the audit. */
@@ -125,7 +126,9 @@ function rowsOf(pending: Pending[]): unknown[][] {
     clip(i.correlationId, 200),
     clip(i.causationId, 200),
     i.sourceRef,
-    i.payload ?? null,
+    // A payload whose text the search vector cannot hold would fail the whole statement, every
+    // time: it is not kept (a dead letter's detail reads it from the WAL, as one over 64 KB).
+    tooMuchToSearch(i.payload) ? null : (i.payload ?? null),
     fp,
     n,
     firstSeen,

@@ -5,6 +5,7 @@ import type { FieldError } from '../platform/http/index.ts';
 import { fieldErrors } from '../platform/http/problem-handler.ts';
 import type { InboundCheck } from '../wal/index.ts';
 import type { CaptureInput } from './capture.ts';
+import { MAX_SEARCHABLE_BYTES, tooMuchToSearch } from './searchable.ts';
 import type { InterfaceType } from './tables.ts';
 
 /**
@@ -134,6 +135,14 @@ export function inboundErrors(
   }
   if (data.amount !== undefined && data.currency === undefined) {
     errors.push(field('/payload/currency', 'is required with amount'));
+  }
+  if (tooMuchToSearch(payload)) {
+    errors.push(
+      field(
+        '/payload',
+        `holds more text than an exception's search index takes (about ${MAX_SEARCHABLE_BYTES} bytes of distinct words and numbers, a number counted by its digits: 1e300 is 301)`,
+      ),
+    );
   }
   return errors;
 }

@@ -1,0 +1,68 @@
+/**
+ * How much text an exception's payload puts in its search vector, bounded from above. The
+ * vector (migration 0037) holds every string and number of the payload, and PostgreSQL refuses a
+ * tsvector past 1 MiB of lexemes ("string is too long for tsvector"): the capture's whole
+ * statement fails, so the exception is never captured, and the same payload fails every retry.
+ * A payload can pass that limit at far less than its own size: a number is indexed as numeric
+ * text, so `1e300` (5 bytes) is a 301-digit lexeme, and 4,000 such numbers (36 KB of JSON) make
+ * 1.2 MB; the parser also indexes a hyphenated word or a URL whole and in parts (up to twice
+ * its length), and lower-casing may lengthen a non-ASCII character by half.
+ */
+
+/** The payload's share of the vector: the 1 MiB limit less room for the ids and the reason (4,000 characters). */
+export const MAX_SEARCHABLE_BYTES = 960_000;
+
+const SPLITS = /[-./@:_+~#%&=?,;!*'"()[\]{}<>|\\^`$]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII is 0x00-0x7f
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The characters PostgreSQL writes for a JSON number: numeric text, exponents spelled out. */
+function numericLength(value: number): number {
+  const text = String(Math.abs(value));
+  const sign = value < 0 ? 1 : 0;
+  const e = text.indexOf('e');
+  if (e === -1) return sign + text.length;
+  const digits = text.slice(0, e).replace('.', '').length;
+  const exponent = Math.abs(Number(text.slice(e + 1)));
+  // 1e+300: the digits then the zeros; 1e-300: "0." then the zeros then the digits.
+  return sign + digits + exponent + 2;
+}
+
+/** What one word may become in the vector, at most (see above). */
+function wordBytes(word: string): number {
+  const bytes = Buffer.byteLength(word);
+  return bytes * (SPLITS.test(word) ? 2 : 1) * (NON_ASCII.test(word) ? 1.5 : 1);
+}
+
+/**
+ * An upper bound of the lexeme bytes the payload's strings and numbers make (each distinct word
+ * and number counted once, as the vector keeps each lexeme once); it stops counting past `limit`.
+ */
+export function searchableBytes(payload: unknown, limit = MAX_SEARCHABLE_BYTES): number {
+  const seen = new Set<string>();
+  const stack: unknown[] = [payload];
+  let total = 0;
+  while (stack.length > 0 && total <= limit) {
+    const value = stack.pop();
+    if (typeof value === 'string') {
+      for (const word of value.split(/\s+/)) {
+        if (word === '' || seen.has(word)) continue;
+        seen.add(word);
+        total += wordBytes(word);
+      }
+    } else if (typeof value === 'number') {
+      const key = `#${value}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        total += numericLength(value);
+      }
+    } else if (value !== null && typeof value === 'object') {
+      // One at a time: spreading an array of a million items would overflow the call's arguments.
+      for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push(item);
+    }
+  }
+  return total;
+}
+
+/** True when the payload's search text may pass what an exception's search vector holds. */
+export const tooMuchToSearch = (payload: unknown): boolean => searchableBytes(payload) > MAX_SEARCHABLE_BYTES;
