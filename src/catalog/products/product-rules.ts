@@ -86,7 +86,8 @@ function checkPrices(prices: Record<string, number>, at: string, errors: FieldEr
 
 /** A variant's title when none is given: its option values, else "Default". */
 export const defaultVariantTitle = (options: Record<string, string>): string =>
-  Object.values(options).join(' / ').slice(0, 255) || 'Default';
+  // 255 characters (code points, as the column counts them): a cut never splits a surrogate pair.
+  Array.from(Object.values(options).join(' / ')).slice(0, 255).join('') || 'Default';
 
 /** Checks one variant beyond its schema and fills its defaults; errors are pushed under `at`. */
 export function normaliseVariant(v: VariantBodyInput, at: string, errors: FieldError[]): VariantInput {

@@ -169,6 +169,19 @@ describe('variants', () => {
     expect((await product(a.id)).variants[0]).toEqual(a.variants[0]);
   });
 
+  it('cuts a long default title at 255 characters without splitting one', async () => {
+    const p = await createProduct(t, shop);
+    const options = { a: 'x'.repeat(100), b: 'y'.repeat(100), c: `${'z'.repeat(47)}🔴🔴🔴` };
+    const added = await send(t.app, 'POST', `/api/v1/products/${p.id}/variants`, shop.staff, {
+      sku: `${p.handle}-LONG`,
+      options,
+      prices: { USD: 1 },
+    });
+    expect(added.statusCode, added.body).toBe(201);
+    // 100 + 3 + 100 + 3 + 47 characters, then two of the three red circles (two UTF-16 units each).
+    expect(added.json<Variant>().title).toBe(`${options.a} / ${options.b} / ${'z'.repeat(47)}🔴🔴`);
+  });
+
   it('lets only staff change variants', async () => {
     const p = await createProduct(t, shop);
     const body = { sku: 'NOPE', prices: { USD: 1 } };

@@ -31,6 +31,9 @@ type CategoryRow = { product_id: string; id: string; name: string; handle: strin
 const iso = (value: Date | string | null): string | null =>
   value === null ? null : (value instanceof Date ? value : new Date(value)).toISOString();
 
+/** Text as full-text search reads it: NFKC, the form query words take. */
+const searchable = (text: string): string => text.normalize('NFKC');
+
 /** At most this many attribute pairs per product are indexed (filters and facets). */
 const MAX_PAIRS = 200;
 
@@ -176,10 +179,14 @@ async function indexChunk(trx: Trx, tenantId: string, ids: string[]): Promise<vo
       product_id: p.id,
       status: p.status,
       handle: p.handle,
-      title: p.title,
-      tags_text: `${p.tags.join(' ')} ${categoryNames}`,
-      description: p.description,
-      extra_text: `${pairValues} ${vs.map((v) => `${v.title} ${v.sku} ${v.barcode ?? ''}`).join(' ')}`,
+      // The text searched is NFKC-normalised, as query words are (query-text.ts): a title typed
+      // in full-width letters or with decomposed accents is found by what shoppers type.
+      title: searchable(p.title),
+      tags_text: searchable(`${p.tags.join(' ')} ${categoryNames}`),
+      description: searchable(p.description),
+      extra_text: searchable(
+        `${pairValues} ${vs.map((v) => `${v.title} ${v.sku} ${v.barcode ?? ''}`).join(' ')}`,
+      ),
       category_ids: cats.map((c) => c.id),
       tags,
       attributes: pairs,

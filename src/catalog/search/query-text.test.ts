@@ -13,6 +13,19 @@ describe('query words', () => {
     expect(queryWords('a b c d e f g h i j')).toHaveLength(8);
     expect(queryWords('x'.repeat(100))[0]).toHaveLength(40);
   });
+
+  it('keep the combining marks of their letters, as PostgreSQL reads the documents', () => {
+    expect(wordsOf('हिन्दी साड़ी')).toEqual(['हिन्दी', 'साड़ी']);
+    expect(wordsOf('สวัสดี')).toEqual(['สวัสดี']);
+    // A mark with no letter before it separates, as punctuation does.
+    expect(wordsOf('\u0301a \u0301')).toEqual(['a']);
+  });
+
+  it('cut a long word at 40 characters, never inside a surrogate pair', () => {
+    const [word] = queryWords(`${'字'.repeat(39)}𠀀𠀁`);
+    expect(word).toBe(`${'字'.repeat(39)}𠀀`);
+    expect(word!.isWellFormed()).toBe(true);
+  });
 });
 
 describe('tsquery text', () => {
@@ -28,6 +41,12 @@ describe('search cursors', () => {
 
   it('round-trip the sort key, id and searched words', () => {
     const cursor = { sort: 'relevance' as const, key: 0.0607927, id, groups: [['iphnoe', 'iphone']] };
+    expect(readCursor(writeCursor(cursor), 'relevance')).toEqual(cursor);
+  });
+
+  it('carry the words of any query to the next page, in any script', () => {
+    const groups = queryWords(`साड़ी ${'字'.repeat(39)}𠀀𠀁`).map((w) => [w]);
+    const cursor = { sort: 'relevance' as const, key: 1, id, groups };
     expect(readCursor(writeCursor(cursor), 'relevance')).toEqual(cursor);
   });
 

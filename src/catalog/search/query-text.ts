@@ -1,6 +1,6 @@
 /**
- * What a shopper typed, as words, and the tsquery text built from them. Words are runs of letters
- * and digits only, so nothing of the shopper's text reaches tsquery syntax: every word is quoted
+ * What a shopper typed, as words, and the tsquery text built from them. Words are runs of letters,
+ * digits and combining marks only, so nothing of the shopper's text reaches tsquery syntax: every word is quoted
  * and joined by our own operators, and the whole string is a bound parameter of to_tsquery.
  */
 
@@ -9,13 +9,24 @@ export const MAX_QUERY_WORDS = 8;
 /** Words longer than this are cut (no product word is longer; it bounds trigram work). */
 export const MAX_WORD_LENGTH = 40;
 
-const WORD = /[\p{L}\p{N}]+/gu;
+/**
+ * A word: a letter or digit, then letters, digits and combining marks. The marks are part of the
+ * word in the scripts that write vowels with them (Devanagari "साड़ी", Thai, Tamil...), as
+ * PostgreSQL's parser reads the documents; splitting at them found nothing.
+ */
+const WORD = /[\p{L}\p{N}][\p{L}\p{M}\p{N}]*/gu;
+/** A word as queryWords makes it (search cursors carry them back). */
+export const WORD_PATTERN = `[\\p{L}\\p{N}][\\p{L}\\p{M}\\p{N}]{0,${MAX_WORD_LENGTH - 1}}`;
 
-/** The lower-cased words of text (letters and digits; everything else separates). */
+/**
+ * The lower-cased words of text (letters, digits and their marks; everything else separates),
+ * each cut to MAX_WORD_LENGTH characters (code points: a cut never splits a surrogate pair).
+ */
 export function wordsOf(text: string, max = Number.POSITIVE_INFINITY): string[] {
   const words: string[] = [];
   for (const match of text.normalize('NFKC').toLowerCase().matchAll(WORD)) {
-    words.push(match[0].slice(0, MAX_WORD_LENGTH));
+    const word = match[0];
+    words.push(word.length <= MAX_WORD_LENGTH ? word : Array.from(word).slice(0, MAX_WORD_LENGTH).join(''));
     if (words.length >= max) break;
   }
   return words;

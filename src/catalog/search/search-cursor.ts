@@ -5,7 +5,7 @@ import {
   invalidCursor,
   isStorableTimestamp,
 } from '../../platform/http/index.ts';
-import { MAX_QUERY_WORDS, MAX_WORD_LENGTH } from './query-text.ts';
+import { MAX_QUERY_WORDS, WORD_PATTERN } from './query-text.ts';
 
 export const SORTS = ['relevance', 'price_asc', 'price_desc', 'newest'] as const;
 export type Sort = (typeof SORTS)[number];
@@ -26,7 +26,7 @@ export function writeCursor(cursor: SearchCursor): string {
   return encodeCursor(JSON.stringify({ s: cursor.sort, k: cursor.key, i: cursor.id, g: cursor.groups }));
 }
 
-const WORD = new RegExp(`^[\\p{L}\\p{N}]{1,${MAX_WORD_LENGTH}}$`, 'u');
+const WORD = new RegExp(`^${WORD_PATTERN}$`, 'u');
 
 function readGroups(value: unknown): string[][] | undefined {
   if (value === undefined) return undefined;
