@@ -115,6 +115,13 @@ export async function mergeGuestCart(
   }
 }
 
+/** Both snapshots' variants and stock (of different variants). */
+const joinSnapshots = (a: Snapshot, b: Snapshot): Snapshot => ({
+  asked: new Set([...a.asked, ...b.asked]),
+  variants: new Map([...a.variants, ...b.variants]),
+  stock: new Map([...a.stock, ...b.stock]),
+});
+
 /** Merges are tried again when a cart gained a variant between the catalog lookup and the locks. */
 const MERGE_ATTEMPTS = 3;
 
@@ -138,17 +145,24 @@ async function mergeOnce(
     return ids;
   });
   if (!before) throw cartNotFound();
-  const { snapshot } = await service.snapshotOf(tenantId, before);
+  const looked = await service.snapshotOf(tenantId, before);
   return withTenant(deps.db, tenantId, async (trx) => {
+    let snapshot = looked.snapshot;
     // The customer's cart is locked first, then the guest's: every merge takes them in this order.
     const { cart: mine } = await ensureCustomerCart(trx, tenantId, customerId, null);
     const guest = await findCart(trx, tenantId, { kind: 'guest', tokenHash }, true);
     if (!guest) throw cartNotFound();
     const lines = await listLines(trx, tenantId, mine.id);
     const guestLines = await listLines(trx, tenantId, guest.id);
-    // A line added after the lookup would be judged without its variant: look again.
-    if (!last && [...lines, ...guestLines].some((l) => !snapshot.asked.has(l.variantId))) {
-      return undefined;
+    // A line added after the lookup would be judged without its variant (and a guest line left
+    // out as VARIANT_NOT_FOUND): look again, and on the last try look those up under the locks.
+    const missing = [...lines, ...guestLines].map((l) => l.variantId).filter((id) => !snapshot.asked.has(id));
+    if (missing.length > 0) {
+      if (!last) return undefined;
+      snapshot = joinSnapshots(
+        snapshot,
+        (await service.snapshotOf(tenantId, missing, undefined, trx)).snapshot,
+      );
     }
     const currency = (lines.length > 0 ? mine.currency : (guest.currency ?? mine.currency)) ?? null;
     const target: Target = {

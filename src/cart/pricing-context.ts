@@ -13,8 +13,9 @@ export type PricingContext = {
 
 /**
  * What a cart's totals need besides its lines, read in one statement: whether the tenant's
- * prices include tax, the tax rate of the address (its region's rate, else its country's, else
- * 0), and the cart's shipping option as it is now (undefined when it is gone).
+ * prices include tax, the tax rate of the address (its region's rate, matched whatever the case
+ * and surrounding spaces, else its country's, else 0), and the cart's shipping option as it is
+ * now (undefined when it is gone).
  */
 export async function pricingContext(
   trx: CartTrx,
@@ -22,7 +23,9 @@ export async function pricingContext(
   address: { country: string; region: string | null } | null,
   shippingOptionId: string | null,
 ): Promise<PricingContext> {
-  const region = address?.region?.toLowerCase() ?? null;
+  // Compared as PostgreSQL lowers both sides, around any surrounding spaces: JavaScript lowers some
+  // letters otherwise ('İ' is 'i̇' there, 'i' in PostgreSQL), and the index of places uses lower().
+  const region = address?.region?.trim() || null;
   const row = await trx
     .selectNoFrom((eb) => [
       eb
@@ -37,10 +40,14 @@ export async function pricingContext(
             .where('tenant_id', '=', tenantId)
             .where('country', '=', address.country)
             .where((w) =>
-              w.or([w('region', 'is', null), ...(region ? [w(sql`lower(region)`, '=', region)] : [])]),
+              w.or([
+                w('region', 'is', null),
+                ...(region ? [w(sql`lower(btrim(region))`, '=', sql`lower(${region})`)] : []),
+              ]),
             )
             // The region's own rate before the country's.
             .orderBy(sql`region is null`)
+            .orderBy('region')
             .limit(1)
             .as('rate_bps')
         : sql<number | null>`null::int`.as('rate_bps'),

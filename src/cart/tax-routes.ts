@@ -16,6 +16,17 @@ import {
   updateTaxRate,
 } from './tax-store.ts';
 
+/**
+ * A rate's region without the spaces around it (addresses match it so, and " CA" would otherwise
+ * be a second rate for CA); a blank one is 400. undefined and null pass as they are.
+ */
+function regionOf(region: string | null | undefined, errors: FieldError[]): string | null | undefined {
+  if (region === undefined || region === null) return region;
+  const trimmed = region.trim();
+  if (trimmed === '') errors.push({ in: 'body', pointer: '/region', message: 'is blank' });
+  return trimmed;
+}
+
 /** Staff configure tax rates (/tax-rates) and whether prices include tax (/tax-settings). */
 export function taxRoutes(deps: CartDeps) {
   const { country } = settingsRules(deps);
@@ -39,13 +50,10 @@ export function taxRoutes(deps: CartDeps) {
       async (request, reply) => {
         const errors: FieldError[] = [];
         const code = country(request.body.country, '/country', errors);
+        const region = regionOf(request.body.region, errors);
         throwIfInvalid(errors);
         const rate = await inStaffTenant(deps, request, (trx, tenantId) =>
-          createTaxRate(trx, tenantId, {
-            ...request.body,
-            country: code,
-            region: request.body.region ?? null,
-          }),
+          createTaxRate(trx, tenantId, { ...request.body, country: code, region: region ?? null }),
         );
         reply.code(201).header('location', `/api/v1/tax-rates/${rate.id}`);
         return rate;
@@ -102,11 +110,13 @@ export function taxRoutes(deps: CartDeps) {
         const errors: FieldError[] = [];
         const code =
           request.body.country === undefined ? undefined : country(request.body.country, '/country', errors);
+        const region = regionOf(request.body.region, errors);
         throwIfInvalid(errors);
         return inStaffTenant(deps, request, (trx, tenantId) =>
           updateTaxRate(trx, tenantId, request.params.id, {
             ...request.body,
             ...(code ? { country: code } : {}),
+            ...(region !== undefined ? { region } : {}),
           }),
         );
       },
