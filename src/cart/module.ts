@@ -40,7 +40,6 @@ export type CartModule = MercatoModule & {
    * own), without reading the cart: what shopperCart answers as guestTokenHash (404 without one).
    */
   shopperTokenHash(request: FastifyRequest): string | null;
-  /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
   /**
    * A draft cart for an order staff place from explicit lines (as Shopify's draft orders): a new
    * cart owned by no shopper (a guest cart whose token is never shown), filled and checked as a
@@ -56,6 +55,7 @@ export type CartModule = MercatoModule & {
       shippingOptionId?: string | undefined;
     },
   ): Promise<Cart>;
+  /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   clearCart(trx: Transaction<any>, tenantId: string, cartId: string): Promise<void>;
 };
@@ -90,8 +90,16 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
         return drafted;
       } catch (error) {
         // A line or choice refused leaves no half-filled draft behind (the idle purge is the net
-        // for a crash in between).
-        await withTenant(deps.db, tenantId, (trx) => deleteCart(trx, tenantId, cart.id)).catch(() => {});
+        // for a crash in between, and for a delete that fails: logged, the refusal answered).
+        await withTenant(deps.db, tenantId, (trx) => deleteCart(trx, tenantId, cart.id)).catch(
+          (deleteError) =>
+            ctx.logger
+              .child({ module: 'cart' })
+              .warn(
+                { err: deleteError, tenantId, cartId: cart.id },
+                'cart: a refused draft cart was not deleted; the idle purge will',
+              ),
+        );
         throw error;
       }
     },

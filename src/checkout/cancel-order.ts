@@ -36,10 +36,11 @@ export async function cancelOrder(
       await updateSaga(trx, saga.id, toCancelCompleted(cancel));
     } else if (saga.status === 'running') {
       await updateSaga(trx, saga.id, { cancelRequested: cancel });
-    } else if (saga.failure?.reason !== 'cancelled') {
+    } else if (saga.failure?.reason !== 'cancelled' && !saga.cancelRequested) {
       throw new AppError('CONFLICT', `order ${order.name} is already being undone after a failed checkout`);
     }
-    // Compensating for a cancel already asked: this one is answered as that one is (200 or 202).
+    // Compensating for a cancel already asked (also one a step's failure overtook, which still ends
+    // cancelled): this one is answered as that one is (200 or 202).
     return saga.id;
   });
   return { sagaId };

@@ -46,7 +46,6 @@ export function checkoutRoutes(
     const readOrder = (tenantId: string, orderId: string) =>
       withTenant(deps.db, tenantId, (trx) => deps.orders.get(trx, tenantId, orderId));
 
-    /** Waits up to the inline budget for the saga to finish, then answers with the order as it stands. */
     /** The order once its run finished, or as it stands after MERCATO_CHECKOUT_INLINE_MS. */
     const settle = async (tenantId: string, orderId: string, run: Promise<RunResult> | undefined) => {
       const result = run ? await Promise.race([run, sleep(inlineMs)]) : undefined;
@@ -64,8 +63,20 @@ export function checkoutRoutes(
           reason: order.failure.reason,
         });
       }
-      if (order.status === 'completed' || order.status === 'cancelled')
-        return reply.code(created).send(order);
+      // Cancelled while it was checked out (a cancel overtook the run), or since: no order to
+      // fulfil, answered as a failure is (a replay of the key answers it so too).
+      if (order.status === 'cancelled') {
+        throw new AppError(
+          'ORDER_CANCELLED',
+          `order ${order.name} was cancelled: ${order.cancelReason ?? 'cancelled'}`,
+          {
+            orderId: order.id,
+            orderNumber: order.number,
+            reason: 'cancelled',
+          },
+        );
+      }
+      if (order.status === 'completed') return reply.code(created).send(order);
       return reply.code(202).header('location', `/api/v1/orders/${order.id}`).send(order);
     };
 
@@ -79,9 +90,9 @@ export function checkoutRoutes(
           ...base,
           security: STOREFRONT_SECURITY,
           summary:
-            'Check out a cart: reserve stock, authorize and capture the payment, confirm (201 with the completed order; 202 with a Location while it finishes; a failure answers its problem with orderId). Idempotency-Key is required.',
+            'Check out a cart: reserve stock, authorize and capture the payment, confirm (201 with the completed order; 202 with a Location while it finishes; a failure answers its problem with orderId, and an order cancelled meanwhile 409 ORDER_CANCELLED with orderId and reason "cancelled"). Idempotency-Key is required: the same key and body again answer the order as it is now (200 once completed).',
           body: PlaceOrderBody,
-          response: { 201: OrderView, 202: OrderView },
+          response: { 200: OrderView, 201: OrderView, 202: OrderView },
         },
       },
       async (request, reply) => {

@@ -5,7 +5,7 @@ import { STEPS } from './steps.ts';
 
 /**
  * Undoes the steps from saga.step back to the first, each compensation logged like a step;
- * then fails the order with the saga's failure (or cancels it). A compensation that fails all its
+ * then fails the order with the saga's failure, or cancels it when a cancel was asked. A compensation that fails all its
  * attempts stops the run with the lease released: the watchdog tries again later (see watchdog.ts).
  */
 export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'> {
@@ -62,13 +62,17 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
     const current = (await findSaga(trx, { id: saga.id }, true))!;
     const c = await r.contextOf(trx, current, AbortSignal.timeout(r.timeoutMs));
     const failure = current.failure!;
-    const cancelled = failure.reason === 'cancelled';
+    // A cancel the customer asked for (answered 202: it will be done) is honoured even when a
+    // step failed or timed out before the run saw it: the order ends cancelled with the cancel's
+    // reason; the saga keeps the step's failure, and its log the failed attempt.
+    const cancel = current.cancelRequested;
+    const cancelled = failure.reason === 'cancelled' || cancel !== null;
     if (c.order.status !== (cancelled ? 'cancelled' : 'failed')) {
       await r.deps.orders.transition(trx, saga.tenantId, saga.orderId, cancelled ? 'cancelled' : 'failed', {
-        actor: current.cancelRequested?.actor ?? c.actor,
+        actor: cancel?.actor ?? c.actor,
         known: c.order,
         ...(cancelled
-          ? { reason: failure.message }
+          ? { reason: cancel?.reason ?? failure.message }
           : { failure: { reason: failure.reason as never, message: failure.message } }),
         meta: c.meta,
         hints: sagaHints(current),

@@ -10,6 +10,7 @@ import { together } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
+import { undoPoolReservation } from './pool-units.ts';
 import { sagaHints } from './saga-context.ts';
 import type { Saga } from './saga-store.ts';
 import { failed, type StepOutcome } from './step-outcome.ts';
@@ -133,10 +134,10 @@ export const reserveStep: SagaStepDefinition = {
     deps.orders.transition(trx, saga.tenantId, order.id, 'inventory_reserved', { actor, meta, known: order }),
   async compensate({ deps, saga, order, actor, meta }) {
     const key = reservationKey(order.id);
+    // A sale's units go back into its pool while it is open, committed ones too (pool-units.ts).
+    if (saga.stockPool)
+      return undoPoolReservation(deps, saga.tenantId, order, key, saga.stockPool, actor, meta);
     try {
-      if (saga.stockPool && (await backToPool(deps, saga.tenantId, key, saga.stockPool, actor, meta))) {
-        return 'returned-to-pool';
-      }
       return (await deps.inventory.release(saga.tenantId, key, actor, meta)).status;
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
@@ -149,29 +150,6 @@ export const reserveStep: SagaStepDefinition = {
     }
   },
 };
-
-/**
- * Moves all of the order's reservation back into the pool it came from; false when the pool is
- * closed (the sale ended: the units then go back to available stock by the usual release) or
- * the order's reservation holds nothing any more.
- */
-async function backToPool(
-  deps: CheckoutDeps,
-  tenantId: string,
-  key: string,
-  pool: string,
-  actor: string,
-  meta: EventMeta,
-): Promise<boolean> {
-  try {
-    const moved = await deps.inventory.transfer(tenantId, { from: key, to: pool, actor }, meta);
-    return moved.status === 'active';
-  } catch (error) {
-    if (error instanceof AppError && ['RESERVATION_NOT_ACTIVE', 'NOT_FOUND'].includes(error.code))
-      return false;
-    throw error;
-  }
-}
 
 /** What the authorize step carries from its start to its outcome: the prepared call and the provider's answer. */
 type Authorizing = { call: AuthorizationCall; result?: AuthorizeResult };
@@ -276,12 +254,12 @@ export const authorizeStep: SagaStepDefinition = {
     return voided?.status ?? 'none';
   },
   async compensated(trx, { deps, saga, order, meta }, output) {
+    // The order's payment status follows its payment's end, a failed one too (declined, an error,
+    // a call that timed out): it no longer reads `pending` once nothing is.
     const status =
-      output === 'refunded' || output === 'partially_refunded'
+      output === 'refunded' || output === 'partially_refunded' || output === 'voided' || output === 'failed'
         ? output
-        : output === 'voided'
-          ? 'voided'
-          : undefined;
+        : undefined;
     if (status) await deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, status, meta, order);
   },
 };

@@ -36,11 +36,14 @@ export async function returnUnits(
 }
 
 /**
- * In trx: the units of a paid order cancelled later (refunded) come back on hand (its reservation
- * was committed; the saga's compensation leaves a committed reservation as it is while the sale's
- * pool is open) and, when `toPool` (the sale runs), into the pool for the next buyer, as a change
- * before the start moves them. Answers whether they reached the pool. Idempotent: a reservation
- * already returned puts nothing on hand twice, and the pool's side reservation is the order's.
+ * In trx: makes sure the units of a paid order cancelled later (refunded) are back, and answers
+ * whether they reached the pool. The saga's compensation has made the move already, as it does
+ * for any sale's order whose stock was committed (checkout/pool-units.ts): back on hand, and while
+ * the pool is open from there into it through the side reservation `<pool>:refund:<orderId>`.
+ * This names the same reservations, so it finds that done and moves nothing twice: the return
+ * answers `returned` again, and the side, holding nothing, moves nothing (the pool is answered as
+ * it is). Only an order whose units no saga gave back (cancelled without one) is moved here.
+ * `toPool`: the sale runs (else the units stay on hand, or the settled pool took them to stock).
  */
 export async function returnSoldUnits(
   deps: FlashSalesDeps,
@@ -62,6 +65,7 @@ export async function returnSoldUnits(
   }
   if (!toPool) return false;
   const pool = poolKey(campaign.id);
+  // The key the saga's compensation moves them through (checkout/pool-units.ts refundSideKey).
   const side = `${pool}:refund:${orderId}`;
   const lines = [{ variantId: campaign.variantId, quantity }];
   await inventory.reserve(tenantId, { key: side, lines, ttlSeconds: 60, actor }, meta);

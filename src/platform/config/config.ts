@@ -306,7 +306,7 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_CHECKOUT_INLINE_MS',
     default: '2000',
-    doc: '`POST /api/v1/orders` answers 201 with the finished order when its saga ends within this time, else 202 with a Location to poll while it finishes in the background.',
+    doc: '`POST /api/v1/orders` answers when its saga ends within this time (201 with the completed order, or the problem of a failed or cancelled one), else 202 with a Location to poll while it finishes in the background.',
   },
   {
     name: 'MERCATO_TEST_PAYMENTS',

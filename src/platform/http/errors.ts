@@ -43,6 +43,7 @@ export const ERRORS = {
   PRODUCT_NOT_AVAILABLE: { status: 409, title: 'Product is not available for sale' },
   ILLEGAL_TRANSITION: { status: 409, title: 'This status change is not allowed' },
   OUT_OF_STOCK: { status: 409, title: 'An item of the order is out of stock' },
+  ORDER_CANCELLED: { status: 409, title: 'The order was cancelled during its checkout' },
   SOLD_OUT: { status: 409, title: 'The flash sale is sold out' },
   LIMIT_REACHED: { status: 409, title: 'The customer reached the flash sale’s per-customer limit' },
   NOT_LIVE: { status: 409, title: 'The flash sale is not live' },
