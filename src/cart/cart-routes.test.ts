@@ -346,6 +346,26 @@ describe('idempotency', () => {
     expect(theirs.headers['idempotent-replayed']).toBeUndefined();
     expect(theirs.json<CartBody>().id).not.toBe(first.json<CartBody>().id);
   });
+
+  it("replays a guest's retry that comes from another network: the cart token, not the address, is who they are", async () => {
+    const variant = await createSellable(t, shop);
+    const { headers } = await newGuestCart(t, shop);
+    const from = (remoteAddress: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/api/v1/cart/items',
+        remoteAddress,
+        headers: { ...headers, 'idempotency-key': 'roam-1' },
+        payload: { variantId: variant.id, quantity: 1 },
+      });
+    const first = await from('198.51.100.7');
+    // The phone left the Wi-Fi before the answer came: it retries over its mobile network.
+    const retry = await from('203.0.113.9');
+    expect(first.statusCode, first.body).toBe(201);
+    expect(retry.statusCode, retry.body).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect((await getCart(headers)).json<CartBody>().lines[0]!.quantity).toBe(1);
+  });
 });
 
 describe('tenant isolation and bad input', () => {

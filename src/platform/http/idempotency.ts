@@ -56,13 +56,14 @@ export function requiredIdempotencyKey(request: FastifyRequest, route: string): 
 function scopeOf(request: FastifyRequest): string {
   const p = request.principal;
   // A guest cart's writes are scoped to its token too: two guests behind one address (or one
-  // storefront's API key) never replay each other's answers.
+  // storefront's API key) never replay each other's answers. An anonymous guest is their token
+  // alone: a retry from another network (a phone off the Wi-Fi) is still theirs.
   const token = request.headers['x-cart-token'];
   const cart =
     typeof token === 'string' && token !== ''
       ? `:cart:${createHash('sha256').update(token).digest('hex')}`
       : '';
-  if (!p) return `ip:${request.ip}${cart}`;
+  if (!p) return cart ? `guest${cart}` : `ip:${request.ip}`;
   return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}${cart}`;
 }
 
