@@ -158,8 +158,9 @@ export async function updateLocation(
 }
 
 /**
- * Deletes a location. The default, or one where an item holds stock or reservations, is 409
- * LOCATION_IN_USE. Its empty items go with it, and their ledgers (which net to zero).
+ * Deletes a location. The default, or one where an item holds stock or reservations, or sold
+ * units a committed reservation may still return, is 409 LOCATION_IN_USE. Its empty items go
+ * with it, and their ledgers (which net to zero).
  */
 export async function deleteLocation(trx: InventoryTrx, id: string): Promise<void> {
   const location = await getLocation(trx, id, 'update');
@@ -180,6 +181,26 @@ export async function deleteLocation(trx: InventoryTrx, id: string): Promise<voi
     });
   }
   if (items.length > 0) {
+    // A committed reservation can still be returned onto these items (an order cancelled or sent
+    // back): deleting them lost the sale's ledger, and the return then failed (500).
+    const { committed } = await trx
+      .selectFrom('inventory.reservation_lines as l')
+      .innerJoin('inventory.reservations as r', 'r.id', 'l.reservation_id')
+      .select((eb) => eb.fn.count<number | string>('r.id').distinct().as('committed'))
+      .where(
+        'l.item_id',
+        'in',
+        items.map((i) => i.id),
+      )
+      .where('r.status', '=', 'committed')
+      .executeTakeFirstOrThrow();
+    if (Number(committed) > 0) {
+      throw new AppError(
+        'LOCATION_IN_USE',
+        `${committed} committed reservation(s) sold stock at location ${id} and may still return it there`,
+        { committedReservations: Number(committed) },
+      );
+    }
     await trx
       .deleteFrom('inventory.items')
       .where(

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
-import { eventMetaOf, requireStaff } from '../platform/http/index.ts';
+import { AppError, eventMetaOf, requireStaff } from '../platform/http/index.ts';
 import { actorOf, type InventoryDeps } from './deps.ts';
 import { getReservation } from './reservation-store.ts';
 import { ExtendBody, KeyBody, KeyParams, ReservationView, ReserveBody, SECURITY } from './schemas.ts';
@@ -9,6 +9,23 @@ import { ExtendBody, KeyBody, KeyParams, ReservationView, ReserveBody, SECURITY 
 const base = { tags: ['inventory'], security: SECURITY };
 const write = requireStaff('inventory:write');
 const read = requireStaff('inventory:read');
+
+/**
+ * Reservations another module holds and alone changes: a flash sale's pool and its side keys
+ * (`flash-sale:…`), an order's (`order-<uuid>`, the checkout saga's). Over HTTP, an API key with
+ * `inventory:write` released a running sale's pool (every admission then failed) or committed an
+ * unpaid order's units; they are read here, and changed through their own module's routes.
+ */
+const MODULE_KEY = /^(flash-sale:|order-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)/i;
+
+function assertNotModuleKey(key: string): void {
+  if (MODULE_KEY.test(key)) {
+    throw new AppError(
+      'FORBIDDEN',
+      `reservation ${JSON.stringify(key)} belongs to ${key.startsWith('flash-sale:') ? 'a flash sale' : 'an order'}: change it through its own routes`,
+    );
+  }
+}
 
 /** Reservations: reserve (all or nothing, idempotent by key), extend, release, commit, read. */
 export function reservationRoutes(deps: InventoryDeps) {
@@ -30,6 +47,7 @@ export function reservationRoutes(deps: InventoryDeps) {
       },
       async (request, reply) => {
         const { tenantId, actor } = actorOf(request);
+        assertNotModuleKey(request.body.key);
         const { reservation, created } = await reservations.reserve(
           tenantId,
           { ...request.body, actor },
@@ -54,6 +72,7 @@ export function reservationRoutes(deps: InventoryDeps) {
       async (request) => {
         const { tenantId, actor } = actorOf(request);
         const { key, ttlSeconds } = request.body;
+        assertNotModuleKey(key);
         return reservations.extend(tenantId, key, ttlSeconds, actor, eventMetaOf(request));
       },
     );
@@ -71,6 +90,7 @@ export function reservationRoutes(deps: InventoryDeps) {
       },
       async (request) => {
         const { tenantId, actor } = actorOf(request);
+        assertNotModuleKey(request.body.key);
         return reservations.release(tenantId, request.body.key, actor, eventMetaOf(request));
       },
     );
@@ -89,6 +109,7 @@ export function reservationRoutes(deps: InventoryDeps) {
       },
       async (request) => {
         const { tenantId, actor } = actorOf(request);
+        assertNotModuleKey(request.body.key);
         return reservations.commit(tenantId, request.body.key, actor, eventMetaOf(request));
       },
     );
@@ -107,6 +128,7 @@ export function reservationRoutes(deps: InventoryDeps) {
       },
       async (request) => {
         const { tenantId, actor } = actorOf(request);
+        assertNotModuleKey(request.body.key);
         return reservations.returnStock(tenantId, request.body.key, actor, eventMetaOf(request));
       },
     );
