@@ -3,6 +3,7 @@ import { databaseProblem, isTransientConflict, together, withTenant } from '../p
 import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type Admission, customersOf, toAdmission } from './admission-store.ts';
+import { addressKey, shippingAddresses } from './batch-addresses.ts';
 import type { Breakers } from './breakers.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { type Campaign, getCampaign, poolKey, statusOf } from './campaign-store.ts';
@@ -157,10 +158,7 @@ async function commitBatch(
       campaignId,
       candidates.map((c) => c.customerId),
     ),
-    deps.addresses.shippingAddresses(
-      trx,
-      candidates.map((c) => ({ userId: c.customerId, addressId: c.shippingAddressId })),
-    ),
+    shippingAddresses(deps, trx, candidates),
   ]);
   const status = statusOf(campaign, now);
   if (status !== 'live' && status !== 'sold_out') {
@@ -195,7 +193,8 @@ async function commitBatch(
       answers.push({ outcome: 'refused', error: soldOut(campaign) });
       continue;
     }
-    if (!addresses.has(c.customerId)) {
+    const address = addresses.get(addressKey(c));
+    if (!address) {
       answers.push({
         outcome: 'refused',
         error: new AppError(
@@ -238,7 +237,7 @@ async function commitBatch(
     deps.orders.createMany(
       trx,
       tenantId,
-      accepted.map(({ candidate: c }) => flashOrder(campaign, c, addresses.get(c.customerId)!)),
+      accepted.map(({ candidate: c }) => flashOrder(campaign, c, addresses.get(addressKey(c))!)),
       accepted.map((a) => numbers[a.index]!),
       accepted.map(({ candidate: c }) => c.meta),
     ),
@@ -249,8 +248,7 @@ async function commitBatch(
           from: poolKey(campaign.id),
           to: `order-${c.orderId}`,
           lines: [{ variantId: campaign.variantId, quantity: c.quantity }],
-          // Held to the window's close and a margin: the window's own sweep releases it first.
-          ttlSeconds: campaign.paymentWindowMinutes * 60 + 600,
+          ttlSeconds: orderHoldSeconds(campaign, now),
           reference: `order:${c.orderId}`,
           actor: `flash-sale:${campaign.id}`,
         },
@@ -294,6 +292,23 @@ async function commitBatch(
   await publishCampaignEvents(deps.events, trx, tenantId, made);
   return answers;
 }
+
+/**
+ * How long an admitted order's reservation holds its units: as long as the sale's pool (to the
+ * sale's end, its payment window and an hour; under 30 days), while the window's own sweep gives
+ * unpaid units back at the deadline. Held only to the window's close and ten minutes, the units
+ * expired into available stock when the sweep was late (every process down for a deploy, or a
+ * saga still paying): out of the sale, which still counted them as its own when the order was
+ * released, so its pool fell short of units − admitted and every batch asking for the missing
+ * units failed whole, the last units never sold.
+ */
+export const orderHoldSeconds = (
+  campaign: Pick<Campaign, 'endsAt' | 'paymentWindowMinutes'>,
+  now: Date,
+): number =>
+  Math.max(0, Math.ceil((campaign.endsAt.getTime() - now.getTime()) / 1000)) +
+  campaign.paymentWindowMinutes * 60 +
+  3600;
 
 export const soldOut = (campaign: Pick<Campaign, 'id'>) =>
   new AppError('SOLD_OUT', `flash sale ${campaign.id} is sold out`);

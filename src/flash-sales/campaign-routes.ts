@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
@@ -183,6 +184,9 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
         reply.hijack();
         const out = reply.raw;
         out.writeHead(200, {
+          // The CORS and security headers the platform set on the reply (a hijacked answer sends
+          // only what is written here: a console on another origin could not read the stream).
+          ...(reply.getHeaders() as OutgoingHttpHeaders),
           'content-type': 'text/event-stream',
           'cache-control': 'no-cache',
           connection: 'keep-alive',

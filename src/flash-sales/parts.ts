@@ -56,22 +56,24 @@ export function createParts(deps: FlashSalesDeps, logger: Logger) {
         .where('status', '=', 'admitted')
         .forUpdate()
         .execute();
+      const released: string[] = [];
       for (const { order_id } of waiting) {
-        await deps.orders.transition(trx, tenantId, order_id, 'cancelled', {
-          actor,
-          reason: 'the flash sale was cancelled',
-          meta,
-        });
+        // An order cancelled or failed already whose outcome the sale has not handled yet (its
+        // event on the way, or dead-lettered) is released here too: moving it again was 409
+        // ILLEGAL_TRANSITION, and no sale with such an order could be cancelled. Any other status
+        // (paid meanwhile) is left to the order's outcome.
+        const order = await deps.orders.get(trx, tenantId, order_id, { lock: true });
+        if (order?.status === 'created') {
+          await deps.orders.transition(trx, tenantId, order_id, 'cancelled', {
+            actor,
+            reason: 'the flash sale was cancelled',
+            meta,
+          });
+        } else if (order && order.status !== 'cancelled' && order.status !== 'failed') continue;
         await returnUnits(deps, trx, tenantId, order_id, campaign.id, meta);
+        released.push(order_id);
       }
-      return (
-        await releaseAdmissions(
-          trx,
-          campaign.id,
-          waiting.map((w) => w.order_id),
-          'cancelled',
-        )
-      ).length;
+      return (await releaseAdmissions(trx, campaign.id, released, 'cancelled')).length;
     },
     start(): void {
       lifecycle.start();

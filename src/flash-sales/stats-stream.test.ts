@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { send } from '../identity/users/user-test-fixtures.ts';
+import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
+
+let t: FlashTestApp;
+let shop: Shop;
+
+beforeAll(async () => {
+  t = await startFlashApp();
+  shop = await createShop(t, 'fs-stats-stream');
+});
+afterAll(() => t?.close());
+
+describe('the stats stream', () => {
+  it('carries the CORS and security headers every answer carries (the hijacked stream sent none)', async () => {
+    const variant = await saleVariant(t, shop, 5);
+    const sale = await createSale(t, shop, variant, { units: 2 });
+    // Cancelled: the stream sends one event and ends.
+    expect((await send(t.app, 'POST', `/api/v1/flash-sales/${sale.id}/cancel`, shop.staff)).statusCode).toBe(
+      200,
+    );
+    const origin = 'https://console.example.com';
+    const stats = await t.app.inject({
+      method: 'GET',
+      url: `/api/v1/flash-sales/${sale.id}/stats`,
+      headers: { ...shop.staff, origin },
+    });
+    const stream = await t.app.inject({
+      method: 'GET',
+      url: `/api/v1/flash-sales/${sale.id}/stats/stream`,
+      headers: { ...shop.staff, origin },
+    });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toBe('text/event-stream');
+    expect(stream.body).toMatch(/^event: stats\n/);
+    for (const name of ['access-control-allow-origin', 'x-content-type-options', 'content-security-policy']) {
+      expect(stats.headers[name], name).toBeDefined();
+      expect([name, stream.headers[name]]).toEqual([name, stats.headers[name]]);
+    }
+  });
+});
