@@ -4,7 +4,7 @@ import { withSystem, withTenant } from '../platform/db/index.ts';
 import { type Admission, releaseAdmissions } from './admission-store.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { settleIn } from './campaign-service.ts';
-import { getCampaign } from './campaign-store.ts';
+import { type Campaign, getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { reconcileCampaign } from './reconcile.ts';
 import type { FlashSalesTrx } from './tables.ts';
@@ -98,14 +98,25 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
   async function closeWindows(tenantId: string): Promise<void> {
     const expired = await withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as FlashSalesTrx;
+      // Locks in the order a sale's cancel takes them (campaign, then its admissions, then
+      // orders), campaigns in id order: an admission locked before its campaign deadlocked with
+      // a cancel of that sale, and this sweep lost its batch.
+      const { rows: due } = await sql<{ campaign_id: string }>`
+        select distinct campaign_id from flash_sales.admissions
+        where status = 'admitted' and pay_by <= now()
+        order by campaign_id limit ${BATCH}`.execute(trx);
+      const campaigns = new Map<string, Campaign>();
+      for (const { campaign_id } of due)
+        campaigns.set(campaign_id, await getCampaign(trx, campaign_id, true));
+      if (campaigns.size === 0) return [];
       const { rows } = await sql<{ order_id: string; campaign_id: string }>`
         select order_id, campaign_id from flash_sales.admissions
-        where status = 'admitted' and pay_by <= now()
+        where status = 'admitted' and pay_by <= now() and campaign_id = any(${[...campaigns.keys()]}::uuid[])
         order by pay_by limit ${BATCH}
         for update skip locked`.execute(trx);
       const done: { admission: Admission; settled: boolean }[] = [];
       for (const row of rows) {
-        const campaign = await getCampaign(trx, row.campaign_id, true);
+        const campaign = campaigns.get(row.campaign_id)!;
         const actor = `flash-sale:${campaign.id}`;
         // An order cancelled meanwhile is the order events' to release (order-outcomes.ts).
         const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
