@@ -61,12 +61,18 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato tenants create', () =
     expect(short.output.trim()).toBe('--admin-password must be at least 12 characters');
     const email = await tenant('cli-email', 'not-an-email', 'a-long-password-1');
     expect(email.code).toBe(1);
-    expect(email.output.trim()).toBe('--admin-email must be an email address, not "not-an-email"');
+    expect(email.output.trim()).toBe(
+      '--admin-email must be an email address of at most 254 characters, not "not-an-email"',
+    );
     const slug = await tenant('Not A Slug', 'owner@slug.test', 'a-long-password-1');
     expect(slug.code).toBe(1);
     expect(slug.output.trim()).toBe(
       '--slug must be 1 to 63 lowercase letters, digits and inner dashes, not "Not A Slug"',
     );
+    // The reserved slug is the store's rule (createTenant), which the command applies before it starts.
+    const reserved = await tenant('platform', 'owner@reserved.test', 'a-long-password-1');
+    expect(reserved.code).toBe(1);
+    expect(reserved.output.trim()).toBe('--slug "platform" is reserved');
     const user = (email: string, password: string) =>
       mercato(['users', 'create', '--tenant', 'platform', '--email', email, '--password', password], env);
     const shortUser = await user('someone@platform.test', 'short');
@@ -74,7 +80,9 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato tenants create', () =
     expect(shortUser.output.trim()).toBe('--password must be at least 12 characters');
     const badUser = await user('someone', 'a-long-password-1');
     expect(badUser.code).toBe(1);
-    expect(badUser.output.trim()).toBe('--email must be an email address, not "someone"');
+    expect(badUser.output.trim()).toBe(
+      '--email must be an email address of at most 254 characters, not "someone"',
+    );
 
     const { rows } = await sql<{ n: number }>`
       select (select count(*) from identity.tenants where slug like 'cli-%' and slug <> 'cli-shop')::int

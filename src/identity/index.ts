@@ -1,4 +1,4 @@
-export { DISPLAY_NAME, EMAIL, SLUG } from './account-fields.ts';
+export { accountFieldProblems, DISPLAY_NAME, EMAIL, SLUG } from './account-fields.ts';
 export { type Address, type AddressBook, createAddressBook } from './addresses/index.ts';
 export { createIdentity, type IdentityDeps, type IdentityModule } from './module.ts';
 export { hashPassword } from './passwords.ts';

@@ -1,4 +1,5 @@
 import { hash, verify } from '@node-rs/argon2';
+import { AppError } from '../platform/http/index.ts';
 
 // @node-rs/argon2's Algorithm is an ambient const enum, which type stripping cannot inline: 2 is Argon2id.
 const ARGON2ID = 2;
@@ -6,7 +7,18 @@ const ARGON2ID = 2;
 // OWASP Password Storage Cheat Sheet: argon2id, 19 MiB of memory, 2 iterations, 1 lane.
 const PARAMS = { algorithm: ARGON2ID, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
 
-export function hashPassword(password: string): Promise<string> {
+/**
+ * The argon2id hash of a new password. A password PASSWORD_RULES refuse (or that is not text) is
+ * 400 VALIDATION_FAILED naming `pointer`: every hash a store is handed is of a password the API
+ * would take, whoever made it (the stores take hashes, made before their transaction).
+ */
+export async function hashPassword(password: string, pointer = '/password'): Promise<string> {
+  const problem = passwordProblem(password);
+  if (problem !== undefined) {
+    throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
+      errors: [{ in: 'body', pointer, message: problem }],
+    });
+  }
   return hash(password, PARAMS);
 }
 
@@ -16,7 +28,7 @@ let dummyHash: Promise<string> | undefined;
 /** True when password matches storedHash; with no stored hash it still spends the time of one check. */
 export async function verifyPassword(storedHash: string | undefined, password: string): Promise<boolean> {
   if (storedHash === undefined) {
-    dummyHash ??= hashPassword('mercato-dummy-password-for-timing');
+    dummyHash ??= hash('mercato-dummy-password-for-timing', PARAMS);
     await verify(await dummyHash, password).catch(() => false);
     return false;
   }
@@ -30,7 +42,9 @@ export const PASSWORD_RULES = { minLength: 12, maxLength: 128 } as const;
  * Why password cannot be a new password, in words, or undefined when it can. Characters are
  * Unicode code points, as the routes' schemas (TypeBox minLength and maxLength) count them.
  */
-export function passwordProblem(password: string): string | undefined {
+export function passwordProblem(password: unknown): string | undefined {
+  // A lone surrogate would be hashed as U+FFFD: two different passwords would match one hash.
+  if (typeof password !== 'string' || !password.isWellFormed()) return 'must be text without lone surrogates';
   const length = [...password].length;
   if (length < PASSWORD_RULES.minLength) return `must be at least ${PASSWORD_RULES.minLength} characters`;
   if (length > PASSWORD_RULES.maxLength) return `must be at most ${PASSWORD_RULES.maxLength} characters`;

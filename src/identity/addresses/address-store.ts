@@ -56,7 +56,9 @@ function toColumns(fields: Partial<AddressFields>) {
 
 /**
  * Serialises every address write of one user by locking their users row, so two requests
- * cannot both make "the first address" or both set a default at once.
+ * cannot both make "the first address" or both set a default at once. An erased user has no
+ * address book: a request that was under way when the erasure committed writes nothing (one
+ * that locked first is undone by the erasure, which waits for it and then deletes what it wrote).
  */
 async function lockOwner(trx: IdentityDb, owner: Owner): Promise<void> {
   const user = await trx
@@ -64,6 +66,7 @@ async function lockOwner(trx: IdentityDb, owner: Owner): Promise<void> {
     .select('id')
     .where('tenant_id', '=', owner.tenantId)
     .where('id', '=', owner.userId)
+    .where('status', '!=', 'erased')
     .forNoKeyUpdate()
     .executeTakeFirst();
   if (!user) throw new AppError('NOT_FOUND', 'your account no longer exists');

@@ -1,12 +1,15 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
-import { isoTime as iso } from '../../platform/db/index.ts';
+import { isoTime as iso, lockNamed } from '../../platform/db/index.ts';
+import { AppError } from '../../platform/http/index.ts';
 import type { IdentityTables } from '../tables.ts';
 import { randomToken, sha256Hex } from '../tokens/index.ts';
 
 type Db = Kysely<IdentityTables> | Transaction<IdentityTables>;
 
 export const API_KEY_PREFIX = 'mk_';
+/** A tenant's live keys are capped, so a tenant admin cannot grow the table (and the lookups) without bound. */
+export const MAX_LIVE_API_KEYS_PER_TENANT = 100;
 /** How many leading characters of a key are kept in clear, so people can tell keys apart. */
 const SHOWN_PREFIX_LENGTH = 10;
 
@@ -54,11 +57,41 @@ function toApiKey(row: {
   };
 }
 
-/** Creates a key in the tenant's transaction; the clear secret is returned this once only. */
+/**
+ * Creates a key in the tenant's transaction; the clear secret is returned this once only. The
+ * creator must still be an active admin, checked under a lock of their row: a request under way
+ * when its admin was demoted, disabled or erased makes no key (INVALID_TOKEN), and an erasure
+ * that comes after waits for this one and then revokes the key with the creator's others. A
+ * tenant holding MAX_LIVE_API_KEYS_PER_TENANT live keys gets CONFLICT.
+ */
 export async function createApiKey(
   trx: Db,
   input: { tenantId: string; name: string; permissions: string[]; namespaces: string[]; createdBy: string },
 ): Promise<ApiKey & { key: string }> {
+  const creator = await trx
+    .selectFrom('identity.users')
+    .select('id')
+    .where('tenant_id', '=', input.tenantId)
+    .where('id', '=', input.createdBy)
+    .where('status', '=', 'active')
+    .where('role', '=', 'admin')
+    .forShare()
+    .executeTakeFirst();
+  if (!creator) throw new AppError('INVALID_TOKEN', 'your account is no longer an active admin');
+  // Serialises the tenant's creations, so two at once cannot both take the last place.
+  await lockNamed(trx, `identity.api_keys:${input.tenantId}`);
+  const live = await trx
+    .selectFrom('identity.api_keys')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('tenant_id', '=', input.tenantId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  if (Number(live.n) >= MAX_LIVE_API_KEYS_PER_TENANT) {
+    throw new AppError(
+      'CONFLICT',
+      `a tenant holds at most ${MAX_LIVE_API_KEYS_PER_TENANT} live API keys; revoke one first`,
+    );
+  }
   const key = randomToken(API_KEY_PREFIX);
   const row = await trx
     .insertInto('identity.api_keys')

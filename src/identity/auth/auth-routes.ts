@@ -46,10 +46,21 @@ export function authRoutes(deps: IdentityDeps) {
     app.post(
       '/auth/register',
       {
+        // Each registration costs an argon2 hash (19 MiB, tens of ms of CPU), as a login does: the
+        // same per-IP budget, counted apart, rather than the anonymous one ten times larger.
+        config: {
+          rateLimit: {
+            max: config.rateLimit.loginPerIpPerMinute,
+            timeWindow: 60_000,
+            keyGenerator: (request) => `register-ip:${clientKey(request.ip)}`,
+          },
+        },
         schema: {
           tags,
           summary: 'Create a customer account in a tenant',
-          description: 'The role is always customer; staff and admins are created by a tenant admin.',
+          description:
+            'The role is always customer; staff and admins are created by a tenant admin. Limited per IP ' +
+            'per minute as logins are (MERCATO_LOGIN_RATE_LIMIT, 429 RATE_LIMITED).',
           body: RegisterBody,
           response: { 201: UserView },
         },

@@ -207,6 +207,22 @@ describe('login rate limit per IP', () => {
     expect((await attempt('10.0.0.2', 1)).statusCode).toBe(401);
   });
 
+  it('limits registrations per IP as it limits logins (each costs a password hash)', async () => {
+    const register = (ip: string, n: number) =>
+      post(
+        t.app,
+        REGISTER,
+        { tenant: 'any-shop', email: `new${n}@example.com`, password: PASSWORD, name: 'New' },
+        {},
+        ip,
+      );
+    for (let i = 0; i < 3; i++) expect((await register('10.0.1.1', i)).statusCode).toBe(404);
+    const limited = await register('10.0.1.1', 9);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ code: 'RATE_LIMITED' });
+    expect((await register('10.0.1.2', 1)).statusCode).toBe(404);
+  });
+
   it('counts every address of one IPv6 /64 against one limit', async () => {
     const attempt = (ip: string) =>
       post(t.app, LOGIN, { tenant: 'any-shop', email: 'user@example.com', password: 'whatever-123' }, {}, ip);

@@ -32,6 +32,15 @@ export async function signIn(
   // Said only to whoever knows the password: a suspended tenant's users learn why they cannot sign in.
   if (tenant.status !== 'active')
     throw new AppError('TENANT_SUSPENDED', `tenant ${tenant.slug} is suspended`);
+  // Only if the password checked is still the user's and the user still active (see issue): a
+  // password changed meanwhile is a failed sign-in.
+  const pair = await deps.tokens
+    .issue(user, tenant, { passwordHash: user.passwordHash })
+    .catch(async (error) => {
+      if (error instanceof AppError && error.code === 'INVALID_CREDENTIALS')
+        await throttle.failed(input.tenant, input.email);
+      throw error;
+    });
   await throttle.succeeded(input.tenant, input.email, input.ip);
-  return deps.tokens.issue(user, tenant);
+  return pair;
 }

@@ -3,6 +3,7 @@ import { uuidv7 } from 'uuidv7';
 import { APP_ROLE, isoTime as iso, withSystem } from '../../platform/db/index.ts';
 import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
+import { checkFields, RULES } from '../account-fields.ts';
 import { hashPassword } from '../passwords.ts';
 import type { IdentityTables, TenantsTable } from '../tables.ts';
 import { createUser, isUniqueViolation, type User } from '../users/user-store.ts';
@@ -71,16 +72,25 @@ export async function findTenantById(db: Kysely<IdentityTables>, id: string): Pr
 /**
  * Creates a tenant and its first admin in one transaction: the tenant row as the system (the
  * app role may not insert tenants), then the admin and what `hooks` add under the new tenant's
- * row-level security. A taken slug is TENANT_SLUG_TAKEN.
+ * row-level security. Input the API would refuse is VALIDATION_FAILED naming each field
+ * (`/slug`, the reserved `platform` too, `/name`, `/adminEmail`, `/adminPassword`, `/adminName`),
+ * whoever the caller; a taken slug is TENANT_SLUG_TAKEN.
  */
 export async function createTenant(
   db: Kysely<IdentityTables>,
   input: NewTenant,
   hooks: readonly TenantCreatedHook[] = [],
 ): Promise<{ tenant: Tenant; admin: User }> {
-  const slug = input.slug.toLowerCase();
+  checkFields([
+    ['/slug', RULES.slug, input.slug],
+    ['/name', RULES.name, input.name],
+    ['/adminEmail', RULES.email, input.adminEmail],
+    ['/adminPassword', RULES.password, input.adminPassword],
+    ...(input.adminName !== undefined ? [['/adminName', RULES.name, input.adminName] as const] : []),
+  ]);
+  const slug = input.slug;
   // Hashed before the transaction: it holds no connection (PGlite has one) meanwhile.
-  const passwordHash = await hashPassword(input.adminPassword);
+  const passwordHash = await hashPassword(input.adminPassword, '/adminPassword');
   try {
     return await withSystem(db, async (trx) => {
       const taken = await trx
@@ -133,7 +143,8 @@ export async function listTenants(
 export type TenantPatch = { name?: string | undefined; status?: TenantStatus | undefined };
 
 /**
- * Renames, suspends or resumes the tenant with that slug (or id); undefined when there is none.
+ * Renames, suspends or resumes the tenant with that slug (or id); undefined when there is none. A
+ * name or status the API would refuse is VALIDATION_FAILED naming `/name` or `/status`.
  * The platform tenant cannot be suspended (CONFLICT; migration 0013 also refuses it). A status
  * change is announced on commit (migration 0013): each process's tenant-status cache and the WAL
  * (whose namespaces of the tenant pause or resume) hear it.
@@ -143,6 +154,10 @@ export async function updateTenant(
   slugOrId: string,
   patch: TenantPatch,
 ): Promise<Tenant | undefined> {
+  checkFields([
+    ...(patch.name !== undefined ? [['/name', RULES.name, patch.name] as const] : []),
+    ...(patch.status !== undefined ? [['/status', RULES.tenantStatus, patch.status] as const] : []),
+  ]);
   const row = await withSystem(db, async (trx) => {
     const current = await trx
       .selectFrom('identity.tenants')

@@ -47,11 +47,17 @@ export type TokenService = {
   sessions: SessionCache;
   /** The public keys access tokens are verified with. */
   jwks(): { keys: JWK[] };
-  /** Starts a session (a new refresh family unless familyId is given) and returns its first pair. */
+  /**
+   * Starts a session (a new refresh family unless options.familyId is given) and returns its
+   * first pair. With options.passwordHash (the hash a sign-in checked the password against), the
+   * session starts only if the user is still active with that very hash, checked under a lock of
+   * the user's row: a password change, a disabling or an erasure that commits while the password
+   * was being checked (argon2 takes a while) is INVALID_CREDENTIALS, not a session that outlives it.
+   */
   issue(
     user: { id: string; role: Role },
     tenant: { id: string; slug: string },
-    familyId?: string,
+    options?: { familyId?: string; passwordHash?: string },
   ): Promise<TokenPair>;
   /**
    * Rotates a refresh token. One rotated less than config.refreshReuseGraceSeconds ago gets a
@@ -118,17 +124,34 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
 
     jwks: () => jwks,
 
-    async issue(user, tenant, familyId = uuidv7()) {
+    async issue(user, tenant, options = {}) {
+      const familyId = options.familyId ?? uuidv7();
       const { token, hash } = newRefresh();
-      await withTenant(db, tenant.id, (trx) =>
-        insertRefreshToken(trx, {
+      const started = await withTenant(db, tenant.id, async (trx) => {
+        if (options.passwordHash !== undefined) {
+          // FOR SHARE waits for a change of the user in flight and reads what it committed; a
+          // change after it waits for this session's commit, and then revokes the session too.
+          const current = await trx
+            .selectFrom('identity.users')
+            .select('id')
+            .where('tenant_id', '=', tenant.id)
+            .where('id', '=', user.id)
+            .where('status', '=', 'active')
+            .where('password_hash', '=', options.passwordHash)
+            .forShare()
+            .executeTakeFirst();
+          if (!current) return false;
+        }
+        await insertRefreshToken(trx, {
           tenantId: tenant.id,
           userId: user.id,
           familyId,
           hash,
           ttlSeconds: refreshTtlSeconds,
-        }),
-      );
+        });
+        return true;
+      });
+      if (!started) throw new AppError('INVALID_CREDENTIALS', 'email or password is wrong');
       return pairFor(user, tenant, familyId, token);
     },
 

@@ -3,15 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { readAsTenant, withTenant } from '../../platform/db/index.ts';
 import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
+import { DISPLAY_NAME } from '../account-fields.ts';
 import type { IdentityDeps } from '../module.ts';
 import { passwordRoutes } from './password-routes.ts';
 import { Phone, SECURITY, UserView } from './user-schemas.ts';
-import { toUser } from './user-store.ts';
+import { toUser, updateProfile } from './user-store.ts';
 
 // Email, role, status and tenant are not the user's to change here: unknown fields are a 400.
 const ProfileBody = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    name: Type.Optional(Type.String(DISPLAY_NAME)),
     phone: Type.Optional(Type.Union([Phone, Type.Null()])),
   },
   { additionalProperties: false },
@@ -64,21 +65,11 @@ export function profileRoutes(deps: IdentityDeps) {
       async (request) => {
         const { tenantId, userId } = userOf(request);
         const { name, phone } = request.body;
-        const row = await withTenant(deps.db, tenantId, (trx) =>
-          trx
-            .updateTable('identity.users')
-            .set({
-              ...(name !== undefined ? { name } : {}),
-              ...(phone !== undefined ? { phone } : {}),
-              updated_at: new Date(),
-            })
-            .where('id', '=', userId)
-            .where('tenant_id', '=', tenantId)
-            .returningAll()
-            .executeTakeFirst(),
+        const user = await withTenant(deps.db, tenantId, (trx) =>
+          updateProfile(trx, tenantId, userId, { name, phone }),
         );
-        if (!row) throw new AppError('NOT_FOUND', 'your account no longer exists');
-        return toUser(row);
+        if (!user) throw new AppError('NOT_FOUND', 'your account no longer exists');
+        return user;
       },
     );
   };

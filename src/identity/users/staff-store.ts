@@ -1,4 +1,5 @@
 import { AppError, type Role } from '../../platform/http/index.ts';
+import { checkFields, RULES } from '../account-fields.ts';
 import { getUserById, type IdentityDb, toUser, type User, type UserStatus } from './user-store.ts';
 
 /** Up to limit users of the tenant in creation order after the id `after`, optionally of one role. */
@@ -48,6 +49,7 @@ export async function changeRole(
   userId: string,
   role: Role,
 ): Promise<User> {
+  checkFields([['/role', RULES.role, role]]);
   const user = await getUserById(trx, tenantId, userId);
   if (user.role === role) return user;
   // user.id is the stored (lowercase) id: the path may spell the caller's own id in capitals.
@@ -71,6 +73,8 @@ export async function changeStatus(
   userId: string,
   status: UserStatus,
 ): Promise<User> {
+  // 'erased' is eraseUser's: set here it would keep the personal data eraseUser blanks.
+  checkFields([['/status', RULES.userStatus, status]]);
   const user = await getUserById(trx, tenantId, userId);
   if (user.status === status) return user;
   if (user.id === actorId) throw new AppError('CONFLICT', 'an admin cannot disable themself');

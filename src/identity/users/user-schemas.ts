@@ -1,12 +1,9 @@
 import { Type } from 'typebox';
 import { SECURED } from '../../platform/http/index.ts';
+import { PHONE } from '../account-fields.ts';
 import { PASSWORD_RULES } from '../passwords.ts';
 
-/** E.164: a plus, a country code not starting with 0, 7 to 15 digits in all. */
-export const Phone = Type.String({
-  pattern: '^\\+[1-9]\\d{6,14}$',
-  description: 'E.164, for example +14155550123',
-});
+export const Phone = Type.String({ ...PHONE, description: 'E.164, for example +14155550123' });
 
 // Enums rather than unions of literals: one clear error ("must be one of") instead of one per branch.
 export const RoleSchema = Type.Enum(['customer', 'staff', 'operator', 'admin']);

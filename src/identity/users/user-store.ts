@@ -2,6 +2,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { isoTime as iso } from '../../platform/db/index.ts';
 import { AppError, type Role } from '../../platform/http/index.ts';
+import { checkFields, RULES } from '../account-fields.ts';
 import type { IdentityTables, UsersTable } from '../tables.ts';
 
 /** A handle that can run identity queries: the root Kysely or a transaction of it. */
@@ -69,8 +70,19 @@ export function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
 }
 
-/** Creates a user in input.tenantId; throws EMAIL_TAKEN when the tenant already has that email. */
+/**
+ * Creates a user in input.tenantId. Input the API would refuse is VALIDATION_FAILED naming each
+ * field (`/email`, `/name`, `/role`, `/phone`, `/passwordHash`), whoever the caller; EMAIL_TAKEN
+ * when the tenant already has that email.
+ */
 export async function createUser(trx: IdentityDb, input: NewUser): Promise<User> {
+  checkFields([
+    ['/email', RULES.email, input.email],
+    ['/name', RULES.name, input.name],
+    ['/role', RULES.role, input.role],
+    ['/phone', RULES.phone, input.phone ?? null],
+    ['/passwordHash', RULES.passwordHash, input.passwordHash],
+  ]);
   const email = normaliseEmail(input.email);
   // Checked first: inside a PostgreSQL transaction a failed INSERT would abort the caller's transaction.
   if (await findUserByEmail(trx, input.tenantId, email)) {
@@ -142,4 +154,34 @@ export async function getUserById(trx: IdentityDb, tenantId: string, id: string)
   const user = await findUserById(trx, tenantId, id);
   if (!user) throw new AppError('NOT_FOUND', `user ${id} not found`);
   return user;
+}
+
+/**
+ * Changes the user's own name and/or phone (PUT /users/profile); VALIDATION_FAILED naming `/name`
+ * or `/phone` for what the API would refuse; undefined when the user is gone.
+ */
+export async function updateProfile(
+  trx: IdentityDb,
+  tenantId: string,
+  userId: string,
+  patch: { name?: string | undefined; phone?: string | null | undefined },
+): Promise<User | undefined> {
+  const { name, phone } = patch;
+  checkFields([
+    ...(name !== undefined ? [['/name', RULES.name, name] as const] : []),
+    ...(phone !== undefined ? [['/phone', RULES.phone, phone] as const] : []),
+  ]);
+  const row = await trx
+    .updateTable('identity.users')
+    .set({
+      ...(name !== undefined ? { name } : {}),
+      ...(phone !== undefined ? { phone } : {}),
+      updated_at: new Date(),
+    })
+    .where('id', '=', userId)
+    .where('tenant_id', '=', tenantId)
+    .where('status', '!=', 'erased')
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toUser(row) : undefined;
 }

@@ -196,7 +196,11 @@ export const SETTINGS: Setting[] = [
     default: '1200',
     doc: 'Requests per minute per user or API key.',
   },
-  { name: 'MERCATO_LOGIN_RATE_LIMIT', default: '30', doc: 'Login attempts per minute per IP.' },
+  {
+    name: 'MERCATO_LOGIN_RATE_LIMIT',
+    default: '30',
+    doc: 'Login attempts per minute per IP; registrations have a budget of the same size, counted apart (each costs an argon2 hash).',
+  },
   {
     name: 'MERCATO_LOGIN_MAX_FAILURES',
     default: '5',
