@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withSystem } from '../../platform/db/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
@@ -47,7 +48,7 @@ describe('DELETE /users/{id}', () => {
         postalCode: 'SW1A 1AA',
         country: 'GB',
       },
-      own,
+      { ...own, 'idempotency-key': 'ada-address-1' },
     );
     expect(address.statusCode, address.body).toBe(201);
     const key = await post(t.app, '/api/v1/api-keys', { name: 'ada-key', permissions: ['users:read'] }, own);
@@ -70,6 +71,12 @@ describe('DELETE /users/{id}', () => {
       trx.selectFrom('identity.addresses').select('id').where('user_id', '=', ada.id).execute(),
     );
     expect(addresses).toEqual([]);
+    // Nor is the address kept in the answer stored for its Idempotency-Key.
+    const { rows: answers } = await sql`
+      select key from platform.idempotency_keys where scope = ${`user:${ada.id}`}`.execute(
+      t.identity.deps.db,
+    );
+    expect(answers).toEqual([]);
 
     // The old access token, its refresh token and the key it made are all refused.
     expect((await send(t.app, 'GET', '/api/v1/users/profile', own)).statusCode).toBe(401);

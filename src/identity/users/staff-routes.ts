@@ -2,7 +2,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { principalOf, requirePermission, requireUser, userOf } from '../../platform/http/index.ts';
+import {
+  forgetUserAnswers,
+  principalOf,
+  requirePermission,
+  requireUser,
+  userOf,
+} from '../../platform/http/index.ts';
 import { DISPLAY_NAME, EMAIL } from '../account-fields.ts';
 import { forgetApiKey } from '../api-keys/index.ts';
 import type { IdentityDeps } from '../module.ts';
@@ -169,6 +175,9 @@ export function staffRoutes(deps: IdentityDeps) {
           eraseUser(trx, tenantId, request.params.id),
         );
         for (const id of revokedApiKeys) forgetApiKey(deps, id);
+        // Answers replayed to their Idempotency-Keys may hold their personal data (a platform
+        // table the tenant's transaction cannot reach; a crash before this leaves them a day).
+        await forgetUserAnswers(deps.db, request.params.id);
         return reply.code(204).send(null);
       },
     );

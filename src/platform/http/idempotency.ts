@@ -150,6 +150,15 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
   });
 }
 
+/**
+ * Deletes the answers stored for a user's Idempotency-Keys: their erasure, since an answer may
+ * hold their personal data (an address they added, their profile) for the record's day.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: see registerIdempotency.
+export async function forgetUserAnswers(db: Kysely<any>, userId: string): Promise<void> {
+  await sql`delete from platform.idempotency_keys where scope = ${`user:${userId}`}`.execute(db);
+}
+
 /** Deletes expired idempotency records; returns how many. */
 // biome-ignore lint/suspicious/noExplicitAny: see registerIdempotency.
 export async function purgeIdempotencyKeys(db: Kysely<any>): Promise<number> {

@@ -26,7 +26,7 @@ export { type CounterStore, memoryCounterStore, redisCounterStore } from './coun
 export { cursorId, cursorText, encodeCursor, invalidCursor } from './cursors.ts';
 export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
 export { beforeBody } from './guards-first.ts';
-export { isIdempotencyKey, requiredIdempotencyKey } from './idempotency.ts';
+export { forgetUserAnswers, isIdempotencyKey, requiredIdempotencyKey } from './idempotency.ts';
 export { jsonProblem } from './json-guard.ts';
 export { escapePointerToken, unescapePointerToken } from './json-pointer.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
