@@ -10,14 +10,16 @@ import {
 } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { Impact } from './escalation.ts';
-import type {
-  AlertKind,
-  AlertRulesTable,
-  AlertsTable,
-  Category,
-  ExceptionsTrx,
-  InterfaceType,
-  Severity,
+import type { ViewedRow } from './exception-view.ts';
+import {
+  type AlertKind,
+  type AlertRulesTable,
+  type AlertsTable,
+  type Category,
+  type ExceptionsTrx,
+  type InterfaceType,
+  type Severity,
+  severityRank,
 } from './tables.ts';
 
 /** A tenant may keep this many alert rules: each one is evaluated on every captured batch. */
@@ -218,6 +220,12 @@ export async function enabledRules(trx: ExceptionsTrx, kinds: AlertKind[]): Prom
     .orderBy('id')
     .execute();
 }
+
+/** Whether the exception passes the rule's filters (interface type, category, minimum severity). */
+export const matchesFilters = (rule: AlertRuleRow, row: ViewedRow) =>
+  (rule.match_interface_type === null || rule.match_interface_type === row.interface_type) &&
+  (rule.match_category === null || rule.match_category === row.category) &&
+  (rule.min_severity === null || severityRank(row.severity) >= severityRank(rule.min_severity as Severity));
 
 /** A fired alert as the API and CriticalExceptionAlert show it. */
 export type FiredAlert = {

@@ -3,21 +3,24 @@ import { sql } from 'kysely';
 import type { DomainEvent } from '../platform/events/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { alertRoutes } from './alert-routes.ts';
-import { type AlertRow, type AlertRuleRow, enabledRules, toFired, toRule } from './alert-store.ts';
+import {
+  type AlertRow,
+  type AlertRuleRow,
+  enabledRules,
+  matchesFilters,
+  toFired,
+  toRule,
+} from './alert-store.ts';
 import { type AuditEntry, recordAudit } from './audit.ts';
 import type { ExceptionHooks, ExceptionsDeps } from './deps.ts';
 import { assessImpact, escalationTeam } from './escalation.ts';
 import { toView, type ViewedRow } from './exception-view.ts';
 import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
-import { type ExceptionsTrx, SEVERITIES, type Severity, severityRank } from './tables.ts';
+import { createRateCounter } from './rate-rules.ts';
+import type { ExceptionsTrx } from './tables.ts';
 
 /** Who fires alerts, in the audit. */
 const ACTOR = 'system:alerts';
-
-const matchesFilters = (rule: AlertRuleRow, row: ViewedRow) =>
-  (rule.match_interface_type === null || rule.match_interface_type === row.interface_type) &&
-  (rule.match_category === null || rule.match_category === row.category) &&
-  (rule.min_severity === null || severityRank(row.severity) >= severityRank(rule.min_severity as Severity));
 
 /** One firing per (rule, group): the first matching exception names it, the others count as matches. */
 function collect(firings: Map<string, Firing>, rule: AlertRuleRow, row: ViewedRow, matches = 1) {
@@ -34,42 +37,6 @@ function collect(firings: Map<string, Firing>, rule: AlertRuleRow, row: ViewedRo
     escalationTeam: escalationTeam(row),
     matches,
   });
-}
-
-/**
- * Rate rules: the exceptions of each group seen (captured or repeated) within the rule's window,
- * counted by one query per rule for all the batch's groups. A group past the threshold fires,
- * once per matching exception of the batch.
- */
-async function rateFirings(
-  trx: ExceptionsTrx,
-  tenantId: string,
-  rule: AlertRuleRow,
-  rows: ViewedRow[],
-  firings: Map<string, Firing>,
-) {
-  const matching = rows.filter((r) => matchesFilters(rule, r));
-  if (matching.length === 0) return;
-  const groups = [...new Set(matching.map((r) => r.group_id))];
-  let query = trx
-    .selectFrom('exceptions.exceptions')
-    .select(['group_id', (eb) => eb.fn.countAll<number | string>().as('seen')])
-    // The tenant and the window first: exceptions_newest then reads the window's rows only,
-    // however many exceptions a hot group holds.
-    .where('tenant_id', '=', tenantId)
-    .where('last_seen', '>', sql<Date>`now() - make_interval(mins => ${rule.window_minutes})`)
-    .where('group_id', 'in', groups)
-    .groupBy('group_id');
-  if (rule.match_interface_type) query = query.where('interface_type', '=', rule.match_interface_type);
-  if (rule.match_category) query = query.where('category', '=', rule.match_category);
-  if (rule.min_severity) {
-    const levels = SEVERITIES.filter((s) => severityRank(s) >= severityRank(rule.min_severity as Severity));
-    query = query.where('severity', 'in', levels);
-  }
-  const over = new Set(
-    (await query.execute()).filter((c) => Number(c.seen) > (rule.threshold ?? 0)).map((c) => c.group_id),
-  );
-  for (const row of matching) if (over.has(row.group_id)) collect(firings, rule, row);
 }
 
 /** One rule matched `matches` exceptions of one group; `exceptionId` is the one the alert names. */
@@ -134,6 +101,7 @@ export function createAlerts(deps: ExceptionsDeps): {
   onRetryFailed: ExceptionHooks['onRetryFailed'];
   routes: (app: FastifyInstance) => Promise<void>;
 } {
+  const rates = createRateCounter();
   /** Records the firings; each new alert gets its impact, an audit entry and a CriticalExceptionAlert. */
   const fire = async (trx: ExceptionsTrx, tenantId: string, firings: Firing[], rows: ViewedRow[]) => {
     const created = await upsertAlerts(trx, tenantId, firings);
@@ -179,10 +147,14 @@ export function createAlerts(deps: ExceptionsDeps): {
       const rules = await enabledRules(trx, ['severity', 'rate']);
       if (rules.length === 0) return;
       const firings = new Map<string, Firing>();
-      for (const rule of rules) {
-        if (rule.kind === 'rate') await rateFirings(trx, tenantId, rule, captured, firings);
-        else for (const row of captured) if (matchesFilters(rule, row)) collect(firings, rule, row);
-      }
+      const over = await rates.over(trx, tenantId, rules, captured);
+      rules.forEach((rule, i) => {
+        for (const row of captured) {
+          // A group past a rate rule's threshold fires once per matching exception of the batch.
+          if (rule.kind === 'rate' && !over.has(`${i}/${row.group_id}`)) continue;
+          if (matchesFilters(rule, row)) collect(firings, rule, row);
+        }
+      });
       await fire(trx, tenantId, [...firings.values()], captured);
     },
 
