@@ -86,7 +86,7 @@ describe.runIf(testDatabaseKind() === 'pglite')('mercato users set-password', ()
     );
     expect(tenant.code).toBe(1);
     expect(tenant.output).toContain('no tenant with slug "nope"');
-  });
+  }, 120_000);
 
   it('sets the password, signs out the old sessions, and the warning is gone', async () => {
     for (const [tenant, email] of [
