@@ -1,6 +1,6 @@
 import { createCart } from './cart/index.ts';
 import { createCatalog } from './catalog/index.ts';
-import { createCheckout } from './checkout/index.ts';
+import { type CheckoutModule, createCheckout } from './checkout/index.ts';
 import { createExceptions } from './exceptions/index.ts';
 import { createFlashSales } from './flash-sales/index.ts';
 import { createAddressBook, type IdentityModule } from './identity/index.ts';
@@ -35,14 +35,19 @@ export async function createMercatoModules(
     addresses,
   });
   const orders = await createOrders(ctx, base);
+  // The checkout is made with the payments it drives; payments ask it (once both exist) whether
+  // an order's checkout is open, in their own transaction.
+  let checkoutOf: CheckoutModule | undefined;
   const payments = await createPayments(ctx, {
     ...base,
     findOrder: async (tenantId, orderId) => {
       const order = await orders.getOrder(tenantId, orderId);
       return order && { total: order.totals.total, currency: order.currency, status: order.status };
     },
+    checkoutOf: async (trx, tenantId, orderId) => checkoutOf?.sagaStatus(trx, tenantId, orderId),
   });
   const checkout = await createCheckout(ctx, { ...base, orders, payments, inventory, catalog, cart });
+  checkoutOf = checkout;
   const flashSales = await createFlashSales(ctx, {
     events: wal.events,
     catalog,

@@ -33,6 +33,9 @@ export async function cancelOrder(
       return undefined;
     }
     if (saga.status === 'completed') {
+      // A staff payment of the order is made before this commits (and the compensation gives it
+      // back with the saga's own) or sees the saga compensating and is refused (payments/order-fit.ts).
+      await deps.payments.lockOrder(trx, tenantId, order.id);
       await updateSaga(trx, saga.id, toCancelCompleted(cancel));
     } else if (saga.status === 'running') {
       await updateSaga(trx, saga.id, { cancelRequested: cancel });

@@ -5,6 +5,7 @@ import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { checkoutRoutes } from './checkout-routes.ts';
 import type { CheckoutDeps, CheckoutModuleDeps } from './deps.ts';
 import { createSagaRunner, type Held, type RunResult } from './saga-runner.ts';
+import { findSaga } from './saga-store.ts';
 import { type SagaStart, startSaga } from './start-saga.ts';
 import type { CheckoutDb, CheckoutTrx } from './tables.ts';
 import { paymentSubscriber, watchdogSubscriber } from './watchdog.ts';
@@ -19,6 +20,13 @@ export type CheckoutApi = {
   startSaga(trx: Transaction<any>, tenantId: string, start: SagaStart, meta: EventMeta): Promise<Held>;
   /** Runs a saga as far as it can go now (with `held`: the one startSaga made, whose lease the caller has). */
   run(tenantId: string, sagaId: string, held?: Held): Promise<RunResult>;
+  /**
+   * In the caller's transaction of the tenant (no second one: PGlite has one connection): the
+   * status of the order's saga (`running`, `compensating`, `completed`, `failed`, `cancelled`),
+   * undefined when it has none. The payments module refuses staff payments unless it is completed.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  sagaStatus(trx: Transaction<any>, tenantId: string, orderId: string): Promise<string | undefined>;
 };
 
 export type CheckoutModule = MercatoModule & CheckoutApi;
@@ -39,6 +47,7 @@ export async function createCheckout(
     startSaga: (trx, tenantId, start, meta) =>
       startSaga(deps, runner, trx as CheckoutTrx, tenantId, start, meta),
     run: (tenantId, sagaId, held) => runner.run(tenantId, sagaId, held),
+    sagaStatus: async (trx, _tenantId, orderId) => (await findSaga(trx as CheckoutTrx, { orderId }))?.status,
     async routes(app) {
       await app.register(
         checkoutRoutes(deps, runner, (request) => storefrontTenant(request, deps.resolveTenant)),

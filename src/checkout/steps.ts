@@ -10,6 +10,7 @@ import { together } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import type { CheckoutDeps } from './deps.ts';
+import { giveBack, ownPaymentEnd } from './give-back.ts';
 import { undoPoolReservation } from './pool-units.ts';
 import { sagaHints } from './saga-context.ts';
 import type { Saga } from './saga-store.ts';
@@ -227,35 +228,12 @@ export const authorizeStep: SagaStepDefinition = {
   },
   invoked: (trx, { deps, saga, order, meta }) =>
     deps.orders.setPaymentStatus(trx, saga.tenantId, order.id, 'authorized', meta, order),
-  async compensate({ deps, saga, order, signal, meta }) {
-    const key = paymentKey(order.id);
-    const payment = await deps.payments.byKey(saga.tenantId, key);
-    if (!payment) return 'none';
-    if (payment.status === 'completed' || payment.status === 'partially_refunded') {
-      const refunded = await deps.payments.refund(
-        saga.tenantId,
-        key,
-        { reason: saga.failure?.message ?? 'order cancelled', refundKey: `${key}-refund` },
-        signal,
-        meta,
-      );
-      return refunded.status;
-    }
-    if (payment.status === 'refunded' || payment.status === 'failed' || payment.status === 'voided') {
-      return payment.status;
-    }
-    const voided = await deps.payments.void(
-      saga.tenantId,
-      key,
-      saga.failure?.message ?? 'checkout failed',
-      signal,
-      meta,
-    );
-    return voided?.status ?? 'none';
-  },
-  async compensated(trx, { deps, saga, order, meta }, output) {
+  // Every payment of the order holding money, staff's too (give-back.ts).
+  compensate: (c) => giveBack(c, paymentKey(c.order.id)),
+  async compensated(trx, { deps, saga, order, meta }, given) {
     // The order's payment status follows its payment's end, a failed one too (declined, an error,
     // a call that timed out): it no longer reads `pending` once nothing is.
+    const output = ownPaymentEnd(given);
     const status =
       output === 'refunded' || output === 'partially_refunded' || output === 'voided' || output === 'failed'
         ? output

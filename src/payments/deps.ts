@@ -1,3 +1,4 @@
+import type { Transaction } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
 import type { EventBus } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
@@ -12,12 +13,26 @@ export type FindOrder = (
   orderId: string,
 ) => Promise<{ total: number; currency: string; status: string } | undefined>;
 
+/**
+ * The status of the order's checkout saga (running, compensating, completed, failed, cancelled),
+ * read in the caller's transaction (the checkout module, composed in src/modules.ts); undefined
+ * when the order has none.
+ */
+export type CheckoutOf = (
+  // biome-ignore lint/suspicious/noExplicitAny: the payments transaction of the tenant
+  trx: Transaction<any>,
+  tenantId: string,
+  orderId: string,
+) => Promise<string | undefined>;
+
 /** What createPayments receives. */
 export type PaymentsModuleDeps = {
   events: EventBus;
   resolveTenant: TenantResolver;
   /** When given, POST /payments checks the order exists and the payment fits it. */
   findOrder?: FindOrder;
+  /** When given, POST /payments refuses an order whose checkout is open (its saga takes its payment). */
+  checkoutOf?: CheckoutOf;
 };
 
 /** What the payments services and routes share. */
@@ -28,5 +43,6 @@ export type PaymentsDeps = {
   events: EventBus;
   providers: ProviderRegistry;
   findOrder: FindOrder | undefined;
+  checkoutOf: CheckoutOf | undefined;
   logger: Logger;
 };

@@ -41,6 +41,7 @@ export async function createPayments(
     events: moduleDeps.events,
     providers: providerRegistry(testPsp, ctx.config.testPayments),
     findOrder: moduleDeps.findOrder,
+    checkoutOf: moduleDeps.checkoutOf,
     logger: ctx.logger.child({ module: 'payments' }),
   };
   return {

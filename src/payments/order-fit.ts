@@ -13,10 +13,29 @@ export type OrderFit = { amount: number; guard?: (trx: PaymentsTrx) => Promise<v
 const CLOSED = new Set(['cancelled', 'failed']);
 
 /**
+ * An order's status while its checkout runs or waits for its payment (a flash sale's order waits,
+ * created, until its customer pays): the checkout takes the order's payment then.
+ */
+const IN_CHECKOUT = new Set(['created', 'inventory_reserved', 'payment_processing']);
+
+/** The lock a staff payment's check and a cancel of a completed checkout share (cancel-order.ts). */
+export const orderLock = (tenantId: string, orderId: string) =>
+  `payments.order:${tenantId}:${orderId.toLowerCase()}`;
+
+/** 409 CONFLICT: the order's checkout takes (or gives back) its payment, not staff. */
+function inCheckout(orderId: string, extras: Record<string, string>) {
+  return new AppError(
+    'CONFLICT',
+    `order ${orderId} is being checked out or undone: its checkout takes its payment and gives it back; a staff payment is taken only for a completed order`,
+    { orderId, ...extras },
+  );
+}
+
+/**
  * 422 CHECKOUT_INVALID when the orders module says the payment's order is cancelled or failed:
- * staff may not authorize or capture money for it (the checkout's compensation undoes only its
- * own payment, so a payment made by staff would otherwise charge the customer for a closed order;
- * fail it instead). Nothing is checked without the orders module, or for an order it has not.
+ * staff may not authorize or capture money for it (the compensation that closed it gave back
+ * what its payments held then; fail it instead). Nothing is checked without the orders module, or
+ * for an order it has not.
  */
 export async function refuseClosedOrder(
   deps: PaymentsDeps,
@@ -41,6 +60,13 @@ export async function refuseClosedOrder(
  * under other keys never charge an order twice. The sum is taken under a lock of the order's
  * payments, so two at once cannot both fit; a payment under a key already used is that payment
  * (its idempotent replay), checked as it was made.
+ *
+ * The checkout takes an order's payment (key `order-<id>`, made without this check): while it
+ * runs or waits for the payment (the order created, stock reserved or payment processing), or
+ * its saga is anything but completed (compensating after a cancel, failed, cancelled), a staff
+ * payment is 409 CONFLICT. The saga is read under the lock, which a cancel of a completed order
+ * takes as it turns the saga to compensating: a staff payment is either made before (and the
+ * compensation gives it back) or refused.
  */
 export async function fitOrder(deps: PaymentsDeps, tenantId: string, body: Initiate): Promise<OrderFit> {
   if (!deps.findOrder) {
@@ -62,7 +88,7 @@ export async function fitOrder(deps: PaymentsDeps, tenantId: string, body: Initi
   if (amount <= 0) throw misfit('/amount', 'the order has nothing to pay');
   const orderId = body.orderId.toLowerCase();
   const guard = async (trx: PaymentsTrx) => {
-    await lockNamed(trx, `payments.order:${tenantId}:${orderId}`);
+    await lockNamed(trx, orderLock(tenantId, orderId));
     const replay = await trx
       .selectFrom('payments.payments')
       .select('id')
@@ -70,6 +96,9 @@ export async function fitOrder(deps: PaymentsDeps, tenantId: string, body: Initi
       .executeTakeFirst();
     if (replay) return;
     if (CLOSED.has(order.status)) throw misfit('/orderId', `the order is ${order.status}`);
+    if (IN_CHECKOUT.has(order.status)) throw inCheckout(orderId, { orderStatus: order.status });
+    const saga = await deps.checkoutOf?.(trx, tenantId, orderId);
+    if (saga !== undefined && saga !== 'completed') throw inCheckout(orderId, { checkoutStatus: saga });
     const { held } = await trx
       .selectFrom('payments.payments')
       .select(sql<string>`coalesce(sum(amount - refunded_amount), 0)`.as('held'))

@@ -38,7 +38,7 @@ function expectProblem(response: LightMyRequestResponse, status: number, code: s
 /** A staff payment (POST /payments) of a new open order of 1500 EUR cents. */
 async function staffPayment(token = 'tok_visa'): Promise<Payment> {
   const orderId = uuidv7();
-  orders.set(orderId, { total: 1500, currency: 'EUR', status: 'payment_processing' });
+  orders.set(orderId, { total: 1500, currency: 'EUR', status: 'completed' });
   const created = await post('/payments', { orderId, currency: 'EUR', token });
   expect(created.statusCode, created.body).toBe(201);
   return created.json<Payment>();

@@ -298,7 +298,7 @@ describe('with the orders module and a short step timeout', () => {
 
   it("takes the order's total by default; refuses an unknown order (404), another currency or more than the total (422)", async () => {
     const orderId = uuidv7();
-    orders.set(orderId, { total: 4200, currency: 'EUR', status: 'created' });
+    orders.set(orderId, { total: 4200, currency: 'EUR', status: 'completed' });
     const created = await initiateFor({ orderId, currency: 'EUR', token: 'tok_visa' });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ amount: 4200 });
@@ -324,9 +324,19 @@ describe('with the orders module and a short step timeout', () => {
     );
   });
 
+  it('refuses (409 CONFLICT) an order its checkout is taking the payment of: created, stock reserved or payment processing', async () => {
+    for (const status of ['created', 'inventory_reserved', 'payment_processing']) {
+      const orderId = uuidv7();
+      orders.set(orderId, { total: 1000, currency: 'EUR', status });
+      const refused = await initiateFor({ orderId, currency: 'EUR', token: 'tok_visa', amount: 100 });
+      expectProblem(refused, 409, 'CONFLICT');
+      expect(refused.json()).toMatchObject({ orderId, orderStatus: status });
+    }
+  });
+
   it("never lets payments under other keys hold more than the order's total, even sent at once; a failed one leaves room, a closed order takes none", async () => {
     const orderId = uuidv7();
-    orders.set(orderId, { total: 1000, currency: 'EUR', status: 'created' });
+    orders.set(orderId, { total: 1000, currency: 'EUR', status: 'completed' });
     const both = await Promise.all(
       ['a', 'b'].map((k) =>
         initiateFor({ orderId, currency: 'EUR', token: 'tok_visa', key: `${orderId}-${k}` }),
@@ -341,7 +351,7 @@ describe('with the orders module and a short step timeout', () => {
     expect([replay.statusCode, replay.json().id]).toEqual([201, first.id]);
     // A declined payment holds nothing: the rest of the total can be paid, not more.
     const declined = uuidv7();
-    orders.set(declined, { total: 1000, currency: 'EUR', status: 'created' });
+    orders.set(declined, { total: 1000, currency: 'EUR', status: 'completed' });
     const failed = (
       await initiateFor({ orderId: declined, currency: 'EUR', token: 'tok_card_declined', amount: 600 })
     ).json<Payment>();
@@ -367,7 +377,7 @@ describe('with the orders module and a short step timeout', () => {
 
   it('answers 504 CHECKOUT_TIMEOUT when the provider does not answer in time, and voids what it may have authorized', async () => {
     const orderId = uuidv7();
-    orders.set(orderId, { total: 800, currency: 'EUR', status: 'created' });
+    orders.set(orderId, { total: 800, currency: 'EUR', status: 'completed' });
     const payment = (await initiateFor({ orderId, currency: 'EUR', token: 'tok_hang' })).json<Payment>();
     const answer = await send(o.app, 'POST', `/api/v1/payments/${payment.id}/process`, till.staff, {});
     expectProblem(answer, 504, 'CHECKOUT_TIMEOUT');

@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import { withTenant } from '../platform/db/index.ts';
+import { lockNamed, withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
 import { AppError, type FieldError } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -13,6 +13,7 @@ import {
 } from './authorize.ts';
 import { type CaptureCall, callCapture, capturePayment, finishCapture, startCapture } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
+import { orderLock } from './order-fit.ts';
 import { findByKey, listByOrder, type NewPayment } from './payment-store.ts';
 import type { StartedCall } from './provider-call.ts';
 import type { AuthorizeResult, CaptureResult } from './providers/provider.ts';
@@ -90,6 +91,13 @@ export type PaymentsApi = {
     meta?: EventMeta,
   ): Promise<Payment>;
   byKey(tenantId: string, key: string): Promise<Payment | undefined>;
+  /**
+   * In the caller's transaction: the lock a staff payment's check of the order holds (order-fit.ts).
+   * The checkout takes it where it turns a completed order's saga to compensating, so a staff
+   * payment is either made before (and given back) or sees the saga compensating (409).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  lockOrder(trx: Transaction<any>, tenantId: string, orderId: string): Promise<void>;
   byOrder(tenantId: string, orderId: string): Promise<Payment[]>;
 };
 
@@ -175,6 +183,7 @@ export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
       const row = await withTenant(deps.db, tenantId, (trx) => findByKey(trx, key));
       return row && toPayment(row);
     },
+    lockOrder: (trx, tenantId, orderId) => lockNamed(trx, orderLock(tenantId, orderId)),
     async byOrder(tenantId, orderId) {
       const rows = await withTenant(deps.db, tenantId, (trx) => listByOrder(trx, orderId));
       return rows.map(toPayment);

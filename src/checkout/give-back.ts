@@ -1,0 +1,65 @@
+import type { Payment } from '../payments/index.ts';
+import { AppError } from '../platform/http/index.ts';
+import type { StepContext } from './steps.ts';
+
+/** A payment's status once given back, or 'none' for a payment that no longer exists. */
+type Given = string;
+
+/**
+ * What undoing an order's money did: the saga's own payment's end (its status, 'none' when it has
+ * none), as the log has always shown it; with the order's other payments (staff's, POST
+ * /payments), each one's end by payment id.
+ */
+export type GivenBack = Given | { payment: Given; others: Record<string, Given> };
+
+/** The saga's own payment's end in what giveBack returned (the order's payment status follows it). */
+export const ownPaymentEnd = (output: unknown): unknown =>
+  output !== null && typeof output === 'object' && 'payment' in output ? output.payment : output;
+
+/**
+ * Gives back every payment of the order that holds money, the saga's own (`ownKey`) and any staff
+ * made for it: a captured one refunded (all that is left), an authorization (or one never learnt,
+ * or never sent) voided. Each is idempotent by its own key: refunds by (payment, `<ownKey>-refund`),
+ * voids by the payment's key, so a compensation run again never refunds twice. A payment whose
+ * money is all refunded or held by refunds under way has nothing left to give.
+ */
+export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBack> {
+  const { deps, saga, order, signal, meta } = c;
+  const payments = await deps.payments.byOrder(saga.tenantId, order.id);
+  const one = async (payment: Payment): Promise<Given> => {
+    if (payment.status === 'completed' || payment.status === 'partially_refunded') {
+      try {
+        const refunded = await deps.payments.refund(
+          saga.tenantId,
+          payment.key,
+          { reason: saga.failure?.message ?? 'order cancelled', refundKey: `${ownKey}-refund` },
+          signal,
+          meta,
+        );
+        return refunded.status;
+      } catch (error) {
+        // Refunds under way (staff's) already take all that is left.
+        if (error instanceof AppError && error.code === 'REFUND_EXCEEDS_CAPTURED') return payment.status;
+        throw error;
+      }
+    }
+    if (payment.status === 'refunded' || payment.status === 'failed' || payment.status === 'voided') {
+      return payment.status;
+    }
+    const voided = await deps.payments.void(
+      saga.tenantId,
+      payment.key,
+      saga.failure?.message ?? 'checkout failed',
+      signal,
+      meta,
+    );
+    return voided?.status ?? 'none';
+  };
+  const own = payments.find((p) => p.key === ownKey);
+  const ownEnd = own ? await one(own) : 'none';
+  const others: Record<string, Given> = {};
+  for (const payment of payments) {
+    if (payment.key !== ownKey) others[payment.id] = await one(payment);
+  }
+  return Object.keys(others).length === 0 ? ownEnd : { payment: ownEnd, others };
+}
