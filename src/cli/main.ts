@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { hashPassword } from '../identity/index.ts';
+import { DISPLAY_NAME, hashPassword } from '../identity/index.ts';
 import { createTenant, findTenantBySlug } from '../identity/tenants/index.ts';
 import { createUser, setPasswordByEmail } from '../identity/users/index.ts';
 import { withTenant } from '../platform/db/index.ts';
@@ -110,7 +110,12 @@ users
             tenantId: tenant.id,
             email: opts.email,
             passwordHash,
-            name: opts.name || opts.email,
+            // Without --name, the email (or its local part, when it is longer than a name may be).
+            name:
+              opts.name ||
+              (opts.email.length <= DISPLAY_NAME.maxLength
+                ? opts.email
+                : opts.email.split('@')[0]!.slice(0, DISPLAY_NAME.maxLength)),
             role: opts.role,
           }),
         );
@@ -145,8 +150,11 @@ try {
 } catch (error) {
   if (error instanceof ConfigError) console.error(`Configuration error: ${error.message}`);
   else if (error instanceof CliError) console.error(error.message);
-  else if (error instanceof AppError) console.error(`${error.code}: ${error.message}`);
-  else {
+  else if (error instanceof AppError) {
+    console.error(`${error.code}: ${error.message}`);
+    // The fields a store refused, each on its line (the message only counts them).
+    for (const e of error.extras.errors ?? []) console.error(`  ${e.pointer}: ${e.message}`);
+  } else {
     // Any command: a database missing or unreachable is one line saying what to do, no stack.
     let line: string | undefined;
     try {

@@ -84,6 +84,15 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato tenants create', () =
       '--email must be an email address of at most 254 characters, not "someone"',
     );
 
+    // Without --name the email names the user; one longer than a name may be gives its local part.
+    const longEmail = `${'l'.repeat(60)}@${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(10)}.test`;
+    const long = await user(longEmail, 'a-long-password-1');
+    expect(long.code, long.output).toBe(0);
+    expect(JSON.parse(long.output.slice(long.output.indexOf('{')))).toMatchObject({
+      email: longEmail,
+      name: 'l'.repeat(60),
+    });
+
     const { rows } = await sql<{ n: number }>`
       select (select count(*) from identity.tenants where slug like 'cli-%' and slug <> 'cli-shop')::int
         + (select count(*) from identity.users where email like 'someone%')::int as n`.execute(
