@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
-import { eventMetaOf, noBodyIsEmpty, principalOf, requireStaff } from '../platform/http/index.ts';
+import { eventMetaOf, isStaff, noBodyIsEmpty, principalOf, requireStaff } from '../platform/http/index.ts';
 import { cancelCampaign, createCampaign, updateCampaign } from './campaign-service.ts';
 import { campaignView, getCampaign, listCampaigns, readCursor } from './campaign-store.ts';
 import { actorOf, type FlashSalesDeps } from './deps.ts';
@@ -207,6 +207,10 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
         while (open && OPEN.includes(stats.status) && Date.now() < until) {
           await sleep(1000);
           if (!open) break;
+          // The credential checked again each second: a session revoked, a user disabled or
+          // demoted, a key revoked ends the stream as it would refuse their next request.
+          const now = await request.reauthenticate();
+          if (!open || !now || now.tenantId !== tenantId || !isStaff(now, 'flash-sales:read')) break;
           try {
             stats = await parts.stats(tenantId, request.params.id);
           } catch {

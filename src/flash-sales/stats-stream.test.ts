@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
-import { send } from '../identity/users/user-test-fixtures.ts';
+import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
 import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
 
 let t: FlashTestApp;
@@ -39,4 +39,25 @@ describe('the stats stream', () => {
       expect([name, stream.headers[name]]).toEqual([name, stats.headers[name]]);
     }
   });
+
+  it('ends for a watcher whose account is disabled meanwhile, as their next request would be refused', async () => {
+    const variant = await saleVariant(t, shop, 5);
+    const sale = await createSale(t, shop, variant, { units: 2 });
+    const watcher = await addUser(t, shop.id, `watcher-${sale.id}@fs-stats-stream.test`, 'staff');
+    const headers = await bearer(t, shop.slug, watcher.email);
+    // The sale is live for an hour: the stream would go on for its ten minutes.
+    const streaming = t.app.inject({
+      method: 'GET',
+      url: `/api/v1/flash-sales/${sale.id}/stats/stream`,
+      headers,
+    });
+    const admin = await bearer(t, shop.slug, shop.adminEmail);
+    const disabled = await send(t.app, 'PUT', `/api/v1/users/${watcher.id}/status`, admin, {
+      status: 'disabled',
+    });
+    expect(disabled.statusCode, disabled.body).toBe(200);
+    const stream = await streaming;
+    expect(stream.statusCode).toBe(200);
+    expect(stream.body).toMatch(/^event: stats\n/);
+  }, 30_000);
 });

@@ -3,7 +3,12 @@ import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Format, registerAjvFormats, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
 import { isUuid } from '../uuidv7.ts';
@@ -127,6 +132,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
       done();
     });
   }
+  app.decorateRequest('reauthenticate', async function (this: FastifyRequest) {
+    const credential = readCredential(this);
+    if (!credential) return undefined;
+    return options.authenticate(credential).catch(() => undefined);
+  });
   // A refused credential counts against the caller's per-IP anonymous limit (failed-auth.ts).
   const refuse = failedAuthCounter(app);
   app.addHook('onRequest', async (request, reply) => {

@@ -31,6 +31,12 @@ export type Authenticator = (credential: Credential) => Promise<Principal>;
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | undefined;
+    /**
+     * The request's credential checked again now (a long answer, a stream, outlives the check at
+     * its start): its principal as of now, or undefined once it is refused (expired, revoked, its
+     * user disabled or erased, its tenant suspended) or was never there.
+     */
+    reauthenticate(): Promise<Principal | undefined>;
   }
 }
 
