@@ -1,3 +1,4 @@
+import { refundSideKey } from '../checkout/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { type Campaign, poolKey } from './campaign-store.ts';
@@ -65,8 +66,8 @@ export async function returnSoldUnits(
   }
   if (!toPool) return false;
   const pool = poolKey(campaign.id);
-  // The key the saga's compensation moves them through (checkout/pool-units.ts refundSideKey).
-  const side = `${pool}:refund:${orderId}`;
+  // The key the saga's compensation moves them through: one definition, so the two never part.
+  const side = refundSideKey(pool, orderId);
   const lines = [{ variantId: campaign.variantId, quantity }];
   await inventory.reserve(tenantId, { key: side, lines, ttlSeconds: 60, actor }, meta);
   try {
