@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyRequest } from 'fastify';
 import type { Cart } from '../cart/index.ts';
 import type { NewOrder, Order } from '../orders/index.ts';
 import { causeOf, withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
-import { AppError, isStaff } from '../platform/http/index.ts';
+import { AppError, isStaff, requestFingerprint } from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutDeps } from './deps.ts';
 import type { Held, SagaRunner } from './saga-runner.ts';
@@ -207,11 +206,12 @@ export async function placeOrder(
   meta: EventMeta,
   runner: Pick<SagaRunner, 'leaseMs' | 'beginIn'>,
 ): Promise<Placed> {
-  const hash = createHash('sha256').update(JSON.stringify(body)).digest('hex');
+  const fingerprint = requestFingerprint(body);
+  const hash = fingerprint.hash;
   const findEarlier = async (trx: CheckoutTrx, scope: string): Promise<Placed | undefined> => {
     const found = await deps.orders.findByIdempotencyKey(trx, tenantId, scope, key);
     if (!found) return undefined;
-    if (found.requestHash !== hash) {
+    if (!fingerprint.matches(found.requestHash)) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different order');
     }
     const { requestHash: _hash, ...order } = found;

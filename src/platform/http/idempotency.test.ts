@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, PASSWORD, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
@@ -14,6 +15,10 @@ const address = (line1: string) => ({
   country: 'GB',
 });
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The same object with its keys in reverse order. */
+const reverseKeys = (value: Record<string, unknown>) => Object.fromEntries(Object.entries(value).reverse());
+
 describe('Idempotency-Key on creating POSTs', () => {
   let t: TestApp;
   let shop: TestTenant;
@@ -21,6 +26,11 @@ describe('Idempotency-Key on creating POSTs', () => {
   let customer: Record<string, string>;
   let other: Record<string, string>;
 
+  const storedHash = async (key: string) =>
+    (
+      await sql<{ request_hash: string }>`
+        select request_hash from platform.idempotency_keys where key = ${key}`.execute(t.identity.deps.db)
+    ).rows[0]?.request_hash;
   const addressCount = async (auth: Record<string, string>) =>
     (await t.app.inject({ url: ADDRESSES, headers: auth })).json<{ items: unknown[] }>().items.length;
 
@@ -118,6 +128,52 @@ describe('Idempotency-Key on creating POSTs', () => {
     }>`select response from platform.idempotency_keys`.execute(t.identity.deps.db);
     for (const row of stored.rows)
       expect(row.response ?? '').not.toContain(first.json<{ key: string }>().key);
+  });
+
+  it('replays the first answer when the same body comes back with its keys in another order', async () => {
+    const headers = { ...customer, 'idempotency-key': 'reordered-keys' };
+    const first = await post(t.app, ADDRESSES, address('7 Order Street'), headers);
+    const reordered = reverseKeys(address('7 Order Street'));
+    expect(JSON.stringify(reordered)).not.toBe(JSON.stringify(address('7 Order Street')));
+    const again = await post(t.app, ADDRESSES, reordered, headers);
+    expect(first.statusCode).toBe(201);
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    const changed = await post(t.app, ADDRESSES, reverseKeys(address('8 Other Street')), headers);
+    expect(changed.statusCode).toBe(409);
+    expect(changed.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
+  });
+
+  it('stores the hash of the body with its keys sorted, after the method and URL', async () => {
+    const key = 'sorted-hash';
+    const body = address('9 Sorted Street');
+    expect((await post(t.app, ADDRESSES, body, { ...customer, 'idempotency-key': key })).statusCode).toBe(
+      201,
+    );
+    const sorted = `{"city":"London","country":"GB","line1":"9 Sorted Street","postalCode":"SW1A 1AA","recipient":"Ada Lovelace","type":"SHIPPING"}`;
+    expect(await storedHash(key)).toBe(sha256(`POST ${ADDRESSES}\n${sorted}`));
+  });
+
+  it('still replays an answer stored with the hash of an earlier release (the body as sent)', async () => {
+    const key = 'hash-before-upgrade';
+    const headers = { ...customer, 'idempotency-key': key };
+    const body = address('10 Legacy Street');
+    const first = await post(t.app, ADDRESSES, body, headers);
+    expect(first.statusCode).toBe(201);
+    // As an earlier release stored it: sha256 of the method, URL and JSON.stringify(body).
+    const legacy = sha256(`POST ${ADDRESSES}\n${JSON.stringify(body)}`);
+    expect(legacy).not.toBe(await storedHash(key));
+    await sql`update platform.idempotency_keys set request_hash = ${legacy} where key = ${key}`.execute(
+      t.identity.deps.db,
+    );
+    const again = await post(t.app, ADDRESSES, body, headers);
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(again.json()).toEqual(first.json());
+    const changed = await post(t.app, ADDRESSES, address('11 Other Street'), headers);
+    expect(changed.statusCode).toBe(409);
+    expect(changed.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
   });
 
   it('refuses a malformed key with a problem naming the header', async () => {

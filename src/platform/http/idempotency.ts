@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import { AppError } from './errors.ts';
+import { type RequestFingerprint, requestFingerprint } from './request-fingerprint.ts';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 const TTL_HOURS = 24;
@@ -67,10 +68,9 @@ function scopeOf(request: FastifyRequest): string {
   return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}${cart}`;
 }
 
-function fingerprint(request: FastifyRequest): string {
-  return createHash('sha256')
-    .update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`)
-    .digest('hex');
+/** The request as its key's record names it: method, URL (path and query) and the body, its keys in any order. */
+function fingerprint(request: FastifyRequest): RequestFingerprint {
+  return requestFingerprint(request.body ?? null, `${request.method} ${request.url}\n`);
 }
 
 /**
@@ -92,10 +92,10 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     if ((!schema?.['201'] && !optedIn) || route.config?.idempotency === false) return;
     if (!isIdempotencyKey(header)) throw malformedKey();
     const scope = scopeOf(request);
-    const hash = fingerprint(request);
+    const print = fingerprint(request);
     const inserted = await sql<{ key: string }>`
       insert into platform.idempotency_keys (scope, key, request_hash, expires_at)
-      values (${scope}, ${header}, ${hash}, now() + make_interval(hours => ${TTL_HOURS}))
+      values (${scope}, ${header}, ${print.hash}, now() + make_interval(hours => ${TTL_HOURS}))
       on conflict (scope, key) do update set
         request_hash = excluded.request_hash, status_code = null, response = null, created_at = now(),
         expires_at = excluded.expires_at
@@ -112,7 +112,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
       select request_hash, status_code, content_type, response from platform.idempotency_keys
       where scope = ${scope} and key = ${header}`.execute(db);
     const first = rows[0];
-    if (!first || first.request_hash !== hash) {
+    if (!first || !print.matches(first.request_hash)) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
     }
     if (first.status_code === null) {

@@ -34,6 +34,7 @@ export { noBodyIsEmpty } from './optional-body.ts';
 export { sendProblem } from './problem-handler.ts';
 export { sendJson, serialize200 } from './raw-json.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
+export { canonicalJson, type RequestFingerprint, requestFingerprint } from './request-fingerprint.ts';
 export { parseTraceparent } from './request-id.ts';
 export { Nullable } from './schema-helpers.ts';
 export { eventMetaOf, storefrontTenant, type TenantResolver } from './storefront.ts';
