@@ -69,6 +69,8 @@ export type ApiKeysTable = {
   created_at: Timestamp;
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
+  /** After it the key is refused as a revoked one is; null never expires (migration 0046). */
+  expires_at: Timestamp | null;
 };
 
 export type SigningKeysTable = {

@@ -16,6 +16,7 @@ const CACHE_MAX_ENTRIES = 10_000;
 const TOUCH_EVERY_MS = 60_000;
 
 type ApiKeyPrincipal = Extract<Principal, { kind: 'apiKey' }>;
+/** until: the lookup's age limit or the key's expiry, whichever comes first. */
 type Cached = { principal: ApiKeyPrincipal; until: number };
 type ApiKeyCache = { byHash: Map<string, Cached>; touchedAt: Map<string, number>; invalidations: number };
 
@@ -46,11 +47,17 @@ export function forgetAllApiKeys(deps: IdentityDeps): void {
   cache.byHash.clear();
 }
 
-async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal> {
+/**
+ * The key's principal and how long it may be reused: API_KEY_CACHE_MS, or less when the key
+ * expires sooner. An expired key is refused exactly as an unknown or revoked one.
+ */
+async function lookUp(deps: IdentityDeps, hash: string, now: number): Promise<Cached> {
   const grant = await withSystem(deps.db, (trx) => findApiKeyByHash(trx, hash));
-  if (!grant || grant.revoked) throw new AppError('INVALID_TOKEN', 'API key is invalid or revoked');
+  const expiresAt = grant?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+  if (!grant || grant.revoked || expiresAt <= now)
+    throw new AppError('INVALID_TOKEN', 'API key is invalid, revoked or expired');
   if (!grant.tenantActive) throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended');
-  return {
+  const principal: ApiKeyPrincipal = {
     kind: 'apiKey',
     tenantId: grant.tenantId,
     tenantSlug: grant.tenantSlug,
@@ -58,6 +65,7 @@ async function lookUp(deps: IdentityDeps, hash: string): Promise<ApiKeyPrincipal
     permissions: grant.permissions,
     ...(grant.namespaces.length > 0 ? { namespaces: grant.namespaces } : {}),
   };
+  return { principal, until: Math.min(now + API_KEY_CACHE_MS, expiresAt) };
 }
 
 /** Last-use bookkeeping, at most once a minute per key and process (the SQL also guards across processes). */
@@ -79,7 +87,10 @@ async function touch(
   }
 }
 
-/** Turns an `mk_…` key into its principal; AppError INVALID_TOKEN when unknown or revoked. */
+/**
+ * Turns an `mk_…` key into its principal; AppError INVALID_TOKEN when unknown, revoked or expired
+ * (a cached key too: its entry ends at the key's expiry).
+ */
 export async function authenticateApiKey(deps: IdentityDeps, token: string): Promise<Principal> {
   const hash = sha256Hex(token);
   const cache = cacheOf(deps);
@@ -88,7 +99,7 @@ export async function authenticateApiKey(deps: IdentityDeps, token: string): Pro
   if (!entry || entry.until <= now) {
     cache.byHash.delete(hash);
     const before = cache.invalidations;
-    entry = { principal: await lookUp(deps, hash), until: now + API_KEY_CACHE_MS };
+    entry = await lookUp(deps, hash, now);
     // A lookup that overlapped a revocation is not kept: it may have read the key still live.
     if (before === cache.invalidations) {
       if (cache.byHash.size >= CACHE_MAX_ENTRIES) cache.byHash.clear();

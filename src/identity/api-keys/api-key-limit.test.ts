@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../../platform/db/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
@@ -40,5 +41,18 @@ describe('POST /api-keys past the cap', () => {
     const revoked = await send(t.app, 'DELETE', `/api/v1/api-keys/${last.json().id}`, admin);
     expect(revoked.statusCode).toBe(204);
     expect((await create()).statusCode).toBe(201);
+  });
+
+  it('counts an expired key no more than a revoked one: its expiry frees a place', async () => {
+    const create = () => post(t.app, '/api/v1/api-keys', { name: 'after expiry', permissions: [] }, admin);
+    expect((await create()).statusCode).toBe(409);
+    await withTenant(t.identity.deps.db, shop.id, (trx) =>
+      sql`update identity.api_keys set expires_at = now() - interval '1 second'
+        where id = (select id from identity.api_keys where revoked_at is null order by id limit 1)`.execute(
+        trx,
+      ),
+    );
+    expect((await create()).statusCode).toBe(201);
+    expect((await create()).statusCode).toBe(409);
   });
 });

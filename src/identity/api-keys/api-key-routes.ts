@@ -6,7 +6,7 @@ import { AppError, beforeBody, requireUser, SECURED, userOf } from '../../platfo
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { forgetApiKey } from './api-key-auth.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from './api-key-store.ts';
+import { createApiKey, listApiKeys, MAX_API_KEY_LIFETIME_YEARS, revokeApiKey } from './api-key-store.ts';
 
 const Permission = Type.String({
   pattern: '^[a-z]+:[a-z*]+$',
@@ -20,6 +20,11 @@ const ApiKeyBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     permissions: Type.Array(Permission, { maxItems: 100, uniqueItems: true }),
     namespaces: Type.Optional(Type.Array(Namespace, { maxItems: 100, uniqueItems: true })),
+    expiresAt: Type.Optional(
+      Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+        description: `When the key stops working (RFC 3339, in the future, at most ${MAX_API_KEY_LIFETIME_YEARS} years ahead); omitted or null: it works until revoked`,
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -32,6 +37,9 @@ const ApiKeyView = Type.Object({
   namespaces: Type.Array(Type.String()),
   createdAt: Type.String({ format: 'date-time' }),
   lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'When the key stops working (refused as a revoked key is); null: never',
+  }),
 });
 
 const CreatedApiKey = Type.Object({
@@ -59,9 +67,9 @@ export function apiKeyRoutes(deps: IdentityDeps) {
       },
       async (request, reply) => {
         const { tenantId, userId } = userOf(request);
-        const { name, permissions, namespaces = [] } = request.body;
+        const { name, permissions, namespaces = [], expiresAt } = request.body;
         const created = await withTenant(deps.db, tenantId, (trx) =>
-          createApiKey(trx, { tenantId, name, permissions, namespaces, createdBy: userId }),
+          createApiKey(trx, { tenantId, name, permissions, namespaces, createdBy: userId, expiresAt }),
         );
         reply.code(201).header('cache-control', 'no-store');
         return created;
@@ -73,7 +81,7 @@ export function apiKeyRoutes(deps: IdentityDeps) {
       {
         schema: {
           ...base,
-          summary: 'List live API keys, newest first (never their secrets)',
+          summary: 'List unrevoked API keys, expired ones too, newest first (never their secrets)',
           querystring: Type.Object(PageQuery, { additionalProperties: false }),
           response: { 200: PageOf(ApiKeyView) },
         },

@@ -1,7 +1,8 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql, type Transaction } from 'kysely';
 import { uuidv7 } from 'uuidv7';
 import { isoTime as iso, lockNamed } from '../../platform/db/index.ts';
-import { AppError } from '../../platform/http/index.ts';
+import { AppError, isStorableTimestamp } from '../../platform/http/index.ts';
+import { checkFields } from '../account-fields.ts';
 import type { IdentityTables } from '../tables.ts';
 import { randomToken, sha256Hex } from '../tokens/index.ts';
 
@@ -12,6 +13,8 @@ export const API_KEY_PREFIX = 'mk_';
 export const MAX_LIVE_API_KEYS_PER_TENANT = 100;
 /** How many leading characters of a key are kept in clear, so people can tell keys apart. */
 const SHOWN_PREFIX_LENGTH = 10;
+/** How far ahead a key's expiry may be set, in years (a longer-lived key is made without one). */
+export const MAX_API_KEY_LIFETIME_YEARS = 10;
 
 /** An API key as listings show it: never the secret nor its hash. */
 export type ApiKey = {
@@ -22,6 +25,8 @@ export type ApiKey = {
   namespaces: string[];
   createdAt: string;
   lastUsedAt: string | null;
+  /** When the key stops working; null never (it works until revoked). */
+  expiresAt: string | null;
 };
 
 /** What authentication needs to know about a key found by its hash. */
@@ -32,10 +37,44 @@ export type ApiKeyGrant = {
   permissions: string[];
   namespaces: string[];
   revoked: boolean;
+  /** After it the key is refused as a revoked one is; null never expires. */
+  expiresAt: Date | null;
   tenantActive: boolean;
 };
 
-const COLUMNS = ['id', 'name', 'prefix', 'permissions', 'namespaces', 'created_at', 'last_used_at'] as const;
+const COLUMNS = [
+  'id',
+  'name',
+  'prefix',
+  'permissions',
+  'namespaces',
+  'created_at',
+  'last_used_at',
+  'expires_at',
+] as const;
+
+/** Neither revoked nor expired, by the database clock. */
+const usable = (eb: ExpressionBuilder<IdentityTables, 'identity.api_keys'>) =>
+  eb.and([
+    eb('revoked_at', 'is', null),
+    eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]),
+  ]);
+
+/**
+ * Why an expiry is refused, or undefined when it is fine: an RFC 3339 date-time (checked by the
+ * route's schema, and here for other callers) in the future, at most MAX_API_KEY_LIFETIME_YEARS
+ * ahead; null or undefined is no expiry.
+ */
+export function expiryProblem(value: unknown, now = Date.now()): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'string' || !isStorableTimestamp(value)) return 'must be an RFC 3339 date-time';
+  const at = Date.parse(value);
+  if (at <= now) return 'must be in the future';
+  const latest = new Date(now);
+  latest.setUTCFullYear(latest.getUTCFullYear() + MAX_API_KEY_LIFETIME_YEARS);
+  if (at > latest.getTime()) return `must be at most ${MAX_API_KEY_LIFETIME_YEARS} years ahead`;
+  return undefined;
+}
 
 function toApiKey(row: {
   id: string;
@@ -45,6 +84,7 @@ function toApiKey(row: {
   namespaces: string[];
   created_at: Date | string;
   last_used_at: Date | string | null;
+  expires_at: Date | string | null;
 }): ApiKey {
   return {
     id: row.id,
@@ -54,6 +94,7 @@ function toApiKey(row: {
     namespaces: row.namespaces,
     createdAt: iso(row.created_at),
     lastUsedAt: row.last_used_at === null ? null : iso(row.last_used_at),
+    expiresAt: row.expires_at === null ? null : iso(row.expires_at),
   };
 }
 
@@ -62,12 +103,22 @@ function toApiKey(row: {
  * creator must still be an active admin, checked under a lock of their row: a request under way
  * when its admin was demoted, disabled or erased makes no key (INVALID_TOKEN), and an erasure
  * that comes after waits for this one and then revokes the key with the creator's others. A
- * tenant holding MAX_LIVE_API_KEYS_PER_TENANT live keys gets CONFLICT.
+ * tenant holding MAX_LIVE_API_KEYS_PER_TENANT live (unrevoked, unexpired) keys gets CONFLICT.
+ * `expiresAt` (RFC 3339, future, at most MAX_API_KEY_LIFETIME_YEARS ahead; omitted or null: never)
+ * is VALIDATION_FAILED naming `/expiresAt` otherwise.
  */
 export async function createApiKey(
   trx: Db,
-  input: { tenantId: string; name: string; permissions: string[]; namespaces: string[]; createdBy: string },
+  input: {
+    tenantId: string;
+    name: string;
+    permissions: string[];
+    namespaces: string[];
+    createdBy: string;
+    expiresAt?: string | null | undefined;
+  },
 ): Promise<ApiKey & { key: string }> {
+  checkFields([['/expiresAt', expiryProblem, input.expiresAt]]);
   const creator = await trx
     .selectFrom('identity.users')
     .select('id')
@@ -84,7 +135,7 @@ export async function createApiKey(
     .selectFrom('identity.api_keys')
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .where('tenant_id', '=', input.tenantId)
-    .where('revoked_at', 'is', null)
+    .where(usable)
     .executeTakeFirstOrThrow();
   if (Number(live.n) >= MAX_LIVE_API_KEYS_PER_TENANT) {
     throw new AppError(
@@ -104,13 +155,17 @@ export async function createApiKey(
       permissions: input.permissions,
       namespaces: input.namespaces,
       created_by: input.createdBy,
+      expires_at: input.expiresAt ?? null,
     })
     .returning(COLUMNS)
     .executeTakeFirstOrThrow();
   return { ...toApiKey(row), key };
 }
 
-/** The tenant's live keys, newest first, keyset-paginated by id (UUIDv7 is time-ordered). */
+/**
+ * The tenant's unrevoked keys, expired ones too (their expiresAt says so: an admin sees why an
+ * integration stopped), newest first, keyset-paginated by id (UUIDv7 is time-ordered).
+ */
 export async function listApiKeys(
   trx: Db,
   tenantId: string,
@@ -146,7 +201,16 @@ export async function findApiKeyByHash(trx: Db, hash: string): Promise<ApiKeyGra
   const row = await trx
     .selectFrom('identity.api_keys as k')
     .innerJoin('identity.tenants as t', 't.id', 'k.tenant_id')
-    .select(['k.id', 'k.tenant_id', 't.slug', 't.status', 'k.permissions', 'k.namespaces', 'k.revoked_at'])
+    .select([
+      'k.id',
+      'k.tenant_id',
+      't.slug',
+      't.status',
+      'k.permissions',
+      'k.namespaces',
+      'k.revoked_at',
+      'k.expires_at',
+    ])
     .where('k.key_hash', '=', hash)
     .executeTakeFirst();
   if (!row) return undefined;
@@ -157,6 +221,7 @@ export async function findApiKeyByHash(trx: Db, hash: string): Promise<ApiKeyGra
     permissions: row.permissions,
     namespaces: row.namespaces,
     revoked: row.revoked_at !== null,
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
     tenantActive: row.status === 'active',
   };
 }

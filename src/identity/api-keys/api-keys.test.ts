@@ -141,7 +141,7 @@ describe('API keys', () => {
     expect(response.body).not.toContain(sha256Hex(created.key));
     for (const item of items) {
       expect(Object.keys(item).sort()).toEqual(
-        ['createdAt', 'id', 'lastUsedAt', 'name', 'namespaces', 'permissions', 'prefix'].sort(),
+        ['createdAt', 'expiresAt', 'id', 'lastUsedAt', 'name', 'namespaces', 'permissions', 'prefix'].sort(),
       );
     }
     const theirs = (await list(otherAdmin)).json<{ items: { id: string }[] }>().items.map((k) => k.id);

@@ -126,7 +126,9 @@ export function authRoutes(deps: IdentityDeps) {
           description:
             'Refresh tokens are single use. One rotated less than MERCATO_REFRESH_REUSE_GRACE_SECONDS ago ' +
             '(two tabs refreshing at once) gets a fresh pair of the same session; presenting one rotated ' +
-            'longer ago, or revoked, revokes the whole session and answers 401 REFRESH_TOKEN_REUSED.',
+            'longer ago, or revoked, revokes the whole session and answers 401 REFRESH_TOKEN_REUSED. While ' +
+            'the tenant is suspended a refresh answers 403 TENANT_SUSPENDED and uses nothing up: the same ' +
+            'token works once the tenant is active again.',
           body: RefreshBody,
           response: { 200: TokenPairView },
         },

@@ -73,7 +73,13 @@ export type TokenService = {
 
 type Rotation =
   | { ok: true; user: { id: string; role: Role }; tenant: { id: string; slug: string } }
-  | { ok: false; code: 'REFRESH_TOKEN_REUSED' | 'INVALID_TOKEN'; detail: string };
+  | {
+      ok: false;
+      code: 'REFRESH_TOKEN_REUSED' | 'INVALID_TOKEN' | 'TENANT_SUSPENDED';
+      detail: string;
+      /** Whether the session was revoked (a suspended tenant's is kept, untouched). */
+      revoked: boolean;
+    };
 
 /** Builds the token service; loads (or creates, on first start) the signing keys. */
 export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTables>): Promise<TokenService> {
@@ -160,18 +166,17 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
       if (!stored) throw new AppError('INVALID_TOKEN', 'refresh token is not recognised');
       if (stored.expiresAt.getTime() <= Date.now())
         throw new AppError('INVALID_TOKEN', 'refresh token has expired');
-      // A suspended tenant's sessions wait, unrotated and unrevoked, until it is active again.
-      const tenant = await withSystem(db, (trx) =>
-        trx
-          .selectFrom('identity.tenants')
-          .select('status')
-          .where('id', '=', stored.tenantId)
-          .executeTakeFirst(),
-      );
-      if (tenant?.status === 'suspended') throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended');
       const successor = newRefresh();
       // The revocations below must commit, so failures are returned from the transaction, not thrown.
       const rotation = await withTenant(db, stored.tenantId, async (trx): Promise<Rotation> => {
+        // A suspended tenant's sessions wait, unrotated and unrevoked, until it is active again:
+        // read before anything is written, in the transaction that writes. A suspension that
+        // commits after this read finds the refresh done before it (its new access token is then
+        // refused like any other of the tenant's), never a session revoked because of it.
+        const owner = await findSessionOwner(trx, stored.userId);
+        if (owner?.tenantStatus === 'suspended') {
+          return { ok: false, code: 'TENANT_SUSPENDED', detail: 'this tenant is suspended', revoked: false };
+        }
         if (
           !(await markRotated(trx, stored)) &&
           !(await withinReuseGrace(trx, stored, refreshReuseGraceSeconds))
@@ -181,15 +186,16 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
             ok: false,
             code: 'REFRESH_TOKEN_REUSED',
             detail: 'refresh token was already used; session revoked',
+            revoked: true,
           };
         }
-        const owner = await findSessionOwner(trx, stored.userId);
-        if (owner?.status !== 'active' || owner.tenantStatus !== 'active') {
+        if (owner?.status !== 'active') {
           await revokeFamily(trx, stored.familyId);
           return {
             ok: false,
             code: 'INVALID_TOKEN',
             detail: 'the account of this session is no longer active',
+            revoked: true,
           };
         }
         await insertRefreshToken(trx, {
@@ -203,7 +209,7 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
       });
       if (!rotation.ok) {
         // This process stops accepting the session's access tokens now; others on NOTIFY.
-        sessions.invalidate(stored.userId);
+        if (rotation.revoked) sessions.invalidate(stored.userId);
         throw new AppError(rotation.code, rotation.detail);
       }
       return pairFor(rotation.user, rotation.tenant, stored.familyId, successor.token);
