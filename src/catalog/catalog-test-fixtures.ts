@@ -86,6 +86,19 @@ export async function createProduct(
   return response.json<Product>();
 }
 
+/**
+ * Makes the product's search document what indexing wrote before it read text as NFKC: the title
+ * as typed (as the owner role; the search tables' RLS is not forced). Shoppers' words miss it.
+ */
+export async function makeDocumentPreNfkc(t: TestApp, productId: string): Promise<void> {
+  await sql`update catalog.search_documents d set title = p.title,
+      heading = setweight(to_tsvector('english', p.title), 'A'),
+      document = setweight(to_tsvector('english', p.title), 'A')
+    from catalog.products p where p.id = d.product_id and d.product_id = ${productId}`.execute(
+    t.ctx.db.kysely,
+  );
+}
+
 export type StoredEvent = { type: string; subject: string; data: Record<string, unknown> };
 
 /** The events of the tenant's product-events namespace, oldest first. */

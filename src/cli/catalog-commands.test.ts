@@ -1,16 +1,20 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CatalogTestApp,
   createShop,
+  makeDocumentPreNfkc,
   productEvents,
   type Shop,
   send,
   startCatalogApp,
+  until,
 } from '../catalog/catalog-test-fixtures.ts';
 import type { Product } from '../catalog/index.ts';
+import { withTenant } from '../platform/db/index.ts';
 import { testDatabaseKind } from '../platform/testing/test-databases.ts';
 import { mercato, runMercato } from './mercato-process.ts';
 
@@ -128,7 +132,7 @@ function checkReports(run: Runner, dir: () => string) {
   }, 120_000);
 }
 
-describe.runIf(kind === 'pglite')('mercato catalog import (embedded)', () => {
+describe.runIf(kind === 'pglite')('mercato catalog import and reindex (embedded)', () => {
   let dataDir: string;
   const env = () => ({ MERCATO_DATA_DIR: dataDir, MERCATO_DEMO: 'false' });
 
@@ -174,10 +178,20 @@ describe.runIf(kind === 'pglite')('mercato catalog import (embedded)', () => {
     expect(missing.output).toContain('gone.jsonl: no such file');
     const kindOf = await mercato(['catalog', 'import', join(dataDir, 'x.txt'), '--tenant', 'kitchen'], env());
     expect(kindOf.output).toContain('must end in .jsonl or .csv');
-  }, 120_000);
+  }, 180_000);
+
+  it('reindexes the products of every tenant and says how many, or which tenant it does not know', async () => {
+    const all = await mercato(['catalog', 'reindex'], env());
+    expect(all.code, all.output).toBe(0);
+    expect(all.output).toContain('kitchen: 3 search document(s) rebuilt');
+    expect(all.output).toMatch(/^3 search document\(s\) rebuilt in \d+ tenant\(s\)$/m);
+    const unknown = await mercato(['catalog', 'reindex', '--tenant', 'nope'], env());
+    expect(unknown.code).toBe(1);
+    expect(unknown.output.trim()).toBe('no tenant with slug "nope"');
+  }, 180_000);
 });
 
-describe.runIf(kind === 'postgres')('mercato catalog import (PostgreSQL)', () => {
+describe.runIf(kind === 'postgres')('mercato catalog import and reindex (PostgreSQL)', () => {
   let t: CatalogTestApp;
   let shop: Shop;
   let dir: string;
@@ -225,4 +239,43 @@ describe.runIf(kind === 'postgres')('mercato catalog import (PostgreSQL)', () =>
       'cli-tee',
     ]);
   });
+
+  it('reindexes a tenant named by id, so documents written before NFKC indexing are found again', async () => {
+    const created = await send(t.app, 'POST', '/api/v1/products', shop.staff, {
+      handle: 'cli-usb-lamp',
+      title: 'ＵＳＢ Ｄｅｓｋ Ｌａｍｐ',
+      status: 'active',
+      variants: [{ sku: 'LAMP-1', prices: { USD: 1900 } }],
+    });
+    expect(created.statusCode).toBe(201);
+    const lamp = created.json<Product>().id;
+    const found = async () => {
+      const res = await send(t.app, 'GET', '/api/v1/products?q=usb', shop.anonymous);
+      return res.json<{ items: Array<{ id: string }> }>().items.map((i) => i.id);
+    };
+    expect(await found()).toEqual([lamp]);
+    await makeDocumentPreNfkc(t, lamp);
+    await until(async () => (await found()).length === 0, 'the pre-NFKC document to be searched');
+
+    const products = await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from catalog.products`.execute(trx);
+      return rows[0]!.n;
+    });
+    const run = runMercato(['catalog', 'reindex', '--tenant', shop.id], { DATABASE_URL: t.databaseUrl });
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toContain(`kitchen: ${products} search document(s) rebuilt`);
+    expect(run.output()).toContain(`${products} search document(s) rebuilt in 1 tenant(s)`);
+    await until(async () => (await found()).includes(lamp), 'the rebuilt document to be found');
+  }, 120_000);
+
+  it('says plainly which tenant it does not know', async () => {
+    const env = { DATABASE_URL: t.databaseUrl };
+    const slug = await mercato(['catalog', 'reindex', '--tenant', 'nope'], env);
+    expect(slug.code).toBe(1);
+    expect(slug.output.trim()).toBe('no tenant with slug "nope"');
+    const id = '0190a0e4-0000-7000-8000-000000000000';
+    const unknown = await mercato(['catalog', 'reindex', '--tenant', id], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.output.trim()).toBe(`no tenant with id "${id}"`);
+  }, 120_000);
 });

@@ -1,15 +1,23 @@
 import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
 import {
   type FileProblem,
   type ParsedFile,
   parseJsonl,
   parseProductsCsv,
 } from '../catalog/import/import-file.ts';
-import { type CatalogModule, createCatalog, type RowOutcome } from '../catalog/index.ts';
-import { findTenantBySlug } from '../identity/tenants/index.ts';
-import type { Config } from '../platform/index.ts';
+import {
+  type CatalogModule,
+  type CatalogTables,
+  createCatalog,
+  type RowOutcome,
+  reindexProducts,
+} from '../catalog/index.ts';
+import { findTenantById, findTenantBySlug, listTenants } from '../identity/tenants/index.ts';
+import type { AppContext, Config } from '../platform/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 import { createWal } from '../wal/index.ts';
 import { CliError, withDatabase } from './database-command.ts';
 
@@ -133,6 +141,46 @@ async function importFile(catalog: CatalogModule, tenantId: string, file: string
   return problems.length;
 }
 
+/** The tenants `catalog reindex` rebuilds: the one named by slug or id, else every tenant. */
+async function tenantsNamed(
+  ctx: AppContext,
+  ref: string | undefined,
+): Promise<{ id: string; slug: string }[]> {
+  const db = ctx.db.kysely;
+  if (ref === undefined) {
+    const all: { id: string; slug: string }[] = [];
+    for (let page = await listTenants(db, 1_000, undefined); page.length > 0; ) {
+      all.push(...page);
+      page = await listTenants(db, 1_000, page.at(-1)!.id);
+    }
+    return all;
+  }
+  const tenant = isUuid(ref) ? await findTenantById(db, ref.toLowerCase()) : await findTenantBySlug(db, ref);
+  if (!tenant) throw new CliError(`no tenant with ${isUuid(ref) ? 'id' : 'slug'} "${ref}"`);
+  return [{ id: tenant.id, slug: tenant.slug }];
+}
+
+/** `mercato catalog reindex`: every product's search document rebuilt with the current code. */
+async function reindex(ctx: AppContext, ref: string | undefined): Promise<void> {
+  const db = ctx.db.kysely as Kysely<CatalogTables>;
+  let total = 0;
+  const tenants = await tenantsNamed(ctx, ref);
+  for (const tenant of tenants) {
+    let reported = 0;
+    const rebuilt = await reindexProducts(db, tenant.id, {
+      // A line on stderr per 10,000 products: a large catalog takes minutes.
+      onProgress: (done) => {
+        if (done - reported < 10_000) return;
+        reported = done;
+        process.stderr.write(`${tenant.slug}: ${done} rebuilt so far\n`);
+      },
+    });
+    total += rebuilt;
+    console.log(`${tenant.slug}: ${rebuilt} search document(s) rebuilt`);
+  }
+  console.log(`${total} search document(s) rebuilt in ${tenants.length} tenant(s)`);
+}
+
 /** `mercato catalog import FILE`: products from JSON Lines or CSV, every bad row reported. */
 export function registerCatalogCommands(program: Command, config: () => Config): void {
   const catalog = program.command('catalog').description('manage the product catalog');
@@ -155,5 +203,14 @@ export function registerCatalogCommands(program: Command, config: () => Config):
         return importFile(module, tenant.id, file);
       });
       if (problems > 0) process.exitCode = 1;
+    });
+  catalog
+    .command('reindex')
+    .description(
+      "rebuild every product's search document with the current indexing code (run once after an upgrade that changes indexing, see src/catalog/README.md); 500 products per transaction, safe while the server runs",
+    )
+    .option('--tenant <slug|id>', 'only this tenant (default: every tenant)')
+    .action(async (opts: { tenant?: string }) => {
+      await withDatabase(config(), (ctx) => reindex(ctx, opts.tenant));
     });
 }

@@ -25,6 +25,14 @@ const invalid = (pointer: string, message: string) =>
   });
 
 /**
+ * Takes the tenant's category write lock for the rest of trx: category writes, and the search
+ * reindex (which must not rebuild breadcrumbs a concurrent rename is changing), one at a time.
+ */
+export async function lockCategoryWrites(trx: CatalogTrx, tenantId: string): Promise<void> {
+  await lockNamed(trx, `catalog.categories:${tenantId}`);
+}
+
+/**
  * Runs a category write: one at a time per tenant (a transaction-scoped advisory lock), so two
  * concurrent moves cannot make a cycle between them; unique and foreign keys become
  * HANDLE_TAKEN / CATEGORY_IN_USE; products shown with categories drop from every cache by NOTIFY.
@@ -32,7 +40,7 @@ const invalid = (pointer: string, message: string) =>
 async function writeCategories<T>(deps: CatalogDeps, tenantId: string, fn: (trx: CatalogTrx) => Promise<T>) {
   try {
     return await withTenant(deps.db, tenantId, async (trx) => {
-      await lockNamed(trx, `catalog.categories:${tenantId}`);
+      await lockCategoryWrites(trx, tenantId);
       return fn(trx);
     });
   } catch (error) {

@@ -60,18 +60,20 @@ export async function facetCounts(
         select d.category_ids, d.attributes, d.in_stock, ${priceExpr} as price
         from catalog.tenant_search_documents d ${text}
         where ${and(filterClauses(tenantId, filters, undefined, categories !== undefined))} ${match}
-        limit ${FACET_CAP}
-      )
+        limit ${FACET_CAP + 1}
+      ),
+      -- One row past the cap only tells whether more match; the counts are of FACET_CAP rows.
+      counted as materialized (select * from hits limit ${FACET_CAP})
       select 'total' as facet, null as value, count(*)::int as n from hits
       union all
-      select 'category', c::text, count(*)::int from hits, unnest(hits.category_ids) c group by c
+      select 'category', c::text, count(*)::int from counted, unnest(counted.category_ids) c group by c
       union all
-      select 'attribute', a, count(*)::int from hits, unnest(hits.attributes) a group by a
+      select 'attribute', a, count(*)::int from counted, unnest(counted.attributes) a group by a
       union all
-      select 'stock', in_stock::text, count(*)::int from hits group by in_stock
+      select 'stock', in_stock::text, count(*)::int from counted group by in_stock
       union all
       select 'price', width_bucket(price, ${edges}::bigint[])::text, count(*)::int
-        from hits where price is not null group by 2`.execute(trx)
+        from counted where price is not null group by 2`.execute(trx)
   ).rows;
   const facets: Facets = {
     matched: 0,
@@ -84,8 +86,10 @@ export async function facetCounts(
   const categoryCounts = new Map<string, number>();
   const attributeCounts = new Map<string, Array<{ value: string; count: number }>>();
   for (const { facet, value, n } of rows) {
-    if (facet === 'total') facets.matched = n;
-    else if (facet === 'category') categoryCounts.set(value!, n);
+    if (facet === 'total') {
+      facets.matched = Math.min(n, FACET_CAP);
+      facets.exact = n <= FACET_CAP;
+    } else if (facet === 'category') categoryCounts.set(value!, n);
     else if (facet === 'stock') facets.inStock[value === 'true' ? 'inStock' : 'outOfStock'] = n;
     else if (facet === 'price' && currency) {
       const band = Number(value);
@@ -98,7 +102,6 @@ export async function facetCounts(
       attributeCounts.set(name, values);
     }
   }
-  facets.exact = facets.matched < FACET_CAP;
   facets.prices.sort((a, b) => a.min - b.min);
   facets.attributes = [...attributeCounts.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

@@ -9,6 +9,7 @@ export {
   createTenant,
   findTenantById,
   findTenantBySlug,
+  listTenants,
   type NewTenant,
   type Tenant,
   type TenantCreatedHook,
