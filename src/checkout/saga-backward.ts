@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, sagaHints } from './saga-context.ts';
-import { findSaga, finishStep, type Saga, updateSaga, updateSagaLogged } from './saga-store.ts';
+import {
+  findSaga,
+  finishStep,
+  lockOrderThenSaga,
+  type Saga,
+  updateSaga,
+  updateSagaLogged,
+} from './saga-store.ts';
 import { STEPS } from './steps.ts';
 
 /**
@@ -59,7 +66,8 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
     }
   }
   return r.tx(saga.tenantId, async (trx) => {
-    const current = (await findSaga(trx, { id: saga.id }, true))!;
+    // The order is written here: its row is locked before the saga's, as a cancel takes them.
+    const current = (await lockOrderThenSaga(trx, r.deps.orders, saga))!;
     const c = await r.contextOf(trx, current, AbortSignal.timeout(r.timeoutMs));
     const failure = current.failure!;
     // A cancel the customer asked for (answered 202: it will be done) is honoured even when a

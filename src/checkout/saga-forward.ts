@@ -3,9 +3,9 @@ import type { Order } from '../orders/index.ts';
 import { together } from '../platform/db/index.ts';
 import { begin, errorOf, finished, type Started, succeeded } from './saga-begin.ts';
 import { BACKOFF_MS, MAX_ATTEMPTS, type RunContext, toCompensate, toCompensating } from './saga-context.ts';
-import { findSaga, finishStep, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
+import { finishStep, lockOrderThenSaga, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
-import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
+import { type SagaStepDefinition, STEPS } from './steps.ts';
 import type { CheckoutTrx } from './tables.ts';
 
 /**
@@ -17,15 +17,6 @@ export type ForwardResult = { saga: Saga; next?: Started; order?: Order } | 'sto
 /** Thrown in a transaction whose step came to another outcome than foreseen: it rolls back and runs again. */
 const UNFORESEEN = new Error('the step came to another outcome than foreseen');
 const sameOutput = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-/** The order's row, then its saga's, locked in trx: the saga as locked. */
-async function lockOrderAndSaga(r: RunContext, trx: CheckoutTrx, c: StepContext): Promise<Saga | undefined> {
-  const [, saga] = await together([
-    r.deps.orders.lock(trx, c.saga.tenantId, c.order.id),
-    findSaga(trx, { id: c.saga.id }, true),
-  ]);
-  return saga;
-}
 
 /**
  * In trx, the saga and its order locked (`locked`: running at started's step, no cancel asked):
@@ -92,7 +83,9 @@ export async function forward(
     const begun =
       prestarted ??
       (await r.tx(saga.tenantId, async (trx) => {
-        const current = await findSaga(trx, { id: saga.id }, true);
+        // A step's start may write the order (reserve's effect, authorize's payment_processing):
+        // its row is locked before the saga's, as a cancel takes them.
+        const current = await lockOrderThenSaga(trx, r.deps.orders, saga);
         if (current?.status !== 'running' || current.step !== def.name) return undefined;
         return begin(r, trx, current, def);
       }));
@@ -118,7 +111,7 @@ export async function forward(
       r.tx(saga.tenantId, async (trx): Promise<ForwardResult | undefined> => {
         const [settled, locked, early] = await together([
           started.def.settle?.(trx, started.c, invoked),
-          ahead ? lockOrderAndSaga(r, trx, started.c) : undefined,
+          ahead ? lockOrderThenSaga(trx, r.deps.orders, started.c.saga) : undefined,
           foreseen
             ? succeeded(r, trx, started.c.saga, started.def, started.c, foreseen.output, {
                 finish: {

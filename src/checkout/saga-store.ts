@@ -1,4 +1,6 @@
 import { type Selectable, sql } from 'kysely';
+import type { OrdersApi } from '../orders/index.ts';
+import { together } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { CheckoutTrx, SagaFailure, SagaStatus, SagaStepsTable, SagasTable, StepName } from './tables.ts';
 
@@ -145,6 +147,24 @@ export async function findSaga(
   if (lock) query = query.forUpdate();
   const row = await query.executeTakeFirst();
   return row ? toSaga(row) : undefined;
+}
+
+/**
+ * The saga's row locked behind its order's, in one round trip: the order first, as a cancel takes
+ * them (cancel-order.ts). A run's transaction that writes both rows locks them so: one that took
+ * the saga first and then waited for the order could deadlock with a cancel that holds the order
+ * and waits for the saga (`lock-order.test.ts`).
+ */
+export async function lockOrderThenSaga(
+  trx: CheckoutTrx,
+  orders: Pick<OrdersApi, 'lock'>,
+  saga: Pick<Saga, 'id' | 'tenantId' | 'orderId'>,
+): Promise<Saga | undefined> {
+  const [, locked] = await together([
+    orders.lock(trx, saga.tenantId, saga.orderId),
+    findSaga(trx, { id: saga.id }, true),
+  ]);
+  return locked;
 }
 
 /**
