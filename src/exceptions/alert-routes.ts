@@ -86,6 +86,10 @@ const Impact = Type.Object(
     affectedCustomers: Type.Integer({ description: 'Distinct customer ids' }),
     affectedOrders: Type.Integer({ description: 'Distinct order ids' }),
     moneyAtStake: Type.Array(Money, { description: 'Sum of amounts per currency, minor units' }),
+    exact: Type.Boolean({
+      description:
+        'False when the group holds more exceptions than are read (10,000 newest): the figures are then lower bounds',
+    }),
     assessedAt: Time,
   },
   { additionalProperties: true },

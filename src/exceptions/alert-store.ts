@@ -264,7 +264,8 @@ export function toFired(row: Omit<FiredRow, 'at_us'>): FiredAlert {
     exceptionId: row.exception_id,
     transactionId: row.transaction_id,
     escalationTeam: row.escalation_team,
-    impact: typeof row.impact === 'string' ? JSON.parse(row.impact) : row.impact,
+    // Alerts assessed before impacts were capped (no `exact`) were exact.
+    impact: { exact: true, ...(typeof row.impact === 'string' ? JSON.parse(row.impact) : row.impact) },
     suppressed: row.suppressed,
     firedAt: isoTime(row.fired_at),
     acknowledgedBy: row.acknowledged_by,

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { inGroupOrder } from './group-scan.ts';
 import type { ExceptionsTrx, InterfaceType } from './tables.ts';
 
 /**
@@ -41,38 +42,78 @@ export type Impact = {
   affectedOrders: number;
   /** Sum of their amounts per currency, in minor units, largest first. */
   moneyAtStake: Array<{ currency: string; amount: number }>;
+  /**
+   * False when the group holds more than IMPACT_CAP exceptions: the figures are then those of
+   * its IMPACT_CAP newest (lower bounds), as a capped count answers elsewhere (catalog facets).
+   */
+  exact: boolean;
   assessedAt: string;
 };
 
 /** Statuses still needing someone: a succeeded retry, a resolution or a closure ends an exception's impact. */
 export const OPEN_STATUSES = ['NEW', 'ACKNOWLEDGED', 'RETRY_IN_PROGRESS', 'RETRIED_FAILED'] as const;
 
-/** The impact of each group's open exceptions, two aggregate queries for all the groups. */
-export async function assessImpact(trx: ExceptionsTrx, groupIds: string[]): Promise<Map<string, Impact>> {
+/** The exceptions of a group an impact assessment reads at most (its newest); README "Escalation teams and impact". */
+export const IMPACT_CAP = 10_000;
+
+/**
+ * The impact of each group's open exceptions, in one statement for all the groups. Each group is
+ * read newest first through exceptions_group_seen (migration 0045), at most `cap` + 1 of its
+ * exceptions whatever their status: the + 1 only tells whether there are more (then `exact` is
+ * false and the figures are of the `cap` newest). Its cost does not grow with the group.
+ */
+export async function assessImpact(
+  trx: ExceptionsTrx,
+  groupIds: string[],
+  cap = IMPACT_CAP,
+): Promise<Map<string, Impact>> {
   const impacts = new Map<string, Impact>();
   if (groupIds.length === 0) return impacts;
   const open = sql.join(OPEN_STATUSES.map((s) => sql.lit(s)));
-  const { rows: counts } = await sql<{
-    group_id: string;
-    exceptions: number | string;
-    occurrences: number | string;
-    customers: number | string;
-    orders: number | string;
-    at: Date | string;
-  }>`
-    select group_id, count(*) as exceptions, coalesce(sum(occurrences), 0) as occurrences,
-      count(distinct customer_id) as customers, count(distinct order_id) as orders, now() as at
-    from exceptions.exceptions
-    where group_id = any(${groupIds}::uuid[]) and status in (${open})
-    group by group_id`.execute(trx);
-  const { rows: money } = await sql<{ group_id: string; currency: string; amount: number | string }>`
-    select group_id, currency, sum(amount) as amount
-    from exceptions.exceptions
-    where group_id = any(${groupIds}::uuid[]) and status in (${open})
-      and amount is not null and currency is not null
-    group by group_id, currency
-    order by sum(amount) desc, currency`.execute(trx);
-  const assessedAt = new Date(counts[0]?.at ?? Date.now()).toISOString();
+  const { rows } = await inGroupOrder(trx, () =>
+    sql<{
+      group_id: string;
+      read: number | string;
+      exceptions: number | string | null;
+      occurrences: number | string | null;
+      customers: number | string | null;
+      orders: number | string | null;
+      money: Array<{ currency: string; amount: string }> | string | null;
+      at: Date | string;
+    }>`
+    with newest as materialized (
+      select g.group_id, r.status, r.occurrences, r.customer_id, r.order_id, r.amount, r.currency, r.n
+      from unnest(${groupIds}::uuid[]) as g(group_id)
+      cross join lateral (
+        select e.status, e.occurrences, e.customer_id, e.order_id, e.amount, e.currency,
+          row_number() over (order by e.last_seen desc) as n
+        from exceptions.exceptions e
+        where e.group_id = g.group_id
+        order by e.last_seen desc
+        limit ${cap + 1}
+      ) as r
+    ),
+    open as (select * from newest where n <= ${cap} and status in (${open})),
+    money as (
+      select group_id, json_agg(json_build_object('currency', currency, 'amount', amount::text)
+        order by amount desc, currency) as money
+      from (
+        select group_id, currency, sum(amount) as amount from open
+        where amount is not null and currency is not null
+        group by group_id, currency
+      ) as sums
+      group by group_id
+    )
+    select r.group_id, r.read, c.exceptions, c.occurrences, c.customers, c.orders, m.money, now() as at
+    from (select group_id, count(*) as read from newest group by group_id) as r
+    left join (
+      select group_id, count(*) as exceptions, coalesce(sum(occurrences), 0) as occurrences,
+        count(distinct customer_id) as customers, count(distinct order_id) as orders
+      from open group by group_id
+    ) as c using (group_id)
+    left join money as m using (group_id)`.execute(trx),
+  );
+  const assessedAt = new Date(rows[0]?.at ?? Date.now()).toISOString();
   for (const id of groupIds) {
     impacts.set(id, {
       exceptions: 0,
@@ -80,19 +121,23 @@ export async function assessImpact(trx: ExceptionsTrx, groupIds: string[]): Prom
       affectedCustomers: 0,
       affectedOrders: 0,
       moneyAtStake: [],
+      exact: true,
       assessedAt,
     });
   }
-  for (const c of counts) {
-    Object.assign(impacts.get(c.group_id)!, {
-      exceptions: Number(c.exceptions),
-      occurrences: Number(c.occurrences),
-      affectedCustomers: Number(c.customers),
-      affectedOrders: Number(c.orders),
+  for (const r of rows) {
+    const money = typeof r.money === 'string' ? JSON.parse(r.money) : (r.money ?? []);
+    Object.assign(impacts.get(r.group_id)!, {
+      exceptions: Number(r.exceptions ?? 0),
+      occurrences: Number(r.occurrences ?? 0),
+      affectedCustomers: Number(r.customers ?? 0),
+      affectedOrders: Number(r.orders ?? 0),
+      moneyAtStake: (money as Array<{ currency: string; amount: string }>).map((m) => ({
+        currency: m.currency,
+        amount: Number(m.amount),
+      })),
+      exact: Number(r.read) <= cap,
     });
-  }
-  for (const m of money) {
-    impacts.get(m.group_id)!.moneyAtStake.push({ currency: m.currency, amount: Number(m.amount) });
   }
   return impacts;
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../platform/db/index.ts';
 import type { AlertRule, FiredAlert } from './alert-store.ts';
+import { assessImpact } from './escalation.ts';
 import type { ExceptionRow } from './exception-view.ts';
 import {
   createOpsTenant,
@@ -15,6 +16,7 @@ import type { ExceptionsDb, ExceptionsTrx, Severity } from './tables.ts';
 let t: ExceptionsTestApp;
 let a: OpsTenant;
 let b: OpsTenant;
+let c: OpsTenant;
 let db: ExceptionsDb;
 
 beforeAll(async () => {
@@ -22,6 +24,7 @@ beforeAll(async () => {
   db = t.ctx.db.kysely as ExceptionsDb;
   a = await createOpsTenant(t, 'rate-rules');
   b = await createOpsTenant(t, 'rate-memo');
+  c = await createOpsTenant(t, 'rate-since');
 });
 afterAll(() => t.close());
 
@@ -72,21 +75,24 @@ const alertsOf = async (ruleId: string, tenant = a) => {
   return res.json<{ items: FiredAlert[] }>().items.filter((x) => x.ruleId === ruleId);
 };
 
+/** The rows and index entries of exceptions.exceptions the transaction read so far (its own statistics). */
+async function xactRead(trx: ExceptionsTrx): Promise<number> {
+  const { rows: r } = await sql<{ n: string }>`
+    select coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid)), 0) as n from pg_class c
+    where c.oid = 'exceptions.exceptions'::regclass
+      or c.oid in (select indexrelid from pg_index where indrelid = 'exceptions.exceptions'::regclass)`.execute(
+    trx,
+  );
+  return Number(r[0]!.n);
+}
+
 /**
  * Captures `rows` (the alert hooks only) and answers how many rows and index entries of
  * exceptions.exceptions the transaction read meanwhile (its own statistics, exact in the
  * transaction, whatever other sessions do).
  */
 async function capturedReading(rows: ExceptionRow[], tenant = a): Promise<number> {
-  const read = async (trx: ExceptionsTrx) => {
-    const { rows: r } = await sql<{ n: string }>`
-      select coalesce(sum(pg_stat_get_xact_tuples_returned(c.oid)), 0) as n from pg_class c
-      where c.oid = 'exceptions.exceptions'::regclass
-        or c.oid in (select indexrelid from pg_index where indrelid = 'exceptions.exceptions'::regclass)`.execute(
-      trx,
-    );
-    return Number(r[0]!.n);
-  };
+  const read = xactRead;
   return withTenant(db, tenant.id, async (trx) => {
     const before = await read(trx);
     await t.exceptions.hooks.onCaptured(trx, tenant.id, rows);
@@ -162,5 +168,75 @@ describe('rate rules', () => {
     expect(res.statusCode, res.body).toBe(200);
     expect(await capturedReading([row], b)).toBeGreaterThan(0);
     expect(await alertsOf(rule.id, b)).toMatchObject([{ suppressed: 2 }]);
+  });
+});
+
+describe('a rate rule below its threshold', () => {
+  it('counts only what was seen since its last count while that cannot tip it, and fires past the threshold', async () => {
+    const group = await newGroup('rate-since', c);
+    // 400 outside the window, 40 inside it seen 20 minutes ago.
+    await addExceptions(group, 400, 'LOW', 120, c);
+    await addExceptions(group, 40, 'LOW', 20, c);
+    await sql`analyze exceptions.exceptions`.execute(db);
+    const rule = await addRule({ name: 'since', threshold: 41, windowMinutes: 60 }, c);
+
+    const first = await capturedReading([await newest(group, 'LOW')], c);
+    expect(first).toBeGreaterThanOrEqual(40);
+    expect(first).toBeLessThanOrEqual(42);
+    expect(await alertsOf(rule.id, c)).toEqual([]);
+
+    // One more: exactly the threshold, not past it. Only the exception seen since is read.
+    await addExceptions(group, 1, 'LOW', 0, c);
+    const second = await capturedReading([await newest(group, 'LOW')], c);
+    expect(second).toBeGreaterThan(0);
+    expect(second).toBeLessThanOrEqual(2);
+    expect(await alertsOf(rule.id, c)).toEqual([]);
+
+    // Another: threshold + 1 fires, on this very batch.
+    await addExceptions(group, 1, 'LOW', 0, c);
+    const tipping = await newest(group, 'LOW');
+    await capturedReading([tipping], c);
+    expect(await alertsOf(rule.id, c)).toMatchObject([
+      { groupId: group, exceptionId: tipping.id, suppressed: 0 },
+    ]);
+  });
+});
+
+describe("an alert's impact", () => {
+  it('says it is exact while the group holds no more exceptions than it reads', async () => {
+    const small = await newGroup('impact-small');
+    await addExceptions(small, 4, 'LOW', 3);
+    const rule = await addRule({ name: 'impact', threshold: 3, windowMinutes: 60 });
+    await capturedReading([await newest(small, 'LOW')]);
+    expect(await alertsOf(rule.id)).toMatchObject([
+      { groupId: small, impact: { exceptions: 4, occurrences: 4, exact: true } },
+    ]);
+  });
+
+  it("reads at most the cap + 1 newest of the group's exceptions, and then says it is not exact", async () => {
+    const cap = 100;
+    const huge = await newGroup('impact-huge');
+    // 3,000 resolved ones (old), then 150 open ones: the cap's 100 newest are all open.
+    await addExceptions(huge, 3000, 'LOW', 90);
+    await sql`update exceptions.exceptions set status = 'RESOLVED' where group_id = ${huge}::uuid`.execute(
+      db,
+    );
+    await addExceptions(huge, 150, 'LOW', 3);
+    const small = await newGroup('impact-under-cap');
+    await addExceptions(small, cap, 'LOW', 3);
+    await sql`analyze exceptions.exceptions`.execute(db);
+
+    const { impacts, read } = await withTenant(db, a.id, async (trx) => {
+      const before = await xactRead(trx);
+      const impacts = await assessImpact(trx, [huge, small], cap);
+      return { impacts, read: (await xactRead(trx)) - before };
+    });
+    expect(impacts.get(huge)).toMatchObject({ exceptions: cap, occurrences: cap, exact: false });
+    expect(impacts.get(small)).toMatchObject({ exceptions: cap, exact: true });
+    expect(read).toBeGreaterThan(cap);
+    expect(read).toBeLessThanOrEqual(2 * (cap + 1));
+    // The default cap reads them all: exact.
+    const all = await withTenant(db, a.id, (trx) => assessImpact(trx, [huge]));
+    expect(all.get(huge)).toMatchObject({ exceptions: 150, exact: true });
   });
 });
