@@ -1,14 +1,13 @@
-import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Static } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
-import { AppError } from '../platform/http/index.ts';
+import { AppError, type RequestFingerprint, requestFingerprint } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { type Candidate, type Committed, limitReached, soldOut } from './admission-committer.ts';
 import { type Admission, customersOf, gateStateOf } from './admission-store.ts';
 import type { CampaignCache } from './campaign-cache.ts';
-import { type Campaign, gateTtl, statusOf } from './campaign-store.ts';
+import { type Campaign, gateTtl, phaseOf } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { type AdmitResult, dedupeKey } from './gate.ts';
 import type { AdmissionBody } from './schemas.ts';
@@ -60,22 +59,22 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
   }
 
   /** The admission the record holds under the attempt's key (409 IDEMPOTENCY_KEY_REUSED for another body). */
-  async function recorded(a: Attempt, requestHash: string): Promise<Admission | undefined> {
+  async function recorded(a: Attempt, request: RequestFingerprint): Promise<Admission | undefined> {
     const { byKey } = await withTenant(deps.db, a.tenantId, (trx) =>
       customersOf(trx as FlashSalesTrx, a.campaignId, [a.customerId]),
     );
     const found = byKey.get(dedupeKey(a.customerId, a.key));
-    if (found && found.requestHash !== requestHash) {
+    if (found && !request.matches(found.requestHash)) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another request');
     }
     return found;
   }
 
   /** The admission a duplicate attempt names, once its commit is visible (it may be in flight). */
-  async function earlier(a: Attempt, requestHash: string): Promise<Admission> {
+  async function earlier(a: Attempt, request: RequestFingerprint): Promise<Admission> {
     const until = Date.now() + DUPLICATE_WAIT_MS;
     for (;;) {
-      const found = await recorded(a, requestHash);
+      const found = await recorded(a, request);
       if (found) return found;
       if (Date.now() > until) {
         throw new AppError('CONFLICT', 'an attempt with this Idempotency-Key is still being recorded', {
@@ -102,14 +101,14 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
         );
       }
     };
-    const status = statusOf({ ...campaign, admitted: 0 }, new Date(started));
+    const status = phaseOf(campaign, new Date(started));
     if (status !== 'live') {
       // The same key answers the same admission even once the sale ended or was cancelled (a
       // retry whose 202 was lost at the end): one read, made only for a sale that started, within
       // the attempt limits. Before the start no key can have been admitted.
       if (status !== 'scheduled') {
         throttle();
-        const replay = await recorded(a, requestHashOf(a.body));
+        const replay = await recorded(a, requestFingerprint(a.body));
         if (replay) {
           ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
           return { admission: replay, replayed: true };
@@ -120,7 +119,7 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
     const quantity = a.body.quantity ?? 1;
     if (quantity > campaign.perCustomerLimit) throw reject('limit_reached', limitReached(campaign, 0));
     throttle();
-    const requestHash = requestHashOf(a.body);
+    const request = requestFingerprint(a.body);
     const orderId = uuidv7();
     const ask = () =>
       deps.gate.admit({
@@ -153,7 +152,7 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
         );
       case 'duplicate':
         ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
-        return { admission: await earlier(a, requestHash), replayed: true };
+        return { admission: await earlier(a, request), replayed: true };
     }
     let committed: Committed;
     try {
@@ -162,7 +161,7 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
         campaignId: campaign.id,
         customerId: a.customerId,
         key: a.key,
-        requestHash,
+        request,
         orderId,
         quantity,
         payment: a.body.payment
@@ -176,13 +175,18 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
       await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
       throw reject('unavailable', error);
     }
+    // gateSettled: the committer gave the units back and reconciled the gate already.
+    const giveBack = () =>
+      committed.gateSettled
+        ? false
+        : deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
     if (committed.outcome === 'refused') {
-      await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      await giveBack();
       throw reject(reasonOf(committed.error), committed.error);
     }
     if (committed.outcome === 'duplicate') {
       // The record had the key the gate had lost (a rebuild raced it): the gate's units go back.
-      await deps.gate.giveBack(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      await giveBack();
       return { admission: committed.admission, replayed: true };
     }
     ports.stats.record(campaign.id, 'admitted', Date.now() - started);
@@ -194,9 +198,6 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
     admit: (a: Attempt) => decide(a, Date.now()),
   };
 }
-
-const requestHashOf = (body: Attempt['body']) =>
-  createHash('sha256').update(JSON.stringify(body)).digest('hex');
 
 function reasonOf(error: AppError): Rejection {
   switch (error.code) {

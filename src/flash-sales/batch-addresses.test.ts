@@ -6,6 +6,7 @@ import { orderOf } from '../checkout/checkout-test-fixtures.ts';
 import { createAddressBook } from '../identity/index.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import type { OrdersModule } from '../orders/module.ts';
+import { requestFingerprint } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { WalModule } from '../wal/module.ts';
 import { type Committed, createAdmissionCommitter } from './admission-committer.ts';
@@ -69,7 +70,7 @@ describe('one customer’s attempts in one admission batch', () => {
       campaignId: sale.id,
       customerId,
       key: uuidv7(),
-      requestHash: uuidv7(),
+      request: requestFingerprint(uuidv7()),
       orderId: uuidv7(),
       quantity: 1,
       payment: undefined,

@@ -79,10 +79,23 @@ export function statusOf(
   c: Pick<Campaign, 'cancelledAt' | 'startsAt' | 'endsAt' | 'admitted' | 'units'>,
   now = new Date(),
 ): CampaignStatus {
+  const phase = phaseOf(c, now);
+  return phase === 'live' && c.admitted >= c.units ? 'sold_out' : phase;
+}
+
+/**
+ * Where a campaign stands at `now` by its times alone (live, sold out or not): what admission
+ * checks before the gate, which decides sold out (a sale whose units came down to 0, its pool
+ * found empty, is sold out, not "not live").
+ */
+export function phaseOf(
+  c: Pick<Campaign, 'cancelledAt' | 'startsAt' | 'endsAt'>,
+  now = new Date(),
+): Exclude<CampaignStatus, 'sold_out'> {
   if (c.cancelledAt) return 'cancelled';
   if (now >= c.endsAt) return 'ended';
   if (now < c.startsAt) return 'scheduled';
-  return c.admitted >= c.units ? 'sold_out' : 'live';
+  return 'live';
 }
 
 /** The campaign as the API shows it. */

@@ -54,7 +54,7 @@ export function flashOrder(campaign: Campaign, c: Candidate, address: Address): 
     cartId: null,
     idempotencyScope: `flash-sale:${campaign.id}:user:${c.customerId}`,
     idempotencyKey: c.key,
-    requestHash: c.requestHash,
+    requestHash: c.request.hash,
     correlationId: c.meta.correlationId ?? null,
     guestTokenHash: null,
     actor: `flash-sale:${campaign.id}`,

@@ -77,7 +77,10 @@ export const CampaignView = Type.Object(
     variantTitle: Type.String(),
     currency: Type.String(),
     salePrice: Type.Integer(),
-    units: Type.Integer(),
+    units: Type.Integer({
+      description:
+        'Units allotted; lowered (to 0 at least) when a running sale finds its pool holding fewer than units - admitted',
+    }),
     perCustomerLimit: Type.Integer(),
     paymentWindowMinutes: Type.Integer(),
     priority: Priority,

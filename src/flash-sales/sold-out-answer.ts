@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isIdempotencyKey, sendProblem } from '../platform/http/index.ts';
 import { soldOut } from './admission-committer.ts';
 import type { CampaignCache } from './campaign-cache.ts';
-import { statusOf } from './campaign-store.ts';
+import { phaseOf } from './campaign-store.ts';
 import type { SoldOutMemoryGate } from './sold-out-memory.ts';
 import type { AttemptStats } from './stats.ts';
 
@@ -46,7 +46,7 @@ export function soldOutAnswer(gate: SoldOutMemoryGate, cache: CampaignCache, sta
     if (!claims) return false;
     const id = String((request.params as { id?: unknown }).id ?? '').toLowerCase();
     const campaign = cache.peek(claims.tid.toLowerCase(), id);
-    if (!campaign || statusOf({ ...campaign, admitted: 0 }) !== 'live') return false;
+    if (!campaign || phaseOf(campaign) !== 'live') return false;
     // SOLD_OUT even for a customer at the limit (true as well): what the claimed customer holds is
     // told only once their token is verified, and no answer here differs by customer.
     if (!gate.soldOutFor(campaign.id, claims.sub.toLowerCase(), key, campaign.perCustomerLimit)) return false;
