@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { wordsOf } from './query-text.ts';
+import { lockStockFlags } from './stock-levels.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the caller's catalog transaction (withTenant)
 type Trx = Transaction<any>;
@@ -154,6 +155,9 @@ const INDEX_CHUNK = 500;
  */
 export async function indexProducts(trx: Trx, tenantId: string, productIds: string[]): Promise<void> {
   const ids = [...new Set(productIds)];
+  if (ids.length === 0) return;
+  // Before the stock is read: no stock event commits between that read and the flags' write.
+  await lockStockFlags(trx, tenantId, 'rebuild');
   for (let i = 0; i < ids.length; i += INDEX_CHUNK)
     await indexChunk(trx, tenantId, ids.slice(i, i + INDEX_CHUNK));
 }

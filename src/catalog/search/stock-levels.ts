@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { jsonRows } from '../../platform/db/index.ts';
+import { jsonRows, lockNamed, lockNamedShared } from '../../platform/db/index.ts';
 import type { DomainEvent, EventBus, ReceivedEvent } from '../../platform/events/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
@@ -58,10 +58,24 @@ export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promi
 }
 
 /**
- * applyInventoryEvent for a whole delivery batch, two statements per tenant whatever its size:
+ * applyInventoryEvent for a whole delivery batch, three statements per tenant whatever its size (its stock-flags lock first):
  * the newest snapshot of each item (by its updatedAt; the later event when equal) in one upsert,
  * then the in_stock flags of the products they belong to.
  */
+/**
+ * The lock that keeps a product's in_stock flag from being lost between its two writers: a
+ * rebuild of its search document (indexer.ts, shared: rebuilds run side by side) reads the stock
+ * snapshots early in its transaction and writes the flag at its end, while applyInventoryEvents
+ * (exclusive) writes the snapshots and then the flags. Without it, an event that committed
+ * between a rebuild's read and its write was overwritten by the rebuild's stale flag (its update
+ * found the document the rebuild deleted and rewrote). Held to the commit: a rebuild waits for
+ * the events being applied, and they for the rebuilds under way, whose documents they then read.
+ */
+export async function lockStockFlags(trx: Trx, tenantId: string, mode: 'rebuild' | 'events'): Promise<void> {
+  const name = `catalog.stock-flags:${tenantId}`;
+  await (mode === 'rebuild' ? lockNamedShared(trx, name) : lockNamed(trx, name));
+}
+
 export async function applyInventoryEvents(trx: Trx, events: ReceivedEvent[]): Promise<void> {
   const byTenant = new Map<string, Map<string, ItemData>>();
   for (const event of events) {
@@ -73,7 +87,9 @@ export async function applyInventoryEvents(trx: Trx, events: ReceivedEvent[]): P
     const known = items.get(key);
     if (!known || Date.parse(known.updatedAt) <= Date.parse(item.updatedAt)) items.set(key, item);
   }
-  for (const [tenantId, items] of byTenant) {
+  // Tenants in one order (their stock-flags locks: two batches never wait for each other crosswise).
+  for (const [tenantId, items] of [...byTenant].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    await lockStockFlags(trx, tenantId, 'events');
     const rows = [...items.values()].map((i) => [
       i.variantId,
       i.locationId,

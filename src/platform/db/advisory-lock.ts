@@ -9,3 +9,12 @@ import { type QueryExecutorProvider, sql } from 'kysely';
 export async function lockNamed(trx: QueryExecutorProvider, name: string): Promise<void> {
   await sql`select pg_advisory_xact_lock(hashtextextended(${name}, 0))`.execute(trx);
 }
+
+/**
+ * lockNamed's shared form: any number of transactions hold it together, while lockNamed of the
+ * same name waits for them all (and they for it). For writers that may run side by side but must
+ * not overlap one kind of writer, e.g. `catalog.stock-flags:<tenant>`.
+ */
+export async function lockNamedShared(trx: QueryExecutorProvider, name: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock_shared(hashtextextended(${name}, 0))`.execute(trx);
+}

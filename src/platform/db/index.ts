@@ -1,4 +1,4 @@
-export { lockNamed } from './advisory-lock.ts';
+export { lockNamed, lockNamedShared } from './advisory-lock.ts';
 export {
   type CommitStatement,
   commitQueue,
