@@ -11,6 +11,7 @@ import {
   type StreamConsumer,
   startRelay,
 } from './backends/stream/index.ts';
+import { systemRetryPolicy } from './delivery/backoff.ts';
 import {
   type CircuitBreakerOptions,
   createCircuitBreakers,
@@ -146,6 +147,8 @@ export async function createWal(
     for (const listener of deadLetterListeners) await listener(event);
   };
   const leaseMs = ctx.config.walLeaseSeconds * 1000;
+  // Mercato's own deliveries on system namespaces follow the operator's policy, never the tenant's.
+  const systemRetry = systemRetryPolicy(ctx.config.walSystemRetry);
   const engine = createDeliveryEngine({
     ctx,
     db,
@@ -155,6 +158,7 @@ export async function createWal(
     onDeadLetter,
     maxConcurrency,
     circuits,
+    systemRetry,
   });
   // Counted as the engine counts its own deliveries.
   deps.inline = {
@@ -260,7 +264,15 @@ export async function createWal(
                 .map(capped),
             onNamespacesChanged: (listener) => namespaces.onChange(listener),
             deliver: createStreamDelivery(
-              { db, deliver, internal: engine.dispatchInternal, logger: ctx.logger, onDeadLetter, circuits },
+              {
+                db,
+                deliver,
+                internal: engine.dispatchInternal,
+                logger: ctx.logger,
+                onDeadLetter,
+                circuits,
+                systemRetry,
+              },
               stream.name,
             ),
           }),

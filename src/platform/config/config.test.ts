@@ -62,6 +62,64 @@ describe('configuration', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
 
+  // Mercato's own retries on system namespaces (the checkout's watchdog): a bad value would retry
+  // it never, forever, or with a negative or day-long-plus delay.
+  it.each([
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS',
+      '0',
+      /MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS must be a whole number from 1 to 1000, got "0"/,
+    ],
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS',
+      '1001',
+      /MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS must be a whole number from 1 to 1000/,
+    ],
+    ['MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS', 'ten', /MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS .*got "ten"/],
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_BASE_MS',
+      '0',
+      /MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be a whole number from 1 to 86400000/,
+    ],
+    ['MERCATO_WAL_SYSTEM_RETRY_BASE_MS', '-5', /MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be a whole number/],
+    ['MERCATO_WAL_SYSTEM_RETRY_BASE_MS', '1.5', /MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be a whole number/],
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_MAX_MS',
+      '86400001',
+      /MERCATO_WAL_SYSTEM_RETRY_MAX_MS must be a whole number from 1 to 86400000/,
+    ],
+    // Below the default base (1000 ms).
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_MAX_MS',
+      '500',
+      /MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be at most MERCATO_WAL_SYSTEM_RETRY_MAX_MS \(500\), got "1000"/,
+    ],
+    // Above the default max (300000 ms).
+    [
+      'MERCATO_WAL_SYSTEM_RETRY_BASE_MS',
+      '600000',
+      /MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be at most MERCATO_WAL_SYSTEM_RETRY_MAX_MS \(300000\), got "600000"/,
+    ],
+  ])("refuses %s=%s, Mercato's own retry policy, at start", (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it("retries Mercato's own deliveries about 25 minutes by default, and as long as the operator says", () => {
+    expect(loadConfig({}).walSystemRetry).toEqual({
+      maxAttempts: 10,
+      baseDelayMs: 1000,
+      maxDelayMs: 300_000,
+    });
+    expect(
+      loadConfig({
+        MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS: '1000',
+        MERCATO_WAL_SYSTEM_RETRY_BASE_MS: '86400000',
+        MERCATO_WAL_SYSTEM_RETRY_MAX_MS: '86400000',
+      }).walSystemRetry,
+    ).toEqual({ maxAttempts: 1000, baseDelayMs: 86_400_000, maxDelayMs: 86_400_000 });
+  });
+
   it('accepts addresses and host names to listen on', () => {
     for (const host of ['0.0.0.0', '::', '::1', 'localhost', 'mercato.internal']) {
       expect(loadConfig({ HOST: host }).host).toBe(host);

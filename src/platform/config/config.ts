@@ -67,6 +67,11 @@ export type Config = {
   walMaxConcurrency: number;
   /** Namespaces one tenant may have (the platform tenant is exempt). */
   walMaxNamespaces: number;
+  /**
+   * How the WAL retries Mercato's own deliveries on system namespaces (the modules' subscribers,
+   * such as the checkout's watchdog), exponentially with jitter 0.2; the tenant's policy never does.
+   */
+  walSystemRetry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
   /** Seconds after its rotation during which a reused refresh token gets a fresh pair instead of revoking. */
   refreshReuseGraceSeconds: number;
   /** Bearer token /metrics requires, when set. */
@@ -241,6 +246,21 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_WAL_MAX_NAMESPACES',
     default: '100',
     doc: 'WAL namespaces one tenant may have; creating one more answers 409 `NAMESPACE_LIMIT_REACHED`. The platform tenant is exempt.',
+  },
+  {
+    name: 'MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS',
+    default: '10',
+    doc: "Attempts in all of Mercato's own deliveries on system namespaces (the modules' subscribers, such as the checkout's watchdog) before the message goes to the dead letters (1 to 1000). A tenant's `retry` on those namespaces governs only its own targets.",
+  },
+  {
+    name: 'MERCATO_WAL_SYSTEM_RETRY_BASE_MS',
+    default: '1000',
+    doc: "Delay before the first retry of Mercato's own deliveries, doubled for each next one up to MERCATO_WAL_SYSTEM_RETRY_MAX_MS, jittered by ±20% (1 ms to 1 day, not above MERCATO_WAL_SYSTEM_RETRY_MAX_MS).",
+  },
+  {
+    name: 'MERCATO_WAL_SYSTEM_RETRY_MAX_MS',
+    default: '300000',
+    doc: "Longest delay between two attempts of Mercato's own deliveries (1 ms to 1 day). The defaults retry for about 25 minutes; raise the attempts to ride out a longer outage, e.g. of a payment provider.",
   },
   {
     name: 'MERCATO_WAL_PRIVATE_TARGETS',
@@ -532,6 +552,19 @@ function metricsToken(env: Env): string | undefined {
   return raw;
 }
 
+/** The MERCATO_WAL_SYSTEM_RETRY_* settings: attempts 1..1000, delays 1 ms..1 day, base at most max. */
+function walSystemRetry(env: Env): Config['walSystemRetry'] {
+  const maxAttempts = integer(env, 'MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS', 10, 1, 1000);
+  const baseDelayMs = integer(env, 'MERCATO_WAL_SYSTEM_RETRY_BASE_MS', 1000, 1, 86_400_000);
+  const maxDelayMs = integer(env, 'MERCATO_WAL_SYSTEM_RETRY_MAX_MS', 300_000, 1, 86_400_000);
+  if (baseDelayMs > maxDelayMs) {
+    throw new ConfigError(
+      `MERCATO_WAL_SYSTEM_RETRY_BASE_MS must be at most MERCATO_WAL_SYSTEM_RETRY_MAX_MS (${maxDelayMs}), got "${baseDelayMs}"`,
+    );
+  }
+  return { maxAttempts, baseDelayMs, maxDelayMs };
+}
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
@@ -603,6 +636,7 @@ export function loadConfig(env: Env = process.env): Config {
       .filter(Boolean),
     walMaxConcurrency: integer(env, 'MERCATO_WAL_MAX_CONCURRENCY', 64, 1, 256),
     walMaxNamespaces: integer(env, 'MERCATO_WAL_MAX_NAMESPACES', 100, 1, 100_000),
+    walSystemRetry: walSystemRetry(env),
     refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
     metricsToken: metricsToken(env),
     eventsBackend: eventsBackend(env),

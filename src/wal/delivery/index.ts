@@ -11,9 +11,10 @@ import {
   nextWakeInMs,
   recordAndLease,
 } from '../backends/postgres/queue.ts';
-import type { Namespace } from '../namespaces/namespace.ts';
+import type { Namespace, RetryPolicy } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery } from '../targets/target-result.ts';
+import { retryPlan, SYSTEM_RETRY_POLICY } from './backoff.ts';
 import type { CircuitBreakers } from './circuit-breakers.ts';
 import {
   createInternalHandlers,
@@ -73,6 +74,8 @@ export type DeliveryEngineDeps = {
   tenantShare?: number;
   /** The breakers of HTTP targets; without them every delivery is attempted. */
   circuits?: CircuitBreakers;
+  /** How Mercato's own targets on system namespaces are retried (MERCATO_WAL_SYSTEM_RETRY_*). (Default: SYSTEM_RETRY_POLICY) */
+  systemRetry?: Readonly<RetryPolicy>;
   /** A slow safety poll, for notifications lost while reconnecting. (Default: 5000) */
   safetyPollMs?: number;
 };
@@ -124,6 +127,7 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     deps.tenantShare ?? Math.max(maxConcurrency, Math.floor(batchSize / 4)),
   );
   const safetyPollMs = deps.safetyPollMs ?? 5_000;
+  const systemRetry = deps.systemRetry ?? SYSTEM_RETRY_POLICY;
   const log = ctx.logger.child({ component: 'wal-delivery' });
   const handlers = createInternalHandlers(db, log);
   const hints = readyHints(wake);
@@ -179,9 +183,10 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
       log,
       deps.circuits,
     );
-    const { targetsDone, attempts, errors, dead, retryAfterMs } = run;
+    const { targetsDone, attempts, errors } = run;
     if (errors.length === 0) return { complete: { ...base, targetsDone, attempts } };
-    return { fail: { ...base, error: errors.join('; '), dead, retryAfterMs, targetsDone, attempts } };
+    const plan = retryPlan(run, message.attempts, systemRetry);
+    return { fail: { ...base, error: errors.join('; '), ...plan, targetsDone, attempts } };
   }
 
   /** Renews, every third of a lease, the leases of the held messages still being delivered. */

@@ -23,6 +23,11 @@ export type TargetsRun = {
   dead: boolean;
   /** The longest Retry-After a target asked for. */
   retryAfterMs: number | undefined;
+  /**
+   * A target a Mercato module declared (`system: true`, an EventBus subscriber) failed and may be
+   * retried: the retry is then Mercato's (retryPlan in backoff.ts), not the namespace's.
+   */
+  systemRetry: boolean;
 };
 
 /**
@@ -47,6 +52,7 @@ export async function runTargets(
   const errors: string[] = [];
   let dead = false;
   let retryAfterMs: number | undefined;
+  let systemRetry = false;
   let type: string | undefined;
   for (const target of namespace.targets) {
     if (!target.enabled || done.has(target.name)) continue;
@@ -90,8 +96,9 @@ export async function runTargets(
       attempts.push({ ...record, outcome: 'dead', error: result.error });
     } else {
       attempts.push({ ...record, outcome: 'failed', error: result.error });
+      if (target.system === true && target.type === 'internal') systemRetry = true;
       if (result.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, result.retryAfterMs);
     }
   }
-  return { targetsDone: [...done], attempts, errors, dead, retryAfterMs };
+  return { targetsDone: [...done], attempts, errors, dead, retryAfterMs, systemRetry };
 }

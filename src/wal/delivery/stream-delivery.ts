@@ -8,10 +8,10 @@ import type {
   StreamMessage,
 } from '../backends/stream/contract.ts';
 import { recordDeadLetter } from '../dlq/index.ts';
-import type { Namespace } from '../namespaces/namespace.ts';
+import type { Namespace, RetryPolicy } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
 import type { Delivery, InternalDispatch } from '../targets/target-result.ts';
-import { retryDelayMs } from './backoff.ts';
+import { retryDelayMs, retryPlan, SYSTEM_RETRY_POLICY } from './backoff.ts';
 import type { CircuitBreakers } from './circuit-breakers.ts';
 import type { DeadLetterEvent } from './index.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
@@ -24,6 +24,8 @@ export type StreamDeliveryDeps = {
   onDeadLetter?: (event: DeadLetterEvent) => void | Promise<void>;
   /** The process's breakers per HTTP target (the postgres engine shares them). */
   circuits?: CircuitBreakers;
+  /** How Mercato's own targets on system namespaces are retried (MERCATO_WAL_SYSTEM_RETRY_*). (Default: SYSTEM_RETRY_POLICY) */
+  systemRetry?: Readonly<RetryPolicy>;
 };
 
 /** If the dead letter cannot be written to PostgreSQL, the message is tried again after this. */
@@ -31,12 +33,13 @@ const DEAD_LETTER_RETRY_MS = 5_000;
 
 /**
  * The WAL's side of a stream backend's delivery: runs the targets, then decides by the
- * namespace's policy: ack, retry after a backoff, or dead. A dead message is written to the
- * PostgreSQL dead letters (with its history) before the backend is told, so it is never lost:
- * when that write fails, the decision is a retry.
+ * namespace's policy (Mercato's when one of its own targets failed: retryPlan): ack, retry after
+ * a backoff, or dead. A dead message is written to the PostgreSQL dead letters (with its history)
+ * before the backend is told, so it is never lost: when that write fails, the decision is a retry.
  */
 export function createStreamDelivery(deps: StreamDeliveryDeps, backend: StreamBackendName) {
   const log = deps.logger.child({ component: 'wal-delivery', backend });
+  const systemRetry = deps.systemRetry ?? SYSTEM_RETRY_POLICY;
   return async function deliver(
     namespace: Namespace,
     message: StreamMessage,
@@ -59,8 +62,9 @@ export function createStreamDelivery(deps: StreamDeliveryDeps, backend: StreamBa
     const { targetsDone, attempts } = run;
     if (run.errors.length === 0) return { action: 'ack', targetsDone, attempts };
     const error = run.errors.join('; ');
-    if (!run.dead && message.attempts < message.maxAttempts) {
-      const delayMs = retryDelayMs(namespace.retry, message.attempts, run.retryAfterMs);
+    const plan = retryPlan(run, message.attempts, systemRetry);
+    if (!plan.dead && message.attempts < (plan.maxAttempts ?? message.maxAttempts)) {
+      const delayMs = retryDelayMs(namespace.retry, message.attempts, plan.retryAfterMs);
       return { action: 'retry', delayMs, error, targetsDone, attempts };
     }
     const numbered = attempts.map((a) => ({ ...a, attempt: message.attempts }));

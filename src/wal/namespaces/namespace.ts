@@ -9,6 +9,19 @@ export type RetryPolicy = {
   jitter: number;
 };
 
+/**
+ * A new namespace's retry policy (migration 0007's column defaults), and the one Mercato's own
+ * deliveries on system namespaces always follow (delivery/backoff.ts): about 25 minutes of
+ * exponential retries, 1 s doubling up to 5 min, 10 attempts.
+ */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  strategy: 'exponential',
+  baseDelayMs: 1000,
+  maxDelayMs: 300_000,
+  maxAttempts: 10,
+  jitter: 0.2,
+});
+
 type TargetBase = {
   name: string;
   enabled: boolean;

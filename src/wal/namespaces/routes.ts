@@ -139,8 +139,8 @@ const NamespaceView = Type.Object(
     enabled: Type.Boolean(),
     system: Type.Boolean({
       description:
-        'A system namespace (domain events): cannot be deleted, disabled or renamed, nor its backend changed; ' +
-        'a tenant may change targets, retry, allowedHosts, consumerConcurrency and the retention periods',
+        'A system namespace (domain events): cannot be deleted, disabled or renamed, nor its backend changed; a tenant ' +
+        'may change targets, retry (its own targets only), allowedHosts, consumerConcurrency, the retention periods',
     }),
     createdAt: Type.String({ format: 'date-time' }),
     updatedAt: Type.String({ format: 'date-time' }),

@@ -28,7 +28,8 @@ export const isSystemTopic = (name: string): name is Topic =>
 
 /**
  * What a tenant admin may change on a system namespace: its own targets (webhooks are how a
- * tenant subscribes), how they are retried, where HTTP targets may point, how many deliveries
+ * tenant subscribes), how they are retried (they only: the modules' subscribers follow Mercato's
+ * SYSTEM_RETRY_POLICY, delivery/backoff.ts), where HTTP targets may point, how many deliveries
  * run at once and how long delivered and dead messages are kept. Everything else belongs to
  * Mercato: a payload schema, a smaller size limit, a rate limit or `enabled: false` would make
  * a module's publish fail (and with it the change it announces), and the backend is the

@@ -3,7 +3,13 @@ import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
 import { isReservedHeader } from '../targets/http-request.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
-import { type Namespace, type RetryPolicy, SQL_NEEDS_POSTGRES, type Target } from './namespace.ts';
+import {
+  DEFAULT_RETRY_POLICY,
+  type Namespace,
+  type RetryPolicy,
+  SQL_NEEDS_POSTGRES,
+  type Target,
+} from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
 import { checkTypePatterns } from './type-patterns.ts';
 
@@ -350,7 +356,7 @@ export function defaultSettings(name: string): NamespaceSettings {
     backend: 'postgres',
     fallbackBackend: null,
     payloadSchema: null,
-    retry: { strategy: 'exponential', baseDelayMs: 1000, maxDelayMs: 300_000, maxAttempts: 10, jitter: 0.2 },
+    retry: { ...DEFAULT_RETRY_POLICY },
     targets: [],
     rateLimitPerSecond: null,
     maxDelayMs: 604_800_000,

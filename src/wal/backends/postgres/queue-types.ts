@@ -43,6 +43,8 @@ export type Failure = {
   retryAfterMs?: number | undefined;
   /** Non-retryable: straight to the dead letters. */
   dead?: boolean | undefined;
+  /** Attempts in all, instead of the message's own (Mercato's policy for its own targets). */
+  maxAttempts?: number | undefined;
   targetsDone: string[];
   attempts?: AttemptRecord[];
 };

@@ -80,6 +80,7 @@ export const failuresJson = (items: Failure[]): string =>
       error: i.error,
       retry_after_ms: i.retryAfterMs ?? null,
       dead: i.dead ?? false,
+      max_attempts: i.maxAttempts ?? null,
       targets_done: i.targetsDone,
     })),
   );
@@ -93,15 +94,16 @@ export const completeUpdate = (json: string) => sql`
   where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
   returning m.id, m.tenant_id, m.attempts`;
 
-// Fails the messages whose lease token still holds (retry by the namespace's policy, or dead);
+// Fails the messages whose lease token still holds (retry by the namespace's policy, or dead;
+// x.max_attempts, when given, stands for the message's own: Mercato's policy for its targets);
 // returns the FailedRow columns (tenant_id and attempts among them). The exponent stops at 62:
 // every delay cap (at most a day, 2^27 ms) is reached long before, and base·2^998 (attempt 999 of
 // the 1000 a policy allows) overflows double precision, an error failing the whole batch.
 export const failUpdate = (json: string) => sql`
   update wal.messages m
-  set state = case when x.dead or m.attempts >= m.max_attempts then 'dead' else 'retrying' end,
-      dead_at = case when x.dead or m.attempts >= m.max_attempts then now() end,
-      due_at = case when x.dead or m.attempts >= m.max_attempts then m.due_at
+  set state = case when x.dead or m.attempts >= coalesce(x.max_attempts, m.max_attempts) then 'dead' else 'retrying' end,
+      dead_at = case when x.dead or m.attempts >= coalesce(x.max_attempts, m.max_attempts) then now() end,
+      due_at = case when x.dead or m.attempts >= coalesce(x.max_attempts, m.max_attempts) then m.due_at
         else now() + coalesce(x.retry_after_ms,
           least(n.retry_max_delay_ms::double precision,
             case n.retry_strategy
@@ -115,7 +117,7 @@ export const failUpdate = (json: string) => sql`
       last_error = x.error, targets_done = x.targets_done,
       lease_token = null, lease_expires_at = null
   from jsonb_to_recordset(${json}::jsonb) as x(id uuid, lease_token uuid, error text,
-      retry_after_ms double precision, dead boolean, targets_done text[]),
+      retry_after_ms double precision, dead boolean, max_attempts integer, targets_done text[]),
     wal.namespaces n
   where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
     and n.tenant_id = m.tenant_id and n.name = m.namespace
