@@ -16,6 +16,12 @@ export type RunContext = {
   deps: CheckoutDeps;
   logger: Logger;
   timeoutMs: number;
+  /**
+   * How long a pending authorization is waited for, from the step's first attempt: the
+   * operator's MERCATO_CHECKOUT_PENDING_TIMEOUT_MS, at most the reservation's TTL (whose stock
+   * it holds meanwhile), never less than a step's timeout.
+   */
+  pendingMs: number;
   /** A lease outlives the step's deadline, so a live runner's step times out before anyone takes over. */
   leaseMs: number;
   pauseAfter: string | undefined;
@@ -42,6 +48,10 @@ export function runContext(deps: CheckoutDeps, logger: Logger): RunContext {
     deps,
     logger,
     timeoutMs,
+    pendingMs: Math.max(
+      timeoutMs,
+      Math.min(deps.ctx.config.checkoutPendingTimeoutMs, deps.ctx.config.reservationTtlSeconds * 1000),
+    ),
     leaseMs: timeoutMs + 2000,
     pauseAfter: deps.ctx.config.checkoutPauseAfterStep,
     tx: (tenantId, fn) => withTenant(deps.db, tenantId, (trx) => fn(trx as CheckoutTrx)),

@@ -6,7 +6,7 @@ import { BACKOFF_MS, MAX_ATTEMPTS, type RunContext, toCompensate, toCompensating
 import { finishStep, lockOrderThenSaga, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
 import { type SagaStepDefinition, STEPS } from './steps.ts';
-import type { CheckoutTrx } from './tables.ts';
+import type { CheckoutTrx, StepName } from './tables.ts';
 
 /**
  * Where a forward step left the saga; `next`: the following step's attempt, already started;
@@ -17,6 +17,18 @@ export type ForwardResult = { saga: Saga; next?: Started; order?: Order } | 'sto
 /** Thrown in a transaction whose step came to another outcome than foreseen: it rolls back and runs again. */
 const UNFORESEEN = new Error('the step came to another outcome than foreseen');
 const sameOutput = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** When the step's first attempt started (ms since the epoch). */
+async function firstAttemptAt(trx: CheckoutTrx, sagaId: string, step: StepName): Promise<number> {
+  const row = await trx
+    .selectFrom('checkout.saga_steps')
+    .select((eb) => eb.fn.min('started_at').as('first'))
+    .where('saga_id', '=', sagaId)
+    .where('step', '=', step)
+    .where('action', '=', 'invoke')
+    .executeTakeFirst();
+  return row?.first ? new Date(row.first as Date | string).getTime() : Date.now();
+}
 
 /**
  * In trx, the saga and its order locked (`locked`: running at started's step, no cancel asked):
@@ -130,11 +142,17 @@ export async function forward(
             outcome: { status: 'succeeded' as const, output: outcome.output },
           };
           if (outcome.pending) {
-            // The provider settles it later (webhook → payment event → a run); the deadline stands.
+            // The provider settles it later (webhook → payment event → a run): the saga waits
+            // until the pending deadline, counted from the step's first attempt (each watchdog
+            // kick asks the provider again in a new attempt, which must not push it on).
             const { saga: waiting } = await updateSagaLogged(
               trx,
               saga.id,
-              { leaseOwner: null, leaseUntil: null },
+              {
+                leaseOwner: null,
+                leaseUntil: null,
+                deadlineAt: new Date((await firstAttemptAt(trx, saga.id, started.def.name)) + r.pendingMs),
+              },
               { finish },
             );
             return { saga: waiting };

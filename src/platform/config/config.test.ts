@@ -54,6 +54,11 @@ describe('configuration', () => {
     ['MERCATO_CORS_ORIGINS', 'https://shop.example/app', /MERCATO_CORS_ORIGINS must list origins/],
     ['MERCATO_CORS_ORIGINS', '*, https://shop.example', /MERCATO_CORS_ORIGINS must list origins .*got "\*"/],
     ['MERCATO_TEST_PAUSE_AFTER_STEP', 'authorise', /MERCATO_TEST_PAUSE_AFTER_STEP must be one of validate/],
+    [
+      'MERCATO_CHECKOUT_PENDING_TIMEOUT_MS',
+      '999',
+      /MERCATO_CHECKOUT_PENDING_TIMEOUT_MS must be a whole number from 1000 to 86400000, got "999"/,
+    ],
     ['MERCATO_DEMO_PASSWORD', 'p'.repeat(129), /MERCATO_DEMO_PASSWORD must be at most 128 characters/],
     ['MERCATO_DEMO_PASSWORD', '🔑'.repeat(6), /MERCATO_DEMO_PASSWORD must be at least 12 characters/],
     ['MERCATO_METRICS_TOKEN', 'scrape token', /MERCATO_METRICS_TOKEN must be printable ASCII without spaces/],

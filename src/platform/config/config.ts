@@ -84,6 +84,8 @@ export type Config = {
   searchCacheTtlSeconds: number;
   /** How long one checkout saga step may take before it times out and the saga compensates. */
   checkoutStepTimeoutMs: number;
+  /** How long a checkout waits for a pending authorization, from its first attempt (MERCATO_CHECKOUT_PENDING_TIMEOUT_MS). */
+  checkoutPendingTimeoutMs: number;
   /** How long POST /orders waits for its saga before answering 202 with a Location to poll. */
   checkoutInlineMs: number;
   /** Flash-sale admission attempts per second one customer may make (counted in each process). */
@@ -311,6 +313,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_CHECKOUT_STEP_TIMEOUT_MS',
     default: '10000',
     doc: 'How long one checkout saga step (reserve, authorize, confirm) may take; past it the step times out and the saga compensates (void, release stock, order failed with reason timeout).',
+  },
+  {
+    name: 'MERCATO_CHECKOUT_PENDING_TIMEOUT_MS',
+    default: '600000',
+    doc: "How long a checkout waits for an authorization the provider answered pending (3-D Secure, a bank redirect: settled by the provider's webhook), from the authorization's first attempt, before it times out and compensates (1 s to 1 day; at most MERCATO_RESERVATION_TTL_SECONDS, whose reservation holds the stock meanwhile). The provider is asked again at each watchdog, every MERCATO_CHECKOUT_STEP_TIMEOUT_MS.",
   },
   {
     name: 'MERCATO_FLASH_CUSTOMER_RATE',
@@ -644,6 +651,7 @@ export function loadConfig(env: Env = process.env): Config {
     cartTtlSeconds: integer(env, 'MERCATO_CART_TTL_SECONDS', 7 * 86_400, 60, 365 * 86_400),
     searchCacheTtlSeconds: integer(env, 'MERCATO_SEARCH_CACHE_TTL_SECONDS', 60, 0, 3600),
     checkoutStepTimeoutMs: integer(env, 'MERCATO_CHECKOUT_STEP_TIMEOUT_MS', 10_000, 100, 600_000),
+    checkoutPendingTimeoutMs: integer(env, 'MERCATO_CHECKOUT_PENDING_TIMEOUT_MS', 600_000, 1000, 86_400_000),
     checkoutInlineMs: integer(env, 'MERCATO_CHECKOUT_INLINE_MS', 2000, 0, 60_000),
     flashCustomerRate: integer(env, 'MERCATO_FLASH_CUSTOMER_RATE', 5, 1, 1_000_000),
     flashIpRate: integer(env, 'MERCATO_FLASH_IP_RATE', 2000, 1, 100_000_000),

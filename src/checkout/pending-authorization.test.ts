@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Order } from '../orders/index.ts';
+import {
+  type CheckoutTestApp,
+  createStore,
+  placeOrder,
+  product,
+  readyCart,
+  send,
+  settled,
+  startCheckoutApp,
+  stockOf,
+  until,
+} from './checkout-test-fixtures.ts';
+
+type Shop = Awaited<ReturnType<typeof createStore>>;
+type SagaView = {
+  deadlineAt: string | null;
+  steps: { step: string; action: string; attempt: number; status: string }[];
+};
+
+/** A pending checkout (the test provider answers tok_pending pending) on t. */
+async function pendingOrder(t: CheckoutTestApp, shop: Shop) {
+  const item = await product(t, shop, 3);
+  const cart = await readyCart(t, shop, [{ variant: item, quantity: 1 }]);
+  const placed = await placeOrder(t, cart, 'tok_pending');
+  expect(placed.statusCode, placed.body).toBe(202);
+  return { item, order: placed.json<Order>() };
+}
+
+const sagaOf = async (t: CheckoutTestApp, shop: Shop, orderId: string) => {
+  const response = await send(t.app, 'GET', `/api/v1/orders/${orderId}/saga`, shop.staff);
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json<SagaView>();
+};
+
+describe('a pending authorization (3-D Secure, a bank redirect)', () => {
+  let t: CheckoutTestApp;
+  let shop: Shop;
+  beforeAll(async () => {
+    // Steps time out after 200 ms (the watchdog comes that often); a pending one waits a minute.
+    t = await startCheckoutApp({
+      MERCATO_CHECKOUT_STEP_TIMEOUT_MS: '200',
+      MERCATO_CHECKOUT_PENDING_TIMEOUT_MS: '60000',
+    });
+    shop = await createStore(t, 'pending-shop');
+  });
+  afterAll(() => t?.close());
+
+  it('is waited for past many step timeouts, asked again at each watchdog, and completes when the webhook confirms it', async () => {
+    const { item, order } = await pendingOrder(t, shop);
+    const placedAt = Date.now();
+    // The watchdog has come at least three times (each asks the provider again: a new attempt).
+    let saga!: SagaView;
+    await until(async () => {
+      saga = await sagaOf(t, shop, order.id);
+      const attempts = saga.steps.filter((s) => s.step === 'authorize' && s.action === 'invoke');
+      // None in flight (an attempt under way has a step's deadline of its own).
+      return attempts.length >= 3 && attempts.every((s) => s.status !== 'started');
+    }, 'three attempts of the pending authorization, none in flight');
+    expect((await send(t.app, 'GET', `/api/v1/orders/${order.id}`, shop.staff)).json<Order>().status).toBe(
+      'payment_processing',
+    );
+    // Its deadline is the first attempt's start and a minute, whatever the attempts since.
+    const deadline = Date.parse(saga.deadlineAt!);
+    expect(deadline).toBeGreaterThan(placedAt + 50_000);
+    expect(deadline).toBeLessThanOrEqual(placedAt + 60_000);
+
+    const [charge] = (await t.payments.testProvider.ledger(shop.id)).charges.filter((c) =>
+      c.idempotencyKey.includes(order.id),
+    );
+    const webhook = await t.payments.testProvider.settlePending(charge!.id, 'authorized');
+    const delivered = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/payments/webhooks/test',
+      headers: { ...webhook.headers, 'content-type': 'application/json' },
+      payload: webhook.body,
+    });
+    expect(delivered.statusCode, delivered.body).toBeLessThan(300);
+    expect(await settled(t, shop, order.id)).toMatchObject({
+      status: 'completed',
+      paymentStatus: 'captured',
+    });
+    expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 2, reserved: 0 });
+    // One authorization however often it was asked, captured once.
+    const charges = (await t.payments.testProvider.ledger(shop.id)).charges.filter((c) =>
+      c.idempotencyKey.includes(order.id),
+    );
+    expect(charges).toHaveLength(1);
+  }, 120_000);
+});
+
+describe('a pending authorization never settled', () => {
+  let t: CheckoutTestApp;
+  let shop: Shop;
+  beforeAll(async () => {
+    t = await startCheckoutApp({
+      MERCATO_CHECKOUT_STEP_TIMEOUT_MS: '200',
+      MERCATO_CHECKOUT_PENDING_TIMEOUT_MS: '3000',
+    });
+    shop = await createStore(t, 'pending-lapse');
+  });
+  afterAll(() => t?.close());
+
+  it('times out at its pending deadline, however often it was asked again: the authorization voided, the stock released, the order failed', async () => {
+    const { item, order } = await pendingOrder(t, shop);
+    expect(await settled(t, shop, order.id)).toMatchObject({
+      status: 'failed',
+      failure: { reason: 'timeout' },
+    });
+    // Asked again meanwhile (the watchdog comes every step timeout), which did not move the deadline.
+    const { steps } = await sagaOf(t, shop, order.id);
+    expect(
+      steps.filter((s) => s.step === 'authorize' && s.action === 'invoke').length,
+    ).toBeGreaterThanOrEqual(2);
+    expect(await stockOf(t, shop, item)).toMatchObject({ onHand: 3, reserved: 0 });
+    const [charge] = (await t.payments.testProvider.ledger(shop.id)).charges.filter((c) =>
+      c.idempotencyKey.includes(order.id),
+    );
+    expect(charge).toMatchObject({ status: 'voided' });
+  }, 120_000);
+});
