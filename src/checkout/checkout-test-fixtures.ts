@@ -151,4 +151,22 @@ export async function stockOf(t: TestApp, shop: Shop, variant: TestVariant) {
     .items[0]!;
 }
 
+/**
+ * The provider confirms the order's pending authorization: the test provider settles its charge
+ * as authorized and its signed webhook is delivered (2xx).
+ */
+export async function confirmPending(t: CheckoutTestApp, tenantId: string, orderId: string): Promise<void> {
+  const { charges } = await t.payments.testProvider.ledger(tenantId);
+  const charge = charges.find((c) => c.idempotencyKey.includes(orderId));
+  expect(charge, `a charge of order ${orderId}`).toBeDefined();
+  const webhook = await t.payments.testProvider.settlePending(charge!.id, 'authorized');
+  const delivered = await t.app.inject({
+    method: 'POST',
+    url: '/api/v1/payments/webhooks/test',
+    headers: { ...webhook.headers, 'content-type': 'application/json' },
+    payload: webhook.body,
+  });
+  expect(delivered.statusCode, delivered.body).toBeLessThan(300);
+}
+
 export { send, until };

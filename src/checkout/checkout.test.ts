@@ -5,6 +5,7 @@ import type { Order } from '../orders/index.ts';
 import { withSystem } from '../platform/db/index.ts';
 import {
   type CheckoutTestApp,
+  confirmPending,
   createStore,
   orderOf,
   placeOrder,
@@ -218,15 +219,7 @@ describe('checkout', () => {
     const order = placed.json<Order>();
     expect(placed.headers.location).toBe(`/api/v1/orders/${order.id}`);
     expect(order.status).toBe('payment_processing');
-    const [charge] = await chargesOf(order.id);
-    const webhook = await t.payments.testProvider.settlePending(charge!.id, 'authorized');
-    const delivered = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/payments/webhooks/test',
-      headers: { ...webhook.headers, 'content-type': 'application/json' },
-      payload: webhook.body,
-    });
-    expect(delivered.statusCode, delivered.body).toBeLessThan(300);
+    await confirmPending(t, shop.id, order.id);
     expect(await settled(t, shop, order.id)).toMatchObject({
       status: 'completed',
       paymentStatus: 'captured',

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../orders/index.ts';
 import {
   type CheckoutTestApp,
+  confirmPending,
   createStore,
   placeOrder,
   product,
@@ -66,17 +67,7 @@ describe('a pending authorization (3-D Secure, a bank redirect)', () => {
     expect(deadline).toBeGreaterThan(placedAt + 50_000);
     expect(deadline).toBeLessThanOrEqual(placedAt + 60_000);
 
-    const [charge] = (await t.payments.testProvider.ledger(shop.id)).charges.filter((c) =>
-      c.idempotencyKey.includes(order.id),
-    );
-    const webhook = await t.payments.testProvider.settlePending(charge!.id, 'authorized');
-    const delivered = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/payments/webhooks/test',
-      headers: { ...webhook.headers, 'content-type': 'application/json' },
-      payload: webhook.body,
-    });
-    expect(delivered.statusCode, delivered.body).toBeLessThan(300);
+    await confirmPending(t, shop.id, order.id);
     expect(await settled(t, shop, order.id)).toMatchObject({
       status: 'completed',
       paymentStatus: 'captured',

@@ -1,7 +1,14 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer } from '../cart/cart-test-fixtures.ts';
-import { orderOf, placeOrder, product, readyCart, stockOf } from '../checkout/checkout-test-fixtures.ts';
+import {
+  confirmPending,
+  orderOf,
+  placeOrder,
+  product,
+  readyCart,
+  stockOf,
+} from '../checkout/checkout-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
 import { withSystem } from '../platform/db/index.ts';
 import { until } from '../platform/testing/index.ts';
@@ -278,17 +285,7 @@ describe('a retry whose payment is still under way', () => {
     expect(busy.json().code).toBe('RETRY_IN_PROGRESS');
 
     // The provider confirms the payment with its signed webhook.
-    const charge = (await t.payments.testProvider.ledger(shop.id)).charges.find((c) =>
-      c.idempotencyKey.includes(newId),
-    );
-    const webhook = await t.payments.testProvider.settlePending(charge!.id, 'authorized');
-    const delivered = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/payments/webhooks/test',
-      headers: { ...webhook.headers, 'content-type': 'application/json' },
-      payload: webhook.body,
-    });
-    expect(delivered.statusCode, delivered.body).toBeLessThan(300);
+    await confirmPending(t, shop.id, newId!);
     await until(async () => {
       const listed = await send(t.app, 'GET', `${path(failed.transactionId)}/retries`, shop.operator);
       return listed.json<{ items: Attempt[] }>().items[0]?.status === 'succeeded';
