@@ -73,12 +73,16 @@ async function reindexBatch(trx: CatalogTrx, tenantId: string, after: string, si
   };
 }
 
-/** One product a writer held: waits for its row lock, then rebuilds it (false when it is gone). */
+/**
+ * One product a writer held: waits for its row lock, then rebuilds it (false when it is gone).
+ * The category lock first, as a batch and a category write take it: product writers never wait
+ * for it, so waiting for one under it cannot close a circle.
+ */
 async function reindexOne(trx: CatalogTrx, tenantId: string, id: string): Promise<boolean> {
+  await lockCategoryWrites(trx, tenantId);
   const found = await sql`select id from catalog.products where tenant_id = ${tenantId} and id = ${id}
     for share`.execute(trx);
   if (found.rows.length === 0) return false; // deleted: its writer dropped the document
-  await lockCategoryWrites(trx, tenantId);
   await indexProducts(trx, tenantId, [id]);
   return true;
 }
