@@ -1,7 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { AppContext } from '../platform/context.ts';
-import { withSystem } from '../platform/db/index.ts';
+import { configuredSecretsKey, deriveKey, signingKeyMaterial } from '../platform/index.ts';
 import type { ExceptionsDb } from './tables.ts';
 
 /** Thrown when a sealed secret cannot be opened: another key sealed it, or it was altered. */
@@ -28,29 +27,16 @@ const VERSION = 'v1';
 const IV_BYTES = 12;
 const INFO = 'mercato/secrets/v1';
 
-/** The operator's MERCATO_SECRETS_KEY (already checked by loadConfig: 32 bytes of hex or base64). */
-function configuredKey(raw: string): Buffer {
-  return /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
-}
-
-const derive = (material: string): Buffer =>
-  Buffer.from(hkdfSync('sha256', material, 'mercato-secrets', INFO, 32));
-
 /**
- * Without MERCATO_SECRETS_KEY: a key derived (HKDF-SHA256) from the oldest access-token signing key
- * the platform keeps in the database (platform.signing_keys, readable by the owner role only;
- * identity makes one on the first start and retires, never deletes, old ones), so every process
- * of one database derives the same key and nothing new has to be stored. Where identity signs with
- * MERCATO_JWT_PRIVATE_KEY and the table is empty, that PEM is the material instead. Either way the
- * key is only as secret as the database's owner data: production sets MERCATO_SECRETS_KEY.
+ * Without MERCATO_SECRETS_KEY: a key derived (HKDF-SHA256, info mercato/secrets/v1) from the
+ * platform's signing-key material (signingKeyMaterial: the oldest access-token signing key kept in
+ * the database, else MERCATO_JWT_PRIVATE_KEY), so every process of one database derives the same
+ * key and nothing new has to be stored. The key is only as secret as the database's owner data:
+ * production sets MERCATO_SECRETS_KEY.
  */
 async function derivedKey(ctx: AppContext, db: ExceptionsDb): Promise<Buffer | undefined> {
-  const { rows } = await withSystem(db, (trx) =>
-    sql<{ private_pem: string }>`
-      select private_pem from platform.signing_keys order by created_at, kid limit 1`.execute(trx),
-  );
-  const material = rows[0]?.private_pem ?? ctx.config.jwt.privateKey;
-  return material ? derive(material) : undefined;
+  const material = await signingKeyMaterial(ctx, db);
+  return material ? deriveKey(material, INFO) : undefined;
 }
 
 type Key = { key: Buffer; id: string };
@@ -68,12 +54,12 @@ type Keys = { current: Key; byId: Map<string, Key> };
  */
 async function loadKeys(ctx: AppContext, db: ExceptionsDb): Promise<Keys> {
   const { secretsKey, secretsPreviousKeys } = ctx.config;
-  const configured = secretsKey ? configuredKey(secretsKey) : undefined;
+  const configured = secretsKey ? configuredSecretsKey(secretsKey) : undefined;
   const derived = await derivedKey(ctx, db);
   const key = configured ?? derived;
   if (!key) throw new Error('no key to derive the secrets key from: set MERCATO_SECRETS_KEY');
   const current = keyOf(key);
-  const earlier = secretsPreviousKeys.map((raw) => keyOf(configuredKey(raw)));
+  const earlier = secretsPreviousKeys.map((raw) => keyOf(configuredSecretsKey(raw)));
   // Nothing can have been sealed under a derived key where there is none to derive.
   if (configured && derived) earlier.push(keyOf(derived));
   const byId = new Map<string, Key>();

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Authenticator, TenantResolver } from '../platform/http/index.ts';
-import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { type AppContext, deriveServerKey, type MercatoModule } from '../platform/index.ts';
 import { addressRoutes } from './addresses/index.ts';
 import {
   API_KEY_CHANGES_CHANNEL,
@@ -10,7 +10,12 @@ import {
   forgetAllApiKeys,
   forgetApiKey,
 } from './api-keys/index.ts';
-import { authRoutes } from './auth/index.ts';
+import {
+  authRoutes,
+  createLoginThrottle,
+  LOGIN_THROTTLE_KEY_INFO,
+  type LoginThrottle,
+} from './auth/index.ts';
 import type { IdentityTables } from './tables.ts';
 import {
   createTenantResolver,
@@ -41,6 +46,11 @@ export type IdentityDeps = {
   profiles: ProfileCache;
   /** Which tenants are suspended (their credentials answer 403 TENANT_SUSPENDED). */
   tenantStatus: TenantStatusCache;
+  /**
+   * The sign-in throttle (login and password change share its budgets), its counters named under
+   * the deployment's key (LOGIN_THROTTLE_KEY_INFO), so every process shares them.
+   */
+  loginThrottle: LoginThrottle;
   /**
    * Run in each new tenant's creation transaction (createTenant): what other modules give every
    * tenant (the WAL's system namespaces). The composition root adds them (server.ts); identity
@@ -91,10 +101,13 @@ export async function createIdentity(
 ): Promise<IdentityModule> {
   const db = ctx.db.kysely as Kysely<IdentityTables>;
   const tokens = await createTokenService(ctx, db);
+  // After the token service: on a first start it has just stored the signing key derived from.
+  const throttleKey = await deriveServerKey(ctx, db, LOGIN_THROTTLE_KEY_INFO);
+  const loginThrottle = createLoginThrottle(ctx.counters, ctx.config.rateLimit, throttleKey);
   const profiles = createProfileCache({ ttlMs: ctx.config.profileCacheTtlSeconds * 1000 });
   const tenantStatus = createTenantStatusCache(db);
   const onTenantCreated = [...(options.onTenantCreated ?? [])];
-  const deps: IdentityDeps = { ctx, db, tokens, profiles, tenantStatus, onTenantCreated };
+  const deps: IdentityDeps = { ctx, db, tokens, profiles, tenantStatus, loginThrottle, onTenantCreated };
   let stopPurge: (() => void) | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let unlistenTenants: (() => Promise<void>) | undefined;

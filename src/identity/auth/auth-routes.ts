@@ -16,7 +16,6 @@ import {
   TokenPairView,
   ValidateBody,
 } from './auth-schemas.ts';
-import { createLoginThrottle } from './login-throttle.ts';
 import { signIn } from './sign-in.ts';
 
 const tags = ['auth'];
@@ -38,8 +37,8 @@ async function tenantSuspended(deps: IdentityDeps, tenantId: string): Promise<bo
 
 /** POST /auth/register, /auth/login, /auth/refresh, /auth/logout and /auth/validate: public routes. */
 export function authRoutes(deps: IdentityDeps) {
-  const { config, counters } = deps.ctx;
-  const throttle = createLoginThrottle(counters, config.rateLimit);
+  const { config } = deps.ctx;
+  const throttle = deps.loginThrottle;
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 

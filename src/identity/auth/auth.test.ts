@@ -243,6 +243,8 @@ describe.skipIf(!testRedisUrl())('login throttling on Redis', () => {
       REDIS_URL: testRedisUrl()!,
       MERCATO_LOGIN_MAX_FAILURES: '3',
       MERCATO_LOGIN_RATE_LIMIT: '5',
+      // One deployment: the apps' databases differ, so they share the throttle's key this way.
+      MERCATO_SECRETS_KEY: randomBytes(32).toString('base64'),
     };
     [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
   });

@@ -1,2 +1,2 @@
 export { authRoutes } from './auth-routes.ts';
-export { createLoginThrottle, type LoginThrottle } from './login-throttle.ts';
+export { createLoginThrottle, LOGIN_THROTTLE_KEY_INFO, type LoginThrottle } from './login-throttle.ts';

@@ -98,7 +98,13 @@ describe.skipIf(!testRedisUrl())('login throttling per (account, IP) on Redis', 
   // Redis outlives test runs: a fresh tenant name keeps this run's counters its own.
   const slug = `lockout-${randomBytes(4).toString('hex')}`;
   beforeAll(async () => {
-    const env = { REDIS_URL: testRedisUrl()!, MERCATO_LOGIN_MAX_FAILURES: '3' };
+    // Two processes of one deployment: each app has a database of its own, so they share the
+    // secret the throttle's counter names are keyed under through MERCATO_SECRETS_KEY.
+    const env = {
+      REDIS_URL: testRedisUrl()!,
+      MERCATO_LOGIN_MAX_FAILURES: '3',
+      MERCATO_SECRETS_KEY: randomBytes(32).toString('base64'),
+    };
     [a, b] = await Promise.all([startTestApp(env), startTestApp(env)]);
   });
   afterAll(async () => {

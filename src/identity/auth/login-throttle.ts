@@ -1,7 +1,7 @@
+import { createHmac } from 'node:crypto';
 import type { Config } from '../../platform/config/index.ts';
 import type { CounterStore } from '../../platform/http/index.ts';
 import { AppError, clientKey } from '../../platform/http/index.ts';
-import { sha256Hex } from '../tokens/index.ts';
 
 /**
  * Brakes on password guessing, shared by every process when the counters live in Redis:
@@ -29,16 +29,34 @@ export const ACCOUNT_BUDGET_FACTOR = 10;
 /** How long an IP that signed in to an account stays exempt from the account's all-IPs brake. */
 const KNOWN_IP_SECONDS = 30 * 86_400;
 
-// Hashed so that the counter store (Redis) never holds email addresses or IPs.
+/**
+ * The HKDF info of the deployment key the counters are named under (deriveServerKey): a key of
+ * its own, never the bytes that encrypt stored secrets.
+ */
+export const LOGIN_THROTTLE_KEY_INFO = 'mercato/login-throttle/v1';
+
 const account = (tenantSlug: string, email: string) =>
   `${tenantSlug.toLowerCase()}\n${email.trim().toLowerCase()}`;
-// An IPv6 caller is one /64 (clientKey): its 2^64 addresses share one pair budget and one exemption.
-const pairKey = (tenantSlug: string, email: string, ip = '') =>
-  `login-failures:${sha256Hex(`${account(tenantSlug, email)}\n${clientKey(ip)}`)}`;
-const accountKey = (tenantSlug: string, email: string) =>
-  `login-account-failures:${sha256Hex(account(tenantSlug, email))}`;
-const knownKey = (tenantSlug: string, email: string, ip = '') =>
-  `login-known-ip:${sha256Hex(`${account(tenantSlug, email)}\n${clientKey(ip)}`)}`;
+
+/**
+ * The counters' names: HMAC-SHA256 under the deployment's key, so the counter store (Redis) holds
+ * neither email addresses nor IPs, and whoever reads it cannot test guesses (an email and all 2^32
+ * IPv4 addresses) against a name without the key. An IPv6 caller is one /64 (clientKey): its
+ * 2^64 addresses share one pair budget and one exemption.
+ */
+function counterKeys(key: Buffer) {
+  const mac = (text: string) => createHmac('sha256', key).update(text).digest('hex');
+  const pair = (tenantSlug: string, email: string, ip = '') =>
+    mac(`${account(tenantSlug, email)}\n${clientKey(ip)}`);
+  return {
+    pairKey: (tenantSlug: string, email: string, ip?: string) =>
+      `login-failures:${pair(tenantSlug, email, ip)}`,
+    accountKey: (tenantSlug: string, email: string) =>
+      `login-account-failures:${mac(account(tenantSlug, email))}`,
+    knownKey: (tenantSlug: string, email: string, ip?: string) =>
+      `login-known-ip:${pair(tenantSlug, email, ip)}`,
+  };
+}
 
 const throttled = (detail: string, ttlSeconds: number) =>
   new AppError('LOGIN_THROTTLED', `${detail}; retry in ${ttlSeconds} s`, { retryAfterSeconds: ttlSeconds });
@@ -46,9 +64,16 @@ const throttled = (detail: string, ttlSeconds: number) =>
 /**
  * Allows config.rateLimit.loginFailuresPerAccount attempts without a success per account (tenant
  * + email, whether or not it exists) and IP, and ACCOUNT_BUDGET_FACTOR times as many failures
- * per account from all IPs, each in a window of loginLockSeconds from its first count.
+ * per account from all IPs, each in a window of loginLockSeconds from its first count. `key`
+ * names the counters (LOGIN_THROTTLE_KEY_INFO): throttles built with the same key share counts,
+ * so every process of a deployment must derive the same one.
  */
-export function createLoginThrottle(counters: CounterStore, limits: Config['rateLimit']): LoginThrottle {
+export function createLoginThrottle(
+  counters: CounterStore,
+  limits: Config['rateLimit'],
+  key: Buffer,
+): LoginThrottle {
+  const { pairKey, accountKey, knownKey } = counterKeys(key);
   const perPair = limits.loginFailuresPerAccount;
   const perAccount = perPair * ACCOUNT_BUDGET_FACTOR;
   return {

@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
-import { createLoginThrottle } from '../auth/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { verifyPassword } from '../passwords.ts';
 import { changePassword } from './set-password.ts';
@@ -20,7 +19,7 @@ const PasswordBody = Type.Object(
 /** PUT /users/password: the signed-in user changes their password; their other sessions end. */
 export function passwordRoutes(deps: IdentityDeps) {
   // A wrong current password counts as a failed sign-in of the account (same budget as login).
-  const throttle = createLoginThrottle(deps.ctx.counters, deps.ctx.config.rateLimit);
+  const throttle = deps.loginThrottle;
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     app.put(
