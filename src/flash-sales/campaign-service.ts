@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import { withTenant } from '../platform/db/index.ts';
+import { lockNamed, withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
@@ -11,6 +11,12 @@ import type { FlashSalesTrx } from './tables.ts';
 
 /** A campaign ends at most this far ahead: its pool is an inventory reservation (30 days at most). */
 const MAX_AHEAD_MS = 28 * 86_400_000;
+/**
+ * Sales a tenant may have unsettled (scheduled, live, sold out, or ended with their pool not yet
+ * back in stock). The lifecycle and the reconciliation scan every tenant's open sales in one
+ * bounded pass, so one tenant's thousands of sales would delay everyone else's starts and ends.
+ */
+export const MAX_OPEN_CAMPAIGNS = 100;
 /** The pool outlives the sale by the payment window and this margin (settlement releases it first). */
 const POOL_MARGIN_SECONDS = 3600;
 
@@ -60,6 +66,20 @@ export async function createCampaign(
     // The store sells the variant only in the currencies it has a price in (as the cart does).
     if (variant.prices[body.currency] === undefined) {
       throw invalid('/currency', `names a currency ${variant.sku} has no price in`);
+    }
+    // Counted under a lock of the tenant's sales, so two created at once cannot both pass the limit.
+    await lockNamed(trx, `flash_sales.campaigns:${tenantId}`);
+    const { open } = await trx
+      .selectFrom('flash_sales.campaigns')
+      .select((eb) => eb.fn.countAll<string>().as('open'))
+      .where('tenant_id', '=', tenantId)
+      .where('settled_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    if (Number(open) >= MAX_OPEN_CAMPAIGNS) {
+      throw new AppError(
+        'CONFLICT',
+        `a store has at most ${MAX_OPEN_CAMPAIGNS} flash sales not yet settled: cancel one, or wait for one to end`,
+      );
     }
     const id = uuidv7();
     const row = await trx

@@ -1,8 +1,11 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, newCustomer, type Shop } from '../cart/cart-test-fixtures.ts';
 import { stockOf } from '../checkout/checkout-test-fixtures.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
+import { withSystem } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import { MAX_OPEN_CAMPAIGNS } from './campaign-service.ts';
 import { createSale, type FlashTestApp, saleOf, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
 
 let t: FlashTestApp;
@@ -161,5 +164,42 @@ describe('flash-sale campaigns', () => {
     const scheduled = await send(t.app, 'GET', '/api/v1/flash-sales?status=scheduled', shop2.staff);
     expect(scheduled.json().items.map((s: { id: string }) => s.id)).toEqual([b.id]);
     expect((await send(t.app, 'GET', '/api/v1/flash-sales?cursor=nope', shop2.staff)).statusCode).toBe(400);
+  });
+
+  it('refuses a tenant more than MAX_OPEN_CAMPAIGNS unsettled sales (409 CONFLICT, nothing reserved), and takes one again once a sale is cancelled', async () => {
+    const shop2 = await createShop(t, 'fs-campaigns-cap');
+    const variant = await saleVariant(t, shop2, 10);
+    const tomorrow = { units: 1, startsAt: later(86_400_000), endsAt: later(90_000_000) };
+    const first = await createSale(t, shop2, variant, tomorrow);
+    // The rest of the tenant's open sales, copied in SQL (scheduled tomorrow: the lifecycle leaves them be).
+    await withSystem(t.ctx.db.kysely, (trx) =>
+      sql`insert into flash_sales.campaigns (id, tenant_id, name, variant_id, product_id, sku, title,
+          variant_title, currency, sale_price, units, per_customer_limit, payment_window_minutes, priority,
+          starts_at, ends_at, created_by)
+        select gen_random_uuid(), tenant_id, name, variant_id, product_id, sku, title, variant_title, currency,
+          sale_price, units, per_customer_limit, payment_window_minutes, priority, starts_at, ends_at, created_by
+        from flash_sales.campaigns, generate_series(2, ${MAX_OPEN_CAMPAIGNS}) where id = ${first.id}`.execute(
+        trx,
+      ),
+    );
+    const body = {
+      name: 'One too many',
+      variantId: variant.id,
+      salePrice: 100,
+      currency: 'EUR',
+      ...tomorrow,
+    };
+    const refused = await send(t.app, 'POST', '/api/v1/flash-sales', shop2.staff, body);
+    expect(refused.statusCode, refused.body).toBe(409);
+    expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(refused.json()).toMatchObject({ code: 'CONFLICT' });
+    expect(await stockOf(t, shop2, variant)).toMatchObject({ reserved: 1, available: 9 });
+    // Another tenant is not counted against it.
+    await createSale(t, shop, await saleVariant(t, shop, 1), { units: 1 });
+
+    const cancelled = await send(t.app, 'POST', `/api/v1/flash-sales/${first.id}/cancel`, shop2.staff, {});
+    expect(cancelled.statusCode, cancelled.body).toBe(200);
+    const again = await send(t.app, 'POST', '/api/v1/flash-sales', shop2.staff, body);
+    expect(again.statusCode, again.body).toBe(201);
   });
 });
