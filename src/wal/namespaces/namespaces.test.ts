@@ -18,6 +18,7 @@ import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
 import { canWriteNamespace, createNamespaceCache, namespaceRoutes } from './index.ts';
 import type { Namespace } from './namespace.ts';
+import { MAX_TARGET_HEADER_BYTES, MAX_TARGET_HEADERS } from './validate.ts';
 
 const NS = '/api/v1/wal/namespaces';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -404,6 +405,37 @@ describe('WAL namespaces', () => {
       );
     });
 
+    it('refuses an HTTP target with more than MAX_TARGET_HEADERS headers or MAX_TARGET_HEADER_BYTES of them, which every delivery would send', async () => {
+      const target = (headers: Record<string, string>) => ({
+        type: 'http',
+        name: 'hook',
+        url: 'https://hooks.example.com/in',
+        secret: SECRET,
+        headers,
+      });
+      const many = Object.fromEntries(
+        Array.from({ length: MAX_TARGET_HEADERS + 1 }, (_, i) => [`x-h${i}`, 'v']),
+      );
+      const big = Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`x-big${i}`, 'v'.repeat(8192)]));
+      for (const headers of [many, big]) {
+        const errors = await errorsOf({ name: 'headers', targets: [target(headers)] });
+        expect(errors).toEqual([
+          expect.objectContaining({ in: 'body', pointer: '/targets/0/headers', message: expect.any(String) }),
+        ]);
+      }
+      expect((await send(t.app, 'GET', `${NS}/headers`, admin)).statusCode).toBe(404);
+      const fits = {
+        'x-a': 'v'.repeat(MAX_TARGET_HEADER_BYTES / 2 - 3),
+        'x-b': 'v'.repeat(MAX_TARGET_HEADER_BYTES / 2 - 3),
+      };
+      expect((await create({ name: 'headers', targets: [target(fits)] })).statusCode).toBe(201);
+      expect(
+        (await send(t.app, 'PUT', `${NS}/headers`, admin, { targets: [target({ ...fits, 'x-c': 'v' })] }))
+          .statusCode,
+      ).toBe(400);
+      await send(t.app, 'DELETE', `${NS}/headers`, admin);
+    });
+
     it('requires the secret of a new HTTP target', async () => {
       expect(
         await pointers({
@@ -492,6 +524,31 @@ describe('WAL namespaces', () => {
       const text = JSON.stringify(rows);
       expect(text).not.toContain(SECRET);
       expect(text).not.toContain(OTHER_SECRET);
+    });
+    it('refuses a URL carrying credentials (user:password@), which answers and the audit log would show in clear', async () => {
+      const password = 'hunter2-webhook-password';
+      for (const url of [
+        `https://alice:${password}@hooks.example.com/in`,
+        'https://alice@hooks.example.com/in',
+        `https://:${password}@hooks.example.com/in`,
+      ]) {
+        const refused = await create({ name: 'userinfo', targets: [{ ...hook, url }] });
+        expect(refused.statusCode, url).toBe(400);
+        expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+        expect(refused.json()).toMatchObject({
+          code: 'VALIDATION_FAILED',
+          errors: [{ in: 'body', pointer: '/targets/0/url', message: expect.stringMatching(/credentials/) }],
+        });
+        expect(refused.body).not.toContain(password);
+      }
+      expect((await send(t.app, 'GET', `${NS}/userinfo`, admin)).statusCode).toBe(404);
+      const changed = await send(t.app, 'PUT', `${NS}/webhooks`, admin, {
+        targets: [{ ...hook, url: `https://alice:${password}@hooks.example.com/in` }],
+      });
+      expect(changed.statusCode).toBe(400);
+      expect(
+        JSON.stringify(await send(t.app, 'GET', `${NS}/webhooks`, admin).then((r) => r.json())),
+      ).not.toContain(password);
     });
   });
 

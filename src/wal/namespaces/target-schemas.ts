@@ -52,9 +52,10 @@ const HttpTarget = {
     headers: {
       type: 'object',
       additionalProperties: { type: 'string' },
+      maxProperties: 50,
       description:
-        'Extra request headers; not Host, Content-Length, Transfer-Encoding, Connection, TE, ' +
-        'Upgrade, Proxy-* or Webhook-*',
+        'Extra request headers (at most 50, 16384 bytes of names and values); not Host, ' +
+        'Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Proxy-* or Webhook-*',
     },
     circuit: {
       type: 'object',

@@ -28,6 +28,13 @@ export const SUBSCRIBER_HANDLER_PREFIX = 'events:';
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
 // What Node sends as a header value: visible ASCII, space, tab and Latin-1 (no CR, LF or NUL).
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]{0,8192}$/;
+/** Headers an HTTP target may add to every delivery, as many as a message may carry. */
+export const MAX_TARGET_HEADERS = 50;
+/**
+ * Their names and values together, in bytes (Latin-1: a character each): what a receiver's default
+ * header limit takes (Node's 16 KiB), so every delivery is not a large request a small write caused.
+ */
+export const MAX_TARGET_HEADER_BYTES = 16_384;
 
 /** The settings of a namespace as stored, before the database adds tenant and timestamps. */
 export type NamespaceSettings = Omit<Namespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
@@ -48,6 +55,13 @@ export function maskTargets(targets: Target[]): Target[] {
 export function namespaceView(namespace: Namespace): Namespace {
   return { ...namespace, targets: maskTargets(namespace.targets) };
 }
+
+/** Bytes of a target's header names and string values (what is not a string fails on its own). */
+const headerBytes = (headers: Record<string, unknown>): number =>
+  Object.entries(headers).reduce(
+    (sum, [key, value]) => sum + key.length + (typeof value === 'string' ? value.length : 0),
+    0,
+  );
 
 type Issues = FieldError[];
 const issue = (issues: Issues, pointer: string, message: string) =>
@@ -110,6 +124,13 @@ function checkTarget(
       }
       if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
         issue(issues, `${at}/url`, 'must be an http or https URL');
+      } else if (parsed.username !== '' || parsed.password !== '') {
+        // Answers and the audit log show the URL in full: only the secret is masked.
+        issue(
+          issues,
+          `${at}/url`,
+          'must not carry credentials (user:password@); the secret signs every delivery',
+        );
       } else if (
         allowedHosts.length > 0 &&
         !allowedHosts.some((host) => normalizeHost(host) === normalizeHost(parsed.hostname))
@@ -136,7 +157,15 @@ function checkTarget(
       const headers = raw['headers'];
       if (headers !== undefined) {
         if (!isObject(headers)) issue(issues, `${at}/headers`, 'must be an object of strings');
-        else {
+        else if (Object.keys(headers).length > MAX_TARGET_HEADERS) {
+          issue(issues, `${at}/headers`, `must hold at most ${MAX_TARGET_HEADERS} headers`);
+        } else if (headerBytes(headers) > MAX_TARGET_HEADER_BYTES) {
+          issue(
+            issues,
+            `${at}/headers`,
+            `must hold at most ${MAX_TARGET_HEADER_BYTES} bytes of names and values`,
+          );
+        } else {
           for (const [key, value] of Object.entries(headers)) {
             if (isReservedHeader(key)) {
               issue(
