@@ -84,6 +84,50 @@ describe('the life of a flash sale', () => {
     expect(await stockOf(t, shop, variant)).toMatchObject({ onHand: 18, reserved: 0, available: 18 });
   });
 
+  it('starts every other sale when one sale’s start fails, and starts that one once it can', async () => {
+    const other = await createShop(t, 'fs-lifecycle-other');
+    const broken = await createSale(t, shop, await saleVariant(t, shop, 5), {
+      units: 1,
+      startsAt: later(60_000),
+    });
+    const sound = await createSale(t, other, await saleVariant(t, other, 5), {
+      units: 1,
+      startsAt: later(60_000),
+    });
+    // The broken sale is due first and its start's update fails, as a row the database refuses would.
+    await shift(broken.id, 'starts_at', later(-2000));
+    await shift(sound.id, 'starts_at', later(-1000));
+    const db = t.ctx.db.kysely;
+    await withSystem(db, async (trx) => {
+      await sql`create function flash_sales.test_refuse_start() returns trigger language plpgsql as $$
+        begin raise exception 'refused by the test'; end $$`.execute(trx);
+      await sql`create trigger test_refuse_start before update on flash_sales.campaigns for each row
+        when (old.id = ${sql.lit(broken.id)}::uuid) execute function flash_sales.test_refuse_start()`.execute(
+        trx,
+      );
+    });
+    try {
+      await t.flashSales.tick();
+      expect(await saleEvents(broken.id)).toEqual([]);
+      const soundEvents = await withSystem(db, async (trx) => {
+        const { rows } = await sql<{ type: string }>`
+          select headers->>'ce-type' as type from wal.messages
+          where tenant_id = ${other.id} and namespace = 'order-events' and headers->>'ce-subject' = ${sound.id}`.execute(
+          trx,
+        );
+        return rows.map((r) => r.type);
+      });
+      expect(soundEvents).toEqual(['mercato.flash-sale.started']);
+    } finally {
+      await withSystem(db, async (trx) => {
+        await sql`drop trigger test_refuse_start on flash_sales.campaigns`.execute(trx);
+        await sql`drop function flash_sales.test_refuse_start()`.execute(trx);
+      });
+    }
+    await t.flashSales.tick();
+    expect(await saleEvents(broken.id)).toEqual(['mercato.flash-sale.started']);
+  });
+
   it('announces sold-out once the last unit is admitted', async () => {
     const variant = await saleVariant(t, shop, 5);
     const sale = await createSale(t, shop, variant, { units: 2, perCustomerLimit: 2 });

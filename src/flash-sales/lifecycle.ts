@@ -37,15 +37,25 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
           from flash_sales.campaigns
           where settled_at is null
             and (ends_at <= now() or (starts_at <= now() and cancelled_at is null and not announced ? 'started'))
+          order by starts_at, id
           limit 100`.execute(trx);
         const { rows: windows } = await sql<{ tenant_id: string }>`
           select distinct tenant_id from flash_sales.admissions
           where status = 'admitted' and pay_by <= now() limit 100`.execute(trx);
         return { campaigns: rows, windows: windows.map((w) => w.tenant_id) };
       });
-      for (const c of due.campaigns)
-        await (c.kind === 'end' ? end(c.tenant_id, c.id) : start(c.tenant_id, c.id));
-      for (const tenantId of due.windows) await closeWindows(tenantId);
+      // Each sale and each tenant on its own: one that fails (logged, tried again next tick)
+      // must not stall every other tenant's starts, ends, payment windows and reconciliation.
+      for (const c of due.campaigns) {
+        await (c.kind === 'end' ? end(c.tenant_id, c.id) : start(c.tenant_id, c.id)).catch((error) =>
+          logger.warn({ err: error, campaignId: c.id }, `flash-sales: the ${c.kind} of a sale failed`),
+        );
+      }
+      for (const tenantId of due.windows) {
+        await closeWindows(tenantId).catch((error) =>
+          logger.warn({ err: error, tenantId }, 'flash-sales: closing payment windows failed'),
+        );
+      }
       if (ticks++ % RECONCILE_EVERY === 0) await reconcileRunning();
     } catch (error) {
       logger.warn({ err: error }, 'flash-sales: a lifecycle tick failed');
