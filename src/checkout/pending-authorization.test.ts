@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Order } from '../orders/index.ts';
+import { withSystem } from '../platform/db/index.ts';
 import {
   type CheckoutTestApp,
   confirmPending,
@@ -79,6 +81,45 @@ describe('a pending authorization (3-D Secure, a bank redirect)', () => {
     );
     expect(charges).toHaveLength(1);
   }, 120_000);
+});
+
+describe('the provider asked again about a pending authorization', () => {
+  let t: CheckoutTestApp;
+  let shop: Shop;
+  beforeAll(async () => {
+    // The watchdog comes 1.2 s after a step's start (200 ms timeout and a second).
+    t = await startCheckoutApp({
+      MERCATO_CHECKOUT_STEP_TIMEOUT_MS: '200',
+      MERCATO_CHECKOUT_PENDING_TIMEOUT_MS: '60000',
+    });
+    shop = await createStore(t, 'pending-backoff');
+  });
+  afterAll(() => t?.close());
+
+  it('is asked twice as far apart each time while the webhook is awaited, not at every step timeout', async () => {
+    const { order } = await pendingOrder(t, shop);
+    // The saga's watchdogs in order-events: each one's delay, oldest first.
+    const delays = () =>
+      withSystem(t.ctx.db.kysely, async (trx) => {
+        const { rows } = await sql<{ ms: number }>`
+          select round(extract(epoch from m.due_at - m.created_at) * 1000)::int as ms
+          from wal.messages m join checkout.sagas s on m.headers->>'ce-subject' = 'saga-' || s.id::text
+          where s.order_id = ${order.id} and m.tenant_id = ${shop.id} and m.namespace = 'order-events'
+          order by m.created_at, m.id`.execute(trx);
+        return rows.map((r) => r.ms);
+      });
+    await until(async () => (await delays()).length >= 4, 'four watchdogs of the pending saga', 20_000);
+    // Each delay as written: due (the writer's clock) minus created (its transaction's start), so a
+    // little over the delay asked for.
+    const written = (await delays()).slice(0, 4);
+    const asked = [1200, 1200, 2400, 4800];
+    expect(
+      written.map((ms, i) => ms >= asked[i]! && ms < asked[i]! + 500),
+      `${written}`,
+    ).toEqual([true, true, true, true]);
+    await confirmPending(t, shop.id, order.id);
+    expect(await settled(t, shop, order.id)).toMatchObject({ status: 'completed' });
+  }, 60_000);
 });
 
 describe('a pending authorization never settled', () => {

@@ -1,7 +1,7 @@
 import { type DomainEvent, type EventBus, handleFound, type Subscriber } from '../platform/events/index.ts';
 import type { SagaRunner } from './saga-runner.ts';
 import { MAX_ATTEMPTS } from './saga-runner.ts';
-import { findSaga, listSteps } from './saga-store.ts';
+import { findSaga, listSteps, type Saga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
 
 export const WATCHDOG_TYPE = 'mercato.checkout.watchdog';
@@ -55,19 +55,43 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
           );
         }
       }
-      await events.publish(
-        trx,
-        event.tenantid,
-        'order-events',
-        [watchdogEvent(sagaId, saga.orderId, delayMs)],
-        {
-          correlationId: event.correlationid,
-          causationId: event.id,
-        },
-      );
+      const next = saga.status === 'running' ? await pendingRecheckMs(trx, saga, delayMs) : delayMs;
+      await events.publish(trx, event.tenantid, 'order-events', [watchdogEvent(sagaId, saga.orderId, next)], {
+        correlationId: event.correlationid,
+        causationId: event.id,
+      });
     },
   };
   return subscriber;
+}
+
+/** The longest wait between two questions to the provider about a pending authorization. */
+export const PENDING_RECHECK_MAX_MS = 300_000;
+
+/**
+ * When the next watchdog comes for a running saga. Usually `delayMs` (a step's timeout and a
+ * second). A saga waiting on a pending authorization is settled by the provider's webhook; each
+ * watchdog only asks the provider again in case that webhook was lost, so those questions come
+ * twice as far apart each time (delayMs, 2×, 4×, … up to PENDING_RECHECK_MAX_MS), not 60 in ten
+ * minutes, and never later than a second past the saga's pending deadline, when it times out.
+ */
+async function pendingRecheckMs(trx: CheckoutTrx, saga: Saga, delayMs: number): Promise<number> {
+  if (saga.step !== 'authorize') return delayMs;
+  const attempts = await trx
+    .selectFrom('checkout.saga_steps')
+    .select('status')
+    .where('saga_id', '=', saga.id)
+    .where('step', '=', 'authorize')
+    .where('action', '=', 'invoke')
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+  // Waiting on the provider: its last attempt succeeded (answered pending) and the saga stayed.
+  if (attempts[0]?.status !== 'succeeded') return delayMs;
+  const backoff = Math.max(delayMs * 2 ** Math.min(attempts.length - 1, 30), delayMs);
+  const capped = Math.max(Math.min(backoff, PENDING_RECHECK_MAX_MS), delayMs);
+  const toDeadline = saga.deadlineAt ? Math.max(saga.deadlineAt.getTime() - Date.now(), 0) + 1000 : capped;
+  return Math.min(capped, toDeadline);
 }
 
 /** Of `values` (saga ids or order ids), those whose saga is running or compensating: one read. */

@@ -317,7 +317,7 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_CHECKOUT_PENDING_TIMEOUT_MS',
     default: '600000',
-    doc: "How long a checkout waits for an authorization the provider answered pending (3-D Secure, a bank redirect: settled by the provider's webhook), from the authorization's first attempt, before it times out and compensates (1 s to 1 day; at most MERCATO_RESERVATION_TTL_SECONDS, whose reservation holds the stock meanwhile). The provider is asked again at each watchdog, every MERCATO_CHECKOUT_STEP_TIMEOUT_MS.",
+    doc: "How long a checkout waits for an authorization the provider answered pending (3-D Secure, a bank redirect: settled by the provider's webhook), from the authorization's first attempt, before it times out and compensates (1 s to 1 day; at most MERCATO_RESERVATION_TTL_SECONDS, whose reservation holds the stock meanwhile). Meanwhile the provider is asked again in case its webhook was lost: first after MERCATO_CHECKOUT_STEP_TIMEOUT_MS and a second, then twice as far apart each time, up to 5 minutes.",
   },
   {
     name: 'MERCATO_FLASH_CUSTOMER_RATE',
