@@ -8,6 +8,7 @@ import { loadConfig } from '../src/platform/config/index.ts';
 import { migrate, withTenant } from '../src/platform/db/index.ts';
 import type { AppContext } from '../src/platform/index.ts';
 import { closeContext, createContext } from '../src/platform/runtime.ts';
+import { secretBoxOf } from '../src/platform/secrets.ts';
 import { createNamespace, type Namespace } from '../src/wal/namespaces/index.ts';
 import type { NamespaceInput } from '../src/wal/namespaces/validate.ts';
 import type { WalTables } from '../src/wal/tables.ts';
@@ -52,7 +53,9 @@ export async function openMercato(tenantId: string): Promise<MercatoBench> {
     db,
     tenantId,
     namespace: (name, input) =>
-      withTenant(db, tenantId, (trx) => createNamespace(trx, change, name, { maxDelayMs: 60_000, ...input })),
+      withTenant(db, tenantId, (trx) =>
+        createNamespace(trx, change, name, { maxDelayMs: 60_000, ...input }, secretBoxOf(ctx)),
+      ),
     close: () => closeContext(ctx),
   };
 }

@@ -1,11 +1,17 @@
 import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExceptionsDb } from '../exceptions/index.ts';
 import { openStoredSource, storeSealedSource } from '../exceptions/secrets-test-fixtures.ts';
 import { createTestTenant, type TestTenant } from '../identity/auth/auth-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
+import { createSecretBox } from '../platform/secrets.ts';
 import { startTestApp, type TestApp, testDatabaseKind } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import type { Target } from '../wal/namespaces/namespace.ts';
+import { openTargets } from '../wal/namespaces/sealed-targets.ts';
+import { createNamespace } from '../wal/namespaces/store.ts';
+import type { WalTables } from '../wal/tables.ts';
 import { parseDays, progressReporter } from './exceptions-commands.ts';
 import { mercato } from './mercato-process.ts';
 
@@ -165,5 +171,62 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions reseal-sec
     expect(lost.output).toContain(`tenant ${tenant.id}, ORDER: sealed under an unknown key or altered`);
     expect(lost.output).toContain('keep MERCATO_SECRETS_KEY_PREVIOUS');
     expect(lost.output).not.toContain(key);
+  }, 120_000);
+});
+
+describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions reseal-secrets, WAL targets', () => {
+  let t: TestApp;
+  let tenant: TestTenant;
+  beforeAll(async () => {
+    t = await startTestApp();
+    tenant = await createTestTenant(t, 'reseal-wal-cli');
+  });
+  afterAll(() => t.close());
+
+  it("seals the WAL's HTTP target secrets and credential headers again under the new key", async () => {
+    // A target saved before MERCATO_SECRETS_KEY was set: sealed under the key derived from the database.
+    const secret = `whsec_${randomBytes(32).toString('base64')}`;
+    const box = createSecretBox(t.ctx, t.ctx.db.kysely);
+    await box.ready();
+    const db = t.ctx.db.kysely as Kysely<WalTables>;
+    const target = { type: 'http', name: 'hook', url: 'https://hooks.example.com/in', secret };
+    const headers = { Authorization: 'Bearer tok-wal-cli' };
+    await withTenant(db, tenant.id, (trx) =>
+      createNamespace(
+        trx,
+        { tenantId: tenant.id, actor: 'test' },
+        'hooks',
+        { targets: [{ ...target, headers }] },
+        box,
+      ),
+    );
+    const key = randomBytes(32).toString('base64');
+    const env = { DATABASE_URL: t.databaseUrl!, MERCATO_DEMO: 'false', MERCATO_SECRETS_KEY: key };
+    const first = await mercato(['exceptions', 'reseal-secrets'], env);
+    expect(first.code, first.output).toBe(0);
+    expect(first.output).toContain(
+      '1 WAL namespace(s) sealed again under the current key, 0 already under it',
+    );
+    const stored = await withTenant(db, tenant.id, (trx) =>
+      trx
+        .selectFrom('wal.namespaces')
+        .select('targets')
+        .where('name', '=', 'hooks')
+        .executeTakeFirstOrThrow(),
+    );
+    const targets = (
+      typeof stored.targets === 'string' ? JSON.parse(stored.targets) : stored.targets
+    ) as Target[];
+    const newBox = createSecretBox(
+      { ...t.ctx, config: { ...t.ctx.config, secretsKey: key, secretsPreviousKeys: [] } },
+      db,
+    );
+    expect(await openTargets(newBox, { tenantId: tenant.id, namespace: 'hooks' }, targets)).toMatchObject([
+      { secret, headers },
+    ]);
+    const second = await mercato(['exceptions', 'reseal-secrets'], env);
+    expect(second.output).toContain(
+      '0 WAL namespace(s) sealed again under the current key, 1 already under it',
+    );
   }, 120_000);
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Kysely } from 'kysely';
 import {
   type ExceptionsDb,
   type PurgeProgress,
@@ -6,7 +7,9 @@ import {
   resealSecrets,
 } from '../exceptions/index.ts';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
-import type { Config } from '../platform/index.ts';
+import { type Config, createSecretBox } from '../platform/index.ts';
+import { resealTargets } from '../wal/namespaces/sealed-targets.ts';
+import type { WalTables } from '../wal/tables.ts';
 import { CliError, withDatabase } from './database-command.ts';
 
 /** `--older-than 30d` (or `30`): whole days, 0 to 36,500. */
@@ -49,7 +52,8 @@ export function progressReporter(out: NodeJS.WriteStream = process.stdout): {
 
 /**
  * `mercato exceptions purge`: retention by hand, with a progress bar; `mercato exceptions
- * reseal-secrets`: the sources' secrets sealed again under the current key after a rotation.
+ * reseal-secrets`: every secret tenants store (the sources' secrets, the WAL's HTTP target secrets
+ * and credential headers) sealed again under the current key after a rotation.
  */
 export function registerExceptionsCommands(program: Command, config: () => Config): void {
   const exceptions = program.command('exceptions').description('the interface exception collector');
@@ -94,7 +98,7 @@ export function registerExceptionsCommands(program: Command, config: () => Confi
   exceptions
     .command('reseal-secrets')
     .description(
-      "seal every source's credentials again under MERCATO_SECRETS_KEY, after a rotation (the old key in MERCATO_SECRETS_KEY_PREVIOUS); exits 1 when some cannot be opened",
+      "seal every stored secret again under MERCATO_SECRETS_KEY, after a rotation (the old key in MERCATO_SECRETS_KEY_PREVIOUS): the exception sources' credentials and the WAL's HTTP target secrets and credential headers; exits 1 when some cannot be opened",
     )
     .action(async () => {
       await withDatabase(config(), async (ctx) => {
@@ -102,6 +106,23 @@ export function registerExceptionsCommands(program: Command, config: () => Confi
         console.log(
           `${result.resealed} source(s) sealed again under the current key, ${result.current} already under it`,
         );
+        const wal = await resealTargets(
+          ctx.db.kysely as Kysely<WalTables>,
+          createSecretBox(ctx, ctx.db.kysely),
+        );
+        console.log(
+          `${wal.resealed} WAL namespace(s) sealed again under the current key, ${wal.current} already under it`,
+        );
+        for (const u of wal.unreadable) {
+          console.error(
+            `tenant ${u.tenantId}, WAL namespace ${u.namespace}: a target secret sealed under an unknown key or altered; send the target again`,
+          );
+        }
+        if (wal.unreadable.length > 0 && result.unreadable.length === 0) {
+          throw new CliError(
+            `${wal.unreadable.length} WAL namespace(s) could not be opened with the current or a previous key: keep MERCATO_SECRETS_KEY_PREVIOUS until their targets are sent again`,
+          );
+        }
         if (result.unreadable.length > 0) {
           for (const u of result.unreadable) {
             console.error(

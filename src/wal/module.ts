@@ -3,6 +3,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { withSystem, withTenant } from '../platform/db/index.ts';
 import type { EventBus, Topic } from '../platform/events/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
+import { secretBoxOf } from '../platform/secrets.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
 import {
@@ -36,6 +37,7 @@ import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
 import type { Namespace, Target } from './namespaces/namespace.ts';
+import { resealTargets } from './namespaces/sealed-targets.ts';
 import { ensureAllSystemNamespaces, ensureSystemNamespaces } from './namespaces/system-namespaces.ts';
 import { createSystemTargets } from './namespaces/system-targets.ts';
 import type { WalTables } from './tables.ts';
@@ -177,6 +179,27 @@ export async function createWal(
   let relay: Relay | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
   let stopPruning: (() => void) | undefined;
+  /**
+   * HTTP secrets and credential headers a row holds in clear (written before they were sealed) or
+   * under an earlier key are sealed under the current one, at every start (README: "Secrets at
+   * rest"). Until then they are read as they are; a failure here only delays it to the next start.
+   */
+  const sealStoredTargets = async () => {
+    try {
+      const result = await resealTargets(db, secretBoxOf(ctx));
+      if (result.resealed > 0) {
+        ctx.logger.info({ namespaces: result.resealed }, 'WAL target secrets sealed under the current key');
+      }
+      for (const u of result.unreadable) {
+        ctx.logger.warn(
+          u,
+          'a WAL target secret was sealed under an unknown key (MERCATO_SECRETS_KEY changed?): name the old key in MERCATO_SECRETS_KEY_PREVIOUS, or send the target again',
+        );
+      }
+    } catch (err) {
+      ctx.logger.error({ err }, 'could not seal the WAL target secrets stored in clear');
+    }
+  };
   return {
     name: 'wal',
     deps,
@@ -235,6 +258,7 @@ export async function createWal(
         );
       }
       await ensureAllSystemNamespaces(db, eventsBackend);
+      await sealStoredTargets();
       await namespaces.start();
       stopRetention = startRetention({ ctx, db });
       // Breakers of targets removed, disabled or moved are dropped (and leave the metrics).

@@ -367,12 +367,12 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_SECRETS_KEY',
     default: '(unset: derived from the oldest access-token signing key)',
-    doc: "32 random bytes as base64 or hex (`openssl rand -base64 32`) that encrypt credentials tenants store (AES-256-GCM), such as the exception collector's sources. A key derived from it (HKDF, a label of its own) also names the sign-in throttle's counters (HMAC-SHA256 of tenant, email and IP), so Redis holds no hash an email and IP can be tested against; changing it restarts those counts. Unset, a key is derived (HKDF) from the oldest signing key kept in the database, or from MERCATO_JWT_PRIVATE_KEY: set it in production and keep it: to change it, name the old one in MERCATO_SECRETS_KEY_PREVIOUS and run `mercato exceptions reseal-secrets`.",
+    doc: "32 random bytes as base64 or hex (`openssl rand -base64 32`) that encrypt credentials tenants store (AES-256-GCM): the exception collector's sources, and the WAL's HTTP target signing secrets and credential headers (sealed again at each start). A key derived from it (HKDF, a label of its own) also names the sign-in throttle's counters (HMAC-SHA256 of tenant, email and IP), so Redis holds no hash an email and IP can be tested against; changing it restarts those counts. Unset, a key is derived (HKDF) from the oldest signing key kept in the database, or from MERCATO_JWT_PRIVATE_KEY: set it in production and keep it: to change it, name the old one in MERCATO_SECRETS_KEY_PREVIOUS and run `mercato exceptions reseal-secrets`.",
   },
   {
     name: 'MERCATO_SECRETS_KEY_PREVIOUS',
     default: '(unset)',
-    doc: 'Earlier values of MERCATO_SECRETS_KEY, comma-separated, while the key is rotated: what they sealed still opens (the key derived from the database is tried too once MERCATO_SECRETS_KEY is set), and `mercato exceptions reseal-secrets` seals it again under the current key; then drop them.',
+    doc: 'Earlier values of MERCATO_SECRETS_KEY, comma-separated, while the key is rotated: what they sealed still opens (the key derived from the database is tried too once MERCATO_SECRETS_KEY is set), and `mercato exceptions reseal-secrets` seals it again under the current key (the WAL targets also at each start); then drop them.',
   },
   {
     name: 'MERCATO_SOURCE_BREAKER_FAILURES',

@@ -1,5 +1,6 @@
 export { canWriteNamespace, WAL_WRITE } from './access.ts';
 export { createNamespaceCache, NAMESPACE_CHANGES_CHANNEL } from './cache.ts';
+export { maskSecret, namespaceView } from './masks.ts';
 export type {
   HttpTarget,
   InternalTarget,
@@ -28,4 +29,3 @@ export {
   toNamespace,
   updateNamespace,
 } from './store.ts';
-export { maskSecret, namespaceView } from './validate.ts';

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post } from '../../identity/auth/auth-test-fixtures.ts';
 import { withTenant } from '../../platform/db/index.ts';
+import { secretBoxOf } from '../../platform/secrets.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { createWal } from '../index.ts';
 import type { WalTables } from '../tables.ts';
@@ -73,7 +74,7 @@ describe('WAL namespaces: MERCATO_WAL_MAX_NAMESPACES per tenant', () => {
     const order: string[] = [];
     const first = withTenant(db, raceTenantId, async (trx) => {
       await checkNamespaceLimit(trx, raceTenantId, 1);
-      await createNamespace(trx, { tenantId: raceTenantId, actor: 'test' }, 'first', {});
+      await createNamespace(trx, { tenantId: raceTenantId, actor: 'test' }, 'first', {}, secretBoxOf(t.ctx));
       inserted();
       await committing;
       order.push('first committed');

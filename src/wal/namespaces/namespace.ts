@@ -34,14 +34,33 @@ type TargetBase = {
   system?: boolean;
 };
 
-/** POSTs a structured CloudEvent signed per Standard Webhooks with `secret` (whsec_…). */
+/**
+ * A value stored encrypted (platform/secrets.ts, under MERCATO_SECRETS_KEY): opened only where it
+ * is used (namespaces/sealed-targets.ts).
+ */
+export type Sealed = { sealed: string };
+
+/**
+ * POSTs a structured CloudEvent signed per Standard Webhooks with `secret` (whsec_…). As stored
+ * and read, `secret` and the values of credential headers (isSensitiveHeader) are Sealed; a row
+ * written before they were sealed holds them in clear until the WAL seals it again.
+ */
 export type HttpTarget = TargetBase & {
   type: 'http';
   url: string;
-  secret: string;
+  secret: string | Sealed;
   timeoutMs: number;
+  headers?: Record<string, string | Sealed>;
+};
+
+/** An HTTP target with its secret and header values opened (as sent, as delivered). */
+export type OpenHttpTarget = Omit<HttpTarget, 'secret' | 'headers'> & {
+  secret: string;
   headers?: Record<string, string>;
 };
+
+/** A target with nothing sealed: an HTTP one opened, any other as it is. */
+export type OpenTarget = Exclude<Target, HttpTarget> | OpenHttpTarget;
 
 /** Runs one parameterized statement on the Mercato database; params are JSON pointers into the message. */
 export type SqlTarget = TargetBase & { type: 'sql'; statement: string; params: string[] };
@@ -88,6 +107,9 @@ export type Namespace = {
   createdAt: string;
   updatedAt: string;
 };
+
+/** A namespace with its HTTP targets' secrets and credential headers opened (sealed-targets.ts). */
+export type OpenNamespace = Omit<Namespace, 'targets'> & { targets: OpenTarget[] };
 
 /** Namespaces by (tenant, name), cached per process and dropped on every change (NOTIFY). */
 export type NamespaceCache = {

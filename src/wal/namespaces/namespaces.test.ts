@@ -7,6 +7,7 @@ import { addUser, bearer, send } from '../../identity/users/user-test-fixtures.t
 import { withSystem, withTenant } from '../../platform/db/index.ts';
 import type { Principal } from '../../platform/http/index.ts';
 import type { AppContext } from '../../platform/index.ts';
+import { secretBoxOf } from '../../platform/secrets.ts';
 import {
   startSecondProcess,
   startTestApp,
@@ -17,7 +18,8 @@ import { auditRoutes } from '../audit/index.ts';
 import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
 import { canWriteNamespace, createNamespaceCache, namespaceRoutes } from './index.ts';
-import type { Namespace } from './namespace.ts';
+import type { Namespace, Target } from './namespace.ts';
+import { openTargets } from './sealed-targets.ts';
 import { MAX_TARGET_HEADER_BYTES, MAX_TARGET_HEADERS } from './validate.ts';
 
 const NS = '/api/v1/wal/namespaces';
@@ -492,11 +494,18 @@ describe('WAL namespaces', () => {
           .where('name', '=', 'webhooks')
           .executeTakeFirstOrThrow(),
       );
-      const targets = (typeof stored.targets === 'string' ? JSON.parse(stored.targets) : stored.targets) as {
-        url: string;
-        secret: string;
-      }[];
-      expect(targets[0]).toMatchObject({ url: 'https://hooks.example.com/v2', secret: SECRET });
+      // Stored sealed (AES-256-GCM under the secrets key): a database reader never finds it.
+      expect(JSON.stringify(stored)).not.toContain(SECRET);
+      const targets = (
+        typeof stored.targets === 'string' ? JSON.parse(stored.targets) : stored.targets
+      ) as Target[];
+      expect(targets[0]).toMatchObject({
+        url: 'https://hooks.example.com/v2',
+        secret: { sealed: expect.stringMatching(/^v1\./) },
+      });
+      const place = { tenantId: shop.id, namespace: 'webhooks' };
+      const [opened] = await openTargets(secretBoxOf(t.ctx), place, targets);
+      expect(opened).toMatchObject({ url: 'https://hooks.example.com/v2', secret: SECRET });
     });
 
     it('keeps the secret when a PUT sends back the masked value, and replaces it when sent a new one', async () => {
@@ -504,10 +513,15 @@ describe('WAL namespaces', () => {
       expect((await send(t.app, 'PUT', `${NS}/webhooks`, admin, { targets: read.targets })).statusCode).toBe(
         200,
       );
-      expect((await wal.namespaces.get(shop.id, 'webhooks'))?.targets[0]).toMatchObject({ secret: SECRET });
+      const openedTarget = async () => {
+        const namespace = await wal.namespaces.get(shop.id, 'webhooks');
+        const place = { tenantId: shop.id, namespace: 'webhooks' };
+        return (await openTargets(secretBoxOf(t.ctx), place, namespace?.targets ?? []))[0];
+      };
+      expect(await openedTarget()).toMatchObject({ secret: SECRET });
       await send(t.app, 'PUT', `${NS}/webhooks`, admin, { targets: [{ ...hook, secret: OTHER_SECRET }] });
       await eventually(async () => {
-        const target = (await wal.namespaces.get(shop.id, 'webhooks'))?.targets[0];
+        const target = await openedTarget();
         return target?.type === 'http' && target.secret === OTHER_SECRET;
       });
     });

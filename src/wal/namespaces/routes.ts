@@ -10,22 +10,25 @@ import {
   SECURED,
   userOf,
 } from '../../platform/http/index.ts';
+import { secretBoxOf } from '../../platform/secrets.ts';
 import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import { withCircuits } from '../delivery/index.ts';
 import type { WalDeps } from '../deps.ts';
 import { checkNamespaceLimit } from './limit.ts';
+import { namespaceView } from './masks.ts';
 import type { Namespace } from './namespace.ts';
 import {
   createNamespace,
   deleteNamespace,
   listNamespaces,
+  openNamespace,
   requireNamespace,
   updateNamespace,
 } from './store.ts';
 import { checkSystemUpdate, isSystemTopic, withoutSystemTargets } from './system-namespaces.ts';
 import { TARGET_DOC } from './target-schemas.ts';
-import { BACKENDS, NAME_PATTERN, namespaceView } from './validate.ts';
+import { BACKENDS, NAME_PATTERN } from './validate.ts';
 
 const Backend = Type.Enum([...BACKENDS]);
 const Name = Type.String({ pattern: NAME_PATTERN, description: 'Lower case letters, digits, . _ -' });
@@ -178,6 +181,10 @@ export function namespaceRoutes(deps: WalDeps) {
     // preValidation: the caller is checked before the body, so a stranger learns nothing from a 400.
     const preValidation = requireUser('admin');
     const merged = (namespace: Namespace) => deps.systemTargets?.apply(namespace) ?? namespace;
+    // HTTP secrets and credential headers are stored sealed: opened here to be shown masked.
+    const box = secretBoxOf(deps.ctx);
+    const view = async (namespace: Namespace) =>
+      withCircuits(deps.circuits, namespaceView(await openNamespace(box, merged(namespace))));
 
     app.post(
       '/wal/namespaces',
@@ -202,12 +209,14 @@ export function namespaceRoutes(deps: WalDeps) {
         }
         checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
         const change = changeBy(user, deps.ctx.db.kind);
+        // The keys are loaded before the transaction (deriving one reads the database).
+        await box.ready();
         const created = await withTenant(deps.db, user.tenantId, async (trx) => {
           // The platform tenant (the operator's) is exempt.
           if (user.tenantSlug !== PLATFORM_TENANT) {
             await checkNamespaceLimit(trx, user.tenantId, deps.ctx.config.walMaxNamespaces);
           }
-          return createNamespace(trx, change, name, input);
+          return createNamespace(trx, change, name, input, box);
         });
         deps.namespaces.invalidate(user.tenantId, name);
         reply.code(201).header('location', `/api/v1/wal/namespaces/${name}`);
@@ -228,8 +237,9 @@ export function namespaceRoutes(deps: WalDeps) {
       },
       async (request) => {
         const { tenantId } = userOf(request);
+        await box.ready();
         const items = await withTenant(deps.db, tenantId, (trx) => listNamespaces(trx, tenantId));
-        return { items: items.map((n) => withCircuits(deps.circuits, namespaceView(merged(n)))) };
+        return { items: await Promise.all(items.map(view)) };
       },
     );
 
@@ -247,10 +257,11 @@ export function namespaceRoutes(deps: WalDeps) {
       },
       async (request) => {
         const { tenantId } = userOf(request);
+        await box.ready();
         const found = await withTenant(deps.db, tenantId, (trx) =>
           requireNamespace(trx, tenantId, request.params.name),
         );
-        return withCircuits(deps.circuits, namespaceView(merged(found)));
+        return view(found);
       },
     );
 
@@ -274,6 +285,7 @@ export function namespaceRoutes(deps: WalDeps) {
         checkConcurrency(request.body, deps.ctx.config.walMaxConcurrency);
         const change = changeBy(user, deps.ctx.db.kind);
         const { name: rename, ...body } = request.body;
+        await box.ready();
         const updated = await withTenant(deps.db, user.tenantId, async (trx) => {
           const current = await requireNamespace(trx, user.tenantId, name);
           if (rename !== undefined && rename !== name) {
@@ -285,10 +297,10 @@ export function namespaceRoutes(deps: WalDeps) {
           }
           checkSystemUpdate(current, body);
           const targets = withoutSystemTargets(current, body.targets, deps.systemTargets?.of(name) ?? []);
-          return updateNamespace(trx, change, name, { ...body, ...(targets ? { targets } : {}) });
+          return updateNamespace(trx, change, name, { ...body, ...(targets ? { targets } : {}) }, box);
         });
         deps.namespaces.invalidate(user.tenantId, name);
-        return namespaceView(merged(updated));
+        return namespaceView(deps.systemTargets?.apply(updated) ?? updated);
       },
     );
 
@@ -325,7 +337,8 @@ export function namespaceRoutes(deps: WalDeps) {
             err,
           );
         });
-        await withTenant(deps.db, user.tenantId, (trx) => deleteNamespace(trx, change, name));
+        await box.ready();
+        await withTenant(deps.db, user.tenantId, (trx) => deleteNamespace(trx, change, name, box));
         deps.namespaces.invalidate(user.tenantId, name);
         await dropStreamData(deps.streams, namespace).catch((err: unknown) =>
           request.log.warn(

@@ -1,21 +1,19 @@
 import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 import { AppError } from '../../platform/http/index.ts';
+import type { SecretBox } from '../../platform/secrets.ts';
 import { recordAudit } from '../audit/index.ts';
 import type { NamespacesTable, WalTables } from '../tables.ts';
-import type { Namespace, Target } from './namespace.ts';
-import {
-  defaultSettings,
-  maskTargets,
-  type NamespaceInput,
-  type NamespaceSettings,
-  resolveSettings,
-} from './validate.ts';
+import { maskTargets } from './masks.ts';
+import type { Namespace, OpenNamespace, Target } from './namespace.ts';
+import { openTargets, sealTargets } from './sealed-targets.ts';
+import { defaultSettings, type NamespaceInput, type NamespaceSettings, resolveSettings } from './validate.ts';
 
 type Db = Kysely<WalTables> | Transaction<WalTables>;
 type Row = Selectable<NamespacesTable>;
 
 const json = <T>(value: unknown): T => (typeof value === 'string' ? JSON.parse(value) : value) as T;
 
+/** A namespace as stored: its HTTP secrets and credential headers sealed (see openNamespace). */
 export function toNamespace(row: Row): Namespace {
   return {
     tenantId: row.tenant_id,
@@ -45,7 +43,18 @@ export function toNamespace(row: Row): Namespace {
   };
 }
 
-function toColumns(settings: NamespaceSettings) {
+/**
+ * The namespace with its HTTP targets' secrets and credential headers opened, for answers (masked),
+ * updates and the audit log. One that does not open (another key sealed it) comes back empty: shown
+ * masked, and an update must send it again. Call box.ready() before the transaction.
+ */
+export async function openNamespace(box: SecretBox, namespace: Namespace): Promise<OpenNamespace> {
+  const place = { tenantId: namespace.tenantId, namespace: namespace.name };
+  return { ...namespace, targets: await openTargets(box, place, namespace.targets, true) };
+}
+
+/** The columns of the settings, with `targets` as stored (sealTargets). */
+function toColumns(settings: NamespaceSettings, targets: Target[]) {
   return {
     backend: settings.backend,
     fallback_backend: settings.fallbackBackend,
@@ -55,7 +64,7 @@ function toColumns(settings: NamespaceSettings) {
     retry_max_delay_ms: settings.retry.maxDelayMs,
     max_attempts: settings.retry.maxAttempts,
     retry_jitter: settings.retry.jitter,
-    targets: JSON.stringify(settings.targets),
+    targets: JSON.stringify(targets),
     rate_limit_per_second: settings.rateLimitPerSecond,
     max_delay_ms: settings.maxDelayMs,
     max_payload_bytes: settings.maxPayloadBytes,
@@ -67,12 +76,12 @@ function toColumns(settings: NamespaceSettings) {
   };
 }
 
-function settingsOf(namespace: Namespace): NamespaceSettings {
+function settingsOf(namespace: OpenNamespace): NamespaceSettings {
   const { tenantId: _t, createdAt: _c, updatedAt: _u, ...settings } = namespace;
   return settings;
 }
 
-/** What the audit log keeps of a namespace: everything but secrets. */
+/** What the audit log keeps of a namespace: everything but secrets and credential headers (masked). */
 function auditable(settings: NamespaceSettings): Record<string, unknown> {
   return { ...settings, targets: maskTargets(settings.targets) };
 }
@@ -134,17 +143,23 @@ const authorityOf = (change: Change) => ({
   database: change.database ?? 'pglite',
 });
 
-/** Creates a namespace (AppError CONFLICT when the name is taken) and audits it. */
+/**
+ * Creates a namespace (AppError CONFLICT when the name is taken) and audits it. Its HTTP secrets
+ * and credential headers are stored sealed by `box` (ready before the transaction).
+ */
 export async function createNamespace(
   trx: Transaction<WalTables>,
   change: Change,
   name: string,
   input: NamespaceInput,
-): Promise<Namespace> {
+  box: SecretBox,
+): Promise<OpenNamespace> {
   const settings = resolveSettings(defaultSettings(name), input, authorityOf(change));
+  const place = { tenantId: change.tenantId, namespace: name };
+  const targets = await sealTargets(box, place, settings.targets);
   const row = await trx
     .insertInto('wal.namespaces')
-    .values({ tenant_id: change.tenantId, name, ...toColumns(settings) })
+    .values({ tenant_id: change.tenantId, name, ...toColumns(settings, targets) })
     .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
     .returningAll()
     .executeTakeFirst();
@@ -156,16 +171,21 @@ export async function createNamespace(
     subject: `namespace:${name}`,
     details: { after: auditable(settings) },
   });
-  return toNamespace(row);
+  return { ...toNamespace(row), targets: settings.targets };
 }
 
-/** Applies a partial update (AppError NOT_FOUND) and audits the fields that changed. */
+/**
+ * Applies a partial update (AppError NOT_FOUND) and audits the fields that changed. Every HTTP
+ * secret and credential header is sealed again by `box` (one stored in clear by an older version
+ * included), a masked one sent back keeping the stored value.
+ */
 export async function updateNamespace(
   trx: Transaction<WalTables>,
   change: Change,
   name: string,
   input: NamespaceInput,
-): Promise<Namespace> {
+  box: SecretBox,
+): Promise<OpenNamespace> {
   const locked = await trx
     .selectFrom('wal.namespaces')
     .selectAll()
@@ -174,11 +194,12 @@ export async function updateNamespace(
     .forUpdate()
     .executeTakeFirst();
   if (!locked) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
-  const before = settingsOf(toNamespace(locked));
+  const before = settingsOf(await openNamespace(box, toNamespace(locked)));
   const after = resolveSettings(before, input, authorityOf(change));
+  const targets = await sealTargets(box, { tenantId: change.tenantId, namespace: name }, after.targets);
   const row = await trx
     .updateTable('wal.namespaces')
-    .set({ ...toColumns(after), updated_at: new Date() })
+    .set({ ...toColumns(after, targets), updated_at: new Date() })
     .where('tenant_id', '=', change.tenantId)
     .where('name', '=', name)
     .returningAll()
@@ -198,14 +219,15 @@ export async function updateNamespace(
     subject: `namespace:${name}`,
     details: { changes },
   });
-  return toNamespace(row);
+  return { ...toNamespace(row), targets: after.targets };
 }
 
-/** Deletes a namespace and, by cascade, its messages (AppError NOT_FOUND); audited. */
+/** Deletes a namespace and, by cascade, its messages (AppError NOT_FOUND); audited (secrets masked). */
 export async function deleteNamespace(
   trx: Transaction<WalTables>,
   change: Change,
   name: string,
+  box: SecretBox,
 ): Promise<void> {
   const row = await trx
     .deleteFrom('wal.namespaces')
@@ -219,7 +241,7 @@ export async function deleteNamespace(
     actor: change.actor,
     action: 'namespace.deleted',
     subject: `namespace:${name}`,
-    details: { before: auditable(settingsOf(toNamespace(row))) },
+    details: { before: auditable(settingsOf(await openNamespace(box, toNamespace(row)))) },
   });
 }
 

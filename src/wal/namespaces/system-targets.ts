@@ -11,15 +11,18 @@ export type SystemTargets = {
   /** The declared targets of a topic. */
   of(topic: string): InternalTarget[];
   /** The namespace with its declared targets merged in (itself when it has none). */
-  apply(namespace: Namespace): Namespace;
-  apply(namespace: Namespace | undefined): Namespace | undefined;
+  apply<N extends Merged>(namespace: N): N;
+  apply<N extends Merged>(namespace: N | undefined): N | undefined;
 };
+
+/** A namespace as stored, or opened (its HTTP targets' secrets in clear): either takes the declared targets. */
+type Merged = Pick<Namespace, 'name' | 'system' | 'targets'>;
 
 export function createSystemTargets(): SystemTargets {
   const byTopic = new Map<string, InternalTarget[]>();
-  function apply(namespace: Namespace): Namespace;
-  function apply(namespace: Namespace | undefined): Namespace | undefined;
-  function apply(namespace: Namespace | undefined): Namespace | undefined {
+  function apply<N extends Merged>(namespace: N): N;
+  function apply<N extends Merged>(namespace: N | undefined): N | undefined;
+  function apply<N extends Merged>(namespace: N | undefined): N | undefined {
     if (!namespace?.system) return namespace;
     const declared = byTopic.get(namespace.name);
     if (!declared || declared.length === 0) return namespace;

@@ -55,7 +55,10 @@ const HttpTarget = {
       maxProperties: 50,
       description:
         'Extra request headers (at most 50, 16384 bytes of names and values); not Host, ' +
-        'Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Proxy-* or Webhook-*',
+        'Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Proxy-* or Webhook-*. ' +
+        'Credential headers (Authorization, Cookie, names containing auth, token, key, secret, ' +
+        'passw, pwd, credential, session or signature) are stored encrypted and answered masked ' +
+        '(… and the last 4 characters); an update sending the masked value keeps the stored one.',
     },
     circuit: {
       type: 'object',

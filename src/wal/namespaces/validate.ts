@@ -3,14 +3,16 @@ import { AppError, type FieldError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
 import { isReservedHeader } from '../targets/http-request.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
+import { keepMaskedHeaders, maskSecret } from './masks.ts';
 import {
   DEFAULT_RETRY_POLICY,
-  type Namespace,
+  type OpenNamespace,
+  type OpenTarget,
   type RetryPolicy,
   SQL_NEEDS_POSTGRES,
-  type Target,
 } from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
+import { isSensitiveHeader } from './sealed-targets.ts';
 import { checkTypePatterns } from './type-patterns.ts';
 
 export const BACKENDS = [
@@ -36,25 +38,8 @@ export const MAX_TARGET_HEADERS = 50;
  */
 export const MAX_TARGET_HEADER_BYTES = 16_384;
 
-/** The settings of a namespace as stored, before the database adds tenant and timestamps. */
-export type NamespaceSettings = Omit<Namespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
-
-/** `whsec_…` and the last 4 characters: enough to tell secrets apart, never enough to use one. */
-export function maskSecret(secret: string): string {
-  return `whsec_…${secret.slice(-4)}`;
-}
-
-/** A copy of the targets with every HTTP secret masked. */
-export function maskTargets(targets: Target[]): Target[] {
-  return targets.map((target) =>
-    target.type === 'http' ? { ...target, secret: maskSecret(target.secret) } : target,
-  );
-}
-
-/** A namespace as the API answers it: secrets masked. */
-export function namespaceView(namespace: Namespace): Namespace {
-  return { ...namespace, targets: maskTargets(namespace.targets) };
-}
+/** The settings of a namespace, before the database adds tenant and timestamps; nothing sealed. */
+export type NamespaceSettings = Omit<OpenNamespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
 
 /** Bytes of a target's header names and string values (what is not a string fails on its own). */
 const headerBytes = (headers: Record<string, unknown>): number =>
@@ -69,7 +54,7 @@ const issue = (issues: Issues, pointer: string, message: string) =>
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const ALLOWED: Record<Target['type'], string[]> = {
+const ALLOWED: Record<OpenTarget['type'], string[]> = {
   http: ['type', 'name', 'enabled', 'types', 'url', 'secret', 'timeoutMs', 'headers'],
   sql: ['type', 'name', 'enabled', 'types', 'statement', 'params'],
   redis: ['type', 'name', 'enabled', 'types', 'command', 'key', 'message'],
@@ -88,9 +73,9 @@ function checkTarget(
   raw: unknown,
   at: string,
   issues: Issues,
-  stored: Map<string, Target>,
+  stored: Map<string, OpenTarget>,
   allowedHosts: string[],
-): Target | undefined {
+): OpenTarget | undefined {
   if (!isObject(raw)) {
     issue(issues, at, 'must be an object');
     return undefined;
@@ -139,7 +124,8 @@ function checkTarget(
       }
       let secret = raw['secret'];
       const previous = stored.get(name as string);
-      const kept = previous?.type === 'http' ? previous.secret : undefined;
+      // Empty: the stored secret does not open (sealed under another key): it must be sent again.
+      const kept = previous?.type === 'http' && previous.secret !== '' ? previous.secret : undefined;
       if (
         (secret === undefined || (kept !== undefined && secret === maskSecret(kept))) &&
         kept !== undefined
@@ -150,11 +136,13 @@ function checkTarget(
       else if (typeof secret !== 'string' || !SECRET.test(secret)) {
         issue(issues, `${at}/secret`, 'must be whsec_ followed by at least 24 base64 characters');
       }
+      const keptHeaders = previous?.type === 'http' ? previous.headers : undefined;
       const timeoutMs = raw['timeoutMs'] ?? 10_000;
       if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100 || (timeoutMs as number) > 60_000) {
         issue(issues, `${at}/timeoutMs`, 'must be an integer from 100 to 60000');
       }
-      const headers = raw['headers'];
+      const sent = raw['headers'];
+      const headers = isObject(sent) ? keepMaskedHeaders(sent, keptHeaders) : sent;
       if (headers !== undefined) {
         if (!isObject(headers)) issue(issues, `${at}/headers`, 'must be an object of strings');
         else if (Object.keys(headers).length > MAX_TARGET_HEADERS) {
@@ -172,6 +160,12 @@ function checkTarget(
                 issues,
                 `${at}/headers/${key}`,
                 `header "${key}" is reserved (Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade, Proxy-*, Webhook-*)`,
+              );
+            } else if (typeof value === 'string' && value.startsWith('…') && isSensitiveHeader(key)) {
+              issue(
+                issues,
+                `${at}/headers/${key}`,
+                'is a masked value this target does not store: send the header value itself',
               );
             } else if (!HEADER_NAME.test(key) || typeof value !== 'string' || !HEADER_VALUE.test(value)) {
               issue(
@@ -341,7 +335,7 @@ export function resolveSettings(
     const stored = new Map(current.targets.map((target) => [target.name, target]));
     const raw: unknown[] = input.targets ?? current.targets;
     const seen = new Set<string>();
-    const checked: Target[] = [];
+    const checked: OpenTarget[] = [];
     raw.forEach((item, i) => {
       const target = checkTarget(item, `/targets/${i}`, issues, stored, allowedHosts);
       const name = isObject(item) ? item['name'] : undefined;

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { signWebhook } from '../../platform/webhook-signature.ts';
-import type { HttpTarget, Namespace } from '../namespaces/namespace.ts';
+import type { HttpTarget, Namespace, OpenHttpTarget } from '../namespaces/namespace.ts';
+import { isSealed, type TargetPlace } from '../namespaces/sealed-targets.ts';
 import { toCloudEvent } from './cloud-event.ts';
 import {
   createWebhookAgents,
@@ -70,6 +71,16 @@ export type WarnLogger = { warn(details: object, message: string): void };
 
 type Refused = SsrfRefusedError | HostLookupError;
 
+/** Opens a target's sealed secret and credential headers (createTargetOpener: once per stored version). */
+export type OpenTarget = (place: TargetPlace, target: HttpTarget) => Promise<OpenHttpTarget>;
+
+/** Without a SecretBox (tests of the target alone): values in clear only. */
+const clearOnly: OpenTarget = async (_place, target) => {
+  const values = [target.secret, ...Object.values(target.headers ?? {})];
+  if (values.some(isSealed)) throw new Error('the target holds sealed values and no key was given');
+  return target as OpenHttpTarget;
+};
+
 /**
  * Delivers to HTTP targets: signed structured CloudEvents behind the SSRF guard. privateTargets
  * are the operator's MERCATO_WAL_PRIVATE_TARGETS (a bad entry throws ConfigError). The tenant
@@ -78,8 +89,15 @@ type Refused = SsrfRefusedError | HostLookupError;
  * operator. resolve replaces dns.lookup in tests.
  */
 export function createHttpTarget(
-  options: { privateTargets?: readonly string[]; logger?: WarnLogger; resolve?: Resolve } = {},
+  options: {
+    privateTargets?: readonly string[];
+    logger?: WarnLogger;
+    resolve?: Resolve;
+    /** Opens the sealed secret and credential headers (default: clear values only). */
+    open?: OpenTarget;
+  } = {},
 ): HttpTargetRunner {
+  const openTarget = options.open ?? clearOnly;
   const guard = createSsrfGuard(options.privateTargets, options.resolve);
   const logRefused = (namespace: Namespace, target: HttpTarget, error: Refused) => {
     const details = {
@@ -100,7 +118,14 @@ export function createHttpTarget(
   };
   const agents = createWebhookAgents();
   return {
-    async deliver(namespace, target, delivery) {
+    async deliver(namespace, stored, delivery) {
+      let target: OpenHttpTarget;
+      try {
+        target = await openTarget({ tenantId: namespace.tenantId, namespace: namespace.name }, stored);
+      } catch (error) {
+        // Another MERCATO_SECRETS_KEY sealed it: the operator names the old key, or the tenant sends it again.
+        return { outcome: 'retry', error: `the target's secret does not open: ${(error as Error).message}` };
+      }
       let url: URL;
       try {
         url = new URL(target.url);

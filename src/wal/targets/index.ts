@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../../platform/index.ts';
+import { secretBoxOf } from '../../platform/secrets.ts';
 import type { Namespace, Target } from '../namespaces/namespace.ts';
+import { createTargetOpener } from '../namespaces/sealed-targets.ts';
 import type { WalTables } from '../tables.ts';
 import { createHttpTarget } from './http-target.ts';
 import { deliverRedis } from './redis-target.ts';
@@ -27,6 +29,8 @@ export function createTargets(deps: { ctx: AppContext; db: Kysely<WalTables> }):
   const http = createHttpTarget({
     privateTargets: deps.ctx.config.walPrivateTargets,
     logger: deps.ctx.logger.child({ component: 'wal-http-target' }),
+    // Sealed secrets and credential headers, opened once per stored version of the namespace.
+    open: createTargetOpener(secretBoxOf(deps.ctx)),
   });
   async function run(
     namespace: Namespace,
