@@ -447,6 +447,16 @@ describe('WAL namespaces', () => {
       ).toEqual(['/targets/0/secret']);
     });
 
+    it('refuses a secret longer than 128 base64 characters (Standard Webhooks secrets are 24 to 64 bytes)', async () => {
+      const target = (secret: string) => ({ type: 'http', name: 'hook', url: 'https://h.test/', secret });
+      expect(await pointers({ name: 'longsecret', targets: [target(`whsec_${'A'.repeat(129)}`)] })).toEqual([
+        '/targets/0/secret',
+      ]);
+      const fits = await create({ name: 'longsecret', targets: [target(`whsec_${'A'.repeat(128)}`)] });
+      expect(fits.statusCode, fits.body).toBe(201);
+      await send(t.app, 'DELETE', `${NS}/longsecret`, admin);
+    });
+
     it('checks a PUT against the stored settings', async () => {
       expect(await pointers({ retry: { baseDelayMs: 400000 } }, 'PUT', `${NS}/orders`)).toEqual([
         '/retry/maxDelayMs',

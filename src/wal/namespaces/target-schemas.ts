@@ -5,7 +5,7 @@
  * Titled schemas become `#/components/schemas/<title>` (platform/http/openapi-components.ts).
  */
 import { TYPE_PATTERN } from './type-patterns.ts';
-import { NAME_PATTERN } from './validate.ts';
+import { MAX_TARGET_HEADERS, NAME_PATTERN, SECRET_PATTERN } from './validate.ts';
 
 const common = {
   name: { type: 'string', pattern: NAME_PATTERN, description: 'Unique within the namespace' },
@@ -43,7 +43,7 @@ const HttpTarget = {
     url: { type: 'string', format: 'uri', maxLength: 2048, description: 'http or https' },
     secret: {
       type: 'string',
-      pattern: '^whsec_[A-Za-z0-9+/=]{24,}$',
+      pattern: SECRET_PATTERN,
       description:
         'Signing secret, required on create. Answers show it masked (whsec_… and the last 4 ' +
         'characters); an update without it, or with the masked value, keeps the stored one.',
@@ -52,7 +52,7 @@ const HttpTarget = {
     headers: {
       type: 'object',
       additionalProperties: { type: 'string' },
-      maxProperties: 50,
+      maxProperties: MAX_TARGET_HEADERS,
       description:
         'Extra request headers (at most 50, 16384 bytes of names and values); not Host, ' +
         'Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Proxy-* or Webhook-*. ' +

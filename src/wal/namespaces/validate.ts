@@ -22,7 +22,9 @@ export const BACKENDS = [
 ] as const satisfies readonly BackendName[];
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
 const NAME = new RegExp(NAME_PATTERN);
-export const SECRET = /^whsec_[A-Za-z0-9+/=]{24,}$/;
+export const SECRET_PATTERN = '^whsec_[A-Za-z0-9+/=]{24,128}$';
+/** Standard Webhooks' secret: whsec_ and base64 (24 to 64 bytes there; up to 128 characters here). */
+export const SECRET = new RegExp(SECRET_PATTERN);
 const POINTER = /^(\/([^~/]|~[01])*)*$/;
 const HANDLER = /^[a-z][a-zA-Z0-9._:-]{0,99}$/;
 /** The handlers of EventBus subscribers (events/event-bus.ts): declared by modules, never by tenants. */
@@ -134,7 +136,7 @@ function checkTarget(
       }
       if (secret === undefined) issue(issues, `${at}/secret`, 'is required');
       else if (typeof secret !== 'string' || !SECRET.test(secret)) {
-        issue(issues, `${at}/secret`, 'must be whsec_ followed by at least 24 base64 characters');
+        issue(issues, `${at}/secret`, 'must be whsec_ followed by 24 to 128 base64 characters');
       }
       const keptHeaders = previous?.type === 'http' ? previous.headers : undefined;
       const timeoutMs = raw['timeoutMs'] ?? 10_000;
