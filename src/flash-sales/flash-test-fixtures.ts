@@ -2,12 +2,19 @@ import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { expect } from 'vitest';
 import { createSellable, type Shop, type TestVariant } from '../cart/cart-test-fixtures.ts';
+import type { CatalogModule } from '../catalog/module.ts';
 import { startCheckoutApp } from '../checkout/checkout-test-fixtures.ts';
-import { signSessionTokens } from '../identity/index.ts';
+import { createAddressBook, signSessionTokens } from '../identity/index.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
+import type { OrdersModule } from '../orders/module.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import type { WalModule } from '../wal/module.ts';
+import type { FlashSalesDeps } from './deps.ts';
+import type { FlashGate } from './gate.ts';
+import { createMemoryGate } from './gate-memory.ts';
 import type { FlashSalesModule } from './index.ts';
+import type { FlashSalesDb } from './tables.ts';
 
 export type FlashTestApp = Awaited<ReturnType<typeof startCheckoutApp>> & { flashSales: FlashSalesModule };
 
@@ -17,6 +24,22 @@ export async function startFlashApp(env: Record<string, string> = {}): Promise<F
   return Object.assign(t, {
     flashSales: t.modules.find((m) => m.name === 'flash-sales') as FlashSalesModule,
   });
+}
+
+/** What the module's parts share, made from the app's modules: to build one part on its own (a gate of its own unless given). */
+export function flashDeps(t: FlashTestApp, gate: FlashGate = createMemoryGate()): FlashSalesDeps {
+  const named = <T>(name: string) => t.modules.find((m) => m.name === name) as T;
+  return {
+    events: named<WalModule>('wal').events,
+    catalog: named<CatalogModule>('catalog'),
+    inventory: t.inventory,
+    orders: named<OrdersModule>('orders'),
+    checkout: t.checkout,
+    addresses: createAddressBook(t.identity.deps.db as never),
+    ctx: t.ctx,
+    db: t.ctx.db.kysely as FlashSalesDb,
+    gate,
+  };
 }
 
 export type Customer = { id: string; headers: Record<string, string> };

@@ -11,10 +11,43 @@ import type { FlashSalesTrx } from './tables.ts';
 import { returnUnits } from './units-back.ts';
 
 const TICK_MS = 1000;
-/** Ticks between two reconciliations of the running sales (and one at start: after any restart). */
-const RECONCILE_EVERY = 30;
 /** Admissions one transaction expires. */
 const BATCH = 100;
+
+/** The lifecycle's bounds; tests make them small. */
+export type LifecycleOptions = {
+  /** Ticks between two reconciliations of the running sales (and one at start: after any restart). */
+  reconcileEvery?: number;
+  /** Running sales one reconciliation pass compares; the next pass goes on after the last one (by id). */
+  reconcileBatch?: number;
+  /** Tenants whose payment windows one tick closes; the next tick goes on after the last one (by id). */
+  windowTenants?: number;
+};
+
+/** Where one pass reads: ids after `after`, or up to and including `upTo`. */
+type Range = { after?: string; upTo?: string };
+
+/** The SQL condition (`and …`) that keeps a uuid column in the range. */
+const inRange = (column: string, { after, upTo }: Range) =>
+  sql`${after === undefined ? sql`` : sql`and ${sql.ref(column)} > ${after}::uuid`}
+    ${upTo === undefined ? sql`` : sql`and ${sql.ref(column)} <= ${upTo}::uuid`}`;
+
+/**
+ * One bounded pass that takes turns: the next `limit` rows in id order after the last pass's,
+ * wrapping around to the first ones when fewer are left (each row once a pass), and where the
+ * next pass starts (after its last row; from the first once a pass found fewer than `limit`).
+ */
+async function inTurn<T>(
+  after: string | undefined,
+  limit: number,
+  read: (range: Range, limit: number) => Promise<T[]>,
+  idOf: (row: T) => string,
+): Promise<{ rows: T[]; next: string | undefined }> {
+  const rows = await read({ after }, limit);
+  if (after !== undefined && rows.length < limit)
+    rows.push(...(await read({ upTo: after }, limit - rows.length)));
+  return { rows, next: rows.length < limit ? undefined : idOf(rows.at(-1)!) };
+}
 
 /**
  * The clock of every sale, one tick a second in each process (cheap indexed scans; rows locked
@@ -22,12 +55,22 @@ const BATCH = 100;
  * that ended (its pool back to stock), and closes the payment window of admitted orders nobody
  * paid (order failed with reason timeout, units back to the pool while the sale runs, else to stock);
  * at start (after any restart) and every 30 s it reconciles the running sales' gates.
+ *
+ * The two bounded passes take turns: each goes on where the last one stopped (keyset by id) and
+ * wraps around to the start when fewer are left than its bound, so past the bound every
+ * running sale is reconciled and every tenant's windows closed in turn, never the same first ones
+ * each time (sales or tenants whose work keeps failing would otherwise hold the bound for ever).
  */
-export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
+export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: LifecycleOptions = {}) {
+  const { reconcileEvery = 30, reconcileBatch = 1000, windowTenants = 100 } = options;
   let running: Promise<void> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let ticks = 0;
+  /** The id the next reconciliation pass starts after; undefined: from the first. */
+  let reconciledAfter: string | undefined;
+  /** The tenant id the next payment-window pass starts after; undefined: from the first. */
+  let windowsAfter: string | undefined;
 
   async function tick(): Promise<void> {
     try {
@@ -39,11 +82,21 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
             and (ends_at <= now() or (starts_at <= now() and cancelled_at is null and not announced ? 'started'))
           order by starts_at, id
           limit 100`.execute(trx);
-        const { rows: windows } = await sql<{ tenant_id: string }>`
-          select distinct tenant_id from flash_sales.admissions
-          where status = 'admitted' and pay_by <= now() limit 100`.execute(trx);
-        return { campaigns: rows, windows: windows.map((w) => w.tenant_id) };
+        const windows = await inTurn(
+          windowsAfter,
+          windowTenants,
+          async (range, limit) => {
+            const { rows: due } = await sql<{ tenant_id: string }>`
+            select distinct tenant_id from flash_sales.admissions
+            where status = 'admitted' and pay_by <= now() ${inRange('tenant_id', range)}
+            order by tenant_id limit ${limit}`.execute(trx);
+            return due.map((w) => w.tenant_id);
+          },
+          (tenantId) => tenantId,
+        );
+        return { campaigns: rows, windows };
       });
+      windowsAfter = due.windows.next;
       // Each sale and each tenant on its own: one that fails (logged, tried again next tick)
       // must not stall every other tenant's starts, ends, payment windows and reconciliation.
       for (const c of due.campaigns) {
@@ -51,27 +104,39 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger) {
           logger.warn({ err: error, campaignId: c.id }, `flash-sales: the ${c.kind} of a sale failed`),
         );
       }
-      for (const tenantId of due.windows) {
+      for (const tenantId of due.windows.rows) {
         await closeWindows(tenantId).catch((error) =>
           logger.warn({ err: error, tenantId }, 'flash-sales: closing payment windows failed'),
         );
       }
-      if (ticks++ % RECONCILE_EVERY === 0) await reconcileRunning();
+      if (ticks++ % reconcileEvery === 0) await reconcileRunning();
     } catch (error) {
       logger.warn({ err: error }, 'flash-sales: a lifecycle tick failed');
     }
   }
 
-  /** The gate of every sale that is selling, compared with the record and repaired (reconcile.ts). */
+  /**
+   * The gates of the next reconcileBatch sales that are selling (after the last pass's), each
+   * compared with the record and repaired (reconcile.ts).
+   */
   async function reconcileRunning(): Promise<void> {
-    const running = await withSystem(deps.db, async (trx) => {
-      const { rows } = await sql<{ id: string; tenant_id: string }>`
-        select id, tenant_id from flash_sales.campaigns
-        where settled_at is null and cancelled_at is null and starts_at <= now() and ends_at > now()
-        limit 1000`.execute(trx);
-      return rows;
-    });
-    for (const c of running) {
+    const running = await withSystem(deps.db, (trx) =>
+      inTurn(
+        reconciledAfter,
+        reconcileBatch,
+        async (range, limit) => {
+          const { rows } = await sql<{ id: string; tenant_id: string }>`
+          select id, tenant_id from flash_sales.campaigns
+          where settled_at is null and cancelled_at is null and starts_at <= now() and ends_at > now()
+            ${inRange('id', range)}
+          order by id limit ${limit}`.execute(trx);
+          return rows;
+        },
+        (c) => c.id,
+      ),
+    );
+    reconciledAfter = running.next;
+    for (const c of running.rows) {
       await reconcileCampaign(deps, c.tenant_id, c.id).catch((error) =>
         logger.warn({ err: error, campaignId: c.id }, 'flash-sales: reconciliation failed'),
       );
