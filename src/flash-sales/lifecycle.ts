@@ -6,13 +6,12 @@ import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { settleIn } from './campaign-service.ts';
 import { type Campaign, getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
+import { releaseReasonOf } from './order-outcomes.ts';
 import { reconcileCampaign } from './reconcile.ts';
-import type { FlashSalesTrx } from './tables.ts';
+import type { FlashSalesTrx, ReleaseReason } from './tables.ts';
 import { returnUnits } from './units-back.ts';
 
 const TICK_MS = 1000;
-/** Admissions one transaction expires. */
-const BATCH = 100;
 
 /** The lifecycle's bounds; tests make them small. */
 export type LifecycleOptions = {
@@ -22,6 +21,8 @@ export type LifecycleOptions = {
   reconcileBatch?: number;
   /** Tenants whose payment windows one tick closes; the next tick goes on after the last one (by id). */
   windowTenants?: number;
+  /** Admissions (and their campaigns) one tenant's payment-window pass reads. */
+  windowBatch?: number;
 };
 
 /** Where one pass reads: ids after `after`, or up to and including `upTo`. */
@@ -62,7 +63,7 @@ async function inTurn<T>(
  * each time (sales or tenants whose work keeps failing would otherwise hold the bound for ever).
  */
 export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: LifecycleOptions = {}) {
-  const { reconcileEvery = 30, reconcileBatch = 1000, windowTenants = 100 } = options;
+  const { reconcileEvery = 30, reconcileBatch = 1000, windowTenants = 100, windowBatch = 100 } = options;
   let running: Promise<void> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -169,7 +170,14 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
     await deps.gate.drop(id).catch(() => {});
   }
 
-  /** Expires up to BATCH unpaid admissions of the tenant past their window; gives their units back. */
+  /**
+   * Expires up to windowBatch unpaid admissions of the tenant past their window; gives their units
+   * back. An admission whose order was cancelled or failed already (its outcome not handled by the
+   * sale yet: the order event on the way, or dead-lettered) is released here too, as the event
+   * would, units back: left admitted, its due rows filled the batch every tick and the tenant's
+   * later windows never closed. Both are final, so such an order is never paid; the late event
+   * then finds the admission released and moves nothing again (order-outcomes.ts).
+   */
   async function closeWindows(tenantId: string): Promise<void> {
     const expired = await withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as FlashSalesTrx;
@@ -179,7 +187,7 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
       const { rows: due } = await sql<{ campaign_id: string }>`
         select distinct campaign_id from flash_sales.admissions
         where status = 'admitted' and pay_by <= now()
-        order by campaign_id limit ${BATCH}`.execute(trx);
+        order by campaign_id limit ${windowBatch}`.execute(trx);
       const campaigns = new Map<string, Campaign>();
       for (const { campaign_id } of due)
         campaigns.set(campaign_id, await getCampaign(trx, campaign_id, true));
@@ -187,21 +195,25 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
       const { rows } = await sql<{ order_id: string; campaign_id: string }>`
         select order_id, campaign_id from flash_sales.admissions
         where status = 'admitted' and pay_by <= now() and campaign_id = any(${[...campaigns.keys()]}::uuid[])
-        order by pay_by limit ${BATCH}
+        order by pay_by limit ${windowBatch}
         for update skip locked`.execute(trx);
       const done: { admission: Admission; settled: boolean }[] = [];
       for (const row of rows) {
         const campaign = campaigns.get(row.campaign_id)!;
         const actor = `flash-sale:${campaign.id}`;
-        // An order cancelled meanwhile is the order events' to release (order-outcomes.ts).
         const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
-        if (order?.status !== 'created') continue;
-        await deps.orders.transition(trx, tenantId, row.order_id, 'failed', {
-          actor,
-          failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },
-        });
+        let reason: ReleaseReason = 'timeout';
+        if (order?.status === 'created') {
+          await deps.orders.transition(trx, tenantId, row.order_id, 'failed', {
+            actor,
+            failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },
+          });
+        } else if (order?.status === 'cancelled' || order?.status === 'failed') {
+          // Released as its outcome would release it (order-outcomes.ts), with the same reason.
+          reason = releaseReasonOf(order.status, order.failure?.reason);
+        } else continue; // No order, or one being paid (unreachable while admitted): its outcome decides.
         await returnUnits(deps, trx, tenantId, row.order_id, campaign.id);
-        const [released] = await releaseAdmissions(trx, campaign.id, [row.order_id], 'timeout');
+        const [released] = await releaseAdmissions(trx, campaign.id, [row.order_id], reason);
         if (released)
           done.push({
             admission: released,

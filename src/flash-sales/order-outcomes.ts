@@ -9,6 +9,14 @@ import type { FlashSalesDeps } from './deps.ts';
 import { type FlashSalesTrx, RELEASE_REASONS, type ReleaseReason } from './tables.ts';
 import { returnSoldUnits, returnUnits } from './units-back.ts';
 
+/** Why an admission whose order was cancelled or failed is released: a failure's own reason when it is one. */
+export function releaseReasonOf(status: 'cancelled' | 'failed', failure: string | undefined): ReleaseReason {
+  if (status === 'cancelled') return 'cancelled';
+  return failure && (RELEASE_REASONS as readonly string[]).includes(failure)
+    ? (failure as ReleaseReason)
+    : 'payment_error';
+}
+
 /**
  * What became of a sale's orders, from `order-events` (an internal target: exactly once through the
  * inbox): completed → the admission is paid (the campaign's `sold` rises); failed or cancelled →
@@ -104,13 +112,10 @@ export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber 
         if (pooled) await giveBack(admission);
         return;
       }
-      const failure = order?.failure?.reason;
-      const reason: ReleaseReason =
-        event.type === STATUS_EVENT_TYPES.cancelled
-          ? 'cancelled'
-          : failure && (RELEASE_REASONS as readonly string[]).includes(failure)
-            ? (failure as ReleaseReason)
-            : 'payment_error';
+      const reason = releaseReasonOf(
+        event.type === STATUS_EVENT_TYPES.cancelled ? 'cancelled' : 'failed',
+        order?.failure?.reason,
+      );
       // A saga's compensation put them back already; an order cancelled before its payment did not.
       await returnUnits(deps, trx, campaign.tenantId, admission.orderId, campaign.id);
       const released = await releaseAdmissions(trx, campaign.id, [admission.orderId], reason);
