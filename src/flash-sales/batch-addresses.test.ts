@@ -1,26 +1,20 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
-import type { CatalogModule } from '../catalog/module.ts';
 import { orderOf } from '../checkout/checkout-test-fixtures.ts';
-import { createAddressBook } from '../identity/index.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
-import type { OrdersModule } from '../orders/module.ts';
 import { requestFingerprint } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
-import type { WalModule } from '../wal/module.ts';
 import { type Committed, createAdmissionCommitter } from './admission-committer.ts';
 import { createBreakers } from './breakers.ts';
-import type { FlashSalesDeps } from './deps.ts';
 import {
   bulkCustomers,
   createSale,
   type FlashTestApp,
+  flashDeps,
   saleVariant,
   startFlashApp,
 } from './flash-test-fixtures.ts';
-import { createMemoryGate } from './gate-memory.ts';
-import type { FlashSalesDb } from './tables.ts';
 
 let t: FlashTestApp;
 let shop: Shop;
@@ -52,18 +46,7 @@ describe('one customer’s attempts in one admission batch', () => {
     const [buyer, other, neighbour] = await bulkCustomers(t, shop, 3);
     const office = await addAddress(buyer!.headers, 'Friedrichstraße 43');
     const neighbours = await addAddress(neighbour!.headers, 'Kurfürstendamm 21');
-    const named = <T>(name: string) => t.modules.find((m) => m.name === name) as T;
-    const deps: FlashSalesDeps = {
-      events: named<WalModule>('wal').events,
-      catalog: named<CatalogModule>('catalog'),
-      inventory: t.inventory,
-      orders: named<OrdersModule>('orders'),
-      checkout: t.checkout,
-      addresses: createAddressBook(t.identity.deps.db as never),
-      ctx: t.ctx,
-      db: t.ctx.db.kysely as FlashSalesDb,
-      gate: createMemoryGate(),
-    };
+    const deps = flashDeps(t);
     const committer = createAdmissionCommitter(deps, createBreakers(), pino({ level: 'silent' }), () => {});
     const candidate = (customerId: string, shippingAddressId?: string) => ({
       tenantId: shop.id,
