@@ -14,6 +14,13 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 /** Raw access for multi-statement SQL (migrations): pg's simple protocol or PGlite's exec. */
 export type ScriptRunner = {
   exec(sqlText: string): Promise<void>;
+  /**
+   * Runs sqlText as exactly one statement, over the extended protocol: PostgreSQL refuses a
+   * text holding more than one ("cannot insert multiple commands into a prepared statement")
+   * before running any of it, and runs one statement outside any implicit transaction block,
+   * which CREATE INDEX CONCURRENTLY needs.
+   */
+  statement(sqlText: string): Promise<void>;
   query<R = Record<string, unknown>>(sqlText: string, params?: unknown[]): Promise<R[]>;
 };
 
@@ -170,6 +177,10 @@ export function openPostgres(
           async exec(sqlText) {
             await client.query(sqlText);
           },
+          async statement(sqlText) {
+            // pg 8's queryMode, which its types do not list yet.
+            await client.query({ text: sqlText, queryMode: 'extended' } as pg.QueryConfig);
+          },
           async query(sqlText, params) {
             return (await client.query(sqlText, params)).rows;
           },
@@ -209,6 +220,9 @@ export function openPglite(pglite: PGlite): Database {
         fn({
           async exec(sqlText) {
             await pglite.exec(sqlText);
+          },
+          async statement(sqlText) {
+            await pglite.query(sqlText); // PGlite's query is always the extended protocol
           },
           async query(sqlText, params) {
             return (await pglite.query(sqlText, params)).rows as never[];

@@ -1,12 +1,18 @@
 import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { testDatabaseKind, testServerUrl } from '../testing/test-databases.ts';
 import { createPglite, type Database, migrate, openPglite, openPostgres } from './index.ts';
-import { MIGRATIONS_DIR } from './migrator.ts';
+import {
+  MIGRATIONS_DIR,
+  type MigrationResult,
+  NO_TRANSACTION_MARKER,
+  STATEMENT_SEPARATOR,
+} from './migrator.ts';
 
 const kind = testDatabaseKind();
 const cleanups: Array<() => Promise<void>> = [];
@@ -128,6 +134,182 @@ describe(`migrations on ${kind}`, () => {
       { handle: 'in-none', root: false, leaf: false, words: true },
     ]);
   });
+
+  const table = `create table public.captures (id int, grp int);
+    insert into public.captures select i, i % 7 from generate_series(1, 1000) as i;`;
+  const valid = async (db: Database, index: string) =>
+    (
+      await sql<{ v: boolean }>`select i.indisvalid as v from pg_index i
+        where i.indexrelid = to_regclass(${`public.${index}`})`.execute(db.kysely)
+    ).rows.map((r) => r.v);
+  const ledger = async (db: Database) =>
+    (
+      await sql<{ version: number }>`select version from platform.migrations order by 1`.execute(db.kysely)
+    ).rows.map((r) => r.version);
+
+  it('applies a no-transaction migration (a concurrent index build) once, in order, and records it', async () => {
+    const db = (await emptyDatabase())();
+    const dir = await migrationsDir({
+      '0001_captures.sql': table,
+      '0002_captures_grp.sql': `${NO_TRANSACTION_MARKER}
+drop index concurrently if exists public.captures_grp;
+${STATEMENT_SEPARATOR}
+-- the build itself
+create index concurrently captures_grp on public.captures (grp);
+`,
+      '0003_after.sql': 'create table public.after (id int);',
+    });
+    const first = await migrate(db, dir);
+    expect(first).toEqual({ applied: ['0001_captures.sql', '0002_captures_grp.sql', '0003_after.sql'] });
+    expect(await valid(db, 'captures_grp')).toEqual([true]);
+    expect(await ledger(db)).toEqual([1, 2, 3]);
+    expect(await migrate(db, dir)).toEqual({ applied: [] });
+  });
+
+  it('leaves a no-transaction migration unrecorded when a statement fails midway, and a rerun completes it', async () => {
+    const db = (await emptyDatabase())();
+    const dir = await migrationsDir({
+      '0001_captures.sql': `${table} insert into public.captures values (1, 100);`,
+      '0002_captures_unique.sql': `${NO_TRANSACTION_MARKER}
+drop index concurrently if exists public.captures_id;
+${STATEMENT_SEPARATOR}
+create unique index concurrently captures_id on public.captures (id);`,
+    });
+    const failed = await migrate(db, dir);
+    expect(failed.applied).toEqual(['0001_captures.sql']);
+    expect(failed.error?.message).toMatch(/migration 0002_captures_unique.sql failed at statement 2 of 2/);
+    expect(await ledger(db)).toEqual([1]);
+    // The failed concurrent build leaves an INVALID index behind: the rerun's first statement drops it.
+    expect(await valid(db, 'captures_id')).toEqual([false]);
+    await sql`delete from public.captures where grp = 100`.execute(db.kysely);
+    expect(await migrate(db, dir)).toEqual({ applied: ['0002_captures_unique.sql'] });
+    expect(await valid(db, 'captures_id')).toEqual([true]);
+    expect(await ledger(db)).toEqual([1, 2]);
+  });
+
+  it('refuses a malformed no-transaction migration, naming the file, before applying anything', async () => {
+    const cases: Array<[string, RegExp]> = [
+      [`create table public.x (id int);\n${NO_TRANSACTION_MARKER}`, /must be the file's first line/],
+      [`create table public.x (id int);\n${STATEMENT_SEPARATOR}\nselect 1;`, /only separates statements/],
+      [
+        `${NO_TRANSACTION_MARKER}\nselect 1;\n${STATEMENT_SEPARATOR}\n-- nothing\n`,
+        /statement 2 of 2 is empty/,
+      ],
+      [`-- mercato:no-transactions\nselect 1;`, /unknown directive/],
+    ];
+    for (const [body, why] of cases) {
+      const db = (await emptyDatabase())();
+      const result = await migrate(
+        db,
+        await migrationsDir({ '0001_fine.sql': 'select 1;', '0002_odd.sql': body }),
+      );
+      expect(result.applied).toEqual([]);
+      expect(result.error?.message).toMatch(/migration 0002_odd.sql is malformed/);
+      expect(result.error?.message).toMatch(why);
+    }
+    // More than one statement between separators: PostgreSQL refuses the text before running any of it.
+    const db = (await emptyDatabase())();
+    const two = `${NO_TRANSACTION_MARKER}\ncreate table public.a (id int); create table public.b (id int);`;
+    const result = await migrate(db, await migrationsDir({ '0001_two.sql': two }));
+    expect(result.error?.message).toMatch(
+      /migration 0001_two.sql failed at statement 1 of 1: cannot insert multiple/,
+    );
+    const { rows } = await sql<{ t: string | null }>`select to_regclass('public.a')::text as t`.execute(
+      db.kysely,
+    );
+    expect(rows[0]!.t).toBeNull();
+  });
+
+  /**
+   * Runs a no-transaction migration whose concurrent index build waits, row by row, on an
+   * advisory lock the test holds; `meanwhile` runs while the build is certainly under way.
+   */
+  async function duringConcurrentBuild(
+    migrators: number,
+    meanwhile: (url: string) => Promise<void>,
+  ): Promise<{ results: MigrationResult[]; db: Database }> {
+    const open = await emptyDatabase();
+    const db = open();
+    const dir = await migrationsDir({
+      '0001_captures.sql': `${table}
+        create function public.gated(int) returns int immutable language plpgsql as $$
+        begin perform pg_advisory_lock_shared(424242); perform pg_advisory_unlock_shared(424242); return $1; end $$;`,
+      '0002_captures_gated.sql': `${NO_TRANSACTION_MARKER}
+create index concurrently if not exists captures_gated on public.captures (public.gated(id));`,
+    });
+    const { rows } = await sql<{ name: string }>`select current_database() as name`.execute(db.kysely);
+    const client = new pg.Client({ connectionString: testServerUrl(rows[0]!.name) });
+    await client.connect();
+    try {
+      await client.query('select pg_advisory_lock(424242)');
+      const running = Promise.all(
+        [db, ...Array.from({ length: migrators - 1 }, open)].map((d) => migrate(d, dir)),
+      );
+      const building = `select count(*)::int as n from pg_stat_activity where datname = current_database()
+        and wait_event = 'advisory' and query like 'create index concurrently%'`;
+      const deadline = Date.now() + 10_000;
+      while ((await client.query<{ n: number }>(building)).rows[0]!.n === 0) {
+        const done = await Promise.race([running.then((r) => r), setTimeout(50, null)]);
+        if (done || Date.now() > deadline)
+          throw new Error(
+            `the index build never started: ${JSON.stringify(done?.map((r) => r.error?.message))}`,
+          );
+      }
+      await meanwhile(testServerUrl(rows[0]!.name));
+      await client.query('select pg_advisory_unlock(424242)');
+      return { results: await running, db };
+    } finally {
+      await client.end();
+    }
+  }
+
+  it.runIf(kind === 'postgres')(
+    'builds a no-transaction index concurrently: a writer to the table is not blocked meanwhile',
+    async () => {
+      const { results, db } = await duringConcurrentBuild(1, async (url) => {
+        const writer = new pg.Client({ connectionString: url });
+        await writer.connect();
+        try {
+          // A build inside a transaction (or without CONCURRENTLY) holds a SHARE lock until it ends.
+          await writer.query("set lock_timeout = '3s'");
+          await writer.query('insert into public.captures values (1001, 1)');
+        } finally {
+          await writer.end();
+        }
+      });
+      expect(results).toEqual([{ applied: ['0001_captures.sql', '0002_captures_gated.sql'] }]);
+      expect(await valid(db, 'captures_gated')).toEqual([true]);
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from public.captures`.execute(
+        db.kysely,
+      );
+      expect(rows[0]!.n).toBe(1001);
+    },
+  );
+
+  it.runIf(kind === 'postgres')(
+    'lets a second migrator wait for the lock while the first builds an index concurrently',
+    async () => {
+      const { results, db } = await duringConcurrentBuild(2, async (url) => {
+        // Both are on the lock: one builds, the other waits for it.
+        const waiting = `select count(*)::int as n from pg_stat_activity where datname = current_database()
+          and pid <> pg_backend_pid() and query like '%advisory_lock(7370912026)%'`;
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          while ((await client.query<{ n: number }>(waiting)).rows[0]!.n === 0) await setTimeout(50);
+          await setTimeout(200);
+        } finally {
+          await client.end();
+        }
+      });
+      for (const r of results) expect(r.error).toBeUndefined();
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([
+        '0001_captures.sql',
+        '0002_captures_gated.sql',
+      ]);
+      expect(await valid(db, 'captures_gated')).toEqual([true]);
+    },
+  );
 
   it('refuses a file that is not named NNNN_name.sql', async () => {
     const open = await emptyDatabase();
