@@ -1,3 +1,4 @@
+-- mercato:no-transaction
 -- Rate alert rules count a group's exceptions seen within the rule's window (rate-rules.ts,
 -- rateCountQuery). Through exceptions_newest (tenant, last seen) each count read every exception
 -- of the tenant within the window (up to a week) to keep those of the batch's groups, once per
@@ -8,6 +9,14 @@
 -- longer grows with the tenant's exceptions. It replaces exceptions_group (group_id), whose
 -- lookups (the impact, the groups' pages, the cascade from groups) it serves as well, so a
 -- capture maintains as many indexes as before.
-create index exceptions_group_seen on exceptions.exceptions (group_id, last_seen desc)
+--
+-- Built concurrently, outside a transaction (DEVELOPERS.md, "Migrations"): on a big exceptions
+-- table a plain build blocked every capture until it finished. Each statement may run again after
+-- a failure or a crash: an INVALID index a failed build left is dropped first. (The first release
+-- of this file built it in a transaction; databases that applied it then are not touched again.)
+drop index concurrently if exists exceptions.exceptions_group_seen;
+-- mercato:split
+create index concurrently exceptions_group_seen on exceptions.exceptions (group_id, last_seen desc)
   include (tenant_id, interface_type, category, severity);
-drop index exceptions.exceptions_group;
+-- mercato:split
+drop index concurrently if exists exceptions.exceptions_group;
