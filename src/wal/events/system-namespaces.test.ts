@@ -1,12 +1,18 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem } from '../../platform/db/index.ts';
+import { MIGRATIONS_DIR } from '../../platform/db/migrator.ts';
 import { SYSTEM_TOPICS } from '../../platform/events/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import { newSecret } from '../e2e/receiver.ts';
 import { createWal } from '../index.ts';
-import { ensureAllSystemNamespaces } from '../namespaces/system-namespaces.ts';
+import {
+  ensureAllSystemNamespaces,
+  SYSTEM_MIN_DEAD_RETENTION_SECONDS,
+} from '../namespaces/system-namespaces.ts';
 import type { WalTables } from '../tables.ts';
 
 type View = { name: string; system: boolean; backend: string; enabled: boolean; targets: { name: string }[] };
@@ -76,6 +82,33 @@ describe('WAL system namespaces', () => {
     expect(lowered.statusCode, lowered.body).toBe(200);
     expect(lowered.json()).toMatchObject({ system: true, consumerConcurrency: 4 });
     expect((await get('/api/v1/wal/namespaces/notification-events')).json().consumerConcurrency).toBe(4);
+  });
+
+  it('keeps a system namespace’s dead letters at least 7 days: a shorter deadRetentionSeconds is refused (400), a longer one taken', async () => {
+    const shorter = await put('order-events', { deadRetentionSeconds: 0 });
+    expect(shorter.statusCode, shorter.body).toBe(400);
+    expect(shorter.json()).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ pointer: '/deadRetentionSeconds' }],
+    });
+    expect((await get('/api/v1/wal/namespaces/order-events')).json().deadRetentionSeconds).toBe(2_592_000);
+    const longer = await put('order-events', { deadRetentionSeconds: SYSTEM_MIN_DEAD_RETENTION_SECONDS });
+    expect(longer.statusCode, longer.body).toBe(200);
+    expect(longer.json()).toMatchObject({ deadRetentionSeconds: SYSTEM_MIN_DEAD_RETENTION_SECONDS });
+
+    // One set to 0 before the rule (written as the old code let it be) is raised by migration 0049.
+    await withSystem(t.ctx.db.kysely, (trx) =>
+      sql`update wal.namespaces set dead_retention_seconds = 0
+        where tenant_id = ${shop.id} and name = 'payment-events'`.execute(trx),
+    );
+    const migration = await readFile(
+      join(MIGRATIONS_DIR, '0049_wal_system_dead_retention_floor.sql'),
+      'utf8',
+    );
+    await t.ctx.db.withScriptRunner((runner) => runner.exec(`begin; ${migration}; commit;`));
+    expect((await get('/api/v1/wal/namespaces/payment-events')).json().deadRetentionSeconds).toBe(
+      SYSTEM_MIN_DEAD_RETENTION_SECONDS,
+    );
   });
 
   it('backfills tenants that existed before migration 0015 (the platform tenant), and the WAL start fills any gap', async () => {
