@@ -37,6 +37,7 @@ import { createEventBus } from './events/event-bus.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
 import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
 import type { Namespace, Target } from './namespaces/namespace.ts';
+import { capRetention } from './namespaces/retention-cap.ts';
 import { resealTargets } from './namespaces/sealed-targets.ts';
 import { ensureAllSystemNamespaces, ensureSystemNamespaces } from './namespaces/system-namespaces.ts';
 import { createSystemTargets } from './namespaces/system-targets.ts';
@@ -114,10 +115,14 @@ export async function createWal(
   const deps: WalDeps = { ctx, db, namespaces, streams, circuits, systemTargets, inbound };
   const targets = createTargets({ ctx, db });
   const metrics = createWalMetrics(ctx.metrics.registry, db, streams, circuits);
-  // No namespace delivers more at once than the operator allows (older rows may say more).
+  // No namespace delivers more at once, nor keeps its finished messages longer, than the operator
+  // allows (older rows may say more): the stream backends' retention reads these periods.
   const maxConcurrency = ctx.config.walMaxConcurrency;
   const capped = (n: Namespace): Namespace =>
-    n.consumerConcurrency > maxConcurrency ? { ...n, consumerConcurrency: maxConcurrency } : n;
+    capRetention(
+      n.consumerConcurrency > maxConcurrency ? { ...n, consumerConcurrency: maxConcurrency } : n,
+      ctx.config.walMaxRetentionSeconds,
+    );
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
   /** Counts deliveries to one target that came to `outcome`, and the latency of delivered ones. */
   const count = (namespace: Namespace, target: Target, outcome: string, deliveries: Delivery[]) => {

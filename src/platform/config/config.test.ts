@@ -146,6 +146,16 @@ describe('configuration', () => {
     ).toEqual(['https://shop.example', 'http://admin.example', 'http://localhost:5173']);
   });
 
+  it("caps WAL retention at 365 days by default, from 7 days (the system namespaces' dead letters) to 10 years", () => {
+    expect(loadConfig({}).walMaxRetentionSeconds).toBe(31_536_000);
+    expect(loadConfig({ MERCATO_WAL_MAX_RETENTION_SECONDS: '604800' }).walMaxRetentionSeconds).toBe(604_800);
+    for (const value of ['604799', '315360001', '3600']) {
+      expect(() => loadConfig({ MERCATO_WAL_MAX_RETENTION_SECONDS: value })).toThrow(
+        /MERCATO_WAL_MAX_RETENTION_SECONDS must be a whole number from 604800 to 315360000/,
+      );
+    }
+  });
+
   it('documents every variable it reads', async () => {
     const { readFile } = await import('node:fs/promises');
     const source = await readFile(new URL('./config.ts', import.meta.url), 'utf8');

@@ -67,6 +67,8 @@ export type Config = {
   walMaxConcurrency: number;
   /** Namespaces one tenant may have (the platform tenant is exempt). */
   walMaxNamespaces: number;
+  /** Longest retention of delivered messages and dead letters any namespace gets (MERCATO_WAL_MAX_RETENTION_SECONDS). */
+  walMaxRetentionSeconds: number;
   /**
    * How the WAL retries Mercato's own deliveries on system namespaces (the modules' subscribers,
    * such as the checkout's watchdog), exponentially with jitter 0.2; the tenant's policy never does.
@@ -248,6 +250,11 @@ export const SETTINGS: Setting[] = [
     name: 'MERCATO_WAL_MAX_NAMESPACES',
     default: '100',
     doc: 'WAL namespaces one tenant may have; creating one more answers 409 `NAMESPACE_LIMIT_REACHED`. The platform tenant is exempt.',
+  },
+  {
+    name: 'MERCATO_WAL_MAX_RETENTION_SECONDS',
+    default: '31536000',
+    doc: "Longest a WAL namespace keeps its delivered messages and dead letters (365 days; 604800 (7 days) to 315360000 (10 years)): a `deliveredRetentionSeconds` or `deadRetentionSeconds` above it answers 400 `VALIDATION_FAILED`, and every backend's retention holds a namespace stored with more (before the cap, or before it was lowered) to this instead; the API still shows the stored value.",
   },
   {
     name: 'MERCATO_WAL_SYSTEM_RETRY_MAX_ATTEMPTS',
@@ -643,6 +650,14 @@ export function loadConfig(env: Env = process.env): Config {
       .filter(Boolean),
     walMaxConcurrency: integer(env, 'MERCATO_WAL_MAX_CONCURRENCY', 64, 1, 256),
     walMaxNamespaces: integer(env, 'MERCATO_WAL_MAX_NAMESPACES', 100, 1, 100_000),
+    // At least 7 days: a system namespace keeps its dead letters that long at least (SYSTEM_MIN_DEAD_RETENTION_SECONDS).
+    walMaxRetentionSeconds: integer(
+      env,
+      'MERCATO_WAL_MAX_RETENTION_SECONDS',
+      365 * 86_400,
+      7 * 86_400,
+      3650 * 86_400,
+    ),
     walSystemRetry: walSystemRetry(env),
     refreshReuseGraceSeconds: integer(env, 'MERCATO_REFRESH_REUSE_GRACE_SECONDS', 10, 0, 3600),
     metricsToken: metricsToken(env),

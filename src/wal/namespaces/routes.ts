@@ -18,6 +18,7 @@ import type { WalDeps } from '../deps.ts';
 import { checkNamespaceLimit } from './limit.ts';
 import { namespaceView } from './masks.ts';
 import type { Namespace } from './namespace.ts';
+import { checkRetention } from './retention-cap.ts';
 import {
   createNamespace,
   deleteNamespace,
@@ -208,6 +209,7 @@ export function namespaceRoutes(deps: WalDeps) {
           );
         }
         checkConcurrency(input, deps.ctx.config.walMaxConcurrency);
+        checkRetention(input, deps.ctx.config.walMaxRetentionSeconds);
         const change = changeBy(user, deps.ctx.db.kind);
         // The keys are loaded before the transaction (deriving one reads the database).
         await box.ready();
@@ -295,6 +297,7 @@ export function namespaceRoutes(deps: WalDeps) {
               errors: [{ in: 'body', pointer: '/name', message: 'namespaces cannot be renamed' }],
             });
           }
+          checkRetention(body, deps.ctx.config.walMaxRetentionSeconds, current);
           checkSystemUpdate(current, body);
           const targets = withoutSystemTargets(current, body.targets, deps.systemTargets?.of(name) ?? []);
           return updateNamespace(trx, change, name, { ...body, ...(targets ? { targets } : {}) }, box);

@@ -44,7 +44,7 @@ describe('retention', () => {
       db,
     );
 
-    expect(await purgeRetention(db)).toEqual({ delivered: 1, dead: 1 });
+    expect(await purgeRetention(db, t.ctx.config.walMaxRetentionSeconds)).toEqual({ delivered: 1, dead: 1 });
     expect(await messageRow(db, oldDelivered)).toBeUndefined();
     expect(await messageRow(db, oldDead)).toBeUndefined();
     for (const id of [recentDelivered, youngDead, keptByLongRetention, pending]) {
@@ -52,5 +52,25 @@ describe('retention', () => {
     }
     const { rows } = await sql`select 1 from wal.inbox where message_pk = ${oldDelivered}`.execute(db);
     expect(rows).toEqual([]);
+  });
+
+  it('should delete messages past MERCATO_WAL_MAX_RETENTION_SECONDS in a namespace stored with a longer retention', async () => {
+    const cap = t.ctx.config.walMaxRetentionSeconds;
+    await insertNamespace(db, tenant.id, 'forever', ['h']);
+    // As stored before the cap: 68 years, which the API no longer takes.
+    await sql`update wal.namespaces set delivered_retention_seconds = 2147483647,
+      dead_retention_seconds = 2147483647 where tenant_id = ${tenant.id} and name = 'forever'`.execute(db);
+    const pastCapDelivered = await finished('forever', 'delivered', cap + 60);
+    const pastCapDead = await finished('forever', 'dead', cap + 60);
+    const withinCap = await finished('forever', 'delivered', cap - 60);
+
+    expect(await purgeRetention(db, cap)).toEqual({ delivered: 1, dead: 1 });
+    expect(await messageRow(db, pastCapDelivered)).toBeUndefined();
+    expect(await messageRow(db, pastCapDead)).toBeUndefined();
+    expect(await messageRow(db, withinCap)).toBeDefined();
+    // The stored value is kept (and shown): only its effect is capped.
+    const { rows } = await sql<{ s: number }>`select delivered_retention_seconds as s from wal.namespaces
+      where tenant_id = ${tenant.id} and name = 'forever'`.execute(db);
+    expect(Number(rows[0]?.s)).toBe(2147483647);
   });
 });

@@ -12,9 +12,15 @@ type Db = Kysely<WalTables>;
  * The rows are found through the BRIN index messages_retention (migration 0039): first the
  * ranges of the heap no summary covers yet are summarized (without autovacuum nothing else does,
  * and an unsummarized range must always be read), then only ranges holding a finish older than
- * the shortest retention of any namespace are read. Each row is then held to its own namespace's.
+ * the shortest retention of any namespace are read. Each row is then held to its own namespace's,
+ * or to maxRetentionSeconds (MERCATO_WAL_MAX_RETENTION_SECONDS) when that is shorter: a row stored
+ * before the cap, or before the operator lowered it, may say more (as capRetention does for the
+ * stream backends).
  */
-export async function purgeRetention(db: Db): Promise<{ delivered: number; dead: number }> {
+export async function purgeRetention(
+  db: Db,
+  maxRetentionSeconds: number,
+): Promise<{ delivered: number; dead: number }> {
   return withSystem(db, async (trx) => {
     await sql`select brin_summarize_new_values('wal.messages_retention'::regclass)`.execute(trx);
     const purge = async (state: 'delivered' | 'dead') => {
@@ -22,13 +28,15 @@ export async function purgeRetention(db: Db): Promise<{ delivered: number; dead:
       const seconds = sql.ref(
         state === 'delivered' ? 'delivered_retention_seconds' : 'dead_retention_seconds',
       );
+      const cap = sql.lit(Math.floor(maxRetentionSeconds));
       const { rows } = await sql<{ n: number }>`
         with purged as (
           delete from wal.messages m using wal.namespaces n
           where m.state = ${state} and n.tenant_id = m.tenant_id and n.name = m.namespace
             and coalesce(m.delivered_at, m.dead_at)
-              < now() - (select min(${seconds}) from wal.namespaces) * interval '1 second'
-            and coalesce(m.delivered_at, m.dead_at) < now() - n.${seconds} * interval '1 second'
+              < now() - least((select min(${seconds}) from wal.namespaces), ${cap}) * interval '1 second'
+            and coalesce(m.delivered_at, m.dead_at)
+              < now() - least(n.${seconds}, ${cap}) * interval '1 second'
             and ${at} is not null
           returning m.id
         ),
@@ -52,7 +60,7 @@ export function startRetention(
   let running: Promise<void> | undefined;
   const run = () => {
     if (running) return;
-    running = purgeRetention(deps.db)
+    running = purgeRetention(deps.db, deps.ctx.config.walMaxRetentionSeconds)
       .then((purged) => {
         if (purged.delivered + purged.dead > 0) log.info(purged, 'purged messages past retention');
       })
