@@ -44,8 +44,15 @@ export function postgresListener(connectionString: string): Listener {
   const connect = (): Promise<pg.Client> => {
     connecting ??= (async () => {
       const c = new pg.Client({ connectionString });
-      c.on('notification', (n) => {
+      const deliver = (n: pg.Notification) => {
         for (const s of subscribers.get(n.channel) ?? []) s.onMessage(n.payload ?? '');
+      };
+      // Held until it listens and has reset: a notification can arrive in the same read as the
+      // last LISTEN's answer, before the code after it runs, and must not overtake the reset.
+      let held: pg.Notification[] | undefined = [];
+      c.on('notification', (n) => {
+        if (held) held.push(n);
+        else deliver(n);
       });
       c.on('error', () => {
         if (client !== c) return;
@@ -63,6 +70,9 @@ export function postgresListener(connectionString: string): Listener {
       // notification went to no one, so it is dropped once more.
       if (dropped) reset();
       dropped = false;
+      const heard = held;
+      held = undefined;
+      for (const n of heard) deliver(n);
       return c;
     })();
     connecting.catch(() => {
