@@ -7,7 +7,7 @@ import {
   resealSecrets,
 } from '../exceptions/index.ts';
 import { findTenantBySlug } from '../identity/tenants/index.ts';
-import { type Config, createSecretBox } from '../platform/index.ts';
+import { type Config, secretBoxOf } from '../platform/index.ts';
 import { resealTargets } from '../wal/namespaces/sealed-targets.ts';
 import type { WalTables } from '../wal/tables.ts';
 import { CliError, withDatabase } from './database-command.ts';
@@ -106,10 +106,7 @@ export function registerExceptionsCommands(program: Command, config: () => Confi
         console.log(
           `${result.resealed} source(s) sealed again under the current key, ${result.current} already under it`,
         );
-        const wal = await resealTargets(
-          ctx.db.kysely as Kysely<WalTables>,
-          createSecretBox(ctx, ctx.db.kysely),
-        );
+        const wal = await resealTargets(ctx.db.kysely as Kysely<WalTables>, secretBoxOf(ctx));
         console.log(
           `${wal.resealed} WAL namespace(s) sealed again under the current key, ${wal.current} already under it`,
         );

@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
 import { withSystem, withTenant } from '../platform/db/index.ts';
-import { createSecretBox, SecretUnreadableError } from './secrets.ts';
+import { secretBoxOf } from '../platform/secrets.ts';
+import { SecretUnreadableError } from './secrets.ts';
 import { openSecrets, sealedUnderCurrentKey, sealSecrets } from './source-store.ts';
 import type { ExceptionsDb } from './tables.ts';
 
@@ -20,7 +21,7 @@ export type ResealResult = {
  * nothing unreadable, the previous keys may be dropped from the configuration.
  */
 export async function resealSecrets(ctx: AppContext, db: ExceptionsDb): Promise<ResealResult> {
-  const box = createSecretBox(ctx, db);
+  const box = secretBoxOf(ctx);
   await box.ready();
   const tenants = await withSystem(db, async (trx) => {
     const { rows } = await sql<{ id: string }>`select id from identity.tenants order by id`.execute(trx);

@@ -3,6 +3,7 @@ import type { Held } from '../checkout/index.ts';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
+import { secretBoxOf } from '../platform/secrets.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { signWebhook } from '../platform/webhook-signature.ts';
 import { createSsrfGuard } from '../wal/index.ts';
@@ -31,7 +32,6 @@ import {
   markRetrying,
   pendingAttempts,
 } from './retry-store.ts';
-import { createSecretBox } from './secrets.ts';
 import { createSourceBreakers } from './source-breakers.ts';
 import { createSourceClient } from './source-client.ts';
 import { sourceRoutes } from './source-routes.ts';
@@ -75,7 +75,8 @@ export function createRetries(deps: ExceptionsDeps): {
 } {
   const { ctx, db } = deps;
   const logger = ctx.logger.child({ module: 'exceptions', part: 'retry' });
-  const box = createSecretBox(ctx, db);
+  // The process's box, shared with the WAL's targets: the keys are loaded once.
+  const box = secretBoxOf(ctx);
   const guard = createSsrfGuard(ctx.config.walPrivateTargets);
   const client = createSourceClient(guard, logger);
   const breakers = createSourceBreakers({
