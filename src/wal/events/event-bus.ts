@@ -16,12 +16,12 @@ import {
   type NewMessageRow,
 } from '../backends/postgres/group-commit.ts';
 import type { HandlerOptions, InternalHandler } from '../delivery/index.ts';
+import { NAME_PATTERN, SUBSCRIBER_HANDLER_PREFIX } from '../namespaces/check-target.ts';
 import type { Namespace, NamespaceCache } from '../namespaces/namespace.ts';
 import { getNamespace } from '../namespaces/store.ts';
 import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-namespaces.ts';
 import type { SystemTargets } from '../namespaces/system-targets.ts';
 import { MAX_TYPE_PATTERNS, TYPE_PATTERN } from '../namespaces/type-patterns.ts';
-import { NAME_PATTERN, SUBSCRIBER_HANDLER_PREFIX } from '../namespaces/validate.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';

@@ -17,10 +17,10 @@ import {
 import { auditRoutes } from '../audit/index.ts';
 import type { WalDeps } from '../deps.ts';
 import type { WalTables } from '../tables.ts';
+import { MAX_TARGET_HEADER_BYTES, MAX_TARGET_HEADERS } from './check-target.ts';
 import { canWriteNamespace, createNamespaceCache, namespaceRoutes } from './index.ts';
 import type { Namespace, Target } from './namespace.ts';
 import { openTargets } from './sealed-targets.ts';
-import { MAX_TARGET_HEADER_BYTES, MAX_TARGET_HEADERS } from './validate.ts';
 
 const NS = '/api/v1/wal/namespaces';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';

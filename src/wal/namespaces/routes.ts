@@ -15,6 +15,7 @@ import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
 import { withCircuits } from '../delivery/index.ts';
 import type { WalDeps } from '../deps.ts';
+import { NAME_PATTERN } from './check-target.ts';
 import { checkNamespaceLimit } from './limit.ts';
 import { namespaceView } from './masks.ts';
 import type { Namespace } from './namespace.ts';
@@ -29,7 +30,7 @@ import {
 } from './store.ts';
 import { checkSystemUpdate, isSystemTopic, withoutSystemTargets } from './system-namespaces.ts';
 import { TARGET_DOC } from './target-schemas.ts';
-import { BACKENDS, NAME_PATTERN } from './validate.ts';
+import { BACKENDS } from './validate.ts';
 
 const Backend = Type.Enum([...BACKENDS]);
 const Name = Type.String({ pattern: NAME_PATTERN, description: 'Lower case letters, digits, . _ -' });

@@ -4,8 +4,9 @@
  * validate.ts checks each kind field by field (naming every failing field), as described here.
  * Titled schemas become `#/components/schemas/<title>` (platform/http/openapi-components.ts).
  */
+
+import { MAX_TARGET_HEADERS, NAME_PATTERN, SECRET_PATTERN } from './check-target.ts';
 import { TYPE_PATTERN } from './type-patterns.ts';
-import { MAX_TARGET_HEADERS, NAME_PATTERN, SECRET_PATTERN } from './validate.ts';
 
 const common = {
   name: { type: 'string', pattern: NAME_PATTERN, description: 'Unique within the namespace' },
