@@ -1,10 +1,8 @@
 import { isIP } from 'node:net';
-import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { AppError } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
-import { isReservedHeader } from '../targets/http-request.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
 import { checkTarget, type Issues, isObject, issue } from './check-target.ts';
-import { keepMaskedHeaders, maskSecret } from './masks.ts';
 import {
   DEFAULT_RETRY_POLICY,
   type OpenNamespace,
@@ -13,8 +11,6 @@ import {
   SQL_NEEDS_POSTGRES,
 } from './namespace.ts';
 import { checkPayloadSchema } from './payload-schema.ts';
-import { isSensitiveHeader } from './sealed-targets.ts';
-import { checkTypePatterns } from './type-patterns.ts';
 
 export const BACKENDS = [
   'postgres',
