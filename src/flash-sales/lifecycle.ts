@@ -1,15 +1,16 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { withSystem, withTenant } from '../platform/db/index.ts';
-import { type Admission, releaseAdmissions } from './admission-store.ts';
+import { releaseForOrder, releaseReasonOf } from './admission-outcome.ts';
+import type { Admission } from './admission-store.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { settleIn } from './campaign-service.ts';
 import { type Campaign, getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
-import { releaseReasonOf } from './order-outcomes.ts';
+import { createPayingSweep } from './paying-sweep.ts';
 import { reconcileCampaign } from './reconcile.ts';
 import type { FlashSalesTrx, ReleaseReason } from './tables.ts';
-import { returnUnits } from './units-back.ts';
+import { inRange, inTurn } from './turns.ts';
 
 const TICK_MS = 1000;
 
@@ -23,47 +24,38 @@ export type LifecycleOptions = {
   windowTenants?: number;
   /** Admissions (and their campaigns) one tenant's payment-window pass reads. */
   windowBatch?: number;
+  /**
+   * How long past its payment deadline an admission still `paying` is left to its order event
+   * before the sweep settles it from its order (paying-sweep.ts): 10 minutes, past a saga's
+   * longest legitimate run (a pending authorization is rechecked with backoff up to 5 minutes).
+   */
+  payingGraceMs?: number;
+  /** Tenants whose paying admissions one tick settles; the next tick goes on after the last one (by id). */
+  payingTenants?: number;
+  /** A tenant's paying admissions one tick reads; its next turn goes on after the last one (by order id). */
+  payingBatch?: number;
 };
-
-/** Where one pass reads: ids after `after`, or up to and including `upTo`. */
-type Range = { after?: string; upTo?: string };
-
-/** The SQL condition (`and …`) that keeps a uuid column in the range. */
-const inRange = (column: string, { after, upTo }: Range) =>
-  sql`${after === undefined ? sql`` : sql`and ${sql.ref(column)} > ${after}::uuid`}
-    ${upTo === undefined ? sql`` : sql`and ${sql.ref(column)} <= ${upTo}::uuid`}`;
-
-/**
- * One bounded pass that takes turns: the next `limit` rows in id order after the last pass's,
- * wrapping around to the first ones when fewer are left (each row once a pass), and where the
- * next pass starts (after its last row; from the first once a pass found fewer than `limit`).
- */
-async function inTurn<T>(
-  after: string | undefined,
-  limit: number,
-  read: (range: Range, limit: number) => Promise<T[]>,
-  idOf: (row: T) => string,
-): Promise<{ rows: T[]; next: string | undefined }> {
-  const rows = await read({ after }, limit);
-  if (after !== undefined && rows.length < limit)
-    rows.push(...(await read({ upTo: after }, limit - rows.length)));
-  return { rows, next: rows.length < limit ? undefined : idOf(rows.at(-1)!) };
-}
 
 /**
  * The clock of every sale, one tick a second in each process (cheap indexed scans; rows locked
  * with skip locked, so processes share the work): announces a sale that started, settles one
  * that ended (its pool back to stock), and closes the payment window of admitted orders nobody
  * paid (order failed with reason timeout, units back to the pool while the sale runs, else to stock);
- * at start (after any restart) and every 30 s it reconciles the running sales' gates.
+ * settles admissions left paying by an order event that never came (paying-sweep.ts); at start
+ * (after any restart) and every 30 s it reconciles the running sales' gates.
  *
- * The two bounded passes take turns: each goes on where the last one stopped (keyset by id) and
+ * The bounded passes take turns: each goes on where the last one stopped (keyset by id) and
  * wraps around to the start when fewer are left than its bound, so past the bound every
  * running sale is reconciled and every tenant's windows closed in turn, never the same first ones
  * each time (sales or tenants whose work keeps failing would otherwise hold the bound for ever).
  */
 export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: LifecycleOptions = {}) {
   const { reconcileEvery = 30, reconcileBatch = 1000, windowTenants = 100, windowBatch = 100 } = options;
+  const paying = createPayingSweep(deps, logger, {
+    tenants: options.payingTenants ?? 100,
+    batch: options.payingBatch ?? 100,
+    graceMs: options.payingGraceMs ?? 10 * 60_000,
+  });
   let running: Promise<void> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -110,6 +102,9 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
           logger.warn({ err: error, tenantId }, 'flash-sales: closing payment windows failed'),
         );
       }
+      await paying
+        .run()
+        .catch((error) => logger.warn({ err: error }, 'flash-sales: settling paying admissions failed'));
       if (ticks++ % reconcileEvery === 0) await reconcileRunning();
     } catch (error) {
       logger.warn({ err: error }, 'flash-sales: a lifecycle tick failed');
@@ -197,7 +192,7 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
         where status = 'admitted' and pay_by <= now() and campaign_id = any(${[...campaigns.keys()]}::uuid[])
         order by pay_by limit ${windowBatch}
         for update skip locked`.execute(trx);
-      const done: { admission: Admission; settled: boolean }[] = [];
+      const back: Admission[] = [];
       for (const row of rows) {
         const campaign = campaigns.get(row.campaign_id)!;
         const actor = `flash-sale:${campaign.id}`;
@@ -209,23 +204,16 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
             failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },
           });
         } else if (order?.status === 'cancelled' || order?.status === 'failed') {
-          // Released as its outcome would release it (order-outcomes.ts), with the same reason.
+          // Released as its outcome would release it (admission-outcome.ts), with the same reason.
           reason = releaseReasonOf(order.status, order.failure?.reason);
         } else continue; // No order, or one being paid (unreachable while admitted): its outcome decides.
-        await returnUnits(deps, trx, tenantId, row.order_id, campaign.id);
-        const [released] = await releaseAdmissions(trx, campaign.id, [row.order_id], reason);
-        if (released)
-          done.push({
-            admission: released,
-            settled: campaign.settledAt !== null || campaign.cancelledAt !== null,
-          });
+        const released = await releaseForOrder(deps, trx, campaign, row.order_id, reason);
+        if (released) back.push(released);
       }
-      return done;
+      return back;
     });
-    for (const { admission: a, settled } of expired) {
-      if (settled) continue;
+    for (const a of expired)
       await deps.gate.giveBack(a.campaignId, a.customerId, a.quantity, a.idempotencyKey).catch(() => false);
-    }
   }
 
   return {
