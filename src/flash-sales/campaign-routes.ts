@@ -41,7 +41,7 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
         schema: {
           ...base,
           summary:
-            "Create a flash sale: its units leave available stock into the sale's pool at once (409 INSUFFICIENT_STOCK)",
+            "Create a flash sale: its units leave available stock into the sale's pool at once (409 INSUFFICIENT_STOCK; 409 FLASH_SALE_LIMIT_REACHED past 100 sales not yet settled)",
           body: NewCampaignBody,
           response: { 201: CampaignView },
         },

@@ -77,7 +77,7 @@ export async function createCampaign(
       .executeTakeFirstOrThrow();
     if (Number(open) >= MAX_OPEN_CAMPAIGNS) {
       throw new AppError(
-        'CONFLICT',
+        'FLASH_SALE_LIMIT_REACHED',
         `a store has at most ${MAX_OPEN_CAMPAIGNS} flash sales not yet settled: cancel one, or wait for one to end`,
       );
     }

@@ -166,7 +166,7 @@ describe('flash-sale campaigns', () => {
     expect((await send(t.app, 'GET', '/api/v1/flash-sales?cursor=nope', shop2.staff)).statusCode).toBe(400);
   });
 
-  it('refuses a tenant more than MAX_OPEN_CAMPAIGNS unsettled sales (409 CONFLICT, nothing reserved), and takes one again once a sale is cancelled', async () => {
+  it('refuses a tenant more than MAX_OPEN_CAMPAIGNS unsettled sales (409 FLASH_SALE_LIMIT_REACHED, nothing reserved), and takes one again once a sale is cancelled', async () => {
     const shop2 = await createShop(t, 'fs-campaigns-cap');
     const variant = await saleVariant(t, shop2, 10);
     const tomorrow = { units: 1, startsAt: later(86_400_000), endsAt: later(90_000_000) };
@@ -192,7 +192,7 @@ describe('flash-sale campaigns', () => {
     const refused = await send(t.app, 'POST', '/api/v1/flash-sales', shop2.staff, body);
     expect(refused.statusCode, refused.body).toBe(409);
     expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(refused.json()).toMatchObject({ code: 'CONFLICT' });
+    expect(refused.json()).toMatchObject({ code: 'FLASH_SALE_LIMIT_REACHED' });
     expect(await stockOf(t, shop2, variant)).toMatchObject({ reserved: 1, available: 9 });
     // Another tenant is not counted against it.
     await createSale(t, shop, await saleVariant(t, shop, 1), { units: 1 });

@@ -46,6 +46,10 @@ export const ERRORS = {
   ORDER_CANCELLED: { status: 409, title: 'The order was cancelled during its checkout' },
   SOLD_OUT: { status: 409, title: 'The flash sale is sold out' },
   LIMIT_REACHED: { status: 409, title: 'The customer reached the flash sale’s per-customer limit' },
+  FLASH_SALE_LIMIT_REACHED: {
+    status: 409,
+    title: 'The store has as many flash sales not yet settled as it may',
+  },
   NOT_LIVE: { status: 409, title: 'The flash sale is not live' },
   CAMPAIGN_STARTED: { status: 409, title: 'The flash sale has started; it can no longer be changed' },
   PAYMENT_WINDOW_CLOSED: { status: 409, title: 'The payment window of this order has closed' },
