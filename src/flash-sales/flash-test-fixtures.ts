@@ -7,7 +7,7 @@ import { startCheckoutApp } from '../checkout/checkout-test-fixtures.ts';
 import { createAddressBook, signSessionTokens } from '../identity/index.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import type { OrdersModule } from '../orders/module.ts';
-import { withTenant } from '../platform/db/index.ts';
+import { withSystem, withTenant } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { WalModule } from '../wal/module.ts';
 import type { FlashSalesDeps } from './deps.ts';
@@ -138,3 +138,11 @@ export async function saleOf(t: FlashTestApp, shop: Shop, id: string) {
     units: number;
   }>();
 }
+
+/** An order's admission as stored: its status and why it was released (read past row-level security). */
+export const admissionOf = (t: FlashTestApp, orderId: string) =>
+  withSystem(t.ctx.db.kysely, async (trx) => {
+    const { rows } = await sql<{ status: string; release_reason: string | null }>`
+      select status, release_reason from flash_sales.admissions where order_id = ${orderId}`.execute(trx);
+    return rows[0];
+  });

@@ -5,6 +5,7 @@ import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
 import { orderOf } from '../checkout/checkout-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
 import {
+  admissionOf,
   attempt,
   bulkCustomers,
   createSale,
@@ -69,13 +70,6 @@ describe('closing the payment windows of more tenants than one tick takes', () =
     return { shop, orderId: admitted.json().orderId };
   }
 
-  const admissionOf = (orderId: string) =>
-    withSystem(t.ctx.db.kysely, async (trx) => {
-      const { rows } = await sql<{ status: string; release_reason: string | null }>`
-        select status, release_reason from flash_sales.admissions where order_id = ${orderId}`.execute(trx);
-      return rows[0];
-    });
-
   it('closes every tenant’s windows in turn when tenants whose windows cannot close fill the bound', async () => {
     const stuck: { shop: Shop; orderId: string }[] = [];
     for (let i = 0; i < 3; i++) stuck.push(await unpaidOrder(`fs-turns-stuck-${i}`));
@@ -98,9 +92,12 @@ describe('closing the payment windows of more tenants than one tick takes', () =
     try {
       await lifecycle.tick();
       await lifecycle.tick();
-      expect(await admissionOf(healthy.orderId)).toEqual({ status: 'released', release_reason: 'timeout' });
+      expect(await admissionOf(t, healthy.orderId)).toEqual({
+        status: 'released',
+        release_reason: 'timeout',
+      });
       expect((await orderOf(t, healthy.shop, healthy.orderId)).status).toBe('failed');
-      for (const s of stuck) expect((await admissionOf(s.orderId))?.status).toBe('admitted');
+      for (const s of stuck) expect((await admissionOf(t, s.orderId))?.status).toBe('admitted');
     } finally {
       await withSystem(db, async (trx) => {
         await sql`drop trigger test_refuse_release on flash_sales.admissions`.execute(trx);
@@ -115,7 +112,7 @@ describe('closing the payment windows of more tenants than one tick takes', () =
       await lifecycle.close();
     }
     for (const s of stuck) {
-      expect(await admissionOf(s.orderId)).toEqual({ status: 'released', release_reason: 'timeout' });
+      expect(await admissionOf(t, s.orderId)).toEqual({ status: 'released', release_reason: 'timeout' });
       expect((await orderOf(t, s.shop, s.orderId)).status).toBe('failed');
     }
   });

@@ -10,6 +10,7 @@ import { until } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { gateStateOf } from './admission-store.ts';
 import {
+  admissionOf,
   attempt,
   bulkCustomers,
   createSale,
@@ -38,13 +39,6 @@ beforeAll(async () => {
   shop = await createShop(t, 'fs-paying-sweep');
 });
 afterAll(() => t?.close());
-
-const admissionOf = (orderId: string) =>
-  withSystem(t.ctx.db.kysely, async (trx) => {
-    const { rows } = await sql<{ status: string; release_reason: string | null }>`
-      select status, release_reason from flash_sales.admissions where order_id = ${orderId}`.execute(trx);
-    return rows[0];
-  });
 
 const statsOf = async (saleId: string) => {
   const r = await send(t.app, 'GET', `/api/v1/flash-sales/${saleId}/stats`, shop.staff);
@@ -121,10 +115,13 @@ describe('admissions left paying by an order event that never came', () => {
     } finally {
       await lifecycle.close();
     }
-    expect(await admissionOf(paid)).toEqual({ status: 'paid', release_reason: null });
-    expect(await admissionOf(declined)).toEqual({ status: 'released', release_reason: 'payment_declined' });
-    expect(await admissionOf(running)).toEqual({ status: 'paying', release_reason: null });
-    expect(await admissionOf(recent)).toEqual({ status: 'paying', release_reason: null });
+    expect(await admissionOf(t, paid)).toEqual({ status: 'paid', release_reason: null });
+    expect(await admissionOf(t, declined)).toEqual({
+      status: 'released',
+      release_reason: 'payment_declined',
+    });
+    expect(await admissionOf(t, running)).toEqual({ status: 'paying', release_reason: null });
+    expect(await admissionOf(t, recent)).toEqual({ status: 'paying', release_reason: null });
     const after = { admitted: 3, sold: 1, released: 1, remaining: 1 };
     expect(await saleOf(t, shop, sale.id)).toMatchObject(after);
     expect(await statsOf(sale.id)).toMatchObject({ paid: 1, paying: 2, released: 1, remaining: 1 });
@@ -140,8 +137,11 @@ describe('admissions left paying by an order event that never came', () => {
       await lateEvent(STATUS_EVENT_TYPES.failed, declined),
     ])
       await withTenant(t.ctx.db.kysely, shop.id, (trx) => outcomes.handle(trx, event));
-    expect(await admissionOf(paid)).toEqual({ status: 'paid', release_reason: null });
-    expect(await admissionOf(declined)).toEqual({ status: 'released', release_reason: 'payment_declined' });
+    expect(await admissionOf(t, paid)).toEqual({ status: 'paid', release_reason: null });
+    expect(await admissionOf(t, declined)).toEqual({
+      status: 'released',
+      release_reason: 'payment_declined',
+    });
     expect(await saleOf(t, shop, sale.id)).toMatchObject(after);
     expect(await stockOf(t, shop, variant)).toMatchObject(stock);
     expect((await gate.snapshot(sale.id))?.remaining).toBe(1);

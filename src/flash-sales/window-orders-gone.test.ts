@@ -7,6 +7,7 @@ import { STATUS_EVENT_TYPES } from '../orders/index.ts';
 import { withSystem, withTenant } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import {
+  admissionOf,
   attempt,
   bulkCustomers,
   createSale,
@@ -29,13 +30,6 @@ beforeAll(async () => {
   shop = await createShop(t, 'fs-window-orders-gone');
 });
 afterAll(() => t?.close());
-
-const admissionOf = (orderId: string) =>
-  withSystem(t.ctx.db.kysely, async (trx) => {
-    const { rows } = await sql<{ status: string; release_reason: string | null }>`
-      select status, release_reason from flash_sales.admissions where order_id = ${orderId}`.execute(trx);
-    return rows[0];
-  });
 
 describe('closing the payment windows of a tenant whose oldest due orders were cancelled unseen', () => {
   it('releases the cancelled orders’ admissions and closes the later window (the cancelled ones filled the batch every tick); their late events move nothing again', async () => {
@@ -72,9 +66,9 @@ describe('closing the payment windows of a tenant whose oldest due orders were c
     const failed = await orderOf(t, shop, unpaid);
     expect(failed.status).toBe('failed');
     expect(failed.failure?.reason).toBe('timeout');
-    expect(await admissionOf(unpaid)).toEqual({ status: 'released', release_reason: 'timeout' });
+    expect(await admissionOf(t, unpaid)).toEqual({ status: 'released', release_reason: 'timeout' });
     for (const id of cancelled)
-      expect(await admissionOf(id)).toEqual({ status: 'released', release_reason: 'cancelled' });
+      expect(await admissionOf(t, id)).toEqual({ status: 'released', release_reason: 'cancelled' });
     // Every unit back in the sale's pool once: nothing admitted, nothing lost, none twice.
     const whole = { onHand: 10, reserved: 4, available: 6 };
     const sold = { admitted: 0, sold: 0, released: 4, remaining: 4 };
