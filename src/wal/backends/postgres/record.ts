@@ -4,7 +4,7 @@ import type { WalTables } from '../../tables.ts';
 import type { AttemptRecord, Completion, FailedMessage, Failure, FenceResult } from './queue-types.ts';
 
 // The SQL that records delivery outcomes (fenced by lease token) and their attempt rows, alone
-// (completeMessages, failMessages) or inside the consumer's one statement per cycle (queue.ts).
+// (completeMessages, failMessages) or inside the consumer's one statement per cycle (record-and-lease.ts).
 
 type Db = Kysely<WalTables>;
 
