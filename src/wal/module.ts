@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
-import { withSystem, withTenant } from '../platform/db/index.ts';
+import { withSystem } from '../platform/db/index.ts';
 import type { EventBus, Topic } from '../platform/events/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
-import { secretBoxOf } from '../platform/secrets.ts';
 import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
 import {
@@ -12,17 +11,16 @@ import {
   type StreamConsumer,
   startRelay,
 } from './backends/stream/index.ts';
+import { createCountedDelivery } from './counted-delivery.ts';
 import { systemRetryPolicy } from './delivery/backoff.ts';
 import {
   type CircuitBreakerOptions,
   createCircuitBreakers,
   createDeliveryEngine,
   type DeadLetterEvent,
-  type DeliverFn,
   type HandlerOptions,
   type InternalHandler,
 } from './delivery/index.ts';
-import { createStreamDelivery } from './delivery/stream-delivery.ts';
 import type { InboundCheck, WalDeps } from './deps.ts';
 import {
   type DeadLetterCursor,
@@ -34,16 +32,16 @@ import {
 } from './dlq/index.ts';
 import { readMessageState, type WalMessageState } from './dlq/message-state.ts';
 import { createEventBus } from './events/event-bus.ts';
+import { walHealthChecks } from './health-checks.ts';
 import { countWrites, createWalMetrics } from './metrics.ts';
-import { createNamespaceCache, disableTarget, namespaceRoutes } from './namespaces/index.ts';
-import type { Namespace, Target } from './namespaces/namespace.ts';
-import { capRetention } from './namespaces/retention-cap.ts';
-import { resealTargets } from './namespaces/sealed-targets.ts';
+import { createNamespaceCache, namespaceRoutes } from './namespaces/index.ts';
+import type { Namespace } from './namespaces/namespace.ts';
 import { ensureAllSystemNamespaces, ensureSystemNamespaces } from './namespaces/system-namespaces.ts';
 import { createSystemTargets } from './namespaces/system-targets.ts';
+import { sealStoredTargets } from './seal-stored-targets.ts';
+import { startStreamConsumers } from './stream-consumers.ts';
 import type { WalTables } from './tables.ts';
 import { createTargets } from './targets/index.ts';
-import type { Delivery } from './targets/target-result.ts';
 import { type MessageInput, type OutboxReceipt, writeMessages, writeRoutes } from './write/index.ts';
 
 export type WalModule = MercatoModule & {
@@ -115,41 +113,9 @@ export async function createWal(
   const deps: WalDeps = { ctx, db, namespaces, streams, circuits, systemTargets, inbound };
   const targets = createTargets({ ctx, db });
   const metrics = createWalMetrics(ctx.metrics.registry, db, streams, circuits);
-  // No namespace delivers more at once, nor keeps its finished messages longer, than the operator
-  // allows (older rows may say more): the stream backends' retention reads these periods.
   const maxConcurrency = ctx.config.walMaxConcurrency;
-  const capped = (n: Namespace): Namespace =>
-    capRetention(
-      n.consumerConcurrency > maxConcurrency ? { ...n, consumerConcurrency: maxConcurrency } : n,
-      ctx.config.walMaxRetentionSeconds,
-    );
   const deadLetterListeners: Array<(event: DeadLetterEvent) => void | Promise<void>> = [];
-  /** Counts deliveries to one target that came to `outcome`, and the latency of delivered ones. */
-  const count = (namespace: Namespace, target: Target, outcome: string, deliveries: Delivery[]) => {
-    metrics.deliveries.inc(
-      { namespace: namespace.name, target_type: target.type, outcome },
-      deliveries.length,
-    );
-    if (outcome !== 'delivered') return;
-    const now = Date.now();
-    for (const { dueAt } of deliveries) {
-      if (dueAt)
-        metrics.deliveryLatency.observe({ namespace: namespace.name }, (now - dueAt.getTime()) / 1000);
-    }
-  };
-  const deliver: DeliverFn = async (namespace, target, delivery, internal) => {
-    const result = await targets.deliver(namespace, target, delivery, internal);
-    count(namespace, target, result.outcome, [delivery]);
-    // 410 Gone: the endpoint is gone for good, so the target is switched off for every message.
-    if (result.outcome === 'disable') {
-      const change = { tenantId: namespace.tenantId, actor: 'system:wal' };
-      await withTenant(db, namespace.tenantId, (trx) =>
-        disableTarget(trx, change, namespace.name, target.name, result.error),
-      ).catch((err: unknown) => ctx.logger.error({ err }, 'could not disable a target'));
-      namespaces.invalidate(namespace.tenantId, namespace.name);
-    }
-    return result;
-  };
+  const { deliver, count } = createCountedDelivery({ ctx, db, namespaces, targets, metrics });
   const onDeadLetter = async (event: DeadLetterEvent) => {
     for (const listener of deadLetterListeners) await listener(event);
   };
@@ -184,27 +150,6 @@ export async function createWal(
   let relay: Relay | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
   let stopPruning: (() => void) | undefined;
-  /**
-   * HTTP secrets and credential headers a row holds in clear (written before they were sealed) or
-   * under an earlier key are sealed under the current one, at every start (README: "Secrets at
-   * rest"). Until then they are read as they are; a failure here only delays it to the next start.
-   */
-  const sealStoredTargets = async () => {
-    try {
-      const result = await resealTargets(db, secretBoxOf(ctx));
-      if (result.resealed > 0) {
-        ctx.logger.info({ namespaces: result.resealed }, 'WAL target secrets sealed under the current key');
-      }
-      for (const u of result.unreadable) {
-        ctx.logger.warn(
-          u,
-          'a WAL target secret was sealed under an unknown key (MERCATO_SECRETS_KEY changed?): name the old key in MERCATO_SECRETS_KEY_PREVIOUS, or send the target again',
-        );
-      }
-    } catch (err) {
-      ctx.logger.error({ err }, 'could not seal the WAL target secrets stored in clear');
-    }
-  };
   return {
     name: 'wal',
     deps,
@@ -225,24 +170,7 @@ export async function createWal(
     },
     events,
     onTenantCreated: (trx, tenantId) => ensureSystemNamespaces(trx, tenantId, ctx.config.eventsBackend),
-    // The postgres backend is the database itself; its tables must answer. Each stream backend
-    // this process has must answer a ping.
-    healthChecks: [
-      {
-        name: 'wal:postgres',
-        check: async () => {
-          await withSystem(db, (trx) => trx.selectFrom('wal.namespaces').select('name').limit(1).execute());
-          return true;
-        },
-      },
-      ...[...streams.values()].map((stream) => ({
-        name: `wal:${stream.name}`,
-        check: async () => {
-          await stream.ping();
-          return true;
-        },
-      })),
-    ],
+    healthChecks: walHealthChecks(db, streams),
     async routes(app: FastifyInstance) {
       await app.register(namespaceRoutes(deps));
       await app.register(auditRoutes(deps));
@@ -263,7 +191,7 @@ export async function createWal(
         );
       }
       await ensureAllSystemNamespaces(db, eventsBackend);
-      await sealStoredTargets();
+      await sealStoredTargets(ctx, db);
       await namespaces.start();
       stopRetention = startRetention({ ctx, db });
       // Breakers of targets removed, disabled or moved are dropped (and leave the metrics).
@@ -282,31 +210,21 @@ export async function createWal(
         return;
       }
       await engine.start();
-      for (const stream of streams.values()) {
-        consumers.push(
-          await stream.consume({
-            logger: ctx.logger,
-            leaseMs,
-            namespaces: async () =>
-              (await namespaces.all())
-                .filter((n) => n.backend === stream.name || n.fallbackBackend === stream.name)
-                .map(capped),
-            onNamespacesChanged: (listener) => namespaces.onChange(listener),
-            deliver: createStreamDelivery(
-              {
-                db,
-                deliver,
-                internal: engine.dispatchInternal,
-                logger: ctx.logger,
-                onDeadLetter,
-                circuits,
-                systemRetry,
-              },
-              stream.name,
-            ),
-          }),
-        );
-      }
+      await startStreamConsumers(
+        {
+          ctx,
+          db,
+          streams,
+          namespaces,
+          leaseMs,
+          deliver,
+          internal: engine.dispatchInternal,
+          onDeadLetter,
+          circuits,
+          systemRetry,
+        },
+        consumers,
+      );
       relay = startRelay({ ctx, db, streams });
     },
     async stop() {
