@@ -4,18 +4,16 @@ import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import { actorOf, Nullable, principalOf, requireOperator, SECURED } from '../platform/http/index.ts';
 import {
-  acknowledgeFired,
   deleteRule,
-  getFired,
   getRule,
   insertRule,
-  listFired,
   listRules,
   MAX_ALERT_RULES,
   updateRule,
-} from './alert-store.ts';
+} from './alert-rule-store.ts';
 import { recordAudit } from './audit.ts';
 import type { ExceptionsDeps } from './deps.ts';
+import { acknowledgeFired, getFired, listFired } from './fired-alert-store.ts';
 import { ALERT_KINDS, CATEGORIES, type ExceptionsTrx, INTERFACE_TYPES, SEVERITIES } from './tables.ts';
 
 const base = { tags: ['exceptions'], security: SECURED };

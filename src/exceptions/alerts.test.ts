@@ -4,7 +4,7 @@ import { login } from '../identity/auth/auth-test-fixtures.ts';
 import { addUser, auth } from '../identity/users/user-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
-import type { AlertRule, FiredAlert } from './alert-store.ts';
+import type { AlertRule } from './alert-rule-store.ts';
 import { escalationTeam } from './escalation.ts';
 import type { ExceptionRow } from './exception-view.ts';
 import {
@@ -14,6 +14,7 @@ import {
   send,
   startExceptionsApp,
 } from './exceptions-test-fixtures.ts';
+import type { FiredAlert } from './fired-alert-store.ts';
 import type { Category, ExceptionStatus, ExceptionsDb, InterfaceType, Severity } from './tables.ts';
 
 let t: ExceptionsTestApp;

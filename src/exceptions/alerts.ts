@@ -3,18 +3,12 @@ import { sql } from 'kysely';
 import type { DomainEvent } from '../platform/events/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { alertRoutes } from './alert-routes.ts';
-import {
-  type AlertRow,
-  type AlertRuleRow,
-  enabledRules,
-  matchesFilters,
-  toFired,
-  toRule,
-} from './alert-store.ts';
+import { type AlertRuleRow, enabledRules, matchesFilters, toRule } from './alert-rule-store.ts';
 import { type AuditEntry, recordAudit } from './audit.ts';
 import type { ExceptionHooks, ExceptionsDeps } from './deps.ts';
 import { assessImpact, escalationTeam } from './escalation.ts';
 import { toView, type ViewedRow } from './exception-view.ts';
+import { type AlertRow, toFired } from './fired-alert-store.ts';
 import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
 import { createRateCounter } from './rate-rules.ts';
 import type { ExceptionsTrx } from './tables.ts';

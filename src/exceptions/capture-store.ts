@@ -1,71 +1,19 @@
 import { sql } from 'kysely';
 import { type JsonColumn, jsonObjects, jsonRows } from '../platform/db/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
-import type { AuditEntry } from './audit.ts';
-import type { CaptureInput } from './capture.ts';
-import { type Classification, classify, loadRules } from './classify.ts';
+import type { Pending } from './capture-prepare.ts';
 import { type ViewedRow, viewColumns } from './exception-view.ts';
-import { fingerprint, normalizeReason } from './fingerprint.ts';
 import { tooMuchToSearch } from './searchable.ts';
-import { type ExceptionsTrx, type Severity, severityRank } from './tables.ts';
-
-/** Who captures, in the audit. */
-export const CAPTURE_ACTOR = 'system:capture';
+import type { ExceptionsTrx } from './tables.ts';
 
 /** Statuses a repeat reopens to NEW, as Sentry reopens a regressed issue. */
-const CLOSED_STATUSES = ['RESOLVED', 'CLOSED', 'RETRIED_SUCCESS'];
-
-/** A time as PostgreSQL reads it: a string is kept (a dead letter's death carries microseconds). */
-const iso = (value: Date | string) => (typeof value === 'string' ? value : value.toISOString());
+export const CLOSED_STATUSES = ['RESOLVED', 'CLOSED', 'RETRIED_SUCCESS'];
 
 const clip = (value: string | null | undefined, max: number) =>
   value === null || value === undefined || value === '' ? null : value.slice(0, max);
 
 /** The columns a capture returns: the view's (not the payload it just sent, nor the search vector). */
 const COLUMNS = viewColumns('exceptions');
-
-/** One exception to write: the last report of its transaction id in the batch, counted `n` times. */
-export type Pending = {
-  input: CaptureInput;
-  classification: Classification & { rule: string | null };
-  fingerprint: string;
-  normalized: string;
-  n: number;
-  firstSeen: string;
-  lastSeen: string;
-  reports: CaptureInput[];
-};
-
-/** The batch's reports, one Pending per transaction id (several reports of one id count each). */
-export async function prepare(trx: ExceptionsTrx, inputs: CaptureInput[]): Promise<Map<string, Pending>> {
-  const rules = await loadRules(trx);
-  const now = new Date().toISOString();
-  const byTx = new Map<string, Pending>();
-  for (const raw of inputs) {
-    const input = {
-      ...raw,
-      transactionId: raw.transactionId.slice(0, 200),
-      reason: raw.reason.slice(0, 4000) || 'no reason given',
-    };
-    const classification = classify(input, rules, input.preset);
-    const normalized = normalizeReason(input.reason);
-    const seen = input.seenAt === undefined ? now : iso(input.seenAt);
-    const known = byTx.get(input.transactionId);
-    const reports = known?.reports ?? [];
-    reports.push(input);
-    byTx.set(input.transactionId, {
-      input,
-      classification,
-      normalized,
-      fingerprint: fingerprint(input.interfaceType, classification.category, normalized),
-      n: (known?.n ?? 0) + 1,
-      firstSeen: known && known.firstSeen < seen ? known.firstSeen : seen,
-      lastSeen: known && known.lastSeen > seen ? known.lastSeen : seen,
-      reports,
-    });
-  }
-  return byTx;
-}
 
 /** The exceptions' input columns, in the order rowsOf gives their values. */
 const INPUT_COLUMNS: JsonColumn[] = [
@@ -223,97 +171,4 @@ export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pendi
     select up.*, old.group_id as old_group_id, old.status as old_status
     from up left join old on old.transaction_id = up.transaction_id`.execute(trx);
   return rows;
-}
-
-type GroupCredit = {
-  id: string;
-  exceptions: number;
-  occurrences: number;
-  severity: Severity | null;
-  first: string | null;
-  last: string | null;
-};
-
-/**
- * Credits the groups the batch landed in with its occurrences, exceptions, severity and times: one
- * row per group appended to exceptions.group_credits (migration 0036), which takes no lock, so
- * concurrent captures of a tenant never queue on its groups' rows. The fold job, and every read
- * of groups first, add the credits to the groups (foldGroupCredits).
- */
-export async function creditGroups(
-  trx: ExceptionsTrx,
-  tenantId: string,
-  rows: Captured[],
-  pending: Pending[],
-) {
-  const n = new Map(pending.map((p) => [p.input.transactionId.slice(0, 200), p.n]));
-  const credit = new Map<string, GroupCredit>();
-  const of = (id: string): GroupCredit => {
-    const known = credit.get(id);
-    if (known) return known;
-    const fresh: GroupCredit = { id, exceptions: 0, occurrences: 0, severity: null, first: null, last: null };
-    credit.set(id, fresh);
-    return fresh;
-  };
-  for (const row of rows) {
-    const c = of(row.group_id);
-    const moved = !row.inserted && row.old_group_id !== null && row.old_group_id !== row.group_id;
-    c.occurrences += n.get(row.transaction_id) ?? 1;
-    if (row.inserted || moved) c.exceptions += 1;
-    if (moved) of(row.old_group_id!).exceptions -= 1;
-    // The group keeps the highest severity it has seen.
-    if (c.severity === null || severityRank(row.severity) > severityRank(c.severity))
-      c.severity = row.severity;
-    const seen = new Date(row.last_seen).toISOString();
-    if (c.last === null || seen > c.last) c.last = seen;
-    const first = new Date(row.first_seen).toISOString();
-    if (c.first === null || first < c.first) c.first = first;
-  }
-  if (credit.size === 0) return;
-  await sql`
-    with credits as (
-      insert into exceptions.group_credits (tenant_id, group_id, exceptions, occurrences, severity, first_seen, last_seen)
-      select ${tenantId}, d.id, d.exceptions, d.occurrences, d.severity, d.first, d.last
-      from jsonb_to_recordset(${JSON.stringify([...credit.values()])}::jsonb) as d(id uuid, exceptions integer,
-        occurrences integer, severity text, first timestamptz, last timestamptz)
-    )
-    insert into exceptions.rollup_dirty (tenant_id) values (${tenantId})`.execute(trx);
-}
-
-/**
- * Adds the tenant's pending group credits to its groups, in `trx` (the tenant's): a read of groups
- * does it first, so it shows every capture committed before it. Under a savepoint: should it
- * fail (a deadlock with another fold), the read goes on and the credits wait for the next fold.
- */
-export async function foldGroupCredits(trx: ExceptionsTrx): Promise<void> {
-  await sql`savepoint fold_group_credits`.execute(trx);
-  try {
-    await sql`select exceptions.fold_group_credits()`.execute(trx);
-    await sql`release savepoint fold_group_credits`.execute(trx);
-  } catch {
-    await sql`rollback to savepoint fold_group_credits`.execute(trx);
-  }
-}
-
-/** The audit action of one report: the first of a new exception is captured, of a closed one reopened. */
-export function auditEntries(tenantId: string, rows: Captured[], byTx: Map<string, Pending>): AuditEntry[] {
-  return rows.flatMap((row) => {
-    const pending = byTx.get(row.transaction_id);
-    const reopened = !row.inserted && row.old_status !== null && CLOSED_STATUSES.includes(row.old_status);
-    const first = row.inserted ? 'captured' : reopened ? 'reopened' : 'repeated';
-    const rule = pending?.classification.rule;
-    return (pending?.reports ?? []).map((input, i) => ({
-      tenantId,
-      exceptionId: row.id,
-      action: i === 0 ? first : 'repeated',
-      actor: CAPTURE_ACTOR,
-      details: {
-        eventType: input.eventType,
-        category: row.category,
-        severity: row.severity,
-        ...(rule ? { rule } : {}),
-        ...(reopened && i === 0 ? { from: row.old_status } : {}),
-      },
-    }));
-  });
 }

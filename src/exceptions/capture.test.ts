@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer } from '../cart/cart-test-fixtures.ts';
 import { createStore, placeOrder, product, readyCart, until } from '../checkout/checkout-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
-import { foldGroupCredits } from './capture-store.ts';
 import { classify, defaultClassification } from './classify.ts';
 import { type ExceptionRow, toView } from './exception-view.ts';
 import {
@@ -15,6 +14,7 @@ import {
   writeInbound,
 } from './exceptions-test-fixtures.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
+import { foldGroupCredits } from './group-credits.ts';
 import type { ExceptionsDb, ExceptionsTrx } from './tables.ts';
 
 let t: ExceptionsTestApp;

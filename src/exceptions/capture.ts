@@ -1,9 +1,12 @@
 import { recordAudit } from './audit.ts';
-import { auditEntries, creditGroups, prepare, write } from './capture-store.ts';
+import { auditEntries } from './capture-audit.ts';
+import { prepare } from './capture-prepare.ts';
+import { write } from './capture-store.ts';
 import type { Classification } from './classify.ts';
 import { createDeadLetterCapture, type SweepOptions } from './dead-letters.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { toView, type ViewedRow } from './exception-view.ts';
+import { creditGroups } from './group-credits.ts';
 import { checkInbound } from './inbound.ts';
 import { EXCEPTION_EVENTS, publishExceptionEvents } from './outbound-events.ts';
 import { captureSubscribers } from './subscribers.ts';

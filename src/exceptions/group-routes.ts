@@ -16,9 +16,9 @@ import {
   SECURED,
 } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
-import { foldGroupCredits } from './capture-store.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { ExceptionSchema, toView, VIEW_COLUMN_NAMES, type ViewedRow } from './exception-view.ts';
+import { foldGroupCredits } from './group-credits.ts';
 import {
   CATEGORIES,
   type Category,

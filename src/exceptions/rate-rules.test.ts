@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTenant } from '../platform/db/index.ts';
-import type { AlertRule, FiredAlert } from './alert-store.ts';
+import type { AlertRule } from './alert-rule-store.ts';
 import { assessImpact } from './escalation.ts';
 import type { ExceptionRow } from './exception-view.ts';
 import {
@@ -11,6 +11,7 @@ import {
   send,
   startExceptionsApp,
 } from './exceptions-test-fixtures.ts';
+import type { FiredAlert } from './fired-alert-store.ts';
 import type { ExceptionsDb, ExceptionsTrx, Severity } from './tables.ts';
 
 let t: ExceptionsTestApp;

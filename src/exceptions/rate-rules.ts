@@ -1,6 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import { type JsonColumn, jsonRows } from '../platform/db/index.ts';
-import { type AlertRuleRow, matchesFilters } from './alert-store.ts';
+import { type AlertRuleRow, matchesFilters } from './alert-rule-store.ts';
 import type { ViewedRow } from './exception-view.ts';
 import { inGroupOrder } from './group-scan.ts';
 import { type ExceptionsTrx, SEVERITIES, type Severity, severityRank } from './tables.ts';
