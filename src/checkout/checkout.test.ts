@@ -16,7 +16,7 @@ import {
   startCheckoutApp,
   stockOf,
 } from './checkout-test-fixtures.ts';
-import { confirmStep } from './steps.ts';
+import { confirmStep } from './step-confirm.ts';
 
 let t: CheckoutTestApp;
 let shop: Awaited<ReturnType<typeof createStore>>;

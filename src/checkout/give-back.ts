@@ -1,6 +1,6 @@
 import type { Payment } from '../payments/index.ts';
 import { AppError } from '../platform/http/index.ts';
-import type { StepContext } from './steps.ts';
+import type { StepContext } from './step-definition.ts';
 
 /** A payment's status once given back, or 'none' for a payment that no longer exists. */
 type Given = string;

@@ -2,8 +2,9 @@ import type { Order } from '../orders/index.ts';
 import { together } from '../platform/db/index.ts';
 import { later, type RunContext, toCancelCompleted, toCompensate } from './saga-context.ts';
 import { type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
+import type { SagaStepDefinition, StepContext } from './step-definition.ts';
 import type { StepOutcome } from './step-outcome.ts';
-import { type SagaStepDefinition, STEPS, type StepContext } from './steps.ts';
+import { STEPS } from './steps.ts';
 import type { CheckoutTrx } from './tables.ts';
 
 /** An attempt of a step that calls out, its start logged (and its start effect made): what invoke needs. */

@@ -4,7 +4,7 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import type { CheckoutDeps } from './deps.ts';
 import { type Saga, type SagaChanges, updateSaga } from './saga-store.ts';
-import type { StepContext } from './steps.ts';
+import type { StepContext } from './step-definition.ts';
 import type { CheckoutTrx, SagaFailure } from './tables.ts';
 
 /** Attempts of one step (or compensation) in one run before the run leaves it to the watchdog. */

@@ -4,8 +4,9 @@ import { together } from '../platform/db/index.ts';
 import { begin, errorOf, finished, type Started, succeeded } from './saga-begin.ts';
 import { BACKOFF_MS, MAX_ATTEMPTS, type RunContext, toCompensate, toCompensating } from './saga-context.ts';
 import { finishStep, lockOrderThenSaga, type Saga, type SagaLog, updateSagaLogged } from './saga-store.ts';
+import type { SagaStepDefinition } from './step-definition.ts';
 import { FAILURES, failed, outcomeOfError, type StepOutcome } from './step-outcome.ts';
-import { type SagaStepDefinition, STEPS } from './steps.ts';
+import { STEPS } from './steps.ts';
 import type { CheckoutTrx, StepName } from './tables.ts';
 
 /**
