@@ -13,7 +13,8 @@ import {
   type UnitsBackListener,
 } from './gate.ts';
 import { createMemoryGate, type MemoryFlashGate } from './gate-memory.ts';
-import { createRedisGate, gateKeys, type RedisFlashGate, unitsBackChannel } from './gate-redis.ts';
+import { createRedisGate, type RedisFlashGate } from './gate-redis.ts';
+import { gateKeys, unitsBackChannel } from './gate-redis-keys.ts';
 import { type SoldOutMemoryGate, type SoldOutMemoryOptions, withSoldOutMemory } from './sold-out-memory.ts';
 
 const url = testRedisUrl();
