@@ -6,4 +6,5 @@ export {
   requestHash,
   type WriteReceipt,
 } from './prepare.ts';
-export { MESSAGE_ID, MESSAGE_KEY, type WriteRoutesOptions, writeRoutes } from './write-routes.ts';
+export { type WriteRoutesOptions, writeRoutes } from './write-routes.ts';
+export { MESSAGE_ID, MESSAGE_KEY } from './write-schemas.ts';
