@@ -13,6 +13,7 @@ import type { WalTables } from '../tables.ts';
 import type { Delivery, InternalDispatch } from '../targets/target-result.ts';
 import { retryDelayMs, retryPlan, SYSTEM_RETRY_POLICY } from './backoff.ts';
 import type { CircuitBreakers } from './circuit-breakers.ts';
+import { announceDeadLetter } from './dead-letter-events.ts';
 import type { DeadLetterEvent } from './index.ts';
 import { type DeliverFn, runTargets } from './run-targets.ts';
 
@@ -84,21 +85,7 @@ export function createStreamDelivery(deps: StreamDeliveryDeps, backend: StreamBa
       log.error({ err, messageId: message.messageId }, 'could not record a dead letter; retrying later');
       return { action: 'retry', delayMs: DEAD_LETTER_RETRY_MS, error, targetsDone, attempts };
     }
-    const event: DeadLetterEvent = {
-      type: 'wal.message.dead-lettered',
-      tenantId: message.tenantId,
-      namespace: message.namespace,
-      messageId: message.messageId,
-      deliveryId: message.id,
-      attempts: message.attempts,
-      error,
-    };
-    log.warn(event, 'message dead-lettered');
-    try {
-      await deps.onDeadLetter?.(event);
-    } catch (err) {
-      log.error({ err, messageId: message.messageId }, 'onDeadLetter failed');
-    }
+    await announceDeadLetter(message, error, log, deps.onDeadLetter);
     return { action: 'dead', error, targetsDone, attempts };
   };
 }
