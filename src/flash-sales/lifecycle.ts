@@ -87,7 +87,7 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
           },
           (tenantId) => tenantId,
         );
-        return { campaigns: rows, windows };
+        return { campaigns: rows, windows, paying: await paying.due(trx) };
       });
       windowsAfter = due.windows.next;
       // Each sale and each tenant on its own: one that fails (logged, tried again next tick)
@@ -103,7 +103,7 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
         );
       }
       await paying
-        .run()
+        .run(due.paying)
         .catch((error) => logger.warn({ err: error }, 'flash-sales: settling paying admissions failed'));
       if (ticks++ % reconcileEvery === 0) await reconcileRunning();
     } catch (error) {

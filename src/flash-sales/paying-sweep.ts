@@ -1,12 +1,12 @@
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { withSystem, withTenant } from '../platform/db/index.ts';
+import { withTenant } from '../platform/db/index.ts';
 import { applyOrderOutcome, outcomeOf } from './admission-outcome.ts';
 import { type Admission, toAdmission } from './admission-store.ts';
 import { type Campaign, getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
-import type { FlashSalesTrx } from './tables.ts';
-import { inRange, inTurn } from './turns.ts';
+import type { FlashSalesTables, FlashSalesTrx } from './tables.ts';
+import { inRange, inTurn, type Turn } from './turns.ts';
 
 /** The sweep's bounds and grace (LifecycleOptions). */
 export type PayingSweepOptions = {
@@ -101,22 +101,26 @@ export function createPayingSweep(deps: FlashSalesDeps, logger: Logger, options:
   }
 
   return {
-    /** One pass: the next tenants with admissions paying past the grace, each settled on its own. */
-    async run(): Promise<void> {
-      const turn = await withSystem(deps.db, (trx) =>
-        inTurn(
-          tenantsAfter,
-          tenants,
-          async (range, limit) => {
-            const { rows } = await sql<{ tenant_id: string }>`
-              select distinct tenant_id from flash_sales.admissions
-              where ${due} ${inRange('tenant_id', range)}
-              order by tenant_id limit ${limit}`.execute(trx);
-            return rows.map((r) => r.tenant_id);
-          },
-          (tenantId) => tenantId,
-        ),
+    /**
+     * In the lifecycle tick's transaction (no transaction of its own): the next tenants with
+     * admissions paying past the grace, and where the pass after this one starts.
+     */
+    due(trx: Transaction<FlashSalesTables>): Promise<Turn<string>> {
+      return inTurn(
+        tenantsAfter,
+        tenants,
+        async (range, limit) => {
+          const { rows } = await sql<{ tenant_id: string }>`
+            select distinct tenant_id from flash_sales.admissions
+            where ${due} ${inRange('tenant_id', range)}
+            order by tenant_id limit ${limit}`.execute(trx);
+          return rows.map((r) => r.tenant_id);
+        },
+        (tenantId) => tenantId,
       );
+    },
+    /** One pass over the tenants `due` found, each settled on its own. */
+    async run(turn: Turn<string>): Promise<void> {
       tenantsAfter = turn.next;
       for (const tenantId of turn.rows) {
         const back = await settleTenant(tenantId).catch((error) => {
