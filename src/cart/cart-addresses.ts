@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { AppError, type FieldError } from '../platform/http/index.ts';
+import { AppError, type FieldError, validationFailed } from '../platform/http/index.ts';
 import { fieldErrors } from '../platform/http/problem-handler.ts';
 import { InlineAddress, Uuid } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
@@ -66,7 +66,7 @@ export async function resolveAddresses(
     billing: readChoice(deps, body.billing, 'billing', errors),
   };
   if (errors.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    throw validationFailed(errors);
   }
   const resolved: { shipping?: CartAddress | null; billing?: CartAddress | null } = {};
   for (const which of ['shipping', 'billing'] as const) {

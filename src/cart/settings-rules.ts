@@ -1,5 +1,5 @@
 import { withTenant } from '../platform/db/index.ts';
-import { AppError, type FieldError, principalOf } from '../platform/http/index.ts';
+import { type FieldError, principalOf, validationFailed } from '../platform/http/index.ts';
 import type { CartDeps } from './deps.ts';
 import type { CartTrx } from './tables.ts';
 
@@ -8,7 +8,7 @@ const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 /** Throws one VALIDATION_FAILED naming every failing field, when there is any. */
 export function throwIfInvalid(errors: FieldError[]): void {
   if (errors.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    throw validationFailed(errors);
   }
 }
 

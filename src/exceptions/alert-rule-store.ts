@@ -1,6 +1,13 @@
 import { type Selectable, sql } from 'kysely';
 import { isoTime, lockNamed } from '../platform/db/index.ts';
-import { AppError, cursorId, cursorText, encodeCursor, type FieldError } from '../platform/http/index.ts';
+import {
+  AppError,
+  cursorId,
+  cursorText,
+  encodeCursor,
+  type FieldError,
+  validationFailed,
+} from '../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { ViewedRow } from './exception-view.ts';
 import {
@@ -109,7 +116,7 @@ export function mergeRule(stored: AlertRule | undefined, input: AlertRuleInput):
     }
   }
   if (errors.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    throw validationFailed(errors);
   }
   return merged;
 }

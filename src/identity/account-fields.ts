@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 // Loading the HTTP layer registers the formats these schemas check (ajv's email among them).
-import { AppError, type FieldError, PLATFORM_TENANT, ROLES } from '../platform/http/index.ts';
+import { type FieldError, PLATFORM_TENANT, ROLES, validationFailed } from '../platform/http/index.ts';
 import { passwordProblem } from './passwords.ts';
 
 /**
@@ -76,8 +76,7 @@ export function fieldProblems(checks: FieldChecks): FieldError[] {
 /** 400 VALIDATION_FAILED listing every failing field, as a route's schema does; nothing when all pass. */
 export function checkFields(checks: FieldChecks): void {
   const errors = fieldProblems(checks);
-  if (errors.length > 0)
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  if (errors.length > 0) throw validationFailed(errors);
 }
 
 type AccountField = 'slug' | 'name' | 'email' | 'password';

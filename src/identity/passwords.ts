@@ -1,5 +1,5 @@
 import { hash, verify } from '@node-rs/argon2';
-import { AppError } from '../platform/http/index.ts';
+import { validationFailed } from '../platform/http/index.ts';
 
 // @node-rs/argon2's Algorithm is an ambient const enum, which type stripping cannot inline: 2 is Argon2id.
 const ARGON2ID = 2;
@@ -15,9 +15,7 @@ const PARAMS = { algorithm: ARGON2ID, memoryCost: 19_456, timeCost: 2, paralleli
 export async function hashPassword(password: string, pointer = '/password'): Promise<string> {
   const problem = passwordProblem(password);
   if (problem !== undefined) {
-    throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
-      errors: [{ in: 'body', pointer, message: problem }],
-    });
+    throw validationFailed([{ in: 'body', pointer, message: problem }]);
   }
   return hash(password, PARAMS);
 }

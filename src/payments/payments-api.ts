@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import { lockNamed, withTenant } from '../platform/db/index.ts';
 import type { DomainEvent, EventMeta } from '../platform/events/index.ts';
-import { AppError, type FieldError } from '../platform/http/index.ts';
+import { type FieldError, validationFailed } from '../platform/http/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import {
   type AuthorizationCall,
@@ -110,7 +110,7 @@ function check(fields: Array<[pointer: string, ok: boolean, message: string]>): 
     .filter(([, ok]) => !ok)
     .map(([pointer, , message]) => ({ in: 'body', pointer, message }));
   if (errors.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    throw validationFailed(errors);
   }
 }
 

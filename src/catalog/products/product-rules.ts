@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { AppError, type FieldError, validationFailed } from '../../platform/http/index.ts';
 import { fieldErrors } from '../../platform/http/problem-handler.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Image, ProductStatus, Seo } from '../tables.ts';
@@ -205,7 +205,7 @@ export function throwIfErrors(errors: FieldError[]): void {
   const byPointer = new Map<string, FieldError>();
   for (const error of errors) if (!byPointer.has(error.pointer)) byPointer.set(error.pointer, error);
   const unique = [...byPointer.values()];
-  throw new AppError('VALIDATION_FAILED', `${unique.length} field(s) failed validation`, { errors: unique });
+  throw validationFailed(unique);
 }
 
 const productBody = Compile(ProductBody);

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { type JsonColumn, jsonObjects } from '../../platform/db/index.ts';
-import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { type FieldError, validationFailed } from '../../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
@@ -67,8 +67,7 @@ export async function resolveCategories(
         message: 'is not a category of this store',
       });
   });
-  if (errors.length > 0)
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  if (errors.length > 0) throw validationFailed(errors);
   return [...new Set(rows.map((r) => r.id))];
 }
 
@@ -195,8 +194,7 @@ async function replaceVariants(trx: CatalogTrx, tenantId: string, current: Produ
     if (match) kept.add(match.id);
     return { v, i, match };
   });
-  if (errors.length > 0)
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  if (errors.length > 0) throw validationFailed(errors);
   const removed = current.variants.filter((v) => !kept.has(v.id)).map((v) => v.id);
   if (removed.length > 0) await trx.deleteFrom('catalog.variants').where('id', 'in', removed).execute();
   // Kept variants whose SKU changes first take a placeholder, so two of them may swap SKUs.

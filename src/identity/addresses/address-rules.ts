@@ -1,4 +1,4 @@
-import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { type FieldError, validationFailed } from '../../platform/http/index.ts';
 import { toAppError } from '../../platform/http/problem-handler.ts';
 import { isCountryCode } from './countries.ts';
 import { normalisePostalCode, postalCodeFits } from './postal-codes.ts';
@@ -45,6 +45,6 @@ export function throwIfInvalid(schemaError: Error | undefined, ruleErrors: Field
     if (!byPointer.has(error.pointer)) byPointer.set(error.pointer, error);
   const errors = [...byPointer.values()];
   if (errors.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    throw validationFailed(errors);
   }
 }

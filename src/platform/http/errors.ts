@@ -111,6 +111,11 @@ export class AppError extends Error {
   }
 }
 
+/** 400 VALIDATION_FAILED listing every failing field (`errors`), its detail counting them. */
+export function validationFailed(errors: FieldError[]): AppError {
+  return new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+}
+
 export type Problem = {
   type: string;
   title: string;

@@ -24,7 +24,15 @@ export {
 export { clientKey } from './client-key.ts';
 export { type CounterStore, memoryCounterStore, redisCounterStore } from './counter-store.ts';
 export { cursorId, cursorText, encodeCursor, invalidCursor } from './cursors.ts';
-export { AppError, ERRORS, type ErrorCode, type FieldError, type Problem, problemType } from './errors.ts';
+export {
+  AppError,
+  ERRORS,
+  type ErrorCode,
+  type FieldError,
+  type Problem,
+  problemType,
+  validationFailed,
+} from './errors.ts';
 export { beforeBody } from './guards-first.ts';
 export { forgetUserAnswers, isIdempotencyKey, requiredIdempotencyKey } from './idempotency.ts';
 export { jsonProblem } from './json-guard.ts';

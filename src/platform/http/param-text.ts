@@ -1,4 +1,4 @@
-import { AppError } from './errors.ts';
+import { type AppError, validationFailed } from './errors.ts';
 
 /** A whole number as a query string or path writes it: digits, an optional minus sign. */
 const DECIMAL_INTEGER = /^-?\d+$/;
@@ -36,9 +36,7 @@ export function paramTextRule(
     for (const name of integers) {
       const text = record[name];
       if (typeof text === 'string' && !DECIMAL_INTEGER.test(text)) {
-        return new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
-          errors: [{ in: part, pointer: `/${name}`, message: 'must be integer' }],
-        });
+        return validationFailed([{ in: part, pointer: `/${name}`, message: 'must be integer' }]);
       }
     }
     return undefined;

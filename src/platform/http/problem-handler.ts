@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { databaseProblem } from '../db/db-errors.ts';
-import { AppError, type FieldError, toProblem } from './errors.ts';
+import { AppError, type FieldError, toProblem, validationFailed } from './errors.ts';
 import { escapePointerToken, unescapePointerToken } from './json-pointer.ts';
 
 type ValidationIssue = {
@@ -75,7 +75,7 @@ export function toAppError(error: FastifyError | Error): AppError {
   const fe = error as FastifyError & { validationContext?: string };
   if (Array.isArray(fe.validation)) {
     const errors = fieldErrors(fe.validationContext ?? 'body', fe.validation as ValidationIssue[]);
-    return new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+    return validationFailed(errors);
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new AppError(mapped, fe.message);

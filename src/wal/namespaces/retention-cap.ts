@@ -1,4 +1,4 @@
-import { AppError } from '../../platform/http/index.ts';
+import { validationFailed } from '../../platform/http/index.ts';
 import type { Namespace } from './namespace.ts';
 
 /**
@@ -23,7 +23,7 @@ export function checkRetention(body: Retention, max: number, current?: Namespace
     .filter((field) => body[field] !== undefined && body[field] > max && body[field] !== current?.[field])
     .map((field) => ({ in: 'body' as const, pointer: `/${field}`, message }));
   if (errors.length === 0) return;
-  throw new AppError('VALIDATION_FAILED', `${errors.length} field(s) failed validation`, { errors });
+  throw validationFailed(errors);
 }
 
 /**

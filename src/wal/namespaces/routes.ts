@@ -2,7 +2,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { type Database, withTenant } from '../../platform/db/index.ts';
-import { AppError, PLATFORM_TENANT, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import {
+  AppError,
+  PLATFORM_TENANT,
+  requireUser,
+  SECURED,
+  userOf,
+  validationFailed,
+} from '../../platform/http/index.ts';
 import { secretBoxOf } from '../../platform/secrets.ts';
 import { actorOf } from '../audit/index.ts';
 import { BackendUnavailableError, backendUnavailable, dropStreamData } from '../backends/stream/index.ts';
@@ -41,9 +48,7 @@ const changeBy = (user: ReturnType<typeof userOf>, database: Database['kind']) =
 function checkConcurrency(body: { consumerConcurrency?: number | undefined }, max: number): void {
   if (body.consumerConcurrency === undefined || body.consumerConcurrency <= max) return;
   const message = `must be at most ${max} (this server's limit)`;
-  throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
-    errors: [{ in: 'body', pointer: '/consumerConcurrency', message }],
-  });
+  throw validationFailed([{ in: 'body', pointer: '/consumerConcurrency', message }]);
 }
 
 /** POST/GET /wal/namespaces, GET/PUT/DELETE /wal/namespaces/{name}: tenant admins configure the WAL. */
@@ -164,9 +169,9 @@ export function namespaceRoutes(deps: WalDeps) {
           if (rename !== undefined && rename !== name) {
             if (current.system)
               throw new AppError('SYSTEM_NAMESPACE', `${name} is a system namespace and cannot be renamed`);
-            throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
-              errors: [{ in: 'body', pointer: '/name', message: 'namespaces cannot be renamed' }],
-            });
+            throw validationFailed([
+              { in: 'body', pointer: '/name', message: 'namespaces cannot be renamed' },
+            ]);
           }
           checkRetention(body, deps.ctx.config.walMaxRetentionSeconds, current);
           checkSystemUpdate(current, body);

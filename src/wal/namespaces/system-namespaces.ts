@@ -1,7 +1,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { withSystem } from '../../platform/db/index.ts';
 import { SYSTEM_TOPICS, type Topic } from '../../platform/events/index.ts';
-import { AppError } from '../../platform/http/index.ts';
+import { AppError, validationFailed } from '../../platform/http/index.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import type { InternalTarget, Namespace } from './namespace.ts';
 import type { NamespaceInput } from './validate.ts';
@@ -27,6 +27,14 @@ export const isSystemTopic = (name: string): name is Topic =>
   (SYSTEM_TOPICS as readonly string[]).includes(name);
 
 /**
+ * The shortest time a system namespace keeps its dead letters: they hold Mercato's own deliveries
+ * that failed every attempt (a checkout's watchdog with its saga id, whose requeue resumes a
+ * stuck checkout holding a shopper's authorized payment), so a tenant may keep them longer, never
+ * so briefly that the operator cannot act (migration 0049 raised those set lower before).
+ */
+export const SYSTEM_MIN_DEAD_RETENTION_SECONDS = 604_800;
+
+/**
  * What a tenant admin may change on a system namespace: its own targets (webhooks are how a
  * tenant subscribes), how they are retried (they only: the modules' subscribers follow Mercato's
  * SYSTEM_RETRY_POLICY, delivery/backoff.ts), where HTTP targets may point, how many deliveries
@@ -35,14 +43,6 @@ export const isSystemTopic = (name: string): name is Topic =>
  * a module's publish fail (and with it the change it announces), and the backend is the
  * operator's MERCATO_EVENTS_BACKEND.
  */
-/**
- * The shortest time a system namespace keeps its dead letters: they hold Mercato's own deliveries
- * that failed every attempt (a checkout's watchdog with its saga id, whose requeue resumes a
- * stuck checkout holding a shopper's authorized payment), so a tenant may keep them longer, never
- * so briefly that the operator cannot act (migration 0049 raised those set lower before).
- */
-export const SYSTEM_MIN_DEAD_RETENTION_SECONDS = 604_800;
-
 export const SYSTEM_TENANT_FIELDS = [
   'targets',
   'retry',
@@ -60,15 +60,13 @@ export function checkSystemUpdate(namespace: Namespace, input: NamespaceInput & 
   if (!namespace.system) return;
   const dead = input.deadRetentionSeconds;
   if (typeof dead === 'number' && dead < SYSTEM_MIN_DEAD_RETENTION_SECONDS) {
-    throw new AppError('VALIDATION_FAILED', '1 field(s) failed validation', {
-      errors: [
-        {
-          in: 'body',
-          pointer: '/deadRetentionSeconds',
-          message: `must be at least ${SYSTEM_MIN_DEAD_RETENTION_SECONDS} (7 days) on a system namespace: its dead letters hold Mercato's own deliveries (a stuck checkout's watchdog) for an operator to requeue`,
-        },
-      ],
-    });
+    throw validationFailed([
+      {
+        in: 'body',
+        pointer: '/deadRetentionSeconds',
+        message: `must be at least ${SYSTEM_MIN_DEAD_RETENTION_SECONDS} (7 days) on a system namespace: its dead letters hold Mercato's own deliveries (a stuck checkout's watchdog) for an operator to requeue`,
+      },
+    ]);
   }
   const current = namespace as unknown as Record<string, unknown>;
   const refused = Object.entries(input)

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { AppError } from '../../platform/http/index.ts';
+import { AppError, validationFailed } from '../../platform/http/index.ts';
 import type { BackendName } from '../tables.ts';
 import { normalizeHost } from '../targets/ssrf-guard-ip.ts';
 import { checkTarget, type Issues, isObject, issue } from './check-target.ts';
@@ -126,9 +126,7 @@ export function resolveSettings(
     targets = checked;
   }
   if (issues.length > 0) {
-    throw new AppError('VALIDATION_FAILED', `${issues.length} field(s) failed validation`, {
-      errors: issues,
-    });
+    throw validationFailed(issues);
   }
   return {
     name: current.name,
