@@ -88,7 +88,7 @@ async function pendingRecheckMs(trx: CheckoutTrx, saga: Saga, delayMs: number): 
     .execute();
   // Waiting on the provider: its last attempt succeeded (answered pending) and the saga stayed.
   if (attempts[0]?.status !== 'succeeded') return delayMs;
-  const backoff = Math.max(delayMs * 2 ** Math.min(attempts.length - 1, 30), delayMs);
+  const backoff = delayMs * 2 ** Math.min(attempts.length - 1, 30);
   const capped = Math.max(Math.min(backoff, PENDING_RECHECK_MAX_MS), delayMs);
   const toDeadline = saga.deadlineAt ? Math.max(saga.deadlineAt.getTime() - Date.now(), 0) + 1000 : capped;
   return Math.min(capped, toDeadline);
