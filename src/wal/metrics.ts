@@ -84,8 +84,13 @@ export function createWalMetrics(
     (
       await withSystem(db, (trx) =>
         sql<{ n: number; age: number | null }>`
-          select count(*)::int as n, extract(epoch from now() - min(due_at))::float8 as age from wal.messages
-          where state in ('pending', 'scheduled', 'retrying') and due_at <= now()`.execute(trx),
+          select count(*)::int as n, extract(epoch from now() - min(fell_due))::float8 as age from (
+            select due_at as fell_due from wal.messages
+            where state in ('pending', 'scheduled', 'retrying') and due_at <= now() and parked_due_at is null
+            union all
+            -- Parked behind their key (lease-ctes.ts): waiting since they fell due.
+            select parked_due_at from wal.messages where parked_due_at is not null
+          ) waiting`.execute(trx),
       )
     ).rows[0];
   // Per backend: postgres from wal.messages, each stream backend from its own server.

@@ -44,6 +44,8 @@ export type MessagesTable = {
   backend: BackendName;
   state: MessageState;
   due_at: Timestamp;
+  /** Set while the message is parked behind an earlier message of its key: when it fell due (migration 0051). */
+  parked_due_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   attempts: Generated<number>;
   max_attempts: number;
   targets_done: Generated<string[]>;

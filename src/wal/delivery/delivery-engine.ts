@@ -206,7 +206,9 @@ export function createDeliveryEngine(deps: DeliveryEngineDeps): DeliveryEngine {
     if (result.messages.length > 0) dispatch(result.messages);
     await publishDeadLetters(result.failed.updated, log, deps.onDeadLetter);
     const full = limit > 0 && result.messages.length === limit;
-    return limit > 0 && !full ? { more: keyed, short: result.at } : { more: full || keyed };
+    // Messages set aside behind their key: the next lease reads past them at once.
+    const more = keyed || result.parked > 0;
+    return limit > 0 && !full ? { more, short: result.at } : { more: full || more };
   }
 
   async function loop(): Promise<void> {

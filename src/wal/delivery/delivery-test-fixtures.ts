@@ -98,6 +98,28 @@ export async function insertMessage(
   return id;
 }
 
+/**
+ * Many messages in one statement, due already and in this order (ids and due times ascending),
+ * each with payload `{ key, n }`; returns their ids.
+ */
+export async function insertMessages(
+  db: Kysely<WalTables>,
+  tenantId: string,
+  namespace: string,
+  messages: { key?: string; n: number }[],
+  maxAttempts = 10,
+): Promise<string[]> {
+  const ids = messages.map(() => uuidv7());
+  await sql`
+    insert into wal.messages (id, tenant_id, namespace, message_id, ordering_key, payload, request_hash, backend,
+      state, due_at, max_attempts)
+    select f.id, ${tenantId}, ${namespace}, f.id::text, f.key, jsonb_build_object('key', f.key, 'n', f.n), 'test',
+      'postgres', 'pending', now() - interval '1 minute' + f.i * interval '1 millisecond', ${maxAttempts}::int
+    from unnest(${ids}::uuid[], ${messages.map((m) => m.key ?? null)}::text[], ${messages.map((m) => m.n)}::int[])
+      with ordinality as f(id, key, n, i)`.execute(db);
+  return ids;
+}
+
 /** Polls until check returns a value other than undefined; fails after `tries` × 25 ms. */
 export async function eventually<T>(check: () => Promise<T | undefined>, tries = 400): Promise<T> {
   for (let i = 0; i < tries; i++) {

@@ -205,7 +205,8 @@ export function messageRoutes(deps: WalDeps) {
             headers: row.headers,
             attempts: row.attempts,
             maxAttempts: row.max_attempts,
-            dueAt: iso(row.due_at)!,
+            // A message parked behind its key (lease-ctes.ts) fell due at parked_due_at.
+            dueAt: iso(row.parked_due_at ?? row.due_at)!,
             createdAt: iso(row.created_at)!,
             deliveredAt: iso(row.delivered_at),
             deadAt: iso(row.dead_at),

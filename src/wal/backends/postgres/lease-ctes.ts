@@ -2,12 +2,24 @@ import { sql } from 'kysely';
 
 // A row may be leased when no earlier message of its ordering key is still undelivered (index
 // messages_key); its namespace's enabled flag is checked where the lease walks the namespaces.
-const inKeyOrder = sql`(m.ordering_key is null or not exists (
+const inKeyOrder = (alias: 'm' | 'w') => {
+  const m = sql.raw(alias);
+  return sql`(${m}.ordering_key is null or not exists (
     select 1 from wal.messages e
-    where e.tenant_id = m.tenant_id and e.namespace = m.namespace
-      and e.ordering_key = m.ordering_key and e.id < m.id
+    where e.tenant_id = ${m}.tenant_id and e.namespace = ${m}.namespace
+      and e.ordering_key = ${m}.ordering_key and e.id < ${m}.id
       and e.state not in ('delivered', 'dead')
   ))`;
+};
+
+/**
+ * Due messages a lease reads past a namespace's room, at most: where more wait behind their keys,
+ * the ones up to there are parked, and the next lease reads on.
+ */
+export const PARK_SLACK = 64;
+/** The longest a message stays parked before the lease looks at it again, whatever its head does. */
+const PARK_MAX = sql`interval '15 minutes'`;
+const LAST_UUID = 'ffffffff-ffff-ffff-ffff-ffffffffffff';
 
 /**
  * How much of the queue one consumer may hold, so that no namespace (and no tenant) takes the
@@ -36,13 +48,24 @@ export type LeaseOptions = {
  * The CTEs of a lease (see leaseMessages), ending in `leased`. `open_ns` lists the enabled
  * namespaces with their room (`windows`: what each namespace and its tenant may still hold; all of
  * `limit` without windows). `due` walks each open namespace's due messages in order
- * (messages_due_by_namespace) up to its room, `expired` the expired leases of open namespaces;
- * `candidates` keeps, oldest first, what fits each namespace's and then each tenant's room, up to
- * `limit`. Rows locked and not kept are released at commit. `exclude`: ids whose outcome the same
- * statement records (an expired lease of our own must not be re-leased there).
+ * (messages_due_by_namespace) up to its room, but not past `bounds` (room + PARK_SLACK due
+ * messages), `expired` the expired leases of open namespaces; `candidates` keeps, oldest first,
+ * what fits each namespace's and then each tenant's room, up to `limit`. Where a walk reached its
+ * bound, `parked` sets aside the messages up to it that wait behind their key (`blocked`), so the
+ * next lease reads past them, and a namespace with thousands waiting behind one key costs a lease
+ * no more than one without. Rows locked and not kept are released at commit. `exclude`: ids whose
+ * outcome the same statement records (an expired lease of our own must not be re-leased there);
+ * `busyKeys`: the name of a CTE of the same statement listing (tenant_id, namespace,
+ * ordering_key) of those messages, whose followers are not parked there.
  */
-export function leaseCtes(options: LeaseOptions, exclude = sql``) {
+export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: string) {
   const { limit, windows } = options;
+  // Keys whose message this statement records: not parked here (their head's row is this
+  // statement's own update); the next lease sees the outcome.
+  const notBusy = busyKeys
+    ? sql`and not exists (select 1 from ${sql.raw(busyKeys)} r
+        where r.tenant_id = w.tenant_id and r.namespace = w.namespace and r.ordering_key = w.ordering_key)`
+    : sql``;
   const tenantFilter = options.tenantIds ? sql`and n.tenant_id = any(${options.tenantIds}::uuid[])` : sql``;
   const held = JSON.stringify(
     (windows?.held ?? []).map((h) => ({ tenant_id: h.tenantId, namespace: h.namespace, n: h.count })),
@@ -73,18 +96,75 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``) {
         ) o
         where o.room > 0 and o.tenant_room > 0
       ),
+      bounds as (
+        -- Where each open namespace's walk stops: its (room + PARK_SLACK)-th due message, when it
+        -- has that many. A lease reads no further, however many messages wait behind their keys.
+        select o.tenant_id, o.name, b.due_at, b.id
+        from open_ns o cross join lateral (
+          select m.due_at, m.id from wal.messages m
+          where m.tenant_id = o.tenant_id and m.namespace = o.name
+            and m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
+            and m.backend = 'postgres'
+          order by m.due_at, m.id
+          offset least(o.room, o.tenant_room, ${limit}::int) + ${PARK_SLACK - 1}::int
+          limit 1
+        ) b
+      ),
       due as (
         select o.tenant_id, o.name as namespace, o.room, o.tenant_room, d.id, d.due_at
-        from open_ns o cross join lateral (
+        from open_ns o left join bounds b on b.tenant_id = o.tenant_id and b.name = o.name
+        cross join lateral (
           select m.id, m.due_at from wal.messages m
           where m.tenant_id = o.tenant_id and m.namespace = o.name
             and m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
             and m.backend = 'postgres'
-            and ${inKeyOrder}
+            -- One row comparison (no OR), so the index scan itself stops at the bound.
+            and (m.due_at, m.id) <= (coalesce(b.due_at, 'infinity'), coalesce(b.id, ${LAST_UUID}::uuid))
+            and ${inKeyOrder('m')}
           order by m.due_at, m.id
           limit least(o.room, o.tenant_room, ${limit}::int)
           for update of m skip locked
         ) d
+      ),
+      blocked as (
+        -- In a namespace whose walk reached its bound: the messages up to it that wait behind an
+        -- earlier message of their key (its first undelivered one: the key's head).
+        select m.id, m.head_id
+        from bounds b cross join lateral (
+          select w.id, (select e.id from wal.messages e
+              where e.tenant_id = w.tenant_id and e.namespace = w.namespace
+                and e.ordering_key = w.ordering_key and e.id < w.id
+                and e.state not in ('delivered', 'dead')
+              order by e.id limit 1) as head_id
+          from wal.messages w
+          where w.tenant_id = b.tenant_id and w.namespace = b.name
+            and w.state in ('scheduled', 'pending', 'retrying') and w.due_at <= now()
+            and w.backend = 'postgres' and w.ordering_key is not null
+            and (w.due_at, w.id) <= (b.due_at, b.id)
+            and not ${inKeyOrder('w')} ${notBusy}
+          for update of w skip locked
+        ) m
+      ),
+      heads as (
+        -- The heads, held FOR SHARE while their followers are parked: a head's outcome cannot commit
+        -- meanwhile, and one delivered or dead since this statement began is not held (its state
+        -- is checked again on the newest row), so nothing is parked behind a head already gone.
+        select e.id,
+          case when e.state = 'delivering' then e.lease_expires_at else e.due_at end as wakes_at
+        from wal.messages e
+        where e.id in (select b.head_id from blocked b) and e.state not in ('delivered', 'dead')
+        for share of e skip locked
+      ),
+      parked as (
+        -- Parked until their head may next change (its due time or lease expiry; at least a
+        -- second, at most PARK_MAX): when it is delivered or dead, its outcome's statement gives the
+        -- next message of the key its due time back (wal.unpark_next, migration 0051).
+        update wal.messages m
+        set parked_due_at = coalesce(m.parked_due_at, m.due_at),
+            due_at = least(greatest(h.wakes_at, now() + interval '1 second'), now() + ${PARK_MAX})
+        from blocked b join heads h on h.id = b.head_id
+        where m.id = b.id
+        returning m.id
       ),
       expired as (
         select o.tenant_id, o.name as namespace, o.room, o.tenant_room, x.id, x.due_at
@@ -96,7 +176,7 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``) {
           where m.state = 'delivering' and m.lease_expires_at < now()
             and m.backend = 'postgres'
             ${exclude}
-            and ${inKeyOrder}
+            and ${inKeyOrder('m')}
             and coalesce((select true from open_ns o
               where o.tenant_id = m.tenant_id and o.name = m.namespace limit 1), false)
           order by m.due_at, m.id
@@ -124,6 +204,8 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``) {
       leased as (
         update wal.messages m
         set state = 'delivering',
+            -- A parked message whose park ran out, leased now: it fell due at parked_due_at.
+            due_at = coalesce(m.parked_due_at, m.due_at), parked_due_at = null,
             attempts = m.attempts + 1,
             lease_token = gen_random_uuid(),
             lease_expires_at = now() + ${options.leaseMs} * interval '1 millisecond'

@@ -10,9 +10,11 @@ import {
   type FailedRow,
   failUpdate,
   failuresJson,
+  freedKeys,
   insertAttempts,
   staleIds,
   toFailed,
+  unparkNext,
 } from './record.ts';
 
 type Db = Kysely<WalTables>;
@@ -21,6 +23,8 @@ export type CycleResult = {
   completed: FenceResult<{ id: string }>;
   failed: FenceResult<FailedMessage>;
   messages: LeasedMessage[];
+  /** Messages the lease set aside behind their key (lease-ctes.ts): the next lease reads past them. */
+  parked: number;
   at: Date;
 };
 
@@ -46,6 +50,8 @@ export async function recordAndLease(
       leased: LeasedRow[] | string;
       completed: string[] | string;
       failed: FailedRow[] | string;
+      unparked: number;
+      parked: number;
       at: Date | string;
     }>`
     with completed as (${completeUpdate(completionsJson(completions))}),
@@ -55,11 +61,19 @@ export async function recordAndLease(
       union all select id, tenant_id, attempts from failed
     ),
     recorded as (${insertAttempts(attemptsJson(recorded))}),
-    ${leaseCtes(options, exclude)}
+    recorded_keys as (
+      select tenant_id, namespace, ordering_key from completed where ordering_key is not null
+      union select tenant_id, namespace, ordering_key from failed where ordering_key is not null
+    ),
+    freed as (${freedKeys({ completed: true, failed: true })}),
+    unparked as (${unparkNext}),
+    ${leaseCtes(options, exclude, 'recorded_keys')}
     select
       (select coalesce(json_agg(l), '[]'::json) from leased l) as leased,
       (select coalesce(json_agg(c.id), '[]'::json) from completed c) as completed,
       (select coalesce(json_agg(f), '[]'::json) from failed f) as failed,
+      (select n from unparked) as unparked,
+      (select count(*) from parked)::int as parked,
       now() as at`.execute(trx),
   );
   const row = result.rows[0] as (typeof result.rows)[number];
@@ -69,6 +83,7 @@ export async function recordAndLease(
     completed: { updated: completedIds, stale: staleIds(completions, completedIds) },
     failed: { updated: failed, stale: staleIds(failures, failed) },
     messages: toLeased(asJson(row.leased) as LeasedRow[]),
+    parked: Number(row.parked),
     at: asDate(row.at),
   };
 }

@@ -51,9 +51,12 @@ export async function completeMessages(db: Db, items: Completion[]): Promise<Fen
   if (items.length === 0) return { updated: [], stale: [] };
   const result = await withSystem(db, (trx) =>
     sql<{ id: string }>`
-      with changed as (${completeUpdate(completionsJson(items))}),
-      recorded as (${insertAttempts(attemptsJson(items))})
-      select id from changed`.execute(trx),
+      with completed as (${completeUpdate(completionsJson(items))}),
+      changed as (select * from completed),
+      recorded as (${insertAttempts(attemptsJson(items))}),
+      freed as (${freedKeys({ completed: true, failed: false })}),
+      unparked as (${unparkNext})
+      select id from changed, unparked`.execute(trx),
   );
   return { updated: result.rows, stale: staleIds(items, result.rows) };
 }
@@ -63,6 +66,7 @@ export type FailedRow = {
   tenant_id: string;
   namespace: string;
   message_id: string;
+  ordering_key: string | null;
   state: 'retrying' | 'dead';
   attempts: number;
   last_error: string;
@@ -85,14 +89,15 @@ export const failuresJson = (items: Failure[]): string =>
     })),
   );
 
-// Marks delivered the messages whose lease token still holds; returns id, tenant_id, attempts.
+// Marks delivered the messages whose lease token still holds; returns id, tenant_id, namespace,
+// ordering_key, attempts.
 export const completeUpdate = (json: string) => sql`
   update wal.messages m
   set state = 'delivered', delivered_at = now(), targets_done = x.targets_done,
       lease_token = null, lease_expires_at = null
   from jsonb_to_recordset(${json}::jsonb) as x(id uuid, lease_token uuid, targets_done text[])
   where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
-  returning m.id, m.tenant_id, m.attempts`;
+  returning m.id, m.tenant_id, m.namespace, m.ordering_key, m.attempts`;
 
 // Fails the messages whose lease token still holds (retry by the namespace's policy, or dead;
 // x.max_attempts, when given, stands for the message's own: Mercato's policy for its targets);
@@ -121,7 +126,37 @@ export const failUpdate = (json: string) => sql`
     wal.namespaces n
   where m.id = x.id and m.lease_token = x.lease_token and m.state = 'delivering'
     and n.tenant_id = m.tenant_id and n.name = m.namespace
-  returning m.id, m.tenant_id, m.namespace, m.message_id, m.state, m.attempts, m.last_error, m.due_at`;
+  returning m.id, m.tenant_id, m.namespace, m.message_id, m.ordering_key, m.state, m.attempts, m.last_error,
+    m.due_at`;
+
+/**
+ * The keyed messages of CTE `completed` and of CTE `failed` (those the statement has) that no
+ * longer hold their key (delivered, or dead), each as (tenant_id, namespace, ordering_key, id).
+ */
+export function freedKeys(has: { completed: boolean; failed: boolean }) {
+  const parts = [
+    ...(has.completed
+      ? [
+          sql`select c.tenant_id, c.namespace, c.ordering_key, c.id from completed c where c.ordering_key is not null`,
+        ]
+      : []),
+    ...(has.failed
+      ? [
+          sql`select f.tenant_id, f.namespace, f.ordering_key, f.id from failed f
+            where f.ordering_key is not null and f.state = 'dead'`,
+        ]
+      : []),
+  ];
+  return sql.join(parts, sql` union all `);
+}
+
+/**
+ * Gives the next message of each key in CTE `freed` its due time back when it was parked
+ * (lease-ctes.ts), answering how many were; a CTE that must be read for it to run.
+ */
+export const unparkNext = sql`
+  select coalesce(sum(wal.unpark_next(f.tenant_id, f.namespace, f.ordering_key, f.id)), 0)::int as n
+  from freed f`;
 
 export const toFailed = (r: FailedRow): FailedMessage => ({
   id: r.id,
@@ -144,9 +179,12 @@ export async function failMessages(db: Db, items: Failure[]): Promise<FenceResul
   if (items.length === 0) return { updated: [], stale: [] };
   const result = await withSystem(db, (trx) =>
     sql<FailedRow>`
-      with changed as (${failUpdate(failuresJson(items))}),
-      recorded as (${insertAttempts(attemptsJson(items))})
-      select * from changed`.execute(trx),
+      with failed as (${failUpdate(failuresJson(items))}),
+      changed as (select * from failed),
+      recorded as (${insertAttempts(attemptsJson(items))}),
+      freed as (${freedKeys({ completed: false, failed: true })}),
+      unparked as (${unparkNext})
+      select changed.* from changed, unparked`.execute(trx),
   );
   const updated = result.rows.map(toFailed);
   return { updated, stale: staleIds(items, updated) };
