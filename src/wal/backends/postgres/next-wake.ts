@@ -12,15 +12,38 @@ type Db = Kysely<WalTables>;
  * transaction (one round trip: it reads one snapshot all the same).
  */
 export async function nextWakeInMs(db: Db, since?: Date): Promise<number | undefined> {
-  const after = since ? sql`${since.toISOString()}::timestamptz` : sql`now()`;
-  const result = await sql<{ ms: number | string | null }>`
-      select (extract(epoch from least(
-        (select min(m.due_at) from wal.messages m join wal.namespaces n on n.tenant_id = m.tenant_id
-          and n.name = m.namespace and n.enabled and not n.paused
-          where m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
-            and m.due_at > ${after}),
-        (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
-      ) - now()) * 1000)::double precision as ms`.execute(db);
+  const result = await nextWakeQuery(since).execute(db);
   const ms = result.rows[0]?.ms;
   return ms === null || ms === undefined ? undefined : Number(ms);
+}
+
+/** nextWakeInMs's statement. */
+export function nextWakeQuery(since?: Date) {
+  const after = since ? sql`${since.toISOString()}::timestamptz` : sql`now()`;
+  return sql<{ ms: number | string | null }>`
+      select (extract(epoch from least(
+        -- The earliest of an open namespace among the first 100 waiting (messages_due, walked in
+        -- order: the backend is checked after the walk, so the planner cannot read the whole of
+        -- messages_due_by_namespace and sort it instead), else each open namespace's earliest
+        -- (messages_due_by_namespace, as the lease walks them): a disabled or paused namespace's
+        -- thousands of delayed messages are never all read.
+        coalesce(
+          (select min(x.due_at) from (
+              select m.due_at, m.tenant_id, m.namespace, m.backend from wal.messages m
+              where m.state in ('pending', 'scheduled', 'retrying') and m.due_at > ${after}
+              order by m.due_at, m.id
+              limit 100) x
+            join wal.namespaces n on n.tenant_id = x.tenant_id and n.name = x.namespace
+              and n.enabled and not n.paused
+            where x.backend = 'postgres'),
+          (select min(d.due_at) from wal.namespaces n cross join lateral (
+              select m.due_at from wal.messages m
+              where m.tenant_id = n.tenant_id and m.namespace = n.name
+                and m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
+                and m.due_at > ${after}
+              order by m.due_at
+              limit 1) d
+            where n.enabled and not n.paused)),
+        (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
+      ) - now()) * 1000)::double precision as ms`;
 }

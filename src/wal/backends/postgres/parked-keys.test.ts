@@ -6,6 +6,7 @@ import { insertMessage, insertMessages, insertNamespace } from '../../delivery/d
 import { createWal } from '../../index.ts';
 import type { WalTables } from '../../tables.ts';
 import { type LeaseOptions, leaseCtes, PARK_SLACK } from './lease-ctes.ts';
+import { rowsReadBy } from './plan-rows-test-fixtures.ts';
 import { completeMessages, failMessages, leaseMessages, recordAndLease } from './queue.ts';
 import type { LeasedMessage } from './queue-types.ts';
 
@@ -61,43 +62,9 @@ async function stuckHead(ns: string, key: string): Promise<string> {
   return head;
 }
 
-/**
- * Due messages a lease statement reads, counted by EXPLAIN ANALYZE: the rows its scans of the due
- * queue's indexes (messages_due…) returned or dropped, in a transaction rolled back after.
- */
-async function rowsReadByLease(options: LeaseOptions): Promise<number> {
-  type Plan = {
-    'Index Name'?: string;
-    'Actual Rows'?: number;
-    'Actual Loops'?: number;
-    'Rows Removed by Filter'?: number;
-    Plans?: Plan[];
-  };
-  const count = (plan: Plan): number =>
-    (plan['Index Name']?.startsWith('messages_due')
-      ? ((plan['Actual Rows'] ?? 0) + (plan['Rows Removed by Filter'] ?? 0)) * (plan['Actual Loops'] ?? 1)
-      : 0) + (plan.Plans ?? []).reduce((n, p) => n + count(p), 0);
-  let read = -1;
-  await db
-    .transaction()
-    .execute(async (trx) => {
-      // The lease's own planner settings (lease.ts, withQueuePlan).
-      await sql`select set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`.execute(
-        trx,
-      );
-      const { rows } = await sql<{ 'QUERY PLAN': unknown }>`
-        explain (analyze, format json) with ${leaseCtes(options)} select count(*) from leased`.execute(trx);
-      const raw = rows[0]?.['QUERY PLAN'];
-      const doc = (typeof raw === 'string' ? JSON.parse(raw) : raw) as { Plan: Plan }[];
-      read = count(doc[0]?.Plan as Plan);
-      throw new RollBack();
-    })
-    .catch((error: unknown) => {
-      if (!(error instanceof RollBack)) throw error;
-    });
-  return read;
-}
-class RollBack extends Error {}
+/** Due messages a lease statement reads (its scans of the messages_due… indexes). */
+const rowsReadByLease = (options: LeaseOptions) =>
+  rowsReadBy(db, sql`with ${leaseCtes(options)} select count(*) from leased`, 'messages_due');
 
 /**
  * Leases (recording nothing) until `wanted` all came out and a lease parked nothing more, at most

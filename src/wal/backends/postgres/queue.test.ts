@@ -9,6 +9,8 @@ import {
   messageRow,
 } from '../../delivery/delivery-test-fixtures.ts';
 import type { WalTables } from '../../tables.ts';
+import { nextWakeQuery } from './next-wake.ts';
+import { rowsReadBy } from './plan-rows-test-fixtures.ts';
 import { completeMessages, failMessages, leaseMessages, nextWakeInMs, recordAndLease } from './queue.ts';
 
 let t: TestApp;
@@ -174,6 +176,28 @@ describe('postgres queue', () => {
     const ms = await nextWakeInMs(db);
     expect(ms).toBeGreaterThan(50_000);
     expect(ms).toBeLessThanOrEqual(60_000);
+  });
+
+  it("should find the next due time without reading a disabled namespace's delayed messages", async () => {
+    // Leases the earlier tests hold would wake sooner: they expire tomorrow here.
+    await sql`update wal.messages set lease_expires_at = now() + interval '1 day' where state = 'delivering'`.execute(
+      db,
+    );
+    const off = await freshNamespace();
+    await sql`
+      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+        max_attempts)
+      select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
+        now() + interval '1 hour' + i * interval '1 millisecond', 10
+      from generate_series(1, 2000) i`.execute(db);
+    await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+    const on = await freshNamespace();
+    await insertMessage(db, tenant.id, on, {}, { dueInMs: 2 * 3_600_000 });
+    const ms = (await nextWakeInMs(db)) as number;
+    expect(ms).toBeGreaterThan(7_100_000);
+    expect(ms).toBeLessThanOrEqual(7_200_000);
+    // The first 100 waiting, then one probe per open namespace: not the 2,000 before.
+    expect(await rowsReadBy(db, nextWakeQuery(), 'messages_due')).toBeLessThan(150);
   });
 
   it('should record each target attempt of a completed message', async () => {
