@@ -99,10 +99,11 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
       bounds as (
         -- Where each open namespace's walk stops: its (room + PARK_SLACK)-th due message, when it
         -- has that many. A lease reads no further, however many messages wait behind their keys.
+        -- A statement that only records outcomes (limit 0) walks nothing, and parks nothing.
         select o.tenant_id, o.name, b.due_at, b.id
         from open_ns o cross join lateral (
           select m.due_at, m.id from wal.messages m
-          where m.tenant_id = o.tenant_id and m.namespace = o.name
+          where ${limit}::int > 0 and m.tenant_id = o.tenant_id and m.namespace = o.name
             and m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
             and m.backend = 'postgres'
           order by m.due_at, m.id

@@ -100,6 +100,15 @@ describe('messages waiting behind their ordering key', () => {
     const other = await insertMessage(db, tenant.id, ns, {}, { key: 'other' });
     const plain = await insertMessage(db, tenant.id, ns, {});
 
+    // A statement that only records outcomes (limit 0, the consumer's slots all taken) reads none
+    // of them, and parks none, though its windows leave the namespace room.
+    const recordOnly = {
+      limit: 0,
+      leaseMs: 60_000,
+      windows: { held: [], maxConcurrency: 64, prefetch: 2, tenantShare: 64 },
+    };
+    expect(await rowsReadByLease(recordOnly)).toBe(0);
+    expect((await recordAndLease(db, { completions: [], failures: [], ...recordOnly })).parked).toBe(0);
     // Each lease reads its room and PARK_SLACK more (three times: the bound, the walk, what it
     // parks), the first ones too, with a thousand waiting.
     expect(await rowsReadByLease({ limit: LIMIT, leaseMs: 60_000 })).toBeLessThanOrEqual(
