@@ -24,26 +24,29 @@ export function nextWakeQuery(since?: Date) {
       select (extract(epoch from least(
         -- The earliest of an open namespace among the first 100 waiting (messages_due, walked in
         -- order: the backend is checked after the walk, so the planner cannot read the whole of
-        -- messages_due_by_namespace and sort it instead), else each open namespace's earliest
-        -- (messages_due_by_namespace, as the lease walks them): a disabled or paused namespace's
-        -- thousands of delayed messages are never all read.
-        coalesce(
-          (select min(x.due_at) from (
-              select m.due_at, m.tenant_id, m.namespace, m.backend from wal.messages m
-              where m.state in ('pending', 'scheduled', 'retrying') and m.due_at > ${after}
-              order by m.due_at, m.id
-              limit 100) x
-            join wal.namespaces n on n.tenant_id = x.tenant_id and n.name = x.namespace
-              and n.enabled and not n.paused
-            where x.backend = 'postgres'),
-          (select min(d.due_at) from wal.namespaces n cross join lateral (
-              select m.due_at from wal.messages m
-              where m.tenant_id = n.tenant_id and m.namespace = n.name
-                and m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
-                and m.due_at > ${after}
-              order by m.due_at
-              limit 1) d
-            where n.enabled and not n.paused)),
+        -- messages_due_by_namespace and sort it instead). Only when all 100 are of closed
+        -- namespaces (or other backends), each open namespace's earliest (messages_due_by_namespace,
+        -- as the lease walks them): a disabled or paused namespace's thousands of delayed messages
+        -- are never all read, nor every namespace when little waits.
+        (select case when f.earliest is not null or f.walked < 100 then f.earliest else (
+            select min(d.due_at) from wal.namespaces n cross join lateral (
+                select m.due_at from wal.messages m
+                where m.tenant_id = n.tenant_id and m.namespace = n.name
+                  and m.state in ('pending', 'scheduled', 'retrying') and m.backend = 'postgres'
+                  and m.due_at > ${after}
+                order by m.due_at
+                limit 1) d
+              where n.enabled and not n.paused) end
+          from (
+            select min(x.due_at) filter (where n.name is not null and x.backend = 'postgres') as earliest,
+              count(*) as walked
+            from (
+                select m.due_at, m.tenant_id, m.namespace, m.backend from wal.messages m
+                where m.state in ('pending', 'scheduled', 'retrying') and m.due_at > ${after}
+                order by m.due_at, m.id
+                limit 100) x
+              left join wal.namespaces n on n.tenant_id = x.tenant_id and n.name = x.namespace
+                and n.enabled and not n.paused) f),
         (select min(lease_expires_at) from wal.messages where state = 'delivering' and lease_expires_at >= ${after})
       ) - now()) * 1000)::double precision as ms`;
 }
