@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 
 // A row may be leased when no earlier message of its ordering key is still undelivered (index
 // messages_key); its namespace's enabled flag is checked where the lease walks the namespaces.
@@ -45,9 +45,9 @@ export type LeaseOptions = {
 };
 
 /**
- * The CTEs of a lease (see leaseMessages), ending in `leased`. `open_ns` lists the enabled
- * namespaces with their room (`windows`: what each namespace and its tenant may still hold; all of
- * `limit` without windows). `due` walks each open namespace's due messages in order
+ * The CTEs of a lease (see leaseMessages), ending in `leased`. `walk_ns` lists the enabled
+ * namespaces holding waiting messages, with their room (`windows`: what each namespace and its
+ * tenant may still hold; all of `limit` without windows). `due` walks each one's due messages in order
  * (messages_due_by_namespace) up to its room, but not past `bounds` (room + PARK_SLACK due
  * messages), `expired` the expired leases of open namespaces; `candidates` keeps, oldest first,
  * what fits each namespace's and then each tenant's room, up to `limit`. Where a walk reached its
@@ -56,7 +56,8 @@ export type LeaseOptions = {
  * no more than one without. Rows locked and not kept are released at commit. `exclude`: ids whose
  * outcome the same statement records (an expired lease of our own must not be re-leased there);
  * `busyKeys`: the name of a CTE of the same statement listing (tenant_id, namespace,
- * ordering_key) of those messages, whose followers are not parked there.
+ * ordering_key) of those messages, whose followers are not parked there. The statement's WITH
+ * must be `with recursive` (`waiting_ns`, the namespaces holding waiting messages, is).
  */
 export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: string) {
   const { limit, windows } = options;
@@ -74,6 +75,18 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
   const window = windows
     ? sql`least(${windows.prefetch}::int * least(n.consumer_concurrency, ${windows.maxConcurrency}::int), ${share}::int)`
     : sql`${limit}::int`;
+  // The namespaces of `from` (alias n) that are enabled, not paused and have room, with it.
+  const openNamespaces = (from: RawBuilder<unknown>) => sql`
+        select * from (
+          select n.tenant_id, n.name,
+            (${window} - coalesce(h.n, 0))::int as room,
+            (${share}::int - coalesce(t.n, 0))::int as tenant_room
+          from ${from}
+          left join held h on h.tenant_id = n.tenant_id and h.namespace = n.name
+          left join held_by_tenant t on t.tenant_id = n.tenant_id
+          where n.enabled and not n.paused ${tenantFilter}
+        ) o
+        where o.room > 0 and o.tenant_room > 0`;
   return sql`
       held as (
         select h.tenant_id, h.namespace, sum(h.n)::int as n
@@ -84,26 +97,37 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
         select h.tenant_id, sum(h.n)::int as n from held h group by h.tenant_id
       ),
       open_ns as (
-        -- Joined, not a lookup per namespace: every enabled namespace is read each lease.
-        select * from (
-          select n.tenant_id, n.name,
-            (${window} - coalesce(h.n, 0))::int as room,
-            (${share}::int - coalesce(t.n, 0))::int as tenant_room
-          from wal.namespaces n
-          left join held h on h.tenant_id = n.tenant_id and h.namespace = n.name
-          left join held_by_tenant t on t.tenant_id = n.tenant_id
-          where n.enabled and not n.paused ${tenantFilter}
-        ) o
-        where o.room > 0 and o.tenant_room > 0
+        -- Every enabled namespace with room: read only where an expired lease asks for its own.
+        ${openNamespaces(sql`wal.namespaces n`)}
+      ),
+      waiting_ns as (
+        -- The namespaces holding any waiting message (due or not), found one index probe each
+        -- (messages_due_by_namespace, skipping from one namespace to the next): an empty
+        -- namespace, as most of a large deployment's are at any moment, costs a lease nothing. A
+        -- statement that only records outcomes (limit 0) looks for none, so walks and parks nothing.
+        (select m.tenant_id, m.namespace from wal.messages m
+          where ${limit}::int > 0 and m.backend = 'postgres' and m.state in ('scheduled', 'pending', 'retrying')
+          order by m.tenant_id, m.namespace
+          limit 1)
+        union all
+        select x.tenant_id, x.namespace from waiting_ns p cross join lateral (
+          select m.tenant_id, m.namespace from wal.messages m
+          where m.backend = 'postgres' and m.state in ('scheduled', 'pending', 'retrying')
+            and (m.tenant_id, m.namespace) > (p.tenant_id, p.namespace)
+          order by m.tenant_id, m.namespace
+          limit 1) x
+      ),
+      walk_ns as (
+        -- The open namespaces with room that hold waiting messages: the ones a lease walks.
+        ${openNamespaces(sql`waiting_ns w join wal.namespaces n on n.tenant_id = w.tenant_id and n.name = w.namespace`)}
       ),
       bounds as (
         -- Where each open namespace's walk stops: its (room + PARK_SLACK)-th due message, when it
         -- has that many. A lease reads no further, however many messages wait behind their keys.
-        -- A statement that only records outcomes (limit 0) walks nothing, and parks nothing.
         select o.tenant_id, o.name, b.due_at, b.id
-        from open_ns o cross join lateral (
+        from walk_ns o cross join lateral (
           select m.due_at, m.id from wal.messages m
-          where ${limit}::int > 0 and m.tenant_id = o.tenant_id and m.namespace = o.name
+          where m.tenant_id = o.tenant_id and m.namespace = o.name
             and m.state in ('scheduled', 'pending', 'retrying') and m.due_at <= now()
             and m.backend = 'postgres'
           order by m.due_at, m.id
@@ -113,7 +137,7 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
       ),
       due as (
         select o.tenant_id, o.name as namespace, o.room, o.tenant_room, d.id, d.due_at
-        from open_ns o left join bounds b on b.tenant_id = o.tenant_id and b.name = o.name
+        from walk_ns o left join bounds b on b.tenant_id = o.tenant_id and b.name = o.name
         cross join lateral (
           select m.id, m.due_at from wal.messages m
           where m.tenant_id = o.tenant_id and m.namespace = o.name

@@ -49,7 +49,7 @@ export async function leaseBatch(
 ): Promise<{ messages: LeasedMessage[]; at: Date }> {
   const result = await withQueuePlan(db, (trx) =>
     sql<LeasedRow & { at: Date | string }>`
-      with ${leaseCtes(options)}
+      with recursive ${leaseCtes(options)}
       select leased.*, now() as at from (select 1) one left join leased on true`.execute(trx),
   );
   const at = asDate((result.rows[0] as { at: Date | string }).at);

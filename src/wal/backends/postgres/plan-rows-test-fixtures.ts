@@ -13,7 +13,8 @@ class RollBack extends Error {}
 
 /**
  * Rows a statement reads from the indexes whose names start with `indexPrefix`, counted by
- * EXPLAIN ANALYZE (rows the scans returned or a filter dropped, over all their loops), with the
+ * EXPLAIN ANALYZE (rows the scans returned or a filter dropped, over all their loops; with
+ * `scans`, how many times it scanned them instead), with the
  * queue's planner settings (lease.ts, withQueuePlan), in a transaction rolled back after: a test
  * can say how much of a queue a statement walks without timing it.
  */
@@ -21,11 +22,15 @@ export async function rowsReadBy(
   db: Kysely<WalTables>,
   statement: RawBuilder<unknown>,
   indexPrefix: string,
+  what: 'rows' | 'scans' = 'rows',
 ): Promise<number> {
+  const own = (plan: Plan) =>
+    what === 'scans'
+      ? (plan['Actual Loops'] ?? 1)
+      : ((plan['Actual Rows'] ?? 0) + (plan['Rows Removed by Filter'] ?? 0)) * (plan['Actual Loops'] ?? 1);
   const count = (plan: Plan): number =>
-    (plan['Index Name']?.startsWith(indexPrefix)
-      ? ((plan['Actual Rows'] ?? 0) + (plan['Rows Removed by Filter'] ?? 0)) * (plan['Actual Loops'] ?? 1)
-      : 0) + (plan.Plans ?? []).reduce((n, p) => n + count(p), 0);
+    (plan['Index Name']?.startsWith(indexPrefix) ? own(plan) : 0) +
+    (plan.Plans ?? []).reduce((n, p) => n + count(p), 0);
   let read = -1;
   await db
     .transaction()

@@ -9,6 +9,7 @@ import {
   messageRow,
 } from '../../delivery/delivery-test-fixtures.ts';
 import type { WalTables } from '../../tables.ts';
+import { leaseCtes } from './lease-ctes.ts';
 import { nextWakeQuery } from './next-wake.ts';
 import { rowsReadBy } from './plan-rows-test-fixtures.ts';
 import { completeMessages, failMessages, leaseMessages, nextWakeInMs, recordAndLease } from './queue.ts';
@@ -198,6 +199,26 @@ describe('postgres queue', () => {
     expect(ms).toBeLessThanOrEqual(7_200_000);
     // The first 100 waiting, then one probe per open namespace: not the 2,000 before.
     expect(await rowsReadBy(db, nextWakeQuery(), 'messages_due')).toBeLessThan(150);
+  });
+
+  it('should look into the namespaces holding messages only, not every empty one', async () => {
+    const busy = await freshNamespace();
+    const id = await insertMessage(db, tenant.id, busy, {});
+    await sql`
+      insert into wal.namespaces (tenant_id, name, targets, retry_strategy, retry_base_delay_ms, retry_max_delay_ms,
+        retry_jitter, max_attempts, consumer_concurrency)
+      select ${tenant.id}, ${busy} || '-empty-' || i, '[]'::jsonb, 'fixed', 10, 50, 0, 10, 8
+      from generate_series(1, 300) i`.execute(db);
+    const options = { limit: 10, leaseMs: 60_000 };
+    const scans = await rowsReadBy(
+      db,
+      sql`with recursive ${leaseCtes(options)} select count(*) from leased`,
+      'messages_due',
+      'scans',
+    );
+    expect(scans).toBeGreaterThan(0);
+    expect(scans).toBeLessThan(50);
+    expect((await leaseMessages(db, options)).map((m) => m.id)).toEqual([id]);
   });
 
   it('should record each target attempt of a completed message', async () => {

@@ -54,7 +54,7 @@ export async function recordAndLease(
       parked: number;
       at: Date | string;
     }>`
-    with completed as (${completeUpdate(completionsJson(completions))}),
+    with recursive completed as (${completeUpdate(completionsJson(completions))}),
     failed as (${failUpdate(failuresJson(failures))}),
     changed as (
       select id, tenant_id, attempts from completed
