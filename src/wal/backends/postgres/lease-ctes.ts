@@ -2,15 +2,12 @@ import { type RawBuilder, sql } from 'kysely';
 
 // A row may be leased when no earlier message of its ordering key is still undelivered (index
 // messages_key); its namespace's enabled flag is checked where the lease walks the namespaces.
-const inKeyOrder = (alias: 'm' | 'w') => {
-  const m = sql.raw(alias);
-  return sql`(${m}.ordering_key is null or not exists (
+const inKeyOrder = sql`(m.ordering_key is null or not exists (
     select 1 from wal.messages e
-    where e.tenant_id = ${m}.tenant_id and e.namespace = ${m}.namespace
-      and e.ordering_key = ${m}.ordering_key and e.id < ${m}.id
+    where e.tenant_id = m.tenant_id and e.namespace = m.namespace
+      and e.ordering_key = m.ordering_key and e.id < m.id
       and e.state not in ('delivered', 'dead')
   ))`;
-};
 
 /**
  * Due messages a lease reads past a namespace's room, at most: where more wait behind their keys,
@@ -145,7 +142,7 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
             and m.backend = 'postgres'
             -- One row comparison (no OR), so the index scan itself stops at the bound.
             and (m.due_at, m.id) <= (coalesce(b.due_at, 'infinity'), coalesce(b.id, ${LAST_UUID}::uuid))
-            and ${inKeyOrder('m')}
+            and ${inKeyOrder}
           order by m.due_at, m.id
           limit least(o.room, o.tenant_room, ${limit}::int)
           for update of m skip locked
@@ -156,17 +153,19 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
         -- earlier message of their key (its first undelivered one: the key's head).
         select m.id, m.head_id
         from bounds b cross join lateral (
-          select w.id, (select e.id from wal.messages e
-              where e.tenant_id = w.tenant_id and e.namespace = w.namespace
-                and e.ordering_key = w.ordering_key and e.id < w.id
-                and e.state not in ('delivered', 'dead')
-              order by e.id limit 1) as head_id
-          from wal.messages w
+          -- The head found once per message (messages_key): its lateral keeps only those that
+          -- have one, and only those are locked.
+          select w.id, h.id as head_id
+          from wal.messages w cross join lateral (
+            select e.id from wal.messages e
+            where e.tenant_id = w.tenant_id and e.namespace = w.namespace
+              and e.ordering_key = w.ordering_key and e.id < w.id
+              and e.state not in ('delivered', 'dead')
+            order by e.id limit 1) h
           where w.tenant_id = b.tenant_id and w.namespace = b.name
             and w.state in ('scheduled', 'pending', 'retrying') and w.due_at <= now()
             and w.backend = 'postgres' and w.ordering_key is not null
-            and (w.due_at, w.id) <= (b.due_at, b.id)
-            and not ${inKeyOrder('w')} ${notBusy}
+            and (w.due_at, w.id) <= (b.due_at, b.id) ${notBusy}
           for update of w skip locked
         ) m
       ),
@@ -201,7 +200,7 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
           where m.state = 'delivering' and m.lease_expires_at < now()
             and m.backend = 'postgres'
             ${exclude}
-            and ${inKeyOrder('m')}
+            and ${inKeyOrder}
             and coalesce((select true from open_ns o
               where o.tenant_id = m.tenant_id and o.name = m.namespace limit 1), false)
           order by m.due_at, m.id
