@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely';
+import { sql } from 'kysely';
 
 // A row may be leased when no earlier message of its ordering key is still undelivered (index
 // messages_key); its namespace's enabled flag is checked where the lease walks the namespaces.
@@ -72,18 +72,23 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
   const window = windows
     ? sql`least(${windows.prefetch}::int * least(n.consumer_concurrency, ${windows.maxConcurrency}::int), ${share}::int)`
     : sql`${limit}::int`;
-  // The namespaces of `from` (alias n) that are enabled, not paused and have room, with it.
-  const openNamespaces = (from: RawBuilder<unknown>) => sql`
+  // The namespace of the row aliased `alias` (its tenant_id and namespace), looked up by its
+  // primary key, if it is enabled, not paused and has room, with it.
+  const openNamespaceOf = (alias: string) => sql`
         select * from (
           select n.tenant_id, n.name,
             (${window} - coalesce(h.n, 0))::int as room,
             (${share}::int - coalesce(t.n, 0))::int as tenant_room
-          from ${from}
+          from wal.namespaces n
           left join held h on h.tenant_id = n.tenant_id and h.namespace = n.name
           left join held_by_tenant t on t.tenant_id = n.tenant_id
-          where n.enabled and not n.paused ${tenantFilter}
+          where n.tenant_id = ${sql.ref(`${alias}.tenant_id`)} and n.name = ${sql.ref(`${alias}.namespace`)}
+            and n.enabled and not n.paused ${tenantFilter}
         ) o
-        where o.room > 0 and o.tenant_room > 0`;
+        where o.room > 0 and o.tenant_room > 0
+        -- One row by its key; the limit also keeps the planner from flattening a lateral over it
+        -- into a join that reads every namespace.
+        limit 1`;
   return sql`
       held as (
         select h.tenant_id, h.namespace, sum(h.n)::int as n
@@ -92,10 +97,6 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
       ),
       held_by_tenant as (
         select h.tenant_id, sum(h.n)::int as n from held h group by h.tenant_id
-      ),
-      open_ns as (
-        -- Every enabled namespace with room: read only where an expired lease asks for its own.
-        ${openNamespaces(sql`wal.namespaces n`)}
       ),
       waiting_ns as (
         -- The namespaces holding any waiting message (due or not), found one index probe each
@@ -115,8 +116,9 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
           limit 1) x
       ),
       walk_ns as (
-        -- The open namespaces with room that hold waiting messages: the ones a lease walks.
-        ${openNamespaces(sql`waiting_ns w join wal.namespaces n on n.tenant_id = w.tenant_id and n.name = w.namespace`)}
+        -- The open namespaces with room that hold waiting messages: the ones a lease walks, each
+        -- looked up by its key.
+        select o.* from waiting_ns w cross join lateral (${openNamespaceOf('w')}) o
       ),
       bounds as (
         -- Where each open namespace's walk stops: its (room + PARK_SLACK)-th due message, when it
@@ -194,20 +196,21 @@ export function leaseCtes(options: LeaseOptions, exclude = sql``, busyKeys?: str
         select o.tenant_id, o.name as namespace, o.room, o.tenant_room, x.id, x.due_at
         from (
           -- Walks messages_leased (the few delivering rows), checking each row's namespace by a
-          -- scalar lookup: a join or exists would let the planner walk every message of each open
-          -- namespace instead (10 ms per lease on a namespace of 20,000 messages).
+          -- scalar lookup of its primary key: a join or exists would let the planner walk every
+          -- message of each open namespace instead (10 ms per lease on a namespace of 20,000
+          -- messages), and a list of every open namespace would read all of them (thousands in a
+          -- large deployment) while a lease of a paused or disabled one lies expired.
           select m.id, m.tenant_id, m.namespace, m.due_at from wal.messages m
           where m.state = 'delivering' and m.lease_expires_at < now()
             and m.backend = 'postgres'
             ${exclude}
             and ${inKeyOrder}
-            and coalesce((select true from open_ns o
-              where o.tenant_id = m.tenant_id and o.name = m.namespace limit 1), false)
+            and coalesce((select true from (${openNamespaceOf('m')}) o), false)
           order by m.due_at, m.id
           limit ${limit}
           for update of m skip locked
         ) x
-        join open_ns o on o.tenant_id = x.tenant_id and o.name = x.namespace
+        cross join lateral (${openNamespaceOf('x')}) o
       ),
       in_namespace as (
         select u.*, row_number() over (partition by u.tenant_id, u.namespace order by u.due_at, u.id) as k

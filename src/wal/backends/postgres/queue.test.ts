@@ -37,6 +37,19 @@ async function freshNamespace(options: Parameters<typeof insertNamespace>[4] = {
   return name;
 }
 
+// `count` enabled namespaces named after `prefix`, holding nothing.
+async function insertEmptyNamespaces(prefix: string, count: number) {
+  await sql`
+    insert into wal.namespaces (tenant_id, name, targets, retry_strategy, retry_base_delay_ms, retry_max_delay_ms,
+      retry_jitter, max_attempts, consumer_concurrency)
+    select ${tenant.id}, ${prefix} || '-empty-' || i, '[]'::jsonb, 'fixed', 10, 50, 0, 10, 8
+    from generate_series(1, ${count}::int) i`.execute(db);
+}
+
+// A lease's statement, counting what it leased: for rowsReadBy.
+const leaseStatement = (options: Parameters<typeof leaseCtes>[0]) =>
+  sql`with recursive ${leaseCtes(options)} select count(*) from leased`;
+
 async function leaseExpired(id: string) {
   const { rows } = await sql<{ expired: boolean }>`
     select lease_expires_at < now() as expired from wal.messages where id = ${id}`.execute(db);
@@ -204,21 +217,38 @@ describe('postgres queue', () => {
   it('should look into the namespaces holding messages only, not every empty one', async () => {
     const busy = await freshNamespace();
     const id = await insertMessage(db, tenant.id, busy, {});
-    await sql`
-      insert into wal.namespaces (tenant_id, name, targets, retry_strategy, retry_base_delay_ms, retry_max_delay_ms,
-        retry_jitter, max_attempts, consumer_concurrency)
-      select ${tenant.id}, ${busy} || '-empty-' || i, '[]'::jsonb, 'fixed', 10, 50, 0, 10, 8
-      from generate_series(1, 300) i`.execute(db);
+    await insertEmptyNamespaces(busy, 300);
     const options = { limit: 10, leaseMs: 60_000 };
-    const scans = await rowsReadBy(
-      db,
-      sql`with recursive ${leaseCtes(options)} select count(*) from leased`,
-      'messages_due',
-      'scans',
-    );
+    const scans = await rowsReadBy(db, leaseStatement(options), 'messages_due', 'scans');
     expect(scans).toBeGreaterThan(0);
     expect(scans).toBeLessThan(50);
     expect((await leaseMessages(db, options)).map((m) => m.id)).toEqual([id]);
+  });
+
+  it("should look up only an expired lease's own namespace, not every open one, while a disabled namespace's lease lies expired", async () => {
+    const busy = await freshNamespace();
+    const id = await insertMessage(db, tenant.id, busy, {});
+    const disabled = `${busy}-disabled`;
+    await insertNamespace(db, tenant.id, disabled, ['h']);
+    const stranded = await insertMessage(db, tenant.id, disabled, {});
+    await sql`update wal.messages set state = 'delivering', attempts = 1, lease_token = gen_random_uuid(),
+      lease_expires_at = now() - interval '1 minute' where id = ${stranded}`.execute(db);
+    const enable = (enabled: boolean) =>
+      sql`update wal.namespaces set enabled = ${enabled} where tenant_id = ${tenant.id} and name = ${disabled}`.execute(
+        db,
+      );
+    await enable(false);
+    await insertEmptyNamespaces(busy, 300);
+    const options = { limit: 10, leaseMs: 60_000 };
+    // The busy namespace's row and the disabled one's, a few times each: not the 300 open ones.
+    const read = await rowsReadBy(db, leaseStatement(options), 'namespaces');
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThan(20);
+    expect((await leaseMessages(db, options)).map((m) => m.id)).toEqual([id]);
+    // Enabled again, its expired lease is leased again.
+    await enable(true);
+    const again = await leaseMessages(db, options);
+    expect(again.map((m) => [m.id, m.attempts])).toEqual([[stranded, 2]]);
   });
 
   it('should record each target attempt of a completed message', async () => {
