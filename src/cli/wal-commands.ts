@@ -10,7 +10,7 @@ import {
   type StreamMessage,
 } from '../wal/backends/stream/index.ts';
 import { listDeadLetters } from '../wal/dlq/index.ts';
-import { createNamespaceCache } from '../wal/namespaces/index.ts';
+import { backendsHolding, createNamespaceCache } from '../wal/namespaces/index.ts';
 import type { Namespace } from '../wal/namespaces/namespace.ts';
 import type { WalTables } from '../wal/tables.ts';
 import { MESSAGE_ID, MESSAGE_KEY, writeMessages } from '../wal/write/index.ts';
@@ -65,12 +65,13 @@ async function newestId(db: Kysely<WalTables>, tenantId: string, namespace: stri
   return newest?.id ?? NIL_UUID;
 }
 
-/** Follows the namespace on each stream backend it names; each must be configured here. */
+/**
+ * Follows the namespace on each stream backend that may hold its messages (its own, its fallback,
+ * those it is draining); each must be configured here.
+ */
 async function followStreams(ctx: AppContext, namespace: Namespace) {
   const streams = createStreamBackends(ctx);
-  const named = [...new Set([namespace.backend, namespace.fallbackBackend])].filter(
-    (name): name is StreamBackendName => name !== null && name !== 'postgres',
-  );
+  const named = backendsHolding(namespace).filter((name): name is StreamBackendName => name !== 'postgres');
   for (const name of named) {
     if (!streams.has(name)) {
       throw new CliError(

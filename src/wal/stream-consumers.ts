@@ -1,7 +1,7 @@
 import type { AppContext } from '../platform/index.ts';
 import type { StreamConsumer } from './backends/stream/index.ts';
 import { createStreamDelivery, type StreamDeliveryDeps } from './delivery/stream-delivery.ts';
-import type { Namespace, NamespaceCache } from './namespaces/namespace.ts';
+import { backendsHolding, type Namespace, type NamespaceCache } from './namespaces/namespace.ts';
 import { capRetention } from './namespaces/retention-cap.ts';
 import type { StreamBackends } from './write/append.ts';
 
@@ -14,7 +14,7 @@ export type StreamConsumersDeps = Omit<StreamDeliveryDeps, 'logger'> & {
 
 /**
  * Starts a consumer on each stream backend this process has, serving the namespaces on it (as
- * their backend or their fallback). Each is pushed to `consumers` as soon as it runs, so that
+ * their backend, their fallback or one they are draining). Each is pushed to `consumers` as soon as it runs, so that
  * stopping the WAL stops those started before one that failed to.
  */
 export async function startStreamConsumers(
@@ -36,9 +36,7 @@ export async function startStreamConsumers(
         logger: ctx.logger,
         leaseMs,
         namespaces: async () =>
-          (await namespaces.all())
-            .filter((n) => n.backend === stream.name || n.fallbackBackend === stream.name)
-            .map(capped),
+          (await namespaces.all()).filter((n) => backendsHolding(n).includes(stream.name)).map(capped),
         onNamespacesChanged: (listener) => namespaces.onChange(listener),
         deliver: createStreamDelivery(
           {

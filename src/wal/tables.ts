@@ -11,6 +11,8 @@ export type NamespacesTable = {
   name: string;
   backend: Generated<BackendName>;
   fallback_backend: BackendName | null;
+  /** Migration 0056: kept by a trigger, never written by the application. */
+  draining_backends: ColumnType<BackendName[], never, never>;
   payload_schema: Json<Record<string, unknown> | null> | null;
   retry_strategy: Generated<'exponential' | 'linear' | 'fixed'>;
   retry_base_delay_ms: Generated<number>;

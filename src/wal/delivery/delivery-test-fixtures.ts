@@ -32,6 +32,7 @@ export async function loadNamespaceWithSql(
     name: row.name,
     backend: 'postgres',
     fallbackBackend: null,
+    drainingBackends: [],
     payloadSchema: null,
     retry: {
       strategy: row.retry_strategy,

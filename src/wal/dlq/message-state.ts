@@ -1,5 +1,6 @@
 import { isoTime, withTenant } from '../../platform/db/index.ts';
 import type { WalDeps } from '../deps.ts';
+import { backendsHolding } from '../namespaces/namespace.ts';
 import type { MessageState } from '../tables.ts';
 
 /** Where one message stands, wherever it is: enough to tell whether a requeue was delivered. */
@@ -50,8 +51,8 @@ export async function readMessageState(
   }
   const found = await deps.namespaces.get(tenantId, namespace);
   if (!found) return undefined;
-  for (const backend of new Set([found.backend, found.fallbackBackend])) {
-    const stream = backend === null || backend === 'postgres' ? undefined : deps.streams.get(backend);
+  for (const backend of backendsHolding(found)) {
+    const stream = backend === 'postgres' ? undefined : deps.streams.get(backend);
     const view = await stream?.find(tenantId, namespace, messageId);
     if (view) {
       return {

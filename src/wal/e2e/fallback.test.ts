@@ -4,6 +4,7 @@ import { createTestTenant, login, post, type TestTenant } from '../../identity/a
 import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
 import { createWal } from '../index.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
+import { namespaceRedisKeys } from './redis-app-fixtures.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 type Receipt = { messageId: string; backend: string };
@@ -126,22 +127,7 @@ describe.skipIf(!testRedisUrl())('WAL backend outage and fallback', () => {
     expect(made.statusCode, made.body).toBe(201);
     for (let n = 0; n < 3; n++) expect((await write('short-lived', { n })).statusCode).toBe(202);
     const redis = new Redis(testRedisUrl()!);
-    const keys = async () => {
-      const found: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, page] = await redis.scan(
-          cursor,
-          'MATCH',
-          `mercato:wal:{${tenant.id}/short-lived}*`,
-          'COUNT',
-          1000,
-        );
-        found.push(...page);
-        cursor = next;
-      } while (cursor !== '0');
-      return found;
-    };
+    const keys = () => namespaceRedisKeys(redis, tenant.id, 'short-lived');
     try {
       expect((await keys()).length).toBeGreaterThan(0);
       const remove = () =>

@@ -1,11 +1,11 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, login, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
-import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
+import { post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
 import { messageKey, nsKeys } from '../backends/redis-streams/keys.ts';
-import { createWal } from '../index.ts';
-import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
+import { newSecret, type Receiver, until } from './receiver.ts';
+import { type RedisWalApp, startRedisWalApp } from './redis-app-fixtures.ts';
 
 // MERCATO_WAL_MAX_RETENTION_SECONDS holds a namespace stored with a longer retention (before the
 // cap, or before the operator lowered it) to the cap on the stream backends too: the redis-streams
@@ -19,25 +19,13 @@ describe.skipIf(!testRedisUrl())('WAL retention cap on the redis-streams backend
   let receiver: Receiver;
   let redis: Redis;
 
+  let w: RedisWalApp;
+
   beforeAll(async () => {
-    t = await startTestApp(
-      {
-        REDIS_URL: testRedisUrl()!,
-        MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
-        MERCATO_WAL_MAX_RETENTION_SECONDS: String(CAP),
-      },
-      { modules: async (ctx) => [await createWal(ctx)] },
-    );
-    tenant = await createTestTenant(t, 'wal-retention-cap');
-    admin = { authorization: `Bearer ${(await login(t.app, tenant.slug, tenant.adminEmail)).accessToken}` };
-    receiver = await startReceiver();
-    redis = new Redis(testRedisUrl()!);
+    w = await startRedisWalApp('wal-retention-cap', { MERCATO_WAL_MAX_RETENTION_SECONDS: String(CAP) });
+    ({ t, tenant, admin, receiver, redis } = w);
   });
-  afterAll(async () => {
-    await t?.close();
-    await receiver?.close();
-    redis?.disconnect();
-  });
+  afterAll(() => w?.close());
 
   it('keeps a delivered message at most the cap in a namespace stored with a longer retention', async () => {
     const made = await post(

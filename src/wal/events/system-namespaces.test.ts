@@ -181,6 +181,7 @@ describe('WAL system namespaces', () => {
       createdAt: _c,
       updatedAt: _u,
       system: _s,
+      drainingBackends: _d,
       ...view
     } = (await get('/api/v1/wal/namespaces/order-events')).json();
     // (circuit is what this process's breaker says: read-only, as on every namespace)

@@ -11,6 +11,7 @@ export type {
   SqlTarget,
   Target,
 } from './namespace.ts';
+export { backendsHolding } from './namespace.ts';
 export {
   compilePayloadSchema,
   MAX_LISTED_ERRORS,

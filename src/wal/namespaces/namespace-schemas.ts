@@ -98,6 +98,11 @@ export const NamespaceView = Type.Object(
     name: Type.String(),
     backend: Backend,
     fallbackBackend: Type.Union([Backend, Type.Null()]),
+    drainingBackends: Type.Array(Backend, {
+      description:
+        'Stream backends the namespace named before (as backend or fallback) and no longer: they take no new writes ' +
+        'and go on delivering the messages they hold for it (read-only)',
+    }),
     payloadSchema: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     retry: Type.Object({
       strategy: Type.String(),

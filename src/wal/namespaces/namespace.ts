@@ -91,6 +91,11 @@ export type Namespace = {
   name: string;
   backend: BackendName;
   fallbackBackend: BackendName | null;
+  /**
+   * Stream backends the namespace named before (as its backend or fallback) and no longer
+   * (migration 0056): they go on delivering what they hold for it, and take no new writes.
+   */
+  drainingBackends: BackendName[];
   payloadSchema: Record<string, unknown> | null;
   retry: RetryPolicy;
   targets: Target[];
@@ -131,3 +136,14 @@ export type NamespaceCache = {
   start(): Promise<void>;
   stop(): Promise<void>;
 };
+
+/**
+ * The backends that may hold the namespace's messages, each once: its backend, its fallback and
+ * those it is draining. Consumers serve it on each, and its messages are looked up and deleted
+ * on each.
+ */
+export function backendsHolding(namespace: Namespace): BackendName[] {
+  return [...new Set([namespace.backend, namespace.fallbackBackend, ...namespace.drainingBackends])].filter(
+    (backend): backend is BackendName => backend !== null,
+  );
+}

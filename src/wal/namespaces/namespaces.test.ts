@@ -132,6 +132,7 @@ describe('WAL namespaces', () => {
       expect(settings).toEqual({
         ...body,
         system: false,
+        drainingBackends: [],
         targets: [
           { type: 'internal', name: 'reserve', handler: 'orders.reserve', enabled: true },
           {
@@ -177,6 +178,37 @@ describe('WAL namespaces', () => {
       });
       const cleared = await send(t.app, 'PUT', `${NS}/orders`, admin, { rateLimitPerSecond: null });
       expect(cleared.json().rateLimitPerSecond).toBeNull();
+    });
+
+    it('keeps a stream backend the namespace moved off among its draining backends until it is named again', async () => {
+      expect((await create({ name: 'moving', backend: 'redis-streams' })).json().drainingBackends).toEqual(
+        [],
+      );
+      const move = async (body: Record<string, unknown>) => {
+        const response = await send(t.app, 'PUT', `${NS}/moving`, admin, body);
+        expect(response.statusCode, response.body).toBe(200);
+        const read = await send(t.app, 'GET', `${NS}/moving`, admin);
+        expect(read.json().drainingBackends).toEqual(response.json().drainingBackends);
+        return response.json().drainingBackends;
+      };
+      expect(await move({ backend: 'nats-jetstream', fallbackBackend: 'postgres' })).toEqual([
+        'redis-streams',
+      ]);
+      // Another setting changed: nothing moves.
+      expect(await move({ rateLimitPerSecond: 10 })).toEqual(['redis-streams']);
+      // A fallback dropped drains too; postgres never does (its lease serves every namespace).
+      expect(await move({ backend: 'postgres', fallbackBackend: 'nats-jetstream' })).toEqual([
+        'redis-streams',
+      ]);
+      expect(await move({ fallbackBackend: null })).toEqual(['nats-jetstream', 'redis-streams']);
+      expect(await move({ fallbackBackend: 'redis-streams' })).toEqual(['nats-jetstream']);
+      expect(await move({ backend: 'nats-jetstream', fallbackBackend: null })).toEqual(['redis-streams']);
+      // Not a setting: a request cannot set it.
+      const refused = await send(t.app, 'PUT', `${NS}/moving`, admin, { drainingBackends: [] });
+      expect(refused.statusCode).toBe(400);
+      expect((await send(t.app, 'GET', `${NS}/moving`, admin)).json().drainingBackends).toEqual([
+        'redis-streams',
+      ]);
     });
 
     it('refuses to rename through PUT', async () => {

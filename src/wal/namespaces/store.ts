@@ -20,6 +20,7 @@ export function toNamespace(row: Row): Namespace {
     name: row.name,
     backend: row.backend,
     fallbackBackend: row.fallback_backend,
+    drainingBackends: row.draining_backends ?? [],
     payloadSchema: json<Record<string, unknown> | null>(row.payload_schema),
     retry: {
       strategy: row.retry_strategy,
@@ -77,7 +78,7 @@ function toColumns(settings: NamespaceSettings, targets: Target[]) {
 }
 
 function settingsOf(namespace: OpenNamespace): NamespaceSettings {
-  const { tenantId: _t, createdAt: _c, updatedAt: _u, ...settings } = namespace;
+  const { tenantId: _t, createdAt: _c, updatedAt: _u, drainingBackends: _d, ...settings } = namespace;
   return settings;
 }
 

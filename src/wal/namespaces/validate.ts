@@ -17,8 +17,14 @@ export const BACKENDS = [
   'redis-streams',
   'nats-jetstream',
 ] as const satisfies readonly BackendName[];
-/** The settings of a namespace, before the database adds tenant and timestamps; nothing sealed. */
-export type NamespaceSettings = Omit<OpenNamespace, 'tenantId' | 'createdAt' | 'updatedAt'>;
+/**
+ * The settings of a namespace, before the database adds tenant and timestamps (and the backends
+ * it is draining, which follow from its changes); nothing sealed.
+ */
+export type NamespaceSettings = Omit<
+  OpenNamespace,
+  'tenantId' | 'createdAt' | 'updatedAt' | 'drainingBackends'
+>;
 
 /** The fields a create or update may carry (already structurally checked by the route schema). */
 export type NamespaceInput = {

@@ -8,6 +8,7 @@ export function testNamespace(overrides: Partial<Namespace> = {}): Namespace {
     name: 'orders',
     backend: 'postgres',
     fallbackBackend: null,
+    drainingBackends: [],
     payloadSchema: null,
     retry: { strategy: 'exponential', baseDelayMs: 1000, maxDelayMs: 60_000, maxAttempts: 5, jitter: 0.2 },
     targets: [],

@@ -5,7 +5,7 @@ import { isoTime, withTenant } from '../../platform/db/index.ts';
 import { AppError, type Principal, principalOf, SECURED } from '../../platform/http/index.ts';
 import { backendUnavailable, type StreamMessageView } from '../backends/stream/contract.ts';
 import type { WalDeps } from '../deps.ts';
-import { canWriteNamespace } from '../namespaces/index.ts';
+import { backendsHolding, canWriteNamespace } from '../namespaces/index.ts';
 
 const iso = (value: Date | string | null) => (value === null ? null : isoTime(value));
 const Time = Type.String({ format: 'date-time' });
@@ -99,8 +99,8 @@ async function findInStreams(
       : [await deps.namespaces.get(tenantId, namespace)].filter((n) => n !== undefined)
   ).filter((n) => canWriteNamespace(principal, n.name));
   const lookups = candidates.flatMap((n) =>
-    [...new Set([n.backend, n.fallbackBackend])].flatMap((backend) => {
-      const stream = backend === null || backend === 'postgres' ? undefined : deps.streams.get(backend);
+    backendsHolding(n).flatMap((backend) => {
+      const stream = backend === 'postgres' ? undefined : deps.streams.get(backend);
       return stream ? [stream.find(tenantId, n.name, messageId)] : [];
     }),
   );

@@ -8,7 +8,7 @@ import {
 } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../../../platform/observability/index.ts';
-import type { Namespace } from '../../namespaces/namespace.ts';
+import { backendsHolding, type Namespace } from '../../namespaces/namespace.ts';
 import type { Decision, StreamConsumer, StreamConsumerDeps } from '../stream/contract.ts';
 import type { Core } from './core.ts';
 import { KEY_PARTITIONS, type NamespaceNames, namespaceNames } from './names.ts';
@@ -241,10 +241,12 @@ function pullersFor(ctx: Ctx, ref: { ns: Namespace }): Array<{ stop(): Promise<v
   return pullers;
 }
 
-const served = (ns: Namespace) =>
-  ns.enabled && (ns.backend === 'nats-jetstream' || ns.fallbackBackend === 'nats-jetstream');
+const served = (ns: Namespace) => ns.enabled && backendsHolding(ns).includes('nats-jetstream');
 
-/** Serves every namespace of deps.namespaces() that names this backend (as its own or its fallback). */
+/**
+ * Serves every namespace of deps.namespaces() that names this backend (as its own, its fallback or
+ * one it is draining).
+ */
 export async function startConsumer(core: Core, deps: StreamConsumerDeps): Promise<StreamConsumer> {
   const log = deps.logger.child({ component: 'wal-nats-consumer' });
   const inflight = new Set<Promise<unknown>>();

@@ -38,6 +38,7 @@ function namespace(overrides: Partial<Namespace> = {}): Namespace {
     name: `ns-${++nsCounter}`,
     backend: 'nats-jetstream',
     fallbackBackend: null,
+    drainingBackends: [],
     payloadSchema: null,
     retry: { strategy: 'fixed', baseDelayMs: 100, maxDelayMs: 100, maxAttempts: 5, jitter: 0 },
     targets: [],
@@ -317,10 +318,11 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     expect(calls).toHaveLength(1);
   });
 
-  it('serves the namespaces naming it (own or fallback), re-read when they change', async () => {
+  it('serves the namespaces naming it (own, fallback or draining), re-read when they change', async () => {
     const other = namespace({ backend: 'postgres' });
     const fallback = namespace({ backend: 'postgres', fallbackBackend: 'nats-jetstream' });
-    await backend.append([row(other, 'not-mine'), row(fallback, 'mine')]);
+    const draining = namespace({ backend: 'redis-streams', drainingBackends: ['nats-jetstream'] });
+    await backend.append([row(other, 'not-mine'), row(fallback, 'mine'), row(draining, 'left')]);
     let list: Namespace[] = [other];
     let changed: () => void = () => {};
     const calls: string[] = [];
@@ -340,10 +342,11 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     running.push(consumer);
     await sleep(300);
     expect(calls).toEqual([]);
-    list = [other, fallback];
+    list = [other, fallback, draining];
     changed();
     await stateOf(fallback, 'mine', 'delivered');
-    expect(calls).toEqual(['mine']);
+    await stateOf(draining, 'left', 'delivered');
+    expect(calls.sort()).toEqual(['left', 'mine']);
   });
 
   it('stops while its pullers are still making their stream and consumers (a close right after a reconnect)', {

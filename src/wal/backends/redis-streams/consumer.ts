@@ -1,4 +1,5 @@
 import { closeRedis } from '../../../platform/redis-client.ts';
+import { backendsHolding } from '../../namespaces/namespace.ts';
 import type { StreamConsumer, StreamConsumerDeps } from '../stream/contract.ts';
 import { startClaimer } from './claim-idle.ts';
 import { type ConsumerContext, type ConsumerState, newSlot, type Slot } from './consumer-state.ts';
@@ -50,7 +51,7 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
   async function reload() {
     const next = new Map<string, Slot>();
     for (const ns of await deps.namespaces()) {
-      if (!ns.enabled || (ns.backend !== BACKEND && ns.fallbackBackend !== BACKEND)) continue;
+      if (!ns.enabled || !backendsHolding(ns).includes(BACKEND)) continue;
       const keys = nsKeys(ctx.prefix, ns.tenantId, ns.name);
       const prev = state.slots.get(keys.stream);
       // Redis unreachable (at start, or now): serve the namespace anyway; the read loop creates

@@ -20,6 +20,7 @@ export function testNamespace(overrides: Partial<Namespace> = {}): Namespace {
     name: 'orders',
     backend: 'redis-streams',
     fallbackBackend: null,
+    drainingBackends: [],
     payloadSchema: null,
     retry: { strategy: 'fixed', baseDelayMs: 50, maxDelayMs: 1000, maxAttempts: 5, jitter: 0 },
     targets: [{ type: 'internal', name: 't', enabled: true, handler: 'test.handler' }],
