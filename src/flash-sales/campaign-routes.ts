@@ -1,9 +1,16 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { withTenant } from '../platform/db/index.ts';
-import { eventMetaOf, isStaff, noBodyIsEmpty, principalOf, requireStaff } from '../platform/http/index.ts';
+import {
+  AppError,
+  eventMetaOf,
+  isStaff,
+  noBodyIsEmpty,
+  principalOf,
+  requireStaff,
+} from '../platform/http/index.ts';
 import { cancelCampaign, createCampaign, updateCampaign } from './campaign-service.ts';
 import { campaignView, getCampaign, listCampaigns, readCursor } from './campaign-store.ts';
 import { actorOf, type FlashSalesDeps } from './deps.ts';
@@ -28,9 +35,18 @@ const read = requireStaff('flash-sales:read');
 const STREAM_MS = 10 * 60_000;
 /** Statuses whose stats still change (the stream goes on). */
 const OPEN = ['scheduled', 'live', 'sold_out'];
+/**
+ * Stats streams one store may hold open at once in this process. Each reads the database and
+ * checks its credential every second for up to ten minutes: unbounded, a store's staff (or a
+ * leaked read key) opening streams at the request rate held thousands of them, a database read
+ * each a second, shared by every store. A console needs one per watcher; more are 429.
+ */
+export const MAX_STREAMS_PER_STORE = 20;
 
 /** /flash-sales: campaigns (staff), their stats and its live stream. */
 export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
+  /** Stats streams open in this process, per store (an entry only while it has one). */
+  const streams = new Map<string, number>();
   return async (root: FastifyInstance) => {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -180,46 +196,71 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
       },
       async (request, reply) => {
         const { tenantId } = principalOf(request);
-        const first = await parts.stats(tenantId, request.params.id);
-        reply.hijack();
-        const out = reply.raw;
-        out.writeHead(200, {
-          // The CORS and security headers the platform set on the reply (a hijacked answer sends
-          // only what is written here: a console on another origin could not read the stream).
-          ...(reply.getHeaders() as OutgoingHttpHeaders),
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-          'x-request-id': String(request.id),
-        });
-        const send = (stats: unknown) => out.write(`event: stats\ndata: ${JSON.stringify(stats)}\n\n`);
-        let open = true;
-        // The response's close (the client went, or the connection did); the request's own 'close'
-        // fires as soon as its (empty) body has been read.
-        out.on('close', () => {
-          open = false;
-        });
-        // One read a second, never two at once, and for STREAM_MS at most: a stream holds no
-        // connection and no timer past that (EventSource reconnects), whatever the sale's length.
-        const until = Date.now() + STREAM_MS;
-        let stats = first;
-        send(stats);
-        while (open && OPEN.includes(stats.status) && Date.now() < until) {
-          await sleep(1000);
-          if (!open) break;
-          // The credential checked again each second: a session revoked, a user disabled or
-          // demoted, a key revoked ends the stream as it would refuse their next request.
-          const now = await request.reauthenticate();
-          if (!open || !now || now.tenantId !== tenantId || !isStaff(now, 'flash-sales:read')) break;
-          try {
-            stats = await parts.stats(tenantId, request.params.id);
-          } catch {
-            break;
-          }
-          if (open) send(stats);
+        const held = streams.get(tenantId) ?? 0;
+        if (held >= MAX_STREAMS_PER_STORE) {
+          throw new AppError(
+            'RATE_LIMITED',
+            `a store may watch at most ${MAX_STREAMS_PER_STORE} stats streams at once: close one, or read /stats`,
+            { retryAfterSeconds: 10 },
+          );
         }
-        out.end();
+        streams.set(tenantId, held + 1);
+        try {
+          await streamStats(request, reply, tenantId, request.params.id);
+        } finally {
+          const left = (streams.get(tenantId) ?? 1) - 1;
+          if (left > 0) streams.set(tenantId, left);
+          else streams.delete(tenantId);
+        }
       },
     );
   };
+
+  /** The stream itself: the first stats, then one a second while the sale can still change. */
+  async function streamStats(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    tenantId: string,
+    id: string,
+  ): Promise<void> {
+    const first = await parts.stats(tenantId, id);
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      // The CORS and security headers the platform set on the reply (a hijacked answer sends
+      // only what is written here: a console on another origin could not read the stream).
+      ...(reply.getHeaders() as OutgoingHttpHeaders),
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': String(request.id),
+    });
+    const send = (stats: unknown) => out.write(`event: stats\ndata: ${JSON.stringify(stats)}\n\n`);
+    let open = true;
+    // The response's close (the client went, or the connection did); the request's own 'close'
+    // fires as soon as its (empty) body has been read.
+    out.on('close', () => {
+      open = false;
+    });
+    // One read a second, never two at once, and for STREAM_MS at most: a stream holds no
+    // connection and no timer past that (EventSource reconnects), whatever the sale's length.
+    const until = Date.now() + STREAM_MS;
+    let stats = first;
+    send(stats);
+    while (open && OPEN.includes(stats.status) && Date.now() < until) {
+      await sleep(1000);
+      if (!open) break;
+      // The credential checked again each second: a session revoked, a user disabled or
+      // demoted, a key revoked ends the stream as it would refuse their next request.
+      const now = await request.reauthenticate();
+      if (!open || !now || now.tenantId !== tenantId || !isStaff(now, 'flash-sales:read')) break;
+      try {
+        stats = await parts.stats(tenantId, id);
+      } catch {
+        break;
+      }
+      if (open) send(stats);
+    }
+    out.end();
+  }
 }

@@ -28,7 +28,8 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
-  async function takeBatch(tenantId: string): Promise<Held[]> {
+  /** The sagas a batch started, and how many admissions it took out of the queue without one. */
+  async function takeBatch(tenantId: string): Promise<{ helds: Held[]; dropped: number }> {
     return withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as FlashSalesTrx;
       const { rows } = await sql<{ order_id: string; campaign_id: string; payment: unknown }>`
@@ -40,10 +41,14 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
         limit ${BATCH}
         for update of a skip locked`.execute(trx);
       const helds: Held[] = [];
+      const gone: string[] = [];
       for (const row of rows) {
         // Locked: a cancel of the order waits, or is seen.
         const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
-        if (order?.status !== 'created') continue;
+        if (order?.status !== 'created') {
+          gone.push(row.order_id);
+          continue;
+        }
         const payment = (typeof row.payment === 'string' ? JSON.parse(row.payment) : row.payment) as {
           provider: string;
           token: string;
@@ -63,7 +68,18 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
           ),
         );
       }
-      // An order no longer waiting (cancelled meanwhile) keeps its admission as the order events left it.
+      // An order no longer waiting (cancelled meanwhile) keeps its admission as the order events
+      // left it, but leaves the queue: it can never be paid, and left queued (its event on the way,
+      // or dead-lettered) it took a place in every batch until its window closed, so that 64 such
+      // admissions held back every later order of the tenant (their windows closed unpaid). Its
+      // event, or the window's sweep, releases it.
+      if (gone.length > 0) {
+        await trx
+          .updateTable('flash_sales.admissions')
+          .set({ payment: null, updated_at: new Date() })
+          .where('order_id', 'in', gone)
+          .execute();
+      }
       const started = helds.map((h) => h.order.id);
       if (started.length > 0) {
         await trx
@@ -72,7 +88,7 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
           .where('order_id', 'in', started)
           .execute();
       }
-      return helds;
+      return { helds, dropped: gone.length };
     });
   }
 
@@ -109,7 +125,7 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
         if (stopped || breakers.state('payments') === 'open') return;
         // One tenant's batch that fails (an order whose saga cannot start) must not hold up the
         // others': it is logged and tried again on the next kick.
-        const helds = await breakers
+        const { helds, dropped } = await breakers
           .run('database', () => takeBatch(tenantId))
           .catch((error: unknown) => {
             if (breakers.state('database') === 'open') throw error;
@@ -117,9 +133,10 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
               { err: error, tenantId },
               'flash-sales: a tenant’s payment batch failed; the others go on',
             );
-            return [];
+            return { helds: [] as Held[], dropped: 0 };
           });
-        took += helds.length;
+        // Admissions taken out of the queue count too: the next batch reads the ones behind them.
+        took += helds.length + dropped;
         await runAll(tenantId, helds);
       }
       if (took === 0 && !again) return;

@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
 import { addUser, bearer, send } from '../identity/users/user-test-fixtures.ts';
+import { MAX_STREAMS_PER_STORE } from './campaign-routes.ts';
 import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
 
 let t: FlashTestApp;
@@ -59,5 +61,31 @@ describe('the stats stream', () => {
     const stream = await streaming;
     expect(stream.statusCode).toBe(200);
     expect(stream.body).toMatch(/^event: stats\n/);
+  }, 30_000);
+
+  it('holds at most MAX_STREAMS_PER_STORE streams of a store at once (each reads the database every second for ten minutes): one more is 429 RATE_LIMITED', async () => {
+    const variant = await saleVariant(t, shop, 5);
+    const sale = await createSale(t, shop, variant, { units: 2 });
+    const url = `/api/v1/flash-sales/${sale.id}/stats/stream`;
+    // The sale is live for an hour: each stream would go on for its ten minutes.
+    const open = Array.from({ length: MAX_STREAMS_PER_STORE }, () =>
+      t.app.inject({ method: 'GET', url, headers: shop.staff }),
+    );
+    await sleep(1500); // every one of them has sent its first event
+    const more = t.app.inject({ method: 'GET', url, headers: shop.staff });
+    // Cancelled: every stream sends its last event and ends.
+    await sleep(200);
+    expect((await send(t.app, 'POST', `/api/v1/flash-sales/${sale.id}/cancel`, shop.staff)).statusCode).toBe(
+      200,
+    );
+    const refused = await more;
+    expect(refused.statusCode, refused.body.slice(0, 200)).toBe(429);
+    expect(refused.headers['content-type']).toContain('application/problem+json');
+    expect(refused.json().code).toBe('RATE_LIMITED');
+    expect(refused.headers['retry-after']).toBeDefined();
+    for (const stream of await Promise.all(open)) expect(stream.statusCode).toBe(200);
+    // The streams that ended free their places.
+    const again = await t.app.inject({ method: 'GET', url, headers: shop.staff });
+    expect(again.statusCode).toBe(200);
   }, 30_000);
 });
