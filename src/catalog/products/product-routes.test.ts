@@ -457,6 +457,49 @@ describe('products', () => {
     expect(still.json<Product>()).toEqual(product);
   });
 
+  it('indexes long attribute names and values ending in an emoji, cut between whole characters, and filters by them', async () => {
+    // 64 and 100 characters (the lengths a facet keeps), each ending in a surrogate pair; the
+    // second value is one character longer and is cut to 100.
+    const name = `${'n'.repeat(63)}😀`;
+    const value = `${'a'.repeat(99)}😀`;
+    const longer = `${'b'.repeat(99)}😀😀`;
+    const response = await send(
+      t.app,
+      'POST',
+      '/api/v1/products',
+      shop.staff,
+      productBody({
+        attributes: { [name]: 'x', material: longer },
+        variants: [{ sku: `EMOJI-${Date.now()}`, options: { finish: value }, prices: { USD: 100 } }],
+      }),
+    );
+    expect(response.statusCode, response.body).toBe(201);
+    const product = response.json<Product>();
+    const find = (attribute: string) =>
+      send(
+        t.app,
+        'GET',
+        `/api/v1/products?attribute=${encodeURIComponent(attribute)}&facets=true`,
+        shop.staff,
+      );
+    for (const attribute of [`finish:${value}`, `${name}:x`, `material:${longer.slice(0, -2)}`]) {
+      const found = await find(attribute);
+      expect(found.statusCode, found.body).toBe(200);
+      const page = found.json<{
+        items: { id: string }[];
+        facets: { attributes: { name: string; values: { value: string }[] }[] };
+      }>();
+      expect(page.items.map((i) => i.id)).toEqual([product.id]);
+      expect(page.facets.attributes).toEqual(
+        expect.arrayContaining([
+          { name, values: [{ value: 'x', count: 1 }] },
+          { name: 'finish', values: [{ value, count: 1 }] },
+          { name: 'material', values: [{ value: longer.slice(0, -2), count: 1 }] },
+        ]),
+      );
+    }
+  });
+
   it('finds variants for the cart by id and by SKU, with product status and prices', async () => {
     const product = await createProduct(t, shop, {
       status: 'draft',

@@ -58,7 +58,10 @@ export function readCursor(text: string, sort: Sort): SearchCursor {
   if (sort === 'newest') {
     if (typeof k !== 'string' || !isStorableTimestamp(k)) throw invalidCursor('bad time');
   } else if (sort === 'relevance') {
-    if (typeof k !== 'number' || !Number.isFinite(k) || k < 0 || k > 1e6) throw invalidCursor('bad rank');
+    // A rank is a PostgreSQL real: a number that rounds to 0 as one (below 1.4e-45) is out of its
+    // range, and the query's cast of it failed (500).
+    if (typeof k !== 'number' || !Number.isFinite(k) || k < 0 || k > 1e6 || (k !== 0 && Math.fround(k) === 0))
+      throw invalidCursor('bad rank');
   } else if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) throw invalidCursor('bad price');
   return { sort, key: k as number | string, id, groups: readGroups(g) };
 }

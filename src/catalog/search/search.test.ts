@@ -375,6 +375,18 @@ describe('bad input', () => {
       `/api/v1/products?cursor=${Buffer.from('{"s":"newest","k":"x","i":"y"}').toString('base64url')}`,
       'INVALID_CURSOR',
     ],
+    [
+      'a relevance cursor whose rank no PostgreSQL real holds (it rounds to 0)',
+      `/api/v1/products?q=laptop&cursor=${Buffer.from(
+        JSON.stringify({
+          s: 'relevance',
+          k: 1e-50,
+          i: '01a232b2-40f3-7596-8a8a-45b345a8ce7d',
+          g: [['laptop']],
+        }),
+      ).toString('base64url')}`,
+      'INVALID_CURSOR',
+    ],
     ['an unknown sort', '/api/v1/products?sort=cheapest', 'VALIDATION_FAILED'],
     ['a query over 200 characters', `/api/v1/products?q=${'a'.repeat(201)}`, 'VALIDATION_FAILED'],
     ['a price sort without currency', '/api/v1/products?sort=price_asc', 'VALIDATION_FAILED'],
