@@ -93,6 +93,9 @@ export async function createLocation(
   tenantId: string,
   fields: { name: string; code?: string | null | undefined; isDefault?: boolean | undefined },
 ): Promise<Location> {
+  // Counted under a lock of the tenant's locations: created at once, each passed the count and
+  // the tenant ended with more than MAX_LOCATIONS.
+  await lockNamed(trx, `inventory.locations:${tenantId}`);
   await defaultLocation(trx, tenantId);
   const { count } = await trx
     .selectFrom('inventory.locations')

@@ -12,6 +12,7 @@ import {
   startInventoryApp,
   until,
 } from './inventory-test-fixtures.ts';
+import { MAX_LOCATIONS } from './location-store.ts';
 import type { InventoryItem, Location } from './views.ts';
 
 let t: InventoryTestApp;
@@ -234,6 +235,24 @@ describe('locations changed at once (meaningful on PostgreSQL, where requests ru
       items: Location[];
     }>();
     expect(list.items.filter((l) => l.isDefault)).toHaveLength(1);
+  });
+
+  it('never lets locations created at once pass the 200 a tenant may have', async () => {
+    const full = await createShop(t, 'stock-many-places');
+    // The default and all but two of the others, written directly: only the last two may be created.
+    await withTenant(t.ctx.db.kysely, full.id, async (trx) => {
+      await sql`insert into inventory.locations (id, tenant_id, name, is_default)
+        select gen_random_uuid(), ${full.id}, 'Store ' || n, n = 0
+        from generate_series(0, ${MAX_LOCATIONS - 3}) n`.execute(trx);
+    });
+    const created = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        send(t.app, 'POST', '/api/v1/inventory/locations', full.staff, { name: `Late ${i}` }),
+      ),
+    );
+    expect(created.map((r) => r.statusCode).sort()).toEqual([201, 201, 409, 409, 409, 409, 409, 409]);
+    const list = await send(t.app, 'GET', '/api/v1/inventory/locations', full.staff);
+    expect(list.json<{ items: Location[] }>().items).toHaveLength(MAX_LOCATIONS);
   });
 
   it('answers a location deleted while an item is put there with 204 and 409 LOCATION_IN_USE, or 404 and 204, never a 500', async () => {
