@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newCustomer, newGuestCart } from '../cart/cart-test-fixtures.ts';
+import { createSellable, newCustomer, newGuestCart } from '../cart/cart-test-fixtures.ts';
 import { login } from '../identity/auth/auth-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
 import { withSystem } from '../platform/db/index.ts';
 import {
+  BERLIN,
   type CheckoutTestApp,
   createStore,
   placeOrder,
@@ -91,12 +92,42 @@ describe('bad input to POST /orders', () => {
     expect(orders.json<{ items: unknown[] }>().items).toHaveLength(0);
   });
 
+  it('refuses a cart with nothing to pay with 422 CHECKOUT_INVALID, creating no order', async () => {
+    const free = await createSellable(t, shop, { prices: { EUR: 0 }, onHand: 5 });
+    const { headers } = await newGuestCart(t, shop, { currency: 'EUR' });
+    const added = await send(t.app, 'POST', '/api/v1/cart/items', headers, {
+      variantId: free.id,
+      quantity: 1,
+    });
+    expect(added.statusCode, added.body).toBeLessThan(300);
+    const addressed = await send(t.app, 'PUT', '/api/v1/cart/addresses', headers, { shipping: BERLIN });
+    expect(addressed.json()).toMatchObject({ totals: { total: 0 } });
+    const answer = await placeOrder(t, headers);
+    expect(answer.statusCode, answer.body).toBe(422);
+    expect(answer.json()).toMatchObject({ code: 'CHECKOUT_INVALID' });
+    expect(answer.json().detail).toContain('nothing to pay');
+    const orders = await send(t.app, 'GET', '/api/v1/orders?limit=100', shop.staff);
+    expect(orders.json<{ items: Order[] }>().items.filter((o) => o.totals.total === 0)).toHaveLength(0);
+  });
+
   it('refuses a key used again with another body with 409 IDEMPOTENCY_KEY_REUSED', async () => {
     const cart = await readyCart(t, shop, [{ variant: await product(t, shop), quantity: 1 }]);
     expect((await placeOrder(t, cart, 'tok_visa', 'reused-key')).statusCode).toBe(201);
     const again = await placeOrder(t, cart, 'tok_visa', 'reused-key', { email: 'someone@example.com' });
     expect(again.statusCode).toBe(409);
     expect(again.json().code).toBe('IDEMPOTENCY_KEY_REUSED');
+  });
+
+  it('names cartId (400 VALIDATION_FAILED listing it) when staff check out without naming the cart', async () => {
+    const answer = await send(
+      t.app,
+      'POST',
+      '/api/v1/orders',
+      { ...shop.staff, 'idempotency-key': 'staff-no-cart' },
+      { payment: { token: 'tok_visa' } },
+    );
+    expect(answer.statusCode, answer.body).toBe(400);
+    expect(answer.json()).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ pointer: '/cartId' }] });
   });
 
   it("checks out only the shopper's own cart: another cart id is 404", async () => {

@@ -160,7 +160,7 @@ export function checkoutRoutes(
           ...base,
           security: STAFF_SECURITY,
           summary:
-            'Move an order to another status (staff; legal transitions only). Cancelled runs the compensations; an order whose checkout is still running is moved by its saga alone (409).',
+            "Move an order to another status (staff): cancelled runs the compensations; every other status is the checkout saga's to set (409 ILLEGAL_TRANSITION by hand), and an order whose checkout is still running is moved by its saga alone (409).",
           params: IdParams,
           body: StatusBody,
           response: { 200: OrderView, 202: OrderView },
@@ -192,18 +192,18 @@ export function checkoutRoutes(
               `order ${order.name} is moved by its checkout, which is still running`,
             );
           }
-          if (status === 'failed') {
-            throw new AppError(
-              'ILLEGAL_TRANSITION',
-              `order cannot go from ${order.status} to failed by hand`,
-              {
-                resource: 'order',
-                from: order.status,
-                to: status,
-              },
-            );
-          }
-          return deps.orders.transition(trx, tenantId, id, status, { actor, ...(reason ? { reason } : {}) });
+          // Every other status says what the checkout did (stock reserved, payment taken, the order
+          // completed, or failed with its reason): only the saga moves an order there. By hand, a
+          // flash sale's order waiting for its payment would be completed without it.
+          throw new AppError(
+            'ILLEGAL_TRANSITION',
+            `order cannot go from ${order.status} to ${status} by hand`,
+            {
+              resource: 'order',
+              from: order.status,
+              to: status,
+            },
+          );
         });
       },
     );

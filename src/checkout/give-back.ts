@@ -19,29 +19,39 @@ export const ownPaymentEnd = (output: unknown): unknown =>
 /**
  * Gives back every payment of the order that holds money, the saga's own (`ownKey`) and any staff
  * made for it: a captured one refunded (all that is left), an authorization (or one never learnt,
- * or never sent) voided. Each is idempotent by its own key: refunds by (payment, `<ownKey>-refund`),
- * voids by the payment's key, so a compensation run again never refunds twice. A payment whose
- * money is all refunded or held by refunds under way has nothing left to give.
+ * or never sent) voided. Each is idempotent by its own key: refunds by (payment, `<ownKey>-refund`;
+ * then `<ownKey>-refund-2`, … while a key already used for less than all leaves money held), voids
+ * by the payment's key, so a compensation run again never refunds twice. A payment whose money is
+ * all refunded or held by refunds under way has nothing left to give.
  */
 export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBack> {
   const { deps, saga, order, signal, meta } = c;
   const payments = await deps.payments.byOrder(saga.tenantId, order.id);
   const one = async (payment: Payment): Promise<Given> => {
     if (payment.status === 'completed' || payment.status === 'partially_refunded') {
-      try {
-        const refunded = await deps.payments.refund(
-          saga.tenantId,
-          payment.key,
-          { reason: saga.failure?.message ?? 'order cancelled', refundKey: `${ownKey}-refund` },
-          signal,
-          meta,
-        );
-        return refunded.status;
-      } catch (error) {
-        // Refunds under way (staff's) already take all that is left.
-        if (error instanceof AppError && error.code === 'REFUND_EXCEEDS_CAPTURED') return payment.status;
-        throw error;
+      let status: Given = payment.status;
+      // A refund key already used for less than all (staff may name any refundKey, this one
+      // too) answers that refund and leaves money held: the rest goes under the next key.
+      for (let n = 1; status !== 'refunded'; n++) {
+        try {
+          const refunded = await deps.payments.refund(
+            saga.tenantId,
+            payment.key,
+            {
+              reason: saga.failure?.message ?? 'order cancelled',
+              refundKey: n === 1 ? `${ownKey}-refund` : `${ownKey}-refund-${n}`,
+            },
+            signal,
+            meta,
+          );
+          status = refunded.status;
+        } catch (error) {
+          // Refunds under way (staff's) already take all that is left.
+          if (error instanceof AppError && error.code === 'REFUND_EXCEEDS_CAPTURED') return status;
+          throw error;
+        }
       }
+      return status;
     }
     if (payment.status === 'refunded' || payment.status === 'failed' || payment.status === 'voided') {
       return payment.status;

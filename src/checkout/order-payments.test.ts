@@ -97,6 +97,27 @@ describe('staff payments of an order the checkout pays', () => {
   });
 });
 
+describe('staff status changes of an order the checkout pays', () => {
+  it('never move a flash-sale order waiting for its payment forward by hand: it is completed only once paid', async () => {
+    const variant = await saleVariant(t, shop, 5);
+    const sale = await createSale(t, shop, variant, { units: 2, paymentWindowMinutes: 5 });
+    const [buyer] = await bulkCustomers(t, shop, 1);
+    const admitted = await attempt(t, sale.id, buyer!);
+    expect(admitted.statusCode, admitted.body).toBe(202);
+    const orderId = admitted.json<{ orderId: string }>().orderId;
+    for (const status of ['inventory_reserved', 'payment_processing', 'completed']) {
+      const moved = await send(t.app, 'PUT', `/api/v1/orders/${orderId}/status`, shop.staff, { status });
+      expect(moved.statusCode, moved.body).toBe(409);
+      expect(moved.json()).toMatchObject({ code: 'ILLEGAL_TRANSITION', from: 'created', to: status });
+    }
+    const paid = await send(t.app, 'POST', `/api/v1/orders/${orderId}/pay`, buyer!.headers, {
+      payment: { token: 'tok_visa' },
+    });
+    expect(paid.statusCode, paid.body).toBe(202);
+    expect(await settled(t, shop, orderId)).toMatchObject({ status: 'completed', paymentStatus: 'captured' });
+  });
+});
+
 describe('a cancel of a completed order', () => {
   it('gives back the staff payments made for it with its own: captured ones refunded, authorized ones voided', async () => {
     const item = await product(t, shop, 3);
@@ -136,6 +157,32 @@ describe('a cancel of a completed order', () => {
     // A cancelled order takes no payment.
     const late = await staff('POST', '/payments', { orderId: order.id, currency: 'EUR', token: 'tok_visa' });
     expect(late.statusCode, late.body).toBe(422);
+  });
+
+  it('refunds all of a payment even when staff already used its refund key for part of it', async () => {
+    const item = await product(t, shop, 3);
+    const customer = await newCustomer(t, shop);
+    await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
+    const order = (await placeOrder(t, customer)).json<Order>();
+    const [own] = await paymentsOf(order.id);
+    // Any refundKey is the caller's to choose, the one the compensation uses included.
+    const goodwill = await staff('POST', `/payments/${own!.id}/refund`, {
+      amount: 1,
+      reason: 'goodwill',
+      refundKey: `order-${order.id}-refund`,
+    });
+    expect(goodwill.statusCode, goodwill.body).toBe(200);
+    const cancelled = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/cancel`, customer, {
+      reason: 'changed my mind',
+    });
+    expect(cancelled.statusCode, cancelled.body).toBe(200);
+    expect(cancelled.json<Order>()).toMatchObject({ status: 'cancelled', paymentStatus: 'refunded' });
+    expect((await paymentsOf(order.id))[0]).toMatchObject({
+      status: 'refunded',
+      refundedAmount: order.totals.total,
+    });
+    const [charge] = await chargesOf(order.id);
+    expect(charge).toMatchObject({ capturedAmount: order.totals.total, refundedAmount: order.totals.total });
   });
 
   it('refuses (409) a staff payment while it is being undone, so none escapes the compensation', async () => {

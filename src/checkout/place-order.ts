@@ -113,7 +113,7 @@ async function cartToCheckOut(
     return { cart, guestTokenHash: null };
   }
   if (staff) {
-    if (!body.cartId) throw new AppError('VALIDATION_FAILED', 'staff name the cart to check out (cartId)');
+    if (!body.cartId) throw invalidBody('/cartId', 'is required: staff name the cart to check out');
     const cart = isUuid(body.cartId) ? await deps.cart.getCart(tenantId, body.cartId, trx) : undefined;
     if (!cart) throw notFound();
     return { cart, guestTokenHash: null };
@@ -147,6 +147,9 @@ function checkCart(cart: Cart): void {
     });
   }
   if (!cart.shippingAddress) throw new AppError('CHECKOUT_INVALID', 'the cart needs a shipping address');
+  // A payment takes a positive amount: a free cart's order could only fail at its authorization.
+  if (cart.totals.total <= 0)
+    throw new AppError('CHECKOUT_INVALID', 'the cart has nothing to pay: its total is 0');
 }
 
 function newOrderOf(

@@ -127,6 +127,36 @@ describe('the lifecycle through the routes', () => {
     expect(again.json()).toMatchObject({ refundedAmount: 150 });
   });
 
+  it('refuses an Idempotency-Key used again for another refund with 409 IDEMPOTENCY_KEY_REUSED, refunding once', async () => {
+    const payment = await initiate();
+    await post(`/payments/${payment.id}/process`);
+    await post(`/payments/${payment.id}/complete`);
+    const headers = { ...shop.staff, 'idempotency-key': `refund-${uuidv7()}` };
+    const first = await post(`/payments/${payment.id}/refund`, { amount: 100, reason: 'damaged' }, headers);
+    expect(first.json()).toMatchObject({ refundedAmount: 100 });
+    for (const body of [
+      { reason: 'damaged' },
+      { amount: 100, reason: 'late delivery' },
+      { amount: 100, reason: 'damaged', refundKey: 'another' },
+    ]) {
+      expectProblem(
+        await post(`/payments/${payment.id}/refund`, body, headers),
+        409,
+        'IDEMPOTENCY_KEY_REUSED',
+      );
+    }
+    const other = await initiate();
+    await post(`/payments/${other.id}/process`);
+    await post(`/payments/${other.id}/complete`);
+    expectProblem(
+      await post(`/payments/${other.id}/refund`, { amount: 100, reason: 'damaged' }, headers),
+      409,
+      'IDEMPOTENCY_KEY_REUSED',
+    );
+    expect((await get(`/payments/${payment.id}`)).json()).toMatchObject({ refundedAmount: 100 });
+    expect((await get(`/payments/${other.id}`)).json()).toMatchObject({ refundedAmount: 0 });
+  });
+
   it('answers 402 PAYMENT_DECLINED for a decline and 502 PAYMENT_PROVIDER_ERROR for a provider error, the payment failed', async () => {
     const declined = await initiate('tok_insufficient_funds');
     const answer = await post(`/payments/${declined.id}/process`);

@@ -248,6 +248,9 @@ export function paymentRoutes(deps: PaymentsDeps) {
     app.post(
       '/payments/:id/refund',
       {
+        // Answers 200, yet a repeat acts again: the platform keeps the Idempotency-Key's answer, so
+        // the same key with another body or for another payment is 409 IDEMPOTENCY_KEY_REUSED.
+        config: { idempotency: true },
         preValidation: write,
         schema: {
           ...base,

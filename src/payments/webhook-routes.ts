@@ -63,7 +63,9 @@ export function webhookRoutes(deps: PaymentsDeps) {
         const flaw = jsonProblem(body);
         if (flaw) throw flaw;
         if (id.length > 200)
-          throw new AppError('VALIDATION_FAILED', 'webhook-id is longer than 200 characters');
+          throw new AppError('VALIDATION_FAILED', 'webhook-id is longer than 200 characters', {
+            errors: [{ in: 'headers', pointer: '/webhook-id', message: 'must be at most 200 characters' }],
+          });
         const { effect, payment } = await applySettlement(
           deps,
           readSettlement(id, body),

@@ -210,6 +210,21 @@ describe('the test PSP webhook', () => {
     expect((await deliver(t, delivery)).json()).toMatchObject({ effect: 'applied' });
   });
 
+  it('refuses a signed webhook-id over 200 characters with 400 VALIDATION_FAILED naming the header', async () => {
+    const payment = await pendingPayment();
+    const delivery = await t.payments.testProvider.settlePending(
+      payment.providerTransactionId!,
+      'authorized',
+    );
+    const answer = await deliver(t, await signed(delivery.body, `evt_${'x'.repeat(200)}`));
+    expect(answer.statusCode, answer.body).toBe(400);
+    expect(answer.json()).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      errors: [{ in: 'headers', pointer: '/webhook-id' }],
+    });
+    expect(await t.payments.byKey(shop.id, payment.key)).toMatchObject({ status: 'processing' });
+  });
+
   it('refuses a signed body that is not a settlement (400) and a body that is not JSON (415 or 400)', async () => {
     const notJson = await signed('{"type": ', 'evt_broken');
     expect((await deliver(t, notJson)).json().code).toBe('MALFORMED_BODY');
