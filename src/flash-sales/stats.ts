@@ -10,6 +10,12 @@ export type Rejection =
 
 const LATENCY_SAMPLES = 4096;
 const SECONDS = 60;
+/**
+ * Campaigns whose counters this process keeps (about 35 KB each, most of it the latency ring):
+ * past it, the one answered least recently is dropped, so a store that keeps making sales cannot
+ * grow the process without bound.
+ */
+export const MAX_CAMPAIGNS = 1000;
 
 /** One campaign's counters in this process. */
 type CampaignStats = {
@@ -22,6 +28,8 @@ type CampaignStats = {
   /** Admissions per second over the last SECONDS seconds: [second, count] ring. */
   perSecond: Int32Array;
   secondOf: Float64Array;
+  /** When it last counted an attempt (ms): the least recent is dropped past MAX_CAMPAIGNS. */
+  touchedAt: number;
 };
 
 function fresh(): CampaignStats {
@@ -33,6 +41,7 @@ function fresh(): CampaignStats {
     latencyCount: 0,
     perSecond: new Int32Array(SECONDS),
     secondOf: new Float64Array(SECONDS).fill(-1),
+    touchedAt: 0,
   };
 }
 
@@ -47,9 +56,15 @@ const percentile = (sorted: Float64Array, p: number) =>
  */
 export function createAttemptStats(now: () => number = Date.now) {
   const campaigns = new Map<string, CampaignStats>();
+  const none = fresh();
   const of = (id: string) => {
     const known = campaigns.get(id);
     if (known) return known;
+    if (campaigns.size >= MAX_CAMPAIGNS) {
+      let oldest: [string, CampaignStats] | undefined;
+      for (const entry of campaigns) if (!oldest || entry[1].touchedAt < oldest[1].touchedAt) oldest = entry;
+      if (oldest) campaigns.delete(oldest[0]);
+    }
     const made = fresh();
     campaigns.set(id, made);
     return made;
@@ -58,6 +73,7 @@ export function createAttemptStats(now: () => number = Date.now) {
     /** One answered attempt: admitted (with its latency) or rejected for a reason. */
     record(campaignId: string, outcome: 'admitted' | Rejection, latencyMs: number): void {
       const s = of(campaignId);
+      s.touchedAt = now();
       s.attempts += 1;
       if (outcome === 'admitted') {
         s.admitted += 1;
@@ -76,7 +92,8 @@ export function createAttemptStats(now: () => number = Date.now) {
     },
     /** The counters of a campaign as FlashSaleStats shows them. */
     view(campaignId: string) {
-      const s = of(campaignId);
+      // Read only: a campaign nobody tried here shows zeros and keeps no counters.
+      const s = campaigns.get(campaignId) ?? none;
       const second = Math.floor(now() / 1000);
       const rate = (window: number) => {
         let sum = 0;
