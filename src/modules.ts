@@ -26,7 +26,7 @@ export async function createMercatoModules(
   const wal = await createWal(ctx);
   const base = { events: wal.events, resolveTenant: identity.resolveTenant };
   const catalog = await createCatalog(ctx, base);
-  const inventory = await createInventory(ctx, base);
+  const inventory = await createInventory(ctx, { ...base, productStatus: catalog.productStatus });
   const addresses = createAddressBook(identity.deps.db);
   const cart = await createCart(ctx, {
     ...base,

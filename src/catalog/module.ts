@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
+import { withTenant } from '../platform/db/index.ts';
 import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
@@ -9,6 +10,7 @@ import { batchRoutes } from './import/batch-routes.ts';
 import { upsertProductRows } from './import/batch-upsert.ts';
 import type { RowOutcome } from './import/upsert-row.ts';
 import { createProductCache, PRODUCT_CHANGES_CHANNEL } from './products/product-cache.ts';
+import { loadProduct } from './products/product-read.ts';
 import { productRoutes } from './products/product-routes.ts';
 import { variantRoutes } from './products/variant-routes.ts';
 import {
@@ -19,7 +21,7 @@ import {
   searchRoutes,
 } from './search/index.ts';
 import { findVariants, type SellableVariant, type VariantRef } from './sellable.ts';
-import type { CatalogTables } from './tables.ts';
+import type { CatalogTables, ProductStatus } from './tables.ts';
 
 /** How long a cached product read lives at most; changes drop it at once on every process (NOTIFY). */
 const CACHE_TTL_MS = 300_000;
@@ -29,6 +31,8 @@ export type CatalogApi = {
   /** In `trx` (the caller's transaction of the tenant) when given, else in a transaction of its own. */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   findVariants(tenantId: string, ref: VariantRef, trx?: Transaction<any>): Promise<SellableVariant[]>;
+  /** The status of the tenant's product (none: no such product), read through this process's product cache. */
+  productStatus(tenantId: string, productId: string): Promise<ProductStatus | undefined>;
 };
 
 export type CatalogModule = MercatoModule &
@@ -69,6 +73,12 @@ export async function createCatalog(
     name: 'catalog',
     deps: catalog,
     findVariants: (tenantId, ref, trx) => findVariants(db, tenantId, ref, trx),
+    async productStatus(tenantId, productId) {
+      const product = await cache.read(tenantId, productId, () =>
+        withTenant(db, tenantId, (trx) => loadProduct(trx, tenantId, productId)),
+      );
+      return product?.status;
+    },
     importProducts(tenantId, rows, options = {}) {
       return upsertProductRows(catalog, tenantId, rows, {
         meta: options.meta,

@@ -19,7 +19,8 @@ beforeAll(async () => {
       modules: async (ctx, identity) => {
         const wal = await createWal(ctx);
         const base = { events: wal.events, resolveTenant: identity.resolveTenant };
-        return [wal, await createCatalog(ctx, base), await createInventory(ctx, base)];
+        const catalog = await createCatalog(ctx, base);
+        return [wal, catalog, await createInventory(ctx, { ...base, productStatus: catalog.productStatus })];
       },
     },
   );
@@ -57,5 +58,34 @@ describe('stock for catalog products', () => {
       headers: { 'x-tenant': shop.slug },
     });
     expect(shopper.json()).toMatchObject({ productId: product.id, available: 0, inStock: false });
+  });
+
+  it("answers a shopper the stock of active products only, as the catalog shows them (staff see every product's)", async () => {
+    const created = await send(t.app, 'POST', '/api/v1/products', shop.staff, {
+      title: 'Unreleased Tote',
+      status: 'draft',
+      variants: [{ sku: 'TOTE-NEW', options: { colour: 'red' }, prices: { USD: 2500 } }],
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const product = created.json<Product>();
+    const url = `/api/v1/inventory/products/${product.id}`;
+    const staffRead = () => send(t.app, 'GET', url, shop.staff);
+    await until(async () => (await staffRead()).statusCode === 200, 'the stock row of the draft');
+    const shopperRead = () => t.app.inject({ method: 'GET', url, headers: { 'x-tenant': shop.slug } });
+    const hidden = await shopperRead();
+    expect(hidden.statusCode).toBe(404);
+    expect(hidden.json()).toMatchObject({ code: 'NOT_FOUND' });
+    const setStatus = async (status: string) => {
+      const response = await send(t.app, 'PUT', `/api/v1/products/${product.id}`, shop.staff, {
+        title: 'Unreleased Tote',
+        status,
+      });
+      expect(response.statusCode, response.body).toBe(200);
+    };
+    await setStatus('active');
+    expect((await shopperRead()).json()).toMatchObject({ productId: product.id, available: 0 });
+    await setStatus('archived');
+    expect((await shopperRead()).statusCode).toBe(404);
+    expect((await staffRead()).statusCode).toBe(200);
   });
 });

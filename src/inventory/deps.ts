@@ -9,6 +9,11 @@ export type InventoryDeps = {
   events: EventBus;
   resolveTenant: TenantResolver;
   reservations: ReservationService;
+  /**
+   * The catalog's status of a product (none: no such product). Given, a shopper asking a product's
+   * availability gets it for active products only, as the catalog shows them.
+   */
+  productStatus?: ((tenantId: string, productId: string) => Promise<string | undefined>) | undefined;
 };
 
 /** Who made a change: `user:<id>` or `key:<id>`. */

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
-import { AppError, eventMetaOf, requireStaff, storefrontTenant } from '../platform/http/index.ts';
+import { AppError, eventMetaOf, isStaff, requireStaff, storefrontTenant } from '../platform/http/index.ts';
 import { actorOf, type InventoryDeps, readPage, toPage } from './deps.ts';
 import { publish } from './inventory-events.ts';
 import {
@@ -211,7 +211,15 @@ export function itemRoutes(deps: InventoryDeps) {
       async (request) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
         const { productId } = request.params;
-        const map = await withTenant(deps.db, tenantId, (trx) => availabilityOf(trx, { productId }));
+        // A draft, archived or deleted product's stock is the store's: a shopper gets the 404 the
+        // catalog gives them for the product, as if it had none.
+        const hidden =
+          deps.productStatus !== undefined &&
+          !isStaff(request.principal, 'inventory:read') &&
+          (await deps.productStatus(tenantId, productId)) !== 'active';
+        const map = hidden
+          ? new Map()
+          : await withTenant(deps.db, tenantId, (trx) => availabilityOf(trx, { productId }));
         if (map.size === 0) throw new AppError('NOT_FOUND', `no stock of product ${productId}`);
         const variants = [...map.values()].map((v) => ({
           variantId: v.variantId,

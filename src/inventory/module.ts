@@ -105,7 +105,12 @@ export type InventoryOptions = { sweeper?: SweeperOptions };
 /** Stock per variant per location, TTL reservations batched per hot SKU, the ledger, and their routes and events. */
 export async function createInventory(
   ctx: AppContext,
-  deps: { events: EventBus; resolveTenant: TenantResolver },
+  deps: {
+    events: EventBus;
+    resolveTenant: TenantResolver;
+    /** The catalog's status of a product: a shopper sees the stock of active products only. */
+    productStatus?: (tenantId: string, productId: string) => Promise<string | undefined>;
+  },
   options: InventoryOptions = {},
 ): Promise<InventoryModule> {
   const db = ctx.db.kysely as InventoryDb;
@@ -156,6 +161,7 @@ export async function createInventory(
     events: deps.events,
     resolveTenant: deps.resolveTenant,
     reservations,
+    productStatus: deps.productStatus,
   };
   deps.events.subscribe(variantSubscriber(deps.events));
 
