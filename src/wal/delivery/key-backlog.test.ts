@@ -67,7 +67,10 @@ const byKey = (list: Delivered[], key: string) => list.filter((d) => d.key === k
 const upTo = (count: number) => Array.from({ length: count }, (_, n) => n);
 
 describe('a backlog behind one ordering key', () => {
-  it("holds back neither its namespace's other keys nor another tenant, and goes out in order once its head passes", async () => {
+  // 300 messages of one key go out one after another: on a loaded machine that takes a while.
+  it("holds back neither its namespace's other keys nor another tenant, and goes out in order once its head passes", {
+    timeout: 90_000,
+  }, async () => {
     let open = false;
     const delivered: Delivered[] = [];
     const e = startEngine(async (message) => {
@@ -118,6 +121,7 @@ describe('a backlog behind one ordering key', () => {
   // PostgreSQL: PGlite's one connection would make the two consumers take turns.
   it.runIf(testDatabaseKind() === 'postgres')(
     'keeps every key in order with two consumers and a flaky target, the backlog far past a lease',
+    { timeout: 90_000 },
     async () => {
       const delivered: Delivered[] = [];
       let calls = 0;
