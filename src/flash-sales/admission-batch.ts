@@ -26,7 +26,6 @@ export async function commitBatch(
   numbered: Promise<number[]>,
   short: number,
 ): Promise<{ answers: Committed[]; units: { from: number; to: number } }> {
-  const now = new Date();
   const tenantId = candidates[0]!.tenantId;
   // Sent together (one round trip): the reads run once the campaign's lock is granted, so they
   // see every batch committed before it.
@@ -39,7 +38,10 @@ export async function commitBatch(
     ),
     shippingAddresses(deps, trx, candidates),
   ]);
-  const status = statusOf(campaign, now);
+  // Decided from the locked row, at the time the lock was granted: a sale settled (its end,
+  // by the clock of whichever process settled it) is over, whatever this process's clock says.
+  const now = new Date();
+  const status = campaign.settledAt && !campaign.cancelledAt ? 'ended' : statusOf(campaign, now);
   if (status !== 'live' && status !== 'sold_out') {
     const error = new AppError('NOT_LIVE', `flash sale ${campaignId} is ${status}`);
     const answers = candidates.map((): Committed => ({ outcome: 'refused', error }));

@@ -54,6 +54,19 @@ describe('the Idempotency-Key of a flash-sale attempt', () => {
     );
   });
 
+  it('refuses a reused key whose other body asks for more than the limit as IDEMPOTENCY_KEY_REUSED', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10), { units: 5, perCustomerLimit: 1 });
+    const [buyer] = await bulkCustomers(t, shop, 1);
+    const first = await attempt(t, sale.id, buyer!, body, 'reused-over-limit');
+    expect(first.statusCode, first.body).toBe(202);
+    const reused = await attempt(t, sale.id, buyer!, { ...body, quantity: 2 }, 'reused-over-limit');
+    expect([reused.statusCode, reused.json().code], reused.body).toEqual([409, 'IDEMPOTENCY_KEY_REUSED']);
+    // A new key asking for as much is over the limit, as before.
+    const fresh = await attempt(t, sale.id, buyer!, { ...body, quantity: 2 }, 'fresh-over-limit');
+    expect([fresh.statusCode, fresh.json().code], fresh.body).toEqual([409, 'LIMIT_REACHED']);
+    expect(await saleOf(t, shop, sale.id)).toMatchObject({ admitted: 1 });
+  });
+
   it('still answers an admission whose hash an earlier release stored (of the body as sent)', async () => {
     const sale = await createSale(t, shop, await saleVariant(t, shop, 10), { units: 5, perCustomerLimit: 3 });
     const [buyer] = await bulkCustomers(t, shop, 1);

@@ -117,9 +117,18 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
       throw reject('not_live', new AppError('NOT_LIVE', `flash sale ${campaign.id} is ${status}`));
     }
     const quantity = a.body.quantity ?? 1;
-    if (quantity > campaign.perCustomerLimit) throw reject('limit_reached', limitReached(campaign, 0));
     throttle();
     const request = requestFingerprint(a.body);
+    if (quantity > campaign.perCustomerLimit) {
+      // Its key may have been admitted with another body: 409 IDEMPOTENCY_KEY_REUSED, whatever
+      // else is wrong with this one. One read, made only for an attempt over the limit.
+      const replay = await recorded(a, request);
+      if (replay) {
+        ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
+        return { admission: replay, replayed: true };
+      }
+      throw reject('limit_reached', limitReached(campaign, 0));
+    }
     const orderId = uuidv7();
     const ask = () =>
       deps.gate.admit({

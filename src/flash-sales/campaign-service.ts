@@ -134,12 +134,16 @@ export async function updateCampaign(
 ): Promise<Campaign> {
   const updated = await withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
-    const now = new Date();
     const current = await getCampaign(trx, id, true);
-    if (statusOf(current, now) !== 'scheduled') {
+    // Decided from the locked row, at the time the lock was granted: a start announced (by the
+    // lifecycle, or with a first admission, by whichever process's clock) counts as started.
+    const now = new Date();
+    const phase = statusOf(current, now);
+    const status = phase === 'scheduled' && current.announced.started ? 'live' : phase;
+    if (status !== 'scheduled') {
       throw new AppError(
         'CAMPAIGN_STARTED',
-        `flash sale ${current.id} is ${statusOf(current, now)}; only scheduled ones change`,
+        `flash sale ${current.id} is ${status}; only scheduled ones change`,
       );
     }
     const startsAt = body.startsAt ? new Date(body.startsAt) : current.startsAt;
