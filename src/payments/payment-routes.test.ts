@@ -210,6 +210,28 @@ describe('the lifecycle through the routes', () => {
   });
 });
 
+describe('a payment key used again', () => {
+  it('answers the payment to the same body again, and 409 IDEMPOTENCY_KEY_REUSED to another token, amount, currency or order', async () => {
+    const key = `staff-${uuidv7()}`;
+    const body = { orderId: uuidv7(), amount: 1000, currency: 'EUR', token: 'tok_visa', key };
+    const first = await post('/payments', body);
+    expect(first.statusCode).toBe(201);
+    const replay = await post('/payments', body);
+    expect([replay.statusCode, replay.json().id]).toEqual([201, first.json().id]);
+    for (const change of [
+      { token: 'tok_card_declined' },
+      { amount: 999 },
+      { currency: 'USD' },
+      { orderId: uuidv7() },
+    ]) {
+      const refused = await post('/payments', { ...body, ...change });
+      expectProblem(refused, 409, 'IDEMPOTENCY_KEY_REUSED');
+      expect(refused.json()).toMatchObject({ paymentId: first.json().id });
+    }
+    expect((await get(`/payments/${first.json().id}`)).json()).toEqual(first.json());
+  });
+});
+
 describe('illegal transitions', () => {
   it('answers 409 ILLEGAL_TRANSITION naming both states', async () => {
     const pending = await initiate();
@@ -403,6 +425,23 @@ describe('with the orders module and a short step timeout', () => {
     const closed = await initiateFor({ orderId: cancelled, currency: 'EUR', token: 'tok_visa' });
     expectProblem(closed, 422, 'CHECKOUT_INVALID');
     expect(closed.json().errors).toEqual([expect.objectContaining({ pointer: '/orderId' })]);
+  });
+
+  it("refuses a key used again with another token, amount or order (409 IDEMPOTENCY_KEY_REUSED), answering the same body's replay", async () => {
+    const orderId = uuidv7();
+    const otherOrder = uuidv7();
+    orders.set(orderId, { total: 1000, currency: 'EUR', status: 'completed' });
+    orders.set(otherOrder, { total: 1000, currency: 'EUR', status: 'completed' });
+    const body = { orderId, currency: 'EUR', token: 'tok_visa', key: `staff-${orderId}` };
+    const first = (await initiateFor(body)).json<Payment>();
+    expect(first).toMatchObject({ amount: 1000 });
+    const replay = await initiateFor(body);
+    expect([replay.statusCode, replay.json().id]).toEqual([201, first.id]);
+    for (const change of [{ token: 'tok_insufficient_funds' }, { amount: 500 }, { orderId: otherOrder }]) {
+      expectProblem(await initiateFor({ ...body, ...change }), 409, 'IDEMPOTENCY_KEY_REUSED');
+    }
+    expect((await o.payments.byOrder(till.id, orderId)).map((p) => p.id)).toEqual([first.id]);
+    expect(await o.payments.byOrder(till.id, otherOrder)).toEqual([]);
   });
 
   it('answers 504 CHECKOUT_TIMEOUT when the provider does not answer in time, and voids what it may have authorized', async () => {

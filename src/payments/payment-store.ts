@@ -25,7 +25,8 @@ export type NewPayment = {
 
 /**
  * The payment of input.key, created pending when there is none (created: true); locked for the
- * rest of trx either way. The same key with another order, amount, currency or provider is 409.
+ * rest of trx either way. The same key with another order, amount, currency, provider or token
+ * is 409 (the checkout's replays send its saga's token, kept from the saga's start, again).
  */
 export async function ensurePayment(
   trx: PaymentsTrx,
@@ -58,11 +59,12 @@ export async function ensurePayment(
     row.order_id === input.orderId.toLowerCase() &&
     Number(row.amount) === input.amount &&
     row.currency === input.currency &&
-    row.provider === input.provider;
+    row.provider === input.provider &&
+    row.token === input.token;
   if (!same) {
     throw new AppError(
       'IDEMPOTENCY_KEY_REUSED',
-      `payment key ${input.key} was used for another order, amount, currency or provider`,
+      `payment key ${input.key} was used for another order, amount, currency, provider or token`,
       { paymentId: row.id },
     );
   }

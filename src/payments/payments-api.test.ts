@@ -103,10 +103,15 @@ describe('authorize is idempotent by key', () => {
     expect((await pspCharge(t, shop.id, providerKeys.authorize(input.key))).operations).toHaveLength(1);
   });
 
-  it('refuses the key of another order, amount or currency with 409 IDEMPOTENCY_KEY_REUSED', async () => {
+  it('refuses the key of another order, amount, currency or token with 409 IDEMPOTENCY_KEY_REUSED', async () => {
     const input = authorizeInput('tok_visa');
     await t.payments.authorize(shop.id, input, noAbort());
-    for (const change of [{ amount: 999 }, { orderId: uuidv7() }, { currency: 'USD' }]) {
+    for (const change of [
+      { amount: 999 },
+      { orderId: uuidv7() },
+      { currency: 'USD' },
+      { token: 'tok_pending' },
+    ]) {
       expect(await codeOf(t.payments.authorize(shop.id, { ...input, ...change }, noAbort()))).toBe(
         'IDEMPOTENCY_KEY_REUSED',
       );
