@@ -77,6 +77,35 @@ describe('POST /products/batch', () => {
       expect((await send(t.app, 'GET', `/api/v1/products/${handle}`, shop.staff)).statusCode).toBe(404);
   });
 
+  it('refuses a row naming more than 50 categories through categoryIds and categoryHandles together, new or existing', async () => {
+    const categories: { id: string; handle: string }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const response = await send(t.app, 'POST', '/api/v1/categories', shop.staff, { name: `Aisle ${i}` });
+      expect(response.statusCode, response.body).toBe(201);
+      categories.push(response.json());
+    }
+    const tooMany = {
+      categoryIds: categories.slice(0, 30).map((c) => c.id),
+      categoryHandles: categories.slice(30, 60).map((c) => c.handle),
+    };
+    await createProduct(t, shop, { handle: 'batch-shelved' });
+    const response = await send(t.app, 'POST', '/api/v1/products/batch', shop.staff, {
+      products: [row('batch-crowded', tooMany), row('batch-shelved', tooMany), row('batch-roomy')],
+    });
+    expect(response.statusCode).toBe(207);
+    const { results } = response.json<{ results: Result[] }>();
+    expect(results.map((r) => [r.index, r.status, r.code])).toEqual([
+      [0, 'failed', 'VALIDATION_FAILED'],
+      [1, 'failed', 'VALIDATION_FAILED'],
+      [2, 'created', undefined],
+    ]);
+    for (const failed of results.slice(0, 2))
+      expect(failed.errors!.map((e) => e.pointer)).toEqual(['/categoryHandles']);
+    expect((await send(t.app, 'GET', '/api/v1/products/batch-crowded', shop.staff)).statusCode).toBe(404);
+    const shelved = await send(t.app, 'GET', '/api/v1/products/batch-shelved', shop.staff);
+    expect(shelved.json<Product>()).toMatchObject({ version: 1, categories: [] });
+  });
+
   it('writes 300 rows in chunks yet answers each on its own, and the good rows are searchable', async () => {
     const taken = await createProduct(t, shop, { handle: 'chunk-owner' });
     const rows: unknown[] = Array.from({ length: 300 }, (_, i) =>

@@ -173,6 +173,48 @@ describe('products', () => {
     }
   });
 
+  it('holds a product to 50 categories through categoryIds and categoryHandles together, on create and on PUT', async () => {
+    const categories: { id: string; handle: string }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const response = await send(t.app, 'POST', '/api/v1/categories', shop.staff, { name: `Shelf ${i}` });
+      expect(response.statusCode, response.body).toBe(201);
+      categories.push(response.json());
+    }
+    const ids = (from: number, to: number) => categories.slice(from, to).map((c) => c.id);
+    const handles = (from: number, to: number) => categories.slice(from, to).map((c) => c.handle);
+    const expectTooMany = (response: Awaited<ReturnType<typeof send>>) => {
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
+      expect(pointers(response.json())).toEqual(['/categoryHandles']);
+    };
+    expectTooMany(
+      await send(
+        t.app,
+        'POST',
+        '/api/v1/products',
+        shop.staff,
+        productBody({ categoryIds: ids(0, 30), categoryHandles: handles(30, 60) }),
+      ),
+    );
+    // 50 in all, a category named both ways counted once: taken.
+    const product = await createProduct(t, shop, {
+      categoryIds: ids(0, 30),
+      categoryHandles: handles(20, 50),
+    });
+    expect(product.categories).toHaveLength(50);
+    expectTooMany(
+      await send(t.app, 'PUT', `/api/v1/products/${product.id}`, shop.staff, {
+        title: product.title,
+        categoryIds: ids(0, 26),
+        categoryHandles: handles(26, 52),
+      }),
+    );
+    const kept = await send(t.app, 'GET', `/api/v1/products/${product.id}`, shop.staff);
+    expect(kept.json<Product>()).toMatchObject({ version: product.version });
+    expect(kept.json<Product>().categories).toHaveLength(50);
+  });
+
   it('answers 409 HANDLE_TAKEN and SKU_TAKEN for duplicates, within one request too', async () => {
     const first = await createProduct(t, shop, { handle: 'dup-handle' });
     const handle = await send(

@@ -5,6 +5,7 @@ import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
 import type { CatalogTrx } from '../tables.ts';
 import type { Product, Variant } from './product-read.ts';
 import { type ProductInput, RESERVED_PRODUCT_HANDLES, slugify, type VariantInput } from './product-rules.ts';
+import { LIMITS } from './product-schemas.ts';
 
 /**
  * A free handle made from text: its slug, or the slug with the first free "-2", "-3", ... suffix.
@@ -35,7 +36,11 @@ export async function freeHandle(
   for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
 }
 
-/** The ids of the product's categories (ids and handles joined), or 400 naming the unknown ones. */
+/**
+ * The ids of the product's categories (ids and handles joined), or 400 naming the unknown ones,
+ * and naming categoryHandles when the two lists together name more than LIMITS.categories (each
+ * list alone is held to it by the schema; a category named both ways counts once).
+ */
 export async function resolveCategories(
   trx: CatalogTrx,
   tenantId: string,
@@ -67,6 +72,12 @@ export async function resolveCategories(
         message: 'is not a category of this store',
       });
   });
+  if (rows.length > LIMITS.categories)
+    errors.push({
+      in: 'body',
+      pointer: '/categoryHandles',
+      message: `names ${rows.length} categories together with categoryIds, more than ${LIMITS.categories}`,
+    });
   if (errors.length > 0) throw validationFailed(errors);
   return [...new Set(rows.map((r) => r.id))];
 }
