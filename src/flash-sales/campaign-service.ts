@@ -205,10 +205,12 @@ export async function cancelCampaign(
 ): Promise<Campaign> {
   const cancelled = await withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
-    const now = new Date();
     const current = await getCampaign(trx, id, true);
     if (current.cancelledAt) return current;
-    if (statusOf(current, now) === 'ended') {
+    // Decided from the locked row, at the time the lock was granted: a sale its end settled (by
+    // whichever process's clock) has ended, and its admitted orders keep their payment windows.
+    const now = new Date();
+    if (current.settledAt || statusOf(current, now) === 'ended') {
       throw new AppError('NOT_LIVE', `flash sale ${current.id} has ended; it can no longer be cancelled`);
     }
     await trx

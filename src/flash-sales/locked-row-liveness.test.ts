@@ -58,6 +58,27 @@ describe("a sale's liveness, decided from its locked row", () => {
     expect(row.announced.soldOut).toBeUndefined();
   }, 60_000);
 
+  it('refuses NOT_LIVE to a cancel of a sale its end settled, however early this process’s clock, leaving its admitted orders waiting for payment', async () => {
+    const variant = await saleVariant(t, shop, 10);
+    const sale = await createSale(t, shop, variant, { units: 3 });
+    const [buyer] = await bulkCustomers(t, shop, 1);
+    const admitted = await attempt(t, sale.id, buyer!);
+    expect(admitted.statusCode, admitted.body).toBe(202);
+    await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+      const locked = await getCampaign(trx as FlashSalesTrx, sale.id, true);
+      await settleIn(flashDeps(t), trx as FlashSalesTrx, shop.id, locked, 'system');
+    });
+    const cancel = await send(t.app, 'POST', `/api/v1/flash-sales/${sale.id}/cancel`, shop.staff, {});
+    expect([cancel.statusCode, cancel.json().code], cancel.body).toEqual([409, 'NOT_LIVE']);
+    const { rows } = await withSystem(t.ctx.db.kysely, (trx) =>
+      sql<{ cancelled_at: Date | null; waiting: number }>`
+        select c.cancelled_at, (select count(*)::int from flash_sales.admissions a
+          where a.campaign_id = c.id and a.status = 'admitted') as waiting
+        from flash_sales.campaigns c where c.id = ${sale.id}`.execute(trx),
+    );
+    expect(rows[0]).toEqual({ cancelled_at: null, waiting: 1 });
+  }, 60_000);
+
   it('refuses CAMPAIGN_STARTED to a change of a sale with admissions, however early this process’s clock', async () => {
     const variant = await saleVariant(t, shop, 10);
     const sale = await createSale(t, shop, variant, { units: 3 });
