@@ -9,4 +9,5 @@ export {
 } from './secrets.ts';
 export { configuredSecretsKey, deriveKey, deriveServerKey, signingKeyMaterial } from './server-keys.ts';
 export { type StateMachine, stateMachine, type Transitions } from './state-machine.ts';
+export { cutText } from './text.ts';
 export { signWebhook, verifyWebhook } from './webhook-signature.ts';

@@ -2,6 +2,7 @@ import type { Static } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AppError, type FieldError, validationFailed } from '../../platform/http/index.ts';
 import { fieldErrors } from '../../platform/http/problem-handler.ts';
+import { cutText } from '../../platform/text.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Image, ProductStatus, Seo } from '../tables.ts';
 import { LIMITS, type NewVariantBody, ProductBody, type VariantBody } from './product-schemas.ts';
@@ -87,7 +88,7 @@ function checkPrices(prices: Record<string, number>, at: string, errors: FieldEr
 /** A variant's title when none is given: its option values, else "Default". */
 export const defaultVariantTitle = (options: Record<string, string>): string =>
   // 255 characters (code points, as the column counts them): a cut never splits a surrogate pair.
-  Array.from(Object.values(options).join(' / ')).slice(0, 255).join('') || 'Default';
+  cutText(Object.values(options).join(' / '), 255) || 'Default';
 
 /** Checks one variant beyond its schema and fills its defaults; errors are pushed under `at`. */
 export function normaliseVariant(v: VariantBodyInput, at: string, errors: FieldError[]): VariantInput {

@@ -1,4 +1,5 @@
 import { sql, type Transaction } from 'kysely';
+import { cutText } from '../../platform/text.ts';
 import { wordsOf } from './query-text.ts';
 import { lockStockFlags } from './stock-levels.ts';
 
@@ -38,16 +39,9 @@ const searchable = (text: string): string => text.normalize('NFKC');
 /** At most this many attribute pairs per product are indexed (filters and facets). */
 const MAX_PAIRS = 200;
 
-/**
- * The first max characters of text (code points: a cut never splits a surrogate pair, which
- * PostgreSQL refuses as text and jsonb, and the write of the whole document with it).
- */
-const cut = (text: string, max: number): string =>
-  text.length <= max ? text : Array.from(text).slice(0, max).join('');
-
 const scalar = (value: unknown): string | undefined =>
   typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean'
-    ? cut(String(value).trim(), 100)
+    ? cutText(String(value).trim(), 100)
     : undefined;
 
 /**
@@ -58,7 +52,7 @@ export function attributePairs(attributes: Record<string, unknown>, options: Arr
   const pairs = new Set<string>();
   const add = (key: string, value: unknown) => {
     const text = scalar(value);
-    const name = cut(key.trim().toLowerCase(), 64);
+    const name = cutText(key.trim().toLowerCase(), 64);
     if (text && name && !name.includes('=') && pairs.size < MAX_PAIRS) pairs.add(`${name}=${text}`);
   };
   for (const [key, value] of Object.entries(attributes)) {

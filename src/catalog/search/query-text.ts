@@ -1,3 +1,5 @@
+import { cutText } from '../../platform/text.ts';
+
 /**
  * What a shopper typed, as words, and the tsquery text built from them. Words are runs of letters,
  * digits and combining marks only, so nothing of the shopper's text reaches tsquery syntax: every word is quoted
@@ -26,7 +28,7 @@ export function wordsOf(text: string, max = Number.POSITIVE_INFINITY): string[] 
   const words: string[] = [];
   for (const match of text.normalize('NFKC').toLowerCase().matchAll(WORD)) {
     const word = match[0];
-    words.push(word.length <= MAX_WORD_LENGTH ? word : Array.from(word).slice(0, MAX_WORD_LENGTH).join(''));
+    words.push(cutText(word, MAX_WORD_LENGTH));
     if (words.length >= max) break;
   }
   return words;
