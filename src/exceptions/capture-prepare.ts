@@ -1,3 +1,4 @@
+import { cutText } from '../platform/text.ts';
 import type { CaptureInput } from './capture.ts';
 import { type Classification, classify, loadRules } from './classify.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
@@ -26,8 +27,8 @@ export async function prepare(trx: ExceptionsTrx, inputs: CaptureInput[]): Promi
   for (const raw of inputs) {
     const input = {
       ...raw,
-      transactionId: raw.transactionId.slice(0, 200),
-      reason: raw.reason.slice(0, 4000) || 'no reason given',
+      transactionId: cutText(raw.transactionId, 200),
+      reason: cutText(raw.reason, 4000) || 'no reason given',
     };
     const classification = classify(input, rules, input.preset);
     const normalized = normalizeReason(input.reason);

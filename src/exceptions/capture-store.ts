@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { type JsonColumn, jsonObjects, jsonRows } from '../platform/db/index.ts';
+import { cutText } from '../platform/text.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { Pending } from './capture-prepare.ts';
 import { type ViewedRow, viewColumns } from './exception-view.ts';
@@ -10,7 +11,7 @@ import type { ExceptionsTrx } from './tables.ts';
 export const CLOSED_STATUSES = ['RESOLVED', 'CLOSED', 'RETRIED_SUCCESS'];
 
 const clip = (value: string | null | undefined, max: number) =>
-  value === null || value === undefined || value === '' ? null : value.slice(0, max);
+  value === null || value === undefined || value === '' ? null : cutText(value, max);
 
 /** The columns a capture returns: the view's (not the payload it just sent, nor the search vector). */
 const COLUMNS = viewColumns('exceptions');
@@ -60,8 +61,8 @@ function rowsOf(pending: Pending[]): unknown[][] {
     i.transactionId,
     clip(i.externalId, 200),
     i.interfaceType,
-    i.eventType.slice(0, 200),
-    i.operation.slice(0, 200) || 'unknown',
+    cutText(i.eventType, 200),
+    cutText(i.operation, 200) || 'unknown',
     i.reason,
     c.category,
     c.severity,
@@ -91,14 +92,22 @@ export type Captured = ViewedRow & {
 };
 
 /**
- * Writes the batch in two statements whatever its size: the groups it needs (missing ones
- * made), then the exceptions (new, or repeated: occurrences added, reason and payload updated,
+ * Writes the batch in three statements whatever its size: a lock per transaction id, the groups it
+ * needs (missing ones made), then the exceptions (new, or repeated: occurrences added, reason and payload updated,
  * a closed one reopened; a repeat moves to its new reason's group). creditGroups counts them.
  * A group the snapshot already shows is left out of the insert: ON CONFLICT's check of an
  * existing key waits for a transaction updating that row (the fold of the groups' credits), and
  * every capture of the tenant queued behind each fold.
  */
 export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pending[]): Promise<Captured[]> {
+  // Reports of one transaction id queue here, before any other lock of the capture and in key order
+  // (no deadlock), until the other's commit: `old` below, read at the upsert's start, is then the
+  // row the upsert changes. Two at once each read the exception's former group, and both credited
+  // its move (the new group counted it twice).
+  await sql`select pg_advisory_xact_lock(k) from (
+      select distinct hashtextextended(${`exceptions.capture:${tenantId}:`} || t, 0) as k
+      from unnest(${pending.map((p) => p.input.transactionId)}::text[]) as t order by k) l
+    order by k`.execute(trx);
   const groups = new Map<string, Pending>();
   for (const p of pending) if (!groups.has(p.fingerprint)) groups.set(p.fingerprint, p);
   const groupRows = [...groups.values()].map((p) => ({

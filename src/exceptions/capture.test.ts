@@ -3,6 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer } from '../cart/cart-test-fixtures.ts';
 import { createStore, placeOrder, product, readyCart, until } from '../checkout/checkout-test-fixtures.ts';
 import { withTenant } from '../platform/db/index.ts';
+import { testDatabaseKind } from '../platform/testing/index.ts';
+import type { CaptureInput } from './capture.ts';
+import { prepare } from './capture-prepare.ts';
+import { write } from './capture-store.ts';
 import { classify, defaultClassification } from './classify.ts';
 import { type ExceptionRow, toView } from './exception-view.ts';
 import {
@@ -14,7 +18,7 @@ import {
   writeInbound,
 } from './exceptions-test-fixtures.ts';
 import { fingerprint, normalizeReason } from './fingerprint.ts';
-import { foldGroupCredits } from './group-credits.ts';
+import { creditGroups, foldGroupCredits } from './group-credits.ts';
 import type { ExceptionsDb, ExceptionsTrx } from './tables.ts';
 
 let t: ExceptionsTestApp;
@@ -322,6 +326,38 @@ describe('capture of inbound events', () => {
     expect((await auditOf(ops.id, row.id)).map((a) => a.action)).toEqual(['captured', 'reopened']);
   });
 
+  it('captures reasons and ids in emoji whole, cut by characters as their columns count them (never inside a surrogate pair)', async () => {
+    // The group's normalized reason is cut at 500 characters: here inside the emoji after 499 x.
+    const grouped = txid('emoji-group');
+    // 4,000 characters, 7,999 UTF-16 units: cut at 4,000 units, it ended inside an emoji.
+    const long = txid('emoji-reason');
+    // 150 characters (300 UTF-16 units): within the 200 an id may have, so kept whole.
+    const emojiId = '🚚'.repeat(150);
+    const events = [
+      {
+        type: 'DistributionFailed',
+        data: { transactionId: grouped, destination: 'dhl', reason: `${'x'.repeat(499)}😀 tail` },
+      },
+      {
+        type: 'DistributionFailed',
+        data: { transactionId: long, destination: 'dhl', reason: `a${'😀'.repeat(3999)}` },
+      },
+      {
+        type: 'DistributionFailed',
+        data: { transactionId: emojiId, destination: 'dhl', reason: 'refused', customerId: '🙂'.repeat(200) },
+      },
+    ];
+    expect(normalizeReason(events[0]!.data.reason).isWellFormed()).toBe(true);
+    for (const event of events) {
+      const written = await writeInbound(t, ops, [event]);
+      expect(written.statusCode, written.body).toBe(202);
+      // Captured in the write's transaction: there once the write is answered.
+      const row = await exceptionOf(ops.id, event.data.transactionId);
+      expect(row?.reason, event.data.transactionId).toBe(event.data.reason);
+    }
+    expect((await exceptionOf(ops.id, emojiId))?.customer_id).toBe('🙂'.repeat(200));
+  });
+
   it('refuses a bad inbound event at write time with 422 naming the field', async () => {
     const cases: [string, Record<string, unknown>, string][] = [
       ['OrderShipped', { transactionId: 'x', reason: 'r' }, '/headers/ce-type'],
@@ -434,6 +470,61 @@ describe("capture of Mercato's own failures", () => {
 });
 
 describe('exception groups', () => {
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'counts an exception once in its new group when two reports move it there at once',
+    async () => {
+      const id = txid('moved');
+      const report = (transactionId: string, reason: string): CaptureInput => ({
+        transactionId,
+        eventType: 'DistributionFailed',
+        interfaceType: 'DISTRIBUTION',
+        operation: 'distribution.send',
+        reason,
+        sourceRef: { kind: 'source', interfaceType: 'DISTRIBUTION', externalId: null },
+      });
+      // What capture writes of the groups (capture.ts): the exception, then its group's credit.
+      const capture = async (trx: ExceptionsTrx, input: CaptureInput) => {
+        const pending = [...(await prepare(trx, [input])).values()];
+        await creditGroups(trx, ops.id, await write(trx, ops.id, pending), pending);
+      };
+      const [before, after] = [`depot ${id} unreachable`, `depot ${id} refused the manifest`];
+      await inTenant(ops.id, (trx) => capture(trx, report(id, before)));
+      await inTenant(ops.id, (trx) => capture(trx, report(`${id}-other`, after)));
+      // The first report moves it and holds its transaction open; the second comes meanwhile.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let moved!: () => void;
+      const first = new Promise<void>((resolve) => {
+        moved = resolve;
+      });
+      const one = inTenant(ops.id, async (trx) => {
+        await capture(trx, report(id, after));
+        moved();
+        await held;
+      });
+      await first;
+      const two = inTenant(ops.id, (trx) => capture(trx, report(id, after)));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      release();
+      await Promise.all([one, two]);
+      const groups = await inTenant(ops.id, async (trx) => {
+        await foldGroupCredits(trx);
+        const { rows } = await sql<{ reason: string; exceptions: number; held: number }>`
+          select g.normalized_reason as reason, g.exceptions,
+            (select count(*)::int from exceptions.exceptions e where e.group_id = g.id) as held
+          from exceptions.groups g where g.normalized_reason like ${`depot ${normalizeReason(id)}%`}
+          order by g.normalized_reason`.execute(trx);
+        return rows;
+      });
+      expect(groups).toEqual([
+        { reason: `depot ${normalizeReason(id)} refused the manifest`, exceptions: 2, held: 2 },
+        { reason: `depot ${normalizeReason(id)} unreachable`, exceptions: 0, held: 0 },
+      ]);
+    },
+  );
+
   it('groups exceptions whose reasons differ only in numbers, newest first, in cursor pages', async () => {
     const tenant = await createOpsTenant(t, 'capture-groups');
     const a = txid('grp');

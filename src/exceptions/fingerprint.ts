@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { cutText } from '../platform/text.ts';
 import type { Category, InterfaceType } from './tables.ts';
 
 /** The longest normalized reason kept (and hashed). */
@@ -25,7 +26,7 @@ const PLACEHOLDERS: [RegExp, string][] = [
 export function normalizeReason(reason: string): string {
   let text = reason.toLowerCase();
   for (const [pattern, placeholder] of PLACEHOLDERS) text = text.replace(pattern, placeholder);
-  return text.replace(/\s+/g, ' ').trim().slice(0, NORMALIZED_REASON_MAX);
+  return cutText(text.replace(/\s+/g, ' ').trim(), NORMALIZED_REASON_MAX);
 }
 
 /** The group of an exception: sha256 (hex) of its interface type, category and normalized reason. */

@@ -3,6 +3,7 @@ import { Compile } from 'typebox/compile';
 import type { ReceivedEvent } from '../platform/events/index.ts';
 import type { FieldError } from '../platform/http/index.ts';
 import { fieldErrors } from '../platform/http/problem-handler.ts';
+import { cutText } from '../platform/text.ts';
 import type { InboundCheck } from '../wal/index.ts';
 import type { CaptureInput } from './capture.ts';
 import { MAX_SEARCHABLE_BYTES, tooMuchToSearch } from './searchable.ts';
@@ -181,19 +182,18 @@ export function inboundCapture(event: ReceivedEvent): CaptureInput {
     const first = errors[0];
     return {
       transactionId: `wal:interface-exceptions:${event.id}`,
-      eventType: event.type.slice(0, 200) || 'unknown',
+      eventType: cutText(event.type, 200) || 'unknown',
       interfaceType: known,
       operation: 'inbound.read',
-      reason:
-        `inbound event ${event.type.slice(0, 200)} is malformed: ${first?.pointer ?? ''} ${first?.message ?? ''}`.slice(
-          0,
-          4000,
-        ),
+      reason: cutText(
+        `inbound event ${cutText(event.type, 200)} is malformed: ${first?.pointer ?? ''} ${first?.message ?? ''}`,
+        4000,
+      ),
       sourceRef: { kind: 'source', interfaceType: known, externalId: null },
       preset: { category: 'VALIDATION', retryable: false },
       payload: event.data,
       seenAt: event.time,
-      correlationId: event.correlationid?.slice(0, 200) ?? null,
+      correlationId: event.correlationid === undefined ? null : cutText(event.correlationid, 200),
     };
   }
   const spec = INBOUND_EVENTS[event.type];

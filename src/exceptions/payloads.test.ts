@@ -76,6 +76,27 @@ describe('payload retrieval', () => {
     expect(requestsFor('tx-basic')[0]!.headers.authorization).toBe(basic);
   });
 
+  it('never asks another path than /payloads/{id}: an id of . or .. (a URL would climb with it) is not sent', async () => {
+    for (const externalId of ['.', '..']) {
+      const transactionId = `tx-dots-${externalId.length}`;
+      const row = await insertException(t, shop.id, {
+        transactionId,
+        externalId,
+        payload: { carried: transactionId },
+        sourceRef: { kind: 'source', interfaceType: 'ORDER', externalId },
+      });
+      const before = source.requests.length;
+      const answer = await hooks().loadPayload(shop.id, row);
+      // {baseUrl}/payloads/.. is {baseUrl}/ once a URL resolves it: the credentials went there.
+      expect(source.requests.slice(before).map((r) => r.url)).toEqual([]);
+      expect(answer).toEqual({
+        payload: { carried: transactionId },
+        from: 'event',
+        error: `the id ${externalId} cannot name a payload in a URL path`,
+      });
+    }
+  });
+
   it("answers the event's payload with the reason when the source has none, answers too much, or not JSON", async () => {
     const cases: Array<[string, string | undefined, RegExp]> = [
       ['missing', undefined, /^HTTP 404/],

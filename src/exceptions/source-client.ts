@@ -170,8 +170,11 @@ export function createSourceClient(guard: SsrfGuard, logger: Logger) {
   }
 
   return {
-    /** GET {baseUrl}/payloads/{id}: the payload, JSON of at most 1 MiB. */
+    /** GET {baseUrl}/payloads/{id}: the payload, JSON of at most 1 MiB (never for an id of . or ..). */
     async getPayload(target: SourceTarget, id: string): Promise<unknown> {
+      // A URL reads . and .. (encoded too: %2e) as a step up: {baseUrl}/payloads/.. is {baseUrl}/.
+      if (id === '.' || id === '..')
+        throw new SourceError(`the id ${id} cannot name a payload in a URL path`, false);
       const url = sourceUrl(target.baseUrl, `payloads/${encodeURIComponent(id)}`);
       const headers = {
         accept: 'application/json',
