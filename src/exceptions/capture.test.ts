@@ -356,6 +356,23 @@ describe('capture of inbound events', () => {
       expect(row?.reason, event.data.transactionId).toBe(event.data.reason);
     }
     expect((await exceptionOf(ops.id, emojiId))?.customer_id).toBe('🙂'.repeat(200));
+    // Its own routes open it: 150 characters are 1,800 once percent-encoded in the path.
+    const opened = await send(
+      t.app,
+      'GET',
+      `/api/v1/exceptions/${encodeURIComponent(emojiId)}`,
+      ops.operator,
+    );
+    expect(opened.statusCode, opened.body).toBe(200);
+    expect(opened.json()).toMatchObject({ transactionId: emojiId });
+    const acknowledged = await send(
+      t.app,
+      'PUT',
+      `/api/v1/exceptions/${encodeURIComponent(emojiId)}/acknowledge`,
+      ops.operator,
+      {},
+    );
+    expect(acknowledged.statusCode, acknowledged.body).toBe(200);
   });
 
   it('refuses a bad inbound event at write time with 422 naming the field', async () => {

@@ -56,7 +56,10 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
     // What Node's HTTP parser refuses (431, a bad request line) is a problem+json too.
     clientErrorHandler,
     forceCloseConnections: 'idle',
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // A path parameter as sent, percent-encoded: 200 characters of 4-byte UTF-8 are 2,400. Each
+    // route's schema bounds its parameters as characters (every one has a maxLength, a pattern or
+    // a format); the router's bound only stops what no route could take.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2400 },
     // Every log line of a request, "incoming request" included, carries the caller's trace ids.
     childLoggerFactory: (logger, bindings, opts, rawReq) =>
       lazyChildLogger(
