@@ -56,6 +56,18 @@ async function staffPayment(orderId: string, amount: number, upTo: 'authorized' 
   return id;
 }
 
+/** A customer's order of one unit, completed by its checkout (201), with the checkout's own payment. */
+async function completedOrder() {
+  const item = await product(t, shop, 3);
+  const customer = await newCustomer(t, shop);
+  await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
+  const placed = await placeOrder(t, customer);
+  expect(placed.statusCode, placed.body).toBe(201);
+  const order = placed.json<Order>();
+  const [own] = await paymentsOf(order.id);
+  return { customer, order, own: own! };
+}
+
 describe('staff payments of an order the checkout pays', () => {
   it('are refused (409) for a flash-sale order waiting for its payment: the customer pays it once', async () => {
     const variant = await saleVariant(t, shop, 5);
@@ -120,15 +132,9 @@ describe('staff status changes of an order the checkout pays', () => {
 
 describe('a cancel of a completed order', () => {
   it('gives back the staff payments made for it with its own: captured ones refunded, authorized ones voided', async () => {
-    const item = await product(t, shop, 3);
-    const customer = await newCustomer(t, shop);
-    await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
-    const placed = await placeOrder(t, customer);
-    expect(placed.statusCode, placed.body).toBe(201);
-    const order = placed.json<Order>();
-    const [own] = await paymentsOf(order.id);
+    const { customer, order, own } = await completedOrder();
     // Staff refund part of the checkout's payment and take it again by phone, in two payments.
-    const refunded = await staff('POST', `/payments/${own!.id}/refund`, {
+    const refunded = await staff('POST', `/payments/${own.id}/refund`, {
       amount: 600,
       reason: 'paid by phone instead',
       refundKey: 'by-phone',
@@ -143,7 +149,7 @@ describe('a cancel of a completed order', () => {
     expect(cancelled.statusCode, cancelled.body).toBe(200);
     expect(cancelled.json<Order>()).toMatchObject({ status: 'cancelled', paymentStatus: 'refunded' });
     const after = new Map((await paymentsOf(order.id)).map((p) => [p.id, p]));
-    expect(after.get(own!.id)).toMatchObject({ status: 'refunded', refundedAmount: order.totals.total });
+    expect(after.get(own.id)).toMatchObject({ status: 'refunded', refundedAmount: order.totals.total });
     expect(after.get(captured)).toMatchObject({ status: 'refunded', refundedAmount: 400 });
     expect(after.get(authorized)).toMatchObject({ status: 'voided' });
     // The PSP holds nothing of the customer's any more, each refunded once.
@@ -160,13 +166,9 @@ describe('a cancel of a completed order', () => {
   });
 
   it('refunds all of a payment even when staff already used its refund key for part of it', async () => {
-    const item = await product(t, shop, 3);
-    const customer = await newCustomer(t, shop);
-    await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
-    const order = (await placeOrder(t, customer)).json<Order>();
-    const [own] = await paymentsOf(order.id);
+    const { customer, order, own } = await completedOrder();
     // Any refundKey is the caller's to choose, the one the compensation uses included.
-    const goodwill = await staff('POST', `/payments/${own!.id}/refund`, {
+    const goodwill = await staff('POST', `/payments/${own.id}/refund`, {
       amount: 1,
       reason: 'goodwill',
       refundKey: `order-${order.id}-refund`,
@@ -186,12 +188,8 @@ describe('a cancel of a completed order', () => {
   });
 
   it('refuses (409) a staff payment while it is being undone, so none escapes the compensation', async () => {
-    const item = await product(t, shop, 3);
-    const customer = await newCustomer(t, shop);
-    await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
-    const order = (await placeOrder(t, customer)).json<Order>();
-    const [own] = await paymentsOf(order.id);
-    const refunded = await staff('POST', `/payments/${own!.id}/refund`, {
+    const { customer, order, own } = await completedOrder();
+    const refunded = await staff('POST', `/payments/${own.id}/refund`, {
       amount: 600,
       reason: 'paid by phone instead',
       refundKey: 'partly',
@@ -200,7 +198,7 @@ describe('a cancel of a completed order', () => {
     // The PSP now refuses the rest's refund (refunded elsewhere, its books say): the compensation
     // keeps failing and the order stays completed, its saga compensating, until an operator acts.
     await sql`update test_psp.charges set refunded_amount = captured_amount
-      where id = ${own!.providerTransactionId}`.execute(t.ctx.db.kysely);
+      where id = ${own.providerTransactionId}`.execute(t.ctx.db.kysely);
     const cancel = await send(t.app, 'PUT', `/api/v1/orders/${order.id}/cancel`, customer, { reason: 'no' });
     expect(cancel.statusCode, cancel.body).toBeLessThan(300);
     await until(async () => {

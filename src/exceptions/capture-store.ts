@@ -106,7 +106,7 @@ export async function write(trx: ExceptionsTrx, tenantId: string, pending: Pendi
   // its move (the new group counted it twice).
   await sql`select pg_advisory_xact_lock(k) from (
       select distinct hashtextextended(${`exceptions.capture:${tenantId}:`} || t, 0) as k
-      from unnest(${pending.map((p) => p.input.transactionId)}::text[]) as t order by k) l
+      from unnest(${pending.map((p) => p.input.transactionId)}::text[]) as t) l
     order by k`.execute(trx);
   const groups = new Map<string, Pending>();
   for (const p of pending) if (!groups.has(p.fingerprint)) groups.set(p.fingerprint, p);

@@ -1,5 +1,4 @@
 import { sql } from 'kysely';
-import { cutText } from '../platform/text.ts';
 import type { Pending } from './capture-prepare.ts';
 import type { Captured } from './capture-store.ts';
 import { type ExceptionsTrx, type Severity, severityRank } from './tables.ts';
@@ -25,7 +24,7 @@ export async function creditGroups(
   rows: Captured[],
   pending: Pending[],
 ) {
-  const n = new Map(pending.map((p) => [cutText(p.input.transactionId, 200), p.n]));
+  const n = new Map(pending.map((p) => [p.input.transactionId, p.n]));
   const credit = new Map<string, GroupCredit>();
   const of = (id: string): GroupCredit => {
     const known = credit.get(id);

@@ -5,7 +5,7 @@ import type { Candidate, Committed } from './admission-committer.ts';
 import { type Admission, customersOf, toAdmission } from './admission-store.ts';
 import { addressKey, shippingAddresses } from './batch-addresses.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
-import { type Campaign, getCampaign, poolKey, statusOf } from './campaign-store.ts';
+import { type Campaign, getCampaign, lockedStatusOf, poolKey } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { flashOrder } from './flash-order.ts';
 import { dedupeKey } from './gate.ts';
@@ -38,10 +38,8 @@ export async function commitBatch(
     ),
     shippingAddresses(deps, trx, candidates),
   ]);
-  // Decided from the locked row, at the time the lock was granted: a sale settled (its end,
-  // by the clock of whichever process settled it) is over, whatever this process's clock says.
   const now = new Date();
-  const status = campaign.settledAt && !campaign.cancelledAt ? 'ended' : statusOf(campaign, now);
+  const status = lockedStatusOf(campaign, now);
   if (status !== 'live' && status !== 'sold_out') {
     const error = new AppError('NOT_LIVE', `flash sale ${campaignId} is ${status}`);
     const answers = candidates.map((): Committed => ({ outcome: 'refused', error }));

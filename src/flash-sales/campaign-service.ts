@@ -4,7 +4,7 @@ import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
-import { type Campaign, getCampaign, poolKey, statusOf, toCampaign } from './campaign-store.ts';
+import { type Campaign, getCampaign, lockedStatusOf, poolKey, toCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import type { CampaignPatchBody, NewCampaignBody } from './schemas.ts';
 import type { FlashSalesTrx } from './tables.ts';
@@ -135,11 +135,8 @@ export async function updateCampaign(
   const updated = await withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
     const current = await getCampaign(trx, id, true);
-    // Decided from the locked row, at the time the lock was granted: a start announced (by the
-    // lifecycle, or with a first admission, by whichever process's clock) counts as started.
     const now = new Date();
-    const phase = statusOf(current, now);
-    const status = phase === 'scheduled' && current.announced.started ? 'live' : phase;
+    const status = lockedStatusOf(current, now);
     if (status !== 'scheduled') {
       throw new AppError(
         'CAMPAIGN_STARTED',
@@ -207,10 +204,9 @@ export async function cancelCampaign(
     const trx = anyTrx as FlashSalesTrx;
     const current = await getCampaign(trx, id, true);
     if (current.cancelledAt) return current;
-    // Decided from the locked row, at the time the lock was granted: a sale its end settled (by
-    // whichever process's clock) has ended, and its admitted orders keep their payment windows.
+    // A sale its end settled has ended: its admitted orders keep their payment windows.
     const now = new Date();
-    if (current.settledAt || statusOf(current, now) === 'ended') {
+    if (lockedStatusOf(current, now) === 'ended') {
       throw new AppError('NOT_LIVE', `flash sale ${current.id} has ended; it can no longer be cancelled`);
     }
     await trx

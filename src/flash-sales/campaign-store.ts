@@ -84,6 +84,21 @@ export function statusOf(
 }
 
 /**
+ * Where a campaign stands, read from its locked row at `now` (take it once the lock is granted):
+ * what it records overrules this process's clock, which may lag the one that settled or started it.
+ * Settled (by its end) is ended; a start announced (by the lifecycle, or with a first admission) is
+ * started. Where a change, a cancel or an admission batch decides.
+ */
+export function lockedStatusOf(
+  c: Pick<Campaign, 'cancelledAt' | 'settledAt' | 'announced' | 'startsAt' | 'endsAt' | 'admitted' | 'units'>,
+  now = new Date(),
+): CampaignStatus {
+  if (c.settledAt && !c.cancelledAt) return 'ended';
+  const status = statusOf(c, now);
+  return status === 'scheduled' && c.announced.started ? 'live' : status;
+}
+
+/**
  * Where a campaign stands at `now` by its times alone (live, sold out or not): what admission
  * checks before the gate, which decides sold out (a sale whose units came down to 0, its pool
  * found empty, is sold out, not "not live").

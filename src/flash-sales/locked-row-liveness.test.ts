@@ -35,21 +35,33 @@ const rowOf = (saleId: string) =>
     return rows[0]!;
   });
 
+/** A live sale of 3 units with one admission, and `more` customers who have not tried yet. */
+async function saleWithAnAdmission(more = 0) {
+  const variant = await saleVariant(t, shop, 10);
+  const sale = await createSale(t, shop, variant, { units: 3 });
+  const [first, ...others] = await bulkCustomers(t, shop, 1 + more);
+  const admitted = await attempt(t, sale.id, first!);
+  expect(admitted.statusCode, admitted.body).toBe(202);
+  return { sale, others };
+}
+
+/** Settles the sale as the lifecycle's end does once a clock ahead of this process's passed its end. */
+const settle = (saleId: string) =>
+  withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
+    const locked = await getCampaign(trx as FlashSalesTrx, saleId, true);
+    await settleIn(flashDeps(t), trx as FlashSalesTrx, shop.id, locked, 'system');
+  });
+
 // The lifecycle ends a sale by the database's clock (`ends_at <= now()`) and a change or an
 // admission batch decided by this process's: a process whose clock is behind the one that settled
 // the sale, or started it, must still go by what the locked row says.
 describe("a sale's liveness, decided from its locked row", () => {
   it('answers NOT_LIVE to an attempt on a sale its end settled, however early this process’s clock, and keeps its units', async () => {
-    const variant = await saleVariant(t, shop, 10);
-    const sale = await createSale(t, shop, variant, { units: 3 });
-    const [first, buyer] = await bulkCustomers(t, shop, 2);
-    const admitted = await attempt(t, sale.id, first!);
-    expect(admitted.statusCode, admitted.body).toBe(202);
-    // Settled as the lifecycle's end settles it once a clock ahead of this process's passed its end.
-    await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
-      const locked = await getCampaign(trx as FlashSalesTrx, sale.id, true);
-      await settleIn(flashDeps(t), trx as FlashSalesTrx, shop.id, locked, 'system');
-    });
+    const {
+      sale,
+      others: [buyer],
+    } = await saleWithAnAdmission(1);
+    await settle(sale.id);
     const late = await attempt(t, sale.id, buyer!);
     expect([late.statusCode, late.json().code], late.body).toEqual([409, 'NOT_LIVE']);
     // Not rewritten to what was admitted, no sell-out announced for a sale that ended.
@@ -59,15 +71,8 @@ describe("a sale's liveness, decided from its locked row", () => {
   }, 60_000);
 
   it('refuses NOT_LIVE to a cancel of a sale its end settled, however early this process’s clock, leaving its admitted orders waiting for payment', async () => {
-    const variant = await saleVariant(t, shop, 10);
-    const sale = await createSale(t, shop, variant, { units: 3 });
-    const [buyer] = await bulkCustomers(t, shop, 1);
-    const admitted = await attempt(t, sale.id, buyer!);
-    expect(admitted.statusCode, admitted.body).toBe(202);
-    await withTenant(t.ctx.db.kysely, shop.id, async (trx) => {
-      const locked = await getCampaign(trx as FlashSalesTrx, sale.id, true);
-      await settleIn(flashDeps(t), trx as FlashSalesTrx, shop.id, locked, 'system');
-    });
+    const { sale } = await saleWithAnAdmission();
+    await settle(sale.id);
     const cancel = await send(t.app, 'POST', `/api/v1/flash-sales/${sale.id}/cancel`, shop.staff, {});
     expect([cancel.statusCode, cancel.json().code], cancel.body).toEqual([409, 'NOT_LIVE']);
     const { rows } = await withSystem(t.ctx.db.kysely, (trx) =>
@@ -80,11 +85,7 @@ describe("a sale's liveness, decided from its locked row", () => {
   }, 60_000);
 
   it('refuses CAMPAIGN_STARTED to a change of a sale with admissions, however early this process’s clock', async () => {
-    const variant = await saleVariant(t, shop, 10);
-    const sale = await createSale(t, shop, variant, { units: 3 });
-    const [buyer] = await bulkCustomers(t, shop, 1);
-    const admitted = await attempt(t, sale.id, buyer!);
-    expect(admitted.statusCode, admitted.body).toBe(202);
+    const { sale } = await saleWithAnAdmission();
     // To this process the sale starts in a minute: a process whose clock was ahead admitted.
     await withSystem(t.ctx.db.kysely, (trx) =>
       sql`update flash_sales.campaigns set starts_at = now() + interval '1 minute' where id = ${sale.id}`.execute(
