@@ -545,6 +545,42 @@ describe('products', () => {
     }
   });
 
+  it('filters by attribute names holding a colon or a backslash, written escaped as its facets name them', async () => {
+    const response = await send(
+      t.app,
+      'POST',
+      '/api/v1/products',
+      shop.staff,
+      productBody({
+        attributes: { 'size:eu': '42', 'a\\b': 'c:d' },
+        variants: [{ sku: `COLON-${Date.now()}`, prices: { USD: 100 } }],
+      }),
+    );
+    expect(response.statusCode, response.body).toBe(201);
+    const product = response.json<Product>();
+    const find = (...filters: string[]) =>
+      send(
+        t.app,
+        'GET',
+        `/api/v1/products?${filters.map((f) => `attribute=${encodeURIComponent(f)}`).join('&')}&facets=true`,
+        shop.staff,
+      );
+    const found = await find('size\\:eu:42', 'A\\\\B:c:d');
+    expect(found.statusCode, found.body).toBe(200);
+    const page = found.json<{ items: { id: string }[]; facets: { attributes: { name: string }[] } }>();
+    expect(page.items.map((i) => i.id)).toEqual([product.id]);
+    expect(page.facets.attributes.map((a) => a.name).sort()).toEqual(['a\\b', 'size:eu']);
+    // Unescaped, the name ends at the first colon: size is not an attribute of any product.
+    const plain = await find('size:eu:42');
+    expect(plain.statusCode, plain.body).toBe(200);
+    expect(plain.json<{ items: unknown[] }>().items).toEqual([]);
+    for (const bad of ['size\\eu:42', 'size\\:eu', 'trailing\\']) {
+      const refused = await find(bad);
+      expect(refused.statusCode, bad).toBe(400);
+      expect(refused.json<{ code: string }>().code).toBe('VALIDATION_FAILED');
+    }
+  });
+
   it('finds variants for the cart by id and by SKU, with product status and prices', async () => {
     const product = await createProduct(t, shop, {
       status: 'draft',

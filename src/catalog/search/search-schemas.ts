@@ -40,9 +40,9 @@ export const ListQuery = Type.Object(
     ),
     attribute: Type.Optional(
       Repeated(
-        Type.String({ minLength: 3, maxLength: 170, pattern: '^[^:=]{1,64}:.{1,100}$' }),
+        Type.String({ minLength: 3, maxLength: 230, pattern: '^(?:[^:=\\\\]|\\\\[:\\\\]){1,64}:.{1,100}$' }),
         20,
-        'name:value, for example colour:Black (an attribute or variant option). Values of one name: any; different names: all',
+        'name:value, for example colour:Black (an attribute or variant option; a name holding : or \\ writes them \\: and \\\\, as in size\\:eu:42). Values of one name: any; different names: all',
       ),
     ),
     currency: Type.Optional(

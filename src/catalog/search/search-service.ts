@@ -44,13 +44,25 @@ function invalid(errors: FieldError[]): never {
   });
 }
 
+/**
+ * A 'name:value' filter's name and value: the name ends at the first ':' not escaped, as a name
+ * holding ':' or '\' is written ('\:', '\\'; the schema allows no other escape).
+ */
+function attributeFilter(filter: string): { name: string; value: string } {
+  let name = '';
+  let at = 0;
+  for (; at < filter.length && filter[at] !== ':'; at++)
+    name += filter[at] === '\\' ? filter[++at] : filter[at];
+  return { name, value: filter.slice(at + 1) };
+}
+
 /** 'name:value' filters as groups of 'name=value' pairs, one group per name. */
 function attributeGroups(values: string[]): string[][] {
   const groups = new Map<string, string[]>();
-  for (const value of values) {
-    const cut = value.indexOf(':');
-    const name = value.slice(0, cut).trim().toLowerCase();
-    const pair = `${name}=${value.slice(cut + 1).trim()}`;
+  for (const filter of values) {
+    const { name: written, value } = attributeFilter(filter);
+    const name = written.trim().toLowerCase();
+    const pair = `${name}=${value.trim()}`;
     groups.set(name, [...(groups.get(name) ?? []), pair]);
   }
   return [...groups.values()];
