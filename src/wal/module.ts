@@ -7,8 +7,10 @@ import { auditRoutes } from './audit/index.ts';
 import { startRetention } from './backends/postgres/retention.ts';
 import {
   createStreamBackends,
+  type DrainPruner,
   type Relay,
   type StreamConsumer,
+  startDrainPruner,
   startRelay,
 } from './backends/stream/index.ts';
 import { createCountedDelivery } from './counted-delivery.ts';
@@ -98,10 +100,12 @@ export type WalModule = MercatoModule & {
 /**
  * The WAL service: namespaces, writes, delivery to targets with retries, dead letters, audit.
  * `options.circuits`: the HTTP targets' breakers (threshold, half-open pause; tests shorten them).
+ * `options.drainPruneMs`: how often draining backends are looked at for pruning (default 30 s;
+ * tests shorten it).
  */
 export async function createWal(
   ctx: AppContext,
-  options: { circuits?: CircuitBreakerOptions } = {},
+  options: { circuits?: CircuitBreakerOptions; drainPruneMs?: number } = {},
 ): Promise<WalModule> {
   const db = ctx.db.kysely as Kysely<WalTables>;
   const systemTargets = createSystemTargets();
@@ -148,6 +152,7 @@ export async function createWal(
   });
   const consumers: StreamConsumer[] = [];
   let relay: Relay | undefined;
+  let drainPruner: DrainPruner | undefined;
   let stopRetention: (() => Promise<void>) | undefined;
   let stopPruning: (() => void) | undefined;
   return {
@@ -226,10 +231,13 @@ export async function createWal(
         consumers,
       );
       relay = startRelay({ ctx, db, streams });
+      // A backend a namespace moved off leaves its draining backends once it holds nothing more of it.
+      drainPruner = startDrainPruner({ ctx, db, streams, intervalMs: options.drainPruneMs });
     },
     async stop() {
       stopPruning?.();
       await stopRetention?.();
+      await drainPruner?.stop();
       await relay?.stop();
       await Promise.all(consumers.splice(0).map((consumer) => consumer.stop()));
       await Promise.all([...streams.values()].map((stream) => stream.close()));

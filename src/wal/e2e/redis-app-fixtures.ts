@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { createTestTenant, login, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
-import { createWal } from '../index.ts';
+import { createWal, type WalModule } from '../index.ts';
 import { type Receiver, startReceiver } from './receiver.ts';
 
 export type RedisWalApp = {
@@ -12,17 +12,30 @@ export type RedisWalApp = {
   receiver: Receiver;
   /** A client of the test Redis, for looking at what the backend stored. */
   redis: Redis;
+  /** The WAL module the app runs. */
+  wal: WalModule;
   close(): Promise<void>;
 };
 
 /**
  * The WAL alone on the test Redis (redis-streams on), private targets allowed so `receiver` can
- * take its deliveries, with a tenant named `slug` and its admin signed in. `env` adds settings.
+ * take its deliveries, with a tenant named `slug` and its admin signed in. `env` adds settings
+ * (NATS_URL adds nats-jetstream), `options` the WAL's (createWal).
  */
-export async function startRedisWalApp(slug: string, env: Record<string, string> = {}): Promise<RedisWalApp> {
+export async function startRedisWalApp(
+  slug: string,
+  env: Record<string, string> = {},
+  options: Parameters<typeof createWal>[1] = {},
+): Promise<RedisWalApp> {
+  let wal: WalModule | undefined;
   const t = await startTestApp(
     { REDIS_URL: testRedisUrl()!, MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1', ...env },
-    { modules: async (ctx) => [await createWal(ctx)] },
+    {
+      modules: async (ctx) => {
+        wal = await createWal(ctx, options);
+        return [wal];
+      },
+    },
   );
   const tenant = await createTestTenant(t, slug);
   const admin = {
@@ -36,6 +49,7 @@ export async function startRedisWalApp(slug: string, env: Record<string, string>
     admin,
     receiver,
     redis,
+    wal: wal!,
     async close() {
       await t.close();
       await receiver.close();

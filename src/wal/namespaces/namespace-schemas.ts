@@ -101,7 +101,8 @@ export const NamespaceView = Type.Object(
     drainingBackends: Type.Array(Backend, {
       description:
         'Stream backends the namespace named before (as backend or fallback) and no longer: they take no new writes ' +
-        'and go on delivering the messages they hold for it (read-only)',
+        'and go on delivering the messages they hold for it; one leaves the list once it holds nothing more to ' +
+        'deliver (read-only)',
     }),
     payloadSchema: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
     retry: Type.Object({

@@ -93,7 +93,8 @@ export type Namespace = {
   fallbackBackend: BackendName | null;
   /**
    * Stream backends the namespace named before (as its backend or fallback) and no longer
-   * (migration 0056): they go on delivering what they hold for it, and take no new writes.
+   * (migration 0056): they go on delivering what they hold for it, and take no new writes. One
+   * leaves the list once it holds nothing more to deliver (backends/stream/prune.ts, migration 0057).
    */
   drainingBackends: BackendName[];
   payloadSchema: Record<string, unknown> | null;

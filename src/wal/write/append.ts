@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import { withSystem } from '../../platform/db/index.ts';
+import { AppError } from '../../platform/http/index.ts';
 import {
   type GroupCommitter,
   isUnavailable,
@@ -8,10 +10,12 @@ import {
 import {
   BackendUnavailableError,
   backendUnavailable,
+  NamespaceRetiredError,
   type StreamBackend,
   type StreamBackendName,
 } from '../backends/stream/contract.ts';
-import type { Namespace } from '../namespaces/index.ts';
+import { reopenIfNamed } from '../backends/stream/prune.ts';
+import type { Namespace, NamespaceCache } from '../namespaces/index.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import { type InlineDelivery, inlineTargets, writeInline } from './inline-delivery.ts';
 
@@ -26,6 +30,9 @@ export function isBackendUnavailable(error: unknown): boolean {
   return error instanceof BackendUnavailableError || isUnavailable(error);
 }
 
+/** Rounds of reading the namespace again after a stream backend refused it as retired. */
+const RETIRED_ROUNDS = 3;
+
 /**
  * The write path of POST /wal/write: rows go to the namespace's backend (postgres through the
  * group committer, or in a transaction of their own that delivers them to the namespace's inline
@@ -33,11 +40,17 @@ export function isBackendUnavailable(error: unknown): boolean {
  * configured and the namespace has a fallback, to the fallback, and each receipt's `backend`
  * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
  * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
+ *
+ * A stream backend that refuses the namespace as retired (it moved off that backend, which then
+ * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with
+ * `reread`, it is read again (the cached copy dropped) and the rows go where it names now; when it
+ * names that backend again (it moved back), the backend is reopened to it first.
  */
 export function createAppender(
   committer: GroupCommitter,
   streams: StreamBackends,
   inline?: { db: Kysely<WalTables>; delivery: InlineDelivery | undefined },
+  reread?: { db: Kysely<WalTables>; namespaces: Pick<NamespaceCache, 'get' | 'peek' | 'invalidate'> },
 ): Appender {
   async function appendTo(
     namespace: Namespace,
@@ -59,7 +72,7 @@ export function createAppender(
     return stream.append(own);
   }
 
-  return async (namespace, rows) => {
+  async function appendOnce(namespace: Namespace, rows: NewMessageRow[]): Promise<WriteOutcome[]> {
     const tried: string[] = [];
     for (const backend of [namespace.backend, namespace.fallbackBackend]) {
       if (backend === null) continue;
@@ -75,5 +88,34 @@ export function createAppender(
       `backend ${namespace.backend}${fallback} of namespace ${namespace.name} cannot take writes now; retry shortly`,
       { backends: tried },
     );
+  }
+
+  return async (namespace, rows) => {
+    let current = namespace;
+    for (let round = 1; ; round++) {
+      try {
+        return await appendOnce(current, rows);
+      } catch (error) {
+        if (!(error instanceof NamespaceRetiredError)) throw error;
+        if (!reread || round >= RETIRED_ROUNDS) {
+          throw backendUnavailable(
+            `namespace ${current.name} moved off ${error.backend} while this write was under way; retry shortly`,
+            {},
+            error,
+          );
+        }
+        // The cached copy, unless a change was heard since (then it is already the new one).
+        const cached = reread.namespaces.peek(current.tenantId, current.name);
+        if (!cached || cached.backend === error.backend || cached.fallbackBackend === error.backend)
+          reread.namespaces.invalidate(current.tenantId, current.name);
+        const fresh = await reread.namespaces.get(current.tenantId, current.name);
+        if (!fresh) throw new AppError('NOT_FOUND', `namespace ${current.name} not found`);
+        const stream = streams.get(error.backend);
+        if (stream && (fresh.backend === error.backend || fresh.fallbackBackend === error.backend)) {
+          await withSystem(reread.db, (trx) => reopenIfNamed(trx, stream, fresh.tenantId, fresh.name));
+        }
+        current = fresh;
+      }
+    }
   };
 }

@@ -44,7 +44,12 @@ export function writeRoutes(deps: WalDeps, options: WriteRoutesOptions = {}) {
     app.decorateRequest('walWritten', undefined);
     const committer = options.committer ?? createGroupCommitter(deps.db);
     if (!options.committer) app.addHook('onClose', async () => committer.close());
-    const append = createAppender(committer, deps.streams, { db: deps.db, delivery: deps.inline });
+    const append = createAppender(
+      committer,
+      deps.streams,
+      { db: deps.db, delivery: deps.inline },
+      { db: deps.db, namespaces: deps.namespaces },
+    );
     // A missing credential is a 401, and a credential that may write no namespace at all (a
     // customer, a key without wal:write) a 403, before the body is even read: a 30 MiB batch is
     // refused without being received or parsed (preParsing: after the rate limit, before the body).

@@ -2,6 +2,7 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { idempotencyConflict } from '../postgres/group-commit.ts';
 import {
+  NamespaceRetiredError,
   type NewMessageRow,
   outcomeOf,
   type StreamBackend,
@@ -11,7 +12,14 @@ import {
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { type Core, createCore } from './core.ts';
-import { assertPrefix, bucketName, namespaceNames, stateKey, subjectOf } from './names.ts';
+import {
+  assertPrefix,
+  bucketName,
+  type NamespaceNames,
+  namespaceNames,
+  stateKey,
+  subjectOf,
+} from './names.ts';
 import {
   decodeJson,
   type Envelope,
@@ -149,7 +157,7 @@ async function append(core: Core, rows: NewMessageRow[], revive: boolean): Promi
   );
   // 2. Publish the batch at once (pipelined on the connection, in row order), then await every ack.
   const toPublish = plans.filter((p) => p.publish);
-  await Promise.all(
+  const published = await Promise.allSettled(
     toPublish.map((p) => {
       const envelope: Envelope = { key: p.key, id: p.state.message.id, generation: p.state.generation };
       return core.js.publish(p.subject, encodeJson(envelope), {
@@ -158,6 +166,23 @@ async function append(core: Core, rows: NewMessageRow[], revive: boolean): Promi
       });
     }),
   );
+  const refused = toPublish.filter((_, i) => {
+    const result = published[i]!;
+    return result.status === 'rejected' && isRetiredRefusal(result.reason);
+  });
+  if (refused.length > 0) {
+    // The namespace was retired here (it moved): what this call wrote to the KV for them goes
+    // (best effort: a retire let go of the namespace's states already), and the writer writes
+    // where the namespace is now. One published before the retire stays and is delivered here.
+    await Promise.all(
+      refused.map((p) =>
+        p.write ? kv.delete(p.key, { previousSeq: p.revision }).catch(() => undefined) : undefined,
+      ),
+    );
+    const first = refused[0]!.row;
+    throw new NamespaceRetiredError('nats-jetstream', first.tenant_id, first.namespace);
+  }
+  for (const result of published) if (result.status === 'rejected') throw result.reason;
   // 3. Mark them published (best effort: a consumer that got there first already did, and wins the CAS).
   await Promise.all(
     toPublish.map((p) =>
@@ -165,6 +190,52 @@ async function append(core: Core, rows: NewMessageRow[], revive: boolean): Promi
     ),
   );
   return plans.map((p) => outcomeOf(p.state.message, 'nats-jetstream', p.state.state, p.replayed));
+}
+
+/**
+ * A retired namespace's stream refuses every message (README.md, Retirement): it takes none
+ * larger than one byte, and an envelope is larger. JetStream checks it as it stores a message,
+ * so a publish is stored before a retire, or refused after it.
+ */
+const RETIRED_MAX_MSG_SIZE = 1;
+
+/** JetStream refused a publish for its size: the stream is retired (no envelope is that small). */
+function isRetiredRefusal(err: unknown): boolean {
+  const e = err as { code?: unknown; api_error?: { err_code?: unknown } } | undefined;
+  return e?.code === 10054 || e?.api_error?.err_code === 10054;
+}
+
+async function streamState(core: Core, names: NamespaceNames) {
+  await core.ensureStream(names);
+  return (await core.jsm()).streams.info(names.stream);
+}
+
+async function setMaxMsgSize(core: Core, names: NamespaceNames, size: number): Promise<void> {
+  const jsm = await core.jsm();
+  const { config } = await jsm.streams.info(names.stream);
+  if (config.max_msg_size !== size) await jsm.streams.update(names.stream, { ...config, max_msg_size: size });
+}
+
+/**
+ * Retires the namespace when its stream is empty: a work-queue stream keeps exactly what is not
+ * yet acknowledged (due, delayed by a nak, retrying, in flight), and a message leaves it only once
+ * its state is delivered or dead. The stream then refuses messages (RETIRED_MAX_MSG_SIZE) and is
+ * looked at again: one stored in between (a write racing the retire) puts its size back and
+ * answers false. Once retired, the namespace's KV states go (its sweep no longer runs): those of
+ * finished messages, and any a write left before a publish that never came.
+ */
+async function retireNamespace(core: Core, names: NamespaceNames): Promise<boolean> {
+  if ((await streamState(core, names)).state.messages > 0) return false;
+  await setMaxMsgSize(core, names, RETIRED_MAX_MSG_SIZE);
+  if ((await (await core.jsm()).streams.info(names.stream)).state.messages > 0) {
+    await setMaxMsgSize(core, names, -1);
+    return false;
+  }
+  const jsm = await core.jsm();
+  await core.kv();
+  const bucket = bucketName(core.options.prefix);
+  await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${names.hash}.>` });
+  return true;
 }
 
 /** The NATS JetStream backend: a stream per (tenant, namespace), state in one KV bucket (see README.md). */
@@ -250,6 +321,17 @@ export function createNatsJetStreamBackend(
             await reading;
           },
         };
+      });
+    },
+    retire(tenantId, namespace) {
+      const names = namespaceNames(prefix, tenantId, namespace);
+      return core.guard('retire', () => retireNamespace(core, names));
+    },
+    reopen(tenantId, namespace) {
+      const names = namespaceNames(prefix, tenantId, namespace);
+      return core.guard('reopen', async () => {
+        await streamState(core, names);
+        await setMaxMsgSize(core, names, -1);
       });
     },
     drop(tenantId, namespace) {

@@ -10,6 +10,7 @@ import {
   type AttemptHistory,
   BackendUnavailableError,
   type Decision,
+  NamespaceRetiredError,
   type NewMessageRow,
   type StreamBackend,
   type StreamConsumer,
@@ -460,5 +461,98 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     // A namespace of the same name made again starts empty and works.
     const [again] = await backend.append([row(gone, 'g1')]);
     expect(again?.replayed).toBe(false);
+  });
+
+  // retire / reopen (a namespace that moved off NATS: backends/stream/prune.ts).
+  it('is not retired while its stream holds a due, delayed, retrying or unsettled message', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'due')]);
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(false);
+    await backend.append([row(ns, 'later', { dueInMs: 1_500 })]);
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { calls } = await consumeWith([ns], async (message) => {
+      if (message.messageId === 'slow') await held;
+      return message.messageId === 'flaky' && message.attempts === 1 ? retry(500) : ack();
+    });
+    await stateOf(ns, 'due', 'delivered');
+    // the delayed one (nak'ed for the time left) is still in the stream
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(false);
+    await stateOf(ns, 'later', 'delivered');
+    await backend.append([row(ns, 'slow')]);
+    await eventually(() => (calls.some((c) => c.message.messageId === 'slow') ? true : undefined));
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(false);
+    release();
+    await stateOf(ns, 'slow', 'delivered');
+    await backend.append([row(ns, 'flaky')]);
+    await stateOf(ns, 'flaky', 'retrying');
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(false);
+    await stateOf(ns, 'flaky', 'delivered');
+    // A refused retire left the stream taking writes.
+    await backend.append([row(ns, 'after')]);
+    await stateOf(ns, 'after', 'delivered');
+    await eventually(async () => ((await backend.retire(ns.tenantId, ns.name)) ? true : undefined));
+  });
+
+  it('refuses every write once retired, leaves nothing of it in the KV, and takes writes again once reopened', async () => {
+    const ns = namespace();
+    await backend.append([row(ns, 'before')]);
+    await consumeWith([ns]);
+    await stateOf(ns, 'before', 'delivered');
+    await eventually(async () => ((await backend.retire(ns.tenantId, ns.name)) ? true : undefined));
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(true);
+    // the finished messages' states are let go (the sweep no longer walks a retired namespace)
+    expect(await backend.find(ns.tenantId, ns.name, 'before')).toBeUndefined();
+    // another process (its own stream cache) is refused too, and keeps no state of what it refused
+    const other = createNatsJetStreamBackend(nc, { prefix });
+    try {
+      for (const r of [
+        row(ns, 'late'),
+        row(ns, 'late-delayed', { dueInMs: 1_000 }),
+        row(ns, 'late-keyed', { key: 'k' }),
+      ]) {
+        await expect(other.append([r])).rejects.toBeInstanceOf(NamespaceRetiredError);
+        expect(await other.find(ns.tenantId, ns.name, r.message_id)).toBeUndefined();
+      }
+      const jsm = await jetstreamManager(nc);
+      expect(
+        (await jsm.streams.info(namespaceNames(prefix, ns.tenantId, ns.name).stream)).state.messages,
+      ).toBe(0);
+      // Moved back: reopened, it takes writes and delivers them again.
+      await other.reopen(ns.tenantId, ns.name);
+      const [outcome] = await other.append([row(ns, 'back')]);
+      expect(outcome?.replayed).toBe(false);
+      await stateOf(ns, 'back', 'delivered');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('retires a namespace never written here, refusing a write that comes after', async () => {
+    const ns = namespace();
+    expect(await backend.retire(ns.tenantId, ns.name)).toBe(true);
+    await expect(backend.append([row(ns, 'late')])).rejects.toBeInstanceOf(NamespaceRetiredError);
+  });
+
+  it('lets a write and a retire racing each other either land before it (not retired) or be refused', async () => {
+    const ns = namespace();
+    await consumeWith([ns]);
+    for (let round = 0; round < 10; round++) {
+      const [written, retired] = await Promise.allSettled([
+        backend.append([row(ns, `r${round}`, { dueInMs: 100 })]),
+        backend.retire(ns.tenantId, ns.name),
+      ]);
+      if (retired.status !== 'fulfilled') throw retired.reason;
+      if (written.status === 'fulfilled') {
+        expect(retired.value).toBe(false);
+        await stateOf(ns, `r${round}`, 'delivered');
+      } else {
+        expect(written.reason).toBeInstanceOf(NamespaceRetiredError);
+        expect(retired.value).toBe(true);
+        await backend.reopen(ns.tenantId, ns.name);
+      }
+    }
   });
 });

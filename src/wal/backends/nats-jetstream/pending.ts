@@ -33,6 +33,8 @@ export function createPendingNatsJetStreamBackend(
     lag: () => use((b) => b.lag()),
     ping: () => use((b) => b.ping()),
     drop: (tenantId, namespace) => use((b) => b.drop(tenantId, namespace)),
+    retire: (tenantId, namespace) => use((b) => b.retire(tenantId, namespace)),
+    reopen: (tenantId, namespace) => use((b) => b.reopen(tenantId, namespace)),
     follow: (tenantId, namespace, onMessage) => use((b) => b.follow(tenantId, namespace, onMessage)),
     async consume(deps) {
       if (backend) return backend.consume(deps);

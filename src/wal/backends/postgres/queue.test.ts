@@ -10,7 +10,7 @@ import {
 } from '../../delivery/delivery-test-fixtures.ts';
 import type { WalTables } from '../../tables.ts';
 import { leaseCtes } from './lease-ctes.ts';
-import { nextWakeQuery } from './next-wake.ts';
+import { nextWakeFallbackQuery, nextWakeQuery, WAITING_NAMESPACES_WALKED } from './next-wake.ts';
 import { rowsReadBy } from './plan-rows-test-fixtures.ts';
 import { completeMessages, failMessages, leaseMessages, nextWakeInMs, recordAndLease } from './queue.ts';
 
@@ -210,8 +210,86 @@ describe('postgres queue', () => {
     const ms = (await nextWakeInMs(db)) as number;
     expect(ms).toBeGreaterThan(7_100_000);
     expect(ms).toBeLessThanOrEqual(7_200_000);
-    // The first 100 waiting, then one probe per open namespace: not the 2,000 before.
-    expect(await rowsReadBy(db, nextWakeQuery(), 'messages_due')).toBeLessThan(150);
+    // The first 100 waiting, then one probe per namespace: not the 2,000 before.
+    const read = async (statement: Parameters<typeof rowsReadBy>[1]) =>
+      rowsReadBy(db, statement, 'messages_due');
+    expect((await read(nextWakeQuery())) + (await read(nextWakeFallbackQuery()))).toBeLessThan(150);
+  });
+
+  it('should find the next due time past a disabled namespace without probing every empty open one', async () => {
+    await sql`update wal.messages set lease_expires_at = now() + interval '1 day' where state = 'delivering'`.execute(
+      db,
+    );
+    const off = await freshNamespace();
+    await sql`
+      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+        max_attempts)
+      select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
+        now() + interval '1 hour' + i * interval '1 millisecond', 10
+      from generate_series(1, 150) i`.execute(db);
+    await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+    const on = await freshNamespace();
+    await insertMessage(db, tenant.id, on, {}, { dueInMs: 2 * 3_600_000 });
+    await insertEmptyNamespaces(on, 300);
+    // The 100 earliest are the disabled namespace's: the fallback looks further.
+    expect((await nextWakeQuery().execute(db)).rows[0]?.crowded).toBe(true);
+    const ms = (await nextWakeInMs(db)) as number;
+    expect(ms).toBeGreaterThan(7_100_000);
+    expect(ms).toBeLessThanOrEqual(7_200_000);
+    // One probe for each namespace holding waiting messages (a few, of the tests before), not one
+    // for each of the 300 open ones.
+    expect(await rowsReadBy(db, nextWakeFallbackQuery(), 'messages_due', 'scans')).toBeLessThan(60);
+    // A namespace holding a message already due (a backlog) is looked at from now on.
+    const backlog = `${on}-empty-7`;
+    await insertMessage(db, tenant.id, backlog, {}, { dueInMs: -60_000 });
+    await insertMessage(db, tenant.id, backlog, {}, { dueInMs: 90 * 60_000 });
+    const sooner = (await nextWakeInMs(db)) as number;
+    expect(sooner).toBeGreaterThan(5_300_000);
+    expect(sooner).toBeLessThanOrEqual(5_400_000);
+  });
+
+  it(`should find the same when ${WAITING_NAMESPACES_WALKED} namespaces or more hold waiting messages`, async () => {
+    const off = await freshNamespace();
+    await sql`
+      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+        max_attempts)
+      select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
+        now() + interval '1 hour' + i * interval '1 millisecond', 10
+      from generate_series(1, 150) i`.execute(db);
+    await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+    const count = WAITING_NAMESPACES_WALKED + 50;
+    await insertEmptyNamespaces(off, count);
+    const busy = (dueIn: string) => sql`
+      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+        max_attempts)
+      select gen_random_uuid(), ${tenant.id}, ${off} || '-empty-' || i, 'b' || i, '{}'::jsonb, 'test', 'postgres',
+        'scheduled', now() + ${dueIn}::interval + i * interval '1 millisecond', 10
+      from generate_series(1, ${count}::int) i`;
+    try {
+      // Every open one holds a message due in 3 hours or later, the earliest of the last namespace.
+      await busy('3 hours').execute(db);
+      await sql`update wal.messages set due_at = due_at - interval '1 minute'
+        where tenant_id = ${tenant.id} and namespace = ${`${off}-empty-${count}`}`.execute(db);
+      const ms = (await nextWakeInMs(db)) as number;
+      expect(ms).toBeGreaterThan(3 * 3_600_000 - 70_000);
+      expect(ms).toBeLessThanOrEqual(3 * 3_600_000 - 50_000);
+      // A namespace holding messages already due (a backlog) is looked at from now on.
+      await sql`update wal.messages set due_at = now() - interval '1 minute'
+        where tenant_id = ${tenant.id} and namespace = ${`${off}-empty-3`}`.execute(db);
+      await sql`
+        insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+          max_attempts)
+        values (gen_random_uuid(), ${tenant.id}, ${`${off}-empty-3`}, 'soon', '{}'::jsonb, 'test', 'postgres',
+          'scheduled', now() + interval '2 hours', 10)`.execute(db);
+      const soon = (await nextWakeInMs(db)) as number;
+      expect(soon).toBeGreaterThan(2 * 3_600_000 - 60_000);
+      expect(soon).toBeLessThanOrEqual(2 * 3_600_000);
+    } finally {
+      // The leases of the tests after would walk these namespaces.
+      await sql`delete from wal.messages where tenant_id = ${tenant.id} and namespace like ${`${off}-empty-%`}`.execute(
+        db,
+      );
+    }
   });
 
   it('should look into the namespaces holding messages only, not every empty one', async () => {

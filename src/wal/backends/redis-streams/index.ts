@@ -8,7 +8,12 @@ import {
   toStored,
   type WriteOutcome,
 } from '../postgres/group-commit.ts';
-import type { StreamBackend, StreamConsumer, StreamMessageView } from '../stream/contract.ts';
+import {
+  NamespaceRetiredError,
+  type StreamBackend,
+  type StreamConsumer,
+  type StreamMessageView,
+} from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { historyKey, keysOfBase, messageKey, type NsKeys, nsKeys, registryKey } from './keys.ts';
 import {
@@ -22,6 +27,12 @@ import {
   viewFields,
 } from './message.ts';
 import { defineScripts } from './scripts.ts';
+
+/**
+ * How long a retired namespace's empty stream (with its consumer group) and parked counter are
+ * kept: consumers that have not yet heard that the namespace moved may still read the stream.
+ */
+const RETIRED_LEFTOVER_SECONDS = 86_400;
 
 export type RedisStreamsOptions = {
   /** Prefix of every key; default 'mercato:wal'. */
@@ -72,6 +83,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       keys.stream,
       keys.delayed,
       keys.parked,
+      keys.retired,
       keys.base,
       now,
       revive ? '1' : '0',
@@ -79,6 +91,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
     for (const row of rows) pushScriptRow(args, row);
     const answer = (await scripts.append(...args)) as string[];
     if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
+    if (answer[0] === 'retired') throw new NamespaceRetiredError(BACKEND, first.tenant_id, first.namespace);
     // Per row: 'new' alone (stored as sent, in the state the script decided by the same `now`),
     // or status, id, state, dueAt, createdAt of the message already stored.
     let at = 1;
@@ -248,8 +261,38 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       };
     },
 
+    async retire(tenantId, namespace) {
+      const keys = nsKeys(prefix, tenantId, namespace);
+      return guarded(redis, 'retire', async () => {
+        const { stream, delayed, parked, retired, base } = keys;
+        const done = await scripts.retire(
+          stream,
+          delayed,
+          parked,
+          retired,
+          base,
+          Date.now(),
+          RETIRED_LEFTOVER_SECONDS,
+        );
+        if (Number(done) !== 1) return false;
+        // Off the list lag() walks (appended again on reopen).
+        await redis.srem(registryKey(prefix), base);
+        registered.delete(base);
+        return true;
+      });
+    },
+
+    async reopen(tenantId, namespace) {
+      const keys = nsKeys(prefix, tenantId, namespace);
+      await guarded(redis, 'reopen', async () => {
+        await scripts.reopen(keys.stream, keys.delayed, keys.parked, keys.retired, keys.base);
+        await redis.sadd(registryKey(prefix), keys.base);
+        registered.add(keys.base);
+      });
+    },
+
     async drop(tenantId, namespace) {
-      const { base } = nsKeys(prefix, tenantId, namespace);
+      const { base, retired } = nsKeys(prefix, tenantId, namespace);
       keyCache.delete(`${tenantId}/${namespace}`);
       registered.delete(base);
       await guarded(redis, 'drop', async () => {
@@ -263,6 +306,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
           cursor = next;
           if (keys.length > 0) await redis.unlink(...keys.map((k) => k.slice(keyPrefix.length)));
         } while (cursor !== '0');
+        await redis.del(retired);
         await redis.srem(registryKey(prefix), base);
       });
     },

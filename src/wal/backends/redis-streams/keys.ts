@@ -12,6 +12,12 @@ export type NsKeys = {
   delayed: string;
   /** Counter of messages parked behind an earlier message of their key. */
   parked: string;
+  /**
+   * Set while the namespace is retired here (it moved to another backend and nothing was left to
+   * deliver): the append script refuses it. `<prefix>:retired:{tag}`, in the namespace's slot but
+   * outside `base*`, so that dropping the rest of its keys leaves it.
+   */
+  retired: string;
 };
 
 /** The consumer group every process joins. */
@@ -36,5 +42,8 @@ export const registryKey = (prefix: string) => `${prefix}:namespaces`;
 
 /** The keys of a namespace from its base (as the registry stores it). */
 export function keysOfBase(base: string): NsKeys {
-  return { base, stream: `${base}:s`, delayed: `${base}:d`, parked: `${base}:pk` };
+  // base = `<prefix>:{<tag>}`, the tag URI-encoded (no ':' nor '{' in it): the last ':{' splits them.
+  const at = base.lastIndexOf(':{');
+  const retired = `${base.slice(0, at)}:retired${base.slice(at)}`;
+  return { base, stream: `${base}:s`, delayed: `${base}:d`, parked: `${base}:pk`, retired };
 }

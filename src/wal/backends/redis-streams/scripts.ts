@@ -70,12 +70,15 @@ end
 `;
 
 /**
+ * KEYS[4]: the namespace's retired marker: while it is set, the script writes nothing and answers
+ * {'retired'} (the namespace moved off this backend; see RETIRE).
  * ARGV: base, now, revive ('1'|'0'), then 11 values per row (message.ts pushScriptRow: id, tenantId,
  * namespace, messageId, key, payload, headers, requestHash, dueAt, createdAt, maxAttempts).
  * Answers {'conflict', messageId...} (nothing written) or {'ok', then per row: status
  * ('new'|'replayed'|'revived'), id, state, dueAt, createdAt}.
  */
 const APPEND = `${COMMON}
+if redis.call('EXISTS', KEYS[4]) == 1 then return { 'retired' } end
 local now = ARGV[2]
 local revive = ARGV[3] == '1'
 local rows = {}
@@ -256,14 +259,45 @@ end
 return { results, taken }
 `;
 
+/**
+ * Retires the namespace here when nothing of it is left to deliver: no stream entry (due, read
+ * and not yet decided, or in flight: an entry leaves the stream only when its decision is
+ * applied), no member of the delayed set (scheduled, retrying) and no message parked behind
+ * another of its key. Then sets the retired marker (KEYS[4]), so that every later append is
+ * refused (APPEND checks it in the same atomic step a write would take), and lets the empty
+ * stream and the parked counter expire after ARGV[3] seconds (consumers may still read the stream
+ * until they hear the namespace moved; finished messages' hashes expire by their retention).
+ * KEYS as APPEND; ARGV: base, now, ttl. Answers 1 when retired, 0 when something is left.
+ */
+const RETIRE = `
+if redis.call('XLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
+  or (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) > 0 then
+  return 0
+end
+redis.call('SET', KEYS[4], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+return 1
+`;
+
+/** Takes appends again (the namespace names this backend again): clears what RETIRE set. KEYS as APPEND. */
+const REOPEN = `
+redis.call('DEL', KEYS[4])
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[3])
+return 1
+`;
+
 type Script = (...args: Array<string | number>) => Promise<unknown>;
 
-export type Scripts = { append: Script; move: Script; cycle: Script };
+export type Scripts = { append: Script; move: Script; cycle: Script; retire: Script; reopen: Script };
 
 const DEFINITIONS = {
-  append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 3 },
+  append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 4 },
   move: { name: 'mercatoWalRsMove', lua: MOVE, keys: 3 },
   cycle: { name: 'mercatoWalRsCycle', lua: CYCLE, keys: 3 },
+  retire: { name: 'mercatoWalRsRetire', lua: RETIRE, keys: 4 },
+  reopen: { name: 'mercatoWalRsReopen', lua: REOPEN, keys: 4 },
 } as const;
 
 /** Defines the scripts on a connection (EVALSHA, falling back to EVAL once per connection). */
@@ -287,5 +321,7 @@ export function defineScripts(redis: Redis): Scripts {
     append: bind(DEFINITIONS.append),
     move: bind(DEFINITIONS.move),
     cycle: bind(DEFINITIONS.cycle),
+    retire: bind(DEFINITIONS.retire),
+    reopen: bind(DEFINITIONS.reopen),
   };
 }

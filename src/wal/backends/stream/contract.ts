@@ -123,8 +123,40 @@ export interface StreamBackend {
     namespace: string,
     onMessage: (message: StreamMessage) => void,
   ): Promise<{ stop(): Promise<void> }>;
+  /**
+   * Closes the namespace on this backend, for a namespace that moved off it (prune.ts): when the
+   * backend holds nothing of it still to deliver (nothing queued, delayed, retrying, parked or in
+   * flight; each backend says how it knows), it refuses, atomically with that check, every later
+   * append of the namespace (NamespaceRetiredError) until `reopen`, and answers true; otherwise it
+   * changes nothing and answers false. What it kept of messages already finished (delivered, dead)
+   * is let go. Throws BackendUnavailableError when the server cannot be reached.
+   */
+  retire(tenantId: string, namespace: string): Promise<boolean>;
+  /**
+   * Takes appends of a retired namespace again (it names this backend again). Only under a share
+   * lock on the namespace's row that saw it name this backend (reopenIfNamed in prune.ts), so that
+   * no prune retires it meanwhile.
+   */
+  reopen(tenantId: string, namespace: string): Promise<void>;
   /** Closes what the backend opened itself (not ctx.redis / ctx.nats, which the platform owns). */
   close(): Promise<void>;
+}
+
+/**
+ * The backend closed the namespace to writes (StreamBackend.retire): the namespace moved off it.
+ * The writer read the namespace before it moved: it reads it again and writes where it names.
+ */
+export class NamespaceRetiredError extends Error {
+  override readonly name = 'NamespaceRetiredError';
+  readonly backend: StreamBackendName;
+  readonly tenantId: string;
+  readonly namespace: string;
+  constructor(backend: StreamBackendName, tenantId: string, namespace: string) {
+    super(`namespace ${namespace} moved off ${backend}, which takes no more writes of it`);
+    this.backend = backend;
+    this.tenantId = tenantId;
+    this.namespace = namespace;
+  }
 }
 
 /** The backend's server cannot be reached: the write goes to the fallback or answers 503. */

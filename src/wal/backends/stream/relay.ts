@@ -4,7 +4,13 @@ import { AppError } from '../../../platform/http/index.ts';
 import type { AppContext } from '../../../platform/index.ts';
 import type { BackendName, MessageState, WalTables } from '../../tables.ts';
 import type { NewMessageRow } from '../postgres/group-commit.ts';
-import { BackendUnavailableError, type StreamBackend, type StreamBackendName } from './contract.ts';
+import {
+  BackendUnavailableError,
+  NamespaceRetiredError,
+  type StreamBackend,
+  type StreamBackendName,
+} from './contract.ts';
+import { reopenIfNamed } from './prune.ts';
 
 export type RelayDeps = {
   ctx: AppContext;
@@ -38,6 +44,13 @@ const RELAY_LOCK = sql`select pg_try_advisory_xact_lock(hashtext('mercato_wal_re
  * down and the namespace falls back to postgres, the rows are handed to the postgres backend
  * instead; otherwise they wait. A messageId the backend already holds with another body becomes
  * a dead letter with that error.
+ *
+ * Rows of a namespace that no longer names their backend (as its backend or fallback: it moved,
+ * and the old backend is draining, or was pruned) go to the namespace's backend instead: a
+ * draining backend takes no new writes (migration 0056), and a pruned one would never deliver
+ * them. One that refuses the namespace as retired (prune.ts: it moved off while this pass was
+ * under way, or it moved back) is handled the same way, after reopening the backend when the
+ * namespace names it again.
  */
 export function startRelay(deps: RelayDeps): Relay {
   const { db } = deps;
@@ -50,6 +63,31 @@ export function startRelay(deps: RelayDeps): Relay {
   let retry: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
 
+  /** The backends the namespace of `row` names now, read in the relay's transaction (lock: `for share`). */
+  async function namedBy(trx: Transaction<WalTables>, row: WaitingRow, lock = false) {
+    const { rows: found } = await sql<{ backend: BackendName; fallback: BackendName | null }>`
+      select backend, fallback_backend as fallback from wal.namespaces
+      where tenant_id = ${row.tenant_id} and name = ${row.namespace}
+      ${lock ? sql`for share` : sql``}`.execute(trx);
+    return found[0];
+  }
+
+  /** Hands the rows to the namespace's backend (the relay's next pass appends them to a stream one). */
+  async function redirect(
+    trx: Transaction<WalTables>,
+    ids: string[],
+    to: BackendName,
+    from: BackendName,
+    namespace: string,
+  ) {
+    await sql`update wal.messages set backend = ${to} where id = any(${ids}::uuid[])`.execute(trx);
+    // An update fires no insert trigger: wake the postgres consumers, or the relay, on commit.
+    await sql`select pg_notify(${to === 'postgres' ? 'mercato_wal_ready' : 'mercato_wal_relay'}, '')`.execute(
+      trx,
+    );
+    log.info({ namespace, from, to, messages: ids.length }, 'namespace moved: rows relayed to its backend');
+  }
+
   async function moveGroup(
     trx: Transaction<WalTables>,
     backend: StreamBackendName,
@@ -57,10 +95,29 @@ export function startRelay(deps: RelayDeps): Relay {
   ): Promise<'moved' | 'waiting'> {
     const ids = rows.map((r) => r.id);
     const stream = deps.streams.get(backend);
+    const first = rows[0] as WaitingRow;
+    const named = await namedBy(trx, first);
+    if (named && named.backend !== backend && named.fallback !== backend) {
+      await redirect(trx, ids, named.backend, backend, first.namespace);
+      return 'moved';
+    }
     try {
       if (!stream) throw new BackendUnavailableError(backend, `${backend} is not configured`);
       try {
-        await stream.append(rows, { revive: true });
+        try {
+          await stream.append(rows, { revive: true });
+        } catch (error) {
+          if (!(error instanceof NamespaceRetiredError)) throw error;
+          // Retired there since it was read above: it moved off (to the namespace's backend now),
+          // or moved back (reopened, then appended again).
+          if (!(await reopenIfNamed(trx, stream, first.tenant_id, first.namespace))) {
+            const now = await namedBy(trx, first, true);
+            if (!now) return 'waiting';
+            await redirect(trx, ids, now.backend, backend, first.namespace);
+            return 'moved';
+          }
+          await stream.append(rows, { revive: true });
+        }
       } catch (error) {
         if (!(error instanceof AppError && error.code === 'IDEMPOTENCY_KEY_REUSED')) throw error;
         // One at a time, so only the conflicting messages become dead letters.
@@ -81,12 +138,8 @@ export function startRelay(deps: RelayDeps): Relay {
       return 'moved';
     } catch (error) {
       if (!(error instanceof BackendUnavailableError)) throw error;
-      const first = rows[0] as WaitingRow;
       // Read in this transaction: on PGlite (one connection) a second one would wait for it forever.
-      const { rows: found } = await sql<{ fallback: string | null }>`
-        select fallback_backend as fallback from wal.namespaces
-        where tenant_id = ${first.tenant_id} and name = ${first.namespace}`.execute(trx);
-      if (found[0]?.fallback !== 'postgres') return 'waiting';
+      if (named?.fallback !== 'postgres') return 'waiting';
       await sql`update wal.messages set backend = 'postgres' where id = any(${ids}::uuid[])`.execute(trx);
       // An update fires no insert trigger: wake the postgres consumers on commit.
       await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
