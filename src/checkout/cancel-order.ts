@@ -5,6 +5,7 @@ import type { CheckoutDeps } from './deps.ts';
 import { toCancelCompleted } from './saga-context.ts';
 import { findSaga, updateSaga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
+import { watchdogEvent } from './watchdog.ts';
 
 /**
  * Cancels an order by running its saga's compensations: refund or void, stock released or put
@@ -37,6 +38,13 @@ export async function cancelOrder(
       // back with the saga's own) or sees the saga compensating and is refused (payments/order-fit.ts).
       await deps.payments.lockOrder(trx, tenantId, order.id);
       await updateSaga(trx, saga.id, toCancelCompleted(cancel));
+      // The completed saga's watchdogs ended with it: a new one, with the cancel, resumes the
+      // undoing after a crash and retries a compensation that keeps failing (watchdog.ts).
+      const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
+      await deps.events.publish(trx, tenantId, 'order-events', [watchdogEvent(saga.id, order.id, delay)], {
+        correlationId: order.correlationId ?? undefined,
+        causationId: saga.id,
+      });
     } else if (saga.status === 'running') {
       await updateSaga(trx, saga.id, { cancelRequested: cancel });
     } else if (saga.failure?.reason !== 'cancelled' && !saga.cancelRequested) {

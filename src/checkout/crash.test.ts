@@ -67,52 +67,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         servers.push(server);
         base = url;
         staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
-        // A guest buys the first demo product that has stock, shipped to Berlin.
-        const shopper = { 'x-tenant': 'demo' };
-        const created = await call(base, 'POST', '/api/v1/cart', shopper, { currency: 'EUR' });
-        expect(created.status, JSON.stringify(created.body)).toBe(201);
-        const guest = { ...shopper, 'x-cart-token': created.body.token as string };
-        // The first demo variant in stock.
-        const products = await call(base, 'GET', '/api/v1/products?limit=20', shopper);
-        let added = 0;
-        for (const item of products.body.items as { id: string }[]) {
-          const detail = await call(base, 'GET', `/api/v1/products/${item.id}`, shopper);
-          for (const variant of detail.body.variants as { id: string }[]) {
-            const answer = await call(base, 'POST', '/api/v1/cart/items', guest, {
-              variantId: variant.id,
-              quantity: 1,
-            });
-            if (answer.status < 300) added += 1;
-            if (added > 0) break;
-          }
-          if (added > 0) break;
-        }
-        expect(added).toBe(1);
-        const shipping = {
-          recipient: 'Erika Muster',
-          line1: 'Unter den Linden 1',
-          city: 'Berlin',
-          postalCode: '10117',
-          country: 'DE',
-        };
-        expect((await call(base, 'PUT', '/api/v1/cart/addresses', guest, { shipping })).status).toBe(200);
-        const options = await call(base, 'GET', '/api/v1/cart/shipping-options', guest);
-        const optionId = options.body.items[0].id as string;
-        expect(
-          (await call(base, 'PUT', '/api/v1/cart/shipping-option', guest, { shippingOptionId: optionId }))
-            .status,
-        ).toBe(200);
-        const placed = await call(
-          base,
-          'POST',
-          '/api/v1/orders',
-          { ...guest, 'idempotency-key': `crash-${JSON.stringify(crash)}` },
-          {
-            payment: { token: 'tok_visa' },
-          },
-        );
-        expect(placed.status, JSON.stringify(placed.body)).toBe(202);
-        const orderId = placed.body.id as string;
+        const orderId = await placeDemoOrder(base, `crash-${JSON.stringify(crash)}`);
         orders.push(orderId);
         await until(
           async () => {
@@ -172,5 +127,253 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       last.server.child.kill('SIGTERM');
       expect(await last.server.exited, last.server.output()).toBe(0);
     }, 300_000);
+  },
+);
+
+/** A guest's order of the first demo variant in stock, shipped to Berlin, paid with tok_visa. */
+async function placeDemoOrder(base: string, key: string) {
+  const shopper = { 'x-tenant': 'demo' };
+  const created = await call(base, 'POST', '/api/v1/cart', shopper, { currency: 'EUR' });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const guest = { ...shopper, 'x-cart-token': created.body.token as string };
+  const products = await call(base, 'GET', '/api/v1/products?limit=20', shopper);
+  let added = 0;
+  for (const item of products.body.items as { id: string }[]) {
+    const detail = await call(base, 'GET', `/api/v1/products/${item.id}`, shopper);
+    for (const variant of detail.body.variants as { id: string }[]) {
+      const answer = await call(base, 'POST', '/api/v1/cart/items', guest, {
+        variantId: variant.id,
+        quantity: 1,
+      });
+      if (answer.status < 300) added += 1;
+      if (added > 0) break;
+    }
+    if (added > 0) break;
+  }
+  expect(added).toBe(1);
+  const shipping = {
+    recipient: 'Erika Muster',
+    line1: 'Unter den Linden 1',
+    city: 'Berlin',
+    postalCode: '10117',
+    country: 'DE',
+  };
+  expect((await call(base, 'PUT', '/api/v1/cart/addresses', guest, { shipping })).status).toBe(200);
+  const options = await call(base, 'GET', '/api/v1/cart/shipping-options', guest);
+  const shippingOptionId = options.body.items[0].id as string;
+  expect((await call(base, 'PUT', '/api/v1/cart/shipping-option', guest, { shippingOptionId })).status).toBe(
+    200,
+  );
+  const placed = await call(
+    base,
+    'POST',
+    '/api/v1/orders',
+    { ...guest, 'idempotency-key': key },
+    { payment: { token: 'tok_visa' } },
+  );
+  expect(placed.status, JSON.stringify(placed.body)).toBeLessThan(300);
+  return placed.body.id as string;
+}
+
+// kill -9 of the real server while the refund of a cancelled order is at the provider: the PSP
+// makes the refund (its statement commits after the server died), Mercato never records it. After
+// a restart the cancel is finished: the refund asked again under its key finds the PSP's answer.
+describe.runIf(testDatabaseKind() === 'postgres')(
+  'a cancel survives kill -9 while its refund is at the provider (PostgreSQL)',
+  () => {
+    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
+    let owner: Database;
+    const servers: MercatoProcess[] = [];
+
+    beforeAll(async () => {
+      database = await cloneTestDatabase();
+      owner = openPostgres(database.url!, 2);
+    });
+    afterAll(async () => {
+      await stopServers(servers);
+      await sql`drop trigger if exists slow_refund on test_psp.operations`
+        .execute(owner.kysely)
+        .catch(() => {});
+      await owner?.close();
+      await database?.drop();
+    });
+
+    it('refunds the cancelled order once, and ends it cancelled', async () => {
+      const db = owner.kysely;
+      const first = await startServer(database.url!);
+      servers.push(first.server);
+      let base = first.base;
+      let staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      const orderId = await placeDemoOrder(base, 'crash-cancel');
+      await until(
+        async () => (await call(base, 'GET', `/api/v1/orders/${orderId}`, staff)).body.status === 'completed',
+        'the order completed',
+        60_000,
+      );
+      // Cancelled some time after its checkout: the order's own watchdogs found it completed.
+      await until(
+        async () => {
+          const { rows } = await withSystem(db, (trx) =>
+            sql<{ n: string }>`select count(*) as n from wal.messages
+              where namespace = 'order-events' and headers->>'ce-type' = 'mercato.checkout.watchdog'
+                and payload->>'orderId' = ${orderId} and state not in ('delivered', 'dead')`.execute(trx),
+          );
+          return Number(rows[0]!.n) === 0;
+        },
+        'the checkout’s watchdogs done',
+        60_000,
+      );
+      const [payment] = (await call(base, 'GET', `/api/v1/payments/order/${orderId}`, staff)).body.items as {
+        id: string;
+        amount: number;
+        providerTransactionId: string;
+      }[];
+      // The PSP's refund holds its statement open (and its effect uncommitted) for a while.
+      await sql`create or replace function test_psp.slow() returns trigger language plpgsql as $$
+        begin perform pg_sleep(3); return new; end $$`.execute(db);
+      await sql`create trigger slow_refund after update on test_psp.operations for each row
+        when (new.kind = 'refund') execute function test_psp.slow()`.execute(db);
+      const cancel = await call(base, 'PUT', `/api/v1/orders/${orderId}/cancel`, staff, { reason: 'crash' });
+      expect(cancel.status, JSON.stringify(cancel.body)).toBe(202);
+      const atPsp = async () => {
+        const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+          where state = 'active' and query like '%test_psp.refund(%' and pid <> pg_backend_pid()`.execute(db);
+        return Number(rows[0]!.n);
+      };
+      await until(async () => (await atPsp()) > 0, 'the refund at the provider', 30_000);
+      first.server.child.kill('SIGKILL');
+      expect(await first.server.exited).toBe('SIGKILL');
+      // The PSP finished the refund after the server died; Mercato never recorded its answer.
+      await until(async () => (await atPsp()) === 0, 'the provider done', 30_000);
+      await sql`drop trigger slow_refund on test_psp.operations`.execute(db);
+      const charge = async () =>
+        (
+          await sql<{ captured: string | number; refunded: string | number; refunds: string | number }>`
+            select c.captured_amount as captured, c.refunded_amount as refunded,
+              (select count(*) from test_psp.operations o
+               where o.charge_id = c.id and o.kind = 'refund' and o.result->>'status' = 'refunded') as refunds
+            from test_psp.charges c where c.id = ${payment!.providerTransactionId}`.execute(db)
+        ).rows[0]!;
+      expect(Number((await charge()).refunded)).toBe(payment!.amount);
+      const recorded = await withSystem(db, (trx) =>
+        sql<{ status: string }>`select status from payments.payments where id = ${payment!.id}`.execute(trx),
+      );
+      expect(recorded.rows[0]!.status).toBe('completed');
+
+      const last = await startServer(database.url!);
+      servers.push(last.server);
+      base = last.base;
+      staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      await until(
+        async () => (await call(base, 'GET', `/api/v1/orders/${orderId}`, staff)).body.status === 'cancelled',
+        'the order cancelled',
+        60_000,
+      );
+      const after = await call(base, 'GET', `/api/v1/payments/${payment!.id}`, staff);
+      expect(after.body).toMatchObject({ status: 'refunded', refundedAmount: payment!.amount });
+      // Refunded once at the PSP: the refund asked again under its key was answered, not made again.
+      const settled = await charge();
+      expect([settled.captured, settled.refunded, settled.refunds].map(Number)).toEqual([
+        payment!.amount,
+        payment!.amount,
+        1,
+      ]);
+      last.server.child.kill('SIGTERM');
+      expect(await last.server.exited, last.server.output()).toBe(0);
+    }, 240_000);
+  },
+);
+
+// kill -9 of the real server while the checkout's capture is at the provider: the PSP captures
+// (its statement commits after the server died), Mercato never records it. After a restart the
+// saga finds the capture past its deadline and undoes the order: the provider refuses to void a
+// captured charge, so the capture is asked again by its key (answered, not made again) and
+// refunded: the customer keeps no charge.
+describe.runIf(testDatabaseKind() === 'postgres')(
+  'a checkout survives kill -9 while its capture is at the provider (PostgreSQL)',
+  () => {
+    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
+    let owner: Database;
+    const servers: MercatoProcess[] = [];
+
+    beforeAll(async () => {
+      database = await cloneTestDatabase();
+      owner = openPostgres(database.url!, 2);
+    });
+    afterAll(async () => {
+      await stopServers(servers);
+      await sql`drop trigger if exists slow_capture on test_psp.operations`
+        .execute(owner.kysely)
+        .catch(() => {});
+      await owner?.close();
+      await database?.drop();
+    });
+
+    it('ends the order with nothing of the customer’s held at the PSP', async () => {
+      const db = owner.kysely;
+      // The PSP's capture holds its statement open (and its effect uncommitted) for a while.
+      await sql`create or replace function test_psp.slow() returns trigger language plpgsql as $$
+        begin perform pg_sleep(3); return new; end $$`.execute(db);
+      await sql`create trigger slow_capture after update on test_psp.operations for each row
+        when (new.kind = 'capture') execute function test_psp.slow()`.execute(db);
+      const first = await startServer(database.url!);
+      servers.push(first.server);
+      let base = first.base;
+      const orderId = await placeDemoOrder(base, 'crash-capture');
+      const atPsp = async () => {
+        const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+          where state = 'active' and query like '%test_psp.capture(%' and pid <> pg_backend_pid()`.execute(
+          db,
+        );
+        return Number(rows[0]!.n);
+      };
+      await until(async () => (await atPsp()) > 0, 'the capture at the provider', 60_000);
+      first.server.child.kill('SIGKILL');
+      expect(await first.server.exited).toBe('SIGKILL');
+      await until(async () => (await atPsp()) === 0, 'the provider done', 30_000);
+      await sql`drop trigger slow_capture on test_psp.operations`.execute(db);
+      const charge = async () =>
+        (
+          await sql<{ status: string; captured: string | number; refunded: string | number }>`
+            select c.status, c.captured_amount as captured, c.refunded_amount as refunded
+            from test_psp.charges c where c.idempotency_key = ${`authorize:order-${orderId}`}`.execute(db)
+        ).rows[0]!;
+      // The PSP captured; Mercato's payment still says authorized.
+      expect((await charge()).status).toBe('captured');
+      const recorded = await withSystem(db, (trx) =>
+        sql<{
+          status: string;
+        }>`select status from payments.payments where key = ${`order-${orderId}`}`.execute(trx),
+      );
+      expect(recorded.rows[0]!.status).toBe('authorized');
+
+      const last = await startServer(database.url!);
+      servers.push(last.server);
+      base = last.base;
+      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      let status = '';
+      await until(
+        async () => {
+          status = (await call(base, 'GET', `/api/v1/orders/${orderId}`, staff)).body.status;
+          return ['completed', 'failed', 'cancelled'].includes(status);
+        },
+        'the order finished',
+        90_000,
+      );
+      const [payment] = (await call(base, 'GET', `/api/v1/payments/order/${orderId}`, staff)).body.items as {
+        status: string;
+        amount: number;
+        refundedAmount: number;
+      }[];
+      // Its step past its deadline, what it did unknown: the order failed, and what the PSP
+      // captured (answered by the capture's key, the void refused) is refunded, all of it, once.
+      expect(status).toBe('failed');
+      expect(payment).toMatchObject({ status: 'refunded', refundedAmount: payment!.amount });
+      const settled = await charge();
+      expect(settled.status).toBe('captured');
+      expect([settled.captured, settled.refunded].map(Number)).toEqual([payment!.amount, payment!.amount]);
+      last.server.child.kill('SIGTERM');
+      expect(await last.server.exited, last.server.output()).toBe(0);
+    }, 240_000);
   },
 );

@@ -19,10 +19,12 @@ export const ownPaymentEnd = (output: unknown): unknown =>
 /**
  * Gives back every payment of the order that holds money, the saga's own (`ownKey`) and any staff
  * made for it: a captured one refunded (all that is left), an authorization (or one never learnt,
- * or never sent) voided. Each is idempotent by its own key: refunds by (payment, `<ownKey>-refund`;
- * then `<ownKey>-refund-2`, … while a key already used for less than all leaves money held), voids
- * by the payment's key, so a compensation run again never refunds twice. A payment whose money is
- * all refunded or held by refunds under way has nothing left to give.
+ * or never sent) voided; one whose void the provider refuses because it captured it after all (a
+ * capture whose answer was lost) has that capture answered by its key, then is refunded. Each is idempotent by its own key: refunds by (payment, `<ownKey>-refund`;
+ * then `<ownKey>-refund-2`, … while a key already used for less than all leaves money held, or
+ * names a refund the provider refused), voids by the payment's key, so a compensation run again
+ * never refunds twice. A payment whose money is all refunded or held by refunds under way has
+ * nothing left to give.
  */
 export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBack> {
   const { deps, saga, order, signal, meta } = c;
@@ -48,6 +50,16 @@ export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBac
         } catch (error) {
           // Refunds under way (staff's) already take all that is left.
           if (error instanceof AppError && error.code === 'REFUND_EXCEEDS_CAPTURED') return status;
+          // A key whose refund the provider refused in an earlier attempt moved no money and is
+          // spent: the rest is asked for under the next key (a refusal now fails this attempt, so
+          // each attempt asks the provider once more at most).
+          if (
+            error instanceof AppError &&
+            error.code === 'PAYMENT_PROVIDER_ERROR' &&
+            error.extras['refused'] === 'earlier'
+          ) {
+            continue;
+          }
           throw error;
         }
       }
@@ -56,14 +68,28 @@ export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBac
     if (payment.status === 'refunded' || payment.status === 'failed' || payment.status === 'voided') {
       return payment.status;
     }
-    const voided = await deps.payments.void(
-      saga.tenantId,
-      payment.key,
-      saga.failure?.message ?? 'checkout failed',
-      signal,
-      meta,
-    );
-    return voided?.status ?? 'none';
+    try {
+      const voided = await deps.payments.void(
+        saga.tenantId,
+        payment.key,
+        saga.failure?.message ?? 'checkout failed',
+        signal,
+        meta,
+      );
+      return voided?.status ?? 'none';
+    } catch (error) {
+      if (!(error instanceof AppError) || error.code !== 'PAYMENT_PROVIDER_ERROR') throw error;
+      // The provider refuses to void a charge it captured: a capture whose answer was never
+      // recorded (the process died during the call). Asked again under its own key, the
+      // provider answers it, and the payment, completed, is refunded.
+      // Anything else (no capture was started, the provider refuses it too) fails the attempt
+      // with the void's refusal.
+      const captured = await deps.payments
+        .resumeCapture(saga.tenantId, payment.key, signal, meta)
+        .catch(() => undefined);
+      if (captured?.status !== 'completed') throw error;
+      return one(captured);
+    }
   };
   const own = payments.find((p) => p.key === ownKey);
   const ownEnd = own ? await one(own) : 'none';

@@ -4,6 +4,7 @@ import { storefrontTenant } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { checkoutRoutes } from './checkout-routes.ts';
 import type { CheckoutDeps, CheckoutModuleDeps } from './deps.ts';
+import { refundFailedSubscriber } from './refund-failed.ts';
 import { createSagaRunner, type Held, type RunResult } from './saga-runner.ts';
 import { findSaga } from './saga-store.ts';
 import { type SagaStart, startSaga } from './start-saga.ts';
@@ -40,8 +41,10 @@ export async function createCheckout(
   const logger = ctx.logger.child({ module: 'checkout' });
   const runner = createSagaRunner(deps, logger);
   // Every process declares the subscribers (the internal targets of each tenant's namespaces).
-  deps.events.subscribe(watchdogSubscriber(deps.events, runner, ctx.config.checkoutStepTimeoutMs + 1000));
+  const watchdogDelayMs = ctx.config.checkoutStepTimeoutMs + 1000;
+  deps.events.subscribe(watchdogSubscriber(deps.events, runner, watchdogDelayMs));
   deps.events.subscribe(paymentSubscriber(runner));
+  deps.events.subscribe(refundFailedSubscriber(deps, runner, watchdogDelayMs));
   return {
     name: 'checkout',
     startSaga: (trx, tenantId, start, meta) =>

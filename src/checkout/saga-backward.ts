@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { together } from '../platform/db/index.ts';
 import { BACKOFF_MS, later, MAX_ATTEMPTS, type RunContext, sagaHints } from './saga-context.ts';
 import {
   findSaga,
@@ -14,6 +15,8 @@ import { STEPS } from './steps.ts';
  * Undoes the steps from saga.step back to the first, each compensation logged like a step;
  * then fails the order with the saga's failure, or cancels it when a cancel was asked. A compensation that fails all its
  * attempts stops the run with the lease released: the watchdog tries again later (see watchdog.ts).
+ * When the order's payments hold money again at the end (a refund that was under way failed
+ * meanwhile), the saga goes back to undoing authorize instead of finishing (still compensating).
  */
 export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'> {
   for (let index = STEPS.findIndex((s) => s.name === saga.step); index >= 0; index--) {
@@ -68,7 +71,20 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
   return r.tx(saga.tenantId, async (trx) => {
     // The order is written here: its row is locked before the saga's, as a cancel takes them.
     const current = (await lockOrderThenSaga(trx, r.deps.orders, saga))!;
-    const c = await r.contextOf(trx, current, AbortSignal.timeout(r.timeoutMs));
+    const [c, holds] = await together([
+      r.contextOf(trx, current, AbortSignal.timeout(r.timeoutMs)),
+      r.deps.payments.holdsMoney(trx, saga.tenantId, saga.orderId),
+    ]);
+    if (holds) {
+      // A refund under way when authorize was undone (staff's, say) failed since: what it held
+      // is the customer's again. Given back before the order closes (a refund failing after this
+      // commit reopens the saga instead: refund-failed.ts).
+      r.logger.info(
+        { sagaId: saga.id, orderId: saga.orderId },
+        'checkout gives back money a failed refund left',
+      );
+      return updateSaga(trx, saga.id, { step: 'authorize' });
+    }
     const failure = current.failure!;
     // A cancel the customer asked for (answered 202: it will be done) is honoured even when a
     // step failed or timed out before the run saw it: the order ends cancelled with the cancel's

@@ -83,6 +83,22 @@ export const toCancelCompleted = (cancel: { actor: string; reason: string }): Sa
   finishedAt: null,
 });
 
+/**
+ * A finished (failed or cancelled) saga whose order's payments hold money again, a refund of
+ * them having failed after its undoing gave back the rest: compensating from authorize (which
+ * gives back every payment of the order, giveBack; the steps before it find their effects undone
+ * and change nothing), the order staying as it is. Its failure and cancel are kept: it ends as it
+ * ended before.
+ */
+export const toGiveBackAgain: SagaChanges = {
+  status: 'compensating',
+  step: 'authorize',
+  deadlineAt: null,
+  finishedAt: null,
+  leaseOwner: null,
+  leaseUntil: null,
+};
+
 /** Moves to compensating from the failed step. */
 export const toCompensating = (trx: CheckoutTrx, saga: Saga, failure: SagaFailure) =>
   updateSaga(trx, saga.id, toCompensate(failure));

@@ -5,7 +5,7 @@ import type { Order } from '../orders/index.ts';
 import type { CheckoutDeps } from './deps.ts';
 import { backward } from './saga-backward.ts';
 import { type Begun, begin, type Started } from './saga-begin.ts';
-import { runContext, toCompensating } from './saga-context.ts';
+import { MAX_ATTEMPTS, runContext, toCompensating } from './saga-context.ts';
 import { forward } from './saga-forward.ts';
 import { findSaga, type Saga, takeLease, updateSaga } from './saga-store.ts';
 import { STEPS } from './steps.ts';
@@ -73,6 +73,8 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
     }
     // Paused by the test hook where its creator left it: the lease is kept.
     let keepLease = held?.begun === 'paused';
+    // Undoings that ended with money held again (saga-backward.ts) in this run.
+    let givenBackAgain = 0;
     try {
       if (keepLease) return { state: 'stopped', saga };
       while (!isTerminal(saga)) {
@@ -88,6 +90,8 @@ export function createSagaRunner(deps: CheckoutDeps, logger: Logger): SagaRunner
           const undone = await backward(r, current);
           if (undone === 'stop') break;
           saga = undone;
+          // Money held again each time: left to the watchdog (its next run tries again).
+          if (saga.status === 'compensating' && ++givenBackAgain >= MAX_ATTEMPTS) break;
           continue;
         }
         const def = STEPS.find((s) => s.name === current.step)!;

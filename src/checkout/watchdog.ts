@@ -44,10 +44,13 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
       if (saga.status === 'compensating') {
         // Stuck: the step being undone failed a whole run's attempts (a run now in flight may
         // still heal it; if so the next retry finds the saga finished and succeeds).
-        const log = await listSteps(trx, sagaId);
-        const failures = log.filter(
-          (s) => s.step === saga.step && s.action === 'compensate' && s.status === 'failed',
+        // Failures since the step was last undone: a saga undone again (refund-failed.ts) starts
+        // its count afresh.
+        const log = (await listSteps(trx, sagaId)).filter(
+          (s) => s.step === saga.step && s.action === 'compensate',
         );
+        const lastDone = log.findLastIndex((s) => s.status === 'succeeded');
+        const failures = log.slice(lastDone + 1).filter((s) => s.status === 'failed');
         if (failures.length >= MAX_ATTEMPTS) {
           const last = failures.at(-1)!;
           throw new Error(

@@ -6,7 +6,7 @@ import { finishCallAndMove, finishOperation, lockAndStartCall } from './call-sto
 import type { PaymentsDeps } from './deps.ts';
 import { paymentEvent, publish } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
-import { lockByKey, providerKeys } from './payment-store.ts';
+import { findByKey, lockByKey, providerKeys } from './payment-store.ts';
 import { callProvider, type StartedCall } from './provider-call.ts';
 import type { CaptureResult } from './providers/provider.ts';
 import type { PaymentsTrx } from './tables.ts';
@@ -124,4 +124,36 @@ export async function capturePayment(
   );
   if (refused !== undefined) throw captureRefused(payment, refused);
   return payment;
+}
+
+/**
+ * A capture of the payment of `key` whose answer Mercato never recorded (the process died during
+ * the call, or the call failed or was cut short) is asked for again under the capture's own key:
+ * the provider answers what it did, so a capture it made completes the payment (never a second
+ * capture); a refusal is 502 as capturePayment's. Undefined, asking nothing, when the payment is
+ * not authorized or no capture of it was ever started. For a caller whose void the provider
+ * refused (a charge it captured cannot be voided: it is refunded).
+ */
+export async function resumeCapture(
+  deps: PaymentsDeps,
+  tenantId: string,
+  key: string,
+  signal: AbortSignal,
+  meta?: EventMeta,
+): Promise<Payment | undefined> {
+  const started = await withTenant(deps.db, tenantId, async (trx) => {
+    const row = await findByKey(trx as PaymentsTrx, key);
+    if (row?.status !== 'authorized') return false;
+    const capture = await (trx as PaymentsTrx)
+      .selectFrom('payments.operations')
+      .select('id')
+      .where('payment_id', '=', row.id)
+      .where('kind', '=', 'capture')
+      .where('source', '=', 'call')
+      .limit(1)
+      .executeTakeFirst();
+    return capture !== undefined;
+  });
+  if (!started) return undefined;
+  return capturePayment(deps, tenantId, key, signal, meta);
 }

@@ -11,13 +11,20 @@ import {
   processPayment,
   startAuthorization,
 } from './authorize.ts';
-import { type CaptureCall, callCapture, capturePayment, finishCapture, startCapture } from './capture.ts';
+import {
+  type CaptureCall,
+  callCapture,
+  capturePayment,
+  finishCapture,
+  resumeCapture,
+  startCapture,
+} from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { orderLock } from './order-fit.ts';
 import { findByKey, listByOrder, type NewPayment } from './payment-store.ts';
 import type { StartedCall } from './provider-call.ts';
 import type { AuthorizeResult, CaptureResult } from './providers/provider.ts';
-import { refundPayment } from './refund.ts';
+import { holdsMoney, refundPayment } from './refund.ts';
 import { type Payment, toPayment } from './views.ts';
 import { voidPayment } from './void-payment.ts';
 
@@ -71,6 +78,18 @@ export type PaymentsApi = {
     meta?: EventMeta,
   ): Promise<{ payment: Payment; refused?: string }>;
   /**
+   * A capture of the payment whose answer was never recorded (a crash during the call) asked
+   * again under its own key: the provider answers what it did (a capture it made completes the
+   * payment, never a second one). Undefined, asking nothing, when the payment is not authorized
+   * or no capture of it was started. The checkout's give-back calls it when a void is refused.
+   */
+  resumeCapture(
+    tenantId: string,
+    paymentKey: string,
+    signal: AbortSignal,
+    meta?: EventMeta,
+  ): Promise<Payment | undefined>;
+  /**
    * Voids the authorization made under `paymentKey`, even when Mercato never learnt its outcome
    * (tok_hang): asks the provider by the authorization's idempotency key. Idempotent. undefined
    * when no payment has that key.
@@ -99,6 +118,14 @@ export type PaymentsApi = {
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   lockOrder(trx: Transaction<any>, tenantId: string, orderId: string): Promise<void>;
   byOrder(tenantId: string, orderId: string): Promise<Payment[]>;
+  /**
+   * In the caller's transaction of the tenant: whether a payment of the order still holds money
+   * nothing is giving back (an authorization; captured money neither refunded nor held by a
+   * pending refund). The checkout asks it before it closes a failed or cancelled order, and when a
+   * refund of a closed order's payment failed.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  holdsMoney(trx: Transaction<any>, tenantId: string, orderId: string): Promise<boolean>;
 };
 
 const KEY = /^[\x21-\x7e]{1,200}$/;
@@ -161,6 +188,10 @@ export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
       keyOnly(paymentKey);
       return capturePayment(deps, tenantId, paymentKey, signal, meta);
     },
+    resumeCapture(tenantId, paymentKey, signal, meta) {
+      if (!validKey(paymentKey)) return Promise.resolve(undefined);
+      return resumeCapture(deps, tenantId, paymentKey, signal, meta);
+    },
     void(tenantId, paymentKey, reason, signal, meta) {
       if (!validKey(paymentKey)) return Promise.resolve(undefined);
       return voidPayment(deps, tenantId, paymentKey, reason.slice(0, 1000) || 'voided', signal, meta);
@@ -188,5 +219,6 @@ export function paymentsApi(deps: PaymentsDeps): PaymentsApi {
       const rows = await withTenant(deps.db, tenantId, (trx) => listByOrder(trx, orderId));
       return rows.map(toPayment);
     },
+    holdsMoney: async (trx, _tenantId, orderId) => isUuid(orderId) && holdsMoney(trx, orderId.toLowerCase()),
   };
 }

@@ -35,6 +35,25 @@ async function refundable(trx: PaymentsTrx, row: PaymentRow): Promise<number> {
   return Number(row.amount) - Number(row.refunded_amount) - Number(pending);
 }
 
+/**
+ * In trx: whether a payment of the order still holds money that nothing is giving back: an
+ * authorization, or captured money neither refunded nor held by a refund still waiting for the
+ * provider (a refund that failed holds nothing). One statement; no lock taken.
+ */
+export async function holdsMoney(trx: PaymentsTrx, orderId: string): Promise<boolean> {
+  const { rows } = await sql<{ holds: boolean }>`
+    select exists (
+      select from payments.payments p
+      where p.order_id = ${orderId}
+        and (p.status = 'authorized'
+          or (p.status in ('completed', 'partially_refunded')
+            and p.amount - p.refunded_amount > coalesce((
+              select sum(r.amount) from payments.refunds r
+              where r.payment_id = p.id and r.status = 'pending'), 0)))
+    ) as holds`.execute(trx);
+  return rows[0]?.holds === true;
+}
+
 /** Records a new refund of the locked payment (publishing mercato.payment.refund-initiated). */
 async function openRefund(
   deps: PaymentsDeps,
@@ -78,7 +97,9 @@ async function openRefund(
  * then .refund-completed (.refund-failed when the provider refuses it). input.refundKey makes it
  * idempotent: the same key again answers the payment without a second refund. Past what is left:
  * 409 REFUND_EXCEEDS_CAPTURED; a payment not captured: 409 ILLEGAL_TRANSITION; a provider refusal
- * or a call that fails: 502 PAYMENT_PROVIDER_ERROR (the latter naming the refundKey that finishes it).
+ * or a call that fails: 502 PAYMENT_PROVIDER_ERROR (the latter naming the refundKey that finishes it;
+ * a refusal says `refused: 'now'`, or `'earlier'` for a key whose refund was refused before: that
+ * key is spent, and the refund is asked for again under another).
  */
 export async function refundPayment(
   deps: PaymentsDeps,
@@ -101,8 +122,11 @@ export async function refundPayment(
     }
     if (refund?.status === 'succeeded') return { done: toPayment(row) };
     if (refund?.status === 'failed') {
+      // `refused: 'earlier'`: no call was made now; the key is spent (another key asks again).
       throw new AppError('PAYMENT_PROVIDER_ERROR', `refund ${input.refundKey} was refused by the provider`, {
         paymentId: row.id,
+        refundKey: input.refundKey,
+        refused: 'earlier',
       });
     }
     refund ??= await openRefund(deps, trx, row, input, meta);
@@ -173,6 +197,8 @@ export async function refundPayment(
   if (result.status === 'error') {
     throw new AppError('PAYMENT_PROVIDER_ERROR', `the provider refused the refund: ${result.message}`, {
       paymentId: payment.id,
+      refundKey: input.refundKey,
+      refused: 'now',
     });
   }
   return payment;
