@@ -80,6 +80,9 @@ export async function applyOrderOutcome(
     }
     return undefined;
   }
+  // Released already (its window's sweep, its sale's cancel, an earlier event): its units went back
+  // when it was, so nothing moves; a mass cancel's thousands of events each cost one read, not six.
+  if (admission.status === 'released') return undefined;
   const campaign = locked ?? (await getCampaign(trx, admission.campaignId, true));
   if (admission.status !== 'paid')
     return releaseForOrder(

@@ -43,14 +43,34 @@ export type AdmissionPorts = {
 export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
   const rebuilding = new Map<string, Promise<void>>();
 
-  /** Installs the gate's state for a campaign from the record (one rebuild per campaign at a time in this process). */
+  /**
+   * Installs the gate's state for a campaign from the record (one rebuild per campaign at a time in
+   * this process). The units too come from the record, not from the cached campaign (read up to a
+   * second ago: a change of units before the start, made by another process meanwhile, left the
+   * gate sized to the old units, answering SOLD_OUT with units left when they had grown), read under
+   * a share lock of the sale's row so that no batch commits between them and the admissions.
+   */
   function rebuild(tenantId: string, campaign: Campaign): Promise<void> {
     let pending = rebuilding.get(campaign.id);
     if (!pending) {
-      pending = withTenant(deps.db, tenantId, (trx) =>
-        gateStateOf(trx as FlashSalesTrx, campaign.id, campaign.units),
-      )
-        .then((state) => deps.gate.load(campaign.id, state, gateTtl(campaign)))
+      pending = withTenant(deps.db, tenantId, async (anyTrx) => {
+        const trx = anyTrx as FlashSalesTrx;
+        const row = await trx
+          .selectFrom('flash_sales.campaigns')
+          .select(['units', 'ends_at', 'payment_window_minutes'])
+          .where('id', '=', campaign.id)
+          .forShare()
+          .executeTakeFirst();
+        const current = row
+          ? {
+              units: row.units,
+              endsAt: new Date(row.ends_at),
+              paymentWindowMinutes: row.payment_window_minutes,
+            }
+          : campaign;
+        return { state: await gateStateOf(trx, campaign.id, current.units), ttl: gateTtl(current) };
+      })
+        .then(({ state, ttl }) => deps.gate.load(campaign.id, state, ttl))
         .then(() => undefined)
         .finally(() => rebuilding.delete(campaign.id));
       rebuilding.set(campaign.id, pending);
@@ -195,7 +215,11 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
     }
     if (committed.outcome === 'duplicate') {
       // The record had the key the gate had lost (a rebuild raced it): the gate's units go back.
-      await giveBack();
+      // A released admission's key stays at the gate, holding nothing, so that the next retry is
+      // its duplicate there (not SOLD_OUT or LIMIT_REACHED once the sale or the customer has none).
+      if (committed.admission.status === 'released' && !committed.gateSettled) {
+        await deps.gate.release(campaign.id, a.customerId, quantity, a.key).catch(() => false);
+      } else await giveBack();
       return { admission: committed.admission, replayed: true };
     }
     ports.stats.record(campaign.id, 'admitted', Date.now() - started);

@@ -81,17 +81,20 @@ export async function findAdmission(
   return row ? toAdmission(row) : undefined;
 }
 
-/** What the gate should hold for a campaign, from the record: remaining units, per-customer units, keys. */
+/**
+ * What the gate should hold for a campaign, from the record: remaining units, per-customer units,
+ * keys (a released admission's key holding 0 units: a retry under it is its duplicate).
+ */
 export async function gateStateOf(trx: FlashSalesTrx, campaignId: string, units: number): Promise<GateState> {
   const rows = await trx
     .selectFrom('flash_sales.admissions')
-    .select(['order_id', 'customer_id', 'idempotency_key', 'quantity', 'admitted_at'])
+    .select(['order_id', 'customer_id', 'idempotency_key', 'quantity', 'admitted_at', 'status'])
     .where('campaign_id', '=', campaignId)
-    .where('status', '<>', 'released')
     .execute();
   const perCustomer = new Map<string, number>();
   let admitted = 0;
   for (const r of rows) {
+    if (r.status === 'released') continue;
     admitted += r.quantity;
     perCustomer.set(r.customer_id, (perCustomer.get(r.customer_id) ?? 0) + r.quantity);
   }
@@ -104,7 +107,7 @@ export async function gateStateOf(trx: FlashSalesTrx, campaignId: string, units:
           dedupeKey(r.customer_id, r.idempotency_key),
           r.order_id,
           new Date(r.admitted_at).getTime(),
-          r.quantity,
+          r.status === 'released' ? 0 : r.quantity,
         ] as [string, string, number, number],
     ),
   };

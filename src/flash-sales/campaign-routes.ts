@@ -27,6 +27,7 @@ import {
   StatsView,
 } from './schemas.ts';
 import type { FlashSalesTrx } from './tables.ts';
+import { closeWaitingWindows } from './waiting-orders.ts';
 
 const base = { tags: ['flash-sales'], security: SECURITY };
 const write = requireStaff('flash-sales:write');
@@ -145,7 +146,7 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
         schema: {
           ...base,
           summary:
-            'Cancel a flash sale that has not ended: unpaid orders are cancelled and the unsold units go back to stock',
+            'Cancel a flash sale that has not ended: unpaid orders are cancelled and the unsold units go back to stock (a sale with thousands of unpaid orders answers within seconds while the rest are cancelled: admitted falls to 0)',
           params: IdParams,
           body: CancelBody,
           response: { 200: CampaignView },
@@ -161,10 +162,16 @@ export function campaignRoutes(deps: FlashSalesDeps, parts: FlashSalesParts) {
           actor,
           request.body?.reason,
           meta,
-          (trx, c) => parts.cancelWaiting(trx, tenantId, c, actor, meta),
+          (trx, c) => closeWaitingWindows(trx, c.id),
         );
         parts.cache.drop(tenantId, campaign.id);
-        return campaignView(campaign);
+        // Its waiting orders cancelled in bounded transactions after the cancel's own (also when
+        // it was cancelled already: a cancel interrupted is finished), answering once they are
+        // or after a few seconds, while they go on (parts.cancelWaiting).
+        await parts.cancelWaiting(tenantId, campaign.id, actor, meta);
+        return campaignView(
+          await withTenant(deps.db, tenantId, (trx) => getCampaign(trx as FlashSalesTrx, campaign.id)),
+        );
       },
     );
 

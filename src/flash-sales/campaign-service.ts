@@ -187,9 +187,15 @@ export async function updateCampaign(
 }
 
 /**
- * Cancels a campaign that has not ended: admissions still waiting for payment are released (their
- * orders cancelled, their units back to stock), and the pool is settled. Orders already paying or
- * paid are not touched (staff cancel those like any order). Cancelling again answers the campaign.
+ * Cancels a campaign that has not ended, in one short transaction: the campaign marked cancelled,
+ * `closeWaiting` run in it (the payment windows of the admissions still waiting closed:
+ * waiting-orders.ts closeWaitingWindows), and the pool settled. Their orders are cancelled and
+ * their units go back to stock afterwards, in bounded transactions (waiting-orders.ts), by the
+ * caller and, whatever it leaves, by the lifecycle's window sweep: one transaction for all of
+ * them held the sale, its variant's stock row (every checkout and sale of the variant waited,
+ * past the statement timeout) and, on PGlite, the whole process for a minute at 2,000 orders.
+ * Orders already paying or paid are not touched (staff cancel those like any order). Cancelling
+ * again answers the campaign.
  */
 export async function cancelCampaign(
   deps: FlashSalesDeps,
@@ -198,7 +204,7 @@ export async function cancelCampaign(
   actor: string,
   reason: string | undefined,
   meta: EventMeta,
-  releaseWaiting: (trx: FlashSalesTrx, campaign: Campaign) => Promise<number>,
+  closeWaiting: (trx: FlashSalesTrx, campaign: Campaign) => Promise<number>,
 ): Promise<Campaign> {
   const cancelled = await withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
@@ -215,7 +221,7 @@ export async function cancelCampaign(
       .where('id', '=', current.id)
       .execute();
     const marked = await getCampaign(trx, current.id);
-    await releaseWaiting(trx, marked);
+    await closeWaiting(trx, marked);
     return settleIn(deps, trx, tenantId, await getCampaign(trx, current.id), actor, meta);
   });
   await deps.gate.drop(cancelled.id);

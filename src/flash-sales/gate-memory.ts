@@ -53,6 +53,14 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
   const announce = (campaignId: string, version: string) => {
     for (const listener of [...listeners]) listener(campaignId, version);
   };
+  const unitsBack = (campaignId: string, campaign: Campaign, customerId: string, quantity: number) => {
+    const count = (campaign.perCustomer.get(customerId) ?? 0) - quantity;
+    if (count > 0) campaign.perCustomer.set(customerId, count);
+    else campaign.perCustomer.delete(customerId);
+    campaign.remaining += quantity;
+    campaign.version = String(++versions);
+    announce(campaignId, campaign.version);
+  };
   const install = (campaignId: string, state: GateState, ttlSeconds: number) => {
     const at = now();
     const normalised = normaliseState(state, ttlSeconds, at);
@@ -92,13 +100,24 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
       checkGiveBack(campaignId, customerId, quantity);
       const campaign = live(campaignId);
       if (!campaign) return false;
-      if (key !== undefined && !campaign.keys.delete(dedupeKey(customerId, key))) return false;
-      const count = (campaign.perCustomer.get(customerId) ?? 0) - quantity;
-      if (count > 0) campaign.perCustomer.set(customerId, count);
-      else campaign.perCustomer.delete(customerId);
-      campaign.remaining += quantity;
-      campaign.version = String(++versions);
-      announce(campaignId, campaign.version);
+      if (key !== undefined) {
+        const dedupe = dedupeKey(customerId, key);
+        // A released key holds nothing and stays: it is what the key produced.
+        if (!campaign.keys.get(dedupe)?.quantity) return false;
+        campaign.keys.delete(dedupe);
+      }
+      unitsBack(campaignId, campaign, customerId, quantity);
+      return true;
+    },
+
+    async release(campaignId, customerId, quantity, key) {
+      checkGiveBack(campaignId, customerId, quantity);
+      const campaign = live(campaignId);
+      if (!campaign) return false;
+      const held = campaign.keys.get(dedupeKey(customerId, key));
+      if (!held?.quantity) return false;
+      held.quantity = 0;
+      unitsBack(campaignId, campaign, customerId, quantity);
       return true;
     },
 

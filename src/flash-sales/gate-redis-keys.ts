@@ -12,7 +12,7 @@ export type GateKeys = {
   remaining: string;
   /** Hash: customerId → units admitted. */
   customers: string;
-  /** Hash: dedupe key (`customerId:key`) → `orderId|admittedAtMs|quantity`. */
+  /** Hash: dedupe key (`customerId:key`) → `orderId|admittedAtMs|quantity` (quantity 0: its admission released). */
   keys: string;
   /** String: the state version; present exactly while the campaign is loaded. */
   loaded: string;

@@ -29,9 +29,24 @@ end
 return {'admitted', remaining}
 `;
 
+// ARGV: customer, quantity, dedupe key ('' for none), channel, campaign id, mode: 'drop' (an
+// attempt never recorded: its key goes, a retry is a new attempt) or 'keep' (a recorded admission
+// released: its key stays, holding 0 units, so a retry is its duplicate). A key holding 0 units
+// (released already) gives nothing back and stays, whatever the mode.
 const GIVE_BACK = `
 if redis.call('EXISTS', KEYS[4]) == 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' and redis.call('HDEL', KEYS[3], ARGV[3]) == 0 then return 0 end
+if ARGV[3] ~= '' then
+  local held = redis.call('HGET', KEYS[3], ARGV[3])
+  if not held then return 0 end
+  local cut = string.find(held, '|[^|]*$')
+  if cut and string.sub(held, cut + 1) == '0' then return 0 end
+  if ARGV[6] == 'keep' then
+    if cut then held = string.sub(held, 1, cut) .. '0' else held = held .. '|0|0' end
+    redis.call('HSET', KEYS[3], ARGV[3], held)
+  else
+    redis.call('HDEL', KEYS[3], ARGV[3])
+  end
+end
 local q = tonumber(ARGV[2])
 if redis.call('HINCRBY', KEYS[2], ARGV[1], -q) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 redis.call('INCRBY', KEYS[1], q)

@@ -76,6 +76,10 @@ class RedisGate implements RedisFlashGate {
     return giveBackOnRedis(this.#commands, campaignId, customerId, quantity, key);
   }
 
+  release(campaignId: string, customerId: string, quantity: number, key: string): Promise<boolean> {
+    return giveBackOnRedis(this.#commands, campaignId, customerId, quantity, key, 'keep');
+  }
+
   load(campaignId: string, state: GateState, ttlSeconds: number): Promise<boolean> {
     return loadOnRedis(this.#commands, campaignId, state, ttlSeconds);
   }

@@ -227,6 +227,56 @@ describe.each(kinds)('%s', (_name, make) => {
     expect([...snapshot.keys.keys()]).toEqual([dedupeKey('bob', bob.key)]);
   });
 
+  run(
+    'releases an admission’s unit but keeps its key, whose retries stay its duplicate (also rebuilt, and from the sold-out memory)',
+    async () => {
+      const a = await h.open({ forgetAfterMs: 3_600_000 });
+      const b = await h.open({ forgetAfterMs: 3_600_000 });
+      const campaignId = randomUUID();
+      await a.load(campaignId, units(1), TTL);
+      const alice = attempt(campaignId, 'alice', { limit: 1 });
+      expect(await a.admit(alice)).toMatchObject({ outcome: 'admitted', remaining: 0 });
+      // Alice's window closed unpaid: her admission is released, its unit back to the next buyer.
+      expect(await b.release(campaignId, 'alice', 1, alice.key)).toBe(true);
+      const retry = { ...alice, orderId: randomUUID() };
+      expect(await a.admit(retry)).toEqual({ outcome: 'duplicate', orderId: alice.orderId });
+      // Once: a second release, and a give-back of the released key, give nothing.
+      expect(await b.release(campaignId, 'alice', 1, alice.key)).toBe(false);
+      expect(await b.giveBack(campaignId, 'alice', 1, alice.key)).toBe(false);
+      // Alice may buy again under another key (the released unit no longer counts against her limit).
+      const again = attempt(campaignId, 'alice', { limit: 1 });
+      expect(await a.admit(again)).toMatchObject({ outcome: 'admitted', remaining: 0 });
+      expect(await a.admit(attempt(campaignId, 'bob'))).toMatchObject({ outcome: 'sold_out' });
+      await eventually(() => a.remembersSoldOut(campaignId));
+      // Sold out and Alice at her limit: the released key is still its duplicate, from memory too.
+      expect(await a.admit(retry)).toEqual({ outcome: 'duplicate', orderId: alice.orderId });
+      expect(a.refusalFor(campaignId, 'alice', alice.key, 1)).toBeUndefined();
+      expect(a.refusalFor(campaignId, 'alice', 'never-used', 1)).toBe('limit_reached');
+      const snapshot = (await b.snapshot(campaignId))!;
+      expect(snapshot.remaining).toBe(0);
+      expect(snapshot.perCustomer).toEqual(new Map([['alice', 1]]));
+      expect(snapshot.keys.get(dedupeKey('alice', alice.key))).toMatchObject({
+        orderId: alice.orderId,
+        quantity: 0,
+      });
+
+      // Rebuilt from a record that has the released admission: its key holds 0 units.
+      await h.lose(campaignId);
+      const recorded: GateState = {
+        remaining: 0,
+        perCustomer: [['alice', 1]],
+        keys: [
+          [dedupeKey('alice', alice.key), alice.orderId, 1_700_000_000_000, 0],
+          [dedupeKey('alice', again.key), again.orderId, 1_700_000_000_001, 1],
+        ],
+      };
+      expect(await b.load(campaignId, recorded, TTL)).toBe(true);
+      expect(await a.admit(retry)).toEqual({ outcome: 'duplicate', orderId: alice.orderId });
+      expect(await a.release(campaignId, 'alice', 1, alice.key)).toBe(false);
+      expect((await a.snapshot(campaignId))!.remaining).toBe(0);
+    },
+  );
+
   run('forgets a remembered sold-out campaign after a bounded time, notice or not', async () => {
     let clock = 1_000_000;
     const gate = await h.open({ forgetAfterMs: 1000, now: () => clock });

@@ -47,7 +47,8 @@ export type AdmitOutcome = AdmitResult['outcome'];
 /**
  * A campaign's state as PostgreSQL records it, to (re)build the gate from: units left, units held
  * per customer, and the dedupe keys of the attempts admitted, optionally with the time each was
- * admitted (ms epoch; the load time otherwise) and its quantity (1 otherwise). One entry per
+ * admitted (ms epoch; the load time otherwise) and its quantity (1 otherwise; 0 for an admission
+ * released, whose key the gate keeps holding nothing: see {@link HeldKey}). One entry per
  * customer and per key.
  */
 export type GateState = {
@@ -56,7 +57,12 @@ export type GateState = {
   keys: [dedupeKey: string, orderId: string, at?: number, quantity?: number][];
 };
 
-/** What the gate holds for one admitted dedupe key: its order, when it was admitted (ms epoch), and how many units. */
+/**
+ * What the gate holds for one admitted dedupe key: its order, when it was admitted (ms epoch), and
+ * how many units it holds; 0 once its admission was released ({@link FlashGate.release}): the key
+ * then holds no unit and counts against no limit, but a retry under it is still its `duplicate`,
+ * answered from what the key produced and never decided anew.
+ */
 export type HeldKey = { orderId: string; at: number; quantity: number };
 
 /** What a gate holds for a campaign now (reconciliation and stats). */
@@ -79,15 +85,26 @@ export interface FlashGate {
   /** Decides one attempt: loaded? → dedupe → per-customer limit → enough units → take them. */
   admit(r: AdmitRequest): Promise<AdmitResult>;
   /**
-   * Units back (a failed or late payment, or an admission whose PostgreSQL write failed):
-   * remaining += quantity, the customer's count -= quantity, and the dedupe key dropped when given.
-   * With a key it is idempotent: it gives back only while the key is held, so a retry (or a key
-   * that a reset already removed) changes nothing. Without a key every call gives back.
-   * Resolves true when units went back; false when the key was not held or the campaign is not
-   * loaded (a rebuild from PostgreSQL will count the release, so record it there first).
-   * Wakes the sold-out memory of every process.
+   * Units of an attempt that was never recorded back (its PostgreSQL write failed or was refused,
+   * or reconciliation found it leaked): remaining += quantity, the customer's count -= quantity,
+   * and the dedupe key dropped when given, so a retry under it is a new attempt. With a key it is
+   * idempotent: it gives back only while the key holds units, so a retry (or a key that a reset
+   * already removed, or a released one: see `release`) changes nothing. Without a key every call
+   * gives back. Resolves true when units went back; false when the key held none or the campaign
+   * is not loaded. Wakes the sold-out memory of every process.
    */
   giveBack(campaignId: string, customerId: string, quantity: number, key?: string): Promise<boolean>;
+  /**
+   * Units of a recorded admission that was released (its order failed, was cancelled or its
+   * window closed) back: remaining += quantity, the customer's count -= quantity, and the key
+   * KEPT, holding 0 units: a retry under it is answered `duplicate` (from the record: the released
+   * admission), never decided anew against units and limits it no longer has. Idempotent: it gives
+   * back only while the key holds units, so a retry, the late event after the sweep, or a rebuild
+   * that already counted the release changes nothing. Resolves true when units went back; false
+   * when the key held none or the campaign is not loaded (a rebuild from PostgreSQL counts the
+   * release, so record it there first). Wakes the sold-out memory of every process.
+   */
+  release(campaignId: string, customerId: string, quantity: number, key: string): Promise<boolean>;
   /** Installs state for a campaign unless one is loaded (atomic); resolves whether this call installed it. Wakes the sold-out memory when it did. */
   load(campaignId: string, state: GateState, ttlSeconds: number): Promise<boolean>;
   /** Replaces the state whatever is there (the reconciliation's repair, the campaign's end). Wakes the sold-out memory. */
@@ -184,8 +201,8 @@ export function normaliseState(state: GateState, ttlSeconds: number, now: number
   for (const [key, orderId, at, quantity] of state.keys) {
     if (!key.includes(':')) throw new RangeError(`"${key}" is not a dedupe key (customerId:key)`);
     if (!orderId) throw new RangeError(`dedupe key ${key} has no order id`);
-    if (quantity !== undefined && !positiveInteger(quantity)) {
-      throw new RangeError(`quantity of dedupe key ${key} must be an integer >= 1, got ${quantity}`);
+    if (quantity !== undefined && !(Number.isSafeInteger(quantity) && quantity >= 0)) {
+      throw new RangeError(`quantity of dedupe key ${key} must be an integer >= 0, got ${quantity}`);
     }
     if (keys.has(key)) throw new RangeError(`dedupe key ${key} appears twice in the state`);
     keys.set(key, { orderId, at: at ?? now, quantity: quantity ?? 1 });

@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { withSystem, withTenant } from '../platform/db/index.ts';
-import { releaseForOrder, releaseReasonOf } from './admission-outcome.ts';
 import type { Admission } from './admission-store.ts';
 import { campaignEvent, publishCampaignEvents } from './campaign-events.ts';
 import { settleIn } from './campaign-service.ts';
@@ -9,8 +8,9 @@ import { type Campaign, getCampaign } from './campaign-store.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import { createPayingSweep } from './paying-sweep.ts';
 import { reconcileCampaign } from './reconcile.ts';
-import type { FlashSalesTrx, ReleaseReason } from './tables.ts';
+import type { FlashSalesTrx } from './tables.ts';
 import { inRange, inTurn } from './turns.ts';
+import { endWaiting } from './waiting-orders.ts';
 
 const TICK_MS = 1000;
 
@@ -171,7 +171,10 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
    * sale yet: the order event on the way, or dead-lettered) is released here too, as the event
    * would, units back: left admitted, its due rows filled the batch every tick and the tenant's
    * later windows never closed. Both are final, so such an order is never paid; the late event
-   * then finds the admission released and moves nothing again (order-outcomes.ts).
+   * then finds the admission released and moves nothing again (order-outcomes.ts). A cancelled
+   * sale's waiting admissions are due at once (its cancel closed their windows): what the cancel's
+   * own batches left (a process killed midway, a batch that failed) is ended here, the orders
+   * cancelled (waiting-orders.ts).
    */
   async function closeWindows(tenantId: string): Promise<void> {
     const expired = await withTenant(deps.db, tenantId, async (anyTrx) => {
@@ -195,25 +198,15 @@ export function createLifecycle(deps: FlashSalesDeps, logger: Logger, options: L
       const back: Admission[] = [];
       for (const row of rows) {
         const campaign = campaigns.get(row.campaign_id)!;
-        const actor = `flash-sale:${campaign.id}`;
-        const order = await deps.orders.get(trx, tenantId, row.order_id, { lock: true });
-        let reason: ReleaseReason = 'timeout';
-        if (order?.status === 'created') {
-          await deps.orders.transition(trx, tenantId, row.order_id, 'failed', {
-            actor,
-            failure: { reason: 'timeout', message: 'the payment window closed before the order was paid' },
-          });
-        } else if (order?.status === 'cancelled' || order?.status === 'failed') {
-          // Released as its outcome would release it (admission-outcome.ts), with the same reason.
-          reason = releaseReasonOf(order.status, order.failure?.reason);
-        } else continue; // No order, or one being paid (unreachable while admitted): its outcome decides.
-        const released = await releaseForOrder(deps, trx, campaign, row.order_id, reason);
-        if (released) back.push(released);
+        // Failed with reason timeout; cancelled when its sale was (a cancel's own batches did not
+        // end it: the process died, or a batch failed): waiting-orders.ts.
+        const ended = await endWaiting(deps, trx, tenantId, campaign, row.order_id);
+        if (ended.back) back.push(ended.back);
       }
       return back;
     });
     for (const a of expired)
-      await deps.gate.giveBack(a.campaignId, a.customerId, a.quantity, a.idempotencyKey).catch(() => false);
+      await deps.gate.release(a.campaignId, a.customerId, a.quantity, a.idempotencyKey).catch(() => false);
   }
 
   return {

@@ -17,10 +17,11 @@ import type { FlashSalesTrx } from './tables.ts';
  * (dead-lettered: paying-sweep.ts) applies too; their status guards make the second one a no-op.
  */
 export function orderOutcomes(deps: FlashSalesDeps, logger: Logger): Subscriber {
-  // With its key: a retry of this handler (or a rebuild that already counted it) gives nothing twice.
+  // With its key, which the gate keeps (holding nothing: a retry under it finds this admission): a
+  // retry of this handler (or a rebuild that already counted it) gives nothing twice.
   const giveBack = (admission: Admission) =>
     deps.gate
-      .giveBack(admission.campaignId, admission.customerId, admission.quantity, admission.idempotencyKey)
+      .release(admission.campaignId, admission.customerId, admission.quantity, admission.idempotencyKey)
       .catch((error) =>
         logger.warn(
           { err: error, campaignId: admission.campaignId },

@@ -130,7 +130,7 @@ export function createPayingSweep(deps: FlashSalesDeps, logger: Logger, options:
         // After the commit, by the admission's key: a retry (or the late event) gives nothing twice.
         for (const a of back) {
           await deps.gate
-            .giveBack(a.campaignId, a.customerId, a.quantity, a.idempotencyKey)
+            .release(a.campaignId, a.customerId, a.quantity, a.idempotencyKey)
             .catch((error) =>
               logger.warn(
                 { err: error, campaignId: a.campaignId },

@@ -7,7 +7,15 @@ import type { FlashSalesTrx } from './tables.ts';
 
 /** One repair the reconciliation made. */
 export type Repair =
-  | { kind: 'leaked-unit'; customerId: string; key: string; orderId: string; quantity: number }
+  | {
+      kind: 'leaked-unit';
+      customerId: string;
+      key: string;
+      orderId: string;
+      quantity: number;
+      /** The record has the key's admission released (its units had not come back to the gate): the key stays, holding nothing. */
+      released?: true;
+    }
   | { kind: 'remaining-corrected'; from: number; to: number; missingKeys: number };
 
 export type Reconciliation = {
@@ -24,10 +32,12 @@ export type Reconciliation = {
  * Compares the gate's counters with the admissions in PostgreSQL and repairs the gate: a unit
  * the gate handed out whose order never reached the record (older than
  * MERCATO_FLASH_LEAK_GRACE_MS: an admission's group commit answers within seconds or fails) is given
- * back (by its key: idempotent); if the gate's units left still differ from the record's (less
- * what is in flight), the gate is reset from the record, keeping the attempts in flight. A gate
- * that holds nothing for the campaign needs no repair: the next attempt rebuilds it from the
- * record. Every repair is reported and logged.
+ * back (by its key: idempotent); a unit the gate still counts for an admission the record released
+ * (its give-back lost) is released (its key kept, holding nothing); if the gate's units left still
+ * differ from the record's (less what is in flight), or it lacks a key the record has (a released
+ * one included: its retries must find their admission), the gate is reset from the record, keeping
+ * the attempts in flight. A gate that holds nothing for the campaign needs no repair: the next
+ * attempt rebuilds it from the record. Every repair is reported and logged.
  */
 export async function reconcileCampaign(
   deps: Pick<FlashSalesDeps, 'db' | 'gate' | 'ctx'>,
@@ -47,6 +57,11 @@ export async function reconcileCampaign(
     return { campaign, admissions: rows.map(toAdmission) };
   });
   const held = admissions.filter((a) => a.status !== 'released');
+  const released = new Map(
+    admissions
+      .filter((a) => a.status === 'released')
+      .map((a) => [dedupeKey(a.customerId, a.idempotencyKey), a] as const),
+  );
   const admittedUnits = held.reduce((sum, a) => sum + a.quantity, 0);
   const recordRemaining = Math.max(0, campaign.units - admittedUnits);
   const result: Reconciliation = {
@@ -61,14 +76,30 @@ export async function reconcileCampaign(
   const inRecord = new Set(held.map((a) => dedupeKey(a.customerId, a.idempotencyKey)));
   const inFlight: { key: string; orderId: string; at: number; quantity: number }[] = [];
   for (const [key, entry] of snapshot.keys) {
-    if (inRecord.has(key)) continue;
+    // Held in the record; or released at the gate already (it holds nothing).
+    if (inRecord.has(key) || entry.quantity === 0) continue;
     const quantity = entry.quantity;
     const customerId = key.slice(0, key.indexOf(':'));
+    const idempotencyKey = key.slice(customerId.length + 1);
+    if (released.has(key)) {
+      // Its release is recorded; the give-back after it was lost (or is on its way: by its key,
+      // only one of the two gives). No new attempt can hold the key: the gate answers duplicate.
+      if (await deps.gate.release(campaign.id, customerId, quantity, idempotencyKey)) {
+        result.repairs.push({
+          kind: 'leaked-unit',
+          customerId,
+          key: idempotencyKey,
+          orderId: entry.orderId,
+          quantity,
+          released: true,
+        });
+      }
+      continue;
+    }
     if (now() - entry.at < deps.ctx.config.flashLeakGraceMs) {
       inFlight.push({ key, orderId: entry.orderId, at: entry.at, quantity });
       continue;
     }
-    const idempotencyKey = key.slice(customerId.length + 1);
     if (await deps.gate.giveBack(campaign.id, customerId, quantity, idempotencyKey)) {
       result.repairs.push({
         kind: 'leaked-unit',
@@ -83,7 +114,7 @@ export async function reconcileCampaign(
   const after = await deps.gate.snapshot(campaign.id);
   const flying = inFlight.reduce((sum, f) => sum + f.quantity, 0);
   const expected = Math.max(0, recordRemaining - flying);
-  const missingKeys = [...inRecord].filter((k) => !after?.keys.has(k)).length;
+  const missingKeys = [...inRecord, ...released.keys()].filter((k) => !after?.keys.has(k)).length;
   if (after && (after.remaining !== expected || missingKeys > 0)) {
     const perCustomer = new Map<string, number>();
     for (const a of held) perCustomer.set(a.customerId, (perCustomer.get(a.customerId) ?? 0) + a.quantity);
@@ -105,6 +136,9 @@ export async function reconcileCampaign(
             ],
         ),
         ...inFlight.map((f) => [f.key, f.orderId, f.at, f.quantity] as [string, string, number, number]),
+        ...[...released].map(
+          ([key, a]) => [key, a.orderId, a.admittedAt.getTime(), 0] as [string, string, number, number],
+        ),
       ],
     };
     await deps.gate.reset(campaign.id, state, gateTtl(campaign, now()));

@@ -196,6 +196,8 @@ export function withSoldOutMemory(
 
     giveBack: (campaignId: string, customerId: string, quantity: number, key?: string) =>
       changing(campaignId, () => gate.giveBack(campaignId, customerId, quantity, key)),
+    release: (campaignId: string, customerId: string, quantity: number, key: string) =>
+      changing(campaignId, () => gate.release(campaignId, customerId, quantity, key)),
     load: (campaignId: string, state: GateState, ttlSeconds: number) =>
       changing(campaignId, () => gate.load(campaignId, state, ttlSeconds)),
     reset: (campaignId: string, state: GateState, ttlSeconds: number) =>

@@ -1,0 +1,187 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  callServer as call,
+  type MercatoProcess,
+  signInDemoAdmin,
+  startMercatoServer,
+  stopServers,
+} from '../cli/mercato-process.ts';
+import { signSessionTokens } from '../identity/index.ts';
+import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
+import type { AppContext } from '../platform/index.ts';
+import { loadConfig } from '../platform/index.ts';
+import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
+
+const PASSWORD = 'demo-password-1234';
+const WAITING = 400;
+const STOCK = WAITING + 50;
+
+// kill -9 of the real server while a sale's cancel is cancelling its waiting orders, batch by
+// batch: the sale stays cancelled, no order is left half cancelled, and the restarted server
+// finishes the cancel by itself (its window sweep), every unit back in stock once.
+describe.runIf(testDatabaseKind() === 'postgres')(
+  'a sale’s cancel survives kill -9 midway (PostgreSQL, real server)',
+  () => {
+    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
+    let owner: Database;
+    const servers: MercatoProcess[] = [];
+    const env = () => ({
+      DATABASE_URL: database.url!,
+      MERCATO_WORKERS: '1',
+      MERCATO_DEMO_PASSWORD: PASSWORD,
+      MERCATO_FLASH_IP_RATE: '100000000',
+    });
+    const start = async () => {
+      const started = await startMercatoServer(env());
+      servers.push(started.server);
+      return started.base;
+    };
+
+    beforeAll(async () => {
+      database = await cloneTestDatabase();
+      owner = openPostgres(database.url!, 2);
+    });
+    afterAll(async () => {
+      await stopServers(servers);
+      await owner?.close();
+      await database?.drop();
+    });
+
+    const state = (saleId: string) =>
+      withSystem(owner.kysely, async (trx) => {
+        const { rows } = await sql<{ admission: string; reason: string | null; order: string; n: number }>`
+          select a.status as admission, a.release_reason as reason, o.status as order, count(*)::int as n
+          from flash_sales.admissions a join orders.orders o on o.id = a.order_id
+          where a.campaign_id = ${saleId} group by 1, 2, 3 order by 1, 2, 3`.execute(trx);
+        const { rows: sale } = await sql<{
+          cancelled: boolean;
+          settled: boolean;
+          admitted: number;
+          released: number;
+        }>`select cancelled_at is not null as cancelled, settled_at is not null as settled, admitted, released
+          from flash_sales.campaigns where id = ${saleId}`.execute(trx);
+        return { pairs: rows, sale: sale[0]! };
+      });
+
+    it('leaves no order half cancelled, and the restarted server finishes the cancel', async () => {
+      let base = await start();
+      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      const product = await call(base, 'POST', '/api/v1/products', staff, {
+        title: 'Cancelled drop',
+        status: 'active',
+        variants: [{ sku: `CANCEL-${uuidv7()}`, options: { size: 'M' }, prices: { EUR: 1000 } }],
+      });
+      expect(product.status, JSON.stringify(product.body)).toBe(201);
+      const variant = product.body.variants[0] as { id: string };
+      const stock = await call(base, 'POST', '/api/v1/inventory', staff, {
+        variantId: variant.id,
+        productId: product.body.id,
+        onHand: STOCK,
+      });
+      expect(stock.status, JSON.stringify(stock.body)).toBe(201);
+      const sale = await call(base, 'POST', '/api/v1/flash-sales', staff, {
+        name: 'Cancelled sale',
+        variantId: variant.id,
+        units: WAITING,
+        salePrice: 500,
+        currency: 'EUR',
+        startsAt: new Date(Date.now() - 1000).toISOString(),
+        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      });
+      expect(sale.status, JSON.stringify(sale.body)).toBe(201);
+      const saleId = sale.body.id as string;
+
+      // Buyers signed in with the server's key (no argon2 login each), each admitted, none paying.
+      const tenant = await withSystem(owner.kysely, async (trx) => {
+        const { rows } = await sql<{ id: string; slug: string }>`
+          select id, slug from identity.tenants where slug = 'demo'`.execute(trx);
+        return rows[0]!;
+      });
+      const users = Array.from({ length: WAITING }, () => uuidv7());
+      await withSystem(owner.kysely, async (trx) => {
+        const rows = JSON.stringify(users.map((id) => ({ id })));
+        await sql`insert into identity.users (id, tenant_id, email, password_hash, name, role)
+          select u.id, ${tenant.id}::uuid, 'cancel-' || u.id || '@demo.test', 'x', 'Buyer', 'customer'
+          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
+        await sql`insert into identity.addresses (id, tenant_id, user_id, type, recipient, line1, city, postal_code, country, is_default)
+          select gen_random_uuid(), ${tenant.id}::uuid, u.id, 'SHIPPING', 'Erika Muster', 'Unter den Linden 1', 'Berlin', '10117', 'DE', true
+          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
+        await sql`insert into identity.refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
+          select gen_random_uuid(), ${tenant.id}::uuid, u.id, u.id, md5(u.id::text) || md5(random()::text), now() + interval '1 day'
+          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
+      });
+      const ctx = { config: loadConfig({ DATABASE_URL: database.url! }) } as AppContext;
+      const tokens = await signSessionTokens(
+        ctx,
+        owner.kysely as never,
+        tenant,
+        users.map((id) => ({ userId: id, role: 'customer', sessionId: id })),
+      );
+      let next = 0;
+      const buyer = async () => {
+        while (next < WAITING) {
+          const i = next++;
+          const r = await call(
+            base,
+            'POST',
+            `/api/v1/flash-sales/${saleId}/orders`,
+            { authorization: `Bearer ${tokens[i]}`, 'idempotency-key': `cancel-${i}` },
+            {},
+          );
+          expect(r.status, JSON.stringify(r.body)).toBe(202);
+        }
+      };
+      await Promise.all(Array.from({ length: 24 }, buyer));
+      expect((await state(saleId)).sale.admitted).toBe(WAITING);
+
+      // The cancel, killed -9 once some of its batches committed and some not.
+      const server = servers.at(-1)!;
+      const cancel = call(base, 'POST', `/api/v1/flash-sales/${saleId}/cancel`, staff).catch(() => undefined);
+      let midway: Awaited<ReturnType<typeof state>> | undefined;
+      await until(
+        async () => {
+          const now = await state(saleId);
+          if (now.sale.admitted === 0) throw new Error('the cancel ended before the kill: no midway seen');
+          if (now.sale.cancelled && now.sale.released > 0) midway = now;
+          return midway !== undefined;
+        },
+        'some of the cancel’s batches committed',
+        60_000,
+      );
+      server.child.kill('SIGKILL');
+      await server.exited;
+      await cancel;
+      // Dead midway: the sale cancelled and settled; every admission waiting with its order
+      // created, or released as cancelled with its order cancelled: none half done.
+      const dead = await state(saleId);
+      expect(dead.sale).toMatchObject({ cancelled: true, settled: true });
+      expect(dead.sale.admitted).toBeGreaterThan(0);
+      for (const p of dead.pairs) {
+        expect([
+          ['admitted', null, 'created'],
+          ['released', 'cancelled', 'cancelled'],
+        ]).toContainEqual([p.admission, p.reason, p.order]);
+      }
+
+      // The next run: the restarted server's window sweep finishes the cancel by itself.
+      base = await start();
+      await until(async () => (await state(saleId)).sale.admitted === 0, 'the cancel finished', 120_000);
+      const done = await state(saleId);
+      expect(done.pairs).toEqual([
+        { admission: 'released', reason: 'cancelled', order: 'cancelled', n: WAITING },
+      ]);
+      expect(done.sale).toMatchObject({ cancelled: true, settled: true, admitted: 0, released: WAITING });
+      // Every unit back in stock once: no pool, no order's hold left.
+      const item = await withSystem(owner.kysely, async (trx) => {
+        const { rows } = await sql<{ on_hand: number; reserved: number }>`
+          select on_hand, reserved from inventory.items where variant_id = ${variant.id}`.execute(trx);
+        return rows[0]!;
+      });
+      expect(item).toEqual({ on_hand: STOCK, reserved: 0 });
+      const shown = await call(base, 'GET', `/api/v1/flash-sales/${saleId}`, staff);
+      expect(shown.body).toMatchObject({ status: 'cancelled', admitted: 0, released: WAITING });
+    }, 300_000);
+  },
+);
