@@ -26,6 +26,14 @@ const AUDIT_COLUMNS: JsonColumn[] = [
 ];
 
 /**
+ * When an entry happened: the time of the statement writing it, not the transaction's start (the
+ * column's default). A change locks its exception before it writes its entry, so entries stamped
+ * so read in the order the changes took effect: a retry's outcome whose transaction began before a
+ * resolve but waited for it (and left it resolved) comes after the resolve, not before.
+ */
+export const AUDIT_AT = sql`statement_timestamp()`;
+
+/**
  * Appends audit entries in the caller's transaction, so they commit with the change: one JSON
  * parameter however many (a capture's batch writes hundreds; one bind each would be thousands).
  */
@@ -41,7 +49,7 @@ export async function recordAudit(trx: ExceptionsTrx, entries: AuditEntry[]): Pr
     e.details ?? null,
   ]);
   await sql`
-    insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details)
-    select id, tenant_id, exception_id, action, actor, note, details
+    insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details, at)
+    select id, tenant_id, exception_id, action, actor, note, details, ${AUDIT_AT}
     from ${jsonRows(AUDIT_COLUMNS, rows)} as x`.execute(trx);
 }

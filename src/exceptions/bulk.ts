@@ -3,6 +3,7 @@ import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
 import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
+import { AUDIT_AT } from './audit.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { VIEW_COLUMNS } from './exception-queries.ts';
 import { toView, type ViewedRow } from './exception-view.ts';
@@ -112,9 +113,9 @@ async function auditMany(
     details: { from: r.previous, to, bulk: true, ...resolution },
   }));
   await sql`
-    insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details)
+    insert into exceptions.audit (id, tenant_id, exception_id, action, actor, note, details, at)
     select a.id, ${tenantId}, a.exception_id, ${AUDIT_ACTION[input.change]}, ${actor}, ${input.note ?? null},
-      a.details
+      a.details, ${AUDIT_AT}
     from jsonb_to_recordset(${JSON.stringify(entries)}::jsonb) as a(id uuid, exception_id uuid, details jsonb)`.execute(
     trx,
   );

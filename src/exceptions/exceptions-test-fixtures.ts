@@ -63,3 +63,41 @@ export async function writeInbound(
 }
 
 export { send };
+
+/** An answer over a real connection: its status, headers and body (json() parses it). */
+export type HttpAnswer = {
+  statusCode: number;
+  headers: Headers;
+  body: string;
+  // biome-ignore lint/suspicious/noExplicitAny: as app.inject's answers, a test reads the JSON it expects
+  json<T = any>(): T;
+};
+
+const listening = new WeakMap<object, Promise<string>>();
+
+/**
+ * Sends requests to the app over real connections (the app listens on 127.0.0.1, once; its close
+ * stops it): requests sent at once are served at once, each on its own socket, as clients send them.
+ */
+export function overHttp(t: ExceptionsTestApp) {
+  let base = listening.get(t.app);
+  if (!base) {
+    base = t.app.listen({ host: '127.0.0.1', port: 0 });
+    listening.set(t.app, base);
+  }
+  const origin = base;
+  return async (
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: string,
+    headers: Record<string, string>,
+    payload?: unknown,
+  ): Promise<HttpAnswer> => {
+    const response = await fetch(`${await origin}${url}`, {
+      method,
+      headers: payload === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+      ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
+    });
+    const body = await response.text();
+    return { statusCode: response.status, headers: response.headers, body, json: () => JSON.parse(body) };
+  };
+}

@@ -15,8 +15,11 @@ import type { ExceptionStatus } from './tables.ts';
  * through RETRY_IN_PROGRESS to RETRIED_SUCCESS or RETRIED_FAILED. An operator may resolve without
  * acknowledging first (a known cause, a duplicate), also while a retry waits for its outcome (a
  * requeued message may wait hours for its backoff): the attempt still ends, and records how, but
- * leaves the status resolved. The operator closes after a resolution or a successful retry. Only capture moves an exception back to NEW: a repeat of a resolved, closed or
- * successfully retried one reopens it (capture-store.ts), as Sentry reopens a regressed issue.
+ * leaves the status resolved (an outcome moves only RETRY_IN_PROGRESS: retry-outcome.ts). Not
+ * acknowledge: RETRY_IN_PROGRESS does not lead to ACKNOWLEDGED. The operator closes after a
+ * resolution or a successful retry. Only capture moves an exception back to NEW: a repeat of a
+ * resolved, closed or successfully retried one reopens it (capture-store.ts), as Sentry reopens a
+ * regressed issue.
  */
 export const exceptionStatus = stateMachine<ExceptionStatus>('exception', {
   NEW: ['ACKNOWLEDGED', 'RESOLVED', 'RETRY_IN_PROGRESS'],

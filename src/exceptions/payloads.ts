@@ -3,7 +3,7 @@ import type { ExceptionsDeps, PayloadAnswer } from './deps.ts';
 import type { ExceptionRow } from './exception-view.ts';
 import type { PayloadCache } from './payload-cache.ts';
 import { type SecretBox, SecretUnreadableError } from './secrets.ts';
-import { type SourceBreakers, SourceUnavailableError } from './source-breakers.ts';
+import { type SourceBreakers, type SourcePermit, SourceUnavailableError } from './source-breakers.ts';
 import { type SourceClient, SourceError, sourceUrl } from './source-client.ts';
 import { getSource, targetOf } from './source-store.ts';
 import type { ExceptionsTrx, InterfaceType, SourceRef } from './tables.ts';
@@ -47,6 +47,7 @@ export function createPayloadLoader(parts: PayloadParts) {
     tenantId: string,
     row: ExceptionRow,
     ref: Extract<SourceRef, { kind: 'source' }>,
+    permit: SourcePermit | undefined,
   ): Promise<PayloadAnswer> {
     const interfaceType: InterfaceType = ref.interfaceType ?? row.interface_type;
     const source = await withTenant(deps.db, tenantId, (trx) => getSource(trx, tenantId, interfaceType));
@@ -57,7 +58,12 @@ export function createPayloadLoader(parts: PayloadParts) {
     if (cached?.url === url) return { payload: cached.payload, from: 'cache' };
     try {
       const target = await targetOf(box, source);
-      const payload = await breakers.run(tenantId, interfaceType, () => client.getPayload(target, id));
+      const payload = await breakers.run(
+        tenantId,
+        interfaceType,
+        () => client.getPayload(target, id),
+        permit,
+      );
       await cache.set(tenantId, row.transaction_id, { url, payload });
       return { payload, from: 'source' };
     } catch (error) {
@@ -71,7 +77,7 @@ export function createPayloadLoader(parts: PayloadParts) {
     }
   }
 
-  async function load(tenantId: string, row: ExceptionRow): Promise<PayloadAnswer> {
+  async function load(tenantId: string, row: ExceptionRow, permit?: SourcePermit): Promise<PayloadAnswer> {
     const ref = row.source_ref;
     switch (ref?.kind) {
       case 'wal-dead-letter': {
@@ -90,15 +96,20 @@ export function createPayloadLoader(parts: PayloadParts) {
         return order ? { payload: order, from: 'source' } : fromEvent(row, `order ${ref.orderId} not found`);
       }
       case 'source':
-        return fromSource(tenantId, row, ref);
+        return fromSource(tenantId, row, ref, permit);
       default:
         return fromEvent(row);
     }
   }
 
-  return async function loadPayload(tenantId: string, row: ExceptionRow): Promise<PayloadAnswer> {
+  /** `permit`: a retry's leave to call the source, which its payload's call uses (else one of its own). */
+  return async function loadPayload(
+    tenantId: string,
+    row: ExceptionRow,
+    permit?: SourcePermit,
+  ): Promise<PayloadAnswer> {
     try {
-      return await load(tenantId, row);
+      return await load(tenantId, row, permit);
     } catch (error) {
       deps.ctx.logger.error({ err: error, tenantId }, 'loading an exception payload failed');
       return fromEvent(row, 'the payload could not be loaded now');

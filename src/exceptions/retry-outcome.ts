@@ -9,9 +9,12 @@ import {
   finishAttempt,
   markRetried,
 } from './retry-store.ts';
-import type { ExceptionsTrx } from './tables.ts';
+import type { ExceptionStatus, ExceptionsTrx } from './tables.ts';
 
 export type Finished = { exception: ExceptionRow; attempt: AttemptRow };
+
+/** Where an operator's resolve or close left an exception: a retry's failure there alerts no one. */
+const SETTLED: ExceptionStatus[] = ['RESOLVED', 'CLOSED'];
 
 /**
  * Ends a pending attempt in trx with its outcome: the attempt row, the exception's status
@@ -20,6 +23,12 @@ export type Finished = { exception: ExceptionRow; attempt: AttemptRow };
  * (hooks.onRetryFailed), all committing together. Undefined when the attempt had already ended
  * (another process settled it): nothing is recorded twice. The caller drops the cached payload
  * after the commit.
+ *
+ * The outcome sets the status only while the exception is still RETRY_IN_PROGRESS, the status its
+ * start set (markRetried decides on the row as it is once locked). Anything that moved it on
+ * meanwhile stands: an operator's resolve, a repeat that reopened it, an acknowledgement after
+ * that. The attempt, the audit and the event still say how it ended; a failure of an exception
+ * resolved or closed meanwhile fires no alert (an operator settled it: nobody is to be called).
  */
 export async function finishRetry(
   deps: ExceptionsDeps,
@@ -53,6 +62,7 @@ export async function finishRetry(
       data: { exception: toView(exception), attempt: attemptView(attempt) },
     },
   ]);
-  if (!succeeded) await deps.hooks.onRetryFailed(trx, tenantId, exception);
+  if (!succeeded && !SETTLED.includes(exception.status))
+    await deps.hooks.onRetryFailed(trx, tenantId, exception);
   return { exception, attempt };
 }

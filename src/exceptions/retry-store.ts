@@ -148,8 +148,10 @@ export function markRetrying(trx: ExceptionsTrx, exceptionId: string): Promise<E
 }
 
 /**
- * A retry ended: RETRIED_SUCCESS or RETRIED_FAILED, unless an operator moved the exception on
- * meanwhile (resolved or closed it while the retry ran): that status stands.
+ * A retry ended: RETRIED_SUCCESS or RETRIED_FAILED, unless the exception was moved on meanwhile
+ * (an operator resolved it while the retry ran; a repeat reopened it, and perhaps an operator
+ * acknowledged it since): that status stands. The CASE reads the row as it is once the update
+ * holds its lock (PostgreSQL evaluates it again on the version a concurrent change committed).
  */
 export function markRetried(
   trx: ExceptionsTrx,

@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
 import { withTenant } from '../platform/db/index.ts';
@@ -124,39 +124,62 @@ export async function putSource(
 
 export type SourceRequest = { method: string; url: string; headers: IncomingHttpHeaders; body: string };
 
+/** A request a FakeSource holds unanswered; answer() answers it as the source would now, or with `status`. */
+export type HeldRequest = SourceRequest & { answer(status?: number): void };
+
 /**
  * An interface's source on 127.0.0.1: GET /payloads/{id} answers `payloads[id]` (404 without one),
  * POST /retry answers 200; `failWith(status)` makes every request answer that status until
- * `recover()`. Every request is recorded, so a test can prove none was made.
+ * `recover()`; `hold(n)` leaves the next n requests unanswered (in `held`) until each is answered.
+ * Every request is recorded, so a test can prove none was made.
  */
 export type FakeSource = {
   url: string;
   requests: SourceRequest[];
   payloads: Map<string, string>;
+  held: HeldRequest[];
   failWith(status: number): void;
   recover(): void;
+  hold(n: number): void;
   close(): Promise<void>;
 };
 
 export async function startSource(): Promise<FakeSource> {
   const requests: SourceRequest[] = [];
   const payloads = new Map<string, string>();
+  const held: HeldRequest[] = [];
+  let holding = 0;
   let failing: number | undefined;
+  const respond = (request: SourceRequest, response: ServerResponse, status: number | undefined) => {
+    const path = new URL(request.url, 'http://source').pathname;
+    const id = decodeURIComponent(path.split('/payloads/')[1] ?? '');
+    const payload = request.method === 'GET' ? payloads.get(id) : '{"accepted":true}';
+    const code = status ?? failing ?? (payload === undefined ? 404 : 200);
+    if (code < 200 || code >= 300 || payload === undefined)
+      return response.writeHead(code).end('failing on purpose');
+    response.writeHead(code, { 'content-type': 'application/json' }).end(payload);
+  };
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      requests.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body });
-      if (failing !== undefined) return response.writeHead(failing).end('failing on purpose');
-      const path = new URL(request.url ?? '/', 'http://source').pathname;
-      if (request.method === 'POST' && path.endsWith('/retry')) {
-        return response.writeHead(200, { 'content-type': 'application/json' }).end('{"accepted":true}');
+      const recorded = {
+        method: request.method ?? '',
+        url: request.url ?? '',
+        headers: request.headers,
+        body,
+      };
+      requests.push(recorded);
+      const path = new URL(recorded.url, 'http://source').pathname;
+      const known = (recorded.method === 'POST' && path.endsWith('/retry')) || recorded.method === 'GET';
+      if (!known) return response.writeHead(404).end();
+      if (holding > 0) {
+        holding -= 1;
+        held.push({ ...recorded, answer: (status) => respond(recorded, response, status) });
+        return;
       }
-      const id = decodeURIComponent(path.split('/payloads/')[1] ?? '');
-      const payload = payloads.get(id);
-      if (request.method !== 'GET' || payload === undefined) return response.writeHead(404).end();
-      response.writeHead(200, { 'content-type': 'application/json' }).end(payload);
+      respond(recorded, response, undefined);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -165,11 +188,15 @@ export async function startSource(): Promise<FakeSource> {
     url: `http://127.0.0.1:${port}/erp`,
     requests,
     payloads,
+    held,
     failWith(status) {
       failing = status;
     },
     recover() {
       failing = undefined;
+    },
+    hold(n) {
+      holding = n;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -32,7 +32,7 @@ import {
   markRetrying,
   pendingAttempts,
 } from './retry-store.ts';
-import { createSourceBreakers } from './source-breakers.ts';
+import { createSourceBreakers, type SourcePermit, SourceUnavailableError } from './source-breakers.ts';
 import { createSourceClient } from './source-client.ts';
 import { sourceRoutes } from './source-routes.ts';
 import { getSource, type SourceRow, targetOf } from './source-store.ts';
@@ -99,6 +99,7 @@ export function createRetries(deps: ExceptionsDeps): {
     transactionId: string,
     actor: string,
     options: RetryOptions & { number?: number | undefined },
+    held: { permit?: SourcePermit },
   ): Promise<Begun> {
     const row = await findException(trx, tenantId, transactionId, { lock: true });
     if (!row) throw new AppError('NOT_FOUND', `exception ${transactionId} not found`);
@@ -127,14 +128,18 @@ export function createRetries(deps: ExceptionsDeps): {
           interfaceType,
         });
       }
-      // Refused before anything is recorded: an open circuit means nothing would be attempted.
-      const waitMs = breakers.openFor(tenantId, interfaceType);
-      if (waitMs !== undefined) {
+      // Refused before anything is recorded: an open circuit (or another call's trial of it) means
+      // nothing would be attempted. Admitted, the retry holds its leave (the trial, if it is one)
+      // until its calls are done, so no other call takes the trial from it meanwhile.
+      try {
+        held.permit ??= breakers.admit(tenantId, interfaceType);
+      } catch (error) {
+        if (!(error instanceof SourceUnavailableError)) throw error;
         throw new AppError(
           'SOURCE_UNAVAILABLE',
           `the ${interfaceType} source is failing: its circuit is open`,
           {
-            retryAfterSeconds: Math.ceil(waitMs / 1000),
+            retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000),
           },
         );
       }
@@ -191,28 +196,33 @@ export function createRetries(deps: ExceptionsDeps): {
   }
 
   /** Outside any transaction: POSTs the payload, signed, to the source's retry endpoint through its breaker. */
-  async function resubmit(tenantId: string, begun: Extract<Begun, { kind: 'source' }>) {
+  async function resubmit(tenantId: string, begun: Extract<Begun, { kind: 'source' }>, permit: SourcePermit) {
     const { attempt, exception: row, interfaceType } = begun;
     try {
       const target = await targetOf(box, begun.source);
       if (!target.signingSecret)
         return { status: 'failed' as const, outcome: 'the source has no signing secret: PUT it again' };
-      const { payload } = await loadPayload(tenantId, row);
+      const { payload } = await loadPayload(tenantId, row, permit);
       const body = JSON.stringify({
         transactionId: row.transaction_id,
         externalId: row.external_id,
         interfaceType,
         payload,
       });
-      const answer = await breakers.run(tenantId, interfaceType, () => {
-        // Each HTTP attempt is signed afresh; webhook-id (the attempt's id) stays, so the source can dedupe.
-        const timestamp = Math.floor(Date.now() / 1000);
-        return client.postRetry(target, body, {
-          'webhook-id': attempt.id,
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(target.signingSecret, attempt.id, timestamp, body),
-        });
-      });
+      const answer = await breakers.run(
+        tenantId,
+        interfaceType,
+        () => {
+          // Each HTTP attempt is signed afresh; webhook-id (the attempt's id) stays, so the source can dedupe.
+          const timestamp = Math.floor(Date.now() / 1000);
+          return client.postRetry(target, body, {
+            'webhook-id': attempt.id,
+            'webhook-timestamp': String(timestamp),
+            'webhook-signature': signWebhook(target.signingSecret, attempt.id, timestamp, body),
+          });
+        },
+        permit,
+      );
       return {
         status: 'succeeded' as const,
         outcome: `HTTP ${answer.status}${answer.text ? `: ${answer.text}` : ''}`,
@@ -233,9 +243,17 @@ export function createRetries(deps: ExceptionsDeps): {
     await settler.settle(tenantId, { transactionId });
     checkProvider(options.payment);
     const number = await orders.number(tenantId, transactionId, options.payment);
-    const begun = await withTenant(db, tenantId, (trx) =>
-      begin(trx as ExceptionsTrx, tenantId, transactionId, actor, { ...options, number }),
-    );
+    // The source's leave, once begin took it: given back whatever happens after.
+    const held: { permit?: SourcePermit } = {};
+    let begun: Begun;
+    try {
+      begun = await withTenant(db, tenantId, (trx) =>
+        begin(trx as ExceptionsTrx, tenantId, transactionId, actor, { ...options, number }, held),
+      );
+    } catch (error) {
+      if (held.permit) breakers.release(held.permit);
+      throw error;
+    }
     if (begun.kind === 'finished') {
       await invalidatePayload(tenantId, transactionId);
       return begun.finished;
@@ -245,7 +263,12 @@ export function createRetries(deps: ExceptionsDeps): {
       return begun;
     }
     if (begun.kind === 'checkout') return orders.run(tenantId, begun, actor);
-    const result = await resubmit(tenantId, begun);
+    let result: Awaited<ReturnType<typeof resubmit>>;
+    try {
+      result = await resubmit(tenantId, begun, held.permit!);
+    } finally {
+      breakers.release(held.permit!);
+    }
     const finished = await withTenant(db, tenantId, (trx) =>
       finishRetry(deps, trx as ExceptionsTrx, tenantId, begun.attempt.id, result, actor),
     );

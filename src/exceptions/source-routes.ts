@@ -13,18 +13,9 @@ import {
 } from '../platform/http/index.ts';
 import { REFUSED_MESSAGE, type SsrfGuard, SsrfRefusedError, UNRESOLVED_MESSAGE } from '../wal/index.ts';
 import type { ExceptionsDeps } from './deps.ts';
-import { newSigningSecret, type SecretBox } from './secrets.ts';
+import type { SecretBox } from './secrets.ts';
 import type { SourceBreakers } from './source-breakers.ts';
-import {
-  deleteSource,
-  getSource,
-  listSources,
-  openSecrets,
-  putSource,
-  type SourceSecrets,
-  sealSecrets,
-  sourceView,
-} from './source-store.ts';
+import { deleteSource, getSource, listSources, saveSource, sourceView } from './source-store.ts';
 import type { ExceptionsTrx, InterfaceType } from './tables.ts';
 
 const base = { tags: ['exceptions'], security: SECURED as Record<string, string[]>[] };
@@ -211,23 +202,13 @@ export function sourceRoutes({ deps, box, guard, breakers }: SourceRouteParts) {
         const baseUrl = await checkBaseUrl(guard, body.baseUrl);
         // Loaded before the transaction: deriving the key reads the database (one connection on PGlite).
         await box.ready();
-        const saved = await withTenant(deps.db, tenantId, async (anyTrx) => {
-          const trx = anyTrx as ExceptionsTrx;
-          const existing = await getSource(trx, tenantId, interfaceType, { lock: true });
-          // Secrets sealed under another key cannot be kept: the source gets a new signing secret.
-          const kept: SourceSecrets | undefined = existing
-            ? await openSecrets(box, existing).catch(() => undefined)
-            : undefined;
-          const signingSecret = kept?.signingSecret || newSigningSecret();
-          const credentials = body.credentials === undefined ? (kept?.credentials ?? null) : body.credentials;
-          const sealed = await sealSecrets(box, tenantId, interfaceType, { signingSecret, credentials });
-          const row = await putSource(trx, tenantId, interfaceType, {
+        const saved = await withTenant(deps.db, tenantId, (trx) =>
+          saveSource(trx as ExceptionsTrx, box, tenantId, interfaceType, {
             baseUrl,
             timeoutMs: body.timeoutMs ?? 5000,
-            sealed,
-          });
-          return { row, created: !existing, shown: kept?.signingSecret ? undefined : signingSecret };
-        });
+            credentials: body.credentials,
+          }),
+        );
         breakers.drop(tenantId, interfaceType);
         request.log.info(
           { tenantId, interfaceType, actor, created: saved.created },

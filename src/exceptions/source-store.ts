@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import { isoTime } from '../platform/db/iso-time.ts';
-import type { SecretBox } from './secrets.ts';
+import { newSigningSecret, type SecretBox } from './secrets.ts';
 import type { Credentials, SourceTarget } from './source-client.ts';
 import type { ExceptionsTrx, InterfaceType, SourcesTable } from './tables.ts';
 
@@ -94,32 +94,69 @@ export function listSources(trx: ExceptionsTrx, tenantId: string): Promise<Sourc
     .execute();
 }
 
-/** Creates or replaces the tenant's source of one interface type. */
-export function putSource(
+/** What a PUT of a source gives: credentials undefined keep the stored ones, null removes them. */
+export type SourceInput = { baseUrl: string; timeoutMs: number; credentials: Credentials | null | undefined };
+
+/** A source saved: its row, whether this save made it, and the signing secret to show (once) if it made one. */
+export type SavedSource = { row: SourceRow; created: boolean; shown: string | undefined };
+
+/**
+ * Creates or replaces the tenant's source of one interface type, in trx. A replace keeps the
+ * signing secret (and the credentials when `credentials` is undefined); one whose secrets no longer
+ * open (sealed under another key) gets a new secret, shown. Two first saves at once both find no
+ * row: the first to insert makes it (created, its secret shown), and the other, whose insert waits
+ * for that one's commit and then does nothing, replaces what it made, keeping the secret shown.
+ * A single upsert let the second overwrite the first's secret after the first had shown it.
+ */
+export async function saveSource(
   trx: ExceptionsTrx,
+  box: SecretBox,
   tenantId: string,
   interfaceType: InterfaceType,
-  source: { baseUrl: string; timeoutMs: number; sealed: string },
-): Promise<SourceRow> {
-  return trx
-    .insertInto('exceptions.sources')
-    .values({
-      tenant_id: tenantId,
-      interface_type: interfaceType,
-      base_url: source.baseUrl,
-      timeout_ms: source.timeoutMs,
-      credentials_encrypted: source.sealed,
-    })
-    .onConflict((oc) =>
-      oc.columns(['tenant_id', 'interface_type']).doUpdateSet({
-        base_url: source.baseUrl,
-        timeout_ms: source.timeoutMs,
-        credentials_encrypted: source.sealed,
-        updated_at: new Date(),
-      }),
-    )
-    .returningAll()
-    .executeTakeFirstOrThrow();
+  input: SourceInput,
+): Promise<SavedSource> {
+  // Bounded: each round either finds the row or inserts it, unless a delete comes in between.
+  for (let round = 0; round < 3; round += 1) {
+    const existing = await getSource(trx, tenantId, interfaceType, { lock: true });
+    if (existing) {
+      // Secrets sealed under another key cannot be kept: the source gets a new signing secret.
+      const kept = await openSecrets(box, existing).catch(() => undefined);
+      const signingSecret = kept?.signingSecret || newSigningSecret();
+      const credentials = input.credentials === undefined ? (kept?.credentials ?? null) : input.credentials;
+      const sealed = await sealSecrets(box, tenantId, interfaceType, { signingSecret, credentials });
+      const row = await trx
+        .updateTable('exceptions.sources')
+        .set({
+          base_url: input.baseUrl,
+          timeout_ms: input.timeoutMs,
+          credentials_encrypted: sealed,
+          updated_at: new Date(),
+        })
+        .where('tenant_id', '=', tenantId)
+        .where('interface_type', '=', interfaceType)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return { row, created: false, shown: kept?.signingSecret ? undefined : signingSecret };
+    }
+    const signingSecret = newSigningSecret();
+    const credentials = input.credentials ?? null;
+    const sealed = await sealSecrets(box, tenantId, interfaceType, { signingSecret, credentials });
+    const row = await trx
+      .insertInto('exceptions.sources')
+      .values({
+        tenant_id: tenantId,
+        interface_type: interfaceType,
+        base_url: input.baseUrl,
+        timeout_ms: input.timeoutMs,
+        credentials_encrypted: sealed,
+      })
+      .onConflict((oc) => oc.columns(['tenant_id', 'interface_type']).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (row) return { row, created: true, shown: signingSecret };
+    // Another save made it meanwhile (the insert waited for its commit): the next round replaces it.
+  }
+  throw new Error(`the ${interfaceType} source kept changing while it was saved`);
 }
 
 /** Deletes the source; false when there was none. */

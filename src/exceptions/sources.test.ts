@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newCustomer } from '../cart/cart-test-fixtures.ts';
 import { ConfigError, loadConfig } from '../platform/config/index.ts';
 import type { AppContext } from '../platform/context.ts';
 import { withSystem, withTenant } from '../platform/db/index.ts';
+import { secretBoxOf } from '../platform/secrets.ts';
+import { testDatabaseKind, until } from '../platform/testing/index.ts';
 import {
   createOpsTenant,
   type ExceptionsTestApp,
+  type HttpAnswer,
   type OpsTenant,
+  overHttp,
   send,
   startExceptionsApp,
 } from './exceptions-test-fixtures.ts';
@@ -179,6 +184,91 @@ describe('exception sources', () => {
     // The integrations' key (wal:write only) may not either.
     expect((await send(t.app, 'GET', '/api/v1/exceptions/sources', shop.writer)).statusCode).toBe(403);
   });
+});
+
+describe('two first PUTs of one source at once', () => {
+  const db = () => t.ctx.db.kysely as unknown as ExceptionsDb;
+  const bodies = {
+    'http://127.0.0.1:9/one': { baseUrl: 'http://127.0.0.1:9/one', credentials: { token: 'token-one' } },
+    'http://127.0.0.1:9/two': { baseUrl: 'http://127.0.0.1:9/two', credentials: { token: 'token-two' } },
+  };
+
+  /** Both PUTs over their own connections, at once (an admin and an operator of the tenant). */
+  const both = (tenant: OpsTenant, type: string) => {
+    const http = overHttp(t);
+    const [one, two] = Object.values(bodies);
+    return Promise.all([
+      http('PUT', path(type), tenant.admin, one),
+      http('PUT', path(type), tenant.operator, two),
+    ]);
+  };
+
+  /**
+   * One made it (201, its signing secret shown), the other replaced it (200, no secret shown): one
+   * row, holding the secret the 201 showed (a retry signed with it verifies), and the settings of
+   * the 200, which came last.
+   */
+  async function expectMadeThenReplaced(tenant: OpsTenant, type: string, answers: HttpAnswer[]) {
+    expect(answers.map((a) => a.statusCode).sort(), answers.map((a) => a.body).join('\n')).toEqual([
+      200, 201,
+    ]);
+    const made = answers.find((a) => a.statusCode === 201)!.json();
+    const replaced = answers.find((a) => a.statusCode === 200)!.json();
+    expect(made.signingSecret).toMatch(/^whsec_/);
+    expect(replaced.signingSecret).toBeUndefined();
+    const rows = await withTenant(db(), tenant.id, (trx) =>
+      trx
+        .selectFrom('exceptions.sources')
+        .selectAll()
+        .where('interface_type', '=', type as 'ORDER')
+        .execute(),
+    );
+    expect(rows).toHaveLength(1);
+    const stored = await openSecrets(secretBoxOf(t.ctx), rows[0]!);
+    expect(stored.signingSecret).toBe(made.signingSecret);
+    expect(rows[0]!.base_url).toBe(replaced.baseUrl);
+    expect(stored.credentials).toEqual(bodies[replaced.baseUrl as keyof typeof bodies].credentials);
+  }
+
+  it('makes the source once: one 201 with the secret it keeps, the other a 200 replacing it, never a 500', async () => {
+    const tenant = await createOpsTenant(t, 'src-first-puts');
+    for (let round = 0; round < 25; round += 1) {
+      const type = ['ORDER', 'COLLECTION', 'DISTRIBUTION', 'VALIDATION'][round % 4]!;
+      await send(t.app, 'DELETE', path(type), tenant.admin);
+      await expectMadeThenReplaced(tenant, type, await both(tenant, type));
+    }
+  });
+
+  // The interleaving forced: both transactions find no row, then both insert. PGlite has one
+  // session, so two transactions never meet there.
+  it.runIf(testDatabaseKind() === 'postgres')(
+    'makes it once when both requests found no source and insert together (PostgreSQL)',
+    async () => {
+      const tenant = await createOpsTenant(t, 'src-first-puts-held');
+      // Another connection holds the table in SHARE mode: reads and row locks go on, inserts wait.
+      const holder = new pg.Client({ connectionString: t.databaseUrl });
+      await holder.connect();
+      let answers: Promise<HttpAnswer[]>;
+      try {
+        await holder.query('begin');
+        await holder.query('lock table exceptions.sources in share mode');
+        answers = both(tenant, 'ORDER');
+        await until(async () => {
+          const { rows } = await withSystem(t.ctx.db.kysely, (trx) =>
+            sql<{ n: number }>`
+              select count(*)::int as n from pg_locks
+              where locktype = 'relation' and relation = 'exceptions.sources'::regclass and not granted
+                and database = (select oid from pg_database where datname = current_database())`.execute(trx),
+          );
+          return rows[0]!.n === 2;
+        }, 'both PUTs waiting to insert');
+        await holder.query('commit');
+      } finally {
+        await holder.end();
+      }
+      await expectMadeThenReplaced(tenant, 'ORDER', await answers);
+    },
+  );
 });
 
 describe('the encryption of stored secrets', () => {
