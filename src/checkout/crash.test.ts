@@ -175,30 +175,41 @@ async function placeDemoOrder(base: string, key: string) {
   return placed.body.id as string;
 }
 
+/**
+ * A clone of the test database for one kill -9 test: its servers stopped after it, and the
+ * trigger it put on the PSP's operations dropped.
+ */
+function crashDatabase(trigger: string) {
+  const crash = { servers: [] } as unknown as {
+    database: Awaited<ReturnType<typeof cloneTestDatabase>>;
+    owner: Database;
+    servers: MercatoProcess[];
+  };
+  beforeAll(async () => {
+    crash.database = await cloneTestDatabase();
+    crash.owner = openPostgres(crash.database.url!, 2);
+  });
+  afterAll(async () => {
+    await stopServers(crash.servers);
+    await sql`drop trigger if exists ${sql.id(trigger)} on test_psp.operations`
+      .execute(crash.owner.kysely)
+      .catch(() => {});
+    await crash.owner?.close();
+    await crash.database?.drop();
+  });
+  return crash;
+}
+
 // kill -9 of the real server while the refund of a cancelled order is at the provider: the PSP
 // makes the refund (its statement commits after the server died), Mercato never records it. After
 // a restart the cancel is finished: the refund asked again under its key finds the PSP's answer.
 describe.runIf(testDatabaseKind() === 'postgres')(
   'a cancel survives kill -9 while its refund is at the provider (PostgreSQL)',
   () => {
-    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    let owner: Database;
-    const servers: MercatoProcess[] = [];
-
-    beforeAll(async () => {
-      database = await cloneTestDatabase();
-      owner = openPostgres(database.url!, 2);
-    });
-    afterAll(async () => {
-      await stopServers(servers);
-      await sql`drop trigger if exists slow_refund on test_psp.operations`
-        .execute(owner.kysely)
-        .catch(() => {});
-      await owner?.close();
-      await database?.drop();
-    });
+    const crash = crashDatabase('slow_refund');
 
     it('refunds the cancelled order once, and ends it cancelled', async () => {
+      const { database, owner, servers } = crash;
       const db = owner.kysely;
       const first = await startServer(database.url!);
       servers.push(first.server);
@@ -292,24 +303,10 @@ describe.runIf(testDatabaseKind() === 'postgres')(
 describe.runIf(testDatabaseKind() === 'postgres')(
   'a checkout survives kill -9 while its capture is at the provider (PostgreSQL)',
   () => {
-    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    let owner: Database;
-    const servers: MercatoProcess[] = [];
-
-    beforeAll(async () => {
-      database = await cloneTestDatabase();
-      owner = openPostgres(database.url!, 2);
-    });
-    afterAll(async () => {
-      await stopServers(servers);
-      await sql`drop trigger if exists slow_capture on test_psp.operations`
-        .execute(owner.kysely)
-        .catch(() => {});
-      await owner?.close();
-      await database?.drop();
-    });
+    const crash = crashDatabase('slow_capture');
 
     it('ends the order with nothing of the customer’s held at the PSP', async () => {
+      const { database, owner, servers } = crash;
       const db = owner.kysely;
       // The PSP's capture holds its statement open (and its effect uncommitted) for a while.
       await sql`create or replace function test_psp.slow() returns trigger language plpgsql as $$
