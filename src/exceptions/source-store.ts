@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import { isoTime } from '../platform/db/iso-time.ts';
+import { AppError } from '../platform/http/index.ts';
 import { newSigningSecret, type SecretBox } from './secrets.ts';
 import type { Credentials, SourceTarget } from './source-client.ts';
 import type { ExceptionsTrx, InterfaceType, SourcesTable } from './tables.ts';
@@ -156,7 +157,7 @@ export async function saveSource(
     if (row) return { row, created: true, shown: signingSecret };
     // Another save made it meanwhile (the insert waited for its commit): the next round replaces it.
   }
-  throw new Error(`the ${interfaceType} source kept changing while it was saved`);
+  throw new AppError('CONFLICT', `the ${interfaceType} source kept changing while it was saved; retry`);
 }
 
 /** Deletes the source; false when there was none. */
