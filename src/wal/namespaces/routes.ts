@@ -225,6 +225,10 @@ export function namespaceRoutes(deps: WalDeps) {
             'messages written while the namespace was deleted remain',
           ),
         );
+        // What backends the namespace was pruned from keep of it (a fence, finished messages).
+        await dropStreamData(deps.streams, namespace, 'retired').catch((err: unknown) =>
+          request.log.warn({ err, namespace: name }, 'what a pruned backend kept of the namespace remains'),
+        );
         return reply.code(204).send(null);
       },
     );

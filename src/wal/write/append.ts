@@ -1,6 +1,4 @@
 import type { Kysely } from 'kysely';
-import { withSystem } from '../../platform/db/index.ts';
-import { AppError } from '../../platform/http/index.ts';
 import {
   type GroupCommitter,
   isUnavailable,
@@ -14,10 +12,10 @@ import {
   type StreamBackend,
   type StreamBackendName,
 } from '../backends/stream/contract.ts';
-import { reopenIfNamed } from '../backends/stream/prune.ts';
-import type { Namespace, NamespaceCache } from '../namespaces/index.ts';
+import type { Namespace } from '../namespaces/index.ts';
 import type { BackendName, WalTables } from '../tables.ts';
 import { type InlineDelivery, inlineTargets, writeInline } from './inline-delivery.ts';
+import { type Reread, rereadNamespace } from './reread-namespace.ts';
 
 /** The stream backends this process has (configured through REDIS_URL and NATS_URL). */
 export type StreamBackends = ReadonlyMap<StreamBackendName, StreamBackend>;
@@ -43,14 +41,15 @@ const RETIRED_ROUNDS = 3;
  *
  * A stream backend that refuses the namespace as retired (it moved off that backend, which then
  * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with
- * `reread`, it is read again (the cached copy dropped) and the rows go where it names now; when it
- * names that backend again (it moved back), the backend is reopened to it first.
+ * `reread`, it is read again (the cached copy dropped), refused as a first write would be (deleted,
+ * suspended, disabled: reread-namespace.ts), and the rows go where it names now; when it names that
+ * backend again (it moved back), the backend is reopened to it first.
  */
 export function createAppender(
   committer: GroupCommitter,
   streams: StreamBackends,
   inline?: { db: Kysely<WalTables>; delivery: InlineDelivery | undefined },
-  reread?: { db: Kysely<WalTables>; namespaces: Pick<NamespaceCache, 'get' | 'peek' | 'invalidate'> },
+  reread?: Reread,
 ): Appender {
   async function appendTo(
     namespace: Namespace,
@@ -104,17 +103,7 @@ export function createAppender(
             error,
           );
         }
-        // The cached copy, unless a change was heard since (then it is already the new one).
-        const cached = reread.namespaces.peek(current.tenantId, current.name);
-        if (!cached || cached.backend === error.backend || cached.fallbackBackend === error.backend)
-          reread.namespaces.invalidate(current.tenantId, current.name);
-        const fresh = await reread.namespaces.get(current.tenantId, current.name);
-        if (!fresh) throw new AppError('NOT_FOUND', `namespace ${current.name} not found`);
-        const stream = streams.get(error.backend);
-        if (stream && (fresh.backend === error.backend || fresh.fallbackBackend === error.backend)) {
-          await withSystem(reread.db, (trx) => reopenIfNamed(trx, stream, fresh.tenantId, fresh.name));
-        }
-        current = fresh;
+        current = await rereadNamespace(reread, streams.get(error.backend), current, error);
       }
     }
   };

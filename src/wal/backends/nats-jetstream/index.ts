@@ -12,14 +12,8 @@ import {
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
 import { type Core, createCore } from './core.ts';
-import {
-  assertPrefix,
-  bucketName,
-  type NamespaceNames,
-  namespaceNames,
-  stateKey,
-  subjectOf,
-} from './names.ts';
+import { assertPrefix, bucketName, namespaceNames, stateKey, subjectOf } from './names.ts';
+import { isRetired, isRetiredRefusal, retireNamespace, setMaxMsgSize, streamState } from './retire.ts';
 import {
   decodeJson,
   type Envelope,
@@ -192,52 +186,6 @@ async function append(core: Core, rows: NewMessageRow[], revive: boolean): Promi
   return plans.map((p) => outcomeOf(p.state.message, 'nats-jetstream', p.state.state, p.replayed));
 }
 
-/**
- * A retired namespace's stream refuses every message (README.md, Retirement): it takes none
- * larger than one byte, and an envelope is larger. JetStream checks it as it stores a message,
- * so a publish is stored before a retire, or refused after it.
- */
-const RETIRED_MAX_MSG_SIZE = 1;
-
-/** JetStream refused a publish for its size: the stream is retired (no envelope is that small). */
-function isRetiredRefusal(err: unknown): boolean {
-  const e = err as { code?: unknown; api_error?: { err_code?: unknown } } | undefined;
-  return e?.code === 10054 || e?.api_error?.err_code === 10054;
-}
-
-async function streamState(core: Core, names: NamespaceNames) {
-  await core.ensureStream(names);
-  return (await core.jsm()).streams.info(names.stream);
-}
-
-async function setMaxMsgSize(core: Core, names: NamespaceNames, size: number): Promise<void> {
-  const jsm = await core.jsm();
-  const { config } = await jsm.streams.info(names.stream);
-  if (config.max_msg_size !== size) await jsm.streams.update(names.stream, { ...config, max_msg_size: size });
-}
-
-/**
- * Retires the namespace when its stream is empty: a work-queue stream keeps exactly what is not
- * yet acknowledged (due, delayed by a nak, retrying, in flight), and a message leaves it only once
- * its state is delivered or dead. The stream then refuses messages (RETIRED_MAX_MSG_SIZE) and is
- * looked at again: one stored in between (a write racing the retire) puts its size back and
- * answers false. Once retired, the namespace's KV states go (its sweep no longer runs): those of
- * finished messages, and any a write left before a publish that never came.
- */
-async function retireNamespace(core: Core, names: NamespaceNames): Promise<boolean> {
-  if ((await streamState(core, names)).state.messages > 0) return false;
-  await setMaxMsgSize(core, names, RETIRED_MAX_MSG_SIZE);
-  if ((await (await core.jsm()).streams.info(names.stream)).state.messages > 0) {
-    await setMaxMsgSize(core, names, -1);
-    return false;
-  }
-  const jsm = await core.jsm();
-  await core.kv();
-  const bucket = bucketName(core.options.prefix);
-  await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${names.hash}.>` });
-  return true;
-}
-
 /** The NATS JetStream backend: a stream per (tenant, namespace), state in one KV bucket (see README.md). */
 export function createNatsJetStreamBackend(
   nc: NatsConnection,
@@ -334,10 +282,11 @@ export function createNatsJetStreamBackend(
         await setMaxMsgSize(core, names, -1);
       });
     },
-    drop(tenantId, namespace) {
+    drop(tenantId, namespace, dropOptions) {
       const names = namespaceNames(prefix, tenantId, namespace);
       return core.guard('drop', async () => {
         const jsm = await core.jsm();
+        if (dropOptions?.onlyRetired && !(await isRetired(jsm, names))) return;
         try {
           await jsm.streams.delete(names.stream);
         } catch (err) {

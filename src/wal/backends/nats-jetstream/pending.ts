@@ -32,7 +32,7 @@ export function createPendingNatsJetStreamBackend(
     find: (tenantId, namespace, messageId) => use((b) => b.find(tenantId, namespace, messageId)),
     lag: () => use((b) => b.lag()),
     ping: () => use((b) => b.ping()),
-    drop: (tenantId, namespace) => use((b) => b.drop(tenantId, namespace)),
+    drop: (tenantId, namespace, dropOptions) => use((b) => b.drop(tenantId, namespace, dropOptions)),
     retire: (tenantId, namespace) => use((b) => b.retire(tenantId, namespace)),
     reopen: (tenantId, namespace) => use((b) => b.reopen(tenantId, namespace)),
     follow: (tenantId, namespace, onMessage) => use((b) => b.follow(tenantId, namespace, onMessage)),

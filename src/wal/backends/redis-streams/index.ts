@@ -291,11 +291,12 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       });
     },
 
-    async drop(tenantId, namespace) {
+    async drop(tenantId, namespace, dropOptions) {
       const { base, retired } = nsKeys(prefix, tenantId, namespace);
       keyCache.delete(`${tenantId}/${namespace}`);
       registered.delete(base);
       await guarded(redis, 'drop', async () => {
+        if (dropOptions?.onlyRetired && (await redis.exists(retired)) === 0) return;
         // Every key of the namespace starts with its base (glob characters escaped). The client's
         // keyPrefix is not added to MATCH patterns, so it is added here and taken off the answers.
         const keyPrefix = redis.options.keyPrefix ?? '';

@@ -109,9 +109,10 @@ export interface StreamBackend {
   /**
    * Deletes everything the backend holds for a namespace: its messages, their state and history,
    * its queues. For a namespace being deleted; throws BackendUnavailableError when the server
-   * cannot be reached.
+   * cannot be reached. `onlyRetired`: only when the namespace is retired here (see `retire`; the
+   * fence and what it kept of a backend the namespace was pruned from), else nothing.
    */
-  drop(tenantId: string, namespace: string): Promise<void>;
+  drop(tenantId: string, namespace: string, options?: { onlyRetired?: boolean }): Promise<void>;
   /**
    * Calls `onMessage` with each message of the namespace queued from now on, for `mercato wal
    * tail` (a delayed one when it falls due on redis-streams, when written on nats-jetstream; a

@@ -1,0 +1,46 @@
+import { type Kysely, sql } from 'kysely';
+import { withSystem } from '../../platform/db/index.ts';
+import { AppError } from '../../platform/http/index.ts';
+import type { NamespaceRetiredError, StreamBackend } from '../backends/stream/contract.ts';
+import { reopenIfNamed } from '../backends/stream/prune.ts';
+import type { Namespace, NamespaceCache } from '../namespaces/index.ts';
+import type { WalTables } from '../tables.ts';
+import { requireEnabled } from './prepare.ts';
+
+export type Reread = {
+  db: Kysely<WalTables>;
+  namespaces: Pick<NamespaceCache, 'get' | 'peek' | 'invalidate'>;
+};
+
+/**
+ * The namespace read again after a stream backend refused `current` as retired (append.ts): the
+ * cached copy dropped (unless a change was heard since, which already replaced it), and refused as
+ * a first write would refuse it: 404 when it was deleted, 403 TENANT_SUSPENDED when its tenant was
+ * suspended meanwhile (`paused`, migration 0013; a first write is refused at authentication), 409
+ * NAMESPACE_DISABLED when it was disabled. When it names the refusing backend again (it moved
+ * back), that backend is reopened to it, under a share lock on its row (prune.ts).
+ */
+export async function rereadNamespace(
+  reread: Reread,
+  stream: StreamBackend | undefined,
+  current: Namespace,
+  refused: NamespaceRetiredError,
+): Promise<Namespace> {
+  const { tenantId, name } = current;
+  const cached = reread.namespaces.peek(tenantId, name);
+  if (!cached || cached.backend === refused.backend || cached.fallbackBackend === refused.backend)
+    reread.namespaces.invalidate(tenantId, name);
+  const fresh = await reread.namespaces.get(tenantId, name);
+  if (!fresh) throw new AppError('NOT_FOUND', `namespace ${name} not found`);
+  await withSystem(reread.db, async (trx) => {
+    const { rows } = await sql<{ paused: boolean }>`
+      select paused from wal.namespaces where tenant_id = ${tenantId} and name = ${name}`.execute(trx);
+    if (rows[0]?.paused) {
+      throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended; contact the platform operator');
+    }
+    requireEnabled(fresh);
+    if (stream && (fresh.backend === refused.backend || fresh.fallbackBackend === refused.backend))
+      await reopenIfNamed(trx, stream, tenantId, name);
+  });
+  return fresh;
+}
