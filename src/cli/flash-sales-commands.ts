@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { sql } from 'kysely';
-import { createRedisGate, type FlashSalesDb, reconcileCampaign } from '../flash-sales/index.ts';
+import { createRedisGate, type FlashSalesDb, type Repair, reconcileCampaign } from '../flash-sales/index.ts';
 import { withSystem } from '../platform/db/index.ts';
 import type { Config } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
@@ -40,17 +40,26 @@ export function registerFlashSalesCommands(program: Command, config: () => Confi
           console.log(
             `flash sale ${result.campaignId} (${result.status}): record ${result.record.admitted} of ${result.record.units} admitted, ${result.record.remaining} left; gate ${result.gate.loaded ? `${result.gate.remaining} left, ${result.gate.inFlight} in flight` : 'not loaded (rebuilt from the record on the next attempt)'}`,
           );
-          for (const r of result.repairs) {
-            console.log(
-              r.kind === 'leaked-unit'
-                ? `repaired: ${r.quantity} unit(s) of customer ${r.customerId} (key ${r.key}, order ${r.orderId} never recorded) given back`
-                : `repaired: units left corrected from ${r.from} to ${r.to} (${r.missingKeys} admission(s) missing from the gate restored)`,
-            );
-          }
+          for (const r of result.repairs) console.log(repairLine(r));
           if (result.repairs.length === 0) console.log('nothing to repair');
         } finally {
           await gate.close();
         }
       });
     });
+}
+
+/**
+ * One repair as the operator reads it. A leaked unit is either an attempt the record never got
+ * (its unit and key given back: a retry is a new attempt) or, `released`, an admission the record
+ * released whose give-back to the gate was lost (its unit back, its key kept holding nothing).
+ */
+function repairLine(r: Repair): string {
+  if (r.kind === 'remaining-corrected') {
+    return `repaired: units left corrected from ${r.from} to ${r.to} (${r.missingKeys} admission(s) missing from the gate restored)`;
+  }
+  const units = `${r.quantity} unit(s) of customer ${r.customerId}`;
+  return r.released
+    ? `repaired: ${units} released back to the sale (key ${r.key}, order ${r.orderId} released in the record, its give-back to the gate lost; the key kept, holding none)`
+    : `repaired: ${units} (key ${r.key}, order ${r.orderId} never recorded) given back`;
 }

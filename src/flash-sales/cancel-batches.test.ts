@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import type { Shop } from '../cart/cart-test-fixtures.ts';
 import { settled, stockOf } from '../checkout/checkout-test-fixtures.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
@@ -14,7 +14,7 @@ import {
   flashDeps,
   saleOf,
   saleVariant,
-  startFlashApp,
+  withFlashShop,
 } from './flash-test-fixtures.ts';
 import { CANCEL_BATCH, cancelWaitingBatch, closeWaitingWindows } from './waiting-orders.ts';
 
@@ -33,12 +33,15 @@ const WAITING = CANCEL_BATCH + 30;
 let t: FlashTestApp;
 let shop: Shop;
 
-beforeAll(async () => {
-  // Every test request comes from one address: the per-IP limit would refuse the crowd.
-  t = await startFlashApp({ MERCATO_FLASH_IP_RATE: '100000000' });
-  shop = await createShop(t, 'fs-cancel-batches');
-});
-afterAll(() => t?.close());
+// Every test request comes from one address: the per-IP limit would refuse the crowd.
+withFlashShop(
+  'fs-cancel-batches',
+  (app, s) => {
+    t = app;
+    shop = s;
+  },
+  { MERCATO_FLASH_IP_RATE: '100000000' },
+);
 
 /** A sale of `units` with `waiting` unpaid orders, one order paid and one cancelled behind the sale's back. */
 async function saleWithWaiting(waiting: number) {

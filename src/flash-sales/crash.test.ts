@@ -10,12 +10,9 @@ import {
   startMercatoServer,
   stopServers,
 } from '../cli/mercato-process.ts';
-import { signSessionTokens } from '../identity/index.ts';
 import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
-import type { AppContext } from '../platform/index.ts';
-import { loadConfig } from '../platform/index.ts';
 import { cloneTestDatabase, testDatabaseKind, testRedisUrl } from '../platform/testing/index.ts';
-import { uuidv7 } from '../platform/uuidv7.ts';
+import { demoBuyers, serverSale } from './flash-test-fixtures.ts';
 
 const PASSWORD = 'demo-password-1234';
 const UNITS = 150;
@@ -66,67 +63,16 @@ describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined
     it('sells no unit twice, loses no admitted buyer, and reconciles what the crash leaked', async () => {
       let base = await start();
       const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
-      const product = await call(base, 'POST', '/api/v1/products', staff, {
+      const { variant, saleId } = await serverSale(base, staff, {
         title: 'Crash drop',
-        status: 'active',
-        variants: [{ sku: `CRASH-${uuidv7()}`, options: { size: 'M' }, prices: { EUR: 1000 } }],
-      });
-      expect(product.status, JSON.stringify(product.body)).toBe(201);
-      const variant = product.body.variants[0] as { id: string };
-      const stock = await call(base, 'POST', '/api/v1/inventory', staff, {
-        variantId: variant.id,
-        productId: product.body.id,
+        sku: 'CRASH',
         onHand: 200,
-      });
-      expect([201, 409]).toContain(stock.status);
-      if (stock.status === 409) {
-        const list = await call(base, 'GET', `/api/v1/inventory?variantId=${variant.id}`, staff);
-        const set = await call(base, 'PUT', `/api/v1/inventory/${list.body.items[0].id}/stock`, staff, {
-          set: 200,
-          reason: 'count',
-        });
-        expect(set.status).toBe(200);
-      }
-      const sale = await call(base, 'POST', '/api/v1/flash-sales', staff, {
         name: 'Crash sale',
-        variantId: variant.id,
         units: UNITS,
-        salePrice: 500,
-        currency: 'EUR',
-        startsAt: new Date(Date.now() - 1000).toISOString(),
-        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
       });
-      expect(sale.status, JSON.stringify(sale.body)).toBe(201);
-      const saleId = sale.body.id as string;
 
       // Customers signed in with the server's key (no argon2 login each).
-      const tenant = await withSystem(owner.kysely, async (trx) => {
-        const { rows } = await sql<{
-          id: string;
-          slug: string;
-        }>`select id, slug from identity.tenants where slug = 'demo'`.execute(trx);
-        return rows[0]!;
-      });
-      const users = Array.from({ length: CUSTOMERS }, () => uuidv7());
-      await withSystem(owner.kysely, async (trx) => {
-        const rows = JSON.stringify(users.map((id) => ({ id })));
-        await sql`insert into identity.users (id, tenant_id, email, password_hash, name, role)
-          select u.id, ${tenant.id}::uuid, 'crash-' || u.id || '@demo.test', 'x', 'Buyer', 'customer'
-          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
-        await sql`insert into identity.addresses (id, tenant_id, user_id, type, recipient, line1, city, postal_code, country, is_default)
-          select gen_random_uuid(), ${tenant.id}::uuid, u.id, 'SHIPPING', 'Erika Muster', 'Unter den Linden 1', 'Berlin', '10117', 'DE', true
-          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
-        await sql`insert into identity.refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
-          select gen_random_uuid(), ${tenant.id}::uuid, u.id, u.id, md5(u.id::text) || md5(random()::text), now() + interval '1 day'
-          from jsonb_to_recordset(${rows}::jsonb) as u(id uuid)`.execute(trx);
-      });
-      const ctx = { config: loadConfig({ DATABASE_URL: database.url! }) } as AppContext;
-      const tokens = await signSessionTokens(
-        ctx,
-        owner.kysely as never,
-        tenant,
-        users.map((id) => ({ userId: id, role: 'customer', sessionId: id })),
-      );
+      const { users, tokens } = await demoBuyers(owner.kysely, database.url!, CUSTOMERS, 'crash');
 
       const admitted = new Map<string, string>(); // order id → customer
       const tryAll = async (from: number, to: number, during?: () => Promise<void>) => {

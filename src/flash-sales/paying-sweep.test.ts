@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import type { Shop } from '../cart/cart-test-fixtures.ts';
 import { orderOf, settled, stockOf } from '../checkout/checkout-test-fixtures.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
 import { STATUS_EVENT_TYPES } from '../orders/index.ts';
@@ -18,7 +17,8 @@ import {
   flashDeps,
   saleOf,
   saleVariant,
-  startFlashApp,
+  silent,
+  withFlashShop,
 } from './flash-test-fixtures.ts';
 import { createMemoryGate } from './gate-memory.ts';
 import { createLifecycle } from './lifecycle.ts';
@@ -29,16 +29,13 @@ import type { FlashSalesTrx } from './tables.ts';
 // event moved it on. An event dead-lettered left it paying for ever: the stats showed it paying,
 // `sold` never counted it, and a failed order's unit never went back to the gate.
 
-const silent = pino({ level: 'silent' });
-
 let t: FlashTestApp;
 let shop: Shop;
 
-beforeAll(async () => {
-  t = await startFlashApp();
-  shop = await createShop(t, 'fs-paying-sweep');
+withFlashShop('fs-paying-sweep', (app, s) => {
+  t = app;
+  shop = s;
 });
-afterAll(() => t?.close());
 
 const statsOf = async (saleId: string) => {
   const r = await send(t.app, 'GET', `/api/v1/flash-sales/${saleId}/stats`, shop.staff);

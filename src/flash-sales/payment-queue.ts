@@ -32,10 +32,14 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
   async function takeBatch(tenantId: string): Promise<{ helds: Held[]; dropped: number }> {
     return withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as FlashSalesTrx;
+      // A sale's cancel closes its windows (pay_by set to its own now()) before it cancels the
+      // orders. One that began after this transaction and committed before the row lock below sets
+      // pay_by past this transaction's now(): the lock's recheck against the clock refuses it.
       const { rows } = await sql<{ order_id: string; campaign_id: string; payment: unknown }>`
         select a.order_id, a.campaign_id, a.payment
         from flash_sales.admissions a join flash_sales.campaigns c on c.id = a.campaign_id
         where a.status = 'admitted' and a.payment is not null and a.pay_by > now()
+          and a.pay_by > clock_timestamp()
         order by case c.priority when 'urgent' then 0 when 'high' then 1 when 'normal' then 2 else 3 end,
           a.admitted_at
         limit ${BATCH}

@@ -1,27 +1,21 @@
-import { sql } from 'kysely';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
-import { withSystem } from '../platform/db/index.ts';
-import { testRedisUrl } from '../platform/testing/index.ts';
-import { uuidv7 } from '../platform/uuidv7.ts';
+import { describe, expect, it } from 'vitest';
+import type { Shop } from '../cart/cart-test-fixtures.ts';
 import {
-  admissionOf,
   attempt,
   bulkCustomers,
   createSale,
   type FlashTestApp,
   flashDeps,
+  freshGate,
+  GATES,
+  closeWindowUnpaid as release,
   saleOf,
   saleVariant,
-  startFlashApp,
+  silent,
+  withFlashShop,
 } from './flash-test-fixtures.ts';
-import type { FlashGate, UnitsBackFeed } from './gate.ts';
-import { createMemoryGate } from './gate-memory.ts';
-import { createRedisGate } from './gate-redis.ts';
 import { createParts } from './parts.ts';
 import { reconcileCampaign } from './reconcile.ts';
-import { withSoldOutMemory } from './sold-out-memory.ts';
 
 // An admission released (its window closed unpaid, its order cancelled or failed: its unit given
 // back) gave its key back to the gate with the unit: a retry of its Idempotency-Key went through
@@ -30,46 +24,18 @@ import { withSoldOutMemory } from './sold-out-memory.ts';
 // A key is answered from what it produced: the same body its admission (released), another body
 // 409 IDEMPOTENCY_KEY_REUSED; never a new decision.
 
-const silent = pino({ level: 'silent' });
-
 // The gate in process (embedded) and in Redis (production), each in front of the same record.
-const GATES = [
-  { gate: 'in-process', redis: undefined as string | undefined, env: {} as Record<string, string> },
-  ...(testRedisUrl()
-    ? [
-        {
-          gate: 'redis',
-          redis: testRedisUrl(),
-          env: { REDIS_URL: testRedisUrl()!, MERCATO_REDIS_PREFIX: `test-fs-${uuidv7()}:` },
-        },
-      ]
-    : []),
-];
-
 describe.each(GATES)('a retry of a released admission’s key, through the $gate gate', ({ redis, env }) => {
   let t: FlashTestApp;
   let shop: Shop;
-
-  beforeAll(async () => {
-    t = await startFlashApp({
-      ...env,
-      MERCATO_FLASH_IP_RATE: '100000000',
-      MERCATO_FLASH_CUSTOMER_RATE: '1000',
-    });
-    shop = await createShop(t, 'fs-released-key');
-  });
-  afterAll(() => t?.close());
-
-  /** The admission's payment window closes unpaid: the sweep fails its order and gives its unit back. */
-  const release = async (orderId: string) => {
-    await withSystem(t.ctx.db.kysely, (trx) =>
-      sql`update flash_sales.admissions set pay_by = now() - interval '1 second' where order_id = ${orderId}`.execute(
-        trx,
-      ),
-    );
-    await t.flashSales.tick();
-    expect(await admissionOf(t, orderId)).toMatchObject({ status: 'released', release_reason: 'timeout' });
-  };
+  withFlashShop(
+    'fs-released-key',
+    (app, s) => {
+      t = app;
+      shop = s;
+    },
+    { ...env, MERCATO_FLASH_IP_RATE: '100000000', MERCATO_FLASH_CUSTOMER_RATE: '1000' },
+  );
 
   it('answers it with the released admission once the sale sold out (it was SOLD_OUT), also from the sold-out memory', async () => {
     const variant = await saleVariant(t, shop, 5);
@@ -78,7 +44,7 @@ describe.each(GATES)('a retry of a released admission’s key, through the $gate
     const admitted = await attempt(t, sale.id, first!, {}, 'released-then-sold-out');
     expect(admitted.statusCode, admitted.body).toBe(202);
     const orderId = admitted.json().orderId as string;
-    await release(orderId);
+    await release(t, orderId);
     // The unit went back to the sale, and the next buyer took it: sold out.
     expect((await attempt(t, sale.id, second!)).statusCode).toBe(202);
     const late = await attempt(t, sale.id, third!);
@@ -113,7 +79,7 @@ describe.each(GATES)('a retry of a released admission’s key, through the $gate
     const admitted = await attempt(t, sale.id, buyer!, {}, 'released-then-limit');
     expect(admitted.statusCode, admitted.body).toBe(202);
     const orderId = admitted.json().orderId as string;
-    await release(orderId);
+    await release(t, orderId);
     // The released unit no longer counts against the limit: another key buys again.
     const next = await attempt(t, sale.id, buyer!, {}, 'after-the-release');
     expect(next.statusCode, next.body).toBe(202);
@@ -134,14 +100,11 @@ describe.each(GATES)('a retry of a released admission’s key, through the $gate
     const admitted = await attempt(t, sale.id, first!, {}, 'released-then-rebuilt');
     expect(admitted.statusCode, admitted.body).toBe(202);
     const orderId = admitted.json().orderId as string;
-    await release(orderId);
+    await release(t, orderId);
     expect((await attempt(t, sale.id, second!)).statusCode).toBe(202);
     // Another process, its gate empty (a restart, or a Redis that lost its keys): the attempt
     // finds no state, rebuilds it from the record, and asks again.
-    const fresh: FlashGate & UnitsBackFeed = redis
-      ? await createRedisGate({ url: redis, prefix: `test-fs-${uuidv7()}:`, commandTimeoutMs: 3000 })
-      : createMemoryGate();
-    const gate = withSoldOutMemory(fresh);
+    const gate = await freshGate(redis);
     const parts = createParts(flashDeps(t, gate), silent);
     try {
       const ask = (body: Record<string, unknown>) =>
@@ -178,10 +141,7 @@ describe.each(GATES)('a retry of a released admission’s key, through the $gate
     const sale = await createSale(t, shop, variant, { units: 2 });
     const [buyer] = await bulkCustomers(t, shop, 1);
     // A gate that misses the release (its give-back lost: Redis down at that moment).
-    const fresh: FlashGate & UnitsBackFeed = redis
-      ? await createRedisGate({ url: redis, prefix: `test-fs-${uuidv7()}:`, commandTimeoutMs: 3000 })
-      : createMemoryGate();
-    const gate = withSoldOutMemory(fresh);
+    const gate = await freshGate(redis);
     const deps = flashDeps(t, gate);
     const parts = createParts(deps, silent);
     try {
@@ -194,7 +154,7 @@ describe.each(GATES)('a retry of a released admission’s key, through the $gate
         body: {},
         meta: {},
       });
-      await release(admission.orderId);
+      await release(t, admission.orderId);
       const key = `${buyer!.id}:released-behind-the-gate`;
       expect((await gate.snapshot(sale.id))?.keys.get(key)?.quantity).toBe(1);
       const result = await reconcileCampaign(deps, shop.id, sale.id);

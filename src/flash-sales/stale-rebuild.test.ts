@@ -1,11 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import type { Shop } from '../cart/cart-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
 import { AppError } from '../platform/http/index.ts';
-import { testRedisUrl } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { createAdmissionCommitter } from './admission-committer.ts';
 import { admissionService } from './admission-service.ts';
@@ -18,15 +16,14 @@ import {
   createSale,
   type FlashTestApp,
   flashDeps,
+  freshGate,
+  GATES,
   saleOf,
   saleVariant,
-  startFlashApp,
+  silent,
+  withFlashShop,
 } from './flash-test-fixtures.ts';
-import type { FlashGate, UnitsBackFeed } from './gate.ts';
-import { createMemoryGate } from './gate-memory.ts';
-import { createRedisGate } from './gate-redis.ts';
 import { reconcileCampaign } from './reconcile.ts';
-import { withSoldOutMemory } from './sold-out-memory.ts';
 import { createAttemptStats } from './stats.ts';
 
 // A gate is rebuilt (a Redis flush, a restart) by the attempt that finds it not loaded, from the
@@ -37,32 +34,21 @@ import { createAttemptStats } from './stats.ts';
 // locked row). Fewer: the gate answered SOLD_OUT while units were left, until a reconciliation
 // (every 30 s) repaired it. The rebuild now reads the units from the record, with the admissions.
 
-const silent = pino({ level: 'silent' });
-
-const GATES = [
-  { gate: 'in-process', redis: undefined as string | undefined },
-  ...(testRedisUrl() ? [{ gate: 'redis', redis: testRedisUrl() }] : []),
-];
-
 describe.each(GATES)('a gate rebuilt while the campaign cache is a change behind, $gate', ({ redis }) => {
   let t: FlashTestApp;
   let shop: Shop;
 
-  beforeAll(async () => {
-    t = await startFlashApp();
-    shop = await createShop(t, 'fs-stale-rebuild');
+  withFlashShop('fs-stale-rebuild', (app, s) => {
+    t = app;
+    shop = s;
   });
-  afterAll(() => t?.close());
 
   /**
    * A process whose campaign cache never ages (its clock stands still: every read is "within the
    * last second"), with a gate of its own that holds nothing yet.
    */
   async function staleProcess() {
-    const inner: FlashGate & UnitsBackFeed = redis
-      ? await createRedisGate({ url: redis, prefix: `test-fs-${uuidv7()}:`, commandTimeoutMs: 3000 })
-      : createMemoryGate();
-    const gate = withSoldOutMemory(inner);
+    const gate = await freshGate(redis);
     const deps = flashDeps(t, gate);
     const committer = createAdmissionCommitter(deps, createBreakers(), silent, () => {});
     const cache = createCampaignCache(deps.db, () => 0);

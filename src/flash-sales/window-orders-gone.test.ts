@@ -1,7 +1,6 @@
 import { sql } from 'kysely';
-import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
+import { describe, expect, it } from 'vitest';
+import type { Shop } from '../cart/cart-test-fixtures.ts';
 import { orderOf, stockOf } from '../checkout/checkout-test-fixtures.ts';
 import { STATUS_EVENT_TYPES } from '../orders/index.ts';
 import { withSystem, withTenant } from '../platform/db/index.ts';
@@ -15,21 +14,19 @@ import {
   flashDeps,
   saleOf,
   saleVariant,
-  startFlashApp,
+  silent,
+  withFlashShop,
 } from './flash-test-fixtures.ts';
 import { createLifecycle } from './lifecycle.ts';
 import { orderOutcomes } from './order-outcomes.ts';
 
-const silent = pino({ level: 'silent' });
-
 let t: FlashTestApp;
 let shop: Shop;
 
-beforeAll(async () => {
-  t = await startFlashApp();
-  shop = await createShop(t, 'fs-window-orders-gone');
+withFlashShop('fs-window-orders-gone', (app, s) => {
+  t = app;
+  shop = s;
 });
-afterAll(() => t?.close());
 
 describe('closing the payment windows of a tenant whose oldest due orders were cancelled unseen', () => {
   it('releases the cancelled orders’ admissions and closes the later window (the cancelled ones filled the batch every tick); their late events move nothing again', async () => {
