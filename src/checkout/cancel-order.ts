@@ -5,7 +5,7 @@ import type { CheckoutDeps } from './deps.ts';
 import { toCancelCompleted } from './saga-context.ts';
 import { findSaga, updateSaga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
-import { watchdogEvent } from './watchdog.ts';
+import { newWatchdog } from './watchdog.ts';
 
 /**
  * Cancels an order by running its saga's compensations: refund or void, stock released or put
@@ -37,14 +37,15 @@ export async function cancelOrder(
       // A staff payment of the order is made before this commits (and the compensation gives it
       // back with the saga's own) or sees the saga compensating and is refused (payments/order-fit.ts).
       await deps.payments.lockOrder(trx, tenantId, order.id);
-      await updateSaga(trx, saga.id, toCancelCompleted(cancel));
-      // The completed saga's watchdogs ended with it: a new one, with the cancel, resumes the
-      // undoing after a crash and retries a compensation that keeps failing (watchdog.ts).
+      // The completed saga's watchdogs end with it (the checkout's last, if still to come, finds
+      // it is no longer the saga's): a new one, with the cancel, resumes the undoing after a crash
+      // and retries a compensation that keeps failing (watchdog.ts).
       const delay = deps.ctx.config.checkoutStepTimeoutMs + 1000;
-      await deps.events.publish(trx, tenantId, 'order-events', [watchdogEvent(saga.id, order.id, delay)], {
+      const watchdog = await newWatchdog(deps.events, trx, tenantId, saga, delay, {
         correlationId: order.correlationId ?? undefined,
         causationId: saga.id,
       });
+      await updateSaga(trx, saga.id, { ...toCancelCompleted(cancel), ...watchdog });
     } else if (saga.status === 'running') {
       await updateSaga(trx, saga.id, { cancelRequested: cancel });
     } else if (saga.failure?.reason !== 'cancelled' && !saga.cancelRequested) {

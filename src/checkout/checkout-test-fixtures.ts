@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import {
   createSellable,
   createShop,
+  newCustomer,
   newGuestCart,
   type Shop,
   type TestVariant,
@@ -116,6 +117,16 @@ export function placeOrder(
       ...body,
     },
   );
+}
+
+/** A new customer's order of one unit of a new product (3 in stock), completed by its checkout (201). */
+export async function completedOrder(t: TestApp, shop: Shop & { shippingOptionId: string }) {
+  const item = await product(t, shop, 3);
+  const customer = await newCustomer(t, shop);
+  await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
+  const placed = await placeOrder(t, customer);
+  expect(placed.statusCode, placed.body).toBe(201);
+  return { item, customer, order: placed.json<Order>() };
 }
 
 /** The order as staff read it. */

@@ -78,12 +78,14 @@ export async function giveBack(c: StepContext, ownKey: string): Promise<GivenBac
       );
       return voided?.status ?? 'none';
     } catch (error) {
-      if (!(error instanceof AppError) || error.code !== 'PAYMENT_PROVIDER_ERROR') throw error;
       // The provider refuses to void a charge it captured: a capture whose answer was never
       // recorded (the process died during the call). Asked again under its own key, the
       // provider answers it, and the payment, completed, is refunded.
       // Anything else (no capture was started, the provider refuses it too) fails the attempt
-      // with the void's refusal.
+      // with the void's refusal; so does a void that never reached the provider (no answer says
+      // it captured anything): a capture asked for then would charge a customer whose capture
+      // never reached the provider either, for an order being undone.
+      if (!(error instanceof AppError) || error.extras['refused'] !== 'now') throw error;
       const captured = await deps.payments
         .resumeCapture(saga.tenantId, payment.key, signal, meta)
         .catch(() => undefined);

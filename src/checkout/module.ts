@@ -10,6 +10,7 @@ import { findSaga } from './saga-store.ts';
 import { type SagaStart, startSaga } from './start-saga.ts';
 import type { CheckoutDb, CheckoutTrx } from './tables.ts';
 import { paymentSubscriber, watchdogSubscriber } from './watchdog.ts';
+import { backfillWatchdogs } from './watchdog-backfill.ts';
 
 /** What other modules (flash sales) may do with the saga. */
 export type CheckoutApi = {
@@ -55,6 +56,10 @@ export async function createCheckout(
       await app.register(
         checkoutRoutes(deps, runner, (request) => storefrontTenant(request, deps.resolveTenant)),
       );
+    },
+    async start() {
+      // Sagas left compensating without a watchdog by an earlier release (migration 0060).
+      await backfillWatchdogs(deps, watchdogDelayMs, logger);
     },
     async stop() {
       await runner.close();

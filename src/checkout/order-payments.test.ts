@@ -13,6 +13,7 @@ import type { Order } from '../orders/index.ts';
 import type { Payment } from '../payments/index.ts';
 import {
   createStore,
+  completedOrder as placeCompleted,
   placeOrder,
   product,
   readyCart,
@@ -58,12 +59,7 @@ async function staffPayment(orderId: string, amount: number, upTo: 'authorized' 
 
 /** A customer's order of one unit, completed by its checkout (201), with the checkout's own payment. */
 async function completedOrder() {
-  const item = await product(t, shop, 3);
-  const customer = await newCustomer(t, shop);
-  await readyCart(t, shop, [{ variant: item, quantity: 1 }], customer);
-  const placed = await placeOrder(t, customer);
-  expect(placed.statusCode, placed.body).toBe(201);
-  const order = placed.json<Order>();
+  const { customer, order } = await placeCompleted(t, shop);
   const [own] = await paymentsOf(order.id);
   return { customer, order, own: own! };
 }

@@ -5,7 +5,7 @@ import { toGiveBackAgain } from './saga-context.ts';
 import type { SagaRunner } from './saga-runner.ts';
 import { findSaga, updateSaga } from './saga-store.ts';
 import type { CheckoutTrx } from './tables.ts';
-import { watchdogEvent } from './watchdog.ts';
+import { newWatchdog } from './watchdog.ts';
 
 export const REFUND_FAILED_TYPE = 'mercato.payment.refund-failed';
 
@@ -37,14 +37,11 @@ export function refundFailedSubscriber(deps: CheckoutDeps, runner: SagaRunner, d
       const saga = await findSaga(trx, { orderId: orderId.toLowerCase() }, true);
       if (saga?.status !== 'failed' && saga?.status !== 'cancelled') return;
       if (!(await deps.payments.holdsMoney(trx, event.tenantid, saga.orderId))) return;
-      await updateSaga(trx, saga.id, toGiveBackAgain);
-      await deps.events.publish(
-        trx,
-        event.tenantid,
-        'order-events',
-        [watchdogEvent(saga.id, saga.orderId, delayMs)],
-        { correlationId: event.correlationid, causationId: event.id },
-      );
+      const watchdog = await newWatchdog(deps.events, trx, event.tenantid, saga, delayMs, {
+        correlationId: event.correlationid,
+        causationId: event.id,
+      });
+      await updateSaga(trx, saga.id, { ...toGiveBackAgain, ...watchdog });
       runner.kick(event.tenantid, saga.id, 50);
     },
   };

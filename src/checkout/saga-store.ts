@@ -23,6 +23,8 @@ export type Saga = {
   createdAt: Date;
   updatedAt: Date;
   finishedAt: Date | null;
+  /** The saga's watchdog (watchdog.ts `chain`), null while the one its checkout wrote goes on. */
+  watchdog: string | null;
 };
 
 export type SagaStep = {
@@ -58,6 +60,7 @@ function toSaga(row: Selectable<SagasTable>): Saga {
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
     finishedAt: date(row.finished_at),
+    watchdog: row.watchdog ?? null,
   };
 }
 
@@ -208,6 +211,7 @@ export type SagaChanges = {
   leaseOwner?: string | null;
   leaseUntil?: Date | null;
   finishedAt?: Date | null;
+  watchdog?: string | null;
 };
 
 export async function updateSaga(trx: CheckoutTrx, sagaId: string, changes: SagaChanges): Promise<Saga> {
@@ -243,6 +247,7 @@ export async function updateSagaLogged(
   if (changes.leaseOwner !== undefined) sets.push(sql`lease_owner = ${changes.leaseOwner}`);
   if (changes.leaseUntil !== undefined) sets.push(sql`lease_until = ${changes.leaseUntil}`);
   if (changes.finishedAt !== undefined) sets.push(sql`finished_at = ${changes.finishedAt}`);
+  if (changes.watchdog !== undefined) sets.push(sql`watchdog = ${changes.watchdog}`);
   const ctes = [];
   if (log.finish) {
     const { stepId, outcome } = log.finish;

@@ -30,6 +30,8 @@ export type SagasTable = {
   created_at: ColumnType<Date, Date | undefined, never>;
   updated_at: ColumnType<Date, Date | undefined, Date>;
   finished_at: ColumnType<Date | null, Date | null, Date | null>;
+  /** Migration 0060: the saga's watchdog (watchdog.ts), null while the one its checkout wrote goes on. */
+  watchdog: ColumnType<string | null, string | null | undefined, string | null>;
 };
 
 export type SagaStepsTable = {
@@ -46,9 +48,13 @@ export type SagaStepsTable = {
   finished_at: ColumnType<Date | null, Date | null, Date | null>;
 };
 
+/** Migration 0060: sagas compensating at that release, each given a watchdog as a process starts. */
+export type WatchdogBackfillTable = { saga_id: string; tenant_id: string; order_id: string };
+
 export type CheckoutTables = {
   'checkout.sagas': SagasTable;
   'checkout.saga_steps': SagaStepsTable;
+  'checkout.watchdog_backfill': WatchdogBackfillTable;
 };
 export type CheckoutDb = Kysely<CheckoutTables>;
 /** A transaction of one tenant (withTenant) over the checkout's tables. */

@@ -1,4 +1,11 @@
-import { type DomainEvent, type EventBus, handleFound, type Subscriber } from '../platform/events/index.ts';
+import {
+  type DomainEvent,
+  type EventBus,
+  type EventMeta,
+  handleFound,
+  type Subscriber,
+} from '../platform/events/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import type { SagaRunner } from './saga-runner.ts';
 import { MAX_ATTEMPTS } from './saga-runner.ts';
 import { findSaga, listSteps, type Saga } from './saga-store.ts';
@@ -9,10 +16,32 @@ export const WATCHDOG_TYPE = 'mercato.checkout.watchdog';
 /**
  * The saga's watchdog: a delayed WAL message in the tenant's order-events, due a step's timeout
  * after it was written. Its own subject (not the order's), so it never holds the order's events
- * back behind it.
+ * back behind it. `chain`: the watchdog's id, passed on to each next one; absent for the one the
+ * checkout writes as it begins.
  */
-export function watchdogEvent(sagaId: string, orderId: string, delayMs: number): DomainEvent {
-  return { type: WATCHDOG_TYPE, subject: `saga-${sagaId}`, data: { sagaId, orderId }, delayMs };
+export function watchdogEvent(sagaId: string, orderId: string, delayMs: number, chain?: string): DomainEvent {
+  const data = chain === undefined ? { sagaId, orderId } : { sagaId, orderId, chain };
+  return { type: WATCHDOG_TYPE, subject: `saga-${sagaId}`, data, delayMs };
+}
+
+/**
+ * In trx, with the change that needs it (a cancel of a completed order, a give-back reopened, a
+ * saga an earlier release left without one): a new watchdog, recorded as the saga's own
+ * (`watchdog`), so any other still to come ends when it comes (one watchdog per saga at a time).
+ * Returns the change to the saga that records it.
+ */
+export function newWatchdog(
+  events: EventBus,
+  trx: CheckoutTrx,
+  tenantId: string,
+  saga: { id: string; orderId: string },
+  delayMs: number,
+  meta?: EventMeta,
+): Promise<{ watchdog: string }> {
+  const chain = uuidv7();
+  return events
+    .publish(trx, tenantId, 'order-events', [watchdogEvent(saga.id, saga.orderId, delayMs, chain)], meta)
+    .then(() => ({ watchdog: chain }));
 }
 
 /**
@@ -37,9 +66,11 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
       ),
     async handle(anyTrx, event) {
       const trx = anyTrx as CheckoutTrx;
-      const { sagaId } = event.data as { sagaId: string };
+      const { sagaId, chain } = event.data as { sagaId: string; chain?: string };
       const saga = await findSaga(trx, { id: sagaId });
       if (!saga || (saga.status !== 'running' && saga.status !== 'compensating')) return;
+      // Not the saga's watchdog (a newer one was written: newWatchdog): it ends here.
+      if (saga.watchdog !== null && chain !== saga.watchdog) return;
       runner.kick(event.tenantid, sagaId, 50);
       if (saga.status === 'compensating') {
         // Stuck: the step being undone failed a whole run's attempts (a run now in flight may
@@ -59,10 +90,16 @@ export function watchdogSubscriber(events: EventBus, runner: SagaRunner, delayMs
         }
       }
       const next = saga.status === 'running' ? await pendingRecheckMs(trx, saga, delayMs) : delayMs;
-      await events.publish(trx, event.tenantid, 'order-events', [watchdogEvent(sagaId, saga.orderId, next)], {
-        correlationId: event.correlationid,
-        causationId: event.id,
-      });
+      await events.publish(
+        trx,
+        event.tenantid,
+        'order-events',
+        [watchdogEvent(sagaId, saga.orderId, next, chain)],
+        {
+          correlationId: event.correlationid,
+          causationId: event.id,
+        },
+      );
     },
   };
   return subscriber;

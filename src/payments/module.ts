@@ -12,6 +12,7 @@ import {
   testPspLedger,
   type WebhookDelivery,
 } from './providers/test-psp-webhooks.ts';
+import { refundRecheckSubscriber } from './refund-recheck.ts';
 import type { PaymentsDb } from './tables.ts';
 import { webhookRoutes } from './webhook-routes.ts';
 
@@ -44,6 +45,9 @@ export async function createPayments(
     checkoutOf: moduleDeps.checkoutOf,
     logger: ctx.logger.child({ module: 'payments' }),
   };
+  // Every process declares the subscriber (an internal target of each tenant's payment-events).
+  const rechecks = refundRecheckSubscriber(deps, ctx.config.checkoutStepTimeoutMs + 1000);
+  moduleDeps.events.subscribe(rechecks.subscriber);
   return {
     name: 'payments',
     ...paymentsApi(deps),
@@ -54,6 +58,9 @@ export async function createPayments(
     async routes(app: FastifyInstance) {
       await app.register(paymentRoutes(deps));
       await app.register(webhookRoutes(deps));
+    },
+    async stop() {
+      await rechecks.close();
     },
   };
 }

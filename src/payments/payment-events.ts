@@ -32,3 +32,28 @@ export async function publish(
   if (list.length === 0) return;
   await events.publish(trx, tenantId, TOPIC, list, meta);
 }
+
+export const REFUND_RECHECK_TYPE = 'mercato.payment.refund-recheck';
+/** The longest wait between two questions to the provider about a refund still pending. */
+export const REFUND_RECHECK_MAX_MS = 300_000;
+
+export type RefundRecheck = { refundId: string; paymentId: string; attempt: number };
+
+/**
+ * A refund's recheck (refund-recheck.ts): a delayed message in the tenant's payment-events,
+ * written with the refund (pending), due when the refund's call has had its time (`firstMs`: the
+ * step timeout and a second), then twice as far apart each time (at most REFUND_RECHECK_MAX_MS).
+ */
+export function refundRecheckEvent(
+  refund: Omit<RefundRecheck, 'attempt'>,
+  firstMs: number,
+  attempt = 1,
+): DomainEvent {
+  const backoff = firstMs * 2 ** Math.min(attempt - 1, 30);
+  return {
+    type: REFUND_RECHECK_TYPE,
+    subject: `refund-${refund.refundId}`,
+    data: { refundId: refund.refundId, paymentId: refund.paymentId, attempt } satisfies RefundRecheck,
+    delayMs: Math.max(Math.min(backoff, REFUND_RECHECK_MAX_MS), firstMs),
+  };
+}

@@ -5,7 +5,7 @@ import { AppError } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { finishOperation } from './call-store.ts';
 import type { PaymentsDeps } from './deps.ts';
-import { paymentEvent, publish } from './payment-events.ts';
+import { paymentEvent, publish, refundRecheckEvent } from './payment-events.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import { lockByKey, providerKeys, transition } from './payment-store.ts';
 import { callProvider, startCall } from './provider-call.ts';
@@ -87,7 +87,18 @@ async function openRefund(
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  await publish(deps.events, trx, row.tenant_id, [paymentEvent('refund-initiated', toPayment(row))], meta);
+  // With its recheck: a refund still pending then is asked again under its key (refund-recheck.ts).
+  const recheck = refundRecheckEvent(
+    { refundId: refund.id, paymentId: row.id },
+    deps.ctx.config.checkoutStepTimeoutMs + 1000,
+  );
+  await publish(
+    deps.events,
+    trx,
+    row.tenant_id,
+    [paymentEvent('refund-initiated', toPayment(row)), recheck],
+    meta,
+  );
   return refund;
 }
 

@@ -77,9 +77,11 @@ export async function voidPayment(
     return finish(trx, locked);
   });
   if (result.status === 'error') {
+    // `refused: 'now'`: the provider answered (a call that could not reach it says nothing of the kind).
     throw new AppError('PAYMENT_PROVIDER_ERROR', `the provider refused the void: ${result.message}`, {
       paymentId: payment.id,
       status: payment.status,
+      refused: 'now',
     });
   }
   return payment;
