@@ -21,7 +21,7 @@ export const WATCHDOG_TYPE = 'mercato.checkout.watchdog';
  */
 export function watchdogEvent(sagaId: string, orderId: string, delayMs: number, chain?: string): DomainEvent {
   const data = chain === undefined ? { sagaId, orderId } : { sagaId, orderId, chain };
-  return { type: WATCHDOG_TYPE, subject: `saga-${sagaId}`, data, delayMs };
+  return { type: WATCHDOG_TYPE, subject: `saga-${sagaId}`, data, delayMs, internal: true };
 }
 
 /**

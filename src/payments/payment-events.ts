@@ -55,5 +55,6 @@ export function refundRecheckEvent(
     subject: `refund-${refund.refundId}`,
     data: { refundId: refund.refundId, paymentId: refund.paymentId, attempt } satisfies RefundRecheck,
     delayMs: Math.max(Math.min(backoff, REFUND_RECHECK_MAX_MS), firstMs),
+    internal: true,
   };
 }

@@ -35,6 +35,11 @@ export type DomainEvent = {
   /** Deliver this long after the commit instead of at once (a timer, such as the checkout's watchdog). */
   delayMs?: number | undefined;
   /**
+   * Mercato's own message, not a domain event (a timer such as the checkout's watchdog): only
+   * the modules' subscribers take it, never the tenant's targets of the namespace (its webhooks).
+   */
+  internal?: boolean | undefined;
+  /**
    * In process only, never stored nor delivered: what the publisher knows that lets a
    * subscriber's `skips` pass the event over (`{ availableBefore: 4 }`, `{ stockPool: null }`).
    */

@@ -1,8 +1,7 @@
-import { matchesTypes } from '../../platform/events/index.ts';
 import type { Logger } from '../../platform/observability/index.ts';
 import type { AttemptRecord } from '../backends/postgres/queue.ts';
 import type { Namespace, Target } from '../namespaces/namespace.ts';
-import { messageType } from '../targets/cloud-event.ts';
+import { messageType, takesMessage } from '../targets/cloud-event.ts';
 import type { Delivery, InternalDispatch, TargetResult } from '../targets/target-result.ts';
 import type { CircuitBreakers } from './circuit-breakers.ts';
 
@@ -53,16 +52,13 @@ export async function runTargets(
   let dead = false;
   let retryAfterMs: number | undefined;
   let systemRetry = false;
-  let type: string | undefined;
+  const type = messageType(delivery);
   for (const target of namespace.targets) {
     if (!target.enabled || done.has(target.name)) continue;
-    if (target.types) {
-      type ??= messageType(delivery);
-      // Not an attempt: no wal.attempts row for each target every message of another type passes.
-      if (!matchesTypes(type, target.types)) {
-        done.add(target.name);
-        continue;
-      }
+    // Not an attempt: no wal.attempts row for each target every message of another type passes.
+    if (!takesMessage(target, delivery, type)) {
+      done.add(target.name);
+      continue;
     }
     const startedAt = new Date();
     let result: TargetResult;

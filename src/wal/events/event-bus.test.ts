@@ -242,6 +242,26 @@ describe.each(BACKENDS)('domain events on $backend', ({ backend, env }) => {
     expect(receiver.received.filter((r) => String(r.event.type).startsWith('mercato.category.'))).toEqual([]);
   });
 
+  it("delivers Mercato's own internal messages (a timer) to the modules' subscribers only, never to the tenant's webhook", async () => {
+    // One subject: a message of a key waits for the one before it, so the webhook's receipt of
+    // the second means the first, whose type its filter takes, was settled for it before.
+    await publish([
+      { type: 'mercato.product.reminder', subject: 'own-timer', data: { n: 1 }, internal: true },
+      { type: 'mercato.product.updated', subject: 'own-timer', data: { n: 2 } },
+    ]);
+    await until(() => receiver.received.find((r) => r.event['subject'] === 'own-timer'), 'the domain event');
+    await until(
+      () => everything.filter((e) => e.subject === 'own-timer').length === 2,
+      'both, to the subscriber',
+    );
+    expect(everything.filter((e) => e.subject === 'own-timer').map((e) => e.type)).toEqual([
+      'mercato.product.reminder',
+      'mercato.product.updated',
+    ]);
+    const hooked = receiver.received.filter((r) => r.event['subject'] === 'own-timer');
+    expect(hooked.map((r) => r.event['type'])).toEqual(['mercato.product.updated']);
+  });
+
   it('gives an internal subscriber exactly the types it asked for, as ReceivedEvents', async () => {
     await publish([
       { type: 'mercato.product.created', subject: 'sub-1', data: { id: 'sub-1' } },

@@ -23,7 +23,13 @@ import { ensureSystemNamespaces, isSystemTopic } from '../namespaces/system-name
 import type { SystemTargets } from '../namespaces/system-targets.ts';
 import { MAX_TYPE_PATTERNS, TYPE_PATTERN } from '../namespaces/type-patterns.ts';
 import type { BackendName, WalTables } from '../tables.ts';
-import { CE_HEADERS, eventExtensions, messageSource, messageType } from '../targets/cloud-event.ts';
+import {
+  CE_HEADERS,
+  eventExtensions,
+  INTERNAL_HEADER,
+  messageSource,
+  messageType,
+} from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';
 import type { MessageInput } from '../write/index.ts';
 import { outboxRows } from '../write/outbox.ts';
@@ -74,6 +80,7 @@ function toMessage(topic: Topic, event: DomainEvent, meta: EventMeta | undefined
   if (meta?.correlationId) headers[CE_HEADERS.correlationid] = meta.correlationId;
   if (meta?.causationId) headers[CE_HEADERS.causationid] = meta.causationId;
   if (meta?.traceparent) headers[CE_HEADERS.traceparent] = meta.traceparent;
+  if (event.internal) headers[INTERNAL_HEADER] = 'true';
   const message: MessageInput = {
     messageId: uuidv7(),
     key: event.subject,

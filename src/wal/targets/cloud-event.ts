@@ -1,3 +1,5 @@
+import { matchesTypes } from '../../platform/events/index.ts';
+import type { Target } from '../namespaces/namespace.ts';
 import type { Delivery } from './target-result.ts';
 
 /** A structured-mode CloudEvents 1.0 JSON event, with Mercato's WAL extensions. */
@@ -36,6 +38,28 @@ export const CE_HEADERS = {
  */
 export function messageType(delivery: Pick<Delivery, 'headers' | 'namespace'>): string {
   return delivery.headers['ce-type'] ?? delivery.headers['type'] ?? `mercato.wal.${delivery.namespace}`;
+}
+
+/**
+ * The header of a message Mercato's modules write for themselves on a system namespace (a timer:
+ * the checkout's watchdog, a refund's recheck; DomainEvent.internal): only the modules' declared
+ * targets take it. The tenant's own targets there (webhooks) take domain events, not Mercato's
+ * timers: before, every checkout's watchdog reached a webhook of `order-events` taking all types,
+ * whose answer (a 400, a Retry-After) then weighed on the watchdog's own delivery.
+ */
+export const INTERNAL_HEADER = 'mercato-internal';
+
+/**
+ * Whether `target` takes the message: not one of Mercato's internal ones unless the target is a
+ * module's (`system`), and its type (`type`, when already known) matches the target's `types`.
+ */
+export function takesMessage(
+  target: Pick<Target, 'types' | 'system'>,
+  message: Pick<Delivery, 'headers' | 'namespace'>,
+  type?: string,
+): boolean {
+  if (target.system !== true && message.headers[INTERNAL_HEADER] !== undefined) return false;
+  return !target.types || matchesTypes(type ?? messageType(message), target.types);
 }
 
 /** The CloudEvent source: the `ce-source` header, else `/mercato/wal/<namespace>`. */

@@ -1,6 +1,5 @@
 import { type Kysely, sql } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
-import { matchesTypes } from '../../platform/events/index.ts';
 import {
   idempotencyConflict,
   insertMessageRows,
@@ -10,7 +9,7 @@ import {
 import type { InlineRun } from '../delivery/index.ts';
 import type { InternalTarget, Namespace } from '../namespaces/namespace.ts';
 import type { WalTables } from '../tables.ts';
-import { messageType } from '../targets/cloud-event.ts';
+import { messageType, takesMessage } from '../targets/cloud-event.ts';
 import type { Delivery } from '../targets/target-result.ts';
 import { messageOfRow } from './prepare.ts';
 
@@ -66,10 +65,11 @@ function plan(namespace: Namespace, targets: InternalTarget[], rows: NewMessageR
   const planned = rows.map((row) => {
     if (row.state !== 'pending' || row.ordering_key !== null) return row;
     const content = contentOf(row);
-    const type = messageType({ headers: content.headers, namespace: row.namespace });
-    const mine = targets.filter((t) => !t.types || matchesTypes(type, t.types));
+    const message = { headers: content.headers, namespace: row.namespace };
+    const type = messageType(message);
+    const mine = targets.filter((t) => takesMessage(t, message, type));
     if (mine.length === 0) return row;
-    const rest = others.some((t) => !t.types || matchesTypes(type, t.types));
+    const rest = others.some((t) => takesMessage(t, message, type));
     const next: NewMessageRow = {
       ...row,
       state: rest ? 'pending' : 'delivered',

@@ -1,12 +1,11 @@
 import { hash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
-import { matchesTypes } from '../../platform/events/index.ts';
 import { AppError, type FieldError } from '../../platform/http/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
 import type { NewMessageRow, StoredMessage } from '../backends/postgres/group-commit.ts';
 import { MAX_LISTED_ERRORS, type Namespace, namespaceValidator, type Target } from '../namespaces/index.ts';
 import type { BackendName } from '../tables.ts';
-import { messageType } from '../targets/cloud-event.ts';
+import { messageType, takesMessage } from '../targets/cloud-event.ts';
 
 /** One message as a producer writes it (the body of POST /wal/write without `namespace`). */
 export type MessageInput = {
@@ -267,14 +266,9 @@ export function toRows(
     backend === 'postgres' && namespace.enabled ? namespace.targets.filter((t) => t.enabled) : undefined;
   const due = (m: MessageInput, index: number): 'delivered' | 'pending' => {
     if (!enabled) return 'pending';
-    let type: string | undefined;
-    const takes = (t: Target): boolean => {
-      if (t.types) {
-        type ??= messageType({ headers: m.headers ?? {}, namespace: namespace.name });
-        if (!matchesTypes(type, t.types)) return false;
-      }
-      return declines?.(index, t) !== true;
-    };
+    const message = { headers: m.headers ?? {}, namespace: namespace.name };
+    const type = messageType(message);
+    const takes = (t: Target): boolean => takesMessage(t, message, type) && declines?.(index, t) !== true;
     return enabled.some(takes) ? 'pending' : 'delivered';
   };
   return messages.map((m, index) => {
