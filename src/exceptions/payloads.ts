@@ -19,7 +19,7 @@ export type PayloadParts = {
 
 /** Why a source call gave nothing, in words a tenant may read. */
 export function describeFailure(error: unknown): string {
-  if (error instanceof SourceUnavailableError) return 'the source is failing: its circuit is open';
+  if (error instanceof SourceUnavailableError) return error.message;
   if (error instanceof SourceError) return error.message;
   if (error instanceof SecretUnreadableError) return error.message;
   return 'the source could not be reached';

@@ -137,7 +137,9 @@ export function createRetries(deps: ExceptionsDeps): {
         if (!(error instanceof SourceUnavailableError)) throw error;
         throw new AppError(
           'SOURCE_UNAVAILABLE',
-          `the ${interfaceType} source is failing: its circuit is open`,
+          error.busy
+            ? `the ${interfaceType} source has too many calls under way: try again shortly`
+            : `the ${interfaceType} source is failing: its circuit is open`,
           {
             retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000),
           },

@@ -5,9 +5,16 @@ import { SourceError } from './source-client.ts';
 export class SourceUnavailableError extends Error {
   override name = 'SourceUnavailableError';
   readonly retryAfterMs: number;
-  constructor(retryAfterMs: number) {
-    super('the source is failing: its circuit is open');
+  /** Refused because MAX_CALLS_PER_SOURCE calls are under way, not because the source failed. */
+  readonly busy: boolean;
+  constructor(retryAfterMs: number, busy = false) {
+    super(
+      busy
+        ? 'the source has too many calls under way: try again shortly'
+        : 'the source is failing: its circuit is open',
+    );
     this.retryAfterMs = retryAfterMs;
+    this.busy = busy;
   }
 }
 
@@ -22,6 +29,11 @@ export type SourceBreakerOptions = {
 
 /** Tenants' breakers kept; past it, closed ones are forgotten, oldest first. */
 const MAX_BREAKERS = 10_000;
+/**
+ * Calls one tenant's source of one interface type may have under way at once in this process
+ * (admitted, not yet released): past it a call is refused at once, as while the circuit is open.
+ */
+export const MAX_CALLS_PER_SOURCE = 16;
 /** Retries of one call after its first attempt. */
 const RETRIES = 2;
 /** What a call refused while another's trial runs is told to wait. */
@@ -49,6 +61,8 @@ type Breaker = { phase: Phase; generation: number };
  */
 export type SourcePermit = {
   readonly breaker: Breaker;
+  /** The tenant and interface type, whose calls under way it counts in. */
+  readonly key: string;
   generation: number;
   trial: boolean;
   calls: number;
@@ -69,6 +83,9 @@ const isTransient = (error: unknown) => error instanceof SourceError && error.tr
  */
 export function createSourceBreakers(options: SourceBreakerOptions) {
   const breakers = new Map<string, Breaker>();
+  // Calls under way per tenant and interface type. Apart from the breakers: drop() (a PUT of the
+  // source) forgets a breaker, and must not forget the calls its permits still hold.
+  const underWay = new Map<string, number>();
   const retries = retry(handleWhen(isTransient), {
     maxAttempts: RETRIES,
     backoff: new ExponentialBackoff({ initialDelay: options.retryDelayMs ?? 100, maxDelay: 2000 }),
@@ -163,17 +180,21 @@ export function createSourceBreakers(options: SourceBreakerOptions) {
    * caller try).
    */
   function admit(tenantId: string, interfaceType: string): SourcePermit {
+    const key = `${tenantId}:${interfaceType}`;
     const breaker = breakerOf(tenantId, interfaceType);
     const { phase } = breaker;
     const now = Date.now();
-    if (phase.kind === 'closed') {
-      return { breaker, generation: breaker.generation, trial: false, calls: 0, released: false };
-    }
     if (phase.kind === 'open' && phase.until > now) throw new SourceUnavailableError(phase.until - now);
     if (phase.kind === 'trial' && now - phase.since < TRIAL_LOST_MS) {
       throw new SourceUnavailableError(TRIAL_RETRY_AFTER_MS);
     }
-    const permit: SourcePermit = { breaker, generation: 0, trial: true, calls: 0, released: false };
+    const calls = underWay.get(key) ?? 0;
+    if (calls >= MAX_CALLS_PER_SOURCE) throw new SourceUnavailableError(TRIAL_RETRY_AFTER_MS, true);
+    underWay.set(key, calls + 1);
+    if (phase.kind === 'closed') {
+      return { breaker, key, generation: breaker.generation, trial: false, calls: 0, released: false };
+    }
+    const permit: SourcePermit = { breaker, key, generation: 0, trial: true, calls: 0, released: false };
     moveTo(breaker, { kind: 'trial', permit, since: now });
     permit.generation = breaker.generation;
     return permit;
@@ -182,6 +203,9 @@ export function createSourceBreakers(options: SourceBreakerOptions) {
   function release(permit: SourcePermit): void {
     if (permit.released) return;
     permit.released = true;
+    const calls = (underWay.get(permit.key) ?? 1) - 1;
+    if (calls > 0) underWay.set(permit.key, calls);
+    else underWay.delete(permit.key);
     // A trial that made no call decided nothing: the next caller may try.
     if (current(permit) && permit.trial) moveTo(permit.breaker, { kind: 'open', until: Date.now() });
   }

@@ -47,7 +47,7 @@ const Credentials = Type.Union(
   {
     description:
       'A bearer token {token}, or HTTP Basic {username, password}; stored encrypted and never shown again. ' +
-      'Omitted: kept as stored; null: removed.',
+      'Omitted: kept as stored (400 when baseUrl moves to another origin: give them again); null: removed.',
   },
 );
 

@@ -95,7 +95,22 @@ export function listSources(trx: ExceptionsTrx, tenantId: string): Promise<Sourc
     .execute();
 }
 
-/** What a PUT of a source gives: credentials undefined keep the stored ones, null removes them. */
+/** Whether a new base URL goes to another scheme, host or port than the stored one. */
+const movesOrigin = (stored: string, next: string): boolean =>
+  new URL(stored).origin !== new URL(next).origin;
+
+// Stored credentials kept across a move would sign in to a host whoever saved the move chose:
+// anyone with exceptions:write could read them there, though the API never shows them.
+const MOVED = 'must be given again (or null) when baseUrl moves to another origin';
+const credentialsAgain = () =>
+  new AppError('VALIDATION_FAILED', `credentials ${MOVED}`, {
+    errors: [{ in: 'body', pointer: '/credentials', message: MOVED }],
+  });
+
+/**
+ * What a PUT of a source gives: credentials undefined keep the stored ones (400 when baseUrl
+ * moves to another origin), null removes them.
+ */
 export type SourceInput = { baseUrl: string; timeoutMs: number; credentials: Credentials | null | undefined };
 
 /** A source saved: its row, whether this save made it, and the signing secret to show (once) if it made one. */
@@ -123,6 +138,13 @@ export async function saveSource(
       // Secrets sealed under another key cannot be kept: the source gets a new signing secret.
       const kept = await openSecrets(box, existing).catch(() => undefined);
       const signingSecret = kept?.signingSecret || newSigningSecret();
+      if (
+        input.credentials === undefined &&
+        kept?.credentials &&
+        movesOrigin(existing.base_url, input.baseUrl)
+      ) {
+        throw credentialsAgain();
+      }
       const credentials = input.credentials === undefined ? (kept?.credentials ?? null) : input.credentials;
       const sealed = await sealSecrets(box, tenantId, interfaceType, { signingSecret, credentials });
       const row = await trx
