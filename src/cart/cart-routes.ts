@@ -30,6 +30,7 @@ import type { CartService } from './cart-service.ts';
 import { findCart, touchCart } from './cart-store.ts';
 import { CART_TOKEN_HEADER, cartLocatorOf, guestTokenHash } from './cart-token.ts';
 import type { CartDeps } from './deps.ts';
+import { assertIsoCurrency } from './settings-rules.ts';
 import { listShippingOptions, serves } from './shipping-option-store.ts';
 
 const base = { tags: ['cart'], security: STOREFRONT_SECURITY };
@@ -88,6 +89,7 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
       async (request, reply) => {
         const tenantId = await tenantOf(request);
         const currency = request.body.currency;
+        assertIsoCurrency(currency);
         const principal = request.principal;
         if (principal?.kind === 'user') {
           const { cart, created } = await service.createForCustomer(tenantId, principal.userId, currency);
@@ -120,6 +122,7 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
             errors: [{ in: 'body', pointer: variantId === undefined ? '/variantId' : '/sku', message }],
           });
         }
+        assertIsoCurrency(request.body.currency);
         const tenantId = await tenantOf(request);
         const cart = await service.addItem(tenantId, cartLocatorOf(request), request.body);
         reply.code(201);

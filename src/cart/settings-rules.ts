@@ -5,6 +5,18 @@ import type { CartTrx } from './tables.ts';
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 
+/**
+ * 400 naming /currency when a shopper's currency is not ISO 4217 (as the catalog's prices): the
+ * schema's pattern alone let a cart take "ZZZ", which nothing is priced in.
+ */
+export function assertIsoCurrency(currency: string | undefined): void {
+  if (currency !== undefined && !CURRENCIES.has(currency)) {
+    throw validationFailed([
+      { in: 'body', pointer: '/currency', message: 'is not an ISO 4217 currency code' },
+    ]);
+  }
+}
+
 /** Throws one VALIDATION_FAILED naming every failing field, when there is any. */
 export function throwIfInvalid(errors: FieldError[]): void {
   if (errors.length > 0) {
