@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Static } from 'typebox';
 import { withTenant } from '../platform/db/index.ts';
 import type { EventMeta } from '../platform/events/index.ts';
-import { AppError, type RequestFingerprint, requestFingerprint } from '../platform/http/index.ts';
+import { AppError, clientKey, type RequestFingerprint, requestFingerprint } from '../platform/http/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { type Candidate, type Committed, limitReached, soldOut } from './admission-committer.ts';
 import { type Admission, customersOf, gateStateOf } from './admission-store.ts';
@@ -106,20 +106,24 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
   }
 
   async function decide(a: Attempt, started: number): Promise<{ admission: Admission; replayed: boolean }> {
+    // Every attempt counts against its customer's and its IP's limits before anything is read. The
+    // route has no other limit (rateLimit: false), and counted only for a sale found and live, an
+    // attempt on an id of no sale (each one a read of the database: a miss is not cached for another
+    // id) or on a sale not yet started was never limited. An IP counts by clientKey (an IPv6 caller
+    // by its /64, a mapped IPv4 as IPv4), as the platform's limits count it: by the full IPv6
+    // address, the holder of one /64 had 2^64 fresh budgets.
+    const wait = Math.max(ports.limits.customer.hit(a.customerId), ports.limits.ip.hit(clientKey(a.ip)));
+    if (wait > 0) {
+      // In the stats of a sale this process holds (never a read for it).
+      const known = ports.cache.peek(a.tenantId, a.campaignId);
+      if (known) ports.stats.record(known.id, 'rate_limited', Date.now() - started);
+      throw new AppError('RATE_LIMITED', 'too many attempts; slow down', { retryAfterSeconds: wait });
+    }
     const campaign = await ports.cache.get(a.tenantId, a.campaignId);
     if (!campaign) throw new AppError('NOT_FOUND', `flash sale ${a.campaignId} not found`);
     const reject = (reason: Rejection, error: unknown): unknown => {
       ports.stats.record(campaign.id, reason, Date.now() - started);
       return error;
-    };
-    const throttle = () => {
-      const wait = Math.max(ports.limits.customer.hit(a.customerId), ports.limits.ip.hit(a.ip));
-      if (wait > 0) {
-        throw reject(
-          'rate_limited',
-          new AppError('RATE_LIMITED', 'too many attempts; slow down', { retryAfterSeconds: wait }),
-        );
-      }
     };
     const status = phaseOf(campaign, new Date(started));
     if (status !== 'live') {
@@ -127,7 +131,6 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
       // retry whose 202 was lost at the end): one read, made only for a sale that started, within
       // the attempt limits. Before the start no key can have been admitted.
       if (status !== 'scheduled') {
-        throttle();
         const replay = await recorded(a, requestFingerprint(a.body));
         if (replay) {
           ports.stats.record(campaign.id, 'duplicate', Date.now() - started);
@@ -137,7 +140,6 @@ export function admissionService(deps: FlashSalesDeps, ports: AdmissionPorts) {
       throw reject('not_live', new AppError('NOT_LIVE', `flash sale ${campaign.id} is ${status}`));
     }
     const quantity = a.body.quantity ?? 1;
-    throttle();
     const request = requestFingerprint(a.body);
     if (quantity > campaign.perCustomerLimit) {
       // Its key may have been admitted with another body: 409 IDEMPOTENCY_KEY_REUSED, whatever
