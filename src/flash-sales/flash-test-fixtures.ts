@@ -1,10 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LightMyRequestResponse } from 'fastify';
 import { type Kysely, sql } from 'kysely';
 import pino from 'pino';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createSellable, createShop, type Shop, type TestVariant } from '../cart/cart-test-fixtures.ts';
 import type { CatalogModule } from '../catalog/module.ts';
-import { startCheckoutApp } from '../checkout/checkout-test-fixtures.ts';
+import { orderOf, startCheckoutApp } from '../checkout/checkout-test-fixtures.ts';
 import { callServer } from '../cli/mercato-process.ts';
 import { createAddressBook, signSessionTokens } from '../identity/index.ts';
 import { send } from '../identity/users/user-test-fixtures.ts';
@@ -14,11 +15,13 @@ import { type AppContext, loadConfig } from '../platform/index.ts';
 import { testRedisUrl } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import type { WalModule } from '../wal/module.ts';
+import { createBreakers } from './breakers.ts';
 import type { FlashSalesDeps } from './deps.ts';
 import type { FlashGate, UnitsBackFeed } from './gate.ts';
 import { createMemoryGate } from './gate-memory.ts';
 import { createRedisGate } from './gate-redis.ts';
 import type { FlashSalesModule } from './index.ts';
+import { createPaymentQueue } from './payment-queue.ts';
 import { withSoldOutMemory } from './sold-out-memory.ts';
 import type { FlashSalesDb } from './tables.ts';
 
@@ -295,4 +298,26 @@ export async function serverSale(
   });
   expect(sale.status, JSON.stringify(sale.body)).toBe(201);
   return { variant, saleId: sale.body.id as string };
+}
+
+/**
+ * A payment queue of the test's own (the app's stopped) kicked every 250 ms until `orderId` is no
+ * longer `created`, at most `rounds` times, then closed.
+ */
+export async function runQueueUntilDone(
+  t: FlashTestApp,
+  shop: Shop,
+  orderId: string,
+  rounds: number,
+  options?: { tenantsPerRound?: number },
+): Promise<void> {
+  const queue = createPaymentQueue(flashDeps(t), createBreakers(), silent, options);
+  try {
+    for (let i = 0; i < rounds && (await orderOf(t, shop, orderId)).status === 'created'; i++) {
+      queue.kick();
+      await sleep(250);
+    }
+  } finally {
+    await queue.close();
+  }
 }

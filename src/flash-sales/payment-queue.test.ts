@@ -1,24 +1,18 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
 import { orderOf } from '../checkout/checkout-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
-import { createBreakers } from './breakers.ts';
 import {
   admissionOf,
   attempt,
   bulkCustomers,
   createSale,
   type FlashTestApp,
-  flashDeps,
+  runQueueUntilDone,
   saleVariant,
   startFlashApp,
 } from './flash-test-fixtures.ts';
-import { createPaymentQueue } from './payment-queue.ts';
-
-const silent = pino({ level: 'silent' });
 
 let t: FlashTestApp;
 let shop: Shop;
@@ -56,15 +50,7 @@ describe('the payment queue of a tenant whose oldest queued orders were cancelle
       await sql`update orders.orders set status = 'cancelled', cancelled_at = now()
         where id = any(${cancelled}::uuid[])`.execute(trx);
     });
-    const queue = createPaymentQueue(flashDeps(t), createBreakers(), silent);
-    try {
-      for (let i = 0; i < 20 && (await orderOf(t, shop, paid)).status === 'created'; i++) {
-        queue.kick();
-        await sleep(250);
-      }
-    } finally {
-      await queue.close();
-    }
+    await runQueueUntilDone(t, shop, paid, 20);
     expect((await admissionOf(t, paid))?.status).not.toBe('admitted');
     expect((await orderOf(t, shop, paid)).status).not.toBe('created');
     // The cancelled ones are no longer queued (their windows release them, as their events would).

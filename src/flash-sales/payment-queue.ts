@@ -13,6 +13,10 @@ const BATCH = 64;
 const CONCURRENCY = 32;
 /** How often the queue looks for work it was not told about (another process's, or after a crash). */
 const SCAN_MS = 2000;
+/** Tenants one round of the queue serves (a batch each). */
+const TENANTS_PER_ROUND = 100;
+/** Before any tenant id: the first round starts at the lowest. */
+const NO_TENANT = '00000000-0000-0000-0000-000000000000';
 
 /**
  * The payment queue: admitted orders with a payment token go through the checkout saga in
@@ -22,7 +26,17 @@ const SCAN_MS = 2000;
  * admission) and marks them paying; after the commit the sagas run, 32 at a time, through the
  * payments breaker. The saga's outcome comes back as order events (paid or released).
  */
-export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, logger: Logger) {
+export function createPaymentQueue(
+  deps: FlashSalesDeps,
+  breakers: Breakers,
+  logger: Logger,
+  options: { tenantsPerRound?: number } = {},
+) {
+  const tenantsPerRound = options.tenantsPerRound ?? TENANTS_PER_ROUND;
+  // The last tenant a round served: the next round starts past it, wrapping around, so every
+  // tenant with queued orders gets its batch in turn. Started from the lowest id each round, the
+  // first tenantsPerRound tenants were served as long as they had orders queued, the rest waiting.
+  let lastServed = NO_TENANT;
   let draining: Promise<void> | undefined;
   let again = false;
   let stopped = false;
@@ -118,9 +132,11 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
       again = false;
       const tenants = await withSystem(deps.db, async (trx) => {
         const { rows } = await sql<{ tenant_id: string }>`
-          select distinct tenant_id from flash_sales.admissions
+          select tenant_id from flash_sales.admissions
           where status = 'admitted' and payment is not null and pay_by > now()
-          order by tenant_id limit 100`.execute(trx);
+          group by tenant_id
+          order by tenant_id > ${lastServed}::uuid desc, tenant_id
+          limit ${tenantsPerRound}`.execute(trx);
         return rows.map((r) => r.tenant_id);
       });
       let took = 0;
@@ -141,6 +157,7 @@ export function createPaymentQueue(deps: FlashSalesDeps, breakers: Breakers, log
           });
         // Admissions taken out of the queue count too: the next batch reads the ones behind them.
         took += helds.length + dropped;
+        lastServed = tenantId;
         await runAll(tenantId, helds);
       }
       if (took === 0 && !again) return;
