@@ -81,32 +81,24 @@ export async function reconcileCampaign(
     const quantity = entry.quantity;
     const customerId = key.slice(0, key.indexOf(':'));
     const idempotencyKey = key.slice(customerId.length + 1);
-    if (released.has(key)) {
-      // Its release is recorded; the give-back after it was lost (or is on its way: by its key,
-      // only one of the two gives). No new attempt can hold the key: the gate answers duplicate.
-      if (await deps.gate.release(campaign.id, customerId, quantity, idempotencyKey)) {
-        result.repairs.push({
-          kind: 'leaked-unit',
-          customerId,
-          key: idempotencyKey,
-          orderId: entry.orderId,
-          quantity,
-          released: true,
-        });
-      }
-      continue;
-    }
-    if (now() - entry.at < deps.ctx.config.flashLeakGraceMs) {
+    // Its release recorded, the give-back after it was lost (or is on its way: by its key, only
+    // one of the two gives); no new attempt can hold the key: the gate answers duplicate.
+    const wasReleased = released.has(key);
+    if (!wasReleased && now() - entry.at < deps.ctx.config.flashLeakGraceMs) {
       inFlight.push({ key, orderId: entry.orderId, at: entry.at, quantity });
       continue;
     }
-    if (await deps.gate.giveBack(campaign.id, customerId, quantity, idempotencyKey)) {
+    const repaired = wasReleased
+      ? await deps.gate.release(campaign.id, customerId, quantity, idempotencyKey)
+      : await deps.gate.giveBack(campaign.id, customerId, quantity, idempotencyKey);
+    if (repaired) {
       result.repairs.push({
         kind: 'leaked-unit',
         customerId,
         key: idempotencyKey,
         orderId: entry.orderId,
         quantity,
+        ...(wasReleased ? { released: true } : {}),
       });
     }
   }

@@ -37,6 +37,22 @@ async function freshNamespace(options: Parameters<typeof insertNamespace>[4] = {
   return name;
 }
 
+// With the leases earlier tests hold put off a day (they would wake sooner), a disabled namespace
+// holding `count` messages delayed an hour and more.
+async function disabledWithDelayed(count: number) {
+  await sql`update wal.messages set lease_expires_at = now() + interval '1 day' where state = 'delivering'`.execute(
+    db,
+  );
+  const off = await freshNamespace();
+  await sql`
+    insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
+      max_attempts)
+    select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
+      now() + interval '1 hour' + i * interval '1 millisecond', 10
+    from generate_series(1, ${count}::int) i`.execute(db);
+  await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+}
+
 // `count` enabled namespaces named after `prefix`, holding nothing.
 async function insertEmptyNamespaces(prefix: string, count: number) {
   await sql`
@@ -193,18 +209,7 @@ describe('postgres queue', () => {
   });
 
   it("should find the next due time without reading a disabled namespace's delayed messages", async () => {
-    // Leases the earlier tests hold would wake sooner: they expire tomorrow here.
-    await sql`update wal.messages set lease_expires_at = now() + interval '1 day' where state = 'delivering'`.execute(
-      db,
-    );
-    const off = await freshNamespace();
-    await sql`
-      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
-        max_attempts)
-      select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
-        now() + interval '1 hour' + i * interval '1 millisecond', 10
-      from generate_series(1, 2000) i`.execute(db);
-    await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+    await disabledWithDelayed(2000);
     const on = await freshNamespace();
     await insertMessage(db, tenant.id, on, {}, { dueInMs: 2 * 3_600_000 });
     const ms = (await nextWakeInMs(db)) as number;
@@ -217,17 +222,7 @@ describe('postgres queue', () => {
   });
 
   it('should find the next due time past a disabled namespace without probing every empty open one', async () => {
-    await sql`update wal.messages set lease_expires_at = now() + interval '1 day' where state = 'delivering'`.execute(
-      db,
-    );
-    const off = await freshNamespace();
-    await sql`
-      insert into wal.messages (id, tenant_id, namespace, message_id, payload, request_hash, backend, state, due_at,
-        max_attempts)
-      select gen_random_uuid(), ${tenant.id}, ${off}, 'd' || i, '{}'::jsonb, 'test', 'postgres', 'scheduled',
-        now() + interval '1 hour' + i * interval '1 millisecond', 10
-      from generate_series(1, 150) i`.execute(db);
-    await sql`update wal.namespaces set enabled = false where name = ${off}`.execute(db);
+    await disabledWithDelayed(150);
     const on = await freshNamespace();
     await insertMessage(db, tenant.id, on, {}, { dueInMs: 2 * 3_600_000 });
     await insertEmptyNamespaces(on, 300);
