@@ -5,6 +5,7 @@ import type { EventBus, EventMeta } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { categoryRoutes } from './categories/category-routes.ts';
+import { subtreeReindexSubscriber } from './categories/subtree-reindex.ts';
 import type { CatalogDeps } from './deps.ts';
 import { batchRoutes } from './import/batch-routes.ts';
 import { upsertProductRows } from './import/batch-upsert.ts';
@@ -68,6 +69,8 @@ export async function createCatalog(
   };
   // The "in stock" facet follows inventory events.
   registerSearchSubscribers(deps.events);
+  // A large category's products are rebuilt batch by batch after its rename or move.
+  deps.events.subscribe(subtreeReindexSubscriber(deps.events));
   let unlisten: (() => Promise<void>) | undefined;
   return {
     name: 'catalog',

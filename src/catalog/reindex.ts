@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { isTransientConflict, withTenant } from '../platform/db/index.ts';
-import { lockCategoryWrites } from './categories/category-service.ts';
+import { lockCategoryWrites } from './categories/category-lock.ts';
 import { indexProducts } from './search/index.ts';
 import type { CatalogDb, CatalogTrx } from './tables.ts';
 
@@ -58,6 +58,21 @@ async function reindexBatch(trx: CatalogTrx, tenantId: string, after: string, si
   ).rows;
   if (window.length === 0) return { handles: [], rebuilt: 0, busy: [] };
   const ids = window.map((r) => r.id);
+  const { rebuilt, busy } = await rebuildFree(trx, tenantId, ids);
+  return { handles: window.map((r) => r.handle), rebuilt, busy };
+}
+
+/**
+ * Of these products, the ones no writer holds, locked FOR SHARE and their documents rebuilt; the
+ * others (`busy`) are for reindexOne once their writer is done. SKIP LOCKED: the batch never waits
+ * while holding other rows, so it cannot deadlock with an import locking products in file order.
+ * The caller holds the tenant's category write lock (breadcrumbs read are not being renamed).
+ */
+export async function rebuildFree(
+  trx: CatalogTrx,
+  tenantId: string,
+  ids: string[],
+): Promise<{ rebuilt: number; busy: string[] }> {
   const locked = (
     await sql<{ id: string }>`select id from catalog.products
       where tenant_id = ${tenantId} and id = any(${ids}::uuid[]) order by id for share skip locked`.execute(
@@ -66,11 +81,7 @@ async function reindexBatch(trx: CatalogTrx, tenantId: string, after: string, si
   ).rows.map((r) => r.id);
   await indexProducts(trx, tenantId, locked);
   const free = new Set(locked);
-  return {
-    handles: window.map((r) => r.handle),
-    rebuilt: locked.length,
-    busy: ids.filter((id) => !free.has(id)),
-  };
+  return { rebuilt: locked.length, busy: ids.filter((id) => !free.has(id)) };
 }
 
 /**

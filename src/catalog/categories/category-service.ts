@@ -1,5 +1,5 @@
 import type { Static } from 'typebox';
-import { lockNamed, withTenant } from '../../platform/db/index.ts';
+import { withTenant } from '../../platform/db/index.ts';
 import type { EventMeta } from '../../platform/events/index.ts';
 import { AppError } from '../../platform/http/index.ts';
 import { isUuid, uuidv7 } from '../../platform/uuidv7.ts';
@@ -7,15 +7,10 @@ import { catalogConflict } from '../conflicts.ts';
 import type { CatalogDeps } from '../deps.ts';
 import { freeHandle } from '../products/product-write.ts';
 import type { CatalogTrx } from '../tables.ts';
-import {
-  ancestorIds,
-  type Category,
-  findCategoryId,
-  loadCategory,
-  subtreeHeight,
-  subtreeIds,
-} from './category-read.ts';
+import { lockCategoryWrites } from './category-lock.ts';
+import { ancestorIds, type Category, findCategoryId, loadCategory, subtreeHeight } from './category-read.ts';
 import { type CategoryBody, MAX_CATEGORIES, MAX_DEPTH } from './category-schemas.ts';
+import { rebuildSubtree } from './subtree-reindex.ts';
 
 export type CategoryInput = Static<typeof CategoryBody>;
 
@@ -23,14 +18,6 @@ const invalid = (pointer: string, message: string) =>
   new AppError('VALIDATION_FAILED', `${pointer.slice(1)} ${message}`, {
     errors: [{ in: 'body', pointer, message }],
   });
-
-/**
- * Takes the tenant's category write lock for the rest of trx: category writes, and the search
- * reindex (which must not rebuild breadcrumbs a concurrent rename is changing), one at a time.
- */
-export async function lockCategoryWrites(trx: CatalogTrx, tenantId: string): Promise<void> {
-  await lockNamed(trx, `catalog.categories:${tenantId}`);
-}
 
 /**
  * Runs a category write: one at a time per tenant (a transaction-scoped advisory lock), so two
@@ -65,19 +52,6 @@ async function publishCategory(
     [{ type: `mercato.category.${verb}`, subject: category.id, data: category }],
     meta,
   );
-}
-
-/** The products in these categories (the search documents name each product's categories and their ancestors). */
-async function productsIn(trx: CatalogTrx, tenantId: string, categoryIds: string[]): Promise<string[]> {
-  if (categoryIds.length === 0) return [];
-  const rows = await trx
-    .selectFrom('catalog.product_categories')
-    .select('product_id')
-    .distinct()
-    .where('tenant_id', '=', tenantId)
-    .where('category_id', 'in', categoryIds)
-    .execute();
-  return rows.map((r) => r.product_id);
 }
 
 /** Checks that the parent exists, is not the category or below it, and keeps the tree at most MAX_DEPTH deep. */
@@ -156,7 +130,10 @@ async function existing(trx: CatalogTrx, tenantId: string, ref: string): Promise
   return category;
 }
 
-/** Replaces a category (absent handle: kept; absent parentId: a root). Its products' search documents are rebuilt. */
+/**
+ * Replaces a category (absent handle: kept; absent parentId: a root). Its products' search
+ * documents are rebuilt (rebuildSubtree: in this transaction, or in batches after it).
+ */
 export async function updateCategory(
   deps: CatalogDeps,
   tenantId: string,
@@ -187,8 +164,7 @@ export async function updateCategory(
     const category = (await loadCategory(trx, tenantId, current.id))!;
     const shown = category.name !== current.name || category.handle !== current.handle;
     if (shown || category.parentId !== current.parentId) {
-      const products = await productsIn(trx, tenantId, await subtreeIds(trx, tenantId, current.id));
-      if (products.length > 0) await deps.indexProducts(trx, tenantId, products);
+      await rebuildSubtree(deps, trx, tenantId, current.id, meta);
     }
     await publishCategory(deps, trx, tenantId, 'updated', category, meta);
     return category;
