@@ -31,6 +31,8 @@ export type Figures = {
     attempts: number;
     admitted: number;
     rejected: Record<string, number>;
+    /** SOLD_OUT answered before the token was verified (the sold-out memory's early answer). */
+    unverifiedSoldOut?: number;
     admissionLatencyMs: { p50: number | null; p99: number | null };
   };
   bare?: SaleRun;
@@ -191,7 +193,8 @@ export function report(f: Figures): { body: string; summary: string } {
     const s = f.mercatoStats;
     checks.push(
       `Mercato's own stats after the sale (GET /api/v1/flash-sales/{id}/stats): attempts ${s.attempts}, admitted` +
-        ` ${s.admitted}, rejected ${JSON.stringify(s.rejected)}, admission latency in the server p50` +
+        ` ${s.admitted}, rejected ${JSON.stringify(s.rejected)}, sold out before the token was verified` +
+        ` ${s.unverifiedSoldOut ?? 0}, admission latency in the server p50` +
         ` ${s.admissionLatencyMs.p50 ?? '–'} ms, p99 ${s.admissionLatencyMs.p99 ?? '–'} ms.`,
     );
   }

@@ -9,8 +9,10 @@ import type { FlashSalesTrx } from './tables.ts';
 
 /** Admissions one transaction hands to the saga. */
 const BATCH = 64;
-/** Sagas of one batch run at once. */
-const CONCURRENCY = 32;
+/** Sagas in flight at once, every tenant's together: the one cap on the provider's load. */
+const SAGAS_IN_FLIGHT = 64;
+/** Sagas of one tenant's batch in flight at once: a tenant whose payments are slow holds at most half the cap. */
+const TENANT_SAGAS = 32;
 /** How often the queue looks for work it was not told about (another process's, or after a crash). */
 const SCAN_MS = 2000;
 /** Tenants one round of the queue serves (a batch each). */
@@ -23,8 +25,10 @@ const NO_TENANT = '00000000-0000-0000-0000-000000000000';
  * batches, highest priority first, then oldest. One transaction per batch takes up to 64 waiting
  * admissions (skip locked: every process drains at once without taking the same ones), starts
  * each order's saga (its units come from the order's reservation, made from the campaign's pool at
- * admission) and marks them paying; after the commit the sagas run, 32 at a time, through the
- * payments breaker. The saga's outcome comes back as order events (paid or released).
+ * admission) and marks them paying; after the commit the sagas run through the payments breaker,
+ * 32 of a batch at a time and 64 of all batches, while the next tenants' batches are taken: a
+ * tenant's next batch waits for its last one's sagas, never another tenant's. The saga's outcome
+ * comes back as order events (paid or released).
  */
 export function createPaymentQueue(
   deps: FlashSalesDeps,
@@ -37,8 +41,13 @@ export function createPaymentQueue(
   // tenant with queued orders gets its batch in turn. Started from the lowest id each round, the
   // first tenantsPerRound tenants were served as long as they had orders queued, the rest waiting.
   let lastServed = NO_TENANT;
+  const slots = createSlots(SAGAS_IN_FLIGHT);
+  /** The batches whose sagas are running, by tenant: a tenant's next batch waits for its last. */
+  const running = new Map<string, Promise<void>>();
   let draining: Promise<void> | undefined;
   let again = false;
+  /** Wakes a drain waiting for a running batch to end: a kick (new orders, or the scan) came meanwhile. */
+  let wake: (() => void) | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -110,57 +119,88 @@ export function createPaymentQueue(
     });
   }
 
-  async function runAll(tenantId: string, helds: Held[]): Promise<void> {
-    for (let i = 0; i < helds.length; i += CONCURRENCY) {
-      await Promise.all(
-        helds.slice(i, i + CONCURRENCY).map((held) =>
-          breakers
-            .run('payments', async () => {
-              const result = await deps.checkout.run(tenantId, held.saga.id, held);
-              return result.state === 'stopped' ? result.saga : undefined;
-            })
-            .catch((error) =>
-              logger.warn({ err: error, sagaId: held.saga.id }, 'flash-sales: a saga run failed'),
-            ),
-        ),
-      );
-    }
+  /** A batch's sagas, TENANT_SAGAS at a time, each holding one of the queue's slots while it runs. */
+  async function runBatch(tenantId: string, helds: Held[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      for (let held = helds[next++]; held; held = helds[next++]) {
+        await slots.take();
+        const saga = held;
+        await breakers
+          .run('payments', async () => {
+            const result = await deps.checkout.run(tenantId, saga.saga.id, saga);
+            return result.state === 'stopped' ? result.saga : undefined;
+          })
+          .catch((error) =>
+            logger.warn({ err: error, sagaId: saga.saga.id }, 'flash-sales: a saga run failed'),
+          )
+          .finally(() => slots.give());
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(TENANT_SAGAS, helds.length) }, worker));
   }
 
+  /** Up to tenantsPerRound tenants with orders queued, none with a batch still running, past lastServed. */
+  const queuedTenants = (busy: string[]) =>
+    withSystem(deps.db, async (trx) => {
+      const { rows } = await sql<{ tenant_id: string }>`
+        select tenant_id from flash_sales.admissions
+        where status = 'admitted' and payment is not null and pay_by > now()
+          and tenant_id <> all(${busy}::uuid[])
+        group by tenant_id
+        order by tenant_id > ${lastServed}::uuid desc, tenant_id
+        limit ${tenantsPerRound}`.execute(trx);
+      return rows.map((r) => r.tenant_id);
+    });
+
   async function drain(): Promise<void> {
-    for (;;) {
-      again = false;
-      const tenants = await withSystem(deps.db, async (trx) => {
-        const { rows } = await sql<{ tenant_id: string }>`
-          select tenant_id from flash_sales.admissions
-          where status = 'admitted' and payment is not null and pay_by > now()
-          group by tenant_id
-          order by tenant_id > ${lastServed}::uuid desc, tenant_id
-          limit ${tenantsPerRound}`.execute(trx);
-        return rows.map((r) => r.tenant_id);
-      });
-      let took = 0;
-      for (const tenantId of tenants) {
-        // While the provider fails, paid orders wait here (the stats show the queue and the breaker).
-        if (stopped || breakers.state('payments') === 'open') return;
-        // One tenant's batch that fails (an order whose saga cannot start) must not hold up the
-        // others': it is logged and tried again on the next kick.
-        const { helds, dropped } = await breakers
-          .run('database', () => takeBatch(tenantId))
-          .catch((error: unknown) => {
-            if (breakers.state('database') === 'open') throw error;
-            logger.warn(
-              { err: error, tenantId },
-              'flash-sales: a tenant’s payment batch failed; the others go on',
+    try {
+      for (;;) {
+        again = false;
+        const tenants = await queuedTenants([...running.keys()]);
+        let took = 0;
+        for (const tenantId of tenants) {
+          // The next batch is taken once a slot is free, while the batches before it run.
+          await slots.room();
+          // While the provider fails, paid orders wait here (the stats show the queue and the breaker).
+          if (stopped || breakers.state('payments') === 'open') return;
+          // One tenant's batch that fails (an order whose saga cannot start) must not hold up the
+          // others': it is logged and tried again on the next kick.
+          const { helds, dropped } = await breakers
+            .run('database', () => takeBatch(tenantId))
+            .catch((error: unknown) => {
+              if (breakers.state('database') === 'open') throw error;
+              logger.warn(
+                { err: error, tenantId },
+                'flash-sales: a tenant’s payment batch failed; the others go on',
+              );
+              return { helds: [] as Held[], dropped: 0 };
+            });
+          // Admissions taken out of the queue count too: the next batch reads the ones behind them.
+          took += helds.length + dropped;
+          lastServed = tenantId;
+          if (helds.length > 0) {
+            running.set(
+              tenantId,
+              runBatch(tenantId, helds).finally(() => running.delete(tenantId)),
             );
-            return { helds: [] as Held[], dropped: 0 };
-          });
-        // Admissions taken out of the queue count too: the next batch reads the ones behind them.
-        took += helds.length + dropped;
-        lastServed = tenantId;
-        await runAll(tenantId, helds);
+          }
+        }
+        if (took === 0 && !again) {
+          if (running.size === 0) return;
+          // Nothing to take now but batches running: look again once one has ended, or at the
+          // next kick (another tenant's orders must not wait for a slow tenant's batch to end).
+          await Promise.race([
+            ...running.values(),
+            new Promise<void>((resolve) => {
+              wake = resolve;
+            }),
+          ]);
+          wake = undefined;
+        }
       }
-      if (took === 0 && !again) return;
+    } finally {
+      await Promise.all(running.values());
     }
   }
 
@@ -168,6 +208,7 @@ export function createPaymentQueue(
     if (stopped) return;
     if (draining) {
       again = true;
+      wake?.();
       return;
     }
     draining = drain()
@@ -186,11 +227,48 @@ export function createPaymentQueue(
     },
     /** Drains soon (an admission with a token committed, or a customer paid). */
     kick,
-    /** Waits for the batch in flight and stops. */
+    /** Stops taking batches and waits for every saga in flight. */
     async close(): Promise<void> {
       stopped = true;
       clearInterval(timer);
+      wake?.();
       await draining;
+    },
+  };
+}
+
+/**
+ * The queue's slots for sagas in flight: `take` waits for one (first come, first served), `give`
+ * hands it to the next waiting saga, and `room` waits until one is free with no saga waiting (a
+ * batch then taken can start at once).
+ */
+function createSlots(cap: number) {
+  let used = 0;
+  const sagas: Array<() => void> = [];
+  let roomy: Array<() => void> = [];
+  return {
+    async take(): Promise<void> {
+      if (used < cap) {
+        used += 1;
+        return;
+      }
+      // Resolved by give(), which hands over its slot (used stays).
+      await new Promise<void>((resolve) => sagas.push(resolve));
+    },
+    give(): void {
+      const next = sagas.shift();
+      if (next) {
+        next();
+        return;
+      }
+      used -= 1;
+      const waiting = roomy;
+      roomy = [];
+      for (const resolve of waiting) resolve();
+    },
+    room(): Promise<void> {
+      if (used < cap && sagas.length === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => roomy.push(resolve));
     },
   };
 }

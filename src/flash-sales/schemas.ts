@@ -166,11 +166,15 @@ export const StatsView = Type.Object(
     campaignId: Uuid,
     status: CampaignStatus,
     units: Type.Integer(),
-    attempts: Type.Integer({ description: 'Attempts answered by this process' }),
+    attempts: Type.Integer({ description: 'Attempts answered by this process, their token verified' }),
     admitted: Type.Integer({ description: 'Units ever admitted (the record), released ones included' }),
     rejected: Type.Record(Type.String(), Type.Integer(), {
       description:
         'Attempts refused by this process, by reason (sold_out, limit_reached, not_live, rate_limited, unavailable, invalid, duplicate)',
+    }),
+    unverifiedSoldOut: Type.Integer({
+      description:
+        'SOLD_OUT answers this process gave from its sold-out memory before verifying the caller’s token (anyone knowing the sale’s id can cause them): not in attempts, rejected or latency',
     }),
     paid: Type.Integer(),
     pendingPayment: Type.Integer({ description: 'Units of admitted orders not yet handed to the saga' }),

@@ -35,9 +35,17 @@ function claimsOf(authorization: string | undefined): { sub: string; tid: string
  * the tenant the token names) is sold out, the same for every customer. Only when this process
  * read the sale in the last second and its sold-out memory answers for it; an
  * attempt whose key was admitted (a replay: it must find its order), a token that is no JWT, or any
- * doubt goes the whole way (verified, then the gate).
+ * doubt goes the whole way (verified, then the gate). What the early answer lets an unverified
+ * caller learn: that the sale is sold out, and, by the 401 a replay's whole way gives a forged
+ * token, whether a key was admitted; but only for the customer the token claims and under that
+ * customer's own key (the gate dedupes per customer), so a probe without both learns nothing.
+ * Its answers are counted apart as unverified (the token may be forged), never as attempts.
  */
-export function soldOutAnswer(gate: SoldOutMemoryGate, cache: CampaignCache, stats: AttemptStats) {
+export function soldOutAnswer(
+  gate: SoldOutMemoryGate,
+  cache: CampaignCache,
+  stats: Pick<AttemptStats, 'recordUnverified'>,
+) {
   return (request: FastifyRequest, reply: FastifyReply): boolean => {
     if (request.method !== 'POST' || request.routeOptions.url !== ADMISSION_ROUTE) return false;
     const key = request.headers['idempotency-key'];
@@ -50,7 +58,9 @@ export function soldOutAnswer(gate: SoldOutMemoryGate, cache: CampaignCache, sta
     // SOLD_OUT even for a customer at the limit (true as well): what the claimed customer holds is
     // told only once their token is verified, and no answer here differs by customer.
     if (!gate.soldOutFor(campaign.id, claims.sub.toLowerCase(), key, campaign.perCustomerLimit)) return false;
-    stats.record(campaign.id, 'sold_out', 0);
+    // Counted apart: the token is unverified (anyone knowing the sale's id can send one), so it must
+    // not count as a customer's attempt in the stats, their stream or the conversion.
+    stats.recordUnverified(campaign.id);
     reply.header('x-request-id', request.id);
     sendProblem(request, reply, soldOut(campaign));
     return true;

@@ -46,6 +46,7 @@ export async function campaignStats(
     attempts: seen.attempts,
     admitted: campaign.admitted + campaign.released,
     rejected: seen.rejected,
+    unverifiedSoldOut: seen.unverifiedSoldOut,
     paid: campaign.sold,
     pendingPayment: unitsOf('admitted'),
     paying: unitsOf('paying'),

@@ -22,6 +22,11 @@ type CampaignStats = {
   attempts: number;
   admitted: number;
   rejected: Record<string, number>;
+  /**
+   * SOLD_OUT answers given before the caller's token was verified (sold-out-answer.ts): the token
+   * may be forged, so they are counted apart from the attempts, their rejections and latencies.
+   */
+  unverifiedSoldOut: number;
   /** The last LATENCY_SAMPLES admission answers' latencies (ms), a ring. */
   latencies: Float64Array;
   latencyCount: number;
@@ -37,6 +42,7 @@ function fresh(): CampaignStats {
     attempts: 0,
     admitted: 0,
     rejected: {},
+    unverifiedSoldOut: 0,
     latencies: new Float64Array(LATENCY_SAMPLES),
     latencyCount: 0,
     perSecond: new Int32Array(SECONDS),
@@ -50,7 +56,8 @@ const percentile = (sorted: Float64Array, p: number) =>
 
 /**
  * The attempt side of FlashSaleStats, counted in this process (no round trip on the hot path):
- * attempts, admissions, rejections by reason, admissions per second over the last 1, 10 and
+ * attempts, admissions, rejections by reason (attempts whose token was verified), the sold-out
+ * answers given before any token was verified (apart), admissions per second over the last 1, 10 and
  * 60 s, and admission latency p50/p99 over the last 4,096 answers. With several processes each
  * counts its own; the record's side (paid, pending, released, revenue) comes from PostgreSQL.
  */
@@ -90,6 +97,13 @@ export function createAttemptStats(now: () => number = Date.now) {
       s.latencies[s.latencyCount % LATENCY_SAMPLES] = latencyMs;
       s.latencyCount += 1;
     },
+    /**
+     * A SOLD_OUT answered before the token was verified: counted apart (it may come from anyone who
+     * knows the sale's id), so that forged tokens cannot inflate the attempts.
+     */
+    recordUnverified(campaignId: string): void {
+      of(campaignId).unverifiedSoldOut += 1;
+    },
     /** The counters of a campaign as FlashSaleStats shows them. */
     view(campaignId: string) {
       // Read only: a campaign nobody tried here shows zeros and keeps no counters.
@@ -110,6 +124,7 @@ export function createAttemptStats(now: () => number = Date.now) {
         attempts: s.attempts,
         admittedHere: s.admitted,
         rejected: { ...s.rejected },
+        unverifiedSoldOut: s.unverifiedSoldOut,
         admissionsPerSecond: { last1s: rate(1), last10s: rate(10), last60s: rate(60) },
         latencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
       };
