@@ -1,16 +1,9 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  callServer,
-  type MercatoProcess,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../cli/mercato-process.ts';
-import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
-import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
+import { describe, expect, it } from 'vitest';
+import { callServer } from '../cli/mercato-process.ts';
+import { withSystem } from '../platform/db/index.ts';
+import { crashServers, postgresClone, testDatabaseKind, until } from '../platform/testing/index.ts';
 
-const PASSWORD = 'demo-password-1234';
 const STEP_TIMEOUT_MS = 3000;
 /**
  * Where each server dies: after each step but the last (paused there by the test hook), and in
@@ -23,16 +16,31 @@ const CRASHES = [
   { during: 'authorize' },
 ] as const;
 
-function startServer(databaseUrl: string, crash?: (typeof CRASHES)[number]) {
-  return startMercatoServer({
-    DATABASE_URL: databaseUrl,
-    MERCATO_WORKERS: '1',
-    MERCATO_DEMO_PASSWORD: PASSWORD,
-    MERCATO_CHECKOUT_STEP_TIMEOUT_MS: String(STEP_TIMEOUT_MS),
-    MERCATO_CHECKOUT_INLINE_MS: '300',
-    ...(crash && 'after' in crash ? { MERCATO_TEST_PAUSE_AFTER_STEP: crash.after } : {}),
-    ...(crash && 'during' in crash ? { MERCATO_TEST_PSP_LATENCY_MS: '60000' } : {}),
+/**
+ * The checkout's servers on a PostgreSQL clone of their own, and the trigger (if any) the test
+ * put on the PSP's operations dropped after them.
+ */
+function checkoutServers(trigger?: string) {
+  return crashServers({
+    storage: postgresClone,
+    env: {
+      MERCATO_CHECKOUT_STEP_TIMEOUT_MS: String(STEP_TIMEOUT_MS),
+      MERCATO_CHECKOUT_INLINE_MS: '300',
+    },
+    async afterServersStopped(storage) {
+      if (!trigger) return;
+      await sql`drop trigger if exists ${sql.id(trigger)} on test_psp.operations`
+        .execute(storage.owner!.kysely)
+        .catch(() => {});
+    },
   });
+}
+
+/** What makes a server stop where `crash` says: the test hook's pause, or the test PSP's latency. */
+function crashEnv(crash: (typeof CRASHES)[number]) {
+  return 'after' in crash
+    ? { MERCATO_TEST_PAUSE_AFTER_STEP: crash.after }
+    : { MERCATO_TEST_PSP_LATENCY_MS: '60000' };
 }
 
 const call = callServer;
@@ -43,31 +51,18 @@ const call = callServer;
 describe.runIf(testDatabaseKind() === 'postgres')(
   'checkout survives kill -9 between steps (PostgreSQL)',
   () => {
-    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    let owner: Database;
-    const servers: MercatoProcess[] = [];
-
-    beforeAll(async () => {
-      database = await cloneTestDatabase();
-      owner = openPostgres(database.url!, 2);
-    });
-    afterAll(async () => {
-      await stopServers(servers);
-      await owner?.close();
-      await database?.drop();
-    });
+    const crash = checkoutServers();
 
     it('resumes or compensates every saga after each crash: no stock held, no double or stray capture', async () => {
       const orders: string[] = [];
       let staff: Record<string, string> = {};
       let base = '';
-      for (const crash of CRASHES) {
-        const { server, base: url } = await startServer(database.url!, crash);
-        const [step, status] = 'after' in crash ? [crash.after, 'succeeded'] : [crash.during, 'started'];
-        servers.push(server);
+      for (const at of CRASHES) {
+        const { server, base: url } = await crash.start(crashEnv(at));
+        const [step, status] = 'after' in at ? [at.after, 'succeeded'] : [at.during, 'started'];
         base = url;
-        staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
-        const orderId = await placeDemoOrder(base, `crash-${JSON.stringify(crash)}`);
+        staff = await crash.adminHeaders(base);
+        const orderId = await placeDemoOrder(base, `crash-${JSON.stringify(at)}`);
         orders.push(orderId);
         await until(
           async () => {
@@ -80,14 +75,12 @@ describe.runIf(testDatabaseKind() === 'postgres')(
           `the saga to reach ${step} ${status}`,
           60_000,
         );
-        server.child.kill('SIGKILL');
-        expect(await server.exited).toBe('SIGKILL');
+        expect(await crash.kill9(server)).toBe('SIGKILL');
       }
 
-      const last = await startServer(database.url!);
-      servers.push(last.server);
+      const last = await crash.start();
       base = last.base;
-      staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      staff = await crash.adminHeaders(base);
       const final: Record<string, string> = {};
       await until(
         async () => {
@@ -101,7 +94,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
 
       // The one killed mid-authorization timed out (what the PSP did is unknown): it compensated.
       expect(final[orders[3]!]).toBe('failed');
-      const db = owner.kysely;
+      const db = crash.owner().kysely;
       const held = await withSystem(db, (trx) =>
         sql<{ reserved: string }>`select coalesce(sum(reserved), 0) as reserved from inventory.items`.execute(
           trx,
@@ -124,8 +117,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
           else expect(Number(charge.captured)).toBeGreaterThan(0);
         }
       }
-      last.server.child.kill('SIGTERM');
-      expect(await last.server.exited, last.server.output()).toBe(0);
+      expect(await crash.stop(last.server), last.server.output()).toBe(0);
     }, 300_000);
   },
 );
@@ -175,46 +167,19 @@ async function placeDemoOrder(base: string, key: string) {
   return placed.body.id as string;
 }
 
-/**
- * A clone of the test database for one kill -9 test: its servers stopped after it, and the
- * trigger it put on the PSP's operations dropped.
- */
-function crashDatabase(trigger: string) {
-  const crash = { servers: [] } as unknown as {
-    database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    owner: Database;
-    servers: MercatoProcess[];
-  };
-  beforeAll(async () => {
-    crash.database = await cloneTestDatabase();
-    crash.owner = openPostgres(crash.database.url!, 2);
-  });
-  afterAll(async () => {
-    await stopServers(crash.servers);
-    await sql`drop trigger if exists ${sql.id(trigger)} on test_psp.operations`
-      .execute(crash.owner.kysely)
-      .catch(() => {});
-    await crash.owner?.close();
-    await crash.database?.drop();
-  });
-  return crash;
-}
-
 // kill -9 of the real server while the refund of a cancelled order is at the provider: the PSP
 // makes the refund (its statement commits after the server died), Mercato never records it. After
 // a restart the cancel is finished: the refund asked again under its key finds the PSP's answer.
 describe.runIf(testDatabaseKind() === 'postgres')(
   'a cancel survives kill -9 while its refund is at the provider (PostgreSQL)',
   () => {
-    const crash = crashDatabase('slow_refund');
+    const crash = checkoutServers('slow_refund');
 
     it('refunds the cancelled order once, and ends it cancelled', async () => {
-      const { database, owner, servers } = crash;
-      const db = owner.kysely;
-      const first = await startServer(database.url!);
-      servers.push(first.server);
+      const db = crash.owner().kysely;
+      const first = await crash.start();
       let base = first.base;
-      let staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      let staff = await crash.adminHeaders(base);
       const orderId = await placeDemoOrder(base, 'crash-cancel');
       await until(
         async () => (await call(base, 'GET', `/api/v1/orders/${orderId}`, staff)).body.status === 'completed',
@@ -252,8 +217,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         return Number(rows[0]!.n);
       };
       await until(async () => (await atPsp()) > 0, 'the refund at the provider', 30_000);
-      first.server.child.kill('SIGKILL');
-      expect(await first.server.exited).toBe('SIGKILL');
+      expect(await crash.kill9(first.server)).toBe('SIGKILL');
       // The PSP finished the refund after the server died; Mercato never recorded its answer.
       await until(async () => (await atPsp()) === 0, 'the provider done', 30_000);
       await sql`drop trigger slow_refund on test_psp.operations`.execute(db);
@@ -271,10 +235,9 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       );
       expect(recorded.rows[0]!.status).toBe('completed');
 
-      const last = await startServer(database.url!);
-      servers.push(last.server);
+      const last = await crash.start();
       base = last.base;
-      staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      staff = await crash.adminHeaders(base);
       await until(
         async () => (await call(base, 'GET', `/api/v1/orders/${orderId}`, staff)).body.status === 'cancelled',
         'the order cancelled',
@@ -289,8 +252,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         payment!.amount,
         1,
       ]);
-      last.server.child.kill('SIGTERM');
-      expect(await last.server.exited, last.server.output()).toBe(0);
+      expect(await crash.stop(last.server), last.server.output()).toBe(0);
     }, 240_000);
   },
 );
@@ -303,18 +265,16 @@ describe.runIf(testDatabaseKind() === 'postgres')(
 describe.runIf(testDatabaseKind() === 'postgres')(
   'a checkout survives kill -9 while its capture is at the provider (PostgreSQL)',
   () => {
-    const crash = crashDatabase('slow_capture');
+    const crash = checkoutServers('slow_capture');
 
     it('ends the order with nothing of the customer’s held at the PSP', async () => {
-      const { database, owner, servers } = crash;
-      const db = owner.kysely;
+      const db = crash.owner().kysely;
       // The PSP's capture holds its statement open (and its effect uncommitted) for a while.
       await sql`create or replace function test_psp.slow() returns trigger language plpgsql as $$
         begin perform pg_sleep(3); return new; end $$`.execute(db);
       await sql`create trigger slow_capture after update on test_psp.operations for each row
         when (new.kind = 'capture') execute function test_psp.slow()`.execute(db);
-      const first = await startServer(database.url!);
-      servers.push(first.server);
+      const first = await crash.start();
       let base = first.base;
       const orderId = await placeDemoOrder(base, 'crash-capture');
       const atPsp = async () => {
@@ -325,8 +285,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         return Number(rows[0]!.n);
       };
       await until(async () => (await atPsp()) > 0, 'the capture at the provider', 60_000);
-      first.server.child.kill('SIGKILL');
-      expect(await first.server.exited).toBe('SIGKILL');
+      expect(await crash.kill9(first.server)).toBe('SIGKILL');
       await until(async () => (await atPsp()) === 0, 'the provider done', 30_000);
       await sql`drop trigger slow_capture on test_psp.operations`.execute(db);
       const charge = async () =>
@@ -344,10 +303,9 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       );
       expect(recorded.rows[0]!.status).toBe('authorized');
 
-      const last = await startServer(database.url!);
-      servers.push(last.server);
+      const last = await crash.start();
       base = last.base;
-      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      const staff = await crash.adminHeaders(base);
       let status = '';
       await until(
         async () => {
@@ -369,8 +327,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       const settled = await charge();
       expect(settled.status).toBe('captured');
       expect([settled.captured, settled.refunded].map(Number)).toEqual([payment!.amount, payment!.amount]);
-      last.server.child.kill('SIGTERM');
-      expect(await last.server.exited, last.server.output()).toBe(0);
+      expect(await crash.stop(last.server), last.server.output()).toBe(0);
     }, 240_000);
   },
 );

@@ -1,25 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { callServer, loadUntilKilled } from '../cli/mercato-process.ts';
 import {
-  callServer,
-  loadUntilKilled,
-  type MercatoProcess,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../cli/mercato-process.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/test-databases.ts';
-import { until } from '../platform/testing/until.ts';
+  crashServers,
+  embeddedDataDir,
+  postgresClone,
+  type ServerStorage,
+  testDatabaseKind,
+  until,
+} from '../platform/testing/index.ts';
 
-const PASSWORD = 'demo-password-1234';
 const WRITERS = 8;
 const BATCH = 25;
 const LOAD_MS = 1_500;
 const KILL_AFTER_MS = 750;
-
-type Storage = Record<string, string>;
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
@@ -46,24 +39,12 @@ async function capturedOf(base: string, token: string, prefix: string): Promise<
 // kill -9 of the real server while tenants' systems write to interface-exceptions, each write
 // captured in its own transaction (inline delivery): after a restart on the same data, every
 // acknowledged (202) event is an exception, each captured exactly once.
-function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void> }>) {
-  let storage: Storage;
-  let drop: () => Promise<void>;
-  const servers: MercatoProcess[] = [];
-  const start = () => startMercatoServer({ ...storage, MERCATO_DEMO_PASSWORD: PASSWORD });
-
-  beforeAll(async () => {
-    ({ storage, drop } = await open());
-  });
-  afterAll(async () => {
-    await stopServers(servers);
-    await drop();
-  });
+function crashSuite(storage: () => Promise<ServerStorage>) {
+  const crash = crashServers({ storage });
 
   it('captures every acknowledged inbound event exactly once after a kill -9', async () => {
-    const first = await start();
-    servers.push(first.server);
-    const token = await signInDemoAdmin(first.base, PASSWORD);
+    const first = await crash.start();
+    const token = await crash.adminToken(first.base);
 
     const acked = new Set<string>();
     const { failed, exited } = await loadUntilKilled(
@@ -88,9 +69,8 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
     expect(acked.size).toBeGreaterThan(0);
     expect(failed).toBeGreaterThan(0); // the kill landed in the middle of the load
 
-    const second = await start();
-    servers.push(second.server);
-    const again = await signInDemoAdmin(second.base, PASSWORD);
+    const second = await crash.start();
+    const again = await crash.adminToken(second.base);
     // Anything the engine still had to deliver (none, unless a capture fell back) lands soon.
     let captured = new Map<string, number>();
     await until(
@@ -106,27 +86,17 @@ function crashSuite(open: () => Promise<{ storage: Storage; drop(): Promise<void
     // cut may have committed: then it is captured, once).
     expect([...captured.values()].filter((n) => n !== 1)).toEqual([]);
 
-    second.server.child.kill('SIGTERM');
-    expect(await second.server.exited, second.server.output()).toBe(0);
+    expect(await crash.stop(second.server), second.server.output()).toBe(0);
   }, 240_000);
 }
 
 describe.runIf(testDatabaseKind() === 'pglite')(
   'exception capture survives kill -9 (embedded PGlite)',
   () => {
-    crashSuite(async () => {
-      const dataDir = await mkdtemp(join(tmpdir(), 'mercato-exceptions-crash-'));
-      return {
-        storage: { MERCATO_DATA_DIR: dataDir },
-        drop: () => rm(dataDir, { recursive: true, force: true }),
-      };
-    });
+    crashSuite(() => embeddedDataDir('mercato-exceptions-crash-'));
   },
 );
 
 describe.runIf(testDatabaseKind() === 'postgres')('exception capture survives kill -9 (PostgreSQL)', () => {
-  crashSuite(async () => {
-    const database = await cloneTestDatabase();
-    return { storage: { DATABASE_URL: database.url as string, MERCATO_WORKERS: '1' }, drop: database.drop };
-  });
+  crashSuite(postgresClone);
 });

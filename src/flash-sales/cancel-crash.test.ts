@@ -1,17 +1,10 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  callServer as call,
-  type MercatoProcess,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../cli/mercato-process.ts';
-import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
-import { cloneTestDatabase, testDatabaseKind, until } from '../platform/testing/index.ts';
+import { describe, expect, it } from 'vitest';
+import { callServer as call } from '../cli/mercato-process.ts';
+import { withSystem } from '../platform/db/index.ts';
+import { crashServers, postgresClone, testDatabaseKind, until } from '../platform/testing/index.ts';
 import { demoBuyers, serverSale } from './flash-test-fixtures.ts';
 
-const PASSWORD = 'demo-password-1234';
 const WAITING = 400;
 const STOCK = WAITING + 50;
 
@@ -21,33 +14,10 @@ const STOCK = WAITING + 50;
 describe.runIf(testDatabaseKind() === 'postgres')(
   'a sale’s cancel survives kill -9 midway (PostgreSQL, real server)',
   () => {
-    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    let owner: Database;
-    const servers: MercatoProcess[] = [];
-    const env = () => ({
-      DATABASE_URL: database.url!,
-      MERCATO_WORKERS: '1',
-      MERCATO_DEMO_PASSWORD: PASSWORD,
-      MERCATO_FLASH_IP_RATE: '100000000',
-    });
-    const start = async () => {
-      const started = await startMercatoServer(env());
-      servers.push(started.server);
-      return started.base;
-    };
-
-    beforeAll(async () => {
-      database = await cloneTestDatabase();
-      owner = openPostgres(database.url!, 2);
-    });
-    afterAll(async () => {
-      await stopServers(servers);
-      await owner?.close();
-      await database?.drop();
-    });
+    const crash = crashServers({ storage: postgresClone, env: { MERCATO_FLASH_IP_RATE: '100000000' } });
 
     const state = (saleId: string) =>
-      withSystem(owner.kysely, async (trx) => {
+      withSystem(crash.owner().kysely, async (trx) => {
         const { rows } = await sql<{ admission: string; reason: string | null; order: string; n: number }>`
           select a.status as admission, a.release_reason as reason, o.status as order, count(*)::int as n
           from flash_sales.admissions a join orders.orders o on o.id = a.order_id
@@ -63,8 +33,9 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       });
 
     it('leaves no order half cancelled, and the restarted server finishes the cancel', async () => {
-      let base = await start();
-      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      const first = await crash.start();
+      let base = first.base;
+      const staff = await crash.adminHeaders(base);
       const { variant, saleId } = await serverSale(base, staff, {
         title: 'Cancelled drop',
         sku: 'CANCEL',
@@ -74,7 +45,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       });
 
       // Buyers signed in with the server's key (no argon2 login each), each admitted, none paying.
-      const { tokens } = await demoBuyers(owner.kysely, database.url!, WAITING, 'cancel');
+      const { tokens } = await demoBuyers(crash.owner().kysely, crash.databaseUrl(), WAITING, 'cancel');
       let next = 0;
       const buyer = async () => {
         while (next < WAITING) {
@@ -93,7 +64,6 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       expect((await state(saleId)).sale.admitted).toBe(WAITING);
 
       // The cancel, killed -9 once some of its batches committed and some not.
-      const server = servers.at(-1)!;
       const cancel = call(base, 'POST', `/api/v1/flash-sales/${saleId}/cancel`, staff).catch(() => undefined);
       let midway: Awaited<ReturnType<typeof state>> | undefined;
       await until(
@@ -106,8 +76,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
         'some of the cancel’s batches committed',
         60_000,
       );
-      server.child.kill('SIGKILL');
-      await server.exited;
+      await crash.kill9(first.server);
       await cancel;
       // Dead midway: the sale cancelled and settled; every admission waiting with its order
       // created, or released as cancelled with its order cancelled: none half done.
@@ -122,7 +91,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       }
 
       // The next run: the restarted server's window sweep finishes the cancel by itself.
-      base = await start();
+      base = (await crash.start()).base;
       await until(async () => (await state(saleId)).sale.admitted === 0, 'the cancel finished', 120_000);
       const done = await state(saleId);
       expect(done.pairs).toEqual([
@@ -130,7 +99,7 @@ describe.runIf(testDatabaseKind() === 'postgres')(
       ]);
       expect(done.sale).toMatchObject({ cancelled: true, settled: true, admitted: 0, released: WAITING });
       // Every unit back in stock once: no pool, no order's hold left.
-      const item = await withSystem(owner.kysely, async (trx) => {
+      const item = await withSystem(crash.owner().kysely, async (trx) => {
         const { rows } = await sql<{ on_hand: number; reserved: number }>`
           select on_hand, reserved from inventory.items where variant_id = ${variant.id}`.execute(trx);
         return rows[0]!;

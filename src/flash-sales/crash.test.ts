@@ -2,19 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  callServer,
-  type MercatoProcess,
-  mercato,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../cli/mercato-process.ts';
-import { type Database, openPostgres, withSystem } from '../platform/db/index.ts';
-import { cloneTestDatabase, testDatabaseKind, testRedisUrl } from '../platform/testing/index.ts';
+import { callServer, mercato } from '../cli/mercato-process.ts';
+import { withSystem } from '../platform/db/index.ts';
+import { crashServers, postgresClone, testDatabaseKind, testRedisUrl } from '../platform/testing/index.ts';
 import { demoBuyers, serverSale } from './flash-test-fixtures.ts';
 
-const PASSWORD = 'demo-password-1234';
 const UNITS = 150;
 const CUSTOMERS = 400;
 
@@ -26,43 +18,31 @@ const call = callServer;
 describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined)(
   'a flash sale survives kill -9 and a Redis flush (PostgreSQL, Redis)',
   () => {
-    let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-    let owner: Database;
     let redis: Redis;
     const prefix = `test-fs-crash-${randomUUID()}:`;
-    const servers: MercatoProcess[] = [];
-    const env = () => ({
-      DATABASE_URL: database.url!,
-      REDIS_URL: testRedisUrl()!,
-      MERCATO_REDIS_PREFIX: prefix,
-      MERCATO_WORKERS: '1',
-      MERCATO_DEMO_PASSWORD: PASSWORD,
-      MERCATO_FLASH_IP_RATE: '100000000',
-      MERCATO_FLASH_LEAK_GRACE_MS: '1000',
-    });
-    const start = async () => {
-      const started = await startMercatoServer(env());
-      servers.push(started.server);
-      return started.base;
-    };
-
-    beforeAll(async () => {
-      database = await cloneTestDatabase();
-      owner = openPostgres(database.url!, 2);
+    beforeAll(() => {
       redis = new Redis(testRedisUrl()!);
     });
+    // Registered first, so it runs after the harness's afterAll has stopped the servers.
     afterAll(async () => {
-      await stopServers(servers);
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
-      await owner?.close();
-      await database?.drop();
+    });
+    const crash = crashServers({
+      storage: postgresClone,
+      env: {
+        REDIS_URL: testRedisUrl()!,
+        MERCATO_REDIS_PREFIX: prefix,
+        MERCATO_FLASH_IP_RATE: '100000000',
+        MERCATO_FLASH_LEAK_GRACE_MS: '1000',
+      },
     });
 
     it('sells no unit twice, loses no admitted buyer, and reconciles what the crash leaked', async () => {
-      let base = await start();
-      const staff = { authorization: `Bearer ${await signInDemoAdmin(base, PASSWORD)}` };
+      const first = await crash.start();
+      let base = first.base;
+      const staff = await crash.adminHeaders(base);
       const { variant, saleId } = await serverSale(base, staff, {
         title: 'Crash drop',
         sku: 'CRASH',
@@ -72,7 +52,8 @@ describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined
       });
 
       // Customers signed in with the server's key (no argon2 login each).
-      const { users, tokens } = await demoBuyers(owner.kysely, database.url!, CUSTOMERS, 'crash');
+      const owner = crash.owner();
+      const { users, tokens } = await demoBuyers(owner.kysely, crash.databaseUrl(), CUSTOMERS, 'crash');
 
       const admitted = new Map<string, string>(); // order id → customer
       const tryAll = async (from: number, to: number, during?: () => Promise<void>) => {
@@ -104,21 +85,21 @@ describe.runIf(testDatabaseKind() === 'postgres' && testRedisUrl() !== undefined
       };
 
       // 1. kill -9 a third of the way into the first stampede.
-      const first = servers.at(-1)!;
       await tryAll(0, 120, async () => {
-        first.child.kill('SIGKILL');
+        await crash.kill9(first.server);
       });
-      await first.exited;
-      base = await start();
+      await first.server.exited;
+      const second = await crash.start();
+      base = second.base;
 
       // Reconciliation (the restarted server's own at start, and by hand): what the dead process
       // took from the gate without recording it comes back; the gate's units left match the record.
       await new Promise((resolve) => setTimeout(resolve, 2500));
-      const reconciled = await mercato(['flash-sales', 'reconcile', saleId], env());
+      const reconciled = await mercato(['flash-sales', 'reconcile', saleId], crash.env());
       expect(reconciled.code, reconciled.errors).toBe(0);
       // Whoever repaired it (the server at start, usually: "reconciliation repaired the gate" with
       // each leaked unit in its log), the gate now agrees with the record.
-      const repairedBy = [reconciled.output, servers.at(-1)!.output()].join('\n');
+      const repairedBy = [reconciled.output, second.server.output()].join('\n');
       expect(repairedBy).toMatch(/nothing to repair|repaired/);
       const line = /record (\d+) of 150 admitted, (\d+) left; gate (\d+) left/.exec(reconciled.output);
       expect(line, reconciled.output).not.toBeNull();

@@ -1,32 +1,17 @@
 import type { Kysely } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type MercatoProcess,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../cli/mercato-process.ts';
-import { type Database, openPostgres, withTenant } from '../platform/db/index.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../platform/testing/index.ts';
+import { describe, expect, it } from 'vitest';
+import { withTenant } from '../platform/db/index.ts';
+import { crashServers, postgresClone, testDatabaseKind, until } from '../platform/testing/index.ts';
 import { uuidv7 } from '../platform/uuidv7.ts';
 import { verifyStock } from './ledger-store.ts';
 import type { InventoryTables } from './tables.ts';
 
-const PASSWORD = 'demo-password-1234';
 const SHOPPERS = 200;
 const STOCK = 50;
 const CONCURRENCY = 32;
 /** The kill lands once this many reservations were answered: mid-load, whatever the machine's speed. */
 const KILL_AFTER_ANSWERS = 40;
 const SHORT_TTL_SECONDS = 8;
-
-function startServer(databaseUrl: string) {
-  return startMercatoServer({
-    DATABASE_URL: databaseUrl,
-    MERCATO_WORKERS: '1',
-    MERCATO_DEMO_PASSWORD: PASSWORD,
-  });
-}
 
 async function call(base: string, method: string, path: string, token: string | undefined, body?: unknown) {
   return fetch(`${base}${path}`, {
@@ -39,36 +24,15 @@ async function call(base: string, method: string, path: string, token: string | 
   });
 }
 
-async function until(check: () => Promise<boolean>, what: string, limitMs = 60_000) {
-  const stop = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > stop) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 // kill -9 of the real server while 200 shoppers reserve 50 units: after a restart on the same
 // database, every unanswered request retried with its reservation key, no reservation is lost or
 // doubled, stock and ledger agree, and the short-TTL reservations the dead process made expire.
 describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mid-load (PostgreSQL)', () => {
-  let database: Awaited<ReturnType<typeof cloneTestDatabase>>;
-  let owner: Database;
-  const servers: MercatoProcess[] = [];
-
-  beforeAll(async () => {
-    database = await cloneTestDatabase();
-    owner = openPostgres(database.url!, 2);
-  });
-  afterAll(async () => {
-    await stopServers(servers);
-    await owner?.close();
-    await database?.drop();
-  });
+  const crash = crashServers({ storage: postgresClone });
 
   it('loses or doubles no reservation and expires the short ones after the restart', async () => {
-    const first = await startServer(database.url!);
-    servers.push(first.server);
-    let token = await signInDemoAdmin(first.base, PASSWORD);
+    const first = await crash.start();
+    let token = await crash.adminToken(first.base);
     const hot = uuidv7();
     const slow = uuidv7();
     for (const [variantId, onHand] of [
@@ -116,9 +80,8 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
     expect(unanswered.length).toBeGreaterThan(0); // the kill really landed mid-load
     for (const status of answers.values()) expect([201, 409]).toContain(status);
 
-    const second = await startServer(database.url!);
-    servers.push(second.server);
-    token = await signInDemoAdmin(second.base, PASSWORD);
+    const second = await crash.start();
+    token = await crash.adminToken(second.base);
     for (const key of unanswered) {
       const response = await reserveAt(second.base, key);
       await response.arrayBuffer();
@@ -130,7 +93,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
       .map(([key]) => key);
     expect(succeeded).toHaveLength(STOCK);
 
-    const db = owner.kysely as Kysely<InventoryTables>;
+    const db = crash.owner().kysely as Kysely<InventoryTables>;
     const rows = await db
       .selectFrom('inventory.reservation_lines as l')
       .innerJoin('inventory.reservations as r', 'r.id', 'l.reservation_id')
@@ -150,15 +113,19 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
     expect(verified.drift).toEqual([]);
 
     // the short reservations the dead process made expire now and give their stock back
-    await until(async () => {
-      const states = await Promise.all(
-        shortKeys.map(async (key) => {
-          const response = await call(second.base, 'GET', `/api/v1/inventory/reservations/${key}`, token);
-          return ((await response.json()) as { status: string }).status;
-        }),
-      );
-      return states.every((s) => s === 'expired');
-    }, 'the short reservations to expire');
+    await until(
+      async () => {
+        const states = await Promise.all(
+          shortKeys.map(async (key) => {
+            const response = await call(second.base, 'GET', `/api/v1/inventory/reservations/${key}`, token);
+            return ((await response.json()) as { status: string }).status;
+          }),
+        );
+        return states.every((s) => s === 'expired');
+      },
+      'the short reservations to expire',
+      60_000,
+    );
     const slowItem = await db
       .selectFrom('inventory.items')
       .select(['on_hand', 'reserved'])
@@ -167,7 +134,6 @@ describe.runIf(testDatabaseKind() === 'postgres')('inventory survives kill -9 mi
     expect(slowItem).toEqual({ on_hand: 5, reserved: 0 });
     expect((await withTenant(db, item.tenant_id, (trx) => verifyStock(trx))).drift).toEqual([]);
 
-    second.server.child.kill('SIGTERM');
-    expect(await second.server.exited, second.server.output()).toBe(0);
+    expect(await crash.stop(second.server), second.server.output()).toBe(0);
   }, 240_000);
 });

@@ -1,3 +1,11 @@
+export {
+  CRASH_DEMO_PASSWORD,
+  type CrashServers,
+  crashServers,
+  embeddedDataDir,
+  postgresClone,
+  type ServerStorage,
+} from './crash-harness.ts';
 export { testNatsUrl, testRedisUrl } from './services.ts';
 export {
   type SecondProcess,

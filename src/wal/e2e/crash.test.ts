@@ -1,35 +1,19 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadUntilKilled } from '../../cli/mercato-process.ts';
 import {
-  loadUntilKilled,
-  type MercatoProcess,
-  signInDemoAdmin,
-  startMercatoServer,
-  stopServers,
-} from '../../cli/mercato-process.ts';
-import { testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
-import { cloneTestDatabase, testDatabaseKind } from '../../platform/testing/test-databases.ts';
+  crashServers,
+  embeddedDataDir,
+  postgresClone,
+  type ServerStorage,
+  testDatabaseKind,
+  testNatsUrl,
+  testRedisUrl,
+} from '../../platform/testing/index.ts';
 import { newSecret, type Receiver, startReceiver, until } from './receiver.ts';
 
-const PASSWORD = 'demo-password-1234';
 const WRITERS = 20;
 const LOAD_MS = 1_500;
 const KILL_AFTER_MS = 750;
-
-/** Where the server keeps its data: an embedded PGlite directory or a PostgreSQL database. */
-type Storage = Record<string, string>;
-
-function startServer(storage: Storage) {
-  return startMercatoServer({
-    ...storage,
-    MERCATO_DEMO_PASSWORD: PASSWORD,
-    MERCATO_WAL_LEASE_SECONDS: '3',
-    // the operator opens the loopback receiver to HTTP targets
-    MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
-  });
-}
 
 async function call(base: string, path: string, token: string, body: unknown) {
   return fetch(`${base}${path}`, {
@@ -43,28 +27,29 @@ async function call(base: string, path: string, token: string, body: unknown) {
 // delivered after a restart on the same data directory (at least once), including the deliveries
 // the dead process had leased and was still waiting on.
 function crashSuite(
-  open: () => Promise<{ storage: Storage; drop(): Promise<void> }>,
+  storage: () => Promise<ServerStorage>,
   backend: 'postgres' | 'redis-streams' | 'nats-jetstream' = 'postgres',
 ) {
-  let storage: Storage;
-  let drop: () => Promise<void>;
   let receiver: Receiver;
-  const servers: MercatoProcess[] = [];
-
   beforeAll(async () => {
-    ({ storage, drop } = await open());
     receiver = await startReceiver();
   });
+  // Registered first, so it runs after the harness's afterAll has stopped the servers.
   afterAll(async () => {
-    await stopServers(servers);
     await receiver.close();
-    await drop();
+  });
+  const crash = crashServers({
+    storage,
+    env: {
+      MERCATO_WAL_LEASE_SECONDS: '3',
+      // the operator opens the loopback receiver to HTTP targets
+      MERCATO_WAL_PRIVATE_TARGETS: '127.0.0.1',
+    },
   });
 
   it('loses no acknowledged write and redelivers what the dead process had leased', async () => {
-    const first = await startServer(storage);
-    servers.push(first.server);
-    const accessToken = await signInDemoAdmin(first.base, PASSWORD);
+    const first = await crash.start();
+    const accessToken = await crash.adminToken(first.base);
     const created = await call(first.base, '/api/v1/wal/namespaces', accessToken, {
       name: 'crash',
       backend,
@@ -123,8 +108,7 @@ function crashSuite(
 
     // from now on the receiver answers everything
     receiver.hang(undefined);
-    const second = await startServer(storage);
-    servers.push(second.server);
+    const second = await crash.start();
 
     await until(
       () => [...acked].every((id) => receiver.ids().has(id)),
@@ -139,23 +123,16 @@ function crashSuite(
     const order = receiver.received.map((r) => r.event.id).filter((id) => id.startsWith('stuck-'));
     expect([...new Set(order)]).toEqual(stuck);
 
-    second.server.child.kill('SIGTERM');
-    expect(await second.server.exited, second.server.output()).toBe(0);
+    expect(await crash.stop(second.server), second.server.output()).toBe(0);
   }, 240_000);
 }
 
 describe.runIf(testDatabaseKind() === 'pglite')('WAL survives kill -9 (embedded PGlite)', () => {
-  crashSuite(async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'mercato-wal-crash-'));
-    return {
-      storage: { MERCATO_DATA_DIR: dataDir },
-      drop: () => rm(dataDir, { recursive: true, force: true }),
-    };
-  });
+  crashSuite(() => embeddedDataDir('mercato-wal-crash-'));
 });
 
 // The stream backends, once each (on PostgreSQL): Redis and NATS keep running, Mercato dies.
-const streamBackends: { backend: 'redis-streams' | 'nats-jetstream'; env: Storage }[] = [
+const streamBackends: { backend: 'redis-streams' | 'nats-jetstream'; env: Record<string, string> }[] = [
   ...(testRedisUrl() ? [{ backend: 'redis-streams' as const, env: { REDIS_URL: testRedisUrl()! } }] : []),
   ...(testNatsUrl() ? [{ backend: 'nats-jetstream' as const, env: { NATS_URL: testNatsUrl()! } }] : []),
 ];
@@ -163,19 +140,13 @@ describe.runIf(testDatabaseKind() === 'postgres' && streamBackends.length > 0).e
   'WAL survives kill -9 ($backend backend)',
   ({ backend, env }) => {
     crashSuite(async () => {
-      const database = await cloneTestDatabase();
-      return {
-        storage: { DATABASE_URL: database.url as string, MERCATO_WORKERS: '1', ...env },
-        drop: database.drop,
-      };
+      const database = await postgresClone();
+      return { ...database, env: { ...database.env, ...env } };
     }, backend);
   },
 );
 
 describe.runIf(testDatabaseKind() === 'postgres')('WAL survives kill -9 (PostgreSQL)', () => {
-  crashSuite(async () => {
-    const database = await cloneTestDatabase();
-    // one worker: the killed process is the one that serves and delivers
-    return { storage: { DATABASE_URL: database.url as string, MERCATO_WORKERS: '1' }, drop: database.drop };
-  });
+  // one worker: the killed process is the one that serves and delivers
+  crashSuite(postgresClone);
 });
