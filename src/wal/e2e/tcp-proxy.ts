@@ -6,26 +6,54 @@ export type TcpProxy = {
   cut(): Promise<void>;
   /** Accepts and forwards again, on the same port. */
   restore(): Promise<void>;
+  /**
+   * The server behind "hangs": connections stay open (new ones are accepted) but nothing goes
+   * through either way, as with a server stopped or a network dropping packets, until `release()`.
+   */
+  hold(): void;
+  /** Forwards again what was held, and what comes next. */
+  release(): void;
   close(): Promise<void>;
 };
+
+type Pair = { client: Socket; upstream: Socket };
 
 /** A loopback TCP proxy to `port`, to take a real server away from the app and give it back. */
 export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  const pairs = new Set<Pair>();
   let server: Server | undefined;
   let own = 0;
+  let held = false;
+
+  const link = ({ client, upstream }: Pair) => {
+    client.pipe(upstream);
+    upstream.pipe(client);
+  };
+  const unlink = ({ client, upstream }: Pair) => {
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    client.pause();
+    upstream.pause();
+  };
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       const s = createServer((client) => {
         const upstream = connect(port, host);
+        const pair = { client, upstream };
+        pairs.add(pair);
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.on('close', () => sockets.delete(socket));
           socket.on('error', () => socket.destroy());
         }
-        client.pipe(upstream).pipe(client);
-        client.on('close', () => upstream.destroy());
+        if (held) unlink(pair);
+        else link(pair);
+        client.on('close', () => {
+          upstream.destroy();
+          pairs.delete(pair);
+        });
         upstream.on('close', () => client.destroy());
       });
       s.once('error', reject);
@@ -51,6 +79,14 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
     },
     cut: stop,
     restore: listen,
+    hold() {
+      held = true;
+      for (const pair of pairs) unlink(pair);
+    },
+    release() {
+      held = false;
+      for (const pair of pairs) link(pair);
+    },
     close: stop,
   };
 }

@@ -43,7 +43,9 @@ const RETIRED_ROUNDS = 3;
  * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with
  * `reread`, it is read again (the cached copy dropped), refused as a first write would be (deleted,
  * suspended, disabled: reread-namespace.ts), and the rows go where it names now; when it names that
- * backend again (it moved back), the backend is reopened to it first.
+ * backend again (it moved back), the backend is reopened to it first. Only the rows the backend did
+ * not store go: a retire can land in the middle of a NATS batch, whose first messages stay there
+ * (NamespaceRetiredError.stored), answered as that backend's, each message written once.
  */
 export function createAppender(
   committer: GroupCommitter,
@@ -91,11 +93,31 @@ export function createAppender(
 
   return async (namespace, rows) => {
     let current = namespace;
+    // The answer, by row: filled in as backends take them.
+    const outcomes: WriteOutcome[] = new Array(rows.length);
+    // The rows (their indexes) still to write.
+    let left = rows.map((_, i) => i);
     for (let round = 1; ; round++) {
       try {
-        return await appendOnce(current, rows);
+        const answered = await appendOnce(
+          current,
+          left.map((i) => rows[i]!),
+        );
+        left.forEach((i, j) => {
+          outcomes[i] = answered[j]!;
+        });
+        return outcomes;
       } catch (error) {
         if (!(error instanceof NamespaceRetiredError)) throw error;
+        // A retire that came in the middle of the append (a NATS batch publishes one message
+        // after another): what the backend stored all the same stays there, delivered by its
+        // consumers draining it, and is answered as it is; only the rest is written again.
+        left = left.filter((i, j) => {
+          const stored = error.stored[j];
+          if (stored) outcomes[i] = stored;
+          return !stored;
+        });
+        if (left.length === 0) return outcomes;
         if (!reread || round >= RETIRED_ROUNDS) {
           throw backendUnavailable(
             `namespace ${current.name} moved off ${error.backend} while this write was under way; retry shortly`,

@@ -160,29 +160,47 @@ async function append(core: Core, rows: NewMessageRow[], revive: boolean): Promi
       });
     }),
   );
-  const refused = toPublish.filter((_, i) => {
+  const failed = new Map<Plan, unknown>();
+  toPublish.forEach((p, i) => {
     const result = published[i]!;
-    return result.status === 'rejected' && isRetiredRefusal(result.reason);
+    if (result.status === 'rejected') failed.set(p, result.reason);
   });
+  // 3. Mark them published (best effort: a consumer that got there first already did, and wins the CAS).
+  const markPublished = () =>
+    Promise.all(
+      toPublish
+        .filter((p) => !failed.has(p))
+        .map((p) =>
+          kv.update(p.key, encodeJson({ ...p.state, published: true }), p.revision).catch(() => undefined),
+        ),
+    );
+  const refused = toPublish.filter((p) => failed.has(p) && isRetiredRefusal(failed.get(p)));
   if (refused.length > 0) {
     // The namespace was retired here (it moved): what this call wrote to the KV for them goes
     // (best effort: a retire let go of the namespace's states already), and the writer writes
-    // where the namespace is now. One published before the retire stays and is delivered here.
+    // where the namespace is now. The publishes go one after another, so a retire may have come
+    // between two of them: one stored before it stays and is delivered here (or already was), as
+    // is a replay of one stored before this call. The error says which (`stored`): those are not
+    // written again elsewhere, where they would be delivered a second time. One whose publish
+    // failed otherwise (a timeout: stored or not, nobody knows) counts as not stored.
     await Promise.all(
       refused.map((p) =>
         p.write ? kv.delete(p.key, { previousSeq: p.revision }).catch(() => undefined) : undefined,
       ),
     );
+    await markPublished();
+    // By key: a messageId twice in the batch is one message, stored or not.
+    const notStored = new Set([...failed.keys()].map((p) => p.key));
+    const stored = plans.map((p) =>
+      notStored.has(p.key)
+        ? undefined
+        : outcomeOf(p.state.message, 'nats-jetstream', p.state.state, p.replayed),
+    );
     const first = refused[0]!.row;
-    throw new NamespaceRetiredError('nats-jetstream', first.tenant_id, first.namespace);
+    throw new NamespaceRetiredError('nats-jetstream', first.tenant_id, first.namespace, stored);
   }
-  for (const result of published) if (result.status === 'rejected') throw result.reason;
-  // 3. Mark them published (best effort: a consumer that got there first already did, and wins the CAS).
-  await Promise.all(
-    toPublish.map((p) =>
-      kv.update(p.key, encodeJson({ ...p.state, published: true }), p.revision).catch(() => undefined),
-    ),
-  );
+  for (const reason of failed.values()) throw reason;
+  await markPublished();
   return plans.map((p) => outcomeOf(p.state.message, 'nats-jetstream', p.state.state, p.replayed));
 }
 
@@ -271,9 +289,9 @@ export function createNatsJetStreamBackend(
         };
       });
     },
-    retire(tenantId, namespace) {
+    retire(tenantId, namespace, retireOptions) {
       const names = namespaceNames(prefix, tenantId, namespace);
-      return core.guard('retire', () => retireNamespace(core, names));
+      return core.guard('retire', () => retireNamespace(core, names, retireOptions?.signal));
     },
     reopen(tenantId, namespace) {
       const names = namespaceNames(prefix, tenantId, namespace);

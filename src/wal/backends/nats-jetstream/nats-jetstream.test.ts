@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../platform/observability/index.ts';
 import { testNatsUrl } from '../../../platform/testing/index.ts';
+import { gatePublishes } from '../../e2e/nats-publish-gate.ts';
 import { startTcpProxy } from '../../e2e/tcp-proxy.ts';
 import type { Namespace } from '../../namespaces/namespace.ts';
 import {
@@ -534,6 +535,48 @@ describe.skipIf(!url)('nats-jetstream backend', () => {
     const ns = namespace();
     expect(await backend.retire(ns.tenantId, ns.name)).toBe(true);
     await expect(backend.append([row(ns, 'late')])).rejects.toBeInstanceOf(NamespaceRetiredError);
+  });
+
+  it('says, when a retire lands between two publishes of a batch, which rows it stored all the same', async () => {
+    const ns = namespace();
+    const { calls } = await consumeWith([ns]);
+    await backend.append([row(ns, 'old')]);
+    await stateOf(ns, 'old', 'delivered');
+    const { hash } = namespaceNames(prefix, ns.tenantId, ns.name);
+    // 'b' is published; once it is delivered the namespace is retired; 'c' and 'd' come after.
+    const gated = createNatsJetStreamBackend(
+      gatePublishes(nc, `${prefix}.${hash}.`, 1, async () => {
+        await stateOf(ns, 'b', 'delivered');
+        await eventually(async () => ((await backend.retire(ns.tenantId, ns.name)) ? true : undefined));
+      }),
+      { prefix, timeoutMs: 5_000 },
+    );
+    try {
+      const rows = [row(ns, 'old'), row(ns, 'b'), row(ns, 'c'), row(ns, 'd'), row(ns, 'c')];
+      const refused = await gated.append(rows).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refused).toBeInstanceOf(NamespaceRetiredError);
+      const { stored } = refused as NamespaceRetiredError;
+      // One entry per row: the replay of a message stored before, the one published before the
+      // retire; none for those refused, nor for the second 'c' (the same message).
+      expect(stored).toHaveLength(rows.length);
+      expect(stored.map((o) => o && [o.message.messageId, o.message.id, o.replayed])).toEqual([
+        ['old', expect.any(String), true],
+        ['b', rows[1]!.id, false],
+        undefined,
+        undefined,
+        undefined,
+      ]);
+      // Nothing kept of the refused ones; 'b' was delivered once, here.
+      expect(await backend.find(ns.tenantId, ns.name, 'c')).toBeUndefined();
+      expect(await backend.find(ns.tenantId, ns.name, 'd')).toBeUndefined();
+      expect(calls.map((c) => c.message.messageId)).toEqual(['old', 'b']);
+    } finally {
+      await gated.close();
+      await backend.reopen(ns.tenantId, ns.name);
+    }
   });
 
   it('lets a write and a retire racing each other either land before it (not retired) or be refused', async () => {

@@ -33,7 +33,7 @@ export function createPendingNatsJetStreamBackend(
     lag: () => use((b) => b.lag()),
     ping: () => use((b) => b.ping()),
     drop: (tenantId, namespace, dropOptions) => use((b) => b.drop(tenantId, namespace, dropOptions)),
-    retire: (tenantId, namespace) => use((b) => b.retire(tenantId, namespace)),
+    retire: (tenantId, namespace, retireOptions) => use((b) => b.retire(tenantId, namespace, retireOptions)),
     reopen: (tenantId, namespace) => use((b) => b.reopen(tenantId, namespace)),
     follow: (tenantId, namespace, onMessage) => use((b) => b.follow(tenantId, namespace, onMessage)),
     async consume(deps) {

@@ -46,14 +46,25 @@ export async function setMaxMsgSize(core: Core, names: NamespaceNames, size: num
  * looked at again: one stored in between (a write racing the retire) puts its size back and
  * answers false. Once retired, the namespace's KV states go (its sweep no longer runs): those of
  * finished messages, and any a write left before a publish that never came.
+ *
+ * Once `signal` is aborted (the prune gave up waiting and let go of the namespace's row), it stops
+ * before the next step that closes the stream or purges the states (a reopen may come in between,
+ * and writes after it), putting back only the size it set. A stream left closed but not purged
+ * is retired again, and purged, by the next prune.
  */
-export async function retireNamespace(core: Core, names: NamespaceNames): Promise<boolean> {
+export async function retireNamespace(
+  core: Core,
+  names: NamespaceNames,
+  signal?: AbortSignal,
+): Promise<boolean> {
   if ((await streamState(core, names)).state.messages > 0) return false;
+  signal?.throwIfAborted();
   await setMaxMsgSize(core, names, RETIRED_MAX_MSG_SIZE);
   if ((await (await core.jsm()).streams.info(names.stream)).state.messages > 0) {
     await setMaxMsgSize(core, names, -1);
     return false;
   }
+  signal?.throwIfAborted();
   const jsm = await core.jsm();
   await core.kv();
   const bucket = bucketName(core.options.prefix);

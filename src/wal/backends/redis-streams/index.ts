@@ -145,10 +145,18 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
         if (conflicts.length > 0) throw idempotencyConflict(conflicts.map((r) => r.message_id));
         const outcomes: WriteOutcome[] = new Array(rows.length);
         for (const indexes of groups.values()) {
-          const answered = await appendGroup(
-            indexes.map((i) => rows[i]!),
-            revive,
-          );
+          let answered: WriteOutcome[];
+          try {
+            answered = await appendGroup(
+              indexes.map((i) => rows[i]!),
+              revive,
+            );
+          } catch (err) {
+            if (!(err instanceof NamespaceRetiredError)) throw err;
+            // The groups appended before stay stored: say so (contract.ts), or their writer would
+            // write them again elsewhere.
+            throw new NamespaceRetiredError(err.backend, err.tenantId, err.namespace, [...outcomes]);
+          }
           indexes.forEach((rowIndex, j) => {
             outcomes[rowIndex] = answered[j]!;
           });
@@ -261,8 +269,10 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       };
     },
 
-    async retire(tenantId, namespace) {
+    async retire(tenantId, namespace, retireOptions) {
       const keys = nsKeys(prefix, tenantId, namespace);
+      // One script: it closes the namespace, or not, at once; a signal aborted since only keeps
+      // it on the list lag() walks (empty, it counts nothing) until the next retire.
       return guarded(redis, 'retire', async () => {
         const { stream, delayed, parked, retired, base } = keys;
         const done = await scripts.retire(
@@ -275,6 +285,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
           RETIRED_LEFTOVER_SECONDS,
         );
         if (Number(done) !== 1) return false;
+        retireOptions?.signal?.throwIfAborted();
         // Off the list lag() walks (appended again on reopen).
         await redis.srem(registryKey(prefix), base);
         registered.delete(base);

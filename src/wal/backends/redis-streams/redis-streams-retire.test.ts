@@ -105,6 +105,26 @@ describe.skipIf(!url)('redis-streams backend, retire', () => {
     expect(await h.redis.sismember(registryKey(h.prefix), keys.base)).toBe(1);
   });
 
+  it('refuses a batch of one namespace whole; of two, says which rows the first one stored', async () => {
+    const backend = h.backend();
+    const open = testNamespace();
+    const retired = testNamespace();
+    expect(await backend.retire(retired.tenantId, retired.name)).toBe(true);
+    // One namespace: one script, all or nothing, so nothing stored, nothing to say.
+    const whole = await backend.append([row(retired, 'x1'), row(retired, 'x2')]).catch((err: unknown) => err);
+    expect(whole).toBeInstanceOf(NamespaceRetiredError);
+    expect((whole as NamespaceRetiredError).stored.filter(Boolean)).toEqual([]);
+    // Two namespaces: one script each; the first stored before the second was refused.
+    const rows = [row(open, 'a1'), row(retired, 'b1'), row(open, 'a2')];
+    const cut = await backend.append(rows).catch((err: unknown) => err);
+    expect(cut).toMatchObject({ name: 'NamespaceRetiredError', namespace: retired.name });
+    const { stored } = cut as NamespaceRetiredError;
+    expect([0, 1, 2].map((i) => stored[i]?.message.messageId)).toEqual(['a1', undefined, 'a2']);
+    expect(stored[0]?.message.id).toBe(rows[0]!.id);
+    expect((await backend.find(open.tenantId, open.name, 'a2'))?.state).toBe('pending');
+    expect(await backend.find(retired.tenantId, retired.name, 'b1')).toBeUndefined();
+  });
+
   it('lets a write and a retire racing each other either land before it (not retired) or be refused', async () => {
     const backend = h.backend();
     const ns = testNamespace();

@@ -95,7 +95,9 @@ export interface StreamBackend {
    * with the same requestHash answers its first outcome (`replayed: true`) and writes nothing;
    * with another hash throws idempotencyConflict(messageIds) (409) and writes nothing. `revive`
    * (the relay of a requeued dead letter) puts a dead message with the same hash back in the
-   * queue with attempts reset. Throws BackendUnavailableError when the server cannot be reached.
+   * queue with attempts reset. Throws BackendUnavailableError when the server cannot be reached,
+   * and NamespaceRetiredError when the namespace is retired here (see `retire`): that one says
+   * which rows the backend holds all the same (a retire that came in the middle of the append).
    */
   append(rows: NewMessageRow[], options?: { revive?: boolean }): Promise<WriteOutcome[]>;
   /** A message by (tenant, namespace, messageId), or undefined. */
@@ -131,8 +133,13 @@ export interface StreamBackend {
    * append of the namespace (NamespaceRetiredError) until `reopen`, and answers true; otherwise it
    * changes nothing and answers false. What it kept of messages already finished (delivered, dead)
    * is let go. Throws BackendUnavailableError when the server cannot be reached.
+   *
+   * `signal`: the caller gave up waiting (prune.ts bounds the call, its transaction open, and goes
+   * on without it). A retire of several steps (NATS) takes none after it that closes the namespace
+   * or lets go of its states, only the putting back of what it changed itself: once the caller's
+   * row lock is gone, a reopen may come in between.
    */
-  retire(tenantId: string, namespace: string): Promise<boolean>;
+  retire(tenantId: string, namespace: string, options?: { signal?: AbortSignal }): Promise<boolean>;
   /**
    * Takes appends of a retired namespace again (it names this backend again). Only under a share
    * lock on the namespace's row that saw it name this backend (reopenIfNamed in prune.ts), so that
@@ -146,17 +153,31 @@ export interface StreamBackend {
 /**
  * The backend closed the namespace to writes (StreamBackend.retire): the namespace moved off it.
  * The writer read the namespace before it moved: it reads it again and writes where it names.
+ *
+ * `stored` answers, by the index of each row the append was given, the outcome of a row the
+ * backend holds nonetheless (stored before the retire, or already there: a replay), and undefined
+ * for one it did not take. Only those are written again elsewhere: the others are delivered (or
+ * were) by the consumers still draining the backend, and written again they would be delivered
+ * twice. A NATS batch publishes its messages one after another and a retire can land between two
+ * of them; a Redis append of one namespace is one script, all or nothing.
  */
 export class NamespaceRetiredError extends Error {
   override readonly name = 'NamespaceRetiredError';
   readonly backend: StreamBackendName;
   readonly tenantId: string;
   readonly namespace: string;
-  constructor(backend: StreamBackendName, tenantId: string, namespace: string) {
+  readonly stored: ReadonlyArray<WriteOutcome | undefined>;
+  constructor(
+    backend: StreamBackendName,
+    tenantId: string,
+    namespace: string,
+    stored: ReadonlyArray<WriteOutcome | undefined> = [],
+  ) {
     super(`namespace ${namespace} moved off ${backend}, which takes no more writes of it`);
     this.backend = backend;
     this.tenantId = tenantId;
     this.namespace = namespace;
+    this.stored = stored;
   }
 }
 

@@ -22,6 +22,16 @@ import { BackendUnavailableError, type StreamBackend, type StreamBackendName } f
 //
 // The prune holds the namespace's row (FOR NO KEY UPDATE) from its read to its commit: no change of
 // the namespace, and no reopen (below), runs in between.
+//
+// So its transaction is open while it waits for the backend. On PGlite (one session) that holds
+// every other statement of the process, and a backend that takes the call but does not answer (a
+// server stopped or overloaded, a network dropping packets: the connection stays up) would stall
+// it: a Redis command has no timeout, a NATS request one per request (2 s by default). So the
+// retire is bounded (`backendTimeoutMs`): past it the prune gives up, its transaction rolls back,
+// and the retire, told so (its signal), takes no further step that closes the namespace or lets
+// go of its states (a late one would be harmless on Redis, one script; NATS's has several). And
+// the pruner asks each backend (ping, bounded too) before it opens a transaction for it: one that
+// does not answer is not pruned this pass, with no statement held meanwhile.
 
 /**
  * Reopens `backend` to the namespace's writes when the namespace names it as its backend or its
@@ -45,24 +55,61 @@ export async function reopenIfNamed(
   return true;
 }
 
+/** How long the prune waits for a backend's answer, by default (see above). */
+export const PRUNE_BACKEND_TIMEOUT_MS = 2_000;
+
+/**
+ * `call` given `ms` to answer; past that, BackendUnavailableError, and its signal is aborted (the
+ * call may still be running: its outcome is dropped).
+ */
+async function bounded<T>(
+  stream: StreamBackend,
+  what: string,
+  ms: number,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const answer = call(controller.signal);
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new BackendUnavailableError(stream.name, `${stream.name} ${what}: no answer within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
+    answer.catch(() => undefined);
+  }
+}
+
 /**
  * Takes `backend` off the namespace's draining backends when it holds nothing left to deliver,
  * after retiring the namespace there (atomically with that check: see above). Skips a namespace
- * another process is pruning or changing (its row is locked). Answers whether it pruned.
+ * another process is pruning or changing (its row is locked). Answers whether it pruned. Throws
+ * BackendUnavailableError when the backend cannot be reached, or gives no answer to the retire
+ * within `backendTimeoutMs` (default PRUNE_BACKEND_TIMEOUT_MS): the transaction waits no longer.
  */
 export async function pruneDrainingBackend(
   db: Kysely<WalTables>,
   stream: StreamBackend,
   tenantId: string,
   namespace: string,
+  options: { backendTimeoutMs?: number } = {},
 ): Promise<boolean> {
+  const ms = options.backendTimeoutMs ?? PRUNE_BACKEND_TIMEOUT_MS;
   return withSystem(db, async (trx) => {
     const { rows } = await sql`
       select 1 from wal.namespaces
       where tenant_id = ${tenantId} and name = ${namespace} and ${stream.name} = any(draining_backends)
       for no key update skip locked`.execute(trx);
     if (rows.length === 0) return false;
-    if (!(await stream.retire(tenantId, namespace))) return false;
+    const retired = await bounded(stream, 'retire', ms, (signal) =>
+      stream.retire(tenantId, namespace, { signal }),
+    );
+    if (!retired) return false;
     // Migration 0057's trigger keeps an update that only takes entries off the list.
     await sql`
       update wal.namespaces set draining_backends = array_remove(draining_backends, ${stream.name}::text)
@@ -77,6 +124,8 @@ export type DrainPrunerDeps = {
   streams: ReadonlyMap<StreamBackendName, StreamBackend>;
   /** How often the namespaces still draining a backend are looked at. (Default: 30000) */
   intervalMs?: number;
+  /** How long a backend's answer is waited for. (Default: PRUNE_BACKEND_TIMEOUT_MS) */
+  backendTimeoutMs?: number;
 };
 
 export type DrainPruner = {
@@ -94,11 +143,13 @@ const MAX_BACKOFF_PASSES = 20;
  * holding something is looked at again after 1, 2, 4, … up to 20 intervals (10 minutes by default):
  * a move of every system namespace at once (MERCATO_EVENTS_BACKEND changed) leaves thousands
  * draining, most of them for a while. Every process that delivers runs it; the row lock makes
- * them take turns. A backend that cannot be reached is tried again on the next pass.
+ * them take turns. A backend that cannot be reached, or does not answer a ping (asked once a pass,
+ * before any transaction is opened for it), is tried again on the next pass.
  */
 export function startDrainPruner(deps: DrainPrunerDeps): DrainPruner {
   const { db, streams } = deps;
   const intervalMs = deps.intervalMs ?? 30_000;
+  const backendTimeoutMs = deps.backendTimeoutMs ?? PRUNE_BACKEND_TIMEOUT_MS;
   const log = deps.ctx.logger.child({ component: 'wal-drain-pruner' });
   let running: Promise<number> | undefined;
   let stopped = false;
@@ -115,6 +166,7 @@ export function startDrainPruner(deps: DrainPrunerDeps): DrainPruner {
     const seen = new Set<string>();
     // A backend that cannot be reached is tried again on the next pass, not once per namespace.
     const down = new Set<StreamBackendName>();
+    const answered = new Set<StreamBackendName>();
     for (const row of rows) {
       for (const name of row.draining_backends) {
         const stream = streams.get(name);
@@ -124,7 +176,12 @@ export function startDrainPruner(deps: DrainPrunerDeps): DrainPruner {
         const wait = later.get(key);
         if (wait && wait.at > Date.now()) continue;
         try {
-          if (await pruneDrainingBackend(db, stream, row.tenant_id, row.name)) {
+          // Asked with no transaction open: one that does not answer holds no statement (above).
+          if (!answered.has(name)) {
+            await bounded(stream, 'ping', backendTimeoutMs, () => stream.ping());
+            answered.add(name);
+          }
+          if (await pruneDrainingBackend(db, stream, row.tenant_id, row.name, { backendTimeoutMs })) {
             pruned += 1;
             later.delete(key);
             log.info(

@@ -101,6 +101,7 @@ export function startRelay(deps: RelayDeps): Relay {
       await redirect(trx, ids, named.backend, backend, first.namespace);
       return 'moved';
     }
+    let left = rows;
     try {
       if (!stream) throw new BackendUnavailableError(backend, `${backend} is not configured`);
       try {
@@ -109,19 +110,27 @@ export function startRelay(deps: RelayDeps): Relay {
         } catch (error) {
           if (!(error instanceof NamespaceRetiredError)) throw error;
           // Retired there since it was read above: it moved off (to the namespace's backend now),
-          // or moved back (reopened, then appended again).
+          // or moved back (reopened, then appended again). A retire in the middle of the append
+          // (a NATS batch) left its first rows stored there: those are relayed (deleted here as
+          // any appended), never handed on, where they would be delivered a second time.
+          const stored = rows.filter((_, i) => error.stored[i] !== undefined).map((r) => r.id);
+          if (stored.length > 0) {
+            await sql`delete from wal.messages where id = any(${stored}::uuid[])`.execute(trx);
+            left = rows.filter((_, i) => error.stored[i] === undefined);
+            ids.splice(0, ids.length, ...left.map((r) => r.id));
+          }
           if (!(await reopenIfNamed(trx, stream, first.tenant_id, first.namespace))) {
             const now = await namedBy(trx, first, true);
             if (!now) return 'waiting';
             await redirect(trx, ids, now.backend, backend, first.namespace);
             return 'moved';
           }
-          await stream.append(rows, { revive: true });
+          await stream.append(left, { revive: true });
         }
       } catch (error) {
         if (!(error instanceof AppError && error.code === 'IDEMPOTENCY_KEY_REUSED')) throw error;
         // One at a time, so only the conflicting messages become dead letters.
-        for (const row of rows) {
+        for (const row of left) {
           try {
             await stream.append([row], { revive: true });
           } catch (single) {
