@@ -20,16 +20,29 @@ async function catalogModules(
   ctx: AppContext,
   identity: TestApp['identity'],
   out: { catalog?: CatalogModule; wal?: WalModule },
+  options: CatalogOptions = {},
 ): Promise<MercatoModule[]> {
   out.wal = await createWal(ctx);
-  out.catalog = await createCatalog(ctx, { events: out.wal.events, resolveTenant: identity.resolveTenant });
+  out.catalog = await createCatalog(ctx, {
+    events: out.wal.events,
+    resolveTenant: identity.resolveTenant,
+    ...options,
+  });
   return [out.wal, out.catalog];
 }
 
+/** What createCatalog may be given besides its events and tenant resolver. */
+export type CatalogOptions = { productCacheMaxChars?: number };
+
 /** The app with the WAL and the catalog, on a database of its own. */
-export async function startCatalogApp(env: Record<string, string> = {}): Promise<CatalogTestApp> {
+export async function startCatalogApp(
+  env: Record<string, string> = {},
+  options: CatalogOptions = {},
+): Promise<CatalogTestApp> {
   const out: { catalog?: CatalogModule; wal?: WalModule } = {};
-  const t = await startTestApp(env, { modules: (ctx, identity) => catalogModules(ctx, identity, out) });
+  const t = await startTestApp(env, {
+    modules: (ctx, identity) => catalogModules(ctx, identity, out, options),
+  });
   return Object.assign(t, { catalog: out.catalog!, wal: out.wal! });
 }
 
@@ -114,6 +127,36 @@ export async function productEvents(t: TestApp, tenantId: string): Promise<Store
     subject: r.subject,
     data: (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as Record<string, unknown>,
   }));
+}
+
+/**
+ * Runs take in a transaction that begin opens and that stays open, its locks held, until
+ * release(): a writer mid-change, or a lock another path must wait for.
+ */
+export async function holdOpen<T>(
+  begin: (body: (trx: T) => Promise<void>) => Promise<unknown>,
+  take: (trx: T) => Promise<unknown>,
+): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let taken!: () => void;
+  const held = new Promise<void>((resolve) => {
+    taken = resolve;
+  });
+  const done = begin(async (trx) => {
+    await take(trx);
+    taken();
+    await released;
+  });
+  await Promise.race([held, done]);
+  return {
+    async release() {
+      release();
+      await done;
+    },
+  };
 }
 
 export { until } from '../platform/testing/index.ts';

@@ -53,12 +53,21 @@ export type CatalogModule = MercatoModule &
 /** Products, variants and categories, their reads cached per process, and their search (./search). */
 export async function createCatalog(
   ctx: AppContext,
-  deps: { events: EventBus; resolveTenant: TenantResolver },
+  deps: {
+    events: EventBus;
+    resolveTenant: TenantResolver;
+    /** What this process's product cache may hold (default PRODUCT_CACHE_MAX_CHARS of JSON). */
+    productCacheMaxChars?: number;
+  },
 ): Promise<CatalogModule> {
   const db = ctx.db.kysely as Kysely<CatalogTables>;
   const searchCache = createSearchCache({ ttlMs: ctx.config.searchCacheTtlSeconds * 1000 });
   // A product change seen here (written by this process, or announced) drops the shop's searches too.
-  const cache = createProductCache({ ttlMs: CACHE_TTL_MS, onTenantChange: searchCache.onChange });
+  const cache = createProductCache({
+    ttlMs: CACHE_TTL_MS,
+    onTenantChange: searchCache.onChange,
+    ...(deps.productCacheMaxChars === undefined ? {} : { maxChars: deps.productCacheMaxChars }),
+  });
   const catalog: CatalogDeps = {
     ctx,
     db,

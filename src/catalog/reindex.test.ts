@@ -6,6 +6,7 @@ import {
   type CatalogTestApp,
   createProduct,
   createShop,
+  holdOpen,
   makeDocumentPreNfkc,
   type Shop,
   send,
@@ -13,7 +14,7 @@ import {
   until,
 } from './catalog-test-fixtures.ts';
 import { reindexProducts } from './index.ts';
-import type { CatalogDb } from './tables.ts';
+import type { CatalogDb, CatalogTrx } from './tables.ts';
 
 let t: CatalogTestApp;
 let shop: Shop;
@@ -64,23 +65,15 @@ describe('reindexProducts', () => {
     'waits for a product being edited and rebuilds it as the edit committed it',
     async () => {
       const kettle = await createProduct(t, shop, { title: 'Copper Kettle', handle: 'copper-kettle' });
-      let commit!: () => void;
-      const held = new Promise<void>((resolve) => {
-        commit = resolve;
-      });
-      let editing!: () => void;
-      const locked = new Promise<void>((resolve) => {
-        editing = resolve;
-      });
       // A writer mid-edit: the product's row locked and changed, not yet committed.
-      const writer = withTenant(db(), shop.id, async (trx) => {
-        await sql`select id from catalog.products where id = ${kettle.id} for update`.execute(trx);
-        await sql`update catalog.products set title = 'Brass Samovar', version = version + 1
-          where id = ${kettle.id}`.execute(trx);
-        editing();
-        await held;
-      });
-      await locked;
+      const writer = await holdOpen<CatalogTrx>(
+        (body) => withTenant(db(), shop.id, (trx) => body(trx as CatalogTrx)),
+        async (trx) => {
+          await sql`select id from catalog.products where id = ${kettle.id} for update`.execute(trx);
+          await sql`update catalog.products set title = 'Brass Samovar', version = version + 1
+            where id = ${kettle.id}`.execute(trx);
+        },
+      );
       let finished = false;
       const reindex = reindexProducts(db(), shop.id).finally(() => {
         finished = true;
@@ -93,8 +86,7 @@ describe('reindexProducts', () => {
         return rows[0]!.n > 0;
       };
       await until(async () => finished || (await waiting()), 'the reindex to wait for the edited product');
-      commit();
-      await writer;
+      await writer.release();
       expect(await reindex).toBeGreaterThan(0);
       const { rows } = await sql<{ title: string }>`select title from catalog.search_documents
         where product_id = ${kettle.id}`.execute(db());

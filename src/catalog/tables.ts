@@ -53,6 +53,8 @@ export type CategoriesTable = {
   position: number;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** Migration 0061: the search rebuild its last rename or move started (subtree-reindex.ts). */
+  reindex_token: ColumnType<string | null, string | null | undefined, string | null>;
 };
 
 export type ProductCategoriesTable = {

@@ -149,23 +149,26 @@ export async function updateCategory(
       await checkParent(trx, tenantId, parentId, current.id);
     if (parentId === current.id)
       throw new AppError('CATEGORY_CYCLE', `category ${current.id} cannot be its own parent`);
+    const handle = input.handle ?? current.handle;
+    // A new name, handle or place is shown in its products' documents: their rebuild, which ends
+    // any rebuild an earlier write of it started (its token is no longer the category's).
+    const moved = name !== current.name || handle !== current.handle || parentId !== current.parentId;
+    const reindexToken = moved ? uuidv7() : undefined;
     await trx
       .updateTable('catalog.categories')
       .set({
         parent_id: parentId,
         name,
-        handle: input.handle ?? current.handle,
+        handle,
         description: input.description ?? '',
         position: input.position ?? 0,
         updated_at: new Date(),
+        ...(reindexToken ? { reindex_token: reindexToken } : {}),
       })
       .where('id', '=', current.id)
       .execute();
     const category = (await loadCategory(trx, tenantId, current.id))!;
-    const shown = category.name !== current.name || category.handle !== current.handle;
-    if (shown || category.parentId !== current.parentId) {
-      await rebuildSubtree(deps, trx, tenantId, current.id, meta);
-    }
+    if (reindexToken) await rebuildSubtree(deps, trx, tenantId, current.id, reindexToken, meta);
     await publishCategory(deps, trx, tenantId, 'updated', category, meta);
     return category;
   });

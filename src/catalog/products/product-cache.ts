@@ -3,6 +3,13 @@ import type { Product } from './product-read.ts';
 /** The channel every product change is announced on (migration 0016): '<tenant id>:<product id>' or '<tenant id>:*'. */
 export const PRODUCT_CHANGES_CHANNEL = 'mercato_catalog_products';
 
+/**
+ * What a process's cached products may weigh together at most (UTF-16 code units of their JSON).
+ * A product may hold about 600 KB of JSON (100 variants, 50 images of 2 KB URLs, 20,000 characters
+ * of description), so 10,000 entries alone allowed gigabytes to one tenant's catalog.
+ */
+export const PRODUCT_CACHE_MAX_CHARS = 32 * 1024 * 1024;
+
 export type ProductCache = {
   /**
    * The cached product named by its id or handle, or what load() returns (cached unless something
@@ -16,33 +23,41 @@ export type ProductCache = {
   /** Reads go straight to load() until enable() (called once change notifications flow). */
   enable(): void;
   readonly size: number;
+  /** What the cached products weigh together (UTF-16 code units of their JSON). */
+  readonly chars: number;
 };
 
-type Entry = { product: Product; tenantId: string; expiresAt: number };
+type Entry = { product: Product; tenantId: string; expiresAt: number; chars: number };
 
 /**
  * A per-process cache of product reads, by id and by handle. Entries live ttlMs at most and are
  * dropped when the database announces a change to the product, on every process. A load that
  * overlapped any invalidation is not cached, so a slow read never puts back what a change removed.
+ * The entries weigh maxChars at most together (oldest out first), however big one tenant makes its
+ * products.
  */
 export function createProductCache(options: {
   ttlMs: number;
   maxEntries?: number;
+  maxChars?: number;
   now?: () => number;
   /** Told the tenant of every change dropped here (the search cache follows the products). */
   onTenantChange?: (tenantId: string) => void;
 }): ProductCache {
-  const { ttlMs, maxEntries = 10_000, now = Date.now, onTenantChange } = options;
+  const { ttlMs, maxEntries = 10_000, maxChars = PRODUCT_CACHE_MAX_CHARS, now = Date.now } = options;
+  const { onTenantChange } = options;
   // `${tenantId}:${productId}` -> entry; `${tenantId}/${handle}` -> product id.
   const entries = new Map<string, Entry>();
   const handles = new Map<string, string>();
   let invalidations = 0;
   let enabled = false;
+  let chars = 0;
 
   const drop = (key: string) => {
     const entry = entries.get(key);
     if (!entry) return;
     entries.delete(key);
+    chars -= entry.chars;
     handles.delete(`${entry.tenantId}/${entry.product.handle}`);
   };
   const cache: ProductCache = {
@@ -61,9 +76,13 @@ export function createProductCache(options: {
       if (product && before === invalidations) {
         const key = `${tenantId}:${product.id}`;
         drop(key);
-        entries.set(key, { product, tenantId, expiresAt: now() + ttlMs });
-        handles.set(`${tenantId}/${product.handle}`, product.id);
-        if (entries.size > maxEntries) drop(entries.keys().next().value as string);
+        const weight = JSON.stringify(product).length;
+        if (weight <= maxChars) {
+          entries.set(key, { product, tenantId, expiresAt: now() + ttlMs, chars: weight });
+          handles.set(`${tenantId}/${product.handle}`, product.id);
+          chars += weight;
+          while (entries.size > maxEntries || chars > maxChars) drop(entries.keys().next().value as string);
+        }
       }
       return product;
     },
@@ -86,12 +105,16 @@ export function createProductCache(options: {
       invalidations += 1;
       entries.clear();
       handles.clear();
+      chars = 0;
     },
     enable() {
       enabled = true;
     },
     get size() {
       return entries.size;
+    },
+    get chars() {
+      return chars;
     },
   };
   return cache;

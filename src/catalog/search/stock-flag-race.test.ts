@@ -1,10 +1,11 @@
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { send } from '../../identity/users/user-test-fixtures.ts';
 import { withTenant } from '../../platform/db/index.ts';
 import type { ReceivedEvent } from '../../platform/events/index.ts';
 import { type TestApp, testDatabaseKind, until } from '../../platform/testing/index.ts';
 import { uuidv7 } from '../../platform/uuidv7.ts';
+import { holdOpen } from '../catalog-test-fixtures.ts';
 import { generateCatalog } from './fixture-catalog.ts';
 import { openShop, type SearchShop, startSearchApp } from './search-test-app.ts';
 import { applyInventoryEvents } from './stock-levels.ts';
@@ -73,24 +74,11 @@ describe.runIf(testDatabaseKind() === 'postgres')('a stock event meeting a rebui
 
     // The test holds the document's row: a rename's rebuild (which has read the stock by then)
     // waits for it at the document's delete.
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding!: () => void;
-    const held = new Promise<void>((resolve) => {
-      holding = resolve;
-    });
-    const holder = db()
-      .transaction()
-      .execute(async (trx) => {
-        await sql`select 1 from catalog.search_documents where product_id = ${productId} for update`.execute(
-          trx,
-        );
-        holding();
-        await released;
-      });
-    await held;
+    const holder = await holdOpen<Transaction<unknown>>(
+      (body) => db().transaction().execute(body),
+      (trx) =>
+        sql`select 1 from catalog.search_documents where product_id = ${productId} for update`.execute(trx),
+    );
     const version = (await send(t.app, 'GET', `/api/v1/products/${productId}`, shop.staff)).json<{
       version: number;
     }>().version;
@@ -108,8 +96,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('a stock event meeting a rebui
       applied = true;
     });
     await until(async () => applied || (await waiting('')) >= 2, 'the stock event to apply or wait');
-    release();
-    await holder;
+    await holder.release();
     expect((await rename).statusCode).toBe(200);
     await restock;
     // The document is the rename's, and in stock as the event left the item.

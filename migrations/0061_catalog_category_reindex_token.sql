@@ -1,0 +1,12 @@
+-- One search rebuild at a time per category (src/catalog/categories/subtree-reindex.ts).
+--
+-- `reindex_token`: the rebuild a rename or move of the category last started. A category renamed
+-- or moved above 500 products rebuilds its products' search documents after its commit, a chain
+-- of batches, each an internal event writing the next; every event carries the token of the write
+-- that started it, and a batch whose token is no longer the category's ends its chain (the newer
+-- write rebuilt the subtree, or started a chain of its own that reads the newest breadcrumbs).
+-- Before, every rename started a chain over the whole subtree and none ever stopped: a tenant
+-- admin renaming a large category n times queued n rebuilds of it on the shared database.
+-- Null: no rebuild started since this migration (events written before it carry no token and
+-- run to their end, as they did).
+alter table catalog.categories add column reindex_token uuid;
