@@ -1,5 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
-import { validationFailed } from '../platform/http/index.ts';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError, clientKey, validationFailed } from '../platform/http/index.ts';
 
 // @node-rs/argon2's Algorithm is an ambient const enum, which type stripping cannot inline: 2 is Argon2id.
 const ARGON2ID = 2;
@@ -47,4 +48,38 @@ export function passwordProblem(password: unknown): string | undefined {
   if (length < PASSWORD_RULES.minLength) return `must be at least ${PASSWORD_RULES.minLength} characters`;
   if (length > PASSWORD_RULES.maxLength) return `must be at most ${PASSWORD_RULES.maxLength} characters`;
   return undefined;
+}
+
+/**
+ * The route rate limit of a route that hashes or checks a password (argon2: 19 MiB and tens of
+ * milliseconds of CPU each): perMinute (MERCATO_LOGIN_RATE_LIMIT) per client IP, counted in a
+ * bucket of its own, as for logins. Without it an authenticated route would have the whole
+ * authenticated budget, and one customer or tenant admin could keep every core hashing.
+ */
+export function passwordRouteRateLimit(perMinute: number, bucket: string) {
+  return {
+    max: perMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request: FastifyRequest) => `${bucket}-ip:${clientKey(request.ip)}`,
+  };
+}
+
+/**
+ * A preHandler for a signed-in route that hashes or checks a password: passwordRouteRateLimit's
+ * budget on top of the caller's usual one (which still counts the request, and counts a refused
+ * credential per IP), checked once the caller and the body passed, just before the hashing.
+ * Past it: 429 RATE_LIMITED with Retry-After, nothing hashed.
+ */
+export function passwordHashingBudget(app: FastifyInstance, perMinute: number, bucket: string) {
+  const limiter = app.createRateLimit(passwordRouteRateLimit(perMinute, bucket));
+  return async (request: FastifyRequest): Promise<void> => {
+    const verdict = await limiter(request);
+    if (!verdict.isAllowed && verdict.isExceeded) {
+      throw new AppError(
+        'RATE_LIMITED',
+        `at most ${perMinute} password hashes a minute from one address; retry in ${verdict.ttlInSeconds} s`,
+        { retryAfterSeconds: verdict.ttlInSeconds },
+      );
+    }
+  };
 }

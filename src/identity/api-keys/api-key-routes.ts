@@ -9,9 +9,10 @@ import { forgetApiKey } from './api-key-auth.ts';
 import { createApiKey, listApiKeys, MAX_API_KEY_LIFETIME_YEARS, revokeApiKey } from './api-key-store.ts';
 
 const Permission = Type.String({
-  pattern: '^[a-z]+:[a-z*]+$',
+  // A resource may be named with inner hyphens, as the routes name flash-sales:read.
+  pattern: '^[a-z]+(?:-[a-z]+)*:[a-z*]+$',
   maxLength: 100,
-  description: 'resource:action, for example orders:read or catalog:*',
+  description: 'resource:action, for example orders:read or flash-sales:read',
 });
 const Namespace = Type.String({ pattern: '^[a-z0-9*][a-z0-9._*-]{0,127}$', description: 'A WAL namespace' });
 

@@ -236,4 +236,21 @@ describe('API keys', () => {
       expect((await post(t.app, KEYS, bad, admin)).statusCode).toBe(400);
     }
   });
+
+  it('grants the permissions routes check, those of resources named with a hyphen too', async () => {
+    // requireStaff('flash-sales:read') and ('flash-sales:write') are what the flash-sales routes ask of a key.
+    const key = await create(admin, {
+      name: 'flash stats',
+      permissions: ['flash-sales:read', 'flash-sales:write'],
+    });
+    expect(key.permissions).toEqual(['flash-sales:read', 'flash-sales:write']);
+    const principal = await t.identity.authenticate({ kind: 'apiKey', token: key.key });
+    expect(principal).toMatchObject({
+      kind: 'apiKey',
+      permissions: ['flash-sales:read', 'flash-sales:write'],
+    });
+    for (const permissions of [['-sales:read'], ['flash-:read'], ['flash--sales:read']]) {
+      expect((await post(t.app, KEYS, { name: 'x', permissions }, admin)).statusCode).toBe(400);
+    }
+  });
 });

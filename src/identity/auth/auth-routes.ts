@@ -2,9 +2,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, clientKey, PLATFORM_TENANT } from '../../platform/http/index.ts';
+import { AppError, PLATFORM_TENANT } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
-import { hashPassword } from '../passwords.ts';
+import { hashPassword, passwordRouteRateLimit } from '../passwords.ts';
 import { findTenantBySlug } from '../tenants/index.ts';
 import { createUser } from '../users/index.ts';
 import { UserView } from '../users/user-schemas.ts';
@@ -47,13 +47,7 @@ export function authRoutes(deps: IdentityDeps) {
       {
         // Each registration costs an argon2 hash (19 MiB, tens of ms of CPU), as a login does: the
         // same per-IP budget, counted apart, rather than the anonymous one ten times larger.
-        config: {
-          rateLimit: {
-            max: config.rateLimit.loginPerIpPerMinute,
-            timeWindow: 60_000,
-            keyGenerator: (request) => `register-ip:${clientKey(request.ip)}`,
-          },
-        },
+        config: { rateLimit: passwordRouteRateLimit(config.rateLimit.loginPerIpPerMinute, 'register') },
         schema: {
           tags,
           summary: 'Create a customer account in a tenant',
@@ -91,13 +85,7 @@ export function authRoutes(deps: IdentityDeps) {
     app.post(
       '/auth/login',
       {
-        config: {
-          rateLimit: {
-            max: config.rateLimit.loginPerIpPerMinute,
-            timeWindow: 60_000,
-            keyGenerator: (request) => `login-ip:${clientKey(request.ip)}`,
-          },
-        },
+        config: { rateLimit: passwordRouteRateLimit(config.rateLimit.loginPerIpPerMinute, 'login') },
         schema: {
           tags,
           summary: 'Sign in with email and password',

@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
 import { AppError, requireUser, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
-import { verifyPassword } from '../passwords.ts';
+import { passwordHashingBudget, verifyPassword } from '../passwords.ts';
 import { changePassword } from './set-password.ts';
 import { NewPassword, SECURITY } from './user-schemas.ts';
 
@@ -26,13 +26,20 @@ export function passwordRoutes(deps: IdentityDeps) {
       '/users/password',
       {
         preValidation: requireUser(),
+        // Two argon2 hashes a change: the per-IP budget of logins too, counted apart.
+        preHandler: passwordHashingBudget(
+          app,
+          deps.ctx.config.rateLimit.loginPerIpPerMinute,
+          'password-change',
+        ),
         schema: {
           tags: ['users'],
           security: SECURITY,
           summary: 'Change your password; every other session of yours is signed out',
           description:
             'A wrong currentPassword is 401 INVALID_CREDENTIALS and counts as a failed sign-in of the ' +
-            'account. The session making the request stays signed in.',
+            'account. The session making the request stays signed in. Limited per IP per minute as logins ' +
+            'are (MERCATO_LOGIN_RATE_LIMIT, 429 RATE_LIMITED).',
           body: PasswordBody,
           response: { 204: Type.Null() },
         },

@@ -12,7 +12,7 @@ import {
 import { DISPLAY_NAME, EMAIL } from '../account-fields.ts';
 import { forgetApiKey } from '../api-keys/index.ts';
 import type { IdentityDeps } from '../module.ts';
-import { hashPassword } from '../passwords.ts';
+import { hashPassword, passwordHashingBudget } from '../passwords.ts';
 import { eraseUser } from './erase-user.ts';
 import { PageOf, PageQuery, readPage, toPage } from './page-cursor.ts';
 import { changeRole, changeStatus, listUsers } from './staff-store.ts';
@@ -55,9 +55,13 @@ export function staffRoutes(deps: IdentityDeps) {
       '/users',
       {
         preValidation,
+        // Each account costs an argon2 hash: the per-IP budget of logins too, counted apart.
+        preHandler: passwordHashingBudget(app, deps.ctx.config.rateLimit.loginPerIpPerMinute, 'staff-create'),
         schema: {
           ...base,
           summary: 'Create a staff, operator or admin account',
+          description:
+            'Limited per IP per minute as logins are (MERCATO_LOGIN_RATE_LIMIT, 429 RATE_LIMITED).',
           body: StaffBody,
           response: { 201: UserView },
         },

@@ -11,6 +11,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppContext, MercatoModule } from '../context.ts';
+import { deriveServerKey, signingKeyMaterial } from '../server-keys.ts';
 import { isUuid } from '../uuidv7.ts';
 import { type Authenticator, readCredential } from './auth.ts';
 import { clientErrorHandler } from './client-errors.ts';
@@ -18,7 +19,7 @@ import { clientKey } from './client-key.ts';
 import { AppError } from './errors.ts';
 import { failedAuthCounter } from './failed-auth.ts';
 import { runGuardsFirst } from './guards-first.ts';
-import { purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
+import { IDEMPOTENCY_KEY_INFO, purgeIdempotencyKeys, registerIdempotency } from './idempotency.ts';
 import { jsonProblem, registerJsonGuard } from './json-guard.ts';
 import { collectRoutes, unroutedHandler } from './method-not-allowed.ts';
 import { swaggerOptions } from './openapi-document.ts';
@@ -94,7 +95,11 @@ export async function buildApp(ctx: AppContext, options: AppOptions): Promise<Fa
   // 405 with Allow for a known path, else 404 (method-not-allowed.ts).
   app.setNotFoundHandler(unroutedHandler(collectRoutes(app)));
   app.decorateRequest('principal', undefined);
-  registerIdempotency(app, ctx.db.kysely);
+  // Request hashes are keyed (a body may hold a password). Identity makes the signing key this
+  // derives from when MERCATO_SECRETS_KEY is unset; an app without either hashes unkeyed.
+  const keyed = ctx.config.secretsKey || (await signingKeyMaterial(ctx, ctx.db.kysely)) !== undefined;
+  const idempotencyKey = keyed ? await deriveServerKey(ctx, ctx.db.kysely, IDEMPOTENCY_KEY_INFO) : undefined;
+  registerIdempotency(app, ctx.db.kysely, idempotencyKey);
   const purge = setInterval(() => {
     purgeIdempotencyKeys(ctx.db.kysely).catch((err) => app.log.warn({ err }, 'idempotency purge failed'));
   }, 3_600_000);

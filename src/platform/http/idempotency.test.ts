@@ -1,9 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTenant, PASSWORD, post, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { bearer } from '../../identity/users/user-test-fixtures.ts';
+import { deriveServerKey } from '../server-keys.ts';
 import { startTestApp, type TestApp } from '../testing/index.ts';
+import { IDEMPOTENCY_KEY_INFO } from './idempotency.ts';
 
 const ADDRESSES = '/api/v1/users/addresses';
 const address = (line1: string) => ({
@@ -145,14 +147,16 @@ describe('Idempotency-Key on creating POSTs', () => {
     expect(changed.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_REUSED' });
   });
 
-  it('stores the hash of the body with its keys sorted, after the method and URL', async () => {
+  it('stores the HMAC, under the deployment key, of the body with its keys sorted, after the method and URL', async () => {
     const key = 'sorted-hash';
     const body = address('9 Sorted Street');
     expect((await post(t.app, ADDRESSES, body, { ...customer, 'idempotency-key': key })).statusCode).toBe(
       201,
     );
     const sorted = `{"city":"London","country":"GB","line1":"9 Sorted Street","postalCode":"SW1A 1AA","recipient":"Ada Lovelace","type":"SHIPPING"}`;
-    expect(await storedHash(key)).toBe(sha256(`POST ${ADDRESSES}\n${sorted}`));
+    const hmacKey = await deriveServerKey(t.ctx, t.identity.deps.db, IDEMPOTENCY_KEY_INFO);
+    const hmac = createHmac('sha256', hmacKey).update(`POST ${ADDRESSES}\n${sorted}`).digest('hex');
+    expect(await storedHash(key)).toBe(hmac);
   });
 
   it('still replays an answer stored with the hash of an earlier release (the body as sent)', async () => {

@@ -68,9 +68,16 @@ function scopeOf(request: FastifyRequest): string {
   return p.kind === 'user' ? `user:${p.userId}` : `key:${p.apiKeyId}${cart}`;
 }
 
-/** The request as its key's record names it: method, URL (path and query) and the body, its keys in any order. */
-function fingerprint(request: FastifyRequest): RequestFingerprint {
-  return requestFingerprint(request.body ?? null, `${request.method} ${request.url}\n`);
+/** The HKDF info of the deployment key the platform's request hashes are made under (deriveServerKey). */
+export const IDEMPOTENCY_KEY_INFO = 'mercato/idempotency/v1';
+
+/**
+ * The request as its key's record names it: method, URL (path and query) and the body, its keys in
+ * any order; HMAC under `key` when there is one (a body may hold a password: registrations, staff
+ * accounts, tenants).
+ */
+function fingerprint(request: FastifyRequest, key: Buffer | undefined): RequestFingerprint {
+  return requestFingerprint(request.body ?? null, `${request.method} ${request.url}\n`, key);
 }
 
 /**
@@ -78,10 +85,12 @@ function fingerprint(request: FastifyRequest): RequestFingerprint {
  * `idempotency: true`): the first answer (2xx or 4xx)
  * is stored and replayed to the same caller for the same key and body (with
  * `Idempotent-Replayed: true`); the same key with another body is a 409, and so is a key whose
- * first request is still running. A 5xx is not stored, so the caller may retry.
+ * first request is still running. A 5xx is not stored, so the caller may retry. The request is
+ * stored as its HMAC under `key` (the deployment's, IDEMPOTENCY_KEY_INFO), never a bare hash a
+ * password in it could be guessed against; without a key, as SHA-256.
  */
 // biome-ignore lint/suspicious/noExplicitAny: the table belongs to the platform, not to a module's types.
-export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void {
+export function registerIdempotency(app: FastifyInstance, db: Kysely<any>, key?: Buffer): void {
   app.decorateRequest('idempotency', undefined);
   // Most requests carry no Idempotency-Key: they pass without an async hook's promise.
   const claimKey = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -92,7 +101,7 @@ export function registerIdempotency(app: FastifyInstance, db: Kysely<any>): void
     if ((!schema?.['201'] && !optedIn) || route.config?.idempotency === false) return;
     if (!isIdempotencyKey(header)) throw malformedKey();
     const scope = scopeOf(request);
-    const print = fingerprint(request);
+    const print = fingerprint(request, key);
     const inserted = await sql<{ key: string }>`
       insert into platform.idempotency_keys (scope, key, request_hash, expires_at)
       values (${scope}, ${header}, ${print.hash}, now() + make_interval(hours => ${TTL_HOURS}))

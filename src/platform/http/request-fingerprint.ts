@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -31,15 +31,21 @@ export type RequestFingerprint = {
 
 /**
  * The fingerprint of a request for its Idempotency-Key: the body as canonical JSON (keys sorted),
- * after a prefix naming whatever else makes the request (the platform's: method and URL).
+ * after a prefix naming whatever else makes the request (the platform's: method and URL). With
+ * `key` the hash is HMAC-SHA256 under it, so a stored hash of a body holding a secret (a password)
+ * cannot be tested against guesses by whoever reads the table without the key.
  * Every place that records a key's request hash (the platform's store, checkout's orders, flash
  * sales' admissions) makes it here, so they agree on what "the same request" is.
  */
-export function requestFingerprint(body: unknown, prefix = ''): RequestFingerprint {
-  const hash = sha256(prefix + canonicalJson(body));
+export function requestFingerprint(body: unknown, prefix = '', key?: Buffer): RequestFingerprint {
+  const text = prefix + canonicalJson(body);
+  const plain = sha256(text);
+  const hash = key ? createHmac('sha256', key).update(text).digest('hex') : plain;
   return {
     hash,
-    matches: (stored) => stored === hash || stored === legacyHash(body, prefix),
+    // A keyed record matches only its key's hash; a plain one (stored before keys, or without
+    // one) the plain or the legacy hash, so a retry that spans the upgrade still replays.
+    matches: (stored) => stored === hash || stored === plain || stored === legacyHash(body, prefix),
   };
 }
 
