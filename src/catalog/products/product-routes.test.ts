@@ -365,6 +365,22 @@ describe('products', () => {
     expect(wrong.statusCode).toBe(400);
   });
 
+  it('names an unknown or foreign X-Tenant in its answer without repeating a long one in full', async () => {
+    const product = await createProduct(t, shop);
+    const long = `x${'y'.repeat(5000)}`;
+    const unknown = await send(t.app, 'GET', `/api/v1/products/${product.id}`, { 'x-tenant': long });
+    const foreign = await send(t.app, 'GET', `/api/v1/products/${product.id}`, {
+      ...shop.customer,
+      'x-tenant': long,
+    });
+    expect([unknown.statusCode, foreign.statusCode]).toEqual([404, 400]);
+    for (const answer of [unknown, foreign]) {
+      const { detail } = answer.json<{ detail: string }>();
+      expect(detail).toContain('xyyy');
+      expect(detail.length).toBeLessThan(200);
+    }
+  });
+
   it('replaces a product with PUT: handle kept when absent, variants matched by SKU keep their ids', async () => {
     const product = await createProduct(t, shop, { tags: ['old'] });
     const [m, l] = product.variants;

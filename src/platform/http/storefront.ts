@@ -8,6 +8,9 @@ export type TenantResolver = (slug: string) => Promise<string | undefined>;
 
 const SLUG = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/** The X-Tenant a caller sent, as an answer names it: at most a slug's length (a header may be 16 KB). */
+const shown = (slug: string) => JSON.stringify(slug.length > 63 ? `${slug.slice(0, 63)}…` : slug);
+
 /**
  * The tenant a storefront request is for. A caller with a credential is in its credential's
  * tenant (an `X-Tenant` naming another is 400); an anonymous shopper names the store with
@@ -20,7 +23,7 @@ export async function storefrontTenant(request: FastifyRequest, resolve: TenantR
   const principal = request.principal;
   if (principal) {
     if (slug !== undefined && slug !== principal.tenantSlug) {
-      throw new AppError('BAD_REQUEST', `X-Tenant "${slug}" is not the tenant of your credential`);
+      throw new AppError('BAD_REQUEST', `X-Tenant ${shown(slug)} is not the tenant of your credential`);
     }
     return principal.tenantId;
   }
@@ -30,7 +33,7 @@ export async function storefrontTenant(request: FastifyRequest, resolve: TenantR
       'anonymous requests name the store with the X-Tenant header (its slug)',
     );
   }
-  if (!SLUG.test(slug)) throw new AppError('NOT_FOUND', `store ${JSON.stringify(slug)} not found`);
+  if (!SLUG.test(slug)) throw new AppError('NOT_FOUND', `store ${shown(slug)} not found`);
   const id = await resolve(slug);
   if (!id) throw new AppError('NOT_FOUND', `store ${slug} not found`);
   return id;
