@@ -41,16 +41,35 @@ const FINISH_KIND = {
   returned: 'return',
 } as const satisfies Record<string, LedgerKind>;
 
-/** Where a variant's stock is taken from: the default location first, then the most available. */
+/** A batch's locked items by variant, made once per batch (its items are changed in place, never replaced). */
+const byVariant = new WeakMap<Map<string, ItemState>, Map<string, ItemState[]>>();
+
+function itemsOfVariant(state: BatchState, variantId: string): ItemState[] {
+  let index = byVariant.get(state.items);
+  if (!index) {
+    index = new Map();
+    for (const item of state.items.values()) {
+      const list = index.get(item.variantId);
+      if (list) list.push(item);
+      else index.set(item.variantId, [item]);
+    }
+    byVariant.set(state.items, index);
+  }
+  return index.get(variantId) ?? [];
+}
+
+/**
+ * Where a variant's stock is taken from: the default location first, then the most available.
+ * Only the variant's items are sorted (a line used to walk every item of the batch: 100 lines over
+ * 20,000 locked items, times the batch's operations, held the event loop for seconds).
+ */
 function candidates(state: BatchState, variantId: string): ItemState[] {
-  return [...state.items.values()]
-    .filter((i) => i.variantId === variantId)
-    .sort(
-      (a, b) =>
-        Number(b.atDefault) - Number(a.atDefault) ||
-        b.onHand - b.reserved - (a.onHand - a.reserved) ||
-        (a.id < b.id ? -1 : 1),
-    );
+  return [...itemsOfVariant(state, variantId)].sort(
+    (a, b) =>
+      Number(b.atDefault) - Number(a.atDefault) ||
+      b.onHand - b.reserved - (a.onHand - a.reserved) ||
+      (a.id < b.id ? -1 : 1),
+  );
 }
 
 /**
