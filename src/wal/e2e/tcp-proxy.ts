@@ -11,7 +11,7 @@ export type TcpProxy = {
    * through either way, as with a server stopped or a network dropping packets, until `release()`.
    */
   hold(): void;
-  /** Forwards again what was held, and what comes next. */
+  /** Forwards again what was held, and what comes next (nothing when not holding). */
   release(): void;
   close(): Promise<void>;
 };
@@ -84,6 +84,8 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
       for (const pair of pairs) unlink(pair);
     },
     release() {
+      // Once only: linking a pair twice would pipe each chunk twice (every command sent twice).
+      if (!held) return;
       held = false;
       for (const pair of pairs) link(pair);
     },

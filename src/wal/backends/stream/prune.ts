@@ -2,6 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import { withSystem } from '../../../platform/db/index.ts';
 import type { AppContext } from '../../../platform/index.ts';
 import type { WalTables } from '../../tables.ts';
+import { bounded } from './bounded.ts';
 import { BackendUnavailableError, type StreamBackend, type StreamBackendName } from './contract.ts';
 
 // The pruning of draining backends (migrations 0056 and 0057).
@@ -23,15 +24,15 @@ import { BackendUnavailableError, type StreamBackend, type StreamBackendName } f
 // The prune holds the namespace's row (FOR NO KEY UPDATE) from its read to its commit: no change of
 // the namespace, and no reopen (below), runs in between.
 //
-// So its transaction is open while it waits for the backend. On PGlite (one session) that holds
-// every other statement of the process, and a backend that takes the call but does not answer (a
-// server stopped or overloaded, a network dropping packets: the connection stays up) would stall
-// it: a Redis command has no timeout, a NATS request one per request (2 s by default). So the
-// retire is bounded (`backendTimeoutMs`): past it the prune gives up, its transaction rolls back,
-// and the retire, told so (its signal), takes no further step that closes the namespace or lets
-// go of its states (a late one would be harmless on Redis, one script; NATS's has several). And
-// the pruner asks each backend (ping, bounded too) before it opens a transaction for it: one that
-// does not answer is not pruned this pass, with no statement held meanwhile.
+// So its transaction is open while it waits for the backend, which on PGlite holds every other
+// statement of the process (bounded.ts): a Redis command has no timeout, a NATS request one per
+// request (2 s by default). So the retire is bounded (`backendTimeoutMs`): past it the prune gives
+// up (BackendUnavailableError: the retire is idempotent, and the prune writes nowhere else), its
+// transaction rolls back, and the retire, told so (its signal), takes no further step that closes
+// the namespace or lets go of its states (a late one would be harmless on Redis, one script;
+// NATS's has several). And the pruner asks each backend (ping, bounded too) before it opens a
+// transaction for it: one that does not answer is not pruned this pass, with no statement held
+// meanwhile.
 
 /**
  * Reopens `backend` to the namespace's writes when the namespace names it as its backend or its
@@ -41,7 +42,7 @@ import { BackendUnavailableError, type StreamBackend, type StreamBackendName } f
  */
 export async function reopenIfNamed(
   trx: Transaction<WalTables>,
-  stream: StreamBackend,
+  stream: Pick<StreamBackend, 'name' | 'reopen'>,
   tenantId: string,
   namespace: string,
 ): Promise<boolean> {
@@ -57,33 +58,6 @@ export async function reopenIfNamed(
 
 /** How long the prune waits for a backend's answer, by default (see above). */
 export const PRUNE_BACKEND_TIMEOUT_MS = 2_000;
-
-/**
- * `call` given `ms` to answer; past that, BackendUnavailableError, and its signal is aborted (the
- * call may still be running: its outcome is dropped).
- */
-async function bounded<T>(
-  stream: StreamBackend,
-  what: string,
-  ms: number,
-  call: (signal: AbortSignal) => Promise<T>,
-): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const answer = call(controller.signal);
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(new BackendUnavailableError(stream.name, `${stream.name} ${what}: no answer within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([answer, late]);
-  } finally {
-    clearTimeout(timer);
-    answer.catch(() => undefined);
-  }
-}
 
 /**
  * Takes `backend` off the namespace's draining backends when it holds nothing left to deliver,
@@ -106,8 +80,12 @@ export async function pruneDrainingBackend(
       where tenant_id = ${tenantId} and name = ${namespace} and ${stream.name} = any(draining_backends)
       for no key update skip locked`.execute(trx);
     if (rows.length === 0) return false;
-    const retired = await bounded(stream, 'retire', ms, (signal) =>
-      stream.retire(tenantId, namespace, { signal }),
+    const retired = await bounded(
+      stream,
+      'retire',
+      ms,
+      (signal) => stream.retire(tenantId, namespace, { signal }),
+      BackendUnavailableError,
     );
     if (!retired) return false;
     // Migration 0057's trigger keeps an update that only takes entries off the list.
@@ -178,7 +156,7 @@ export function startDrainPruner(deps: DrainPrunerDeps): DrainPruner {
         try {
           // Asked with no transaction open: one that does not answer holds no statement (above).
           if (!answered.has(name)) {
-            await bounded(stream, 'ping', backendTimeoutMs, () => stream.ping());
+            await bounded(stream, 'ping', backendTimeoutMs, () => stream.ping(), BackendUnavailableError);
             answered.add(name);
           }
           if (await pruneDrainingBackend(db, stream, row.tenant_id, row.name, { backendTimeoutMs })) {

@@ -4,6 +4,7 @@ import { AppError } from '../../../platform/http/index.ts';
 import type { AppContext } from '../../../platform/index.ts';
 import type { BackendName, MessageState, WalTables } from '../../tables.ts';
 import type { NewMessageRow } from '../postgres/group-commit.ts';
+import { BackendTimeoutError, bounded } from './bounded.ts';
 import {
   BackendUnavailableError,
   NamespaceRetiredError,
@@ -20,7 +21,12 @@ export type RelayDeps = {
   batchSize?: number;
   /** After a backend refused, look again this much later. (Default: 1000) */
   retryMs?: number;
+  /** How long a backend's answer is waited for. (Default: RELAY_BACKEND_TIMEOUT_MS) */
+  backendTimeoutMs?: number;
 };
+
+/** How long the relay waits for a backend's answer, by default (see startRelay). */
+export const RELAY_BACKEND_TIMEOUT_MS = 2_000;
 
 export type Relay = {
   wake(): void;
@@ -51,12 +57,22 @@ const RELAY_LOCK = sql`select pg_try_advisory_xact_lock(hashtext('mercato_wal_re
  * them. One that refuses the namespace as retired (prune.ts: it moved off while this pass was
  * under way, or it moved back) is handled the same way, after reopening the backend when the
  * namespace names it again.
+ *
+ * Its transaction is open while it waits for the backend, which on PGlite holds every other
+ * statement of the process (bounded.ts). So each pass asks every backend first (ping, with no
+ * transaction open): one that gives no answer within `backendTimeoutMs` is not appended to this
+ * pass (its rows wait; a fast refusal is an outage, handled as above). And every call made to it in
+ * the transaction is bounded too: past the bound (BackendTimeoutError), its rows stay in the
+ * outbox and the backend is not called again this pass. Never handed to the fallback: an append
+ * that timed out may land later, and they would be stored twice. The next pass appends them again
+ * to the same backend, where one that landed is a replay (same messageId and body), then deleted.
  */
 export function startRelay(deps: RelayDeps): Relay {
   const { db } = deps;
   const log = deps.ctx.logger.child({ component: 'wal-relay' });
   const batchSize = deps.batchSize ?? 500;
   const retryMs = deps.retryMs ?? 1_000;
+  const timeoutMs = deps.backendTimeoutMs ?? RELAY_BACKEND_TIMEOUT_MS;
   let running = true;
   let again = false;
   let looping: Promise<number> | undefined;
@@ -92,21 +108,32 @@ export function startRelay(deps: RelayDeps): Relay {
     trx: Transaction<WalTables>,
     backend: StreamBackendName,
     rows: WaitingRow[],
+    silent: Set<StreamBackendName>,
   ): Promise<'moved' | 'waiting'> {
     const ids = rows.map((r) => r.id);
-    const stream = deps.streams.get(backend);
+    const configured = deps.streams.get(backend);
     const first = rows[0] as WaitingRow;
     const named = await namedBy(trx, first);
     if (named && named.backend !== backend && named.fallback !== backend) {
       await redirect(trx, ids, named.backend, backend, first.namespace);
       return 'moved';
     }
+    // Gave no answer this pass: not called again (each call would hold the transaction its bound).
+    if (silent.has(backend)) return 'waiting';
+    // Its calls made in the transaction, bounded (see above).
+    const stream = configured && {
+      name: backend,
+      append: (batch: WaitingRow[]) =>
+        bounded(configured, 'append', timeoutMs, () => configured.append(batch, { revive: true })),
+      reopen: (tenantId: string, namespace: string) =>
+        bounded(configured, 'reopen', timeoutMs, () => configured.reopen(tenantId, namespace)),
+    };
     let left = rows;
     try {
       if (!stream) throw new BackendUnavailableError(backend, `${backend} is not configured`);
       try {
         try {
-          await stream.append(rows, { revive: true });
+          await stream.append(rows);
         } catch (error) {
           if (!(error instanceof NamespaceRetiredError)) throw error;
           // Retired there since it was read above: it moved off (to the namespace's backend now),
@@ -125,14 +152,14 @@ export function startRelay(deps: RelayDeps): Relay {
             await redirect(trx, ids, now.backend, backend, first.namespace);
             return 'moved';
           }
-          await stream.append(left, { revive: true });
+          await stream.append(left);
         }
       } catch (error) {
         if (!(error instanceof AppError && error.code === 'IDEMPOTENCY_KEY_REUSED')) throw error;
         // One at a time, so only the conflicting messages become dead letters.
         for (const row of left) {
           try {
-            await stream.append([row], { revive: true });
+            await stream.append([row]);
           } catch (single) {
             if (!(single instanceof AppError && single.code === 'IDEMPOTENCY_KEY_REUSED')) throw single;
             await sql`
@@ -146,6 +173,12 @@ export function startRelay(deps: RelayDeps): Relay {
       await sql`delete from wal.messages where id = any(${ids}::uuid[])`.execute(trx);
       return 'moved';
     } catch (error) {
+      if (error instanceof BackendTimeoutError) {
+        // It may still land: the rows wait for this backend, never for the fallback (see above).
+        silent.add(backend);
+        log.warn({ err: error, backend, namespace: first.namespace }, 'backend gave no answer: rows wait');
+        return 'waiting';
+      }
       if (!(error instanceof BackendUnavailableError)) throw error;
       // Read in this transaction: on PGlite (one connection) a second one would wait for it forever.
       if (named?.fallback !== 'postgres') return 'waiting';
@@ -160,7 +193,27 @@ export function startRelay(deps: RelayDeps): Relay {
     }
   }
 
+  /** The backends that give no answer to a ping within the bound, asked with no transaction open. */
+  async function silentBackends(): Promise<Set<StreamBackendName>> {
+    const silent = new Set<StreamBackendName>();
+    await Promise.all(
+      [...deps.streams].map(async ([name, stream]) => {
+        try {
+          await bounded(stream, 'ping', timeoutMs, () => stream.ping());
+        } catch (error) {
+          // A refusal (BackendUnavailableError) is an outage: the append fails fast too, and the
+          // namespace's fallback applies.
+          if (!(error instanceof BackendTimeoutError)) return;
+          silent.add(name);
+          log.debug({ err: error, backend: name }, 'backend gave no answer to a ping: its rows wait');
+        }
+      }),
+    );
+    return silent;
+  }
+
   async function runOnce(): Promise<{ moved: number; waiting: boolean; more: boolean }> {
+    const silent = await silentBackends();
     return withSystem(db, async (trx) => {
       const { rows: lock } = await RELAY_LOCK.execute(trx);
       if (!(lock[0] as { locked: boolean }).locked) return { moved: 0, waiting: true, more: false };
@@ -187,7 +240,7 @@ export function startRelay(deps: RelayDeps): Relay {
       let waiting = false;
       for (const group of groups.values()) {
         const backend = (group[0] as WaitingRow).backend as StreamBackendName;
-        if ((await moveGroup(trx, backend, group)) === 'moved') moved += group.length;
+        if ((await moveGroup(trx, backend, group, silent)) === 'moved') moved += group.length;
         else waiting = true;
       }
       return { moved, waiting, more: rows.length === batchSize && moved > 0 };
