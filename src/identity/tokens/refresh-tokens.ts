@@ -100,6 +100,18 @@ export async function withinReuseGrace(
   return row?.fresh === true;
 }
 
+/** Whether the family (a session) holds an unrevoked token with that hash. */
+export async function familyHolds(trx: Db, familyId: string, hash: string): Promise<boolean> {
+  const row = await trx
+    .selectFrom('identity.refresh_tokens')
+    .select('id')
+    .where('family_id', '=', familyId)
+    .where('token_hash', '=', hash)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Revokes every live token of the family (a session); idempotent. */
 export async function revokeFamily(trx: Db, familyId: string): Promise<void> {
   await trx

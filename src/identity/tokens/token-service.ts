@@ -4,17 +4,16 @@ import { uuidv7 } from 'uuidv7';
 import type { AppContext } from '../../platform/context.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
 import { AppError, type Principal, type Role } from '../../platform/http/index.ts';
+import { deriveServerKey } from '../../platform/index.ts';
 import type { IdentityTables } from '../tables.ts';
 import { createAccessTokenVerifier, signAccessToken, type VerifiedAccessToken } from './access-tokens.ts';
 import { randomToken, sha256Hex } from './opaque-tokens.ts';
+import { REFRESH_SUCCESSOR_KEY_INFO, rotateRefreshToken } from './refresh-rotation.ts';
 import {
   findRefreshTokenByHash,
-  findSessionOwner,
   insertRefreshToken,
-  markRotated,
   REFRESH_TOKEN_PREFIX,
   revokeFamily,
-  withinReuseGrace,
 } from './refresh-tokens.ts';
 import { createSessionCache, type SessionCache } from './session-cache.ts';
 import { createSessionLoader } from './session-loader.ts';
@@ -60,9 +59,9 @@ export type TokenService = {
     options?: { familyId?: string; passwordHash?: string },
   ): Promise<TokenPair>;
   /**
-   * Rotates a refresh token. One rotated less than config.refreshReuseGraceSeconds ago gets a
-   * fresh pair too (concurrent tabs); any other reused or revoked one revokes its family
-   * (REFRESH_TOKEN_REUSED).
+   * Rotates a refresh token into its one successor (refresh-rotation.ts). One rotated less than
+   * config.refreshReuseGraceSeconds ago gets a new access token and that same successor
+   * (concurrent tabs); any other reused or revoked one revokes its family (REFRESH_TOKEN_REUSED).
    */
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Revokes the session the refresh token belongs to; unknown tokens are ignored. */
@@ -71,19 +70,11 @@ export type TokenService = {
   introspect(token: string): Promise<Introspection>;
 };
 
-type Rotation =
-  | { ok: true; user: { id: string; role: Role }; tenant: { id: string; slug: string } }
-  | {
-      ok: false;
-      code: 'REFRESH_TOKEN_REUSED' | 'INVALID_TOKEN' | 'TENANT_SUSPENDED';
-      detail: string;
-      /** Whether the session was revoked (a suspended tenant's is kept, untouched). */
-      revoked: boolean;
-    };
-
 /** Builds the token service; loads (or creates, on first start) the signing keys. */
 export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTables>): Promise<TokenService> {
   const keys = await loadSigningKeys(ctx, db);
+  // After loadSigningKeys: without MERCATO_SECRETS_KEY it derives from the signing key it made.
+  const successorKey = await deriveServerKey(ctx, db, REFRESH_SUCCESSOR_KEY_INFO);
   const { jwt, refreshTtlSeconds, refreshReuseGraceSeconds } = ctx.config;
   const jwks = { keys: keys.published };
   // Sized for a stampede of signed-in shoppers (a flash sale: each sends attempts for as long as
@@ -166,53 +157,17 @@ export async function createTokenService(ctx: AppContext, db: Kysely<IdentityTab
       if (!stored) throw new AppError('INVALID_TOKEN', 'refresh token is not recognised');
       if (stored.expiresAt.getTime() <= Date.now())
         throw new AppError('INVALID_TOKEN', 'refresh token has expired');
-      const successor = newRefresh();
-      // The revocations below must commit, so failures are returned from the transaction, not thrown.
-      const rotation = await withTenant(db, stored.tenantId, async (trx): Promise<Rotation> => {
-        // A suspended tenant's sessions wait, unrotated and unrevoked, until it is active again:
-        // read before anything is written, in the transaction that writes. A suspension that
-        // commits after this read finds the refresh done before it (its new access token is then
-        // refused like any other of the tenant's), never a session revoked because of it.
-        const owner = await findSessionOwner(trx, stored.userId);
-        if (owner?.tenantStatus === 'suspended') {
-          return { ok: false, code: 'TENANT_SUSPENDED', detail: 'this tenant is suspended', revoked: false };
-        }
-        if (
-          !(await markRotated(trx, stored)) &&
-          !(await withinReuseGrace(trx, stored, refreshReuseGraceSeconds))
-        ) {
-          await revokeFamily(trx, stored.familyId);
-          return {
-            ok: false,
-            code: 'REFRESH_TOKEN_REUSED',
-            detail: 'refresh token was already used; session revoked',
-            revoked: true,
-          };
-        }
-        if (owner?.status !== 'active') {
-          await revokeFamily(trx, stored.familyId);
-          return {
-            ok: false,
-            code: 'INVALID_TOKEN',
-            detail: 'the account of this session is no longer active',
-            revoked: true,
-          };
-        }
-        await insertRefreshToken(trx, {
-          tenantId: stored.tenantId,
-          userId: stored.userId,
-          familyId: stored.familyId,
-          hash: successor.hash,
-          ttlSeconds: refreshTtlSeconds,
-        });
-        return { ok: true, user: owner, tenant: { id: owner.tenantId, slug: owner.tenantSlug } };
+      const rotation = await rotateRefreshToken(db, stored, refreshToken, {
+        successorKey,
+        graceSeconds: refreshReuseGraceSeconds,
+        ttlSeconds: refreshTtlSeconds,
       });
       if (!rotation.ok) {
         // This process stops accepting the session's access tokens now; others on NOTIFY.
         if (rotation.revoked) sessions.invalidate(stored.userId);
         throw new AppError(rotation.code, rotation.detail);
       }
-      return pairFor(rotation.user, rotation.tenant, stored.familyId, successor.token);
+      return pairFor(rotation.user, rotation.tenant, stored.familyId, rotation.refreshToken);
     },
 
     async revoke(refreshToken) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withTenant } from '../../platform/db/index.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import {
   createTestTenant,
@@ -8,6 +9,7 @@ import {
   type TestTenant,
   tryLogin,
 } from '../auth/auth-test-fixtures.ts';
+import { verifyPassword } from '../passwords.ts';
 import { setPasswordByEmail } from './set-password.ts';
 import { addUser, auth, send } from './user-test-fixtures.ts';
 
@@ -47,6 +49,33 @@ describe('PUT /users/password', () => {
     // The new password signs in, the old one does not.
     await expect(login(t.app, shop.slug, 'ada@pw-shop.test', NEW)).resolves.toHaveProperty('accessToken');
     expect((await tryLogin(t.app, shop.slug, 'ada@pw-shop.test', PASSWORD)).statusCode).toBe(401);
+  });
+
+  it('lets only one of two simultaneous changes from the same current password win, and keeps its password', async () => {
+    // The owner changing a leaked password while the intruder changes it too, both at once.
+    const email = 'race@pw-shop.test';
+    await addUser(t, shop.id, email, 'customer');
+    const [owner, intruder] = [await login(t.app, shop.slug, email), await login(t.app, shop.slug, email)];
+    const wanted = ['the-owners-new-password-1', 'the-intruders-password-2'];
+    const answers = await Promise.all(
+      [owner, intruder].map((session, i) =>
+        change(auth(session.accessToken), { currentPassword: PASSWORD, newPassword: wanted[i] }),
+      ),
+    );
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([204, 401]);
+    const loser = answers.find((a) => a.statusCode === 401)!;
+    expect(loser.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(loser.json()).toMatchObject({ code: 'INVALID_CREDENTIALS' });
+    const winner = wanted[answers.findIndex((a) => a.statusCode === 204)]!;
+    const stored = await withTenant(t.identity.deps.db, shop.id, (trx) =>
+      trx
+        .selectFrom('identity.users')
+        .select('password_hash')
+        .where('email', '=', email)
+        .executeTakeFirstOrThrow(),
+    );
+    expect(await verifyPassword(stored.password_hash, winner)).toBe(true);
+    await expect(login(t.app, shop.slug, email, winner)).resolves.toHaveProperty('accessToken');
   });
 
   it('answers 401 INVALID_CREDENTIALS to a wrong current password and changes nothing', async () => {

@@ -38,7 +38,9 @@ export function passwordRoutes(deps: IdentityDeps) {
           summary: 'Change your password; every other session of yours is signed out',
           description:
             'A wrong currentPassword is 401 INVALID_CREDENTIALS and counts as a failed sign-in of the ' +
-            'account. The session making the request stays signed in. Limited per IP per minute as logins ' +
+            'account. A password changed by another request after this one checked it is 401 ' +
+            'INVALID_CREDENTIALS too (uncounted): of two racing changes, one wins. The session making the ' +
+            'request stays signed in. Limited per IP per minute as logins ' +
             'are (MERCATO_LOGIN_RATE_LIMIT, 429 RATE_LIMITED).',
           body: PasswordBody,
           response: { 204: Type.Null() },
@@ -69,7 +71,15 @@ export function passwordRoutes(deps: IdentityDeps) {
             errors: [{ in: 'body', pointer: '/newPassword', message: 'must differ from currentPassword' }],
           });
         }
-        await changePassword(deps, { tenantId, userId, password: newPassword, keepSession: sessionId });
+        // Only over the hash just checked: a change (or reset) committed meanwhile wins, this one fails.
+        const changed = await changePassword(deps, {
+          tenantId,
+          userId,
+          password: newPassword,
+          keepSession: sessionId,
+          currentHash: account.password_hash,
+        });
+        if (!changed) throw new AppError('INVALID_CREDENTIALS', 'the password changed meanwhile');
         return reply.code(204).send(null);
       },
     );

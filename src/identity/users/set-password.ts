@@ -9,23 +9,27 @@ import { findUserByEmail } from './user-store.ts';
 /**
  * Gives the user a new password and revokes every session of theirs except keepSession (the
  * one changing it, if any); the revocations reach every process at once (migration 0012).
- * False when the tenant has no such user (or it was erased).
+ * With currentHash (the hash the caller checked the current password against) it is a
+ * compare-and-set: the write happens only while that is still the user's hash, so of two
+ * changes checked against the same password only the first commits (the second waits for its
+ * row lock, then finds another hash). False when nothing was written: no such user (or an
+ * erased one), or, with currentHash, a password that changed meanwhile.
  */
 export async function changePassword(
   deps: Pick<IdentityDeps, 'db'>,
-  input: { tenantId: string; userId: string; password: string; keepSession?: string },
+  input: { tenantId: string; userId: string; password: string; keepSession?: string; currentHash?: string },
 ): Promise<boolean> {
   // Hashing runs outside any transaction: embedded PGlite has one connection to share.
   const passwordHash = await hashPassword(input.password);
   return withTenant(deps.db, input.tenantId, async (trx) => {
-    const updated = await trx
+    let update = trx
       .updateTable('identity.users')
       .set({ password_hash: passwordHash, updated_at: new Date() })
       .where('tenant_id', '=', input.tenantId)
       .where('id', '=', input.userId)
-      .where('status', '!=', 'erased')
-      .returning('id')
-      .executeTakeFirst();
+      .where('status', '!=', 'erased');
+    if (input.currentHash !== undefined) update = update.where('password_hash', '=', input.currentHash);
+    const updated = await update.returning('id').executeTakeFirst();
     if (!updated) return false;
     await revokeUserSessions(
       trx,
