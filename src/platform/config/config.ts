@@ -208,7 +208,7 @@ export const SETTINGS: Setting[] = [
   {
     name: 'MERCATO_LOGIN_RATE_LIMIT',
     default: '30',
-    doc: 'Login attempts per minute per IP; registrations have a budget of the same size, counted apart (each costs an argon2 hash).',
+    doc: 'Login attempts per minute per IP; registrations, password changes and staff accounts created each have a budget of the same size, counted apart (each costs an argon2 hash; 429 `RATE_LIMITED` past it).',
   },
   {
     name: 'MERCATO_LOGIN_MAX_FAILURES',
