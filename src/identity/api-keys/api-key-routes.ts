@@ -2,7 +2,16 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, beforeBody, requireUser, SECURED, userOf } from '../../platform/http/index.ts';
+import {
+  AppError,
+  beforeBody,
+  isGrantable,
+  PERMISSIONS,
+  requireUser,
+  SECURED,
+  userOf,
+  validationFailed,
+} from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { PageOf, PageQuery, readPage, toPage } from '../users/page-cursor.ts';
 import { forgetApiKey } from './api-key-auth.ts';
@@ -12,8 +21,24 @@ const Permission = Type.String({
   // A resource may be named with inner hyphens, as the routes name flash-sales:read.
   pattern: '^[a-z]+(?:-[a-z]+)*:[a-z*]+$',
   maxLength: 100,
-  description: 'resource:action, for example orders:read or flash-sales:read',
+  description: `resource:action, one of ${PERMISSIONS.join(', ')}; or resource:* for all of a resource's`,
 });
+
+/** Refuses permissions no route checks (a typo would make a key that silently can do nothing). */
+function checkGrantable(permissions: string[]): void {
+  const errors = permissions.flatMap((permission, i) =>
+    isGrantable(permission)
+      ? []
+      : [
+          {
+            in: 'body' as const,
+            pointer: `/permissions/${i}`,
+            message: `${permission} is no permission a route checks; grant one of ${PERMISSIONS.join(', ')}, or resource:* for all of a resource's`,
+          },
+        ],
+  );
+  if (errors.length > 0) throw validationFailed(errors);
+}
 const Namespace = Type.String({ pattern: '^[a-z0-9*][a-z0-9._*-]{0,127}$', description: 'A WAL namespace' });
 
 const ApiKeyBody = Type.Object(
@@ -69,6 +94,7 @@ export function apiKeyRoutes(deps: IdentityDeps) {
       async (request, reply) => {
         const { tenantId, userId } = userOf(request);
         const { name, permissions, namespaces = [], expiresAt } = request.body;
+        checkGrantable(permissions);
         const created = await withTenant(deps.db, tenantId, (trx) =>
           createApiKey(trx, { tenantId, name, permissions, namespaces, createdBy: userId, expiresAt }),
         );

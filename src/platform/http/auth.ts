@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from './errors.ts';
+import { grants, type Permission } from './permissions.ts';
 
 export const ROLES = ['customer', 'staff', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -94,11 +95,11 @@ export function requireUser(...roles: Role[]): Guard {
 }
 
 /** preHandler: an admin user, or an API key granted the permission. */
-export function requirePermission(permission: string): Guard {
+export function requirePermission(permission: Permission): Guard {
   return guard(async (request) => {
     const principal = principalOf(request);
     if (principal.kind === 'user' && principal.role === 'admin') return;
-    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    if (principal.kind === 'apiKey' && grants(principal.permissions, permission)) return;
     throw new AppError('FORBIDDEN', `this route needs permission ${permission}`);
   });
 }
@@ -115,11 +116,11 @@ export function actorOf(request: FastifyRequest): { tenantId: string; actor: str
 }
 
 /** preHandler: an operator or admin user, or an API key granted the permission (the exception collector). */
-export function requireOperator(permission: string): Guard {
+export function requireOperator(permission: Permission): Guard {
   return guard(async (request) => {
     const principal = principalOf(request);
     if (principal.kind === 'user' && (principal.role === 'operator' || principal.role === 'admin')) return;
-    if (principal.kind === 'apiKey' && principal.permissions.includes(permission)) return;
+    if (principal.kind === 'apiKey' && grants(principal.permissions, permission)) return;
     throw new AppError('FORBIDDEN', `this route needs an operator or admin, or permission ${permission}`);
   });
 }
@@ -128,7 +129,7 @@ export function requireOperator(permission: string): Guard {
 export const STAFF_ROLES: readonly Role[] = ['staff', 'operator', 'admin'];
 
 /** preHandler: a staff user (staff, operator or admin), or an API key granted the permission. */
-export function requireStaff(permission: string): Guard {
+export function requireStaff(permission: Permission): Guard {
   return guard(async (request) => {
     if (isStaff(principalOf(request), permission)) return;
     throw new AppError('FORBIDDEN', `this route needs a staff user or permission ${permission}`);
@@ -136,10 +137,10 @@ export function requireStaff(permission: string): Guard {
 }
 
 /** Whether the caller is staff (a staff, operator or admin user, or an API key granted the permission). */
-export function isStaff(principal: Principal | undefined, permission: string): boolean {
+export function isStaff(principal: Principal | undefined, permission: Permission): boolean {
   if (!principal) return false;
   if (principal.kind === 'user') return STAFF_ROLES.includes(principal.role);
-  return principal.permissions.includes(permission);
+  return grants(principal.permissions, permission);
 }
 
 /** preHandler: an admin of the platform tenant. */

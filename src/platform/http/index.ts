@@ -39,6 +39,7 @@ export { jsonProblem } from './json-guard.ts';
 export { escapePointerToken, unescapePointerToken } from './json-pointer.ts';
 export { DOCUMENT_AS } from './openapi-components.ts';
 export { noBodyIsEmpty } from './optional-body.ts';
+export { grants, isGrantable, PERMISSIONS, type Permission } from './permissions.ts';
 export { sendProblem } from './problem-handler.ts';
 export { sendJson, serialize200 } from './raw-json.ts';
 export { counterStoreWithFallback, rateLimitStoreWithFallback } from './redis-fallback.ts';
