@@ -27,6 +27,9 @@ export type ExpirySweeper = {
 /** Never sleep less than this between sweeps, so clock skew between Node and the database cannot spin. */
 const MIN_DELAY_MS = 50;
 
+/** Due tenants a round of the sweep takes, one batch each. */
+const TENANTS_PER_ROUND = 50;
+
 /**
  * Expires reservations by themselves: a timer set to the next expiry (this process's own
  * reservations re-arm it as they are made or extended), plus a periodic safety sweep that also
@@ -34,6 +37,8 @@ const MIN_DELAY_MS = 50;
  * finds the tenants with due reservations, then per tenant locks them with
  * `for update skip locked` and expires them in one batch transaction (ledger, events), so any
  * number of processes can sweep at once without waiting on, or double-expiring, each other.
+ * Tenants take turns: a round takes one batch of each due tenant, starting after the tenant the
+ * last round ended with, so one tenant's backlog never holds back another's expiries.
  */
 export function createExpirySweeper(
   db: Kysely<InventoryTables>,
@@ -77,12 +82,27 @@ export function createExpirySweeper(
       });
   };
 
+  // The last tenant swept: the next round starts after it, so tenants take turns.
+  let cursor: string | null = null;
+
+  /** The due tenants of the next round: those after the cursor, then from the start up to it. */
+  const dueTenants = async (): Promise<string[]> => {
+    const after = await withSystem(db, (trx) => tenantsWithExpired(trx, cursor, TENANTS_PER_ROUND));
+    if (after.length === TENANTS_PER_ROUND || cursor === null) return after;
+    const from = await withSystem(db, (trx) =>
+      tenantsWithExpired(trx, null, TENANTS_PER_ROUND - after.length),
+    );
+    return [...after, ...from.filter((tenantId) => tenantId <= cursor! && !after.includes(tenantId))];
+  };
+
   const sweepAll = async (): Promise<number> => {
     let expired = 0;
     for (;;) {
-      const tenants = await withSystem(db, (trx) => tenantsWithExpired(trx, 50));
+      const tenants = await dueTenants();
       let round = 0;
+      // One batch per due tenant per round: a tenant's backlog waits its turn behind the others.
       for (const tenantId of tenants) {
+        cursor = tenantId;
         // One tenant whose batch fails must not hold back the expiry of every tenant after it.
         try {
           const result = await runBatch(db, events, tenantId, [], batch);

@@ -15,6 +15,12 @@ export type BatcherOptions = {
    * bound. (Default: 10,000)
    */
   maxQueue?: number;
+  /**
+   * Operations of one tenant waiting at most (the batcher serves every tenant of the process): one
+   * tenant's flood is refused with 503 beyond it and leaves the rest of the queue to the others.
+   * (Default: a quarter of maxQueue)
+   */
+  maxQueuePerTenant?: number;
   /** Transactions in flight at once: while one commits, the next gathers. (Default: 2; 1 on PGlite) */
   maxInFlight?: number;
   /** Told after each committed batch the earliest expiry it wrote (the sweeper re-arms its timer). */
@@ -52,7 +58,8 @@ const isRetryable = (error: unknown) =>
  * operations arriving together queue up and go out as ONE transaction per tenant (runBatch), so
  * 200 shoppers reserving one variant cost a handful of transactions that lock its row once each,
  * instead of 200 transactions queueing on one row lock. Each caller resolves with its own answer
- * once that transaction committed.
+ * once that transaction committed. Each tenant has a queue of its own, bounded, and the tenants
+ * waiting take turns: one tenant's backlog delays another's reservation by a batch, not by itself.
  *
  * Two operations on one key in one batch are applied in order (the second sees the first, so an
  * idempotent replay works inside a batch); a key whose batch is still in flight waits for the
@@ -68,8 +75,11 @@ export function createReservationBatcher(
   const maxBatch = options.maxBatch ?? 500;
   const maxInFlight = Math.max(1, options.maxInFlight ?? 2);
   const maxQueue = options.maxQueue ?? 10_000;
+  const maxQueuePerTenant = options.maxQueuePerTenant ?? Math.max(1, Math.floor(maxQueue / 4));
   const stats: BatcherStats = { batches: 0, ops: 0 };
-  let queue: Pending[] = [];
+  // Each tenant's waiting operations, oldest first; the map's order is the tenants' turns.
+  const queues = new Map<string, Pending[]>();
+  let queued = 0;
   const flights = new Set<Promise<void>>();
   const inFlight = new Set<string>();
   let scheduled = false;
@@ -78,7 +88,7 @@ export function createReservationBatcher(
   const keysOf = (p: Pending) => opKeys(p.op).map((key) => `${p.tenantId}\u0000${key}`);
 
   const schedule = () => {
-    if (flights.size >= maxInFlight || scheduled || queue.length === 0) return;
+    if (flights.size >= maxInFlight || scheduled || queued === 0) return;
     scheduled = true;
     setImmediate(() => {
       scheduled = false;
@@ -96,26 +106,32 @@ export function createReservationBatcher(
     });
   };
 
-  /** The queued operations of the first waiting tenant, up to maxBatch, skipping keys in flight. */
+  /**
+   * The queued operations of the first tenant in turn that has some to go, up to maxBatch,
+   * skipping keys in flight; that tenant's turn then comes after every other waiting tenant's.
+   */
   const take = (): Pending[] => {
-    const group: Pending[] = [];
-    const rest: Pending[] = [];
-    const deferred = new Set<string>();
-    let tenant: string | undefined;
-    for (const pending of queue) {
-      const keys = keysOf(pending);
-      const fits = group.length < maxBatch && (tenant === undefined || pending.tenantId === tenant);
-      // A key behind one that waits must wait too, to keep one key's operations in order.
-      if (!fits || keys.some((key) => inFlight.has(key) || deferred.has(key))) {
-        for (const key of keys) deferred.add(key);
-        rest.push(pending);
-        continue;
+    for (const [tenantId, waiting] of queues) {
+      const group: Pending[] = [];
+      const rest: Pending[] = [];
+      const deferred = new Set<string>();
+      for (const pending of waiting) {
+        const keys = keysOf(pending);
+        // A key behind one that waits must wait too, to keep one key's operations in order.
+        if (group.length >= maxBatch || keys.some((key) => inFlight.has(key) || deferred.has(key))) {
+          for (const key of keys) deferred.add(key);
+          rest.push(pending);
+          continue;
+        }
+        group.push(pending);
       }
-      tenant = pending.tenantId;
-      group.push(pending);
+      if (group.length === 0) continue;
+      queues.delete(tenantId);
+      if (rest.length > 0) queues.set(tenantId, rest);
+      queued -= group.length;
+      return group;
     }
-    queue = rest;
-    return group;
+    return [];
   };
 
   const flush = async (group: Pending[]): Promise<BatchResult> => {
@@ -173,21 +189,27 @@ export function createReservationBatcher(
       if (closed) {
         return Promise.reject(new AppError('SERVICE_UNAVAILABLE', 'inventory is shutting down'));
       }
-      if (queue.length >= maxQueue) {
+      const waiting = queues.get(tenantId);
+      if (queued >= maxQueue || (waiting?.length ?? 0) >= maxQueuePerTenant) {
         return Promise.reject(
-          new AppError('SERVICE_UNAVAILABLE', 'too many reservations are waiting: try again shortly'),
+          new AppError('SERVICE_UNAVAILABLE', 'too many reservations are waiting: try again shortly', {
+            retryAfterSeconds: 1,
+          }),
         );
       }
       return new Promise<OpResult>((resolve, reject) => {
         stats.ops += 1;
-        queue.push({ tenantId, op, meta, resolve, reject });
+        const pending = { tenantId, op, meta, resolve, reject };
+        if (waiting) waiting.push(pending);
+        else queues.set(tenantId, [pending]);
+        queued += 1;
         schedule();
       });
     },
     stats: () => ({ ...stats }),
     async close() {
       closed = true;
-      while (flights.size > 0 || scheduled || queue.length > 0) {
+      while (flights.size > 0 || scheduled || queued > 0) {
         if (flights.size > 0) await Promise.race(flights);
         else await new Promise((resolve) => setTimeout(resolve, 1));
       }

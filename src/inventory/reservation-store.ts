@@ -197,13 +197,29 @@ export async function nextExpiry(trx: InventoryTrx): Promise<Date | undefined> {
   return at ? new Date(at) : undefined;
 }
 
-/** Tenants with active reservations past their expiry (the sweeper's scan, outside any tenant). */
-export async function tenantsWithExpired(trx: InventoryTrx, limit: number): Promise<string[]> {
+/**
+ * Up to `limit` tenants with active reservations past their expiry, in id order after `after`
+ * (the sweeper's scan, outside any tenant). It walks the tenants with active reservations, one
+ * probe of `reservations_tenant_expiry` each (a tenant's first entry is its earliest expiry), so
+ * one tenant's backlog of due reservations costs the walk one step, not a scan of the backlog.
+ */
+export async function tenantsWithExpired(
+  trx: InventoryTrx,
+  after: string | null,
+  limit: number,
+): Promise<string[]> {
   const { rows } = await sql<{ tenant_id: string }>`
-    select distinct tenant_id from (
-      select tenant_id from inventory.reservations
-      where status = 'active' and expires_at <= now()
-      order by expires_at limit 1000
-    ) due limit ${limit}`.execute(trx);
+    with recursive walk as (
+      (select r.tenant_id, r.expires_at from inventory.reservations r
+       where r.status = 'active' ${after === null ? sql`` : sql`and r.tenant_id > ${after}::uuid`}
+       order by r.tenant_id, r.expires_at limit 1)
+      union all
+      select next.tenant_id, next.expires_at from walk cross join lateral (
+        select r.tenant_id, r.expires_at from inventory.reservations r
+        where r.status = 'active' and r.tenant_id > walk.tenant_id
+        order by r.tenant_id, r.expires_at limit 1
+      ) next
+    )
+    select tenant_id from walk where expires_at <= now() limit ${limit}`.execute(trx);
   return rows.map((r) => r.tenant_id);
 }

@@ -381,7 +381,10 @@ describe('reservations', () => {
 
   it('refuses operations beyond its queue bound with 503 and answers the queued ones', async () => {
     const stock = await createStock(t, shop, { onHand: 10 });
-    const batcher = createReservationBatcher(t.ctx.db.kysely as InventoryDb, t.wal.events, { maxQueue: 3 });
+    const batcher = createReservationBatcher(t.ctx.db.kysely as InventoryDb, t.wal.events, {
+      maxQueue: 3,
+      maxQueuePerTenant: 3,
+    });
     const lines = [{ variantId: stock.variantId, quantity: 1 }];
     const answers = await Promise.allSettled(
       Array.from({ length: 5 }, (_, i) =>
