@@ -11,6 +11,11 @@ export type TcpProxy = {
    * through either way, as with a server stopped or a network dropping packets, until `release()`.
    */
   hold(): void;
+  /**
+   * Forwards what the client sends, but nothing the server answers, until `release()`: a request
+   * reaches the server, which acts on it, and its answer is lost (an ack lost on the way back).
+   */
+  holdReplies(): void;
   /** Forwards again what was held, and what comes next (nothing when not holding). */
   release(): void;
   close(): Promise<void>;
@@ -25,6 +30,7 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
   let server: Server | undefined;
   let own = 0;
   let held = false;
+  let heldReplies = false;
 
   const link = ({ client, upstream }: Pair) => {
     client.pipe(upstream);
@@ -49,7 +55,10 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
           socket.on('error', () => socket.destroy());
         }
         if (held) unlink(pair);
-        else link(pair);
+        else if (heldReplies) {
+          client.pipe(upstream);
+          upstream.pause();
+        } else link(pair);
         client.on('close', () => {
           upstream.destroy();
           pairs.delete(pair);
@@ -83,11 +92,20 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
       held = true;
       for (const pair of pairs) unlink(pair);
     },
+    holdReplies() {
+      if (held || heldReplies) return;
+      heldReplies = true;
+      for (const { client, upstream } of pairs) {
+        upstream.unpipe(client);
+        upstream.pause();
+      }
+    },
     release() {
       // Once only: linking a pair twice would pipe each chunk twice (every command sent twice).
-      if (!held) return;
+      if (held) for (const pair of pairs) link(pair);
+      else if (heldReplies) for (const { client, upstream } of pairs) upstream.pipe(client);
       held = false;
-      for (const pair of pairs) link(pair);
+      heldReplies = false;
     },
     close: stop,
   };

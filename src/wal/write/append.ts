@@ -5,6 +5,7 @@ import {
   type NewMessageRow,
   type WriteOutcome,
 } from '../backends/postgres/group-commit.ts';
+import { BackendTimeoutError } from '../backends/stream/bounded.ts';
 import {
   BackendUnavailableError,
   backendUnavailable,
@@ -38,6 +39,8 @@ const RETIRED_ROUNDS = 3;
  * configured and the namespace has a fallback, to the fallback, and each receipt's `backend`
  * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
  * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
+ * A write a backend was sent and never confirmed (BackendTimeoutError: a NATS publish whose ack
+ * was lost) is not handed to the fallback, as it may be stored: 503, and the writer retries.
  *
  * A stream backend that refuses the namespace as retired (it moved off that backend, which then
  * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with
@@ -80,6 +83,15 @@ export function createAppender(
       try {
         return await appendTo(namespace, backend, rows);
       } catch (error) {
+        // Sent, and not answered: stored there or not, nobody knows. Never to the fallback, where
+        // the same messages would be stored (and delivered) a second time: the writer retries,
+        // and a retry with the same messageIds finds there those that were stored (a replay).
+        if (error instanceof BackendTimeoutError)
+          throw backendUnavailable(
+            `backend ${backend} of namespace ${namespace.name} did not confirm this write (it may have stored it); retry with the same messageId`,
+            { backends: [`${backend}: ${error.message}`] },
+            error,
+          );
         if (!isBackendUnavailable(error)) throw error;
         tried.push(`${backend}: ${(error as Error).message}`);
       }

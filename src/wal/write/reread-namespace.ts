@@ -1,7 +1,13 @@
 import { type Kysely, sql } from 'kysely';
 import { withSystem } from '../../platform/db/index.ts';
 import { AppError } from '../../platform/http/index.ts';
-import type { NamespaceRetiredError, StreamBackend } from '../backends/stream/contract.ts';
+import { BackendTimeoutError } from '../backends/stream/bounded.ts';
+import {
+  BackendUnavailableError,
+  backendUnavailable,
+  type NamespaceRetiredError,
+  type StreamBackend,
+} from '../backends/stream/contract.ts';
 import { reopenIfNamed } from '../backends/stream/prune.ts';
 import type { Namespace, NamespaceCache } from '../namespaces/index.ts';
 import type { WalTables } from '../tables.ts';
@@ -10,6 +16,8 @@ import { requireEnabled } from './prepare.ts';
 export type Reread = {
   db: Kysely<WalTables>;
   namespaces: Pick<NamespaceCache, 'get' | 'peek' | 'invalidate'>;
+  /** How long a reopen waits for the backend, its transaction open. (Default: PRUNE_BACKEND_TIMEOUT_MS) */
+  backendTimeoutMs?: number;
 };
 
 /**
@@ -18,7 +26,8 @@ export type Reread = {
  * a first write would refuse it: 404 when it was deleted, 403 TENANT_SUSPENDED when its tenant was
  * suspended meanwhile (`paused`, migration 0013; a first write is refused at authentication), 409
  * NAMESPACE_DISABLED when it was disabled. When it names the refusing backend again (it moved
- * back), that backend is reopened to it, under a share lock on its row (prune.ts).
+ * back), that backend is reopened to it, under a share lock on its row (prune.ts), bounded: a
+ * backend that does not answer (or cannot be reached) makes it 503 BACKEND_UNAVAILABLE.
  */
 export async function rereadNamespace(
   reread: Reread,
@@ -39,8 +48,20 @@ export async function rereadNamespace(
       throw new AppError('TENANT_SUSPENDED', 'this tenant is suspended; contact the platform operator');
     }
     requireEnabled(fresh);
-    if (stream && (fresh.backend === refused.backend || fresh.fallbackBackend === refused.backend))
-      await reopenIfNamed(trx, stream, tenantId, name);
+    if (stream && (fresh.backend === refused.backend || fresh.fallbackBackend === refused.backend)) {
+      try {
+        await reopenIfNamed(trx, stream, tenantId, name, reread.backendTimeoutMs);
+      } catch (error) {
+        // Bounded (its transaction holds, on PGlite, every statement of the process): 503, and
+        // the writer retries; nothing was written, the rows go nowhere else.
+        if (!(error instanceof BackendTimeoutError || error instanceof BackendUnavailableError)) throw error;
+        throw backendUnavailable(
+          `namespace ${name} moved back to ${refused.backend}, which cannot be reopened to it now; retry shortly`,
+          {},
+          error,
+        );
+      }
+    }
   });
   return fresh;
 }

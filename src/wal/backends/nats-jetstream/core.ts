@@ -7,6 +7,7 @@ import {
 } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection, QueuedIterator, Status } from '@nats-io/transport-node';
+import { BackendTimeoutError } from '../stream/bounded.ts';
 import { BackendUnavailableError } from '../stream/contract.ts';
 import { bucketName, type NamespaceNames } from './names.ts';
 import { isUnavailable, unavailable, withTimeout } from './state.ts';
@@ -29,8 +30,15 @@ export type Core = {
   /**
    * Runs `fn`, turning connection failures and timeouts into BackendUnavailableError; a call still
    * running when the connection drops fails at once (its requests' answers are lost with it).
+   * With `noAnswer`, a timeout (the connection up, the server silent) throws BackendTimeoutError
+   * instead (bounded.ts: no answer is no outage), and so does a lost connection once `sent()` (a
+   * write sent, its answer awaited): what was sent may be stored, and may be written nowhere else.
    */
-  guard<T>(what: string, fn: () => Promise<T>): Promise<T>;
+  guard<T>(
+    what: string,
+    fn: () => Promise<T>,
+    options?: { noAnswer?: true; sent?: () => boolean },
+  ): Promise<T>;
   close(): void;
 };
 
@@ -150,7 +158,7 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
     forgetStream(names) {
       streams.delete(names.stream);
     },
-    async guard(what, fn) {
+    async guard(what, fn, guardOptions) {
       assertConnected();
       let abandon = () => {};
       const lost = new Promise<never>((_, reject) => {
@@ -158,9 +166,22 @@ export function createCore(nc: NatsConnection, options: CoreOptions): Core {
           reject(new BackendUnavailableError('nats-jetstream', `${what}: the NATS connection was lost`));
       });
       inFlight.add(abandon);
+      // Settled: the error is fn's own (append throws BackendTimeoutError itself for a publish
+      // with no answer, and a server's refusal as it is); unsettled: the guard gave up on it.
+      let settled = false;
+      const work = fn().finally(() => {
+        settled = true;
+      });
       try {
-        return await Promise.race([withTimeout(fn(), options.timeoutMs * 3, what), lost]);
+        return await Promise.race([withTimeout(work, options.timeoutMs * 3, what), lost]);
       } catch (err) {
+        const lostAfterSending = !settled && guardOptions?.sent?.() === true;
+        const silent = guardOptions?.noAnswer && (err as Error | undefined)?.name === 'TimeoutError';
+        if (lostAfterSending || silent) {
+          const detail = err instanceof Error ? err.message : String(err);
+          throw new BackendTimeoutError('nats-jetstream', `${what}: no answer (${detail})`, { cause: err });
+        }
+        if (err instanceof BackendTimeoutError) throw err;
         if (isUnavailable(err)) throw unavailable(err, what);
         throw err;
       } finally {

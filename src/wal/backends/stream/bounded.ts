@@ -16,8 +16,8 @@ import type { BackendUnavailableError, StreamBackendName } from './contract.ts';
 export class BackendTimeoutError extends Error {
   override readonly name = 'BackendTimeoutError';
   readonly backend: StreamBackendName;
-  constructor(backend: StreamBackendName, message: string) {
-    super(message);
+  constructor(backend: StreamBackendName, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.backend = backend;
   }
 }

@@ -95,8 +95,9 @@ export interface StreamBackend {
    * with the same requestHash answers its first outcome (`replayed: true`) and writes nothing;
    * with another hash throws idempotencyConflict(messageIds) (409) and writes nothing. `revive`
    * (the relay of a requeued dead letter) puts a dead message with the same hash back in the
-   * queue with attempts reset. Throws BackendUnavailableError when the server cannot be reached,
-   * and NamespaceRetiredError when the namespace is retired here (see `retire`): that one says
+   * queue with attempts reset. Throws BackendUnavailableError when the server cannot be reached
+   * (nothing stored), BackendTimeoutError (bounded.ts) when it was sent rows and gave no answer
+   * (stored or not: never written elsewhere), and NamespaceRetiredError when the namespace is retired here (see `retire`): that one says
    * which rows the backend holds all the same (a retire that came in the middle of the append).
    */
   append(rows: NewMessageRow[], options?: { revive?: boolean }): Promise<WriteOutcome[]>;

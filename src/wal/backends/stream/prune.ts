@@ -2,7 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import { withSystem } from '../../../platform/db/index.ts';
 import type { AppContext } from '../../../platform/index.ts';
 import type { WalTables } from '../../tables.ts';
-import { bounded } from './bounded.ts';
+import { BackendTimeoutError, bounded } from './bounded.ts';
 import { BackendUnavailableError, type StreamBackend, type StreamBackendName } from './contract.ts';
 
 // The pruning of draining backends (migrations 0056 and 0057).
@@ -34,17 +34,25 @@ import { BackendUnavailableError, type StreamBackend, type StreamBackendName } f
 // transaction for it: one that does not answer is not pruned this pass, with no statement held
 // meanwhile.
 
+/** How long the prune (and a reopen) waits for a backend's answer, by default (see above). */
+export const PRUNE_BACKEND_TIMEOUT_MS = 2_000;
+
 /**
  * Reopens `backend` to the namespace's writes when the namespace names it as its backend or its
  * fallback (it moved back after a prune retired it there), under a share lock on its row taken in
  * `trx`: a prune, which locks the row to update it, cannot retire the backend between this read
  * and the reopen. Answers whether the namespace names it (and so was reopened).
+ *
+ * `trx` is open while the backend answers, so the reopen is bounded like the retire (`ms`,
+ * default PRUNE_BACKEND_TIMEOUT_MS): past it, BackendTimeoutError, and the caller rolls back (a
+ * reopen is idempotent: a late one only reopens a namespace that names the backend).
  */
 export async function reopenIfNamed(
   trx: Transaction<WalTables>,
   stream: Pick<StreamBackend, 'name' | 'reopen'>,
   tenantId: string,
   namespace: string,
+  ms = PRUNE_BACKEND_TIMEOUT_MS,
 ): Promise<boolean> {
   const { rows } = await sql`
     select 1 from wal.namespaces
@@ -52,12 +60,9 @@ export async function reopenIfNamed(
       and (backend = ${stream.name} or fallback_backend = ${stream.name})
     for share`.execute(trx);
   if (rows.length === 0) return false;
-  await stream.reopen(tenantId, namespace);
+  await bounded(stream, 'reopen', ms, () => stream.reopen(tenantId, namespace));
   return true;
 }
-
-/** How long the prune waits for a backend's answer, by default (see above). */
-export const PRUNE_BACKEND_TIMEOUT_MS = 2_000;
 
 /**
  * Takes `backend` off the namespace's draining backends when it holds nothing left to deliver,
@@ -171,7 +176,7 @@ export function startDrainPruner(deps: DrainPrunerDeps): DrainPruner {
             later.set(key, { at: Date.now() + passes * intervalMs - intervalMs / 2, passes });
           }
         } catch (err) {
-          if (err instanceof BackendUnavailableError) {
+          if (err instanceof BackendUnavailableError || err instanceof BackendTimeoutError) {
             down.add(name);
             log.debug({ err, backend: name }, 'draining backend unreachable: pruning it waits');
           } else log.warn({ err, namespace: row.name, backend: name }, 'could not prune a draining backend');

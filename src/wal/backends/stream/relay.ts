@@ -120,13 +120,12 @@ export function startRelay(deps: RelayDeps): Relay {
     }
     // Gave no answer this pass: not called again (each call would hold the transaction its bound).
     if (silent.has(backend)) return 'waiting';
-    // Its calls made in the transaction, bounded (see above).
+    // Its calls made in the transaction, bounded (see above; reopenIfNamed bounds the reopen).
     const stream = configured && {
       name: backend,
       append: (batch: WaitingRow[]) =>
         bounded(configured, 'append', timeoutMs, () => configured.append(batch, { revive: true })),
-      reopen: (tenantId: string, namespace: string) =>
-        bounded(configured, 'reopen', timeoutMs, () => configured.reopen(tenantId, namespace)),
+      reopen: (tenantId: string, namespace: string) => configured.reopen(tenantId, namespace),
     };
     let left = rows;
     try {
@@ -146,7 +145,7 @@ export function startRelay(deps: RelayDeps): Relay {
             left = rows.filter((_, i) => error.stored[i] === undefined);
             ids.splice(0, ids.length, ...left.map((r) => r.id));
           }
-          if (!(await reopenIfNamed(trx, stream, first.tenant_id, first.namespace))) {
+          if (!(await reopenIfNamed(trx, stream, first.tenant_id, first.namespace, timeoutMs))) {
             const now = await namedBy(trx, first, true);
             if (!now) return 'waiting';
             await redirect(trx, ids, now.backend, backend, first.namespace);
