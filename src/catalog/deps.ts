@@ -2,6 +2,7 @@ import type { EventBus } from '../platform/events/index.ts';
 import type { TenantResolver } from '../platform/http/index.ts';
 import type { AppContext } from '../platform/index.ts';
 import type { ProductCache } from './products/product-cache.ts';
+import type { SearchCache } from './search/index.ts';
 import type { CatalogDb, CatalogTrx } from './tables.ts';
 
 /** Rebuilds the search documents of these products in the caller's transaction (src/catalog/search). */
@@ -14,5 +15,7 @@ export type CatalogDeps = {
   events: EventBus;
   resolveTenant: TenantResolver;
   cache: ProductCache;
+  /** Answers kept as JSON per tenant until its catalog changes (search, and the category pages). */
+  answers: SearchCache;
   indexProducts: ProductIndexer;
 };

@@ -74,6 +74,7 @@ export async function createCatalog(
     events: deps.events,
     resolveTenant: deps.resolveTenant,
     cache,
+    answers: searchCache,
     indexProducts,
   };
   // The "in stock" facet follows inventory events.

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { isTransientConflict, withTenant } from '../platform/db/index.ts';
 import { lockCategoryWrites } from './categories/category-lock.ts';
-import { indexProducts } from './search/index.ts';
+import { indexProducts, sweepDictionary } from './search/index.ts';
 import type { CatalogDb, CatalogTrx } from './tables.ts';
 
 /** Products rebuilt per transaction by reindexProducts (one statement of the indexer's). */
@@ -44,7 +44,11 @@ export async function reindexProducts(
       if (done) rebuilt += 1;
     }
     if (batch.handles.length > 0) options.onProgress?.(rebuilt);
-    if (batch.handles.length < size) return rebuilt;
+    if (batch.handles.length < size) {
+      // Every document now knows its words: the words no active product gives leave the dictionary.
+      await sweepDictionary(db, tenantId);
+      return rebuilt;
+    }
     after = batch.handles.at(-1)!;
   }
 }

@@ -18,11 +18,15 @@ export type Category = {
   updatedAt: string;
 };
 
-type Row = Selectable<CategoriesTable>;
+export type Row = Selectable<CategoriesTable>;
 
-const ref = (row: Row): CategoryRef => ({ id: row.id, name: row.name, handle: row.handle });
+export const ref = (row: Pick<Row, 'id' | 'name' | 'handle'>): CategoryRef => ({
+  id: row.id,
+  name: row.name,
+  handle: row.handle,
+});
 
-function toCategory(row: Row, path: CategoryRef[]): Category {
+export function toCategory(row: Row, path: CategoryRef[]): Category {
   return {
     id: row.id,
     parentId: row.parent_id,
@@ -35,34 +39,6 @@ function toCategory(row: Row, path: CategoryRef[]): Category {
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
   };
-}
-
-const bySiblingOrder = (a: Row, b: Row) =>
-  a.position - b.position || (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1);
-
-/** Every category of the tenant in tree order: each parent before its children, siblings by position then name. */
-export async function listCategories(trx: CatalogTrx, tenantId: string): Promise<Category[]> {
-  const rows = await trx
-    .selectFrom('catalog.categories')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .execute();
-  const children = new Map<string | null, Row[]>();
-  for (const row of rows) {
-    const list = children.get(row.parent_id) ?? [];
-    list.push(row);
-    children.set(row.parent_id, list);
-  }
-  const out: Category[] = [];
-  const walk = (parent: string | null, path: CategoryRef[]) => {
-    for (const row of (children.get(parent) ?? []).sort(bySiblingOrder)) {
-      const own = [...path, ref(row)];
-      out.push(toCategory(row, own));
-      walk(row.id, own);
-    }
-  };
-  walk(null, []);
-  return out;
 }
 
 /** The category and its ancestors, itself first (at most 64 levels are followed). */

@@ -7,12 +7,21 @@ import {
   eventMetaOf,
   principalOf,
   requireStaff,
+  sendJson,
+  serialize200,
   storefrontTenant,
 } from '../../platform/http/index.ts';
 import type { CatalogDeps } from '../deps.ts';
 import { SECURITY, STOREFRONT_SECURITY } from '../products/product-schemas.ts';
-import { findCategoryId, listCategories, loadCategory } from './category-read.ts';
-import { CategoryBody, CategoryParams, CategoryView } from './category-schemas.ts';
+import { DEFAULT_CATEGORY_PAGE, listCategoryPage, unknownParent } from './category-pages.ts';
+import { findCategoryId, loadCategory } from './category-read.ts';
+import {
+  CategoryBody,
+  CategoryListQuery,
+  CategoryPageView,
+  CategoryParams,
+  CategoryView,
+} from './category-schemas.ts';
 import { createCategory, deleteCategory, updateCategory } from './category-service.ts';
 
 const staffOnly = { preValidation: requireStaff('products:write') };
@@ -28,15 +37,27 @@ export function categoryRoutes(deps: CatalogDeps) {
       {
         schema: {
           ...base,
-          summary: 'Every category in tree order (parents before children), each with its breadcrumb path',
+          summary:
+            "A page of the categories in tree order (parents before children), or of one category's children, each with its breadcrumb path",
           operationId: 'listCategories',
           security: STOREFRONT_SECURITY,
-          response: { 200: Type.Object({ items: Type.Array(CategoryView) }) },
+          querystring: CategoryListQuery,
+          response: { 200: CategoryPageView },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const tenantId = await storefrontTenant(request, deps.resolveTenant);
-        return { items: await withTenant(deps.db, tenantId, (trx) => listCategories(trx, tenantId)) };
+        const { limit = DEFAULT_CATEGORY_PAGE, cursor, parentId } = request.query;
+        // Kept per process until the tenant's catalog changes (NOTIFY), as search answers are.
+        const key = `categories|${JSON.stringify([limit, cursor ?? null, parentId ?? null])}`;
+        const json = await deps.answers.read(tenantId, key, async () => {
+          const page = await withTenant(deps.db, tenantId, (trx) =>
+            listCategoryPage(trx, tenantId, { limit, cursor, parentId }),
+          );
+          if (!page) throw unknownParent(parentId!);
+          return serialize200(reply, page);
+        });
+        return sendJson(reply, json);
       },
     );
 

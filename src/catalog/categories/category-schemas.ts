@@ -50,3 +50,26 @@ export const CategoryParams = Type.Object({
     description: 'The category id or its handle',
   }),
 });
+
+/** GET /categories: a page of the tree (README "Categories"). */
+export const CategoryListQuery = Type.Object(
+  {
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 200, description: 'Page size (default 100, at most 200)' }),
+    ),
+    cursor: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 100, description: 'The nextCursor of the previous page' }),
+    ),
+    parentId: Type.Optional(
+      Type.String({ format: 'uuid', description: "Only this category's children (one level of the tree)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const CategoryPageView = Type.Object({
+  items: Type.Array(CategoryView),
+  nextCursor: Type.Union([Type.String(), Type.Null()], {
+    description: 'The cursor of the next page; null on the last one',
+  }),
+});

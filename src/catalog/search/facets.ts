@@ -27,6 +27,9 @@ export function bandEdges(currency: string): number[] {
   return BAND_EDGES.map((edge) => edge * scale);
 }
 
+/** Code point order, as PostgreSQL's collation "C" compares UTF-8 (JavaScript's < compares UTF-16 units). */
+const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
 export type Facets = {
   /** Products counted; equal to the matches when exact. */
   matched: number;
@@ -41,7 +44,9 @@ export type Facets = {
 /**
  * Counts over the products the request matches (its text and every filter): per category
  * (a product counts for its categories and their ancestors), per price band of the currency,
- * per attribute value, in stock or not. One scan of the matches feeds every count.
+ * per attribute value, in stock or not. One scan of the matches feeds every count, and each is
+ * grouped in the database: one row per value shown comes back (per name the 30 most frequent of
+ * the first 30 names), never one per distinct value matched.
  */
 export async function facetCounts(
   trx: Trx,
@@ -63,12 +68,21 @@ export async function facetCounts(
         limit ${FACET_CAP + 1}
       ),
       -- One row past the cap only tells whether more match; the counts are of FACET_CAP rows.
-      counted as materialized (select * from hits limit ${FACET_CAP})
+      counted as materialized (select * from hits limit ${FACET_CAP}),
+      -- Per attribute name, its values and their counts; only the names and values shown leave
+      -- the database (the first names in byte order, each its most frequent values).
+      pairs as (
+        select split_part(a, '=', 1) as name, substr(a, strpos(a, '=') + 1) as value, count(*)::int as n
+        from counted, unnest(counted.attributes) a group by a
+      )
       select 'total' as facet, null as value, count(*)::int as n from hits
       union all
       select 'category', c::text, count(*)::int from counted, unnest(counted.category_ids) c group by c
       union all
-      select 'attribute', a, count(*)::int from counted, unnest(counted.attributes) a group by a
+      select 'attribute', a.name || '=' || a.value, a.n from (
+        select p.*, row_number() over (partition by p.name order by p.n desc, p.value collate "C") as r
+        from pairs p where p.name in (select name from pairs group by name order by name collate "C" limit ${MAX_ATTRIBUTE_NAMES})
+      ) a where a.r <= ${MAX_VALUES_PER_ATTRIBUTE}
       union all
       select 'stock', in_stock::text, count(*)::int from counted group by in_stock
       union all
@@ -103,14 +117,12 @@ export async function facetCounts(
     }
   }
   facets.prices.sort((a, b) => a.min - b.min);
+  // The database chose them (collation "C": code point order); they are put in that order here.
   facets.attributes = [...attributeCounts.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .slice(0, MAX_ATTRIBUTE_NAMES)
+    .sort(([a], [b]) => byCodePoint(a, b))
     .map(([name, values]) => ({
       name,
-      values: values
-        .sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
-        .slice(0, MAX_VALUES_PER_ATTRIBUTE),
+      values: values.sort((a, b) => b.count - a.count || byCodePoint(a.value, b.value)),
     }));
   if (categoryCounts.size > 0) {
     const categories = (

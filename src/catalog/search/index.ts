@@ -2,6 +2,8 @@
  * Catalog search: search documents rebuilt in the transaction of every catalog change, and the
  * routes that read them (GET /products, /products/suggest, /products/{id}/related). See README.md.
  */
+
+export { sweepDictionary } from './dictionary.ts';
 export {
   FIXTURE_CATEGORIES,
   type FixtureCategory,

@@ -1,5 +1,6 @@
 import { sql, type Transaction } from 'kysely';
 import { cutText } from '../../platform/text.ts';
+import { pruneDictionary } from './dictionary.ts';
 import { wordsOf } from './query-text.ts';
 import { lockStockFlags } from './stock-levels.ts';
 
@@ -144,6 +145,8 @@ type Document = {
   in_stock: boolean;
   summary: unknown;
   created_at: string;
+  /** The dictionary words the product gives (active products only). */
+  terms: string[];
 };
 
 /** Products rebuilt per statement (a category rename may name a whole catalog). */
@@ -152,7 +155,8 @@ const INDEX_CHUNK = 500;
 /**
  * Rebuilds the search documents of these products from the catalog tables, in the caller's
  * transaction (so search sees a change exactly when it commits); products that no longer exist
- * lose theirs. Active products add their words to the tenant's dictionary.
+ * lose theirs. Active products add their words to the tenant's dictionary; words no product gives
+ * any more leave it (dictionary.ts).
  */
 export async function indexProducts(trx: Trx, tenantId: string, productIds: string[]): Promise<void> {
   const ids = [...new Set(productIds)];
@@ -180,8 +184,16 @@ async function indexChunk(trx: Trx, tenantId: string, ids: string[]): Promise<vo
     const tags = p.tags.map((t) => t.toLowerCase());
     const categoryNames = cats.map((c) => c.name).join(' ');
     const pairValues = pairs.map((pair) => pair.slice(pair.indexOf('=') + 1)).join(' ');
+    const own = new Set<string>();
+    if (p.status === 'active') {
+      for (const text of [p.title, p.tags.join(' '), categoryNames, pairValues]) {
+        for (const word of wordsOf(text)) if (word.length >= 2) own.add(word);
+      }
+    }
+    for (const word of own) terms.add(word);
     docs.push({
       product_id: p.id,
+      terms: [...own],
       status: p.status,
       handle: p.handle,
       // The text searched is NFKC-normalised, as query words are (query-text.ts): a title typed
@@ -216,28 +228,35 @@ async function indexChunk(trx: Trx, tenantId: string, ids: string[]): Promise<vo
       },
       created_at: iso(p.created_at)!,
     });
-    if (p.status === 'active') {
-      for (const text of [p.title, p.tags.join(' '), categoryNames, pairValues]) {
-        for (const word of wordsOf(text)) if (word.length >= 2) terms.add(word);
-      }
-    }
   }
-  await sql`delete from catalog.search_documents where tenant_id = ${tenantId} and product_id = any(${ids}::uuid[])`.execute(
-    trx,
-  );
+  // The words the old documents gave: those no new one gives may be no active product's any more.
+  const { rows: old } = await sql<{ term: string }>`with gone as (delete from catalog.search_documents
+      where tenant_id = ${tenantId} and product_id = any(${ids}::uuid[]) returning terms)
+    select distinct t as term from gone, unnest(gone.terms) t`.execute(trx);
+  const dropped = old.map((r) => r.term).filter((term) => !terms.has(term));
   await sql`delete from catalog.search_prices where tenant_id = ${tenantId} and product_id = any(${ids}::uuid[])`.execute(
     trx,
   );
-  if (docs.length === 0) return;
+  if (docs.length > 0) await writeDocuments(trx, tenantId, ids, docs, terms);
+  await pruneDictionary(trx, tenantId, dropped);
+}
+
+async function writeDocuments(
+  trx: Trx,
+  tenantId: string,
+  ids: string[],
+  docs: Document[],
+  terms: Set<string>,
+): Promise<void> {
   await sql`insert into catalog.search_documents (tenant_id, product_id, status, handle, title, document,
-      heading, category_ids, tags, attributes, prices, in_stock, summary, created_at)
+      heading, category_ids, tags, attributes, prices, in_stock, summary, created_at, terms)
     select ${tenantId}, d.product_id, d.status, d.handle, d.title,
       h.heading || setweight(to_tsvector('english', d.description), 'C')
         || setweight(to_tsvector('english', d.extra_text), 'D'),
-      h.heading, d.category_ids, d.tags, d.attributes, d.prices, d.in_stock, d.summary, d.created_at
+      h.heading, d.category_ids, d.tags, d.attributes, d.prices, d.in_stock, d.summary, d.created_at, d.terms
     from jsonb_to_recordset(${JSON.stringify(docs)}::jsonb) as d (product_id uuid, status text, handle text,
       title text, tags_text text, description text, extra_text text, category_ids uuid[], tags text[],
-      attributes text[], prices jsonb, in_stock boolean, summary jsonb, created_at timestamptz)
+      attributes text[], prices jsonb, in_stock boolean, summary jsonb, created_at timestamptz, terms text[])
     cross join lateral (select setweight(to_tsvector('english', d.title), 'A')
       || setweight(to_tsvector('english', d.tags_text), 'B')
       || catalog.category_lexemes(d.category_ids) as heading) h`.execute(trx);
