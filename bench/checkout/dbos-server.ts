@@ -125,12 +125,17 @@ async function reserve(orderId: string, lines: Line[]): Promise<{ ok: boolean; t
     return { ok: false, total: 0 };
   }
 }
-/** The simulated PSP: one charge per idempotency key. */
+/**
+ * The simulated PSP: one charge per idempotency key, committed without waiting for the WAL's
+ * flush, as Mercato's test PSP commits its calls (migration 0066): a PSP's latency is its own.
+ */
 async function pay(orderId: string, amount: number): Promise<void> {
   await pool.query({
     name: 'charge',
     text: `insert into shop.charges (idempotency_key, order_id, amount, currency, status)
-           values ($1, $1, $2, 'EUR', 'captured') on conflict (idempotency_key) do nothing`,
+           select $1, $1, $2, 'EUR', 'captured'
+           from (select set_config('synchronous_commit', 'off', true)) unflushed
+           on conflict (idempotency_key) do nothing`,
     values: [orderId, amount],
   });
 }
