@@ -105,6 +105,67 @@ describe('staff payments of an order the checkout pays', () => {
   });
 });
 
+describe('the key the checkout pays an order under (order-<id>)', () => {
+  it('is no staff payment’s key (400 naming /key), so a flash-sale order waiting for its payment is still paid by its checkout', async () => {
+    // A completed order with room left for a staff payment: the key is the only thing refused.
+    const { order: other, own } = await completedOrder();
+    const room = await staff('POST', `/payments/${own.id}/refund`, {
+      amount: 100,
+      reason: 'x',
+      refundKey: 'room',
+    });
+    expect(room.statusCode, room.body).toBe(200);
+    const variant = await saleVariant(t, shop, 5);
+    const sale = await createSale(t, shop, variant, { units: 2, paymentWindowMinutes: 5 });
+    const [buyer] = await bulkCustomers(t, shop, 1);
+    const admitted = await attempt(t, sale.id, buyer!);
+    expect(admitted.statusCode, admitted.body).toBe(202);
+    const orderId = admitted.json<{ orderId: string }>().orderId;
+
+    // Staff take the waiting order's checkout key for a payment of another order (the other
+    // order's own checkout key too, and either in capitals): refused, nothing made.
+    for (const key of [`order-${orderId}`, `ORDER-${orderId.toUpperCase()}`, `order-${other.id}`]) {
+      const taken = await staff('POST', '/payments', {
+        orderId: other.id,
+        amount: 100,
+        currency: 'EUR',
+        token: 'tok_visa',
+        key,
+      });
+      expect(taken.statusCode, taken.body).toBe(400);
+      expect(taken.json()).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        errors: [{ in: 'body', pointer: '/key' }],
+      });
+    }
+    expect(await paymentsOf(other.id)).toHaveLength(1);
+    // Keys of other shapes stay the caller's, one that starts like the checkout's too.
+    const byPhone = await staff('POST', '/payments', {
+      orderId: other.id,
+      amount: 100,
+      currency: 'EUR',
+      token: 'tok_visa',
+      key: `order-${orderId}-by-phone`,
+    });
+    expect(byPhone.statusCode, byPhone.body).toBe(201);
+
+    // The customer pays: the checkout makes its own payment under its key, of the order's total.
+    const paid = await send(t.app, 'POST', `/api/v1/orders/${orderId}/pay`, buyer!.headers, {
+      payment: { token: 'tok_visa' },
+    });
+    expect(paid.statusCode, paid.body).toBe(202);
+    const order = await settled(t, shop, orderId);
+    expect(order).toMatchObject({ status: 'completed', paymentStatus: 'captured' });
+    const payments = await paymentsOf(orderId);
+    expect(payments).toMatchObject([
+      { key: `order-${orderId}`, orderId, amount: order.totals.total, status: 'completed' },
+    ]);
+    const charges = await chargesOf(orderId);
+    expect(charges).toHaveLength(1);
+    expect(charges[0]).toMatchObject({ capturedAmount: order.totals.total });
+  });
+});
+
 describe('staff status changes of an order the checkout pays', () => {
   it('never move a flash-sale order waiting for its payment forward by hand: it is completed only once paid', async () => {
     const variant = await saleVariant(t, shop, 5);

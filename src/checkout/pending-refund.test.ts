@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Payment } from '../payments/index.ts';
+import { withSystem } from '../platform/db/index.ts';
 import { until } from './checkout-test-fixtures.ts';
 import { refundApp } from './refund-test-fixtures.ts';
 
@@ -62,5 +63,51 @@ describe('a staff refund whose provider call failed', () => {
     expect(await app.kit.paymentOf(payment.id)).toMatchObject({ status: 'refunded', refundedAmount: total });
     expect(await app.kit.chargeOf(payment)).toMatchObject({ capturedAmount: total, refundedAmount: total });
     expect((await pspRefunds(payment)).map(([, amount]) => amount).sort()).toEqual([600, total - 600].sort());
+  }, 60_000);
+});
+
+// Nobody sends the checkout's refunds an Idempotency-Key: each of its retries (the attempts of a
+// run, the runs its watchdog makes, the refund's own recheck) must ask under the refund key it
+// asked under before, or a refund whose answer was lost would be made again under a new one.
+describe('a cancel whose refund cannot reach the provider', () => {
+  it('asks again under one refund key, attempt after attempt: the customer is refunded once', async () => {
+    const { customer, order, payment } = await app.kit.completedOrder();
+    const total = order.totals.total;
+    const reach = await app.kit.pspUnreachable('refund');
+    const cancelled = await app.kit.cancel(order.id, customer);
+    expect(cancelled.status, JSON.stringify(cancelled.json)).toBeLessThan(300);
+    const calls = async () => {
+      const { rows } = await withSystem(app.kit.db(), (trx) =>
+        sql<{ idempotency_key: string }>`select idempotency_key from payments.operations
+          where payment_id = ${payment.id} and kind = 'refund' order by id`.execute(trx),
+      );
+      return rows.map((r) => r.idempotency_key);
+    };
+    // A whole run's attempts failed, and the refund's recheck asked as well.
+    await until(
+      async () => (await app.kit.failedUndoings(order.id)).failed >= 3 && (await calls()).length >= 4,
+      'the refund asked again and again',
+    );
+    await reach();
+
+    await until(async () => (await app.kit.orderOf(order.id)).status === 'cancelled', 'the order cancelled');
+    await until(
+      async () => (await app.kit.paymentOf(payment.id)).status === 'refunded',
+      'the payment refunded',
+    );
+    const key = `order-${order.id}-refund`;
+    expect(new Set(await calls())).toEqual(new Set([`refund:${payment.id}:${key}`]));
+    const { rows: refunds } = await withSystem(app.kit.db(), (trx) =>
+      sql<{ refund_key: string; amount: string | number; status: string }>`
+        select refund_key, amount, status from payments.refunds where payment_id = ${payment.id}`.execute(
+        trx,
+      ),
+    );
+    expect(refunds.map((r) => [r.refund_key, Number(r.amount), r.status])).toEqual([
+      [key, total, 'succeeded'],
+    ]);
+    expect(await pspRefunds(payment)).toEqual([[`refund:${payment.id}:${key}`, total]]);
+    expect(await app.kit.chargeOf(payment)).toMatchObject({ capturedAmount: total, refundedAmount: total });
+    expect(await app.kit.orderOf(order.id)).toMatchObject({ status: 'cancelled', paymentStatus: 'refunded' });
   }, 60_000);
 });

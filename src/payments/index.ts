@@ -2,6 +2,7 @@ export type { AuthorizationCall, AuthorizeOutcome } from './authorize.ts';
 export type { CaptureCall } from './capture.ts';
 export type { FindOrder, PaymentsModuleDeps } from './deps.ts';
 export { createPayments, type PaymentsModule, type TestProviderControls } from './module.ts';
+export { orderPaymentKey } from './order-payment-key.ts';
 export type { PaymentEventVerb } from './payment-events.ts';
 export {
   FAILURE_CODES,

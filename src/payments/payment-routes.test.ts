@@ -127,6 +127,20 @@ describe('the lifecycle through the routes', () => {
     expect(again.json()).toMatchObject({ refundedAmount: 150 });
   });
 
+  it('makes each refund sent without refundKey or Idempotency-Key a new one, as Stripe does', async () => {
+    const payment = await initiate();
+    await post(`/payments/${payment.id}/process`);
+    await post(`/payments/${payment.id}/complete`);
+    // A client retrying without a key refunds again: it must send a key to retry safely.
+    const body = { amount: 100, reason: 'damaged' };
+    expect((await post(`/payments/${payment.id}/refund`, body)).json()).toMatchObject({
+      refundedAmount: 100,
+    });
+    expect((await post(`/payments/${payment.id}/refund`, body)).json()).toMatchObject({
+      refundedAmount: 200,
+    });
+  });
+
   it('refuses an Idempotency-Key used again for another refund with 409 IDEMPOTENCY_KEY_REUSED, refunding once', async () => {
     const payment = await initiate();
     await post(`/payments/${payment.id}/process`);

@@ -8,6 +8,7 @@ import { listOperations } from './call-store.ts';
 import { capturePayment } from './capture.ts';
 import type { PaymentsDeps } from './deps.ts';
 import { fitOrder, refuseClosedOrder } from './order-fit.ts';
+import { refuseOrderPaymentKey } from './order-payment-key.ts';
 import { type PaymentStatus, paymentMachine } from './payment-machine.ts';
 import {
   FailBody,
@@ -89,6 +90,8 @@ export function paymentRoutes(deps: PaymentsDeps) {
         const body = request.body;
         const provider = body.provider ?? 'test';
         deps.providers.get(provider);
+        // The checkout's key of an order is its own (order-payment-key.ts).
+        refuseOrderPaymentKey(body.key);
         const key = body.key ?? uuidv7();
         const { amount, guard } = await fitOrder(deps, tenantId, { ...body, key });
         const row = await initiatePayment(

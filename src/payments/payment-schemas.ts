@@ -74,7 +74,7 @@ export const InitiateBody = Type.Object(
   {
     additionalProperties: false,
     description:
-      "amount defaults to the order's total when the orders module is there (else it is required); key (Default: a new one) makes the payment idempotent",
+      "amount defaults to the order's total when the orders module is there (else it is required); key (Default: a new one) makes the payment idempotent, except `order-<orderId>` (any case), the key of the payment the order's checkout takes: 400 VALIDATION_FAILED naming /key",
   },
 );
 
