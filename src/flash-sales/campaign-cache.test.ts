@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createShop, type Shop } from '../cart/cart-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
 import { until } from '../platform/testing/index.ts';
+import { uuidv7 } from '../platform/uuidv7.ts';
 import { createCampaignCache } from './campaign-cache.ts';
 import { createSale, type FlashTestApp, saleVariant, startFlashApp } from './flash-test-fixtures.ts';
 import type { FlashSalesDb } from './tables.ts';
@@ -100,5 +101,20 @@ describe('the campaign cache', () => {
     await new Promise((resolve) => setTimeout(resolve, 500)); // the read comes back meanwhile
     expect(cache.peek(shop.id, sale.id)).toBeUndefined();
     expect((await cache.get(shop.id, sale.id))?.id).toBe(sale.id);
+  });
+
+  it('forgets the ids it read once they lapse, so attempts naming fresh ids of no sale cannot grow the process', async () => {
+    const sale = await createSale(t, shop, await saleVariant(t, shop, 10));
+    const { cache, clock } = cacheAt(5_000_000);
+    // An attempt every 100 ms (within a customer's limits), each naming an id of no sale: 30 seconds.
+    for (let i = 0; i < 300; i++) {
+      expect(await cache.get(shop.id, uuidv7())).toBeUndefined();
+      clock.now += 100;
+    }
+    // What a read or a peek can still serve (the last second's) and little more: not 300 entries.
+    expect(cache.size()).toBeLessThanOrEqual(20);
+    // The sale itself is read and served as before.
+    expect((await cache.get(shop.id, sale.id))?.id).toBe(sale.id);
+    expect(cache.peek(shop.id, sale.id)?.id).toBe(sale.id);
   });
 });

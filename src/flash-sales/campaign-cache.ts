@@ -22,6 +22,19 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
   const entries = new Map<string, { campaign: Campaign | undefined; at: number; refreshing?: true }>();
   const loading = new Map<string, Promise<Campaign | undefined>>();
   const keyOf = (tenantId: string, id: string) => `${tenantId}:${id}`;
+  let sweptAt = now();
+  /**
+   * Drops the entries no read or peek serves any more (a second old), at most once a second, as an
+   * entry is stored: the map holds what was read in the last two seconds or so. Kept for ever, every
+   * id an attempt named stayed (a miss is cached too): a customer within the attempt limits, naming a
+   * fresh id of no sale each time, grew the process by an entry per attempt (5 a second: 430,000 a
+   * day per account) until it ran out of memory.
+   */
+  const sweep = (at: number) => {
+    if (at - sweptAt < TTL_MS) return;
+    sweptAt = at;
+    for (const [key, entry] of entries) if (at - entry.at >= TTL_MS) entries.delete(key);
+  };
   /** Reads the campaign into its entry; one read at a time per campaign, shared by its callers. */
   const load = (tenantId: string, id: string, key: string): Promise<Campaign | undefined> => {
     let pending = loading.get(key);
@@ -33,7 +46,11 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
         })
         .then((campaign) => {
           // A read that a drop overtook (it may have read the campaign as it was) is not kept.
-          if (loading.get(key) === pending) entries.set(key, { campaign, at: now() });
+          if (loading.get(key) === pending) {
+            const at = now();
+            sweep(at);
+            entries.set(key, { campaign, at });
+          }
           return campaign;
         })
         .finally(() => {
@@ -70,6 +87,10 @@ export function createCampaignCache(db: FlashSalesDb, now: () => number = Date.n
         load(tenantId, id, key).catch(() => {});
       }
       return hit.campaign;
+    },
+    /** Entries held (read within about the last two seconds). */
+    size(): number {
+      return entries.size;
     },
     drop(tenantId: string, id: string): void {
       const key = keyOf(tenantId, id);

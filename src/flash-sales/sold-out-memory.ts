@@ -12,6 +12,14 @@ import {
 /** How long a process answers "sold out" from memory before asking the gate again (default). */
 export const FORGET_SOLD_OUT_AFTER_MS = 1000;
 
+/**
+ * Campaigns whose notices a process counts at most. A notice of every campaign changed anywhere
+ * (each sale's end, cancel or change drops its gate state; every give-back) came to every process
+ * and was counted for the life of the process: a store creating and cancelling sales in a loop
+ * grew every process by an entry each. Past the bound the counts start afresh.
+ */
+export const MAX_NOTICED = 10_000;
+
 /** Options of {@link withSoldOutMemory}. */
 export type SoldOutMemoryOptions = {
   /**
@@ -44,6 +52,8 @@ export type SoldOutMemoryGate = FlashGate & {
    * SOLD_OUT (true whatever the customer holds) may answer it before the token is verified.
    */
   soldOutFor(campaignId: string, customerId: string, key: string, limit: number): boolean;
+  /** Campaigns whose notices it counts now (at most MAX_NOTICED). */
+  noticed(): number;
 };
 
 /** What the gate held when the campaign sold out: enough to answer every attempt as the gate would. */
@@ -98,6 +108,12 @@ export function withSoldOutMemory(
       memory.clear();
       notices.clear();
       return;
+    }
+    if (notices.size >= MAX_NOTICED && !notices.has(campaignId)) {
+      // The counts start afresh; `allNotices` moves, so an attempt in flight never takes a fresh
+      // count for the one it started under (its sold-out answer is then not remembered: the next is).
+      allNotices += 1;
+      notices.clear();
     }
     notices.set(campaignId, { count: (notices.get(campaignId)?.count ?? 0) + 1, version });
     // A notice of the state the memory holds (a change heard after its sold-out answer) changes nothing.
@@ -157,6 +173,7 @@ export function withSoldOutMemory(
 
   return {
     remembersSoldOut: (campaignId) => answering(campaignId) !== undefined,
+    noticed: () => notices.size,
 
     refusalFor(campaignId, customerId, key, limit) {
       const view = answering(campaignId)?.view;
