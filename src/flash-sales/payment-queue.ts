@@ -52,7 +52,14 @@ export function createPaymentQueue(
   let timer: NodeJS.Timeout | undefined;
 
   /** The sagas a batch started, and how many admissions it took out of the queue without one. */
-  async function takeBatch(tenantId: string): Promise<{ helds: Held[]; dropped: number }> {
+  /**
+   * `careful`: each saga starts under a savepoint, and an order whose saga cannot start (its
+   * payment key taken by another payment, a row that breaks a constraint) leaves the queue with
+   * a warning instead of failing the batch: taken again after a batch that failed, so that one such
+   * order, first in every batch, no longer held back every later order of the tenant until their
+   * windows closed unpaid (its window's sweep, or its event, releases it).
+   */
+  async function takeBatch(tenantId: string, careful = false): Promise<{ helds: Held[]; dropped: number }> {
     return withTenant(deps.db, tenantId, async (anyTrx) => {
       const trx = anyTrx as FlashSalesTrx;
       // A sale's cancel closes its windows (pay_by set to its own now()) before it cancels the
@@ -80,8 +87,8 @@ export function createPaymentQueue(
           provider: string;
           token: string;
         };
-        helds.push(
-          await deps.checkout.startSaga(
+        const start = () =>
+          deps.checkout.startSaga(
             trx,
             tenantId,
             {
@@ -92,8 +99,23 @@ export function createPaymentQueue(
               validated: { checkedBy: 'flash-sale', campaignId: row.campaign_id },
             },
             { correlationId: order.correlationId ?? undefined },
-          ),
-        );
+          );
+        if (!careful) {
+          helds.push(await start());
+          continue;
+        }
+        await sql`savepoint admission`.execute(trx);
+        try {
+          helds.push(await start());
+          await sql`release savepoint admission`.execute(trx);
+        } catch (error) {
+          await sql`rollback to savepoint admission`.execute(trx);
+          logger.warn(
+            { err: error, tenantId, orderId: order.id },
+            'flash-sales: an order’s saga could not start; it leaves the payment queue',
+          );
+          gone.push(order.id);
+        }
       }
       // An order no longer waiting (cancelled meanwhile) keeps its admission as the order events
       // left it, but leaves the queue: it can never be paid, and left queued (its event on the way,
@@ -165,9 +187,14 @@ export function createPaymentQueue(
           // While the provider fails, paid orders wait here (the stats show the queue and the breaker).
           if (stopped || breakers.state('payments') === 'open') return;
           // One tenant's batch that fails (an order whose saga cannot start) must not hold up the
-          // others': it is logged and tried again on the next kick.
+          // others', nor its own other orders: it is taken again carefully (takeBatch), and a
+          // batch that fails even so is logged and tried again on the next kick.
           const { helds, dropped } = await breakers
             .run('database', () => takeBatch(tenantId))
+            .catch((error: unknown) => {
+              if (breakers.state('database') === 'open') throw error;
+              return breakers.run('database', () => takeBatch(tenantId, true));
+            })
             .catch((error: unknown) => {
               if (breakers.state('database') === 'open') throw error;
               logger.warn(
