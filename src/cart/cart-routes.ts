@@ -50,6 +50,13 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const tenantOf = (request: Parameters<typeof storefrontTenant>[0]) =>
       storefrontTenant(request, deps.resolveTenant);
+    // A shopper's cart (their name, address, phone) is never stored by a cache: a guest names it
+    // with X-Cart-Token, which no cache keys on, and sends no Authorization or Cookie, so a shared
+    // cache would answer the next shopper's GET /cart with it.
+    root.addHook('onSend', async (_request, reply, payload) => {
+      reply.header('cache-control', 'no-store');
+      return payload;
+    });
 
     app.get(
       '/cart',
@@ -97,7 +104,7 @@ export function cartRoutes(deps: CartDeps, service: CartService) {
           return { cart };
         }
         const { cart, token } = await service.createGuest(tenantId, currency);
-        reply.code(201).header(CART_TOKEN_HEADER, token).header('cache-control', 'no-store');
+        reply.code(201).header(CART_TOKEN_HEADER, token);
         return { cart, token };
       },
     );

@@ -5,10 +5,11 @@ import { AppError } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import { resolveAddresses } from './cart-addresses.ts';
+import { clearCheckedOut, recordCheckout } from './cart-checkout.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
-import { deleteCart } from './cart-store.ts';
+import { type CartLocator, deleteCart } from './cart-store.ts';
 import { cartLocatorOf } from './cart-token.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartDeps, CartModuleDeps } from './deps.ts';
@@ -55,7 +56,11 @@ export type CartModule = MercatoModule & {
       shippingOptionId?: string | undefined;
     },
   ): Promise<Cart>;
-  /** Deletes a cart its order was placed from, in the caller's transaction of the tenant (the saga's). */
+  /**
+   * Takes out of a cart what its completed order took, in the caller's transaction of the tenant
+   * (the saga's): the units of each line the checkout's read (shopperCart, getCart in a `trx`)
+   * recorded. What the shopper added since stays; the cart is deleted when nothing is left.
+   */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   clearCart(trx: Transaction<any>, tenantId: string, cartId: string): Promise<void>;
 };
@@ -65,6 +70,12 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   const deps: CartDeps = { ...moduleDeps, ctx, db: ctx.db.kysely as CartDb };
   const service = createCartService(deps);
   let stopPurge: (() => void) | undefined;
+  /** A read in the checkout's transaction records what its order takes (clearCart takes out no more). */
+  const checkoutRead = async (tenantId: string, locator: CartLocator, trx: CartTrx | undefined) => {
+    const cart = await service.read(tenantId, locator, trx);
+    if (cart && trx) await recordCheckout(trx, tenantId, cart);
+    return cart;
+  };
   return {
     name: 'cart',
     async draftCart(tenantId, input) {
@@ -109,13 +120,13 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
     },
     async shopperCart(tenantId, request, trx) {
       const locator = cartLocatorOf(request);
-      const cart = await service.read(tenantId, locator, trx as CartTrx | undefined);
+      const cart = await checkoutRead(tenantId, locator, trx as CartTrx | undefined);
       return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
     },
-    clearCart: (trx, tenantId, cartId) => deleteCart(trx as CartTrx, tenantId, cartId),
+    clearCart: (trx, tenantId, cartId) => clearCheckedOut(trx as CartTrx, tenantId, cartId),
     getCart: async (tenantId, cartId, trx) =>
       isUuid(cartId)
-        ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)
+        ? checkoutRead(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)
         : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));

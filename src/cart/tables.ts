@@ -36,6 +36,8 @@ export type CartsTable = {
   shipping_address: Json<CartAddress | null> | null;
   billing_address: Json<CartAddress | null> | null;
   shipping_option_id: string | null;
+  /** Units of each line (by id) the order being placed from the cart took; null when none. */
+  checkout_lines: ColumnType<Record<string, number> | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
   active_at: Timestamp;

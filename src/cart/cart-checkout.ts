@@ -1,0 +1,73 @@
+import { sql } from 'kysely';
+import { deleteCart, listLines } from './cart-store.ts';
+import type { Cart } from './cart-view.ts';
+import type { CartTrx } from './tables.ts';
+
+/**
+ * Records what an order placed from the cart takes: the quantity of each of its lines, as the
+ * checkout read them, in the checkout's transaction (it commits with the order, and goes when the
+ * checkout is refused). A later checkout's read replaces it.
+ */
+export async function recordCheckout(trx: CartTrx, tenantId: string, cart: Cart): Promise<void> {
+  const taken = Object.fromEntries(cart.lines.map((line) => [line.id, line.quantity]));
+  await trx
+    .updateTable('cart.carts')
+    .set({ checkout_lines: JSON.stringify(taken) })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', cart.id)
+    .execute();
+}
+
+/**
+ * Takes out of the cart what its completed order took (recordCheckout), in the caller's
+ * transaction: each ordered line loses the units ordered (and goes when none are left); what the
+ * shopper added meanwhile (another variant, more units, lines merged in at login) stays, and the
+ * cart is deleted only when nothing is left. A cart no checkout recorded is deleted whole.
+ */
+export async function clearCheckedOut(trx: CartTrx, tenantId: string, cartId: string): Promise<void> {
+  const cart = await trx
+    .selectFrom('cart.carts')
+    .select('checkout_lines')
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', cartId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!cart) return;
+  const taken = cart.checkout_lines;
+  if (!taken) return deleteCart(trx, tenantId, cartId);
+  // The usual case, nothing added since the order was placed: the cart goes in one statement. Run
+  // after the lock, it sees the lines of a change the lock waited for.
+  const { rows: deleted } = await sql`delete from cart.carts c
+    where c.tenant_id = ${tenantId} and c.id = ${cartId} and not exists (
+      select 1 from cart.lines l where l.tenant_id = ${tenantId} and l.cart_id = ${cartId}
+        and l.quantity > coalesce((${JSON.stringify(taken)}::jsonb ->> l.id::text)::int, 0))
+    returning c.id`.execute(trx);
+  if (deleted.length > 0) return;
+  const lines = await listLines(trx, tenantId, cartId);
+  const left = lines.map((line) => ({ line, quantity: line.quantity - (taken[line.id] ?? 0) }));
+  if (!left.some((l) => l.quantity > 0)) return deleteCart(trx, tenantId, cartId);
+  const gone = left.filter((l) => l.quantity <= 0).map((l) => l.line.id);
+  if (gone.length > 0) {
+    await trx
+      .deleteFrom('cart.lines')
+      .where('tenant_id', '=', tenantId)
+      .where('cart_id', '=', cartId)
+      .where('id', 'in', gone)
+      .execute();
+  }
+  for (const { line, quantity } of left) {
+    if (quantity <= 0 || quantity === line.quantity) continue;
+    await trx
+      .updateTable('cart.lines')
+      .set({ quantity, updated_at: new Date() })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', line.id)
+      .execute();
+  }
+  await trx
+    .updateTable('cart.carts')
+    .set({ checkout_lines: null, updated_at: new Date() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', cartId)
+    .execute();
+}
