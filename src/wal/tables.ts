@@ -57,6 +57,15 @@ export type MessagesTable = {
   created_at: Timestamp;
   delivered_at: Timestamp | null;
   dead_at: Timestamp | null;
+  /**
+   * An outbox row the relay sent (or was about to send) to this stream backend without its answer:
+   * written to no other backend until that one confirms or refuses it (migration 0063, relay-marks.ts).
+   */
+  sent_to: ColumnType<
+    Exclude<BackendName, 'postgres'> | null,
+    Exclude<BackendName, 'postgres'> | null | undefined,
+    Exclude<BackendName, 'postgres'> | null
+  >;
 };
 
 export type AttemptsTable = {

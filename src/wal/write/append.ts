@@ -5,7 +5,7 @@ import {
   type NewMessageRow,
   type WriteOutcome,
 } from '../backends/postgres/group-commit.ts';
-import { BackendTimeoutError } from '../backends/stream/bounded.ts';
+import { BackendTimeoutError, bounded } from '../backends/stream/bounded.ts';
 import {
   BackendUnavailableError,
   backendUnavailable,
@@ -33,6 +33,19 @@ export function isBackendUnavailable(error: unknown): boolean {
 const RETIRED_ROUNDS = 3;
 
 /**
+ * How long a write waits for a stream backend's answer, by default: a Redis command has no timeout
+ * of its own, and a Redis that takes the connection and falls silent would hold the write (and
+ * its caller) for as long as it hangs. Above NATS's own per-publish timeout (2 s): a batch of
+ * 1,000 messages, or of large ones, has time to be answered.
+ */
+export const WRITE_BACKEND_TIMEOUT_MS = 5_000;
+
+export type AppenderOptions = {
+  /** How long a stream backend's append is waited for. (Default: WRITE_BACKEND_TIMEOUT_MS) */
+  backendTimeoutMs?: number;
+};
+
+/**
  * The write path of POST /wal/write: rows go to the namespace's backend (postgres through the
  * group committer, or in a transaction of their own that delivers them to the namespace's inline
  * targets when it has any: inline-delivery.ts; the others through their append); when that backend is down or not
@@ -40,7 +53,8 @@ const RETIRED_ROUNDS = 3;
  * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
  * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
  * A write a backend was sent and never confirmed (BackendTimeoutError: a NATS publish whose ack
- * was lost) is not handed to the fallback, as it may be stored: 503, and the writer retries.
+ * was lost) is not handed to the fallback, as it may be stored: 503, and the writer retries. So
+ * is one that gave no answer within `backendTimeoutMs` (a silent Redis): the append is bounded.
  *
  * A stream backend that refuses the namespace as retired (it moved off that backend, which then
  * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with
@@ -55,7 +69,9 @@ export function createAppender(
   streams: StreamBackends,
   inline?: { db: Kysely<WalTables>; delivery: InlineDelivery | undefined },
   reread?: Reread,
+  options: AppenderOptions = {},
 ): Appender {
+  const timeoutMs = options.backendTimeoutMs ?? WRITE_BACKEND_TIMEOUT_MS;
   async function appendTo(
     namespace: Namespace,
     backend: BackendName,
@@ -73,7 +89,8 @@ export function createAppender(
       const setting = backend === 'redis-streams' ? 'REDIS_URL' : 'NATS_URL';
       throw new BackendUnavailableError(backend, `${backend} is not configured on this server (${setting})`);
     }
-    return stream.append(own);
+    // Bounded: past it BackendTimeoutError (sent, no answer: 503 below, never the fallback).
+    return bounded(stream, 'append', timeoutMs, () => stream.append(own));
   }
 
   async function appendOnce(namespace: Namespace, rows: NewMessageRow[]): Promise<WriteOutcome[]> {

@@ -85,6 +85,13 @@ export async function pruneDrainingBackend(
       where tenant_id = ${tenantId} and name = ${namespace} and ${stream.name} = any(draining_backends)
       for no key update skip locked`.execute(trx);
     if (rows.length === 0) return false;
+    // Outbox rows the relay sent there without an answer (relay-marks.ts) may be stored there, and
+    // be delivered, its record of them let go with the retire: it must answer for them first.
+    const { rows: unconfirmed } = await sql`
+      select 1 from wal.messages
+      where tenant_id = ${tenantId} and namespace = ${namespace} and sent_to = ${stream.name}
+      limit 1`.execute(trx);
+    if (unconfirmed.length > 0) return false;
     const retired = await bounded(
       stream,
       'retire',

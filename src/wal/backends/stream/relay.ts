@@ -2,8 +2,7 @@ import { type Kysely, sql, type Transaction } from 'kysely';
 import { withSystem } from '../../../platform/db/index.ts';
 import { AppError } from '../../../platform/http/index.ts';
 import type { AppContext } from '../../../platform/index.ts';
-import type { BackendName, MessageState, WalTables } from '../../tables.ts';
-import type { NewMessageRow } from '../postgres/group-commit.ts';
+import type { BackendName, WalTables } from '../../tables.ts';
 import { BackendTimeoutError, bounded } from './bounded.ts';
 import {
   BackendUnavailableError,
@@ -12,6 +11,8 @@ import {
   type StreamBackendName,
 } from './contract.ts';
 import { reopenIfNamed } from './prune.ts';
+import { markSending, markUnconfirmed, RELAY_LOCK } from './relay-marks.ts';
+import { handOn, namedBy, readWaiting, type WaitingRow } from './relay-rows.ts';
 
 export type RelayDeps = {
   ctx: AppContext;
@@ -34,11 +35,6 @@ export type Relay = {
   /** Moves what is waiting now; resolves with how many rows left PostgreSQL (for tests). */
   drain(): Promise<number>;
 };
-
-type WaitingRow = Omit<NewMessageRow, 'payload' | 'headers'> & { payload: string; headers: string };
-
-// One relay at a time across every process, so rows reach their backend in id order.
-const RELAY_LOCK = sql`select pg_try_advisory_xact_lock(hashtext('mercato_wal_relay')) as locked`;
 
 /**
  * The relay of the transactional outbox for stream backends: rows a module wrote in its own
@@ -66,6 +62,9 @@ const RELAY_LOCK = sql`select pg_try_advisory_xact_lock(hashtext('mercato_wal_re
  * outbox and the backend is not called again this pass. Never handed to the fallback: an append
  * that timed out may land later, and they would be stored twice. The next pass appends them again
  * to the same backend, where one that landed is a replay (same messageId and body), then deleted.
+ * Nor by a later pass that finds the backend down, or the namespace moved: rows sent without an
+ * answer are marked in PostgreSQL (relay-marks.ts, committed before they are sent) and go to no
+ * other backend until that one confirmed them (relayed) or said it does not hold them.
  */
 export function startRelay(deps: RelayDeps): Relay {
   const { db } = deps;
@@ -79,15 +78,6 @@ export function startRelay(deps: RelayDeps): Relay {
   let retry: NodeJS.Timeout | undefined;
   let unlisten: (() => Promise<void>) | undefined;
 
-  /** The backends the namespace of `row` names now, read in the relay's transaction (lock: `for share`). */
-  async function namedBy(trx: Transaction<WalTables>, row: WaitingRow, lock = false) {
-    const { rows: found } = await sql<{ backend: BackendName; fallback: BackendName | null }>`
-      select backend, fallback_backend as fallback from wal.namespaces
-      where tenant_id = ${row.tenant_id} and name = ${row.namespace}
-      ${lock ? sql`for share` : sql``}`.execute(trx);
-    return found[0];
-  }
-
   /** Hands the rows to the namespace's backend (the relay's next pass appends them to a stream one). */
   async function redirect(
     trx: Transaction<WalTables>,
@@ -96,30 +86,42 @@ export function startRelay(deps: RelayDeps): Relay {
     from: BackendName,
     namespace: string,
   ) {
-    await sql`update wal.messages set backend = ${to} where id = any(${ids}::uuid[])`.execute(trx);
-    // An update fires no insert trigger: wake the postgres consumers, or the relay, on commit.
-    await sql`select pg_notify(${to === 'postgres' ? 'mercato_wal_ready' : 'mercato_wal_relay'}, '')`.execute(
-      trx,
-    );
+    await handOn(trx, ids, to);
     log.info({ namespace, from, to, messages: ids.length }, 'namespace moved: rows relayed to its backend');
   }
 
+  /** Moves the rows of one backend and namespace; answers how many left PostgreSQL's outbox, and whether some wait. */
   async function moveGroup(
     trx: Transaction<WalTables>,
     backend: StreamBackendName,
-    rows: WaitingRow[],
+    group: WaitingRow[],
     silent: Set<StreamBackendName>,
-  ): Promise<'moved' | 'waiting'> {
-    const ids = rows.map((r) => r.id);
+  ): Promise<{ moved: number; waiting: boolean }> {
     const configured = deps.streams.get(backend);
-    const first = rows[0] as WaitingRow;
+    const first = group[0] as WaitingRow;
     const named = await namedBy(trx, first);
+    let rows = group;
+    let handedOn = 0;
     if (named && named.backend !== backend && named.fallback !== backend) {
-      await redirect(trx, ids, named.backend, backend, first.namespace);
-      return 'moved';
+      // Moved. Rows sent there without an answer may be stored there: asked of it first (below).
+      const unsent = group.filter((r) => r.sent_to === null);
+      if (unsent.length > 0)
+        await redirect(
+          trx,
+          unsent.map((r) => r.id),
+          named.backend,
+          backend,
+          first.namespace,
+        );
+      handedOn = unsent.length;
+      rows = group.filter((r) => r.sent_to !== null);
+      if (rows.length === 0) return { moved: handedOn, waiting: false };
     }
+    const ids = rows.map((r) => r.id);
+    const moved = { moved: handedOn + rows.length, waiting: false };
+    const waiting = { moved: handedOn, waiting: true };
     // Gave no answer this pass: not called again (each call would hold the transaction its bound).
-    if (silent.has(backend)) return 'waiting';
+    if (silent.has(backend)) return waiting;
     // Its calls made in the transaction, bounded (see above; reopenIfNamed bounds the reopen).
     const stream = configured && {
       name: backend,
@@ -147,9 +149,10 @@ export function startRelay(deps: RelayDeps): Relay {
           }
           if (!(await reopenIfNamed(trx, stream, first.tenant_id, first.namespace, timeoutMs))) {
             const now = await namedBy(trx, first, true);
-            if (!now) return 'waiting';
+            if (!now) return waiting;
+            // It does not hold these (retired): handed on, marked or not.
             await redirect(trx, ids, now.backend, backend, first.namespace);
-            return 'moved';
+            return moved;
           }
           await stream.append(left);
         }
@@ -162,7 +165,7 @@ export function startRelay(deps: RelayDeps): Relay {
           } catch (single) {
             if (!(single instanceof AppError && single.code === 'IDEMPOTENCY_KEY_REUSED')) throw single;
             await sql`
-              update wal.messages set state = 'dead', dead_at = now(),
+              update wal.messages set state = 'dead', dead_at = now(), sent_to = null,
                 last_error = ${`messageId was already written to ${backend} with a different body`}
               where id = ${row.id}`.execute(trx);
             ids.splice(ids.indexOf(row.id), 1);
@@ -170,35 +173,43 @@ export function startRelay(deps: RelayDeps): Relay {
         }
       }
       await sql`delete from wal.messages where id = any(${ids}::uuid[])`.execute(trx);
-      return 'moved';
+      return moved;
     } catch (error) {
       if (error instanceof BackendTimeoutError) {
-        // It may still land: the rows wait for this backend, never for the fallback (see above).
+        // It may still land: the rows wait for this backend, never for another (see above), in
+        // this pass and the next ones (marked, committed with the pass).
         silent.add(backend);
+        await markUnconfirmed(trx, ids, backend);
         log.warn({ err: error, backend, namespace: first.namespace }, 'backend gave no answer: rows wait');
-        return 'waiting';
+        return waiting;
       }
       if (!(error instanceof BackendUnavailableError)) throw error;
       // Read in this transaction: on PGlite (one connection) a second one would wait for it forever.
-      if (named?.fallback !== 'postgres') return 'waiting';
-      await sql`update wal.messages set backend = 'postgres' where id = any(${ids}::uuid[])`.execute(trx);
-      // An update fires no insert trigger: wake the postgres consumers on commit.
-      await sql`select pg_notify('mercato_wal_ready', '')`.execute(trx);
+      if (named?.fallback !== 'postgres') return waiting;
+      // A refusal says nothing of an earlier append: rows sent without an answer wait for it.
+      const unsent = rows.filter((r) => r.sent_to === null && ids.includes(r.id)).map((r) => r.id);
+      if (unsent.length === 0) return waiting;
+      await handOn(trx, unsent, 'postgres');
       log.warn(
-        { backend, namespace: first.namespace, messages: ids.length },
+        { backend, namespace: first.namespace, messages: unsent.length, waiting: ids.length - unsent.length },
         'backend down: relayed to postgres',
       );
-      return 'moved';
+      return unsent.length === ids.length ? moved : { moved: handedOn + unsent.length, waiting: true };
     }
   }
 
-  /** The backends that give no answer to a ping within the bound, asked with no transaction open. */
-  async function silentBackends(): Promise<Set<StreamBackendName>> {
+  /**
+   * Each backend asked (ping, bounded) with no transaction open: those that answered, and those
+   * that gave no answer within the bound (`silent`).
+   */
+  async function pingBackends() {
+    const answering: StreamBackendName[] = [];
     const silent = new Set<StreamBackendName>();
     await Promise.all(
       [...deps.streams].map(async ([name, stream]) => {
         try {
           await bounded(stream, 'ping', timeoutMs, () => stream.ping());
+          answering.push(name);
         } catch (error) {
           // A refusal (BackendUnavailableError) is an outage: the append fails fast too, and the
           // namespace's fallback applies.
@@ -208,41 +219,26 @@ export function startRelay(deps: RelayDeps): Relay {
         }
       }),
     );
-    return silent;
+    return { answering, silent };
   }
 
   async function runOnce(): Promise<{ moved: number; waiting: boolean; more: boolean }> {
-    const silent = await silentBackends();
+    const { answering, silent } = await pingBackends();
+    // What is about to be sent is marked first, committed (relay-marks.ts).
+    await markSending(db, answering, batchSize);
     return withSystem(db, async (trx) => {
       const { rows: lock } = await RELAY_LOCK.execute(trx);
       if (!(lock[0] as { locked: boolean }).locked) return { moved: 0, waiting: true, more: false };
-      const { rows } = await sql<WaitingRow>`
-        select id, tenant_id, namespace, message_id, ordering_key, payload::text as payload,
-          headers::text as headers, request_hash, backend, state, due_at, max_attempts, created_at
-        from wal.messages
-        where backend <> 'postgres' and state in ('pending', 'scheduled')
-        order by id
-        limit ${batchSize}`.execute(trx);
-      const groups = new Map<string, WaitingRow[]>();
-      for (const row of rows) {
-        const normalized = {
-          ...row,
-          due_at: new Date(row.due_at),
-          created_at: new Date(row.created_at),
-          state: row.state as MessageState,
-          backend: row.backend as BackendName,
-        };
-        const key = `${row.backend}\u0000${row.tenant_id}\u0000${row.namespace}`;
-        groups.set(key, [...(groups.get(key) ?? []), normalized]);
-      }
+      const { count, groups } = await readWaiting(trx, batchSize);
       let moved = 0;
       let waiting = false;
-      for (const group of groups.values()) {
+      for (const group of groups) {
         const backend = (group[0] as WaitingRow).backend as StreamBackendName;
-        if ((await moveGroup(trx, backend, group, silent)) === 'moved') moved += group.length;
-        else waiting = true;
+        const outcome = await moveGroup(trx, backend, group, silent);
+        moved += outcome.moved;
+        waiting ||= outcome.waiting;
       }
-      return { moved, waiting, more: rows.length === batchSize && moved > 0 };
+      return { moved, waiting, more: count === batchSize && moved > 0 };
     });
   }
 
