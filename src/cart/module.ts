@@ -9,7 +9,7 @@ import { clearCheckedOut, recordCheckout } from './cart-checkout.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
-import { type CartLocator, deleteCart } from './cart-store.ts';
+import { deleteCart } from './cart-store.ts';
 import { cartLocatorOf } from './cart-token.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartDeps, CartModuleDeps } from './deps.ts';
@@ -57,9 +57,16 @@ export type CartModule = MercatoModule & {
     },
   ): Promise<Cart>;
   /**
+   * Records what an order placed from the cart takes (the units of each line of `cart`, as read),
+   * in the transaction that creates the order: clearCart takes out no more. Only a new order's
+   * checkout records: a replay of its Idempotency-Key reads the cart and leaves the record alone.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  recordCheckout(trx: Transaction<any>, tenantId: string, cart: Cart): Promise<void>;
+  /**
    * Takes out of a cart what its completed order took, in the caller's transaction of the tenant
-   * (the saga's): the units of each line the checkout's read (shopperCart, getCart in a `trx`)
-   * recorded. What the shopper added since stays; the cart is deleted when nothing is left.
+   * (the saga's): the units of each line recordCheckout recorded. What the shopper added since
+   * stays; the cart is deleted when nothing is left.
    */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
   clearCart(trx: Transaction<any>, tenantId: string, cartId: string): Promise<void>;
@@ -70,12 +77,6 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
   const deps: CartDeps = { ...moduleDeps, ctx, db: ctx.db.kysely as CartDb };
   const service = createCartService(deps);
   let stopPurge: (() => void) | undefined;
-  /** A read in the checkout's transaction records what its order takes (clearCart takes out no more). */
-  const checkoutRead = async (tenantId: string, locator: CartLocator, trx: CartTrx | undefined) => {
-    const cart = await service.read(tenantId, locator, trx);
-    if (cart && trx) await recordCheckout(trx, tenantId, cart);
-    return cart;
-  };
   return {
     name: 'cart',
     async draftCart(tenantId, input) {
@@ -120,13 +121,14 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
     },
     async shopperCart(tenantId, request, trx) {
       const locator = cartLocatorOf(request);
-      const cart = await checkoutRead(tenantId, locator, trx as CartTrx | undefined);
+      const cart = await service.read(tenantId, locator, trx as CartTrx | undefined);
       return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
     },
+    recordCheckout: (trx, tenantId, cart) => recordCheckout(trx as CartTrx, tenantId, cart),
     clearCart: (trx, tenantId, cartId) => clearCheckedOut(trx as CartTrx, tenantId, cartId),
     getCart: async (tenantId, cartId, trx) =>
       isUuid(cartId)
-        ? checkoutRead(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)
+        ? service.read(tenantId, { kind: 'id', cartId: cartId.toLowerCase() }, trx as CartTrx | undefined)
         : undefined,
     async routes(app: FastifyInstance) {
       await app.register(cartRoutes(deps, service));

@@ -16,7 +16,10 @@ export type CheckoutModuleDeps = {
   payments: PaymentsApi;
   inventory: InventoryApi;
   catalog: CatalogApi;
-  cart: Pick<CartModule, 'getCart' | 'clearCart' | 'shopperCart' | 'shopperTokenHash' | 'draftCart'>;
+  cart: Pick<
+    CartModule,
+    'getCart' | 'clearCart' | 'recordCheckout' | 'shopperCart' | 'shopperTokenHash' | 'draftCart'
+  >;
 };
 
 /** What the saga, its routes and its watchdog share. */

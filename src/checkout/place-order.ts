@@ -283,6 +283,10 @@ export async function placeOrder(
           meta,
           await numbered,
         );
+        // What the order takes out of its cart once completed (not a replay's read: it records
+        // nothing), written with the order's insert.
+        const recorded = deps.cart.recordCheckout(trx, tenantId, cart);
+        recorded.catch(() => {}); // awaited below
         // The cart was checked against the catalog moments ago in this request (checkCart): that is
         // the validate step, logged here rather than read again.
         const held = await startSaga(
@@ -299,6 +303,7 @@ export async function placeOrder(
           },
           meta,
         );
+        await recorded;
         return { order: held.order, sagaId: held.saga.id, replayed: false, held };
       });
     } catch (error) {
