@@ -76,6 +76,42 @@ describe('a cart whose order completes after the shopper used it again', () => {
     expect(cart.json<CartBody>().lines.map((l) => [l.variantId, l.quantity])).toEqual([[guestItem.id, 2]]);
   });
 
+  it("merges into the customer's cart none of the units a guest's pending order took: they are not ordered twice", async () => {
+    const ordered = await product(t, shop, 20);
+    const extra = await product(t, shop, 20);
+    const guest = await readyCart(t, shop, [
+      { variant: ordered, quantity: 2 },
+      { variant: extra, quantity: 1 },
+    ]);
+    const customer = await newCustomer(t, shop);
+    // The customer's own cart already holds one unit of the ordered variant.
+    expect((await addItem(t, customer, { variantId: ordered.id, quantity: 1 })).statusCode).toBe(201);
+    await completeLater(guest, async () => {
+      // While the order waits for its payment, the guest adds more and then logs in.
+      expect((await addItem(t, guest, { variantId: ordered.id, quantity: 1 })).statusCode).toBe(201);
+      const merged = await send(t.app, 'POST', '/api/v1/cart/merge', {
+        ...customer,
+        'x-cart-token': guest['x-cart-token']!,
+      });
+      expect(merged.statusCode, merged.body).toBe(200);
+      const body = merged.json<{ cart: CartBody; adjustments: { variantId: string; reason: string }[] }>();
+      const lines = body.cart.lines.map((l) => [l.variantId, l.quantity]);
+      expect(lines).toEqual([[ordered.id, 2]]);
+      expect(body.adjustments.map((a) => [a.variantId, a.reason]).sort()).toEqual(
+        [
+          [ordered.id, 'CHECKED_OUT'],
+          [extra.id, 'CHECKED_OUT'],
+        ].sort(),
+      );
+    });
+    const cart = await getCart(customer);
+    expect(cart.statusCode, cart.body).toBe(200);
+    // Their own unit and the one the guest added after ordering; the two ordered are in the order.
+    expect(cart.json<CartBody>().lines.map((l) => [l.variantId, l.quantity])).toEqual([[ordered.id, 2]]);
+    // The guest cart held only what the order took: its completion took it away.
+    expect((await getCart(guest)).statusCode).toBe(404);
+  });
+
   it('is deleted when the shopper left it as it was ordered', async () => {
     const ordered = await product(t, shop, 20);
     const headers = await readyCart(t, shop, [{ variant: ordered, quantity: 2 }]);

@@ -1,7 +1,9 @@
 import { withTenant } from '../platform/db/index.ts';
 import { type CartService, cartNotFound } from './cart-service.ts';
 import {
+  type CartRow,
   deleteCart,
+  deleteLines,
   ensureCustomerCart,
   findCart,
   insertLine,
@@ -15,6 +17,7 @@ import {
 import { type Cart, cartView } from './cart-view.ts';
 import type { CartDeps } from './deps.ts';
 import { describe, type Snapshot, sellable } from './line-checks.ts';
+import { findShippingOption } from './shipping-option-store.ts';
 import type { CartTrx } from './tables.ts';
 
 /** A guest line that did not move as it was. */
@@ -32,7 +35,9 @@ export type MergeAdjustment = {
     | 'INSUFFICIENT_STOCK'
     | 'CART_FULL'
     /** The sum passed the 1,000 units a line holds. */
-    | 'LINE_LIMIT';
+    | 'LINE_LIMIT'
+    /** Units an order placed from the guest cart took (its payment pending): they stay with it. */
+    | 'CHECKED_OUT';
 };
 
 type Target = {
@@ -42,6 +47,66 @@ type Target = {
   guestCurrency: string | null;
   adjustments: MergeAdjustment[];
 };
+
+/**
+ * Moves the guest's lines into the customer's, but for the units an order placed from the guest
+ * cart took (its checkout record): they stay there, so the order's completion, which names the
+ * guest cart, takes them out; merged, they would outlive it. Returns the guest lines kept so.
+ */
+async function moveGuestLines(
+  trx: CartTrx,
+  tenantId: string,
+  cartId: string,
+  guest: CartRow,
+  guestLines: LineRow[],
+  snapshot: Snapshot,
+  target: Target,
+): Promise<LineRow[]> {
+  const kept: LineRow[] = [];
+  for (const line of guestLines) {
+    const taken = Math.min(guest.checkoutLines?.[line.id] ?? 0, line.quantity);
+    const reported = target.adjustments.length;
+    const had = target.lines.find((l) => l.variantId === line.variantId)?.quantity ?? 0;
+    if (taken < line.quantity) {
+      await moveLine(trx, tenantId, cartId, { ...line, quantity: line.quantity - taken }, snapshot, target);
+    }
+    if (taken === 0) continue;
+    kept.push({ ...line, quantity: taken });
+    // Reported unless the units that could move were reported already (stock, limits).
+    if (target.adjustments.length > reported) continue;
+    const quantity = target.lines.find((l) => l.variantId === line.variantId)?.quantity ?? 0;
+    const { variantId, sku } = line;
+    target.adjustments.push({
+      variantId,
+      sku,
+      requested: had + line.quantity,
+      quantity,
+      reason: 'CHECKED_OUT',
+    });
+  }
+  return kept;
+}
+
+/**
+ * What is left of the guest cart after a merge: the units a pending order took (`kept`, with the
+ * cart's record), which its completion takes out, deleting the cart; the cart goes at once when
+ * there are none.
+ */
+async function keepCheckedOut(
+  trx: CartTrx,
+  tenantId: string,
+  guestId: string,
+  lines: LineRow[],
+  kept: LineRow[],
+): Promise<void> {
+  if (kept.length === 0) return deleteCart(trx, tenantId, guestId);
+  const keep = new Map(kept.map((l) => [l.id, l.quantity]));
+  for (const line of lines) {
+    const quantity = keep.get(line.id);
+    if (quantity === undefined) await deleteLines(trx, tenantId, guestId, line.id);
+    else if (quantity !== line.quantity) await updateLine(trx, tenantId, line.id, { quantity });
+  }
+}
 
 /** Moves one guest line into the customer's lines: quantities summed, capped by stock and limits. */
 async function moveLine(
@@ -171,10 +236,10 @@ async function mergeOnce(
       guestCurrency: guest.currency,
       adjustments: [],
     };
-    for (const line of guestLines) {
-      await moveLine(trx, tenantId, mine.id, line, snapshot, target);
-    }
-    await deleteCart(trx, tenantId, guest.id);
+    const kept = await moveGuestLines(trx, tenantId, mine.id, guest, guestLines, snapshot, target);
+    await keepCheckedOut(trx, tenantId, guest.id, guestLines, kept);
+    const mineOption =
+      mine.shippingOptionId && (await findShippingOption(trx, tenantId, mine.shippingOptionId));
     await updateCart(trx, tenantId, mine.id, {
       ...(currency !== null && currency !== mine.currency ? { currency } : {}),
       ...(mine.shippingAddress === null && guest.shippingAddress !== null
@@ -183,9 +248,8 @@ async function mergeOnce(
       ...(mine.billingAddress === null && guest.billingAddress !== null
         ? { billingAddress: guest.billingAddress }
         : {}),
-      ...(mine.shippingOptionId === null && guest.shippingOptionId !== null
-        ? { shippingOptionId: guest.shippingOptionId }
-        : {}),
+      // An option deleted since the customer chose it is none (reads drop it; its delete did not).
+      ...(!mineOption && guest.shippingOptionId !== null ? { shippingOptionId: guest.shippingOptionId } : {}),
     });
     const cart = await findCart(trx, tenantId, { kind: 'id', cartId: mine.id });
     return {

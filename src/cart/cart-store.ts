@@ -16,6 +16,8 @@ export type CartRow = {
   shippingAddress: CartAddress | null;
   billingAddress: CartAddress | null;
   shippingOptionId: string | null;
+  /** Units of each line (by id) the order placed from the cart took (cart-checkout.ts); null when none. */
+  checkoutLines: Record<string, number> | null;
   createdAt: string;
   updatedAt: string;
   activeAt: Date;
@@ -49,6 +51,7 @@ function toCart(row: Selectable<CartsTable>): CartRow {
     shippingAddress: row.shipping_address,
     billingAddress: row.billing_address,
     shippingOptionId: row.shipping_option_id,
+    checkoutLines: row.checkout_lines,
     createdAt: iso(row.created_at),
     updatedAt: iso(row.updated_at),
     activeAt: new Date(row.active_at),

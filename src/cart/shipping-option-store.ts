@@ -130,7 +130,12 @@ export async function updateShippingOption(
   return toOption(row);
 }
 
-/** Deletes an option; carts that chose it lose the choice (their shipping becomes 0). */
+/**
+ * Deletes an option; carts that chose it lose the choice (their shipping becomes 0) on their next
+ * read or change (cart-view.ts drops an option that is gone; a merge treats one as none). No cart
+ * is written here: no index serves carts by option, so clearing them was a scan of every tenant's
+ * carts on each delete, which a store's staff could repeat at will.
+ */
 export async function deleteShippingOption(trx: CartTrx, tenantId: string, id: string): Promise<void> {
   const result = await trx
     .deleteFrom('cart.shipping_options')
@@ -138,10 +143,4 @@ export async function deleteShippingOption(trx: CartTrx, tenantId: string, id: s
     .where('id', '=', id)
     .executeTakeFirst();
   if (Number(result.numDeletedRows) === 0) throw new AppError('NOT_FOUND', `shipping option ${id} not found`);
-  await trx
-    .updateTable('cart.carts')
-    .set({ shipping_option_id: null })
-    .where('tenant_id', '=', tenantId)
-    .where('shipping_option_id', '=', id)
-    .execute();
 }
