@@ -4,15 +4,20 @@ import type { Cart } from './cart-view.ts';
 import type { CartTrx } from './tables.ts';
 
 /**
- * Records what an order placed from the cart takes: the quantity of each of its lines, as the
- * checkout read them, in the checkout's transaction (it commits with the order, and goes when the
- * checkout is refused). A later checkout's read replaces it.
+ * Records what the order `orderId` placed from the cart takes: the quantity of each of its lines,
+ * as the checkout read them, in the checkout's transaction (it commits with the order, and goes
+ * when the checkout is refused). A later order's record replaces it.
  */
-export async function recordCheckout(trx: CartTrx, tenantId: string, cart: Cart): Promise<void> {
+export async function recordCheckout(
+  trx: CartTrx,
+  tenantId: string,
+  cart: Cart,
+  orderId: string,
+): Promise<void> {
   const taken = Object.fromEntries(cart.lines.map((line) => [line.id, line.quantity]));
   await trx
     .updateTable('cart.carts')
-    .set({ checkout_lines: JSON.stringify(taken) })
+    .set({ checkout_lines: JSON.stringify(taken), checkout_order_id: orderId })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', cart.id)
     .execute();
@@ -66,8 +71,28 @@ export async function clearCheckedOut(trx: CartTrx, tenantId: string, cartId: st
   }
   await trx
     .updateTable('cart.carts')
-    .set({ checkout_lines: null, updated_at: new Date() })
+    .set({ checkout_lines: null, checkout_order_id: null, updated_at: new Date() })
     .where('tenant_id', '=', tenantId)
     .where('id', '=', cartId)
+    .execute();
+}
+
+/**
+ * Forgets the record of the order `orderId`, which ended failed or cancelled, in the caller's
+ * transaction: its units are the shopper's again (a merge at login moves them). A record of
+ * another order (placed from the cart since) stays.
+ */
+export async function forgetCheckout(
+  trx: CartTrx,
+  tenantId: string,
+  cartId: string,
+  orderId: string,
+): Promise<void> {
+  await trx
+    .updateTable('cart.carts')
+    .set({ checkout_lines: null, checkout_order_id: null })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', cartId)
+    .where('checkout_order_id', '=', orderId)
     .execute();
 }

@@ -5,7 +5,7 @@ import { AppError } from '../platform/http/index.ts';
 import type { AppContext, MercatoModule } from '../platform/index.ts';
 import { isUuid } from '../platform/uuidv7.ts';
 import { resolveAddresses } from './cart-addresses.ts';
-import { clearCheckedOut, recordCheckout } from './cart-checkout.ts';
+import { clearCheckedOut, forgetCheckout, recordCheckout } from './cart-checkout.ts';
 import { startCartPurge } from './cart-purge.ts';
 import { cartRoutes } from './cart-routes.ts';
 import { createCartService } from './cart-service.ts';
@@ -62,7 +62,13 @@ export type CartModule = MercatoModule & {
    * checkout records: a replay of its Idempotency-Key reads the cart and leaves the record alone.
    */
   // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
-  recordCheckout(trx: Transaction<any>, tenantId: string, cart: Cart): Promise<void>;
+  recordCheckout(trx: Transaction<any>, tenantId: string, cart: Cart, orderId: string): Promise<void>;
+  /**
+   * Forgets the record of an order that ended failed or cancelled (its units are the shopper's
+   * again), in the caller's transaction; another order's record stays.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any module's transaction of the tenant
+  forgetCheckout(trx: Transaction<any>, tenantId: string, cartId: string, orderId: string): Promise<void>;
   /**
    * Takes out of a cart what its completed order took, in the caller's transaction of the tenant
    * (the saga's): the units of each line recordCheckout recorded. What the shopper added since
@@ -124,7 +130,9 @@ export async function createCart(ctx: AppContext, moduleDeps: CartModuleDeps): P
       const cart = await service.read(tenantId, locator, trx as CartTrx | undefined);
       return { cart, guestTokenHash: locator.kind === 'guest' ? locator.tokenHash : null };
     },
-    recordCheckout: (trx, tenantId, cart) => recordCheckout(trx as CartTrx, tenantId, cart),
+    recordCheckout: (trx, tenantId, cart, orderId) => recordCheckout(trx as CartTrx, tenantId, cart, orderId),
+    forgetCheckout: (trx, tenantId, cartId, orderId) =>
+      forgetCheckout(trx as CartTrx, tenantId, cartId, orderId),
     clearCart: (trx, tenantId, cartId) => clearCheckedOut(trx as CartTrx, tenantId, cartId),
     getCart: async (tenantId, cartId, trx) =>
       isUuid(cartId)

@@ -38,6 +38,8 @@ export type CartsTable = {
   shipping_option_id: string | null;
   /** Units of each line (by id) the order being placed from the cart took; null when none. */
   checkout_lines: ColumnType<Record<string, number> | null, string | null | undefined, string | null>;
+  /** The order whose checkout recorded checkout_lines (migration 0069). */
+  checkout_order_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
   active_at: Timestamp;

@@ -18,7 +18,13 @@ export type CheckoutModuleDeps = {
   catalog: CatalogApi;
   cart: Pick<
     CartModule,
-    'getCart' | 'clearCart' | 'recordCheckout' | 'shopperCart' | 'shopperTokenHash' | 'draftCart'
+    | 'getCart'
+    | 'clearCart'
+    | 'recordCheckout'
+    | 'forgetCheckout'
+    | 'shopperCart'
+    | 'shopperTokenHash'
+    | 'draftCart'
   >;
 };
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addItem, type CartBody, send } from '../cart/cart-test-fixtures.ts';
+import { addItem, type CartBody, newCustomer, send } from '../cart/cart-test-fixtures.ts';
 import type { Order } from '../orders/index.ts';
 import {
   type CheckoutTestApp,
@@ -41,5 +41,25 @@ describe('a replay of an order’s Idempotency-Key while its payment is pending'
     const cart = await send(t.app, 'GET', '/api/v1/cart', headers);
     expect(cart.statusCode, cart.body).toBe(200);
     expect(cart.json<CartBody>().lines.map((l) => [l.variantId, l.quantity])).toEqual([[later.id, 1]]);
+  });
+});
+
+describe('a cart whose order failed', () => {
+  it('merges whole into the customer’s cart at login: the failed order holds back none of its units', async () => {
+    const ordered = await product(t, shop, 20);
+    const guest = await readyCart(t, shop, [{ variant: ordered, quantity: 2 }]);
+    const placed = await placeOrder(t, guest, 'tok_card_declined');
+    expect(placed.statusCode, placed.body).toBe(402);
+    const { orderId } = placed.json<{ orderId: string }>();
+    expect(await settled(t, shop, orderId)).toMatchObject({ status: 'failed' });
+    const customer = await newCustomer(t, shop);
+    const merged = await send(t.app, 'POST', '/api/v1/cart/merge', {
+      ...customer,
+      'x-cart-token': guest['x-cart-token']!,
+    });
+    expect(merged.statusCode, merged.body).toBe(200);
+    const body = merged.json<{ cart: CartBody; adjustments: unknown[] }>();
+    expect(body.cart.lines.map((l) => [l.variantId, l.quantity])).toEqual([[ordered.id, 2]]);
+    expect(body.adjustments).toEqual([]);
   });
 });

@@ -285,7 +285,7 @@ export async function placeOrder(
         );
         // What the order takes out of its cart once completed (not a replay's read: it records
         // nothing), written with the order's insert.
-        const recorded = deps.cart.recordCheckout(trx, tenantId, cart);
+        const recorded = deps.cart.recordCheckout(trx, tenantId, cart, orderId);
         recorded.catch(() => {}); // awaited below
         // The cart was checked against the catalog moments ago in this request (checkCart): that is
         // the validate step, logged here rather than read again.

@@ -102,6 +102,8 @@ export async function backward(r: RunContext, saga: Saga): Promise<Saga | 'stop'
         hints: sagaHints(current),
       });
     }
+    // What the order took from its cart is the shopper's again (a merge at login moves it).
+    if (current.cartId) await r.deps.cart.forgetCheckout(trx, saga.tenantId, current.cartId, saga.orderId);
     return updateSaga(trx, saga.id, {
       status: cancelled ? 'cancelled' : 'failed',
       payment: null,
