@@ -12,6 +12,19 @@ function describe(url: string): string {
 }
 
 /**
+ * How long a command of Mercato's Redis client may go unanswered before it rejects with
+ * "Command timed out": a Redis that took the connection and then stays silent (stopped,
+ * overloaded, a network dropping packets: the connection stays up) otherwise kept every command,
+ * and the request holding it, waiting for ever. 5 s is the longest bound a caller sets itself (the
+ * WAL's write append, `WRITE_BACKEND_TIMEOUT_MS`; its relay and prune take 2 s), so theirs always
+ * answers first, with its own meaning; it bounds the callers with none (rate limits and counters,
+ * the redis-streams consumer's scripts, caches, targets), far above any command Mercato sends
+ * when Redis is well. A blocking read (XREADGROUP / XREAD BLOCK ms, BLPOP …) gets its block plus
+ * the bound; one that blocks for ever (BLOCK 0) is left unbounded. Duplicates keep the rule.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
+/**
  * Mercato's Redis client: two retries per command while reconnecting, and reconnecting for ever
  * (ioredis's default backoff, up to 2 s between attempts). An outage is logged once when it
  * starts (a warning) and once when Redis is back (info), not per attempt; meanwhile the counters
@@ -19,15 +32,23 @@ function describe(url: string): string {
  * Auto-pipelining stays off: measured here with 64 concurrent WAL appends it made them slower
  * (about 8,000/s against 9,100/s without), as the process and Redis then take turns instead of
  * working at once. Connect with `await client.connect()`; it rejects when Redis is unreachable
- * but keeps trying in the background.
+ * but keeps trying in the background. Every command is bounded (`REDIS_COMMAND_TIMEOUT_MS`,
+ * `commandTimeoutMs` for tests), queued ones too: the offline queue holds a command at most that
+ * long, and at most until the third reconnect attempt fails (`maxRetriesPerRequest: 2`).
  */
-export async function createRedisClient(url: string, logger: Logger): Promise<Redis> {
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(url, {
+export async function createRedisClient(
+  url: string,
+  logger: Logger,
+  commandTimeoutMs = REDIS_COMMAND_TIMEOUT_MS,
+): Promise<Redis> {
+  const { boundedRedisClass } = await import('./redis-command-timeout.ts');
+  const BoundedRedis = await boundedRedisClass();
+  const redis = new BoundedRedis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
     enableAutoPipelining: false,
+    commandTimeout: commandTimeoutMs,
   });
   watchOutages(redis, url, logger, {
     down: (where) =>
