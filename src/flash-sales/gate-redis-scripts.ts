@@ -87,14 +87,6 @@ redis.call('PUBLISH', ARGV[6], version .. '|' .. ARGV[7])
 return 1
 `;
 
-const SNAPSHOT = `
-local version = redis.call('GET', KEYS[4])
-if not version then return false end
-local remaining = redis.call('GET', KEYS[1])
-if not remaining then return false end
-return {version, remaining, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
-`;
-
 // ARGV: channel, campaign id.
 const DROP = `
 local n = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
@@ -108,7 +100,6 @@ export type Scripts = {
   giveBack: Script;
   stage: Script;
   commit: Script;
-  snapshot: Script;
   drop: Script;
 };
 
@@ -125,7 +116,6 @@ export function defineScripts(redis: Redis): Scripts {
     giveBack: define('mercatoFlashGiveBack', GIVE_BACK, 4),
     stage: define('mercatoFlashStage', STAGE, 1),
     commit: define('mercatoFlashCommit', COMMIT, 6),
-    snapshot: define('mercatoFlashSnapshot', SNAPSHOT, 4),
     drop: define('mercatoFlashDrop', DROP, 4),
   };
 }

@@ -1,21 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { type GateSnapshot, type GateState, gateUnavailable, type HeldKey, normaliseState } from './gate.ts';
+import { type GateState, gateUnavailable, normaliseState } from './gate.ts';
 import type { GateCommands } from './gate-redis-commands.ts';
-import { campaignBase, gateKeys, parseHeld } from './gate-redis-keys.ts';
+import { campaignBase, gateKeys } from './gate-redis-keys.ts';
 
-// A campaign's state on the Redis gate (gate-redis.ts): loaded from PostgreSQL, reset and read by
-// reconciliation (reconcile.ts), dropped.
+// A campaign's state on the Redis gate (gate-redis.ts): loaded from PostgreSQL, reset by
+// reconciliation (reconcile.ts), dropped. It is read in gate-redis-snapshot.ts.
 
 /** How long a state being loaded may sit in its staging keys between two chunks. */
 const STAGING_TTL_MS = 60_000;
 /** Hash fields written per staging call (bounded so no call blocks Redis for long). */
 const STAGING_CHUNK = 1000;
-
-/** A flat [field, value, …] reply as pairs. */
-function* pairs(flat: unknown): Generator<[string, string]> {
-  const list = (flat ?? []) as string[];
-  for (let i = 0; i + 1 < list.length; i += 2) yield [String(list[i]), String(list[i + 1])];
-}
 
 export async function loadOnRedis(
   commands: GateCommands,
@@ -97,22 +91,6 @@ async function install(
   if (outcome === -1)
     throw gateUnavailable(`the staged state of campaign ${campaignId} expired; ${mode} again`);
   return outcome === 1;
-}
-
-export async function snapshotOnRedis(
-  commands: GateCommands,
-  campaignId: string,
-): Promise<GateSnapshot | undefined> {
-  const reply = (await commands.call('snapshot', () =>
-    commands.scripts.snapshot(...commands.args(campaignId)),
-  )) as [string, string, unknown, unknown] | null;
-  if (!reply) return undefined;
-  const [version, remaining, customers, keys] = reply;
-  const perCustomer = new Map<string, number>();
-  for (const [customerId, count] of pairs(customers)) perCustomer.set(customerId, Number(count));
-  const held = new Map<string, HeldKey>();
-  for (const [key, value] of pairs(keys)) held.set(key, parseHeld(value));
-  return { remaining: Number(remaining), perCustomer, keys: held, version: String(version) };
 }
 
 export async function dropOnRedis(commands: GateCommands, campaignId: string): Promise<void> {

@@ -14,7 +14,8 @@ import { admitOnRedis } from './gate-redis-admit.ts';
 import { clientOptions } from './gate-redis-client.ts';
 import { GateCommands } from './gate-redis-commands.ts';
 import { giveBackOnRedis } from './gate-redis-give-back.ts';
-import { dropOnRedis, loadOnRedis, resetOnRedis, snapshotOnRedis } from './gate-redis-state.ts';
+import { snapshotOnRedis } from './gate-redis-snapshot.ts';
+import { dropOnRedis, loadOnRedis, resetOnRedis } from './gate-redis-state.ts';
 import { UnitsBackSubscription } from './gate-redis-units-back.ts';
 
 /** Options of {@link createRedisGate}. */
