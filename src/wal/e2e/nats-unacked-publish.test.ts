@@ -1,8 +1,8 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
-import { startTestApp, type TestApp, testNatsUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testNatsUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createGroupCommitter } from '../backends/postgres/group-commit.ts';
 import type { StreamBackend } from '../backends/stream/contract.ts';
@@ -12,7 +12,8 @@ import { createAppender } from '../write/append.ts';
 import { writeMessages } from '../write/index.ts';
 import { toRows } from '../write/prepare.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { proxiedBackend } from './proxied-backend.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // A JetStream publish whose ack is lost: the server stored the message, and the client's own
 // request timeout (the backend's `timeoutMs`, not the caller's bound) fires. Stored or not, the
@@ -30,21 +31,15 @@ describe.skipIf(!testNatsUrl())('a NATS publish whose ack is lost', () => {
   let proxy: TcpProxy;
   let nc: NatsConnection;
   let seq = 0;
-  const opened: StreamBackend[] = [];
-
-  beforeAll(async () => {
-    t = await startTestApp();
-    tenant = await createTestTenant(t, 'wal-nats-unacked');
-    const target = new URL(testNatsUrl()!);
-    proxy = await startTcpProxy(Number(target.port), target.hostname);
-    nc = await connect({ servers: `127.0.0.1:${proxy.port}` });
-  });
-  afterAll(async () => {
-    proxy?.release();
-    for (const backend of opened) await backend.close();
-    await nc?.close();
-    await proxy?.close();
-    await t?.close();
+  const proxied = proxiedBackend(
+    'nats-jetstream',
+    testNatsUrl() ?? 'nats://127.0.0.1:4222',
+    'wal-nats-unacked',
+  );
+  const opened = proxied.opened;
+  beforeAll(() => {
+    ({ t, tenant, proxy } = proxied);
+    nc = proxied.nc!;
   });
 
   const db = () => walDb(t);

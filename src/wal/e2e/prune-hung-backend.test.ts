@@ -1,18 +1,18 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem } from '../../platform/db/index.ts';
-import { createRedisClient } from '../../platform/redis-client.ts';
-import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createRedisStreamsBackend } from '../backends/redis-streams/index.ts';
 import { BackendUnavailableError, type StreamBackend } from '../backends/stream/contract.ts';
 import { pruneDrainingBackend, startDrainPruner } from '../backends/stream/prune.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
+import { proxiedBackend } from './proxied-backend.ts';
 import { until } from './receiver.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // The prune holds the namespace's row (FOR NO KEY UPDATE) in a transaction across its call to the
 // backend (retire). On PGlite, one session, an open transaction holds every other statement of the
@@ -40,29 +40,14 @@ for (const { name: kind, url } of backends) {
     let nc: NatsConnection | undefined;
     let seq = 0;
 
-    beforeAll(async () => {
-      t = await startTestApp();
-      tenant = await createTestTenant(t, `wal-hung-${kind.slice(0, 4)}`);
-      const target = new URL(url!);
-      proxy = await startTcpProxy(Number(target.port), target.hostname);
+    const proxied = proxiedBackend(kind, url!, `wal-hung-${kind.slice(0, 4)}`);
+    beforeAll(() => {
+      ({ t, tenant, proxy, redis, nc } = proxied);
       const prefix = `mt_hung_${process.pid}_${Date.now()}`;
-      if (kind === 'redis-streams') {
-        // The platform's own client (retries, reconnects for ever, no command timeout).
-        redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, t.ctx.logger);
-        await redis.connect();
-        backend = createRedisStreamsBackend(redis, { prefix });
-      } else {
-        nc = await connect({ servers: `127.0.0.1:${proxy.port}` });
-        backend = createNatsJetStreamBackend(nc, { prefix });
-      }
-    });
-    afterAll(async () => {
-      proxy?.release();
-      await backend?.close();
-      redis?.disconnect();
-      await nc?.close();
-      await proxy?.close();
-      await t?.close();
+      backend = redis
+        ? createRedisStreamsBackend(redis, { prefix })
+        : createNatsJetStreamBackend(nc!, { prefix });
+      proxied.opened.push(backend);
     });
 
     const db = () => walDb(t);

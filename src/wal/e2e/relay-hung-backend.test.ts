@@ -1,11 +1,10 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
-import { createRedisClient } from '../../platform/redis-client.ts';
-import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createRedisStreamsBackend } from '../backends/redis-streams/index.ts';
 import type { StreamBackend } from '../backends/stream/contract.ts';
@@ -13,8 +12,9 @@ import { type Relay, startRelay } from '../backends/stream/relay.ts';
 import { createNamespaceCache } from '../namespaces/index.ts';
 import { writeMessages } from '../write/index.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
+import { proxiedBackend } from './proxied-backend.ts';
 import { until } from './receiver.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // The outbox relay appends rows to their stream backend inside a PostgreSQL transaction, then
 // deletes them in it. On PGlite, one session, an open transaction holds every other statement of
@@ -42,26 +42,10 @@ for (const { name: kind, url } of backends) {
     let redis: Redis | undefined;
     let nc: NatsConnection | undefined;
     let seq = 0;
-    const opened: StreamBackend[] = [];
-
-    beforeAll(async () => {
-      t = await startTestApp();
-      tenant = await createTestTenant(t, `wal-relay-hung-${kind.slice(0, 4)}`);
-      const target = new URL(url!);
-      proxy = await startTcpProxy(Number(target.port), target.hostname);
-      if (kind === 'redis-streams') {
-        // The platform's own client (retries, reconnects for ever, no command timeout).
-        redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, t.ctx.logger);
-        await redis.connect();
-      } else nc = await connect({ servers: `127.0.0.1:${proxy.port}` });
-    });
-    afterAll(async () => {
-      proxy?.release();
-      for (const backend of opened) await backend.close();
-      redis?.disconnect();
-      await nc?.close();
-      await proxy?.close();
-      await t?.close();
+    const proxied = proxiedBackend(kind, url!, `wal-relay-hung-${kind.slice(0, 4)}`);
+    const opened = proxied.opened;
+    beforeAll(() => {
+      ({ t, tenant, proxy, redis, nc } = proxied);
     });
 
     const db = () => walDb(t);

@@ -1,10 +1,9 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem, withTenant } from '../../platform/db/index.ts';
-import { createRedisClient } from '../../platform/redis-client.ts';
-import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createRedisStreamsBackend } from '../backends/redis-streams/index.ts';
 import type { StreamBackend } from '../backends/stream/contract.ts';
@@ -13,8 +12,9 @@ import { startRelay } from '../backends/stream/relay.ts';
 import { createNamespaceCache } from '../namespaces/index.ts';
 import { writeMessages } from '../write/index.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
+import { proxiedBackend } from './proxied-backend.ts';
 import { until } from './receiver.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // A relay pass appends outbox rows, the backend stores them and its answer is lost (no answer:
 // BackendTimeoutError, the rows wait). A later pass finds the backend truly down (connection
@@ -39,25 +39,12 @@ for (const { kind, url } of backends) {
     let redis: Redis | undefined;
     let nc: NatsConnection | undefined;
     let seq = 0;
-    const opened: StreamBackend[] = [];
-
-    beforeAll(async () => {
-      t = await startTestApp();
-      tenant = await createTestTenant(t, `wal-unconfirmed-${kind.slice(0, 4)}`);
-      const target = new URL(url!);
-      proxy = await startTcpProxy(Number(target.port), target.hostname);
-      if (kind === 'redis-streams') {
-        redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, t.ctx.logger);
-        await redis.connect();
-      } else nc = await connect({ servers: `127.0.0.1:${proxy.port}`, reconnectTimeWait: 100 });
+    const proxied = proxiedBackend(kind, url!, `wal-unconfirmed-${kind.slice(0, 4)}`, {
+      reconnectTimeWait: 100,
     });
-    afterAll(async () => {
-      proxy?.release();
-      for (const backend of opened) await backend.close();
-      redis?.disconnect();
-      await nc?.close();
-      await proxy?.close();
-      await t?.close();
+    const opened = proxied.opened;
+    beforeAll(() => {
+      ({ t, tenant, proxy, redis, nc } = proxied);
     });
 
     const db = () => walDb(t);

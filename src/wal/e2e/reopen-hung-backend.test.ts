@@ -1,11 +1,10 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem } from '../../platform/db/index.ts';
-import { createRedisClient } from '../../platform/redis-client.ts';
-import { startTestApp, type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testNatsUrl, testRedisUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createGroupCommitter } from '../backends/postgres/group-commit.ts';
 import { createRedisStreamsBackend } from '../backends/redis-streams/index.ts';
@@ -14,7 +13,8 @@ import { createNamespaceCache } from '../namespaces/index.ts';
 import { createAppender } from '../write/append.ts';
 import { toRows } from '../write/prepare.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { proxiedBackend } from './proxied-backend.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // A write refused by a backend as retired there, whose namespace names that backend again (it
 // moved back), reopens it (write/reread-namespace.ts, reopenIfNamed in backends/stream/prune.ts)
@@ -39,26 +39,10 @@ for (const { name: kind, url } of backends) {
     let proxy: TcpProxy;
     let redis: Redis | undefined;
     let nc: NatsConnection | undefined;
-    const opened: StreamBackend[] = [];
-
-    beforeAll(async () => {
-      t = await startTestApp();
-      tenant = await createTestTenant(t, `wal-reopen-hung-${kind.slice(0, 4)}`);
-      const target = new URL(url!);
-      proxy = await startTcpProxy(Number(target.port), target.hostname);
-      if (kind === 'redis-streams') {
-        // The platform's own client (retries, reconnects for ever, no command timeout).
-        redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, t.ctx.logger);
-        await redis.connect();
-      } else nc = await connect({ servers: `127.0.0.1:${proxy.port}` });
-    });
-    afterAll(async () => {
-      proxy?.release();
-      for (const backend of opened) await backend.close();
-      redis?.disconnect();
-      await nc?.close();
-      await proxy?.close();
-      await t?.close();
+    const proxied = proxiedBackend(kind, url!, `wal-reopen-hung-${kind.slice(0, 4)}`);
+    const opened = proxied.opened;
+    beforeAll(() => {
+      ({ t, tenant, proxy, redis, nc } = proxied);
     });
 
     it('a write reopening a backend that gives no answer holds the database no longer than the bound', {

@@ -1,17 +1,17 @@
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
 import { withSystem } from '../../platform/db/index.ts';
-import { createRedisClient } from '../../platform/redis-client.ts';
-import { startTestApp, type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
+import { type TestApp, testRedisUrl } from '../../platform/testing/index.ts';
 import { createGroupCommitter } from '../backends/postgres/group-commit.ts';
 import { createRedisStreamsBackend } from '../backends/redis-streams/index.ts';
 import { createNamespaceCache } from '../namespaces/index.ts';
 import { createAppender } from '../write/append.ts';
 import { toRows } from '../write/prepare.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
+import { proxiedBackend } from './proxied-backend.ts';
 import { until } from './receiver.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import type { TcpProxy } from './tcp-proxy.ts';
 
 // An HTTP write to a Redis that takes the connection and never answers (a server stopped or
 // overloaded, a network dropping packets): a Redis command has no timeout of its own (the
@@ -30,19 +30,14 @@ describe.skipIf(!testRedisUrl())('an HTTP write while Redis does not answer', ()
   let proxy: TcpProxy;
   let redis: Redis;
 
-  beforeAll(async () => {
-    t = await startTestApp();
-    tenant = await createTestTenant(t, 'wal-write-hung');
-    const target = new URL(testRedisUrl()!);
-    proxy = await startTcpProxy(Number(target.port), target.hostname);
-    redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, t.ctx.logger);
-    await redis.connect();
-  });
-  afterAll(async () => {
-    proxy?.release();
-    redis?.disconnect();
-    await proxy?.close();
-    await t?.close();
+  const proxied = proxiedBackend(
+    'redis-streams',
+    testRedisUrl() ?? 'redis://127.0.0.1:6379',
+    'wal-write-hung',
+  );
+  beforeAll(() => {
+    ({ t, tenant, proxy } = proxied);
+    redis = proxied.redis!;
   });
 
   it('answers 503 within its bound instead of waiting for Redis or writing to the fallback', {
