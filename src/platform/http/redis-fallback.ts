@@ -26,7 +26,7 @@ const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as StoreCt
  * command timeout (5 s) and only then fell back, so the whole API answered 5 s late for as long as
  * Redis was silent. Counting is a throttle, never worth holding a request for.
  */
-export const REDIS_FALLBACK_BOUND_MS = 250;
+export const REDIS_FALLBACK_BOUND_MS = 500;
 export const REDIS_FALLBACK_PAUSE_MS = 1_000;
 
 /** Whether to ask Redis now (ready, and not paused after a call it left unanswered), and the pause. */
@@ -46,7 +46,9 @@ type RedisGate = ReturnType<typeof redisGate>;
 async function boundedOr<T>(gate: RedisGate, call: () => Promise<T>, local: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const unanswered = new Promise<'unanswered'>((resolve) => {
-    timer = setTimeout(() => resolve('unanswered'), gate.boundMs);
+    // After the poll phase: a reply already read from the socket (the event loop was busy, say)
+    // is taken before the call counts as unanswered.
+    timer = setTimeout(() => setImmediate(() => resolve('unanswered')), gate.boundMs);
   });
   const asked = call();
   asked.catch(() => {}); // a late failure is nobody's
