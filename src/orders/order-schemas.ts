@@ -121,10 +121,15 @@ export const PageQuery = {
   ),
 };
 
+// A date-time of 64 characters holds any offset and nanoseconds: PostgreSQL refuses a longer one
+// (its fraction of a second past about 100 digits) with an error that was a 500.
+const CreatedAt = (description: string) =>
+  Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description }));
+
 const listFilters = {
   status: Type.Optional(Status),
-  createdFrom: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after' })),
-  createdTo: Type.Optional(Type.String({ format: 'date-time', description: 'Created before' })),
+  createdFrom: CreatedAt('Created at or after'),
+  createdTo: CreatedAt('Created before'),
 };
 
 export const ListQuery = Type.Object(
