@@ -53,3 +53,33 @@ describe('API key permissions', () => {
     expect(listed.json<{ items: { name: string }[] }>().items.map((k) => k.name)).not.toContain('typos');
   });
 });
+
+describe('API key expiry', () => {
+  let t: TestApp;
+  let admin: Record<string, string>;
+  beforeAll(async () => {
+    t = await startTestApp();
+    const shop = await createTestTenant(t, 'key-expiry');
+    admin = { authorization: `Bearer ${(await login(t.app, shop.slug, shop.adminEmail)).accessToken}` };
+  });
+  afterAll(() => t.close());
+
+  it('refuses a date-time whose fraction of a second PostgreSQL cannot read with 400, not 500', async () => {
+    const refused = await post(
+      t.app,
+      KEYS,
+      { name: 'long', permissions: [], expiresAt: `2030-01-01T00:00:00.${'1'.repeat(200)}Z` },
+      admin,
+    );
+    expect(refused.statusCode, refused.body).toBe(400);
+    expect(refused.json<{ code: string }>().code).toBe('VALIDATION_FAILED');
+    // Nanoseconds still are a time.
+    const nanos = await post(
+      t.app,
+      KEYS,
+      { name: 'nanos', permissions: [], expiresAt: '2030-01-01T00:00:00.123456789+02:00' },
+      admin,
+    );
+    expect(nanos.statusCode, nanos.body).toBe(201);
+  });
+});

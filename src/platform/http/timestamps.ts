@@ -1,5 +1,5 @@
 const TIMESTAMP =
-  /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:[Zz]|[+-](\d\d)(?::?(\d\d))?)$/;
+  /^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.\d{1,9})?(?:[Zz]|[+-](\d\d)(?::?(\d\d))?)$/;
 
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
@@ -19,7 +19,8 @@ const LAST = Date.parse('9999-12-31T23:59:59.999Z');
  * either end), a real calendar day and time, and a UTC offset under 16 hours (PostgreSQL refuses
  * larger ones) with its minutes. A leap second (23:59:60) and an offset of hours alone (`+01`)
  * are refused: Date cannot read them, so code that compares or computes with the time failed on
- * them (a 500), and PostgreSQL refuses a leap second with a fraction. Every `format: 'date-time'`
+ * them (a 500), and PostgreSQL refuses a leap second with a fraction. A fraction of a second has
+ * at most 9 digits (nanoseconds): PostgreSQL refuses a long one (a 500 wherever it was stored). Every `format: 'date-time'`
  * input is checked with it (app.ts), and so are the times inside cursors.
  */
 export function isStorableTimestamp(text: string): boolean {
