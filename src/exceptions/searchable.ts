@@ -6,7 +6,10 @@
  * A payload can pass that limit at far less than its own size: a number is indexed as numeric
  * text, so `1e300` (5 bytes) is a 301-digit lexeme, and 4,000 such numbers (36 KB of JSON) make
  * 1.2 MB; the parser also indexes a hyphenated word or a URL whole and in parts (up to twice
- * its length), and lower-casing may lengthen a non-ASCII character by half.
+ * its length), and lower-casing may lengthen a non-ASCII character by half. The limit counts
+ * each lexeme's positions too (a padding byte, a count and 2 bytes per position, at most 256
+ * positions a lexeme), so 140,000 distinct four-letter words (700 KB of JSON, 560 KB of text)
+ * make 1.1 MB: each word, each part of one and each repeat is charged for them.
  */
 
 /** The payload's share of the vector: the 1 MiB limit less room for the ids and the reason (4,000 characters). */
@@ -34,28 +37,51 @@ function wordBytes(word: string): number {
   return bytes * (SPLITS.test(word) ? 2 : 1) * (NON_ASCII.test(word) ? 1.5 : 1);
 }
 
+/** A lexeme's first position: a padding byte, the positions' count and the position (2 bytes each). */
+const FIRST_POSITION_BYTES = 5;
+/** Each further position of a lexeme: 2 bytes, up to the 256 positions a lexeme keeps. */
+const NEXT_POSITION_BYTES = 2;
+const MAX_POSITIONS = 256;
+const RUNS = /[\p{L}\p{N}]+/gu;
+
 /**
- * An upper bound of the lexeme bytes the payload's strings and numbers make (each distinct word
- * and number counted once, as the vector keeps each lexeme once); it stops counting past `limit`.
+ * The tokens one occurrence of a word may make, at most: each run of letters and digits (the
+ * parser splits at everything else), and for a compound (hyphenated, a URL, a path) the whole and
+ * its pieces again.
+ */
+function tokensOf(word: string): number {
+  const runs = word.match(RUNS)?.length ?? 0;
+  return SPLITS.test(word) ? 2 * runs + 1 : runs;
+}
+
+/** A number's text: a sign, the integer digits and the fraction's, each a token at most. */
+const NUMBER_TOKENS = 3;
+
+/**
+ * An upper bound of the bytes the payload's strings and numbers make in the vector: each distinct
+ * word and number's text once (the vector keeps each lexeme once), and the positions of every
+ * occurrence of its tokens; it stops counting past `limit`.
  */
 export function searchableBytes(payload: unknown, limit = MAX_SEARCHABLE_BYTES): number {
-  const seen = new Set<string>();
+  // Occurrences of each word and number so far: the first costs its text and its positions' header,
+  // each further one (up to MAX_POSITIONS) a position per token.
+  const seen = new Map<string, number>();
   const stack: unknown[] = [payload];
   let total = 0;
+  const count = (key: string, tokens: number, text: () => number) => {
+    const n = seen.get(key) ?? 0;
+    if (n >= MAX_POSITIONS) return;
+    seen.set(key, n + 1);
+    total += n === 0 ? text() + tokens * FIRST_POSITION_BYTES : tokens * NEXT_POSITION_BYTES;
+  };
   while (stack.length > 0 && total <= limit) {
     const value = stack.pop();
     if (typeof value === 'string') {
       for (const word of value.split(/\s+/)) {
-        if (word === '' || seen.has(word)) continue;
-        seen.add(word);
-        total += wordBytes(word);
+        if (word !== '') count(`s${word}`, tokensOf(word), () => wordBytes(word));
       }
     } else if (typeof value === 'number') {
-      const key = `#${value}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        total += numericLength(value);
-      }
+      count(`#${value}`, NUMBER_TOKENS, () => numericLength(value));
     } else if (value !== null && typeof value === 'object') {
       // One at a time: spreading an array of a million items would overflow the call's arguments.
       for (const item of Array.isArray(value) ? value : Object.values(value)) stack.push(item);
