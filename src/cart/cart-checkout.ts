@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { deleteCart, listLines } from './cart-store.ts';
+import { deleteCart, listLines, setQuantities } from './cart-store.ts';
 import type { Cart } from './cart-view.ts';
 import type { CartTrx } from './tables.ts';
 
@@ -48,27 +48,9 @@ export async function clearCheckedOut(trx: CartTrx, tenantId: string, cartId: st
         and l.quantity > coalesce((${JSON.stringify(taken)}::jsonb ->> l.id::text)::int, 0))
     returning c.id`.execute(trx);
   if (deleted.length > 0) return;
+  // Something was added (the cart is locked: the delete above saw every line): the ordered units go.
   const lines = await listLines(trx, tenantId, cartId);
-  const left = lines.map((line) => ({ line, quantity: line.quantity - (taken[line.id] ?? 0) }));
-  if (!left.some((l) => l.quantity > 0)) return deleteCart(trx, tenantId, cartId);
-  const gone = left.filter((l) => l.quantity <= 0).map((l) => l.line.id);
-  if (gone.length > 0) {
-    await trx
-      .deleteFrom('cart.lines')
-      .where('tenant_id', '=', tenantId)
-      .where('cart_id', '=', cartId)
-      .where('id', 'in', gone)
-      .execute();
-  }
-  for (const { line, quantity } of left) {
-    if (quantity <= 0 || quantity === line.quantity) continue;
-    await trx
-      .updateTable('cart.lines')
-      .set({ quantity, updated_at: new Date() })
-      .where('tenant_id', '=', tenantId)
-      .where('id', '=', line.id)
-      .execute();
-  }
+  await setQuantities(trx, tenantId, cartId, lines, (line) => line.quantity - (taken[line.id] ?? 0));
   await trx
     .updateTable('cart.carts')
     .set({ checkout_lines: null, checkout_order_id: null, updated_at: new Date() })

@@ -3,7 +3,6 @@ import { type CartService, cartNotFound } from './cart-service.ts';
 import {
   type CartRow,
   deleteCart,
-  deleteLines,
   ensureCustomerCart,
   findCart,
   insertLine,
@@ -11,6 +10,7 @@ import {
   listLines,
   MAX_LINES,
   MAX_QUANTITY,
+  setQuantities,
   updateCart,
   updateLine,
 } from './cart-store.ts';
@@ -101,11 +101,7 @@ async function keepCheckedOut(
 ): Promise<void> {
   if (kept.length === 0) return deleteCart(trx, tenantId, guestId);
   const keep = new Map(kept.map((l) => [l.id, l.quantity]));
-  for (const line of lines) {
-    const quantity = keep.get(line.id);
-    if (quantity === undefined) await deleteLines(trx, tenantId, guestId, line.id);
-    else if (quantity !== line.quantity) await updateLine(trx, tenantId, line.id, { quantity });
-  }
+  await setQuantities(trx, tenantId, guestId, lines, (line) => keep.get(line.id) ?? 0);
 }
 
 /** Moves one guest line into the customer's lines: quantities summed, capped by stock and limits. */

@@ -268,6 +268,24 @@ export async function deleteLines(
   return Number(result.numDeletedRows);
 }
 
+/**
+ * Sets each of the cart's `lines` to the quantity `quantityOf` gives it: a line given 0 or less
+ * goes, one whose quantity stays is not written.
+ */
+export async function setQuantities(
+  trx: CartTrx,
+  tenantId: string,
+  cartId: string,
+  lines: LineRow[],
+  quantityOf: (line: LineRow) => number,
+): Promise<void> {
+  for (const line of lines) {
+    const quantity = quantityOf(line);
+    if (quantity <= 0) await deleteLines(trx, tenantId, cartId, line.id);
+    else if (quantity !== line.quantity) await updateLine(trx, tenantId, line.id, { quantity });
+  }
+}
+
 export type CartChanges = {
   currency?: string;
   shippingAddress?: CartAddress | null;

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BERLIN } from '../checkout/checkout-test-fixtures.ts';
 import { withSystem } from '../platform/db/index.ts';
 import {
   addItem,
@@ -25,14 +26,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const berlin = {
-  recipient: 'Erika Muster',
-  line1: 'Unter den Linden 1',
-  city: 'Berlin',
-  postalCode: '10117',
-  country: 'DE',
-};
-
 async function option(s: Shop, name: string) {
   const response = await send(t.app, 'POST', '/api/v1/shipping-options', s.staff, {
     name,
@@ -48,7 +41,7 @@ async function cartShippedWith(s: Shop, optionId: string, customer?: Record<stri
   const headers = customer ?? (await newGuestCart(t, s)).headers;
   const item = await createSellable(t, s, { prices: { EUR: 1000 } });
   expect((await addItem(t, headers, { variantId: item.id, quantity: 1 })).statusCode).toBe(201);
-  expect((await send(t.app, 'PUT', '/api/v1/cart/addresses', headers, { shipping: berlin })).statusCode).toBe(
+  expect((await send(t.app, 'PUT', '/api/v1/cart/addresses', headers, { shipping: BERLIN })).statusCode).toBe(
     200,
   );
   const chosen = await send(t.app, 'PUT', '/api/v1/cart/shipping-option', headers, {

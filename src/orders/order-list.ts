@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import { cursorId, cursorText, encodeCursor } from '../platform/http/index.ts';
+import { uuidv7Floor } from '../platform/uuidv7.ts';
 import type { OrderSummary } from './order-schemas.ts';
 import type { OrderStatus } from './order-status.ts';
 import { toOrder } from './order-view.ts';
@@ -21,14 +22,6 @@ export type Page = { limit: number; after: string | undefined };
  * clock skew between the app's hosts and the database's.
  */
 const ID_TIME_SLACK_MS = 3_600_000;
-
-/** The smallest UUIDv7 of that millisecond (clamped to the 48 bits a UUIDv7 holds). */
-function firstIdAt(ms: number): string {
-  const hex = Math.min(Math.max(ms, 0), 2 ** 48 - 1)
-    .toString(16)
-    .padStart(12, '0');
-  return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
-}
 
 const DEFAULT_LIMIT = 20;
 
@@ -59,12 +52,12 @@ export function pageQuery(trx: OrdersTrx, tenantId: string, filters: OrderFilter
   if (filters.createdFrom !== undefined) {
     query = query
       .where('created_at', '>=', filters.createdFrom)
-      .where('id', '>=', firstIdAt(Date.parse(filters.createdFrom) - ID_TIME_SLACK_MS));
+      .where('id', '>=', uuidv7Floor(Date.parse(filters.createdFrom) - ID_TIME_SLACK_MS));
   }
   if (filters.createdTo !== undefined) {
     query = query
       .where('created_at', '<', filters.createdTo)
-      .where('id', '<', firstIdAt(Date.parse(filters.createdTo) + ID_TIME_SLACK_MS));
+      .where('id', '<', uuidv7Floor(Date.parse(filters.createdTo) + ID_TIME_SLACK_MS));
   }
   if (page.after !== undefined) query = query.where('id', '<', page.after);
   return query.orderBy('id', 'desc').limit(page.limit + 1);

@@ -1,4 +1,5 @@
 import { AppError } from '../platform/http/index.ts';
+import { isUuid } from '../platform/uuidv7.ts';
 
 /**
  * The key of the payment an order's checkout takes: `order-<orderId>`, the same on every attempt
@@ -9,7 +10,7 @@ import { AppError } from '../platform/http/index.ts';
 export const orderPaymentKey = (orderId: string) => `order-${orderId}`;
 
 /** `order-<uuid>` in any case (the checkout writes it lower case; PostgreSQL compares keys exactly). */
-const ORDER_PAYMENT_KEY = /^order-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isOrderPaymentKey = (key: string) => /^order-/i.test(key) && isUuid(key.slice('order-'.length));
 
 /**
  * 400 VALIDATION_FAILED naming /key for a caller's payment key of the checkout's shape. Taken
@@ -20,7 +21,7 @@ const ORDER_PAYMENT_KEY = /^order-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
  * under such keys are untouched; a key of any other shape stays the caller's, `order-<id>-…` too.
  */
 export function refuseOrderPaymentKey(key: string | undefined): void {
-  if (key === undefined || !ORDER_PAYMENT_KEY.test(key)) return;
+  if (key === undefined || !isOrderPaymentKey(key)) return;
   const message = 'order-<orderId> is the key of the payment the order’s checkout takes: choose another key';
   throw new AppError('VALIDATION_FAILED', `payment key ${key}: ${message}`, {
     errors: [{ in: 'body', pointer: '/key', message }],

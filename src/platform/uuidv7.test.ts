@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createUuidV7 } from './uuidv7.ts';
+import { createUuidV7, uuidv7Floor } from './uuidv7.ts';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const msOf = (id: string) => Number.parseInt(id.replaceAll('-', '').slice(0, 12), 16);
@@ -35,5 +35,21 @@ describe('uuidv7', () => {
     );
     expect(zeros()).toBe('00000000-0000-7000-8000-000000000000');
     expect(zeros()).toBe('00000000-0000-7001-8000-000000000000');
+  });
+});
+
+describe('uuidv7Floor', () => {
+  it('bounds the ids of a millisecond: none minted then or later is below it, none minted before reaches it', () => {
+    const at = Date.parse('2026-12-06T10:00:00.123Z');
+    for (const ms of [at - 1, at, at + 1]) {
+      const ids = Array.from(
+        { length: 50 },
+        createUuidV7(() => ms),
+      );
+      for (const id of ids) {
+        expect(id >= uuidv7Floor(ms) && id < uuidv7Floor(ms + 1), id).toBe(true);
+      }
+    }
+    expect(uuidv7Floor(-5)).toBe('00000000-0000-0000-0000-000000000000');
   });
 });

@@ -57,6 +57,18 @@ export function createUuidV7(
 /** The process's generator. */
 export const uuidv7 = createUuidV7();
 
+/**
+ * The first UUID of millisecond `ms` (clamped to the 48 bits of milliseconds a UUIDv7 holds): no
+ * UUIDv7 minted at `ms` or later is below it, none minted before is at or above it. A bound on ids
+ * for a range of times.
+ */
+export function uuidv7Floor(ms: number): string {
+  const hex = Math.min(Math.max(Math.floor(ms), 0), 2 ** 48 - 1)
+    .toString(16)
+    .padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-0000-0000-000000000000`;
+}
+
 const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Whether value is a UUID in its canonical text form (any version, either case), as PostgreSQL's uuid takes it. */

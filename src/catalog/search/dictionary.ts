@@ -1,14 +1,12 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
-import { lockStockFlags } from './stock-levels.ts';
+import { lockStockFlags, tryLockStockFlags } from './stock-levels.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the caller's catalog transaction (withTenant)
 type Trx = Transaction<any>;
 
 /** Stale words checked (and removed when no active product gives them) per transaction at most. */
 export const PRUNE_BATCH = 2_000;
-
-const stockFlagsLock = (tenantId: string) => `catalog.stock-flags:${tenantId}`;
 
 /**
  * Records the words a rebuild took away from its products (they may be no active product's any
@@ -30,9 +28,8 @@ export async function pruneDictionary(trx: Trx, tenantId: string, dropped: strin
         where tenant_id = ${tenantId}) as any`.execute(trx);
     if (!rows[0]?.any) return;
   }
-  const { rows } = await sql<{ alone: boolean }>`select
-      pg_try_advisory_xact_lock(hashtextextended(${stockFlagsLock(tenantId)}, 0)) as alone`.execute(trx);
-  if (rows[0]?.alone && !(await unworded(trx, tenantId))) await pruneStale(trx, tenantId);
+  if ((await tryLockStockFlags(trx, tenantId)) && !(await unworded(trx, tenantId)))
+    await pruneStale(trx, tenantId);
 }
 
 /** Whether an active document of the tenant predates migration 0064 (its words are unknown). */

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { jsonRows, lockNamed, lockNamedShared } from '../../platform/db/index.ts';
+import { jsonRows, lockNamed, lockNamedShared, tryLockNamed } from '../../platform/db/index.ts';
 import type { DomainEvent, EventBus, ReceivedEvent } from '../../platform/events/index.ts';
 import { isUuid } from '../../platform/uuidv7.ts';
 import type { Trx } from './search-query.ts';
@@ -72,9 +72,15 @@ export async function applyInventoryEvent(trx: Trx, event: ReceivedEvent): Promi
  * the events being applied, and they for the rebuilds under way, whose documents they then read.
  */
 export async function lockStockFlags(trx: Trx, tenantId: string, mode: 'rebuild' | 'events'): Promise<void> {
-  const name = `catalog.stock-flags:${tenantId}`;
+  const name = stockFlagsLock(tenantId);
   await (mode === 'rebuild' ? lockNamedShared(trx, name) : lockNamed(trx, name));
 }
+
+/** lockStockFlags(…, 'events') without waiting: whether it was taken (dictionary.ts). */
+export const tryLockStockFlags = (trx: Trx, tenantId: string): Promise<boolean> =>
+  tryLockNamed(trx, stockFlagsLock(tenantId));
+
+const stockFlagsLock = (tenantId: string) => `catalog.stock-flags:${tenantId}`;
 
 export async function applyInventoryEvents(trx: Trx, events: ReceivedEvent[]): Promise<void> {
   const byTenant = new Map<string, Map<string, ItemData>>();

@@ -18,3 +18,10 @@ export async function lockNamed(trx: QueryExecutorProvider, name: string): Promi
 export async function lockNamedShared(trx: QueryExecutorProvider, name: string): Promise<void> {
   await sql`select pg_advisory_xact_lock_shared(hashtextextended(${name}, 0))`.execute(trx);
 }
+
+/** lockNamed without waiting: takes it and answers true, or answers false when another holds it. */
+export async function tryLockNamed(trx: QueryExecutorProvider, name: string): Promise<boolean> {
+  const { rows } = await sql<{ locked: boolean }>`
+    select pg_try_advisory_xact_lock(hashtextextended(${name}, 0)) as locked`.execute(trx);
+  return rows[0]?.locked === true;
+}

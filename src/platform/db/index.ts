@@ -1,4 +1,4 @@
-export { lockNamed, lockNamedShared } from './advisory-lock.ts';
+export { lockNamed, lockNamedShared, tryLockNamed } from './advisory-lock.ts';
 export {
   type CommitStatement,
   commitQueue,

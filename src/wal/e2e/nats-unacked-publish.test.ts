@@ -1,7 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
-import { withSystem, withTenant } from '../../platform/db/index.ts';
+import { withTenant } from '../../platform/db/index.ts';
 import { type TestApp, testNatsUrl } from '../../platform/testing/index.ts';
 import { createNatsJetStreamBackend } from '../backends/nats-jetstream/index.ts';
 import { createGroupCommitter } from '../backends/postgres/group-commit.ts';
@@ -12,7 +12,7 @@ import { createAppender } from '../write/append.ts';
 import { writeMessages } from '../write/index.ts';
 import { toRows } from '../write/prepare.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
-import { proxiedBackend } from './proxied-backend.ts';
+import { backendsInPostgres, holdRepliesAfterFirstPublish, proxiedBackend } from './proxied-backend.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 
 // A JetStream publish whose ack is lost: the server stored the message, and the client's own
@@ -49,21 +49,7 @@ describe.skipIf(!testNatsUrl())('a NATS publish whose ack is lost', () => {
    */
   const unackedBackend = () => {
     const prefix = `mt_unacked_${process.pid}_${Date.now()}_${++seq}`;
-    let armed = true;
-    const request: NatsConnection['request'] = (subject, data, options) => {
-      if (armed && subject.startsWith(`${prefix}.`)) {
-        armed = false;
-        proxy.holdReplies();
-      }
-      return nc.request(subject, data, options);
-    };
-    const gated = new Proxy(nc, {
-      get(target, property) {
-        if (property === 'request') return request;
-        const value = Reflect.get(target, property, target) as unknown;
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const gated = holdRepliesAfterFirstPublish(nc, proxy, prefix);
     const backend = createNatsJetStreamBackend(gated, { prefix, timeoutMs: NATS_TIMEOUT_MS });
     opened.push(backend);
     return backend;
@@ -75,17 +61,7 @@ describe.skipIf(!testNatsUrl())('a NATS publish whose ack is lost', () => {
     return { name, namespaces, ns: (await namespaces.get(tenant.id, name))! };
   };
   /** What PostgreSQL holds of the namespace (outbox rows and postgres-backend messages), by backend. */
-  const inPostgres = async (name: string) =>
-    (
-      await withSystem(db(), (trx) =>
-        trx
-          .selectFrom('wal.messages')
-          .select('backend')
-          .where('tenant_id', '=', tenant.id)
-          .where('namespace', '=', name)
-          .execute(),
-      )
-    ).map((r) => r.backend);
+  const inPostgres = (name: string) => backendsInPostgres(db(), tenant.id, name);
   /** Each message stored once in NATS (its work-queue stream), pending. */
   const storedOnceInNats = async (backend: StreamBackend, name: string, ids: string[]) => {
     const found = await Promise.all(ids.map((id) => backend.find(tenant.id, name, id)));

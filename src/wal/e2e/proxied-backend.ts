@@ -1,10 +1,13 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
 import { afterAll, beforeAll } from 'vitest';
 import { createTestTenant, type TestTenant } from '../../identity/auth/auth-test-fixtures.ts';
+import { withSystem } from '../../platform/db/index.ts';
 import { createRedisClient } from '../../platform/redis-client.ts';
 import { startTestApp, type TestApp } from '../../platform/testing/index.ts';
 import type { StreamBackend, StreamBackendName } from '../backends/stream/contract.ts';
+import type { WalTables } from '../tables.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 /** What {@link proxiedBackend} sets up: read its fields in a test or a later beforeAll. */
@@ -53,4 +56,44 @@ export function proxiedBackend(
     await proxied.t?.close();
   });
   return proxied;
+}
+
+/**
+ * `nc` as a NATS backend of `prefix` is to see it: its first request to a subject of that prefix
+ * (the first publish to its streams; the KV and JetStream API requests before it pass) makes the
+ * proxy hold back every answer of the server from then on: a publish stored and never acknowledged.
+ */
+export function holdRepliesAfterFirstPublish(
+  nc: NatsConnection,
+  proxy: TcpProxy,
+  prefix: string,
+): NatsConnection {
+  let armed = true;
+  const request: NatsConnection['request'] = (subject, data, options) => {
+    if (armed && subject.startsWith(`${prefix}.`)) {
+      armed = false;
+      proxy.holdReplies();
+    }
+    return nc.request(subject, data, options);
+  };
+  return new Proxy(nc, {
+    get(target, property) {
+      if (property === 'request') return request;
+      const value = Reflect.get(target, property, target) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** The backend of each row PostgreSQL holds of the namespace (outbox rows and postgres-backend messages). */
+export async function backendsInPostgres(db: Kysely<WalTables>, tenantId: string, name: string) {
+  const rows = await withSystem(db, (trx) =>
+    trx
+      .selectFrom('wal.messages')
+      .select('backend')
+      .where('tenant_id', '=', tenantId)
+      .where('namespace', '=', name)
+      .execute(),
+  );
+  return rows.map((r) => r.backend);
 }

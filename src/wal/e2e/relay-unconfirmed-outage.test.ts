@@ -12,7 +12,7 @@ import { startRelay } from '../backends/stream/relay.ts';
 import { createNamespaceCache } from '../namespaces/index.ts';
 import { writeMessages } from '../write/index.ts';
 import { addNamespace, walDb } from '../write/write-test-fixtures.ts';
-import { proxiedBackend } from './proxied-backend.ts';
+import { backendsInPostgres, holdRepliesAfterFirstPublish, proxiedBackend } from './proxied-backend.ts';
 import { until } from './receiver.ts';
 import type { TcpProxy } from './tcp-proxy.ts';
 
@@ -68,38 +68,16 @@ for (const { kind, url } of backends) {
           },
         });
       } else {
-        const conn = nc!;
-        const request: NatsConnection['request'] = (subject, data, options) => {
-          if (armed && subject.startsWith(`${prefix}.`)) {
-            armed = false;
-            proxy.holdReplies();
-          }
-          return conn.request(subject, data, options);
-        };
-        const gated = new Proxy(conn, {
-          get(target, property) {
-            if (property === 'request') return request;
-            const value = Reflect.get(target, property, target) as unknown;
-            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-          },
+        backend = createNatsJetStreamBackend(holdRepliesAfterFirstPublish(nc!, proxy, prefix), {
+          prefix,
+          timeoutMs: 400,
         });
-        backend = createNatsJetStreamBackend(gated, { prefix, timeoutMs: 400 });
         opened.push(backend);
       }
       return backend;
     };
     /** The rows of the namespace PostgreSQL holds (the outbox's and the postgres backend's), by backend. */
-    const inPostgres = async (name: string) =>
-      (
-        await withSystem(db(), (trx) =>
-          trx
-            .selectFrom('wal.messages')
-            .select('backend')
-            .where('tenant_id', '=', tenant.id)
-            .where('namespace', '=', name)
-            .execute(),
-        )
-      ).map((r) => r.backend);
+    const inPostgres = (name: string) => backendsInPostgres(db(), tenant.id, name);
     const relayTo = (backend: StreamBackend) =>
       startRelay({
         ctx: t.ctx,
