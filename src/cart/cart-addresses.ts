@@ -1,9 +1,11 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { AppError, type FieldError, validationFailed } from '../platform/http/index.ts';
+import { AppError, type FieldError } from '../platform/http/index.ts';
 import { fieldErrors } from '../platform/http/problem-handler.ts';
 import { InlineAddress, Uuid } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
+import { hasRegionList, regionCode, unknownRegion } from './regions.ts';
+import { throwIfInvalid } from './settings-rules.ts';
 import type { CartAddress } from './tables.ts';
 
 const inline = Compile(InlineAddress);
@@ -11,6 +13,19 @@ const fromBook = Compile(Type.Object({ addressId: Uuid }, { additionalProperties
 
 type Choice = { addressId: string } | CartAddress | null | undefined;
 type Which = 'shipping' | 'billing';
+
+/**
+ * An address's region as the cart keeps it: in a country whose regions are listed (regions.ts),
+ * its code, a blank one none, and any other text refused at `pointer` (a region the rates cannot
+ * name is a wrong tax, as Shopify's checkout refuses it); elsewhere the text as it came.
+ */
+function regionOf(country: string, region: string | null, pointer: string, errors: FieldError[], what = '') {
+  if (region === null || !hasRegionList(country)) return region;
+  if (region.trim() === '') return null;
+  const code = regionCode(country, region);
+  if (code === null) errors.push({ in: 'body', pointer, message: `${what}${unknownRegion(country)}` });
+  return code;
+}
 
 /**
  * Reads one of PUT /cart/addresses' fields: {addressId}, an inline address (the schema, then the
@@ -36,12 +51,13 @@ function readChoice(deps: CartDeps, value: unknown, which: Which, errors: FieldE
   const pointers = new Set(schemaErrors.map((e) => e.pointer));
   errors.push(...under([...schemaErrors, ...checked.errors.filter((e) => !pointers.has(e.pointer))]));
   if (!inline.Check(value) || checked.errors.length > 0) return undefined;
+  const region = regionOf(checked.country!, value.region ?? null, `/${which}/region`, errors);
   return {
     recipient: value.recipient,
     line1: value.line1,
     line2: value.line2 ?? null,
     city: value.city,
-    region: value.region ?? null,
+    region,
     postalCode: checked.postalCode!,
     country: checked.country!,
     phone: value.phone ?? null,
@@ -65,9 +81,7 @@ export async function resolveAddresses(
     shipping: readChoice(deps, body.shipping, 'shipping', errors),
     billing: readChoice(deps, body.billing, 'billing', errors),
   };
-  if (errors.length > 0) {
-    throw validationFailed(errors);
-  }
+  throwIfInvalid(errors);
   const resolved: { shipping?: CartAddress | null; billing?: CartAddress | null } = {};
   for (const which of ['shipping', 'billing'] as const) {
     const choice = choices[which];
@@ -84,12 +98,16 @@ export async function resolveAddresses(
     }
     const found = await deps.addresses.find(tenantId, userId, choice.addressId);
     if (!found) throw new AppError('NOT_FOUND', `address ${choice.addressId} not found`);
+    // The book keeps regions as text: one the cart cannot read is refused naming the id sent.
+    const what = `its region ${JSON.stringify(found.region)} `;
+    const region = regionOf(found.country, found.region, `/${which}/addressId`, errors, what);
+    throwIfInvalid(errors);
     resolved[which] = {
       recipient: found.recipient,
       line1: found.line1,
       line2: found.line2,
       city: found.city,
-      region: found.region,
+      region,
       postalCode: found.postalCode,
       country: found.country,
       phone: found.phone,

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { regionCode } from './regions.ts';
 import type { ShippingOption } from './shipping-option-store.ts';
 import type { CartTrx } from './tables.ts';
 
@@ -15,7 +16,9 @@ export type PricingContext = {
  * What a cart's totals need besides its lines, read in one statement: whether the tenant's
  * prices include tax, the tax rate of the address (its region's rate, matched whatever the case
  * and surrounding spaces, else its country's, else 0), and the cart's shipping option as it is
- * now (undefined when it is gone).
+ * now (undefined when it is gone). In a country whose regions are listed (regions.ts) the region
+ * is also matched by its code, so an address stored before regions were checked ("california")
+ * gets the rate for CA; the code's rate first.
  */
 export async function pricingContext(
   trx: CartTrx,
@@ -26,6 +29,8 @@ export async function pricingContext(
   // Compared as PostgreSQL lowers both sides, around any surrounding spaces: JavaScript lowers some
   // letters otherwise ('İ' is 'i̇' there, 'i' in PostgreSQL), and the index of places uses lower().
   const region = address?.region?.trim() || null;
+  const code = address && region ? regionCode(address.country, region) : null;
+  const regions = [...new Set([region, code].filter((r) => r !== null))];
   const row = await trx
     .selectNoFrom((eb) => [
       eb
@@ -42,11 +47,12 @@ export async function pricingContext(
             .where((w) =>
               w.or([
                 w('region', 'is', null),
-                ...(region ? [w(sql`lower(btrim(region))`, '=', sql`lower(${region})`)] : []),
+                ...regions.map((r) => w(sql`lower(btrim(region))`, '=', sql`lower(${r})`)),
               ]),
             )
-            // The region's own rate before the country's.
+            // The region's own rate before the country's, its code's before its text's.
             .orderBy(sql`region is null`)
+            .orderBy(sql`lower(btrim(region)) is distinct from lower(${code}::text)`)
             .orderBy('region')
             .limit(1)
             .as('rate_bps')

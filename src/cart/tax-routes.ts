@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { type FieldError, requireStaff } from '../platform/http/index.ts';
 import { IdParams, STAFF_SECURITY } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
+import { hasRegionList, regionCode, unknownRegion } from './regions.ts';
 import { inStaffTenant, settingsRules, throwIfInvalid } from './settings-rules.ts';
 import { TaxRateBody, TaxRatePatch, TaxRateView, TaxSettingsBody } from './settings-schemas.ts';
 import {
@@ -18,13 +19,24 @@ import {
 
 /**
  * A rate's region without the spaces around it (addresses match it so, and " CA" would otherwise
- * be a second rate for CA); a blank one is 400. undefined and null pass as they are.
+ * be a second rate for CA); a blank one is 400. In a country whose regions are listed (regions.ts)
+ * it is stored as its code and must be one of them. undefined and null pass as they are.
  */
-function regionOf(region: string | null | undefined, errors: FieldError[]): string | null | undefined {
+function regionOf(
+  country: string,
+  region: string | null | undefined,
+  errors: FieldError[],
+): string | null | undefined {
   if (region === undefined || region === null) return region;
   const trimmed = region.trim();
-  if (trimmed === '') errors.push({ in: 'body', pointer: '/region', message: 'is blank' });
-  return trimmed;
+  if (trimmed === '') {
+    errors.push({ in: 'body', pointer: '/region', message: 'is blank' });
+    return trimmed;
+  }
+  if (!hasRegionList(country)) return trimmed;
+  const code = regionCode(country, trimmed);
+  if (code === null) errors.push({ in: 'body', pointer: '/region', message: unknownRegion(country) });
+  return code ?? trimmed;
 }
 
 /** Staff configure tax rates (/tax-rates) and whether prices include tax (/tax-settings). */
@@ -50,7 +62,7 @@ export function taxRoutes(deps: CartDeps) {
       async (request, reply) => {
         const errors: FieldError[] = [];
         const code = country(request.body.country, '/country', errors);
-        const region = regionOf(request.body.region, errors);
+        const region = regionOf(code, request.body.region, errors);
         throwIfInvalid(errors);
         const rate = await inStaffTenant(deps, request, (trx, tenantId) =>
           createTaxRate(trx, tenantId, { ...request.body, country: code, region: region ?? null }),
@@ -107,18 +119,27 @@ export function taxRoutes(deps: CartDeps) {
         },
       },
       async (request) => {
+        const { id } = request.params;
         const errors: FieldError[] = [];
         const code =
           request.body.country === undefined ? undefined : country(request.body.country, '/country', errors);
-        const region = regionOf(request.body.region, errors);
+        // A blank region is named in the same 400 as a bad country (its list is checked below).
+        if (errors.length > 0) regionOf('', request.body.region, errors);
         throwIfInvalid(errors);
-        return inStaffTenant(deps, request, (trx, tenantId) =>
-          updateTaxRate(trx, tenantId, request.params.id, {
+        return inStaffTenant(deps, request, async (trx, tenantId) => {
+          // The region is checked against the country the rate will have: a new country's list
+          // applies to the region it keeps, and a new region to the country it keeps.
+          const current = await getTaxRate(trx, tenantId, id);
+          const changes = { country: code ?? current.country, region: request.body.region };
+          if (code !== undefined && changes.region === undefined) changes.region = current.region;
+          const region = regionOf(changes.country, changes.region, errors);
+          throwIfInvalid(errors);
+          return updateTaxRate(trx, tenantId, id, {
             ...request.body,
             ...(code ? { country: code } : {}),
             ...(region !== undefined ? { region } : {}),
-          }),
-        );
+          });
+        });
       },
     );
 
