@@ -96,25 +96,28 @@ export function createAlerts(deps: ExceptionsDeps): {
   routes: (app: FastifyInstance) => Promise<void>;
 } {
   const rates = createRateCounter();
-  /** Records the firings; each new alert gets its impact, an audit entry and a CriticalExceptionAlert. */
+  /**
+   * Records the firings; each new alert gets its impact (one statement for all of them), an audit
+   * entry and a CriticalExceptionAlert.
+   */
   const fire = async (trx: ExceptionsTrx, tenantId: string, firings: Firing[], rows: ViewedRow[]) => {
     const created = await upsertAlerts(trx, tenantId, firings);
     if (created.length === 0) return;
     const impacts = await assessImpact(trx, [...new Set(created.map((a) => a.group_id))]);
+    const assessed = created.map((alert) => ({ ...alert, impact: impacts.get(alert.group_id)! }));
+    await sql`
+      update exceptions.alerts a set impact = v.impact
+      from jsonb_to_recordset(${JSON.stringify(assessed.map((a) => ({ id: a.id, impact: a.impact })))}::jsonb)
+        as v(id uuid, impact jsonb)
+      where a.id = v.id`.execute(trx);
     const byId = new Map(rows.map((r) => [r.id, r]));
     const rules = new Map(firings.map((f) => [f.rule.id, f.rule]));
     const events: DomainEvent[] = [];
     const audits: AuditEntry[] = [];
-    for (const alert of created) {
-      const impact = impacts.get(alert.group_id)!;
-      await trx
-        .updateTable('exceptions.alerts')
-        .set({ impact: JSON.stringify(impact) })
-        .where('id', '=', alert.id)
-        .execute();
+    for (const alert of assessed) {
       const rule = rules.get(alert.rule_id)!;
       const exception = byId.get(alert.exception_id!)!;
-      events.push(criticalAlert({ ...alert, impact }, rule, exception));
+      events.push(criticalAlert(alert, rule, exception));
       // A rate alert is about its group as a whole, not the one exception that tipped it.
       if (rule.kind !== 'rate') {
         audits.push({

@@ -2,6 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { withSystem, withTenant } from '../platform/db/index.ts';
 import { isUuid, uuidv7 } from '../platform/uuidv7.ts';
 import type { ExceptionsTables, ExceptionsTrx } from './tables.ts';
+import { type TenantFailure, tenantStep } from './tenant-steps.ts';
 
 /** A tenant's retention, as exceptions.settings holds it or by default. */
 export type Retention = { archiveAfterDays: number; deleteAfterDays: number; updatedAt: string | null };
@@ -42,7 +43,14 @@ export type PurgeProgress = (
 ) => void;
 
 export type TenantPurge = { tenantId: string; slug: string; archived: number; deleted: number };
-export type PurgeResult = { archived: number; deleted: number; dryRun: boolean; tenants: TenantPurge[] };
+export type PurgeResult = {
+  archived: number;
+  deleted: number;
+  dryRun: boolean;
+  tenants: TenantPurge[];
+  /** The tenants whose planning or batch failed; what they did before it is counted above. */
+  failed: TenantFailure[];
+};
 
 type Db = Kysely<ExceptionsTables>;
 type Plan = TenantPurge & { archiveBefore: string; deleteBefore: string };
@@ -157,18 +165,20 @@ async function tenantsOf(db: Db, tenantId: string | undefined): Promise<Array<{ 
  * tenant's archiveAfterDays (or `olderThanDays`), then deletes archive rows older than its
  * deleteAfterDays, `batchSize` rows per transaction. Each tenant's work runs in its own
  * transactions under its row-level security (the tables force it, so even the owner sees one
- * tenant at a time); `withSystem` only lists the tenants.
+ * tenant at a time); `withSystem` only lists the tenants. A tenant whose step fails is left in
+ * `failed` and the others go on (tenant-steps.ts); the next run tries it again.
  */
-export async function purgeExceptions(
+export async function purgeTenants(
   db: Db,
   options: PurgeOptions = {},
   progress?: PurgeProgress,
 ): Promise<PurgeResult> {
   const batchSize = options.batchSize ?? 1000;
+  const failed: TenantFailure[] = [];
   const plans: Plan[] = [];
   for (const tenant of await tenantsOf(db, options.tenantId)) {
-    const plan = await planTenant(db, tenant, options.olderThanDays);
-    if (plan.archived + plan.deleted > 0) plans.push(plan);
+    const plan = await tenantStep(failed, tenant.id, () => planTenant(db, tenant, options.olderThanDays));
+    if (plan && plan.archived + plan.deleted > 0) plans.push(plan);
   }
   const total = plans.reduce((n, p) => n + p.archived + p.deleted, 0);
   if (options.dryRun) {
@@ -177,9 +187,10 @@ export async function purgeExceptions(
       deleted: plans.reduce((n, p) => n + p.deleted, 0),
       dryRun: true,
       tenants: plans.map(({ tenantId, slug, archived, deleted }) => ({ tenantId, slug, archived, deleted })),
+      failed,
     };
   }
-  const result: PurgeResult = { archived: 0, deleted: 0, dryRun: false, tenants: [] };
+  const result: PurgeResult = { archived: 0, deleted: 0, dryRun: false, tenants: [], failed };
   let done = 0;
   const step = (tenantId: string, archived: number, deleted: number) => {
     done += archived + deleted;
@@ -187,20 +198,39 @@ export async function purgeExceptions(
   };
   for (const plan of plans) {
     const tenant: TenantPurge = { tenantId: plan.tenantId, slug: plan.slug, archived: 0, deleted: 0 };
-    // Until a batch finds nothing: what is left is gone, or held by another purge (skip locked).
-    for (let n = plan.archived > 0 ? await archiveBatch(db, plan, batchSize) : 0; n > 0; ) {
-      tenant.archived += n;
-      step(plan.tenantId, n, 0);
-      n = await archiveBatch(db, plan, batchSize);
-    }
-    for (let n = plan.deleted > 0 ? await deleteBatch(db, plan, batchSize) : 0; n > 0; ) {
-      tenant.deleted += n;
-      step(plan.tenantId, 0, n);
-      n = await deleteBatch(db, plan, batchSize);
-    }
+    await tenantStep(failed, plan.tenantId, async () => {
+      // Until a batch finds nothing: what is left is gone, or held by another purge (skip locked).
+      for (let n = plan.archived > 0 ? await archiveBatch(db, plan, batchSize) : 0; n > 0; ) {
+        tenant.archived += n;
+        step(plan.tenantId, n, 0);
+        n = await archiveBatch(db, plan, batchSize);
+      }
+      for (let n = plan.deleted > 0 ? await deleteBatch(db, plan, batchSize) : 0; n > 0; ) {
+        tenant.deleted += n;
+        step(plan.tenantId, 0, n);
+        n = await deleteBatch(db, plan, batchSize);
+      }
+    });
     result.archived += tenant.archived;
     result.deleted += tenant.deleted;
     if (tenant.archived + tenant.deleted > 0) result.tenants.push(tenant);
   }
   return result;
+}
+
+/**
+ * `mercato exceptions purge`: purgeTenants, then an error naming the tenants that failed (after
+ * the others were purged), so the command exits non-zero rather than report a partial purge as done.
+ */
+export async function purgeExceptions(
+  db: Db,
+  options: PurgeOptions = {},
+  progress?: PurgeProgress,
+): Promise<PurgeResult> {
+  const result = await purgeTenants(db, options, progress);
+  if (result.failed.length === 0) return result;
+  const which = result.failed.map((f) => `${f.tenantId}: ${f.error}`).join('; ');
+  throw new Error(
+    `the purge failed for ${result.failed.length} tenant(s) (${which}); the others were purged: ${result.archived} exception(s) archived, ${result.deleted} archived record(s) deleted`,
+  );
 }

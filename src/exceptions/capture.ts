@@ -3,7 +3,7 @@ import { auditEntries } from './capture-audit.ts';
 import { prepare } from './capture-prepare.ts';
 import { write } from './capture-store.ts';
 import type { Classification } from './classify.ts';
-import { createDeadLetterCapture, type SweepOptions } from './dead-letters.ts';
+import { createDeadLetterCapture, type SweepOptions, type SweepResult } from './dead-letters.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { toView, type ViewedRow } from './exception-view.ts';
 import { creditGroups } from './group-credits.ts';
@@ -53,8 +53,8 @@ export type Capture = {
   /** Starts the dead-letter sweep (at once, then every 30 s). */
   start(): void;
   stop(): Promise<void>;
-  /** One sweep of dead letters the listener missed; returns how many it captured. */
-  sweepDeadLetters(options?: SweepOptions): Promise<number>;
+  /** One sweep of dead letters the listener missed: how many it captured, and the tenants that failed. */
+  sweepDeadLetters(options?: SweepOptions): Promise<SweepResult>;
 };
 
 /**

@@ -134,7 +134,7 @@ describe('dead letters as exceptions', () => {
   it('counts a dead letter requeued and dead again as a repeat, and a sweep never counts a death twice', async () => {
     const id = `wal:erp-sync:${messageId}`;
     const first = await captured(id);
-    expect(await sweeper.sweepDeadLetters({ settleMs: 0 })).toBe(0);
+    expect((await sweeper.sweepDeadLetters({ settleMs: 0 })).captured).toBe(0);
     const requeued = await send(
       t.app,
       'POST',
@@ -144,7 +144,7 @@ describe('dead letters as exceptions', () => {
     expect(requeued.statusCode, requeued.body).toBe(202);
     const again = await captured(id, (row) => row.occurrences === 2);
     expect(new Date(again.last_seen).getTime()).toBeGreaterThan(new Date(first.last_seen).getTime());
-    expect(await sweeper.sweepDeadLetters({ settleMs: 0 })).toBe(0);
+    expect((await sweeper.sweepDeadLetters({ settleMs: 0 })).captured).toBe(0);
     expect((await exceptionOf(id))?.occurrences).toBe(2);
     const audit = await inTenant((trx) =>
       trx
@@ -158,7 +158,7 @@ describe('dead letters as exceptions', () => {
 
     // A death the listener missed (here: its exception deleted) is captured by the sweep.
     await inTenant((trx) => trx.deleteFrom('exceptions.exceptions').where('id', '=', first.id).execute());
-    expect(await sweeper.sweepDeadLetters({ settleMs: 0 })).toBe(1);
+    expect((await sweeper.sweepDeadLetters({ settleMs: 0 })).captured).toBe(1);
     expect(await exceptionOf(id)).toMatchObject({ occurrences: 1, category: 'NETWORK_ERROR' });
   });
 
@@ -196,7 +196,7 @@ describe('dead letters as exceptions', () => {
         trx,
       ),
     );
-    expect(await sweeper.sweepDeadLetters({ settleMs: 0 })).toBe(1);
+    expect((await sweeper.sweepDeadLetters({ settleMs: 0 })).captured).toBe(1);
     expect(await exceptionOf(`wal:order-events:${watchdog}`)).toMatchObject({
       interface_type: 'ORDER',
       operation: 'checkout.compensate',

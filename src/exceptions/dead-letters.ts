@@ -6,6 +6,7 @@ import type { CaptureInput, CaptureMany } from './capture.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { EXCEPTION_TOPIC } from './outbound-events.ts';
 import type { ExceptionsTrx } from './tables.ts';
+import { type TenantFailure, tenantStep } from './tenant-steps.ts';
 
 /** The checkout saga's watchdog (checkout/watchdog.ts): dead, a saga step exhausted its retries. */
 const WATCHDOG_TYPE = 'mercato.checkout.watchdog';
@@ -30,6 +31,9 @@ export type DeadLetterRecord = {
   lastError: string | null;
   deadAt: string;
 };
+
+/** A sweep's deaths captured, and the tenants whose capture failed (swept again from their oldest death). */
+export type SweepResult = { captured: number; failed: TenantFailure[] };
 
 export type SweepOptions = {
   /** Deaths at or after this time (Default: the last sweep's start, less a margin; 7 days back at first). */
@@ -133,9 +137,10 @@ export function createDeadLetterCapture(deps: ExceptionsDeps, capture: CaptureMa
   async function flush(): Promise<void> {
     const ready = queued;
     queued = new Map();
+    const failed: TenantFailure[] = [];
     for (const [tenantId, events] of ready) {
-      try {
-        await withTenant(deps.db, tenantId, async (anyTrx) => {
+      await tenantStep(failed, tenantId, () =>
+        withTenant(deps.db, tenantId, async (anyTrx) => {
           const trx = anyTrx as ExceptionsTrx;
           const letters: DeadLetterRecord[] = [];
           for (const event of events) {
@@ -144,12 +149,12 @@ export function createDeadLetterCapture(deps: ExceptionsDeps, capture: CaptureMa
             if (letter) letters.push({ ...letter, namespace: event.namespace });
           }
           await captureDeaths(trx, tenantId, letters);
-        });
-      } catch (err) {
-        // The sweep captures them later.
-        log.error({ err, tenantId }, 'could not capture dead letters');
-      }
+        }),
+      );
     }
+    // The sweep captures them later.
+    for (const { tenantId, error } of failed)
+      log.error({ tenantId, error }, 'could not capture dead letters');
     flushing = queued.size > 0 ? flush() : undefined;
   }
 
@@ -169,12 +174,17 @@ export function createDeadLetterCapture(deps: ExceptionsDeps, capture: CaptureMa
     flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(flush);
   }
 
-  /** One pass over the dead letters since the horizon, page by page, in one transaction per tenant and page. */
-  async function sweep(options: SweepOptions = {}): Promise<number> {
+  /**
+   * One pass over the dead letters since the horizon, page by page, in one transaction per tenant
+   * and page. A tenant whose capture fails is left in `failed` and the others go on; the horizon
+   * then stays at its oldest death, so the next sweep tries it again.
+   */
+  async function sweep(options: SweepOptions = {}): Promise<SweepResult> {
     const startedAt = Date.now();
     const settle = options.settleMs ?? SETTLE_MS;
     const since = options.since ?? horizon ?? new Date(startedAt - FIRST_SWEEP_MS);
-    let count = 0;
+    const result: SweepResult = { captured: 0, failed: [] };
+    let oldestFailed = Number.POSITIVE_INFINITY;
     let after: { deadAt: string; id: string } | undefined;
     for (;;) {
       const page = await deps.wal.deadLetters.since(since, PAGE, after);
@@ -185,23 +195,33 @@ export function createDeadLetterCapture(deps: ExceptionsDeps, capture: CaptureMa
       for (const letter of ripe)
         tenants.set(letter.tenantId, [...(tenants.get(letter.tenantId) ?? []), letter]);
       for (const [tenantId, letters] of tenants) {
-        count += await withTenant(deps.db, tenantId, (trx) =>
-          captureDeaths(trx as ExceptionsTrx, tenantId, letters),
+        const count = await tenantStep(result.failed, tenantId, () =>
+          withTenant(deps.db, tenantId, (trx) => captureDeaths(trx as ExceptionsTrx, tenantId, letters)),
         );
+        if (count === undefined)
+          oldestFailed = Math.min(oldestFailed, ...letters.map((l) => Date.parse(l.deadAt)));
+        result.captured += count ?? 0;
       }
       const last = page.at(-1);
       if (!last || page.length < PAGE) break;
       after = { deadAt: last.deadAt, id: last.deliveryId };
     }
-    // The next sweep looks again at what this one left to settle, with a margin for clock skew.
-    if (options.since === undefined) horizon = new Date(startedAt - settle - 60_000);
-    return count;
+    // The next sweep looks again at what this one left to settle, with a margin for clock skew,
+    // and at the deaths of the tenants that failed (the others' are found captured, and skipped),
+    // at most as far back as a first sweep: a tenant failing for days does not grow every sweep.
+    if (options.since === undefined)
+      horizon = new Date(
+        Math.max(startedAt - FIRST_SWEEP_MS, Math.min(startedAt - settle - 60_000, oldestFailed)),
+      );
+    return result;
   }
 
   const tick = () => {
     running = sweep()
-      .then((count) => {
-        if (count > 0) log.info({ count }, 'captured dead letters the listener missed');
+      .then(({ captured, failed }) => {
+        if (captured > 0) log.info({ count: captured }, 'captured dead letters the listener missed');
+        for (const { tenantId, error } of failed)
+          log.error({ tenantId, error }, 'dead-letter sweep failed for a tenant');
       })
       .catch((err: unknown) => log.error({ err }, 'dead-letter sweep failed'))
       .finally(() => {

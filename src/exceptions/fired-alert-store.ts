@@ -64,11 +64,13 @@ const firedSelect = (trx: ExceptionsTrx) =>
     .selectAll('a')
     .select(['r.name as rule_name', 'r.kind', 'e.transaction_id', firedMicros.as('at_us')]);
 
-/** Fired alerts, newest first (open ones only unless `state` is all), a page at a time. */
-export async function listFired(
-  trx: ExceptionsTrx,
-  options: { state: 'open' | 'all'; limit: number; cursor: string | undefined },
-): Promise<{ items: FiredAlert[]; nextCursor: string | null }> {
+type PageOptions = { state: 'open' | 'all'; limit: number; cursor: string | undefined };
+
+/**
+ * The query of a page of fired alerts, newest first (open ones only unless `state` is all), and one
+ * more to tell whether there is a next page. Open ones read alerts_open_tenant (migration 0070).
+ */
+export function firedPage(trx: ExceptionsTrx, options: PageOptions) {
   let query = firedSelect(trx)
     .orderBy('a.fired_at', 'desc')
     .orderBy('a.id', 'desc')
@@ -80,6 +82,15 @@ export async function listFired(
     const after = sql<Date>`timestamptz 'epoch' + ${micros}::bigint * interval '1 microsecond'`;
     query = query.where((eb) => eb(eb.refTuple('a.fired_at', 'a.id'), '<', eb.tuple(after, cursorId(id))));
   }
+  return query;
+}
+
+/** Fired alerts, newest first (open ones only unless `state` is all), a page at a time. */
+export async function listFired(
+  trx: ExceptionsTrx,
+  options: PageOptions,
+): Promise<{ items: FiredAlert[]; nextCursor: string | null }> {
+  const query = firedPage(trx, options);
   const rows = (await query.execute()) as FiredRow[];
   const page = rows.slice(0, options.limit);
   const last = page.at(-1);

@@ -15,7 +15,7 @@ export type ExceptionsModule = MercatoModule & {
   hooks: ExceptionHooks;
   /** Folds the summary's rollup now (the job does every few seconds); returns the rows folded. */
   foldRollup(): Promise<number>;
-  /** Archives then deletes resolved and closed exceptions past retention (`mercato exceptions purge`). */
+  /** Archives then deletes resolved and closed exceptions past retention; a tenant that fails is in `failed`, the others go on. */
   purge(
     options: PurgeOptions,
     progress?: PurgeProgress,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { type PurgeOptions, type PurgeProgress, type PurgeResult, purgeExceptions } from './archive.ts';
+import { type PurgeOptions, type PurgeProgress, type PurgeResult, purgeTenants } from './archive.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { settingsRoutes } from './settings-routes.ts';
 
@@ -11,7 +11,8 @@ export const RETENTION_INTERVAL_MS = 3_600_000;
 /**
  * Per-tenant retention: the /exceptions/settings routes, an hourly job that archives then
  * deletes what is past each tenant's settings, and `purge` to run it by hand (the CLI). Every
- * process runs the job; batches skip rows another process holds, so they share the work.
+ * process runs the job; batches skip rows another process holds, so they share the work. A
+ * tenant whose step fails is logged and left to the next run; the others are purged.
  */
 export function createRetention(deps: ExceptionsDeps): {
   routes: (app: FastifyInstance) => Promise<void>;
@@ -25,8 +26,11 @@ export function createRetention(deps: ExceptionsDeps): {
 
   const run = () => {
     if (running) return;
-    running = purgeExceptions(deps.db)
+    running = purgeTenants(deps.db)
       .then((result) => {
+        // The others were purged; each failing tenant is tried again on the next run.
+        for (const { tenantId, error } of result.failed)
+          log.error({ tenantId, error }, 'exceptions retention failed for a tenant');
         if (result.archived + result.deleted > 0) {
           log.info(
             { archived: result.archived, deleted: result.deleted },
@@ -52,6 +56,6 @@ export function createRetention(deps: ExceptionsDeps): {
       timer = undefined;
       await running;
     },
-    purge: (options, progress) => purgeExceptions(deps.db, options, progress),
+    purge: (options, progress) => purgeTenants(deps.db, options, progress),
   };
 }
