@@ -25,6 +25,20 @@ const invalid = (pointer: string, message: string) =>
     errors: [{ in: 'body', pointer, message }],
   });
 
+/**
+ * A sale's revenue (units × sale price, minor units) must stay a number JSON carries exactly: the
+ * largest pool at the largest price is 10^17, past 2^53 − 1, where `revenue` in the stats would
+ * lose its last digits. The sale is refused instead, as the cart refuses such a total
+ * (CART_TOTAL_TOO_LARGE), naming the field the body changed (the price when both did).
+ */
+function checkRevenue(units: number, salePrice: number, pointer: '/units' | '/salePrice'): void {
+  if (units * salePrice > Number.MAX_SAFE_INTEGER)
+    throw invalid(
+      pointer,
+      `makes units × salePrice ${BigInt(units) * BigInt(salePrice)}, past ${Number.MAX_SAFE_INTEGER}, the largest revenue a JSON number holds exactly`,
+    );
+}
+
 function checkTimes(startsAt: Date, endsAt: Date, now: Date): void {
   if (Number.isNaN(startsAt.getTime())) throw invalid('/startsAt', 'must be a date-time');
   if (Number.isNaN(endsAt.getTime())) throw invalid('/endsAt', 'must be a date-time');
@@ -52,6 +66,7 @@ export async function createCampaign(
   const startsAt = new Date(body.startsAt);
   const endsAt = new Date(body.endsAt);
   checkTimes(startsAt, endsAt, now);
+  checkRevenue(body.units, body.salePrice, '/salePrice');
   const windowMinutes = body.paymentWindowMinutes ?? 15;
   return withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
@@ -149,6 +164,11 @@ export async function updateCampaign(
     const windowMinutes = body.paymentWindowMinutes ?? current.paymentWindowMinutes;
     const inventory = deps.inventory.within(trx);
     const units = body.units ?? current.units;
+    checkRevenue(
+      units,
+      body.salePrice ?? current.salePrice,
+      body.salePrice !== undefined ? '/salePrice' : '/units',
+    );
     const pool = poolKey(current.id);
     if (units !== current.units) {
       const lines = [{ variantId: current.variantId, quantity: Math.abs(units - current.units) }];

@@ -8,7 +8,9 @@ import {
   type GateSnapshot,
   type GateState,
   type HeldKey,
+  mergeWatched,
   normaliseState,
+  type ResetFence,
   type UnitsBackFeed,
   type UnitsBackListener,
 } from './gate.ts';
@@ -28,6 +30,8 @@ type Campaign = {
   keys: Map<string, HeldKey>;
   version: string;
   expiresAt: number;
+  /** A reconciliation's watch: its token and the keys touched since it began. */
+  watch?: { token: string; touched: Set<string> };
 };
 
 /**
@@ -41,6 +45,7 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
   const campaigns = new Map<string, Campaign>();
   const listeners = new Set<UnitsBackListener>();
   let versions = 0;
+  let watches = 0;
 
   const live = (campaignId: string): Campaign | undefined => {
     const campaign = campaigns.get(campaignId);
@@ -61,12 +66,21 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
     campaign.version = String(++versions);
     announce(campaignId, campaign.version);
   };
-  const install = (campaignId: string, state: GateState, ttlSeconds: number) => {
+  const touch = (campaign: Campaign, key: string) => campaign.watch?.touched.add(key);
+  const install = (campaignId: string, state: GateState, ttlSeconds: number, fence?: ResetFence) => {
     const at = now();
     const normalised = normaliseState(state, ttlSeconds, at);
+    if (fence) {
+      const current = live(campaignId);
+      if (!current?.watch || current.watch.token !== fence.watch) return false;
+      for (const key of [...current.watch.touched, ...fence.carry]) {
+        mergeWatched(normalised, key, current.keys.get(key));
+      }
+    }
     const version = String(++versions);
     campaigns.set(campaignId, { ...normalised, version, expiresAt: at + ttlSeconds * 1000 });
     announce(campaignId, version);
+    return true;
   };
 
   return {
@@ -93,6 +107,7 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
       campaign.remaining -= r.quantity;
       campaign.perCustomer.set(r.customerId, count + r.quantity);
       campaign.keys.set(dedupe, { orderId: r.orderId, at: now(), quantity: r.quantity });
+      touch(campaign, dedupe);
       return { outcome: 'admitted', orderId: r.orderId, remaining: campaign.remaining };
     },
 
@@ -105,6 +120,7 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
         // A released key holds nothing and stays: it is what the key produced.
         if (!campaign.keys.get(dedupe)?.quantity) return false;
         campaign.keys.delete(dedupe);
+        touch(campaign, dedupe);
       }
       unitsBack(campaignId, campaign, customerId, quantity);
       return true;
@@ -114,9 +130,11 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
       checkGiveBack(campaignId, customerId, quantity);
       const campaign = live(campaignId);
       if (!campaign) return false;
-      const held = campaign.keys.get(dedupeKey(customerId, key));
+      const dedupe = dedupeKey(customerId, key);
+      const held = campaign.keys.get(dedupe);
       if (!held?.quantity) return false;
       held.quantity = 0;
+      touch(campaign, dedupe);
       unitsBack(campaignId, campaign, customerId, quantity);
       return true;
     },
@@ -127,8 +145,20 @@ export function createMemoryGate(options: MemoryGateOptions = {}): MemoryFlashGa
       return true;
     },
 
-    async reset(campaignId, state, ttlSeconds) {
-      install(campaignId, state, ttlSeconds);
+    async reset(campaignId, state, ttlSeconds, fence) {
+      return install(campaignId, state, ttlSeconds, fence);
+    },
+
+    async watch(campaignId) {
+      const campaign = live(campaignId);
+      if (!campaign) return undefined;
+      campaign.watch = { token: String(++watches), touched: new Set() };
+      return campaign.watch.token;
+    },
+
+    async unwatch(campaignId, token) {
+      const campaign = live(campaignId);
+      if (campaign?.watch?.token === token) campaign.watch = undefined;
     },
 
     async snapshot(campaignId): Promise<GateSnapshot | undefined> {

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { readyWithin } from '../platform/redis-client.ts';
 import { gateUnavailable } from './gate.ts';
 import { isUnavailable } from './gate-redis-client.ts';
-import { gateKeys, unitsBackChannel } from './gate-redis-keys.ts';
+import { gateKeys, unitsBackChannel, watchKey } from './gate-redis-keys.ts';
 import { defineScripts, type Scripts } from './gate-redis-scripts.ts';
 
 // The Redis gate's command connection (gate-redis.ts), shared by its parts: admit, give back and
@@ -52,6 +52,6 @@ export class GateCommands {
 
   args(campaignId: string): string[] {
     const k = gateKeys(this.prefix, campaignId);
-    return [k.remaining, k.customers, k.keys, k.loaded];
+    return [k.remaining, k.customers, k.keys, k.loaded, watchKey(this.prefix, campaignId)];
   }
 }

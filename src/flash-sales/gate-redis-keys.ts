@@ -34,6 +34,13 @@ export function unitsBackChannel(prefix: string): string {
   return `${prefix}fs:units-back`;
 }
 
+/**
+ * A campaign's watch (FlashGate.watch), beside its keys in their slot, only while a reconciliation
+ * runs: a hash of field '' → the watch's token, and every dedupe key touched since → '1'. It
+ * expires on its own; the campaign's scripts take it as their fifth key.
+ */
+export const watchKey = (prefix: string, campaignId: string) => `${campaignBase(prefix, campaignId)}:watch`;
+
 export const campaignBase = (prefix: string, campaignId: string) =>
   `${prefix}fs:{${encodeURIComponent(campaignId)}}`;
 

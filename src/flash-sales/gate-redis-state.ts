@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type GateState, gateUnavailable, normaliseState } from './gate.ts';
+import { type GateState, gateUnavailable, normaliseState, type ResetFence } from './gate.ts';
 import type { GateCommands } from './gate-redis-commands.ts';
 import { campaignBase, gateKeys } from './gate-redis-keys.ts';
 
@@ -10,6 +10,12 @@ import { campaignBase, gateKeys } from './gate-redis-keys.ts';
 const STAGING_TTL_MS = 60_000;
 /** Hash fields written per staging call (bounded so no call blocks Redis for long). */
 const STAGING_CHUNK = 1000;
+/**
+ * How long a reconciliation's watch lasts unless its reset or a drop ends it first: past it, the
+ * reset is refused (-2) and the next reconciliation tries again. A reconciliation reads the gate
+ * and the record in seconds, even for a million buyers.
+ */
+const WATCH_TTL_MS = 300_000;
 
 export async function loadOnRedis(
   commands: GateCommands,
@@ -30,8 +36,27 @@ export async function resetOnRedis(
   campaignId: string,
   state: GateState,
   ttlSeconds: number,
+  fence?: ResetFence,
+): Promise<boolean> {
+  const normalised = normaliseState(state, ttlSeconds, Date.now());
+  return install(commands, 'reset', campaignId, normalised, ttlSeconds, fence);
+}
+
+/** Starts a reconciliation's watch (FlashGate.watch): its token, or undefined when not loaded. */
+export async function watchOnRedis(commands: GateCommands, campaignId: string): Promise<string | undefined> {
+  const token = randomUUID();
+  const reply = await commands.call('watch', () =>
+    commands.scripts.watch(...commands.args(campaignId), token, WATCH_TTL_MS),
+  );
+  return Number(reply) === 1 ? token : undefined;
+}
+
+export async function unwatchOnRedis(
+  commands: GateCommands,
+  campaignId: string,
+  token: string,
 ): Promise<void> {
-  await install(commands, 'reset', campaignId, normaliseState(state, ttlSeconds, Date.now()), ttlSeconds);
+  await commands.call('unwatch', () => commands.scripts.unwatch(...commands.args(campaignId), token));
 }
 
 /**
@@ -46,10 +71,12 @@ async function install(
   campaignId: string,
   state: ReturnType<typeof normaliseState>,
   ttlSeconds: number,
+  fence?: ResetFence,
 ): Promise<boolean> {
   const staging = `${campaignBase(commands.prefix, campaignId)}:staging:${randomUUID()}`;
   const stagingCustomers = `${staging}:customers`;
   const stagingKeys = `${staging}:keys`;
+  const stagingCarry = `${staging}:carry`;
   const stage = async (key: string, entries: Iterable<[string, string]>) => {
     let chunk: string[] = [];
     const flush = async () => {
@@ -73,11 +100,17 @@ async function install(
       `${held.orderId}|${held.at}|${held.quantity}`,
     ]),
   );
+  const carry = new Set(fence?.carry);
+  await stage(
+    stagingCarry,
+    [...carry].map((key): [string, string] => [key, '1']),
+  );
   const reply = await commands.call(mode, () =>
     commands.scripts.commit(
       ...commands.args(campaignId),
       stagingCustomers,
       stagingKeys,
+      stagingCarry,
       mode,
       state.remaining,
       ttlSeconds * 1000,
@@ -85,9 +118,12 @@ async function install(
       state.keys.size,
       commands.channel,
       campaignId,
+      fence?.watch ?? '',
+      carry.size,
     ),
   );
   const outcome = Number(reply);
+  if (outcome === -2) return false;
   if (outcome === -1)
     throw gateUnavailable(`the staged state of campaign ${campaignId} expired; ${mode} again`);
   return outcome === 1;

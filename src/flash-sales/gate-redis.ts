@@ -7,6 +7,7 @@ import type {
   FlashGate,
   GateSnapshot,
   GateState,
+  ResetFence,
   UnitsBackFeed,
   UnitsBackListener,
 } from './gate.ts';
@@ -15,7 +16,7 @@ import { clientOptions } from './gate-redis-client.ts';
 import { GateCommands } from './gate-redis-commands.ts';
 import { giveBackOnRedis } from './gate-redis-give-back.ts';
 import { snapshotOnRedis } from './gate-redis-snapshot.ts';
-import { dropOnRedis, loadOnRedis, resetOnRedis } from './gate-redis-state.ts';
+import { dropOnRedis, loadOnRedis, resetOnRedis, unwatchOnRedis, watchOnRedis } from './gate-redis-state.ts';
 import { UnitsBackSubscription } from './gate-redis-units-back.ts';
 
 /** Options of {@link createRedisGate}. */
@@ -85,8 +86,16 @@ class RedisGate implements RedisFlashGate {
     return loadOnRedis(this.#commands, campaignId, state, ttlSeconds);
   }
 
-  reset(campaignId: string, state: GateState, ttlSeconds: number): Promise<void> {
-    return resetOnRedis(this.#commands, campaignId, state, ttlSeconds);
+  reset(campaignId: string, state: GateState, ttlSeconds: number, fence?: ResetFence): Promise<boolean> {
+    return resetOnRedis(this.#commands, campaignId, state, ttlSeconds, fence);
+  }
+
+  watch(campaignId: string): Promise<string | undefined> {
+    return watchOnRedis(this.#commands, campaignId);
+  }
+
+  unwatch(campaignId: string, token: string): Promise<void> {
+    return unwatchOnRedis(this.#commands, campaignId, token);
   }
 
   snapshot(campaignId: string): Promise<GateSnapshot | undefined> {

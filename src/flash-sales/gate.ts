@@ -80,6 +80,13 @@ export type GateSnapshot = {
   version: string;
 };
 
+/**
+ * A reconciliation's reset (see {@link mergeWatched}): installs only while `watch` is still the
+ * campaign's watch, the keys it saw and `carry` (the attempts in flight the gate held before the
+ * watch began) merged in.
+ */
+export type ResetFence = { watch: string; carry: string[] };
+
 /** The admission gate. Every method of the Redis gate rejects with 503 SERVICE_UNAVAILABLE while Redis cannot be reached. */
 export interface FlashGate {
   /** Decides one attempt: loaded? → dedupe → per-customer limit → enough units → take them. */
@@ -107,8 +114,22 @@ export interface FlashGate {
   release(campaignId: string, customerId: string, quantity: number, key: string): Promise<boolean>;
   /** Installs state for a campaign unless one is loaded (atomic); resolves whether this call installed it. Wakes the sold-out memory when it did. */
   load(campaignId: string, state: GateState, ttlSeconds: number): Promise<boolean>;
-  /** Replaces the state whatever is there (the reconciliation's repair, the campaign's end). Wakes the sold-out memory. */
-  reset(campaignId: string, state: GateState, ttlSeconds: number): Promise<void>;
+  /**
+   * Replaces the state (the reconciliation's repair, the campaign's end). Wakes the sold-out memory.
+   * Without a fence it installs `state` whatever is there. With one (a reconciliation's: see
+   * {@link ResetFence}) it installs only while the fence's watch is still the campaign's, and
+   * merges into `state` what the keys the watch saw (and the fence's `carry`) hold at that instant;
+   * resolves false, installing nothing, when the watch was lost.
+   */
+  reset(campaignId: string, state: GateState, ttlSeconds: number, fence?: ResetFence): Promise<boolean>;
+  /**
+   * Starts a watch of the campaign (ending any other): from now on every key an admission, a
+   * give-back or a release touches is noted, until a reset (or a drop) ends it. Resolves its token;
+   * undefined when the campaign is not loaded. Read the gate and the record after it.
+   */
+  watch(campaignId: string): Promise<string | undefined>;
+  /** Ends the watch if `token` is still the campaign's (a reconciliation that repaired nothing). */
+  unwatch(campaignId: string, token: string): Promise<void>;
   /** What the gate holds now; undefined when not loaded. */
   snapshot(campaignId: string): Promise<GateSnapshot | undefined>;
   /** Forgets the campaign (admit answers not_loaded after it). */
@@ -208,4 +229,36 @@ export function normaliseState(state: GateState, ttlSeconds: number, now: number
     keys.set(key, { orderId, at: at ?? now, quantity: quantity ?? 1 });
   }
   return { remaining: state.remaining, perCustomer, keys };
+}
+
+/**
+ * The merge of a fenced reset, one key at a time: `state` is the record as a reconciliation read
+ * it; `live` what the gate holds for a key the watch saw (an admission, a give-back or a release
+ * made while the reconciliation ran, or an attempt in flight before it began). A key the record
+ * lacks that the gate holds with units is an attempt in flight: it is carried over, its units
+ * taken from `remaining` and counted for its customer (so it is neither lost, which would let its
+ * retry be admitted again or its customer pass the limit, nor counted twice: a key the record has
+ * is the record's). A key the record holds whose same admission the gate has released since (0
+ * units, the same order) is released. Anything else stays as the record has it. The Redis gate's
+ * commit script (gate-redis-scripts.ts, COMMIT) applies the same rule inside Redis; `remaining`
+ * may go below 0 when the gate holds attempts in flight the record will refuse: their give-backs
+ * bring it back.
+ */
+export function mergeWatched(state: NormalisedState, key: string, live: HeldKey | undefined): void {
+  if (!live) return;
+  const staged = state.keys.get(key);
+  const customerId = key.slice(0, key.indexOf(':'));
+  let delta = 0;
+  if (!staged) {
+    if (live.quantity === 0) return;
+    state.keys.set(key, { ...live });
+    delta = live.quantity;
+  } else if (live.quantity === 0 && staged.quantity > 0 && staged.orderId === live.orderId) {
+    delta = -staged.quantity;
+    state.keys.set(key, { ...live });
+  } else return;
+  const count = (state.perCustomer.get(customerId) ?? 0) + delta;
+  if (count > 0) state.perCustomer.set(customerId, count);
+  else state.perCustomer.delete(customerId);
+  state.remaining -= delta;
 }

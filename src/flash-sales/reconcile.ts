@@ -45,6 +45,30 @@ export async function reconcileCampaign(
   campaignId: string,
   now = Date.now,
 ): Promise<Reconciliation> {
+  // The watch begins before anything is read: every key an admission, a give-back or a release
+  // touches from here to the reset is merged by the reset itself, atomically (see ResetFence).
+  // Before, the reset installed the record as read here, and what the gate took meanwhile (an
+  // attempt admitted but not yet committed) was wiped: its retry was admitted again, its customer
+  // could pass the limit and its units were counted twice, until the next reconciliation.
+  const watch = await deps.gate.watch(campaignId);
+  let fenced = false;
+  try {
+    const result = await compareAndRepair(deps, tenantId, campaignId, now, watch);
+    fenced = result.fenced;
+    return result.reconciliation;
+  } finally {
+    if (watch !== undefined && !fenced) await deps.gate.unwatch(campaignId, watch).catch(() => {});
+  }
+}
+
+async function compareAndRepair(
+  deps: Pick<FlashSalesDeps, 'db' | 'gate' | 'ctx'>,
+  tenantId: string,
+  campaignId: string,
+  now: () => number,
+  watch: string | undefined,
+): Promise<{ reconciliation: Reconciliation; fenced: boolean }> {
+  let fenced = false;
   const snapshot = await deps.gate.snapshot(campaignId);
   const { campaign, admissions } = await withTenant(deps.db, tenantId, async (anyTrx) => {
     const trx = anyTrx as FlashSalesTrx;
@@ -72,7 +96,7 @@ export async function reconcileCampaign(
     repairs: [],
     at: new Date(now()).toISOString(),
   };
-  if (!snapshot) return result;
+  if (!snapshot) return { reconciliation: result, fenced };
   const inRecord = new Set(held.map((a) => dedupeKey(a.customerId, a.idempotencyKey)));
   const inFlight: { key: string; orderId: string; at: number; quantity: number }[] = [];
   for (const [key, entry] of snapshot.keys) {
@@ -105,36 +129,37 @@ export async function reconcileCampaign(
   result.gate.inFlight = inFlight.length;
   const after = await deps.gate.snapshot(campaign.id);
   const flying = inFlight.reduce((sum, f) => sum + f.quantity, 0);
-  const expected = Math.max(0, recordRemaining - flying);
+  const expected = recordRemaining - flying;
   const missingKeys = [...inRecord, ...released.keys()].filter((k) => !after?.keys.has(k)).length;
-  if (after && (after.remaining !== expected || missingKeys > 0)) {
+  // A watch lost (another reconciliation's began, or the state was installed anew): the next
+  // reconciliation repairs what is left.
+  if (watch !== undefined && after && (after.remaining !== expected || missingKeys > 0)) {
     const perCustomer = new Map<string, number>();
     for (const a of held) perCustomer.set(a.customerId, (perCustomer.get(a.customerId) ?? 0) + a.quantity);
-    for (const f of inFlight) {
-      const customerId = f.key.slice(0, f.key.indexOf(':'));
-      perCustomer.set(customerId, (perCustomer.get(customerId) ?? 0) + f.quantity);
-    }
+    type Key = GateState['keys'][number];
+    // The record alone; the attempts in flight (and whatever the gate did while this ran) are
+    // merged in by the reset, from what the gate holds for them at that instant.
     const state: GateState = {
-      remaining: expected,
+      remaining: recordRemaining,
       perCustomer: [...perCustomer.entries()],
       keys: [
         ...held.map(
-          (a) =>
-            [dedupeKey(a.customerId, a.idempotencyKey), a.orderId, a.admittedAt.getTime(), a.quantity] as [
-              string,
-              string,
-              number,
-              number,
-            ],
+          (a): Key => [
+            dedupeKey(a.customerId, a.idempotencyKey),
+            a.orderId,
+            a.admittedAt.getTime(),
+            a.quantity,
+          ],
         ),
-        ...inFlight.map((f) => [f.key, f.orderId, f.at, f.quantity] as [string, string, number, number]),
-        ...[...released].map(
-          ([key, a]) => [key, a.orderId, a.admittedAt.getTime(), 0] as [string, string, number, number],
-        ),
+        ...[...released].map(([key, a]): Key => [key, a.orderId, a.admittedAt.getTime(), 0]),
       ],
     };
-    await deps.gate.reset(campaign.id, state, gateTtl(campaign, now()));
-    result.repairs.push({ kind: 'remaining-corrected', from: after.remaining, to: expected, missingKeys });
+    const fence = { watch, carry: inFlight.map((f) => f.key) };
+    const installed = await deps.gate.reset(campaign.id, state, gateTtl(campaign, now()), fence);
+    fenced = true;
+    if (installed) {
+      result.repairs.push({ kind: 'remaining-corrected', from: after.remaining, to: expected, missingKeys });
+    }
   }
   if (result.repairs.length > 0) {
     deps.ctx.logger.warn(
@@ -142,5 +167,5 @@ export async function reconcileCampaign(
       'flash-sales: reconciliation repaired the gate',
     );
   }
-  return result;
+  return { reconciliation: result, fenced };
 }

@@ -6,6 +6,7 @@ import {
   type FlashGate,
   type GateSnapshot,
   type GateState,
+  type ResetFence,
   type UnitsBackFeed,
 } from './gate.ts';
 
@@ -217,8 +218,10 @@ export function withSoldOutMemory(
       changing(campaignId, () => gate.release(campaignId, customerId, quantity, key)),
     load: (campaignId: string, state: GateState, ttlSeconds: number) =>
       changing(campaignId, () => gate.load(campaignId, state, ttlSeconds)),
-    reset: (campaignId: string, state: GateState, ttlSeconds: number) =>
-      changing(campaignId, () => gate.reset(campaignId, state, ttlSeconds)),
+    reset: (campaignId: string, state: GateState, ttlSeconds: number, fence?: ResetFence) =>
+      changing(campaignId, () => gate.reset(campaignId, state, ttlSeconds, fence)),
+    watch: (campaignId: string) => gate.watch(campaignId),
+    unwatch: (campaignId: string, token: string) => gate.unwatch(campaignId, token),
     drop: (campaignId: string) => changing(campaignId, () => gate.drop(campaignId)),
     snapshot: (campaignId: string) => gate.snapshot(campaignId),
 
