@@ -34,7 +34,9 @@ export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
  * working at once. Connect with `await client.connect()`; it rejects when Redis is unreachable
  * but keeps trying in the background. Every command is bounded (`REDIS_COMMAND_TIMEOUT_MS`,
  * `commandTimeoutMs` for tests), queued ones too: the offline queue holds a command at most that
- * long, and at most until the third reconnect attempt fails (`maxRetriesPerRequest: 2`).
+ * long, and at most until the third reconnect attempt fails (`maxRetriesPerRequest: 2`). A
+ * command that times out on its connection resets it: the client connects again, so later
+ * commands are not written behind it to a connection that fell silent (redis-command-timeout.ts).
  */
 export async function createRedisClient(
   url: string,

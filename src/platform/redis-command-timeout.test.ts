@@ -37,6 +37,7 @@ describe.skipIf(!testRedisUrl())("the platform's Redis client on a connection th
     redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, createLogger('silent'));
     await redis.connect();
     reader = redis.duplicate();
+    reader.on('error', () => {});
     await reader.xgroup('CREATE', key, 'g', '$', 'MKSTREAM');
   });
   afterAll(async () => {
@@ -78,5 +79,42 @@ describe.skipIf(!testRedisUrl())("the platform's Redis client on a connection th
     proxy.release();
     // The connection was never lost: once Redis answers again, so does the client.
     await expect(redis.ping()).resolves.toBe('PONG');
+  });
+});
+
+// A connection that falls silent without a word (a NAT or firewall that dropped it; Redis itself is
+// well): a command on it times out, and stayed in the client's queue, the connection "ready", so
+// every later command was written to the same dead connection and timed out in turn, for as long
+// as the operating system kept it (hours). After a command times out, the connection is dropped
+// and made again (its other commands in flight fail with it), and later ones reach Redis.
+describe.skipIf(!testRedisUrl())("the platform's Redis client after a command got no answer", () => {
+  const SHORT = 500;
+  let proxy: TcpProxy;
+  let redis: Redis;
+  const key = `mercato-test:redis-silent-conn:${process.pid}:${Date.now()}`;
+
+  beforeAll(async () => {
+    const target = new URL(testRedisUrl()!);
+    proxy = await startTcpProxy(Number(target.port), target.hostname);
+    redis = await createRedisClient(`redis://127.0.0.1:${proxy.port}`, createLogger('silent'), SHORT);
+    await redis.connect();
+  });
+  afterAll(async () => {
+    proxy?.release();
+    await redis?.del(key).catch(() => {});
+    if (redis) await closeRedis(redis);
+    await proxy?.close();
+  });
+
+  it('answers later commands on a new connection instead of the silent one', {
+    timeout: 30_000,
+  }, async () => {
+    await redis.set(key, 'v');
+    proxy.holdOpen();
+    await expect(redis.get(key)).rejects.toThrow('Command timed out');
+    // Redis is well: the next commands get their answers, on a connection of their own.
+    const later = redis.get(key);
+    expect(await settledWithin(later, SHORT * 6)).toBe('resolved');
+    await expect(later).resolves.toBe('v');
   });
 });

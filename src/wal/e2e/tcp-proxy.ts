@@ -16,6 +16,12 @@ export type TcpProxy = {
    * reaches the server, which acts on it, and its answer is lost (an ack lost on the way back).
    */
   holdReplies(): void;
+  /**
+   * The connections open now go silent (nothing goes through either way, until `release()`), and
+   * new ones are forwarded: a connection lost without a word (a NAT or firewall that dropped it),
+   * the server well.
+   */
+  holdOpen(): void;
   /** Forwards again what was held, and what comes next (nothing when not holding). */
   release(): void;
   close(): Promise<void>;
@@ -27,6 +33,8 @@ type Pair = { client: Socket; upstream: Socket };
 export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const pairs = new Set<Pair>();
+  // Silent since holdOpen(), until release().
+  const silent = new Set<Pair>();
   let server: Server | undefined;
   let own = 0;
   let held = false;
@@ -62,6 +70,7 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
         client.on('close', () => {
           upstream.destroy();
           pairs.delete(pair);
+          silent.delete(pair);
         });
         upstream.on('close', () => client.destroy());
       });
@@ -92,6 +101,13 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
       held = true;
       for (const pair of pairs) unlink(pair);
     },
+    holdOpen() {
+      for (const pair of pairs) {
+        if (silent.has(pair) || held) continue;
+        silent.add(pair);
+        unlink(pair);
+      }
+    },
     holdReplies() {
       if (held || heldReplies) return;
       heldReplies = true;
@@ -102,8 +118,13 @@ export async function startTcpProxy(port: number, host = '127.0.0.1'): Promise<T
     },
     release() {
       // Once only: linking a pair twice would pipe each chunk twice (every command sent twice).
+      const wasSilent = new Set(silent);
+      silent.clear();
       if (held) for (const pair of pairs) link(pair);
-      else if (heldReplies) for (const { client, upstream } of pairs) upstream.pipe(client);
+      else {
+        for (const pair of wasSilent) if (pairs.has(pair)) link(pair);
+        if (heldReplies) for (const pair of pairs) if (!wasSilent.has(pair)) pair.upstream.pipe(pair.client);
+      }
       held = false;
       heldReplies = false;
     },
