@@ -53,8 +53,9 @@ export type AppenderOptions = {
  * says which took it; with no usable fallback, 503 BACKEND_UNAVAILABLE with Retry-After.
  * A messageId is idempotent per backend: a retry that lands on the fallback is a new message there.
  * A write a backend was sent and never confirmed (BackendTimeoutError: a NATS publish whose ack
- * was lost) is not handed to the fallback, as it may be stored: 503, and the writer retries. So
- * is one that gave no answer within `backendTimeoutMs` (a silent Redis): the append is bounded.
+ * was lost, a Redis script whose connection dropped after it was written) is not handed to the
+ * fallback, as it may be stored: 503, and the writer retries. So is one that gave no answer
+ * within `backendTimeoutMs` (a silent Redis): the append is bounded.
  *
  * A stream backend that refuses the namespace as retired (it moved off that backend, which then
  * ran empty: backends/stream/prune.ts) means the namespace was read before it moved: with

@@ -20,6 +20,7 @@ import {
   BACKEND,
   fieldsOf,
   guarded,
+  guardedStore,
   historyOf,
   messageOf,
   pushScriptRow,
@@ -129,7 +130,8 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
         if (list) list.push(i);
         else groups.set(group, [i]);
       });
-      return guarded(redis, 'append', async () => {
+      // A script sent and not answered may have run: BackendTimeoutError, never the fallback.
+      return guardedStore(redis, 'append', async () => {
         if (groups.size === 1) return appendGroup(rows, revive);
         // Several namespaces: each group is atomic. So that a conflict writes nothing, every
         // messageId is checked first (a conflict racing in between still fails only its group).

@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import { readyWithin } from '../../../platform/redis-client.ts';
+import { RedisOutcomeUnknownError, trackCommands } from '../../../platform/redis-command-timeout.ts';
 import type { MessageState } from '../../tables.ts';
 import type { NewMessageRow } from '../postgres/group-commit.ts';
+import { BackendTimeoutError } from '../stream/bounded.ts';
 import {
   type AttemptHistory,
   type AttemptRecord,
@@ -100,7 +102,7 @@ export function streamsOf(reply: unknown): Array<[string, Entry[]]> {
 }
 
 const CONNECTION =
-  /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN/;
+  /ECONNREFUSED|ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|Connection is closed|Connection reset|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN/;
 
 /** Whether an error means the server cannot be reached (rather than a bad command). */
 export function isConnectionError(err: unknown): boolean {
@@ -113,17 +115,30 @@ export function isConnectionError(err: unknown): boolean {
 /**
  * Runs fn against redis, failing fast with BackendUnavailableError when the client is not
  * connected (so a client with an offline queue never makes a write wait) or the connection fails.
+ * With `unanswered` (append), a failure after one of its commands was written to the connection
+ * and before Redis answered it (a timeout, the connection lost or reset after the write: the
+ * script may have run) is BackendTimeoutError instead, never a reason to write elsewhere
+ * (`../stream/bounded.ts`). Only a command that never left the client (not connected, refused
+ * from its offline queue) or that Redis refused leaves BackendUnavailableError.
  */
-export function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Promise<T> {
+export function guarded<T>(
+  redis: Redis,
+  what: string,
+  fn: () => Promise<T>,
+  options?: { unanswered: true },
+): Promise<T> {
   const unavailable = (err: unknown) => {
+    if (err instanceof RedisOutcomeUnknownError)
+      throw new BackendTimeoutError(BACKEND, `redis ${what}: ${err.message}`, { cause: err });
     if (isConnectionError(err)) {
       const message = err instanceof Error ? err.message : String(err);
       throw new BackendUnavailableError(BACKEND, `redis ${what} failed: ${message}`, { cause: err });
     }
     throw err;
   };
+  const run = options?.unanswered ? () => trackCommands(fn) : fn;
   // The common case without an extra async frame: it is on every write.
-  if (redis.status === 'ready') return fn().catch(unavailable);
+  if (redis.status === 'ready') return run().catch(unavailable);
   return (async () => {
     // A lazyConnect client that was never used: connect it (fails fast when unreachable).
     if (redis.status === 'wait') await redis.connect().catch(() => {});
@@ -133,6 +148,11 @@ export function guarded<T>(redis: Redis, what: string, fn: () => Promise<T>): Pr
     if (redis.status !== 'ready') {
       throw new BackendUnavailableError(BACKEND, `redis is not connected (${redis.status}); ${what} failed`);
     }
-    return fn().catch(unavailable);
+    return run().catch(unavailable);
   })();
+}
+
+/** `guarded` for a call that stores (append), with `unanswered`. */
+export function guardedStore<T>(redis: Redis, what: string, fn: () => Promise<T>): Promise<T> {
+  return guarded(redis, what, fn, { unanswered: true });
 }
