@@ -1,10 +1,10 @@
 import { Type } from 'typebox';
 import { Compile } from 'typebox/compile';
+import type { Address } from '../identity/index.ts';
 import { AppError, type FieldError } from '../platform/http/index.ts';
 import { fieldErrors } from '../platform/http/problem-handler.ts';
 import { InlineAddress, Uuid } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
-import { hasRegionList, regionCode, unknownRegion } from './regions.ts';
 import { throwIfInvalid } from './settings-rules.ts';
 import type { CartAddress } from './tables.ts';
 
@@ -15,22 +15,11 @@ type Choice = { addressId: string } | CartAddress | null | undefined;
 type Which = 'shipping' | 'billing';
 
 /**
- * An address's region as the cart keeps it: in a country whose regions are listed (regions.ts),
- * its code, a blank one none, and any other text refused at `pointer` (a region the rates cannot
- * name is a wrong tax, as Shopify's checkout refuses it); elsewhere the text as it came.
- */
-function regionOf(country: string, region: string | null, pointer: string, errors: FieldError[], what = '') {
-  if (region === null || !hasRegionList(country)) return region;
-  if (region.trim() === '') return null;
-  const code = regionCode(country, region);
-  if (code === null) errors.push({ in: 'body', pointer, message: `${what}${unknownRegion(country)}` });
-  return code;
-}
-
-/**
  * Reads one of PUT /cart/addresses' fields: {addressId}, an inline address (the schema, then the
- * address book's own country and postal code check, which also gives their canonical forms), or
- * null. Failing fields are added to errors with pointers under /shipping or /billing.
+ * address book's own check of its country, postal code and region, which also gives their
+ * canonical forms: in the United States, Canada and Australia the region is required and kept as
+ * its code, as identity's regions.ts lists them), or null. Failing fields are added to errors with
+ * pointers under /shipping or /billing.
  */
 function readChoice(deps: CartDeps, value: unknown, which: Which, errors: FieldError[]): Choice {
   if (value === undefined || value === null) return value;
@@ -44,25 +33,43 @@ function readChoice(deps: CartDeps, value: unknown, which: Which, errors: FieldE
     return undefined;
   }
   const raw = value as Record<string, unknown>;
-  const checked = deps.addresses.checkCountryAndPostalCode(raw['country'], raw['postalCode']);
+  const checked = deps.addresses.checkAddress(raw['country'], raw['postalCode'], raw['region'] ?? null);
   const schemaErrors = inline.Check(value)
     ? []
     : fieldErrors('body', [...inline.Errors(value)] as Parameters<typeof fieldErrors>[1]);
   const pointers = new Set(schemaErrors.map((e) => e.pointer));
   errors.push(...under([...schemaErrors, ...checked.errors.filter((e) => !pointers.has(e.pointer))]));
   if (!inline.Check(value) || checked.errors.length > 0) return undefined;
-  const region = regionOf(checked.country!, value.region ?? null, `/${which}/region`, errors);
   return {
     recipient: value.recipient,
     line1: value.line1,
     line2: value.line2 ?? null,
     city: value.city,
-    region,
+    region: checked.region ?? null,
     postalCode: checked.postalCode!,
     country: checked.country!,
     phone: value.phone ?? null,
     addressId: null,
   };
+}
+
+/**
+ * A book address's region checked as the book now checks it: one saved before the book checked
+ * regions ("Mass.", or none in the United States) is refused naming the id sent, telling the
+ * customer to fix the saved address, since the rates cannot name it and it would be taxed at the
+ * country's rate.
+ */
+function savedRegion(deps: CartDeps, found: Address, which: Which, errors: FieldError[]) {
+  const checked = deps.addresses.checkAddress(found.country, undefined, found.region ?? null);
+  const what = found.region?.trim() ? `its region ${JSON.stringify(found.region)}` : 'its region';
+  for (const error of checked.errors) {
+    errors.push({
+      in: 'body',
+      pointer: `/${which}/addressId`,
+      message: `${what} ${error.message}; fix the saved address (PUT /api/v1/users/addresses/${found.id})`,
+    });
+  }
+  return checked.region ?? null;
 }
 
 /**
@@ -98,9 +105,7 @@ export async function resolveAddresses(
     }
     const found = await deps.addresses.find(tenantId, userId, choice.addressId);
     if (!found) throw new AppError('NOT_FOUND', `address ${choice.addressId} not found`);
-    // The book keeps regions as text: one the cart cannot read is refused naming the id sent.
-    const what = `its region ${JSON.stringify(found.region)} `;
-    const region = regionOf(found.country, found.region, `/${which}/addressId`, errors, what);
+    const region = savedRegion(deps, found, which, errors);
     throwIfInvalid(errors);
     resolved[which] = {
       recipient: found.recipient,

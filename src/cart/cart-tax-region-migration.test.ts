@@ -1,56 +1,12 @@
-import { copyFile, mkdtemp, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  createPglite,
-  type Database,
-  MIGRATIONS_DIR,
-  migrate,
-  openPglite,
-  openPostgres,
-} from '../platform/db/index.ts';
-import { testDatabaseKind, testServerUrl } from '../platform/testing/test-databases.ts';
-import { REGIONS, regionCode } from './regions.ts';
+import { REGIONS, regionCode } from '../identity/index.ts';
+import { migrationFixture } from '../identity/migration-test-fixtures.ts';
+import { testDatabaseKind } from '../platform/testing/test-databases.ts';
 
 const kind = testDatabaseKind();
-const cleanups: Array<() => Promise<void>> = [];
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-/** An empty database migrated with the files before `from`; `next()` runs the files up to `to`. */
-async function databaseBefore(from: string, to: string) {
-  let db: Database;
-  if (kind === 'pglite') {
-    db = openPglite(await createPglite('memory://'));
-    cleanups.push(() => db.close());
-  } else {
-    const name = `mercato_cart_migrate_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-    const admin = async (text: string) => {
-      const client = new pg.Client({ connectionString: testServerUrl() });
-      await client.connect();
-      await client.query(text);
-      await client.end();
-    };
-    await admin(`create database ${name}`);
-    db = openPostgres(testServerUrl(name), 2);
-    cleanups.push(async () => {
-      await db.close();
-      await admin(`drop database if exists ${name} with (force)`);
-    });
-  }
-  const files = await readdir(MIGRATIONS_DIR);
-  const dirOf = async (upTo: string) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mercato-migrations-'));
-    for (const file of files) if (file < upTo) await copyFile(join(MIGRATIONS_DIR, file), join(dir, file));
-    return dir;
-  };
-  expect((await migrate(db, await dirOf(from))).error).toBeUndefined();
-  return { db, next: async () => migrate(db, await dirOf(to)) };
-}
+const { databaseBefore, cleanup } = migrationFixture('cart');
+afterAll(cleanup);
 
 const tenant = (n: number) => `01a241c6-2573-7cc5-a939-95b05b9bb0${String(n).padStart(2, '0')}`;
 let rates = 0;

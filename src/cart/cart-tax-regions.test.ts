@@ -181,7 +181,19 @@ describe('a region of the United States, Canada or Australia', () => {
     expect(pointers(response.body)).toEqual(['/shipping/region']);
   });
 
-  it("of a customer's address book is read as its code, and one of none of the country's is refused naming the id", async () => {
+  it('is required on an inline address, as the address book requires it (400 at its pointer)', async () => {
+    const { headers, response } = await cartShippingTo('US', null, '94105', shop2);
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json()).toMatchObject({ code: 'VALIDATION_FAILED' });
+    expect(pointers(response.body)).toEqual(['/shipping/region']);
+    expect(response.json().errors[0].message).toBe('is required in US');
+    const billing = address('AU', '  ', '2000');
+    const blank = await send(t.app, 'PUT', '/api/v1/cart/addresses', headers, { billing });
+    expect(blank.statusCode, blank.body).toBe(400);
+    expect(pointers(blank.body)).toEqual(['/billing/region']);
+  });
+
+  it("of a customer's address book is read as its code, and one saved before the book checked regions is refused naming the id", async () => {
     const customer = await newCustomer(t, shop2);
     const book = async (region: string) => {
       const saved = await send(t.app, 'POST', '/api/v1/users/addresses', customer, {
@@ -198,12 +210,19 @@ describe('a region of the United States, Canada or Australia', () => {
     });
     expect(set.statusCode, set.body).toBe(200);
     expect(set.json<CartBody>().shippingAddress).toMatchObject({ addressId: known, region: 'MA' });
-    const unknown = await book('Mass.');
-    const refused = await send(t.app, 'PUT', '/api/v1/cart/addresses', customer, {
-      billing: { addressId: unknown },
-    });
-    expect(refused.statusCode, refused.body).toBe(400);
-    expect(pointers(refused.body)).toEqual(['/billing/addressId']);
+    // Rows saved before the book checked regions stay as they were: "Mass.", or none at all.
+    for (const region of [null, 'Mass.']) {
+      const old = await book('MA');
+      await withTenant(t.ctx.db.kysely, shop2.id, async (trx) => {
+        await sql`update identity.addresses set region = ${region} where id = ${old}`.execute(trx);
+      });
+      const refused = await send(t.app, 'PUT', '/api/v1/cart/addresses', customer, {
+        billing: { addressId: old },
+      });
+      expect(refused.statusCode, refused.body).toBe(400);
+      expect(pointers(refused.body)).toEqual(['/billing/addressId']);
+      expect(refused.json().errors[0].message).toContain('fix the saved address');
+    }
   });
 
   it('of an address stored before regions were checked (" u.s. virgin islands ") gets the rate of its code', async () => {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { regionCode } from './regions.ts';
+import { regionCode } from '../identity/index.ts';
 import type { ShippingOption } from './shipping-option-store.ts';
 import type { CartTrx } from './tables.ts';
 

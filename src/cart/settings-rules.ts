@@ -40,7 +40,7 @@ export function inStaffTenant<T>(
 /** Checks of staff input beyond the schema: ISO countries (as the address book checks them) and ISO 4217 currencies. */
 export function settingsRules(deps: CartDeps) {
   const country = (value: string, pointer: string, errors: FieldError[]): string => {
-    const checked = deps.addresses.checkCountryAndPostalCode(value, undefined);
+    const checked = deps.addresses.checkAddress(value, undefined);
     for (const e of checked.errors) errors.push({ ...e, pointer });
     return checked.country ?? value;
   };

@@ -4,7 +4,6 @@ import { Type } from 'typebox';
 import { type FieldError, requireStaff } from '../platform/http/index.ts';
 import { IdParams, STAFF_SECURITY } from './cart-schemas.ts';
 import type { CartDeps } from './deps.ts';
-import { hasRegionList, regionCode, unknownRegion } from './regions.ts';
 import { inStaffTenant, settingsRules, throwIfInvalid } from './settings-rules.ts';
 import { TaxRateBody, TaxRatePatch, TaxRateView, TaxSettingsBody } from './settings-schemas.ts';
 import {
@@ -19,10 +18,12 @@ import {
 
 /**
  * A rate's region without the spaces around it (addresses match it so, and " CA" would otherwise
- * be a second rate for CA); a blank one is 400. In a country whose regions are listed (regions.ts)
- * it is stored as its code and must be one of them. undefined and null pass as they are.
+ * be a second rate for CA); a blank one is 400. In a country whose regions are listed (identity's
+ * regions.ts) it is stored as its code and must be one of them, as the address book's check reads
+ * an address's region. undefined and null pass as they are.
  */
 function regionOf(
+  deps: CartDeps,
   country: string,
   region: string | null | undefined,
   errors: FieldError[],
@@ -33,10 +34,10 @@ function regionOf(
     errors.push({ in: 'body', pointer: '/region', message: 'is blank' });
     return trimmed;
   }
-  if (!hasRegionList(country)) return trimmed;
-  const code = regionCode(country, trimmed);
-  if (code === null) errors.push({ in: 'body', pointer: '/region', message: unknownRegion(country) });
-  return code ?? trimmed;
+  // The country's own errors are the caller's (settingsRules); an unknown country keeps the text.
+  const checked = deps.addresses.checkAddress(country, undefined, trimmed);
+  errors.push(...checked.errors.filter((e) => e.pointer === '/region'));
+  return checked.region ?? trimmed;
 }
 
 /** Staff configure tax rates (/tax-rates) and whether prices include tax (/tax-settings). */
@@ -62,7 +63,7 @@ export function taxRoutes(deps: CartDeps) {
       async (request, reply) => {
         const errors: FieldError[] = [];
         const code = country(request.body.country, '/country', errors);
-        const region = regionOf(code, request.body.region, errors);
+        const region = regionOf(deps, code, request.body.region, errors);
         throwIfInvalid(errors);
         const rate = await inStaffTenant(deps, request, (trx, tenantId) =>
           createTaxRate(trx, tenantId, { ...request.body, country: code, region: region ?? null }),
@@ -124,7 +125,7 @@ export function taxRoutes(deps: CartDeps) {
         const code =
           request.body.country === undefined ? undefined : country(request.body.country, '/country', errors);
         // A blank region is named in the same 400 as a bad country (its list is checked below).
-        if (errors.length > 0) regionOf('', request.body.region, errors);
+        if (errors.length > 0) regionOf(deps, '', request.body.region, errors);
         throwIfInvalid(errors);
         return inStaffTenant(deps, request, async (trx, tenantId) => {
           // The region is checked against the country the rate will have: a new country's list
@@ -132,7 +133,7 @@ export function taxRoutes(deps: CartDeps) {
           const current = await getTaxRate(trx, tenantId, id);
           const changes = { country: code ?? current.country, region: request.body.region };
           if (code !== undefined && changes.region === undefined) changes.region = current.region;
-          const region = regionOf(changes.country, changes.region, errors);
+          const region = regionOf(deps, changes.country, changes.region, errors);
           throwIfInvalid(errors);
           return updateTaxRate(trx, tenantId, id, {
             ...request.body,

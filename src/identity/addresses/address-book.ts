@@ -1,9 +1,9 @@
 import type { Kysely, Transaction } from 'kysely';
 import { withTenant } from '../../platform/db/index.ts';
-import { AppError, type FieldError } from '../../platform/http/index.ts';
+import { AppError } from '../../platform/http/index.ts';
 import type { IdentityTables } from '../tables.ts';
 import type { IdentityDb } from '../users/index.ts';
-import { checkCountryAndPostalCode } from './address-rules.ts';
+import { type CheckedAddress, checkAddress } from './address-rules.ts';
 import { type Address, getAddress, shippingAddressesOf } from './address-store.ts';
 
 /** What other modules (the cart) may do with users' address books. */
@@ -19,11 +19,12 @@ export type AddressBook = {
     trx: Transaction<any>,
     wanted: { userId: string; addressId?: string | undefined }[],
   ): Promise<Map<string, Address>>;
-  /** The address book's own check of a country and postal code: canonical forms and failing fields (pointers /country, /postalCode). */
-  checkCountryAndPostalCode(
-    country: unknown,
-    postalCode: unknown,
-  ): { errors: FieldError[]; country?: string; postalCode?: string };
+  /**
+   * The address book's own check of an address's country, postal code and region: canonical
+   * forms (the region of US, CA and AU as its code, required there) and failing fields (pointers
+   * /country, /postalCode, /region). A postal code or region passed as undefined is not checked.
+   */
+  checkAddress(country: unknown, postalCode: unknown, region?: unknown): CheckedAddress;
 };
 
 /** The AddressBook over identity's tables. */
@@ -38,6 +39,6 @@ export function createAddressBook(db: Kysely<IdentityTables>): AddressBook {
       }
     },
     shippingAddresses: (trx, wanted) => shippingAddressesOf(trx as IdentityDb, wanted),
-    checkCountryAndPostalCode,
+    checkAddress,
   };
 }

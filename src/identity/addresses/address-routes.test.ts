@@ -46,7 +46,7 @@ describe('addresses', () => {
       'POST',
       '/api/v1/users/addresses',
       h,
-      address({ country: 'ca', postalCode: 'k1a0b1' }),
+      address({ country: 'ca', postalCode: 'k1a0b1', region: 'ON' }),
     );
     expect(response.statusCode).toBe(201);
     expect(response.json()).toMatchObject({
@@ -102,7 +102,7 @@ describe('addresses', () => {
     });
     const toCanada = await send(t.app, 'PUT', url, h, { country: 'CA' });
     expect(toCanada.statusCode).toBe(400);
-    expect(pointers(toCanada.json())).toEqual(['/postalCode']);
+    expect(pointers(toCanada.json())).toEqual(['/postalCode', '/region']);
     const toGermany = await send(t.app, 'PUT', url, h, { country: 'DE', city: 'Berlin', region: null });
     expect(toGermany.json()).toMatchObject({
       country: 'DE',

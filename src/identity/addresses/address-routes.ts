@@ -5,7 +5,7 @@ import { withTenant } from '../../platform/db/index.ts';
 import { requireUser, userOf } from '../../platform/http/index.ts';
 import type { IdentityDeps } from '../module.ts';
 import { IdParams, SECURITY } from '../users/user-schemas.ts';
-import { checkCountryAndPostalCode, throwIfInvalid } from './address-rules.ts';
+import { checkAddress, throwIfInvalid } from './address-rules.ts';
 import { AddressPatchBody, AddressView, NewAddressBody } from './address-schemas.ts';
 import { createAddress, deleteAddress, getAddress, listAddresses, updateAddress } from './address-store.ts';
 
@@ -30,17 +30,17 @@ export function addressRoutes(deps: IdentityDeps) {
       },
       async (request, reply) => {
         const raw = asRecord(request.body);
-        const checked = checkCountryAndPostalCode(raw['country'], raw['postalCode']);
+        const checked = checkAddress(raw['country'], raw['postalCode'], raw['region'] ?? null);
         throwIfInvalid(request.validationError, checked.errors);
         const { isDefault, ...body } = request.body;
         const { tenantId, userId } = userOf(request);
         const fields = {
           ...body,
           line2: body.line2 ?? null,
-          region: body.region ?? null,
           phone: body.phone ?? null,
           country: checked.country!,
           postalCode: checked.postalCode!,
+          region: checked.region ?? null,
         };
         const address = await withTenant(deps.db, tenantId, (trx) =>
           createAddress(trx, { tenantId, userId }, fields, isDefault),
@@ -103,22 +103,29 @@ export function addressRoutes(deps: IdentityDeps) {
         const raw = asRecord(request.body);
         throwIfInvalid(
           request.validationError,
-          checkCountryAndPostalCode(raw['country'], raw['postalCode']).errors,
+          checkAddress(raw['country'], raw['postalCode'], raw['region']).errors,
         );
-        const { isDefault, country, postalCode, ...changes } = request.body;
+        const { isDefault, country, postalCode, region, ...changes } = request.body;
         const { tenantId, userId } = userOf(request);
         const owner = { tenantId, userId };
         return withTenant(deps.db, tenantId, async (trx) => {
           let place = {};
-          if (country !== undefined || postalCode !== undefined) {
-            // A new country must still fit the stored postal code, and the other way round.
+          if (country !== undefined || postalCode !== undefined || region !== undefined) {
+            // A new country must still fit the stored postal code and region, and the other way
+            // round; a change of the postal code alone leaves the region unchecked.
             const current = await getAddress(trx, owner, request.params.id);
-            const checked = checkCountryAndPostalCode(
+            const placeChanged = country !== undefined || region !== undefined;
+            const checked = checkAddress(
               country ?? current.country,
               postalCode ?? current.postalCode,
+              placeChanged ? (region === undefined ? current.region : region) : undefined,
             );
             throwIfInvalid(undefined, checked.errors);
-            place = { country: checked.country!, postalCode: checked.postalCode! };
+            place = {
+              country: checked.country!,
+              postalCode: checked.postalCode!,
+              ...(checked.region !== undefined ? { region: checked.region } : {}),
+            };
           }
           return updateAddress(trx, owner, request.params.id, { ...changes, ...place }, isDefault);
         });

@@ -21,7 +21,13 @@ const fields = {
   line1: Text(200),
   line2: Nullable(Type.String({ maxLength: 200 })),
   city: Text(100),
-  region: Nullable(Type.String({ maxLength: 100 })),
+  region: Nullable(
+    Type.String({
+      maxLength: 100,
+      description:
+        'Required in US, CA and AU: the ISO 3166-2 code or name of a state, province or territory, stored as its code (MA); elsewhere free text',
+    }),
+  ),
   postalCode: PostalCode,
   country: Country,
   phone: Nullable(Phone),

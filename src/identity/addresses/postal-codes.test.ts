@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkCountryAndPostalCode } from './address-rules.ts';
+import { checkAddress } from './address-rules.ts';
 import { COUNTRY_CODES, isCountryCode } from './countries.ts';
 import { normalisePostalCode, postalCodeFits } from './postal-codes.ts';
 
@@ -86,12 +86,12 @@ describe('postal codes', () => {
   });
 
   it('checks the country first and the postal code against it', () => {
-    expect(checkCountryAndPostalCode('de', '10115')).toEqual({
+    expect(checkAddress('de', '10115')).toEqual({
       errors: [],
       country: 'DE',
       postalCode: '10115',
     });
-    expect(checkCountryAndPostalCode('ZZ', '10115').errors.map((e) => e.pointer)).toEqual(['/country']);
-    expect(checkCountryAndPostalCode('CA', '10115').errors.map((e) => e.pointer)).toEqual(['/postalCode']);
+    expect(checkAddress('ZZ', '10115').errors.map((e) => e.pointer)).toEqual(['/country']);
+    expect(checkAddress('CA', '10115').errors.map((e) => e.pointer)).toEqual(['/postalCode']);
   });
 });

