@@ -187,7 +187,10 @@ create unique index concurrently captures_id on public.captures (id);`,
     expect(await ledger(db)).toEqual([1, 2]);
   });
 
-  it('refuses a malformed no-transaction migration, naming the file, before applying anything', async () => {
+  // Five fresh databases, each a new PGlite of several seconds on a loaded machine.
+  it('refuses a malformed no-transaction migration, naming the file, before applying anything', {
+    timeout: 90_000,
+  }, async () => {
     const cases: Array<[string, RegExp]> = [
       [`create table public.x (id int);\n${NO_TRANSACTION_MARKER}`, /must be the file's first line/],
       [`create table public.x (id int);\n${STATEMENT_SEPARATOR}\nselect 1;`, /only separates statements/],
