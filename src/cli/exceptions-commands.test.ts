@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExceptionsDb } from '../exceptions/index.ts';
 import { openStoredSource, storeSealedSource } from '../exceptions/secrets-test-fixtures.ts';
@@ -62,16 +62,16 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions purge', ()
   });
   afterAll(() => t.close());
 
-  async function resolvedException(days: number): Promise<string> {
+  async function resolvedException(days: number, of: TestTenant = tenant): Promise<string> {
     const db = t.ctx.db.kysely as ExceptionsDb;
     const id = uuidv7();
     const at = new Date(Date.now() - days * 86_400_000);
-    await withTenant(db, tenant.id, async (trx) => {
+    await withTenant(db, of.id, async (trx) => {
       await trx
         .insertInto('exceptions.groups')
         .values({
           id,
-          tenant_id: tenant.id,
+          tenant_id: of.id,
           fingerprint: id,
           exceptions: 1,
           interface_type: 'COLLECTION',
@@ -86,7 +86,7 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions purge', ()
         .insertInto('exceptions.exceptions')
         .values({
           id,
-          tenant_id: tenant.id,
+          tenant_id: of.id,
           transaction_id: `cli-${id}`,
           interface_type: 'COLLECTION',
           event_type: 'CollectionRejected',
@@ -137,6 +137,35 @@ describe.runIf(testDatabaseKind() === 'postgres')('mercato exceptions purge', ()
     const nobody = await mercato(['exceptions', 'purge', '--tenant', 'nobody'], env);
     expect(nobody.code).toBe(1);
     expect(nobody.output).toContain('no tenant with slug "nobody"');
+  }, 120_000);
+
+  it("purges every other tenant when one tenant's step fails, names that tenant and exits 1", async () => {
+    const broken = await createTestTenant(t, 'purge-cli-broken');
+    const due = await resolvedException(45);
+    const stuck = await resolvedException(45, broken);
+    const db = t.ctx.db.kysely;
+    // The broken tenant's rows cannot be archived: its step fails for real, in PostgreSQL.
+    await sql`create function public.refuse_purge() returns trigger language plpgsql
+      as $$ begin raise exception 'archive refused'; end $$`.execute(db);
+    await sql`create trigger refuse_purge before insert on exceptions.archive for each row
+      when (new.tenant_id = ${sql.lit(broken.id)}::uuid) execute function public.refuse_purge()`.execute(db);
+    try {
+      const env = { DATABASE_URL: t.databaseUrl!, MERCATO_DEMO: 'false' };
+      const run = await mercato(['exceptions', 'purge', '--older-than', '30d'], env);
+      expect(run.code, run.output).toBe(1);
+      expect(run.output).toContain('tenant "purge-cli": 1 exception(s) archived');
+      expect(run.output).toContain(`tenant ${broken.id}: the purge failed: archive refused`);
+      expect(run.output).toContain('the purge failed for 1 tenant(s)');
+      const left = async (of: TestTenant, id: string) =>
+        withTenant(db as ExceptionsDb, of.id, (trx) =>
+          trx.selectFrom('exceptions.exceptions').select('id').where('id', '=', id).execute(),
+        );
+      expect(await left(tenant, due)).toHaveLength(0);
+      expect(await left(broken, stuck)).toHaveLength(1);
+    } finally {
+      await sql`drop trigger refuse_purge on exceptions.archive`.execute(db);
+      await sql`drop function public.refuse_purge()`.execute(db);
+    }
   }, 120_000);
 });
 

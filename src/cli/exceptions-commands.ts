@@ -93,6 +93,12 @@ export function registerExceptionsCommands(program: Command, config: () => Confi
         console.log(
           `${result.archived} exception(s) ${verb} archived and ${result.deleted} archived record(s) ${verb} deleted${result.dryRun ? ' (dry run: nothing changed)' : ''}`,
         );
+        // The others were purged; a tenant whose step failed is named, and the command exits 1.
+        for (const f of result.failed) console.error(`tenant ${f.tenantId}: the purge failed: ${f.error}`);
+        if (result.failed.length > 0)
+          throw new CliError(
+            `the purge failed for ${result.failed.length} tenant(s); run it again once fixed`,
+          );
       });
     });
   exceptions

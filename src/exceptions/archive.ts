@@ -168,7 +168,7 @@ async function tenantsOf(db: Db, tenantId: string | undefined): Promise<Array<{ 
  * tenant at a time); `withSystem` only lists the tenants. A tenant whose step fails is left in
  * `failed` and the others go on (tenant-steps.ts); the next run tries it again.
  */
-export async function purgeTenants(
+export async function purgeExceptions(
   db: Db,
   options: PurgeOptions = {},
   progress?: PurgeProgress,
@@ -216,21 +216,4 @@ export async function purgeTenants(
     if (tenant.archived + tenant.deleted > 0) result.tenants.push(tenant);
   }
   return result;
-}
-
-/**
- * `mercato exceptions purge`: purgeTenants, then an error naming the tenants that failed (after
- * the others were purged), so the command exits non-zero rather than report a partial purge as done.
- */
-export async function purgeExceptions(
-  db: Db,
-  options: PurgeOptions = {},
-  progress?: PurgeProgress,
-): Promise<PurgeResult> {
-  const result = await purgeTenants(db, options, progress);
-  if (result.failed.length === 0) return result;
-  const which = result.failed.map((f) => `${f.tenantId}: ${f.error}`).join('; ');
-  throw new Error(
-    `the purge failed for ${result.failed.length} tenant(s) (${which}); the others were purged: ${result.archived} exception(s) archived, ${result.deleted} archived record(s) deleted`,
-  );
 }

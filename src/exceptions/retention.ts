@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { type PurgeOptions, type PurgeProgress, type PurgeResult, purgeTenants } from './archive.ts';
+import { type PurgeOptions, type PurgeProgress, type PurgeResult, purgeExceptions } from './archive.ts';
 import type { ExceptionsDeps } from './deps.ts';
 import { settingsRoutes } from './settings-routes.ts';
 
@@ -26,7 +26,7 @@ export function createRetention(deps: ExceptionsDeps): {
 
   const run = () => {
     if (running) return;
-    running = purgeTenants(deps.db)
+    running = purgeExceptions(deps.db)
       .then((result) => {
         // The others were purged; each failing tenant is tried again on the next run.
         for (const { tenantId, error } of result.failed)
@@ -56,6 +56,6 @@ export function createRetention(deps: ExceptionsDeps): {
       timer = undefined;
       await running;
     },
-    purge: (options, progress) => purgeTenants(deps.db, options, progress),
+    purge: (options, progress) => purgeExceptions(deps.db, options, progress),
   };
 }
