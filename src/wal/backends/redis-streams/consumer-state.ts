@@ -14,6 +14,9 @@ export type ConsumerContext = {
   blockMs: number;
 };
 
+/** What the cycle script answers for a decision: applied, fenced off, or its namespace dropped. */
+export type CycleResult = 'ok' | 'stale' | 'dropped';
+
 /**
  * Messages held (taken, not yet decided) per namespace, in multiples of its consumerConcurrency,
  * while deliveries take well under the lease; otherwise one multiple.
@@ -31,7 +34,7 @@ export type Slot = {
   /** Taken and waiting for a free delivery slot (the prefetch). */
   ready: Array<[token: string, fields: unknown, history: unknown]>;
   active: number;
-  decisions: Array<{ json: string; done: (result: 'ok' | 'stale') => void; messageId: string }>;
+  decisions: Array<{ json: string; done: (result: CycleResult) => void; messageId: string }>;
   toTake: string[];
   /** Cycle calls in flight (at most CYCLES_IN_FLIGHT) and the entries they were asked to take or read. */
   cycles: number;
@@ -40,6 +43,11 @@ export type Slot = {
   deliveryMs: number;
   again: boolean;
   cursor: string;
+  /**
+   * The namespace was dropped here (its drop marker answered: it was deleted, and this consumer
+   * has not yet heard): left out of reads, claims, moves and cycles until a reload (ensureSlot).
+   */
+  dropped: boolean;
 };
 
 /**
@@ -77,6 +85,7 @@ export function newSlot(ns: Namespace, keys: NsKeys, leaseMs: number): Slot {
     deliveryMs: leaseMs,
     again: false,
     cursor: '0-0',
+    dropped: false,
   };
 }
 

@@ -6,7 +6,7 @@ import { type ConsumerContext, type ConsumerState, newSlot, type Slot } from './
 import { nsKeys } from './keys.ts';
 import { BACKEND } from './message.ts';
 import { startMover } from './move-delayed.ts';
-import { ensureGroup, readLoop } from './read-loop.ts';
+import { ensureSlot, readLoop } from './read-loop.ts';
 
 export type { ConsumerContext } from './consumer-state.ts';
 
@@ -54,13 +54,19 @@ export async function startConsumer(ctx: ConsumerContext, deps: StreamConsumerDe
       if (!ns.enabled || !backendsHolding(ns).includes(BACKEND)) continue;
       const keys = nsKeys(ctx.prefix, ns.tenantId, ns.name);
       const prev = state.slots.get(keys.stream);
-      // Redis unreachable (at start, or now): serve the namespace anyway; the read loop creates
-      // its group on NOGROUP once Redis answers.
-      if (!prev && redis.status === 'ready') {
-        await ensureGroup(redis, keys).catch((err: unknown) => log.debug({ err }, 'XGROUP CREATE failed'));
+      const slot = prev ?? newSlot(ns, keys, deps.leaseMs);
+      // A namespace new here, made again under its name, or found dropped (deleted; it may be
+      // named again since) has its group made, or is found dropped. Redis unreachable (at start,
+      // or now): served anyway; the read loop makes its group on NOGROUP once Redis answers.
+      const fresh = !prev || prev.dropped || prev.ns.createdAt !== ns.createdAt;
+      slot.ns = ns;
+      if (fresh) slot.dropped = false;
+      if (fresh && redis.status === 'ready') {
+        await ensureSlot(state, slot).catch((err: unknown) =>
+          log.debug({ err }, 'ensuring the group failed'),
+        );
       }
-      if (prev) prev.ns = ns;
-      next.set(keys.stream, prev ?? newSlot(ns, keys, deps.leaseMs));
+      next.set(keys.stream, slot);
     }
     state.slots = next;
     state.nudge();

@@ -1,5 +1,5 @@
 import type { Decision, StreamMessage } from '../stream/contract.ts';
-import { type ConsumerState, room, type Slot, windowOf } from './consumer-state.ts';
+import { type ConsumerState, type CycleResult, room, type Slot, windowOf } from './consumer-state.ts';
 import { GROUP } from './keys.ts';
 import { type Entry, fieldsOf, historyEntry, historyOf, isConnectionError, messageOf } from './message.ts';
 
@@ -64,7 +64,7 @@ async function deliver(state: ConsumerState, slot: Slot, token: string, fields: 
     slot.held -= 1;
     return;
   }
-  const applied = new Promise<'ok' | 'stale'>((done) => {
+  const applied = new Promise<CycleResult>((done) => {
     slot.decisions.push({
       json: decisionJson(slot, message, token, decision),
       done,
@@ -97,8 +97,9 @@ async function cycle(state: ConsumerState, args: Array<string | number>) {
   for (let attempt = 1; ; attempt++) {
     try {
       return (await state.ctx.scripts.cycle(...args)) as [
-        Array<'ok' | 'stale'>,
+        CycleResult[],
         Array<[string, string, unknown, unknown]>,
+        string?,
       ];
     } catch (err) {
       // A lost connection must not lose decisions: the lease fences a second try.
@@ -117,26 +118,31 @@ async function flush(state: ConsumerState, slot: Slot) {
   slot.fetching += takes.length / 2;
   // A share of the window per call: the calls in flight each carry a batch, out of step.
   const share = Math.min(ctx.batchSize, Math.ceil(windowOf(state, slot) / CYCLES_IN_FLIGHT));
-  const fetch = state.running ? Math.min(share, room(state, slot)) : 0;
+  const fetch = state.running && !slot.dropped ? Math.min(share, room(state, slot)) : 0;
   slot.fetching += fetch;
   const asked = fetch + takes.length / 2;
   let more = false;
   const { keys } = slot;
   try {
     if (decisions.length > 0 || takes.length > 0 || fetch > 0) {
-      const [results, taken] = await cycle(state, [
+      const [results, taken, dropped] = await cycle(state, [
         keys.stream,
         keys.delayed,
         keys.parked,
+        keys.dropped,
         keys.base,
         GROUP,
         ctx.consumerName,
         String(Date.now()),
         fetch,
         decisions.length,
+        slot.ns.createdAt,
         ...decisions.map((d) => d.json),
         ...takes,
       ]);
+      // Dropped (deleted here, this consumer not yet told): nothing applied nor read; its slot
+      // is left out until the reload.
+      if (dropped) slot.dropped = true;
       decisions.forEach((d, i) => {
         d.done(results[i] ?? 'stale');
       });

@@ -15,6 +15,7 @@ import {
   type StreamMessageView,
 } from '../stream/contract.ts';
 import { startConsumer } from './consumer.ts';
+import { dropKeys } from './drop-keys.ts';
 import { historyKey, keysOfBase, messageKey, type NsKeys, nsKeys, registryKey } from './keys.ts';
 import {
   BACKEND,
@@ -85,6 +86,7 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
       keys.delayed,
       keys.parked,
       keys.retired,
+      keys.dropped,
       keys.base,
       now,
       revive ? '1' : '0',
@@ -92,7 +94,14 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
     for (const row of rows) pushScriptRow(args, row);
     const answer = (await scripts.append(...args)) as string[];
     if (answer[0] === 'conflict') throw idempotencyConflict(answer.slice(1));
-    if (answer[0] === 'retired') throw new NamespaceRetiredError(BACKEND, first.tenant_id, first.namespace);
+    // Dropped (deleted; maybe made again since): refused as retired, so the writer reads the
+    // namespace again (404 when it is gone, a reopen that clears the marker when it was made again).
+    if (answer[0] === 'dropped') {
+      registered.delete(keys.base);
+      await redis.srem(registryKey(prefix), keys.base);
+    }
+    if (answer[0] === 'retired' || answer[0] === 'dropped')
+      throw new NamespaceRetiredError(BACKEND, first.tenant_id, first.namespace);
     // Per row: 'new' alone (stored as sent, in the state the script decided by the same `now`),
     // or status, id, state, dueAt, createdAt of the message already stored.
     let at = 1;
@@ -298,30 +307,19 @@ export function createRedisStreamsBackend(redis: Redis, options: RedisStreamsOpt
     async reopen(tenantId, namespace) {
       const keys = nsKeys(prefix, tenantId, namespace);
       await guarded(redis, 'reopen', async () => {
-        await scripts.reopen(keys.stream, keys.delayed, keys.parked, keys.retired, keys.base);
+        await scripts.reopen(keys.stream, keys.delayed, keys.parked, keys.retired, keys.dropped, keys.base);
         await redis.sadd(registryKey(prefix), keys.base);
         registered.add(keys.base);
       });
     },
 
     async drop(tenantId, namespace, dropOptions) {
-      const { base, retired } = nsKeys(prefix, tenantId, namespace);
+      const keys = nsKeys(prefix, tenantId, namespace);
       keyCache.delete(`${tenantId}/${namespace}`);
-      registered.delete(base);
+      registered.delete(keys.base);
       await guarded(redis, 'drop', async () => {
-        if (dropOptions?.onlyRetired && (await redis.exists(retired)) === 0) return;
-        // Every key of the namespace starts with its base (glob characters escaped). The client's
-        // keyPrefix is not added to MATCH patterns, so it is added here and taken off the answers.
-        const keyPrefix = redis.options.keyPrefix ?? '';
-        const pattern = `${`${keyPrefix}${base}`.replace(/[*?[\]\\]/g, '\\$&')}*`;
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.unlink(...keys.map((k) => k.slice(keyPrefix.length)));
-        } while (cursor !== '0');
-        await redis.del(retired);
-        await redis.srem(registryKey(prefix), base);
+        if (dropOptions?.onlyRetired && (await redis.exists(keys.retired)) === 0) return;
+        await dropKeys(redis, prefix, keys, dropOptions?.createdAt);
       });
     },
 

@@ -18,6 +18,13 @@ export type NsKeys = {
    * outside `base*`, so that dropping the rest of its keys leaves it.
    */
   retired: string;
+  /**
+   * Set by `drop` (the namespace's deletion), before its keys go, for DROP_MARKER_SECONDS: holds
+   * the dropped namespace's createdAt ('*': any). While it is set no script makes or writes its
+   * keys again for that namespace (see README, Who makes the stream). `<prefix>:dropped:{tag}`,
+   * in the namespace's slot, outside `base*` as `retired`.
+   */
+  dropped: string;
 };
 
 /** The consumer group every process joins. */
@@ -44,6 +51,13 @@ export const registryKey = (prefix: string) => `${prefix}:namespaces`;
 export function keysOfBase(base: string): NsKeys {
   // base = `<prefix>:{<tag>}`, the tag URI-encoded (no ':' nor '{' in it): the last ':{' splits them.
   const at = base.lastIndexOf(':{');
-  const retired = `${base.slice(0, at)}:retired${base.slice(at)}`;
-  return { base, stream: `${base}:s`, delayed: `${base}:d`, parked: `${base}:pk`, retired };
+  const marker = (name: string) => `${base.slice(0, at)}:${name}${base.slice(at)}`;
+  return {
+    base,
+    stream: `${base}:s`,
+    delayed: `${base}:d`,
+    parked: `${base}:pk`,
+    retired: marker('retired'),
+    dropped: marker('dropped'),
+  };
 }

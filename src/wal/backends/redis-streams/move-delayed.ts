@@ -9,16 +9,21 @@ const MOVE_LIMIT = 500;
 async function moveDue(state: ConsumerState): Promise<number> {
   let earliest = Number.POSITIVE_INFINITY;
   await Promise.all(
-    [...state.slots.values()].map(async ({ keys }) => {
-      const [moved, next] = (await state.ctx.scripts.move(
+    [...state.slots.values()].map(async (slot) => {
+      if (slot.dropped) return;
+      const { keys } = slot;
+      const [moved, next, dropped] = (await state.ctx.scripts.move(
         keys.stream,
         keys.delayed,
         keys.parked,
+        keys.dropped,
         keys.base,
         String(Date.now()),
         String(MOVE_LIMIT),
-      )) as [number, string];
-      if (moved >= MOVE_LIMIT) earliest = 0;
+        slot.ns.createdAt,
+      )) as [number, string, string?];
+      if (dropped) slot.dropped = true;
+      else if (moved >= MOVE_LIMIT) earliest = 0;
       else if (next !== '') earliest = Math.min(earliest, Number(next));
     }),
   );

@@ -1,22 +1,32 @@
 import type { Redis } from 'ioredis';
-import { type ConsumerState, room } from './consumer-state.ts';
+import { type ConsumerState, room, type Slot } from './consumer-state.ts';
 import { dispatch } from './cycle.ts';
-import { GROUP, type NsKeys } from './keys.ts';
+import { GROUP } from './keys.ts';
 import { streamsOf } from './message.ts';
 
-export async function ensureGroup(redis: Redis, keys: NsKeys) {
-  try {
-    await redis.xgroup('CREATE', keys.stream, GROUP, '0', 'MKSTREAM');
-  } catch (err) {
-    if (!(err instanceof Error && err.message.includes('BUSYGROUP'))) throw err;
-  }
+/**
+ * Makes the slot's consumer group, with its stream when missing (a namespace not written to yet,
+ * Redis lost it), unless the namespace was dropped (`ensure`, retire-scripts.ts): then marks the
+ * slot dropped, left out of every read until a reload (no probing).
+ */
+export async function ensureSlot(state: ConsumerState, slot: Slot) {
+  const { keys, ns } = slot;
+  const answer = await state.ctx.scripts.ensure(
+    keys.stream,
+    keys.delayed,
+    keys.parked,
+    keys.dropped,
+    keys.base,
+    ns.createdAt,
+  );
+  slot.dropped = answer === 'dropped';
 }
 
 /** The blocking XREADGROUP over every served stream with room, on the consumer's own connection. */
 export async function readLoop(state: ConsumerState, reader: Redis) {
   const { ctx, log, keyPrefix } = state;
   while (state.running) {
-    const open = [...state.slots.values()].filter((s) => room(state, s) > 0);
+    const open = [...state.slots.values()].filter((s) => !s.dropped && room(state, s) > 0);
     // While Redis is away, wait for it instead of queueing reads a stop would have to wait out.
     if (open.length === 0 || reader.status !== 'ready') {
       await state.idle(ctx.blockMs);
@@ -42,8 +52,10 @@ export async function readLoop(state: ConsumerState, reader: Redis) {
       }
     } catch (err) {
       if (!state.running) break;
-      if (err instanceof Error && err.message.includes('NOGROUP')) {
-        await Promise.all(open.map((s) => ensureGroup(ctx.redis, s.keys))).catch(() => {});
+      // A group missing (NOGROUP), or a stream deleted under the blocked read (UNBLOCKED): the
+      // groups are made again, but for dropped namespaces, left out until the reload.
+      if (err instanceof Error && /NOGROUP|UNBLOCKED/.test(err.message)) {
+        await Promise.all(open.map((s) => ensureSlot(state, s))).catch(() => {});
         continue;
       }
       // While Redis is away the client logs the outage once; no line per attempt.

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { HISTORY_CAP } from './keys.ts';
+import { GROUP, HISTORY_CAP } from './keys.ts';
+import { DROPPED, ENSURE, REOPEN, RETIRE } from './retire-scripts.ts';
 
 /**
  * The Lua scripts. Every script takes KEYS[1] = stream, KEYS[2] = delayed zset, KEYS[3] = parked
@@ -11,13 +12,26 @@ import { HISTORY_CAP } from './keys.ts';
  * Order per key: one message of a key at a time is queued (stream or zset) or in flight; it holds
  * `base:k:<key>` until it is acked or dies (a retry keeps it), and later ones of the key wait in
  * `base:q:<key>`, in write order, never in the stream.
+ *
+ * A dropped namespace (its drop marker set: `dropped`, retire-scripts.ts) is written to by none:
+ * each script checks the marker first and answers 'dropped'.
  */
-const COMMON = `
+const COMMON = `${DROPPED}
 local base = ARGV[1]
 local function mkey(id) return base .. ':m:' .. id end
+-- A write makes the stream with its consumer group if it does not exist (Redis lost it), in the
+-- step that adds to it.
+local grouped = false
+local function xadd(id, due)
+  if not grouped and redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('XGROUP', 'CREATE', KEYS[1], '${GROUP}', '0', 'MKSTREAM')
+  end
+  grouped = true
+  return redis.call('XADD', KEYS[1], '*', 'm', id, 'd', due)
+end
 local function enqueue(id, due, now)
   if tonumber(due) <= tonumber(now) then
-    local eid = redis.call('XADD', KEYS[1], '*', 'm', id, 'd', due)
+    local eid = xadd(id, due)
     redis.call('HSET', mkey(id), 'entry', eid)
   else
     redis.call('ZADD', KEYS[2], due, id)
@@ -71,7 +85,8 @@ end
 
 /**
  * KEYS[4]: the namespace's retired marker: while it is set, the script writes nothing and answers
- * {'retired'} (the namespace moved off this backend; see RETIRE).
+ * {'retired'} (the namespace moved off this backend; see RETIRE). KEYS[5]: its drop marker: while
+ * it is set, {'dropped'} (the namespace was deleted; a writer does not know which one: any marker).
  * ARGV: base, now, revive ('1'|'0'), then 11 values per row (message.ts pushScriptRow: id, tenantId,
  * namespace, messageId, key, payload, headers, requestHash, dueAt, createdAt, maxAttempts).
  * Answers {'conflict', messageId...} (nothing written) or {'ok', then per row: status
@@ -79,6 +94,7 @@ end
  */
 const APPEND = `${COMMON}
 if redis.call('EXISTS', KEYS[4]) == 1 then return { 'retired' } end
+if dropped(KEYS[5]) then return { 'dropped' } end
 local now = ARGV[2]
 local revive = ARGV[3] == '1'
 local rows = {}
@@ -127,7 +143,7 @@ for i, r in ipairs(rows) do
     elseif later then
       redis.call('ZADD', KEYS[2], r.dueAt, r.messageId)
     else
-      entry = redis.call('XADD', KEYS[1], '*', 'm', r.messageId, 'd', r.dueAt)
+      entry = xadd(r.messageId, r.dueAt)
     end
     redis.call('HSET', h, 'id', r.id, 'tenantId', r.tenantId, 'namespace', r.namespace,
       'messageId', r.messageId, 'key', r.key, 'payload', r.payload, 'headers', r.headers,
@@ -162,10 +178,12 @@ return out
 `;
 
 /**
- * Moves due members of the delayed zset into the stream. ARGV: base, now, limit.
- * Answers {moved, earliest remaining score or ''}.
+ * Moves due members of the delayed zset into the stream. KEYS[4]: the drop marker; ARGV: base,
+ * now, limit, the served namespace's createdAt. Answers {moved, earliest remaining score or ''},
+ * or {0, '', 'dropped'}.
  */
 const MOVE = `${COMMON}
+if dropped(KEYS[4], ARGV[4]) then return { 0, '', 'dropped' } end
 local now = ARGV[2]
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do
@@ -186,16 +204,22 @@ return { #due, nxt[2] or '' }
  * more entries (XREADGROUP without BLOCK) and takes them too, so a busy consumer needs no other
  * call. The lease token of a take is `<entry id>/<attempts>`: unique per lease, as every retry
  * gets a new entry and a takeover counts an attempt.
- * ARGV: base, group, consumer, now, fetch, n, then n decisions as JSON
+ * KEYS[4]: the drop marker. ARGV: base, group, consumer, now, fetch, n, the served namespace's
+ * createdAt, then n decisions as JSON
  * {m: messageId, t: token, a: ack|retry|dead, d: delayMs, e: error, td: targetsDone JSON,
  * r: retention seconds, h: [history record JSON...]}, then (entry id, messageId) pairs to take.
- * Answers {results: 'ok'|'stale' per decision, taken: {entry id, token, HGETALL, history}...}.
+ * Answers {results: 'ok'|'stale' per decision, taken: {entry id, token, HGETALL, history}...},
+ * or, the namespace dropped, {results: 'dropped' each, {}, 'dropped'} (nothing applied nor read).
  */
 const CYCLE = `${COMMON}
 local group, consumer, now, fetch, n = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local results = {}
+if dropped(KEYS[4], ARGV[7]) then
+  for i = 1, n do results[i] = 'dropped' end
+  return { results, {}, 'dropped' }
+end
 for i = 1, n do
-  local d = cjson.decode(ARGV[6 + i])
+  local d = cjson.decode(ARGV[7 + i])
   local h = mkey(d.m)
   local hist = base .. ':h:' .. d.m
   local f = redis.call('HMGET', h, 'state', 'lease', 'entry', 'key', 'messageId')
@@ -244,8 +268,9 @@ local function take(entry, id)
   redis.call('HSET', h, 'state', 'delivering', 'lease', token, 'leaseAt', now)
   taken[#taken + 1] = { entry, token, redis.call('HGETALL', h), redis.call('LRANGE', base .. ':h:' .. id, 0, -1) }
 end
-for i = 7 + n, #ARGV, 2 do take(ARGV[i], ARGV[i + 1]) end
-if fetch > 0 then
+for i = 8 + n, #ARGV, 2 do take(ARGV[i], ARGV[i + 1]) end
+-- A stream gone (Redis lost it) is not read: XREADGROUP would fail the whole call.
+if fetch > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
   local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', fetch, 'STREAMS', KEYS[1], '>')
   if reply then
     for _, e in ipairs(reply[1][2]) do
@@ -259,46 +284,18 @@ end
 return { results, taken }
 `;
 
-/**
- * Retires the namespace here when nothing of it is left to deliver: no stream entry (due, read
- * and not yet decided, or in flight: an entry leaves the stream only when its decision is
- * applied), no member of the delayed set (scheduled, retrying) and no message parked behind
- * another of its key. Then sets the retired marker (KEYS[4]), so that every later append is
- * refused (APPEND checks it in the same atomic step a write would take), and lets the empty
- * stream and the parked counter expire after ARGV[3] seconds (consumers may still read the stream
- * until they hear the namespace moved; finished messages' hashes expire by their retention).
- * KEYS as APPEND; ARGV: base, now, ttl. Answers 1 when retired, 0 when something is left.
- */
-const RETIRE = `
-if redis.call('XLEN', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0
-  or (tonumber(redis.call('GET', KEYS[3]) or '0') or 0) > 0 then
-  return 0
-end
-redis.call('SET', KEYS[4], ARGV[2])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
-redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
-return 1
-`;
-
-/** Takes appends again (the namespace names this backend again): clears what RETIRE set. KEYS as APPEND. */
-const REOPEN = `
-redis.call('DEL', KEYS[4])
-redis.call('PERSIST', KEYS[1])
-redis.call('PERSIST', KEYS[3])
-return 1
-`;
-
 type Script = (...args: Array<string | number>) => Promise<unknown>;
 
-export type Scripts = { append: Script; move: Script; cycle: Script; retire: Script; reopen: Script };
-
 const DEFINITIONS = {
-  append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 4 },
-  move: { name: 'mercatoWalRsMove', lua: MOVE, keys: 3 },
-  cycle: { name: 'mercatoWalRsCycle', lua: CYCLE, keys: 3 },
+  append: { name: 'mercatoWalRsAppend', lua: APPEND, keys: 5 },
+  move: { name: 'mercatoWalRsMove', lua: MOVE, keys: 4 },
+  cycle: { name: 'mercatoWalRsCycle', lua: CYCLE, keys: 4 },
+  ensure: { name: 'mercatoWalRsEnsure', lua: ENSURE, keys: 4 },
   retire: { name: 'mercatoWalRsRetire', lua: RETIRE, keys: 4 },
-  reopen: { name: 'mercatoWalRsReopen', lua: REOPEN, keys: 4 },
+  reopen: { name: 'mercatoWalRsReopen', lua: REOPEN, keys: 5 },
 } as const;
+
+export type Scripts = Record<keyof typeof DEFINITIONS, Script>;
 
 /** Defines the scripts on a connection (EVALSHA, falling back to EVAL once per connection). */
 export function defineScripts(redis: Redis): Scripts {
@@ -317,11 +314,5 @@ export function defineScripts(redis: Redis): Scripts {
         args.map((a, i) => (i === def.keys ? `${keyPrefix}${a}` : a)),
       );
   };
-  return {
-    append: bind(DEFINITIONS.append),
-    move: bind(DEFINITIONS.move),
-    cycle: bind(DEFINITIONS.cycle),
-    retire: bind(DEFINITIONS.retire),
-    reopen: bind(DEFINITIONS.reopen),
-  };
+  return Object.fromEntries(Object.entries(DEFINITIONS).map(([key, def]) => [key, bind(def)])) as Scripts;
 }

@@ -113,9 +113,15 @@ export interface StreamBackend {
    * Deletes everything the backend holds for a namespace: its messages, their state and history,
    * its queues. For a namespace being deleted; throws BackendUnavailableError when the server
    * cannot be reached. `onlyRetired`: only when the namespace is retired here (see `retire`; the
-   * fence and what it kept of a backend the namespace was pruned from), else nothing.
+   * fence and what it kept of a backend the namespace was pruned from), else nothing. `createdAt`:
+   * the deleted namespace's, so that a backend that fences the name for a while (redis-streams'
+   * drop marker) lets a namespace made again under the name through.
    */
-  drop(tenantId: string, namespace: string, options?: { onlyRetired?: boolean }): Promise<void>;
+  drop(
+    tenantId: string,
+    namespace: string,
+    options?: { onlyRetired?: boolean; createdAt?: string },
+  ): Promise<void>;
   /**
    * Calls `onMessage` with each message of the namespace queued from now on, for `mercato wal
    * tail` (a delayed one when it falls due on redis-streams, when written on nats-jetstream; a

@@ -20,6 +20,9 @@ export async function dropStreamData(
   const onlyRetired = which === 'retired';
   for (const [name, backend] of streams) {
     if (named.includes(name) !== onlyRetired)
-      await backend.drop(namespace.tenantId, namespace.name, onlyRetired ? { onlyRetired } : undefined);
+      await backend.drop(namespace.tenantId, namespace.name, {
+        createdAt: namespace.createdAt,
+        ...(onlyRetired ? { onlyRetired } : {}),
+      });
   }
 }
